@@ -1,0 +1,15 @@
+//! rvs's data path, generic over the driver's packet buffer (see `rvs_drivers`), with no
+//! DPDK dependency: the same code runs in unit tests, benchmarks and production.
+//!
+//! * [`wire`]: typed zero-copy views of Ethernet, ARP, IPv4, ICMP, TCP and UDP, and
+//!   incremental checksum updates (RFC 1624).
+//! * [`l2l3`]: the lite stack — ARP, neighbours, routes, ICMP echo.
+//! * [`stats`]: drop reasons and per-worker counters.
+//! * [`idle`]: what a worker does when its queues are empty.
+//! * [`worker`]: the poll loop.
+
+pub mod idle;
+pub mod l2l3;
+pub mod stats;
+pub mod wire;
+pub mod worker;

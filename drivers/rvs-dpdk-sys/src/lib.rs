@@ -1,0 +1,1 @@
+//! FFI to DPDK (being written).

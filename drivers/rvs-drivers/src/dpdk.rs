@@ -1,0 +1,1 @@
+//! The DPDK driver (being written).

@@ -1,0 +1,1 @@
+//! rvs benchmarks (being written).

@@ -1,0 +1,1 @@
+//! Lab test helpers (being written).

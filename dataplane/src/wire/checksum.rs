@@ -1,0 +1,257 @@
+//! The Internet checksum (RFC 1071) and its incremental update (RFC 1624).
+//!
+//! The checksum of IPv4, ICMP, TCP and UDP is the ones' complement of the ones' complement
+//! sum of the data taken as big-endian 16-bit words. Ones' complement addition is addition
+//! modulo 0xffff, with two representations of zero: 0x0000 ("+0") and 0xffff ("-0").
+//!
+//! * [`sum`] accumulates bytes into a partial sum (a `u32` that may carry above 16 bits);
+//!   partial sums of *even-length* pieces, and [`pseudo_header`], can be added together.
+//! * [`fold`] carries the high bits back in (end-around carry) and gives a 16-bit sum.
+//! * [`finish`] is `!fold`: the value to write in a checksum field.
+//! * A received header verifies when `fold(sum(header including its checksum)) == 0xffff`.
+//!
+//! # Incremental update (RFC 1624)
+//!
+//! When a 16-bit word `m` of the covered data becomes `m'`, the new checksum `HC'` follows
+//! from the old `HC` without touching the rest of the data — RFC 1624, equation 3:
+//!
+//! ```text
+//! HC' = ~(~HC + ~m + m')
+//! ```
+//!
+//! (all arithmetic ones' complement). Equation 3 is used rather than RFC 1141's
+//! `HC' = HC + m - m'` or RFC 1624's equation 2 `HC' = HC - ~m - m'` because it gives the
+//! same result as a full recomputation, including the corner cases:
+//!
+//! * A full computation yields 0xffff (i.e. a sum of +0) only when every covered word is
+//!   zero, which cannot happen for IPv4 (version 4), TCP or UDP (the pseudo-header carries
+//!   the protocol number). Equation 3 yields 0xffff only when `~HC + ~m + m'` is literally
+//!   zero, i.e. `HC == 0xffff`, `m == 0xffff`, `m' == 0` — so starting from a correct
+//!   checksum it never produces 0xffff where recomputation would produce 0x0000. Equation
+//!   1 (RFC 1141) can produce -0 (0xffff) in place of 0x0000; that is the bug RFC 1624
+//!   fixes.
+//! * UDP's 0x0000 means "no checksum"; a computed 0x0000 is sent as 0xffff (RFC 768).
+//!   These rules belong to UDP and are applied by [`UdpPacket`](super::UdpPacket)'s
+//!   helpers, not here: ~0xffff is 0, so equation 3 works unchanged on a 0xffff field.
+//!
+//! Each update assumes the changed word sits at an even offset of the covered data (true
+//! for addresses, ports, and the IPv4 TTL/protocol word).
+
+use std::net::Ipv4Addr;
+
+/// Ones' complement partial sum of `data` as big-endian 16-bit words.
+///
+/// An odd final byte is taken as the high byte of a last word padded with zero (RFC 1071).
+/// The result is a partial sum: add several together (each from an even-length piece,
+/// except possibly the last) and [`fold`] or [`finish`] once.
+///
+/// The result is at most 0x1fffe (17 bits), so tens of thousands of partial sums can be
+/// added in a `u32` without overflow.
+pub fn sum(data: &[u8]) -> u32 {
+    // Sum big-endian 32-bit words into a u64: since 2^16 ≡ 1 (mod 0xffff), a 32-bit word
+    // hi:lo is congruent to hi + lo, so this is the same ones' complement sum with half the
+    // additions. A u64 cannot overflow for any buffer smaller than 16 GiB.
+    let mut acc: u64 = 0;
+    let mut words = data.chunks_exact(4);
+    for w in &mut words {
+        acc += u64::from(u32::from_be_bytes([w[0], w[1], w[2], w[3]]));
+    }
+    let rest = words.remainder();
+    let mut i = 0;
+    while i + 1 < rest.len() {
+        acc += u64::from(u16::from_be_bytes([rest[i], rest[i + 1]]));
+        i += 2;
+    }
+    if i < rest.len() {
+        acc += u64::from(rest[i]) << 8;
+    }
+    // Fold 64 → 32 → 17 bits; the congruence class (mod 0xffff) is kept.
+    acc = (acc & 0xffff_ffff) + (acc >> 32);
+    acc = (acc & 0xffff_ffff) + (acc >> 32);
+    let acc = acc as u32; // fits after the two folds above
+    (acc & 0xffff) + (acc >> 16)
+}
+
+/// Folds a partial sum to 16 bits with end-around carry.
+///
+/// Returns 0 only if `sum` is 0; any other multiple of 0xffff folds to 0xffff.
+pub fn fold(sum: u32) -> u16 {
+    let s = (sum & 0xffff) + (sum >> 16);
+    let s = (s & 0xffff) + (s >> 16);
+    s as u16 // at most 0xffff after two folds
+}
+
+/// The checksum field value for a partial sum: `!fold(sum)`.
+pub fn finish(sum: u32) -> u16 {
+    !fold(sum)
+}
+
+/// Partial sum of the IPv4 pseudo-header used by TCP and UDP (RFC 793, RFC 768): source
+/// and destination addresses, zero, protocol, and the upper-layer length (header + data).
+pub fn pseudo_header(src: Ipv4Addr, dst: Ipv4Addr, proto: u8, len: u16) -> u32 {
+    let s = u32::from(src);
+    let d = u32::from(dst);
+    (s >> 16) + (s & 0xffff) + (d >> 16) + (d & 0xffff) + u32::from(proto) + u32::from(len)
+}
+
+/// RFC 1624 eqn 3: the checksum after a 16-bit word of the covered data changes from
+/// `old` to `new`. `csum` is the current field value. See the module docs for corner cases.
+pub fn update16(csum: u16, old: u16, new: u16) -> u16 {
+    let s = u32::from(!csum) + u32::from(!old) + u32::from(new);
+    !fold(s)
+}
+
+/// RFC 1624 eqn 3 for a 32-bit field (two adjacent 16-bit words at an even offset).
+pub fn update32(csum: u16, old: u32, new: u32) -> u16 {
+    let s = u32::from(!csum)
+        + u32::from(!(old >> 16) as u16)
+        + u32::from(!(old as u16))
+        + (new >> 16)
+        + (new & 0xffff);
+    !fold(s)
+}
+
+/// RFC 1624 eqn 3 for a changed IPv4 address (in an IPv4 header or a TCP/UDP pseudo-header).
+pub fn update_addr(csum: u16, old: Ipv4Addr, new: Ipv4Addr) -> u16 {
+    update32(csum, u32::from(old), u32::from(new))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Reference: RFC 1071 as written, 16 bits at a time.
+    fn naive(data: &[u8]) -> u16 {
+        let mut s: u32 = 0;
+        for c in data.chunks(2) {
+            let w = if c.len() == 2 {
+                u16::from_be_bytes([c[0], c[1]])
+            } else {
+                u16::from(c[0]) << 8
+            };
+            s += u32::from(w);
+            s = (s & 0xffff) + (s >> 16);
+        }
+        !(s as u16)
+    }
+
+    #[test]
+    fn rfc1071_example() {
+        // RFC 1071 section 3: words 0001 f203 f4f5 f6f7 sum to ddf2 (folded).
+        let data = [0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7];
+        assert_eq!(fold(sum(&data)), 0xddf2);
+        assert_eq!(finish(sum(&data)), !0xddf2);
+    }
+
+    #[test]
+    fn odd_length_pads_with_zero() {
+        assert_eq!(sum(&[0xab]), 0xab00);
+        assert_eq!(fold(sum(&[0x12, 0x34, 0x56])), 0x1234 + 0x5600);
+        assert_eq!(sum(&[]), 0);
+        assert_eq!(finish(0), 0xffff);
+    }
+
+    #[test]
+    fn large_buffers() {
+        for len in [65535usize, 65536, 9000, 1_000_001] {
+            let data = vec![0xffu8; len];
+            assert_eq!(finish(sum(&data)), naive(&data), "{len} x 0xff");
+            assert!(sum(&data) <= 0x1fffe);
+        }
+    }
+
+    #[test]
+    fn real_ipv4_header() {
+        // An IPv4 header whose checksum 0x0b90 was computed with python3 (see ipv4.rs tests).
+        let h = [
+            0x45, 0x00, 0x00, 0x44, 0xab, 0xcd, 0x40, 0x00, 0x40, 0x01, 0x0b, 0x90, 0xc0, 0xa8,
+            0x01, 0x0a, 0xc0, 0xa8, 0x01, 0x01,
+        ];
+        assert_eq!(fold(sum(&h)), 0xffff);
+        let mut z = h;
+        z[10] = 0;
+        z[11] = 0;
+        assert_eq!(finish(sum(&z)), 0x0b90);
+    }
+
+    #[test]
+    fn pseudo_header_matches_bytes() {
+        let src = Ipv4Addr::new(10, 0, 0, 2);
+        let dst = Ipv4Addr::new(192, 168, 255, 254);
+        let bytes = [10, 0, 0, 2, 192, 168, 255, 254, 0, 6, 0x05, 0xdc];
+        assert_eq!(fold(pseudo_header(src, dst, 6, 1500)), fold(sum(&bytes)));
+    }
+
+    #[test]
+    fn update_corner_cases() {
+        // Changing a word to itself never changes a correct checksum.
+        assert_eq!(update16(0x1234, 0xabcd, 0xabcd), 0x1234);
+        // The one input that gives 0xffff: HC = 0xffff, m = 0xffff, m' = 0.
+        assert_eq!(update16(0xffff, 0xffff, 0), 0xffff);
+        // Data summing to -0 (0xffff) gives checksum 0x0000, and eqn 3 keeps it 0x0000
+        // (eqn 1 would give 0xffff here).
+        let data = [0xff, 0x00, 0x00, 0xff];
+        assert_eq!(naive(&data), 0x0000);
+        let new = [0xff, 0x01, 0x00, 0xfe];
+        assert_eq!(naive(&new), 0x0000);
+        let c = update16(0x0000, 0xff00, 0xff01);
+        let c = update16(c, 0x00ff, 0x00fe);
+        assert_eq!(c, 0x0000);
+    }
+
+    proptest! {
+        #[test]
+        fn sum_matches_naive(data in proptest::collection::vec(any::<u8>(), 0..300)) {
+            prop_assert_eq!(finish(sum(&data)), naive(&data));
+            prop_assert!(sum(&data) <= 0x1fffe);
+        }
+
+        #[test]
+        fn sum_is_additive_over_even_pieces(
+            a in proptest::collection::vec(any::<u8>(), 0..64),
+            b in proptest::collection::vec(any::<u8>(), 0..64),
+        ) {
+            let mut a = a;
+            if a.len() % 2 == 1 { a.pop(); }
+            let whole: Vec<u8> = a.iter().chain(b.iter()).copied().collect();
+            prop_assert_eq!(finish(sum(&a) + sum(&b)), finish(sum(&whole)));
+        }
+
+        #[test]
+        fn update16_equals_recompute(
+            data in proptest::collection::vec(any::<u8>(), 4..64),
+            idx in any::<prop::sample::Index>(),
+            new in any::<u16>(),
+        ) {
+            let mut data = data;
+            if data.len() % 2 == 1 { data.push(0); }
+            // Keep the first word nonzero so the sum is never +0 (as in every real header),
+            // and change any other word.
+            data[0] |= 0x40;
+            let i = 1 + idx.index(data.len() / 2 - 1);
+            let csum = naive(&data);
+            let old = u16::from_be_bytes([data[2 * i], data[2 * i + 1]]);
+            data[2 * i..2 * i + 2].copy_from_slice(&new.to_be_bytes());
+            prop_assert_eq!(update16(csum, old, new), naive(&data));
+        }
+
+        #[test]
+        fn update_addr_equals_recompute(
+            prefix in proptest::collection::vec(any::<u8>(), 1..20),
+            old in any::<u32>(),
+            new in any::<u32>(),
+        ) {
+            let mut data = prefix;
+            if data.len() % 2 == 1 { data.push(0); }
+            data[0] |= 0x40;
+            data.extend_from_slice(&old.to_be_bytes());
+            let csum = naive(&data);
+            let n = data.len();
+            data[n - 4..].copy_from_slice(&new.to_be_bytes());
+            let got = update_addr(csum, Ipv4Addr::from(old), Ipv4Addr::from(new));
+            prop_assert_eq!(got, naive(&data));
+            prop_assert_eq!(update32(csum, old, new), got);
+        }
+    }
+}

@@ -1,1 +1,0 @@
-//! The DPDK driver (being written).

@@ -1,1 +1,724 @@
-//! (being written)
+//! The worker: one poll-mode loop per worker lcore, owning its queues and its state.
+//!
+//! Contract:
+//! * A [`Worker`] owns everything it touches on the fast path — one RX/TX queue pair per
+//!   port (indexed by [`PortId`]), its packet pool, neighbour table, route table, address
+//!   book, TX buffers and counters — and receives it as `&mut self`: no lock, no shared
+//!   mutable state. The counters are shared read-only with the control plane
+//!   ([`Worker::counters`]); neighbour updates reach peers through single-producer
+//!   queues ([`NeighSync`]).
+//! * Everything is allocated in [`Worker::new`]; a poll allocates nothing, takes no lock
+//!   and makes no syscall (packets come from the pool, bursts live on the stack). Only
+//!   [`Worker::run`] may sleep, and only when a poll got nothing (see [`crate::idle`]).
+//! * The loop has l3fwd's shape: for each port, receive a burst of up to 32, classify and
+//!   handle each packet, buffer its output per egress port (flushing a buffer when it
+//!   fills); then apply peers' neighbour updates, run the neighbour timers (every
+//!   [`TIMER_INTERVAL_NS`]), and flush every TX buffer. Packets the NIC refuses are dropped
+//!   and counted `tx_full`, as l3fwd frees them.
+//! * Every received packet ends in exactly one verdict ([`Verdict`]): sent, absorbed,
+//!   parked on an unresolved neighbour, or dropped with one [`DropReason`] — see
+//!   [`crate::stats`] for the counting invariant. No network input can make it panic.
+//! * Classification, in order (the first failing check is the drop reason):
+//!   Ethernet header present (`eth_truncated`); destination MAC is the port's, or broadcast
+//!   for ARP only — multicast and others' unicast are `eth_not_for_us`; source MAC unicast
+//!   and not ours (`eth_bad_source`); ethertype ARP → [`arp`], IPv4 → below, anything
+//!   else (IPv6, VLAN-tagged) `eth_unknown_type`. IPv4: header valid (`ip_truncated`,
+//!   `ip_bad_version`, `ip_bad_ihl`, `ip_bad_length`), header checksum correct unless the
+//!   NIC verified it (`ip_bad_checksum`), not a fragment (`ip_fragment`), sane source
+//!   (`ip_bad_source`), destination ours (`ip_not_for_us`); then ICMP → [`icmp`] echo,
+//!   TCP/UDP → `l4_no_service` (no service forwards yet), other protocols
+//!   `ip_unknown_protocol`.
+//! * Time is `now`, monotonic nanoseconds, read once per poll by the caller.
+
+use std::net::Ipv4Addr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use arrayvec::ArrayVec;
+use ipnet::Ipv4Net;
+use rvs_drivers::{Burst, PacketBuf, PacketPool, PortQueue, RxOffload};
+
+use crate::idle::{IdlePolicy, Idler};
+use crate::l2l3::arp::{self, ARP_FRAME_LEN};
+use crate::l2l3::icmp;
+use crate::l2l3::neigh::{NeighConfig, NeighSync, Resolve, TimerEvent};
+use crate::l2l3::route::{RouteError, StaticRoute};
+use crate::l2l3::{
+    is_martian_source, AddrKind, AddressBook, DuplicateAddress, NeighUpdate, NeighbourTable, OwnedAddr, PortId,
+    RouteTable, Verdict,
+};
+use crate::stats::{DropReason, WorkerCounters};
+use crate::wire::{EthernetFrame, Ipv4Packet, MacAddr, WireError, ETHERTYPE_ARP, ETHERTYPE_IPV4, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP};
+
+/// How often the neighbour timers run (ARP retries have a 1 s period, so 100 ms is
+/// precise enough and keeps the table walk off most polls).
+pub const TIMER_INTERVAL_NS: u64 = 100_000_000;
+
+/// Delay between the two gratuitous ARP announcements of [`Worker::send_gratuitous_arp`]
+/// (RFC 5227's `ANNOUNCE_INTERVAL`).
+pub const GARP_REPEAT_NS: u64 = 2_000_000_000;
+
+/// Largest neighbour table a worker accepts.
+pub const MAX_NEIGHBOURS: usize = 1 << 20;
+
+/// Most ports a worker drives.
+pub const MAX_PORTS: usize = 32;
+
+/// Neighbour updates applied per poll at most (the rest wait for the next poll).
+const SYNC_BATCH: usize = 32;
+
+/// One port as the worker sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortConfig {
+    /// The port's name (`[[port]] name`), for errors and logs.
+    pub name: String,
+    /// The port's MAC address (from the NIC).
+    pub mac: MacAddr,
+    /// The port's own address with its prefix, e.g. `10.10.0.1/24`; gives the connected
+    /// route.
+    pub address: Ipv4Net,
+    /// Full-NAT local addresses answered (ARP, ICMP echo) on this port.
+    pub local_addresses: Vec<Ipv4Addr>,
+}
+
+/// A virtual service address the stack answers ARP and ICMP echo for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VipConfig {
+    /// The VIP.
+    pub address: Ipv4Addr,
+    /// The port ARP for it is answered on; `None`: every port.
+    pub port: Option<PortId>,
+}
+
+/// A configured neighbour that never expires (`ip neigh add ... nud permanent`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StaticNeighbour {
+    /// Its address; must be on a port's prefix.
+    pub ip: Ipv4Addr,
+    /// Its MAC.
+    pub mac: MacAddr,
+}
+
+/// Everything one worker needs to know, checked by [`WorkerConfig::validate`] (and by
+/// [`Worker::new`]). Port `i` of `ports` is [`PortId`]`(i)`, and the worker's queue `i`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkerConfig {
+    /// This worker's index, `0..count`.
+    pub index: usize,
+    /// Number of workers.
+    pub count: usize,
+    /// The ports, in [`PortId`] order.
+    pub ports: Vec<PortConfig>,
+    /// VIPs answered for.
+    pub vips: Vec<VipConfig>,
+    /// Static routes (the default gateway is `0.0.0.0/0`).
+    pub routes: Vec<StaticRoute>,
+    /// Static neighbours.
+    pub static_neighbours: Vec<StaticNeighbour>,
+    /// What to do when idle.
+    pub idle: IdlePolicy,
+    /// Neighbour table size and timeouts.
+    pub neigh: NeighConfig,
+}
+
+impl Default for WorkerConfig {
+    /// Worker 0 of 1 with no port (not valid until ports are added).
+    fn default() -> Self {
+        WorkerConfig {
+            index: 0,
+            count: 1,
+            ports: Vec::new(),
+            vips: Vec::new(),
+            routes: Vec::new(),
+            static_neighbours: Vec::new(),
+            idle: IdlePolicy::default(),
+            neigh: NeighConfig::default(),
+        }
+    }
+}
+
+/// Why a worker configuration was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// `index` not below `count`.
+    #[error("worker index {index} is out of range for {count} workers")]
+    BadIndex {
+        /// The index.
+        index: usize,
+        /// The count.
+        count: usize,
+    },
+    /// No port at all.
+    #[error("no port configured")]
+    NoPorts,
+    /// More than [`MAX_PORTS`].
+    #[error("{0} ports configured, at most {MAX_PORTS} are supported")]
+    TooManyPorts(usize),
+    /// Two ports with one name.
+    #[error("port name {0:?} is used twice")]
+    DuplicatePortName(String),
+    /// A port MAC that is multicast or all-zero.
+    #[error("port {port:?}: MAC {mac} is not a unicast address")]
+    BadMac {
+        /// Port name.
+        port: String,
+        /// The MAC.
+        mac: MacAddr,
+    },
+    /// An address that cannot be a host's: unspecified, loopback, multicast, broadcast, or
+    /// the network/broadcast address of the port's prefix.
+    #[error("port {port:?}: {what} {addr} cannot be a host address")]
+    BadAddress {
+        /// Port name (or "vip").
+        port: String,
+        /// Which field: "address", "local address", "VIP".
+        what: &'static str,
+        /// The address.
+        addr: Ipv4Addr,
+    },
+    /// An address configured twice.
+    #[error(transparent)]
+    DuplicateAddress(#[from] DuplicateAddress),
+    /// A VIP bound to a port that does not exist.
+    #[error("VIP {addr}: port index {port} does not exist ({ports} ports)")]
+    VipPort {
+        /// The VIP.
+        addr: Ipv4Addr,
+        /// The port index given.
+        port: u16,
+        /// Number of ports.
+        ports: usize,
+    },
+    /// A bad route.
+    #[error(transparent)]
+    Route(#[from] RouteError),
+    /// A static neighbour on no port's prefix.
+    #[error("static neighbour {0}: not on any port's prefix")]
+    NeighbourNotConnected(Ipv4Addr),
+    /// A static neighbour with a non-unicast MAC.
+    #[error("static neighbour {ip}: MAC {mac} is not a unicast address")]
+    NeighbourBadMac {
+        /// The neighbour.
+        ip: Ipv4Addr,
+        /// Its MAC.
+        mac: MacAddr,
+    },
+    /// The neighbour table cannot hold the static neighbours (plus room to learn).
+    #[error("neighbour capacity {capacity} must exceed the {statics} static neighbours and be at most {MAX_NEIGHBOURS}")]
+    NeighbourCapacity {
+        /// Configured capacity.
+        capacity: usize,
+        /// Static neighbours.
+        statics: usize,
+    },
+    /// [`Worker::new`] got a different number of queues than ports.
+    #[error("{queues} queues given for {ports} ports")]
+    QueueCount {
+        /// Queues given.
+        queues: usize,
+        /// Ports configured.
+        ports: usize,
+    },
+    /// [`Worker::new`] got neighbour-sync links for the wrong number of peers.
+    #[error("neighbour sync has {got} peers, {expected} expected (workers - 1; see NeighSync::mesh)")]
+    SyncPeers {
+        /// Peers wired.
+        got: usize,
+        /// Peers expected.
+        expected: usize,
+    },
+}
+
+fn is_host_address(a: Ipv4Addr) -> bool {
+    !(a.is_unspecified() || a.is_loopback() || a.is_multicast() || a.is_broadcast() || a.octets()[0] == 0)
+}
+
+impl WorkerConfig {
+    /// Checks the configuration without building a worker (for the control plane's
+    /// dry runs).
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.build().map(|_| ())
+    }
+
+    /// Validates and builds the address book and route table.
+    fn build(&self) -> Result<(AddressBook, RouteTable), ConfigError> {
+        if self.index >= self.count {
+            return Err(ConfigError::BadIndex { index: self.index, count: self.count });
+        }
+        if self.ports.is_empty() {
+            return Err(ConfigError::NoPorts);
+        }
+        if self.ports.len() > MAX_PORTS {
+            return Err(ConfigError::TooManyPorts(self.ports.len()));
+        }
+        let mut book = AddressBook::new();
+        for (i, p) in self.ports.iter().enumerate() {
+            let id = PortId(i as u16); // i < MAX_PORTS
+            if self.ports[..i].iter().any(|q| q.name == p.name) {
+                return Err(ConfigError::DuplicatePortName(p.name.clone()));
+            }
+            if p.mac.is_multicast() || p.mac.is_zero() {
+                return Err(ConfigError::BadMac { port: p.name.clone(), mac: p.mac });
+            }
+            let a = p.address.addr();
+            let edge = p.address.prefix_len() <= 30 && (a == p.address.network() || a == p.address.broadcast());
+            if !is_host_address(a) || edge {
+                return Err(ConfigError::BadAddress { port: p.name.clone(), what: "address", addr: a });
+            }
+            book.insert(a, OwnedAddr { kind: AddrKind::Port, port: Some(id) })?;
+            for &l in &p.local_addresses {
+                if !is_host_address(l) {
+                    return Err(ConfigError::BadAddress { port: p.name.clone(), what: "local address", addr: l });
+                }
+                book.insert(l, OwnedAddr { kind: AddrKind::Local, port: Some(id) })?;
+            }
+        }
+        for v in &self.vips {
+            if !is_host_address(v.address) {
+                return Err(ConfigError::BadAddress { port: "vip".into(), what: "VIP", addr: v.address });
+            }
+            if let Some(p) = v.port.filter(|p| p.index() >= self.ports.len()) {
+                return Err(ConfigError::VipPort { addr: v.address, port: p.0, ports: self.ports.len() });
+            }
+            book.insert(v.address, OwnedAddr { kind: AddrKind::Vip, port: v.port })?;
+        }
+        let connected: ArrayVec<(PortId, Ipv4Net), MAX_PORTS> =
+            self.ports.iter().enumerate().map(|(i, p)| (PortId(i as u16), p.address)).collect();
+        let routes = RouteTable::new(&connected, &self.routes)?;
+        for n in &self.static_neighbours {
+            if n.mac.is_multicast() || n.mac.is_zero() {
+                return Err(ConfigError::NeighbourBadMac { ip: n.ip, mac: n.mac });
+            }
+            if routes.lookup(n.ip).is_none_or(|h| h.via.is_some()) {
+                return Err(ConfigError::NeighbourNotConnected(n.ip));
+            }
+        }
+        if self.neigh.capacity <= self.static_neighbours.len() || self.neigh.capacity > MAX_NEIGHBOURS {
+            return Err(ConfigError::NeighbourCapacity {
+                capacity: self.neigh.capacity,
+                statics: self.static_neighbours.len(),
+            });
+        }
+        Ok((book, routes))
+    }
+}
+
+/// One port's queue and TX buffer.
+struct PortState<Q: PortQueue> {
+    mac: MacAddr,
+    addr: Ipv4Addr,
+    queue: Q,
+    tx: Burst<Q::Buf>,
+}
+
+/// The transmit side: ports, pool and counters, kept apart from the lookup tables so the
+/// neighbour timers can send while the table is borrowed.
+struct TxSide<Q: PortQueue, P> {
+    ports: Vec<PortState<Q>>,
+    pool: P,
+    counters: Arc<WorkerCounters>,
+}
+
+impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> TxSide<Q, P> {
+    /// Buffers `buf` for `port`, flushing the buffer first when full.
+    #[inline]
+    fn enqueue(&mut self, port: PortId, buf: Q::Buf) {
+        let Some(ps) = self.ports.get_mut(port.index()) else {
+            self.counters.drop_packet(DropReason::NoRoute);
+            return;
+        };
+        if ps.tx.is_full() {
+            Self::flush_port(ps, &self.counters);
+        }
+        ps.tx.push(buf);
+    }
+
+    /// Sets the Ethernet addresses of an IPv4 frame for `port` and buffers it.
+    #[inline]
+    fn enqueue_to(&mut self, port: PortId, dst: MacAddr, mut buf: Q::Buf) {
+        if let Some(ps) = self.ports.get(port.index()) {
+            if let Ok(mut eth) = EthernetFrame::new_checked(buf.data_mut()) {
+                eth.set_src(ps.mac);
+                eth.set_dst(dst);
+            }
+        }
+        self.enqueue(port, buf);
+    }
+
+    fn flush_port(ps: &mut PortState<Q>, counters: &WorkerCounters) {
+        if ps.tx.is_empty() {
+            return;
+        }
+        let bytes: usize = ps.tx.iter().map(PacketBuf::len).sum();
+        let sent = ps.queue.tx_burst(&mut ps.tx);
+        let left: usize = ps.tx.iter().map(PacketBuf::len).sum();
+        counters.tx_packets.add(sent as u64);
+        counters.tx_bytes.add((bytes - left) as u64);
+        if !ps.tx.is_empty() {
+            counters.drop_packets(DropReason::TxFull, ps.tx.len() as u64);
+            ps.tx.clear();
+        }
+    }
+
+    fn flush_all(&mut self) {
+        for ps in &mut self.ports {
+            Self::flush_port(ps, &self.counters);
+        }
+    }
+
+    /// Builds and buffers an ARP frame on `port`; `write` fills it. Counts `no_mbuf` when
+    /// the pool is empty. Returns whether a frame was buffered.
+    fn originate_arp(&mut self, port: PortId, write: impl FnOnce(&mut [u8], MacAddr, Ipv4Addr) -> bool) -> bool {
+        self.counters.local_originated.inc();
+        let Some((mac, addr)) = self.ports.get(port.index()).map(|p| (p.mac, p.addr)) else {
+            self.counters.drop_packet(DropReason::NoRoute);
+            return false;
+        };
+        let Some(mut b) = self.pool.alloc() else {
+            self.counters.drop_packet(DropReason::NoMbuf);
+            return false;
+        };
+        // A buffer without room for 60 bytes is as useless as no buffer.
+        if !b.set_len(ARP_FRAME_LEN) || !write(b.data_mut(), mac, addr) {
+            self.counters.drop_packet(DropReason::NoMbuf);
+            return false;
+        }
+        self.enqueue(port, b);
+        true
+    }
+
+    /// Broadcasts "who has `target`?" on `port`, from the port's address.
+    fn send_arp_request(&mut self, port: PortId, target: Ipv4Addr) {
+        if self.originate_arp(port, |f, mac, addr| arp::write_request(f, mac, addr, target)) {
+            self.counters.arp_requests_sent.inc();
+        }
+    }
+}
+
+/// One worker: its queues, tables and loop. See the module docs.
+pub struct Worker<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> {
+    index: usize,
+    tx: TxSide<Q, P>,
+    addrs: AddressBook,
+    routes: RouteTable,
+    neigh: NeighbourTable<Q::Buf>,
+    sync: NeighSync,
+    idler: Idler,
+    next_timers: u64,
+    garp_repeat_at: Option<u64>,
+}
+
+impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> std::fmt::Debug for Worker<Q, P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Worker")
+            .field("index", &self.index)
+            .field("ports", &self.tx.ports.len())
+            .field("addresses", &self.addrs.len())
+            .field("routes", &self.routes.len())
+            .field("neighbours", &self.neigh.len())
+            .field("idle", &self.idler.policy())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
+    /// Builds a worker from a validated `config`, its queues (`queues[i]` is this worker's
+    /// queue pair on port `i`), its pool and its ends of the neighbour-sync mesh
+    /// ([`NeighSync::mesh`]`(count, ..)[index]`, or [`NeighSync::none`] for one worker).
+    /// All memory the worker will use is allocated here.
+    pub fn new(config: &WorkerConfig, queues: Vec<Q>, pool: P, sync: NeighSync) -> Result<Self, ConfigError> {
+        let (addrs, routes) = config.build()?;
+        if queues.len() != config.ports.len() {
+            return Err(ConfigError::QueueCount { queues: queues.len(), ports: config.ports.len() });
+        }
+        if sync.peers() != config.count - 1 {
+            return Err(ConfigError::SyncPeers { got: sync.peers(), expected: config.count - 1 });
+        }
+        let mut neigh = NeighbourTable::new(config.neigh);
+        for n in &config.static_neighbours {
+            let port = routes.lookup(n.ip).map(|h| h.port).ok_or(ConfigError::NeighbourNotConnected(n.ip))?;
+            neigh.add_static(n.ip, n.mac, port).map_err(|_| ConfigError::NeighbourCapacity {
+                capacity: config.neigh.capacity,
+                statics: config.static_neighbours.len(),
+            })?;
+        }
+        let ports = config
+            .ports
+            .iter()
+            .zip(queues)
+            .map(|(p, queue)| PortState { mac: p.mac, addr: p.address.addr(), queue, tx: Burst::new() })
+            .collect();
+        Ok(Worker {
+            index: config.index,
+            tx: TxSide { ports, pool, counters: Arc::new(WorkerCounters::new()) },
+            addrs,
+            routes,
+            neigh,
+            sync,
+            idler: Idler::new(config.idle),
+            next_timers: 0,
+            garp_repeat_at: None,
+        })
+    }
+
+    /// This worker's index.
+    pub fn index(&self) -> usize {
+        self.index
+    }
+
+    /// The counters; clone the `Arc` to read them from another thread.
+    pub fn counters(&self) -> &Arc<WorkerCounters> {
+        &self.tx.counters
+    }
+
+    /// The neighbour table.
+    pub fn neighbours(&self) -> &NeighbourTable<Q::Buf> {
+        &self.neigh
+    }
+
+    /// The route table.
+    pub fn routes(&self) -> &RouteTable {
+        &self.routes
+    }
+
+    /// The addresses answered for.
+    pub fn addresses(&self) -> &AddressBook {
+        &self.addrs
+    }
+
+    /// The queue pair on `port`, if the port exists (tests inject and collect frames here).
+    pub fn queue_mut(&mut self, port: PortId) -> Option<&mut Q> {
+        self.tx.ports.get_mut(port.index()).map(|p| &mut p.queue)
+    }
+
+    /// Every queue pair, in [`PortId`] order.
+    pub fn queues_mut(&mut self) -> impl Iterator<Item = &mut Q> {
+        self.tx.ports.iter_mut().map(|p| &mut p.queue)
+    }
+
+    /// The packet pool.
+    pub fn pool_mut(&mut self) -> &mut P {
+        &mut self.tx.pool
+    }
+
+    /// Announces every address we answer for with gratuitous ARP — port and local
+    /// addresses on their port, VIPs on their port or on every port — flushes, and
+    /// schedules one repeat [`GARP_REPEAT_NS`] after `now` (RFC 5227 §2.3 announces twice,
+    /// so one lost frame does not leave a switch or router with a stale entry; the repeat
+    /// goes out from [`Worker::poll_once`]). Call at start-up and on HA takeover, on one
+    /// worker only (rvsd: worker 0). Returns the number of announcements sent now.
+    pub fn send_gratuitous_arp(&mut self, now: u64) -> usize {
+        let sent = self.announce();
+        self.tx.flush_all();
+        self.garp_repeat_at = Some(now.saturating_add(GARP_REPEAT_NS));
+        sent
+    }
+
+    /// Buffers one gratuitous ARP per (address, port) it is answered on.
+    fn announce(&mut self) -> usize {
+        let mut sent = 0;
+        let nports = self.tx.ports.len();
+        for (ip, owned) in self.addrs.iter() {
+            let (first, last) = match owned.port {
+                Some(p) => (p.index(), p.index() + 1),
+                None => (0, nports),
+            };
+            for i in first..last {
+                if self.tx.originate_arp(PortId(i as u16), |f, mac, _| arp::write_gratuitous(f, mac, ip)) {
+                    self.tx.counters.gratuitous_arps_sent.inc();
+                    sent += 1;
+                }
+            }
+        }
+        sent
+    }
+
+    /// One pass of the loop at time `now` (monotonic ns): receive and handle a burst on
+    /// every port, apply peers' neighbour updates, run due neighbour timers, flush TX.
+    /// Returns the number of packets received.
+    pub fn poll_once(&mut self, now: u64) -> usize {
+        self.tx.counters.polls.inc();
+        let mut received = 0;
+        for p in 0..self.tx.ports.len() {
+            let port = PortId(p as u16);
+            let mut burst: Burst<Q::Buf> = Burst::new();
+            let n = self.tx.ports[p].queue.rx_burst(&mut burst);
+            if n == 0 {
+                continue;
+            }
+            received += n;
+            self.tx.counters.rx_packets.add(burst.len() as u64);
+            self.tx.counters.rx_bytes.add(burst.iter().map(|b| b.len() as u64).sum());
+            for mut buf in burst {
+                let verdict = self.classify(port, &mut buf, now);
+                self.dispatch(verdict, buf, now);
+            }
+        }
+        self.apply_peer_updates(now);
+        if now >= self.next_timers {
+            self.run_timers(now);
+            self.next_timers = now.saturating_add(TIMER_INTERVAL_NS);
+        }
+        if self.garp_repeat_at.is_some_and(|t| now >= t) {
+            self.garp_repeat_at = None;
+            self.announce();
+        }
+        self.tx.flush_all();
+        received
+    }
+
+    /// Polls until `stop` is set, reading the time from `clock` (monotonic ns) once per
+    /// poll and following the idle policy between polls.
+    pub fn run(&mut self, stop: &AtomicBool, clock: impl Fn() -> u64) {
+        while !stop.load(Ordering::Relaxed) {
+            let n = self.poll_once(clock());
+            if let Some(d) = self.idler.on_poll(n) {
+                self.tx.counters.idle_sleeps.inc();
+                std::thread::sleep(d);
+            }
+        }
+    }
+
+    /// Decides what to do with one received frame; may rewrite it in place.
+    fn classify(&mut self, port: PortId, buf: &mut Q::Buf, now: u64) -> Verdict {
+        let offload = buf.rx_offload();
+        let Some(port_mac) = self.tx.ports.get(port.index()).map(|p| p.mac) else {
+            return Verdict::Drop(DropReason::EthNotForUs);
+        };
+        let frame = buf.data_mut();
+        let Ok(eth) = EthernetFrame::new_checked(&*frame) else {
+            return Verdict::Drop(DropReason::EthTruncated);
+        };
+        let dst = eth.dst();
+        let broadcast = dst.is_broadcast();
+        if dst != port_mac && !broadcast {
+            return Verdict::Drop(DropReason::EthNotForUs);
+        }
+        let src = eth.src();
+        if src.is_multicast() || src == port_mac {
+            return Verdict::Drop(DropReason::EthBadSource);
+        }
+        match eth.ethertype() {
+            ETHERTYPE_ARP => self.handle_arp(port, port_mac, frame, now),
+            ETHERTYPE_IPV4 if broadcast => Verdict::Drop(DropReason::EthNotForUs),
+            ETHERTYPE_IPV4 => self.handle_ipv4(frame, offload),
+            _ => Verdict::Drop(DropReason::EthUnknownType),
+        }
+    }
+
+    fn handle_arp(&mut self, port: PortId, port_mac: MacAddr, frame: &mut [u8], now: u64) -> Verdict {
+        let out = arp::handle(frame, port, port_mac, &self.addrs, &self.routes);
+        if let Some(l) = out.learn {
+            self.learn(l.ip, l.mac, port, now, l.create, true);
+        }
+        if let Verdict::Tx(_) = out.verdict {
+            self.tx.counters.arp_replies_sent.inc();
+        }
+        out.verdict
+    }
+
+    /// Records a neighbour, sends the packets that waited for it and, when it came from
+    /// the wire, tells the peers.
+    fn learn(&mut self, ip: Ipv4Addr, mac: MacAddr, port: PortId, now: u64, create: bool, publish: bool) {
+        let Some(learned) = self.neigh.learn(ip, mac, port, now, create) else { return };
+        for b in learned.pending {
+            self.tx.enqueue_to(learned.port, mac, b);
+        }
+        if publish {
+            let lost = self.sync.publish(NeighUpdate { ip, mac, port });
+            self.tx.counters.neigh_updates_lost.add(lost);
+        }
+    }
+
+    fn handle_ipv4(&mut self, frame: &mut [u8], offload: RxOffload) -> Verdict {
+        let Some(body) = frame.get(EthernetFrame::<&[u8]>::HEADER_LEN..) else {
+            return Verdict::Drop(DropReason::EthTruncated);
+        };
+        let ip = match Ipv4Packet::new_checked(body) {
+            Ok(ip) => ip,
+            Err(e) => return Verdict::Drop(ip_drop_reason(e)),
+        };
+        let csum_ok = match offload.ip_csum_ok {
+            Some(ok) => ok,
+            None => ip.verify_checksum(),
+        };
+        if !csum_ok {
+            return Verdict::Drop(DropReason::IpBadChecksum);
+        }
+        if ip.is_fragment() {
+            return Verdict::Drop(DropReason::IpFragment);
+        }
+        let src = ip.src_addr();
+        if is_martian_source(src) || self.addrs.is_ours(src) {
+            return Verdict::Drop(DropReason::IpBadSource);
+        }
+        if !self.addrs.is_ours(ip.dst_addr()) {
+            return Verdict::Drop(DropReason::IpNotForUs);
+        }
+        match ip.protocol() {
+            IPPROTO_ICMP => match icmp::answer_echo(frame) {
+                Ok(to) => match self.routes.lookup(to) {
+                    Some(hop) => {
+                        self.tx.counters.icmp_echo_replies.inc();
+                        Verdict::Route { port: hop.port, next_hop: hop.neighbour(to) }
+                    }
+                    None => Verdict::Drop(DropReason::NoRoute),
+                },
+                Err(reason) => Verdict::Drop(reason),
+            },
+            IPPROTO_TCP | IPPROTO_UDP => Verdict::Drop(DropReason::L4NoService),
+            _ => Verdict::Drop(DropReason::IpUnknownProtocol),
+        }
+    }
+
+    /// Carries out a verdict: the buffer is sent, parked, or freed here.
+    fn dispatch(&mut self, verdict: Verdict, mut buf: Q::Buf, now: u64) {
+        match verdict {
+            Verdict::Tx(port) => self.tx.enqueue(port, buf),
+            Verdict::Drop(reason) => self.tx.counters.drop_packet(reason),
+            Verdict::Consumed => self.tx.counters.rx_consumed.inc(),
+            Verdict::Route { port, next_hop } => {
+                // The source MAC is known now; the destination when the neighbour is.
+                if let (Some(ps), Ok(mut eth)) = (self.tx.ports.get(port.index()), EthernetFrame::new_checked(buf.data_mut())) {
+                    eth.set_src(ps.mac);
+                }
+                match self.neigh.resolve(next_hop, port, buf, now) {
+                    Resolve::Ready(mac, buf) => self.tx.enqueue_to(port, mac, buf),
+                    Resolve::Queued => {}
+                    Resolve::QueuedSendRequest => self.tx.send_arp_request(port, next_hop),
+                    Resolve::Dropped(_, reason) => self.tx.counters.drop_packet(reason),
+                }
+            }
+        }
+    }
+
+    fn apply_peer_updates(&mut self, now: u64) {
+        let mut batch = ArrayVec::<NeighUpdate, SYNC_BATCH>::new();
+        self.sync.recv(&mut batch);
+        for u in batch {
+            self.tx.counters.neigh_updates_received.inc();
+            self.learn(u.ip, u.mac, u.port, now, true, false);
+        }
+    }
+
+    fn run_timers(&mut self, now: u64) {
+        let tx = &mut self.tx;
+        self.neigh.expire(now, |event| match event {
+            TimerEvent::Resend { ip, port } => tx.send_arp_request(port, ip),
+            TimerEvent::Unresolved { pending, .. } => {
+                tx.counters.drop_packets(DropReason::NeighUnresolved, pending.len() as u64);
+            }
+        });
+    }
+}
+
+/// The drop reason for an IPv4 header rejected by `Ipv4Packet::new_checked`.
+fn ip_drop_reason(e: WireError) -> DropReason {
+    match e {
+        WireError::BadVersion => DropReason::IpBadVersion,
+        WireError::BadIhl => DropReason::IpBadIhl,
+        WireError::BadTotalLength => DropReason::IpBadLength,
+        WireError::BadChecksum => DropReason::IpBadChecksum,
+        _ => DropReason::IpTruncated,
+    }
+}

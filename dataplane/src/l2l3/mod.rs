@@ -1,1 +1,258 @@
-//! (being written)
+//! The L2/L3 lite stack: just enough ARP, neighbour resolution, routing and ICMP for a
+//! load balancer to be a well-behaved host on its networks, as DPVS's `neigh.c`,
+//! `route.c` and `icmp.c` are.
+//!
+//! Contract:
+//! * Everything here is built at worker construction and then only looked up or updated
+//!   in place: no allocation, no lock, no syscall per packet.
+//! * Time is passed in as `now`, monotonic nanoseconds read once per burst by the worker;
+//!   nothing here reads a clock.
+//! * Handlers rewrite packets in place and return a [`Verdict`]; the worker owns the buffer
+//!   and disposes of it accordingly (transmit, route, drop and count).
+//!
+//! * [`route`]: connected and static routes, longest-prefix match.
+//! * [`neigh`]: the neighbour (ARP) cache with pending queues, and its cross-worker sync.
+//! * [`arp`]: answering ARP for our addresses, learning, building requests and gratuitous ARP.
+//! * [`icmp`]: echo replies for our addresses and VIPs.
+
+pub mod arp;
+pub mod icmp;
+pub mod neigh;
+pub mod route;
+
+use std::collections::hash_map::RandomState;
+use std::collections::HashMap;
+use std::hash::{BuildHasher, Hasher};
+use std::net::Ipv4Addr;
+
+use crate::stats::DropReason;
+
+pub use neigh::{NeighUpdate, NeighbourTable};
+pub use route::{NextHop, RouteTable};
+
+/// Index of a port, as the worker's queues are indexed: the position of the port in
+/// the worker configuration, not a DPDK port id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct PortId(pub u16);
+
+impl PortId {
+    /// The port's index into per-port arrays.
+    #[inline]
+    pub const fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+impl std::fmt::Display for PortId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "port {}", self.0)
+    }
+}
+
+/// What the worker does with a packet after a handler looked at it.
+///
+/// As DPVS's `INET_ACCEPT / INET_DROP / INET_STOLEN`, an explicit value instead of flags.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// The frame is complete (both MACs set): send it out of this port.
+    Tx(PortId),
+    /// The IPv4 packet is ready but its Ethernet destination is not known yet: send it to
+    /// `next_hop` (a neighbour on `port`), resolving the MAC through the neighbour table.
+    Route {
+        /// Egress port.
+        port: PortId,
+        /// The neighbour to deliver to: the gateway, or the destination when on-link.
+        next_hop: Ipv4Addr,
+    },
+    /// Drop and count.
+    Drop(DropReason),
+    /// The stack absorbed the packet (e.g. an ARP reply it learned from); free it.
+    Consumed,
+}
+
+/// What an address of ours is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AddrKind {
+    /// The port's own address (`[[port]] address`).
+    Port,
+    /// A Full-NAT local address (`[[port]] local_addresses`).
+    Local,
+    /// A virtual service address.
+    Vip,
+}
+
+/// One address of ours: what it is and on which port we answer ARP for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OwnedAddr {
+    /// What the address is.
+    pub kind: AddrKind,
+    /// The port ARP is answered on; `None` (VIPs only) answers on every port.
+    pub port: Option<PortId>,
+}
+
+/// The addresses a worker answers for: port addresses, Full-NAT local addresses and VIPs.
+/// Built once at construction; lookups do not allocate.
+#[derive(Debug, Clone)]
+pub struct AddressBook {
+    map: HashMap<Ipv4Addr, OwnedAddr, IpHasherBuilder>,
+    /// Insertion order, for gratuitous ARP (deterministic output).
+    order: Vec<(Ipv4Addr, OwnedAddr)>,
+}
+
+/// An address was configured twice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("address {0} is configured more than once (port addresses, local addresses and VIPs must be distinct)")]
+pub struct DuplicateAddress(pub Ipv4Addr);
+
+impl Default for AddressBook {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl AddressBook {
+    /// An empty book.
+    pub fn new() -> Self {
+        AddressBook { map: HashMap::with_hasher(IpHasherBuilder::new()), order: Vec::new() }
+    }
+
+    /// Adds an address; each address may be added once.
+    pub fn insert(&mut self, ip: Ipv4Addr, owned: OwnedAddr) -> Result<(), DuplicateAddress> {
+        if self.map.contains_key(&ip) {
+            return Err(DuplicateAddress(ip));
+        }
+        self.map.insert(ip, owned);
+        self.order.push((ip, owned));
+        Ok(())
+    }
+
+    /// What `ip` is to us, if it is ours.
+    #[inline]
+    pub fn get(&self, ip: Ipv4Addr) -> Option<OwnedAddr> {
+        self.map.get(&ip).copied()
+    }
+
+    /// True when `ip` is one of our addresses or VIPs.
+    #[inline]
+    pub fn is_ours(&self, ip: Ipv4Addr) -> bool {
+        self.map.contains_key(&ip)
+    }
+
+    /// True when an ARP request for `ip` received on `port` must be answered.
+    #[inline]
+    pub fn answers_arp(&self, ip: Ipv4Addr, port: PortId) -> bool {
+        self.get(ip).is_some_and(|o| o.port.is_none_or(|p| p == port))
+    }
+
+    /// Every address, in the order added.
+    pub fn iter(&self) -> impl Iterator<Item = (Ipv4Addr, OwnedAddr)> + '_ {
+        self.order.iter().copied()
+    }
+
+    /// Number of addresses.
+    pub fn len(&self) -> usize {
+        self.order.len()
+    }
+
+    /// True when there are no addresses.
+    pub fn is_empty(&self) -> bool {
+        self.order.is_empty()
+    }
+}
+
+/// A fast keyed hash for IPv4 keys (one multiply), seeded per table from the standard
+/// library's random state so that hosts on the wire cannot pick colliding addresses in
+/// advance. SipHash (std's default) costs ~20 ns per lookup, too much for per-packet
+/// neighbour and route lookups.
+#[derive(Debug, Clone, Copy)]
+pub struct IpHasherBuilder {
+    seed: u64,
+}
+
+impl IpHasherBuilder {
+    /// A builder with a random seed.
+    pub fn new() -> Self {
+        let mut h = RandomState::new().build_hasher();
+        h.write_u64(0x7276_735f_6970); // any constant; the randomness is in RandomState
+        IpHasherBuilder { seed: h.finish() | 1 }
+    }
+}
+
+impl Default for IpHasherBuilder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl BuildHasher for IpHasherBuilder {
+    type Hasher = IpHasher;
+    fn build_hasher(&self) -> IpHasher {
+        IpHasher { state: self.seed }
+    }
+}
+
+/// The hasher of [`IpHasherBuilder`].
+#[derive(Debug, Clone, Copy)]
+pub struct IpHasher {
+    state: u64,
+}
+
+impl Hasher for IpHasher {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u8(b);
+        }
+    }
+    #[inline]
+    fn write_u8(&mut self, i: u8) {
+        self.write_u64(u64::from(i));
+    }
+    #[inline]
+    fn write_u32(&mut self, i: u32) {
+        self.write_u64(u64::from(i));
+    }
+    #[inline]
+    fn write_u64(&mut self, i: u64) {
+        // Multiply-xorshift (a 64-bit Fibonacci hash step with the key mixed into the seed).
+        let x = (self.state ^ i).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        self.state = x ^ (x >> 29);
+    }
+    #[inline]
+    fn finish(&self) -> u64 {
+        let x = self.state.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        x ^ (x >> 32)
+    }
+}
+
+/// True for a source address no host may send from (RFC 1122 §3.2.1.3, RFC 1812 §5.3.7):
+/// multicast, limited broadcast, `0.0.0.0/8`, loopback. (Whether it is one of *our*
+/// addresses is the caller's check.)
+#[inline]
+pub fn is_martian_source(ip: Ipv4Addr) -> bool {
+    ip.is_multicast() || ip.is_broadcast() || ip.octets()[0] == 0 || ip.is_loopback()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn address_book_arp_rules() {
+        let mut b = AddressBook::new();
+        let a = Ipv4Addr::new(10, 0, 0, 1);
+        let v = Ipv4Addr::new(10, 0, 0, 100);
+        b.insert(a, OwnedAddr { kind: AddrKind::Port, port: Some(PortId(0)) }).unwrap();
+        b.insert(v, OwnedAddr { kind: AddrKind::Vip, port: None }).unwrap();
+        assert_eq!(b.insert(a, OwnedAddr { kind: AddrKind::Vip, port: None }), Err(DuplicateAddress(a)));
+        assert!(b.answers_arp(a, PortId(0)));
+        assert!(!b.answers_arp(a, PortId(1)));
+        assert!(b.answers_arp(v, PortId(1)));
+        assert!(!b.answers_arp(Ipv4Addr::new(10, 0, 0, 2), PortId(0)));
+        assert_eq!(b.len(), 2);
+        assert!(is_martian_source(Ipv4Addr::new(0, 1, 2, 3)));
+        assert!(is_martian_source(Ipv4Addr::new(224, 0, 0, 1)));
+        assert!(is_martian_source(Ipv4Addr::new(127, 0, 0, 1)));
+        assert!(!is_martian_source(a));
+    }
+}

@@ -1,0 +1,210 @@
+//! The configuration file exactly as written: serde types for rvsd's TOML.
+//!
+//! These types only describe the file's *shape*. Every field whose value needs
+//! checking (addresses, prefixes, names, durations, ranges) is kept here as the
+//! plain string or integer the operator wrote, so that a bad value is not a serde
+//! error that stops at the first problem: validation ([`super::Config::from_toml`]) checks the whole file,
+//! collects every error with the path of its field, and only then builds the typed
+//! [`super::Config`]. Integers are `i64` for the same reason: `weight = 70000` or
+//! `port = -1` must come back as "`service[0].server[2].weight`: …", not as a
+//! deserialisation failure.
+//!
+//! Every table denies unknown fields, so a misspelt key is an error, never silently
+//! ignored.
+
+use serde::{Deserialize, Serialize};
+
+/// The whole file. Table names are singular (`[[port]]`, `[[service]]`) as in the
+/// design's sketch; every section except `[dataplane]`'s contents may be omitted.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    /// `[dataplane]`: workers, idle policy, EAL arguments, sizes, timeouts.
+    #[serde(default)]
+    pub dataplane: DataplaneFile,
+    /// `[[port]]`: the DPDK ports and their addresses.
+    #[serde(default, rename = "port", skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<PortFile>,
+    /// `[[route]]`: static routes.
+    #[serde(default, rename = "route", skip_serializing_if = "Vec::is_empty")]
+    pub routes: Vec<RouteFile>,
+    /// `[[neighbour]]`: static ARP entries.
+    #[serde(default, rename = "neighbour", skip_serializing_if = "Vec::is_empty")]
+    pub neighbours: Vec<NeighbourFile>,
+    /// `[api]`: the REST port.
+    #[serde(default)]
+    pub api: ApiFile,
+    /// `[[service]]`: virtual services and their real servers.
+    #[serde(default, rename = "service", skip_serializing_if = "Vec::is_empty")]
+    pub services: Vec<ServiceFile>,
+    /// `[ha]`: master/backup pairing; absent for a standalone balancer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ha: Option<HaFile>,
+}
+
+/// `[dataplane]`. Every field has a default (see [`super::defaults`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataplaneFile {
+    /// Number of worker lcores (1..=64).
+    pub workers: Option<i64>,
+    /// `"busy"` or `"adaptive"`.
+    pub idle: Option<String>,
+    /// Extra EAL arguments, passed before the ones rvsd derives from the ports.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub eal_args: Vec<String>,
+    /// Number of mbufs in the packet pool.
+    pub mempool_size: Option<i64>,
+    /// RX descriptors per queue.
+    pub rx_descriptors: Option<i64>,
+    /// TX descriptors per queue.
+    pub tx_descriptors: Option<i64>,
+    /// How long a resolved neighbour is trusted before it is refreshed (a duration).
+    pub neighbour_timeout: Option<String>,
+    /// How often an unanswered ARP request is repeated (a duration).
+    pub neighbour_retry: Option<String>,
+}
+
+/// `[[port]]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PortFile {
+    /// Operator's name for the port, used in logs, status and `[[neighbour]]`.
+    pub name: String,
+    /// A DPDK vdev string (`net_af_packet0,iface=front`) or a PCI address (`0000:03:00.0`).
+    pub device: String,
+    /// The port's own address with its connected prefix, `"a.b.c.d/len"`.
+    pub address: String,
+    /// Full-NAT local (source) addresses owned by this port.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub local_addresses: Vec<String>,
+    /// MAC address to use instead of the one the device reports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac: Option<String>,
+    /// MTU in bytes (default: the device's, normally 1500).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mtu: Option<i64>,
+}
+
+/// `[[route]]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteFile {
+    /// Destination prefix, `"a.b.c.d/len"`; `"0.0.0.0/0"` is the default route.
+    pub prefix: String,
+    /// Next hop; must be on one of the ports' connected prefixes.
+    pub via: String,
+}
+
+/// `[[neighbour]]`: a static ARP entry.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NeighbourFile {
+    /// The neighbour's IPv4 address.
+    pub address: String,
+    /// Its MAC address, `aa:bb:cc:dd:ee:ff`.
+    pub mac: String,
+    /// Name of the `[[port]]` it is reached through.
+    pub port: String,
+}
+
+/// `[api]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiFile {
+    /// `ip:port` the REST server listens on (default `127.0.0.1:8700`).
+    pub listen: Option<String>,
+}
+
+/// `[[service]]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceFile {
+    /// `"tcp"` or `"udp"`.
+    pub protocol: String,
+    /// The virtual IP.
+    pub address: String,
+    /// The virtual port (1..=65535).
+    pub port: i64,
+    /// Scheduler name, as ipvsadm's `-s`.
+    pub scheduler: String,
+    /// Persistence timeout (a duration), as ipvsadm's `-p`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub persistence: Option<String>,
+    /// `[service.health]`: how real servers are probed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<HealthFile>,
+    /// `[[service.server]]`: the real servers.
+    #[serde(default, rename = "server", skip_serializing_if = "Vec::is_empty")]
+    pub servers: Vec<ServerFile>,
+}
+
+/// `[service.health]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthFile {
+    /// `tcp`, `http`, `udp`, `icmp` or `command`.
+    pub kind: String,
+    /// HTTP path for `kind = "http"` (default `/`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// Expected HTTP status for `kind = "http"` (default 200).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<i64>,
+    /// Program and arguments for `kind = "command"`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub command: Vec<String>,
+    /// Port to probe instead of the server's port.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<i64>,
+    /// Time between probes (a duration, default 2s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<String>,
+    /// Time a probe may take (a duration, default 1s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
+    /// Consecutive successes before a failed server is used again (default 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rise: Option<i64>,
+    /// Consecutive failures before a server is taken out (default 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fall: Option<i64>,
+}
+
+/// `[[service.server]]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerFile {
+    /// Real server IPv4 address.
+    pub address: String,
+    /// Real server port (default: the service's port).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<i64>,
+    /// Scheduling weight 0..=65535 (default 1; 0 takes no new connections).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight: Option<i64>,
+    /// `dr`, `nat`, `fullnat` or `tunnel` (default `dr`, as ipvsadm's `-g`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forward: Option<String>,
+    /// Upper connection threshold, ipvsadm's `-x` (0 = none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upper_threshold: Option<i64>,
+    /// Lower connection threshold, ipvsadm's `-y` (0 = none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lower_threshold: Option<i64>,
+}
+
+/// `[ha]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HaFile {
+    /// VRRP-style priority 1..=254; the higher one is master.
+    pub priority: i64,
+    /// The peer's address.
+    pub peer: String,
+    /// File holding the shared key; must not be readable by group or others (mode 0600).
+    pub key_file: String,
+    /// Whether a higher-priority node takes over from a running master (default true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preempt: Option<bool>,
+}

@@ -1,0 +1,534 @@
+//! rvsd's configuration: one TOML file, parsed, validated as a whole, and turned into
+//! typed values the daemon can use without further checks.
+//!
+//! The contract:
+//!
+//! * [`file`](mod@file) holds the serde shape of the file (`deny_unknown_fields` everywhere).
+//!   A TOML syntax error or a value of the wrong type stops parsing; it is reported as
+//!   one [`FieldError`] with its line and column.
+//! * [`Config::from_toml`] then validates the *whole* file and reports *every* problem
+//!   at once, each naming its field by path (`port[1].address`,
+//!   `service[0].server[2].weight`) and saying what is wrong and how to fix it.
+//! * A [`Config`] exists only if the whole file is valid: there is no half-valid
+//!   configuration to apply.
+//!
+//! Addresses are IPv4 only, like the data path.
+
+pub mod file;
+mod validate;
+
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use ipnet::Ipv4Net;
+use serde::Serialize;
+
+pub use file::ConfigFile;
+
+/// Defaults for every optional field, in one place.
+pub mod defaults {
+    use std::time::Duration;
+
+    /// `dataplane.workers`.
+    pub const WORKERS: u16 = 1;
+    /// Most workers rvsd will start (`dataplane.workers`).
+    pub const MAX_WORKERS: u16 = 64;
+    /// `dataplane.mempool_size`: 2^n - 1 mbufs, the size DPDK's ring-based pools like best.
+    pub const MEMPOOL_SIZE: u32 = 16_383;
+    /// `dataplane.rx_descriptors`.
+    pub const RX_DESCRIPTORS: u16 = 1024;
+    /// `dataplane.tx_descriptors`.
+    pub const TX_DESCRIPTORS: u16 = 1024;
+    /// `dataplane.neighbour_timeout`: as Linux's default `gc_stale_time`-ish lifetime.
+    pub const NEIGHBOUR_TIMEOUT: Duration = Duration::from_secs(300);
+    /// `dataplane.neighbour_retry`.
+    pub const NEIGHBOUR_RETRY: Duration = Duration::from_secs(1);
+    /// `api.listen`.
+    pub const API_LISTEN: &str = "127.0.0.1:8700";
+    /// `service.server.weight`.
+    pub const WEIGHT: u16 = 1;
+    /// `service.health.interval`.
+    pub const HEALTH_INTERVAL: Duration = Duration::from_secs(2);
+    /// `service.health.timeout`.
+    pub const HEALTH_TIMEOUT: Duration = Duration::from_secs(1);
+    /// `service.health.rise`.
+    pub const HEALTH_RISE: u8 = 2;
+    /// `service.health.fall`.
+    pub const HEALTH_FALL: u8 = 2;
+    /// `service.health.path`.
+    pub const HEALTH_PATH: &str = "/";
+    /// `service.health.status`.
+    pub const HEALTH_STATUS: u16 = 200;
+}
+
+/// One problem in the configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldError {
+    /// Path of the offending field, such as `service[0].server[2].weight`; empty when
+    /// the problem is with the file as a whole (unreadable, TOML syntax).
+    pub field: String,
+    /// What is wrong and how to fix it.
+    pub message: String,
+}
+
+impl fmt::Display for FieldError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.field.is_empty() {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "{}: {}", self.field, self.message)
+        }
+    }
+}
+
+/// Everything wrong with a configuration; never empty.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ConfigError {
+    /// The problems, in file order.
+    pub errors: Vec<FieldError>,
+}
+
+impl ConfigError {
+    /// A single error about the file as a whole.
+    fn whole_file(message: String) -> Self {
+        ConfigError { errors: vec![FieldError { field: String::new(), message }] }
+    }
+
+    /// Whether some error names exactly `field`.
+    pub fn names(&self, field: &str) -> bool {
+        self.errors.iter().any(|e| e.field == field)
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.errors.as_slice() {
+            [one] => write!(f, "invalid configuration: {one}"),
+            many => {
+                write!(f, "invalid configuration ({} errors):", many.len())?;
+                for e in many {
+                    write!(f, "\n  {e}")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// A valid configuration: every value parsed, every cross-reference checked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// `[dataplane]`.
+    pub dataplane: Dataplane,
+    /// `[[port]]`, in file order; a port's index here is its index everywhere in rvsd.
+    pub ports: Vec<Port>,
+    /// `[[route]]`.
+    pub routes: Vec<Route>,
+    /// `[[neighbour]]`.
+    pub neighbours: Vec<Neighbour>,
+    /// `[api]`.
+    pub api: Api,
+    /// `[[service]]`.
+    pub services: Vec<Service>,
+    /// `[ha]`.
+    pub ha: Option<Ha>,
+}
+
+impl Config {
+    /// Parses and validates a configuration held in a string.
+    pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
+        let file = parse_toml(text)?;
+        validate::validate(&file)
+    }
+
+    /// Reads, parses and validates the configuration file at `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigError::whole_file(format!(
+                "cannot read config file {}: {e}; check the path given to --config",
+                path.display()
+            ))
+        })?;
+        Config::from_toml(&text)
+    }
+
+    /// Whether any worker needs the Full-NAT local address pool.
+    pub fn uses_fullnat(&self) -> bool {
+        self.services.iter().flat_map(|s| &s.servers).any(|r| r.forward == Forward::FullNat)
+    }
+}
+
+/// Parses the TOML into the file's shape, reporting the first syntax or type error
+/// with its line, column and field path.
+pub fn parse_toml(text: &str) -> Result<ConfigFile, ConfigError> {
+    let de = toml::Deserializer::new(text);
+    serde_path_to_error::deserialize::<_, ConfigFile>(de).map_err(|e| {
+        let field = e.path().to_string();
+        let inner = e.into_inner();
+        let at = inner.span().map(|s| line_col(text, s.start));
+        let msg = inner.message().trim_end().to_string();
+        let message = match at {
+            Some((line, col)) => format!("TOML error at line {line}, column {col}: {msg}"),
+            None => format!("TOML error: {msg}"),
+        };
+        // serde_path_to_error says "." for the root.
+        let field = if field == "." { String::new() } else { field };
+        ConfigError { errors: vec![FieldError { field, message }] }
+    })
+}
+
+/// 1-based line and column of byte `offset` in `text`.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, col)
+}
+
+/// What a worker does when its queues are empty (`dataplane.idle`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Idle {
+    /// Poll without pause: lowest latency, one full core per worker (production).
+    Busy,
+    /// Sleep briefly after empty polls, so a small machine stays usable (the default:
+    /// an appliance operator opts into burning cores, a lab never has to opt out).
+    Adaptive,
+}
+
+/// `[dataplane]`, with defaults applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dataplane {
+    /// Worker lcores, 1..=64.
+    pub workers: u16,
+    /// Idle policy.
+    pub idle: Idle,
+    /// Extra EAL arguments from the file.
+    pub eal_args: Vec<String>,
+    /// Mbufs in the packet pool.
+    pub mempool_size: u32,
+    /// RX descriptors per queue.
+    pub rx_descriptors: u16,
+    /// TX descriptors per queue.
+    pub tx_descriptors: u16,
+    /// Lifetime of a resolved neighbour entry.
+    pub neighbour_timeout: Duration,
+    /// Interval between ARP requests for an unresolved neighbour.
+    pub neighbour_retry: Duration,
+}
+
+impl Dataplane {
+    /// Whether `eal_args` already chooses the lcores (`-l`, `-c` or `--lcores`), in
+    /// which case rvsd does not add its own `-l`.
+    pub fn eal_sets_lcores(&self) -> bool {
+        // `-l 0-1`, `-l0-1`, `-c 0x3`, `-c0x3`, `--lcores=…`, `--lcores …`.
+        self.eal_args.iter().any(|a| a.starts_with("-l") || a.starts_with("-c") || a.starts_with("--lcores"))
+    }
+}
+
+/// How DPDK finds a port's device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Device {
+    /// A virtual device string, passed to the EAL as `--vdev`; the port is then found
+    /// by the vdev's name (the part before the first comma).
+    Vdev(String),
+    /// A PCI address, passed to the EAL as `-a`.
+    Pci(String),
+}
+
+impl Device {
+    /// The name DPDK gives the port: the vdev's name or the PCI address.
+    pub fn port_name(&self) -> &str {
+        match self {
+            Device::Vdev(s) => s.split(',').next().unwrap_or(s),
+            Device::Pci(s) => s,
+        }
+    }
+
+    /// The device as written in the file.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Device::Vdev(s) | Device::Pci(s) => s,
+        }
+    }
+}
+
+/// A MAC address. Displays as lowercase `aa:bb:cc:dd:ee:ff`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct MacAddr(pub [u8; 6]);
+
+impl MacAddr {
+    /// Whether the group bit is clear and the address is not all zeros: a MAC a host
+    /// may own.
+    pub fn is_unicast(&self) -> bool {
+        self.0[0] & 1 == 0 && self.0 != [0; 6]
+    }
+}
+
+impl fmt::Display for MacAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let m = self.0;
+        write!(f, "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", m[0], m[1], m[2], m[3], m[4], m[5])
+    }
+}
+
+impl FromStr for MacAddr {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || format!("`{s}` is not a MAC address; write six hex bytes like aa:bb:cc:dd:ee:ff");
+        let mut out = [0u8; 6];
+        let mut parts = s.split(':');
+        for b in out.iter_mut() {
+            let p = parts.next().ok_or_else(bad)?;
+            if p.len() != 2 {
+                return Err(bad());
+            }
+            *b = u8::from_str_radix(p, 16).map_err(|_| bad())?;
+        }
+        if parts.next().is_some() {
+            return Err(bad());
+        }
+        Ok(MacAddr(out))
+    }
+}
+
+/// `[[port]]`, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Port {
+    /// Operator's name.
+    pub name: String,
+    /// Where the port comes from.
+    pub device: Device,
+    /// Own address and connected prefix (`10.10.0.1/24`).
+    pub address: Ipv4Net,
+    /// Full-NAT local addresses on this port.
+    pub local_addresses: Vec<Ipv4Addr>,
+    /// MAC override; `None` uses the device's.
+    pub mac: Option<MacAddr>,
+    /// MTU in bytes; `None` keeps the device's default (1500 on Ethernet NICs).
+    pub mtu: Option<u16>,
+}
+
+/// `[[route]]`, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    /// Destination prefix (canonical: host bits are zero).
+    pub prefix: Ipv4Net,
+    /// Next hop.
+    pub via: Ipv4Addr,
+    /// Index in [`Config::ports`] of the port whose connected prefix holds `via`.
+    pub port: usize,
+}
+
+/// `[[neighbour]]`, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Neighbour {
+    /// IPv4 address.
+    pub address: Ipv4Addr,
+    /// MAC address.
+    pub mac: MacAddr,
+    /// Index in [`Config::ports`].
+    pub port: usize,
+}
+
+/// `[api]`, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Api {
+    /// Loopback address and port of the REST server.
+    pub listen: SocketAddr,
+}
+
+/// Transport protocol of a service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Protocol {
+    /// TCP.
+    Tcp,
+    /// UDP.
+    Udp,
+}
+
+impl fmt::Display for Protocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+        })
+    }
+}
+
+macro_rules! scheduler_names {
+    ($($variant:ident => $name:literal, $doc:literal;)*) => {
+        /// A scheduler, by its ipvsadm `-s` name.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum Scheduler {
+            $(#[doc = $doc] $variant,)*
+        }
+
+        impl Scheduler {
+            /// Every scheduler, in ipvsadm's documentation order.
+            pub const ALL: &'static [Scheduler] = &[$(Scheduler::$variant,)*];
+
+            /// The `-s` name.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(Scheduler::$variant => $name,)*
+                }
+            }
+
+            /// The scheduler called `name`, if any.
+            pub fn from_name(name: &str) -> Option<Scheduler> {
+                match name {
+                    $($name => Some(Scheduler::$variant),)*
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+
+scheduler_names! {
+    Rr => "rr", "Round robin.";
+    Wrr => "wrr", "Weighted round robin.";
+    Lc => "lc", "Least connections.";
+    Wlc => "wlc", "Weighted least connections.";
+    Sed => "sed", "Shortest expected delay.";
+    Nq => "nq", "Never queue.";
+    Sh => "sh", "Source hashing.";
+    Dh => "dh", "Destination hashing.";
+    Lblc => "lblc", "Locality-based least connections.";
+    Lblcr => "lblcr", "Locality-based least connections with replication.";
+    Fo => "fo", "Weighted failover.";
+    Ovf => "ovf", "Weighted overflow.";
+    Mh => "mh", "Maglev hashing.";
+    Twos => "twos", "Weighted random twos choice.";
+    Conhash => "conhash", "Consistent hashing (DPVS).";
+    Sessions => "sessions", "Fewest sessions.";
+    UserHash => "user-hash", "Hash of a user-supplied key.";
+}
+
+impl fmt::Display for Scheduler {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// How a real server is reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Forward {
+    /// Direct routing: rewrite MACs only (ipvsadm `-g`, "Route").
+    Dr,
+    /// NAT: rewrite the destination, and the source of replies (`-m`, "Masq").
+    Nat,
+    /// Full-NAT: rewrite both source and destination (`-b`, "FullNat").
+    #[serde(rename = "fullnat")]
+    FullNat,
+    /// IPIP tunnel (`-i`, "Tunnel").
+    Tunnel,
+}
+
+impl fmt::Display for Forward {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Forward::Dr => "dr",
+            Forward::Nat => "nat",
+            Forward::FullNat => "fullnat",
+            Forward::Tunnel => "tunnel",
+        })
+    }
+}
+
+/// `[[service]]`, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Service {
+    /// TCP or UDP.
+    pub protocol: Protocol,
+    /// Virtual IP.
+    pub address: Ipv4Addr,
+    /// Virtual port.
+    pub port: u16,
+    /// Scheduler.
+    pub scheduler: Scheduler,
+    /// Persistence timeout, if persistent.
+    pub persistence: Option<Duration>,
+    /// Health checking, if any.
+    pub health: Option<Health>,
+    /// Real servers.
+    pub servers: Vec<Server>,
+}
+
+/// What a health probe does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HealthKind {
+    /// TCP connect.
+    Tcp,
+    /// HTTP GET of `path`, expecting `status`.
+    Http {
+        /// Request path.
+        path: String,
+        /// Expected status code.
+        status: u16,
+    },
+    /// UDP probe.
+    Udp,
+    /// ICMP echo.
+    Icmp,
+    /// An external command; exit status 0 is healthy.
+    Command(Vec<String>),
+}
+
+/// `[service.health]`, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Health {
+    /// Probe kind.
+    pub kind: HealthKind,
+    /// Port to probe instead of the server's.
+    pub port: Option<u16>,
+    /// Time between probes.
+    pub interval: Duration,
+    /// Time a probe may take; at most `interval`.
+    pub timeout: Duration,
+    /// Successes before a server comes back.
+    pub rise: u8,
+    /// Failures before a server goes out.
+    pub fall: u8,
+}
+
+/// `[[service.server]]`, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Server {
+    /// Real server address.
+    pub address: Ipv4Addr,
+    /// Real server port.
+    pub port: u16,
+    /// Weight; 0 is quiescent.
+    pub weight: u16,
+    /// Forwarding method.
+    pub forward: Forward,
+    /// Upper connection threshold (0 = none).
+    pub upper_threshold: u32,
+    /// Lower connection threshold (0 = none).
+    pub lower_threshold: u32,
+}
+
+/// `[ha]`, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ha {
+    /// Priority 1..=254.
+    pub priority: u8,
+    /// Peer address.
+    pub peer: Ipv4Addr,
+    /// Shared key file (checked: exists, non-empty, no group/other permissions).
+    pub key_file: PathBuf,
+    /// Preemption.
+    pub preempt: bool,
+}

@@ -1,0 +1,455 @@
+//! Config tests: the design's sketch parses; a table of bad files each name the right
+//! field; every error of a file is reported, not just the first.
+
+use super::*;
+
+/// The design's TOML sketch, minus `[ha]` (which needs a key file on disk).
+const SKETCH: &str = r#"
+[dataplane]
+workers = 1
+idle = "adaptive"
+eal_args = ["--in-memory"]
+[[port]]
+name = "front"
+device = "net_af_packet0,iface=front"
+address = "10.10.0.1/24"
+[[port]]
+name = "back"
+device = "net_af_packet1,iface=back"
+address = "10.20.0.1/24"
+local_addresses = ["10.20.0.200", "10.20.0.201"]
+[[route]]
+prefix = "0.0.0.0/0"
+via = "10.10.0.254"
+[api]
+listen = "127.0.0.1:8700"
+[[service]]
+protocol = "tcp"
+address = "10.10.0.100"
+port = 80
+scheduler = "wrr"
+persistence = "300s"
+[service.health]
+kind = "http"
+path = "/"
+interval = "1s"
+timeout = "500ms"
+rise = 2
+fall = 2
+[[service.server]]
+address = "10.20.0.11"
+port = 80
+weight = 3
+forward = "nat"
+"#;
+
+fn key_file(mode: u32) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let p = std::env::temp_dir().join(format!("rvs-cfg-test-{}-{n}.key", std::process::id()));
+    std::fs::write(&p, "0123456789abcdef0123456789abcdef\n").unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+    p
+}
+
+fn with_ha(mode: u32) -> (String, std::path::PathBuf) {
+    let key = key_file(mode);
+    let text = format!("{SKETCH}\n[ha]\npriority = 200\npeer = \"10.30.0.2\"\nkey_file = \"{}\"\n", key.display());
+    (text, key)
+}
+
+#[test]
+fn design_sketch_is_valid() {
+    let (text, key) = with_ha(0o600);
+    let c = Config::from_toml(&text).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::remove_file(key).unwrap();
+    assert_eq!(c.dataplane.workers, 1);
+    assert_eq!(c.dataplane.idle, Idle::Adaptive);
+    assert_eq!(c.dataplane.mempool_size, defaults::MEMPOOL_SIZE);
+    assert_eq!(c.ports.len(), 2);
+    assert_eq!(c.ports[0].device, Device::Vdev("net_af_packet0,iface=front".into()));
+    assert_eq!(c.ports[0].device.port_name(), "net_af_packet0");
+    assert_eq!(c.ports[1].address.to_string(), "10.20.0.1/24");
+    assert_eq!(c.ports[1].local_addresses, vec![Ipv4Addr::new(10, 20, 0, 200), Ipv4Addr::new(10, 20, 0, 201)]);
+    assert_eq!(c.routes[0].port, 0);
+    assert_eq!(c.api.listen, "127.0.0.1:8700".parse().unwrap());
+    let s = &c.services[0];
+    assert_eq!((s.protocol, s.port, s.scheduler), (Protocol::Tcp, 80, Scheduler::Wrr));
+    assert_eq!(s.persistence, Some(Duration::from_secs(300)));
+    let h = s.health.as_ref().unwrap();
+    assert_eq!(h.kind, HealthKind::Http { path: "/".into(), status: 200 });
+    assert_eq!(h.timeout, Duration::from_millis(500));
+    assert_eq!(s.servers[0].weight, 3);
+    assert_eq!(s.servers[0].forward, Forward::Nat);
+    let ha = c.ha.unwrap();
+    assert_eq!((ha.priority, ha.preempt), (200, true));
+}
+
+#[test]
+fn defaults_apply() {
+    let c = Config::from_toml(
+        r#"
+[[port]]
+name = "p0"
+device = "0000:03:00.0"
+address = "192.168.1.10/24"
+[[service]]
+protocol = "udp"
+address = "192.168.1.100"
+port = 53
+scheduler = "rr"
+[[service.server]]
+address = "192.168.1.20"
+"#,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.dataplane.workers, defaults::WORKERS);
+    assert_eq!(c.dataplane.rx_descriptors, 1024);
+    assert_eq!(c.dataplane.neighbour_timeout, defaults::NEIGHBOUR_TIMEOUT);
+    assert_eq!(c.ports[0].device, Device::Pci("0000:03:00.0".into()));
+    assert_eq!(c.ports[0].mtu, None);
+    assert_eq!(c.api.listen.to_string(), defaults::API_LISTEN);
+    let r = &c.services[0].servers[0];
+    assert_eq!((r.port, r.weight, r.forward), (53, 1, Forward::Dr));
+    assert!(c.ha.is_none());
+    assert!(!c.uses_fullnat());
+}
+
+#[test]
+fn every_scheduler_name_is_accepted() {
+    let names = "rr wrr lc wlc sed nq sh dh lblc lblcr fo ovf mh twos conhash sessions user-hash";
+    assert_eq!(Scheduler::ALL.len(), names.split(' ').count());
+    for name in names.split(' ') {
+        let text = SKETCH.replace("scheduler = \"wrr\"", &format!("scheduler = \"{name}\""));
+        let c = Config::from_toml(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(c.services[0].scheduler.name(), name);
+    }
+}
+
+#[test]
+fn mac_display_and_parse() {
+    let m: MacAddr = "02:AB:cd:00:11:ff".parse().unwrap();
+    assert_eq!(m.to_string(), "02:ab:cd:00:11:ff");
+    assert!(m.is_unicast());
+    for bad in ["", "02:ab:cd:00:11", "02:ab:cd:00:11:ff:00", "2:ab:cd:00:11:ff", "zz:ab:cd:00:11:ff"] {
+        assert!(bad.parse::<MacAddr>().is_err(), "{bad}");
+    }
+}
+
+#[test]
+fn eal_lcore_detection() {
+    let dp = |args: &[&str]| Dataplane {
+        workers: 1,
+        idle: Idle::Busy,
+        eal_args: args.iter().map(|s| s.to_string()).collect(),
+        mempool_size: 0,
+        rx_descriptors: 0,
+        tx_descriptors: 0,
+        neighbour_timeout: Duration::ZERO,
+        neighbour_retry: Duration::ZERO,
+    };
+    assert!(!dp(&["--in-memory", "--log-level=7", "--no-huge"]).eal_sets_lcores());
+    assert!(dp(&["-l", "2-3"]).eal_sets_lcores());
+    assert!(dp(&["-l2-3"]).eal_sets_lcores());
+    assert!(dp(&["-c", "0x3"]).eal_sets_lcores());
+    assert!(dp(&["--lcores=0@0,1@1"]).eal_sets_lcores());
+}
+
+#[test]
+fn syntax_error_has_line_and_column() {
+    let e = Config::from_toml("[dataplane]\nworkers = 1\nidle = \n").unwrap_err();
+    assert_eq!(e.errors.len(), 1);
+    assert!(e.errors[0].message.contains("line 3"), "{e}");
+    assert!(e.errors[0].message.contains("column"), "{e}");
+}
+
+#[test]
+fn unknown_field_is_named_with_position() {
+    let text = SKETCH.replace("weight = 3", "wieght = 3");
+    let e = Config::from_toml(&text).unwrap_err();
+    assert_eq!(e.errors.len(), 1, "{e}");
+    assert!(e.errors[0].field.starts_with("service[0].server[0]"), "{e}");
+    assert!(e.errors[0].message.contains("wieght"), "{e}");
+    assert!(e.errors[0].message.contains("line "), "{e}");
+}
+
+#[test]
+fn wrong_type_is_named() {
+    let e = Config::from_toml(&SKETCH.replace("port = 80\nscheduler", "port = \"80\"\nscheduler")).unwrap_err();
+    assert_eq!(e.errors[0].field, "service[0].port", "{e}");
+}
+
+#[test]
+fn all_errors_are_reported_at_once() {
+    let text = SKETCH
+        .replace("workers = 1", "workers = 0")
+        .replace("address = \"10.20.0.1/24\"", "address = \"10.20.0.1\"")
+        .replace("scheduler = \"wrr\"", "scheduler = \"fastest\"")
+        .replace("weight = 3", "weight = 70000");
+    let e = Config::from_toml(&text).unwrap_err();
+    for f in ["dataplane.workers", "port[1].address", "service[0].scheduler", "service[0].server[0].weight"] {
+        assert!(e.names(f), "{f} missing from:\n{e}");
+    }
+    let shown = e.to_string();
+    assert!(shown.starts_with("invalid configuration (4 errors):"), "{shown}");
+    assert_eq!(shown.lines().count(), 5, "{shown}");
+}
+
+#[test]
+fn ha_key_file_mode_is_checked() {
+    let (text, key) = with_ha(0o644);
+    let e = Config::from_toml(&text).unwrap_err();
+    std::fs::remove_file(&key).unwrap();
+    assert!(e.names("ha.key_file"), "{e}");
+    assert!(e.to_string().contains("chmod 600"), "{e}");
+
+    let (text, key) = with_ha(0o400);
+    let ok = Config::from_toml(&text);
+    std::fs::remove_file(&key).unwrap();
+    assert!(ok.is_ok());
+}
+
+/// One bad config: what to change in [`SKETCH`] (or text to append) and the field
+/// that must be named.
+struct Bad {
+    from: &'static str,
+    to: &'static str,
+    field: &'static str,
+    says: &'static str,
+}
+
+const fn bad(from: &'static str, to: &'static str, field: &'static str, says: &'static str) -> Bad {
+    Bad { from, to, field, says }
+}
+
+/// `to` is appended to the sketch instead of replacing `from` when `from` is empty;
+/// an empty `field` means a file-level TOML error whose message contains `says`.
+const BAD: &[Bad] = &[
+    bad("workers = 1", "workers = 0", "dataplane.workers", "set workers = 1"),
+    bad("workers = 1", "workers = 65", "dataplane.workers", "between 1 and 64"),
+    bad("idle = \"adaptive\"", "idle = \"lazy\"", "dataplane.idle", "busy"),
+    bad("eal_args = [\"--in-memory\"]", "eal_args = [\"\"]", "dataplane.eal_args[0]", "empty"),
+    bad(
+        "eal_args = [\"--in-memory\"]",
+        "eal_args = [\"--in-memory\", \"--no-huge\"]",
+        "dataplane.eal_args",
+        "--no-shconf",
+    ),
+    bad("workers = 1", "workers = 1\nmempool_size = 2000", "dataplane.mempool_size", "at least"),
+    bad("workers = 1", "workers = 1\nrx_descriptors = 1000", "dataplane.rx_descriptors", "power of two"),
+    bad("workers = 1", "workers = 1\nneighbour_timeout = \"300\"", "dataplane.neighbour_timeout", "with a unit"),
+    bad("workers = 1", "workers = 1\nneighbour_retry = \"10m\"", "dataplane.neighbour_retry", "shorter"),
+    bad("address = \"10.20.0.1/24\"", "address = \"10.20.0.1\"", "port[1].address", "prefix length"),
+    bad("address = \"10.20.0.1/24\"", "address = \"10.20.0.1/33\"", "port[1].address", "prefix length"),
+    bad("address = \"10.20.0.1/24\"", "address = \"10.20.0.0/24\"", "port[1].address", "network address"),
+    bad("address = \"10.20.0.1/24\"", "address = \"10.10.0.2/16\"", "port[1].address", "overlaps port[0]"),
+    bad("address = \"10.20.0.1/24\"", "address = \"fe80::1/64\"", "port[1].address", "IPv6"),
+    bad("name = \"back\"", "name = \"front\"", "port[1].name", "unique"),
+    bad("name = \"back\"", "name = \"b a c k\"", "port[1].name", "not a valid port name"),
+    bad("device = \"net_af_packet1,iface=back\"", "device = \"eth1\"", "port[1].device", "PCI address"),
+    bad(
+        "device = \"net_af_packet1,iface=back\"",
+        "device = \"net_af_packet0,iface=back\"",
+        "port[1].device",
+        "already used",
+    ),
+    bad(
+        "local_addresses = [\"10.20.0.200\", \"10.20.0.201\"]",
+        "local_addresses = [\"10.20.0.200\", \"10.20.0.200\"]",
+        "port[1].local_addresses[1]",
+        "port[1].local_addresses[0]",
+    ),
+    bad(
+        "local_addresses = [\"10.20.0.200\", \"10.20.0.201\"]",
+        "local_addresses = [\"10.20.0.200\", \"10.10.0.1\"]",
+        "port[1].local_addresses[1]",
+        "port[0].address",
+    ),
+    bad(
+        "local_addresses = [\"10.20.0.200\", \"10.20.0.201\"]",
+        "local_addresses = [\"10.20.0.200\"]\nmac = \"01:00:5e:00:00:01\"",
+        "port[1].mac",
+        "multicast",
+    ),
+    bad(
+        "local_addresses = [\"10.20.0.200\", \"10.20.0.201\"]",
+        "local_addresses = [\"10.20.0.200\"]\nmtu = 100",
+        "port[1].mtu",
+        "between 576",
+    ),
+    bad("via = \"10.10.0.254\"", "via = \"192.168.0.1\"", "route[0].via", "not on any port"),
+    bad("via = \"10.10.0.254\"", "via = \"10.10.0.1\"", "route[0].via", "own address"),
+    bad("prefix = \"0.0.0.0/0\"", "prefix = \"10.0.0.1/8\"", "route[0].prefix", "did you mean \"10.0.0.0/8\""),
+    bad("listen = \"127.0.0.1:8700\"", "listen = \"0.0.0.0:8700\"", "api.listen", "requires a bearer token"),
+    bad("listen = \"127.0.0.1:8700\"", "listen = \"localhost\"", "api.listen", "ip:port"),
+    bad("protocol = \"tcp\"", "protocol = \"sctp\"", "service[0].protocol", "tcp"),
+    bad("address = \"10.10.0.100\"", "address = \"10.10.0.1\"", "service[0].address", "port[0].address"),
+    bad("address = \"10.10.0.100\"", "address = \"10.20.0.200\"", "service[0].address", "local_addresses"),
+    bad("port = 80\nscheduler", "port = 0\nscheduler", "service[0].port", "0 is not a usable port"),
+    bad("scheduler = \"wrr\"", "scheduler = \"fastest\"", "service[0].scheduler", "user-hash"),
+    bad("persistence = \"300s\"", "persistence = \"5 parsecs\"", "service[0].persistence", "not a duration"),
+    bad("kind = \"http\"", "kind = \"smtp\"", "service[0].health.kind", "command"),
+    bad("timeout = \"500ms\"", "timeout = \"2s\"", "service[0].health.timeout", "longer than interval"),
+    bad("rise = 2", "rise = 0", "service[0].health.rise", "between 1"),
+    bad("path = \"/\"", "path = \"index.html\"", "service[0].health.path", "start with /"),
+    bad("weight = 3", "weight = 70000", "service[0].server[0].weight", "65535"),
+    bad("weight = 3", "weight = -1", "service[0].server[0].weight", "between 0"),
+    bad("forward = \"nat\"", "forward = \"magic\"", "service[0].server[0].forward", "fullnat"),
+    bad("forward = \"nat\"", "forward = \"dr\"\nport = 8080", "", "duplicate key"),
+    bad(
+        "port = 80\nweight = 3\nforward = \"nat\"",
+        "port = 8080\nweight = 3\nforward = \"tunnel\"",
+        "service[0].server[0].port",
+        "cannot change the port",
+    ),
+    bad(
+        "weight = 3",
+        "weight = 3\nupper_threshold = 10\nlower_threshold = 20",
+        "service[0].server[0].lower_threshold",
+        "above upper_threshold",
+    ),
+    bad(
+        "weight = 3",
+        "weight = 3\nlower_threshold = 20",
+        "service[0].server[0].lower_threshold",
+        "without upper_threshold",
+    ),
+    bad("address = \"10.20.0.11\"", "address = \"10.20.0.1\"", "service[0].server[0].address", "own address"),
+    bad("address = \"10.20.0.11\"", "address = \"not-an-ip\"", "service[0].server[0].address", "not an IPv4 address"),
+    bad(
+        "forward = \"nat\"",
+        "forward = \"dr\"\n[[service.server]]\naddress = \"172.16.0.5\"\nforward = \"dr\"",
+        "service[0].server[1].address",
+        "connected network",
+    ),
+    bad(
+        "forward = \"nat\"",
+        "forward = \"nat\"\n[[service.server]]\naddress = \"10.20.0.11\"\nport = 80",
+        "service[0].server[1]",
+        "already server[0]",
+    ),
+    bad(
+        "",
+        "[[service]]\nprotocol = \"tcp\"\naddress = \"10.10.0.100\"\nport = 80\nscheduler = \"rr\"",
+        "service[1]",
+        "already defined by service[0]",
+    ),
+    bad(
+        "",
+        "[[neighbour]]\naddress = \"10.10.0.254\"\nmac = \"02:00:00:00:00:01\"\nport = \"middle\"",
+        "neighbour[0].port",
+        "front, back",
+    ),
+    bad(
+        "",
+        "[[neighbour]]\naddress = \"10.30.0.254\"\nmac = \"02:00:00:00:00:01\"\nport = \"front\"",
+        "neighbour[0].address",
+        "not on port `front`",
+    ),
+    bad(
+        "",
+        "[[neighbour]]\naddress = \"10.10.0.254\"\nmac = \"02:00:00:00:00\"\nport = \"front\"",
+        "neighbour[0].mac",
+        "six hex bytes",
+    ),
+    bad(
+        "",
+        "[ha]\npriority = 200\npeer = \"10.30.0.2\"\nkey_file = \"/nonexistent/rvs-ha.key\"",
+        "ha.key_file",
+        "cannot read key file",
+    ),
+    bad(
+        "",
+        "[ha]\npriority = 0\npeer = \"10.10.0.1\"\nkey_file = \"/nonexistent\"",
+        "ha.priority",
+        "between 1 and 254",
+    ),
+    bad("", "[ha]\npriority = 10\npeer = \"10.10.0.1\"\nkey_file = \"/nonexistent\"", "ha.peer", "own address"),
+];
+
+#[test]
+fn bad_configs_name_their_field() {
+    assert!(BAD.len() >= 25);
+    for (n, b) in BAD.iter().enumerate() {
+        let text = if b.from.is_empty() {
+            format!("{SKETCH}\n{}\n", b.to)
+        } else {
+            assert!(SKETCH.contains(b.from), "case {n}: `{}` not in the sketch", b.from);
+            SKETCH.replacen(b.from, b.to, 1)
+        };
+        let e = match Config::from_toml(&text) {
+            Ok(_) => panic!("case {n} ({} → {}) was accepted", b.from, b.to),
+            Err(e) => e,
+        };
+        if b.field.is_empty() {
+            // A file-level (TOML) error: the message must say what and where.
+            assert!(
+                e.errors.iter().any(|x| x.message.contains(b.says) && x.message.contains("line ")),
+                "case {n}:\n{e}"
+            );
+            continue;
+        }
+        let hit = e.errors.iter().find(|x| x.field == b.field);
+        let hit = hit.unwrap_or_else(|| panic!("case {n}: no error names `{}`:\n{e}", b.field));
+        assert!(hit.message.contains(b.says), "case {n}: `{}` does not say `{}`:\n{e}", b.field, b.says);
+    }
+}
+
+#[test]
+fn one_bad_address_does_not_cascade() {
+    // A bad port prefix must not also produce "via not on any port" noise.
+    let e = Config::from_toml(&SKETCH.replace("address = \"10.10.0.1/24\"", "address = \"10.10.0.1/x\"")).unwrap_err();
+    assert_eq!(e.errors.len(), 1, "{e}");
+    assert!(e.names("port[0].address"));
+}
+
+#[test]
+fn fullnat_needs_local_addresses() {
+    let text = SKETCH
+        .replace("local_addresses = [\"10.20.0.200\", \"10.20.0.201\"]", "")
+        .replace("forward = \"nat\"", "forward = \"fullnat\"");
+    let e = Config::from_toml(&text).unwrap_err();
+    assert!(e.names("service[0].server[0].forward"), "{e}");
+}
+
+#[test]
+fn shared_vip_across_services_is_fine() {
+    let text = format!(
+        "{SKETCH}\n[[service]]\nprotocol = \"tcp\"\naddress = \"10.10.0.100\"\nport = 443\nscheduler = \"rr\"\n\
+         [[service]]\nprotocol = \"udp\"\naddress = \"10.10.0.100\"\nport = 80\nscheduler = \"rr\"\n"
+    );
+    let c = Config::from_toml(&text).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.services.len(), 3);
+}
+
+#[test]
+fn local_address_outside_port_prefix_is_allowed() {
+    let text = SKETCH.replace("\"10.20.0.201\"", "\"172.16.5.1\"");
+    let c = Config::from_toml(&text).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.ports[1].local_addresses[1], Ipv4Addr::new(172, 16, 5, 1));
+}
+
+#[test]
+fn missing_file_is_an_error_not_a_panic() {
+    let e = Config::load(Path::new("/nonexistent/rvs.toml")).unwrap_err();
+    assert!(e.to_string().contains("/nonexistent/rvs.toml"), "{e}");
+}
+
+#[test]
+fn lab_configs_in_repo_are_valid() {
+    // config/*.toml are the operator-facing examples (the lab's among them); each
+    // must validate, except for `[ha]` key files that exist only inside the lab.
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config");
+    let Ok(entries) = std::fs::read_dir(&dir) else { return };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.extension().and_then(|e| e.to_str()) != Some("toml") {
+            continue;
+        }
+        if let Err(e) = Config::load(&path) {
+            let only_key = e.errors.iter().all(|x| x.field == "ha.key_file");
+            assert!(only_key, "{}: {e}", path.display());
+        }
+    }
+}

@@ -1,0 +1,878 @@
+//! Whole-file validation: [`ConfigFile`] → [`Config`], or every error at once.
+//!
+//! The checker walks the file in order and never stops at the first problem. A field
+//! that fails to parse is simply left out of the cross-checks that need it (so one bad
+//! address yields one error, not a cascade of "does not match" follow-ups). A typed
+//! [`Config`] is built only when the error list is empty.
+
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use ipnet::Ipv4Net;
+use rvs_dataplane::worker::MAX_PORTS;
+
+use super::file::{ConfigFile, HaFile, HealthFile, ServerFile, ServiceFile};
+use super::{
+    defaults, Api, Config, ConfigError, Dataplane, Device, FieldError, Forward, Ha, Health, HealthKind, Idle, MacAddr,
+    Neighbour, Port, Protocol, Route, Scheduler, Server, Service,
+};
+
+/// Validates `file` as a whole.
+pub(super) fn validate(file: &ConfigFile) -> Result<Config, ConfigError> {
+    let mut v = Checker::default();
+    let dataplane = v.dataplane(file);
+    let ports = v.ports(file);
+    let routes = v.routes(file, &ports);
+    let neighbours = v.neighbours(file, &ports);
+    let api = v.api(file);
+    let services = v.services(file, &ports, &routes);
+    let ha = file.ha.as_ref().and_then(|ha| v.ha(ha));
+    if let Some(dp) = &dataplane {
+        v.mempool_fits(dp, file.ports.len());
+    }
+    if !v.errors.is_empty() {
+        return Err(ConfigError { errors: v.errors });
+    }
+    // Every part that came back `None` pushed an error, so with no errors every part
+    // is `Some`; the fallback arm is unreachable but reports rather than panics.
+    match (dataplane, api) {
+        (Some(dataplane), Some(api)) => Ok(Config {
+            dataplane,
+            ports: ports.into_iter().flatten().collect(),
+            routes: routes.into_iter().flatten().collect(),
+            neighbours: neighbours.into_iter().flatten().collect(),
+            api,
+            services: services.into_iter().flatten().collect(),
+            ha,
+        }),
+        _ => Err(ConfigError {
+            errors: vec![FieldError { field: String::new(), message: "internal error: validation incomplete".into() }],
+        }),
+    }
+}
+
+/// Who already owns an address, for conflict messages.
+#[derive(Default)]
+struct Owners(HashMap<Ipv4Addr, String>);
+
+impl Owners {
+    /// Claims `addr` for `path`; on conflict returns the earlier owner's path.
+    fn claim(&mut self, addr: Ipv4Addr, path: &str) -> Result<(), String> {
+        match self.0.get(&addr) {
+            Some(owner) => Err(owner.clone()),
+            None => {
+                self.0.insert(addr, path.to_string());
+                Ok(())
+            }
+        }
+    }
+}
+
+#[derive(Default)]
+struct Checker {
+    errors: Vec<FieldError>,
+    /// Every address rvs answers for: port addresses, local addresses, VIPs.
+    owners: Owners,
+}
+
+impl Checker {
+    fn err(&mut self, field: impl Into<String>, message: impl Into<String>) {
+        self.errors.push(FieldError { field: field.into(), message: message.into() });
+    }
+
+    /// Records `r`'s error (if any) against `field` and passes the value on.
+    fn check<T>(&mut self, field: &str, r: Result<T, String>) -> Option<T> {
+        match r {
+            Ok(v) => Some(v),
+            Err(m) => {
+                self.err(field, m);
+                None
+            }
+        }
+    }
+
+    fn int_in<T: TryFrom<i64>>(&mut self, field: &str, value: i64, lo: i64, hi: i64, hint: &str) -> Option<T> {
+        if value < lo || value > hi {
+            self.err(field, format!("{value} is out of range: it must be between {lo} and {hi}{hint}"));
+            return None;
+        }
+        T::try_from(value).ok()
+    }
+
+    fn duration(&mut self, field: &str, text: Option<&str>, default: Duration) -> Option<Duration> {
+        match text {
+            None => Some(default),
+            Some(t) => {
+                let d = self.check(field, parse_duration(t))?;
+                if d.is_zero() {
+                    self.err(field, format!("`{t}` is zero; give a positive duration such as \"1s\""));
+                    return None;
+                }
+                Some(d)
+            }
+        }
+    }
+
+    fn dataplane(&mut self, file: &ConfigFile) -> Option<Dataplane> {
+        let dp = &file.dataplane;
+        let workers = match dp.workers {
+            None => Some(defaults::WORKERS),
+            Some(0) => {
+                self.err(
+                    "dataplane.workers",
+                    "0 workers cannot forward anything; set workers = 1 or more (one lcore each)",
+                );
+                None
+            }
+            Some(w) => self.int_in(
+                "dataplane.workers",
+                w,
+                1,
+                i64::from(defaults::MAX_WORKERS),
+                " (one worker per lcore; the main lcore is extra)",
+            ),
+        };
+        let idle = match dp.idle.as_deref() {
+            None | Some("adaptive") => Some(Idle::Adaptive),
+            Some("busy") => Some(Idle::Busy),
+            Some(other) => {
+                self.err("dataplane.idle", format!("unknown idle policy `{other}`; use \"busy\" or \"adaptive\""));
+                None
+            }
+        };
+        for (i, a) in dp.eal_args.iter().enumerate() {
+            if a.trim().is_empty() {
+                self.err(format!("dataplane.eal_args[{i}]"), "empty EAL argument; remove it");
+            }
+        }
+        let has = |flag: &str| dp.eal_args.iter().any(|a| a == flag);
+        if has("--no-huge") && has("--in-memory") {
+            self.err(
+                "dataplane.eal_args",
+                "EAL refuses --in-memory together with --no-huge (--no-huge implies legacy memory); \
+                 with --no-huge use --no-shconf instead of --in-memory",
+            );
+        }
+        let mempool_size = match dp.mempool_size {
+            None => Some(defaults::MEMPOOL_SIZE),
+            Some(n) => self.int_in("dataplane.mempool_size", n, 1024, 1 << 24, " mbufs"),
+        };
+        let mut desc = |field: &str, v: Option<i64>, default: u16| -> Option<u16> {
+            let n = match v {
+                None => return Some(default),
+                Some(n) => self.int_in::<u16>(field, n, 64, 16384, " descriptors")?,
+            };
+            if !n.is_power_of_two() {
+                self.err(field, format!("{n} is not a power of two; NICs need one, use {}", n.next_power_of_two()));
+                return None;
+            }
+            Some(n)
+        };
+        let rx_descriptors = desc("dataplane.rx_descriptors", dp.rx_descriptors, defaults::RX_DESCRIPTORS);
+        let tx_descriptors = desc("dataplane.tx_descriptors", dp.tx_descriptors, defaults::TX_DESCRIPTORS);
+        let neighbour_timeout =
+            self.duration("dataplane.neighbour_timeout", dp.neighbour_timeout.as_deref(), defaults::NEIGHBOUR_TIMEOUT);
+        let neighbour_retry =
+            self.duration("dataplane.neighbour_retry", dp.neighbour_retry.as_deref(), defaults::NEIGHBOUR_RETRY);
+        if let (Some(t), Some(r)) = (neighbour_timeout, neighbour_retry) {
+            if r >= t {
+                self.err(
+                    "dataplane.neighbour_retry",
+                    format!(
+                        "{} is not shorter than neighbour_timeout ({}); ARP retries must come before the entry expires",
+                        humantime::format_duration(r),
+                        humantime::format_duration(t)
+                    ),
+                );
+            }
+        }
+        Some(Dataplane {
+            workers: workers?,
+            idle: idle?,
+            eal_args: dp.eal_args.clone(),
+            mempool_size: mempool_size?,
+            rx_descriptors: rx_descriptors?,
+            tx_descriptors: tx_descriptors?,
+            neighbour_timeout: neighbour_timeout?,
+            neighbour_retry: neighbour_retry?,
+        })
+    }
+
+    /// Every RX descriptor holds an mbuf and every TX descriptor may; each worker's
+    /// mempool cache and in-flight bursts take more. A pool smaller than that fails at
+    /// queue setup (or worse, starves RX under load), so say so now.
+    fn mempool_fits(&mut self, dp: &Dataplane, ports: usize) {
+        let per_queue = u64::from(dp.rx_descriptors) + u64::from(dp.tx_descriptors);
+        let need = ports as u64 * u64::from(dp.workers) * per_queue + u64::from(dp.workers) * 512;
+        if u64::from(dp.mempool_size) < need {
+            self.err(
+                "dataplane.mempool_size",
+                format!(
+                    "{} mbufs cannot fill {ports} port(s) × {} worker(s) × ({} RX + {} TX) descriptors plus \
+                     per-worker caches; set mempool_size to at least {need} or lower the descriptor counts",
+                    dp.mempool_size, dp.workers, dp.rx_descriptors, dp.tx_descriptors
+                ),
+            );
+        }
+    }
+
+    fn ports(&mut self, file: &ConfigFile) -> Vec<Option<Port>> {
+        let mut names: HashMap<&str, usize> = HashMap::new();
+        let mut dpdk_names: HashMap<String, usize> = HashMap::new();
+        let mut nets: Vec<(usize, Ipv4Net)> = Vec::new();
+        let mut out = Vec::with_capacity(file.ports.len());
+        if file.ports.is_empty() {
+            self.err("port", "no [[port]] configured; rvsd needs at least one port to forward packets");
+        }
+        if file.ports.len() > MAX_PORTS {
+            self.err("port", format!("{} ports configured; a worker drives at most {MAX_PORTS}", file.ports.len()));
+        }
+        for (i, p) in file.ports.iter().enumerate() {
+            let at = |f: &str| format!("port[{i}].{f}");
+            let name = self.check(&at("name"), port_name(&p.name));
+            if name.is_some() {
+                if let Some(j) = names.insert(p.name.as_str(), i) {
+                    self.err(
+                        at("name"),
+                        format!("`{}` is already the name of port[{j}]; port names must be unique", p.name),
+                    );
+                }
+            }
+            let device = self.check(&at("device"), parse_device(&p.device));
+            if let Some(d) = &device {
+                if let Some(j) = dpdk_names.insert(d.port_name().to_string(), i) {
+                    self.err(
+                        at("device"),
+                        format!(
+                            "device `{}` is already used by port[{j}]; each port needs its own device \
+                             (vdev names such as net_af_packet0, net_af_packet1 must differ)",
+                            d.port_name()
+                        ),
+                    );
+                }
+            }
+            let address = self.check(&at("address"), parse_port_address(&p.address));
+            if let Some(net) = address {
+                if let Some((j, other)) =
+                    nets.iter().find(|(_, o)| o.contains(&net.network()) || net.contains(&o.network()))
+                {
+                    self.err(
+                        at("address"),
+                        format!(
+                            "prefix {} overlaps port[{j}]'s {other}; connected prefixes must not overlap, \
+                             or rvs cannot tell which port a neighbour is on",
+                            net.trunc()
+                        ),
+                    );
+                } else {
+                    nets.push((i, net));
+                }
+                if let Err(owner) = self.owners.claim(net.addr(), &at("address")) {
+                    self.err(at("address"), conflict(net.addr(), &owner));
+                }
+            }
+            let mut locals = Vec::with_capacity(p.local_addresses.len());
+            for (k, la) in p.local_addresses.iter().enumerate() {
+                let f = format!("port[{i}].local_addresses[{k}]");
+                // A local address need not be inside the port's prefix: Full-NAT pools
+                // can be any address routed back to rvs.
+                if let Some(a) = self.check(&f, parse_unicast(la)) {
+                    match self.owners.claim(a, &f) {
+                        Ok(()) => locals.push(a),
+                        Err(owner) => self.err(&f, conflict(a, &owner)),
+                    }
+                }
+            }
+            let mac = match &p.mac {
+                None => Some(None),
+                Some(m) => self.check(&at("mac"), parse_unicast_mac(m)).map(Some),
+            };
+            let mtu = match p.mtu {
+                None => Some(None),
+                Some(m) => self
+                    .int_in(&at("mtu"), m, 576, 9600, " bytes (576 is the IPv4 minimum, 9600 a common jumbo limit)")
+                    .map(Some),
+            };
+            let port = match (name, device, address, mac, mtu) {
+                (Some(name), Some(device), Some(address), Some(mac), Some(mtu))
+                    if locals.len() == p.local_addresses.len() =>
+                {
+                    Some(Port { name, device, address, local_addresses: locals, mac, mtu })
+                }
+                _ => None,
+            };
+            out.push(port);
+        }
+        out
+    }
+
+    fn routes(&mut self, file: &ConfigFile, ports: &[Option<Port>]) -> Vec<Option<Route>> {
+        let mut seen: HashMap<Ipv4Net, usize> = HashMap::new();
+        let mut out = Vec::new();
+        for (i, r) in file.routes.iter().enumerate() {
+            let prefix = self.check(&format!("route[{i}].prefix"), parse_prefix(&r.prefix));
+            if let Some(p) = prefix {
+                if let Some(j) = seen.insert(p, i) {
+                    self.err(format!("route[{i}].prefix"), format!("{p} is already routed by route[{j}]; remove one"));
+                }
+            }
+            let via_field = format!("route[{i}].via");
+            let via = self.check(&via_field, parse_unicast(&r.via));
+            let port = via.and_then(|via| {
+                if let Some(owner) = self.owners.0.get(&via).cloned() {
+                    self.err(&via_field, format!("{via} is rvs's own address ({owner}); a next hop must be another host"));
+                    return None;
+                }
+                match connected_port(ports, via) {
+                    Some(k) => Some(k),
+                    None if ports.iter().any(Option::is_none) => None, // a bad port prefix was already reported
+                    None => {
+                        self.err(&via_field, format!("next hop {via} is not on any port's connected prefix ({}); a gateway must be directly reachable", list_prefixes(ports)));
+                        None
+                    }
+                }
+            });
+            out.push(match (prefix, via, port) {
+                (Some(prefix), Some(via), Some(port)) => Some(Route { prefix, via, port }),
+                _ => None,
+            });
+        }
+        out
+    }
+
+    fn neighbours(&mut self, file: &ConfigFile, ports: &[Option<Port>]) -> Vec<Option<Neighbour>> {
+        let mut seen: HashMap<Ipv4Addr, usize> = HashMap::new();
+        let mut out = Vec::new();
+        for (i, n) in file.neighbours.iter().enumerate() {
+            let at = |f: &str| format!("neighbour[{i}].{f}");
+            let mac = self.check(&at("mac"), parse_unicast_mac(&n.mac));
+            let port = match file.ports.iter().position(|p| p.name == n.port) {
+                Some(k) => Some(k),
+                None => {
+                    let names: Vec<&str> = file.ports.iter().map(|p| p.name.as_str()).collect();
+                    self.err(
+                        at("port"),
+                        format!("no [[port]] is named `{}`; use one of: {}", n.port, names.join(", ")),
+                    );
+                    None
+                }
+            };
+            let address = self.check(&at("address"), parse_unicast(&n.address));
+            if let Some(a) = address {
+                if let Some(j) = seen.insert(a, i) {
+                    self.err(at("address"), format!("{a} already has a static entry in neighbour[{j}]; remove one"));
+                }
+                if let Some(owner) = self.owners.0.get(&a).cloned() {
+                    self.err(at("address"), format!("{a} is rvs's own address ({owner}), not a neighbour"));
+                }
+                if let Some(Some(p)) = port.map(|k| &ports[k]) {
+                    if !p.address.contains(&a) {
+                        self.err(
+                            at("address"),
+                            format!(
+                                "{a} is not on port `{}`'s prefix {}; a neighbour must be directly connected",
+                                p.name,
+                                p.address.trunc()
+                            ),
+                        );
+                    }
+                }
+            }
+            out.push(match (address, mac, port) {
+                (Some(address), Some(mac), Some(port)) => Some(Neighbour { address, mac, port }),
+                _ => None,
+            });
+        }
+        out
+    }
+
+    fn api(&mut self, file: &ConfigFile) -> Option<Api> {
+        let text = file.api.listen.as_deref().unwrap_or(defaults::API_LISTEN);
+        let listen: SocketAddr = match text.parse() {
+            Ok(a) => a,
+            Err(_) => {
+                self.err("api.listen", format!("`{text}` is not an ip:port address; write it like \"127.0.0.1:8700\""));
+                return None;
+            }
+        };
+        if !listen.ip().is_loopback() {
+            self.err(
+                "api.listen",
+                format!(
+                    "{listen}: non-loopback api.listen requires a bearer token, which this version does not \
+                     support yet: use 127.0.0.1"
+                ),
+            );
+            return None;
+        }
+        Some(Api { listen })
+    }
+
+    fn services(
+        &mut self,
+        file: &ConfigFile,
+        ports: &[Option<Port>],
+        routes: &[Option<Route>],
+    ) -> Vec<Option<Service>> {
+        let mut seen: HashMap<(Protocol, Ipv4Addr, u16), usize> = HashMap::new();
+        let mut vips: HashMap<Ipv4Addr, usize> = HashMap::new();
+        let has_locals = file.ports.iter().any(|p| !p.local_addresses.is_empty());
+        let mut out = Vec::new();
+        for (i, s) in file.services.iter().enumerate() {
+            let svc = self.service(i, s, ports, routes, has_locals, &mut vips);
+            if let Some(svc) = &svc {
+                if let Some(j) = seen.insert((svc.protocol, svc.address, svc.port), i) {
+                    self.err(
+                        format!("service[{i}]"),
+                        format!(
+                            "{} {}:{} is already defined by service[{j}]; merge their servers into one service",
+                            svc.protocol, svc.address, svc.port
+                        ),
+                    );
+                }
+            }
+            out.push(svc);
+        }
+        out
+    }
+
+    fn service(
+        &mut self,
+        i: usize,
+        s: &ServiceFile,
+        ports: &[Option<Port>],
+        routes: &[Option<Route>],
+        has_locals: bool,
+        vips: &mut HashMap<Ipv4Addr, usize>,
+    ) -> Option<Service> {
+        let at = |f: &str| format!("service[{i}].{f}");
+        let protocol = match s.protocol.as_str() {
+            "tcp" => Some(Protocol::Tcp),
+            "udp" => Some(Protocol::Udp),
+            other => {
+                self.err(at("protocol"), format!("unknown protocol `{other}`; use \"tcp\" or \"udp\""));
+                None
+            }
+        };
+        let address = self.check(&at("address"), parse_unicast(&s.address));
+        if let Some(a) = address {
+            // Several services may share one VIP (tcp/80 and tcp/443); only the first
+            // claims it, so a VIP clashes with ports and local addresses, not with itself.
+            if let std::collections::hash_map::Entry::Vacant(e) = vips.entry(a) {
+                e.insert(i);
+                if let Err(owner) = self.owners.claim(a, &at("address")) {
+                    self.err(
+                        at("address"),
+                        format!("{}; a VIP must not be a port or local address", conflict(a, &owner)),
+                    );
+                }
+            }
+        }
+        let port = self.int_in::<u16>(&at("port"), s.port, 1, 65535, "; 0 is not a usable port");
+        let scheduler = match Scheduler::from_name(&s.scheduler) {
+            Some(sch) => Some(sch),
+            None => {
+                let all: Vec<&str> = Scheduler::ALL.iter().map(|s| s.name()).collect();
+                self.err(
+                    at("scheduler"),
+                    format!("unknown scheduler `{}`; use one of: {}", s.scheduler, all.join(" ")),
+                );
+                None
+            }
+        };
+        let persistence = match &s.persistence {
+            None => Some(None),
+            Some(p) => self.duration(&at("persistence"), Some(p), Duration::ZERO).map(Some),
+        };
+        let health = match &s.health {
+            None => Some(None),
+            Some(h) => self.health(&at("health"), h).map(Some),
+        };
+        let mut servers = Vec::with_capacity(s.servers.len());
+        let mut seen: HashMap<(Ipv4Addr, u16), usize> = HashMap::new();
+        for (k, r) in s.servers.iter().enumerate() {
+            let f = format!("service[{i}].server[{k}]");
+            if let Some(srv) = self.server(&f, r, port, ports, routes, has_locals) {
+                if let Some(j) = seen.insert((srv.address, srv.port), k) {
+                    self.err(
+                        &f,
+                        format!("{}:{} is already server[{j}] of this service; remove one", srv.address, srv.port),
+                    );
+                }
+                servers.push(srv);
+            }
+        }
+        if servers.len() != s.servers.len() {
+            return None;
+        }
+        Some(Service {
+            protocol: protocol?,
+            address: address?,
+            port: port?,
+            scheduler: scheduler?,
+            persistence: persistence?,
+            health: health?,
+            servers,
+        })
+    }
+
+    fn health(&mut self, at: &str, h: &HealthFile) -> Option<Health> {
+        let f = |x: &str| format!("{at}.{x}");
+        let is_http = h.kind == "http";
+        if !is_http {
+            if h.path.is_some() {
+                self.err(f("path"), format!("path only applies to kind = \"http\", not \"{}\"; remove it", h.kind));
+            }
+            if h.status.is_some() {
+                self.err(f("status"), format!("status only applies to kind = \"http\", not \"{}\"; remove it", h.kind));
+            }
+        }
+        if h.kind != "command" && !h.command.is_empty() {
+            self.err(
+                f("command"),
+                format!("command only applies to kind = \"command\", not \"{}\"; remove it", h.kind),
+            );
+        }
+        let kind = match h.kind.as_str() {
+            "tcp" => Some(HealthKind::Tcp),
+            "udp" => Some(HealthKind::Udp),
+            "icmp" => Some(HealthKind::Icmp),
+            "http" => {
+                let path = h.path.clone().unwrap_or_else(|| defaults::HEALTH_PATH.to_string());
+                let path_ok = path.starts_with('/') && !path.chars().any(|c| c.is_whitespace() || c.is_control());
+                if !path_ok {
+                    self.err(
+                        f("path"),
+                        format!("`{path}` is not an HTTP path; it must start with / and contain no spaces"),
+                    );
+                }
+                let status = match h.status {
+                    None => Some(defaults::HEALTH_STATUS),
+                    Some(s) => self.int_in(&f("status"), s, 100, 599, " (an HTTP status code)"),
+                };
+                match (path_ok, status) {
+                    (true, Some(status)) => Some(HealthKind::Http { path, status }),
+                    _ => None,
+                }
+            }
+            "command" => {
+                if h.command.is_empty() || h.command[0].trim().is_empty() {
+                    self.err(f("command"), "kind = \"command\" needs command = [\"/path/to/probe\", \"arg\", …]");
+                    None
+                } else {
+                    Some(HealthKind::Command(h.command.clone()))
+                }
+            }
+            other => {
+                self.err(
+                    f("kind"),
+                    format!("unknown health check kind `{other}`; use tcp, http, udp, icmp or command"),
+                );
+                None
+            }
+        };
+        let port = match h.port {
+            None => Some(None),
+            Some(p) => self.int_in::<u16>(&f("port"), p, 1, 65535, "; 0 is not a usable port").map(Some),
+        };
+        let interval = self.duration(&f("interval"), h.interval.as_deref(), defaults::HEALTH_INTERVAL);
+        let timeout = self.duration(&f("timeout"), h.timeout.as_deref(), defaults::HEALTH_TIMEOUT);
+        if let (Some(i), Some(t)) = (interval, timeout) {
+            if t > i {
+                self.err(
+                    f("timeout"),
+                    format!(
+                        "{} is longer than interval ({}); a probe must finish before the next one starts",
+                        humantime::format_duration(t),
+                        humantime::format_duration(i)
+                    ),
+                );
+            }
+        }
+        let rise = match h.rise {
+            None => Some(defaults::HEALTH_RISE),
+            Some(r) => self.int_in(&f("rise"), r, 1, 255, " probes"),
+        };
+        let fall = match h.fall {
+            None => Some(defaults::HEALTH_FALL),
+            Some(r) => self.int_in(&f("fall"), r, 1, 255, " probes"),
+        };
+        Some(Health { kind: kind?, port: port?, interval: interval?, timeout: timeout?, rise: rise?, fall: fall? })
+    }
+
+    fn server(
+        &mut self,
+        at: &str,
+        r: &ServerFile,
+        service_port: Option<u16>,
+        ports: &[Option<Port>],
+        routes: &[Option<Route>],
+        has_locals: bool,
+    ) -> Option<Server> {
+        let f = |x: &str| format!("{at}.{x}");
+        let address = self.check(&f("address"), parse_unicast(&r.address));
+        if let Some(a) = address {
+            if let Some(owner) = self.owners.0.get(&a).cloned() {
+                self.err(
+                    f("address"),
+                    format!("{a} is rvs's own address ({owner}); a real server must be another host"),
+                );
+            }
+        }
+        let port = match r.port {
+            None => service_port,
+            Some(p) => self.int_in::<u16>(&f("port"), p, 1, 65535, "; 0 is not a usable port"),
+        };
+        let weight = match r.weight {
+            None => Some(defaults::WEIGHT),
+            Some(w) => self.int_in(&f("weight"), w, 0, 65535, " (0 stops new connections to this server)"),
+        };
+        let forward = match r.forward.as_deref() {
+            None | Some("dr") => Some(Forward::Dr),
+            Some("nat") => Some(Forward::Nat),
+            Some("fullnat") => Some(Forward::FullNat),
+            Some("tunnel") => Some(Forward::Tunnel),
+            Some(other) => {
+                self.err(f("forward"), format!("unknown forwarding method `{other}`; use dr, nat, fullnat or tunnel"));
+                None
+            }
+        };
+        let upper = self.int_in::<u32>(
+            &f("upper_threshold"),
+            r.upper_threshold.unwrap_or(0),
+            0,
+            i64::from(u32::MAX),
+            " connections (0 = no limit)",
+        );
+        let lower = self.int_in::<u32>(
+            &f("lower_threshold"),
+            r.lower_threshold.unwrap_or(0),
+            0,
+            i64::from(u32::MAX),
+            " connections (0 = no limit)",
+        );
+        if let (Some(u), Some(l)) = (upper, lower) {
+            if u == 0 && l > 0 {
+                self.err(f("lower_threshold"), format!("{l} has no effect without upper_threshold; set upper_threshold above it or remove lower_threshold"));
+            } else if l > u {
+                self.err(
+                    f("lower_threshold"),
+                    format!("{l} is above upper_threshold ({u}); the lower threshold must not exceed the upper one"),
+                );
+            }
+        }
+        if let (Some(fw), Some(p), Some(sp)) = (forward, port, service_port) {
+            if matches!(fw, Forward::Dr | Forward::Tunnel) && p != sp {
+                self.err(
+                    f("port"),
+                    format!("{fw} forwarding cannot change the port: set port = {sp} (the service's) or use forward = \"nat\" or \"fullnat\""),
+                );
+            }
+        }
+        if let (Some(fw), Some(a)) = (forward, address) {
+            let all_ports_ok = ports.iter().all(Option::is_some);
+            let connected = connected_port(ports, a).is_some();
+            if fw == Forward::Dr && !connected && all_ports_ok {
+                self.err(
+                    f("address"),
+                    format!("DR needs the real server on a connected network, and {a} is on none ({}); use forward = \"tunnel\" or \"fullnat\" for a remote server", list_prefixes(ports)),
+                );
+            } else if !connected
+                && all_ports_ok
+                && !routes.iter().flatten().any(|r| r.prefix.contains(&a))
+                && routes.iter().all(Option::is_some)
+            {
+                self.err(f("address"), format!("no route to {a}: it is on no port's prefix and no [[route]] covers it; add a route (e.g. prefix = \"0.0.0.0/0\")"));
+            }
+            if fw == Forward::FullNat && !has_locals {
+                self.err(
+                    f("forward"),
+                    "fullnat needs Full-NAT local addresses; add local_addresses = [\"a.b.c.d\", …] to a [[port]]",
+                );
+            }
+        }
+        Some(Server {
+            address: address?,
+            port: port?,
+            weight: weight?,
+            forward: forward?,
+            upper_threshold: upper?,
+            lower_threshold: lower?,
+        })
+    }
+
+    fn ha(&mut self, ha: &HaFile) -> Option<Ha> {
+        let priority = self.int_in("ha.priority", ha.priority, 1, 254, " (VRRP priorities; the higher node is master)");
+        let peer = self.check("ha.peer", parse_unicast(&ha.peer));
+        if let Some(p) = peer {
+            if let Some(owner) = self.owners.0.get(&p).cloned() {
+                self.err("ha.peer", format!("{p} is this node's own address ({owner}); give the other node's address"));
+            }
+        }
+        let key_file = self.check("ha.key_file", check_key_file(&ha.key_file));
+        Some(Ha { priority: priority?, peer: peer?, key_file: key_file?, preempt: ha.preempt.unwrap_or(true) })
+    }
+}
+
+fn conflict(addr: Ipv4Addr, owner: &str) -> String {
+    format!("{addr} is already used by {owner}; port addresses, local addresses and VIPs must all be distinct")
+}
+
+/// Index of the port whose connected prefix contains `addr`.
+fn connected_port(ports: &[Option<Port>], addr: Ipv4Addr) -> Option<usize> {
+    ports.iter().position(|p| p.as_ref().is_some_and(|p| p.address.contains(&addr)))
+}
+
+fn list_prefixes(ports: &[Option<Port>]) -> String {
+    let v: Vec<String> = ports.iter().flatten().map(|p| format!("{} {}", p.name, p.address.trunc())).collect();
+    if v.is_empty() {
+        "no ports".into()
+    } else {
+        v.join(", ")
+    }
+}
+
+fn port_name(name: &str) -> Result<String, String> {
+    let ok = !name.is_empty()
+        && name.len() <= 32
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.');
+    if ok {
+        Ok(name.to_string())
+    } else {
+        Err(format!("`{name}` is not a valid port name; use 1 to 32 letters, digits, '-', '_' or '.'"))
+    }
+}
+
+fn parse_device(s: &str) -> Result<Device, String> {
+    if s.contains(',') || s.starts_with("net_") {
+        let name = s.split(',').next().unwrap_or("");
+        if name.is_empty() || name.chars().any(char::is_whitespace) {
+            return Err(format!("`{s}` is not a vdev string; write it like \"net_af_packet0,iface=front\""));
+        }
+        return Ok(Device::Vdev(s.to_string()));
+    }
+    if is_pci(s) {
+        return Ok(Device::Pci(s.to_string()));
+    }
+    Err(format!(
+        "`{s}` is neither a PCI address (like \"0000:03:00.0\") nor a vdev string (like \"net_af_packet0,iface=front\")"
+    ))
+}
+
+/// `[DDDD:]BB:DD.F` in hex, as DPDK's `-a` accepts.
+fn is_pci(s: &str) -> bool {
+    let hex = |p: &str, n: usize| p.len() == n && p.chars().all(|c| c.is_ascii_hexdigit());
+    let (bdf, func) = match s.rsplit_once('.') {
+        Some(x) => x,
+        None => return false,
+    };
+    if !(func.len() == 1 && matches!(func.as_bytes()[0], b'0'..=b'7')) {
+        return false;
+    }
+    let parts: Vec<&str> = bdf.split(':').collect();
+    match parts.as_slice() {
+        [bus, dev] => hex(bus, 2) && hex(dev, 2),
+        [dom, bus, dev] => hex(dom, 4) && hex(bus, 2) && hex(dev, 2),
+        _ => false,
+    }
+}
+
+fn parse_ipv4(s: &str) -> Result<Ipv4Addr, String> {
+    match s.parse::<Ipv4Addr>() {
+        Ok(a) => Ok(a),
+        Err(_) if s.parse::<std::net::Ipv6Addr>().is_ok() => {
+            Err(format!("`{s}` is IPv6, which rvs does not support yet; use an IPv4 address"))
+        }
+        Err(_) if s.contains('/') => {
+            Err(format!("`{s}` has a prefix length; write the bare address, like \"10.0.0.1\""))
+        }
+        Err(_) => Err(format!("`{s}` is not an IPv4 address; write it like \"10.0.0.1\"")),
+    }
+}
+
+/// An address a host may own: not 0.0.0.0, loopback, multicast, broadcast or class E.
+fn parse_unicast(s: &str) -> Result<Ipv4Addr, String> {
+    let a = parse_ipv4(s)?;
+    if a.is_unspecified() || a.is_loopback() || a.is_multicast() || a.is_broadcast() || a.octets()[0] >= 240 {
+        return Err(format!("{a} is not a unicast address a host can use; pick an ordinary address"));
+    }
+    Ok(a)
+}
+
+fn parse_net(s: &str) -> Result<Ipv4Net, String> {
+    let Some((addr, len)) = s.split_once('/') else {
+        return Err(format!("`{s}` has no prefix length; write it like \"10.10.0.1/24\""));
+    };
+    let addr = parse_ipv4(addr)?;
+    let len: u8 = len
+        .parse()
+        .ok()
+        .filter(|l| *l <= 32)
+        .ok_or_else(|| format!("`{s}` has a bad prefix length `{len}`; it must be 0 to 32"))?;
+    Ipv4Net::new(addr, len).map_err(|e| format!("`{s}`: {e}"))
+}
+
+/// A port address: `a.b.c.d/len` where a.b.c.d is a usable host address of the prefix.
+fn parse_port_address(s: &str) -> Result<Ipv4Net, String> {
+    let net = parse_net(s)?;
+    parse_unicast(&net.addr().to_string())?;
+    if net.prefix_len() == 0 {
+        return Err(format!(
+            "`{s}`: a /0 prefix would put the whole Internet on this port; use the real prefix, like /24"
+        ));
+    }
+    if net.prefix_len() <= 30 && (net.addr() == net.network() || net.addr() == net.broadcast()) {
+        return Err(format!(
+            "`{s}`: {} is the {} address of {}; give the port a host address inside the prefix",
+            net.addr(),
+            if net.addr() == net.network() { "network" } else { "broadcast" },
+            net.trunc()
+        ));
+    }
+    Ok(net)
+}
+
+/// A route prefix: canonical, host bits zero.
+fn parse_prefix(s: &str) -> Result<Ipv4Net, String> {
+    let net = parse_net(s)?;
+    if net.addr() != net.network() {
+        return Err(format!("`{s}` has host bits set; did you mean \"{}\"?", net.trunc()));
+    }
+    Ok(net)
+}
+
+fn parse_unicast_mac(s: &str) -> Result<MacAddr, String> {
+    let m: MacAddr = s.parse()?;
+    if !m.is_unicast() {
+        return Err(format!("{m} is a multicast or zero MAC; use a unicast address (first byte even)"));
+    }
+    Ok(m)
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s)
+        .map_err(|e| format!("`{s}` is not a duration ({e}); write it with a unit, like \"300s\", \"500ms\" or \"5m\""))
+}
+
+/// The HA key file must exist, be a non-empty regular file and not be readable or
+/// writable by group or others (0600 or 0400).
+fn check_key_file(path: &str) -> Result<PathBuf, String> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = std::fs::metadata(path)
+        .map_err(|e| format!("cannot read key file {path}: {e}; create it with a random key and chmod 600"))?;
+    if !meta.is_file() {
+        return Err(format!("{path} is not a regular file; point key_file at the file holding the shared key"));
+    }
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(format!("{path} has mode {mode:04o}, so others can read the HA key; run chmod 600 {path}"));
+    }
+    if meta.len() == 0 {
+        return Err(format!(
+            "{path} is empty; put the shared key in it (e.g. head -c 32 /dev/urandom | base64 > {path})"
+        ));
+    }
+    Ok(PathBuf::from(path))
+}

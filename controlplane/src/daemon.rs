@@ -1,0 +1,571 @@
+//! rvsd's life: start-up, serving, shutdown.
+//!
+//! Start-up runs in this order, and each step fails with one paragraph that names what
+//! is wrong and how to fix it (an `anyhow` context chain, printed with `{:#}`):
+//!
+//! 1. the configuration is already valid (see [`crate::config`]);
+//! 2. the REST listener is bound — before touching DPDK, so "port in use" costs nothing;
+//! 3. SIGTERM/SIGINT handlers are installed, so a signal during start-up ends in an
+//!    orderly shutdown instead of killing the process half-way;
+//! 4. DPDK preflight (hugepages, hugetlbfs, lcores) with the EAL arguments of
+//!    [`eal_args`];
+//! 5. EAL init, one packet pool, then every port: open, configure (one RX/TX queue pair
+//!    per worker, RSS when there are several workers), promiscuous, start; a link that
+//!    is down is a warning, not an error;
+//! 6. one [`WorkerConfig`] and one [`Worker`] per worker, all built and checked on this
+//!    thread *before* any is launched;
+//! 7. the workers are launched on their lcores; worker 0 announces every address with
+//!    gratuitous ARP, then all poll;
+//! 8. REST is served on this (the main lcore's) thread by a current-thread tokio
+//!    runtime until SIGTERM or SIGINT;
+//! 9. shutdown: set the stop flag, wait for every worker (their queues are released as
+//!    they return), stop and close the ports, release the pool, clean up the EAL.
+//!
+//! No half-applied state: whatever a failed step leaves behind (started ports, a pool,
+//! launched workers) is stopped and released before [`run`] returns its error — ports,
+//! pools and the EAL release themselves on drop in reverse order of creation, and
+//! launched workers are stopped and waited for explicitly.
+
+use std::net::Ipv4Addr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+use rvs_dataplane::idle::IdlePolicy;
+use rvs_dataplane::l2l3::neigh::{NeighConfig, NeighSync};
+use rvs_dataplane::l2l3::route::StaticRoute;
+use rvs_dataplane::l2l3::PortId;
+use rvs_dataplane::stats::WorkerCounters;
+use rvs_dataplane::wire::MacAddr as WireMac;
+use rvs_dataplane::worker::{PortConfig, StaticNeighbour, VipConfig, Worker, WorkerConfig};
+use rvs_drivers::dpdk::{self, Eal, EthQueue, Mempool, Port, PortSetup};
+use rvs_drivers::PortInfo;
+use tokio::signal::unix::{signal, SignalKind};
+
+use crate::api;
+use crate::config::{Config, Device, Idle, MacAddr};
+use crate::status::{PortStatus, Status, StatusSource, WorkerStatus};
+
+/// Name of rvsd's packet pool.
+const POOL_NAME: &str = "rvs_pkts";
+/// Per-lcore mempool cache (DPDK's usual 256, bounded by the pool size).
+const POOL_CACHE: u32 = 256;
+/// Capacity of each worker-to-worker neighbour-update queue.
+const NEIGH_SYNC_CAPACITY: usize = 1024;
+/// Ethernet header + FCS + one VLAN tag: what a frame adds to the MTU.
+const L2_OVERHEAD: u16 = 14 + 4 + 4;
+
+/// The EAL command line for `config`: the file's `eal_args`, then
+///
+/// * `-l <cpus>` with `workers + 1` CPUs taken in order from `allowed_cpus` (the
+///   process's CPU affinity), unless `eal_args` already chooses lcores (`-l`, `-c`,
+///   `--lcores`). On a 2-CPU machine with one worker that is `-l 0-1`. When fewer CPUs
+///   are allowed than needed, the list names what there is and preflight explains;
+/// * `--vdev <string>` for each vdev port and `-a <address>` for each PCI port;
+/// * `--no-pci` when no port is a PCI device and `eal_args` says nothing about PCI
+///   (`-a`, `-b`, `--no-pci`), so EAL does not probe — and take — NICs rvsd was not
+///   asked to use.
+pub fn eal_args(config: &Config, allowed_cpus: &[u32]) -> Vec<String> {
+    let dp = &config.dataplane;
+    let mut args = dp.eal_args.clone();
+    if !dp.eal_sets_lcores() {
+        let want = usize::from(dp.workers) + 1;
+        let cpus: Vec<u32> = allowed_cpus.iter().copied().take(want).collect();
+        args.push("-l".into());
+        args.push(format_cpu_list(&cpus));
+    }
+    let mut any_pci = false;
+    for p in &config.ports {
+        match &p.device {
+            Device::Vdev(v) => {
+                args.push("--vdev".into());
+                args.push(v.clone());
+            }
+            Device::Pci(a) => {
+                any_pci = true;
+                args.push("-a".into());
+                args.push(a.clone());
+            }
+        }
+    }
+    let user_pci = dp.eal_args.iter().any(|a| {
+        a.starts_with("-a")
+            || a.starts_with("-b")
+            || a == "--no-pci"
+            || a.starts_with("--allow")
+            || a.starts_with("--block")
+    });
+    if !any_pci && !user_pci {
+        args.push("--no-pci".into());
+    }
+    args
+}
+
+/// `[0, 1, 2, 5]` → `"0-2,5"`, as EAL's `-l` takes it.
+pub fn format_cpu_list(cpus: &[u32]) -> String {
+    let mut out: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < cpus.len() {
+        let start = cpus[i];
+        let mut end = start;
+        while i + 1 < cpus.len() && cpus[i + 1] == end + 1 {
+            i += 1;
+            end = cpus[i];
+        }
+        out.push(if start == end { start.to_string() } else { format!("{start}-{end}") });
+        i += 1;
+    }
+    out.join(",")
+}
+
+/// `"0-2,5"` → `[0, 1, 2, 5]` (the kernel's cpulist format); `None` if malformed.
+pub fn parse_cpu_list(s: &str) -> Option<Vec<u32>> {
+    let mut out = Vec::new();
+    for part in s.trim().split(',').filter(|p| !p.is_empty()) {
+        match part.split_once('-') {
+            Some((a, b)) => {
+                let (a, b): (u32, u32) = (a.parse().ok()?, b.parse().ok()?);
+                if b < a || b - a > 4096 {
+                    return None;
+                }
+                out.extend(a..=b);
+            }
+            None => out.push(part.parse().ok()?),
+        }
+    }
+    Some(out)
+}
+
+/// The CPUs this process may run on (`Cpus_allowed_list` in `/proc/self/status`);
+/// `0..=63` if that cannot be read, leaving the verdict to EAL and preflight.
+pub fn allowed_cpus() -> Vec<u32> {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("Cpus_allowed_list:")).and_then(parse_cpu_list))
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| (0..64).collect())
+}
+
+/// The configuration of worker `index`: every port (with its MAC as the NIC reports it,
+/// unless the config overrides it: `macs[i]` is port `i`'s), every VIP (answered on the
+/// port whose prefix holds it, or on every port when none does), routes, static
+/// neighbours, idle policy and neighbour timeouts.
+pub fn worker_config(config: &Config, index: usize, macs: &[MacAddr]) -> WorkerConfig {
+    let dp = &config.dataplane;
+    let ports = config
+        .ports
+        .iter()
+        .zip(macs)
+        .map(|(p, mac)| PortConfig {
+            name: p.name.clone(),
+            mac: WireMac(mac.0),
+            address: p.address,
+            local_addresses: p.local_addresses.clone(),
+        })
+        .collect();
+    let mut vips: Vec<VipConfig> = Vec::new();
+    for s in &config.services {
+        if vips.iter().any(|v| v.address == s.address) {
+            continue;
+        }
+        let port = connected_port(config, s.address).map(|i| PortId(i as u16));
+        vips.push(VipConfig { address: s.address, port });
+    }
+    WorkerConfig {
+        index,
+        count: usize::from(dp.workers),
+        ports,
+        vips,
+        routes: config.routes.iter().map(|r| StaticRoute { prefix: r.prefix, via: r.via }).collect(),
+        static_neighbours: config
+            .neighbours
+            .iter()
+            .map(|n| StaticNeighbour { ip: n.address, mac: WireMac(n.mac.0) })
+            .collect(),
+        idle: match dp.idle {
+            Idle::Busy => IdlePolicy::Busy,
+            Idle::Adaptive => IdlePolicy::Adaptive,
+        },
+        neigh: NeighConfig {
+            reachable_time: dp.neighbour_timeout,
+            retry_interval: dp.neighbour_retry,
+            ..NeighConfig::default()
+        },
+    }
+}
+
+fn connected_port(config: &Config, addr: Ipv4Addr) -> Option<usize> {
+    config.ports.iter().position(|p| p.address.contains(&addr))
+}
+
+/// Data room for the pool: the default (1500-byte frames) unless a port's MTU needs more.
+fn data_room(config: &Config) -> u16 {
+    let biggest = config.ports.iter().filter_map(|p| p.mtu).max().unwrap_or(0);
+    Mempool::DEFAULT_DATA_ROOM.max(Mempool::HEADROOM.saturating_add(biggest).saturating_add(L2_OVERHEAD))
+}
+
+/// What `GET /v1/status` reads while rvsd runs.
+struct LiveStatus {
+    started: Instant,
+    ports: Vec<LivePort>,
+    workers: Vec<(u16, u32, Arc<WorkerCounters>)>,
+}
+
+struct LivePort {
+    name: String,
+    device: String,
+    address: String,
+    mac: MacAddr,
+    port: Arc<Port>,
+}
+
+impl StatusSource for LiveStatus {
+    fn status(&self) -> Status {
+        let ports = self
+            .ports
+            .iter()
+            .map(|p| PortStatus::new(&p.name, &p.device, p.port.id(), p.mac, &p.address, p.port.link(), p.port.stats()))
+            .collect();
+        let workers = self.workers.iter().map(|(i, lcore, c)| WorkerStatus::new(*i, *lcore, &c.snapshot())).collect();
+        Status::new(self.started.elapsed().as_secs(), ports, workers)
+    }
+}
+
+/// Runs rvsd with a validated `config` until SIGTERM or SIGINT. Returns after an orderly
+/// shutdown, or with an error (already cleaned up after) if start-up failed.
+pub fn run(config: &Config) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the control thread's async runtime")?;
+    let listener = rt.block_on(api::bind(config.api.listen))?;
+    let shutdown = {
+        let _guard = rt.enter();
+        let mut term = signal(SignalKind::terminate()).context("cannot install the SIGTERM handler")?;
+        let mut int = signal(SignalKind::interrupt()).context("cannot install the SIGINT handler")?;
+        async move {
+            tokio::select! {
+                _ = term.recv() => tracing::info!("SIGTERM received, shutting down"),
+                _ = int.recv() => tracing::info!("SIGINT received, shutting down"),
+            }
+        }
+    };
+
+    let args = eal_args(config, &allowed_cpus());
+    let workers = usize::from(config.dataplane.workers);
+    let report = dpdk::preflight(&args, workers).context("DPDK preflight failed")?;
+    tracing::info!(%report, "DPDK preflight passed");
+    let eal = Eal::init(&args).with_context(|| {
+        let devices: Vec<&str> = config.ports.iter().map(|p| p.device.as_str()).collect();
+        format!(
+            "cannot start DPDK (if EAL complained about a device above, check the [[port]] device strings: {})",
+            devices.join(", ")
+        )
+    })?;
+    let lcores: Vec<u32> = eal.worker_lcores().iter().copied().take(workers).collect();
+    if lcores.len() < workers {
+        bail!(
+            "EAL gave {} worker lcore(s) ({:?}) but dataplane.workers = {workers}: give EAL workers + 1 lcores \
+             (remove -l/-c/--lcores from dataplane.eal_args to let rvsd choose) or lower dataplane.workers",
+            eal.worker_lcores().len(),
+            eal.worker_lcores()
+        );
+    }
+
+    let pool =
+        Mempool::new(&eal, POOL_NAME, config.dataplane.mempool_size, pool_cache(config), data_room(config), None)
+            .with_context(|| {
+                let hint = if args.iter().any(|a| a == "--no-huge") {
+                    " (without hugepages EAL has 64 MB unless dataplane.eal_args gives more, e.g. \"-m\", \"512\")"
+                } else {
+                    ""
+                };
+                format!(
+                    "cannot create the packet pool (dataplane.mempool_size = {}){hint}",
+                    config.dataplane.mempool_size
+                )
+            })?;
+    let ports = bring_up_ports(&eal, config, &pool)?;
+
+    let macs: Vec<MacAddr> = ports.iter().map(|p| p.mac).collect();
+    let mut built = Vec::with_capacity(workers);
+    let mut meshes = if workers > 1 { NeighSync::mesh(workers, NEIGH_SYNC_CAPACITY) } else { vec![NeighSync::none()] };
+    for (index, sync) in meshes.drain(..).enumerate() {
+        let wc = worker_config(config, index, &macs);
+        let queue_id = u16::try_from(index).context("too many workers")?;
+        let queues: Vec<EthQueue> = ports
+            .iter()
+            .map(|p| p.port.queue(queue_id).with_context(|| format!("port `{}`: no queue for worker {index}", p.name)))
+            .collect::<anyhow::Result<_>>()?;
+        let worker = Worker::new(&wc, queues, pool.clone(), sync)
+            .with_context(|| format!("worker {index}: the data path refused its configuration"))?;
+        built.push(worker);
+    }
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut status = LiveStatus { started: Instant::now(), ports, workers: Vec::new() };
+    let mut launched: Vec<u32> = Vec::new();
+    // One timebase for every worker: monotonic nanoseconds since start-up.
+    let epoch = Instant::now();
+    for (index, mut worker) in built.into_iter().enumerate() {
+        let lcore = lcores[index];
+        let counters = Arc::clone(worker.counters());
+        let stop_flag = Arc::clone(&stop);
+        let job = move || {
+            let clock = move || u64::try_from(epoch.elapsed().as_nanos()).unwrap_or(u64::MAX);
+            if index == 0 {
+                let n = worker.send_gratuitous_arp(clock());
+                tracing::info!(worker = index, announcements = n, "gratuitous ARP sent");
+            }
+            worker.run(&stop_flag, clock);
+            tracing::info!(worker = index, "worker stopped");
+            0
+        };
+        if let Err(e) = eal.launch_on(lcore, job) {
+            stop.store(true, Ordering::Relaxed);
+            wait_workers(&eal, &launched);
+            return Err(e).with_context(|| format!("cannot launch worker {index} on lcore {lcore}"));
+        }
+        tracing::info!(worker = index, lcore, "worker launched");
+        launched.push(lcore);
+        status.workers.push((index as u16, lcore, counters));
+    }
+
+    status.started = Instant::now();
+    let port_handles: Vec<Arc<Port>> = status.ports.iter().map(|p| Arc::clone(&p.port)).collect();
+    let source: Arc<dyn StatusSource> = Arc::new(status);
+    tracing::info!(listen = %config.api.listen, workers, ports = port_handles.len(), "rvsd is running");
+    let served = rt.block_on(api::serve(listener, api::router(source), shutdown));
+
+    stop.store(true, Ordering::Relaxed);
+    let failed = wait_workers(&eal, &launched);
+    drop(rt); // the router, and with it the status source's port handles
+    let mut problems = Vec::new();
+    for port in port_handles {
+        let name = port.name().to_string();
+        match Arc::try_unwrap(port) {
+            Ok(port) => {
+                if let Err(e) = port.close() {
+                    problems.push(format!("port `{name}`: {e}"));
+                }
+            }
+            // Still referenced somewhere: it stops and closes when the last handle drops.
+            Err(_) => tracing::warn!(port = %name, "port still in use at shutdown; it closes on release"),
+        }
+    }
+    drop(pool);
+    if let Err(e) = eal.cleanup() {
+        tracing::warn!("{e}");
+    }
+    served?;
+    if failed > 0 {
+        bail!("{failed} worker(s) ended with an error (see the log above)");
+    }
+    if !problems.is_empty() {
+        bail!("shutdown incomplete: {}", problems.join("; "));
+    }
+    tracing::info!("rvsd stopped");
+    Ok(())
+}
+
+fn pool_cache(config: &Config) -> u32 {
+    POOL_CACHE.min(Mempool::MAX_CACHE).min(config.dataplane.mempool_size * 2 / 3)
+}
+
+/// Opens, configures and starts every port. On error, the ports already started are
+/// stopped and closed as the returned vector's elements drop.
+fn bring_up_ports(eal: &Eal, config: &Config, pool: &Mempool) -> anyhow::Result<Vec<LivePort>> {
+    let workers = config.dataplane.workers;
+    let mut out = Vec::with_capacity(config.ports.len());
+    for (i, p) in config.ports.iter().enumerate() {
+        let what = || format!("port[{i}] `{}` (device `{}`)", p.name, p.device.as_str());
+        let port = Port::open(eal, p.device.as_str()).with_context(what)?;
+        let setup = PortSetup {
+            rx_queues: workers,
+            tx_queues: workers,
+            rx_desc: config.dataplane.rx_descriptors,
+            tx_desc: config.dataplane.tx_descriptors,
+            rss: workers > 1,
+            mtu: p.mtu,
+        };
+        port.configure(&setup, pool).with_context(what)?;
+        // The MAC override is used by the workers as the port's address; promiscuous
+        // mode makes the NIC deliver frames sent to it.
+        port.promiscuous_enable().with_context(what)?;
+        port.start().with_context(what)?;
+        let mac = p.mac.unwrap_or(MacAddr(port.mac()));
+        if !mac.is_unicast() {
+            bail!(
+                "{}: the device reports MAC {mac}, which cannot be a station's address (virtual devices such as \
+                 net_ring have none): set mac = \"02:00:00:00:00:{:02x}\" (any unicast, locally administered MAC) \
+                 in this [[port]]",
+                what(),
+                i + 1
+            );
+        }
+        let link = port.link();
+        if link.up {
+            tracing::info!(port = %p.name, id = port.id(), %mac, speed_mbps = link.speed_mbps, "port up");
+        } else {
+            tracing::warn!(port = %p.name, id = port.id(), %mac, "port started but its link is down: check the cable or the interface behind the vdev");
+        }
+        out.push(LivePort {
+            name: p.name.clone(),
+            device: p.device.as_str().to_string(),
+            address: p.address.to_string(),
+            mac,
+            port: Arc::new(port),
+        });
+    }
+    Ok(out)
+}
+
+/// Waits for the workers on `lcores`; returns how many ended with a non-zero status.
+fn wait_workers(eal: &Eal, lcores: &[u32]) -> usize {
+    let mut failed = 0;
+    for &lcore in lcores {
+        match eal.wait(lcore) {
+            Ok(0) => {}
+            Ok(rc) => {
+                tracing::error!(lcore, rc, "worker ended with an error");
+                failed += 1;
+            }
+            Err(e) => {
+                tracing::error!(lcore, "cannot wait for worker: {e}");
+                failed += 1;
+            }
+        }
+    }
+    failed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = r#"
+[dataplane]
+workers = 2
+eal_args = ["--no-huge", "--no-shconf"]
+[[port]]
+name = "front"
+device = "net_af_packet0,iface=front"
+address = "10.10.0.1/24"
+[[port]]
+name = "back"
+device = "0000:03:00.0"
+address = "10.20.0.1/24"
+local_addresses = ["10.20.0.200"]
+mac = "02:00:00:00:00:02"
+[[route]]
+prefix = "0.0.0.0/0"
+via = "10.10.0.254"
+[[neighbour]]
+address = "10.20.0.11"
+mac = "02:00:00:00:00:11"
+port = "back"
+[[service]]
+protocol = "tcp"
+address = "10.10.0.100"
+port = 80
+scheduler = "rr"
+[[service]]
+protocol = "udp"
+address = "10.10.0.100"
+port = 53
+scheduler = "rr"
+[[service]]
+protocol = "tcp"
+address = "192.0.2.1"
+port = 80
+scheduler = "rr"
+"#;
+
+    fn cfg(text: &str) -> Config {
+        Config::from_toml(text).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn cpu_lists() {
+        assert_eq!(format_cpu_list(&[0, 1]), "0-1");
+        assert_eq!(format_cpu_list(&[0, 1, 2, 5, 7, 8]), "0-2,5,7-8");
+        assert_eq!(parse_cpu_list("0-2,5\n"), Some(vec![0, 1, 2, 5]));
+        assert_eq!(parse_cpu_list("3"), Some(vec![3]));
+        assert_eq!(parse_cpu_list("2-1"), None);
+        assert_eq!(parse_cpu_list("x"), None);
+        assert!(!allowed_cpus().is_empty());
+    }
+
+    #[test]
+    fn eal_args_add_lcores_devices() {
+        let c = cfg(BASE);
+        let a = eal_args(&c, &[0, 1, 2, 3]);
+        assert_eq!(
+            a,
+            ["--no-huge", "--no-shconf", "-l", "0-2", "--vdev", "net_af_packet0,iface=front", "-a", "0000:03:00.0"]
+        );
+    }
+
+    #[test]
+    fn eal_args_two_cpu_box_and_vdev_only() {
+        let c = cfg(&BASE
+            .replace("workers = 2", "workers = 1")
+            .replace("device = \"0000:03:00.0\"", "device = \"net_null0\""));
+        let a = eal_args(&c, &[0, 1]);
+        assert_eq!(
+            a,
+            [
+                "--no-huge",
+                "--no-shconf",
+                "-l",
+                "0-1",
+                "--vdev",
+                "net_af_packet0,iface=front",
+                "--vdev",
+                "net_null0",
+                "--no-pci"
+            ]
+        );
+    }
+
+    #[test]
+    fn eal_args_respect_user_lcores() {
+        let c = cfg(&BASE.replace("\"--no-shconf\"]", "\"--no-shconf\", \"-l\", \"4-6\"]"));
+        let a = eal_args(&c, &[0, 1, 2, 3]);
+        assert_eq!(a.iter().filter(|x| *x == "-l").count(), 1);
+        assert!(a.windows(2).any(|w| w == ["-l", "4-6"]));
+    }
+
+    #[test]
+    fn worker_configs_follow_the_config() {
+        let c = cfg(BASE);
+        let macs = [MacAddr([2, 0, 0, 0, 0, 1]), MacAddr([2, 0, 0, 0, 0, 2])];
+        let w = worker_config(&c, 1, &macs);
+        assert_eq!((w.index, w.count), (1, 2));
+        assert_eq!(w.ports.len(), 2);
+        assert_eq!(w.ports[1].mac, WireMac([2, 0, 0, 0, 0, 2]));
+        assert_eq!(w.ports[1].local_addresses, vec![Ipv4Addr::new(10, 20, 0, 200)]);
+        // One VIP entry per address, on the port whose prefix holds it, else every port.
+        assert_eq!(
+            w.vips,
+            vec![
+                VipConfig { address: Ipv4Addr::new(10, 10, 0, 100), port: Some(PortId(0)) },
+                VipConfig { address: Ipv4Addr::new(192, 0, 2, 1), port: None },
+            ]
+        );
+        assert_eq!(w.routes.len(), 1);
+        assert_eq!(w.static_neighbours[0].ip, Ipv4Addr::new(10, 20, 0, 11));
+        assert_eq!(w.idle, IdlePolicy::Adaptive);
+        assert_eq!(w.neigh.reachable_time, c.dataplane.neighbour_timeout);
+        w.validate().unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    #[test]
+    fn data_room_grows_with_mtu() {
+        let c = cfg(BASE);
+        assert_eq!(data_room(&c), Mempool::DEFAULT_DATA_ROOM);
+        let c = cfg(&BASE.replace("mac = \"02:00:00:00:00:02\"", "mac = \"02:00:00:00:00:02\"\nmtu = 9000"));
+        assert!(data_room(&c) >= 9000 + 14 + Mempool::HEADROOM);
+    }
+}

@@ -1,0 +1,267 @@
+//! The `GET /v1/status` document and the trait that produces it.
+//!
+//! The JSON shape is a contract with the lab tests and `rvsadm`: extend it, never rename.
+//!
+//! ```json
+//! { "version": "0.1.0", "uptime_seconds": 12,
+//!   "ports": [{ "name": "front", "device": "net_af_packet0,iface=front", "port_id": 0,
+//!               "mac": "02:00:00:00:00:01",
+//!               "link": { "up": true, "speed_mbps": 10000, "full_duplex": true },
+//!               "address": "10.10.0.1/24",
+//!               "stats": { "rx_packets": 0, "tx_packets": 0, "rx_bytes": 0, "tx_bytes": 0,
+//!                          "rx_missed": 0, "rx_errors": 0, "tx_errors": 0, "rx_nombuf": 0 } }],
+//!   "workers": [{ "index": 0, "lcore": 1, "rx_packets": 0, "tx_packets": 0, "rx_bytes": 0,
+//!                 "tx_bytes": 0, "arp_replies_sent": 0, "arp_requests_sent": 0,
+//!                 "gratuitous_arps_sent": 0, "icmp_echo_replies": 0, "polls": 0,
+//!                 "idle_sleeps": 0, "drops": { "eth_truncated": 0, … } }],
+//!   "drops": { "eth_truncated": 0, … } }
+//! ```
+//!
+//! * `ports[].mac` is lowercase `aa:bb:cc:dd:ee:ff`.
+//! * `drops` (top level) is the sum over workers and holds *every* drop reason, zeros
+//!   included, so a test can read any reason without checking for its presence.
+
+use std::collections::BTreeMap;
+
+use rvs_dataplane::stats::{CountersSnapshot, DropReason};
+use rvs_drivers::{LinkStatus, PortStats};
+use serde::{Deserialize, Serialize};
+
+use crate::config::MacAddr;
+
+/// Something that can report the daemon's status: the running daemon, or a fixed
+/// value in tests. Called on the control thread for every `GET /v1/status`.
+pub trait StatusSource: Send + Sync + 'static {
+    /// The status now.
+    fn status(&self) -> Status;
+}
+
+/// The whole `GET /v1/status` document.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Status {
+    /// rvsd's version (the crate version).
+    pub version: String,
+    /// Seconds since rvsd finished starting.
+    pub uptime_seconds: u64,
+    /// Every configured port, in config order.
+    pub ports: Vec<PortStatus>,
+    /// Every worker, by index.
+    pub workers: Vec<WorkerStatus>,
+    /// Drops by reason summed over the workers; every reason is present.
+    pub drops: BTreeMap<String, u64>,
+}
+
+impl Status {
+    /// Assembles the document, computing the top-level `drops` sum (with every
+    /// [`DropReason`] present, zeros included).
+    pub fn new(uptime_seconds: u64, ports: Vec<PortStatus>, workers: Vec<WorkerStatus>) -> Status {
+        let mut drops: BTreeMap<String, u64> = DropReason::ALL.iter().map(|r| (r.name().to_string(), 0)).collect();
+        for w in &workers {
+            for (k, v) in &w.drops {
+                *drops.entry(k.clone()).or_insert(0) += v;
+            }
+        }
+        Status { version: env!("CARGO_PKG_VERSION").to_string(), uptime_seconds, ports, workers, drops }
+    }
+}
+
+/// One port in `ports[]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortStatus {
+    /// The port's name from the config.
+    pub name: String,
+    /// The device string from the config.
+    pub device: String,
+    /// DPDK's port id.
+    pub port_id: u16,
+    /// MAC in use (the override, or the device's), lowercase `aa:bb:cc:dd:ee:ff`.
+    pub mac: String,
+    /// Link state.
+    pub link: LinkJson,
+    /// Own address with prefix, `a.b.c.d/len`.
+    pub address: String,
+    /// NIC counters.
+    pub stats: PortStatsJson,
+}
+
+impl PortStatus {
+    /// A port's entry from its config identity and the driver's live values.
+    pub fn new(
+        name: &str,
+        device: &str,
+        port_id: u16,
+        mac: MacAddr,
+        address: &str,
+        link: LinkStatus,
+        stats: PortStats,
+    ) -> PortStatus {
+        PortStatus {
+            name: name.to_string(),
+            device: device.to_string(),
+            port_id,
+            mac: mac.to_string(),
+            link: link.into(),
+            address: address.to_string(),
+            stats: stats.into(),
+        }
+    }
+}
+
+/// `ports[].link`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkJson {
+    /// Carrier up.
+    pub up: bool,
+    /// Speed in Mbit/s; 0 when unknown.
+    pub speed_mbps: u32,
+    /// Full duplex.
+    pub full_duplex: bool,
+}
+
+impl From<LinkStatus> for LinkJson {
+    fn from(l: LinkStatus) -> Self {
+        LinkJson { up: l.up, speed_mbps: l.speed_mbps, full_duplex: l.full_duplex }
+    }
+}
+
+/// `ports[].stats`: the NIC's counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortStatsJson {
+    /// Packets received.
+    pub rx_packets: u64,
+    /// Packets sent.
+    pub tx_packets: u64,
+    /// Bytes received.
+    pub rx_bytes: u64,
+    /// Bytes sent.
+    pub tx_bytes: u64,
+    /// Packets dropped by the NIC for lack of RX descriptors.
+    pub rx_missed: u64,
+    /// Receive errors.
+    pub rx_errors: u64,
+    /// Transmit errors.
+    pub tx_errors: u64,
+    /// RX mbuf allocation failures.
+    pub rx_nombuf: u64,
+}
+
+impl From<PortStats> for PortStatsJson {
+    fn from(s: PortStats) -> Self {
+        PortStatsJson {
+            rx_packets: s.rx_packets,
+            tx_packets: s.tx_packets,
+            rx_bytes: s.rx_bytes,
+            tx_bytes: s.tx_bytes,
+            rx_missed: s.rx_missed,
+            rx_errors: s.rx_errors,
+            tx_errors: s.tx_errors,
+            rx_nombuf: s.rx_nombuf,
+        }
+    }
+}
+
+/// One worker in `workers[]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkerStatus {
+    /// Worker index, 0-based; also its RX/TX queue number on every port.
+    pub index: u16,
+    /// The lcore it runs on.
+    pub lcore: u32,
+    /// Frames received.
+    pub rx_packets: u64,
+    /// Frames sent.
+    pub tx_packets: u64,
+    /// Bytes received.
+    pub rx_bytes: u64,
+    /// Bytes sent.
+    pub tx_bytes: u64,
+    /// ARP replies built.
+    pub arp_replies_sent: u64,
+    /// ARP requests built.
+    pub arp_requests_sent: u64,
+    /// Gratuitous ARPs built.
+    pub gratuitous_arps_sent: u64,
+    /// ICMP echo replies built.
+    pub icmp_echo_replies: u64,
+    /// Poll loop passes.
+    pub polls: u64,
+    /// Idle sleeps taken.
+    pub idle_sleeps: u64,
+    /// Drops by reason; every reason is present.
+    pub drops: BTreeMap<String, u64>,
+}
+
+impl WorkerStatus {
+    /// A worker's entry from a snapshot of its counters.
+    pub fn new(index: u16, lcore: u32, c: &CountersSnapshot) -> WorkerStatus {
+        WorkerStatus {
+            index,
+            lcore,
+            rx_packets: c.rx_packets,
+            tx_packets: c.tx_packets,
+            rx_bytes: c.rx_bytes,
+            tx_bytes: c.tx_bytes,
+            arp_replies_sent: c.arp_replies_sent,
+            arp_requests_sent: c.arp_requests_sent,
+            gratuitous_arps_sent: c.gratuitous_arps_sent,
+            icmp_echo_replies: c.icmp_echo_replies,
+            polls: c.polls,
+            idle_sleeps: c.idle_sleeps,
+            drops: c.drops.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rvs_dataplane::stats::WorkerCounters;
+
+    #[test]
+    fn json_shape_is_the_contract() {
+        let c = WorkerCounters::new();
+        c.arp_replies_sent.add(2);
+        c.drop_packet(DropReason::TxFull);
+        let c2 = WorkerCounters::new();
+        c2.drop_packets(DropReason::TxFull, 4);
+        let link = LinkStatus { up: true, speed_mbps: 10_000, full_duplex: true };
+        let port = PortStatus::new(
+            "front",
+            "net_null0",
+            0,
+            MacAddr([0x02, 0xAB, 0, 0, 0, 1]),
+            "10.10.0.1/24",
+            link,
+            PortStats { rx_packets: 5, ..Default::default() },
+        );
+        let s = Status::new(
+            7,
+            vec![port],
+            vec![WorkerStatus::new(0, 1, &c.snapshot()), WorkerStatus::new(1, 2, &c2.snapshot())],
+        );
+        let v = serde_json::to_value(&s).unwrap();
+        assert_eq!(v["version"], env!("CARGO_PKG_VERSION"));
+        assert_eq!(v["uptime_seconds"], 7);
+        assert_eq!(v["ports"][0]["name"], "front");
+        assert_eq!(v["ports"][0]["mac"], "02:ab:00:00:00:01");
+        assert_eq!(v["ports"][0]["port_id"], 0);
+        assert_eq!(v["ports"][0]["link"]["speed_mbps"], 10_000);
+        assert_eq!(v["ports"][0]["stats"]["rx_packets"], 5);
+        assert_eq!(v["ports"][0]["stats"]["rx_nombuf"], 0);
+        assert_eq!(v["workers"][0]["arp_replies_sent"], 2);
+        assert_eq!(v["workers"][1]["lcore"], 2);
+        assert_eq!(v["drops"]["tx_full"], 5);
+        let drops = v["drops"].as_object().unwrap();
+        assert_eq!(drops.len(), DropReason::COUNT);
+        assert!(DropReason::ALL.iter().all(|r| drops.contains_key(r.name())));
+        let back: Status = serde_json::from_value(v).unwrap();
+        assert_eq!(back, s);
+    }
+
+    #[test]
+    fn no_workers_still_lists_every_drop_reason() {
+        let s = Status::new(0, vec![], vec![]);
+        assert_eq!(s.drops.len(), DropReason::COUNT);
+        assert!(s.drops.values().all(|&v| v == 0));
+    }
+}

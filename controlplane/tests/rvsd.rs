@@ -1,0 +1,343 @@
+//! The `rvsd` binary end to end: `--check` on good and bad files, start-up failures
+//! that must be one clear paragraph and exit 1, and a full start → `GET /v1/status` →
+//! SIGTERM → exit 0 on `net_ring` vdevs without hugepages.
+//!
+//! The DPDK runs use `--no-huge --no-shconf --no-telemetry` and a unique
+//! `--file-prefix`, so they need no hugepages and do not collide with each other or with
+//! a running rvsd.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use rvs_dataplane::stats::DropReason;
+
+const RVSD: &str = env!("CARGO_BIN_EXE_rvsd");
+
+/// A scratch file removed at drop.
+struct TempFile(PathBuf);
+
+impl TempFile {
+    fn new(contents: &str) -> TempFile {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let n = N.fetch_add(1, Ordering::Relaxed);
+        let p = std::env::temp_dir().join(format!("rvsd-it-{}-{n}.toml", std::process::id()));
+        std::fs::write(&p, contents).unwrap();
+        TempFile(p)
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+fn run(args: &[&str]) -> Output {
+    Command::new(RVSD).args(args).env("RUST_LOG", "info").output().unwrap()
+}
+
+fn check(text: &str) -> Output {
+    let f = TempFile::new(text);
+    run(&["--config", f.0.to_str().unwrap(), "--check"])
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// A free loopback port (released before rvsd binds it; the race is harmless here).
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// EAL arguments for a hugepage-free run that shares nothing with other processes.
+fn eal_args() -> String {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let prefix = format!("rvs-it-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed));
+    format!(r#"["--no-huge", "--no-shconf", "--no-telemetry", "-m", "128", "--file-prefix", "{prefix}"]"#)
+}
+
+/// Two `net_ring` ports (they have no MAC of their own, hence the overrides).
+fn ring_config(api_port: u16, eal: &str, back_device: &str) -> String {
+    format!(
+        r#"
+[dataplane]
+workers = 1
+idle = "adaptive"
+eal_args = {eal}
+mempool_size = 2047
+rx_descriptors = 256
+tx_descriptors = 256
+[[port]]
+name = "front"
+device = "net_ring0"
+address = "10.10.0.1/24"
+mac = "02:00:00:00:00:01"
+[[port]]
+name = "back"
+device = "{back_device}"
+address = "10.20.0.1/24"
+local_addresses = ["10.20.0.200"]
+mac = "02:00:00:00:00:02"
+[[route]]
+prefix = "0.0.0.0/0"
+via = "10.10.0.254"
+[api]
+listen = "127.0.0.1:{api_port}"
+[[service]]
+protocol = "tcp"
+address = "10.10.0.100"
+port = 80
+scheduler = "wrr"
+[[service.server]]
+address = "10.20.0.11"
+weight = 2
+forward = "nat"
+"#
+    )
+}
+
+/// A running rvsd, SIGKILLed if the test ends without stopping it.
+struct Daemon {
+    child: Child,
+    _config: TempFile,
+    log: PathBuf,
+}
+
+impl Daemon {
+    fn start(config: &str) -> Daemon {
+        let cfg = TempFile::new(config);
+        let log = cfg.0.with_extension("log");
+        let child = Command::new(RVSD)
+            .args(["--config", cfg.0.to_str().unwrap()])
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        Daemon { child, _config: cfg, log }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits up to `limit` for the process to exit.
+    fn wait(&mut self, limit: Duration) -> Option<i32> {
+        let t0 = Instant::now();
+        while t0.elapsed() < limit {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s.code();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+
+    fn signal(&self, sig: &str) {
+        let ok = Command::new("kill").args([sig, &self.child.id().to_string()]).status().unwrap().success();
+        assert!(ok, "kill {sig} failed");
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        let _ = std::fs::remove_file(&self.log);
+    }
+}
+
+/// `GET path` over plain HTTP/1.0; `None` while nothing listens.
+fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    let code = out.split(' ').nth(1)?.parse().ok()?;
+    let body = out.split_once("\r\n\r\n")?.1.to_string();
+    Some((code, body))
+}
+
+#[test]
+fn check_accepts_a_good_config() {
+    let o = check(&ring_config(8700, "[]", "net_ring1"));
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("configuration is valid"));
+}
+
+#[test]
+fn check_lists_every_error_with_its_field() {
+    let text = ring_config(8700, "[]", "net_ring1")
+        .replace("workers = 1", "workers = 0")
+        .replace("address = \"10.20.0.1/24\"", "address = \"10.10.0.7/24\"")
+        .replace("scheduler = \"wrr\"", "scheduler = \"fastest\"")
+        .replace("weight = 2", "weight = 70000");
+    let o = check(&text);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    for field in ["dataplane.workers", "port[1].address", "service[0].scheduler", "service[0].server[0].weight"] {
+        assert!(err.contains(&format!("{field}: ")), "{field} not named in:\n{err}");
+    }
+    assert!(err.contains("overlaps port[0]"), "{err}");
+}
+
+#[test]
+fn check_reports_toml_syntax_with_line() {
+    let o = check("[dataplane]\nworkers = \n");
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("line 2"), "{}", stderr(&o));
+}
+
+#[test]
+fn check_refuses_non_loopback_api() {
+    let o = check(&ring_config(8700, "[]", "net_ring1").replace("127.0.0.1:8700", "0.0.0.0:8700"));
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("api.listen: 0.0.0.0:8700: non-loopback api.listen requires a bearer token"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn missing_config_file_is_named() {
+    let o = run(&["--config", "/nonexistent/rvs.toml"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("/nonexistent/rvs.toml"), "{}", stderr(&o));
+}
+
+#[test]
+fn usage_error_is_exit_2() {
+    assert_eq!(run(&[]).status.code(), Some(2));
+}
+
+#[test]
+fn busy_api_port_fails_before_dpdk() {
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let mut d = Daemon::start(&ring_config(port, &eal_args(), "net_ring1"));
+    assert_eq!(d.wait(Duration::from_secs(30)), Some(1), "{}", d.log());
+    let log = d.log();
+    assert!(log.contains("api.listen"), "{log}");
+    assert!(!log.contains("initialising DPDK EAL"), "DPDK was started anyway:\n{log}");
+}
+
+#[test]
+fn missing_device_is_named() {
+    let mut d = Daemon::start(&ring_config(free_port(), &eal_args(), "net_af_packet7,iface=rvs-no-such-if"));
+    assert_eq!(d.wait(Duration::from_secs(60)), Some(1), "{}", d.log());
+    let log = d.log();
+    assert!(log.contains("rvsd: port[1] `back`"), "{log}");
+    assert!(log.contains("net_af_packet7"), "{log}");
+    assert!(log.contains("not found"), "{log}");
+    assert!(!log.contains("panicked"), "{log}");
+}
+
+#[test]
+fn too_few_lcores_is_explained() {
+    let eal = eal_args().replace("\"--no-huge\"", "\"--no-huge\", \"-l\", \"0\"");
+    let mut d = Daemon::start(&ring_config(free_port(), &eal, "net_ring1"));
+    assert_eq!(d.wait(Duration::from_secs(30)), Some(1), "{}", d.log());
+    let log = d.log();
+    assert!(log.contains("DPDK preflight failed: not enough lcores"), "{log}");
+}
+
+#[test]
+fn hugepage_problems_are_explained() {
+    // Without --no-huge, and with a --huge-dir that is no hugetlbfs mount: preflight
+    // fails on this host either for lack of hugepages or for the bad mount.
+    let eal = r#"["--no-shconf", "--huge-dir", "/nonexistent-rvs-hugetlbfs"]"#;
+    let mut d = Daemon::start(&ring_config(free_port(), eal, "net_ring1"));
+    assert_eq!(d.wait(Duration::from_secs(30)), Some(1), "{}", d.log());
+    let log = d.log();
+    assert!(log.contains("DPDK preflight failed"), "{log}");
+    assert!(log.contains("hugepages") || log.contains("hugetlbfs"), "{log}");
+    assert!(!log.contains("initialising DPDK EAL"), "{log}");
+}
+
+#[test]
+fn runs_serves_status_and_stops_on_sigterm() {
+    let port = free_port();
+    let mut d = Daemon::start(&ring_config(port, &eal_args(), "net_ring1"));
+    let t0 = Instant::now();
+    let body = loop {
+        if let Some((200, body)) = http_get(port, "/v1/status") {
+            let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+            // Wait until worker 0's start-up announcements are counted.
+            if v["workers"][0]["gratuitous_arps_sent"].as_u64().unwrap_or(0) > 0 {
+                break v;
+            }
+        }
+        assert!(d.child.try_wait().unwrap().is_none(), "rvsd exited:\n{}", d.log());
+        assert!(t0.elapsed() < Duration::from_secs(60), "no status after 60 s:\n{}", d.log());
+        std::thread::sleep(Duration::from_millis(100));
+    };
+
+    assert_eq!(body["version"], env!("CARGO_PKG_VERSION"));
+    assert!(body["uptime_seconds"].is_u64());
+    let ports = body["ports"].as_array().unwrap();
+    assert_eq!(ports.len(), 2);
+    assert_eq!(ports[0]["name"], "front");
+    assert_eq!(ports[0]["device"], "net_ring0");
+    assert_eq!(ports[0]["mac"], "02:00:00:00:00:01");
+    assert_eq!(ports[1]["name"], "back");
+    assert_eq!(ports[1]["mac"], "02:00:00:00:00:02");
+    assert_eq!(ports[1]["address"], "10.20.0.1/24");
+    for key in ["up", "speed_mbps", "full_duplex"] {
+        assert!(!ports[0]["link"][key].is_null(), "link.{key} missing");
+    }
+    for key in ["rx_packets", "tx_packets", "rx_bytes", "tx_bytes", "rx_missed", "rx_errors", "tx_errors", "rx_nombuf"]
+    {
+        assert!(ports[0]["stats"][key].is_u64(), "stats.{key} missing");
+    }
+    let w = &body["workers"][0];
+    assert_eq!(w["index"], 0);
+    for key in [
+        "lcore",
+        "rx_packets",
+        "tx_packets",
+        "arp_replies_sent",
+        "arp_requests_sent",
+        "icmp_echo_replies",
+        "polls",
+        "idle_sleeps",
+    ] {
+        assert!(w[key].is_u64(), "workers[0].{key} missing");
+    }
+    let drops = body["drops"].as_object().unwrap();
+    assert_eq!(drops.len(), DropReason::COUNT);
+    assert!(DropReason::ALL.iter().all(|r| drops[r.name()].is_u64()));
+
+    let (code, err) = http_get(port, "/v1/nope").unwrap();
+    assert_eq!(code, 404);
+    let err: serde_json::Value = serde_json::from_str(&err).unwrap();
+    assert!(err["error"].is_string() && err["field"].is_null(), "{err}");
+
+    d.signal("-TERM");
+    assert_eq!(d.wait(Duration::from_secs(30)), Some(0), "{}", d.log());
+    let log = d.log();
+    assert!(log.contains("SIGTERM received"), "{log}");
+    assert!(log.contains("rvsd stopped"), "{log}");
+}
+
+#[test]
+fn sigint_also_stops_cleanly() {
+    let port = free_port();
+    let mut d = Daemon::start(&ring_config(port, &eal_args(), "net_ring1"));
+    let t0 = Instant::now();
+    while http_get(port, "/v1/status").is_none() {
+        assert!(d.child.try_wait().unwrap().is_none(), "rvsd exited:\n{}", d.log());
+        assert!(t0.elapsed() < Duration::from_secs(60), "no status after 60 s:\n{}", d.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    d.signal("-INT");
+    assert_eq!(d.wait(Duration::from_secs(30)), Some(0), "{}", d.log());
+}

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# rvs benchmarks. Prints one JSON object per line on stdout; build output and diagnostics
+# go to stderr.
+#
+#   perf/bench.sh pipeline [--seconds F] [--quick] [--mode NAME] [--runs N] [--bursts N]
+#       the data path on the in-memory driver: ns/packet and Mpps per mode
+#       (see `rvs-perf --help` and perf/RESULTS.md)
+#
+# Builds `rvs-perf` in release mode into $CARGO_TARGET_DIR if set, else the repository's
+# target/.
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+
+usage() {
+    cat >&2 <<'USAGE'
+usage: perf/bench.sh <subcommand> [options]
+
+subcommands:
+  pipeline [--seconds F] [--quick] [--mode NAME] [--runs N] [--bursts N]
+      the data path on the in-memory driver: ns/packet and Mpps per mode
+USAGE
+}
+
+build_and_run() {
+    local sub="$1"
+    shift
+    local target="${CARGO_TARGET_DIR:-$root/target}"
+    # cargo resolves a relative CARGO_TARGET_DIR against its working directory; pin it
+    # to the caller's before moving to the repository root.
+    case "$target" in
+        /*) ;;
+        *) target="$PWD/$target" ;;
+    esac
+    (cd "$root" && CARGO_TARGET_DIR="$target" cargo build --release -p rvs-perf >&2)
+    exec "$target/release/rvs-perf" "$sub" "$@"
+}
+
+case "${1:-}" in
+    pipeline) shift; build_and_run pipeline "$@" ;;
+    -h | --help | help) usage; exit 0 ;;
+    "") echo "perf/bench.sh: no subcommand" >&2; usage; exit 2 ;;
+    *) echo "perf/bench.sh: unknown subcommand '$1'" >&2; usage; exit 2 ;;
+esac

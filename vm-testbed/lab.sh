@@ -1,0 +1,449 @@
+#!/usr/bin/env bash
+# The rvs netns lab: builds, inspects and removes the test topology, and starts and
+# stops rvsd inside it.
+#
+#   vm-testbed/lab.sh up | down | status
+#   vm-testbed/lab.sh start-lb lb1|lb2 [CONFIG]
+#   vm-testbed/lab.sh stop-lb  lb1|lb2 [--kill]
+#
+# Topology (every command is idempotent; run as root):
+#
+#   namespace    interface  segment    address(es)                         MAC
+#   lab-client   eth0       lab-front  10.10.0.2/24 (+ .3 .. .9)           02:00:00:00:10:01
+#   lab-lb1      front      lab-front  none: owned by DPDK (rvsd 10.10.0.1) 02:00:00:00:01:01
+#                back       lab-back   none: owned by DPDK (rvsd 10.20.0.1) 02:00:00:00:01:02
+#                mgmt       lab-mgmt   10.30.0.1/24 (kernel)                02:00:00:00:01:03
+#   lab-lb2      front      lab-front  none: owned by DPDK (rvsd 10.10.0.10) 02:00:00:00:02:01
+#                back       lab-back   none: owned by DPDK (rvsd 10.20.0.2) 02:00:00:00:02:02
+#                mgmt       lab-mgmt   10.30.0.2/24 (kernel)                02:00:00:00:02:03
+#   lab-rs1..3   eth0       lab-back   10.20.0.11..13/24, VIP 10.10.0.100/32 on lo
+#                                                                          02:00:00:00:1{1,2,3}:02
+#   lab-router   front      lab-front  10.10.0.254/24                      02:00:00:00:fe:01
+#                back       lab-back   10.20.0.254/24                      02:00:00:00:fe:02
+#
+# MAC scheme: 02:00:00:00:<host>:<segment> for the host end of each veth, 02:00:00:01:<host>:<segment>
+# for its switch end; host 01 lb1, 02 lb2, 10 client, 11-13 rs1-3, fe router; segment 01 front,
+# 02 back, 03 mgmt. The DPDK af_packet ports take the MAC of their veth, so rvsd's MACs are stable.
+#
+# The three bridges live in a namespace of their own, lab-sw, so the host's root namespace is not
+# touched at all (no bridges, no veths, no sysctls): `down` leaves the host as it was.
+#
+# lab-lb2's front address is 10.10.0.10, not 10.10.0.2 (DESIGN.md: "as lab-lb1, own addresses .2"),
+# because the clients own 10.10.0.2 .. .9; its back address is 10.20.0.2. See config/lab-lb2.toml.
+#
+# Routes: the client reaches the VIP through rvsd (10.10.0.100 via 10.10.0.1), everything else
+# through the router; real servers default to the router (the DR and IPIP return path). Tests of
+# NAT mode point the real servers' route for 10.10.0.0/24 at rvsd (10.20.0.1) themselves.
+#
+# The bridges do not call netfilter (br_netfilter would drop malformed IPv4 before rvsd sees it),
+# and IPv6 is disabled in every lab namespace (no router solicitations, MLD or DAD noise on the
+# DPDK ports).
+#
+# Transmit checksum offload is off on every veth end: otherwise the kernel hands af_packet (and so
+# DPDK) packets with partial checksums, which rvsd would rightly drop.
+#
+# rvsd runs under vm-testbed/run/ (gitignored): <lb>.pid and <lb>.log.
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO="$(cd "$HERE/.." && pwd)"
+RUN_DIR="$HERE/run"
+
+SW=lab-sw
+HOSTS=(lab-client lab-lb1 lab-lb2 lab-rs1 lab-rs2 lab-rs3 lab-router)
+START_TIMEOUT=60
+STOP_TIMEOUT=15
+
+log() { printf 'lab: %s\n' "$*"; }
+die() { printf 'lab: error: %s\n' "$*" >&2; exit 1; }
+
+usage() {
+    cat >&2 <<'EOF'
+usage: vm-testbed/lab.sh up | down | status
+       vm-testbed/lab.sh start-lb lb1|lb2 [CONFIG]
+       vm-testbed/lab.sh stop-lb  lb1|lb2 [--kill]
+EOF
+    exit 2
+}
+
+need_root() {
+    [[ $(id -u) -eq 0 ]] || die "must run as root (network namespaces); try: sudo bash $0 $*"
+}
+
+need_tools() {
+    local t
+    for t in ip ethtool curl; do
+        command -v "$t" >/dev/null || die "'$t' not found; run: sudo bash vm-testbed/setup-host.sh"
+    done
+}
+
+ns_exists() { [[ -e "/run/netns/$1" ]]; }
+in_ns() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
+# Set a sysctl inside a namespace, quietly; `optional` skips keys the kernel does not have (IPv6).
+ns_sysctl() {
+    local ns=$1 key=$2 val=$3 path
+    path="/proc/sys/${key//.//}"
+    if in_ns "$ns" test -e "$path"; then
+        in_ns "$ns" sysctl -qw "$key=$val" >/dev/null
+    fi
+}
+
+# --- up -----------------------------------------------------------------------------------
+
+make_ns() {
+    local ns=$1
+    if ! ns_exists "$ns"; then
+        log "create namespace $ns"
+        ip netns add "$ns"
+    fi
+    in_ns "$ns" ip link set lo up
+    # No IPv6 anywhere in the lab: router solicitations, MLD and DAD would be noise on the
+    # DPDK ports (and in their drop counters).
+    ns_sysctl "$ns" net.ipv6.conf.all.disable_ipv6 1
+    ns_sysctl "$ns" net.ipv6.conf.default.disable_ipv6 1
+}
+
+make_bridge() {
+    local br=$1 mac=$2
+    if ! in_ns "$SW" ip link show "$br" >/dev/null 2>&1; then
+        log "create bridge $br (in $SW)"
+        in_ns "$SW" ip link add "$br" type bridge stp_state 0 forward_delay 0 mcast_snooping 0
+    fi
+    in_ns "$SW" ip link set "$br" address "$mac"
+    # A plain switch: with br_netfilter, bridged IPv4 would be validated (and malformed packets
+    # dropped) before reaching rvsd, which must see them.
+    in_ns "$SW" ip link set "$br" type bridge nf_call_iptables 0 nf_call_ip6tables 0 \
+        nf_call_arptables 0 >/dev/null 2>&1 || true
+    in_ns "$SW" ip link set "$br" up
+}
+
+# veth HOST_NS HOST_IF BRIDGE HOST_ID SEGMENT_ID: a veth pair from HOST_NS:HOST_IF to BRIDGE in lab-sw.
+veth() {
+    local ns=$1 ifname=$2 br=$3 host=$4 seg=$5
+    local swif="${ns#lab-}-$ifname"
+    local mac="02:00:00:00:$host:$seg" swmac="02:00:00:01:$host:$seg"
+    if ! in_ns "$ns" ip link show "$ifname" >/dev/null 2>&1; then
+        # A pair is created and deleted as one; a stale switch end would only remain if its
+        # host namespace were deleted behind our back, so remove it first.
+        in_ns "$SW" ip link del "$swif" >/dev/null 2>&1 || true
+        log "create veth $ns:$ifname <-> $SW:$swif on $br"
+        ip link add name "$ifname" netns "$ns" address "$mac" type veth \
+            peer name "$swif" netns "$SW" address "$swmac"
+    fi
+    in_ns "$ns" ip link set "$ifname" address "$mac"
+    in_ns "$SW" ip link set "$swif" address "$swmac"
+    in_ns "$SW" ip link set "$swif" master "$br"
+    ns_sysctl "$ns" "net.ipv6.conf.$ifname.disable_ipv6" 1
+    ns_sysctl "$SW" "net.ipv6.conf.$swif.disable_ipv6" 1
+    in_ns "$ns" ethtool -K "$ifname" tx off >/dev/null 2>&1 ||
+        die "ethtool -K $ifname tx off failed in $ns"
+    in_ns "$SW" ethtool -K "$swif" tx off >/dev/null 2>&1 ||
+        die "ethtool -K $swif tx off failed in $SW"
+    # And no segmentation or receive aggregation: every frame on the wire is one frame for DPDK.
+    in_ns "$ns" ethtool -K "$ifname" tso off gso off gro off >/dev/null 2>&1 || true
+    in_ns "$SW" ethtool -K "$swif" tso off gso off gro off >/dev/null 2>&1 || true
+    in_ns "$SW" ip link set "$swif" up
+    in_ns "$ns" ip link set "$ifname" up
+}
+
+lab_up() {
+    need_root "up"; need_tools
+    local ns
+    make_ns "$SW"
+    local key
+    for key in arptables iptables ip6tables; do
+        ns_sysctl "$SW" "net.bridge.bridge-nf-call-$key" 0
+    done
+    for ns in "${HOSTS[@]}"; do make_ns "$ns"; done
+    make_bridge lab-front 02:00:00:02:00:01
+    make_bridge lab-back 02:00:00:02:00:02
+    make_bridge lab-mgmt 02:00:00:02:00:03
+
+    # Client: 10.10.0.2 plus more clients .3 .. .9; the VIP through rvsd, the rest via the router.
+    veth lab-client eth0 lab-front 10 01
+    local i
+    for i in 2 3 4 5 6 7 8 9; do
+        in_ns lab-client ip addr replace "10.10.0.$i/24" dev eth0
+    done
+    in_ns lab-client ip route replace 10.10.0.100/32 via 10.10.0.1 dev eth0
+    in_ns lab-client ip route replace default via 10.10.0.254 dev eth0
+    ns_sysctl lab-client net.ipv4.conf.all.rp_filter 0
+    ns_sysctl lab-client net.ipv4.conf.eth0.rp_filter 0
+
+    # Balancers: DPDK owns front and back (up, no kernel address, kernel stays silent on them);
+    # mgmt is a kernel interface for HA peers.
+    local n lb
+    for n in 1 2; do
+        lb="lab-lb$n"
+        veth "$lb" front lab-front "0$n" 01
+        veth "$lb" back lab-back "0$n" 02
+        veth "$lb" mgmt lab-mgmt "0$n" 03
+        in_ns "$lb" ip addr flush dev front
+        in_ns "$lb" ip addr flush dev back
+        in_ns "$lb" ip addr replace "10.30.0.$n/24" dev mgmt
+        ns_sysctl "$lb" net.ipv4.conf.all.arp_ignore 1
+        ns_sysctl "$lb" net.ipv4.conf.front.arp_ignore 8   # never answer ARP on DPDK ports
+        ns_sysctl "$lb" net.ipv4.conf.back.arp_ignore 8
+        ns_sysctl "$lb" net.ipv4.ip_forward 0
+    done
+
+    # Real servers: VIP on lo, never announced or answered on eth0 (DR and IPIP); replies go
+    # through the router.
+    for n in 1 2 3; do
+        ns="lab-rs$n"
+        veth "$ns" eth0 lab-back "1$n" 02
+        in_ns "$ns" ip addr replace "10.20.0.1$n/24" dev eth0
+        in_ns "$ns" ip addr replace 10.10.0.100/32 dev lo
+        ns_sysctl "$ns" net.ipv4.conf.all.arp_ignore 1
+        ns_sysctl "$ns" net.ipv4.conf.all.arp_announce 2
+        ns_sysctl "$ns" net.ipv4.conf.eth0.arp_ignore 1
+        ns_sysctl "$ns" net.ipv4.conf.eth0.arp_announce 2
+        ns_sysctl "$ns" net.ipv4.conf.all.rp_filter 0
+        ns_sysctl "$ns" net.ipv4.conf.eth0.rp_filter 0
+        in_ns "$ns" ip route replace default via 10.20.0.254 dev eth0
+    done
+
+    # Router: the return path for DR and IPIP. Replies from the VIP arrive on its back side,
+    # so reverse-path filtering must be off.
+    veth lab-router front lab-front fe 01
+    veth lab-router back lab-back fe 02
+    in_ns lab-router ip addr replace 10.10.0.254/24 dev front
+    in_ns lab-router ip addr replace 10.20.0.254/24 dev back
+    ns_sysctl lab-router net.ipv4.ip_forward 1
+    local ifc
+    for ifc in all default front back; do
+        ns_sysctl lab-router "net.ipv4.conf.$ifc.rp_filter" 0
+    done
+    log "lab is up"
+}
+
+# --- rvsd ---------------------------------------------------------------------------------
+
+check_lb() {
+    case "${1:-}" in
+        lb1 | lb2) ;;
+        *) usage ;;
+    esac
+}
+
+pid_file() { echo "$RUN_DIR/$1.pid"; }
+log_file() { echo "$RUN_DIR/$1.log"; }
+
+# The pid of a running rvsd for LB, or nothing. The process must still live in lab-LB, so a
+# recycled pid is never signalled.
+lb_pid() {
+    local f pid
+    f="$(pid_file "$1")"
+    [[ -f "$f" ]] || return 0
+    pid="$(cat "$f" 2>/dev/null || true)"
+    [[ "$pid" =~ ^[0-9]+$ ]] || return 0
+    kill -0 "$pid" 2>/dev/null || return 0
+    if [[ "$(ip netns identify "$pid" 2>/dev/null)" == "lab-$1" ]]; then
+        echo "$pid"
+    fi
+}
+
+find_rvsd() {
+    if [[ -n "${RVSD_BIN:-}" ]]; then
+        [[ -x "$RVSD_BIN" ]] || die "RVSD_BIN=$RVSD_BIN is not an executable file"
+        echo "$RVSD_BIN"
+        return
+    fi
+    local dir p
+    for dir in "${CARGO_TARGET_DIR:-}" "$REPO/target"; do
+        [[ -n "$dir" ]] || continue
+        for p in "$dir/release/rvsd" "$dir/debug/rvsd"; do
+            if [[ -x "$p" ]]; then echo "$p"; return; fi
+        done
+    done
+    die "no rvsd binary found (RVSD_BIN unset; looked in \${CARGO_TARGET_DIR}/{release,debug} and $REPO/target/{release,debug}); build it with cargo build --release -p rvs-controlplane"
+}
+
+# The REST address from CONFIG's [api] listen, default 127.0.0.1:8700.
+api_addr() {
+    local addr
+    addr="$(awk '
+        /^[[:space:]]*\[/ { in_api = ($0 ~ /^[[:space:]]*\[api\][[:space:]]*(#.*)?$/) }
+        in_api && /^[[:space:]]*listen[[:space:]]*=/ {
+            sub(/^[^=]*=[[:space:]]*"/, ""); sub(/".*/, ""); print; exit
+        }' "$1")"
+    echo "${addr:-127.0.0.1:8700}"
+}
+
+api_answers() {
+    in_ns "lab-$1" curl -sf -m 2 -o /dev/null "http://$2/v1/status"
+}
+
+start_lb() {
+    need_root "start-lb"; need_tools
+    local lb=$1 cfg=${2:-}
+    check_lb "$lb"
+    if [[ -z "$cfg" ]]; then
+        if [[ "$lb" == lb1 ]]; then cfg="$REPO/config/lab.toml"; else cfg="$REPO/config/lab-lb2.toml"; fi
+    fi
+    [[ -f "$cfg" ]] || die "config file $cfg not found"
+    cfg="$(cd "$(dirname "$cfg")" && pwd)/$(basename "$cfg")"
+    ns_exists "lab-$lb" || die "namespace lab-$lb does not exist; run: vm-testbed/lab.sh up"
+
+    local addr pid
+    addr="$(api_addr "$cfg")"
+    pid="$(lb_pid "$lb")"
+    if [[ -n "$pid" ]]; then
+        if api_answers "$lb" "$addr"; then
+            log "rvsd for $lb already running (pid $pid), REST answers on $addr"
+            return 0
+        fi
+        die "rvsd for $lb runs (pid $pid) but its REST port $addr does not answer; stop it first: vm-testbed/lab.sh stop-lb $lb --kill"
+    fi
+
+    local bin logf pidf
+    bin="$(find_rvsd)"
+    mkdir -p "$RUN_DIR"
+    logf="$(log_file "$lb")"
+    pidf="$(pid_file "$lb")"
+    rm -f "$pidf"
+    {
+        printf '=== %s: %s --config %s (in lab-%s)\n' "$(date -Is)" "$bin" "$cfg" "$lb"
+    } >>"$logf"
+    log "start rvsd for $lb: $bin --config $cfg (log $logf)"
+    # The wrapper writes its own pid and then execs `ip netns exec`, which execs rvsd: the pid
+    # in the file is rvsd's. setsid detaches rvsd from our session; its stdio go to the log so a
+    # caller capturing our output is not held open by it. NO_COLOR keeps the log plain text.
+    # shellcheck disable=SC2016 # $$ and $@ are the inner shell's
+    NO_COLOR=1 setsid bash -c 'echo $$ >"$1"; shift; exec "$@"' rvsd-start "$pidf" \
+        ip netns exec "lab-$lb" "$bin" --config "$cfg" </dev/null >>"$logf" 2>&1 &
+
+    local deadline=$((SECONDS + START_TIMEOUT))
+    while ((SECONDS < deadline)); do
+        pid="$(cat "$pidf" 2>/dev/null || true)"
+        if [[ -n "$pid" ]] && ! kill -0 "$pid" 2>/dev/null; then
+            printf 'lab: rvsd for %s exited during start-up; last 30 log lines of %s:\n' "$lb" "$logf" >&2
+            tail -n 30 "$logf" >&2 || true
+            rm -f "$pidf"
+            exit 1
+        fi
+        if [[ -n "$pid" ]] && api_answers "$lb" "$addr"; then
+            log "rvsd for $lb is up (pid $pid), REST answers on $addr"
+            return 0
+        fi
+        sleep 0.5
+    done
+    printf 'lab: rvsd for %s: REST %s did not answer within %ss; last 30 log lines of %s:\n' \
+        "$lb" "$addr" "$START_TIMEOUT" "$logf" >&2
+    tail -n 30 "$logf" >&2 || true
+    # We started it and it is not usable: do not leave it behind holding the ports.
+    pid="$(cat "$pidf" 2>/dev/null || true)"
+    if [[ -n "$pid" ]]; then
+        printf 'lab: killing the unresponsive rvsd (pid %s)\n' "$pid" >&2
+        kill -s KILL "$pid" 2>/dev/null || true
+    fi
+    rm -f "$pidf"
+    exit 1
+}
+
+stop_lb() {
+    need_root "stop-lb"
+    local lb=$1 mode=${2:-}
+    check_lb "$lb"
+    local sig=TERM
+    case "$mode" in
+        "") ;;
+        --kill) sig=KILL ;;
+        *) usage ;;
+    esac
+    local pid pidf
+    pidf="$(pid_file "$lb")"
+    pid="$(lb_pid "$lb")"
+    if [[ -z "$pid" ]]; then
+        rm -f "$pidf"
+        log "rvsd for $lb is not running"
+        return 0
+    fi
+    log "stop rvsd for $lb (pid $pid) with SIG$sig"
+    kill -s "$sig" "$pid" 2>/dev/null || true
+    local deadline=$((SECONDS + STOP_TIMEOUT))
+    while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do
+        sleep 0.2
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+        log "rvsd for $lb still running after ${STOP_TIMEOUT}s; sending SIGKILL"
+        kill -s KILL "$pid" 2>/dev/null || true
+        deadline=$((SECONDS + 5))
+        while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do
+            sleep 0.2
+        done
+        if kill -0 "$pid" 2>/dev/null; then die "rvsd for $lb (pid $pid) survived SIGKILL"; fi
+    fi
+    rm -f "$pidf"
+    log "rvsd for $lb stopped"
+}
+
+# --- down and status ----------------------------------------------------------------------
+
+lab_down() {
+    need_root "down"
+    local lb ns pids
+    for lb in lb1 lb2; do stop_lb "$lb"; done
+    # Anything else the tests left running inside the lab (servers, captures) would keep a
+    # deleted namespace alive; stop those processes, and only those.
+    for ns in "${HOSTS[@]}" "$SW"; do
+        ns_exists "$ns" || continue
+        pids="$(ip netns pids "$ns" 2>/dev/null | tr '\n' ' ')"
+        if [[ -n "${pids// /}" ]]; then
+            log "stop processes left in $ns: $pids"
+            # shellcheck disable=SC2086
+            kill -s TERM $pids 2>/dev/null || true
+            sleep 0.5
+            pids="$(ip netns pids "$ns" 2>/dev/null | tr '\n' ' ')"
+            # shellcheck disable=SC2086
+            [[ -z "${pids// /}" ]] || kill -s KILL $pids 2>/dev/null || true
+        fi
+    done
+    # Deleting a namespace deletes its veth ends and with them their peers.
+    for ns in "${HOSTS[@]}" "$SW"; do
+        if ns_exists "$ns"; then
+            log "delete namespace $ns"
+            ip netns del "$ns"
+        fi
+    done
+    log "lab is down"
+}
+
+lab_status() {
+    local ns any=0 lb pid
+    for ns in "$SW" "${HOSTS[@]}"; do
+        if ns_exists "$ns"; then
+            any=1
+            printf '== %s\n' "$ns"
+            in_ns "$ns" ip -br link show | grep -v '^lo ' | sed 's/^/   link  /' || true
+            in_ns "$ns" ip -br -4 addr show | grep -v '^lo .*127.0.0.1/8 *$' | sed 's/^/   addr  /' || true
+            in_ns "$ns" ip -4 route show | sed 's/^/   route /' || true
+        else
+            printf '== %s: absent\n' "$ns"
+        fi
+    done
+    ((any)) || printf 'lab is down\n'
+    for lb in lb1 lb2; do
+        pid="$(lb_pid "$lb")"
+        if [[ -n "$pid" ]]; then
+            printf 'rvsd %s: running (pid %s, log %s)\n' "$lb" "$pid" "$(log_file "$lb")"
+        else
+            printf 'rvsd %s: not running\n' "$lb"
+        fi
+    done
+}
+
+main() {
+    local cmd=${1:-}
+    [[ $# -gt 0 ]] && shift
+    case "$cmd" in
+        up) [[ $# -eq 0 ]] || usage; lab_up ;;
+        down) [[ $# -eq 0 ]] || usage; lab_down ;;
+        status) [[ $# -eq 0 ]] || usage; need_root "status"; lab_status ;;
+        start-lb) [[ $# -ge 1 && $# -le 2 ]] || usage; start_lb "$@" ;;
+        stop-lb) [[ $# -ge 1 && $# -le 2 ]] || usage; stop_lb "$@" ;;
+        *) usage ;;
+    esac
+}
+
+main "$@"

@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# Prepares a Debian 12 host (or VM) to build rvs and run its netns lab. Idempotent; run as root.
+#
+#   - installs the packages below when they are missing (one `apt-get update` first, if needed):
+#     DPDK 22.11 (libdpdk-dev, dpdk-dev with dpdk-testpmd), libclang and clang for bindgen, a C
+#     toolchain for linking, and the lab's tools (iproute2, ping, arping, ethtool, tcpdump, curl,
+#     python3, socat, netcat, jq);
+#   - reserves 2 MiB hugepages so that at least HUGEPAGES_FREE (default 512) are free, never
+#     lowering an existing reservation, and mounts hugetlbfs on /dev/hugepages if no hugetlbfs is
+#     mounted;
+#   - checks that cargo is there (it does not install Rust; rust-toolchain.toml pins the version).
+#
+# The hugepage reservation does not survive a reboot; add `vm.nr_hugepages = 512` to
+# /etc/sysctl.d/ (or hugepages=512 to the kernel command line) to make it permanent.
+set -euo pipefail
+
+PACKAGES=(
+    libdpdk-dev dpdk-dev libclang-dev clang pkg-config build-essential
+    iproute2 iputils-ping arping ethtool tcpdump curl python3 socat netcat-openbsd jq
+)
+HUGEPAGES_FREE=${HUGEPAGES_FREE:-512}
+HP_DIR=/sys/kernel/mm/hugepages/hugepages-2048kB
+
+say() { printf 'setup-host: %s\n' "$*"; }
+die() { printf 'setup-host: error: %s\n' "$*" >&2; exit 1; }
+
+[[ $(id -u) -eq 0 ]] || die "must run as root (installs packages, reserves hugepages); try: sudo bash $0"
+
+# --- packages -----------------------------------------------------------------------------
+installed() {
+    [[ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null || true)" == "install ok installed" ]]
+}
+command -v apt-get >/dev/null || die "apt-get not found: this script supports Debian 12 (bookworm) and derivatives"
+missing=()
+for p in "${PACKAGES[@]}"; do
+    installed "$p" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+    say "installing: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    # Update the package lists once, unless they look fresh (less than a day old).
+    if [[ -z "$(find /var/lib/apt/lists -maxdepth 1 -name '*Packages*' -mmin -1440 2>/dev/null | head -n 1)" ]]; then
+        say "apt-get update"
+        apt-get update -q || die "apt-get update failed (network or sources.list?)"
+    fi
+    apt-get install -y -q --no-install-recommends "${missing[@]}" ||
+        die "apt-get install failed for: ${missing[*]} (DPDK 22.11 needs Debian 12 bookworm or newer)"
+else
+    say "packages: all present (${#PACKAGES[@]})"
+fi
+pkg-config --exists libdpdk || die "pkg-config cannot find libdpdk after installing libdpdk-dev"
+say "DPDK $(pkg-config --modversion libdpdk) found by pkg-config"
+
+# --- hugepages ----------------------------------------------------------------------------
+[[ -d "$HP_DIR" ]] || die "this kernel has no 2 MiB hugepages ($HP_DIR missing); DPDK needs them"
+nr=$(cat "$HP_DIR/nr_hugepages")
+free=$(cat "$HP_DIR/free_hugepages")
+if ((free < HUGEPAGES_FREE)); then
+    want=$((nr + HUGEPAGES_FREE - free))
+    say "hugepages: $free of $nr free; reserving $want (2 MiB each)"
+    echo "$want" >"$HP_DIR/nr_hugepages"
+    nr=$(cat "$HP_DIR/nr_hugepages")
+    free=$(cat "$HP_DIR/free_hugepages")
+    ((free >= HUGEPAGES_FREE)) ||
+        die "only $free free hugepages after asking for $want (memory too fragmented or too small?); free memory, or boot with hugepages=$want"
+    say "hugepages: $free of $nr free"
+else
+    say "hugepages: $free of $nr free (need $HUGEPAGES_FREE), nothing to do"
+fi
+if awk '$3 == "hugetlbfs" { found = 1 } END { exit !found }' /proc/mounts; then
+    say "hugetlbfs: mounted at $(awk '$3 == "hugetlbfs" { print $2; exit }' /proc/mounts)"
+else
+    say "hugetlbfs: mounting on /dev/hugepages"
+    mkdir -p /dev/hugepages
+    mount -t hugetlbfs nodev /dev/hugepages || die "cannot mount hugetlbfs on /dev/hugepages"
+fi
+
+# --- Rust ---------------------------------------------------------------------------------
+if command -v cargo >/dev/null; then
+    say "cargo: $(command -v cargo) ($(cargo --version 2>/dev/null || echo 'version unknown'))"
+else
+    user_cargo=""
+    if [[ -n "${SUDO_USER:-}" ]]; then
+        user_home="$(getent passwd "$SUDO_USER" | cut -d: -f6)"
+        [[ -x "$user_home/.cargo/bin/cargo" ]] && user_cargo="$user_home/.cargo/bin"
+    fi
+    if [[ -n "$user_cargo" ]]; then
+        die "cargo is not on root's PATH (sudo resets it); keep your Rust install with: sudo env \"PATH=$user_cargo:\$PATH\" RUSTUP_HOME=$user_home/.rustup CARGO_HOME=$user_home/.cargo bash vm-testbed/test.sh (or demo.sh)"
+    fi
+    die "cargo not found; install Rust with rustup (https://rustup.rs): curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh, then open a new shell (rust-toolchain.toml selects the version)"
+fi
+
+# --- the lab's kernel features ------------------------------------------------------------
+if ! ip netns list >/dev/null 2>&1; then
+    die "'ip netns' does not work here; the lab needs network namespaces"
+fi
+say "host ready"

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# THE test command of rvs (README.md and .ci/run call exactly `bash vm-testbed/test.sh`):
+#   1. prepares the host (vm-testbed/setup-host.sh: packages, hugepages);
+#   2. builds the whole workspace in release mode;
+#   3. runs the unit, property and golden-packet tests (cargo test --workspace);
+#   4. runs the lab tests (rvs-labtests, #[ignore]d for plain cargo test) one at a time against
+#      the freshly built rvsd, in the netns lab.
+# Clippy is not run here, to keep the run's length predictable. The lab is torn down on exit,
+# pass or fail. Needs root (namespaces, hugepages, raw sockets).
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+REPO="$(pwd)"
+
+section() { printf '\n==== %s\n' "$*"; }
+fail() { printf '\n==== FAIL: %s\n' "$*" >&2; exit 1; }
+
+[[ $(id -u) -eq 0 ]] || fail "vm-testbed/test.sh must run as root (network namespaces, hugepages, raw sockets): sudo bash vm-testbed/test.sh"
+
+# sudo drops ~/.cargo/bin from PATH; root's own rustup install is the usual place.
+if ! command -v cargo >/dev/null && [[ -x "$HOME/.cargo/bin/cargo" ]]; then
+    export PATH="$HOME/.cargo/bin:$PATH"
+fi
+
+teardown() {
+    local rc=$?
+    bash "$REPO/vm-testbed/lab.sh" down >/dev/null 2>&1 || true
+    if ((rc == 0)); then
+        printf '\n==== PASS: build, unit/property/golden tests and lab tests\n'
+    else
+        printf '\n==== FAIL (exit %s): see the first error above\n' "$rc" >&2
+    fi
+}
+trap teardown EXIT
+
+section "host setup"
+bash vm-testbed/setup-host.sh
+
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$REPO/target}"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+
+section "build (cargo build --release --workspace)"
+cargo build --release --workspace
+
+section "unit, property and golden tests (cargo test --release --workspace)"
+cargo test --release --workspace
+
+section "lab tests (rvs-labtests, one at a time)"
+export RVSD_BIN="$CARGO_TARGET_DIR/release/rvsd"
+[[ -x "$RVSD_BIN" ]] || fail "the build produced no $RVSD_BIN"
+bash vm-testbed/lab.sh down >/dev/null
+cargo test --release -p rvs-labtests -- --ignored --test-threads=1

@@ -6,13 +6,28 @@
 //! * [`l2l3`]: the lite stack — ARP, neighbours, routes, ICMP echo.
 //! * [`service`]: protocols, forwarding modes, scheduler names, real servers and their
 //!   lock-free per-worker counters.
+//! * [`service`]: protocols, forwarding modes, scheduler names, real servers with their
+//!   lock-free per-worker counters, and the published service table.
+//! * [`sched`]: every scheduler (LVS's, Maglev, consistent hashing) and cross-worker
+//!   persistence.
+//! * [`conn`]: the per-worker connection table, its timer wheel, IPVS's TCP states, and
+//!   the ownership rules (which worker owns a packet; Full-NAT local ports).
+//! * [`xmit`]: the rewrites of each forwarding mode (DR, NAT, Full-NAT with TOA, IPIP),
+//!   ICMP error generation and translation, TTL handling.
+//! * [`lb`]: one worker's L4 path tying those together.
+//! * [`mesh`]: single-producer queues between workers (redirects to a flow's owner).
 //! * [`stats`]: drop reasons and per-worker counters.
 //! * [`idle`]: what a worker does when its queues are empty.
 //! * [`worker`]: the poll loop.
 
+pub mod conn;
 pub mod idle;
 pub mod l2l3;
+pub mod lb;
+pub mod mesh;
+pub mod sched;
 pub mod service;
 pub mod stats;
 pub mod wire;
 pub mod worker;
+pub mod xmit;

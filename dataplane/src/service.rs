@@ -8,12 +8,17 @@
 //! with relaxed loads. A sum may be a few packets stale; schedulers tolerate that, as
 //! IPVS's do with its per-CPU counters.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::net::Ipv4Addr;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
+
+use crate::l2l3::IpHasherBuilder;
+use crate::sched::{PersistTable, SchedShared};
 use crate::wire::{IPPROTO_TCP, IPPROTO_UDP};
 
 /// The transport protocol of a virtual service or a flow.
@@ -315,6 +320,114 @@ impl RealServer {
     pub fn available(&self) -> bool {
         self.weight > 0 && !self.stats.overloaded()
     }
+}
+
+/// Where a virtual service is reached: protocol, VIP and port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ServiceKey {
+    /// TCP or UDP.
+    pub proto: L4Proto,
+    /// The virtual IP.
+    pub vip: Ipv4Addr,
+    /// The virtual port.
+    pub port: u16,
+}
+
+impl ServiceKey {
+    /// The key packed into one word for the lookup map.
+    #[inline]
+    fn packed(self) -> u64 {
+        (u64::from(self.proto.ipproto()) << 48) | (u64::from(u32::from(self.vip)) << 16) | u64::from(self.port)
+    }
+}
+
+impl fmt::Display for ServiceKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}:{}", self.proto.name(), self.vip, self.port)
+    }
+}
+
+/// One virtual service in a snapshot: its servers, its scheduler's shared tables, its
+/// persistence and its Full-NAT local addresses.
+#[derive(Debug)]
+pub struct Service {
+    /// Protocol, VIP and port.
+    pub key: ServiceKey,
+    /// The scheduling algorithm.
+    pub scheduler: SchedulerKind,
+    /// The scheduler's immutable lookup tables (Maglev table, hash rings), shared by every
+    /// worker.
+    pub sched: Arc<SchedShared>,
+    /// Persistence (ipvsadm -p / -M), shared by every worker so it holds across them.
+    pub persist: Option<Arc<PersistTable>>,
+    /// The real servers, in configuration order (a connection records an index).
+    pub servers: Vec<RealServer>,
+    /// Full-NAT source addresses for this service (by default the egress port's
+    /// `local_addresses`).
+    pub local_addrs: Vec<Ipv4Addr>,
+    /// Service-wide counters.
+    pub stats: Arc<ServerStats>,
+}
+
+/// An immutable table of services, built by the control plane and published to the
+/// workers as a whole ([`SharedServices`]): a worker loads it once per poll and never sees
+/// a half-applied change.
+#[derive(Debug)]
+pub struct ServiceTable {
+    generation: u64,
+    services: Vec<Service>,
+    index: HashMap<u64, u32, IpHasherBuilder>,
+}
+
+/// Two services with one key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("service {0} is defined twice")]
+pub struct DuplicateService(pub ServiceKey);
+
+impl ServiceTable {
+    /// A table of `services`; `generation` must grow with every table published, so
+    /// workers can tell a new table from the one they have.
+    pub fn new(generation: u64, services: Vec<Service>) -> Result<Self, DuplicateService> {
+        let mut index = HashMap::with_capacity_and_hasher(services.len(), IpHasherBuilder::new());
+        for (i, s) in services.iter().enumerate() {
+            if index.insert(s.key.packed(), i as u32).is_some() {
+                return Err(DuplicateService(s.key));
+            }
+        }
+        Ok(ServiceTable { generation, services, index })
+    }
+    /// An empty table (generation 0).
+    pub fn empty() -> Self {
+        ServiceTable { generation: 0, services: Vec::new(), index: HashMap::with_hasher(IpHasherBuilder::new()) }
+    }
+    /// This table's generation.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+    /// The service at `key`, with its index.
+    #[inline]
+    pub fn lookup(&self, key: ServiceKey) -> Option<(u32, &Service)> {
+        let i = *self.index.get(&key.packed())?;
+        Some((i, &self.services[i as usize]))
+    }
+    /// The service at index `i`.
+    pub fn get(&self, i: u32) -> Option<&Service> {
+        self.services.get(i as usize)
+    }
+    /// Every service, in index order.
+    pub fn services(&self) -> &[Service] {
+        &self.services
+    }
+}
+
+/// The published service table: the control plane stores a new `Arc<ServiceTable>`, the
+/// workers load the current one once per poll (an atomic pointer load, no lock) — the
+/// RCU-style swap of DESIGN.md.
+pub type SharedServices = Arc<ArcSwap<ServiceTable>>;
+
+/// A new [`SharedServices`] holding `table`.
+pub fn share(table: ServiceTable) -> SharedServices {
+    Arc::new(ArcSwap::from_pointee(table))
 }
 
 #[cfg(test)]

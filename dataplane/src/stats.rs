@@ -7,7 +7,8 @@
 //!   table waiting for ARP resolution. So at any time, after a poll has flushed its TX
 //!   buffers:
 //!
-//!   `rx_packets + local_originated == tx_packets + rx_consumed + Σ drops + parked`
+//!   `rx_packets + local_originated + redirected_in ==
+//!    tx_packets + rx_consumed + Σ drops + parked + redirected_out`
 //!
 //!   (`local_originated` counts attempts to build ARP requests and gratuitous ARP; an
 //!   attempt that finds the pool empty is the `no_mbuf` drop.)
@@ -101,6 +102,31 @@ drop_reasons! {
     IcmpUnhandled => "icmp_unhandled", "ICMP type not answered (only echo request is)";
     /// TCP/UDP to one of our addresses or a VIP for which no service forwards.
     L4NoService => "l4_no_service", "TCP/UDP to one of our addresses or a VIP with no service";
+    /// TCP or UDP header truncated or with an inconsistent length field.
+    L4Malformed => "l4_malformed", "TCP or UDP header truncated or with a bad length field";
+    /// A TCP segment other than a SYN for a flow with no connection (IPVS creates
+    /// connections from SYNs only).
+    TcpNoConn => "tcp_no_conn", "TCP segment other than a SYN for no known connection";
+    /// A packet to a Full-NAT local address that matches no connection.
+    ReplyNoConn => "reply_no_conn", "packet to a Full-NAT local address matching no connection";
+    /// The scheduler found no server: none configured, all weight 0, or all overloaded.
+    NoServer => "no_server", "no real server available (none, all weight 0, or all over their upper threshold)";
+    /// This worker's Full-NAT local addresses and ports are all in use.
+    NoLocalPort => "no_local_port", "Full-NAT local address ports exhausted on this worker";
+    /// The connection table is full: the new flow is dropped, existing flows go on.
+    ConnTableFull => "conn_table_full", "connection table full (new flow dropped, existing flows untouched)";
+    /// TTL expired while forwarding; an ICMP time exceeded goes back in its place.
+    TtlExceeded => "ttl_exceeded", "TTL expired while forwarding (ICMP time exceeded sent back)";
+    /// An IPIP packet over the egress MTU without DF (rvs does not fragment).
+    TunnelTooBig => "tunnel_too_big", "IPIP packet over the MTU with DF clear (rvs does not fragment)";
+    /// An ICMP error rvs meant to send could not be built (no error about an error, a
+    /// non-unicast source, no room).
+    IcmpNotSent => "icmp_not_sent", "ICMP error not sent (about an ICMP error, non-unicast source, or no room)";
+    /// The owner worker's redirect ring was full.
+    RedirectFull => "redirect_full", "redirect ring to the owning worker full";
+    /// A redirected packet that its receiver would redirect again (the two workers
+    /// disagree on ownership, e.g. across a configuration change); dropped to avoid a loop.
+    RedirectLoop => "redirect_loop", "redirected packet not owned by its receiver either";
     /// No route to the destination of a packet we originate or answer.
     NoRoute => "no_route", "no route to the destination";
     /// Neighbour not resolved yet and its pending queue already full (newest dropped).
@@ -156,10 +182,27 @@ impl Counter {
         self.add(1);
     }
 
+    /// Sets the value (for gauges). Call only from the owning worker.
+    #[inline]
+    pub fn set(&self, v: u64) {
+        self.0.store(v, Ordering::Relaxed);
+    }
+
     /// The current value (relaxed).
     #[inline]
     pub fn get(&self) -> u64 {
         self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// One counter per [`DropReason`] (a newtype because `Default` is derived for arrays of
+/// at most 32 elements only).
+#[derive(Debug)]
+struct DropCounters([Counter; DropReason::COUNT]);
+
+impl Default for DropCounters {
+    fn default() -> Self {
+        DropCounters(std::array::from_fn(|_| Counter::default()))
     }
 }
 
@@ -169,7 +212,7 @@ impl Counter {
 #[derive(Debug, Default)]
 #[repr(align(64))]
 pub struct WorkerCounters {
-    drops: [Counter; DropReason::COUNT],
+    drops: DropCounters,
     /// Frames received from every port.
     pub rx_packets: Counter,
     /// Bytes received (Ethernet header included, FCS excluded).
@@ -200,6 +243,20 @@ pub struct WorkerCounters {
     pub polls: Counter,
     /// Times the idle policy put the worker to sleep.
     pub idle_sleeps: Counter,
+    /// Connections created.
+    pub conns_created: Counter,
+    /// Packets handed to the worker that owns their flow.
+    pub redirected_out: Counter,
+    /// Packets received from other workers through the redirect rings.
+    pub redirected_in: Counter,
+    /// Full-NAT TCP packets that should have carried the TOA option but had no room.
+    pub toa_skipped: Counter,
+    /// ICMP errors built by rvs (time exceeded, fragmentation needed).
+    pub icmp_errors_sent: Counter,
+    /// ICMP errors about a flow translated and forwarded.
+    pub icmp_errors_translated: Counter,
+    /// Connections in this worker's table (a gauge, set at each timer run).
+    pub conns: Counter,
 }
 
 impl WorkerCounters {
@@ -211,23 +268,23 @@ impl WorkerCounters {
     /// Counts one packet dropped for `reason`.
     #[inline]
     pub fn drop_packet(&self, reason: DropReason) {
-        self.drops[reason.index()].inc();
+        self.drops.0[reason.index()].inc();
     }
 
     /// Counts `n` packets dropped for `reason`.
     #[inline]
     pub fn drop_packets(&self, reason: DropReason, n: u64) {
-        self.drops[reason.index()].add(n);
+        self.drops.0[reason.index()].add(n);
     }
 
     /// Packets dropped so far for `reason`.
     pub fn drops(&self, reason: DropReason) -> u64 {
-        self.drops[reason.index()].get()
+        self.drops.0[reason.index()].get()
     }
 
     /// Packets dropped so far, all reasons together.
     pub fn drops_total(&self) -> u64 {
-        self.drops.iter().map(Counter::get).sum()
+        self.drops.0.iter().map(Counter::get).sum()
     }
 
     /// A plain copy for the control plane (REST `stats`, `/metrics`).
@@ -247,6 +304,13 @@ impl WorkerCounters {
             neigh_updates_lost: self.neigh_updates_lost.get(),
             polls: self.polls.get(),
             idle_sleeps: self.idle_sleeps.get(),
+            conns_created: self.conns_created.get(),
+            redirected_out: self.redirected_out.get(),
+            redirected_in: self.redirected_in.get(),
+            toa_skipped: self.toa_skipped.get(),
+            icmp_errors_sent: self.icmp_errors_sent.get(),
+            icmp_errors_translated: self.icmp_errors_translated.get(),
+            conns: self.conns.get(),
             drops: DropReason::ALL.iter().map(|&r| (r.name(), self.drops(r))).collect(),
         }
     }
@@ -284,6 +348,20 @@ pub struct CountersSnapshot {
     pub polls: u64,
     /// See [`WorkerCounters::idle_sleeps`].
     pub idle_sleeps: u64,
+    /// See [`WorkerCounters::conns_created`].
+    pub conns_created: u64,
+    /// See [`WorkerCounters::redirected_out`].
+    pub redirected_out: u64,
+    /// See [`WorkerCounters::redirected_in`].
+    pub redirected_in: u64,
+    /// See [`WorkerCounters::toa_skipped`].
+    pub toa_skipped: u64,
+    /// See [`WorkerCounters::icmp_errors_sent`].
+    pub icmp_errors_sent: u64,
+    /// See [`WorkerCounters::icmp_errors_translated`].
+    pub icmp_errors_translated: u64,
+    /// See [`WorkerCounters::conns`].
+    pub conns: u64,
     /// Drop counts by [`DropReason::name`].
     pub drops: BTreeMap<&'static str, u64>,
 }
@@ -315,6 +393,13 @@ impl CountersSnapshot {
         self.neigh_updates_lost += other.neigh_updates_lost;
         self.polls += other.polls;
         self.idle_sleeps += other.idle_sleeps;
+        self.conns_created += other.conns_created;
+        self.redirected_out += other.redirected_out;
+        self.redirected_in += other.redirected_in;
+        self.toa_skipped += other.toa_skipped;
+        self.icmp_errors_sent += other.icmp_errors_sent;
+        self.icmp_errors_translated += other.icmp_errors_translated;
+        self.conns += other.conns;
         for (k, v) in &other.drops {
             *self.drops.entry(k).or_insert(0) += v;
         }

@@ -25,9 +25,12 @@
 //!   else (IPv6, VLAN-tagged) `eth_unknown_type`. IPv4: header valid (`ip_truncated`,
 //!   `ip_bad_version`, `ip_bad_ihl`, `ip_bad_length`), header checksum correct unless the
 //!   NIC verified it (`ip_bad_checksum`), not a fragment (`ip_fragment`), sane source
-//!   (`ip_bad_source`), destination ours (`ip_not_for_us`); then ICMP → [`icmp`] echo,
-//!   TCP/UDP → `l4_no_service` (no service forwards yet), other protocols
-//!   `ip_unknown_protocol`.
+//!   (`ip_bad_source`). Then, to one of our addresses: ICMP echo → [`icmp`]; ICMP errors,
+//!   TCP and UDP → the L4 engine ([`crate::lb`]); other protocols `ip_unknown_protocol`.
+//!   Not to us: TCP/UDP and ICMP errors → the L4 engine (NAT replies), anything else
+//!   `ip_not_for_us`. Without an L4 engine, TCP/UDP to us is `l4_no_service`.
+//! * Packets whose flow another worker owns go there through a redirect ring
+//!   ([`crate::mesh`]) and are handled by the owner as if received on the same port.
 //! * Time is `now`, monotonic nanoseconds, read once per poll by the caller.
 
 use std::net::Ipv4Addr;
@@ -39,6 +42,8 @@ use ipnet::Ipv4Net;
 use rvs_drivers::{Burst, PacketBuf, PacketPool, PortQueue, RxOffload};
 
 use crate::idle::{IdlePolicy, Idler};
+use crate::lb::{LbEngine, LbEnv};
+use crate::mesh::MeshLinks;
 use crate::l2l3::arp::{self, ARP_FRAME_LEN};
 use crate::l2l3::icmp;
 use crate::l2l3::neigh::{NeighConfig, NeighSync, Resolve, TimerEvent};
@@ -48,7 +53,11 @@ use crate::l2l3::{
     RouteTable, Verdict,
 };
 use crate::stats::{DropReason, WorkerCounters};
-use crate::wire::{EthernetFrame, Ipv4Packet, MacAddr, WireError, ETHERTYPE_ARP, ETHERTYPE_IPV4, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP};
+use crate::wire::{
+    EthernetFrame, IcmpPacket, Ipv4Packet, MacAddr, WireError, ETHERTYPE_ARP, ETHERTYPE_IPV4, IPPROTO_ICMP, IPPROTO_TCP,
+    IPPROTO_UDP,
+};
+use crate::xmit::icmp_err::is_error_type;
 
 /// How often the neighbour timers run (ARP retries have a 1 s period, so 100 ms is
 /// precise enough and keeps the table walk off most polls).
@@ -66,6 +75,21 @@ pub const MAX_PORTS: usize = 32;
 
 /// Neighbour updates applied per poll at most (the rest wait for the next poll).
 const SYNC_BATCH: usize = 32;
+
+/// Redirected packets taken from the inboxes per poll at most.
+const REDIRECT_BATCH: usize = 32;
+
+/// What the IPv4 checks decided: a verdict, or a hand-over to the L4 engine.
+enum Ipv4Next {
+    Done(Verdict),
+    /// TCP/UDP for a VIP, a local address, or (NAT replies) a client.
+    L4,
+    /// An ICMP error that may be about a flow.
+    IcmpError,
+}
+
+/// One packet moved between workers: the port it arrived on and the packet.
+pub type Redirected<B> = (PortId, B);
 
 /// One port as the worker sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -406,6 +430,9 @@ pub struct Worker<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> {
     idler: Idler,
     next_timers: u64,
     garp_repeat_at: Option<u64>,
+    lb: Option<LbEngine>,
+    redirect: MeshLinks<Redirected<Q::Buf>>,
+    port_addrs: Vec<Ipv4Addr>,
 }
 
 impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> std::fmt::Debug for Worker<Q, P> {
@@ -442,6 +469,7 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
                 statics: config.static_neighbours.len(),
             })?;
         }
+        let port_addrs = config.ports.iter().map(|p| p.address.addr()).collect();
         let ports = config
             .ports
             .iter()
@@ -458,7 +486,24 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
             idler: Idler::new(config.idle),
             next_timers: 0,
             garp_repeat_at: None,
+            lb: None,
+            redirect: MeshLinks::none(),
+            port_addrs,
         })
+    }
+
+    /// Gives the worker its L4 load-balancing engine and its ends of the redirect mesh
+    /// ([`crate::mesh::Mesh::build`]`(count, ..)[index]`; [`MeshLinks::none`] for one
+    /// worker). Without an engine, TCP/UDP to our addresses is dropped as `l4_no_service`.
+    pub fn with_lb(mut self, lb: LbEngine, redirect: MeshLinks<Redirected<Q::Buf>>) -> Self {
+        self.lb = Some(lb);
+        self.redirect = redirect;
+        self
+    }
+
+    /// The L4 engine, if any.
+    pub fn lb(&self) -> Option<&LbEngine> {
+        self.lb.as_ref()
     }
 
     /// This worker's index.
@@ -538,6 +583,9 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
     /// Returns the number of packets received.
     pub fn poll_once(&mut self, now: u64) -> usize {
         self.tx.counters.polls.inc();
+        if let Some(lb) = self.lb.as_mut() {
+            lb.refresh();
+        }
         let mut received = 0;
         for p in 0..self.tx.ports.len() {
             let port = PortId(p as u16);
@@ -551,9 +599,10 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
             self.tx.counters.rx_bytes.add(burst.iter().map(|b| b.len() as u64).sum());
             for mut buf in burst {
                 let verdict = self.classify(port, &mut buf, now);
-                self.dispatch(verdict, buf, now);
+                self.dispatch(port, verdict, buf, now);
             }
         }
+        self.handle_redirected(now);
         self.apply_peer_updates(now);
         if now >= self.next_timers {
             self.run_timers(now);
@@ -563,8 +612,25 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
             self.garp_repeat_at = None;
             self.announce();
         }
+        if let Some(lb) = self.lb.as_mut() {
+            lb.run_timers(now);
+            self.tx.counters.conns.set(lb.conns().len() as u64);
+        }
         self.tx.flush_all();
         received
+    }
+
+    /// Handles packets other workers moved here because this worker owns their flow.
+    fn handle_redirected(&mut self, now: u64) {
+        let mut batch = ArrayVec::<Redirected<Q::Buf>, REDIRECT_BATCH>::new();
+        self.redirect.recv(&mut batch);
+        for (port, mut buf) in batch {
+            self.tx.counters.redirected_in.inc();
+            match self.classify(port, &mut buf, now) {
+                Verdict::Redirect { .. } => self.tx.counters.drop_packet(DropReason::RedirectLoop),
+                v => self.dispatch(port, v, buf, now),
+            }
+        }
     }
 
     /// Polls until `stop` is set, reading the time from `clock` (monotonic ns) once per
@@ -601,7 +667,27 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
         match eth.ethertype() {
             ETHERTYPE_ARP => self.handle_arp(port, port_mac, frame, now),
             ETHERTYPE_IPV4 if broadcast => Verdict::Drop(DropReason::EthNotForUs),
-            ETHERTYPE_IPV4 => self.handle_ipv4(frame, offload),
+            ETHERTYPE_IPV4 => {
+                let next = self.handle_ipv4(frame, offload);
+                let Some(lb) = self.lb.as_mut() else {
+                    return match next {
+                        Ipv4Next::Done(v) => v,
+                        Ipv4Next::L4 => Verdict::Drop(DropReason::L4NoService),
+                        Ipv4Next::IcmpError => Verdict::Drop(DropReason::IcmpUnhandled),
+                    };
+                };
+                let env = LbEnv {
+                    routes: &self.routes,
+                    addrs: &self.addrs,
+                    port_addrs: &self.port_addrs,
+                    counters: &self.tx.counters,
+                };
+                match next {
+                    Ipv4Next::Done(v) => v,
+                    Ipv4Next::L4 => lb.handle(buf, &env, now),
+                    Ipv4Next::IcmpError => lb.handle_icmp_error(buf, &env),
+                }
+            }
             _ => Verdict::Drop(DropReason::EthUnknownType),
         }
     }
@@ -630,33 +716,46 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
         }
     }
 
-    fn handle_ipv4(&mut self, frame: &mut [u8], offload: RxOffload) -> Verdict {
+    /// The IPv4 checks of the module docs, then: ICMP echo to us answered here; TCP/UDP to
+    /// us, and TCP/UDP or ICMP errors not to us (NAT replies and errors about them), go to
+    /// the L4 engine.
+    fn handle_ipv4(&mut self, frame: &mut [u8], offload: RxOffload) -> Ipv4Next {
+        use Ipv4Next::Done;
         let Some(body) = frame.get(EthernetFrame::<&[u8]>::HEADER_LEN..) else {
-            return Verdict::Drop(DropReason::EthTruncated);
+            return Done(Verdict::Drop(DropReason::EthTruncated));
         };
         let ip = match Ipv4Packet::new_checked(body) {
             Ok(ip) => ip,
-            Err(e) => return Verdict::Drop(ip_drop_reason(e)),
+            Err(e) => return Done(Verdict::Drop(ip_drop_reason(e))),
         };
         let csum_ok = match offload.ip_csum_ok {
             Some(ok) => ok,
             None => ip.verify_checksum(),
         };
         if !csum_ok {
-            return Verdict::Drop(DropReason::IpBadChecksum);
+            return Done(Verdict::Drop(DropReason::IpBadChecksum));
         }
         if ip.is_fragment() {
-            return Verdict::Drop(DropReason::IpFragment);
+            return Done(Verdict::Drop(DropReason::IpFragment));
         }
         let src = ip.src_addr();
         if is_martian_source(src) || self.addrs.is_ours(src) {
-            return Verdict::Drop(DropReason::IpBadSource);
+            return Done(Verdict::Drop(DropReason::IpBadSource));
         }
+        let icmp_type = (ip.protocol() == IPPROTO_ICMP)
+            .then(|| IcmpPacket::new_checked(ip.payload()).ok().map(|i| i.msg_type()))
+            .flatten();
+        let icmp_error = icmp_type.is_some_and(is_error_type);
         if !self.addrs.is_ours(ip.dst_addr()) {
-            return Verdict::Drop(DropReason::IpNotForUs);
+            return match ip.protocol() {
+                IPPROTO_TCP | IPPROTO_UDP if self.lb.is_some() => Ipv4Next::L4,
+                IPPROTO_ICMP if icmp_error && self.lb.is_some() => Ipv4Next::IcmpError,
+                _ => Done(Verdict::Drop(DropReason::IpNotForUs)),
+            };
         }
         match ip.protocol() {
-            IPPROTO_ICMP => match icmp::answer_echo(frame) {
+            IPPROTO_ICMP if icmp_error => Ipv4Next::IcmpError,
+            IPPROTO_ICMP => Done(match icmp::answer_echo(frame) {
                 Ok(to) => match self.routes.lookup(to) {
                     Some(hop) => {
                         self.tx.counters.icmp_echo_replies.inc();
@@ -665,15 +764,19 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
                     None => Verdict::Drop(DropReason::NoRoute),
                 },
                 Err(reason) => Verdict::Drop(reason),
-            },
-            IPPROTO_TCP | IPPROTO_UDP => Verdict::Drop(DropReason::L4NoService),
-            _ => Verdict::Drop(DropReason::IpUnknownProtocol),
+            }),
+            IPPROTO_TCP | IPPROTO_UDP => Ipv4Next::L4,
+            _ => Done(Verdict::Drop(DropReason::IpUnknownProtocol)),
         }
     }
 
     /// Carries out a verdict: the buffer is sent, parked, or freed here.
-    fn dispatch(&mut self, verdict: Verdict, mut buf: Q::Buf, now: u64) {
+    fn dispatch(&mut self, port_in: PortId, verdict: Verdict, mut buf: Q::Buf, now: u64) {
         match verdict {
+            Verdict::Redirect { worker } => match self.redirect.send(worker, (port_in, buf)) {
+                Ok(()) => self.tx.counters.redirected_out.inc(),
+                Err(_) => self.tx.counters.drop_packet(DropReason::RedirectFull),
+            },
             Verdict::Tx(port) => self.tx.enqueue(port, buf),
             Verdict::Drop(reason) => self.tx.counters.drop_packet(reason),
             Verdict::Consumed => self.tx.counters.rx_consumed.inc(),

@@ -68,6 +68,11 @@ pub enum Verdict {
     Drop(DropReason),
     /// The stack absorbed the packet (e.g. an ARP reply it learned from); free it.
     Consumed,
+    /// Another worker owns this packet's flow: move it there through the redirect ring.
+    Redirect {
+        /// The owning worker's index.
+        worker: usize,
+    },
 }
 
 /// What an address of ours is.

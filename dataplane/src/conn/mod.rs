@@ -1,0 +1,290 @@
+//! The per-worker connection table: one [`Conn`] per flow, reachable from both of its
+//! directions, with IPVS's TCP states and timeouts and a timer wheel for expiry.
+//!
+//! Contract:
+//! * **One table per worker, no sharing.** A [`ConnTable`] is owned by one worker and
+//!   passed around as `&mut`; nothing in it is atomic or locked. Which worker owns a
+//!   packet is a pure function of the packet ([`owner`]); a worker that receives a packet
+//!   it does not own hands it to the owner instead of looking here.
+//! * **Bounded and preallocated.** [`ConnTable::with_capacity`] allocates every byte the
+//!   table will ever use (the entries, the hash index, the wheel). After that, no method
+//!   allocates, locks or makes a system call. When the table holds `capacity` entries,
+//!   [`ConnTable::insert`] fails with [`TableFull::Full`] and touches nothing: new flows
+//!   are dropped (the caller counts them), existing flows are untouched.
+//! * **Both directions, one entry.** An entry is indexed under its inbound key (client →
+//!   VIP) and, when replies come back through rvs (NAT, Full-NAT), under its reply key
+//!   (server → client for NAT, server → local address for Full-NAT). A lookup of either
+//!   key yields the same [`ConnId`] and says which [`Direction`] the packet travels.
+//!   DR and IPIP replies go from the server straight to the client and never reach rvs,
+//!   so their reply key is not indexed: it would cost index space and refuse legitimate
+//!   flows whose (never seen) reply tuples coincide.
+//! * **Expiry.** Each packet re-arms the entry's timeout for its (new) state
+//!   ([`ConnTable::on_packet`]); [`ConnTable::expire`] removes entries whose timeout has
+//!   passed. An entry never expires before its timeout and expires at most one wheel tick
+//!   ([`TICK_NS`], about 67 ms) after it, provided `expire` is called at least once per tick.
+//!   [`ConnTable::expire_at_most`] bounds the work of one call (a mass expiry is spread
+//!   over several calls; entries are then late, never early).
+//! * **States.** TCP follows IPVS's `tcp_states` table (`net/netfilter/ipvs/ip_vs_proto_tcp.c`)
+//!   and its default timeouts; UDP has the single state `UDP` with IPVS's 300 s timeout.
+//!   Active/inactive counting follows IPVS, see [`ConnState::is_active`].
+//!
+//! Layout (see `table.rs` for the reasons): a slab of [`Conn`] (56 bytes each, with the
+//! timer links inside), one open-addressing index with 4 slots of 8 bytes per entry
+//! (both keys at ≤ 50 % load), linear probing with backward-shift deletion; a hashed
+//! timing wheel with lazy refresh. [`ConnTable::bytes_per_conn`] gives the total: 88 bytes.
+
+use std::fmt;
+use std::net::Ipv4Addr;
+use std::ops::{BitOr, BitOrAssign};
+
+use crate::service::{ForwardMode, L4Proto};
+
+pub mod owner;
+mod state;
+mod table;
+
+pub use owner::{client_owner, lport_owner, toeplitz_hash, LocalPortAllocator, RssSpec};
+pub use state::{next_tcp_state, ConnState, TcpState, Timeouts, MAX_TIMEOUT_S};
+pub use table::{ConnTable, TableFull, MAX_CAPACITY, TICK_NS, WHEEL_SLOTS};
+
+/// The 5-tuple of a packet as it arrives: protocol, source and destination address and
+/// port. [`ConnTable::lookup`] takes the packet's own tuple, in either direction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FlowKey {
+    /// TCP or UDP.
+    pub proto: L4Proto,
+    /// Source address.
+    pub src: Ipv4Addr,
+    /// Source port.
+    pub sport: u16,
+    /// Destination address.
+    pub dst: Ipv4Addr,
+    /// Destination port.
+    pub dport: u16,
+}
+
+impl fmt::Display for FlowKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}:{} -> {}:{}", self.proto.name(), self.src, self.sport, self.dst, self.dport)
+    }
+}
+
+/// Which way a packet travels along its connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Direction {
+    /// Client → VIP (IPVS's "input").
+    Inbound,
+    /// Server → client (NAT) or server → local address (Full-NAT) (IPVS's "output").
+    Reply,
+}
+
+/// A handle on an entry of one [`ConnTable`]: an index into its slab.
+///
+/// Valid from [`ConnTable::insert`] until the entry is removed or expires; a stale handle
+/// never makes the table panic or corrupt itself (see [`ConnTable::is_live`]), but it may
+/// name a newer entry that reused the slot, so don't keep handles across bursts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnId(u32);
+
+impl ConnId {
+    /// The slab index, below the table's capacity.
+    pub const fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+/// Per-connection flag bits. The table sets [`ConnFlags::REPLY_SEEN`] and
+/// [`ConnFlags::SYN_ACK_SEEN`]; the others belong to the forwarding code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct ConnFlags(u16);
+
+impl ConnFlags {
+    /// No flag.
+    pub const NONE: ConnFlags = ConnFlags(0);
+    /// Full-NAT: the client address still has to be inserted as a TOA option (set by the
+    /// forwarding code when the connection is created, cleared once sent).
+    pub const TOA_PENDING: ConnFlags = ConnFlags(1 << 0);
+    /// A SYN+ACK came back from the server (set by [`ConnTable::on_packet`]).
+    pub const SYN_ACK_SEEN: ConnFlags = ConnFlags(1 << 1);
+    /// A packet came back from the server (set by [`ConnTable::on_packet`]). Until then a
+    /// DR or IPIP connection runs IPVS's INPUT-ONLY state table (IPVS's
+    /// `IP_VS_CONN_F_NOOUTPUT`).
+    pub const REPLY_SEEN: ConnFlags = ConnFlags(1 << 2);
+
+    /// The raw bits.
+    pub const fn bits(self) -> u16 {
+        self.0
+    }
+    /// From raw bits.
+    pub const fn from_bits(bits: u16) -> Self {
+        ConnFlags(bits)
+    }
+    /// Whether every flag of `other` is set.
+    pub const fn contains(self, other: ConnFlags) -> bool {
+        self.0 & other.0 == other.0
+    }
+    /// Sets the flags of `other`.
+    pub fn insert(&mut self, other: ConnFlags) {
+        self.0 |= other.0;
+    }
+    /// Clears the flags of `other`.
+    pub fn remove(&mut self, other: ConnFlags) {
+        self.0 &= !other.0;
+    }
+}
+
+impl BitOr for ConnFlags {
+    type Output = ConnFlags;
+    fn bitor(self, rhs: ConnFlags) -> ConnFlags {
+        ConnFlags(self.0 | rhs.0)
+    }
+}
+
+impl BitOrAssign for ConnFlags {
+    fn bitor_assign(&mut self, rhs: ConnFlags) {
+        self.0 |= rhs.0;
+    }
+}
+
+/// One connection. The public fields are what forwarding needs; the key fields (`proto`,
+/// `client`, `cport`, `vip`, `vport`, `local`, `lport`, `server`, `sport`) and `forward`
+/// must not change while the entry is in a table, because the index is built from them.
+///
+/// Built with [`Conn::new`] (plus [`Conn::with_local`] for Full-NAT and
+/// [`Conn::with_service`]); the private fields are the table's timer links.
+#[derive(Debug, Clone, Copy)]
+pub struct Conn {
+    /// Client address (source of inbound packets).
+    pub client: Ipv4Addr,
+    /// Virtual service address.
+    pub vip: Ipv4Addr,
+    /// Full-NAT source address towards the server; the client address in other modes.
+    pub local: Ipv4Addr,
+    /// Real server address.
+    pub server: Ipv4Addr,
+    /// Client port.
+    pub cport: u16,
+    /// Virtual service port.
+    pub vport: u16,
+    /// Full-NAT source port towards the server; the client port in other modes.
+    pub lport: u16,
+    /// Real server port.
+    pub sport: u16,
+    /// Index of the service in the service snapshot.
+    pub service: u32,
+    /// Index of the real server within the service.
+    pub server_idx: u32,
+    /// Generation of the service snapshot that `service` and `server_idx` index; a
+    /// mismatch with the current snapshot means the indexes may be stale.
+    pub generation: u32,
+    /// TCP or UDP.
+    pub proto: L4Proto,
+    /// How packets reach the server.
+    pub forward: ForwardMode,
+    /// Protocol state.
+    pub state: ConnState,
+    /// Flag bits.
+    pub flags: ConnFlags,
+    /// Whether the slab slot holds a table entry (false for free slots and for a `Conn`
+    /// not yet inserted).
+    live: bool,
+    /// Expiry, in wheel ticks (wrapping). The wheel slot the entry is linked into is at
+    /// or before this tick (lazy refresh, see `table.rs`).
+    expire: u32,
+    /// Next entry in the wheel slot list, or in the free list.
+    next: u32,
+    /// Previous entry in the wheel slot list, or `HEAD | slot` for a list head.
+    prev: u32,
+}
+
+impl Conn {
+    /// A connection for the inbound packet `inbound` (client → VIP) sent to
+    /// `server:sport` with `forward`; the local address is the client (set it with
+    /// [`Conn::with_local`] for Full-NAT), the state is the protocol's initial state
+    /// (TCP `NONE`, as IPVS's new connections, or `UDP`), flags and service indexes zero.
+    pub fn new(inbound: FlowKey, forward: ForwardMode, server: Ipv4Addr, sport: u16) -> Conn {
+        Conn {
+            client: inbound.src,
+            vip: inbound.dst,
+            local: inbound.src,
+            server,
+            cport: inbound.sport,
+            vport: inbound.dport,
+            lport: inbound.sport,
+            sport,
+            service: 0,
+            server_idx: 0,
+            generation: 0,
+            proto: inbound.proto,
+            forward,
+            state: ConnState::initial(inbound.proto),
+            flags: ConnFlags::NONE,
+            live: false,
+            expire: 0,
+            next: 0,
+            prev: 0,
+        }
+    }
+
+    /// Sets the Full-NAT local address and port.
+    pub fn with_local(mut self, local: Ipv4Addr, lport: u16) -> Conn {
+        self.local = local;
+        self.lport = lport;
+        self
+    }
+
+    /// Sets the service snapshot indexes and their generation.
+    pub fn with_service(mut self, service: u32, server_idx: u32, generation: u32) -> Conn {
+        self.service = service;
+        self.server_idx = server_idx;
+        self.generation = generation;
+        self
+    }
+
+    /// The key of inbound packets: client:cport → vip:vport.
+    pub fn inbound_key(&self) -> FlowKey {
+        FlowKey { proto: self.proto, src: self.client, sport: self.cport, dst: self.vip, dport: self.vport }
+    }
+
+    /// The key of reply packets: server:sport → local:lport.
+    pub fn reply_key(&self) -> FlowKey {
+        FlowKey { proto: self.proto, src: self.server, sport: self.sport, dst: self.local, dport: self.lport }
+    }
+
+    /// The key of packets travelling in `dir`.
+    pub fn key(&self, dir: Direction) -> FlowKey {
+        match dir {
+            Direction::Inbound => self.inbound_key(),
+            Direction::Reply => self.reply_key(),
+        }
+    }
+
+    /// Whether replies come back through rvs (NAT and Full-NAT), so that the table
+    /// indexes the reply key. DR and IPIP replies go straight to the client.
+    pub const fn has_reply_path(&self) -> bool {
+        matches!(self.forward, ForwardMode::Nat | ForwardMode::FullNat)
+    }
+}
+
+/// What a packet did to its connection's state. Feed [`StateChange::active_move`] to the
+/// server's counters (`ServerStats::conn_moved`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StateChange {
+    /// The state before the packet.
+    pub from: ConnState,
+    /// The state after the packet.
+    pub to: ConnState,
+}
+
+impl StateChange {
+    /// Whether the state changed.
+    pub fn changed(&self) -> bool {
+        self.from != self.to
+    }
+    /// `Some(true)` when the connection became active, `Some(false)` when it became
+    /// inactive, `None` when its activity did not change.
+    pub fn active_move(&self) -> Option<bool> {
+        let (was, is) = (self.from.is_active(), self.to.is_active());
+        (was != is).then_some(is)
+    }
+}

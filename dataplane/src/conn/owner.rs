@@ -1,0 +1,366 @@
+//! Which worker owns a packet, and the Full-NAT local ports that make replies come back
+//! to it.
+//!
+//! Contract: the owner of a packet is a pure function of the packet, the same on every
+//! worker, so a worker can tell at once whether to process a packet or pass it to its
+//! owner, without any shared state:
+//!
+//! * inbound packets (client → VIP) and NAT replies (server → client) belong to
+//!   [`client_owner`] of the client address and port — a NAT reply's destination *is*
+//!   the client, so both directions of a NAT connection land on the same worker;
+//! * Full-NAT replies (server → local address) belong to [`lport_owner`] of their
+//!   destination port: each worker allocates local ports only from its own residue class
+//!   `port % workers == worker` ([`LocalPortAllocator`]).
+//!
+//! **Why local ports, and why RSS-aware ones.** DPVS's `sa_pool.c` explains the problem:
+//! a Full-NAT reply carries nothing of the client, so the only way its receiving core can
+//! find the connection is if the reply's tuple tells which core created it. DPVS splits
+//! the port space between lcores and installs NIC flow-director rules (port mask →
+//! queue) so that the NIC delivers each reply to its creator. Without such rules (many
+//! NICs and every virtual device lack them), RSS spreads replies by a Toeplitz hash of
+//! the tuple and most replies land on the wrong worker, costing a ring hop each.
+//! rvs goes one step further: with the port's RSS key and redirection table
+//! ([`RssSpec`]), the allocator only picks ports whose reply tuple
+//! (server:sport → local:lport) the NIC itself will hash to this worker's queue, so
+//! replies arrive at their owner with no flow rule at all. Correctness never depends on
+//! it: a port that misses is still owned (`lport % workers`), and a misdirected reply is
+//! redirected like any other packet. The search is bounded ([`MAX_RSS_CANDIDATES`]);
+//! when it fails the allocator takes any owned port and counts an RSS miss.
+
+use std::net::Ipv4Addr;
+
+/// Lowest local port handed out (ports below are left to well-known services).
+pub const MIN_LOCAL_PORT: u16 = 1024;
+/// Owned ports examined per allocation when looking for one whose reply hashes to this
+/// worker's queue. With `q` queues a random port matches with probability `1/q`, so
+/// misses are below 0.1 % up to 9 queues (`(1 - 1/q)^64`).
+pub const MAX_RSS_CANDIDATES: usize = 64;
+
+/// The worker among `workers` that owns inbound packets from `client:cport` and NAT
+/// replies to it. A fixed mix (murmur3's 64-bit finaliser) of address and port, scaled
+/// to `workers` by multiply-shift. `workers` 0 or 1 gives 0.
+pub fn client_owner(client: Ipv4Addr, cport: u16, workers: usize) -> usize {
+    if workers <= 1 {
+        return 0;
+    }
+    let mut h = (u64::from(u32::from(client)) << 16) | u64::from(cport);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    h ^= h >> 33;
+    (((h >> 32) * workers as u64) >> 32) as usize
+}
+
+/// The worker among `workers` that owns Full-NAT replies to local port `lport`:
+/// `lport % workers` (0 when `workers` is 0).
+pub fn lport_owner(lport: u16, workers: usize) -> usize {
+    if workers == 0 {
+        0
+    } else {
+        usize::from(lport) % workers
+    }
+}
+
+/// The Microsoft/NIC Toeplitz hash of `input` under the 40-byte RSS `key`: for every set
+/// bit `i` of the input (most significant first), XOR in the 32 key bits starting at bit
+/// `i`. A 40-byte key covers 36 input bytes (an IPv6 4-tuple); bytes past 36 are ignored.
+pub fn toeplitz_hash(key: &[u8; 40], input: &[u8]) -> u32 {
+    let mut result = 0u32;
+    let mut window = u32::from_be_bytes([key[0], key[1], key[2], key[3]]);
+    for (byte, &next) in input.iter().zip(key[4..].iter()) {
+        for b in 0..8 {
+            if byte & (0x80 >> b) != 0 {
+                result ^= window;
+            }
+            window = (window << 1) | u32::from((next >> (7 - b)) & 1);
+        }
+    }
+    result
+}
+
+/// The RSS setup of the port replies arrive on, and which queue this worker polls.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RssSpec {
+    /// The port's 40-byte RSS hash key.
+    pub key: [u8; 40],
+    /// The port's redirection table: entry `hash % len` is the RX queue of a packet.
+    /// (NICs index it with the low bits of the hash; for the power-of-two sizes they use,
+    /// that is the same.)
+    pub reta: Vec<u16>,
+    /// The RX queue this worker polls on that port.
+    pub queue_of_worker: usize,
+}
+
+impl RssSpec {
+    /// The RX queue of an IPv4 TCP/UDP packet `src:sport → dst:dport` (hash input: source
+    /// address, destination address, source port, destination port, network order), or
+    /// `None` with an empty table.
+    pub fn queue(&self, src: Ipv4Addr, sport: u16, dst: Ipv4Addr, dport: u16) -> Option<u16> {
+        let mut input = [0u8; 12];
+        input[0..4].copy_from_slice(&src.octets());
+        input[4..8].copy_from_slice(&dst.octets());
+        input[8..10].copy_from_slice(&sport.to_be_bytes());
+        input[10..12].copy_from_slice(&dport.to_be_bytes());
+        let h = toeplitz_hash(&self.key, &input);
+        let n = self.reta.len();
+        if n == 0 {
+            return None;
+        }
+        self.reta.get(h as usize % n).copied()
+    }
+}
+
+/// The ports of one local address owned by this worker: a FIFO ring of free ports and a
+/// bitmap of ports in use.
+#[derive(Debug, Clone)]
+struct AddrPorts {
+    addr: Ipv4Addr,
+    ring: Vec<u16>,
+    head: usize,
+    free: usize,
+    in_use: Vec<u64>,
+}
+
+impl AddrPorts {
+    fn pop(&mut self) -> Option<u16> {
+        if self.free == 0 {
+            return None;
+        }
+        let p = self.ring[self.head];
+        self.head = (self.head + 1) % self.ring.len();
+        self.free -= 1;
+        Some(p)
+    }
+    /// Puts a port back at the tail. The ring has room for every owned port, and a port
+    /// is in it at most once, so this never overwrites.
+    fn push(&mut self, p: u16) {
+        let n = self.ring.len();
+        if self.free < n {
+            self.ring[(self.head + self.free) % n] = p;
+            self.free += 1;
+        }
+    }
+    fn used(&self, p: u16) -> bool {
+        self.in_use[usize::from(p) / 64] & (1 << (p % 64)) != 0
+    }
+    fn set_used(&mut self, p: u16, on: bool) {
+        let w = &mut self.in_use[usize::from(p) / 64];
+        if on {
+            *w |= 1 << (p % 64);
+        } else {
+            *w &= !(1 << (p % 64));
+        }
+    }
+}
+
+/// One worker's Full-NAT local ports: for each local address, the ports `p` in
+/// `[1024, 65535]` with `p % workers == worker`. Everything is allocated in
+/// [`LocalPortAllocator::new`]; `alloc` and `release` are O(1) amortised
+/// (`alloc` examines at most [`MAX_RSS_CANDIDATES`] ports).
+///
+/// Free ports are reused in FIFO order, so a port released now is the last one handed
+/// out again, which keeps a server's TIME_WAIT for the old tuple from refusing the new
+/// one. A port is in use by at most one connection per local address, whatever the
+/// server (DPVS also shares nothing between destinations by default).
+#[derive(Debug, Clone)]
+pub struct LocalPortAllocator {
+    worker: usize,
+    workers: usize,
+    /// Sorted by address.
+    addrs: Vec<AddrPorts>,
+    cursor: usize,
+    rss_misses: u64,
+}
+
+impl LocalPortAllocator {
+    /// The ports of `worker` (of `workers`) on each of `local_addrs` (duplicates ignored).
+    /// `workers` 0 counts as 1 and `worker` is taken modulo `workers`.
+    pub fn new(worker: usize, workers: usize, local_addrs: &[Ipv4Addr]) -> Self {
+        let workers = workers.max(1);
+        let worker = worker % workers;
+        let owned: Vec<u16> = (MIN_LOCAL_PORT..=u16::MAX).filter(|&p| usize::from(p) % workers == worker).collect();
+        let mut sorted = local_addrs.to_vec();
+        sorted.sort_unstable();
+        sorted.dedup();
+        let addrs = sorted
+            .into_iter()
+            .map(|addr| AddrPorts { addr, ring: owned.clone(), head: 0, free: owned.len(), in_use: vec![0; 1024] })
+            .collect();
+        LocalPortAllocator { worker, workers, addrs, cursor: 0, rss_misses: 0 }
+    }
+
+    /// This allocator's worker.
+    pub fn worker(&self) -> usize {
+        self.worker
+    }
+
+    /// The number of workers ports are split between.
+    pub fn workers(&self) -> usize {
+        self.workers
+    }
+
+    /// Whether this worker owns `lport` (any address): `lport >= 1024` and
+    /// `lport_owner(lport, workers) == worker`.
+    pub fn owns_port(&self, lport: u16) -> bool {
+        lport >= MIN_LOCAL_PORT && lport_owner(lport, self.workers) == self.worker
+    }
+
+    /// Free ports left on `local` (0 for an address it does not manage).
+    pub fn available(&self, local: Ipv4Addr) -> usize {
+        self.slot(local).map_or(0, |i| self.addrs[i].free)
+    }
+
+    /// Allocations that found no port whose reply hashes to this worker's queue within
+    /// [`MAX_RSS_CANDIDATES`] candidates and fell back to another owned port.
+    pub fn rss_misses(&self) -> u64 {
+        self.rss_misses
+    }
+
+    fn slot(&self, addr: Ipv4Addr) -> Option<usize> {
+        self.addrs.binary_search_by(|a| a.addr.cmp(&addr)).ok()
+    }
+
+    /// A free `(local address, port)` for a connection to `server:sport`, taken from
+    /// `local_addrs` (the service's local addresses; ones this allocator was not built
+    /// with are skipped) in round-robin order, skipping exhausted addresses. With `rss`,
+    /// prefers a port whose reply tuple `server:sport → local:port` the NIC hashes to
+    /// `rss.queue_of_worker`. `None` when every address is exhausted.
+    pub fn alloc(
+        &mut self,
+        local_addrs: &[Ipv4Addr],
+        server: Ipv4Addr,
+        sport: u16,
+        rss: Option<&RssSpec>,
+    ) -> Option<(Ipv4Addr, u16)> {
+        let k = local_addrs.len();
+        for i in 0..k {
+            let addr = local_addrs[(self.cursor + i) % k];
+            let Some(a) = self.slot(addr) else { continue };
+            if self.addrs[a].free == 0 {
+                continue;
+            }
+            self.cursor = (self.cursor + i + 1) % k;
+            let pool = &mut self.addrs[a];
+            let port = match rss.filter(|r| !r.reta.is_empty()) {
+                None => pool.pop(),
+                Some(r) => {
+                    let mut chosen = None;
+                    for _ in 0..MAX_RSS_CANDIDATES.min(pool.free) {
+                        let Some(p) = pool.pop() else { break };
+                        if r.queue(server, sport, addr, p).map(usize::from) == Some(r.queue_of_worker) {
+                            chosen = Some(p);
+                            break;
+                        }
+                        pool.push(p);
+                    }
+                    if chosen.is_none() {
+                        self.rss_misses += 1;
+                        chosen = pool.pop();
+                    }
+                    chosen
+                }
+            };
+            if let Some(p) = port {
+                pool.set_used(p, true);
+                return Some((addr, p));
+            }
+        }
+        None
+    }
+
+    /// Returns `local:lport` to the pool when its connection goes. `false` (and nothing
+    /// changes) when the port is not this worker's, the address unknown, or the port not
+    /// allocated.
+    pub fn release(&mut self, local: Ipv4Addr, lport: u16) -> bool {
+        if !self.owns_port(lport) {
+            return false;
+        }
+        let Some(a) = self.slot(local) else { return false };
+        let pool = &mut self.addrs[a];
+        if !pool.used(lport) {
+            return false;
+        }
+        pool.set_used(lport, false);
+        pool.push(lport);
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The Microsoft RSS verification key ("Verifying the RSS Hash Calculation").
+    pub(crate) const MS_KEY: [u8; 40] = [
+        0x6d, 0x5a, 0x56, 0xda, 0x25, 0x5b, 0x0e, 0xc2, 0x41, 0x67, 0x25, 0x3d, 0x43, 0xa3, 0x8f, 0xb0, 0xd0, 0xca,
+        0x2b, 0xcb, 0xae, 0x7b, 0x30, 0xb4, 0x77, 0xcb, 0x2d, 0xa3, 0x80, 0x30, 0xf2, 0x0c, 0x6a, 0x42, 0xb7, 0x3b,
+        0xbe, 0xac, 0x01, 0xfa,
+    ];
+
+    #[test]
+    fn toeplitz_matches_microsoft_ipv4_vectors() {
+        /// (destination, dport, source, sport, IPv4-only hash, IPv4+TCP hash)
+        type Vector = ([u8; 4], u16, [u8; 4], u16, u32, u32);
+        let vectors: [Vector; 5] = [
+            ([161, 142, 100, 80], 1766, [66, 9, 149, 187], 2794, 0x323e_8fc2, 0x51cc_c178),
+            ([65, 69, 140, 83], 4739, [199, 92, 111, 2], 14230, 0xd718_262a, 0xc626_b0ea),
+            ([12, 22, 207, 184], 38024, [24, 19, 198, 95], 12898, 0xd2d0_a5de, 0x5c2b_394a),
+            ([209, 142, 163, 6], 2217, [38, 27, 205, 30], 48228, 0x8298_9176, 0xafc7_327f),
+            ([202, 188, 127, 2], 1303, [153, 39, 163, 191], 44251, 0x5d18_09c5, 0x10e8_28a2),
+        ];
+        for (dst, dport, src, sport, h_ip, h_tcp) in vectors {
+            let mut input = Vec::new();
+            input.extend_from_slice(&src);
+            input.extend_from_slice(&dst);
+            assert_eq!(toeplitz_hash(&MS_KEY, &input), h_ip, "{dst:?}");
+            input.extend_from_slice(&sport.to_be_bytes());
+            input.extend_from_slice(&dport.to_be_bytes());
+            assert_eq!(toeplitz_hash(&MS_KEY, &input), h_tcp, "{dst:?}");
+            let spec = RssSpec { key: MS_KEY, reta: (0..128).map(|i| i % 4).collect(), queue_of_worker: 0 };
+            let q = spec.queue(Ipv4Addr::from(src), sport, Ipv4Addr::from(dst), dport);
+            assert_eq!(q, Some(((h_tcp % 128) % 4) as u16));
+        }
+        // Inputs longer than the key covers are cut, not a panic.
+        assert_eq!(toeplitz_hash(&MS_KEY, &[0xff; 100]), toeplitz_hash(&MS_KEY, &[0xff; 36]));
+        assert_eq!(toeplitz_hash(&MS_KEY, &[]), 0);
+    }
+
+    #[test]
+    fn owners_are_in_range_and_total() {
+        for w in [0, 1, 2, 3, 8] {
+            for p in [0u16, 1, 1024, 65535] {
+                let o = client_owner(Ipv4Addr::new(10, 0, 0, 2), p, w);
+                assert!(o < w.max(1));
+                assert!(lport_owner(p, w) < w.max(1));
+            }
+        }
+        // Clients spread over workers.
+        let mut hits = [0usize; 4];
+        for i in 0..4000u32 {
+            hits[client_owner(Ipv4Addr::from(0x0a00_0000 + i), 40000 + (i % 7) as u16, 4)] += 1;
+        }
+        assert!(hits.iter().all(|&h| h > 800), "{hits:?}");
+    }
+
+    #[test]
+    fn allocator_exhausts_and_releases() {
+        let la = [Ipv4Addr::new(10, 20, 0, 200)];
+        let mut a = LocalPortAllocator::new(1, 2, &la);
+        let total = a.available(la[0]);
+        assert_eq!(total, (1024..=65535).filter(|p| p % 2 == 1).count());
+        let mut seen = std::collections::HashSet::new();
+        while let Some((addr, p)) = a.alloc(&la, Ipv4Addr::new(10, 20, 0, 11), 80, None) {
+            assert_eq!(addr, la[0]);
+            assert!(p >= 1024 && p % 2 == 1);
+            assert!(seen.insert(p), "port {p} twice");
+        }
+        assert_eq!(seen.len(), total);
+        assert!(a.release(la[0], 1025));
+        assert!(!a.release(la[0], 1025), "double release");
+        assert!(!a.release(la[0], 1026), "not ours");
+        assert!(!a.release(Ipv4Addr::new(1, 1, 1, 1), 1027), "unknown address");
+        assert_eq!(a.alloc(&la, Ipv4Addr::new(10, 20, 0, 11), 80, None), Some((la[0], 1025)));
+        assert_eq!(a.alloc(&[], Ipv4Addr::new(10, 20, 0, 11), 80, None), None);
+    }
+}

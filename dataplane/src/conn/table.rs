@@ -1,0 +1,748 @@
+//! [`ConnTable`]: slab + open-addressing index + hashed timing wheel.
+//!
+//! Why this layout (DPVS keeps a per-lcore chained hash of separately allocated
+//! connections with one `rte_timer` each; we want fewer cache misses, fixed memory and
+//! O(1) expiry bookkeeping per packet):
+//!
+//! * **Slab.** `Vec<Conn>` of exactly `capacity` entries, allocated once. Free entries are
+//!   chained through their `next` field (LIFO, so a new flow reuses a warm entry). A
+//!   [`ConnId`] is the slab index.
+//! * **Index.** One open-addressing array of 8-byte slots `{hash: u32, ent: u32}` with
+//!   `4 × capacity` slots, so that with both keys of every entry it is at most half full.
+//!   `ent` is `entry index << 1 | direction`; `hash` is the key's 32-bit hash, which both
+//!   filters probes without touching the entry (a tag) and gives back the home slot for
+//!   deletion. The home slot is `hash × slots >> 32` (Lemire's multiply-shift), so the
+//!   slot count needs no rounding to a power of two and the memory per entry is fixed.
+//!   Linear probing (one or two cache lines per lookup at ≤ 50 % load) with
+//!   backward-shift deletion (no tombstones, so the load never creeps up under churn).
+//! * **Hash.** Two folded 64×64→128 multiplications over the 13 key bytes packed in two
+//!   words, keyed by a per-table seed drawn once at construction from std's `RandomState`
+//!   (one `getrandom` per thread, never per packet), so clients cannot aim collisions
+//!   at a table they cannot observe.
+//! * **Wheel.** [`WHEEL_SLOTS`] list heads of ticks of [`TICK_NS`] ns (2^26 ns ≈ 67 ms,
+//!   a shift instead of a division; under 4 % of the shortest IPVS timeout, NONE's 2 s;
+//!   the 8192 slots span ≈ 550 s in 32 KiB). Each entry sits in one doubly-linked slot
+//!   list (`next`/`prev` in the entry; a head's `prev` is `HEAD | slot`). **Lazy
+//!   refresh:** a packet only stores the entry's new expiry tick when it is later than
+//!   the stored one (the common case: time moves on); the entry stays in its old slot,
+//!   which is never later than its expiry. When that slot's tick comes, entries whose
+//!   expiry moved are re-linked to their expiry's slot instead of expiring. A packet that
+//!   shortens the expiry (a move to a state with a shorter timeout) re-links at once, in
+//!   O(1). So each entry is visited about once per timeout (or per wheel turn for
+//!   timeouts over 550 s), and a packet costs one store.
+//! * **Expiry bounds.** The expiry tick is `ceil((now + timeout) / TICK_NS)` and an entry
+//!   expires when the wheel processes a tick `t ≥ expiry`, with `t ≤ floor(now / TICK_NS)`:
+//!   never before `now_of_last_packet + timeout`, and no later than one tick after it
+//!   when [`ConnTable::expire`] runs every tick.
+//! * **Bounded work.** A slot being drained is detached as the *pending* list (its head's
+//!   `prev` is `PENDING`), so [`ConnTable::expire_at_most`] can stop after `max` entries
+//!   and resume later; meanwhile removals, refreshes and inserts work as usual (an insert
+//!   already due goes to the tick after the one being drained).
+//!
+//! Memory per entry: `size_of::<Conn>()` (56) + 4 slots × 8 = 88 bytes, plus 32 KiB of
+//! wheel per table.
+
+use std::collections::TryReserveError;
+use std::hash::BuildHasher;
+use std::mem::size_of;
+
+use super::state::Timeouts;
+use super::{Conn, ConnFlags, ConnId, ConnState, Direction, FlowKey, StateChange};
+use crate::service::ForwardMode;
+use crate::wire::TcpFlags;
+
+/// Length of a wheel tick in nanoseconds: 2^26 ns ≈ 67.1 ms. Entries expire at most one
+/// tick after their timeout.
+pub const TICK_NS: u64 = 1 << 26;
+/// Number of wheel slots (a power of two): 8192 ticks ≈ 550 s per turn.
+pub const WHEEL_SLOTS: usize = 1 << 13;
+/// The largest capacity [`ConnTable::with_capacity`] accepts (larger requests are
+/// clamped): 2^28 entries, which keeps `4 × capacity` index slots within 32-bit
+/// positions and entry indexes below the `HEAD` bit.
+pub const MAX_CAPACITY: usize = 1 << 28;
+/// Index slots per entry: 2 keys × 2 (load ≤ 50 %).
+const SLOTS_PER_ENTRY: usize = 4;
+
+/// End of a list / empty index slot.
+const NIL: u32 = u32::MAX;
+/// Marks a `prev` field holding a wheel slot number (the entry heads that slot's list).
+const HEAD: u32 = 1 << 31;
+/// The `prev` of the head of the pending list (a slot being drained, see
+/// [`ConnTable::expire_at_most`]).
+const PENDING: u32 = HEAD | WHEEL_SLOTS as u32;
+
+/// Why [`ConnTable::insert`] refused a connection. Nothing was changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TableFull {
+    /// The table holds `capacity` entries.
+    #[error("connection table full")]
+    Full,
+    /// Another entry already has this inbound key (as its inbound or reply key).
+    #[error("inbound key already in the connection table")]
+    InboundKeyExists,
+    /// Another entry already has this reply key (as its inbound or reply key), or the
+    /// connection's reply key equals its own inbound key.
+    #[error("reply key already in the connection table")]
+    ReplyKeyExists,
+}
+
+/// One index slot: a key's 32-bit hash and `entry << 1 | direction`, or `ent == NIL`.
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    hash: u32,
+    ent: u32,
+}
+
+const EMPTY: Slot = Slot { hash: 0, ent: NIL };
+
+/// Wrapping tick comparison: `a <= b` when they are less than 2^31 ticks apart.
+#[inline]
+fn tick_le(a: u32, b: u32) -> bool {
+    (b.wrapping_sub(a) as i32) >= 0
+}
+
+/// Seconds to nanoseconds.
+#[inline]
+const fn secs_ns(s: u32) -> u64 {
+    s as u64 * 1_000_000_000
+}
+
+#[inline]
+fn fold_mul(a: u64, b: u64) -> u64 {
+    let p = u128::from(a) * u128::from(b);
+    (p as u64) ^ ((p >> 64) as u64)
+}
+
+/// The per-connection table of one worker. See the module documentation of
+/// [`crate::conn`] for the contract.
+#[derive(Debug)]
+pub struct ConnTable {
+    /// The slab; at least one element so that [`ConnTable::get`] always has something to
+    /// return, `capacity` of them usable.
+    conns: Vec<Conn>,
+    index: Vec<Slot>,
+    wheel: Vec<u32>,
+    free_head: u32,
+    len: usize,
+    capacity: usize,
+    seed: [u64; 3],
+    timeouts: Timeouts,
+    /// Timeout per state in ns: TCP states in [`TcpState`] order, then UDP.
+    timeout_ns: [u64; 12],
+    /// The last tick the wheel has processed.
+    last_tick: u32,
+    /// Whether `last_tick` has been set from a clock reading.
+    started: bool,
+    /// Entries of tick `last_tick + 1` not yet examined when an
+    /// [`ConnTable::expire_at_most`] ran out of budget (`NIL` when none).
+    pending: u32,
+}
+
+impl ConnTable {
+    /// A table for `capacity` connections (clamped to [`MAX_CAPACITY`]) with these
+    /// timeouts and a random hash seed. Allocates and touches all its memory now
+    /// ([`ConnTable::memory_bytes`]); aborts like any Rust allocation if memory runs out
+    /// (see [`ConnTable::try_with_capacity`]).
+    pub fn with_capacity(capacity: usize, timeouts: Timeouts) -> Self {
+        Self::build(capacity, timeouts, random_seed(), false).unwrap_or_else(|_| unreachable_alloc())
+    }
+
+    /// As [`ConnTable::with_capacity`], but an allocation failure is an error.
+    pub fn try_with_capacity(capacity: usize, timeouts: Timeouts) -> Result<Self, TryReserveError> {
+        Self::build(capacity, timeouts, random_seed(), true)
+    }
+
+    /// As [`ConnTable::with_capacity`] with a given hash seed: reproducible layouts for
+    /// tests and benchmarks.
+    pub fn with_capacity_and_seed(capacity: usize, timeouts: Timeouts, seed: u64) -> Self {
+        Self::build(capacity, timeouts, seed, false).unwrap_or_else(|_| unreachable_alloc())
+    }
+
+    fn build(capacity: usize, timeouts: Timeouts, seed: u64, fallible: bool) -> Result<Self, TryReserveError> {
+        let capacity = capacity.min(MAX_CAPACITY);
+        let entries = capacity.max(1);
+        let slots = (capacity * SLOTS_PER_ENTRY).max(16);
+        let free = Conn::new(
+            FlowKey {
+                proto: crate::service::L4Proto::Tcp,
+                src: std::net::Ipv4Addr::UNSPECIFIED,
+                sport: 0,
+                dst: std::net::Ipv4Addr::UNSPECIFIED,
+                dport: 0,
+            },
+            ForwardMode::Dr,
+            std::net::Ipv4Addr::UNSPECIFIED,
+            0,
+        );
+        let mut conns = alloc_vec(entries, free, fallible)?;
+        let index = alloc_vec(slots, EMPTY, fallible)?;
+        let wheel = alloc_vec(WHEEL_SLOTS, NIL, fallible)?;
+        // Chain the free list 0 → 1 → … → capacity-1.
+        for (i, c) in conns.iter_mut().enumerate() {
+            c.next = if i + 1 < capacity { (i + 1) as u32 } else { NIL };
+        }
+        let mut s = seed;
+        let seed = [splitmix(&mut s), splitmix(&mut s), splitmix(&mut s)];
+        let mut t = ConnTable {
+            conns,
+            index,
+            wheel,
+            free_head: if capacity > 0 { 0 } else { NIL },
+            len: 0,
+            capacity,
+            seed,
+            timeouts,
+            timeout_ns: [0; 12],
+            last_tick: 0,
+            started: false,
+            pending: NIL,
+        };
+        t.set_timeouts(timeouts);
+        Ok(t)
+    }
+
+    /// Memory of one entry, in bytes, from the real sizes: the entry itself plus its
+    /// share of the index (4 slots). The wheel adds 32 KiB per table, see
+    /// [`ConnTable::memory_bytes`].
+    pub fn bytes_per_conn() -> usize {
+        size_of::<Conn>() + SLOTS_PER_ENTRY * size_of::<Slot>()
+    }
+
+    /// Bytes this table allocated (entries, index and wheel).
+    pub fn memory_bytes(&self) -> usize {
+        self.conns.capacity() * size_of::<Conn>()
+            + self.index.capacity() * size_of::<Slot>()
+            + self.wheel.capacity() * size_of::<u32>()
+    }
+
+    /// The current timeouts.
+    pub fn timeouts(&self) -> &Timeouts {
+        &self.timeouts
+    }
+
+    /// Replaces the timeouts (`ipvsadm --set`). Existing entries keep their current
+    /// expiry; the new values apply from their next packet, as in IPVS.
+    pub fn set_timeouts(&mut self, timeouts: Timeouts) {
+        self.timeouts = timeouts;
+        for s in super::TcpState::ALL {
+            self.timeout_ns[s as usize] = secs_ns(timeouts.tcp(s));
+        }
+        self.timeout_ns[11] = secs_ns(timeouts.of(ConnState::Udp));
+    }
+
+    #[inline]
+    fn timeout_of(&self, s: ConnState) -> u64 {
+        match s {
+            ConnState::Tcp(t) => self.timeout_ns[t as usize],
+            ConnState::Udp => self.timeout_ns[11],
+        }
+    }
+
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the table has no entry.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Maximum number of entries.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    #[inline]
+    fn hash(&self, k: &FlowKey) -> u32 {
+        let a = (u64::from(u32::from(k.src)) << 32) | u64::from(u32::from(k.dst));
+        let b = (u64::from(k.sport) << 32) | (u64::from(k.dport) << 16) | u64::from(k.proto.ipproto());
+        let h = fold_mul(a ^ self.seed[0], b ^ self.seed[1]);
+        (fold_mul(h, self.seed[2]) >> 32) as u32
+    }
+
+    #[inline]
+    fn home(&self, hash: u32) -> usize {
+        ((u64::from(hash) * self.index.len() as u64) >> 32) as usize
+    }
+
+    #[inline]
+    fn key_of(&self, ent: u32) -> FlowKey {
+        let c = &self.conns[(ent >> 1) as usize];
+        if ent & 1 == 0 {
+            c.inbound_key()
+        } else {
+            c.reply_key()
+        }
+    }
+
+    /// The index position and slot value of `key`.
+    #[inline]
+    fn find(&self, key: &FlowKey, hash: u32) -> Option<(usize, u32)> {
+        let n = self.index.len();
+        let mut pos = self.home(hash);
+        for _ in 0..n {
+            let s = self.index[pos];
+            if s.ent == NIL {
+                return None;
+            }
+            if s.hash == hash && self.key_of(s.ent) == *key {
+                return Some((pos, s.ent));
+            }
+            pos += 1;
+            if pos == n {
+                pos = 0;
+            }
+        }
+        None
+    }
+
+    /// The entry with `key` as its inbound or reply key, and which of the two it is.
+    #[inline]
+    pub fn lookup(&self, key: &FlowKey) -> Option<(ConnId, Direction)> {
+        self.find(key, self.hash(key)).map(|(_, ent)| {
+            let dir = if ent & 1 == 0 { Direction::Inbound } else { Direction::Reply };
+            (ConnId(ent >> 1), dir)
+        })
+    }
+
+    /// Adds `conn` (indexed under its inbound key and, for NAT and Full-NAT, its reply
+    /// key) with the timeout of its state from `now_ns`. Fails, changing nothing, when the
+    /// table is full or either key is already present.
+    ///
+    /// The state is taken as given (normally [`ConnState::initial`]); call
+    /// [`ConnTable::on_packet`] next with the packet that created the connection. Count
+    /// the new connection as `conn.state.is_active()` for its server (inactive, like
+    /// IPVS's new connections).
+    pub fn insert(&mut self, mut conn: Conn, now_ns: u64) -> Result<ConnId, TableFull> {
+        if self.len >= self.capacity || self.free_head == NIL {
+            return Err(TableFull::Full);
+        }
+        let ik = conn.inbound_key();
+        let ih = self.hash(&ik);
+        if self.find(&ik, ih).is_some() {
+            return Err(TableFull::InboundKeyExists);
+        }
+        let reply = if conn.has_reply_path() {
+            let rk = conn.reply_key();
+            let rh = self.hash(&rk);
+            if rk == ik || self.find(&rk, rh).is_some() {
+                return Err(TableFull::ReplyKeyExists);
+            }
+            Some(rh)
+        } else {
+            None
+        };
+        self.start(now_ns);
+        let idx = self.free_head;
+        self.free_head = self.conns[idx as usize].next;
+        conn.live = true;
+        conn.expire = expiry_tick(now_ns, self.timeout_of(conn.state));
+        self.conns[idx as usize] = conn;
+        self.len += 1;
+        self.index_put(ih, idx << 1);
+        if let Some(rh) = reply {
+            self.index_put(rh, (idx << 1) | 1);
+        }
+        self.link(idx, conn.expire);
+        Ok(ConnId(idx))
+    }
+
+    /// The entry `id`. For a stale `id` this is whatever its slot holds now (a newer
+    /// entry, or a freed copy); it never panics.
+    #[inline]
+    pub fn get(&self, id: ConnId) -> &Conn {
+        match self.conns.get(id.index()) {
+            Some(c) => c,
+            None => &self.conns[0],
+        }
+    }
+
+    /// The entry `id`, writable. Don't change its key fields or `forward` (see [`Conn`]).
+    #[inline]
+    pub fn get_mut(&mut self, id: ConnId) -> &mut Conn {
+        let i = if id.index() < self.conns.len() { id.index() } else { 0 };
+        &mut self.conns[i]
+    }
+
+    /// Whether `id` names an entry currently in the table.
+    pub fn is_live(&self, id: ConnId) -> bool {
+        self.conns.get(id.index()).is_some_and(|c| c.live)
+    }
+
+    /// Runs a packet of the connection through its state machine and re-arms its expiry
+    /// with the (new) state's timeout from `now_ns`.
+    ///
+    /// `tcp_flags` is the TCP header's flags, `None` for UDP (or a TCP packet whose header
+    /// was not available: the state stays, the timeout is refreshed). A packet travelling
+    /// [`Direction::Reply`] sets [`ConnFlags::REPLY_SEEN`] (and
+    /// [`ConnFlags::SYN_ACK_SEEN`] for a SYN+ACK). The result says whether the
+    /// connection moved between active and inactive. A stale `id` changes nothing.
+    pub fn on_packet(&mut self, id: ConnId, dir: Direction, tcp_flags: Option<TcpFlags>, now_ns: u64) -> StateChange {
+        let Some(c) = self.conns.get_mut(id.index()) else {
+            let s = self.conns[0].state;
+            return StateChange { from: s, to: s };
+        };
+        let from = c.state;
+        if !c.live {
+            return StateChange { from, to: from };
+        }
+        let to = match (from, tcp_flags) {
+            (ConnState::Tcp(s), Some(f)) => {
+                let input_only = matches!(c.forward, ForwardMode::Dr | ForwardMode::Tunnel)
+                    && !c.flags.contains(ConnFlags::REPLY_SEEN);
+                ConnState::Tcp(super::next_tcp_state(s, dir, f, input_only))
+            }
+            _ => from,
+        };
+        if dir == Direction::Reply {
+            c.flags.insert(ConnFlags::REPLY_SEEN);
+            if tcp_flags.is_some_and(|f| f.syn() && f.ack()) {
+                c.flags.insert(ConnFlags::SYN_ACK_SEEN);
+            }
+        }
+        c.state = to;
+        let old = c.expire;
+        let new = expiry_tick(now_ns, self.timeout_of(to));
+        if tick_le(old, new) {
+            // Lazy refresh: the entry's slot is still at or before its expiry.
+            self.conns[id.index()].expire = new;
+        } else {
+            let idx = id.0;
+            self.unlink(idx);
+            self.conns[id.index()].expire = new;
+            self.link(idx, new);
+        }
+        StateChange { from, to }
+    }
+
+    /// Removes the entry `id` from both keys and the wheel and returns it. A stale `id`
+    /// changes nothing and returns the slot's current content (check
+    /// [`ConnTable::is_live`] first if that matters).
+    pub fn remove(&mut self, id: ConnId) -> Conn {
+        if !self.is_live(id) {
+            return *self.get(id);
+        }
+        let c = self.conns[id.index()];
+        self.unlink(id.0);
+        self.unindex(id.0);
+        self.free(id.0);
+        let mut out = c;
+        out.live = false;
+        out
+    }
+
+    /// Advances the wheel to `now_ns`, removing every entry whose timeout has passed and
+    /// calling `on_expired` on each just before it goes (to update server counters,
+    /// release a Full-NAT port, …). Returns how many expired. Call it every few ms; a
+    /// call within the same tick as the previous one returns at once, and a clock that
+    /// goes backwards is ignored. Its work is proportional to the entries due (plus
+    /// entries whose refreshed expiry is re-linked); use
+    /// [`ConnTable::expire_at_most`] to bound it.
+    pub fn expire(&mut self, now_ns: u64, on_expired: impl FnMut(&Conn)) -> usize {
+        self.expire_at_most(now_ns, usize::MAX, on_expired)
+    }
+
+    /// As [`ConnTable::expire`], but examines at most `max` entries (expired or re-linked),
+    /// so that a mass expiry (a flood's half-open entries all timing out in the same tick)
+    /// cannot stall the worker. Work left over is resumed by the next call; until then,
+    /// entries due are late but never early. With `max == 0` nothing happens.
+    pub fn expire_at_most(&mut self, now_ns: u64, max: usize, mut on_expired: impl FnMut(&Conn)) -> usize {
+        let now = (now_ns / TICK_NS) as u32;
+        if !self.started {
+            self.started = true;
+            self.last_tick = now.wrapping_sub(1);
+        }
+        let gap = now.wrapping_sub(self.last_tick);
+        if gap == 0 || gap > i32::MAX as u32 {
+            return 0;
+        }
+        let (mut expired, mut budget) = (0, max);
+        while self.last_tick != now && budget > 0 {
+            if self.pending == NIL && now.wrapping_sub(self.last_tick) as usize > WHEEL_SLOTS {
+                // More than a turn behind: the last turn before `now` visits every slot
+                // once, each against a tick at or before `now`; an entry due earlier than
+                // that turn expires at its slot's tick, one due within it at its own tick.
+                self.last_tick = now.wrapping_sub(WHEEL_SLOTS as u32);
+            }
+            let t = self.last_tick.wrapping_add(1);
+            if self.pending == NIL {
+                let s = t as usize & (WHEEL_SLOTS - 1);
+                let head = std::mem::replace(&mut self.wheel[s], NIL);
+                if head != NIL {
+                    self.conns[head as usize].prev = PENDING;
+                }
+                self.pending = head;
+            }
+            expired += self.drain_pending(t, &mut budget, &mut on_expired);
+            if self.pending == NIL {
+                self.last_tick = t;
+            }
+        }
+        expired
+    }
+
+    /// Every entry with its id, in slab order. Walks the whole slab (control plane use).
+    pub fn iter(&self) -> impl Iterator<Item = (ConnId, &Conn)> {
+        self.conns.iter().enumerate().filter(|(_, c)| c.live).map(|(i, c)| (ConnId(i as u32), c))
+    }
+
+    /// When the wheel is not running yet, starts it at the tick before `now_ns`.
+    fn start(&mut self, now_ns: u64) {
+        if !self.started {
+            self.started = true;
+            self.last_tick = ((now_ns / TICK_NS) as u32).wrapping_sub(1);
+        }
+    }
+
+    /// Expires or re-links the entries of the pending list at tick `cur`, within `budget`
+    /// examined entries.
+    fn drain_pending(&mut self, cur: u32, budget: &mut usize, on_expired: &mut impl FnMut(&Conn)) -> usize {
+        let mut n = 0;
+        while self.pending != NIL && *budget > 0 {
+            *budget -= 1;
+            let e = self.pending;
+            let c = &self.conns[e as usize];
+            let (next, exp) = (c.next, c.expire);
+            self.pending = next;
+            if next != NIL {
+                self.conns[next as usize].prev = PENDING;
+            }
+            if tick_le(exp, cur) {
+                on_expired(&self.conns[e as usize]);
+                self.unindex(e);
+                self.free(e);
+                n += 1;
+            } else {
+                self.link(e, exp);
+            }
+        }
+        n
+    }
+
+    /// Links entry `idx` into the slot of tick `tick`, or of the first tick whose slot has
+    /// not been taken up yet if `tick` is before it (processed, or being drained).
+    fn link(&mut self, idx: u32, tick: u32) {
+        let open = self.last_tick.wrapping_add(if self.pending == NIL { 1 } else { 2 });
+        let t = if self.started && !tick_le(open, tick) { open } else { tick };
+        let s = t as usize & (WHEEL_SLOTS - 1);
+        let head = self.wheel[s];
+        {
+            let c = &mut self.conns[idx as usize];
+            c.next = head;
+            c.prev = HEAD | s as u32;
+        }
+        if head != NIL {
+            self.conns[head as usize].prev = idx;
+        }
+        self.wheel[s] = idx;
+    }
+
+    fn unlink(&mut self, idx: u32) {
+        let (prev, next) = {
+            let c = &self.conns[idx as usize];
+            (c.prev, c.next)
+        };
+        if prev == PENDING {
+            self.pending = next;
+        } else if prev & HEAD != 0 {
+            self.wheel[(prev & !HEAD) as usize & (WHEEL_SLOTS - 1)] = next;
+        } else {
+            self.conns[prev as usize].next = next;
+        }
+        if next != NIL {
+            self.conns[next as usize].prev = prev;
+        }
+    }
+
+    fn free(&mut self, idx: u32) {
+        let c = &mut self.conns[idx as usize];
+        c.live = false;
+        c.next = self.free_head;
+        self.free_head = idx;
+        self.len -= 1;
+    }
+
+    /// Puts `ent` in the first empty slot from its home.
+    fn index_put(&mut self, hash: u32, ent: u32) {
+        let n = self.index.len();
+        let mut pos = self.home(hash);
+        // The index is at most half full, so an empty slot is always found.
+        for _ in 0..n {
+            if self.index[pos].ent == NIL {
+                self.index[pos] = Slot { hash, ent };
+                return;
+            }
+            pos += 1;
+            if pos == n {
+                pos = 0;
+            }
+        }
+    }
+
+    /// Removes both index slots of entry `idx`.
+    fn unindex(&mut self, idx: u32) {
+        let c = &self.conns[idx as usize];
+        let reply = c.has_reply_path();
+        let ik = c.inbound_key();
+        let rk = c.reply_key();
+        self.index_del(&ik, idx << 1);
+        if reply {
+            self.index_del(&rk, (idx << 1) | 1);
+        }
+    }
+
+    /// Deletes the slot holding `ent` (found from `key`'s home; by a full scan if the
+    /// entry's key fields were changed against the contract) with backward shift.
+    fn index_del(&mut self, key: &FlowKey, ent: u32) {
+        let n = self.index.len();
+        let mut pos = self.home(self.hash(key));
+        let mut found = None;
+        for _ in 0..n {
+            let s = self.index[pos];
+            if s.ent == NIL {
+                break;
+            }
+            if s.ent == ent {
+                found = Some(pos);
+                break;
+            }
+            pos += 1;
+            if pos == n {
+                pos = 0;
+            }
+        }
+        let Some(mut hole) = found.or_else(|| self.index.iter().position(|s| s.ent == ent)) else {
+            return;
+        };
+        // Backward shift: pull later entries of the run into the hole when their home is
+        // not cyclically after the hole.
+        let mut j = hole;
+        loop {
+            j += 1;
+            if j == n {
+                j = 0;
+            }
+            let s = self.index[j];
+            if s.ent == NIL || j == hole {
+                break;
+            }
+            let home = self.home(s.hash);
+            let dist_home = (j + n - home) % n;
+            let dist_hole = (j + n - hole) % n;
+            if dist_home >= dist_hole {
+                self.index[hole] = s;
+                hole = j;
+            }
+        }
+        self.index[hole] = EMPTY;
+    }
+
+    /// Checks the internal invariants (both keys of every live entry find it, every index
+    /// slot points at a live entry under the right key, the wheel lists hold exactly the
+    /// live entries with their slot at or before their expiry, the free list holds the
+    /// rest). O(capacity); for tests.
+    #[doc(hidden)]
+    pub fn check_invariants(&self) -> Result<(), String> {
+        let mut used = 0;
+        for (i, s) in self.index.iter().enumerate() {
+            if s.ent == NIL {
+                continue;
+            }
+            used += 1;
+            let e = (s.ent >> 1) as usize;
+            let c = self.conns.get(e).ok_or(format!("slot {i} → {e} out of range"))?;
+            if !c.live {
+                return Err(format!("slot {i} → dead entry {e}"));
+            }
+            if self.hash(&self.key_of(s.ent)) != s.hash {
+                return Err(format!("slot {i} hash mismatch"));
+            }
+        }
+        let mut live = 0;
+        for (i, c) in self.conns.iter().enumerate() {
+            if !c.live {
+                continue;
+            }
+            live += 1;
+            let id = ConnId(i as u32);
+            if self.lookup(&c.inbound_key()) != Some((id, Direction::Inbound)) {
+                return Err(format!("entry {i} not found by its inbound key"));
+            }
+            if c.has_reply_path() && self.lookup(&c.reply_key()) != Some((id, Direction::Reply)) {
+                return Err(format!("entry {i} not found by its reply key"));
+            }
+        }
+        let expect_used: usize =
+            self.conns.iter().filter(|c| c.live).map(|c| if c.has_reply_path() { 2 } else { 1 }).sum();
+        if live != self.len || used != expect_used {
+            return Err(format!("len {} live {live} used slots {used} expected {expect_used}", self.len));
+        }
+        let mut in_wheel = 0;
+        let heads = self.wheel.iter().enumerate().map(|(s, &h)| (HEAD | s as u32, h));
+        for (head_prev, head) in heads.chain(std::iter::once((PENDING, self.pending))) {
+            let s = head_prev & !HEAD;
+            let mut e = head;
+            let mut prev = head_prev;
+            while e != NIL {
+                let c = &self.conns[e as usize];
+                if !c.live || c.prev != prev {
+                    return Err(format!("wheel slot {s}: entry {e} dead or bad prev"));
+                }
+                in_wheel += 1;
+                if in_wheel > self.len {
+                    return Err("wheel cycle".into());
+                }
+                prev = e;
+                e = c.next;
+            }
+        }
+        let mut free = 0;
+        let mut e = self.free_head;
+        while e != NIL {
+            free += 1;
+            if free > self.capacity {
+                return Err("free list cycle".into());
+            }
+            e = self.conns[e as usize].next;
+        }
+        if in_wheel != self.len || free + self.len != self.capacity {
+            return Err(format!("wheel {in_wheel} free {free} len {}", self.len));
+        }
+        Ok(())
+    }
+}
+
+/// `ceil((now + timeout) / TICK_NS)` as a wrapping tick.
+#[inline]
+fn expiry_tick(now_ns: u64, timeout_ns: u64) -> u32 {
+    (now_ns.saturating_add(timeout_ns).saturating_add(TICK_NS - 1) / TICK_NS) as u32
+}
+
+fn alloc_vec<T: Clone>(n: usize, value: T, fallible: bool) -> Result<Vec<T>, TryReserveError> {
+    if !fallible {
+        return Ok(vec![value; n]);
+    }
+    let mut v = Vec::new();
+    v.try_reserve_exact(n)?;
+    v.resize(n, value);
+    Ok(v)
+}
+
+/// Never called: the infallible constructors build with `vec!`, which aborts on
+/// allocation failure instead of returning.
+fn unreachable_alloc() -> ConnTable {
+    std::process::abort()
+}
+
+fn random_seed() -> u64 {
+    std::collections::hash_map::RandomState::new().hash_one(0x7276_735f_636f_6e6e_u64)
+}
+
+fn splitmix(s: &mut u64) -> u64 {
+    *s = s.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut z = *s;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    (z ^ (z >> 31)) | 1
+}

@@ -1,0 +1,564 @@
+//! The L4 load-balancing path of one worker: service lookup, ownership, connection
+//! table, scheduling, and the forwarding-mode rewrites.
+//!
+//! Contract:
+//! * An [`LbEngine`] belongs to one worker and is only touched by it (`&mut self`). It
+//!   holds the worker's connection table shard, one scheduler per service (per-worker
+//!   cursors and state, no locks), the worker's Full-NAT local ports, and the service
+//!   snapshot it last loaded ([`LbEngine::refresh`], once per poll).
+//! * [`LbEngine::handle`] takes a frame the worker has already validated as IPv4 (header,
+//!   checksum, not a fragment, sane source) carrying TCP or UDP, and returns a
+//!   [`Verdict`]: route it (to a server or back to a client), redirect it to the worker
+//!   that owns its flow, or drop it with a reason. [`LbEngine::handle_icmp_error`] does
+//!   the same for ICMP errors about a flow.
+//! * Ownership is a pure function of the packet (DESIGN.md): client → VIP packets and NAT
+//!   replies belong to `client_owner(client, client port)`; Full-NAT replies to
+//!   `lport_owner(local port)`. A packet that arrives at another worker (RSS put it on
+//!   another queue, or ARP-less NICs without RSS) comes back as
+//!   [`Verdict::Redirect`]; the worker moves it through a single-producer ring.
+//! * New flows: a TCP segment creates a connection only when it is a SYN without ACK
+//!   (IPVS's rule: anything else for an unknown flow is dropped, `tcp_no_conn`); any UDP
+//!   datagram creates one. Persistence (`ipvsadm -p`) is consulted first and holds across
+//!   workers (its table is shared and lock-free); then the service's scheduler picks.
+//! * Every forwarded packet has its TTL decremented like a router; TTL 1 becomes ICMP time
+//!   exceeded back to the sender. IPIP packets over the egress MTU with DF set become ICMP
+//!   fragmentation needed back to the client (RFC 1191), without DF they are dropped.
+//! * A connection records addresses and ports, not pointers into the snapshot: a new
+//!   snapshot never breaks an established flow. Counters are credited to the connection's
+//!   service and server only while the snapshot it was created under is current.
+
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+
+use rvs_drivers::PacketBuf;
+
+use crate::conn::owner::{client_owner, lport_owner, LocalPortAllocator, RssSpec};
+use crate::conn::{Conn, ConnFlags, ConnId, ConnTable, Direction, FlowKey, Timeouts};
+use crate::l2l3::{AddrKind, AddressBook, RouteTable, Verdict};
+use crate::sched::{new_scheduler, SchedInput, Scheduler};
+use crate::service::{ForwardMode, L4Proto, ServiceKey, ServiceTable, SharedServices};
+use crate::stats::{DropReason, WorkerCounters};
+use crate::wire::{EthernetFrame, Ipv4Packet, TcpFlags, TcpPacket, UdpPacket, IPPROTO_TCP, IPPROTO_UDP};
+use crate::xmit::icmp_err::{self, IcmpErrError};
+use crate::xmit::ttl::{self, TtlVerdict};
+use crate::xmit::tunnel::{self, TunnelError};
+use crate::xmit::{dr, fullnat, nat, Endpoint, XmitError};
+
+/// How often the connection table's timers are advanced (the wheel's own granularity
+/// bounds the precision; this only keeps the walk off most polls).
+pub const CONN_TIMER_INTERVAL_NS: u64 = 10_000_000;
+
+/// The MTU assumed for a port whose configuration gives none (Ethernet).
+pub const DEFAULT_MTU: u16 = 1500;
+
+/// Size and behaviour of one worker's load-balancing state.
+#[derive(Debug, Clone)]
+pub struct LbConfig {
+    /// Connection table capacity of this worker (entries; both directions share one).
+    pub conn_capacity: usize,
+    /// TCP state and UDP timeouts.
+    pub timeouts: Timeouts,
+    /// IPv4 MTU of each port, by port index (for IPIP's path-MTU rule and TOA).
+    pub port_mtu: Vec<u16>,
+    /// RSS key and redirection table of the port Full-NAT replies arrive on, when the NIC
+    /// hashes: local ports are then chosen so replies land on this worker's queue.
+    pub rss: Option<RssSpec>,
+    /// Every Full-NAT local address any service may use (the ports'
+    /// `local_addresses`); this worker owns its share of each one's ports.
+    pub local_addrs: Vec<Ipv4Addr>,
+}
+
+/// What the engine needs from its worker for one packet: the tables it only reads and
+/// the counters it bumps.
+#[derive(Debug, Clone, Copy)]
+pub struct LbEnv<'a> {
+    /// Routes, to reach servers and clients.
+    pub routes: &'a RouteTable,
+    /// Our addresses: VIPs, local addresses, port addresses.
+    pub addrs: &'a AddressBook,
+    /// Each port's own address, by port index (the IPIP outer source).
+    pub port_addrs: &'a [Ipv4Addr],
+    /// The worker's counters.
+    pub counters: &'a WorkerCounters,
+}
+
+/// The L4 facts of a packet the engine acts on.
+#[derive(Debug, Clone, Copy)]
+struct Flow {
+    proto: L4Proto,
+    src: Ipv4Addr,
+    sport: u16,
+    dst: Ipv4Addr,
+    dport: u16,
+    /// TCP flags; `None` for UDP.
+    flags: Option<TcpFlags>,
+    /// IPv4 total length, for the byte counters.
+    len: u64,
+}
+
+impl Flow {
+    fn key(&self) -> FlowKey {
+        FlowKey { proto: self.proto, src: self.src, sport: self.sport, dst: self.dst, dport: self.dport }
+    }
+    /// A TCP SYN without ACK: the only TCP segment that may open a connection.
+    fn is_syn(&self) -> bool {
+        self.flags.is_some_and(|f| f.syn() && !f.ack() && !f.rst())
+    }
+}
+
+const ETH_LEN: usize = EthernetFrame::<&[u8]>::HEADER_LEN;
+
+/// Reads the L4 facts of a frame holding IPv4 + TCP/UDP.
+fn parse_flow(frame: &[u8]) -> Result<Flow, DropReason> {
+    let ip = frame.get(ETH_LEN..).and_then(|b| Ipv4Packet::new_checked(b).ok()).ok_or(DropReason::IpTruncated)?;
+    let (src, dst, len) = (ip.src_addr(), ip.dst_addr(), u64::from(ip.total_len()));
+    match ip.protocol() {
+        IPPROTO_TCP => {
+            let tcp = TcpPacket::new_checked(ip.payload()).map_err(|_| DropReason::L4Malformed)?;
+            Ok(Flow {
+                proto: L4Proto::Tcp,
+                src,
+                sport: tcp.src_port(),
+                dst,
+                dport: tcp.dst_port(),
+                flags: Some(tcp.flags()),
+                len,
+            })
+        }
+        IPPROTO_UDP => {
+            let udp = UdpPacket::new_checked(ip.payload()).map_err(|_| DropReason::L4Malformed)?;
+            Ok(Flow { proto: L4Proto::Udp, src, sport: udp.src_port(), dst, dport: udp.dst_port(), flags: None, len })
+        }
+        _ => Err(DropReason::IpUnknownProtocol),
+    }
+}
+
+/// One worker's load-balancing state. See the module docs.
+pub struct LbEngine {
+    worker: usize,
+    workers: usize,
+    shared: SharedServices,
+    snap: Arc<ServiceTable>,
+    scheds: Vec<Box<dyn Scheduler>>,
+    conns: ConnTable,
+    lports: LocalPortAllocator,
+    rss: Option<RssSpec>,
+    port_mtu: Vec<u16>,
+    next_expire: u64,
+}
+
+impl std::fmt::Debug for LbEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LbEngine")
+            .field("worker", &self.worker)
+            .field("workers", &self.workers)
+            .field("generation", &self.snap.generation())
+            .field("conns", &self.conns.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl LbEngine {
+    /// The engine of worker `worker` of `workers`, reading services from `shared`. All its
+    /// memory (the connection table above all) is allocated here.
+    pub fn new(worker: usize, workers: usize, shared: SharedServices, config: LbConfig) -> Self {
+        let snap = shared.load_full();
+        let mut lb = LbEngine {
+            worker,
+            workers: workers.max(1),
+            shared,
+            snap,
+            scheds: Vec::new(),
+            conns: ConnTable::with_capacity(config.conn_capacity, config.timeouts),
+            lports: LocalPortAllocator::new(worker, workers.max(1), &config.local_addrs),
+            rss: config.rss,
+            port_mtu: config.port_mtu,
+            next_expire: 0,
+        };
+        lb.rebuild_schedulers();
+        lb
+    }
+
+    /// Picks up a newly published service table, if any (once per poll: one atomic load
+    /// when nothing changed; schedulers are rebuilt only on a change).
+    #[inline]
+    pub fn refresh(&mut self) {
+        if self.shared.load().generation() != self.snap.generation() {
+            self.snap = self.shared.load_full();
+            self.rebuild_schedulers();
+        }
+    }
+
+    fn rebuild_schedulers(&mut self) {
+        let (worker, workers) = (self.worker, self.workers);
+        self.scheds = self
+            .snap
+            .services()
+            .iter()
+            .map(|s| new_scheduler(s.scheduler, Arc::clone(&s.sched), &s.servers, worker, workers))
+            .collect();
+    }
+
+    /// The connection table (for listings and tests).
+    pub fn conns(&self) -> &ConnTable {
+        &self.conns
+    }
+
+    /// The service table this worker currently uses.
+    pub fn services(&self) -> &Arc<ServiceTable> {
+        &self.snap
+    }
+
+    fn mtu(&self, port: usize) -> u16 {
+        self.port_mtu.get(port).copied().unwrap_or(DEFAULT_MTU)
+    }
+
+    /// Handles a TCP or UDP packet (see the module docs); may rewrite `buf` in place.
+    pub fn handle<B: PacketBuf>(&mut self, buf: &mut B, env: &LbEnv<'_>, now: u64) -> Verdict {
+        let flow = match parse_flow(buf.data()) {
+            Ok(f) => f,
+            Err(r) => return Verdict::Drop(r),
+        };
+        match env.addrs.get(flow.dst).map(|o| o.kind) {
+            Some(AddrKind::Vip) => {
+                match self.snap.lookup(ServiceKey { proto: flow.proto, vip: flow.dst, port: flow.dport }) {
+                    Some((svc, _)) => self.inbound(svc, &flow, buf, env, now),
+                    None => Verdict::Drop(DropReason::L4NoService),
+                }
+            }
+            Some(AddrKind::Local) => {
+                let owner = lport_owner(flow.dport, self.workers);
+                if owner != self.worker {
+                    return Verdict::Redirect { worker: owner };
+                }
+                self.reply(&flow, buf, env, now, DropReason::ReplyNoConn)
+            }
+            Some(AddrKind::Port) => Verdict::Drop(DropReason::L4NoService),
+            None => {
+                // Not ours: the only such packets rvs forwards are NAT replies, from a real
+                // server to a client, owned like the client's own packets.
+                let owner = client_owner(flow.dst, flow.dport, self.workers);
+                if owner != self.worker {
+                    return Verdict::Redirect { worker: owner };
+                }
+                self.reply(&flow, buf, env, now, DropReason::IpNotForUs)
+            }
+        }
+    }
+
+    /// A client → VIP packet for service `svc`.
+    fn inbound<B: PacketBuf>(&mut self, svc: u32, flow: &Flow, buf: &mut B, env: &LbEnv<'_>, now: u64) -> Verdict {
+        let owner = client_owner(flow.src, flow.sport, self.workers);
+        if owner != self.worker {
+            return Verdict::Redirect { worker: owner };
+        }
+        let id = match self.conns.lookup(&flow.key()) {
+            Some((id, Direction::Inbound)) => id,
+            // The client → VIP tuple of one flow is the reply tuple of another: only a
+            // client using a VIP as its source could cause it; treat it as unknown.
+            Some((_, Direction::Reply)) => return Verdict::Drop(DropReason::ReplyNoConn),
+            None => match self.new_conn(svc, flow, env, now) {
+                Ok(id) => id,
+                Err(reason) => return Verdict::Drop(reason),
+            },
+        };
+        self.account(id, Direction::Inbound, flow, now);
+        let c = *self.conns.get(id);
+        if let Some(v) = self.ttl(buf, env, c.vip) {
+            return v;
+        }
+        let server = Endpoint::new(c.server, c.sport);
+        let Some(hop) = env.routes.lookup(c.server) else { return Verdict::Drop(DropReason::NoRoute) };
+        let to_server = Verdict::Route { port: hop.port, next_hop: hop.neighbour(c.server) };
+        let done = match c.forward {
+            ForwardMode::Dr => dr::inbound(buf),
+            ForwardMode::Nat => nat::inbound(buf, server),
+            ForwardMode::FullNat => {
+                let toa = (c.flags.contains(ConnFlags::TOA_PENDING) && flow.proto == L4Proto::Tcp)
+                    .then_some(Endpoint::new(c.client, c.cport));
+                match fullnat::inbound(buf, Endpoint::new(c.local, c.lport), server, toa, self.mtu(hop.port.index())) {
+                    Ok(r) => {
+                        if r.toa_skipped.is_some() {
+                            env.counters.toa_skipped.inc();
+                        }
+                        // The TOA rides on the SYN and on the packet that completes the
+                        // handshake (the server's TOA module reads it there, as with DPVS);
+                        // after the first non-SYN segment it is no longer needed.
+                        if !flow.flags.is_some_and(|f| f.syn()) {
+                            self.conns.get_mut(id).flags.remove(ConnFlags::TOA_PENDING);
+                        }
+                        Ok(())
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+            ForwardMode::Tunnel => {
+                let outer_src = env.port_addrs.get(hop.port.index()).copied().unwrap_or(Ipv4Addr::UNSPECIFIED);
+                return match tunnel::encap(buf, outer_src, c.server, self.mtu(hop.port.index())) {
+                    Ok(()) => to_server,
+                    Err(TunnelError::FragNeeded { mtu }) => {
+                        match icmp_err::frag_needed(buf, c.vip, mtu) {
+                            Ok(()) => {
+                                env.counters.icmp_errors_sent.inc();
+                                self.route_to(env, c.client)
+                            }
+                            Err(_) => Verdict::Drop(DropReason::TunnelTooBig),
+                        }
+                    }
+                    Err(TunnelError::TooBig) => Verdict::Drop(DropReason::TunnelTooBig),
+                    Err(TunnelError::NoHeadroom) => Verdict::Drop(DropReason::NoMbuf),
+                    Err(TunnelError::Malformed(_)) => Verdict::Drop(DropReason::L4Malformed),
+                };
+            }
+        };
+        match done {
+            Ok(()) => to_server,
+            Err(e) => Verdict::Drop(xmit_drop_reason(e)),
+        }
+    }
+
+    /// Schedules and records a new connection for `flow` on service `svc`.
+    fn new_conn(&mut self, svc_idx: u32, flow: &Flow, env: &LbEnv<'_>, now: u64) -> Result<ConnId, DropReason> {
+        if flow.proto == L4Proto::Tcp && !flow.is_syn() {
+            return Err(DropReason::TcpNoConn);
+        }
+        let snap = Arc::clone(&self.snap);
+        let svc = snap.get(svc_idx).ok_or(DropReason::L4NoService)?;
+        let sched = self.scheds.get_mut(svc_idx as usize).ok_or(DropReason::L4NoService)?;
+        let input =
+            SchedInput { client: flow.src, client_port: flow.sport, vip: flow.dst, vport: flow.dport, now_ns: now };
+        let picked = match &svc.persist {
+            Some(p) => {
+                let now_s = u32::try_from(now / 1_000_000_000).unwrap_or(u32::MAX);
+                // A persisted server that has since become unavailable (weight 0,
+                // overloaded) is replaced by a fresh pick.
+                p.lookup_or_insert_if(
+                    flow.src,
+                    now_s,
+                    |i| svc.servers.get(i).is_some_and(|s| s.available()),
+                    || sched.pick(&svc.servers, &input),
+                )
+            }
+            None => sched.pick(&svc.servers, &input),
+        };
+        let idx = picked.ok_or(DropReason::NoServer)?;
+        let server = svc.servers.get(idx).ok_or(DropReason::NoServer)?;
+        let (local, lport) = if server.forward == ForwardMode::FullNat {
+            self.lports
+                .alloc(&svc.local_addrs, server.addr, server.port, self.rss.as_ref())
+                .ok_or(DropReason::NoLocalPort)?
+        } else {
+            (flow.src, flow.sport)
+        };
+        let mut conn = Conn::new(flow.key(), server.forward, server.addr, server.port)
+            .with_local(local, lport)
+            .with_service(svc_idx, idx as u32, snap.generation() as u32);
+        if server.forward == ForwardMode::FullNat && flow.proto == L4Proto::Tcp {
+            conn.flags.insert(ConnFlags::TOA_PENDING);
+        }
+        let active = conn.state.is_active();
+        match self.conns.insert(conn, now) {
+            Ok(id) => {
+                env.counters.conns_created.inc();
+                server.stats.conn_opened(self.worker, active);
+                svc.stats.conn_opened(self.worker, active);
+                server.stats.update_overload(server.upper, server.lower);
+                Ok(id)
+            }
+            Err(_) => {
+                if server.forward == ForwardMode::FullNat {
+                    self.lports.release(local, lport);
+                }
+                Err(DropReason::ConnTableFull)
+            }
+        }
+    }
+
+    /// A server → client (NAT) or server → local address (Full-NAT) packet; `miss` is the
+    /// drop reason when no connection matches.
+    fn reply<B: PacketBuf>(&mut self, flow: &Flow, buf: &mut B, env: &LbEnv<'_>, now: u64, miss: DropReason) -> Verdict {
+        let id = match self.conns.lookup(&flow.key()) {
+            Some((id, Direction::Reply)) => id,
+            _ => return Verdict::Drop(miss),
+        };
+        self.account(id, Direction::Reply, flow, now);
+        let c = *self.conns.get(id);
+        if let Some(v) = self.ttl(buf, env, flow.dst) {
+            return v;
+        }
+        let vip = Endpoint::new(c.vip, c.vport);
+        let done = match c.forward {
+            ForwardMode::Nat => nat::outbound(buf, vip),
+            ForwardMode::FullNat => {
+                let clamp = (flow.proto == L4Proto::Tcp).then_some(u16::MAX);
+                fullnat::outbound(buf, vip, Endpoint::new(c.client, c.cport), clamp)
+            }
+            // DR and IPIP servers answer clients directly; a reply through us is a
+            // misconfigured server (its gateway is rvs) — forward it unchanged.
+            ForwardMode::Dr | ForwardMode::Tunnel => Ok(()),
+        };
+        match done {
+            Ok(()) => self.route_to(env, c.client),
+            Err(e) => Verdict::Drop(xmit_drop_reason(e)),
+        }
+    }
+
+    /// Handles an ICMP error about a flow (from a server about a packet we sent it, or
+    /// from the client side about a reply we sent): translated like the flow and sent on.
+    pub fn handle_icmp_error<B: PacketBuf>(&mut self, buf: &mut B, env: &LbEnv<'_>) -> Verdict {
+        let emb = match icmp_err::parse_embedded(buf.data()) {
+            Ok(e) => e,
+            Err(IcmpErrError::NotAnError(_) | IcmpErrError::NotIcmp) => return Verdict::Drop(DropReason::IcmpUnhandled),
+            Err(IcmpErrError::BadChecksum) => return Verdict::Drop(DropReason::IcmpBadChecksum),
+            Err(_) => return Verdict::Drop(DropReason::IcmpMalformed),
+        };
+        let Some(proto) = L4Proto::from_ipproto(emb.proto) else { return Verdict::Drop(DropReason::IcmpUnhandled) };
+        // The quoted packet is one we sent (src → dst); its flow's packets to us travel
+        // dst → src, so that is the key to look up.
+        let key = FlowKey { proto, src: emb.dst.addr, sport: emb.dst.port, dst: emb.src.addr, dport: emb.src.port };
+        let owner = match env.addrs.get(key.dst).map(|o| o.kind) {
+            Some(AddrKind::Local) => lport_owner(key.dport, self.workers),
+            Some(AddrKind::Vip) => client_owner(key.src, key.sport, self.workers),
+            _ => client_owner(key.dst, key.dport, self.workers),
+        };
+        if owner != self.worker {
+            return Verdict::Redirect { worker: owner };
+        }
+        let Some((id, dir)) = self.conns.lookup(&key) else { return Verdict::Drop(DropReason::IcmpUnhandled) };
+        let c = *self.conns.get(id);
+        let ip_src = buf.data().get(ETH_LEN..).and_then(|b| Ipv4Packet::new_checked(b).ok()).map(|ip| ip.src_addr());
+        if let Some(v) = self.ttl(buf, env, ip_src.unwrap_or(c.vip)) {
+            return v;
+        }
+        let (client, vip) = (Endpoint::new(c.client, c.cport), Endpoint::new(c.vip, c.vport));
+        let (server, local) = (Endpoint::new(c.server, c.sport), Endpoint::new(c.local, c.lport));
+        let r = match (dir, c.forward) {
+            // From the server about what we sent it: back to the client as if about the
+            // client's own packet to the VIP.
+            (Direction::Reply, ForwardMode::Nat) => icmp_err::translate(buf, Some(c.vip), None, None, Some(vip)),
+            (Direction::Reply, ForwardMode::FullNat) => {
+                icmp_err::translate(buf, Some(c.vip), Some(c.client), Some(client), Some(vip))
+            }
+            (Direction::Reply, _) => return Verdict::Drop(DropReason::IcmpUnhandled),
+            // From the client side about a reply we sent: on to the server, as if about
+            // the server's own packet.
+            (Direction::Inbound, ForwardMode::Nat) => {
+                icmp_err::translate(buf, None, Some(c.server), Some(server), None)
+            }
+            (Direction::Inbound, ForwardMode::FullNat) => {
+                icmp_err::translate(buf, Some(c.local), Some(c.server), Some(server), Some(local))
+            }
+            (Direction::Inbound, ForwardMode::Dr | ForwardMode::Tunnel) => {
+                // The server answered the client directly; an error about that answer
+                // reaches us because the VIP routes here. Forward it like the flow.
+                return self.forward_like_flow(buf, env, &c);
+            }
+        };
+        match r {
+            Ok(()) => {
+                env.counters.icmp_errors_translated.inc();
+                match dir {
+                    Direction::Reply => self.route_to(env, c.client),
+                    Direction::Inbound => self.route_to(env, c.server),
+                }
+            }
+            Err(_) => Verdict::Drop(DropReason::IcmpMalformed),
+        }
+    }
+
+    /// Sends an ICMP error about a DR/IPIP flow on to its server, as the flow's own packets go.
+    fn forward_like_flow<B: PacketBuf>(&mut self, buf: &mut B, env: &LbEnv<'_>, c: &Conn) -> Verdict {
+        let Some(hop) = env.routes.lookup(c.server) else { return Verdict::Drop(DropReason::NoRoute) };
+        if c.forward == ForwardMode::Tunnel {
+            let outer_src = env.port_addrs.get(hop.port.index()).copied().unwrap_or(Ipv4Addr::UNSPECIFIED);
+            if tunnel::encap(buf, outer_src, c.server, self.mtu(hop.port.index())).is_err() {
+                return Verdict::Drop(DropReason::TunnelTooBig);
+            }
+        }
+        env.counters.icmp_errors_translated.inc();
+        Verdict::Route { port: hop.port, next_hop: hop.neighbour(c.server) }
+    }
+
+    /// Decrements the TTL; `Some(verdict)` when the packet must not be forwarded (TTL
+    /// expired → ICMP time exceeded from `our_addr` back to the sender).
+    fn ttl<B: PacketBuf>(&self, buf: &mut B, env: &LbEnv<'_>, our_addr: Ipv4Addr) -> Option<Verdict> {
+        match ttl::forward(buf) {
+            TtlVerdict::Forward => None,
+            TtlVerdict::Malformed(_) => Some(Verdict::Drop(DropReason::IpTruncated)),
+            TtlVerdict::Expired => {
+                let sender = buf.data().get(ETH_LEN..).and_then(|b| Ipv4Packet::new_checked(b).ok()).map(|ip| ip.src_addr());
+                env.counters.drop_packet(DropReason::TtlExceeded);
+                // The expired packet is counted as dropped; the error we send in its place
+                // is a packet of our own.
+                env.counters.local_originated.inc();
+                match (icmp_err::time_exceeded(buf, our_addr), sender) {
+                    (Ok(()), Some(to)) => {
+                        env.counters.icmp_errors_sent.inc();
+                        Some(self.route_to(env, to))
+                    }
+                    _ => Some(Verdict::Drop(DropReason::IcmpNotSent)),
+                }
+            }
+        }
+    }
+
+    fn route_to(&self, env: &LbEnv<'_>, dst: Ipv4Addr) -> Verdict {
+        match env.routes.lookup(dst) {
+            Some(hop) => Verdict::Route { port: hop.port, next_hop: hop.neighbour(dst) },
+            None => Verdict::Drop(DropReason::NoRoute),
+        }
+    }
+
+    /// Runs the state machine for a packet of connection `id` and credits the counters.
+    fn account(&mut self, id: ConnId, dir: Direction, flow: &Flow, now: u64) {
+        let change = self.conns.on_packet(id, dir, flow.flags, now);
+        let c = self.conns.get(id);
+        if u64::from(c.generation) != self.snap.generation() & u64::from(u32::MAX) {
+            return;
+        }
+        let Some(svc) = self.snap.get(c.service) else { return };
+        let Some(server) = svc.servers.get(c.server_idx as usize) else { return };
+        let inbound = dir == Direction::Inbound;
+        server.stats.packet(self.worker, inbound, flow.len);
+        svc.stats.packet(self.worker, inbound, flow.len);
+        if let Some(active) = change.active_move() {
+            server.stats.conn_moved(self.worker, active);
+            svc.stats.conn_moved(self.worker, active);
+        }
+    }
+
+    /// Advances the connection timers (at most every [`CONN_TIMER_INTERVAL_NS`]): expired
+    /// connections leave the table, give back their local port, and leave their server's
+    /// counters. Returns how many expired.
+    pub fn run_timers(&mut self, now: u64) -> usize {
+        if now < self.next_expire {
+            return 0;
+        }
+        self.next_expire = now.saturating_add(CONN_TIMER_INTERVAL_NS);
+        let (worker, snap, lports) = (self.worker, &self.snap, &mut self.lports);
+        self.conns.expire(now, |c| {
+            if c.forward == ForwardMode::FullNat {
+                lports.release(c.local, c.lport);
+            }
+            if u64::from(c.generation) == snap.generation() & u64::from(u32::MAX) {
+                if let Some(svc) = snap.get(c.service) {
+                    let active = c.state.is_active();
+                    svc.stats.conn_closed(worker, active);
+                    if let Some(server) = svc.servers.get(c.server_idx as usize) {
+                        server.stats.conn_closed(worker, active);
+                        server.stats.update_overload(server.upper, server.lower);
+                    }
+                }
+            }
+        })
+    }
+}
+
+/// The drop reason for a rewrite that refused a packet.
+fn xmit_drop_reason(e: XmitError) -> DropReason {
+    match e {
+        XmitError::NotIpv4 | XmitError::Truncated | XmitError::BadLength => DropReason::L4Malformed,
+        XmitError::Fragment => DropReason::IpFragment,
+        XmitError::Unsupported => DropReason::IpUnknownProtocol,
+    }
+}

@@ -1,0 +1,41 @@
+//! NAT (LVS `-m`, "masquerading"): destination NAT towards the real server, source NAT of
+//! its replies.
+//!
+//! # Contract
+//!
+//! * [`inbound`] (client → VIP): the destination `vip:vport` becomes the real server's
+//!   `addr:port`; the port may differ (port mapping). The client's address is kept, so the
+//!   real server sees the real client and must route its replies back through rvs (rvs is
+//!   its default gateway, as with LVS-NAT).
+//! * [`outbound`] (real server → client): the source becomes `vip:vport` again, so the
+//!   client sees the address it talked to.
+//! * TCP and UDP only ([`XmitError::Unsupported`] otherwise; ICMP errors about a flow are
+//!   translated by their own module), fragments refused ([`XmitError::Fragment`]).
+//! * The IPv4 header checksum and the TCP/UDP checksum are updated incrementally
+//!   (RFC 1624) for the changed address (pseudo-header) and port, like LVS's
+//!   `tcp_dnat_handler`/`udp_snat_handler` with their `csum_partial` deltas. A UDP checksum
+//!   of 0 (none) stays 0. The TTL is not touched here (TTL handling is `xmit::ttl`'s).
+//! * On `Err` the frame is unchanged.
+
+use rvs_drivers::PacketBuf;
+
+use super::l4::{self, Layout};
+use super::{Endpoint, XmitError};
+
+/// DNAT of a client → VIP packet: destination address and port become `server`'s.
+/// Checksums are updated incrementally; see the module docs for the contract.
+pub fn inbound<B: PacketBuf>(buf: &mut B, server: Endpoint) -> Result<(), XmitError> {
+    let frame = buf.data_mut();
+    let layout = Layout::parse(frame)?;
+    l4::rewrite_dst(frame, &layout, server);
+    Ok(())
+}
+
+/// SNAT of a real server → client reply: source address and port become `vip`'s.
+/// Checksums are updated incrementally; see the module docs for the contract.
+pub fn outbound<B: PacketBuf>(buf: &mut B, vip: Endpoint) -> Result<(), XmitError> {
+    let frame = buf.data_mut();
+    let layout = Layout::parse(frame)?;
+    l4::rewrite_src(frame, &layout, vip);
+    Ok(())
+}

@@ -1,0 +1,94 @@
+//! Router-like TTL handling for every forwarding mode.
+//!
+//! # Contract
+//!
+//! rvs forwards like a router (RFC 1812 §5.3.1), whatever the mode — DR, NAT, Full-NAT or
+//! IPIP: a packet whose TTL is ≤ 1 is not forwarded, and every forwarded packet leaves
+//! with its TTL one lower. LVS (netfilter's `ip_forward`) and DPVS (`ipv4_forward`) both
+//! do the same before their transmit functions run. [`forward`] is called once per packet
+//! on the client-facing (inner) IPv4 header, *before* any encapsulation — the outer IPIP
+//! header is a fresh header of ours with its own TTL.
+//!
+//! * The header checksum is updated incrementally (RFC 1624) by
+//!   [`Ipv4Packet::decrement_ttl`]; the rest of the packet is not read.
+//! * On [`TtlVerdict::Expired`] the buffer is unchanged: the caller either turns it into
+//!   an ICMP time exceeded with [`icmp_err::time_exceeded`](super::icmp_err::time_exceeded)
+//!   (which then quotes the header exactly as received) or drops it, and counts it either
+//!   way.
+//! * No input panics: a frame too short to hold the Ethernet and IPv4 headers gives
+//!   [`TtlVerdict::Malformed`] (the worker has normally rejected it already).
+
+use rvs_drivers::PacketBuf;
+
+use crate::wire::{EthernetFrame, Ipv4Packet, WireError};
+
+/// What [`forward`] decided. Ignoring it would forward expired packets.
+#[must_use]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TtlVerdict {
+    /// The TTL was decremented (checksum kept valid); forward the packet.
+    Forward,
+    /// The TTL was 0 or 1: do not forward. The buffer is unchanged.
+    Expired,
+    /// The frame does not hold a valid IPv4 header; the buffer is unchanged.
+    Malformed(WireError),
+}
+
+/// Decrements the TTL of the IPv4 packet after the Ethernet header in `buf`, updating the
+/// header checksum incrementally, or reports [`TtlVerdict::Expired`] if it was ≤ 1
+/// (RFC 1812 §5.3.1: a router never forwards a packet with TTL 0 or 1).
+pub fn forward<B: PacketBuf>(buf: &mut B) -> TtlVerdict {
+    let Some(l3) = buf.data_mut().get_mut(EthernetFrame::<&[u8]>::HEADER_LEN..) else {
+        return TtlVerdict::Malformed(WireError::Truncated);
+    };
+    let mut ip = match Ipv4Packet::new_checked(l3) {
+        Ok(ip) => ip,
+        Err(e) => return TtlVerdict::Malformed(e),
+    };
+    if ip.ttl() <= 1 {
+        return TtlVerdict::Expired;
+    }
+    ip.decrement_ttl();
+    TtlVerdict::Forward
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::checksum;
+    use rvs_drivers::mem::MemBuf;
+
+    fn frame(ttl: u8) -> Vec<u8> {
+        let mut f = vec![0u8; 14 + 28];
+        f[12..14].copy_from_slice(&[0x08, 0x00]);
+        f[14..34].copy_from_slice(&[0x45, 0, 0, 28, 0x12, 0x34, 0x40, 0, ttl, 17, 0, 0, 10, 0, 0, 2, 10, 0, 0, 100]);
+        let c = checksum::finish(checksum::sum(&f[14..34]));
+        f[24..26].copy_from_slice(&c.to_be_bytes());
+        f
+    }
+
+    #[test]
+    fn every_ttl() {
+        for ttl in 0..=255u8 {
+            let mut b = MemBuf::from_frame(&frame(ttl));
+            let v = forward(&mut b);
+            if ttl <= 1 {
+                assert_eq!(v, TtlVerdict::Expired);
+                assert_eq!(b.data(), &frame(ttl)[..]);
+            } else {
+                assert_eq!(v, TtlVerdict::Forward);
+                assert_eq!(b.data(), &frame(ttl - 1)[..], "ttl {ttl}");
+            }
+        }
+    }
+
+    #[test]
+    fn short_frames_are_malformed() {
+        let f = frame(64);
+        for n in 0..f.len() {
+            let mut b = MemBuf::from_frame(&f[..n]);
+            assert!(matches!(forward(&mut b), TtlVerdict::Malformed(_)), "{n}");
+            assert_eq!(b.data(), &f[..n]);
+        }
+    }
+}

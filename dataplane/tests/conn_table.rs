@@ -1,0 +1,349 @@
+//! The connection table's behaviour, case by case: both keys, refusals, states through
+//! the table, timeouts per state, removal, expiry bounds, stale handles.
+
+use std::net::Ipv4Addr;
+
+use rvs_dataplane::conn::{
+    Conn, ConnFlags, ConnState, ConnTable, Direction, FlowKey, TableFull, TcpState, Timeouts, TICK_NS,
+};
+use rvs_dataplane::service::{ForwardMode, L4Proto};
+use rvs_dataplane::wire::TcpFlags;
+
+const SEC: u64 = 1_000_000_000;
+const T0: u64 = 1_000 * SEC;
+const CLIENT: Ipv4Addr = Ipv4Addr::new(10, 10, 0, 2);
+const VIP: Ipv4Addr = Ipv4Addr::new(10, 10, 0, 100);
+const RS: Ipv4Addr = Ipv4Addr::new(10, 20, 0, 11);
+const LOCAL: Ipv4Addr = Ipv4Addr::new(10, 20, 0, 200);
+
+fn key(proto: L4Proto, cport: u16) -> FlowKey {
+    FlowKey { proto, src: CLIENT, sport: cport, dst: VIP, dport: 80 }
+}
+
+fn tcp(cport: u16, mode: ForwardMode) -> Conn {
+    let c = Conn::new(key(L4Proto::Tcp, cport), mode, RS, 8080);
+    if mode == ForwardMode::FullNat {
+        c.with_local(LOCAL, 5000 + cport)
+    } else {
+        c
+    }
+}
+
+fn table(cap: usize) -> ConnTable {
+    ConnTable::with_capacity_and_seed(cap, Timeouts::default(), 42)
+}
+
+fn expired(t: &mut ConnTable, now: u64) -> Vec<FlowKey> {
+    let mut v = vec![];
+    t.expire(now, |c| v.push(c.inbound_key()));
+    v
+}
+
+#[test]
+fn both_keys_find_one_entry() {
+    let mut t = table(16);
+    let nat = t.insert(tcp(1000, ForwardMode::Nat), T0).unwrap();
+    let fnat = t.insert(tcp(1001, ForwardMode::FullNat), T0).unwrap();
+    let dr = t.insert(tcp(1002, ForwardMode::Dr), T0).unwrap();
+    assert_eq!(t.len(), 3);
+
+    assert_eq!(t.lookup(&key(L4Proto::Tcp, 1000)), Some((nat, Direction::Inbound)));
+    let nat_reply = FlowKey { proto: L4Proto::Tcp, src: RS, sport: 8080, dst: CLIENT, dport: 1000 };
+    assert_eq!(t.get(nat).reply_key(), nat_reply);
+    assert_eq!(t.lookup(&nat_reply), Some((nat, Direction::Reply)));
+
+    let fnat_reply = FlowKey { proto: L4Proto::Tcp, src: RS, sport: 8080, dst: LOCAL, dport: 6001 };
+    assert_eq!(t.lookup(&fnat_reply), Some((fnat, Direction::Reply)));
+    assert_eq!(t.lookup(&key(L4Proto::Tcp, 1001)), Some((fnat, Direction::Inbound)));
+
+    // DR replies never come back through rvs: only the inbound key is indexed.
+    assert_eq!(t.lookup(&key(L4Proto::Tcp, 1002)), Some((dr, Direction::Inbound)));
+    assert_eq!(t.lookup(&t.get(dr).reply_key()), None);
+
+    // Protocol is part of the key.
+    assert_eq!(t.lookup(&key(L4Proto::Udp, 1000)), None);
+    t.check_invariants().unwrap();
+}
+
+#[test]
+fn duplicate_keys_are_refused_and_say_which() {
+    let mut t = table(16);
+    t.insert(tcp(1000, ForwardMode::Nat), T0).unwrap();
+    assert_eq!(t.insert(tcp(1000, ForwardMode::Dr), T0), Err(TableFull::InboundKeyExists));
+    // Same reply tuple through another VIP.
+    let other_vip = Conn::new(
+        FlowKey { dst: Ipv4Addr::new(10, 10, 0, 101), ..key(L4Proto::Tcp, 1000) },
+        ForwardMode::Nat,
+        RS,
+        8080,
+    );
+    assert_eq!(t.insert(other_vip, T0), Err(TableFull::ReplyKeyExists));
+    // ... which is fine in DR, where the reply key is not indexed.
+    let mut other_vip_dr = other_vip;
+    other_vip_dr.forward = ForwardMode::Dr;
+    t.insert(other_vip_dr, T0).unwrap();
+    // A new inbound key equal to an existing reply key.
+    let reply_as_inbound = Conn::new(t.lookup_reply_key_of_first(), ForwardMode::Dr, RS, 1);
+    assert_eq!(t.insert(reply_as_inbound, T0), Err(TableFull::InboundKeyExists));
+    // A connection whose reply key is its own inbound key.
+    let selfloop =
+        Conn::new(FlowKey { proto: L4Proto::Udp, src: RS, sport: 9, dst: RS, dport: 9 }, ForwardMode::Nat, RS, 9);
+    assert_eq!(t.insert(selfloop, T0), Err(TableFull::ReplyKeyExists));
+    assert_eq!(t.len(), 2);
+    t.check_invariants().unwrap();
+}
+
+trait FirstReply {
+    fn lookup_reply_key_of_first(&self) -> FlowKey;
+}
+impl FirstReply for ConnTable {
+    fn lookup_reply_key_of_first(&self) -> FlowKey {
+        self.iter().next().unwrap().1.reply_key()
+    }
+}
+
+#[test]
+fn full_table_refuses_new_flows_and_keeps_old_ones() {
+    let mut t = table(4);
+    let ids: Vec<_> = (0..4).map(|i| t.insert(tcp(1000 + i, ForwardMode::Nat), T0).unwrap()).collect();
+    assert_eq!(t.insert(tcp(2000, ForwardMode::Nat), T0), Err(TableFull::Full));
+    assert_eq!(t.len(), 4);
+    for (i, id) in ids.iter().enumerate() {
+        assert_eq!(t.lookup(&key(L4Proto::Tcp, 1000 + i as u16)), Some((*id, Direction::Inbound)));
+    }
+    t.remove(ids[2]);
+    assert!(t.insert(tcp(2000, ForwardMode::Nat), T0).is_ok());
+    t.check_invariants().unwrap();
+
+    let mut empty = table(0);
+    assert_eq!(empty.capacity(), 0);
+    assert_eq!(empty.insert(tcp(1, ForwardMode::Nat), T0), Err(TableFull::Full));
+    assert_eq!(empty.expire(T0, |_| ()), 0);
+    assert_eq!(empty.iter().count(), 0);
+    empty.check_invariants().unwrap();
+}
+
+#[test]
+fn handshake_through_the_table_reports_activity_moves() {
+    let mut t = table(8);
+    let id = t.insert(tcp(1000, ForwardMode::Nat), T0).unwrap();
+    assert_eq!(t.get(id).state, ConnState::Tcp(TcpState::None));
+    assert!(!t.get(id).state.is_active(), "new connections count inactive, as in IPVS");
+
+    let c = t.on_packet(id, Direction::Inbound, Some(TcpFlags::SYN), T0);
+    assert_eq!((c.to, c.active_move()), (ConnState::Tcp(TcpState::SynRecv), Some(true)));
+    let c = t.on_packet(id, Direction::Reply, Some(TcpFlags::SYN | TcpFlags::ACK), T0);
+    assert_eq!((c.changed(), c.active_move()), (false, None));
+    assert!(t.get(id).flags.contains(ConnFlags::SYN_ACK_SEEN | ConnFlags::REPLY_SEEN));
+    let c = t.on_packet(id, Direction::Inbound, Some(TcpFlags::ACK), T0);
+    assert_eq!((c.to, c.active_move()), (ConnState::Tcp(TcpState::Established), None));
+    let c = t.on_packet(id, Direction::Inbound, Some(TcpFlags::FIN | TcpFlags::ACK), T0);
+    assert_eq!((c.to, c.active_move()), (ConnState::Tcp(TcpState::CloseWait), Some(false)));
+    let c = t.on_packet(id, Direction::Inbound, Some(TcpFlags::RST), T0);
+    assert_eq!(c.to, ConnState::Tcp(TcpState::Close));
+    // A packet without a TCP header view: state kept.
+    let c = t.on_packet(id, Direction::Inbound, None, T0);
+    assert!(!c.changed());
+}
+
+#[test]
+fn dr_uses_input_only_rows_until_a_reply_is_seen() {
+    let mut t = table(8);
+    let id = t.insert(tcp(1000, ForwardMode::Dr), T0).unwrap();
+    for f in [TcpFlags::SYN, TcpFlags::ACK, TcpFlags::FIN | TcpFlags::ACK] {
+        t.on_packet(id, Direction::Inbound, Some(f), T0);
+    }
+    assert_eq!(t.get(id).state, ConnState::Tcp(TcpState::FinWait), "INPUT-ONLY: client FIN → FIN_WAIT");
+
+    let nat = t.insert(tcp(1001, ForwardMode::Nat), T0).unwrap();
+    for f in [TcpFlags::SYN, TcpFlags::ACK, TcpFlags::FIN | TcpFlags::ACK] {
+        t.on_packet(nat, Direction::Inbound, Some(f), T0);
+    }
+    assert_eq!(t.get(nat).state, ConnState::Tcp(TcpState::CloseWait), "INPUT: client FIN → CLOSE_WAIT");
+}
+
+#[test]
+fn udp_state_and_timeout() {
+    let mut t = table(8);
+    let id = t.insert(Conn::new(key(L4Proto::Udp, 53), ForwardMode::Nat, RS, 53), T0).unwrap();
+    let c = t.on_packet(id, Direction::Inbound, None, T0);
+    assert_eq!((c.to, c.active_move()), (ConnState::Udp, None));
+    assert!(expired(&mut t, T0 + 300 * SEC - 1).is_empty());
+    assert_eq!(expired(&mut t, T0 + 300 * SEC + TICK_NS), vec![key(L4Proto::Udp, 53)]);
+    assert!(t.is_empty());
+}
+
+/// Drives a fresh NAT connection into `state` with packets at `T0`.
+fn drive(t: &mut ConnTable, cport: u16, state: TcpState) -> rvs_dataplane::conn::ConnId {
+    use Direction::{Inbound as I, Reply as R};
+    let (a, s, f, r) = (TcpFlags::ACK, TcpFlags::SYN, TcpFlags::FIN, TcpFlags::RST);
+    let path: &[(Direction, TcpFlags)] = match state {
+        TcpState::None => &[],
+        TcpState::SynRecv => &[(I, s)],
+        TcpState::SynSent => &[(R, s)],
+        TcpState::Established => &[(I, s), (I, a)],
+        TcpState::FinWait => &[(I, s), (I, a), (R, f)],
+        TcpState::CloseWait => &[(I, s), (I, a), (I, f)],
+        TcpState::TimeWait => &[(I, s), (I, a), (I, f), (R, f)],
+        TcpState::Close => &[(I, s), (I, a), (I, r)],
+        TcpState::LastAck | TcpState::Listen | TcpState::SynAck => return table_state_via_get_mut(t, cport, state),
+    };
+    let id = t.insert(tcp(cport, ForwardMode::Nat), T0).unwrap();
+    for &(d, fl) in path {
+        t.on_packet(id, d, Some(fl), T0);
+    }
+    assert_eq!(t.get(id).state, ConnState::Tcp(state));
+    id
+}
+
+/// States the default table never enters from NONE: set them directly and re-arm with a
+/// flagless-header-less packet (state kept, timer re-armed).
+fn table_state_via_get_mut(t: &mut ConnTable, cport: u16, state: TcpState) -> rvs_dataplane::conn::ConnId {
+    let id = t.insert(tcp(cport, ForwardMode::Nat), T0).unwrap();
+    t.get_mut(id).state = ConnState::Tcp(state);
+    t.on_packet(id, Direction::Inbound, None, T0);
+    id
+}
+
+#[test]
+fn every_tcp_state_expires_after_its_own_timeout_and_not_before() {
+    let to = Timeouts::default();
+    for (i, s) in TcpState::ALL.into_iter().enumerate() {
+        let mut t = table(4);
+        let id = drive(&mut t, 1000 + i as u16, s);
+        let secs = u64::from(to.tcp(s));
+        assert!(expired(&mut t, T0 + secs * SEC - 1).is_empty(), "{s:?} expired early");
+        assert!(t.is_live(id));
+        assert_eq!(expired(&mut t, T0 + secs * SEC + TICK_NS).len(), 1, "{s:?} not expired a tick late");
+        assert!(!t.is_live(id));
+        assert_eq!(t.lookup(&key(L4Proto::Tcp, 1000 + i as u16)), None);
+        t.check_invariants().unwrap();
+    }
+}
+
+#[test]
+fn packets_refresh_and_shorter_states_relink_at_once() {
+    let mut t = table(4);
+    let id = drive(&mut t, 1000, TcpState::Established);
+    // Keep-alive every 800 s for an hour: never expires (lazy refresh across wheel turns).
+    let mut now = T0;
+    for _ in 0..5 {
+        now += 800 * SEC;
+        assert!(expired(&mut t, now).is_empty());
+        t.on_packet(id, Direction::Inbound, Some(TcpFlags::ACK), now);
+    }
+    // RST: 900 s → 10 s, which must not wait for the old slot.
+    t.on_packet(id, Direction::Inbound, Some(TcpFlags::RST), now);
+    assert!(expired(&mut t, now + 10 * SEC - 1).is_empty());
+    assert_eq!(expired(&mut t, now + 10 * SEC + TICK_NS).len(), 1);
+}
+
+#[test]
+fn adjusted_timeouts_apply_from_the_next_packet() {
+    let mut t = table(4);
+    let id = drive(&mut t, 1000, TcpState::Established);
+    let mut to = *t.timeouts();
+    to.set_tcp(30, 0);
+    t.set_timeouts(to);
+    t.on_packet(id, Direction::Inbound, Some(TcpFlags::ACK), T0 + SEC);
+    assert!(expired(&mut t, T0 + 31 * SEC - 1).is_empty());
+    assert_eq!(expired(&mut t, T0 + 31 * SEC + TICK_NS).len(), 1);
+}
+
+#[test]
+fn remove_takes_both_keys_and_stale_ids_are_harmless() {
+    let mut t = table(4);
+    let a = t.insert(tcp(1000, ForwardMode::FullNat), T0).unwrap();
+    let reply = t.get(a).reply_key();
+    let removed = t.remove(a);
+    assert_eq!(removed.cport, 1000);
+    assert_eq!(t.lookup(&key(L4Proto::Tcp, 1000)), None);
+    assert_eq!(t.lookup(&reply), None);
+    assert!(!t.is_live(a));
+    // Stale id: nothing changes, nothing panics.
+    let before = t.len();
+    let c = t.on_packet(a, Direction::Inbound, Some(TcpFlags::SYN), T0);
+    assert!(!c.changed());
+    t.remove(a);
+    assert_eq!(t.len(), before);
+    assert!(expired(&mut t, T0 + 10_000 * SEC).is_empty());
+    t.check_invariants().unwrap();
+}
+
+#[test]
+fn clock_jumps_and_backwards_are_safe() {
+    let mut t = table(8);
+    let id = t.insert(tcp(1000, ForwardMode::Nat), T0).unwrap();
+    t.on_packet(id, Direction::Inbound, Some(TcpFlags::SYN), T0);
+    assert_eq!(t.expire(T0 - 5 * SEC, |_| ()), 0, "backwards: ignored");
+    // A packet stamped before the wheel's position still expires after its timeout.
+    let late = t.insert(tcp(1001, ForwardMode::Nat), T0 - 100 * SEC).unwrap();
+    assert!(t.is_live(late));
+    // Jump far ahead (several wheel turns at once).
+    assert_eq!(t.expire(T0 + 100_000 * SEC, |_| ()), 2);
+    assert!(t.is_empty());
+    t.check_invariants().unwrap();
+}
+
+#[test]
+fn bounded_expiry_resumes_and_tolerates_changes_in_between() {
+    let mut t = table(200);
+    let ids: Vec<_> = (0..150).map(|i| t.insert(tcp(1000 + i, ForwardMode::Nat), T0).unwrap()).collect();
+    // All NONE (2 s) in the same tick. Drain 7 at a time, changing the table in between.
+    let now = T0 + 3 * SEC;
+    let mut total = 0;
+    let mut rounds = 0;
+    loop {
+        let n = t.expire_at_most(now, 7, |c| assert!(c.cport >= 1000));
+        assert!(n <= 7);
+        total += n;
+        rounds += 1;
+        t.check_invariants().unwrap();
+        if n == 0 {
+            break;
+        }
+        match rounds {
+            // Remove an entry that is still waiting in the drained slot.
+            2 => {
+                let id = *ids.iter().rev().find(|id| t.is_live(**id)).unwrap();
+                t.remove(id);
+                total += 1;
+            }
+            // Refresh one (it must survive) and insert one due in this very tick.
+            3 => {
+                let id = *ids.iter().rev().find(|id| t.is_live(**id)).unwrap();
+                t.on_packet(id, Direction::Inbound, Some(TcpFlags::SYN), now);
+                total += 1;
+                let late = t.insert(tcp(5000, ForwardMode::Nat), now - 3 * SEC).unwrap();
+                assert!(t.is_live(late));
+                total -= 1;
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(total, 150);
+    assert_eq!(t.len(), 1, "only the refreshed entry is left");
+    assert_eq!(t.expire_at_most(now + 61 * SEC, 0, |_| ()), 0, "max 0: no work");
+    assert_eq!(t.expire(now + 61 * SEC, |_| ()), 1);
+    assert!(t.is_empty());
+}
+
+#[test]
+fn iter_and_memory() {
+    let mut t = table(100);
+    for i in 0..10 {
+        t.insert(tcp(1000 + i, ForwardMode::Nat), T0).unwrap();
+    }
+    let mut ports: Vec<_> = t.iter().map(|(id, c)| (c.cport, t.get(id).cport)).collect();
+    ports.sort();
+    assert_eq!(ports.len(), 10);
+    assert!(ports.iter().all(|(a, b)| a == b));
+
+    let b = ConnTable::bytes_per_conn();
+    assert!(b <= 128, "{b} bytes per connection");
+    assert_eq!(std::mem::size_of::<Conn>(), 56);
+    let big = ConnTable::with_capacity(1_000_000, Timeouts::default());
+    assert_eq!(big.capacity(), 1_000_000);
+    assert!(big.memory_bytes() <= 1_000_000 * b + 64 * 1024, "{}", big.memory_bytes());
+    assert!(ConnTable::try_with_capacity(1000, Timeouts::default()).is_ok());
+}

@@ -33,6 +33,9 @@ use std::time::Instant;
 
 use anyhow::{bail, Context};
 use rvs_dataplane::idle::IdlePolicy;
+use rvs_dataplane::lb::{LbConfig, LbEngine, DEFAULT_MTU};
+use rvs_dataplane::mesh::Mesh;
+use rvs_dataplane::service::{share, SharedServices};
 use rvs_dataplane::l2l3::neigh::{NeighConfig, NeighSync};
 use rvs_dataplane::l2l3::route::StaticRoute;
 use rvs_dataplane::l2l3::PortId;
@@ -44,6 +47,7 @@ use rvs_drivers::PortInfo;
 use tokio::signal::unix::{signal, SignalKind};
 
 use crate::api;
+use crate::services;
 use crate::config::{Config, Device, Idle, MacAddr};
 use crate::status::{PortStatus, Status, StatusSource, WorkerStatus};
 
@@ -53,6 +57,10 @@ const POOL_NAME: &str = "rvs_pkts";
 const POOL_CACHE: u32 = 256;
 /// Capacity of each worker-to-worker neighbour-update queue.
 const NEIGH_SYNC_CAPACITY: usize = 1024;
+/// Capacity of each worker-to-worker redirect ring (packets).
+const REDIRECT_CAPACITY: usize = 1024;
+/// How often the control thread sweeps expired persistence entries.
+const PERSIST_SWEEP: std::time::Duration = std::time::Duration::from_secs(5);
 /// Ethernet header + FCS + one VLAN tag: what a frame adds to the MTU.
 const L2_OVERHEAD: u16 = 14 + 4 + 4;
 
@@ -210,6 +218,7 @@ struct LiveStatus {
     started: Instant,
     ports: Vec<LivePort>,
     workers: Vec<(u16, u32, Arc<WorkerCounters>)>,
+    services: SharedServices,
 }
 
 struct LivePort {
@@ -228,7 +237,7 @@ impl StatusSource for LiveStatus {
             .map(|p| PortStatus::new(&p.name, &p.device, p.port.id(), p.mac, &p.address, p.port.link(), p.port.stats()))
             .collect();
         let workers = self.workers.iter().map(|(i, lcore, c)| WorkerStatus::new(*i, *lcore, &c.snapshot())).collect();
-        Status::new(self.started.elapsed().as_secs(), ports, workers)
+        Status::new(self.started.elapsed().as_secs(), ports, workers).with_services(&self.services.load())
     }
 }
 
@@ -289,8 +298,10 @@ pub fn run(config: &Config) -> anyhow::Result<()> {
     let ports = bring_up_ports(&eal, config, &pool)?;
 
     let macs: Vec<MacAddr> = ports.iter().map(|p| p.mac).collect();
+    let shared: SharedServices = share(services::build_table(config, 1, workers)?);
     let mut built = Vec::with_capacity(workers);
     let mut meshes = if workers > 1 { NeighSync::mesh(workers, NEIGH_SYNC_CAPACITY) } else { vec![NeighSync::none()] };
+    let mut redirects = Mesh::build(workers, REDIRECT_CAPACITY).into_iter();
     for (index, sync) in meshes.drain(..).enumerate() {
         let wc = worker_config(config, index, &macs);
         let queue_id = u16::try_from(index).context("too many workers")?;
@@ -298,13 +309,17 @@ pub fn run(config: &Config) -> anyhow::Result<()> {
             .iter()
             .map(|p| p.port.queue(queue_id).with_context(|| format!("port `{}`: no queue for worker {index}", p.name)))
             .collect::<anyhow::Result<_>>()?;
+        let lb = LbEngine::new(index, workers, Arc::clone(&shared), lb_config(config));
+        let links = redirects.next().context("redirect mesh has fewer ends than workers")?;
         let worker = Worker::new(&wc, queues, pool.clone(), sync)
-            .with_context(|| format!("worker {index}: the data path refused its configuration"))?;
+            .with_context(|| format!("worker {index}: the data path refused its configuration"))?
+            .with_lb(lb, links);
         built.push(worker);
     }
 
     let stop = Arc::new(AtomicBool::new(false));
-    let mut status = LiveStatus { started: Instant::now(), ports, workers: Vec::new() };
+    let mut status =
+        LiveStatus { started: Instant::now(), ports, workers: Vec::new(), services: Arc::clone(&shared) };
     let mut launched: Vec<u32> = Vec::new();
     // One timebase for every worker: monotonic nanoseconds since start-up.
     let epoch = Instant::now();
@@ -336,7 +351,25 @@ pub fn run(config: &Config) -> anyhow::Result<()> {
     let port_handles: Vec<Arc<Port>> = status.ports.iter().map(|p| Arc::clone(&p.port)).collect();
     let source: Arc<dyn StatusSource> = Arc::new(status);
     tracing::info!(listen = %config.api.listen, workers, ports = port_handles.len(), "rvsd is running");
+    // Persistence entries are refreshed by the workers; expired ones are reclaimed here,
+    // off the data path, on the workers' timebase (seconds since start-up).
+    let sweeper = {
+        let shared = Arc::clone(&shared);
+        rt.spawn(async move {
+            let mut every = tokio::time::interval(PERSIST_SWEEP);
+            loop {
+                every.tick().await;
+                let now_s = u32::try_from(epoch.elapsed().as_secs()).unwrap_or(u32::MAX);
+                for s in shared.load().services() {
+                    if let Some(p) = &s.persist {
+                        p.sweep(now_s);
+                    }
+                }
+            }
+        })
+    };
     let served = rt.block_on(api::serve(listener, api::router(source), shutdown));
+    sweeper.abort();
 
     stop.store(true, Ordering::Relaxed);
     let failed = wait_workers(&eal, &launched);
@@ -367,6 +400,19 @@ pub fn run(config: &Config) -> anyhow::Result<()> {
     }
     tracing::info!("rvsd stopped");
     Ok(())
+}
+
+/// One worker's load-balancing sizes and timeouts.
+pub fn lb_config(config: &Config) -> LbConfig {
+    LbConfig {
+        conn_capacity: config.dataplane.conn_capacity as usize,
+        timeouts: services::timeouts(config),
+        port_mtu: config.ports.iter().map(|p| p.mtu.unwrap_or(DEFAULT_MTU)).collect(),
+        // Software Toeplitz needs the NIC's key and redirection table; until the driver
+        // exposes them, Full-NAT replies that the NIC steers elsewhere are redirected.
+        rss: None,
+        local_addrs: services::local_addresses(config),
+    }
 }
 
 fn pool_cache(config: &Config) -> u32 {

@@ -14,7 +14,13 @@
 //!                 "tx_bytes": 0, "arp_replies_sent": 0, "arp_requests_sent": 0,
 //!                 "gratuitous_arps_sent": 0, "icmp_echo_replies": 0, "polls": 0,
 //!                 "idle_sleeps": 0, "drops": { "eth_truncated": 0, … } }],
-//!   "drops": { "eth_truncated": 0, … } }
+//!   "drops": { "eth_truncated": 0, … },
+//!   "services": [{ "protocol": "tcp", "address": "10.10.0.100", "port": 80,
+//!                  "scheduler": "rr", "persistence_seconds": null,
+//!                  "stats": { "conns": 0, "active_conns": 0, "inactive_conns": 0,
+//!                             "in_packets": 0, "out_packets": 0, "in_bytes": 0, "out_bytes": 0 },
+//!                  "servers": [{ "address": "10.20.0.11", "port": 80, "weight": 1,
+//!                                "forward": "nat", "overloaded": false, "stats": { … } }] }] }
 //! ```
 //!
 //! * `ports[].mac` is lowercase `aa:bb:cc:dd:ee:ff`.
@@ -23,6 +29,7 @@
 
 use std::collections::BTreeMap;
 
+use rvs_dataplane::service::{ServerStatsSnapshot, Service, ServiceTable};
 use rvs_dataplane::stats::{CountersSnapshot, DropReason};
 use rvs_drivers::{LinkStatus, PortStats};
 use serde::{Deserialize, Serialize};
@@ -49,6 +56,9 @@ pub struct Status {
     pub workers: Vec<WorkerStatus>,
     /// Drops by reason summed over the workers; every reason is present.
     pub drops: BTreeMap<String, u64>,
+    /// Every virtual service with its real servers and their counters.
+    #[serde(default)]
+    pub services: Vec<ServiceStatus>,
 }
 
 impl Status {
@@ -61,7 +71,115 @@ impl Status {
                 *drops.entry(k.clone()).or_insert(0) += v;
             }
         }
-        Status { version: env!("CARGO_PKG_VERSION").to_string(), uptime_seconds, ports, workers, drops }
+        Status {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            uptime_seconds,
+            ports,
+            workers,
+            drops,
+            services: Vec::new(),
+        }
+    }
+
+    /// The document with `services` filled from the service table the workers use.
+    pub fn with_services(mut self, table: &ServiceTable) -> Status {
+        self.services = table.services().iter().map(ServiceStatus::new).collect();
+        self
+    }
+}
+
+/// Traffic counters of a service or a real server, summed over the workers (ipvsadm's
+/// `--stats` columns plus the connection counts of `-L`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrafficJson {
+    /// Connections scheduled since start (ipvsadm's `Conns`).
+    pub conns: u64,
+    /// Active connections now (`ActiveConn`).
+    pub active_conns: u64,
+    /// Inactive connections now (`InActConn`).
+    pub inactive_conns: u64,
+    /// Packets client → server (`InPkts`).
+    pub in_packets: u64,
+    /// Packets server → client through rvs (`OutPkts`; zero for DR and IPIP).
+    pub out_packets: u64,
+    /// Bytes client → server (`InBytes`).
+    pub in_bytes: u64,
+    /// Bytes server → client through rvs (`OutBytes`).
+    pub out_bytes: u64,
+}
+
+impl From<ServerStatsSnapshot> for TrafficJson {
+    fn from(s: ServerStatsSnapshot) -> Self {
+        TrafficJson {
+            conns: s.conns,
+            active_conns: s.active_conns,
+            inactive_conns: s.inactive_conns,
+            in_packets: s.packets_in,
+            out_packets: s.packets_out,
+            in_bytes: s.bytes_in,
+            out_bytes: s.bytes_out,
+        }
+    }
+}
+
+/// One virtual service in `services[]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceStatus {
+    /// `tcp` or `udp`.
+    pub protocol: String,
+    /// The VIP.
+    pub address: String,
+    /// The virtual port.
+    pub port: u16,
+    /// The scheduler's name.
+    pub scheduler: String,
+    /// Persistence timeout in seconds, when persistent.
+    pub persistence_seconds: Option<u32>,
+    /// Service-wide counters.
+    pub stats: TrafficJson,
+    /// The real servers, in configuration order.
+    pub servers: Vec<ServerStatus>,
+}
+
+/// One real server in `services[].servers[]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServerStatus {
+    /// Its address.
+    pub address: String,
+    /// Its port.
+    pub port: u16,
+    /// Its weight.
+    pub weight: u32,
+    /// `dr`, `nat`, `fullnat` or `tunnel`.
+    pub forward: String,
+    /// Over its upper connection threshold.
+    pub overloaded: bool,
+    /// Its counters.
+    pub stats: TrafficJson,
+}
+
+impl ServiceStatus {
+    fn new(s: &Service) -> ServiceStatus {
+        ServiceStatus {
+            protocol: s.key.proto.name().to_string(),
+            address: s.key.vip.to_string(),
+            port: s.key.port,
+            scheduler: s.scheduler.name().to_string(),
+            persistence_seconds: s.persist.as_ref().map(|p| p.timeout_s()),
+            stats: s.stats.snapshot().into(),
+            servers: s
+                .servers
+                .iter()
+                .map(|r| ServerStatus {
+                    address: r.addr.to_string(),
+                    port: r.port,
+                    weight: r.weight,
+                    forward: r.forward.name().to_string(),
+                    overloaded: r.stats.overloaded(),
+                    stats: r.stats.snapshot().into(),
+                })
+                .collect(),
+        }
     }
 }
 
@@ -187,6 +305,20 @@ pub struct WorkerStatus {
     pub polls: u64,
     /// Idle sleeps taken.
     pub idle_sleeps: u64,
+    /// Connections in the worker's table now.
+    pub conns: u64,
+    /// Connections created since start.
+    pub conns_created: u64,
+    /// Packets handed to the worker owning their flow.
+    pub redirected_out: u64,
+    /// Packets received from other workers.
+    pub redirected_in: u64,
+    /// Full-NAT packets that had no room for the TOA option.
+    pub toa_skipped: u64,
+    /// ICMP errors built (time exceeded, fragmentation needed).
+    pub icmp_errors_sent: u64,
+    /// ICMP errors about a flow translated and forwarded.
+    pub icmp_errors_translated: u64,
     /// Drops by reason; every reason is present.
     pub drops: BTreeMap<String, u64>,
 }
@@ -207,6 +339,13 @@ impl WorkerStatus {
             icmp_echo_replies: c.icmp_echo_replies,
             polls: c.polls,
             idle_sleeps: c.idle_sleeps,
+            conns: c.conns,
+            conns_created: c.conns_created,
+            redirected_out: c.redirected_out,
+            redirected_in: c.redirected_in,
+            toa_skipped: c.toa_skipped,
+            icmp_errors_sent: c.icmp_errors_sent,
+            icmp_errors_translated: c.icmp_errors_translated,
             drops: c.drops.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
         }
     }

@@ -33,7 +33,7 @@ use std::sync::Arc;
 use rvs_drivers::PacketBuf;
 
 use crate::conn::owner::{client_owner, lport_owner, LocalPortAllocator, RssSpec};
-use crate::conn::{Conn, ConnFlags, ConnId, ConnTable, Direction, FlowKey, Timeouts};
+use crate::conn::{Conn, ConnFlags, ConnId, ConnTable, Direction, FlowKey, TableFull, Timeouts};
 use crate::l2l3::{AddrKind, AddressBook, RouteTable, Verdict};
 use crate::sched::{new_scheduler, SchedInput, Scheduler};
 use crate::service::{ForwardMode, L4Proto, ServiceKey, ServiceTable, SharedServices};
@@ -47,6 +47,11 @@ use crate::xmit::{dr, fullnat, nat, Endpoint, XmitError};
 /// How often the connection table's timers are advanced (the wheel's own granularity
 /// bounds the precision; this only keeps the walk off most polls).
 pub const CONN_TIMER_INTERVAL_NS: u64 = 10_000_000;
+
+/// Connections expired per timer run at most, so that a wave of simultaneous timeouts
+/// (the end of a SYN flood) cannot stall the worker; the rest expire on the next runs,
+/// late by a few milliseconds but never early.
+pub const EXPIRE_BATCH: usize = 4096;
 
 /// The MTU assumed for a port whose configuration gives none (Ethernet).
 pub const DEFAULT_MTU: u16 = 1500;
@@ -365,11 +370,14 @@ impl LbEngine {
                 server.stats.update_overload(server.upper, server.lower);
                 Ok(id)
             }
-            Err(_) => {
+            Err(e) => {
                 if server.forward == ForwardMode::FullNat {
                     self.lports.release(local, lport);
                 }
-                Err(DropReason::ConnTableFull)
+                Err(match e {
+                    TableFull::Full => DropReason::ConnTableFull,
+                    TableFull::InboundKeyExists | TableFull::ReplyKeyExists => DropReason::ConnKeyClash,
+                })
             }
         }
     }
@@ -393,8 +401,8 @@ impl LbEngine {
                 let clamp = (flow.proto == L4Proto::Tcp).then_some(u16::MAX);
                 fullnat::outbound(buf, vip, Endpoint::new(c.client, c.cport), clamp)
             }
-            // DR and IPIP servers answer clients directly; a reply through us is a
-            // misconfigured server (its gateway is rvs) — forward it unchanged.
+            // DR and IPIP connections index no reply key (their servers answer clients
+            // directly), so no lookup lands here; kept total rather than panicking.
             ForwardMode::Dr | ForwardMode::Tunnel => Ok(()),
         };
         match done {
@@ -536,7 +544,7 @@ impl LbEngine {
         }
         self.next_expire = now.saturating_add(CONN_TIMER_INTERVAL_NS);
         let (worker, snap, lports) = (self.worker, &self.snap, &mut self.lports);
-        self.conns.expire(now, |c| {
+        self.conns.expire_at_most(now, EXPIRE_BATCH, |c| {
             if c.forward == ForwardMode::FullNat {
                 lports.release(c.local, c.lport);
             }

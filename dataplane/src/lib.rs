@@ -4,8 +4,6 @@
 //! * [`wire`]: typed zero-copy views of Ethernet, ARP, IPv4, ICMP, TCP and UDP, and
 //!   incremental checksum updates (RFC 1624).
 //! * [`l2l3`]: the lite stack — ARP, neighbours, routes, ICMP echo.
-//! * [`service`]: protocols, forwarding modes, scheduler names, real servers and their
-//!   lock-free per-worker counters.
 //! * [`service`]: protocols, forwarding modes, scheduler names, real servers with their
 //!   lock-free per-worker counters, and the published service table.
 //! * [`sched`]: every scheduler (LVS's, Maglev, consistent hashing) and cross-worker

@@ -185,9 +185,10 @@ pub struct ServerStats {
 /// A point-in-time sum of a [`ServerStats`] over all workers.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct ServerStatsSnapshot {
-    /// Connections currently established (TCP ESTABLISHED; UDP flows).
+    /// Active connections, as IPVS counts them since Linux 4.7: TCP in ESTABLISHED,
+    /// SYN_SENT, SYN_RECV or SYNACK (see `conn::TcpState::is_active`).
     pub active_conns: u64,
-    /// Connections in any other state still in the table.
+    /// Connections in any other state still in the table; UDP flows are always here.
     pub inactive_conns: u64,
     /// Connections scheduled since start.
     pub conns: u64,

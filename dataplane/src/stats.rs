@@ -115,6 +115,9 @@ drop_reasons! {
     NoLocalPort => "no_local_port", "Full-NAT local address ports exhausted on this worker";
     /// The connection table is full: the new flow is dropped, existing flows go on.
     ConnTableFull => "conn_table_full", "connection table full (new flow dropped, existing flows untouched)";
+    /// A new flow whose inbound or reply tuple another connection already has (e.g. a
+    /// NAT client reusing a port still held by a closing connection to another server).
+    ConnKeyClash => "conn_key_clash", "new flow's tuple already used by another connection";
     /// TTL expired while forwarding; an ICMP time exceeded goes back in its place.
     TtlExceeded => "ttl_exceeded", "TTL expired while forwarding (ICMP time exceeded sent back)";
     /// An IPIP packet over the egress MTU without DF (rvs does not fragment).

@@ -63,6 +63,18 @@ pub struct DataplaneFile {
     pub neighbour_timeout: Option<String>,
     /// How often an unanswered ARP request is repeated (a duration).
     pub neighbour_retry: Option<String>,
+    /// Connection table entries per worker.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conn_capacity: Option<i64>,
+    /// Idle timeout of established TCP connections (ipvsadm --set's first value).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tcp_timeout: Option<String>,
+    /// Timeout of TCP connections after a FIN (ipvsadm --set's second value).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tcp_fin_timeout: Option<String>,
+    /// Idle timeout of UDP flows (ipvsadm --set's third value).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub udp_timeout: Option<String>,
 }
 
 /// `[[port]]`.
@@ -131,6 +143,9 @@ pub struct ServiceFile {
     /// Persistence timeout (a duration), as ipvsadm's `-p`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub persistence: Option<String>,
+    /// Netmask grouping clients for persistence (ipvsadm -M), default 255.255.255.255.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub persistence_netmask: Option<String>,
     /// `[service.health]`: how real servers are probed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health: Option<HealthFile>,

@@ -49,6 +49,16 @@ pub mod defaults {
     pub const NEIGHBOUR_TIMEOUT: Duration = Duration::from_secs(300);
     /// `dataplane.neighbour_retry`.
     pub const NEIGHBOUR_RETRY: Duration = Duration::from_secs(1);
+    /// `dataplane.conn_capacity`: entries per worker (88 bytes each: 23 MB).
+    pub const CONN_CAPACITY: u32 = 262_144;
+    /// Largest `dataplane.conn_capacity`.
+    pub const MAX_CONN_CAPACITY: u32 = 1 << 27;
+    /// `dataplane.tcp_timeout`: IPVS's established timeout.
+    pub const TCP_TIMEOUT: Duration = Duration::from_secs(900);
+    /// `dataplane.tcp_fin_timeout`: IPVS's FIN_WAIT timeout.
+    pub const TCP_FIN_TIMEOUT: Duration = Duration::from_secs(120);
+    /// `dataplane.udp_timeout`: IPVS's UDP timeout.
+    pub const UDP_TIMEOUT: Duration = Duration::from_secs(300);
     /// `api.listen`.
     pub const API_LISTEN: &str = "127.0.0.1:8700";
     /// `service.server.weight`.
@@ -223,6 +233,14 @@ pub struct Dataplane {
     pub neighbour_timeout: Duration,
     /// Interval between ARP requests for an unresolved neighbour.
     pub neighbour_retry: Duration,
+    /// Connection table entries per worker (preallocated at start).
+    pub conn_capacity: u32,
+    /// Idle timeout of established TCP connections.
+    pub tcp_timeout: Duration,
+    /// Timeout of TCP connections in FIN_WAIT.
+    pub tcp_fin_timeout: Duration,
+    /// Idle timeout of UDP flows.
+    pub udp_timeout: Duration,
 }
 
 impl Dataplane {
@@ -460,6 +478,8 @@ pub struct Service {
     pub scheduler: Scheduler,
     /// Persistence timeout, if persistent.
     pub persistence: Option<Duration>,
+    /// Which clients share a persistent server: the client address masked with this.
+    pub persistence_netmask: Ipv4Addr,
     /// Health checking, if any.
     pub health: Option<Health>,
     /// Real servers.

@@ -148,6 +148,10 @@ fn eal_lcore_detection() {
         tx_descriptors: 0,
         neighbour_timeout: Duration::ZERO,
         neighbour_retry: Duration::ZERO,
+        conn_capacity: 16,
+        tcp_timeout: Duration::ZERO,
+        tcp_fin_timeout: Duration::ZERO,
+        udp_timeout: Duration::ZERO,
     };
     assert!(!dp(&["--in-memory", "--log-level=7", "--no-huge"]).eal_sets_lcores());
     assert!(dp(&["-l", "2-3"]).eal_sets_lcores());
@@ -240,6 +244,23 @@ const BAD: &[Bad] = &[
     bad("workers = 1", "workers = 1\nrx_descriptors = 1000", "dataplane.rx_descriptors", "power of two"),
     bad("workers = 1", "workers = 1\nneighbour_timeout = \"300\"", "dataplane.neighbour_timeout", "with a unit"),
     bad("workers = 1", "workers = 1\nneighbour_retry = \"10m\"", "dataplane.neighbour_retry", "shorter"),
+    bad("workers = 1", "workers = 1\nconn_capacity = 0", "dataplane.conn_capacity", "between 16 and"),
+    bad("workers = 1", "workers = 1\nconn_capacity = 999999999999", "dataplane.conn_capacity", "between 16 and"),
+    bad("workers = 1", "workers = 1\ntcp_timeout = \"0s\"", "dataplane.tcp_timeout", "is zero"),
+    bad("workers = 1", "workers = 1\ntcp_fin_timeout = \"300d\"", "dataplane.tcp_fin_timeout", "between 1s"),
+    bad("workers = 1", "workers = 1\nudp_timeout = \"fast\"", "dataplane.udp_timeout", ""),
+    bad(
+        "persistence = \"300s\"",
+        "persistence = \"300s\"\npersistence_netmask = \"255.0.255.0\"",
+        "service[0].persistence_netmask",
+        "not a netmask",
+    ),
+    bad(
+        "persistence = \"300s\"",
+        "persistence_netmask = \"255.255.255.0\"",
+        "service[0].persistence_netmask",
+        "only with persistence",
+    ),
     bad("address = \"10.20.0.1/24\"", "address = \"10.20.0.1\"", "port[1].address", "prefix length"),
     bad("address = \"10.20.0.1/24\"", "address = \"10.20.0.1/33\"", "port[1].address", "prefix length"),
     bad("address = \"10.20.0.1/24\"", "address = \"10.20.0.0/24\"", "port[1].address", "network address"),

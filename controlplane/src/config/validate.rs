@@ -188,7 +188,33 @@ impl Checker {
                 );
             }
         }
+        let conn_capacity = match dp.conn_capacity {
+            None => Some(defaults::CONN_CAPACITY),
+            Some(n) => self.int_in(
+                "dataplane.conn_capacity",
+                n,
+                16,
+                i64::from(defaults::MAX_CONN_CAPACITY),
+                " connections per worker (88 bytes each, preallocated)",
+            ),
+        };
+        let mut timeout = |field: &str, v: Option<&str>, default: Duration| -> Option<Duration> {
+            let d = self.duration(field, v, default)?;
+            if d.is_zero() || d > Duration::from_secs(1 << 24) {
+                self.err(field, "must be between 1s and 194 days");
+                return None;
+            }
+            Some(d)
+        };
+        let tcp_timeout = timeout("dataplane.tcp_timeout", dp.tcp_timeout.as_deref(), defaults::TCP_TIMEOUT);
+        let tcp_fin_timeout =
+            timeout("dataplane.tcp_fin_timeout", dp.tcp_fin_timeout.as_deref(), defaults::TCP_FIN_TIMEOUT);
+        let udp_timeout = timeout("dataplane.udp_timeout", dp.udp_timeout.as_deref(), defaults::UDP_TIMEOUT);
         Some(Dataplane {
+            conn_capacity: conn_capacity?,
+            tcp_timeout: tcp_timeout?,
+            tcp_fin_timeout: tcp_fin_timeout?,
+            udp_timeout: udp_timeout?,
             workers: workers?,
             idle: idle?,
             eal_args: dp.eal_args.clone(),
@@ -486,6 +512,24 @@ impl Checker {
             None => Some(None),
             Some(p) => self.duration(&at("persistence"), Some(p), Duration::ZERO).map(Some),
         };
+        let persistence_netmask = match &s.persistence_netmask {
+            None => Some(Ipv4Addr::BROADCAST),
+            Some(m) => match m.parse::<Ipv4Addr>() {
+                Ok(a) if u32::from(a).leading_ones() + u32::from(a).trailing_zeros() == 32 => {
+                    if s.persistence.is_none() {
+                        self.err(at("persistence_netmask"), "applies only with persistence; set persistence or remove it");
+                    }
+                    Some(a)
+                }
+                _ => {
+                    self.err(
+                        at("persistence_netmask"),
+                        format!("`{m}` is not a netmask; use contiguous ones such as \"255.255.255.0\""),
+                    );
+                    None
+                }
+            },
+        };
         let health = match &s.health {
             None => Some(None),
             Some(h) => self.health(&at("health"), h).map(Some),
@@ -513,6 +557,7 @@ impl Checker {
             port: port?,
             scheduler: scheduler?,
             persistence: persistence?,
+            persistence_netmask: persistence_netmask?,
             health: health?,
             servers,
         })

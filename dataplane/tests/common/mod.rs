@@ -5,6 +5,8 @@
 
 #![allow(dead_code)] // each test binary uses a different part
 
+pub mod l4;
+
 use std::net::Ipv4Addr;
 
 use rvs_dataplane::idle::IdlePolicy;

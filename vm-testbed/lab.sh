@@ -5,6 +5,8 @@
 #   vm-testbed/lab.sh up | down | status
 #   vm-testbed/lab.sh start-lb lb1|lb2 [CONFIG]
 #   vm-testbed/lab.sh stop-lb  lb1|lb2 [--kill]
+#   vm-testbed/lab.sh rs-start [dr|nat|fullnat|tunnel]
+#   vm-testbed/lab.sh rs-stop
 #
 # Topology (every command is idempotent; run as root):
 #
@@ -16,14 +18,14 @@
 #   lab-lb2      front      lab-front  none: owned by DPDK (rvsd 10.10.0.10) 02:00:00:00:02:01
 #                back       lab-back   none: owned by DPDK (rvsd 10.20.0.2) 02:00:00:00:02:02
 #                mgmt       lab-mgmt   10.30.0.2/24 (kernel)                02:00:00:00:02:03
-#   lab-rs1..3   eth0       lab-back   10.20.0.11..13/24, VIP 10.10.0.100/32 on lo
+#   lab-rs1..3   eth0       lab-back   10.20.0.11..13/24, VIPs 10.10.0.100/32 and .101/32 on lo
 #                                                                          02:00:00:00:1{1,2,3}:02
 #   lab-router   front      lab-front  10.10.0.254/24                      02:00:00:00:fe:01
 #                back       lab-back   10.20.0.254/24                      02:00:00:00:fe:02
 #
 # MAC scheme: 02:00:00:00:<host>:<segment> for the host end of each veth, 02:00:00:01:<host>:<segment>
 # for its switch end; host 01 lb1, 02 lb2, 10 client, 11-13 rs1-3, fe router; segment 01 front,
-# 02 back, 03 mgmt. The DPDK af_packet ports take the MAC of their veth, so rvsd's MACs are stable.
+# 02 back, 03 mgmt. The DPDK af_xdp (or af_packet) ports take the MAC of their veth, so rvsd's MACs are stable.
 #
 # The three bridges live in a namespace of their own, lab-sw, so the host's root namespace is not
 # touched at all (no bridges, no veths, no sysctls): `down` leaves the host as it was.
@@ -31,15 +33,26 @@
 # lab-lb2's front address is 10.10.0.10, not 10.10.0.2 (DESIGN.md: "as lab-lb1, own addresses .2"),
 # because the clients own 10.10.0.2 .. .9; its back address is 10.20.0.2. See config/lab-lb2.toml.
 #
-# Routes: the client reaches the VIP through rvsd (10.10.0.100 via 10.10.0.1), everything else
-# through the router; real servers default to the router (the DR and IPIP return path). Tests of
-# NAT mode point the real servers' route for 10.10.0.0/24 at rvsd (10.20.0.1) themselves.
+# Routes: the client reaches the VIPs through rvsd (10.10.0.100 and .101 via 10.10.0.1), everything
+# else through the router; real servers default to the router (the DR and IPIP return path). Tests
+# of NAT mode point the real servers' route for 10.10.0.0/24 at rvsd (10.20.0.1) themselves, or
+# `rs-start nat` does. 10.10.0.101 is the second VIP of the L4 configs (config/lab-{dr,tunnel}*.toml:
+# the wrr service, since DR and IPIP cannot map ports to a second service port).
+#
+# Real-server daemons (rs-start / rs-stop, vm-testbed/tools/): in each lab-rsN, rs_server.py (HTTP
+# :80 answering "rsN <peer>", GET /bytes/N, POST /sha256; UDP echo :53 answering "rsN <payload>");
+# with `fullnat` also toa_reader.py (logs "local:port -> client:port" from the TOA option), with
+# `tunnel` also ipip_decap.py (IPIP decapsulation into a TUN device, as the kernel has no ipip
+# module); with `nat` the route to 10.10.0.0/24 via rvsd. Each writes run/rsN-<tool>.{pid,log};
+# rs-start waits for every tool's `ready` line. Reverse-path filtering is off on the real servers
+# (all, default and eth0): decapsulated tunnel packets come in on the TUN device from a client
+# that is routed out of eth0, and DR/IPIP replies leave from the VIP.
 #
 # The bridges do not call netfilter (br_netfilter would drop malformed IPv4 before rvsd sees it),
 # and IPv6 is disabled in every lab namespace (no router solicitations, MLD or DAD noise on the
 # DPDK ports).
 #
-# Transmit checksum offload is off on every veth end: otherwise the kernel hands af_packet (and so
+# Transmit checksum offload is off on every veth end: otherwise the kernel hands af_xdp or af_packet (and so
 # DPDK) packets with partial checksums, which rvsd would rightly drop.
 #
 # rvsd runs under vm-testbed/run/ (gitignored): <lb>.pid and <lb>.log.
@@ -62,6 +75,8 @@ usage() {
 usage: vm-testbed/lab.sh up | down | status
        vm-testbed/lab.sh start-lb lb1|lb2 [CONFIG]
        vm-testbed/lab.sh stop-lb  lb1|lb2 [--kill]
+       vm-testbed/lab.sh rs-start [dr|nat|fullnat|tunnel]   (default dr)
+       vm-testbed/lab.sh rs-stop
 EOF
     exit 2
 }
@@ -166,6 +181,7 @@ lab_up() {
         in_ns lab-client ip addr replace "10.10.0.$i/24" dev eth0
     done
     in_ns lab-client ip route replace 10.10.0.100/32 via 10.10.0.1 dev eth0
+    in_ns lab-client ip route replace 10.10.0.101/32 via 10.10.0.1 dev eth0
     in_ns lab-client ip route replace default via 10.10.0.254 dev eth0
     ns_sysctl lab-client net.ipv4.conf.all.rp_filter 0
     ns_sysctl lab-client net.ipv4.conf.eth0.rp_filter 0
@@ -194,11 +210,13 @@ lab_up() {
         veth "$ns" eth0 lab-back "1$n" 02
         in_ns "$ns" ip addr replace "10.20.0.1$n/24" dev eth0
         in_ns "$ns" ip addr replace 10.10.0.100/32 dev lo
+        in_ns "$ns" ip addr replace 10.10.0.101/32 dev lo
         ns_sysctl "$ns" net.ipv4.conf.all.arp_ignore 1
         ns_sysctl "$ns" net.ipv4.conf.all.arp_announce 2
         ns_sysctl "$ns" net.ipv4.conf.eth0.arp_ignore 1
         ns_sysctl "$ns" net.ipv4.conf.eth0.arp_announce 2
         ns_sysctl "$ns" net.ipv4.conf.all.rp_filter 0
+        ns_sysctl "$ns" net.ipv4.conf.default.rp_filter 0   # inherited by ipip_decap's TUN device
         ns_sysctl "$ns" net.ipv4.conf.eth0.rp_filter 0
         in_ns "$ns" ip route replace default via 10.20.0.254 dev eth0
     done
@@ -378,6 +396,126 @@ stop_lb() {
     log "rvsd for $lb stopped"
 }
 
+# --- real-server daemons ------------------------------------------------------------------
+
+RS_MODES="dr nat fullnat tunnel"
+RS_TOOLS=(server toa decap)
+TOOL_READY_TIMEOUT=10
+
+tool_pid_file() { echo "$RUN_DIR/$1.pid"; }
+tool_log_file() { echo "$RUN_DIR/$1.log"; }
+
+# The pid of tool NAME (e.g. rs1-server) if it runs in namespace NS, or nothing; like lb_pid, a
+# recycled pid outside NS is never signalled.
+tool_pid() {
+    local name=$1 ns=$2 f pid
+    f="$(tool_pid_file "$name")"
+    [[ -f "$f" ]] || return 0
+    pid="$(cat "$f" 2>/dev/null || true)"
+    [[ "$pid" =~ ^[0-9]+$ ]] || return 0
+    kill -0 "$pid" 2>/dev/null || return 0
+    if [[ "$(ip netns identify "$pid" 2>/dev/null)" == "$ns" ]]; then
+        echo "$pid"
+    fi
+}
+
+# start_tool NS NAME SCRIPT ARGS...: runs vm-testbed/tools/SCRIPT in NS, detached (pid in
+# run/NAME.pid, output in run/NAME.log, truncated first so tests read only this run), and waits
+# for its `ready` line.
+start_tool() {
+    local ns=$1 name=$2 script=$3
+    shift 3
+    local pidf logf pid
+    pidf="$(tool_pid_file "$name")"
+    logf="$(tool_log_file "$name")"
+    [[ -f "$HERE/tools/$script" ]] || die "$HERE/tools/$script not found"
+    mkdir -p "$RUN_DIR"
+    rm -f "$pidf"
+    : >"$logf"
+    # As for rvsd: the wrapper writes its pid and execs ip netns exec, which execs python, so the
+    # pid file names the tool. -u: unbuffered, every log line is in the file when printed.
+    # shellcheck disable=SC2016 # $$ and $@ are the inner shell's
+    setsid bash -c 'echo $$ >"$1"; shift; exec "$@"' tool-start "$pidf" \
+        ip netns exec "$ns" python3 -u "$HERE/tools/$script" "$@" </dev/null >>"$logf" 2>&1 &
+    local deadline=$((SECONDS + TOOL_READY_TIMEOUT))
+    while ((SECONDS < deadline)); do
+        pid="$(cat "$pidf" 2>/dev/null || true)"
+        if [[ -n "$pid" ]] && ! kill -0 "$pid" 2>/dev/null; then
+            printf 'lab: %s (%s in %s) exited during start-up; its log %s:\n' "$name" "$script" "$ns" "$logf" >&2
+            cat "$logf" >&2 || true
+            rm -f "$pidf"
+            exit 1
+        fi
+        if grep -q '^ready' "$logf" 2>/dev/null; then
+            log "$name is up in $ns (pid $pid, log $logf)"
+            return 0
+        fi
+        sleep 0.1
+    done
+    printf 'lab: %s (%s in %s) printed no ready line within %ss; its log %s:\n' \
+        "$name" "$script" "$ns" "$TOOL_READY_TIMEOUT" "$logf" >&2
+    cat "$logf" >&2 || true
+    pid="$(cat "$pidf" 2>/dev/null || true)"
+    [[ -z "$pid" ]] || kill -s KILL "$pid" 2>/dev/null || true
+    rm -f "$pidf"
+    exit 1
+}
+
+# stop_tool NS NAME: SIGTERM (the tools exit 0 on it), SIGKILL after 5 s.
+stop_tool() {
+    local ns=$1 name=$2 pid
+    pid="$(tool_pid "$name" "$ns")"
+    if [[ -n "$pid" ]]; then
+        kill -s TERM "$pid" 2>/dev/null || true
+        local deadline=$((SECONDS + 5))
+        while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.1; done
+        if kill -0 "$pid" 2>/dev/null; then
+            log "$name (pid $pid) ignored SIGTERM; sending SIGKILL"
+            kill -s KILL "$pid" 2>/dev/null || true
+        fi
+        log "$name stopped"
+    fi
+    rm -f "$(tool_pid_file "$name")"
+}
+
+rs_stop() {
+    need_root "rs-stop"
+    local n ns t
+    for n in 1 2 3; do
+        ns="lab-rs$n"
+        for t in "${RS_TOOLS[@]}"; do stop_tool "$ns" "rs$n-$t"; done
+        # Back to the lab's routing: replies to clients through the router (rs-start nat changed it).
+        if ns_exists "$ns"; then in_ns "$ns" ip route del 10.10.0.0/24 >/dev/null 2>&1 || true; fi
+    done
+    rm -f "$RUN_DIR/rs.mode"
+}
+
+# rs-start MODE: the real servers' daemons and routing for forwarding mode MODE (see the header).
+# Restarts whatever ran before, so switching modes needs no rs-stop.
+rs_start() {
+    need_root "rs-start"
+    local mode=${1:-dr}
+    [[ " $RS_MODES " == *" $mode "* ]] || die "unknown mode '$mode'; use one of: $RS_MODES"
+    command -v python3 >/dev/null || die "'python3' not found; run: sudo bash vm-testbed/setup-host.sh"
+    local n ns
+    for n in 1 2 3; do
+        ns_exists "lab-rs$n" || die "namespace lab-rs$n does not exist; run: vm-testbed/lab.sh up"
+    done
+    rs_stop
+    for n in 1 2 3; do
+        ns="lab-rs$n"
+        start_tool "$ns" "rs$n-server" rs_server.py --name "rs$n" --http-port 80 --udp-port 53
+        case "$mode" in
+            nat) in_ns "$ns" ip route replace 10.10.0.0/24 via 10.20.0.1 dev eth0 ;;
+            fullnat) start_tool "$ns" "rs$n-toa" toa_reader.py --iface eth0 --port 80 ;;
+            tunnel) start_tool "$ns" "rs$n-decap" ipip_decap.py --dev decap0 ;;
+            dr) ;;
+        esac
+    done
+    echo "$mode" >"$RUN_DIR/rs.mode"
+    log "real servers up for $mode"
+}
+
 # --- down and status ----------------------------------------------------------------------
 
 lab_down() {
@@ -399,6 +537,7 @@ lab_down() {
             [[ -z "${pids// /}" ]] || kill -s KILL $pids 2>/dev/null || true
         fi
     done
+    rm -f "$RUN_DIR"/rs[123]-*.pid "$RUN_DIR/rs.mode"
     # Deleting a namespace deletes its veth ends and with them their peers.
     for ns in "${HOSTS[@]}" "$SW"; do
         if ns_exists "$ns"; then
@@ -431,6 +570,15 @@ lab_status() {
             printf 'rvsd %s: not running\n' "$lb"
         fi
     done
+    local n t name pid
+    for n in 1 2 3; do
+        for t in "${RS_TOOLS[@]}"; do
+            name="rs$n-$t"
+            pid="$(tool_pid "$name" "lab-rs$n")"
+            [[ -z "$pid" ]] || printf '%s: running (pid %s, log %s)\n' "$name" "$pid" "$(tool_log_file "$name")"
+        done
+    done
+    [[ ! -f "$RUN_DIR/rs.mode" ]] || printf 'real servers: mode %s\n' "$(cat "$RUN_DIR/rs.mode")"
 }
 
 main() {
@@ -442,6 +590,8 @@ main() {
         status) [[ $# -eq 0 ]] || usage; need_root "status"; lab_status ;;
         start-lb) [[ $# -ge 1 && $# -le 2 ]] || usage; start_lb "$@" ;;
         stop-lb) [[ $# -ge 1 && $# -le 2 ]] || usage; stop_lb "$@" ;;
+        rs-start) [[ $# -le 1 ]] || usage; rs_start "$@" ;;
+        rs-stop) [[ $# -eq 0 ]] || usage; rs_stop ;;
         *) usage ;;
     esac
 }

@@ -94,4 +94,10 @@ fi
 if ! ip netns list >/dev/null 2>&1; then
     die "'ip netns' does not work here; the lab needs network namespaces"
 fi
+# The real servers decapsulate IPIP in userspace into a TUN device (vm-testbed/tools/ipip_decap.py).
+if [[ ! -c /dev/net/tun ]]; then
+    modprobe tun 2>/dev/null || true
+    [[ -c /dev/net/tun ]] ||
+        die "/dev/net/tun is missing (no tun module?); the lab's tunnel-mode real servers need TUN devices"
+fi
 say "host ready"

@@ -12,13 +12,13 @@ checksums, so each kind exercises exactly one check.
 
 Frames shorter than an Ethernet header are not sent: the kernel refuses them on a packet
 socket (and a veth could not carry them anyway), so `eth_truncated` cannot be produced here.
-IPv4 fragments (kind ip_fragment) never reach an rvsd port that is a DPDK net_af_packet vdev:
-DPDK 22.11's af_packet joins a PACKET_FANOUT group with PACKET_FANOUT_FLAG_DEFRAG, so the
-receiving kernel holds fragments for reassembly instead of passing them on. The lab test
-leaves them out (--exclude ip_fragment); they matter with net_af_xdp or real NICs.
+IPv4 fragments (kind ip_fragment) reach rvsd only through ports that see raw frames, such as
+the lab's net_af_xdp vdevs: DPDK 22.11's net_af_packet joins a PACKET_FANOUT group with
+PACKET_FANOUT_FLAG_DEFRAG, so behind it the kernel holds fragments for reassembly instead.
+Use --exclude ip_fragment against an af_packet port.
 
 The RNG is seeded (--seed) so a run is reproducible. Frames are paced (--rate) so that an
-rvsd with an adaptive idle policy and af_packet's default ring of 512 frames sees them all.
+rvsd with an adaptive idle policy and a default-sized RX ring sees them all.
 
 Prints one JSON object: {"iface", "dst_mac", "seed", "total", "sent": {kind: count}, "errors"}.
 Python 3 standard library only. Needs CAP_NET_RAW (root).

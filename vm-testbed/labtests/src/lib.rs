@@ -16,6 +16,13 @@
 //! - [`status`] reads rvsd's `GET /v1/status`; [`drop_count`], [`total_drops`],
 //!   [`worker_counter`] and [`port_mac`] read it. Missing counters read as absent or zero, so
 //!   the assertions (not the accessors) say what was expected.
+//! - L4 (tests/l4.rs): [`Mode`] names a forwarding mode and its configs
+//!   (`config/lab-<mode>[-2w].toml`); [`Lab::start_real_servers`] runs `lab.sh rs-start MODE`
+//!   (HTTP + UDP echo in lab-rs1..3, plus the TOA reader for Full-NAT or the IPIP decapsulator
+//!   for tunnel, and the NAT return route). [`http_who_many`], [`udp_who`], [`download_sha256`],
+//!   [`upload_sha256`] and [`toa_entries`] drive and read them. [`service_server_stat`] reads
+//!   per-server counters from a status; the key names it looks for are assumptions, kept in
+//!   [`STAT_CONNS`], [`STAT_IN_PACKETS`] and [`STAT_OUT_PACKETS`] so they change in one place.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -48,6 +55,24 @@ pub const VIP: &str = "10.10.0.100";
 pub const CLIENT_IP: &str = "10.10.0.2";
 /// rvsd's REST address inside its namespace.
 pub const API: &str = "127.0.0.1:8700";
+/// The second VIP of the L4 configs (DR and tunnel's wrr service; on the real servers' lo).
+pub const VIP2: &str = "10.10.0.101";
+/// The real servers' addresses, in the order of [`REAL_SERVERS`].
+pub const REAL_SERVER_IPS: [&str; 3] = ["10.20.0.11", "10.20.0.12", "10.20.0.13"];
+/// The names the real servers answer with (`rs_server.py --name`), in the same order.
+pub const REAL_SERVER_NAMES: [&str; 3] = ["rs1", "rs2", "rs3"];
+/// rvsd's Full-NAT local addresses on the back port (config/lab-*.toml).
+pub const LOCAL_ADDRESSES: [&str; 4] = ["10.20.0.200", "10.20.0.201", "10.20.0.202", "10.20.0.203"];
+
+/// Assumed names of a server's connection counter in `/v1/status` (the first found wins), looked
+/// up as `services[].servers[].stats.<name>` (or directly on the server). ipvsadm --stats calls it
+/// Conns: connections scheduled to the server since start, not the active ones.
+pub const STAT_CONNS: &[&str] = &["conns", "connections", "total_conns"];
+/// Assumed names of a server's client → server packet counter (ipvsadm's InPkts).
+pub const STAT_IN_PACKETS: &[&str] = &["in_packets", "in_pkts", "inpkts", "packets_in"];
+/// Assumed names of a server's server → client packet counter (ipvsadm's OutPkts; 0 for DR and
+/// tunnel, whose replies bypass rvs).
+pub const STAT_OUT_PACKETS: &[&str] = &["out_packets", "out_pkts", "outpkts", "packets_out"];
 
 /// The drop reasons the lab tests know, by the names rvsd's `/v1/status` `drops` uses
 /// (rvs-dataplane's `DropReason`; the status lists every reason, zeros included).
@@ -276,6 +301,217 @@ pub fn port_mac(status: &Value, name: &str) -> String {
         .unwrap_or_else(|| panic!("status has no MAC for port {name:?}: {status:#}"))
 }
 
+/// A forwarding mode of the L4 tests, with its lab configs and real-server setup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Direct routing: MAC rewrite, replies from the VIP through lab-router.
+    Dr,
+    /// NAT: the real servers route the clients through rvsd.
+    Nat,
+    /// Full-NAT: the servers see a local address; TOA carries the client.
+    FullNat,
+    /// IPIP tunnel: decapsulated by `tools/ipip_decap.py`, replies through lab-router.
+    Tunnel,
+}
+
+impl Mode {
+    /// The name used by configs, `forward = ...` and `lab.sh rs-start`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Dr => "dr",
+            Mode::Nat => "nat",
+            Mode::FullNat => "fullnat",
+            Mode::Tunnel => "tunnel",
+        }
+    }
+
+    /// `config/lab-<mode>.toml` (1 worker) or `config/lab-<mode>-2w.toml` (2 workers).
+    pub fn config(self, workers: u32) -> PathBuf {
+        let suffix = if workers == 1 { String::new() } else { format!("-{workers}w") };
+        repo_root().join("config").join(format!("lab-{}{suffix}.toml", self.name()))
+    }
+
+    /// The wrr 3:2:1 service of this mode's configs: a second VIP for DR and tunnel (they cannot
+    /// map ports), :8080 mapped to the servers' :80 for NAT and Full-NAT.
+    pub fn wrr_service(self) -> (&'static str, u16) {
+        match self {
+            Mode::Dr | Mode::Tunnel => (VIP2, 80),
+            Mode::Nat | Mode::FullNat => (VIP, 8080),
+        }
+    }
+
+    /// Whether the real servers see the client's own address (all but Full-NAT).
+    pub fn server_sees_client(self) -> bool {
+        self != Mode::FullNat
+    }
+
+    /// Whether replies pass through rvsd (NAT and Full-NAT), so it counts outbound packets.
+    pub fn replies_through_lb(self) -> bool {
+        matches!(self, Mode::Nat | Mode::FullNat)
+    }
+}
+
+/// One answer of the lab's HTTP server to `GET /`: who answered and the peer it saw.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Who {
+    /// `rs1`, `rs2` or `rs3`.
+    pub server: String,
+    /// The peer's address as the server saw it.
+    pub peer_ip: String,
+    /// The peer's port as the server saw it.
+    pub peer_port: u16,
+}
+
+/// Parses `rs1 10.10.0.2:34567` (rs_server.py's answer to `GET /`).
+pub fn parse_who(line: &str) -> Option<Who> {
+    let (server, peer) = line.trim().split_once(' ')?;
+    let (ip, port) = peer.rsplit_once(':')?;
+    if !REAL_SERVER_NAMES.contains(&server) || ip.parse::<std::net::Ipv4Addr>().is_err() {
+        return None;
+    }
+    Some(Who { server: server.to_string(), peer_ip: ip.to_string(), peer_port: port.parse().ok()? })
+}
+
+/// `count` sequential `GET /` requests from `ns` to `url`, each on a new connection (one curl per
+/// request), in one shell so the lab pays one `ip netns exec`. One entry per request: the parsed
+/// answer, or the raw line (`FAIL <curl exit>` or an unexpected body) as the error.
+pub fn http_who_many(ns: &str, url: &str, count: u32) -> Vec<Result<Who, String>> {
+    let script = format!(
+        "for i in $(seq {count}); do out=$(curl -sS -m 5 {url} 2>&1) && echo \"$out\" || echo \"FAIL $? $out\"; done"
+    );
+    let out = ns_exec(ns, &["sh", "-c", &script]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut answers: Vec<Result<Who, String>> =
+        text.lines().map(|l| parse_who(l).ok_or_else(|| l.to_string())).collect();
+    while answers.len() < count as usize {
+        answers.push(Err(format!("no output (shell: {})", describe(&out))));
+    }
+    answers
+}
+
+/// One `GET /` from `ns` to `url` from local port `local_port` (so the test knows the client's port).
+pub fn http_who_from_port(ns: &str, url: &str, local_port: u16) -> Result<Who, String> {
+    let port = local_port.to_string();
+    let out = ns_exec(ns, &["curl", "-sS", "-m", "5", "--local-port", &port, url]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    parse_who(&text).ok_or_else(|| format!("curl --local-port {port} {url}: {}", describe(&out)))
+}
+
+/// `count` UDP requests from `ns` to `to` (`ip:port`), each from a new source port
+/// (tools/udp_client.py). Per request: `(server, echoed payload)` or the line as the error.
+pub fn udp_who(ns: &str, to: &str, count: u32, payload: &str) -> Vec<Result<(String, String), String>> {
+    let tool = tool("udp_client.py");
+    let count_s = count.to_string();
+    let out =
+        ns_exec(ns, &["python3", "-B", &tool.to_string_lossy(), "--to", to, "--count", &count_s, "--payload", payload]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut replies: Vec<Result<(String, String), String>> = text
+        .lines()
+        .map(|l| match l.split_once(' ') {
+            Some((s, p)) if REAL_SERVER_NAMES.contains(&s) => Ok((s.to_string(), p.to_string())),
+            _ => Err(l.to_string()),
+        })
+        .collect();
+    while replies.len() < count as usize {
+        replies.push(Err(format!("no output: {}", describe(&out))));
+    }
+    replies
+}
+
+/// The size of the L4 tests' bulk transfer: `RVS_L4_BYTES`, default 100 MiB.
+pub fn transfer_bytes() -> u64 {
+    std::env::var("RVS_L4_BYTES").ok().and_then(|v| v.parse().ok()).unwrap_or(100 * 1024 * 1024)
+}
+
+/// The sha256 of `GET /bytes/N`'s body (rs_server.py --digest, no server needed).
+pub fn expected_sha256(n: u64) -> String {
+    let tool = tool("rs_server.py");
+    let out = run(Command::new("python3").arg("-B").arg(&tool).arg("--digest").arg(n.to_string()));
+    assert!(out.status.success(), "rs_server.py --digest {n}: {}", describe(&out));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Downloads `url` (`.../bytes/N`) in `ns` with curl and returns the body's sha256, or why not.
+pub fn download_sha256(ns: &str, url: &str, timeout: Duration) -> Result<String, String> {
+    let script = format!("set -o pipefail; curl -sS -f -m {} {url} | sha256sum", timeout.as_secs().max(1));
+    let out = ns_exec(ns, &["bash", "-c", &script]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    match text.split_whitespace().next() {
+        Some(h) if out.status.success() && h.len() == 64 => Ok(h.to_string()),
+        _ => Err(format!("download {url}: {}", describe(&out))),
+    }
+}
+
+/// Uploads `n` deterministic bytes (rs_server.py --emit) from `ns` to `url` (`.../sha256`,
+/// streamed with chunked encoding) and returns the server's answer: `(sha256, length)`.
+pub fn upload_sha256(ns: &str, url: &str, n: u64, timeout: Duration) -> Result<(String, u64), String> {
+    let tool = tool("rs_server.py");
+    let script = format!(
+        "set -o pipefail; python3 -B {} --emit {n} | curl -sS -f -m {} -T - {url}",
+        tool.to_string_lossy(),
+        timeout.as_secs().max(1)
+    );
+    let out = ns_exec(ns, &["bash", "-c", &script]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut words = text.split_whitespace();
+    match (words.next(), words.next().and_then(|l| l.parse().ok())) {
+        (Some(h), Some(len)) if out.status.success() && h.len() == 64 => Ok((h.to_string(), len)),
+        _ => Err(format!("upload to {url}: {}", describe(&out))),
+    }
+}
+
+/// A real-server tool's log, `vm-testbed/run/rsN-<tool>.log` (`tool`: server, toa, decap).
+pub fn rs_log_path(rs_index: usize, tool: &str) -> PathBuf {
+    run_dir().join(format!("rs{}-{tool}.log", rs_index + 1))
+}
+
+/// What real server `rs_index`'s TOA reader logged: `(source as seen, client from TOA)` pairs,
+/// both `ip:port`, oldest first.
+pub fn toa_entries(rs_index: usize) -> Vec<(String, String)> {
+    let text = std::fs::read_to_string(rs_log_path(rs_index, "toa")).unwrap_or_default();
+    parse_toa_log(&text)
+}
+
+/// Parses toa_reader.py's lines `10.20.0.200:40001 -> 10.10.0.2:34567`.
+pub fn parse_toa_log(text: &str) -> Vec<(String, String)> {
+    text.lines()
+        .filter_map(|l| l.split_once(" -> "))
+        .map(|(a, b)| (a.trim().to_string(), b.trim().to_string()))
+        .collect()
+}
+
+/// The entry of service `protocol` `vip`:`port` in a status's `services` (fields `protocol`,
+/// `address` and `port`, as in the config file; `vip` is accepted for `address`).
+pub fn service<'a>(status: &'a Value, protocol: &str, vip: &str, port: u16) -> Option<&'a Value> {
+    status.get("services").and_then(Value::as_array)?.iter().find(|s| {
+        let proto = s.get("protocol").and_then(Value::as_str).map(str::to_ascii_lowercase);
+        let addr = s.get("address").or_else(|| s.get("vip")).and_then(Value::as_str);
+        proto.as_deref() == Some(protocol)
+            && addr == Some(vip)
+            && s.get("port").and_then(Value::as_u64) == Some(u64::from(port))
+    })
+}
+
+/// Counter `names` (the first alias present) of server `rip` of a service in a status: under the
+/// server's `stats`, or directly on the server. `None` if the service, the server or the key is
+/// missing, so the caller can say which it expected.
+pub fn service_server_stat(
+    status: &Value,
+    protocol: &str,
+    vip: &str,
+    port: u16,
+    rip: &str,
+    names: &[&str],
+) -> Option<u64> {
+    let server = service(status, protocol, vip, port)?
+        .get("servers")
+        .and_then(Value::as_array)?
+        .iter()
+        .find(|r| r.get("address").and_then(Value::as_str) == Some(rip))?;
+    let stats = server.get("stats").unwrap_or(server);
+    names.iter().find_map(|n| stats.get(*n).and_then(Value::as_u64))
+}
+
 /// Serialises lab users within this process; the lock file does it across processes.
 static LAB_LOCK: Mutex<()> = Mutex::new(());
 
@@ -338,6 +574,14 @@ impl Lab {
         self.started.retain(|s| s != lb);
     }
 
+    /// Starts the real servers' daemons for `mode` (`lab.sh rs-start MODE`: HTTP :80 and UDP
+    /// echo :53 in lab-rs1..3, the TOA reader for Full-NAT, the IPIP decapsulator for tunnel, the
+    /// route through rvsd for NAT) and waits until each is ready. `lab.sh down`, run when the
+    /// guard drops, stops them.
+    pub fn start_real_servers(&mut self, mode: Mode) {
+        lab_sh_ok(&["rs-start", mode.name()]);
+    }
+
     /// The log of rvsd for `lb`, `vm-testbed/run/<lb>.log`.
     pub fn log_path(lb: &str) -> PathBuf {
         run_dir().join(format!("{lb}.log"))
@@ -356,6 +600,18 @@ impl Lab {
             match try_status_of(&format!("lab-{lb}")) {
                 Ok(v) => eprintln!("---- {lb} /v1/status\n{v:#}"),
                 Err(e) => eprintln!("---- {lb} /v1/status unavailable: {e}"),
+            }
+        }
+        // The real servers' tools (lab.sh rs-start), if any ran.
+        for i in 0..REAL_SERVERS.len() {
+            for t in ["server", "toa", "decap"] {
+                let path = rs_log_path(i, t);
+                let Ok(text) = std::fs::read_to_string(&path) else { continue };
+                let lines: Vec<&str> = text.lines().collect();
+                eprintln!("---- last 10 lines of {}", path.display());
+                for line in &lines[lines.len().saturating_sub(10)..] {
+                    eprintln!("{line}");
+                }
             }
         }
         let out = lab_sh(&["status"]);
@@ -401,6 +657,36 @@ mod tests {
         assert_eq!(total_drops(&s), 5);
         assert_eq!(port_mac(&s, "back"), "02:00:00:00:01:02");
         assert!(port(&s, "mgmt").is_none());
+    }
+
+    #[test]
+    fn parses_l4_tool_output() {
+        assert_eq!(
+            parse_who("rs2 10.10.0.2:34567\n"),
+            Some(Who { server: "rs2".into(), peer_ip: "10.10.0.2".into(), peer_port: 34567 })
+        );
+        assert_eq!(parse_who("FAIL 28 curl: (28) timeout"), None);
+        assert_eq!(parse_who("rs9 10.10.0.2:1"), None);
+        let toa = parse_toa_log("ready toa_reader eth0 port 80\n10.20.0.200:40001 -> 10.10.0.2:34567\n");
+        assert_eq!(toa, vec![("10.20.0.200:40001".to_string(), "10.10.0.2:34567".to_string())]);
+        assert_eq!(Mode::Nat.wrr_service(), (VIP, 8080));
+        assert!(Mode::FullNat.config(2).ends_with("config/lab-fullnat-2w.toml"));
+    }
+
+    #[test]
+    fn reads_service_stats_from_status() {
+        let s = json!({"services": [
+            {"protocol": "udp", "address": "10.10.0.100", "port": 53, "servers": []},
+            {"protocol": "tcp", "address": "10.10.0.100", "port": 80, "servers": [
+                {"address": "10.20.0.11", "port": 80, "stats": {"conns": 20, "in_packets": 7}},
+                {"address": "10.20.0.12", "port": 80, "conns": 19}
+            ]}
+        ]});
+        assert_eq!(service_server_stat(&s, "tcp", VIP, 80, "10.20.0.11", STAT_CONNS), Some(20));
+        assert_eq!(service_server_stat(&s, "tcp", VIP, 80, "10.20.0.11", STAT_IN_PACKETS), Some(7));
+        assert_eq!(service_server_stat(&s, "tcp", VIP, 80, "10.20.0.12", STAT_CONNS), Some(19));
+        assert_eq!(service_server_stat(&s, "tcp", VIP, 80, "10.20.0.13", STAT_CONNS), None);
+        assert_eq!(service_server_stat(&s, "tcp", VIP, 8080, "10.20.0.11", STAT_CONNS), None);
     }
 
     #[test]

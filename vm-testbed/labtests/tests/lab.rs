@@ -47,7 +47,7 @@ fn arp_resolves_rvsd_on_both_sides() {
     let st = status();
     for (ns, ip, port_name) in [(CLIENT, LB1_FRONT_IP, "front"), (rs1, LB1_BACK_IP, "back")] {
         let reported = port_mac(&st, port_name);
-        // af_packet ports take their veth's MAC, which lab.sh makes stable.
+        // af_xdp ports take their veth's MAC, which lab.sh makes stable.
         assert_eq!(reported, link_mac(LB1, port_name), "port {port_name}: status MAC vs its veth's MAC");
         let learned = neigh_mac(ns, ip);
         assert_eq!(
@@ -153,10 +153,6 @@ fn malformed_flood_is_dropped_and_counted() {
             "10000",
             "--seed",
             "1",
-            // The kernel under DPDK's af_packet holds fragments for reassembly (fanout with
-            // PACKET_FANOUT_FLAG_DEFRAG): rvsd never sees them here. Golden tests cover them.
-            "--exclude",
-            "ip_fragment",
         ],
     );
     let summary: Value = serde_json::from_str(stdout.trim())

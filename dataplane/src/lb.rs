@@ -391,7 +391,16 @@ impl LbEngine {
         };
         self.account(id, Direction::Reply, flow, now);
         let c = *self.conns.get(id);
-        if let Some(v) = self.ttl(buf, env, flow.dst) {
+        // A time exceeded goes back to the server from an address of ours: the local
+        // address it sent to (Full-NAT), or, for a NAT reply addressed to the client, our
+        // port address on the server's side, as a router's would (RFC 1812 §4.3.2.4) —
+        // never the client's address.
+        let our_addr = if env.addrs.is_ours(flow.dst) {
+            flow.dst
+        } else {
+            env.routes.lookup(flow.src).and_then(|h| env.port_addrs.get(h.port.index()).copied()).unwrap_or(c.vip)
+        };
+        if let Some(v) = self.ttl(buf, env, our_addr) {
             return v;
         }
         let vip = Endpoint::new(c.vip, c.vport);

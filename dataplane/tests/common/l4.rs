@@ -55,10 +55,11 @@ pub fn lb_worker_config(index: usize, count: usize) -> WorkerConfig {
     let mut c = lab_config();
     c.index = index;
     c.count = count;
-    c.static_neighbours = [(CLIENT_IP, CLIENT_MAC), (ROUTER_IP, ROUTER_MAC), (RS1, RS1_MAC), (RS2, RS2_MAC), (RS3, RS3_MAC)]
-        .into_iter()
-        .map(|(ip, mac)| StaticNeighbour { ip, mac: MacAddr(mac) })
-        .collect();
+    c.static_neighbours =
+        [(CLIENT_IP, CLIENT_MAC), (ROUTER_IP, ROUTER_MAC), (RS1, RS1_MAC), (RS2, RS2_MAC), (RS3, RS3_MAC)]
+            .into_iter()
+            .map(|(ip, mac)| StaticNeighbour { ip, mac: MacAddr(mac) })
+            .collect();
     c
 }
 
@@ -161,7 +162,9 @@ pub fn lb_workers(shared: &SharedServices, n: usize, opts: &LbOpts) -> Vec<MemWo
                 local_addrs: vec![LOCAL_IP, LOCAL_IP2],
             };
             let engine = LbEngine::new(i, n, Arc::clone(shared), config);
-            Worker::new(&lb_worker_config(i, n), queues(), MemPool::new(), sync).expect("valid config").with_lb(engine, link)
+            Worker::new(&lb_worker_config(i, n), queues(), MemPool::new(), sync)
+                .expect("valid config")
+                .with_lb(engine, link)
         })
         .collect()
 }
@@ -174,14 +177,18 @@ pub fn lb_worker(shared: &SharedServices) -> MemWorker {
 /// What every port of every worker sent, by port: `(front, back)`.
 pub type Sent = (Vec<Vec<u8>>, Vec<Vec<u8>>);
 
-/// Polls every worker twice at `now` (so packets redirected in the first round are handled
-/// by their owner in the second) and collects what all of them sent.
-pub fn poll_all(ws: &mut [MemWorker], now: u64) -> Sent {
+/// Polls every worker twice at `now`, so that packets redirected in the first round are
+/// handled by their owner in the second. What they sent stays in their queues.
+pub fn poll_all(ws: &mut [MemWorker], now: u64) {
     for _ in 0..2 {
         for w in ws.iter_mut() {
             w.poll_once(now);
         }
     }
+}
+
+/// Takes what every worker sent, by port.
+pub fn sent_by_all(ws: &mut [MemWorker]) -> Sent {
     let mut out: Sent = (Vec::new(), Vec::new());
     for w in ws.iter_mut() {
         out.0.extend(take_tx(w, FRONT));
@@ -190,10 +197,11 @@ pub fn poll_all(ws: &mut [MemWorker], now: u64) -> Sent {
     out
 }
 
-/// Injects `frame` on `port` of worker `at`, polls all, returns what was sent.
+/// Injects `frame` on `port` of worker `at`, polls all, returns what all of them sent.
 pub fn send_to(ws: &mut [MemWorker], at: usize, port: PortId, frame: &[u8], now: u64) -> Sent {
     inject(&mut ws[at], port, frame);
-    poll_all(ws, now)
+    poll_all(ws, now);
+    sent_by_all(ws)
 }
 
 /// The counting invariant of `rvs_dataplane::stats`, with redirects, for each worker and
@@ -272,7 +280,7 @@ impl Seg {
         self
     }
     pub fn options(mut self, options: &[u8]) -> Seg {
-        assert!(options.len() % 4 == 0 && options.len() <= 40, "TCP options pad to words, 40 bytes at most");
+        assert!(options.len().is_multiple_of(4) && options.len() <= 40, "TCP options pad to words, 40 bytes at most");
         self.options = options.to_vec();
         self
     }
@@ -343,11 +351,11 @@ impl Seg {
         pad60(eth(dst_mac, src_mac, ETH_IPV4, &self.ip()))
     }
     /// As the client sends it to rvs's front port.
-    pub fn from_client(&self) -> Vec<u8> {
+    pub fn by_client(&self) -> Vec<u8> {
         self.frame(FRONT_MAC, CLIENT_MAC)
     }
     /// As real server `mac` sends it to rvs's back port.
-    pub fn from_server(&self, mac: [u8; 6]) -> Vec<u8> {
+    pub fn by_server(&self, mac: [u8; 6]) -> Vec<u8> {
         self.frame(BACK_MAC, mac)
     }
     /// As rvs must send it to the client.
@@ -372,10 +380,10 @@ pub fn l4_csum(src: Ipv4Addr, dst: Ipv4Addr, proto: u8, seg: &[u8]) -> u16 {
     csum(&p)
 }
 
-/// An IPv4 header with a chosen TOS, flags word and TTL (for ICMP errors rvs builds),
-/// checksum in full, followed by `payload`.
-pub fn ipv4_full(src: Ipv4Addr, dst: Ipv4Addr, proto: u8, tos: u8, ident: u16, frag: u16, ttl: u8, payload: &[u8]) -> Vec<u8> {
-    let mut p = ipv4(Ip { ttl, ident, frag, ..Ip::new(src, dst, proto) }, payload);
+/// An ICMP message `msg` in an IPv4 header with TOS `tos`, DF clear (as the ICMP errors
+/// rvs builds or forwards in these tests), checksum in full.
+pub fn icmp_ip(src: Ipv4Addr, dst: Ipv4Addr, tos: u8, ident: u16, ttl: u8, msg: &[u8]) -> Vec<u8> {
+    let mut p = ipv4(Ip { ttl, ident, frag: 0, ..Ip::new(src, dst, PROTO_ICMP) }, msg);
     p[1] = tos;
     p[10..12].copy_from_slice(&[0, 0]);
     let c = csum(&p[..20]);
@@ -557,12 +565,22 @@ fn assert_ip_checksums(ip: &[u8]) {
 
 /// Hex dump for assertion messages.
 pub fn hex(b: &[u8]) -> String {
-    b.chunks(16).map(|c| c.iter().map(|x| format!("{x:02x}")).collect::<Vec<_>>().join(" ")).collect::<Vec<_>>().join("\n")
+    b.chunks(16)
+        .map(|c| c.iter().map(|x| format!("{x:02x}")).collect::<Vec<_>>().join(" "))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Asserts that `got` is exactly `want`, printing both in hex when not.
 pub fn assert_frame(got: &[u8], want: &[u8], what: &str) {
-    assert!(got == want, "{what}: frame differs\n got ({} bytes):\n{}\nwant ({} bytes):\n{}", got.len(), hex(got), want.len(), hex(want));
+    assert!(
+        got == want,
+        "{what}: frame differs\n got ({} bytes):\n{}\nwant ({} bytes):\n{}",
+        got.len(),
+        hex(got),
+        want.len(),
+        hex(want)
+    );
 }
 
 /// The single frame in `frames`.

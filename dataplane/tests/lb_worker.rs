@@ -1,0 +1,800 @@
+//! The L4 path end to end through whole workers on the in-memory driver: frames in on a
+//! port, frames out of the other, for every forwarding mode, the schedulers' shares, the
+//! drop reasons, redirects between workers, persistence and ICMP error translation.
+//!
+//! Every output frame is compared byte for byte with one built independently
+//! (`common::l4::Seg`, checksums computed in full), and also taken apart with the `wire`
+//! views with every checksum recomputed from scratch (`seen`), so that neither the
+//! incremental checksum code nor the views are trusted on their own. Each scenario ends
+//! with the counting invariant of `rvs_dataplane::stats` (redirects included).
+//!
+//! Topology (DESIGN.md's lab-lb1): port 0 "front" 10.10.0.1/24 with the VIP 10.10.0.100,
+//! port 1 "back" 10.20.0.1/24 with local addresses .200 and .201; the client 10.10.0.2,
+//! the router 10.10.0.254 and the servers 10.20.0.11-13 are static neighbours.
+
+mod common;
+
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+
+use common::l4::*;
+use common::*;
+use rvs_dataplane::conn::{client_owner, lport_owner, ConnState, TcpState};
+use rvs_dataplane::l2l3::neigh::NeighInfo;
+use rvs_dataplane::sched::PersistTable;
+use rvs_dataplane::service::{ForwardMode, L4Proto, SchedulerKind, SharedServices};
+use rvs_dataplane::stats::DropReason;
+use rvs_dataplane::wire::MacAddr;
+
+use ForwardMode::{Dr, FullNat, Nat, Tunnel};
+use L4Proto::{Tcp, Udp};
+use SchedulerKind::{Rr, Wrr};
+
+const CPORT: u16 = 40001;
+
+/// A one-service table: TCP `port` on the VIP, round robin over `servers`.
+fn one_service(workers: usize, port: u16, servers: &[Rs]) -> SharedServices {
+    publish(vec![service(workers, Tcp, port, Rr, servers, None)])
+}
+
+/// The connection state of the single connection of worker `w`.
+fn only_conn_state(w: &MemWorker) -> ConnState {
+    let conns: Vec<_> = w.lb().expect("engine").conns().iter().map(|(_, c)| c.state).collect();
+    assert_eq!(conns.len(), 1, "one connection expected");
+    conns[0]
+}
+
+/// IPv4 total length of an IP packet built by `Seg::ip`, for the byte counters.
+fn ip_len(s: &Seg) -> u64 {
+    s.ip().len() as u64
+}
+
+// ---- 1. NAT ----
+
+#[test]
+fn nat_tcp_connection_handshake_data_and_fin_with_port_mapping() {
+    let shared = one_service(1, 80, &[rs(RS1, 8080, 1, Nat)]);
+    let mut ws = vec![lb_worker(&shared)];
+    let client = (CLIENT_IP, CPORT);
+    let (vip, server) = ((VIP, 80), (RS1, 8080));
+    let (mut bytes_in, mut bytes_out, mut pk_in, mut pk_out) = (0u64, 0u64, 0u64, 0u64);
+
+    // The client's SYN goes out of the back port to the server, destination rewritten.
+    let syn = Seg::tcp(client.0, client.1, VIP, 80, SYN).options(&syn_options(1460));
+    let (front, back) = send_to(&mut ws, 0, FRONT, &syn.by_client(), 1);
+    assert!(front.is_empty());
+    let out = only(back, "SYN to server");
+    assert_frame(&out, &syn.clone().addrs(client, server).ttl(60).to_server(RS1_MAC), "DNATed SYN");
+    let s = seen(&out);
+    assert_eq!((s.eth_dst, s.eth_src), (RS1_MAC, BACK_MAC), "back port MAC to the server's MAC");
+    assert_eq!((s.src, s.sport, s.dst, s.dport, s.ttl), (CLIENT_IP, CPORT, RS1, 8080, 60));
+    assert_eq!(s.mss, Some(1460), "NAT leaves the options alone");
+    (pk_in, bytes_in) = (pk_in + 1, bytes_in + ip_len(&syn));
+    assert_eq!(snapshot(&ws[0]).conns_created, 1);
+    assert_eq!(server_stats(&shared, 0, 0).active_conns, 1, "SYN_RECV counts as active (IPVS >= 4.7)");
+
+    // The server's SYN-ACK comes back to the client from VIP:80.
+    let syn_ack = Seg::tcp(RS1, 8080, CLIENT_IP, CPORT, SYN | ACK)
+        .seq(0x5000_0000)
+        .ack(0x1000_0001)
+        .options(&syn_options(1460))
+        .ttl(64);
+    let (front, back) = send_to(&mut ws, 0, BACK, &syn_ack.by_server(RS1_MAC), 2);
+    assert!(back.is_empty());
+    let out = only(front, "SYN-ACK to client");
+    assert_frame(&out, &syn_ack.clone().addrs(vip, client).ttl(63).to_client(), "SNATed SYN-ACK");
+    let s = seen(&out);
+    assert_eq!((s.eth_dst, s.eth_src, s.src, s.sport, s.mss), (CLIENT_MAC, FRONT_MAC, VIP, 80, Some(1460)));
+    (pk_out, bytes_out) = (pk_out + 1, bytes_out + ip_len(&syn_ack));
+
+    // ACK, then data both ways.
+    let exchange: Vec<(bool, Seg)> = vec![
+        (true, Seg::tcp(CLIENT_IP, CPORT, VIP, 80, ACK).seq(0x1000_0001).ack(0x5000_0001)),
+        (
+            true,
+            Seg::tcp(CLIENT_IP, CPORT, VIP, 80, PSH | ACK)
+                .seq(0x1000_0001)
+                .ack(0x5000_0001)
+                .data(b"GET / HTTP/1.1\r\nHost: vip\r\n\r\n"),
+        ),
+        (
+            false,
+            Seg::tcp(RS1, 8080, CLIENT_IP, CPORT, PSH | ACK)
+                .seq(0x5000_0001)
+                .ack(0x1000_001f)
+                .ttl(64)
+                .data(&[b'x'; 300]),
+        ),
+        (true, Seg::tcp(CLIENT_IP, CPORT, VIP, 80, ACK).seq(0x1000_001f).ack(0x5000_012d)),
+    ];
+    for (i, (inbound, seg)) in exchange.iter().enumerate() {
+        let now = 10 + i as u64;
+        if *inbound {
+            let (front, back) = send_to(&mut ws, 0, FRONT, &seg.by_client(), now);
+            assert!(front.is_empty());
+            assert_frame(
+                &only(back, "to server"),
+                &seg.clone().addrs(client, server).ttl(60).to_server(RS1_MAC),
+                "client segment",
+            );
+            (pk_in, bytes_in) = (pk_in + 1, bytes_in + ip_len(seg));
+        } else {
+            let (front, back) = send_to(&mut ws, 0, BACK, &seg.by_server(RS1_MAC), now);
+            assert!(back.is_empty());
+            assert_frame(
+                &only(front, "to client"),
+                &seg.clone().addrs(vip, client).ttl(63).to_client(),
+                "server segment",
+            );
+            (pk_out, bytes_out) = (pk_out + 1, bytes_out + ip_len(seg));
+        }
+    }
+    assert_eq!(only_conn_state(&ws[0]), ConnState::Tcp(TcpState::Established));
+
+    // FIN from the client, FIN from the server, last ACK: the connection becomes inactive.
+    let close: Vec<(bool, Seg)> = vec![
+        (true, Seg::tcp(CLIENT_IP, CPORT, VIP, 80, FIN | ACK).seq(0x1000_001f).ack(0x5000_012d)),
+        (false, Seg::tcp(RS1, 8080, CLIENT_IP, CPORT, FIN | ACK).seq(0x5000_012d).ack(0x1000_0020).ttl(64)),
+        (true, Seg::tcp(CLIENT_IP, CPORT, VIP, 80, ACK).seq(0x1000_0020).ack(0x5000_012e)),
+    ];
+    for (i, (inbound, seg)) in close.iter().enumerate() {
+        let now = 20 + i as u64;
+        if *inbound {
+            let (_, back) = send_to(&mut ws, 0, FRONT, &seg.by_client(), now);
+            assert_frame(
+                &only(back, "to server"),
+                &seg.clone().addrs(client, server).ttl(60).to_server(RS1_MAC),
+                "client FIN/ACK",
+            );
+            (pk_in, bytes_in) = (pk_in + 1, bytes_in + ip_len(seg));
+        } else {
+            let (front, _) = send_to(&mut ws, 0, BACK, &seg.by_server(RS1_MAC), now);
+            assert_frame(&only(front, "to client"), &seg.clone().addrs(vip, client).ttl(63).to_client(), "server FIN");
+            (pk_out, bytes_out) = (pk_out + 1, bytes_out + ip_len(seg));
+        }
+    }
+    let state = only_conn_state(&ws[0]);
+    assert!(!state.is_active(), "closed connection is inactive, got {}", state.name());
+
+    let want = rvs_dataplane::service::ServerStatsSnapshot {
+        active_conns: 0,
+        inactive_conns: 1,
+        conns: 1,
+        packets_in: pk_in,
+        packets_out: pk_out,
+        bytes_in,
+        bytes_out,
+    };
+    assert_eq!(server_stats(&shared, 0, 0), want, "server counters");
+    assert_eq!(service_stats(&shared, 0), want, "service counters");
+    let s = snapshot(&ws[0]);
+    assert_eq!((s.conns_created, s.rx_packets, s.tx_packets, s.drops_total()), (1, 9, 9, 0));
+    assert_accounting_all(&ws);
+}
+
+#[test]
+fn nat_rst_closes_and_udp_keeps_the_service_port() {
+    let shared = publish(vec![
+        service(1, Tcp, 80, Rr, &[rs(RS2, 80, 1, Nat)], None),
+        service(1, Udp, 53, Rr, &[rs(RS2, 53, 1, Nat)], None),
+    ]);
+    let mut ws = vec![lb_worker(&shared)];
+
+    // TCP: SYN, then an RST from the server closes the connection.
+    let syn = Seg::tcp(CLIENT_IP, CPORT, VIP, 80, SYN);
+    let (_, back) = send_to(&mut ws, 0, FRONT, &syn.by_client(), 1);
+    assert_frame(
+        &only(back, "SYN"),
+        &syn.clone().addrs((CLIENT_IP, CPORT), (RS2, 80)).ttl(60).to_server(RS2_MAC),
+        "SYN, no port mapping",
+    );
+    let rst = Seg::tcp(RS2, 80, CLIENT_IP, CPORT, RST | ACK).ack(0x1000_0001).ttl(64);
+    let (front, _) = send_to(&mut ws, 0, BACK, &rst.by_server(RS2_MAC), 2);
+    assert_frame(
+        &only(front, "RST"),
+        &rst.clone().addrs((VIP, 80), (CLIENT_IP, CPORT)).ttl(63).to_client(),
+        "RST to client",
+    );
+    assert_eq!(only_conn_state(&ws[0]), ConnState::Tcp(TcpState::Close));
+    let st = server_stats(&shared, 0, 0);
+    assert_eq!((st.conns, st.active_conns, st.inactive_conns, st.packets_in, st.packets_out), (1, 0, 1, 1, 1));
+
+    // UDP: a query and its answer.
+    let q = Seg::udp(CLIENT_IP, 5300, VIP, 53, b"query: vip.example. A");
+    let (_, back) = send_to(&mut ws, 0, FRONT, &q.by_client(), 3);
+    let out = only(back, "UDP query");
+    assert_frame(&out, &q.clone().addrs((CLIENT_IP, 5300), (RS2, 53)).ttl(60).to_server(RS2_MAC), "DNATed query");
+    assert_eq!(seen(&out).proto, PROTO_UDP);
+    let a = Seg::udp(RS2, 53, CLIENT_IP, 5300, b"answer: 10.10.0.100").ttl(64);
+    let (front, _) = send_to(&mut ws, 0, BACK, &a.by_server(RS2_MAC), 4);
+    assert_frame(
+        &only(front, "UDP answer"),
+        &a.clone().addrs((VIP, 53), (CLIENT_IP, 5300)).ttl(63).to_client(),
+        "SNATed answer",
+    );
+    let u = server_stats(&shared, 1, 0);
+    assert_eq!(
+        (u.conns, u.active_conns, u.inactive_conns, u.packets_in, u.packets_out),
+        (1, 0, 1, 1, 1),
+        "UDP flows are inactive"
+    );
+    assert_eq!(snapshot(&ws[0]).conns_created, 2);
+    assert_accounting_all(&ws);
+}
+
+// ---- 2. schedulers through the worker ----
+
+/// Opens 30 connections from different client ports; returns how many went to each of
+/// RS1, RS2, RS3 (by the destination of the forwarded SYN).
+fn spread_30(shared: &SharedServices) -> [usize; 3] {
+    let mut ws = vec![lb_worker(shared)];
+    let mut counts = [0; 3];
+    for i in 0..30u16 {
+        let syn = Seg::tcp(CLIENT_IP, 41000 + i, VIP, 80, SYN);
+        let (_, back) = send_to(&mut ws, 0, FRONT, &syn.by_client(), u64::from(i));
+        let s = seen(&only(back, "SYN"));
+        let k = [RS1, RS2, RS3].iter().position(|&a| a == s.dst).expect("a lab server");
+        assert_eq!(s.eth_dst, server_mac(s.dst), "sent to the chosen server's MAC");
+        counts[k] += 1;
+    }
+    assert_eq!(snapshot(&ws[0]).conns_created, 30);
+    assert_accounting_all(&ws);
+    counts
+}
+
+#[test]
+fn rr_spreads_30_connections_10_10_10() {
+    let servers = [rs(RS1, 80, 1, Nat), rs(RS2, 80, 1, Nat), rs(RS3, 80, 1, Nat)];
+    let shared = one_service(1, 80, &servers);
+    assert_eq!(spread_30(&shared), [10, 10, 10]);
+    for i in 0..3 {
+        assert_eq!(server_stats(&shared, 0, i).conns, 10, "server {i}");
+    }
+}
+
+#[test]
+fn wrr_3_2_1_spreads_30_connections_15_10_5() {
+    let servers = [rs(RS1, 80, 3, Nat), rs(RS2, 80, 2, Nat), rs(RS3, 80, 1, Nat)];
+    let shared = publish(vec![service(1, Tcp, 80, Wrr, &servers, None)]);
+    assert_eq!(spread_30(&shared), [15, 10, 5]);
+}
+
+// ---- 3. Full-NAT ----
+
+/// A client port whose flows worker `w` of `n` owns.
+fn cport_owned_by(w: usize, n: usize, from: u16) -> u16 {
+    (from..).find(|&p| client_owner(CLIENT_IP, p, n) == w).expect("some port")
+}
+
+#[test]
+fn fullnat_tcp_toa_on_syn_and_handshake_ack_only_and_mss_lowered() {
+    let n = 2;
+    let shared = one_service(n, 80, &[rs(RS1, 8080, 1, FullNat)]);
+    let mut ws = lb_workers(&shared, n, &LbOpts::default());
+    let owner = 1;
+    let cport = cport_owned_by(owner, n, CPORT);
+    let client = (CLIENT_IP, cport);
+
+    let syn = Seg::tcp(CLIENT_IP, cport, VIP, 80, SYN).options(&syn_options(1460));
+    inject(&mut ws[owner], FRONT, &syn.by_client());
+    poll_all(&mut ws[..], 1);
+    let out = only(take_tx(&mut ws[owner], BACK), "SYN leaves through its owner");
+    let s = seen(&out);
+    let local = (s.src, s.sport);
+    assert!(s.src == LOCAL_IP || s.src == LOCAL_IP2, "source is a local address, got {}", s.src);
+    assert!(s.sport >= 1024, "local port {} in the dynamic range", s.sport);
+    assert_eq!(lport_owner(s.sport, n), owner, "local port {} owned by the creating worker", s.sport);
+    assert_eq!(s.tcp_option(254), Some(toa_option(CLIENT_IP, cport)), "TOA first in the SYN");
+    let mut opts = toa_option(CLIENT_IP, cport);
+    opts.extend(syn_options(1460));
+    assert_frame(
+        &out,
+        &syn.clone().addrs(local, (RS1, 8080)).options(&opts).ttl(60).to_server(RS1_MAC),
+        "Full-NAT SYN with TOA",
+    );
+
+    // SYN-ACK back to the local address: to the client from VIP:80, MSS 1460 - 8.
+    let syn_ack = Seg::tcp(RS1, 8080, local.0, local.1, SYN | ACK)
+        .seq(0x7000_0000)
+        .ack(0x1000_0001)
+        .options(&syn_options(1460))
+        .ttl(64);
+    inject(&mut ws[lport_owner(local.1, n)], BACK, &syn_ack.by_server(RS1_MAC));
+    poll_all(&mut ws[..], 2);
+    let out = only(take_tx(&mut ws[owner], FRONT), "SYN-ACK to client");
+    assert_eq!(seen(&out).mss, Some(1452), "MSS lowered by the TOA size");
+    assert_frame(
+        &out,
+        &syn_ack.clone().addrs((VIP, 80), client).options(&syn_options(1452)).ttl(63).to_client(),
+        "Full-NAT SYN-ACK",
+    );
+
+    // The ACK completing the handshake carries the TOA; later data does not.
+    let ack = Seg::tcp(CLIENT_IP, cport, VIP, 80, ACK).seq(0x1000_0001).ack(0x7000_0001);
+    inject(&mut ws[owner], FRONT, &ack.by_client());
+    poll_all(&mut ws[..], 3);
+    let out = only(take_tx(&mut ws[owner], BACK), "ACK");
+    assert_frame(
+        &out,
+        &ack.clone().addrs(local, (RS1, 8080)).options(&toa_option(CLIENT_IP, cport)).ttl(60).to_server(RS1_MAC),
+        "handshake ACK with TOA",
+    );
+
+    let data = Seg::tcp(CLIENT_IP, cport, VIP, 80, PSH | ACK)
+        .seq(0x1000_0001)
+        .ack(0x7000_0001)
+        .data(b"GET / HTTP/1.0\r\n\r\n");
+    inject(&mut ws[owner], FRONT, &data.by_client());
+    poll_all(&mut ws[..], 4);
+    let out = only(take_tx(&mut ws[owner], BACK), "data");
+    assert_eq!(seen(&out).tcp_option(254), None, "no TOA after the handshake");
+    assert_frame(&out, &data.clone().addrs(local, (RS1, 8080)).ttl(60).to_server(RS1_MAC), "data without TOA");
+
+    let answer =
+        Seg::tcp(RS1, 8080, local.0, local.1, PSH | ACK).seq(0x7000_0001).ack(0x1000_0013).ttl(64).data(&[b'y'; 200]);
+    inject(&mut ws[lport_owner(local.1, n)], BACK, &answer.by_server(RS1_MAC));
+    poll_all(&mut ws[..], 5);
+    assert_frame(
+        &only(take_tx(&mut ws[owner], FRONT), "answer"),
+        &answer.clone().addrs((VIP, 80), client).ttl(63).to_client(),
+        "answer",
+    );
+
+    let total: u64 = ws.iter().map(|w| snapshot(w).toa_skipped).sum();
+    assert_eq!(total, 0);
+    assert_accounting_all(&ws);
+}
+
+#[test]
+fn fullnat_udp_has_no_toa() {
+    let shared = publish(vec![service(1, Udp, 53, Rr, &[rs(RS2, 5353, 1, FullNat)], None)]);
+    let mut ws = vec![lb_worker(&shared)];
+    let q = Seg::udp(CLIENT_IP, 5300, VIP, 53, b"query");
+    let (_, back) = send_to(&mut ws, 0, FRONT, &q.by_client(), 1);
+    let out = only(back, "query");
+    let s = seen(&out);
+    assert!(s.src == LOCAL_IP || s.src == LOCAL_IP2);
+    let local = (s.src, s.sport);
+    assert_frame(
+        &out,
+        &q.clone().addrs(local, (RS2, 5353)).ttl(60).to_server(RS2_MAC),
+        "Full-NAT UDP, same length (no TOA)",
+    );
+    let a = Seg::udp(RS2, 5353, local.0, local.1, b"answer").ttl(64);
+    let (front, _) = send_to(&mut ws, 0, BACK, &a.by_server(RS2_MAC), 2);
+    assert_frame(
+        &only(front, "answer"),
+        &a.clone().addrs((VIP, 53), (CLIENT_IP, 5300)).ttl(63).to_client(),
+        "answer from VIP:53",
+    );
+    assert_eq!(snapshot(&ws[0]).toa_skipped, 0);
+    assert_accounting_all(&ws);
+}
+
+// ---- 4. DR and IPIP ----
+
+#[test]
+fn dr_changes_only_macs_and_ttl() {
+    let shared = one_service(1, 80, &[rs(RS3, 80, 1, Dr)]);
+    let mut ws = vec![lb_worker(&shared)];
+    for (i, seg) in [
+        Seg::tcp(CLIENT_IP, CPORT, VIP, 80, SYN).options(&syn_options(1460)),
+        Seg::tcp(CLIENT_IP, CPORT, VIP, 80, ACK).seq(0x1000_0001).ack(1),
+        Seg::tcp(CLIENT_IP, CPORT, VIP, 80, PSH | ACK).seq(0x1000_0001).ack(1).data(b"hello"),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let input = seg.by_client();
+        let (front, back) = send_to(&mut ws, 0, FRONT, &input, i as u64);
+        assert!(front.is_empty());
+        let out = only(back, "DR");
+        assert_frame(&out, &seg.clone().ttl(60).to_server(RS3_MAC), "DR frame");
+        assert_eq!(&out[..12], &[RS3_MAC, BACK_MAC].concat()[..], "MACs: back port to server");
+        // L3/L4 identical except the TTL (byte 8) and header checksum (10..12).
+        for (k, (a, b)) in input[14..].iter().zip(&out[14..]).enumerate() {
+            if ![8, 10, 11].contains(&k) {
+                assert_eq!(a, b, "byte {k} of the IP packet changed");
+            }
+        }
+        assert_eq!(out[14 + 8], input[14 + 8] - 1);
+    }
+    assert_accounting_all(&ws);
+}
+
+#[test]
+fn tunnel_encapsulates_and_answers_over_mtu_with_frag_needed() {
+    let shared = one_service(1, 80, &[rs(RS1, 80, 1, Tunnel)]);
+    let opts = LbOpts { port_mtu: vec![1500, 600], ..LbOpts::default() };
+    let mut ws = lb_workers(&shared, 1, &opts);
+
+    let syn = Seg::tcp(CLIENT_IP, CPORT, VIP, 80, SYN).options(&syn_options(1460)).ident(0x0a0b);
+    let (front, back) = send_to(&mut ws, 0, FRONT, &syn.by_client(), 1);
+    assert!(front.is_empty());
+    let out = only(back, "IPIP");
+    let outer = ipv4(Ip { ttl: 64, ident: 0x0a0b, ..Ip::new(BACK_IP, RS1, PROTO_IPIP) }, &hop(&syn.ip()));
+    assert_frame(&out, &eth(RS1_MAC, BACK_MAC, ETH_IPV4, &outer), "IPIP frame");
+    let s = seen(&out);
+    assert_eq!((s.src, s.dst, s.proto, s.ttl, s.df), (BACK_IP, RS1, PROTO_IPIP, 64, true));
+    assert_eq!(&s.payload[..], &hop(&syn.ip())[..], "inner packet intact but for TTL - 1");
+
+    // A 590-byte DF packet needs 610 bytes with the outer header: frag needed, MTU 580.
+    let big = Seg::tcp(CLIENT_IP, CPORT, VIP, 80, ACK).seq(0x1000_0001).ack(1).data(&[0x5a; 550]).ident(0x0c0d);
+    assert_eq!(big.ip().len(), 590);
+    let (front, back) = send_to(&mut ws, 0, FRONT, &big.by_client(), 2);
+    assert!(back.is_empty(), "nothing to the server");
+    let out = only(front, "frag needed");
+    let quote = &hop(&big.ip())[..28];
+    let err = icmp_ip(VIP, CLIENT_IP, 0xc0, 0x0c0d, 64, &icmp_msg(3, 4, 580, quote));
+    assert_frame(&out, &eth(CLIENT_MAC, FRONT_MAC, ETH_IPV4, &err), "ICMP fragmentation needed");
+    let s = seen(&out);
+    assert_eq!((s.src, s.dst, s.eth_dst), (VIP, CLIENT_IP, CLIENT_MAC));
+    assert_eq!(u16::from_be_bytes([s.payload[6], s.payload[7]]), 580, "next-hop MTU");
+    assert_eq!(snapshot(&ws[0]).icmp_errors_sent, 1);
+
+    // Without DF: dropped, rvs does not fragment.
+    let (front, back) = send_to(&mut ws, 0, FRONT, &big.clone().df(false).by_client(), 3);
+    assert!(front.is_empty() && back.is_empty());
+    assert_eq!(drops_of(&ws[0]), vec![(DropReason::TunnelTooBig.name(), 1)]);
+    assert_accounting_all(&ws);
+}
+
+// ---- 5. drops ----
+
+#[test]
+fn ack_for_unknown_flow_is_tcp_no_conn() {
+    let shared = one_service(1, 80, &[rs(RS1, 80, 1, Nat)]);
+    let mut ws = vec![lb_worker(&shared)];
+    let (f, b) = send_to(&mut ws, 0, FRONT, &Seg::tcp(CLIENT_IP, CPORT, VIP, 80, ACK).ack(1).by_client(), 1);
+    assert!(f.is_empty() && b.is_empty());
+    assert_eq!(drops_of(&ws[0]), vec![("tcp_no_conn", 1)]);
+    assert_eq!(snapshot(&ws[0]).conns_created, 0);
+    assert_accounting_all(&ws);
+}
+
+#[test]
+fn tcp_to_vip_port_without_service_is_l4_no_service() {
+    let shared = one_service(1, 80, &[rs(RS1, 80, 1, Nat)]);
+    let mut ws = vec![lb_worker(&shared)];
+    send_to(&mut ws, 0, FRONT, &Seg::tcp(CLIENT_IP, CPORT, VIP, 443, SYN).by_client(), 1);
+    send_to(&mut ws, 0, FRONT, &Seg::udp(CLIENT_IP, CPORT, VIP, 80, b"x").by_client(), 2);
+    assert_eq!(drops_of(&ws[0]), vec![("l4_no_service", 2)], "TCP :443 and UDP :80 have no service");
+    assert_accounting_all(&ws);
+}
+
+#[test]
+fn all_servers_weight_zero_is_no_server() {
+    let shared = one_service(1, 80, &[rs(RS1, 80, 0, Nat), rs(RS2, 80, 0, Nat)]);
+    let mut ws = vec![lb_worker(&shared)];
+    let (f, b) = send_to(&mut ws, 0, FRONT, &Seg::tcp(CLIENT_IP, CPORT, VIP, 80, SYN).by_client(), 1);
+    assert!(f.is_empty() && b.is_empty());
+    assert_eq!(drops_of(&ws[0]), vec![("no_server", 1)]);
+    assert_accounting_all(&ws);
+}
+
+#[test]
+fn full_conn_table_drops_new_flows_and_keeps_existing_ones() {
+    let shared = one_service(1, 80, &[rs(RS1, 80, 1, Nat)]);
+    let mut ws = lb_workers(&shared, 1, &LbOpts { conn_capacity: 2, ..LbOpts::default() });
+    for p in [CPORT, CPORT + 1] {
+        let (_, b) = send_to(&mut ws, 0, FRONT, &Seg::tcp(CLIENT_IP, p, VIP, 80, SYN).by_client(), 1);
+        assert_eq!(b.len(), 1);
+    }
+    let (f, b) = send_to(&mut ws, 0, FRONT, &Seg::tcp(CLIENT_IP, CPORT + 2, VIP, 80, SYN).by_client(), 2);
+    assert!(f.is_empty() && b.is_empty(), "third flow dropped");
+    assert_eq!(drops_of(&ws[0]), vec![("conn_table_full", 1)]);
+    for p in [CPORT, CPORT + 1] {
+        let ack = Seg::tcp(CLIENT_IP, p, VIP, 80, ACK).seq(0x1000_0001).ack(1);
+        let (_, b) = send_to(&mut ws, 0, FRONT, &ack.by_client(), 3);
+        assert_frame(
+            &only(b, "existing flow"),
+            &ack.clone().addrs((CLIENT_IP, p), (RS1, 80)).ttl(60).to_server(RS1_MAC),
+            "existing flow forwarded",
+        );
+        let reply = Seg::tcp(RS1, 80, CLIENT_IP, p, ACK).ttl(64);
+        let (f, _) = send_to(&mut ws, 0, BACK, &reply.by_server(RS1_MAC), 4);
+        assert_eq!(f.len(), 1, "replies of existing flows too");
+    }
+    assert_eq!(snapshot(&ws[0]).conns_created, 2);
+    assert_accounting_all(&ws);
+}
+
+#[test]
+fn ttl_one_gets_time_exceeded_from_the_vip() {
+    let shared = one_service(1, 80, &[rs(RS1, 80, 1, Nat)]);
+    let mut ws = vec![lb_worker(&shared)];
+    let syn = Seg::tcp(CLIENT_IP, CPORT, VIP, 80, SYN).ttl(1).ident(0x4242);
+    let (front, back) = send_to(&mut ws, 0, FRONT, &syn.by_client(), 1);
+    assert!(back.is_empty());
+    let out = only(front, "time exceeded");
+    let err = icmp_ip(VIP, CLIENT_IP, 0xc0, 0x4242, 64, &icmp_msg(11, 0, 0, &syn.ip()[..28]));
+    assert_frame(
+        &out,
+        &eth(CLIENT_MAC, FRONT_MAC, ETH_IPV4, &err),
+        "ICMP time exceeded quoting the packet as received",
+    );
+    assert_eq!(seen(&out).src, VIP);
+    let s = snapshot(&ws[0]);
+    assert_eq!((s.drop_count(DropReason::TtlExceeded), s.icmp_errors_sent, s.local_originated), (1, 1, 1));
+    assert_accounting_all(&ws);
+}
+
+#[test]
+fn server_packets_without_connection_are_dropped_by_destination_kind() {
+    let shared = publish(vec![
+        service(1, Tcp, 80, Rr, &[rs(RS1, 80, 1, Nat)], None),
+        service(1, Tcp, 81, Rr, &[rs(RS2, 81, 1, FullNat)], None),
+    ]);
+    let mut ws = vec![lb_worker(&shared)];
+    // NAT: a server "reply" to a client no connection knows is transit traffic.
+    send_to(&mut ws, 0, BACK, &Seg::tcp(RS1, 80, CLIENT_IP, CPORT, SYN | ACK).ttl(64).by_server(RS1_MAC), 1);
+    assert_eq!(drops_of(&ws[0]), vec![("ip_not_for_us", 1)]);
+    // Full-NAT: a packet to a local address and port no connection holds.
+    send_to(&mut ws, 0, BACK, &Seg::tcp(RS2, 81, LOCAL_IP, 2000, SYN | ACK).ttl(64).by_server(RS2_MAC), 2);
+    assert_eq!(drops_of(&ws[0]), vec![("ip_not_for_us", 1), ("reply_no_conn", 1)]);
+    assert_accounting_all(&ws);
+}
+
+#[test]
+fn nat_reply_with_ttl_one_gets_time_exceeded_from_our_back_address() {
+    let shared = one_service(1, 80, &[rs(RS1, 8080, 1, Nat)]);
+    let mut ws = vec![lb_worker(&shared)];
+    send_to(&mut ws, 0, FRONT, &Seg::tcp(CLIENT_IP, CPORT, VIP, 80, SYN).by_client(), 1);
+    let reply = Seg::tcp(RS1, 8080, CLIENT_IP, CPORT, SYN | ACK).ack(0x1000_0001).ttl(1).ident(0x2121);
+    let (front, back) = send_to(&mut ws, 0, BACK, &reply.by_server(RS1_MAC), 2);
+    assert!(front.is_empty(), "not forwarded");
+    let out = only(back, "time exceeded to the server");
+    let s = seen(&out);
+    assert_eq!((s.dst, s.eth_dst, s.proto, s.payload[0]), (RS1, RS1_MAC, PROTO_ICMP, 11));
+    // The server sent to the client through us as its gateway: the error comes from our
+    // address on its side, as a router's would (RFC 1812 §4.3.2.4), never from the client.
+    assert_eq!(s.src, BACK_IP, "source of the time exceeded");
+    let err = icmp_ip(BACK_IP, RS1, 0xc0, 0x2121, 64, &icmp_msg(11, 0, 0, &reply.ip()[..28]));
+    assert_frame(&out, &eth(RS1_MAC, BACK_MAC, ETH_IPV4, &err), "time exceeded");
+    assert_accounting_all(&ws);
+}
+
+#[test]
+fn expired_connections_leave_the_table_and_the_server_counters() {
+    let shared = publish(vec![
+        service(1, Tcp, 80, Rr, &[rs(RS1, 80, 1, Nat)], None),
+        service(1, Tcp, 81, Rr, &[rs(RS2, 81, 1, FullNat)], None),
+    ]);
+    let mut ws = vec![lb_worker(&shared)];
+    send_to(&mut ws, 0, FRONT, &Seg::tcp(CLIENT_IP, CPORT, VIP, 80, SYN).by_client(), 1);
+    let (_, back) = send_to(&mut ws, 0, FRONT, &Seg::tcp(CLIENT_IP, CPORT, VIP, 81, SYN).by_client(), 1);
+    let local = seen(&only(back, "Full-NAT SYN"));
+    assert_eq!(snapshot(&ws[0]).conns, 2, "conns gauge");
+    assert_eq!((server_stats(&shared, 0, 0).active_conns, server_stats(&shared, 1, 0).active_conns), (1, 1));
+    // SYN_RECV times out after 60 s (IPVS's default).
+    poll_all(&mut ws[..], 61 * SEC);
+    assert_eq!(snapshot(&ws[0]).conns, 0);
+    assert!(ws[0].lb().expect("engine").conns().is_empty());
+    for svc in 0..2 {
+        let st = server_stats(&shared, svc, 0);
+        assert_eq!((st.active_conns, st.inactive_conns, st.conns), (0, 0, 1), "service {svc}");
+        assert_eq!(service_stats(&shared, svc).active_conns, 0);
+    }
+    // Late packets of the expired flows find nothing.
+    send_to(&mut ws, 0, FRONT, &Seg::tcp(CLIENT_IP, CPORT, VIP, 80, ACK).by_client(), 62 * SEC);
+    send_to(&mut ws, 0, BACK, &Seg::tcp(RS2, 81, local.src, local.sport, ACK).ttl(64).by_server(RS2_MAC), 62 * SEC);
+    assert_eq!(drops_of(&ws[0]), vec![("reply_no_conn", 1), ("tcp_no_conn", 1)]);
+    assert_accounting_all(&ws);
+}
+
+// ---- 6. two workers ----
+
+#[test]
+fn two_workers_redirect_client_packets_and_nat_replies_to_the_owner() {
+    let n = 2;
+    let shared = one_service(n, 80, &[rs(RS1, 8080, 1, Nat)]);
+    let mut ws = lb_workers(&shared, n, &LbOpts::default());
+    let cport = cport_owned_by(1, n, CPORT);
+    let (owner, other) = (1, 0);
+
+    let syn = Seg::tcp(CLIENT_IP, cport, VIP, 80, SYN);
+    inject(&mut ws[other], FRONT, &syn.by_client());
+    poll_all(&mut ws[..], 1);
+    assert!(take_tx(&mut ws[other], BACK).is_empty() && take_tx(&mut ws[other], FRONT).is_empty());
+    assert_frame(
+        &only(take_tx(&mut ws[owner], BACK), "via owner"),
+        &syn.clone().addrs((CLIENT_IP, cport), (RS1, 8080)).ttl(60).to_server(RS1_MAC),
+        "redirected SYN",
+    );
+    assert_eq!((snapshot(&ws[other]).redirected_out, snapshot(&ws[owner]).redirected_in), (1, 1));
+    assert_eq!((snapshot(&ws[other]).conns_created, snapshot(&ws[owner]).conns_created), (0, 1));
+
+    // The NAT reply arrives at the other worker too: redirected by the client's owner.
+    let syn_ack = Seg::tcp(RS1, 8080, CLIENT_IP, cport, SYN | ACK).ack(0x1000_0001).ttl(64);
+    inject(&mut ws[other], BACK, &syn_ack.by_server(RS1_MAC));
+    poll_all(&mut ws[..], 2);
+    assert!(take_tx(&mut ws[other], FRONT).is_empty());
+    assert_frame(
+        &only(take_tx(&mut ws[owner], FRONT), "reply via owner"),
+        &syn_ack.clone().addrs((VIP, 80), (CLIENT_IP, cport)).ttl(63).to_client(),
+        "redirected reply",
+    );
+    assert_eq!((snapshot(&ws[other]).redirected_out, snapshot(&ws[owner]).redirected_in), (2, 2));
+    assert_accounting_all(&ws);
+}
+
+#[test]
+fn two_workers_redirect_fullnat_replies_to_the_local_port_owner() {
+    let n = 2;
+    let shared = one_service(n, 80, &[rs(RS1, 8080, 1, FullNat)]);
+    let mut ws = lb_workers(&shared, n, &LbOpts::default());
+    let owner = 0;
+    let cport = cport_owned_by(owner, n, CPORT);
+    let syn = Seg::tcp(CLIENT_IP, cport, VIP, 80, SYN);
+    inject(&mut ws[owner], FRONT, &syn.by_client());
+    poll_all(&mut ws[..], 1);
+    let s = seen(&only(take_tx(&mut ws[owner], BACK), "SYN"));
+    assert_eq!(lport_owner(s.sport, n), owner);
+    assert_eq!(snapshot(&ws[owner]).redirected_out, 0, "the owner handled it itself");
+
+    // The server's reply lands on the other worker (as RSS might put it).
+    let wrong = 1 - owner;
+    let syn_ack = Seg::tcp(RS1, 8080, s.src, s.sport, SYN | ACK).ack(0x1000_0001).ttl(64);
+    inject(&mut ws[wrong], BACK, &syn_ack.by_server(RS1_MAC));
+    poll_all(&mut ws[..], 2);
+    assert!(take_tx(&mut ws[wrong], FRONT).is_empty());
+    assert_frame(
+        &only(take_tx(&mut ws[owner], FRONT), "via lport owner"),
+        &syn_ack.clone().addrs((VIP, 80), (CLIENT_IP, cport)).ttl(63).to_client(),
+        "Full-NAT reply",
+    );
+    assert_eq!((snapshot(&ws[wrong]).redirected_out, snapshot(&ws[owner]).redirected_in), (1, 1));
+    assert_accounting_all(&ws);
+}
+
+// ---- 7. persistence ----
+
+#[test]
+fn persistence_holds_across_workers() {
+    let n = 2;
+    let servers = [rs(RS1, 80, 1, Nat), rs(RS2, 80, 1, Nat), rs(RS3, 80, 1, Nat)];
+    // Without persistence, worker 0 and worker 1 start their round robin at different
+    // servers, so their first connections differ: the check below is not vacuous.
+    let first_server = |shared: &SharedServices| -> Vec<Ipv4Addr> {
+        let mut ws = lb_workers(shared, n, &LbOpts::default());
+        let picks = (0..n)
+            .map(|w| {
+                let p = cport_owned_by(w, n, CPORT);
+                inject(&mut ws[w], FRONT, &Seg::tcp(CLIENT_IP, p, VIP, 80, SYN).by_client());
+                poll_all(&mut ws[..], 1);
+                seen(&only(take_tx(&mut ws[w], BACK), "SYN")).dst
+            })
+            .collect();
+        assert_accounting_all(&ws);
+        picks
+    };
+    let plain = first_server(&one_service(n, 80, &servers));
+    assert_ne!(plain[0], plain[1], "round robin alone spreads the two connections");
+
+    let persist = Arc::new(PersistTable::new(1024, 300, Ipv4Addr::new(255, 255, 255, 255)));
+    let sticky = publish(vec![service(n, Tcp, 80, Rr, &servers, Some(persist))]);
+    let picks = first_server(&sticky);
+    assert_eq!(picks[0], picks[1], "one client, two ports, two workers: one server");
+}
+
+// ---- 8. ICMP errors ----
+
+#[test]
+fn nat_server_port_unreachable_reaches_the_client_about_its_own_packet() {
+    let shared = one_service(1, 80, &[rs(RS1, 8080, 1, Nat)]);
+    let mut ws = vec![lb_worker(&shared)];
+    let syn = Seg::tcp(CLIENT_IP, CPORT, VIP, 80, SYN).options(&syn_options(1460));
+    let (_, back) = send_to(&mut ws, 0, FRONT, &syn.by_client(), 1);
+    let forwarded = only(back, "SYN");
+    let sent_ip = &forwarded[14..];
+
+    // The server quotes the whole packet (Linux quotes up to 576 bytes) or only the
+    // header and 8 bytes (RFC 792's minimum).
+    for (i, quote_len) in [sent_ip.len(), 28].into_iter().enumerate() {
+        let unreach = icmp_ip(RS1, CLIENT_IP, 0, 0x5555, 64, &icmp_msg(3, 3, 0, &sent_ip[..quote_len]));
+        let (front, back) = send_to(&mut ws, 0, BACK, &pad60(eth(BACK_MAC, RS1_MAC, ETH_IPV4, &unreach)), 2 + i as u64);
+        assert!(back.is_empty());
+        let out = only(front, "translated error");
+        // What the client sent (as it left rvs: TTL - 1), quoted to the same length.
+        let client_view = &hop(&syn.ip())[..quote_len];
+        let want = icmp_ip(VIP, CLIENT_IP, 0, 0x5555, 63, &icmp_msg(3, 3, 0, client_view));
+        assert_frame(
+            &out,
+            &eth(CLIENT_MAC, FRONT_MAC, ETH_IPV4, &want),
+            "port unreachable from VIP about client -> VIP:80",
+        );
+        let s = seen(&out);
+        assert_eq!((s.src, s.dst, s.proto), (VIP, CLIENT_IP, PROTO_ICMP));
+    }
+    assert_eq!(snapshot(&ws[0]).icmp_errors_translated, 2);
+    assert_accounting_all(&ws);
+}
+
+#[test]
+fn fullnat_server_port_unreachable_reaches_the_client_about_its_own_packet() {
+    let shared = one_service(1, 80, &[rs(RS1, 8080, 1, FullNat)]);
+    let mut ws = vec![lb_worker(&shared)];
+    let syn = Seg::tcp(CLIENT_IP, CPORT, VIP, 80, SYN).options(&syn_options(1460));
+    let (_, back) = send_to(&mut ws, 0, FRONT, &syn.by_client(), 1);
+    let forwarded = only(back, "SYN");
+    let s = seen(&forwarded);
+    let unreach = icmp_ip(RS1, s.src, 0, 0x6666, 64, &icmp_msg(3, 3, 0, &forwarded[14..]));
+    let (front, back) = send_to(&mut ws, 0, BACK, &eth(BACK_MAC, RS1_MAC, ETH_IPV4, &unreach), 2);
+    assert!(back.is_empty());
+    // The quote becomes client -> VIP:80 again; the TOA the server saw stays in it.
+    let mut opts = toa_option(CLIENT_IP, CPORT);
+    opts.extend(syn_options(1460));
+    let client_view = syn.clone().options(&opts).ttl(60).ip();
+    let want = icmp_ip(VIP, CLIENT_IP, 0, 0x6666, 63, &icmp_msg(3, 3, 0, &client_view));
+    assert_frame(&only(front, "translated"), &eth(CLIENT_MAC, FRONT_MAC, ETH_IPV4, &want), "Full-NAT port unreachable");
+    assert_eq!(snapshot(&ws[0]).icmp_errors_translated, 1);
+    assert_accounting_all(&ws);
+}
+
+#[test]
+fn nat_client_side_error_about_a_reply_reaches_the_server() {
+    let shared = one_service(1, 80, &[rs(RS1, 8080, 1, Nat)]);
+    let mut ws = vec![lb_worker(&shared)];
+    send_to(&mut ws, 0, FRONT, &Seg::tcp(CLIENT_IP, CPORT, VIP, 80, SYN).by_client(), 1);
+    let reply = Seg::tcp(RS1, 8080, CLIENT_IP, CPORT, SYN | ACK).ack(0x1000_0001).ttl(64).data(&[7; 40]);
+    let (front, _) = send_to(&mut ws, 0, BACK, &reply.by_server(RS1_MAC), 2);
+    let to_client = only(front, "reply");
+    // The client answers the reply with a frag needed about VIP:80 -> client.
+    let err = icmp_ip(CLIENT_IP, VIP, 0, 0x7777, 64, &icmp_msg(3, 4, 576, &to_client[14..]));
+    let (front, back) = send_to(&mut ws, 0, FRONT, &eth(FRONT_MAC, CLIENT_MAC, ETH_IPV4, &err), 3);
+    assert!(front.is_empty());
+    // The server must see it about its own packet RS1:8080 -> client, to itself.
+    let server_view = hop(&reply.ip());
+    let want = icmp_ip(CLIENT_IP, RS1, 0, 0x7777, 63, &icmp_msg(3, 4, 576, &server_view));
+    assert_frame(&only(back, "to server"), &eth(RS1_MAC, BACK_MAC, ETH_IPV4, &want), "client-side error to the server");
+    assert_accounting_all(&ws);
+}
+
+/// The checkers must catch what they are there to catch.
+#[test]
+fn checkers_reject_wrong_checksums() {
+    let good = Seg::tcp(CLIENT_IP, CPORT, VIP, 80, PSH | ACK).data(b"abc").by_client();
+    seen(&good);
+    for (at, what) in [(14 + 8, "IP header"), (14 + 20 + 20, "TCP payload")] {
+        let mut bad = good.clone();
+        bad[at] ^= 1;
+        assert!(std::panic::catch_unwind(|| seen(&bad)).is_err(), "{what} corruption caught");
+    }
+    let udp = Seg::udp(CLIENT_IP, CPORT, VIP, 53, b"abcd").by_client();
+    seen(&udp);
+    let mut bad = udp.clone();
+    bad[14 + 20 + 8] ^= 0x80;
+    assert!(std::panic::catch_unwind(|| seen(&bad)).is_err(), "UDP corruption caught");
+}
+
+// ---- ARP resolution of a server ----
+
+#[test]
+fn first_packet_to_an_unresolved_server_waits_for_arp() {
+    let rs4 = Ipv4Addr::new(10, 20, 0, 14);
+    let rs4_mac = [0x02, 0, 0, 0, 0x05, 0x14];
+    let shared = one_service(1, 80, &[rs(rs4, 80, 1, Nat)]);
+    let mut ws = vec![lb_worker(&shared)];
+    let syn = Seg::tcp(CLIENT_IP, CPORT, VIP, 80, SYN);
+    let (front, back) = send_to(&mut ws, 0, FRONT, &syn.by_client(), 1);
+    assert!(front.is_empty());
+    assert_eq!(
+        back,
+        vec![pad60(eth(BCAST, BACK_MAC, ETH_ARP, &arp(1, BACK_MAC, BACK_IP, [0; 6], rs4)))],
+        "who-has the server"
+    );
+    assert_eq!(ws[0].neighbours().parked(), 1);
+    assert_accounting_all(&ws);
+
+    let (_, back) = send_to(&mut ws, 0, BACK, &arp_reply(rs4_mac, rs4, BACK_MAC, BACK_IP), 2);
+    assert_frame(
+        &only(back, "released SYN"),
+        &syn.clone().addrs((CLIENT_IP, CPORT), (rs4, 80)).ttl(60).to_server(rs4_mac),
+        "SYN after ARP",
+    );
+    assert!(
+        matches!(ws[0].neighbours().info(rs4), Some((BACK, NeighInfo::Reachable { mac: MacAddr(m), .. })) if m == rs4_mac)
+    );
+    assert_eq!(ws[0].neighbours().parked(), 0);
+    assert_accounting_all(&ws);
+}

@@ -2,9 +2,14 @@
 # rvs benchmarks. Prints one JSON object per line on stdout; build output and diagnostics
 # go to stderr.
 #
-#   perf/bench.sh pipeline [--seconds F] [--quick] [--mode NAME] [--runs N] [--bursts N]
-#       the data path on the in-memory driver: ns/packet and Mpps per mode
-#       (see `rvs-perf --help` and perf/RESULTS.md)
+#   perf/bench.sh pipeline [--seconds F] [--quick] [--mode NAME] [--runs N] [--bursts N] [--flows N]
+#       the data path on the in-memory driver: ns/packet and Mpps per mode; for the L4
+#       modes also ns per new connection and bytes per connection
+#   perf/bench.sh conn [--entries N[,N..]] [--runs N] [--lookups N]
+#       the connection table alone (`rvs-perf conn-lookup`): hit, miss and insert ns and
+#       memory at 1M and 10M entries by default (~1 GB of RAM for 10M)
+#
+# See `rvs-perf --help` and perf/RESULTS.md.
 #
 # Builds `rvs-perf` in release mode into $CARGO_TARGET_DIR if set, else the repository's
 # target/.
@@ -17,8 +22,12 @@ usage() {
 usage: perf/bench.sh <subcommand> [options]
 
 subcommands:
-  pipeline [--seconds F] [--quick] [--mode NAME] [--runs N] [--bursts N]
+  pipeline [--seconds F] [--quick] [--mode NAME] [--runs N] [--bursts N] [--flows N]
       the data path on the in-memory driver: ns/packet and Mpps per mode
+      (arp_reply icmp_echo drop_malformed dr nat nat_reply fullnat fullnat_reply tunnel);
+      L4 modes add new_conn_ns and bytes_per_conn
+  conn [--entries N[,N..]] [--runs N] [--lookups N]
+      the connection table alone: hit/miss/insert ns and bytes (default 1M and 10M entries)
 USAGE
 }
 
@@ -38,6 +47,7 @@ build_and_run() {
 
 case "${1:-}" in
     pipeline) shift; build_and_run pipeline "$@" ;;
+    conn) shift; build_and_run conn-lookup "$@" ;;
     -h | --help | help) usage; exit 0 ;;
     "") echo "perf/bench.sh: no subcommand" >&2; usage; exit 2 ;;
     *) echo "perf/bench.sh: unknown subcommand '$1'" >&2; usage; exit 2 ;;

@@ -3,8 +3,14 @@
 //! Contract: every builder here is plain byte pushing with its own RFC 1071 checksum,
 //! written independently of `rvs_dataplane::wire`, so that the benchmark's correctness
 //! check does not trust the code it measures (the same rule as the dataplane's golden
-//! tests). The addressing is the lab's front side (DESIGN.md): port `front` is
-//! 10.10.0.1/24 with the VIP 10.10.0.100, and the client 10.10.0.2 is on-link.
+//! tests). The addressing is the lab's (DESIGN.md): port `front` is 10.10.0.1/24 with the
+//! VIP 10.10.0.100, and the client 10.10.0.2 is on-link; port `back` is 10.20.0.1/24 with
+//! the real servers [`SERVERS`] on-link and the Full-NAT local addresses
+//! [`local_addr`]`(i)`.
+//!
+//! For the L4 modes, [`TcpSeg`] builds TCP/IPv4 frames, and [`rewritten`] / [`ipip`] the
+//! IPv4 packets a forwarding mode must produce from them: every checksum recomputed in
+//! full here, where the data path updates them incrementally.
 
 use std::net::Ipv4Addr;
 
@@ -20,6 +26,40 @@ pub const FRONT_IP: Ipv4Addr = Ipv4Addr::new(10, 10, 0, 1);
 pub const VIP: Ipv4Addr = Ipv4Addr::new(10, 10, 0, 100);
 /// The on-link client.
 pub const CLIENT_IP: Ipv4Addr = Ipv4Addr::new(10, 10, 0, 2);
+
+/// The front side's gateway (the default route's next hop), behind which the L4 modes'
+/// clients sit.
+pub const GW_IP: Ipv4Addr = Ipv4Addr::new(10, 10, 0, 254);
+/// MAC of the gateway.
+pub const GW_MAC: [u8; 6] = [0x02, 0, 0, 0, 0x0c, 0xfe];
+/// Address of the back port (the IPIP outer source).
+pub const BACK_IP: Ipv4Addr = Ipv4Addr::new(10, 20, 0, 1);
+/// The three real servers of the L4 modes' service, on-link behind the back port.
+pub const SERVERS: [Ipv4Addr; 3] =
+    [Ipv4Addr::new(10, 20, 0, 11), Ipv4Addr::new(10, 20, 0, 12), Ipv4Addr::new(10, 20, 0, 13)];
+/// Their MACs, in the order of [`SERVERS`].
+pub const SERVER_MACS: [[u8; 6]; 3] =
+    [[0x02, 0, 0, 0, 0x5e, 0x11], [0x02, 0, 0, 0, 0x5e, 0x12], [0x02, 0, 0, 0, 0x5e, 0x13]];
+/// The virtual service's TCP port.
+pub const VPORT: u16 = 80;
+/// The servers' port in NAT and Full-NAT (different from [`VPORT`], so the port rewrite
+/// is exercised); DR and IPIP servers listen on [`VPORT`] itself.
+pub const SERVER_PORT: u16 = 8080;
+/// TCP flag bits (RFC 9293).
+pub const TCP_SYN: u8 = 0x02;
+/// ACK.
+pub const TCP_ACK: u8 = 0x10;
+/// PSH.
+pub const TCP_PSH: u8 = 0x08;
+/// TTL of every frame a client or server sends here.
+pub const SEND_TTL: u8 = TTL;
+/// Offset of the IPv4 header in an Ethernet frame.
+pub const IP_AT: usize = 14;
+
+/// Full-NAT local address number `i` (10.20.0.200 + i), answered on the back port.
+pub const fn local_addr(i: u8) -> Ipv4Addr {
+    Ipv4Addr::new(10, 20, 0, 200u8.wrapping_add(i))
+}
 
 const BROADCAST: [u8; 6] = [0xff; 6];
 const ETH_IPV4: u16 = 0x0800;
@@ -124,9 +164,256 @@ pub fn echo_request_bad_ip_checksum() -> Vec<u8> {
     f
 }
 
+/// One's-complement sum of `data` as big-endian 16-bit words (odd tail padded), folded
+/// to 16 bits but not inverted.
+fn sum16(data: &[u8]) -> u32 {
+    let mut s: u32 = 0;
+    for c in data.chunks(2) {
+        s += u32::from(if c.len() == 2 { u16::from_be_bytes([c[0], c[1]]) } else { u16::from(c[0]) << 8 });
+    }
+    fold(s)
+}
+
+fn fold(mut s: u32) -> u32 {
+    while s > 0xffff {
+        s = (s & 0xffff) + (s >> 16);
+    }
+    s
+}
+
+/// The TCP checksum of `segment` (its checksum field taken as zero) between `src` and
+/// `dst` (RFC 9293 §3.1 pseudo-header).
+pub fn tcp_checksum(src: Ipv4Addr, dst: Ipv4Addr, segment: &[u8]) -> u16 {
+    let mut pseudo = Vec::with_capacity(12);
+    pseudo.extend_from_slice(&src.octets());
+    pseudo.extend_from_slice(&dst.octets());
+    pseudo.extend_from_slice(&[0, 6]);
+    pseudo.extend_from_slice(&(segment.len() as u16).to_be_bytes());
+    let mut seg = segment.to_vec();
+    if seg.len() >= 18 {
+        seg[16] = 0;
+        seg[17] = 0;
+    }
+    !(fold(sum16(&pseudo) + sum16(&seg)) as u16)
+}
+
+/// A TCP segment over IPv4 as a client or server sends it (TTL [`SEND_TTL`], DF set).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TcpSeg {
+    /// Source address and port.
+    pub src: (Ipv4Addr, u16),
+    /// Destination address and port.
+    pub dst: (Ipv4Addr, u16),
+    /// Flag bits ([`TCP_SYN`], [`TCP_ACK`], [`TCP_PSH`]).
+    pub flags: u8,
+    /// Sequence number.
+    pub seq: u32,
+    /// TCP options, a multiple of 4 bytes.
+    pub options: Vec<u8>,
+    /// Payload.
+    pub payload: Vec<u8>,
+}
+
+impl TcpSeg {
+    /// The IPv4 packet (no options, identification 0x2a2a) with both checksums correct.
+    pub fn ipv4(&self) -> Vec<u8> {
+        let mut tcp = Vec::with_capacity(20 + self.options.len() + self.payload.len());
+        tcp.extend_from_slice(&self.src.1.to_be_bytes());
+        tcp.extend_from_slice(&self.dst.1.to_be_bytes());
+        tcp.extend_from_slice(&self.seq.to_be_bytes());
+        let ack = if self.flags & TCP_ACK != 0 { 0x1000_0001u32 } else { 0 };
+        tcp.extend_from_slice(&ack.to_be_bytes());
+        tcp.push((((20 + self.options.len()) / 4) << 4) as u8);
+        tcp.push(self.flags);
+        tcp.extend_from_slice(&0xfaf0u16.to_be_bytes()); // window
+        tcp.extend_from_slice(&[0, 0, 0, 0]); // checksum, urgent pointer
+        tcp.extend_from_slice(&self.options);
+        tcp.extend_from_slice(&self.payload);
+        let c = tcp_checksum(self.src.0, self.dst.0, &tcp);
+        tcp[16..18].copy_from_slice(&c.to_be_bytes());
+        let total = (20 + tcp.len()) as u16;
+        let mut ip = vec![0x45, 0];
+        ip.extend_from_slice(&total.to_be_bytes());
+        ip.extend_from_slice(&0x2a2au16.to_be_bytes());
+        ip.extend_from_slice(&0x4000u16.to_be_bytes());
+        ip.extend_from_slice(&[TTL, 6, 0, 0]);
+        ip.extend_from_slice(&self.src.0.octets());
+        ip.extend_from_slice(&self.dst.0.octets());
+        let c = csum(&ip);
+        ip[10..12].copy_from_slice(&c.to_be_bytes());
+        ip.extend_from_slice(&tcp);
+        ip
+    }
+
+    /// The Ethernet frame from `src_mac` to `dst_mac` (padded to the 60-byte minimum).
+    pub fn frame(&self, dst_mac: [u8; 6], src_mac: [u8; 6]) -> Vec<u8> {
+        eth(dst_mac, src_mac, ETH_IPV4, &self.ipv4())
+    }
+}
+
+/// The IPv4 packet a router must forward for the TCP/IPv4 packet `ip` after moving its
+/// source to `src` and/or destination to `dst` (address and port; `None` keeps the
+/// field): TTL one lower, both checksums recomputed in full.
+pub fn rewritten(ip: &[u8], src: Option<(Ipv4Addr, u16)>, dst: Option<(Ipv4Addr, u16)>) -> Vec<u8> {
+    let total = usize::from(u16::from_be_bytes([ip[2], ip[3]])).min(ip.len());
+    let mut p = ip[..total].to_vec();
+    p[8] -= 1;
+    let hl = usize::from(p[0] & 0x0f) * 4;
+    if let Some((a, port)) = src {
+        p[12..16].copy_from_slice(&a.octets());
+        p[hl..hl + 2].copy_from_slice(&port.to_be_bytes());
+    }
+    if let Some((a, port)) = dst {
+        p[16..20].copy_from_slice(&a.octets());
+        p[hl + 2..hl + 4].copy_from_slice(&port.to_be_bytes());
+    }
+    p[10] = 0;
+    p[11] = 0;
+    let c = csum(&p[..hl]);
+    p[10..12].copy_from_slice(&c.to_be_bytes());
+    let (s, d) = (ipv4_at(&p, 12), ipv4_at(&p, 16));
+    let c = tcp_checksum(s, d, &p[hl..]);
+    p[hl + 16..hl + 18].copy_from_slice(&c.to_be_bytes());
+    p
+}
+
+/// `inner` inside the outer IPv4 header RFC 2003 §3.1 and `rvs_dataplane::xmit::tunnel`
+/// specify: TOS, identification and DF copied from the inner header, TTL 64, protocol 4.
+pub fn ipip(outer_src: Ipv4Addr, outer_dst: Ipv4Addr, inner: &[u8]) -> Vec<u8> {
+    let total = (20 + inner.len()) as u16;
+    let mut ip = vec![0x45, inner[1]];
+    ip.extend_from_slice(&total.to_be_bytes());
+    ip.extend_from_slice(&inner[4..6]);
+    ip.extend_from_slice(&[inner[6] & 0x40, 0, 64, 4, 0, 0]);
+    ip.extend_from_slice(&outer_src.octets());
+    ip.extend_from_slice(&outer_dst.octets());
+    let c = csum(&ip);
+    ip[10..12].copy_from_slice(&c.to_be_bytes());
+    ip.extend_from_slice(inner);
+    ip
+}
+
+/// The IPv4 address at byte `at` of `b`.
+pub fn ipv4_at(b: &[u8], at: usize) -> Ipv4Addr {
+    Ipv4Addr::new(b[at], b[at + 1], b[at + 2], b[at + 3])
+}
+
+/// The big-endian 16-bit value at byte `at` of `b`.
+pub fn u16_at(b: &[u8], at: usize) -> u16 {
+    u16::from_be_bytes([b[at], b[at + 1]])
+}
+
+/// A template for many SYNs that differ only in client address and port: writing one
+/// into a buffer patches four fields and derives both checksums from partial sums
+/// computed once, so the harness (which pays it on both sides of the comparison) stays
+/// cheap.
+#[derive(Debug, Clone)]
+pub struct SynTemplate {
+    frame: Vec<u8>,
+    ip_sum: u32,
+    tcp_sum: u32,
+}
+
+/// Offsets in the frame of a [`SynTemplate`].
+const SRC_IP_AT: usize = IP_AT + 12;
+const IP_CSUM: usize = IP_AT + 10;
+const SPORT_AT: usize = IP_AT + 20;
+const TCP_CSUM_AT: usize = IP_AT + 20 + 16;
+
+impl SynTemplate {
+    /// SYNs (MSS 1460 option, 60-byte frames) from `client_mac` to `vip:VPORT` on the
+    /// front port.
+    pub fn new(client_mac: [u8; 6], vip: Ipv4Addr) -> Self {
+        let seg = TcpSeg {
+            src: (Ipv4Addr::UNSPECIFIED, 0),
+            dst: (vip, VPORT),
+            flags: TCP_SYN,
+            seq: 0x0100_0000,
+            options: vec![2, 4, 0x05, 0xb4],
+            payload: vec![],
+        };
+        let mut frame = seg.frame(FRONT_MAC, client_mac);
+        // Partial sums with the varying fields and the checksums zeroed.
+        frame[IP_CSUM..IP_CSUM + 2].fill(0);
+        frame[TCP_CSUM_AT..TCP_CSUM_AT + 2].fill(0);
+        let ip_sum = sum16(&frame[IP_AT..IP_AT + 20]);
+        let tcp_len = frame.len().min(IP_AT + 44) - (IP_AT + 20);
+        let mut pseudo = vip.octets().to_vec();
+        pseudo.extend_from_slice(&[0, 6]);
+        pseudo.extend_from_slice(&(tcp_len as u16).to_be_bytes());
+        let tcp_sum = fold(sum16(&pseudo) + sum16(&frame[IP_AT + 20..IP_AT + 20 + tcp_len]));
+        SynTemplate { frame, ip_sum, tcp_sum }
+    }
+
+    /// Frame length.
+    pub fn len(&self) -> usize {
+        self.frame.len()
+    }
+
+    /// Always false (a frame is never empty); for clippy's `len_without_is_empty`.
+    pub fn is_empty(&self) -> bool {
+        self.frame.is_empty()
+    }
+
+    /// Writes the SYN from `client:cport` into `out` (exactly [`SynTemplate::len`] bytes).
+    #[inline(always)]
+    pub fn write(&self, out: &mut [u8], client: Ipv4Addr, cport: u16) {
+        out.copy_from_slice(&self.frame);
+        let a = client.octets();
+        out[SRC_IP_AT..SRC_IP_AT + 4].copy_from_slice(&a);
+        out[SPORT_AT..SPORT_AT + 2].copy_from_slice(&cport.to_be_bytes());
+        let hi = u32::from(u16::from_be_bytes([a[0], a[1]]));
+        let lo = u32::from(u16::from_be_bytes([a[2], a[3]]));
+        let ip = !(fold(self.ip_sum + hi + lo) as u16);
+        let tcp = !(fold(self.tcp_sum + hi + lo + u32::from(cport)) as u16);
+        out[IP_CSUM..IP_CSUM + 2].copy_from_slice(&ip.to_be_bytes());
+        out[TCP_CSUM_AT..TCP_CSUM_AT + 2].copy_from_slice(&tcp.to_be_bytes());
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tcp_frames_and_rewrites_verify() {
+        let seg = TcpSeg {
+            src: (CLIENT_IP, 40000),
+            dst: (VIP, VPORT),
+            flags: TCP_ACK | TCP_PSH,
+            seq: 7,
+            options: vec![],
+            payload: b"abcdef".to_vec(),
+        };
+        let f = seg.frame(FRONT_MAC, CLIENT_MAC);
+        assert_eq!(f.len(), 60);
+        let ip = &f[IP_AT..];
+        assert_eq!(csum(&ip[..20]), 0);
+        assert_eq!(tcp_checksum(CLIENT_IP, VIP, &ip[20..46]), u16_at(ip, 36));
+        let r = rewritten(ip, None, Some((SERVERS[0], SERVER_PORT)));
+        assert_eq!((r.len(), r[8], ipv4_at(&r, 16), u16_at(&r, 22)), (46, 63, SERVERS[0], SERVER_PORT));
+        assert_eq!(csum(&r[..20]), 0);
+        assert_eq!(tcp_checksum(CLIENT_IP, SERVERS[0], &r[20..]), u16_at(&r, 36));
+        let t = ipip(BACK_IP, SERVERS[1], &r);
+        assert_eq!((t.len(), t[9], csum(&t[..20])), (66, 4, 0));
+    }
+
+    #[test]
+    fn syn_template_matches_a_built_syn() {
+        let t = SynTemplate::new(CLIENT_MAC, VIP);
+        let mut out = vec![0; t.len()];
+        let client = Ipv4Addr::new(172, 16, 3, 9);
+        t.write(&mut out, client, 51234);
+        let want = TcpSeg {
+            src: (client, 51234),
+            dst: (VIP, VPORT),
+            flags: TCP_SYN,
+            seq: 0x0100_0000,
+            options: vec![2, 4, 0x05, 0xb4],
+            payload: vec![],
+        };
+        assert_eq!(out, want.frame(FRONT_MAC, CLIENT_MAC));
+    }
 
     #[test]
     fn checksums_verify_and_the_bad_one_does_not() {

@@ -1,6 +1,10 @@
 //! The pipeline benchmark: one [`Worker`] on the in-memory driver, fed bursts of 32
 //! identical frames of one kind ([`Mode`]), timed per whole run.
 //!
+//! This module runs the L2/L3 modes as described below; the L4 modes (`dr`, `nat`,
+//! `nat_reply`, `fullnat`, `fullnat_reply`, `tunnel`) share its options, report, timing
+//! method and statistics but have their own set-up, flows and checks in [`crate::l4`].
+//!
 //! Contract:
 //! * **Set-up, once per mode.** A worker with the lab's two ports (front 10.10.0.1/24 with
 //!   the VIP 10.10.0.100, back 10.20.0.1/24), which learns the on-link client 10.10.0.2 from
@@ -45,6 +49,7 @@ use rvs_dataplane::idle::IdlePolicy;
 use rvs_dataplane::l2l3::neigh::{NeighConfig, NeighSync};
 use rvs_dataplane::l2l3::route::StaticRoute;
 use rvs_dataplane::l2l3::PortId;
+use rvs_dataplane::service::ForwardMode;
 use rvs_dataplane::stats::DropReason;
 use rvs_dataplane::wire::MacAddr;
 use rvs_dataplane::worker::{PortConfig, VipConfig, Worker, WorkerConfig};
@@ -52,6 +57,7 @@ use rvs_drivers::mem::{MemBuf, MemPool, MemQueue, DEFAULT_HEADROOM};
 use rvs_drivers::{Burst, PacketBuf, PortQueue, BURST_SIZE};
 
 use crate::frames;
+use crate::l4;
 
 /// The front port (client side): every mode's traffic comes in and goes out here.
 pub const FRONT: PortId = PortId(0);
@@ -69,9 +75,9 @@ pub const BUF_ROOM: usize = 256;
 /// Synthetic time that passes per poll (about what a burst of 32 really takes).
 pub const POLL_STEP_NS: u64 = 1_000;
 /// Synthetic time of the first poll.
-const START_NS: u64 = 1_000_000_000;
+pub(crate) const START_NS: u64 = 1_000_000_000;
 /// Share of `seconds` spent warming up and calibrating.
-const WARMUP_SHARE: f64 = 0.1;
+pub(crate) const WARMUP_SHARE: f64 = 0.1;
 
 /// One path through the data path, measured on its own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,11 +91,35 @@ pub enum Mode {
     /// The same echo request with a wrong IPv4 header checksum → dropped and counted
     /// `ip_bad_checksum`.
     DropMalformed,
+    /// L4, direct routing: client → VIP data packets of established flows, sent to the
+    /// flow's server with only the MACs changed (and the TTL). See [`crate::l4`].
+    Dr,
+    /// L4, NAT: client → VIP data packets, destination rewritten to the server.
+    Nat,
+    /// L4, NAT: server → client replies, source rewritten back to the VIP.
+    NatReply,
+    /// L4, Full-NAT: client → VIP data packets, source rewritten to a local address and
+    /// port, destination to the server.
+    FullNat,
+    /// L4, Full-NAT: server → local address replies, rewritten to VIP → client.
+    FullNatReply,
+    /// L4, IPIP: client → VIP data packets encapsulated towards the server.
+    Tunnel,
 }
 
 impl Mode {
     /// Every mode, in output order.
-    pub const ALL: [Mode; 3] = [Mode::ArpReply, Mode::IcmpEcho, Mode::DropMalformed];
+    pub const ALL: [Mode; 9] = [
+        Mode::ArpReply,
+        Mode::IcmpEcho,
+        Mode::DropMalformed,
+        Mode::Dr,
+        Mode::Nat,
+        Mode::NatReply,
+        Mode::FullNat,
+        Mode::FullNatReply,
+        Mode::Tunnel,
+    ];
 
     /// The stable name used in `--mode` and in the JSON `mode` field.
     pub const fn name(self) -> &'static str {
@@ -97,6 +127,12 @@ impl Mode {
             Mode::ArpReply => "arp_reply",
             Mode::IcmpEcho => "icmp_echo",
             Mode::DropMalformed => "drop_malformed",
+            Mode::Dr => "dr",
+            Mode::Nat => "nat",
+            Mode::NatReply => "nat_reply",
+            Mode::FullNat => "fullnat",
+            Mode::FullNatReply => "fullnat_reply",
+            Mode::Tunnel => "tunnel",
         }
     }
 
@@ -105,22 +141,38 @@ impl Mode {
         Self::ALL.into_iter().find(|m| m.name() == name)
     }
 
-    /// The frame the client sends.
-    fn request(self) -> Vec<u8> {
+    /// For the L4 modes, the service's forwarding mode and whether the measured packets
+    /// are replies (server → client); `None` for the L2/L3 modes.
+    pub const fn forward(self) -> Option<(ForwardMode, bool)> {
         match self {
-            Mode::ArpReply => frames::arp_request(),
-            Mode::IcmpEcho => frames::echo_request(),
-            Mode::DropMalformed => frames::echo_request_bad_ip_checksum(),
+            Mode::ArpReply | Mode::IcmpEcho | Mode::DropMalformed => None,
+            Mode::Dr => Some((ForwardMode::Dr, false)),
+            Mode::Nat => Some((ForwardMode::Nat, false)),
+            Mode::NatReply => Some((ForwardMode::Nat, true)),
+            Mode::FullNat => Some((ForwardMode::FullNat, false)),
+            Mode::FullNatReply => Some((ForwardMode::FullNat, true)),
+            Mode::Tunnel => Some((ForwardMode::Tunnel, false)),
+        }
+    }
+
+    /// The frame the client sends, for the L2/L3 modes (`None` for the L4 modes, whose
+    /// frames [`crate::l4`] builds per flow).
+    fn request(self) -> Option<Vec<u8>> {
+        match self {
+            Mode::ArpReply => Some(frames::arp_request()),
+            Mode::IcmpEcho => Some(frames::echo_request()),
+            Mode::DropMalformed => Some(frames::echo_request_bad_ip_checksum()),
+            _ => None,
         }
     }
 
     /// The frame rvs must send back out of the front port, or `None` when the request
-    /// must be dropped.
+    /// must be dropped (L2/L3 modes only).
     fn expected_reply(self) -> Option<Vec<u8>> {
         match self {
             Mode::ArpReply => Some(frames::arp_reply()),
             Mode::IcmpEcho => Some(frames::echo_reply()),
-            Mode::DropMalformed => None,
+            _ => None,
         }
     }
 }
@@ -141,19 +193,21 @@ pub struct Options {
     /// Fixed number of bursts per run (and for the warm-up) instead of a length
     /// calibrated from `seconds`: for repeatable instruction counts under callgrind.
     pub bursts: Option<u64>,
+    /// L4 modes: established flows the data packets cycle through.
+    pub flows: usize,
 }
 
 impl Default for Options {
-    /// Two seconds per mode, five runs.
+    /// Two seconds per mode, five runs, [`l4::DEFAULT_FLOWS`] flows.
     fn default() -> Self {
-        Options { seconds: 2.0, runs: 5, bursts: None }
+        Options { seconds: 2.0, runs: 5, bursts: None, flows: l4::DEFAULT_FLOWS }
     }
 }
 
 impl Options {
     /// A ~0.2 s run per mode with three runs, for smoke tests (figures are rough).
     pub fn quick() -> Self {
-        Options { seconds: 0.2, runs: 3, bursts: None }
+        Options { seconds: 0.2, runs: 3, ..Options::default() }
     }
 }
 
@@ -178,28 +232,46 @@ pub struct Report {
     pub gross_ns_per_pkt: f64,
     /// Timed runs of each kind.
     pub runs: usize,
+    /// The L4 modes' connection-table figures; `None` for the L2/L3 modes.
+    pub l4: Option<l4::L4Figures>,
 }
 
 impl Report {
-    /// One JSON object, DESIGN.md's `perf:` shape (keys in that order), no newline.
-    /// `new_conn_ns` and `bytes_per_conn` are absent: there is no connection table yet.
+    /// One JSON object, DESIGN.md's `perf:` shape (keys in that order, then this
+    /// harness's own), no newline. `new_conn_ns` is present for the L4 modes that open
+    /// connections (not the `*_reply` modes), `bytes_per_conn` for every L4 mode; the
+    /// L2/L3 modes have neither.
     pub fn to_json(&self) -> String {
-        format!(
-            concat!(
-                "{{\"bench\":\"pipeline\",\"mode\":\"{}\",\"ns_per_pkt\":{:.2},\"mpps\":{:.3},",
-                "\"packets\":{},\"batches\":{},\"min\":{:.2},\"harness_ns_per_pkt\":{:.2},",
-                "\"gross_ns_per_pkt\":{:.2},\"runs\":{}}}"
-            ),
+        let mut j = format!(
+            "{{\"bench\":\"pipeline\",\"mode\":\"{}\",\"ns_per_pkt\":{:.2},\"mpps\":{:.3}",
             self.mode.name(),
             self.ns_per_pkt,
             self.mpps,
-            self.packets,
-            self.batches,
-            self.min_ns_per_pkt,
-            self.harness_ns_per_pkt,
-            self.gross_ns_per_pkt,
-            self.runs,
-        )
+        );
+        if let Some(f) = &self.l4 {
+            if let Some(n) = &f.new_conn {
+                j += &format!(",\"new_conn_ns\":{:.2}", n.ns);
+            }
+            j += &format!(",\"bytes_per_conn\":{}", f.bytes_per_conn);
+        }
+        j += &format!(
+            ",\"packets\":{},\"batches\":{},\"min\":{:.2},\"harness_ns_per_pkt\":{:.2},\"gross_ns_per_pkt\":{:.2},\"runs\":{}",
+            self.packets, self.batches, self.min_ns_per_pkt, self.harness_ns_per_pkt, self.gross_ns_per_pkt, self.runs,
+        );
+        if let Some(f) = &self.l4 {
+            j += &format!(
+                ",\"flows\":{},\"conn_capacity\":{},\"table_bytes\":{}",
+                f.flows, f.conn_capacity, f.table_bytes
+            );
+            if let Some(n) = &f.new_conn {
+                j += &format!(
+                    ",\"new_conn_min\":{:.2},\"new_conn_harness_ns\":{:.2},\"new_conn_gross_ns\":{:.2},\"new_conns\":{},\"conns_per_s\":{:.0},\"conns_at_end\":{}",
+                    n.min_ns, n.harness_ns, n.gross_ns, n.conns, 1e9 / n.ns, n.conns_at_end,
+                );
+            }
+        }
+        j.push('}');
+        j
     }
 }
 
@@ -250,7 +322,8 @@ impl fmt::Display for BenchError {
 
 impl std::error::Error for BenchError {}
 
-type MemWorker = Worker<MemQueue, MemPool>;
+/// The worker type on the in-memory driver.
+pub(crate) type MemWorker = Worker<MemQueue, MemPool>;
 
 /// The counters a run must move, read before and after.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -275,7 +348,7 @@ impl Counts {
 }
 
 /// A buffer holding `frame`, shaped like a freshly received mbuf (128 bytes of headroom).
-fn fresh(frame: &[u8]) -> MemBuf {
+pub(crate) fn fresh(frame: &[u8]) -> MemBuf {
     let mut b = MemBuf::with_room(DEFAULT_HEADROOM, BUF_ROOM.max(frame.len()));
     if let Some(data) = b.append(frame.len()) {
         data.copy_from_slice(frame);
@@ -285,7 +358,7 @@ fn fresh(frame: &[u8]) -> MemBuf {
 
 /// Turns a buffer that came back from TX into a freshly received `frame` again.
 #[inline(always)]
-fn refill(mut b: MemBuf, frame: &[u8]) -> MemBuf {
+pub(crate) fn refill(mut b: MemBuf, frame: &[u8]) -> MemBuf {
     b.reset();
     match b.append(frame.len()) {
         Some(data) => {
@@ -297,7 +370,7 @@ fn refill(mut b: MemBuf, frame: &[u8]) -> MemBuf {
 }
 
 /// The lab's lb1 (DESIGN.md), reduced to what the L2/L3 paths use.
-fn worker_config() -> Result<WorkerConfig, BenchError> {
+pub(crate) fn worker_config() -> Result<WorkerConfig, BenchError> {
     let net = |s: &str| s.parse().map_err(|e| BenchError::Setup(format!("{s}: {e}")));
     Ok(WorkerConfig {
         index: 0,
@@ -345,7 +418,7 @@ impl Bench {
         let queues = vec![MemQueue::new(frames::FRONT_MAC), MemQueue::new(frames::BACK_MAC)];
         let worker = Worker::new(&config, queues, MemPool::new(), NeighSync::none())
             .map_err(|e| BenchError::Setup(e.to_string()))?;
-        let request = mode.request();
+        let request = mode.request().ok_or_else(|| BenchError::Setup(format!("{mode} is an L4 mode")))?;
         let mut b = Bench {
             mode,
             transmits: mode.expected_reply().is_some(),
@@ -384,7 +457,7 @@ impl Bench {
             replies: match self.mode {
                 Mode::ArpReply => c.arp_replies_sent.get(),
                 Mode::IcmpEcho => c.icmp_echo_replies.get(),
-                Mode::DropMalformed => 0,
+                _ => 0,
             },
             bad_csum: c.drops(DropReason::IpBadChecksum),
             drops: c.drops_total(),
@@ -464,7 +537,7 @@ impl Bench {
             Mode::ArpReply | Mode::IcmpEcho => {
                 Counts { rx: packets, tx: packets, replies: packets, bad_csum: 0, drops: 0 }
             }
-            Mode::DropMalformed => Counts { rx: packets, tx: 0, replies: 0, bad_csum: packets, drops: packets },
+            _ => Counts { rx: packets, tx: 0, replies: 0, bad_csum: packets, drops: packets },
         };
         if d != want || taken != want_tx {
             return Err(self.fail(format!(
@@ -537,7 +610,7 @@ impl Bench {
     }
 }
 
-fn median(v: &mut [f64]) -> f64 {
+pub(crate) fn median(v: &mut [f64]) -> f64 {
     v.sort_by(f64::total_cmp);
     let n = v.len();
     if n % 2 == 1 {
@@ -547,14 +620,18 @@ fn median(v: &mut [f64]) -> f64 {
     }
 }
 
-fn min(v: &[f64]) -> f64 {
+pub(crate) fn min(v: &[f64]) -> f64 {
     v.iter().copied().fold(f64::INFINITY, f64::min)
 }
 
 /// Measures one mode; see the module docs for the method.
 pub fn run_mode(mode: Mode, opts: &Options) -> Result<Report, BenchError> {
-    if opts.runs == 0 || !(opts.seconds.is_finite() && opts.seconds > 0.0) || opts.bursts == Some(0) {
+    if opts.runs == 0 || !(opts.seconds.is_finite() && opts.seconds > 0.0) || opts.bursts == Some(0) || opts.flows == 0
+    {
         return Err(BenchError::BadOptions(format!("{opts:?}")));
+    }
+    if let Some((forward, reply)) = mode.forward() {
+        return l4::run(mode, forward, reply, opts);
     }
     let mut b = Bench::new(mode)?;
     b.validate_burst()?;
@@ -603,6 +680,7 @@ pub fn run_mode(mode: Mode, opts: &Options) -> Result<Report, BenchError> {
         harness_ns_per_pkt: harness,
         gross_ns_per_pkt: gross,
         runs: opts.runs,
+        l4: None,
     })
 }
 
@@ -614,17 +692,20 @@ mod tests {
     fn every_mode_validates_and_names_round_trip() {
         for m in Mode::ALL {
             assert_eq!(Mode::from_name(m.name()), Some(m));
+            if m.forward().is_some() {
+                continue;
+            }
             let mut b = Bench::new(m).unwrap();
             b.validate_burst().unwrap();
             b.warm(3);
             b.validate_burst().unwrap();
         }
-        assert_eq!(Mode::from_name("nat"), None);
+        assert_eq!(Mode::from_name("masq"), None);
     }
 
     #[test]
     fn fixed_burst_run_reports_consistent_counts() {
-        let r = run_mode(Mode::IcmpEcho, &Options { seconds: 1.0, runs: 1, bursts: Some(200) });
+        let r = run_mode(Mode::IcmpEcho, &Options { seconds: 1.0, runs: 1, bursts: Some(200), ..Options::default() });
         // No timing is asserted: a noisy machine may legitimately fail the net figure,
         // but never the data path checks.
         match r {
@@ -642,7 +723,7 @@ mod tests {
     fn a_wrong_output_is_an_error_not_a_figure() {
         // Feed the echo mode frames the data path must drop: the checks must refuse them.
         let mut b = Bench::new(Mode::IcmpEcho).unwrap();
-        b.request = Mode::DropMalformed.request();
+        b.request = Mode::DropMalformed.request().unwrap();
         b.ring = (0..RING_BUFS).map(|_| fresh(&b.request)).collect();
         assert!(matches!(b.validate_burst(), Err(BenchError::Verify { mode: Mode::IcmpEcho, .. })));
         let (before, taken) = (b.counts(), b.taken);

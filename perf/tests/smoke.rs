@@ -1,17 +1,36 @@
-//! Smoke test of `rvs-perf pipeline`: runs the built binary in `--quick` mode and checks
-//! the shape of its output — one JSON object per line per mode, DESIGN.md's keys, positive
-//! figures. It never asserts a timing threshold (DESIGN.md: speed is measured, not
-//! asserted); the binary itself fails when the data path's output is wrong.
+//! Smoke test of `rvs-perf pipeline` and `rvs-perf conn-lookup`: runs the built binary in
+//! `--quick` mode (small tables for `conn-lookup`) and checks the shape of its output —
+//! one JSON object per line per mode or table size, DESIGN.md's keys, positive figures.
+//! It never asserts a timing threshold (DESIGN.md: speed is measured, not asserted); the
+//! binary itself fails when the data path's output is wrong.
 
 use std::process::Command;
 
 use serde_json::Value;
 
-const MODES: [&str; 3] = ["arp_reply", "icmp_echo", "drop_malformed"];
+const MODES: [&str; 9] =
+    ["arp_reply", "icmp_echo", "drop_malformed", "dr", "nat", "nat_reply", "fullnat", "fullnat_reply", "tunnel"];
+/// The L4 modes that open connections (and so report `new_conn_ns`).
+const NEW_CONN_MODES: [&str; 4] = ["dr", "nat", "fullnat", "tunnel"];
+/// The L4 modes that only forward replies.
+const REPLY_MODES: [&str; 2] = ["nat_reply", "fullnat_reply"];
 
 fn rvs_perf(args: &[&str]) -> (Option<i32>, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_rvs-perf")).args(args).output().expect("rvs-perf runs");
     (out.status.code(), String::from_utf8(out.stdout).unwrap(), String::from_utf8(out.stderr).unwrap())
+}
+
+/// The keys of a flat JSON object line, in the order they are written.
+fn keys_in_order(line: &str) -> Vec<String> {
+    let v: Value = serde_json::from_str(line).unwrap();
+    let mut keys: Vec<(usize, String)> = v
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(|k| (line.find(&format!("\"{k}\":")).expect("key in line"), k.clone()))
+        .collect();
+    keys.sort();
+    keys.into_iter().map(|(_, k)| k).collect()
 }
 
 fn check_line(line: &str) -> String {
@@ -27,9 +46,35 @@ fn check_line(line: &str) -> String {
         assert!(v[key].as_u64().is_some_and(|n| n > 0), "{key} must be a positive integer: {line}");
     }
     assert_eq!(v["packets"].as_u64().unwrap(), 32 * v["batches"].as_u64().unwrap(), "{line}");
-    for key in ["new_conn_ns", "bytes_per_conn"] {
-        assert!(v.get(key).is_none(), "{key} must be absent until there is a connection table: {line}");
+    let l4 = NEW_CONN_MODES.contains(&mode.as_str()) || REPLY_MODES.contains(&mode.as_str());
+    let opens = NEW_CONN_MODES.contains(&mode.as_str());
+    assert_eq!(v.get("bytes_per_conn").is_some(), l4, "bytes_per_conn only for the L4 modes: {line}");
+    assert_eq!(v.get("new_conn_ns").is_some(), opens, "new_conn_ns only for modes that open connections: {line}");
+    if l4 {
+        assert!(v["bytes_per_conn"].as_u64().is_some_and(|n| n > 0), "{line}");
+        for key in ["flows", "conn_capacity", "table_bytes"] {
+            assert!(v[key].as_u64().is_some_and(|n| n > 0), "{key}: {line}");
+        }
     }
+    if opens {
+        for key in ["new_conn_ns", "new_conn_min", "new_conn_harness_ns", "new_conn_gross_ns", "conns_per_s"] {
+            let x = v[key].as_f64().unwrap_or_else(|| panic!("{key} missing: {line}"));
+            assert!(x.is_finite() && x > 0.0, "{key} must be positive: {line}");
+        }
+        assert!(v["new_conns"].as_u64().is_some_and(|n| n > 0), "{line}");
+        assert!(v["conns_at_end"].as_u64() <= v["conn_capacity"].as_u64(), "{line}");
+    }
+    // DESIGN.md's keys come first, in its order (read from the text: serde_json's map
+    // does not keep the order).
+    let keys = keys_in_order(line);
+    let design: &[&str] = if opens {
+        &["bench", "mode", "ns_per_pkt", "mpps", "new_conn_ns", "bytes_per_conn"]
+    } else if l4 {
+        &["bench", "mode", "ns_per_pkt", "mpps", "bytes_per_conn"]
+    } else {
+        &["bench", "mode", "ns_per_pkt", "mpps"]
+    };
+    assert_eq!(&keys[..design.len()], design, "{line}");
     mode
 }
 
@@ -50,11 +95,50 @@ fn mode_filter_runs_only_that_mode() {
 }
 
 #[test]
+fn l4_mode_filter_and_flows() {
+    let (code, stdout, stderr) = rvs_perf(&["pipeline", "--quick", "--mode", "fullnat_reply,nat", "--flows", "100"]);
+    assert_eq!(code, Some(0), "stderr: {stderr}");
+    let modes: Vec<String> = stdout.lines().map(check_line).collect();
+    assert_eq!(modes, ["nat", "fullnat_reply"]);
+    for line in stdout.lines() {
+        let v: Value = serde_json::from_str(line).unwrap();
+        assert_eq!(v["flows"], 100, "{line}");
+    }
+}
+
+#[test]
+fn conn_lookup_prints_one_line_per_size() {
+    let (code, stdout, stderr) = rvs_perf(&["conn-lookup", "--entries", "1000,20000", "--runs", "1"]);
+    assert_eq!(code, Some(0), "stderr: {stderr}");
+    let lines: Vec<Value> = stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 2, "{stdout}");
+    for ((v, line), n) in lines.iter().zip(stdout.lines()).zip([1000, 20000]) {
+        let keys = keys_in_order(line);
+        let want = ["bench", "entries", "hit_ns", "miss_ns", "insert_ns", "bytes", "bytes_per_conn", "bytes_per_entry"];
+        assert_eq!(keys[..want.len()], want, "{line}");
+        assert_eq!((v["bench"].as_str(), v["entries"].as_u64()), (Some("conn_lookup"), Some(n)));
+        assert!(v["insert_ns"].as_f64().is_some_and(|x| x > 0.0), "{v}");
+        assert!(v["bytes"].as_u64().unwrap() >= n * v["bytes_per_conn"].as_u64().unwrap(), "{v}");
+        // Net lookup figures are differences and may be ~0 for a cache-resident table on a
+        // noisy machine; they must be numbers.
+        assert!(v["hit_ns"].as_f64().is_some() && v["miss_ns"].as_f64().is_some(), "{v}");
+    }
+}
+
+#[test]
 fn usage_errors_exit_2_and_name_the_subcommands() {
-    for args in [&["pipeline", "--mode", "nat"][..], &["pipeline", "--seconds", "-1"], &["dpdk"], &[]] {
+    for args in [
+        &["pipeline", "--mode", "masq"][..],
+        &["pipeline", "--seconds", "-1"],
+        &["pipeline", "--flows", "0"],
+        &["conn-lookup", "--entries", "0"],
+        &["conn-lookup", "--entries", "1000,x"],
+        &["dpdk"],
+        &[],
+    ] {
         let (code, stdout, stderr) = rvs_perf(args);
         assert_eq!(code, Some(2), "{args:?}");
         assert!(stdout.is_empty(), "{args:?}: {stdout}");
-        assert!(stderr.contains("pipeline"), "{args:?}: {stderr}");
+        assert!(stderr.contains("pipeline") && stderr.contains("conn-lookup"), "{args:?}: {stderr}");
     }
 }

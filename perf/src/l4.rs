@@ -1,0 +1,873 @@
+//! The L4 pipeline modes: one [`Worker`] with its load-balancing engine ([`LbEngine`]) on
+//! the in-memory driver, one TCP service with three real servers in one forwarding mode,
+//! timed on established flows and on new connections.
+//!
+//! Contract (what [`run`] measures; the method is [`crate::pipeline`]'s, whose module
+//! docs say how the harness baseline is subtracted and why):
+//! * **Set-up, untimed.** The lab's two ports (front 10.10.0.1/24 with the VIP
+//!   10.10.0.100, back 10.20.0.1/24), static neighbours for the gateway 10.10.0.254 (the
+//!   clients, 172.16.0.0/12, sit behind it) and the three servers 10.20.0.11–13, and one
+//!   service `tcp 10.10.0.100:80` with the round-robin scheduler (`rr`; the cheapest pick,
+//!   so `new_conn_ns` is the table's and the rewrite's cost more than the scheduler's).
+//!   Servers listen on 8080 in NAT and Full-NAT (the port is rewritten too), on 80 in DR
+//!   and IPIP. Full-NAT has enough local addresses on the back port for every connection
+//!   the run opens. The connection table holds [`CONN_SLACK`] × (flows + [`NEW_CONNS_MAX`])
+//!   entries, so it is at most half full at the end.
+//! * **Established flows.** `flows` (default [`DEFAULT_FLOWS`]) client ports each open a
+//!   connection with a real handshake: SYN, the server's SYN-ACK for NAT and Full-NAT (the
+//!   modes whose replies pass through rvs), ACK; every connection must then be
+//!   ESTABLISHED. The timed packets are 60-byte frames (64 on the wire with the FCS):
+//!   TCP ACK|PSH segments with 6 bytes of data, client → VIP, or for `nat_reply` and
+//!   `fullnat_reply` server → client (server → local address for Full-NAT), cycling
+//!   through the flows in a fixed shuffled order, 32 per burst. The buffer ring is the
+//!   L2/L3 modes' one; a buffer that comes back is refilled with the next flow's frame
+//!   (a 60-byte copy, on both sides of the comparison).
+//! * **New connections** (`new_conn_ns`, not for the reply modes): the same loop with
+//!   every frame a SYN (MSS option, 60 bytes) from a client address and port never seen
+//!   before, from 172.20.0.0 upwards; each one is a table miss, a scheduler pick, an
+//!   insert (two index keys for NAT and Full-NAT), a Full-NAT local port and TOA, and the
+//!   rewrite. At most [`NEW_CONNS_MAX`] are opened per mode (a run is shortened to stay
+//!   within it), so the table's fill and the cache misses of its random index slots are
+//!   bounded and reported (`conns_at_end`, `conn_capacity`).
+//! * **Checked, not assumed.** After every run: packets out of the expected port ==
+//!   packets in, none out of the other port, no drop, `rx_packets`/`tx_packets` moved by
+//!   exactly the packets sent, `conns_created` by exactly the SYNs sent; and in every
+//!   worker burst the first packet's destination (MAC, and IPv4 destination or IPIP outer
+//!   destination) must be a server (the client for replies). Before and after the timed
+//!   runs, a burst of 32 flows is compared byte for byte with frames built by
+//!   [`crate::frames`] (checksums recomputed in full there), and a burst of new SYNs is
+//!   parsed and its addresses and checksums checked. Any mismatch is a
+//!   [`BenchError::Verify`].
+
+use std::collections::VecDeque;
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rvs_dataplane::conn::{ConnState, ConnTable, FlowKey, TcpState, Timeouts};
+use rvs_dataplane::l2l3::neigh::NeighSync;
+use rvs_dataplane::l2l3::PortId;
+use rvs_dataplane::lb::{LbConfig, LbEngine, DEFAULT_MTU};
+use rvs_dataplane::mesh::MeshLinks;
+use rvs_dataplane::sched::{SchedParams, SchedShared};
+use rvs_dataplane::service::{
+    share, ForwardMode, L4Proto, RealServer, SchedulerKind, ServerStats, Service, ServiceKey, ServiceTable,
+};
+use rvs_dataplane::wire::MacAddr;
+use rvs_dataplane::worker::{StaticNeighbour, Worker};
+use rvs_drivers::mem::{MemBuf, MemPool, MemQueue, DEFAULT_HEADROOM};
+use rvs_drivers::{Burst, PacketBuf, PortQueue, BURST_SIZE};
+
+use crate::frames::{self, SynTemplate, TcpSeg, IP_AT, TCP_ACK, TCP_PSH, TCP_SYN};
+use crate::pipeline::{
+    fresh, median, min, refill, worker_config, BenchError, MemWorker, Mode, Options, Report, BACK, BUF_ROOM, FRONT,
+    POLL_STEP_NS, RING_BUFS, START_NS, WARMUP_SHARE,
+};
+
+/// Established flows by default (distinct client ports of one client address).
+pub const DEFAULT_FLOWS: usize = 1024;
+/// Most established flows `--flows` accepts.
+pub const MAX_FLOWS: usize = 1 << 22;
+/// Most new connections one mode opens (validation, warm-up and timed runs together).
+pub const NEW_CONNS_MAX: u64 = 1 << 20;
+/// Table capacity over the connections a mode opens at most: 2, so the table ends at
+/// most half full.
+pub const CONN_SLACK: usize = 2;
+/// Client ports per client address (10000..60000 for flows, 1024..61024 for new SYNs).
+const PORTS_PER_CLIENT: usize = 50_000;
+/// Full-NAT ports per local address usable by one worker (1024..=65535).
+const LPORTS_PER_ADDR: usize = 64_512;
+/// Share of `seconds` given to the new-connection phase (it is also bounded by
+/// [`NEW_CONNS_MAX`]).
+const NEW_CONN_SHARE: f64 = 0.5;
+/// Warm-up bursts of the new-connection phase when not fixed by `--bursts`.
+const NEW_CONN_WARM_BURSTS: u64 = 64;
+/// The 6 bytes of data every timed segment carries (60-byte frame).
+const DATA: &[u8; 6] = b"rvs-l4";
+
+/// The connection-table figures of an L4 mode (see [`Report::to_json`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct L4Figures {
+    /// The new-connection figures; `None` for the reply modes.
+    pub new_conn: Option<NewConnFigures>,
+    /// [`ConnTable::bytes_per_conn`]: one entry plus its index slots.
+    pub bytes_per_conn: usize,
+    /// Established flows the data packets cycled through.
+    pub flows: usize,
+    /// The worker's connection table capacity.
+    pub conn_capacity: usize,
+    /// [`ConnTable::memory_bytes`] of that table.
+    pub table_bytes: usize,
+}
+
+/// Cost of a new connection: a SYN of a never-seen 5-tuple through the worker.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewConnFigures {
+    /// Median worker run − median baseline run (ns per SYN).
+    pub ns: f64,
+    /// Fastest worker run − fastest baseline run (ns per SYN).
+    pub min_ns: f64,
+    /// Median baseline run (ns per SYN).
+    pub harness_ns: f64,
+    /// Median worker run (ns per SYN).
+    pub gross_ns: f64,
+    /// SYNs in the timed runs (each opened a connection).
+    pub conns: u64,
+    /// Connections in the table after the mode (established flows included).
+    pub conns_at_end: usize,
+}
+
+/// The client of established flow `i`, and its port.
+fn flow_client(i: usize) -> (Ipv4Addr, u16) {
+    let ip = u32::from(Ipv4Addr::new(172, 16, 0, 1)) + (i / PORTS_PER_CLIENT) as u32;
+    (Ipv4Addr::from(ip), 10_000 + (i % PORTS_PER_CLIENT) as u16)
+}
+
+/// The client of new connection `k`, and its port.
+fn syn_client(k: u64) -> (Ipv4Addr, u16) {
+    let ip = u32::from(Ipv4Addr::new(172, 20, 0, 1)) + (k / PORTS_PER_CLIENT as u64) as u32;
+    (Ipv4Addr::from(ip), 1024 + (k % PORTS_PER_CLIENT as u64) as u16)
+}
+
+/// What set-up learnt about one established flow.
+#[derive(Debug, Clone, Copy)]
+struct Flow {
+    client: Ipv4Addr,
+    cport: u16,
+    server: usize,
+    local: Ipv4Addr,
+    lport: u16,
+}
+
+/// The counters a run must move.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Counts {
+    rx: u64,
+    tx: u64,
+    drops: u64,
+    created: u64,
+}
+
+impl Counts {
+    fn delta(self, b: Counts) -> Counts {
+        Counts {
+            rx: self.rx - b.rx,
+            tx: self.tx - b.tx,
+            drops: self.drops - b.drops,
+            created: self.created - b.created,
+        }
+    }
+}
+
+/// Net figures of one timed phase.
+struct Phase {
+    net: f64,
+    min_net: f64,
+    gross: f64,
+    harness: f64,
+    bursts: u64,
+}
+
+/// One L4 mode's worker, flows, buffer ring and bookkeeping.
+struct L4Bench {
+    mode: Mode,
+    forward: ForwardMode,
+    reply: bool,
+    worker: MemWorker,
+    in_port: PortId,
+    out_port: PortId,
+    ring: VecDeque<MemBuf>,
+    flows: Vec<Flow>,
+    /// The timed frame of each flow, in the measured direction.
+    frames: Vec<Vec<u8>>,
+    /// The order the flows are sent in (a fixed shuffle of `0..flows`).
+    order: Vec<u32>,
+    next: usize,
+    syn: SynTemplate,
+    /// New connections opened so far (the next SYN's number).
+    syns: u64,
+    scratch: Burst<MemBuf>,
+    now: u64,
+    taken: u64,
+    /// Worker bursts whose sampled packet had a wrong destination.
+    sample_bad: u64,
+    /// Allowed destination MACs and IPv4 destinations (at frame offset 30) of output.
+    ok_macs: Vec<[u8; 6]>,
+    ok_dsts: Vec<[u8; 4]>,
+}
+
+/// A fixed shuffle of `0..n` (xorshift-driven Fisher–Yates), so consecutive packets hit
+/// unrelated entries as traffic from many clients does.
+fn shuffled(n: usize) -> Vec<u32> {
+    let mut v: Vec<u32> = (0..n as u32).collect();
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    for i in (1..n).rev() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        v.swap(i, (x % (i as u64 + 1)) as usize);
+    }
+    v
+}
+
+fn setup_err(e: impl std::fmt::Display) -> BenchError {
+    BenchError::Setup(e.to_string())
+}
+
+/// The worker with its engine: the lab's ports, static neighbours, one service.
+fn build_worker(forward: ForwardMode, flows: usize) -> Result<MemWorker, BenchError> {
+    let opened = flows + NEW_CONNS_MAX as usize;
+    let n_locals = if forward == ForwardMode::FullNat { opened.div_ceil(LPORTS_PER_ADDR) + 1 } else { 0 };
+    if n_locals > 50 {
+        return Err(BenchError::BadOptions(format!(
+            "{flows} flows need {n_locals} Full-NAT local addresses, 50 at most"
+        )));
+    }
+    let locals: Vec<Ipv4Addr> = (0..n_locals as u8).map(frames::local_addr).collect();
+    let mut config = worker_config()?;
+    config.ports[BACK.index()].local_addresses = locals.clone();
+    config.static_neighbours = std::iter::once((frames::GW_IP, frames::GW_MAC))
+        .chain(frames::SERVERS.iter().copied().zip(frames::SERVER_MACS))
+        .map(|(ip, mac)| StaticNeighbour { ip, mac: MacAddr(mac) })
+        .collect();
+    let port = match forward {
+        ForwardMode::Nat | ForwardMode::FullNat => frames::SERVER_PORT,
+        ForwardMode::Dr | ForwardMode::Tunnel => frames::VPORT,
+    };
+    let servers: Vec<RealServer> = frames::SERVERS
+        .iter()
+        .map(|&addr| RealServer {
+            addr,
+            port,
+            weight: 1,
+            forward,
+            upper: 0,
+            lower: 0,
+            stats: Arc::new(ServerStats::new(1)),
+        })
+        .collect();
+    let sched = SchedShared::build(SchedulerKind::Rr, &servers, &SchedParams::default()).map_err(setup_err)?;
+    let service = Service {
+        key: ServiceKey { proto: L4Proto::Tcp, vip: frames::VIP, port: frames::VPORT },
+        scheduler: SchedulerKind::Rr,
+        sched: Arc::new(sched),
+        persist: None,
+        servers,
+        local_addrs: locals.clone(),
+        stats: Arc::new(ServerStats::new(1)),
+    };
+    let table = ServiceTable::new(1, vec![service]).map_err(setup_err)?;
+    let lb = LbEngine::new(
+        0,
+        1,
+        share(table),
+        LbConfig {
+            conn_capacity: CONN_SLACK * opened,
+            timeouts: Timeouts::default(),
+            port_mtu: vec![DEFAULT_MTU; config.ports.len()],
+            rss: None,
+            local_addrs: locals,
+        },
+    );
+    let queues = vec![MemQueue::new(frames::FRONT_MAC), MemQueue::new(frames::BACK_MAC)];
+    let worker = Worker::new(&config, queues, MemPool::new(), NeighSync::none()).map_err(setup_err)?;
+    Ok(worker.with_lb(lb, MeshLinks::none()))
+}
+
+/// `ip` in an Ethernet header from `src` to `dst` (no padding).
+fn eth(dst: [u8; 6], src: [u8; 6], ip: &[u8]) -> Vec<u8> {
+    let mut f = Vec::with_capacity(14 + ip.len());
+    f.extend_from_slice(&dst);
+    f.extend_from_slice(&src);
+    f.extend_from_slice(&[0x08, 0x00]);
+    f.extend_from_slice(ip);
+    f
+}
+
+impl L4Bench {
+    fn new(mode: Mode, forward: ForwardMode, reply: bool, n_flows: usize) -> Result<Self, BenchError> {
+        if n_flows == 0 || n_flows > MAX_FLOWS {
+            return Err(BenchError::BadOptions(format!("--flows {n_flows}: must be 1..={MAX_FLOWS}")));
+        }
+        let worker = build_worker(forward, n_flows)?;
+        let (in_port, out_port) = if reply { (BACK, FRONT) } else { (FRONT, BACK) };
+        let (ok_macs, ok_dsts) = if reply {
+            (vec![frames::GW_MAC], Vec::new())
+        } else {
+            let dsts = match forward {
+                ForwardMode::Dr => vec![frames::VIP.octets()],
+                _ => frames::SERVERS.iter().map(|s| s.octets()).collect(),
+            };
+            (frames::SERVER_MACS.to_vec(), dsts)
+        };
+        let mut b = L4Bench {
+            mode,
+            forward,
+            reply,
+            worker,
+            in_port,
+            out_port,
+            ring: VecDeque::new(),
+            flows: Vec::with_capacity(n_flows),
+            frames: Vec::with_capacity(n_flows),
+            order: shuffled(n_flows),
+            next: 0,
+            syn: SynTemplate::new(frames::GW_MAC, frames::VIP),
+            syns: 0,
+            scratch: Burst::new(),
+            now: START_NS,
+            taken: 0,
+            sample_bad: 0,
+            ok_macs,
+            ok_dsts,
+        };
+        b.open_flows(n_flows)?;
+        // Reply modes: the client's address is the destination to check.
+        if reply {
+            b.ok_dsts = b.flows.iter().map(|f| f.client.octets()).collect();
+            b.ok_dsts.sort_unstable();
+            b.ok_dsts.dedup();
+        }
+        b.frames = (0..n_flows).map(|i| b.data_frame(i)).collect();
+        let first: Vec<MemBuf> = (0..RING_BUFS).map(|_| b.next_buf()).collect();
+        b.ring.extend(first);
+        Ok(b)
+    }
+
+    fn fail(&self, what: String) -> BenchError {
+        BenchError::Verify { mode: self.mode, what }
+    }
+
+    fn has_reply_path(&self) -> bool {
+        matches!(self.forward, ForwardMode::Nat | ForwardMode::FullNat)
+    }
+
+    fn queue(&mut self, port: PortId) -> &mut MemQueue {
+        self.worker.queue_mut(port).expect("the worker has front and back ports")
+    }
+
+    /// Injects `frames` on `port`, polls once per 32, and returns what left `out`
+    /// (failing when anything left the other port or the count differs).
+    fn exchange(
+        &mut self,
+        port: PortId,
+        out: PortId,
+        frames: &[Vec<u8>],
+        what: &str,
+    ) -> Result<Vec<MemBuf>, BenchError> {
+        let mut sent = Vec::with_capacity(frames.len());
+        for chunk in frames.chunks(BURST_SIZE) {
+            for f in chunk {
+                self.queue(port).inject_buf(fresh(f));
+            }
+            self.now += POLL_STEP_NS;
+            self.worker.poll_once(self.now);
+            sent.extend(self.queue(out).take_tx());
+            let other = if out == FRONT { BACK } else { FRONT };
+            let stray = self.queue(other).take_tx();
+            if !stray.is_empty() {
+                return Err(self.fail(format!("{what}: {} frames left the wrong port", stray.len())));
+            }
+        }
+        if sent.len() != frames.len() {
+            let c = self.worker.counters().snapshot();
+            return Err(self.fail(format!("{what}: {} frames in, {} out; counters {c:?}", frames.len(), sent.len())));
+        }
+        Ok(sent)
+    }
+
+    /// Opens `n` connections with a handshake and records their server and local port.
+    fn open_flows(&mut self, n: usize) -> Result<(), BenchError> {
+        let seg = |src, dst, flags| TcpSeg { src, dst, flags, seq: 0x0100_0000, options: vec![], payload: vec![] };
+        let clients: Vec<(Ipv4Addr, u16)> = (0..n).map(flow_client).collect();
+        let vip = (frames::VIP, frames::VPORT);
+        let syns: Vec<Vec<u8>> =
+            clients.iter().map(|&c| seg(c, vip, TCP_SYN).frame(frames::FRONT_MAC, frames::GW_MAC)).collect();
+        let out = self.exchange(FRONT, BACK, &syns, "set-up SYNs")?;
+        for (i, (o, &(client, cport))) in out.iter().zip(&clients).enumerate() {
+            check_syn_out(self.forward, o.data()).map_err(|e| self.fail(format!("set-up SYN {i}: {e}")))?;
+            let key =
+                FlowKey { proto: L4Proto::Tcp, src: client, sport: cport, dst: frames::VIP, dport: frames::VPORT };
+            let lb = self.worker.lb().expect("the worker has an engine");
+            let Some((id, _)) = lb.conns().lookup(&key) else {
+                return Err(self.fail(format!("set-up SYN {i}: no connection for {key}")));
+            };
+            let c = *lb.conns().get(id);
+            let Some(server) = frames::SERVERS.iter().position(|&s| s == c.server) else {
+                return Err(self.fail(format!("set-up SYN {i}: server {} is not one of ours", c.server)));
+            };
+            self.flows.push(Flow { client, cport, server, local: c.local, lport: c.lport });
+        }
+        if self.has_reply_path() {
+            let port = frames::SERVER_PORT;
+            let synacks: Vec<Vec<u8>> = self
+                .flows
+                .iter()
+                .map(|f| {
+                    seg((frames::SERVERS[f.server], port), (f.local, f.lport), TCP_SYN | TCP_ACK)
+                        .frame(frames::BACK_MAC, frames::SERVER_MACS[f.server])
+                })
+                .collect();
+            self.exchange(BACK, FRONT, &synacks, "set-up SYN-ACKs")?;
+        }
+        let acks: Vec<Vec<u8>> =
+            clients.iter().map(|&c| seg(c, vip, TCP_ACK).frame(frames::FRONT_MAC, frames::GW_MAC)).collect();
+        self.exchange(FRONT, BACK, &acks, "set-up ACKs")?;
+        let lb = self.worker.lb().expect("the worker has an engine");
+        let established = lb.conns().iter().filter(|(_, c)| c.state == ConnState::Tcp(TcpState::Established)).count();
+        if established != n || lb.conns().len() != n {
+            return Err(self
+                .fail(format!("set-up: {established} of {} connections established, {n} expected", lb.conns().len())));
+        }
+        Ok(())
+    }
+
+    /// The timed frame of flow `i`.
+    fn data_frame(&self, i: usize) -> Vec<u8> {
+        let f = self.flows[i];
+        let server = frames::SERVERS[f.server];
+        let (src, dst, dmac, smac) = if !self.reply {
+            ((f.client, f.cport), (frames::VIP, frames::VPORT), frames::FRONT_MAC, frames::GW_MAC)
+        } else {
+            ((server, frames::SERVER_PORT), (f.local, f.lport), frames::BACK_MAC, frames::SERVER_MACS[f.server])
+        };
+        let seq = 0x0100_0001 + i as u32;
+        TcpSeg { src, dst, flags: TCP_ACK | TCP_PSH, seq, options: vec![], payload: DATA.to_vec() }.frame(dmac, smac)
+    }
+
+    /// The frame rvs must send for flow `i`'s timed frame (without Ethernet padding).
+    fn expected(&self, i: usize) -> Vec<u8> {
+        let f = self.flows[i];
+        let server = (frames::SERVERS[f.server], frames::SERVER_PORT);
+        let ip = &self.frames[i][IP_AT..];
+        let vip = (frames::VIP, frames::VPORT);
+        let smac = frames::SERVER_MACS[f.server];
+        match (self.forward, self.reply) {
+            (ForwardMode::Dr, _) => eth(smac, frames::BACK_MAC, &frames::rewritten(ip, None, None)),
+            (ForwardMode::Tunnel, _) => {
+                let inner = frames::rewritten(ip, None, None);
+                eth(smac, frames::BACK_MAC, &frames::ipip(frames::BACK_IP, server.0, &inner))
+            }
+            (ForwardMode::Nat, false) => eth(smac, frames::BACK_MAC, &frames::rewritten(ip, None, Some(server))),
+            (ForwardMode::FullNat, false) => {
+                eth(smac, frames::BACK_MAC, &frames::rewritten(ip, Some((f.local, f.lport)), Some(server)))
+            }
+            (ForwardMode::Nat, true) => eth(frames::GW_MAC, frames::FRONT_MAC, &frames::rewritten(ip, Some(vip), None)),
+            (ForwardMode::FullNat, true) => {
+                eth(frames::GW_MAC, frames::FRONT_MAC, &frames::rewritten(ip, Some(vip), Some((f.client, f.cport))))
+            }
+        }
+    }
+
+    /// A buffer holding the next frame the harness sends.
+    fn next_buf(&mut self) -> MemBuf {
+        let i = self.order[self.next] as usize;
+        self.next = if self.next + 1 == self.order.len() { 0 } else { self.next + 1 };
+        fresh(&self.frames[i])
+    }
+
+    /// Refills a returned buffer with the next flow's frame (`SYN` false) or a new SYN.
+    #[inline(always)]
+    fn refill_next<const SYN: bool>(&mut self, b: MemBuf) -> MemBuf {
+        if SYN {
+            let mut b = b;
+            b.reset();
+            if b.append(self.syn.len()).is_none() {
+                b = MemBuf::with_room(DEFAULT_HEADROOM, BUF_ROOM);
+                b.append(self.syn.len());
+            }
+            let (client, cport) = syn_client(self.syns);
+            self.syns += 1;
+            self.syn.write(b.data_mut(), client, cport);
+            b
+        } else {
+            let i = self.order[self.next] as usize;
+            self.next = if self.next + 1 == self.order.len() { 0 } else { self.next + 1 };
+            refill(b, &self.frames[i])
+        }
+    }
+
+    /// Whether a sent frame's destination MAC and IPv4 (outer) destination are allowed.
+    #[inline(always)]
+    fn sample_ok(&self, f: &[u8]) -> bool {
+        let (Some(mac), Some(dst)) = (f.get(..6), f.get(IP_AT + 16..IP_AT + 20)) else { return false };
+        self.ok_macs.iter().any(|m| m == mac) && self.ok_dsts.iter().any(|d| d == dst)
+    }
+
+    /// One burst through the worker (`WORKER`) or through the driver alone (baseline);
+    /// `SYN` selects new connections instead of established flows.
+    #[inline(always)]
+    fn step<const WORKER: bool, const SYN: bool>(&mut self) {
+        let (in_port, out_port) = (self.in_port, self.out_port);
+        let q = self.worker.queue_mut(in_port).expect("the worker has front and back ports");
+        for _ in 0..BURST_SIZE {
+            q.inject_buf(self.ring.pop_front().expect("the ring holds more than a burst"));
+        }
+        if WORKER {
+            self.now += POLL_STEP_NS;
+            self.worker.poll_once(self.now);
+        } else {
+            q.rx_burst(&mut self.scratch);
+            let out = self.worker.queue_mut(out_port).expect("the worker has front and back ports");
+            out.tx_burst(&mut self.scratch);
+            self.scratch.clear();
+        }
+        let sent = self.queue(out_port).take_tx();
+        self.taken += sent.len() as u64;
+        if WORKER && !sent.first().is_some_and(|b| self.sample_ok(b.data())) {
+            self.sample_bad += 1;
+        }
+        for b in sent {
+            let b = self.refill_next::<SYN>(b);
+            self.ring.push_back(b);
+        }
+        while self.ring.len() < RING_BUFS {
+            let b = self.refill_next::<SYN>(MemBuf::with_room(DEFAULT_HEADROOM, BUF_ROOM));
+            self.ring.push_back(b);
+        }
+    }
+
+    /// A timed run of established-flow bursts through the worker (a symbol for callgrind).
+    #[inline(never)]
+    fn timed_worker_run(&mut self, bursts: u64) -> Duration {
+        let t = Instant::now();
+        for _ in 0..bursts {
+            self.step::<true, false>();
+        }
+        t.elapsed()
+    }
+
+    /// A timed run of the established-flow baseline (a symbol for callgrind).
+    #[inline(never)]
+    fn timed_harness_run(&mut self, bursts: u64) -> Duration {
+        let t = Instant::now();
+        for _ in 0..bursts {
+            self.step::<false, false>();
+        }
+        t.elapsed()
+    }
+
+    /// A timed run of new-connection bursts through the worker (a symbol for callgrind).
+    #[inline(never)]
+    fn timed_new_conn_run(&mut self, bursts: u64) -> Duration {
+        let t = Instant::now();
+        for _ in 0..bursts {
+            self.step::<true, true>();
+        }
+        t.elapsed()
+    }
+
+    /// A timed run of the new-connection baseline (a symbol for callgrind).
+    #[inline(never)]
+    fn timed_new_conn_harness_run(&mut self, bursts: u64) -> Duration {
+        let t = Instant::now();
+        for _ in 0..bursts {
+            self.step::<false, true>();
+        }
+        t.elapsed()
+    }
+
+    /// One worker run and one baseline run of `bursts`, each checked.
+    fn run_pair(&mut self, syn: bool, bursts: u64) -> Result<(Duration, Duration), BenchError> {
+        let packets = bursts * BURST_SIZE as u64;
+        let (before, taken, bad) = (self.counts(), self.taken, self.sample_bad);
+        let w = if syn { self.timed_new_conn_run(bursts) } else { self.timed_worker_run(bursts) };
+        self.check_worker_run(before, taken, bad, packets, syn)?;
+        let (before, taken) = (self.counts(), self.taken);
+        let h = if syn { self.timed_new_conn_harness_run(bursts) } else { self.timed_harness_run(bursts) };
+        if self.counts() != before || self.taken - taken != packets {
+            return Err(self.fail(format!(
+                "baseline: {packets} packets sent, {} came back, or the worker moved",
+                self.taken - taken
+            )));
+        }
+        Ok((w, h))
+    }
+
+    fn counts(&self) -> Counts {
+        let c = self.worker.counters();
+        Counts {
+            rx: c.rx_packets.get(),
+            tx: c.tx_packets.get(),
+            drops: c.drops_total(),
+            created: c.conns_created.get(),
+        }
+    }
+
+    fn check_worker_run(
+        &mut self,
+        before: Counts,
+        taken: u64,
+        bad: u64,
+        packets: u64,
+        syn: bool,
+    ) -> Result<(), BenchError> {
+        let d = self.counts().delta(before);
+        let taken = self.taken - taken;
+        let want = Counts { rx: packets, tx: packets, drops: 0, created: if syn { packets } else { 0 } };
+        let stray = self.queue(self.in_port).take_tx().len();
+        let bad = self.sample_bad - bad;
+        if d != want || taken != packets || stray != 0 || bad != 0 {
+            return Err(self.fail(format!(
+                "{packets} packets sent, {taken} came back from the expected port and {stray} from the other; \
+                 {bad} sampled bursts had a wrong destination; counters moved {d:?}, expected {want:?}"
+            )));
+        }
+        Ok(())
+    }
+
+    /// 32 flows through the worker, each output compared byte for byte with its
+    /// expected frame.
+    fn validate_flows(&mut self) -> Result<(), BenchError> {
+        let start = (self.next * 7) % self.flows.len();
+        let idx: Vec<usize> = (0..BURST_SIZE).map(|k| (start + k) % self.flows.len()).collect();
+        let inputs: Vec<Vec<u8>> = idx.iter().map(|&i| self.frames[i].clone()).collect();
+        let (before, created) = (self.counts(), self.counts().created);
+        let out = self.exchange(self.in_port, self.out_port, &inputs, "validation burst")?;
+        for (o, &i) in out.iter().zip(&idx) {
+            let want = self.expected(i);
+            let got = o.data();
+            if got.get(..want.len()) != Some(want.as_slice()) || got.len() > want.len().max(60) {
+                return Err(self.fail(format!("flow {i}: wrong output\n got  {got:02x?}\n want {want:02x?}")));
+            }
+        }
+        let d = self.counts().delta(before);
+        if d.drops != 0 || self.counts().created != created {
+            return Err(self.fail(format!("validation burst: counters moved {d:?}")));
+        }
+        Ok(())
+    }
+
+    /// 32 new SYNs through the worker: each opens a connection to one of the servers.
+    fn validate_syns(&mut self) -> Result<(), BenchError> {
+        let inputs: Vec<Vec<u8>> = (0..BURST_SIZE)
+            .map(|_| {
+                let mut f = vec![0; self.syn.len()];
+                let (c, p) = syn_client(self.syns);
+                self.syns += 1;
+                self.syn.write(&mut f, c, p);
+                f
+            })
+            .collect();
+        let before = self.counts();
+        let out = self.exchange(FRONT, BACK, &inputs, "SYN validation burst")?;
+        for (k, o) in out.iter().enumerate() {
+            check_syn_out(self.forward, o.data()).map_err(|e| self.fail(format!("new SYN {k}: {e}")))?;
+        }
+        let d = self.counts().delta(before);
+        if d.created != BURST_SIZE as u64 || d.drops != 0 {
+            return Err(self.fail(format!("SYN validation burst: counters moved {d:?}")));
+        }
+        Ok(())
+    }
+
+    /// Rewrites every buffer waiting in the ring with a new SYN (`SYN`) or the next
+    /// flows' frames, so a phase starts with only its own kind of packet in flight.
+    fn reload_ring<const SYN: bool>(&mut self) {
+        let bufs: Vec<MemBuf> = self.ring.drain(..).collect();
+        for b in bufs {
+            let b = self.refill_next::<SYN>(b);
+            self.ring.push_back(b);
+        }
+    }
+
+    /// New connections the timed runs may still open within [`NEW_CONNS_MAX`], keeping
+    /// room for the ring's SYNs in flight and the final validation burst.
+    fn new_conn_room(&self) -> u64 {
+        NEW_CONNS_MAX.saturating_sub(self.syns + (RING_BUFS + BURST_SIZE) as u64)
+    }
+
+    /// Calibrates, then times `opts.runs` pairs of runs of established flows (`syn`
+    /// false) or new connections (bounded by [`NEW_CONNS_MAX`]).
+    fn measure(&mut self, opts: &Options, syn: bool, seconds: f64) -> Result<Phase, BenchError> {
+        if syn {
+            self.reload_ring::<true>();
+        } else {
+            self.reload_ring::<false>();
+        }
+        let bursts = match opts.bursts {
+            Some(n) => {
+                self.run_pair(syn, n)?;
+                n
+            }
+            None => {
+                let (w, h) = if syn {
+                    let (w, h) = self.run_pair(syn, NEW_CONN_WARM_BURSTS)?;
+                    (w.as_secs_f64() / NEW_CONN_WARM_BURSTS as f64, h.as_secs_f64() / NEW_CONN_WARM_BURSTS as f64)
+                } else {
+                    let start = Instant::now();
+                    let mut chunk = 64;
+                    loop {
+                        let (w, h) = self.run_pair(syn, chunk)?;
+                        if start.elapsed().as_secs_f64() >= seconds * WARMUP_SHARE {
+                            break (w.as_secs_f64() / chunk as f64, h.as_secs_f64() / chunk as f64);
+                        }
+                        chunk = (chunk * 2).min(1 << 14);
+                    }
+                };
+                let per_run = seconds * (1.0 - WARMUP_SHARE) / opts.runs as f64;
+                let cap = if syn { self.new_conn_room() / (opts.runs as u64 * BURST_SIZE as u64) } else { u64::MAX };
+                ((per_run / (w + h)) as u64).clamp(16, cap.max(16))
+            }
+        };
+        if syn && opts.runs as u64 * bursts * BURST_SIZE as u64 > self.new_conn_room() {
+            return Err(BenchError::BadOptions(format!(
+                "{} runs of {bursts} bursts would open more than {NEW_CONNS_MAX} connections: use fewer --bursts or --runs",
+                opts.runs
+            )));
+        }
+        let packets = bursts * BURST_SIZE as u64;
+        let (mut ws, mut hs) = (Vec::with_capacity(opts.runs), Vec::with_capacity(opts.runs));
+        for _ in 0..opts.runs {
+            let (w, h) = self.run_pair(syn, bursts)?;
+            ws.push(w.as_nanos() as f64 / packets as f64);
+            hs.push(h.as_nanos() as f64 / packets as f64);
+        }
+        let (wmin, hmin) = (min(&ws), min(&hs));
+        let (gross, harness) = (median(&mut ws), median(&mut hs));
+        let (net, min_net) = (gross - harness, wmin - hmin);
+        if net <= 0.0 || min_net <= 0.0 {
+            return Err(BenchError::Noise { mode: self.mode, gross, harness, worker_min: wmin, harness_min: hmin });
+        }
+        Ok(Phase { net, min_net, gross, harness, bursts })
+    }
+}
+
+/// Checks a forwarded SYN independently of the data path: Ethernet addresses, IPv4
+/// header checksum, IPIP outer header (tunnel), TCP checksum and SYN flag, destination
+/// (VIP:80 for DR/IPIP, a server:8080 matching the MAC for NAT/Full-NAT), and for
+/// Full-NAT a local address as source.
+fn check_syn_out(forward: ForwardMode, f: &[u8]) -> Result<(), String> {
+    let short = || format!("frame of {} bytes is too short", f.len());
+    let server =
+        frames::SERVER_MACS.iter().position(|m| f.get(..6) == Some(m)).ok_or("destination MAC is not a server's")?;
+    if f.get(6..14) != Some(&[frames::BACK_MAC.as_slice(), &[0x08, 0]].concat()[..]) {
+        return Err("wrong source MAC or ethertype".into());
+    }
+    let mut ip = f.get(IP_AT..).ok_or_else(short)?;
+    if ip.len() < 20 || frames::csum(&ip[..20]) != 0 {
+        return Err("bad IPv4 header checksum".into());
+    }
+    if forward == ForwardMode::Tunnel {
+        if ip[9] != 4
+            || frames::ipv4_at(ip, 12) != frames::BACK_IP
+            || frames::ipv4_at(ip, 16) != frames::SERVERS[server]
+        {
+            return Err("wrong IPIP outer header".into());
+        }
+        ip = &ip[20..];
+        if ip.len() < 20 || frames::csum(&ip[..20]) != 0 {
+            return Err("bad inner IPv4 header checksum".into());
+        }
+    }
+    let total = usize::from(frames::u16_at(ip, 2));
+    let seg = ip.get(20..total).ok_or_else(short)?;
+    if ip[9] != 6 || ip[8] != frames::SEND_TTL - 1 || seg.len() < 20 || seg[13] != TCP_SYN {
+        return Err(format!("not the SYN with TTL {} expected", frames::SEND_TTL - 1));
+    }
+    let (src, dst) = (frames::ipv4_at(ip, 12), frames::ipv4_at(ip, 16));
+    if frames::tcp_checksum(src, dst, seg) != frames::u16_at(seg, 16) {
+        return Err("bad TCP checksum".into());
+    }
+    let want_dst = match forward {
+        ForwardMode::Dr | ForwardMode::Tunnel => (frames::VIP, frames::VPORT),
+        ForwardMode::Nat | ForwardMode::FullNat => (frames::SERVERS[server], frames::SERVER_PORT),
+    };
+    if (dst, frames::u16_at(seg, 2)) != want_dst {
+        return Err(format!("destination {dst}:{} is not {}:{}", frames::u16_at(seg, 2), want_dst.0, want_dst.1));
+    }
+    if forward == ForwardMode::FullNat && !(frames::local_addr(0)..=frames::local_addr(55)).contains(&src) {
+        return Err(format!("Full-NAT source {src} is not a local address"));
+    }
+    Ok(())
+}
+
+/// Measures one L4 mode (see the module docs).
+pub fn run(mode: Mode, forward: ForwardMode, reply: bool, opts: &Options) -> Result<Report, BenchError> {
+    let mut b = L4Bench::new(mode, forward, reply, opts.flows)?;
+    b.validate_flows()?;
+    let p = b.measure(opts, false, opts.seconds)?;
+    b.validate_flows()?;
+    let new_conn = if reply {
+        None
+    } else {
+        b.validate_syns()?;
+        let n = b.measure(opts, true, opts.seconds * NEW_CONN_SHARE)?;
+        b.validate_syns()?;
+        b.validate_flows()?;
+        let conns_at_end = b.worker.lb().map_or(0, |lb| lb.conns().len());
+        Some(NewConnFigures {
+            ns: n.net,
+            min_ns: n.min_net,
+            harness_ns: n.harness,
+            gross_ns: n.gross,
+            conns: n.bursts * BURST_SIZE as u64 * opts.runs as u64,
+            conns_at_end,
+        })
+    };
+    let table: &ConnTable = b.worker.lb().expect("the worker has an engine").conns();
+    let figures = L4Figures {
+        new_conn,
+        bytes_per_conn: ConnTable::bytes_per_conn(),
+        flows: b.flows.len(),
+        conn_capacity: table.capacity(),
+        table_bytes: table.memory_bytes(),
+    };
+    Ok(Report {
+        mode,
+        ns_per_pkt: p.net,
+        min_ns_per_pkt: p.min_net,
+        mpps: 1e3 / p.net,
+        packets: p.bursts * BURST_SIZE as u64 * opts.runs as u64,
+        batches: p.bursts * opts.runs as u64,
+        harness_ns_per_pkt: p.harness,
+        gross_ns_per_pkt: p.gross,
+        runs: opts.runs,
+        l4: Some(figures),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_l4_mode_sets_up_and_validates() {
+        for m in Mode::ALL {
+            let Some((forward, reply)) = m.forward() else { continue };
+            let mut b = L4Bench::new(m, forward, reply, 64).unwrap_or_else(|e| panic!("{m}: {e}"));
+            b.validate_flows().unwrap_or_else(|e| panic!("{m}: {e}"));
+            b.run_pair(false, 4).unwrap_or_else(|e| panic!("{m}: {e}"));
+            b.validate_flows().unwrap_or_else(|e| panic!("{m}: {e}"));
+            if !reply {
+                b.validate_syns().unwrap_or_else(|e| panic!("{m}: {e}"));
+                b.reload_ring::<true>();
+                b.run_pair(true, 4).unwrap_or_else(|e| panic!("{m}: {e}"));
+                assert_eq!(b.worker.lb().unwrap().conns().len(), 64 + 32 + 4 * 32, "{m}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_wrong_rewrite_is_an_error_not_a_figure() {
+        // Expect the NAT rewrite from a DR worker: the byte comparison must refuse it.
+        let mut b = L4Bench::new(Mode::Nat, ForwardMode::Dr, false, 8).unwrap();
+        b.forward = ForwardMode::Nat;
+        assert!(matches!(b.validate_flows(), Err(BenchError::Verify { mode: Mode::Nat, .. })));
+        // And a sample check that allows no destination fails every worker run.
+        b.ok_dsts.clear();
+        assert!(b.run_pair(false, 2).is_err());
+    }
+
+    #[test]
+    fn flow_and_syn_clients_never_overlap() {
+        assert_eq!(flow_client(0), (Ipv4Addr::new(172, 16, 0, 1), 10_000));
+        assert_eq!(flow_client(PORTS_PER_CLIENT), (Ipv4Addr::new(172, 16, 0, 2), 10_000));
+        let (last, _) = flow_client(MAX_FLOWS - 1);
+        assert!(last < Ipv4Addr::new(172, 20, 0, 1));
+        assert_eq!(syn_client(1), (Ipv4Addr::new(172, 20, 0, 1), 1025));
+        let mut s = shuffled(100);
+        s.sort_unstable();
+        assert_eq!(s, (0..100).collect::<Vec<u32>>());
+    }
+}

@@ -8,5 +8,6 @@
 pub mod api;
 pub mod config;
 pub mod daemon;
+pub mod rvsadm;
 pub mod services;
 pub mod status;

@@ -1,0 +1,1253 @@
+//! ipvsadm's command line, parsed into a [`Command`].
+//!
+//! Contract: [`parse`] accepts exactly the ipvsadm 1.31 verbs and options that rvs supports
+//! (see the crate's `rvsadm` module documentation), in any order, with ipvsadm's spellings:
+//! bundled short flags (`-Lnc`), attached values (`-w3`, `--weight=3`), `-p` with an
+//! optional value (`-p`, `-p 600`, `-p600`: a following word is taken when it does not
+//! start with `-`). Errors are [`UsageError`]s whose text is ipvsadm's message for the same
+//! mistake (`multiple commands specified`, `Illegal 'weight' option with the 'list'
+//! command`, `illegal weight specified`, …); the caller prints it and exits 2.
+//!
+//! Parsing never touches the network and never panics, whatever the input.
+//!
+//! Deliberate differences from ipvsadm, each for a reason written where it is decided:
+//! * `-E` and `-e` send only the attributes given (ipvsadm resets the others to their
+//!   defaults, which silently turns a Masq server into Route on `-e … -w 5`); `-E … -p 0`
+//!   makes a service non-persistent.
+//! * `-L -c -t VIP:PORT` lists the connections of one service (ipvsadm refuses the
+//!   combination; the REST API can filter, so rvsadm does).
+//! * `-b` is Full-NAT (DPVS's meaning), not ipvsadm's `--sched-flags`.
+
+use std::fmt;
+use std::net::{Ipv4Addr, SocketAddrV4, ToSocketAddrs};
+
+/// ipvsadm's largest timeout, 31 days in seconds (`MAX_TIMEOUT`).
+pub const MAX_TIMEOUT: u32 = 86_400 * 31;
+/// ipvsadm's persistence timeout when `-p` has no value (`DEF_PERSISTENT_TIMEOUT`).
+pub const DEFAULT_PERSISTENCE: u32 = 300;
+/// ipvsadm's scheduler when `-A` has no `-s` (`DEF_SCHED`).
+pub const DEFAULT_SCHEDULER: &str = "wlc";
+
+/// A usage mistake: the message ipvsadm prints for it. The caller exits 2.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageError(pub String);
+
+impl fmt::Display for UsageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+fn fail<T>(msg: impl Into<String>) -> Result<T, UsageError> {
+    Err(UsageError(msg.into()))
+}
+
+/// `-t` (TCP) or `-u` (UDP).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Protocol {
+    /// `-t`, `--tcp-service`.
+    Tcp,
+    /// `-u`, `--udp-service`.
+    Udp,
+}
+
+impl Protocol {
+    /// The REST name: `tcp` or `udp`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+        }
+    }
+
+    /// The protocol called `name` in the REST API (case-insensitive).
+    pub fn from_name(name: &str) -> Option<Protocol> {
+        match name.to_ascii_lowercase().as_str() {
+            "tcp" => Some(Protocol::Tcp),
+            "udp" => Some(Protocol::Udp),
+            _ => None,
+        }
+    }
+
+    /// The ipvsadm switch: `-t` or `-u`.
+    pub fn switch(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "-t",
+            Protocol::Udp => "-u",
+        }
+    }
+}
+
+/// A virtual service: protocol, VIP and port (`-t 10.10.0.100:80`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ServiceAddr {
+    /// TCP or UDP.
+    pub protocol: Protocol,
+    /// The VIP.
+    pub address: Ipv4Addr,
+    /// The virtual port; 0 when the operator gave none.
+    pub port: u16,
+}
+
+impl ServiceAddr {
+    /// The REST path segment `tcp/10.10.0.100/80`.
+    pub fn path(&self) -> String {
+        format!("{}/{}/{}", self.protocol.name(), self.address, self.port)
+    }
+}
+
+/// How a real server is reached: ipvsadm's `-g`, `-m`, `-i`, plus DPVS's `-b`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Forward {
+    /// `-g`, direct routing (ipvsadm's default).
+    Dr,
+    /// `-m`, masquerading.
+    Nat,
+    /// `-b`, Full-NAT.
+    FullNat,
+    /// `-i`, IPIP tunnel.
+    Tunnel,
+}
+
+impl Forward {
+    /// Every method.
+    pub const ALL: [Forward; 4] = [Forward::Dr, Forward::Nat, Forward::FullNat, Forward::Tunnel];
+
+    /// The REST name: `dr`, `nat`, `fullnat`, `tunnel`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Forward::Dr => "dr",
+            Forward::Nat => "nat",
+            Forward::FullNat => "fullnat",
+            Forward::Tunnel => "tunnel",
+        }
+    }
+
+    /// The method called `name` in the REST API (case-insensitive).
+    pub fn from_name(name: &str) -> Option<Forward> {
+        Forward::ALL.into_iter().find(|f| f.name().eq_ignore_ascii_case(name))
+    }
+
+    /// The ipvsadm switch (`-g`, `-m`, `-b`, `-i`), as `-S` prints it.
+    pub fn switch(self) -> &'static str {
+        match self {
+            Forward::Dr => "-g",
+            Forward::Nat => "-m",
+            Forward::FullNat => "-b",
+            Forward::Tunnel => "-i",
+        }
+    }
+
+    /// The word of ipvsadm's listing (`Route`, `Masq`, `FullNat`, `Tunnel`).
+    pub fn word(self) -> &'static str {
+        match self {
+            Forward::Dr => "Route",
+            Forward::Nat => "Masq",
+            Forward::FullNat => "FullNat",
+            Forward::Tunnel => "Tunnel",
+        }
+    }
+}
+
+/// `-A` / `-E`: a service and the attributes given for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceSpec {
+    /// The service.
+    pub service: ServiceAddr,
+    /// `-s`; `-A` without it means [`DEFAULT_SCHEDULER`].
+    pub scheduler: Option<String>,
+    /// `-p` in seconds; `Some(0)` (only accepted with `-E`) turns persistence off.
+    pub persistence: Option<u32>,
+    /// `-M`.
+    pub netmask: Option<Ipv4Addr>,
+}
+
+/// `-a` / `-e`: a real server of a service and the attributes given for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerSpec {
+    /// The service.
+    pub service: ServiceAddr,
+    /// `-r`; the port defaults to the service's.
+    pub server: SocketAddrV4,
+    /// `-g|-m|-i|-b`; `-a` without one means [`Forward::Dr`].
+    pub forward: Option<Forward>,
+    /// `-w`; `-a` without it means 1.
+    pub weight: Option<u32>,
+    /// `-x`.
+    pub upper_threshold: Option<u32>,
+    /// `-y`.
+    pub lower_threshold: Option<u32>,
+}
+
+/// What `-L` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ListKind {
+    /// Services and servers (`-L`), with the counters of `--stats` or the rates of `--rate`.
+    #[default]
+    Services,
+    /// The connection table (`-c`).
+    Connections,
+    /// The timeouts (`--timeout`).
+    Timeouts,
+}
+
+/// `-L` and its options.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ListOpts {
+    /// What to list.
+    pub kind: ListKind,
+    /// `-n`. Accepted for compatibility: rvsadm always prints numbers.
+    pub numeric: bool,
+    /// `--stats`.
+    pub stats: bool,
+    /// `--rate` (`--stats` wins when both are given, as in ipvsadm).
+    pub rate: bool,
+    /// `-t|-u`: only this service.
+    pub service: Option<ServiceAddr>,
+}
+
+/// One rvsadm invocation's verb and its arguments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// `-A`.
+    AddService(ServiceSpec),
+    /// `-E`.
+    EditService(ServiceSpec),
+    /// `-D`.
+    DeleteService(ServiceAddr),
+    /// `-a`.
+    AddServer(ServerSpec),
+    /// `-e`.
+    EditServer(ServerSpec),
+    /// `-d`.
+    DeleteServer {
+        /// The service.
+        service: ServiceAddr,
+        /// The real server.
+        server: SocketAddrV4,
+    },
+    /// `-L`, `-l`, or no verb.
+    List(ListOpts),
+    /// `-Z`, optionally for one service.
+    Zero(Option<ServiceAddr>),
+    /// `-C`.
+    Clear,
+    /// `-S`.
+    Save {
+        /// `-n` (accepted; output is always numeric).
+        numeric: bool,
+    },
+    /// `-R`.
+    Restore,
+    /// `--set TCP TCPFIN UDP` in seconds; 0 leaves a value unchanged.
+    SetTimeouts {
+        /// TCP established.
+        tcp: u32,
+        /// TCP after FIN.
+        tcp_fin: u32,
+        /// UDP.
+        udp: u32,
+    },
+    /// `rvsadm status`.
+    Status,
+    /// `-h`.
+    Help,
+    /// `-v`.
+    Version,
+}
+
+impl Command {
+    /// True for the verbs that change rvsd's state (the ones `-R` accepts).
+    pub fn is_change(&self) -> bool {
+        matches!(
+            self,
+            Command::AddService(_)
+                | Command::EditService(_)
+                | Command::DeleteService(_)
+                | Command::AddServer(_)
+                | Command::EditServer(_)
+                | Command::DeleteServer { .. }
+                | Command::Zero(_)
+                | Command::Clear
+                | Command::SetTimeouts { .. }
+        )
+    }
+}
+
+/// A parsed command line: the verb and the REST address, when `--api` was given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invocation {
+    /// `--api URL`.
+    pub api: Option<String>,
+    /// The verb.
+    pub command: Command,
+}
+
+// ---------------------------------------------------------------------------------------
+// The option table.
+
+/// Verbs, in ipvsadm's `cmdnames` order (rows of [`RULES`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verb {
+    AddService,
+    EditService,
+    DeleteService,
+    Flush,
+    List,
+    AddServer,
+    DeleteServer,
+    EditServer,
+    Set,
+    Restore,
+    Save,
+    Zero,
+}
+
+impl Verb {
+    /// ipvsadm's name for the verb, as its messages print it.
+    fn name(self) -> &'static str {
+        match self {
+            Verb::AddService => "add-service",
+            Verb::EditService => "edit-service",
+            Verb::DeleteService => "delete-service",
+            Verb::Flush => "flush",
+            Verb::List => "list",
+            Verb::AddServer => "add-server",
+            Verb::DeleteServer => "delete-server",
+            Verb::EditServer => "edit-server",
+            Verb::Set => "set",
+            Verb::Restore => "restore",
+            Verb::Save => "save",
+            Verb::Zero => "zero",
+        }
+    }
+}
+
+/// Options, in ipvsadm's `optnames` order (columns of [`RULES`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Opt {
+    Numeric,
+    Connection,
+    Service,
+    Scheduler,
+    Persistent,
+    Netmask,
+    RealServer,
+    Forward,
+    Weight,
+    UThreshold,
+    LThreshold,
+    Timeout,
+    Stats,
+    Rate,
+}
+
+impl Opt {
+    const COUNT: usize = 14;
+    const ALL: [Opt; Opt::COUNT] = [
+        Opt::Numeric,
+        Opt::Connection,
+        Opt::Service,
+        Opt::Scheduler,
+        Opt::Persistent,
+        Opt::Netmask,
+        Opt::RealServer,
+        Opt::Forward,
+        Opt::Weight,
+        Opt::UThreshold,
+        Opt::LThreshold,
+        Opt::Timeout,
+        Opt::Stats,
+        Opt::Rate,
+    ];
+
+    /// ipvsadm's name for the option, as its messages print it.
+    fn name(self) -> &'static str {
+        match self {
+            Opt::Numeric => "numeric",
+            Opt::Connection => "connection",
+            Opt::Service => "service-address",
+            Opt::Scheduler => "scheduler",
+            Opt::Persistent => "persistent",
+            Opt::Netmask => "netmask",
+            Opt::RealServer => "real-server",
+            Opt::Forward => "forwarding-method",
+            Opt::Weight => "weight",
+            Opt::UThreshold => "u-threshold",
+            Opt::LThreshold => "l-threshold",
+            Opt::Timeout => "timeout",
+            Opt::Stats => "stats",
+            Opt::Rate => "rate",
+        }
+    }
+}
+
+/// ipvsadm's `commands_v_options`, restricted to rvs's options: `x` illegal, `+` required,
+/// `1` at most one of the `1`s, ` ` optional. One difference, on purpose: `list` allows
+/// `-c` together with `-t|-u` (see the module documentation); `--timeout` still excludes both.
+const RULES: [(Verb, &[u8; Opt::COUNT]); 12] = [
+    //                       n  c  svc s  p  M  r  fwd w  x  y  tmo st rt
+    (Verb::AddService, b"xx+   xxxxxxxx"),
+    (Verb::EditService, b"xx+   xxxxxxxx"),
+    (Verb::DeleteService, b"xx+xxxxxxxxxxx"),
+    (Verb::Flush, b"xxxxxxxxxxxxxx"),
+    (Verb::List, b" 1 xxxxxxxx1  "),
+    (Verb::AddServer, b"xx+xxx+    xxx"),
+    (Verb::DeleteServer, b"xx+xxx+xxxxxxx"),
+    (Verb::EditServer, b"xx+xxx+    xxx"),
+    (Verb::Set, b"xxxxxxxxxxxxxx"),
+    (Verb::Restore, b"xxxxxxxxxxxxxx"),
+    (Verb::Save, b" xxxxxxxxxxxxx"),
+    (Verb::Zero, b"xx xxxxxxxxxxx"),
+];
+
+/// Whether an option takes a value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Arity {
+    Flag,
+    Value,
+    OptionalValue,
+}
+
+/// What a switch does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Action {
+    Verb(Verb),
+    Opt(Opt),
+    Tcp,
+    Udp,
+    Fwd(Forward),
+    Help,
+    Version,
+    Api,
+}
+
+/// One switch: its short letter, its long name, what it does and its arity.
+struct Switch {
+    short: Option<char>,
+    long: &'static str,
+    action: Action,
+    arity: Arity,
+}
+
+const fn sw(short: Option<char>, long: &'static str, action: Action, arity: Arity) -> Switch {
+    Switch { short, long, action, arity }
+}
+
+const SWITCHES: &[Switch] = &[
+    sw(Some('A'), "add-service", Action::Verb(Verb::AddService), Arity::Flag),
+    sw(Some('E'), "edit-service", Action::Verb(Verb::EditService), Arity::Flag),
+    sw(Some('D'), "delete-service", Action::Verb(Verb::DeleteService), Arity::Flag),
+    sw(Some('C'), "clear", Action::Verb(Verb::Flush), Arity::Flag),
+    sw(Some('L'), "list", Action::Verb(Verb::List), Arity::Flag),
+    sw(Some('l'), "list", Action::Verb(Verb::List), Arity::Flag),
+    sw(Some('a'), "add-server", Action::Verb(Verb::AddServer), Arity::Flag),
+    sw(Some('d'), "delete-server", Action::Verb(Verb::DeleteServer), Arity::Flag),
+    sw(Some('e'), "edit-server", Action::Verb(Verb::EditServer), Arity::Flag),
+    sw(None, "set", Action::Verb(Verb::Set), Arity::Value),
+    sw(Some('R'), "restore", Action::Verb(Verb::Restore), Arity::Flag),
+    sw(Some('S'), "save", Action::Verb(Verb::Save), Arity::Flag),
+    sw(Some('Z'), "zero", Action::Verb(Verb::Zero), Arity::Flag),
+    sw(Some('t'), "tcp-service", Action::Tcp, Arity::Value),
+    sw(Some('u'), "udp-service", Action::Udp, Arity::Value),
+    sw(Some('s'), "scheduler", Action::Opt(Opt::Scheduler), Arity::Value),
+    sw(Some('p'), "persistent", Action::Opt(Opt::Persistent), Arity::OptionalValue),
+    sw(Some('M'), "netmask", Action::Opt(Opt::Netmask), Arity::Value),
+    sw(Some('r'), "real-server", Action::Opt(Opt::RealServer), Arity::Value),
+    sw(Some('g'), "gatewaying", Action::Fwd(Forward::Dr), Arity::Flag),
+    sw(Some('m'), "masquerading", Action::Fwd(Forward::Nat), Arity::Flag),
+    sw(Some('i'), "ipip", Action::Fwd(Forward::Tunnel), Arity::Flag),
+    sw(Some('b'), "fullnat", Action::Fwd(Forward::FullNat), Arity::Flag),
+    sw(Some('w'), "weight", Action::Opt(Opt::Weight), Arity::Value),
+    sw(Some('x'), "u-threshold", Action::Opt(Opt::UThreshold), Arity::Value),
+    sw(Some('y'), "l-threshold", Action::Opt(Opt::LThreshold), Arity::Value),
+    sw(Some('n'), "numeric", Action::Opt(Opt::Numeric), Arity::Flag),
+    sw(Some('c'), "connection", Action::Opt(Opt::Connection), Arity::Flag),
+    sw(None, "timeout", Action::Opt(Opt::Timeout), Arity::Flag),
+    sw(None, "stats", Action::Opt(Opt::Stats), Arity::Flag),
+    sw(None, "rate", Action::Opt(Opt::Rate), Arity::Flag),
+    sw(Some('h'), "help", Action::Help, Arity::Flag),
+    sw(Some('v'), "version", Action::Version, Arity::Flag),
+    sw(None, "api", Action::Api, Arity::Value),
+];
+
+// ---------------------------------------------------------------------------------------
+// Parsing.
+
+/// Everything collected from the words before the verb is built.
+#[derive(Default)]
+struct Collected {
+    verb: Option<Verb>,
+    seen: [bool; Opt::COUNT],
+    api: Option<String>,
+    help: bool,
+    version: bool,
+    status: bool,
+    service: Option<ServiceAddr>,
+    scheduler: Option<String>,
+    persistence: Option<u32>,
+    netmask: Option<Ipv4Addr>,
+    server: Option<(Ipv4Addr, Option<u16>)>,
+    forward: Option<Forward>,
+    weight: Option<u32>,
+    upper: Option<u32>,
+    lower: Option<u32>,
+    timeouts: Option<(u32, u32, u32)>,
+}
+
+impl Collected {
+    fn set_verb(&mut self, verb: Verb) -> Result<(), UsageError> {
+        if self.verb.is_some() || self.status {
+            return fail("multiple commands specified");
+        }
+        self.verb = Some(verb);
+        Ok(())
+    }
+
+    fn set_opt(&mut self, opt: Opt) -> Result<(), UsageError> {
+        let i = opt as usize;
+        if self.seen[i] {
+            return fail(format!("multiple '{}' options specified", opt.name()));
+        }
+        self.seen[i] = true;
+        Ok(())
+    }
+
+    fn has(&self, opt: Opt) -> bool {
+        self.seen[opt as usize]
+    }
+}
+
+/// ipvsadm's answer to a line without a verb (`tryhelp_exit`).
+pub const TRY_HELP: &str = "Try `rvsadm -h' or 'rvsadm --help' for more information.";
+
+/// Parses one command line (without the program name).
+///
+/// An empty line is `-L`, as for ipvsadm. Options without a verb get [`TRY_HELP`]. Unlike
+/// ipvsadm (whose first option must be the verb), the verb may come anywhere.
+pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Invocation, UsageError> {
+    let words: Vec<&str> = args.iter().map(|s| s.as_ref()).collect();
+    let mut c = Collected::default();
+    let mut i = 0;
+    let mut only_positionals = false;
+    while i < words.len() {
+        let word = words[i];
+        i += 1;
+        if only_positionals || !word.starts_with('-') || word == "-" {
+            if word == "status" && c.verb.is_none() && !c.status && c.seen.iter().all(|s| !s) {
+                c.status = true;
+                continue;
+            }
+            return fail(format!("unexpected argument {word}"));
+        }
+        if word == "--" {
+            only_positionals = true;
+            continue;
+        }
+        if let Some(long) = word.strip_prefix("--") {
+            let (name, attached) = match long.split_once('=') {
+                Some((n, v)) => (n, Some(v)),
+                None => (long, None),
+            };
+            let Some(s) = SWITCHES.iter().find(|s| s.long == name) else {
+                return fail(format!("{word}: unknown option"));
+            };
+            let value = match (s.arity, attached) {
+                (Arity::Flag, Some(_)) => return fail(format!("{word}: option does not take an argument")),
+                (Arity::Flag, None) => None,
+                (_, Some(v)) => Some(v.to_string()),
+                (Arity::Value, None) => match words.get(i) {
+                    Some(v) => {
+                        i += 1;
+                        Some(v.to_string())
+                    }
+                    None => return fail(format!("{word}: missing argument")),
+                },
+                (Arity::OptionalValue, None) => take_optional(&words, &mut i),
+            };
+            apply(&mut c, s, value, word, &words, &mut i)?;
+            continue;
+        }
+        // A bundle of short switches: `-Lnc`, `-w3`, `-p600`.
+        let body = &word[1..];
+        for (pos, ch) in body.char_indices() {
+            let Some(s) = SWITCHES.iter().find(|s| s.short == Some(ch)) else {
+                return fail(format!("{word}: unknown option"));
+            };
+            let rest = &body[pos + ch.len_utf8()..];
+            let value = match s.arity {
+                Arity::Flag => None,
+                _ if !rest.is_empty() => Some(rest.to_string()),
+                Arity::Value => match words.get(i) {
+                    Some(v) => {
+                        i += 1;
+                        Some(v.to_string())
+                    }
+                    None => return fail(format!("-{ch}: missing argument")),
+                },
+                Arity::OptionalValue => take_optional(&words, &mut i),
+            };
+            let takes_rest = s.arity != Arity::Flag && !rest.is_empty();
+            apply(&mut c, s, value, word, &words, &mut i)?;
+            if takes_rest {
+                break;
+            }
+        }
+    }
+    build(c)
+}
+
+/// The value of an option whose value is optional: the next word unless it is an option.
+fn take_optional(words: &[&str], i: &mut usize) -> Option<String> {
+    match words.get(*i) {
+        Some(v) if !v.starts_with('-') => {
+            *i += 1;
+            Some(v.to_string())
+        }
+        _ => None,
+    }
+}
+
+/// Records one switch and its value, checking the value as ipvsadm does.
+fn apply(
+    c: &mut Collected,
+    s: &Switch,
+    value: Option<String>,
+    word: &str,
+    words: &[&str],
+    i: &mut usize,
+) -> Result<(), UsageError> {
+    if c.status && !matches!(s.action, Action::Api) {
+        return fail(format!("unexpected argument {word} after status"));
+    }
+    let value = value.unwrap_or_default();
+    match s.action {
+        Action::Verb(Verb::Set) => {
+            c.set_verb(Verb::Set)?;
+            let mut vals = [0u32; 3];
+            for (k, v) in vals.iter_mut().enumerate() {
+                let text = if k == 0 {
+                    value.as_str()
+                } else {
+                    let Some(w) = words.get(*i) else {
+                        return fail("--set option requires 3 timeout values");
+                    };
+                    *i += 1;
+                    w
+                };
+                *v = parse_timeout(text, 0)?;
+            }
+            c.timeouts = Some((vals[0], vals[1], vals[2]));
+        }
+        Action::Verb(v) => c.set_verb(v)?,
+        Action::Tcp | Action::Udp => {
+            c.set_opt(Opt::Service)?;
+            let protocol = if s.action == Action::Tcp { Protocol::Tcp } else { Protocol::Udp };
+            let Some((address, port)) = parse_addr_port(&value, protocol) else {
+                return fail("illegal virtual server address[:port] specified");
+            };
+            c.service = Some(ServiceAddr { protocol, address, port: port.unwrap_or(0) });
+        }
+        Action::Opt(Opt::Scheduler) => {
+            c.set_opt(Opt::Scheduler)?;
+            // ipvsadm copies the name into a 16-byte field; rvsd validates the name itself.
+            if value.is_empty() || value.len() > 15 || !value.chars().all(|ch| ch.is_ascii_graphic()) {
+                return fail(format!("illegal scheduler `{value}' specified"));
+            }
+            c.scheduler = Some(value);
+        }
+        Action::Opt(Opt::Persistent) => {
+            c.set_opt(Opt::Persistent)?;
+            c.persistence = Some(if value.is_empty() { DEFAULT_PERSISTENCE } else { parse_timeout(&value, 0)? });
+        }
+        Action::Opt(Opt::Netmask) => {
+            c.set_opt(Opt::Netmask)?;
+            match parse_netmask(&value) {
+                Some(m) => c.netmask = Some(m),
+                None => return fail("illegal virtual server persistent mask specified"),
+            }
+        }
+        Action::Opt(Opt::RealServer) => {
+            c.set_opt(Opt::RealServer)?;
+            let proto = c.service.map_or(Protocol::Tcp, |s| s.protocol);
+            match parse_addr_port(&value, proto) {
+                Some(a) => c.server = Some(a),
+                None => return fail("illegal real server address[:port] specified"),
+            }
+        }
+        Action::Fwd(f) => {
+            c.set_opt(Opt::Forward)?;
+            c.forward = Some(f);
+        }
+        Action::Opt(Opt::Weight) => {
+            c.set_opt(Opt::Weight)?;
+            c.weight = Some(parse_number(&value, 65_535).ok_or_else(|| UsageError("illegal weight specified".into()))?);
+        }
+        Action::Opt(Opt::UThreshold) => {
+            c.set_opt(Opt::UThreshold)?;
+            c.upper = Some(
+                parse_number(&value, i32::MAX as u32)
+                    .ok_or_else(|| UsageError("illegal u_threshold specified".into()))?,
+            );
+        }
+        Action::Opt(Opt::LThreshold) => {
+            c.set_opt(Opt::LThreshold)?;
+            c.lower = Some(
+                parse_number(&value, i32::MAX as u32)
+                    .ok_or_else(|| UsageError("illegal l_threshold specified".into()))?,
+            );
+        }
+        Action::Opt(o) => c.set_opt(o)?,
+        Action::Help => c.help = true,
+        Action::Version => c.version = true,
+        Action::Api => {
+            if c.api.is_some() {
+                return fail("multiple 'api' options specified");
+            }
+            if value.is_empty() {
+                return fail("--api: missing argument");
+            }
+            c.api = Some(value);
+        }
+    }
+    Ok(())
+}
+
+/// Checks the verb against its options (ipvsadm's `generic_opt_check`) and builds it.
+fn build(c: Collected) -> Result<Invocation, UsageError> {
+    let api = c.api.clone();
+    let done = |command| Ok(Invocation { api: api.clone(), command });
+    if c.help {
+        return done(Command::Help);
+    }
+    if c.version {
+        return done(Command::Version);
+    }
+    if c.status {
+        return done(Command::Status);
+    }
+    let verb = match c.verb {
+        Some(v) => v,
+        None if c.seen.iter().any(|s| *s) => return fail(TRY_HELP),
+        None => Verb::List,
+    };
+    let rules = RULES.iter().find(|(v, _)| *v == verb).map(|(_, r)| *r).unwrap_or(b"xxxxxxxxxxxxxx");
+    let mut exclusive: Option<Opt> = None;
+    for (opt, rule) in Opt::ALL.into_iter().zip(rules.iter()) {
+        match (c.has(opt), rule) {
+            (false, b'+') => {
+                return fail(format!(
+                    "You need to supply the '{}' option for the '{}' command",
+                    opt.name(),
+                    verb.name()
+                ))
+            }
+            (true, b'x') => return fail(format!("Illegal '{}' option with the '{}' command", opt.name(), verb.name())),
+            (true, b'1') => match exclusive {
+                None => exclusive = Some(opt),
+                Some(last) => {
+                    return fail(format!(
+                        "The option '{}' conflicts with '{}' option in the '{}' command",
+                        opt.name(),
+                        last.name(),
+                        verb.name()
+                    ))
+                }
+            },
+            _ => {}
+        }
+    }
+    if verb == Verb::List && (c.has(Opt::Connection) || c.has(Opt::Timeout)) && (c.has(Opt::Stats) || c.has(Opt::Rate))
+    {
+        return fail("options conflicts in the list command");
+    }
+    if verb == Verb::List && c.has(Opt::Timeout) && c.has(Opt::Service) {
+        return fail(format!(
+            "The option '{}' conflicts with '{}' option in the '{}' command",
+            Opt::Timeout.name(),
+            Opt::Service.name(),
+            verb.name()
+        ));
+    }
+
+    // Options required by the verb were checked above, so these are present when needed.
+    let service = c.service.unwrap_or(ServiceAddr { protocol: Protocol::Tcp, address: Ipv4Addr::UNSPECIFIED, port: 0 });
+    let server = c.server.map(|(a, p)| SocketAddrV4::new(a, p.unwrap_or(service.port)));
+    let command = match verb {
+        Verb::AddService | Verb::EditService => {
+            if service.port == 0 && c.persistence.is_none_or(|p| p == 0) {
+                return fail("Zero port specified for non-persistent service");
+            }
+            if verb == Verb::AddService && c.persistence == Some(0) {
+                return fail("invalid timeout value `0' specified");
+            }
+            let spec = ServiceSpec { service, scheduler: c.scheduler, persistence: c.persistence, netmask: c.netmask };
+            if verb == Verb::AddService {
+                Command::AddService(ServiceSpec {
+                    scheduler: Some(spec.scheduler.clone().unwrap_or_else(|| DEFAULT_SCHEDULER.to_string())),
+                    ..spec
+                })
+            } else {
+                Command::EditService(spec)
+            }
+        }
+        Verb::DeleteService => Command::DeleteService(service),
+        Verb::AddServer | Verb::EditServer => {
+            let mut server = server.unwrap_or(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0));
+            // As ipvsadm: DR and IPIP cannot change the port, so the server's port is the
+            // service's whatever was written (`-a` defaults to DR).
+            let fwd = if verb == Verb::AddServer { Some(c.forward.unwrap_or(Forward::Dr)) } else { c.forward };
+            if matches!(fwd, Some(Forward::Dr | Forward::Tunnel)) {
+                server.set_port(service.port);
+            }
+            if server.port() == 0 {
+                return fail("illegal real server address[:port] specified");
+            }
+            let spec = ServerSpec {
+                service,
+                server,
+                forward: c.forward,
+                weight: c.weight,
+                upper_threshold: c.upper,
+                lower_threshold: c.lower,
+            };
+            if verb == Verb::AddServer {
+                Command::AddServer(ServerSpec {
+                    forward: Some(spec.forward.unwrap_or(Forward::Dr)),
+                    weight: Some(spec.weight.unwrap_or(1)),
+                    ..spec
+                })
+            } else {
+                Command::EditServer(spec)
+            }
+        }
+        Verb::DeleteServer => {
+            Command::DeleteServer { service, server: server.unwrap_or(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0)) }
+        }
+        Verb::List => {
+            let kind = if c.has(Opt::Connection) {
+                ListKind::Connections
+            } else if c.has(Opt::Timeout) {
+                ListKind::Timeouts
+            } else {
+                ListKind::Services
+            };
+            Command::List(ListOpts {
+                kind,
+                numeric: c.has(Opt::Numeric),
+                stats: c.has(Opt::Stats),
+                rate: c.has(Opt::Rate),
+                service: c.service,
+            })
+        }
+        Verb::Zero => Command::Zero(c.service),
+        Verb::Flush => Command::Clear,
+        Verb::Save => Command::Save { numeric: c.has(Opt::Numeric) },
+        Verb::Restore => Command::Restore,
+        Verb::Set => {
+            let (tcp, tcp_fin, udp) = c.timeouts.unwrap_or((0, 0, 0));
+            Command::SetTimeouts { tcp, tcp_fin, udp }
+        }
+    };
+    done(command)
+}
+
+// ---------------------------------------------------------------------------------------
+// Values.
+
+/// A decimal number in `0..=max` (ipvsadm's `string_to_number`).
+fn parse_number(text: &str, max: u32) -> Option<u32> {
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    text.parse::<u32>().ok().filter(|&n| n <= max)
+}
+
+/// A timeout in seconds, `min..=MAX_TIMEOUT` (ipvsadm's `parse_timeout`).
+fn parse_timeout(text: &str, min: u32) -> Result<u32, UsageError> {
+    match parse_number(text, MAX_TIMEOUT) {
+        Some(n) if n >= min => Ok(n),
+        _ => fail(format!("invalid timeout value `{text}' specified")),
+    }
+}
+
+/// A contiguous IPv4 netmask in dotted quad (`255.255.255.0`).
+fn parse_netmask(text: &str) -> Option<Ipv4Addr> {
+    let m: Ipv4Addr = text.parse().ok()?;
+    let bits = u32::from(m);
+    (bits.leading_ones() + bits.trailing_zeros() == 32).then_some(m)
+}
+
+/// `ADDR[:PORT]`, where ADDR is an IPv4 address or a host name and PORT a number or a
+/// service name from `/etc/services`. `None` when either part is bad or PORT is 0.
+pub fn parse_addr_port(text: &str, protocol: Protocol) -> Option<(Ipv4Addr, Option<u16>)> {
+    let (host, port) = match text.rsplit_once(':') {
+        Some((h, p)) => (h, Some(p)),
+        None => (text, None),
+    };
+    let address = resolve_host(host)?;
+    let port = match port {
+        None => None,
+        Some(p) => Some(resolve_port(p, protocol).filter(|&p| p != 0)?),
+    };
+    Some((address, port))
+}
+
+/// An IPv4 address, or the first IPv4 address a host name resolves to.
+fn resolve_host(host: &str) -> Option<Ipv4Addr> {
+    if host.is_empty() {
+        return None;
+    }
+    if let Ok(a) = host.parse::<Ipv4Addr>() {
+        return Some(a);
+    }
+    // Only names that could be host names go to the resolver.
+    if !host.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.') || host.len() > 253 {
+        return None;
+    }
+    (host, 0u16).to_socket_addrs().ok()?.find_map(|a| match a.ip() {
+        std::net::IpAddr::V4(v4) => Some(v4),
+        std::net::IpAddr::V6(_) => None,
+    })
+}
+
+/// A port number, or a service name looked up in `/etc/services`.
+fn resolve_port(text: &str, protocol: Protocol) -> Option<u16> {
+    if text.bytes().all(|b| b.is_ascii_digit()) {
+        return text.parse::<u16>().ok();
+    }
+    if text.is_empty() || !text.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+        return None;
+    }
+    let services = std::fs::read_to_string("/etc/services").ok()?;
+    lookup_service(&services, text, protocol)
+}
+
+/// The port of service `name` for `protocol` in the text of an `/etc/services` file.
+fn lookup_service(services: &str, name: &str, protocol: Protocol) -> Option<u16> {
+    services.lines().find_map(|line| {
+        let line = line.split('#').next().unwrap_or("");
+        let mut fields = line.split_whitespace();
+        let primary = fields.next()?;
+        let (port, proto) = fields.next()?.split_once('/')?;
+        let matches = primary == name || fields.any(|alias| alias == name);
+        (matches && proto == protocol.name()).then(|| port.parse().ok()).flatten()
+    })
+}
+
+/// Splits one line of `-R` input into words. Blank lines and `#` comments give nothing.
+pub fn split_line(line: &str) -> Vec<String> {
+    let line = line.trim();
+    if line.starts_with('#') {
+        return Vec::new();
+    }
+    line.split_whitespace().map(str::to_string).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok(line: &str) -> Command {
+        match parse(&split_line(line)) {
+            Ok(inv) => inv.command,
+            Err(e) => panic!("{line:?}: {e}"),
+        }
+    }
+
+    fn err(line: &str) -> String {
+        match parse(&split_line(line)) {
+            Ok(inv) => panic!("{line:?} parsed as {inv:?}"),
+            Err(e) => e.0,
+        }
+    }
+
+    fn vip(port: u16) -> ServiceAddr {
+        ServiceAddr { protocol: Protocol::Tcp, address: Ipv4Addr::new(10, 10, 0, 100), port }
+    }
+
+    #[test]
+    fn add_service_defaults_like_ipvsadm() {
+        assert_eq!(
+            ok("-A -t 10.10.0.100:80"),
+            Command::AddService(ServiceSpec {
+                service: vip(80),
+                scheduler: Some("wlc".into()),
+                persistence: None,
+                netmask: None
+            })
+        );
+        assert_eq!(
+            ok("--add-service --udp-service 10.10.0.100:53 --scheduler rr --persistent --netmask 255.255.255.0"),
+            Command::AddService(ServiceSpec {
+                service: ServiceAddr { protocol: Protocol::Udp, ..vip(53) },
+                scheduler: Some("rr".into()),
+                persistence: Some(300),
+                netmask: Some(Ipv4Addr::new(255, 255, 255, 0)),
+            })
+        );
+    }
+
+    #[test]
+    fn persistent_value_is_optional() {
+        let p = |line: &str| match ok(line) {
+            Command::AddService(s) | Command::EditService(s) => s.persistence,
+            c => panic!("{c:?}"),
+        };
+        assert_eq!(p("-A -t 10.10.0.100:80 -s rr -p"), Some(300));
+        assert_eq!(p("-A -t 10.10.0.100:80 -p -s rr"), Some(300));
+        assert_eq!(p("-A -t 10.10.0.100:80 -p 600 -s rr"), Some(600));
+        assert_eq!(p("-A -t 10.10.0.100:80 -p600"), Some(600));
+        assert_eq!(p("-A -t 10.10.0.100:80 --persistent=60"), Some(60));
+        assert_eq!(p("-E -t 10.10.0.100:80 -p 0"), Some(0));
+        assert_eq!(p("-E -t 10.10.0.100:80 -s rr"), None);
+        // A persistent service may have port 0, like ipvsadm's "all ports" services.
+        assert_eq!(p("-A -t 10.10.0.100 -p"), Some(300));
+    }
+
+    #[test]
+    fn add_server_defaults_and_port() {
+        assert_eq!(
+            ok("-a -t 10.10.0.100:80 -r 10.20.0.11"),
+            Command::AddServer(ServerSpec {
+                service: vip(80),
+                server: "10.20.0.11:80".parse().unwrap(),
+                forward: Some(Forward::Dr),
+                weight: Some(1),
+                upper_threshold: None,
+                lower_threshold: None,
+            })
+        );
+        // -r before -t still takes the service's port.
+        assert_eq!(
+            ok("-a -r 10.20.0.11 -t 10.10.0.100:80 -m -w 3 -x 100 -y 50"),
+            Command::AddServer(ServerSpec {
+                service: vip(80),
+                server: "10.20.0.11:80".parse().unwrap(),
+                forward: Some(Forward::Nat),
+                weight: Some(3),
+                upper_threshold: Some(100),
+                lower_threshold: Some(50),
+            })
+        );
+        // DR and IPIP keep the service's port, as in ipvsadm.
+        match ok("-a -t 10.10.0.100:80 -r 10.20.0.11:8080 -i") {
+            Command::AddServer(s) => assert_eq!(s.server.port(), 80),
+            c => panic!("{c:?}"),
+        }
+        match ok("-a -t 10.10.0.100:80 -r 10.20.0.11:8080 -b -w0") {
+            Command::AddServer(s) => {
+                assert_eq!(s.server.port(), 8080);
+                assert_eq!(s.forward, Some(Forward::FullNat));
+                assert_eq!(s.weight, Some(0));
+            }
+            c => panic!("{c:?}"),
+        }
+        match ok("--add-server --tcp-service 10.10.0.100:80 --real-server 10.20.0.11 --ipip --weight=2") {
+            Command::AddServer(s) => assert_eq!((s.forward, s.weight), (Some(Forward::Tunnel), Some(2))),
+            c => panic!("{c:?}"),
+        }
+        match ok("--add-server -t 10.10.0.100:80 -r 10.20.0.11 --gatewaying --u-threshold 5 --l-threshold 1") {
+            Command::AddServer(s) => {
+                assert_eq!((s.forward, s.upper_threshold, s.lower_threshold), (Some(Forward::Dr), Some(5), Some(1)))
+            }
+            c => panic!("{c:?}"),
+        }
+    }
+
+    #[test]
+    fn edit_sends_only_what_is_given() {
+        assert_eq!(
+            ok("-e -t 10.10.0.100:80 -r 10.20.0.11:80 -w 5"),
+            Command::EditServer(ServerSpec {
+                service: vip(80),
+                server: "10.20.0.11:80".parse().unwrap(),
+                forward: None,
+                weight: Some(5),
+                upper_threshold: None,
+                lower_threshold: None,
+            })
+        );
+        assert_eq!(
+            ok("--edit-service -t 10.10.0.100:80 -s wrr"),
+            Command::EditService(ServiceSpec {
+                service: vip(80),
+                scheduler: Some("wrr".into()),
+                persistence: None,
+                netmask: None
+            })
+        );
+    }
+
+    #[test]
+    fn the_other_verbs() {
+        assert_eq!(ok("-D -t 10.10.0.100:80"), Command::DeleteService(vip(80)));
+        assert_eq!(
+            ok("-d -t 10.10.0.100:80 -r 10.20.0.12"),
+            Command::DeleteServer { service: vip(80), server: "10.20.0.12:80".parse().unwrap() }
+        );
+        assert_eq!(ok("-C"), Command::Clear);
+        assert_eq!(ok("--clear"), Command::Clear);
+        assert_eq!(ok("-Z"), Command::Zero(None));
+        assert_eq!(ok("--zero -t 10.10.0.100:80"), Command::Zero(Some(vip(80))));
+        assert_eq!(ok("-S"), Command::Save { numeric: false });
+        assert_eq!(ok("-Sn"), Command::Save { numeric: true });
+        assert_eq!(ok("--save --numeric"), Command::Save { numeric: true });
+        assert_eq!(ok("-R"), Command::Restore);
+        assert_eq!(ok("--set 900 120 300"), Command::SetTimeouts { tcp: 900, tcp_fin: 120, udp: 300 });
+        assert_eq!(ok("--set 0 0 60"), Command::SetTimeouts { tcp: 0, tcp_fin: 0, udp: 60 });
+        assert_eq!(ok("status"), Command::Status);
+        assert_eq!(ok("-h"), Command::Help);
+        assert_eq!(ok("--version"), Command::Version);
+    }
+
+    #[test]
+    fn listing_forms() {
+        let l = |line: &str| match ok(line) {
+            Command::List(o) => o,
+            c => panic!("{c:?}"),
+        };
+        assert_eq!(l(""), ListOpts::default());
+        assert_eq!(l("-L"), ListOpts::default());
+        assert_eq!(l("-Ln"), ListOpts { numeric: true, ..Default::default() });
+        assert_eq!(l("-l -n"), ListOpts { numeric: true, ..Default::default() });
+        assert_eq!(l("-Lnc"), ListOpts { kind: ListKind::Connections, numeric: true, ..Default::default() });
+        assert_eq!(l("--list --connection"), ListOpts { kind: ListKind::Connections, ..Default::default() });
+        assert_eq!(l("-Ln --stats"), ListOpts { numeric: true, stats: true, ..Default::default() });
+        assert_eq!(l("-Ln --rate"), ListOpts { numeric: true, rate: true, ..Default::default() });
+        assert_eq!(l("-L --timeout"), ListOpts { kind: ListKind::Timeouts, ..Default::default() });
+        assert_eq!(
+            l("-Ln -t 10.10.0.100:80"),
+            ListOpts { numeric: true, service: Some(vip(80)), ..Default::default() }
+        );
+        assert_eq!(
+            l("-Lnc -t 10.10.0.100:80"),
+            ListOpts { kind: ListKind::Connections, numeric: true, service: Some(vip(80)), ..Default::default() }
+        );
+    }
+
+    #[test]
+    fn api_anywhere() {
+        let inv = parse(&["--api", "http://10.0.0.1:9000", "-Ln"]).unwrap();
+        assert_eq!(inv.api.as_deref(), Some("http://10.0.0.1:9000"));
+        let inv = parse(&["status", "--api=http://h:1"]).unwrap();
+        assert_eq!((inv.api.as_deref(), inv.command), (Some("http://h:1"), Command::Status));
+    }
+
+    /// Bad lines and ipvsadm's message for each.
+    #[test]
+    fn bad_lines_get_ipvsadm_messages() {
+        let cases = [
+            ("-A -D -t 10.10.0.100:80", "multiple commands specified"),
+            ("-L -C", "multiple commands specified"),
+            ("-A -t 10.10.0.100:80 -t 10.10.0.100:81", "multiple 'service-address' options specified"),
+            ("-A -t 10.10.0.100:80 -u 10.10.0.100:81", "multiple 'service-address' options specified"),
+            ("-a -t 10.10.0.100:80 -r 10.20.0.11 -g -m", "multiple 'forwarding-method' options specified"),
+            ("-a -t 10.10.0.100:80 -r 10.20.0.11 -w 1 -w 2", "multiple 'weight' options specified"),
+            ("-A", "You need to supply the 'service-address' option for the 'add-service' command"),
+            ("-a -t 10.10.0.100:80", "You need to supply the 'real-server' option for the 'add-server' command"),
+            ("-d -t 10.10.0.100:80", "You need to supply the 'real-server' option for the 'delete-server' command"),
+            ("-D", "You need to supply the 'service-address' option for the 'delete-service' command"),
+            ("-A -t 10.10.0.100:80 -r 10.20.0.11", "Illegal 'real-server' option with the 'add-service' command"),
+            ("-A -t 10.10.0.100:80 -w 1", "Illegal 'weight' option with the 'add-service' command"),
+            ("-A -t 10.10.0.100:80 -n", "Illegal 'numeric' option with the 'add-service' command"),
+            ("-D -t 10.10.0.100:80 -s rr", "Illegal 'scheduler' option with the 'delete-service' command"),
+            ("-a -t 10.10.0.100:80 -r 10.20.0.11 -s rr", "Illegal 'scheduler' option with the 'add-server' command"),
+            ("-d -t 10.10.0.100:80 -r 10.20.0.11 -w 2", "Illegal 'weight' option with the 'delete-server' command"),
+            ("-L -w 3", "Illegal 'weight' option with the 'list' command"),
+            ("-C -t 10.10.0.100:80", "Illegal 'service-address' option with the 'flush' command"),
+            ("-S -c", "Illegal 'connection' option with the 'save' command"),
+            ("-Z -n", "Illegal 'numeric' option with the 'zero' command"),
+            ("-R -n", "Illegal 'numeric' option with the 'restore' command"),
+            ("--set 1 2 3 -n", "Illegal 'numeric' option with the 'set' command"),
+            ("-L -c --timeout", "The option 'timeout' conflicts with 'connection' option in the 'list' command"),
+            (
+                "-L --timeout -t 10.10.0.100:80",
+                "The option 'timeout' conflicts with 'service-address' option in the 'list' command",
+            ),
+            ("-L -c --stats", "options conflicts in the list command"),
+            ("-L --timeout --rate", "options conflicts in the list command"),
+            ("-n", TRY_HELP),
+            ("-t 10.10.0.100:80 -s rr", TRY_HELP),
+            ("-A -t 10.10.0.300:80", "illegal virtual server address[:port] specified"),
+            ("-A -t 10.10.0.100:99999", "illegal virtual server address[:port] specified"),
+            ("-A -t 10.10.0.100:0", "illegal virtual server address[:port] specified"),
+            ("-A -t :80", "illegal virtual server address[:port] specified"),
+            ("-A -t bad!host:80", "illegal virtual server address[:port] specified"),
+            ("-A -t 10.10.0.100:nosuchservicename", "illegal virtual server address[:port] specified"),
+            ("-A -t 10.10.0.100", "Zero port specified for non-persistent service"),
+            ("-a -t 10.10.0.100:80 -r 10.20.0.999", "illegal real server address[:port] specified"),
+            ("-a -t 10.10.0.100 -r 10.20.0.11", "illegal real server address[:port] specified"),
+            ("-a -t 10.10.0.100:80 -r 10.20.0.11 -w 65536", "illegal weight specified"),
+            ("-a -t 10.10.0.100:80 -r 10.20.0.11 -w -1", "illegal weight specified"),
+            ("-a -t 10.10.0.100:80 -r 10.20.0.11 -w x", "illegal weight specified"),
+            ("-a -t 10.10.0.100:80 -r 10.20.0.11 -x abc", "illegal u_threshold specified"),
+            ("-a -t 10.10.0.100:80 -r 10.20.0.11 -y 99999999999", "illegal l_threshold specified"),
+            ("-A -t 10.10.0.100:80 -p 9999999", "invalid timeout value `9999999' specified"),
+            ("-A -t 10.10.0.100:80 -p abc", "invalid timeout value `abc' specified"),
+            ("-A -t 10.10.0.100:80 -p 0", "invalid timeout value `0' specified"),
+            ("-A -t 10.10.0.100:80 -p -M 255.0.255.0", "illegal virtual server persistent mask specified"),
+            ("-A -t 10.10.0.100:80 -M nope", "illegal virtual server persistent mask specified"),
+            ("--set 900 120", "--set option requires 3 timeout values"),
+            ("--set", "--set: missing argument"),
+            ("--set 900 x 300", "invalid timeout value `x' specified"),
+            ("-Q", "-Q: unknown option"),
+            ("-LQ", "-LQ: unknown option"),
+            ("--frobnicate", "--frobnicate: unknown option"),
+            ("--list=yes", "--list=yes: option does not take an argument"),
+            ("-A -t", "-t: missing argument"),
+            ("-a -t 10.10.0.100:80 -r", "-r: missing argument"),
+            ("--weight", "--weight: missing argument"),
+            ("-L extra", "unexpected argument extra"),
+            ("status -L", "unexpected argument -L after status"),
+            ("status status", "unexpected argument status"),
+            ("-L status", "unexpected argument status"),
+            ("--api", "--api: missing argument"),
+            ("-A -t 10.10.0.100:80 -s", "-s: missing argument"),
+            (
+                "-A -t 10.10.0.100:80 -s averyveryverylongschedulername",
+                "illegal scheduler `averyveryverylongschedulername' specified",
+            ),
+        ];
+        for (line, want) in cases {
+            assert_eq!(err(line), want, "{line}");
+        }
+    }
+
+    #[test]
+    fn netmasks_must_be_contiguous() {
+        assert_eq!(parse_netmask("255.255.255.0"), Some(Ipv4Addr::new(255, 255, 255, 0)));
+        assert_eq!(parse_netmask("0.0.0.0"), Some(Ipv4Addr::UNSPECIFIED));
+        assert_eq!(parse_netmask("255.255.255.255"), Some(Ipv4Addr::BROADCAST));
+        assert_eq!(parse_netmask("255.0.255.0"), None);
+        assert_eq!(parse_netmask("255.255.255"), None);
+    }
+
+    #[test]
+    fn etc_services_lookup() {
+        let text = "# comment\nhttp\t\t80/tcp\t\twww # WorldWideWeb\ndomain 53/udp\nfoo 99/tcp bar\n";
+        assert_eq!(lookup_service(text, "http", Protocol::Tcp), Some(80));
+        assert_eq!(lookup_service(text, "www", Protocol::Tcp), Some(80));
+        assert_eq!(lookup_service(text, "http", Protocol::Udp), None);
+        assert_eq!(lookup_service(text, "domain", Protocol::Udp), Some(53));
+        assert_eq!(lookup_service(text, "bar", Protocol::Tcp), Some(99));
+    }
+
+    #[test]
+    fn split_line_skips_comments() {
+        assert!(split_line("  # -A -t 1.2.3.4:80").is_empty());
+        assert!(split_line("   ").is_empty());
+        assert_eq!(split_line(" -A  -t\t1.2.3.4:80 "), vec!["-A", "-t", "1.2.3.4:80"]);
+    }
+
+    #[test]
+    fn is_change_matches_restore_verbs() {
+        assert!(ok("-A -t 10.10.0.100:80").is_change());
+        assert!(ok("-C").is_change());
+        assert!(!ok("-L").is_change());
+        assert!(!ok("-R").is_change());
+        assert!(!ok("status").is_change());
+    }
+}

@@ -1,0 +1,333 @@
+//! Runs a parsed [`Command`] against rvsd: which REST call each verb makes, and what it
+//! prints.
+//!
+//! Contract: [`call_for`] is the single mapping from a changing verb to its request (method,
+//! path, JSON body), used both by the command line and by `-R`, so a saved table restores
+//! through exactly the requests that built it. Output goes to the given writers; the return
+//! value is the exit status (0 success, 1 rvsd refused or could not be reached, 2 usage).
+
+use std::io::{BufRead, Write};
+use std::net::Ipv4Addr;
+
+use serde_json::{json, Map, Value};
+
+use super::args::{self, Command, ListKind, ListOpts, ServerSpec, ServiceAddr, ServiceSpec};
+use super::client::{ApiError, Client, Method};
+use super::format::{self, Columns};
+use super::model::{ConnPage, ServiceList, StatsDoc, StatusDoc, Timeouts};
+use super::{EXIT_FAILURE, EXIT_OK, EXIT_USAGE};
+
+/// Connections asked for per page of `GET /v1/connections`.
+pub const CONN_PAGE: u64 = 1000;
+
+/// One REST request a changing verb makes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Call {
+    /// The method.
+    pub method: Method,
+    /// The path under the API root, with its query.
+    pub path: String,
+    /// The JSON body, if any.
+    pub body: Option<Value>,
+    /// ipvsadm's message when rvsd answers 409 Conflict.
+    pub conflict: Option<&'static str>,
+}
+
+fn service_path(s: &ServiceAddr) -> String {
+    format!("/v1/services/{}", s.path())
+}
+
+/// The request a changing verb makes; `None` for the verbs that only read.
+pub fn call_for(command: &Command) -> Option<Call> {
+    let call = |method, path: String, body: Option<Value>| Call { method, path, body, conflict: None };
+    Some(match command {
+        Command::AddService(spec) => Call {
+            conflict: Some("Service already exists"),
+            ..call(Method::Post, "/v1/services".into(), Some(add_service_body(spec)))
+        },
+        Command::EditService(spec) => call(Method::Put, service_path(&spec.service), Some(edit_service_body(spec))),
+        Command::DeleteService(s) => call(Method::Delete, service_path(s), None),
+        Command::AddServer(spec) => Call {
+            conflict: Some("Destination already exists"),
+            ..call(Method::Post, format!("{}/servers", service_path(&spec.service)), Some(server_body(spec, true)))
+        },
+        Command::EditServer(spec) => call(
+            Method::Put,
+            format!("{}/servers/{}/{}", service_path(&spec.service), spec.server.ip(), spec.server.port()),
+            Some(server_body(spec, false)),
+        ),
+        Command::DeleteServer { service, server } => {
+            call(Method::Delete, format!("{}/servers/{}/{}", service_path(service), server.ip(), server.port()), None)
+        }
+        Command::Zero(None) => call(Method::Post, "/v1/stats/zero".into(), None),
+        Command::Zero(Some(s)) => call(Method::Post, format!("/v1/stats/zero?service={}", s.path()), None),
+        Command::Clear => call(Method::Delete, "/v1/services".into(), None),
+        Command::SetTimeouts { tcp, tcp_fin, udp } => {
+            let mut body = Map::new();
+            for (name, v) in [("tcp", tcp), ("tcp_fin", tcp_fin), ("udp", udp)] {
+                if *v != 0 {
+                    body.insert(name.into(), json!(format!("{v}s")));
+                }
+            }
+            call(Method::Put, "/v1/timeouts".into(), Some(Value::Object(body)))
+        }
+        Command::List(_)
+        | Command::Save { .. }
+        | Command::Restore
+        | Command::Status
+        | Command::Help
+        | Command::Version => return None,
+    })
+}
+
+fn add_service_body(spec: &ServiceSpec) -> Value {
+    let mut body = Map::new();
+    body.insert("protocol".into(), json!(spec.service.protocol.name()));
+    body.insert("address".into(), json!(spec.service.address.to_string()));
+    body.insert("port".into(), json!(spec.service.port));
+    body.insert("scheduler".into(), json!(spec.scheduler.as_deref().unwrap_or(args::DEFAULT_SCHEDULER)));
+    insert_persistence(&mut body, spec);
+    Value::Object(body)
+}
+
+fn edit_service_body(spec: &ServiceSpec) -> Value {
+    let mut body = Map::new();
+    if let Some(s) = &spec.scheduler {
+        body.insert("scheduler".into(), json!(s));
+    }
+    insert_persistence(&mut body, spec);
+    Value::Object(body)
+}
+
+fn insert_persistence(body: &mut Map<String, Value>, spec: &ServiceSpec) {
+    match spec.persistence {
+        Some(0) => {
+            body.insert("persistence".into(), Value::Null);
+        }
+        Some(p) => {
+            body.insert("persistence".into(), json!(format!("{p}s")));
+        }
+        None => {}
+    }
+    if let Some(m) = spec.netmask {
+        body.insert("persistence_netmask".into(), json!(m.to_string()));
+    }
+}
+
+fn server_body(spec: &ServerSpec, with_address: bool) -> Value {
+    let mut body = Map::new();
+    if with_address {
+        body.insert("address".into(), json!(spec.server.ip().to_string()));
+        body.insert("port".into(), json!(spec.server.port()));
+    }
+    if let Some(w) = spec.weight {
+        body.insert("weight".into(), json!(w));
+    }
+    if let Some(f) = spec.forward {
+        body.insert("forward".into(), json!(f.name()));
+    }
+    if let Some(x) = spec.upper_threshold {
+        body.insert("upper_threshold".into(), json!(x));
+    }
+    if let Some(y) = spec.lower_threshold {
+        body.insert("lower_threshold".into(), json!(y));
+    }
+    Value::Object(body)
+}
+
+/// Makes a changing call, turning 409 into ipvsadm's words.
+pub fn apply(client: &Client, call: &Call) -> Result<(), ApiError> {
+    match client.call(call.method, &call.path, call.body.as_ref()) {
+        Ok(_) => Ok(()),
+        Err(ApiError::Status { status: 409, .. }) if call.conflict.is_some() => {
+            Err(ApiError::Status { status: 409, error: call.conflict.unwrap_or_default().to_string(), field: None })
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Where a command writes.
+pub struct Io<'a> {
+    /// Standard input (read by `-R`).
+    pub stdin: &'a mut dyn BufRead,
+    /// Standard output.
+    pub out: &'a mut dyn Write,
+    /// Standard error.
+    pub err: &'a mut dyn Write,
+}
+
+/// Runs `command` against `client`; returns the exit status.
+pub fn execute(client: &Client, command: &Command, io: &mut Io<'_>) -> i32 {
+    let result = match command {
+        Command::List(opts) => list(client, opts),
+        Command::Save { .. } => save(client, io.err),
+        Command::Status => {
+            client.get::<StatusDoc>("/v1/status").map(|s| Output::Text(format::status(&s))).map_err(Failure::from)
+        }
+        Command::Restore => return restore(client, io),
+        Command::Help | Command::Version => Ok(Output::Text(String::new())),
+        changing => match call_for(changing) {
+            Some(call) => apply(client, &call).map(|()| Output::Text(String::new())).map_err(Failure::from),
+            None => Ok(Output::Text(String::new())),
+        },
+    };
+    match result {
+        Ok(Output::Text(text)) => write_out(io.out, &text, EXIT_OK),
+        Ok(Output::Partial(text)) => write_out(io.out, &text, EXIT_FAILURE),
+        Err(Failure::NoSuchService) => {
+            let _ = writeln!(io.err, "No such service");
+            EXIT_FAILURE
+        }
+        Err(Failure::Api(e)) => {
+            let _ = writeln!(io.err, "{e}");
+            EXIT_FAILURE
+        }
+    }
+}
+
+fn write_out(out: &mut dyn Write, text: &str, code: i32) -> i32 {
+    // A closed stdout (`rvsadm -Ln | head -1`) is not worth a message.
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => code,
+        Err(_) => EXIT_FAILURE,
+    }
+}
+
+/// What a reading command produced.
+enum Output {
+    /// Everything asked for.
+    Text(String),
+    /// Something, but not everything (the reason was already written to stderr).
+    Partial(String),
+}
+
+enum Failure {
+    /// `-L -t SERVICE` of a service rvsd does not have (ipvsadm's message and status 1).
+    NoSuchService,
+    Api(ApiError),
+}
+
+impl From<ApiError> for Failure {
+    fn from(e: ApiError) -> Self {
+        Failure::Api(e)
+    }
+}
+
+fn matches(service: &ServiceAddr, protocol: &str, address: &str, port: u64) -> bool {
+    protocol.eq_ignore_ascii_case(service.protocol.name())
+        && address.parse::<Ipv4Addr>().is_ok_and(|a| a == service.address)
+        && port == u64::from(service.port)
+}
+
+fn list(client: &Client, opts: &ListOpts) -> Result<Output, Failure> {
+    match opts.kind {
+        ListKind::Timeouts => Ok(Output::Text(format::timeouts(&client.get::<Timeouts>("/v1/timeouts")?))),
+        ListKind::Connections => {
+            let filter = opts.service.map(|s| format!("&service={}", s.path())).unwrap_or_default();
+            let mut conns = Vec::new();
+            let mut offset = 0u64;
+            loop {
+                let page: ConnPage =
+                    client.get(&format!("/v1/connections?offset={offset}&limit={CONN_PAGE}{filter}"))?;
+                let n = page.connections.len() as u64;
+                conns.extend(page.connections);
+                offset += n;
+                // An empty page ends the walk even if `total` says otherwise (the table
+                // shrinks while it is read).
+                if n == 0 || offset >= page.total {
+                    break;
+                }
+            }
+            Ok(Output::Text(format::connections(&conns)))
+        }
+        ListKind::Services if opts.rate && !opts.stats => {
+            let mut doc: StatsDoc = client.get("/v1/stats")?;
+            format::sort_stats(&mut doc.services);
+            if let Some(s) = &opts.service {
+                doc.services.retain(|x| matches(s, &x.protocol, &x.address, x.port));
+                if doc.services.is_empty() {
+                    return Err(Failure::NoSuchService);
+                }
+            }
+            Ok(Output::Text(format::rates(&doc.services, opts.service.is_none())))
+        }
+        ListKind::Services => {
+            let mut doc: ServiceList = client.get("/v1/services")?;
+            format::sort_services(&mut doc.services);
+            if let Some(s) = &opts.service {
+                doc.services.retain(|x| matches(s, &x.protocol, &x.address, x.port));
+                if doc.services.is_empty() {
+                    return Err(Failure::NoSuchService);
+                }
+            }
+            let columns = if opts.stats { Columns::Stats } else { Columns::Plain };
+            Ok(Output::Text(format::services(&doc.services, columns, opts.service.is_none())))
+        }
+    }
+}
+
+fn save(client: &Client, err: &mut dyn Write) -> Result<Output, Failure> {
+    let mut doc: ServiceList = client.get("/v1/services")?;
+    format::sort_services(&mut doc.services);
+    let (text, problems) = format::save(&doc.services);
+    for p in &problems {
+        let _ = writeln!(err, "{p}");
+    }
+    Ok(if problems.is_empty() { Output::Text(text) } else { Output::Partial(text) })
+}
+
+/// `-R`: reads every line first (a usage error anywhere applies nothing and exits 2), then
+/// applies them in order. A refused line is reported with its number and the rest still
+/// apply, as ipvsadm does; an unreachable rvsd stops the run. Exit 1 if any line failed.
+fn restore(client: &Client, io: &mut Io<'_>) -> i32 {
+    let mut calls = Vec::new();
+    let mut line = String::new();
+    let mut number = 0usize;
+    loop {
+        line.clear();
+        number += 1;
+        match io.stdin.read_line(&mut line) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e) => {
+                let _ = writeln!(io.err, "reading standard input: {e}");
+                return EXIT_FAILURE;
+            }
+        }
+        let words = args::split_line(&line);
+        if words.is_empty() {
+            continue;
+        }
+        let parsed = args::parse(&words).and_then(|inv| {
+            if inv.api.is_some() {
+                return Err(args::UsageError("--api is not accepted in -R input".into()));
+            }
+            match call_for(&inv.command) {
+                Some(call) if inv.command.is_change() => Ok(call),
+                _ => Err(args::UsageError("-R accepts only -A -E -D -a -e -d -C -Z and --set lines".into())),
+            }
+        });
+        match parsed {
+            Ok(call) => calls.push((number, call)),
+            Err(e) => {
+                let _ = writeln!(io.err, "line {number}: {e}");
+                return EXIT_USAGE;
+            }
+        }
+    }
+    let mut status = EXIT_OK;
+    for (number, call) in &calls {
+        match apply(client, call) {
+            Ok(()) => {}
+            Err(e @ ApiError::Transport { .. }) => {
+                let _ = writeln!(io.err, "line {number}: {e}");
+                return EXIT_FAILURE;
+            }
+            Err(e) => {
+                let _ = writeln!(io.err, "line {number}: {e}");
+                status = EXIT_FAILURE;
+            }
+        }
+    }
+    status
+}

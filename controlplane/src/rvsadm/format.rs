@@ -1,0 +1,504 @@
+//! ipvsadm's listings, rendered from rvsd's REST documents.
+//!
+//! Contract: every function is pure (documents in, text out) and reproduces the layout of
+//! ipvsadm 1.31's `printf`s byte for byte — headers, column widths, left/right alignment,
+//! the trailing blanks of padded last columns, and `print_largenum`'s K/M/G/T scaling — so
+//! scripts written against ipvsadm parse rvsadm's output. The format strings are quoted
+//! next to the code that reproduces them.
+//!
+//! Addresses and ports are always printed numerically (rvsadm accepts `-n` but does not
+//! resolve names; reverse DNS of VIPs is rarely what an operator wants from a balancer).
+//! Services are sorted by protocol, address and port and servers by address and port,
+//! as ipvsadm does by default.
+
+use std::fmt::Write as _;
+
+use super::args::{Forward, Protocol};
+use super::model::{
+    address_key, protocol_key, Connection, Rates, Server, ServerStats, Service, ServiceStats, StatusDoc, Timeouts,
+    Traffic,
+};
+
+/// ipvsadm's first line of a full listing. rvs reports the IPVS version its listing mimics
+/// and IPVS's default connection hash size.
+pub const VERSION_LINE: &str = "IP Virtual Server version 1.2.1 (size=4096)";
+
+/// Which columns `-L` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Columns {
+    /// Scheduler, flags, forward, weight, active and inactive connections.
+    Plain,
+    /// `--stats`: connections, packets and bytes.
+    Stats,
+}
+
+/// Sorts services and their servers in ipvsadm's order.
+pub fn sort_services(services: &mut [Service]) {
+    services.sort_by_cached_key(|s| (protocol_key(&s.protocol), address_key(&s.address), s.port));
+    for s in services.iter_mut() {
+        s.servers.sort_by_cached_key(|r| (address_key(&r.address), r.port));
+    }
+}
+
+/// Sorts the services of `GET /v1/stats` and their servers in ipvsadm's order.
+pub fn sort_stats(services: &mut [ServiceStats]) {
+    services.sort_by_cached_key(|s| (protocol_key(&s.protocol), address_key(&s.address), s.port));
+    for s in services.iter_mut() {
+        s.servers.sort_by_cached_key(|r| (address_key(&r.address), r.port));
+    }
+}
+
+/// `ADDR:PORT`, with IPv6 addresses in brackets.
+fn addr_port(address: &str, port: u64) -> String {
+    if address.contains(':') {
+        format!("[{address}]:{port}")
+    } else {
+        format!("{address}:{port}")
+    }
+}
+
+/// ipvsadm's `svc_name` for listings: `"%s  %s"` of `TCP`/`UDP` and the address, cut at 33.
+fn service_name(protocol: &str, address: &str, port: u64) -> String {
+    let proto = match Protocol::from_name(protocol) {
+        Some(Protocol::Tcp) => "TCP".to_string(),
+        Some(Protocol::Udp) => "UDP".to_string(),
+        None => protocol.to_ascii_uppercase(),
+    };
+    let mut name = format!("{proto}  {}", addr_port(address, port));
+    if !address.contains(':') {
+        truncate_chars(&mut name, 33);
+    }
+    name
+}
+
+/// ipvsadm's `dname`: the server's `ADDR:PORT`, cut at 28 for IPv4.
+fn server_name(address: &str, port: u64) -> String {
+    let mut name = addr_port(address, port);
+    if !address.contains(':') {
+        truncate_chars(&mut name, 28);
+    }
+    name
+}
+
+fn truncate_chars(s: &mut String, n: usize) {
+    if let Some((i, _)) = s.char_indices().nth(n) {
+        s.truncate(i);
+    }
+}
+
+/// ipvsadm's `print_largenum`: `%9llu` below 10^8, then `%8llu` of a scaled value and a unit
+/// letter (K below 10^9, M below 10^11, G below 10^14, T above).
+pub fn largenum(n: u64) -> String {
+    if n < 100_000_000 {
+        format!("{n:>9}")
+    } else if n < 1_000_000_000 {
+        format!("{:>8}K", n / 1_000)
+    } else if n < 100_000_000_000 {
+        format!("{:>8}M", n / 1_000_000)
+    } else if n < 100_000_000_000_000 {
+        format!("{:>8}G", n / 1_000_000_000)
+    } else {
+        format!("{:>8}T", n / 1_000_000_000_000)
+    }
+}
+
+/// The listing word of a forwarding method; rvsd's own word when rvsadm does not know it.
+fn forward_word(forward: &str) -> String {
+    Forward::from_name(forward).map_or_else(|| forward.to_string(), |f| f.word().to_string())
+}
+
+/// The two title lines of `-L` (`print_title`).
+fn title(out: &mut String, columns: Columns) {
+    match columns {
+        // printf("%-33s %8s %8s %8s %8s %8s\n  -> RemoteAddress:Port\n", "Prot LocalAddress:Port", ...)
+        Columns::Stats => {
+            let _ = writeln!(
+                out,
+                "{:<33} {:>8} {:>8} {:>8} {:>8} {:>8}\n  -> RemoteAddress:Port",
+                "Prot LocalAddress:Port", "Conns", "InPkts", "OutPkts", "InBytes", "OutBytes"
+            );
+        }
+        Columns::Plain => {
+            out.push_str("Prot LocalAddress:Port Scheduler Flags\n");
+            out.push_str("  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n");
+        }
+    }
+}
+
+/// `-L` / `-L --stats`: the version line (when `full`, as for a whole-table listing; ipvsadm
+/// omits it for `-L -t SERVICE`), the titles, then each service and its servers.
+pub fn services(services: &[Service], columns: Columns, full: bool) -> String {
+    let mut out = String::new();
+    if full {
+        out.push_str(VERSION_LINE);
+        out.push('\n');
+    }
+    title(&mut out, columns);
+    for s in services {
+        let name = service_name(&s.protocol, &s.address, s.port);
+        match columns {
+            Columns::Plain => {
+                // printf("%s %s", svc_name, sched_name) + " persistent %u" + " mask %s"
+                let _ = write!(out, "{name} {}", s.scheduler);
+                if let Some(p) = s.persistence {
+                    let _ = write!(out, " persistent {p}");
+                    if let Some(mask) = s.persistence_netmask.as_deref().filter(|m| !is_host_mask(m)) {
+                        let _ = write!(out, " mask {mask}");
+                    }
+                }
+                out.push('\n');
+                for r in &s.servers {
+                    plain_server(&mut out, r);
+                }
+            }
+            Columns::Stats => {
+                // printf("%-33s", svc_name) + print_largenum × 5
+                let _ = write!(out, "{name:<33}");
+                traffic(&mut out, &s.stats);
+                out.push('\n');
+                for r in &s.servers {
+                    // printf("  -> %-28s", dname) + print_largenum × 5
+                    let _ = write!(out, "  -> {:<28}", server_name(&r.address, r.port));
+                    traffic(&mut out, &r.stats);
+                    out.push('\n');
+                }
+            }
+        }
+    }
+    out
+}
+
+fn is_host_mask(mask: &str) -> bool {
+    mask.is_empty() || mask == "255.255.255.255"
+}
+
+/// printf("  -> %-28s %-7s %-6d %-10u %-10u\n", dname, fwd, weight, active, inactive)
+fn plain_server(out: &mut String, r: &Server) {
+    let _ = writeln!(
+        out,
+        "  -> {:<28} {:<7} {:<6} {:<10} {:<10}",
+        server_name(&r.address, r.port),
+        forward_word(&r.forward),
+        r.weight,
+        r.stats.active_conns,
+        r.stats.inactive_conns
+    );
+}
+
+fn traffic(out: &mut String, t: &Traffic) {
+    for n in [t.conns, t.in_packets, t.out_packets, t.in_bytes, t.out_bytes] {
+        out.push_str(&largenum(n));
+    }
+}
+
+/// `-L --rate` from `GET /v1/stats`; missing rates print as 0.
+pub fn rates(services: &[ServiceStats], full: bool) -> String {
+    let mut out = String::new();
+    if full {
+        out.push_str(VERSION_LINE);
+        out.push('\n');
+    }
+    // printf("%-33s %8s %8s %8s %8s %8s\n  -> RemoteAddress:Port\n", "Prot LocalAddress:Port", "CPS", ...)
+    let _ = writeln!(
+        out,
+        "{:<33} {:>8} {:>8} {:>8} {:>8} {:>8}\n  -> RemoteAddress:Port",
+        "Prot LocalAddress:Port", "CPS", "InPPS", "OutPPS", "InBPS", "OutBPS"
+    );
+    for s in services {
+        // printf("%-33s", svc_name) + print_largenum × 5
+        let _ = write!(out, "{:<33}", service_name(&s.protocol, &s.address, s.port));
+        let r = s.rates.unwrap_or_default();
+        for n in [r.cps, r.in_pps, r.out_pps, r.in_bps, r.out_bps] {
+            out.push_str(&largenum(n));
+        }
+        out.push('\n');
+        for d in &s.servers {
+            server_rates(&mut out, d);
+        }
+    }
+    out
+}
+
+/// printf("  -> %-28s %8u %8u %8u", dname, cps, inpps, outpps) + print_largenum × 2
+fn server_rates(out: &mut String, d: &ServerStats) {
+    let r: Rates = d.rates.unwrap_or_default();
+    let _ = write!(out, "  -> {:<28} {:>8} {:>8} {:>8}", server_name(&d.address, d.port), r.cps, r.in_pps, r.out_pps);
+    out.push_str(&largenum(r.in_bps));
+    out.push_str(&largenum(r.out_bps));
+    out.push('\n');
+}
+
+/// `-L -c`: ipvsadm's connection table.
+pub fn connections(conns: &[Connection]) -> String {
+    let mut out = String::from("IPVS connection entries\n");
+    // printf("pro expire %-11s %-18s %-18s %s\n", "state", "source", "virtual", "destination")
+    let _ = writeln!(out, "pro expire {:<11} {:<18} {:<18} destination", "state", "source", "virtual");
+    for c in conns {
+        // sprintf(expire_str, "%02d:%02d", minutes, seconds)
+        let expire = format!("{:02}:{:02}", c.expires_in / 60, c.expires_in % 60);
+        // printf("%-3s %-6s %-11s %-18s %-18s %s\n", protocol, expire, state, cname, vname, dname)
+        let _ = writeln!(
+            out,
+            "{:<3} {:<6} {:<11} {:<18} {:<18} {}",
+            c.protocol.to_ascii_uppercase(),
+            expire,
+            c.state,
+            c.client,
+            c.vip,
+            c.server
+        );
+    }
+    out
+}
+
+/// `-L --timeout`. A value rvsd did not report prints as 0.
+pub fn timeouts(t: &Timeouts) -> String {
+    // printf("Timeout (tcp tcpfin udp): %d %d %d\n", ...)
+    format!("Timeout (tcp tcpfin udp): {} {} {}\n", t.tcp.unwrap_or(0), t.tcp_fin.unwrap_or(0), t.udp.unwrap_or(0))
+}
+
+/// `-S`: one `-A` line per service and one `-a` line per server, the lines `-R` reads.
+///
+/// As ipvsadm: `-A -t ADDR:PORT -s SCHED [-p N [-M MASK]]` and `-a -t ADDR:PORT -r ADDR:PORT
+/// -g|-m|-i -w N`. rvs additions, so that a save/restore round trip loses nothing: `-b` for
+/// Full-NAT, and ` -x N` / ` -y N` when a threshold is set (ipvsadm's `-S` drops them).
+///
+/// Returns the text and a complaint for each entry that cannot be written as an ipvsadm
+/// line (an unknown protocol or forwarding method); those entries are left out.
+pub fn save(services: &[Service]) -> (String, Vec<String>) {
+    let mut out = String::new();
+    let mut problems = Vec::new();
+    for s in services {
+        let Some(proto) = s.protocol() else {
+            problems.push(format!(
+                "service {} has protocol {:?}, which -S cannot write",
+                addr_port(&s.address, s.port),
+                s.protocol
+            ));
+            continue;
+        };
+        let svc = format!("{} {}", proto.switch(), addr_port(&s.address, s.port));
+        let _ = write!(out, "-A {svc} -s {}", s.scheduler);
+        if let Some(p) = s.persistence {
+            let _ = write!(out, " -p {p}");
+            if let Some(mask) = s.persistence_netmask.as_deref().filter(|m| !is_host_mask(m)) {
+                let _ = write!(out, " -M {mask}");
+            }
+        }
+        out.push('\n');
+        for r in &s.servers {
+            let Some(fwd) = r.forward() else {
+                problems.push(format!(
+                    "server {} of {svc} has forwarding method {:?}, which -S cannot write",
+                    addr_port(&r.address, r.port),
+                    r.forward
+                ));
+                continue;
+            };
+            let _ = write!(out, "-a {svc} -r {} {} -w {}", addr_port(&r.address, r.port), fwd.switch(), r.weight);
+            if r.upper_threshold != 0 {
+                let _ = write!(out, " -x {}", r.upper_threshold);
+            }
+            if r.lower_threshold != 0 {
+                let _ = write!(out, " -y {}", r.lower_threshold);
+            }
+            out.push('\n');
+        }
+    }
+    (out, problems)
+}
+
+/// `rvsadm status`: version and uptime, ports, workers, and the drop reasons that are not 0.
+pub fn status(s: &StatusDoc) -> String {
+    let mut out = String::new();
+    let up = s.uptime_seconds;
+    let _ = writeln!(
+        out,
+        "rvsd {}, up {}d {:02}:{:02}:{:02}",
+        s.version,
+        up / 86_400,
+        up / 3_600 % 24,
+        up / 60 % 60,
+        up % 60
+    );
+
+    out.push('\n');
+    let ports: Vec<Vec<String>> = s
+        .ports
+        .iter()
+        .map(|p| {
+            let link = if p.link.up {
+                let duplex = if p.link.full_duplex { "full" } else { "half" };
+                if p.link.speed_mbps > 0 {
+                    format!("up {}Mb/s {duplex}", p.link.speed_mbps)
+                } else {
+                    format!("up {duplex}")
+                }
+            } else {
+                "down".to_string()
+            };
+            vec![
+                p.name.clone(),
+                p.mac.clone(),
+                p.address.clone(),
+                link,
+                p.stats.rx_packets.to_string(),
+                p.stats.tx_packets.to_string(),
+                p.stats.rx_missed.to_string(),
+                (p.stats.rx_errors + p.stats.tx_errors).to_string(),
+                p.stats.rx_nombuf.to_string(),
+            ]
+        })
+        .collect();
+    table(
+        &mut out,
+        &["Port", "MAC", "Address", "Link", "RxPackets", "TxPackets", "RxMissed", "Errors", "RxNoMbuf"],
+        &ports,
+        4,
+    );
+
+    out.push('\n');
+    let workers: Vec<Vec<String>> = s
+        .workers
+        .iter()
+        .map(|w| {
+            vec![
+                w.index.to_string(),
+                w.lcore.to_string(),
+                w.rx_packets.to_string(),
+                w.tx_packets.to_string(),
+                w.conns.to_string(),
+                w.conns_created.to_string(),
+                w.redirected_in.to_string(),
+                w.redirected_out.to_string(),
+                w.drops.values().sum::<u64>().to_string(),
+            ]
+        })
+        .collect();
+    table(
+        &mut out,
+        &["Worker", "Lcore", "RxPackets", "TxPackets", "Conns", "ConnsCreated", "RedirIn", "RedirOut", "Drops"],
+        &workers,
+        0,
+    );
+
+    out.push('\n');
+    let drops: Vec<Vec<String>> =
+        s.drops.iter().filter(|(_, &n)| n != 0).map(|(k, n)| vec![k.clone(), n.to_string()]).collect();
+    if drops.is_empty() {
+        out.push_str("Drops: none\n");
+    } else {
+        table(&mut out, &["Drop reason", "Packets"], &drops, 1);
+    }
+    out
+}
+
+/// A table with a header row: columns before `first_number` are left-aligned, the others
+/// right-aligned; columns separated by two blanks; no trailing blanks.
+fn table(out: &mut String, headers: &[&str], rows: &[Vec<String>], first_number: usize) {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let header_row: Vec<String> = headers.iter().map(|h| h.to_string()).collect();
+    for row in std::iter::once(&header_row).chain(rows) {
+        let mut line = String::new();
+        for (i, (cell, w)) in row.iter().zip(&widths).enumerate() {
+            if i > 0 {
+                line.push_str("  ");
+            }
+            if i >= first_number && i > 0 {
+                let _ = write!(line, "{cell:>w$}");
+            } else {
+                let _ = write!(line, "{cell:<w$}");
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn largenum_matches_print_largenum() {
+        assert_eq!(largenum(0), "        0");
+        assert_eq!(largenum(99_999_999), " 99999999");
+        assert_eq!(largenum(100_000_000), "  100000K");
+        assert_eq!(largenum(999_999_999), "  999999K");
+        assert_eq!(largenum(1_000_000_000), "    1000M");
+        assert_eq!(largenum(99_999_999_999), "   99999M");
+        assert_eq!(largenum(100_000_000_000), "     100G");
+        assert_eq!(largenum(100_000_000_000_000), "     100T");
+        assert_eq!(largenum(u64::MAX), "18446744T");
+        assert!([0, 1 << 20, 1 << 40, 1 << 50].iter().all(|&n| largenum(n).len() == 9));
+    }
+
+    #[test]
+    fn titles_line_up_with_columns() {
+        let s = services(&[], Columns::Stats, true);
+        let t = s.lines().nth(1).unwrap();
+        assert_eq!(t, "Prot LocalAddress:Port               Conns   InPkts  OutPkts  InBytes OutBytes");
+        let r = rates(&[], false);
+        assert_eq!(
+            r.lines().next().unwrap(),
+            "Prot LocalAddress:Port                 CPS    InPPS   OutPPS    InBPS   OutBPS"
+        );
+        // Each title column ends where a 9-wide number column ends.
+        assert_eq!(t.len(), 33 + 5 * 9);
+    }
+
+    #[test]
+    fn names_are_cut_like_ipvsadm() {
+        assert_eq!(service_name("tcp", "10.10.0.100", 80), "TCP  10.10.0.100:80");
+        assert_eq!(service_name("UDP", "1.2.3.4", 53), "UDP  1.2.3.4:53");
+        assert_eq!(service_name("sctp", "1.2.3.4", 1), "SCTP  1.2.3.4:1");
+        assert_eq!(service_name("tcp", "a-very-long-host-name.example.com", 80).len(), 33);
+        assert_eq!(server_name("::1", 80), "[::1]:80");
+    }
+
+    #[test]
+    fn unknown_words_pass_through() {
+        assert_eq!(forward_word("nat"), "Masq");
+        assert_eq!(forward_word("FULLNAT"), "FullNat");
+        assert_eq!(forward_word("local"), "local");
+    }
+
+    #[test]
+    fn save_skips_what_it_cannot_write() {
+        let svc = Service {
+            protocol: "sctp".into(),
+            address: "1.2.3.4".into(),
+            port: 1,
+            scheduler: "rr".into(),
+            ..Default::default()
+        };
+        let ok = Service {
+            protocol: "tcp".into(),
+            address: "1.2.3.4".into(),
+            port: 80,
+            scheduler: "rr".into(),
+            servers: vec![Server {
+                address: "5.6.7.8".into(),
+                port: 80,
+                forward: "magic".into(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let (text, problems) = save(&[svc, ok]);
+        assert_eq!(text, "-A -t 1.2.3.4:80 -s rr\n");
+        assert_eq!(problems.len(), 2);
+    }
+
+    #[test]
+    fn table_alignment() {
+        let mut out = String::new();
+        table(&mut out, &["Name", "N"], &[vec!["a".into(), "100".into()], vec!["bbbb".into(), "7".into()]], 1);
+        assert_eq!(out, "Name    N\na     100\nbbbb    7\n");
+    }
+}

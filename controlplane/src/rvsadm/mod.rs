@@ -1,0 +1,143 @@
+//! `rvsadm`: the ipvsadm-compatible operator CLI, speaking to rvsd's REST API.
+//!
+//! Contract: ipvsadm 1.31's syntax, messages, exit statuses and listing layout, for the
+//! verbs rvs has, over `http://127.0.0.1:8700` (or `--api URL`):
+//!
+//! ```text
+//! rvsadm -A|-E -t|-u VIP:PORT [-s SCHED] [-p [SECONDS]] [-M NETMASK]
+//! rvsadm -D -t|-u VIP:PORT
+//! rvsadm -C
+//! rvsadm -R                      (reads -S lines from stdin and applies them)
+//! rvsadm -S [-n]
+//! rvsadm -a|-e -t|-u VIP:PORT -r RIP[:PORT] [-g|-m|-i|-b] [-w W] [-x UPPER] [-y LOWER]
+//! rvsadm -d -t|-u VIP:PORT -r RIP[:PORT]
+//! rvsadm -L|-l [-n] [-c] [--stats] [--rate] [--timeout] [-t|-u VIP:PORT]
+//! rvsadm -Z [-t|-u VIP:PORT]
+//! rvsadm --set TCP TCPFIN UDP
+//! rvsadm status
+//! ```
+//!
+//! Exit status: 0 success; 1 rvsd refused the change, could not be reached, or `-L -t`
+//! named no service; 2 a usage error (ipvsadm's message on stderr).
+//!
+//! Where rvsadm knowingly differs from ipvsadm, and why:
+//! * `-b` is Full-NAT (as in DPVS's ipvsadm), not `--sched-flags`.
+//! * `-E`/`-e` change only what is given; `-E … -p 0` turns persistence off.
+//! * Names are accepted on input (`-t web:http`) but output is always numeric; `-n` is
+//!   accepted and changes nothing.
+//! * `-S` adds ` -x N`/` -y N` for thresholds so a round trip keeps them.
+//! * `-L -c -t VIP:PORT` filters connections by service; `-Z -t VIP:PORT` sends
+//!   `POST /v1/stats/zero?service=tcp/VIP/PORT`.
+//! * Unknown options and other usage errors exit 2 (ipvsadm exits 255 for popt's).
+//!
+//! Modules: [`args`] (parsing), [`client`] (HTTP), [`model`] (REST documents), [`format`](mod@format)
+//! (listings), [`exec`] (verbs → requests → output).
+
+pub mod args;
+pub mod client;
+pub mod exec;
+pub mod format;
+pub mod model;
+
+use std::io::{BufRead, Write};
+
+use self::args::Command;
+use self::client::{Client, Endpoint, DEFAULT_API};
+
+/// Exit status of success.
+pub const EXIT_OK: i32 = 0;
+/// Exit status when rvsd refused a request or could not be reached.
+pub const EXIT_FAILURE: i32 = 1;
+/// Exit status of a usage error.
+pub const EXIT_USAGE: i32 = 2;
+
+/// The `-h` text.
+pub const USAGE: &str = "\
+Usage:
+  rvsadm -A|E -t|u service-address [-s scheduler] [-p [timeout]] [-M netmask]
+  rvsadm -D -t|u service-address
+  rvsadm -C
+  rvsadm -R
+  rvsadm -S [-n]
+  rvsadm -a|e -t|u service-address -r server-address [options]
+  rvsadm -d -t|u service-address -r server-address
+  rvsadm -L|l [options]
+  rvsadm -Z [-t|u service-address]
+  rvsadm --set tcp tcpfin udp
+  rvsadm status
+  rvsadm -h
+
+Commands:
+Either long or short options are allowed.
+  --add-service     -A        add virtual service with options
+  --edit-service    -E        edit virtual service with options
+  --delete-service  -D        delete virtual service
+  --clear           -C        clear the whole table
+  --restore         -R        restore rules from stdin
+  --save            -S        save rules to stdout
+  --add-server      -a        add real server with options
+  --edit-server     -e        edit real server with options
+  --delete-server   -d        delete real server
+  --list            -L|-l     list the table
+  --zero            -Z        zero counters in a service or all services
+  --set tcp tcpfin udp        set connection timeout values (seconds, 0 = unchanged)
+  status                      ports, workers and drops of rvsd
+  --help            -h        display this help message
+
+Options:
+  --tcp-service  -t service-address   service-address is host[:port]
+  --udp-service  -u service-address   service-address is host[:port]
+  --scheduler    -s scheduler         one of rr|wrr|lc|wlc|sed|nq|sh|dh|lblc|lblcr|fo|ovf|mh|twos|...,
+                                      the default scheduler is wlc.
+  --persistent   -p [timeout]         persistent service (default 300 s; -E ... -p 0 turns it off)
+  --netmask      -M netmask           persistent granularity mask
+  --real-server  -r server-address    server-address is host (and port)
+  --gatewaying   -g                   gatewaying (direct routing) (default)
+  --ipip         -i                   ipip encapsulation (tunneling)
+  --masquerading -m                   masquerading (NAT)
+  --fullnat      -b                   full NAT (source rewritten to a local address)
+  --weight       -w weight            capacity of real server
+  --u-threshold  -x uthreshold        upper threshold of connections
+  --l-threshold  -y lthreshold        lower threshold of connections
+  --connection   -c                   output of current connections
+  --timeout                           output of timeout (tcp tcpfin udp)
+  --stats                             output of statistics information
+  --rate                              output of rate information
+  --numeric      -n                   numeric output of addresses and ports (always on)
+  --api URL                           rvsd's REST address (default http://127.0.0.1:8700)
+";
+
+/// Runs rvsadm with `args` (without the program name); returns the exit status.
+pub fn run<S: AsRef<str>>(args: &[S], stdin: &mut dyn BufRead, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+    let inv = match args::parse(args) {
+        Ok(inv) => inv,
+        Err(e) => {
+            let _ = writeln!(err, "{e}");
+            return EXIT_USAGE;
+        }
+    };
+    match inv.command {
+        Command::Help => {
+            let _ = out.write_all(USAGE.as_bytes());
+            return EXIT_OK;
+        }
+        Command::Version => {
+            let _ = writeln!(
+                out,
+                "rvsadm v{} (ipvsadm 1.31 syntax, IPVS v1.2.1 listings, over rvsd's REST API)",
+                env!("CARGO_PKG_VERSION")
+            );
+            return EXIT_OK;
+        }
+        _ => {}
+    }
+    let endpoint = match Endpoint::parse(inv.api.as_deref().unwrap_or(DEFAULT_API)) {
+        Ok(e) => e,
+        Err(e) => {
+            let _ = writeln!(err, "{e}");
+            return EXIT_USAGE;
+        }
+    };
+    let client = Client::new(endpoint);
+    exec::execute(&client, &inv.command, &mut exec::Io { stdin, out, err })
+}

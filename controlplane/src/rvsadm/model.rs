@@ -1,0 +1,442 @@
+//! The REST documents rvsadm reads, as rvsadm sees them.
+//!
+//! Contract: these types are deliberately lenient readers of rvsd's answers, so that an
+//! rvsadm of one version can list an rvsd of another: unknown fields are ignored, missing
+//! ones take their defaults, counters accept integers or floats (rates are estimates) and
+//! durations accept `"300s"`-style strings (humantime) or plain seconds. Anything else is a
+//! decoding error for the caller to report, never a panic.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+
+use serde::{Deserialize, Deserializer};
+
+use super::args::{Forward, Protocol};
+
+/// `GET /v1/services`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct ServiceList {
+    /// Every virtual service.
+    pub services: Vec<Service>,
+}
+
+/// One virtual service of `GET /v1/services`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct Service {
+    /// `tcp` or `udp`.
+    pub protocol: String,
+    /// The VIP.
+    pub address: String,
+    /// The virtual port.
+    #[serde(deserialize_with = "lenient_u64")]
+    pub port: u64,
+    /// The scheduler's name.
+    pub scheduler: String,
+    /// Persistence timeout in seconds, when persistent.
+    #[serde(deserialize_with = "lenient_seconds")]
+    pub persistence: Option<u64>,
+    /// Netmask grouping clients for persistence.
+    pub persistence_netmask: Option<String>,
+    /// The real servers.
+    pub servers: Vec<Server>,
+    /// The service's counters.
+    pub stats: Traffic,
+}
+
+/// One real server of a [`Service`].
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct Server {
+    /// Its address.
+    pub address: String,
+    /// Its port.
+    #[serde(deserialize_with = "lenient_u64")]
+    pub port: u64,
+    /// Its weight.
+    #[serde(deserialize_with = "lenient_u64")]
+    pub weight: u64,
+    /// `dr`, `nat`, `fullnat` or `tunnel`.
+    pub forward: String,
+    /// ipvsadm's `-x` (0: none).
+    #[serde(deserialize_with = "lenient_u64")]
+    pub upper_threshold: u64,
+    /// ipvsadm's `-y` (0: none).
+    #[serde(deserialize_with = "lenient_u64")]
+    pub lower_threshold: u64,
+    /// Its counters.
+    pub stats: Traffic,
+}
+
+/// Traffic counters (`T` of the REST contract).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct Traffic {
+    /// Connections scheduled since start.
+    #[serde(deserialize_with = "lenient_u64")]
+    pub conns: u64,
+    /// Active connections now.
+    #[serde(deserialize_with = "lenient_u64")]
+    pub active_conns: u64,
+    /// Inactive connections now.
+    #[serde(deserialize_with = "lenient_u64")]
+    pub inactive_conns: u64,
+    /// Packets in.
+    #[serde(deserialize_with = "lenient_u64")]
+    pub in_packets: u64,
+    /// Packets out.
+    #[serde(deserialize_with = "lenient_u64")]
+    pub out_packets: u64,
+    /// Bytes in.
+    #[serde(deserialize_with = "lenient_u64")]
+    pub in_bytes: u64,
+    /// Bytes out.
+    #[serde(deserialize_with = "lenient_u64")]
+    pub out_bytes: u64,
+}
+
+/// Rate estimates (`RT` of the REST contract), rounded to integers like IPVS's.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct Rates {
+    /// Connections per second.
+    #[serde(deserialize_with = "lenient_u64")]
+    pub cps: u64,
+    /// Packets per second in.
+    #[serde(deserialize_with = "lenient_u64")]
+    pub in_pps: u64,
+    /// Packets per second out.
+    #[serde(deserialize_with = "lenient_u64")]
+    pub out_pps: u64,
+    /// Bytes per second in.
+    #[serde(deserialize_with = "lenient_u64")]
+    pub in_bps: u64,
+    /// Bytes per second out.
+    #[serde(deserialize_with = "lenient_u64")]
+    pub out_bps: u64,
+}
+
+/// `GET /v1/stats`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct StatsDoc {
+    /// Every service's counters and rates.
+    pub services: Vec<ServiceStats>,
+}
+
+/// One service of `GET /v1/stats`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct ServiceStats {
+    /// `tcp` or `udp`.
+    pub protocol: String,
+    /// The VIP.
+    pub address: String,
+    /// The virtual port.
+    #[serde(deserialize_with = "lenient_u64")]
+    pub port: u64,
+    /// Counters.
+    pub stats: Traffic,
+    /// Rates; absent until rvsd estimates them (printed as 0).
+    pub rates: Option<Rates>,
+    /// The servers' counters and rates.
+    pub servers: Vec<ServerStats>,
+}
+
+/// One server of a [`ServiceStats`].
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct ServerStats {
+    /// Its address.
+    pub address: String,
+    /// Its port.
+    #[serde(deserialize_with = "lenient_u64")]
+    pub port: u64,
+    /// Counters.
+    pub stats: Traffic,
+    /// Rates, when estimated.
+    pub rates: Option<Rates>,
+}
+
+/// One page of `GET /v1/connections`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct ConnPage {
+    /// Connections matching the filter, over all pages.
+    #[serde(deserialize_with = "lenient_u64")]
+    pub total: u64,
+    /// This page's first index.
+    #[serde(deserialize_with = "lenient_u64")]
+    pub offset: u64,
+    /// The page size asked for.
+    #[serde(deserialize_with = "lenient_u64")]
+    pub limit: u64,
+    /// This page.
+    pub connections: Vec<Connection>,
+}
+
+/// One connection.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct Connection {
+    /// `tcp` or `udp`.
+    pub protocol: String,
+    /// Client `ip:port`.
+    pub client: String,
+    /// Virtual `ip:port`.
+    pub vip: String,
+    /// Full-NAT local `ip:port` (empty otherwise).
+    pub local: Option<String>,
+    /// Real server `ip:port`.
+    pub server: String,
+    /// Forwarding method.
+    pub forward: String,
+    /// IPVS state name (`ESTABLISHED`, `FIN_WAIT`, …).
+    pub state: String,
+    /// Seconds until expiry.
+    #[serde(deserialize_with = "lenient_u64")]
+    pub expires_in: u64,
+    /// Owning worker.
+    #[serde(deserialize_with = "lenient_u64")]
+    pub worker: u64,
+}
+
+/// `GET /v1/timeouts`, in seconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct Timeouts {
+    /// TCP established.
+    #[serde(deserialize_with = "lenient_seconds")]
+    pub tcp: Option<u64>,
+    /// TCP after FIN.
+    #[serde(deserialize_with = "lenient_seconds")]
+    pub tcp_fin: Option<u64>,
+    /// UDP.
+    #[serde(deserialize_with = "lenient_seconds")]
+    pub udp: Option<u64>,
+}
+
+/// `GET /v1/status`, the fields `rvsadm status` prints (the full document is
+/// [`crate::status::Status`]; reading only these keeps rvsadm working across versions).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct StatusDoc {
+    /// rvsd's version.
+    pub version: String,
+    /// Seconds since start.
+    #[serde(deserialize_with = "lenient_u64")]
+    pub uptime_seconds: u64,
+    /// The ports.
+    pub ports: Vec<PortDoc>,
+    /// The workers.
+    pub workers: Vec<WorkerDoc>,
+    /// Drops by reason, summed over workers.
+    pub drops: BTreeMap<String, u64>,
+}
+
+/// One port of [`StatusDoc`].
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct PortDoc {
+    /// Name from the config.
+    pub name: String,
+    /// MAC address.
+    pub mac: String,
+    /// Own address with prefix.
+    pub address: String,
+    /// Link state.
+    pub link: LinkDoc,
+    /// NIC counters.
+    pub stats: PortStatsDoc,
+}
+
+/// `ports[].link`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct LinkDoc {
+    /// Carrier up.
+    pub up: bool,
+    /// Speed in Mbit/s (0: unknown).
+    #[serde(deserialize_with = "lenient_u64")]
+    pub speed_mbps: u64,
+    /// Full duplex.
+    pub full_duplex: bool,
+}
+
+/// `ports[].stats`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct PortStatsDoc {
+    /// Packets received.
+    #[serde(deserialize_with = "lenient_u64")]
+    pub rx_packets: u64,
+    /// Packets sent.
+    #[serde(deserialize_with = "lenient_u64")]
+    pub tx_packets: u64,
+    /// Missed for lack of descriptors.
+    #[serde(deserialize_with = "lenient_u64")]
+    pub rx_missed: u64,
+    /// Receive errors.
+    #[serde(deserialize_with = "lenient_u64")]
+    pub rx_errors: u64,
+    /// Transmit errors.
+    #[serde(deserialize_with = "lenient_u64")]
+    pub tx_errors: u64,
+    /// Mbuf allocation failures.
+    #[serde(deserialize_with = "lenient_u64")]
+    pub rx_nombuf: u64,
+}
+
+/// One worker of [`StatusDoc`].
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct WorkerDoc {
+    /// Worker index.
+    #[serde(deserialize_with = "lenient_u64")]
+    pub index: u64,
+    /// Its lcore.
+    #[serde(deserialize_with = "lenient_u64")]
+    pub lcore: u64,
+    /// Frames received.
+    #[serde(deserialize_with = "lenient_u64")]
+    pub rx_packets: u64,
+    /// Frames sent.
+    #[serde(deserialize_with = "lenient_u64")]
+    pub tx_packets: u64,
+    /// Connections now.
+    #[serde(deserialize_with = "lenient_u64")]
+    pub conns: u64,
+    /// Connections created since start.
+    #[serde(deserialize_with = "lenient_u64")]
+    pub conns_created: u64,
+    /// Packets received from other workers.
+    #[serde(deserialize_with = "lenient_u64")]
+    pub redirected_in: u64,
+    /// Packets handed to other workers.
+    #[serde(deserialize_with = "lenient_u64")]
+    pub redirected_out: u64,
+    /// Drops by reason.
+    pub drops: BTreeMap<String, u64>,
+}
+
+/// `{"error": "...", "field": "..."}`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct ErrorBody {
+    /// What went wrong.
+    pub error: String,
+    /// The offending field, when there is one.
+    pub field: Option<String>,
+}
+
+impl Service {
+    /// The protocol, when rvsd named a known one.
+    pub fn protocol(&self) -> Option<Protocol> {
+        Protocol::from_name(&self.protocol)
+    }
+}
+
+impl Server {
+    /// The forwarding method, when rvsd named a known one.
+    pub fn forward(&self) -> Option<Forward> {
+        Forward::from_name(&self.forward)
+    }
+}
+
+/// Sort key of an address string: numeric for IPv4, after every IPv4 address otherwise.
+pub fn address_key(address: &str) -> (u8, u32, String) {
+    match address.parse::<Ipv4Addr>() {
+        Ok(a) => (0, u32::from(a), String::new()),
+        Err(_) => (1, 0, address.to_string()),
+    }
+}
+
+/// Sort key of a protocol name: TCP before UDP (IPPROTO_TCP 6 < IPPROTO_UDP 17), as ipvsadm.
+pub fn protocol_key(protocol: &str) -> (u8, String) {
+    match Protocol::from_name(protocol) {
+        Some(Protocol::Tcp) => (0, String::new()),
+        Some(Protocol::Udp) => (1, String::new()),
+        None => (2, protocol.to_string()),
+    }
+}
+
+/// A non-negative integer from a JSON number of any kind (floats rounded, negatives and
+/// `null` as 0, huge values saturated).
+fn lenient_u64<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    let v = serde_json::Value::deserialize(d)?;
+    match v {
+        serde_json::Value::Null => Ok(0),
+        serde_json::Value::Number(n) => Ok(number_to_u64(&n)),
+        other => Err(serde::de::Error::custom(format!("expected a number, found {other}"))),
+    }
+}
+
+fn number_to_u64(n: &serde_json::Number) -> u64 {
+    if let Some(u) = n.as_u64() {
+        u
+    } else if n.as_i64().is_some() {
+        0
+    } else {
+        // `as` saturates and maps NaN to 0, which is what a display wants.
+        n.as_f64().map_or(0, |f| f.round() as u64)
+    }
+}
+
+/// A duration in seconds from `"300s"` / `"5m"` (humantime), a number of seconds, or `null`.
+fn lenient_seconds<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    let v = serde_json::Value::deserialize(d)?;
+    match v {
+        serde_json::Value::Null => Ok(None),
+        serde_json::Value::Number(n) => Ok(Some(number_to_u64(&n))),
+        serde_json::Value::String(s) => {
+            let s = s.trim();
+            if let Ok(n) = s.parse::<u64>() {
+                return Ok(Some(n));
+            }
+            humantime::parse_duration(s)
+                .map(|d| Some(d.as_secs()))
+                .map_err(|e| serde::de::Error::custom(format!("bad duration {s:?}: {e}")))
+        }
+        other => Err(serde::de::Error::custom(format!("expected a duration, found {other}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lenient_numbers_and_durations() {
+        let s: Service = serde_json::from_str(
+            r#"{"protocol":"tcp","address":"1.2.3.4","port":80,"persistence":"5m","extra":1,
+                "stats":{"conns":1.6,"in_bytes":-3,"out_bytes":null}}"#,
+        )
+        .unwrap();
+        assert_eq!(s.persistence, Some(300));
+        assert_eq!((s.stats.conns, s.stats.in_bytes, s.stats.out_bytes), (2, 0, 0));
+        assert_eq!(s.scheduler, "");
+        let t: Timeouts = serde_json::from_str(r#"{"tcp":"900s","tcp_fin":120,"udp":null}"#).unwrap();
+        assert_eq!(t, Timeouts { tcp: Some(900), tcp_fin: Some(120), udp: None });
+        assert!(serde_json::from_str::<Timeouts>(r#"{"tcp":"soon"}"#).is_err());
+        assert!(serde_json::from_str::<Traffic>(r#"{"conns":"many"}"#).is_err());
+        let r: Rates = serde_json::from_str(r#"{"cps":1e300}"#).unwrap();
+        assert_eq!(r.cps, u64::MAX);
+    }
+
+    /// rvsd's own status document reads as a [`StatusDoc`].
+    #[test]
+    fn status_document_is_readable() {
+        let s = crate::status::Status::new(42, vec![], vec![]);
+        let doc: StatusDoc = serde_json::from_value(serde_json::to_value(&s).unwrap()).unwrap();
+        assert_eq!((doc.uptime_seconds, doc.drops.len()), (42, s.drops.len()));
+    }
+
+    #[test]
+    fn sort_keys() {
+        assert!(address_key("10.0.0.9") < address_key("10.0.0.10"));
+        assert!(address_key("255.255.255.255") < address_key("::1"));
+        assert!(protocol_key("tcp") < protocol_key("udp"));
+        assert!(protocol_key("UDP") < protocol_key("sctp"));
+    }
+}

@@ -17,7 +17,9 @@
 //! 7. the workers are launched on their lcores; worker 0 announces every address with
 //!    gratuitous ARP, then all poll;
 //! 8. REST is served on this (the main lcore's) thread by a current-thread tokio
-//!    runtime until SIGTERM or SIGINT;
+//!    runtime until SIGTERM or SIGINT; SIGHUP re-reads the config file and applies it
+//!    through the same path as `PUT /v1/config` ([`crate::runtime`]), logging the changes
+//!    or the errors (a bad file changes nothing);
 //! 9. shutdown: set the stop flag, wait for every worker (their queues are released as
 //!    they return), stop and close the ports, release the pool, clean up the EAL.
 //!
@@ -27,6 +29,7 @@
 //! launched workers are stopped and waited for explicitly.
 
 use std::net::Ipv4Addr;
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -35,7 +38,8 @@ use anyhow::{bail, Context};
 use rvs_dataplane::idle::IdlePolicy;
 use rvs_dataplane::lb::{LbConfig, LbEngine, DEFAULT_MTU};
 use rvs_dataplane::mesh::Mesh;
-use rvs_dataplane::service::{share, SharedServices};
+use rvs_dataplane::control::control_link;
+use rvs_dataplane::service::SharedServices;
 use rvs_dataplane::l2l3::neigh::{NeighConfig, NeighSync};
 use rvs_dataplane::l2l3::route::StaticRoute;
 use rvs_dataplane::l2l3::PortId;
@@ -46,7 +50,8 @@ use rvs_drivers::dpdk::{self, Eal, EthQueue, Mempool, Port, PortSetup};
 use rvs_drivers::PortInfo;
 use tokio::signal::unix::{signal, SignalKind};
 
-use crate::api;
+use crate::api::{self, AppState};
+use crate::runtime::Running;
 use crate::services;
 use crate::config::{Config, Device, Idle, MacAddr};
 use crate::status::{PortStatus, Status, StatusSource, WorkerStatus};
@@ -241,9 +246,17 @@ impl StatusSource for LiveStatus {
     }
 }
 
-/// Runs rvsd with a validated `config` until SIGTERM or SIGINT. Returns after an orderly
-/// shutdown, or with an error (already cleaned up after) if start-up failed.
-pub fn run(config: &Config) -> anyhow::Result<()> {
+/// Capacity of each worker's control request queue.
+const CONTROL_QUEUE: usize = 16;
+
+/// Runs rvsd with a validated `config` (read from `text`, the file at `path`) until
+/// SIGTERM or SIGINT. Returns after an orderly shutdown, or with an error (already
+/// cleaned up after) if start-up failed.
+pub fn run(config: &Config, text: &str, path: &Path) -> anyhow::Result<()> {
+    let token = match &config.api.token_file {
+        Some(p) => Some(api::read_token(p)?),
+        None => None,
+    };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -259,6 +272,10 @@ pub fn run(config: &Config) -> anyhow::Result<()> {
                 _ = int.recv() => tracing::info!("SIGINT received, shutting down"),
             }
         }
+    };
+    let mut hangup = {
+        let _guard = rt.enter();
+        signal(SignalKind::hangup()).context("cannot install the SIGHUP handler")?
     };
 
     let args = eal_args(config, &allowed_cpus());
@@ -298,7 +315,9 @@ pub fn run(config: &Config) -> anyhow::Result<()> {
     let ports = bring_up_ports(&eal, config, &pool)?;
 
     let macs: Vec<MacAddr> = ports.iter().map(|p| p.mac).collect();
-    let shared: SharedServices = share(services::build_table(config, 1, workers)?);
+    let running = Running::from_toml(text, workers).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let shared: SharedServices = Arc::clone(running.shared());
+    let mut handles = Vec::with_capacity(workers);
     let mut built = Vec::with_capacity(workers);
     let mut meshes = if workers > 1 { NeighSync::mesh(workers, NEIGH_SYNC_CAPACITY) } else { vec![NeighSync::none()] };
     let mut redirects = Mesh::build(workers, REDIRECT_CAPACITY).into_iter();
@@ -311,9 +330,12 @@ pub fn run(config: &Config) -> anyhow::Result<()> {
             .collect::<anyhow::Result<_>>()?;
         let lb = LbEngine::new(index, workers, Arc::clone(&shared), lb_config(config));
         let links = redirects.next().context("redirect mesh has fewer ends than workers")?;
+        let (handle, control) = control_link(CONTROL_QUEUE);
+        handles.push(handle);
         let worker = Worker::new(&wc, queues, pool.clone(), sync)
             .with_context(|| format!("worker {index}: the data path refused its configuration"))?
-            .with_lb(lb, links);
+            .with_lb(lb, links)
+            .with_control(control);
         built.push(worker);
     }
 
@@ -368,8 +390,19 @@ pub fn run(config: &Config) -> anyhow::Result<()> {
             }
         })
     };
-    let served = rt.block_on(api::serve(listener, api::router(source), shutdown));
+    let state = Arc::new(AppState::new(running, source, handles, token));
+    let reloader = {
+        let state = Arc::clone(&state);
+        let path = path.to_path_buf();
+        rt.spawn(async move {
+            while hangup.recv().await.is_some() {
+                reload(&state, &path);
+            }
+        })
+    };
+    let served = rt.block_on(api::serve(listener, api::router(state), shutdown));
     sweeper.abort();
+    reloader.abort();
 
     stop.store(true, Ordering::Relaxed);
     let failed = wait_workers(&eal, &launched);
@@ -400,6 +433,30 @@ pub fn run(config: &Config) -> anyhow::Result<()> {
     }
     tracing::info!("rvsd stopped");
     Ok(())
+}
+
+/// SIGHUP: re-reads the config file at `path` and applies it like `PUT /v1/config`;
+/// logs what changed, or why nothing did.
+pub fn reload(state: &AppState, path: &Path) {
+    tracing::info!(config = %path.display(), "SIGHUP received, reloading the configuration");
+    let text = match crate::config::read_file(path) {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::error!("reload failed, nothing changed: {e}");
+            return;
+        }
+    };
+    let mut running = state.running();
+    match running.apply_toml(&text, false) {
+        Ok(changes) if changes.is_empty() => tracing::info!("reload: no change"),
+        Ok(changes) => {
+            for c in &changes {
+                tracing::info!(op = c.op, path = %c.path, from = %c.from, to = %c.to, "reload: applied");
+            }
+            tracing::info!(generation = running.generation(), changes = changes.len(), "reload applied");
+        }
+        Err(e) => tracing::error!("reload refused, nothing changed: {e}"),
+    }
 }
 
 /// One worker's load-balancing sizes and timeouts.

@@ -2,12 +2,18 @@
 //!
 //! * [`config`]: the TOML configuration, parsed and validated as a whole.
 //! * [`status`]: the `GET /v1/status` document.
-//! * [`api`]: the REST router, served on the control thread.
+//! * [`runtime`]: the running configuration and the one path every change takes.
+//! * [`services`]: from the configuration to the data path's service table (stable ids).
+//! * [`model`]: the JSON shapes of services and servers.
+//! * [`api`]: the REST router, served on the control thread; [`openapi`] describes it.
 //! * [`daemon`]: start-up (EAL, ports, workers), serving, and orderly shutdown.
 
 pub mod api;
 pub mod config;
 pub mod daemon;
+pub mod model;
+pub mod openapi;
+pub mod runtime;
 pub mod rvsadm;
 pub mod services;
 pub mod status;

@@ -1,20 +1,33 @@
 //! From the validated configuration to the data path's service table: the one place
 //! that turns `[[service]]` entries into [`ServiceTable`]s the workers read.
 //!
-//! Contract: [`build_table`] either builds the whole table or fails naming the service
-//! (nothing half-built is ever published). Counters (`ServerStats`) are created here, one
-//! slot per worker; scheduler tables (Maglev, hash rings) are computed here, off the data
-//! path.
+//! Contract: [`build_table`] and [`build_next`] either build the whole table or fail
+//! naming the service (nothing half-built is ever published). Scheduler tables (Maglev,
+//! hash rings) are computed here, off the data path.
+//!
+//! Stable ids and continuity ([`IdBook`], [`build_next`]): every service and real server
+//! gets a `u32` id the first time it appears (keyed by the service's protocol, VIP and
+//! port, and the server's address and port); ids are never reused — a deleted and
+//! re-added server is a new server with fresh counters. A new table takes over the
+//! `ServerStats` of every service and server the current table has (by id), so counters
+//! and active/inactive counts continue across changes, and the persistence table of a
+//! service whose server list (addresses and ports, in order), timeout and netmask are
+//! unchanged (persistence remembers server *indexes*, so adding, removing or reordering
+//! servers resets that service's persistence).
 
+use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 
 use anyhow::Context;
 use rvs_dataplane::conn::Timeouts;
 use rvs_dataplane::sched::{PersistTable, SchedParams, SchedShared};
+use rvs_dataplane::l2l3::PortId;
 use rvs_dataplane::service::{
     ForwardMode, L4Proto, RealServer, SchedulerKind, ServerStats, Service as DpService, ServiceKey, ServiceTable,
+    TableIds, TableSettings,
 };
+use rvs_dataplane::worker::VipConfig;
 
 use crate::config::{Config, Forward, Protocol};
 
@@ -56,24 +69,116 @@ pub fn timeouts(config: &Config) -> Timeouts {
 }
 
 /// Builds the service table of `config`, generation `generation`, with counters for
-/// `workers` workers.
+/// `workers` workers and fresh ids (a first table).
 pub fn build_table(config: &Config, generation: u64, workers: usize) -> anyhow::Result<ServiceTable> {
+    let mut ids = IdBook::default();
+    build_next(config, generation, workers, &mut ids, None)
+}
+
+/// The key of a configured service.
+pub fn service_key(s: &crate::config::Service) -> ServiceKey {
+    ServiceKey { proto: l4_proto(s.protocol), vip: s.address, port: s.port }
+}
+
+/// The stable ids handed out so far: those of the objects in the running table, and the
+/// next free ids (ids of deleted objects are retired, never handed out again).
+#[derive(Debug, Clone, Default)]
+pub struct IdBook {
+    next_service: u32,
+    next_server: u32,
+    services: HashMap<ServiceKey, u32>,
+    servers: HashMap<(ServiceKey, Ipv4Addr, u16), u32>,
+}
+
+impl IdBook {
+    /// Ids for every service and server of `config`: kept for those already known, new
+    /// for the others; ids of objects `config` no longer has are forgotten (retired).
+    pub fn assign(&mut self, config: &Config) -> TableIds {
+        let mut services = HashMap::with_capacity(config.services.len());
+        let mut servers = HashMap::new();
+        let mut out = TableIds::default();
+        for s in &config.services {
+            let key = service_key(s);
+            let id = *self.services.get(&key).unwrap_or_else(|| {
+                self.next_service = self.next_service.wrapping_add(1);
+                &self.next_service
+            });
+            services.insert(key, id);
+            out.services.push(id);
+            let mut ids = Vec::with_capacity(s.servers.len());
+            for r in &s.servers {
+                let k = (key, r.address, r.port);
+                let id = *self.servers.get(&k).unwrap_or_else(|| {
+                    self.next_server = self.next_server.wrapping_add(1);
+                    &self.next_server
+                });
+                servers.insert(k, id);
+                ids.push(id);
+            }
+            out.servers.push(ids);
+        }
+        self.services = services;
+        self.servers = servers;
+        out
+    }
+}
+
+/// The VIPs of `config`, each answered on the port whose prefix holds it, or on every
+/// port when none does (the workers' address books follow this list).
+pub fn vips(config: &Config) -> Vec<VipConfig> {
+    let mut vips: Vec<VipConfig> = Vec::new();
+    for s in &config.services {
+        if vips.iter().any(|v| v.address == s.address) {
+            continue;
+        }
+        let port = config.ports.iter().position(|p| p.address.contains(&s.address)).map(|i| PortId(i as u16));
+        vips.push(VipConfig { address: s.address, port });
+    }
+    vips
+}
+
+/// The settings published with the services: timeouts, `expire_nodest_conn`, VIPs.
+pub fn settings(config: &Config) -> TableSettings {
+    TableSettings {
+        timeouts: Some(timeouts(config)),
+        expire_nodest_conn: config.dataplane.expire_nodest_conn,
+        vips: Some(vips(config)),
+    }
+}
+
+/// Builds the table that follows `current` (or a first one): ids from `ids` (updated),
+/// counters and persistence carried over from `current` as the module docs say. On
+/// error, `ids` may have advanced (harmless: ids are only ever skipped, never reused) but
+/// nothing is published.
+pub fn build_next(
+    config: &Config,
+    generation: u64,
+    workers: usize,
+    ids: &mut IdBook,
+    current: Option<&ServiceTable>,
+) -> anyhow::Result<ServiceTable> {
     let locals = local_addresses(config);
     let params = SchedParams::default();
+    let table_ids = ids.assign(config);
     let mut services = Vec::with_capacity(config.services.len());
     for (i, s) in config.services.iter().enumerate() {
-        let key = ServiceKey { proto: l4_proto(s.protocol), vip: s.address, port: s.port };
+        let key = service_key(s);
+        let old = current.and_then(|t| t.by_service_id(table_ids.services[i]));
         let servers: Vec<RealServer> = s
             .servers
             .iter()
-            .map(|r| RealServer {
+            .zip(&table_ids.servers[i])
+            .map(|(r, &id)| RealServer {
                 addr: r.address,
                 port: r.port,
                 weight: u32::from(r.weight),
                 forward: forward_mode(r.forward),
                 upper: r.upper_threshold,
                 lower: r.lower_threshold,
-                stats: Arc::new(ServerStats::new(workers)),
+                stats: current
+                    .and_then(|t| t.by_server_id(id))
+                    .map(|(_, old)| Arc::clone(&old.stats))
+                    .unwrap_or_else(|| Arc::new(ServerStats::new(workers))),
             })
             .collect();
         let kind: SchedulerKind = s
@@ -86,7 +191,14 @@ pub fn build_table(config: &Config, generation: u64, workers: usize) -> anyhow::
             .with_context(|| format!("service[{i}] ({key}): cannot build the {kind} scheduler"))?;
         let persist = s.persistence.map(|d| {
             let secs = u32::try_from(d.as_secs()).unwrap_or(u32::MAX).max(1);
-            Arc::new(PersistTable::new(PERSIST_CAPACITY, secs, s.persistence_netmask))
+            let same_servers = |o: &DpService| {
+                o.servers.len() == servers.len()
+                    && o.servers.iter().zip(&servers).all(|(a, b)| (a.addr, a.port) == (b.addr, b.port))
+            };
+            match old.and_then(|o| o.persist.as_ref().filter(|_| same_servers(o))) {
+                Some(p) if p.timeout_s() == secs && p.netmask() == s.persistence_netmask => Arc::clone(p),
+                _ => Arc::new(PersistTable::new(PERSIST_CAPACITY, secs, s.persistence_netmask)),
+            }
         });
         services.push(DpService {
             key,
@@ -95,10 +207,10 @@ pub fn build_table(config: &Config, generation: u64, workers: usize) -> anyhow::
             persist,
             servers,
             local_addrs: locals.clone(),
-            stats: Arc::new(ServerStats::new(workers)),
+            stats: old.map(|o| Arc::clone(&o.stats)).unwrap_or_else(|| Arc::new(ServerStats::new(workers))),
         });
     }
-    ServiceTable::new(generation, services).context("the service table")
+    ServiceTable::with_ids(generation, services, table_ids, settings(config)).context("the service table")
 }
 
 #[cfg(test)]
@@ -167,6 +279,34 @@ forward = "nat"
         assert!(t.lookup(ServiceKey { proto: L4Proto::Udp, vip: "10.10.0.100".parse().unwrap(), port: 80 }).is_none());
         let to = timeouts(&c);
         assert_eq!((to.established, to.fin_wait, to.udp), (60, 120, 10));
+    }
+
+    #[test]
+    fn next_tables_keep_ids_counters_and_persistence() {
+        let c = Config::from_toml(CONFIG).unwrap_or_else(|e| panic!("{e}"));
+        let mut ids = IdBook::default();
+        let t1 = build_next(&c, 1, 2, &mut ids, None).unwrap();
+        t1.services()[0].servers[1].stats.conn_opened(0, true);
+        // A weight change: same ids, same counters, same persistence table.
+        let c2 = Config::from_toml(&CONFIG.replacen("weight = 3", "weight = 4", 1)).unwrap();
+        let t2 = build_next(&c2, 2, 2, &mut ids, Some(&t1)).unwrap();
+        assert_eq!(t2.ids(), t1.ids());
+        assert!(Arc::ptr_eq(&t1.services()[0].servers[1].stats, &t2.services()[0].servers[1].stats));
+        assert_eq!(t2.services()[0].servers[1].stats.active_conns(), 1);
+        assert!(Arc::ptr_eq(&t1.services()[0].stats, &t2.services()[0].stats));
+        let (p1, p2) = (t1.services()[0].persist.as_ref().unwrap(), t2.services()[0].persist.as_ref().unwrap());
+        assert!(Arc::ptr_eq(p1, p2), "same servers: persistence kept");
+        assert_eq!(t2.settings().vips.as_ref().map(Vec::len), Some(1));
+        // Removing a server resets persistence; re-adding it gives a new id and fresh counters.
+        let without = CONFIG.replacen("[[service.server]]\naddress = \"10.20.0.12\"\nport = 8080\nforward = \"fullnat\"\n", "", 1);
+        let c3 = Config::from_toml(&without).unwrap();
+        let t3 = build_next(&c3, 3, 2, &mut ids, Some(&t2)).unwrap();
+        assert!(!Arc::ptr_eq(p2, t3.services()[0].persist.as_ref().unwrap()));
+        let t4 = build_next(&c2, 4, 2, &mut ids, Some(&t3)).unwrap();
+        let (old_id, new_id) = (t2.server_id(0, 1).unwrap(), t4.server_id(0, 1).unwrap());
+        assert_ne!(old_id, new_id, "ids are never reused");
+        assert_eq!(t4.services()[0].servers[1].stats.active_conns(), 0);
+        assert_eq!(t4.service_id(0), t1.service_id(0));
     }
 
     #[test]

@@ -24,8 +24,20 @@
 //!   exceeded back to the sender. IPIP packets over the egress MTU with DF set become ICMP
 //!   fragmentation needed back to the client (RFC 1191), without DF they are dropped.
 //! * A connection records addresses and ports, not pointers into the snapshot: a new
-//!   snapshot never breaks an established flow. Counters are credited to the connection's
-//!   service and server only while the snapshot it was created under is current.
+//!   snapshot never breaks an established flow. It also records the stable ids of its
+//!   service and real server; the counters of both are found by id in whatever snapshot
+//!   is current (the control plane carries each `ServerStats` over into the new
+//!   snapshot), so counts continue across every change. Existing connections are found
+//!   before the service is looked up: deleting a service does not cut its flows on a
+//!   VIP still answered for.
+//! * A connection whose real server is no longer in the snapshot follows
+//!   `TableSettings::expire_nodest_conn` (IPVS's sysctl): forwarded until it expires
+//!   (nothing credited to the deleted server), or removed at its next packet, which is
+//!   dropped as `conn_server_removed`. Service-wide counters keep following the
+//!   connection while its service exists, so the service's active/inactive counts never
+//!   leak. Weight 0 (drain) only stops new connections.
+//! * Timeouts and the other `TableSettings` change with the snapshot:
+//!   [`LbEngine::refresh`] applies them when the generation changes.
 
 use std::net::Ipv4Addr;
 use std::sync::Arc;
@@ -33,6 +45,7 @@ use std::sync::Arc;
 use rvs_drivers::PacketBuf;
 
 use crate::conn::owner::{client_owner, lport_owner, LocalPortAllocator, RssSpec};
+use crate::control::{ConnEntry, ConnFilter, ConnListing, MAX_LISTING};
 use crate::conn::{Conn, ConnFlags, ConnId, ConnTable, Direction, FlowKey, TableFull, Timeouts};
 use crate::l2l3::{AddrKind, AddressBook, RouteTable, Verdict};
 use crate::sched::{new_scheduler, SchedInput, Scheduler};
@@ -185,13 +198,21 @@ impl LbEngine {
     }
 
     /// Picks up a newly published service table, if any (once per poll: one atomic load
-    /// when nothing changed; schedulers are rebuilt only on a change).
+    /// when nothing changed; schedulers are rebuilt and the table's timeouts applied
+    /// only on a change). Returns whether the table changed.
     #[inline]
-    pub fn refresh(&mut self) {
-        if self.shared.load().generation() != self.snap.generation() {
-            self.snap = self.shared.load_full();
-            self.rebuild_schedulers();
+    pub fn refresh(&mut self) -> bool {
+        if self.shared.load().generation() == self.snap.generation() {
+            return false;
         }
+        self.snap = self.shared.load_full();
+        self.rebuild_schedulers();
+        if let Some(t) = self.snap.settings().timeouts {
+            if *self.conns.timeouts() != t {
+                self.conns.set_timeouts(t);
+            }
+        }
+        true
     }
 
     fn rebuild_schedulers(&mut self) {
@@ -214,6 +235,33 @@ impl LbEngine {
         &self.snap
     }
 
+    /// The connections matching `filter` at time `now`: how many, and the first `max`
+    /// (at most [`MAX_LISTING`]) in table order. Walks the whole table and allocates the
+    /// listing: for control requests between polls, never per packet.
+    pub fn list_conns(&self, filter: &ConnFilter, max: usize, now: u64) -> ConnListing {
+        let max = max.min(MAX_LISTING);
+        let mut out = ConnListing { worker: self.worker, total: 0, entries: Vec::new() };
+        for (_, c) in self.conns.iter() {
+            if !filter.matches(c.proto, (c.vip, c.vport), (c.server, c.sport)) {
+                continue;
+            }
+            out.total += 1;
+            if out.entries.len() < max {
+                out.entries.push(ConnEntry {
+                    proto: c.proto,
+                    client: (c.client, c.cport),
+                    vip: (c.vip, c.vport),
+                    local: (c.local, c.lport),
+                    server: (c.server, c.sport),
+                    forward: c.forward,
+                    state: c.state,
+                    expires_in_ns: c.expires_in_ns(now),
+                });
+            }
+        }
+        out
+    }
+
     fn mtu(&self, port: usize) -> u16 {
         self.port_mtu.get(port).copied().unwrap_or(DEFAULT_MTU)
     }
@@ -225,12 +273,7 @@ impl LbEngine {
             Err(r) => return Verdict::Drop(r),
         };
         match env.addrs.get(flow.dst).map(|o| o.kind) {
-            Some(AddrKind::Vip) => {
-                match self.snap.lookup(ServiceKey { proto: flow.proto, vip: flow.dst, port: flow.dport }) {
-                    Some((svc, _)) => self.inbound(svc, &flow, buf, env, now),
-                    None => Verdict::Drop(DropReason::L4NoService),
-                }
-            }
+            Some(AddrKind::Vip) => self.inbound(&flow, buf, env, now),
             Some(AddrKind::Local) => {
                 let owner = lport_owner(flow.dport, self.workers);
                 if owner != self.worker {
@@ -251,8 +294,9 @@ impl LbEngine {
         }
     }
 
-    /// A client → VIP packet for service `svc`.
-    fn inbound<B: PacketBuf>(&mut self, svc: u32, flow: &Flow, buf: &mut B, env: &LbEnv<'_>, now: u64) -> Verdict {
+    /// A client → VIP packet: its connection's, or a new connection's for the service
+    /// at the destination.
+    fn inbound<B: PacketBuf>(&mut self, flow: &Flow, buf: &mut B, env: &LbEnv<'_>, now: u64) -> Verdict {
         let owner = client_owner(flow.src, flow.sport, self.workers);
         if owner != self.worker {
             return Verdict::Redirect { worker: owner };
@@ -262,12 +306,18 @@ impl LbEngine {
             // The client → VIP tuple of one flow is the reply tuple of another: only a
             // client using a VIP as its source could cause it; treat it as unknown.
             Some((_, Direction::Reply)) => return Verdict::Drop(DropReason::ReplyNoConn),
-            None => match self.new_conn(svc, flow, env, now) {
-                Ok(id) => id,
-                Err(reason) => return Verdict::Drop(reason),
-            },
+            None => {
+                let key = ServiceKey { proto: flow.proto, vip: flow.dst, port: flow.dport };
+                let Some((svc, _)) = self.snap.lookup(key) else { return Verdict::Drop(DropReason::L4NoService) };
+                match self.new_conn(svc, flow, env, now) {
+                    Ok(id) => id,
+                    Err(reason) => return Verdict::Drop(reason),
+                }
+            }
         };
-        self.account(id, Direction::Inbound, flow, now);
+        if let Err(reason) = self.account(id, Direction::Inbound, flow, now) {
+            return Verdict::Drop(reason);
+        }
         let c = *self.conns.get(id);
         if let Some(v) = self.ttl(buf, env, c.vip) {
             return v;
@@ -355,9 +405,12 @@ impl LbEngine {
         } else {
             (flow.src, flow.sport)
         };
+        let (Some(service_id), Some(server_id)) = (snap.service_id(svc_idx), snap.server_id(svc_idx, idx)) else {
+            return Err(DropReason::NoServer);
+        };
         let mut conn = Conn::new(flow.key(), server.forward, server.addr, server.port)
             .with_local(local, lport)
-            .with_service(svc_idx, idx as u32, snap.generation() as u32);
+            .with_service(service_id, server_id);
         if server.forward == ForwardMode::FullNat && flow.proto == L4Proto::Tcp {
             conn.flags.insert(ConnFlags::TOA_PENDING);
         }
@@ -389,7 +442,9 @@ impl LbEngine {
             Some((id, Direction::Reply)) => id,
             _ => return Verdict::Drop(miss),
         };
-        self.account(id, Direction::Reply, flow, now);
+        if let Err(reason) = self.account(id, Direction::Reply, flow, now) {
+            return Verdict::Drop(reason);
+        }
         let c = *self.conns.get(id);
         // A time exceeded goes back to the server from an address of ours: the local
         // address it sent to (Full-NAT), or, for a NAT reply addressed to the client, our
@@ -526,22 +581,42 @@ impl LbEngine {
         }
     }
 
-    /// Runs the state machine for a packet of connection `id` and credits the counters.
-    fn account(&mut self, id: ConnId, dir: Direction, flow: &Flow, now: u64) {
+    /// Runs the state machine for a packet of connection `id` and credits the counters
+    /// of its server and service, found by id in the current snapshot. A connection whose
+    /// server is gone is removed here when `expire_nodest_conn` is set (the error is the
+    /// packet's drop reason).
+    fn account(&mut self, id: ConnId, dir: Direction, flow: &Flow, now: u64) -> Result<(), DropReason> {
+        let (service_id, server_id) = {
+            let c = self.conns.get(id);
+            (c.service_id, c.server_id)
+        };
+        let snap = Arc::clone(&self.snap);
+        let server = snap.by_server_id(server_id).map(|(_, r)| r);
+        if server.is_none() && snap.settings().expire_nodest_conn {
+            let c = self.conns.remove(id);
+            if c.forward == ForwardMode::FullNat {
+                self.lports.release(c.local, c.lport);
+            }
+            if let Some(svc) = snap.by_service_id(service_id) {
+                svc.stats.conn_closed(self.worker, c.state.is_active());
+            }
+            return Err(DropReason::ConnServerRemoved);
+        }
         let change = self.conns.on_packet(id, dir, flow.flags, now);
-        let c = self.conns.get(id);
-        if u64::from(c.generation) != self.snap.generation() & u64::from(u32::MAX) {
-            return;
-        }
-        let Some(svc) = self.snap.get(c.service) else { return };
-        let Some(server) = svc.servers.get(c.server_idx as usize) else { return };
         let inbound = dir == Direction::Inbound;
-        server.stats.packet(self.worker, inbound, flow.len);
-        svc.stats.packet(self.worker, inbound, flow.len);
-        if let Some(active) = change.active_move() {
-            server.stats.conn_moved(self.worker, active);
-            svc.stats.conn_moved(self.worker, active);
+        if let Some(server) = server {
+            server.stats.packet(self.worker, inbound, flow.len);
+            if let Some(active) = change.active_move() {
+                server.stats.conn_moved(self.worker, active);
+            }
         }
+        if let Some(svc) = snap.by_service_id(service_id) {
+            svc.stats.packet(self.worker, inbound, flow.len);
+            if let Some(active) = change.active_move() {
+                svc.stats.conn_moved(self.worker, active);
+            }
+        }
+        Ok(())
     }
 
     /// Advances the connection timers (at most every [`CONN_TIMER_INTERVAL_NS`]): expired
@@ -557,15 +632,13 @@ impl LbEngine {
             if c.forward == ForwardMode::FullNat {
                 lports.release(c.local, c.lport);
             }
-            if u64::from(c.generation) == snap.generation() & u64::from(u32::MAX) {
-                if let Some(svc) = snap.get(c.service) {
-                    let active = c.state.is_active();
-                    svc.stats.conn_closed(worker, active);
-                    if let Some(server) = svc.servers.get(c.server_idx as usize) {
-                        server.stats.conn_closed(worker, active);
-                        server.stats.update_overload(server.upper, server.lower);
-                    }
-                }
+            let active = c.state.is_active();
+            if let Some(svc) = snap.by_service_id(c.service_id) {
+                svc.stats.conn_closed(worker, active);
+            }
+            if let Some((_, server)) = snap.by_server_id(c.server_id) {
+                server.stats.conn_closed(worker, active);
+                server.stats.update_overload(server.upper, server.lower);
             }
         })
     }

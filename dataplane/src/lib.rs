@@ -13,12 +13,14 @@
 //! * [`xmit`]: the rewrites of each forwarding mode (DR, NAT, Full-NAT with TOA, IPIP),
 //!   ICMP error generation and translation, TTL handling.
 //! * [`lb`]: one worker's L4 path tying those together.
+//! * [`control`]: typed control → worker requests (connection listings).
 //! * [`mesh`]: single-producer queues between workers (redirects to a flow's owner).
 //! * [`stats`]: drop reasons and per-worker counters.
 //! * [`idle`]: what a worker does when its queues are empty.
 //! * [`worker`]: the poll loop.
 
 pub mod conn;
+pub mod control;
 pub mod idle;
 pub mod l2l3;
 pub mod lb;

@@ -17,9 +17,11 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
+use crate::conn::Timeouts;
 use crate::l2l3::IpHasherBuilder;
 use crate::sched::{PersistTable, SchedShared};
 use crate::wire::{IPPROTO_TCP, IPPROTO_UDP};
+use crate::worker::VipConfig;
 
 /// The transport protocol of a virtual service or a flow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -361,7 +363,8 @@ pub struct Service {
     pub sched: Arc<SchedShared>,
     /// Persistence (ipvsadm -p / -M), shared by every worker so it holds across them.
     pub persist: Option<Arc<PersistTable>>,
-    /// The real servers, in configuration order (a connection records an index).
+    /// The real servers, in configuration order (a connection records their stable id,
+    /// see [`ServiceTable::by_server_id`]).
     pub servers: Vec<RealServer>,
     /// Full-NAT source addresses for this service (by default the egress port's
     /// `local_addresses`).
@@ -370,14 +373,109 @@ pub struct Service {
     pub stats: Arc<ServerStats>,
 }
 
+/// What a snapshot carries besides the services: settings every worker applies when it
+/// picks the snapshot up (they change live, with the services).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TableSettings {
+    /// Connection timeouts (`ipvsadm --set`); each worker applies them to its table
+    /// (`ConnTable::set_timeouts`) when the generation changes. `None` keeps the
+    /// worker's.
+    pub timeouts: Option<Timeouts>,
+    /// IPVS's `expire_nodest_conn`: when the real server of a connection is gone from
+    /// the snapshot, `false` keeps forwarding its packets until it expires (nothing is
+    /// credited to the deleted server), `true` removes the connection at its next
+    /// packet and drops that packet (`conn_server_removed`).
+    pub expire_nodest_conn: bool,
+    /// The VIPs the workers answer for (ARP, ICMP echo, and "to us" for TCP/UDP), so a
+    /// service on a new VIP works without a restart. `None` keeps each worker's
+    /// configured VIPs.
+    pub vips: Option<Vec<VipConfig>>,
+}
+
+/// The stable ids of a table's services and servers, in the table's order:
+/// `services[i]` is service `i`'s id, `servers[i][j]` the id of its server `j`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TableIds {
+    /// One id per service.
+    pub services: Vec<u32>,
+    /// One list per service, one id per server.
+    pub servers: Vec<Vec<u32>>,
+}
+
+impl TableIds {
+    /// Sequential ids for `services` (services 0, 1, …; servers 0, 1, … across services),
+    /// for tables that never change (tests, benchmarks).
+    pub fn sequential(services: &[Service]) -> Self {
+        let mut next = 0u32;
+        let servers = services
+            .iter()
+            .map(|s| {
+                (0..s.servers.len())
+                    .map(|_| {
+                        next += 1;
+                        next - 1
+                    })
+                    .collect()
+            })
+            .collect();
+        TableIds { services: (0..services.len() as u32).collect(), servers }
+    }
+}
+
+/// A dense id → value map over the id range the table uses: one vector index per
+/// lookup, no hashing on the data path. Ids are never reused, so the range is
+/// `[lowest live id, highest live id]`; it grows only while an old object outlives
+/// many newer ones (bounded by [`MAX_ID_SPAN`]).
+#[derive(Debug, Default)]
+struct DenseIds<T: Copy> {
+    base: u32,
+    slots: Vec<Option<T>>,
+}
+
+/// Widest id range a snapshot accepts (ids between its lowest and highest live id).
+pub const MAX_ID_SPAN: u32 = 1 << 24;
+
+impl<T: Copy> DenseIds<T> {
+    fn build(pairs: &[(u32, T)]) -> Result<Self, TableError> {
+        let Some(lo) = pairs.iter().map(|p| p.0).min() else { return Ok(DenseIds { base: 0, slots: Vec::new() }) };
+        let hi = pairs.iter().map(|p| p.0).max().unwrap_or(lo);
+        if hi - lo >= MAX_ID_SPAN {
+            return Err(TableError::Ids(format!("ids {lo}..={hi} span more than {MAX_ID_SPAN}")));
+        }
+        let mut slots = vec![None; (hi - lo) as usize + 1];
+        for &(id, v) in pairs {
+            let slot = &mut slots[(id - lo) as usize];
+            if slot.is_some() {
+                return Err(TableError::Ids(format!("id {id} is used twice")));
+            }
+            *slot = Some(v);
+        }
+        Ok(DenseIds { base: lo, slots })
+    }
+
+    #[inline]
+    fn get(&self, id: u32) -> Option<T> {
+        self.slots.get(id.wrapping_sub(self.base) as usize).copied().flatten()
+    }
+}
+
 /// An immutable table of services, built by the control plane and published to the
 /// workers as a whole ([`SharedServices`]): a worker loads it once per poll and never sees
 /// a half-applied change.
+///
+/// Every service and real server has a stable id ([`TableIds`]): connections record ids,
+/// not indexes, so that after any change a connection still finds its server (and the
+/// server's counters, which the control plane carries over into the new table) or learns
+/// that it is gone.
 #[derive(Debug)]
 pub struct ServiceTable {
     generation: u64,
     services: Vec<Service>,
     index: HashMap<u64, u32, IpHasherBuilder>,
+    ids: TableIds,
+    service_by_id: DenseIds<u32>,
+    server_by_id: DenseIds<(u32, u32)>,
+    settings: TableSettings,
 }
 
 /// Two services with one key.
@@ -385,21 +483,72 @@ pub struct ServiceTable {
 #[error("service {0} is defined twice")]
 pub struct DuplicateService(pub ServiceKey);
 
+/// Why a table could not be built.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TableError {
+    /// Two services with one key.
+    #[error(transparent)]
+    Duplicate(#[from] DuplicateService),
+    /// The ids do not match the services (count, reuse, span).
+    #[error("bad ids: {0}")]
+    Ids(String),
+}
+
 impl ServiceTable {
-    /// A table of `services`; `generation` must grow with every table published, so
-    /// workers can tell a new table from the one they have.
+    /// A table of `services` with sequential ids ([`TableIds::sequential`]) and default
+    /// settings; `generation` must grow with every table published, so workers can tell
+    /// a new table from the one they have.
     pub fn new(generation: u64, services: Vec<Service>) -> Result<Self, DuplicateService> {
+        let ids = TableIds::sequential(&services);
+        ServiceTable::with_ids(generation, services, ids, TableSettings::default()).map_err(|e| match e {
+            TableError::Duplicate(d) => d,
+            // Sequential ids are always valid.
+            TableError::Ids(_) => DuplicateService(ServiceKey { proto: L4Proto::Tcp, vip: Ipv4Addr::UNSPECIFIED, port: 0 }),
+        })
+    }
+
+    /// A table of `services` with the control plane's stable `ids` and `settings`.
+    pub fn with_ids(
+        generation: u64,
+        services: Vec<Service>,
+        ids: TableIds,
+        settings: TableSettings,
+    ) -> Result<Self, TableError> {
         let mut index = HashMap::with_capacity_and_hasher(services.len(), IpHasherBuilder::new());
         for (i, s) in services.iter().enumerate() {
             if index.insert(s.key.packed(), i as u32).is_some() {
-                return Err(DuplicateService(s.key));
+                return Err(DuplicateService(s.key).into());
             }
         }
-        Ok(ServiceTable { generation, services, index })
+        if ids.services.len() != services.len()
+            || ids.servers.len() != services.len()
+            || ids.servers.iter().zip(&services).any(|(v, s)| v.len() != s.servers.len())
+        {
+            return Err(TableError::Ids("one id per service and per server is needed".into()));
+        }
+        let svc_pairs: Vec<(u32, u32)> = ids.services.iter().enumerate().map(|(i, &id)| (id, i as u32)).collect();
+        let srv_pairs: Vec<(u32, (u32, u32))> = ids
+            .servers
+            .iter()
+            .enumerate()
+            .flat_map(|(i, v)| v.iter().enumerate().map(move |(j, &id)| (id, (i as u32, j as u32))))
+            .collect();
+        let service_by_id = DenseIds::build(&svc_pairs)?;
+        let server_by_id = DenseIds::build(&srv_pairs)?;
+        Ok(ServiceTable { generation, services, index, ids, service_by_id, server_by_id, settings })
     }
+
     /// An empty table (generation 0).
     pub fn empty() -> Self {
-        ServiceTable { generation: 0, services: Vec::new(), index: HashMap::with_hasher(IpHasherBuilder::new()) }
+        ServiceTable {
+            generation: 0,
+            services: Vec::new(),
+            index: HashMap::with_hasher(IpHasherBuilder::new()),
+            ids: TableIds::default(),
+            service_by_id: DenseIds::default(),
+            server_by_id: DenseIds::default(),
+            settings: TableSettings::default(),
+        }
     }
     /// This table's generation.
     pub fn generation(&self) -> u64 {
@@ -418,6 +567,34 @@ impl ServiceTable {
     /// Every service, in index order.
     pub fn services(&self) -> &[Service] {
         &self.services
+    }
+    /// The stable id of service `i`.
+    pub fn service_id(&self, i: u32) -> Option<u32> {
+        self.ids.services.get(i as usize).copied()
+    }
+    /// The stable id of server `j` of service `i`.
+    pub fn server_id(&self, i: u32, j: usize) -> Option<u32> {
+        self.ids.servers.get(i as usize)?.get(j).copied()
+    }
+    /// Every id, in table order.
+    pub fn ids(&self) -> &TableIds {
+        &self.ids
+    }
+    /// The service with stable id `id`, if this table still has it.
+    #[inline]
+    pub fn by_service_id(&self, id: u32) -> Option<&Service> {
+        self.services.get(self.service_by_id.get(id)? as usize)
+    }
+    /// The service and the real server with stable id `id`, if this table still has it.
+    #[inline]
+    pub fn by_server_id(&self, id: u32) -> Option<(&Service, &RealServer)> {
+        let (i, j) = self.server_by_id.get(id)?;
+        let svc = self.services.get(i as usize)?;
+        Some((svc, svc.servers.get(j as usize)?))
+    }
+    /// The settings the workers apply with this table.
+    pub fn settings(&self) -> &TableSettings {
+        &self.settings
     }
 }
 

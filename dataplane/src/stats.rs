@@ -125,6 +125,10 @@ drop_reasons! {
     /// An ICMP error rvs meant to send could not be built (no error about an error, a
     /// non-unicast source, no room).
     IcmpNotSent => "icmp_not_sent", "ICMP error not sent (about an ICMP error, non-unicast source, or no room)";
+    /// A packet of a connection whose real server was deleted, with
+    /// `dataplane.expire_nodest_conn = true` (IPVS's `expire_nodest_conn`): the
+    /// connection is removed and the packet dropped, so the client retries on a live server.
+    ConnServerRemoved => "conn_server_removed", "connection's real server was deleted (expire_nodest_conn): connection removed";
     /// The owner worker's redirect ring was full.
     RedirectFull => "redirect_full", "redirect ring to the owning worker full";
     /// A redirected packet that its receiver would redirect again (the two workers

@@ -32,6 +32,11 @@
 //! * Packets whose flow another worker owns go there through a redirect ring
 //!   ([`crate::mesh`]) and are handled by the owner as if received on the same port.
 //! * Time is `now`, monotonic nanoseconds, read once per poll by the caller.
+//! * Live changes: each poll first picks up a newly published service table
+//!   ([`LbEngine::refresh`]); when the table names its VIPs (`TableSettings::vips`),
+//!   the worker's address book follows them (a service on a new VIP is answered without a
+//!   restart; worker 0 announces new VIPs with gratuitous ARP). Control requests
+//!   ([`crate::control`]) are answered after the poll's TX flush.
 
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -42,6 +47,7 @@ use ipnet::Ipv4Net;
 use rvs_drivers::{Burst, PacketBuf, PacketPool, PortQueue, RxOffload};
 
 use crate::idle::{IdlePolicy, Idler};
+use crate::control::{ConnListing, ControlLink, WorkerRequest, REQUESTS_PER_POLL};
 use crate::lb::{LbEngine, LbEnv};
 use crate::mesh::MeshLinks;
 use crate::l2l3::arp::{self, ARP_FRAME_LEN};
@@ -433,6 +439,11 @@ pub struct Worker<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> {
     lb: Option<LbEngine>,
     redirect: MeshLinks<Redirected<Q::Buf>>,
     port_addrs: Vec<Ipv4Addr>,
+    /// Port and local addresses: the address book without VIPs.
+    base_addrs: AddressBook,
+    /// The VIPs in the address book now.
+    vips: Vec<VipConfig>,
+    control: Option<ControlLink>,
 }
 
 impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> std::fmt::Debug for Worker<Q, P> {
@@ -470,6 +481,10 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
             })?;
         }
         let port_addrs = config.ports.iter().map(|p| p.address.addr()).collect();
+        let mut base_addrs = AddressBook::new();
+        for (ip, owned) in addrs.iter().filter(|(_, o)| o.kind != AddrKind::Vip) {
+            base_addrs.insert(ip, owned)?;
+        }
         let ports = config
             .ports
             .iter()
@@ -489,6 +504,9 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
             lb: None,
             redirect: MeshLinks::none(),
             port_addrs,
+            base_addrs,
+            vips: config.vips.clone(),
+            control: None,
         })
     }
 
@@ -498,6 +516,13 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
     pub fn with_lb(mut self, lb: LbEngine, redirect: MeshLinks<Redirected<Q::Buf>>) -> Self {
         self.lb = Some(lb);
         self.redirect = redirect;
+        self
+    }
+
+    /// Gives the worker the receiving end of its control request queue
+    /// ([`crate::control::control_link`]).
+    pub fn with_control(mut self, link: ControlLink) -> Self {
+        self.control = Some(link);
         self
     }
 
@@ -583,8 +608,8 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
     /// Returns the number of packets received.
     pub fn poll_once(&mut self, now: u64) -> usize {
         self.tx.counters.polls.inc();
-        if let Some(lb) = self.lb.as_mut() {
-            lb.refresh();
+        if self.lb.as_mut().is_some_and(LbEngine::refresh) {
+            self.follow_vips();
         }
         let mut received = 0;
         for p in 0..self.tx.ports.len() {
@@ -617,7 +642,61 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
             self.tx.counters.conns.set(lb.conns().len() as u64);
         }
         self.tx.flush_all();
+        self.answer_control(now);
         received
+    }
+
+    /// Answers pending control requests (a few per poll).
+    fn answer_control(&mut self, now: u64) {
+        let Some(ctl) = &self.control else { return };
+        for _ in 0..REQUESTS_PER_POLL {
+            let Some(req) = ctl.pop() else { break };
+            match req {
+                WorkerRequest::ListConns { filter, max, reply } => {
+                    let listing = match &self.lb {
+                        Some(lb) => lb.list_conns(&filter, max, now),
+                        None => ConnListing { worker: self.index, ..ConnListing::default() },
+                    };
+                    // A requester that timed out has gone; its answer is dropped.
+                    let _ = reply.try_send(listing);
+                }
+            }
+        }
+    }
+
+    /// Makes the address book answer for the VIPs of the service table just picked up,
+    /// when the table names them. VIPs that clash with a port or local address are
+    /// skipped (the control plane's validation refuses such configurations).
+    fn follow_vips(&mut self) {
+        let Some(lb) = &self.lb else { return };
+        let Some(vips) = lb.services().settings().vips.as_ref() else { return };
+        if *vips == self.vips {
+            return;
+        }
+        let vips = vips.clone();
+        let mut book = self.base_addrs.clone();
+        for v in &vips {
+            if is_host_address(v.address) && v.port.is_none_or(|p| p.index() < self.tx.ports.len()) {
+                let _ = book.insert(v.address, OwnedAddr { kind: AddrKind::Vip, port: v.port });
+            }
+        }
+        let added: Vec<VipConfig> = vips.iter().filter(|v| !self.vips.contains(v)).copied().collect();
+        self.addrs = book;
+        self.vips = vips;
+        if self.index == 0 {
+            let nports = self.tx.ports.len();
+            for v in added.iter().filter(|v| self.addrs.is_ours(v.address)) {
+                let (first, last) = match v.port {
+                    Some(p) => (p.index(), p.index() + 1),
+                    None => (0, nports),
+                };
+                for i in first..last {
+                    if self.tx.originate_arp(PortId(i as u16), |f, mac, _| arp::write_gratuitous(f, mac, v.address)) {
+                        self.tx.counters.gratuitous_arps_sent.inc();
+                    }
+                }
+            }
+        }
     }
 
     /// Handles packets other workers moved here because this worker owns their flow.

@@ -341,7 +341,7 @@ fn iter_and_memory() {
 
     let b = ConnTable::bytes_per_conn();
     assert!(b <= 128, "{b} bytes per connection");
-    assert_eq!(std::mem::size_of::<Conn>(), 56);
+    assert!(std::mem::size_of::<Conn>() <= 56, "{}", std::mem::size_of::<Conn>());
     let big = ConnTable::with_capacity(1_000_000, Timeouts::default());
     assert_eq!(big.capacity(), 1_000_000);
     assert!(big.memory_bytes() <= 1_000_000 * b + 64 * 1024, "{}", big.memory_bytes());

@@ -37,7 +37,7 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
 
-    let config = match Config::load(&args.config) {
+    let (config, text) = match Config::load_with_text(&args.config) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("rvsd: {}: {e}", args.config.display());
@@ -49,7 +49,7 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     tracing::info!(config = %args.config.display(), version = env!("CARGO_PKG_VERSION"), "rvsd starting");
-    match daemon::run(&config) {
+    match daemon::run(&config, &text, &args.config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("rvsd: {e:#}");

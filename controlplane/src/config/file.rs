@@ -32,7 +32,7 @@ pub struct ConfigFile {
     #[serde(default, rename = "neighbour", skip_serializing_if = "Vec::is_empty")]
     pub neighbours: Vec<NeighbourFile>,
     /// `[api]`: the REST port.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "ApiFile::is_default")]
     pub api: ApiFile,
     /// `[[service]]`: virtual services and their real servers.
     #[serde(default, rename = "service", skip_serializing_if = "Vec::is_empty")]
@@ -75,6 +75,11 @@ pub struct DataplaneFile {
     /// Idle timeout of UDP flows (ipvsadm --set's third value).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub udp_timeout: Option<String>,
+    /// What happens to the connections of a deleted real server (IPVS's sysctl of the
+    /// same name): `false` (default) forwards them until they expire, `true` removes each
+    /// at its next packet, which is dropped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expire_nodest_conn: Option<bool>,
 }
 
 /// `[[port]]`.
@@ -125,7 +130,19 @@ pub struct NeighbourFile {
 #[serde(deny_unknown_fields)]
 pub struct ApiFile {
     /// `ip:port` the REST server listens on (default `127.0.0.1:8700`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub listen: Option<String>,
+    /// File holding the bearer token REST requests must present (`Authorization: Bearer
+    /// <token>`); required when `listen` is not a loopback address. Mode 0600 or 0400.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_file: Option<String>,
+}
+
+impl ApiFile {
+    /// Whether nothing is set (the canonical file then has no `[api]` table).
+    pub fn is_default(&self) -> bool {
+        *self == ApiFile::default()
+    }
 }
 
 /// `[[service]]`.

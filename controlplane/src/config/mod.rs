@@ -49,7 +49,7 @@ pub mod defaults {
     pub const NEIGHBOUR_TIMEOUT: Duration = Duration::from_secs(300);
     /// `dataplane.neighbour_retry`.
     pub const NEIGHBOUR_RETRY: Duration = Duration::from_secs(1);
-    /// `dataplane.conn_capacity`: entries per worker (88 bytes each: 23 MB).
+    /// `dataplane.conn_capacity`: entries per worker (84 bytes each: 22 MB).
     pub const CONN_CAPACITY: u32 = 262_144;
     /// Largest `dataplane.conn_capacity`.
     pub const MAX_CONN_CAPACITY: u32 = 1 << 27;
@@ -78,7 +78,7 @@ pub mod defaults {
 }
 
 /// One problem in the configuration.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct FieldError {
     /// Path of the offending field, such as `service[0].server[2].weight`; empty when
     /// the problem is with the file as a whole (unreadable, TOML syntax).
@@ -161,19 +161,31 @@ impl Config {
 
     /// Reads, parses and validates the configuration file at `path`.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            ConfigError::whole_file(format!(
-                "cannot read config file {}: {e}; check the path given to --config",
-                path.display()
-            ))
-        })?;
-        Config::from_toml(&text)
+        Config::load_with_text(path).map(|(c, _)| c)
+    }
+
+    /// [`Config::load`], also returning the file's text.
+    pub fn load_with_text(path: &Path) -> Result<(Config, String), ConfigError> {
+        let text = read_file(path)?;
+        Config::from_toml(&text).map(|c| (c, text))
+    }
+
+    /// Validates an already parsed file.
+    pub fn from_file(file: &ConfigFile) -> Result<Config, ConfigError> {
+        validate::validate(file)
     }
 
     /// Whether any worker needs the Full-NAT local address pool.
     pub fn uses_fullnat(&self) -> bool {
         self.services.iter().flat_map(|s| &s.servers).any(|r| r.forward == Forward::FullNat)
     }
+}
+
+/// Reads the configuration file at `path` (an error names the path).
+pub fn read_file(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|e| {
+        ConfigError::whole_file(format!("cannot read config file {}: {e}; check the path given to --config", path.display()))
+    })
 }
 
 /// Parses the TOML into the file's shape, reporting the first syntax or type error
@@ -241,6 +253,9 @@ pub struct Dataplane {
     pub tcp_fin_timeout: Duration,
     /// Idle timeout of UDP flows.
     pub udp_timeout: Duration,
+    /// IPVS's `expire_nodest_conn`: drop (and remove) the connections of a deleted real
+    /// server at their next packet instead of forwarding them until they expire.
+    pub expire_nodest_conn: bool,
 }
 
 impl Dataplane {
@@ -360,8 +375,11 @@ pub struct Neighbour {
 /// `[api]`, validated.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Api {
-    /// Loopback address and port of the REST server.
+    /// Address and port of the REST server.
     pub listen: SocketAddr,
+    /// The bearer token's file (checked: exists, non-empty, mode 0600 or 0400); required
+    /// when `listen` is not loopback.
+    pub token_file: Option<PathBuf>,
 }
 
 /// Transport protocol of a service.

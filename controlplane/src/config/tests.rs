@@ -152,6 +152,7 @@ fn eal_lcore_detection() {
         tcp_timeout: Duration::ZERO,
         tcp_fin_timeout: Duration::ZERO,
         udp_timeout: Duration::ZERO,
+        expire_nodest_conn: false,
     };
     assert!(!dp(&["--in-memory", "--log-level=7", "--no-huge"]).eal_sets_lcores());
     assert!(dp(&["-l", "2-3"]).eal_sets_lcores());
@@ -378,7 +379,7 @@ const BAD: &[Bad] = &[
         "",
         "[ha]\npriority = 200\npeer = \"10.30.0.2\"\nkey_file = \"/nonexistent/rvs-ha.key\"",
         "ha.key_file",
-        "cannot read key file",
+        "cannot read HA key file",
     ),
     bad(
         "",

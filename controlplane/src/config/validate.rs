@@ -211,6 +211,7 @@ impl Checker {
             timeout("dataplane.tcp_fin_timeout", dp.tcp_fin_timeout.as_deref(), defaults::TCP_FIN_TIMEOUT);
         let udp_timeout = timeout("dataplane.udp_timeout", dp.udp_timeout.as_deref(), defaults::UDP_TIMEOUT);
         Some(Dataplane {
+            expire_nodest_conn: dp.expire_nodest_conn.unwrap_or(false),
             conn_capacity: conn_capacity?,
             tcp_timeout: tcp_timeout?,
             tcp_fin_timeout: tcp_fin_timeout?,
@@ -423,17 +424,21 @@ impl Checker {
                 return None;
             }
         };
-        if !listen.ip().is_loopback() {
+        let token_file = match &file.api.token_file {
+            None => None,
+            Some(p) => Some(self.check("api.token_file", check_secret_file(p, "bearer token"))?),
+        };
+        if !listen.ip().is_loopback() && token_file.is_none() {
             self.err(
                 "api.listen",
                 format!(
-                    "{listen}: non-loopback api.listen requires a bearer token, which this version does not \
-                     support yet: use 127.0.0.1"
+                    "{listen}: non-loopback api.listen requires a bearer token: set api.token_file to a file \
+                     holding the token (mode 0600), or listen on 127.0.0.1"
                 ),
             );
             return None;
         }
-        Some(Api { listen })
+        Some(Api { listen, token_file })
     }
 
     fn services(
@@ -756,7 +761,7 @@ impl Checker {
                 self.err("ha.peer", format!("{p} is this node's own address ({owner}); give the other node's address"));
             }
         }
-        let key_file = self.check("ha.key_file", check_key_file(&ha.key_file));
+        let key_file = self.check("ha.key_file", check_secret_file(&ha.key_file, "HA key"));
         Some(Ha { priority: priority?, peer: peer?, key_file: key_file?, preempt: ha.preempt.unwrap_or(true) })
     }
 }
@@ -901,22 +906,22 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
         .map_err(|e| format!("`{s}` is not a duration ({e}); write it with a unit, like \"300s\", \"500ms\" or \"5m\""))
 }
 
-/// The HA key file must exist, be a non-empty regular file and not be readable or
-/// writable by group or others (0600 or 0400).
-fn check_key_file(path: &str) -> Result<PathBuf, String> {
+/// A secret's file (the HA key, the REST bearer token) must exist, be a non-empty
+/// regular file and not be readable or writable by group or others (0600 or 0400).
+fn check_secret_file(path: &str, what: &str) -> Result<PathBuf, String> {
     use std::os::unix::fs::PermissionsExt;
     let meta = std::fs::metadata(path)
-        .map_err(|e| format!("cannot read key file {path}: {e}; create it with a random key and chmod 600"))?;
+        .map_err(|e| format!("cannot read {what} file {path}: {e}; create it with a random secret and chmod 600"))?;
     if !meta.is_file() {
-        return Err(format!("{path} is not a regular file; point key_file at the file holding the shared key"));
+        return Err(format!("{path} is not a regular file; point it at the file holding the {what}"));
     }
     let mode = meta.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
-        return Err(format!("{path} has mode {mode:04o}, so others can read the HA key; run chmod 600 {path}"));
+        return Err(format!("{path} has mode {mode:04o}, so others can read the {what}; run chmod 600 {path}"));
     }
     if meta.len() == 0 {
         return Err(format!(
-            "{path} is empty; put the shared key in it (e.g. head -c 32 /dev/urandom | base64 > {path})"
+            "{path} is empty; put the {what} in it (e.g. head -c 32 /dev/urandom | base64 > {path})"
         ));
     }
     Ok(PathBuf::from(path))

@@ -28,10 +28,10 @@
 //!   and its default timeouts; UDP has the single state `UDP` with IPVS's 300 s timeout.
 //!   Active/inactive counting follows IPVS, see [`ConnState::is_active`].
 //!
-//! Layout (see `table.rs` for the reasons): a slab of [`Conn`] (56 bytes each, with the
+//! Layout (see `table.rs` for the reasons): a slab of [`Conn`] (52 bytes each, with the
 //! timer links inside), one open-addressing index with 4 slots of 8 bytes per entry
 //! (both keys at ≤ 50 % load), linear probing with backward-shift deletion; a hashed
-//! timing wheel with lazy refresh. [`ConnTable::bytes_per_conn`] gives the total: 88 bytes.
+//! timing wheel with lazy refresh. [`ConnTable::bytes_per_conn`] gives the total: 84 bytes.
 
 use std::fmt;
 use std::net::Ipv4Addr;
@@ -170,13 +170,12 @@ pub struct Conn {
     pub lport: u16,
     /// Real server port.
     pub sport: u16,
-    /// Index of the service in the service snapshot.
-    pub service: u32,
-    /// Index of the real server within the service.
-    pub server_idx: u32,
-    /// Generation of the service snapshot that `service` and `server_idx` index; a
-    /// mismatch with the current snapshot means the indexes may be stale.
-    pub generation: u32,
+    /// Stable id of the virtual service (assigned by the control plane, never reused;
+    /// `ServiceTable::by_service_id` finds it in any later snapshot, or says it is gone).
+    pub service_id: u32,
+    /// Stable id of the real server (`ServiceTable::by_server_id`), so the connection's
+    /// counters follow the server across snapshots.
+    pub server_id: u32,
     /// TCP or UDP.
     pub proto: L4Proto,
     /// How packets reach the server.
@@ -201,7 +200,7 @@ impl Conn {
     /// A connection for the inbound packet `inbound` (client → VIP) sent to
     /// `server:sport` with `forward`; the local address is the client (set it with
     /// [`Conn::with_local`] for Full-NAT), the state is the protocol's initial state
-    /// (TCP `NONE`, as IPVS's new connections, or `UDP`), flags and service indexes zero.
+    /// (TCP `NONE`, as IPVS's new connections, or `UDP`), flags and service ids zero.
     pub fn new(inbound: FlowKey, forward: ForwardMode, server: Ipv4Addr, sport: u16) -> Conn {
         Conn {
             client: inbound.src,
@@ -212,9 +211,8 @@ impl Conn {
             vport: inbound.dport,
             lport: inbound.sport,
             sport,
-            service: 0,
-            server_idx: 0,
-            generation: 0,
+            service_id: 0,
+            server_id: 0,
             proto: inbound.proto,
             forward,
             state: ConnState::initial(inbound.proto),
@@ -233,12 +231,19 @@ impl Conn {
         self
     }
 
-    /// Sets the service snapshot indexes and their generation.
-    pub fn with_service(mut self, service: u32, server_idx: u32, generation: u32) -> Conn {
-        self.service = service;
-        self.server_idx = server_idx;
-        self.generation = generation;
+    /// Sets the stable ids of the connection's service and real server.
+    pub fn with_service(mut self, service_id: u32, server_id: u32) -> Conn {
+        self.service_id = service_id;
+        self.server_id = server_id;
         self
+    }
+
+    /// Nanoseconds from `now_ns` until the entry's timeout (0 when due), to the wheel's
+    /// precision ([`TICK_NS`]). Meaningful for an entry of a table (listings).
+    pub fn expires_in_ns(&self, now_ns: u64) -> u64 {
+        let now_tick = (now_ns / TICK_NS) as u32;
+        let left = self.expire.wrapping_sub(now_tick) as i32;
+        u64::try_from(left).unwrap_or(0).saturating_mul(TICK_NS)
     }
 
     /// The key of inbound packets: client:cport → vip:vport.

@@ -1,0 +1,360 @@
+//! The JSON shapes of the REST API's services and real servers, and their conversion
+//! to and from the configuration.
+//!
+//! Contract:
+//! * Field names mirror the TOML names exactly (`protocol`, `address`, `port`,
+//!   `scheduler`, `persistence`, `persistence_netmask`, `servers`; `address`, `port`,
+//!   `weight`, `forward`, `upper_threshold`, `lower_threshold`), so a service can be
+//!   moved between the file and the API without renaming anything.
+//! * Request bodies deny unknown fields and keep the values as the client wrote them
+//!   (strings, `i64`): like the file, they are checked by the config validator, which
+//!   names the field and says what is wrong. A request never bypasses that validator.
+//! * `stats` is read-only: accepted and ignored in request bodies (so what a `GET`
+//!   returned can be sent back), never written to the configuration.
+//! * `persistence_netmask` `"255.255.255.255"` is the default and is written as absent.
+
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+use serde::de::IgnoredAny;
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::config::file::{ServerFile, ServiceFile};
+use crate::config::{Protocol, Server, Service};
+use crate::status::TrafficJson;
+
+/// A duration as the API and the canonical file write it: `"300s"`, or humantime's
+/// form (`"1s 500ms"`) when it is not whole seconds.
+pub fn duration_text(d: Duration) -> String {
+    if d.subsec_nanos() == 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        humantime::format_duration(d).to_string()
+    }
+}
+
+/// `tcp/10.10.0.100/80`: how paths and query strings name a service.
+pub fn service_name(s: &Service) -> String {
+    format!("{}/{}/{}", s.protocol, s.address, s.port)
+}
+
+/// A real server as `GET` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServerView {
+    /// Its address.
+    pub address: String,
+    /// Its port.
+    pub port: u16,
+    /// Its weight (0: drained).
+    pub weight: u16,
+    /// `dr`, `nat`, `fullnat` or `tunnel`.
+    pub forward: String,
+    /// Upper connection threshold (0 = none).
+    pub upper_threshold: u32,
+    /// Lower connection threshold (0 = none).
+    pub lower_threshold: u32,
+    /// Its counters (absent in change lists).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stats: Option<TrafficJson>,
+}
+
+impl ServerView {
+    /// The view of a configured server, without counters.
+    pub fn new(r: &Server) -> ServerView {
+        ServerView {
+            address: r.address.to_string(),
+            port: r.port,
+            weight: r.weight,
+            forward: r.forward.to_string(),
+            upper_threshold: r.upper_threshold,
+            lower_threshold: r.lower_threshold,
+            stats: None,
+        }
+    }
+}
+
+/// A virtual service as `GET` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceView {
+    /// `tcp` or `udp`.
+    pub protocol: String,
+    /// The VIP.
+    pub address: String,
+    /// The virtual port.
+    pub port: u16,
+    /// The scheduler's name.
+    pub scheduler: String,
+    /// Persistence timeout (`"300s"`), or `null`.
+    pub persistence: Option<String>,
+    /// The persistence netmask (`"255.255.255.255"` by default).
+    pub persistence_netmask: String,
+    /// The real servers, in configuration order.
+    pub servers: Vec<ServerView>,
+    /// Service-wide counters (absent in change lists).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stats: Option<TrafficJson>,
+}
+
+impl ServiceView {
+    /// The view of a configured service, without counters.
+    pub fn new(s: &Service) -> ServiceView {
+        ServiceView {
+            protocol: s.protocol.to_string(),
+            address: s.address.to_string(),
+            port: s.port,
+            scheduler: s.scheduler.name().to_string(),
+            persistence: s.persistence.map(duration_text),
+            persistence_netmask: s.persistence_netmask.to_string(),
+            servers: s.servers.iter().map(ServerView::new).collect(),
+            stats: None,
+        }
+    }
+}
+
+/// `POST /v1/services`: a service, with optional servers.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceBody {
+    /// `tcp` or `udp`.
+    pub protocol: String,
+    /// The VIP.
+    pub address: String,
+    /// The virtual port.
+    pub port: i64,
+    /// Scheduler (default `wlc`, as ipvsadm's).
+    #[serde(default)]
+    pub scheduler: Option<String>,
+    /// Persistence timeout, or `null`.
+    #[serde(default)]
+    pub persistence: Option<String>,
+    /// Persistence netmask.
+    #[serde(default)]
+    pub persistence_netmask: Option<String>,
+    /// Real servers.
+    #[serde(default)]
+    pub servers: Vec<ServerBody>,
+    /// Read-only; ignored.
+    #[serde(default)]
+    pub stats: Option<IgnoredAny>,
+}
+
+/// ipvsadm's default scheduler.
+pub const DEFAULT_SCHEDULER: &str = "wlc";
+
+impl ServiceBody {
+    /// The `[[service]]` entry this body describes.
+    pub fn to_file(&self) -> ServiceFile {
+        ServiceFile {
+            protocol: self.protocol.clone(),
+            address: self.address.clone(),
+            port: self.port,
+            scheduler: self.scheduler.clone().unwrap_or_else(|| DEFAULT_SCHEDULER.to_string()),
+            persistence: self.persistence.clone(),
+            persistence_netmask: netmask(self.persistence_netmask.clone()),
+            health: None,
+            servers: self.servers.iter().map(ServerBody::to_file).collect(),
+        }
+    }
+}
+
+fn netmask(m: Option<String>) -> Option<String> {
+    m.filter(|m| m.parse::<Ipv4Addr>().ok() != Some(Ipv4Addr::BROADCAST))
+}
+
+/// `POST …/servers`: a real server.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerBody {
+    /// Its address.
+    pub address: String,
+    /// Its port (default: the service's).
+    #[serde(default)]
+    pub port: Option<i64>,
+    /// Weight (default 1).
+    #[serde(default)]
+    pub weight: Option<i64>,
+    /// Forwarding method (default `dr`).
+    #[serde(default)]
+    pub forward: Option<String>,
+    /// Upper connection threshold.
+    #[serde(default)]
+    pub upper_threshold: Option<i64>,
+    /// Lower connection threshold.
+    #[serde(default)]
+    pub lower_threshold: Option<i64>,
+    /// Read-only; ignored.
+    #[serde(default)]
+    pub stats: Option<IgnoredAny>,
+}
+
+impl ServerBody {
+    /// The `[[service.server]]` entry this body describes.
+    pub fn to_file(&self) -> ServerFile {
+        ServerFile {
+            address: self.address.clone(),
+            port: self.port,
+            weight: self.weight,
+            forward: self.forward.clone(),
+            upper_threshold: self.upper_threshold,
+            lower_threshold: self.lower_threshold,
+        }
+    }
+}
+
+/// Distinguishes an absent field (`None`) from an explicit `null` (`Some(None)`).
+fn double_option<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// `PUT /v1/services/{proto}/{vip}/{port}` (ipvsadm -E): the fields to change.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceUpdate {
+    /// New scheduler.
+    #[serde(default)]
+    pub scheduler: Option<String>,
+    /// New persistence timeout; `null` makes the service non-persistent.
+    #[serde(default, deserialize_with = "double_option")]
+    pub persistence: Option<Option<String>>,
+    /// New persistence netmask; `null` restores the default.
+    #[serde(default, deserialize_with = "double_option")]
+    pub persistence_netmask: Option<Option<String>>,
+}
+
+impl ServiceUpdate {
+    /// Applies the update to a `[[service]]` entry.
+    pub fn apply(&self, s: &mut ServiceFile) {
+        if let Some(x) = &self.scheduler {
+            s.scheduler = x.clone();
+        }
+        if let Some(p) = &self.persistence {
+            s.persistence = p.clone();
+            if p.is_none() && self.persistence_netmask.is_none() {
+                // Non-persistent services take no netmask.
+                s.persistence_netmask = None;
+            }
+        }
+        if let Some(m) = &self.persistence_netmask {
+            s.persistence_netmask = netmask(m.clone());
+        }
+    }
+}
+
+/// `PUT …/servers/{ip}/{port}` (ipvsadm -e): the fields to change.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerUpdate {
+    /// New weight (0 drains).
+    #[serde(default)]
+    pub weight: Option<i64>,
+    /// New forwarding method.
+    #[serde(default)]
+    pub forward: Option<String>,
+    /// New upper threshold.
+    #[serde(default)]
+    pub upper_threshold: Option<i64>,
+    /// New lower threshold.
+    #[serde(default)]
+    pub lower_threshold: Option<i64>,
+}
+
+impl ServerUpdate {
+    /// Applies the update to a `[[service.server]]` entry.
+    pub fn apply(&self, r: &mut ServerFile) {
+        if let Some(w) = self.weight {
+            r.weight = Some(w);
+        }
+        if let Some(f) = &self.forward {
+            r.forward = Some(f.clone());
+        }
+        if let Some(u) = self.upper_threshold {
+            r.upper_threshold = Some(u);
+        }
+        if let Some(l) = self.lower_threshold {
+            r.lower_threshold = Some(l);
+        }
+    }
+}
+
+/// `PUT /v1/timeouts` (ipvsadm --set): any of the three; `"0s"` (or absent) keeps the
+/// current value.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TimeoutsBody {
+    /// Established TCP.
+    #[serde(default)]
+    pub tcp: Option<String>,
+    /// TCP after FIN.
+    #[serde(default)]
+    pub tcp_fin: Option<String>,
+    /// UDP.
+    #[serde(default)]
+    pub udp: Option<String>,
+}
+
+/// The three timeouts as `GET /v1/timeouts` shows them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimeoutsView {
+    /// Established TCP (`dataplane.tcp_timeout`).
+    pub tcp: String,
+    /// TCP after FIN (`dataplane.tcp_fin_timeout`).
+    pub tcp_fin: String,
+    /// UDP (`dataplane.udp_timeout`).
+    pub udp: String,
+}
+
+/// A service named in a path or query: `tcp/10.10.0.100/80`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServiceRef {
+    /// Protocol.
+    pub protocol: Protocol,
+    /// VIP.
+    pub address: Ipv4Addr,
+    /// Port.
+    pub port: u16,
+}
+
+impl ServiceRef {
+    /// Parses the three parts; the error says which is wrong.
+    pub fn parse(proto: &str, vip: &str, port: &str) -> Result<ServiceRef, String> {
+        let protocol = match proto {
+            "tcp" => Protocol::Tcp,
+            "udp" => Protocol::Udp,
+            other => return Err(format!("unknown protocol `{other}`; use tcp or udp")),
+        };
+        let address = vip.parse().map_err(|_| format!("`{vip}` is not an IPv4 address"))?;
+        let port = port.parse().map_err(|_| format!("`{port}` is not a port (1..65535)"))?;
+        Ok(ServiceRef { protocol, address, port })
+    }
+
+    /// Parses `tcp/10.10.0.100/80`.
+    pub fn parse_joined(s: &str) -> Result<ServiceRef, String> {
+        let parts: Vec<&str> = s.split('/').collect();
+        match parts.as_slice() {
+            [p, v, n] => ServiceRef::parse(p, v, n),
+            _ => Err(format!("`{s}` is not a service; write it like tcp/10.10.0.100/80")),
+        }
+    }
+
+    /// Whether `s` is this service.
+    pub fn is(&self, s: &Service) -> bool {
+        s.protocol == self.protocol && s.address == self.address && s.port == self.port
+    }
+}
+
+impl std::fmt::Display for ServiceRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}/{}", self.protocol, self.address, self.port)
+    }
+}
+
+/// Parses `10.20.0.11:80`.
+pub fn parse_endpoint(s: &str) -> Result<(Ipv4Addr, u16), String> {
+    let bad = || format!("`{s}` is not an address:port; write it like 10.20.0.11:80");
+    let (a, p) = s.rsplit_once(':').ok_or_else(bad)?;
+    Ok((a.parse().map_err(|_| bad())?, p.parse().map_err(|_| bad())?))
+}

@@ -1,0 +1,250 @@
+//! The OpenAPI 3 document of the REST API (`GET /v1/openapi.json`), written by hand
+//! next to the router. Tests check that every path and method of
+//! [`crate::api::ROUTES`] is described here and nothing else is.
+
+use serde_json::{json, Map, Value};
+
+fn traffic() -> Value {
+    let n = json!({"type": "integer", "minimum": 0});
+    json!({
+        "type": "object",
+        "properties": {
+            "conns": n, "active_conns": n, "inactive_conns": n,
+            "in_packets": n, "out_packets": n, "in_bytes": n, "out_bytes": n
+        }
+    })
+}
+
+fn schemas() -> Value {
+    json!({
+        "Error": {
+            "type": "object",
+            "required": ["error", "field"],
+            "properties": {
+                "error": {"type": "string"},
+                "field": {"type": ["string", "null"], "description": "JSON path of the offending value, `body`, `path`, or null"},
+                "errors": {"type": "array", "items": {"type": "object", "properties": {
+                    "field": {"type": "string"}, "message": {"type": "string"}}}}
+            }
+        },
+        "Traffic": traffic(),
+        "Server": {
+            "type": "object",
+            "required": ["address"],
+            "additionalProperties": false,
+            "properties": {
+                "address": {"type": "string", "format": "ipv4"},
+                "port": {"type": "integer", "minimum": 1, "maximum": 65535, "description": "default: the service's port"},
+                "weight": {"type": "integer", "minimum": 0, "maximum": 65535, "default": 1},
+                "forward": {"type": "string", "enum": ["dr", "nat", "fullnat", "tunnel"], "default": "dr"},
+                "upper_threshold": {"type": "integer", "minimum": 0},
+                "lower_threshold": {"type": "integer", "minimum": 0},
+                "stats": {"$ref": "#/components/schemas/Traffic", "readOnly": true}
+            }
+        },
+        "Service": {
+            "type": "object",
+            "required": ["protocol", "address", "port"],
+            "additionalProperties": false,
+            "properties": {
+                "protocol": {"type": "string", "enum": ["tcp", "udp"]},
+                "address": {"type": "string", "format": "ipv4"},
+                "port": {"type": "integer", "minimum": 1, "maximum": 65535},
+                "scheduler": {"type": "string", "default": "wlc"},
+                "persistence": {"type": ["string", "null"], "example": "300s"},
+                "persistence_netmask": {"type": "string", "default": "255.255.255.255"},
+                "servers": {"type": "array", "items": {"$ref": "#/components/schemas/Server"}},
+                "stats": {"$ref": "#/components/schemas/Traffic", "readOnly": true}
+            }
+        },
+        "ServiceUpdate": {
+            "type": "object",
+            "additionalProperties": false,
+            "properties": {
+                "scheduler": {"type": "string"},
+                "persistence": {"type": ["string", "null"]},
+                "persistence_netmask": {"type": ["string", "null"]}
+            }
+        },
+        "ServerUpdate": {
+            "type": "object",
+            "additionalProperties": false,
+            "properties": {
+                "weight": {"type": "integer", "minimum": 0, "maximum": 65535},
+                "forward": {"type": "string", "enum": ["dr", "nat", "fullnat", "tunnel"]},
+                "upper_threshold": {"type": "integer", "minimum": 0},
+                "lower_threshold": {"type": "integer", "minimum": 0}
+            }
+        },
+        "Change": {
+            "type": "object",
+            "properties": {
+                "op": {"type": "string", "enum": ["add", "remove", "change"]},
+                "path": {"type": "string", "example": "service[tcp/10.10.0.100/80].server[10.20.0.11:80].weight"},
+                "from": {}, "to": {}
+            }
+        },
+        "Applied": {
+            "type": "object",
+            "properties": {
+                "applied": {"type": "boolean"},
+                "changes": {"type": "array", "items": {"$ref": "#/components/schemas/Change"}}
+            }
+        },
+        "Timeouts": {
+            "type": "object",
+            "additionalProperties": false,
+            "properties": {
+                "tcp": {"type": "string", "example": "900s"},
+                "tcp_fin": {"type": "string", "example": "120s"},
+                "udp": {"type": "string", "example": "300s"}
+            }
+        },
+        "Connection": {
+            "type": "object",
+            "properties": {
+                "protocol": {"type": "string"}, "client": {"type": "string"}, "vip": {"type": "string"},
+                "local": {"type": "string"}, "server": {"type": "string"}, "forward": {"type": "string"},
+                "state": {"type": "string", "example": "ESTABLISHED"},
+                "expires_in": {"type": "integer"}, "worker": {"type": "integer"}
+            }
+        },
+        "Connections": {
+            "type": "object",
+            "properties": {
+                "total": {"type": "integer"}, "offset": {"type": "integer"}, "limit": {"type": "integer"},
+                "connections": {"type": "array", "items": {"$ref": "#/components/schemas/Connection"}}
+            }
+        },
+        "Stats": {
+            "type": "object",
+            "properties": {"services": {"type": "array", "items": {"type": "object", "properties": {
+                "protocol": {"type": "string"}, "address": {"type": "string"}, "port": {"type": "integer"},
+                "stats": {"$ref": "#/components/schemas/Traffic"},
+                "servers": {"type": "array", "items": {"type": "object", "properties": {
+                    "address": {"type": "string"}, "port": {"type": "integer"},
+                    "stats": {"$ref": "#/components/schemas/Traffic"}}}}}}}}
+        },
+        "Status": {"type": "object", "description": "ports, workers, drops and services; see rvs_controlplane::status"}
+    })
+}
+
+fn schema_ref(name: &str) -> Value {
+    json!({"$ref": format!("#/components/schemas/{name}")})
+}
+
+fn json_body(name: &str) -> Value {
+    json!({"required": true, "content": {"application/json": {"schema": schema_ref(name)}}})
+}
+
+fn ok(code: &str, desc: &str, schema: Option<&str>) -> (String, Value) {
+    let v = match schema {
+        Some(s) => json!({"description": desc, "content": {"application/json": {"schema": schema_ref(s)}}}),
+        None => json!({"description": desc}),
+    };
+    (code.to_string(), v)
+}
+
+fn op(summary: &str, body: Option<Value>, answers: Vec<(String, Value)>, params: Vec<Value>) -> Value {
+    let mut responses = Map::new();
+    for (c, v) in answers {
+        responses.insert(c, v);
+    }
+    let err = json!({"description": "error", "content": {"application/json": {"schema": schema_ref("Error")}}});
+    responses.insert("4XX".into(), err.clone());
+    let mut o = json!({"summary": summary, "responses": responses});
+    if let Some(b) = body {
+        o["requestBody"] = b;
+    }
+    if !params.is_empty() {
+        o["parameters"] = Value::Array(params);
+    }
+    o
+}
+
+fn path_param(name: &str, desc: &str) -> Value {
+    json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}, "description": desc})
+}
+
+fn query_param(name: &str, ty: &str, desc: &str) -> Value {
+    json!({"name": name, "in": "query", "required": false, "schema": {"type": ty}, "description": desc})
+}
+
+/// The document.
+pub fn document() -> Value {
+    let svc = || {
+        vec![
+            path_param("proto", "tcp or udp"),
+            path_param("vip", "the VIP"),
+            path_param("port", "the virtual port"),
+        ]
+    };
+    let srv = || {
+        let mut v = svc();
+        v.push(path_param("ip", "the real server's address"));
+        v.push(path_param("rport", "the real server's port"));
+        v
+    };
+    let list = |name: &str, key: &str| {
+        json!({"description": "the list", "content": {"application/json": {"schema": {
+            "type": "object", "properties": {key: {"type": "array", "items": schema_ref(name)}}}}}})
+    };
+    json!({
+        "openapi": "3.0.3",
+        "info": {"title": "rvs REST API", "version": env!("CARGO_PKG_VERSION"),
+                 "description": "Services, real servers, connections, stats, timeouts and the running configuration of rvsd. Errors are {\"error\", \"field\"} with a 4xx status."},
+        "components": {
+            "schemas": schemas(),
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
+                "description": "required when api.token_file is set (always for a non-loopback api.listen)"}}
+        },
+        "security": [{"bearer": []}],
+        "paths": {
+            "/v1/status": {"get": op("status: ports, workers, drops, services", None, vec![ok("200", "status", Some("Status"))], vec![])},
+            "/v1/openapi.json": {"get": op("this document", None, vec![ok("200", "OpenAPI 3", None)], vec![])},
+            "/v1/services": {
+                "get": op("list services (ipvsadm -L)", None, vec![("200".into(), list("Service", "services"))], vec![]),
+                "post": op("add a service (ipvsadm -A)", Some(json_body("Service")), vec![ok("201", "created", Some("Service"))], vec![]),
+                "delete": op("delete every service (ipvsadm -C)", None, vec![ok("204", "deleted", None)], vec![])
+            },
+            "/v1/services/{proto}/{vip}/{port}": {
+                "get": op("one service", None, vec![ok("200", "the service", Some("Service"))], svc()),
+                "put": op("edit a service (ipvsadm -E)", Some(json_body("ServiceUpdate")), vec![ok("200", "the service", Some("Service"))], svc()),
+                "delete": op("delete a service (ipvsadm -D)", None, vec![ok("204", "deleted", None)], svc())
+            },
+            "/v1/services/{proto}/{vip}/{port}/servers": {
+                "get": op("a service's real servers", None, vec![("200".into(), list("Server", "servers"))], svc()),
+                "post": op("add a real server (ipvsadm -a)", Some(json_body("Server")), vec![ok("201", "created", Some("Server"))], svc())
+            },
+            "/v1/services/{proto}/{vip}/{port}/servers/{ip}/{rport}": {
+                "get": op("one real server", None, vec![ok("200", "the server", Some("Server"))], srv()),
+                "put": op("edit a real server (ipvsadm -e)", Some(json_body("ServerUpdate")), vec![ok("200", "the server", Some("Server"))], srv()),
+                "delete": op("delete a real server (ipvsadm -d)", None, vec![ok("204", "deleted", None)], srv())
+            },
+            "/v1/connections": {
+                "get": op("connections (ipvsadm -Lnc), from every worker", None,
+                    vec![ok("200", "a page", Some("Connections")), ok("503", "a worker did not answer", Some("Error"))],
+                    vec![query_param("service", "string", "tcp/10.10.0.100/80"),
+                         query_param("server", "string", "10.20.0.11:80"),
+                         query_param("offset", "integer", "default 0"),
+                         query_param("limit", "integer", "default 100, at most 100000")])
+            },
+            "/v1/config": {
+                "get": {"summary": "the running configuration (canonical TOML)",
+                        "responses": {"200": {"description": "TOML", "content": {"text/plain": {"schema": {"type": "string"}}}}}},
+                "put": {"summary": "validate the whole file and apply the difference atomically",
+                        "parameters": [query_param("dry_run", "boolean", "return the difference without applying")],
+                        "requestBody": {"required": true, "content": {"text/plain": {"schema": {"type": "string"}}}},
+                        "responses": {"200": {"description": "applied (or the dry run's difference)",
+                                              "content": {"application/json": {"schema": schema_ref("Applied")}}},
+                                      "4XX": {"description": "error", "content": {"application/json": {"schema": schema_ref("Error")}}}}}
+            },
+            "/v1/timeouts": {
+                "get": op("connection timeouts", None, vec![ok("200", "timeouts", Some("Timeouts"))], vec![]),
+                "put": op("set timeouts (ipvsadm --set; 0s keeps a value)", Some(json_body("Timeouts")), vec![ok("200", "timeouts", Some("Timeouts"))], vec![])
+            },
+            "/v1/stats": {"get": op("per service and server counters (ipvsadm -L --stats)", None, vec![ok("200", "stats", Some("Stats"))], vec![])},
+            "/v1/stats/zero": {"post": op("zero the counters (ipvsadm -Z)", None, vec![ok("204", "zeroed", None)], vec![])}
+        }
+    })
+}

@@ -1,0 +1,646 @@
+//! The REST API over real HTTP: the router is served on an ephemeral loopback port with a
+//! `Running` built from a config (no DPDK), and driven with plain HTTP/1.1 requests.
+//!
+//! Covers every endpoint, the error paths, a table of bad inputs (each a 4xx naming its
+//! field, with `GET /v1/config` byte-identical before and after), dry runs, the
+//! connection listing through worker request queues, and bearer-token authentication.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rvs_controlplane::api::{self, AppState, ROUTES};
+use rvs_controlplane::runtime::Running;
+use rvs_controlplane::status::{Status, StatusSource};
+use rvs_dataplane::conn::{ConnState, TcpState};
+use rvs_dataplane::control::{control_link, ConnEntry, ConnListing, WorkerRequest};
+use rvs_dataplane::service::{ForwardMode, L4Proto};
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const CONFIG: &str = r#"
+[dataplane]
+workers = 2
+tcp_timeout = "900s"
+[[port]]
+name = "front"
+device = "net_ring0"
+address = "10.10.0.1/24"
+mac = "02:00:00:00:00:01"
+[[port]]
+name = "back"
+device = "net_ring1"
+address = "10.20.0.1/24"
+mac = "02:00:00:00:00:02"
+local_addresses = ["10.20.0.200", "10.20.0.201"]
+[[route]]
+prefix = "0.0.0.0/0"
+via = "10.10.0.254"
+[[service]]
+protocol = "tcp"
+address = "10.10.0.100"
+port = 80
+scheduler = "wrr"
+[[service.server]]
+address = "10.20.0.11"
+port = 80
+weight = 3
+forward = "nat"
+[[service.server]]
+address = "10.20.0.12"
+port = 80
+forward = "nat"
+[[service]]
+protocol = "udp"
+address = "10.10.0.100"
+port = 53
+scheduler = "rr"
+persistence = "300s"
+[[service.server]]
+address = "10.20.0.11"
+port = 53
+forward = "fullnat"
+"#;
+
+/// A served router; the server stops when this drops.
+struct Server {
+    addr: SocketAddr,
+    state: Arc<AppState>,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+async fn serve_state(state: AppState) -> Server {
+    let state = Arc::new(state);
+    let listener = api::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(api::serve(listener, api::router(Arc::clone(&state)), async {
+        let _ = rx.await;
+    }));
+    Server { addr, state, _stop: tx }
+}
+
+async fn serve(config: &str) -> Server {
+    serve_state(AppState::standalone(Running::from_toml(config, 2).unwrap())).await
+}
+
+/// One HTTP/1.1 request: (status, content-type, body).
+async fn http(addr: SocketAddr, method: &str, path: &str, body: Option<&str>, headers: &[(&str, &str)]) -> (u16, String, String) {
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    if let Some(b) = body {
+        req.push_str(&format!("Content-Length: {}\r\n", b.len()));
+    }
+    req.push_str("\r\n");
+    if let Some(b) = body {
+        req.push_str(b);
+    }
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).await.unwrap();
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let code: u16 = head.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let lower = head.to_ascii_lowercase();
+    let ctype = lower
+        .lines()
+        .find_map(|l| l.strip_prefix("content-type:"))
+        .map(|v| v.trim().to_string())
+        .unwrap_or_default();
+    let body = if lower.contains("transfer-encoding: chunked") { dechunk(rest) } else { rest.to_string() };
+    (code, ctype, body)
+}
+
+fn dechunk(mut s: &str) -> String {
+    let mut out = String::new();
+    while let Some((len, rest)) = s.split_once("\r\n") {
+        let n = usize::from_str_radix(len.trim(), 16).unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        s = &rest[n + 2..];
+    }
+    out
+}
+
+async fn call(srv: &Server, method: &str, path: &str, body: Option<&str>) -> (u16, Value) {
+    let (code, ctype, text) = http(srv.addr, method, path, body, &[]).await;
+    if text.is_empty() {
+        return (code, Value::Null);
+    }
+    assert!(ctype.starts_with("application/json"), "{method} {path}: {ctype}: {text}");
+    (code, serde_json::from_str(&text).unwrap_or_else(|e| panic!("{method} {path}: {e}: {text}")))
+}
+
+async fn config_text(srv: &Server) -> String {
+    let (code, ctype, text) = http(srv.addr, "GET", "/v1/config", None, &[]).await;
+    assert_eq!(code, 200);
+    assert!(ctype.starts_with("text/plain"), "{ctype}");
+    text
+}
+
+const SVC: &str = "/v1/services/tcp/10.10.0.100/80";
+
+#[tokio::test]
+async fn status_openapi_404_405() {
+    let srv = serve(CONFIG).await;
+    let (code, v) = call(&srv, "GET", "/v1/status", None).await;
+    assert_eq!(code, 200);
+    assert_eq!(v["services"].as_array().unwrap().len(), 2);
+    assert!(v["drops"]["conn_server_removed"].is_u64());
+    let (code, v) = call(&srv, "GET", "/v1/nope", None).await;
+    assert_eq!((code, v["field"].is_null()), (404, true), "no field: the whole path is unknown");
+    assert_eq!(v["error"], "no such endpoint: GET /v1/nope");
+    let (code, v) = call(&srv, "DELETE", "/v1/status", None).await;
+    assert_eq!(code, 405);
+    assert!(v["error"].as_str().unwrap().contains("DELETE"));
+
+    let (code, doc) = call(&srv, "GET", "/v1/openapi.json", None).await;
+    assert_eq!(code, 200);
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    let paths = doc["paths"].as_object().unwrap();
+    assert_eq!(paths.len(), ROUTES.len(), "the document describes exactly the router's paths");
+    for (path, methods) in ROUTES {
+        let p = paths.get(*path).unwrap_or_else(|| panic!("{path} missing from openapi.json"));
+        let described: Vec<&String> = p.as_object().unwrap().keys().collect();
+        assert_eq!(described.len(), methods.len(), "{path}: {described:?}");
+        for m in *methods {
+            assert!(p.get(*m).is_some(), "{m} {path} missing from openapi.json");
+        }
+    }
+    // Every $ref resolves.
+    let text = doc.to_string();
+    for r in text.split("\"$ref\":\"#/components/schemas/").skip(1) {
+        let name = r.split('"').next().unwrap();
+        assert!(doc["components"]["schemas"].get(name).is_some(), "dangling $ref {name}");
+    }
+    // Every (path, method) of ROUTES is routed: neither 404 nor 405.
+    for (path, methods) in ROUTES {
+        let concrete = path
+            .replace("{proto}/{vip}/{port}", "tcp/10.10.0.100/80")
+            .replace("{ip}/{rport}", "10.20.0.99/80");
+        for m in *methods {
+            if *m == "delete" {
+                continue; // destructive; covered below
+            }
+            let (code, _, _) = http(srv.addr, &m.to_uppercase(), &concrete, Some("{}"), &[]).await;
+            assert!(code != 405 && !(code == 404 && concrete.ends_with("nope")), "{m} {concrete}: {code}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn services_and_servers_crud() {
+    let srv = serve(CONFIG).await;
+    let (code, v) = call(&srv, "GET", "/v1/services", None).await;
+    assert_eq!(code, 200);
+    let s0 = &v["services"][0];
+    assert_eq!((s0["protocol"].as_str(), s0["address"].as_str(), s0["port"].as_u64()), (Some("tcp"), Some("10.10.0.100"), Some(80)));
+    assert_eq!(s0["scheduler"], "wrr");
+    assert!(s0["persistence"].is_null());
+    assert_eq!(s0["persistence_netmask"], "255.255.255.255");
+    assert_eq!(s0["servers"][0]["weight"], 3);
+    assert_eq!(s0["servers"][0]["forward"], "nat");
+    assert_eq!(s0["stats"]["conns"], 0);
+    assert_eq!(s0["servers"][1]["stats"]["active_conns"], 0);
+    assert_eq!(v["services"][1]["persistence"], "300s");
+
+    // Create a service on a new VIP with one server.
+    let body = r#"{"protocol":"tcp","address":"10.10.0.101","port":443,"scheduler":"rr","persistence":"60s",
+                   "persistence_netmask":"255.255.255.0",
+                   "servers":[{"address":"10.20.0.13","port":8443,"weight":2,"forward":"fullnat"}]}"#;
+    let (code, v) = call(&srv, "POST", "/v1/services", Some(body)).await;
+    assert_eq!(code, 201, "{v}");
+    assert_eq!(v["persistence"], "60s");
+    assert_eq!(v["servers"][0]["port"], 8443);
+    assert_eq!(v["stats"]["conns"], 0);
+    let generation = srv.state.running().generation();
+    assert_eq!(generation, 2);
+    let (code, v) = call(&srv, "POST", "/v1/services", Some(body)).await;
+    assert_eq!((code, v["field"].as_str()), (409, Some("address")), "{v}");
+    assert!(config_text(&srv).await.contains("10.10.0.101"));
+
+    // Defaults: scheduler wlc, no servers.
+    let (code, v) = call(&srv, "POST", "/v1/services", Some(r#"{"protocol":"udp","address":"10.10.0.101","port":53}"#)).await;
+    assert_eq!(code, 201, "{v}");
+    assert_eq!(v["scheduler"], "wlc");
+    assert_eq!(v["servers"], json!([]));
+
+    let (code, v) = call(&srv, "GET", "/v1/services/tcp/10.10.0.101/443", None).await;
+    assert_eq!((code, v["scheduler"].as_str()), (200, Some("rr")));
+    let (code, v) = call(&srv, "PUT", "/v1/services/tcp/10.10.0.101/443", Some(r#"{"scheduler":"mh","persistence":null}"#)).await;
+    assert_eq!(code, 200, "{v}");
+    assert_eq!((v["scheduler"].as_str(), v["persistence"].is_null()), (Some("mh"), true));
+    assert_eq!(v["persistence_netmask"], "255.255.255.255");
+
+    // Servers.
+    let (code, v) = call(&srv, "POST", &format!("{SVC}/servers"), Some(r#"{"address":"10.20.0.13","forward":"nat"}"#)).await;
+    assert_eq!(code, 201, "{v}");
+    assert_eq!((v["port"].as_u64(), v["weight"].as_u64()), (Some(80), Some(1)), "port defaults to the service's");
+    let (code, v) = call(&srv, "POST", &format!("{SVC}/servers"), Some(r#"{"address":"10.20.0.13","port":80}"#)).await;
+    assert_eq!((code, v["field"].as_str()), (409, Some("address")));
+    let (code, v) = call(&srv, "PUT", &format!("{SVC}/servers/10.20.0.13/80"), Some(r#"{"weight":0,"upper_threshold":10,"lower_threshold":5}"#)).await;
+    assert_eq!(code, 200, "{v}");
+    assert_eq!((v["weight"].as_u64(), v["upper_threshold"].as_u64()), (Some(0), Some(10)));
+    let (code, v) = call(&srv, "GET", &format!("{SVC}/servers"), None).await;
+    assert_eq!((code, v["servers"].as_array().map(Vec::len)), (200, Some(3)));
+    let (code, v) = call(&srv, "GET", &format!("{SVC}/servers/10.20.0.13/80"), None).await;
+    assert_eq!((code, v["weight"].as_u64()), (200, Some(0)));
+    let (code, _) = call(&srv, "DELETE", &format!("{SVC}/servers/10.20.0.13/80"), None).await;
+    assert_eq!(code, 204);
+    let (code, v) = call(&srv, "DELETE", &format!("{SVC}/servers/10.20.0.13/80"), None).await;
+    assert_eq!((code, v["field"].as_str()), (404, Some("path")));
+    let (code, _) = call(&srv, "DELETE", "/v1/services/tcp/10.10.0.101/443", None).await;
+    assert_eq!(code, 204);
+    let (code, v) = call(&srv, "GET", "/v1/services/tcp/10.10.0.101/443", None).await;
+    assert_eq!((code, v["field"].as_str()), (404, Some("path")));
+    let (code, _) = call(&srv, "DELETE", "/v1/services", None).await;
+    assert_eq!(code, 204);
+    let (_, v) = call(&srv, "GET", "/v1/services", None).await;
+    assert_eq!(v["services"], json!([]));
+    assert!(!config_text(&srv).await.contains("[[service]]"));
+    assert!(srv.state.running().shared().load().services().is_empty());
+}
+
+#[tokio::test]
+async fn config_put_dry_run_and_restart_only() {
+    let srv = serve(CONFIG).await;
+    let before = config_text(&srv).await;
+    // The canonical text is itself a valid configuration with the same meaning.
+    let again = Running::from_toml(&before, 2).unwrap();
+    assert_eq!(again.config(), srv.state.running().config());
+
+    let changed = CONFIG.replace("weight = 3", "weight = 5").replace("tcp_timeout = \"900s\"", "tcp_timeout = \"600s\"");
+    let (code, v) = call(&srv, "PUT", "/v1/config?dry_run=true", Some(&changed)).await;
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(v["applied"], false);
+    let changes = v["changes"].as_array().unwrap();
+    assert!(changes.contains(&json!({"op":"change","path":"service[tcp/10.10.0.100/80].server[10.20.0.11:80].weight","from":3,"to":5})), "{v}");
+    assert!(changes.contains(&json!({"op":"change","path":"dataplane.tcp_timeout","from":"900s","to":"600s"})), "{v}");
+    assert_eq!(config_text(&srv).await, before, "a dry run changes nothing");
+    assert_eq!(srv.state.running().generation(), 1);
+
+    let (code, v) = call(&srv, "PUT", "/v1/config", Some(&changed)).await;
+    assert_eq!((code, v["applied"].as_bool()), (200, Some(true)), "{v}");
+    assert_eq!(v["changes"].as_array().unwrap().len(), 2);
+    let after = config_text(&srv).await;
+    assert!(after.contains("weight = 5"), "{after}");
+    let table = srv.state.running().shared().load_full();
+    assert_eq!(table.generation(), 2);
+    assert_eq!(table.services()[0].servers[0].weight, 5);
+    assert_eq!(table.settings().timeouts.unwrap().established, 600);
+
+    // Add and remove: ops and paths.
+    let more = changed.replace("scheduler = \"rr\"\npersistence", "scheduler = \"sh\"\npersistence").replace(
+        "[[service.server]]\naddress = \"10.20.0.12\"\nport = 80\nforward = \"nat\"\n",
+        "",
+    );
+    let (code, v) = call(&srv, "PUT", "/v1/config", Some(&more)).await;
+    assert_eq!(code, 200, "{v}");
+    let c = v["changes"].as_array().unwrap();
+    assert!(c.iter().any(|c| c["op"] == "remove" && c["path"] == "service[tcp/10.10.0.100/80].server[10.20.0.12:80]"), "{v}");
+    assert!(c.iter().any(|c| c["path"] == "service[udp/10.10.0.100/53].scheduler" && c["to"] == "sh"), "{v}");
+
+    // The same file again: applied, nothing changed, no new generation.
+    let (code, v) = call(&srv, "PUT", "/v1/config", Some(&more)).await;
+    assert_eq!((code, v["changes"].as_array().map(Vec::len)), (200, Some(0)));
+    assert_eq!(srv.state.running().generation(), 3);
+}
+
+#[tokio::test]
+async fn timeouts_stats_and_zero() {
+    let srv = serve(CONFIG).await;
+    let (code, v) = call(&srv, "GET", "/v1/timeouts", None).await;
+    assert_eq!((code, v), (200, json!({"tcp":"900s","tcp_fin":"120s","udp":"300s"})));
+    let (code, v) = call(&srv, "PUT", "/v1/timeouts", Some(r#"{"tcp":"0s","udp":"30s"}"#)).await;
+    assert_eq!((code, v), (200, json!({"tcp":"900s","tcp_fin":"120s","udp":"30s"})));
+    assert_eq!(srv.state.running().shared().load().settings().timeouts.unwrap().udp, 30);
+    let (code, v) = call(&srv, "PUT", "/v1/timeouts", Some(r#"{"tcp_fin":"soon"}"#)).await;
+    assert_eq!((code, v["field"].as_str()), (422, Some("tcp_fin")), "{v}");
+
+    // Counters: credit some traffic through the published table, read, zero, read.
+    {
+        let table = srv.state.running().shared().load_full();
+        let s = &table.services()[0];
+        s.stats.conn_opened(0, true);
+        s.stats.packet(0, true, 100);
+        s.servers[1].stats.conn_opened(1, true);
+        s.servers[1].stats.packet(1, true, 100);
+    }
+    let (code, v) = call(&srv, "GET", "/v1/stats", None).await;
+    assert_eq!(code, 200);
+    let s0 = &v["services"][0];
+    assert_eq!((s0["protocol"].as_str(), s0["port"].as_u64()), (Some("tcp"), Some(80)));
+    assert_eq!((s0["stats"]["conns"].as_u64(), s0["stats"]["in_bytes"].as_u64()), (Some(1), Some(100)));
+    assert_eq!(s0["servers"][1]["stats"]["in_packets"], 1);
+    assert_eq!(s0["servers"][1]["address"], "10.20.0.12");
+    let (code, _) = call(&srv, "POST", "/v1/stats/zero", None).await;
+    assert_eq!(code, 204);
+    let (_, v) = call(&srv, "GET", "/v1/stats", None).await;
+    let s0 = &v["services"][0];
+    assert_eq!((s0["stats"]["conns"].as_u64(), s0["stats"]["in_bytes"].as_u64()), (Some(0), Some(0)));
+    assert_eq!(s0["stats"]["active_conns"], 1, "gauges are not zeroed");
+    // Zeroed counters survive a change (the baseline follows the stable ids).
+    let (code, _) = call(&srv, "PUT", &format!("{SVC}/servers/10.20.0.12/80"), Some(r#"{"weight":4}"#)).await;
+    assert_eq!(code, 200);
+    let (_, v) = call(&srv, "GET", "/v1/services", None).await;
+    assert_eq!(v["services"][0]["servers"][1]["stats"]["active_conns"], 1);
+    assert_eq!(v["services"][0]["servers"][1]["stats"]["in_packets"], 0);
+
+    // ipvsadm -Z -t VIP:PORT zeroes that service only; an unknown or malformed one is refused.
+    {
+        let table = srv.state.running().shared().load_full();
+        for s in table.services() {
+            s.stats.packet(0, true, 10);
+        }
+    }
+    let (code, v) = call(&srv, "POST", "/v1/stats/zero?service=udp/10.10.0.99/53", None).await;
+    assert_eq!((code, v["field"].as_str()), (404, Some("path")), "{v}");
+    let (code, v) = call(&srv, "POST", "/v1/stats/zero?service=tcp/nowhere/80", None).await;
+    assert_eq!((code, v["field"].as_str()), (400, Some("service")), "{v}");
+    let (_, before) = call(&srv, "GET", "/v1/stats", None).await;
+    let other = before["services"][1]["stats"]["in_packets"].as_u64().unwrap();
+    assert!(other > 0, "{before}");
+    let (code, _) = call(&srv, "POST", "/v1/stats/zero?service=tcp/10.10.0.100/80", None).await;
+    assert_eq!(code, 204);
+    let (_, after) = call(&srv, "GET", "/v1/stats", None).await;
+    assert_eq!(after["services"][0]["stats"]["in_packets"], 0, "{after}");
+    assert_eq!(after["services"][1]["stats"]["in_packets"].as_u64(), Some(other), "the other service keeps its counts");
+}
+
+#[tokio::test]
+async fn connections_through_worker_queues() {
+    // Two fake workers answering from their request queues, as Worker::poll_once does.
+    let (h0, l0) = control_link(4);
+    let (h1, l1) = control_link(4);
+    let stop = Arc::new(AtomicBool::new(false));
+    let entry = |cport: u16, server: [u8; 4]| ConnEntry {
+        proto: L4Proto::Tcp,
+        client: ("10.10.0.2".parse().unwrap(), cport),
+        vip: ("10.10.0.100".parse().unwrap(), 80),
+        local: ("10.10.0.2".parse().unwrap(), cport),
+        server: (server.into(), 80),
+        forward: ForwardMode::Nat,
+        state: ConnState::Tcp(TcpState::Established),
+        expires_in_ns: 899_500_000_000,
+    };
+    let mut threads = Vec::new();
+    for (w, link) in [(0usize, l0), (1usize, l1)] {
+        let stop = Arc::clone(&stop);
+        let all: Vec<ConnEntry> = (0..3).map(|i| entry(1000 + 10 * w as u16 + i, [10, 20, 0, 11 + (i % 2) as u8])).collect();
+        threads.push(std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                while let Some(WorkerRequest::ListConns { filter, max, reply }) = link.pop() {
+                    let m: Vec<ConnEntry> = all.iter().filter(|e| filter.matches(e.proto, e.vip, e.server)).copied().collect();
+                    let _ = reply.try_send(ConnListing { worker: w, total: m.len(), entries: m.into_iter().take(max).collect() });
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }));
+    }
+    let running = Running::from_toml(CONFIG, 2).unwrap();
+    let st = AppState::new(running, Arc::new(NoStatus), vec![h0, h1], None);
+    let srv = serve_state(st).await;
+    let (code, v) = call(&srv, "GET", "/v1/connections", None).await;
+    assert_eq!(code, 200, "{v}");
+    assert_eq!((v["total"].as_u64(), v["offset"].as_u64(), v["limit"].as_u64()), (Some(6), Some(0), Some(100)));
+    let c0 = &v["connections"][0];
+    assert_eq!(c0["client"], "10.10.0.2:1000");
+    assert_eq!(c0["vip"], "10.10.0.100:80");
+    assert_eq!(c0["server"], "10.20.0.11:80");
+    assert_eq!((c0["state"].as_str(), c0["forward"].as_str(), c0["protocol"].as_str()), (Some("ESTABLISHED"), Some("nat"), Some("tcp")));
+    assert_eq!((c0["expires_in"].as_u64(), c0["worker"].as_u64()), (Some(900), Some(0)));
+    assert_eq!(v["connections"][3]["worker"], 1);
+    let (_, v) = call(&srv, "GET", "/v1/connections?server=10.20.0.12:80&offset=1&limit=1", None).await;
+    assert_eq!((v["total"].as_u64(), v["connections"].as_array().map(Vec::len)), (Some(2), Some(1)), "{v}");
+    assert_eq!(v["connections"][0]["client"], "10.10.0.2:1011");
+    let (_, v) = call(&srv, "GET", "/v1/connections?service=tcp%2F10.10.0.100%2F80", None).await;
+    assert_eq!(v["total"], 6);
+    let (_, v) = call(&srv, "GET", "/v1/connections?service=udp/10.10.0.100/53", None).await;
+    assert_eq!(v["total"], 0);
+    stop.store(true, Ordering::Relaxed);
+    for t in threads {
+        t.join().unwrap();
+    }
+
+    // A worker that never answers: 503 naming it.
+    let (h0, _l0) = control_link(4);
+    let running = Running::from_toml(CONFIG, 1).unwrap();
+    let st = AppState::new(running, Arc::new(NoStatus), vec![h0], None).with_worker_timeout(Duration::from_millis(50));
+    let srv = serve_state(st).await;
+    let (code, v) = call(&srv, "GET", "/v1/connections", None).await;
+    assert_eq!(code, 503);
+    assert_eq!(v["error"], "worker 0 did not answer");
+}
+
+struct NoStatus;
+impl StatusSource for NoStatus {
+    fn status(&self) -> Status {
+        Status::new(0, vec![], vec![])
+    }
+}
+
+#[tokio::test]
+async fn bearer_token() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("rvs-api-token-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("token");
+    std::fs::write(&file, "s3cret\n").unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let with = |listen: &str| {
+        CONFIG.replace(
+            "[[route]]",
+            &format!("[api]\nlisten = \"{listen}\"\ntoken_file = \"{}\"\n[[route]]", file.display()),
+        )
+    };
+    // A token readable by others is refused, and so is a public listener without token.
+    let e = Running::from_toml(&with("0.0.0.0:8700"), 1).unwrap_err();
+    assert!(e.names("api.token_file"), "{e}");
+    let e = Running::from_toml(&CONFIG.replace("[[route]]", "[api]\nlisten = \"0.0.0.0:8700\"\n[[route]]"), 1).unwrap_err();
+    assert!(e.names("api.listen") && e.to_string().contains("bearer token"), "{e}");
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let running = Running::from_toml(&with("0.0.0.0:8700"), 1).unwrap();
+    let token = api::read_token(running.config().api.token_file.as_deref().unwrap()).unwrap();
+    assert_eq!(token, "s3cret");
+    let st = AppState::new(running, Arc::new(NoStatus), vec![], Some(token));
+    let srv = serve_state(st).await;
+    let (code, _, body) = http(srv.addr, "GET", "/v1/services", None, &[]).await;
+    assert_eq!(code, 401, "{body}");
+    let (code, _, _) = http(srv.addr, "GET", "/v1/services", None, &[("Authorization", "Bearer nope")]).await;
+    assert_eq!(code, 401);
+    let (code, _, _) = http(srv.addr, "GET", "/v1/services", None, &[("Authorization", "Bearer s3cret")]).await;
+    assert_eq!(code, 200);
+    let (code, _, _) = http(srv.addr, "GET", "/v1/status", None, &[]).await;
+    assert_eq!(code, 200, "status always answers on loopback");
+    let (code, _, _) = http(srv.addr, "PUT", "/v1/config", Some(CONFIG), &[]).await;
+    assert_eq!(code, 401);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// (method, path, body, expected status, expected field)
+type Bad = (&'static str, String, String, u16, &'static str);
+
+fn bad_inputs() -> Vec<Bad> {
+    let svc = |b: &str| ("POST", "/v1/services".to_string(), b.to_string());
+    let srv = |b: &str| ("POST", format!("{SVC}/servers"), b.to_string());
+    let put_srv = |b: &str| ("PUT", format!("{SVC}/servers/10.20.0.11/80"), b.to_string());
+    let put_svc = |b: &str| ("PUT", SVC.to_string(), b.to_string());
+    let cfg = |from: &str, to: &str| ("PUT", "/v1/config".to_string(), CONFIG.replacen(from, to, 1));
+    let t = |b: &str| ("PUT", "/v1/timeouts".to_string(), b.to_string());
+    let rows: Vec<((&'static str, String, String), u16, &'static str)> = vec![
+        // Malformed bodies.
+        (svc("{"), 400, "body"),
+        (svc(""), 400, "body"),
+        (svc("[]"), 400, "body"),
+        (svc("not json"), 400, "body"),
+        (svc(r#"{"protocol":"tcp","address":"10.10.0.102","port":80} trailing"#), 400, "body"),
+        (svc(r#"{"protocol":"tcp","address":"10.10.0.102","port":80,"colour":"red"}"#), 400, "colour"),
+        (svc(r#"{"protocol":"tcp","address":"10.10.0.102"}"#), 400, "body"),
+        (svc(r#"{"protocol":"tcp","address":"10.10.0.102","port":"80"}"#), 400, "port"),
+        (svc(r#"{"protocol":"tcp","address":"10.10.0.102","port":80.5}"#), 400, "port"),
+        (svc(r#"{"protocol":"tcp","address":"10.10.0.102","port":80,"servers":[{"address":"10.20.0.11","bogus":1}]}"#), 400, "servers[0].bogus"),
+        (svc(r#"{"protocol":"tcp","address":"10.10.0.102","port":80,"servers":[{"address":"10.20.0.11","weight":"heavy"}]}"#), 400, "servers[0].weight"),
+        (svc(r#"{"protocol":"tcp","address":"10.10.0.102","port":80,"servers":[{"address":"10.20.0.11","weight":1e30}]}"#), 400, "servers[0].weight"),
+        // Values the validator refuses.
+        (svc(r#"{"protocol":"sctp","address":"10.10.0.102","port":80}"#), 422, "protocol"),
+        (svc(r#"{"protocol":"tcp","address":"10.10.0.300","port":80}"#), 422, "address"),
+        (svc(r#"{"protocol":"tcp","address":"::1","port":80}"#), 422, "address"),
+        (svc(r#"{"protocol":"tcp","address":"224.0.0.1","port":80}"#), 422, "address"),
+        (svc(r#"{"protocol":"tcp","address":"10.10.0.1","port":80}"#), 422, "address"),
+        (svc(r#"{"protocol":"tcp","address":"10.10.0.102","port":0}"#), 422, "port"),
+        (svc(r#"{"protocol":"tcp","address":"10.10.0.102","port":65536}"#), 422, "port"),
+        (svc(r#"{"protocol":"tcp","address":"10.10.0.102","port":-1}"#), 422, "port"),
+        (svc(r#"{"protocol":"tcp","address":"10.10.0.102","port":80,"scheduler":"fastest"}"#), 422, "scheduler"),
+        (svc(r#"{"protocol":"tcp","address":"10.10.0.102","port":80,"persistence":"forever"}"#), 422, "persistence"),
+        (svc(r#"{"protocol":"tcp","address":"10.10.0.102","port":80,"persistence":"0s"}"#), 422, "persistence"),
+        (svc(r#"{"protocol":"tcp","address":"10.10.0.102","port":80,"persistence":"60s","persistence_netmask":"255.0.255.0"}"#), 422, "persistence_netmask"),
+        (svc(r#"{"protocol":"tcp","address":"10.10.0.102","port":80,"persistence_netmask":"255.255.255.0"}"#), 422, "persistence_netmask"),
+        (svc(r#"{"protocol":"tcp","address":"10.10.0.102","port":80,"servers":[{"address":"10.20.0.11","weight":-1}]}"#), 422, "servers[0].weight"),
+        (svc(r#"{"protocol":"tcp","address":"10.10.0.102","port":80,"servers":[{"address":"10.20.0.11","weight":65536}]}"#), 422, "servers[0].weight"),
+        (svc(r#"{"protocol":"tcp","address":"10.10.0.102","port":80,"servers":[{"address":"10.20.0.11","forward":"masq"}]}"#), 422, "servers[0].forward"),
+        (svc(r#"{"protocol":"tcp","address":"10.10.0.102","port":80,"servers":[{"address":"10.20.0.11"},{"address":"10.20.0.11"}]}"#), 422, "servers[1]"),
+        (svc(r#"{"protocol":"tcp","address":"10.10.0.102","port":80,"servers":[{"address":"10.20.0.11","port":8080,"forward":"dr"}]}"#), 422, "servers[0].port"),
+        // Duplicates.
+        (svc(r#"{"protocol":"tcp","address":"10.10.0.100","port":80}"#), 409, "address"),
+        (srv(r#"{"address":"10.20.0.11"}"#), 409, "address"),
+        (srv(r#"{"address":"10.20.0.11","port":80,"forward":"nat"}"#), 409, "address"),
+        // Servers.
+        (srv(r#"{"address":"10.20.0.256"}"#), 422, "address"),
+        (srv(r#"{"address":"10.20.0.14","port":0,"forward":"nat"}"#), 422, "port"),
+        (srv(r#"{"address":"10.20.0.14","port":70000,"forward":"nat"}"#), 422, "port"),
+        (srv(r#"{"address":"10.20.0.14","weight":-5}"#), 422, "weight"),
+        (srv(r#"{"address":"10.20.0.14","weight":4294967296}"#), 422, "weight"),
+        (srv(r#"{"address":"10.20.0.14","forward":"bridge"}"#), 422, "forward"),
+        (srv(r#"{"address":"10.20.0.14","upper_threshold":5,"lower_threshold":9}"#), 422, "lower_threshold"),
+        (srv(r#"{"address":"10.20.0.1"}"#), 422, "address"),
+        (srv(r#"{"address":"10.20.0.14","port":80,"extra":true}"#), 400, "extra"),
+        (srv(r#"{"port":80}"#), 400, "body"),
+        (put_srv(r#"{"weight":100000}"#), 422, "weight"),
+        (put_srv(r#"{"weight":-1}"#), 422, "weight"),
+        (put_srv(r#"{"forward":"ipip"}"#), 422, "forward"),
+        (put_srv(r#"{"address":"10.20.0.15"}"#), 400, "address"),
+        (put_srv(r#"{"upper_threshold":-3}"#), 422, "upper_threshold"),
+        (put_svc(r#"{"scheduler":"random"}"#), 422, "scheduler"),
+        (put_svc(r#"{"persistence":"5 parsecs"}"#), 422, "persistence"),
+        (put_svc(r#"{"port":81}"#), 400, "port"),
+        (put_svc(r#"{"persistence_netmask":"255.255.0.0"}"#), 422, "persistence_netmask"),
+        // Paths.
+        ("PUT", "/v1/services/sctp/10.10.0.100/80".into(), "{}".into()).into_row(400, "path"),
+        ("PUT", "/v1/services/tcp/10.10.0.999/80".into(), "{}".into()).into_row(400, "path"),
+        ("PUT", "/v1/services/tcp/10.10.0.100/99999".into(), "{}".into()).into_row(400, "path"),
+        ("PUT", "/v1/services/tcp/10.10.0.100/81".into(), "{}".into()).into_row(404, "path"),
+        ("PUT", format!("{SVC}/servers/10.20.0.99/80"), "{}".into()).into_row(404, "path"),
+        ("DELETE", "/v1/services/udp/10.10.0.100/80".into(), String::new()).into_row(404, "path"),
+        // Whole files.
+        (cfg("weight = 3", "weight = 70000"), 422, "service[0].server[0].weight"),
+        (cfg("weight = 3", "weight = -3"), 422, "service[0].server[0].weight"),
+        (cfg("weight = 3", "weight = \"3\""), 400, "service[0].server[0].weight"),
+        (cfg("scheduler = \"rr\"", "scheduler = \"best\""), 422, "service[1].scheduler"),
+        (cfg("forward = \"fullnat\"", "forward = \"fullnet\""), 422, "service[1].server[0].forward"),
+        (cfg("local_addresses = [\"10.20.0.200\", \"10.20.0.201\"]\n", ""), 422, "service[1].server[0].forward"),
+        (cfg("persistence = \"300s\"", "persistence = \"300 parsecs\""), 422, "service[1].persistence"),
+        (cfg("port = 53\nscheduler", "port = 0\nscheduler"), 422, "service[1].port"),
+        (cfg("protocol = \"udp\"\naddress = \"10.10.0.100\"\nport = 53", "protocol = \"tcp\"\naddress = \"10.10.0.100\"\nport = 80"), 422, "service[1]"),
+        (cfg("scheduler = \"wrr\"", "scheduler = \"wrr\"\ncolour = \"blue\""), 400, "service[0].colour"),
+        (cfg("[[route]]", "[[route]\n"), 400, "body"),
+        (cfg("tcp_timeout = \"900s\"", "tcp_timeout = \"fortnight\""), 422, "dataplane.tcp_timeout"),
+        (cfg("tcp_timeout = \"900s\"", "tcp_timeout = \"900s\"\nexpire_nodest_conn = \"yes\""), 400, "dataplane.expire_nodest_conn"),
+        // Changes that need a restart.
+        (cfg("workers = 2", "workers = 3"), 409, "dataplane.workers"),
+        (cfg("tcp_timeout", "conn_capacity = 1024\ntcp_timeout"), 409, "dataplane.conn_capacity"),
+        (cfg("tcp_timeout", "eal_args = [\"--no-huge\"]\ntcp_timeout"), 409, "dataplane.eal_args"),
+        (cfg("tcp_timeout", "mempool_size = 65535\ntcp_timeout"), 409, "dataplane.mempool_size"),
+        (cfg("device = \"net_ring1\"", "device = \"net_ring2\""), 409, "port[1].device"),
+        (cfg("\"10.20.0.200\", \"10.20.0.201\"", "\"10.20.0.200\""), 409, "port[1].local_addresses"),
+        (cfg("via = \"10.10.0.254\"", "via = \"10.10.0.253\""), 409, "route"),
+        (cfg("[[route]]", "[api]\nlisten = \"127.0.0.1:8701\"\n[[route]]"), 409, "api.listen"),
+        // Timeouts.
+        (t(r#"{"tcp":"never"}"#), 422, "tcp"),
+        (t(r#"{"udp":"-5s"}"#), 422, "udp"),
+        (t(r#"{"tcp":900}"#), 400, "tcp"),
+        (t(r#"{"sctp":"1s"}"#), 400, "sctp"),
+        // Query strings.
+        ("PUT", "/v1/config?dry_run=maybe".into(), CONFIG.to_string()).into_row(400, "dry_run"),
+        ("PUT", "/v1/config?force=1".into(), CONFIG.to_string()).into_row(400, "force"),
+        ("GET", "/v1/connections?service=tcp/10.10.0.100".into(), String::new()).into_row(400, "service"),
+        ("GET", "/v1/connections?server=10.20.0.11".into(), String::new()).into_row(400, "server"),
+        ("GET", "/v1/connections?limit=-1".into(), String::new()).into_row(400, "limit"),
+        ("GET", "/v1/connections?limit=1000000".into(), String::new()).into_row(400, "limit"),
+        ("GET", "/v1/connections?offset=x".into(), String::new()).into_row(400, "offset"),
+        ("GET", "/v1/connections?page=2".into(), String::new()).into_row(400, "page"),
+    ];
+    rows.into_iter().map(|((m, p, b), code, field)| (m, p, b, code, field)).collect()
+}
+
+trait IntoRow {
+    fn into_row(self, code: u16, field: &'static str) -> ((&'static str, String, String), u16, &'static str);
+}
+impl IntoRow for (&'static str, String, String) {
+    fn into_row(self, code: u16, field: &'static str) -> ((&'static str, String, String), u16, &'static str) {
+        (self, code, field)
+    }
+}
+
+#[tokio::test]
+async fn bad_inputs_name_their_field_and_change_nothing() {
+    let srv = serve(CONFIG).await;
+    let rows = bad_inputs();
+    assert!(rows.len() >= 50, "{} rows", rows.len());
+    let before = config_text(&srv).await;
+    let generation = srv.state.running().generation();
+    let mut failures = Vec::new();
+    for (method, path, body, code, field) in &rows {
+        let b = (!body.is_empty() || *method != "GET" && *method != "DELETE").then_some(body.as_str());
+        let (got, v) = call(&srv, method, path, b).await;
+        if got != *code || v["field"].as_str() != Some(*field) || v["error"].as_str().is_none_or(str::is_empty) {
+            failures.push(format!("{method} {path} {body}\n  want {code} {field}, got {got} {v}"));
+        }
+        assert_eq!(config_text(&srv).await, before, "{method} {path} {body} changed the config");
+    }
+    assert!(failures.is_empty(), "{} of {} bad inputs misreported:\n{}", failures.len(), rows.len(), failures.join("\n"));
+    assert_eq!(srv.state.running().generation(), generation, "nothing was published");
+}
+
+#[tokio::test]
+async fn reload_applies_a_good_file_and_ignores_a_bad_one() {
+    let srv = serve(CONFIG).await;
+    let dir = std::env::temp_dir().join(format!("rvs-api-reload-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("rvs.toml");
+    std::fs::write(&path, CONFIG.replace("weight = 3", "weight = 7")).unwrap();
+    rvs_controlplane::daemon::reload(&srv.state, &path);
+    assert!(config_text(&srv).await.contains("weight = 7"));
+    let before = config_text(&srv).await;
+    std::fs::write(&path, CONFIG.replace("weight = 3", "weight = 70000")).unwrap();
+    rvs_controlplane::daemon::reload(&srv.state, &path);
+    std::fs::remove_file(&path).unwrap();
+    rvs_controlplane::daemon::reload(&srv.state, &path);
+    assert_eq!(config_text(&srv).await, before);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,0 +1,109 @@
+//! rvsadm against the real REST router (not a fake): the two sides of the API contract
+//! must agree. The router runs on an ephemeral loopback port with a standalone
+//! `Running` (no DPDK); rvsadm is the built binary.
+
+use std::process::{Command, Output};
+use std::sync::Arc;
+
+use rvs_controlplane::api::{self, AppState};
+use rvs_controlplane::runtime::Running;
+
+const CONFIG: &str = r#"
+[[port]]
+name = "front"
+device = "net_ring0"
+address = "10.10.0.1/24"
+mac = "02:00:00:00:00:01"
+[[port]]
+name = "back"
+device = "net_ring1"
+address = "10.20.0.1/24"
+mac = "02:00:00:00:00:02"
+local_addresses = ["10.20.0.200"]
+"#;
+
+/// Starts the router on its own thread and returns its base URL and the shared state.
+fn start() -> (String, Arc<AppState>) {
+    let state = Arc::new(AppState::standalone(Running::from_toml(CONFIG, 1).expect("config")));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let served = Arc::clone(&state);
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        rt.block_on(async move {
+            let listener = api::bind("127.0.0.1:0".parse().unwrap()).await.expect("bind");
+            tx.send(listener.local_addr().expect("addr")).expect("send");
+            api::serve(listener, api::router(served), std::future::pending::<()>()).await.ok();
+        });
+    });
+    let addr = rx.recv().expect("router address");
+    (format!("http://{addr}"), state)
+}
+
+fn rvsadm(api: &str, args: &[&str], stdin: Option<&str>) -> Output {
+    use std::io::Write;
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rvsadm"));
+    cmd.arg("--api").arg(api).args(args);
+    cmd.stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().expect("rvsadm runs");
+    if let Some(s) = stdin {
+        child.stdin.as_mut().expect("stdin").write_all(s.as_bytes()).expect("write stdin");
+    }
+    drop(child.stdin.take());
+    child.wait_with_output().expect("rvsadm finishes")
+}
+
+fn ok(api: &str, args: &[&str]) -> String {
+    let o = rvsadm(api, args, None);
+    assert!(o.status.success(), "rvsadm {args:?} failed: {}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[test]
+fn ipvsadm_verbs_round_trip_through_the_real_api() {
+    let (api, state) = start();
+    ok(&api, &["-A", "-t", "10.10.0.100:80", "-s", "wrr"]);
+    ok(&api, &["-a", "-t", "10.10.0.100:80", "-r", "10.20.0.11:80", "-m", "-w", "3"]);
+    ok(&api, &["-a", "-t", "10.10.0.100:80", "-r", "10.20.0.12:8080", "-b", "-w", "2", "-x", "100", "-y", "50"]);
+    ok(&api, &["-A", "-u", "10.10.0.100:53", "-s", "rr", "-p", "60"]);
+    ok(&api, &["-a", "-u", "10.10.0.100:53", "-r", "10.20.0.13", "-m"]);
+    // The running configuration now holds what was added.
+    let text = state.running().text().to_string();
+    assert!(text.contains("scheduler = \"wrr\"") && text.contains("forward = \"fullnat\""), "{text}");
+
+    let listing = ok(&api, &["-Ln"]);
+    assert!(listing.contains("TCP  10.10.0.100:80 wrr"), "{listing}");
+    assert!(listing.contains("-> 10.20.0.11:80"), "{listing}");
+    assert!(listing.contains("Masq") && listing.contains("FullNat"), "{listing}");
+    assert!(listing.contains("UDP  10.10.0.100:53 rr persistent 60"), "{listing}");
+
+    // A duplicate is refused like ipvsadm, and nothing changes.
+    let before = state.running().text().to_string();
+    let dup = rvsadm(&api, &["-A", "-t", "10.10.0.100:80", "-s", "rr"], None);
+    assert_eq!(dup.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&dup.stderr).contains("Service already exists"), "{dup:?}");
+    // A value the validator refuses names the field.
+    let bad = rvsadm(&api, &["-e", "-t", "10.10.0.100:80", "-r", "10.20.0.11:80", "-w", "70000"], None);
+    assert_ne!(bad.status.code(), Some(0), "{bad:?}");
+    assert_eq!(state.running().text(), before, "refused commands change nothing");
+
+    // Edit, save, clear, restore: the same listing comes back.
+    ok(&api, &["-e", "-t", "10.10.0.100:80", "-r", "10.20.0.11:80", "-m", "-w", "5"]);
+    let saved = ok(&api, &["-S", "-n"]);
+    assert!(saved.contains("-a -t 10.10.0.100:80 -r 10.20.0.11:80 -m -w 5"), "{saved}");
+    let listed = ok(&api, &["-Ln"]);
+    ok(&api, &["-C"]);
+    assert!(!ok(&api, &["-Ln"]).contains("10.10.0.100"), "cleared");
+    let r = rvsadm(&api, &["-R"], Some(&saved));
+    assert!(r.status.success(), "{r:?}");
+    assert_eq!(ok(&api, &["-Ln"]), listed, "-S then -R restores the same services");
+
+    // Timeouts, zeroing one service, deleting a server and a service.
+    ok(&api, &["--set", "600", "0", "30"]);
+    assert!(ok(&api, &["-L", "--timeout"]).contains("Timeout (tcp tcpfin udp): 600 120 30"));
+    ok(&api, &["-Z", "-t", "10.10.0.100:80"]);
+    ok(&api, &["-d", "-t", "10.10.0.100:80", "-r", "10.20.0.12:8080"]);
+    ok(&api, &["-D", "-u", "10.10.0.100:53"]);
+    let last = ok(&api, &["-Ln"]);
+    assert!(!last.contains("10.20.0.12") && !last.contains("UDP"), "{last}");
+    assert!(ok(&api, &["-Ln", "--stats"]).contains("TCP  10.10.0.100:80"));
+}

@@ -59,6 +59,7 @@ pub const ROUTES: &[(&str, &[&str])] = &[
     ("/v1/timeouts", &["get", "put"]),
     ("/v1/stats", &["get"]),
     ("/v1/stats/zero", &["post"]),
+    ("/metrics", &["get"]),
 ];
 
 /// How long a connection listing waits for each worker.
@@ -131,6 +132,8 @@ pub struct AppState {
     workers: Vec<ControlHandle>,
     token: Option<String>,
     worker_timeout: Duration,
+    estimator: crate::rates::SharedEstimator,
+    metrics: Arc<dyn crate::metrics::MetricsSource>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -162,7 +165,17 @@ impl AppState {
         workers: Vec<ControlHandle>,
         token: Option<String>,
     ) -> AppState {
-        AppState { running: Mutex::new(running), status, workers, token, worker_timeout: WORKER_TIMEOUT }
+        let estimator = crate::rates::shared();
+        let metrics = Arc::new(crate::metrics::LiveMetrics::new(Arc::clone(&status), Arc::clone(&estimator)));
+        AppState { running: Mutex::new(running), status, workers, token, worker_timeout: WORKER_TIMEOUT, estimator, metrics }
+    }
+
+    /// Uses `estimator` (ticked by the daemon every 2 s) for rates in `/v1/stats` and
+    /// `/metrics`; without it, rates read 0.
+    pub fn with_estimator(mut self, estimator: crate::rates::SharedEstimator) -> AppState {
+        self.metrics = Arc::new(crate::metrics::LiveMetrics::new(Arc::clone(&self.status), Arc::clone(&estimator)));
+        self.estimator = estimator;
+        self
     }
 
     /// The state for `running` alone: status from its table, no workers, no token.
@@ -200,6 +213,7 @@ pub fn router(state: St) -> Router {
             get(get_server).put(update_server).delete(delete_server).fallback(method_not_allowed),
         )
         .route("/v1/connections", get(connections).fallback(method_not_allowed))
+        .route("/metrics", crate::metrics::handler(Arc::clone(&state.metrics)).fallback(method_not_allowed))
         .route("/v1/config", get(get_config).put(put_config).fallback(method_not_allowed))
         .route("/v1/timeouts", get(get_timeouts).put(put_timeouts).fallback(method_not_allowed))
         .route("/v1/stats", get(stats).fallback(method_not_allowed))
@@ -471,6 +485,10 @@ async fn zero_stats(State(st): State<St>, RawQuery(q): RawQuery) -> Result<Statu
             Some(ServiceKey { proto, vip: r.address, port: r.port })
         }
     };
+    if only.is_none() {
+        // ipvsadm -Z also restarts the rate estimators (ip_vs_zero_estimator).
+        crate::rates::lock(&st.estimator).zero();
+    }
     run.zero_stats(only);
     Ok(StatusCode::NO_CONTENT)
 }
@@ -481,6 +499,7 @@ struct ServerStatsJson {
     address: String,
     port: u16,
     stats: TrafficJson,
+    rates: crate::rates::Rates,
 }
 
 /// One service in `GET /v1/stats`.
@@ -490,23 +509,34 @@ struct ServiceStatsJson {
     address: String,
     port: u16,
     stats: TrafficJson,
+    rates: crate::rates::Rates,
     servers: Vec<ServerStatsJson>,
 }
 
 async fn stats(State(st): State<St>) -> Json<serde_json::Value> {
     let views = st.running().service_views();
+    let est = crate::rates::lock(&st.estimator).estimates();
     let services: Vec<ServiceStatsJson> = views
         .into_iter()
-        .map(|s| ServiceStatsJson {
-            protocol: s.protocol,
-            address: s.address,
-            port: s.port,
-            stats: s.stats.unwrap_or_default(),
-            servers: s
-                .servers
-                .into_iter()
-                .map(|r| ServerStatsJson { address: r.address, port: r.port, stats: r.stats.unwrap_or_default() })
-                .collect(),
+        .map(|s| {
+            let sr = est.service(&s.protocol, &s.address, s.port);
+            ServiceStatsJson {
+                rates: sr.map(|r| r.rates).unwrap_or_default(),
+                servers: s
+                    .servers
+                    .into_iter()
+                    .map(|r| ServerStatsJson {
+                        rates: sr.and_then(|x| x.server(&r.address, r.port)).map(|x| x.rates).unwrap_or_default(),
+                        address: r.address,
+                        port: r.port,
+                        stats: r.stats.unwrap_or_default(),
+                    })
+                    .collect(),
+                protocol: s.protocol,
+                address: s.address,
+                port: s.port,
+                stats: s.stats.unwrap_or_default(),
+            }
         })
         .collect();
     Json(json!({ "services": services }))

@@ -224,6 +224,7 @@ struct LiveStatus {
     ports: Vec<LivePort>,
     workers: Vec<(u16, u32, Arc<WorkerCounters>)>,
     services: SharedServices,
+    estimator: crate::rates::SharedEstimator,
 }
 
 struct LivePort {
@@ -241,7 +242,17 @@ impl StatusSource for LiveStatus {
             .iter()
             .map(|p| PortStatus::new(&p.name, &p.device, p.port.id(), p.mac, &p.address, p.port.link(), p.port.stats()))
             .collect();
-        let workers = self.workers.iter().map(|(i, lcore, c)| WorkerStatus::new(*i, *lcore, &c.snapshot())).collect();
+        let est = crate::rates::lock(&self.estimator);
+        let workers = self
+            .workers
+            .iter()
+            .map(|(i, lcore, c)| {
+                let mut w = WorkerStatus::new(*i, *lcore, &c.snapshot());
+                w.burst_latency = est.worker_latency(*i).unwrap_or_default();
+                w
+            })
+            .collect();
+        drop(est);
         Status::new(self.started.elapsed().as_secs(), ports, workers).with_services(&self.services.load())
     }
 }
@@ -340,8 +351,14 @@ pub fn run(config: &Config, text: &str, path: &Path) -> anyhow::Result<()> {
     }
 
     let stop = Arc::new(AtomicBool::new(false));
-    let mut status =
-        LiveStatus { started: Instant::now(), ports, workers: Vec::new(), services: Arc::clone(&shared) };
+    let estimator = crate::rates::shared();
+    let mut status = LiveStatus {
+        started: Instant::now(),
+        ports,
+        workers: Vec::new(),
+        services: Arc::clone(&shared),
+        estimator: Arc::clone(&estimator),
+    };
     let mut launched: Vec<u32> = Vec::new();
     // One timebase for every worker: monotonic nanoseconds since start-up.
     let epoch = Instant::now();
@@ -371,6 +388,19 @@ pub fn run(config: &Config, text: &str, path: &Path) -> anyhow::Result<()> {
 
     status.started = Instant::now();
     let port_handles: Vec<Arc<Port>> = status.ports.iter().map(|p| Arc::clone(&p.port)).collect();
+    // IPVS-style rate estimation and the latency window, ticked every 2 s on this thread.
+    let rates_task = {
+        let shared = Arc::clone(&shared);
+        let counters: Vec<(u16, Arc<WorkerCounters>)> =
+            status.workers.iter().map(|(i, _, c)| (*i, Arc::clone(c))).collect();
+        rt.spawn(crate::rates::run(Arc::clone(&estimator), move || {
+            let workers = counters
+                .iter()
+                .map(|(i, c)| crate::rates::WorkerSample::new(*i, &c.snapshot(), c.burst_latency.snapshot()))
+                .collect();
+            crate::rates::Samples::from_table(&shared.load(), workers)
+        }))
+    };
     let source: Arc<dyn StatusSource> = Arc::new(status);
     tracing::info!(listen = %config.api.listen, workers, ports = port_handles.len(), "rvsd is running");
     // Persistence entries are refreshed by the workers; expired ones are reclaimed here,
@@ -390,7 +420,7 @@ pub fn run(config: &Config, text: &str, path: &Path) -> anyhow::Result<()> {
             }
         })
     };
-    let state = Arc::new(AppState::new(running, source, handles, token));
+    let state = Arc::new(AppState::new(running, source, handles, token).with_estimator(Arc::clone(&estimator)));
     let reloader = {
         let state = Arc::clone(&state);
         let path = path.to_path_buf();
@@ -402,6 +432,7 @@ pub fn run(config: &Config, text: &str, path: &Path) -> anyhow::Result<()> {
     };
     let served = rt.block_on(api::serve(listener, api::router(state), shutdown));
     sweeper.abort();
+    rates_task.abort();
     reloader.abort();
 
     stop.store(true, Ordering::Relaxed);

@@ -2,6 +2,8 @@
 //!
 //! * [`config`]: the TOML configuration, parsed and validated as a whole.
 //! * [`status`]: the `GET /v1/status` document.
+//! * [`rates`]: IPVS-style rate estimation and the burst-latency window.
+//! * [`metrics`]: the Prometheus text at `/metrics`.
 //! * [`runtime`]: the running configuration and the one path every change takes.
 //! * [`services`]: from the configuration to the data path's service table (stable ids).
 //! * [`model`]: the JSON shapes of services and servers.
@@ -11,8 +13,10 @@
 pub mod api;
 pub mod config;
 pub mod daemon;
+pub mod metrics;
 pub mod model;
 pub mod openapi;
+pub mod rates;
 pub mod runtime;
 pub mod rvsadm;
 pub mod services;

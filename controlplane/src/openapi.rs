@@ -121,9 +121,19 @@ fn schemas() -> Value {
             "properties": {"services": {"type": "array", "items": {"type": "object", "properties": {
                 "protocol": {"type": "string"}, "address": {"type": "string"}, "port": {"type": "integer"},
                 "stats": {"$ref": "#/components/schemas/Traffic"},
+                "rates": {"$ref": "#/components/schemas/Rates"},
                 "servers": {"type": "array", "items": {"type": "object", "properties": {
                     "address": {"type": "string"}, "port": {"type": "integer"},
-                    "stats": {"$ref": "#/components/schemas/Traffic"}}}}}}}}
+                    "stats": {"$ref": "#/components/schemas/Traffic"},
+                    "rates": {"$ref": "#/components/schemas/Rates"}}}}}}}}
+        },
+        "Rates": {
+            "type": "object",
+            "description": "IPVS-style estimates over 2 s periods (ipvsadm --rate); bps are bytes per second",
+            "properties": {
+                "cps": {"type": "integer"}, "in_pps": {"type": "integer"}, "out_pps": {"type": "integer"},
+                "in_bps": {"type": "integer"}, "out_bps": {"type": "integer"}
+            }
         },
         "Status": {"type": "object", "description": "ports, workers, drops and services; see rvs_controlplane::status"}
     })
@@ -244,7 +254,8 @@ pub fn document() -> Value {
                 "put": op("set timeouts (ipvsadm --set; 0s keeps a value)", Some(json_body("Timeouts")), vec![ok("200", "timeouts", Some("Timeouts"))], vec![])
             },
             "/v1/stats": {"get": op("per service and server counters (ipvsadm -L --stats)", None, vec![ok("200", "stats", Some("Stats"))], vec![])},
-            "/v1/stats/zero": {"post": op("zero the counters (ipvsadm -Z)", None, vec![ok("204", "zeroed", None)], vec![])}
+            "/v1/stats/zero": {"post": op("zero the counters (ipvsadm -Z; ?service=tcp/VIP/PORT for one service)", None, vec![ok("204", "zeroed", None)], vec![])},
+            "/metrics": {"get": {"summary": "Prometheus text exposition (rvs_ metrics)", "responses": {"200": {"description": "metrics", "content": {"text/plain": {"schema": {"type": "string"}}}}}}}
         }
     })
 }

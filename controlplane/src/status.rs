@@ -319,6 +319,9 @@ pub struct WorkerStatus {
     pub icmp_errors_sent: u64,
     /// ICMP errors about a flow translated and forwarded.
     pub icmp_errors_translated: u64,
+    /// Burst processing time: p50/p99/p99.9 over the last minute, count and sum since start.
+    #[serde(default)]
+    pub burst_latency: rvs_dataplane::latency::LatencySummary,
     /// Drops by reason; every reason is present.
     pub drops: BTreeMap<String, u64>,
 }
@@ -346,6 +349,7 @@ impl WorkerStatus {
             toa_skipped: c.toa_skipped,
             icmp_errors_sent: c.icmp_errors_sent,
             icmp_errors_translated: c.icmp_errors_translated,
+            burst_latency: rvs_dataplane::latency::LatencySummary::default(),
             drops: c.drops.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
         }
     }

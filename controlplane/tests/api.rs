@@ -374,6 +374,23 @@ async fn timeouts_stats_and_zero() {
 }
 
 #[tokio::test]
+async fn metrics_and_rates_are_served() {
+    let srv = serve(CONFIG).await;
+    let (code, ctype, text) = http(srv.addr, "GET", "/metrics", None, &[]).await;
+    assert_eq!(code, 200, "{text}");
+    assert!(ctype.starts_with("text/plain; version=0.0.4"), "{ctype}");
+    assert!(text.contains("# TYPE rvs_service_connections_total counter"), "{text}");
+    assert!(text.contains("rvs_service_connections_total{protocol=\"tcp\",vip=\"10.10.0.100\",port=\"80\"} 0"), "{text}");
+    assert!(text.contains("rvs_drops_total{reason=\"ip_bad_checksum\"}") || !text.contains("rvs_worker_"), "{text}");
+    let (code, v) = call(&srv, "GET", "/v1/stats", None).await;
+    assert_eq!(code, 200);
+    assert_eq!(v["services"][0]["rates"], json!({"cps":0,"in_pps":0,"out_pps":0,"in_bps":0,"out_bps":0}), "{v}");
+    assert_eq!(v["services"][0]["servers"][0]["rates"]["cps"], 0, "{v}");
+    let (code, _) = call(&srv, "POST", "/metrics", None).await;
+    assert_eq!(code, 405);
+}
+
+#[tokio::test]
 async fn connections_through_worker_queues() {
     // Two fake workers answering from their request queues, as Worker::poll_once does.
     let (h0, l0) = control_link(4);

@@ -16,6 +16,7 @@
 //! * [`control`]: typed control → worker requests (connection listings).
 //! * [`mesh`]: single-producer queues between workers (redirects to a flow's owner).
 //! * [`stats`]: drop reasons and per-worker counters.
+//! * [`latency`]: the per-worker histogram of burst processing time.
 //! * [`idle`]: what a worker does when its queues are empty.
 //! * [`worker`]: the poll loop.
 
@@ -23,6 +24,7 @@ pub mod conn;
 pub mod control;
 pub mod idle;
 pub mod l2l3;
+pub mod latency;
 pub mod lb;
 pub mod mesh;
 pub mod sched;

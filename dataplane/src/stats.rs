@@ -264,6 +264,8 @@ pub struct WorkerCounters {
     pub icmp_errors_translated: Counter,
     /// Connections in this worker's table (a gauge, set at each timer run).
     pub conns: Counter,
+    /// Processing time of each non-empty poll (see [`crate::latency`]).
+    pub burst_latency: crate::latency::BurstLatency,
 }
 
 impl WorkerCounters {

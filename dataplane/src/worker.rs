@@ -716,7 +716,12 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
     /// poll and following the idle policy between polls.
     pub fn run(&mut self, stop: &AtomicBool, clock: impl Fn() -> u64) {
         while !stop.load(Ordering::Relaxed) {
-            let n = self.poll_once(clock());
+            let t0 = clock();
+            let n = self.poll_once(t0);
+            if n > 0 {
+                // One more clock read per non-empty poll (vDSO, no syscall).
+                self.tx.counters.burst_latency.record(clock().saturating_sub(t0));
+            }
             if let Some(d) = self.idler.on_poll(n) {
                 self.tx.counters.idle_sleeps.inc();
                 std::thread::sleep(d);

@@ -308,9 +308,12 @@ fn run_polls_until_stopped_and_sleeps_only_when_idle() {
         calls.get() * 1_000
     });
     let s = snapshot(&w);
-    assert_eq!(s.polls, 200);
+    // 200 clock reads: one per poll, plus one after the only non-empty poll to time it.
+    assert_eq!(s.polls, 199);
     assert_eq!(s.arp_replies_sent, 1);
-    // 199 empty polls: the first 64 spin, every later one sleeps.
-    assert_eq!(s.idle_sleeps, 199 - 64);
+    let lat = w.counters().burst_latency.snapshot().summary();
+    assert_eq!((lat.count, lat.sum_ns), (1, 1_000), "one burst, timed between two reads 1 µs apart");
+    // 198 empty polls: the first 64 spin, every later one sleeps.
+    assert_eq!(s.idle_sleeps, 198 - 64);
     assert_eq!(take_tx(&mut w, FRONT).len(), 1);
 }

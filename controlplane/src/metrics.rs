@@ -1,0 +1,472 @@
+//! `GET /metrics`: Prometheus text exposition format 0.0.4, rendered from plain inputs.
+//!
+//! Contract:
+//! * [`render`] is a pure function of a [`MetricsInput`] — the `/v1/status` document
+//!   ([`Status`]) and the estimator's output ([`Estimates`]) — so it is tested without a
+//!   daemon; [`handler`] serves it with [`CONTENT_TYPE`] from any [`MetricsSource`].
+//! * Every name starts with `rvs_`; every family has one `# HELP` and one `# TYPE` line
+//!   before its samples, and its samples are contiguous. Counters end in `_total` and
+//!   come from the raw counters (never reset: `ipvsadm -Z` only moves the REST API's
+//!   baseline, so Prometheus sees no counter go backwards).
+//! * Label values are escaped as the format requires (`\` → `\\`, `"` → `\"`, newline →
+//!   `\n`); HELP text escapes `\` and newline.
+//! * Labels: `port` (the port's config name), `worker` (index), `reason` (a
+//!   [`DropReason::name`]), `protocol`/`vip`/`port` for a service, plus `server`
+//!   (`ip:port`) for a real server. Per-worker drop counters are not exported (reasons ×
+//!   workers series); `rvs_drops_total` sums the workers, as `/v1/status` does.
+//! * Rates are IPVS's estimates (see [`crate::rates`]): gauges in units per second,
+//!   `*_bps` in **bytes** per second as ipvsadm's `InBPS`. Burst latency is a summary in
+//!   seconds: quantiles 0.5, 0.99, 0.999 over the estimator's window (NaN when the window
+//!   saw no burst), `_sum` and `_count` since start.
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use axum::http::header;
+use axum::routing::{get, MethodRouter};
+use rvs_dataplane::latency::LatencySummary;
+use rvs_dataplane::stats::DropReason;
+
+use crate::rates::{self, Estimates, Rates, SharedEstimator};
+use crate::status::{PortStatsJson, Status, StatusSource, TrafficJson, WorkerStatus};
+
+/// The content type of the text format this module writes.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Everything one scrape renders.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetricsInput {
+    /// The `/v1/status` document: ports, workers, drops, services and servers.
+    pub status: Status,
+    /// Rates of services, servers and workers, and each worker's burst latency.
+    pub estimates: Estimates,
+    /// Every worker's burst latency merged (quantiles cannot be summed in Prometheus).
+    pub burst_latency: LatencySummary,
+}
+
+/// Something that can produce a [`MetricsInput`]: the running daemon ([`LiveMetrics`]) or
+/// a fixed value in tests. Called on the control thread for every scrape.
+pub trait MetricsSource: Send + Sync + 'static {
+    /// The inputs now.
+    fn metrics(&self) -> MetricsInput;
+}
+
+/// The daemon's [`MetricsSource`]: the status source `/v1/status` uses and the shared
+/// rate estimator.
+pub struct LiveMetrics {
+    status: Arc<dyn StatusSource>,
+    estimator: SharedEstimator,
+}
+
+impl std::fmt::Debug for LiveMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LiveMetrics").finish_non_exhaustive()
+    }
+}
+
+impl LiveMetrics {
+    /// A source reading `status` and `estimator`.
+    pub fn new(status: Arc<dyn StatusSource>, estimator: SharedEstimator) -> LiveMetrics {
+        LiveMetrics { status, estimator }
+    }
+}
+
+impl MetricsSource for LiveMetrics {
+    fn metrics(&self) -> MetricsInput {
+        let status = self.status.status();
+        let (estimates, burst_latency) = {
+            let e = rates::lock(&self.estimator);
+            (e.estimates(), e.merged_latency())
+        };
+        MetricsInput { status, estimates, burst_latency }
+    }
+}
+
+/// The `GET /metrics` route: mount it with `.route("/metrics", metrics::handler(src))`.
+/// Answers 200 with [`CONTENT_TYPE`] and [`render`]'s text.
+pub fn handler<S: Clone + Send + Sync + 'static>(source: Arc<dyn MetricsSource>) -> MethodRouter<S> {
+    get(move || {
+        let source = Arc::clone(&source);
+        async move { ([(header::CONTENT_TYPE, CONTENT_TYPE)], render(&source.metrics())) }
+    })
+}
+
+/// A metric type of the text format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Counter,
+    Gauge,
+    Summary,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Counter => "counter",
+            Kind::Gauge => "gauge",
+            Kind::Summary => "summary",
+        }
+    }
+}
+
+/// A sample value: counters and most gauges are integers, latencies are seconds.
+#[derive(Debug, Clone, Copy)]
+enum Value {
+    Int(u64),
+    Float(f64),
+}
+
+/// One sample's labels, in output order.
+type Labels = Vec<(&'static str, String)>;
+
+/// A family fed from one field of `T`: name (or suffix), HELP text, getter.
+type Field<T> = (&'static str, &'static str, fn(&T) -> u64);
+
+/// A traffic family: suffix, type, HELP text prefix, getter.
+type TrafficField = (&'static str, Kind, &'static str, fn(&TrafficJson) -> u64);
+
+/// A service's or server's labels, counters and rates.
+type TrafficItem = (Labels, TrafficJson, Rates);
+
+/// The text being written, with the families written so far (each name once).
+#[derive(Debug, Default)]
+struct Out {
+    text: String,
+    families: BTreeSet<String>,
+}
+
+impl Out {
+    /// Writes one family: HELP, TYPE and its samples, or nothing when it has none.
+    fn family(&mut self, name: &str, kind: Kind, help: &str, samples: impl IntoIterator<Item = (Labels, Value)>) {
+        let mut samples = samples.into_iter().peekable();
+        if samples.peek().is_none() {
+            return;
+        }
+        let fresh = self.families.insert(name.to_string());
+        debug_assert!(fresh, "family {name} written twice");
+        self.header(name, kind, help);
+        for (labels, value) in samples {
+            self.sample(name, &labels, value);
+        }
+    }
+
+    fn header(&mut self, name: &str, kind: Kind, help: &str) {
+        let _ = writeln!(self.text, "# HELP {name} {}", escape_help(help));
+        let _ = writeln!(self.text, "# TYPE {name} {}", kind.name());
+    }
+
+    fn sample(&mut self, name: &str, labels: &[(&'static str, String)], value: Value) {
+        self.text.push_str(name);
+        if !labels.is_empty() {
+            self.text.push('{');
+            for (i, (k, v)) in labels.iter().enumerate() {
+                if i > 0 {
+                    self.text.push(',');
+                }
+                let _ = write!(self.text, "{k}=\"{}\"", escape_label(v));
+            }
+            self.text.push('}');
+        }
+        self.text.push(' ');
+        match value {
+            Value::Int(v) => {
+                let _ = write!(self.text, "{v}");
+            }
+            Value::Float(v) => self.text.push_str(&format_float(v)),
+        }
+        self.text.push('\n');
+    }
+
+    /// A summary family: quantile samples, `_sum` and `_count` per label set.
+    fn summary(&mut self, name: &str, help: &str, items: &[(Labels, LatencySummary)]) {
+        if items.is_empty() {
+            return;
+        }
+        let fresh = self.families.insert(name.to_string());
+        debug_assert!(fresh, "family {name} written twice");
+        self.header(name, Kind::Summary, help);
+        for (labels, s) in items {
+            for (q, v) in [("0.5", s.p50_ns), ("0.99", s.p99_ns), ("0.999", s.p999_ns)] {
+                let mut l = labels.clone();
+                l.push(("quantile", q.to_string()));
+                self.sample(name, &l, Value::Float(v.map_or(f64::NAN, ns_to_seconds)));
+            }
+            self.sample(&format!("{name}_sum"), labels, Value::Float(ns_to_seconds(s.sum_ns)));
+            self.sample(&format!("{name}_count"), labels, Value::Int(s.count));
+        }
+    }
+}
+
+fn ns_to_seconds(ns: u64) -> f64 {
+    ns as f64 / 1e9
+}
+
+/// A float as Go's `strconv.ParseFloat` reads it (`NaN`, `+Inf`, `-Inf`, or a decimal).
+fn format_float(v: f64) -> String {
+    if v.is_nan() {
+        "NaN".into()
+    } else if v.is_infinite() {
+        if v > 0.0 { "+Inf" } else { "-Inf" }.into()
+    } else {
+        format!("{v}")
+    }
+}
+
+/// Escapes a label value: `\` → `\\`, `"` → `\"`, newline → `\n`.
+pub fn escape_label(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for c in v.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Escapes HELP text: `\` → `\\`, newline → `\n`.
+pub fn escape_help(v: &str) -> String {
+    v.replace('\\', "\\\\").replace('\n', "\\n")
+}
+
+fn worker_label(w: u16) -> Labels {
+    vec![("worker", w.to_string())]
+}
+
+/// Renders every metric. See the module docs for the names and labels.
+pub fn render(input: &MetricsInput) -> String {
+    let mut out = Out::default();
+    let st = &input.status;
+    let est = &input.estimates;
+
+    out.family(
+        "rvs_build_info",
+        Kind::Gauge,
+        "rvsd's version; always 1.",
+        [(vec![("version", st.version.clone())], Value::Int(1))],
+    );
+    out.family(
+        "rvs_uptime_seconds",
+        Kind::Gauge,
+        "Seconds since rvsd finished starting.",
+        [(vec![], Value::Int(st.uptime_seconds))],
+    );
+
+    // Ports.
+    let port = |name: &str| -> Labels { vec![("port", name.to_string())] };
+    out.family(
+        "rvs_port_up",
+        Kind::Gauge,
+        "1 when the port's link is up.",
+        st.ports.iter().map(|p| (port(&p.name), Value::Int(u64::from(p.link.up)))),
+    );
+    out.family(
+        "rvs_port_link_speed_mbps",
+        Kind::Gauge,
+        "Link speed in Mbit/s (0 when unknown).",
+        st.ports.iter().map(|p| (port(&p.name), Value::Int(u64::from(p.link.speed_mbps)))),
+    );
+    let port_counters: [Field<PortStatsJson>; 8] = [
+        ("rvs_port_rx_packets_total", "Packets received by the NIC.", |s| s.rx_packets),
+        ("rvs_port_tx_packets_total", "Packets sent by the NIC.", |s| s.tx_packets),
+        ("rvs_port_rx_bytes_total", "Bytes received by the NIC.", |s| s.rx_bytes),
+        ("rvs_port_tx_bytes_total", "Bytes sent by the NIC.", |s| s.tx_bytes),
+        ("rvs_port_rx_missed_total", "Packets the NIC dropped for lack of RX descriptors.", |s| s.rx_missed),
+        ("rvs_port_rx_errors_total", "Receive errors.", |s| s.rx_errors),
+        ("rvs_port_tx_errors_total", "Transmit errors.", |s| s.tx_errors),
+        ("rvs_port_rx_nombuf_total", "RX packet buffer allocation failures.", |s| s.rx_nombuf),
+    ];
+    for (name, help, get) in port_counters {
+        out.family(name, Kind::Counter, help, st.ports.iter().map(|p| (port(&p.name), Value::Int(get(&p.stats)))));
+    }
+
+    // Workers.
+    let worker_counters: [Field<WorkerStatus>; 16] = [
+        ("rvs_worker_rx_packets_total", "Frames the worker received.", |w| w.rx_packets),
+        ("rvs_worker_tx_packets_total", "Frames the worker sent.", |w| w.tx_packets),
+        ("rvs_worker_rx_bytes_total", "Bytes the worker received.", |w| w.rx_bytes),
+        ("rvs_worker_tx_bytes_total", "Bytes the worker sent.", |w| w.tx_bytes),
+        ("rvs_worker_polls_total", "Poll loop passes.", |w| w.polls),
+        ("rvs_worker_idle_sleeps_total", "Times the idle policy put the worker to sleep.", |w| w.idle_sleeps),
+        ("rvs_worker_connections_created_total", "Connections the worker created.", |w| w.conns_created),
+        ("rvs_worker_redirected_out_total", "Packets handed to the worker owning their flow.", |w| w.redirected_out),
+        ("rvs_worker_redirected_in_total", "Packets received from other workers.", |w| w.redirected_in),
+        ("rvs_worker_arp_replies_sent_total", "ARP replies built.", |w| w.arp_replies_sent),
+        ("rvs_worker_arp_requests_sent_total", "ARP requests built.", |w| w.arp_requests_sent),
+        ("rvs_worker_gratuitous_arps_sent_total", "Gratuitous ARP announcements built.", |w| w.gratuitous_arps_sent),
+        ("rvs_worker_icmp_echo_replies_total", "ICMP echo replies built.", |w| w.icmp_echo_replies),
+        ("rvs_worker_icmp_errors_sent_total", "ICMP errors built (time exceeded, fragmentation needed).", |w| {
+            w.icmp_errors_sent
+        }),
+        ("rvs_worker_icmp_errors_translated_total", "ICMP errors about a flow translated and forwarded.", |w| {
+            w.icmp_errors_translated
+        }),
+        ("rvs_worker_toa_skipped_total", "Full-NAT TCP packets with no room for the TOA option.", |w| w.toa_skipped),
+    ];
+    for (name, help, get) in worker_counters {
+        out.family(name, Kind::Counter, help, st.workers.iter().map(|w| (worker_label(w.index), Value::Int(get(w)))));
+    }
+    out.family(
+        "rvs_worker_connections",
+        Kind::Gauge,
+        "Connections in the worker's table.",
+        st.workers.iter().map(|w| (worker_label(w.index), Value::Int(w.conns))),
+    );
+    let worker_rates: [Field<rates::WorkerRates>; 5] = [
+        ("rvs_worker_rate_rx_pps", "Frames received per second (IPVS-style 2 s estimate).", |r| r.rx_pps),
+        ("rvs_worker_rate_tx_pps", "Frames sent per second (IPVS-style 2 s estimate).", |r| r.tx_pps),
+        ("rvs_worker_rate_rx_bps", "Bytes received per second (IPVS-style 2 s estimate).", |r| r.rx_bps),
+        ("rvs_worker_rate_tx_bps", "Bytes sent per second (IPVS-style 2 s estimate).", |r| r.tx_bps),
+        ("rvs_worker_rate_cps", "Connections created per second (IPVS-style 2 s estimate).", |r| r.cps),
+    ];
+    for (name, help, get) in worker_rates {
+        out.family(name, Kind::Gauge, help, est.workers.iter().map(|r| (worker_label(r.index), Value::Int(get(r)))));
+    }
+    let per_worker: Vec<(Labels, LatencySummary)> =
+        est.workers.iter().map(|r| (worker_label(r.index), r.burst_latency)).collect();
+    out.summary(
+        "rvs_worker_burst_latency_seconds",
+        "Time a worker's poll took to process a received burst (quantiles over the last minute).",
+        &per_worker,
+    );
+    if input.burst_latency.count > 0 || !est.workers.is_empty() {
+        out.summary(
+            "rvs_burst_latency_seconds",
+            "Time a poll took to process a received burst, all workers merged (quantiles over the last minute).",
+            &[(vec![], input.burst_latency)],
+        );
+    }
+
+    // Drops.
+    out.family(
+        "rvs_drops_total",
+        Kind::Counter,
+        "Packets the workers dropped, by reason (rvs_drop_reason_info explains each reason).",
+        st.drops.iter().map(|(reason, n)| (vec![("reason", reason.clone())], Value::Int(*n))),
+    );
+    out.family(
+        "rvs_drop_reason_info",
+        Kind::Gauge,
+        "What each drop reason means; always 1.",
+        DropReason::ALL
+            .iter()
+            .map(|r| (vec![("reason", r.name().to_string()), ("help", r.help().to_string())], Value::Int(1))),
+    );
+
+    // Services and servers.
+    let svc_labels = |s: &crate::status::ServiceStatus| -> Labels {
+        vec![("protocol", s.protocol.clone()), ("vip", s.address.clone()), ("port", s.port.to_string())]
+    };
+    let services: Vec<TrafficItem> = st
+        .services
+        .iter()
+        .map(|s| {
+            let rates = est.service(&s.protocol, &s.address, s.port).map(|r| r.rates).unwrap_or_default();
+            (svc_labels(s), s.stats, rates)
+        })
+        .collect();
+    let servers: Vec<TrafficItem> = st
+        .services
+        .iter()
+        .flat_map(|s| {
+            let svc_rates = est.service(&s.protocol, &s.address, s.port);
+            s.servers.iter().map(move |r| {
+                let mut l = svc_labels(s);
+                l.push(("server", format!("{}:{}", r.address, r.port)));
+                let rates = svc_rates.and_then(|x| x.server(&r.address, r.port)).map(|x| x.rates).unwrap_or_default();
+                (l, r.stats, rates)
+            })
+        })
+        .collect();
+    out.family(
+        "rvs_service_info",
+        Kind::Gauge,
+        "A virtual service and its scheduler; always 1.",
+        st.services.iter().map(|s| {
+            let mut l = svc_labels(s);
+            l.push(("scheduler", s.scheduler.clone()));
+            (l, Value::Int(1))
+        }),
+    );
+    traffic_families(&mut out, "rvs_service", "virtual service", &services);
+    out.family(
+        "rvs_server_info",
+        Kind::Gauge,
+        "A real server and its forwarding mode; always 1.",
+        st.services.iter().flat_map(|s| {
+            s.servers.iter().map(move |r| {
+                let mut l = svc_labels(s);
+                l.push(("server", format!("{}:{}", r.address, r.port)));
+                l.push(("forward", r.forward.clone()));
+                (l, Value::Int(1))
+            })
+        }),
+    );
+    let server_gauges = st.services.iter().flat_map(|s| {
+        s.servers.iter().map(move |r| {
+            let mut l = svc_labels(s);
+            l.push(("server", format!("{}:{}", r.address, r.port)));
+            (l, r.weight, r.overloaded)
+        })
+    });
+    out.family(
+        "rvs_server_weight",
+        Kind::Gauge,
+        "The real server's scheduling weight (0: quiescent).",
+        server_gauges.clone().map(|(l, w, _)| (l, Value::Int(u64::from(w)))),
+    );
+    out.family(
+        "rvs_server_overloaded",
+        Kind::Gauge,
+        "1 when the real server is over its upper connection threshold.",
+        server_gauges.map(|(l, _, o)| (l, Value::Int(u64::from(o)))),
+    );
+    traffic_families(&mut out, "rvs_server", "real server", &servers);
+    out.text
+}
+
+/// The counters and rate gauges of services or servers, under `prefix`.
+fn traffic_families(out: &mut Out, prefix: &str, what: &str, items: &[TrafficItem]) {
+    let counters: [TrafficField; 7] = [
+        ("connections_total", Kind::Counter, "Connections scheduled to the", |t| t.conns),
+        ("active_connections", Kind::Gauge, "Active connections (TCP established or opening) of the", |t| {
+            t.active_conns
+        }),
+        ("inactive_connections", Kind::Gauge, "Inactive connections (other TCP states, UDP) of the", |t| {
+            t.inactive_conns
+        }),
+        ("in_packets_total", Kind::Counter, "Packets client to server through the", |t| t.in_packets),
+        ("out_packets_total", Kind::Counter, "Packets server to client through the", |t| t.out_packets),
+        ("in_bytes_total", Kind::Counter, "Bytes client to server through the", |t| t.in_bytes),
+        ("out_bytes_total", Kind::Counter, "Bytes server to client through the", |t| t.out_bytes),
+    ];
+    for (suffix, kind, help, get) in counters {
+        out.family(
+            &format!("{prefix}_{suffix}"),
+            kind,
+            &format!("{help} {what}."),
+            items.iter().map(|(l, t, _)| (l.clone(), Value::Int(get(t)))),
+        );
+    }
+    let gauges: [Field<Rates>; 5] = [
+        ("rate_cps", "New connections per second", |r| r.cps),
+        ("rate_in_pps", "Packets per second client to server", |r| r.in_pps),
+        ("rate_out_pps", "Packets per second server to client", |r| r.out_pps),
+        ("rate_in_bps", "Bytes (not bits) per second client to server", |r| r.in_bps),
+        ("rate_out_bps", "Bytes (not bits) per second server to client", |r| r.out_bps),
+    ];
+    for (suffix, help, get) in gauges {
+        out.family(
+            &format!("{prefix}_{suffix}"),
+            Kind::Gauge,
+            &format!("{help} of the {what} (IPVS-style 2 s estimate)."),
+            items.iter().map(|(l, _, r)| (l.clone(), Value::Int(get(r)))),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -37,7 +37,7 @@ use std::time::Instant;
 use anyhow::{bail, Context};
 use rvs_dataplane::idle::IdlePolicy;
 use rvs_dataplane::lb::{LbConfig, LbEngine, DEFAULT_MTU};
-use rvs_dataplane::mesh::Mesh;
+use rvs_dataplane::mesh::MeshLinks;
 use rvs_dataplane::control::control_link;
 use rvs_dataplane::service::SharedServices;
 use rvs_dataplane::l2l3::neigh::{NeighConfig, NeighSync};
@@ -331,7 +331,7 @@ pub fn run(config: &Config, text: &str, path: &Path) -> anyhow::Result<()> {
     let mut handles = Vec::with_capacity(workers);
     let mut built = Vec::with_capacity(workers);
     let mut meshes = if workers > 1 { NeighSync::mesh(workers, NEIGH_SYNC_CAPACITY) } else { vec![NeighSync::none()] };
-    let mut redirects = Mesh::build(workers, REDIRECT_CAPACITY).into_iter();
+    let mut redirects = MeshLinks::mesh(workers, REDIRECT_CAPACITY).into_iter();
     for (index, sync) in meshes.drain(..).enumerate() {
         let wc = worker_config(config, index, &macs);
         let queue_id = u16::try_from(index).context("too many workers")?;

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use arrayvec::ArrayVec;
 use crossbeam_queue::ArrayQueue;
 
-/// One worker's ends of a [`Mesh`]: an outbox to every other worker, indexed by the
+/// One worker's ends of a mesh ([`MeshLinks::mesh`]): an outbox to every other worker, indexed by the
 /// destination worker, and an inbox from every other worker.
 #[derive(Debug)]
 pub struct MeshLinks<T> {
@@ -21,14 +21,10 @@ pub struct MeshLinks<T> {
     inboxes: Vec<Arc<ArrayQueue<T>>>,
 }
 
-/// Builds meshes.
-#[derive(Debug)]
-pub struct Mesh;
-
-impl Mesh {
+impl<T> MeshLinks<T> {
     /// The mesh for `workers` workers, `capacity` items per (from, to) queue; element `i`
     /// of the result belongs to worker `i`.
-    pub fn build<T>(workers: usize, capacity: usize) -> Vec<MeshLinks<T>> {
+    pub fn mesh(workers: usize, capacity: usize) -> Vec<MeshLinks<T>> {
         let mut all: Vec<MeshLinks<T>> = (0..workers)
             .map(|me| MeshLinks { me, outboxes: (0..workers).map(|_| None).collect(), inboxes: Vec::new() })
             .collect();
@@ -43,9 +39,12 @@ impl Mesh {
         }
         all
     }
-}
 
-impl<T> MeshLinks<T> {
+    /// Number of other workers this one sends to.
+    pub fn peers(&self) -> usize {
+        self.outboxes.iter().flatten().count()
+    }
+
     /// Links for a lone worker (no peers).
     pub fn none() -> Self {
         MeshLinks { me: 0, outboxes: vec![None], inboxes: Vec::new() }
@@ -107,7 +106,7 @@ mod tests {
 
     #[test]
     fn items_reach_the_addressed_worker_only() {
-        let links = Mesh::build::<u32>(3, 2);
+        let links = MeshLinks::<u32>::mesh(3, 2);
         assert!(links[0].send(2, 7).is_ok());
         assert!(links[1].send(2, 8).is_ok());
         assert_eq!(links[0].send(0, 1), Err(1), "no queue to oneself");
@@ -127,5 +126,6 @@ mod tests {
         links[0].recv(&mut small);
         assert_eq!(small.len(), 1, "recv stops when the output is full");
         assert_eq!(MeshLinks::<u32>::none().workers(), 1);
+        assert_eq!((MeshLinks::<u32>::none().peers(), links[0].peers()), (0, 2));
     }
 }

@@ -511,7 +511,7 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
     }
 
     /// Gives the worker its L4 load-balancing engine and its ends of the redirect mesh
-    /// ([`crate::mesh::Mesh::build`]`(count, ..)[index]`; [`MeshLinks::none`] for one
+    /// ([`MeshLinks::mesh`]`(count, ..)[index]`; [`MeshLinks::none`] for one
     /// worker). Without an engine, TCP/UDP to our addresses is dropped as `l4_no_service`.
     pub fn with_lb(mut self, lb: LbEngine, redirect: MeshLinks<Redirected<Q::Buf>>) -> Self {
         self.lb = Some(lb);
@@ -795,7 +795,7 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
             self.tx.enqueue_to(learned.port, mac, b);
         }
         if publish {
-            let lost = self.sync.publish(NeighUpdate { ip, mac, port });
+            let lost = self.sync.broadcast(NeighUpdate { ip, mac, port });
             self.tx.counters.neigh_updates_lost.add(lost);
         }
     }

@@ -35,13 +35,12 @@
 
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use arrayvec::ArrayVec;
-use crossbeam_queue::ArrayQueue;
 
 use super::{IpHasherBuilder, PortId};
+use crate::mesh::MeshLinks;
 use crate::stats::DropReason;
 use crate::wire::MacAddr;
 
@@ -398,68 +397,10 @@ impl<B> NeighbourTable<B> {
     }
 }
 
-/// One worker's ends of the neighbour-sync mesh: an outbox to every peer and an inbox
-/// from every peer. See the module docs.
-#[derive(Debug, Default)]
-pub struct NeighSync {
-    outboxes: Vec<Arc<ArrayQueue<NeighUpdate>>>,
-    inboxes: Vec<Arc<ArrayQueue<NeighUpdate>>>,
-}
-
-impl NeighSync {
-    /// No peers (a single worker).
-    pub fn none() -> Self {
-        Self::default()
-    }
-
-    /// The full mesh for `workers` workers: element `i` goes to worker `i`. Each (from,
-    /// to) pair gets its own queue of `capacity` updates.
-    pub fn mesh(workers: usize, capacity: usize) -> Vec<NeighSync> {
-        let mut all: Vec<NeighSync> = (0..workers).map(|_| NeighSync::none()).collect();
-        for from in 0..workers {
-            for to in 0..workers {
-                if from != to {
-                    let q = Arc::new(ArrayQueue::new(capacity.max(1)));
-                    all[from].outboxes.push(Arc::clone(&q));
-                    all[to].inboxes.push(q);
-                }
-            }
-        }
-        all
-    }
-
-    /// Number of peers this worker publishes to.
-    pub fn peers(&self) -> usize {
-        self.outboxes.len()
-    }
-
-    /// Sends `update` to every peer; returns how many peers' inboxes were full.
-    #[inline]
-    pub fn publish(&self, update: NeighUpdate) -> u64 {
-        self.outboxes.iter().map(|q| u64::from(q.push(update).is_err())).sum()
-    }
-
-    /// Moves waiting updates from this worker's inboxes into `out` until it is full or
-    /// the inboxes are empty, taking from each peer in turn so that no peer starves the
-    /// others. Called once per loop pass; what does not fit waits for the next pass.
-    #[inline]
-    pub fn recv<const N: usize>(&self, out: &mut ArrayVec<NeighUpdate, N>) {
-        loop {
-            let before = out.len();
-            for q in &self.inboxes {
-                if out.is_full() {
-                    return;
-                }
-                if let Some(u) = q.pop() {
-                    out.push(u);
-                }
-            }
-            if out.len() == before {
-                return;
-            }
-        }
-    }
-}
+/// One worker's ends of the neighbour-sync mesh ([`MeshLinks::mesh`]`(workers, capacity)`,
+/// or [`MeshLinks::none`] for a single worker): it broadcasts what it learns to every peer
+/// and drains what the peers learned. See the module docs.
+pub type NeighSync = MeshLinks<NeighUpdate>;
 
 #[cfg(test)]
 mod tests {
@@ -557,15 +498,15 @@ mod tests {
         let m = NeighSync::mesh(3, 2);
         let u = NeighUpdate { ip: ip(1), mac: MAC_A, port: PortId(0) };
         assert_eq!(m[0].peers(), 2);
-        assert_eq!(m[0].publish(u), 0);
+        assert_eq!(m[0].broadcast(u), 0);
         for (i, s) in m.iter().enumerate() {
             let mut got = ArrayVec::<NeighUpdate, 4>::new();
             s.recv(&mut got);
             let expected: &[NeighUpdate] = if i == 0 { &[] } else { &[u] };
             assert_eq!(got.as_slice(), expected);
         }
-        m[1].publish(u);
-        m[1].publish(u);
-        assert_eq!(m[1].publish(u), 2, "both peers' inboxes from worker 1 are full");
+        m[1].broadcast(u);
+        m[1].broadcast(u);
+        assert_eq!(m[1].broadcast(u), 2, "both peers' inboxes from worker 1 are full");
     }
 }

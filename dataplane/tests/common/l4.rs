@@ -10,7 +10,7 @@ use std::sync::Arc;
 use rvs_dataplane::conn::Timeouts;
 use rvs_dataplane::l2l3::neigh::NeighSync;
 use rvs_dataplane::lb::{LbConfig, LbEngine};
-use rvs_dataplane::mesh::{Mesh, MeshLinks};
+use rvs_dataplane::mesh::MeshLinks;
 use rvs_dataplane::sched::{PersistTable, SchedParams, SchedShared};
 use rvs_dataplane::service::{
     share, ForwardMode, L4Proto, RealServer, SchedulerKind, ServerStats, ServerStatsSnapshot, Service, ServiceKey,
@@ -147,7 +147,7 @@ pub fn lb_workers(shared: &SharedServices, n: usize, opts: &LbOpts) -> Vec<MemWo
     let (syncs, links) = if n == 1 {
         (vec![NeighSync::none()], vec![MeshLinks::none()])
     } else {
-        (NeighSync::mesh(n, 64), Mesh::build(n, 64))
+        (NeighSync::mesh(n, 64), MeshLinks::mesh(n, 64))
     };
     syncs
         .into_iter()

@@ -264,6 +264,7 @@ const CONTROL_QUEUE: usize = 16;
 /// SIGTERM or SIGINT. Returns after an orderly shutdown, or with an error (already
 /// cleaned up after) if start-up failed.
 pub fn run(config: &Config, text: &str, path: &Path) -> anyhow::Result<()> {
+    warn_unimplemented(config);
     let token = match &config.api.token_file {
         Some(p) => Some(api::read_token(p)?),
         None => None,
@@ -487,6 +488,20 @@ pub fn reload(state: &AppState, path: &Path) {
             tracing::info!(generation = running.generation(), changes = changes.len(), "reload applied");
         }
         Err(e) => tracing::error!("reload refused, nothing changed: {e}"),
+    }
+}
+
+/// Says which validated sections this version does not act on yet, so an operator does
+/// not believe a server is health-checked or a standby is synchronised.
+fn warn_unimplemented(config: &Config) {
+    for s in config.services.iter().filter(|s| s.health.is_some()) {
+        tracing::warn!(
+            service = %format!("{} {}:{}", s.protocol, s.address, s.port),
+            "[service.health] is validated but health checking is not implemented yet: servers are never taken out"
+        );
+    }
+    if config.ha.is_some() {
+        tracing::warn!("[ha] is validated but HA (VRRP, connection sync) is not implemented yet: this node runs alone");
     }
 }
 

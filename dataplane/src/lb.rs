@@ -10,7 +10,10 @@
 //!   checksum, not a fragment, sane source) carrying TCP or UDP, and returns a
 //!   [`Verdict`]: route it (to a server or back to a client), redirect it to the worker
 //!   that owns its flow, or drop it with a reason. [`LbEngine::handle_icmp_error`] does
-//!   the same for ICMP errors about a flow.
+//!   the same for ICMP errors about a flow. The worker calls [`LbEngine::handle_view`]
+//!   with the [`L4View`] it built during its own checks and the destination's
+//!   [`AddrKind`]: from there on nothing parses the packet again — TTL and the rewrites
+//!   use the view's layout (`ttl::forward_with`, `nat::inbound_with`, ...).
 //! * Ownership is a pure function of the packet (DESIGN.md): client → VIP packets and NAT
 //!   replies belong to `client_owner(client, client port)`; Full-NAT replies to
 //!   `lport_owner(local port)`. A packet that arrives at another worker (RSS put it on
@@ -51,11 +54,13 @@ use crate::l2l3::{AddrKind, AddressBook, RouteTable, Verdict};
 use crate::sched::{new_scheduler, SchedInput, Scheduler};
 use crate::service::{ForwardMode, L4Proto, ServiceKey, ServiceTable, SharedServices};
 use crate::stats::{DropReason, WorkerCounters};
-use crate::wire::{EthernetFrame, Ipv4Packet, TcpFlags, TcpPacket, UdpPacket, IPPROTO_TCP, IPPROTO_UDP};
+use crate::view::L4View;
+use crate::wire::{EthernetFrame, Ipv4Packet};
 use crate::xmit::icmp_err::{self, IcmpErrError};
+use crate::xmit::l4::Layout;
 use crate::xmit::ttl::{self, TtlVerdict};
 use crate::xmit::tunnel::{self, TunnelError};
-use crate::xmit::{dr, fullnat, nat, Endpoint, XmitError};
+use crate::xmit::{fullnat, nat, Endpoint, XmitError};
 
 /// How often the connection table's timers are advanced (the wheel's own granularity
 /// bounds the precision; this only keeps the walk off most polls).
@@ -100,56 +105,7 @@ pub struct LbEnv<'a> {
     pub counters: &'a WorkerCounters,
 }
 
-/// The L4 facts of a packet the engine acts on.
-#[derive(Debug, Clone, Copy)]
-struct Flow {
-    proto: L4Proto,
-    src: Ipv4Addr,
-    sport: u16,
-    dst: Ipv4Addr,
-    dport: u16,
-    /// TCP flags; `None` for UDP.
-    flags: Option<TcpFlags>,
-    /// IPv4 total length, for the byte counters.
-    len: u64,
-}
-
-impl Flow {
-    fn key(&self) -> FlowKey {
-        FlowKey { proto: self.proto, src: self.src, sport: self.sport, dst: self.dst, dport: self.dport }
-    }
-    /// A TCP SYN without ACK: the only TCP segment that may open a connection.
-    fn is_syn(&self) -> bool {
-        self.flags.is_some_and(|f| f.syn() && !f.ack() && !f.rst())
-    }
-}
-
 const ETH_LEN: usize = EthernetFrame::<&[u8]>::HEADER_LEN;
-
-/// Reads the L4 facts of a frame holding IPv4 + TCP/UDP.
-fn parse_flow(frame: &[u8]) -> Result<Flow, DropReason> {
-    let ip = frame.get(ETH_LEN..).and_then(|b| Ipv4Packet::new_checked(b).ok()).ok_or(DropReason::IpTruncated)?;
-    let (src, dst, len) = (ip.src_addr(), ip.dst_addr(), u64::from(ip.total_len()));
-    match ip.protocol() {
-        IPPROTO_TCP => {
-            let tcp = TcpPacket::new_checked(ip.payload()).map_err(|_| DropReason::L4Malformed)?;
-            Ok(Flow {
-                proto: L4Proto::Tcp,
-                src,
-                sport: tcp.src_port(),
-                dst,
-                dport: tcp.dst_port(),
-                flags: Some(tcp.flags()),
-                len,
-            })
-        }
-        IPPROTO_UDP => {
-            let udp = UdpPacket::new_checked(ip.payload()).map_err(|_| DropReason::L4Malformed)?;
-            Ok(Flow { proto: L4Proto::Udp, src, sport: udp.src_port(), dst, dport: udp.dst_port(), flags: None, len })
-        }
-        _ => Err(DropReason::IpUnknownProtocol),
-    }
-}
 
 /// One worker's load-balancing state. See the module docs.
 pub struct LbEngine {
@@ -267,36 +223,53 @@ impl LbEngine {
     }
 
     /// Handles a TCP or UDP packet (see the module docs); may rewrite `buf` in place.
+    /// Parses the frame and looks its destination up in `env.addrs`; a worker that has
+    /// done both calls [`LbEngine::handle_view`].
     pub fn handle<B: PacketBuf>(&mut self, buf: &mut B, env: &LbEnv<'_>, now: u64) -> Verdict {
-        let flow = match parse_flow(buf.data()) {
-            Ok(f) => f,
+        let view = match L4View::parse(buf.data()) {
+            Ok(v) => v,
             Err(r) => return Verdict::Drop(r),
         };
-        match env.addrs.get(flow.dst).map(|o| o.kind) {
-            Some(AddrKind::Vip) => self.inbound(&flow, buf, env, now),
+        let dst = env.addrs.get(view.dst).map(|o| o.kind);
+        self.handle_view(buf, &view, dst, env, now)
+    }
+
+    /// [`LbEngine::handle`] of a frame already parsed into `view` (from this very `buf`),
+    /// whose destination is `dst` in `env.addrs` (`None`: not ours).
+    #[inline]
+    pub fn handle_view<B: PacketBuf>(
+        &mut self,
+        buf: &mut B,
+        view: &L4View,
+        dst: Option<AddrKind>,
+        env: &LbEnv<'_>,
+        now: u64,
+    ) -> Verdict {
+        match dst {
+            Some(AddrKind::Vip) => self.inbound(view, buf, env, now),
             Some(AddrKind::Local) => {
-                let owner = lport_owner(flow.dport, self.workers);
+                let owner = lport_owner(view.dport, self.workers);
                 if owner != self.worker {
                     return Verdict::Redirect { worker: owner };
                 }
-                self.reply(&flow, buf, env, now, DropReason::ReplyNoConn)
+                self.reply(view, true, buf, env, now, DropReason::ReplyNoConn)
             }
             Some(AddrKind::Port) => Verdict::Drop(DropReason::L4NoService),
             None => {
                 // Not ours: the only such packets rvs forwards are NAT replies, from a real
                 // server to a client, owned like the client's own packets.
-                let owner = client_owner(flow.dst, flow.dport, self.workers);
+                let owner = client_owner(view.dst, view.dport, self.workers);
                 if owner != self.worker {
                     return Verdict::Redirect { worker: owner };
                 }
-                self.reply(&flow, buf, env, now, DropReason::IpNotForUs)
+                self.reply(view, false, buf, env, now, DropReason::IpNotForUs)
             }
         }
     }
 
     /// A client → VIP packet: its connection's, or a new connection's for the service
     /// at the destination.
-    fn inbound<B: PacketBuf>(&mut self, flow: &Flow, buf: &mut B, env: &LbEnv<'_>, now: u64) -> Verdict {
+    fn inbound<B: PacketBuf>(&mut self, flow: &L4View, buf: &mut B, env: &LbEnv<'_>, now: u64) -> Verdict {
         let owner = client_owner(flow.src, flow.sport, self.workers);
         if owner != self.worker {
             return Verdict::Redirect { worker: owner };
@@ -307,7 +280,7 @@ impl LbEngine {
             // client using a VIP as its source could cause it; treat it as unknown.
             Some((_, Direction::Reply)) => return Verdict::Drop(DropReason::ReplyNoConn),
             None => {
-                let key = ServiceKey { proto: flow.proto, vip: flow.dst, port: flow.dport };
+                let key = ServiceKey { proto: flow.proto(), vip: flow.dst, port: flow.dport };
                 let Some((svc, _)) = self.snap.lookup(key) else { return Verdict::Drop(DropReason::L4NoService) };
                 match self.new_conn(svc, flow, env, now) {
                     Ok(id) => id,
@@ -319,33 +292,34 @@ impl LbEngine {
             return Verdict::Drop(reason);
         }
         let c = *self.conns.get(id);
-        if let Some(v) = self.ttl(buf, env, c.vip) {
+        if let Some(v) = self.ttl(buf, flow.layout(), env, || c.vip) {
             return v;
         }
         let server = Endpoint::new(c.server, c.sport);
         let Some(hop) = env.routes.lookup(c.server) else { return Verdict::Drop(DropReason::NoRoute) };
         let to_server = Verdict::Route { port: hop.port, next_hop: hop.neighbour(c.server) };
-        let done = match c.forward {
-            ForwardMode::Dr => dr::inbound(buf),
-            ForwardMode::Nat => nat::inbound(buf, server),
+        let done: Result<(), XmitError> = match c.forward {
+            // The view already holds what `dr::inbound` checks (IPv4 in Ethernet II).
+            ForwardMode::Dr => Ok(()),
+            ForwardMode::Nat => {
+                nat::inbound_with(buf, flow.layout(), server);
+                Ok(())
+            }
             ForwardMode::FullNat => {
-                let toa = (c.flags.contains(ConnFlags::TOA_PENDING) && flow.proto == L4Proto::Tcp)
+                let toa = (c.flags.contains(ConnFlags::TOA_PENDING) && flow.proto() == L4Proto::Tcp)
                     .then_some(Endpoint::new(c.client, c.cport));
-                match fullnat::inbound(buf, Endpoint::new(c.local, c.lport), server, toa, self.mtu(hop.port.index())) {
-                    Ok(r) => {
-                        if r.toa_skipped.is_some() {
-                            env.counters.toa_skipped.inc();
-                        }
-                        // The TOA rides on the SYN and on the packet that completes the
-                        // handshake (the server's TOA module reads it there, as with DPVS);
-                        // after the first non-SYN segment it is no longer needed.
-                        if !flow.flags.is_some_and(|f| f.syn()) {
-                            self.conns.get_mut(id).flags.remove(ConnFlags::TOA_PENDING);
-                        }
-                        Ok(())
-                    }
-                    Err(e) => Err(e),
+                let local = Endpoint::new(c.local, c.lport);
+                let r = fullnat::inbound_with(buf, flow.layout(), local, server, toa, self.mtu(hop.port.index()));
+                if r.toa_skipped.is_some() {
+                    env.counters.toa_skipped.inc();
                 }
+                // The TOA rides on the SYN and on the packet that completes the
+                // handshake (the server's TOA module reads it there, as with DPVS);
+                // after the first non-SYN segment it is no longer needed.
+                if toa.is_some() && !flow.flags.is_some_and(|f| f.syn()) {
+                    self.conns.get_mut(id).flags.remove(ConnFlags::TOA_PENDING);
+                }
+                Ok(())
             }
             ForwardMode::Tunnel => {
                 let outer_src = env.port_addrs.get(hop.port.index()).copied().unwrap_or(Ipv4Addr::UNSPECIFIED);
@@ -373,8 +347,8 @@ impl LbEngine {
     }
 
     /// Schedules and records a new connection for `flow` on service `svc`.
-    fn new_conn(&mut self, svc_idx: u32, flow: &Flow, env: &LbEnv<'_>, now: u64) -> Result<ConnId, DropReason> {
-        if flow.proto == L4Proto::Tcp && !flow.is_syn() {
+    fn new_conn(&mut self, svc_idx: u32, flow: &L4View, env: &LbEnv<'_>, now: u64) -> Result<ConnId, DropReason> {
+        if flow.proto() == L4Proto::Tcp && !flow.is_syn() {
             return Err(DropReason::TcpNoConn);
         }
         let snap = Arc::clone(&self.snap);
@@ -411,7 +385,7 @@ impl LbEngine {
         let mut conn = Conn::new(flow.key(), server.forward, server.addr, server.port)
             .with_local(local, lport)
             .with_service(service_id, server_id);
-        if server.forward == ForwardMode::FullNat && flow.proto == L4Proto::Tcp {
+        if server.forward == ForwardMode::FullNat && flow.proto() == L4Proto::Tcp {
             conn.flags.insert(ConnFlags::TOA_PENDING);
         }
         let active = conn.state.is_active();
@@ -435,9 +409,17 @@ impl LbEngine {
         }
     }
 
-    /// A server → client (NAT) or server → local address (Full-NAT) packet; `miss` is the
-    /// drop reason when no connection matches.
-    fn reply<B: PacketBuf>(&mut self, flow: &Flow, buf: &mut B, env: &LbEnv<'_>, now: u64, miss: DropReason) -> Verdict {
+    /// A server → client (NAT) or server → local address (Full-NAT, `to_us`) packet;
+    /// `miss` is the drop reason when no connection matches.
+    fn reply<B: PacketBuf>(
+        &mut self,
+        flow: &L4View,
+        to_us: bool,
+        buf: &mut B,
+        env: &LbEnv<'_>,
+        now: u64,
+        miss: DropReason,
+    ) -> Verdict {
         let id = match self.conns.lookup(&flow.key()) {
             Some((id, Direction::Reply)) => id,
             _ => return Verdict::Drop(miss),
@@ -450,29 +432,31 @@ impl LbEngine {
         // address it sent to (Full-NAT), or, for a NAT reply addressed to the client, our
         // port address on the server's side, as a router's would (RFC 1812 §4.3.2.4) —
         // never the client's address.
-        let our_addr = if env.addrs.is_ours(flow.dst) {
-            flow.dst
-        } else {
-            env.routes.lookup(flow.src).and_then(|h| env.port_addrs.get(h.port.index()).copied()).unwrap_or(c.vip)
+        let our_addr = || {
+            if to_us {
+                flow.dst
+            } else {
+                env.routes.lookup(flow.src).and_then(|h| env.port_addrs.get(h.port.index()).copied()).unwrap_or(c.vip)
+            }
         };
-        if let Some(v) = self.ttl(buf, env, our_addr) {
+        if let Some(v) = self.ttl(buf, flow.layout(), env, our_addr) {
             return v;
         }
         let vip = Endpoint::new(c.vip, c.vport);
-        let done = match c.forward {
-            ForwardMode::Nat => nat::outbound(buf, vip),
+        match c.forward {
+            ForwardMode::Nat => nat::outbound_with(buf, flow.layout(), vip),
             ForwardMode::FullNat => {
-                let clamp = (flow.proto == L4Proto::Tcp).then_some(u16::MAX);
-                fullnat::outbound(buf, vip, Endpoint::new(c.client, c.cport), clamp)
+                // Only a SYN-ACK's MSS is clamped (see `fullnat`); other segments skip the
+                // option walk.
+                let syn_ack = flow.flags.is_some_and(|f| f.syn() && f.ack());
+                let clamp = syn_ack.then_some(u16::MAX);
+                fullnat::outbound_with(buf, flow.layout(), vip, Endpoint::new(c.client, c.cport), clamp)
             }
             // DR and IPIP connections index no reply key (their servers answer clients
             // directly), so no lookup lands here; kept total rather than panicking.
-            ForwardMode::Dr | ForwardMode::Tunnel => Ok(()),
-        };
-        match done {
-            Ok(()) => self.route_to(env, c.client),
-            Err(e) => Verdict::Drop(xmit_drop_reason(e)),
+            ForwardMode::Dr | ForwardMode::Tunnel => {}
         }
+        self.route_to(env, c.client)
     }
 
     /// Handles an ICMP error about a flow (from a server about a packet we sent it, or
@@ -499,7 +483,7 @@ impl LbEngine {
         let Some((id, dir)) = self.conns.lookup(&key) else { return Verdict::Drop(DropReason::IcmpUnhandled) };
         let c = *self.conns.get(id);
         let ip_src = buf.data().get(ETH_LEN..).and_then(|b| Ipv4Packet::new_checked(b).ok()).map(|ip| ip.src_addr());
-        if let Some(v) = self.ttl(buf, env, ip_src.unwrap_or(c.vip)) {
+        if let Some(v) = self.ttl_checked(buf, env, ip_src.unwrap_or(c.vip)) {
             return v;
         }
         let (client, vip) = (Endpoint::new(c.client, c.cport), Endpoint::new(c.vip, c.vport));
@@ -551,10 +535,41 @@ impl LbEngine {
         Verdict::Route { port: hop.port, next_hop: hop.neighbour(c.server) }
     }
 
-    /// Decrements the TTL; `Some(verdict)` when the packet must not be forwarded (TTL
-    /// expired → ICMP time exceeded from `our_addr` back to the sender).
-    fn ttl<B: PacketBuf>(&self, buf: &mut B, env: &LbEnv<'_>, our_addr: Ipv4Addr) -> Option<Verdict> {
+    /// Decrements the TTL of a frame parsed into `layout`; `Some(verdict)` when the
+    /// packet must not be forwarded (TTL expired → ICMP time exceeded from `our_addr()`
+    /// back to the sender; `our_addr` is only called then).
+    #[inline]
+    fn ttl<B: PacketBuf>(
+        &self,
+        buf: &mut B,
+        layout: &Layout,
+        env: &LbEnv<'_>,
+        our_addr: impl FnOnce() -> Ipv4Addr,
+    ) -> Option<Verdict> {
+        match ttl::forward_with(buf, layout) {
+            TtlVerdict::Forward => None,
+            v => self.ttl_not_forwarded(v, buf, env, our_addr()),
+        }
+    }
+
+    /// [`Self::ttl`] for a frame not parsed beforehand (ICMP errors).
+    fn ttl_checked<B: PacketBuf>(&self, buf: &mut B, env: &LbEnv<'_>, our_addr: Ipv4Addr) -> Option<Verdict> {
         match ttl::forward(buf) {
+            TtlVerdict::Forward => None,
+            v => self.ttl_not_forwarded(v, buf, env, our_addr),
+        }
+    }
+
+    /// The verdict for a packet `ttl::forward` refused.
+    #[cold]
+    fn ttl_not_forwarded<B: PacketBuf>(
+        &self,
+        v: TtlVerdict,
+        buf: &mut B,
+        env: &LbEnv<'_>,
+        our_addr: Ipv4Addr,
+    ) -> Option<Verdict> {
+        match v {
             TtlVerdict::Forward => None,
             TtlVerdict::Malformed(_) => Some(Verdict::Drop(DropReason::IpTruncated)),
             TtlVerdict::Expired => {
@@ -585,12 +600,13 @@ impl LbEngine {
     /// of its server and service, found by id in the current snapshot. A connection whose
     /// server is gone is removed here when `expire_nodest_conn` is set (the error is the
     /// packet's drop reason).
-    fn account(&mut self, id: ConnId, dir: Direction, flow: &Flow, now: u64) -> Result<(), DropReason> {
+    fn account(&mut self, id: ConnId, dir: Direction, flow: &L4View, now: u64) -> Result<(), DropReason> {
         let (service_id, server_id) = {
             let c = self.conns.get(id);
             (c.service_id, c.server_id)
         };
-        let snap = Arc::clone(&self.snap);
+        // A borrow of the field, not an `Arc` clone: no atomic increment per packet.
+        let snap = &*self.snap;
         let server = snap.by_server_id(server_id).map(|(_, r)| r);
         if server.is_none() && snap.settings().expire_nodest_conn {
             let c = self.conns.remove(id);
@@ -605,13 +621,13 @@ impl LbEngine {
         let change = self.conns.on_packet(id, dir, flow.flags, now);
         let inbound = dir == Direction::Inbound;
         if let Some(server) = server {
-            server.stats.packet(self.worker, inbound, flow.len);
+            server.stats.packet(self.worker, inbound, flow.ip_total_len());
             if let Some(active) = change.active_move() {
                 server.stats.conn_moved(self.worker, active);
             }
         }
         if let Some(svc) = snap.by_service_id(service_id) {
-            svc.stats.packet(self.worker, inbound, flow.len);
+            svc.stats.packet(self.worker, inbound, flow.ip_total_len());
             if let Some(active) = change.active_move() {
                 svc.stats.conn_moved(self.worker, active);
             }

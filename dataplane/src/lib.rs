@@ -12,6 +12,8 @@
 //!   the ownership rules (which worker owns a packet; Full-NAT local ports).
 //! * [`xmit`]: the rewrites of each forwarding mode (DR, NAT, Full-NAT with TOA, IPIP),
 //!   ICMP error generation and translation, TTL handling.
+//! * [`view`]: the parsed view of a TCP/UDP frame, carried from the worker's checks
+//!   through the L4 path so that a packet is parsed once.
 //! * [`lb`]: one worker's L4 path tying those together.
 //! * [`control`]: typed control → worker requests (connection listings).
 //! * [`mesh`]: single-producer queues between workers (redirects to a flow's owner).
@@ -30,6 +32,7 @@ pub mod mesh;
 pub mod sched;
 pub mod service;
 pub mod stats;
+pub mod view;
 pub mod wire;
 pub mod worker;
 pub mod xmit;

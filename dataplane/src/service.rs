@@ -221,8 +221,14 @@ impl ServerStats {
             overloaded: AtomicBool::new(false),
         }
     }
+    #[inline]
     fn slot(&self, worker: usize) -> &WorkerSlot {
-        &self.slots[worker % self.slots.len()]
+        // Worker indexes are below the slot count; the remainder (a division, on every
+        // packet) is only for a misconfigured index.
+        match self.slots.get(worker) {
+            Some(s) => s,
+            None => &self.slots[worker % self.slots.len()],
+        }
     }
     /// Active connections summed over workers.
     pub fn active_conns(&self) -> u64 {
@@ -252,6 +258,7 @@ impl ServerStats {
     }
     /// Worker `worker` forwarded a packet of `bytes` bytes client → server (`inbound`) or
     /// server → client.
+    #[inline]
     pub fn packet(&self, worker: usize, inbound: bool, bytes: u64) {
         let s = self.slot(worker);
         if inbound {

@@ -59,6 +59,7 @@ use crate::l2l3::{
     RouteTable, Verdict,
 };
 use crate::stats::{DropReason, WorkerCounters};
+use crate::view::L4View;
 use crate::wire::{
     EthernetFrame, IcmpPacket, Ipv4Packet, MacAddr, WireError, ETHERTYPE_ARP, ETHERTYPE_IPV4, IPPROTO_ICMP, IPPROTO_TCP,
     IPPROTO_UDP,
@@ -88,8 +89,9 @@ const REDIRECT_BATCH: usize = 32;
 /// What the IPv4 checks decided: a verdict, or a hand-over to the L4 engine.
 enum Ipv4Next {
     Done(Verdict),
-    /// TCP/UDP for a VIP, a local address, or (NAT replies) a client.
-    L4,
+    /// TCP/UDP for a VIP, a local address, or (NAT replies) a client: the parsed view
+    /// and what the destination is to us (`None`: not ours). Only with an L4 engine.
+    L4(L4View, Option<AddrKind>),
     /// An ICMP error that may be about a flow.
     IcmpError,
 }
@@ -756,7 +758,8 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
                 let Some(lb) = self.lb.as_mut() else {
                     return match next {
                         Ipv4Next::Done(v) => v,
-                        Ipv4Next::L4 => Verdict::Drop(DropReason::L4NoService),
+                        // `handle_ipv4` hands over to the engine only when there is one.
+                        Ipv4Next::L4(..) => Verdict::Drop(DropReason::L4NoService),
                         Ipv4Next::IcmpError => Verdict::Drop(DropReason::IcmpUnhandled),
                     };
                 };
@@ -768,7 +771,7 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
                 };
                 match next {
                     Ipv4Next::Done(v) => v,
-                    Ipv4Next::L4 => lb.handle(buf, &env, now),
+                    Ipv4Next::L4(view, dst) => lb.handle_view(buf, &view, dst, &env, now),
                     Ipv4Next::IcmpError => lb.handle_icmp_error(buf, &env),
                 }
             }
@@ -830,13 +833,20 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
             .then(|| IcmpPacket::new_checked(ip.payload()).ok().map(|i| i.msg_type()))
             .flatten();
         let icmp_error = icmp_type.is_some_and(is_error_type);
-        if !self.addrs.is_ours(ip.dst_addr()) {
+        let has_lb = self.lb.is_some();
+        // The view is built here, from the header just checked, so that nothing after
+        // parses the packet again (the L4 header's own checks are the view's).
+        let l4 = |dst: Option<AddrKind>| match L4View::from_ipv4(&ip) {
+            Ok(view) => Ipv4Next::L4(view, dst),
+            Err(reason) => Done(Verdict::Drop(reason)),
+        };
+        let Some(dst) = self.addrs.get(ip.dst_addr()) else {
             return match ip.protocol() {
-                IPPROTO_TCP | IPPROTO_UDP if self.lb.is_some() => Ipv4Next::L4,
-                IPPROTO_ICMP if icmp_error && self.lb.is_some() => Ipv4Next::IcmpError,
+                IPPROTO_TCP | IPPROTO_UDP if has_lb => l4(None),
+                IPPROTO_ICMP if icmp_error && has_lb => Ipv4Next::IcmpError,
                 _ => Done(Verdict::Drop(DropReason::IpNotForUs)),
             };
-        }
+        };
         match ip.protocol() {
             IPPROTO_ICMP if icmp_error => Ipv4Next::IcmpError,
             IPPROTO_ICMP => Done(match icmp::answer_echo(frame) {
@@ -849,13 +859,14 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
                 },
                 Err(reason) => Verdict::Drop(reason),
             }),
-            IPPROTO_TCP | IPPROTO_UDP => Ipv4Next::L4,
+            IPPROTO_TCP | IPPROTO_UDP if has_lb => l4(Some(dst.kind)),
+            IPPROTO_TCP | IPPROTO_UDP => Done(Verdict::Drop(DropReason::L4NoService)),
             _ => Done(Verdict::Drop(DropReason::IpUnknownProtocol)),
         }
     }
 
     /// Carries out a verdict: the buffer is sent, parked, or freed here.
-    fn dispatch(&mut self, port_in: PortId, verdict: Verdict, mut buf: Q::Buf, now: u64) {
+    fn dispatch(&mut self, port_in: PortId, verdict: Verdict, buf: Q::Buf, now: u64) {
         match verdict {
             Verdict::Redirect { worker } => match self.redirect.send(worker, (port_in, buf)) {
                 Ok(()) => self.tx.counters.redirected_out.inc(),
@@ -865,10 +876,8 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
             Verdict::Drop(reason) => self.tx.counters.drop_packet(reason),
             Verdict::Consumed => self.tx.counters.rx_consumed.inc(),
             Verdict::Route { port, next_hop } => {
-                // The source MAC is known now; the destination when the neighbour is.
-                if let (Some(ps), Ok(mut eth)) = (self.tx.ports.get(port.index()), EthernetFrame::new_checked(buf.data_mut())) {
-                    eth.set_src(ps.mac);
-                }
+                // Both MACs are written when the frame is buffered for TX (`enqueue_to`),
+                // now or when the neighbour resolves; a parked frame is never read.
                 match self.neigh.resolve(next_hop, port, buf, now) {
                     Resolve::Ready(mac, buf) => self.tx.enqueue_to(port, mac, buf),
                     Resolve::Queued => {}

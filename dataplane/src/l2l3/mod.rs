@@ -95,8 +95,13 @@ pub struct OwnedAddr {
     pub port: Option<PortId>,
 }
 
+/// Most addresses an [`AddressBook`] looks up by a linear scan rather than by hashing.
+pub const ADDRESS_SCAN_MAX: usize = 8;
+
 /// The addresses a worker answers for: port addresses, Full-NAT local addresses and VIPs.
-/// Built once at construction; lookups do not allocate.
+/// Built once at construction; lookups do not allocate. The worker looks up every
+/// packet's source and destination here: a book of at most [`ADDRESS_SCAN_MAX`]
+/// addresses (the usual appliance) is scanned, a few compares, instead of hashed.
 #[derive(Debug, Clone)]
 pub struct AddressBook {
     map: HashMap<Ipv4Addr, OwnedAddr, IpHasherBuilder>,
@@ -134,12 +139,18 @@ impl AddressBook {
     /// What `ip` is to us, if it is ours.
     #[inline]
     pub fn get(&self, ip: Ipv4Addr) -> Option<OwnedAddr> {
+        if self.order.len() <= ADDRESS_SCAN_MAX {
+            return self.order.iter().find(|(a, _)| *a == ip).map(|&(_, o)| o);
+        }
         self.map.get(&ip).copied()
     }
 
     /// True when `ip` is one of our addresses or VIPs.
     #[inline]
     pub fn is_ours(&self, ip: Ipv4Addr) -> bool {
+        if self.order.len() <= ADDRESS_SCAN_MAX {
+            return self.order.iter().any(|(a, _)| *a == ip);
+        }
         self.map.contains_key(&ip)
     }
 
@@ -255,6 +266,13 @@ mod tests {
         assert!(b.answers_arp(v, PortId(1)));
         assert!(!b.answers_arp(Ipv4Addr::new(10, 0, 0, 2), PortId(0)));
         assert_eq!(b.len(), 2);
+        // Past the linear-scan size the hash map answers the same.
+        for i in 0..2 * ADDRESS_SCAN_MAX as u8 {
+            b.insert(Ipv4Addr::new(10, 1, 0, i), OwnedAddr { kind: AddrKind::Vip, port: Some(PortId(1)) }).unwrap();
+            assert!(b.answers_arp(a, PortId(0)) && b.answers_arp(v, PortId(1)), "{i}");
+            assert!(b.is_ours(Ipv4Addr::new(10, 1, 0, i)) && !b.is_ours(Ipv4Addr::new(10, 1, 1, i)), "{i}");
+            assert_eq!(b.get(Ipv4Addr::new(10, 1, 0, 0)).map(|o| o.kind), Some(AddrKind::Vip));
+        }
         assert!(is_martian_source(Ipv4Addr::new(0, 1, 2, 3)));
         assert!(is_martian_source(Ipv4Addr::new(224, 0, 0, 1)));
         assert!(is_martian_source(Ipv4Addr::new(127, 0, 0, 1)));

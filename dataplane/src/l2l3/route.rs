@@ -6,9 +6,12 @@
 //!   gateway must lie on a connected prefix (no recursive routes, as the kernel's
 //!   `onlink` check) and must not be one of our port addresses; errors say which route
 //!   and why.
-//! * [`RouteTable::lookup`] never allocates: one hash map per prefix length that has
-//!   routes, probed from the longest length down (DPDK's LPM would be the next step if
-//!   tables grew to thousands of routes; an appliance has a handful).
+//! * [`RouteTable::lookup`] never allocates. An appliance has a handful of routes: up to
+//!   [`LINEAR_MAX`] of them are scanned as one small array, longest prefix first (a mask
+//!   and a compare each, cheaper than hashing — the data path looks routes up on every
+//!   packet). Larger tables use one hash map per prefix length that has routes, probed
+//!   from the longest length down (DPDK's LPM would be the next step if tables grew to
+//!   thousands of routes).
 //! * Identical prefixes are an error; overlapping ones are the point of LPM.
 
 use std::collections::HashMap;
@@ -81,6 +84,9 @@ pub enum RouteError {
     },
 }
 
+/// Most routes [`RouteTable::lookup`] scans linearly; larger tables are hashed.
+pub const LINEAR_MAX: usize = 16;
+
 /// Connected and static routes with longest-prefix-match lookup. See the module docs.
 #[derive(Debug, Clone)]
 pub struct RouteTable {
@@ -88,6 +94,10 @@ pub struct RouteTable {
     by_len: Vec<HashMap<u32, NextHop, IpHasherBuilder>>,
     /// Prefix lengths that have routes, longest first.
     lens: Vec<u8>,
+    /// With at most [`LINEAR_MAX`] routes, all of them as (network, mask, next hop),
+    /// longest prefix first; empty otherwise. Identical prefixes are refused, so the
+    /// first match is the longest-prefix match.
+    linear: Vec<(u32, u32, NextHop)>,
     count: usize,
 }
 
@@ -107,6 +117,7 @@ impl RouteTable {
         let mut t = RouteTable {
             by_len: (0..=32).map(|_| HashMap::with_hasher(IpHasherBuilder::new())).collect(),
             lens: Vec::new(),
+            linear: Vec::new(),
             count: 0,
         };
         for &(port, net) in connected {
@@ -127,6 +138,12 @@ impl RouteTable {
                 .map(|&(p, _)| p)
                 .ok_or(RouteError::GatewayNotConnected { prefix: r.prefix, via: r.via })?;
             t.insert(r.prefix, NextHop { port, via: Some(r.via) })?;
+        }
+        if t.count <= LINEAR_MAX {
+            for &len in &t.lens {
+                let m = mask(len);
+                t.linear.extend(t.by_len[usize::from(len)].iter().map(|(&net, &nh)| (net, m, nh)));
+            }
         }
         Ok(t)
     }
@@ -151,6 +168,9 @@ impl RouteTable {
     #[inline]
     pub fn lookup(&self, dst: Ipv4Addr) -> Option<NextHop> {
         let ip = u32::from(dst);
+        if self.count <= LINEAR_MAX {
+            return self.linear.iter().find(|&&(net, m, _)| ip & m == net).map(|&(_, _, nh)| nh);
+        }
         self.lens.iter().find_map(|&len| self.by_len[usize::from(len)].get(&(ip & mask(len))).copied())
     }
 

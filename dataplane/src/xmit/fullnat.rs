@@ -71,18 +71,33 @@ pub fn inbound<B: PacketBuf>(
     toa: Option<Endpoint>,
     mtu: u16,
 ) -> Result<FullNatIn, XmitError> {
+    let layout = Layout::parse(buf.data())?;
+    Ok(inbound_with(buf, &layout, local, server, toa, mtu))
+}
+
+/// [`inbound`] of a frame already parsed into `layout` (e.g. by
+/// [`L4View`](crate::view::L4View)); cannot fail. After a TOA insertion `layout` no
+/// longer describes the frame.
+#[inline]
+pub fn inbound_with<B: PacketBuf>(
+    buf: &mut B,
+    layout: &Layout,
+    local: Endpoint,
+    server: Endpoint,
+    toa: Option<Endpoint>,
+    mtu: u16,
+) -> FullNatIn {
     let frame = buf.data_mut();
-    let layout = Layout::parse(frame)?;
-    l4::rewrite_src(frame, &layout, local);
-    l4::rewrite_dst(frame, &layout, server);
+    l4::rewrite_src(frame, layout, local);
+    l4::rewrite_dst(frame, layout, server);
     let mut out = FullNatIn::default();
     if let (Some(client), L4Kind::Tcp) = (toa, layout.l4()) {
-        match l4::insert_toa(buf, &layout, client, mtu) {
+        match l4::insert_toa(buf, layout, client, mtu) {
             Ok(()) => out.toa_inserted = true,
             Err(why) => out.toa_skipped = Some(why),
         }
     }
-    Ok(out)
+    out
 }
 
 /// Full-NAT of a real server → local reply: source becomes `vip`, destination becomes
@@ -97,14 +112,28 @@ pub fn outbound<B: PacketBuf>(
     client: Endpoint,
     mss_clamp: Option<u16>,
 ) -> Result<(), XmitError> {
+    let layout = Layout::parse(buf.data())?;
+    outbound_with(buf, &layout, vip, client, mss_clamp);
+    Ok(())
+}
+
+/// [`outbound`] of a frame already parsed into `layout`; cannot fail. (A caller that
+/// knows the segment is no SYN-ACK may pass `mss_clamp: None`: the clamp would not touch
+/// it anyway.)
+#[inline]
+pub fn outbound_with<B: PacketBuf>(
+    buf: &mut B,
+    layout: &Layout,
+    vip: Endpoint,
+    client: Endpoint,
+    mss_clamp: Option<u16>,
+) {
     let frame = buf.data_mut();
-    let layout = Layout::parse(frame)?;
-    l4::rewrite_src(frame, &layout, vip);
-    l4::rewrite_dst(frame, &layout, client);
+    l4::rewrite_src(frame, layout, vip);
+    l4::rewrite_dst(frame, layout, client);
     if let (Some(max), L4Kind::Tcp) = (mss_clamp, layout.l4()) {
         adjust_syn_ack_mss(&mut frame[layout.l4_offset()..layout.ip_end()], max);
     }
-    Ok(())
 }
 
 /// Lowers the MSS of a SYN-ACK segment (`seg`: TCP header and payload) to

@@ -79,6 +79,14 @@ impl Layout {
         Ok(Layout { ip_header_len, ip_total_len, l4 })
     }
 
+    /// A layout from checks the caller has already made — the guarantees of
+    /// [`Layout::parse`] must hold for the frame it is used with. Only
+    /// [`L4View`](crate::view::L4View) builds one this way, after the same checks.
+    #[inline]
+    pub(crate) fn from_validated(ip_header_len: usize, ip_total_len: usize, l4: L4Kind) -> Layout {
+        Layout { ip_header_len, ip_total_len, l4 }
+    }
+
     /// The transport protocol.
     pub fn l4(&self) -> L4Kind {
         self.l4

@@ -25,17 +25,28 @@ use super::{Endpoint, XmitError};
 /// DNAT of a client → VIP packet: destination address and port become `server`'s.
 /// Checksums are updated incrementally; see the module docs for the contract.
 pub fn inbound<B: PacketBuf>(buf: &mut B, server: Endpoint) -> Result<(), XmitError> {
-    let frame = buf.data_mut();
-    let layout = Layout::parse(frame)?;
-    l4::rewrite_dst(frame, &layout, server);
+    let layout = Layout::parse(buf.data())?;
+    inbound_with(buf, &layout, server);
     Ok(())
+}
+
+/// [`inbound`] of a frame already parsed into `layout` (e.g. by
+/// [`L4View`](crate::view::L4View)); cannot fail.
+#[inline]
+pub fn inbound_with<B: PacketBuf>(buf: &mut B, layout: &Layout, server: Endpoint) {
+    l4::rewrite_dst(buf.data_mut(), layout, server);
 }
 
 /// SNAT of a real server → client reply: source address and port become `vip`'s.
 /// Checksums are updated incrementally; see the module docs for the contract.
 pub fn outbound<B: PacketBuf>(buf: &mut B, vip: Endpoint) -> Result<(), XmitError> {
-    let frame = buf.data_mut();
-    let layout = Layout::parse(frame)?;
-    l4::rewrite_src(frame, &layout, vip);
+    let layout = Layout::parse(buf.data())?;
+    outbound_with(buf, &layout, vip);
     Ok(())
+}
+
+/// [`outbound`] of a frame already parsed into `layout`; cannot fail.
+#[inline]
+pub fn outbound_with<B: PacketBuf>(buf: &mut B, layout: &Layout, vip: Endpoint) {
+    l4::rewrite_src(buf.data_mut(), layout, vip);
 }

@@ -20,6 +20,7 @@
 
 use rvs_drivers::PacketBuf;
 
+use super::l4::{Layout, L3_OFFSET};
 use crate::wire::{EthernetFrame, Ipv4Packet, WireError};
 
 /// What [`forward`] decided. Ignoring it would forward expired packets.
@@ -45,6 +46,23 @@ pub fn forward<B: PacketBuf>(buf: &mut B) -> TtlVerdict {
         Ok(ip) => ip,
         Err(e) => return TtlVerdict::Malformed(e),
     };
+    if ip.ttl() <= 1 {
+        return TtlVerdict::Expired;
+    }
+    ip.decrement_ttl();
+    TtlVerdict::Forward
+}
+
+/// [`forward`] of a frame already parsed into `layout` (e.g. by
+/// [`L4View`](crate::view::L4View)): the IPv4 header is not validated again.
+/// [`TtlVerdict::Malformed`] only for a `layout` that does not fit the frame (a caller
+/// bug).
+#[inline]
+pub fn forward_with<B: PacketBuf>(buf: &mut B, layout: &Layout) -> TtlVerdict {
+    let Some(l3) = buf.data_mut().get_mut(L3_OFFSET..layout.ip_end()) else {
+        return TtlVerdict::Malformed(WireError::Truncated);
+    };
+    let mut ip = Ipv4Packet::new_unchecked(l3);
     if ip.ttl() <= 1 {
         return TtlVerdict::Expired;
     }
@@ -79,6 +97,19 @@ mod tests {
                 assert_eq!(v, TtlVerdict::Forward);
                 assert_eq!(b.data(), &frame(ttl - 1)[..], "ttl {ttl}");
             }
+        }
+    }
+
+    #[test]
+    fn forward_with_agrees() {
+        for ttl in 0..=255u8 {
+            let mut f = frame(ttl);
+            // A UDP header so that the frame parses as an L4 layout.
+            f[42 - 8 + 4..42 - 8 + 6].copy_from_slice(&8u16.to_be_bytes());
+            let layout = Layout::parse(&f).unwrap();
+            let (mut a, mut b) = (MemBuf::from_frame(&f), MemBuf::from_frame(&f));
+            assert_eq!(forward(&mut a), forward_with(&mut b, &layout), "ttl {ttl}");
+            assert_eq!(a.data(), b.data());
         }
     }
 

@@ -4,7 +4,8 @@
 #   - installs the packages below when they are missing (one `apt-get update` first, if needed):
 #     DPDK 22.11 (libdpdk-dev, dpdk-dev with dpdk-testpmd), libclang and clang for bindgen, a C
 #     toolchain for linking, and the lab's tools (iproute2, ping, arping, ethtool, tcpdump, curl,
-#     python3, socat, netcat, jq);
+#     python3, socat, netcat, jq), and the end-to-end benchmark's (perf/e2e/run.sh: wrk, iperf3,
+#     HAProxy, nftables, nginx), whose daemons are installed but not started or enabled;
 #   - reserves 2 MiB hugepages so that at least HUGEPAGES_FREE (default 512) are free, never
 #     lowering an existing reservation, and mounts hugetlbfs on /dev/hugepages if no hugetlbfs is
 #     mounted;
@@ -17,7 +18,12 @@ set -euo pipefail
 PACKAGES=(
     libdpdk-dev dpdk-dev libclang-dev clang pkg-config build-essential
     iproute2 iputils-ping arping ethtool tcpdump curl python3 socat netcat-openbsd jq
+    wrk iperf3 haproxy nftables nginx
 )
+# Daemons the benchmark runs itself inside the lab's namespaces: their packages' services must
+# not start on the host (nginx would take the host's :80, and its package fails to configure
+# when :80 is taken).
+NO_SERVICE=(haproxy nginx)
 HUGEPAGES_FREE=${HUGEPAGES_FREE:-512}
 HP_DIR=/sys/kernel/mm/hugepages/hugepages-2048kB
 
@@ -43,8 +49,26 @@ if ((${#missing[@]})); then
         say "apt-get update"
         apt-get update -q || die "apt-get update failed (network or sources.list?)"
     fi
-    apt-get install -y -q --no-install-recommends "${missing[@]}" ||
-        die "apt-get install failed for: ${missing[*]} (DPDK 22.11 needs Debian 12 bookworm or newer)"
+    # Debian's policy-rc.d convention: exit 101 = "do not start services" while installing. Only
+    # when the host has no policy of its own, and removed again right after.
+    policy=""
+    if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+        policy=/usr/sbin/policy-rc.d
+        printf '#!/bin/sh\n# setup-host.sh (rvs): no service starts during its apt-get install\nexit 101\n' >"$policy"
+        chmod 755 "$policy"
+    fi
+    rc=0
+    apt-get install -y -q --no-install-recommends "${missing[@]}" || rc=$?
+    [[ -z "$policy" ]] || rm -f "$policy"
+    ((rc == 0)) || die "apt-get install failed for: ${missing[*]} (DPDK 22.11 needs Debian 12 bookworm or newer)"
+    # And not at boot either, for the ones installed just now (an existing setup is left alone).
+    if [[ -d /run/systemd/system ]]; then
+        for p in "${NO_SERVICE[@]}"; do
+            if [[ " ${missing[*]} " == *" $p "* ]]; then
+                systemctl disable --now "$p.service" >/dev/null 2>&1 || true
+            fi
+        done
+    fi
 else
     say "packages: all present (${#PACKAGES[@]})"
 fi

@@ -8,6 +8,9 @@
 #   perf/bench.sh conn [--entries N[,N..]] [--runs N] [--lookups N]
 #       the connection table alone (`rvs-perf conn-lookup`): hit, miss and insert ns and
 #       memory at 1M and 10M entries by default (~1 GB of RAM for 10M)
+#   perf/bench.sh dpdk [--quick] [--seconds F] [--flows N] [--modes LIST] [--no-build] [--keep-logs]
+#       (root, hugepages) rvsd's forwarding rate per mode over net_memif against
+#       dpdk-testpmd io forwarding on the same ports in the same run, and their ratio
 #   perf/bench.sh e2e [--quick] [--seconds N] [--connections N] [--systems LIST] [--idle adaptive|busy]
 #       in the netns lab (root): rvsd in each mode against an nftables DNAT balancer and
 #       HAProxy on the same host — requests/s, connections/s, Gbit/s, p99 latency
@@ -31,6 +34,9 @@ subcommands:
       L4 modes add new_conn_ns and bytes_per_conn
   conn [--entries N[,N..]] [--runs N] [--lookups N]
       the connection table alone: hit/miss/insert ns and bytes (default 1M and 10M entries)
+  dpdk [--quick] [--seconds F] [--flows N] [--modes dr,nat,fullnat,tunnel] [--no-build] [--keep-logs]
+      rvsd's forwarding rate per mode over net_memif against dpdk-testpmd io forwarding,
+      with the ratio (root, hugepages)
   e2e [--quick] [--seconds N] [--connections N] [--systems LIST] [--idle adaptive|busy]
       rvsd in the lab (4 modes) vs nftables and HAProxy: req/s, conn/s, Gbit/s, p99 (root)
 USAGE
@@ -53,6 +59,7 @@ build_and_run() {
 case "${1:-}" in
     pipeline) shift; build_and_run pipeline "$@" ;;
     conn) shift; build_and_run conn-lookup "$@" ;;
+    dpdk) shift; exec bash "$root/perf/dpdk/run.sh" "$@" ;;
     e2e) shift; exec bash "$root/perf/e2e/run.sh" "$@" ;;
     -h | --help | help) usage; exit 0 ;;
     "") echo "perf/bench.sh: no subcommand" >&2; usage; exit 2 ;;

@@ -4,7 +4,9 @@
 #   2. builds the whole workspace in release mode;
 #   3. runs the unit, property and golden-packet tests (cargo test --workspace);
 #   4. runs the lab tests (rvs-labtests, #[ignore]d for plain cargo test) one at a time against
-#      the freshly built rvsd, in the netns lab.
+#      the freshly built rvsd, in the netns lab;
+#   5. runs the DPDK and end-to-end benchmark harnesses once in --quick mode so they cannot
+#      rot (the pipeline benchmark's smoke test is part of step 3).
 # Clippy is not run here, to keep the run's length predictable. The lab is torn down on exit,
 # pass or fail. Needs root (namespaces, hugepages, raw sockets).
 set -euo pipefail
@@ -50,3 +52,9 @@ export RVSD_BIN="$CARGO_TARGET_DIR/release/rvsd"
 [[ -x "$RVSD_BIN" ]] || fail "the build produced no $RVSD_BIN"
 bash vm-testbed/lab.sh down >/dev/null
 cargo test --release -p rvs-labtests -- --ignored --test-threads=1
+
+section "benchmark harness smoke (each benchmark for about a second; no timings checked)"
+# perf/dpdk: rvs-pktgen and rvsd over net_memif against dpdk-testpmd (built above, so the
+# test does not build rvsd itself under cargo's target lock).
+cargo test --release -p rvs-perf --test dpdk_smoke -- --ignored
+bash perf/e2e/run.sh --quick --wait-lab 300 >/dev/null

@@ -1,0 +1,791 @@
+//! `rvs-pktgen`: the packet generator of `perf/bench.sh dpdk` (run by `perf/dpdk/run.sh`).
+//!
+//! A DPDK program on rvs-drivers' safe API with two ports, normally `net_memif` vdevs
+//! paired with the device under test (DUT): `front` (net_memif0) plays the clients and
+//! their gateway 10.10.0.254 (frames from [`frames::GW_MAC`] to the DUT's front MAC
+//! [`frames::FRONT_MAC`]), `back` (net_memif1) plays the three real servers 10.20.0.11–13.
+//! Everything runs on the main lcore: one thread transmits on `front` and counts what
+//! comes back on `back`. Addresses, ports and frame builders are `rvs_perf::frames`' (the
+//! pipeline benchmark's), so the DUT sees the same traffic as there.
+//!
+//! Phases, in this order, each printed as one JSON line on stdout:
+//!
+//! * **Set-up (DUT `rvsd` only, untimed).** `--flows` connections are opened with a real
+//!   handshake, 32 at a time: the client's SYN to the VIP; the SYN rvsd forwards is read on
+//!   `back`, which tells the chosen server (destination MAC) and for Full-NAT the local
+//!   address and port (source); for NAT and Full-NAT the server's SYN-ACK goes back through
+//!   rvsd and must arrive on `front`; then the client's ACK. Anything missing within
+//!   [`SETUP_TIMEOUT`] is an error (exit 1).
+//! * **Established flows**, one phase per `--sizes` entry: every flow's data segment
+//!   (ACK|PSH, client → VIP:80, padded to the frame size; sizes are without the 4-byte FCS,
+//!   so 60 and 508 are 64 and 512 bytes on the wire) is built once; the transmit loop
+//!   allocates an mbuf, copies the next flow's frame (flows in a fixed shuffled order) and
+//!   sends bursts of 32 as fast as the DUT takes them. A warm-up of [`WARMUP_SHARE`] of the
+//!   phase is not counted; the rate is the packets received on `back` during the timed
+//!   window over its length, and `loss` is (sent − received) / sent over the whole phase
+//!   after a drain.
+//! * **New flows** (`--new-flows`): every frame a SYN from a client address and port never
+//!   used before (172.20.0.0 upwards, ports 1024–61023), so every packet is a table miss, a
+//!   scheduler pick and an insert until the DUT's connection table is full; after that the
+//!   DUT drops new SYNs (counted "table full") until entries expire (IPVS's SYN_RECV
+//!   timeout, 60 s, longer than a phase), which is the churn. Reported: the rate while the
+//!   table filled (`rvsd_mpps`, = new connections per second / 10^6), the time it took,
+//!   and the rate at which the DUT consumed SYNs once full (`churn_mpps`).
+//!
+//! `tx_backpressure` is the share of `tx_burst` calls that could not place the whole
+//! burst: close to 1 means the DUT (its ring) was the bottleneck; close to 0 means the
+//! generator was, and the rate is a lower bound of the DUT's.
+//!
+//! Output: with `--dut testpmd`, one raw line per phase (`"bench":"dpdk_ceiling"`) for
+//! run.sh to read; with `--dut rvsd`, the lines of DESIGN.md's format
+//! (`{"bench":"dpdk","mode":..,"pkt_size":..,"flows":..,"rvsd_mpps":..,"testpmd_mpps":..,
+//! "ratio":..}` and more keys), where the testpmd figures come from `--ceiling`.
+//!
+//! Usage: `rvs-pktgen [options] -- <EAL arguments>`; see [`USAGE`].
+
+use std::net::Ipv4Addr;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use rvs_drivers::dpdk::{Eal, EthQueue, Mbuf, Mempool, Port, PortSetup};
+use rvs_drivers::{Burst, PacketBuf, PortInfo, PortQueue, BURST_SIZE};
+use rvs_perf::frames::{self, SynTemplate, TcpSeg, IP_AT, TCP_ACK, TCP_PSH, TCP_SYN};
+
+const USAGE: &str = "\
+usage: rvs-pktgen [options] -- <EAL arguments (lcores, --vdev for both ports, ...)>
+
+options:
+  --dut rvsd|testpmd   what forwards between the two ports (default rvsd)
+  --mode M             rvsd's forwarding mode: dr, nat, fullnat, tunnel (default nat);
+                       with testpmd only a label
+  --front DEV          ethdev name of the client-side port (default net_memif0)
+  --back DEV           ethdev name of the server-side port (default net_memif1)
+  --flows N            established flows (default 1024)
+  --seconds F          length of each phase, warm-up included (default 5)
+  --sizes A,B          frame sizes without FCS (default 60,508: 64 and 512 on the wire)
+  --new-flows          also run the new-flow phase
+  --conn-capacity N    the DUT's connection table size (reported; default 262144)
+  --ceiling K=V,..     testpmd's Mpps for the ratio: 60=.., 508=.., syn=..
+  --lcore-note TEXT    how the processes are pinned (copied into the JSON)
+  --done-file PATH     when finished, create PATH and wait (up to 60 s) for the DUT to
+                       close the links before exiting; see `linger`
+";
+
+/// Share of a phase spent warming up, not counted.
+const WARMUP_SHARE: f64 = 0.2;
+/// How long set-up waits for the DUT's answers to one burst.
+const SETUP_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long to wait for both links (memif connected).
+const LINK_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long to keep receiving after the last transmit of a phase.
+const DRAIN: Duration = Duration::from_millis(100);
+/// Generator mbufs: enough for both rings (1024 each way) and bursts in flight.
+const POOL_MBUFS: u32 = 8191;
+/// Established flows' client ports per client address (10000..60000).
+const PORTS_PER_CLIENT: usize = 50_000;
+/// New flows' client ports per client address (1024..61023).
+const SYN_PORTS_PER_CLIENT: u64 = 60_000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Dut {
+    Rvsd,
+    Testpmd,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fwd {
+    Dr,
+    Nat,
+    FullNat,
+    Tunnel,
+}
+
+impl Fwd {
+    fn name(self) -> &'static str {
+        match self {
+            Fwd::Dr => "dr",
+            Fwd::Nat => "nat",
+            Fwd::FullNat => "fullnat",
+            Fwd::Tunnel => "tunnel",
+        }
+    }
+
+    /// Whether the servers' replies come back through rvsd.
+    fn replies_through_lb(self) -> bool {
+        matches!(self, Fwd::Nat | Fwd::FullNat)
+    }
+
+    fn server_port(self) -> u16 {
+        if self.replies_through_lb() {
+            frames::SERVER_PORT
+        } else {
+            frames::VPORT
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Options {
+    dut: Dut,
+    mode: Fwd,
+    front: String,
+    back: String,
+    flows: usize,
+    seconds: f64,
+    sizes: Vec<usize>,
+    new_flows: bool,
+    conn_capacity: u64,
+    ceiling: Vec<(String, f64)>,
+    lcore_note: String,
+    done_file: Option<String>,
+    eal: Vec<String>,
+}
+
+fn parse(args: &[String]) -> Result<Options, String> {
+    let mut o = Options {
+        dut: Dut::Rvsd,
+        mode: Fwd::Nat,
+        front: "net_memif0".into(),
+        back: "net_memif1".into(),
+        flows: 1024,
+        seconds: 5.0,
+        sizes: vec![60, 508],
+        new_flows: false,
+        conn_capacity: 262_144,
+        ceiling: Vec::new(),
+        lcore_note: String::new(),
+        done_file: None,
+        eal: Vec::new(),
+    };
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let mut val = |name: &str| it.next().cloned().ok_or_else(|| format!("{name} needs a value"));
+        match a.as_str() {
+            "--dut" => {
+                o.dut = match val("--dut")?.as_str() {
+                    "rvsd" => Dut::Rvsd,
+                    "testpmd" => Dut::Testpmd,
+                    x => return Err(format!("--dut {x:?}: rvsd or testpmd")),
+                }
+            }
+            "--mode" => {
+                o.mode = match val("--mode")?.as_str() {
+                    "dr" => Fwd::Dr,
+                    "nat" => Fwd::Nat,
+                    "fullnat" => Fwd::FullNat,
+                    "tunnel" => Fwd::Tunnel,
+                    x => return Err(format!("--mode {x:?}: dr, nat, fullnat or tunnel")),
+                }
+            }
+            "--front" => o.front = val("--front")?,
+            "--back" => o.back = val("--back")?,
+            "--flows" => {
+                o.flows = val("--flows")?.parse().map_err(|e| format!("--flows: {e}"))?;
+                if o.flows == 0 || o.flows > 1 << 22 {
+                    return Err("--flows must be 1..=4194304".into());
+                }
+            }
+            "--seconds" => {
+                o.seconds = val("--seconds")?.parse().map_err(|e| format!("--seconds: {e}"))?;
+                if !(o.seconds.is_finite() && o.seconds > 0.0) {
+                    return Err("--seconds must be positive".into());
+                }
+            }
+            "--sizes" => {
+                o.sizes = val("--sizes")?
+                    .split(',')
+                    .map(|s| s.trim().parse::<usize>().map_err(|e| format!("--sizes {s:?}: {e}")))
+                    .collect::<Result<_, _>>()?;
+                if o.sizes.iter().any(|&s| !(60..=1514).contains(&s)) {
+                    return Err("--sizes: each frame size must be 60..=1514 (without FCS)".into());
+                }
+            }
+            "--new-flows" => o.new_flows = true,
+            "--conn-capacity" => {
+                o.conn_capacity = val("--conn-capacity")?.parse().map_err(|e| format!("--conn-capacity: {e}"))?
+            }
+            "--ceiling" => {
+                for kv in val("--ceiling")?.split(',').filter(|s| !s.is_empty()) {
+                    let (k, v) = kv.split_once('=').ok_or_else(|| format!("--ceiling {kv:?}: KEY=MPPS"))?;
+                    let v: f64 = v.parse().map_err(|e| format!("--ceiling {kv:?}: {e}"))?;
+                    o.ceiling.push((k.to_string(), v));
+                }
+            }
+            "--lcore-note" => o.lcore_note = val("--lcore-note")?,
+            "--done-file" => o.done_file = Some(val("--done-file")?),
+            "--" => {
+                o.eal = it.cloned().collect();
+                break;
+            }
+            "-h" | "--help" => return Err(String::new()),
+            x => return Err(format!("unknown option {x:?}")),
+        }
+    }
+    if o.eal.is_empty() {
+        return Err("no EAL arguments after --".into());
+    }
+    Ok(o)
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let opts = match parse(&args) {
+        Ok(o) => o,
+        Err(msg) if msg.is_empty() => {
+            print!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Err(msg) => {
+            eprint!("rvs-pktgen: {msg}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(&opts) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("rvs-pktgen: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The generator's two queues and pool, and its counters.
+struct Gen {
+    front: EthQueue,
+    back: EthQueue,
+    pool: Mempool,
+    tx: Burst<Mbuf>,
+    rx: Burst<Mbuf>,
+}
+
+/// What one blast phase measured.
+#[derive(Debug, Default)]
+struct Blast {
+    /// Packets the DUT took, whole phase.
+    sent: u64,
+    /// Packets received on `back`, whole phase (after the drain).
+    received: u64,
+    /// Packets received during the timed window.
+    window_rx: u64,
+    /// Length of the timed window.
+    window: f64,
+    /// tx_burst calls and those that placed less than the whole burst.
+    tx_calls: u64,
+    tx_short: u64,
+    /// Packets sent during the timed window.
+    window_tx: u64,
+    /// (seconds since the window opened, received, sent so far in it), about every ms.
+    samples: Vec<(f64, u64, u64)>,
+}
+
+impl Blast {
+    fn mpps(&self) -> f64 {
+        self.window_rx as f64 / self.window / 1e6
+    }
+
+    fn loss(&self) -> f64 {
+        if self.sent == 0 {
+            0.0
+        } else {
+            self.sent.saturating_sub(self.received) as f64 / self.sent as f64
+        }
+    }
+
+    fn backpressure(&self) -> f64 {
+        if self.tx_calls == 0 {
+            0.0
+        } else {
+            self.tx_short as f64 / self.tx_calls as f64
+        }
+    }
+}
+
+fn run(o: &Options) -> Result<(), String> {
+    let eal = Eal::init(&o.eal).map_err(|e| e.to_string())?;
+    let pool =
+        Mempool::new(&eal, "pktgen", POOL_MBUFS, 256, Mempool::DEFAULT_DATA_ROOM, None).map_err(|e| e.to_string())?;
+    let setup = PortSetup { rss: false, ..PortSetup::default() };
+    let mut ports = Vec::new();
+    for dev in [&o.front, &o.back] {
+        let p = Port::open(&eal, dev).map_err(|e| e.to_string())?;
+        p.configure(&setup, &pool).map_err(|e| e.to_string())?;
+        p.promiscuous_enable().map_err(|e| e.to_string())?;
+        p.start().map_err(|e| e.to_string())?;
+        ports.push(p);
+    }
+    let t0 = Instant::now();
+    while !ports.iter().all(|p| p.link().up) {
+        if t0.elapsed() > LINK_TIMEOUT {
+            return Err(format!(
+                "links not up after {LINK_TIMEOUT:?} (front {}, back {}): is the DUT running and its memif sockets there?",
+                ports[0].link().up,
+                ports[1].link().up
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    eprintln!("rvs-pktgen: links up after {:.2} s", t0.elapsed().as_secs_f64());
+    let mut g = Gen {
+        front: ports[0].queue(0).map_err(|e| e.to_string())?,
+        back: ports[1].queue(0).map_err(|e| e.to_string())?,
+        pool: pool.clone(),
+        tx: Burst::new(),
+        rx: Burst::new(),
+    };
+    // Let the DUT's start-up chatter (gratuitous ARP) arrive, then discard it.
+    std::thread::sleep(Duration::from_millis(100));
+    g.drain_all();
+
+    let flows: Vec<FlowInfo> = match o.dut {
+        Dut::Rvsd => open_flows(&mut g, o.mode, o.flows)?,
+        Dut::Testpmd => (0..o.flows).map(|i| FlowInfo { client: flow_client(i), server: 0 }).collect(),
+    };
+    let order = shuffled(o.flows);
+    let load = || std::fs::read_to_string("/proc/loadavg").ok().and_then(|s| s.split(' ').next().map(str::to_string));
+    for &size in &o.sizes {
+        let frames: Vec<Vec<u8>> = order.iter().map(|&i| data_frame(flows[i as usize].client, size)).collect();
+        let mut k = 0usize;
+        let b = g.blast(
+            o.seconds,
+            WARMUP_SHARE,
+            |buf| {
+                let f = &frames[k];
+                k += 1;
+                if k == frames.len() {
+                    k = 0;
+                }
+                buf.copy_from_slice(f);
+            },
+            size,
+        );
+        emit(o, "established", &size.to_string(), size, &b, load().as_deref())?;
+    }
+    if o.new_flows {
+        let syn = SynTemplate::new(frames::GW_MAC, frames::VIP);
+        let mut k: u64 = 0;
+        // No warm-up: the table must be seen filling from empty.
+        let b = g.blast(
+            o.seconds,
+            0.0,
+            |buf| {
+                let (ip, port) = syn_client(k);
+                k += 1;
+                syn.write(buf, ip, port);
+            },
+            syn.len(),
+        );
+        emit_new(o, &b, load().as_deref(), syn.len())?;
+    }
+    drop(g);
+    if let Some(path) = &o.done_file {
+        linger(path, &ports)?;
+    }
+    drop(ports);
+    drop(pool);
+    let _ = eal.cleanup();
+    Ok(())
+}
+
+/// Tells the caller the measurement is over (creates `path`) and waits, without touching
+/// the queues, until the DUT has closed both links (or 60 s passed).
+///
+/// Why: DPDK 22.11's memif PMD unmaps a connection's shared memory from its interrupt
+/// thread when the peer disconnects, which can race with an lcore still polling that
+/// port: `rte-worker-1 ... segfault ... in librte_net_memif.so.23.0` was seen in rvsd when
+/// the generator exited first. So the DUT stops first (its workers end before its ports
+/// close), and the generator, which no longer polls, goes last.
+fn linger(path: &str, ports: &[Port]) -> Result<(), String> {
+    use std::io::Write;
+    std::io::stdout().flush().map_err(|e| format!("stdout: {e}"))?;
+    std::fs::write(path, b"done\n").map_err(|e| format!("--done-file {path}: {e}"))?;
+    let t0 = Instant::now();
+    while ports.iter().any(|p| p.link().up) && t0.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(())
+}
+
+/// One established flow: its client and the server the DUT chose.
+#[derive(Debug, Clone, Copy)]
+struct FlowInfo {
+    client: (Ipv4Addr, u16),
+    /// Index in `frames::SERVERS`.
+    server: usize,
+}
+
+fn flow_client(i: usize) -> (Ipv4Addr, u16) {
+    let ip = u32::from(Ipv4Addr::new(172, 16, 0, 1)) + (i / PORTS_PER_CLIENT) as u32;
+    (Ipv4Addr::from(ip), 10_000 + (i % PORTS_PER_CLIENT) as u16)
+}
+
+fn syn_client(k: u64) -> (Ipv4Addr, u16) {
+    let ip = u32::from(Ipv4Addr::new(172, 20, 0, 1)) + (k / SYN_PORTS_PER_CLIENT) as u32;
+    (Ipv4Addr::from(ip), 1024 + (k % SYN_PORTS_PER_CLIENT) as u16)
+}
+
+/// A fixed shuffle of `0..n` (xorshift Fisher–Yates), as the pipeline benchmark's.
+fn shuffled(n: usize) -> Vec<u32> {
+    let mut v: Vec<u32> = (0..n as u32).collect();
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    for i in (1..n).rev() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        v.swap(i, (x % (i as u64 + 1)) as usize);
+    }
+    v
+}
+
+/// The client's data segment of `size` bytes (without FCS) to VIP:80.
+fn data_frame(client: (Ipv4Addr, u16), size: usize) -> Vec<u8> {
+    let payload = vec![0x5a; size.saturating_sub(14 + 20 + 20)];
+    let f = TcpSeg {
+        src: client,
+        dst: (frames::VIP, frames::VPORT),
+        flags: TCP_ACK | TCP_PSH,
+        seq: 1,
+        options: vec![],
+        payload,
+    }
+    .frame(frames::FRONT_MAC, frames::GW_MAC);
+    debug_assert_eq!(f.len(), size.max(60));
+    f
+}
+
+/// Opens `n` connections through rvsd with SYN, (SYN-ACK,) ACK; see the module docs.
+fn open_flows(g: &mut Gen, mode: Fwd, n: usize) -> Result<Vec<FlowInfo>, String> {
+    let mut out = Vec::with_capacity(n);
+    let t0 = Instant::now();
+    for start in (0..n).step_by(BURST_SIZE) {
+        let chunk: Vec<(Ipv4Addr, u16)> = (start..n.min(start + BURST_SIZE)).map(flow_client).collect();
+        let syns: Vec<Vec<u8>> = chunk
+            .iter()
+            .map(|&c| {
+                TcpSeg {
+                    src: c,
+                    dst: (frames::VIP, frames::VPORT),
+                    flags: TCP_SYN,
+                    seq: 0,
+                    options: vec![2, 4, 0x05, 0xb4],
+                    payload: vec![],
+                }
+                .frame(frames::FRONT_MAC, frames::GW_MAC)
+            })
+            .collect();
+        g.send_all(true, &syns)?;
+        let fwd = g.recv_n(false, chunk.len(), "the forwarded SYNs on the back port")?;
+        let mut replies = Vec::new();
+        for (f, &client) in fwd.iter().zip(&chunk) {
+            let server = frames::SERVER_MACS
+                .iter()
+                .position(|m| f[..6] == m[..])
+                .ok_or_else(|| format!("a forwarded SYN went to MAC {:02x?}, not a server's", &f[..6]))?;
+            // The inner IPv4 header (after the outer one for IPIP).
+            let ip = if mode == Fwd::Tunnel { IP_AT + 20 } else { IP_AT };
+            let sport = frames::u16_at(f, ip + 20);
+            if mode != Fwd::FullNat && sport != client.1 {
+                return Err(format!("forwarded SYNs came back out of order (port {sport}, expected {})", client.1));
+            }
+            if mode.replies_through_lb() {
+                let to = if mode == Fwd::FullNat { (frames::ipv4_at(f, ip + 12), sport) } else { client };
+                replies.push(
+                    TcpSeg {
+                        src: (frames::SERVERS[server], mode.server_port()),
+                        dst: to,
+                        flags: TCP_SYN | TCP_ACK,
+                        seq: 0x7000_0000,
+                        options: vec![2, 4, 0x05, 0xb4],
+                        payload: vec![],
+                    }
+                    .frame(frames::BACK_MAC, frames::SERVER_MACS[server]),
+                );
+            }
+            out.push(FlowInfo { client, server });
+        }
+        if !replies.is_empty() {
+            g.send_all(false, &replies)?;
+            g.recv_n(true, replies.len(), "the SYN-ACKs rvsd sends back to the clients")?;
+        }
+        let acks: Vec<Vec<u8>> = chunk
+            .iter()
+            .map(|&c| {
+                TcpSeg {
+                    src: c,
+                    dst: (frames::VIP, frames::VPORT),
+                    flags: TCP_ACK,
+                    seq: 1,
+                    options: vec![],
+                    payload: vec![],
+                }
+                .frame(frames::FRONT_MAC, frames::GW_MAC)
+            })
+            .collect();
+        g.send_all(true, &acks)?;
+        g.recv_n(false, acks.len(), "the forwarded ACKs on the back port")?;
+    }
+    let mut per_server = [0usize; 3];
+    for f in &out {
+        per_server[f.server] += 1;
+    }
+    eprintln!(
+        "rvs-pktgen: {n} {} connections opened in {:.2} s; per server {per_server:?}",
+        mode.name(),
+        t0.elapsed().as_secs_f64()
+    );
+    Ok(out)
+}
+
+impl Gen {
+    fn queue(&mut self, front: bool) -> &mut EthQueue {
+        if front {
+            &mut self.front
+        } else {
+            &mut self.back
+        }
+    }
+
+    fn drain_all(&mut self) {
+        for front in [true, false] {
+            loop {
+                let mut rx: Burst<Mbuf> = Burst::new();
+                if self.queue(front).rx_burst(&mut rx) == 0 {
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Sends `frames` (at most a burst) on one port, retrying until all are taken.
+    fn send_all(&mut self, front: bool, frames: &[Vec<u8>]) -> Result<(), String> {
+        let mut b: Burst<Mbuf> = Burst::new();
+        for f in frames {
+            let mut m = self.pool.alloc().ok_or("generator pool empty")?;
+            m.append(f.len()).ok_or("frame larger than an mbuf")?.copy_from_slice(f);
+            b.push(m);
+        }
+        let t0 = Instant::now();
+        while !b.is_empty() {
+            self.queue(front).tx_burst(&mut b);
+            if t0.elapsed() > SETUP_TIMEOUT {
+                return Err("the DUT does not take packets (TX ring stays full)".into());
+            }
+        }
+        Ok(())
+    }
+
+    /// Receives exactly `n` frames on one port (ARP and other non-IPv4 frames skipped).
+    fn recv_n(&mut self, front: bool, n: usize, what: &str) -> Result<Vec<Vec<u8>>, String> {
+        let mut out = Vec::with_capacity(n);
+        let t0 = Instant::now();
+        while out.len() < n {
+            let mut rx: Burst<Mbuf> = Burst::new();
+            self.queue(front).rx_burst(&mut rx);
+            for m in &rx {
+                let d = m.data();
+                if d.len() >= 34 && d[12..14] == [0x08, 0x00] {
+                    out.push(d.to_vec());
+                }
+            }
+            if t0.elapsed() > SETUP_TIMEOUT {
+                return Err(format!(
+                    "set-up: got {} of {n} of {what} within {SETUP_TIMEOUT:?} (is the service configured for this mode? see rvsd's log)",
+                    out.len()
+                ));
+            }
+        }
+        if out.len() > n {
+            return Err(format!("set-up: got {} frames where {n} of {what} were expected", out.len()));
+        }
+        Ok(out)
+    }
+
+    /// Transmits frames written by `fill` (each `size` bytes) on `front` for `seconds`
+    /// as fast as they are taken, counting what arrives on `back`.
+    fn blast(&mut self, seconds: f64, warm_share: f64, mut fill: impl FnMut(&mut [u8]), size: usize) -> Blast {
+        let mut b = Blast::default();
+        let start = Instant::now();
+        let warm = Duration::from_secs_f64(seconds * warm_share);
+        let end = Duration::from_secs_f64(seconds);
+        let mut window_open: Option<(Instant, u64, u64)> = None;
+        let mut last_sample = 0.0f64;
+        let mut iter: u32 = 0;
+        loop {
+            // Refill the burst (what the DUT refused last time stays in it).
+            while !self.tx.is_full() {
+                let Some(mut m) = self.pool.alloc() else { break };
+                if let Some(buf) = m.append(size) {
+                    fill(buf);
+                    self.tx.push(m);
+                }
+            }
+            let want = self.tx.len();
+            let sent = self.front.tx_burst(&mut self.tx);
+            b.sent += sent as u64;
+            b.tx_calls += 1;
+            if sent < want {
+                b.tx_short += 1;
+            }
+            for _ in 0..4 {
+                let n = self.back.rx_burst(&mut self.rx);
+                b.received += n as u64;
+                self.rx.clear();
+                if n < BURST_SIZE {
+                    break;
+                }
+            }
+            iter = iter.wrapping_add(1);
+            if iter.is_multiple_of(16) {
+                // The client side gets nothing in these phases but stray frames; keep
+                // its ring from filling.
+                if self.front.rx_burst(&mut self.rx) > 0 {
+                    self.rx.clear();
+                }
+                let now = start.elapsed();
+                match window_open {
+                    None if now >= warm => {
+                        window_open = Some((Instant::now(), b.received, b.sent));
+                        b.tx_calls = 0;
+                        b.tx_short = 0;
+                    }
+                    Some((w0, rx0, tx0)) => {
+                        let t = w0.elapsed().as_secs_f64();
+                        if t - last_sample >= 0.001 {
+                            b.samples.push((t, b.received - rx0, b.sent - tx0));
+                            last_sample = t;
+                        }
+                    }
+                    None => {}
+                }
+                if now >= end {
+                    break;
+                }
+            }
+        }
+        if let Some((w0, rx0, tx0)) = window_open {
+            b.window = w0.elapsed().as_secs_f64();
+            b.window_rx = b.received - rx0;
+            b.window_tx = b.sent - tx0;
+        }
+        // Unsent frames are not counted; drain what is still in flight.
+        self.tx.clear();
+        let t = Instant::now();
+        while t.elapsed() < DRAIN {
+            let n = self.back.rx_burst(&mut self.rx);
+            b.received += n as u64;
+            self.rx.clear();
+        }
+        self.drain_all();
+        b
+    }
+}
+
+fn ceiling(o: &Options, key: &str) -> Option<f64> {
+    o.ceiling.iter().find(|(k, _)| k == key).map(|(_, v)| *v)
+}
+
+fn json_num(x: Option<f64>, digits: usize) -> String {
+    match x {
+        Some(v) if v.is_finite() => format!("{v:.digits$}"),
+        _ => "null".into(),
+    }
+}
+
+fn json_str(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// One established-flow line.
+/// `key` names the phase for `--ceiling` (the frame size, or `syn` for the new-flow stream).
+fn emit(o: &Options, flows: &str, key: &str, size: usize, b: &Blast, load: Option<&str>) -> Result<(), String> {
+    if b.window <= 0.0 {
+        return Err("the phase was too short to open a timed window".into());
+    }
+    let wire = size + 4;
+    let common = format!(
+        "\"loss\":{},\"duration_s\":{:.3},\"load\":{},\"n_flows\":{},\"sent\":{},\"received\":{},\"tx_backpressure\":{:.3},\"gbps\":{:.3},\"lcores\":{}",
+        json_num(Some(b.loss()), 6),
+        b.window,
+        load.map_or("null".into(), |l| l.to_string()),
+        o.flows,
+        b.sent,
+        b.received,
+        b.backpressure(),
+        b.mpps() * 1e6 * (wire as f64) * 8.0 / 1e9,
+        json_str(&o.lcore_note),
+    );
+    match o.dut {
+        Dut::Testpmd => println!(
+            "{{\"bench\":\"dpdk_ceiling\",\"dut\":\"testpmd\",\"key\":\"{key}\",\"pkt_size\":{wire},\"flows\":{},\"testpmd_mpps\":{:.4},{common}}}",
+            json_str(flows),
+            b.mpps()
+        ),
+        Dut::Rvsd => {
+            let t = ceiling(o, key);
+            println!(
+                "{{\"bench\":\"dpdk\",\"mode\":\"{}\",\"pkt_size\":{wire},\"flows\":{},\"rvsd_mpps\":{:.4},\"testpmd_mpps\":{},\"ratio\":{},{common}}}",
+                o.mode.name(),
+                json_str(flows),
+                b.mpps(),
+                json_num(t, 4),
+                json_num(t.map(|t| b.mpps() / t), 3),
+            )
+        }
+    }
+    Ok(())
+}
+
+/// The new-flow line: fill rate until the table was full, then the churn rate.
+fn emit_new(o: &Options, b: &Blast, load: Option<&str>, size: usize) -> Result<(), String> {
+    if o.dut == Dut::Testpmd {
+        // testpmd has no table: the SYN stream is one more I/O ceiling.
+        return emit(o, "new", "syn", size, b, load);
+    }
+    if b.window <= 0.0 || b.samples.is_empty() {
+        return Err("the new-flow phase was too short".into());
+    }
+    // The table is full when forwarding stops: the first sample within 0.1 % of the
+    // final count, if that is well before the window's end.
+    let total = b.window_rx;
+    let (fill_t, fill_n, fill_tx) = b
+        .samples
+        .iter()
+        .copied()
+        .find(|&(_, n, _)| n as f64 >= total as f64 * 0.999)
+        .unwrap_or((b.window, total, b.window_tx));
+    let filled = fill_t < b.window * 0.9;
+    let fill_rate = if fill_t > 0.0 { fill_n as f64 / fill_t } else { 0.0 };
+    // Once full, the DUT keeps taking SYNs from its ring and drops them (table full):
+    // the rate at which it took them for the rest of the window.
+    let churn = if filled { (b.window_tx - fill_tx) as f64 / (b.window - fill_t) / 1e6 } else { f64::NAN };
+    let t = ceiling(o, "syn");
+    println!(
+        "{{\"bench\":\"dpdk\",\"mode\":\"{}\",\"pkt_size\":{},\"flows\":\"new\",\"rvsd_mpps\":{:.4},\"testpmd_mpps\":{},\"ratio\":{},\"new_conns_per_s\":{:.0},\"fill_s\":{:.3},\"table_full\":{},\"conn_capacity\":{},\"churn_mpps\":{},\"duration_s\":{:.3},\"load\":{},\"sent\":{},\"received\":{},\"tx_backpressure\":{:.3},\"lcores\":{}}}",
+        o.mode.name(),
+        size + 4,
+        fill_rate / 1e6,
+        json_num(t, 4),
+        json_num(t.map(|t| fill_rate / 1e6 / t), 3),
+        fill_rate,
+        fill_t,
+        filled,
+        o.conn_capacity,
+        json_num(Some(churn), 4),
+        b.window,
+        load.map_or("null".into(), |l| l.to_string()),
+        b.sent,
+        b.received,
+        b.backpressure(),
+        json_str(&o.lcore_note),
+    );
+    Ok(())
+}

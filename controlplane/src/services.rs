@@ -21,15 +21,14 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use rvs_dataplane::conn::Timeouts;
-use rvs_dataplane::sched::{PersistTable, SchedParams, SchedShared};
 use rvs_dataplane::l2l3::PortId;
+use rvs_dataplane::sched::{PersistTable, SchedParams, SchedShared};
 use rvs_dataplane::service::{
-    ForwardMode, L4Proto, RealServer, SchedulerKind, ServerStats, Service as DpService, ServiceKey, ServiceTable,
-    TableIds, TableSettings,
+    L4Proto, RealServer, ServerStats, Service as DpService, ServiceKey, ServiceTable, TableIds, TableSettings,
 };
 use rvs_dataplane::worker::VipConfig;
 
-use crate::config::{Config, Forward, Protocol};
+use crate::config::{Config, Protocol};
 
 /// Persistence entries per persistent service (client networks remembered at once).
 pub const PERSIST_CAPACITY: usize = 1 << 16;
@@ -38,16 +37,6 @@ pub const PERSIST_CAPACITY: usize = 1 << 16;
 /// pool a service uses by default.
 pub fn local_addresses(config: &Config) -> Vec<Ipv4Addr> {
     config.ports.iter().flat_map(|p| p.local_addresses.iter().copied()).collect()
-}
-
-/// The data path's view of a forwarding method.
-pub fn forward_mode(f: Forward) -> ForwardMode {
-    match f {
-        Forward::Dr => ForwardMode::Dr,
-        Forward::Nat => ForwardMode::Nat,
-        Forward::FullNat => ForwardMode::FullNat,
-        Forward::Tunnel => ForwardMode::Tunnel,
-    }
 }
 
 /// The data path's view of a protocol.
@@ -172,7 +161,7 @@ pub fn build_next(
                 addr: r.address,
                 port: r.port,
                 weight: u32::from(r.weight),
-                forward: forward_mode(r.forward),
+                forward: r.forward,
                 upper: r.upper_threshold,
                 lower: r.lower_threshold,
                 stats: current
@@ -181,12 +170,7 @@ pub fn build_next(
                     .unwrap_or_else(|| Arc::new(ServerStats::new(workers))),
             })
             .collect();
-        let kind: SchedulerKind = s
-            .scheduler
-            .name()
-            .parse()
-            .map_err(anyhow::Error::from)
-            .with_context(|| format!("service[{i}] ({key}): scheduler"))?;
+        let kind = s.scheduler;
         let sched = SchedShared::build(kind, &servers, &params)
             .with_context(|| format!("service[{i}] ({key}): cannot build the {kind} scheduler"))?;
         let persist = s.persistence.map(|d| {
@@ -216,6 +200,7 @@ pub fn build_next(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rvs_dataplane::service::{ForwardMode, SchedulerKind};
 
     const CONFIG: &str = r#"
 [dataplane]
@@ -264,7 +249,8 @@ forward = "nat"
         let c = Config::from_toml(CONFIG).unwrap_or_else(|e| panic!("{e}"));
         let t = build_table(&c, 7, 2).unwrap();
         assert_eq!(t.generation(), 7);
-        let (i, s) = t.lookup(ServiceKey { proto: L4Proto::Tcp, vip: "10.10.0.100".parse().unwrap(), port: 80 }).unwrap();
+        let (i, s) =
+            t.lookup(ServiceKey { proto: L4Proto::Tcp, vip: "10.10.0.100".parse().unwrap(), port: 80 }).unwrap();
         assert_eq!(i, 0);
         assert_eq!(s.scheduler, SchedulerKind::Mh);
         assert_eq!(s.servers.len(), 2);
@@ -273,7 +259,8 @@ forward = "nat"
         let p = s.persist.as_ref().expect("persistent");
         assert_eq!(p.netmask(), "255.255.255.0".parse::<Ipv4Addr>().unwrap());
         assert_eq!(p.timeout_s(), 300);
-        let (_, u) = t.lookup(ServiceKey { proto: L4Proto::Udp, vip: "10.10.0.100".parse().unwrap(), port: 53 }).unwrap();
+        let (_, u) =
+            t.lookup(ServiceKey { proto: L4Proto::Udp, vip: "10.10.0.100".parse().unwrap(), port: 53 }).unwrap();
         assert_eq!(u.scheduler, SchedulerKind::UserHash);
         assert!(u.persist.is_none());
         assert!(t.lookup(ServiceKey { proto: L4Proto::Udp, vip: "10.10.0.100".parse().unwrap(), port: 80 }).is_none());
@@ -298,7 +285,11 @@ forward = "nat"
         assert!(Arc::ptr_eq(p1, p2), "same servers: persistence kept");
         assert_eq!(t2.settings().vips.as_ref().map(Vec::len), Some(1));
         // Removing a server resets persistence; re-adding it gives a new id and fresh counters.
-        let without = CONFIG.replacen("[[service.server]]\naddress = \"10.20.0.12\"\nport = 8080\nforward = \"fullnat\"\n", "", 1);
+        let without = CONFIG.replacen(
+            "[[service.server]]\naddress = \"10.20.0.12\"\nport = 8080\nforward = \"fullnat\"\n",
+            "",
+            1,
+        );
         let c3 = Config::from_toml(&without).unwrap();
         let t3 = build_next(&c3, 3, 2, &mut ids, Some(&t2)).unwrap();
         assert!(!Arc::ptr_eq(p2, t3.services()[0].persist.as_ref().unwrap()));
@@ -307,12 +298,5 @@ forward = "nat"
         assert_ne!(old_id, new_id, "ids are never reused");
         assert_eq!(t4.services()[0].servers[1].stats.active_conns(), 0);
         assert_eq!(t4.service_id(0), t1.service_id(0));
-    }
-
-    #[test]
-    fn every_config_scheduler_maps_to_a_data_path_scheduler() {
-        for s in crate::config::Scheduler::ALL {
-            assert!(s.name().parse::<SchedulerKind>().is_ok(), "{}", s.name());
-        }
     }
 }

@@ -401,87 +401,12 @@ impl fmt::Display for Protocol {
     }
 }
 
-macro_rules! scheduler_names {
-    ($($variant:ident => $name:literal, $doc:literal;)*) => {
-        /// A scheduler, by its ipvsadm `-s` name.
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-        pub enum Scheduler {
-            $(#[doc = $doc] $variant,)*
-        }
+/// A scheduler, by its ipvsadm `-s` name: the data path's own list, so the config accepts
+/// exactly the schedulers that exist.
+pub use rvs_dataplane::service::SchedulerKind as Scheduler;
 
-        impl Scheduler {
-            /// Every scheduler, in ipvsadm's documentation order.
-            pub const ALL: &'static [Scheduler] = &[$(Scheduler::$variant,)*];
-
-            /// The `-s` name.
-            pub fn name(self) -> &'static str {
-                match self {
-                    $(Scheduler::$variant => $name,)*
-                }
-            }
-
-            /// The scheduler called `name`, if any.
-            pub fn from_name(name: &str) -> Option<Scheduler> {
-                match name {
-                    $($name => Some(Scheduler::$variant),)*
-                    _ => None,
-                }
-            }
-        }
-    };
-}
-
-scheduler_names! {
-    Rr => "rr", "Round robin.";
-    Wrr => "wrr", "Weighted round robin.";
-    Lc => "lc", "Least connections.";
-    Wlc => "wlc", "Weighted least connections.";
-    Sed => "sed", "Shortest expected delay.";
-    Nq => "nq", "Never queue.";
-    Sh => "sh", "Source hashing.";
-    Dh => "dh", "Destination hashing.";
-    Lblc => "lblc", "Locality-based least connections.";
-    Lblcr => "lblcr", "Locality-based least connections with replication.";
-    Fo => "fo", "Weighted failover.";
-    Ovf => "ovf", "Weighted overflow.";
-    Mh => "mh", "Maglev hashing.";
-    Twos => "twos", "Weighted random twos choice.";
-    Conhash => "conhash", "Consistent hashing (DPVS).";
-    Sessions => "sessions", "Fewest sessions.";
-    UserHash => "user-hash", "Hash of a user-supplied key.";
-}
-
-impl fmt::Display for Scheduler {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-/// How a real server is reached.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Forward {
-    /// Direct routing: rewrite MACs only (ipvsadm `-g`, "Route").
-    Dr,
-    /// NAT: rewrite the destination, and the source of replies (`-m`, "Masq").
-    Nat,
-    /// Full-NAT: rewrite both source and destination (`-b`, "FullNat").
-    #[serde(rename = "fullnat")]
-    FullNat,
-    /// IPIP tunnel (`-i`, "Tunnel").
-    Tunnel,
-}
-
-impl fmt::Display for Forward {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Forward::Dr => "dr",
-            Forward::Nat => "nat",
-            Forward::FullNat => "fullnat",
-            Forward::Tunnel => "tunnel",
-        })
-    }
-}
+/// How a real server is reached (`dr`, `nat`, `fullnat`, `tunnel`): the data path's type.
+pub use rvs_dataplane::service::ForwardMode as Forward;
 
 /// `[[service]]`, validated.
 #[derive(Debug, Clone, PartialEq, Eq)]

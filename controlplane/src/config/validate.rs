@@ -502,7 +502,7 @@ impl Checker {
             }
         }
         let port = self.int_in::<u16>(&at("port"), s.port, 1, 65535, "; 0 is not a usable port");
-        let scheduler = match Scheduler::from_name(&s.scheduler) {
+        let scheduler = match s.scheduler.parse::<Scheduler>().ok() {
             Some(sch) => Some(sch),
             None => {
                 let all: Vec<&str> = Scheduler::ALL.iter().map(|s| s.name()).collect();

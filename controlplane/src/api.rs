@@ -167,7 +167,15 @@ impl AppState {
     ) -> AppState {
         let estimator = crate::rates::shared();
         let metrics = Arc::new(crate::metrics::LiveMetrics::new(Arc::clone(&status), Arc::clone(&estimator)));
-        AppState { running: Mutex::new(running), status, workers, token, worker_timeout: WORKER_TIMEOUT, estimator, metrics }
+        AppState {
+            running: Mutex::new(running),
+            status,
+            workers,
+            token,
+            worker_timeout: WORKER_TIMEOUT,
+            estimator,
+            metrics,
+        }
     }
 
     /// Uses `estimator` (ticked by the daemon every 2 s) for rates in `/v1/stats` and
@@ -205,7 +213,10 @@ pub fn router(state: St) -> Router {
     Router::new()
         .route("/v1/status", get(status).fallback(method_not_allowed))
         .route("/v1/openapi.json", get(openapi).fallback(method_not_allowed))
-        .route("/v1/services", get(list_services).post(create_service).delete(clear_services).fallback(method_not_allowed))
+        .route(
+            "/v1/services",
+            get(list_services).post(create_service).delete(clear_services).fallback(method_not_allowed),
+        )
         .route(svc, get(get_service).put(update_service).delete(delete_service).fallback(method_not_allowed))
         .route(&format!("{svc}/servers"), get(list_servers).post(add_server).fallback(method_not_allowed))
         .route(
@@ -283,7 +294,8 @@ fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
         };
         ApiError::field(StatusCode::BAD_REQUEST, field, format!("cannot read the JSON body: {msg}"))
     })?;
-    de.end().map_err(|e| ApiError::field(StatusCode::BAD_REQUEST, "body", format!("cannot read the JSON body: {e}")))?;
+    de.end()
+        .map_err(|e| ApiError::field(StatusCode::BAD_REQUEST, "body", format!("cannot read the JSON body: {e}")))?;
     Ok(value)
 }
 
@@ -310,7 +322,8 @@ fn percent_decode(s: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        let hex = b.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok()).and_then(|h| u8::from_str_radix(h, 16).ok());
+        let hex =
+            b.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok()).and_then(|h| u8::from_str_radix(h, 16).ok());
         match (b[i], hex) {
             (b'%', Some(x)) => {
                 out.push(x);
@@ -419,7 +432,11 @@ async fn get_server(State(st): State<St>, Path((p, v, n, ip, rp)): SrvPath) -> R
     server_view(&st.running(), &r, addr, port)
 }
 
-async fn update_server(State(st): State<St>, Path((p, v, n, ip, rp)): SrvPath, body: Bytes) -> Result<Response, ApiError> {
+async fn update_server(
+    State(st): State<St>,
+    Path((p, v, n, ip, rp)): SrvPath,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     let r = service_ref(&p, &v, &n)?;
     let (addr, port) = server_ref(&ip, &rp)?;
     let u: ServerUpdate = parse_json(&body)?;
@@ -475,8 +492,7 @@ async fn zero_stats(State(st): State<St>, RawQuery(q): RawQuery) -> Result<Statu
     let only = match q.get("service") {
         None => None,
         Some(s) => {
-            let r = ServiceRef::parse_joined(s)
-                .map_err(|e| ApiError::field(StatusCode::BAD_REQUEST, "service", e))?;
+            let r = ServiceRef::parse_joined(s).map_err(|e| ApiError::field(StatusCode::BAD_REQUEST, "service", e))?;
             run.find_service(&r)?;
             let proto = match r.protocol {
                 Protocol::Tcp => L4Proto::Tcp,
@@ -599,7 +615,10 @@ async fn connections(State(st): State<St>, RawQuery(q): RawQuery) -> Result<Resp
     let mut pending = Vec::with_capacity(st.workers.len());
     for (i, h) in st.workers.iter().enumerate() {
         let rx = h.list_conns(filter, want).map_err(|_| {
-            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("worker {i} did not answer (its request queue is full)"))
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("worker {i} did not answer (its request queue is full)"),
+            )
         })?;
         pending.push((i, rx));
     }

@@ -35,14 +35,14 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{bail, Context};
-use rvs_dataplane::idle::IdlePolicy;
-use rvs_dataplane::lb::{LbConfig, LbEngine, DEFAULT_MTU};
-use rvs_dataplane::mesh::MeshLinks;
 use rvs_dataplane::control::control_link;
-use rvs_dataplane::service::SharedServices;
+use rvs_dataplane::idle::IdlePolicy;
 use rvs_dataplane::l2l3::neigh::{NeighConfig, NeighSync};
 use rvs_dataplane::l2l3::route::StaticRoute;
 use rvs_dataplane::l2l3::PortId;
+use rvs_dataplane::lb::{LbConfig, LbEngine, DEFAULT_MTU};
+use rvs_dataplane::mesh::MeshLinks;
+use rvs_dataplane::service::SharedServices;
 use rvs_dataplane::stats::WorkerCounters;
 use rvs_dataplane::wire::MacAddr as WireMac;
 use rvs_dataplane::worker::{PortConfig, StaticNeighbour, VipConfig, Worker, WorkerConfig};
@@ -51,9 +51,9 @@ use rvs_drivers::PortInfo;
 use tokio::signal::unix::{signal, SignalKind};
 
 use crate::api::{self, AppState};
+use crate::config::{Config, Device, Idle, MacAddr};
 use crate::runtime::Running;
 use crate::services;
-use crate::config::{Config, Device, Idle, MacAddr};
 use crate::status::{PortStatus, Status, StatusSource, WorkerStatus};
 
 /// Name of rvsd's packet pool.

@@ -183,11 +183,7 @@ fn query_param(name: &str, ty: &str, desc: &str) -> Value {
 /// The document.
 pub fn document() -> Value {
     let svc = || {
-        vec![
-            path_param("proto", "tcp or udp"),
-            path_param("vip", "the VIP"),
-            path_param("port", "the virtual port"),
-        ]
+        vec![path_param("proto", "tcp or udp"), path_param("vip", "the VIP"), path_param("port", "the virtual port")]
     };
     let srv = || {
         let mut v = svc();

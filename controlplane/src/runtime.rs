@@ -78,10 +78,11 @@ impl ApplyError {
     /// The first (or only) error, for the `{"error", "field"}` answer.
     pub fn first(&self) -> FieldError {
         match self {
-            ApplyError::Malformed(e) | ApplyError::Invalid(e) => e.errors.first().cloned().unwrap_or(FieldError {
-                field: "body".into(),
-                message: "invalid configuration".into(),
-            }),
+            ApplyError::Malformed(e) | ApplyError::Invalid(e) => e
+                .errors
+                .first()
+                .cloned()
+                .unwrap_or(FieldError { field: "body".into(), message: "invalid configuration".into() }),
             ApplyError::Conflict(e) | ApplyError::NotFound(e) | ApplyError::Restart(e) | ApplyError::Build(e) => {
                 e.clone()
             }
@@ -572,13 +573,16 @@ pub fn diff(old: &Config, new: &Config) -> Vec<Change> {
             && s.servers.iter().all(|r| t.servers.iter().any(|q| (q.address, q.port) == (r.address, r.port)))
         {
             // Same servers, another order: it matters to hashing schedulers.
-            let order = |v: &Service| json!(v.servers.iter().map(|r| format!("{}:{}", r.address, r.port)).collect::<Vec<_>>());
+            let order =
+                |v: &Service| json!(v.servers.iter().map(|r| format!("{}:{}", r.address, r.port)).collect::<Vec<_>>());
             change(format!("{path}.servers"), order(s), order(t));
         }
     }
-    for t in new.services.iter().filter(|t| {
-        !old.services.iter().any(|s| (s.protocol, s.address, s.port) == (t.protocol, t.address, t.port))
-    }) {
+    for t in new
+        .services
+        .iter()
+        .filter(|t| !old.services.iter().any(|s| (s.protocol, s.address, s.port) == (t.protocol, t.address, t.port)))
+    {
         change(format!("service[{}]", service_name(t)), Value::Null, service_json(t));
     }
     out

@@ -86,7 +86,13 @@ async fn serve(config: &str) -> Server {
 }
 
 /// One HTTP/1.1 request: (status, content-type, body).
-async fn http(addr: SocketAddr, method: &str, path: &str, body: Option<&str>, headers: &[(&str, &str)]) -> (u16, String, String) {
+async fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+    headers: &[(&str, &str)],
+) -> (u16, String, String) {
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
     let mut req = format!("{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n");
     for (k, v) in headers {
@@ -106,11 +112,8 @@ async fn http(addr: SocketAddr, method: &str, path: &str, body: Option<&str>, he
     let (head, rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
     let code: u16 = head.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
     let lower = head.to_ascii_lowercase();
-    let ctype = lower
-        .lines()
-        .find_map(|l| l.strip_prefix("content-type:"))
-        .map(|v| v.trim().to_string())
-        .unwrap_or_default();
+    let ctype =
+        lower.lines().find_map(|l| l.strip_prefix("content-type:")).map(|v| v.trim().to_string()).unwrap_or_default();
     let body = if lower.contains("transfer-encoding: chunked") { dechunk(rest) } else { rest.to_string() };
     (code, ctype, body)
 }
@@ -181,9 +184,8 @@ async fn status_openapi_404_405() {
     }
     // Every (path, method) of ROUTES is routed: neither 404 nor 405.
     for (path, methods) in ROUTES {
-        let concrete = path
-            .replace("{proto}/{vip}/{port}", "tcp/10.10.0.100/80")
-            .replace("{ip}/{rport}", "10.20.0.99/80");
+        let concrete =
+            path.replace("{proto}/{vip}/{port}", "tcp/10.10.0.100/80").replace("{ip}/{rport}", "10.20.0.99/80");
         for m in *methods {
             if *m == "delete" {
                 continue; // destructive; covered below
@@ -200,7 +202,10 @@ async fn services_and_servers_crud() {
     let (code, v) = call(&srv, "GET", "/v1/services", None).await;
     assert_eq!(code, 200);
     let s0 = &v["services"][0];
-    assert_eq!((s0["protocol"].as_str(), s0["address"].as_str(), s0["port"].as_u64()), (Some("tcp"), Some("10.10.0.100"), Some(80)));
+    assert_eq!(
+        (s0["protocol"].as_str(), s0["address"].as_str(), s0["port"].as_u64()),
+        (Some("tcp"), Some("10.10.0.100"), Some(80))
+    );
     assert_eq!(s0["scheduler"], "wrr");
     assert!(s0["persistence"].is_null());
     assert_eq!(s0["persistence_netmask"], "255.255.255.255");
@@ -226,25 +231,34 @@ async fn services_and_servers_crud() {
     assert!(config_text(&srv).await.contains("10.10.0.101"));
 
     // Defaults: scheduler wlc, no servers.
-    let (code, v) = call(&srv, "POST", "/v1/services", Some(r#"{"protocol":"udp","address":"10.10.0.101","port":53}"#)).await;
+    let (code, v) =
+        call(&srv, "POST", "/v1/services", Some(r#"{"protocol":"udp","address":"10.10.0.101","port":53}"#)).await;
     assert_eq!(code, 201, "{v}");
     assert_eq!(v["scheduler"], "wlc");
     assert_eq!(v["servers"], json!([]));
 
     let (code, v) = call(&srv, "GET", "/v1/services/tcp/10.10.0.101/443", None).await;
     assert_eq!((code, v["scheduler"].as_str()), (200, Some("rr")));
-    let (code, v) = call(&srv, "PUT", "/v1/services/tcp/10.10.0.101/443", Some(r#"{"scheduler":"mh","persistence":null}"#)).await;
+    let (code, v) =
+        call(&srv, "PUT", "/v1/services/tcp/10.10.0.101/443", Some(r#"{"scheduler":"mh","persistence":null}"#)).await;
     assert_eq!(code, 200, "{v}");
     assert_eq!((v["scheduler"].as_str(), v["persistence"].is_null()), (Some("mh"), true));
     assert_eq!(v["persistence_netmask"], "255.255.255.255");
 
     // Servers.
-    let (code, v) = call(&srv, "POST", &format!("{SVC}/servers"), Some(r#"{"address":"10.20.0.13","forward":"nat"}"#)).await;
+    let (code, v) =
+        call(&srv, "POST", &format!("{SVC}/servers"), Some(r#"{"address":"10.20.0.13","forward":"nat"}"#)).await;
     assert_eq!(code, 201, "{v}");
     assert_eq!((v["port"].as_u64(), v["weight"].as_u64()), (Some(80), Some(1)), "port defaults to the service's");
     let (code, v) = call(&srv, "POST", &format!("{SVC}/servers"), Some(r#"{"address":"10.20.0.13","port":80}"#)).await;
     assert_eq!((code, v["field"].as_str()), (409, Some("address")));
-    let (code, v) = call(&srv, "PUT", &format!("{SVC}/servers/10.20.0.13/80"), Some(r#"{"weight":0,"upper_threshold":10,"lower_threshold":5}"#)).await;
+    let (code, v) = call(
+        &srv,
+        "PUT",
+        &format!("{SVC}/servers/10.20.0.13/80"),
+        Some(r#"{"weight":0,"upper_threshold":10,"lower_threshold":5}"#),
+    )
+    .await;
     assert_eq!(code, 200, "{v}");
     assert_eq!((v["weight"].as_u64(), v["upper_threshold"].as_u64()), (Some(0), Some(10)));
     let (code, v) = call(&srv, "GET", &format!("{SVC}/servers"), None).await;
@@ -275,12 +289,18 @@ async fn config_put_dry_run_and_restart_only() {
     let again = Running::from_toml(&before, 2).unwrap();
     assert_eq!(again.config(), srv.state.running().config());
 
-    let changed = CONFIG.replace("weight = 3", "weight = 5").replace("tcp_timeout = \"900s\"", "tcp_timeout = \"600s\"");
+    let changed =
+        CONFIG.replace("weight = 3", "weight = 5").replace("tcp_timeout = \"900s\"", "tcp_timeout = \"600s\"");
     let (code, v) = call(&srv, "PUT", "/v1/config?dry_run=true", Some(&changed)).await;
     assert_eq!(code, 200, "{v}");
     assert_eq!(v["applied"], false);
     let changes = v["changes"].as_array().unwrap();
-    assert!(changes.contains(&json!({"op":"change","path":"service[tcp/10.10.0.100/80].server[10.20.0.11:80].weight","from":3,"to":5})), "{v}");
+    assert!(
+        changes.contains(
+            &json!({"op":"change","path":"service[tcp/10.10.0.100/80].server[10.20.0.11:80].weight","from":3,"to":5})
+        ),
+        "{v}"
+    );
     assert!(changes.contains(&json!({"op":"change","path":"dataplane.tcp_timeout","from":"900s","to":"600s"})), "{v}");
     assert_eq!(config_text(&srv).await, before, "a dry run changes nothing");
     assert_eq!(srv.state.running().generation(), 1);
@@ -296,14 +316,16 @@ async fn config_put_dry_run_and_restart_only() {
     assert_eq!(table.settings().timeouts.unwrap().established, 600);
 
     // Add and remove: ops and paths.
-    let more = changed.replace("scheduler = \"rr\"\npersistence", "scheduler = \"sh\"\npersistence").replace(
-        "[[service.server]]\naddress = \"10.20.0.12\"\nport = 80\nforward = \"nat\"\n",
-        "",
-    );
+    let more = changed
+        .replace("scheduler = \"rr\"\npersistence", "scheduler = \"sh\"\npersistence")
+        .replace("[[service.server]]\naddress = \"10.20.0.12\"\nport = 80\nforward = \"nat\"\n", "");
     let (code, v) = call(&srv, "PUT", "/v1/config", Some(&more)).await;
     assert_eq!(code, 200, "{v}");
     let c = v["changes"].as_array().unwrap();
-    assert!(c.iter().any(|c| c["op"] == "remove" && c["path"] == "service[tcp/10.10.0.100/80].server[10.20.0.12:80]"), "{v}");
+    assert!(
+        c.iter().any(|c| c["op"] == "remove" && c["path"] == "service[tcp/10.10.0.100/80].server[10.20.0.12:80]"),
+        "{v}"
+    );
     assert!(c.iter().any(|c| c["path"] == "service[udp/10.10.0.100/53].scheduler" && c["to"] == "sh"), "{v}");
 
     // The same file again: applied, nothing changed, no new generation.
@@ -380,7 +402,10 @@ async fn metrics_and_rates_are_served() {
     assert_eq!(code, 200, "{text}");
     assert!(ctype.starts_with("text/plain; version=0.0.4"), "{ctype}");
     assert!(text.contains("# TYPE rvs_service_connections_total counter"), "{text}");
-    assert!(text.contains("rvs_service_connections_total{protocol=\"tcp\",vip=\"10.10.0.100\",port=\"80\"} 0"), "{text}");
+    assert!(
+        text.contains("rvs_service_connections_total{protocol=\"tcp\",vip=\"10.10.0.100\",port=\"80\"} 0"),
+        "{text}"
+    );
     assert!(text.contains("rvs_drops_total{reason=\"ip_bad_checksum\"}") || !text.contains("rvs_worker_"), "{text}");
     let (code, v) = call(&srv, "GET", "/v1/stats", None).await;
     assert_eq!(code, 200);
@@ -409,12 +434,18 @@ async fn connections_through_worker_queues() {
     let mut threads = Vec::new();
     for (w, link) in [(0usize, l0), (1usize, l1)] {
         let stop = Arc::clone(&stop);
-        let all: Vec<ConnEntry> = (0..3).map(|i| entry(1000 + 10 * w as u16 + i, [10, 20, 0, 11 + (i % 2) as u8])).collect();
+        let all: Vec<ConnEntry> =
+            (0..3).map(|i| entry(1000 + 10 * w as u16 + i, [10, 20, 0, 11 + (i % 2) as u8])).collect();
         threads.push(std::thread::spawn(move || {
             while !stop.load(Ordering::Relaxed) {
                 while let Some(WorkerRequest::ListConns { filter, max, reply }) = link.pop() {
-                    let m: Vec<ConnEntry> = all.iter().filter(|e| filter.matches(e.proto, e.vip, e.server)).copied().collect();
-                    let _ = reply.try_send(ConnListing { worker: w, total: m.len(), entries: m.into_iter().take(max).collect() });
+                    let m: Vec<ConnEntry> =
+                        all.iter().filter(|e| filter.matches(e.proto, e.vip, e.server)).copied().collect();
+                    let _ = reply.try_send(ConnListing {
+                        worker: w,
+                        total: m.len(),
+                        entries: m.into_iter().take(max).collect(),
+                    });
                 }
                 std::thread::sleep(Duration::from_millis(1));
             }
@@ -430,7 +461,10 @@ async fn connections_through_worker_queues() {
     assert_eq!(c0["client"], "10.10.0.2:1000");
     assert_eq!(c0["vip"], "10.10.0.100:80");
     assert_eq!(c0["server"], "10.20.0.11:80");
-    assert_eq!((c0["state"].as_str(), c0["forward"].as_str(), c0["protocol"].as_str()), (Some("ESTABLISHED"), Some("nat"), Some("tcp")));
+    assert_eq!(
+        (c0["state"].as_str(), c0["forward"].as_str(), c0["protocol"].as_str()),
+        (Some("ESTABLISHED"), Some("nat"), Some("tcp"))
+    );
     assert_eq!((c0["expires_in"].as_u64(), c0["worker"].as_u64()), (Some(900), Some(0)));
     assert_eq!(v["connections"][3]["worker"], 1);
     let (_, v) = call(&srv, "GET", "/v1/connections?server=10.20.0.12:80&offset=1&limit=1", None).await;
@@ -479,7 +513,8 @@ async fn bearer_token() {
     // A token readable by others is refused, and so is a public listener without token.
     let e = Running::from_toml(&with("0.0.0.0:8700"), 1).unwrap_err();
     assert!(e.names("api.token_file"), "{e}");
-    let e = Running::from_toml(&CONFIG.replace("[[route]]", "[api]\nlisten = \"0.0.0.0:8700\"\n[[route]]"), 1).unwrap_err();
+    let e =
+        Running::from_toml(&CONFIG.replace("[[route]]", "[api]\nlisten = \"0.0.0.0:8700\"\n[[route]]"), 1).unwrap_err();
     assert!(e.names("api.listen") && e.to_string().contains("bearer token"), "{e}");
     std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
     let running = Running::from_toml(&with("0.0.0.0:8700"), 1).unwrap();
@@ -521,9 +556,27 @@ fn bad_inputs() -> Vec<Bad> {
         (svc(r#"{"protocol":"tcp","address":"10.10.0.102"}"#), 400, "body"),
         (svc(r#"{"protocol":"tcp","address":"10.10.0.102","port":"80"}"#), 400, "port"),
         (svc(r#"{"protocol":"tcp","address":"10.10.0.102","port":80.5}"#), 400, "port"),
-        (svc(r#"{"protocol":"tcp","address":"10.10.0.102","port":80,"servers":[{"address":"10.20.0.11","bogus":1}]}"#), 400, "servers[0].bogus"),
-        (svc(r#"{"protocol":"tcp","address":"10.10.0.102","port":80,"servers":[{"address":"10.20.0.11","weight":"heavy"}]}"#), 400, "servers[0].weight"),
-        (svc(r#"{"protocol":"tcp","address":"10.10.0.102","port":80,"servers":[{"address":"10.20.0.11","weight":1e30}]}"#), 400, "servers[0].weight"),
+        (
+            svc(
+                r#"{"protocol":"tcp","address":"10.10.0.102","port":80,"servers":[{"address":"10.20.0.11","bogus":1}]}"#,
+            ),
+            400,
+            "servers[0].bogus",
+        ),
+        (
+            svc(
+                r#"{"protocol":"tcp","address":"10.10.0.102","port":80,"servers":[{"address":"10.20.0.11","weight":"heavy"}]}"#,
+            ),
+            400,
+            "servers[0].weight",
+        ),
+        (
+            svc(
+                r#"{"protocol":"tcp","address":"10.10.0.102","port":80,"servers":[{"address":"10.20.0.11","weight":1e30}]}"#,
+            ),
+            400,
+            "servers[0].weight",
+        ),
         // Values the validator refuses.
         (svc(r#"{"protocol":"sctp","address":"10.10.0.102","port":80}"#), 422, "protocol"),
         (svc(r#"{"protocol":"tcp","address":"10.10.0.300","port":80}"#), 422, "address"),
@@ -536,13 +589,53 @@ fn bad_inputs() -> Vec<Bad> {
         (svc(r#"{"protocol":"tcp","address":"10.10.0.102","port":80,"scheduler":"fastest"}"#), 422, "scheduler"),
         (svc(r#"{"protocol":"tcp","address":"10.10.0.102","port":80,"persistence":"forever"}"#), 422, "persistence"),
         (svc(r#"{"protocol":"tcp","address":"10.10.0.102","port":80,"persistence":"0s"}"#), 422, "persistence"),
-        (svc(r#"{"protocol":"tcp","address":"10.10.0.102","port":80,"persistence":"60s","persistence_netmask":"255.0.255.0"}"#), 422, "persistence_netmask"),
-        (svc(r#"{"protocol":"tcp","address":"10.10.0.102","port":80,"persistence_netmask":"255.255.255.0"}"#), 422, "persistence_netmask"),
-        (svc(r#"{"protocol":"tcp","address":"10.10.0.102","port":80,"servers":[{"address":"10.20.0.11","weight":-1}]}"#), 422, "servers[0].weight"),
-        (svc(r#"{"protocol":"tcp","address":"10.10.0.102","port":80,"servers":[{"address":"10.20.0.11","weight":65536}]}"#), 422, "servers[0].weight"),
-        (svc(r#"{"protocol":"tcp","address":"10.10.0.102","port":80,"servers":[{"address":"10.20.0.11","forward":"masq"}]}"#), 422, "servers[0].forward"),
-        (svc(r#"{"protocol":"tcp","address":"10.10.0.102","port":80,"servers":[{"address":"10.20.0.11"},{"address":"10.20.0.11"}]}"#), 422, "servers[1]"),
-        (svc(r#"{"protocol":"tcp","address":"10.10.0.102","port":80,"servers":[{"address":"10.20.0.11","port":8080,"forward":"dr"}]}"#), 422, "servers[0].port"),
+        (
+            svc(
+                r#"{"protocol":"tcp","address":"10.10.0.102","port":80,"persistence":"60s","persistence_netmask":"255.0.255.0"}"#,
+            ),
+            422,
+            "persistence_netmask",
+        ),
+        (
+            svc(r#"{"protocol":"tcp","address":"10.10.0.102","port":80,"persistence_netmask":"255.255.255.0"}"#),
+            422,
+            "persistence_netmask",
+        ),
+        (
+            svc(
+                r#"{"protocol":"tcp","address":"10.10.0.102","port":80,"servers":[{"address":"10.20.0.11","weight":-1}]}"#,
+            ),
+            422,
+            "servers[0].weight",
+        ),
+        (
+            svc(
+                r#"{"protocol":"tcp","address":"10.10.0.102","port":80,"servers":[{"address":"10.20.0.11","weight":65536}]}"#,
+            ),
+            422,
+            "servers[0].weight",
+        ),
+        (
+            svc(
+                r#"{"protocol":"tcp","address":"10.10.0.102","port":80,"servers":[{"address":"10.20.0.11","forward":"masq"}]}"#,
+            ),
+            422,
+            "servers[0].forward",
+        ),
+        (
+            svc(
+                r#"{"protocol":"tcp","address":"10.10.0.102","port":80,"servers":[{"address":"10.20.0.11"},{"address":"10.20.0.11"}]}"#,
+            ),
+            422,
+            "servers[1]",
+        ),
+        (
+            svc(
+                r#"{"protocol":"tcp","address":"10.10.0.102","port":80,"servers":[{"address":"10.20.0.11","port":8080,"forward":"dr"}]}"#,
+            ),
+            422,
+            "servers[0].port",
+        ),
         // Duplicates.
         (svc(r#"{"protocol":"tcp","address":"10.10.0.100","port":80}"#), 409, "address"),
         (srv(r#"{"address":"10.20.0.11"}"#), 409, "address"),
@@ -583,11 +676,22 @@ fn bad_inputs() -> Vec<Bad> {
         (cfg("local_addresses = [\"10.20.0.200\", \"10.20.0.201\"]\n", ""), 422, "service[1].server[0].forward"),
         (cfg("persistence = \"300s\"", "persistence = \"300 parsecs\""), 422, "service[1].persistence"),
         (cfg("port = 53\nscheduler", "port = 0\nscheduler"), 422, "service[1].port"),
-        (cfg("protocol = \"udp\"\naddress = \"10.10.0.100\"\nport = 53", "protocol = \"tcp\"\naddress = \"10.10.0.100\"\nport = 80"), 422, "service[1]"),
+        (
+            cfg(
+                "protocol = \"udp\"\naddress = \"10.10.0.100\"\nport = 53",
+                "protocol = \"tcp\"\naddress = \"10.10.0.100\"\nport = 80",
+            ),
+            422,
+            "service[1]",
+        ),
         (cfg("scheduler = \"wrr\"", "scheduler = \"wrr\"\ncolour = \"blue\""), 400, "service[0].colour"),
         (cfg("[[route]]", "[[route]\n"), 400, "body"),
         (cfg("tcp_timeout = \"900s\"", "tcp_timeout = \"fortnight\""), 422, "dataplane.tcp_timeout"),
-        (cfg("tcp_timeout = \"900s\"", "tcp_timeout = \"900s\"\nexpire_nodest_conn = \"yes\""), 400, "dataplane.expire_nodest_conn"),
+        (
+            cfg("tcp_timeout = \"900s\"", "tcp_timeout = \"900s\"\nexpire_nodest_conn = \"yes\""),
+            400,
+            "dataplane.expire_nodest_conn",
+        ),
         // Changes that need a restart.
         (cfg("workers = 2", "workers = 3"), 409, "dataplane.workers"),
         (cfg("tcp_timeout", "conn_capacity = 1024\ntcp_timeout"), 409, "dataplane.conn_capacity"),
@@ -640,7 +744,13 @@ async fn bad_inputs_name_their_field_and_change_nothing() {
         }
         assert_eq!(config_text(&srv).await, before, "{method} {path} {body} changed the config");
     }
-    assert!(failures.is_empty(), "{} of {} bad inputs misreported:\n{}", failures.len(), rows.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} bad inputs misreported:\n{}",
+        failures.len(),
+        rows.len(),
+        failures.join("\n")
+    );
     assert_eq!(srv.state.running().generation(), generation, "nothing was published");
 }
 

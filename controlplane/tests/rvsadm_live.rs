@@ -54,7 +54,12 @@ fn rvsadm(api: &str, args: &[&str], stdin: Option<&str>) -> Output {
 
 fn ok(api: &str, args: &[&str]) -> String {
     let o = rvsadm(api, args, None);
-    assert!(o.status.success(), "rvsadm {args:?} failed: {}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "rvsadm {args:?} failed: {}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 

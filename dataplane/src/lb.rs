@@ -48,8 +48,8 @@ use std::sync::Arc;
 use rvs_drivers::PacketBuf;
 
 use crate::conn::owner::{client_owner, lport_owner, LocalPortAllocator, RssSpec};
-use crate::control::{ConnEntry, ConnFilter, ConnListing, MAX_LISTING};
 use crate::conn::{Conn, ConnFlags, ConnId, ConnTable, Direction, FlowKey, TableFull, Timeouts};
+use crate::control::{ConnEntry, ConnFilter, ConnListing, MAX_LISTING};
 use crate::l2l3::{AddrKind, AddressBook, RouteTable, Verdict};
 use crate::sched::{new_scheduler, SchedInput, Scheduler};
 use crate::service::{ForwardMode, L4Proto, ServiceKey, ServiceTable, SharedServices};
@@ -325,15 +325,13 @@ impl LbEngine {
                 let outer_src = env.port_addrs.get(hop.port.index()).copied().unwrap_or(Ipv4Addr::UNSPECIFIED);
                 return match tunnel::encap(buf, outer_src, c.server, self.mtu(hop.port.index())) {
                     Ok(()) => to_server,
-                    Err(TunnelError::FragNeeded { mtu }) => {
-                        match icmp_err::frag_needed(buf, c.vip, mtu) {
-                            Ok(()) => {
-                                env.counters.icmp_errors_sent.inc();
-                                self.route_to(env, c.client)
-                            }
-                            Err(_) => Verdict::Drop(DropReason::TunnelTooBig),
+                    Err(TunnelError::FragNeeded { mtu }) => match icmp_err::frag_needed(buf, c.vip, mtu) {
+                        Ok(()) => {
+                            env.counters.icmp_errors_sent.inc();
+                            self.route_to(env, c.client)
                         }
-                    }
+                        Err(_) => Verdict::Drop(DropReason::TunnelTooBig),
+                    },
                     Err(TunnelError::TooBig) => Verdict::Drop(DropReason::TunnelTooBig),
                     Err(TunnelError::NoHeadroom) => Verdict::Drop(DropReason::NoMbuf),
                     Err(TunnelError::Malformed(_)) => Verdict::Drop(DropReason::L4Malformed),
@@ -464,7 +462,9 @@ impl LbEngine {
     pub fn handle_icmp_error<B: PacketBuf>(&mut self, buf: &mut B, env: &LbEnv<'_>) -> Verdict {
         let emb = match icmp_err::parse_embedded(buf.data()) {
             Ok(e) => e,
-            Err(IcmpErrError::NotAnError(_) | IcmpErrError::NotIcmp) => return Verdict::Drop(DropReason::IcmpUnhandled),
+            Err(IcmpErrError::NotAnError(_) | IcmpErrError::NotIcmp) => {
+                return Verdict::Drop(DropReason::IcmpUnhandled)
+            }
             Err(IcmpErrError::BadChecksum) => return Verdict::Drop(DropReason::IcmpBadChecksum),
             Err(_) => return Verdict::Drop(DropReason::IcmpMalformed),
         };
@@ -573,7 +573,8 @@ impl LbEngine {
             TtlVerdict::Forward => None,
             TtlVerdict::Malformed(_) => Some(Verdict::Drop(DropReason::IpTruncated)),
             TtlVerdict::Expired => {
-                let sender = buf.data().get(ETH_LEN..).and_then(|b| Ipv4Packet::new_checked(b).ok()).map(|ip| ip.src_addr());
+                let sender =
+                    buf.data().get(ETH_LEN..).and_then(|b| Ipv4Packet::new_checked(b).ok()).map(|ip| ip.src_addr());
                 env.counters.drop_packet(DropReason::TtlExceeded);
                 // The expired packet is counted as dropped; the error we send in its place
                 // is a packet of our own.

@@ -110,7 +110,11 @@ impl FromStr for ForwardMode {
         [ForwardMode::Dr, ForwardMode::Nat, ForwardMode::FullNat, ForwardMode::Tunnel]
             .into_iter()
             .find(|m| m.name() == s)
-            .ok_or_else(|| UnknownName { what: "forwarding mode", name: s.into(), expected: "dr, nat, fullnat, tunnel".into() })
+            .ok_or_else(|| UnknownName {
+                what: "forwarding mode",
+                name: s.into(),
+                expected: "dr, nat, fullnat, tunnel".into(),
+            })
     }
 }
 
@@ -516,7 +520,9 @@ impl ServiceTable {
         ServiceTable::with_ids(generation, services, ids, TableSettings::default()).map_err(|e| match e {
             TableError::Duplicate(d) => d,
             // Sequential ids are always valid.
-            TableError::Ids(_) => DuplicateService(ServiceKey { proto: L4Proto::Tcp, vip: Ipv4Addr::UNSPECIFIED, port: 0 }),
+            TableError::Ids(_) => {
+                DuplicateService(ServiceKey { proto: L4Proto::Tcp, vip: Ipv4Addr::UNSPECIFIED, port: 0 })
+            }
         })
     }
 

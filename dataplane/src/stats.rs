@@ -432,11 +432,28 @@ mod tests {
         assert_eq!(DropReason::COUNT, DropReason::ALL.len());
         assert_eq!(DropReason::from_index(DropReason::COUNT), None);
         for name in [
-            "eth_truncated", "eth_unknown_type", "eth_not_for_us", "arp_malformed", "arp_not_for_us",
-            "ip_truncated", "ip_bad_version", "ip_bad_ihl", "ip_bad_length", "ip_bad_checksum",
-            "ip_fragment", "ip_bad_source", "ip_not_for_us", "icmp_malformed", "icmp_bad_checksum",
-            "icmp_unhandled", "l4_no_service", "no_route", "neigh_pending_full", "neigh_unresolved",
-            "no_mbuf", "tx_full",
+            "eth_truncated",
+            "eth_unknown_type",
+            "eth_not_for_us",
+            "arp_malformed",
+            "arp_not_for_us",
+            "ip_truncated",
+            "ip_bad_version",
+            "ip_bad_ihl",
+            "ip_bad_length",
+            "ip_bad_checksum",
+            "ip_fragment",
+            "ip_bad_source",
+            "ip_not_for_us",
+            "icmp_malformed",
+            "icmp_bad_checksum",
+            "icmp_unhandled",
+            "l4_no_service",
+            "no_route",
+            "neigh_pending_full",
+            "neigh_unresolved",
+            "no_mbuf",
+            "tx_full",
         ] {
             assert!(seen.contains(name), "missing drop reason {name}");
         }

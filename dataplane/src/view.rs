@@ -141,7 +141,10 @@ mod tests {
         let f = tcp_frame(5, 0x02);
         let v = L4View::parse(&f).unwrap();
         assert_eq!(Ok(*v.layout()), Layout::parse(&f));
-        assert_eq!((v.src, v.dst, v.sport, v.dport), ("172.16.0.1".parse().unwrap(), "10.10.0.100".parse().unwrap(), 1234, 80));
+        assert_eq!(
+            (v.src, v.dst, v.sport, v.dport),
+            ("172.16.0.1".parse().unwrap(), "10.10.0.100".parse().unwrap(), 1234, 80)
+        );
         assert!(v.is_syn());
         assert_eq!(v.proto(), L4Proto::Tcp);
         assert_eq!(v.ip_total_len(), 46);

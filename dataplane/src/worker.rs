@@ -46,10 +46,8 @@ use arrayvec::ArrayVec;
 use ipnet::Ipv4Net;
 use rvs_drivers::{Burst, PacketBuf, PacketPool, PortQueue, RxOffload};
 
-use crate::idle::{IdlePolicy, Idler};
 use crate::control::{ConnListing, ControlLink, WorkerRequest, REQUESTS_PER_POLL};
-use crate::lb::{LbEngine, LbEnv};
-use crate::mesh::MeshLinks;
+use crate::idle::{IdlePolicy, Idler};
 use crate::l2l3::arp::{self, ARP_FRAME_LEN};
 use crate::l2l3::icmp;
 use crate::l2l3::neigh::{NeighConfig, NeighSync, Resolve, TimerEvent};
@@ -58,11 +56,13 @@ use crate::l2l3::{
     is_martian_source, AddrKind, AddressBook, DuplicateAddress, NeighUpdate, NeighbourTable, OwnedAddr, PortId,
     RouteTable, Verdict,
 };
+use crate::lb::{LbEngine, LbEnv};
+use crate::mesh::MeshLinks;
 use crate::stats::{DropReason, WorkerCounters};
 use crate::view::L4View;
 use crate::wire::{
-    EthernetFrame, IcmpPacket, Ipv4Packet, MacAddr, WireError, ETHERTYPE_ARP, ETHERTYPE_IPV4, IPPROTO_ICMP, IPPROTO_TCP,
-    IPPROTO_UDP,
+    EthernetFrame, IcmpPacket, Ipv4Packet, MacAddr, WireError, ETHERTYPE_ARP, ETHERTYPE_IPV4, IPPROTO_ICMP,
+    IPPROTO_TCP, IPPROTO_UDP,
 };
 use crate::xmit::icmp_err::is_error_type;
 
@@ -236,7 +236,9 @@ pub enum ConfigError {
         mac: MacAddr,
     },
     /// The neighbour table cannot hold the static neighbours (plus room to learn).
-    #[error("neighbour capacity {capacity} must exceed the {statics} static neighbours and be at most {MAX_NEIGHBOURS}")]
+    #[error(
+        "neighbour capacity {capacity} must exceed the {statics} static neighbours and be at most {MAX_NEIGHBOURS}"
+    )]
     NeighbourCapacity {
         /// Configured capacity.
         capacity: usize,

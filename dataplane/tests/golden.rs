@@ -11,7 +11,12 @@ use rvs_drivers::mem::{MemPool, MemQueue};
 
 /// The reply we must send for a request from `peer` asking for `ours` on a port with MAC
 /// `our_mac`: written out field by field, the 18 padding bytes of the request kept.
-fn expected_arp_reply(our_mac: [u8; 6], ours: std::net::Ipv4Addr, peer_mac: [u8; 6], peer: std::net::Ipv4Addr) -> Vec<u8> {
+fn expected_arp_reply(
+    our_mac: [u8; 6],
+    ours: std::net::Ipv4Addr,
+    peer_mac: [u8; 6],
+    peer: std::net::Ipv4Addr,
+) -> Vec<u8> {
     let mut f = Vec::new();
     f.extend_from_slice(&peer_mac); // to the requester
     f.extend_from_slice(&our_mac);
@@ -44,7 +49,10 @@ fn arp_requests_for_port_address_vip_and_local_address_get_exact_replies() {
     let s = snapshot(&w);
     assert_eq!((s.rx_packets, s.tx_packets, s.arp_replies_sent, s.drops_total()), (5, 5, 5, 0));
     // RFC 826: the requesters were added, since the requests were for us.
-    assert!(matches!(w.neighbours().info(CLIENT_IP), Some((FRONT, NeighInfo::Reachable { mac: MacAddr(CLIENT_MAC), .. }))));
+    assert!(matches!(
+        w.neighbours().info(CLIENT_IP),
+        Some((FRONT, NeighInfo::Reachable { mac: MacAddr(CLIENT_MAC), .. }))
+    ));
     assert!(matches!(w.neighbours().info(RS_IP), Some((BACK, NeighInfo::Reachable { mac: MacAddr(RS_MAC), .. }))));
     assert_accounting(&w);
 }
@@ -53,7 +61,8 @@ fn arp_requests_for_port_address_vip_and_local_address_get_exact_replies() {
 fn arp_for_someone_else_is_dropped_and_counted_but_merged() {
     let mut w = lab_worker();
     // For another host: dropped, and the unknown sender is not added.
-    let (f, b) = roundtrip(&mut w, FRONT, &arp_request(CLIENT_MAC, CLIENT_IP, std::net::Ipv4Addr::new(10, 10, 0, 3)), 0);
+    let (f, b) =
+        roundtrip(&mut w, FRONT, &arp_request(CLIENT_MAC, CLIENT_IP, std::net::Ipv4Addr::new(10, 10, 0, 3)), 0);
     assert!(f.is_empty() && b.is_empty());
     assert_single_drop(&w, DropReason::ArpNotForUs);
     assert_eq!(w.neighbours().info(CLIENT_IP), None);
@@ -140,7 +149,13 @@ fn gratuitous_arp_announces_every_address_on_its_port() {
 fn gratuitous_arp_for_a_vip_on_every_port_and_without_buffers() {
     let mut c = lab_config();
     c.vips[0].port = None;
-    let mut w = rvs_dataplane::worker::Worker::new(&c, queues(), MemPool::with_limit(3), rvs_dataplane::l2l3::neigh::NeighSync::none()).unwrap();
+    let mut w = rvs_dataplane::worker::Worker::new(
+        &c,
+        queues(),
+        MemPool::with_limit(3),
+        rvs_dataplane::l2l3::neigh::NeighSync::none(),
+    )
+    .unwrap();
     assert_eq!(w.send_gratuitous_arp(0), 3, "pool of 3 for 6 announcements");
     let s = snapshot(&w);
     assert_eq!((s.local_originated, s.drop_count(DropReason::NoMbuf)), (6, 3));
@@ -170,7 +185,8 @@ fn malformed_table() {
         f[14 + at] = v;
         f
     };
-    let with_l4 = |src, dst, proto: u8, frag: u16, l4: &[u8]| on_front(&ipv4(Ip { frag, ..Ip::new(src, dst, proto) }, l4));
+    let with_l4 =
+        |src, dst, proto: u8, frag: u16, l4: &[u8]| on_front(&ipv4(Ip { frag, ..Ip::new(src, dst, proto) }, l4));
     let tcp_syn = {
         let mut t = vec![0u8; 20];
         t[0..2].copy_from_slice(&40000u16.to_be_bytes());
@@ -220,13 +236,21 @@ fn malformed_table() {
         ("fragment (offset)", with_l4(CLIENT_IP, FRONT_IP, 1, 0x0010, &icmp), DropReason::IpFragment),
         ("bad ICMP checksum", on_front(&icmp_bad), DropReason::IcmpBadChecksum),
         ("ICMP shorter than 8", with_l4(CLIENT_IP, FRONT_IP, 1, 0, &icmp[..4]), DropReason::IcmpMalformed),
-        ("ICMP timestamp", with_l4(CLIENT_IP, FRONT_IP, 1, 0, &icmp_echo(13, 1, 1, &[0; 12])), DropReason::IcmpUnhandled),
+        (
+            "ICMP timestamp",
+            with_l4(CLIENT_IP, FRONT_IP, 1, 0, &icmp_echo(13, 1, 1, &[0; 12])),
+            DropReason::IcmpUnhandled,
+        ),
         ("ICMP echo reply", with_l4(CLIENT_IP, FRONT_IP, 1, 0, &icmp_echo(0, 1, 1, b"")), DropReason::IcmpUnhandled),
         ("ARP hlen 8", arp_patched(4, 8), DropReason::ArpMalformed),
         ("ARP plen 16", arp_patched(5, 16), DropReason::ArpMalformed),
         ("ARP htype 6", arp_patched(1, 6), DropReason::ArpMalformed),
         ("ARP opcode 3", arp_patched(7, 3), DropReason::ArpMalformed),
-        ("ARP truncated", eth(BCAST, CLIENT_MAC, ETH_ARP, &arp(1, CLIENT_MAC, CLIENT_IP, [0; 6], FRONT_IP)[..20]), DropReason::ArpMalformed),
+        (
+            "ARP truncated",
+            eth(BCAST, CLIENT_MAC, ETH_ARP, &arp(1, CLIENT_MAC, CLIENT_IP, [0; 6], FRONT_IP)[..20]),
+            DropReason::ArpMalformed,
+        ),
         ("IPv6", ipv6, DropReason::EthUnknownType),
         ("VLAN tag", vlan, DropReason::EthUnknownType),
         ("multicast destination MAC", mcast, DropReason::EthNotForUs),
@@ -254,7 +278,12 @@ fn malformed_table() {
         let (front, back) = roundtrip(&mut w, FRONT, &frame, 0);
         assert!(front.is_empty() && back.is_empty(), "{what}: nothing sent");
         let s = snapshot(&w);
-        assert_eq!(s.drop_count(reason), 1, "{what}: expected {reason}, got {:?}", s.drops.iter().filter(|(_, &v)| v > 0).collect::<Vec<_>>());
+        assert_eq!(
+            s.drop_count(reason),
+            1,
+            "{what}: expected {reason}, got {:?}",
+            s.drops.iter().filter(|(_, &v)| v > 0).collect::<Vec<_>>()
+        );
         assert_eq!(s.drops_total(), 1, "{what}: counted once");
         assert_accounting(&w);
     }

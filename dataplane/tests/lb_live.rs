@@ -42,7 +42,10 @@ fn republish(shared: &SharedServices, generation: u64, servers: &[(u32, Rs)], se
             forward: s.forward,
             upper: 0,
             lower: 0,
-            stats: old.by_server_id(*id).map(|(_, r)| Arc::clone(&r.stats)).unwrap_or_else(|| Arc::new(ServerStats::new(1))),
+            stats: old
+                .by_server_id(*id)
+                .map(|(_, r)| Arc::clone(&r.stats))
+                .unwrap_or_else(|| Arc::new(ServerStats::new(1))),
         })
         .collect();
     let sched = SchedShared::build(svc.scheduler, &rs, &SchedParams::default()).expect("scheduler");

@@ -184,7 +184,10 @@ impl Config {
 /// Reads the configuration file at `path` (an error names the path).
 pub fn read_file(path: &Path) -> Result<String, ConfigError> {
     std::fs::read_to_string(path).map_err(|e| {
-        ConfigError::whole_file(format!("cannot read config file {}: {e}; check the path given to --config", path.display()))
+        ConfigError::whole_file(format!(
+            "cannot read config file {}: {e}; check the path given to --config",
+            path.display()
+        ))
     })
 }
 

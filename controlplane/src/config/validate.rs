@@ -522,7 +522,10 @@ impl Checker {
             Some(m) => match m.parse::<Ipv4Addr>() {
                 Ok(a) if u32::from(a).leading_ones() + u32::from(a).trailing_zeros() == 32 => {
                     if s.persistence.is_none() {
-                        self.err(at("persistence_netmask"), "applies only with persistence; set persistence or remove it");
+                        self.err(
+                            at("persistence_netmask"),
+                            "applies only with persistence; set persistence or remove it",
+                        );
                     }
                     Some(a)
                 }
@@ -920,9 +923,7 @@ fn check_secret_file(path: &str, what: &str) -> Result<PathBuf, String> {
         return Err(format!("{path} has mode {mode:04o}, so others can read the {what}; run chmod 600 {path}"));
     }
     if meta.len() == 0 {
-        return Err(format!(
-            "{path} is empty; put the {what} in it (e.g. head -c 32 /dev/urandom | base64 > {path})"
-        ));
+        return Err(format!("{path} is empty; put the {what} in it (e.g. head -c 32 /dev/urandom | base64 > {path})"));
     }
     Ok(PathBuf::from(path))
 }

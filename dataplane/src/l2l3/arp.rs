@@ -56,7 +56,13 @@ impl ArpOutcome {
 /// Handles one ARP frame received on `port` (whose MAC is `port_mac`). `frame` starts at
 /// the Ethernet header, whose destination the caller has already accepted (ours or
 /// broadcast). A request for one of our addresses is rewritten into its reply in place.
-pub fn handle(frame: &mut [u8], port: PortId, port_mac: MacAddr, book: &AddressBook, routes: &RouteTable) -> ArpOutcome {
+pub fn handle(
+    frame: &mut [u8],
+    port: PortId,
+    port_mac: MacAddr,
+    book: &AddressBook,
+    routes: &RouteTable,
+) -> ArpOutcome {
     let Some(body) = frame.get_mut(EthernetFrame::<&[u8]>::HEADER_LEN..) else {
         return ArpOutcome::drop(DropReason::EthTruncated);
     };

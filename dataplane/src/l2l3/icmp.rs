@@ -34,7 +34,10 @@ pub fn answer_echo(frame: &mut [u8]) -> Result<Ipv4Addr, DropReason> {
         if !icmp.verify_checksum() {
             return Err(DropReason::IcmpBadChecksum);
         }
-        if icmp.msg_type() != ICMP_ECHO_REQUEST || icmp.code() != 0 || ip.header_len() != Ipv4Packet::<&[u8]>::MIN_HEADER_LEN {
+        if icmp.msg_type() != ICMP_ECHO_REQUEST
+            || icmp.code() != 0
+            || ip.header_len() != Ipv4Packet::<&[u8]>::MIN_HEADER_LEN
+        {
             return Err(DropReason::IcmpUnhandled);
         }
     }
@@ -86,7 +89,10 @@ mod tests {
             let mut f = echo_request(data, ttl);
             assert_eq!(answer_echo(&mut f), Ok(Ipv4Addr::new(10, 0, 0, 9)));
             let ip = Ipv4Packet::new_checked(&f[14..]).unwrap();
-            assert_eq!((ip.src_addr(), ip.dst_addr(), ip.ttl()), (Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(10, 0, 0, 9), 64));
+            assert_eq!(
+                (ip.src_addr(), ip.dst_addr(), ip.ttl()),
+                (Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(10, 0, 0, 9), 64)
+            );
             let mut recomputed = f.clone();
             Ipv4Packet::new_unchecked(&mut recomputed[14..]).fill_checksum();
             IcmpPacket::new_unchecked(&mut recomputed[34..]).fill_checksum();

@@ -238,12 +238,14 @@ mod tests {
         assert!(e.to_string().contains("10.99.0.1") && e.to_string().contains("not on any port"), "{e}");
         let e = RouteTable::new(&ports, &[StaticRoute { prefix: net("0.0.0.0/0"), via: ip("10.10.0.1") }]).unwrap_err();
         assert!(matches!(e, RouteError::GatewayIsOurs { .. }));
-        let e = RouteTable::new(&ports, &[StaticRoute { prefix: net("10.1.2.3/16"), via: ip("10.10.0.2") }]).unwrap_err();
+        let e =
+            RouteTable::new(&ports, &[StaticRoute { prefix: net("10.1.2.3/16"), via: ip("10.10.0.2") }]).unwrap_err();
         assert!(e.to_string().contains("10.1.0.0/16"), "{e}");
         let r = StaticRoute { prefix: net("10.1.0.0/16"), via: ip("10.10.0.2") };
         let e = RouteTable::new(&ports, &[r, r]).unwrap_err();
         assert_eq!(e, RouteError::Duplicate { prefix: net("10.1.0.0/16") });
-        let e = RouteTable::new(&[(PortId(0), net("10.10.0.1/24")), (PortId(1), net("10.10.0.2/24"))], &[]).unwrap_err();
+        let e =
+            RouteTable::new(&[(PortId(0), net("10.10.0.1/24")), (PortId(1), net("10.10.0.2/24"))], &[]).unwrap_err();
         assert!(matches!(e, RouteError::Duplicate { .. }));
     }
 

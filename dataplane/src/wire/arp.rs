@@ -262,10 +262,7 @@ mod tests {
     fn truncated_at_every_length() {
         let arp = &REQUEST_FRAME[14..14 + ArpPacket::<&[u8]>::LEN];
         for n in 0..arp.len() {
-            assert_eq!(
-                ArpPacket::new_checked(&arp[..n]).unwrap_err(),
-                WireError::Truncated
-            );
+            assert_eq!(ArpPacket::new_checked(&arp[..n]).unwrap_err(), WireError::Truncated);
         }
         assert!(ArpPacket::new_checked(arp).is_ok());
     }
@@ -277,10 +274,7 @@ mod tests {
             let mut arp = [0u8; 28];
             arp.copy_from_slice(&REQUEST_FRAME[14..42]);
             arp[at] = value;
-            assert_eq!(
-                ArpPacket::new_checked(&arp[..]).unwrap_err(),
-                WireError::BadArpFormat
-            );
+            assert_eq!(ArpPacket::new_checked(&arp[..]).unwrap_err(), WireError::BadArpFormat);
         }
     }
 }

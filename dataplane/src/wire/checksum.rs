@@ -115,11 +115,7 @@ pub fn update16(csum: u16, old: u16, new: u16) -> u16 {
 
 /// RFC 1624 eqn 3 for a 32-bit field (two adjacent 16-bit words at an even offset).
 pub fn update32(csum: u16, old: u32, new: u32) -> u16 {
-    let s = u32::from(!csum)
-        + u32::from(!(old >> 16) as u16)
-        + u32::from(!(old as u16))
-        + (new >> 16)
-        + (new & 0xffff);
+    let s = u32::from(!csum) + u32::from(!(old >> 16) as u16) + u32::from(!(old as u16)) + (new >> 16) + (new & 0xffff);
     !fold(s)
 }
 
@@ -137,11 +133,7 @@ mod tests {
     fn naive(data: &[u8]) -> u16 {
         let mut s: u32 = 0;
         for c in data.chunks(2) {
-            let w = if c.len() == 2 {
-                u16::from_be_bytes([c[0], c[1]])
-            } else {
-                u16::from(c[0]) << 8
-            };
+            let w = if c.len() == 2 { u16::from_be_bytes([c[0], c[1]]) } else { u16::from(c[0]) << 8 };
             s += u32::from(w);
             s = (s & 0xffff) + (s >> 16);
         }
@@ -177,8 +169,8 @@ mod tests {
     fn real_ipv4_header() {
         // An IPv4 header whose checksum 0x0b90 was computed with python3 (see ipv4.rs tests).
         let h = [
-            0x45, 0x00, 0x00, 0x44, 0xab, 0xcd, 0x40, 0x00, 0x40, 0x01, 0x0b, 0x90, 0xc0, 0xa8,
-            0x01, 0x0a, 0xc0, 0xa8, 0x01, 0x01,
+            0x45, 0x00, 0x00, 0x44, 0xab, 0xcd, 0x40, 0x00, 0x40, 0x01, 0x0b, 0x90, 0xc0, 0xa8, 0x01, 0x0a, 0xc0, 0xa8,
+            0x01, 0x01,
         ];
         assert_eq!(fold(sum(&h)), 0xffff);
         let mut z = h;

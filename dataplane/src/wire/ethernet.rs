@@ -61,19 +61,13 @@ impl fmt::Display for MacAddr {
     /// Lower-case hex bytes separated by colons: `52:54:00:12:34:56`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let b = &self.0;
-        write!(
-            f,
-            "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
-            b[0], b[1], b[2], b[3], b[4], b[5]
-        )
+        write!(f, "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", b[0], b[1], b[2], b[3], b[4], b[5])
     }
 }
 
 /// The string given to [`MacAddr::from_str`] is not six hex bytes separated by `:` or `-`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "invalid MAC address (expected six hex bytes separated by ':' or '-', e.g. 52:54:00:12:34:56)"
-)]
+#[error("invalid MAC address (expected six hex bytes separated by ':' or '-', e.g. 52:54:00:12:34:56)")]
 pub struct ParseMacAddrError;
 
 impl FromStr for MacAddr {
@@ -212,9 +206,7 @@ mod tests {
     use crate::wire::{ETHERTYPE_ARP, ETHERTYPE_IPV4};
 
     // The first 14 bytes of the ARP request in arp.rs: broadcast from 52:54:00:12:34:56.
-    const HEADER: [u8; 14] = [
-        0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x52, 0x54, 0x00, 0x12, 0x34, 0x56, 0x08, 0x06,
-    ];
+    const HEADER: [u8; 14] = [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x52, 0x54, 0x00, 0x12, 0x34, 0x56, 0x08, 0x06];
 
     #[test]
     fn parse() {
@@ -256,10 +248,7 @@ mod tests {
     #[test]
     fn truncated_at_every_length() {
         for n in 0..EthernetFrame::<&[u8]>::HEADER_LEN {
-            assert_eq!(
-                EthernetFrame::new_checked(&HEADER[..n]).unwrap_err(),
-                WireError::Truncated
-            );
+            assert_eq!(EthernetFrame::new_checked(&HEADER[..n]).unwrap_err(), WireError::Truncated);
         }
     }
 

@@ -255,8 +255,7 @@ mod tests {
         p.set_code(ICMP_FRAG_NEEDED);
         p.set_rest_of_header(0);
         p.set_next_hop_mtu(1480);
-        p.data_mut()
-            .copy_from_slice(&crate::wire::ipv4::tests::ICMP_ECHO[..28]);
+        p.data_mut().copy_from_slice(&crate::wire::ipv4::tests::ICMP_ECHO[..28]);
         p.fill_checksum();
         let p = IcmpPacket::new_checked(&b[..]).unwrap();
         assert_eq!((p.msg_type(), p.code(), p.next_hop_mtu()), (3, 4, 1480));
@@ -270,10 +269,7 @@ mod tests {
     fn truncated_at_every_length() {
         let b = echo();
         for n in 0..IcmpPacket::<&[u8]>::HEADER_LEN {
-            assert_eq!(
-                IcmpPacket::new_checked(&b[..n]).unwrap_err(),
-                WireError::Truncated
-            );
+            assert_eq!(IcmpPacket::new_checked(&b[..n]).unwrap_err(), WireError::Truncated);
         }
         assert!(IcmpPacket::new_checked(&b[..8]).unwrap().data().is_empty());
     }

@@ -351,10 +351,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
 
     fn set_flag(&mut self, flag: u16, value: bool) {
         let w = self.read_u16(field::FLG_OFF.start);
-        self.write_u16(
-            field::FLG_OFF.start,
-            if value { w | flag } else { w & !flag },
-        );
+        self.write_u16(field::FLG_OFF.start, if value { w | flag } else { w & !flag });
     }
 
     fn write_u16(&mut self, at: usize, value: u16) {
@@ -454,11 +451,7 @@ pub(crate) mod tests {
     fn truncated_at_every_length() {
         for n in 0..ICMP_ECHO.len() {
             let err = Ipv4Packet::new_checked(&ICMP_ECHO[..n]).unwrap_err();
-            let want = if n < 20 {
-                WireError::Truncated
-            } else {
-                WireError::BadTotalLength
-            };
+            let want = if n < 20 { WireError::Truncated } else { WireError::BadTotalLength };
             assert_eq!(err, want, "length {n}");
         }
     }
@@ -475,10 +468,7 @@ pub(crate) mod tests {
     fn bad_version() {
         let mut bytes = ICMP_ECHO;
         bytes[0] = 0x65;
-        assert_eq!(
-            Ipv4Packet::new_checked(&bytes[..]).unwrap_err(),
-            WireError::BadVersion
-        );
+        assert_eq!(Ipv4Packet::new_checked(&bytes[..]).unwrap_err(), WireError::BadVersion);
     }
 
     #[test]
@@ -486,10 +476,7 @@ pub(crate) mod tests {
         for ihl in 0..5 {
             let mut bytes = ICMP_ECHO;
             bytes[0] = 0x40 | ihl;
-            assert_eq!(
-                Ipv4Packet::new_checked(&bytes[..]).unwrap_err(),
-                WireError::BadIhl
-            );
+            assert_eq!(Ipv4Packet::new_checked(&bytes[..]).unwrap_err(), WireError::BadIhl);
         }
     }
 
@@ -499,30 +486,18 @@ pub(crate) mod tests {
         let mut bytes = [0u8; 40];
         bytes.copy_from_slice(&ICMP_ECHO[..40]);
         bytes[0] = 0x4f;
-        assert_eq!(
-            Ipv4Packet::new_checked(&bytes[..]).unwrap_err(),
-            WireError::Truncated
-        );
+        assert_eq!(Ipv4Packet::new_checked(&bytes[..]).unwrap_err(), WireError::Truncated);
     }
 
     #[test]
     fn bad_total_length() {
         let mut bytes = ICMP_ECHO;
         bytes[2..4].copy_from_slice(&69u16.to_be_bytes()); // one beyond the buffer
-        assert_eq!(
-            Ipv4Packet::new_checked(&bytes[..]).unwrap_err(),
-            WireError::BadTotalLength
-        );
+        assert_eq!(Ipv4Packet::new_checked(&bytes[..]).unwrap_err(), WireError::BadTotalLength);
         bytes[2..4].copy_from_slice(&19u16.to_be_bytes()); // below the header
-        assert_eq!(
-            Ipv4Packet::new_checked(&bytes[..]).unwrap_err(),
-            WireError::BadTotalLength
-        );
+        assert_eq!(Ipv4Packet::new_checked(&bytes[..]).unwrap_err(), WireError::BadTotalLength);
         bytes[2..4].copy_from_slice(&20u16.to_be_bytes()); // header only: fine
-        assert!(Ipv4Packet::new_checked(&bytes[..])
-            .unwrap()
-            .payload()
-            .is_empty());
+        assert!(Ipv4Packet::new_checked(&bytes[..]).unwrap().payload().is_empty());
     }
 
     #[test]
@@ -533,9 +508,7 @@ pub(crate) mod tests {
         assert!(!p.verify_checksum());
         let mut bytes = ICMP_ECHO;
         bytes[15] = 0x0b; // source address changed, checksum not
-        assert!(!Ipv4Packet::new_checked(&bytes[..])
-            .unwrap()
-            .verify_checksum());
+        assert!(!Ipv4Packet::new_checked(&bytes[..]).unwrap().verify_checksum());
     }
 
     #[test]
@@ -561,10 +534,7 @@ pub(crate) mod tests {
             assert_eq!(p.payload(), &ICMP_ECHO[20..]);
             assert!(p.verify_checksum());
             // Truncating into the options is Truncated, not BadTotalLength.
-            assert_eq!(
-                Ipv4Packet::new_checked(&bytes[..hl - 1]).unwrap_err(),
-                WireError::Truncated
-            );
+            assert_eq!(Ipv4Packet::new_checked(&bytes[..hl - 1]).unwrap_err(), WireError::Truncated);
         }
     }
 

@@ -33,8 +33,8 @@ pub mod udp;
 pub use arp::{ArpPacket, ARP_REPLY, ARP_REQUEST};
 pub use ethernet::{EthernetFrame, MacAddr, ParseMacAddrError};
 pub use icmp::{
-    IcmpPacket, ICMP_DEST_UNREACH, ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST, ICMP_FRAG_NEEDED,
-    ICMP_PORT_UNREACH, ICMP_TIME_EXCEEDED,
+    IcmpPacket, ICMP_DEST_UNREACH, ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST, ICMP_FRAG_NEEDED, ICMP_PORT_UNREACH,
+    ICMP_TIME_EXCEEDED,
 };
 pub use ipv4::{Ipv4Packet, IPPROTO_ICMP, IPPROTO_IPIP, IPPROTO_TCP, IPPROTO_UDP};
 pub use tcp::{TcpFlags, TcpOption, TcpOptionIter, TcpPacket};

@@ -314,14 +314,9 @@ impl<'a> Iterator for TcpOptionIter<'a> {
                 tsval: u32::from_be_bytes([data[0], data[1], data[2], data[3]]),
                 tsecr: u32::from_be_bytes([data[4], data[5], data[6], data[7]]),
             },
-            (
-                kind::MSS
-                | kind::WINDOW_SCALE
-                | kind::SACK_PERMITTED
-                | kind::SACK
-                | kind::TIMESTAMPS,
-                _,
-            ) => return bad(self),
+            (kind::MSS | kind::WINDOW_SCALE | kind::SACK_PERMITTED | kind::SACK | kind::TIMESTAMPS, _) => {
+                return bad(self)
+            }
             (kind, _) => TcpOption::Other { kind, data },
         };
         Some(Ok(opt))
@@ -599,10 +594,7 @@ pub(crate) mod tests {
     const OPTIONS: [TcpOption<'static>; 5] = [
         TcpOption::Mss(1460),
         TcpOption::SackPermitted,
-        TcpOption::Timestamps {
-            tsval: 0x0a0b_0c0d,
-            tsecr: 0,
-        },
+        TcpOption::Timestamps { tsval: 0x0a0b_0c0d, tsecr: 0 },
         TcpOption::Nop,
         TcpOption::WindowScale(7),
     ];
@@ -663,10 +655,7 @@ pub(crate) mod tests {
     #[test]
     fn fullnat_rewrite_round_trip() {
         // Client → VIP:80 becomes LIP:5000 → RS:8080, all incrementally.
-        let (lip, rs) = (
-            Ipv4Addr::new(192, 168, 0, 1),
-            Ipv4Addr::new(192, 168, 0, 50),
-        );
+        let (lip, rs) = (Ipv4Addr::new(192, 168, 0, 1), Ipv4Addr::new(192, 168, 0, 50));
         let mut pkt = SYN;
         let mut ip = Ipv4Packet::new_checked(&mut pkt[..]).unwrap();
         ip.set_src_addr_incremental(lip);
@@ -681,10 +670,7 @@ pub(crate) mod tests {
         assert!(ip.verify_checksum());
         let tcp = TcpPacket::new_checked(ip.payload()).unwrap();
         assert!(tcp.verify_checksum(lip, rs));
-        assert_eq!(
-            (tcp.src_port(), tcp.dst_port(), tcp.seq()),
-            (5000, 8080, 0xdead_beef)
-        );
+        assert_eq!((tcp.src_port(), tcp.dst_port(), tcp.seq()), (5000, 8080, 0xdead_beef));
         assert_eq!(tcp.options(), &SYN[40..]);
         // And back: the reply direction restores the original bytes exactly.
         let mut ip = Ipv4Packet::new_checked(&mut pkt[..]).unwrap();
@@ -704,11 +690,7 @@ pub(crate) mod tests {
         let b = segment();
         for n in 0..b.len() {
             let err = TcpPacket::new_checked(&b[..n]).unwrap_err();
-            let want = if n < 20 {
-                WireError::Truncated
-            } else {
-                WireError::BadDataOffset
-            };
+            let want = if n < 20 { WireError::Truncated } else { WireError::BadDataOffset };
             assert_eq!(err, want, "length {n}");
         }
     }
@@ -718,17 +700,11 @@ pub(crate) mod tests {
         for off in 0..5u8 {
             let mut b = segment();
             b[12] = off << 4;
-            assert_eq!(
-                TcpPacket::new_checked(&b[..]).unwrap_err(),
-                WireError::BadDataOffset
-            );
+            assert_eq!(TcpPacket::new_checked(&b[..]).unwrap_err(), WireError::BadDataOffset);
         }
         let mut b = segment();
         b[12] = 0xb0; // 44 bytes in a 40-byte buffer
-        assert_eq!(
-            TcpPacket::new_checked(&b[..]).unwrap_err(),
-            WireError::BadDataOffset
-        );
+        assert_eq!(TcpPacket::new_checked(&b[..]).unwrap_err(), WireError::BadDataOffset);
         b[12] = 0x50;
         let tcp = TcpPacket::new_checked(&b[..]).unwrap();
         assert!(tcp.options().is_empty());
@@ -739,9 +715,7 @@ pub(crate) mod tests {
     fn bad_checksum() {
         let mut b = segment();
         b[39] ^= 0x01;
-        assert!(!TcpPacket::new_checked(&b[..])
-            .unwrap()
-            .verify_checksum(CLIENT, VIP));
+        assert!(!TcpPacket::new_checked(&b[..]).unwrap().verify_checksum(CLIENT, VIP));
     }
 
     fn parse_opts(bytes: &[u8]) -> Vec<Result<TcpOption<'_>>> {
@@ -774,56 +748,24 @@ pub(crate) mod tests {
         assert_eq!(parse_opts(&[3, 4, 7, 0]), vec![err]); // window scale of wrong length
         assert_eq!(parse_opts(&[4, 3, 0, 1]), vec![err]); // SACK-permitted of wrong length
         assert_eq!(parse_opts(&[5, 6, 0, 0, 0, 0]), vec![err]); // SACK, not 8-byte blocks
-        assert_eq!(
-            parse_opts(&[1, 8, 6, 0, 0, 0, 0]),
-            vec![Ok(TcpOption::Nop), err]
-        );
+        assert_eq!(parse_opts(&[1, 8, 6, 0, 0, 0, 0]), vec![Ok(TcpOption::Nop), err]);
         // Unknown kinds, End, and bytes after End.
         assert_eq!(
             parse_opts(&[254, 6, 10, 0, 0, 2, 0, 0xff, 0xff]),
-            vec![
-                Ok(TcpOption::Other {
-                    kind: 254,
-                    data: &[10, 0, 0, 2]
-                }),
-                Ok(TcpOption::End)
-            ]
+            vec![Ok(TcpOption::Other { kind: 254, data: &[10, 0, 0, 2] }), Ok(TcpOption::End)]
         );
-        assert_eq!(
-            parse_opts(&[5, 10, 0, 0, 0, 1, 0, 0, 0, 2]),
-            vec![Ok(TcpOption::Sack(&[0, 0, 0, 1, 0, 0, 0, 2]))]
-        );
+        assert_eq!(parse_opts(&[5, 10, 0, 0, 0, 1, 0, 0, 0, 2]), vec![Ok(TcpOption::Sack(&[0, 0, 0, 1, 0, 0, 0, 2]))]);
     }
 
     #[test]
     fn option_emit_errors() {
         let mut small = [0u8; 3];
-        assert_eq!(
-            TcpOption::Mss(1).emit(&mut small),
-            Err(WireError::Truncated)
-        );
-        assert_eq!(
-            TcpOption::Other { kind: 1, data: &[] }.emit(&mut small),
-            Err(WireError::BadTcpOption)
-        );
+        assert_eq!(TcpOption::Mss(1).emit(&mut small), Err(WireError::Truncated));
+        assert_eq!(TcpOption::Other { kind: 1, data: &[] }.emit(&mut small), Err(WireError::BadTcpOption));
         let big = [0u8; 254];
         let mut buf = [0u8; 300];
-        assert_eq!(
-            TcpOption::Other {
-                kind: 254,
-                data: &big
-            }
-            .emit(&mut buf),
-            Err(WireError::BadTcpOption)
-        );
-        assert_eq!(
-            TcpOption::Other {
-                kind: 254,
-                data: &big[..253]
-            }
-            .emit(&mut buf),
-            Ok(255)
-        );
+        assert_eq!(TcpOption::Other { kind: 254, data: &big }.emit(&mut buf), Err(WireError::BadTcpOption));
+        assert_eq!(TcpOption::Other { kind: 254, data: &big[..253] }.emit(&mut buf), Ok(255));
     }
 
     #[test]
@@ -843,17 +785,13 @@ pub(crate) mod tests {
     /// A random segment (header 20..60 bytes with random option bytes, random payload of
     /// either parity) with a correct checksum for the given addresses.
     fn arb_segment() -> impl Strategy<Value = (Vec<u8>, u32, u32)> {
-        (
-            5u8..=15,
-            proptest::collection::vec(any::<u8>(), 60..120),
-            any::<u32>(),
-            any::<u32>(),
-        )
-            .prop_map(|(off, mut b, src, dst)| {
+        (5u8..=15, proptest::collection::vec(any::<u8>(), 60..120), any::<u32>(), any::<u32>()).prop_map(
+            |(off, mut b, src, dst)| {
                 b[12] = (off << 4) | (b[12] & 0x0f);
                 TcpPacket::new_unchecked(&mut b[..]).fill_checksum(src.into(), dst.into());
                 (b, src, dst)
-            })
+            },
+        )
     }
 
     proptest! {

@@ -25,18 +25,8 @@ fn walk(frame: &[u8]) -> usize {
             let Ok(ip) = Ipv4Packet::new_checked(eth.payload()) else {
                 return 1;
             };
-            let _ = (
-                ip.header_len(),
-                ip.total_len(),
-                ip.ident(),
-                ip.is_fragment(),
-            );
-            let _ = (
-                ip.frag_offset(),
-                ip.ttl(),
-                ip.checksum(),
-                ip.verify_checksum(),
-            );
+            let _ = (ip.header_len(), ip.total_len(), ip.ident(), ip.is_fragment());
+            let _ = (ip.frag_offset(), ip.ttl(), ip.checksum(), ip.verify_checksum());
             let _ = (ip.options(), ip.tos(), ip.dont_frag());
             let (src, dst) = (ip.src_addr(), ip.dst_addr());
             match ip.protocol() {
@@ -95,11 +85,7 @@ fn real_packets_parse_all_layers() {
 
 #[test]
 fn every_truncation_of_real_packets() {
-    for l3 in [
-        &ipv4::tests::ICMP_ECHO[..],
-        &tcp::tests::SYN[..],
-        &udp::tests::DNS[..],
-    ] {
+    for l3 in [&ipv4::tests::ICMP_ECHO[..], &tcp::tests::SYN[..], &udp::tests::DNS[..]] {
         let f = frame(ETHERTYPE_IPV4, l3);
         for n in 0..f.len() {
             let _ = walk(&f[..n]);
@@ -109,10 +95,7 @@ fn every_truncation_of_real_packets() {
 
 #[test]
 fn errors_display_their_reason() {
-    assert_eq!(
-        WireError::BadIhl.to_string(),
-        "IPv4 header length (IHL) below 5"
-    );
+    assert_eq!(WireError::BadIhl.to_string(), "IPv4 header length (IHL) below 5");
     assert_eq!(WireError::Truncated.to_string(), "packet truncated");
 }
 

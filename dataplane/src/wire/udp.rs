@@ -313,11 +313,7 @@ pub(crate) mod tests {
         let b = datagram();
         for n in 0..b.len() {
             let err = UdpPacket::new_checked(&b[..n]).unwrap_err();
-            let want = if n < 8 {
-                WireError::Truncated
-            } else {
-                WireError::BadUdpLength
-            };
+            let want = if n < 8 { WireError::Truncated } else { WireError::BadUdpLength };
             assert_eq!(err, want, "length {n}");
         }
     }
@@ -327,10 +323,7 @@ pub(crate) mod tests {
         let mut b = datagram();
         for len in [0u16, 7, 38, 0xffff] {
             b[4..6].copy_from_slice(&len.to_be_bytes());
-            assert_eq!(
-                UdpPacket::new_checked(&b[..]).unwrap_err(),
-                WireError::BadUdpLength
-            );
+            assert_eq!(UdpPacket::new_checked(&b[..]).unwrap_err(), WireError::BadUdpLength);
         }
         b[4..6].copy_from_slice(&8u16.to_be_bytes());
         assert!(UdpPacket::new_checked(&b[..]).unwrap().payload().is_empty());
@@ -349,21 +342,14 @@ pub(crate) mod tests {
     fn bad_checksum() {
         let mut b = datagram();
         b[20] ^= 0x40;
-        assert!(!UdpPacket::new_checked(&b[..])
-            .unwrap()
-            .verify_checksum(CLIENT, SERVER));
+        assert!(!UdpPacket::new_checked(&b[..]).unwrap().verify_checksum(CLIENT, SERVER));
     }
 
     /// A random datagram (payload 0..64 bytes, either parity) with a correct checksum, or
     /// with the checksum left at 0 ("none") when `none` is set.
     fn arb_datagram() -> impl Strategy<Value = (Vec<u8>, u32, u32)> {
-        (
-            proptest::collection::vec(any::<u8>(), 8..72),
-            any::<u32>(),
-            any::<u32>(),
-            any::<bool>(),
-        )
-            .prop_map(|(mut b, src, dst, none)| {
+        (proptest::collection::vec(any::<u8>(), 8..72), any::<u32>(), any::<u32>(), any::<bool>()).prop_map(
+            |(mut b, src, dst, none)| {
                 let len = b.len() as u16;
                 let mut udp = UdpPacket::new_unchecked(&mut b[..]);
                 udp.set_len(len);
@@ -373,7 +359,8 @@ pub(crate) mod tests {
                     udp.fill_checksum(src.into(), dst.into());
                 }
                 (b, src, dst)
-            })
+            },
+        )
     }
 
     proptest! {

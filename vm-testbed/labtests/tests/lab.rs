@@ -142,18 +142,7 @@ fn malformed_flood_is_dropped_and_counted() {
     let tool = tool.to_string_lossy();
     let stdout = ns_exec_ok(
         CLIENT,
-        &[
-            "python3",
-            &tool,
-            "--iface",
-            "eth0",
-            "--dst-mac",
-            &front_mac,
-            "--count",
-            "10000",
-            "--seed",
-            "1",
-        ],
+        &["python3", &tool, "--iface", "eth0", "--dst-mac", &front_mac, "--count", "10000", "--seed", "1"],
     );
     let summary: Value = serde_json::from_str(stdout.trim())
         .unwrap_or_else(|e| panic!("malformed.py printed no JSON summary ({e}): {stdout}"));

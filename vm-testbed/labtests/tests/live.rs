@@ -94,7 +94,11 @@ fn changes_under_load_lose_no_request() {
                         &format!("{SVC}/servers"),
                         Some(r#"{"address":"10.20.0.13","port":80,"weight":1,"forward":"nat"}"#),
                     ),
-                    _ => rest("PUT", &format!("{SVC}/servers/10.20.0.11/80"), Some(&format!(r#"{{"weight":{}}}"#, 1 + i % 5))),
+                    _ => rest(
+                        "PUT",
+                        &format!("{SVC}/servers/10.20.0.11/80"),
+                        Some(&format!(r#"{{"weight":{}}}"#, 1 + i % 5)),
+                    ),
                 };
                 if (200..300).contains(&code) {
                     ok += 1;
@@ -179,7 +183,11 @@ fn deleted_server_flows_follow_expire_nodest_conn() {
     assert_eq!(again.split_whitespace().next(), first.split_whitespace().next(), "flow moved or broke: {again}");
     drop(c);
     // Put it back for the second half.
-    let (code, body) = rest("POST", &format!("{SVC}/servers"), Some(&format!(r#"{{"address":"{server}","port":80,"forward":"nat"}}"#)));
+    let (code, body) = rest(
+        "POST",
+        &format!("{SVC}/servers"),
+        Some(&format!(r#"{{"address":"{server}","port":80,"forward":"nat"}}"#)),
+    );
     assert_eq!(code, 201, "{body}");
 
     // expire_nodest_conn = true: the next packet of such a flow removes it and is dropped.

@@ -43,9 +43,9 @@ trap teardown EXIT
 section "host setup"
 bash vm-testbed/setup-host.sh
 
-section "build rvsd and rvsadm (cargo build --release -p rvs-controlplane)"
+section "build rvsd and rvsadm (cargo build --release -p rvs-controlplane -p rvsadm)"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$REPO/target}"
-cargo build --release -p rvs-controlplane
+cargo build --release -p rvs-controlplane -p rvsadm
 export RVSD_BIN="$CARGO_TARGET_DIR/release/rvsd"
 RVSADM="$CARGO_TARGET_DIR/release/rvsadm"
 # rvsadm talks to rvsd's REST port, which listens on loopback inside lab-lb1.

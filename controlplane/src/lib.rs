@@ -18,6 +18,5 @@ pub mod model;
 pub mod openapi;
 pub mod rates;
 pub mod runtime;
-pub mod rvsadm;
 pub mod services;
 pub mod status;

@@ -1,7 +1,12 @@
 //! `rvsadm`: the ipvsadm-compatible operator CLI, speaking to rvsd's REST API.
 //!
+//! The `rvsadm` package builds without DPDK, libclang or bindgen (it does not depend on
+//! the data path), so an operator's workstation can install it alone. It reads rvsd's
+//! REST documents through its own serde view types ([`model`]): the JSON is the contract.
+//!
 //! Contract: ipvsadm 1.31's syntax, messages, exit statuses and listing layout, for the
-//! verbs rvs has, over `http://127.0.0.1:8700` (or `--api URL`):
+//! verbs rvs has, over `http://127.0.0.1:8700` (or `--api URL`; `--token-file FILE` sends
+//! the bearer token an rvsd with `api.token_file` requires):
 //!
 //! ```text
 //! rvsadm -A|-E -t|-u VIP:PORT [-s SCHED] [-p [SECONDS]] [-M NETMASK]
@@ -105,6 +110,7 @@ Options:
   --rate                              output of rate information
   --numeric      -n                   numeric output of addresses and ports (always on)
   --api URL                           rvsd's REST address (default http://127.0.0.1:8700)
+  --token-file FILE                   file holding rvsd's bearer token (api.token_file)
 ";
 
 /// Runs rvsadm with `args` (without the program name); returns the exit status.
@@ -138,6 +144,23 @@ pub fn run<S: AsRef<str>>(args: &[S], stdin: &mut dyn BufRead, out: &mut dyn Wri
             return EXIT_USAGE;
         }
     };
-    let client = Client::new(endpoint);
+    let token = match inv.token_file.as_deref().map(read_token).transpose() {
+        Ok(t) => t,
+        Err(e) => {
+            let _ = writeln!(err, "{e}");
+            return EXIT_FAILURE;
+        }
+    };
+    let client = Client::new(endpoint).with_token(token);
     exec::execute(&client, &inv.command, &mut exec::Io { stdin, out, err })
+}
+
+/// Reads the bearer token from `path` (surrounding whitespace removed, as rvsd does).
+fn read_token(path: &str) -> Result<String, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("Can't read token file {path}: {e}"))?;
+    let token = text.trim();
+    if token.is_empty() {
+        return Err(format!("token file {path} holds no token"));
+    }
+    Ok(token.to_string())
 }

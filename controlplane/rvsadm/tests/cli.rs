@@ -2,8 +2,8 @@
 //! every request and answers with canned JSON.
 //!
 //! * Each verb sends the right method, path and body (and nothing for usage errors).
-//! * Golden listings (`tests/golden/rvsadm/*.txt`) rendered from fixed JSON
-//!   (`tests/golden/rvsadm/*.json`) through the whole path: arguments, HTTP, formatting.
+//! * Golden listings (`tests/golden/*.txt`) rendered from fixed JSON
+//!   (`tests/golden/*.json`) through the whole path: arguments, HTTP, formatting.
 //!   `RVSADM_BLESS=1 cargo test --test rvsadm` rewrites them; review the diff against
 //!   ipvsadm's layout before committing.
 //! * `-S` fed to `-R` rebuilds the same table (a stateful fake), with the same requests.
@@ -19,7 +19,6 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 
 use proptest::prelude::*;
-use rvs_controlplane::rvsadm;
 use serde_json::{json, Value};
 
 // ---------------------------------------------------------------------------------------
@@ -34,6 +33,8 @@ struct Seen {
     /// JSON body, when the request had one.
     body: Option<Value>,
     content_type: Option<String>,
+    /// The `Authorization` header, when sent.
+    authorization: Option<String>,
 }
 
 /// An answer: status, body, and whether to send it chunked.
@@ -105,6 +106,7 @@ fn serve_one(stream: TcpStream, handler: &Handler, log: &Mutex<Vec<Seen>>) {
     let path = parts.next().unwrap_or_default().to_string();
     let mut length = 0usize;
     let mut content_type = None;
+    let mut authorization = None;
     loop {
         let mut h = String::new();
         if reader.read_line(&mut h).unwrap_or(0) == 0 || h.trim().is_empty() {
@@ -114,6 +116,7 @@ fn serve_one(stream: TcpStream, handler: &Handler, log: &Mutex<Vec<Seen>>) {
             match name.to_ascii_lowercase().as_str() {
                 "content-length" => length = value.trim().parse().unwrap_or(0),
                 "content-type" => content_type = Some(value.trim().to_string()),
+                "authorization" => authorization = Some(value.trim().to_string()),
                 _ => {}
             }
         }
@@ -123,7 +126,7 @@ fn serve_one(stream: TcpStream, handler: &Handler, log: &Mutex<Vec<Seen>>) {
         return;
     }
     let body = if body.is_empty() { None } else { Some(serde_json::from_slice(&body).expect("request body is JSON")) };
-    let seen = Seen { method, path, body, content_type };
+    let seen = Seen { method, path, body, content_type, authorization };
     let a = handler(&seen);
     log.lock().unwrap().push(seen);
     let mut stream = stream;
@@ -174,7 +177,7 @@ fn accept_all(s: &Seen) -> Answer {
 // Fixtures.
 
 fn golden_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden/rvsadm")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden")
 }
 
 fn fixture(name: &str) -> String {
@@ -371,6 +374,33 @@ fn refusals_are_reported_like_ipvsadm() {
         let (code, out, err) = rvsd.run(&args, "");
         assert_eq!((code, out.as_str(), err.as_str()), (1, "", message), "{line}");
     }
+}
+
+/// `--token-file` sends rvsd's bearer token; without it nothing is sent; an unreadable
+/// or empty file is an error before any request.
+#[test]
+fn bearer_token_from_a_file() {
+    let rvsd = fixture_rvsd();
+    let dir = std::env::temp_dir().join(format!("rvsadm-token-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("token");
+    std::fs::write(&file, "s3cret\n").unwrap();
+    let file = file.to_string_lossy().into_owned();
+    let (code, _, err) = rvsd.run(&["-Ln", "--token-file", &file], "");
+    assert_eq!((code, err.as_str()), (0, ""));
+    let (code, _, _) = rvsd.run(&["-Ln"], "");
+    assert_eq!(code, 0);
+    let auth: Vec<Option<String>> = rvsd.take().into_iter().map(|s| s.authorization).collect();
+    assert_eq!(auth, vec![Some("Bearer s3cret".to_string()), None]);
+
+    std::fs::write(dir.join("empty"), " \n").unwrap();
+    for bad in [dir.join("empty"), dir.join("missing")] {
+        let (code, out, err) = rvsd.run(&["-Ln", "--token-file", &bad.to_string_lossy()], "");
+        assert_eq!((code, out.as_str()), (1, ""), "{err}");
+        assert!(err.contains("token"), "{err}");
+    }
+    assert!(rvsd.take().is_empty(), "no request without a usable token");
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

@@ -276,11 +276,13 @@ impl Command {
     }
 }
 
-/// A parsed command line: the verb and the REST address, when `--api` was given.
+/// A parsed command line: the verb, and the REST address and token file when given.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Invocation {
     /// `--api URL`.
     pub api: Option<String>,
+    /// `--token-file FILE`: a file holding rvsd's bearer token (`api.token_file`).
+    pub token_file: Option<String>,
     /// The verb.
     pub command: Command,
 }
@@ -422,6 +424,7 @@ enum Action {
     Help,
     Version,
     Api,
+    TokenFile,
 }
 
 /// One switch: its short letter, its long name, what it does and its arity.
@@ -471,6 +474,7 @@ const SWITCHES: &[Switch] = &[
     sw(Some('h'), "help", Action::Help, Arity::Flag),
     sw(Some('v'), "version", Action::Version, Arity::Flag),
     sw(None, "api", Action::Api, Arity::Value),
+    sw(None, "token-file", Action::TokenFile, Arity::Value),
 ];
 
 // ---------------------------------------------------------------------------------------
@@ -482,6 +486,7 @@ struct Collected {
     verb: Option<Verb>,
     seen: [bool; Opt::COUNT],
     api: Option<String>,
+    token_file: Option<String>,
     help: bool,
     version: bool,
     status: bool,
@@ -711,14 +716,23 @@ fn apply(
             }
             c.api = Some(value);
         }
+        Action::TokenFile => {
+            if c.token_file.is_some() {
+                return fail("multiple 'token-file' options specified");
+            }
+            if value.is_empty() {
+                return fail("--token-file: missing argument");
+            }
+            c.token_file = Some(value);
+        }
     }
     Ok(())
 }
 
 /// Checks the verb against its options (ipvsadm's `generic_opt_check`) and builds it.
 fn build(c: Collected) -> Result<Invocation, UsageError> {
-    let api = c.api.clone();
-    let done = |command| Ok(Invocation { api: api.clone(), command });
+    let (api, token_file) = (c.api.clone(), c.token_file.clone());
+    let done = |command| Ok(Invocation { api: api.clone(), token_file: token_file.clone(), command });
     if c.help {
         return done(Command::Help);
     }
@@ -1134,6 +1148,9 @@ mod tests {
         assert_eq!(inv.api.as_deref(), Some("http://10.0.0.1:9000"));
         let inv = parse(&["status", "--api=http://h:1"]).unwrap();
         assert_eq!((inv.api.as_deref(), inv.command), (Some("http://h:1"), Command::Status));
+        let inv = parse(&["-Ln", "--token-file", "/etc/rvs/token"]).unwrap();
+        assert_eq!(inv.token_file.as_deref(), Some("/etc/rvs/token"));
+        assert!(parse(&["-Ln", "--token-file=a", "--token-file=b"]).is_err());
     }
 
     /// Bad lines and ipvsadm's message for each.

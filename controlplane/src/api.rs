@@ -622,26 +622,19 @@ async fn connections(State(st): State<St>, RawQuery(q): RawQuery) -> Result<Resp
         })?;
         pending.push((i, rx));
     }
-    let deadline = Instant::now() + st.worker_timeout;
-    let mut listings: Vec<Option<ConnListing>> = vec![None; pending.len()];
-    while listings.iter().any(Option::is_none) {
-        for (i, rx) in &pending {
-            if listings[*i].is_none() {
-                if let Ok(l) = rx.try_recv() {
-                    listings[*i] = Some(l);
-                }
+    // Every request is already queued, so awaiting the answers in turn under one deadline
+    // waits no longer than the slowest worker. Each wait is woken by the worker's send (or
+    // by its dropping the sender when it stops): no polling.
+    let deadline = tokio::time::Instant::now() + st.worker_timeout;
+    let mut listings: Vec<ConnListing> = Vec::with_capacity(pending.len());
+    for (i, rx) in pending {
+        match tokio::time::timeout_at(deadline, rx).await {
+            Ok(Ok(l)) => listings.push(l),
+            Ok(Err(_)) | Err(_) => {
+                return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("worker {i} did not answer")));
             }
         }
-        if listings.iter().all(Option::is_some) {
-            break;
-        }
-        if Instant::now() >= deadline {
-            let i = listings.iter().position(Option::is_none).unwrap_or(0);
-            return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("worker {i} did not answer")));
-        }
-        tokio::time::sleep(Duration::from_millis(1)).await;
     }
-    let listings: Vec<ConnListing> = listings.into_iter().flatten().collect();
     let total: usize = listings.iter().map(|l| l.total).sum();
     let conns: Vec<ConnJson> = listings
         .iter()

@@ -441,7 +441,7 @@ async fn connections_through_worker_queues() {
                 while let Some(WorkerRequest::ListConns { filter, max, reply }) = link.pop() {
                     let m: Vec<ConnEntry> =
                         all.iter().filter(|e| filter.matches(e.proto, e.vip, e.server)).copied().collect();
-                    let _ = reply.try_send(ConnListing {
+                    let _ = reply.send(ConnListing {
                         worker: w,
                         total: m.len(),
                         entries: m.into_iter().take(max).collect(),

@@ -9,18 +9,19 @@
 //!   ([`ControlLink::pop`], at most [`REQUESTS_PER_POLL`] per poll) and answers through
 //!   the reply channel that travels inside the request.
 //! * The data path never blocks on this: popping is a lock-free queue read, answering is
-//!   a non-blocking `try_send` on a one-slot channel (a requester that gave up has
-//!   dropped its receiver, and the answer is discarded). Building an answer allocates
+//!   a `send` on a one-shot channel (tokio's; it never waits, and needs no runtime on the
+//!   worker's side; a requester that gave up has dropped its receiver, and the answer is
+//!   discarded). Building an answer allocates
 //!   (a bounded listing, at most [`MAX_LISTING`] entries); that is off the per-packet path,
 //!   once per request.
-//! * The requester waits with a timeout of its own choosing; a worker that is stuck or
-//!   stopped simply never answers.
+//! * The requester awaits the one-shot receiver (woken by the send, no polling) with a
+//!   timeout of its own choosing; a worker that is stuck or stopped simply never answers.
 
 use std::net::Ipv4Addr;
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::Arc;
 
 use crossbeam_queue::ArrayQueue;
+use tokio::sync::oneshot;
 
 use crate::conn::ConnState;
 use crate::service::{ForwardMode, L4Proto, ServiceKey};
@@ -83,7 +84,7 @@ pub enum WorkerRequest {
         /// Most entries wanted.
         max: usize,
         /// Where the answer goes.
-        reply: SyncSender<ConnListing>,
+        reply: oneshot::Sender<ConnListing>,
     },
 }
 
@@ -116,10 +117,10 @@ impl ControlHandle {
         self.queue.push(request).map_err(|_| QueueFull)
     }
 
-    /// Asks for a connection listing; the answer arrives on the returned receiver (wait
-    /// on it with a timeout).
-    pub fn list_conns(&self, filter: ConnFilter, max: usize) -> Result<Receiver<ConnListing>, QueueFull> {
-        let (tx, rx) = sync_channel(1);
+    /// Asks for a connection listing; the answer arrives on the returned receiver (await
+    /// it with a timeout, or `blocking_recv` outside a runtime).
+    pub fn list_conns(&self, filter: ConnFilter, max: usize) -> Result<oneshot::Receiver<ConnListing>, QueueFull> {
+        let (tx, rx) = oneshot::channel();
         self.request(WorkerRequest::ListConns { filter, max, reply: tx })?;
         Ok(rx)
     }

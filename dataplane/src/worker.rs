@@ -662,7 +662,7 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
                         None => ConnListing { worker: self.index, ..ConnListing::default() },
                     };
                     // A requester that timed out has gone; its answer is dropped.
-                    let _ = reply.try_send(listing);
+                    let _ = reply.send(listing);
                 }
             }
         }

@@ -218,7 +218,7 @@ fn connection_listing_through_the_control_queue() {
     send_to(&mut ws, 0, FRONT, &Seg::tcp(CLIENT_IP, CPORT, VIP, 80, SYN).by_client(), SEC);
     send_to(&mut ws, 0, FRONT, &Seg::tcp(CLIENT_IP, CPORT + 1, VIP, 80, SYN).by_client(), SEC);
 
-    let rx = handle.list_conns(ConnFilter::default(), 1).expect("queued");
+    let mut rx = handle.list_conns(ConnFilter::default(), 1).expect("queued");
     assert!(rx.try_recv().is_err(), "answered only when the worker polls");
     ws[0].poll_once(2 * SEC);
     let l = rx.try_recv().expect("answered");
@@ -231,8 +231,8 @@ fn connection_listing_through_the_control_queue() {
     assert!((58..=60).contains(&secs), "SYN_RECV expires in about 59 s, got {secs}");
 
     let other = ServiceKey { proto: Tcp, vip: VIP, port: 81 };
-    let rx = handle.list_conns(ConnFilter { service: Some(other), server: None }, 10).expect("queued");
-    let rx2 = handle.list_conns(ConnFilter { service: None, server: Some((RS1, 80)) }, 10).expect("queued");
+    let mut rx = handle.list_conns(ConnFilter { service: Some(other), server: None }, 10).expect("queued");
+    let mut rx2 = handle.list_conns(ConnFilter { service: None, server: Some((RS1, 80)) }, 10).expect("queued");
     ws[0].poll_once(2 * SEC);
     assert_eq!(rx.try_recv().expect("answered").total, 0);
     assert_eq!(rx2.try_recv().expect("answered").entries.len(), 2);

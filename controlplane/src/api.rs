@@ -35,12 +35,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use rvs_dataplane::control::{ConnFilter, ConnListing, ControlHandle, MAX_LISTING};
-use rvs_dataplane::service::{L4Proto, ServiceKey};
+use rvs_dataplane::service::ServiceKey;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::config::{ConfigError, FieldError, Protocol};
+use crate::config::{ConfigError, FieldError};
 use crate::model::{parse_endpoint, ServerBody, ServerUpdate, ServiceBody, ServiceRef, ServiceUpdate, TimeoutsBody};
 use crate::runtime::{ApplyError, Change, Running};
 use crate::status::{Status, StatusSource, TrafficJson};
@@ -494,10 +494,7 @@ async fn zero_stats(State(st): State<St>, RawQuery(q): RawQuery) -> Result<Statu
         Some(s) => {
             let r = ServiceRef::parse_joined(s).map_err(|e| ApiError::field(StatusCode::BAD_REQUEST, "service", e))?;
             run.find_service(&r)?;
-            let proto = match r.protocol {
-                Protocol::Tcp => L4Proto::Tcp,
-                Protocol::Udp => L4Proto::Udp,
-            };
+            let proto = r.protocol;
             Some(ServiceKey { proto, vip: r.address, port: r.port })
         }
     };
@@ -588,10 +585,7 @@ async fn connections(State(st): State<St>, RawQuery(q): RawQuery) -> Result<Resp
         None => None,
         Some(s) => {
             let r = ServiceRef::parse_joined(s).map_err(|e| bad("service", e))?;
-            let proto = match r.protocol {
-                Protocol::Tcp => L4Proto::Tcp,
-                Protocol::Udp => L4Proto::Udp,
-            };
+            let proto = r.protocol;
             Some(ServiceKey { proto, vip: r.address, port: r.port })
         }
     };

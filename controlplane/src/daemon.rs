@@ -496,7 +496,7 @@ pub fn reload(state: &AppState, path: &Path) {
 fn warn_unimplemented(config: &Config) {
     for s in config.services.iter().filter(|s| s.health.is_some()) {
         tracing::warn!(
-            service = %format!("{} {}:{}", s.protocol, s.address, s.port),
+            service = %format!("{} {}:{}", s.protocol.name(), s.address, s.port),
             "[service.health] is validated but health checking is not implemented yet: servers are never taken out"
         );
     }

@@ -20,7 +20,7 @@ use serde::de::IgnoredAny;
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::config::file::{ServerFile, ServiceFile};
-use crate::config::{Protocol, Server, Service};
+use crate::config::{parse_protocol, L4Proto, Server, Service};
 use crate::status::TrafficJson;
 
 /// A duration as the API and the canonical file write it: `"300s"`, or humantime's
@@ -35,7 +35,7 @@ pub fn duration_text(d: Duration) -> String {
 
 /// `tcp/10.10.0.100/80`: how paths and query strings name a service.
 pub fn service_name(s: &Service) -> String {
-    format!("{}/{}/{}", s.protocol, s.address, s.port)
+    format!("{}/{}/{}", s.protocol.name(), s.address, s.port)
 }
 
 /// A real server as `GET` shows it.
@@ -99,7 +99,7 @@ impl ServiceView {
     /// The view of a configured service, without counters.
     pub fn new(s: &Service) -> ServiceView {
         ServiceView {
-            protocol: s.protocol.to_string(),
+            protocol: s.protocol.name().to_string(),
             address: s.address.to_string(),
             port: s.port,
             scheduler: s.scheduler.name().to_string(),
@@ -311,7 +311,7 @@ pub struct TimeoutsView {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ServiceRef {
     /// Protocol.
-    pub protocol: Protocol,
+    pub protocol: L4Proto,
     /// VIP.
     pub address: Ipv4Addr,
     /// Port.
@@ -321,10 +321,8 @@ pub struct ServiceRef {
 impl ServiceRef {
     /// Parses the three parts; the error says which is wrong.
     pub fn parse(proto: &str, vip: &str, port: &str) -> Result<ServiceRef, String> {
-        let protocol = match proto {
-            "tcp" => Protocol::Tcp,
-            "udp" => Protocol::Udp,
-            other => return Err(format!("unknown protocol `{other}`; use tcp or udp")),
+        let Some(protocol) = parse_protocol(proto) else {
+            return Err(format!("unknown protocol `{proto}`; use tcp or udp"));
         };
         let address = vip.parse().map_err(|_| format!("`{vip}` is not an IPv4 address"))?;
         let port = port.parse().map_err(|_| format!("`{port}` is not a port (1..65535)"))?;
@@ -348,7 +346,7 @@ impl ServiceRef {
 
 impl std::fmt::Display for ServiceRef {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}/{}", self.protocol, self.address, self.port)
+        write!(f, "{}/{}/{}", self.protocol.name(), self.address, self.port)
     }
 }
 

@@ -24,11 +24,11 @@ use rvs_dataplane::conn::Timeouts;
 use rvs_dataplane::l2l3::PortId;
 use rvs_dataplane::sched::{PersistTable, SchedParams, SchedShared};
 use rvs_dataplane::service::{
-    L4Proto, RealServer, ServerStats, Service as DpService, ServiceKey, ServiceTable, TableIds, TableSettings,
+    RealServer, ServerStats, Service as DpService, ServiceKey, ServiceTable, TableIds, TableSettings,
 };
 use rvs_dataplane::worker::VipConfig;
 
-use crate::config::{Config, Protocol};
+use crate::config::Config;
 
 /// Persistence entries per persistent service (client networks remembered at once).
 pub const PERSIST_CAPACITY: usize = 1 << 16;
@@ -37,14 +37,6 @@ pub const PERSIST_CAPACITY: usize = 1 << 16;
 /// pool a service uses by default.
 pub fn local_addresses(config: &Config) -> Vec<Ipv4Addr> {
     config.ports.iter().flat_map(|p| p.local_addresses.iter().copied()).collect()
-}
-
-/// The data path's view of a protocol.
-pub fn l4_proto(p: Protocol) -> L4Proto {
-    match p {
-        Protocol::Tcp => L4Proto::Tcp,
-        Protocol::Udp => L4Proto::Udp,
-    }
 }
 
 /// The connection timeouts of `[dataplane]` (ipvsadm --set's three values; the other TCP
@@ -66,7 +58,7 @@ pub fn build_table(config: &Config, generation: u64, workers: usize) -> anyhow::
 
 /// The key of a configured service.
 pub fn service_key(s: &crate::config::Service) -> ServiceKey {
-    ServiceKey { proto: l4_proto(s.protocol), vip: s.address, port: s.port }
+    ServiceKey { proto: s.protocol, vip: s.address, port: s.port }
 }
 
 /// The stable ids handed out so far: those of the objects in the running table, and the
@@ -200,7 +192,7 @@ pub fn build_next(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rvs_dataplane::service::{ForwardMode, SchedulerKind};
+    use rvs_dataplane::service::{ForwardMode, L4Proto, SchedulerKind};
 
     const CONFIG: &str = r#"
 [dataplane]

@@ -385,23 +385,13 @@ pub struct Api {
     pub token_file: Option<PathBuf>,
 }
 
-/// Transport protocol of a service.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Protocol {
-    /// TCP.
-    Tcp,
-    /// UDP.
-    Udp,
-}
+/// Transport protocol of a service: the data path's type (named `tcp`/`udp` everywhere
+/// outside, by [`L4Proto::name`] and [`parse_protocol`]).
+pub use rvs_dataplane::service::L4Proto;
 
-impl fmt::Display for Protocol {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Protocol::Tcp => "tcp",
-            Protocol::Udp => "udp",
-        })
-    }
+/// The protocol named `name` (`tcp` or `udp`, as in the file, the REST paths and JSON).
+pub fn parse_protocol(name: &str) -> Option<L4Proto> {
+    [L4Proto::Tcp, L4Proto::Udp].into_iter().find(|p| p.name() == name)
 }
 
 /// A scheduler, by its ipvsadm `-s` name: the data path's own list, so the config accepts
@@ -415,7 +405,7 @@ pub use rvs_dataplane::service::ForwardMode as Forward;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Service {
     /// TCP or UDP.
-    pub protocol: Protocol,
+    pub protocol: L4Proto,
     /// Virtual IP.
     pub address: Ipv4Addr,
     /// Virtual port.

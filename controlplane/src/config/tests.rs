@@ -75,7 +75,7 @@ fn design_sketch_is_valid() {
     assert_eq!(c.routes[0].port, 0);
     assert_eq!(c.api.listen, "127.0.0.1:8700".parse().unwrap());
     let s = &c.services[0];
-    assert_eq!((s.protocol, s.port, s.scheduler), (Protocol::Tcp, 80, Scheduler::Wrr));
+    assert_eq!((s.protocol, s.port, s.scheduler), (L4Proto::Tcp, 80, Scheduler::Wrr));
     assert_eq!(s.persistence, Some(Duration::from_secs(300)));
     let h = s.health.as_ref().unwrap();
     assert_eq!(h.kind, HealthKind::Http { path: "/".into(), status: 200 });
@@ -473,5 +473,18 @@ fn lab_configs_in_repo_are_valid() {
             let only_key = e.errors.iter().all(|x| x.field == "ha.key_file");
             assert!(only_key, "{}: {e}", path.display());
         }
+    }
+}
+
+/// The file's, the paths' and the JSON's protocol names are the data path's `L4Proto`
+/// names, and nothing else parses.
+#[test]
+fn protocol_names_are_the_data_paths() {
+    for p in [L4Proto::Tcp, L4Proto::Udp] {
+        assert_eq!(parse_protocol(p.name()), Some(p));
+    }
+    assert_eq!((L4Proto::Tcp.name(), L4Proto::Udp.name()), ("tcp", "udp"));
+    for bad in ["TCP", "sctp", "", "tcp "] {
+        assert_eq!(parse_protocol(bad), None, "{bad:?}");
     }
 }

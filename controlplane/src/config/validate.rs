@@ -15,8 +15,8 @@ use rvs_dataplane::worker::MAX_PORTS;
 
 use super::file::{ConfigFile, HaFile, HealthFile, ServerFile, ServiceFile};
 use super::{
-    defaults, Api, Config, ConfigError, Dataplane, Device, FieldError, Forward, Ha, Health, HealthKind, Idle, MacAddr,
-    Neighbour, Port, Protocol, Route, Scheduler, Server, Service,
+    defaults, parse_protocol, Api, Config, ConfigError, Dataplane, Device, FieldError, Forward, Ha, Health, HealthKind,
+    Idle, L4Proto, MacAddr, Neighbour, Port, Route, Scheduler, Server, Service,
 };
 
 /// Validates `file` as a whole.
@@ -447,7 +447,7 @@ impl Checker {
         ports: &[Option<Port>],
         routes: &[Option<Route>],
     ) -> Vec<Option<Service>> {
-        let mut seen: HashMap<(Protocol, Ipv4Addr, u16), usize> = HashMap::new();
+        let mut seen: HashMap<(L4Proto, Ipv4Addr, u16), usize> = HashMap::new();
         let mut vips: HashMap<Ipv4Addr, usize> = HashMap::new();
         let has_locals = file.ports.iter().any(|p| !p.local_addresses.is_empty());
         let mut out = Vec::new();
@@ -459,7 +459,9 @@ impl Checker {
                         format!("service[{i}]"),
                         format!(
                             "{} {}:{} is already defined by service[{j}]; merge their servers into one service",
-                            svc.protocol, svc.address, svc.port
+                            svc.protocol.name(),
+                            svc.address,
+                            svc.port
                         ),
                     );
                 }
@@ -479,14 +481,11 @@ impl Checker {
         vips: &mut HashMap<Ipv4Addr, usize>,
     ) -> Option<Service> {
         let at = |f: &str| format!("service[{i}].{f}");
-        let protocol = match s.protocol.as_str() {
-            "tcp" => Some(Protocol::Tcp),
-            "udp" => Some(Protocol::Udp),
-            other => {
-                self.err(at("protocol"), format!("unknown protocol `{other}`; use \"tcp\" or \"udp\""));
-                None
-            }
-        };
+        let protocol = parse_protocol(&s.protocol);
+        if protocol.is_none() {
+            let other = &s.protocol;
+            self.err(at("protocol"), format!("unknown protocol `{other}`; use \"tcp\" or \"udp\""));
+        }
         let address = self.check(&at("address"), parse_unicast(&s.address));
         if let Some(a) = address {
             // Several services may share one VIP (tcp/80 and tcp/443); only the first

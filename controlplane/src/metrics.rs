@@ -26,10 +26,10 @@ use std::sync::Arc;
 use axum::http::header;
 use axum::routing::{get, MethodRouter};
 use rvs_dataplane::latency::LatencySummary;
-use rvs_dataplane::stats::DropReason;
+use rvs_dataplane::stats::{CounterKind, CountersSnapshot, DropReason};
 
 use crate::rates::{self, Estimates, Rates, SharedEstimator};
-use crate::status::{PortStatsJson, Status, StatusSource, TrafficJson, WorkerStatus};
+use crate::status::{PortStatsJson, Status, StatusSource, TrafficJson};
 
 /// The content type of the text format this module writes.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -232,6 +232,14 @@ pub fn escape_help(v: &str) -> String {
     v.replace('\\', "\\\\").replace('\n', "\\n")
 }
 
+/// The text format's type of a declared counter.
+fn kind_of(k: CounterKind) -> Kind {
+    match k {
+        CounterKind::Counter => Kind::Counter,
+        CounterKind::Gauge => Kind::Gauge,
+    }
+}
+
 fn worker_label(w: u16) -> Labels {
     vec![("worker", w.to_string())]
 }
@@ -269,52 +277,26 @@ pub fn render(input: &MetricsInput) -> String {
         "Link speed in Mbit/s (0 when unknown).",
         st.ports.iter().map(|p| (port(&p.name), Value::Int(u64::from(p.link.speed_mbps)))),
     );
-    let port_counters: [Field<PortStatsJson>; 8] = [
-        ("rvs_port_rx_packets_total", "Packets received by the NIC.", |s| s.rx_packets),
-        ("rvs_port_tx_packets_total", "Packets sent by the NIC.", |s| s.tx_packets),
-        ("rvs_port_rx_bytes_total", "Bytes received by the NIC.", |s| s.rx_bytes),
-        ("rvs_port_tx_bytes_total", "Bytes sent by the NIC.", |s| s.tx_bytes),
-        ("rvs_port_rx_missed_total", "Packets the NIC dropped for lack of RX descriptors.", |s| s.rx_missed),
-        ("rvs_port_rx_errors_total", "Receive errors.", |s| s.rx_errors),
-        ("rvs_port_tx_errors_total", "Transmit errors.", |s| s.tx_errors),
-        ("rvs_port_rx_nombuf_total", "RX packet buffer allocation failures.", |s| s.rx_nombuf),
-    ];
-    for (name, help, get) in port_counters {
-        out.family(name, Kind::Counter, help, st.ports.iter().map(|p| (port(&p.name), Value::Int(get(&p.stats)))));
+    // Every NIC counter and every worker counter as declared (status::port_counters!,
+    // rvs_dataplane::stats's worker_counters!): names, kinds and help come from there.
+    for d in PortStatsJson::COUNTERS {
+        out.family(
+            d.metric,
+            kind_of(d.kind),
+            d.help,
+            st.ports.iter().map(|p| (port(&p.name), Value::Int((d.get)(&p.stats)))),
+        );
     }
 
     // Workers.
-    let worker_counters: [Field<WorkerStatus>; 16] = [
-        ("rvs_worker_rx_packets_total", "Frames the worker received.", |w| w.rx_packets),
-        ("rvs_worker_tx_packets_total", "Frames the worker sent.", |w| w.tx_packets),
-        ("rvs_worker_rx_bytes_total", "Bytes the worker received.", |w| w.rx_bytes),
-        ("rvs_worker_tx_bytes_total", "Bytes the worker sent.", |w| w.tx_bytes),
-        ("rvs_worker_polls_total", "Poll loop passes.", |w| w.polls),
-        ("rvs_worker_idle_sleeps_total", "Times the idle policy put the worker to sleep.", |w| w.idle_sleeps),
-        ("rvs_worker_connections_created_total", "Connections the worker created.", |w| w.conns_created),
-        ("rvs_worker_redirected_out_total", "Packets handed to the worker owning their flow.", |w| w.redirected_out),
-        ("rvs_worker_redirected_in_total", "Packets received from other workers.", |w| w.redirected_in),
-        ("rvs_worker_arp_replies_sent_total", "ARP replies built.", |w| w.arp_replies_sent),
-        ("rvs_worker_arp_requests_sent_total", "ARP requests built.", |w| w.arp_requests_sent),
-        ("rvs_worker_gratuitous_arps_sent_total", "Gratuitous ARP announcements built.", |w| w.gratuitous_arps_sent),
-        ("rvs_worker_icmp_echo_replies_total", "ICMP echo replies built.", |w| w.icmp_echo_replies),
-        ("rvs_worker_icmp_errors_sent_total", "ICMP errors built (time exceeded, fragmentation needed).", |w| {
-            w.icmp_errors_sent
-        }),
-        ("rvs_worker_icmp_errors_translated_total", "ICMP errors about a flow translated and forwarded.", |w| {
-            w.icmp_errors_translated
-        }),
-        ("rvs_worker_toa_skipped_total", "Full-NAT TCP packets with no room for the TOA option.", |w| w.toa_skipped),
-    ];
-    for (name, help, get) in worker_counters {
-        out.family(name, Kind::Counter, help, st.workers.iter().map(|w| (worker_label(w.index), Value::Int(get(w)))));
+    for d in CountersSnapshot::COUNTERS {
+        out.family(
+            d.metric,
+            kind_of(d.kind),
+            d.help,
+            st.workers.iter().map(|w| (worker_label(w.index), Value::Int((d.get)(&w.counters)))),
+        );
     }
-    out.family(
-        "rvs_worker_connections",
-        Kind::Gauge,
-        "Connections in the worker's table.",
-        st.workers.iter().map(|w| (worker_label(w.index), Value::Int(w.conns))),
-    );
     let worker_rates: [Field<rates::WorkerRates>; 5] = [
         ("rvs_worker_rate_rx_pps", "Frames received per second (IPVS-style 2 s estimate).", |r| r.rx_pps),
         ("rvs_worker_rate_tx_pps", "Frames sent per second (IPVS-style 2 s estimate).", |r| r.tx_pps),

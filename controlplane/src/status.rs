@@ -30,7 +30,7 @@
 use std::collections::BTreeMap;
 
 use rvs_dataplane::service::{ServerStatsSnapshot, Service, ServiceTable};
-use rvs_dataplane::stats::{CountersSnapshot, DropReason};
+use rvs_dataplane::stats::{CounterDef, CounterKind, CountersSnapshot, DropReason};
 use rvs_drivers::{LinkStatus, PortStats};
 use serde::{Deserialize, Serialize};
 
@@ -67,8 +67,8 @@ impl Status {
     pub fn new(uptime_seconds: u64, ports: Vec<PortStatus>, workers: Vec<WorkerStatus>) -> Status {
         let mut drops: BTreeMap<String, u64> = DropReason::ALL.iter().map(|r| (r.name().to_string(), 0)).collect();
         for w in &workers {
-            for (k, v) in &w.drops {
-                *drops.entry(k.clone()).or_insert(0) += v;
+            for (k, v) in &w.counters.drops {
+                *drops.entry(k.to_string()).or_insert(0) += v;
             }
         }
         Status {
@@ -242,88 +242,59 @@ impl From<LinkStatus> for LinkJson {
     }
 }
 
-/// `ports[].stats`: the NIC's counters.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PortStatsJson {
-    /// Packets received.
-    pub rx_packets: u64,
-    /// Packets sent.
-    pub tx_packets: u64,
-    /// Bytes received.
-    pub rx_bytes: u64,
-    /// Bytes sent.
-    pub tx_bytes: u64,
-    /// Packets dropped by the NIC for lack of RX descriptors.
-    pub rx_missed: u64,
-    /// Receive errors.
-    pub rx_errors: u64,
-    /// Transmit errors.
-    pub tx_errors: u64,
-    /// RX mbuf allocation failures.
-    pub rx_nombuf: u64,
-}
-
-impl From<PortStats> for PortStatsJson {
-    fn from(s: PortStats) -> Self {
-        PortStatsJson {
-            rx_packets: s.rx_packets,
-            tx_packets: s.tx_packets,
-            rx_bytes: s.rx_bytes,
-            tx_bytes: s.tx_bytes,
-            rx_missed: s.rx_missed,
-            rx_errors: s.rx_errors,
-            tx_errors: s.tx_errors,
-            rx_nombuf: s.rx_nombuf,
+/// Declares every NIC counter of `ports[].stats` once: its field (the JSON key and the
+/// driver's [`PortStats`] field), its Prometheus name and help. From it come
+/// [`PortStatsJson`], its `From<PortStats>` and [`PortStatsJson::COUNTERS`], which
+/// `/metrics` iterates. Adding a counter is one line here (plus the driver's field).
+macro_rules! port_counters {
+    ($( $field:ident => $metric:literal, $help:literal; )*) => {
+        /// `ports[].stats`: the NIC's counters.
+        #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+        #[serde(default)]
+        pub struct PortStatsJson {
+            $( #[doc = $help] pub $field: u64, )*
         }
-    }
+
+        impl PortStatsJson {
+            /// Every declared NIC counter, in declaration order (the order of `/metrics`).
+            pub const COUNTERS: &'static [CounterDef<PortStatsJson>] = &[
+                $( CounterDef { name: stringify!($field), metric: $metric, kind: CounterKind::Counter, help: $help, get: |s| s.$field }, )*
+            ];
+        }
+
+        impl From<PortStats> for PortStatsJson {
+            fn from(s: PortStats) -> Self {
+                PortStatsJson { $( $field: s.$field, )* }
+            }
+        }
+    };
 }
 
-/// One worker in `workers[]`.
+port_counters! {
+    rx_packets => "rvs_port_rx_packets_total", "Packets received by the NIC.";
+    tx_packets => "rvs_port_tx_packets_total", "Packets sent by the NIC.";
+    rx_bytes => "rvs_port_rx_bytes_total", "Bytes received by the NIC.";
+    tx_bytes => "rvs_port_tx_bytes_total", "Bytes sent by the NIC.";
+    rx_missed => "rvs_port_rx_missed_total", "Packets the NIC dropped for lack of RX descriptors.";
+    rx_errors => "rvs_port_rx_errors_total", "Receive errors.";
+    tx_errors => "rvs_port_tx_errors_total", "Transmit errors.";
+    rx_nombuf => "rvs_port_rx_nombuf_total", "RX packet buffer allocation failures.";
+}
+
+/// One worker in `workers[]`: its identity, then every counter declared in the data path
+/// ([`CountersSnapshot::COUNTERS`], each under its name) and `drops` (every reason).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WorkerStatus {
     /// Worker index, 0-based; also its RX/TX queue number on every port.
     pub index: u16,
     /// The lcore it runs on.
     pub lcore: u32,
-    /// Frames received.
-    pub rx_packets: u64,
-    /// Frames sent.
-    pub tx_packets: u64,
-    /// Bytes received.
-    pub rx_bytes: u64,
-    /// Bytes sent.
-    pub tx_bytes: u64,
-    /// ARP replies built.
-    pub arp_replies_sent: u64,
-    /// ARP requests built.
-    pub arp_requests_sent: u64,
-    /// Gratuitous ARPs built.
-    pub gratuitous_arps_sent: u64,
-    /// ICMP echo replies built.
-    pub icmp_echo_replies: u64,
-    /// Poll loop passes.
-    pub polls: u64,
-    /// Idle sleeps taken.
-    pub idle_sleeps: u64,
-    /// Connections in the worker's table now.
-    pub conns: u64,
-    /// Connections created since start.
-    pub conns_created: u64,
-    /// Packets handed to the worker owning their flow.
-    pub redirected_out: u64,
-    /// Packets received from other workers.
-    pub redirected_in: u64,
-    /// Full-NAT packets that had no room for the TOA option.
-    pub toa_skipped: u64,
-    /// ICMP errors built (time exceeded, fragmentation needed).
-    pub icmp_errors_sent: u64,
-    /// ICMP errors about a flow translated and forwarded.
-    pub icmp_errors_translated: u64,
+    /// The worker's counters and drops, flattened into this object.
+    #[serde(flatten)]
+    pub counters: CountersSnapshot,
     /// Burst processing time: p50/p99/p99.9 over the last minute, count and sum since start.
     #[serde(default)]
     pub burst_latency: rvs_dataplane::latency::LatencySummary,
-    /// Drops by reason; every reason is present.
-    pub drops: BTreeMap<String, u64>,
 }
 
 impl WorkerStatus {
@@ -332,25 +303,8 @@ impl WorkerStatus {
         WorkerStatus {
             index,
             lcore,
-            rx_packets: c.rx_packets,
-            tx_packets: c.tx_packets,
-            rx_bytes: c.rx_bytes,
-            tx_bytes: c.tx_bytes,
-            arp_replies_sent: c.arp_replies_sent,
-            arp_requests_sent: c.arp_requests_sent,
-            gratuitous_arps_sent: c.gratuitous_arps_sent,
-            icmp_echo_replies: c.icmp_echo_replies,
-            polls: c.polls,
-            idle_sleeps: c.idle_sleeps,
-            conns: c.conns,
-            conns_created: c.conns_created,
-            redirected_out: c.redirected_out,
-            redirected_in: c.redirected_in,
-            toa_skipped: c.toa_skipped,
-            icmp_errors_sent: c.icmp_errors_sent,
-            icmp_errors_translated: c.icmp_errors_translated,
+            counters: c.clone(),
             burst_latency: rvs_dataplane::latency::LatencySummary::default(),
-            drops: c.drops.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
         }
     }
 }
@@ -399,6 +353,61 @@ mod tests {
         assert!(DropReason::ALL.iter().all(|r| drops.contains_key(r.name())));
         let back: Status = serde_json::from_value(v).unwrap();
         assert_eq!(back, s);
+    }
+
+    /// `workers[]` and `ports[].stats` list every declared counter under its name, driven
+    /// off the declarations: a counter added there appears here with no new test line.
+    #[test]
+    fn json_lists_every_declared_counter() {
+        let c = WorkerCounters::new();
+        for (i, d) in CountersSnapshot::COUNTERS.iter().enumerate() {
+            c.by_name(d.name).unwrap().add(100 + i as u64);
+        }
+        let ports: serde_json::Map<String, serde_json::Value> = PortStatsJson::COUNTERS
+            .iter()
+            .enumerate()
+            .map(|(i, d)| (d.name.to_string(), serde_json::json!(200 + i)))
+            .collect();
+        let stats: PortStatsJson = serde_json::from_value(ports.into()).unwrap();
+        let link = LinkStatus::default();
+        let port = PortStatus::new("p", "d", 0, MacAddr([2, 0, 0, 0, 0, 1]), "10.0.0.1/24", link, PortStats::default());
+        let mut s = Status::new(0, vec![port], vec![WorkerStatus::new(0, 1, &c.snapshot())]);
+        s.ports[0].stats = stats;
+        let v = serde_json::to_value(&s).unwrap();
+        for (i, d) in CountersSnapshot::COUNTERS.iter().enumerate() {
+            assert_eq!(v["workers"][0][d.name], 100 + i as u64, "workers[].{}", d.name);
+        }
+        for (i, d) in PortStatsJson::COUNTERS.iter().enumerate() {
+            assert_eq!(v["ports"][0]["stats"][d.name], 200 + i as u64, "ports[].stats.{}", d.name);
+            assert_eq!((d.get)(&s.ports[0].stats), 200 + i as u64);
+        }
+        assert_eq!(v["ports"][0]["stats"].as_object().unwrap().len(), PortStatsJson::COUNTERS.len());
+        // The names of the contract before the declarations existed are all still there.
+        for name in [
+            "rx_packets",
+            "tx_packets",
+            "rx_bytes",
+            "tx_bytes",
+            "arp_replies_sent",
+            "arp_requests_sent",
+            "gratuitous_arps_sent",
+            "icmp_echo_replies",
+            "polls",
+            "idle_sleeps",
+            "conns",
+            "conns_created",
+            "redirected_out",
+            "redirected_in",
+            "toa_skipped",
+            "icmp_errors_sent",
+            "icmp_errors_translated",
+            "burst_latency",
+            "drops",
+            "index",
+            "lcore",
+        ] {
+            assert!(v["workers"][0].get(name).is_some(), "workers[].{name} missing");
+        }
     }
 
     #[test]

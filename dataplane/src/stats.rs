@@ -24,7 +24,7 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Declares [`DropReason`] with its snake_case name and one-line help in one table, so
 /// the three can never drift apart.
@@ -213,59 +213,149 @@ impl Default for DropCounters {
     }
 }
 
-/// One worker's counters, shared with the control plane through an `Arc`. Only the owning
-/// worker writes (see [`Counter`]); cache-line aligned so that two workers' counters never
-/// share a line.
-#[derive(Debug, Default)]
-#[repr(align(64))]
-pub struct WorkerCounters {
-    drops: DropCounters,
-    /// Frames received from every port.
-    pub rx_packets: Counter,
-    /// Bytes received (Ethernet header included, FCS excluded).
-    pub rx_bytes: Counter,
-    /// Frames the NIC accepted for transmission, forwarded or originated.
-    pub tx_packets: Counter,
+/// Whether a declared value only grows (a Prometheus counter) or goes up and down (a
+/// gauge).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CounterKind {
+    /// Only grows (until the process restarts); Prometheus `counter`, name ends in `_total`.
+    Counter,
+    /// A level (e.g. connections now); Prometheus `gauge`.
+    Gauge,
+}
+
+/// One declared counter of a snapshot type `S`: its external names, its help text and how
+/// to read it. The REST JSON, `/metrics` and the tests iterate these tables instead of
+/// naming counters one by one, so a counter declared once appears everywhere.
+#[derive(Debug)]
+pub struct CounterDef<S> {
+    /// The JSON key (`/v1/status`), which is also the Rust field name.
+    pub name: &'static str,
+    /// The Prometheus family name (`rvs_…`).
+    pub metric: &'static str,
+    /// Counter or gauge.
+    pub kind: CounterKind,
+    /// One line for operators (Prometheus `# HELP`).
+    pub help: &'static str,
+    /// Reads the value from a snapshot.
+    pub get: fn(&S) -> u64,
+}
+
+/// Declares every per-worker counter once: its field (the JSON key), its kind, its
+/// Prometheus name and its help. From this table come [`WorkerCounters`],
+/// [`CountersSnapshot`] (fields, [`WorkerCounters::snapshot`],
+/// [`CountersSnapshot::accumulate`], serde) and [`CountersSnapshot::COUNTERS`], which the
+/// control plane's `/v1/status` and `/metrics` are driven from. Adding a counter is one
+/// line here (plus the code that counts it).
+macro_rules! worker_counters {
+    ($( $(#[$doc:meta])* $field:ident: $kind:ident $metric:literal, $help:literal; )*) => {
+        /// One worker's counters, shared with the control plane through an `Arc`. Only the
+        /// owning worker writes (see [`Counter`]); cache-line aligned so that two workers'
+        /// counters never share a line.
+        #[derive(Debug, Default)]
+        #[repr(align(64))]
+        pub struct WorkerCounters {
+            drops: DropCounters,
+            $( #[doc = $help] $(#[$doc])* pub $field: Counter, )*
+            /// Processing time of each non-empty poll (see [`crate::latency`]).
+            pub burst_latency: crate::latency::BurstLatency,
+        }
+
+        /// A point-in-time copy of [`WorkerCounters`], serialisable for the REST API (each
+        /// counter under its field name). `drops` maps every [`DropReason::name`] (all of
+        /// them, zeros included) to its count.
+        #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+        #[serde(default)]
+        pub struct CountersSnapshot {
+            $( #[doc = concat!("See [`WorkerCounters::", stringify!($field), "`].")] pub $field: u64, )*
+            /// Drop counts by [`DropReason::name`].
+            #[serde(deserialize_with = "drop_names")]
+            pub drops: BTreeMap<&'static str, u64>,
+        }
+
+        impl CountersSnapshot {
+            /// Every declared counter, in declaration order (the order of `/metrics`).
+            pub const COUNTERS: &'static [CounterDef<CountersSnapshot>] = &[
+                $( CounterDef {
+                    name: stringify!($field),
+                    metric: $metric,
+                    kind: CounterKind::$kind,
+                    help: $help,
+                    get: |s| s.$field,
+                }, )*
+            ];
+
+            /// Adds `other` into `self` (to sum the workers of a daemon).
+            pub fn accumulate(&mut self, other: &CountersSnapshot) {
+                $( self.$field += other.$field; )*
+                for (k, v) in &other.drops {
+                    *self.drops.entry(k).or_insert(0) += v;
+                }
+            }
+        }
+
+        impl WorkerCounters {
+            /// A plain copy for the control plane (REST `stats`, `/metrics`).
+            pub fn snapshot(&self) -> CountersSnapshot {
+                CountersSnapshot {
+                    $( $field: self.$field.get(), )*
+                    drops: DropReason::ALL.iter().map(|&r| (r.name(), self.drops(r))).collect(),
+                }
+            }
+
+            /// The counter declared as `name` (a [`CounterDef::name`]), if any.
+            pub fn by_name(&self, name: &str) -> Option<&Counter> {
+                match name {
+                    $( stringify!($field) => Some(&self.$field), )*
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+
+worker_counters! {
+    rx_packets: Counter "rvs_worker_rx_packets_total", "Frames the worker received.";
+    tx_packets: Counter "rvs_worker_tx_packets_total", "Frames the worker sent.";
+    /// Ethernet header included, FCS excluded.
+    rx_bytes: Counter "rvs_worker_rx_bytes_total", "Bytes the worker received.";
     /// Bytes the NIC accepted for transmission.
-    pub tx_bytes: Counter,
-    /// Received frames absorbed by the stack without a reply (ARP replies, learned).
-    pub rx_consumed: Counter,
-    /// Packets the worker tried to originate (ARP requests, gratuitous ARP), including
-    /// attempts that failed with `no_mbuf`.
-    pub local_originated: Counter,
-    /// ARP replies built (for our addresses, VIPs and local addresses).
-    pub arp_replies_sent: Counter,
-    /// ARP requests built to resolve a next hop.
-    pub arp_requests_sent: Counter,
-    /// Gratuitous ARP announcements built.
-    pub gratuitous_arps_sent: Counter,
-    /// ICMP echo replies built.
-    pub icmp_echo_replies: Counter,
-    /// Neighbour updates received from peer workers and applied.
-    pub neigh_updates_received: Counter,
-    /// Neighbour updates that could not be sent to a peer because its inbox was full
-    /// (the peer learns the neighbour later, from its own ARP resolution).
-    pub neigh_updates_lost: Counter,
-    /// Calls of the poll loop body.
-    pub polls: Counter,
-    /// Times the idle policy put the worker to sleep.
-    pub idle_sleeps: Counter,
-    /// Connections created.
-    pub conns_created: Counter,
-    /// Packets handed to the worker that owns their flow.
-    pub redirected_out: Counter,
-    /// Packets received from other workers through the redirect rings.
-    pub redirected_in: Counter,
-    /// Full-NAT TCP packets that should have carried the TOA option but had no room.
-    pub toa_skipped: Counter,
-    /// ICMP errors built by rvs (time exceeded, fragmentation needed).
-    pub icmp_errors_sent: Counter,
-    /// ICMP errors about a flow translated and forwarded.
-    pub icmp_errors_translated: Counter,
-    /// Connections in this worker's table (a gauge, set at each timer run).
-    pub conns: Counter,
-    /// Processing time of each non-empty poll (see [`crate::latency`]).
-    pub burst_latency: crate::latency::BurstLatency,
+    tx_bytes: Counter "rvs_worker_tx_bytes_total", "Bytes the worker sent.";
+    polls: Counter "rvs_worker_polls_total", "Poll loop passes.";
+    idle_sleeps: Counter "rvs_worker_idle_sleeps_total", "Times the idle policy put the worker to sleep.";
+    conns_created: Counter "rvs_worker_connections_created_total", "Connections the worker created.";
+    redirected_out: Counter "rvs_worker_redirected_out_total", "Packets handed to the worker owning their flow.";
+    /// Through the redirect rings.
+    redirected_in: Counter "rvs_worker_redirected_in_total", "Packets received from other workers.";
+    /// For our addresses, VIPs and local addresses.
+    arp_replies_sent: Counter "rvs_worker_arp_replies_sent_total", "ARP replies built.";
+    /// To resolve a next hop.
+    arp_requests_sent: Counter "rvs_worker_arp_requests_sent_total", "ARP requests built.";
+    gratuitous_arps_sent: Counter "rvs_worker_gratuitous_arps_sent_total", "Gratuitous ARP announcements built.";
+    icmp_echo_replies: Counter "rvs_worker_icmp_echo_replies_total", "ICMP echo replies built.";
+    icmp_errors_sent: Counter "rvs_worker_icmp_errors_sent_total", "ICMP errors built (time exceeded, fragmentation needed).";
+    icmp_errors_translated: Counter "rvs_worker_icmp_errors_translated_total", "ICMP errors about a flow translated and forwarded.";
+    toa_skipped: Counter "rvs_worker_toa_skipped_total", "Full-NAT TCP packets with no room for the TOA option.";
+    /// ARP replies, learned.
+    rx_consumed: Counter "rvs_worker_rx_consumed_total", "Received frames absorbed by the stack without a reply.";
+    /// Includes attempts that failed with `no_mbuf`.
+    local_originated: Counter "rvs_worker_local_originated_total", "Packets the worker tried to originate (ARP requests, gratuitous ARP).";
+    neigh_updates_received: Counter "rvs_worker_neigh_updates_received_total", "Neighbour updates received from peer workers and applied.";
+    /// The peer learns the neighbour later, from its own ARP resolution.
+    neigh_updates_lost: Counter "rvs_worker_neigh_updates_lost_total", "Neighbour updates not sent to a peer whose inbox was full.";
+    /// Set at each timer run.
+    conns: Gauge "rvs_worker_connections", "Connections in the worker's table.";
+}
+
+/// Reads `drops` back: every key must be a [`DropReason::name`] (the snapshot's keys are
+/// the reasons' static names).
+fn drop_names<'de, D: serde::Deserializer<'de>>(d: D) -> Result<BTreeMap<&'static str, u64>, D::Error> {
+    let raw = BTreeMap::<String, u64>::deserialize(d)?;
+    raw.into_iter()
+        .map(|(k, v)| match DropReason::ALL.iter().find(|r| r.name() == k) {
+            Some(r) => Ok((r.name(), v)),
+            None => Err(serde::de::Error::custom(format!("unknown drop reason `{k}`"))),
+        })
+        .collect()
 }
 
 impl WorkerCounters {
@@ -295,84 +385,6 @@ impl WorkerCounters {
     pub fn drops_total(&self) -> u64 {
         self.drops.0.iter().map(Counter::get).sum()
     }
-
-    /// A plain copy for the control plane (REST `stats`, `/metrics`).
-    pub fn snapshot(&self) -> CountersSnapshot {
-        CountersSnapshot {
-            rx_packets: self.rx_packets.get(),
-            rx_bytes: self.rx_bytes.get(),
-            tx_packets: self.tx_packets.get(),
-            tx_bytes: self.tx_bytes.get(),
-            rx_consumed: self.rx_consumed.get(),
-            local_originated: self.local_originated.get(),
-            arp_replies_sent: self.arp_replies_sent.get(),
-            arp_requests_sent: self.arp_requests_sent.get(),
-            gratuitous_arps_sent: self.gratuitous_arps_sent.get(),
-            icmp_echo_replies: self.icmp_echo_replies.get(),
-            neigh_updates_received: self.neigh_updates_received.get(),
-            neigh_updates_lost: self.neigh_updates_lost.get(),
-            polls: self.polls.get(),
-            idle_sleeps: self.idle_sleeps.get(),
-            conns_created: self.conns_created.get(),
-            redirected_out: self.redirected_out.get(),
-            redirected_in: self.redirected_in.get(),
-            toa_skipped: self.toa_skipped.get(),
-            icmp_errors_sent: self.icmp_errors_sent.get(),
-            icmp_errors_translated: self.icmp_errors_translated.get(),
-            conns: self.conns.get(),
-            drops: DropReason::ALL.iter().map(|&r| (r.name(), self.drops(r))).collect(),
-        }
-    }
-}
-
-/// A point-in-time copy of [`WorkerCounters`], serialisable for the REST API. `drops` maps
-/// every [`DropReason::name`] (all of them, zeros included) to its count.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct CountersSnapshot {
-    /// See [`WorkerCounters::rx_packets`].
-    pub rx_packets: u64,
-    /// See [`WorkerCounters::rx_bytes`].
-    pub rx_bytes: u64,
-    /// See [`WorkerCounters::tx_packets`].
-    pub tx_packets: u64,
-    /// See [`WorkerCounters::tx_bytes`].
-    pub tx_bytes: u64,
-    /// See [`WorkerCounters::rx_consumed`].
-    pub rx_consumed: u64,
-    /// See [`WorkerCounters::local_originated`].
-    pub local_originated: u64,
-    /// See [`WorkerCounters::arp_replies_sent`].
-    pub arp_replies_sent: u64,
-    /// See [`WorkerCounters::arp_requests_sent`].
-    pub arp_requests_sent: u64,
-    /// See [`WorkerCounters::gratuitous_arps_sent`].
-    pub gratuitous_arps_sent: u64,
-    /// See [`WorkerCounters::icmp_echo_replies`].
-    pub icmp_echo_replies: u64,
-    /// See [`WorkerCounters::neigh_updates_received`].
-    pub neigh_updates_received: u64,
-    /// See [`WorkerCounters::neigh_updates_lost`].
-    pub neigh_updates_lost: u64,
-    /// See [`WorkerCounters::polls`].
-    pub polls: u64,
-    /// See [`WorkerCounters::idle_sleeps`].
-    pub idle_sleeps: u64,
-    /// See [`WorkerCounters::conns_created`].
-    pub conns_created: u64,
-    /// See [`WorkerCounters::redirected_out`].
-    pub redirected_out: u64,
-    /// See [`WorkerCounters::redirected_in`].
-    pub redirected_in: u64,
-    /// See [`WorkerCounters::toa_skipped`].
-    pub toa_skipped: u64,
-    /// See [`WorkerCounters::icmp_errors_sent`].
-    pub icmp_errors_sent: u64,
-    /// See [`WorkerCounters::icmp_errors_translated`].
-    pub icmp_errors_translated: u64,
-    /// See [`WorkerCounters::conns`].
-    pub conns: u64,
-    /// Drop counts by [`DropReason::name`].
-    pub drops: BTreeMap<&'static str, u64>,
 }
 
 impl CountersSnapshot {
@@ -384,34 +396,6 @@ impl CountersSnapshot {
     /// All drops together.
     pub fn drops_total(&self) -> u64 {
         self.drops.values().sum()
-    }
-
-    /// Adds `other` into `self` (to sum the workers of a daemon).
-    pub fn accumulate(&mut self, other: &CountersSnapshot) {
-        self.rx_packets += other.rx_packets;
-        self.rx_bytes += other.rx_bytes;
-        self.tx_packets += other.tx_packets;
-        self.tx_bytes += other.tx_bytes;
-        self.rx_consumed += other.rx_consumed;
-        self.local_originated += other.local_originated;
-        self.arp_replies_sent += other.arp_replies_sent;
-        self.arp_requests_sent += other.arp_requests_sent;
-        self.gratuitous_arps_sent += other.gratuitous_arps_sent;
-        self.icmp_echo_replies += other.icmp_echo_replies;
-        self.neigh_updates_received += other.neigh_updates_received;
-        self.neigh_updates_lost += other.neigh_updates_lost;
-        self.polls += other.polls;
-        self.idle_sleeps += other.idle_sleeps;
-        self.conns_created += other.conns_created;
-        self.redirected_out += other.redirected_out;
-        self.redirected_in += other.redirected_in;
-        self.toa_skipped += other.toa_skipped;
-        self.icmp_errors_sent += other.icmp_errors_sent;
-        self.icmp_errors_translated += other.icmp_errors_translated;
-        self.conns += other.conns;
-        for (k, v) in &other.drops {
-            *self.drops.entry(k).or_insert(0) += v;
-        }
     }
 }
 
@@ -477,5 +461,37 @@ mod tests {
         assert_eq!(sum.drop_count(DropReason::IpFragment), 6);
         let json = serde_json::to_string(&s).unwrap();
         assert!(json.contains("\"ip_fragment\":3"), "{json}");
+        let back: CountersSnapshot = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, s);
+        assert!(serde_json::from_str::<CountersSnapshot>(r#"{"drops":{"no_such_reason":1}}"#).is_err());
+    }
+
+    /// Every declared counter is read by `snapshot`, summed by `accumulate`, serialised
+    /// under its name and has a well-formed Prometheus name: all driven off the
+    /// declaration, so a counter added there is covered here without a new line.
+    #[test]
+    fn every_declared_counter_is_snapshotted_summed_and_serialised() {
+        let c = WorkerCounters::new();
+        let mut names = std::collections::HashSet::new();
+        let mut metrics = std::collections::HashSet::new();
+        for (i, d) in CountersSnapshot::COUNTERS.iter().enumerate() {
+            assert!(names.insert(d.name) && metrics.insert(d.metric), "{} declared twice", d.name);
+            assert!(d.metric.starts_with("rvs_worker_"), "{}", d.metric);
+            assert_eq!(d.metric.ends_with("_total"), d.kind == CounterKind::Counter, "{}", d.metric);
+            assert!(!d.help.is_empty() && !d.help.contains('\n'));
+            c.by_name(d.name).expect("by_name knows every declared counter").add(i as u64 + 1);
+        }
+        assert!(c.by_name("no_such_counter").is_none());
+        let s = c.snapshot();
+        let mut sum = s.clone();
+        sum.accumulate(&s);
+        let json = serde_json::to_value(&s).unwrap();
+        for (i, d) in CountersSnapshot::COUNTERS.iter().enumerate() {
+            assert_eq!((d.get)(&s), i as u64 + 1, "{}", d.name);
+            assert_eq!((d.get)(&sum), 2 * (i as u64 + 1), "{}", d.name);
+            assert_eq!(json[d.name], i as u64 + 1, "{}", d.name);
+        }
+        // The JSON holds the declared counters and `drops`, nothing else.
+        assert_eq!(json.as_object().unwrap().len(), CountersSnapshot::COUNTERS.len() + 1);
     }
 }

@@ -11,7 +11,7 @@ use rvs_drivers::{LinkStatus, PortStats};
 use super::*;
 use crate::config::MacAddr;
 use crate::rates::{ServerRates, ServiceRates, WorkerRates};
-use crate::status::{PortStatus, ServerStatus, ServiceStatus};
+use crate::status::{PortStatus, ServerStatus, ServiceStatus, WorkerStatus};
 
 /// One parsed sample.
 #[derive(Debug, Clone, PartialEq)]
@@ -320,6 +320,44 @@ fn output_parses_and_follows_the_conventions() {
     // A server the estimator has not seen yet gets rate 0, not a missing series.
     let l = [("protocol", "tcp"), ("vip", "10.10.0.100"), ("port", "80"), ("server", "10.20.0.12:8080")];
     assert_eq!(find(&samples, "rvs_server_rate_cps", &l).map(|s| s.value), Some(0.0));
+}
+
+/// Every declared worker and NIC counter is a family with its declared type, help and
+/// value: driven off the declarations, so a counter added there needs no line here.
+#[test]
+fn metrics_list_every_declared_counter() {
+    let c = WorkerCounters::new();
+    for (i, d) in CountersSnapshot::COUNTERS.iter().enumerate() {
+        c.by_name(d.name).unwrap().add(1000 + i as u64);
+    }
+    let mut input = input();
+    input.status.workers = vec![WorkerStatus::new(3, 4, &c.snapshot())];
+    for (i, d) in PortStatsJson::COUNTERS.iter().enumerate() {
+        let mut stats = serde_json::to_value(input.status.ports[0].stats).unwrap();
+        stats[d.name] = serde_json::json!(2000 + i as u64);
+        input.status.ports[0].stats = serde_json::from_value(stats).unwrap();
+    }
+    let text = render(&input);
+    let samples = check(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    let kind = |k: CounterKind| if k == CounterKind::Counter { "counter" } else { "gauge" };
+    for (i, d) in CountersSnapshot::COUNTERS.iter().enumerate() {
+        assert_eq!(
+            find(&samples, d.metric, &[("worker", "3")]).map(|s| s.value),
+            Some(1000.0 + i as f64),
+            "{}",
+            d.metric
+        );
+        assert!(text.contains(&format!("# HELP {} {}\n# TYPE {} {}\n", d.metric, d.help, d.metric, kind(d.kind))));
+    }
+    for (i, d) in PortStatsJson::COUNTERS.iter().enumerate() {
+        assert_eq!(
+            find(&samples, d.metric, &[("port", "front")]).map(|s| s.value),
+            Some(2000.0 + i as f64),
+            "{}",
+            d.metric
+        );
+        assert!(text.contains(&format!("# HELP {} {}\n# TYPE {} counter\n", d.metric, d.help, d.metric)));
+    }
 }
 
 #[test]

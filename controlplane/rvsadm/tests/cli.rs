@@ -421,6 +421,36 @@ fn unreachable_rvsd_exits_1() {
     }
 }
 
+/// Answers that are not HTTP, or break off, give exit 1 and a message naming rvsd, never
+/// a panic (HTTP framing is ureq's; this checks how rvsadm reports its errors).
+#[test]
+fn broken_http_is_an_error_not_a_panic() {
+    let raws: &[&[u8]] = &[
+        b"",
+        b"garbage\r\n\r\n",
+        b"HTTP/1.1 abc OK\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+        b"HTTP/1.1 200 OK\r\n",
+    ];
+    for raw in raws {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let raw = raw.to_vec();
+        thread::spawn(move || {
+            if let Ok((mut stream, _)) = listener.accept() {
+                let mut buf = [0u8; 4096];
+                let _ = stream.read(&mut buf);
+                let _ = stream.write_all(&raw);
+            }
+        });
+        let args = vec!["--api".to_string(), format!("http://{addr}"), "-Ln".to_string()];
+        let (code, out, err) = run_with(&args, "");
+        assert_eq!((code, out.as_str()), (1, ""), "{err}");
+        assert!(err.contains("rvsd"), "{err}");
+    }
+}
+
 /// Broken answers of every kind give exit 1 and a message, never a panic.
 #[test]
 fn malformed_answers_never_panic() {

@@ -5,12 +5,17 @@
 #      `cargo clippy --workspace --all-targets -- -D warnings` (any warning fails the run);
 #   3. builds the whole workspace in release mode;
 #   4. runs the unit, property and golden-packet tests (cargo test --workspace);
-#   5. runs the lab tests (rvs-labtests, #[ignore]d for plain cargo test) one at a time against
+#   5. runs every fuzz target for 20 s on stable Rust, seeded from dataplane/fuzz/seeds
+#      (dataplane/fuzz/smoke.sh; a crash fails the run and leaves the input in
+#      dataplane/fuzz/artifacts/);
+#   6. compares callgrind instructions per packet and per new connection with the committed
+#      baseline (perf/guard.sh; growth above 3 % in any figure fails the run);
+#   7. runs the lab tests (rvs-labtests, #[ignore]d for plain cargo test) one at a time against
 #      the freshly built rvsd, in the netns lab;
-#   6. runs the DPDK and end-to-end benchmark harnesses once in --quick mode so they cannot
+#   8. runs the DPDK and end-to-end benchmark harnesses once in --quick mode so they cannot
 #      rot (the pipeline benchmark's smoke test is part of step 4).
-# The lints come first so that they fail fast. The lab is torn down on exit, pass or fail.
-# Needs root (namespaces, hugepages, raw sockets).
+# The checks that need no lab (2-6) come before it so that they fail fast. The lab
+# is torn down on exit, pass or fail. Needs root (namespaces, hugepages, raw sockets).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -30,7 +35,7 @@ teardown() {
     local rc=$?
     bash "$REPO/vm-testbed/lab.sh" down >/dev/null 2>&1 || true
     if ((rc == 0)); then
-        printf '\n==== PASS: lints, build, unit/property/golden tests and lab tests\n'
+        printf '\n==== PASS: lints, build, unit/property/golden tests, fuzz smoke, instruction guard, lab tests\n'
     else
         printf '\n==== FAIL (exit %s): see the first error above\n' "$rc" >&2
     fi
@@ -52,6 +57,12 @@ cargo build --release --workspace
 
 section "unit, property and golden tests (cargo test --release --workspace)"
 cargo test --release --workspace
+
+section "fuzz smoke (dataplane/fuzz/smoke.sh: every target, seeded, 20 s each)"
+bash dataplane/fuzz/smoke.sh
+
+section "instruction-count guard (perf/guard.sh against perf/baseline.json)"
+bash perf/guard.sh
 
 section "lab tests (rvs-labtests, one at a time)"
 export RVSD_BIN="$CARGO_TARGET_DIR/release/rvsd"

@@ -1,14 +1,21 @@
 #!/usr/bin/env bash
 # THE test command of rvs (README.md and .ci/run call exactly `bash vm-testbed/test.sh`):
 #   1. prepares the host (vm-testbed/setup-host.sh: packages, hugepages);
-#   2. builds the whole workspace in release mode;
-#   3. runs the unit, property and golden-packet tests (cargo test --workspace);
-#   4. runs the lab tests (rvs-labtests, #[ignore]d for plain cargo test) one at a time against
+#   2. checks the lints: `cargo fmt --all --check` and
+#      `cargo clippy --workspace --all-targets -- -D warnings` (any warning fails the run);
+#   3. builds the whole workspace in release mode;
+#   4. runs the unit, property and golden-packet tests (cargo test --workspace);
+#   5. runs every fuzz target for 20 s on stable Rust, seeded from dataplane/fuzz/seeds
+#      (dataplane/fuzz/smoke.sh; a crash fails the run and leaves the input in
+#      dataplane/fuzz/artifacts/);
+#   6. compares callgrind instructions per packet and per new connection with the committed
+#      baseline (perf/guard.sh; growth above 3 % in any figure fails the run);
+#   7. runs the lab tests (rvs-labtests, #[ignore]d for plain cargo test) one at a time against
 #      the freshly built rvsd, in the netns lab;
-#   5. runs the DPDK and end-to-end benchmark harnesses once in --quick mode so they cannot
-#      rot (the pipeline benchmark's smoke test is part of step 3).
-# Clippy is not run here, to keep the run's length predictable. The lab is torn down on exit,
-# pass or fail. Needs root (namespaces, hugepages, raw sockets).
+#   8. runs the DPDK and end-to-end benchmark harnesses once in --quick mode so they cannot
+#      rot (the pipeline benchmark's smoke test is part of step 4).
+# The checks that need no lab (2-6) come before it so that they fail fast. The lab
+# is torn down on exit, pass or fail. Needs root (namespaces, hugepages, raw sockets).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -28,7 +35,7 @@ teardown() {
     local rc=$?
     bash "$REPO/vm-testbed/lab.sh" down >/dev/null 2>&1 || true
     if ((rc == 0)); then
-        printf '\n==== PASS: build, unit/property/golden tests and lab tests\n'
+        printf '\n==== PASS: lints, build, unit/property/golden tests, fuzz smoke, instruction guard, lab tests\n'
     else
         printf '\n==== FAIL (exit %s): see the first error above\n' "$rc" >&2
     fi
@@ -41,11 +48,21 @@ bash vm-testbed/setup-host.sh
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$REPO/target}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 
+section "lints (cargo fmt --all --check; cargo clippy --workspace --all-targets -- -D warnings)"
+cargo fmt --all --check || fail "cargo fmt --all --check: run \`cargo fmt --all\` and commit the result"
+cargo clippy --workspace --all-targets -- -D warnings || fail "clippy warnings (denied)"
+
 section "build (cargo build --release --workspace)"
 cargo build --release --workspace
 
 section "unit, property and golden tests (cargo test --release --workspace)"
 cargo test --release --workspace
+
+section "fuzz smoke (dataplane/fuzz/smoke.sh: every target, seeded, 20 s each)"
+bash dataplane/fuzz/smoke.sh
+
+section "instruction-count guard (perf/guard.sh against perf/baseline.json)"
+bash perf/guard.sh
 
 section "lab tests (rvs-labtests, one at a time)"
 export RVSD_BIN="$CARGO_TARGET_DIR/release/rvsd"

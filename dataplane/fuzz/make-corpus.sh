@@ -2,15 +2,24 @@
 # Turns the hex seed packets in seeds/ into binary corpus files for each fuzz target.
 # The incremental_checksum target takes 13 bytes of rewrite parameters before the IPv4
 # packet, so its seeds get a fixed prefix and lose the 14-byte Ethernet header.
+# The lb_worker target reads a program (see fuzz_targets/lb_worker.rs): its own seeds are
+# in seeds/lb_worker/ (hex, `#` comments allowed), and every frame seed also becomes a
+# one-op program that hands the frame to the worker on the front port (op 0x10).
 set -eu
 cd "$(dirname "$0")"
-mkdir -p corpus/parse_ethernet_stack corpus/incremental_checksum corpus/tcp_options
+mkdir -p corpus/parse_ethernet_stack corpus/incremental_checksum corpus/tcp_options corpus/lb_worker
 prefix="c0a80001 c0a80032 1388 1f90 40"   # 192.168.0.1, 192.168.0.50, 5000, 8080, TTL 64
 for f in seeds/*.hex; do
     name=$(basename "$f" .hex)
     xxd -r -p "$f" > "corpus/parse_ethernet_stack/$name"
     { echo "$prefix" | xxd -r -p; tail -c +15 "corpus/parse_ethernet_stack/$name"; } \
         > "corpus/incremental_checksum/$name"
+    len=$(wc -c < "corpus/parse_ethernet_stack/$name")
+    { printf '10%04x' "$len" | xxd -r -p; cat "corpus/parse_ethernet_stack/$name"; } \
+        > "corpus/lb_worker/frame_$name"
+done
+for f in seeds/lb_worker/*.hex; do
+    sed 's/#.*//' "$f" | xxd -r -p > "corpus/lb_worker/$(basename "$f" .hex)"
 done
 # TCP options of the SYN seed (bytes 54..74 of the frame).
 tail -c +55 corpus/parse_ethernet_stack/tcp_syn_options > corpus/tcp_options/syn

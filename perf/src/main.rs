@@ -5,112 +5,141 @@
 
 use std::process::ExitCode;
 
+use clap::{CommandFactory, Parser, Subcommand};
 use rvs_dataplane::conn::MAX_CAPACITY;
 use rvs_perf::conn_lookup::{self, LookupOptions};
 use rvs_perf::pipeline::{run_mode, Mode, Options};
 
-const USAGE: &str = "\
-usage: rvs-perf <subcommand> [options]
+/// rvs's benchmarks: one JSON object per line on stdout, diagnostics on stderr.
+#[derive(Debug, Parser)]
+#[command(name = "rvs-perf")]
+struct Cli {
+    #[command(subcommand)]
+    bench: Bench,
+}
 
-subcommands:
-  pipeline      the data path on the in-memory driver: ns/packet and Mpps per mode;
-                for the L4 modes also ns per new connection and bytes per connection
-  conn-lookup   the connection table alone: hit, miss and insert ns, and its memory
+#[derive(Debug, Subcommand)]
+enum Bench {
+    /// The data path on the in-memory driver: ns/packet and Mpps per mode; for the L4
+    /// modes also ns per new connection and bytes per connection.
+    Pipeline(PipelineArgs),
+    /// The connection table alone: hit, miss and insert ns, and its memory.
+    ConnLookup(ConnLookupArgs),
+}
 
-pipeline options:
-  --seconds F   wall-clock budget per mode, warm-up included (default 2; the L4 modes
-                spend up to half as much again on new connections)
-  --quick       a ~0.2 s run per mode with 3 runs (smoke test; rough figures)
-  --mode NAME   only this mode (repeatable, or comma-separated):
-                arp_reply, icmp_echo, drop_malformed,
-                dr, nat, nat_reply, fullnat, fullnat_reply, tunnel
-  --runs N      timed runs of the worker and of the baseline each (default 5, quick 3)
-  --bursts N    exactly N bursts of 32 per run and for the warm-up, instead of a
-                length calibrated from --seconds (for callgrind instruction counts;
-                the L4 modes use N for the new-connection runs too)
-  --flows N     L4 modes: established flows the data packets cycle through (default 1024)
+#[derive(Debug, clap::Args)]
+struct PipelineArgs {
+    /// Wall-clock budget per mode, warm-up included (default 2; the L4 modes spend up to
+    /// half as much again on new connections).
+    #[arg(long, value_name = "F", value_parser = positive_seconds, allow_negative_numbers = true)]
+    seconds: Option<f64>,
+    /// A ~0.2 s run per mode with 3 runs (smoke test; rough figures).
+    #[arg(long)]
+    quick: bool,
+    /// Only this mode (repeatable, or comma-separated): arp_reply, icmp_echo,
+    /// drop_malformed, dr, nat, nat_reply, fullnat, fullnat_reply, tunnel.
+    #[arg(long = "mode", value_name = "NAME", value_delimiter = ',', value_parser = mode)]
+    modes: Vec<Mode>,
+    /// Timed runs of the worker and of the baseline each (default 5, quick 3).
+    #[arg(long, value_name = "N", value_parser = positive)]
+    runs: Option<u64>,
+    /// Exactly N bursts of 32 per run and for the warm-up, instead of a length calibrated
+    /// from --seconds (for callgrind instruction counts; the L4 modes use N for the
+    /// new-connection runs too).
+    #[arg(long, value_name = "N", value_parser = positive)]
+    bursts: Option<u64>,
+    /// L4 modes: established flows the data packets cycle through (default 1024).
+    #[arg(long, value_name = "N", value_parser = positive)]
+    flows: Option<u64>,
+}
 
-conn-lookup options:
-  --entries N[,N..]  table sizes (default 1000000,10000000)
-  --runs N           timed runs of each lookup kind (default 3)
-  --lookups N        lookups per run (default min(entries, 4194304))
-";
+#[derive(Debug, clap::Args)]
+struct ConnLookupArgs {
+    /// Table sizes, comma-separated.
+    #[arg(long, value_name = "N[,N..]", value_delimiter = ',', value_parser = table_size,
+          default_value = "1000000,10000000")]
+    entries: Vec<usize>,
+    /// Timed runs of each lookup kind.
+    #[arg(long, value_name = "N", value_parser = positive, default_value_t = 3)]
+    runs: u64,
+    /// Lookups per run (default min(entries, 4194304)).
+    #[arg(long, value_name = "N", value_parser = positive)]
+    lookups: Option<u64>,
+}
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.first().map(String::as_str) {
-        Some("pipeline") => match parse_pipeline(&args[1..]) {
-            Ok((opts, modes)) => pipeline(&opts, &modes),
-            Err(msg) => usage_error(&msg),
-        },
-        Some("conn-lookup") => match parse_conn_lookup(&args[1..]) {
-            Ok((opts, sizes)) => conn_lookup(&opts, &sizes),
-            Err(msg) => usage_error(&msg),
-        },
-        Some("-h" | "--help" | "help") => {
-            print!("{USAGE}");
-            ExitCode::SUCCESS
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => {
+            // --help, help: to stdout, success.
+            let _ = e.print();
+            return ExitCode::SUCCESS;
         }
-        Some(other) => usage_error(&format!("unknown subcommand {other:?}")),
-        None => usage_error("no subcommand"),
+        Err(e) => {
+            // Usage errors: clap's message, then the subcommands (exit status 2, as before).
+            eprint!("{}\n{}", e.render(), Cli::command().render_help());
+            return ExitCode::from(2);
+        }
+    };
+    match cli.bench {
+        Bench::Pipeline(args) => {
+            let (opts, modes) = pipeline_options(args);
+            pipeline(&opts, &modes)
+        }
+        Bench::ConnLookup(args) => {
+            let opts = LookupOptions { runs: args.runs as usize, lookups: args.lookups.map(|n| n as usize) };
+            conn_lookup(&opts, &args.entries)
+        }
     }
 }
 
-fn usage_error(msg: &str) -> ExitCode {
-    eprint!("rvs-perf: {msg}\n{USAGE}");
-    ExitCode::from(2)
-}
-
-/// Parses `pipeline`'s options into the measurement options and the modes to run.
-fn parse_pipeline(args: &[String]) -> Result<(Options, Vec<Mode>), String> {
-    let (mut quick, mut seconds, mut runs, mut bursts, mut flows) = (false, None, None, None, None);
-    let mut modes = Vec::new();
-    let mut it = args.iter();
-    while let Some(arg) = it.next() {
-        let mut value = |name: &str| it.next().cloned().ok_or_else(|| format!("{name} needs a value"));
-        match arg.as_str() {
-            "--quick" => quick = true,
-            "--seconds" => {
-                let v = value("--seconds")?;
-                let s: f64 = v.parse().map_err(|_| format!("--seconds {v:?}: not a number"))?;
-                if !(s.is_finite() && s > 0.0) {
-                    return Err(format!("--seconds {v:?}: must be positive"));
-                }
-                seconds = Some(s);
-            }
-            "--runs" => runs = Some(positive(&value("--runs")?, "--runs")? as usize),
-            "--bursts" => bursts = Some(positive(&value("--bursts")?, "--bursts")?),
-            "--flows" => flows = Some(positive(&value("--flows")?, "--flows")? as usize),
-            "--mode" => {
-                for name in value("--mode")?.split(',') {
-                    let m = Mode::from_name(name).ok_or_else(|| format!("unknown mode {name:?}"))?;
-                    if !modes.contains(&m) {
-                        modes.push(m);
-                    }
-                }
-            }
-            other => return Err(format!("unknown option {other:?}")),
-        }
-    }
-    let mut opts = if quick { Options::quick() } else { Options::default() };
-    opts.seconds = seconds.unwrap_or(opts.seconds);
-    opts.runs = runs.unwrap_or(opts.runs);
-    opts.bursts = bursts;
-    opts.flows = flows.unwrap_or(opts.flows);
+/// `pipeline`'s options as the measurement options and the modes to run.
+fn pipeline_options(args: PipelineArgs) -> (Options, Vec<Mode>) {
+    let mut opts = if args.quick { Options::quick() } else { Options::default() };
+    opts.seconds = args.seconds.unwrap_or(opts.seconds);
+    opts.runs = args.runs.map_or(opts.runs, |n| n as usize);
+    opts.bursts = args.bursts;
+    opts.flows = args.flows.map_or(opts.flows, |n| n as usize);
+    let mut modes = args.modes;
     if modes.is_empty() {
         modes = Mode::ALL.to_vec();
     } else {
-        // Output in the canonical order whatever order the filter named them in.
+        // Output in the canonical order whatever order the filter named them in, once each.
         modes.sort_by_key(|m| Mode::ALL.iter().position(|a| a == m));
+        modes.dedup();
     }
-    Ok((opts, modes))
+    (opts, modes)
 }
 
-fn positive(v: &str, name: &str) -> Result<u64, String> {
+fn mode(name: &str) -> Result<Mode, String> {
+    Mode::from_name(name).ok_or_else(|| {
+        let names: Vec<&str> = Mode::ALL.iter().map(|m| m.name()).collect();
+        format!("unknown mode (one of {})", names.join(", "))
+    })
+}
+
+fn positive(v: &str) -> Result<u64, String> {
     match v.parse::<u64>() {
         Ok(n) if n > 0 => Ok(n),
-        _ => Err(format!("{name} {v:?}: must be a positive integer")),
+        _ => Err("must be a positive integer".to_string()),
     }
+}
+
+fn positive_seconds(v: &str) -> Result<f64, String> {
+    let s: f64 = v.parse().map_err(|_| "not a number".to_string())?;
+    if s.is_finite() && s > 0.0 {
+        Ok(s)
+    } else {
+        Err("must be positive".to_string())
+    }
+}
+
+fn table_size(v: &str) -> Result<usize, String> {
+    let n = positive(v)? as usize;
+    if n > MAX_CAPACITY {
+        return Err(format!("at most {MAX_CAPACITY}"));
+    }
+    Ok(n)
 }
 
 /// Runs every mode, printing each result as soon as it is known; a failed mode does not
@@ -127,31 +156,6 @@ fn pipeline(opts: &Options, modes: &[Mode]) -> ExitCode {
         }
     }
     status
-}
-
-/// Parses `conn-lookup`'s options into the measurement options and the table sizes.
-fn parse_conn_lookup(args: &[String]) -> Result<(LookupOptions, Vec<usize>), String> {
-    let mut opts = LookupOptions::default();
-    let mut sizes = vec![1_000_000, 10_000_000];
-    let mut it = args.iter();
-    while let Some(arg) = it.next() {
-        let mut value = |name: &str| it.next().cloned().ok_or_else(|| format!("{name} needs a value"));
-        match arg.as_str() {
-            "--entries" => {
-                sizes = value("--entries")?
-                    .split(',')
-                    .map(|v| positive(v, "--entries").map(|n| n as usize))
-                    .collect::<Result<_, _>>()?;
-                if let Some(&n) = sizes.iter().find(|&&n| n > MAX_CAPACITY) {
-                    return Err(format!("--entries {n}: at most {MAX_CAPACITY}"));
-                }
-            }
-            "--runs" => opts.runs = positive(&value("--runs")?, "--runs")? as usize,
-            "--lookups" => opts.lookups = Some(positive(&value("--lookups")?, "--lookups")? as usize),
-            other => return Err(format!("unknown option {other:?}")),
-        }
-    }
-    Ok((opts, sizes))
 }
 
 /// Measures every table size in turn (one table in memory at a time).

@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Fuzz smoke test: builds every fuzz target with plain cargo on the pinned stable toolchain
+# (no nightly, no cargo-fuzz) and runs each one for a bounded time, seeded from seeds/ via
+# make-corpus.sh. A crash, a timeout or an out-of-memory in any target fails the script
+# (exit 1) and leaves the input in artifacts/<target>/ for replay. vm-testbed/test.sh runs
+# it; run it by hand the same way:
+#
+#   bash dataplane/fuzz/smoke.sh                      # every target, FUZZ_SECONDS (20) each
+#   FUZZ_SECONDS=300 bash dataplane/fuzz/smoke.sh lb_worker
+#
+# How it works on stable: libfuzzer-sys compiles libFuzzer itself (C++, build-essential)
+# and needs the target code instrumented with LLVM's SanitizerCoverage, which stable rustc
+# exposes through -Cpasses and -Cllvm-args. These are the flags `cargo fuzz build` passes,
+# minus -Zsanitizer=address, the one nightly-only flag (rvs-dataplane forbids unsafe code,
+# so AddressSanitizer would only watch std and dependencies). `--target <host>` keeps the
+# flags off build scripts and proc macros, as cargo-fuzz does. Debug assertions and
+# overflow checks are on, so arithmetic overflow is a crash too.
+#
+# Environment: FUZZ_SECONDS (per target, default 20), FUZZ_SEED (libFuzzer -seed, default
+# random, printed), CARGO_TARGET_DIR (artifacts go to $CARGO_TARGET_DIR/fuzz, else
+# dataplane/fuzz/target).
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+cd "$here"
+
+ALL=(parse_ethernet_stack incremental_checksum tcp_options lb_worker)
+secs="${FUZZ_SECONDS:-20}"
+targets=("$@")
+((${#targets[@]})) || targets=("${ALL[@]}")
+for t in "${targets[@]}"; do
+    [[ " ${ALL[*]} " == *" $t "* ]] || { echo "fuzz smoke: unknown target '$t' (one of: ${ALL[*]})" >&2; exit 2; }
+done
+
+host="$(rustc -vV | sed -n 's/^host: //p')"
+if [[ -n "${CARGO_TARGET_DIR:-}" ]]; then
+    case "$CARGO_TARGET_DIR" in
+        /*) export CARGO_TARGET_DIR="$CARGO_TARGET_DIR/fuzz" ;;
+        *) echo "fuzz smoke: CARGO_TARGET_DIR must be absolute" >&2; exit 2 ;;
+    esac
+else
+    export CARGO_TARGET_DIR="$here/target"
+fi
+export RUSTFLAGS="--cfg fuzzing -Cpasses=sancov-module \
+-Cllvm-args=-sanitizer-coverage-level=4 \
+-Cllvm-args=-sanitizer-coverage-inline-8bit-counters \
+-Cllvm-args=-sanitizer-coverage-pc-table \
+-Cllvm-args=-sanitizer-coverage-trace-compares \
+-Cllvm-args=-sanitizer-coverage-stack-depth \
+-Cdebug-assertions -Coverflow-checks"
+echo "fuzz smoke: building ${targets[*]} (stable, sanitizer coverage, $host)"
+cargo build --locked --release --target "$host" $(printf -- '--bin %s ' "${targets[@]}")
+bin="$CARGO_TARGET_DIR/$host/release"
+
+sh ./make-corpus.sh
+work="$(mktemp -d "${TMPDIR:-/tmp}/rvs-fuzz.XXXXXX")"
+trap 'rm -rf "$work"' EXIT
+
+failed=()
+for t in "${targets[@]}"; do
+    # A scratch copy of the seed corpus: what libFuzzer adds is thrown away, so every run
+    # starts from the same seeds.
+    cp -r "corpus/$t" "$work/$t"
+    mkdir -p "artifacts/$t"
+    seed=()
+    [[ -z "${FUZZ_SEED:-}" ]] || seed=("-seed=$FUZZ_SEED")
+    echo "fuzz smoke: $t for ${secs} s"
+    rc=0
+    "$bin/$t" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+        -artifact_prefix="$here/artifacts/$t/" "${seed[@]}" "$work/$t" >"$work/$t.log" 2>&1 || rc=$?
+    if ((rc == 0)); then
+        grep -E '^INFO: Seed:|^stat::number_of_executed_units|^stat::new_units_added|DONE' "$work/$t.log" | sed "s/^/  $t: /"
+    else
+        tail -n 60 "$work/$t.log" >&2
+        echo "fuzz smoke: FAIL $t (exit $rc); the input is in dataplane/fuzz/artifacts/$t/; replay: $bin/$t <file>" >&2
+        failed+=("$t")
+    fi
+done
+((${#failed[@]} == 0)) || { echo "fuzz smoke: failed: ${failed[*]}" >&2; exit 1; }
+echo "fuzz smoke: OK (${targets[*]}, ${secs} s each)"

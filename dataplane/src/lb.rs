@@ -48,12 +48,13 @@ use std::sync::Arc;
 use rvs_drivers::PacketBuf;
 
 use crate::conn::owner::{client_owner, lport_owner, LocalPortAllocator, RssSpec};
-use crate::conn::{Conn, ConnFlags, ConnId, ConnTable, Direction, FlowKey, TableFull, Timeouts};
+use crate::conn::{Conn, ConnFlags, ConnId, ConnTable, Direction, FlowKey, TableFull};
 use crate::control::{ConnEntry, ConnFilter, ConnListing, MAX_LISTING};
 use crate::l2l3::{AddrKind, AddressBook, RouteTable, Verdict};
 use crate::sched::{new_scheduler, SchedInput, Scheduler};
-use crate::service::{ForwardMode, L4Proto, ServiceKey, ServiceTable, SharedServices};
+use crate::service::{ServiceTable, SharedServices};
 use crate::stats::{DropReason, WorkerCounters};
+use crate::types::{ForwardMode, L4Proto, ServiceKey, Timeouts};
 use crate::view::L4View;
 use crate::wire::{EthernetFrame, Ipv4Packet};
 use crate::xmit::icmp_err::{self, IcmpErrError};

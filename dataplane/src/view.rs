@@ -20,8 +20,8 @@
 use std::net::Ipv4Addr;
 
 use crate::conn::FlowKey;
-use crate::service::L4Proto;
 use crate::stats::DropReason;
+use crate::types::L4Proto;
 use crate::wire::{Ipv4Packet, TcpFlags, TcpPacket, UdpPacket, IPPROTO_TCP, IPPROTO_UDP};
 use crate::xmit::l4::{L4Kind, Layout, L3_OFFSET};
 

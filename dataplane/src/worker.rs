@@ -53,12 +53,13 @@ use crate::l2l3::icmp;
 use crate::l2l3::neigh::{NeighConfig, NeighSync, Resolve, TimerEvent};
 use crate::l2l3::route::{RouteError, StaticRoute};
 use crate::l2l3::{
-    is_martian_source, AddrKind, AddressBook, DuplicateAddress, NeighUpdate, NeighbourTable, OwnedAddr, PortId,
-    RouteTable, Verdict,
+    is_martian_source, AddrKind, AddressBook, DuplicateAddress, NeighUpdate, NeighbourTable, OwnedAddr, RouteTable,
+    Verdict,
 };
 use crate::lb::{LbEngine, LbEnv};
 use crate::mesh::MeshLinks;
 use crate::stats::{DropReason, WorkerCounters};
+use crate::types::{PortId, VipConfig};
 use crate::view::L4View;
 use crate::wire::{
     EthernetFrame, IcmpPacket, Ipv4Packet, MacAddr, WireError, ETHERTYPE_ARP, ETHERTYPE_IPV4, IPPROTO_ICMP,
@@ -111,15 +112,6 @@ pub struct PortConfig {
     pub address: Ipv4Net,
     /// Full-NAT local addresses answered (ARP, ICMP echo) on this port.
     pub local_addresses: Vec<Ipv4Addr>,
-}
-
-/// A virtual service address the stack answers ARP and ICMP echo for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct VipConfig {
-    /// The VIP.
-    pub address: Ipv4Addr,
-    /// The port ARP for it is answered on; `None`: every port.
-    pub port: Option<PortId>,
 }
 
 /// A configured neighbour that never expires (`ip neigh add ... nud permanent`).

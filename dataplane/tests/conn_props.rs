@@ -9,10 +9,8 @@ use std::collections::HashMap;
 use std::net::Ipv4Addr;
 
 use proptest::prelude::*;
-use rvs_dataplane::conn::{
-    next_tcp_state, Conn, ConnFlags, ConnId, ConnState, ConnTable, Direction, FlowKey, TableFull, Timeouts, TICK_NS,
-};
-use rvs_dataplane::service::{ForwardMode, L4Proto};
+use rvs_dataplane::conn::{next_tcp_state, Conn, ConnFlags, ConnId, ConnTable, Direction, FlowKey, TableFull, TICK_NS};
+use rvs_dataplane::types::{ConnState, ForwardMode, L4Proto, Timeouts};
 use rvs_dataplane::wire::TcpFlags;
 
 const MODES: [ForwardMode; 4] = [ForwardMode::Dr, ForwardMode::Nat, ForwardMode::FullNat, ForwardMode::Tunnel];

@@ -3,10 +3,8 @@
 
 use std::net::Ipv4Addr;
 
-use rvs_dataplane::conn::{
-    Conn, ConnFlags, ConnState, ConnTable, Direction, FlowKey, TableFull, TcpState, Timeouts, TICK_NS,
-};
-use rvs_dataplane::service::{ForwardMode, L4Proto};
+use rvs_dataplane::conn::{Conn, ConnFlags, ConnTable, Direction, FlowKey, TableFull, TICK_NS};
+use rvs_dataplane::types::{ConnState, ForwardMode, L4Proto, TcpState, Timeouts};
 use rvs_dataplane::wire::TcpFlags;
 
 const SEC: u64 = 1_000_000_000;

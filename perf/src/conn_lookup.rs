@@ -28,11 +28,11 @@ use std::hint::black_box;
 use std::net::Ipv4Addr;
 use std::time::Instant;
 
-use rvs_dataplane::conn::{Conn, ConnTable, Direction, FlowKey, Timeouts};
-use rvs_dataplane::service::{ForwardMode, L4Proto};
+use rvs_dataplane::conn::{Conn, ConnTable, Direction, FlowKey};
+use rvs_dataplane::types::{ForwardMode, L4Proto, Timeouts};
 
 use crate::frames;
-use crate::pipeline::median;
+use crate::harness::median;
 
 /// Hash seed of the benchmark's tables: the same layout in every run.
 pub const SEED: u64 = 0x5eed_0fc0_ffee;

@@ -7,7 +7,8 @@ use std::process::ExitCode;
 
 use rvs_dataplane::conn::MAX_CAPACITY;
 use rvs_perf::conn_lookup::{self, LookupOptions};
-use rvs_perf::pipeline::{run_mode, Mode, Options};
+use rvs_perf::harness::{Mode, Options};
+use rvs_perf::pipeline::run_mode;
 
 const USAGE: &str = "\
 usage: rvs-perf <subcommand> [options]

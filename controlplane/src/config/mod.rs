@@ -406,10 +406,10 @@ impl fmt::Display for Protocol {
 
 /// A scheduler, by its ipvsadm `-s` name: the data path's own list, so the config accepts
 /// exactly the schedulers that exist.
-pub use rvs_dataplane::service::SchedulerKind as Scheduler;
+pub use rvs_dataplane::types::SchedulerKind as Scheduler;
 
 /// How a real server is reached (`dr`, `nat`, `fullnat`, `tunnel`): the data path's type.
-pub use rvs_dataplane::service::ForwardMode as Forward;
+pub use rvs_dataplane::types::ForwardMode as Forward;
 
 /// `[[service]]`, validated.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -37,14 +37,14 @@ use std::fmt;
 use std::net::Ipv4Addr;
 use std::ops::{BitOr, BitOrAssign};
 
-use crate::service::{ForwardMode, L4Proto};
+use crate::types::{ConnState, ForwardMode, L4Proto};
 
 pub mod owner;
 mod state;
 mod table;
 
 pub use owner::{client_owner, lport_owner, toeplitz_hash, LocalPortAllocator, RssSpec};
-pub use state::{next_tcp_state, ConnState, TcpState, Timeouts, MAX_TIMEOUT_S};
+pub use state::next_tcp_state;
 pub use table::{ConnTable, TableFull, MAX_CAPACITY, TICK_NS, WHEEL_SLOTS};
 
 /// The 5-tuple of a packet as it arrives: protocol, source and destination address and

@@ -46,9 +46,8 @@ use std::collections::TryReserveError;
 use std::hash::BuildHasher;
 use std::mem::size_of;
 
-use super::state::Timeouts;
-use super::{Conn, ConnFlags, ConnId, ConnState, Direction, FlowKey, StateChange};
-use crate::service::ForwardMode;
+use super::{Conn, ConnFlags, ConnId, Direction, FlowKey, StateChange};
+use crate::types::{ConnState, ForwardMode, TcpState, Timeouts};
 use crate::wire::TcpFlags;
 
 /// Length of a wheel tick in nanoseconds: 2^26 ns ≈ 67.1 ms. Entries expire at most one
@@ -164,7 +163,7 @@ impl ConnTable {
         let slots = (capacity * SLOTS_PER_ENTRY).max(16);
         let free = Conn::new(
             FlowKey {
-                proto: crate::service::L4Proto::Tcp,
+                proto: crate::types::L4Proto::Tcp,
                 src: std::net::Ipv4Addr::UNSPECIFIED,
                 sport: 0,
                 dst: std::net::Ipv4Addr::UNSPECIFIED,
@@ -224,7 +223,7 @@ impl ConnTable {
     /// expiry; the new values apply from their next packet, as in IPVS.
     pub fn set_timeouts(&mut self, timeouts: Timeouts) {
         self.timeouts = timeouts;
-        for s in super::TcpState::ALL {
+        for s in TcpState::ALL {
             self.timeout_ns[s as usize] = secs_ns(timeouts.tcp(s));
         }
         self.timeout_ns[11] = secs_ns(timeouts.of(ConnState::Udp));

@@ -48,7 +48,7 @@ use std::sync::Arc;
 use rvs_drivers::PacketBuf;
 
 use crate::conn::owner::{client_owner, lport_owner, LocalPortAllocator, RssSpec};
-use crate::conn::{Conn, ConnFlags, ConnId, ConnTable, Direction, FlowKey, TableFull};
+use crate::conn::{Conn, ConnFlags, ConnId, ConnTable, Direction, FlowKey};
 use crate::control::{ConnEntry, ConnFilter, ConnListing, MAX_LISTING};
 use crate::l2l3::{AddrKind, AddressBook, RouteTable, Verdict};
 use crate::sched::{new_scheduler, SchedInput, Scheduler};
@@ -57,7 +57,7 @@ use crate::stats::{DropReason, WorkerCounters};
 use crate::types::{ForwardMode, L4Proto, ServiceKey, Timeouts};
 use crate::view::L4View;
 use crate::wire::{EthernetFrame, Ipv4Packet};
-use crate::xmit::icmp_err::{self, IcmpErrError};
+use crate::xmit::icmp_err;
 use crate::xmit::l4::Layout;
 use crate::xmit::ttl::{self, TtlVerdict};
 use crate::xmit::tunnel::{self, TunnelError};
@@ -333,15 +333,13 @@ impl LbEngine {
                         }
                         Err(_) => Verdict::Drop(DropReason::TunnelTooBig),
                     },
-                    Err(TunnelError::TooBig) => Verdict::Drop(DropReason::TunnelTooBig),
-                    Err(TunnelError::NoHeadroom) => Verdict::Drop(DropReason::NoMbuf),
-                    Err(TunnelError::Malformed(_)) => Verdict::Drop(DropReason::L4Malformed),
+                    Err(e) => Verdict::Drop(e.into()),
                 };
             }
         };
         match done {
             Ok(()) => to_server,
-            Err(e) => Verdict::Drop(xmit_drop_reason(e)),
+            Err(e) => Verdict::Drop(e.into()),
         }
     }
 
@@ -400,10 +398,7 @@ impl LbEngine {
                 if server.forward == ForwardMode::FullNat {
                     self.lports.release(local, lport);
                 }
-                Err(match e {
-                    TableFull::Full => DropReason::ConnTableFull,
-                    TableFull::InboundKeyExists | TableFull::ReplyKeyExists => DropReason::ConnKeyClash,
-                })
+                Err(e.into())
             }
         }
     }
@@ -463,11 +458,7 @@ impl LbEngine {
     pub fn handle_icmp_error<B: PacketBuf>(&mut self, buf: &mut B, env: &LbEnv<'_>) -> Verdict {
         let emb = match icmp_err::parse_embedded(buf.data()) {
             Ok(e) => e,
-            Err(IcmpErrError::NotAnError(_) | IcmpErrError::NotIcmp) => {
-                return Verdict::Drop(DropReason::IcmpUnhandled)
-            }
-            Err(IcmpErrError::BadChecksum) => return Verdict::Drop(DropReason::IcmpBadChecksum),
-            Err(_) => return Verdict::Drop(DropReason::IcmpMalformed),
+            Err(e) => return Verdict::Drop(e.into()),
         };
         let Some(proto) = L4Proto::from_ipproto(emb.proto) else { return Verdict::Drop(DropReason::IcmpUnhandled) };
         // The quoted packet is one we sent (src → dst); its flow's packets to us travel
@@ -519,7 +510,7 @@ impl LbEngine {
                     Direction::Inbound => self.route_to(env, c.server),
                 }
             }
-            Err(_) => Verdict::Drop(DropReason::IcmpMalformed),
+            Err(e) => Verdict::Drop(e.into()),
         }
     }
 
@@ -528,8 +519,8 @@ impl LbEngine {
         let Some(hop) = env.routes.lookup(c.server) else { return Verdict::Drop(DropReason::NoRoute) };
         if c.forward == ForwardMode::Tunnel {
             let outer_src = env.port_addrs.get(hop.port.index()).copied().unwrap_or(Ipv4Addr::UNSPECIFIED);
-            if tunnel::encap(buf, outer_src, c.server, self.mtu(hop.port.index())).is_err() {
-                return Verdict::Drop(DropReason::TunnelTooBig);
+            if let Err(e) = tunnel::encap(buf, outer_src, c.server, self.mtu(hop.port.index())) {
+                return Verdict::Drop(e.into());
             }
         }
         env.counters.icmp_errors_translated.inc();
@@ -572,7 +563,7 @@ impl LbEngine {
     ) -> Option<Verdict> {
         match v {
             TtlVerdict::Forward => None,
-            TtlVerdict::Malformed(_) => Some(Verdict::Drop(DropReason::IpTruncated)),
+            TtlVerdict::Malformed(e) => Some(Verdict::Drop(e.into())),
             TtlVerdict::Expired => {
                 let sender =
                     buf.data().get(ETH_LEN..).and_then(|b| Ipv4Packet::new_checked(b).ok()).map(|ip| ip.src_addr());
@@ -659,14 +650,5 @@ impl LbEngine {
                 server.stats.update_overload(server.upper, server.lower);
             }
         })
-    }
-}
-
-/// The drop reason for a rewrite that refused a packet.
-fn xmit_drop_reason(e: XmitError) -> DropReason {
-    match e {
-        XmitError::NotIpv4 | XmitError::Truncated | XmitError::BadLength => DropReason::L4Malformed,
-        XmitError::Fragment => DropReason::IpFragment,
-        XmitError::Unsupported => DropReason::IpUnknownProtocol,
     }
 }

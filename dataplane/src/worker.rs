@@ -62,8 +62,8 @@ use crate::stats::{DropReason, WorkerCounters};
 use crate::types::{PortId, VipConfig};
 use crate::view::L4View;
 use crate::wire::{
-    EthernetFrame, IcmpPacket, Ipv4Packet, MacAddr, WireError, ETHERTYPE_ARP, ETHERTYPE_IPV4, IPPROTO_ICMP,
-    IPPROTO_TCP, IPPROTO_UDP,
+    EthernetFrame, IcmpPacket, Ipv4Packet, MacAddr, ETHERTYPE_ARP, ETHERTYPE_IPV4, IPPROTO_ICMP, IPPROTO_TCP,
+    IPPROTO_UDP,
 };
 use crate::xmit::icmp_err::is_error_type;
 
@@ -807,7 +807,7 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
         };
         let ip = match Ipv4Packet::new_checked(body) {
             Ok(ip) => ip,
-            Err(e) => return Done(Verdict::Drop(ip_drop_reason(e))),
+            Err(e) => return Done(Verdict::Drop(e.into())),
         };
         let csum_ok = match offload.ip_csum_ok {
             Some(ok) => ok,
@@ -899,16 +899,5 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
                 tx.counters.drop_packets(DropReason::NeighUnresolved, pending.len() as u64);
             }
         });
-    }
-}
-
-/// The drop reason for an IPv4 header rejected by `Ipv4Packet::new_checked`.
-fn ip_drop_reason(e: WireError) -> DropReason {
-    match e {
-        WireError::BadVersion => DropReason::IpBadVersion,
-        WireError::BadIhl => DropReason::IpBadIhl,
-        WireError::BadTotalLength => DropReason::IpBadLength,
-        WireError::BadChecksum => DropReason::IpBadChecksum,
-        _ => DropReason::IpTruncated,
     }
 }

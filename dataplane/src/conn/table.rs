@@ -47,6 +47,7 @@ use std::hash::BuildHasher;
 use std::mem::size_of;
 
 use super::{Conn, ConnFlags, ConnId, Direction, FlowKey, StateChange};
+use crate::stats::DropReason;
 use crate::types::{ConnState, ForwardMode, TcpState, Timeouts};
 use crate::wire::TcpFlags;
 
@@ -83,6 +84,17 @@ pub enum TableFull {
     /// connection's reply key equals its own inbound key.
     #[error("reply key already in the connection table")]
     ReplyKeyExists,
+}
+
+/// The drop reason of a new flow the table refused: `conn_table_full`, or
+/// `conn_key_clash` when its tuple belongs to another connection.
+impl From<TableFull> for DropReason {
+    fn from(e: TableFull) -> Self {
+        match e {
+            TableFull::Full => DropReason::ConnTableFull,
+            TableFull::InboundKeyExists | TableFull::ReplyKeyExists => DropReason::ConnKeyClash,
+        }
+    }
 }
 
 /// One index slot: a key's 32-bit hash and `entry << 1 | direction`, or `ent == NIL`.

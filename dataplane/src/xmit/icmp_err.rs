@@ -71,6 +71,7 @@ use std::net::Ipv4Addr;
 use rvs_drivers::PacketBuf;
 
 use super::Endpoint;
+use crate::stats::DropReason;
 use crate::wire::{
     checksum, EthernetFrame, IcmpPacket, Ipv4Packet, WireError, ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED,
     ICMP_TIME_EXCEEDED, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP,
@@ -142,6 +143,20 @@ pub enum IcmpErrError {
     /// The buffer has too little tailroom to hold the error (short offending packets grow).
     #[error("no room in the buffer for the ICMP error")]
     NoRoom,
+}
+
+/// The drop reason of an ICMP error that could not be parsed or translated: not an
+/// error (or not ICMP) is `icmp_unhandled`, a bad checksum `icmp_bad_checksum`, anything
+/// else about its shape `icmp_malformed`. (Failing to *build* an error of ours is
+/// counted by the caller as `icmp_not_sent`.)
+impl From<IcmpErrError> for DropReason {
+    fn from(e: IcmpErrError) -> Self {
+        match e {
+            IcmpErrError::NotAnError(_) | IcmpErrError::NotIcmp => DropReason::IcmpUnhandled,
+            IcmpErrError::BadChecksum => DropReason::IcmpBadChecksum,
+            _ => DropReason::IcmpMalformed,
+        }
+    }
 }
 
 /// The flow an ICMP error is about, from its quoted header.

@@ -32,6 +32,7 @@
 use core::fmt;
 use std::net::Ipv4Addr;
 
+use crate::stats::DropReason;
 use crate::wire::WireError;
 
 pub mod dr;
@@ -89,6 +90,18 @@ pub enum XmitError {
     /// (ICMP errors are translated separately).
     #[error("IP protocol not supported by this forwarding mode")]
     Unsupported,
+}
+
+/// The drop reason of a packet a rewrite refused: a malformed TCP/UDP frame is
+/// `l4_malformed`, a fragment `ip_fragment`, another protocol `ip_unknown_protocol`.
+impl From<XmitError> for DropReason {
+    fn from(e: XmitError) -> Self {
+        match e {
+            XmitError::NotIpv4 | XmitError::Truncated | XmitError::BadLength => DropReason::L4Malformed,
+            XmitError::Fragment => DropReason::IpFragment,
+            XmitError::Unsupported => DropReason::IpUnknownProtocol,
+        }
+    }
 }
 
 impl From<WireError> for XmitError {

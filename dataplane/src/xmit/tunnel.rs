@@ -57,6 +57,7 @@ use std::net::Ipv4Addr;
 
 use rvs_drivers::PacketBuf;
 
+use crate::stats::DropReason;
 use crate::wire::{EthernetFrame, Ipv4Packet, WireError, IPPROTO_IPIP};
 
 /// Length of the outer header rvs prepends (no options).
@@ -85,6 +86,20 @@ pub enum TunnelError {
     /// The frame does not hold a valid IPv4 packet after a 14-byte Ethernet header.
     #[error("malformed inner packet: {0}")]
     Malformed(WireError),
+}
+
+/// The drop reason of a packet that could not be encapsulated: over the MTU
+/// (`tunnel_too_big`; with DF set the caller first tries ICMP fragmentation needed and
+/// counts this only when that fails), no headroom (`no_mbuf`), not a valid inner packet
+/// (`l4_malformed`).
+impl From<TunnelError> for DropReason {
+    fn from(e: TunnelError) -> Self {
+        match e {
+            TunnelError::FragNeeded { .. } | TunnelError::TooBig => DropReason::TunnelTooBig,
+            TunnelError::NoHeadroom => DropReason::NoMbuf,
+            TunnelError::Malformed(_) => DropReason::L4Malformed,
+        }
+    }
 }
 
 /// Encapsulates the IPv4 packet in `buf` in an outer IPv4 header from `outer_src` to

@@ -289,10 +289,10 @@ impl LbEngine {
                 }
             }
         };
-        if let Err(reason) = self.account(id, Direction::Inbound, flow, now) {
-            return Verdict::Drop(reason);
-        }
-        let c = *self.conns.get(id);
+        let c = match self.account(id, Direction::Inbound, flow, now, DropReason::TcpNoConn) {
+            Ok(c) => c,
+            Err(reason) => return Verdict::Drop(reason),
+        };
         if let Some(v) = self.ttl(buf, flow.layout(), env, || c.vip) {
             return v;
         }
@@ -318,7 +318,9 @@ impl LbEngine {
                 // handshake (the server's TOA module reads it there, as with DPVS);
                 // after the first non-SYN segment it is no longer needed.
                 if toa.is_some() && !flow.flags.is_some_and(|f| f.syn()) {
-                    self.conns.get_mut(id).flags.remove(ConnFlags::TOA_PENDING);
+                    if let Some(c) = self.conns.get_mut(id) {
+                        c.flags.remove(ConnFlags::TOA_PENDING);
+                    }
                 }
                 Ok(())
             }
@@ -418,10 +420,10 @@ impl LbEngine {
             Some((id, Direction::Reply)) => id,
             _ => return Verdict::Drop(miss),
         };
-        if let Err(reason) = self.account(id, Direction::Reply, flow, now) {
-            return Verdict::Drop(reason);
-        }
-        let c = *self.conns.get(id);
+        let c = match self.account(id, Direction::Reply, flow, now, miss) {
+            Ok(c) => c,
+            Err(reason) => return Verdict::Drop(reason),
+        };
         // A time exceeded goes back to the server from an address of ours: the local
         // address it sent to (Full-NAT), or, for a NAT reply addressed to the client, our
         // port address on the server's side, as a router's would (RFC 1812 §4.3.2.4) —
@@ -473,7 +475,7 @@ impl LbEngine {
             return Verdict::Redirect { worker: owner };
         }
         let Some((id, dir)) = self.conns.lookup(&key) else { return Verdict::Drop(DropReason::IcmpUnhandled) };
-        let c = *self.conns.get(id);
+        let Some(&c) = self.conns.get(id) else { return Verdict::Drop(DropReason::IcmpUnhandled) };
         let ip_src = buf.data().get(ETH_LEN..).and_then(|b| Ipv4Packet::new_checked(b).ok()).map(|ip| ip.src_addr());
         if let Some(v) = self.ttl_checked(buf, env, ip_src.unwrap_or(c.vip)) {
             return v;
@@ -590,25 +592,34 @@ impl LbEngine {
     }
 
     /// Runs the state machine for a packet of connection `id` and credits the counters
-    /// of its server and service, found by id in the current snapshot. A connection whose
-    /// server is gone is removed here when `expire_nodest_conn` is set (the error is the
-    /// packet's drop reason).
-    fn account(&mut self, id: ConnId, dir: Direction, flow: &L4View, now: u64) -> Result<(), DropReason> {
-        let (service_id, server_id) = {
-            let c = self.conns.get(id);
-            (c.service_id, c.server_id)
-        };
+    /// of its server and service, found by id in the current snapshot, and returns the
+    /// connection as it was before this packet (its endpoints, mode and flags, which the
+    /// packet does not change; the new state is in the table). A connection whose server
+    /// is gone is removed here when `expire_nodest_conn` is set (the error is the
+    /// packet's drop reason). `id` comes from a lookup or insert of this packet; were it
+    /// stale anyway, the packet is dropped as `miss`, like a lookup miss.
+    fn account(
+        &mut self,
+        id: ConnId,
+        dir: Direction,
+        flow: &L4View,
+        now: u64,
+        miss: DropReason,
+    ) -> Result<Conn, DropReason> {
+        let Some(&c) = self.conns.get(id) else { return Err(miss) };
+        let (service_id, server_id) = (c.service_id, c.server_id);
         // A borrow of the field, not an `Arc` clone: no atomic increment per packet.
         let snap = &*self.snap;
         let server = snap.by_server_id(server_id).map(|(_, r)| r);
         if server.is_none() && snap.settings().expire_nodest_conn {
-            let c = self.conns.remove(id);
             if c.forward == ForwardMode::FullNat {
                 self.lports.release(c.local, c.lport);
             }
             if let Some(svc) = snap.by_service_id(service_id) {
                 svc.stats.conn_closed(self.worker, c.state.is_active());
             }
+            // `id` was just found live, so this removes it.
+            let _ = self.conns.remove(id);
             return Err(DropReason::ConnServerRemoved);
         }
         let change = self.conns.on_packet(id, dir, flow.flags, now);
@@ -625,7 +636,7 @@ impl LbEngine {
                 svc.stats.conn_moved(self.worker, active);
             }
         }
-        Ok(())
+        Ok(c)
     }
 
     /// Advances the connection timers (at most every [`CONN_TIMER_INTERVAL_NS`]): expired

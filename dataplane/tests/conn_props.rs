@@ -163,7 +163,7 @@ proptest! {
                     }
                     m.conn.state = expect_to;
                     m.deadline = now + secs(to.of(expect_to));
-                    prop_assert_eq!(t.get(id).state, expect_to);
+                    prop_assert_eq!(t.get(id).unwrap().state, expect_to);
                 }
                 Op::Lookup { proto, a, ap, b, bp } => {
                     let proto = if proto { L4Proto::Tcp } else { L4Proto::Udp };
@@ -176,7 +176,7 @@ proptest! {
                     ids.sort();
                     let id = ids[pick % ids.len()];
                     let m = model.remove(&id).unwrap();
-                    let c = t.remove(id);
+                    let c = t.remove(id).expect("a live id");
                     prop_assert_eq!(c.inbound_key(), m.conn.inbound_key());
                     for (k, _) in indexed_keys(&m.conn) {
                         keys.remove(&k);
@@ -229,7 +229,7 @@ proptest! {
             }
             for (id, m) in &model {
                 prop_assert!(t.is_live(*id));
-                prop_assert_eq!(t.get(*id).inbound_key(), m.conn.inbound_key());
+                prop_assert_eq!(t.get(*id).unwrap().inbound_key(), m.conn.inbound_key());
             }
             if let Err(e) = t.check_invariants() {
                 prop_assert!(false, "invariants: {}", e);

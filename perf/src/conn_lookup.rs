@@ -211,7 +211,9 @@ pub fn run(entries: usize, opts: &LookupOptions) -> Result<LookupReport, String>
         let Some((id, Direction::Inbound)) = t.lookup(&key(i, frames::VPORT)) else {
             return Err(format!("entry {i}: inbound key not found"));
         };
-        let c = t.get(id);
+        let Some(c) = t.get(id) else {
+            return Err(format!("entry {i}: lookup returned a dead entry"));
+        };
         if (c.client, c.cport, c.vip, c.vport, c.server, c.sport)
             != (want.client, want.cport, want.vip, want.vport, want.server, want.sport)
         {

@@ -357,7 +357,9 @@ impl L4Bench {
             let Some((id, _)) = lb.conns().lookup(&key) else {
                 return Err(self.fail(format!("set-up SYN {i}: no connection for {key}")));
             };
-            let c = *lb.conns().get(id);
+            let Some(&c) = lb.conns().get(id) else {
+                return Err(self.fail(format!("set-up SYN {i}: lookup returned a dead entry for {key}")));
+            };
             let Some(server) = frames::SERVERS.iter().position(|&s| s == c.server) else {
                 return Err(self.fail(format!("set-up SYN {i}: server {} is not one of ours", c.server)));
             };

@@ -295,13 +295,13 @@ pub(crate) type MemWorker = Worker<MemQueue, MemPool>;
 pub struct L4Figures {
     /// The new-connection figures; `None` for the reply modes.
     pub new_conn: Option<NewConnFigures>,
-    /// [`ConnTable::bytes_per_conn`]: one entry plus its index slots.
+    /// [`ConnTable::bytes_per_conn`](rvs_dataplane::conn::ConnTable::bytes_per_conn): one entry plus its index slots.
     pub bytes_per_conn: usize,
     /// Established flows the data packets cycled through.
     pub flows: usize,
     /// The worker's connection table capacity.
     pub conn_capacity: usize,
-    /// [`ConnTable::memory_bytes`] of that table.
+    /// [`ConnTable::memory_bytes`](rvs_dataplane::conn::ConnTable::memory_bytes) of that table.
     pub table_bytes: usize,
 }
 

@@ -277,10 +277,10 @@ impl LbEngine {
                 }
             }
         };
-        let c = match self.account(id, Direction::Inbound, flow, now, DropReason::TcpNoConn) {
-            Ok(c) => c,
-            Err(reason) => return Verdict::Drop(reason),
-        };
+        if let Err(reason) = self.account(id, Direction::Inbound, flow, now, DropReason::TcpNoConn) {
+            return Verdict::Drop(reason);
+        }
+        let Some(&c) = self.conns.get(id) else { return Verdict::Drop(DropReason::TcpNoConn) };
         if let Some(v) = self.ttl(buf, flow.layout().ip_end(), env, || c.vip) {
             return v;
         }
@@ -405,10 +405,10 @@ impl LbEngine {
             Some((id, Direction::Reply)) => id,
             _ => return Verdict::Drop(miss),
         };
-        let c = match self.account(id, Direction::Reply, flow, now, miss) {
-            Ok(c) => c,
-            Err(reason) => return Verdict::Drop(reason),
-        };
+        if let Err(reason) = self.account(id, Direction::Reply, flow, now, miss) {
+            return Verdict::Drop(reason);
+        }
+        let Some(&c) = self.conns.get(id) else { return Verdict::Drop(miss) };
         // A time exceeded goes back to the server from an address of ours: the local
         // address it sent to (Full-NAT), or, for a NAT reply addressed to the client, our
         // port address on the server's side, as a router's would (RFC 1812 §4.3.2.4) —
@@ -570,10 +570,8 @@ impl LbEngine {
     }
 
     /// Runs the state machine for a packet of connection `id` and credits the counters
-    /// of its server and service, found by id in the current snapshot, and returns the
-    /// connection as it was before this packet (its endpoints, mode and flags, which the
-    /// packet does not change; the new state is in the table). A connection whose server
-    /// is gone is removed here when `expire_nodest_conn` is set (the error is the
+    /// of its server and service, found by id in the current snapshot. A connection whose
+    /// server is gone is removed here when `expire_nodest_conn` is set (the error is the
     /// packet's drop reason). `id` comes from a lookup or insert of this packet; were it
     /// stale anyway, the packet is dropped as `miss`, like a lookup miss.
     fn account(
@@ -583,21 +581,22 @@ impl LbEngine {
         flow: &L4View,
         now: u64,
         miss: DropReason,
-    ) -> Result<Conn, DropReason> {
-        let Some(&c) = self.conns.get(id) else { return Err(miss) };
+    ) -> Result<(), DropReason> {
+        let Some(c) = self.conns.get(id) else { return Err(miss) };
         let (service_id, server_id) = (c.service_id, c.server_id);
         // A borrow of the field, not an `Arc` clone: no atomic increment per packet.
         let snap = &*self.snap;
         let server = snap.by_server_id(server_id).map(|(_, r)| r);
         if server.is_none() && snap.settings().expire_nodest_conn {
-            if c.forward == ForwardMode::FullNat {
-                self.lports.release(c.local, c.lport);
-            }
-            if let Some(svc) = snap.by_service_id(service_id) {
-                svc.stats.conn_closed(self.worker, c.state.is_active());
-            }
             // `id` was just found live, so this removes it.
-            let _ = self.conns.remove(id);
+            if let Some(c) = self.conns.remove(id) {
+                if c.forward == ForwardMode::FullNat {
+                    self.lports.release(c.local, c.lport);
+                }
+                if let Some(svc) = snap.by_service_id(service_id) {
+                    svc.stats.conn_closed(self.worker, c.state.is_active());
+                }
+            }
             return Err(DropReason::ConnServerRemoved);
         }
         let change = self.conns.on_packet(id, dir, flow.flags, now);
@@ -614,7 +613,7 @@ impl LbEngine {
                 svc.stats.conn_moved(self.worker, active);
             }
         }
-        Ok(c)
+        Ok(())
     }
 
     /// Advances the connection timers (at most every [`CONN_TIMER_INTERVAL_NS`]): expired

@@ -11,12 +11,14 @@
 //! * [`service`]: virtual services and the published service table.
 //! * [`sched`]: every scheduler (LVS's, Maglev, consistent hashing) and cross-worker
 //!   persistence.
-//! * [`conn`]: the per-worker connection table, its timer wheel, IPVS's TCP states, and
-//!   the ownership rules (which worker owns a packet; Full-NAT local ports).
+//! * [`conn`]: the per-worker connection table, its timer wheel, IPVS's TCP state
+//!   machine, and the ownership rules (which worker owns a packet; Full-NAT local
+//!   ports).
+//! * [`view`]: the receive-side parse of a TCP/UDP frame (its `Layout` and flow),
+//!   carried from the worker's checks through the L4 path and the rewrites so that a
+//!   packet is parsed once.
 //! * [`xmit`]: the rewrites of each forwarding mode (DR, NAT, Full-NAT with TOA, IPIP),
 //!   ICMP error generation and translation, TTL handling.
-//! * [`view`]: the parsed view of a TCP/UDP frame, carried from the worker's checks
-//!   through the L4 path so that a packet is parsed once.
 //! * [`lb`]: one worker's L4 path tying those together.
 //! * [`control`]: typed control → worker requests (connection listings).
 //! * [`mesh`]: single-producer queues between workers (redirects to a flow's owner).

@@ -15,7 +15,7 @@ use arc_swap::ArcSwap;
 use crate::l2l3::IpHasherBuilder;
 use crate::sched::{PersistTable, SchedShared};
 use crate::server::{RealServer, ServerStats};
-use crate::types::{L4Proto, SchedulerKind, ServiceKey, Timeouts, VipConfig};
+use crate::types::{L4Proto, SchedulerKind, ServerId, ServiceId, ServiceKey, Timeouts, VipConfig};
 
 /// One virtual service in a snapshot: its servers, its scheduler's shared tables, its
 /// persistence and its Full-NAT local addresses.
@@ -64,9 +64,9 @@ pub struct TableSettings {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TableIds {
     /// One id per service.
-    pub services: Vec<u32>,
+    pub services: Vec<ServiceId>,
     /// One list per service, one id per server.
-    pub servers: Vec<Vec<u32>>,
+    pub servers: Vec<Vec<ServerId>>,
 }
 
 impl TableIds {
@@ -238,11 +238,11 @@ impl ServiceTable {
         &self.services
     }
     /// The stable id of service `i`.
-    pub fn service_id(&self, i: u32) -> Option<u32> {
+    pub fn service_id(&self, i: u32) -> Option<ServiceId> {
         self.ids.services.get(i as usize).copied()
     }
     /// The stable id of server `j` of service `i`.
-    pub fn server_id(&self, i: u32, j: usize) -> Option<u32> {
+    pub fn server_id(&self, i: u32, j: usize) -> Option<ServerId> {
         self.ids.servers.get(i as usize)?.get(j).copied()
     }
     /// Every id, in table order.
@@ -251,12 +251,12 @@ impl ServiceTable {
     }
     /// The service with stable id `id`, if this table still has it.
     #[inline]
-    pub fn by_service_id(&self, id: u32) -> Option<&Service> {
+    pub fn by_service_id(&self, id: ServiceId) -> Option<&Service> {
         self.services.get(self.service_by_id.get(id)? as usize)
     }
     /// The service and the real server with stable id `id`, if this table still has it.
     #[inline]
-    pub fn by_server_id(&self, id: u32) -> Option<(&Service, &RealServer)> {
+    pub fn by_server_id(&self, id: ServerId) -> Option<(&Service, &RealServer)> {
         let (i, j) = self.server_by_id.get(id)?;
         let svc = self.services.get(i as usize)?;
         Some((svc, svc.servers.get(j as usize)?))

@@ -441,6 +441,16 @@ pub struct VipConfig {
     pub port: Option<PortId>,
 }
 
+/// The stable id of a virtual service: given by the control plane, never reused, kept
+/// by a service across every table that has it (see `crate::service::TableIds`). Connections
+/// record it instead of an index into one snapshot.
+pub type ServiceId = u32;
+
+/// The stable id of a real server, as [`ServiceId`] is for services: the connection
+/// table records it, and the server's counters are found by it in whatever snapshot is
+/// current.
+pub type ServerId = u32;
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -364,3 +364,12 @@ fn iter_and_memory() {
     assert!(big.memory_bytes() <= 1_000_000 * b + 64 * 1024, "{}", big.memory_bytes());
     assert!(ConnTable::try_with_capacity(1000, Timeouts::default()).is_ok());
 }
+
+#[test]
+fn refusals_count_under_their_drop_reason() {
+    use rvs_dataplane::conn::TableFull;
+    use rvs_dataplane::stats::DropReason;
+    assert_eq!(DropReason::from(TableFull::Full), DropReason::ConnTableFull);
+    assert_eq!(DropReason::from(TableFull::InboundKeyExists), DropReason::ConnKeyClash);
+    assert_eq!(DropReason::from(TableFull::ReplyKeyExists), DropReason::ConnKeyClash);
+}

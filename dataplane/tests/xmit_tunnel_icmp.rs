@@ -802,6 +802,16 @@ fn check_error_checksums(f: &[u8], full: bool) -> Result<(), TestCaseError> {
     Ok(())
 }
 
+#[test]
+fn refused_errors_count_under_their_drop_reason() {
+    use rvs_dataplane::stats::DropReason;
+    assert_eq!(DropReason::from(IcmpErrError::NotIcmp), DropReason::IcmpUnhandled);
+    assert_eq!(DropReason::from(IcmpErrError::NotAnError(8)), DropReason::IcmpUnhandled);
+    assert_eq!(DropReason::from(IcmpErrError::BadChecksum), DropReason::IcmpBadChecksum);
+    assert_eq!(DropReason::from(IcmpErrError::QuoteTruncated), DropReason::IcmpMalformed);
+    assert_eq!(DropReason::from(IcmpErrError::Fragmented), DropReason::IcmpMalformed);
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
 

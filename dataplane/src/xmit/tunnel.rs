@@ -218,4 +218,12 @@ mod tests {
         assert_eq!(encap(&mut b, f.len(), a, a, 10), Err(TunnelError::FragNeeded { mtu: 0 }));
         assert_eq!(max_inner_len(1500), 1480);
     }
+
+    #[test]
+    fn errors_count_under_their_drop_reason() {
+        assert_eq!(DropReason::from(TunnelError::FragNeeded { mtu: 1480 }), DropReason::TunnelTooBig);
+        assert_eq!(DropReason::from(TunnelError::TooBig), DropReason::TunnelTooBig);
+        assert_eq!(DropReason::from(TunnelError::NoHeadroom), DropReason::NoMbuf);
+        assert_eq!(DropReason::from(TunnelError::Malformed(WireError::Truncated)), DropReason::L4Malformed);
+    }
 }

@@ -35,7 +35,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use rvs_dataplane::control::{ConnFilter, ConnListing, ControlHandle, MAX_LISTING};
-use rvs_dataplane::service::ServiceKey;
+use rvs_dataplane::types::ServiceKey;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::json;

@@ -29,8 +29,10 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use rvs_dataplane::latency::{LatencySnapshot, LatencySummary, LatencyWindow};
-use rvs_dataplane::service::{ServerStatsSnapshot, ServiceKey, ServiceTable};
+use rvs_dataplane::server::ServerStatsSnapshot;
+use rvs_dataplane::service::ServiceTable;
 use rvs_dataplane::stats::CountersSnapshot;
+use rvs_dataplane::types::ServiceKey;
 use serde::{Deserialize, Serialize};
 
 /// How often the estimator is ticked (IPVS's `IPVS_EST_TICK`-based 2 s period).
@@ -529,7 +531,7 @@ pub async fn run_every(estimator: SharedEstimator, period: Duration, mut sample:
 mod tests {
     use super::*;
     use rvs_dataplane::latency::BurstLatency;
-    use rvs_dataplane::service::L4Proto;
+    use rvs_dataplane::types::L4Proto;
     use std::net::Ipv4Addr;
 
     const TWO: Duration = ESTIMATION_INTERVAL;

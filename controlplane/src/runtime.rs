@@ -29,7 +29,9 @@ use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 
-use rvs_dataplane::service::{ServerStats, ServerStatsSnapshot, ServiceKey, ServiceTable, SharedServices};
+use rvs_dataplane::server::{ServerStats, ServerStatsSnapshot};
+use rvs_dataplane::service::{ServiceTable, SharedServices};
+use rvs_dataplane::types::ServiceKey;
 use serde::Serialize;
 use serde_json::{json, Value};
 

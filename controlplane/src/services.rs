@@ -20,13 +20,10 @@ use std::net::Ipv4Addr;
 use std::sync::Arc;
 
 use anyhow::Context;
-use rvs_dataplane::conn::Timeouts;
-use rvs_dataplane::l2l3::PortId;
 use rvs_dataplane::sched::{PersistTable, SchedParams, SchedShared};
-use rvs_dataplane::service::{
-    RealServer, ServerStats, Service as DpService, ServiceKey, ServiceTable, TableIds, TableSettings,
-};
-use rvs_dataplane::worker::VipConfig;
+use rvs_dataplane::server::{RealServer, ServerStats};
+use rvs_dataplane::service::{Service as DpService, ServiceTable, TableIds, TableSettings};
+use rvs_dataplane::types::{PortId, ServiceKey, Timeouts, VipConfig};
 
 use crate::config::Config;
 
@@ -192,7 +189,7 @@ pub fn build_next(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rvs_dataplane::service::{ForwardMode, L4Proto, SchedulerKind};
+    use rvs_dataplane::types::{ForwardMode, L4Proto, SchedulerKind};
 
     const CONFIG: &str = r#"
 [dataplane]

@@ -29,7 +29,8 @@
 
 use std::collections::BTreeMap;
 
-use rvs_dataplane::service::{ServerStatsSnapshot, Service, ServiceTable};
+use rvs_dataplane::server::ServerStatsSnapshot;
+use rvs_dataplane::service::{Service, ServiceTable};
 use rvs_dataplane::stats::{CounterDef, CounterKind, CountersSnapshot, DropReason};
 use rvs_drivers::{LinkStatus, PortStats};
 use serde::{Deserialize, Serialize};

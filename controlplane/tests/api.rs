@@ -13,9 +13,8 @@ use std::time::Duration;
 use rvs_controlplane::api::{self, AppState, ROUTES};
 use rvs_controlplane::runtime::Running;
 use rvs_controlplane::status::{Status, StatusSource};
-use rvs_dataplane::conn::{ConnState, TcpState};
 use rvs_dataplane::control::{control_link, ConnEntry, ConnListing, WorkerRequest};
-use rvs_dataplane::service::{ForwardMode, L4Proto};
+use rvs_dataplane::types::{ConnState, ForwardMode, L4Proto, TcpState};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 

@@ -23,8 +23,7 @@ use std::sync::Arc;
 use crossbeam_queue::ArrayQueue;
 use tokio::sync::oneshot;
 
-use crate::conn::ConnState;
-use crate::service::{ForwardMode, L4Proto, ServiceKey};
+use crate::types::{ConnState, ForwardMode, L4Proto, ServiceKey};
 
 /// Requests a worker handles per poll at most.
 pub const REQUESTS_PER_POLL: usize = 4;

@@ -6,14 +6,14 @@
 //!   holds the worker's connection table shard, one scheduler per service (per-worker
 //!   cursors and state, no locks), the worker's Full-NAT local ports, and the service
 //!   snapshot it last loaded ([`LbEngine::refresh`], once per poll).
-//! * [`LbEngine::handle`] takes a frame the worker has already validated as IPv4 (header,
-//!   checksum, not a fragment, sane source) carrying TCP or UDP, and returns a
-//!   [`Verdict`]: route it (to a server or back to a client), redirect it to the worker
-//!   that owns its flow, or drop it with a reason. [`LbEngine::handle_icmp_error`] does
-//!   the same for ICMP errors about a flow. The worker calls [`LbEngine::handle_view`]
-//!   with the [`L4View`] it built during its own checks and the destination's
-//!   [`AddrKind`]: from there on nothing parses the packet again — TTL and the rewrites
-//!   use the view's layout (`ttl::forward_with`, `nat::inbound_with`, ...).
+//! * [`LbEngine::handle_view`] takes a frame the worker has already validated as IPv4
+//!   (header, checksum, not a fragment, sane source) carrying TCP or UDP, with the
+//!   [`L4View`] it built during those checks and the destination's [`AddrKind`], and
+//!   returns a [`Verdict`]: route it (to a server or back to a client), redirect it to
+//!   the worker that owns its flow, or drop it with a reason. From there on nothing
+//!   parses the packet again — TTL and the rewrites use the view's layout
+//!   (`ttl::forward`, `nat::inbound`, ...). [`LbEngine::handle_icmp_error`] does the same
+//!   for ICMP errors about a flow, parsed once by `icmp_err::parse`.
 //! * Ownership is a pure function of the packet (DESIGN.md): client → VIP packets and NAT
 //!   replies belong to `client_owner(client, client port)`; Full-NAT replies to
 //!   `lport_owner(local port)`. A packet that arrives at another worker (RSS put it on
@@ -48,19 +48,19 @@ use std::sync::Arc;
 use rvs_drivers::PacketBuf;
 
 use crate::conn::owner::{client_owner, lport_owner, LocalPortAllocator, RssSpec};
-use crate::conn::{Conn, ConnFlags, ConnId, ConnTable, Direction, FlowKey, TableFull, Timeouts};
+use crate::conn::{Conn, ConnFlags, ConnId, ConnTable, Direction, FlowKey};
 use crate::control::{ConnEntry, ConnFilter, ConnListing, MAX_LISTING};
 use crate::l2l3::{AddrKind, AddressBook, RouteTable, Verdict};
 use crate::sched::{new_scheduler, SchedInput, Scheduler};
-use crate::service::{ForwardMode, L4Proto, ServiceKey, ServiceTable, SharedServices};
+use crate::service::{ServiceTable, SharedServices};
 use crate::stats::{DropReason, WorkerCounters};
+use crate::types::{ForwardMode, L4Proto, ServiceKey, Timeouts};
 use crate::view::L4View;
 use crate::wire::{EthernetFrame, Ipv4Packet};
-use crate::xmit::icmp_err::{self, IcmpErrError};
-use crate::xmit::l4::Layout;
+use crate::xmit::icmp_err;
 use crate::xmit::ttl::{self, TtlVerdict};
 use crate::xmit::tunnel::{self, TunnelError};
-use crate::xmit::{fullnat, nat, Endpoint, XmitError};
+use crate::xmit::{fullnat, nat, Endpoint};
 
 /// How often the connection table's timers are advanced (the wheel's own granularity
 /// bounds the precision; this only keeps the walk off most polls).
@@ -222,20 +222,9 @@ impl LbEngine {
         self.port_mtu.get(port).copied().unwrap_or(DEFAULT_MTU)
     }
 
-    /// Handles a TCP or UDP packet (see the module docs); may rewrite `buf` in place.
-    /// Parses the frame and looks its destination up in `env.addrs`; a worker that has
-    /// done both calls [`LbEngine::handle_view`].
-    pub fn handle<B: PacketBuf>(&mut self, buf: &mut B, env: &LbEnv<'_>, now: u64) -> Verdict {
-        let view = match L4View::parse(buf.data()) {
-            Ok(v) => v,
-            Err(r) => return Verdict::Drop(r),
-        };
-        let dst = env.addrs.get(view.dst).map(|o| o.kind);
-        self.handle_view(buf, &view, dst, env, now)
-    }
-
-    /// [`LbEngine::handle`] of a frame already parsed into `view` (from this very `buf`),
-    /// whose destination is `dst` in `env.addrs` (`None`: not ours).
+    /// Handles a TCP or UDP packet (see the module docs) parsed into `view` (from this
+    /// very `buf`), whose destination is `dst` in `env.addrs` (`None`: not ours); may
+    /// rewrite `buf` in place.
     #[inline]
     pub fn handle_view<B: PacketBuf>(
         &mut self,
@@ -288,28 +277,28 @@ impl LbEngine {
                 }
             }
         };
-        if let Err(reason) = self.account(id, Direction::Inbound, flow, now) {
+        if let Err(reason) = self.account(id, Direction::Inbound, flow, now, DropReason::TcpNoConn) {
             return Verdict::Drop(reason);
         }
-        let c = *self.conns.get(id);
-        if let Some(v) = self.ttl(buf, flow.layout(), env, || c.vip) {
+        let Some(&c) = self.conns.get(id) else { return Verdict::Drop(DropReason::TcpNoConn) };
+        if let Some(v) = self.ttl(buf, flow.layout().ip_end(), env, || c.vip) {
             return v;
         }
         let server = Endpoint::new(c.server, c.sport);
         let Some(hop) = env.routes.lookup(c.server) else { return Verdict::Drop(DropReason::NoRoute) };
         let to_server = Verdict::Route { port: hop.port, next_hop: hop.neighbour(c.server) };
-        let done: Result<(), XmitError> = match c.forward {
-            // The view already holds what `dr::inbound` checks (IPv4 in Ethernet II).
-            ForwardMode::Dr => Ok(()),
+        match c.forward {
+            // Only the MACs change (see `xmit::dr`), which the neighbour layer writes.
+            ForwardMode::Dr => to_server,
             ForwardMode::Nat => {
-                nat::inbound_with(buf, flow.layout(), server);
-                Ok(())
+                nat::inbound(buf, flow.layout(), server);
+                to_server
             }
             ForwardMode::FullNat => {
                 let toa = (c.flags.contains(ConnFlags::TOA_PENDING) && flow.proto() == L4Proto::Tcp)
                     .then_some(Endpoint::new(c.client, c.cport));
                 let local = Endpoint::new(c.local, c.lport);
-                let r = fullnat::inbound_with(buf, flow.layout(), local, server, toa, self.mtu(hop.port.index()));
+                let r = fullnat::inbound(buf, flow.layout(), local, server, toa, self.mtu(hop.port.index()));
                 if r.toa_skipped.is_some() {
                     env.counters.toa_skipped.inc();
                 }
@@ -317,13 +306,16 @@ impl LbEngine {
                 // handshake (the server's TOA module reads it there, as with DPVS);
                 // after the first non-SYN segment it is no longer needed.
                 if toa.is_some() && !flow.flags.is_some_and(|f| f.syn()) {
-                    self.conns.get_mut(id).flags.remove(ConnFlags::TOA_PENDING);
+                    if let Some(c) = self.conns.get_mut(id) {
+                        c.flags.remove(ConnFlags::TOA_PENDING);
+                    }
                 }
-                Ok(())
+                to_server
             }
             ForwardMode::Tunnel => {
                 let outer_src = env.port_addrs.get(hop.port.index()).copied().unwrap_or(Ipv4Addr::UNSPECIFIED);
-                return match tunnel::encap(buf, outer_src, c.server, self.mtu(hop.port.index())) {
+                let mtu = self.mtu(hop.port.index());
+                match tunnel::encap(buf, flow.layout().ip_end(), outer_src, c.server, mtu) {
                     Ok(()) => to_server,
                     Err(TunnelError::FragNeeded { mtu }) => match icmp_err::frag_needed(buf, c.vip, mtu) {
                         Ok(()) => {
@@ -332,15 +324,9 @@ impl LbEngine {
                         }
                         Err(_) => Verdict::Drop(DropReason::TunnelTooBig),
                     },
-                    Err(TunnelError::TooBig) => Verdict::Drop(DropReason::TunnelTooBig),
-                    Err(TunnelError::NoHeadroom) => Verdict::Drop(DropReason::NoMbuf),
-                    Err(TunnelError::Malformed(_)) => Verdict::Drop(DropReason::L4Malformed),
-                };
+                    Err(e) => Verdict::Drop(e.into()),
+                }
             }
-        };
-        match done {
-            Ok(()) => to_server,
-            Err(e) => Verdict::Drop(xmit_drop_reason(e)),
         }
     }
 
@@ -399,10 +385,7 @@ impl LbEngine {
                 if server.forward == ForwardMode::FullNat {
                     self.lports.release(local, lport);
                 }
-                Err(match e {
-                    TableFull::Full => DropReason::ConnTableFull,
-                    TableFull::InboundKeyExists | TableFull::ReplyKeyExists => DropReason::ConnKeyClash,
-                })
+                Err(e.into())
             }
         }
     }
@@ -422,10 +405,10 @@ impl LbEngine {
             Some((id, Direction::Reply)) => id,
             _ => return Verdict::Drop(miss),
         };
-        if let Err(reason) = self.account(id, Direction::Reply, flow, now) {
+        if let Err(reason) = self.account(id, Direction::Reply, flow, now, miss) {
             return Verdict::Drop(reason);
         }
-        let c = *self.conns.get(id);
+        let Some(&c) = self.conns.get(id) else { return Verdict::Drop(miss) };
         // A time exceeded goes back to the server from an address of ours: the local
         // address it sent to (Full-NAT), or, for a NAT reply addressed to the client, our
         // port address on the server's side, as a router's would (RFC 1812 §4.3.2.4) —
@@ -437,18 +420,18 @@ impl LbEngine {
                 env.routes.lookup(flow.src).and_then(|h| env.port_addrs.get(h.port.index()).copied()).unwrap_or(c.vip)
             }
         };
-        if let Some(v) = self.ttl(buf, flow.layout(), env, our_addr) {
+        if let Some(v) = self.ttl(buf, flow.layout().ip_end(), env, our_addr) {
             return v;
         }
         let vip = Endpoint::new(c.vip, c.vport);
         match c.forward {
-            ForwardMode::Nat => nat::outbound_with(buf, flow.layout(), vip),
+            ForwardMode::Nat => nat::outbound(buf, flow.layout(), vip),
             ForwardMode::FullNat => {
                 // Only a SYN-ACK's MSS is clamped (see `fullnat`); other segments skip the
                 // option walk.
                 let syn_ack = flow.flags.is_some_and(|f| f.syn() && f.ack());
                 let clamp = syn_ack.then_some(u16::MAX);
-                fullnat::outbound_with(buf, flow.layout(), vip, Endpoint::new(c.client, c.cport), clamp)
+                fullnat::outbound(buf, flow.layout(), vip, Endpoint::new(c.client, c.cport), clamp)
             }
             // DR and IPIP connections index no reply key (their servers answer clients
             // directly), so no lookup lands here; kept total rather than panicking.
@@ -460,14 +443,11 @@ impl LbEngine {
     /// Handles an ICMP error about a flow (from a server about a packet we sent it, or
     /// from the client side about a reply we sent): translated like the flow and sent on.
     pub fn handle_icmp_error<B: PacketBuf>(&mut self, buf: &mut B, env: &LbEnv<'_>) -> Verdict {
-        let emb = match icmp_err::parse_embedded(buf.data()) {
+        let err = match icmp_err::parse(buf.data()) {
             Ok(e) => e,
-            Err(IcmpErrError::NotAnError(_) | IcmpErrError::NotIcmp) => {
-                return Verdict::Drop(DropReason::IcmpUnhandled)
-            }
-            Err(IcmpErrError::BadChecksum) => return Verdict::Drop(DropReason::IcmpBadChecksum),
-            Err(_) => return Verdict::Drop(DropReason::IcmpMalformed),
+            Err(e) => return Verdict::Drop(e.into()),
         };
+        let emb = err.embedded();
         let Some(proto) = L4Proto::from_ipproto(emb.proto) else { return Verdict::Drop(DropReason::IcmpUnhandled) };
         // The quoted packet is one we sent (src → dst); its flow's packets to us travel
         // dst → src, so that is the key to look up.
@@ -481,9 +461,8 @@ impl LbEngine {
             return Verdict::Redirect { worker: owner };
         }
         let Some((id, dir)) = self.conns.lookup(&key) else { return Verdict::Drop(DropReason::IcmpUnhandled) };
-        let c = *self.conns.get(id);
-        let ip_src = buf.data().get(ETH_LEN..).and_then(|b| Ipv4Packet::new_checked(b).ok()).map(|ip| ip.src_addr());
-        if let Some(v) = self.ttl_checked(buf, env, ip_src.unwrap_or(c.vip)) {
+        let Some(&c) = self.conns.get(id) else { return Verdict::Drop(DropReason::IcmpUnhandled) };
+        if let Some(v) = self.ttl(buf, err.ip_end(), env, || err.ip_src()) {
             return v;
         }
         let (client, vip) = (Endpoint::new(c.client, c.cport), Endpoint::new(c.vip, c.vport));
@@ -491,23 +470,23 @@ impl LbEngine {
         let r = match (dir, c.forward) {
             // From the server about what we sent it: back to the client as if about the
             // client's own packet to the VIP.
-            (Direction::Reply, ForwardMode::Nat) => icmp_err::translate(buf, Some(c.vip), None, None, Some(vip)),
+            (Direction::Reply, ForwardMode::Nat) => icmp_err::translate(buf, &err, Some(c.vip), None, None, Some(vip)),
             (Direction::Reply, ForwardMode::FullNat) => {
-                icmp_err::translate(buf, Some(c.vip), Some(c.client), Some(client), Some(vip))
+                icmp_err::translate(buf, &err, Some(c.vip), Some(c.client), Some(client), Some(vip))
             }
             (Direction::Reply, _) => return Verdict::Drop(DropReason::IcmpUnhandled),
             // From the client side about a reply we sent: on to the server, as if about
             // the server's own packet.
             (Direction::Inbound, ForwardMode::Nat) => {
-                icmp_err::translate(buf, None, Some(c.server), Some(server), None)
+                icmp_err::translate(buf, &err, None, Some(c.server), Some(server), None)
             }
             (Direction::Inbound, ForwardMode::FullNat) => {
-                icmp_err::translate(buf, Some(c.local), Some(c.server), Some(server), Some(local))
+                icmp_err::translate(buf, &err, Some(c.local), Some(c.server), Some(server), Some(local))
             }
             (Direction::Inbound, ForwardMode::Dr | ForwardMode::Tunnel) => {
                 // The server answered the client directly; an error about that answer
                 // reaches us because the VIP routes here. Forward it like the flow.
-                return self.forward_like_flow(buf, env, &c);
+                return self.forward_like_flow(buf, err.ip_end(), env, &c);
             }
         };
         match r {
@@ -518,45 +497,38 @@ impl LbEngine {
                     Direction::Inbound => self.route_to(env, c.server),
                 }
             }
-            Err(_) => Verdict::Drop(DropReason::IcmpMalformed),
+            Err(e) => Verdict::Drop(e.into()),
         }
     }
 
-    /// Sends an ICMP error about a DR/IPIP flow on to its server, as the flow's own packets go.
-    fn forward_like_flow<B: PacketBuf>(&mut self, buf: &mut B, env: &LbEnv<'_>, c: &Conn) -> Verdict {
+    /// Sends an ICMP error about a DR/IPIP flow (its IPv4 packet ending at `ip_end`) on
+    /// to its server, as the flow's own packets go.
+    fn forward_like_flow<B: PacketBuf>(&mut self, buf: &mut B, ip_end: usize, env: &LbEnv<'_>, c: &Conn) -> Verdict {
         let Some(hop) = env.routes.lookup(c.server) else { return Verdict::Drop(DropReason::NoRoute) };
         if c.forward == ForwardMode::Tunnel {
             let outer_src = env.port_addrs.get(hop.port.index()).copied().unwrap_or(Ipv4Addr::UNSPECIFIED);
-            if tunnel::encap(buf, outer_src, c.server, self.mtu(hop.port.index())).is_err() {
-                return Verdict::Drop(DropReason::TunnelTooBig);
+            if let Err(e) = tunnel::encap(buf, ip_end, outer_src, c.server, self.mtu(hop.port.index())) {
+                return Verdict::Drop(e.into());
             }
         }
         env.counters.icmp_errors_translated.inc();
         Verdict::Route { port: hop.port, next_hop: hop.neighbour(c.server) }
     }
 
-    /// Decrements the TTL of a frame parsed into `layout`; `Some(verdict)` when the
-    /// packet must not be forwarded (TTL expired → ICMP time exceeded from `our_addr()`
-    /// back to the sender; `our_addr` is only called then).
+    /// Decrements the TTL of a frame whose IPv4 packet ends at `ip_end` (from its parse);
+    /// `Some(verdict)` when the packet must not be forwarded (TTL expired → ICMP time
+    /// exceeded from `our_addr()` back to the sender; `our_addr` is only called then).
     #[inline]
     fn ttl<B: PacketBuf>(
         &self,
         buf: &mut B,
-        layout: &Layout,
+        ip_end: usize,
         env: &LbEnv<'_>,
         our_addr: impl FnOnce() -> Ipv4Addr,
     ) -> Option<Verdict> {
-        match ttl::forward_with(buf, layout) {
+        match ttl::forward(buf, ip_end) {
             TtlVerdict::Forward => None,
             v => self.ttl_not_forwarded(v, buf, env, our_addr()),
-        }
-    }
-
-    /// [`Self::ttl`] for a frame not parsed beforehand (ICMP errors).
-    fn ttl_checked<B: PacketBuf>(&self, buf: &mut B, env: &LbEnv<'_>, our_addr: Ipv4Addr) -> Option<Verdict> {
-        match ttl::forward(buf) {
-            TtlVerdict::Forward => None,
-            v => self.ttl_not_forwarded(v, buf, env, our_addr),
         }
     }
 
@@ -571,7 +543,7 @@ impl LbEngine {
     ) -> Option<Verdict> {
         match v {
             TtlVerdict::Forward => None,
-            TtlVerdict::Malformed(_) => Some(Verdict::Drop(DropReason::IpTruncated)),
+            TtlVerdict::Malformed(e) => Some(Verdict::Drop(e.into())),
             TtlVerdict::Expired => {
                 let sender =
                     buf.data().get(ETH_LEN..).and_then(|b| Ipv4Packet::new_checked(b).ok()).map(|ip| ip.src_addr());
@@ -600,22 +572,30 @@ impl LbEngine {
     /// Runs the state machine for a packet of connection `id` and credits the counters
     /// of its server and service, found by id in the current snapshot. A connection whose
     /// server is gone is removed here when `expire_nodest_conn` is set (the error is the
-    /// packet's drop reason).
-    fn account(&mut self, id: ConnId, dir: Direction, flow: &L4View, now: u64) -> Result<(), DropReason> {
-        let (service_id, server_id) = {
-            let c = self.conns.get(id);
-            (c.service_id, c.server_id)
-        };
+    /// packet's drop reason). `id` comes from a lookup or insert of this packet; were it
+    /// stale anyway, the packet is dropped as `miss`, like a lookup miss.
+    fn account(
+        &mut self,
+        id: ConnId,
+        dir: Direction,
+        flow: &L4View,
+        now: u64,
+        miss: DropReason,
+    ) -> Result<(), DropReason> {
+        let Some(c) = self.conns.get(id) else { return Err(miss) };
+        let (service_id, server_id) = (c.service_id, c.server_id);
         // A borrow of the field, not an `Arc` clone: no atomic increment per packet.
         let snap = &*self.snap;
         let server = snap.by_server_id(server_id).map(|(_, r)| r);
         if server.is_none() && snap.settings().expire_nodest_conn {
-            let c = self.conns.remove(id);
-            if c.forward == ForwardMode::FullNat {
-                self.lports.release(c.local, c.lport);
-            }
-            if let Some(svc) = snap.by_service_id(service_id) {
-                svc.stats.conn_closed(self.worker, c.state.is_active());
+            // `id` was just found live, so this removes it.
+            if let Some(c) = self.conns.remove(id) {
+                if c.forward == ForwardMode::FullNat {
+                    self.lports.release(c.local, c.lport);
+                }
+                if let Some(svc) = snap.by_service_id(service_id) {
+                    svc.stats.conn_closed(self.worker, c.state.is_active());
+                }
             }
             return Err(DropReason::ConnServerRemoved);
         }
@@ -658,14 +638,5 @@ impl LbEngine {
                 server.stats.update_overload(server.upper, server.lower);
             }
         })
-    }
-}
-
-/// The drop reason for a rewrite that refused a packet.
-fn xmit_drop_reason(e: XmitError) -> DropReason {
-    match e {
-        XmitError::NotIpv4 | XmitError::Truncated | XmitError::BadLength => DropReason::L4Malformed,
-        XmitError::Fragment => DropReason::IpFragment,
-        XmitError::Unsupported => DropReason::IpUnknownProtocol,
     }
 }

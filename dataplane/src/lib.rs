@@ -1,19 +1,24 @@
 //! rvs's data path, generic over the driver's packet buffer (see `rvs_drivers`), with no
 //! DPDK dependency: the same code runs in unit tests, benchmarks and production.
 //!
+//! * [`types`]: the vocabulary every module shares (protocols, forwarding modes,
+//!   scheduler names, service keys, port indexes, VIPs, connection states and
+//!   timeouts), at the bottom of the crate: imports only point down to it.
 //! * [`wire`]: typed zero-copy views of Ethernet, ARP, IPv4, ICMP, TCP and UDP, and
 //!   incremental checksum updates (RFC 1624).
 //! * [`l2l3`]: the lite stack — ARP, neighbours, routes, ICMP echo.
-//! * [`service`]: protocols, forwarding modes, scheduler names, real servers with their
-//!   lock-free per-worker counters, and the published service table.
+//! * [`server`]: real servers and their lock-free per-worker counters.
+//! * [`service`]: virtual services and the published service table.
 //! * [`sched`]: every scheduler (LVS's, Maglev, consistent hashing) and cross-worker
 //!   persistence.
-//! * [`conn`]: the per-worker connection table, its timer wheel, IPVS's TCP states, and
-//!   the ownership rules (which worker owns a packet; Full-NAT local ports).
+//! * [`conn`]: the per-worker connection table, its timer wheel, IPVS's TCP state
+//!   machine, and the ownership rules (which worker owns a packet; Full-NAT local
+//!   ports).
+//! * [`view`]: the receive-side parse of a TCP/UDP frame (its `Layout` and flow),
+//!   carried from the worker's checks through the L4 path and the rewrites so that a
+//!   packet is parsed once.
 //! * [`xmit`]: the rewrites of each forwarding mode (DR, NAT, Full-NAT with TOA, IPIP),
 //!   ICMP error generation and translation, TTL handling.
-//! * [`view`]: the parsed view of a TCP/UDP frame, carried from the worker's checks
-//!   through the L4 path so that a packet is parsed once.
 //! * [`lb`]: one worker's L4 path tying those together.
 //! * [`control`]: typed control → worker requests (connection listings).
 //! * [`mesh`]: single-producer queues between workers (redirects to a flow's owner).
@@ -30,8 +35,10 @@ pub mod latency;
 pub mod lb;
 pub mod mesh;
 pub mod sched;
+pub mod server;
 pub mod service;
 pub mod stats;
+pub mod types;
 pub mod view;
 pub mod wire;
 pub mod worker;

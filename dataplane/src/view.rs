@@ -1,15 +1,17 @@
-//! The parsed view of one TCP/UDP-over-IPv4 frame, carried from the worker's checks to the
-//! L4 engine and the rewrites, so that a packet is parsed once on its way through.
+//! The RX-side parse result of one TCP/UDP-over-IPv4 frame, carried from the worker's
+//! checks to the L4 engine and the rewrites, so that a packet is parsed once on its way
+//! through: where its headers are ([`Layout`]) and what its flow is ([`L4View`]).
 //!
 //! Contract:
 //! * An [`L4View`] is built only by [`L4View::parse`] (the whole frame checked here) or
 //!   [`L4View::from_ipv4`] (the IPv4 header already checked by the worker; only the
-//!   TCP/UDP header is checked here). Either way it holds a [`Layout`] with the guarantees
-//!   of [`Layout::parse`] — Ethernet II, IPv4 header and total length within the frame,
-//!   not a fragment, TCP data offset or UDP length within the segment — plus the L4 facts
-//!   the engine acts on (addresses, ports, TCP flags, length).
+//!   TCP/UDP header is checked here). Either way it holds a [`Layout`] whose guarantees
+//!   hold for that frame — Ethernet II carrying IPv4, IPv4 header and total length within
+//!   the frame, not a fragment, TCP data offset or UDP length within the segment — plus
+//!   the L4 facts the engine acts on (addresses, ports, TCP flags, length). Nothing else
+//!   builds a `Layout`.
 //! * The view describes the frame it was parsed from *as received*. The rewrites that
-//!   take it ([`crate::xmit::nat::inbound_with`] and friends, [`crate::xmit::ttl::forward_with`])
+//!   take it ([`crate::xmit::nat::inbound`] and friends, [`crate::xmit::ttl::forward`])
 //!   only change bytes inside the headers (addresses, ports, TTL, checksums), which keeps
 //!   the layout valid; the one rewrite that changes lengths (TOA insertion) is the last
 //!   to use it.
@@ -20,10 +22,58 @@
 use std::net::Ipv4Addr;
 
 use crate::conn::FlowKey;
-use crate::service::L4Proto;
 use crate::stats::DropReason;
-use crate::wire::{Ipv4Packet, TcpFlags, TcpPacket, UdpPacket, IPPROTO_TCP, IPPROTO_UDP};
-use crate::xmit::l4::{L4Kind, Layout, L3_OFFSET};
+use crate::types::L4Proto;
+use crate::wire::{
+    EthernetFrame, Ipv4Packet, TcpFlags, TcpPacket, UdpPacket, ETHERTYPE_IPV4, IPPROTO_TCP, IPPROTO_UDP,
+};
+
+/// Offset of the IPv4 header in the frame (Ethernet II, no VLAN tag).
+pub const L3_OFFSET: usize = EthernetFrame::<&[u8]>::HEADER_LEN;
+
+/// Where the headers of a validated Ethernet/IPv4/TCP-or-UDP frame are.
+///
+/// Only an [`L4View`] builds one; it guarantees `L3_OFFSET + ip_header_len + (TCP 20 /
+/// UDP 8) <= L3_OFFSET + ip_total_len <= frame length`, a TCP data offset within the
+/// segment and a UDP length within the IP payload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Layout {
+    ip_header_len: usize,
+    ip_total_len: usize,
+    l4: L4Proto,
+}
+
+impl Layout {
+    /// The transport protocol.
+    #[inline]
+    pub fn l4(&self) -> L4Proto {
+        self.l4
+    }
+
+    /// IPv4 header length in bytes (options included).
+    #[inline]
+    pub fn ip_header_len(&self) -> usize {
+        self.ip_header_len
+    }
+
+    /// IPv4 total length (header + payload), in bytes.
+    #[inline]
+    pub fn ip_total_len(&self) -> usize {
+        self.ip_total_len
+    }
+
+    /// Offset of the TCP/UDP header in the frame.
+    #[inline]
+    pub fn l4_offset(&self) -> usize {
+        L3_OFFSET + self.ip_header_len
+    }
+
+    /// Offset just past the IPv4 packet in the frame (where Ethernet padding starts).
+    #[inline]
+    pub fn ip_end(&self) -> usize {
+        L3_OFFSET + self.ip_total_len
+    }
+}
 
 /// One validated TCP or UDP over IPv4 frame: where its headers are and what its flow is.
 /// See the module docs.
@@ -43,12 +93,19 @@ pub struct L4View {
 }
 
 impl L4View {
-    /// Parses a whole frame: IPv4 header invalid or cut short (`ip_truncated`), a fragment
-    /// (`ip_fragment`), TCP/UDP header invalid (`l4_malformed`), another protocol
-    /// (`ip_unknown_protocol`). The Ethernet header is assumed to be Ethernet II carrying
-    /// IPv4 (the worker checked the EtherType); checksums are not looked at.
+    /// Parses a whole frame, with the worker's structural checks and its drop reasons:
+    /// no Ethernet header (`eth_truncated`), not IPv4 (`eth_unknown_type`), IPv4 header
+    /// invalid or cut short (`ip_truncated`, `ip_bad_version`, `ip_bad_ihl`,
+    /// `ip_bad_length`), a fragment (`ip_fragment`), TCP/UDP header invalid
+    /// (`l4_malformed`), another protocol (`ip_unknown_protocol`). Checksums, addresses
+    /// and MACs are not looked at: that is the worker's own business, which then builds
+    /// the view with [`L4View::from_ipv4`].
     pub fn parse(frame: &[u8]) -> Result<Self, DropReason> {
-        let ip = frame.get(L3_OFFSET..).and_then(|b| Ipv4Packet::new_checked(b).ok()).ok_or(DropReason::IpTruncated)?;
+        let eth = EthernetFrame::new_checked(frame).map_err(|_| DropReason::EthTruncated)?;
+        if eth.ethertype() != ETHERTYPE_IPV4 {
+            return Err(DropReason::EthUnknownType);
+        }
+        let ip = Ipv4Packet::new_checked(eth.payload())?;
         if ip.is_fragment() {
             return Err(DropReason::IpFragment);
         }
@@ -66,18 +123,18 @@ impl L4View {
         let (l4, sport, dport, flags) = match ip.protocol() {
             IPPROTO_TCP => {
                 let tcp = TcpPacket::new_checked(ip.payload()).map_err(|_| DropReason::L4Malformed)?;
-                (L4Kind::Tcp, tcp.src_port(), tcp.dst_port(), Some(tcp.flags()))
+                (L4Proto::Tcp, tcp.src_port(), tcp.dst_port(), Some(tcp.flags()))
             }
             IPPROTO_UDP => {
                 let udp = UdpPacket::new_checked(ip.payload()).map_err(|_| DropReason::L4Malformed)?;
-                (L4Kind::Udp, udp.src_port(), udp.dst_port(), None)
+                (L4Proto::Udp, udp.src_port(), udp.dst_port(), None)
             }
             _ => return Err(DropReason::IpUnknownProtocol),
         };
         // `new_checked` of the IPv4 header (header_len <= total_len <= bytes after
         // Ethernet), not a fragment, and `new_checked` of the segment `[header_len,
-        // total_len)` are exactly `Layout::parse`'s guarantees.
-        Ok(L4View { layout: Layout::from_validated(ip_header_len, ip_total_len, l4), src, dst, sport, dport, flags })
+        // total_len)` are exactly `Layout`'s guarantees.
+        Ok(L4View { layout: Layout { ip_header_len, ip_total_len, l4 }, src, dst, sport, dport, flags })
     }
 
     /// Where the headers are.
@@ -89,10 +146,7 @@ impl L4View {
     /// TCP or UDP.
     #[inline]
     pub fn proto(&self) -> L4Proto {
-        match self.layout.l4() {
-            L4Kind::Tcp => L4Proto::Tcp,
-            L4Kind::Udp => L4Proto::Udp,
-        }
+        self.layout.l4
     }
 
     /// The IPv4 total length (header and payload), for the byte counters.
@@ -117,7 +171,6 @@ impl L4View {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::xmit::XmitError;
 
     /// Ethernet + IPv4 (IHL 5) + a TCP header with `tcp_off` words, padded to 60 bytes.
     fn tcp_frame(tcp_off: u8, flags: u8) -> Vec<u8> {
@@ -137,10 +190,14 @@ mod tests {
     }
 
     #[test]
-    fn agrees_with_layout_parse() {
+    fn parses_a_tcp_frame() {
         let f = tcp_frame(5, 0x02);
         let v = L4View::parse(&f).unwrap();
-        assert_eq!(Ok(*v.layout()), Layout::parse(&f));
+        let l = v.layout();
+        assert_eq!(
+            (l.l4(), l.ip_header_len(), l.ip_total_len(), l.l4_offset(), l.ip_end()),
+            (L4Proto::Tcp, 20, 46, 34, 60)
+        );
         assert_eq!(
             (v.src, v.dst, v.sport, v.dport),
             ("172.16.0.1".parse().unwrap(), "10.10.0.100".parse().unwrap(), 1234, 80)
@@ -151,24 +208,36 @@ mod tests {
     }
 
     #[test]
-    fn refuses_what_layout_refuses() {
+    fn refuses_with_the_workers_reasons() {
         // Data offset beyond the segment.
         let f = tcp_frame(15, 0x10);
         assert_eq!(L4View::parse(&f), Err(DropReason::L4Malformed));
-        assert_eq!(Layout::parse(&f), Err(XmitError::BadLength));
         // A fragment.
         let mut f = tcp_frame(5, 0x10);
         f[20] = 0x20;
         assert_eq!(L4View::parse(&f), Err(DropReason::IpFragment));
-        assert_eq!(Layout::parse(&f), Err(XmitError::Fragment));
         // Another protocol.
         let mut f = tcp_frame(5, 0x10);
         f[23] = 47;
         assert_eq!(L4View::parse(&f), Err(DropReason::IpUnknownProtocol));
-        // Every truncation.
+        // Not IPv4.
+        let mut f = tcp_frame(5, 0x10);
+        f[12..14].copy_from_slice(&[0x86, 0xdd]);
+        assert_eq!(L4View::parse(&f), Err(DropReason::EthUnknownType));
+        let mut f = tcp_frame(5, 0x10);
+        f[14] = 0x65;
+        assert_eq!(L4View::parse(&f), Err(DropReason::IpBadVersion));
+        // Every truncation: the Ethernet header, then the IPv4 header, then the IPv4
+        // total length (46) beyond the frame; the 6 padding bytes are not needed.
         let f = tcp_frame(5, 0x10);
         for n in 0..f.len() {
-            assert_eq!(L4View::parse(&f[..n]).is_ok(), Layout::parse(&f[..n]).is_ok(), "{n}");
+            let want = match n {
+                0..=13 => Err(DropReason::EthTruncated),
+                14..=33 => Err(DropReason::IpTruncated),
+                34..=59 if n < 14 + 46 => Err(DropReason::IpBadLength),
+                _ => Ok(()),
+            };
+            assert_eq!(L4View::parse(&f[..n]).map(|_| ()), want, "{n}");
         }
     }
 }

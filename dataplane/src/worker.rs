@@ -53,16 +53,17 @@ use crate::l2l3::icmp;
 use crate::l2l3::neigh::{NeighConfig, NeighSync, Resolve, TimerEvent};
 use crate::l2l3::route::{RouteError, StaticRoute};
 use crate::l2l3::{
-    is_martian_source, AddrKind, AddressBook, DuplicateAddress, NeighUpdate, NeighbourTable, OwnedAddr, PortId,
-    RouteTable, Verdict,
+    is_martian_source, AddrKind, AddressBook, DuplicateAddress, NeighUpdate, NeighbourTable, OwnedAddr, RouteTable,
+    Verdict,
 };
 use crate::lb::{LbEngine, LbEnv};
 use crate::mesh::MeshLinks;
 use crate::stats::{DropReason, WorkerCounters};
+use crate::types::{PortId, VipConfig};
 use crate::view::L4View;
 use crate::wire::{
-    EthernetFrame, IcmpPacket, Ipv4Packet, MacAddr, WireError, ETHERTYPE_ARP, ETHERTYPE_IPV4, IPPROTO_ICMP,
-    IPPROTO_TCP, IPPROTO_UDP,
+    EthernetFrame, IcmpPacket, Ipv4Packet, MacAddr, ETHERTYPE_ARP, ETHERTYPE_IPV4, IPPROTO_ICMP, IPPROTO_TCP,
+    IPPROTO_UDP,
 };
 use crate::xmit::icmp_err::is_error_type;
 
@@ -111,15 +112,6 @@ pub struct PortConfig {
     pub address: Ipv4Net,
     /// Full-NAT local addresses answered (ARP, ICMP echo) on this port.
     pub local_addresses: Vec<Ipv4Addr>,
-}
-
-/// A virtual service address the stack answers ARP and ICMP echo for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct VipConfig {
-    /// The VIP.
-    pub address: Ipv4Addr,
-    /// The port ARP for it is answered on; `None`: every port.
-    pub port: Option<PortId>,
 }
 
 /// A configured neighbour that never expires (`ip neigh add ... nud permanent`).
@@ -815,7 +807,7 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
         };
         let ip = match Ipv4Packet::new_checked(body) {
             Ok(ip) => ip,
-            Err(e) => return Done(Verdict::Drop(ip_drop_reason(e))),
+            Err(e) => return Done(Verdict::Drop(e.into())),
         };
         let csum_ok = match offload.ip_csum_ok {
             Some(ok) => ok,
@@ -907,16 +899,5 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
                 tx.counters.drop_packets(DropReason::NeighUnresolved, pending.len() as u64);
             }
         });
-    }
-}
-
-/// The drop reason for an IPv4 header rejected by `Ipv4Packet::new_checked`.
-fn ip_drop_reason(e: WireError) -> DropReason {
-    match e {
-        WireError::BadVersion => DropReason::IpBadVersion,
-        WireError::BadIhl => DropReason::IpBadIhl,
-        WireError::BadTotalLength => DropReason::IpBadLength,
-        WireError::BadChecksum => DropReason::IpBadChecksum,
-        _ => DropReason::IpTruncated,
     }
 }

@@ -9,10 +9,8 @@ use std::collections::HashMap;
 use std::net::Ipv4Addr;
 
 use proptest::prelude::*;
-use rvs_dataplane::conn::{
-    next_tcp_state, Conn, ConnFlags, ConnId, ConnState, ConnTable, Direction, FlowKey, TableFull, Timeouts, TICK_NS,
-};
-use rvs_dataplane::service::{ForwardMode, L4Proto};
+use rvs_dataplane::conn::{next_tcp_state, Conn, ConnFlags, ConnId, ConnTable, Direction, FlowKey, TableFull, TICK_NS};
+use rvs_dataplane::types::{ConnState, ForwardMode, L4Proto, Timeouts};
 use rvs_dataplane::wire::TcpFlags;
 
 const MODES: [ForwardMode; 4] = [ForwardMode::Dr, ForwardMode::Nat, ForwardMode::FullNat, ForwardMode::Tunnel];
@@ -165,7 +163,7 @@ proptest! {
                     }
                     m.conn.state = expect_to;
                     m.deadline = now + secs(to.of(expect_to));
-                    prop_assert_eq!(t.get(id).state, expect_to);
+                    prop_assert_eq!(t.get(id).unwrap().state, expect_to);
                 }
                 Op::Lookup { proto, a, ap, b, bp } => {
                     let proto = if proto { L4Proto::Tcp } else { L4Proto::Udp };
@@ -178,7 +176,7 @@ proptest! {
                     ids.sort();
                     let id = ids[pick % ids.len()];
                     let m = model.remove(&id).unwrap();
-                    let c = t.remove(id);
+                    let c = t.remove(id).expect("a live id");
                     prop_assert_eq!(c.inbound_key(), m.conn.inbound_key());
                     for (k, _) in indexed_keys(&m.conn) {
                         keys.remove(&k);
@@ -231,7 +229,7 @@ proptest! {
             }
             for (id, m) in &model {
                 prop_assert!(t.is_live(*id));
-                prop_assert_eq!(t.get(*id).inbound_key(), m.conn.inbound_key());
+                prop_assert_eq!(t.get(*id).unwrap().inbound_key(), m.conn.inbound_key());
             }
             if let Err(e) = t.check_invariants() {
                 prop_assert!(false, "invariants: {}", e);

@@ -3,10 +3,8 @@
 
 use std::net::Ipv4Addr;
 
-use rvs_dataplane::conn::{
-    Conn, ConnFlags, ConnState, ConnTable, Direction, FlowKey, TableFull, TcpState, Timeouts, TICK_NS,
-};
-use rvs_dataplane::service::{ForwardMode, L4Proto};
+use rvs_dataplane::conn::{Conn, ConnFlags, ConnTable, Direction, FlowKey, TableFull, TICK_NS};
+use rvs_dataplane::types::{ConnState, ForwardMode, L4Proto, TcpState, Timeouts};
 use rvs_dataplane::wire::TcpFlags;
 
 const SEC: u64 = 1_000_000_000;
@@ -49,7 +47,7 @@ fn both_keys_find_one_entry() {
 
     assert_eq!(t.lookup(&key(L4Proto::Tcp, 1000)), Some((nat, Direction::Inbound)));
     let nat_reply = FlowKey { proto: L4Proto::Tcp, src: RS, sport: 8080, dst: CLIENT, dport: 1000 };
-    assert_eq!(t.get(nat).reply_key(), nat_reply);
+    assert_eq!(t.get(nat).unwrap().reply_key(), nat_reply);
     assert_eq!(t.lookup(&nat_reply), Some((nat, Direction::Reply)));
 
     let fnat_reply = FlowKey { proto: L4Proto::Tcp, src: RS, sport: 8080, dst: LOCAL, dport: 6001 };
@@ -58,7 +56,7 @@ fn both_keys_find_one_entry() {
 
     // DR replies never come back through rvs: only the inbound key is indexed.
     assert_eq!(t.lookup(&key(L4Proto::Tcp, 1002)), Some((dr, Direction::Inbound)));
-    assert_eq!(t.lookup(&t.get(dr).reply_key()), None);
+    assert_eq!(t.lookup(&t.get(dr).unwrap().reply_key()), None);
 
     // Protocol is part of the key.
     assert_eq!(t.lookup(&key(L4Proto::Udp, 1000)), None);
@@ -127,14 +125,14 @@ fn full_table_refuses_new_flows_and_keeps_old_ones() {
 fn handshake_through_the_table_reports_activity_moves() {
     let mut t = table(8);
     let id = t.insert(tcp(1000, ForwardMode::Nat), T0).unwrap();
-    assert_eq!(t.get(id).state, ConnState::Tcp(TcpState::None));
-    assert!(!t.get(id).state.is_active(), "new connections count inactive, as in IPVS");
+    assert_eq!(t.get(id).unwrap().state, ConnState::Tcp(TcpState::None));
+    assert!(!t.get(id).unwrap().state.is_active(), "new connections count inactive, as in IPVS");
 
     let c = t.on_packet(id, Direction::Inbound, Some(TcpFlags::SYN), T0);
     assert_eq!((c.to, c.active_move()), (ConnState::Tcp(TcpState::SynRecv), Some(true)));
     let c = t.on_packet(id, Direction::Reply, Some(TcpFlags::SYN | TcpFlags::ACK), T0);
     assert_eq!((c.changed(), c.active_move()), (false, None));
-    assert!(t.get(id).flags.contains(ConnFlags::SYN_ACK_SEEN | ConnFlags::REPLY_SEEN));
+    assert!(t.get(id).unwrap().flags.contains(ConnFlags::SYN_ACK_SEEN | ConnFlags::REPLY_SEEN));
     let c = t.on_packet(id, Direction::Inbound, Some(TcpFlags::ACK), T0);
     assert_eq!((c.to, c.active_move()), (ConnState::Tcp(TcpState::Established), None));
     let c = t.on_packet(id, Direction::Inbound, Some(TcpFlags::FIN | TcpFlags::ACK), T0);
@@ -153,13 +151,13 @@ fn dr_uses_input_only_rows_until_a_reply_is_seen() {
     for f in [TcpFlags::SYN, TcpFlags::ACK, TcpFlags::FIN | TcpFlags::ACK] {
         t.on_packet(id, Direction::Inbound, Some(f), T0);
     }
-    assert_eq!(t.get(id).state, ConnState::Tcp(TcpState::FinWait), "INPUT-ONLY: client FIN → FIN_WAIT");
+    assert_eq!(t.get(id).unwrap().state, ConnState::Tcp(TcpState::FinWait), "INPUT-ONLY: client FIN → FIN_WAIT");
 
     let nat = t.insert(tcp(1001, ForwardMode::Nat), T0).unwrap();
     for f in [TcpFlags::SYN, TcpFlags::ACK, TcpFlags::FIN | TcpFlags::ACK] {
         t.on_packet(nat, Direction::Inbound, Some(f), T0);
     }
-    assert_eq!(t.get(nat).state, ConnState::Tcp(TcpState::CloseWait), "INPUT: client FIN → CLOSE_WAIT");
+    assert_eq!(t.get(nat).unwrap().state, ConnState::Tcp(TcpState::CloseWait), "INPUT: client FIN → CLOSE_WAIT");
 }
 
 #[test]
@@ -192,7 +190,7 @@ fn drive(t: &mut ConnTable, cport: u16, state: TcpState) -> rvs_dataplane::conn:
     for &(d, fl) in path {
         t.on_packet(id, d, Some(fl), T0);
     }
-    assert_eq!(t.get(id).state, ConnState::Tcp(state));
+    assert_eq!(t.get(id).unwrap().state, ConnState::Tcp(state));
     id
 }
 
@@ -200,7 +198,7 @@ fn drive(t: &mut ConnTable, cport: u16, state: TcpState) -> rvs_dataplane::conn:
 /// flagless-header-less packet (state kept, timer re-armed).
 fn table_state_via_get_mut(t: &mut ConnTable, cport: u16, state: TcpState) -> rvs_dataplane::conn::ConnId {
     let id = t.insert(tcp(cport, ForwardMode::Nat), T0).unwrap();
-    t.get_mut(id).state = ConnState::Tcp(state);
+    t.get_mut(id).unwrap().state = ConnState::Tcp(state);
     t.on_packet(id, Direction::Inbound, None, T0);
     id
 }
@@ -254,8 +252,8 @@ fn adjusted_timeouts_apply_from_the_next_packet() {
 fn remove_takes_both_keys_and_stale_ids_are_harmless() {
     let mut t = table(4);
     let a = t.insert(tcp(1000, ForwardMode::FullNat), T0).unwrap();
-    let reply = t.get(a).reply_key();
-    let removed = t.remove(a);
+    let reply = t.get(a).unwrap().reply_key();
+    let removed = t.remove(a).expect("a is live");
     assert_eq!(removed.cport, 1000);
     assert_eq!(t.lookup(&key(L4Proto::Tcp, 1000)), None);
     assert_eq!(t.lookup(&reply), None);
@@ -264,10 +262,29 @@ fn remove_takes_both_keys_and_stale_ids_are_harmless() {
     let before = t.len();
     let c = t.on_packet(a, Direction::Inbound, Some(TcpFlags::SYN), T0);
     assert!(!c.changed());
-    t.remove(a);
+    assert!(t.remove(a).is_none());
+    assert!(t.get(a).is_none(), "a stale id names no entry (not entry 0)");
+    assert!(t.get_mut(a).is_none());
     assert_eq!(t.len(), before);
     assert!(expired(&mut t, T0 + 10_000 * SEC).is_empty());
     t.check_invariants().unwrap();
+}
+
+#[test]
+fn ids_of_another_table_name_nothing() {
+    let mut big = table(64);
+    let ids: Vec<_> = (0..40).map(|i| big.insert(tcp(1000 + i, ForwardMode::Nat), T0).unwrap()).collect();
+    let far = *ids.iter().max_by_key(|id| id.index()).unwrap();
+    let mut small = table(4);
+    let own = small.insert(tcp(2000, ForwardMode::Nat), T0).unwrap();
+    assert!(far.index() >= small.capacity(), "an index beyond the small table");
+    assert!(small.get(far).is_none(), "out of range: None, not entry 0");
+    assert!(small.get_mut(far).is_none());
+    assert!(small.remove(far).is_none());
+    assert!(!small.on_packet(far, Direction::Inbound, Some(TcpFlags::SYN), T0).changed());
+    assert_eq!(small.get(own).unwrap().cport, 2000, "its own entry untouched");
+    assert_eq!(small.len(), 1);
+    small.check_invariants().unwrap();
 }
 
 #[test]
@@ -334,7 +351,7 @@ fn iter_and_memory() {
     for i in 0..10 {
         t.insert(tcp(1000 + i, ForwardMode::Nat), T0).unwrap();
     }
-    let mut ports: Vec<_> = t.iter().map(|(id, c)| (c.cport, t.get(id).cport)).collect();
+    let mut ports: Vec<_> = t.iter().map(|(id, c)| (c.cport, t.get(id).unwrap().cport)).collect();
     ports.sort();
     assert_eq!(ports.len(), 10);
     assert!(ports.iter().all(|(a, b)| a == b));
@@ -346,4 +363,13 @@ fn iter_and_memory() {
     assert_eq!(big.capacity(), 1_000_000);
     assert!(big.memory_bytes() <= 1_000_000 * b + 64 * 1024, "{}", big.memory_bytes());
     assert!(ConnTable::try_with_capacity(1000, Timeouts::default()).is_ok());
+}
+
+#[test]
+fn refusals_count_under_their_drop_reason() {
+    use rvs_dataplane::conn::TableFull;
+    use rvs_dataplane::stats::DropReason;
+    assert_eq!(DropReason::from(TableFull::Full), DropReason::ConnTableFull);
+    assert_eq!(DropReason::from(TableFull::InboundKeyExists), DropReason::ConnKeyClash);
+    assert_eq!(DropReason::from(TableFull::ReplyKeyExists), DropReason::ConnKeyClash);
 }

@@ -11,15 +11,12 @@ use std::sync::Arc;
 
 use common::l4::*;
 use common::*;
-use rvs_dataplane::conn::{ConnState, TcpState, Timeouts};
 use rvs_dataplane::control::{control_link, ConnFilter};
 use rvs_dataplane::sched::{SchedParams, SchedShared};
-use rvs_dataplane::service::{
-    ForwardMode, L4Proto, RealServer, SchedulerKind, ServerStats, Service, ServiceKey, ServiceTable, SharedServices,
-    TableIds, TableSettings,
-};
+use rvs_dataplane::server::{RealServer, ServerStats};
+use rvs_dataplane::service::{Service, ServiceTable, SharedServices, TableIds, TableSettings};
 use rvs_dataplane::stats::DropReason;
-use rvs_dataplane::worker::VipConfig;
+use rvs_dataplane::types::{ConnState, ForwardMode, L4Proto, SchedulerKind, ServiceKey, TcpState, Timeouts, VipConfig};
 
 use ForwardMode::Nat;
 use L4Proto::Tcp;

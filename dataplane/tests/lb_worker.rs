@@ -19,11 +19,12 @@ use std::sync::Arc;
 
 use common::l4::*;
 use common::*;
-use rvs_dataplane::conn::{client_owner, lport_owner, ConnState, TcpState};
+use rvs_dataplane::conn::{client_owner, lport_owner};
 use rvs_dataplane::l2l3::neigh::NeighInfo;
 use rvs_dataplane::sched::PersistTable;
-use rvs_dataplane::service::{ForwardMode, L4Proto, SchedulerKind, SharedServices};
+use rvs_dataplane::service::SharedServices;
 use rvs_dataplane::stats::DropReason;
+use rvs_dataplane::types::{ConnState, ForwardMode, L4Proto, SchedulerKind, TcpState};
 use rvs_dataplane::wire::MacAddr;
 
 use ForwardMode::{Dr, FullNat, Nat, Tunnel};
@@ -156,7 +157,7 @@ fn nat_tcp_connection_handshake_data_and_fin_with_port_mapping() {
     let state = only_conn_state(&ws[0]);
     assert!(!state.is_active(), "closed connection is inactive, got {}", state.name());
 
-    let want = rvs_dataplane::service::ServerStatsSnapshot {
+    let want = rvs_dataplane::server::ServerStatsSnapshot {
         active_conns: 0,
         inactive_conns: 1,
         conns: 1,

@@ -159,7 +159,7 @@ fn config_errors_are_typed() {
     c.static_neighbours.push(rvs_dataplane::worker::StaticNeighbour { ip: FAR_CLIENT, mac: MacAddr(ROUTER_MAC) });
     assert_eq!(c.validate(), Err(ConfigError::NeighbourNotConnected(FAR_CLIENT)));
     let mut c = lab_config();
-    c.vips[0].port = Some(rvs_dataplane::l2l3::PortId(7));
+    c.vips[0].port = Some(rvs_dataplane::types::PortId(7));
     assert!(matches!(c.validate(), Err(ConfigError::VipPort { port: 7, .. })));
     let mut c = lab_config();
     c.ports.clear();

@@ -7,7 +7,7 @@ use common::*;
 use proptest::prelude::*;
 
 /// Frames close to what the worker accepts, so that mutations reach deep checks.
-fn templates() -> Vec<(rvs_dataplane::l2l3::PortId, Vec<u8>)> {
+fn templates() -> Vec<(rvs_dataplane::types::PortId, Vec<u8>)> {
     let tcp = {
         let mut t = vec![0u8; 20];
         t[12] = 0x50;

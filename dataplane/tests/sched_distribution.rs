@@ -8,7 +8,8 @@ use std::sync::Arc;
 
 use proptest::prelude::*;
 use rvs_dataplane::sched::{new_scheduler, SchedInput, SchedParams, SchedShared, Scheduler};
-use rvs_dataplane::service::{ForwardMode, RealServer, SchedulerKind, ServerStats};
+use rvs_dataplane::server::{RealServer, ServerStats};
+use rvs_dataplane::types::{ForwardMode, SchedulerKind};
 
 const PICKS: u32 = 100_000;
 const WORKERS: usize = 2;

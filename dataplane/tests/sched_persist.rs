@@ -7,7 +7,8 @@ use std::sync::{Arc, Barrier};
 use std::thread;
 
 use rvs_dataplane::sched::{new_scheduler, PersistTable, SchedInput, SchedParams, SchedShared};
-use rvs_dataplane::service::{ForwardMode, RealServer, SchedulerKind, ServerStats};
+use rvs_dataplane::server::{RealServer, ServerStats};
+use rvs_dataplane::types::{ForwardMode, SchedulerKind};
 
 const CLIENTS: u32 = 20_000;
 

@@ -1,5 +1,6 @@
 //! Golden packet tests and property tests for the DR, NAT and Full-NAT rewrites
-//! (`rvs_dataplane::xmit`).
+//! (`rvs_dataplane::xmit`), on the path production takes: the frame is parsed once into an
+//! `L4View` (refusals are that parse's drop reasons) and the rewrites take its layout.
 //!
 //! Every expected frame is built independently of the code under test: by the tiny
 //! builder below, which writes headers byte by byte and computes every checksum by FULL
@@ -11,10 +12,12 @@
 use std::net::Ipv4Addr;
 
 use proptest::prelude::*;
+use rvs_dataplane::stats::DropReason;
+use rvs_dataplane::view::{L4View, Layout};
 use rvs_dataplane::wire::{Ipv4Packet, TcpOption, TcpPacket};
 use rvs_dataplane::xmit::fullnat::{self, FullNatIn};
 use rvs_dataplane::xmit::l4::{ToaSkip, TOA_KIND, TOA_LEN};
-use rvs_dataplane::xmit::{dr, nat, Endpoint, XmitError};
+use rvs_dataplane::xmit::{nat, Endpoint};
 use rvs_drivers::mem::MemBuf;
 use rvs_drivers::PacketBuf;
 
@@ -298,7 +301,7 @@ enum Op {
 enum Outcome {
     Ok,
     FnatIn(FullNatIn),
-    Err(XmitError),
+    Err(DropReason),
 }
 
 struct Case {
@@ -326,17 +329,37 @@ fn skipped(why: ToaSkip) -> Outcome {
     Outcome::FnatIn(FullNatIn { toa_inserted: false, toa_skipped: Some(why) })
 }
 
+/// The frame's receive-side layout, as the worker's parse finds it.
+fn layout(b: &MemBuf) -> Layout {
+    *L4View::parse(b.data()).expect("a valid TCP/UDP frame").layout()
+}
+
+/// Parses the frame once, as the worker does, then applies `op` with that layout.
 fn run(op: &Op, buf: &mut MemBuf) -> Outcome {
-    let r = match op {
-        Op::Dr => dr::inbound(buf).map(|()| Outcome::Ok),
-        Op::NatIn(s) => nat::inbound(buf, *s).map(|()| Outcome::Ok),
-        Op::NatOut(v) => nat::outbound(buf, *v).map(|()| Outcome::Ok),
-        Op::FnatIn { local, server, toa, mtu } => {
-            fullnat::inbound(buf, *local, *server, *toa, *mtu).map(Outcome::FnatIn)
-        }
-        Op::FnatOut { vip, client, mss } => fullnat::outbound(buf, *vip, *client, *mss).map(|()| Outcome::Ok),
+    let view = match L4View::parse(buf.data()) {
+        Ok(v) => v,
+        Err(reason) => return Outcome::Err(reason),
     };
-    r.unwrap_or_else(Outcome::Err)
+    let l = view.layout();
+    match op {
+        // DR rewrites nothing here (only the MACs, which the neighbour layer sets).
+        Op::Dr => Outcome::Ok,
+        Op::NatIn(s) => {
+            nat::inbound(buf, l, *s);
+            Outcome::Ok
+        }
+        Op::NatOut(v) => {
+            nat::outbound(buf, l, *v);
+            Outcome::Ok
+        }
+        Op::FnatIn { local, server, toa, mtu } => {
+            Outcome::FnatIn(fullnat::inbound(buf, l, *local, *server, *toa, *mtu))
+        }
+        Op::FnatOut { vip, client, mss } => {
+            fullnat::outbound(buf, l, *vip, *client, *mss);
+            Outcome::Ok
+        }
+    }
 }
 
 fn membuf(frame: &[u8], tailroom: Option<usize>) -> MemBuf {
@@ -629,7 +652,7 @@ fn golden_cases() -> Vec<Case> {
         ),
         // ---- refusals: frame unchanged ----
         Case {
-            name: "NAT in: ICMP → Unsupported",
+            name: "NAT in: ICMP → ip_unknown_protocol",
             input: Spec {
                 l4: L4::Raw { proto: 1 },
                 ..Spec::udp(CLIENT, VIP, true).payload(&[8, 0, 0xf7, 0xff, 0, 0, 0, 0])
@@ -638,10 +661,10 @@ fn golden_cases() -> Vec<Case> {
             tailroom: None,
             op: Op::NatIn(ep(RS)),
             expect: None,
-            outcome: Outcome::Err(XmitError::Unsupported),
+            outcome: Outcome::Err(DropReason::IpUnknownProtocol),
         },
         Case {
-            name: "Full-NAT in: fragment → Fragment",
+            name: "Full-NAT in: fragment → ip_fragment",
             input: Spec {
                 frag: 0x2000, // MF
                 ..data.clone()
@@ -650,10 +673,10 @@ fn golden_cases() -> Vec<Case> {
             tailroom: None,
             op: toa_in(LOCAL, RS, CLIENT),
             expect: None,
-            outcome: Outcome::Err(XmitError::Fragment),
+            outcome: Outcome::Err(DropReason::IpFragment),
         },
         Case {
-            name: "NAT out: ARP frame → NotIpv4",
+            name: "NAT out: ARP frame → eth_unknown_type",
             input: {
                 let mut f = syn.build();
                 f[12..14].copy_from_slice(&[0x08, 0x06]);
@@ -662,10 +685,10 @@ fn golden_cases() -> Vec<Case> {
             tailroom: None,
             op: Op::NatOut(ep(VIP)),
             expect: None,
-            outcome: Outcome::Err(XmitError::NotIpv4),
+            outcome: Outcome::Err(DropReason::EthUnknownType),
         },
         Case {
-            name: "DR: IPv6 → NotIpv4",
+            name: "DR: IPv6 → eth_unknown_type",
             input: {
                 let mut f = syn.build();
                 f[12..14].copy_from_slice(&[0x86, 0xdd]);
@@ -674,10 +697,10 @@ fn golden_cases() -> Vec<Case> {
             tailroom: None,
             op: Op::Dr,
             expect: None,
-            outcome: Outcome::Err(XmitError::NotIpv4),
+            outcome: Outcome::Err(DropReason::EthUnknownType),
         },
         Case {
-            name: "Full-NAT out: TCP data offset beyond the segment → BadLength",
+            name: "Full-NAT out: TCP data offset beyond the segment → l4_malformed",
             input: {
                 let mut f = ack.build();
                 f[14 + 20 + 12] = 0xf0;
@@ -686,26 +709,26 @@ fn golden_cases() -> Vec<Case> {
             tailroom: None,
             op: Op::FnatOut { vip: ep(VIP), client: ep(CLIENT), mss: Some(u16::MAX) },
             expect: None,
-            outcome: Outcome::Err(XmitError::BadLength),
+            outcome: Outcome::Err(DropReason::L4Malformed),
         },
         Case {
-            name: "NAT in: frame cut inside the TCP header → BadLength",
+            name: "NAT in: frame cut inside the TCP header → ip_bad_length",
             input: syn.build()[..14 + 20 + 10].to_vec(),
             tailroom: None,
             op: Op::NatIn(ep(RS)),
             expect: None,
-            outcome: Outcome::Err(XmitError::BadLength),
+            outcome: Outcome::Err(DropReason::IpBadLength),
         },
         Case {
-            name: "NAT in: frame cut inside the IPv4 header → Truncated",
+            name: "NAT in: frame cut inside the IPv4 header → ip_truncated",
             input: syn.build()[..14 + 12].to_vec(),
             tailroom: None,
             op: Op::NatIn(ep(RS)),
             expect: None,
-            outcome: Outcome::Err(XmitError::Truncated),
+            outcome: Outcome::Err(DropReason::IpTruncated),
         },
         Case {
-            name: "NAT in: UDP length 7 → BadLength",
+            name: "NAT in: UDP length 7 → l4_malformed",
             input: {
                 let mut f = udp_q.build();
                 f[14 + 20 + 5] = 7;
@@ -714,7 +737,7 @@ fn golden_cases() -> Vec<Case> {
             tailroom: None,
             op: Op::NatIn(ep(URS)),
             expect: None,
-            outcome: Outcome::Err(XmitError::BadLength),
+            outcome: Outcome::Err(DropReason::L4Malformed),
         },
     ]
 }
@@ -765,14 +788,18 @@ fn round_trips_restore_the_frame() {
     let data = Spec::tcp(CLIENT, VIP, ACK | PSH, &TS_OPTS).payload(b"abc");
     let f = data.build();
     let mut b = MemBuf::from_frame(&f);
-    nat::inbound(&mut b, ep(RS)).unwrap();
+    let l = layout(&b);
+    nat::inbound(&mut b, &l, ep(RS));
     // Swap direction by hand is not needed: rewrite destination back.
-    nat::inbound(&mut b, ep(VIP)).unwrap();
+    let l = layout(&b);
+    nat::inbound(&mut b, &l, ep(VIP));
     assert_eq!(b.data(), &f[..]);
 
     let mut b = MemBuf::from_frame(&f);
-    fullnat::inbound(&mut b, ep(LOCAL), ep(RS), None, 1500).unwrap();
-    fullnat::outbound(&mut b, ep(CLIENT), ep(VIP), None).unwrap();
+    let l = layout(&b);
+    fullnat::inbound(&mut b, &l, ep(LOCAL), ep(RS), None, 1500);
+    let l = layout(&b);
+    fullnat::outbound(&mut b, &l, ep(CLIENT), ep(VIP), None);
     assert_eq!(b.data(), &f[..]);
 }
 
@@ -922,9 +949,11 @@ proptest! {
         let f = spec.build();
         let mut b = MemBuf::from_frame(&f);
         if outbound {
-            nat::outbound(&mut b, ep(to)).unwrap();
+            let l = layout(&b);
+            nat::outbound(&mut b, &l, ep(to));
         } else {
-            nat::inbound(&mut b, ep(to)).unwrap();
+            let l = layout(&b);
+            nat::inbound(&mut b, &l, ep(to));
         }
         let out = b.data();
         prop_assert_eq!(out.len(), f.len());
@@ -957,8 +986,8 @@ proptest! {
     ) {
         let f = spec.build();
         let mut b = membuf(&f, tailroom);
-        let r = fullnat::inbound(&mut b, ep(local), ep(server), want_toa.then_some(ep(client)), mtu)
-            .unwrap();
+        let l = layout(&b);
+        let r = fullnat::inbound(&mut b, &l, ep(local), ep(server), want_toa.then_some(ep(client)), mtu);
         let out = b.data().to_vec();
         assert_checksums(&out, is_udp_with_csum(&spec))?;
         let (before, after) = (seen(&f), seen(&out));
@@ -1012,7 +1041,8 @@ proptest! {
     ) {
         let f = spec.build();
         let mut b = MemBuf::from_frame(&f);
-        fullnat::outbound(&mut b, ep(vip), ep(client), clamp).unwrap();
+        let l = layout(&b);
+        fullnat::outbound(&mut b, &l, ep(vip), ep(client), clamp);
         let out = b.data();
         prop_assert_eq!(out.len(), f.len());
         assert_checksums(out, is_udp_with_csum(&spec))?;

@@ -1,6 +1,10 @@
 //! Golden packets and properties of the IPIP tunnel, ICMP error generation and
 //! translation, and TTL handling (`xmit::{tunnel, icmp_err, ttl}`).
 //!
+//! The functions are driven as production drives them: a frame is parsed once on receive
+//! (the worker's IPv4 checks, or `icmp_err::parse` for an ICMP error) and the rewrites
+//! take what that parse found.
+//!
 //! Expected frames are built here independently of the code under test: plain byte
 //! pushing and a naive RFC 1071 checksum recomputed in full over every header. One
 //! expected outer header is additionally given as literal bytes computed with python3.
@@ -8,6 +12,7 @@
 use std::net::Ipv4Addr;
 
 use proptest::prelude::*;
+use rvs_dataplane::wire::{EthernetFrame, Ipv4Packet, ETHERTYPE_IPV4};
 use rvs_dataplane::xmit::icmp_err::{self, Embedded, IcmpErrError};
 use rvs_dataplane::xmit::ttl::{self, TtlVerdict};
 use rvs_dataplane::xmit::tunnel::{self, TunnelError};
@@ -226,6 +231,8 @@ enum Call {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Outcome {
     Ok,
+    /// The receive-side IPv4 checks refused the frame: nothing was called.
+    NotIpv4,
     Tunnel(TunnelError),
     Icmp(IcmpErrError),
     Ttl(TtlVerdict),
@@ -239,20 +246,42 @@ struct Case {
     outcome: Outcome,
 }
 
+/// Where the IPv4 packet of `frame` ends, as the worker's receive-side checks find it
+/// (Ethernet II carrying IPv4, a valid IPv4 header; checksums aside); `None` when they
+/// refuse the frame.
+fn rx_ip_end(frame: &[u8]) -> Option<usize> {
+    let eth = EthernetFrame::new_checked(frame).ok()?;
+    if eth.ethertype() != ETHERTYPE_IPV4 {
+        return None;
+    }
+    let ip = Ipv4Packet::new_checked(eth.payload()).ok()?;
+    Some(14 + usize::from(ip.total_len()))
+}
+
+/// An ICMP error's flow, from the one parse of the frame.
+fn parse_embedded(frame: &[u8]) -> Result<Embedded, IcmpErrError> {
+    icmp_err::parse(frame).map(|v| *v.embedded())
+}
+
 fn run(call: Call, b: &mut MemBuf) -> Outcome {
     let r = match call {
-        Call::Encap { src, dst, mtu } => tunnel::encap(b, src, dst, mtu).map_err(Outcome::Tunnel),
+        Call::Encap { src, dst, mtu } => {
+            let Some(end) = rx_ip_end(b.data()) else { return Outcome::NotIpv4 };
+            tunnel::encap(b, end, src, dst, mtu).map_err(Outcome::Tunnel)
+        }
         Call::FragNeeded { our, mtu } => icmp_err::frag_needed(b, our, mtu).map_err(Outcome::Icmp),
         Call::TimeExceeded { our } => icmp_err::time_exceeded(b, our).map_err(Outcome::Icmp),
         Call::Ttl => {
-            return match ttl::forward(b) {
+            let Some(end) = rx_ip_end(b.data()) else { return Outcome::NotIpv4 };
+            return match ttl::forward(b, end) {
                 TtlVerdict::Forward => Outcome::Ok,
                 v => Outcome::Ttl(v),
-            }
+            };
         }
-        Call::Translate { outer_src, outer_dst, inner_src, inner_dst } => {
-            icmp_err::translate(b, outer_src, outer_dst, inner_src, inner_dst).map_err(Outcome::Icmp)
-        }
+        Call::Translate { outer_src, outer_dst, inner_src, inner_dst } => match icmp_err::parse(b.data()) {
+            Ok(err) => icmp_err::translate(b, &err, outer_src, outer_dst, inner_src, inner_dst).map_err(Outcome::Icmp),
+            Err(e) => Err(Outcome::Icmp(e)),
+        },
     };
     r.err().unwrap_or(Outcome::Ok)
 }
@@ -552,7 +581,8 @@ fn ipip_outer_header_literal() {
     let syn = client_syn();
     assert_eq!(syn.len(), 60);
     let mut b = MemBuf::from_frame(&eth(&syn));
-    tunnel::encap(&mut b, BACK_IP, RS, 1500).unwrap();
+    let end = rx_ip_end(b.data()).unwrap();
+    tunnel::encap(&mut b, end, BACK_IP, RS, 1500).unwrap();
     assert_eq!(&b.data()[..14], &eth(&[])[..]);
     assert_eq!(b.data()[14..34], OUTER);
     assert_eq!(&b.data()[34..], &syn[..]);
@@ -582,13 +612,14 @@ fn frag_needed_literal() {
 fn frag_needed_after_failed_encap_uses_the_same_buffer() {
     let big = client_big(1500, true);
     let mut b = MemBuf::from_frame(&eth(&big));
-    let Err(TunnelError::FragNeeded { mtu }) = tunnel::encap(&mut b, BACK_IP, RS, 1500) else {
+    let end = rx_ip_end(b.data()).unwrap();
+    let Err(TunnelError::FragNeeded { mtu }) = tunnel::encap(&mut b, end, BACK_IP, RS, 1500) else {
         panic!("expected FragNeeded");
     };
     icmp_err::frag_needed(&mut b, VIP, mtu).unwrap();
     assert_eq!(b.data(), &expected_error(&big, VIP, 3, 4, 1480)[..]);
     // And rvs can read its own error back.
-    let e = icmp_err::parse_embedded(b.data()).unwrap();
+    let e = parse_embedded(b.data()).unwrap();
     assert_eq!(e.next_hop_mtu, Some(1480));
     assert_eq!((e.proto, e.src, e.dst), (TCP, ep(CLIENT, 40000), ep(VIP, 80)));
 }
@@ -610,23 +641,23 @@ fn no_room_leaves_buffer_unchanged() {
 #[test]
 fn parse_embedded_nat_and_fullnat() {
     let dnat = Ip::new(UDP, CLIENT, RS).packet(&udp(CLIENT, 5353, RS, 53, b"q"));
-    let e = icmp_err::parse_embedded(&received_error(RS, CLIENT, 3, 3, 0, &dnat[..28])).unwrap();
+    let e = parse_embedded(&received_error(RS, CLIENT, 3, 3, 0, &dnat[..28])).unwrap();
     assert_eq!(
         e,
         Embedded { icmp_type: 3, icmp_code: 3, next_hop_mtu: None, proto: UDP, src: ep(CLIENT, 5353), dst: ep(RS, 53) }
     );
     let fnat = Ip::new(TCP, LOCAL, RS).packet(&tcp(LOCAL, 5001, RS, 8080, 0x10, &[], &[]));
-    let e = icmp_err::parse_embedded(&received_error(RS, LOCAL, 3, 4, 1400, &fnat[..28])).unwrap();
+    let e = parse_embedded(&received_error(RS, LOCAL, 3, 4, 1400, &fnat[..28])).unwrap();
     assert_eq!((e.icmp_type, e.icmp_code, e.next_hop_mtu), (3, 4, Some(1400)));
     assert_eq!((e.proto, e.src, e.dst), (TCP, ep(LOCAL, 5001), ep(RS, 8080)));
     for t in [4u8, 5, 11, 12] {
-        let e = icmp_err::parse_embedded(&received_error(RS, LOCAL, t, 0, 0, &fnat[..28])).unwrap();
+        let e = parse_embedded(&received_error(RS, LOCAL, t, 0, 0, &fnat[..28])).unwrap();
         assert_eq!((e.icmp_type, e.next_hop_mtu), (t, None));
     }
     // Ethernet padding after the message is ignored, checksum included.
     let mut padded = received_error(RS, LOCAL, 11, 0, 0, &fnat[..24]);
     padded.extend_from_slice(&[0xee; 10]);
-    assert!(icmp_err::parse_embedded(&padded).is_ok());
+    assert!(parse_embedded(&padded).is_ok());
 }
 
 #[test]
@@ -636,7 +667,7 @@ fn parse_embedded_rejects_with_reasons() {
     let good = received_error(RS, CLIENT, 3, 3, 0, &dnat[..28]);
     // Every truncation of a good error is an error, never a panic.
     for n in 0..good.len() {
-        assert!(icmp_err::parse_embedded(&good[..n]).is_err(), "{n}");
+        assert!(parse_embedded(&good[..n]).is_err(), "{n}");
     }
     let cases: Vec<(&str, Vec<u8>, IcmpErrError)> = vec![
         ("echo reply", received_error(RS, CLIENT, 0, 0, 0, &dnat[..28]), IcmpErrError::NotAnError(0)),
@@ -711,14 +742,9 @@ fn parse_embedded_rejects_with_reasons() {
             IcmpErrError::Malformed(rvs_dataplane::wire::WireError::Truncated),
         ),
     ];
+    // A refused error has no parse, so it can never reach `translate`.
     for (what, frame, want) in cases {
-        assert_eq!(icmp_err::parse_embedded(&frame), Err(want), "{what}");
-        let mut b = MemBuf::from_frame(&frame);
-        let r = icmp_err::translate(&mut b, Some(VIP), Some(CLIENT), Some(ep(CLIENT, 1)), Some(ep(VIP, 2)));
-        if want != IcmpErrError::BadChecksum {
-            assert_eq!(r, Err(want), "translate: {what}");
-            assert_eq!(b.data(), &frame[..], "translate: {what}");
-        }
+        assert_eq!(parse_embedded(&frame), Err(want), "{what}");
     }
 }
 
@@ -776,6 +802,16 @@ fn check_error_checksums(f: &[u8], full: bool) -> Result<(), TestCaseError> {
     Ok(())
 }
 
+#[test]
+fn refused_errors_count_under_their_drop_reason() {
+    use rvs_dataplane::stats::DropReason;
+    assert_eq!(DropReason::from(IcmpErrError::NotIcmp), DropReason::IcmpUnhandled);
+    assert_eq!(DropReason::from(IcmpErrError::NotAnError(8)), DropReason::IcmpUnhandled);
+    assert_eq!(DropReason::from(IcmpErrError::BadChecksum), DropReason::IcmpBadChecksum);
+    assert_eq!(DropReason::from(IcmpErrError::QuoteTruncated), DropReason::IcmpMalformed);
+    assert_eq!(DropReason::from(IcmpErrError::Fragmented), DropReason::IcmpMalformed);
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
 
@@ -785,7 +821,7 @@ proptest! {
     fn encap_then_strip_is_identity(inner in arb_inner(), s in any::<u32>(), d in any::<u32>(), mtu in 0u16..=1700) {
         let frame = eth(&inner);
         let mut b = MemBuf::from_frame(&frame);
-        let r = tunnel::encap(&mut b, s.into(), d.into(), mtu);
+        let r = tunnel::encap(&mut b, rx_ip_end(&frame).unwrap(), s.into(), d.into(), mtu);
         let df = inner[6] & 0x40 != 0;
         if inner.len() + 20 > usize::from(mtu) {
             let want = if df { TunnelError::FragNeeded { mtu: mtu.saturating_sub(20) } } else { TunnelError::TooBig };
@@ -844,8 +880,10 @@ proptest! {
             o_s.map_or(osrc, Ipv4Addr::from), o_d.map_or(odst, Ipv4Addr::from), typ, 0, 0, &after_q);
 
         let mut b = MemBuf::from_frame(&input);
+        let err = icmp_err::parse(&input).unwrap();
         let r = icmp_err::translate(
             &mut b,
+            &err,
             o_s.map(Ipv4Addr::from),
             o_d.map(Ipv4Addr::from),
             i_s.map(|(a, p)| ep(a.into(), p)),
@@ -856,7 +894,7 @@ proptest! {
         // The quoted TCP checksum is only adjusted when quoted; otherwise bytes agree.
         prop_assert_eq!(hex(b.data()), hex(&expected));
         // And parse_embedded reads the new flow back.
-        let e = icmp_err::parse_embedded(b.data()).unwrap();
+        let e = parse_embedded(b.data()).unwrap();
         prop_assert_eq!((e.src, e.dst), (ep(ns, nsp), ep(nd, ndp)));
     }
 
@@ -864,7 +902,7 @@ proptest! {
     /// `Expired`/`Malformed`) leaves the buffer unchanged.
     #[test]
     fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..200), mtu in any::<u16>()) {
-        let _ = icmp_err::parse_embedded(&bytes);
+        let _ = parse_embedded(&bytes);
         let a = Ipv4Addr::new(1, 2, 3, 4);
         let calls = [
             Call::Encap { src: a, dst: a, mtu },
@@ -895,10 +933,12 @@ proptest! {
             }
         }
         f.truncate(f.len().min(14 + cut));
-        let _ = icmp_err::parse_embedded(&f);
-        let mut b = MemBuf::from_frame(&f);
-        if icmp_err::translate(&mut b, Some(VIP), None, None, Some(ep(VIP, 80))).is_err() {
-            prop_assert_eq!(b.data(), &f[..]);
+        let _ = parse_embedded(&f);
+        if let Ok(err) = icmp_err::parse(&f) {
+            let mut b = MemBuf::from_frame(&f);
+            if icmp_err::translate(&mut b, &err, Some(VIP), None, None, Some(ep(VIP, 80))).is_err() {
+                prop_assert_eq!(b.data(), &f[..]);
+            }
         }
         let mut b = MemBuf::from_frame(&f);
         let _ = icmp_err::time_exceeded(&mut b, VIP);

@@ -28,11 +28,11 @@ use std::hint::black_box;
 use std::net::Ipv4Addr;
 use std::time::Instant;
 
-use rvs_dataplane::conn::{Conn, ConnTable, Direction, FlowKey, Timeouts};
-use rvs_dataplane::service::{ForwardMode, L4Proto};
+use rvs_dataplane::conn::{Conn, ConnTable, Direction, FlowKey};
+use rvs_dataplane::types::{ForwardMode, L4Proto, Timeouts};
 
 use crate::frames;
-use crate::pipeline::median;
+use crate::harness::median;
 
 /// Hash seed of the benchmark's tables: the same layout in every run.
 pub const SEED: u64 = 0x5eed_0fc0_ffee;
@@ -211,7 +211,9 @@ pub fn run(entries: usize, opts: &LookupOptions) -> Result<LookupReport, String>
         let Some((id, Direction::Inbound)) = t.lookup(&key(i, frames::VPORT)) else {
             return Err(format!("entry {i}: inbound key not found"));
         };
-        let c = t.get(id);
+        let Some(c) = t.get(id) else {
+            return Err(format!("entry {i}: lookup returned a dead entry"));
+        };
         if (c.client, c.cport, c.vip, c.vport, c.server, c.sport)
             != (want.client, want.cport, want.vip, want.vport, want.server, want.sport)
         {

@@ -13,7 +13,7 @@
 //!   and IPIP. Full-NAT has enough local addresses on the back port for every connection
 //!   the run opens. The connection table holds [`CONN_SLACK`] × (flows + [`NEW_CONNS_MAX`])
 //!   entries, so it is at most half full at the end.
-//! * **Established flows.** `flows` (default [`DEFAULT_FLOWS`]) client ports each open a
+//! * **Established flows.** `flows` (default [`DEFAULT_FLOWS`](crate::harness::DEFAULT_FLOWS)) client ports each open a
 //!   connection with a real handshake: SYN, the server's SYN-ACK for NAT and Full-NAT (the
 //!   modes whose replies pass through rvs), ACK; every connection must then be
 //!   ESTABLISHED. The timed packets are 60-byte frames (64 on the wire with the FCS):
@@ -44,28 +44,25 @@ use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rvs_dataplane::conn::{ConnState, ConnTable, FlowKey, TcpState, Timeouts};
+use rvs_dataplane::conn::{ConnTable, FlowKey};
 use rvs_dataplane::l2l3::neigh::NeighSync;
-use rvs_dataplane::l2l3::PortId;
 use rvs_dataplane::lb::{LbConfig, LbEngine, DEFAULT_MTU};
 use rvs_dataplane::mesh::MeshLinks;
 use rvs_dataplane::sched::{SchedParams, SchedShared};
-use rvs_dataplane::service::{
-    share, ForwardMode, L4Proto, RealServer, SchedulerKind, ServerStats, Service, ServiceKey, ServiceTable,
-};
+use rvs_dataplane::server::{RealServer, ServerStats};
+use rvs_dataplane::service::{share, Service, ServiceTable};
+use rvs_dataplane::types::{ConnState, ForwardMode, L4Proto, PortId, SchedulerKind, ServiceKey, TcpState, Timeouts};
 use rvs_dataplane::wire::MacAddr;
 use rvs_dataplane::worker::{StaticNeighbour, Worker};
 use rvs_drivers::mem::{MemBuf, MemPool, MemQueue, DEFAULT_HEADROOM};
 use rvs_drivers::{Burst, PacketBuf, PortQueue, BURST_SIZE};
 
 use crate::frames::{self, SynTemplate, TcpSeg, IP_AT, TCP_ACK, TCP_PSH, TCP_SYN};
-use crate::pipeline::{
-    fresh, median, min, refill, worker_config, BenchError, MemWorker, Mode, Options, Report, BACK, BUF_ROOM, FRONT,
-    POLL_STEP_NS, RING_BUFS, START_NS, WARMUP_SHARE,
+use crate::harness::{
+    fresh, median, min, refill, worker_config, BenchError, L4Figures, MemWorker, Mode, NewConnFigures, Options, Report,
+    BACK, BUF_ROOM, FRONT, POLL_STEP_NS, RING_BUFS, START_NS, WARMUP_SHARE,
 };
 
-/// Established flows by default (distinct client ports of one client address).
-pub const DEFAULT_FLOWS: usize = 1024;
 /// Most established flows `--flows` accepts.
 pub const MAX_FLOWS: usize = 1 << 22;
 /// Most new connections one mode opens (validation, warm-up and timed runs together).
@@ -84,38 +81,6 @@ const NEW_CONN_SHARE: f64 = 0.5;
 const NEW_CONN_WARM_BURSTS: u64 = 64;
 /// The 6 bytes of data every timed segment carries (60-byte frame).
 const DATA: &[u8; 6] = b"rvs-l4";
-
-/// The connection-table figures of an L4 mode (see [`Report::to_json`]).
-#[derive(Debug, Clone, PartialEq)]
-pub struct L4Figures {
-    /// The new-connection figures; `None` for the reply modes.
-    pub new_conn: Option<NewConnFigures>,
-    /// [`ConnTable::bytes_per_conn`]: one entry plus its index slots.
-    pub bytes_per_conn: usize,
-    /// Established flows the data packets cycled through.
-    pub flows: usize,
-    /// The worker's connection table capacity.
-    pub conn_capacity: usize,
-    /// [`ConnTable::memory_bytes`] of that table.
-    pub table_bytes: usize,
-}
-
-/// Cost of a new connection: a SYN of a never-seen 5-tuple through the worker.
-#[derive(Debug, Clone, PartialEq)]
-pub struct NewConnFigures {
-    /// Median worker run − median baseline run (ns per SYN).
-    pub ns: f64,
-    /// Fastest worker run − fastest baseline run (ns per SYN).
-    pub min_ns: f64,
-    /// Median baseline run (ns per SYN).
-    pub harness_ns: f64,
-    /// Median worker run (ns per SYN).
-    pub gross_ns: f64,
-    /// SYNs in the timed runs (each opened a connection).
-    pub conns: u64,
-    /// Connections in the table after the mode (established flows included).
-    pub conns_at_end: usize,
-}
 
 /// The client of established flow `i`, and its port.
 fn flow_client(i: usize) -> (Ipv4Addr, u16) {
@@ -392,7 +357,9 @@ impl L4Bench {
             let Some((id, _)) = lb.conns().lookup(&key) else {
                 return Err(self.fail(format!("set-up SYN {i}: no connection for {key}")));
             };
-            let c = *lb.conns().get(id);
+            let Some(&c) = lb.conns().get(id) else {
+                return Err(self.fail(format!("set-up SYN {i}: lookup returned a dead entry for {key}")));
+            };
             let Some(server) = frames::SERVERS.iter().position(|&s| s == c.server) else {
                 return Err(self.fail(format!("set-up SYN {i}: server {} is not one of ours", c.server)));
             };

@@ -8,6 +8,8 @@
 //!   checked.
 //! * [`conn_lookup`]: the connection table alone at 1M–10M entries — hit, miss and
 //!   insert cost in random order, and its memory.
+//! * [`harness`]: what the pipeline benchmarks share — ports, modes, options, report,
+//!   errors, buffer helpers and statistics.
 //! * [`frames`]: the request frames and expected outputs, built independently of the
 //!   code under test.
 //!
@@ -16,5 +18,6 @@
 
 pub mod conn_lookup;
 pub mod frames;
+pub mod harness;
 pub mod l4;
 pub mod pipeline;

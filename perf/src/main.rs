@@ -8,7 +8,8 @@ use std::process::ExitCode;
 use clap::{CommandFactory, Parser, Subcommand};
 use rvs_dataplane::conn::MAX_CAPACITY;
 use rvs_perf::conn_lookup::{self, LookupOptions};
-use rvs_perf::pipeline::{run_mode, Mode, Options};
+use rvs_perf::harness::{Mode, Options};
+use rvs_perf::pipeline::run_mode;
 
 /// rvs's benchmarks: one JSON object per line on stdout, diagnostics on stderr.
 #[derive(Debug, Parser)]

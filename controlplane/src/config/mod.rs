@@ -387,7 +387,7 @@ pub struct Api {
 
 /// Transport protocol of a service: the data path's type (named `tcp`/`udp` everywhere
 /// outside, by [`L4Proto::name`] and [`parse_protocol`]).
-pub use rvs_dataplane::service::L4Proto;
+pub use rvs_dataplane::types::L4Proto;
 
 /// The protocol named `name` (`tcp` or `udp`, as in the file, the REST paths and JSON).
 pub fn parse_protocol(name: &str) -> Option<L4Proto> {
@@ -396,10 +396,10 @@ pub fn parse_protocol(name: &str) -> Option<L4Proto> {
 
 /// A scheduler, by its ipvsadm `-s` name: the data path's own list, so the config accepts
 /// exactly the schedulers that exist.
-pub use rvs_dataplane::service::SchedulerKind as Scheduler;
+pub use rvs_dataplane::types::SchedulerKind as Scheduler;
 
 /// How a real server is reached (`dr`, `nat`, `fullnat`, `tunnel`): the data path's type.
-pub use rvs_dataplane::service::ForwardMode as Forward;
+pub use rvs_dataplane::types::ForwardMode as Forward;
 
 /// `[[service]]`, validated.
 #[derive(Debug, Clone, PartialEq, Eq)]

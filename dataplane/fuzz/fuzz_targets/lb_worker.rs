@@ -37,19 +37,18 @@ use std::net::Ipv4Addr;
 use std::sync::{Arc, OnceLock};
 
 use libfuzzer_sys::fuzz_target;
-use rvs_dataplane::conn::{Conn, Timeouts};
+use rvs_dataplane::conn::Conn;
 use rvs_dataplane::idle::IdlePolicy;
 use rvs_dataplane::l2l3::neigh::{NeighConfig, NeighSync};
 use rvs_dataplane::l2l3::route::StaticRoute;
-use rvs_dataplane::l2l3::PortId;
 use rvs_dataplane::lb::{LbConfig, LbEngine};
 use rvs_dataplane::mesh::MeshLinks;
 use rvs_dataplane::sched::{SchedParams, SchedShared};
-use rvs_dataplane::service::{
-    share, ForwardMode, L4Proto, RealServer, SchedulerKind, ServerStats, Service, ServiceKey, ServiceTable,
-};
+use rvs_dataplane::server::{RealServer, ServerStats};
+use rvs_dataplane::service::{share, Service, ServiceTable};
+use rvs_dataplane::types::{ForwardMode, L4Proto, PortId, SchedulerKind, ServiceKey, Timeouts, VipConfig};
 use rvs_dataplane::wire::MacAddr;
-use rvs_dataplane::worker::{PortConfig, StaticNeighbour, VipConfig, Worker, WorkerConfig};
+use rvs_dataplane::worker::{PortConfig, StaticNeighbour, Worker, WorkerConfig};
 use rvs_drivers::mem::{MemPool, MemQueue};
 use rvs_drivers::PacketBuf;
 

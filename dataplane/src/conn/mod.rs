@@ -37,14 +37,14 @@ use std::fmt;
 use std::net::Ipv4Addr;
 use std::ops::{BitOr, BitOrAssign};
 
-use crate::service::{ForwardMode, L4Proto};
+use crate::types::{ConnState, ForwardMode, L4Proto, ServerId, ServiceId};
 
 pub mod owner;
 mod state;
 mod table;
 
 pub use owner::{client_owner, lport_owner, toeplitz_hash, LocalPortAllocator, RssSpec};
-pub use state::{next_tcp_state, ConnState, TcpState, Timeouts, MAX_TIMEOUT_S};
+pub use state::next_tcp_state;
 pub use table::{ConnTable, TableFull, MAX_CAPACITY, TICK_NS, WHEEL_SLOTS};
 
 /// The 5-tuple of a packet as it arrives: protocol, source and destination address and
@@ -172,10 +172,10 @@ pub struct Conn {
     pub sport: u16,
     /// Stable id of the virtual service (assigned by the control plane, never reused;
     /// `ServiceTable::by_service_id` finds it in any later snapshot, or says it is gone).
-    pub service_id: u32,
+    pub service_id: ServiceId,
     /// Stable id of the real server (`ServiceTable::by_server_id`), so the connection's
     /// counters follow the server across snapshots.
-    pub server_id: u32,
+    pub server_id: ServerId,
     /// TCP or UDP.
     pub proto: L4Proto,
     /// How packets reach the server.
@@ -232,7 +232,7 @@ impl Conn {
     }
 
     /// Sets the stable ids of the connection's service and real server.
-    pub fn with_service(mut self, service_id: u32, server_id: u32) -> Conn {
+    pub fn with_service(mut self, service_id: ServiceId, server_id: ServerId) -> Conn {
         self.service_id = service_id;
         self.server_id = server_id;
         self

@@ -46,9 +46,9 @@ use std::collections::TryReserveError;
 use std::hash::BuildHasher;
 use std::mem::size_of;
 
-use super::state::Timeouts;
-use super::{Conn, ConnFlags, ConnId, ConnState, Direction, FlowKey, StateChange};
-use crate::service::ForwardMode;
+use super::{Conn, ConnFlags, ConnId, Direction, FlowKey, StateChange};
+use crate::stats::DropReason;
+use crate::types::{ConnState, ForwardMode, TcpState, Timeouts};
 use crate::wire::TcpFlags;
 
 /// Length of a wheel tick in nanoseconds: 2^26 ns ≈ 67.1 ms. Entries expire at most one
@@ -86,6 +86,17 @@ pub enum TableFull {
     ReplyKeyExists,
 }
 
+/// The drop reason of a new flow the table refused: `conn_table_full`, or
+/// `conn_key_clash` when its tuple belongs to another connection.
+impl From<TableFull> for DropReason {
+    fn from(e: TableFull) -> Self {
+        match e {
+            TableFull::Full => DropReason::ConnTableFull,
+            TableFull::InboundKeyExists | TableFull::ReplyKeyExists => DropReason::ConnKeyClash,
+        }
+    }
+}
+
 /// One index slot: a key's 32-bit hash and `entry << 1 | direction`, or `ent == NIL`.
 #[derive(Debug, Clone, Copy)]
 struct Slot {
@@ -113,12 +124,35 @@ fn fold_mul(a: u64, b: u64) -> u64 {
     (p as u64) ^ ((p >> 64) as u64)
 }
 
+/// The timeouts of [`Timeouts`] in nanoseconds, as the table re-arms entries with them:
+/// one per TCP state, indexed by the state, and the UDP one by name.
+#[derive(Debug, Clone, Copy, Default)]
+struct StateTimeoutsNs {
+    /// Indexed by `TcpState as usize` (`TcpState::ALL[i] as usize == i`).
+    tcp: [u64; TcpState::ALL.len()],
+    udp: u64,
+}
+
+impl StateTimeoutsNs {
+    fn new(t: &Timeouts) -> Self {
+        StateTimeoutsNs { tcp: TcpState::ALL.map(|s| secs_ns(t.tcp(s))), udp: secs_ns(t.of(ConnState::Udp)) }
+    }
+
+    #[inline]
+    fn of(&self, s: ConnState) -> u64 {
+        match s {
+            ConnState::Tcp(t) => self.tcp[t as usize],
+            ConnState::Udp => self.udp,
+        }
+    }
+}
+
 /// The per-connection table of one worker. See the module documentation of
 /// [`crate::conn`] for the contract.
 #[derive(Debug)]
 pub struct ConnTable {
-    /// The slab; at least one element so that [`ConnTable::get`] always has something to
-    /// return, `capacity` of them usable.
+    /// The slab: `capacity` entries (at least one, so that a table of capacity 0 is
+    /// still well formed).
     conns: Vec<Conn>,
     index: Vec<Slot>,
     wheel: Vec<u32>,
@@ -127,8 +161,8 @@ pub struct ConnTable {
     capacity: usize,
     seed: [u64; 3],
     timeouts: Timeouts,
-    /// Timeout per state in ns: TCP states in [`TcpState`] order, then UDP.
-    timeout_ns: [u64; 12],
+    /// Timeout per state in ns.
+    timeout_ns: StateTimeoutsNs,
     /// The last tick the wheel has processed.
     last_tick: u32,
     /// Whether `last_tick` has been set from a clock reading.
@@ -164,7 +198,7 @@ impl ConnTable {
         let slots = (capacity * SLOTS_PER_ENTRY).max(16);
         let free = Conn::new(
             FlowKey {
-                proto: crate::service::L4Proto::Tcp,
+                proto: crate::types::L4Proto::Tcp,
                 src: std::net::Ipv4Addr::UNSPECIFIED,
                 sport: 0,
                 dst: std::net::Ipv4Addr::UNSPECIFIED,
@@ -192,7 +226,7 @@ impl ConnTable {
             capacity,
             seed,
             timeouts,
-            timeout_ns: [0; 12],
+            timeout_ns: StateTimeoutsNs::default(),
             last_tick: 0,
             started: false,
             pending: NIL,
@@ -224,18 +258,12 @@ impl ConnTable {
     /// expiry; the new values apply from their next packet, as in IPVS.
     pub fn set_timeouts(&mut self, timeouts: Timeouts) {
         self.timeouts = timeouts;
-        for s in super::TcpState::ALL {
-            self.timeout_ns[s as usize] = secs_ns(timeouts.tcp(s));
-        }
-        self.timeout_ns[11] = secs_ns(timeouts.of(ConnState::Udp));
+        self.timeout_ns = StateTimeoutsNs::new(&timeouts);
     }
 
     #[inline]
     fn timeout_of(&self, s: ConnState) -> u64 {
-        match s {
-            ConnState::Tcp(t) => self.timeout_ns[t as usize],
-            ConnState::Udp => self.timeout_ns[11],
-        }
+        self.timeout_ns.of(s)
     }
 
     /// Number of entries.
@@ -348,21 +376,19 @@ impl ConnTable {
         Ok(ConnId(idx))
     }
 
-    /// The entry `id`. For a stale `id` this is whatever its slot holds now (a newer
-    /// entry, or a freed copy); it never panics.
+    /// The entry `id`; `None` when `id` names no entry in the table now (removed or
+    /// expired, or an id of another, larger table). A stale `id` whose slot was reused
+    /// names the newer entry (see [`ConnId`]).
     #[inline]
-    pub fn get(&self, id: ConnId) -> &Conn {
-        match self.conns.get(id.index()) {
-            Some(c) => c,
-            None => &self.conns[0],
-        }
+    pub fn get(&self, id: ConnId) -> Option<&Conn> {
+        self.conns.get(id.index()).filter(|c| c.live)
     }
 
-    /// The entry `id`, writable. Don't change its key fields or `forward` (see [`Conn`]).
+    /// The entry `id`, writable; `None` as for [`ConnTable::get`]. Don't change its key
+    /// fields or `forward` (see [`Conn`]).
     #[inline]
-    pub fn get_mut(&mut self, id: ConnId) -> &mut Conn {
-        let i = if id.index() < self.conns.len() { id.index() } else { 0 };
-        &mut self.conns[i]
+    pub fn get_mut(&mut self, id: ConnId) -> Option<&mut Conn> {
+        self.conns.get_mut(id.index()).filter(|c| c.live)
     }
 
     /// Whether `id` names an entry currently in the table.
@@ -380,8 +406,9 @@ impl ConnTable {
     /// connection moved between active and inactive. A stale `id` changes nothing.
     pub fn on_packet(&mut self, id: ConnId, dir: Direction, tcp_flags: Option<TcpFlags>, now_ns: u64) -> StateChange {
         let Some(c) = self.conns.get_mut(id.index()) else {
-            let s = self.conns[0].state;
-            return StateChange { from: s, to: s };
+            // Not an id of this table: nothing changes (the state reported is a
+            // placeholder that never moves a counter).
+            return StateChange { from: ConnState::Udp, to: ConnState::Udp };
         };
         let from = c.state;
         if !c.live {
@@ -416,12 +443,11 @@ impl ConnTable {
         StateChange { from, to }
     }
 
-    /// Removes the entry `id` from both keys and the wheel and returns it. A stale `id`
-    /// changes nothing and returns the slot's current content (check
-    /// [`ConnTable::is_live`] first if that matters).
-    pub fn remove(&mut self, id: ConnId) -> Conn {
+    /// Removes the entry `id` from both keys and the wheel and returns it; `None` (and
+    /// nothing changed) when `id` names no entry in the table now.
+    pub fn remove(&mut self, id: ConnId) -> Option<Conn> {
         if !self.is_live(id) {
-            return *self.get(id);
+            return None;
         }
         let c = self.conns[id.index()];
         self.unlink(id.0);
@@ -429,7 +455,7 @@ impl ConnTable {
         self.free(id.0);
         let mut out = c;
         out.live = false;
-        out
+        Some(out)
     }
 
     /// Advances the wheel to `now_ns`, removing every entry whose timeout has passed and

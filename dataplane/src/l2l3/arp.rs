@@ -18,8 +18,9 @@
 
 use std::net::Ipv4Addr;
 
-use super::{is_martian_source, AddressBook, PortId, RouteTable, Verdict};
+use super::{is_martian_source, AddressBook, RouteTable, Verdict};
 use crate::stats::DropReason;
+use crate::types::PortId;
 use crate::wire::{ArpPacket, EthernetFrame, MacAddr, ARP_REPLY, ARP_REQUEST, ETHERTYPE_ARP};
 
 /// Length of the ARP frames rvs builds: the Ethernet minimum (60 bytes without FCS).

@@ -26,28 +26,10 @@ use std::hash::{BuildHasher, Hasher};
 use std::net::Ipv4Addr;
 
 use crate::stats::DropReason;
+use crate::types::PortId;
 
 pub use neigh::{NeighUpdate, NeighbourTable};
 pub use route::{NextHop, RouteTable};
-
-/// Index of a port, as the worker's queues are indexed: the position of the port in
-/// the worker configuration, not a DPDK port id.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-pub struct PortId(pub u16);
-
-impl PortId {
-    /// The port's index into per-port arrays.
-    #[inline]
-    pub const fn index(self) -> usize {
-        self.0 as usize
-    }
-}
-
-impl std::fmt::Display for PortId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "port {}", self.0)
-    }
-}
 
 /// What the worker does with a packet after a handler looked at it.
 ///

@@ -39,9 +39,10 @@ use std::time::Duration;
 
 use arrayvec::ArrayVec;
 
-use super::{IpHasherBuilder, PortId};
+use super::IpHasherBuilder;
 use crate::mesh::MeshLinks;
 use crate::stats::DropReason;
+use crate::types::PortId;
 use crate::wire::MacAddr;
 
 /// Packets that may wait on one unresolved neighbour (Linux's `unres_qlen` is per

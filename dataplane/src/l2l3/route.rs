@@ -19,7 +19,8 @@ use std::net::Ipv4Addr;
 
 use ipnet::Ipv4Net;
 
-use super::{IpHasherBuilder, PortId};
+use super::IpHasherBuilder;
+use crate::types::PortId;
 
 /// Where to send a packet: out of `port`, to the gateway `via` or, for a connected
 /// destination (`via == None`), to the destination itself.

@@ -19,7 +19,8 @@
 
 use std::sync::Arc;
 
-use crate::service::{RealServer, SchedulerKind};
+use crate::server::RealServer;
+use crate::types::SchedulerKind;
 
 use super::{gcd, hash_with, server_key, usable, SchedInput, SchedShared, Scheduler, Table};
 

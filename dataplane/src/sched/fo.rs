@@ -13,7 +13,8 @@
 //! only when `activeconns > w`, so it lets one more in; rvs treats the weight as the
 //! capacity.
 
-use crate::service::{RealServer, SchedulerKind};
+use crate::server::RealServer;
+use crate::types::SchedulerKind;
 
 use super::{SchedInput, Scheduler};
 

@@ -22,7 +22,8 @@
 
 use std::sync::Arc;
 
-use crate::service::{RealServer, SchedulerKind};
+use crate::server::RealServer;
+use crate::types::SchedulerKind;
 
 use super::{hash_with, usable, SchedInput, SchedShared, Scheduler, Table};
 

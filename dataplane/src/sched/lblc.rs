@@ -29,7 +29,8 @@
 //!   the most loaded member when the set has more than one and has not changed for
 //!   `lblc_expire_ns` (IPVS's `lblcr_expiration`, default 24 h).
 
-use crate::service::{RealServer, SchedulerKind};
+use crate::server::RealServer;
+use crate::types::SchedulerKind;
 
 use super::{conn_overhead, mix64, per_weight_gt, usable, wlc_pick, SchedInput, Scheduler};
 

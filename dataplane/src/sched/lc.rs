@@ -14,7 +14,8 @@
 //! | nq | the first idle server (no active connection) if any, else as sed | |
 //! | sessions | `active` | absolute; ties: higher weight, then lower index |
 
-use crate::service::{RealServer, SchedulerKind};
+use crate::server::RealServer;
+use crate::types::SchedulerKind;
 
 use super::{conn_overhead, per_weight_gt, wlc_pick, SchedInput, Scheduler};
 

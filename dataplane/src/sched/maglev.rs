@@ -23,7 +23,8 @@
 
 use std::sync::Arc;
 
-use crate::service::{RealServer, SchedulerKind};
+use crate::server::RealServer;
+use crate::types::SchedulerKind;
 
 use super::{gcd, hash_with, reduce, server_key, usable, SchedError, SchedInput, SchedShared, Scheduler, Table};
 

@@ -18,7 +18,7 @@
 //! * A server with weight 0 (quiescent) or over its upper threshold
 //!   ([`RealServer::available`] false) never takes a new connection; `pick` returns
 //!   `None` when no server can.
-//! * Least-connection style schedulers read [`ServerStats`](crate::service::ServerStats)
+//! * Least-connection style schedulers read [`ServerStats`](crate::server::ServerStats)
 //!   counters summed over every worker with relaxed loads; they may be a few packets
 //!   stale, as IPVS's per-CPU counters are.
 //!
@@ -35,7 +35,8 @@ use std::fmt;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 
-use crate::service::{RealServer, SchedulerKind};
+use crate::server::RealServer;
+use crate::types::SchedulerKind;
 
 pub mod chash;
 pub mod fo;
@@ -335,7 +336,8 @@ fn gcd(mut a: u64, mut b: u64) -> u64 {
 pub(crate) mod testutil {
     //! Server lists for the unit tests.
     use super::*;
-    use crate::service::{ForwardMode, ServerStats};
+    use crate::server::ServerStats;
+    use crate::types::ForwardMode;
 
     /// Servers 10.20.0.(11+i):80 with the given weights and fresh counters.
     pub fn servers(weights: &[u32]) -> Vec<RealServer> {

@@ -7,7 +7,8 @@
 //! As in DPVS, each worker starts its cycle at a different server so that the first
 //! flows after a (re)build do not all land on server 0.
 
-use crate::service::{RealServer, SchedulerKind};
+use crate::server::RealServer;
+use crate::types::SchedulerKind;
 
 use super::{gcd, SchedInput, Scheduler};
 

@@ -12,7 +12,8 @@
 //! It is not cryptographic; a client cannot steer it without seeing other clients'
 //! flows.
 
-use crate::service::{RealServer, SchedulerKind};
+use crate::server::RealServer;
+use crate::types::SchedulerKind;
 
 use super::{conn_overhead, mix64, per_weight_gt, SchedInput, Scheduler};
 

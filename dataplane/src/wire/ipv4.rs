@@ -112,6 +112,7 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
     }
 
     /// Header length in bytes (IHL × 4), options included.
+    #[inline]
     pub fn header_len(&self) -> usize {
         usize::from(self.buffer.as_ref()[field::VER_IHL] & 0x0f) * 4
     }
@@ -122,6 +123,7 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
     }
 
     /// Total length field: header plus payload, in bytes.
+    #[inline]
     pub fn total_len(&self) -> u16 {
         self.read_u16(field::LENGTH.start)
     }
@@ -189,6 +191,7 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
 
     /// The payload: from the end of the header up to `total_len()`, so Ethernet padding is
     /// excluded.
+    #[inline]
     pub fn payload(&self) -> &[u8] {
         &self.buffer.as_ref()[self.header_len()..usize::from(self.total_len())]
     }

@@ -30,6 +30,8 @@ pub mod ipv4;
 pub mod tcp;
 pub mod udp;
 
+use crate::stats::DropReason;
+
 pub use arp::{ArpPacket, ARP_REPLY, ARP_REQUEST};
 pub use ethernet::{EthernetFrame, MacAddr, ParseMacAddrError};
 pub use icmp::{
@@ -81,6 +83,22 @@ pub enum WireError {
     /// The UDP length field is below 8 or beyond the buffer.
     #[error("UDP length below 8 or beyond the buffer")]
     BadUdpLength,
+}
+
+/// The drop reason of a packet whose IPv4 header failed its checks (the worker's IPv4
+/// checks, and any later re-check of that header): each header fault has its own
+/// counter; what is left (a short buffer, and faults of other headers, which the IPv4
+/// path does not produce) counts as `ip_truncated`.
+impl From<WireError> for DropReason {
+    fn from(e: WireError) -> Self {
+        match e {
+            WireError::BadVersion => DropReason::IpBadVersion,
+            WireError::BadIhl => DropReason::IpBadIhl,
+            WireError::BadTotalLength => DropReason::IpBadLength,
+            WireError::BadChecksum => DropReason::IpBadChecksum,
+            _ => DropReason::IpTruncated,
+        }
+    }
 }
 
 /// The result type of the `wire` module.

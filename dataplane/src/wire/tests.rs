@@ -130,3 +130,19 @@ proptest! {
         let _ = walk(&f);
     }
 }
+
+#[test]
+fn ipv4_header_errors_count_under_their_own_reason() {
+    use crate::stats::DropReason;
+    let cases = [
+        (WireError::Truncated, DropReason::IpTruncated),
+        (WireError::BadVersion, DropReason::IpBadVersion),
+        (WireError::BadIhl, DropReason::IpBadIhl),
+        (WireError::BadTotalLength, DropReason::IpBadLength),
+        (WireError::BadChecksum, DropReason::IpBadChecksum),
+        (WireError::BadDataOffset, DropReason::IpTruncated),
+    ];
+    for (e, want) in cases {
+        assert_eq!(DropReason::from(e), want, "{e:?}");
+    }
+}

@@ -9,8 +9,8 @@
 //!   client's address travels to the real server in a TOA option (below).
 //! * [`outbound`] (real server → local): source becomes `vip:vport`, destination becomes
 //!   the client again. When asked, a SYN-ACK's MSS is lowered by the TOA size (below).
-//! * TCP and UDP only ([`XmitError::Unsupported`]), no fragments ([`XmitError::Fragment`]);
-//!   on `Err` the frame is unchanged. IPv4 and TCP/UDP checksums are updated
+//! * TCP and UDP only, no fragments: the frame's [`Layout`] says so. IPv4 and TCP/UDP
+//!   checksums are updated
 //!   incrementally (RFC 1624), a UDP checksum of 0 stays 0. Sequence numbers are not
 //!   touched (TOA is an option, outside the sequence space; SYN proxy is not done here).
 //!
@@ -42,8 +42,10 @@
 
 use rvs_drivers::PacketBuf;
 
-use super::l4::{self, L4Kind, Layout, ToaSkip};
-use super::{Endpoint, XmitError};
+use super::l4::{self, ToaSkip};
+use super::Endpoint;
+use crate::types::L4Proto;
+use crate::view::Layout;
 use crate::wire::TcpPacket;
 
 /// What [`inbound`] did about the TOA option.
@@ -57,29 +59,16 @@ pub struct FullNatIn {
     pub toa_skipped: Option<ToaSkip>,
 }
 
-/// Full-NAT of a client → VIP packet: source becomes `local`, destination becomes
+/// Full-NAT of a client → VIP packet parsed into `layout` (its
+/// [`L4View`](crate::view::L4View)): source becomes `local`, destination becomes
 /// `server`; then, when `toa` is `Some(client)` and the packet is TCP, the TOA option with
 /// the client's address and port is inserted unless the result would exceed `mtu` bytes
 /// (the egress link's largest IPv4 packet) or does not fit (see the module docs).
 ///
-/// Errors only for packets that cannot be rewritten at all; a TOA that does not fit is
-/// reported in the [`FullNatIn`], never as an error.
-pub fn inbound<B: PacketBuf>(
-    buf: &mut B,
-    local: Endpoint,
-    server: Endpoint,
-    toa: Option<Endpoint>,
-    mtu: u16,
-) -> Result<FullNatIn, XmitError> {
-    let layout = Layout::parse(buf.data())?;
-    Ok(inbound_with(buf, &layout, local, server, toa, mtu))
-}
-
-/// [`inbound`] of a frame already parsed into `layout` (e.g. by
-/// [`L4View`](crate::view::L4View)); cannot fail. After a TOA insertion `layout` no
-/// longer describes the frame.
+/// Cannot fail; a TOA that does not fit is reported in the [`FullNatIn`]. After a TOA
+/// insertion `layout` no longer describes the frame.
 #[inline]
-pub fn inbound_with<B: PacketBuf>(
+pub fn inbound<B: PacketBuf>(
     buf: &mut B,
     layout: &Layout,
     local: Endpoint,
@@ -91,7 +80,7 @@ pub fn inbound_with<B: PacketBuf>(
     l4::rewrite_src(frame, layout, local);
     l4::rewrite_dst(frame, layout, server);
     let mut out = FullNatIn::default();
-    if let (Some(client), L4Kind::Tcp) = (toa, layout.l4()) {
+    if let (Some(client), L4Proto::Tcp) = (toa, layout.l4()) {
         match l4::insert_toa(buf, layout, client, mtu) {
             Ok(()) => out.toa_inserted = true,
             Err(why) => out.toa_skipped = Some(why),
@@ -106,32 +95,16 @@ pub fn inbound_with<B: PacketBuf>(
 /// for why); pass `Some(u16::MAX)` for DPVS's plain "minus the TOA size", or a lower
 /// value to also cap it to the front link (e.g. `mtu - 40`). A malformed option list is
 /// forwarded untouched.
-pub fn outbound<B: PacketBuf>(
-    buf: &mut B,
-    vip: Endpoint,
-    client: Endpoint,
-    mss_clamp: Option<u16>,
-) -> Result<(), XmitError> {
-    let layout = Layout::parse(buf.data())?;
-    outbound_with(buf, &layout, vip, client, mss_clamp);
-    Ok(())
-}
-
-/// [`outbound`] of a frame already parsed into `layout`; cannot fail. (A caller that
+///
+/// `layout` is the frame's [`L4View`](crate::view::L4View) layout; cannot fail. (A caller that
 /// knows the segment is no SYN-ACK may pass `mss_clamp: None`: the clamp would not touch
 /// it anyway.)
 #[inline]
-pub fn outbound_with<B: PacketBuf>(
-    buf: &mut B,
-    layout: &Layout,
-    vip: Endpoint,
-    client: Endpoint,
-    mss_clamp: Option<u16>,
-) {
+pub fn outbound<B: PacketBuf>(buf: &mut B, layout: &Layout, vip: Endpoint, client: Endpoint, mss_clamp: Option<u16>) {
     let frame = buf.data_mut();
     l4::rewrite_src(frame, layout, vip);
     l4::rewrite_dst(frame, layout, client);
-    if let (Some(max), L4Kind::Tcp) = (mss_clamp, layout.l4()) {
+    if let (Some(max), L4Proto::Tcp) = (mss_clamp, layout.l4()) {
         adjust_syn_ack_mss(&mut frame[layout.l4_offset()..layout.ip_end()], max);
     }
 }

@@ -41,12 +41,13 @@
 //! router's "fragmentation needed" on the way to the server, or a client-side error about
 //! a reply rvs forwarded to the client.
 //!
-//! * [`parse_embedded`] extracts the flow the error is about from the quoted header. **The
+//! * [`parse`] extracts the flow the error is about from the quoted header. **The
 //!   quoted packet travelled from `src` to `dst` — the direction opposite to the error**:
 //!   an error from a real server about `L:lp → RS:rp` (Full-NAT) arrives as `RS → L`, and
 //!   the connection is found exactly as for a packet `RS:rp → L:lp`, i.e. look up
 //!   `(proto, from = embedded.dst, to = embedded.src)`.
-//! * [`translate`] then rewrites the error the way the flow itself is rewritten in that
+//! * [`translate`] then rewrites the error, using what [`parse`] found (the frame is
+//!   parsed once), the way the flow itself is rewritten in that
 //!   direction, as LVS's `ip_vs_nat_icmp` and DPVS's `icmp_xmit` do: outer addresses,
 //!   quoted addresses and ports. E.g. NAT: the server's port unreachable `RS → C` about
 //!   `C:cp → RS:rp` becomes `VIP → C` about `C:cp → VIP:vp` — what the client sent.
@@ -63,14 +64,16 @@
 //! * Only TCP and UDP quotes are handled (rvs's flows); other quoted protocols, quotes of
 //!   non-first fragments and quotes too short to hold the ports are refused with a reason.
 //!
-//! Every function validates before it writes: on `Err` the buffer is unchanged, and no
-//! input — truncated, garbage, lying length fields — makes any of them panic.
+//! Every function validates before it writes (the translation, by way of its [`parse`]):
+//! on `Err` the buffer is unchanged, and no input — truncated, garbage, lying length
+//! fields — makes any of them panic.
 
 use std::net::Ipv4Addr;
 
 use rvs_drivers::PacketBuf;
 
 use super::Endpoint;
+use crate::stats::DropReason;
 use crate::wire::{
     checksum, EthernetFrame, IcmpPacket, Ipv4Packet, WireError, ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED,
     ICMP_TIME_EXCEEDED, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP,
@@ -142,6 +145,20 @@ pub enum IcmpErrError {
     /// The buffer has too little tailroom to hold the error (short offending packets grow).
     #[error("no room in the buffer for the ICMP error")]
     NoRoom,
+}
+
+/// The drop reason of an ICMP error that could not be parsed or translated: not an
+/// error (or not ICMP) is `icmp_unhandled`, a bad checksum `icmp_bad_checksum`, anything
+/// else about its shape `icmp_malformed`. (Failing to *build* an error of ours is
+/// counted by the caller as `icmp_not_sent`.)
+impl From<IcmpErrError> for DropReason {
+    fn from(e: IcmpErrError) -> Self {
+        match e {
+            IcmpErrError::NotAnError(_) | IcmpErrError::NotIcmp => DropReason::IcmpUnhandled,
+            IcmpErrError::BadChecksum => DropReason::IcmpBadChecksum,
+            _ => DropReason::IcmpMalformed,
+        }
+    }
 }
 
 /// The flow an ICMP error is about, from its quoted header.
@@ -269,9 +286,18 @@ fn build_error<B: PacketBuf>(
     Ok(())
 }
 
-/// Where the parts of a received ICMP error lie in the frame, after validation.
-#[derive(Debug, Clone, Copy)]
-struct Layout {
+/// A received ICMP error about a TCP/UDP flow, parsed once by [`parse`]: what it is
+/// about ([`IcmpErrView::embedded`]) and where its parts lie in the frame, which
+/// [`translate`], [`ttl::forward`](super::ttl::forward) and
+/// [`tunnel::encap`](super::tunnel::encap) use instead of parsing it again.
+///
+/// Valid for the frame it was parsed from while only header fields change (TTL,
+/// addresses, ports, checksums); using it with another frame is a caller bug (every
+/// access is still bounds-checked).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IcmpErrView {
+    /// The outer IPv4 source (who sent the error).
+    ip_src: Ipv4Addr,
     /// Offset of the ICMP message.
     icmp: usize,
     /// Length of the ICMP message (up to the outer total length; padding excluded).
@@ -288,7 +314,7 @@ struct Layout {
 
 /// Validates a received ICMP error about a TCP/UDP datagram and locates its parts. Does
 /// not verify the ICMP checksum.
-fn locate(frame: &[u8]) -> Result<Layout, IcmpErrError> {
+fn locate(frame: &[u8]) -> Result<IcmpErrView, IcmpErrError> {
     let l3 = frame.get(ETH_LEN..).ok_or(IcmpErrError::Malformed(WireError::Truncated))?;
     let ip = Ipv4Packet::new_checked(l3).map_err(IcmpErrError::Malformed)?;
     if ip.protocol() != IPPROTO_ICMP {
@@ -335,7 +361,8 @@ fn locate(frame: &[u8]) -> Result<Layout, IcmpErrError> {
     let dport = u16::from_be_bytes([l4[2], l4[3]]);
     let icmp = ETH_LEN + ip.header_len();
     let quote = icmp + ICMP_HDR;
-    Ok(Layout {
+    Ok(IcmpErrView {
+        ip_src: ip.src_addr(),
         icmp,
         icmp_len: msg.len(),
         quote,
@@ -353,22 +380,43 @@ fn locate(frame: &[u8]) -> Result<Layout, IcmpErrError> {
 }
 
 /// Parses a received ICMP error (types 3, 4, 5, 11, 12) in `frame` (a whole Ethernet
-/// frame) and returns the TCP/UDP flow its quoted datagram belongs to. The ICMP checksum
-/// is verified (errors are rare, and acting on a corrupted one could disturb a live
-/// connection). Remember that the quoted packet is one *we* sent: see [`Embedded`].
+/// frame): the TCP/UDP flow its quoted datagram belongs to and where its parts are. The
+/// ICMP checksum is verified (errors are rare, and acting on a corrupted one could
+/// disturb a live connection). Remember that the quoted packet is one *we* sent: see
+/// [`Embedded`].
 ///
 /// # Errors
 ///
 /// Any [`IcmpErrError`] naming what is wrong with the outer packet, the ICMP message or
 /// the quote (e.g. [`IcmpErrError::NotAnError`], [`IcmpErrError::BadChecksum`],
 /// [`IcmpErrError::QuoteTruncated`], [`IcmpErrError::UnsupportedProtocol`]).
-pub fn parse_embedded(frame: &[u8]) -> Result<Embedded, IcmpErrError> {
+pub fn parse(frame: &[u8]) -> Result<IcmpErrView, IcmpErrError> {
     let lay = locate(frame)?;
-    let msg = frame.get(lay.icmp..lay.icmp + lay.icmp_len).ok_or(IcmpErrError::Malformed(WireError::Truncated))?;
+    let msg = frame.get(lay.icmp..lay.ip_end()).ok_or(IcmpErrError::Malformed(WireError::Truncated))?;
     if checksum::fold(checksum::sum(msg)) != 0xffff {
         return Err(IcmpErrError::BadChecksum);
     }
-    Ok(lay.embedded)
+    Ok(lay)
+}
+
+impl IcmpErrView {
+    /// What the error is about.
+    #[inline]
+    pub fn embedded(&self) -> &Embedded {
+        &self.embedded
+    }
+
+    /// The outer IPv4 source: who sent the error.
+    #[inline]
+    pub fn ip_src(&self) -> Ipv4Addr {
+        self.ip_src
+    }
+
+    /// Offset just past the outer IPv4 packet in the frame (where padding starts).
+    #[inline]
+    pub fn ip_end(&self) -> usize {
+        self.icmp + self.icmp_len
+    }
 }
 
 fn rd16(d: &[u8], at: usize) -> u16 {
@@ -407,18 +455,24 @@ fn put_addr(d: &mut [u8], at: usize, new: Ipv4Addr, icmp_csum: &mut u16) {
 /// Some(VIP:vp)`; Full-NAT: `RS → L` about `L:lp → RS:rp` with `outer_src = Some(VIP)`,
 /// `outer_dst = Some(C)`, `inner_src = Some(C:cp)`, `inner_dst = Some(VIP:vp)`.
 ///
+/// `err` is the error's [`parse`] of this very frame; nothing is validated again.
+///
 /// # Errors
 ///
-/// As [`parse_embedded`], except that the ICMP checksum is not verified here (a wrong one
-/// stays wrong by the same amount); the buffer is then unchanged.
+/// [`IcmpErrError::Malformed`] only when `err` does not fit the frame (a caller bug); the
+/// buffer is then unchanged.
 pub fn translate<B: PacketBuf>(
     buf: &mut B,
+    err: &IcmpErrView,
     outer_src: Option<Ipv4Addr>,
     outer_dst: Option<Ipv4Addr>,
     inner_src: Option<Endpoint>,
     inner_dst: Option<Endpoint>,
 ) -> Result<(), IcmpErrError> {
-    let lay = locate(buf.data())?;
+    let lay = err;
+    if buf.data().len() < lay.ip_end() {
+        return Err(IcmpErrError::Malformed(WireError::Truncated));
+    }
     let d = buf.data_mut();
 
     // Outer header: addresses with its own checksum. The ICMP checksum has no

@@ -1,12 +1,13 @@
-//! Helpers shared by the NAT and Full-NAT rewrites: where the headers of a frame are
-//! ([`Layout`]), rewriting one end of a flow ([`rewrite_src`], [`rewrite_dst`]), inserting
-//! the TOA option ([`insert_toa`]) and lowering a SYN-ACK's MSS ([`clamp_mss`]).
+//! Helpers shared by the NAT and Full-NAT rewrites: rewriting one end of a flow
+//! ([`rewrite_src`], [`rewrite_dst`]), inserting the TOA option ([`insert_toa`]) and
+//! lowering a SYN-ACK's MSS ([`clamp_mss`]).
 //!
 //! # Contract
 //!
-//! * [`Layout::parse`] validates everything the other helpers index with (Ethernet II
-//!   header, IPv4 header and total length, TCP data offset or UDP length); the helpers then
-//!   take the same `frame` and the `Layout` it produced and **do not panic** on it.
+//! * The frame was parsed once, on receive, into an [`L4View`](crate::view::L4View); its
+//!   [`Layout`] holds everything these helpers index with (IPv4 header and total length,
+//!   TCP data offset or UDP length within the segment), and the helpers take the same
+//!   `frame` and that `Layout` and **do not panic** on it.
 //!   Passing a `Layout` parsed from another frame is a caller bug; the slicing is still
 //!   bounds-checked by Rust, so the worst outcome is a panic, never memory unsafety.
 //! * Every checksum change is incremental (RFC 1624 eqn 3 via [`checksum`]); the cost is a
@@ -15,13 +16,10 @@
 
 use rvs_drivers::PacketBuf;
 
-use super::{Endpoint, XmitError};
-use crate::wire::{
-    checksum, EthernetFrame, Ipv4Packet, TcpOption, TcpPacket, UdpPacket, ETHERTYPE_IPV4, IPPROTO_TCP, IPPROTO_UDP,
-};
-
-/// Offset of the IPv4 header in the frame (Ethernet II, no VLAN tag).
-pub const L3_OFFSET: usize = EthernetFrame::<&[u8]>::HEADER_LEN;
+use super::Endpoint;
+use crate::types::L4Proto;
+use crate::view::{Layout, L3_OFFSET};
+use crate::wire::{checksum, Ipv4Packet, TcpOption, TcpPacket, UdpPacket};
 
 /// TCP option kind of TOA ("TCP Option Address"), as DPVS (`TCPOPT_ADDR`) and the
 /// `toa` kernel module of Alibaba's LVS/Full-NAT that real servers load to read it.
@@ -31,99 +29,6 @@ pub const TOA_KIND: u8 = 254;
 /// (DPVS `TCPOLEN_ADDR`). Also how much the MSS of a SYN-ACK is lowered, see
 /// [`clamp_mss`].
 pub const TOA_LEN: usize = 8;
-
-/// The transport protocols NAT and Full-NAT rewrite.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum L4Kind {
-    /// TCP: ports in the header, checksum always present.
-    Tcp,
-    /// UDP: ports in the header, checksum optional (0 = none).
-    Udp,
-}
-
-/// Where the headers of a validated Ethernet/IPv4/TCP-or-UDP frame are.
-///
-/// Only [`Layout::parse`] builds one; it guarantees `L3_OFFSET + ip_header_len +
-/// (TCP 20 / UDP 8) <= L3_OFFSET + ip_total_len <= frame length`, a TCP data offset within
-/// the segment and a UDP length within the IP payload.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Layout {
-    ip_header_len: usize,
-    ip_total_len: usize,
-    l4: L4Kind,
-}
-
-impl Layout {
-    /// Parses and validates a frame: Ethernet II carrying IPv4 ([`XmitError::NotIpv4`]),
-    /// headers present ([`XmitError::Truncated`]) with sane length fields
-    /// ([`XmitError::BadLength`]), not a fragment ([`XmitError::Fragment`]), TCP or UDP
-    /// ([`XmitError::Unsupported`]). Checksums and TCP options are not looked at.
-    pub fn parse(frame: &[u8]) -> Result<Layout, XmitError> {
-        let (ip_header_len, ip_total_len, proto) = parse_ipv4(frame)?;
-        let ip = Ipv4Packet::new_unchecked(&frame[L3_OFFSET..]);
-        if ip.is_fragment() {
-            return Err(XmitError::Fragment);
-        }
-        let seg = &frame[L3_OFFSET + ip_header_len..L3_OFFSET + ip_total_len];
-        let l4 = match proto {
-            IPPROTO_TCP => {
-                TcpPacket::new_checked(seg)?;
-                L4Kind::Tcp
-            }
-            IPPROTO_UDP => {
-                UdpPacket::new_checked(seg)?;
-                L4Kind::Udp
-            }
-            _ => return Err(XmitError::Unsupported),
-        };
-        Ok(Layout { ip_header_len, ip_total_len, l4 })
-    }
-
-    /// A layout from checks the caller has already made — the guarantees of
-    /// [`Layout::parse`] must hold for the frame it is used with. Only
-    /// [`L4View`](crate::view::L4View) builds one this way, after the same checks.
-    #[inline]
-    pub(crate) fn from_validated(ip_header_len: usize, ip_total_len: usize, l4: L4Kind) -> Layout {
-        Layout { ip_header_len, ip_total_len, l4 }
-    }
-
-    /// The transport protocol.
-    pub fn l4(&self) -> L4Kind {
-        self.l4
-    }
-
-    /// IPv4 header length in bytes (options included).
-    pub fn ip_header_len(&self) -> usize {
-        self.ip_header_len
-    }
-
-    /// IPv4 total length (header + payload), in bytes.
-    pub fn ip_total_len(&self) -> usize {
-        self.ip_total_len
-    }
-
-    /// Offset of the TCP/UDP header in the frame.
-    pub fn l4_offset(&self) -> usize {
-        L3_OFFSET + self.ip_header_len
-    }
-
-    /// Offset just past the IPv4 packet in the frame (where Ethernet padding starts).
-    pub fn ip_end(&self) -> usize {
-        L3_OFFSET + self.ip_total_len
-    }
-}
-
-/// Checks that `frame` is Ethernet II carrying a well-formed IPv4 header and returns
-/// (IPv4 header length, IPv4 total length, protocol). Used on its own by DR, which does not
-/// look past L3.
-pub fn parse_ipv4(frame: &[u8]) -> Result<(usize, usize, u8), XmitError> {
-    let eth = EthernetFrame::new_checked(frame)?;
-    if eth.ethertype() != ETHERTYPE_IPV4 {
-        return Err(XmitError::NotIpv4);
-    }
-    let ip = Ipv4Packet::new_checked(eth.payload())?;
-    Ok((ip.header_len(), usize::from(ip.total_len()), ip.protocol()))
-}
 
 /// Which end of the flow a rewrite changes.
 #[derive(Clone, Copy)]
@@ -155,9 +60,9 @@ fn rewrite(frame: &mut [u8], layout: &Layout, to: Endpoint, side: Side) {
         Side::Src => ip.set_src_addr_incremental(to.addr),
         Side::Dst => ip.set_dst_addr_incremental(to.addr),
     }
-    let seg = &mut packet[layout.ip_header_len..];
-    match layout.l4 {
-        L4Kind::Tcp => {
+    let seg = &mut packet[layout.ip_header_len()..];
+    match layout.l4() {
+        L4Proto::Tcp => {
             let mut tcp = TcpPacket::new_unchecked(seg);
             tcp.update_checksum_for_addr(old, to.addr);
             match side {
@@ -165,7 +70,7 @@ fn rewrite(frame: &mut [u8], layout: &Layout, to: Endpoint, side: Side) {
                 Side::Dst => tcp.set_dst_port_incremental(to.port),
             }
         }
-        L4Kind::Udp => {
+        L4Proto::Udp => {
             // UdpPacket's incremental helpers keep a 0 ("no checksum") field at 0 and
             // write a computed 0 as 0xffff (RFC 768).
             let mut udp = UdpPacket::new_unchecked(seg);
@@ -207,7 +112,7 @@ pub fn toa_bytes(client: Endpoint) -> [u8; TOA_LEN] {
 /// provided the packet stays within `mtu` (the largest IPv4 total length the egress link
 /// carries).
 ///
-/// `layout` must come from [`Layout::parse`] of this very frame and say TCP (otherwise
+/// `layout` must come from the [`L4View`](crate::view::L4View) of this very frame and say TCP (otherwise
 /// nothing is done and `Ok` is returned — callers only ask for TCP).
 ///
 /// Why first: the option list may end with End-of-List (kind 0) and padding, after which
@@ -230,7 +135,7 @@ pub fn toa_bytes(client: Endpoint) -> [u8; TOA_LEN] {
 ///
 /// On `Err` the buffer is unchanged.
 pub fn insert_toa<B: PacketBuf>(buf: &mut B, layout: &Layout, client: Endpoint, mtu: u16) -> Result<(), ToaSkip> {
-    if layout.l4 != L4Kind::Tcp {
+    if layout.l4() != L4Proto::Tcp {
         return Ok(());
     }
     let tcp_at = layout.l4_offset();
@@ -239,7 +144,7 @@ pub fn insert_toa<B: PacketBuf>(buf: &mut B, layout: &Layout, client: Endpoint, 
     if tcp_hl + TOA_LEN > TcpPacket::<&[u8]>::MAX_HEADER_LEN {
         return Err(ToaSkip::NoRoomForOption);
     }
-    let new_total = layout.ip_total_len + TOA_LEN;
+    let new_total = layout.ip_total_len() + TOA_LEN;
     if new_total > usize::from(mtu) {
         return Err(ToaSkip::ExceedsMtu);
     }
@@ -264,7 +169,7 @@ pub fn insert_toa<B: PacketBuf>(buf: &mut B, layout: &Layout, client: Endpoint, 
     let toa = toa_bytes(client);
     frame[opt_at..opt_at + TOA_LEN].copy_from_slice(&toa);
 
-    let old_tcp_len = (layout.ip_total_len - layout.ip_header_len) as u16;
+    let old_tcp_len = (layout.ip_total_len() - layout.ip_header_len()) as u16;
     let new_tcp_len = old_tcp_len + TOA_LEN as u16;
     let mut tcp = TcpPacket::new_unchecked(&mut frame[tcp_at..new_frame_len]);
     let old_word = offset_flags_word(tcp.as_bytes());
@@ -293,7 +198,7 @@ fn offset_flags_word(seg: &[u8]) -> u16 {
 ///
 /// `seg` is the TCP segment (header and payload, no Ethernet padding), e.g.
 /// `&mut frame[layout.l4_offset()..layout.ip_end()]`; its data offset must fit it (as
-/// [`Layout::parse`] checked). The option list is walked with the wire module's
+/// the [`Layout`] guarantees). The option list is walked with the wire module's
 /// [`TcpOptionIter`](crate::wire::TcpOptionIter); a list that is malformed before the MSS
 /// option, or a segment without one, is left alone (`None`).
 ///

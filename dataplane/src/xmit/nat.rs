@@ -9,44 +9,30 @@
 //!   its default gateway, as with LVS-NAT).
 //! * [`outbound`] (real server → client): the source becomes `vip:vport` again, so the
 //!   client sees the address it talked to.
-//! * TCP and UDP only ([`XmitError::Unsupported`] otherwise; ICMP errors about a flow are
-//!   translated by their own module), fragments refused ([`XmitError::Fragment`]).
+//! * TCP and UDP only, never a fragment: the frame's [`Layout`] says so (ICMP errors about
+//!   a flow are translated by their own module).
 //! * The IPv4 header checksum and the TCP/UDP checksum are updated incrementally
 //!   (RFC 1624) for the changed address (pseudo-header) and port, like LVS's
 //!   `tcp_dnat_handler`/`udp_snat_handler` with their `csum_partial` deltas. A UDP checksum
 //!   of 0 (none) stays 0. The TTL is not touched here (TTL handling is `xmit::ttl`'s).
-//! * On `Err` the frame is unchanged.
 
 use rvs_drivers::PacketBuf;
 
-use super::l4::{self, Layout};
-use super::{Endpoint, XmitError};
+use super::l4;
+use super::Endpoint;
+use crate::view::Layout;
 
-/// DNAT of a client → VIP packet: destination address and port become `server`'s.
-/// Checksums are updated incrementally; see the module docs for the contract.
-pub fn inbound<B: PacketBuf>(buf: &mut B, server: Endpoint) -> Result<(), XmitError> {
-    let layout = Layout::parse(buf.data())?;
-    inbound_with(buf, &layout, server);
-    Ok(())
-}
-
-/// [`inbound`] of a frame already parsed into `layout` (e.g. by
-/// [`L4View`](crate::view::L4View)); cannot fail.
+/// DNAT of a client → VIP packet parsed into `layout` (its
+/// [`L4View`](crate::view::L4View)): destination address and port become `server`'s.
+/// Checksums are updated incrementally; cannot fail. See the module docs.
 #[inline]
-pub fn inbound_with<B: PacketBuf>(buf: &mut B, layout: &Layout, server: Endpoint) {
+pub fn inbound<B: PacketBuf>(buf: &mut B, layout: &Layout, server: Endpoint) {
     l4::rewrite_dst(buf.data_mut(), layout, server);
 }
 
-/// SNAT of a real server → client reply: source address and port become `vip`'s.
-/// Checksums are updated incrementally; see the module docs for the contract.
-pub fn outbound<B: PacketBuf>(buf: &mut B, vip: Endpoint) -> Result<(), XmitError> {
-    let layout = Layout::parse(buf.data())?;
-    outbound_with(buf, &layout, vip);
-    Ok(())
-}
-
-/// [`outbound`] of a frame already parsed into `layout`; cannot fail.
+/// SNAT of a real server → client reply parsed into `layout`: source address and port
+/// become `vip`'s. Checksums are updated incrementally; cannot fail.
 #[inline]
-pub fn outbound_with<B: PacketBuf>(buf: &mut B, layout: &Layout, vip: Endpoint) {
+pub fn outbound<B: PacketBuf>(buf: &mut B, layout: &Layout, vip: Endpoint) {
     l4::rewrite_src(buf.data_mut(), layout, vip);
 }

@@ -20,8 +20,10 @@
 
 use rvs_drivers::PacketBuf;
 
-use super::l4::{Layout, L3_OFFSET};
-use crate::wire::{EthernetFrame, Ipv4Packet, WireError};
+#[cfg(doc)]
+use crate::view::Layout;
+use crate::view::L3_OFFSET;
+use crate::wire::{Ipv4Packet, WireError};
 
 /// What [`forward`] decided. Ignoring it would forward expired packets.
 #[must_use]
@@ -38,28 +40,14 @@ pub enum TtlVerdict {
 /// Decrements the TTL of the IPv4 packet after the Ethernet header in `buf`, updating the
 /// header checksum incrementally, or reports [`TtlVerdict::Expired`] if it was ≤ 1
 /// (RFC 1812 §5.3.1: a router never forwards a packet with TTL 0 or 1).
-pub fn forward<B: PacketBuf>(buf: &mut B) -> TtlVerdict {
-    let Some(l3) = buf.data_mut().get_mut(EthernetFrame::<&[u8]>::HEADER_LEN..) else {
-        return TtlVerdict::Malformed(WireError::Truncated);
-    };
-    let mut ip = match Ipv4Packet::new_checked(l3) {
-        Ok(ip) => ip,
-        Err(e) => return TtlVerdict::Malformed(e),
-    };
-    if ip.ttl() <= 1 {
-        return TtlVerdict::Expired;
-    }
-    ip.decrement_ttl();
-    TtlVerdict::Forward
-}
-
-/// [`forward`] of a frame already parsed into `layout` (e.g. by
-/// [`L4View`](crate::view::L4View)): the IPv4 header is not validated again.
-/// [`TtlVerdict::Malformed`] only for a `layout` that does not fit the frame (a caller
-/// bug).
+///
+/// `ip_end` is where the IPv4 packet ends in the frame, as the receive-side parse found
+/// it ([`Layout::ip_end`] of the packet's [`L4View`](crate::view::L4View), or the parsed
+/// ICMP error's): the header is not validated again. [`TtlVerdict::Malformed`] only when
+/// `ip_end` leaves no IPv4 header in the frame (a caller bug).
 #[inline]
-pub fn forward_with<B: PacketBuf>(buf: &mut B, layout: &Layout) -> TtlVerdict {
-    let Some(l3) = buf.data_mut().get_mut(L3_OFFSET..layout.ip_end()) else {
+pub fn forward<B: PacketBuf>(buf: &mut B, ip_end: usize) -> TtlVerdict {
+    let Some(l3) = buf.data_mut().get_mut(L3_OFFSET..ip_end).filter(|h| h.len() >= IPV4_MIN_HEADER) else {
         return TtlVerdict::Malformed(WireError::Truncated);
     };
     let mut ip = Ipv4Packet::new_unchecked(l3);
@@ -69,6 +57,9 @@ pub fn forward_with<B: PacketBuf>(buf: &mut B, layout: &Layout) -> TtlVerdict {
     ip.decrement_ttl();
     TtlVerdict::Forward
 }
+
+/// The smallest IPv4 header.
+const IPV4_MIN_HEADER: usize = 20;
 
 #[cfg(test)]
 mod tests {
@@ -89,7 +80,7 @@ mod tests {
     fn every_ttl() {
         for ttl in 0..=255u8 {
             let mut b = MemBuf::from_frame(&frame(ttl));
-            let v = forward(&mut b);
+            let v = forward(&mut b, 14 + 28);
             if ttl <= 1 {
                 assert_eq!(v, TtlVerdict::Expired);
                 assert_eq!(b.data(), &frame(ttl)[..]);
@@ -101,25 +92,29 @@ mod tests {
     }
 
     #[test]
-    fn forward_with_agrees() {
+    fn takes_the_end_from_the_view() {
         for ttl in 0..=255u8 {
             let mut f = frame(ttl);
-            // A UDP header so that the frame parses as an L4 layout.
+            // A UDP header so that the frame parses as an L4 view.
             f[42 - 8 + 4..42 - 8 + 6].copy_from_slice(&8u16.to_be_bytes());
-            let layout = Layout::parse(&f).unwrap();
-            let (mut a, mut b) = (MemBuf::from_frame(&f), MemBuf::from_frame(&f));
-            assert_eq!(forward(&mut a), forward_with(&mut b, &layout), "ttl {ttl}");
-            assert_eq!(a.data(), b.data());
+            let view = crate::view::L4View::parse(&f).unwrap();
+            let mut b = MemBuf::from_frame(&f);
+            let v = forward(&mut b, view.layout().ip_end());
+            assert_eq!(v == TtlVerdict::Forward, ttl > 1, "ttl {ttl}");
         }
     }
 
     #[test]
-    fn short_frames_are_malformed() {
+    fn ends_that_leave_no_header_are_malformed() {
         let f = frame(64);
         for n in 0..f.len() {
             let mut b = MemBuf::from_frame(&f[..n]);
-            assert!(matches!(forward(&mut b), TtlVerdict::Malformed(_)), "{n}");
+            let v = forward(&mut b, 14 + 28);
+            assert!(matches!(v, TtlVerdict::Malformed(_)), "{n}");
             assert_eq!(b.data(), &f[..n]);
         }
+        let mut b = MemBuf::from_frame(&f);
+        assert!(matches!(forward(&mut b, 14 + 19), TtlVerdict::Malformed(_)));
+        assert_eq!(b.data(), &f[..]);
     }
 }

@@ -3,8 +3,10 @@
 //!
 //! # Contract
 //!
-//! [`encap`] takes an Ethernet frame holding an IPv4 packet (the worker has validated it,
-//! and [`ttl::forward`](super::ttl::forward) has already decremented the inner TTL) and
+//! [`encap`] takes an Ethernet frame holding an IPv4 packet and where that packet ends, as
+//! the receive-side parse found it (the packet's [`L4View`](crate::view::L4View) layout,
+//! or the parsed ICMP error): the inner header is not validated again. (By then
+//! [`ttl::forward`](super::ttl::forward) has already decremented the inner TTL.) It
 //! inserts a 20-byte outer IPv4 header between the Ethernet header and the inner packet,
 //! working inside the buffer: `prepend(20)` and a 14-byte `copy_within` of the Ethernet
 //! header to the new front. Nothing is allocated; the inner packet is not touched or read
@@ -34,8 +36,8 @@
 //! packet, since hosts do PMTU discovery) the outer datagram is atomic and RFC 6864 §4.1
 //! lets the originator put any value there. When DF is clear the inner ident is the value
 //! the client chose to be unique for (client, VIP, protocol) over the datagram lifetime,
-//! which keeps distinct inner datagrams distinct; a caller that prefers its own sequence
-//! (e.g. a per-worker counter, as DPVS's `ip4_select_id`) uses [`encap_with_ident`].
+//! which keeps distinct inner datagrams distinct. (A per-worker counter, as DPVS's
+//! `ip4_select_id`, would be a parameter here if ever wanted.)
 //!
 //! ## MTU: rvs never fragments
 //!
@@ -57,6 +59,7 @@ use std::net::Ipv4Addr;
 
 use rvs_drivers::PacketBuf;
 
+use crate::stats::DropReason;
 use crate::wire::{EthernetFrame, Ipv4Packet, WireError, IPPROTO_IPIP};
 
 /// Length of the outer header rvs prepends (no options).
@@ -87,47 +90,47 @@ pub enum TunnelError {
     Malformed(WireError),
 }
 
-/// Encapsulates the IPv4 packet in `buf` in an outer IPv4 header from `outer_src` to
+/// The drop reason of a packet that could not be encapsulated: over the MTU
+/// (`tunnel_too_big`; with DF set the caller first tries ICMP fragmentation needed and
+/// counts this only when that fails), no headroom (`no_mbuf`), not a valid inner packet
+/// (`l4_malformed`).
+impl From<TunnelError> for DropReason {
+    fn from(e: TunnelError) -> Self {
+        match e {
+            TunnelError::FragNeeded { .. } | TunnelError::TooBig => DropReason::TunnelTooBig,
+            TunnelError::NoHeadroom => DropReason::NoMbuf,
+            TunnelError::Malformed(_) => DropReason::L4Malformed,
+        }
+    }
+}
+
+/// Encapsulates the IPv4 packet in `buf`, which ends at `ip_end` in the frame (from the
+/// receive-side parse, see the module docs), in an outer IPv4 header from `outer_src` to
 /// `outer_dst` (protocol 4), keeping the outer packet within `mtu`; the outer
 /// identification is the inner one. See the module docs for every field and the MTU rule.
 ///
 /// # Errors
 ///
 /// [`TunnelError::FragNeeded`] or [`TunnelError::TooBig`] when the result would exceed
-/// `mtu`, [`TunnelError::NoHeadroom`], [`TunnelError::Malformed`]; the buffer is then
-/// unchanged.
-pub fn encap<B: PacketBuf>(buf: &mut B, outer_src: Ipv4Addr, outer_dst: Ipv4Addr, mtu: u16) -> Result<(), TunnelError> {
-    encap_inner(buf, outer_src, outer_dst, mtu, None)
-}
-
-/// As [`encap`], with the outer identification chosen by the caller (e.g. from a
-/// per-worker counter).
-///
-/// # Errors
-///
-/// As [`encap`].
-pub fn encap_with_ident<B: PacketBuf>(
+/// `mtu`, [`TunnelError::NoHeadroom`], and [`TunnelError::Malformed`] only when `ip_end`
+/// leaves no IPv4 header in the frame (a caller bug); the buffer is then unchanged.
+pub fn encap<B: PacketBuf>(
     buf: &mut B,
+    ip_end: usize,
     outer_src: Ipv4Addr,
     outer_dst: Ipv4Addr,
     mtu: u16,
-    ident: u16,
-) -> Result<(), TunnelError> {
-    encap_inner(buf, outer_src, outer_dst, mtu, Some(ident))
-}
-
-fn encap_inner<B: PacketBuf>(
-    buf: &mut B,
-    outer_src: Ipv4Addr,
-    outer_dst: Ipv4Addr,
-    mtu: u16,
-    ident: Option<u16>,
 ) -> Result<(), TunnelError> {
     // Read everything needed from the inner header first; nothing is written until every
     // check has passed.
-    let l3 = buf.data().get(ETH_LEN..).ok_or(TunnelError::Malformed(WireError::Truncated))?;
-    let inner = Ipv4Packet::new_checked(l3).map_err(TunnelError::Malformed)?;
-    let inner_len = inner.total_len();
+    let l3 = buf
+        .data()
+        .get(ETH_LEN..ip_end)
+        .filter(|p| p.len() >= OUTER_HEADER_LEN && p.len() <= usize::from(u16::MAX))
+        .ok_or(TunnelError::Malformed(WireError::Truncated))?;
+    let inner = Ipv4Packet::new_unchecked(l3);
+    // At most u16::MAX (checked above).
+    let inner_len = l3.len() as u16;
     let outer_len = u32::from(inner_len) + OUTER_HEADER_LEN as u32;
     if outer_len > u32::from(mtu) {
         return Err(if inner.dont_frag() {
@@ -139,13 +142,13 @@ fn encap_inner<B: PacketBuf>(
     // outer_len <= mtu <= u16::MAX, so this cannot truncate.
     let outer_len = outer_len as u16;
     let (tos, df) = (inner.tos(), inner.dont_frag());
-    let ident = ident.unwrap_or_else(|| inner.ident());
+    let ident = inner.ident();
     if buf.headroom() < OUTER_HEADER_LEN {
         return Err(TunnelError::NoHeadroom);
     }
 
     // Drop Ethernet padding so the frame ends where the inner packet does (a shrink,
-    // which cannot fail: new_checked guaranteed total_len <= the bytes after Ethernet).
+    // which cannot fail: `ip_end` is within the frame, checked above).
     let _ = buf.set_len(ETH_LEN + usize::from(inner_len));
     let Some(frame) = buf.prepend(OUTER_HEADER_LEN) else {
         return Err(TunnelError::NoHeadroom); // unreachable: headroom checked above
@@ -188,12 +191,12 @@ mod tests {
         let mut b = MemBuf::with_room(19, 64);
         b.append(f.len()).unwrap().copy_from_slice(&f);
         let src = Ipv4Addr::new(10, 20, 0, 1);
-        assert_eq!(encap(&mut b, src, src, 1500), Err(TunnelError::NoHeadroom));
+        assert_eq!(encap(&mut b, f.len(), src, src, 1500), Err(TunnelError::NoHeadroom));
         assert_eq!(b.data(), &f[..]);
         // Exactly 20 bytes of headroom is enough.
         let mut b = MemBuf::with_room(20, 64);
         b.append(f.len()).unwrap().copy_from_slice(&f);
-        assert_eq!(encap(&mut b, src, src, 1500), Ok(()));
+        assert_eq!(encap(&mut b, f.len(), src, src, 1500), Ok(()));
         assert_eq!(b.headroom(), 0);
         assert!(Ipv4Packet::new_checked(&b.data()[14..]).unwrap().verify_checksum());
     }
@@ -207,12 +210,20 @@ mod tests {
         f[20] = 0x40; // DF
         let a = Ipv4Addr::new(1, 2, 3, 4);
         let mut b = MemBuf::from_frame(&f);
-        assert_eq!(encap(&mut b, a, a, 119), Err(TunnelError::FragNeeded { mtu: 99 }));
+        assert_eq!(encap(&mut b, f.len(), a, a, 119), Err(TunnelError::FragNeeded { mtu: 99 }));
         assert_eq!(b.data(), &f[..]);
-        assert_eq!(encap(&mut b, a, a, 120), Ok(()));
+        assert_eq!(encap(&mut b, f.len(), a, a, 120), Ok(()));
         // Absurd MTUs saturate instead of wrapping.
         let mut b = MemBuf::from_frame(&f);
-        assert_eq!(encap(&mut b, a, a, 10), Err(TunnelError::FragNeeded { mtu: 0 }));
+        assert_eq!(encap(&mut b, f.len(), a, a, 10), Err(TunnelError::FragNeeded { mtu: 0 }));
         assert_eq!(max_inner_len(1500), 1480);
+    }
+
+    #[test]
+    fn errors_count_under_their_drop_reason() {
+        assert_eq!(DropReason::from(TunnelError::FragNeeded { mtu: 1480 }), DropReason::TunnelTooBig);
+        assert_eq!(DropReason::from(TunnelError::TooBig), DropReason::TunnelTooBig);
+        assert_eq!(DropReason::from(TunnelError::NoHeadroom), DropReason::NoMbuf);
+        assert_eq!(DropReason::from(TunnelError::Malformed(WireError::Truncated)), DropReason::L4Malformed);
     }
 }

@@ -7,15 +7,13 @@
 
 use std::sync::Arc;
 
-use rvs_dataplane::conn::Timeouts;
 use rvs_dataplane::l2l3::neigh::NeighSync;
 use rvs_dataplane::lb::{LbConfig, LbEngine};
 use rvs_dataplane::mesh::MeshLinks;
 use rvs_dataplane::sched::{PersistTable, SchedParams, SchedShared};
-use rvs_dataplane::service::{
-    share, ForwardMode, L4Proto, RealServer, SchedulerKind, ServerStats, ServerStatsSnapshot, Service, ServiceKey,
-    ServiceTable, SharedServices,
-};
+use rvs_dataplane::server::{RealServer, ServerStats, ServerStatsSnapshot};
+use rvs_dataplane::service::{share, Service, ServiceTable, SharedServices};
+use rvs_dataplane::types::{ForwardMode, L4Proto, SchedulerKind, ServiceKey, Timeouts};
 use rvs_dataplane::wire::{EthernetFrame, Ipv4Packet, MacAddr, TcpFlags, TcpPacket, UdpPacket};
 
 use super::*;

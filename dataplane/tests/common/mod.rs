@@ -12,10 +12,10 @@ use std::net::Ipv4Addr;
 use rvs_dataplane::idle::IdlePolicy;
 use rvs_dataplane::l2l3::neigh::{NeighConfig, NeighSync};
 use rvs_dataplane::l2l3::route::StaticRoute;
-use rvs_dataplane::l2l3::PortId;
 use rvs_dataplane::stats::{CountersSnapshot, DropReason};
+use rvs_dataplane::types::{PortId, VipConfig};
 use rvs_dataplane::wire::MacAddr;
-use rvs_dataplane::worker::{PortConfig, StaticNeighbour, VipConfig, Worker, WorkerConfig};
+use rvs_dataplane::worker::{PortConfig, StaticNeighbour, Worker, WorkerConfig};
 use rvs_drivers::mem::{MemPool, MemQueue};
 use rvs_drivers::PacketBuf;
 

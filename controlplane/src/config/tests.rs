@@ -463,15 +463,19 @@ fn lab_configs_in_repo_are_valid() {
     // config/*.toml are the operator-facing examples (the lab's among them); each
     // must validate, except for `[ha]` key files that exist only inside the lab.
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config");
-    let Ok(entries) = std::fs::read_dir(&dir) else { return };
+    // A missing directory is a failure, not a pass with nothing checked.
+    let entries = std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    let mut checked = 0;
     for entry in entries.flatten() {
         let path = entry.path();
         if path.extension().and_then(|e| e.to_str()) != Some("toml") {
             continue;
         }
+        checked += 1;
         if let Err(e) = Config::load(&path) {
             let only_key = e.errors.iter().all(|x| x.field == "ha.key_file");
             assert!(only_key, "{}: {e}", path.display());
         }
     }
+    assert!(checked > 0, "no config/*.toml in {}", dir.display());
 }

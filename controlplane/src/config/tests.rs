@@ -87,6 +87,18 @@ fn design_sketch_is_valid() {
 }
 
 #[test]
+fn sections_not_acted_on_are_named() {
+    let (text, key) = with_ha(0o600);
+    let c = Config::from_toml(&text).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::remove_file(key).unwrap();
+    let w = c.not_acted_on();
+    let fields: Vec<&str> = w.iter().map(|w| w.field.as_str()).collect();
+    assert_eq!(fields, ["service[0].health", "ha"], "{w:?}");
+    assert!(w.iter().all(|w| w.message.contains("not acted on yet")), "{w:?}");
+    assert!(w[0].message.contains("tcp 10.10.0.100:80"), "{w:?}");
+}
+
+#[test]
 fn defaults_apply() {
     let c = Config::from_toml(
         r#"
@@ -114,6 +126,7 @@ address = "192.168.1.20"
     assert_eq!((r.port, r.weight, r.forward), (53, 1, Forward::Dr));
     assert!(c.ha.is_none());
     assert!(!c.uses_fullnat());
+    assert_eq!(c.not_acted_on(), [], "no [service.health], no [ha]: nothing to warn about");
 }
 
 #[test]

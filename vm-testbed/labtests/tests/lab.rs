@@ -221,3 +221,57 @@ fn malformed_kinds_all_have_expectations() {
         }
     }
 }
+
+/// `lab.sh start-lb` says which rvsd it starts and refuses one older than a source it is built
+/// from (cargo's dep-info `rvsd.d` next to it, or the crates' src/ without one), unless
+/// `RVS_ALLOW_STALE=1`. Needs no lab: the config path does not exist, so nothing is started
+/// even when a binary is accepted.
+#[test]
+#[ignore = "needs root (lab.sh refuses to run otherwise): run vm-testbed/test.sh"]
+fn start_lb_refuses_an_rvsd_older_than_its_sources() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("rvs-stale-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bin = dir.join("rvsd");
+    std::fs::write(&bin, "#!/bin/sh\nexit 0\n").unwrap();
+    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let start = |env: &[(&str, &str)]| {
+        let mut cmd = std::process::Command::new("bash");
+        cmd.arg(testbed_dir().join("lab.sh")).args(["start-lb", "lb1", "/nonexistent/rvs-stale-test.toml"]);
+        cmd.env("RVSD_BIN", &bin).env_remove("RVS_ALLOW_STALE").envs(env.iter().copied());
+        let out = cmd.output().expect("bash");
+        (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    // Dates the binary `offset` seconds after `source` (negative: before it).
+    let date_bin = |source: &std::path::Path, offset: i64| {
+        let t = std::fs::metadata(source).unwrap().modified().unwrap();
+        let secs = t.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64 + offset;
+        let out = std::process::Command::new("touch").arg("-d").arg(format!("@{secs}")).arg(&bin).output().unwrap();
+        assert!(out.status.success(), "touch: {}", describe(&out));
+    };
+
+    // With dep-info naming one source, a day older than that source: refused, naming both.
+    let source = repo_root().join("controlplane/src/bin/rvsd.rs");
+    std::fs::write(dir.join("rvsd.d"), format!("{}: {}\n", bin.display(), source.display())).unwrap();
+    date_bin(&source, -86_400);
+    let (ok, err) = start(&[]);
+    assert!(!ok, "a stale binary was accepted: {err}");
+    assert!(err.contains(&format!("rvsd binary: {}", bin.display())), "names the binary: {err}");
+    assert!(err.contains("is older than the sources (controlplane/src/bin/rvsd.rs"), "names the source: {err}");
+    assert!(err.contains("RVS_ALLOW_STALE=1"), "says how to override: {err}");
+
+    let (ok, err) = start(&[("RVS_ALLOW_STALE", "1")]);
+    assert!(!ok && err.contains("starting it anyway") && err.contains("config file"), "allowed: {err}");
+
+    // Newer than its source: accepted (it then stops at the missing config).
+    date_bin(&source, 86_400);
+    let (ok, err) = start(&[]);
+    assert!(!ok && !err.contains("older than") && err.contains("config file"), "a fresh binary: {err}");
+
+    // Without dep-info the crates' src/ are the sources: an ancient binary is refused.
+    std::fs::remove_file(dir.join("rvsd.d")).unwrap();
+    date_bin(&source, -100 * 365 * 86_400 / 2);
+    let (ok, err) = start(&[]);
+    assert!(!ok && err.contains("is older than the sources ("), "no dep-info: {err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

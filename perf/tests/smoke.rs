@@ -138,9 +138,9 @@ fn conn_lookup_prints_one_line_per_size() {
         assert_eq!((v["bench"].as_str(), v["entries"].as_u64()), (Some("conn_lookup"), Some(n)));
         assert!(v["insert_ns"].as_f64().is_some_and(|x| x > 0.0), "{v}");
         assert!(v["bytes"].as_u64().unwrap() >= n * v["bytes_per_conn"].as_u64().unwrap(), "{v}");
-        // Net lookup figures are differences and may be ~0 for a cache-resident table on a
-        // noisy machine; they must be numbers.
-        assert!(v["hit_ns"].as_f64().is_some() && v["miss_ns"].as_f64().is_some(), "{v}");
+        // Net lookup figures: the binary fails (too noisy) rather than print 0 or less.
+        assert!(v["hit_ns"].as_f64().is_some_and(|x| x > 0.0), "{v}");
+        assert!(v["miss_ns"].as_f64().is_some_and(|x| x > 0.0), "{v}");
     }
 }
 

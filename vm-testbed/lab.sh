@@ -261,20 +261,53 @@ lb_pid() {
     fi
 }
 
+# The rvsd binary to start: $RVSD_BIN, else the most recently built of
+# ${CARGO_TARGET_DIR}/{release,debug}/rvsd and target/{release,debug}/rvsd. Says on stderr which
+# one and why. Refuses a binary older than a source it is built from: a lab run must test the
+# code in the tree, not whatever was built last week. The sources are the repository files cargo
+# recorded for it (BIN.d, cargo's dep-info next to the binary); without that file, every *.rs
+# under the src/ of controlplane, dataplane and drivers (and their build.rs). Not "any file of the
+# repository": cargo relinks rvsd only when its own inputs change, so after editing a test or
+# another crate `cargo build` leaves rvsd as it was, correctly, and it must not be refused for
+# that. RVS_ALLOW_STALE=1 starts a stale binary anyway, with a warning.
 find_rvsd() {
+    local bin="" how dir p
     if [[ -n "${RVSD_BIN:-}" ]]; then
         [[ -x "$RVSD_BIN" ]] || die "RVSD_BIN=$RVSD_BIN is not an executable file"
-        echo "$RVSD_BIN"
-        return
-    fi
-    local dir p
-    for dir in "${CARGO_TARGET_DIR:-}" "$REPO/target"; do
-        [[ -n "$dir" ]] || continue
-        for p in "$dir/release/rvsd" "$dir/debug/rvsd"; do
-            if [[ -x "$p" ]]; then echo "$p"; return; fi
+        bin="$RVSD_BIN" how="RVSD_BIN"
+    else
+        for dir in "${CARGO_TARGET_DIR:-}" "$REPO/target"; do
+            [[ -n "$dir" ]] || continue
+            for p in "$dir/release/rvsd" "$dir/debug/rvsd"; do
+                if [[ -x "$p" && ( -z "$bin" || "$p" -nt "$bin" ) ]]; then bin="$p"; fi
+            done
         done
-    done
-    die "no rvsd binary found (RVSD_BIN unset; looked in \${CARGO_TARGET_DIR}/{release,debug} and $REPO/target/{release,debug}); build it with cargo build --release -p rvs-controlplane"
+        [[ -n "$bin" ]] || die "no rvsd binary found (RVSD_BIN unset; looked in \${CARGO_TARGET_DIR}/{release,debug} and $REPO/target/{release,debug}); build it with cargo build --release -p rvs-controlplane"
+        how="the newest target/{release,debug}/rvsd; set RVSD_BIN to choose"
+    fi
+    local newer="" f
+    if [[ -f "$bin.d" ]]; then
+        # "BIN: dep dep ...", possibly over several lines; the repository's files only.
+        for f in $(sed 's/^[^:]*://' "$bin.d" | tr -s ' \\' '\n\n'); do
+            if [[ "$f" == "$REPO/"* && "$f" != */target/* && -e "$f" && "$f" -nt "$bin" ]]; then
+                newer+="$f"$'\n'
+            fi
+        done
+        newer="$(printf '%s' "$newer" | head -n 3)"
+    else
+        newer="$(find "$REPO/controlplane" "$REPO/dataplane" "$REPO/drivers" -name target -prune -o \
+            \( -path '*/src/*.rs' -o -name build.rs \) -newer "$bin" -print 2>/dev/null | { grep -v /fuzz/ || true; } | head -n 3)"
+    fi
+    printf 'lab: rvsd binary: %s (built %s; %s)\n' "$bin" "$(date -r "$bin" -Is)" "$how" >&2
+    if [[ -n "$newer" ]]; then
+        newer="$(echo "$newer" | sed "s|^$REPO/||" | paste -sd, -)"
+        if [[ "${RVS_ALLOW_STALE:-0}" == 1 ]]; then
+            printf 'lab: warning: %s is older than the sources (%s, ...); starting it anyway (RVS_ALLOW_STALE=1)\n' "$bin" "$newer" >&2
+        else
+            die "$bin is older than the sources ($newer, ...): rebuild it (cargo build --release -p rvs-controlplane), or set RVS_ALLOW_STALE=1 to start it anyway"
+        fi
+    fi
+    echo "$bin"
 }
 
 # The REST address from CONFIG's [api] listen, default 127.0.0.1:8700.
@@ -296,6 +329,9 @@ start_lb() {
     need_root "start-lb"; need_tools
     local lb=$1 cfg=${2:-}
     check_lb "$lb"
+    # The binary first: a stale one is refused before anything else is looked at.
+    local bin
+    bin="$(find_rvsd)"
     if [[ -z "$cfg" ]]; then
         if [[ "$lb" == lb1 ]]; then cfg="$REPO/config/lab.toml"; else cfg="$REPO/config/lab-lb2.toml"; fi
     fi
@@ -314,8 +350,7 @@ start_lb() {
         die "rvsd for $lb runs (pid $pid) but its REST port $addr does not answer; stop it first: vm-testbed/lab.sh stop-lb $lb --kill"
     fi
 
-    local bin logf pidf
-    bin="$(find_rvsd)"
+    local logf pidf
     mkdir -p "$RUN_DIR"
     logf="$(log_file "$lb")"
     pidf="$(pid_file "$lb")"

@@ -464,6 +464,9 @@ pub struct Applied {
     pub applied: bool,
     /// The differences.
     pub changes: Vec<Change>,
+    /// Sections of the configuration that are valid but not acted on yet
+    /// ([`crate::config::Config::not_acted_on`]), each with its field path; empty when none.
+    pub warnings: Vec<crate::config::FieldError>,
 }
 
 async fn put_config(State(st): State<St>, RawQuery(q): RawQuery, body: Bytes) -> Result<Json<Applied>, ApiError> {
@@ -471,7 +474,10 @@ async fn put_config(State(st): State<St>, RawQuery(q): RawQuery, body: Bytes) ->
     let text = std::str::from_utf8(&body)
         .map_err(|_| ApiError::field(StatusCode::BAD_REQUEST, "body", "the configuration is not UTF-8 text"))?;
     let changes = st.running().apply_toml(text, dry)?;
-    Ok(Json(Applied { applied: !dry, changes }))
+    // apply_toml validated the text, so it parses again; the warnings are about the text
+    // sent, whether it was applied or only a dry run.
+    let warnings = crate::config::Config::from_toml(text).map(|c| c.not_acted_on()).unwrap_or_default();
+    Ok(Json(Applied { applied: !dry, changes, warnings }))
 }
 
 async fn get_timeouts(State(st): State<St>) -> Response {

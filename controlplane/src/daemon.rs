@@ -480,28 +480,26 @@ pub fn reload(state: &AppState, path: &Path) {
     };
     let mut running = state.running();
     match running.apply_toml(&text, false) {
-        Ok(changes) if changes.is_empty() => tracing::info!("reload: no change"),
         Ok(changes) => {
-            for c in &changes {
-                tracing::info!(op = c.op, path = %c.path, from = %c.from, to = %c.to, "reload: applied");
+            if changes.is_empty() {
+                tracing::info!("reload: no change");
+            } else {
+                for c in &changes {
+                    tracing::info!(op = c.op, path = %c.path, from = %c.from, to = %c.to, "reload: applied");
+                }
+                tracing::info!(generation = running.generation(), changes = changes.len(), "reload applied");
             }
-            tracing::info!(generation = running.generation(), changes = changes.len(), "reload applied");
+            warn_unimplemented(running.config());
         }
         Err(e) => tracing::error!("reload refused, nothing changed: {e}"),
     }
 }
 
-/// Says which validated sections this version does not act on yet, so an operator does
-/// not believe a server is health-checked or a standby is synchronised.
+/// Logs the validated sections this version does not act on yet
+/// ([`Config::not_acted_on`]), at start and after every reload.
 fn warn_unimplemented(config: &Config) {
-    for s in config.services.iter().filter(|s| s.health.is_some()) {
-        tracing::warn!(
-            service = %format!("{} {}:{}", s.protocol.name(), s.address, s.port),
-            "[service.health] is validated but health checking is not implemented yet: servers are never taken out"
-        );
-    }
-    if config.ha.is_some() {
-        tracing::warn!("[ha] is validated but HA (VRRP, connection sync) is not implemented yet: this node runs alone");
+    for w in config.not_acted_on() {
+        tracing::warn!(field = %w.field, "{}", w.message);
     }
 }
 

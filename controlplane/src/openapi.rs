@@ -88,7 +88,18 @@ fn schemas() -> Value {
             "type": "object",
             "properties": {
                 "applied": {"type": "boolean"},
-                "changes": {"type": "array", "items": {"$ref": "#/components/schemas/Change"}}
+                "changes": {"type": "array", "items": {"$ref": "#/components/schemas/Change"}},
+                "warnings": {
+                    "type": "array",
+                    "description": "valid sections rvsd does not act on yet ([service.health], [ha])",
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "field": {"type": "string", "example": "service[0].health"},
+                            "message": {"type": "string"}
+                        }
+                    }
+                }
             }
         },
         "Timeouts": {

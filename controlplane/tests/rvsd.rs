@@ -341,3 +341,56 @@ fn sigint_also_stops_cleanly() {
     d.signal("-INT");
     assert_eq!(d.wait(Duration::from_secs(30)), Some(0), "{}", d.log());
 }
+
+/// `[service.health]` and `[ha]` are valid but not acted on yet: rvsd says so, naming each
+/// section, in `--check`, at start and after every SIGHUP reload (`PUT /v1/config` answers
+/// with them in `warnings`: tests/api.rs).
+#[test]
+fn sections_not_acted_on_are_warned_about_at_start_and_on_sighup() {
+    use std::os::unix::fs::PermissionsExt;
+    let key = TempFile::new("a shared secret\n");
+    std::fs::set_permissions(&key.0, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let (port, eal) = (free_port(), eal_args());
+    let config = |weight: u32| {
+        ring_config(port, &eal, "net_ring1")
+            .replacen("scheduler = \"wrr\"\n", "scheduler = \"wrr\"\n[service.health]\nkind = \"tcp\"\n", 1)
+            .replacen("weight = 2", &format!("weight = {weight}"), 1)
+            + &format!("[ha]\npriority = 100\npeer = \"10.30.0.2\"\nkey_file = \"{}\"\n", key.0.display())
+    };
+    let health_warning = "[service.health] of tcp 10.10.0.100:80 is validated but not acted on yet";
+    let ha_warning = "[ha] is validated but not acted on yet";
+
+    let out = check(&config(2));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains(&format!("service[0].health: {health_warning}")), "--check: {err}");
+    assert!(err.contains(&format!("ha: {ha_warning}")), "--check: {err}");
+
+    let mut d = Daemon::start(&config(2));
+    let t0 = Instant::now();
+    while http_get(port, "/v1/status").is_none() {
+        assert!(d.child.try_wait().unwrap().is_none(), "rvsd exited:\n{}", d.log());
+        assert!(t0.elapsed() < Duration::from_secs(60), "no status after 60 s:\n{}", d.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let log = d.log();
+    assert_eq!(log.matches(health_warning).count(), 1, "at start:\n{log}");
+    assert_eq!(log.matches(ha_warning).count(), 1, "at start:\n{log}");
+
+    // A reload that changes something, and one that changes nothing: both still warn.
+    for (n, weight) in [(2, 3), (3, 3)] {
+        std::fs::write(&d._config.0, config(weight)).unwrap();
+        d.signal("-HUP");
+        let t0 = Instant::now();
+        while d.log().matches(ha_warning).count() < n && t0.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let log = d.log();
+        assert!(log.contains("SIGHUP received"), "{log}");
+        assert_eq!(log.matches(health_warning).count(), n, "after reload {}:\n{log}", n - 1);
+        assert_eq!(log.matches(ha_warning).count(), n, "after reload {}:\n{log}", n - 1);
+    }
+    assert!(d.log().contains("reload applied"), "{}", d.log());
+    d.signal("-TERM");
+    assert_eq!(d.wait(Duration::from_secs(30)), Some(0), "{}", d.log());
+}

@@ -73,10 +73,35 @@ proptest! {
     }
 
     #[test]
-    fn client_owner_is_a_pure_function(ip in any::<u32>(), port in any::<u16>(), workers in 0usize..64) {
+    fn client_owner_is_a_worker(ip in any::<u32>(), port in any::<u16>(), workers in 0usize..64) {
         let o = client_owner(Ipv4Addr::from(ip), port, workers);
-        prop_assert_eq!(o, client_owner(Ipv4Addr::from(ip), port, workers));
         prop_assert!(o < workers.max(1));
+        if workers <= 1 {
+            prop_assert_eq!(o, 0);
+        }
+    }
+}
+
+/// Clients spread over every worker, each getting its fair share within 10 %: from one
+/// address many ports, and from many addresses one port (a constant or a hash of only the
+/// address or only the port would fail).
+#[test]
+fn client_owner_spreads_clients_over_every_worker() {
+    const N: usize = 60_000;
+    for workers in [2usize, 3, 4, 7, 16] {
+        let from_ports = (0..N).map(|i| client_owner(Ipv4Addr::new(10, 0, 0, 2), 1024 + i as u16, workers));
+        let from_addrs = (0..N).map(|i| client_owner(Ipv4Addr::from(0x0a00_0000 + i as u32), 40000, workers));
+        for (what, owners) in [("ports", from_ports.collect::<Vec<_>>()), ("addresses", from_addrs.collect())] {
+            let mut per = vec![0usize; workers];
+            for o in owners {
+                per[o] += 1;
+            }
+            let fair = N / workers;
+            assert!(
+                per.iter().all(|&n| n.abs_diff(fair) * 10 <= fair),
+                "{workers} workers, clients varying in {what}: {per:?} (fair share {fair})"
+            );
+        }
     }
 }
 

@@ -9,8 +9,8 @@ use std::collections::HashMap;
 use std::net::Ipv4Addr;
 
 use proptest::prelude::*;
-use rvs_dataplane::conn::{next_tcp_state, Conn, ConnFlags, ConnId, ConnTable, Direction, FlowKey, TableFull, TICK_NS};
-use rvs_dataplane::types::{ConnState, ForwardMode, L4Proto, Timeouts};
+use rvs_dataplane::conn::{Conn, ConnFlags, ConnId, ConnTable, Direction, FlowKey, TableFull, TICK_NS};
+use rvs_dataplane::types::{ConnState, ForwardMode, L4Proto, TcpState, Timeouts};
 use rvs_dataplane::wire::TcpFlags;
 
 const MODES: [ForwardMode; 4] = [ForwardMode::Dr, ForwardMode::Nat, ForwardMode::FullNat, ForwardMode::Tunnel];
@@ -70,6 +70,75 @@ fn timeouts() -> impl Strategy<Value = Timeouts> {
             udp: v[11],
         }),
     ]
+}
+
+/// IPVS's `tcp_states` table from `net/netfilter/ipvs/ip_vs_proto_tcp.c`, copied here
+/// literally so the model's TCP states do not come from the implementation's own table
+/// (a wrong entry there would otherwise be expected by the test too). Index: direction
+/// (INPUT, OUTPUT, INPUT-ONLY), then the packet's flag (syn, fin, ack, rst), then the
+/// current state in IPVS's column order.
+#[rustfmt::skip]
+const IPVS_TCP_STATES: [[[&str; 11]; 4]; 3] = [
+    // INPUT
+    //  sNO    sES    sSS    sSR    sFW    sTW    sCL    sCW    sLA    sLI    sSA
+    [["sSR", "sES", "sES", "sSR", "sSR", "sSR", "sSR", "sSR", "sSR", "sSR", "sSR"], // syn
+     ["sCL", "sCW", "sSS", "sTW", "sTW", "sTW", "sCL", "sCW", "sLA", "sLI", "sTW"], // fin
+     ["sES", "sES", "sSS", "sES", "sFW", "sTW", "sCL", "sCW", "sCL", "sLI", "sES"], // ack
+     ["sCL", "sCL", "sCL", "sSR", "sCL", "sCL", "sCL", "sCL", "sLA", "sLI", "sSR"]], // rst
+    // OUTPUT
+    [["sSS", "sES", "sSS", "sSR", "sSS", "sSS", "sSS", "sSS", "sSS", "sLI", "sSR"],
+     ["sTW", "sFW", "sSS", "sTW", "sFW", "sTW", "sCL", "sTW", "sLA", "sLI", "sTW"],
+     ["sES", "sES", "sSS", "sES", "sFW", "sTW", "sCL", "sCW", "sLA", "sES", "sES"],
+     ["sCL", "sCL", "sSS", "sCL", "sCL", "sTW", "sCL", "sCL", "sCL", "sCL", "sCL"]],
+    // INPUT-ONLY
+    [["sSR", "sES", "sES", "sSR", "sSR", "sSR", "sSR", "sSR", "sSR", "sSR", "sSR"],
+     ["sCL", "sFW", "sSS", "sTW", "sFW", "sTW", "sCL", "sCW", "sLA", "sLI", "sTW"],
+     ["sES", "sES", "sSS", "sES", "sFW", "sTW", "sCL", "sCW", "sCL", "sLI", "sES"],
+     ["sCL", "sCL", "sCL", "sSR", "sCL", "sCL", "sCL", "sCL", "sLA", "sLI", "sCL"]],
+];
+
+/// IPVS's column order of the states.
+const IPVS_COLUMNS: [(&str, TcpState); 11] = [
+    ("sNO", TcpState::None),
+    ("sES", TcpState::Established),
+    ("sSS", TcpState::SynSent),
+    ("sSR", TcpState::SynRecv),
+    ("sFW", TcpState::FinWait),
+    ("sTW", TcpState::TimeWait),
+    ("sCL", TcpState::Close),
+    ("sCW", TcpState::CloseWait),
+    ("sLA", TcpState::LastAck),
+    ("sLI", TcpState::Listen),
+    ("sSA", TcpState::SynAck),
+];
+
+/// The model's next TCP state, as IPVS's `set_tcp_state` computes it: the flag is the first
+/// of RST, SYN, FIN, ACK present in the raw flag bits (`tcp_state_idx`), none of them means
+/// CLOSE; a connection that has seen no output uses the INPUT-ONLY rows for input.
+fn ipvs_next_state(state: TcpState, dir: Direction, flag_bits: u8, input_only: bool) -> TcpState {
+    const FIN: u8 = 0x01;
+    const SYN: u8 = 0x02;
+    const RST: u8 = 0x04;
+    const ACK: u8 = 0x10;
+    let row = if flag_bits & RST != 0 {
+        3
+    } else if flag_bits & SYN != 0 {
+        0
+    } else if flag_bits & FIN != 0 {
+        1
+    } else if flag_bits & ACK != 0 {
+        2
+    } else {
+        return TcpState::Close;
+    };
+    let dir = match (dir, input_only) {
+        (Direction::Reply, _) => 1,
+        (Direction::Inbound, true) => 2,
+        (Direction::Inbound, false) => 0,
+    };
+    let col = IPVS_COLUMNS.iter().position(|&(_, s)| s == state).expect("every state has a column");
+    let next = IPVS_TCP_STATES[dir][row][col];
+    IPVS_COLUMNS.iter().find(|&&(n, _)| n == next).map(|&(_, s)| s).expect("a state name")
 }
 
 #[derive(Debug, Clone)]
@@ -145,16 +214,15 @@ proptest! {
                     let id = ids[pick % ids.len()];
                     let m = model.get_mut(&id).unwrap();
                     let dir = if reply { Direction::Reply } else { Direction::Inbound };
-                    let flags = flags.map(TcpFlags::from_bits);
                     let expect_to = match (m.conn.state, flags) {
-                        (ConnState::Tcp(s), Some(f)) => {
+                        (ConnState::Tcp(s), Some(bits)) => {
                             let input_only = matches!(m.conn.forward, ForwardMode::Dr | ForwardMode::Tunnel)
                                 && !m.conn.flags.contains(ConnFlags::REPLY_SEEN);
-                            ConnState::Tcp(next_tcp_state(s, dir, f, input_only))
+                            ConnState::Tcp(ipvs_next_state(s, dir, bits, input_only))
                         }
                         (s, _) => s,
                     };
-                    let ch = t.on_packet(id, dir, flags, now);
+                    let ch = t.on_packet(id, dir, flags.map(TcpFlags::from_bits), now);
                     prop_assert_eq!(ch.from, m.conn.state);
                     prop_assert_eq!(ch.to, expect_to);
                     prop_assert_eq!(ch.active_move(), (ch.from.is_active() != ch.to.is_active()).then_some(ch.to.is_active()));
@@ -278,4 +346,23 @@ fn churn_keeps_every_key_findable() {
         assert_eq!(t.lookup(k), Some((*id, Direction::Inbound)));
     }
     t.check_invariants().unwrap();
+}
+
+/// Every (state, direction, flag bits, input-only) against IPVS's table above: the
+/// implementation's table is IPVS's, entry by entry.
+#[test]
+fn next_tcp_state_is_ipvs_tcp_states_table() {
+    for (_, state) in IPVS_COLUMNS {
+        for dir in [Direction::Inbound, Direction::Reply] {
+            for input_only in [false, true] {
+                for bits in 0..=u8::MAX {
+                    assert_eq!(
+                        rvs_dataplane::conn::next_tcp_state(state, dir, TcpFlags::from_bits(bits), input_only),
+                        ipvs_next_state(state, dir, bits, input_only),
+                        "{state:?} {dir:?} flags {bits:#04x} input_only {input_only}"
+                    );
+                }
+            }
+        }
+    }
 }

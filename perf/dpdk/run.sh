@@ -282,7 +282,8 @@ for mode in ${modes//,/ }; do
         sleep 0.1
     done
     grep -q "rvsd is running" "$log" || { tail -n 30 "$log" >&2; die "rvsd did not come up in 30 s (log: $log)"; }
-    pktgen_run "rvsd-$mode" --dut rvsd --mode "$mode" --conn-capacity "$conn_capacity" \
+    # conn_capacity in the output is read from rvsd itself (--api: GET /v1/config).
+    pktgen_run "rvsd-$mode" --dut rvsd --mode "$mode" --api "127.0.0.1:$api_port" \
         --ceiling "60=$c60,508=$c508,syn=$csyn"
     # Each line gains the CPU shares of rvsd's and testpmd's polling threads and the load
     # before the run (the run itself adds its two polling threads to the load average).

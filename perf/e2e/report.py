@@ -9,6 +9,8 @@
   report.py system WORK SYSTEM
       one JSON line for SYSTEM from WORK/SYSTEM.{keepalive,close}.json (wrk-report.lua),
       WORK/SYSTEM.iperf3.json (iperf3 -J), WORK/SYSTEM.*.latency.json and WORK/SYSTEM.meta.json.
+      A load whose tool reported errors (any wrk error counter, iperf3's "error") has no
+      figures (null) and its reason in "failed"; `check` then fails the run.
   report.py table WORK SYSTEM...
       the Markdown table of the systems' JSON lines (WORK/SYSTEM.result.json).
   report.py check WORK SYSTEM...
@@ -166,6 +168,23 @@ def cmd_system(work, system):
             return None
         return sum(w.get(k, 0) for k in ("err_connect", "err_read", "err_write", "err_status", "err_timeout"))
 
+    # A load whose tool reported errors gives no figure: a rate or a latency over failed
+    # requests (or a transfer that broke off) measures the failure, not the system.
+    failed = []
+    for load, w in (("keepalive", ka), ("close", cl)):
+        n = errors(w)
+        if n:
+            failed.append("%s: wrk reported %d errors (%s)" % (load, n, ", ".join(
+                "%s %d" % (k[4:], w.get(k, 0)) for k in ("err_connect", "err_read", "err_write", "err_status", "err_timeout")
+                if w.get(k, 0))))
+    err_ka, err_cl = errors(ka), errors(cl)
+    if ka and errors(ka):
+        ka = None
+    if cl and errors(cl):
+        cl = None
+    if ip and ip.get("error"):
+        failed.append("iperf3: %s" % ip["error"])
+
     line = {"bench": "e2e", "system": system}
     line.update({k: meta[k] for k in ("kind", "mode", "idle", "seconds", "connections", "threads", "load1") if k in meta})
     line.update({
@@ -177,9 +196,10 @@ def cmd_system(work, system):
         "close_p99_ms": r2(cl and cl["p99_us"] / 1000, 3),
         "requests": ka and ka["requests"],
         "connections_made": cl and cl["requests"],
-        "errors_keepalive": errors(ka),
-        "errors_close": errors(cl),
+        "errors_keepalive": err_ka,
+        "errors_close": err_cl,
         "iperf3_retransmits": retrans,
+        "failed": failed,
     })
     cpu = {load: load_json(os.path.join(work, "%s.%s.cpu.json" % (system, load))) for load in LOADS}
     if any(cpu.values()):
@@ -272,6 +292,8 @@ def cmd_check(work, systems):
         if not line:
             bad.append("%s: no result" % s)
             continue
+        for reason in line.get("failed") or []:
+            bad.append("%s: %s" % (s, reason))
         for k in ("rps", "cps", "gbps", "p99_ms"):
             if not isinstance(line.get(k), (int, float)) or line[k] <= 0:
                 bad.append("%s: no %s" % (s, k))

@@ -40,8 +40,10 @@
 # (p99_ms: keep-alive request latency; close_p99_ms: with a connection per request;
 # worker_burst_ns: rvsd's per-burst latency p50/p99/p99.9 per load when GET /v1/status or
 # /metrics exposes it, else null with worker_burst_source saying so), then a Markdown table
-# on stderr and in WORK/table.md. Progress and tool logs go to stderr and WORK. Exits 1 if a
-# system produced no figures (`--quick` is the smoke test: numbers, never timings).
+# on stderr and in WORK/table.md. Progress and tool logs go to stderr and WORK. A load whose
+# tool reported errors (any wrk error counter, iperf3's "error") gets no figure, its reason in
+# the line's "failed". Exits 1 if a system produced no figures or a tool reported errors
+# (`--quick` is the smoke test: numbers, never timings).
 #
 # Options: --seconds N per load (default 10); --quick = 1 s per load; --connections N wrk
 # connections (default 32, one wrk thread); --work DIR keeps raw files there (default a new

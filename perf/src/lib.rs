@@ -12,11 +12,13 @@
 //!   errors, buffer helpers and statistics.
 //! * [`frames`]: the request frames and expected outputs, built independently of the
 //!   code under test.
+//! * [`forwarded`]: rvs-pktgen's check of the frames a DPDK device under test forwarded.
 //!
 //! The `rvs-perf` binary prints one JSON object per line per mode; `perf/bench.sh`
 //! builds it in release mode and runs it. Results are recorded in `perf/RESULTS.md`.
 
 pub mod conn_lookup;
+pub mod forwarded;
 pub mod frames;
 pub mod harness;
 pub mod l4;

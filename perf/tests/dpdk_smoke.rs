@@ -63,8 +63,13 @@ fn dpdk_bench_quick_runs_every_mode() {
         // rvsd forwarded packets: the generator received some on the servers' side.
         assert!(v["received"].as_u64().is_some_and(|n| n > 0), "rvsd forwarded nothing: {line}");
         assert!(v["sent"].as_u64().is_some_and(|n| n > 0), "{line}");
+        // Received frames were checked (one in verify_every in full); a mismatch prints no line.
+        assert!(v["verified"].as_u64().is_some_and(|n| n > 0), "nothing checked: {line}");
+        assert!(v["verify_every"].as_u64().is_some_and(|n| n > 0), "{line}");
         if flows == "new" {
             assert!(v["new_conns_per_s"].as_f64().is_some_and(|x| x > 0.0), "{line}");
+            // Read from rvsd (GET /v1/config), the value run.sh configured by default.
+            assert_eq!(v["conn_capacity"].as_u64(), Some(262_144), "{line}");
         } else {
             assert!(v["loss"].as_f64().is_some(), "{line}");
         }

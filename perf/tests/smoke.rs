@@ -5,6 +5,7 @@
 //! binary itself fails when the data path's output is wrong.
 
 use std::process::Command;
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use serde_json::Value;
 
@@ -14,6 +15,17 @@ const MODES: [&str; 9] =
 const NEW_CONN_MODES: [&str; 4] = ["dr", "nat", "fullnat", "tunnel"];
 /// The L4 modes that only forward replies.
 const REPLY_MODES: [&str; 2] = ["nat_reply", "fullnat_reply"];
+
+/// The tests that time something hold this while they run. cargo runs a file's tests in
+/// parallel; on a 2-core machine two benchmarks at once starve each other, and the net
+/// figures (gross minus harness) they must report above 0 would then pass or fail with
+/// the machine's load, not with the code.
+static ONE_BENCHMARK_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn one_at_a_time() -> MutexGuard<'static, ()> {
+    // A test that failed while holding the lock poisons it; the next one may still run.
+    ONE_BENCHMARK_AT_A_TIME.lock().unwrap_or_else(PoisonError::into_inner)
+}
 
 fn rvs_perf(args: &[&str]) -> (Option<i32>, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_rvs-perf")).args(args).output().expect("rvs-perf runs");
@@ -62,7 +74,10 @@ fn check_line(line: &str) -> String {
             assert!(x.is_finite() && x > 0.0, "{key} must be positive: {line}");
         }
         assert!(v["new_conns"].as_u64().is_some_and(|n| n > 0), "{line}");
-        assert!(v["conns_at_end"].as_u64() <= v["conn_capacity"].as_u64(), "{line}");
+        // Both must be there: `Option`s compare `None <= anything`, which checked nothing.
+        let at_end = v["conns_at_end"].as_u64().unwrap_or_else(|| panic!("conns_at_end: {line}"));
+        let capacity = v["conn_capacity"].as_u64().unwrap_or_else(|| panic!("conn_capacity: {line}"));
+        assert!(at_end > 0 && at_end <= capacity, "conns_at_end {at_end} of {capacity}: {line}");
     }
     // DESIGN.md's keys come first, in its order (read from the text: serde_json's map
     // does not keep the order).
@@ -80,6 +95,7 @@ fn check_line(line: &str) -> String {
 
 #[test]
 fn quick_pipeline_prints_one_valid_line_per_mode() {
+    let _serial = one_at_a_time();
     let (code, stdout, stderr) = rvs_perf(&["pipeline", "--quick"]);
     assert_eq!(code, Some(0), "stderr: {stderr}");
     let modes: Vec<String> = stdout.lines().map(check_line).collect();
@@ -88,6 +104,7 @@ fn quick_pipeline_prints_one_valid_line_per_mode() {
 
 #[test]
 fn mode_filter_runs_only_that_mode() {
+    let _serial = one_at_a_time();
     let (code, stdout, stderr) = rvs_perf(&["pipeline", "--quick", "--mode", "icmp_echo"]);
     assert_eq!(code, Some(0), "stderr: {stderr}");
     let modes: Vec<String> = stdout.lines().map(check_line).collect();
@@ -96,6 +113,7 @@ fn mode_filter_runs_only_that_mode() {
 
 #[test]
 fn l4_mode_filter_and_flows() {
+    let _serial = one_at_a_time();
     let (code, stdout, stderr) = rvs_perf(&["pipeline", "--quick", "--mode", "fullnat_reply,nat", "--flows", "100"]);
     assert_eq!(code, Some(0), "stderr: {stderr}");
     let modes: Vec<String> = stdout.lines().map(check_line).collect();
@@ -108,6 +126,7 @@ fn l4_mode_filter_and_flows() {
 
 #[test]
 fn conn_lookup_prints_one_line_per_size() {
+    let _serial = one_at_a_time();
     let (code, stdout, stderr) = rvs_perf(&["conn-lookup", "--entries", "1000,20000", "--runs", "1"]);
     assert_eq!(code, Some(0), "stderr: {stderr}");
     let lines: Vec<Value> = stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
@@ -119,9 +138,9 @@ fn conn_lookup_prints_one_line_per_size() {
         assert_eq!((v["bench"].as_str(), v["entries"].as_u64()), (Some("conn_lookup"), Some(n)));
         assert!(v["insert_ns"].as_f64().is_some_and(|x| x > 0.0), "{v}");
         assert!(v["bytes"].as_u64().unwrap() >= n * v["bytes_per_conn"].as_u64().unwrap(), "{v}");
-        // Net lookup figures are differences and may be ~0 for a cache-resident table on a
-        // noisy machine; they must be numbers.
-        assert!(v["hit_ns"].as_f64().is_some() && v["miss_ns"].as_f64().is_some(), "{v}");
+        // Net lookup figures: the binary fails (too noisy) rather than print 0 or less.
+        assert!(v["hit_ns"].as_f64().is_some_and(|x| x > 0.0), "{v}");
+        assert!(v["miss_ns"].as_f64().is_some_and(|x| x > 0.0), "{v}");
     }
 }
 

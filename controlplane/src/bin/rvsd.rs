@@ -46,6 +46,9 @@ fn main() -> ExitCode {
     };
     if args.check {
         println!("{}: configuration is valid", args.config.display());
+        for w in config.not_acted_on() {
+            eprintln!("rvsd: warning: {w}");
+        }
         return ExitCode::SUCCESS;
     }
     tracing::info!(config = %args.config.display(), version = env!("CARGO_PKG_VERSION"), "rvsd starting");

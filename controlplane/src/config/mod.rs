@@ -175,6 +175,39 @@ impl Config {
         validate::validate(file)
     }
 
+    /// The sections this version validates but does not act on yet, each named by its
+    /// path with a message saying so. Every apply path reports them — the log at start
+    /// and on SIGHUP, the `warnings` of `PUT /v1/config`, `rvsd --check` — so an operator
+    /// never believes a server is health-checked or a standby is synchronised. Empty when
+    /// everything in the file is acted on.
+    pub fn not_acted_on(&self) -> Vec<FieldError> {
+        let mut out = Vec::new();
+        for (i, s) in self.services.iter().enumerate() {
+            if s.health.is_some() {
+                out.push(FieldError {
+                    field: format!("service[{i}].health"),
+                    message: format!(
+                        "[service.health] of {} {}:{} is validated but not acted on yet: rvsd does not \
+                         health-check servers (health checks are coming), so a failed server stays in \
+                         the service",
+                        s.protocol.name(),
+                        s.address,
+                        s.port
+                    ),
+                });
+            }
+        }
+        if self.ha.is_some() {
+            out.push(FieldError {
+                field: "ha".into(),
+                message: "[ha] is validated but not acted on yet: no VRRP and no connection sync (HA is \
+                          coming), so this node runs alone"
+                    .into(),
+            });
+        }
+        out
+    }
+
     /// Whether any worker needs the Full-NAT local address pool.
     pub fn uses_fullnat(&self) -> bool {
         self.services.iter().flat_map(|s| &s.servers).any(|r| r.forward == Forward::FullNat)

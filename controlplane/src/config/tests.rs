@@ -87,6 +87,18 @@ fn design_sketch_is_valid() {
 }
 
 #[test]
+fn sections_not_acted_on_are_named() {
+    let (text, key) = with_ha(0o600);
+    let c = Config::from_toml(&text).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::remove_file(key).unwrap();
+    let w = c.not_acted_on();
+    let fields: Vec<&str> = w.iter().map(|w| w.field.as_str()).collect();
+    assert_eq!(fields, ["service[0].health", "ha"], "{w:?}");
+    assert!(w.iter().all(|w| w.message.contains("not acted on yet")), "{w:?}");
+    assert!(w[0].message.contains("tcp 10.10.0.100:80"), "{w:?}");
+}
+
+#[test]
 fn defaults_apply() {
     let c = Config::from_toml(
         r#"
@@ -114,6 +126,7 @@ address = "192.168.1.20"
     assert_eq!((r.port, r.weight, r.forward), (53, 1, Forward::Dr));
     assert!(c.ha.is_none());
     assert!(!c.uses_fullnat());
+    assert_eq!(c.not_acted_on(), [], "no [service.health], no [ha]: nothing to warn about");
 }
 
 #[test]
@@ -463,17 +476,21 @@ fn lab_configs_in_repo_are_valid() {
     // config/*.toml are the operator-facing examples (the lab's among them); each
     // must validate, except for `[ha]` key files that exist only inside the lab.
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config");
-    let Ok(entries) = std::fs::read_dir(&dir) else { return };
+    // A missing directory is a failure, not a pass with nothing checked.
+    let entries = std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    let mut checked = 0;
     for entry in entries.flatten() {
         let path = entry.path();
         if path.extension().and_then(|e| e.to_str()) != Some("toml") {
             continue;
         }
+        checked += 1;
         if let Err(e) = Config::load(&path) {
             let only_key = e.errors.iter().all(|x| x.field == "ha.key_file");
             assert!(only_key, "{}: {e}", path.display());
         }
     }
+    assert!(checked > 0, "no config/*.toml in {}", dir.display());
 }
 
 /// The file's, the paths' and the JSON's protocol names are the data path's `L4Proto`

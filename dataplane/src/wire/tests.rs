@@ -83,12 +83,80 @@ fn real_packets_parse_all_layers() {
     assert_eq!(walk(&frame(ETHERTYPE_IPV6, &[0u8; 40])), 1);
 }
 
+/// The first layer whose `new_checked` refuses `frame`, and its error; `None` when every
+/// layer (Ethernet, IPv4, then ICMP/TCP/UDP) parses.
+fn refusal(frame: &[u8]) -> Option<(&'static str, WireError)> {
+    let eth = match EthernetFrame::new_checked(frame) {
+        Ok(eth) => eth,
+        Err(e) => return Some(("ethernet", e)),
+    };
+    let ip = match Ipv4Packet::new_checked(eth.payload()) {
+        Ok(ip) => ip,
+        Err(e) => return Some(("ipv4", e)),
+    };
+    match ip.protocol() {
+        IPPROTO_ICMP => IcmpPacket::new_checked(ip.payload()).err().map(|e| ("icmp", e)),
+        IPPROTO_TCP => TcpPacket::new_checked(ip.payload()).err().map(|e| ("tcp", e)),
+        IPPROTO_UDP => UdpPacket::new_checked(ip.payload()).err().map(|e| ("udp", e)),
+        _ => None,
+    }
+}
+
+const REAL_PACKETS: [(&str, &[u8]); 3] =
+    [("icmp", &ipv4::tests::ICMP_ECHO), ("tcp", &tcp::tests::SYN), ("udp", &udp::tests::DNS)];
+
 #[test]
-fn every_truncation_of_real_packets() {
-    for l3 in [&ipv4::tests::ICMP_ECHO[..], &tcp::tests::SYN[..], &udp::tests::DNS[..]] {
+fn every_truncation_of_real_packets_is_refused_with_its_reason() {
+    for (name, l3) in REAL_PACKETS {
         let f = frame(ETHERTYPE_IPV4, l3);
+        assert_eq!(refusal(&f), None, "{name}: the whole frame parses");
         for n in 0..f.len() {
+            let want = if n < 14 {
+                ("ethernet", WireError::Truncated)
+            } else if n < 14 + 20 {
+                ("ipv4", WireError::Truncated)
+            } else {
+                // The header is there but the total length runs past the frame.
+                ("ipv4", WireError::BadTotalLength)
+            };
+            assert_eq!(refusal(&f[..n]), Some(want), "{name} cut to {n} of {} bytes", f.len());
             let _ = walk(&f[..n]);
+        }
+    }
+}
+
+/// Truncations of the layer-4 header and payload with the IPv4 total length cut to match,
+/// so the IPv4 layer accepts them and the ICMP/TCP/UDP check is the one that must refuse.
+#[test]
+fn every_truncation_of_a_real_l4_packet_is_refused_with_its_reason() {
+    for (name, l3) in REAL_PACKETS {
+        let ihl = usize::from(l3[0] & 0x0f) * 4;
+        let l4 = &l3[ihl..];
+        for m in 0..l4.len() {
+            let mut cut = l3[..ihl + m].to_vec();
+            cut[2..4].copy_from_slice(&((ihl + m) as u16).to_be_bytes());
+            let f = frame(ETHERTYPE_IPV4, &cut);
+            let want = match name {
+                "icmp" if m < 8 => Some(("icmp", WireError::Truncated)),
+                "icmp" => None, // shorter echo data is still an echo; its checksum fails below
+                "tcp" if m < 20 => Some(("tcp", WireError::Truncated)),
+                "tcp" if m < usize::from(l4[12] >> 4) * 4 => Some(("tcp", WireError::BadDataOffset)),
+                "tcp" => None,
+                "udp" if m < 8 => Some(("udp", WireError::Truncated)),
+                "udp" => Some(("udp", WireError::BadUdpLength)), // its length field says more
+                _ => unreachable!(),
+            };
+            assert_eq!(refusal(&f), want, "{name}: layer 4 cut to {m} of {} bytes", l4.len());
+            if want.is_none() {
+                // Accepted views of a cut packet must still fail their checksum.
+                let ip = Ipv4Packet::new_checked(&cut[..]).unwrap();
+                let ok = match name {
+                    "icmp" => IcmpPacket::new_checked(ip.payload()).unwrap().verify_checksum(),
+                    _ => TcpPacket::new_checked(ip.payload()).unwrap().verify_checksum(ip.src_addr(), ip.dst_addr()),
+                };
+                assert!(!ok, "{name}: layer 4 cut to {m} bytes verifies its checksum");
+            }
+            let _ = walk(&f);
         }
     }
 }

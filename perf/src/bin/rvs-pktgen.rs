@@ -32,6 +32,16 @@
 //!   table filled (`rvsd_mpps`, = new connections per second / 10^6), the time it took,
 //!   and the rate at which the DUT consumed SYNs once full (`churn_mpps`).
 //!
+//! **What counts.** Every frame received on `back` is checked ([`rvs_perf::forwarded`]): its
+//! destination MAC and EtherType always, and one frame in [`VERIFY_EVERY`] in full — byte for
+//! byte against the rewrite the mode must produce for its flow (MACs, addresses, ports, TTL,
+//! checksums) in the established phases, the rewrite's shape and valid checksums in the
+//! new-flow phase. A phase with any mismatch prints no figure and the run exits 1. Each line
+//! says how many frames were checked in full (`verified`, `verify_every`).
+//!
+//! `conn_capacity` is read from rvsd itself (`GET /v1/config` at `--api`), not taken from
+//! the command line, so the figure names the table the DUT really had.
+//!
 //! `tx_backpressure` is the share of `tx_burst` calls that could not place the whole
 //! burst: close to 1 means the DUT (its ring) was the bottleneck; close to 0 means the
 //! generator was, and the rate is a lower bound of the DUT's.
@@ -41,35 +51,19 @@
 //! (`{"bench":"dpdk","mode":..,"pkt_size":..,"flows":..,"rvsd_mpps":..,"testpmd_mpps":..,
 //! "ratio":..}` and more keys), where the testpmd figures come from `--ceiling`.
 //!
-//! Usage: `rvs-pktgen [options] -- <EAL arguments>`; see [`USAGE`].
+//! Usage: `rvs-pktgen [options] -- <EAL arguments>`; `rvs-pktgen --help` lists the options.
 
-use std::net::Ipv4Addr;
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, TcpStream};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use clap::{Parser, ValueEnum};
 use rvs_drivers::dpdk::{Eal, EthQueue, Mbuf, Mempool, Port, PortSetup};
 use rvs_drivers::{Burst, PacketBuf, PortInfo, PortQueue, BURST_SIZE};
+use rvs_perf::forwarded::{Checker, Flow, Rewrite, VERIFY_EVERY};
 use rvs_perf::frames::{self, SynTemplate, TcpSeg, IP_AT, TCP_ACK, TCP_PSH, TCP_SYN};
-
-const USAGE: &str = "\
-usage: rvs-pktgen [options] -- <EAL arguments (lcores, --vdev for both ports, ...)>
-
-options:
-  --dut rvsd|testpmd   what forwards between the two ports (default rvsd)
-  --mode M             rvsd's forwarding mode: dr, nat, fullnat, tunnel (default nat);
-                       with testpmd only a label
-  --front DEV          ethdev name of the client-side port (default net_memif0)
-  --back DEV           ethdev name of the server-side port (default net_memif1)
-  --flows N            established flows (default 1024)
-  --seconds F          length of each phase, warm-up included (default 5)
-  --sizes A,B          frame sizes without FCS (default 60,508: 64 and 512 on the wire)
-  --new-flows          also run the new-flow phase
-  --conn-capacity N    the DUT's connection table size (reported; default 262144)
-  --ceiling K=V,..     testpmd's Mpps for the ratio: 60=.., 508=.., syn=..
-  --lcore-note TEXT    how the processes are pinned (copied into the JSON)
-  --done-file PATH     when finished, create PATH and wait (up to 60 s) for the DUT to
-                       close the links before exiting; see `linger`
-";
+use serde::Serialize;
 
 /// Share of a phase spent warming up, not counted.
 const WARMUP_SHARE: f64 = 0.2;
@@ -86,16 +80,21 @@ const PORTS_PER_CLIENT: usize = 50_000;
 /// New flows' client ports per client address (1024..61023).
 const SYN_PORTS_PER_CLIENT: u64 = 60_000;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What forwards between the two ports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Dut {
+    /// rvsd, in `--mode`.
     Rvsd,
+    /// dpdk-testpmd's io forwarding (the I/O ceiling).
     Testpmd,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// rvsd's forwarding mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Fwd {
     Dr,
     Nat,
+    #[value(name = "fullnat")]
     FullNat,
     Tunnel,
 }
@@ -122,124 +121,101 @@ impl Fwd {
             frames::VPORT
         }
     }
+
+    fn rewrite(self) -> Rewrite {
+        match self {
+            Fwd::Dr => Rewrite::Dr,
+            Fwd::Nat => Rewrite::Nat,
+            Fwd::FullNat => Rewrite::FullNat,
+            Fwd::Tunnel => Rewrite::Tunnel,
+        }
+    }
 }
 
-#[derive(Debug, Clone)]
+fn flows_arg(s: &str) -> Result<usize, String> {
+    let n: usize = s.parse().map_err(|e| format!("{e}"))?;
+    if n == 0 || n > 1 << 22 {
+        return Err("must be 1..=4194304".into());
+    }
+    Ok(n)
+}
+
+fn seconds_arg(s: &str) -> Result<f64, String> {
+    let x: f64 = s.parse().map_err(|e| format!("{e}"))?;
+    if !(x.is_finite() && x > 0.0) {
+        return Err("must be positive".into());
+    }
+    Ok(x)
+}
+
+fn size_arg(s: &str) -> Result<usize, String> {
+    let n: usize = s.trim().parse().map_err(|e| format!("{e}"))?;
+    if !(60..=1514).contains(&n) {
+        return Err("each frame size must be 60..=1514 (without FCS)".into());
+    }
+    Ok(n)
+}
+
+fn ceiling_arg(s: &str) -> Result<(String, f64), String> {
+    let (k, v) = s.split_once('=').ok_or_else(|| format!("{s:?}: KEY=MPPS"))?;
+    let v: f64 = v.parse().map_err(|e| format!("{s:?}: {e}"))?;
+    Ok((k.to_string(), v))
+}
+
+/// The packet generator of `perf/bench.sh dpdk` (see the module docs of
+/// perf/src/bin/rvs-pktgen.rs).
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "rvs-pktgen",
+    override_usage = "rvs-pktgen [OPTIONS] -- <EAL arguments (lcores, --vdev for both ports, ...)>"
+)]
 struct Options {
+    /// What forwards between the two ports.
+    #[arg(long, value_enum, default_value_t = Dut::Rvsd)]
     dut: Dut,
+    /// rvsd's forwarding mode; with testpmd only a label.
+    #[arg(long, value_enum, default_value_t = Fwd::Nat)]
     mode: Fwd,
+    /// Ethdev name of the client-side port.
+    #[arg(long, default_value = "net_memif0")]
     front: String,
+    /// Ethdev name of the server-side port.
+    #[arg(long, default_value = "net_memif1")]
     back: String,
+    /// Established flows.
+    #[arg(long, default_value = "1024", value_parser = flows_arg)]
     flows: usize,
+    /// Length of each phase in seconds, warm-up included.
+    #[arg(long, default_value = "5", value_parser = seconds_arg)]
     seconds: f64,
+    /// Frame sizes without FCS (60 and 508 are 64 and 512 on the wire).
+    #[arg(long, value_delimiter = ',', default_value = "60,508", value_parser = size_arg)]
     sizes: Vec<usize>,
+    /// Also run the new-flow phase.
+    #[arg(long)]
     new_flows: bool,
-    conn_capacity: u64,
+    /// rvsd's REST address (host:port), where the reported conn_capacity is read
+    /// (GET /v1/config); required with --dut rvsd.
+    #[arg(long)]
+    api: Option<String>,
+    /// testpmd's Mpps for the ratio: 60=..,508=..,syn=..
+    #[arg(long, value_delimiter = ',', value_parser = ceiling_arg)]
     ceiling: Vec<(String, f64)>,
+    /// How the processes are pinned (copied into the JSON).
+    #[arg(long, default_value = "")]
     lcore_note: String,
+    /// When finished, create this file and wait (up to 60 s) for the DUT to close the
+    /// links before exiting.
+    #[arg(long)]
     done_file: Option<String>,
+    /// EAL arguments, after `--`.
+    #[arg(last = true, required = true)]
     eal: Vec<String>,
 }
 
-fn parse(args: &[String]) -> Result<Options, String> {
-    let mut o = Options {
-        dut: Dut::Rvsd,
-        mode: Fwd::Nat,
-        front: "net_memif0".into(),
-        back: "net_memif1".into(),
-        flows: 1024,
-        seconds: 5.0,
-        sizes: vec![60, 508],
-        new_flows: false,
-        conn_capacity: 262_144,
-        ceiling: Vec::new(),
-        lcore_note: String::new(),
-        done_file: None,
-        eal: Vec::new(),
-    };
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        let mut val = |name: &str| it.next().cloned().ok_or_else(|| format!("{name} needs a value"));
-        match a.as_str() {
-            "--dut" => {
-                o.dut = match val("--dut")?.as_str() {
-                    "rvsd" => Dut::Rvsd,
-                    "testpmd" => Dut::Testpmd,
-                    x => return Err(format!("--dut {x:?}: rvsd or testpmd")),
-                }
-            }
-            "--mode" => {
-                o.mode = match val("--mode")?.as_str() {
-                    "dr" => Fwd::Dr,
-                    "nat" => Fwd::Nat,
-                    "fullnat" => Fwd::FullNat,
-                    "tunnel" => Fwd::Tunnel,
-                    x => return Err(format!("--mode {x:?}: dr, nat, fullnat or tunnel")),
-                }
-            }
-            "--front" => o.front = val("--front")?,
-            "--back" => o.back = val("--back")?,
-            "--flows" => {
-                o.flows = val("--flows")?.parse().map_err(|e| format!("--flows: {e}"))?;
-                if o.flows == 0 || o.flows > 1 << 22 {
-                    return Err("--flows must be 1..=4194304".into());
-                }
-            }
-            "--seconds" => {
-                o.seconds = val("--seconds")?.parse().map_err(|e| format!("--seconds: {e}"))?;
-                if !(o.seconds.is_finite() && o.seconds > 0.0) {
-                    return Err("--seconds must be positive".into());
-                }
-            }
-            "--sizes" => {
-                o.sizes = val("--sizes")?
-                    .split(',')
-                    .map(|s| s.trim().parse::<usize>().map_err(|e| format!("--sizes {s:?}: {e}")))
-                    .collect::<Result<_, _>>()?;
-                if o.sizes.iter().any(|&s| !(60..=1514).contains(&s)) {
-                    return Err("--sizes: each frame size must be 60..=1514 (without FCS)".into());
-                }
-            }
-            "--new-flows" => o.new_flows = true,
-            "--conn-capacity" => {
-                o.conn_capacity = val("--conn-capacity")?.parse().map_err(|e| format!("--conn-capacity: {e}"))?
-            }
-            "--ceiling" => {
-                for kv in val("--ceiling")?.split(',').filter(|s| !s.is_empty()) {
-                    let (k, v) = kv.split_once('=').ok_or_else(|| format!("--ceiling {kv:?}: KEY=MPPS"))?;
-                    let v: f64 = v.parse().map_err(|e| format!("--ceiling {kv:?}: {e}"))?;
-                    o.ceiling.push((k.to_string(), v));
-                }
-            }
-            "--lcore-note" => o.lcore_note = val("--lcore-note")?,
-            "--done-file" => o.done_file = Some(val("--done-file")?),
-            "--" => {
-                o.eal = it.cloned().collect();
-                break;
-            }
-            "-h" | "--help" => return Err(String::new()),
-            x => return Err(format!("unknown option {x:?}")),
-        }
-    }
-    if o.eal.is_empty() {
-        return Err("no EAL arguments after --".into());
-    }
-    Ok(o)
-}
-
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let opts = match parse(&args) {
-        Ok(o) => o,
-        Err(msg) if msg.is_empty() => {
-            print!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Err(msg) => {
-            eprint!("rvs-pktgen: {msg}\n{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
+    // clap: usage errors exit 2, --help 0.
+    let opts = Options::parse();
     match run(&opts) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -247,6 +223,31 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// rvsd's `dataplane.conn_capacity`, from its `GET /v1/config` at `api`.
+fn rvsd_conn_capacity(api: &str) -> Result<u64, String> {
+    let fail = |e: String| format!("reading conn_capacity from rvsd (GET http://{api}/v1/config): {e}");
+    let mut s = TcpStream::connect(api).map_err(|e| fail(e.to_string()))?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).map_err(|e| fail(e.to_string()))?;
+    write!(s, "GET /v1/config HTTP/1.0\r\nHost: {api}\r\n\r\n").map_err(|e| fail(e.to_string()))?;
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).map_err(|e| fail(e.to_string()))?;
+    let (head, body) = answer.split_once("\r\n\r\n").ok_or_else(|| fail("no HTTP answer".into()))?;
+    if !head.starts_with("HTTP/1.1 200") && !head.starts_with("HTTP/1.0 200") {
+        return Err(fail(head.lines().next().unwrap_or("").to_string()));
+    }
+    let mut section = "";
+    for line in body.lines().map(str::trim) {
+        if line.starts_with('[') {
+            section = line;
+        } else if section == "[dataplane]" {
+            if let Some(v) = line.strip_prefix("conn_capacity").and_then(|r| r.trim_start().strip_prefix('=')) {
+                return v.trim().parse().map_err(|e| fail(format!("conn_capacity = {v}: {e}")));
+            }
+        }
+    }
+    Err(fail("its configuration does not set dataplane.conn_capacity (perf/dpdk/rvsd.toml.in does)".into()))
 }
 
 /// The generator's two queues and pool, and its counters.
@@ -276,6 +277,8 @@ struct Blast {
     window_tx: u64,
     /// (seconds since the window opened, received, sent so far in it), about every ms.
     samples: Vec<(f64, u64, u64)>,
+    /// Received frames checked in full (one in [`VERIFY_EVERY`]).
+    verified: u64,
 }
 
 impl Blast {
@@ -336,18 +339,27 @@ fn run(o: &Options) -> Result<(), String> {
     std::thread::sleep(Duration::from_millis(100));
     g.drain_all();
 
-    let flows: Vec<FlowInfo> = match o.dut {
-        Dut::Rvsd => open_flows(&mut g, o.mode, o.flows)?,
-        Dut::Testpmd => (0..o.flows).map(|i| FlowInfo { client: flow_client(i), server: 0 }).collect(),
+    let conn_capacity = match (o.dut, &o.api) {
+        (Dut::Rvsd, Some(api)) => Some(rvsd_conn_capacity(api)?),
+        (Dut::Rvsd, None) => return Err("--dut rvsd needs --api (rvsd's REST address)".into()),
+        (Dut::Testpmd, _) => None,
     };
+    let flows: Vec<Flow> = match o.dut {
+        Dut::Rvsd => open_flows(&mut g, o.mode, o.flows)?,
+        Dut::Testpmd => (0..o.flows).map(|i| Flow { client: flow_client(i), server: 0, local: None }).collect(),
+    };
+    let rewrite = if o.dut == Dut::Testpmd { Rewrite::Unchanged } else { o.mode.rewrite() };
     let order = shuffled(o.flows);
-    let load = || std::fs::read_to_string("/proc/loadavg").ok().and_then(|s| s.split(' ').next().map(str::to_string));
+    let load = || std::fs::read_to_string("/proc/loadavg").ok().and_then(|s| s.split(' ').next()?.parse::<f64>().ok());
     for &size in &o.sizes {
         let frames: Vec<Vec<u8>> = order.iter().map(|&i| data_frame(flows[i as usize].client, size)).collect();
+        let in_order: Vec<Flow> = order.iter().map(|&i| flows[i as usize]).collect();
+        let mut checker = Checker::established(rewrite, &in_order, &frames);
         let mut k = 0usize;
         let b = g.blast(
             o.seconds,
             WARMUP_SHARE,
+            &mut checker,
             |buf| {
                 let f = &frames[k];
                 k += 1;
@@ -358,15 +370,18 @@ fn run(o: &Options) -> Result<(), String> {
             },
             size,
         );
-        emit(o, "established", &size.to_string(), size, &b, load().as_deref())?;
+        checker.result().map_err(|e| format!("established flows, {size}-byte frames: {e}"))?;
+        emit(o, "established", &size.to_string(), size, &b, load())?;
     }
     if o.new_flows {
         let syn = SynTemplate::new(frames::GW_MAC, frames::VIP);
         let mut k: u64 = 0;
+        let mut checker = Checker::new_flows(rewrite);
         // No warm-up: the table must be seen filling from empty.
         let b = g.blast(
             o.seconds,
             0.0,
+            &mut checker,
             |buf| {
                 let (ip, port) = syn_client(k);
                 k += 1;
@@ -374,7 +389,8 @@ fn run(o: &Options) -> Result<(), String> {
             },
             syn.len(),
         );
-        emit_new(o, &b, load().as_deref(), syn.len())?;
+        checker.result().map_err(|e| format!("new flows: {e}"))?;
+        emit_new(o, &b, load(), syn.len(), conn_capacity)?;
     }
     drop(g);
     if let Some(path) = &o.done_file {
@@ -403,14 +419,6 @@ fn linger(path: &str, ports: &[Port]) -> Result<(), String> {
         std::thread::sleep(Duration::from_millis(20));
     }
     Ok(())
-}
-
-/// One established flow: its client and the server the DUT chose.
-#[derive(Debug, Clone, Copy)]
-struct FlowInfo {
-    client: (Ipv4Addr, u16),
-    /// Index in `frames::SERVERS`.
-    server: usize,
 }
 
 fn flow_client(i: usize) -> (Ipv4Addr, u16) {
@@ -453,7 +461,7 @@ fn data_frame(client: (Ipv4Addr, u16), size: usize) -> Vec<u8> {
 }
 
 /// Opens `n` connections through rvsd with SYN, (SYN-ACK,) ACK; see the module docs.
-fn open_flows(g: &mut Gen, mode: Fwd, n: usize) -> Result<Vec<FlowInfo>, String> {
+fn open_flows(g: &mut Gen, mode: Fwd, n: usize) -> Result<Vec<Flow>, String> {
     let mut out = Vec::with_capacity(n);
     let t0 = Instant::now();
     for start in (0..n).step_by(BURST_SIZE) {
@@ -486,8 +494,9 @@ fn open_flows(g: &mut Gen, mode: Fwd, n: usize) -> Result<Vec<FlowInfo>, String>
             if mode != Fwd::FullNat && sport != client.1 {
                 return Err(format!("forwarded SYNs came back out of order (port {sport}, expected {})", client.1));
             }
+            let local = (mode == Fwd::FullNat).then(|| (frames::ipv4_at(f, ip + 12), sport));
             if mode.replies_through_lb() {
-                let to = if mode == Fwd::FullNat { (frames::ipv4_at(f, ip + 12), sport) } else { client };
+                let to = local.unwrap_or(client);
                 replies.push(
                     TcpSeg {
                         src: (frames::SERVERS[server], mode.server_port()),
@@ -500,7 +509,7 @@ fn open_flows(g: &mut Gen, mode: Fwd, n: usize) -> Result<Vec<FlowInfo>, String>
                     .frame(frames::BACK_MAC, frames::SERVER_MACS[server]),
                 );
             }
-            out.push(FlowInfo { client, server });
+            out.push(Flow { client, server, local });
         }
         if !replies.is_empty() {
             g.send_all(false, &replies)?;
@@ -601,7 +610,15 @@ impl Gen {
 
     /// Transmits frames written by `fill` (each `size` bytes) on `front` for `seconds`
     /// as fast as they are taken, counting what arrives on `back`.
-    fn blast(&mut self, seconds: f64, warm_share: f64, mut fill: impl FnMut(&mut [u8]), size: usize) -> Blast {
+    /// Every frame received on `back` goes through `checker`.
+    fn blast(
+        &mut self,
+        seconds: f64,
+        warm_share: f64,
+        checker: &mut Checker,
+        mut fill: impl FnMut(&mut [u8]),
+        size: usize,
+    ) -> Blast {
         let mut b = Blast::default();
         let start = Instant::now();
         let warm = Duration::from_secs_f64(seconds * warm_share);
@@ -627,7 +644,9 @@ impl Gen {
             }
             for _ in 0..4 {
                 let n = self.back.rx_burst(&mut self.rx);
-                b.received += n as u64;
+                for m in &self.rx {
+                    b.received += u64::from(checker.frame(m.data()));
+                }
                 self.rx.clear();
                 if n < BURST_SIZE {
                     break;
@@ -670,11 +689,17 @@ impl Gen {
         self.tx.clear();
         let t = Instant::now();
         while t.elapsed() < DRAIN {
-            let n = self.back.rx_burst(&mut self.rx);
-            b.received += n as u64;
+            self.back.rx_burst(&mut self.rx);
+            for m in &self.rx {
+                b.received += u64::from(checker.frame(m.data()));
+            }
             self.rx.clear();
         }
         self.drain_all();
+        b.verified = checker.checked;
+        if checker.arp > 0 {
+            eprintln!("rvs-pktgen: {} ARP frames from the DUT on the back port (not counted)", checker.arp);
+        }
         b
     }
 }
@@ -683,73 +708,140 @@ fn ceiling(o: &Options, key: &str) -> Option<f64> {
     o.ceiling.iter().find(|(k, _)| k == key).map(|(_, v)| *v)
 }
 
-fn json_num(x: Option<f64>, digits: usize) -> String {
-    match x {
-        Some(v) if v.is_finite() => format!("{v:.digits$}"),
-        _ => "null".into(),
-    }
+/// `x` rounded to `digits` decimals; NaN and infinities (serialized as null) stay as they are.
+fn round(x: f64, digits: i32) -> f64 {
+    let p = 10f64.powi(digits);
+    (x * p).round() / p
 }
 
-fn json_str(s: &str) -> String {
-    let mut out = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
+/// The keys every phase line ends with.
+#[derive(Debug, Serialize)]
+struct Common<'a> {
+    loss: f64,
+    duration_s: f64,
+    load: Option<f64>,
+    n_flows: usize,
+    sent: u64,
+    received: u64,
+    verified: u64,
+    verify_every: u64,
+    tx_backpressure: f64,
+    gbps: f64,
+    lcores: &'a str,
+}
+
+/// An established-flow (or testpmd) line; `--dut testpmd` gives `bench: "dpdk_ceiling"`,
+/// the others DESIGN.md's `"dpdk"` line.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+enum Line<'a> {
+    Ceiling {
+        bench: &'static str,
+        dut: &'static str,
+        key: &'a str,
+        pkt_size: usize,
+        flows: &'a str,
+        testpmd_mpps: f64,
+        #[serde(flatten)]
+        common: Common<'a>,
+    },
+    Rvsd {
+        bench: &'static str,
+        mode: &'static str,
+        pkt_size: usize,
+        flows: &'a str,
+        rvsd_mpps: f64,
+        testpmd_mpps: Option<f64>,
+        ratio: Option<f64>,
+        #[serde(flatten)]
+        common: Common<'a>,
+    },
+}
+
+/// The new-flow line of `--dut rvsd`.
+#[derive(Debug, Serialize)]
+struct NewFlowLine<'a> {
+    bench: &'static str,
+    mode: &'static str,
+    pkt_size: usize,
+    flows: &'static str,
+    rvsd_mpps: f64,
+    testpmd_mpps: Option<f64>,
+    ratio: Option<f64>,
+    new_conns_per_s: f64,
+    fill_s: f64,
+    table_full: bool,
+    /// rvsd's own `dataplane.conn_capacity` (GET /v1/config).
+    conn_capacity: u64,
+    churn_mpps: f64,
+    duration_s: f64,
+    load: Option<f64>,
+    sent: u64,
+    received: u64,
+    verified: u64,
+    verify_every: u64,
+    tx_backpressure: f64,
+    lcores: &'a str,
+}
+
+fn print_json(line: &impl Serialize) -> Result<(), String> {
+    println!("{}", serde_json::to_string(line).map_err(|e| format!("JSON: {e}"))?);
+    Ok(())
 }
 
 /// One established-flow line.
 /// `key` names the phase for `--ceiling` (the frame size, or `syn` for the new-flow stream).
-fn emit(o: &Options, flows: &str, key: &str, size: usize, b: &Blast, load: Option<&str>) -> Result<(), String> {
+fn emit(o: &Options, flows: &str, key: &str, size: usize, b: &Blast, load: Option<f64>) -> Result<(), String> {
     if b.window <= 0.0 {
         return Err("the phase was too short to open a timed window".into());
     }
     let wire = size + 4;
-    let common = format!(
-        "\"loss\":{},\"duration_s\":{:.3},\"load\":{},\"n_flows\":{},\"sent\":{},\"received\":{},\"tx_backpressure\":{:.3},\"gbps\":{:.3},\"lcores\":{}",
-        json_num(Some(b.loss()), 6),
-        b.window,
-        load.map_or("null".into(), |l| l.to_string()),
-        o.flows,
-        b.sent,
-        b.received,
-        b.backpressure(),
-        b.mpps() * 1e6 * (wire as f64) * 8.0 / 1e9,
-        json_str(&o.lcore_note),
-    );
-    match o.dut {
-        Dut::Testpmd => println!(
-            "{{\"bench\":\"dpdk_ceiling\",\"dut\":\"testpmd\",\"key\":\"{key}\",\"pkt_size\":{wire},\"flows\":{},\"testpmd_mpps\":{:.4},{common}}}",
-            json_str(flows),
-            b.mpps()
-        ),
+    let common = Common {
+        loss: round(b.loss(), 6),
+        duration_s: round(b.window, 3),
+        load,
+        n_flows: o.flows,
+        sent: b.sent,
+        received: b.received,
+        verified: b.verified,
+        verify_every: VERIFY_EVERY,
+        tx_backpressure: round(b.backpressure(), 3),
+        gbps: round(b.mpps() * 1e6 * (wire as f64) * 8.0 / 1e9, 3),
+        lcores: &o.lcore_note,
+    };
+    let line = match o.dut {
+        Dut::Testpmd => Line::Ceiling {
+            bench: "dpdk_ceiling",
+            dut: "testpmd",
+            key,
+            pkt_size: wire,
+            flows,
+            testpmd_mpps: round(b.mpps(), 4),
+            common,
+        },
         Dut::Rvsd => {
             let t = ceiling(o, key);
-            println!(
-                "{{\"bench\":\"dpdk\",\"mode\":\"{}\",\"pkt_size\":{wire},\"flows\":{},\"rvsd_mpps\":{:.4},\"testpmd_mpps\":{},\"ratio\":{},{common}}}",
-                o.mode.name(),
-                json_str(flows),
-                b.mpps(),
-                json_num(t, 4),
-                json_num(t.map(|t| b.mpps() / t), 3),
-            )
+            Line::Rvsd {
+                bench: "dpdk",
+                mode: o.mode.name(),
+                pkt_size: wire,
+                flows,
+                rvsd_mpps: round(b.mpps(), 4),
+                testpmd_mpps: t.map(|t| round(t, 4)),
+                ratio: t.map(|t| round(b.mpps() / t, 3)),
+                common,
+            }
         }
-    }
-    Ok(())
+    };
+    print_json(&line)
 }
 
 /// The new-flow line: fill rate until the table was full, then the churn rate.
-fn emit_new(o: &Options, b: &Blast, load: Option<&str>, size: usize) -> Result<(), String> {
-    if o.dut == Dut::Testpmd {
+fn emit_new(o: &Options, b: &Blast, load: Option<f64>, size: usize, conn_capacity: Option<u64>) -> Result<(), String> {
+    let Some(conn_capacity) = conn_capacity else {
         // testpmd has no table: the SYN stream is one more I/O ceiling.
         return emit(o, "new", "syn", size, b, load);
-    }
+    };
     if b.window <= 0.0 || b.samples.is_empty() {
         return Err("the new-flow phase was too short".into());
     }
@@ -768,24 +860,26 @@ fn emit_new(o: &Options, b: &Blast, load: Option<&str>, size: usize) -> Result<(
     // the rate at which it took them for the rest of the window.
     let churn = if filled { (b.window_tx - fill_tx) as f64 / (b.window - fill_t) / 1e6 } else { f64::NAN };
     let t = ceiling(o, "syn");
-    println!(
-        "{{\"bench\":\"dpdk\",\"mode\":\"{}\",\"pkt_size\":{},\"flows\":\"new\",\"rvsd_mpps\":{:.4},\"testpmd_mpps\":{},\"ratio\":{},\"new_conns_per_s\":{:.0},\"fill_s\":{:.3},\"table_full\":{},\"conn_capacity\":{},\"churn_mpps\":{},\"duration_s\":{:.3},\"load\":{},\"sent\":{},\"received\":{},\"tx_backpressure\":{:.3},\"lcores\":{}}}",
-        o.mode.name(),
-        size + 4,
-        fill_rate / 1e6,
-        json_num(t, 4),
-        json_num(t.map(|t| fill_rate / 1e6 / t), 3),
-        fill_rate,
-        fill_t,
-        filled,
-        o.conn_capacity,
-        json_num(Some(churn), 4),
-        b.window,
-        load.map_or("null".into(), |l| l.to_string()),
-        b.sent,
-        b.received,
-        b.backpressure(),
-        json_str(&o.lcore_note),
-    );
-    Ok(())
+    print_json(&NewFlowLine {
+        bench: "dpdk",
+        mode: o.mode.name(),
+        pkt_size: size + 4,
+        flows: "new",
+        rvsd_mpps: round(fill_rate / 1e6, 4),
+        testpmd_mpps: t.map(|t| round(t, 4)),
+        ratio: t.map(|t| round(fill_rate / 1e6 / t, 3)),
+        new_conns_per_s: fill_rate.round(),
+        fill_s: round(fill_t, 3),
+        table_full: filled,
+        conn_capacity,
+        churn_mpps: round(churn, 4),
+        duration_s: round(b.window, 3),
+        load,
+        sent: b.sent,
+        received: b.received,
+        verified: b.verified,
+        verify_every: VERIFY_EVERY,
+        tx_backpressure: round(b.backpressure(), 3),
+        lcores: &o.lcore_note,
+    })
 }

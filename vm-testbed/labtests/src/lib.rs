@@ -14,8 +14,9 @@
 //! - [`ns_exec`] runs a command in a namespace and returns its output; it never panics on the
 //!   command's failure. [`ns_exec_ok`] does, with the command's output in the message.
 //! - [`status`] reads rvsd's `GET /v1/status`; [`drop_count`], [`total_drops`],
-//!   [`worker_counter`] and [`port_mac`] read it. Missing counters read as absent or zero, so
-//!   the assertions (not the accessors) say what was expected.
+//!   [`worker_counter`] and [`port_mac`] read it. A missing counter panics with its JSON path
+//!   (never reads as zero, so a renamed counter cannot make `== 0` pass); [`drop_reasons`]
+//!   is the data path's own list of reasons.
 //! - L4 (tests/l4.rs): [`Mode`] names a forwarding mode and its configs
 //!   (`config/lab-<mode>[-2w].toml`); [`Lab::start_real_servers`] runs `lab.sh rs-start MODE`
 //!   (HTTP + UDP echo in lab-rs1..3, plus the TOA reader for Full-NAT or the IPIP decapsulator
@@ -74,35 +75,12 @@ pub const STAT_IN_PACKETS: &[&str] = &["in_packets", "in_pkts", "inpkts", "packe
 /// tunnel, whose replies bypass rvs).
 pub const STAT_OUT_PACKETS: &[&str] = &["out_packets", "out_pkts", "outpkts", "packets_out"];
 
-/// The drop reasons the lab tests know, by the names rvsd's `/v1/status` `drops` uses
-/// (rvs-dataplane's `DropReason`; the status lists every reason, zeros included).
-pub const DROP_REASONS: &[&str] = &[
-    "eth_truncated",
-    "eth_unknown_type",
-    "eth_not_for_us",
-    "eth_bad_source",
-    "arp_malformed",
-    "arp_not_for_us",
-    "ip_truncated",
-    "ip_bad_version",
-    "ip_bad_ihl",
-    "ip_bad_length",
-    "ip_bad_checksum",
-    "ip_fragment",
-    "ip_bad_source",
-    "ip_not_for_us",
-    "ip_unknown_protocol",
-    "icmp_malformed",
-    "icmp_bad_checksum",
-    "icmp_unhandled",
-    "l4_no_service",
-    "no_route",
-    "neigh_pending_full",
-    "neigh_unresolved",
-    "neigh_table_full",
-    "no_mbuf",
-    "tx_full",
-];
+/// Every drop reason rvsd counts, by the names its `/v1/status` `drops` uses: the data path's
+/// own list (`rvs_dataplane::stats::DropReason::ALL`), never a copy that a new or renamed
+/// reason could leave behind.
+pub fn drop_reasons() -> Vec<&'static str> {
+    rvs_dataplane::stats::DropReason::ALL.iter().map(|r| r.name()).collect()
+}
 
 /// The repository's root directory.
 pub fn repo_root() -> PathBuf {
@@ -250,9 +228,14 @@ pub fn drops(status: &Value) -> BTreeMap<String, u64> {
         .unwrap_or_default()
 }
 
-/// The count of drop reason `reason` in a status, 0 if it is absent.
+/// The count of drop reason `reason` in a status (`drops.<reason>`). Panics if it is absent
+/// or not a number: a renamed counter must fail the test, not read as 0.
 pub fn drop_count(status: &Value, reason: &str) -> u64 {
-    status.get("drops").and_then(|d| d.get(reason)).and_then(Value::as_u64).unwrap_or(0)
+    status.get("drops").and_then(|d| d.get(reason)).and_then(Value::as_u64).unwrap_or_else(|| {
+        let known: Vec<&String> =
+            status.get("drops").and_then(Value::as_object).map(|m| m.keys().collect()).unwrap_or_default();
+        panic!("the status has no counter drops.{reason} (its drops: {known:?})")
+    })
 }
 
 /// The sum of all drop counters in a status.
@@ -260,28 +243,25 @@ pub fn total_drops(status: &Value) -> u64 {
     drops(status).values().sum()
 }
 
-fn sum_key(v: &Value, key: &str) -> Option<u64> {
-    match v {
-        Value::Object(m) => {
-            let mut found = m.get(key).and_then(Value::as_u64);
-            for (k, child) in m {
-                if k != key {
-                    if let Some(n) = sum_key(child, key) {
-                        found = Some(found.unwrap_or(0) + n);
-                    }
-                }
-            }
-            found
-        }
-        Value::Array(items) => items.iter().filter_map(|i| sum_key(i, key)).reduce(|a, b| a + b),
-        _ => None,
-    }
-}
-
-/// A per-worker counter summed over workers: every numeric `key` under the status's
-/// `workers`, however nested; failing that, anywhere in the status. `None` if there is none.
-pub fn worker_counter(status: &Value, key: &str) -> Option<u64> {
-    status.get("workers").and_then(|w| sum_key(w, key)).or_else(|| sum_key(status, key))
+/// A per-worker counter summed over the workers: `workers[i].<key>` of every worker. Panics
+/// if the status has no workers or a worker lacks the counter (with the JSON path): a renamed
+/// counter must fail the test, not be found somewhere else or read as 0.
+pub fn worker_counter(status: &Value, key: &str) -> u64 {
+    let workers = status
+        .get("workers")
+        .and_then(Value::as_array)
+        .filter(|w| !w.is_empty())
+        .unwrap_or_else(|| panic!("the status has no workers[] to read {key} from"));
+    workers
+        .iter()
+        .enumerate()
+        .map(|(i, w)| {
+            w.get(key).and_then(Value::as_u64).unwrap_or_else(|| {
+                let known: Vec<&String> = w.as_object().map(|m| m.keys().collect()).unwrap_or_default();
+                panic!("the status has no counter workers[{i}].{key} (its keys: {known:?})")
+            })
+        })
+        .sum()
 }
 
 /// The entry of port `name` in a status's `ports`.
@@ -647,16 +627,34 @@ mod tests {
     fn reads_counters_from_status() {
         let s = json!({
             "ports": [{"name": "front", "mac": "02:00:00:00:01:01"}, {"name": "back", "mac": "02:00:00:00:01:02"}],
-            "workers": [{"id": 0, "counters": {"arp_replies_sent": 2}}, {"id": 1, "arp_replies_sent": 3}],
+            "workers": [{"index": 0, "arp_replies_sent": 2}, {"index": 1, "arp_replies_sent": 3}],
             "drops": {"ip_truncated": 4, "eth_not_for_us": 1},
         });
-        assert_eq!(worker_counter(&s, "arp_replies_sent"), Some(5));
-        assert_eq!(worker_counter(&s, "nope"), None);
+        assert_eq!(worker_counter(&s, "arp_replies_sent"), 5);
         assert_eq!(drop_count(&s, "ip_truncated"), 4);
-        assert_eq!(drop_count(&s, "tx_full"), 0);
         assert_eq!(total_drops(&s), 5);
         assert_eq!(port_mac(&s, "back"), "02:00:00:00:01:02");
         assert!(port(&s, "mgmt").is_none());
+    }
+
+    #[test]
+    #[should_panic(expected = "drops.tcp_no_conn")]
+    fn a_missing_drop_reason_panics() {
+        drop_count(&json!({"drops": {"tcp_no_conn_renamed": 0}}), "tcp_no_conn");
+    }
+
+    #[test]
+    #[should_panic(expected = "workers[1].arp_replies_sent")]
+    fn a_worker_without_the_counter_panics() {
+        let s = json!({"workers": [{"arp_replies_sent": 1}, {"rx_packets": 2}], "ports": [{"arp_replies_sent": 5}]});
+        worker_counter(&s, "arp_replies_sent");
+    }
+
+    #[test]
+    fn drop_reasons_are_the_data_paths() {
+        let names = drop_reasons();
+        assert_eq!(names.len(), rvs_dataplane::stats::DropReason::COUNT);
+        assert!(names.contains(&"tcp_no_conn") && names.contains(&"conn_server_removed"), "{names:?}");
     }
 
     #[test]

@@ -465,8 +465,12 @@ fn l4_configs_and_tools_are_consistent() {
             assert!(text.contains(&format!("workers = {workers}")), "{}: workers = {workers}", path.display());
         }
     }
-    let Ok(help) = std::process::Command::new("python3").arg("--version").output() else { return }; // no python3
-    assert!(help.status.success());
+    // No python3 is a failure, not a pass: the lab's tools need it.
+    let help = std::process::Command::new("python3")
+        .arg("--version")
+        .output()
+        .unwrap_or_else(|e| panic!("python3 is needed to check the lab's tools: {e}"));
+    assert!(help.status.success(), "python3 --version: {}", describe(&help));
     for t in ["rs_server.py", "toa_reader.py", "ipip_decap.py", "ipip_probe.py", "udp_client.py"] {
         let out = std::process::Command::new("python3").arg("-B").arg(tool(t)).arg("--help").output().expect("python3");
         assert!(out.status.success(), "{t} --help: {}", describe(&out));

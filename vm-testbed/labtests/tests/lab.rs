@@ -71,10 +71,7 @@ fn arp_resolves_rvsd_on_both_sides() {
 
     let st = status();
     let replies = worker_counter(&st, "arp_replies_sent");
-    assert!(
-        replies.unwrap_or(0) > 0,
-        "expected arp_replies_sent > 0 in the workers' counters, got {replies:?}: {st:#}"
-    );
+    assert!(replies > 0, "expected arp_replies_sent > 0 in the workers' counters, got {replies}: {st:#}");
 }
 
 /// What each kind of frame sent by `tools/malformed.py` must be counted as: a drop under one
@@ -135,6 +132,11 @@ fn reason_groups(sent: &BTreeMap<String, u64>) -> Vec<(BTreeSet<&'static str>, V
 fn malformed_flood_is_dropped_and_counted() {
     let _lab = Lab::up();
     let before = status();
+    // rvsd lists every reason it counts; it must be exactly the data path's list, so a reason
+    // this test's expectations name cannot be missing and a new one cannot go unseen.
+    let listed: BTreeSet<&str> =
+        before["drops"].as_object().expect("status.drops").keys().map(String::as_str).collect();
+    assert_eq!(listed, drop_reasons().into_iter().collect::<BTreeSet<_>>(), "status.drops vs DropReason::ALL");
     let front_mac = port_mac(&before, "front");
     let rx_before = link_stat(LB1, "front", "rx_packets");
 
@@ -206,7 +208,8 @@ fn malformed_kinds_all_have_expectations() {
         .arg("import sys; sys.path.insert(0, sys.argv[1]); import malformed; print(' '.join(malformed.KINDS))")
         .arg(testbed_dir().join("tools"))
         .output();
-    let Ok(out) = out else { return }; // no python3 here: the lab tests will say so
+    // No python3 is a failure, not a pass: the lab's tools need it.
+    let out = out.unwrap_or_else(|e| panic!("python3 is needed to read tools/malformed.py's kinds: {e}"));
     assert!(out.status.success(), "{}", describe(&out));
     let kinds = String::from_utf8_lossy(&out.stdout);
     let sent: BTreeMap<String, u64> = kinds.split_whitespace().map(|k| (k.to_string(), 1)).collect();
@@ -214,7 +217,61 @@ fn malformed_kinds_all_have_expectations() {
     let groups = reason_groups(&sent);
     for (reasons, _, _) in &groups {
         for r in reasons {
-            assert!(DROP_REASONS.contains(r), "unknown drop reason {r}");
+            assert!(drop_reasons().contains(r), "unknown drop reason {r}");
         }
     }
+}
+
+/// `lab.sh start-lb` says which rvsd it starts and refuses one older than a source it is built
+/// from (cargo's dep-info `rvsd.d` next to it, or the crates' src/ without one), unless
+/// `RVS_ALLOW_STALE=1`. Needs no lab: the config path does not exist, so nothing is started
+/// even when a binary is accepted.
+#[test]
+#[ignore = "needs root (lab.sh refuses to run otherwise): run vm-testbed/test.sh"]
+fn start_lb_refuses_an_rvsd_older_than_its_sources() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("rvs-stale-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bin = dir.join("rvsd");
+    std::fs::write(&bin, "#!/bin/sh\nexit 0\n").unwrap();
+    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let start = |env: &[(&str, &str)]| {
+        let mut cmd = std::process::Command::new("bash");
+        cmd.arg(testbed_dir().join("lab.sh")).args(["start-lb", "lb1", "/nonexistent/rvs-stale-test.toml"]);
+        cmd.env("RVSD_BIN", &bin).env_remove("RVS_ALLOW_STALE").envs(env.iter().copied());
+        let out = cmd.output().expect("bash");
+        (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    // Dates the binary `offset` seconds after `source` (negative: before it).
+    let date_bin = |source: &std::path::Path, offset: i64| {
+        let t = std::fs::metadata(source).unwrap().modified().unwrap();
+        let secs = t.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64 + offset;
+        let out = std::process::Command::new("touch").arg("-d").arg(format!("@{secs}")).arg(&bin).output().unwrap();
+        assert!(out.status.success(), "touch: {}", describe(&out));
+    };
+
+    // With dep-info naming one source, a day older than that source: refused, naming both.
+    let source = repo_root().join("controlplane/src/bin/rvsd.rs");
+    std::fs::write(dir.join("rvsd.d"), format!("{}: {}\n", bin.display(), source.display())).unwrap();
+    date_bin(&source, -86_400);
+    let (ok, err) = start(&[]);
+    assert!(!ok, "a stale binary was accepted: {err}");
+    assert!(err.contains(&format!("rvsd binary: {}", bin.display())), "names the binary: {err}");
+    assert!(err.contains("is older than the sources (controlplane/src/bin/rvsd.rs"), "names the source: {err}");
+    assert!(err.contains("RVS_ALLOW_STALE=1"), "says how to override: {err}");
+
+    let (ok, err) = start(&[("RVS_ALLOW_STALE", "1")]);
+    assert!(!ok && err.contains("starting it anyway") && err.contains("config file"), "allowed: {err}");
+
+    // Newer than its source: accepted (it then stops at the missing config).
+    date_bin(&source, 86_400);
+    let (ok, err) = start(&[]);
+    assert!(!ok && !err.contains("older than") && err.contains("config file"), "a fresh binary: {err}");
+
+    // Without dep-info the crates' src/ are the sources: an ancient binary is refused.
+    std::fs::remove_file(dir.join("rvsd.d")).unwrap();
+    date_bin(&source, -100 * 365 * 86_400 / 2);
+    let (ok, err) = start(&[]);
+    assert!(!ok && err.contains("is older than the sources ("), "no dep-info: {err}");
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -19,6 +19,7 @@ PACKAGES=(
     libdpdk-dev dpdk-dev libclang-dev clang pkg-config build-essential
     iproute2 iputils-ping arping ethtool tcpdump curl python3 socat netcat-openbsd jq
     wrk iperf3 haproxy nftables nginx
+    dpkg-dev libpopt-dev
 )
 # Daemons the benchmark runs itself inside the lab's namespaces: their packages' services must
 # not start on the host (nginx would take the host's :80, and its package fails to configure

@@ -45,7 +45,7 @@ section "build (cargo build --release --workspace)"
 cargo build --release --workspace
 
 section "unit, property and golden tests (cargo test --release --workspace)"
-cargo test --release --workspace
+RVSADM_COMPAT=require cargo test --release --workspace   # rvsadm_compat: ipvsadm 1.31 must build
 
 section "lab tests (rvs-labtests, one at a time)"
 export RVSD_BIN="$CARGO_TARGET_DIR/release/rvsd"

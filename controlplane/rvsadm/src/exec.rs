@@ -304,7 +304,7 @@ fn list(client: &Client, opts: &ListOpts) -> Result<Output, Failure> {
                     break;
                 }
             }
-            Ok(Output::Text(format::connections(&conns)))
+            Ok(Output::Text(format::connections_with(&conns, opts.persistent_conn)))
         }
         ListKind::Services if opts.rate && !opts.stats => {
             let mut doc: StatsDoc = client.get("/v1/stats")?;

@@ -306,9 +306,25 @@ fn server_rates(out: &mut String, d: &ServerStats, exact: bool) {
 
 /// `-L -c`: ipvsadm's connection table.
 pub fn connections(conns: &[Connection]) -> String {
+    connections_with(conns, false)
+}
+
+/// [`connections`]; `persistent_conn` (`-c --persistent-conn`) adds ipvsadm's persistence
+/// engine columns to the title (rvs has no persistence engines, so no row fills them).
+pub fn connections_with(conns: &[Connection], persistent_conn: bool) -> String {
     let mut out = String::from("IPVS connection entries\n");
-    // printf("pro expire %-11s %-18s %-18s %s\n", "state", "source", "virtual", "destination")
-    let _ = writeln!(out, "pro expire {:<11} {:<18} {:<18} destination", "state", "source", "virtual");
+    if persistent_conn {
+        // printf("pro expire %-11s %-18s %-18s %-18s %-16s %s\n", "state", "source",
+        //        "virtual", "destination", "pe name", "pe_data")
+        let _ = writeln!(
+            out,
+            "pro expire {:<11} {:<18} {:<18} {:<18} {:<16} pe_data",
+            "state", "source", "virtual", "destination", "pe name"
+        );
+    } else {
+        // printf("pro expire %-11s %-18s %-18s %s\n", "state", "source", "virtual", "destination")
+        let _ = writeln!(out, "pro expire {:<11} {:<18} {:<18} destination", "state", "source", "virtual");
+    }
     for c in conns {
         // sprintf(expire_str, "%02d:%02d", minutes, seconds)
         let expire = format!("{:02}:{:02}", c.expires_in / 60, c.expires_in % 60);

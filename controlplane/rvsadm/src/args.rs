@@ -40,6 +40,19 @@ impl fmt::Display for UsageError {
 
 impl std::error::Error for UsageError {}
 
+impl UsageError {
+    /// ipvsadm's exit status for this mistake: 255 for its `tryhelp_exit(-1)` (no command,
+    /// or an unknown option before it) and for popt's errors (`-t: missing argument`,
+    /// which `process_options` returns as -1); 2 for the rest (`fail(2, ...)`).
+    pub fn exit_status(&self) -> i32 {
+        if self.0 == TRY_HELP || self.0.ends_with(": missing argument") {
+            255
+        } else {
+            2
+        }
+    }
+}
+
 fn fail<T>(msg: impl Into<String>) -> Result<T, UsageError> {
     Err(UsageError(msg.into()))
 }
@@ -255,6 +268,11 @@ pub enum Command {
     },
     /// `-R`.
     Restore,
+    /// `--start-daemon master|backup`: rvs has no IPVS sync daemon to start (its
+    /// connection sync is `[ha]` in rvsd's configuration); refused, with that reason.
+    StartDaemon,
+    /// `--stop-daemon master|backup`: "No daemon is running", as ipvsadm when none runs.
+    StopDaemon,
     /// `--set TCP TCPFIN UDP` in seconds; 0 leaves a value unchanged.
     SetTimeouts {
         /// TCP established.
@@ -316,6 +334,8 @@ enum Verb {
     DeleteServer,
     EditServer,
     Set,
+    StartDaemon,
+    StopDaemon,
     Restore,
     Save,
     Zero,
@@ -334,6 +354,8 @@ impl Verb {
             Verb::DeleteServer => "delete-server",
             Verb::EditServer => "edit-server",
             Verb::Set => "set",
+            Verb::StartDaemon => "start-daemon",
+            Verb::StopDaemon => "stop-daemon",
             Verb::Restore => "restore",
             Verb::Save => "save",
             Verb::Zero => "zero",
@@ -355,6 +377,7 @@ enum Opt {
     Weight,
     UThreshold,
     LThreshold,
+    McastInterface,
     Timeout,
     Daemon,
     Stats,
@@ -362,7 +385,12 @@ enum Opt {
     Thresholds,
     PersistentConn,
     NoSort,
+    SyncId,
     Exact,
+    McastGroup,
+    McastPort,
+    McastTtl,
+    SyncMaxlen,
     TunInfo,
     TunType,
     TunPort,
@@ -372,7 +400,7 @@ enum Opt {
 }
 
 impl Opt {
-    const COUNT: usize = 25;
+    const COUNT: usize = 31;
     const ALL: [Opt; Opt::COUNT] = [
         Opt::Numeric,
         Opt::Connection,
@@ -385,6 +413,7 @@ impl Opt {
         Opt::Weight,
         Opt::UThreshold,
         Opt::LThreshold,
+        Opt::McastInterface,
         Opt::Timeout,
         Opt::Daemon,
         Opt::Stats,
@@ -392,7 +421,12 @@ impl Opt {
         Opt::Thresholds,
         Opt::PersistentConn,
         Opt::NoSort,
+        Opt::SyncId,
         Opt::Exact,
+        Opt::McastGroup,
+        Opt::McastPort,
+        Opt::McastTtl,
+        Opt::SyncMaxlen,
         Opt::TunInfo,
         Opt::TunType,
         Opt::TunPort,
@@ -416,6 +450,12 @@ impl Opt {
             Opt::UThreshold => "u-threshold",
             Opt::LThreshold => "l-threshold",
             Opt::Timeout => "timeout",
+            Opt::McastInterface => "mcast-interface",
+            Opt::SyncId => "syncid",
+            Opt::McastGroup => "mcast-group",
+            Opt::McastPort => "mcast-port",
+            Opt::McastTtl => "mcast-ttl",
+            Opt::SyncMaxlen => "sync-maxlen",
             Opt::Daemon => "daemon",
             Opt::Stats => "stats",
             Opt::Rate => "rate",
@@ -437,23 +477,25 @@ impl Opt {
 /// `1` at most one of the `1`s, ` ` optional. One difference, on purpose: `list` allows
 /// `-c` together with `-t|-u` (see the module documentation); `--timeout` still excludes both.
 // ipvsadm 1.31's commands_v_options, without the columns of options rvs does not have
-// (mcast-interface, syncid, ops, pe, sched-flags, mcast-group/port/ttl, sync-maxlen).
-const RULES: [(Verb, &[u8; Opt::COUNT]); 12] = [
-    //                   n  c  svc s  p  M  r  fwd w  x  y  tot dmn st rt thr pc srt ex tinf type tprt nocs csum remc
-    (Verb::AddService, b"xx+   xxxxxxxxxxxxxxxxxxx"),
-    (Verb::EditService, b"xx+   xxxxxxxxxxxxxxxxxxx"),
-    (Verb::DeleteService, b"xx+xxxxxxxxxxxxxxxxxxxxxx"),
-    (Verb::Flush, b"xxxxxxxxxxxxxxxxxxxxxxxxx"),
+// (ops, pe, sched-flags), in ipvsadm's order so that the first complaint is ipvsadm's.
+const RULES: [(Verb, &[u8; Opt::COUNT]); 14] = [
+    //                   n  c  svc s  p  M  r  fwd w  x  y  mcif tot dmn st rt thr pc srt sid ex grp port ttl size tinf type tprt nocs csum remc
+    (Verb::AddService, b"xx+   xxxxxxxxxxxxxxxxxxxxxxxxx"),
+    (Verb::EditService, b"xx+   xxxxxxxxxxxxxxxxxxxxxxxxx"),
+    (Verb::DeleteService, b"xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxx"),
+    (Verb::Flush, b"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"),
     // The service column is ' ' (ipvsadm: '1'): rvs lists one service's connections
     // (`-L -c -t VIP:PORT`); `--timeout`/`--daemon` with a service are refused in `build`.
-    (Verb::List, b" 1 xxxxxxxx11       xxxxx"),
-    (Verb::AddServer, b"xx+xxx+    xxxxxxxxx     "),
-    (Verb::DeleteServer, b"xx+xxx+xxxxxxxxxxxxxxxxxx"),
-    (Verb::EditServer, b"xx+xxx+    xxxxxxxxx     "),
-    (Verb::Set, b"xxxxxxxxxxxxxxxxxxxxxxxxx"),
-    (Verb::Restore, b"xxxxxxxxxxxxxxxxxxxxxxxxx"),
-    (Verb::Save, b" xxxxxxxxxxxxxxxxxxxxxxxx"),
-    (Verb::Zero, b"xx xxxxxxxxxxxxxxxxxxxxxx"),
+    (Verb::List, b" 1 xxxxxxxxx11       xxxx xxxxx"),
+    (Verb::AddServer, b"xx+xxx+    xxxxxxxxxxxxxxx     "),
+    (Verb::DeleteServer, b"xx+xxx+xxxxxxxxxxxxxxxxxxxxxxxx"),
+    (Verb::EditServer, b"xx+xxx+    xxxxxxxxxxxxxxx     "),
+    (Verb::Set, b"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"),
+    (Verb::StartDaemon, b"xxxxxxxxxxx xxxxxxx x    xxxxxx"),
+    (Verb::StopDaemon, b"xxxxxxxxxxxxxxxxxxx xxxxxxxxxxx"),
+    (Verb::Restore, b"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"),
+    (Verb::Save, b" xxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"),
+    (Verb::Zero, b"xx xxxxxxxxxxxxxxxxxxxxxxxxxxxx"),
 ];
 
 /// Whether an option takes a value.
@@ -503,6 +545,16 @@ const SWITCHES: &[Switch] = &[
     sw(Some('d'), "delete-server", Action::Verb(Verb::DeleteServer), Arity::Flag),
     sw(Some('e'), "edit-server", Action::Verb(Verb::EditServer), Arity::Flag),
     sw(None, "set", Action::Verb(Verb::Set), Arity::Value),
+    sw(None, "start-daemon", Action::Verb(Verb::StartDaemon), Arity::Value),
+    sw(None, "stop-daemon", Action::Verb(Verb::StopDaemon), Arity::Value),
+    // The sync daemon's options: checked as ipvsadm checks them, then unused (rvs syncs
+    // connections through `[ha]` in rvsd's configuration).
+    sw(None, "mcast-interface", Action::Opt(Opt::McastInterface), Arity::Value),
+    sw(None, "syncid", Action::Opt(Opt::SyncId), Arity::Value),
+    sw(None, "mcast-group", Action::Opt(Opt::McastGroup), Arity::Value),
+    sw(None, "mcast-port", Action::Opt(Opt::McastPort), Arity::Value),
+    sw(None, "mcast-ttl", Action::Opt(Opt::McastTtl), Arity::Value),
+    sw(None, "sync-maxlen", Action::Opt(Opt::SyncMaxlen), Arity::Value),
     sw(Some('R'), "restore", Action::Verb(Verb::Restore), Arity::Flag),
     sw(Some('S'), "save", Action::Verb(Verb::Save), Arity::Flag),
     sw(Some('Z'), "zero", Action::Verb(Verb::Zero), Arity::Flag),
@@ -640,6 +692,9 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Invocation, UsageError> {
                         i += 1;
                         Some(v.to_string())
                     }
+                    None if s.action == Action::Verb(Verb::Set) => {
+                        return fail("--set option requires 3 timeout values")
+                    }
                     None => return fail(format!("{word}: missing argument")),
                 },
                 (Arity::OptionalValue, None) => take_optional(&words, &mut i),
@@ -728,7 +783,36 @@ fn apply(
             }
             c.timeouts = Some((vals[0], vals[1], vals[2]));
         }
+        Action::Verb(v @ (Verb::StartDaemon | Verb::StopDaemon)) => {
+            c.set_verb(v, word)?;
+            if !matches!(value.as_str(), "master" | "backup") {
+                // Sic: ipvsadm's words for each.
+                return fail(if v == Verb::StartDaemon {
+                    "illegal start-daemon parameter specified"
+                } else {
+                    "illegal start_daemon specified"
+                });
+            }
+        }
         Action::Verb(v) => c.set_verb(v, word)?,
+        Action::Opt(o @ (Opt::SyncId | Opt::McastPort | Opt::McastTtl | Opt::SyncMaxlen)) => {
+            c.set_opt(o)?;
+            let (min, max) = match o {
+                Opt::SyncId => (0, 255),
+                Opt::McastPort => (1, 65_535),
+                Opt::McastTtl => (1, 255),
+                _ => (1, 65_535 - 20 - 8),
+            };
+            if parse_number(&value, max).is_none_or(|n| n < min) {
+                return fail(format!("illegal {} specified", o.name()));
+            }
+        }
+        Action::Opt(Opt::McastGroup) => {
+            c.set_opt(Opt::McastGroup)?;
+            if !value.parse::<Ipv4Addr>().is_ok_and(|a| a.is_multicast()) {
+                return fail(format!("invalid IPv4 mcast-group `{value}'"));
+            }
+        }
         Action::Tcp | Action::Udp => {
             c.set_opt(Opt::Service)?;
             let protocol = if s.action == Action::Tcp { Protocol::Tcp } else { Protocol::Udp };
@@ -850,7 +934,7 @@ fn build(c: Collected) -> Result<Invocation, UsageError> {
         None if c.seen.iter().any(|s| *s) => return fail(TRY_HELP),
         None => Verb::List,
     };
-    let rules = RULES.iter().find(|(v, _)| *v == verb).map(|(_, r)| *r).unwrap_or(b"xxxxxxxxxxxxxxxxxxxxxxxxx");
+    let rules = RULES.iter().find(|(v, _)| *v == verb).map(|(_, r)| *r).unwrap_or(b"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx");
     let mut exclusive: Option<Opt> = None;
     for (opt, rule) in Opt::ALL.into_iter().zip(rules.iter()) {
         match (c.has(opt), rule) {
@@ -996,6 +1080,8 @@ fn build(c: Collected) -> Result<Invocation, UsageError> {
         Verb::Flush => Command::Clear,
         Verb::Save => Command::Save { numeric: c.has(Opt::Numeric) },
         Verb::Restore => Command::Restore,
+        Verb::StartDaemon => Command::StartDaemon,
+        Verb::StopDaemon => Command::StopDaemon,
         Verb::Set => {
             let (tcp, tcp_fin, udp) = c.timeouts.unwrap_or((0, 0, 0));
             Command::SetTimeouts { tcp, tcp_fin, udp }
@@ -1344,7 +1430,7 @@ mod tests {
             ("-A -t 10.10.0.100:80 -p -M 255.0.255.0", "illegal virtual server persistent mask specified"),
             ("-A -t 10.10.0.100:80 -M nope", "illegal virtual server persistent mask specified"),
             ("--set 900 120", "--set option requires 3 timeout values"),
-            ("--set", "--set: missing argument"),
+            ("--set", "--set option requires 3 timeout values"),
             ("--set 900 x 300", "invalid timeout value `x' specified"),
             ("-Q", TRY_HELP),
             ("-LQ", "invalid option `-LQ'"),

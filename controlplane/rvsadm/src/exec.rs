@@ -128,7 +128,9 @@ pub fn call_for(command: &Command) -> Option<Call> {
         | Command::Restore
         | Command::Status
         | Command::Help
-        | Command::Version => return None,
+        | Command::Version
+        | Command::StartDaemon
+        | Command::StopDaemon => return None,
     })
 }
 
@@ -225,6 +227,18 @@ pub fn execute(client: &Client, command: &Command, io: &mut Io<'_>) -> i32 {
         }
         Command::Restore => return restore(client, io),
         Command::Help | Command::Version => Ok(Output::Text(String::new())),
+        Command::StopDaemon => {
+            // As ipvsadm when no sync daemon runs (libipvs: ESRCH).
+            let _ = writeln!(io.err, "No daemon is running");
+            return EXIT_REFUSED;
+        }
+        Command::StartDaemon => {
+            let _ = writeln!(
+                io.err,
+                "rvs has no IPVS sync daemon: connections are synced by rvsd itself, configured in [ha] (sync_listen, sync_peer)"
+            );
+            return EXIT_REFUSED;
+        }
         changing => match call_for(changing) {
             Some(call) => apply(client, &call).map(|()| Output::Text(String::new())).map_err(Failure::from),
             None => Ok(Output::Text(String::new())),
@@ -359,7 +373,8 @@ fn save(client: &Client, err: &mut dyn Write) -> Result<Output, Failure> {
 
 /// `-R`: reads every line first (a usage error anywhere applies nothing and exits 2), then
 /// applies them in order. A refused line is reported with its number and the rest still
-/// apply, as ipvsadm does; an unreachable rvsd stops the run. Exit 1 if any line failed.
+/// apply, as ipvsadm does; an unreachable rvsd stops the run (exit 1). Exit 255 if a line
+/// was refused.
 fn restore(client: &Client, io: &mut Io<'_>) -> i32 {
     let mut calls = Vec::new();
     let mut line = String::new();
@@ -406,7 +421,9 @@ fn restore(client: &Client, io: &mut Io<'_>) -> i32 {
             }
             Err(e) => {
                 let _ = writeln!(io.err, "line {number}: {e}");
-                status = EXIT_FAILURE;
+                // A refused line exits 255 like a refused command. ipvsadm -R exits with
+                // its last line's status only; a migration that lost any line must fail.
+                status = if matches!(e, ApiError::Status { .. }) { EXIT_REFUSED } else { EXIT_FAILURE };
             }
         }
     }

@@ -36,7 +36,10 @@
 //! * `-L -c -t VIP:PORT` filters connections by service; `-Z -t VIP:PORT` sends
 //!   `POST /v1/stats/zero?service=tcp/VIP/PORT`.
 //! * `--tun-type` is `ipip` only (rvs encapsulates in IPIP); `--persistent-conn` counts 0;
-//!   `--daemon` lists nothing (rvs's sync is `[ha]`); `-M` must be contiguous.
+//!   `-M` must be contiguous.
+//! * No IPVS sync daemon (rvs's sync is `[ha]`): `--daemon` lists nothing, `--stop-daemon`
+//!   says none runs, `--start-daemon` is refused (255).
+//! * `-R` checks every line first and exits 255 if any line was refused.
 //!
 //! Modules: [`args`] (parsing), [`client`] (HTTP), [`model`] (REST documents), [`format`](mod@format)
 //! (listings), [`exec`] (verbs → requests → output).
@@ -91,6 +94,8 @@ Either long or short options are allowed.
   --list            -L|-l     list the table
   --zero            -Z        zero counters in a service or all services
   --set tcp tcpfin udp        set connection timeout values (seconds, 0 = unchanged)
+  --start-daemon    master|backup   refused: rvsd syncs connections itself ([ha])
+  --stop-daemon     master|backup   answers as ipvsadm with no daemon running
   status                      ports, workers and drops of rvsd
   --help            -h        display this help message
 
@@ -132,8 +137,7 @@ pub fn run<S: AsRef<str>>(args: &[S], stdin: &mut dyn BufRead, out: &mut dyn Wri
         Ok(inv) => inv,
         Err(e) => {
             let _ = writeln!(err, "{e}");
-            // ipvsadm's tryhelp_exit(argv[0], -1): no command, or an unknown one, exits 255.
-            return if e.0 == args::TRY_HELP { EXIT_REFUSED } else { EXIT_USAGE };
+            return e.exit_status();
         }
     };
     match inv.command {

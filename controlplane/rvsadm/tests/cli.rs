@@ -940,7 +940,7 @@ fn restore_reports_refused_lines_and_goes_on() {
     });
     let input = "-A -t 10.10.0.100:80 -s rr\n-A -t 10.10.0.100:81 -s rr\n-a -t 10.10.0.100:80 -r 10.20.0.11 -m\n";
     let (code, _, err) = rvsd.run(&["-R"], input);
-    assert_eq!((code, err.as_str()), (1, "line 2: Service already exists\nrvsd: exists\n"));
+    assert_eq!((code, err.as_str()), (255, "line 2: Service already exists\nrvsd: exists\n"));
     assert_eq!(rvsd.take().len(), 3);
 }
 

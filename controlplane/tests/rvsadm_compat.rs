@@ -161,6 +161,19 @@ const LVS_SAVE: &str = "\
 -a -u 10.10.0.100:53 -r 10.20.0.13:53 -m -w 0
 ";
 
+/// The same director's `ipvsadm -S` without `-n`: ports by service name.
+const LVS_SAVE_NAMES: &str = "\
+-A -t 10.10.0.100:http -s wrr
+-a -t 10.10.0.100:http -r 10.20.0.11:http -m -w 3
+-a -t 10.10.0.100:http -r 10.20.0.12:http -g -w 1
+-a -t 10.10.0.100:http -r 10.20.0.13:http-alt -i -w 2 --tun-type ipip
+-A -t 10.10.0.100:https -s sh -p 1800 -M 255.255.255.0
+-a -t 10.10.0.100:https -r 10.20.0.11:https -g -w 1
+-A -u 10.10.0.100:domain -s rr -p 360
+-a -u 10.10.0.100:domain -r 10.20.0.12:domain -i -w 1 --tun-type ipip
+-a -u 10.10.0.100:domain -r 10.20.0.13:domain -m -w 0
+";
+
 fn cases() -> Vec<Case> {
     let restore = Case { line: "-R", stdin: LVS_SAVE, cmp: Cmp::Exact };
     vec![
@@ -290,6 +303,10 @@ fn cases() -> Vec<Case> {
         Case { line: "-R", stdin: LVS_SAVE, cmp: Cmp::Exact },
         c("-Sn"),
         c("-Ln"),
+        c("-C"),
+        Case { line: "-R", stdin: LVS_SAVE_NAMES, cmp: Cmp::Exact },
+        c("-Sn"),
+        c("-Ln --tun-info"),
     ]
 }
 

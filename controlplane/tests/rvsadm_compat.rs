@@ -51,8 +51,14 @@ fn start_router() -> String {
     format!("http://{}", rx.recv().expect("router address"))
 }
 
-/// Builds (or finds in the cache) ipvsadm over the fake libipvs.
+/// Builds (or finds in the cache) ipvsadm over the fake libipvs, once per test process:
+/// the tests run in parallel and share the cache directory.
 fn ipvsadm() -> Option<PathBuf> {
+    static BUILT: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
+    BUILT.get_or_init(build_ipvsadm).clone()
+}
+
+fn build_ipvsadm() -> Option<PathBuf> {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("ipvsadm-compat");
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/compat/build-ipvsadm.sh");
     let status = Command::new("bash").arg(&script).arg(&dir).status();

@@ -10,6 +10,10 @@
 //!   `RVSADM_BLESS=1` does not make a mismatch pass: it writes the expected and the actual
 //!   output side by side under the test's temporary directory for a `diff`, and the test
 //!   still fails.
+//! * `golden/ipvsadm/` holds what ipvsadm 1.31 itself printed for a table with counters,
+//!   rates and connections (written from ipvsadm by the controlplane's
+//!   `tests/rvsadm_compat.rs`, which fails when they no longer match it); rvsadm must print
+//!   the same for the same REST documents.
 //! * `-S` fed to `-R` rebuilds the same table (a stateful fake), with the same requests.
 //! * Errors: rvsd's refusals, an unreachable rvsd, malformed answers — exit 1, no panic.
 //! * The binary's exit statuses.
@@ -833,6 +837,46 @@ fn listing_columns_are_ipvsadm_s() {
     assert_eq!(lines[0], "IPVS connection entries");
     assert_eq!(lines[1], "pro expire state       source             virtual            destination");
     assert_eq!(lines[2], "TCP 14:58  ESTABLISHED 10.10.0.2:51234    10.10.0.100:80     10.20.0.11:80");
+}
+
+/// Listings compared with what ipvsadm 1.31 itself printed for the same table
+/// (`golden/ipvsadm/`: the table's REST documents and `listings.txt`, one `=== ARGS`
+/// section per command line). The controlplane's `tests/rvsadm_compat.rs` writes them from
+/// ipvsadm (`RVSADM_BLESS=1`) and fails when they no longer match it; here they need no
+/// ipvsadm build.
+#[test]
+fn listings_match_ipvsadm_s_own_output() {
+    let doc = |name: &str| fixture(&format!("ipvsadm/{name}.json"));
+    let docs: Vec<(&'static str, String)> = vec![
+        ("/v1/services", doc("services")),
+        ("/v1/stats", doc("stats")),
+        ("/v1/connections", doc("connections")),
+        ("/v1/timeouts", doc("timeouts")),
+    ];
+    let rvsd = FakeRvsd::start(move |s| {
+        let path = s.path.split('?').next().unwrap_or_default();
+        match docs.iter().find(|(p, _)| *p == path) {
+            Some((_, body)) if s.method == "GET" => answer(200, body.clone()),
+            _ => answer(404, r#"{"error":"not here","field":null}"#),
+        }
+    });
+    let listings = fixture("ipvsadm/listings.txt");
+    let mut sections = 0;
+    for section in listings.split("=== ").filter(|s| !s.is_empty()) {
+        let (line, expected) = section.split_once('\n').expect("=== ARGS line");
+        let args: Vec<&str> = line.split_whitespace().collect();
+        let (code, out, err) = rvsd.run(&args, "");
+        // rvsadm's -S adds thresholds (` -x N -y N`) that ipvsadm's -S leaves out.
+        let out = if line.starts_with("-S") {
+            out.lines().map(|l| l.split(" -x ").next().unwrap_or(l).to_string() + "\n").collect()
+        } else {
+            out
+        };
+        assert_eq!((code, err.as_str()), (0, ""), "{line}");
+        check_listing(&format!("ipvsadm {line}"), &out, expected);
+        sections += 1;
+    }
+    assert!(sections >= 20, "listings.txt has {sections} sections");
 }
 
 // ---------------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ stamp="$out/ipvsadm.stamp"
 # One build at a time (dev and release test runs share target/tmp).
 exec 9>"$out/.lock"
 flock 9
-want=$(sha256sum "$here/fake_libipvs.c" "$0" | sha256sum | cut -d' ' -f1)
+want=$(cat "$here/fake_libipvs.c" "$here/build-ipvsadm.sh" | sha256sum | cut -d" " -f1)
 if [ -x "$out/ipvsadm" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
     exit 0
 fi

@@ -369,7 +369,10 @@ fn rvsadm_answers_as_ipvsadm_1_31_does() {
         let want = sides.ipvsadm(&words, case.stdin);
         let got = sides.rvsadm(&words, case.stdin);
         if verbose {
-            eprintln!("== {} -> exit {}\n{}{}", case.line, want.code, want.stdout, want.stderr);
+            eprintln!(
+                "== {} -> exit {}\n{}{}-- rvsadm: exit {}\n{}",
+                case.line, want.code, want.stdout, want.stderr, got.code, got.stderr
+            );
         }
         if let Some(diff) = compare(case, &want, &got) {
             failures.push(diff);

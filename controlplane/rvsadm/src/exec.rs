@@ -60,6 +60,8 @@ impl Refusal {
     pub fn words(self, status: u16, error: &str, field: Option<&str>) -> Option<&'static str> {
         let about_scheduler = field.is_some_and(|f| f.contains("scheduler")) || error.contains("scheduler");
         // A 404 about a server (not the service) is the kernel's ENOENT, "No such destination".
+        // rvsd's words decide ("service ... has no server ..." against "no service ...");
+        // the controlplane's tests/rvsadm_compat.rs checks both against the real router.
         let about_server = error.contains("server") || field.is_some_and(|f| f.contains("server"));
         match (self, status) {
             (Refusal::AddService, 409) => Some("Service already exists"),

@@ -127,6 +127,8 @@ enum Cmp {
     Exact,
     /// rvsadm's stderr may carry rvs's reason on lines after ipvsadm's words.
     ReasonAfter,
+    /// Exactly this stdout on both sides, status 0, nothing on stderr.
+    Is(&'static str),
     /// `-S`: rvsadm adds ` -x N`/` -y N` to a server with thresholds so that a round trip
     /// keeps them (ipvsadm 1.31's `-S` drops them; README, differences); compared without.
     Save,
@@ -155,11 +157,13 @@ const fn r(line: &'static str) -> Case {
 
 /// What ipvsadm -S of a real LVS director prints: every forwarding method, persistence
 /// with and without a netmask, several schedulers, a tunnel server of 1.31 (`--tun-type`).
+/// Restored into rvs, `-Sn` gives it back unchanged (thresholds: ipvsadm 1.31's `-S` has
+/// none to give; rvsadm's own -S keeps them, tested in the other direction below).
 const LVS_SAVE: &str = "\
 -A -t 10.10.0.100:80 -s wrr
 -a -t 10.10.0.100:80 -r 10.20.0.11:80 -m -w 3
 -a -t 10.10.0.100:80 -r 10.20.0.12:80 -g -w 1
--a -t 10.10.0.100:80 -r 10.20.0.13:8080 -i -w 2 --tun-type ipip
+-a -t 10.10.0.100:80 -r 10.20.0.13:80 -i -w 2 --tun-type ipip
 -A -t 10.10.0.100:443 -s sh -p 1800 -M 255.255.255.0
 -a -t 10.10.0.100:443 -r 10.20.0.11:443 -g -w 1
 -A -u 10.10.0.100:53 -s rr -p 360
@@ -172,7 +176,7 @@ const LVS_SAVE_NAMES: &str = "\
 -A -t 10.10.0.100:http -s wrr
 -a -t 10.10.0.100:http -r 10.20.0.11:http -m -w 3
 -a -t 10.10.0.100:http -r 10.20.0.12:http -g -w 1
--a -t 10.10.0.100:http -r 10.20.0.13:http-alt -i -w 2 --tun-type ipip
+-a -t 10.10.0.100:http -r 10.20.0.13:http -i -w 2 --tun-type ipip
 -A -t 10.10.0.100:https -s sh -p 1800 -M 255.255.255.0
 -a -t 10.10.0.100:https -r 10.20.0.11:https -g -w 1
 -A -u 10.10.0.100:domain -s rr -p 360
@@ -203,7 +207,7 @@ fn cases() -> Vec<Case> {
         // Restoring what ipvsadm -S of an LVS director wrote, then every listing of it.
         restore,
         c("-Ln"),
-        c("-Sn"),
+        Case { line: "-Sn", stdin: "", cmp: Cmp::Is(LVS_SAVE) },
         c("-Ln --stats"),
         c("-Ln --stats --exact"),
         c("-Ln --rate"),
@@ -307,11 +311,11 @@ fn cases() -> Vec<Case> {
         c("-C"),
         c("-Ln"),
         Case { line: "-R", stdin: LVS_SAVE, cmp: Cmp::Exact },
-        c("-Sn"),
+        Case { line: "-Sn", stdin: "", cmp: Cmp::Is(LVS_SAVE) },
         c("-Ln"),
         c("-C"),
         Case { line: "-R", stdin: LVS_SAVE_NAMES, cmp: Cmp::Exact },
-        c("-Sn"),
+        Case { line: "-Sn", stdin: "", cmp: Cmp::Is(LVS_SAVE) },
         c("-Ln --tun-info"),
     ]
 }
@@ -320,6 +324,7 @@ fn cases() -> Vec<Case> {
 fn compare(case: &Case, want: &Out, got: &Out) -> Option<String> {
     let same = match case.cmp {
         Cmp::Exact => want == got,
+        Cmp::Is(text) => want == got && got.code == 0 && got.stdout == text && got.stderr.is_empty(),
         Cmp::Save => {
             let strip = |t: &str| {
                 t.lines()

@@ -27,9 +27,13 @@ if [ ! -f "$src/ipvsadm.c" ]; then
                 exit 1
             fi
             command -v dpkg-source >/dev/null || apt-get install -y -q dpkg-dev >&2
-            # The distribution's own archive, as a deb-src entry beside debian.sources.
-            sed -n 's/^Types: deb$/Types: deb-src/p; /^URIs:\|^Suites:\|^Components:\|^Signed-By:/p; /^$/p' \
-                /etc/apt/sources.list.d/debian.sources > /etc/apt/sources.list.d/rvs-deb-src.sources
+            # The distribution's own archive, as a deb-src entry beside its deb entry.
+            if [ -f /etc/apt/sources.list.d/debian.sources ]; then
+                sed -n 's/^Types: deb$/Types: deb-src/p; /^URIs:\|^Suites:\|^Components:\|^Signed-By:/p; /^$/p' \
+                    /etc/apt/sources.list.d/debian.sources > /etc/apt/sources.list.d/rvs-deb-src.sources
+            else
+                sed -n 's/^deb /deb-src /p' /etc/apt/sources.list > /etc/apt/sources.list.d/rvs-deb-src.list
+            fi
             apt-get update -q >&2
         fi
         # Only the upstream tarball is needed; the Debian diff is not.

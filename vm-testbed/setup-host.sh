@@ -6,7 +6,8 @@
 #     toolchain for linking, and the lab's tools (iproute2, ping, arping, ethtool, tcpdump, curl,
 #     python3, socat, netcat, jq), and the end-to-end benchmark's (perf/e2e/run.sh: wrk, iperf3,
 #     HAProxy, nftables, nginx), whose daemons are installed but not started or enabled, and
-#     valgrind (callgrind, for the instruction-count guard perf/guard.sh);
+#     valgrind (callgrind, for the instruction-count guard perf/guard.sh), and dpkg-dev and
+#     libpopt-dev (rvsadm_compat builds ipvsadm 1.31 from Debian's source package);
 #   - reserves 2 MiB hugepages so that at least HUGEPAGES_FREE (default 512) are free, never
 #     lowering an existing reservation, and mounts hugetlbfs on /dev/hugepages if no hugetlbfs is
 #     mounted;
@@ -20,7 +21,7 @@ PACKAGES=(
     libdpdk-dev dpdk-dev libclang-dev clang pkg-config build-essential
     iproute2 iputils-ping arping ethtool tcpdump curl python3 socat netcat-openbsd jq
     wrk iperf3 haproxy nftables nginx
-    valgrind
+    valgrind dpkg-dev libpopt-dev
 )
 # Daemons the benchmark runs itself inside the lab's namespaces: their packages' services must
 # not start on the host (nginx would take the host's :80, and its package fails to configure

@@ -56,7 +56,7 @@ section "build (cargo build --release --workspace)"
 cargo build --release --workspace
 
 section "unit, property and golden tests (cargo test --release --workspace)"
-cargo test --release --workspace
+RVSADM_COMPAT=require cargo test --release --workspace   # rvsadm_compat: ipvsadm 1.31 must build
 
 section "fuzz smoke (dataplane/fuzz/smoke.sh: every target, seeded, 20 s each)"
 bash dataplane/fuzz/smoke.sh

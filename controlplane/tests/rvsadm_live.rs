@@ -94,7 +94,7 @@ fn ipvsadm_verbs_round_trip_through_the_real_api() {
     // A duplicate is refused like ipvsadm, and nothing changes.
     let before = state.running().text().to_string();
     let dup = rvsadm(&api, &["-A", "-t", "10.10.0.100:80", "-s", "rr"], None);
-    assert_eq!(dup.code, 1);
+    assert_eq!(dup.code, 255, "a refused change exits 255, as ipvsadm");
     assert!(dup.stderr.contains("Service already exists"), "{dup:?}");
     // A value the validator refuses names the field.
     let bad = rvsadm(&api, &["-e", "-t", "10.10.0.100:80", "-r", "10.20.0.11:80", "-w", "70000"], None);

@@ -15,7 +15,7 @@ use super::args::{self, Command, ListKind, ListOpts, ServerSpec, ServiceAddr, Se
 use super::client::{ApiError, Client, Method};
 use super::format::{self, Columns};
 use super::model::{ConnPage, ServiceList, StatsDoc, StatusDoc, Timeouts};
-use super::{EXIT_FAILURE, EXIT_OK, EXIT_USAGE};
+use super::{EXIT_FAILURE, EXIT_OK, EXIT_REFUSED, EXIT_USAGE};
 
 /// Connections asked for per page of `GET /v1/connections`.
 pub const CONN_PAGE: u64 = 1000;
@@ -29,8 +29,53 @@ pub struct Call {
     pub path: String,
     /// The JSON body, if any.
     pub body: Option<Value>,
-    /// ipvsadm's message when rvsd answers 409 Conflict.
-    pub conflict: Option<&'static str>,
+    /// Which kernel call ipvsadm would have made: it picks the kernel's words for a refusal.
+    pub refusal: Refusal,
+}
+
+/// The libipvs call a change corresponds to, for the kernel's words of a refusal
+/// (libipvs's `ipvs_strerror` table), printed before rvsd's own reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// `-A`: `ipvs_add_service`.
+    AddService,
+    /// `-E`: `ipvs_update_service`.
+    EditService,
+    /// `-D`: `ipvs_del_service`.
+    DeleteService,
+    /// `-Z`: `ipvs_zero_service`.
+    ZeroService,
+    /// `-a`: `ipvs_add_dest`.
+    AddDest,
+    /// `-e`: `ipvs_update_dest`.
+    EditDest,
+    /// `-d`: `ipvs_del_dest`.
+    DeleteDest,
+    /// No words of the kernel's apply (`-C`, `--set`): rvsd's reason alone.
+    Other,
+}
+
+impl Refusal {
+    /// The kernel's words for rvsd's refusal `status` with `error` (naming `field`).
+    pub fn words(self, status: u16, error: &str, field: Option<&str>) -> Option<&'static str> {
+        let about_scheduler = field.is_some_and(|f| f.contains("scheduler")) || error.contains("scheduler");
+        // A 404 about a server (not the service) is the kernel's ENOENT, "No such destination".
+        // rvsd's words decide ("service ... has no server ..." against "no service ...");
+        // the controlplane's tests/rvsadm_compat.rs checks both against the real router.
+        let about_server = error.contains("server") || field.is_some_and(|f| f.contains("server"));
+        match (self, status) {
+            (Refusal::AddService, 409) => Some("Service already exists"),
+            (Refusal::AddService | Refusal::EditService, _) if about_scheduler => {
+                Some("Scheduler or persistence engine not found")
+            }
+            (Refusal::EditService | Refusal::DeleteService | Refusal::ZeroService, 404) => Some("No such service"),
+            (Refusal::AddDest, 409) => Some("Destination already exists"),
+            (Refusal::AddDest, 404) => Some("Service not defined"),
+            (Refusal::EditDest | Refusal::DeleteDest, 404) if about_server => Some("No such destination"),
+            (Refusal::EditDest | Refusal::DeleteDest, 404) => Some("Service not defined"),
+            _ => None,
+        }
+    }
 }
 
 fn service_path(s: &ServiceAddr) -> String {
@@ -39,29 +84,38 @@ fn service_path(s: &ServiceAddr) -> String {
 
 /// The request a changing verb makes; `None` for the verbs that only read.
 pub fn call_for(command: &Command) -> Option<Call> {
-    let call = |method, path: String, body: Option<Value>| Call { method, path, body, conflict: None };
+    let call = |refusal, method, path: String, body: Option<Value>| Call { method, path, body, refusal };
     Some(match command {
-        Command::AddService(spec) => Call {
-            conflict: Some("Service already exists"),
-            ..call(Method::Post, "/v1/services".into(), Some(add_service_body(spec)))
-        },
-        Command::EditService(spec) => call(Method::Put, service_path(&spec.service), Some(edit_service_body(spec))),
-        Command::DeleteService(s) => call(Method::Delete, service_path(s), None),
-        Command::AddServer(spec) => Call {
-            conflict: Some("Destination already exists"),
-            ..call(Method::Post, format!("{}/servers", service_path(&spec.service)), Some(server_body(spec, true)))
-        },
+        Command::AddService(spec) => {
+            call(Refusal::AddService, Method::Post, "/v1/services".into(), Some(add_service_body(spec)))
+        }
+        Command::EditService(spec) => {
+            call(Refusal::EditService, Method::Put, service_path(&spec.service), Some(edit_service_body(spec)))
+        }
+        Command::DeleteService(s) => call(Refusal::DeleteService, Method::Delete, service_path(s), None),
+        Command::AddServer(spec) => call(
+            Refusal::AddDest,
+            Method::Post,
+            format!("{}/servers", service_path(&spec.service)),
+            Some(server_body(spec, true)),
+        ),
         Command::EditServer(spec) => call(
+            Refusal::EditDest,
             Method::Put,
             format!("{}/servers/{}/{}", service_path(&spec.service), spec.server.ip(), spec.server.port()),
             Some(server_body(spec, false)),
         ),
-        Command::DeleteServer { service, server } => {
-            call(Method::Delete, format!("{}/servers/{}/{}", service_path(service), server.ip(), server.port()), None)
+        Command::DeleteServer { service, server } => call(
+            Refusal::DeleteDest,
+            Method::Delete,
+            format!("{}/servers/{}/{}", service_path(service), server.ip(), server.port()),
+            None,
+        ),
+        Command::Zero(None) => call(Refusal::ZeroService, Method::Post, "/v1/stats/zero".into(), None),
+        Command::Zero(Some(s)) => {
+            call(Refusal::ZeroService, Method::Post, format!("/v1/stats/zero?service={}", s.path()), None)
         }
-        Command::Zero(None) => call(Method::Post, "/v1/stats/zero".into(), None),
-        Command::Zero(Some(s)) => call(Method::Post, format!("/v1/stats/zero?service={}", s.path()), None),
-        Command::Clear => call(Method::Delete, "/v1/services".into(), None),
+        Command::Clear => call(Refusal::Other, Method::Delete, "/v1/services".into(), None),
         Command::SetTimeouts { tcp, tcp_fin, udp } => {
             let mut body = Map::new();
             for (name, v) in [("tcp", tcp), ("tcp_fin", tcp_fin), ("udp", udp)] {
@@ -69,14 +123,16 @@ pub fn call_for(command: &Command) -> Option<Call> {
                     body.insert(name.into(), json!(format!("{v}s")));
                 }
             }
-            call(Method::Put, "/v1/timeouts".into(), Some(Value::Object(body)))
+            call(Refusal::Other, Method::Put, "/v1/timeouts".into(), Some(Value::Object(body)))
         }
         Command::List(_)
         | Command::Save { .. }
         | Command::Restore
         | Command::Status
         | Command::Help
-        | Command::Version => return None,
+        | Command::Version
+        | Command::StartDaemon
+        | Command::StopDaemon => return None,
     })
 }
 
@@ -139,8 +195,15 @@ fn server_body(spec: &ServerSpec, with_address: bool) -> Value {
 pub fn apply(client: &Client, call: &Call) -> Result<(), ApiError> {
     match client.call(call.method, &call.path, call.body.as_ref()) {
         Ok(_) => Ok(()),
-        Err(ApiError::Status { status: 409, .. }) if call.conflict.is_some() => {
-            Err(ApiError::Status { status: 409, error: call.conflict.unwrap_or_default().to_string(), field: None })
+        // The kernel's words first (scripts match them), then rvsd's more precise reason.
+        Err(e @ ApiError::Status { .. }) => {
+            let ApiError::Status { status, error, field } = &e else { unreachable!() };
+            match call.refusal.words(*status, error, field.as_deref()) {
+                Some(words) if words != error => {
+                    Err(ApiError::Status { status: *status, error: format!("{words}\nrvsd: {e}"), field: None })
+                }
+                _ => Err(e),
+            }
         }
         Err(e) => Err(e),
     }
@@ -166,6 +229,18 @@ pub fn execute(client: &Client, command: &Command, io: &mut Io<'_>) -> i32 {
         }
         Command::Restore => return restore(client, io),
         Command::Help | Command::Version => Ok(Output::Text(String::new())),
+        Command::StopDaemon => {
+            // As ipvsadm when no sync daemon runs (libipvs: ESRCH).
+            let _ = writeln!(io.err, "No daemon is running");
+            return EXIT_REFUSED;
+        }
+        Command::StartDaemon => {
+            let _ = writeln!(
+                io.err,
+                "rvs has no IPVS sync daemon: connections are synced by rvsd itself, configured in [ha] (sync_listen, sync_peer)"
+            );
+            return EXIT_REFUSED;
+        }
         changing => match call_for(changing) {
             Some(call) => apply(client, &call).map(|()| Output::Text(String::new())).map_err(Failure::from),
             None => Ok(Output::Text(String::new())),
@@ -180,7 +255,12 @@ pub fn execute(client: &Client, command: &Command, io: &mut Io<'_>) -> i32 {
         }
         Err(Failure::Api(e)) => {
             let _ = writeln!(io.err, "{e}");
-            EXIT_FAILURE
+            // ipvsadm returns -1 (exit 255) when the kernel refuses a change.
+            if matches!(e, ApiError::Status { .. }) && command.is_change() {
+                EXIT_REFUSED
+            } else {
+                EXIT_FAILURE
+            }
         }
     }
 }
@@ -222,6 +302,8 @@ fn matches(service: &ServiceAddr, protocol: &str, address: &str, port: u64) -> b
 fn list(client: &Client, opts: &ListOpts) -> Result<Output, Failure> {
     match opts.kind {
         ListKind::Timeouts => Ok(Output::Text(format::timeouts(&client.get::<Timeouts>("/v1/timeouts")?))),
+        // No ipvsadm-style sync daemon runs (rvs's sync is `[ha]`): ipvsadm prints nothing then.
+        ListKind::Daemon => Ok(Output::Text(String::new())),
         ListKind::Connections => {
             let filter = opts.service.map(|s| format!("&service={}", s.path())).unwrap_or_default();
             let mut conns = Vec::new();
@@ -238,30 +320,45 @@ fn list(client: &Client, opts: &ListOpts) -> Result<Output, Failure> {
                     break;
                 }
             }
-            Ok(Output::Text(format::connections(&conns)))
+            Ok(Output::Text(format::connections_with(&conns, opts.persistent_conn)))
         }
         ListKind::Services if opts.rate && !opts.stats => {
             let mut doc: StatsDoc = client.get("/v1/stats")?;
-            format::sort_stats(&mut doc.services);
+            if !opts.nosort {
+                format::sort_stats(&mut doc.services);
+            }
             if let Some(s) = &opts.service {
                 doc.services.retain(|x| matches(s, &x.protocol, &x.address, x.port));
                 if doc.services.is_empty() {
                     return Err(Failure::NoSuchService);
                 }
             }
-            Ok(Output::Text(format::rates(&doc.services, opts.service.is_none())))
+            Ok(Output::Text(format::rates_exact(&doc.services, opts.service.is_none(), opts.exact)))
         }
         ListKind::Services => {
             let mut doc: ServiceList = client.get("/v1/services")?;
-            format::sort_services(&mut doc.services);
+            if !opts.nosort {
+                format::sort_services(&mut doc.services);
+            }
             if let Some(s) = &opts.service {
                 doc.services.retain(|x| matches(s, &x.protocol, &x.address, x.port));
                 if doc.services.is_empty() {
                     return Err(Failure::NoSuchService);
                 }
             }
-            let columns = if opts.stats { Columns::Stats } else { Columns::Plain };
-            Ok(Output::Text(format::services(&doc.services, columns, opts.service.is_none())))
+            // ipvsadm's precedence: stats, rate (above), thresholds, persistent-conn, tun-info.
+            let columns = if opts.stats {
+                Columns::Stats
+            } else if opts.thresholds {
+                Columns::Thresholds
+            } else if opts.persistent_conn {
+                Columns::PersistConn
+            } else if opts.tun_info {
+                Columns::TunInfo
+            } else {
+                Columns::Plain
+            };
+            Ok(Output::Text(format::services_exact(&doc.services, columns, opts.service.is_none(), opts.exact)))
         }
     }
 }
@@ -278,7 +375,8 @@ fn save(client: &Client, err: &mut dyn Write) -> Result<Output, Failure> {
 
 /// `-R`: reads every line first (a usage error anywhere applies nothing and exits 2), then
 /// applies them in order. A refused line is reported with its number and the rest still
-/// apply, as ipvsadm does; an unreachable rvsd stops the run. Exit 1 if any line failed.
+/// apply, as ipvsadm does; an unreachable rvsd stops the run (exit 1). Exit 255 if a line
+/// was refused.
 fn restore(client: &Client, io: &mut Io<'_>) -> i32 {
     let mut calls = Vec::new();
     let mut line = String::new();
@@ -325,7 +423,9 @@ fn restore(client: &Client, io: &mut Io<'_>) -> i32 {
             }
             Err(e) => {
                 let _ = writeln!(io.err, "line {number}: {e}");
-                status = EXIT_FAILURE;
+                // A refused line exits 255 like a refused command. ipvsadm -R exits with
+                // its last line's status only; a migration that lost any line must fail.
+                status = if matches!(e, ApiError::Status { .. }) { EXIT_REFUSED } else { EXIT_FAILURE };
             }
         }
     }

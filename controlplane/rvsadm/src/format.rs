@@ -30,6 +30,13 @@ pub enum Columns {
     Plain,
     /// `--stats`: connections, packets and bytes.
     Stats,
+    /// `--thresholds`: upper and lower thresholds, active and inactive connections.
+    Thresholds,
+    /// `--persistent-conn`: weight, persistent connections (always 0: rvs keeps no
+    /// persistence templates to count), active and inactive connections.
+    PersistConn,
+    /// `--tun-info`: Plain with the tunnel type (`ipip`, or `n/a`) after the method.
+    TunInfo,
 }
 
 /// Sorts services and their servers in ipvsadm's order.
@@ -89,7 +96,17 @@ fn truncate_chars(s: &mut String, n: usize) {
 /// ipvsadm's `print_largenum`: `%9llu` below 10^8, then `%8llu` of a scaled value and a unit
 /// letter (K below 10^9, M below 10^11, G below 10^14, T above).
 pub fn largenum(n: u64) -> String {
-    if n < 100_000_000 {
+    number(n, false)
+}
+
+/// [`largenum`], or with `exact` (`-X`) the whole number right-aligned in
+/// `max(9, digits + 1)` columns (`printf("%*llu", len <= 8 ? 9 : len + 1, i)`).
+pub fn number(n: u64, exact: bool) -> String {
+    if exact {
+        let digits = n.to_string();
+        let width = if digits.len() <= 8 { 9 } else { digits.len() + 1 };
+        format!("{digits:>width$}")
+    } else if n < 100_000_000 {
         format!("{n:>9}")
     } else if n < 1_000_000_000 {
         format!("{:>8}K", n / 1_000)
@@ -118,6 +135,24 @@ fn title(out: &mut String, columns: Columns) {
                 "Prot LocalAddress:Port", "Conns", "InPkts", "OutPkts", "InBytes", "OutBytes"
             );
         }
+        Columns::Thresholds => {
+            let _ = writeln!(
+                out,
+                "{:<33} {:<10} {:<10} {:<10} {:<10}\n  -> RemoteAddress:Port",
+                "Prot LocalAddress:Port", "Uthreshold", "Lthreshold", "ActiveConn", "InActConn"
+            );
+        }
+        Columns::PersistConn => {
+            let _ = writeln!(
+                out,
+                "{:<33} {:<9} {:<11} {:<10} {:<10}\n  -> RemoteAddress:Port",
+                "Prot LocalAddress:Port", "Weight", "PersistConn", "ActiveConn", "InActConn"
+            );
+        }
+        Columns::TunInfo => {
+            out.push_str("Prot LocalAddress:Port Scheduler Flags\n");
+            out.push_str("  -> RemoteAddress:Port           Forward TunnelInfo    Weight ActiveConn InActConn\n");
+        }
         Columns::Plain => {
             out.push_str("Prot LocalAddress:Port Scheduler Flags\n");
             out.push_str("  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n");
@@ -128,6 +163,11 @@ fn title(out: &mut String, columns: Columns) {
 /// `-L` / `-L --stats`: the version line (when `full`, as for a whole-table listing; ipvsadm
 /// omits it for `-L -t SERVICE`), the titles, then each service and its servers.
 pub fn services(services: &[Service], columns: Columns, full: bool) -> String {
+    services_exact(services, columns, full, false)
+}
+
+/// [`services`], with `-X` (`exact`) for the `--stats` numbers.
+pub fn services_exact(services: &[Service], columns: Columns, full: bool, exact: bool) -> String {
     let mut out = String::new();
     if full {
         out.push_str(VERSION_LINE);
@@ -137,7 +177,7 @@ pub fn services(services: &[Service], columns: Columns, full: bool) -> String {
     for s in services {
         let name = service_name(&s.protocol, &s.address, s.port);
         match columns {
-            Columns::Plain => {
+            Columns::Plain | Columns::Thresholds | Columns::PersistConn | Columns::TunInfo => {
                 // printf("%s %s", svc_name, sched_name) + " persistent %u" + " mask %s"
                 let _ = write!(out, "{name} {}", s.scheduler);
                 if let Some(p) = s.persistence {
@@ -148,18 +188,18 @@ pub fn services(services: &[Service], columns: Columns, full: bool) -> String {
                 }
                 out.push('\n');
                 for r in &s.servers {
-                    plain_server(&mut out, r);
+                    server_line(&mut out, r, columns);
                 }
             }
             Columns::Stats => {
                 // printf("%-33s", svc_name) + print_largenum × 5
                 let _ = write!(out, "{name:<33}");
-                traffic(&mut out, &s.stats);
+                traffic(&mut out, &s.stats, exact);
                 out.push('\n');
                 for r in &s.servers {
                     // printf("  -> %-28s", dname) + print_largenum × 5
                     let _ = write!(out, "  -> {:<28}", server_name(&r.address, r.port));
-                    traffic(&mut out, &r.stats);
+                    traffic(&mut out, &r.stats, exact);
                     out.push('\n');
                 }
             }
@@ -170,6 +210,37 @@ pub fn services(services: &[Service], columns: Columns, full: bool) -> String {
 
 fn is_host_mask(mask: &str) -> bool {
     mask.is_empty() || mask == "255.255.255.255"
+}
+
+/// One server line of the listings without counters.
+fn server_line(out: &mut String, r: &Server, columns: Columns) {
+    let (name, st) = (server_name(&r.address, r.port), &r.stats);
+    let _ = match columns {
+        // printf("  -> %-28s %-10u %-10u %-10u %-10u\n", dname, u_thr, l_thr, active, inactive)
+        Columns::Thresholds => writeln!(
+            out,
+            "  -> {name:<28} {:<10} {:<10} {:<10} {:<10}",
+            r.upper_threshold, r.lower_threshold, st.active_conns, st.inactive_conns
+        ),
+        // printf("  -> %-28s %-9u %-11u %-10u %-10u\n", dname, weight, persistconns, active, inactive)
+        Columns::PersistConn => {
+            writeln!(out, "  -> {name:<28} {:<9} {:<11} {:<10} {:<10}", r.weight, 0, st.active_conns, st.inactive_conns)
+        }
+        // printf("  -> %-28s %-7s %-13s %-6d %-10u %-10u\n", dname, fwd, tun_info ?: "n/a", ...)
+        Columns::TunInfo => writeln!(
+            out,
+            "  -> {name:<28} {:<7} {:<13} {:<6} {:<10} {:<10}",
+            forward_word(&r.forward),
+            if r.forward() == Some(Forward::Tunnel) { "ipip" } else { "n/a" },
+            r.weight,
+            st.active_conns,
+            st.inactive_conns
+        ),
+        _ => {
+            plain_server(out, r);
+            Ok(())
+        }
+    };
 }
 
 /// printf("  -> %-28s %-7s %-6d %-10u %-10u\n", dname, fwd, weight, active, inactive)
@@ -185,14 +256,19 @@ fn plain_server(out: &mut String, r: &Server) {
     );
 }
 
-fn traffic(out: &mut String, t: &Traffic) {
+fn traffic(out: &mut String, t: &Traffic, exact: bool) {
     for n in [t.conns, t.in_packets, t.out_packets, t.in_bytes, t.out_bytes] {
-        out.push_str(&largenum(n));
+        out.push_str(&number(n, exact));
     }
 }
 
 /// `-L --rate` from `GET /v1/stats`; missing rates print as 0.
 pub fn rates(services: &[ServiceStats], full: bool) -> String {
+    rates_exact(services, full, false)
+}
+
+/// [`rates`], with `-X` (`exact`) for the scaled columns.
+pub fn rates_exact(services: &[ServiceStats], full: bool, exact: bool) -> String {
     let mut out = String::new();
     if full {
         out.push_str(VERSION_LINE);
@@ -209,30 +285,46 @@ pub fn rates(services: &[ServiceStats], full: bool) -> String {
         let _ = write!(out, "{:<33}", service_name(&s.protocol, &s.address, s.port));
         let r = s.rates.unwrap_or_default();
         for n in [r.cps, r.in_pps, r.out_pps, r.in_bps, r.out_bps] {
-            out.push_str(&largenum(n));
+            out.push_str(&number(n, exact));
         }
         out.push('\n');
         for d in &s.servers {
-            server_rates(&mut out, d);
+            server_rates(&mut out, d, exact);
         }
     }
     out
 }
 
 /// printf("  -> %-28s %8u %8u %8u", dname, cps, inpps, outpps) + print_largenum × 2
-fn server_rates(out: &mut String, d: &ServerStats) {
+fn server_rates(out: &mut String, d: &ServerStats, exact: bool) {
     let r: Rates = d.rates.unwrap_or_default();
     let _ = write!(out, "  -> {:<28} {:>8} {:>8} {:>8}", server_name(&d.address, d.port), r.cps, r.in_pps, r.out_pps);
-    out.push_str(&largenum(r.in_bps));
-    out.push_str(&largenum(r.out_bps));
+    out.push_str(&number(r.in_bps, exact));
+    out.push_str(&number(r.out_bps, exact));
     out.push('\n');
 }
 
 /// `-L -c`: ipvsadm's connection table.
 pub fn connections(conns: &[Connection]) -> String {
+    connections_with(conns, false)
+}
+
+/// [`connections`]; `persistent_conn` (`-c --persistent-conn`) adds ipvsadm's persistence
+/// engine columns to the title (rvs has no persistence engines, so no row fills them).
+pub fn connections_with(conns: &[Connection], persistent_conn: bool) -> String {
     let mut out = String::from("IPVS connection entries\n");
-    // printf("pro expire %-11s %-18s %-18s %s\n", "state", "source", "virtual", "destination")
-    let _ = writeln!(out, "pro expire {:<11} {:<18} {:<18} destination", "state", "source", "virtual");
+    if persistent_conn {
+        // printf("pro expire %-11s %-18s %-18s %-18s %-16s %s\n", "state", "source",
+        //        "virtual", "destination", "pe name", "pe_data")
+        let _ = writeln!(
+            out,
+            "pro expire {:<11} {:<18} {:<18} {:<18} {:<16} pe_data",
+            "state", "source", "virtual", "destination", "pe name"
+        );
+    } else {
+        // printf("pro expire %-11s %-18s %-18s %s\n", "state", "source", "virtual", "destination")
+        let _ = writeln!(out, "pro expire {:<11} {:<18} {:<18} destination", "state", "source", "virtual");
+    }
     for c in conns {
         // sprintf(expire_str, "%02d:%02d", minutes, seconds)
         let expire = format!("{:02}:{:02}", c.expires_in / 60, c.expires_in % 60);
@@ -296,6 +388,10 @@ pub fn save(services: &[Service]) -> (String, Vec<String>) {
                 continue;
             };
             let _ = write!(out, "-a {svc} -r {} {} -w {}", addr_port(&r.address, r.port), fwd.switch(), r.weight);
+            if fwd == Forward::Tunnel {
+                // ipvsadm 1.31's print_tunnel_rule; rvs's tunnels are IPIP.
+                out.push_str(" --tun-type ipip");
+            }
             if r.upper_threshold != 0 {
                 let _ = write!(out, " -x {}", r.upper_threshold);
             }

@@ -22,10 +22,12 @@
 //! rvsadm status
 //! ```
 //!
-//! Exit status: 0 success; 1 rvsd refused the change, could not be reached, or `-L -t`
-//! named no service; 2 a usage error (ipvsadm's message on stderr).
+//! Exit status, as ipvsadm 1.31: 0 success; 255 rvsd refused the change (the kernel's
+//! words, then rvsd's reason on stderr) or no command was given; 1 rvsd could not be
+//! reached or `-L -t` named no service; 2 a usage error (ipvsadm's message on stderr).
+//! `tests/rvsadm_compat.rs` in the controlplane compares rvsadm with ipvsadm 1.31 itself.
 //!
-//! Where rvsadm knowingly differs from ipvsadm, and why:
+//! Where rvsadm knowingly differs from ipvsadm, and why (the README lists them all):
 //! * `-b` is Full-NAT (as in DPVS's ipvsadm), not `--sched-flags`.
 //! * `-E`/`-e` change only what is given; `-E … -p 0` turns persistence off.
 //! * Names are accepted on input (`-t web:http`) but output is always numeric; `-n` is
@@ -33,7 +35,11 @@
 //! * `-S` adds ` -x N`/` -y N` for thresholds so a round trip keeps them.
 //! * `-L -c -t VIP:PORT` filters connections by service; `-Z -t VIP:PORT` sends
 //!   `POST /v1/stats/zero?service=tcp/VIP/PORT`.
-//! * Unknown options and other usage errors exit 2 (ipvsadm exits 255 for popt's).
+//! * `--tun-type` is `ipip` only (rvs encapsulates in IPIP); `--persistent-conn` counts 0;
+//!   `-M` must be contiguous.
+//! * No IPVS sync daemon (rvs's sync is `[ha]`): `--daemon` lists nothing, `--stop-daemon`
+//!   says none runs, `--start-daemon` is refused (255).
+//! * `-R` checks every line first and exits 255 if any line was refused.
 //!
 //! Modules: [`args`] (parsing), [`client`] (HTTP), [`model`] (REST documents), [`format`](mod@format)
 //! (listings), [`exec`] (verbs → requests → output).
@@ -53,6 +59,8 @@ use self::client::{Client, Endpoint, DEFAULT_API};
 pub const EXIT_OK: i32 = 0;
 /// Exit status when rvsd refused a request or could not be reached.
 pub const EXIT_FAILURE: i32 = 1;
+/// Exit status when rvsd refused a change (ipvsadm's `return -1` from main).
+pub const EXIT_REFUSED: i32 = 255;
 /// Exit status of a usage error.
 pub const EXIT_USAGE: i32 = 2;
 
@@ -86,6 +94,8 @@ Either long or short options are allowed.
   --list            -L|-l     list the table
   --zero            -Z        zero counters in a service or all services
   --set tcp tcpfin udp        set connection timeout values (seconds, 0 = unchanged)
+  --start-daemon    master|backup   refused: rvsd syncs connections itself ([ha])
+  --stop-daemon     master|backup   answers as ipvsadm with no daemon running
   status                      ports, workers and drops of rvsd
   --help            -h        display this help message
 
@@ -94,7 +104,7 @@ Options:
   --udp-service  -u service-address   service-address is host[:port]
   --scheduler    -s scheduler         one of rr|wrr|lc|wlc|sed|nq|sh|dh|lblc|lblcr|fo|ovf|mh|twos|...,
                                       the default scheduler is wlc.
-  --persistent   -p [timeout]         persistent service (default 300 s; -E ... -p 0 turns it off)
+  --persistent   -p [timeout]         persistent service (default 360 s; -E ... -p 0 turns it off)
   --netmask      -M netmask           persistent granularity mask
   --real-server  -r server-address    server-address is host (and port)
   --gatewaying   -g                   gatewaying (direct routing) (default)
@@ -108,6 +118,14 @@ Options:
   --timeout                           output of timeout (tcp tcpfin udp)
   --stats                             output of statistics information
   --rate                              output of rate information
+  --exact        -X                   expand numbers (display exact values)
+  --thresholds                        output of thresholds information
+  --persistent-conn                   output of persistent connection info (0: rvs has no templates)
+  --tun-info                          output of tunnel information
+  --nosort                            disable sorting output of service/server entries
+  --sort                              does nothing, for backwards compatibility
+  --daemon                            output of daemon information (none: rvs syncs through [ha])
+  --tun-type     type                 one of ipip (rvs tunnels in IPIP only)
   --numeric      -n                   numeric output of addresses and ports (always on)
   --api URL                           rvsd's REST address (default http://127.0.0.1:8700)
   --token-file FILE                   file holding rvsd's bearer token (api.token_file)
@@ -119,7 +137,7 @@ pub fn run<S: AsRef<str>>(args: &[S], stdin: &mut dyn BufRead, out: &mut dyn Wri
         Ok(inv) => inv,
         Err(e) => {
             let _ = writeln!(err, "{e}");
-            return EXIT_USAGE;
+            return e.exit_status();
         }
     };
     match inv.command {

@@ -14,7 +14,9 @@
 //!
 //! Not yet wired to the data path: nothing here sends a packet through a DPDK port yet.
 
+pub mod agent;
 pub mod http;
+pub mod state;
 
 /// Whether a probe found the server healthy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -15,6 +15,7 @@
 //! Not yet wired to the data path: nothing here sends a packet through a DPDK port yet.
 
 pub mod agent;
+pub mod command;
 pub mod http;
 pub mod state;
 

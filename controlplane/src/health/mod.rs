@@ -16,7 +16,9 @@
 
 pub mod agent;
 pub mod command;
+pub mod device;
 pub mod http;
+pub mod prober;
 pub mod state;
 
 /// Whether a probe found the server healthy.

@@ -10,7 +10,9 @@
 //! * [`http`]: a bounded HTTP response checker and the status ranges it judges by;
 //! * [`device`] and [`prober`]: smoltcp over an IP-medium device whose packets are queued
 //!   for (and from) the data path, running tcp, http, udp and icmp probes;
-//! * [`command`]: the `command` kind, an external program with a timeout.
+//! * [`command`]: the `command` kind, an external program with a timeout;
+//! * [`monitor`]: all of the above per server, driven from one poll: what the control
+//!   thread will call.
 //!
 //! Not yet wired to the data path: nothing here sends a packet through a DPDK port yet.
 
@@ -18,6 +20,7 @@ pub mod agent;
 pub mod command;
 pub mod device;
 pub mod http;
+pub mod monitor;
 pub mod prober;
 pub mod state;
 

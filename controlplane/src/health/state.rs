@@ -81,6 +81,8 @@ pub struct ServerCheck {
     next: Instant,
     /// When the probe in flight started, if one is.
     started: Option<Instant>,
+    /// Whether the server has come up from down (so slowstart applies).
+    recovered: bool,
     rng: u64,
 }
 
@@ -110,7 +112,17 @@ impl ServerCheck {
         let mut rng = seed;
         let state = if timing.start_up { State::Up } else { State::Down };
         let first = now + below(&mut rng, timing.interval);
-        ServerCheck { timing, state, streak: 0, since: now, last: None, next: first, started: None, rng }
+        ServerCheck {
+            timing,
+            state,
+            streak: 0,
+            since: now,
+            last: None,
+            next: first,
+            started: None,
+            recovered: false,
+            rng,
+        }
     }
 
     /// Up or down.
@@ -144,6 +156,11 @@ impl ServerCheck {
         now + self.timing.timeout
     }
 
+    /// Whether the current up state came from down (rather than from the start state).
+    pub fn recovered(&self) -> bool {
+        self.recovered
+    }
+
     /// Consecutive results disagreeing with the state so far (0 when steady).
     pub fn streak(&self) -> u8 {
         self.streak
@@ -164,6 +181,7 @@ impl ServerCheck {
                 self.state = if self.state == State::Up { State::Down } else { State::Up };
                 self.streak = 0;
                 self.since = now;
+                self.recovered = self.state == State::Up;
                 transition = Some(Transition { to: self.state, at: now, reason: result.detail.clone() });
             }
         }
@@ -222,9 +240,8 @@ pub fn effect(
     let mut weight = agent.map_or(configured, |a| a.weight(now, configured));
     if let (Some(ramp), Some(c)) = (slowstart, check) {
         let up_for = now.saturating_duration_since(c.since());
-        // A server that started up was not "recovered": no ramp at birth.
-        let recovered = c.last().is_some() || !c.timing.start_up;
-        if recovered && up_for < ramp && weight > 0 {
+        // A server up from the start was not recovered: no ramp.
+        if c.recovered() && up_for < ramp && weight > 0 {
             let scaled = u128::from(weight) * up_for.as_nanos() / ramp.as_nanos().max(1);
             weight = u16::try_from(scaled).unwrap_or(weight).max(1);
         }
@@ -386,8 +403,15 @@ mod tests {
         assert_eq!(effect(back + 5 * S, 10, Some(&c), None, OnDown::Quiesce, ramp).weight, 5);
         assert_eq!(effect(back + 10 * S, 10, Some(&c), None, OnDown::Quiesce, ramp).weight, 10);
         // No ramp for a server that was up from the start.
-        let fresh = ServerCheck::new(timing(), t0, 0);
+        let mut fresh = ServerCheck::new(timing(), t0, 0);
         assert_eq!(effect(t0, 10, Some(&fresh), None, OnDown::Quiesce, ramp).weight, 10);
+        let (at, _) = step(&mut fresh, ok());
+        assert_eq!(effect(at, 10, Some(&fresh), None, OnDown::Quiesce, ramp).weight, 10);
+        // But one that started down ramps when it first comes up.
+        let mut cold = ServerCheck::new(Timing { start_up: false, ..timing() }, t0, 0);
+        step(&mut cold, ok());
+        let (at, _) = step(&mut cold, ok());
+        assert_eq!(effect(at + 5 * S, 10, Some(&cold), None, OnDown::Quiesce, ramp).weight, 5);
 
         let mut a = AgentStatus::new(6 * S);
         a.record(t0, "50%");

@@ -391,3 +391,50 @@ fn kinds_from_config() {
         Some(ProbeKind::Udp { send: b"a".to_vec(), expect: b"b".to_vec() })
     );
 }
+
+#[test]
+fn a_trickling_peer_times_out() {
+    // Headers one byte per 10 ms, never finished: the deadline ends it.
+    let mut n = Net::new();
+    let h = n.peer.listen(80, 1024);
+    let reply = b"HTTP/1.1 200 OK\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    let mut at = 0;
+    let mut script = |p: &mut Peer, _: Instant| {
+        let s = p.tcp(h);
+        if s.may_send() && at < reply.len() {
+            at += s.send_slice(&reply[at..at + 1]).unwrap();
+        }
+    };
+    let id = n.start(80, http("200", Some("alive")));
+    let (r, took) = n.run(id, &mut script);
+    assert_eq!(r, ProbeResult::failure("HTTP reply timeout"));
+    assert!(took < TIMEOUT + 3 * STEP);
+}
+
+#[test]
+fn a_thousand_probes_at_once() {
+    let t0 = Instant::now();
+    let cfg = ProberConfig { addresses: vec![(PROBER, 24)], source_ports: 41000..=41999, mtu: 1500, seed: 3 };
+    let mut prober = Prober::new(cfg, t0);
+    let mut ids = Vec::new();
+    for i in 0..1000u16 {
+        let kind = if i % 2 == 0 { ProbeKind::Tcp } else { http("200", None) };
+        let target =
+            SocketAddr::new(IpAddr::V4(std::net::Ipv4Addr::new(10, 20, 1 + (i / 250) as u8, (i % 250) as u8 + 1)), 80);
+        ids.push(prober.start(t0, ProbeSpec { target, kind, timeout: TIMEOUT }).unwrap());
+    }
+    let mut now = t0;
+    let mut finished = Vec::new();
+    let mut sent = 0;
+    while now < t0 + 2 * TIMEOUT {
+        now += STEP;
+        finished.extend(prober.poll(now));
+        while prober.transmit().is_some() {
+            sent += 1;
+        }
+    }
+    assert!(sent >= 1000, "{sent}");
+    assert_eq!(finished.len(), 1000);
+    assert!(finished.iter().all(|f| f.result == ProbeResult::failure("connect timeout")));
+    assert_eq!((prober.active(), prober.sockets.iter().count()), (0, 0));
+}

@@ -55,6 +55,19 @@ impl CommandProbe {
         now: Instant,
         timeout: Duration,
     ) -> Result<Self, CommandResult> {
+        Self::spawn_with(argv, server, vip, &[], now, timeout)
+    }
+
+    /// As [`CommandProbe::spawn`], with `extra` variables added to the environment (the
+    /// `notify` program gets `RVS_STATE` and `RVS_REASON` this way).
+    pub fn spawn_with(
+        argv: &[String],
+        server: SocketAddr,
+        vip: SocketAddr,
+        extra: &[(&str, &str)],
+        now: Instant,
+        timeout: Duration,
+    ) -> Result<Self, CommandResult> {
         let Some((program, args)) = argv.split_first() else {
             return Err(CommandResult { result: ProbeResult::failure("no command"), weight: None });
         };
@@ -62,6 +75,9 @@ impl CommandProbe {
         let mut cmd = Command::new(program);
         cmd.args(args).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
         for (name, value) in ENV_NAMES.iter().zip(values) {
+            cmd.env(name, value);
+        }
+        for (name, value) in extra {
             cmd.env(name, value);
         }
         match cmd.spawn() {

@@ -7,6 +7,11 @@
 //! [`ServerCheck`] and [`AgentStatus`], and returns the up/down transitions.
 //! [`Monitor::effect`] then says what each server's weight should be. Packets go in and
 //! out through [`Monitor::prober`].
+//!
+//! On every transition of a server whose `[service.health]` has `notify`, the program
+//! runs (not waited for; killed after [`NOTIFY_TIMEOUT`]) with the `command` kind's
+//! variables (see [`crate::health::command`]) plus `RVS_STATE` (`up` or `down`) and
+//! `RVS_REASON` (the deciding result in words).
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -17,6 +22,13 @@ use super::prober::{ProbeId, ProbeKind, ProbeSpec, Prober};
 use super::state::{effect, Effect, ServerCheck, Timing, Transition};
 use super::ProbeResult;
 use crate::config::{Agent, Health, HealthKind, OnDown};
+
+/// How long a `notify` program may run before it is killed.
+pub const NOTIFY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Most `notify` programs running at once; transitions beyond are not notified (and
+/// counted in [`Monitor::notify_skipped`]).
+pub const MAX_NOTIFY: usize = 64;
 
 /// Names a server in a [`Monitor`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -79,6 +91,8 @@ struct Entry {
 pub struct Monitor {
     prober: Prober,
     entries: Vec<Option<Entry>>,
+    notifying: Vec<CommandProbe>,
+    notify_skipped: u64,
 }
 
 /// FNV-1a of a server's identity: a stable per-server jitter seed.
@@ -93,7 +107,7 @@ fn seed(t: &Target) -> u64 {
 impl Monitor {
     /// A monitor sending its probes through `prober`.
     pub fn new(prober: Prober) -> Self {
-        Monitor { prober, entries: Vec::new() }
+        Monitor { prober, entries: Vec::new(), notifying: Vec::new(), notify_skipped: 0 }
     }
 
     /// The prober, for the packets: [`Prober::receive`] and [`Prober::transmit`].
@@ -212,7 +226,29 @@ impl Monitor {
                 }
             }
         }
+        self.notifying.retain_mut(|p| p.poll(now).is_none());
+        for ev in &events {
+            let Some(Some(e)) = self.entries.get(ev.key.0) else { continue };
+            let Some(c) = e.checked.as_ref().filter(|c| !c.health.notify.is_empty()) else { continue };
+            if self.notifying.len() >= MAX_NOTIFY {
+                self.notify_skipped += 1;
+                continue;
+            }
+            let state = if ev.transition.to == super::state::State::Up { "up" } else { "down" };
+            let extra = [("RVS_STATE", state), ("RVS_REASON", ev.transition.reason.as_str())];
+            let spawned =
+                CommandProbe::spawn_with(&c.health.notify, e.target.server, e.target.vip, &extra, now, NOTIFY_TIMEOUT);
+            match spawned {
+                Ok(p) => self.notifying.push(p),
+                Err(_) => self.notify_skipped += 1,
+            }
+        }
         events
+    }
+
+    /// Transitions whose `notify` program could not be started (or too many were running).
+    pub fn notify_skipped(&self) -> u64 {
+        self.notify_skipped
     }
 
     /// When to poll next if no packet arrives.
@@ -227,6 +263,9 @@ impl Monitor {
                     Some(Running::Command(_)) => earliest(now + Duration::from_millis(50)),
                     Some(Running::Probe(_)) => {}
                 }
+            }
+            if !self.notifying.is_empty() {
+                earliest(now + Duration::from_millis(50));
             }
             if let Some(a) = &e.agented {
                 if a.running.is_none() {
@@ -324,6 +363,36 @@ mod tests {
         assert!(m.poll_at(now).is_some());
         m.remove(k);
         assert!(m.effect(k, now).is_none());
+    }
+
+    /// `notify` runs on the transition with the state and reason.
+    #[test]
+    fn notify_runs_on_transition() {
+        let t0 = Instant::now();
+        let mut m = monitor(t0);
+        let out = std::env::temp_dir().join(format!("rvs-notify-{}", std::process::id()));
+        let _ = std::fs::remove_file(&out);
+        let mut h = health(HealthKind::Tcp);
+        let script =
+            format!("echo \"$RVS_STATE $RVS_REASON $RVS_SERVER_ADDR:$RVS_SERVER_PORT $RVS_VIP\" > {}", out.display());
+        h.notify = vec!["/bin/sh".into(), "-c".into(), script];
+        m.add(t0, target("10.20.0.11:80", 5), Some(&h), None);
+        let mut now = t0;
+        for _ in 0..100 {
+            now += Duration::from_millis(10);
+            m.poll(now);
+            while m.prober().transmit().is_some() {}
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !m.notifying.is_empty() {
+            assert!(Instant::now() < deadline);
+            std::thread::sleep(Duration::from_millis(5));
+            m.poll(now);
+        }
+        let said = std::fs::read_to_string(&out).unwrap();
+        let _ = std::fs::remove_file(&out);
+        assert_eq!(said.trim(), "down connect timeout 10.20.0.11:80 10.10.0.100");
+        assert_eq!(m.notify_skipped(), 0);
     }
 
     /// The command kind: exit 5 is up with weight 3.

@@ -438,3 +438,23 @@ fn a_thousand_probes_at_once() {
     assert!(finished.iter().all(|f| f.result == ProbeResult::failure("connect timeout")));
     assert_eq!((prober.active(), prober.sockets.iter().count()), (0, 0));
 }
+
+#[test]
+fn ipv6_tcp_probe() {
+    let t0 = Instant::now();
+    let me: IpAddr = "fd00:20::1".parse().unwrap();
+    let them: IpAddr = "fd00:20::11".parse().unwrap();
+    let cfg = ProberConfig { addresses: vec![(PROBER, 24), (me, 64)], source_ports: PORTS, mtu: 1500, seed: 5 };
+    let mut peer = Peer::new(t0);
+    peer.iface.update_ip_addrs(|a| a.push(IpCidr::new(IpAddress::from(them), 64)).unwrap());
+    peer.listen(80, 1024);
+    let mut n = Net { t0, now: t0, prober: Prober::new(cfg, t0), peer, sent: Vec::new() };
+    let spec = ProbeSpec { target: SocketAddr::new(them, 80), kind: ProbeKind::Tcp, timeout: TIMEOUT };
+    let id = n.prober.start(n.now, spec).unwrap();
+    assert_eq!(n.run(id, &mut idle).0, ProbeResult::success("connected"));
+    let spec = ProbeSpec { target: SocketAddr::new(them, 81), kind: ProbeKind::Tcp, timeout: TIMEOUT };
+    let id = n.prober.start(n.now, spec).unwrap();
+    assert_eq!(n.run(id, &mut idle).0, ProbeResult::failure("connection refused"));
+    let spec = ProbeSpec { target: SocketAddr::new(them, 0), kind: ProbeKind::Icmp, timeout: TIMEOUT };
+    assert_eq!(n.prober.start(n.now, spec), Err(StartError::Unsupported("icmp over IPv6")));
+}

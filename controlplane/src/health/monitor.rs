@@ -13,6 +13,7 @@
 //! variables (see [`crate::health::command`]) plus `RVS_STATE` (`up` or `down`) and
 //! `RVS_REASON` (the deciding result in words).
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -196,12 +197,13 @@ impl Monitor {
             }
         }
         // Packets and timers.
-        let finished = self.prober.poll(now);
+        let mut finished: HashMap<ProbeId, ProbeResult> =
+            self.prober.poll(now).into_iter().map(|f| (f.id, f.result)).collect();
         for (i, slot) in self.entries.iter_mut().enumerate() {
             let Some(e) = slot else { continue };
             if let Some(c) = &mut e.checked {
                 let result = match &mut c.running {
-                    Some(Running::Probe(id)) => finished.iter().find(|f| f.id == *id).map(|f| (f.result.clone(), None)),
+                    Some(Running::Probe(id)) => finished.remove(id).map(|r| (r, None)),
                     Some(Running::Command(p)) => p.poll(now).map(|CommandResult { result, weight }| (result, weight)),
                     None => None,
                 };
@@ -216,12 +218,12 @@ impl Monitor {
                 }
             }
             if let Some(a) = &mut e.agented {
-                if let Some(f) = a.running.and_then(|id| finished.iter().find(|f| f.id == id)) {
+                if let Some(r) = a.running.and_then(|id| finished.remove(&id)) {
                     a.running = None;
-                    if f.result.is_success() {
-                        a.status.record(now, &f.result.detail);
+                    if r.is_success() {
+                        a.status.record(now, &r.detail);
                     } else {
-                        a.status.record_failure(&f.result.detail);
+                        a.status.record_failure(&r.detail);
                     }
                 }
             }
@@ -393,6 +395,90 @@ mod tests {
         let _ = std::fs::remove_file(&out);
         assert_eq!(said.trim(), "down connect timeout 10.20.0.11:80 10.10.0.100");
         assert_eq!(m.notify_skipped(), 0);
+    }
+
+    /// End to end against a smoltcp peer: HTTP checks pass, the agent halves the weight,
+    /// then the HTTP server starts answering 500 and the server goes down.
+    #[test]
+    fn http_and_agent_against_a_peer() {
+        use crate::health::device::QueueDevice;
+        use smoltcp::iface::{Config, Interface, SocketSet};
+        use smoltcp::socket::tcp;
+        use smoltcp::time::Instant as SmolInstant;
+        use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr};
+
+        let t0 = Instant::now();
+        let mut m = monitor(t0);
+        let status = "200".parse().unwrap();
+        let mut h = health(HealthKind::Http { path: "/".into(), host: None, status, body: None });
+        h.fall = 1;
+        let agent = Agent {
+            port: 9999,
+            interval: Duration::from_millis(200),
+            timeout: Duration::from_millis(100),
+            stale_after: Duration::from_secs(1),
+        };
+        let k = m.add(t0, target("10.20.0.11:80", 10), Some(&h), Some(&agent));
+
+        let mut dev = QueueDevice::new(1500);
+        let mut cfg = Config::new(HardwareAddress::Ip);
+        cfg.random_seed = 2;
+        let mut iface = Interface::new(cfg, &mut dev, SmolInstant::ZERO);
+        iface.update_ip_addrs(|a| a.push(IpCidr::new(IpAddress::v4(10, 20, 0, 11), 24)).unwrap());
+        let mut sockets = SocketSet::new(Vec::new());
+        let mut listeners = Vec::new();
+        for port in [80u16, 9999] {
+            for _ in 0..40 {
+                let mut s =
+                    tcp::Socket::new(tcp::SocketBuffer::new(vec![0; 2048]), tcp::SocketBuffer::new(vec![0; 2048]));
+                s.listen(port).unwrap();
+                listeners.push((port, sockets.add(s), false));
+            }
+        }
+        let mut now = t0;
+        let mut events = Vec::new();
+        let mut saw_half = false;
+        for step in 0..400 {
+            now += Duration::from_millis(10);
+            let failing = step >= 200;
+            events.extend(m.poll(now));
+            while let Some(p) = m.prober().transmit() {
+                dev.push_rx(p);
+            }
+            let ts = SmolInstant::from_micros((now - t0).as_micros() as i64);
+            iface.poll(ts, &mut dev, &mut sockets);
+            for (port, handle, answered) in &mut listeners {
+                let s = sockets.get_mut::<tcp::Socket>(*handle);
+                if *answered || !s.may_send() {
+                    continue;
+                }
+                if *port == 9999 {
+                    s.send_slice(b"up 50%\n").unwrap();
+                } else if s.can_recv() {
+                    let _ = s.recv(|b| (b.len(), ()));
+                    let reply: &[u8] = if failing { b"HTTP/1.1 500 Oops\r\n\r\n" } else { b"HTTP/1.1 200 OK\r\n\r\n" };
+                    s.send_slice(reply).unwrap();
+                } else {
+                    continue;
+                }
+                s.close();
+                *answered = true;
+            }
+            iface.poll(ts, &mut dev, &mut sockets);
+            while let Some(p) = dev.pop_tx() {
+                m.prober().receive(p);
+            }
+            if !failing && m.agent(k).and_then(|a| a.last()).is_some() {
+                let e = m.effect(k, now).unwrap();
+                assert!(e.up, "{:?}", m.check(k).unwrap().last());
+                saw_half |= e.weight == 5;
+            }
+        }
+        assert!(saw_half, "the agent's 50% never applied");
+        assert_eq!(m.agent(k).unwrap().last(), Some("agent: up, 50%"));
+        assert_eq!(events.len(), 1, "{events:?}");
+        assert_eq!((events[0].transition.to, events[0].transition.reason.as_str()), (State::Down, "HTTP 500"));
+        assert_eq!(m.effect(k, now).unwrap().weight, 0);
     }
 
     /// The command kind: exit 5 is up with weight 3.

@@ -13,6 +13,7 @@
 pub mod api;
 pub mod config;
 pub mod daemon;
+pub mod health;
 pub mod metrics;
 pub mod model;
 pub mod openapi;

@@ -152,6 +152,8 @@ impl ServiceBody {
             persistence: self.persistence.clone(),
             persistence_netmask: netmask(self.persistence_netmask.clone()),
             health: None,
+            agent: None,
+            sorry_server: None,
             servers: self.servers.iter().map(ServerBody::to_file).collect(),
         }
     }
@@ -197,6 +199,7 @@ impl ServerBody {
             forward: self.forward.clone(),
             upper_threshold: self.upper_threshold,
             lower_threshold: self.lower_threshold,
+            backup: None,
         }
     }
 }

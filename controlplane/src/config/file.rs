@@ -166,6 +166,12 @@ pub struct ServiceFile {
     /// `[service.health]`: how real servers are probed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health: Option<HealthFile>,
+    /// `[service.agent]`: an HAProxy-style agent on each server that reports its state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<AgentFile>,
+    /// `"IP:PORT"` of a server that takes the traffic when no server (backup or not) is up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sorry_server: Option<String>,
     /// `[[service.server]]`: the real servers.
     #[serde(default, rename = "server", skip_serializing_if = "Vec::is_empty")]
     pub servers: Vec<ServerFile>,
@@ -180,9 +186,22 @@ pub struct HealthFile {
     /// HTTP path for `kind = "http"` (default `/`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
-    /// Expected HTTP status for `kind = "http"` (default 200).
+    /// `Host` header for `kind = "http"` (default: the server's address).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub status: Option<i64>,
+    pub host: Option<String>,
+    /// Accepted HTTP statuses for `kind = "http"`: one code (`200`, the older form) or a
+    /// string of codes and ranges (`"200-299,301"`; default `"200-399"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<StatusFile>,
+    /// A substring the HTTP body must contain, for `kind = "http"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+    /// The datagram sent by `kind = "udp"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub send: Option<String>,
+    /// What the UDP reply must start with (default: any reply).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expect: Option<String>,
     /// Program and arguments for `kind = "command"`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub command: Vec<String>,
@@ -201,6 +220,51 @@ pub struct HealthFile {
     /// Consecutive failures before a server is taken out (default 2).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fall: Option<i64>,
+    /// Time between probes while a server's state is changing (default: interval).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fastinter: Option<String>,
+    /// Time between probes while a server is down (default: interval).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub downinter: Option<String>,
+    /// `"up"` (default) or `"down"`: what a server is believed to be before any probe.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start: Option<String>,
+    /// `"quiesce"` (default: weight 0, flows continue) or `"remove"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_down: Option<String>,
+    /// How long a recovered server takes to reach its full weight (a duration; default none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slowstart: Option<String>,
+    /// Program and arguments run on every up/down transition.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notify: Vec<String>,
+}
+
+/// `status` in `[service.health]`: an integer (older files) or a string of ranges.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum StatusFile {
+    /// `status = 200`.
+    Code(i64),
+    /// `status = "200-299,301"`.
+    Ranges(String),
+}
+
+/// `[service.agent]`: the HAProxy agent-check protocol.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentFile {
+    /// TCP port the agent listens on, on each real server.
+    pub port: Option<i64>,
+    /// Time between agent queries (a duration, default 2s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<String>,
+    /// Time a query may take (a duration, default 1s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
+    /// How long the last agent answer counts when the agent stops answering (default 3 × interval).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stale_after: Option<String>,
 }
 
 /// `[[service.server]]`.
@@ -224,6 +288,9 @@ pub struct ServerFile {
     /// Lower connection threshold, ipvsadm's `-y` (0 = none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lower_threshold: Option<i64>,
+    /// A backup server takes traffic only when no non-backup server is up (default false).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup: Option<bool>,
 }
 
 /// `[ha]`.

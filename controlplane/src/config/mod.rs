@@ -21,7 +21,7 @@ mod validate;
 mod tests;
 
 use std::fmt;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
@@ -74,7 +74,13 @@ pub mod defaults {
     /// `service.health.path`.
     pub const HEALTH_PATH: &str = "/";
     /// `service.health.status`.
-    pub const HEALTH_STATUS: u16 = 200;
+    pub const HEALTH_STATUS: &str = "200-399";
+    /// `service.agent.interval`.
+    pub const AGENT_INTERVAL: Duration = Duration::from_secs(2);
+    /// `service.agent.timeout`.
+    pub const AGENT_TIMEOUT: Duration = Duration::from_secs(1);
+    /// `service.agent.stale_after`, in agent intervals.
+    pub const AGENT_STALE_INTERVALS: u32 = 3;
 }
 
 /// One problem in the configuration.
@@ -451,6 +457,10 @@ pub struct Service {
     pub persistence_netmask: Ipv4Addr,
     /// Health checking, if any.
     pub health: Option<Health>,
+    /// Agent checking, if any.
+    pub agent: Option<Agent>,
+    /// The server that takes the traffic when no server is up, if any.
+    pub sorry_server: Option<SocketAddrV4>,
     /// Real servers.
     pub servers: Vec<Server>,
 }
@@ -460,19 +470,37 @@ pub struct Service {
 pub enum HealthKind {
     /// TCP connect.
     Tcp,
-    /// HTTP GET of `path`, expecting `status`.
+    /// HTTP GET of `path`, judged by status and body.
     Http {
         /// Request path.
         path: String,
-        /// Expected status code.
-        status: u16,
+        /// `Host` header; `None` sends the server's address.
+        host: Option<String>,
+        /// Accepted statuses.
+        status: StatusRanges,
+        /// A substring the body must contain.
+        body: Option<String>,
     },
-    /// UDP probe.
-    Udp,
+    /// UDP: send a datagram, expect a reply.
+    Udp {
+        /// The datagram sent.
+        send: String,
+        /// What the reply must start with (empty: any reply).
+        expect: String,
+    },
     /// ICMP echo.
     Icmp,
-    /// An external command; exit status 0 is healthy.
+    /// An external command: program and arguments (see [`crate::health::command`]).
     Command(Vec<String>),
+}
+
+/// What happens to a server the checks find down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnDown {
+    /// Weight 0 in effect: no new connections, existing flows continue.
+    Quiesce,
+    /// Taken out of the service.
+    Remove,
 }
 
 /// `[service.health]`, validated.
@@ -490,7 +518,34 @@ pub struct Health {
     pub rise: u8,
     /// Failures before a server goes out.
     pub fall: u8,
+    /// Time between probes while the state is changing.
+    pub fastinter: Duration,
+    /// Time between probes while down.
+    pub downinter: Duration,
+    /// Whether servers start up (`true`) or down.
+    pub start_up: bool,
+    /// What a down server becomes.
+    pub on_down: OnDown,
+    /// Ramp from weight 0 to full weight after recovery, if set.
+    pub slowstart: Option<Duration>,
+    /// Program and arguments run on each transition (empty: none).
+    pub notify: Vec<String>,
 }
+
+/// `[service.agent]`, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Agent {
+    /// The agent's TCP port on each server.
+    pub port: u16,
+    /// Time between queries.
+    pub interval: Duration,
+    /// Time a query may take; at most `interval`.
+    pub timeout: Duration,
+    /// How long an answer counts when the agent stops answering; at least `interval`.
+    pub stale_after: Duration,
+}
+
+pub use crate::health::http::StatusRanges;
 
 /// `[[service.server]]`, validated.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -507,6 +562,8 @@ pub struct Server {
     pub upper_threshold: u32,
     /// Lower connection threshold (0 = none).
     pub lower_threshold: u32,
+    /// Used only when no non-backup server is up.
+    pub backup: bool,
 }
 
 /// `[ha]`, validated.

@@ -78,7 +78,12 @@ fn design_sketch_is_valid() {
     assert_eq!((s.protocol, s.port, s.scheduler), (L4Proto::Tcp, 80, Scheduler::Wrr));
     assert_eq!(s.persistence, Some(Duration::from_secs(300)));
     let h = s.health.as_ref().unwrap();
-    assert_eq!(h.kind, HealthKind::Http { path: "/".into(), status: 200 });
+    assert_eq!(
+        h.kind,
+        HealthKind::Http { path: "/".into(), host: None, status: "200-399".parse().unwrap(), body: None }
+    );
+    assert_eq!((h.fastinter, h.downinter, h.start_up, h.on_down), (h.interval, h.interval, true, OnDown::Quiesce));
+    assert!(s.agent.is_none() && s.sorry_server.is_none() && !s.servers[0].backup);
     assert_eq!(h.timeout, Duration::from_millis(500));
     assert_eq!(s.servers[0].weight, 3);
     assert_eq!(s.servers[0].forward, Forward::Nat);
@@ -400,6 +405,43 @@ const BAD: &[Bad] = &[
         "ha.priority",
         "between 1 and 254",
     ),
+    // [service.health], [service.agent], backup and sorry_server (issue 9).
+    bad("kind = \"http\"", "kind = \"command\"", "service[0].health.command", "needs command"),
+    bad("kind = \"http\"", "kind = \"command\"\ncommand = [\" \"]", "service[0].health.command", "needs command"),
+    bad("kind = \"http\"\npath = \"/\"", "kind = \"udp\"", "service[0].health.send", "needs send"),
+    bad("kind = \"http\"\npath = \"/\"", "kind = \"udp\"\nsend = \"\"", "service[0].health.send", "needs send"),
+    bad("kind = \"http\"\npath = \"/\"", "kind = \"tcp\"\nexpect = \"x\"", "service[0].health.expect", "only applies"),
+    bad("kind = \"http\"\npath = \"/\"", "kind = \"tcp\"\nbody = \"x\"", "service[0].health.body", "only applies"),
+    bad("kind = \"http\"\npath = \"/\"", "kind = \"icmp\"\nhost = \"x\"", "service[0].health.host", "only applies"),
+    bad("kind = \"http\"\npath = \"/\"", "kind = \"tcp\"\npath = \"/\"", "service[0].health.path", "only applies"),
+    bad("kind = \"http\"", "kind = \"tcp\"\ncommand = [\"/bin/true\"]", "service[0].health.command", "only applies"),
+    bad("path = \"/\"", "path = \"/\"\nstatus = \"200-abc\"", "service[0].health.status", "not an HTTP status"),
+    bad("path = \"/\"", "path = \"/\"\nstatus = \"399-200\"", "service[0].health.status", "empty range"),
+    bad("path = \"/\"", "path = \"/\"\nstatus = 700", "service[0].health.status", "between 100 and 599"),
+    bad("path = \"/\"", "path = \"/\"\nhost = \"a b\"", "service[0].health.host", "without spaces"),
+    bad("path = \"/\"", "path = \"/\"\nbody = \"\"", "service[0].health.body", "matches anything"),
+    bad("fall = 2", "fall = 2\nfastinter = \"200ms\"", "service[0].health.timeout", "longer than fastinter"),
+    bad("fall = 2", "fall = 2\ndowninter = \"soon\"", "service[0].health.downinter", "not a duration"),
+    bad("fall = 2", "fall = 2\nstart = \"maybe\"", "service[0].health.start", "\"up\" or \"down\""),
+    bad("fall = 2", "fall = 2\non_down = \"panic\"", "service[0].health.on_down", "quiesce"),
+    bad("fall = 2", "fall = 2\nslowstart = \"0s\"", "service[0].health.slowstart", "zero"),
+    bad("fall = 2", "fall = 2\nnotify = [\"\"]", "service[0].health.notify", "empty"),
+    bad("fall = 2", "fall = 0", "service[0].health.fall", "between 1"),
+    bad("fall = 2", "fall = 2\nport = 0", "service[0].health.port", "0 is not a usable port"),
+    bad("", "[service.agent]\ninterval = \"1s\"", "service[0].agent.port", "needs port"),
+    bad("", "[service.agent]\nport = 70000", "service[0].agent.port", "between 1 and 65535"),
+    bad("", "[service.agent]\nport = 9999\ntimeout = \"3s\"", "service[0].agent.timeout", "longer than interval"),
+    bad("", "[service.agent]\nport = 9999\nstale_after = \"1s\"", "service[0].agent.stale_after", "shorter than"),
+    bad("", "[service.agent]\nport = 9999\nweight = 1", "", "unknown field"),
+    bad("persistence = \"300s\"", "sorry_server = \"10.20.0.50\"", "service[0].sorry_server", "IP:PORT"),
+    bad("persistence = \"300s\"", "sorry_server = \"10.20.0.50:0\"", "service[0].sorry_server", "non-zero port"),
+    bad("persistence = \"300s\"", "sorry_server = \"224.0.0.1:80\"", "service[0].sorry_server", "unicast"),
+    bad(
+        "forward = \"nat\"",
+        "forward = \"nat\"\nbackup = \"yes\"",
+        "service[0].server[0].backup",
+        "expected a boolean",
+    ),
     bad("", "[ha]\npriority = 10\npeer = \"10.10.0.1\"\nkey_file = \"/nonexistent\"", "ha.peer", "own address"),
 ];
 
@@ -504,4 +546,49 @@ fn protocol_names_are_the_data_paths() {
     for bad in ["TCP", "sctp", "", "tcp "] {
         assert_eq!(parse_protocol(bad), None, "{bad:?}");
     }
+}
+
+#[test]
+fn health_agent_backup_and_sorry_server_parse() {
+    let text = SKETCH
+        .replace("persistence = \"300s\"", "persistence = \"300s\"\nsorry_server = \"10.20.0.50:8080\"")
+        .replace(
+            "fall = 2",
+            "fall = 3\nhost = \"www.example.com\"\nstatus = \"200,204 301-302\"\nbody = \"OK\"\nfastinter = \"500ms\"\n\
+             downinter = \"5s\"\nstart = \"down\"\non_down = \"remove\"\nslowstart = \"30s\"\nnotify = [\"/usr/bin/logger\", \"rvs\"]",
+        )
+        .replace("forward = \"nat\"", "forward = \"nat\"\nbackup = true")
+        + "[service.agent]\nport = 9999\n";
+    let c = Config::from_toml(&text).unwrap_or_else(|e| panic!("{e}"));
+    let s = &c.services[0];
+    let h = s.health.as_ref().unwrap();
+    let HealthKind::Http { path, host, status, body } = &h.kind else { panic!("{:?}", h.kind) };
+    assert_eq!((path.as_str(), host.as_deref(), body.as_deref()), ("/", Some("www.example.com"), Some("OK")));
+    assert!(status.contains(204) && status.contains(302) && !status.contains(200 + 3));
+    assert_eq!((h.fall, h.fastinter, h.downinter), (3, Duration::from_millis(500), Duration::from_secs(5)));
+    assert_eq!((h.start_up, h.on_down, h.slowstart), (false, OnDown::Remove, Some(Duration::from_secs(30))));
+    assert_eq!(h.notify, vec!["/usr/bin/logger".to_string(), "rvs".into()]);
+    let a = s.agent.as_ref().unwrap();
+    assert_eq!(
+        (a.port, a.interval, a.timeout, a.stale_after),
+        (9999, Duration::from_secs(2), Duration::from_secs(1), Duration::from_secs(6))
+    );
+    assert_eq!(s.sorry_server, Some("10.20.0.50:8080".parse().unwrap()));
+    assert!(s.servers[0].backup);
+
+    // The older integer status still works, as exactly that code.
+    let c = Config::from_toml(&SKETCH.replace("path = \"/\"", "path = \"/\"\nstatus = 204")).unwrap();
+    let HealthKind::Http { status, .. } = &c.services[0].health.as_ref().unwrap().kind else { panic!() };
+    assert_eq!(status.to_string(), "204");
+
+    // udp and command kinds.
+    let udp = SKETCH.replace("kind = \"http\"\npath = \"/\"", "kind = \"udp\"\nsend = \"ping\"\nexpect = \"pong\"");
+    let c = Config::from_toml(&udp).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        c.services[0].health.as_ref().unwrap().kind,
+        HealthKind::Udp { send: "ping".into(), expect: "pong".into() }
+    );
+    let cmd = SKETCH.replace("kind = \"http\"\npath = \"/\"", "kind = \"command\"\ncommand = [\"/bin/true\"]");
+    let c = Config::from_toml(&cmd).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.services[0].health.as_ref().unwrap().kind, HealthKind::Command(vec!["/bin/true".into()]));
 }

@@ -6,17 +6,17 @@
 //! [`Config`] is built only when the error list is empty.
 
 use std::collections::HashMap;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::PathBuf;
 use std::time::Duration;
 
 use ipnet::Ipv4Net;
 use rvs_dataplane::worker::MAX_PORTS;
 
-use super::file::{ConfigFile, HaFile, HealthFile, ServerFile, ServiceFile};
+use super::file::{AgentFile, ConfigFile, HaFile, HealthFile, ServerFile, ServiceFile, StatusFile};
 use super::{
-    defaults, parse_protocol, Api, Config, ConfigError, Dataplane, Device, FieldError, Forward, Ha, Health, HealthKind,
-    Idle, L4Proto, MacAddr, Neighbour, Port, Route, Scheduler, Server, Service,
+    defaults, parse_protocol, Agent, Api, Config, ConfigError, Dataplane, Device, FieldError, Forward, Ha, Health,
+    HealthKind, Idle, L4Proto, MacAddr, Neighbour, OnDown, Port, Route, Scheduler, Server, Service, StatusRanges,
 };
 
 /// Validates `file` as a whole.
@@ -541,6 +541,25 @@ impl Checker {
             None => Some(None),
             Some(h) => self.health(&at("health"), h).map(Some),
         };
+        let agent = match &s.agent {
+            None => Some(None),
+            Some(a) => self.agent(&at("agent"), a).map(Some),
+        };
+        let sorry_server = match &s.sorry_server {
+            None => Some(None),
+            Some(text) => match text.parse::<SocketAddrV4>() {
+                Ok(a) if a.port() != 0 && parse_unicast(&a.ip().to_string()).is_ok() => Some(Some(a)),
+                _ => {
+                    self.err(
+                        at("sorry_server"),
+                        format!(
+                            "`{text}` is not a unicast \"IP:PORT\" with a non-zero port, such as \"10.20.0.50:80\""
+                        ),
+                    );
+                    None
+                }
+            },
+        };
         let mut servers = Vec::with_capacity(s.servers.len());
         let mut seen: HashMap<(Ipv4Addr, u16), usize> = HashMap::new();
         for (k, r) in s.servers.iter().enumerate() {
@@ -566,49 +585,51 @@ impl Checker {
             persistence: persistence?,
             persistence_netmask: persistence_netmask?,
             health: health?,
+            agent: agent?,
+            sorry_server: sorry_server?,
             servers,
         })
     }
 
     fn health(&mut self, at: &str, h: &HealthFile) -> Option<Health> {
         let f = |x: &str| format!("{at}.{x}");
+        let only = |kind: &str| format!("only applies to kind = \"{kind}\", not \"{}\"; remove it", h.kind);
         let is_http = h.kind == "http";
         if !is_http {
-            if h.path.is_some() {
-                self.err(f("path"), format!("path only applies to kind = \"http\", not \"{}\"; remove it", h.kind));
+            for (name, set) in [
+                ("path", h.path.is_some()),
+                ("host", h.host.is_some()),
+                ("status", h.status.is_some()),
+                ("body", h.body.is_some()),
+            ] {
+                if set {
+                    self.err(f(name), format!("{name} {}", only("http")));
+                }
             }
-            if h.status.is_some() {
-                self.err(f("status"), format!("status only applies to kind = \"http\", not \"{}\"; remove it", h.kind));
+        }
+        if h.kind != "udp" {
+            for (name, set) in [("send", h.send.is_some()), ("expect", h.expect.is_some())] {
+                if set {
+                    self.err(f(name), format!("{name} {}", only("udp")));
+                }
             }
         }
         if h.kind != "command" && !h.command.is_empty() {
-            self.err(
-                f("command"),
-                format!("command only applies to kind = \"command\", not \"{}\"; remove it", h.kind),
-            );
+            self.err(f("command"), format!("command {}", only("command")));
         }
         let kind = match h.kind.as_str() {
             "tcp" => Some(HealthKind::Tcp),
-            "udp" => Some(HealthKind::Udp),
+            "udp" => match &h.send {
+                Some(send) if !send.is_empty() => {
+                    Some(HealthKind::Udp { send: send.clone(), expect: h.expect.clone().unwrap_or_default() })
+                }
+                _ => {
+                    self.err(f("send"), "kind = \"udp\" needs send = \"…\", the datagram to send (and expect = \"…\", the reply's start)");
+                    None
+                }
+            },
             "icmp" => Some(HealthKind::Icmp),
-            "http" => {
-                let path = h.path.clone().unwrap_or_else(|| defaults::HEALTH_PATH.to_string());
-                let path_ok = path.starts_with('/') && !path.chars().any(|c| c.is_whitespace() || c.is_control());
-                if !path_ok {
-                    self.err(
-                        f("path"),
-                        format!("`{path}` is not an HTTP path; it must start with / and contain no spaces"),
-                    );
-                }
-                let status = match h.status {
-                    None => Some(defaults::HEALTH_STATUS),
-                    Some(s) => self.int_in(&f("status"), s, 100, 599, " (an HTTP status code)"),
-                };
-                match (path_ok, status) {
-                    (true, Some(status)) => Some(HealthKind::Http { path, status }),
-                    _ => None,
-                }
-            }
+            "http" => self.http(&f, h),
             "command" => {
                 if h.command.is_empty() || h.command[0].trim().is_empty() {
                     self.err(f("command"), "kind = \"command\" needs command = [\"/path/to/probe\", \"arg\", …]");
@@ -631,18 +652,11 @@ impl Checker {
         };
         let interval = self.duration(&f("interval"), h.interval.as_deref(), defaults::HEALTH_INTERVAL);
         let timeout = self.duration(&f("timeout"), h.timeout.as_deref(), defaults::HEALTH_TIMEOUT);
-        if let (Some(i), Some(t)) = (interval, timeout) {
-            if t > i {
-                self.err(
-                    f("timeout"),
-                    format!(
-                        "{} is longer than interval ({}); a probe must finish before the next one starts",
-                        humantime::format_duration(t),
-                        humantime::format_duration(i)
-                    ),
-                );
-            }
-        }
+        self.timeout_fits(&f("timeout"), timeout, interval, "interval");
+        let fastinter = interval.and_then(|i| self.duration(&f("fastinter"), h.fastinter.as_deref(), i));
+        let downinter = interval.and_then(|i| self.duration(&f("downinter"), h.downinter.as_deref(), i));
+        self.timeout_fits(&f("timeout"), timeout, fastinter.filter(|_| h.fastinter.is_some()), "fastinter");
+        self.timeout_fits(&f("timeout"), timeout, downinter.filter(|_| h.downinter.is_some()), "downinter");
         let rise = match h.rise {
             None => Some(defaults::HEALTH_RISE),
             Some(r) => self.int_in(&f("rise"), r, 1, 255, " probes"),
@@ -651,7 +665,121 @@ impl Checker {
             None => Some(defaults::HEALTH_FALL),
             Some(r) => self.int_in(&f("fall"), r, 1, 255, " probes"),
         };
-        Some(Health { kind: kind?, port: port?, interval: interval?, timeout: timeout?, rise: rise?, fall: fall? })
+        let start_up = match h.start.as_deref() {
+            None | Some("up") => Some(true),
+            Some("down") => Some(false),
+            Some(other) => {
+                self.err(f("start"), format!("unknown start state `{other}`; use \"up\" or \"down\""));
+                None
+            }
+        };
+        let on_down = match h.on_down.as_deref() {
+            None | Some("quiesce") => Some(OnDown::Quiesce),
+            Some("remove") => Some(OnDown::Remove),
+            Some(other) => {
+                self.err(
+                    f("on_down"),
+                    format!("unknown action `{other}`; use \"quiesce\" (weight 0, flows continue) or \"remove\""),
+                );
+                None
+            }
+        };
+        let slowstart = match &h.slowstart {
+            None => Some(None),
+            Some(t) => self.duration(&f("slowstart"), Some(t), Duration::ZERO).map(Some),
+        };
+        if h.notify.first().is_some_and(|p| p.trim().is_empty()) {
+            self.err(f("notify"), "the program is empty; use notify = [\"/path/to/script\", \"arg\", …]");
+        }
+        Some(Health {
+            kind: kind?,
+            port: port?,
+            interval: interval?,
+            timeout: timeout?,
+            rise: rise?,
+            fall: fall?,
+            fastinter: fastinter?,
+            downinter: downinter?,
+            start_up: start_up?,
+            on_down: on_down?,
+            slowstart: slowstart?,
+            notify: h.notify.clone(),
+        })
+    }
+
+    fn http(&mut self, f: &dyn Fn(&str) -> String, h: &HealthFile) -> Option<HealthKind> {
+        let path = h.path.clone().unwrap_or_else(|| defaults::HEALTH_PATH.to_string());
+        let path_ok = path.starts_with('/') && !path.chars().any(|c| c.is_whitespace() || c.is_control());
+        if !path_ok {
+            self.err(f("path"), format!("`{path}` is not an HTTP path; it must start with / and contain no spaces"));
+        }
+        let host_ok = h
+            .host
+            .as_ref()
+            .is_none_or(|host| !host.is_empty() && !host.chars().any(|c| c.is_whitespace() || c.is_control()));
+        if !host_ok {
+            self.err(f("host"), "the Host header must be non-empty, without spaces or control characters");
+        }
+        let status = match &h.status {
+            None => defaults::HEALTH_STATUS.parse::<StatusRanges>().ok(),
+            Some(StatusFile::Code(c)) => {
+                self.int_in::<u16>(&f("status"), *c, 100, 599, " (an HTTP status code)").map(StatusRanges::single)
+            }
+            Some(StatusFile::Ranges(r)) => self.check(&f("status"), r.parse::<StatusRanges>()),
+        };
+        if h.body.as_deref() == Some("") {
+            self.err(f("body"), "an empty body substring matches anything; remove body or give the text to find");
+        }
+        match (path_ok && host_ok, status) {
+            (true, Some(status)) => Some(HealthKind::Http { path, host: h.host.clone(), status, body: h.body.clone() }),
+            _ => None,
+        }
+    }
+
+    /// Refuses a probe timeout longer than the interval it must fit in.
+    fn timeout_fits(&mut self, field: &str, timeout: Option<Duration>, interval: Option<Duration>, name: &str) {
+        if let (Some(i), Some(t)) = (interval, timeout) {
+            if t > i {
+                self.err(
+                    field,
+                    format!(
+                        "{} is longer than {name} ({}); a probe must finish before the next one starts",
+                        humantime::format_duration(t),
+                        humantime::format_duration(i)
+                    ),
+                );
+            }
+        }
+    }
+
+    fn agent(&mut self, at: &str, a: &AgentFile) -> Option<Agent> {
+        let f = |x: &str| format!("{at}.{x}");
+        let port = match a.port {
+            None => {
+                self.err(f("port"), "[service.agent] needs port = N, the agent's TCP port on each server");
+                None
+            }
+            Some(p) => self.int_in::<u16>(&f("port"), p, 1, 65535, "; 0 is not a usable port"),
+        };
+        let interval = self.duration(&f("interval"), a.interval.as_deref(), defaults::AGENT_INTERVAL);
+        let timeout = self.duration(&f("timeout"), a.timeout.as_deref(), defaults::AGENT_TIMEOUT);
+        self.timeout_fits(&f("timeout"), timeout, interval, "interval");
+        let stale_after = interval.and_then(|i| {
+            self.duration(&f("stale_after"), a.stale_after.as_deref(), i * defaults::AGENT_STALE_INTERVALS)
+        });
+        if let (Some(i), Some(s)) = (interval, stale_after) {
+            if s < i {
+                self.err(
+                    f("stale_after"),
+                    format!(
+                        "{} is shorter than interval ({}); every answer would be stale before the next",
+                        humantime::format_duration(s),
+                        humantime::format_duration(i)
+                    ),
+                );
+            }
+        }
+        Some(Agent { port: port?, interval: interval?, timeout: timeout?, stale_after: stale_after? })
     }
 
     fn server(
@@ -752,6 +880,7 @@ impl Checker {
             forward: forward?,
             upper_threshold: upper?,
             lower_threshold: lower?,
+            backup: r.backup.unwrap_or(false),
         })
     }
 

@@ -556,6 +556,13 @@ pub fn diff(old: &Config, new: &Config) -> Vec<Change> {
         if s.health != t.health {
             change(format!("{path}.health"), json!(format!("{:?}", s.health)), json!(format!("{:?}", t.health)));
         }
+        if s.agent != t.agent {
+            change(format!("{path}.agent"), json!(format!("{:?}", s.agent)), json!(format!("{:?}", t.agent)));
+        }
+        if s.sorry_server != t.sorry_server {
+            let text = |a: Option<std::net::SocketAddrV4>| a.map(|a| a.to_string());
+            change(format!("{path}.sorry_server"), json!(text(s.sorry_server)), json!(text(t.sorry_server)));
+        }
         for r in &s.servers {
             let rpath = format!("{path}.server[{}:{}]", r.address, r.port);
             let Some(q) = t.servers.iter().find(|q| (q.address, q.port) == (r.address, r.port)) else {
@@ -566,6 +573,7 @@ pub fn diff(old: &Config, new: &Config) -> Vec<Change> {
             change(format!("{rpath}.forward"), json!(r.forward.to_string()), json!(q.forward.to_string()));
             change(format!("{rpath}.upper_threshold"), json!(r.upper_threshold), json!(q.upper_threshold));
             change(format!("{rpath}.lower_threshold"), json!(r.lower_threshold), json!(q.lower_threshold));
+            change(format!("{rpath}.backup"), json!(r.backup), json!(q.backup));
         }
         for q in t.servers.iter().filter(|q| !s.servers.iter().any(|r| (r.address, r.port) == (q.address, q.port))) {
             change(format!("{path}.server[{}:{}]", q.address, q.port), Value::Null, server_json(q));

@@ -202,6 +202,38 @@ impl Config {
                     ),
                 });
             }
+            let name = || format!("{} {}:{}", s.protocol.name(), s.address, s.port);
+            if s.agent.is_some() {
+                out.push(FieldError {
+                    field: format!("service[{i}].agent"),
+                    message: format!(
+                        "[service.agent] of {} is validated but not acted on yet: no agent is queried \
+                         (agent checks come with health checks), so weights stay as configured",
+                        name()
+                    ),
+                });
+            }
+            if s.sorry_server.is_some() {
+                out.push(FieldError {
+                    field: format!("service[{i}].sorry_server"),
+                    message: format!(
+                        "sorry_server of {} is validated but not acted on yet: it never takes traffic \
+                         (it comes with health checks)",
+                        name()
+                    ),
+                });
+            }
+            for (j, r) in s.servers.iter().enumerate().filter(|(_, r)| r.backup) {
+                out.push(FieldError {
+                    field: format!("service[{i}].server[{j}].backup"),
+                    message: format!(
+                        "backup = true of server {} in {} is validated but not acted on yet: it takes \
+                         new connections like any other server (backup servers come with health checks)",
+                        r.address,
+                        name()
+                    ),
+                });
+            }
         }
         if self.ha.is_some() {
             out.push(FieldError {

@@ -104,6 +104,37 @@ fn sections_not_acted_on_are_named() {
 }
 
 #[test]
+fn agent_backup_and_sorry_server_are_named_until_they_act() {
+    let c = Config::from_toml(
+        r#"
+[[port]]
+name = "p0"
+device = "0000:03:00.0"
+address = "192.168.1.10/24"
+[[service]]
+protocol = "tcp"
+address = "192.168.1.100"
+port = 80
+scheduler = "rr"
+sorry_server = "192.168.1.30:80"
+[service.agent]
+port = 9999
+[[service.server]]
+address = "192.168.1.20"
+[[service.server]]
+address = "192.168.1.21"
+backup = true
+"#,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let w = c.not_acted_on();
+    let fields: Vec<&str> = w.iter().map(|w| w.field.as_str()).collect();
+    assert_eq!(fields, ["service[0].agent", "service[0].sorry_server", "service[0].server[1].backup"], "{w:?}");
+    assert!(w.iter().all(|w| w.message.contains("not acted on yet")), "{w:?}");
+    assert!(w[2].message.contains("192.168.1.21") && w[2].message.contains("like any other server"), "{w:?}");
+}
+
+#[test]
 fn defaults_apply() {
     let c = Config::from_toml(
         r#"

@@ -553,6 +553,13 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> TcpPacket<T> {
         self.set_checksum(checksum::update_addr(self.checksum(), old, new));
     }
 
+    /// Applies a sum of RFC 1624 terms (see [`checksum::update_delta`]) to the checksum:
+    /// several changed words (pseudo-header address, port) in one update.
+    #[inline]
+    pub fn update_checksum_delta(&mut self, delta: u32) {
+        self.set_checksum(checksum::update_delta(self.checksum(), delta));
+    }
+
     /// Sets the sequence number and updates the checksum incrementally.
     pub fn set_seq_incremental(&mut self, seq: u32) {
         let old = self.seq();

@@ -174,6 +174,13 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> UdpPacket<T> {
         self.adjust_checksum(|c| checksum::update_addr(c, old, new));
     }
 
+    /// Applies a sum of RFC 1624 terms (see [`checksum::update_delta`]) to the checksum,
+    /// unless it is 0 ("none"); a result of 0 is written as 0xffff.
+    #[inline]
+    pub fn update_checksum_delta(&mut self, delta: u32) {
+        self.adjust_checksum(|c| checksum::update_delta(c, delta));
+    }
+
     /// Applies an RFC 1624 update to a present checksum, keeping 0 for "none" and writing
     /// a result of 0 as 0xffff.
     fn adjust_checksum(&mut self, update: impl FnOnce(u16) -> u16) {

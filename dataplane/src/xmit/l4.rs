@@ -60,24 +60,35 @@ fn rewrite(frame: &mut [u8], layout: &Layout, to: Endpoint, side: Side) {
         Side::Src => ip.set_src_addr_incremental(to.addr),
         Side::Dst => ip.set_dst_addr_incremental(to.addr),
     }
+    // The L4 checksum changes for the pseudo-header address and the port: one RFC 1624
+    // update of the three words together (one fold), the same result as three updates.
+    let addr_delta = checksum::delta_addr(old, to.addr);
     let seg = &mut packet[layout.ip_header_len()..];
     match layout.l4() {
         L4Proto::Tcp => {
             let mut tcp = TcpPacket::new_unchecked(seg);
-            tcp.update_checksum_for_addr(old, to.addr);
+            let old_port = match side {
+                Side::Src => tcp.src_port(),
+                Side::Dst => tcp.dst_port(),
+            };
+            tcp.update_checksum_delta(addr_delta + checksum::delta16(old_port, to.port));
             match side {
-                Side::Src => tcp.set_src_port_incremental(to.port),
-                Side::Dst => tcp.set_dst_port_incremental(to.port),
+                Side::Src => tcp.set_src_port(to.port),
+                Side::Dst => tcp.set_dst_port(to.port),
             }
         }
         L4Proto::Udp => {
-            // UdpPacket's incremental helpers keep a 0 ("no checksum") field at 0 and
-            // write a computed 0 as 0xffff (RFC 768).
+            // UdpPacket's update keeps a 0 ("no checksum") field at 0 and writes a
+            // computed 0 as 0xffff (RFC 768).
             let mut udp = UdpPacket::new_unchecked(seg);
-            udp.update_checksum_for_addr(old, to.addr);
+            let old_port = match side {
+                Side::Src => udp.src_port(),
+                Side::Dst => udp.dst_port(),
+            };
+            udp.update_checksum_delta(addr_delta + checksum::delta16(old_port, to.port));
             match side {
-                Side::Src => udp.set_src_port_incremental(to.port),
-                Side::Dst => udp.set_dst_port_incremental(to.port),
+                Side::Src => udp.set_src_port(to.port),
+                Side::Dst => udp.set_dst_port(to.port),
             }
         }
     }

@@ -48,15 +48,15 @@ use std::sync::Arc;
 use rvs_drivers::PacketBuf;
 
 use crate::conn::owner::{client_owner, lport_owner, LocalPortAllocator, RssSpec};
-use crate::conn::{Conn, ConnFlags, ConnId, ConnTable, Direction, FlowKey};
+use crate::conn::{CachedHop, Conn, ConnFlags, ConnId, ConnTable, Direction, FlowKey};
 use crate::control::{ConnEntry, ConnFilter, ConnListing, MAX_LISTING};
-use crate::l2l3::{AddrKind, AddressBook, RouteTable, Verdict};
+use crate::l2l3::{AddrKind, AddressBook, ResolvedNeighbours, RouteTable, Verdict};
 use crate::sched::{new_scheduler, SchedInput, Scheduler};
 use crate::service::{ServiceTable, SharedServices};
 use crate::stats::{DropReason, WorkerCounters};
-use crate::types::{ForwardMode, L4Proto, ServiceKey, Timeouts};
+use crate::types::{ForwardMode, L4Proto, PortId, ServiceKey, Timeouts};
 use crate::view::L4View;
-use crate::wire::{EthernetFrame, Ipv4Packet};
+use crate::wire::{EthernetFrame, Ipv4Packet, MacAddr};
 use crate::xmit::icmp_err;
 use crate::xmit::ttl::{self, TtlVerdict};
 use crate::xmit::tunnel::{self, TunnelError};
@@ -93,7 +93,7 @@ pub struct LbConfig {
 
 /// What the engine needs from its worker for one packet: the tables it only reads and
 /// the counters it bumps.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub struct LbEnv<'a> {
     /// Routes, to reach servers and clients.
     pub routes: &'a RouteTable,
@@ -103,6 +103,22 @@ pub struct LbEnv<'a> {
     pub port_addrs: &'a [Ipv4Addr],
     /// The worker's counters.
     pub counters: &'a WorkerCounters,
+    /// The worker's resolved neighbours, to fill a connection's cached next hop.
+    pub neigh: &'a dyn ResolvedNeighbours,
+    /// The neighbour table's generation now (`NeighbourTable::generation`): a
+    /// connection's cached next hop taken at another generation is not used.
+    pub neigh_generation: u32,
+}
+
+impl std::fmt::Debug for LbEnv<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LbEnv")
+            .field("routes", &self.routes)
+            .field("addrs", &self.addrs)
+            .field("port_addrs", &self.port_addrs)
+            .field("neigh_generation", &self.neigh_generation)
+            .finish_non_exhaustive()
+    }
 }
 
 const ETH_LEN: usize = EthernetFrame::<&[u8]>::HEADER_LEN;
@@ -285,8 +301,9 @@ impl LbEngine {
             return v;
         }
         let server = Endpoint::new(c.server, c.sport);
-        let Some(hop) = env.routes.lookup(c.server) else { return Verdict::Drop(DropReason::NoRoute) };
-        let to_server = Verdict::Route { port: hop.port, next_hop: hop.neighbour(c.server) };
+        let Some((port, to_server)) = self.hop_to_server(id, &c, env) else {
+            return Verdict::Drop(DropReason::NoRoute);
+        };
         match c.forward {
             // Only the MACs change (see `xmit::dr`), which the neighbour layer writes.
             ForwardMode::Dr => to_server,
@@ -298,7 +315,7 @@ impl LbEngine {
                 let toa = (c.flags.contains(ConnFlags::TOA_PENDING) && flow.proto() == L4Proto::Tcp)
                     .then_some(Endpoint::new(c.client, c.cport));
                 let local = Endpoint::new(c.local, c.lport);
-                let r = fullnat::inbound(buf, flow.layout(), local, server, toa, self.mtu(hop.port.index()));
+                let r = fullnat::inbound(buf, flow.layout(), local, server, toa, self.mtu(port.index()));
                 if r.toa_skipped.is_some() {
                     env.counters.toa_skipped.inc();
                 }
@@ -313,8 +330,8 @@ impl LbEngine {
                 to_server
             }
             ForwardMode::Tunnel => {
-                let outer_src = env.port_addrs.get(hop.port.index()).copied().unwrap_or(Ipv4Addr::UNSPECIFIED);
-                let mtu = self.mtu(hop.port.index());
+                let outer_src = env.port_addrs.get(port.index()).copied().unwrap_or(Ipv4Addr::UNSPECIFIED);
+                let mtu = self.mtu(port.index());
                 match tunnel::encap(buf, flow.layout().ip_end(), outer_src, c.server, mtu) {
                     Ok(()) => to_server,
                     Err(TunnelError::FragNeeded { mtu }) => match icmp_err::frag_needed(buf, c.vip, mtu) {
@@ -328,6 +345,35 @@ impl LbEngine {
                 }
             }
         }
+    }
+
+    /// The egress port and verdict for an inbound packet of connection `id` (`c` is its
+    /// copy): the connection's cached next hop while the neighbour table is at the
+    /// generation it was taken at (no route or neighbour lookup), else the route and
+    /// neighbour lookups, caching a resolved MAC. `None`: no route to the server.
+    #[inline]
+    fn hop_to_server(&mut self, id: ConnId, c: &Conn, env: &LbEnv<'_>) -> Option<(PortId, Verdict)> {
+        if c.hop.generation == env.neigh_generation {
+            let port = c.hop.port;
+            return Some((port, Verdict::Forward { port, mac: MacAddr(c.hop.mac) }));
+        }
+        self.resolve_hop(id, c.server, env)
+    }
+
+    /// [`Self::hop_to_server`] without a valid cached hop.
+    #[inline(never)]
+    fn resolve_hop(&mut self, id: ConnId, server: Ipv4Addr, env: &LbEnv<'_>) -> Option<(PortId, Verdict)> {
+        let hop = env.routes.lookup(server)?;
+        let next_hop = hop.neighbour(server);
+        let Some(mac) = env.neigh.resolved(next_hop) else {
+            // Not resolved yet: the worker parks the packet and asks (ARP); a later
+            // packet caches the answer.
+            return Some((hop.port, Verdict::Route { port: hop.port, next_hop }));
+        };
+        if let Some(e) = self.conns.get_mut(id) {
+            e.hop = CachedHop { mac: mac.0, port: hop.port, generation: env.neigh_generation };
+        }
+        Some((hop.port, Verdict::Forward { port: hop.port, mac }))
     }
 
     /// Schedules and records a new connection for `flow` on service `svc`.

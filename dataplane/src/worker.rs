@@ -762,6 +762,8 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
                     addrs: &self.addrs,
                     port_addrs: &self.port_addrs,
                     counters: &self.tx.counters,
+                    neigh: &self.neigh,
+                    neigh_generation: self.neigh.generation(),
                 };
                 match next {
                     Ipv4Next::Done(v) => v,
@@ -867,6 +869,7 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
                 Err(_) => self.tx.counters.drop_packet(DropReason::RedirectFull),
             },
             Verdict::Tx(port) => self.tx.enqueue(port, buf),
+            Verdict::Forward { port, mac } => self.tx.enqueue_to(port, mac, buf),
             Verdict::Drop(reason) => self.tx.counters.drop_packet(reason),
             Verdict::Consumed => self.tx.counters.rx_consumed.inc(),
             Verdict::Route { port, next_hop } => {

@@ -357,8 +357,8 @@ fn iter_and_memory() {
     assert!(ports.iter().all(|(a, b)| a == b));
 
     let b = ConnTable::bytes_per_conn();
-    assert!(b <= 128, "{b} bytes per connection");
-    assert!(std::mem::size_of::<Conn>() <= 56, "{}", std::mem::size_of::<Conn>());
+    assert!(b <= 96, "{b} bytes per connection");
+    assert!(std::mem::size_of::<Conn>() <= 64, "{}", std::mem::size_of::<Conn>());
     let big = ConnTable::with_capacity(1_000_000, Timeouts::default());
     assert_eq!(big.capacity(), 1_000_000);
     assert!(big.memory_bytes() <= 1_000_000 * b + 64 * 1024, "{}", big.memory_bytes());

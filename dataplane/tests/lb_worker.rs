@@ -799,3 +799,62 @@ fn first_packet_to_an_unresolved_server_waits_for_arp() {
     assert_eq!(ws[0].neighbours().parked(), 0);
     assert_accounting_all(&ws);
 }
+
+/// A connection caches its next hop towards the server (`conn::CachedHop`); the cache
+/// must follow the neighbour table: a packet sent after the server's MAC changed (ARP)
+/// goes to the new MAC, and a server learned only after the first packet (parked while
+/// ARP resolves) is reached once it answers.
+#[test]
+fn cached_next_hop_follows_the_neighbour_table() {
+    use rvs_dataplane::l2l3::neigh::NeighSync;
+    use rvs_dataplane::lb::{LbConfig, LbEngine};
+    use rvs_dataplane::mesh::MeshLinks;
+    use rvs_dataplane::types::Timeouts;
+    use rvs_dataplane::worker::Worker;
+    use rvs_drivers::mem::MemPool;
+
+    const MAC_A: [u8; 6] = [0x02, 0, 0, 0, 0x0a, 0x13];
+    const MAC_B: [u8; 6] = [0x02, 0, 0, 0, 0x0b, 0x13];
+    let shared = one_service(1, 80, &[rs(RS3, 80, 1, Dr)]);
+    // RS3 is not a static neighbour here: learned from ARP, so its MAC can change.
+    let mut config = lb_worker_config(0, 1);
+    config.static_neighbours.retain(|n| n.ip != RS3);
+    let engine = LbEngine::new(
+        0,
+        1,
+        Arc::clone(&shared),
+        LbConfig {
+            conn_capacity: 1024,
+            timeouts: Timeouts::default(),
+            port_mtu: vec![1500, 1500],
+            rss: None,
+            local_addrs: vec![LOCAL_IP, LOCAL_IP2],
+        },
+    );
+    let w = Worker::new(&config, queues(), MemPool::new(), NeighSync::none()).expect("valid config");
+    let mut ws = vec![w.with_lb(engine, MeshLinks::none())];
+
+    // The SYN waits for ARP; RS3's reply (MAC_A) releases it.
+    let syn = Seg::tcp(CLIENT_IP, CPORT, VIP, 80, SYN).options(&syn_options(1460));
+    let (front, back) = send_to(&mut ws, 0, FRONT, &syn.by_client(), 1);
+    assert!(front.is_empty());
+    assert_eq!(only(back, "ARP request")[12..14], ETH_ARP.to_be_bytes());
+    let (_, back) = send_to(&mut ws, 0, BACK, &arp_reply(MAC_A, RS3, BACK_MAC, BACK_IP), 2);
+    assert_frame(&only(back, "released SYN"), &syn.clone().ttl(60).to_server(MAC_A), "SYN to MAC_A");
+
+    let mut seq = 0x1000_0001;
+    let mut data = |ws: &mut Vec<MemWorker>, now: u64, mac: [u8; 6], what: &str| {
+        let seg = Seg::tcp(CLIENT_IP, CPORT, VIP, 80, PSH | ACK).seq(seq).ack(1).data(b"hi");
+        seq += 2;
+        let (_, back) = send_to(ws, 0, FRONT, &seg.by_client(), now);
+        assert_frame(&only(back, what), &seg.clone().ttl(60).to_server(mac), what);
+    };
+    data(&mut ws, 3, MAC_A, "first data packet (caches MAC_A)");
+    data(&mut ws, 4, MAC_A, "cached MAC_A");
+    // RS3 moves to MAC_B (a gratuitous-style ARP request to us updates the entry).
+    let (_, back) = send_to(&mut ws, 0, BACK, &arp_request(MAC_B, RS3, BACK_IP), 5);
+    assert_eq!(back.len(), 1, "our ARP reply");
+    data(&mut ws, 6, MAC_B, "after the MAC change");
+    data(&mut ws, 7, MAC_B, "cached MAC_B");
+    assert_accounting_all(&ws);
+}

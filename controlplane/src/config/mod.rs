@@ -49,7 +49,7 @@ pub mod defaults {
     pub const NEIGHBOUR_TIMEOUT: Duration = Duration::from_secs(300);
     /// `dataplane.neighbour_retry`.
     pub const NEIGHBOUR_RETRY: Duration = Duration::from_secs(1);
-    /// `dataplane.conn_capacity`: entries per worker (84 bytes each: 22 MB).
+    /// `dataplane.conn_capacity`: entries per worker (96 bytes each: 25 MB).
     pub const CONN_CAPACITY: u32 = 262_144;
     /// Largest `dataplane.conn_capacity`.
     pub const MAX_CONN_CAPACITY: u32 = 1 << 27;

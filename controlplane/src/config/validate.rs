@@ -195,7 +195,7 @@ impl Checker {
                 n,
                 16,
                 i64::from(defaults::MAX_CONN_CAPACITY),
-                " connections per worker (88 bytes each, preallocated)",
+                " connections per worker (96 bytes each, preallocated)",
             ),
         };
         let mut timeout = |field: &str, v: Option<&str>, default: Duration| -> Option<Duration> {

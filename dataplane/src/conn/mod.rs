@@ -28,16 +28,16 @@
 //!   and its default timeouts; UDP has the single state `UDP` with IPVS's 300 s timeout.
 //!   Active/inactive counting follows IPVS, see [`ConnState::is_active`].
 //!
-//! Layout (see `table.rs` for the reasons): a slab of [`Conn`] (52 bytes each, with the
+//! Layout (see `table.rs` for the reasons): a slab of [`Conn`] (64 bytes each, with the
 //! timer links inside), one open-addressing index with 4 slots of 8 bytes per entry
 //! (both keys at ≤ 50 % load), linear probing with backward-shift deletion; a hashed
-//! timing wheel with lazy refresh. [`ConnTable::bytes_per_conn`] gives the total: 84 bytes.
+//! timing wheel with lazy refresh. [`ConnTable::bytes_per_conn`] gives the total: 96 bytes.
 
 use std::fmt;
 use std::net::Ipv4Addr;
 use std::ops::{BitOr, BitOrAssign};
 
-use crate::types::{ConnState, ForwardMode, L4Proto, ServerId, ServiceId};
+use crate::types::{ConnState, ForwardMode, L4Proto, PortId, ServerId, ServiceId};
 
 pub mod owner;
 mod state;
@@ -146,6 +146,23 @@ impl BitOrAssign for ConnFlags {
     }
 }
 
+/// The next hop a connection's inbound packets were last sent to: egress port and the
+/// neighbour's MAC, valid while the worker's neighbour table is at `generation`
+/// (`NeighbourTable::generation`, which changes on any neighbour change and is never 0).
+/// Servers do not move between routes (the route table is fixed for a worker's life), so
+/// the generation alone says whether the copy is still right. It saves the route and
+/// neighbour lookups of every established packet towards the server; replies (NAT,
+/// Full-NAT) still look theirs up, a second copy would take the entry past 96 bytes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CachedHop {
+    /// The neighbour's MAC (the Ethernet destination).
+    pub mac: [u8; 6],
+    /// Egress port.
+    pub port: PortId,
+    /// Neighbour-table generation the copy was taken at; 0 (the default): no copy.
+    pub generation: u32,
+}
+
 /// One connection. The public fields are what forwarding needs; the key fields (`proto`,
 /// `client`, `cport`, `vip`, `vport`, `local`, `lport`, `server`, `sport`) and `forward`
 /// must not change while the entry is in a table, because the index is built from them.
@@ -184,6 +201,9 @@ pub struct Conn {
     pub state: ConnState,
     /// Flag bits.
     pub flags: ConnFlags,
+    /// Next hop towards the server, filled and checked by the L4 engine (not part of the
+    /// key; starts empty).
+    pub hop: CachedHop,
     /// Whether the slab slot holds a table entry (false for free slots and for a `Conn`
     /// not yet inserted).
     live: bool,
@@ -217,6 +237,7 @@ impl Conn {
             forward,
             state: ConnState::initial(inbound.proto),
             flags: ConnFlags::NONE,
+            hop: CachedHop::default(),
             live: false,
             expire: 0,
             next: 0,

@@ -39,7 +39,7 @@
 //!   and resume later; meanwhile removals, refreshes and inserts work as usual (an insert
 //!   already due goes to the tick after the one being drained).
 //!
-//! Memory per entry: `size_of::<Conn>()` (52) + 4 slots × 8 = 84 bytes, plus 32 KiB of
+//! Memory per entry: `size_of::<Conn>()` (64) + 4 slots × 8 = 96 bytes, plus 32 KiB of
 //! wheel per table.
 
 use std::collections::TryReserveError;

@@ -27,8 +27,9 @@ use std::net::Ipv4Addr;
 
 use crate::stats::DropReason;
 use crate::types::PortId;
+use crate::wire::MacAddr;
 
-pub use neigh::{NeighUpdate, NeighbourTable};
+pub use neigh::{NeighUpdate, NeighbourTable, ResolvedNeighbours};
 pub use route::{NextHop, RouteTable};
 
 /// What the worker does with a packet after a handler looked at it.
@@ -45,6 +46,15 @@ pub enum Verdict {
         port: PortId,
         /// The neighbour to deliver to: the gateway, or the destination when on-link.
         next_hop: Ipv4Addr,
+    },
+    /// The IPv4 packet is ready and the MAC of its next hop already known (a connection's
+    /// cached next hop, see `conn::CachedHop`): set both MACs and send it out of `port`,
+    /// without a neighbour lookup.
+    Forward {
+        /// Egress port.
+        port: PortId,
+        /// The next hop's MAC (the Ethernet destination).
+        mac: MacAddr,
     },
     /// Drop and count.
     Drop(DropReason),

@@ -16,6 +16,13 @@
 //!   its sender whatever it targets, but creates a new entry only when it was addressed to
 //!   us ([`NeighbourTable::learn`]'s `create`).
 //! * Time is a monotonic `now` in nanoseconds passed by the caller, read once per burst.
+//! * [`NeighbourTable::generation`] changes whenever an entry is created, removed, or
+//!   changes its MAC, port or state (not when a confirmation only pushes its expiry back).
+//!   A copy of a resolved MAC taken at generation `g` (the L4 engine's per-connection
+//!   next hop) is therefore still what [`NeighbourTable::resolve`] would answer while the
+//!   generation is `g`. It is a wrapping `u32` that skips 0, so 0 can mean "no copy": a
+//!   stale copy could only match again after 2^32 − 1 changes with no packet of its
+//!   connection in between (each packet re-validates it), far beyond any idle timeout.
 //!
 //! # Multi-worker sync
 //!
@@ -193,6 +200,20 @@ pub enum NeighInfo {
     },
 }
 
+/// Read access to resolved neighbours for code that is not generic over the packet
+/// buffer (the L4 engine fills its per-connection next hops through it).
+pub trait ResolvedNeighbours {
+    /// The MAC of `ip` when resolved (static or reachable), as
+    /// [`NeighbourTable::resolve`] would answer.
+    fn resolved(&self, ip: Ipv4Addr) -> Option<MacAddr>;
+}
+
+impl<B> ResolvedNeighbours for NeighbourTable<B> {
+    fn resolved(&self, ip: Ipv4Addr) -> Option<MacAddr> {
+        self.lookup(ip)
+    }
+}
+
 /// The neighbour cache of one worker. See the module docs.
 #[derive(Debug)]
 pub struct NeighbourTable<B> {
@@ -203,6 +224,7 @@ pub struct NeighbourTable<B> {
     retry_ns: u64,
     max_requests: u8,
     parked: usize,
+    generation: u32,
 }
 
 fn nanos(d: Duration) -> u64 {
@@ -226,7 +248,20 @@ impl<B> NeighbourTable<B> {
             retry_ns: nanos(cfg.retry_interval),
             max_requests: cfg.max_requests.max(1),
             parked: 0,
+            generation: 1,
         }
+    }
+
+    /// The generation of the table's contents (see the module docs): unchanged as long as
+    /// every resolved neighbour keeps its MAC; never 0.
+    #[inline]
+    pub fn generation(&self) -> u32 {
+        self.generation
+    }
+
+    /// Marks a change of the contents (skipping 0, see the module docs).
+    fn changed(&mut self) {
+        self.generation = self.generation.wrapping_add(1).max(1);
     }
 
     /// Maximum number of entries.
@@ -258,6 +293,7 @@ impl<B> NeighbourTable<B> {
         let i = self.free.pop().ok_or(NeighTableFull { capacity: self.slots.len() })?;
         self.index.insert(entry.ip, i);
         self.slots[i as usize] = Some(entry);
+        self.changed();
         Ok(())
     }
 
@@ -273,6 +309,7 @@ impl<B> NeighbourTable<B> {
             e.port = port;
             e.state = NeighState::Static(mac);
             self.parked -= freed;
+            self.changed();
             return Ok(());
         }
         self.insert(NeighEntry { ip, port, state: NeighState::Static(mac) })
@@ -332,6 +369,7 @@ impl<B> NeighbourTable<B> {
         self.index.insert(ip, i);
         self.slots[i as usize] = Some(NeighEntry { ip, port, state });
         self.parked += 1;
+        self.changed();
         Resolve::QueuedSendRequest
     }
 
@@ -353,6 +391,9 @@ impl<B> NeighbourTable<B> {
             e.port = port;
             e.state = NeighState::Reachable { mac, expires_at };
             self.parked -= pending.len();
+            if changed {
+                self.changed();
+            }
             return Some(Learned { port, changed, pending });
         }
         if !create {
@@ -392,6 +433,7 @@ impl<B> NeighbourTable<B> {
                 if let Some(e) = self.slots[i].take() {
                     self.index.remove(&e.ip);
                     self.free.push(i as u32);
+                    self.changed();
                 }
             }
         }
@@ -479,6 +521,32 @@ mod tests {
         t.expire(u64::MAX, |_| panic!("no event"));
         assert_eq!(t.lookup(ip(9)), Some(MAC_A));
         assert_eq!(t.len(), 1);
+    }
+
+    #[test]
+    fn generation_moves_on_every_change_but_a_refresh() {
+        let mut t = table(8);
+        let g0 = t.generation();
+        assert_ne!(g0, 0);
+        t.learn(ip(1), MAC_A, PortId(0), 0, true).unwrap();
+        let g1 = t.generation();
+        assert_ne!(g1, g0, "new entry");
+        t.learn(ip(1), MAC_A, PortId(0), S, false).unwrap();
+        assert_eq!(t.generation(), g1, "a refresh keeps every copy valid");
+        t.learn(ip(1), MAC_B, PortId(0), 2 * S, false).unwrap();
+        let g2 = t.generation();
+        assert_ne!(g2, g1, "new MAC");
+        t.learn(ip(1), MAC_B, PortId(1), 3 * S, false).unwrap();
+        let g3 = t.generation();
+        assert_ne!(g3, g2, "new port");
+        t.expire(1000 * S, |_| {});
+        assert_ne!(t.generation(), g3, "removed");
+        let g4 = t.generation();
+        t.add_static(ip(2), MAC_A, PortId(0)).unwrap();
+        assert_ne!(t.generation(), g4, "static entry");
+        t.generation = u32::MAX;
+        t.changed();
+        assert_eq!(t.generation(), 1, "wraps past 0");
     }
 
     #[test]

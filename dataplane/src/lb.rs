@@ -41,6 +41,13 @@
 //!   leak. Weight 0 (drain) only stops new connections.
 //! * Timeouts and the other `TableSettings` change with the snapshot:
 //!   [`LbEngine::refresh`] applies them when the generation changes.
+//! * Packet and byte counts of servers and services are accumulated in the engine and
+//!   added to their shared counters by [`LbEngine::flush_stats`], which the worker calls
+//!   at the end of every poll (and `refresh` before it changes snapshot): readers see them
+//!   by the end of the poll that forwarded the packets, as the worker's own counters
+//!   (stats.rs), for a few stores per server per poll instead of per packet.
+//!   Connection counts (opened, active/inactive moves, closed) stay immediate: the
+//!   schedulers read them.
 
 use std::net::Ipv4Addr;
 use std::sync::Arc;
@@ -54,7 +61,7 @@ use crate::l2l3::{AddrKind, AddressBook, ResolvedNeighbours, RouteTable, Verdict
 use crate::sched::{new_scheduler, SchedInput, Scheduler};
 use crate::service::{ServiceTable, SharedServices};
 use crate::stats::{DropReason, WorkerCounters};
-use crate::types::{ForwardMode, L4Proto, PortId, ServiceKey, Timeouts};
+use crate::types::{ForwardMode, L4Proto, PortId, ServerId, ServiceId, ServiceKey, Timeouts};
 use crate::view::L4View;
 use crate::wire::{EthernetFrame, Ipv4Packet, MacAddr};
 use crate::xmit::icmp_err;
@@ -123,6 +130,29 @@ impl std::fmt::Debug for LbEnv<'_> {
 
 const ETH_LEN: usize = EthernetFrame::<&[u8]>::HEADER_LEN;
 
+/// Packets and bytes of one real server (and its service) forwarded since the last
+/// [`LbEngine::flush_stats`]; empty when both packet counts are 0.
+#[derive(Debug, Clone, Copy, Default)]
+struct PendingStats {
+    server_id: ServerId,
+    service_id: ServiceId,
+    packets_in: u64,
+    bytes_in: u64,
+    packets_out: u64,
+    bytes_out: u64,
+}
+
+impl PendingStats {
+    fn is_empty(&self) -> bool {
+        self.packets_in == 0 && self.packets_out == 0
+    }
+}
+
+/// Servers whose counts accumulate at once, direct-mapped by server id (stable ids are
+/// consecutive, so the servers of a service rarely share a slot; a collision only flushes
+/// the slot early).
+const PENDING_SLOTS: usize = 16;
+
 /// One worker's load-balancing state. See the module docs.
 pub struct LbEngine {
     worker: usize,
@@ -135,6 +165,7 @@ pub struct LbEngine {
     rss: Option<RssSpec>,
     port_mtu: Vec<u16>,
     next_expire: u64,
+    pending: [PendingStats; PENDING_SLOTS],
 }
 
 impl std::fmt::Debug for LbEngine {
@@ -164,6 +195,7 @@ impl LbEngine {
             rss: config.rss,
             port_mtu: config.port_mtu,
             next_expire: 0,
+            pending: [PendingStats::default(); PENDING_SLOTS],
         };
         lb.rebuild_schedulers();
         lb
@@ -177,6 +209,8 @@ impl LbEngine {
         if self.shared.load().generation() == self.snap.generation() {
             return false;
         }
+        // Counts are credited by id in the snapshot they were forwarded under.
+        self.flush_stats();
         self.snap = self.shared.load_full();
         self.rebuild_schedulers();
         if let Some(t) = self.snap.settings().timeouts {
@@ -616,7 +650,8 @@ impl LbEngine {
     }
 
     /// Runs the state machine for a packet of connection `id` and credits the counters
-    /// of its server and service, found by id in the current snapshot. A connection whose
+    /// of its server and service, found by id in the current snapshot (packets and bytes
+    /// through `pending`, published by [`Self::flush_stats`]). A connection whose
     /// server is gone is removed here when `expire_nodest_conn` is set (the error is the
     /// packet's drop reason). `id` comes from a lookup or insert of this packet; were it
     /// stale anyway, the packet is dropped as `miss`, like a lookup miss.
@@ -632,8 +667,7 @@ impl LbEngine {
         let (service_id, server_id) = (c.service_id, c.server_id);
         // A borrow of the field, not an `Arc` clone: no atomic increment per packet.
         let snap = &*self.snap;
-        let server = snap.by_server_id(server_id).map(|(_, r)| r);
-        if server.is_none() && snap.settings().expire_nodest_conn {
+        if snap.settings().expire_nodest_conn && snap.by_server_id(server_id).is_none() {
             // `id` was just found live, so this removes it.
             if let Some(c) = self.conns.remove(id) {
                 if c.forward == ForwardMode::FullNat {
@@ -646,20 +680,46 @@ impl LbEngine {
             return Err(DropReason::ConnServerRemoved);
         }
         let change = self.conns.on_packet(id, dir, flow.flags, now);
-        let inbound = dir == Direction::Inbound;
-        if let Some(server) = server {
-            server.stats.packet(self.worker, inbound, flow.ip_total_len());
-            if let Some(active) = change.active_move() {
+        if let Some(active) = change.active_move() {
+            if let Some((_, server)) = snap.by_server_id(server_id) {
                 server.stats.conn_moved(self.worker, active);
             }
-        }
-        if let Some(svc) = snap.by_service_id(service_id) {
-            svc.stats.packet(self.worker, inbound, flow.ip_total_len());
-            if let Some(active) = change.active_move() {
+            if let Some(svc) = snap.by_service_id(service_id) {
                 svc.stats.conn_moved(self.worker, active);
             }
         }
+        // Packets and bytes wait in `pending` until the end of the poll (module docs).
+        let slot = server_id as usize % PENDING_SLOTS;
+        let mut p = self.pending[slot];
+        if !p.is_empty() && (p.server_id, p.service_id) != (server_id, service_id) {
+            publish(snap, self.worker, &p);
+            p = PendingStats::default();
+        }
+        p.server_id = server_id;
+        p.service_id = service_id;
+        let bytes = flow.ip_total_len();
+        if dir == Direction::Inbound {
+            p.packets_in += 1;
+            p.bytes_in += bytes;
+        } else {
+            p.packets_out += 1;
+            p.bytes_out += bytes;
+        }
+        self.pending[slot] = p;
         Ok(())
+    }
+
+    /// Adds the packets and bytes forwarded since the last call to the shared counters of
+    /// their servers and services (those still in the snapshot). The worker calls it at
+    /// the end of every poll; see the module docs.
+    pub fn flush_stats(&mut self) {
+        let snap = &*self.snap;
+        for p in &mut self.pending {
+            if !p.is_empty() {
+                publish(snap, self.worker, p);
+                *p = PendingStats::default();
+            }
+        }
     }
 
     /// Advances the connection timers (at most every [`CONN_TIMER_INTERVAL_NS`]): expired
@@ -684,5 +744,16 @@ impl LbEngine {
                 server.stats.update_overload(server.upper, server.lower);
             }
         })
+    }
+}
+
+/// Adds `p`'s counts to its server's and service's shared counters (worker `worker`'s
+/// slots), for those `snap` still has.
+fn publish(snap: &ServiceTable, worker: usize, p: &PendingStats) {
+    if let Some((_, server)) = snap.by_server_id(p.server_id) {
+        server.stats.packets(worker, p.packets_in, p.bytes_in, p.packets_out, p.bytes_out);
+    }
+    if let Some(svc) = snap.by_service_id(p.service_id) {
+        svc.stats.packets(worker, p.packets_in, p.bytes_in, p.packets_out, p.bytes_out);
     }
 }

@@ -119,6 +119,21 @@ impl ServerStats {
             bump(&s.bytes_out, bytes);
         }
     }
+    /// Worker `worker` forwarded `packets_in` packets of `bytes_in` bytes client → server
+    /// and `packets_out` of `bytes_out` server → client (a poll's worth, accumulated by
+    /// the worker: see `LbEngine::flush_stats`).
+    #[inline]
+    pub fn packets(&self, worker: usize, packets_in: u64, bytes_in: u64, packets_out: u64, bytes_out: u64) {
+        let s = self.slot(worker);
+        if packets_in != 0 {
+            bump(&s.packets_in, packets_in);
+            bump(&s.bytes_in, bytes_in);
+        }
+        if packets_out != 0 {
+            bump(&s.packets_out, packets_out);
+            bump(&s.bytes_out, bytes_out);
+        }
+    }
     /// Whether the server is over its upper connection threshold (IPVS's
     /// `IP_VS_DEST_F_OVERLOAD`): set when active + inactive reaches `upper`, cleared when
     /// it falls to `lower` (or to 3/4 of `upper` when `lower` is 0, as IPVS does).

@@ -635,6 +635,7 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
         }
         if let Some(lb) = self.lb.as_mut() {
             lb.run_timers(now);
+            lb.flush_stats();
             self.tx.counters.conns.set(lb.conns().len() as u64);
         }
         self.tx.flush_all();

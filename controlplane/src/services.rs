@@ -368,4 +368,67 @@ forward = "nat"
         assert_eq!(t4.services()[0].servers[1].stats.active_conns(), 0);
         assert_eq!(t4.service_id(0), t1.service_id(0));
     }
+
+    #[test]
+    fn health_effects_quiesce_remove_and_fall_back_to_backup_then_sorry() {
+        let c = Config::from_toml(
+            r#"
+[[port]]
+name = "p0"
+device = "net_ring0"
+address = "10.20.0.1/24"
+mac = "02:00:00:00:00:01"
+[[service]]
+protocol = "tcp"
+address = "10.20.0.100"
+port = 80
+scheduler = "wrr"
+sorry_server = "10.20.0.30:80"
+[[service.server]]
+address = "10.20.0.11"
+weight = 3
+forward = "nat"
+[[service.server]]
+address = "10.20.0.12"
+weight = 2
+forward = "nat"
+[[service.server]]
+address = "10.20.0.13"
+weight = 5
+forward = "nat"
+backup = true
+"#,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let key = service_key(&c.services[0]);
+        let ip = |n: u8| Ipv4Addr::new(10, 20, 0, n);
+        let weights = |t: &ServiceTable| -> Vec<(u8, u32)> {
+            t.get(0).unwrap().servers.iter().map(|r| (r.addr.octets()[3], r.weight)).collect()
+        };
+        let mut ids = IdBook::default();
+        let t1 = build_with_health(&c, 1, 1, &mut ids, None, &Overlay::new()).unwrap();
+        assert_eq!(weights(&t1), [(11, 3), (12, 2), (13, 0)], "the backup waits while others are up");
+
+        let down = Effect { present: true, weight: 0, up: false };
+        let removed = Effect { present: false, weight: 0, up: false };
+        let mut o = Overlay::new();
+        o.insert((key, ip(11), 80), down);
+        let t2 = build_with_health(&c, 2, 1, &mut ids, Some(&t1), &o).unwrap();
+        assert_eq!(weights(&t2), [(11, 0), (12, 2), (13, 0)], "quiesced, still in the table");
+        assert_eq!(t2.server_id(0, 0), t1.server_id(0, 0), "same id");
+
+        o.insert((key, ip(12), 80), removed);
+        let t3 = build_with_health(&c, 3, 1, &mut ids, Some(&t2), &o).unwrap();
+        assert_eq!(weights(&t3), [(11, 0), (13, 5)], "removed; the backup takes over");
+        assert_eq!(t3.server_id(0, 1), ids.server_id(key, ip(13), 80));
+
+        o.insert((key, ip(13), 80), down);
+        let t4 = build_with_health(&c, 4, 1, &mut ids, Some(&t3), &o).unwrap();
+        assert_eq!(weights(&t4), [(11, 0), (13, 0), (30, 1)], "nothing up: the sorry server");
+        let sorry = &t4.get(0).unwrap().servers[2];
+        assert_eq!((sorry.port, sorry.forward), (80, rvs_dataplane::types::ForwardMode::Nat));
+
+        let t5 = build_with_health(&c, 5, 1, &mut ids, Some(&t4), &Overlay::new()).unwrap();
+        assert_eq!(weights(&t5), [(11, 3), (12, 2), (13, 0)], "all back");
+    }
 }

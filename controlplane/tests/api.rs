@@ -341,20 +341,16 @@ async fn config_put_warns_about_sections_not_acted_on() {
     let (code, v) = call(&srv, "PUT", "/v1/config?dry_run=true", Some(CONFIG)).await;
     assert_eq!((code, v["warnings"].clone()), (200, json!([])), "{v}");
 
-    let health = CONFIG.replacen(
-        "scheduler = \"wrr\"\n",
-        "scheduler = \"wrr\"\n[service.health]\nkind = \"tcp\"\ninterval = \"2s\"\n",
-        1,
-    );
+    let health = CONFIG.replacen("scheduler = \"wrr\"\n", "scheduler = \"wrr\"\n[service.agent]\nport = 9999\n", 1);
     assert_ne!(health, CONFIG);
     for path in ["/v1/config?dry_run=true", "/v1/config"] {
         let (code, v) = call(&srv, "PUT", path, Some(&health)).await;
         assert_eq!(code, 200, "{path}: {v}");
         let w = v["warnings"].as_array().unwrap_or_else(|| panic!("{path}: no warnings array: {v}"));
         assert_eq!(w.len(), 1, "{path}: {v}");
-        assert_eq!(w[0]["field"], "service[0].health", "{path}: {v}");
+        assert_eq!(w[0]["field"], "service[0].agent", "{path}: {v}");
         let msg = w[0]["message"].as_str().unwrap();
-        assert!(msg.contains("[service.health]") && msg.contains("not acted on yet"), "{path}: {msg}");
+        assert!(msg.contains("[service.agent]") && msg.contains("not acted on yet"), "{path}: {msg}");
     }
     assert_eq!(srv.state.running().generation(), 2, "the section is applied, only not acted on");
 }

@@ -4,13 +4,14 @@
 //! end of the punt rings ([`ProbeEnd`]). Each turn it:
 //!
 //! 1. reconciles the monitored servers with the running configuration when an apply
-//!    moved [`Running::config_version`] (servers added or removed, a server whose
-//!    `[service.health]`, `[service.agent]` or weight changed is checked afresh);
+//!    moved [`crate::runtime::Running::config_version`] (servers added or removed, a server whose
+//!    `[service.health]` or weight changed is checked afresh). `[service.agent]` is not
+//!    handed to the monitor yet (it is named by `Config::not_acted_on`);
 //! 2. hands every punted packet to the prober, polls the monitor at the current time,
 //!    logs every transition with its reason, and queues the prober's packets for
 //!    worker 0;
 //! 3. computes each checked server's effect ([`Monitor::effect`]) and, when any changed,
-//!    has the running state rebuild and publish the service table ([`Running::set_health`]);
+//!    has the running state rebuild and publish the service table ([`crate::runtime::Running::set_health`]);
 //!    the API's view of each server's health is updated when it changed;
 //! 4. sleeps until the monitor's next deadline, at most [`MAX_SLEEP`] (punted packets are
 //!    not signalled, so they wait at most that long).
@@ -97,7 +98,8 @@ impl Shell {
     pub fn reconcile(&mut self, config: &Config, now: Instant) {
         let mut wanted: HashMap<ServerRef, (Fingerprint, SocketAddr, SocketAddr)> = HashMap::new();
         for s in &config.services {
-            if s.health.is_none() && s.agent.is_none() {
+            // The agent is not queried yet (Config::not_acted_on says so): health only.
+            if s.health.is_none() {
                 continue;
             }
             let key = service_key(s);

@@ -228,6 +228,7 @@ struct LiveStatus {
     workers: Vec<(u16, u32, Arc<WorkerCounters>)>,
     services: SharedServices,
     estimator: crate::rates::SharedEstimator,
+    health: crate::health::run::HealthBoard,
 }
 
 struct LivePort {
@@ -256,7 +257,16 @@ impl StatusSource for LiveStatus {
             })
             .collect();
         drop(est);
-        Status::new(self.started.elapsed().as_secs(), ports, workers).with_services(&self.services.load())
+        let table = self.services.load();
+        let mut status = Status::new(self.started.elapsed().as_secs(), ports, workers).with_services(&table);
+        let board = self.health.lock().unwrap_or_else(|p| p.into_inner());
+        // `with_services` lists the table's services and servers in table order.
+        for (ss, ds) in status.services.iter_mut().zip(table.services()) {
+            for (rs, dr) in ss.servers.iter_mut().zip(&ds.servers) {
+                rs.health = board.get(&(ds.key, dr.addr, dr.port)).cloned();
+            }
+        }
+        status
     }
 }
 
@@ -365,7 +375,9 @@ pub fn run(config: &Config, text: &str, path: &Path) -> anyhow::Result<()> {
         workers: Vec::new(),
         services: Arc::clone(&shared),
         estimator: Arc::clone(&estimator),
+        health: crate::health::run::HealthBoard::default(),
     };
+    let health_board = Arc::clone(&status.health);
     let mut launched: Vec<u32> = Vec::new();
     // One timebase for every worker: monotonic nanoseconds since start-up.
     let epoch = Instant::now();
@@ -435,6 +447,7 @@ pub fn run(config: &Config, text: &str, path: &Path) -> anyhow::Result<()> {
         prober_config,
         probe_end,
         Arc::clone(&health_counters),
+        health_board,
         Arc::clone(&stop),
     ) {
         Ok(h) => Some(h),

@@ -401,6 +401,19 @@ pub fn render(input: &MetricsInput) -> String {
         server_gauges.clone().map(|(l, w, _)| (l, Value::Int(u64::from(w)))),
     );
     out.family(
+        "rvs_server_up",
+        Kind::Gauge,
+        "1 when the real server passes its health check, 0 when it fails it (only servers with [service.health]).",
+        st.services.iter().flat_map(|s| {
+            s.servers.iter().filter_map(move |r| {
+                let h = r.health.as_ref().filter(|h| h.state != "unknown")?;
+                let mut l = svc_labels(s);
+                l.push(("server", format!("{}:{}", r.address, r.port)));
+                Some((l, Value::Int(u64::from(h.state == "up"))))
+            })
+        }),
+    );
+    out.family(
         "rvs_server_overloaded",
         Kind::Gauge,
         "1 when the real server is over its upper connection threshold.",

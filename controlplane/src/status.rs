@@ -157,6 +157,10 @@ pub struct ServerStatus {
     pub overloaded: bool,
     /// Its counters.
     pub stats: TrafficJson,
+    /// Its health, when its service has `[service.health]` (`weight` above is the weight
+    /// in effect).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<crate::runtime::HealthView>,
 }
 
 impl ServiceStatus {
@@ -178,6 +182,7 @@ impl ServiceStatus {
                     forward: r.forward.name().to_string(),
                     overloaded: r.stats.overloaded(),
                     stats: r.stats.snapshot().into(),
+                    health: None,
                 })
                 .collect(),
         }

@@ -36,6 +36,10 @@ use crate::config::{Agent, Config, Health};
 use crate::runtime::HealthView;
 use crate::services::{service_key, Overlay, ServerRef};
 
+/// Each checked server's health as the API shows it, shared with `/v1/status` and
+/// `/metrics` (written by the health thread when it changes).
+pub type HealthBoard = Arc<std::sync::Mutex<HashMap<ServerRef, HealthView>>>;
+
 /// Longest sleep between turns: the latency a punted packet may wait.
 pub const MAX_SLEEP: Duration = Duration::from_millis(10);
 
@@ -209,6 +213,7 @@ pub fn spawn(
     prober_config: ProberConfig,
     end: ProbeEnd,
     counters: Arc<HealthCounters>,
+    board: HealthBoard,
     stop: Arc<AtomicBool>,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
     std::thread::Builder::new().name("rvs-health".into()).spawn(move || {
@@ -236,9 +241,12 @@ pub fn spawn(
             }
             if status_changed {
                 running.set_health_status(status.clone());
-                last_status = status;
             }
             drop(running);
+            if status_changed {
+                *board.lock().unwrap_or_else(|p| p.into_inner()) = status.clone();
+                last_status = status;
+            }
             let next = shell.next_turn(Instant::now());
             std::thread::sleep(next.saturating_duration_since(Instant::now()).max(Duration::from_micros(200)));
         }

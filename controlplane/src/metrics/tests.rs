@@ -245,6 +245,11 @@ fn input_with_port_name(port_name: &str) -> MetricsInput {
                 forward: "nat".into(),
                 overloaded: false,
                 stats: traffic(6, 3),
+                health: Some(crate::runtime::HealthView {
+                    state: "up".into(),
+                    since: Some("2026-12-03T17:00:00Z".into()),
+                    last: "HTTP 200".into(),
+                }),
             },
             ServerStatus {
                 address: "10.20.0.12".into(),
@@ -253,6 +258,7 @@ fn input_with_port_name(port_name: &str) -> MetricsInput {
                 forward: "fullnat".into(),
                 overloaded: true,
                 stats: traffic(4, 1),
+                health: Some(crate::runtime::HealthView { state: "down".into(), since: None, last: "HTTP 503".into() }),
             },
         ],
     }];
@@ -381,6 +387,8 @@ fn golden_snippets() {
         "rvs_server_rate_cps{protocol=\"tcp\",vip=\"10.10.0.100\",port=\"80\",server=\"10.20.0.11:80\"} 12\n",
         "rvs_server_weight{protocol=\"tcp\",vip=\"10.10.0.100\",port=\"80\",server=\"10.20.0.12:8080\"} 0\n",
         "rvs_server_overloaded{protocol=\"tcp\",vip=\"10.10.0.100\",port=\"80\",server=\"10.20.0.12:8080\"} 1\n",
+        "rvs_server_up{protocol=\"tcp\",vip=\"10.10.0.100\",port=\"80\",server=\"10.20.0.11:80\"} 1\n\
+         rvs_server_up{protocol=\"tcp\",vip=\"10.10.0.100\",port=\"80\",server=\"10.20.0.12:8080\"} 0\n",
         "rvs_server_info{protocol=\"tcp\",vip=\"10.10.0.100\",port=\"80\",server=\"10.20.0.12:8080\",forward=\"fullnat\"} 1\n",
         "rvs_service_info{protocol=\"tcp\",vip=\"10.10.0.100\",port=\"80\",scheduler=\"wrr\"} 1\n",
         "rvs_worker_rate_rx_pps{worker=\"0\"} 400\n",

@@ -14,7 +14,8 @@
 //! - (b) three keep-alive connections are opened (rr: one per server);
 //! - (c) rs2's `/health` is made to fail: within interval × fall + timeout (+ slack for the
 //!   probe schedule's jitter and the lab's 2 CPUs) rs2 is `down` with `effective_weight` 0;
-//!   the detection time is printed; 30 new connections reach only rs1 and rs3; the
+//!   the detection time is printed; `/v1/status` shows it down with weight 0, `/metrics` has
+//!   `rvs_server_up{...} 0`, `rvsadm -L` (next to `$RVSD_BIN`, if built) lists weight 0; 30 new connections reach only rs1 and rs3; the
 //!   established connection to rs2 still gets answers (quiesce);
 //! - (d) rs2's `/health` recovers: rs2 is `up` again after rise successes and takes new
 //!   connections;
@@ -230,6 +231,32 @@ fn run(mode: Mode) {
             }
         }
         None => failures.push(format!("(c) rs2 never went down: {:?}", state_of("tcp", 80, REAL_SERVER_IPS[1]))),
+    }
+    let metrics = ns_exec("lab-lb1", &["curl", "-sS", "-m", "2", "http://127.0.0.1:8700/metrics"]);
+    let metrics = String::from_utf8_lossy(&metrics.stdout).into_owned();
+    let up_line = format!("rvs_server_up{{protocol=\"tcp\",vip=\"{VIP}\",port=\"80\",server=\"10.20.0.12:80\"}} 0");
+    if !metrics.contains(&up_line) {
+        failures.push(format!("(c) /metrics lacks `{up_line}`"));
+    }
+    let st = status();
+    let rs2 = st["services"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|s| s["protocol"] == "tcp" && s["port"] == 80)
+        .flat_map(|s| s["servers"].as_array().cloned().unwrap_or_default())
+        .find(|r| r["address"] == "10.20.0.12");
+    if rs2.as_ref().map(|r| (r["weight"].as_i64(), r["health"]["state"].as_str())) != Some((Some(0), Some("down"))) {
+        failures.push(format!("(c) /v1/status shows rs2 as {rs2:?}, not weight 0 and down"));
+    }
+    let rvsadm = std::path::Path::new(&std::env::var("RVSD_BIN").unwrap_or_default()).with_file_name("rvsadm");
+    if rvsadm.exists() {
+        let out = ns_exec_ok("lab-lb1", &[rvsadm.to_str().unwrap_or("rvsadm"), "-L", "-n", "-t", &format!("{VIP}:80")]);
+        let line = out.lines().find(|l| l.contains("10.20.0.12:80")).unwrap_or_default().to_string();
+        println!("{mode:?}: rvsadm -L: {}", line.trim());
+        if line.split_whitespace().nth(3) != Some("0") {
+            failures.push(format!("(c) rvsadm -L does not list rs2 with weight 0 in effect: {line:?}"));
+        }
     }
     let after = servers_of(&http_who_many("lab-client", &url, 30));
     if after.iter().any(|s| s != "rs1" && s != "rs3") {

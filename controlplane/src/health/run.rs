@@ -199,6 +199,11 @@ impl Shell {
         out
     }
 
+    /// The servers being checked.
+    pub fn checked(&self) -> usize {
+        self.servers.len()
+    }
+
     /// When the monitor next needs a turn, capped at [`MAX_SLEEP`] from `now`.
     pub fn next_turn(&mut self, now: Instant) -> Instant {
         let cap = now + MAX_SLEEP;
@@ -251,4 +256,61 @@ pub fn spawn(
             std::thread::sleep(next.saturating_duration_since(Instant::now()).max(Duration::from_micros(200)));
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rvs_dataplane::punt::{probe_links, DEFAULT_PROBE_PORTS};
+
+    const BASE: &str = r#"
+[[port]]
+name = "back"
+device = "net_ring0"
+address = "10.20.0.1/24"
+mac = "02:00:00:00:00:01"
+[[service]]
+protocol = "tcp"
+address = "10.20.0.100"
+port = 80
+scheduler = "rr"
+HEALTH
+[[service.server]]
+address = "10.20.0.11"
+weight = 1
+[[service.server]]
+address = "10.20.0.12"
+weight = 1
+"#;
+
+    fn config(health: &str) -> Config {
+        Config::from_toml(&BASE.replace("HEALTH", health)).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn reconcile_follows_the_config_and_a_probe_leaves_for_the_data_path() {
+        let (links, end) = probe_links(1, 16, DEFAULT_PROBE_PORTS);
+        let c = config("[service.health]\nkind = \"tcp\"\ninterval = \"1s\"\n");
+        let now = Instant::now();
+        let mut shell = Shell::new(prober_config(&c, DEFAULT_PROBE_PORTS), end, Arc::default(), now);
+        shell.reconcile(&c, now);
+        assert_eq!(shell.checked(), 2);
+        // Start up: both present at their weight.
+        let overlay = shell.turn(now + Duration::from_secs(2));
+        assert_eq!(overlay.len(), 2);
+        assert!(overlay.values().all(|e| e.present && e.weight == 1 && e.up), "{overlay:?}");
+        // The probes' SYNs wait in worker 0's ring, from the port address.
+        let mut syns = 0;
+        while let Some(src) = links[0].take_outbound(|p| [p[12], p[13], p[14], p[15]]) {
+            assert_eq!(src, [10, 20, 0, 1]);
+            syns += 1;
+        }
+        assert_eq!(syns, 2);
+        // Other health settings: checked afresh; no [service.health]: not checked.
+        shell.reconcile(&config("[service.health]\nkind = \"tcp\"\ninterval = \"2s\"\n"), now);
+        assert_eq!(shell.checked(), 2);
+        shell.reconcile(&config(""), now);
+        assert_eq!(shell.checked(), 0);
+        assert!(shell.turn(now + Duration::from_secs(3)).is_empty());
+    }
 }

@@ -188,22 +188,8 @@ impl Config {
     /// everything in the file is acted on.
     pub fn not_acted_on(&self) -> Vec<FieldError> {
         let mut out = Vec::new();
-        for (i, s) in self.services.iter().enumerate() {
-            // [service.health], backup and sorry_server are acted on (crate::health::run);
-            // the agent is not queried yet.
-            if s.agent.is_some() {
-                out.push(FieldError {
-                    field: format!("service[{i}].agent"),
-                    message: format!(
-                        "[service.agent] of {} {}:{} is validated but not acted on yet: no agent is queried, \
-                         so weights stay as configured (and as [service.health] decides)",
-                        s.protocol.name(),
-                        s.address,
-                        s.port
-                    ),
-                });
-            }
-        }
+        // [service.health], [service.agent], backup and sorry_server are acted on
+        // (crate::health::run).
         if self.ha.is_some() {
             out.push(FieldError {
                 field: "ha".into(),

@@ -103,7 +103,7 @@ fn sections_not_acted_on_are_named() {
 }
 
 #[test]
-fn agent_is_named_until_it_acts_but_backup_and_sorry_server_act() {
+fn agent_backup_and_sorry_server_act() {
     let c = Config::from_toml(
         r#"
 [[port]]
@@ -128,9 +128,7 @@ backup = true
     .unwrap_or_else(|e| panic!("{e}"));
     let w = c.not_acted_on();
     let fields: Vec<&str> = w.iter().map(|w| w.field.as_str()).collect();
-    assert_eq!(fields, ["service[0].agent"], "{w:?}");
-    assert!(w.iter().all(|w| w.message.contains("not acted on yet")), "{w:?}");
-    assert!(w[0].message.contains("tcp 192.168.1.100:80"), "{w:?}");
+    assert!(fields.is_empty(), "{w:?}");
 }
 
 #[test]

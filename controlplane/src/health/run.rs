@@ -5,8 +5,7 @@
 //!
 //! 1. reconciles the monitored servers with the running configuration when an apply
 //!    moved [`crate::runtime::Running::config_version`] (servers added or removed, a server whose
-//!    `[service.health]` or weight changed is checked afresh). `[service.agent]` is not
-//!    handed to the monitor yet (it is named by `Config::not_acted_on`);
+//!    `[service.health]`, `[service.agent]` or weight changed is checked afresh);
 //! 2. hands every punted packet to the prober, polls the monitor at the current time,
 //!    logs every transition with its reason, and queues the prober's packets for
 //!    worker 0;
@@ -102,8 +101,7 @@ impl Shell {
     pub fn reconcile(&mut self, config: &Config, now: Instant) {
         let mut wanted: HashMap<ServerRef, (Fingerprint, SocketAddr, SocketAddr)> = HashMap::new();
         for s in &config.services {
-            // The agent is not queried yet (Config::not_acted_on says so): health only.
-            if s.health.is_none() {
+            if s.health.is_none() && s.agent.is_none() {
                 continue;
             }
             let key = service_key(s);

@@ -21,7 +21,11 @@
 //! - (d) rs2's `/health` recovers: rs2 is `up` again after rise successes and takes new
 //!   connections;
 //! - (e) rs3's TCP listener on :9000 is killed: rs3 goes `down` in the UDP service, and six
-//!   UDP flows are answered by rs1 and rs2 only.
+//!   UDP flows are answered by rs1 and rs2 only;
+//! - (f) the HAProxy-style agent (`[service.agent]` on TCP :80, port 9999: a socat that answers
+//!   the content of `/tmp/rvs-lab-<name>.agent`, else `up`) of rs1 answers `drain`: rs1 keeps
+//!   its check `up` with `effective_weight` 0 and takes no new connection; back to `up`, its
+//!   weight returns.
 //!
 //! `#[ignore]`: needs root and the lab; `vm-testbed/test.sh` runs it with the other lab tests.
 
@@ -37,6 +41,11 @@ const TIMEOUT_MS: u64 = 300;
 const FALL: u64 = 2;
 const RISE: u64 = 2;
 
+/// What the agent on server `name` answers (`up` when the file is absent).
+fn agent_file(name: &str) -> String {
+    format!("/tmp/rvs-lab-{name}.agent")
+}
+
 fn flag(name: &str) -> String {
     format!("/tmp/rvs-lab-{name}.unhealthy")
 }
@@ -46,7 +55,8 @@ fn health_config(mode: Mode, workers: u32) -> std::path::PathBuf {
     let text = std::fs::read_to_string(mode.config(workers)).expect("the mode's lab config");
     let http = format!(
         "scheduler = \"rr\"\n[service.health]\nkind = \"http\"\npath = \"/health\"\ninterval = \"{INTERVAL_MS}ms\"\n\
-         timeout = \"{TIMEOUT_MS}ms\"\nrise = {RISE}\nfall = {FALL}\non_down = \"quiesce\"\n"
+         timeout = \"{TIMEOUT_MS}ms\"\nrise = {RISE}\nfall = {FALL}\non_down = \"quiesce\"\n\
+         [service.agent]\nport = 9999\ninterval = \"{INTERVAL_MS}ms\"\ntimeout = \"{TIMEOUT_MS}ms\"\n"
     );
     let tcp = format!(
         "scheduler = \"rr\"\n[service.health]\nkind = \"tcp\"\nport = 9000\ninterval = \"{INTERVAL_MS}ms\"\n\
@@ -159,12 +169,15 @@ struct Listeners;
 
 impl Drop for Listeners {
     fn drop(&mut self) {
-        for i in 0..3 {
-            let pidfile = run_dir().join(format!("health-socat-{i}.pid"));
-            if let Ok(pid) = std::fs::read_to_string(&pidfile) {
-                let _ = Command::new("kill").arg(pid.trim()).status();
-                let _ = std::fs::remove_file(pidfile);
+        for (i, name) in REAL_SERVER_NAMES.iter().enumerate() {
+            for what in ["socat", "agent"] {
+                let pidfile = run_dir().join(format!("health-{what}-{i}.pid"));
+                if let Ok(pid) = std::fs::read_to_string(&pidfile) {
+                    let _ = Command::new("kill").arg(pid.trim()).status();
+                    let _ = std::fs::remove_file(pidfile);
+                }
             }
+            let _ = std::fs::remove_file(agent_file(name));
         }
     }
 }
@@ -193,6 +206,13 @@ fn run(mode: Mode, workers: u32) {
         let pidfile = run_dir().join(format!("health-socat-{i}.pid"));
         let script = format!(
             "socat TCP-LISTEN:9000,fork,reuseaddr EXEC:/bin/true >/dev/null 2>&1 & echo $! > {}",
+            pidfile.display()
+        );
+        ns_exec_ok(ns, &["sh", "-c", &script]);
+        let pidfile = run_dir().join(format!("health-agent-{i}.pid"));
+        let script = format!(
+            "socat TCP-LISTEN:9999,fork,reuseaddr SYSTEM:\"cat {} 2>/dev/null || echo up\" >/dev/null 2>&1 & echo $! > {}",
+            agent_file(REAL_SERVER_NAMES[i]),
             pidfile.display()
         );
         ns_exec_ok(ns, &["sh", "-c", &script]);
@@ -297,6 +317,31 @@ fn run(mode: Mode, workers: u32) {
     if udp_servers.iter().any(|s| s != "rs1" && s != "rs2") {
         failures.push(format!("(e) UDP flows reached someone else than rs1/rs2: {udp_servers:?}"));
     }
+
+    // (f) rs1's agent says drain: weight 0 in effect while its check stays up.
+    std::fs::write(agent_file("rs1"), b"drain\n").expect("write rs1's agent answer");
+    let drained = wait_until(budget + Duration::from_secs(2), Duration::from_millis(50), || {
+        state_of("tcp", 80, REAL_SERVER_IPS[0]) == ("up".to_string(), 0)
+    });
+    if drained {
+        let after = servers_of(&http_who_many("lab-client", &url, 12));
+        if after.iter().any(|s| s == "rs1") {
+            failures.push(format!("(f) rs1 drained by its agent still takes new connections: {after:?}"));
+        }
+    } else {
+        failures.push(format!("(f) rs1's agent drain not in effect: {:?}", state_of("tcp", 80, REAL_SERVER_IPS[0])));
+    }
+    let _ = std::fs::remove_file(agent_file("rs1"));
+    let restored = wait_until(budget + Duration::from_secs(2), Duration::from_millis(50), || {
+        state_of("tcp", 80, REAL_SERVER_IPS[0]) == ("up".to_string(), 1)
+    });
+    if !restored {
+        failures.push(format!(
+            "(f) rs1 not back to weight 1 after its agent says up: {:?}",
+            state_of("tcp", 80, REAL_SERVER_IPS[0])
+        ));
+    }
+
     let status = status();
     println!(
         "{mode:?}: probe_rx {} probe_tx {}",

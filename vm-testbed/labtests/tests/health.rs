@@ -8,7 +8,8 @@
 //! - TCP VIP:80 (rr over rs1..rs3): `kind = "http"`, `path = "/health"`, interval 500 ms,
 //!   timeout 300 ms, rise 2, fall 2, quiesce. rs_server.py answers `/health` with 503 while
 //!   `/tmp/rvs-lab-<name>.unhealthy` exists.
-//! - UDP VIP:53 (rr): `kind = "tcp"` on port 9000, where each server runs a socat listener.
+//! - UDP VIP:53 (rr): `kind = "tcp"` on port 9000, where each server runs a socat listener,
+//!   `on_down = "remove"`.
 //!
 //! Then, in order:
 //! - (a) every server turns `up` in `/v1/services` and takes connections;
@@ -20,8 +21,8 @@
 //!   established connection to rs2 still gets answers (quiesce);
 //! - (d) rs2's `/health` recovers: rs2 is `up` again after rise successes and takes new
 //!   connections;
-//! - (e) rs3's TCP listener on :9000 is killed: rs3 goes `down` in the UDP service, and six
-//!   UDP flows are answered by rs1 and rs2 only;
+//! - (e) rs3's TCP listener on :9000 is killed: rs3 goes `down` in the UDP service and leaves
+//!   its table (`/v1/status`), and six UDP flows are answered by rs1 and rs2 only;
 //! - (f) the HAProxy-style agent (`[service.agent]` on TCP :80, port 9999: a socat that answers
 //!   the content of `/tmp/rvs-lab-<name>.agent`, else `up`) of rs1 answers `drain`: rs1 keeps
 //!   its check `up` with `effective_weight` 0 and takes no new connection; back to `up`, its
@@ -60,7 +61,7 @@ fn health_config(mode: Mode, workers: u32) -> std::path::PathBuf {
     );
     let tcp = format!(
         "scheduler = \"rr\"\n[service.health]\nkind = \"tcp\"\nport = 9000\ninterval = \"{INTERVAL_MS}ms\"\n\
-         timeout = \"{TIMEOUT_MS}ms\"\nrise = {RISE}\nfall = {FALL}\n"
+         timeout = \"{TIMEOUT_MS}ms\"\nrise = {RISE}\nfall = {FALL}\non_down = \"remove\"\n"
     );
     // The first rr service is TCP :80, the second UDP :53 (config/lab-<mode>.toml).
     let first = text.find("scheduler = \"rr\"\n").expect("an rr service");
@@ -310,6 +311,16 @@ fn run(mode: Mode, workers: u32) {
         None => {
             failures.push(format!("(e) rs3 never went down on udp :53: {:?}", state_of("udp", 53, REAL_SERVER_IPS[2])))
         }
+    }
+    let table_servers: Vec<Value> = status()["services"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|s| s["protocol"] == "udp" && s["port"] == 53)
+        .flat_map(|s| s["servers"].as_array().cloned().unwrap_or_default())
+        .collect();
+    if table_servers.iter().any(|r| r["address"] == "10.20.0.13") || table_servers.len() != 2 {
+        failures.push(format!("(e) on_down = remove leaves rs3 in the UDP service's table: {table_servers:?}"));
     }
     let udp = udp_who("lab-client", &format!("{VIP}:53"), 6, "hello");
     let udp_servers: Vec<String> =

@@ -229,6 +229,7 @@ struct LiveStatus {
     services: SharedServices,
     estimator: crate::rates::SharedEstimator,
     health: crate::health::run::HealthBoard,
+    prober: Arc<crate::health::run::HealthCounters>,
 }
 
 struct LivePort {
@@ -266,6 +267,7 @@ impl StatusSource for LiveStatus {
                 rs.health = board.get(&(ds.key, dr.addr, dr.port)).cloned();
             }
         }
+        status.prober = Some(self.prober.snapshot());
         status
     }
 }
@@ -376,8 +378,10 @@ pub fn run(config: &Config, text: &str, path: &Path) -> anyhow::Result<()> {
         services: Arc::clone(&shared),
         estimator: Arc::clone(&estimator),
         health: crate::health::run::HealthBoard::default(),
+        prober: Arc::default(),
     };
     let health_board = Arc::clone(&status.health);
+    let health_counters = Arc::clone(&status.prober);
     let mut launched: Vec<u32> = Vec::new();
     // One timebase for every worker: monotonic nanoseconds since start-up.
     let epoch = Instant::now();
@@ -440,7 +444,6 @@ pub fn run(config: &Config, text: &str, path: &Path) -> anyhow::Result<()> {
         })
     };
     let state = Arc::new(AppState::new(running, source, handles, token).with_estimator(Arc::clone(&estimator)));
-    let health_counters = Arc::new(crate::health::run::HealthCounters::default());
     let prober_config = crate::health::run::prober_config(config, punt::DEFAULT_PROBE_PORTS);
     let health = match crate::health::run::spawn(
         Arc::clone(&state),

@@ -263,6 +263,21 @@ pub fn render(input: &MetricsInput) -> String {
         [(vec![], Value::Int(st.uptime_seconds))],
     );
 
+    if let Some(p) = st.prober {
+        for (name, help, v) in [
+            ("rvs_prober_packets_in_total", "Packets the workers punted to the health prober.", p.packets_in),
+            ("rvs_prober_packets_out_total", "Packets the health prober queued for worker 0.", p.packets_out),
+            (
+                "rvs_prober_packets_out_dropped_total",
+                "Health prober packets not queued: the ring to worker 0 was full.",
+                p.packets_out_dropped,
+            ),
+            ("rvs_prober_transitions_total", "Up/down transitions of checked real servers.", p.transitions),
+        ] {
+            out.family(name, Kind::Counter, help, [(vec![], Value::Int(v))]);
+        }
+    }
+
     // Ports.
     let port = |name: &str| -> Labels { vec![("port", name.to_string())] };
     out.family(

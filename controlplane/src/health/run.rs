@@ -45,7 +45,7 @@ pub const MAX_SLEEP: Duration = Duration::from_millis(10);
 /// What a server is checked with; a change means checking it afresh.
 type Fingerprint = (Option<Health>, Option<Agent>, u16, SocketAddr);
 
-/// Counts the health thread shares with `/metrics`.
+/// Counts the health thread shares with `/v1/status` (`prober`) and `/metrics`.
 #[derive(Debug, Default)]
 pub struct HealthCounters {
     /// Packets punted to the prober.
@@ -80,6 +80,18 @@ pub fn prober_config(config: &Config, source_ports: std::ops::RangeInclusive<u16
         source_ports,
         mtu,
         seed,
+    }
+}
+
+impl HealthCounters {
+    /// The counts now, as `/v1/status` shows them.
+    pub fn snapshot(&self) -> crate::status::ProberStatus {
+        crate::status::ProberStatus {
+            packets_in: self.rx.load(Ordering::Relaxed),
+            packets_out: self.tx.load(Ordering::Relaxed),
+            packets_out_dropped: self.tx_dropped.load(Ordering::Relaxed),
+            transitions: self.transitions.load(Ordering::Relaxed),
+        }
     }
 }
 

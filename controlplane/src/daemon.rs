@@ -16,11 +16,13 @@
 //!    thread *before* any is launched;
 //! 7. the workers are launched on their lcores; worker 0 announces every address with
 //!    gratuitous ARP, then all poll;
-//! 8. REST is served on this (the main lcore's) thread by a current-thread tokio
+//! 8. the health thread ([`crate::health::run`]) starts, with the control plane's end of
+//!    the punt rings (every worker punts probe replies; worker 0 sends the probes);
+//!    REST is served on this (the main lcore's) thread by a current-thread tokio
 //!    runtime until SIGTERM or SIGINT; SIGHUP re-reads the config file and applies it
 //!    through the same path as `PUT /v1/config` ([`crate::runtime`]), logging the changes
 //!    or the errors (a bad file changes nothing);
-//! 9. shutdown: set the stop flag, wait for every worker (their queues are released as
+//! 9. shutdown: set the stop flag, wait for the health thread and every worker (their queues are released as
 //!    they return), stop and close the ports, release the pool, clean up the EAL.
 //!
 //! No half-applied state: whatever a failed step leaves behind (started ports, a pool,
@@ -41,6 +43,7 @@ use rvs_dataplane::l2l3::neigh::{NeighConfig, NeighSync};
 use rvs_dataplane::l2l3::route::StaticRoute;
 use rvs_dataplane::lb::{LbConfig, LbEngine, DEFAULT_MTU};
 use rvs_dataplane::mesh::MeshLinks;
+use rvs_dataplane::punt;
 use rvs_dataplane::service::SharedServices;
 use rvs_dataplane::stats::WorkerCounters;
 use rvs_dataplane::types::{PortId, VipConfig};
@@ -225,6 +228,8 @@ struct LiveStatus {
     workers: Vec<(u16, u32, Arc<WorkerCounters>)>,
     services: SharedServices,
     estimator: crate::rates::SharedEstimator,
+    health: crate::health::run::HealthBoard,
+    prober: Arc<crate::health::run::HealthCounters>,
 }
 
 struct LivePort {
@@ -253,7 +258,17 @@ impl StatusSource for LiveStatus {
             })
             .collect();
         drop(est);
-        Status::new(self.started.elapsed().as_secs(), ports, workers).with_services(&self.services.load())
+        let table = self.services.load();
+        let mut status = Status::new(self.started.elapsed().as_secs(), ports, workers).with_services(&table);
+        let board = self.health.lock().unwrap_or_else(|p| p.into_inner());
+        // `with_services` lists the table's services and servers in table order.
+        for (ss, ds) in status.services.iter_mut().zip(table.services()) {
+            for (rs, dr) in ss.servers.iter_mut().zip(&ds.servers) {
+                rs.health = board.get(&(ds.key, dr.addr, dr.port)).cloned();
+            }
+        }
+        status.prober = Some(self.prober.snapshot());
+        status
     }
 }
 
@@ -333,6 +348,8 @@ pub fn run(config: &Config, text: &str, path: &Path) -> anyhow::Result<()> {
     let mut built = Vec::with_capacity(workers);
     let mut meshes = if workers > 1 { NeighSync::mesh(workers, NEIGH_SYNC_CAPACITY) } else { vec![NeighSync::none()] };
     let mut redirects = MeshLinks::mesh(workers, REDIRECT_CAPACITY).into_iter();
+    let (probe_links, probe_end) = punt::probe_links(workers, punt::DEFAULT_RING_CAPACITY, punt::DEFAULT_PROBE_PORTS);
+    let mut probe_links = probe_links.into_iter();
     for (index, sync) in meshes.drain(..).enumerate() {
         let wc = worker_config(config, index, &macs);
         let queue_id = u16::try_from(index).context("too many workers")?;
@@ -347,7 +364,8 @@ pub fn run(config: &Config, text: &str, path: &Path) -> anyhow::Result<()> {
         let worker = Worker::new(&wc, queues, pool.clone(), sync)
             .with_context(|| format!("worker {index}: the data path refused its configuration"))?
             .with_lb(lb, links)
-            .with_control(control);
+            .with_control(control)
+            .with_probe(probe_links.next().context("probe rings have fewer ends than workers")?);
         built.push(worker);
     }
 
@@ -359,7 +377,11 @@ pub fn run(config: &Config, text: &str, path: &Path) -> anyhow::Result<()> {
         workers: Vec::new(),
         services: Arc::clone(&shared),
         estimator: Arc::clone(&estimator),
+        health: crate::health::run::HealthBoard::default(),
+        prober: Arc::default(),
     };
+    let health_board = Arc::clone(&status.health);
+    let health_counters = Arc::clone(&status.prober);
     let mut launched: Vec<u32> = Vec::new();
     // One timebase for every worker: monotonic nanoseconds since start-up.
     let epoch = Instant::now();
@@ -422,6 +444,21 @@ pub fn run(config: &Config, text: &str, path: &Path) -> anyhow::Result<()> {
         })
     };
     let state = Arc::new(AppState::new(running, source, handles, token).with_estimator(Arc::clone(&estimator)));
+    let prober_config = crate::health::run::prober_config(config, punt::DEFAULT_PROBE_PORTS);
+    let health = match crate::health::run::spawn(
+        Arc::clone(&state),
+        prober_config,
+        probe_end,
+        Arc::clone(&health_counters),
+        health_board,
+        Arc::clone(&stop),
+    ) {
+        Ok(h) => Some(h),
+        Err(e) => {
+            tracing::error!("cannot start the health thread, servers are not checked: {e}");
+            None
+        }
+    };
     let reloader = {
         let state = Arc::clone(&state);
         let path = path.to_path_buf();
@@ -437,6 +474,9 @@ pub fn run(config: &Config, text: &str, path: &Path) -> anyhow::Result<()> {
     reloader.abort();
 
     stop.store(true, Ordering::Relaxed);
+    if let Some(h) = health {
+        let _ = h.join();
+    }
     let failed = wait_workers(&eal, &launched);
     drop(rt); // the router, and with it the status source's port handles
     let mut problems = Vec::new();

@@ -263,6 +263,21 @@ pub fn render(input: &MetricsInput) -> String {
         [(vec![], Value::Int(st.uptime_seconds))],
     );
 
+    if let Some(p) = st.prober {
+        for (name, help, v) in [
+            ("rvs_prober_packets_in_total", "Packets the workers punted to the health prober.", p.packets_in),
+            ("rvs_prober_packets_out_total", "Packets the health prober queued for worker 0.", p.packets_out),
+            (
+                "rvs_prober_packets_out_dropped_total",
+                "Health prober packets not queued: the ring to worker 0 was full.",
+                p.packets_out_dropped,
+            ),
+            ("rvs_prober_transitions_total", "Up/down transitions of checked real servers.", p.transitions),
+        ] {
+            out.family(name, Kind::Counter, help, [(vec![], Value::Int(v))]);
+        }
+    }
+
     // Ports.
     let port = |name: &str| -> Labels { vec![("port", name.to_string())] };
     out.family(
@@ -399,6 +414,19 @@ pub fn render(input: &MetricsInput) -> String {
         Kind::Gauge,
         "The real server's scheduling weight (0: quiescent).",
         server_gauges.clone().map(|(l, w, _)| (l, Value::Int(u64::from(w)))),
+    );
+    out.family(
+        "rvs_server_up",
+        Kind::Gauge,
+        "1 when the real server passes its health check, 0 when it fails it (only servers with [service.health]).",
+        st.services.iter().flat_map(|s| {
+            s.servers.iter().filter_map(move |r| {
+                let h = r.health.as_ref().filter(|h| h.state != "unknown")?;
+                let mut l = svc_labels(s);
+                l.push(("server", format!("{}:{}", r.address, r.port)));
+                Some((l, Value::Int(u64::from(h.state == "up"))))
+            })
+        }),
     );
     out.family(
         "rvs_server_overloaded",

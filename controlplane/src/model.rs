@@ -56,6 +56,16 @@ pub struct ServerView {
     /// Its counters (absent in change lists).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stats: Option<TrafficJson>,
+    /// The weight in effect in the published table (health, backup tier, slowstart);
+    /// `weight` is the configured one. Absent in change lists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub effective_weight: Option<u16>,
+    /// Its health (absent in change lists).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<crate::runtime::HealthView>,
+    /// Administrative state: always `ready` today (drain and maint are not implemented).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin: Option<String>,
 }
 
 impl ServerView {
@@ -69,6 +79,9 @@ impl ServerView {
             upper_threshold: r.upper_threshold,
             lower_threshold: r.lower_threshold,
             stats: None,
+            effective_weight: None,
+            health: None,
+            admin: None,
         }
     }
 }

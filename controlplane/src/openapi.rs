@@ -39,7 +39,15 @@ fn schemas() -> Value {
                 "forward": {"type": "string", "enum": ["dr", "nat", "fullnat", "tunnel"], "default": "dr"},
                 "upper_threshold": {"type": "integer", "minimum": 0},
                 "lower_threshold": {"type": "integer", "minimum": 0},
-                "stats": {"$ref": "#/components/schemas/Traffic", "readOnly": true}
+                "stats": {"$ref": "#/components/schemas/Traffic", "readOnly": true},
+                "effective_weight": {"type": "integer", "minimum": 0, "readOnly": true,
+                    "description": "the weight in effect (health checks, agent, backup tier, slowstart); weight is the configured one"},
+                "health": {"type": "object", "readOnly": true, "properties": {
+                    "state": {"type": "string", "enum": ["up", "down", "unknown"]},
+                    "since": {"type": "string", "format": "date-time"},
+                    "last": {"type": "string", "description": "the last probe's result in words"}}},
+                "admin": {"type": "string", "enum": ["ready"], "readOnly": true,
+                    "description": "administrative state; drain and maint do not exist yet"}
             }
         },
         "Service": {

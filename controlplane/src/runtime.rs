@@ -22,6 +22,12 @@
 //! A failure at any step leaves everything — the text `GET /v1/config` returns included —
 //! exactly as it was: there is no half-applied state.
 //!
+//! Health: the health thread ([`crate::health::run`]) hands the effect of every checked
+//! server ([`Running::set_health`]); the table is rebuilt and published when an effect
+//! changed, through the same build as a configuration change, and every later apply
+//! builds with the effects in force. The configured weights stay in the configuration;
+//! the weights in effect live only in the published table.
+//!
 //! Counters are never reset by the data path; `POST /v1/stats/zero` (ipvsadm -Z) records
 //! a baseline that reads subtract ([`Running::traffic`]).
 
@@ -41,7 +47,7 @@ use crate::model::{
     duration_text, service_name, ServerBody, ServerUpdate, ServerView, ServiceBody, ServiceRef, ServiceUpdate,
     ServiceView, TimeoutsBody, TimeoutsView,
 };
-use crate::services::{build_next, IdBook};
+use crate::services::{build_with_health, IdBook, Overlay, ServerRef};
 use crate::status::TrafficJson;
 
 /// One difference between the running configuration and a candidate.
@@ -119,6 +125,21 @@ pub struct Running {
     ids: IdBook,
     baseline_services: HashMap<u32, ServerStatsSnapshot>,
     baseline_servers: HashMap<u32, ServerStatsSnapshot>,
+    health: Overlay,
+    health_status: HashMap<ServerRef, HealthView>,
+    version: u64,
+}
+
+/// A checked server's health as the API shows it (`health` of a server's JSON).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct HealthView {
+    /// `up`, `down`, or `unknown` (not checked).
+    pub state: String,
+    /// When it entered that state (RFC 3339, UTC); absent when not checked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub since: Option<String>,
+    /// The last probe's result in words.
+    pub last: String,
 }
 
 /// The canonical TOML of a file.
@@ -135,7 +156,8 @@ impl Running {
         let whole = |message: String| ConfigError { errors: vec![fe("", message)] };
         let text = canonical(&file).map_err(|e| whole(e.message))?;
         let mut ids = IdBook::default();
-        let table = build_next(&config, 1, workers, &mut ids, None).map_err(|e| whole(format!("{e:#}")))?;
+        let table = build_with_health(&config, 1, workers, &mut ids, None, &Overlay::new())
+            .map_err(|e| whole(format!("{e:#}")))?;
         Ok(Running {
             config,
             file,
@@ -146,7 +168,37 @@ impl Running {
             ids,
             baseline_services: HashMap::new(),
             baseline_servers: HashMap::new(),
+            health: Overlay::new(),
+            health_status: HashMap::new(),
+            version: 1,
         })
+    }
+
+    /// Bumped by every applied change: the health thread reconciles when it moves.
+    pub fn config_version(&self) -> u64 {
+        self.version
+    }
+
+    /// Sets the health effects in force and, when they differ from the current ones,
+    /// rebuilds and publishes the service table.
+    pub fn set_health(&mut self, health: Overlay) -> anyhow::Result<bool> {
+        if health == self.health {
+            return Ok(false);
+        }
+        let mut ids = self.ids.clone();
+        let generation = self.generation + 1;
+        let current = self.shared.load_full();
+        let table = build_with_health(&self.config, generation, self.workers, &mut ids, Some(&current), &health)?;
+        self.shared.store(Arc::new(table));
+        self.ids = ids;
+        self.generation = generation;
+        self.health = health;
+        Ok(true)
+    }
+
+    /// Sets what the API shows of each checked server's health.
+    pub fn set_health_status(&mut self, status: HashMap<ServerRef, HealthView>) {
+        self.health_status = status;
     }
 
     /// The configuration in use.
@@ -196,7 +248,7 @@ impl Running {
             let mut ids = self.ids.clone();
             let generation = self.generation + 1;
             let current = self.shared.load_full();
-            let table = build_next(&config, generation, self.workers, &mut ids, Some(&current))
+            let table = build_with_health(&config, generation, self.workers, &mut ids, Some(&current), &self.health)
                 .map_err(|e| ApplyError::Build(fe("body", format!("{e:#}"))))?;
             self.shared.store(Arc::new(table));
             self.ids = ids;
@@ -205,6 +257,7 @@ impl Running {
         self.config = config;
         self.file = file;
         self.text = text;
+        self.version += 1;
         Ok(changes)
     }
 
@@ -410,10 +463,20 @@ impl Running {
         if let Some(id) = table.service_id(i as u32) {
             v.stats = Some(self.traffic(false, id, &dp.stats));
         }
-        for (j, r) in v.servers.iter_mut().enumerate() {
-            if let (Some(id), Some(s)) = (table.server_id(i as u32, j), dp.servers.get(j)) {
+        let key = crate::services::service_key(&self.config.services[i]);
+        for (r, c) in v.servers.iter_mut().zip(&self.config.services[i].servers) {
+            // Servers removed by their health check are not in the table: by id.
+            let found = self.ids.server_id(key, c.address, c.port).and_then(|id| Some((id, table.by_server_id(id)?.1)));
+            r.effective_weight = Some(found.map_or(0, |(_, s)| u16::try_from(s.weight).unwrap_or(u16::MAX)));
+            if let Some((id, s)) = found {
                 r.stats = Some(self.traffic(true, id, &s.stats));
             }
+            r.health = Some(self.health_status.get(&(key, c.address, c.port)).cloned().unwrap_or(HealthView {
+                state: "unknown".into(),
+                since: None,
+                last: "not checked (no [service.health])".into(),
+            }));
+            r.admin = Some("ready".into());
         }
         v
     }

@@ -14,6 +14,18 @@
 //! service whose server list (addresses and ports, in order), timeout and netmask are
 //! unchanged (persistence remembers server *indexes*, so adding, removing or reordering
 //! servers resets that service's persistence).
+//!
+//! Health ([`Overlay`]): the table is built from the configured servers and, for each,
+//! its effect in force (from the health monitor, [`crate::health::state::effect`]): a
+//! server that is not present (down with `on_down = "remove"`) is left out of the table
+//! (its connections then follow `expire_nodest_conn`); the others carry their weight in
+//! effect. Per service, [`crate::health::state::select`] picks the tier in use: the
+//! non-backup servers that are up; if none, the backup servers that are up; servers
+//! outside that tier keep their place with weight 0 (no new flows, established flows
+//! continue). When no server is up, the `sorry_server` (if any) joins the table with
+//! weight 1 and the forwarding mode of the service's first server (NAT when it has
+//! none): it serves only new flows while nothing else is up. Without an overlay entry a
+//! server is up at its configured weight.
 
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
@@ -26,6 +38,14 @@ use rvs_dataplane::service::{Service as DpService, ServiceTable, TableIds, Table
 use rvs_dataplane::types::{PortId, ServiceKey, Timeouts, VipConfig};
 
 use crate::config::Config;
+use crate::health::state::{select, Effect, Selection};
+
+/// A server's place in the overlay: its service and its address and port.
+pub type ServerRef = (ServiceKey, Ipv4Addr, u16);
+
+/// The health effect in force per server (see the module docs); servers absent are up at
+/// their configured weight.
+pub type Overlay = HashMap<ServerRef, Effect>;
 
 /// Persistence entries per persistent service (client networks remembered at once).
 pub const PERSIST_CAPACITY: usize = 1 << 16;
@@ -66,6 +86,7 @@ pub struct IdBook {
     next_server: u32,
     services: HashMap<ServiceKey, u32>,
     servers: HashMap<(ServiceKey, Ipv4Addr, u16), u32>,
+    sorry: HashMap<(ServiceKey, Ipv4Addr, u16), u32>,
 }
 
 impl IdBook {
@@ -97,7 +118,23 @@ impl IdBook {
         }
         self.services = services;
         self.servers = servers;
+        self.sorry.retain(|(k, _, _), _| self.services.contains_key(k));
         out
+    }
+
+    /// The id of a configured server, if it has one.
+    pub fn server_id(&self, key: ServiceKey, addr: Ipv4Addr, port: u16) -> Option<u32> {
+        self.servers.get(&(key, addr, port)).copied()
+    }
+
+    /// The id of a service's sorry server (stable while the service has it).
+    fn sorry_id(&mut self, key: ServiceKey, addr: Ipv4Addr, port: u16) -> u32 {
+        if let Some(&id) = self.sorry.get(&(key, addr, port)) {
+            return id;
+        }
+        self.next_server = self.next_server.wrapping_add(1);
+        self.sorry.insert((key, addr, port), self.next_server);
+        self.next_server
     }
 }
 
@@ -135,30 +172,73 @@ pub fn build_next(
     ids: &mut IdBook,
     current: Option<&ServiceTable>,
 ) -> anyhow::Result<ServiceTable> {
+    build_with_health(config, generation, workers, ids, current, &Overlay::new())
+}
+
+/// [`build_next`] with the health effects of `health` (see the module docs).
+pub fn build_with_health(
+    config: &Config,
+    generation: u64,
+    workers: usize,
+    ids: &mut IdBook,
+    current: Option<&ServiceTable>,
+    health: &Overlay,
+) -> anyhow::Result<ServiceTable> {
     let locals = local_addresses(config);
     let params = SchedParams::default();
-    let table_ids = ids.assign(config);
+    let mut table_ids = ids.assign(config);
     let mut services = Vec::with_capacity(config.services.len());
+    let stats_of = |id: u32| {
+        current
+            .and_then(|t| t.by_server_id(id))
+            .map(|(_, old)| Arc::clone(&old.stats))
+            .unwrap_or_else(|| Arc::new(ServerStats::new(workers)))
+    };
     for (i, s) in config.services.iter().enumerate() {
         let key = service_key(s);
         let old = current.and_then(|t| t.by_service_id(table_ids.services[i]));
-        let servers: Vec<RealServer> = s
+        let effects: Vec<(Effect, bool)> = s
             .servers
             .iter()
-            .zip(&table_ids.servers[i])
-            .map(|(r, &id)| RealServer {
+            .map(|r| {
+                let configured = Effect { present: true, weight: r.weight, up: true };
+                (health.get(&(key, r.address, r.port)).copied().unwrap_or(configured), r.backup)
+            })
+            .collect();
+        let selection = select(&effects);
+        let mut servers = Vec::with_capacity(s.servers.len() + 1);
+        let mut server_ids = Vec::with_capacity(s.servers.len() + 1);
+        for (j, (r, &id)) in s.servers.iter().zip(&table_ids.servers[i]).enumerate() {
+            let (effect, _) = effects[j];
+            if !effect.present {
+                continue;
+            }
+            let in_tier = matches!(&selection, Selection::Servers(tier) if tier.contains(&j));
+            servers.push(RealServer {
                 addr: r.address,
                 port: r.port,
-                weight: u32::from(r.weight),
+                weight: if in_tier { u32::from(effect.weight) } else { 0 },
                 forward: r.forward,
                 upper: r.upper_threshold,
                 lower: r.lower_threshold,
-                stats: current
-                    .and_then(|t| t.by_server_id(id))
-                    .map(|(_, old)| Arc::clone(&old.stats))
-                    .unwrap_or_else(|| Arc::new(ServerStats::new(workers))),
-            })
-            .collect();
+                stats: stats_of(id),
+            });
+            server_ids.push(id);
+        }
+        if let (Selection::Sorry, Some(sorry)) = (&selection, s.sorry_server) {
+            let id = ids.sorry_id(key, *sorry.ip(), sorry.port());
+            servers.push(RealServer {
+                addr: *sorry.ip(),
+                port: sorry.port(),
+                weight: 1,
+                forward: s.servers.first().map_or(rvs_dataplane::types::ForwardMode::Nat, |r| r.forward),
+                upper: 0,
+                lower: 0,
+                stats: stats_of(id),
+            });
+            server_ids.push(id);
+        }
+        table_ids.servers[i] = server_ids;
         let kind = s.scheduler;
         let sched = SchedShared::build(kind, &servers, &params)
             .with_context(|| format!("service[{i}] ({key}): cannot build the {kind} scheduler"))?;
@@ -287,5 +367,68 @@ forward = "nat"
         assert_ne!(old_id, new_id, "ids are never reused");
         assert_eq!(t4.services()[0].servers[1].stats.active_conns(), 0);
         assert_eq!(t4.service_id(0), t1.service_id(0));
+    }
+
+    #[test]
+    fn health_effects_quiesce_remove_and_fall_back_to_backup_then_sorry() {
+        let c = Config::from_toml(
+            r#"
+[[port]]
+name = "p0"
+device = "net_ring0"
+address = "10.20.0.1/24"
+mac = "02:00:00:00:00:01"
+[[service]]
+protocol = "tcp"
+address = "10.20.0.100"
+port = 80
+scheduler = "wrr"
+sorry_server = "10.20.0.30:80"
+[[service.server]]
+address = "10.20.0.11"
+weight = 3
+forward = "nat"
+[[service.server]]
+address = "10.20.0.12"
+weight = 2
+forward = "nat"
+[[service.server]]
+address = "10.20.0.13"
+weight = 5
+forward = "nat"
+backup = true
+"#,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let key = service_key(&c.services[0]);
+        let ip = |n: u8| Ipv4Addr::new(10, 20, 0, n);
+        let weights = |t: &ServiceTable| -> Vec<(u8, u32)> {
+            t.get(0).unwrap().servers.iter().map(|r| (r.addr.octets()[3], r.weight)).collect()
+        };
+        let mut ids = IdBook::default();
+        let t1 = build_with_health(&c, 1, 1, &mut ids, None, &Overlay::new()).unwrap();
+        assert_eq!(weights(&t1), [(11, 3), (12, 2), (13, 0)], "the backup waits while others are up");
+
+        let down = Effect { present: true, weight: 0, up: false };
+        let removed = Effect { present: false, weight: 0, up: false };
+        let mut o = Overlay::new();
+        o.insert((key, ip(11), 80), down);
+        let t2 = build_with_health(&c, 2, 1, &mut ids, Some(&t1), &o).unwrap();
+        assert_eq!(weights(&t2), [(11, 0), (12, 2), (13, 0)], "quiesced, still in the table");
+        assert_eq!(t2.server_id(0, 0), t1.server_id(0, 0), "same id");
+
+        o.insert((key, ip(12), 80), removed);
+        let t3 = build_with_health(&c, 3, 1, &mut ids, Some(&t2), &o).unwrap();
+        assert_eq!(weights(&t3), [(11, 0), (13, 5)], "removed; the backup takes over");
+        assert_eq!(t3.server_id(0, 1), ids.server_id(key, ip(13), 80));
+
+        o.insert((key, ip(13), 80), down);
+        let t4 = build_with_health(&c, 4, 1, &mut ids, Some(&t3), &o).unwrap();
+        assert_eq!(weights(&t4), [(11, 0), (13, 0), (30, 1)], "nothing up: the sorry server");
+        let sorry = &t4.get(0).unwrap().servers[2];
+        assert_eq!((sorry.port, sorry.forward), (80, rvs_dataplane::types::ForwardMode::Nat));
+
+        let t5 = build_with_health(&c, 5, 1, &mut ids, Some(&t4), &Overlay::new()).unwrap();
+        assert_eq!(weights(&t5), [(11, 3), (12, 2), (13, 0)], "all back");
     }
 }

@@ -60,6 +60,22 @@ pub struct Status {
     /// Every virtual service with its real servers and their counters.
     #[serde(default)]
     pub services: Vec<ServiceStatus>,
+    /// The health prober's own counts (absent when it does not run).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prober: Option<ProberStatus>,
+}
+
+/// The health prober's counts in `/v1/status` (`prober`) and `/metrics` (`rvs_prober_*`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProberStatus {
+    /// Packets the workers punted that reached the prober.
+    pub packets_in: u64,
+    /// Packets the prober queued for worker 0 to send.
+    pub packets_out: u64,
+    /// Packets the prober could not queue (the ring to worker 0 was full).
+    pub packets_out_dropped: u64,
+    /// Up/down transitions of checked servers.
+    pub transitions: u64,
 }
 
 impl Status {
@@ -79,6 +95,7 @@ impl Status {
             workers,
             drops,
             services: Vec::new(),
+            prober: None,
         }
     }
 
@@ -157,6 +174,10 @@ pub struct ServerStatus {
     pub overloaded: bool,
     /// Its counters.
     pub stats: TrafficJson,
+    /// Its health, when its service has `[service.health]` (`weight` above is the weight
+    /// in effect).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<crate::runtime::HealthView>,
 }
 
 impl ServiceStatus {
@@ -178,6 +199,7 @@ impl ServiceStatus {
                     forward: r.forward.name().to_string(),
                     overloaded: r.stats.overloaded(),
                     stats: r.stats.snapshot().into(),
+                    health: None,
                 })
                 .collect(),
         }

@@ -22,6 +22,7 @@
 //! * [`lb`]: one worker's L4 path tying those together.
 //! * [`control`]: typed control → worker requests (connection listings).
 //! * [`mesh`]: single-producer queues between workers (redirects to a flow's owner).
+//! * [`punt`]: the rings carrying health probes between the workers and the prober.
 //! * [`stats`]: drop reasons and per-worker counters.
 //! * [`latency`]: the per-worker histogram of burst processing time.
 //! * [`idle`]: what a worker does when its queues are empty.
@@ -34,6 +35,7 @@ pub mod l2l3;
 pub mod latency;
 pub mod lb;
 pub mod mesh;
+pub mod punt;
 pub mod sched;
 pub mod server;
 pub mod service;

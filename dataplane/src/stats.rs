@@ -10,8 +10,9 @@
 //!   `rx_packets + local_originated + redirected_in ==
 //!    tx_packets + rx_consumed + Σ drops + parked + redirected_out`
 //!
-//!   (`local_originated` counts attempts to build ARP requests and gratuitous ARP; an
-//!   attempt that finds the pool empty is the `no_mbuf` drop.)
+//!   (`local_originated` counts attempts to build ARP requests and gratuitous ARP, and
+//!   the prober's packets taken for sending; an attempt that finds the pool empty is the
+//!   `no_mbuf` drop. A probe reply punted to the prober is `rx_consumed`.)
 //! * A [`WorkerCounters`] is written by its worker only and read by anyone (the control
 //!   plane holds an `Arc` of it). Values are relaxed: a reader may see one counter a few
 //!   packets ahead of another, never a torn or decreasing value.
@@ -146,6 +147,12 @@ drop_reasons! {
     NoMbuf => "no_mbuf", "packet pool empty when building a packet (ARP request, gratuitous ARP)";
     /// The NIC's TX ring refused the packet.
     TxFull => "tx_full", "NIC transmit ring full";
+    /// A health probe's reply found no free buffer in the punt ring to the prober.
+    ProbeRingFull => "probe_ring_full", "health probe reply dropped: punt ring to the prober full";
+    /// A health probe's packet (either way) longer than a punt buffer.
+    ProbeTooLong => "probe_too_long", "health probe packet longer than a punt buffer (2048 bytes)";
+    /// The prober handed the data path something that is not an IPv4 packet from a port address.
+    ProbeBadPacket => "probe_bad_packet", "prober's packet not IPv4 from a port's own address";
 }
 
 impl DropReason {
@@ -342,6 +349,10 @@ worker_counters! {
     neigh_updates_received: Counter "rvs_worker_neigh_updates_received_total", "Neighbour updates received from peer workers and applied.";
     /// The peer learns the neighbour later, from its own ARP resolution.
     neigh_updates_lost: Counter "rvs_worker_neigh_updates_lost_total", "Neighbour updates not sent to a peer whose inbox was full.";
+    /// Punted to the control plane's prober (also counted in `rx_consumed`).
+    probe_rx: Counter "rvs_worker_probe_rx_total", "Health probe replies punted to the prober.";
+    /// Also counted in `local_originated`.
+    probe_tx: Counter "rvs_worker_probe_tx_total", "Health probe packets from the prober routed out.";
     /// Set at each timer run.
     conns: Gauge "rvs_worker_connections", "Connections in the worker's table.";
 }

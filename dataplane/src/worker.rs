@@ -28,7 +28,13 @@
 //!   (`ip_bad_source`). Then, to one of our addresses: ICMP echo → [`icmp`]; ICMP errors,
 //!   TCP and UDP → the L4 engine ([`crate::lb`]); other protocols `ip_unknown_protocol`.
 //!   Not to us: TCP/UDP and ICMP errors → the L4 engine (NAT replies), anything else
-//!   `ip_not_for_us`. Without an L4 engine, TCP/UDP to us is `l4_no_service`.
+//!   `ip_not_for_us`. Without an L4 engine, TCP/UDP to us is `l4_no_service`. Before
+//!   all that, with a probe link ([`Worker::with_probe`]), a packet to a port's own
+//!   address that answers a health probe ([`crate::punt::ProbeMatch`]) is copied to the
+//!   prober's punt ring (`probe_rx`, `rx_consumed`).
+//! * Health probes out: worker 0 takes up to [`crate::punt::TX_PER_POLL`] of the
+//!   prober's IP packets per poll, routes each like its own traffic (route, neighbour
+//!   resolution with the pending queue) and sends it (`probe_tx`, `local_originated`).
 //! * Packets whose flow another worker owns go there through a redirect ring
 //!   ([`crate::mesh`]) and are handled by the owner as if received on the same port.
 //! * Time is `now`, monotonic nanoseconds, read once per poll by the caller.
@@ -58,6 +64,7 @@ use crate::l2l3::{
 };
 use crate::lb::{LbEngine, LbEnv};
 use crate::mesh::MeshLinks;
+use crate::punt::{ProbeLink, SendError, TX_PER_POLL};
 use crate::stats::{DropReason, WorkerCounters};
 use crate::types::{PortId, VipConfig};
 use crate::view::L4View;
@@ -440,6 +447,7 @@ pub struct Worker<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> {
     /// The VIPs in the address book now.
     vips: Vec<VipConfig>,
     control: Option<ControlLink>,
+    probe: Option<ProbeLink>,
 }
 
 impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> std::fmt::Debug for Worker<Q, P> {
@@ -503,6 +511,7 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
             base_addrs,
             vips: config.vips.clone(),
             control: None,
+            probe: None,
         })
     }
 
@@ -519,6 +528,13 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
     /// ([`crate::control::control_link`]).
     pub fn with_control(mut self, link: ControlLink) -> Self {
         self.control = Some(link);
+        self
+    }
+
+    /// Gives the worker its end of the health prober's punt rings
+    /// ([`crate::punt::probe_links`]).
+    pub fn with_probe(mut self, link: ProbeLink) -> Self {
+        self.probe = Some(link);
         self
     }
 
@@ -624,6 +640,7 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
             }
         }
         self.handle_redirected(now);
+        self.send_probes(now);
         self.apply_peer_updates(now);
         if now >= self.next_timers {
             self.run_timers(now);
@@ -641,6 +658,42 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
         self.tx.flush_all();
         self.answer_control(now);
         received
+    }
+
+    /// Routes and sends the prober's packets waiting in the outbound punt ring.
+    fn send_probes(&mut self, now: u64) {
+        for _ in 0..TX_PER_POLL {
+            let Some(link) = &self.probe else { return };
+            let tx = &mut self.tx;
+            let (routes, port_addrs) = (&self.routes, &self.port_addrs);
+            let Some(verdict) = link.take_outbound(|packet| {
+                tx.counters.local_originated.inc();
+                let Ok(ip) = Ipv4Packet::new_checked(packet) else {
+                    return Err(DropReason::ProbeBadPacket);
+                };
+                if !port_addrs.contains(&ip.src_addr()) {
+                    return Err(DropReason::ProbeBadPacket);
+                }
+                let dst = ip.dst_addr();
+                let Some(hop) = routes.lookup(dst) else { return Err(DropReason::NoRoute) };
+                let Some(mut b) = tx.pool.alloc() else { return Err(DropReason::NoMbuf) };
+                let eth = EthernetFrame::<&[u8]>::HEADER_LEN;
+                if !b.set_len(eth + packet.len()) {
+                    return Err(DropReason::ProbeTooLong);
+                }
+                let frame = b.data_mut();
+                frame[12..14].copy_from_slice(&ETHERTYPE_IPV4.to_be_bytes());
+                frame[eth..].copy_from_slice(packet);
+                tx.counters.probe_tx.inc();
+                Ok((b, hop.port, hop.neighbour(dst)))
+            }) else {
+                return;
+            };
+            match verdict {
+                Ok((b, port, next_hop)) => self.dispatch(port, Verdict::Route { port, next_hop }, b, now),
+                Err(reason) => self.tx.counters.drop_packet(reason),
+            }
+        }
     }
 
     /// Answers pending control requests (a few per poll).
@@ -844,6 +897,20 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
                 _ => Done(Verdict::Drop(DropReason::IpNotForUs)),
             };
         };
+        if dst.kind == AddrKind::Port {
+            if let Some(link) = self.probe.as_ref().filter(|l| l.matcher().matches(ip.protocol(), ip.payload())) {
+                let end = EthernetFrame::<&[u8]>::HEADER_LEN + usize::from(ip.total_len());
+                let packet = frame.get(EthernetFrame::<&[u8]>::HEADER_LEN..end).unwrap_or_default();
+                return Done(match link.punt(packet) {
+                    Ok(()) => {
+                        self.tx.counters.probe_rx.inc();
+                        Verdict::Consumed
+                    }
+                    Err(SendError::Full) => Verdict::Drop(DropReason::ProbeRingFull),
+                    Err(SendError::TooLong) => Verdict::Drop(DropReason::ProbeTooLong),
+                });
+            }
+        }
         match ip.protocol() {
             IPPROTO_ICMP if icmp_error => Ipv4Next::IcmpError,
             IPPROTO_ICMP => Done(match icmp::answer_echo(frame) {

@@ -7,6 +7,8 @@ HTTP (HTTP/1.1, one thread per connection):
   GET  /bytes/N   -> N deterministic bytes (see `pattern`), streamed; `--digest N` prints
                      their sha256 without a server, so a test knows the hash to expect
   POST|PUT /sha256 -> "<sha256 hex of the body> <length>\\n"; Content-Length or chunked body
+  GET  /health    -> 200 "ok", or 503 "unhealthy" while the file /tmp/rvs-lab-<name>.unhealthy
+                     exists (the lab's health tests make a server fail its check with it)
 UDP:
   a datagram P    -> "<name> P" back to its sender
 
@@ -21,6 +23,7 @@ Prints `ready` once both sockets listen. SIGTERM or SIGINT: closes the sockets, 
 import argparse
 import hashlib
 import http.server
+import os
 import random
 import signal
 import socket
@@ -80,6 +83,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
         log(self.name, "http", self.peer(), "GET", self.path)
         if self.path == "/":
             return self.reply(200, ("%s %s\n" % (self.name, self.peer())).encode())
+        if self.path == "/health":
+            if os.path.exists("/tmp/rvs-lab-%s.unhealthy" % self.name):
+                return self.reply(503, b"unhealthy\n")
+            return self.reply(200, b"ok\n")
         if self.path.startswith("/bytes/"):
             try:
                 n = int(self.path[len("/bytes/"):])

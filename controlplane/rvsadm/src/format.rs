@@ -224,7 +224,14 @@ fn server_line(out: &mut String, r: &Server, columns: Columns) {
         ),
         // printf("  -> %-28s %-9u %-11u %-10u %-10u\n", dname, weight, persistconns, active, inactive)
         Columns::PersistConn => {
-            writeln!(out, "  -> {name:<28} {:<9} {:<11} {:<10} {:<10}", r.weight, 0, st.active_conns, st.inactive_conns)
+            writeln!(
+                out,
+                "  -> {name:<28} {:<9} {:<11} {:<10} {:<10}",
+                r.listed_weight(),
+                0,
+                st.active_conns,
+                st.inactive_conns
+            )
         }
         // printf("  -> %-28s %-7s %-13s %-6d %-10u %-10u\n", dname, fwd, tun_info ?: "n/a", ...)
         Columns::TunInfo => writeln!(
@@ -232,7 +239,7 @@ fn server_line(out: &mut String, r: &Server, columns: Columns) {
             "  -> {name:<28} {:<7} {:<13} {:<6} {:<10} {:<10}",
             forward_word(&r.forward),
             if r.forward() == Some(Forward::Tunnel) { "ipip" } else { "n/a" },
-            r.weight,
+            r.listed_weight(),
             st.active_conns,
             st.inactive_conns
         ),
@@ -250,7 +257,7 @@ fn plain_server(out: &mut String, r: &Server) {
         "  -> {:<28} {:<7} {:<6} {:<10} {:<10}",
         server_name(&r.address, r.port),
         forward_word(&r.forward),
-        r.weight,
+        r.listed_weight(),
         r.stats.active_conns,
         r.stats.inactive_conns
     );

@@ -57,6 +57,8 @@ pub struct Server {
     /// Its weight.
     #[serde(deserialize_with = "lenient_u64")]
     pub weight: u64,
+    /// Its weight in effect (health, backup tier, slowstart), when rvsd says.
+    pub effective_weight: Option<u64>,
     /// `dr`, `nat`, `fullnat` or `tunnel`.
     pub forward: String,
     /// ipvsadm's `-x` (0: none).
@@ -338,6 +340,12 @@ impl Service {
 }
 
 impl Server {
+    /// The weight the listings show: the one in effect, as ipvsadm shows the kernel's
+    /// under keepalived (`-S` saves the configured one, so a restore keeps it).
+    pub fn listed_weight(&self) -> u64 {
+        self.effective_weight.unwrap_or(self.weight)
+    }
+
     /// The forwarding method, when rvsd named a known one.
     pub fn forward(&self) -> Option<Forward> {
         Forward::from_name(&self.forward)

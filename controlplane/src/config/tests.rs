@@ -98,13 +98,12 @@ fn sections_not_acted_on_are_named() {
     std::fs::remove_file(key).unwrap();
     let w = c.not_acted_on();
     let fields: Vec<&str> = w.iter().map(|w| w.field.as_str()).collect();
-    assert_eq!(fields, ["service[0].health", "ha"], "{w:?}");
+    assert_eq!(fields, ["ha"], "[service.health] is acted on: {w:?}");
     assert!(w.iter().all(|w| w.message.contains("not acted on yet")), "{w:?}");
-    assert!(w[0].message.contains("tcp 10.10.0.100:80"), "{w:?}");
 }
 
 #[test]
-fn agent_backup_and_sorry_server_are_named_until_they_act() {
+fn agent_backup_and_sorry_server_act() {
     let c = Config::from_toml(
         r#"
 [[port]]
@@ -129,9 +128,7 @@ backup = true
     .unwrap_or_else(|e| panic!("{e}"));
     let w = c.not_acted_on();
     let fields: Vec<&str> = w.iter().map(|w| w.field.as_str()).collect();
-    assert_eq!(fields, ["service[0].agent", "service[0].sorry_server", "service[0].server[1].backup"], "{w:?}");
-    assert!(w.iter().all(|w| w.message.contains("not acted on yet")), "{w:?}");
-    assert!(w[2].message.contains("192.168.1.21") && w[2].message.contains("like any other server"), "{w:?}");
+    assert!(fields.is_empty(), "{w:?}");
 }
 
 #[test]

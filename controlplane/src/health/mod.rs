@@ -11,10 +11,10 @@
 //! * [`device`] and [`prober`]: smoltcp over an IP-medium device whose packets are queued
 //!   for (and from) the data path, running tcp, http, udp and icmp probes;
 //! * [`command`]: the `command` kind, an external program with a timeout;
-//! * [`monitor`]: all of the above per server, driven from one poll: what the control
-//!   thread will call.
-//!
-//! Not yet wired to the data path: nothing here sends a packet through a DPDK port yet.
+//! * [`monitor`]: all of the above per server, driven from one poll;
+//! * [`run`]: the health thread, the I/O shell that feeds the monitor the packets the
+//!   workers punt ([`rvs_dataplane::punt`]), hands its packets to worker 0, and publishes
+//!   each server's effect into the service table.
 
 pub mod agent;
 pub mod command;
@@ -22,6 +22,7 @@ pub mod device;
 pub mod http;
 pub mod monitor;
 pub mod prober;
+pub mod run;
 pub mod state;
 
 /// Whether a probe found the server healthy.

@@ -230,6 +230,8 @@ fn input_with_port_name(port_name: &str) -> MetricsInput {
         vec![port],
         vec![WorkerStatus::new(0, 1, &c0.snapshot()), WorkerStatus::new(1, 2, &c1.snapshot())],
     );
+    status.prober =
+        Some(crate::status::ProberStatus { packets_in: 11, packets_out: 12, packets_out_dropped: 0, transitions: 2 });
     status.services = vec![ServiceStatus {
         protocol: "tcp".into(),
         address: "10.10.0.100".into(),
@@ -245,6 +247,11 @@ fn input_with_port_name(port_name: &str) -> MetricsInput {
                 forward: "nat".into(),
                 overloaded: false,
                 stats: traffic(6, 3),
+                health: Some(crate::runtime::HealthView {
+                    state: "up".into(),
+                    since: Some("2026-12-03T17:00:00Z".into()),
+                    last: "HTTP 200".into(),
+                }),
             },
             ServerStatus {
                 address: "10.20.0.12".into(),
@@ -253,6 +260,7 @@ fn input_with_port_name(port_name: &str) -> MetricsInput {
                 forward: "fullnat".into(),
                 overloaded: true,
                 stats: traffic(4, 1),
+                health: Some(crate::runtime::HealthView { state: "down".into(), since: None, last: "HTTP 503".into() }),
             },
         ],
     }];
@@ -381,6 +389,10 @@ fn golden_snippets() {
         "rvs_server_rate_cps{protocol=\"tcp\",vip=\"10.10.0.100\",port=\"80\",server=\"10.20.0.11:80\"} 12\n",
         "rvs_server_weight{protocol=\"tcp\",vip=\"10.10.0.100\",port=\"80\",server=\"10.20.0.12:8080\"} 0\n",
         "rvs_server_overloaded{protocol=\"tcp\",vip=\"10.10.0.100\",port=\"80\",server=\"10.20.0.12:8080\"} 1\n",
+        "# TYPE rvs_prober_packets_in_total counter\nrvs_prober_packets_in_total 11\n",
+        "rvs_prober_transitions_total 2\n",
+        "rvs_server_up{protocol=\"tcp\",vip=\"10.10.0.100\",port=\"80\",server=\"10.20.0.11:80\"} 1\n\
+         rvs_server_up{protocol=\"tcp\",vip=\"10.10.0.100\",port=\"80\",server=\"10.20.0.12:8080\"} 0\n",
         "rvs_server_info{protocol=\"tcp\",vip=\"10.10.0.100\",port=\"80\",server=\"10.20.0.12:8080\",forward=\"fullnat\"} 1\n",
         "rvs_service_info{protocol=\"tcp\",vip=\"10.10.0.100\",port=\"80\",scheduler=\"wrr\"} 1\n",
         "rvs_worker_rate_rx_pps{worker=\"0\"} 400\n",

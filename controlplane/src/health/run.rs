@@ -1,0 +1,326 @@
+//! The health thread: the thin I/O shell around the [`Monitor`].
+//!
+//! One std thread (never the REST runtime's) owns the monitor and the control plane's
+//! end of the punt rings ([`ProbeEnd`]). Each turn it:
+//!
+//! 1. reconciles the monitored servers with the running configuration when an apply
+//!    moved [`crate::runtime::Running::config_version`] (servers added or removed, a server whose
+//!    `[service.health]`, `[service.agent]` or weight changed is checked afresh);
+//! 2. hands every punted packet to the prober, polls the monitor at the current time,
+//!    logs every transition with its reason, and queues the prober's packets for
+//!    worker 0;
+//! 3. computes each checked server's effect ([`Monitor::effect`]) and, when any changed,
+//!    has the running state rebuild and publish the service table ([`crate::runtime::Running::set_health`]);
+//!    the API's view of each server's health is updated when it changed;
+//! 4. sleeps until the monitor's next deadline, at most [`MAX_SLEEP`] (punted packets are
+//!    not signalled, so they wait at most that long).
+//!
+//! The running state's mutex is taken briefly once per turn (to read the version) and
+//! when something changed; the thread never blocks the REST API for longer than one
+//! table build.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use rvs_dataplane::punt::ProbeEnd;
+
+use super::monitor::{Monitor, ServerKey, Target};
+use super::prober::{Prober, ProberConfig};
+use super::state::State;
+use crate::api::AppState;
+use crate::config::{Agent, Config, Health};
+use crate::runtime::HealthView;
+use crate::services::{service_key, Overlay, ServerRef};
+
+/// Each checked server's health as the API shows it, shared with `/v1/status` and
+/// `/metrics` (written by the health thread when it changes).
+pub type HealthBoard = Arc<std::sync::Mutex<HashMap<ServerRef, HealthView>>>;
+
+/// Longest sleep between turns: the latency a punted packet may wait.
+pub const MAX_SLEEP: Duration = Duration::from_millis(10);
+
+/// What a server is checked with; a change means checking it afresh.
+type Fingerprint = (Option<Health>, Option<Agent>, u16, SocketAddr);
+
+/// Counts the health thread shares with `/v1/status` (`prober`) and `/metrics`.
+#[derive(Debug, Default)]
+pub struct HealthCounters {
+    /// Packets punted to the prober.
+    pub rx: AtomicU64,
+    /// Packets the prober queued for the data path.
+    pub tx: AtomicU64,
+    /// Packets the prober could not queue (ring full).
+    pub tx_dropped: AtomicU64,
+    /// Up/down transitions.
+    pub transitions: AtomicU64,
+}
+
+/// The monitor with its bookkeeping: which [`ServerKey`] each configured server has.
+#[derive(Debug)]
+pub struct Shell {
+    monitor: Monitor,
+    end: ProbeEnd,
+    servers: HashMap<ServerRef, (ServerKey, Fingerprint)>,
+    version: u64,
+    counters: Arc<HealthCounters>,
+    /// The wall clock at `epoch`, to show `since` in UTC.
+    wall: SystemTime,
+    epoch: Instant,
+}
+
+/// The prober's configuration for `config`: the ports' addresses, the probe range.
+pub fn prober_config(config: &Config, source_ports: std::ops::RangeInclusive<u16>) -> ProberConfig {
+    let mtu = config.ports.iter().map(|p| usize::from(p.mtu.unwrap_or(1500))).min().unwrap_or(1500);
+    let seed = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64);
+    ProberConfig {
+        addresses: config.ports.iter().map(|p| (IpAddr::V4(p.address.addr()), p.address.prefix_len())).collect(),
+        source_ports,
+        mtu,
+        seed,
+    }
+}
+
+impl HealthCounters {
+    /// The counts now, as `/v1/status` shows them.
+    pub fn snapshot(&self) -> crate::status::ProberStatus {
+        crate::status::ProberStatus {
+            packets_in: self.rx.load(Ordering::Relaxed),
+            packets_out: self.tx.load(Ordering::Relaxed),
+            packets_out_dropped: self.tx_dropped.load(Ordering::Relaxed),
+            transitions: self.transitions.load(Ordering::Relaxed),
+        }
+    }
+}
+
+impl Shell {
+    /// A shell probing with `prober_config` through `end`.
+    pub fn new(prober_config: ProberConfig, end: ProbeEnd, counters: Arc<HealthCounters>, now: Instant) -> Self {
+        Shell {
+            monitor: Monitor::new(Prober::new(prober_config, now)),
+            end,
+            servers: HashMap::new(),
+            version: 0,
+            counters,
+            wall: SystemTime::now(),
+            epoch: now,
+        }
+    }
+
+    /// Makes the monitored set match `config` (see the module docs).
+    pub fn reconcile(&mut self, config: &Config, now: Instant) {
+        let mut wanted: HashMap<ServerRef, (Fingerprint, SocketAddr, SocketAddr)> = HashMap::new();
+        for s in &config.services {
+            if s.health.is_none() && s.agent.is_none() {
+                continue;
+            }
+            let key = service_key(s);
+            let vip = SocketAddr::new(IpAddr::V4(s.address), s.port);
+            for r in &s.servers {
+                let server = SocketAddr::new(IpAddr::V4(r.address), r.port);
+                wanted.insert(
+                    (key, r.address, r.port),
+                    ((s.health.clone(), s.agent.clone(), r.weight, vip), vip, server),
+                );
+            }
+        }
+        let monitor = &mut self.monitor;
+        self.servers.retain(|k, (sk, fp)| {
+            let keep = wanted.get(k).is_some_and(|(w, _, _)| w == fp);
+            if !keep {
+                monitor.remove(*sk);
+            }
+            keep
+        });
+        for (k, (fp, vip, server)) in wanted {
+            if self.servers.contains_key(&k) {
+                continue;
+            }
+            let target = Target { vip, server, weight: fp.2 };
+            let sk = self.monitor.add(now, target, fp.0.as_ref(), fp.1.as_ref());
+            tracing::info!(vip = %vip, server = %server, "health: checking server");
+            self.servers.insert(k, (sk, fp));
+        }
+    }
+
+    /// One turn at `now` without the reconcile step: packets in, poll, packets out.
+    /// Returns the effects in force.
+    pub fn turn(&mut self, now: Instant) -> Overlay {
+        while let Some(p) = self.end.recv() {
+            self.counters.rx.fetch_add(1, Ordering::Relaxed);
+            self.monitor.prober().receive(p);
+        }
+        let events = self.monitor.poll(now);
+        let by_key: HashMap<ServerKey, ServerRef> = self.servers.iter().map(|(k, (sk, _))| (*sk, *k)).collect();
+        for ev in &events {
+            self.counters.transitions.fetch_add(1, Ordering::Relaxed);
+            let vip = by_key.get(&ev.key).map(|k| format!("{}:{}", k.0.vip, k.0.port)).unwrap_or_default();
+            let state = if ev.transition.to == State::Up { "up" } else { "down" };
+            tracing::warn!(server = %ev.server, vip = %vip, state, reason = %ev.transition.reason, "health: server is {state}");
+        }
+        while let Some(p) = self.monitor.prober().transmit() {
+            if self.end.send(&p) {
+                self.counters.tx.fetch_add(1, Ordering::Relaxed);
+            } else {
+                self.counters.tx_dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        let mut overlay = Overlay::new();
+        for (k, (sk, _)) in &self.servers {
+            if let Some(e) = self.monitor.effect(*sk, now) {
+                overlay.insert(*k, e);
+            }
+        }
+        overlay
+    }
+
+    fn rfc3339(&self, at: Instant) -> String {
+        let wall = match at.checked_duration_since(self.epoch) {
+            Some(d) => self.wall + d,
+            None => self.wall - self.epoch.saturating_duration_since(at),
+        };
+        humantime::format_rfc3339_seconds(wall).to_string()
+    }
+
+    /// What the API shows of each checked server's health at `now`.
+    pub fn status(&self, now: Instant) -> HashMap<ServerRef, HealthView> {
+        let mut out = HashMap::with_capacity(self.servers.len());
+        for (k, (sk, _)) in &self.servers {
+            let view = match self.monitor.check(*sk) {
+                Some(c) => HealthView {
+                    state: if c.state() == State::Up { "up" } else { "down" }.into(),
+                    since: Some(self.rfc3339(c.since())),
+                    last: c.last().map_or_else(|| "no probe finished yet".into(), |r| r.detail.clone()),
+                },
+                // Agent only: up unless the agent says otherwise.
+                None => {
+                    let up = self.monitor.effect(*sk, now).is_none_or(|e| e.up);
+                    HealthView {
+                        state: if up { "up" } else { "down" }.into(),
+                        since: None,
+                        last: "agent only (no [service.health])".into(),
+                    }
+                }
+            };
+            out.insert(*k, view);
+        }
+        out
+    }
+
+    /// The servers being checked.
+    pub fn checked(&self) -> usize {
+        self.servers.len()
+    }
+
+    /// When the monitor next needs a turn, capped at [`MAX_SLEEP`] from `now`.
+    pub fn next_turn(&mut self, now: Instant) -> Instant {
+        let cap = now + MAX_SLEEP;
+        self.monitor.poll_at(now).map_or(cap, |t| t.min(cap))
+    }
+}
+
+/// Runs the health thread until `stop` is set. `state` holds the running configuration
+/// the monitored set follows and the table it publishes into.
+pub fn spawn(
+    state: Arc<AppState>,
+    prober_config: ProberConfig,
+    end: ProbeEnd,
+    counters: Arc<HealthCounters>,
+    board: HealthBoard,
+    stop: Arc<AtomicBool>,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new().name("rvs-health".into()).spawn(move || {
+        let mut shell = Shell::new(prober_config, end, counters, Instant::now());
+        let mut last_status = HashMap::new();
+        while !stop.load(Ordering::Relaxed) {
+            let now = Instant::now();
+            {
+                let running = state.running();
+                if running.config_version() != shell.version {
+                    shell.version = running.config_version();
+                    let config = running.config().clone();
+                    drop(running);
+                    shell.reconcile(&config, now);
+                }
+            }
+            let overlay = shell.turn(now);
+            let status = shell.status(now);
+            let status_changed = status != last_status;
+            let mut running = state.running();
+            match running.set_health(overlay) {
+                Ok(true) => tracing::info!(generation = running.generation(), "health: service table republished"),
+                Ok(false) => {}
+                Err(e) => tracing::error!("health: cannot rebuild the service table: {e:#}"),
+            }
+            if status_changed {
+                running.set_health_status(status.clone());
+            }
+            drop(running);
+            if status_changed {
+                *board.lock().unwrap_or_else(|p| p.into_inner()) = status.clone();
+                last_status = status;
+            }
+            let next = shell.next_turn(Instant::now());
+            std::thread::sleep(next.saturating_duration_since(Instant::now()).max(Duration::from_micros(200)));
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rvs_dataplane::punt::{probe_links, DEFAULT_PROBE_PORTS};
+
+    const BASE: &str = r#"
+[[port]]
+name = "back"
+device = "net_ring0"
+address = "10.20.0.1/24"
+mac = "02:00:00:00:00:01"
+[[service]]
+protocol = "tcp"
+address = "10.20.0.100"
+port = 80
+scheduler = "rr"
+HEALTH
+[[service.server]]
+address = "10.20.0.11"
+weight = 1
+[[service.server]]
+address = "10.20.0.12"
+weight = 1
+"#;
+
+    fn config(health: &str) -> Config {
+        Config::from_toml(&BASE.replace("HEALTH", health)).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn reconcile_follows_the_config_and_a_probe_leaves_for_the_data_path() {
+        let (links, end) = probe_links(1, 16, DEFAULT_PROBE_PORTS);
+        let c = config("[service.health]\nkind = \"tcp\"\ninterval = \"1s\"\n");
+        let now = Instant::now();
+        let mut shell = Shell::new(prober_config(&c, DEFAULT_PROBE_PORTS), end, Arc::default(), now);
+        shell.reconcile(&c, now);
+        assert_eq!(shell.checked(), 2);
+        // Start up: both present at their weight.
+        let overlay = shell.turn(now + Duration::from_secs(2));
+        assert_eq!(overlay.len(), 2);
+        assert!(overlay.values().all(|e| e.present && e.weight == 1 && e.up), "{overlay:?}");
+        // The probes' SYNs wait in worker 0's ring, from the port address.
+        let mut syns = 0;
+        while let Some(src) = links[0].take_outbound(|p| [p[12], p[13], p[14], p[15]]) {
+            assert_eq!(src, [10, 20, 0, 1]);
+            syns += 1;
+        }
+        assert_eq!(syns, 2);
+        // Other health settings: checked afresh; no [service.health]: not checked.
+        shell.reconcile(&config("[service.health]\nkind = \"tcp\"\ninterval = \"2s\"\n"), now);
+        assert_eq!(shell.checked(), 2);
+        shell.reconcile(&config(""), now);
+        assert_eq!(shell.checked(), 0);
+        assert!(shell.turn(now + Duration::from_secs(3)).is_empty());
+    }
+}

@@ -1,0 +1,398 @@
+//! End-to-end tests of the health prober in the netns lab, in every forwarding mode: rvsd probes
+//! the real servers over its DPDK back port (from 10.20.0.1, source ports 61000-61999) and
+//! takes a failed server out of scheduling.
+//!
+//! Each test starts the mode's real servers (`lab.sh rs-start MODE`) and rvsd with the mode's
+//! lab config (one worker; NAT also with two) plus health checks, written to
+//! `vm-testbed/run/health-<mode>-<N>w.toml`:
+//! - TCP VIP:80 (rr over rs1..rs3): `kind = "http"`, `path = "/health"`, interval 500 ms,
+//!   timeout 300 ms, rise 2, fall 2, quiesce. rs_server.py answers `/health` with 503 while
+//!   `/tmp/rvs-lab-<name>.unhealthy` exists.
+//! - UDP VIP:53 (rr): `kind = "tcp"` on port 9000, where each server runs a socat listener,
+//!   `on_down = "remove"`.
+//!
+//! Then, in order:
+//! - (a) every server turns `up` in `/v1/services` and takes connections;
+//! - (b) keep-alive connections are opened until one is held by rs2;
+//! - (c) rs2's `/health` is made to fail: within interval × fall + timeout (+ slack for the
+//!   probe schedule's jitter and the lab's 2 CPUs) rs2 is `down` with `effective_weight` 0;
+//!   the detection time is printed; `/v1/status` shows it down with weight 0, `/metrics` has
+//!   `rvs_server_up{...} 0`, `rvsadm -L` (next to `$RVSD_BIN`, if built) lists weight 0; 30 new connections reach only rs1 and rs3; the
+//!   established connection to rs2 still gets answers (quiesce);
+//! - (d) rs2's `/health` recovers: rs2 is `up` again after rise successes and takes new
+//!   connections;
+//! - (e) rs3's TCP listener on :9000 is killed: rs3 goes `down` in the UDP service and leaves
+//!   its table (`/v1/status`), and six UDP flows are answered by rs1 and rs2 only;
+//! - (f) the HAProxy-style agent (`[service.agent]` on TCP :80, port 9999: a socat that answers
+//!   the content of `/tmp/rvs-lab-<name>.agent`, else `up`) of rs1 answers `drain`: rs1 keeps
+//!   its check `up` with `effective_weight` 0 and takes no new connection; back to `up`, its
+//!   weight returns.
+//!
+//! `#[ignore]`: needs root and the lab; `vm-testbed/test.sh` runs it with the other lab tests.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rvs_labtests::*;
+use serde_json::Value;
+
+const INTERVAL_MS: u64 = 500;
+const TIMEOUT_MS: u64 = 300;
+const FALL: u64 = 2;
+const RISE: u64 = 2;
+
+/// What the agent on server `name` answers (`up` when the file is absent).
+fn agent_file(name: &str) -> String {
+    format!("/tmp/rvs-lab-{name}.agent")
+}
+
+fn flag(name: &str) -> String {
+    format!("/tmp/rvs-lab-{name}.unhealthy")
+}
+
+/// The mode's lab config with the health checks of the module docs.
+fn health_config(mode: Mode, workers: u32) -> std::path::PathBuf {
+    let text = std::fs::read_to_string(mode.config(workers)).expect("the mode's lab config");
+    let http = format!(
+        "scheduler = \"rr\"\n[service.health]\nkind = \"http\"\npath = \"/health\"\ninterval = \"{INTERVAL_MS}ms\"\n\
+         timeout = \"{TIMEOUT_MS}ms\"\nrise = {RISE}\nfall = {FALL}\non_down = \"quiesce\"\n\
+         [service.agent]\nport = 9999\ninterval = \"{INTERVAL_MS}ms\"\ntimeout = \"{TIMEOUT_MS}ms\"\n"
+    );
+    let tcp = format!(
+        "scheduler = \"rr\"\n[service.health]\nkind = \"tcp\"\nport = 9000\ninterval = \"{INTERVAL_MS}ms\"\n\
+         timeout = \"{TIMEOUT_MS}ms\"\nrise = {RISE}\nfall = {FALL}\non_down = \"remove\"\n"
+    );
+    // The first rr service is TCP :80, the second UDP :53 (config/lab-<mode>.toml).
+    let first = text.find("scheduler = \"rr\"\n").expect("an rr service");
+    let (head, rest) = text.split_at(first);
+    let rest = rest.replacen("scheduler = \"rr\"\n", &http, 1);
+    let second = rest[http.len()..].find("scheduler = \"rr\"\n").expect("a second rr service") + http.len();
+    let (mid, tail) = rest.split_at(second);
+    let text = format!("{head}{mid}{}", tail.replacen("scheduler = \"rr\"\n", &tcp, 1));
+    let path = run_dir().join(format!("health-{}-{workers}w.toml", mode.name()));
+    std::fs::write(&path, text).expect("write the health config");
+    path
+}
+
+fn services() -> Value {
+    let out = ns_exec("lab-lb1", &["curl", "-sS", "-m", "2", "http://127.0.0.1:8700/v1/services"]);
+    serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
+}
+
+/// The JSON of server `ip` in service `proto` VIP:`port`.
+fn server_json(all: &Value, proto: &str, port: u16, ip: &str) -> Value {
+    let list = all.as_array().cloned().or_else(|| all["services"].as_array().cloned()).unwrap_or_default();
+    for s in list {
+        if s["protocol"] == proto && s["address"] == VIP && s["port"] == port {
+            for r in s["servers"].as_array().cloned().unwrap_or_default() {
+                if r["address"] == ip {
+                    return r;
+                }
+            }
+        }
+    }
+    Value::Null
+}
+
+fn state_of(proto: &str, port: u16, ip: &str) -> (String, i64) {
+    let r = server_json(&services(), proto, port, ip);
+    (r["health"]["state"].as_str().unwrap_or("?").to_string(), r["effective_weight"].as_i64().unwrap_or(-1))
+}
+
+/// Keep-alive HTTP connections from lab-client, driven line by line: `open N` opens N
+/// connections and prints the server of each; `again` asks on each again.
+struct KeepAlive {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+}
+
+const KEEPALIVE_PY: &str = r#"
+import socket, sys
+conns = []
+def ask(c):
+    c.sendall(b"GET / HTTP/1.1\r\nHost: vip\r\n\r\n")
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += c.recv(4096)
+    head, body = data.split(b"\r\n\r\n", 1)
+    n = int([l.split(b":")[1] for l in head.split(b"\r\n") if l.lower().startswith(b"content-length")][0])
+    while len(body) < n:
+        body += c.recv(4096)
+    return body.decode().split()[0]
+for line in sys.stdin:
+    w = line.split()
+    try:
+        if w[0] == "open":
+            for _ in range(int(w[1])):
+                c = socket.create_connection(("10.10.0.100", 80), timeout=5)
+                conns.append(c)
+                print(ask(c), end=" ")
+        else:
+            for c in conns:
+                print(ask(c), end=" ")
+    except Exception as e:
+        print("ERROR", e, end=" ")
+    print(flush=True)
+"#;
+
+impl KeepAlive {
+    fn start() -> KeepAlive {
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", "lab-client", "python3", "-c", KEEPALIVE_PY])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start the keep-alive client");
+        let stdin = child.stdin.take().expect("stdin");
+        let stdout = BufReader::new(child.stdout.take().expect("stdout"));
+        KeepAlive { child, stdin, stdout }
+    }
+
+    fn ask(&mut self, line: &str) -> Vec<String> {
+        writeln!(self.stdin, "{line}").expect("write to the keep-alive client");
+        let mut out = String::new();
+        self.stdout.read_line(&mut out).expect("read the keep-alive client");
+        out.split_whitespace().map(str::to_string).collect()
+    }
+}
+
+impl Drop for KeepAlive {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Stops the socat listeners (processes outlive their namespace) when dropped.
+struct Listeners;
+
+impl Drop for Listeners {
+    fn drop(&mut self) {
+        for (i, name) in REAL_SERVER_NAMES.iter().enumerate() {
+            for what in ["socat", "agent"] {
+                let pidfile = run_dir().join(format!("health-{what}-{i}.pid"));
+                if let Ok(pid) = std::fs::read_to_string(&pidfile) {
+                    let _ = Command::new("kill").arg(pid.trim()).status();
+                    let _ = std::fs::remove_file(pidfile);
+                }
+            }
+            let _ = std::fs::remove_file(agent_file(name));
+        }
+    }
+}
+
+fn servers_of(answers: &[Result<Who, String>]) -> Vec<String> {
+    answers.iter().map(|a| a.as_ref().map_or_else(|e| format!("ERR({e})"), |w| w.server.clone())).collect()
+}
+
+fn wait_state(proto: &str, port: u16, ip: &str, want: &str, within: Duration) -> Option<Duration> {
+    let t0 = Instant::now();
+    let ok = wait_until(within, Duration::from_millis(50), || {
+        let (state, weight) = state_of(proto, port, ip);
+        state == want && (want != "down" || weight == 0)
+    });
+    ok.then(|| t0.elapsed())
+}
+
+fn run(mode: Mode, workers: u32) {
+    for n in REAL_SERVER_NAMES {
+        let _ = std::fs::remove_file(flag(n));
+    }
+    let mut lab = Lab::up_without_lb();
+    lab.start_real_servers(mode);
+    let _listeners = Listeners;
+    for (i, ns) in ["lab-rs1", "lab-rs2", "lab-rs3"].iter().enumerate() {
+        let pidfile = run_dir().join(format!("health-socat-{i}.pid"));
+        let script = format!(
+            "socat TCP-LISTEN:9000,fork,reuseaddr EXEC:/bin/true >/dev/null 2>&1 & echo $! > {}",
+            pidfile.display()
+        );
+        ns_exec_ok(ns, &["sh", "-c", &script]);
+        let pidfile = run_dir().join(format!("health-agent-{i}.pid"));
+        let script = format!(
+            "socat TCP-LISTEN:9999,fork,reuseaddr SYSTEM:\"cat {} 2>/dev/null || echo up\" >/dev/null 2>&1 & echo $! > {}",
+            agent_file(REAL_SERVER_NAMES[i]),
+            pidfile.display()
+        );
+        ns_exec_ok(ns, &["sh", "-c", &script]);
+    }
+    lab.start_lb("lb1", Some(&health_config(mode, workers)));
+    let url = format!("http://{VIP}/");
+    let mut failures = Vec::new();
+
+    // (a) all up.
+    for ip in REAL_SERVER_IPS {
+        if wait_state("tcp", 80, ip, "up", Duration::from_secs(10)).is_none() {
+            failures.push(format!("(a) {ip} not up on tcp :80: {:?}", state_of("tcp", 80, ip)));
+        }
+    }
+    assert!(failures.is_empty(), "{mode:?}: {failures:#?}\n{:#}", services());
+
+    // (b) one keep-alive connection per server.
+    let mut ka = KeepAlive::start();
+    // With two workers each runs its own rr over the flows it owns: open until rs2 holds one.
+    let mut held = Vec::new();
+    while !held.iter().any(|s| s == "rs2") && held.len() < 12 {
+        held.extend(ka.ask("open 1"));
+    }
+    assert!(held.iter().any(|s| s == "rs2"), "{mode:?}: no keep-alive connection reached rs2: {held:?}");
+
+    // (c) rs2 fails its check.
+    let budget = Duration::from_millis(INTERVAL_MS * FALL + TIMEOUT_MS);
+    std::fs::write(flag("rs2"), b"").expect("raise rs2's unhealthy flag");
+    let detect = wait_state("tcp", 80, REAL_SERVER_IPS[1], "down", budget + Duration::from_secs(2));
+    match detect {
+        Some(d) => {
+            println!(
+                "{mode:?}: rs2 detected down after {} ms (interval×fall+timeout = {} ms)",
+                d.as_millis(),
+                budget.as_millis()
+            );
+            if d > budget + Duration::from_millis(INTERVAL_MS) {
+                failures.push(format!("(c) detection took {d:?}, budget {budget:?} (+ one interval of jitter)"));
+            }
+        }
+        None => failures.push(format!("(c) rs2 never went down: {:?}", state_of("tcp", 80, REAL_SERVER_IPS[1]))),
+    }
+    let metrics = ns_exec("lab-lb1", &["curl", "-sS", "-m", "2", "http://127.0.0.1:8700/metrics"]);
+    let metrics = String::from_utf8_lossy(&metrics.stdout).into_owned();
+    let up_line = format!("rvs_server_up{{protocol=\"tcp\",vip=\"{VIP}\",port=\"80\",server=\"10.20.0.12:80\"}} 0");
+    if !metrics.contains(&up_line) {
+        failures.push(format!("(c) /metrics lacks `{up_line}`"));
+    }
+    let st = status();
+    let rs2 = st["services"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|s| s["protocol"] == "tcp" && s["port"] == 80)
+        .flat_map(|s| s["servers"].as_array().cloned().unwrap_or_default())
+        .find(|r| r["address"] == "10.20.0.12");
+    if rs2.as_ref().map(|r| (r["weight"].as_i64(), r["health"]["state"].as_str())) != Some((Some(0), Some("down"))) {
+        failures.push(format!("(c) /v1/status shows rs2 as {rs2:?}, not weight 0 and down"));
+    }
+    let rvsadm = std::path::Path::new(&std::env::var("RVSD_BIN").unwrap_or_default()).with_file_name("rvsadm");
+    if rvsadm.exists() {
+        let out = ns_exec_ok("lab-lb1", &[rvsadm.to_str().unwrap_or("rvsadm"), "-L", "-n", "-t", &format!("{VIP}:80")]);
+        let line = out.lines().find(|l| l.contains("10.20.0.12:80")).unwrap_or_default().to_string();
+        println!("{mode:?}: rvsadm -L: {}", line.trim());
+        if line.split_whitespace().nth(3) != Some("0") {
+            failures.push(format!("(c) rvsadm -L does not list rs2 with weight 0 in effect: {line:?}"));
+        }
+    }
+    let after = servers_of(&http_who_many("lab-client", &url, 30));
+    if after.iter().any(|s| s != "rs1" && s != "rs3") {
+        failures.push(format!("(c) new connections reached someone else than rs1/rs3: {after:?}"));
+    }
+    let again = ka.ask("again");
+    if again != held {
+        failures.push(format!("(c) established connections changed under quiesce: {held:?} then {again:?}"));
+    }
+
+    // (d) rs2 recovers.
+    let _ = std::fs::remove_file(flag("rs2"));
+    match wait_state("tcp", 80, REAL_SERVER_IPS[1], "up", Duration::from_millis(INTERVAL_MS * (RISE + 2) + 2000)) {
+        Some(d) => println!("{mode:?}: rs2 back up after {} ms", d.as_millis()),
+        None => failures.push(format!("(d) rs2 did not come back: {:?}", state_of("tcp", 80, REAL_SERVER_IPS[1]))),
+    }
+    let back = servers_of(&http_who_many("lab-client", &url, 9));
+    if !back.iter().any(|s| s == "rs2") {
+        failures.push(format!("(d) rs2 takes no new connection after recovery: {back:?}"));
+    }
+
+    // (e) rs3's TCP listener stops.
+    let pidfile = run_dir().join("health-socat-2.pid");
+    let pid = std::fs::read_to_string(&pidfile).unwrap_or_default();
+    ns_exec_ok("lab-rs3", &["kill", pid.trim()]);
+    match wait_state("udp", 53, REAL_SERVER_IPS[2], "down", budget + Duration::from_secs(2)) {
+        Some(d) => println!("{mode:?}: rs3's stopped TCP listener detected after {} ms", d.as_millis()),
+        None => {
+            failures.push(format!("(e) rs3 never went down on udp :53: {:?}", state_of("udp", 53, REAL_SERVER_IPS[2])))
+        }
+    }
+    let table_servers: Vec<Value> = status()["services"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|s| s["protocol"] == "udp" && s["port"] == 53)
+        .flat_map(|s| s["servers"].as_array().cloned().unwrap_or_default())
+        .collect();
+    if table_servers.iter().any(|r| r["address"] == "10.20.0.13") || table_servers.len() != 2 {
+        failures.push(format!("(e) on_down = remove leaves rs3 in the UDP service's table: {table_servers:?}"));
+    }
+    let udp = udp_who("lab-client", &format!("{VIP}:53"), 6, "hello");
+    let udp_servers: Vec<String> =
+        udp.iter().map(|r| r.as_ref().map_or_else(|e| e.clone(), |(s, _)| s.clone())).collect();
+    if udp_servers.iter().any(|s| s != "rs1" && s != "rs2") {
+        failures.push(format!("(e) UDP flows reached someone else than rs1/rs2: {udp_servers:?}"));
+    }
+
+    // (f) rs1's agent says drain: weight 0 in effect while its check stays up.
+    std::fs::write(agent_file("rs1"), b"drain\n").expect("write rs1's agent answer");
+    let drained = wait_until(budget + Duration::from_secs(2), Duration::from_millis(50), || {
+        state_of("tcp", 80, REAL_SERVER_IPS[0]) == ("up".to_string(), 0)
+    });
+    if drained {
+        let after = servers_of(&http_who_many("lab-client", &url, 12));
+        if after.iter().any(|s| s == "rs1") {
+            failures.push(format!("(f) rs1 drained by its agent still takes new connections: {after:?}"));
+        }
+    } else {
+        failures.push(format!("(f) rs1's agent drain not in effect: {:?}", state_of("tcp", 80, REAL_SERVER_IPS[0])));
+    }
+    let _ = std::fs::remove_file(agent_file("rs1"));
+    let restored = wait_until(budget + Duration::from_secs(2), Duration::from_millis(50), || {
+        state_of("tcp", 80, REAL_SERVER_IPS[0]) == ("up".to_string(), 1)
+    });
+    if !restored {
+        failures.push(format!(
+            "(f) rs1 not back to weight 1 after its agent says up: {:?}",
+            state_of("tcp", 80, REAL_SERVER_IPS[0])
+        ));
+    }
+
+    let status = status();
+    println!(
+        "{mode:?}: probe_rx {} probe_tx {}",
+        worker_counter(&status, "probe_rx"),
+        worker_counter(&status, "probe_tx")
+    );
+    for n in REAL_SERVER_NAMES {
+        let _ = std::fs::remove_file(flag(n));
+    }
+    drop(ka);
+    assert!(failures.is_empty(), "{mode:?}: {failures:#?}\n{:#}", services());
+}
+
+#[test]
+#[ignore]
+fn health_nat() {
+    run(Mode::Nat, 1);
+}
+
+#[test]
+#[ignore]
+fn health_dr() {
+    run(Mode::Dr, 1);
+}
+
+#[test]
+#[ignore]
+fn health_fullnat() {
+    run(Mode::FullNat, 1);
+}
+
+#[test]
+#[ignore]
+fn health_tunnel() {
+    run(Mode::Tunnel, 1);
+}
+
+/// Two workers: replies the NIC steers to worker 1 reach the prober through its own ring.
+#[test]
+#[ignore]
+fn health_nat_two_workers() {
+    run(Mode::Nat, 2);
+}

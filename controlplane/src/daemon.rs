@@ -348,7 +348,8 @@ pub fn run(config: &Config, text: &str, path: &Path) -> anyhow::Result<()> {
     let mut built = Vec::with_capacity(workers);
     let mut meshes = if workers > 1 { NeighSync::mesh(workers, NEIGH_SYNC_CAPACITY) } else { vec![NeighSync::none()] };
     let mut redirects = MeshLinks::mesh(workers, REDIRECT_CAPACITY).into_iter();
-    let (probe_links, probe_end) = punt::probe_links(workers, punt::DEFAULT_RING_CAPACITY, punt::DEFAULT_PROBE_PORTS);
+    let (probe_links, probe_end) =
+        punt::probe_links(workers, punt::DEFAULT_RING_CAPACITY, config.dataplane.probe_ports.clone());
     let mut probe_links = probe_links.into_iter();
     for (index, sync) in meshes.drain(..).enumerate() {
         let wc = worker_config(config, index, &macs);
@@ -444,7 +445,7 @@ pub fn run(config: &Config, text: &str, path: &Path) -> anyhow::Result<()> {
         })
     };
     let state = Arc::new(AppState::new(running, source, handles, token).with_estimator(Arc::clone(&estimator)));
-    let prober_config = crate::health::run::prober_config(config, punt::DEFAULT_PROBE_PORTS);
+    let prober_config = crate::health::run::prober_config(config, config.dataplane.probe_ports.clone());
     let health = match crate::health::run::spawn(
         Arc::clone(&state),
         prober_config,

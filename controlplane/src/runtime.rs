@@ -12,7 +12,7 @@
 //!    (remapped to the request body's JSON path for CRUD calls) and change nothing;
 //! 3. refuse changes that need a restart ([`restart_only`]: ports, workers, EAL
 //!    arguments, pool and descriptor sizes, connection capacity, routes, neighbours, the
-//!    API listener, HA) with the field and "requires restarting rvsd";
+//!    API listener, HA, probe ports) with the field and "requires restarting rvsd";
 //! 4. compute the difference ([`diff`]); a dry run stops here and returns it;
 //! 5. build the new service table (stable ids, counters and persistence carried over,
 //!    see [`crate::services`]) and publish it with one atomic store — each worker picks it
@@ -520,7 +520,7 @@ pub fn restart_only(old: &Config, new: &Config) -> Option<FieldError> {
         Some(fe(field, message))
     };
     let (a, b) = (&old.dataplane, &new.dataplane);
-    let checks: [(&str, bool); 9] = [
+    let checks: [(&str, bool); 10] = [
         ("dataplane.workers", a.workers != b.workers),
         ("dataplane.idle", a.idle != b.idle),
         ("dataplane.eal_args", a.eal_args != b.eal_args),
@@ -530,6 +530,7 @@ pub fn restart_only(old: &Config, new: &Config) -> Option<FieldError> {
         ("dataplane.neighbour_timeout", a.neighbour_timeout != b.neighbour_timeout),
         ("dataplane.neighbour_retry", a.neighbour_retry != b.neighbour_retry),
         ("dataplane.conn_capacity", a.conn_capacity != b.conn_capacity),
+        ("dataplane.probe_ports", a.probe_ports != b.probe_ports),
     ];
     if let Some((f, _)) = checks.iter().find(|(_, differs)| *differs) {
         return restart(f.to_string());

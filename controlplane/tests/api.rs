@@ -718,6 +718,8 @@ fn bad_inputs() -> Vec<Bad> {
         // Changes that need a restart.
         (cfg("workers = 2", "workers = 3"), 409, "dataplane.workers"),
         (cfg("tcp_timeout", "conn_capacity = 1024\ntcp_timeout"), 409, "dataplane.conn_capacity"),
+        (cfg("tcp_timeout", "probe_ports = \"40000-40099\"\ntcp_timeout"), 409, "dataplane.probe_ports"),
+        (cfg("tcp_timeout", "probe_ports = \"1-2\"\ntcp_timeout"), 422, "dataplane.probe_ports"),
         (cfg("tcp_timeout", "eal_args = [\"--no-huge\"]\ntcp_timeout"), 409, "dataplane.eal_args"),
         (cfg("tcp_timeout", "mempool_size = 65535\ntcp_timeout"), 409, "dataplane.mempool_size"),
         (cfg("device = \"net_ring1\"", "device = \"net_ring2\""), 409, "port[1].device"),

@@ -32,8 +32,8 @@ use crate::wire::{IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP};
 /// packets are dropped (`probe_too_long`).
 pub const PUNT_BUF_LEN: usize = 2048;
 
-/// The probe source-port range on the ports' own addresses (fixed for now; not a
-/// configuration setting).
+/// The default probe source-port range on the ports' own addresses (rvsd's `[dataplane]
+/// probe_ports`).
 pub const DEFAULT_PROBE_PORTS: RangeInclusive<u16> = 61000..=61999;
 
 /// Buffers per ring (each [`PUNT_BUF_LEN`] bytes): enough for a burst of replies to a

@@ -66,6 +66,10 @@ pub struct DataplaneFile {
     /// Connection table entries per worker.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub conn_capacity: Option<i64>,
+    /// Source ports of health probes on the ports' own addresses, `"LOW-HIGH"`
+    /// (default `"61000-61999"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe_ports: Option<String>,
     /// Idle timeout of established TCP connections (ipvsadm --set's first value).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tcp_timeout: Option<String>,

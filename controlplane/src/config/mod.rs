@@ -276,6 +276,9 @@ pub struct Dataplane {
     pub neighbour_retry: Duration,
     /// Connection table entries per worker (preallocated at start).
     pub conn_capacity: u32,
+    /// Source ports (and ICMP identifiers) of health probes on the ports' own
+    /// addresses; replies to them go to the prober.
+    pub probe_ports: std::ops::RangeInclusive<u16>,
     /// Idle timeout of established TCP connections.
     pub tcp_timeout: Duration,
     /// Timeout of TCP connections in FIN_WAIT.

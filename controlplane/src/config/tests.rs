@@ -132,6 +132,19 @@ backup = true
 }
 
 #[test]
+fn probe_ports_default_and_set() {
+    let text = |extra: &str| {
+        format!(
+            "[dataplane]\nworkers = 1\n{extra}\n[[port]]\nname = \"p0\"\ndevice = \"0000:03:00.0\"\naddress = \"192.168.1.10/24\"\n"
+        )
+    };
+    let c = Config::from_toml(&text("")).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.dataplane.probe_ports, rvs_dataplane::punt::DEFAULT_PROBE_PORTS);
+    let c = Config::from_toml(&text("probe_ports = \"40000-40099\"")).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.dataplane.probe_ports, 40000..=40099);
+}
+
+#[test]
 fn defaults_apply() {
     let c = Config::from_toml(
         r#"
@@ -195,6 +208,7 @@ fn eal_lcore_detection() {
         neighbour_timeout: Duration::ZERO,
         neighbour_retry: Duration::ZERO,
         conn_capacity: 16,
+        probe_ports: 61000..=61999,
         tcp_timeout: Duration::ZERO,
         tcp_fin_timeout: Duration::ZERO,
         udp_timeout: Duration::ZERO,
@@ -292,6 +306,10 @@ const BAD: &[Bad] = &[
     bad("workers = 1", "workers = 1\nneighbour_timeout = \"300\"", "dataplane.neighbour_timeout", "with a unit"),
     bad("workers = 1", "workers = 1\nneighbour_retry = \"10m\"", "dataplane.neighbour_retry", "shorter"),
     bad("workers = 1", "workers = 1\nconn_capacity = 0", "dataplane.conn_capacity", "between 16 and"),
+    bad("workers = 1", "workers = 1\nprobe_ports = \"61000\"", "dataplane.probe_ports", "LOW-HIGH"),
+    bad("workers = 1", "workers = 1\nprobe_ports = \"500-600\"", "dataplane.probe_ports", "below 1024"),
+    bad("workers = 1", "workers = 1\nprobe_ports = \"62000-61000\"", "dataplane.probe_ports", "is empty"),
+    bad("workers = 1", "workers = 1\nprobe_ports = \"61000-70000\"", "dataplane.probe_ports", "not a port range"),
     bad("workers = 1", "workers = 1\nconn_capacity = 999999999999", "dataplane.conn_capacity", "between 16 and"),
     bad("workers = 1", "workers = 1\ntcp_timeout = \"0s\"", "dataplane.tcp_timeout", "is zero"),
     bad("workers = 1", "workers = 1\ntcp_fin_timeout = \"300d\"", "dataplane.tcp_fin_timeout", "between 1s"),

@@ -198,6 +198,10 @@ impl Checker {
                 " connections per worker (96 bytes each, preallocated)",
             ),
         };
+        let probe_ports = match dp.probe_ports.as_deref() {
+            None => Some(rvs_dataplane::punt::DEFAULT_PROBE_PORTS),
+            Some(text) => self.check("dataplane.probe_ports", parse_port_range(text)),
+        };
         let mut timeout = |field: &str, v: Option<&str>, default: Duration| -> Option<Duration> {
             let d = self.duration(field, v, default)?;
             if d.is_zero() || d > Duration::from_secs(1 << 24) {
@@ -213,6 +217,7 @@ impl Checker {
         Some(Dataplane {
             expire_nodest_conn: dp.expire_nodest_conn.unwrap_or(false),
             conn_capacity: conn_capacity?,
+            probe_ports: probe_ports?,
             tcp_timeout: tcp_timeout?,
             tcp_fin_timeout: tcp_fin_timeout?,
             udp_timeout: udp_timeout?,
@@ -1054,4 +1059,20 @@ fn check_secret_file(path: &str, what: &str) -> Result<PathBuf, String> {
         return Err(format!("{path} is empty; put the {what} in it (e.g. head -c 32 /dev/urandom | base64 > {path})"));
     }
     Ok(PathBuf::from(path))
+}
+
+/// Parses `dataplane.probe_ports`: `"LOW-HIGH"`, within 1024-65535 (below 1024 are the
+/// well-known ports a real server may treat specially), LOW <= HIGH.
+fn parse_port_range(text: &str) -> Result<std::ops::RangeInclusive<u16>, String> {
+    let shape = || format!("`{text}` is not a port range; write it as \"LOW-HIGH\", e.g. \"61000-61999\"");
+    let (lo, hi) = text.split_once('-').ok_or_else(shape)?;
+    let port = |t: &str| t.trim().parse::<u16>().map_err(|_| shape());
+    let (lo, hi) = (port(lo)?, port(hi)?);
+    if lo < 1024 {
+        return Err(format!("{lo} is below 1024; probe source ports must be between 1024 and 65535"));
+    }
+    if lo > hi {
+        return Err(format!("{lo}-{hi} is empty: the first port must not be above the last"));
+    }
+    Ok(lo..=hi)
 }

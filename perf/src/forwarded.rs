@@ -16,6 +16,7 @@ use std::collections::HashMap;
 use std::net::Ipv4Addr;
 
 use crate::frames::{self, csum, ipv4_at, tcp_checksum, u16_at, IP_AT};
+use rvs_dataplane::types::ForwardMode;
 
 /// One frame in this many gets the full check (the others the MAC and EtherType check).
 pub const VERIFY_EVERY: u64 = 16;
@@ -48,33 +49,16 @@ pub struct Flow {
     pub local: Option<(Ipv4Addr, u16)>,
 }
 
-fn eth(dst: [u8; 6], src: [u8; 6], ip: &[u8]) -> Vec<u8> {
-    let mut f = Vec::with_capacity(14 + ip.len());
-    f.extend_from_slice(&dst);
-    f.extend_from_slice(&src);
-    f.extend_from_slice(&[0x08, 0x00]);
-    f.extend_from_slice(ip);
-    f
-}
-
 /// The frame the DUT must send for `sent`, the client's frame of `flow`.
 pub fn expected_frame(rewrite: Rewrite, flow: &Flow, sent: &[u8]) -> Vec<u8> {
-    let ip = &sent[IP_AT..];
-    let smac = frames::SERVER_MACS[flow.server];
-    let server = (frames::SERVERS[flow.server], frames::SERVER_PORT);
-    match rewrite {
-        Rewrite::Unchanged => sent.to_vec(),
-        Rewrite::Dr => eth(smac, frames::BACK_MAC, &frames::rewritten(ip, None, None)),
-        Rewrite::Tunnel => {
-            let inner = frames::rewritten(ip, None, None);
-            eth(smac, frames::BACK_MAC, &frames::ipip(frames::BACK_IP, server.0, &inner))
-        }
-        Rewrite::Nat => eth(smac, frames::BACK_MAC, &frames::rewritten(ip, None, Some(server))),
-        Rewrite::FullNat => {
-            let local = flow.local.expect("a Full-NAT flow knows its local address and port");
-            eth(smac, frames::BACK_MAC, &frames::rewritten(ip, Some(local), Some(server)))
-        }
-    }
+    let mode = match rewrite {
+        Rewrite::Unchanged => return sent.to_vec(),
+        Rewrite::Dr => ForwardMode::Dr,
+        Rewrite::Tunnel => ForwardMode::Tunnel,
+        Rewrite::Nat => ForwardMode::Nat,
+        Rewrite::FullNat => ForwardMode::FullNat,
+    };
+    frames::to_server(mode, &sent[IP_AT..], flow.server, flow.local)
 }
 
 /// Checks the frames received in one phase; see the module docs.

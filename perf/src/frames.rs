@@ -14,6 +14,8 @@
 
 use std::net::Ipv4Addr;
 
+use rvs_dataplane::types::ForwardMode;
+
 /// MAC of the front port.
 pub const FRONT_MAC: [u8; 6] = [0x02, 0, 0, 0, 0xf0, 0x01];
 /// MAC of the back port.
@@ -291,6 +293,35 @@ pub fn ipip(outer_src: Ipv4Addr, outer_dst: Ipv4Addr, inner: &[u8]) -> Vec<u8> {
     ip[10..12].copy_from_slice(&c.to_be_bytes());
     ip.extend_from_slice(inner);
     ip
+}
+
+/// `ip` in an IPv4 Ethernet header from `src` to `dst`, without padding: a forwarded
+/// frame as the data path sends it.
+pub fn eth_ipv4(dst: [u8; 6], src: [u8; 6], ip: &[u8]) -> Vec<u8> {
+    let mut f = Vec::with_capacity(14 + ip.len());
+    f.extend_from_slice(&dst);
+    f.extend_from_slice(&src);
+    f.extend_from_slice(&ETH_IPV4.to_be_bytes());
+    f.extend_from_slice(ip);
+    f
+}
+
+/// The frame the balancer must send to real server `server` (an index in [`SERVERS`])
+/// for the client's IPv4 packet `ip`, forwarded in `mode`; `local` is the Full-NAT local
+/// address and port (unused by the other modes). Unpadded, as [`eth_ipv4`].
+pub fn to_server(mode: ForwardMode, ip: &[u8], server: usize, local: Option<(Ipv4Addr, u16)>) -> Vec<u8> {
+    let smac = SERVER_MACS[server];
+    let rs = (SERVERS[server], SERVER_PORT);
+    let packet = match mode {
+        ForwardMode::Dr => rewritten(ip, None, None),
+        ForwardMode::Tunnel => ipip(BACK_IP, rs.0, &rewritten(ip, None, None)),
+        ForwardMode::Nat => rewritten(ip, None, Some(rs)),
+        ForwardMode::FullNat => {
+            let local = local.expect("a Full-NAT flow knows its local address and port");
+            rewritten(ip, Some(local), Some(rs))
+        }
+    };
+    eth_ipv4(smac, BACK_MAC, &packet)
 }
 
 /// The IPv4 address at byte `at` of `b`.

@@ -239,16 +239,6 @@ fn build_worker(forward: ForwardMode, flows: usize) -> Result<MemWorker, BenchEr
     Ok(worker.with_lb(lb, MeshLinks::none()))
 }
 
-/// `ip` in an Ethernet header from `src` to `dst` (no padding).
-fn eth(dst: [u8; 6], src: [u8; 6], ip: &[u8]) -> Vec<u8> {
-    let mut f = Vec::with_capacity(14 + ip.len());
-    f.extend_from_slice(&dst);
-    f.extend_from_slice(&src);
-    f.extend_from_slice(&[0x08, 0x00]);
-    f.extend_from_slice(ip);
-    f
-}
-
 impl L4Bench {
     fn new(mode: Mode, forward: ForwardMode, reply: bool, n_flows: usize) -> Result<Self, BenchError> {
         if n_flows == 0 || n_flows > MAX_FLOWS {
@@ -405,24 +395,14 @@ impl L4Bench {
     /// The frame rvs must send for flow `i`'s timed frame (without Ethernet padding).
     fn expected(&self, i: usize) -> Vec<u8> {
         let f = self.flows[i];
-        let server = (frames::SERVERS[f.server], frames::SERVER_PORT);
         let ip = &self.frames[i][IP_AT..];
         let vip = (frames::VIP, frames::VPORT);
-        let smac = frames::SERVER_MACS[f.server];
+        let to_client =
+            |src, dst| frames::eth_ipv4(frames::GW_MAC, frames::FRONT_MAC, &frames::rewritten(ip, src, dst));
         match (self.forward, self.reply) {
-            (ForwardMode::Dr, _) => eth(smac, frames::BACK_MAC, &frames::rewritten(ip, None, None)),
-            (ForwardMode::Tunnel, _) => {
-                let inner = frames::rewritten(ip, None, None);
-                eth(smac, frames::BACK_MAC, &frames::ipip(frames::BACK_IP, server.0, &inner))
-            }
-            (ForwardMode::Nat, false) => eth(smac, frames::BACK_MAC, &frames::rewritten(ip, None, Some(server))),
-            (ForwardMode::FullNat, false) => {
-                eth(smac, frames::BACK_MAC, &frames::rewritten(ip, Some((f.local, f.lport)), Some(server)))
-            }
-            (ForwardMode::Nat, true) => eth(frames::GW_MAC, frames::FRONT_MAC, &frames::rewritten(ip, Some(vip), None)),
-            (ForwardMode::FullNat, true) => {
-                eth(frames::GW_MAC, frames::FRONT_MAC, &frames::rewritten(ip, Some(vip), Some((f.client, f.cport))))
-            }
+            (ForwardMode::Nat, true) => to_client(Some(vip), None),
+            (ForwardMode::FullNat, true) => to_client(Some(vip), Some((f.client, f.cport))),
+            (mode, _) => frames::to_server(mode, ip, f.server, Some((f.local, f.lport))),
         }
     }
 

@@ -406,33 +406,28 @@ pub fn render(input: &MetricsInput) -> String {
         s.servers.iter().map(move |r| {
             let mut l = svc_labels(s);
             l.push(("server", format!("{}:{}", r.address, r.port)));
-            (l, r.weight, r.overloaded)
+            // Health: Some(up) for a checked server whose state is known.
+            let up = r.health.as_ref().filter(|h| h.state != "unknown").map(|h| h.state == "up");
+            (l, r.weight, r.overloaded, up)
         })
     });
     out.family(
         "rvs_server_weight",
         Kind::Gauge,
         "The real server's scheduling weight (0: quiescent).",
-        server_gauges.clone().map(|(l, w, _)| (l, Value::Int(u64::from(w)))),
+        server_gauges.clone().map(|(l, w, _, _)| (l, Value::Int(u64::from(w)))),
     );
     out.family(
         "rvs_server_up",
         Kind::Gauge,
         "1 when the real server passes its health check, 0 when it fails it (only servers with [service.health]).",
-        st.services.iter().flat_map(|s| {
-            s.servers.iter().filter_map(move |r| {
-                let h = r.health.as_ref().filter(|h| h.state != "unknown")?;
-                let mut l = svc_labels(s);
-                l.push(("server", format!("{}:{}", r.address, r.port)));
-                Some((l, Value::Int(u64::from(h.state == "up"))))
-            })
-        }),
+        server_gauges.clone().filter_map(|(l, _, _, up)| Some((l, Value::Int(u64::from(up?))))),
     );
     out.family(
         "rvs_server_overloaded",
         Kind::Gauge,
         "1 when the real server is over its upper connection threshold.",
-        server_gauges.map(|(l, _, o)| (l, Value::Int(u64::from(o)))),
+        server_gauges.map(|(l, _, o, _)| (l, Value::Int(u64::from(o)))),
     );
     traffic_families(&mut out, "rvs_server", "real server", &servers);
     out.text

@@ -30,6 +30,7 @@
 
 pub mod conn;
 pub mod control;
+pub mod ha;
 pub mod idle;
 pub mod l2l3;
 pub mod latency;

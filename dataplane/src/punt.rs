@@ -47,13 +47,16 @@ pub const TX_PER_POLL: usize = 32;
 #[derive(Debug)]
 pub struct PuntBuf {
     len: usize,
+    /// What the ring's user attaches to the packet: the port it arrived on or leaves by
+    /// (HA rings, [`crate::ha`]); 0 on the probe rings.
+    tag: u16,
     data: Box<[u8; PUNT_BUF_LEN]>,
 }
 
 impl PuntBuf {
     /// An empty buffer (allocates; only when rings are built).
     fn new() -> Self {
-        PuntBuf { len: 0, data: Box::new([0; PUNT_BUF_LEN]) }
+        PuntBuf { len: 0, tag: 0, data: Box::new([0; PUNT_BUF_LEN]) }
     }
 
     /// The packet held.
@@ -80,13 +83,13 @@ impl PuntBuf {
 
 /// One direction: filled buffers travel in `full`, empty ones come back in `free`.
 #[derive(Debug)]
-struct Ring {
+pub(crate) struct Ring {
     full: ArrayQueue<PuntBuf>,
     free: ArrayQueue<PuntBuf>,
 }
 
 impl Ring {
-    fn new(capacity: usize) -> Arc<Self> {
+    pub(crate) fn new(capacity: usize) -> Arc<Self> {
         let capacity = capacity.max(1);
         let ring = Ring { full: ArrayQueue::new(capacity), free: ArrayQueue::new(capacity) };
         for _ in 0..capacity {
@@ -99,11 +102,17 @@ impl Ring {
     /// Copies `packet` into a free buffer and queues it. Err: no free buffer (the
     /// consumer is behind) or the packet is too long.
     fn send(&self, packet: &[u8]) -> Result<(), SendError> {
+        self.send_tagged(0, packet)
+    }
+
+    /// [`Ring::send`] with a tag the receiver gets back ([`Ring::recv_tagged`]).
+    pub(crate) fn send_tagged(&self, tag: u16, packet: &[u8]) -> Result<(), SendError> {
         let mut b = self.free.pop().ok_or(SendError::Full)?;
         if !b.fill(packet) {
             let _ = self.free.push(b);
             return Err(SendError::TooLong);
         }
+        b.tag = tag;
         // Cannot fail: at most `capacity` buffers exist.
         let _ = self.full.push(b);
         Ok(())
@@ -111,8 +120,13 @@ impl Ring {
 
     /// Hands the oldest queued packet to `f`, then recycles its buffer.
     fn recv<R>(&self, f: impl FnOnce(&[u8]) -> R) -> Option<R> {
+        self.recv_tagged(|_, p| f(p))
+    }
+
+    /// Hands the oldest queued packet and its tag to `f`, then recycles its buffer.
+    pub(crate) fn recv_tagged<R>(&self, f: impl FnOnce(u16, &[u8]) -> R) -> Option<R> {
         let b = self.full.pop()?;
-        let r = f(b.packet());
+        let r = f(b.tag, b.packet());
         let _ = self.free.push(b);
         Some(r)
     }

@@ -7,7 +7,7 @@
 # one-op program that hands the frame to the worker on the front port (op 0x10).
 set -eu
 cd "$(dirname "$0")"
-mkdir -p corpus/parse_ethernet_stack corpus/incremental_checksum corpus/tcp_options corpus/lb_worker
+mkdir -p corpus/parse_ethernet_stack corpus/incremental_checksum corpus/tcp_options corpus/lb_worker corpus/vrrp
 prefix="c0a80001 c0a80032 1388 1f90 40"   # 192.168.0.1, 192.168.0.50, 5000, 8080, TTL 64
 for f in seeds/*.hex; do
     name=$(basename "$f" .hex)
@@ -23,3 +23,9 @@ for f in seeds/lb_worker/*.hex; do
 done
 # TCP options of the SYN seed (bytes 54..74 of the frame).
 tail -c +55 corpus/parse_ethernet_stack/tcp_syn_options > corpus/tcp_options/syn
+# VRRP adverts (seeds/vrrp_*.hex): the IPv4 payload (after 14 + 20 bytes), behind the
+# family byte 0 (IPv4) that the vrrp target reads first.
+for f in seeds/vrrp_*.hex; do
+    name=$(basename "$f" .hex)
+    { printf '00' | xxd -r -p; tail -c +35 "corpus/parse_ethernet_stack/$name"; } > "corpus/vrrp/$name"
+done

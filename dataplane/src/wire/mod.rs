@@ -1,5 +1,5 @@
 //! Typed zero-copy views of the packet headers rvs reads and rewrites — Ethernet, ARP,
-//! IPv4, ICMPv4, TCP, UDP — and the ones' complement checksum arithmetic beside them.
+//! IPv4, ICMPv4, TCP, UDP, VRRP — and the ones' complement checksum arithmetic beside them.
 //!
 //! # Contract
 //!
@@ -29,6 +29,7 @@ pub mod icmp;
 pub mod ipv4;
 pub mod tcp;
 pub mod udp;
+pub mod vrrp;
 
 use crate::stats::DropReason;
 
@@ -41,6 +42,7 @@ pub use icmp::{
 pub use ipv4::{Ipv4Packet, IPPROTO_ICMP, IPPROTO_IPIP, IPPROTO_TCP, IPPROTO_UDP};
 pub use tcp::{TcpFlags, TcpOption, TcpOptionIter, TcpPacket};
 pub use udp::UdpPacket;
+pub use vrrp::{VrrpError, VrrpPacket, VrrpRepr};
 
 /// EtherType of IPv4.
 pub const ETHERTYPE_IPV4: u16 = 0x0800;

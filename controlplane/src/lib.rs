@@ -8,11 +8,13 @@
 //! * [`services`]: from the configuration to the data path's service table (stable ids).
 //! * [`model`]: the JSON shapes of services and servers.
 //! * [`api`]: the REST router, served on the control thread; [`openapi`] describes it.
+//! * [`ha`]: VRRP high availability (the state machine and the HA thread).
 //! * [`daemon`]: start-up (EAL, ports, workers), serving, and orderly shutdown.
 
 pub mod api;
 pub mod config;
 pub mod daemon;
+pub mod ha;
 pub mod health;
 pub mod metrics;
 pub mod model;

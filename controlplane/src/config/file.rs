@@ -297,17 +297,71 @@ pub struct ServerFile {
     pub backup: Option<bool>,
 }
 
-/// `[ha]`.
+/// `[ha]`: VRRP instances, and (later) connection sync with the peer.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HaFile {
-    /// VRRP-style priority 1..=254; the higher one is master.
+    /// File holding the key that authenticates connection sync; must not be readable by
+    /// group or others (mode 0600). Sync is not built yet: validated, not acted on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_file: Option<String>,
+    /// `IP:PORT` this node receives connection sync on (management network).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sync_listen: Option<String>,
+    /// `IP:PORT` of the peer's `sync_listen`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sync_peer: Option<String>,
+    /// `[[ha.instance]]`: the VRRP instances.
+    #[serde(default, rename = "instance", skip_serializing_if = "Vec::is_empty")]
+    pub instances: Vec<HaInstanceFile>,
+}
+
+/// `[[ha.instance]]`: one VRRP virtual router.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HaInstanceFile {
+    /// Virtual router identifier, 1..=255, unique per port.
+    pub vrid: i64,
+    /// Name of the `[[port]]` the adverts go out of (and come in on).
+    pub port: String,
+    /// Priority 1..=254; the higher node is master.
     pub priority: i64,
-    /// The peer's address.
-    pub peer: String,
-    /// File holding the shared key; must not be readable by group or others (mode 0600).
-    pub key_file: String,
-    /// Whether a higher-priority node takes over from a running master (default true).
+    /// Time between adverts (centisecond resolution; default `"1s"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub advert_interval: Option<String>,
+    /// Whether a higher-priority backup takes over from a lower-priority master (default true).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub preempt: Option<bool>,
+    /// How long a lower-priority master is tolerated before preempting it (default `"0s"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preempt_delay: Option<String>,
+    /// VRRP version: 3 (default) or 2.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<i64>,
+    /// The VIPs and floating addresses that move with the instance.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub addresses: Vec<String>,
+    /// Rounds of gratuitous ARP on becoming master (default 5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub garp_master_repeat: Option<i64>,
+    /// Delay before the second round of gratuitous ARP (default `"5s"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub garp_master_delay: Option<String>,
+    /// Ports whose link loss puts the instance in fault.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub track_ports: Vec<String>,
+    /// Whether a worker that stops polling puts the instance in fault (default true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub track_workers: Option<bool>,
+    /// Services (`"tcp/VIP/PORT"`) whose having no healthy server puts the instance in
+    /// fault, or lowers its priority by `track_service_weight`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub track_services: Vec<String>,
+    /// Priority taken off per tracked service with no healthy server, 1..=253, instead of
+    /// fault (keepalived's `weight`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub track_service_weight: Option<i64>,
+    /// Program and arguments run on each transition, with `RVS_VRRP_*` in the environment.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notify: Vec<String>,
 }

@@ -35,6 +35,15 @@ pub use file::ConfigFile;
 pub mod defaults {
     use std::time::Duration;
 
+    /// `ha.instance.advert_interval` (keepalived's default).
+    pub const VRRP_ADVERT_INTERVAL: Duration = Duration::from_secs(1);
+    /// `ha.instance.version`.
+    pub const VRRP_VERSION: u8 = 3;
+    /// `ha.instance.garp_master_repeat` (keepalived's default).
+    pub const GARP_MASTER_REPEAT: u32 = 5;
+    /// `ha.instance.garp_master_delay` (keepalived's default).
+    pub const GARP_MASTER_DELAY: Duration = Duration::from_secs(5);
+
     /// `dataplane.workers`.
     pub const WORKERS: u16 = 1;
     /// Most workers rvsd will start (`dataplane.workers`).
@@ -190,13 +199,24 @@ impl Config {
         let mut out = Vec::new();
         // [service.health], [service.agent], backup and sorry_server are acted on
         // (crate::health::run).
-        if self.ha.is_some() {
-            out.push(FieldError {
-                field: "ha".into(),
-                message: "[ha] is validated but not acted on yet: no VRRP and no connection sync (HA is \
-                          coming), so this node runs alone"
-                    .into(),
-            });
+        // [[ha.instance]] is acted on (crate::ha::run); connection sync is not built yet.
+        if let Some(ha) = &self.ha {
+            let sync = [
+                ("ha.key_file", ha.key_file.is_some()),
+                ("ha.sync_listen", ha.sync_listen.is_some()),
+                ("ha.sync_peer", ha.sync_peer.is_some()),
+            ];
+            for (field, set) in sync {
+                if set {
+                    out.push(FieldError {
+                        field: field.into(),
+                        message: format!(
+                            "{field} is validated but not acted on yet: connection sync is not built, so \
+                             connections do not survive a VRRP takeover"
+                        ),
+                    });
+                }
+            }
         }
         out
     }
@@ -559,12 +579,65 @@ pub struct Server {
 /// `[ha]`, validated.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ha {
+    /// Connection sync's key file (checked: exists, non-empty, no group/other
+    /// permissions). Sync is not built yet.
+    pub key_file: Option<PathBuf>,
+    /// Where connection sync would listen. Not built yet.
+    pub sync_listen: Option<SocketAddr>,
+    /// The peer's sync address. Not built yet.
+    pub sync_peer: Option<SocketAddr>,
+    /// The VRRP instances, in file order; an instance's index is its
+    /// [`rvs_dataplane::ha::HaGroup`].
+    pub instances: Vec<HaInstance>,
+}
+
+impl Ha {
+    /// The instance whose VRID is `vrid` (VRIDs are unique per port; the first one).
+    pub fn instance(&self, vrid: u8) -> Option<&HaInstance> {
+        self.instances.iter().find(|i| i.vrid == vrid)
+    }
+}
+
+/// What a tracked service's outage does to an instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrackEffect {
+    /// The instance goes to fault (keepalived's behaviour without a weight).
+    Fault,
+    /// The priority drops by this much per service with no healthy server.
+    Weight(u8),
+}
+
+/// `[[ha.instance]]`, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HaInstance {
+    /// Virtual router identifier.
+    pub vrid: u8,
+    /// Index in [`Config::ports`] of the port adverts use.
+    pub port: usize,
     /// Priority 1..=254.
     pub priority: u8,
-    /// Peer address.
-    pub peer: Ipv4Addr,
-    /// Shared key file (checked: exists, non-empty, no group/other permissions).
-    pub key_file: PathBuf,
+    /// Time between adverts (whole centiseconds; whole seconds in version 2).
+    pub advert_interval: Duration,
     /// Preemption.
     pub preempt: bool,
+    /// How long a lower-priority master is tolerated before preempting.
+    pub preempt_delay: Duration,
+    /// VRRP version, 3 or 2.
+    pub version: u8,
+    /// The addresses that move with the instance (IPv4 today).
+    pub addresses: Vec<std::net::IpAddr>,
+    /// Rounds of gratuitous ARP per burst.
+    pub garp_master_repeat: u32,
+    /// Delay before the second burst.
+    pub garp_master_delay: Duration,
+    /// Indexes in [`Config::ports`] of the tracked ports.
+    pub track_ports: Vec<usize>,
+    /// Whether a stalled worker puts the instance in fault.
+    pub track_workers: bool,
+    /// Tracked services: protocol, VIP, port.
+    pub track_services: Vec<(L4Proto, Ipv4Addr, u16)>,
+    /// What a tracked service with no healthy server does.
+    pub track_effect: TrackEffect,
+    /// Program and arguments run on each transition (empty: none).
+    pub notify: Vec<String>,
 }

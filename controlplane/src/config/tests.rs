@@ -53,9 +53,25 @@ fn key_file(mode: u32) -> std::path::PathBuf {
     p
 }
 
+/// The design sketch's `[[ha.instance]]` (its `[ha]` table is added by the callers).
+const HA_INSTANCE: &str = r#"
+[[ha.instance]]
+vrid = 51
+port = "front"
+priority = 200
+advert_interval = "100ms"
+preempt = true
+preempt_delay = "0s"
+addresses = ["10.10.0.100", "10.20.0.100"]
+"#;
+
+/// The sketch with the design's whole `[ha]`, its key file of `mode` on disk.
 fn with_ha(mode: u32) -> (String, std::path::PathBuf) {
     let key = key_file(mode);
-    let text = format!("{SKETCH}\n[ha]\npriority = 200\npeer = \"10.30.0.2\"\nkey_file = \"{}\"\n", key.display());
+    let text = format!(
+        "{SKETCH}\n[ha]\nkey_file = \"{}\"\nsync_listen = \"10.30.0.1:8848\"\nsync_peer = \"10.30.0.2:8848\"\n{HA_INSTANCE}",
+        key.display()
+    );
     (text, key)
 }
 
@@ -88,7 +104,34 @@ fn design_sketch_is_valid() {
     assert_eq!(s.servers[0].weight, 3);
     assert_eq!(s.servers[0].forward, Forward::Nat);
     let ha = c.ha.unwrap();
-    assert_eq!((ha.priority, ha.preempt), (200, true));
+    assert_eq!(ha.sync_peer, Some("10.30.0.2:8848".parse().unwrap()));
+    let i = &ha.instances[0];
+    assert_eq!((i.vrid, i.port, i.priority, i.version, i.preempt), (51, 0, 200, 3, true));
+    assert_eq!((i.advert_interval, i.preempt_delay), (Duration::from_millis(100), Duration::ZERO));
+    assert_eq!(i.addresses, ["10.10.0.100".parse::<std::net::IpAddr>().unwrap(), "10.20.0.100".parse().unwrap()]);
+    assert_eq!((i.garp_master_repeat, i.garp_master_delay), (5, Duration::from_secs(5)));
+    assert!(i.track_workers && i.track_ports.is_empty() && i.track_services.is_empty() && i.notify.is_empty());
+    assert_eq!(i.track_effect, TrackEffect::Fault);
+}
+
+#[test]
+fn ha_instances_parse_every_field() {
+    let text = format!(
+        "{SKETCH}\n[ha]\n[[ha.instance]]\nvrid = 7\nport = \"back\"\npriority = 100\nversion = 2\nadvert_interval = \"2s\"\n\
+         preempt = false\npreempt_delay = \"30s\"\naddresses = [\"10.10.0.100\", \"10.20.0.200\"]\ngarp_master_repeat = 2\n\
+         garp_master_delay = \"0s\"\ntrack_ports = [\"front\", \"back\"]\ntrack_workers = false\n\
+         track_services = [\"tcp/10.10.0.100/80\"]\ntrack_service_weight = 50\nnotify = [\"/bin/logger\", \"vrrp\"]\n"
+    );
+    let c = Config::from_toml(&text).unwrap_or_else(|e| panic!("{e}"));
+    let i = &c.ha.as_ref().unwrap().instances[0];
+    assert_eq!((i.vrid, i.port, i.priority, i.version, i.preempt), (7, 1, 100, 2, false));
+    assert_eq!((i.advert_interval, i.preempt_delay), (Duration::from_secs(2), Duration::from_secs(30)));
+    assert_eq!((i.garp_master_repeat, i.garp_master_delay), (2, Duration::ZERO));
+    assert_eq!((i.track_ports.as_slice(), i.track_workers), (&[0, 1][..], false));
+    assert_eq!(i.track_services, [(L4Proto::Tcp, Ipv4Addr::new(10, 10, 0, 100), 80)]);
+    assert_eq!(i.track_effect, TrackEffect::Weight(50));
+    assert_eq!(i.notify, ["/bin/logger", "vrrp"]);
+    assert_eq!(c.not_acted_on(), [], "VRRP is acted on; no sync fields are set");
 }
 
 #[test]
@@ -98,7 +141,7 @@ fn sections_not_acted_on_are_named() {
     std::fs::remove_file(key).unwrap();
     let w = c.not_acted_on();
     let fields: Vec<&str> = w.iter().map(|w| w.field.as_str()).collect();
-    assert_eq!(fields, ["ha"], "[service.health] is acted on: {w:?}");
+    assert_eq!(fields, ["ha.key_file", "ha.sync_listen", "ha.sync_peer"], "VRRP is acted on, sync is not: {w:?}");
     assert!(w.iter().all(|w| w.message.contains("not acted on yet")), "{w:?}");
 }
 
@@ -439,18 +482,6 @@ const BAD: &[Bad] = &[
         "neighbour[0].mac",
         "six hex bytes",
     ),
-    bad(
-        "",
-        "[ha]\npriority = 200\npeer = \"10.30.0.2\"\nkey_file = \"/nonexistent/rvs-ha.key\"",
-        "ha.key_file",
-        "cannot read HA key file",
-    ),
-    bad(
-        "",
-        "[ha]\npriority = 0\npeer = \"10.10.0.1\"\nkey_file = \"/nonexistent\"",
-        "ha.priority",
-        "between 1 and 254",
-    ),
     // [service.health], [service.agent], backup and sorry_server (issue 9).
     bad("kind = \"http\"", "kind = \"command\"", "service[0].health.command", "needs command"),
     bad("kind = \"http\"", "kind = \"command\"\ncommand = [\" \"]", "service[0].health.command", "needs command"),
@@ -488,8 +519,83 @@ const BAD: &[Bad] = &[
         "service[0].server[0].backup",
         "expected a boolean",
     ),
-    bad("", "[ha]\npriority = 10\npeer = \"10.10.0.1\"\nkey_file = \"/nonexistent\"", "ha.peer", "own address"),
 ];
+
+/// `[ha]` without key or sync, with `from` replaced by `to` in the sketch's instance.
+fn ha_with(from: &str, to: &str) -> String {
+    assert!(HA_INSTANCE.contains(from), "`{from}` not in the instance");
+    format!("[ha]\n{}", HA_INSTANCE.replacen(from, to, 1))
+}
+
+const HA_BAD_KEY: &str = "[ha]\nkey_file = \"/nonexistent/rvs-ha.key\"\n[[ha.instance]]\nvrid = 1\nport = \"front\"\npriority = 100\naddresses = [\"10.10.0.100\"]";
+const HA_SYNC_HALF: &str = "[ha]\nsync_listen = \"10.30.0.1:8848\"\n[[ha.instance]]\nvrid = 1\nport = \"front\"\npriority = 100\naddresses = [\"10.10.0.100\"]";
+const HA_SYNC_BAD: &str = "[ha]\nsync_listen = \"10.30.0.1\"\nsync_peer = \"10.30.0.2:8848\"\n[[ha.instance]]\nvrid = 1\nport = \"front\"\npriority = 100\naddresses = [\"10.10.0.100\"]";
+
+/// `[ha]` mistakes, each appended to the sketch: the error names the field and says why.
+#[test]
+fn bad_ha_configs_name_their_field() {
+    let cases: Vec<(String, &str, &str)> = vec![
+        (HA_BAD_KEY.to_string(), "ha.key_file", "cannot read HA key file"),
+        ("[ha]".to_string(), "ha.instance", "no [[ha.instance]]"),
+        (HA_SYNC_HALF.to_string(), "ha.sync_peer", "needs both"),
+        (HA_SYNC_BAD.to_string(), "ha.sync_listen", "non-zero port"),
+        (ha_with("priority = 200", "priority = 0"), "ha.instance[0].priority", "between 1 and 254"),
+        (ha_with("priority = 200", "priority = 255"), "ha.instance[0].priority", "never is"),
+        (ha_with("vrid = 51", "vrid = 0"), "ha.instance[0].vrid", "between 1 and 255"),
+        (ha_with("vrid = 51", "vrid = 51\nversion = 4"), "ha.instance[0].version", "3 (RFC 5798) or 2"),
+        (ha_with("\"100ms\"", "\"0s\""), "ha.instance[0].advert_interval", "is zero"),
+        (ha_with("\"100ms\"", "\"105ms\""), "ha.instance[0].advert_interval", "centisecond"),
+        (ha_with("\"100ms\"", "\"41s\""), "ha.instance[0].advert_interval", "40.95 s"),
+        (ha_with("\"100ms\"", "\"1500ms\"\nversion = 2"), "ha.instance[0].advert_interval", "whole seconds"),
+        (ha_with("port = \"front\"", "port = \"nope\""), "ha.instance[0].port", "no [[port]] is named"),
+        (ha_with("\"10.20.0.100\"]", "\"fd00:10::100\"]"), "ha.instance[0].addresses[1]", "IPv6 instances"),
+        (ha_with("\"10.20.0.100\"]", "\"10.10.0.1\"]"), "ha.instance[0].addresses[1]", "own address"),
+        (ha_with("\"10.20.0.100\"]", "\"192.0.2.5\"]"), "ha.instance[0].addresses[1]", "not a VIP"),
+        (ha_with("\"10.20.0.100\"]", "\"10.10.0.100\"]"), "ha.instance[0].addresses[1]", "already in"),
+        (ha_with("[\"10.10.0.100\", ", "["), "service[0].address", "in no [[ha.instance]]"),
+        (
+            format!("{}{HA_INSTANCE}", ha_with("", "")).replacen(
+                "[\"10.10.0.100\", \"10.20.0.100\"]",
+                "[\"10.20.0.150\"]",
+                1,
+            ),
+            "ha.instance[1].vrid",
+            "already used on port",
+        ),
+        (
+            format!("{}{}", ha_with("", ""), HA_INSTANCE.replace("vrid = 51", "vrid = 52")),
+            "ha.instance[1].addresses[0]",
+            "already in ha.instance[0]",
+        ),
+        (
+            ha_with("vrid = 51", "vrid = 51\ntrack_services = [\"tcp/10.10.0.100/81\"]"),
+            "ha.instance[0].track_services[0]",
+            "no [[service]]",
+        ),
+        (
+            ha_with("vrid = 51", "vrid = 51\ntrack_services = [\"tcp:10.10.0.100:80\"]"),
+            "ha.instance[0].track_services[0]",
+            "tcp/VIP/PORT",
+        ),
+        (
+            ha_with("vrid = 51", "vrid = 51\ntrack_service_weight = 10"),
+            "ha.instance[0].track_service_weight",
+            "only with track_services",
+        ),
+        (ha_with("vrid = 51", "vrid = 51\ntrack_ports = [\"nope\"]"), "ha.instance[0].track_ports[0]", "no [[port]]"),
+        (ha_with("vrid = 51", "vrid = 51\nnotify = [\" \"]"), "ha.instance[0].notify", "empty"),
+    ];
+    for (n, (ha, field, says)) in cases.iter().enumerate() {
+        let text = format!("{SKETCH}\n{ha}\n");
+        let e = match Config::from_toml(&text) {
+            Ok(_) => panic!("case {n} was accepted:\n{ha}"),
+            Err(e) => e,
+        };
+        let hit = e.errors.iter().find(|x| x.field == *field);
+        let hit = hit.unwrap_or_else(|| panic!("case {n}: no error names `{field}`:\n{e}"));
+        assert!(hit.message.contains(says), "case {n}: `{field}` does not say `{says}`:\n{e}");
+    }
+}
 
 #[test]
 fn bad_configs_name_their_field() {

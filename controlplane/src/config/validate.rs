@@ -6,17 +6,18 @@
 //! [`Config`] is built only when the error list is empty.
 
 use std::collections::HashMap;
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::PathBuf;
 use std::time::Duration;
 
 use ipnet::Ipv4Net;
 use rvs_dataplane::worker::MAX_PORTS;
 
-use super::file::{AgentFile, ConfigFile, HaFile, HealthFile, ServerFile, ServiceFile, StatusFile};
+use super::file::{AgentFile, ConfigFile, HaFile, HaInstanceFile, HealthFile, ServerFile, ServiceFile, StatusFile};
 use super::{
-    defaults, parse_protocol, Agent, Api, Config, ConfigError, Dataplane, Device, FieldError, Forward, Ha, Health,
-    HealthKind, Idle, L4Proto, MacAddr, Neighbour, OnDown, Port, Route, Scheduler, Server, Service, StatusRanges,
+    defaults, parse_protocol, Agent, Api, Config, ConfigError, Dataplane, Device, FieldError, Forward, Ha, HaInstance,
+    Health, HealthKind, Idle, L4Proto, MacAddr, Neighbour, OnDown, Port, Route, Scheduler, Server, Service,
+    StatusRanges, TrackEffect,
 };
 
 /// Validates `file` as a whole.
@@ -28,7 +29,7 @@ pub(super) fn validate(file: &ConfigFile) -> Result<Config, ConfigError> {
     let neighbours = v.neighbours(file, &ports);
     let api = v.api(file);
     let services = v.services(file, &ports, &routes);
-    let ha = file.ha.as_ref().and_then(|ha| v.ha(ha));
+    let ha = file.ha.as_ref().and_then(|ha| v.ha(ha, file, &ports, &services));
     if let Some(dp) = &dataplane {
         v.mempool_fits(dp, file.ports.len());
     }
@@ -889,17 +890,314 @@ impl Checker {
         })
     }
 
-    fn ha(&mut self, ha: &HaFile) -> Option<Ha> {
-        let priority = self.int_in("ha.priority", ha.priority, 1, 254, " (VRRP priorities; the higher node is master)");
-        let peer = self.check("ha.peer", parse_unicast(&ha.peer));
-        if let Some(p) = peer {
-            if let Some(owner) = self.owners.0.get(&p).cloned() {
-                self.err("ha.peer", format!("{p} is this node's own address ({owner}); give the other node's address"));
+    fn ha(
+        &mut self,
+        ha: &HaFile,
+        file: &ConfigFile,
+        ports: &[Option<Port>],
+        services: &[Option<Service>],
+    ) -> Option<Ha> {
+        let mut ok = true;
+        let key_file = match &ha.key_file {
+            None => None,
+            Some(k) => {
+                let r = self.check("ha.key_file", check_secret_file(k, "HA key"));
+                ok &= r.is_some();
+                r
+            }
+        };
+        let mut sock = |field: &str, text: &Option<String>| -> Option<SocketAddr> {
+            let t = text.as_deref()?;
+            match t.parse::<SocketAddr>() {
+                Ok(a) if a.port() != 0 && a.is_ipv4() => Some(a),
+                _ => {
+                    self.err(
+                        field,
+                        format!("`{t}` is not an IPv4 ip:port with a non-zero port; write it like \"10.30.0.1:8848\""),
+                    );
+                    ok = false;
+                    None
+                }
+            }
+        };
+        let sync_listen = sock("ha.sync_listen", &ha.sync_listen);
+        let sync_peer = sock("ha.sync_peer", &ha.sync_peer);
+        if ha.sync_listen.is_some() != ha.sync_peer.is_some() {
+            let missing = if ha.sync_listen.is_some() { "ha.sync_peer" } else { "ha.sync_listen" };
+            self.err(missing, "connection sync needs both sync_listen and sync_peer; set both or neither");
+            ok = false;
+        }
+        if ha.instances.is_empty() {
+            self.err(
+                "ha.instance",
+                "[ha] has no [[ha.instance]]; add one (vrid, port, priority, addresses) or remove [ha]",
+            );
+            return None;
+        }
+        let mut instances = Vec::new();
+        let mut by_addr: HashMap<IpAddr, usize> = HashMap::new();
+        let mut by_vrid: HashMap<(u8, usize), usize> = HashMap::new();
+        for (i, inst) in ha.instances.iter().enumerate() {
+            match self.ha_instance(i, inst, file, ports, services, &mut by_addr) {
+                Some(x) => {
+                    if let Some(j) = by_vrid.insert((x.vrid, x.port), i) {
+                        self.err(
+                            format!("ha.instance[{i}].vrid"),
+                            format!("VRID {} is already used on port `{}` by ha.instance[{j}]; give each instance of a port its own VRID", x.vrid, inst.port),
+                        );
+                        ok = false;
+                    }
+                    instances.push(x);
+                }
+                None => ok = false,
             }
         }
-        let key_file = self.check("ha.key_file", check_secret_file(&ha.key_file, "HA key"));
-        Some(Ha { priority: priority?, peer: peer?, key_file: key_file?, preempt: ha.preempt.unwrap_or(true) })
+        // With [ha], a VIP this node serves alone would answer on both nodes at once.
+        for (k, s) in services.iter().enumerate() {
+            if let Some(s) = s {
+                if !by_addr.contains_key(&IpAddr::V4(s.address)) && ok {
+                    self.err(
+                        format!("service[{k}].address"),
+                        format!("VIP {} is in no [[ha.instance]]'s addresses; with [ha] every VIP moves with an instance: add it to one", s.address),
+                    );
+                    ok = false;
+                }
+            }
+        }
+        ok.then_some(Ha { key_file, sync_listen, sync_peer, instances })
     }
+
+    fn ha_instance(
+        &mut self,
+        i: usize,
+        inst: &HaInstanceFile,
+        file: &ConfigFile,
+        ports: &[Option<Port>],
+        services: &[Option<Service>],
+        by_addr: &mut HashMap<IpAddr, usize>,
+    ) -> Option<HaInstance> {
+        let at = |f: &str| format!("ha.instance[{i}].{f}");
+        let vrid = self.int_in::<u8>(&at("vrid"), inst.vrid, 1, 255, " (VRRP's virtual router identifier)");
+        let port = self.port_ref(&at("port"), &inst.port, file);
+        let priority = self.int_in::<u8>(
+            &at("priority"),
+            inst.priority,
+            1,
+            254,
+            " (255 is for the owner of the addresses, which rvs never is: its addresses float)",
+        );
+        let version = match inst.version {
+            None => Some(defaults::VRRP_VERSION),
+            Some(v @ (2 | 3)) => Some(v as u8),
+            Some(v) => {
+                self.err(
+                    at("version"),
+                    format!("{v} is not a VRRP version rvs speaks; use 3 (RFC 5798) or 2 (RFC 3768)"),
+                );
+                None
+            }
+        };
+        let advert_interval = self.vrrp_interval(&at("advert_interval"), inst.advert_interval.as_deref(), version);
+        let preempt_delay = match inst.preempt_delay.as_deref() {
+            None => Some(Duration::ZERO),
+            Some(t) => match self.check(&at("preempt_delay"), parse_duration(t)) {
+                Some(d) if d > Duration::from_secs(1000) => {
+                    self.err(at("preempt_delay"), format!("`{t}` is longer than 1000s (keepalived's limit too)"));
+                    None
+                }
+                d => d,
+            },
+        };
+        let garp_master_repeat = match inst.garp_master_repeat {
+            None => Some(defaults::GARP_MASTER_REPEAT),
+            Some(n) => self.int_in(&at("garp_master_repeat"), n, 1, 100, " rounds of gratuitous ARP"),
+        };
+        let garp_master_delay = match inst.garp_master_delay.as_deref() {
+            None => Some(defaults::GARP_MASTER_DELAY),
+            Some(t) => self.check(&at("garp_master_delay"), parse_duration(t)),
+        };
+        let addresses = self.ha_addresses(i, inst, ports, services, by_addr);
+        let mut track_ports = Vec::new();
+        for (k, name) in inst.track_ports.iter().enumerate() {
+            if let Some(p) = self.port_ref(&format!("ha.instance[{i}].track_ports[{k}]"), name, file) {
+                track_ports.push(p);
+            }
+        }
+        let mut track_services = Vec::new();
+        for (k, text) in inst.track_services.iter().enumerate() {
+            let f = format!("ha.instance[{i}].track_services[{k}]");
+            let found = parse_service_ref(text).and_then(|key| {
+                if services.iter().flatten().any(|s| (s.protocol, s.address, s.port) == key) {
+                    Ok(key)
+                } else {
+                    Err(format!("no [[service]] is {text}; track a configured service (\"tcp/VIP/PORT\")"))
+                }
+            });
+            if let Some(key) = self.check(&f, found) {
+                track_services.push(key);
+            }
+        }
+        let track_effect = match inst.track_service_weight {
+            None => Some(TrackEffect::Fault),
+            Some(w) => {
+                if inst.track_services.is_empty() {
+                    self.err(
+                        at("track_service_weight"),
+                        "applies only with track_services; set track_services or remove it",
+                    );
+                }
+                self.int_in(
+                    &at("track_service_weight"),
+                    w,
+                    1,
+                    253,
+                    " (priority taken off per tracked service that is down)",
+                )
+                .map(TrackEffect::Weight)
+            }
+        };
+        if inst.notify.first().is_some_and(|p| p.trim().is_empty()) {
+            self.err(at("notify"), "the program is empty; use notify = [\"/path/to/script\", \"arg\", …]");
+            return None;
+        }
+        let complete = track_ports.len() == inst.track_ports.len() && track_services.len() == inst.track_services.len();
+        if !complete {
+            return None;
+        }
+        Some(HaInstance {
+            vrid: vrid?,
+            port: port?,
+            priority: priority?,
+            advert_interval: advert_interval?,
+            preempt: inst.preempt.unwrap_or(true),
+            preempt_delay: preempt_delay?,
+            version: version?,
+            addresses: addresses?,
+            garp_master_repeat: garp_master_repeat?,
+            garp_master_delay: garp_master_delay?,
+            track_ports,
+            track_workers: inst.track_workers.unwrap_or(true),
+            track_services,
+            track_effect: track_effect?,
+            notify: inst.notify.clone(),
+        })
+    }
+
+    /// The index of the `[[port]]` named `name`.
+    fn port_ref(&mut self, field: &str, name: &str, file: &ConfigFile) -> Option<usize> {
+        let k = file.ports.iter().position(|p| p.name == name);
+        if k.is_none() {
+            let names: Vec<&str> = file.ports.iter().map(|p| p.name.as_str()).collect();
+            self.err(field, format!("no [[port]] is named `{name}`; use one of: {}", names.join(", ")));
+        }
+        k
+    }
+
+    /// `advert_interval`: centiseconds, above zero, at most 40.95 s (v3's 12-bit field);
+    /// whole seconds up to 255 in version 2.
+    fn vrrp_interval(&mut self, field: &str, text: Option<&str>, version: Option<u8>) -> Option<Duration> {
+        let Some(t) = text else { return Some(defaults::VRRP_ADVERT_INTERVAL) };
+        let d = self.check(field, parse_duration(t))?;
+        let why = if d.is_zero() {
+            Some("is zero; adverts need a positive interval such as \"1s\" or \"100ms\"".to_string())
+        } else if d.as_nanos() % 10_000_000 != 0 {
+            Some("is finer than VRRP's centisecond resolution; use a multiple of 10ms".to_string())
+        } else if version == Some(2) && d.subsec_nanos() != 0 {
+            Some(
+                "is not whole seconds, which is all VRRP version 2 carries; use \"1s\" or more, or version = 3"
+                    .to_string(),
+            )
+        } else if version == Some(2) && d > Duration::from_secs(255) {
+            Some("is longer than version 2's 255 s".to_string())
+        } else if version != Some(2) && d > Duration::from_millis(40_950) {
+            Some("is longer than version 3's 40.95 s (a 12-bit count of centiseconds)".to_string())
+        } else {
+            None
+        };
+        match why {
+            Some(w) => {
+                self.err(field, format!("`{t}` {w}"));
+                None
+            }
+            None => Some(d),
+        }
+    }
+
+    /// An instance's addresses: IPv4 unicast, each in one instance only, none a port's own
+    /// address, each a VIP, a local address or on a port's connected prefix.
+    fn ha_addresses(
+        &mut self,
+        i: usize,
+        inst: &HaInstanceFile,
+        ports: &[Option<Port>],
+        services: &[Option<Service>],
+        by_addr: &mut HashMap<IpAddr, usize>,
+    ) -> Option<Vec<IpAddr>> {
+        if inst.addresses.is_empty() {
+            self.err(
+                format!("ha.instance[{i}].addresses"),
+                "no addresses; list the VIPs and floating addresses that move with this instance",
+            );
+            return None;
+        }
+        if inst.addresses.len() > 255 {
+            self.err(
+                format!("ha.instance[{i}].addresses"),
+                "more than 255 addresses, which a VRRP advert cannot carry; split them into several instances",
+            );
+            return None;
+        }
+        let mut out = Vec::new();
+        for (k, text) in inst.addresses.iter().enumerate() {
+            let f = format!("ha.instance[{i}].addresses[{k}]");
+            if text.parse::<std::net::Ipv6Addr>().is_ok() {
+                self.err(&f, format!("`{text}` is IPv6; IPv6 instances come with IPv6 support in the data path"));
+                continue;
+            }
+            let Some(a) = self.check(&f, parse_unicast(text)) else { continue };
+            let ip = IpAddr::V4(a);
+            if let Some(j) = by_addr.get(&ip) {
+                let what = if *j == i { "this instance".to_string() } else { format!("ha.instance[{j}]") };
+                self.err(&f, format!("{a} is already in {what}; an address moves with one instance only"));
+                continue;
+            }
+            by_addr.insert(ip, i);
+            if let Some(p) = ports.iter().flatten().find(|p| p.address.addr() == a) {
+                self.err(
+                    &f,
+                    format!(
+                        "{a} is port `{}`'s own address, which each node keeps; list VIPs and floating addresses only",
+                        p.name
+                    ),
+                );
+                continue;
+            }
+            let vip = services.iter().flatten().any(|s| s.address == a);
+            let local = ports.iter().flatten().any(|p| p.local_addresses.contains(&a));
+            if !vip && !local && connected_port(ports, a).is_none() {
+                self.err(
+                    &f,
+                    format!("{a} is not a VIP, not a local address and not on any port's prefix ({}); a floating address must be on a port's network to be answered there", list_prefixes(ports)),
+                );
+                continue;
+            }
+            out.push(ip);
+        }
+        (out.len() == inst.addresses.len()).then_some(out)
+    }
+}
+
+/// `"tcp/10.10.0.100/80"`: a service as the REST paths name it.
+fn parse_service_ref(text: &str) -> Result<(L4Proto, Ipv4Addr, u16), String> {
+    let bad = || format!("`{text}` is not a service; write it as \"tcp/VIP/PORT\", like \"tcp/10.10.0.100/80\"");
+    let mut parts = text.split('/');
+    let (Some(proto), Some(vip), Some(port), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+        return Err(bad());
+    };
+    let proto = parse_protocol(proto).ok_or_else(bad)?;
+    let vip = vip.parse::<Ipv4Addr>().map_err(|_| bad())?;
+    let port = port.parse::<u16>().map_err(|_| bad())?;
+    Ok((proto, vip, port))
 }
 
 fn conflict(addr: Ipv4Addr, owner: &str) -> String {

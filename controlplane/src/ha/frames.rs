@@ -1,0 +1,103 @@
+//! The Ethernet frames the VRRP thread sends through worker 0: adverts and gratuitous ARP.
+//!
+//! Adverts go from the port's own MAC (as keepalived does without `use_vmac`: rvs answers
+//! ARP for its addresses with the port's MAC, so the network learns that one) to
+//! 01:00:5e:00:00:12, in an IPv4 packet from the port's address to 224.0.0.18 with TTL 255,
+//! TOS 0xc0 (internetwork control, keepalived's choice) and protocol 112. Gratuitous ARP
+//! is the data path's own announcement ([`rvs_dataplane::l2l3::arp::write_gratuitous`]).
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use rvs_dataplane::ha::{VRRP_GROUP_V4, VRRP_MAC_V4};
+use rvs_dataplane::l2l3::arp::{write_gratuitous, ARP_FRAME_LEN};
+use rvs_dataplane::wire::vrrp::IPPROTO_VRRP;
+use rvs_dataplane::wire::{EthernetFrame, Ipv4Packet, MacAddr, VrrpRepr, ETHERTYPE_IPV4};
+
+/// Ethernet header length.
+const ETH_LEN: usize = 14;
+/// IPv4 header length (no options).
+const IP_LEN: usize = 20;
+/// The IPv4 TOS of adverts: precedence "internetwork control".
+pub const ADVERT_TOS: u8 = 0xc0;
+
+/// An advert frame from `mac`/`src` carrying `repr`, with IP identification `ident`.
+/// `None` if `repr`'s addresses are not IPv4 (IPv6 instances wait for the IPv6 data path).
+pub fn advert_frame(mac: MacAddr, src: Ipv4Addr, repr: &VrrpRepr, ident: u16) -> Option<Vec<u8>> {
+    if repr.addresses.iter().any(|a| !a.is_ipv4()) {
+        return None;
+    }
+    let vrrp_len = repr.buffer_len();
+    let total = u16::try_from(IP_LEN + vrrp_len).ok()?;
+    let mut frame = vec![0u8; ETH_LEN + IP_LEN + vrrp_len];
+    let mut eth = EthernetFrame::new_unchecked(&mut frame[..]);
+    eth.set_dst(VRRP_MAC_V4);
+    eth.set_src(mac);
+    eth.set_ethertype(ETHERTYPE_IPV4);
+    let mut ip = Ipv4Packet::new_unchecked(&mut frame[ETH_LEN..]);
+    ip.set_version(4);
+    ip.set_header_len(IP_LEN);
+    ip.set_tos(ADVERT_TOS);
+    ip.set_total_len(total);
+    ip.set_ident(ident);
+    ip.set_ttl(255);
+    ip.set_protocol(IPPROTO_VRRP);
+    ip.set_src_addr(src);
+    ip.set_dst_addr(VRRP_GROUP_V4);
+    ip.fill_checksum();
+    if !repr.emit(&mut frame[ETH_LEN + IP_LEN..], IpAddr::V4(src), IpAddr::V4(VRRP_GROUP_V4)) {
+        return None;
+    }
+    Some(frame)
+}
+
+/// A gratuitous ARP frame announcing that `ip` is at `mac`.
+pub fn garp_frame(mac: MacAddr, ip: Ipv4Addr) -> Vec<u8> {
+    let mut frame = vec![0u8; ARP_FRAME_LEN];
+    // ARP_FRAME_LEN is long enough by the data path's own contract.
+    let _ = write_gratuitous(&mut frame, mac, ip);
+    frame
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rvs_dataplane::wire::vrrp::{Family, VrrpPacket};
+    use rvs_dataplane::wire::{ArpPacket, ARP_REQUEST, ETHERTYPE_ARP};
+
+    #[test]
+    fn advert_frame_is_what_keepalived_expects() {
+        let mac = MacAddr([2, 0, 0, 0, 0, 1]);
+        let src = Ipv4Addr::new(10, 10, 0, 1);
+        let repr = VrrpRepr {
+            version: 3,
+            vrid: 51,
+            priority: 200,
+            interval_cs: 10,
+            addresses: vec![IpAddr::V4(Ipv4Addr::new(10, 10, 0, 100)), IpAddr::V4(Ipv4Addr::new(10, 20, 0, 100))],
+        };
+        let f = advert_frame(mac, src, &repr, 7).unwrap();
+        let eth = EthernetFrame::new_checked(&f[..]).unwrap();
+        assert_eq!((eth.dst(), eth.src(), eth.ethertype()), (VRRP_MAC_V4, mac, ETHERTYPE_IPV4));
+        let ip = Ipv4Packet::new_checked(eth.payload()).unwrap();
+        assert!(ip.verify_checksum());
+        assert_eq!((ip.ttl(), ip.protocol(), ip.tos(), ip.ident()), (255, 112, 0xc0, 7));
+        assert_eq!((ip.src_addr(), ip.dst_addr()), (src, VRRP_GROUP_V4));
+        let v = VrrpPacket::new_checked(ip.payload(), Family::V4).unwrap();
+        assert!(v.verify_checksum(IpAddr::V4(src), IpAddr::V4(VRRP_GROUP_V4)));
+        // The same bytes as the hand-checked advert of the wire module's tests.
+        assert_eq!(ip.payload(), [0x31, 51, 200, 2, 0, 10, 0x07, 0x3c, 10, 10, 0, 100, 10, 20, 0, 100]);
+        let v6 = VrrpRepr { addresses: vec!["fd00::1".parse().unwrap()], ..repr };
+        assert_eq!(advert_frame(mac, src, &v6, 0), None);
+    }
+
+    #[test]
+    fn garp_announces_the_address() {
+        let mac = MacAddr([2, 0, 0, 0, 0, 1]);
+        let ip = Ipv4Addr::new(10, 20, 0, 100);
+        let f = garp_frame(mac, ip);
+        let eth = EthernetFrame::new_checked(&f[..]).unwrap();
+        assert_eq!((eth.dst(), eth.ethertype()), (MacAddr::BROADCAST, ETHERTYPE_ARP));
+        let arp = ArpPacket::new_checked(eth.payload()).unwrap();
+        assert_eq!((arp.operation(), arp.sender_mac(), arp.sender_ip(), arp.target_ip()), (ARP_REQUEST, mac, ip, ip));
+    }
+}

@@ -3,8 +3,15 @@
 //! * [`vrrp`]: one instance's sans-IO state machine (timers, preemption, priority 0,
 //!   split brain, tracking, step-down), driven with `now` passed in;
 //! * [`frames`]: the adverts and gratuitous ARP frames it sends;
+//! * [`run`]: the HA thread, the thin shell that owns the data path's HA rings
+//!   ([`rvs_dataplane::ha::HaEnd`]) and roles ([`rvs_dataplane::ha::HaRoles`]), feeds the
+//!   instances adverts, tracking and time, sends their frames, applies their roles,
+//!   logs transitions and runs `notify`;
+//! * [`view`]: what `/v1/ha`, `/v1/status` and `/metrics` show.
 //!
 //! Connection sync (`[ha] sync_listen`, `sync_peer`, `key_file`) is not built yet.
 
 pub mod frames;
+pub mod run;
+pub mod view;
 pub mod vrrp;

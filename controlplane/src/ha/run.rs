@@ -1,0 +1,503 @@
+//! The HA thread: the thin I/O shell around the VRRP [`Instance`]s.
+//!
+//! One std thread owns the instances, the control plane's end of the HA rings
+//! ([`HaEnd`]) and the roles the workers read ([`HaRoles`]). Each turn it:
+//!
+//! 1. computes each instance's tracking ([`Environment`]): its own port's link and its
+//!    `track_ports`' (link down → fault), the workers' poll counters (`track_workers`: a
+//!    counter that has not moved for [`WORKER_STALL`] → fault), the tracked services
+//!    (no server up → fault, or the priority lowered by `track_service_weight` each);
+//! 2. hands every received VRRP packet to the instance of its port and VRID (others are
+//!    counted as `adverts_unknown_vrid`), runs the instances' timers, and carries out
+//!    their actions: adverts and gratuitous ARP frames are queued for worker 0
+//!    ([`HaEnd::send_frame`]), roles are applied ([`HaRoles::set_master`]), every
+//!    transition is logged with its reason and runs the instance's `notify` command;
+//! 3. answers step-down requests from the REST API and publishes [`HaStatus`];
+//! 4. sleeps until the next deadline, at most [`MAX_SLEEP`] (received adverts are not
+//!    signalled, so they wait at most that long).
+//!
+//! At shutdown ([`Shell::shutdown`]) every master sends priority 0 and gives its
+//! addresses up; the daemon stops the workers only after that, so worker 0 sends them.
+//!
+//! `notify` runs the instance's program with `RVS_VRRP_VRID`, `RVS_VRRP_STATE` (the new
+//! state), `RVS_VRRP_PREVIOUS`, `RVS_VRRP_PRIORITY` (effective) and `RVS_VRRP_REASON` in
+//! its environment; rvsd does not wait for it (exited children are reaped each turn).
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use ipnet::Ipv4Net;
+use rvs_dataplane::ha::{HaEnd, HaGroup, HaRoles, HaRolesError, IPPROTO_VRRP, VRRP_GROUP_V4};
+use rvs_dataplane::types::PortId;
+use rvs_dataplane::wire::{Ipv4Packet, MacAddr, VrrpRepr};
+
+use super::frames::{advert_frame, garp_frame};
+use super::view::{HaStatus, InstanceStatus};
+use super::vrrp::{Action, Instance, InstanceConfig, Invalid, State, Tracking};
+use crate::config::{Config, HaInstance, L4Proto, TrackEffect};
+
+/// Longest sleep between turns: the latency a received advert may wait.
+pub const MAX_SLEEP: Duration = Duration::from_millis(5);
+
+/// A worker whose poll counter has not moved for this long is stalled (`track_workers`).
+pub const WORKER_STALL: Duration = Duration::from_secs(1);
+
+/// Default hold time of `POST /v1/ha/{vrid}/step-down`.
+pub const DEFAULT_STEP_DOWN_HOLD: Duration = Duration::from_secs(300);
+
+/// How long the daemon lets worker 0 send the shutdown adverts before stopping it.
+pub const SHUTDOWN_DRAIN: Duration = Duration::from_millis(50);
+
+/// What `/v1/ha` and `/v1/status` read, written by the HA thread each turn.
+pub type HaBoard = Arc<Mutex<HaStatus>>;
+
+/// What tracking reads from the running daemon (ports, workers, health).
+pub trait Environment {
+    /// Whether port `port` (index in [`Config::ports`]) has link.
+    fn link_up(&self, port: usize) -> bool;
+    /// Every worker's poll counter, by worker index.
+    fn worker_polls(&self) -> Vec<u64>;
+    /// Whether the service has health-checked servers and none of them is up.
+    fn service_down(&self, service: (L4Proto, Ipv4Addr, u16)) -> bool;
+}
+
+/// One port as the HA thread needs it: name, MAC (the NIC's or the configured one), and
+/// its address with prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HaPort {
+    /// Configured name.
+    pub name: String,
+    /// The MAC frames are sent from.
+    pub mac: MacAddr,
+    /// Own address and connected prefix.
+    pub net: Ipv4Net,
+}
+
+/// Why a step-down was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StepDownError {
+    /// No instance has this VRID.
+    #[error("no [[ha.instance]] has vrid {0}")]
+    NoSuchVrid(u8),
+    /// The instance is not master, so there is nothing to step down from.
+    #[error("instance vrid {vrid} is {state}, not master; only a master steps down")]
+    NotMaster {
+        /// The VRID.
+        vrid: u8,
+        /// Its state.
+        state: String,
+    },
+    /// The HA thread did not answer.
+    #[error("the HA thread did not answer")]
+    Unavailable,
+}
+
+/// A step-down request from the REST API: VRID, hold time, where to answer.
+pub type StepDown = (u8, Duration, tokio::sync::oneshot::Sender<Result<InstanceStatus, StepDownError>>);
+
+/// The REST API's end: the board and the request queue.
+#[derive(Debug)]
+pub struct HaHandle {
+    /// The published status.
+    pub board: HaBoard,
+    /// Step-down requests to the HA thread.
+    pub requests: Mutex<mpsc::Sender<StepDown>>,
+}
+
+impl HaHandle {
+    /// Asks the HA thread to step instance `vrid` down and waits for its answer.
+    pub async fn step_down(&self, vrid: u8, hold: Duration) -> Result<InstanceStatus, StepDownError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let sent = self.requests.lock().unwrap_or_else(|p| p.into_inner()).send((vrid, hold, tx)).is_ok();
+        if !sent {
+            return Err(StepDownError::Unavailable);
+        }
+        match tokio::time::timeout(Duration::from_secs(2), rx).await {
+            Ok(Ok(r)) => r,
+            _ => Err(StepDownError::Unavailable),
+        }
+    }
+
+    /// The status now.
+    pub fn status(&self) -> HaStatus {
+        self.board.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+/// The roles the workers obey: one group per instance (its index), holding its addresses.
+/// `None` without `[ha]`.
+pub fn roles(config: &Config) -> Result<Option<Arc<HaRoles>>, HaRolesError> {
+    let Some(ha) = &config.ha else { return Ok(None) };
+    let addrs = ha
+        .instances
+        .iter()
+        .enumerate()
+        .flat_map(|(i, inst)| inst.addresses.iter().map(move |a| (*a, HaGroup(i as u16))));
+    HaRoles::new(ha.instances.len(), addrs).map(|r| Some(Arc::new(r)))
+}
+
+struct Slot {
+    inst: Instance,
+    cfg: HaInstance,
+    /// Where each address is announced: (port, address).
+    garp: Vec<(usize, Ipv4Addr)>,
+}
+
+/// The instances with their I/O (see the module docs).
+pub struct Shell {
+    slots: Vec<Slot>,
+    ports: Vec<HaPort>,
+    end: HaEnd,
+    roles: Arc<HaRoles>,
+    watchdog: Vec<(u64, Instant)>,
+    unknown_vrid: u64,
+    malformed: u64,
+    ident: u16,
+    children: Vec<Child>,
+    wall: SystemTime,
+    epoch: Instant,
+}
+
+impl std::fmt::Debug for Shell {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shell").field("instances", &self.slots.len()).finish_non_exhaustive()
+    }
+}
+
+impl Shell {
+    /// The instances of `config`'s `[ha]` (none without it), sending from `ports`
+    /// (indexed like [`Config::ports`]).
+    pub fn new(config: &Config, ports: Vec<HaPort>, end: HaEnd, roles: Arc<HaRoles>, now: Instant) -> Shell {
+        let instances = config.ha.as_ref().map(|h| h.instances.clone()).unwrap_or_default();
+        let slots = instances
+            .into_iter()
+            .map(|cfg| {
+                let primary = ports.get(cfg.port).map_or(Ipv4Addr::UNSPECIFIED, |p| p.net.addr());
+                let garp = cfg
+                    .addresses
+                    .iter()
+                    .filter_map(|a| match a {
+                        IpAddr::V4(v4) => Some(*v4),
+                        IpAddr::V6(_) => None,
+                    })
+                    .flat_map(|a| {
+                        // On the port whose prefix holds it; a VIP on no prefix is answered
+                        // on every port, so it is announced on every port.
+                        let on: Vec<usize> = match ports.iter().position(|p| p.net.contains(&a)) {
+                            Some(k) => vec![k],
+                            None => (0..ports.len()).collect(),
+                        };
+                        on.into_iter().map(move |k| (k, a))
+                    })
+                    .collect();
+                let ic = InstanceConfig {
+                    vrid: cfg.vrid,
+                    version: cfg.version,
+                    priority: cfg.priority,
+                    advert_interval: cfg.advert_interval,
+                    preempt: cfg.preempt,
+                    preempt_delay: cfg.preempt_delay,
+                    addresses: cfg.addresses.clone(),
+                    primary: IpAddr::V4(primary),
+                    garp_repeat: cfg.garp_master_repeat,
+                    garp_delay: cfg.garp_master_delay,
+                };
+                Slot { inst: Instance::new(ic), cfg, garp }
+            })
+            .collect();
+        Shell {
+            slots,
+            ports,
+            end,
+            roles,
+            watchdog: Vec::new(),
+            unknown_vrid: 0,
+            malformed: 0,
+            ident: 0,
+            children: Vec::new(),
+            wall: SystemTime::now(),
+            epoch: now,
+        }
+    }
+
+    /// The instances' states, in configuration order.
+    pub fn states(&self) -> Vec<State> {
+        self.slots.iter().map(|s| s.inst.state()).collect()
+    }
+
+    /// One turn at `now`: tracking, adverts in, timers, actions out.
+    pub fn turn(&mut self, now: Instant, env: &dyn Environment) {
+        self.track(now, env);
+        for s in &mut self.slots {
+            s.inst.start(now);
+        }
+        while let Some((port, packet)) = self.end.recv() {
+            self.receive(now, port, &packet);
+        }
+        for s in &mut self.slots {
+            s.inst.poll(now);
+        }
+        self.act();
+        self.children.retain_mut(|c| !matches!(c.try_wait(), Ok(Some(_)) | Err(_)));
+    }
+
+    fn track(&mut self, now: Instant, env: &dyn Environment) {
+        let polls = env.worker_polls();
+        if self.watchdog.len() != polls.len() {
+            self.watchdog = polls.iter().map(|p| (*p, now)).collect();
+        }
+        let mut stalled = None;
+        for (w, (p, (last, since))) in polls.iter().zip(self.watchdog.iter_mut()).enumerate() {
+            if p != last {
+                *last = *p;
+                *since = now;
+            } else if now.saturating_duration_since(*since) >= WORKER_STALL && stalled.is_none() {
+                stalled = Some(w);
+            }
+        }
+        for s in &mut self.slots {
+            let mut fault = None;
+            let mut decrement: u32 = 0;
+            let port_name = |k: usize| self.ports.get(k).map_or_else(|| format!("#{k}"), |p| p.name.clone());
+            for k in std::iter::once(s.cfg.port).chain(s.cfg.track_ports.iter().copied()) {
+                if fault.is_none() && !env.link_up(k) {
+                    fault = Some(format!("port `{}` has no link", port_name(k)));
+                }
+            }
+            if fault.is_none() && s.cfg.track_workers {
+                if let Some(w) = stalled {
+                    fault = Some(format!(
+                        "worker {w} stopped polling (no poll for {})",
+                        humantime::format_duration(WORKER_STALL)
+                    ));
+                }
+            }
+            for key in &s.cfg.track_services {
+                if env.service_down(*key) {
+                    match s.cfg.track_effect {
+                        TrackEffect::Fault if fault.is_none() => {
+                            fault =
+                                Some(format!("tracked service {}/{}/{} has no server up", key.0.name(), key.1, key.2));
+                        }
+                        TrackEffect::Fault => {}
+                        TrackEffect::Weight(w) => decrement += u32::from(w),
+                    }
+                }
+            }
+            let decrement = u8::try_from(decrement).unwrap_or(u8::MAX);
+            s.inst.set_tracking(now, Tracking { fault, decrement });
+        }
+    }
+
+    fn receive(&mut self, now: Instant, port: PortId, packet: &[u8]) {
+        let Ok(ip) = Ipv4Packet::new_checked(packet) else {
+            self.malformed += 1;
+            return;
+        };
+        if ip.protocol() != IPPROTO_VRRP || ip.dst_addr() != VRRP_GROUP_V4 || !ip.verify_checksum() {
+            self.malformed += 1;
+            return;
+        }
+        let payload = ip.payload();
+        let vrid = payload.get(1).copied();
+        let slot = self.slots.iter_mut().find(|s| usize::from(port.0) == s.cfg.port && Some(s.cfg.vrid) == vrid);
+        let Some(s) = slot else {
+            self.unknown_vrid += 1;
+            return;
+        };
+        let src = IpAddr::V4(ip.src_addr());
+        if let Err(reason) = s.inst.receive(now, src, IpAddr::V4(VRRP_GROUP_V4), ip.ttl(), payload) {
+            tracing::debug!(vrid = s.cfg.vrid, from = %src, reason = reason.name(), "VRRP: advert dropped");
+        }
+    }
+
+    fn act(&mut self) {
+        for i in 0..self.slots.len() {
+            let actions: Vec<Action> = self.slots[i].inst.take_actions().collect();
+            for a in actions {
+                match a {
+                    Action::Advert { priority } => self.send_advert(i, priority),
+                    Action::Garp { rounds } => self.send_garp(i, rounds),
+                    Action::Role { master } => self.roles.set_master(HaGroup(i as u16), master),
+                    Action::Transition(t) => {
+                        let s = &self.slots[i];
+                        let (vrid, port) = (s.cfg.vrid, self.ports.get(s.cfg.port).map_or("", |p| p.name.as_str()));
+                        if t.to == State::Master || t.from == State::Master || t.to == State::Fault {
+                            tracing::warn!(vrid, port, from = %t.from, to = %t.to, reason = %t.reason, "VRRP: now {}", t.to);
+                        } else {
+                            tracing::info!(vrid, port, from = %t.from, to = %t.to, reason = %t.reason, "VRRP: now {}", t.to);
+                        }
+                        self.notify(i, t.from, t.to, &t.reason);
+                    }
+                }
+            }
+        }
+    }
+
+    fn send_advert(&mut self, i: usize, priority: u8) {
+        let s = &self.slots[i];
+        let Some(port) = self.ports.get(s.cfg.port) else { return };
+        let c = s.inst.config();
+        let repr = VrrpRepr {
+            version: c.version,
+            vrid: c.vrid,
+            priority,
+            interval_cs: c.interval_cs(),
+            addresses: c.addresses.clone(),
+        };
+        self.ident = self.ident.wrapping_add(1);
+        if let Some(frame) = advert_frame(port.mac, port.net.addr(), &repr, self.ident) {
+            self.end.send_frame(PortId(s.cfg.port as u16), &frame);
+        }
+    }
+
+    fn send_garp(&mut self, i: usize, rounds: u32) {
+        for _ in 0..rounds {
+            for k in 0..self.slots[i].garp.len() {
+                let (port, addr) = self.slots[i].garp[k];
+                if let Some(p) = self.ports.get(port) {
+                    let frame = garp_frame(p.mac, addr);
+                    self.end.send_frame(PortId(port as u16), &frame);
+                }
+            }
+        }
+    }
+
+    fn notify(&mut self, i: usize, from: State, to: State, reason: &str) {
+        let s = &self.slots[i];
+        let Some((program, args)) = s.cfg.notify.split_first() else { return };
+        let spawned = Command::new(program)
+            .args(args)
+            .env("RVS_VRRP_VRID", s.cfg.vrid.to_string())
+            .env("RVS_VRRP_STATE", to.name())
+            .env("RVS_VRRP_PREVIOUS", from.name())
+            .env("RVS_VRRP_PRIORITY", s.inst.effective_priority().to_string())
+            .env("RVS_VRRP_REASON", reason)
+            .stdin(Stdio::null())
+            .spawn();
+        match spawned {
+            Ok(c) => self.children.push(c),
+            Err(e) => tracing::error!(vrid = s.cfg.vrid, program = %program, "VRRP: cannot run notify: {e}"),
+        }
+    }
+
+    /// A master of `vrid` resigns for `hold` (see [`Instance::step_down`]).
+    pub fn step_down(&mut self, now: Instant, vrid: u8, hold: Duration) -> Result<InstanceStatus, StepDownError> {
+        let i = self.slots.iter().position(|s| s.cfg.vrid == vrid).ok_or(StepDownError::NoSuchVrid(vrid))?;
+        if !self.slots[i].inst.step_down(now, hold) {
+            return Err(StepDownError::NotMaster { vrid, state: self.slots[i].inst.state().name().into() });
+        }
+        self.act();
+        Ok(self.instance_status(i))
+    }
+
+    /// Every master sends priority 0 and gives its addresses up; every instance ends in
+    /// `init`.
+    pub fn shutdown(&mut self, now: Instant) {
+        for s in &mut self.slots {
+            s.inst.shutdown(now);
+        }
+        self.act();
+    }
+
+    /// When the next turn is due, at most [`MAX_SLEEP`] from `now`.
+    pub fn next_turn(&self, now: Instant) -> Instant {
+        let cap = now + MAX_SLEEP;
+        self.slots.iter().filter_map(|s| s.inst.next_deadline()).fold(cap, Instant::min)
+    }
+
+    fn rfc3339(&self, at: Instant) -> String {
+        let wall = match at.checked_duration_since(self.epoch) {
+            Some(d) => self.wall + d,
+            None => self.wall - self.epoch.saturating_duration_since(at),
+        };
+        humantime::format_rfc3339_millis(wall).to_string()
+    }
+
+    fn instance_status(&self, i: usize) -> InstanceStatus {
+        let s = &self.slots[i];
+        let c = s.inst.counters();
+        let last = s.inst.last_transition();
+        InstanceStatus {
+            vrid: s.cfg.vrid,
+            port: self.ports.get(s.cfg.port).map(|p| p.name.clone()).unwrap_or_default(),
+            version: s.cfg.version,
+            state: s.inst.state().name().into(),
+            priority: s.cfg.priority,
+            effective_priority: s.inst.effective_priority(),
+            master: s.inst.master().map(|(a, _)| a.to_string()),
+            master_priority: s.inst.master().map(|(_, p)| p),
+            advert_interval_ms: u64::try_from(s.cfg.advert_interval.as_millis()).unwrap_or(u64::MAX),
+            preempt: s.cfg.preempt,
+            addresses: s.cfg.addresses.iter().map(|a| a.to_string()).collect(),
+            since: last.map(|(t, _)| self.rfc3339(*t)),
+            reason: last.map(|(_, r)| r.clone()),
+            adverts_sent: c.adverts_sent,
+            adverts_received: c.adverts_received,
+            invalid: Invalid::ALL.iter().map(|r| (r.name().to_string(), c.invalid(*r))).collect(),
+            transitions: c.transitions,
+        }
+    }
+
+    /// What `/v1/ha` shows now.
+    pub fn status(&self) -> HaStatus {
+        HaStatus {
+            instances: (0..self.slots.len()).map(|i| self.instance_status(i)).collect(),
+            adverts_unknown_vrid: self.unknown_vrid,
+            packets_malformed: self.malformed,
+            frames_dropped: self.end.tx_dropped(),
+        }
+    }
+}
+
+/// Runs the HA thread until `stop` is set, then shuts the instances down (priority 0
+/// from every master) and returns.
+pub fn spawn(
+    mut shell: Shell,
+    env: Box<dyn Environment + Send>,
+    requests: mpsc::Receiver<StepDown>,
+    board: HaBoard,
+    stop: Arc<AtomicBool>,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new().name("rvs-ha".into()).spawn(move || {
+        while !stop.load(Ordering::Relaxed) {
+            let now = Instant::now();
+            shell.turn(now, env.as_ref());
+            while let Ok((vrid, hold, answer)) = requests.try_recv() {
+                let r = shell.step_down(now, vrid, hold);
+                if r.is_ok() {
+                    tracing::warn!(vrid, hold = %humantime::format_duration(hold), "VRRP: stepped down on request");
+                }
+                let _ = answer.send(r);
+            }
+            *board.lock().unwrap_or_else(|p| p.into_inner()) = shell.status();
+            let next = shell.next_turn(Instant::now());
+            std::thread::sleep(next.saturating_duration_since(Instant::now()).max(Duration::from_micros(200)));
+        }
+        shell.shutdown(Instant::now());
+        *board.lock().unwrap_or_else(|p| p.into_inner()) = shell.status();
+        tracing::info!("VRRP: instances shut down");
+    })
+}
+
+/// Per-port and per-worker helpers for [`Environment`] implementations: which services'
+/// servers are all down, from the health board.
+pub fn services_down(
+    board: &HashMap<crate::services::ServerRef, crate::runtime::HealthView>,
+) -> HashMap<(L4Proto, Ipv4Addr, u16), bool> {
+    let mut out: HashMap<(L4Proto, Ipv4Addr, u16), bool> = HashMap::new();
+    for ((svc, _, _), view) in board {
+        let e = out.entry((svc.proto, svc.vip, svc.port)).or_insert(true);
+        if view.state != "down" {
+            *e = false;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,268 @@
+//! Two shells (lb1, lb2) wired back to back through their HA rings, on a virtual clock:
+//! frames worker 0 would send on one node arrive as punted packets on the other.
+
+use std::cell::Cell;
+use std::time::{Duration, Instant};
+
+use rvs_dataplane::ha::{ha_links, HaLink};
+use rvs_dataplane::wire::{EthernetFrame, ETHERTYPE_ARP, ETHERTYPE_IPV4};
+
+use super::*;
+
+const LB1: &str = r#"
+[[port]]
+name = "front"
+device = "net_ring0"
+address = "10.10.0.1/24"
+mac = "02:00:00:00:00:01"
+[[port]]
+name = "back"
+device = "net_ring1"
+address = "10.20.0.1/24"
+mac = "02:00:00:00:01:01"
+[[service]]
+protocol = "tcp"
+address = "10.10.0.100"
+port = 80
+scheduler = "rr"
+[[service.server]]
+address = "10.20.0.11"
+forward = "nat"
+[ha]
+[[ha.instance]]
+vrid = 51
+port = "front"
+priority = PRIO
+advert_interval = "100ms"
+addresses = ["10.10.0.100", "10.20.0.100"]
+track_services = ["tcp/10.10.0.100/80"]
+"#;
+
+struct Env {
+    link: Cell<bool>,
+    polls: Cell<u64>,
+    down: Cell<bool>,
+}
+
+impl Env {
+    fn new() -> Env {
+        Env { link: Cell::new(true), polls: Cell::new(0), down: Cell::new(false) }
+    }
+}
+
+impl Environment for Env {
+    fn link_up(&self, _port: usize) -> bool {
+        self.link.get()
+    }
+    fn worker_polls(&self) -> Vec<u64> {
+        self.polls.set(self.polls.get() + 1);
+        vec![self.polls.get()]
+    }
+    fn service_down(&self, _service: (L4Proto, Ipv4Addr, u16)) -> bool {
+        self.down.get()
+    }
+}
+
+struct Node {
+    shell: Shell,
+    link: HaLink,
+    roles: Arc<HaRoles>,
+    env: Env,
+}
+
+fn node(prio: u8, front: &str, mac: u8) -> Node {
+    let text = LB1.replace("PRIO", &prio.to_string()).replace("10.10.0.1/24", front);
+    let config = Config::from_toml(&text).unwrap_or_else(|e| panic!("{e}"));
+    let roles = roles(&config).unwrap().unwrap();
+    let (mut links, end) = ha_links(1, 256);
+    let ports = config
+        .ports
+        .iter()
+        .map(|p| HaPort {
+            name: p.name.clone(),
+            mac: MacAddr([2, 0, 0, 0, mac, p.address.addr().octets()[1]]),
+            net: p.address,
+        })
+        .collect();
+    let shell = Shell::new(&config, ports, end, Arc::clone(&roles), Instant::now());
+    Node { shell, link: links.remove(0), roles, env: Env::new() }
+}
+
+/// Frames `from` sent: (port, ethertype) each, delivered to `to` (when given) as worker 0
+/// would punt them.
+fn carry(from: &Node, to: Option<&Node>) -> Vec<(u16, u16)> {
+    let mut out = Vec::new();
+    while let Some((port, frame)) = from.link.take_frame(|p, f| (p, f.to_vec())) {
+        let eth = EthernetFrame::new_checked(&frame[..]).unwrap();
+        out.push((port.0, eth.ethertype()));
+        if let Some(to) = to {
+            if eth.ethertype() == ETHERTYPE_IPV4 {
+                to.link.punt(port, eth.payload()).unwrap();
+            }
+        }
+    }
+    out
+}
+
+/// Runs both nodes from `t` for `d` in 5 ms steps; `alive2` false cuts lb1 → lb2 only
+/// when `cut` (lb1 dead).
+fn run(a: &mut Node, b: &mut Node, t: &mut Instant, d: Duration, a_alive: bool) {
+    let end = *t + d;
+    while *t < end {
+        if a_alive {
+            a.shell.turn(*t, &a.env);
+        }
+        b.shell.turn(*t, &b.env);
+        if a_alive {
+            carry(a, Some(b));
+        }
+        carry(b, if a_alive { Some(a) } else { None });
+        *t += Duration::from_millis(5);
+    }
+}
+
+#[test]
+fn higher_priority_is_master_and_the_backup_takes_over_when_it_dies() {
+    let mut a = node(200, "10.10.0.1/24", 1);
+    let mut b = node(100, "10.10.0.10/24", 2);
+    let mut t = Instant::now();
+    run(&mut a, &mut b, &mut t, Duration::from_secs(1), true);
+    assert_eq!((a.shell.states(), b.shell.states()), (vec![State::Master], vec![State::Backup]));
+    assert!(a.roles.is_master(HaGroup(0)) && !b.roles.is_master(HaGroup(0)));
+    let st = b.shell.status();
+    assert_eq!(st.instances[0].master.as_deref(), Some("10.10.0.1"));
+    assert!(st.instances[0].adverts_received >= 5, "{st:?}");
+    // lb1 dies silently: lb2 takes over 3 × 100 ms + skew (156/256 × 100 ms) after lb1's
+    // last advert, which left up to one interval before it died.
+    let died = t;
+    while b.shell.states()[0] != State::Master {
+        run(&mut a, &mut b, &mut t, Duration::from_millis(5), false);
+        assert!(t - died < Duration::from_secs(1));
+    }
+    let gap = t - died;
+    assert!(gap >= Duration::from_millis(260) && gap <= Duration::from_millis(370), "{gap:?}");
+    assert!(b.roles.is_master(HaGroup(0)));
+}
+
+#[test]
+fn a_new_master_announces_every_address_on_its_port_and_shutdown_sends_priority_zero() {
+    let mut a = node(200, "10.10.0.1/24", 1);
+    let mut t = Instant::now();
+    let mut frames = Vec::new();
+    while a.shell.states().first() != Some(&State::Master) {
+        a.shell.turn(t, &a.env);
+        frames.extend(carry(&a, None));
+        t += Duration::from_millis(5);
+    }
+    // One advert on front, then 5 rounds of GARP: 10.10.0.100 on front (0), 10.20.0.100 on back (1).
+    assert_eq!(frames[0], (0, ETHERTYPE_IPV4));
+    let garps: Vec<_> = frames.iter().filter(|f| f.1 == ETHERTYPE_ARP).collect();
+    assert_eq!(garps.len(), 10);
+    assert_eq!(garps.iter().filter(|f| f.0 == 1).count(), 5);
+    a.shell.shutdown(t);
+    assert_eq!(carry(&a, None), [(0, ETHERTYPE_IPV4)]);
+    assert!(!a.roles.is_master(HaGroup(0)));
+    assert_eq!(a.shell.states(), [State::Init]);
+}
+
+#[test]
+fn sigterm_hands_over_after_skew_and_step_down_holds() {
+    let mut a = node(200, "10.10.0.1/24", 1);
+    let mut b = node(100, "10.10.0.10/24", 2);
+    let mut t = Instant::now();
+    run(&mut a, &mut b, &mut t, Duration::from_secs(1), true);
+    // Step-down: lb2 takes over after its skew, lb1 does not preempt back during the hold.
+    let st = a.shell.step_down(t, 51, Duration::from_secs(60)).unwrap();
+    assert_eq!(st.state, "backup");
+    assert_eq!(
+        a.shell.step_down(t, 51, Duration::from_secs(60)).unwrap_err(),
+        StepDownError::NotMaster { vrid: 51, state: "backup".into() }
+    );
+    assert_eq!(a.shell.step_down(t, 9, Duration::from_secs(60)).unwrap_err(), StepDownError::NoSuchVrid(9));
+    run(&mut a, &mut b, &mut t, Duration::from_secs(2), true);
+    assert_eq!((a.shell.states(), b.shell.states()), (vec![State::Backup], vec![State::Master]));
+    // Shutdown of the master (lb2): lb1 takes over after its skew only (22 ms at 200).
+    b.shell.shutdown(t);
+    carry(&b, Some(&a));
+    let stopped = t;
+    while a.shell.states()[0] != State::Master {
+        a.shell.turn(t, &a.env);
+        carry(&a, None);
+        t += Duration::from_millis(1);
+    }
+    assert!(t - stopped < Duration::from_millis(40), "{:?}", t - stopped);
+}
+
+#[test]
+fn tracking_faults_on_link_worker_and_service() {
+    let mut a = node(200, "10.10.0.1/24", 1);
+    let mut t = Instant::now();
+    for _ in 0..200 {
+        a.shell.turn(t, &a.env);
+        carry(&a, None);
+        t += Duration::from_millis(5);
+    }
+    assert_eq!(a.shell.states(), [State::Master]);
+    a.env.link.set(false);
+    a.shell.turn(t, &a.env);
+    assert_eq!(a.shell.states(), [State::Fault]);
+    assert!(a.shell.status().instances[0].reason.as_deref().unwrap().contains("`front` has no link"));
+    a.env.link.set(true);
+    a.shell.turn(t, &a.env);
+    assert_eq!(a.shell.states(), [State::Backup]);
+    a.env.down.set(true);
+    a.shell.turn(t, &a.env);
+    assert_eq!(a.shell.states(), [State::Fault]);
+    assert!(a.shell.status().instances[0].reason.as_deref().unwrap().contains("tcp/10.10.0.100/80 has no server up"));
+    a.env.down.set(false);
+    a.shell.turn(t, &a.env);
+    assert_eq!(a.shell.states(), [State::Backup]);
+    // A worker whose poll counter stands still for WORKER_STALL.
+    struct Stalled;
+    impl Environment for Stalled {
+        fn link_up(&self, _: usize) -> bool {
+            true
+        }
+        fn worker_polls(&self) -> Vec<u64> {
+            vec![7]
+        }
+        fn service_down(&self, _: (L4Proto, Ipv4Addr, u16)) -> bool {
+            false
+        }
+    }
+    a.shell.turn(t, &Stalled);
+    a.shell.turn(t + WORKER_STALL, &Stalled);
+    assert_eq!(a.shell.states(), [State::Fault]);
+    assert!(a.shell.status().instances[0].reason.as_deref().unwrap().contains("worker 0 stopped polling"));
+}
+
+#[test]
+fn unknown_vrids_and_malformed_packets_are_counted() {
+    let mut a = node(200, "10.10.0.1/24", 1);
+    let t = Instant::now();
+    let r = VrrpRepr { version: 3, vrid: 9, priority: 100, interval_cs: 100, addresses: vec![] };
+    let f = advert_frame(MacAddr([2, 0, 0, 0, 0, 9]), Ipv4Addr::new(10, 10, 0, 9), &r, 1).unwrap();
+    a.link.punt(PortId(0), &f[14..]).unwrap();
+    a.link.punt(PortId(0), &f[14..30]).unwrap();
+    // VRID 51 on the wrong port.
+    let r = VrrpRepr { vrid: 51, ..r };
+    let f = advert_frame(MacAddr([2, 0, 0, 0, 0, 9]), Ipv4Addr::new(10, 10, 0, 9), &r, 1).unwrap();
+    a.link.punt(PortId(1), &f[14..]).unwrap();
+    a.shell.turn(t, &a.env);
+    let st = a.shell.status();
+    assert_eq!((st.adverts_unknown_vrid, st.packets_malformed), (2, 1));
+}
+
+#[test]
+fn services_down_needs_every_checked_server_down() {
+    use crate::runtime::HealthView;
+    use rvs_dataplane::types::ServiceKey;
+    let key = ServiceKey { proto: L4Proto::Tcp, vip: Ipv4Addr::new(10, 10, 0, 100), port: 80 };
+    let view = |s: &str| HealthView { state: s.into(), since: None, last: String::new() };
+    let mut board = HashMap::new();
+    board.insert((key, Ipv4Addr::new(10, 20, 0, 11), 80), view("down"));
+    board.insert((key, Ipv4Addr::new(10, 20, 0, 12), 80), view("up"));
+    assert_eq!(services_down(&board).get(&(L4Proto::Tcp, key.vip, 80)), Some(&false));
+    board.insert((key, Ipv4Addr::new(10, 20, 0, 12), 80), view("down"));
+    assert_eq!(services_down(&board).get(&(L4Proto::Tcp, key.vip, 80)), Some(&true));
+}

@@ -59,6 +59,8 @@ pub const ROUTES: &[(&str, &[&str])] = &[
     ("/v1/timeouts", &["get", "put"]),
     ("/v1/stats", &["get"]),
     ("/v1/stats/zero", &["post"]),
+    ("/v1/ha", &["get"]),
+    ("/v1/ha/{vrid}/step-down", &["post"]),
     ("/metrics", &["get"]),
 ];
 
@@ -134,6 +136,7 @@ pub struct AppState {
     worker_timeout: Duration,
     estimator: crate::rates::SharedEstimator,
     metrics: Arc<dyn crate::metrics::MetricsSource>,
+    ha: Option<Arc<crate::ha::run::HaHandle>>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -175,7 +178,14 @@ impl AppState {
             worker_timeout: WORKER_TIMEOUT,
             estimator,
             metrics,
+            ha: None,
         }
+    }
+
+    /// Serves `/v1/ha` from the HA thread behind `ha` (without it, `/v1/ha` answers 404).
+    pub fn with_ha(mut self, ha: Arc<crate::ha::run::HaHandle>) -> AppState {
+        self.ha = Some(ha);
+        self
     }
 
     /// Uses `estimator` (ticked by the daemon every 2 s) for rates in `/v1/stats` and
@@ -229,6 +239,8 @@ pub fn router(state: St) -> Router {
         .route("/v1/timeouts", get(get_timeouts).put(put_timeouts).fallback(method_not_allowed))
         .route("/v1/stats", get(stats).fallback(method_not_allowed))
         .route("/v1/stats/zero", post(zero_stats).fallback(method_not_allowed))
+        .route("/v1/ha", get(get_ha).fallback(method_not_allowed))
+        .route("/v1/ha/:vrid/step-down", post(step_down).fallback(method_not_allowed))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(Arc::clone(&state), auth))
         .with_state(state)
@@ -265,6 +277,46 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 
 async fn status(State(st): State<St>) -> Json<Status> {
     Json(st.status.status())
+}
+
+fn ha_handle(st: &AppState) -> Result<Arc<crate::ha::run::HaHandle>, ApiError> {
+    st.ha.clone().ok_or_else(|| {
+        ApiError::new(StatusCode::NOT_FOUND, "HA is not configured: add [ha] with [[ha.instance]] to the configuration")
+    })
+}
+
+/// `GET /v1/ha`: every VRRP instance (see [`crate::ha::view::HaStatus`]).
+async fn get_ha(State(st): State<St>) -> Result<Json<crate::ha::view::HaStatus>, ApiError> {
+    Ok(Json(ha_handle(&st)?.status()))
+}
+
+/// `POST /v1/ha/{vrid}/step-down[?hold=DURATION]`: the master of `vrid` sends priority 0,
+/// becomes backup, and does not preempt for `hold` (default 300s); answers the
+/// instance. 404 for an unknown VRID, 409 when the instance is not master.
+async fn step_down(
+    State(st): State<St>,
+    Path(vrid): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Result<Json<crate::ha::view::InstanceStatus>, ApiError> {
+    use crate::ha::run::StepDownError;
+    let ha = ha_handle(&st)?;
+    let vrid: u8 =
+        vrid.parse().ok().filter(|v| *v > 0).ok_or_else(|| {
+            ApiError::field(StatusCode::NOT_FOUND, "path", format!("`{vrid}` is not a VRID (1..255)"))
+        })?;
+    let query = parse_query(q.as_deref(), &["hold"])?;
+    let hold = match query.get("hold") {
+        None => crate::ha::run::DEFAULT_STEP_DOWN_HOLD,
+        Some(h) => humantime::parse_duration(h).map_err(|e| {
+            ApiError::field(StatusCode::BAD_REQUEST, "hold", format!("`{h}` is not a duration ({e}); write it like 5m"))
+        })?,
+    };
+    match ha.step_down(vrid, hold).await {
+        Ok(view) => Ok(Json(view)),
+        Err(e @ StepDownError::NoSuchVrid(_)) => Err(ApiError::field(StatusCode::NOT_FOUND, "path", e.to_string())),
+        Err(e @ StepDownError::NotMaster { .. }) => Err(ApiError::new(StatusCode::CONFLICT, e.to_string())),
+        Err(e @ StepDownError::Unavailable) => Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string())),
+    }
 }
 
 async fn openapi() -> Json<serde_json::Value> {

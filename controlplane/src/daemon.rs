@@ -16,13 +16,18 @@
 //!    thread *before* any is launched;
 //! 7. the workers are launched on their lcores; worker 0 announces every address with
 //!    gratuitous ARP, then all poll;
-//! 8. the health thread ([`crate::health::run`]) starts, with the control plane's end of
+//! 8. with `[ha]`, the HA thread ([`crate::ha::run`]) starts with the control plane's end
+//!    of the HA rings (every worker punts VRRP adverts; worker 0 sends adverts and
+//!    gratuitous ARP) and the roles every worker obeys (each group starts backup);
+//!    the health thread ([`crate::health::run`]) starts, with the control plane's end of
 //!    the punt rings (every worker punts probe replies; worker 0 sends the probes);
 //!    REST is served on this (the main lcore's) thread by a current-thread tokio
 //!    runtime until SIGTERM or SIGINT; SIGHUP re-reads the config file and applies it
 //!    through the same path as `PUT /v1/config` ([`crate::runtime`]), logging the changes
 //!    or the errors (a bad file changes nothing);
-//! 9. shutdown: set the stop flag, wait for the health thread and every worker (their queues are released as
+//! 9. shutdown: the HA thread sends priority 0 for every instance it is master of and
+//!    gives the addresses up, and worker 0 gets [`crate::ha::run::SHUTDOWN_DRAIN`] to send
+//!    those adverts; then set the stop flag, wait for the health thread and every worker (their queues are released as
 //!    they return), stop and close the ports, release the pool, clean up the EAL.
 //!
 //! No half-applied state: whatever a failed step leaves behind (started ports, a pool,
@@ -38,6 +43,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context};
 use rvs_dataplane::control::control_link;
+use rvs_dataplane::ha;
 use rvs_dataplane::idle::IdlePolicy;
 use rvs_dataplane::l2l3::neigh::{NeighConfig, NeighSync};
 use rvs_dataplane::l2l3::route::StaticRoute;
@@ -230,6 +236,7 @@ struct LiveStatus {
     estimator: crate::rates::SharedEstimator,
     health: crate::health::run::HealthBoard,
     prober: Arc<crate::health::run::HealthCounters>,
+    ha: Option<crate::ha::run::HaBoard>,
 }
 
 struct LivePort {
@@ -268,7 +275,31 @@ impl StatusSource for LiveStatus {
             }
         }
         status.prober = Some(self.prober.snapshot());
+        status.ha = self.ha.as_ref().map(|b| b.lock().unwrap_or_else(|p| p.into_inner()).clone());
         status
+    }
+}
+
+/// What the HA thread tracks in the running daemon: port links, worker poll counters,
+/// and the health of tracked services.
+struct LiveHaEnv {
+    ports: Vec<Arc<Port>>,
+    workers: Vec<Arc<WorkerCounters>>,
+    health: crate::health::run::HealthBoard,
+}
+
+impl crate::ha::run::Environment for LiveHaEnv {
+    fn link_up(&self, port: usize) -> bool {
+        self.ports.get(port).is_some_and(|p| p.link().up)
+    }
+
+    fn worker_polls(&self) -> Vec<u64> {
+        self.workers.iter().map(|c| c.polls.get()).collect()
+    }
+
+    fn service_down(&self, service: (crate::config::L4Proto, Ipv4Addr, u16)) -> bool {
+        let board = self.health.lock().unwrap_or_else(|p| p.into_inner());
+        crate::ha::run::services_down(&board).get(&service).copied().unwrap_or(false)
     }
 }
 
@@ -351,6 +382,11 @@ pub fn run(config: &Config, text: &str, path: &Path) -> anyhow::Result<()> {
     let (probe_links, probe_end) =
         punt::probe_links(workers, punt::DEFAULT_RING_CAPACITY, config.dataplane.probe_ports.clone());
     let mut probe_links = probe_links.into_iter();
+    // VRRP: one role group per [[ha.instance]]; every worker punts the adverts it
+    // receives, worker 0 sends the HA thread's frames.
+    let ha_roles = crate::ha::run::roles(config).map_err(|e| anyhow::anyhow!("[ha]: {e}"))?;
+    let (ha_links, ha_end) = ha::ha_links(workers, ha::DEFAULT_HA_RING_CAPACITY);
+    let mut ha_links = ha_links.into_iter();
     for (index, sync) in meshes.drain(..).enumerate() {
         let wc = worker_config(config, index, &macs);
         let queue_id = u16::try_from(index).context("too many workers")?;
@@ -367,6 +403,9 @@ pub fn run(config: &Config, text: &str, path: &Path) -> anyhow::Result<()> {
             .with_lb(lb, links)
             .with_control(control)
             .with_probe(probe_links.next().context("probe rings have fewer ends than workers")?);
+        // Pending `Worker::with_ha(link, roles)` (the workers' side of VRRP): until it
+        // lands, the workers neither punt adverts nor send the HA thread's frames.
+        let _ha_link = ha_links.next().context("HA rings have fewer ends than workers")?;
         built.push(worker);
     }
 
@@ -380,9 +419,11 @@ pub fn run(config: &Config, text: &str, path: &Path) -> anyhow::Result<()> {
         estimator: Arc::clone(&estimator),
         health: crate::health::run::HealthBoard::default(),
         prober: Arc::default(),
+        ha: ha_roles.as_ref().map(|_| crate::ha::run::HaBoard::default()),
     };
     let health_board = Arc::clone(&status.health);
     let health_counters = Arc::clone(&status.prober);
+    let ha_board = status.ha.clone();
     let mut launched: Vec<u32> = Vec::new();
     // One timebase for every worker: monotonic nanoseconds since start-up.
     let epoch = Instant::now();
@@ -412,6 +453,35 @@ pub fn run(config: &Config, text: &str, path: &Path) -> anyhow::Result<()> {
 
     status.started = Instant::now();
     let port_handles: Vec<Arc<Port>> = status.ports.iter().map(|p| Arc::clone(&p.port)).collect();
+    // The HA thread has its own stop flag: at shutdown it sends priority 0 while the
+    // workers still run.
+    let ha_stop = Arc::new(AtomicBool::new(false));
+    let (ha_requests, ha_thread) = match (&ha_roles, &ha_board) {
+        (Some(roles), Some(board)) => {
+            let ports = config
+                .ports
+                .iter()
+                .zip(&macs)
+                .map(|(p, m)| crate::ha::run::HaPort { name: p.name.clone(), mac: WireMac(m.0), net: p.address })
+                .collect();
+            let shell = crate::ha::run::Shell::new(config, ports, ha_end, Arc::clone(roles), Instant::now());
+            let env = LiveHaEnv {
+                ports: port_handles.clone(),
+                workers: status.workers.iter().map(|(_, _, c)| Arc::clone(c)).collect(),
+                health: Arc::clone(&status.health),
+            };
+            let (tx, rx) = std::sync::mpsc::channel();
+            match crate::ha::run::spawn(shell, Box::new(env), rx, Arc::clone(board), Arc::clone(&ha_stop)) {
+                Ok(h) => (Some(tx), Some(h)),
+                Err(e) => {
+                    stop.store(true, Ordering::Relaxed);
+                    wait_workers(&eal, &launched);
+                    return Err(e).context("cannot start the HA (VRRP) thread");
+                }
+            }
+        }
+        _ => (None, None),
+    };
     // IPVS-style rate estimation and the latency window, ticked every 2 s on this thread.
     let rates_task = {
         let shared = Arc::clone(&shared);
@@ -444,7 +514,11 @@ pub fn run(config: &Config, text: &str, path: &Path) -> anyhow::Result<()> {
             }
         })
     };
-    let state = Arc::new(AppState::new(running, source, handles, token).with_estimator(Arc::clone(&estimator)));
+    let mut app = AppState::new(running, source, handles, token).with_estimator(Arc::clone(&estimator));
+    if let (Some(board), Some(requests)) = (ha_board, ha_requests) {
+        app = app.with_ha(Arc::new(crate::ha::run::HaHandle { board, requests: std::sync::Mutex::new(requests) }));
+    }
+    let state = Arc::new(app);
     let prober_config = crate::health::run::prober_config(config, config.dataplane.probe_ports.clone());
     let health = match crate::health::run::spawn(
         Arc::clone(&state),
@@ -474,6 +548,13 @@ pub fn run(config: &Config, text: &str, path: &Path) -> anyhow::Result<()> {
     rates_task.abort();
     reloader.abort();
 
+    // VRRP first: masters send priority 0 (the backup takes over after its skew time)
+    // and give their addresses up, then worker 0 gets time to send those frames.
+    ha_stop.store(true, Ordering::Relaxed);
+    if let Some(h) = ha_thread {
+        let _ = h.join();
+        std::thread::sleep(crate::ha::run::SHUTDOWN_DRAIN);
+    }
     stop.store(true, Ordering::Relaxed);
     if let Some(h) = health {
         let _ = h.join();

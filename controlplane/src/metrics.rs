@@ -278,6 +278,10 @@ pub fn render(input: &MetricsInput) -> String {
         }
     }
 
+    if let Some(ha) = &st.ha {
+        vrrp_families(&mut out, ha);
+    }
+
     // Ports.
     let port = |name: &str| -> Labels { vec![("port", name.to_string())] };
     out.family(
@@ -434,6 +438,65 @@ pub fn render(input: &MetricsInput) -> String {
 }
 
 /// The counters and rate gauges of services or servers, under `prefix`.
+/// `rvs_vrrp_*`: per instance (labels `vrid`, `port`), state as a number (0 init,
+/// 1 backup, 2 master, 3 fault; see [`crate::ha::vrrp::State::gauge`]), priorities and
+/// counters; invalid adverts also by `reason`.
+fn vrrp_families(out: &mut Out, ha: &crate::ha::view::HaStatus) {
+    let labels = |i: &crate::ha::view::InstanceStatus| -> Labels {
+        vec![("vrid", i.vrid.to_string()), ("port", i.port.clone())]
+    };
+    let state = |s: &str| match s {
+        "backup" => 1,
+        "master" => 2,
+        "fault" => 3,
+        _ => 0,
+    };
+    out.family(
+        "rvs_vrrp_state",
+        Kind::Gauge,
+        "VRRP state of the instance: 0 init, 1 backup, 2 master, 3 fault.",
+        ha.instances.iter().map(|i| (labels(i), Value::Int(state(&i.state)))),
+    );
+    out.family(
+        "rvs_vrrp_priority",
+        Kind::Gauge,
+        "VRRP priority in effect (after tracking).",
+        ha.instances.iter().map(|i| (labels(i), Value::Int(u64::from(i.effective_priority)))),
+    );
+    let counters: [Field<crate::ha::view::InstanceStatus>; 3] = [
+        ("rvs_vrrp_adverts_sent_total", "VRRP adverts sent (priority 0 included).", |i| i.adverts_sent),
+        ("rvs_vrrp_adverts_received_total", "Valid VRRP adverts received.", |i| i.adverts_received),
+        ("rvs_vrrp_transitions_total", "VRRP state changes.", |i| i.transitions),
+    ];
+    for (name, help, get) in counters {
+        out.family(name, Kind::Counter, help, ha.instances.iter().map(|i| (labels(i), Value::Int(get(i)))));
+    }
+    out.family(
+        "rvs_vrrp_adverts_invalid_total",
+        Kind::Counter,
+        "VRRP adverts dropped, by reason (ttl, version, vrid, type, checksum, truncated, auth, interval, addresses, own_address).",
+        ha.instances.iter().flat_map(|i| {
+            i.invalid.iter().map(move |(r, n)| {
+                let mut l = labels(i);
+                l.push(("reason", r.clone()));
+                (l, Value::Int(*n))
+            })
+        }),
+    );
+    out.family(
+        "rvs_vrrp_adverts_unknown_vrid_total",
+        Kind::Counter,
+        "VRRP adverts for a VRID no instance of their port has (ignored).",
+        [(vec![], Value::Int(ha.adverts_unknown_vrid))],
+    );
+    out.family(
+        "rvs_vrrp_frames_dropped_total",
+        Kind::Counter,
+        "VRRP adverts and gratuitous ARP frames not queued for worker 0 (ring full).",
+        [(vec![], Value::Int(ha.frames_dropped))],
+    );
+}
+
 fn traffic_families(out: &mut Out, prefix: &str, what: &str, items: &[TrafficItem]) {
     let counters: [TrafficField; 7] = [
         ("connections_total", Kind::Counter, "Connections scheduled to the", |t| t.conns),

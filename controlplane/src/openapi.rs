@@ -154,7 +154,39 @@ fn schemas() -> Value {
                 "in_bps": {"type": "integer"}, "out_bps": {"type": "integer"}
             }
         },
-        "Status": {"type": "object", "description": "ports, workers, drops and services; see rvs_controlplane::status"}
+        "Status": {"type": "object", "description": "ports, workers, drops, services, and `ha` (the HaStatus document) with [ha]; see rvs_controlplane::status"},
+        "HaInstance": {
+            "type": "object",
+            "properties": {
+                "vrid": {"type": "integer", "minimum": 1, "maximum": 255},
+                "port": {"type": "string"},
+                "version": {"type": "integer", "enum": [2, 3]},
+                "state": {"type": "string", "enum": ["init", "backup", "master", "fault"]},
+                "priority": {"type": "integer", "description": "configured"},
+                "effective_priority": {"type": "integer", "description": "after tracking"},
+                "master": {"type": "string", "description": "the master's address as last heard (ours when master)"},
+                "master_priority": {"type": "integer"},
+                "advert_interval_ms": {"type": "integer"},
+                "preempt": {"type": "boolean"},
+                "addresses": {"type": "array", "items": {"type": "string"}},
+                "since": {"type": "string", "format": "date-time", "description": "last transition"},
+                "reason": {"type": "string", "description": "why the last transition happened"},
+                "adverts_sent": {"type": "integer"},
+                "adverts_received": {"type": "integer", "description": "valid adverts"},
+                "invalid": {"type": "object", "additionalProperties": {"type": "integer"},
+                    "description": "dropped adverts by reason: ttl version vrid type checksum truncated auth interval addresses own_address"},
+                "transitions": {"type": "integer"}
+            }
+        },
+        "HaStatus": {
+            "type": "object",
+            "properties": {
+                "instances": {"type": "array", "items": {"$ref": "#/components/schemas/HaInstance"}},
+                "adverts_unknown_vrid": {"type": "integer"},
+                "packets_malformed": {"type": "integer"},
+                "frames_dropped": {"type": "integer"}
+            }
+        }
     })
 }
 
@@ -270,6 +302,10 @@ pub fn document() -> Value {
             },
             "/v1/stats": {"get": op("per service and server counters (ipvsadm -L --stats)", None, vec![ok("200", "stats", Some("Stats"))], vec![])},
             "/v1/stats/zero": {"post": op("zero the counters (ipvsadm -Z; ?service=tcp/VIP/PORT for one service)", None, vec![ok("204", "zeroed", None)], vec![])},
+            "/v1/ha": {"get": op("VRRP instances: state, priorities, master, last transition, advert counters (404 without [ha])", None, vec![ok("200", "HA status", Some("HaStatus"))], vec![])},
+            "/v1/ha/{vrid}/step-down": {"post": op("the master of VRID resigns: sends priority 0, becomes backup and does not preempt for `hold` (default 300s); 409 when not master",
+                None, vec![ok("200", "the instance after stepping down", Some("HaInstance"))],
+                vec![path_param("vrid", "the instance's VRID"), query_param("hold", "string", "how long not to preempt, e.g. 10m (default 300s)")])},
             "/metrics": {"get": {"summary": "Prometheus text exposition (rvs_ metrics)", "responses": {"200": {"description": "metrics", "content": {"text/plain": {"schema": {"type": "string"}}}}}}}
         }
     })

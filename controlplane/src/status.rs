@@ -63,6 +63,9 @@ pub struct Status {
     /// The health prober's own counts (absent when it does not run).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prober: Option<ProberStatus>,
+    /// VRRP instances (absent without `[ha]`): the `GET /v1/ha` document.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ha: Option<crate::ha::view::HaStatus>,
 }
 
 /// The health prober's counts in `/v1/status` (`prober`) and `/metrics` (`rvs_prober_*`).
@@ -96,6 +99,7 @@ impl Status {
             drops,
             services: Vec::new(),
             prober: None,
+            ha: None,
         }
     }
 

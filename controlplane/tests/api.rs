@@ -796,3 +796,52 @@ async fn reload_applies_a_good_file_and_ignores_a_bad_one() {
     assert_eq!(config_text(&srv).await, before);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `/v1/ha` and step-down: 404 without `[ha]`; with it, the board as published and the
+/// HA thread's answers (here a stand-in thread) mapped to 200, 404 and 409.
+#[tokio::test]
+async fn ha_status_and_step_down() {
+    use rvs_controlplane::ha::run::{HaHandle, StepDownError};
+    use rvs_controlplane::ha::view::{HaStatus, InstanceStatus};
+    let srv = serve(CONFIG).await;
+    let (code, v) = call(&srv, "GET", "/v1/ha", None).await;
+    assert_eq!(code, 404, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("[ha]"), "{v}");
+
+    let master = InstanceStatus { vrid: 51, port: "front".into(), state: "master".into(), ..InstanceStatus::default() };
+    let board = Arc::new(std::sync::Mutex::new(HaStatus { instances: vec![master.clone()], ..HaStatus::default() }));
+    let (tx, rx) = std::sync::mpsc::channel::<rvs_controlplane::ha::run::StepDown>();
+    std::thread::spawn(move || {
+        while let Ok((vrid, hold, answer)) = rx.recv() {
+            let r = match vrid {
+                51 if hold == Duration::from_secs(600) => {
+                    Ok(InstanceStatus { state: "backup".into(), ..master.clone() })
+                }
+                51 => Err(StepDownError::NotMaster { vrid, state: "backup".into() }),
+                _ => Err(StepDownError::NoSuchVrid(vrid)),
+            };
+            let _ = answer.send(r);
+        }
+    });
+    let handle = Arc::new(HaHandle { board, requests: std::sync::Mutex::new(tx) });
+    let state = AppState::standalone(Running::from_toml(CONFIG, 2).unwrap()).with_ha(handle);
+    let srv = serve_state(state).await;
+    let (code, v) = call(&srv, "GET", "/v1/ha", None).await;
+    assert_eq!(
+        (code, v["instances"][0]["vrid"].clone(), v["instances"][0]["state"].clone()),
+        (200, json!(51), json!("master"))
+    );
+    let (code, v) = call(&srv, "POST", "/v1/ha/51/step-down?hold=10m", None).await;
+    assert_eq!((code, v["state"].clone()), (200, json!("backup")), "{v}");
+    let (code, v) = call(&srv, "POST", "/v1/ha/51/step-down", None).await;
+    assert_eq!(code, 409, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("not master"), "{v}");
+    let (code, v) = call(&srv, "POST", "/v1/ha/9/step-down", None).await;
+    assert_eq!((code, v["field"].clone()), (404, json!("path")), "{v}");
+    let (code, v) = call(&srv, "POST", "/v1/ha/0/step-down", None).await;
+    assert_eq!((code, v["field"].clone()), (404, json!("path")), "{v}");
+    let (code, v) = call(&srv, "POST", "/v1/ha/51/step-down?hold=soon", None).await;
+    assert_eq!((code, v["field"].clone()), (400, json!("hold")), "{v}");
+    let (code, v) = call(&srv, "GET", "/v1/ha/51/step-down", None).await;
+    assert_eq!(code, 405, "{v}");
+}

@@ -342,9 +342,10 @@ fn sigint_also_stops_cleanly() {
     assert_eq!(d.wait(Duration::from_secs(30)), Some(0), "{}", d.log());
 }
 
-/// `[ha]` is valid but not acted on yet: rvsd says so, naming the section, in `--check`, at
-/// start and after every SIGHUP reload (`PUT /v1/config` answers with it in `warnings`:
-/// tests/api.rs); `[service.health]` is acted on, so no warning names it.
+/// `[ha]`'s connection-sync fields are valid but not acted on yet: rvsd says so, naming
+/// the field, in `--check`, at start and after every SIGHUP reload (`PUT /v1/config`
+/// answers with it in `warnings`: tests/api.rs); `[service.health]` and `[[ha.instance]]`
+/// are acted on, so no warning names them. The VRRP instance runs: `/v1/ha` shows it.
 #[test]
 fn sections_not_acted_on_are_warned_about_at_start_and_on_sighup() {
     use std::os::unix::fs::PermissionsExt;
@@ -355,16 +356,20 @@ fn sections_not_acted_on_are_warned_about_at_start_and_on_sighup() {
         ring_config(port, &eal, "net_ring1")
             .replacen("scheduler = \"wrr\"\n", "scheduler = \"wrr\"\n[service.health]\nkind = \"tcp\"\n", 1)
             .replacen("weight = 2", &format!("weight = {weight}"), 1)
-            + &format!("[ha]\npriority = 100\npeer = \"10.30.0.2\"\nkey_file = \"{}\"\n", key.0.display())
+            + &format!(
+                "[ha]\nkey_file = \"{}\"\n[[ha.instance]]\nvrid = 51\nport = \"front\"\npriority = 100\n\
+                 advert_interval = \"100ms\"\naddresses = [\"10.10.0.100\", \"10.20.0.100\"]\n",
+                key.0.display()
+            )
     };
     let health_warning = "[service.health] of tcp 10.10.0.100:80";
-    let ha_warning = "[ha] is validated but not acted on yet";
+    let ha_warning = "ha.key_file is validated but not acted on yet";
 
     let out = check(&config(2));
     assert!(out.status.success(), "{}", stderr(&out));
     let err = stderr(&out);
     assert!(!err.contains(health_warning), "--check: {err}");
-    assert!(err.contains(&format!("ha: {ha_warning}")), "--check: {err}");
+    assert!(err.contains(&format!("ha.key_file: {ha_warning}")), "--check: {err}");
 
     let mut d = Daemon::start(&config(2));
     let t0 = Instant::now();
@@ -376,6 +381,11 @@ fn sections_not_acted_on_are_warned_about_at_start_and_on_sighup() {
     let log = d.log();
     assert_eq!(log.matches(health_warning).count(), 0, "at start:\n{log}");
     assert_eq!(log.matches(ha_warning).count(), 1, "at start:\n{log}");
+    let (code, body) = http_get(port, "/v1/ha").unwrap();
+    assert_eq!(code, 200, "{body}");
+    let ha: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(ha["instances"][0]["vrid"], 51, "{ha}");
+    assert_eq!(ha["instances"][0]["port"], "front", "{ha}");
 
     // A reload that changes something, and one that changes nothing: both still warn.
     for (n, weight) in [(2, 3), (3, 3)] {

@@ -503,3 +503,35 @@ proptest! {
         prop_assert!(find(&samples, "rvs_port_up", &[("port", name.as_str())]).is_some());
     }
 }
+
+#[test]
+fn vrrp_families_follow_the_ha_status() {
+    use crate::ha::view::{HaStatus, InstanceStatus};
+    let mut input = input();
+    let instance = InstanceStatus {
+        vrid: 51,
+        port: "front".into(),
+        version: 3,
+        state: "master".into(),
+        priority: 200,
+        effective_priority: 150,
+        adverts_sent: 12,
+        adverts_received: 3,
+        invalid: [("ttl".to_string(), 2), ("checksum".to_string(), 0)].into_iter().collect(),
+        transitions: 2,
+        ..InstanceStatus::default()
+    };
+    input.status.ha = Some(HaStatus { instances: vec![instance], adverts_unknown_vrid: 4, ..HaStatus::default() });
+    let text = render(&input);
+    let samples = check(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    let l = [("vrid", "51"), ("port", "front")];
+    let v = |name: &str, labels: &[(&str, &str)]| find(&samples, name, labels).map(|s| s.value);
+    assert_eq!(v("rvs_vrrp_state", &l), Some(2.0));
+    assert_eq!(v("rvs_vrrp_priority", &l), Some(150.0));
+    assert_eq!(v("rvs_vrrp_adverts_sent_total", &l), Some(12.0));
+    assert_eq!(v("rvs_vrrp_adverts_received_total", &l), Some(3.0));
+    assert_eq!(v("rvs_vrrp_transitions_total", &l), Some(2.0));
+    assert_eq!(v("rvs_vrrp_adverts_invalid_total", &[("vrid", "51"), ("port", "front"), ("reason", "ttl")]), Some(2.0));
+    assert_eq!(v("rvs_vrrp_adverts_unknown_vrid_total", &[]), Some(4.0));
+    assert!(!render(&self::input()).contains("rvs_vrrp_"), "no [ha], no VRRP families");
+}

@@ -73,6 +73,38 @@ fn status_document_is_readable_by_rvsadm() {
     assert_eq!((doc.uptime_seconds, doc.drops.len()), (42, s.drops.len()));
 }
 
+/// The `ha` part of rvsd's status reads as rvsadm's and prints one line per instance.
+#[test]
+fn ha_status_is_readable_and_printed_by_rvsadm() {
+    use rvs_controlplane::ha::view::{HaStatus, InstanceStatus};
+    let mut s = rvs_controlplane::status::Status::new(42, vec![], vec![]);
+    s.ha = Some(HaStatus {
+        instances: vec![InstanceStatus {
+            vrid: 51,
+            port: "front".into(),
+            state: "master".into(),
+            priority: 200,
+            effective_priority: 200,
+            master: Some("10.10.0.1".into()),
+            since: Some("2026-12-03T21:00:00.000Z".into()),
+            reason: Some("no master heard for 361ms (master down interval)".into()),
+            adverts_sent: 9,
+            invalid: [("ttl".to_string(), 1)].into_iter().collect(),
+            ..InstanceStatus::default()
+        }],
+        ..HaStatus::default()
+    });
+    let doc: rvsadm::model::StatusDoc = serde_json::from_value(serde_json::to_value(&s).unwrap()).unwrap();
+    let text = rvsadm::format::status(&doc);
+    let line = text.lines().find(|l| l.starts_with("51 ")).unwrap_or_else(|| panic!("{text}"));
+    let cols: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(cols, ["51", "front", "master", "10.10.0.1", "200/200", "9", "0", "1"], "{text}");
+    assert!(text.contains("VRID 51 master since 2026-12-03T21:00:00.000Z: no master heard"), "{text}");
+    let plain = rvs_controlplane::status::Status::new(1, vec![], vec![]);
+    let doc: rvsadm::model::StatusDoc = serde_json::from_value(serde_json::to_value(&plain).unwrap()).unwrap();
+    assert!(!rvsadm::format::status(&doc).contains("VRID"), "no [ha], no VRRP lines");
+}
+
 #[test]
 fn ipvsadm_verbs_round_trip_through_the_real_api() {
     let (api, state) = start();

@@ -284,6 +284,11 @@ pub enum Command {
     },
     /// `rvsadm status`.
     Status,
+    /// `rvsadm ha step-down VRID`: the VRRP master of VRID resigns (rvs's own verb).
+    HaStepDown {
+        /// The instance's VRID, 1..=255.
+        vrid: u8,
+    },
     /// `-h`.
     Help,
     /// `-v`.
@@ -608,6 +613,7 @@ struct Collected {
     help: bool,
     version: bool,
     status: bool,
+    ha_step_down: Option<u8>,
     service: Option<ServiceAddr>,
     scheduler: Option<String>,
     persistence: Option<u32>,
@@ -667,6 +673,20 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Invocation, UsageError> {
         if only_positionals || !word.starts_with('-') || word == "-" {
             if word == "status" && c.verb.is_none() && !c.status && c.seen.iter().all(|s| !s) {
                 c.status = true;
+                continue;
+            }
+            if word == "ha" && c.verb.is_none() && !c.status && c.ha_step_down.is_none() && c.seen.iter().all(|s| !s) {
+                if words.get(i) != Some(&"step-down") {
+                    return fail("ha takes: step-down VRID");
+                }
+                let vrid = words.get(i + 1).ok_or_else(|| UsageError("ha step-down: missing VRID".into()))?;
+                match vrid.parse::<u8>() {
+                    Ok(v) if v > 0 => c.ha_step_down = Some(v),
+                    _ => return fail(format!("ha step-down: `{vrid}` is not a VRID (1..255)")),
+                }
+                // Marks the line as taken, like status: only --api and --token-file may follow.
+                c.status = true;
+                i += 2;
                 continue;
             }
             return fail(format!("unexpected argument {word}"));
@@ -925,6 +945,9 @@ fn build(c: Collected) -> Result<Invocation, UsageError> {
     }
     if c.version {
         return done(Command::Version);
+    }
+    if let Some(vrid) = c.ha_step_down {
+        return done(Command::HaStepDown { vrid });
     }
     if c.status {
         return done(Command::Status);
@@ -1315,6 +1338,28 @@ mod tests {
                 netmask: None
             })
         );
+    }
+
+    /// rvs's own `ha step-down VRID`, which ipvsadm does not have.
+    #[test]
+    fn ha_step_down() {
+        assert_eq!(ok("ha step-down 51"), Command::HaStepDown { vrid: 51 });
+        let inv = parse(&["ha", "step-down", "7", "--api=http://h:1"]).unwrap();
+        assert_eq!((inv.api.as_deref(), inv.command), (Some("http://h:1"), Command::HaStepDown { vrid: 7 }));
+        assert!(!ok("ha step-down 51").is_change());
+        for (line, says) in [
+            ("ha", "ha takes: step-down VRID"),
+            ("ha stepdown 5", "ha takes: step-down VRID"),
+            ("ha step-down", "missing VRID"),
+            ("ha step-down 0", "not a VRID"),
+            ("ha step-down 256", "not a VRID"),
+            ("ha step-down 5 -L", "unexpected argument -L after status"),
+            ("-L ha step-down 5", "unexpected argument ha"),
+        ] {
+            let words: Vec<&str> = line.split(' ').collect();
+            let e = parse(&words).unwrap_err();
+            assert!(e.0.contains(says), "{line}: {e}");
+        }
     }
 
     #[test]

@@ -14,7 +14,7 @@ use serde_json::{json, Map, Value};
 use super::args::{self, Command, ListKind, ListOpts, ServerSpec, ServiceAddr, ServiceSpec};
 use super::client::{ApiError, Client, Method};
 use super::format::{self, Columns};
-use super::model::{ConnPage, ServiceList, StatsDoc, StatusDoc, Timeouts};
+use super::model::{ConnPage, HaInstanceDoc, ServiceList, StatsDoc, StatusDoc, Timeouts};
 use super::{EXIT_FAILURE, EXIT_OK, EXIT_REFUSED, EXIT_USAGE};
 
 /// Connections asked for per page of `GET /v1/connections`.
@@ -129,6 +129,7 @@ pub fn call_for(command: &Command) -> Option<Call> {
         | Command::Save { .. }
         | Command::Restore
         | Command::Status
+        | Command::HaStepDown { .. }
         | Command::Help
         | Command::Version
         | Command::StartDaemon
@@ -227,6 +228,14 @@ pub fn execute(client: &Client, command: &Command, io: &mut Io<'_>) -> i32 {
         Command::Status => {
             client.get::<StatusDoc>("/v1/status").map(|s| Output::Text(format::status(&s))).map_err(Failure::from)
         }
+        Command::HaStepDown { vrid } => client
+            .call(Method::Post, &format!("/v1/ha/{vrid}/step-down"), None)
+            .and_then(|r| {
+                serde_json::from_slice::<HaInstanceDoc>(&r.body)
+                    .map_err(|e| ApiError::Protocol(format!("rvsd's answer to step-down is not an HA instance: {e}")))
+            })
+            .map(|i| Output::Text(format!("VRRP instance {vrid} on {}: stepped down, now {}\n", i.port, i.state)))
+            .map_err(Failure::from),
         Command::Restore => return restore(client, io),
         Command::Help | Command::Version => Ok(Output::Text(String::new())),
         Command::StopDaemon => {

@@ -411,7 +411,8 @@ pub fn save(services: &[Service]) -> (String, Vec<String>) {
     (out, problems)
 }
 
-/// `rvsadm status`: version and uptime, ports, workers, and the drop reasons that are not 0.
+/// `rvsadm status`: version and uptime, ports, workers, VRRP instances (with `[ha]`), and
+/// the drop reasons that are not 0.
 pub fn status(s: &StatusDoc) -> String {
     let mut out = String::new();
     let up = s.uptime_seconds;
@@ -484,6 +485,33 @@ pub fn status(s: &StatusDoc) -> String {
         &workers,
         0,
     );
+
+    if let Some(ha) = &s.ha {
+        out.push('\n');
+        let rows: Vec<Vec<String>> = ha
+            .instances
+            .iter()
+            .map(|i| {
+                vec![
+                    i.vrid.to_string(),
+                    i.port.clone(),
+                    i.state.clone(),
+                    i.master.clone().unwrap_or_else(|| "-".into()),
+                    format!("{}/{}", i.effective_priority, i.priority),
+                    i.adverts_sent.to_string(),
+                    i.adverts_received.to_string(),
+                    i.invalid.values().sum::<u64>().to_string(),
+                ]
+            })
+            .collect();
+        table(&mut out, &["VRID", "Port", "State", "Master", "Prio", "AdvSent", "AdvRecv", "Invalid"], &rows, 4);
+        for i in &ha.instances {
+            if let Some(reason) = &i.reason {
+                let since = i.since.as_deref().unwrap_or("-");
+                let _ = writeln!(out, "VRID {} {} since {since}: {reason}", i.vrid, i.state);
+            }
+        }
+    }
 
     out.push('\n');
     let drops: Vec<Vec<String>> =

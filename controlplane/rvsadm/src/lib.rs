@@ -96,7 +96,8 @@ Either long or short options are allowed.
   --set tcp tcpfin udp        set connection timeout values (seconds, 0 = unchanged)
   --start-daemon    master|backup   refused: rvsd syncs connections itself ([ha])
   --stop-daemon     master|backup   answers as ipvsadm with no daemon running
-  status                      ports, workers and drops of rvsd
+  status                      ports, workers, VRRP instances and drops of rvsd
+  ha step-down VRID           the VRRP master of VRID resigns (priority 0; no preemption for 300 s)
   --help            -h        display this help message
 
 Options:

@@ -235,6 +235,49 @@ pub struct StatusDoc {
     pub workers: Vec<WorkerDoc>,
     /// Drops by reason, summed over workers.
     pub drops: BTreeMap<String, u64>,
+    /// VRRP, when rvsd runs `[ha]`.
+    pub ha: Option<HaDoc>,
+}
+
+/// `ha` of [`StatusDoc`] (the `GET /v1/ha` document), the fields `rvsadm status` prints.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct HaDoc {
+    /// The instances.
+    pub instances: Vec<HaInstanceDoc>,
+}
+
+/// One VRRP instance of [`HaDoc`], also the answer of a step-down.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct HaInstanceDoc {
+    /// VRID.
+    #[serde(deserialize_with = "lenient_u64")]
+    pub vrid: u64,
+    /// Port name.
+    pub port: String,
+    /// `init`, `backup`, `master` or `fault`.
+    pub state: String,
+    /// Configured priority.
+    #[serde(deserialize_with = "lenient_u64")]
+    pub priority: u64,
+    /// Priority in effect.
+    #[serde(deserialize_with = "lenient_u64")]
+    pub effective_priority: u64,
+    /// The master's address, if known.
+    pub master: Option<String>,
+    /// When the state last changed.
+    pub since: Option<String>,
+    /// Why.
+    pub reason: Option<String>,
+    /// Adverts sent.
+    #[serde(deserialize_with = "lenient_u64")]
+    pub adverts_sent: u64,
+    /// Valid adverts received.
+    #[serde(deserialize_with = "lenient_u64")]
+    pub adverts_received: u64,
+    /// Dropped adverts by reason.
+    pub invalid: BTreeMap<String, u64>,
 }
 
 /// One port of [`StatusDoc`].

@@ -6,8 +6,10 @@
 #     toolchain for linking, and the lab's tools (iproute2, ping, arping, ethtool, tcpdump, curl,
 #     python3, socat, netcat, jq), and the end-to-end benchmark's (perf/e2e/run.sh: wrk, iperf3,
 #     HAProxy, nftables, nginx), whose daemons are installed but not started or enabled, and
-#     valgrind (callgrind, for the instruction-count guard perf/guard.sh), and dpkg-dev and
-#     libpopt-dev (rvsadm_compat builds ipvsadm 1.31 from Debian's source package);
+#     valgrind (callgrind, for the instruction-count guard perf/guard.sh), dpkg-dev and
+#     libpopt-dev (rvsadm_compat builds ipvsadm 1.31 from Debian's source package), and
+#     keepalived (the VRRP peer of the HA lab test, run in a lab namespace, never as a host
+#     service);
 #   - reserves 2 MiB hugepages so that at least HUGEPAGES_FREE (default 512) are free, never
 #     lowering an existing reservation, and mounts hugetlbfs on /dev/hugepages if no hugetlbfs is
 #     mounted;
@@ -22,11 +24,12 @@ PACKAGES=(
     iproute2 iputils-ping arping ethtool tcpdump curl python3 socat netcat-openbsd jq
     wrk iperf3 haproxy nftables nginx
     valgrind dpkg-dev libpopt-dev
+    keepalived
 )
 # Daemons the benchmark runs itself inside the lab's namespaces: their packages' services must
 # not start on the host (nginx would take the host's :80, and its package fails to configure
 # when :80 is taken).
-NO_SERVICE=(haproxy nginx)
+NO_SERVICE=(haproxy nginx keepalived)
 HUGEPAGES_FREE=${HUGEPAGES_FREE:-512}
 HP_DIR=/sys/kernel/mm/hugepages/hugepages-2048kB
 

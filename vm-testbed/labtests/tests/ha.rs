@@ -1,0 +1,322 @@
+//! End-to-end tests of VRRP high availability in the netns lab: lab-lb1 and lab-lb2 as a
+//! master/backup pair (`config/lab-ha-lb1.toml`, priority 200; `config/lab-ha-lb2.toml`,
+//! priority 100; VRID 51 on the front port, adverts every 100 ms, the VIP 10.10.0.100 and the
+//! NAT gateway 10.20.0.100), and keepalived (Debian's package, started by the test in
+//! lab-router on its `front` interface) as the other router of the same VRID.
+//!
+//! The client reaches the VIP on-link (its route to 10.10.0.100 is replaced by `dev eth0`), so
+//! it ARPs for the VIP and follows gratuitous ARP; the real servers route the client network
+//! through the floating gateway 10.20.0.100 (NAT mode), so their replies follow the master.
+//!
+//! - `failover_on_crash_sigterm_and_preempt`: lb1 is master and lb2 backup, the client's ARP
+//!   entry for the VIP is lb1's MAC and HTTP through the VIP works; lb1 is SIGKILLed while the
+//!   client pings the VIP every 10 ms and a curl loop runs: the gap (last reply before, first
+//!   reply after, by ping's timestamps) is printed and must stay under 1 s; HTTP works through
+//!   lb2. lb1 comes back and, with preempt, takes the VIP back; then lb1 is stopped with
+//!   SIGTERM (priority 0): that gap is printed and must be shorter than the crash's. The
+//!   curls that failed across the takeovers are printed (connections are not synced yet).
+//! - `returning_master_honours_preempt_settings`: without preempt lb1 stays backup when it
+//!   comes back; with `preempt_delay = "2s"` it takes over no sooner than 2 s after.
+//! - `keepalived_interop_v3` and `_v2`: rvsd (lb1) at 200 and keepalived at 150: keepalived
+//!   stays BACKUP (the VIP is not on lab-router's front); rvsd stopped: keepalived becomes
+//!   MASTER within 1 s; keepalived at 250 and rvsd started: rvsd stays backup with
+//!   keepalived's address as master. Version 3 with 100 ms adverts, version 2 with 1 s.
+//!
+//! `#[ignore]`: needs root, the lab, keepalived and rvsd; `vm-testbed/test.sh` runs it with
+//! the other lab tests.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use rvs_labtests::*;
+use serde_json::Value;
+
+/// lab-lb1's front MAC (lab.sh's MAC scheme), the one it answers ARP with.
+const LB1_FRONT_MAC: &str = "02:00:00:00:01:01";
+/// lab-lb2's front MAC.
+const LB2_FRONT_MAC: &str = "02:00:00:00:02:01";
+/// The floating NAT gateway on the back network.
+const GATEWAY: &str = "10.20.0.100";
+/// Largest takeover gap accepted after a crash.
+const MAX_GAP: Duration = Duration::from_secs(1);
+
+fn config(name: &str) -> PathBuf {
+    repo_root().join("config").join(name)
+}
+
+/// `base` (a config/ file) with `from` replaced by `to`, written to the run folder.
+fn variant(base: &str, from: &str, to: &str, name: &str) -> PathBuf {
+    let text = std::fs::read_to_string(config(base)).expect("the lab's HA config");
+    assert!(text.contains(from), "{base} has no `{from}`");
+    let path = run_dir().join(name);
+    std::fs::write(&path, text.replacen(from, to, 1)).expect("write a config variant");
+    path
+}
+
+/// The VRRP instance of lb `ns`'s rvsd, from `/v1/status`.
+fn instance(ns: &str) -> Option<Value> {
+    try_status_of(ns).ok()?.get("ha")?.get("instances")?.get(0).cloned()
+}
+
+fn state(ns: &str) -> String {
+    instance(ns).and_then(|i| i.get("state").and_then(Value::as_str).map(String::from)).unwrap_or_default()
+}
+
+fn wait_state(ns: &str, want: &str, timeout: Duration) {
+    let ok = wait_until(timeout, Duration::from_millis(20), || state(ns) == want);
+    assert!(ok, "{ns} is not {want} after {timeout:?}: {:?}", instance(ns));
+}
+
+/// Routes for HA: the client reaches the VIP on-link; the real servers reply through the
+/// floating gateway.
+fn ha_routes() {
+    ns_exec_ok(CLIENT, &["ip", "route", "replace", "10.10.0.100/32", "dev", "eth0"]);
+    rs_route_clients_via(GATEWAY);
+}
+
+/// One HTTP request from the client to the VIP; true if a real server answered.
+fn http_ok() -> bool {
+    let out = ns_exec(CLIENT, &["curl", "-sf", "-m", "1", &format!("http://{VIP}/")]);
+    out.status.success() && String::from_utf8_lossy(&out.stdout).starts_with("rs")
+}
+
+/// A ping of the VIP every 10 ms for `secs` seconds, from the client, in the background.
+fn start_ping(secs: u32) -> Child {
+    Command::new("ip")
+        .args(["netns", "exec", CLIENT, "ping", "-n", "-D", "-i", "0.01", "-W", "1", "-w", &secs.to_string(), VIP])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start ping")
+}
+
+/// The longest time between two consecutive replies of a `ping -D` run, and the replies.
+fn longest_gap(child: Child) -> (Duration, usize) {
+    let out = child.wait_with_output().expect("ping output");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let stamps: Vec<f64> = text
+        .lines()
+        .filter(|l| l.contains("bytes from"))
+        .filter_map(|l| l.strip_prefix('[')?.split(']').next()?.parse().ok())
+        .collect();
+    let gap = stamps.windows(2).map(|w| w[1] - w[0]).fold(0.0, f64::max);
+    (Duration::from_secs_f64(gap), stamps.len())
+}
+
+/// A curl of the VIP every 50 ms until `stop`; returns (ok, failed).
+fn curl_loop(stop: std::sync::Arc<std::sync::atomic::AtomicBool>) -> std::thread::JoinHandle<(u32, u32)> {
+    std::thread::spawn(move || {
+        let (mut ok, mut failed) = (0, 0);
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            if http_ok() {
+                ok += 1;
+            } else {
+                failed += 1;
+            }
+            sleep(Duration::from_millis(50));
+        }
+        (ok, failed)
+    })
+}
+
+/// Kills (or stops) `lb` while the client pings the VIP every 10 ms and curls it; returns the
+/// longest gap between two ping replies and the (ok, failed) curls.
+fn measured_takeover(lab: &mut Lab, lb: &str, kill: bool) -> (Duration, (u32, u32)) {
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let curls = curl_loop(std::sync::Arc::clone(&stop));
+    let ping = start_ping(4);
+    sleep(Duration::from_secs(1));
+    lab.stop_lb(lb, kill);
+    let (gap, replies) = longest_gap(ping);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let curls = curls.join().expect("curl loop");
+    assert!(replies > 100, "only {replies} ping replies in 4 s");
+    (gap, curls)
+}
+
+#[test]
+#[ignore = "needs root, the lab, keepalived and rvsd: run vm-testbed/test.sh"]
+fn failover_on_crash_sigterm_and_preempt() {
+    let mut lab = Lab::up_without_lb();
+    lab.start_real_servers(Mode::Nat);
+    ha_routes();
+    lab.start_lb("lb1", Some(&config("lab-ha-lb1.toml")));
+    wait_state(LB1, "master", Duration::from_secs(3));
+    lab.start_lb("lb2", Some(&config("lab-ha-lb2.toml")));
+    wait_state(LB2, "backup", Duration::from_secs(3));
+    sleep(Duration::from_millis(500));
+    assert_eq!(state(LB1), "master", "lb1 kept the role: {:?}", instance(LB1));
+    assert_eq!(
+        instance(LB2).and_then(|i| i["master"].as_str().map(String::from)).as_deref(),
+        Some(LB1_FRONT_IP),
+        "lb2 hears lb1"
+    );
+    assert!(wait_until(Duration::from_secs(3), Duration::from_millis(100), http_ok), "HTTP through lb1");
+    assert_eq!(neigh_mac(CLIENT, VIP).as_deref(), Some(LB1_FRONT_MAC), "the client reaches the VIP at lb1");
+
+    // Crash.
+    let (gap, (ok, failed)) = measured_takeover(&mut lab, "lb1", true);
+    eprintln!("HA: SIGKILL of the master: longest ping gap {gap:?}; curls {ok} ok, {failed} failed");
+    assert!(gap < MAX_GAP, "takeover after a crash took {gap:?}");
+    assert_eq!(state(LB2), "master");
+    assert!(wait_until(Duration::from_secs(2), Duration::from_millis(50), http_ok), "HTTP through lb2");
+    assert_eq!(neigh_mac(CLIENT, VIP).as_deref(), Some(LB2_FRONT_MAC), "gratuitous ARP moved the VIP");
+    let relearnt = ns_exec_ok(REAL_SERVERS[0], &["ip", "neigh", "show", GATEWAY]);
+    assert!(relearnt.contains("02:00:00:00:02:02"), "the gateway moved to lb2's back port: {relearnt}");
+
+    // lb1 returns and preempts (preempt_delay 0): master again within its master-down time.
+    let back = Instant::now();
+    lab.start_lb("lb1", Some(&config("lab-ha-lb1.toml")));
+    wait_state(LB1, "master", Duration::from_secs(3));
+    eprintln!("HA: lb1 back after {:?} (start-up included)", back.elapsed());
+    wait_state(LB2, "backup", Duration::from_secs(1));
+    assert!(wait_until(Duration::from_secs(2), Duration::from_millis(50), http_ok), "HTTP through lb1 again");
+
+    // Orderly stop: priority 0, the backup takes over after its skew time.
+    let (term_gap, (ok, failed)) = measured_takeover(&mut lab, "lb1", false);
+    eprintln!("HA: SIGTERM of the master: longest ping gap {term_gap:?}; curls {ok} ok, {failed} failed");
+    assert!(term_gap < gap, "SIGTERM ({term_gap:?}) must hand over faster than a crash ({gap:?})");
+    assert_eq!(state(LB2), "master");
+}
+
+#[test]
+#[ignore = "needs root, the lab, keepalived and rvsd: run vm-testbed/test.sh"]
+fn returning_master_honours_preempt_settings() {
+    let mut lab = Lab::up_without_lb();
+    ha_routes();
+    lab.start_lb("lb2", Some(&config("lab-ha-lb2.toml")));
+    wait_state(LB2, "master", Duration::from_secs(3));
+
+    let no_preempt = variant("lab-ha-lb1.toml", "preempt = true", "preempt = false", "ha-lb1-nopreempt.toml");
+    lab.start_lb("lb1", Some(&no_preempt));
+    wait_state(LB1, "backup", Duration::from_secs(3));
+    sleep(Duration::from_secs(2));
+    assert_eq!((state(LB1), state(LB2)), ("backup".into(), "master".into()), "without preempt lb1 stays backup");
+    lab.stop_lb("lb1", false);
+
+    let delayed = variant("lab-ha-lb1.toml", "preempt_delay = \"0s\"", "preempt_delay = \"2s\"", "ha-lb1-delay.toml");
+    lab.start_lb("lb1", Some(&delayed));
+    let t0 = Instant::now();
+    wait_state(LB1, "master", Duration::from_secs(6));
+    let took = t0.elapsed();
+    eprintln!("HA: preempt_delay 2s: lb1 master {took:?} after its REST port answered");
+    assert!(took >= Duration::from_secs(2), "preempted after {took:?}, before preempt_delay");
+    wait_state(LB2, "backup", Duration::from_secs(1));
+}
+
+/// keepalived in lab-router on `front`, the same VRID and addresses as the lab's instance.
+struct Keepalived {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Keepalived {
+    fn start(version: u8, priority: u8) -> Keepalived {
+        let advert = if version == 3 { "0.1" } else { "1" };
+        let conf = format!(
+            "global_defs {{\n  router_id lab_router\n  vrrp_version {version}\n}}\n\
+             vrrp_instance VI_51 {{\n  state BACKUP\n  interface front\n  virtual_router_id 51\n  priority {priority}\n\
+               advert_int {advert}\n  virtual_ipaddress {{\n    10.10.0.100/24 dev front\n    10.20.0.100/24 dev back\n  }}\n}}\n"
+        );
+        let dir = run_dir();
+        let path = dir.join(format!("keepalived-v{version}.conf"));
+        std::fs::write(&path, conf).expect("write keepalived.conf");
+        let log = dir.join(format!("keepalived-v{version}-{priority}.log"));
+        let out = std::fs::File::create(&log).expect("keepalived log");
+        let err = out.try_clone().expect("keepalived log");
+        let child = Command::new("ip")
+            .args(["netns", "exec", ROUTER, "keepalived", "--dont-fork", "--log-console", "--log-detail", "--vrrp"])
+            .arg(format!("--use-file={}", path.display()))
+            .arg(format!("--pid={}", dir.join("keepalived.pid").display()))
+            .arg(format!("--vrrp_pid={}", dir.join("keepalived-vrrp.pid").display()))
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .expect("start keepalived (apt-get install keepalived; setup-host.sh does)");
+        Keepalived { child, log }
+    }
+
+    /// Whether keepalived is master: it holds the VIP on lab-router's front.
+    fn is_master() -> bool {
+        let out = ns_exec(ROUTER, &["ip", "-4", "addr", "show", "dev", "front"]);
+        String::from_utf8_lossy(&out.stdout).contains("10.10.0.100/")
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Keepalived {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").arg(self.child.id().to_string()).status();
+        let _ = self.child.wait();
+    }
+}
+
+fn interop(version: u8) {
+    let mut lab = Lab::up_without_lb();
+    ha_routes();
+    let cfg = if version == 3 {
+        config("lab-ha-lb1.toml")
+    } else {
+        variant(
+            "lab-ha-lb1.toml",
+            "advert_interval = \"100ms\"",
+            "advert_interval = \"1s\"\nversion = 2",
+            "ha-lb1-v2.toml",
+        )
+    };
+    let (down, settle) = if version == 3 {
+        (Duration::from_secs(1), Duration::from_secs(1))
+    } else {
+        (Duration::from_secs(5), Duration::from_secs(4))
+    };
+
+    // rvsd higher: keepalived stays BACKUP, accepting rvsd's adverts.
+    lab.start_lb("lb1", Some(&cfg));
+    wait_state(LB1, "master", down * 3);
+    let ka = Keepalived::start(version, 150);
+    sleep(settle * 2);
+    assert!(!Keepalived::is_master(), "keepalived took the VIP from a higher rvsd:\n{}", ka.log());
+    assert_eq!(state(LB1), "master", "{:?}\n{}", instance(LB1), ka.log());
+    let inst = instance(LB1).unwrap_or_default();
+    assert_eq!(
+        inst["invalid"].as_object().map(|m| m.values().filter_map(Value::as_u64).sum::<u64>()),
+        Some(0),
+        "{inst}"
+    );
+
+    // rvsd stopped: keepalived becomes MASTER.
+    let t0 = Instant::now();
+    lab.stop_lb("lb1", false);
+    assert!(wait_until(down, Duration::from_millis(10), Keepalived::is_master), "keepalived not master:\n{}", ka.log());
+    eprintln!("HA: keepalived v{version} master {:?} after rvsd's SIGTERM", t0.elapsed());
+    drop(ka);
+
+    // keepalived higher: rvsd stays backup and names keepalived's address as master.
+    let ka = Keepalived::start(version, 250);
+    assert!(wait_until(down * 2, Duration::from_millis(20), Keepalived::is_master), "{}", ka.log());
+    lab.start_lb("lb1", Some(&cfg));
+    wait_state(LB1, "backup", down);
+    sleep(settle * 2);
+    let inst = instance(LB1).unwrap_or_default();
+    assert_eq!(inst["state"], "backup", "{inst}\n{}", ka.log());
+    assert_eq!(inst["master"], "10.10.0.254", "{inst}");
+    assert!(inst["adverts_received"].as_u64().unwrap_or(0) > 0, "{inst}");
+    assert!(Keepalived::is_master(), "{}", ka.log());
+}
+
+#[test]
+#[ignore = "needs root, the lab, keepalived and rvsd: run vm-testbed/test.sh"]
+fn keepalived_interop_v3() {
+    interop(3);
+}
+
+#[test]
+#[ignore = "needs root, the lab, keepalived and rvsd: run vm-testbed/test.sh"]
+fn keepalived_interop_v2() {
+    interop(2);
+}

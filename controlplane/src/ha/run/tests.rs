@@ -266,3 +266,81 @@ fn services_down_needs_every_checked_server_down() {
     board.insert((key, Ipv4Addr::new(10, 20, 0, 12), 80), view("down"));
     assert_eq!(services_down(&board).get(&(L4Proto::Tcp, key.vip, 80)), Some(&true));
 }
+
+/// Two instances with opposite priorities: each node is master of one and backup of the
+/// other (the seeds' wackamole VIP pool, active/active).
+#[test]
+fn active_active_splits_the_instances() {
+    let two = |p51: u8, p52: u8, front: &str, mac: u8| {
+        let text = format!(
+            "{}\n[[ha.instance]]\nvrid = 52\nport = \"front\"\npriority = {p52}\nadvert_interval = \"100ms\"\naddresses = [\"10.10.0.150\"]\n",
+            LB1.replace("PRIO", &p51.to_string()).replace("10.10.0.1/24", front)
+        );
+        let config = Config::from_toml(&text).unwrap_or_else(|e| panic!("{e}"));
+        let roles = roles(&config).unwrap().unwrap();
+        let (mut links, end) = ha_links(1, 256);
+        let ports = config
+            .ports
+            .iter()
+            .map(|p| HaPort { name: p.name.clone(), mac: MacAddr([2, 0, 0, 0, mac, 1]), net: p.address })
+            .collect();
+        let shell = Shell::new(&config, ports, end, Arc::clone(&roles), Instant::now());
+        Node { shell, link: links.remove(0), roles, env: Env::new() }
+    };
+    let mut a = two(200, 100, "10.10.0.1/24", 1);
+    let mut b = two(100, 200, "10.10.0.10/24", 2);
+    let mut t = Instant::now();
+    run(&mut a, &mut b, &mut t, Duration::from_secs(2), true);
+    assert_eq!(a.shell.states(), [State::Master, State::Backup]);
+    assert_eq!(b.shell.states(), [State::Backup, State::Master]);
+    assert!(a.roles.is_master(HaGroup(0)) && !a.roles.is_master(HaGroup(1)));
+    assert!(!b.roles.is_master(HaGroup(0)) && b.roles.is_master(HaGroup(1)));
+    assert_eq!(a.roles.group_of("10.10.0.150".parse().unwrap()), Some(HaGroup(1)));
+}
+
+/// `notify` runs on every transition with the state in its environment.
+#[test]
+fn notify_runs_with_the_transition_in_its_environment() {
+    let out = std::env::temp_dir().join(format!("rvs-vrrp-notify-{}", std::process::id()));
+    let _ = std::fs::remove_file(&out);
+    let script =
+        format!("echo \"$RVS_VRRP_VRID $RVS_VRRP_PREVIOUS $RVS_VRRP_STATE $RVS_VRRP_PRIORITY\" >> {}", out.display());
+    let text = LB1.replace("PRIO", "200").replace(
+        "track_services",
+        &format!("notify = [\"/bin/sh\", \"-c\", {}]\ntrack_services", serde_json::to_string(&script).unwrap()),
+    );
+    let config = Config::from_toml(&text).unwrap_or_else(|e| panic!("{e}"));
+    let roles = roles(&config).unwrap().unwrap();
+    let (links, end) = ha_links(1, 256);
+    let ports = config
+        .ports
+        .iter()
+        .map(|p| HaPort { name: p.name.clone(), mac: MacAddr([2, 0, 0, 0, 0, 1]), net: p.address })
+        .collect();
+    let mut shell = Shell::new(&config, ports, end, roles, Instant::now());
+    let env = Env::new();
+    let mut t = Instant::now();
+    while shell.states() != [State::Master] {
+        shell.turn(t, &env);
+        while links[0].take_frame(|_, _| ()).is_some() {}
+        t += Duration::from_millis(5);
+    }
+    let lines = || std::fs::read_to_string(&out).unwrap_or_default();
+    assert!(wait(|| lines().lines().count() == 2), "{}", lines());
+    // Two processes: their lines may land in either order.
+    let mut got: Vec<String> = lines().lines().map(String::from).collect();
+    got.sort();
+    assert_eq!(got, ["51 backup master 200", "51 init backup 200"]);
+    let _ = std::fs::remove_file(&out);
+}
+
+fn wait(mut f: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while std::time::Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    false
+}

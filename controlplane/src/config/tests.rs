@@ -744,3 +744,16 @@ fn health_agent_backup_and_sorry_server_parse() {
     let c = Config::from_toml(&cmd).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(c.services[0].health.as_ref().unwrap().kind, HealthKind::Command(vec!["/bin/true".into()]));
 }
+
+/// `GET /v1/config` writes the file back as TOML: `[ha]` with its instances survives the
+/// round trip unchanged.
+#[test]
+fn ha_round_trips_through_canonical_toml() {
+    let text =
+        format!("{SKETCH}\n[ha]\nsync_listen = \"10.30.0.1:8848\"\nsync_peer = \"10.30.0.2:8848\"\n{HA_INSTANCE}");
+    let file = parse_toml(&text).unwrap_or_else(|e| panic!("{e}"));
+    let again = toml::to_string(&file).unwrap();
+    assert!(again.contains("[[ha.instance]]"), "{again}");
+    assert_eq!(parse_toml(&again).unwrap(), file);
+    assert_eq!(Config::from_toml(&again).unwrap(), Config::from_toml(&text).unwrap());
+}

@@ -46,6 +46,9 @@ pub const MAX_SLEEP: Duration = Duration::from_millis(5);
 /// A worker whose poll counter has not moved for this long is stalled (`track_workers`).
 pub const WORKER_STALL: Duration = Duration::from_secs(1);
 
+/// Dropped adverts are logged at most this often per instance and reason.
+pub const DROP_LOG_EVERY: Duration = Duration::from_secs(10);
+
 /// Default hold time of `POST /v1/ha/{vrid}/step-down`.
 pub const DEFAULT_STEP_DOWN_HOLD: Duration = Duration::from_secs(300);
 
@@ -156,6 +159,7 @@ pub struct Shell {
     watchdog: Vec<(u64, Instant)>,
     unknown_vrid: u64,
     malformed: u64,
+    drop_logged: HashMap<(u8, Invalid), Option<Instant>>,
     ident: u16,
     children: Vec<Child>,
     wall: SystemTime,
@@ -217,6 +221,7 @@ impl Shell {
             watchdog: Vec::new(),
             unknown_vrid: 0,
             malformed: 0,
+            drop_logged: HashMap::new(),
             ident: 0,
             children: Vec::new(),
             wall: SystemTime::now(),
@@ -311,7 +316,14 @@ impl Shell {
         };
         let src = IpAddr::V4(ip.src_addr());
         if let Err(reason) = s.inst.receive(now, src, IpAddr::V4(VRRP_GROUP_V4), ip.ttl(), payload) {
-            tracing::debug!(vrid = s.cfg.vrid, from = %src, reason = reason.name(), "VRRP: advert dropped");
+            // Every drop is counted; the log says so at most once per DROP_LOG_EVERY per
+            // instance and reason (a misconfigured peer sends ten adverts a second).
+            let vrid = s.cfg.vrid;
+            let last = self.drop_logged.entry((vrid, reason)).or_insert(None);
+            if last.is_none_or(|t| now.saturating_duration_since(t) >= DROP_LOG_EVERY) {
+                *last = Some(now);
+                tracing::warn!(vrid, from = %src, reason = reason.name(), "VRRP: advert dropped (counted in /v1/ha `invalid`)");
+            }
         }
     }
 

@@ -153,6 +153,17 @@ drop_reasons! {
     ProbeTooLong => "probe_too_long", "health probe packet longer than a punt buffer (2048 bytes)";
     /// The prober handed the data path something that is not an IPv4 packet from a port address.
     ProbeBadPacket => "probe_bad_packet", "prober's packet not IPv4 from a port's own address";
+    /// Traffic for an address whose VRRP instance is backup on this node: ARP requests,
+    /// ICMP echo, TCP/UDP to a VIP, Full-NAT replies to a local address (the master
+    /// answers them; a backup counts what reaches it anyway).
+    HaBackup => "ha_backup", "traffic or ARP for an address whose VRRP instance is backup here";
+    /// A received VRRP advert found no free buffer in the ring to the control plane.
+    HaRingFull => "ha_ring_full", "VRRP advert dropped: ring to the control plane full";
+    /// A VRRP packet longer than a ring buffer, or a control-plane frame longer than a
+    /// packet buffer.
+    HaTooLong => "ha_too_long", "VRRP packet or HA frame longer than a ring buffer (2048 bytes) or packet buffer";
+    /// The control plane queued a frame for a port that does not exist.
+    HaBadPort => "ha_bad_port", "HA frame from the control plane tagged with a port that does not exist";
 }
 
 impl DropReason {
@@ -353,6 +364,10 @@ worker_counters! {
     probe_rx: Counter "rvs_worker_probe_rx_total", "Health probe replies punted to the prober.";
     /// Also counted in `local_originated`.
     probe_tx: Counter "rvs_worker_probe_tx_total", "Health probe packets from the prober routed out.";
+    /// Copied to the control plane's VRRP ring (also counted in `rx_consumed`).
+    ha_rx: Counter "rvs_worker_ha_rx_total", "VRRP adverts received and handed to the control plane.";
+    /// Adverts and gratuitous ARP built by the VRRP thread; also counted in `local_originated`.
+    ha_tx: Counter "rvs_worker_ha_tx_total", "Frames of the control plane's VRRP thread sent.";
     /// Set at each timer run.
     conns: Gauge "rvs_worker_connections", "Connections in the worker's table.";
 }

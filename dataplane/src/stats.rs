@@ -11,8 +11,9 @@
 //!    tx_packets + rx_consumed + Σ drops + parked + redirected_out`
 //!
 //!   (`local_originated` counts attempts to build ARP requests and gratuitous ARP, and
-//!   the prober's packets taken for sending; an attempt that finds the pool empty is the
-//!   `no_mbuf` drop. A probe reply punted to the prober is `rx_consumed`.)
+//!   the prober's packets and the VRRP thread's frames taken for sending; an attempt that
+//!   finds the pool empty is the `no_mbuf` drop. A probe reply punted to the prober, and
+//!   a VRRP advert handed to the control plane, are `rx_consumed`.)
 //! * A [`WorkerCounters`] is written by its worker only and read by anyone (the control
 //!   plane holds an `Arc` of it). Values are relaxed: a reader may see one counter a few
 //!   packets ahead of another, never a torn or decreasing value.

@@ -20,7 +20,8 @@
 //!   [`crate::stats`] for the counting invariant. No network input can make it panic.
 //! * Classification, in order (the first failing check is the drop reason):
 //!   Ethernet header present (`eth_truncated`); destination MAC is the port's, or broadcast
-//!   for ARP only — multicast and others' unicast are `eth_not_for_us`; source MAC unicast
+//!   for ARP only, or (with an HA link) VRRP's 01:00:5e:00:00:12 — see "VRRP" below — other
+//!   multicast and others' unicast are `eth_not_for_us`; source MAC unicast
 //!   and not ours (`eth_bad_source`); ethertype ARP → [`arp`], IPv4 → below, anything
 //!   else (IPv6, VLAN-tagged) `eth_unknown_type`. IPv4: header valid (`ip_truncated`,
 //!   `ip_bad_version`, `ip_bad_ihl`, `ip_bad_length`), header checksum correct unless the
@@ -28,13 +29,38 @@
 //!   (`ip_bad_source`). Then, to one of our addresses: ICMP echo → [`icmp`]; ICMP errors,
 //!   TCP and UDP → the L4 engine ([`crate::lb`]); other protocols `ip_unknown_protocol`.
 //!   Not to us: TCP/UDP and ICMP errors → the L4 engine (NAT replies), anything else
-//!   `ip_not_for_us`. Without an L4 engine, TCP/UDP to us is `l4_no_service`. Before
+//!   `ip_not_for_us`. To one of our addresses whose VRRP group is backup here:
+//!   `ha_backup`, whatever the protocol (see "VRRP" below). Without an L4 engine, TCP/UDP to us is `l4_no_service`. Before
 //!   all that, with a probe link ([`Worker::with_probe`]), a packet to a port's own
 //!   address that answers a health probe ([`crate::punt::ProbeMatch`]) is copied to the
 //!   prober's punt ring (`probe_rx`, `rx_consumed`).
 //! * Health probes out: worker 0 takes up to [`crate::punt::TX_PER_POLL`] of the
 //!   prober's IP packets per poll, routes each like its own traffic (route, neighbour
 //!   resolution with the pending queue) and sends it (`probe_tx`, `local_originated`).
+//! * VRRP ([`Worker::with_ha`], [`crate::ha`]). Each address of the book carries the
+//!   group of the VRRP instance it moves with ([`OwnedAddr::group`], looked up from
+//!   [`HaRoles`] whenever the book is built: at `with_ha` and when the VIPs follow a new
+//!   service table), and the instances' addresses that are neither port, local nor VIP
+//!   addresses are in the book as [`AddrKind::Floating`] on the port whose connected subnet
+//!   holds them. Per packet the worker reads the group's master flag (one relaxed load)
+//!   for grouped addresses only: while backup it answers no ARP request for the address
+//!   (`ha_backup`, the sender is merged but not added), answers no ICMP and forwards no
+//!   TCP/UDP to it (VIP traffic, Full-NAT replies to a local address: `ha_backup`), and
+//!   sends no gratuitous ARP for it (at start, [`Worker::send_gratuitous_arp`], or for a
+//!   VIP added live): the control plane announces the addresses it takes over through
+//!   its own frames. Traffic not addressed to one of our addresses is not gated: NAT
+//!   replies from real servers (to the client, through the floating gateway's MAC, i.e.
+//!   the port's) are forwarded by whichever node receives them, as its connections allow.
+//!   A frame to 01:00:5e:00:00:12 passes the same Ethernet source and IPv4 header checks
+//!   as any (so our own advert looped back is `eth_bad_source` or `ip_bad_source`); an IPv4
+//!   packet of protocol 112 to 224.0.0.18 is then copied, Ethernet header and padding cut,
+//!   to this worker's HA ring tagged with the port ([`HaLink::punt`]; `ha_rx`,
+//!   `rx_consumed`; `ha_ring_full`, `ha_too_long`), anything else is `eth_not_for_us`. The
+//!   VRRP contents are the control plane's to judge. Worker 0 sends up to
+//!   [`FRAMES_PER_POLL`] of the control plane's frames per poll ([`HaLink::take_frame`])
+//!   unchanged out of their port (`ha_tx`, `local_originated`; `ha_bad_port`,
+//!   `ha_too_long`, `no_mbuf`). Without `with_ha` every address is answered, multicast is
+//!   `eth_not_for_us`, and the cost per packet is one test of the address's group.
 //! * Packets whose flow another worker owns go there through a redirect ring
 //!   ([`crate::mesh`]) and are handled by the owner as if received on the same port.
 //! * Time is `now`, monotonic nanoseconds, read once per poll by the caller.

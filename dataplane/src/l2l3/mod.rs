@@ -119,7 +119,8 @@ impl OwnedAddr {
 /// Most addresses an [`AddressBook`] looks up by a linear scan rather than by hashing.
 pub const ADDRESS_SCAN_MAX: usize = 8;
 
-/// The addresses a worker answers for: port addresses, Full-NAT local addresses and VIPs.
+/// The addresses a worker answers for: port addresses, Full-NAT local addresses, VIPs
+/// and (with VRRP) floating addresses, each with its VRRP group if any.
 /// Built once at construction; lookups do not allocate. The worker looks up every
 /// packet's source and destination here: a book of at most [`ADDRESS_SCAN_MAX`]
 /// addresses (the usual appliance) is scanned, a few compares, instead of hashed.

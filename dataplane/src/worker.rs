@@ -30,7 +30,8 @@
 //!   TCP and UDP → the L4 engine ([`crate::lb`]); other protocols `ip_unknown_protocol`.
 //!   Not to us: TCP/UDP and ICMP errors → the L4 engine (NAT replies), anything else
 //!   `ip_not_for_us`. To one of our addresses whose VRRP group is backup here:
-//!   `ha_backup`, whatever the protocol (see "VRRP" below). Without an L4 engine, TCP/UDP to us is `l4_no_service`. Before
+//!   `ha_backup`, whatever the protocol (see "VRRP" below). Without an L4 engine,
+//!   TCP/UDP to us is `l4_no_service`. Before
 //!   all that, with a probe link ([`Worker::with_probe`]), a packet to a port's own
 //!   address that answers a health probe ([`crate::punt::ProbeMatch`]) is copied to the
 //!   prober's punt ring (`probe_rx`, `rx_consumed`).
@@ -689,8 +690,11 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
     /// addresses on their port, VIPs on their port or on every port — flushes, and
     /// schedules one repeat [`GARP_REPEAT_NS`] after `now` (RFC 5227 §2.3 announces twice,
     /// so one lost frame does not leave a switch or router with a stale entry; the repeat
-    /// goes out from [`Worker::poll_once`]). Call at start-up and on HA takeover, on one
-    /// worker only (rvsd: worker 0). Returns the number of announcements sent now.
+    /// goes out from [`Worker::poll_once`]). Call at start-up, on one worker only (rvsd:
+    /// worker 0). Addresses whose VRRP group is backup here are not announced, now or in
+    /// the repeat ([`Worker::with_ha`]); on takeover the VRRP thread sends its own
+    /// gratuitous ARP through [`crate::ha::HaEnd::send_frame`]. Returns the number of
+    /// announcements sent now.
     pub fn send_gratuitous_arp(&mut self, now: u64) -> usize {
         let sent = self.announce();
         self.tx.flush_all();

@@ -12,11 +12,14 @@ use std::sync::Arc;
 use common::l4::*;
 use common::*;
 use rvs_dataplane::ha::{ha_links, HaEnd, HaGroup, HaRoles, VRRP_GROUP_V4, VRRP_MAC_V4};
+use rvs_dataplane::l2l3::neigh::NeighSync;
 use rvs_dataplane::l2l3::AddrKind;
 use rvs_dataplane::server::ServerStats;
 use rvs_dataplane::service::{Service, ServiceTable, SharedServices, TableIds, TableSettings};
 use rvs_dataplane::stats::DropReason;
 use rvs_dataplane::types::{ForwardMode, L4Proto, SchedulerKind, ServiceKey, VipConfig};
+use rvs_dataplane::worker::Worker;
+use rvs_drivers::mem::MemPool;
 
 /// The NAT gateway real servers route through, floating on the back network.
 const GW: Ipv4Addr = Ipv4Addr::new(10, 20, 0, 100);
@@ -338,4 +341,19 @@ fn only_worker_0_sends_the_control_planes_frames() {
     ws[1].poll_once(SEC);
     assert_eq!(end.recv(), Some((FRONT, ip)));
     assert_accounting_all(&ws);
+}
+
+#[test]
+fn a_frame_finding_the_pool_empty_is_no_mbuf() {
+    let (mut links, mut end) = ha_links(1, 8);
+    let mut w = Worker::new(&lab_config(), queues(), MemPool::with_limit(0), NeighSync::none())
+        .expect("valid config")
+        .with_ha(links.remove(0), roles());
+    let garp = pad60(eth(BCAST, BACK_MAC, ETH_ARP, &arp(1, BACK_MAC, GW, [0; 6], GW)));
+    assert!(end.send_frame(BACK, &garp));
+    w.poll_once(SEC);
+    assert!(take_tx(&mut w, BACK).is_empty());
+    assert_single_drop(&w, DropReason::NoMbuf);
+    assert_eq!(snapshot(&w).ha_tx, 0);
+    assert_accounting(&w);
 }

@@ -357,7 +357,7 @@ worker_counters! {
     /// ARP replies, learned.
     rx_consumed: Counter "rvs_worker_rx_consumed_total", "Received frames absorbed by the stack without a reply.";
     /// Includes attempts that failed with `no_mbuf`.
-    local_originated: Counter "rvs_worker_local_originated_total", "Packets the worker tried to originate (ARP requests, gratuitous ARP).";
+    local_originated: Counter "rvs_worker_local_originated_total", "Packets the worker tried to originate (ARP requests, gratuitous ARP, health probes, VRRP frames).";
     neigh_updates_received: Counter "rvs_worker_neigh_updates_received_total", "Neighbour updates received from peer workers and applied.";
     /// The peer learns the neighbour later, from its own ARP resolution.
     neigh_updates_lost: Counter "rvs_worker_neigh_updates_lost_total", "Neighbour updates not sent to a peer whose inbox was full.";

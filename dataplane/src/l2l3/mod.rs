@@ -176,7 +176,8 @@ impl AddressBook {
         self.map.contains_key(&ip)
     }
 
-    /// True when an ARP request for `ip` received on `port` must be answered.
+    /// True when an ARP request for `ip` received on `port` is for one of our addresses
+    /// on that port (whatever its VRRP role; see [`OwnedAddr::active`]).
     #[inline]
     pub fn answers_arp(&self, ip: Ipv4Addr, port: PortId) -> bool {
         self.get(ip).is_some_and(|o| o.port.is_none_or(|p| p == port))
@@ -295,6 +296,13 @@ mod tests {
             assert!(b.is_ours(Ipv4Addr::new(10, 1, 0, i)) && !b.is_ours(Ipv4Addr::new(10, 1, 1, i)), "{i}");
             assert_eq!(b.get(Ipv4Addr::new(10, 1, 0, 0)).map(|o| o.kind), Some(AddrKind::Vip));
         }
+        // VRRP: an address in a group is active only while this node is its master.
+        let roles = HaRoles::new(1, [(std::net::IpAddr::V4(v), HaGroup(0))]).unwrap();
+        let grouped = OwnedAddr { group: Some(HaGroup(0)), ..OwnedAddr::new(AddrKind::Vip, None) };
+        assert!(!grouped.active(Some(&roles)) && !grouped.active(None));
+        assert!(OwnedAddr::new(AddrKind::Port, None).active(Some(&roles)));
+        roles.set_master(HaGroup(0), true);
+        assert!(grouped.active(Some(&roles)));
         assert!(is_martian_source(Ipv4Addr::new(0, 1, 2, 3)));
         assert!(is_martian_source(Ipv4Addr::new(224, 0, 0, 1)));
         assert!(is_martian_source(Ipv4Addr::new(127, 0, 0, 1)));

@@ -5,7 +5,9 @@
 //!
 //! 1. reconciles the monitored servers with the running configuration when an apply
 //!    moved [`crate::runtime::Running::config_version`] (servers added or removed, a server whose
-//!    `[service.health]`, `[service.agent]` or weight changed is checked afresh);
+//!    `[service.health]`, `[service.agent]` or weight changed is checked afresh; a server
+//!    in admin `maint` is not probed, and is checked afresh, from its start state, when it
+//!    leaves it);
 //! 2. hands every punted packet to the prober, polls the monitor at the current time,
 //!    logs every transition with its reason, and queues the prober's packets for
 //!    worker 0;
@@ -29,7 +31,7 @@ use rvs_dataplane::punt::ProbeEnd;
 
 use super::monitor::{Monitor, ServerKey, Target};
 use super::prober::{Prober, ProberConfig};
-use super::state::State;
+use super::state::{Admin, State};
 use crate::api::AppState;
 use crate::config::{Agent, Config, Health};
 use crate::runtime::HealthView;
@@ -109,8 +111,9 @@ impl Shell {
         }
     }
 
-    /// Makes the monitored set match `config` (see the module docs).
-    pub fn reconcile(&mut self, config: &Config, now: Instant) {
+    /// Makes the monitored set match `config` and the admin states `admin` (see the
+    /// module docs).
+    pub fn reconcile(&mut self, config: &Config, admin: &HashMap<ServerRef, Admin>, now: Instant) {
         let mut wanted: HashMap<ServerRef, (Fingerprint, SocketAddr, SocketAddr)> = HashMap::new();
         for s in &config.services {
             if s.health.is_none() && s.agent.is_none() {
@@ -119,6 +122,9 @@ impl Shell {
             let key = service_key(s);
             let vip = SocketAddr::new(IpAddr::V4(s.address), s.port);
             for r in &s.servers {
+                if admin.get(&(key, r.address, r.port)) == Some(&Admin::Maint) {
+                    continue;
+                }
                 let server = SocketAddr::new(IpAddr::V4(r.address), r.port);
                 wanted.insert(
                     (key, r.address, r.port),
@@ -241,8 +247,9 @@ pub fn spawn(
                 if running.config_version() != shell.version {
                     shell.version = running.config_version();
                     let config = running.config().clone();
+                    let admin = running.admin_states().clone();
                     drop(running);
-                    shell.reconcile(&config, now);
+                    shell.reconcile(&config, &admin, now);
                 }
             }
             let overlay = shell.turn(now);
@@ -303,7 +310,7 @@ weight = 1
         let c = config("[service.health]\nkind = \"tcp\"\ninterval = \"1s\"\n");
         let now = Instant::now();
         let mut shell = Shell::new(prober_config(&c, DEFAULT_PROBE_PORTS), end, Arc::default(), now);
-        shell.reconcile(&c, now);
+        shell.reconcile(&c, &HashMap::new(), now);
         assert_eq!(shell.checked(), 2);
         // Start up: both present at their weight.
         let overlay = shell.turn(now + Duration::from_secs(2));
@@ -316,10 +323,17 @@ weight = 1
             syns += 1;
         }
         assert_eq!(syns, 2);
-        // Other health settings: checked afresh; no [service.health]: not checked.
-        shell.reconcile(&config("[service.health]\nkind = \"tcp\"\ninterval = \"2s\"\n"), now);
+        // A server in admin maint is not probed; back to ready, it is checked again.
+        let maint = HashMap::from([((service_key(&c.services[0]), "10.20.0.11".parse().unwrap(), 80), Admin::Maint)]);
+        shell.reconcile(&c, &maint, now);
+        assert_eq!(shell.checked(), 1);
+        assert!(shell.status(now).keys().all(|k| k.1 != std::net::Ipv4Addr::new(10, 20, 0, 11)));
+        shell.reconcile(&c, &HashMap::new(), now);
         assert_eq!(shell.checked(), 2);
-        shell.reconcile(&config(""), now);
+        // Other health settings: checked afresh; no [service.health]: not checked.
+        shell.reconcile(&config("[service.health]\nkind = \"tcp\"\ninterval = \"2s\"\n"), &HashMap::new(), now);
+        assert_eq!(shell.checked(), 2);
+        shell.reconcile(&config(""), &HashMap::new(), now);
         assert_eq!(shell.checked(), 0);
         assert!(shell.turn(now + Duration::from_secs(3)).is_empty());
     }

@@ -26,7 +26,10 @@
 //! - (f) the HAProxy-style agent (`[service.agent]` on TCP :80, port 9999: a socat that answers
 //!   the content of `/tmp/rvs-lab-<name>.agent`, else `up`) of rs1 answers `drain`: rs1 keeps
 //!   its check `up` with `effective_weight` 0 and takes no new connection; back to `up`, its
-//!   weight returns.
+//!   weight returns;
+//! - (g) rs2 is put in admin `drain` over REST: its check stays `up`, `effective_weight` 0, no
+//!   new connection reaches it; a bad admin word is refused naming `admin`; `rvsadm admin ...
+//!   ready` (REST when rvsadm is not built) brings it back to weight 1 and new connections.
 //!
 //! `#[ignore]`: needs root and the lab; `vm-testbed/test.sh` runs it with the other lab tests.
 
@@ -351,6 +354,39 @@ fn run(mode: Mode, workers: u32) {
             "(f) rs1 not back to weight 1 after its agent says up: {:?}",
             state_of("tcp", 80, REAL_SERVER_IPS[0])
         ));
+    }
+
+    // (g) admin drain of rs2 (REST), then ready (rvsadm admin when built, else REST).
+    let admin = |state: &str| {
+        let path = format!("http://127.0.0.1:8700/v1/services/tcp/{VIP}/80/servers/10.20.0.12/80");
+        let body = format!("{{\"admin\":\"{state}\"}}");
+        let out = ns_exec("lab-lb1", &["curl", "-sS", "-m", "2", "-X", "PUT", "-d", &body, &path]);
+        serde_json::from_slice::<Value>(&out.stdout).unwrap_or(Value::Null)
+    };
+    let v = admin("drain");
+    if (v["admin"].as_str(), v["effective_weight"].as_i64(), v["health"]["state"].as_str())
+        != (Some("drain"), Some(0), Some("up"))
+    {
+        failures.push(format!("(g) admin drain of rs2 answered {v}"));
+    }
+    let drained = servers_of(&http_who_many("lab-client", &url, 12));
+    if drained.iter().any(|s| s != "rs1" && s != "rs3") {
+        failures.push(format!("(g) rs2 in admin drain still takes new connections: {drained:?}"));
+    }
+    let v = admin("bogus");
+    if v["field"] != "admin" {
+        failures.push(format!("(g) a bad admin state is not refused naming `admin`: {v}"));
+    }
+    if rvsadm.exists() {
+        let rvsadm = rvsadm.to_str().unwrap_or("rvsadm");
+        ns_exec_ok("lab-lb1", &[rvsadm, "admin", "-t", &format!("{VIP}:80"), "-r", "10.20.0.12:80", "ready"]);
+    } else {
+        admin("ready");
+    }
+    let (state, weight) = state_of("tcp", 80, REAL_SERVER_IPS[1]);
+    let readied = servers_of(&http_who_many("lab-client", &url, 9));
+    if (state.as_str(), weight) != ("up", 1) || !readied.iter().any(|s| s == "rs2") {
+        failures.push(format!("(g) rs2 back to ready: {state} weight {weight}, new connections {readied:?}"));
     }
 
     let status = status();

@@ -116,7 +116,7 @@ impl ServiceView {
             protocol: s.protocol.name().to_string(),
             address: s.address.to_string(),
             port: s.port,
-            scheduler: s.scheduler.name().to_string(),
+            scheduler: if s.system_load { crate::config::SYSTEM_LOAD } else { s.scheduler.name() }.to_string(),
             persistence: s.persistence.map(duration_text),
             persistence_netmask: s.persistence_netmask.to_string(),
             servers: s.servers.iter().map(ServerView::new).collect(),

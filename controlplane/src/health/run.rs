@@ -126,10 +126,11 @@ impl Shell {
                     continue;
                 }
                 let server = SocketAddr::new(IpAddr::V4(r.address), r.port);
-                wanted.insert(
-                    (key, r.address, r.port),
-                    ((s.health.clone(), s.agent.clone(), r.weight, vip), vip, server),
-                );
+                // system-load: the agent's N% gives weight × N (a percentage of weight × 100),
+                // so weight-1 servers still get 100 steps of resolution.
+                let weight = if s.system_load { r.weight.saturating_mul(100) } else { r.weight };
+                wanted
+                    .insert((key, r.address, r.port), ((s.health.clone(), s.agent.clone(), weight, vip), vip, server));
             }
         }
         let monitor = &mut self.monitor;
@@ -336,5 +337,15 @@ weight = 1
         shell.reconcile(&config(""), &HashMap::new(), now);
         assert_eq!(shell.checked(), 0);
         assert!(shell.turn(now + Duration::from_secs(3)).is_empty());
+        // system-load: the agent's N% applies to weight × 100, so weight 1 gives N.
+        let load = Config::from_toml(
+            &BASE
+                .replace("scheduler = \"rr\"", "scheduler = \"system-load\"")
+                .replace("HEALTH", "[service.agent]\nport = 9999\n"),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        shell.reconcile(&load, &HashMap::new(), now);
+        assert_eq!(shell.checked(), 2);
+        assert!(shell.servers.values().all(|(_, fp)| fp.2 == 100), "{:?}", shell.servers);
     }
 }

@@ -501,7 +501,12 @@ impl Checker {
                 if let Err(owner) = self.owners.claim(a, &at("address")) {
                     self.err(
                         at("address"),
-                        format!("{}; a VIP must not be a port or local address", conflict(a, &owner)),
+                        format!(
+                            "{}; a VIP must not be a port or local address (a port's own address also \
+                             carries the health probes, from dataplane.probe_ports): give the service \
+                             an address of its own",
+                            conflict(a, &owner)
+                        ),
                     );
                 }
             }

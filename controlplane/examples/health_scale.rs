@@ -1,7 +1,8 @@
 //! Health checking at scale, a benchmark (not a test): N real servers (default 1,000)
 //! probed every second with the `tcp` kind, through the same health-thread loop as rvsd
 //! ([`rvs_controlplane::health::run::Shell`]: punted packets in, monitor poll, packets out,
-//! effects and status each turn, sleep until the next deadline, at most 10 ms), against a
+//! effects and status brought up to date and copied out when they changed, sleep until the
+//! next deadline, at most 10 ms), against a
 //! responder thread that stands in for the workers and the servers: it takes each packet
 //! the prober queued for worker 0 and punts a SYN-ACK back for every SYN.
 //!
@@ -120,7 +121,6 @@ fn scale(servers: usize, seconds: u64) {
     shell.reconcile(&c, &HashMap::new(), t0);
     let warmup = Duration::from_secs(2);
     let mut measured: Option<(Instant, u64, u64, u64)> = None;
-    let mut last_status = HashMap::new();
     let mut up = 0;
     loop {
         let now = Instant::now();
@@ -131,12 +131,16 @@ fn scale(servers: usize, seconds: u64) {
         if now >= t0 + warmup + Duration::from_secs(seconds) {
             break;
         }
-        // As the health thread's turn: packets, poll, effects, status.
-        let overlay = shell.turn(now);
-        up = overlay.values().filter(|e| e.up && e.weight > 0).count();
-        let status = shell.status(now);
-        if status != last_status {
-            last_status = status;
+        // As the health thread's turn: packets, poll, effects and views, and what it hands
+        // over when they changed.
+        let turn = shell.turn(now);
+        if turn.overlay_changed {
+            let handed = shell.overlay().clone();
+            up = handed.values().filter(|e| e.up && e.weight > 0).count();
+            std::hint::black_box(handed);
+        }
+        if turn.status_changed {
+            std::hint::black_box(shell.health().clone());
         }
         let next = shell.next_turn(Instant::now());
         std::thread::sleep(next.saturating_duration_since(Instant::now()).max(Duration::from_micros(200)));

@@ -502,12 +502,18 @@ impl Drop for Pids {
     }
 }
 
-/// `count` new connections from lab-client to `VIP:port` in one process; the answers'
-/// server names counted.
+/// The next client source port [`split`] uses: every connection of a run has its own, so no
+/// two services (several map to the servers' :80) ever share a client address and port
+/// while the balancer or a server still remembers the earlier connection.
+static NEXT_CLIENT_PORT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(20000);
+
+/// `count` new connections from lab-client to `VIP:port` in one process, each from its own
+/// source port; the answers' server names counted.
 fn split(port: u16, count: u32) -> std::collections::BTreeMap<String, u32> {
+    let base = NEXT_CLIENT_PORT.fetch_add(count, std::sync::atomic::Ordering::Relaxed);
     let py = format!(
-        "import socket, collections\nc = collections.Counter()\nfor _ in range({count}):\n    \
-         try:\n        s = socket.create_connection(('{VIP}', {port}), timeout=5)\n        \
+        "import socket, collections\nc = collections.Counter()\nfor i in range({count}):\n    \
+         try:\n        s = socket.create_connection(('{VIP}', {port}), timeout=5, source_address=('', {base} + i))\n        \
          s.sendall(b'GET / HTTP/1.0\\r\\nHost: vip\\r\\n\\r\\n')\n        d = b''\n        \
          while True:\n            b = s.recv(4096)\n            if not b: break\n            d += b\n        \
          s.close()\n        c[d.split(b'\\r\\n\\r\\n', 1)[-1].split()[0].decode()] += 1\n    \
@@ -538,9 +544,16 @@ fn health_nat_extras() {
     for n in REAL_SERVER_NAMES {
         let _ = std::fs::remove_file(flag(n));
     }
-    let rvsd = std::env::var("RVSD_BIN").unwrap_or_default();
-    let agent = std::path::Path::new(&rvsd).with_file_name("rvs-agent");
-    assert!(agent.exists(), "no rvs-agent next to RVSD_BIN ({rvsd}): cargo build --release --workspace");
+    // Next to $RVSD_BIN, else in the release target directory.
+    let target =
+        std::env::var("CARGO_TARGET_DIR").map_or_else(|_| repo_root().join("target"), std::path::PathBuf::from);
+    let agent = [
+        std::path::Path::new(&std::env::var("RVSD_BIN").unwrap_or_default()).with_file_name("rvs-agent"),
+        target.join("release/rvs-agent"),
+    ]
+    .into_iter()
+    .find(|p| p.exists())
+    .expect("no rvs-agent next to $RVSD_BIN or in the release target: cargo build --release --workspace");
     let mut lab = Lab::up_without_lb();
     lab.start_real_servers(Mode::Nat);
     let mut pids = Pids(Vec::new());

@@ -48,7 +48,7 @@ use serde_json::{json, Value};
 
 use crate::config::file::ConfigFile;
 use crate::config::{parse_toml, Config, ConfigError, FieldError, Server, Service};
-use crate::health::state::{Admin, Effect};
+use crate::health::state::Admin;
 use crate::model::{
     duration_text, service_name, ServerBody, ServerUpdate, ServerView, ServiceBody, ServiceRef, ServiceUpdate,
     ServiceView, TimeoutsBody, TimeoutsView,
@@ -149,7 +149,7 @@ fn merged(config: &Config, health: &Overlay, admin: &HashMap<ServerRef, Admin>) 
         for r in &s.servers {
             let k = (key, r.address, r.port);
             if let Some(a) = admin.get(&k) {
-                let base = out.get(&k).copied().unwrap_or(Effect { present: true, weight: r.weight, up: true });
+                let base = out.get(&k).copied().unwrap_or_else(|| crate::services::start_effect(s, r));
                 out.insert(k, a.apply(base));
             }
         }

@@ -63,7 +63,8 @@ pub struct ServerView {
     /// Its health (absent in change lists).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health: Option<crate::runtime::HealthView>,
-    /// Administrative state: always `ready` today (drain and maint are not implemented).
+    /// Administrative state, kept apart from `health`: `ready`, `drain` (weight 0 in
+    /// effect) or `maint` (out of the table, probes paused). Absent in change lists.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub admin: Option<String>,
 }
@@ -115,7 +116,7 @@ impl ServiceView {
             protocol: s.protocol.name().to_string(),
             address: s.address.to_string(),
             port: s.port,
-            scheduler: s.scheduler.name().to_string(),
+            scheduler: if s.system_load { crate::config::SYSTEM_LOAD } else { s.scheduler.name() }.to_string(),
             persistence: s.persistence.map(duration_text),
             persistence_netmask: s.persistence_netmask.to_string(),
             servers: s.servers.iter().map(ServerView::new).collect(),
@@ -276,9 +277,20 @@ pub struct ServerUpdate {
     /// New lower threshold.
     #[serde(default)]
     pub lower_threshold: Option<i64>,
+    /// New admin state: `ready`, `drain` or `maint` (not part of the configuration).
+    #[serde(default)]
+    pub admin: Option<String>,
 }
 
 impl ServerUpdate {
+    /// Whether the update changes the configuration (anything but `admin`).
+    pub fn changes_config(&self) -> bool {
+        self.weight.is_some()
+            || self.forward.is_some()
+            || self.upper_threshold.is_some()
+            || self.lower_threshold.is_some()
+    }
+
     /// Applies the update to a `[[service.server]]` entry.
     pub fn apply(&self, r: &mut ServerFile) {
         if let Some(w) = self.weight {

@@ -46,8 +46,8 @@ fn schemas() -> Value {
                     "state": {"type": "string", "enum": ["up", "down", "unknown"]},
                     "since": {"type": "string", "format": "date-time"},
                     "last": {"type": "string", "description": "the last probe's result in words"}}},
-                "admin": {"type": "string", "enum": ["ready"], "readOnly": true,
-                    "description": "administrative state; drain and maint do not exist yet"}
+                "admin": {"type": "string", "enum": ["ready", "drain", "maint"], "readOnly": true,
+                    "description": "administrative state, kept apart from health; set with PUT .../servers/{ip}/{rport}"}
             }
         },
         "Service": {
@@ -81,7 +81,9 @@ fn schemas() -> Value {
                 "weight": {"type": "integer", "minimum": 0, "maximum": 65535},
                 "forward": {"type": "string", "enum": ["dr", "nat", "fullnat", "tunnel"]},
                 "upper_threshold": {"type": "integer", "minimum": 0},
-                "lower_threshold": {"type": "integer", "minimum": 0}
+                "lower_threshold": {"type": "integer", "minimum": 0},
+                "admin": {"type": "string", "enum": ["ready", "drain", "maint"],
+                    "description": "administrative state (not configuration; survives reloads of the same server): drain = weight 0 in effect, established flows continue; maint = out of scheduling, health probes paused; ready = normal"}
             }
         },
         "Change": {

@@ -28,6 +28,11 @@
 //! builds with the effects in force. The configured weights stay in the configuration;
 //! the weights in effect live only in the published table.
 //!
+//! Admin states ([`Running::set_admin`]: ready, drain, maint, HAProxy's) are the
+//! operator's and live beside the configuration, not in it: they are applied on top of
+//! the health effects in every table build, survive every apply that keeps the server
+//! (same service, address and port; SIGHUP included), and are forgotten with it.
+//!
 //! Counters are never reset by the data path; `POST /v1/stats/zero` (ipvsadm -Z) records
 //! a baseline that reads subtract ([`Running::traffic`]).
 
@@ -43,11 +48,12 @@ use serde_json::{json, Value};
 
 use crate::config::file::ConfigFile;
 use crate::config::{parse_toml, Config, ConfigError, FieldError, Server, Service};
+use crate::health::state::Admin;
 use crate::model::{
     duration_text, service_name, ServerBody, ServerUpdate, ServerView, ServiceBody, ServiceRef, ServiceUpdate,
     ServiceView, TimeoutsBody, TimeoutsView,
 };
-use crate::services::{build_with_health, IdBook, Overlay, ServerRef};
+use crate::services::{build_with_health, service_key, IdBook, Overlay, ServerRef};
 use crate::status::TrafficJson;
 
 /// One difference between the running configuration and a candidate.
@@ -127,7 +133,46 @@ pub struct Running {
     baseline_servers: HashMap<u32, ServerStatsSnapshot>,
     health: Overlay,
     health_status: HashMap<ServerRef, HealthView>,
+    /// Servers whose admin state is not `ready`.
+    admin: HashMap<ServerRef, Admin>,
     version: u64,
+}
+
+/// The effects a table is built from: the health effects with the admin states on top.
+fn merged(config: &Config, health: &Overlay, admin: &HashMap<ServerRef, Admin>) -> Overlay {
+    let mut out = health.clone();
+    if admin.is_empty() {
+        return out;
+    }
+    for s in &config.services {
+        let key = service_key(s);
+        for r in &s.servers {
+            let k = (key, r.address, r.port);
+            if let Some(a) = admin.get(&k) {
+                let base = out.get(&k).copied().unwrap_or_else(|| crate::services::start_effect(s, r));
+                out.insert(k, a.apply(base));
+            }
+        }
+    }
+    out
+}
+
+/// The admin states of `admin` whose server `config` still has.
+fn kept_admin(config: &Config, admin: &HashMap<ServerRef, Admin>) -> HashMap<ServerRef, Admin> {
+    let mut out = HashMap::new();
+    if admin.is_empty() {
+        return out;
+    }
+    for s in &config.services {
+        let key = service_key(s);
+        for r in &s.servers {
+            let k = (key, r.address, r.port);
+            if let Some(a) = admin.get(&k) {
+                out.insert(k, *a);
+            }
+        }
+    }
+    out
 }
 
 /// A checked server's health as the API shows it (`health` of a server's JSON).
@@ -170,6 +215,7 @@ impl Running {
             baseline_servers: HashMap::new(),
             health: Overlay::new(),
             health_status: HashMap::new(),
+            admin: HashMap::new(),
             version: 1,
         })
     }
@@ -188,12 +234,54 @@ impl Running {
         let mut ids = self.ids.clone();
         let generation = self.generation + 1;
         let current = self.shared.load_full();
-        let table = build_with_health(&self.config, generation, self.workers, &mut ids, Some(&current), &health)?;
+        let overlay = merged(&self.config, &health, &self.admin);
+        let table = build_with_health(&self.config, generation, self.workers, &mut ids, Some(&current), &overlay)?;
         self.shared.store(Arc::new(table));
         self.ids = ids;
         self.generation = generation;
         self.health = health;
         Ok(true)
+    }
+
+    /// Sets the admin state of server `addr:port` of service `r` (404 if there is no
+    /// such server) and publishes the table it gives; returns whether it changed. Bumps
+    /// [`Running::config_version`] so the health thread pauses or resumes its probes.
+    pub fn set_admin(&mut self, r: &ServiceRef, addr: Ipv4Addr, port: u16, admin: Admin) -> Result<bool, ApplyError> {
+        let i = self.find_service(r)?;
+        self.find_server(i, addr, port)?;
+        let k = (service_key(&self.config.services[i]), addr, port);
+        let mut next = self.admin.clone();
+        if admin == Admin::Ready {
+            next.remove(&k);
+        } else {
+            next.insert(k, admin);
+        }
+        if next == self.admin {
+            return Ok(false);
+        }
+        let mut ids = self.ids.clone();
+        let generation = self.generation + 1;
+        let current = self.shared.load_full();
+        let overlay = merged(&self.config, &self.health, &next);
+        let table = build_with_health(&self.config, generation, self.workers, &mut ids, Some(&current), &overlay)
+            .map_err(|e| ApplyError::Build(fe("admin", format!("{e:#}"))))?;
+        self.shared.store(Arc::new(table));
+        self.ids = ids;
+        self.generation = generation;
+        self.admin = next;
+        self.version += 1;
+        tracing::info!(service = %r, server = %format!("{addr}:{port}"), admin = admin.name(), "admin state set");
+        Ok(true)
+    }
+
+    /// The admin state of a server (`ready` unless set otherwise).
+    pub fn admin(&self, k: &ServerRef) -> Admin {
+        self.admin.get(k).copied().unwrap_or_default()
+    }
+
+    /// The servers whose admin state is not `ready`.
+    pub fn admin_states(&self) -> &HashMap<ServerRef, Admin> {
+        &self.admin
     }
 
     /// Sets what the API shows of each checked server's health.
@@ -244,16 +332,19 @@ impl Running {
         if dry_run {
             return Ok(changes);
         }
+        let admin = kept_admin(&config, &self.admin);
         if !changes.is_empty() {
             let mut ids = self.ids.clone();
             let generation = self.generation + 1;
             let current = self.shared.load_full();
-            let table = build_with_health(&config, generation, self.workers, &mut ids, Some(&current), &self.health)
+            let overlay = merged(&config, &self.health, &admin);
+            let table = build_with_health(&config, generation, self.workers, &mut ids, Some(&current), &overlay)
                 .map_err(|e| ApplyError::Build(fe("body", format!("{e:#}"))))?;
             self.shared.store(Arc::new(table));
             self.ids = ids;
             self.generation = generation;
         }
+        self.admin = admin;
         self.config = config;
         self.file = file;
         self.text = text;
@@ -357,9 +448,23 @@ impl Running {
     ) -> Result<Vec<Change>, ApplyError> {
         let i = self.find_service(r)?;
         let k = self.find_server(i, addr, port)?;
-        let mut file = self.file.clone();
-        u.apply(&mut file.services[i].servers[k]);
-        self.commit(file, false, &|f: &str| server_field(f, i, k))
+        let admin = match u.admin.as_deref() {
+            None => None,
+            Some(w) => Some(Admin::parse(w).ok_or_else(|| {
+                let message = format!("`{w}` is not an admin state; use {}", crate::health::state::ADMIN_WORDS);
+                ApplyError::Invalid(ConfigError { errors: vec![fe("admin", message)] })
+            })?),
+        };
+        let mut changes = Vec::new();
+        if u.changes_config() || admin.is_none() {
+            let mut file = self.file.clone();
+            u.apply(&mut file.services[i].servers[k]);
+            changes = self.commit(file, false, &|f: &str| server_field(f, i, k))?;
+        }
+        if let Some(a) = admin {
+            self.set_admin(r, addr, port, a)?;
+        }
+        Ok(changes)
     }
 
     /// `DELETE …/servers/{ip}/{port}` (ipvsadm -d).
@@ -471,12 +576,16 @@ impl Running {
             if let Some((id, s)) = found {
                 r.stats = Some(self.traffic(true, id, &s.stats));
             }
-            r.health = Some(self.health_status.get(&(key, c.address, c.port)).cloned().unwrap_or(HealthView {
+            let admin = self.admin(&(key, c.address, c.port));
+            let unchecked =
+                if admin == Admin::Maint { "probes paused (admin maint)" } else { "not checked (no [service.health])" };
+            let status = self.health_status.get(&(key, c.address, c.port)).filter(|_| admin != Admin::Maint);
+            r.health = Some(status.cloned().unwrap_or(HealthView {
                 state: "unknown".into(),
                 since: None,
-                last: "not checked (no [service.health])".into(),
+                last: unchecked.into(),
             }));
-            r.admin = Some("ready".into());
+            r.admin = Some(admin.name().into());
         }
         v
     }

@@ -25,7 +25,8 @@
 //! continue). When no server is up, the `sorry_server` (if any) joins the table with
 //! weight 1 and the forwarding mode of the service's first server (NAT when it has
 //! none): it serves only new flows while nothing else is up. Without an overlay entry a
-//! server is up at its configured weight.
+//! server is in its check's start state ([`start_effect`]): down with `start = "down"`, up
+//! at its configured weight otherwise.
 
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
@@ -43,9 +44,20 @@ use crate::health::state::{select, Effect, Selection};
 /// A server's place in the overlay: its service and its address and port.
 pub type ServerRef = (ServiceKey, Ipv4Addr, u16);
 
-/// The health effect in force per server (see the module docs); servers absent are up at
-/// their configured weight.
+/// The health effect in force per server (see the module docs); servers absent are in
+/// their start state ([`start_effect`]).
 pub type Overlay = HashMap<ServerRef, Effect>;
+
+/// The effect of a server the health thread has not reported on yet (just configured,
+/// added live, or back from admin `maint`): its check's start state, so with
+/// `start = "down"` it takes no new flow before it has passed `rise` probes; up at its
+/// configured weight otherwise.
+pub fn start_effect(s: &crate::config::Service, r: &crate::config::Server) -> Effect {
+    match &s.health {
+        Some(h) if !h.start_up => Effect { present: h.on_down == crate::config::OnDown::Quiesce, weight: 0, up: false },
+        _ => Effect { present: true, weight: r.weight, up: true },
+    }
+}
 
 /// Persistence entries per persistent service (client networks remembered at once).
 pub const PERSIST_CAPACITY: usize = 1 << 16;
@@ -200,10 +212,7 @@ pub fn build_with_health(
         let effects: Vec<(Effect, bool)> = s
             .servers
             .iter()
-            .map(|r| {
-                let configured = Effect { present: true, weight: r.weight, up: true };
-                (health.get(&(key, r.address, r.port)).copied().unwrap_or(configured), r.backup)
-            })
+            .map(|r| (health.get(&(key, r.address, r.port)).copied().unwrap_or_else(|| start_effect(s, r)), r.backup))
             .collect();
         let selection = select(&effects);
         let mut servers = Vec::with_capacity(s.servers.len() + 1);
@@ -430,5 +439,27 @@ backup = true
 
         let t5 = build_with_health(&c, 5, 1, &mut ids, Some(&t4), &Overlay::new()).unwrap();
         assert_eq!(weights(&t5), [(11, 3), (12, 2), (13, 0)], "all back");
+    }
+
+    #[test]
+    fn servers_not_yet_reported_are_in_their_start_state() {
+        let text = |start: &str| {
+            format!(
+                "[[port]]\nname = \"p0\"\ndevice = \"net_ring0\"\naddress = \"10.20.0.1/24\"\nmac = \"02:00:00:00:00:01\"\n\
+                 [[service]]\nprotocol = \"tcp\"\naddress = \"10.20.0.100\"\nport = 80\nscheduler = \"wrr\"\n\
+                 [service.health]\nkind = \"tcp\"\n{start}\n\
+                 [[service.server]]\naddress = \"10.20.0.11\"\nweight = 3\nforward = \"nat\"\n"
+            )
+        };
+        let weights = |c: &Config| -> Vec<u32> {
+            let t = build_with_health(c, 1, 1, &mut IdBook::default(), None, &Overlay::new()).unwrap();
+            t.get(0).unwrap().servers.iter().map(|r| r.weight).collect()
+        };
+        let up = Config::from_toml(&text("")).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(weights(&up), [3], "start up: the configured weight");
+        let down = Config::from_toml(&text("start = \"down\"")).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(weights(&down), [0], "start down: no new flow before the checks pass");
+        let removed = Config::from_toml(&text("start = \"down\"\non_down = \"remove\"")).unwrap();
+        assert_eq!(weights(&removed), Vec::<u32>::new(), "and out of the table with on_down = remove");
     }
 }

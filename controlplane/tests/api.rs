@@ -677,6 +677,11 @@ fn bad_inputs() -> Vec<Bad> {
         (put_srv(r#"{"weight":100000}"#), 422, "weight"),
         (put_srv(r#"{"weight":-1}"#), 422, "weight"),
         (put_srv(r#"{"forward":"ipip"}"#), 422, "forward"),
+        (put_srv(r#"{"admin":"off"}"#), 422, "admin"),
+        (put_srv(r#"{"admin":"DRAIN"}"#), 422, "admin"),
+        (put_srv(r#"{"weight":2,"admin":"disabled"}"#), 422, "admin"),
+        (put_srv(r#"{"admin":5}"#), 400, "admin"),
+        (("PUT", format!("{SVC}/servers/10.20.0.99/80"), r#"{"admin":"drain"}"#.to_string()), 404, "path"),
         (put_srv(r#"{"address":"10.20.0.15"}"#), 400, "address"),
         (put_srv(r#"{"upper_threshold":-3}"#), 422, "upper_threshold"),
         (put_svc(r#"{"scheduler":"random"}"#), 422, "scheduler"),
@@ -777,6 +782,63 @@ async fn bad_inputs_name_their_field_and_change_nothing() {
         failures.join("\n")
     );
     assert_eq!(srv.state.running().generation(), generation, "nothing was published");
+}
+
+#[tokio::test]
+async fn admin_states_drain_maint_ready_and_survive_a_reload() {
+    let srv = serve(CONFIG).await;
+    let s11 = format!("{SVC}/servers/10.20.0.11/80");
+    let weights = |srv: &Server| -> Vec<(String, u32)> {
+        let t = srv.state.running().shared().load_full();
+        t.services()[0].servers.iter().map(|r| (r.addr.to_string(), r.weight)).collect()
+    };
+    let (code, v) = call(&srv, "GET", &s11, None).await;
+    assert_eq!((code, v["admin"].as_str()), (200, Some("ready")));
+    let before = config_text(&srv).await;
+
+    // drain: weight 0 in effect, configured weight kept, still in the table.
+    let (code, v) = call(&srv, "PUT", &s11, Some(r#"{"admin":"drain"}"#)).await;
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(
+        (v["admin"].as_str(), v["weight"].as_u64(), v["effective_weight"].as_u64()),
+        (Some("drain"), Some(3), Some(0))
+    );
+    assert_eq!(weights(&srv), [("10.20.0.11".to_string(), 0), ("10.20.0.12".to_string(), 1)]);
+    assert_eq!(config_text(&srv).await, before, "admin states are not configuration");
+
+    // A weight change keeps the drain; the admin state survives a reload of the same server.
+    let (code, v) = call(&srv, "PUT", &s11, Some(r#"{"weight":5}"#)).await;
+    assert_eq!((code, v["admin"].as_str(), v["effective_weight"].as_u64()), (200, Some("drain"), Some(0)), "{v}");
+    let dir = std::env::temp_dir().join(format!("rvs-api-admin-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("rvs.toml");
+    std::fs::write(&path, CONFIG.replace("weight = 3", "weight = 4")).unwrap();
+    rvs_controlplane::daemon::reload(&srv.state, &path);
+    let (_, v) = call(&srv, "GET", &s11, None).await;
+    assert_eq!(
+        (v["weight"].as_u64(), v["admin"].as_str(), v["effective_weight"].as_u64()),
+        (Some(4), Some("drain"), Some(0))
+    );
+
+    // maint: out of the table; probes paused.
+    let (code, v) = call(&srv, "PUT", &s11, Some(r#"{"admin":"maint"}"#)).await;
+    assert_eq!((code, v["admin"].as_str(), v["effective_weight"].as_u64()), (200, Some("maint"), Some(0)), "{v}");
+    assert_eq!(v["health"]["last"], "probes paused (admin maint)");
+    assert_eq!(weights(&srv), [("10.20.0.12".to_string(), 1)]);
+
+    // ready: back at its configured weight.
+    let (code, v) = call(&srv, "PUT", &s11, Some(r#"{"admin":"ready"}"#)).await;
+    assert_eq!((code, v["admin"].as_str(), v["effective_weight"].as_u64()), (200, Some("ready"), Some(4)), "{v}");
+    assert_eq!(weights(&srv), [("10.20.0.11".to_string(), 4), ("10.20.0.12".to_string(), 1)]);
+
+    // A server deleted and added again starts ready.
+    call(&srv, "PUT", &s11, Some(r#"{"admin":"maint"}"#)).await;
+    let (code, _) = call(&srv, "DELETE", &s11, None).await;
+    assert_eq!(code, 204);
+    let (code, v) =
+        call(&srv, "POST", &format!("{SVC}/servers"), Some(r#"{"address":"10.20.0.11","forward":"nat"}"#)).await;
+    assert_eq!((code, v["admin"].as_str()), (201, Some("ready")), "{v}");
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[tokio::test]

@@ -154,3 +154,30 @@ fn ipvsadm_verbs_round_trip_through_the_real_api() {
     assert!(!last.contains("10.20.0.12") && !last.contains("UDP"), "{last}");
     assert!(ok(&api, &["-Ln", "--stats"]).contains("TCP  10.10.0.100:80"));
 }
+
+#[test]
+fn admin_verb_drains_and_readies_a_server() {
+    let (api, state) = start();
+    ok(&api, &["-A", "-t", "10.10.0.100:80", "-s", "wrr"]);
+    ok(&api, &["-a", "-t", "10.10.0.100:80", "-r", "10.20.0.11:80", "-m", "-w", "3"]);
+    let weight = || state.running().shared().load_full().services()[0].servers.first().map(|r| r.weight);
+    ok(&api, &["admin", "-t", "10.10.0.100:80", "-r", "10.20.0.11", "drain"]);
+    assert_eq!(weight(), Some(0));
+    // -L shows the weight in effect (as ipvsadm under keepalived); -S the configured one.
+    assert!(ok(&api, &["-Ln"]).contains("-> 10.20.0.11:80                Masq    0"), "{}", ok(&api, &["-Ln"]));
+    assert!(ok(&api, &["-S", "-n"]).contains("-r 10.20.0.11:80 -m -w 3"));
+    ok(&api, &["admin", "-t", "10.10.0.100:80", "-r", "10.20.0.11:80", "maint"]);
+    assert_eq!(weight(), None, "maint: out of the table");
+    ok(&api, &["admin", "-t", "10.10.0.100:80", "-r", "10.20.0.11:80", "ready"]);
+    assert_eq!(weight(), Some(3));
+    // No such server: the kernel's words, then rvsd's; exit 255 like a refused change.
+    let missing = rvsadm(&api, &["admin", "-t", "10.10.0.100:80", "-r", "10.20.0.99", "drain"], None);
+    assert_eq!(missing.code, 255, "{missing:?}");
+    assert!(missing.stderr.starts_with("No such destination"), "{missing:?}");
+    let usage = rvsadm(&api, &["admin", "-t", "10.10.0.100:80", "-r", "10.20.0.11", "off"], None);
+    assert_eq!(usage.code, 2, "{usage:?}");
+    // Not an -R line.
+    let r = rvsadm(&api, &["-R"], Some("admin -t 10.10.0.100:80 -r 10.20.0.11 drain\n"));
+    assert_eq!(r.code, 2, "{r:?}");
+    assert_eq!(weight(), Some(3));
+}

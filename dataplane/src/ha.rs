@@ -8,16 +8,39 @@
 //!   this node is its master. Workers look each address's group up when they build their
 //!   address book (never per packet) and read the group's flag per packet (one relaxed
 //!   atomic load): a master answers ARP and ICMP for the group's addresses and forwards
-//!   their traffic; a backup does none of that and counts what reaches it anyway. Every
-//!   group starts as backup: the VRRP thread decides. Without `[ha]` a worker has no roles
-//!   and answers for every address, as before.
+//!   their traffic; a backup does none of that and counts what reaches it anyway
+//!   (`ha_backup`, ARP requests included). Workers send no gratuitous ARP for a backup's
+//!   addresses, at start or when a VIP is added live: on takeover the VRRP thread sends
+//!   them itself (frames out, below). Every group starts as backup: the VRRP thread
+//!   decides. Without `[ha]` a worker has no roles and answers for every address, as
+//!   before. [`crate::worker::Worker::with_ha`] gives a worker its link and the roles.
+//! * **Floating addresses.** An address of [`HaRoles`] that is not a port, Full-NAT local
+//!   or VIP address of the worker and lies in a port's connected subnet (the NAT gateway
+//!   on the back network) is answered for ARP and ICMP echo on that port while master
+//!   ([`crate::l2l3::AddrKind::Floating`]); TCP/UDP to it is `l4_no_service`. An address of
+//!   `HaRoles` on no port's subnet and not a VIP is ignored by the workers. A floating
+//!   address that a later service table names as a VIP becomes that VIP. So the control
+//!   plane passes every address of every instance in `HaRoles`, and nothing else.
+//! * **Not gated.** Packets not addressed to one of our addresses, e.g. NAT replies from
+//!   real servers (addressed to the client, sent to the MAC the floating gateway resolved
+//!   to), are forwarded by whichever node receives them, master or not; a backup that
+//!   never answered ARP for the gateway normally receives none.
 //! * **Adverts in.** A worker copies every IPv4 packet of protocol 112 to 224.0.0.18 (sent to
 //!   Ethernet 01:00:5e:00:00:12) that a port receives into its own ring, tagged with that
-//!   port ([`HaLink::punt`]): one producer per ring. The control plane reads every worker's
-//!   ring ([`HaEnd::recv`]) and judges the packet itself (version, VRID, TTL, checksum).
+//!   port ([`HaLink::punt`]): one producer per ring. The Ethernet header and padding are
+//!   cut (the packet ends at its IPv4 total length). Before that the frame passes the
+//!   worker's usual checks (Ethernet source, IPv4 header and checksum, no fragment, source
+//!   neither martian nor ours: our own advert looped back is dropped); the peer's adverts
+//!   come from its own address and pass. Counted `ha_rx` (and `rx_consumed`); a full ring
+//!   is `ha_ring_full`, a packet longer than a ring buffer `ha_too_long`. Other multicast
+//!   stays `eth_not_for_us`. The control plane reads every worker's ring ([`HaEnd::recv`])
+//!   and judges the packet itself (version, VRID, TTL, checksum).
 //! * **Frames out.** The control plane queues complete Ethernet frames (adverts, gratuitous
 //!   ARP), each tagged with the port to send it from ([`HaEnd::send_frame`]); worker 0 sends
-//!   them unchanged ([`HaLink::take_frame`]), at most [`FRAMES_PER_POLL`] per poll.
+//!   them unchanged ([`HaLink::take_frame`]), at most [`FRAMES_PER_POLL`] per poll, copied
+//!   into a packet from its pool (`ha_tx`, also `local_originated`; a port that does not
+//!   exist is `ha_bad_port`, a frame longer than a packet buffer `ha_too_long`, an empty
+//!   pool `no_mbuf`). The Ethernet addresses are the control plane's, not rewritten.
 //! * No allocation on the data path: the rings' buffers are allocated by [`ha_links`] and
 //!   circulate (see [`crate::punt`]).
 //!

@@ -293,7 +293,7 @@ impl LbEngine {
                 }
                 self.reply(view, true, buf, env, now, DropReason::ReplyNoConn)
             }
-            Some(AddrKind::Port) => Verdict::Drop(DropReason::L4NoService),
+            Some(AddrKind::Port | AddrKind::Floating) => Verdict::Drop(DropReason::L4NoService),
             None => {
                 // Not ours: the only such packets rvs forwards are NAT replies, from a real
                 // server to a client, owned like the client's own packets.

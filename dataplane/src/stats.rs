@@ -11,8 +11,9 @@
 //!    tx_packets + rx_consumed + Σ drops + parked + redirected_out`
 //!
 //!   (`local_originated` counts attempts to build ARP requests and gratuitous ARP, and
-//!   the prober's packets taken for sending; an attempt that finds the pool empty is the
-//!   `no_mbuf` drop. A probe reply punted to the prober is `rx_consumed`.)
+//!   the prober's packets and the VRRP thread's frames taken for sending; an attempt that
+//!   finds the pool empty is the `no_mbuf` drop. A probe reply punted to the prober, and
+//!   a VRRP advert handed to the control plane, are `rx_consumed`.)
 //! * A [`WorkerCounters`] is written by its worker only and read by anyone (the control
 //!   plane holds an `Arc` of it). Values are relaxed: a reader may see one counter a few
 //!   packets ahead of another, never a torn or decreasing value.
@@ -153,6 +154,17 @@ drop_reasons! {
     ProbeTooLong => "probe_too_long", "health probe packet longer than a punt buffer (2048 bytes)";
     /// The prober handed the data path something that is not an IPv4 packet from a port address.
     ProbeBadPacket => "probe_bad_packet", "prober's packet not IPv4 from a port's own address";
+    /// Traffic for an address whose VRRP instance is backup on this node: ARP requests,
+    /// ICMP echo, TCP/UDP to a VIP, Full-NAT replies to a local address (the master
+    /// answers them; a backup counts what reaches it anyway).
+    HaBackup => "ha_backup", "traffic or ARP for an address whose VRRP instance is backup here";
+    /// A received VRRP advert found no free buffer in the ring to the control plane.
+    HaRingFull => "ha_ring_full", "VRRP advert dropped: ring to the control plane full";
+    /// A VRRP packet longer than a ring buffer, or a control-plane frame longer than a
+    /// packet buffer.
+    HaTooLong => "ha_too_long", "VRRP packet or HA frame longer than a ring buffer (2048 bytes) or packet buffer";
+    /// The control plane queued a frame for a port that does not exist.
+    HaBadPort => "ha_bad_port", "HA frame from the control plane tagged with a port that does not exist";
 }
 
 impl DropReason {
@@ -345,7 +357,7 @@ worker_counters! {
     /// ARP replies, learned.
     rx_consumed: Counter "rvs_worker_rx_consumed_total", "Received frames absorbed by the stack without a reply.";
     /// Includes attempts that failed with `no_mbuf`.
-    local_originated: Counter "rvs_worker_local_originated_total", "Packets the worker tried to originate (ARP requests, gratuitous ARP).";
+    local_originated: Counter "rvs_worker_local_originated_total", "Packets the worker tried to originate (ARP requests, gratuitous ARP, health probes, VRRP frames).";
     neigh_updates_received: Counter "rvs_worker_neigh_updates_received_total", "Neighbour updates received from peer workers and applied.";
     /// The peer learns the neighbour later, from its own ARP resolution.
     neigh_updates_lost: Counter "rvs_worker_neigh_updates_lost_total", "Neighbour updates not sent to a peer whose inbox was full.";
@@ -353,6 +365,10 @@ worker_counters! {
     probe_rx: Counter "rvs_worker_probe_rx_total", "Health probe replies punted to the prober.";
     /// Also counted in `local_originated`.
     probe_tx: Counter "rvs_worker_probe_tx_total", "Health probe packets from the prober routed out.";
+    /// Copied to the control plane's VRRP ring (also counted in `rx_consumed`).
+    ha_rx: Counter "rvs_worker_ha_rx_total", "VRRP adverts received and handed to the control plane.";
+    /// Adverts and gratuitous ARP built by the VRRP thread; also counted in `local_originated`.
+    ha_tx: Counter "rvs_worker_ha_tx_total", "Frames of the control plane's VRRP thread sent.";
     /// Set at each timer run.
     conns: Gauge "rvs_worker_connections", "Connections in the worker's table.";
 }

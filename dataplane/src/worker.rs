@@ -20,7 +20,8 @@
 //!   [`crate::stats`] for the counting invariant. No network input can make it panic.
 //! * Classification, in order (the first failing check is the drop reason):
 //!   Ethernet header present (`eth_truncated`); destination MAC is the port's, or broadcast
-//!   for ARP only — multicast and others' unicast are `eth_not_for_us`; source MAC unicast
+//!   for ARP only, or (with an HA link) VRRP's 01:00:5e:00:00:12 — see "VRRP" below — other
+//!   multicast and others' unicast are `eth_not_for_us`; source MAC unicast
 //!   and not ours (`eth_bad_source`); ethertype ARP → [`arp`], IPv4 → below, anything
 //!   else (IPv6, VLAN-tagged) `eth_unknown_type`. IPv4: header valid (`ip_truncated`,
 //!   `ip_bad_version`, `ip_bad_ihl`, `ip_bad_length`), header checksum correct unless the
@@ -28,13 +29,39 @@
 //!   (`ip_bad_source`). Then, to one of our addresses: ICMP echo → [`icmp`]; ICMP errors,
 //!   TCP and UDP → the L4 engine ([`crate::lb`]); other protocols `ip_unknown_protocol`.
 //!   Not to us: TCP/UDP and ICMP errors → the L4 engine (NAT replies), anything else
-//!   `ip_not_for_us`. Without an L4 engine, TCP/UDP to us is `l4_no_service`. Before
+//!   `ip_not_for_us`. To one of our addresses whose VRRP group is backup here:
+//!   `ha_backup`, whatever the protocol (see "VRRP" below). Without an L4 engine,
+//!   TCP/UDP to us is `l4_no_service`. Before
 //!   all that, with a probe link ([`Worker::with_probe`]), a packet to a port's own
 //!   address that answers a health probe ([`crate::punt::ProbeMatch`]) is copied to the
 //!   prober's punt ring (`probe_rx`, `rx_consumed`).
 //! * Health probes out: worker 0 takes up to [`crate::punt::TX_PER_POLL`] of the
 //!   prober's IP packets per poll, routes each like its own traffic (route, neighbour
 //!   resolution with the pending queue) and sends it (`probe_tx`, `local_originated`).
+//! * VRRP ([`Worker::with_ha`], [`crate::ha`]). Each address of the book carries the
+//!   group of the VRRP instance it moves with ([`OwnedAddr::group`], looked up from
+//!   [`HaRoles`] whenever the book is built: at `with_ha` and when the VIPs follow a new
+//!   service table), and the instances' addresses that are neither port, local nor VIP
+//!   addresses are in the book as [`AddrKind::Floating`] on the port whose connected subnet
+//!   holds them. Per packet the worker reads the group's master flag (one relaxed load)
+//!   for grouped addresses only: while backup it answers no ARP request for the address
+//!   (`ha_backup`, the sender is merged but not added), answers no ICMP and forwards no
+//!   TCP/UDP to it (VIP traffic, Full-NAT replies to a local address: `ha_backup`), and
+//!   sends no gratuitous ARP for it (at start, [`Worker::send_gratuitous_arp`], or for a
+//!   VIP added live): the control plane announces the addresses it takes over through
+//!   its own frames. Traffic not addressed to one of our addresses is not gated: NAT
+//!   replies from real servers (to the client, through the floating gateway's MAC, i.e.
+//!   the port's) are forwarded by whichever node receives them, as its connections allow.
+//!   A frame to 01:00:5e:00:00:12 passes the same Ethernet source and IPv4 header checks
+//!   as any (so our own advert looped back is `eth_bad_source` or `ip_bad_source`); an IPv4
+//!   packet of protocol 112 to 224.0.0.18 is then copied, Ethernet header and padding cut,
+//!   to this worker's HA ring tagged with the port ([`HaLink::punt`]; `ha_rx`,
+//!   `rx_consumed`; `ha_ring_full`, `ha_too_long`), anything else is `eth_not_for_us`. The
+//!   VRRP contents are the control plane's to judge. Worker 0 sends up to
+//!   [`FRAMES_PER_POLL`] of the control plane's frames per poll ([`HaLink::take_frame`])
+//!   unchanged out of their port (`ha_tx`, `local_originated`; `ha_bad_port`,
+//!   `ha_too_long`, `no_mbuf`). Without `with_ha` every address is answered, multicast is
+//!   `eth_not_for_us`, and the cost per packet is one test of the address's group.
 //! * Packets whose flow another worker owns go there through a redirect ring
 //!   ([`crate::mesh`]) and are handled by the owner as if received on the same port.
 //! * Time is `now`, monotonic nanoseconds, read once per poll by the caller.
@@ -44,7 +71,7 @@
 //!   restart; worker 0 announces new VIPs with gratuitous ARP). Control requests
 //!   ([`crate::control`]) are answered after the poll's TX flush.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -53,6 +80,7 @@ use ipnet::Ipv4Net;
 use rvs_drivers::{Burst, PacketBuf, PacketPool, PortQueue, RxOffload};
 
 use crate::control::{ConnListing, ControlLink, WorkerRequest, REQUESTS_PER_POLL};
+use crate::ha::{HaGroup, HaLink, HaRoles, FRAMES_PER_POLL, IPPROTO_VRRP, VRRP_GROUP_V4, VRRP_MAC_V4};
 use crate::idle::{IdlePolicy, Idler};
 use crate::l2l3::arp::{self, ARP_FRAME_LEN};
 use crate::l2l3::icmp;
@@ -298,12 +326,12 @@ impl WorkerConfig {
             if !is_host_address(a) || edge {
                 return Err(ConfigError::BadAddress { port: p.name.clone(), what: "address", addr: a });
             }
-            book.insert(a, OwnedAddr { kind: AddrKind::Port, port: Some(id) })?;
+            book.insert(a, OwnedAddr::new(AddrKind::Port, Some(id)))?;
             for &l in &p.local_addresses {
                 if !is_host_address(l) {
                     return Err(ConfigError::BadAddress { port: p.name.clone(), what: "local address", addr: l });
                 }
-                book.insert(l, OwnedAddr { kind: AddrKind::Local, port: Some(id) })?;
+                book.insert(l, OwnedAddr::new(AddrKind::Local, Some(id)))?;
             }
         }
         for v in &self.vips {
@@ -313,7 +341,7 @@ impl WorkerConfig {
             if let Some(p) = v.port.filter(|p| p.index() >= self.ports.len()) {
                 return Err(ConfigError::VipPort { addr: v.address, port: p.0, ports: self.ports.len() });
             }
-            book.insert(v.address, OwnedAddr { kind: AddrKind::Vip, port: v.port })?;
+            book.insert(v.address, OwnedAddr::new(AddrKind::Vip, v.port))?;
         }
         let connected: ArrayVec<(PortId, Ipv4Net), MAX_PORTS> =
             self.ports.iter().enumerate().map(|(i, p)| (PortId(i as u16), p.address)).collect();
@@ -448,6 +476,12 @@ pub struct Worker<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> {
     vips: Vec<VipConfig>,
     control: Option<ControlLink>,
     probe: Option<ProbeLink>,
+    /// The VRRP rings ([`Worker::with_ha`]).
+    ha: Option<HaLink>,
+    /// The VRRP roles; `None` without `[ha]` (every address answered).
+    roles: Option<Arc<HaRoles>>,
+    /// Floating addresses of the VRRP instances and the port each is answered on.
+    floating: Vec<(Ipv4Addr, PortId)>,
 }
 
 impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> std::fmt::Debug for Worker<Q, P> {
@@ -512,6 +546,9 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
             vips: config.vips.clone(),
             control: None,
             probe: None,
+            ha: None,
+            roles: None,
+            floating: Vec::new(),
         })
     }
 
@@ -536,6 +573,72 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
     pub fn with_probe(mut self, link: ProbeLink) -> Self {
         self.probe = Some(link);
         self
+    }
+
+    /// Gives the worker its end of the VRRP rings ([`crate::ha::ha_links`]) and the roles
+    /// the control plane's VRRP thread sets. Call once, after [`Worker::new`], in any order
+    /// with the other `with_` builders, and before [`Worker::send_gratuitous_arp`]. From
+    /// then on:
+    /// * every address of the book (port and local addresses, VIPs, also VIPs a service
+    ///   table adds later) takes its group from [`HaRoles::group_of`]; while this node is
+    ///   backup for that group the worker answers neither ARP nor ICMP echo for it, sends
+    ///   no gratuitous ARP for it and forwards none of its traffic: each such packet is
+    ///   dropped as `ha_backup`. Addresses in no group are answered as without roles;
+    /// * every IPv4 address of `roles` that is none of those and lies in a port's connected
+    ///   subnet (the NAT gateway on the back network, say) is a *floating* address
+    ///   ([`AddrKind::Floating`]) on that port: answered for ARP and ICMP echo while master
+    ///   only. An address of `roles` on no port's subnet and not a VIP is ignored (there is
+    ///   no port to answer it on);
+    /// * VRRP adverts (protocol 112 to 224.0.0.18, Ethernet 01:00:5e:00:00:12) are copied
+    ///   to the control plane, tagged with their port (`ha_rx`);
+    /// * worker 0 sends the control plane's frames ([`crate::ha::HaEnd::send_frame`])
+    ///   unchanged (`ha_tx`).
+    pub fn with_ha(mut self, link: HaLink, roles: Arc<HaRoles>) -> Self {
+        let mut floating: Vec<(Ipv4Addr, PortId)> = roles
+            .addresses()
+            .filter_map(|(ip, _)| match ip {
+                IpAddr::V4(ip) => Some(ip),
+                IpAddr::V6(_) => None,
+            })
+            .filter(|&ip| is_host_address(ip) && !self.base_addrs.is_ours(ip))
+            .filter_map(|ip| self.routes.lookup(ip).filter(|h| h.via.is_none()).map(|h| (ip, h.port)))
+            .collect();
+        floating.sort_unstable();
+        self.floating = floating;
+        self.ha = Some(link);
+        self.roles = Some(roles);
+        self.addrs = self.build_book(&self.vips);
+        self
+    }
+
+    /// The address book for `vips`: port and local addresses, then the VIPs (skipping
+    /// those that clash with a port or local address, or name a port that does not
+    /// exist: the control plane's validation refuses such configurations), then the
+    /// floating addresses that are none of these; each with its VRRP group.
+    fn build_book(&self, vips: &[VipConfig]) -> AddressBook {
+        let group = |ip: Ipv4Addr| -> Option<HaGroup> { self.roles.as_ref()?.group_of(IpAddr::V4(ip)) };
+        let mut book = AddressBook::new();
+        for (ip, owned) in self.base_addrs.iter() {
+            let _ = book.insert(ip, OwnedAddr { group: group(ip), ..owned });
+        }
+        for v in vips {
+            if is_host_address(v.address) && v.port.is_none_or(|p| p.index() < self.tx.ports.len()) {
+                let _ = book
+                    .insert(v.address, OwnedAddr { group: group(v.address), ..OwnedAddr::new(AddrKind::Vip, v.port) });
+            }
+        }
+        for &(ip, port) in &self.floating {
+            if !book.is_ours(ip) {
+                let _ =
+                    book.insert(ip, OwnedAddr { group: group(ip), ..OwnedAddr::new(AddrKind::Floating, Some(port)) });
+            }
+        }
+        book
+    }
+
+    /// The VRRP roles given to [`Worker::with_ha`], if any.
+    pub fn ha_roles(&self) -> Option<&Arc<HaRoles>> {
+        self.roles.as_ref()
     }
 
     /// The L4 engine, if any.
@@ -587,8 +690,11 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
     /// addresses on their port, VIPs on their port or on every port — flushes, and
     /// schedules one repeat [`GARP_REPEAT_NS`] after `now` (RFC 5227 §2.3 announces twice,
     /// so one lost frame does not leave a switch or router with a stale entry; the repeat
-    /// goes out from [`Worker::poll_once`]). Call at start-up and on HA takeover, on one
-    /// worker only (rvsd: worker 0). Returns the number of announcements sent now.
+    /// goes out from [`Worker::poll_once`]). Call at start-up, on one worker only (rvsd:
+    /// worker 0). Addresses whose VRRP group is backup here are not announced, now or in
+    /// the repeat ([`Worker::with_ha`]); on takeover the VRRP thread sends its own
+    /// gratuitous ARP through [`crate::ha::HaEnd::send_frame`]. Returns the number of
+    /// announcements sent now.
     pub fn send_gratuitous_arp(&mut self, now: u64) -> usize {
         let sent = self.announce();
         self.tx.flush_all();
@@ -596,11 +702,14 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
         sent
     }
 
-    /// Buffers one gratuitous ARP per (address, port) it is answered on.
+    /// Buffers one gratuitous ARP per (address, port) it is answered on; none for an
+    /// address whose VRRP group is backup here (the control plane announces it on
+    /// takeover, through [`crate::ha::HaEnd::send_frame`]).
     fn announce(&mut self) -> usize {
         let mut sent = 0;
         let nports = self.tx.ports.len();
-        for (ip, owned) in self.addrs.iter() {
+        let roles = self.roles.as_deref();
+        for (ip, owned) in self.addrs.iter().filter(|(_, o)| o.active(roles)) {
             let (first, last) = match owned.port {
                 Some(p) => (p.index(), p.index() + 1),
                 None => (0, nports),
@@ -641,6 +750,7 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
         }
         self.handle_redirected(now);
         self.send_probes(now);
+        self.send_ha_frames();
         self.apply_peer_updates(now);
         if now >= self.next_timers {
             self.run_timers(now);
@@ -696,6 +806,36 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
         }
     }
 
+    /// Sends the control plane's VRRP frames waiting in the outbound ring (worker 0 only:
+    /// the other workers' links have no outbound ring), unchanged, out of their port.
+    fn send_ha_frames(&mut self) {
+        let Some(link) = &self.ha else { return };
+        let tx = &mut self.tx;
+        for _ in 0..FRAMES_PER_POLL {
+            let Some(verdict) = link.take_frame(|port, frame| {
+                tx.counters.local_originated.inc();
+                if port.index() >= tx.ports.len() {
+                    return Err(DropReason::HaBadPort);
+                }
+                let Some(mut b) = tx.pool.alloc() else { return Err(DropReason::NoMbuf) };
+                if !b.set_len(frame.len()) {
+                    return Err(DropReason::HaTooLong);
+                }
+                b.data_mut().copy_from_slice(frame);
+                Ok((port, b))
+            }) else {
+                return;
+            };
+            match verdict {
+                Ok((port, b)) => {
+                    tx.counters.ha_tx.inc();
+                    tx.enqueue(port, b);
+                }
+                Err(reason) => tx.counters.drop_packet(reason),
+            }
+        }
+    }
+
     /// Answers pending control requests (a few per poll).
     fn answer_control(&mut self, now: u64) {
         let Some(ctl) = &self.control else { return };
@@ -715,8 +855,8 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
     }
 
     /// Makes the address book answer for the VIPs of the service table just picked up,
-    /// when the table names them. VIPs that clash with a port or local address are
-    /// skipped (the control plane's validation refuses such configurations).
+    /// when the table names them ([`Worker::build_book`]); worker 0 announces the new ones
+    /// whose VRRP group (if any) is master here.
     fn follow_vips(&mut self) {
         let Some(lb) = &self.lb else { return };
         let Some(vips) = lb.services().settings().vips.as_ref() else { return };
@@ -724,18 +864,15 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
             return;
         }
         let vips = vips.clone();
-        let mut book = self.base_addrs.clone();
-        for v in &vips {
-            if is_host_address(v.address) && v.port.is_none_or(|p| p.index() < self.tx.ports.len()) {
-                let _ = book.insert(v.address, OwnedAddr { kind: AddrKind::Vip, port: v.port });
-            }
-        }
         let added: Vec<VipConfig> = vips.iter().filter(|v| !self.vips.contains(v)).copied().collect();
-        self.addrs = book;
+        self.addrs = self.build_book(&vips);
         self.vips = vips;
         if self.index == 0 {
             let nports = self.tx.ports.len();
-            for v in added.iter().filter(|v| self.addrs.is_ours(v.address)) {
+            let roles = self.roles.as_deref();
+            let announced =
+                |v: &&VipConfig| self.addrs.get(v.address).is_some_and(|o| o.kind == AddrKind::Vip && o.active(roles));
+            for v in added.iter().filter(announced) {
                 let (first, last) = match v.port {
                     Some(p) => (p.index(), p.index() + 1),
                     None => (0, nports),
@@ -792,6 +929,9 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
         let dst = eth.dst();
         let broadcast = dst.is_broadcast();
         if dst != port_mac && !broadcast {
+            if dst == VRRP_MAC_V4 && self.ha.is_some() {
+                return self.handle_vrrp(port, port_mac, frame, offload);
+            }
             return Verdict::Drop(DropReason::EthNotForUs);
         }
         let src = eth.src();
@@ -830,7 +970,7 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
     }
 
     fn handle_arp(&mut self, port: PortId, port_mac: MacAddr, frame: &mut [u8], now: u64) -> Verdict {
-        let out = arp::handle(frame, port, port_mac, &self.addrs, &self.routes);
+        let out = arp::handle_with_roles(frame, port, port_mac, &self.addrs, &self.routes, self.roles.as_deref());
         if let Some(l) = out.learn {
             self.learn(l.ip, l.mac, port, now, l.create, true);
         }
@@ -850,6 +990,52 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
         if publish {
             let lost = self.sync.broadcast(NeighUpdate { ip, mac, port });
             self.tx.counters.neigh_updates_lost.add(lost);
+        }
+    }
+
+    /// A frame to the VRRP multicast MAC on a worker with an HA link: the Ethernet source
+    /// and IPv4 header checks of any frame (a looped-back advert of ours fails them), then
+    /// an IPv4 packet of protocol 112 to 224.0.0.18 is copied to the control plane's ring,
+    /// Ethernet header and padding cut; anything else is multicast not for us. The VRRP
+    /// contents are the control plane's to judge.
+    fn handle_vrrp(&self, port: PortId, port_mac: MacAddr, frame: &[u8], offload: RxOffload) -> Verdict {
+        let Some(link) = &self.ha else { return Verdict::Drop(DropReason::EthNotForUs) };
+        let Ok(eth) = EthernetFrame::new_checked(frame) else {
+            return Verdict::Drop(DropReason::EthTruncated);
+        };
+        let src = eth.src();
+        if src.is_multicast() || src == port_mac {
+            return Verdict::Drop(DropReason::EthBadSource);
+        }
+        if eth.ethertype() != ETHERTYPE_IPV4 {
+            return Verdict::Drop(DropReason::EthNotForUs);
+        }
+        let ip = match Ipv4Packet::new_checked(eth.payload()) {
+            Ok(ip) => ip,
+            Err(e) => return Verdict::Drop(e.into()),
+        };
+        if !offload.ip_csum_ok.unwrap_or_else(|| ip.verify_checksum()) {
+            return Verdict::Drop(DropReason::IpBadChecksum);
+        }
+        if ip.is_fragment() {
+            return Verdict::Drop(DropReason::IpFragment);
+        }
+        let src = ip.src_addr();
+        if is_martian_source(src) || self.addrs.is_ours(src) {
+            return Verdict::Drop(DropReason::IpBadSource);
+        }
+        if ip.protocol() != IPPROTO_VRRP || ip.dst_addr() != VRRP_GROUP_V4 {
+            return Verdict::Drop(DropReason::EthNotForUs);
+        }
+        // `new_checked` bounds the total length by the buffer.
+        let packet = eth.payload().get(..usize::from(ip.total_len())).unwrap_or_default();
+        match link.punt(port, packet) {
+            Ok(()) => {
+                self.tx.counters.ha_rx.inc();
+                Verdict::Consumed
+            }
+            Err(SendError::Full) => Verdict::Drop(DropReason::HaRingFull),
+            Err(SendError::TooLong) => Verdict::Drop(DropReason::HaTooLong),
         }
     }
 
@@ -897,6 +1083,11 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
                 _ => Done(Verdict::Drop(DropReason::IpNotForUs)),
             };
         };
+        if let Some(g) = dst.group {
+            if !self.roles.as_ref().is_some_and(|r| r.is_master(g)) {
+                return Done(Verdict::Drop(DropReason::HaBackup));
+            }
+        }
         if dst.kind == AddrKind::Port {
             if let Some(link) = self.probe.as_ref().filter(|l| l.matcher().matches(ip.protocol(), ip.payload())) {
                 let end = EthernetFrame::<&[u8]>::HEADER_LEN + usize::from(ip.total_len());

@@ -289,6 +289,16 @@ pub enum Command {
         /// The instance's VRID, 1..=255.
         vrid: u8,
     },
+    /// `rvsadm admin -t|-u VIP:PORT -r RIP[:PORT] ready|drain|maint`: a server's
+    /// administrative state (rvs's own verb; not an `-R` line).
+    Admin {
+        /// The service.
+        service: ServiceAddr,
+        /// The real server (its port defaults to the service's).
+        server: SocketAddrV4,
+        /// `ready`, `drain` or `maint`.
+        state: AdminState,
+    },
     /// `-h`.
     Help,
     /// `-v`.
@@ -311,6 +321,114 @@ impl Command {
                 | Command::SetTimeouts { .. }
         )
     }
+}
+
+/// A server's administrative state, as `rvsadm admin` sets it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdminState {
+    /// Normal: the health checks decide.
+    Ready,
+    /// Weight 0 in effect: no new connections, established ones continue.
+    Drain,
+    /// Out of scheduling, health probes paused.
+    Maint,
+}
+
+impl AdminState {
+    /// The word rvsd's API takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            AdminState::Ready => "ready",
+            AdminState::Drain => "drain",
+            AdminState::Maint => "maint",
+        }
+    }
+}
+
+/// Parses the words after `admin`: `-t|-u VIP:PORT`, `-r RIP[:PORT]`, the state, and
+/// `--api`/`--token-file`.
+fn parse_admin(words: &[&str]) -> Result<Invocation, UsageError> {
+    let (mut api, mut token_file, mut service, mut server, mut state) = (None, None, None, None, None);
+    let mut i = 0;
+    while i < words.len() {
+        let word = words[i];
+        i += 1;
+        let (name, attached) = match word.split_once('=') {
+            Some((n, v)) if n.starts_with("--") => (n, Some(v.to_string())),
+            _ => (word, None),
+        };
+        let takes_value = matches!(
+            name,
+            "-t" | "--tcp-service" | "-u" | "--udp-service" | "-r" | "--real-server" | "--api" | "--token-file"
+        );
+        if !takes_value {
+            if word.starts_with('-') {
+                return fail(format!("admin: unknown option {word}"));
+            }
+            let parsed = match word {
+                "ready" => AdminState::Ready,
+                "drain" => AdminState::Drain,
+                "maint" => AdminState::Maint,
+                _ => return fail(format!("admin: unknown state `{word}'; use ready, drain or maint")),
+            };
+            if state.replace(parsed).is_some() {
+                return fail(format!("admin: unexpected argument {word}"));
+            }
+            continue;
+        }
+        let value = match attached {
+            Some(v) => v,
+            None => match words.get(i) {
+                Some(v) => {
+                    i += 1;
+                    v.to_string()
+                }
+                None => return fail(format!("{word}: missing argument")),
+            },
+        };
+        let twice = |what: &str| UsageError(format!("multiple '{what}' options specified"));
+        match name {
+            "-t" | "--tcp-service" | "-u" | "--udp-service" => {
+                let protocol = if matches!(name, "-u" | "--udp-service") { Protocol::Udp } else { Protocol::Tcp };
+                let Some((address, Some(port))) = parse_addr_port(&value, protocol) else {
+                    return fail("illegal virtual server address[:port] specified");
+                };
+                if service.replace(ServiceAddr { protocol, address, port }).is_some() {
+                    return Err(twice("service-address"));
+                }
+            }
+            "-r" | "--real-server" => {
+                let proto = service.map_or(Protocol::Tcp, |s: ServiceAddr| s.protocol);
+                let Some(a) = parse_addr_port(&value, proto) else {
+                    return fail("illegal real server address[:port] specified");
+                };
+                if server.replace(a).is_some() {
+                    return Err(twice("real-server"));
+                }
+            }
+            "--api" => {
+                if api.replace(value).is_some() {
+                    return Err(twice("api"));
+                }
+            }
+            _ => {
+                if token_file.replace(value).is_some() {
+                    return Err(twice("token-file"));
+                }
+            }
+        }
+    }
+    let Some(service) = service else {
+        return fail("You need to supply the 'service-address' option for the 'admin' command");
+    };
+    let Some((address, port)) = server else {
+        return fail("You need to supply the 'real-server' option for the 'admin' command");
+    };
+    let Some(state) = state else {
+        return fail("admin: give the state: ready, drain or maint");
+    };
+    let server = SocketAddrV4::new(address, port.unwrap_or(service.port));
+    Ok(Invocation { api, token_file, command: Command::Admin { service, server, state } })
 }
 
 /// A parsed command line: the verb, and the REST address and token file when given.
@@ -664,6 +782,19 @@ pub const TRY_HELP: &str = "Try `rvsadm -h' or 'rvsadm --help' for more informat
 /// ipvsadm (whose first option must be the verb), the verb may come anywhere.
 pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Invocation, UsageError> {
     let words: Vec<&str> = args.iter().map(|s| s.as_ref()).collect();
+    // `admin` comes first, after `--api`/`--token-file` if any.
+    let mut j = 0;
+    while let Some(w) = words.get(j) {
+        match *w {
+            "--api" | "--token-file" => j += 2,
+            w if w.starts_with("--api=") || w.starts_with("--token-file=") => j += 1,
+            _ => break,
+        }
+    }
+    if words.get(j) == Some(&"admin") {
+        let rest: Vec<&str> = words[..j].iter().chain(&words[j + 1..]).copied().collect();
+        return parse_admin(&rest);
+    }
     let mut c = Collected::default();
     let mut i = 0;
     let mut only_positionals = false;
@@ -1380,6 +1511,30 @@ mod tests {
         assert_eq!(ok("--set 900 120 300"), Command::SetTimeouts { tcp: 900, tcp_fin: 120, udp: 300 });
         assert_eq!(ok("--set 0 0 60"), Command::SetTimeouts { tcp: 0, tcp_fin: 0, udp: 60 });
         assert_eq!(ok("status"), Command::Status);
+        assert_eq!(
+            ok("admin -t 10.10.0.100:80 -r 10.20.0.12 drain"),
+            Command::Admin { service: vip(80), server: "10.20.0.12:80".parse().unwrap(), state: AdminState::Drain }
+        );
+        assert_eq!(
+            ok("admin maint --real-server=10.20.0.12:8080 --tcp-service 10.10.0.100:80"),
+            Command::Admin { service: vip(80), server: "10.20.0.12:8080".parse().unwrap(), state: AdminState::Maint }
+        );
+        let inv = parse(&split_line("--api http://h:1 admin -u 10.10.0.100:53 -r 10.20.0.11 ready")).unwrap();
+        assert_eq!(inv.api.as_deref(), Some("http://h:1"));
+        assert!(matches!(inv.command, Command::Admin { state: AdminState::Ready, .. }));
+        for (line, msg) in [
+            ("admin -t 10.10.0.100:80 -r 10.20.0.12 off", "admin: unknown state `off'; use ready, drain or maint"),
+            ("admin -t 10.10.0.100:80 -r 10.20.0.12", "admin: give the state: ready, drain or maint"),
+            ("admin -r 10.20.0.12 drain", "You need to supply the 'service-address' option for the 'admin' command"),
+            ("admin -t 10.10.0.100:80 drain", "You need to supply the 'real-server' option for the 'admin' command"),
+            ("admin -t 10.10.0.100 -r 10.20.0.12 drain", "illegal virtual server address[:port] specified"),
+            ("admin -t 10.10.0.100:80 -r 10.20.0.12 drain maint", "admin: unexpected argument maint"),
+            ("admin -t 10.10.0.100:80 -r 10.20.0.12 -w 3 drain", "admin: unknown option -w"),
+            ("admin -t 10.10.0.100:80 -r", "-r: missing argument"),
+        ] {
+            assert_eq!(err(line), msg, "{line}");
+        }
+        assert!(!ok("admin -t 10.10.0.100:80 -r 10.20.0.12 drain").is_change(), "not an -R line");
         assert_eq!(ok("-h"), Command::Help);
         assert_eq!(ok("--version"), Command::Version);
     }

@@ -125,6 +125,12 @@ pub fn call_for(command: &Command) -> Option<Call> {
             }
             call(Refusal::Other, Method::Put, "/v1/timeouts".into(), Some(Value::Object(body)))
         }
+        Command::Admin { service, server, state } => call(
+            Refusal::EditDest,
+            Method::Put,
+            format!("{}/servers/{}/{}", service_path(service), server.ip(), server.port()),
+            Some(json!({ "admin": state.name() })),
+        ),
         Command::List(_)
         | Command::Save { .. }
         | Command::Restore
@@ -265,7 +271,8 @@ pub fn execute(client: &Client, command: &Command, io: &mut Io<'_>) -> i32 {
         Err(Failure::Api(e)) => {
             let _ = writeln!(io.err, "{e}");
             // ipvsadm returns -1 (exit 255) when the kernel refuses a change.
-            if matches!(e, ApiError::Status { .. }) && command.is_change() {
+            if matches!(e, ApiError::Status { .. }) && (command.is_change() || matches!(command, Command::Admin { .. }))
+            {
                 EXIT_REFUSED
             } else {
                 EXIT_FAILURE

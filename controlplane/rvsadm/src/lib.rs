@@ -20,6 +20,7 @@
 //! rvsadm -Z [-t|-u VIP:PORT]
 //! rvsadm --set TCP TCPFIN UDP
 //! rvsadm status
+//! rvsadm admin -t|-u VIP:PORT -r RIP[:PORT] ready|drain|maint
 //! ```
 //!
 //! Exit status, as ipvsadm 1.31: 0 success; 255 rvsd refused the change (the kernel's
@@ -78,6 +79,7 @@ Usage:
   rvsadm -Z [-t|u service-address]
   rvsadm --set tcp tcpfin udp
   rvsadm status
+  rvsadm admin -t|u service-address -r server-address ready|drain|maint
   rvsadm -h
 
 Commands:
@@ -98,6 +100,9 @@ Either long or short options are allowed.
   --stop-daemon     master|backup   answers as ipvsadm with no daemon running
   status                      ports, workers, VRRP instances and drops of rvsd
   ha step-down VRID           the VRRP master of VRID resigns (priority 0; no preemption for 300 s)
+  admin ... ready|drain|maint set a real server's admin state: drain = no new
+                              connections (established ones continue), maint = out of
+                              the table with its health probes paused, ready = normal
   --help            -h        display this help message
 
 Options:

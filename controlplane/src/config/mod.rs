@@ -447,6 +447,9 @@ pub fn parse_protocol(name: &str) -> Option<L4Proto> {
 /// exactly the schedulers that exist.
 pub use rvs_dataplane::types::SchedulerKind as Scheduler;
 
+/// The scheduler name that is wrr over agent-reported load (see [`Service::system_load`]).
+pub const SYSTEM_LOAD: &str = "system-load";
+
 /// How a real server is reached (`dr`, `nat`, `fullnat`, `tunnel`): the data path's type.
 pub use rvs_dataplane::types::ForwardMode as Forward;
 
@@ -459,8 +462,12 @@ pub struct Service {
     pub address: Ipv4Addr,
     /// Virtual port.
     pub port: u16,
-    /// Scheduler.
+    /// Scheduler (`wrr` for `system-load`).
     pub scheduler: Scheduler,
+    /// `scheduler = "system-load"`: wrr over the agent's weights, each server's weight in
+    /// effect being its configured weight × the agent's percentage (rvs-agent's free
+    /// capacity); requires `[service.agent]`.
+    pub system_load: bool,
     /// Persistence timeout, if persistent.
     pub persistence: Option<Duration>,
     /// Which clients share a persistent server: the client address masked with this.

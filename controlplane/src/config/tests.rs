@@ -175,6 +175,17 @@ backup = true
 }
 
 #[test]
+fn system_load_is_wrr_over_the_agents_weights() {
+    let text = SKETCH.replace("scheduler = \"wrr\"", "scheduler = \"system-load\"") + "[service.agent]\nport = 9999\n";
+    let c = Config::from_toml(&text).unwrap_or_else(|e| panic!("{e}"));
+    let s = &c.services[0];
+    assert_eq!((s.scheduler, s.system_load), (Scheduler::Wrr, true));
+    assert_eq!(crate::model::ServiceView::new(s).scheduler, "system-load");
+    let plain = Config::from_toml(SKETCH).unwrap_or_else(|e| panic!("{e}"));
+    assert!(!plain.services[0].system_load);
+}
+
+#[test]
 fn probe_ports_default_and_set() {
     let text = |extra: &str| {
         format!(
@@ -518,6 +529,16 @@ const BAD: &[Bad] = &[
         "forward = \"nat\"\nbackup = \"yes\"",
         "service[0].server[0].backup",
         "expected a boolean",
+    ),
+    bad("scheduler = \"wrr\"", "scheduler = \"system-load\"", "service[0].scheduler", "add one (port = 9999"),
+    bad("scheduler = \"wrr\"", "scheduler = \"system_load\"", "service[0].scheduler", "system-load"),
+    // A VIP on a port's own address would share it with the health probes' source ports
+    // (dataplane.probe_ports): any VIP there is refused, whatever its port.
+    bad(
+        "address = \"10.10.0.100\"\nport = 80",
+        "address = \"10.20.0.1\"\nport = 61000",
+        "service[0].address",
+        "must not be a port",
     ),
 ];
 

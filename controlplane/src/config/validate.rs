@@ -17,7 +17,7 @@ use super::file::{AgentFile, ConfigFile, HaFile, HaInstanceFile, HealthFile, Ser
 use super::{
     defaults, parse_protocol, Agent, Api, Config, ConfigError, Dataplane, Device, FieldError, Forward, Ha, HaInstance,
     Health, HealthKind, Idle, L4Proto, MacAddr, Neighbour, OnDown, Port, Route, Scheduler, Server, Service,
-    StatusRanges, TrackEffect,
+    StatusRanges, TrackEffect, SYSTEM_LOAD,
 };
 
 /// Validates `file` as a whole.
@@ -501,16 +501,33 @@ impl Checker {
                 if let Err(owner) = self.owners.claim(a, &at("address")) {
                     self.err(
                         at("address"),
-                        format!("{}; a VIP must not be a port or local address", conflict(a, &owner)),
+                        format!(
+                            "{}; a VIP must not be a port or local address (a port's own address also \
+                             carries the health probes, from dataplane.probe_ports): give the service \
+                             an address of its own",
+                            conflict(a, &owner)
+                        ),
                     );
                 }
             }
         }
         let port = self.int_in::<u16>(&at("port"), s.port, 1, 65535, "; 0 is not a usable port");
+        let system_load = s.scheduler == SYSTEM_LOAD;
         let scheduler = match s.scheduler.parse::<Scheduler>().ok() {
             Some(sch) => Some(sch),
+            None if system_load => {
+                if s.agent.is_none() {
+                    self.err(
+                        at("scheduler"),
+                        "\"system-load\" balances by the weights an agent reports and this service has no \
+                         [service.agent]; add one (port = 9999 for rvs-agent on the servers) or choose another scheduler",
+                    );
+                }
+                Some(Scheduler::Wrr)
+            }
             None => {
-                let all: Vec<&str> = Scheduler::ALL.iter().map(|s| s.name()).collect();
+                let mut all: Vec<&str> = Scheduler::ALL.iter().map(|s| s.name()).collect();
+                all.push(SYSTEM_LOAD);
                 self.err(
                     at("scheduler"),
                     format!("unknown scheduler `{}`; use one of: {}", s.scheduler, all.join(" ")),
@@ -588,6 +605,7 @@ impl Checker {
             address: address?,
             port: port?,
             scheduler: scheduler?,
+            system_load,
             persistence: persistence?,
             persistence_netmask: persistence_netmask?,
             health: health?,

@@ -8,7 +8,8 @@
 //! * `down`, `fail`, `stopped`: take the server out (`down#disk full` gives a reason);
 //! * `drain`: weight 0 in effect, existing flows continue;
 //! * `maint`: out for maintenance;
-//! * `N%`: the configured weight scaled by N percent;
+//! * `N%`: the configured weight scaled by N percent (rounded down, but at least 1 when N and
+//!   the weight are not 0: only `0%` and `drain` take new flows away);
 //! * `weight:N`: weight N, whatever the configured weight;
 //! * `maxconn:N`: accepted (HAProxy sends it) and ignored.
 //!
@@ -49,6 +50,10 @@ impl AgentWeight {
         match self {
             AgentWeight::Percent(p) => {
                 let w = u64::from(configured) * u64::from(p) / 100;
+                // A non-zero percentage of a non-zero weight never rounds down to 0: that
+                // would drain the server (weight 1, the default, at 50 %), which only `0%`
+                // and `drain` should do.
+                let w = if p > 0 && configured > 0 { w.max(1) } else { w };
                 u16::try_from(w).unwrap_or(u16::MAX)
             }
             AgentWeight::Absolute(w) => w,
@@ -263,6 +268,10 @@ mod tests {
         assert_eq!(AgentWeight::Percent(50).apply(10), 5);
         assert_eq!(AgentWeight::Percent(100).apply(10), 10);
         assert_eq!(AgentWeight::Percent(0).apply(10), 0);
+        assert_eq!(AgentWeight::Percent(50).apply(1), 1, "weight 1 at 50 % is not drained");
+        assert_eq!(AgentWeight::Percent(1).apply(3), 1);
+        assert_eq!(AgentWeight::Percent(0).apply(1), 0);
+        assert_eq!(AgentWeight::Percent(50).apply(0), 0, "a weight-0 server stays drained");
         assert_eq!(AgentWeight::Percent(200).apply(10), 20);
         assert_eq!(AgentWeight::Percent(100_000).apply(65535), u16::MAX);
         assert_eq!(AgentWeight::Absolute(3).apply(10), 3);

@@ -94,6 +94,8 @@ pub struct Monitor {
     entries: Vec<Option<Entry>>,
     notifying: Vec<CommandProbe>,
     notify_skipped: u64,
+    /// Servers that got a result since the last [`Monitor::take_touched`].
+    touched: Vec<ServerKey>,
 }
 
 /// FNV-1a of a server's identity: a stable per-server jitter seed.
@@ -108,7 +110,7 @@ fn seed(t: &Target) -> u64 {
 impl Monitor {
     /// A monitor sending its probes through `prober`.
     pub fn new(prober: Prober) -> Self {
-        Monitor { prober, entries: Vec::new(), notifying: Vec::new(), notify_skipped: 0 }
+        Monitor { prober, entries: Vec::new(), notifying: Vec::new(), notify_skipped: 0, touched: Vec::new() }
     }
 
     /// The prober, for the packets: [`Prober::receive`] and [`Prober::transmit`].
@@ -174,6 +176,7 @@ impl Monitor {
                     match started {
                         Ok(r) => c.running = Some(r),
                         Err(result) => {
+                            self.touched.push(ServerKey(i));
                             if let Some(transition) = c.check.record(now, result) {
                                 events.push(Event { key: ServerKey(i), server: e.target.server, transition });
                             }
@@ -191,7 +194,10 @@ impl Monitor {
                     };
                     match self.prober.start(now, spec) {
                         Ok(id) => a.running = Some(id),
-                        Err(err) => a.status.record_failure(&format!("not started: {err}")),
+                        Err(err) => {
+                            self.touched.push(ServerKey(i));
+                            a.status.record_failure(&format!("not started: {err}"));
+                        }
                     }
                 }
             }
@@ -208,6 +214,7 @@ impl Monitor {
                     None => None,
                 };
                 if let Some((result, weight)) = result {
+                    self.touched.push(ServerKey(i));
                     c.running = None;
                     if matches!(c.health.kind, HealthKind::Command(_)) {
                         e.command_weight = weight.map(u16::from);
@@ -219,6 +226,7 @@ impl Monitor {
             }
             if let Some(a) = &mut e.agented {
                 if let Some(r) = a.running.and_then(|id| finished.remove(&id)) {
+                    self.touched.push(ServerKey(i));
                     a.running = None;
                     if r.is_success() {
                         a.status.record(now, &r.detail);
@@ -246,6 +254,12 @@ impl Monitor {
             }
         }
         events
+    }
+
+    /// The servers that got a probe or agent result since the last call (each at least
+    /// once; possibly twice): their effect and status may have changed.
+    pub fn take_touched(&mut self) -> Vec<ServerKey> {
+        std::mem::take(&mut self.touched)
     }
 
     /// Transitions whose `notify` program could not be started (or too many were running).

@@ -5,13 +5,18 @@
 //!
 //! 1. reconciles the monitored servers with the running configuration when an apply
 //!    moved [`crate::runtime::Running::config_version`] (servers added or removed, a server whose
-//!    `[service.health]`, `[service.agent]` or weight changed is checked afresh);
+//!    `[service.health]`, `[service.agent]` or weight changed is checked afresh; a server
+//!    in admin `maint` is not probed, and is checked afresh, from its start state, when it
+//!    leaves it);
 //! 2. hands every punted packet to the prober, polls the monitor at the current time,
 //!    logs every transition with its reason, and queues the prober's packets for
 //!    worker 0;
-//! 3. computes each checked server's effect ([`Monitor::effect`]) and, when any changed,
-//!    has the running state rebuild and publish the service table ([`crate::runtime::Running::set_health`]);
-//!    the API's view of each server's health is updated when it changed;
+//! 3. updates the effect ([`Monitor::effect`]) and the API's view of the servers that got a
+//!    result this turn ([`Monitor::take_touched`]), and of every server each
+//!    [`FULL_REFRESH`] (slowstart ramps and stale agents change with time alone) or after a
+//!    reconcile; when an effect changed, has the running state rebuild and publish the
+//!    service table ([`crate::runtime::Running::set_health`]), and when a view changed,
+//!    updates what the API shows;
 //! 4. sleeps until the monitor's next deadline, at most [`MAX_SLEEP`] (punted packets are
 //!    not signalled, so they wait at most that long).
 //!
@@ -29,7 +34,7 @@ use rvs_dataplane::punt::ProbeEnd;
 
 use super::monitor::{Monitor, ServerKey, Target};
 use super::prober::{Prober, ProberConfig};
-use super::state::State;
+use super::state::{Admin, State};
 use crate::api::AppState;
 use crate::config::{Agent, Config, Health};
 use crate::runtime::HealthView;
@@ -41,6 +46,20 @@ pub type HealthBoard = Arc<std::sync::Mutex<HashMap<ServerRef, HealthView>>>;
 
 /// Longest sleep between turns: the latency a punted packet may wait.
 pub const MAX_SLEEP: Duration = Duration::from_millis(10);
+
+/// How often every server's effect and view are recomputed, whether or not it got a
+/// result (a turn otherwise looks only at the servers that did: with 1,000 servers,
+/// recomputing all of them every 10 ms turn cost 30 % of a core, perf/RESULTS.md).
+pub const FULL_REFRESH: Duration = Duration::from_millis(100);
+
+/// What changed in a [`Shell::turn`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Turn {
+    /// Some server's effect ([`Shell::overlay`]).
+    pub overlay_changed: bool,
+    /// Some server's view ([`Shell::health`]).
+    pub status_changed: bool,
+}
 
 /// What a server is checked with; a change means checking it afresh.
 type Fingerprint = (Option<Health>, Option<Agent>, u16, SocketAddr);
@@ -64,8 +83,15 @@ pub struct Shell {
     monitor: Monitor,
     end: ProbeEnd,
     servers: HashMap<ServerRef, (ServerKey, Fingerprint)>,
+    /// The other way round.
+    refs: HashMap<ServerKey, ServerRef>,
     version: u64,
     counters: Arc<HealthCounters>,
+    /// The effects in force and the API's views, as of the last turn.
+    overlay: Overlay,
+    health: HashMap<ServerRef, HealthView>,
+    /// When every server was last recomputed (`None`: at the next turn).
+    refreshed: Option<Instant>,
     /// The wall clock at `epoch`, to show `since` in UTC.
     wall: SystemTime,
     epoch: Instant,
@@ -102,15 +128,20 @@ impl Shell {
             monitor: Monitor::new(Prober::new(prober_config, now)),
             end,
             servers: HashMap::new(),
+            refs: HashMap::new(),
             version: 0,
             counters,
+            overlay: Overlay::new(),
+            health: HashMap::new(),
+            refreshed: None,
             wall: SystemTime::now(),
             epoch: now,
         }
     }
 
-    /// Makes the monitored set match `config` (see the module docs).
-    pub fn reconcile(&mut self, config: &Config, now: Instant) {
+    /// Makes the monitored set match `config` and the admin states `admin` (see the
+    /// module docs).
+    pub fn reconcile(&mut self, config: &Config, admin: &HashMap<ServerRef, Admin>, now: Instant) {
         let mut wanted: HashMap<ServerRef, (Fingerprint, SocketAddr, SocketAddr)> = HashMap::new();
         for s in &config.services {
             if s.health.is_none() && s.agent.is_none() {
@@ -119,14 +150,19 @@ impl Shell {
             let key = service_key(s);
             let vip = SocketAddr::new(IpAddr::V4(s.address), s.port);
             for r in &s.servers {
+                if admin.get(&(key, r.address, r.port)) == Some(&Admin::Maint) {
+                    continue;
+                }
                 let server = SocketAddr::new(IpAddr::V4(r.address), r.port);
-                wanted.insert(
-                    (key, r.address, r.port),
-                    ((s.health.clone(), s.agent.clone(), r.weight, vip), vip, server),
-                );
+                // system-load: the agent's N% gives weight × N (a percentage of weight × 100),
+                // so weight-1 servers still get 100 steps of resolution.
+                let weight = if s.system_load { r.weight.saturating_mul(100) } else { r.weight };
+                wanted
+                    .insert((key, r.address, r.port), ((s.health.clone(), s.agent.clone(), weight, vip), vip, server));
             }
         }
         let monitor = &mut self.monitor;
+        self.refreshed = None;
         self.servers.retain(|k, (sk, fp)| {
             let keep = wanted.get(k).is_some_and(|(w, _, _)| w == fp);
             if !keep {
@@ -143,20 +179,20 @@ impl Shell {
             tracing::info!(vip = %vip, server = %server, "health: checking server");
             self.servers.insert(k, (sk, fp));
         }
+        self.refs = self.servers.iter().map(|(k, (sk, _))| (*sk, *k)).collect();
     }
 
-    /// One turn at `now` without the reconcile step: packets in, poll, packets out.
-    /// Returns the effects in force.
-    pub fn turn(&mut self, now: Instant) -> Overlay {
+    /// One turn at `now` without the reconcile step: packets in, poll, packets out, then
+    /// the effects and views brought up to date (see the module docs); says what changed.
+    pub fn turn(&mut self, now: Instant) -> Turn {
         while let Some(p) = self.end.recv() {
             self.counters.rx.fetch_add(1, Ordering::Relaxed);
             self.monitor.prober().receive(p);
         }
         let events = self.monitor.poll(now);
-        let by_key: HashMap<ServerKey, ServerRef> = self.servers.iter().map(|(k, (sk, _))| (*sk, *k)).collect();
         for ev in &events {
             self.counters.transitions.fetch_add(1, Ordering::Relaxed);
-            let vip = by_key.get(&ev.key).map(|k| format!("{}:{}", k.0.vip, k.0.port)).unwrap_or_default();
+            let vip = self.refs.get(&ev.key).map(|k| format!("{}:{}", k.0.vip, k.0.port)).unwrap_or_default();
             let state = if ev.transition.to == State::Up { "up" } else { "down" };
             tracing::warn!(server = %ev.server, vip = %vip, state, reason = %ev.transition.reason, "health: server is {state}");
         }
@@ -167,13 +203,46 @@ impl Shell {
                 self.counters.tx_dropped.fetch_add(1, Ordering::Relaxed);
             }
         }
-        let mut overlay = Overlay::new();
-        for (k, (sk, _)) in &self.servers {
-            if let Some(e) = self.monitor.effect(*sk, now) {
-                overlay.insert(*k, e);
+        let touched = self.monitor.take_touched();
+        if self.refreshed.is_none_or(|t| now.saturating_duration_since(t) >= FULL_REFRESH) {
+            self.refreshed = Some(now);
+            let mut overlay = Overlay::with_capacity(self.servers.len());
+            for (k, (sk, _)) in &self.servers {
+                if let Some(e) = self.monitor.effect(*sk, now) {
+                    overlay.insert(*k, e);
+                }
+            }
+            let health = self.status(now);
+            let turn = Turn { overlay_changed: overlay != self.overlay, status_changed: health != self.health };
+            self.overlay = overlay;
+            self.health = health;
+            return turn;
+        }
+        let mut turn = Turn::default();
+        for sk in touched {
+            let Some(&k) = self.refs.get(&sk) else { continue };
+            if let Some(e) = self.monitor.effect(sk, now) {
+                if self.overlay.insert(k, e) != Some(e) {
+                    turn.overlay_changed = true;
+                }
+            }
+            let view = self.view(sk, now);
+            if self.health.get(&k) != Some(&view) {
+                self.health.insert(k, view);
+                turn.status_changed = true;
             }
         }
-        overlay
+        turn
+    }
+
+    /// The effects in force as of the last turn.
+    pub fn overlay(&self) -> &Overlay {
+        &self.overlay
+    }
+
+    /// What the API shows of each checked server's health, as of the last turn.
+    pub fn health(&self) -> &HashMap<ServerRef, HealthView> {
+        &self.health
     }
 
     fn rfc3339(&self, at: Instant) -> String {
@@ -186,27 +255,27 @@ impl Shell {
 
     /// What the API shows of each checked server's health at `now`.
     pub fn status(&self, now: Instant) -> HashMap<ServerRef, HealthView> {
-        let mut out = HashMap::with_capacity(self.servers.len());
-        for (k, (sk, _)) in &self.servers {
-            let view = match self.monitor.check(*sk) {
-                Some(c) => HealthView {
-                    state: if c.state() == State::Up { "up" } else { "down" }.into(),
-                    since: Some(self.rfc3339(c.since())),
-                    last: c.last().map_or_else(|| "no probe finished yet".into(), |r| r.detail.clone()),
-                },
-                // Agent only: up unless the agent says otherwise.
-                None => {
-                    let up = self.monitor.effect(*sk, now).is_none_or(|e| e.up);
-                    HealthView {
-                        state: if up { "up" } else { "down" }.into(),
-                        since: None,
-                        last: "agent only (no [service.health])".into(),
-                    }
+        self.servers.iter().map(|(k, (sk, _))| (*k, self.view(*sk, now))).collect()
+    }
+
+    /// One server's view at `now`.
+    fn view(&self, sk: ServerKey, now: Instant) -> HealthView {
+        match self.monitor.check(sk) {
+            Some(c) => HealthView {
+                state: if c.state() == State::Up { "up" } else { "down" }.into(),
+                since: Some(self.rfc3339(c.since())),
+                last: c.last().map_or_else(|| "no probe finished yet".into(), |r| r.detail.clone()),
+            },
+            // Agent only: up unless the agent says otherwise.
+            None => {
+                let up = self.monitor.effect(sk, now).is_none_or(|e| e.up);
+                HealthView {
+                    state: if up { "up" } else { "down" }.into(),
+                    since: None,
+                    last: "agent only (no [service.health])".into(),
                 }
-            };
-            out.insert(*k, view);
+            }
         }
-        out
     }
 
     /// The servers being checked.
@@ -233,7 +302,8 @@ pub fn spawn(
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
     std::thread::Builder::new().name("rvs-health".into()).spawn(move || {
         let mut shell = Shell::new(prober_config, end, counters, Instant::now());
-        let mut last_status = HashMap::new();
+        // A table build that failed is retried at the next turn.
+        let mut unpublished = false;
         while !stop.load(Ordering::Relaxed) {
             let now = Instant::now();
             {
@@ -241,26 +311,35 @@ pub fn spawn(
                 if running.config_version() != shell.version {
                     shell.version = running.config_version();
                     let config = running.config().clone();
+                    let admin = running.admin_states().clone();
                     drop(running);
-                    shell.reconcile(&config, now);
+                    shell.reconcile(&config, &admin, now);
                 }
             }
-            let overlay = shell.turn(now);
-            let status = shell.status(now);
-            let status_changed = status != last_status;
-            let mut running = state.running();
-            match running.set_health(overlay) {
-                Ok(true) => tracing::info!(generation = running.generation(), "health: service table republished"),
-                Ok(false) => {}
-                Err(e) => tracing::error!("health: cannot rebuild the service table: {e:#}"),
-            }
-            if status_changed {
-                running.set_health_status(status.clone());
-            }
-            drop(running);
-            if status_changed {
-                *board.lock().unwrap_or_else(|p| p.into_inner()) = status.clone();
-                last_status = status;
+            let turn = shell.turn(now);
+            if turn.overlay_changed || unpublished || turn.status_changed {
+                let mut running = state.running();
+                if turn.overlay_changed || unpublished {
+                    unpublished = false;
+                    match running.set_health(shell.overlay().clone()) {
+                        Ok(true) => {
+                            tracing::info!(generation = running.generation(), "health: service table republished")
+                        }
+                        Ok(false) => {}
+                        Err(e) => {
+                            // As before: retried at every turn until it builds.
+                            tracing::error!("health: cannot rebuild the service table: {e:#}");
+                            unpublished = true;
+                        }
+                    }
+                }
+                if turn.status_changed {
+                    running.set_health_status(shell.health().clone());
+                }
+                drop(running);
+                if turn.status_changed {
+                    *board.lock().unwrap_or_else(|p| p.into_inner()) = shell.health().clone();
+                }
             }
             let next = shell.next_turn(Instant::now());
             std::thread::sleep(next.saturating_duration_since(Instant::now()).max(Duration::from_micros(200)));
@@ -298,15 +377,54 @@ weight = 1
     }
 
     #[test]
+    fn a_result_between_full_refreshes_updates_its_server_alone() {
+        let (_links, end) = probe_links(1, 16, DEFAULT_PROBE_PORTS);
+        let c = config(
+            "[service.health]\nkind = \"command\"\ncommand = [\"/bin/sh\", \"-c\", \"sleep 0.2; exit 1\"]\n\
+             interval = \"1s\"\ntimeout = \"900ms\"\nfall = 1\nrise = 1\n",
+        );
+        let t = Instant::now();
+        let mut shell = Shell::new(prober_config(&c, DEFAULT_PROBE_PORTS), end, Arc::default(), t);
+        shell.reconcile(&c, &HashMap::new(), t);
+        let first = t + Duration::from_secs(2);
+        assert!(shell.turn(first).overlay_changed, "full refresh: both up");
+        assert!(shell.overlay().values().all(|e| e.up && e.weight == 1));
+        // The two commands (started by that turn) exit 1 200 ms later; the next turns, within
+        // FULL_REFRESH, looks at the servers that got a result.
+        let mut down = false;
+        for i in 1..=80 {
+            std::thread::sleep(Duration::from_millis(25));
+            let at = first + Duration::from_millis(i);
+            let turn = shell.turn(at);
+            assert!(shell.refreshed == Some(first), "no full refresh within FULL_REFRESH");
+            if shell.overlay().values().all(|e| !e.up && e.weight == 0) {
+                assert!(turn.overlay_changed && turn.status_changed);
+                assert!(
+                    shell.health().values().all(|v| v.state == "down" && v.last == "exit 1"),
+                    "{:?}",
+                    shell.health()
+                );
+                down = true;
+                break;
+            }
+        }
+        assert!(down, "{:?}", shell.overlay());
+        let quiet = shell.turn(first + Duration::from_millis(90));
+        assert_eq!(quiet, Turn::default(), "nothing new, nothing changed");
+    }
+
+    #[test]
     fn reconcile_follows_the_config_and_a_probe_leaves_for_the_data_path() {
         let (links, end) = probe_links(1, 16, DEFAULT_PROBE_PORTS);
         let c = config("[service.health]\nkind = \"tcp\"\ninterval = \"1s\"\n");
         let now = Instant::now();
         let mut shell = Shell::new(prober_config(&c, DEFAULT_PROBE_PORTS), end, Arc::default(), now);
-        shell.reconcile(&c, now);
+        shell.reconcile(&c, &HashMap::new(), now);
         assert_eq!(shell.checked(), 2);
         // Start up: both present at their weight.
-        let overlay = shell.turn(now + Duration::from_secs(2));
+        let turn = shell.turn(now + Duration::from_secs(2));
+        assert!(turn.overlay_changed && turn.status_changed, "a first turn shows everything");
+        let overlay = shell.overlay();
         assert_eq!(overlay.len(), 2);
         assert!(overlay.values().all(|e| e.present && e.weight == 1 && e.up), "{overlay:?}");
         // The probes' SYNs wait in worker 0's ring, from the port address.
@@ -316,11 +434,29 @@ weight = 1
             syns += 1;
         }
         assert_eq!(syns, 2);
-        // Other health settings: checked afresh; no [service.health]: not checked.
-        shell.reconcile(&config("[service.health]\nkind = \"tcp\"\ninterval = \"2s\"\n"), now);
+        // A server in admin maint is not probed; back to ready, it is checked again.
+        let maint = HashMap::from([((service_key(&c.services[0]), "10.20.0.11".parse().unwrap(), 80), Admin::Maint)]);
+        shell.reconcile(&c, &maint, now);
+        assert_eq!(shell.checked(), 1);
+        assert!(shell.status(now).keys().all(|k| k.1 != std::net::Ipv4Addr::new(10, 20, 0, 11)));
+        shell.reconcile(&c, &HashMap::new(), now);
         assert_eq!(shell.checked(), 2);
-        shell.reconcile(&config(""), now);
+        // Other health settings: checked afresh; no [service.health]: not checked.
+        shell.reconcile(&config("[service.health]\nkind = \"tcp\"\ninterval = \"2s\"\n"), &HashMap::new(), now);
+        assert_eq!(shell.checked(), 2);
+        shell.reconcile(&config(""), &HashMap::new(), now);
         assert_eq!(shell.checked(), 0);
-        assert!(shell.turn(now + Duration::from_secs(3)).is_empty());
+        shell.turn(now + Duration::from_secs(3));
+        assert!(shell.overlay().is_empty() && shell.health().is_empty());
+        // system-load: the agent's N% applies to weight × 100, so weight 1 gives N.
+        let load = Config::from_toml(
+            &BASE
+                .replace("scheduler = \"rr\"", "scheduler = \"system-load\"")
+                .replace("HEALTH", "[service.agent]\nport = 9999\n"),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        shell.reconcile(&load, &HashMap::new(), now);
+        assert_eq!(shell.checked(), 2);
+        assert!(shell.servers.values().all(|(_, fp)| fp.2 == 100), "{:?}", shell.servers);
     }
 }

@@ -249,6 +249,54 @@ pub fn effect(
     Effect { present: true, weight, up: true }
 }
 
+/// A server's administrative state, set by an operator (REST, `rvsadm admin`) and kept
+/// apart from its health: HAProxy's ready, drain and maint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Admin {
+    /// Normal: the health checks and the agent decide.
+    #[default]
+    Ready,
+    /// Weight 0 in effect: no new flows, established flows continue. The server keeps
+    /// being checked and counts as up for the backup tier, as the agent's `drain`.
+    Drain,
+    /// Out of scheduling (as `on_down = "remove"`: its flows follow
+    /// `expire_nodest_conn`) and its health probes paused.
+    Maint,
+}
+
+/// The words [`Admin::parse`] accepts, for error messages.
+pub const ADMIN_WORDS: &str = "ready, drain or maint";
+
+impl Admin {
+    /// `ready`, `drain` or `maint`.
+    pub fn parse(word: &str) -> Option<Admin> {
+        match word {
+            "ready" => Some(Admin::Ready),
+            "drain" => Some(Admin::Drain),
+            "maint" => Some(Admin::Maint),
+            _ => None,
+        }
+    }
+
+    /// Its word.
+    pub fn name(self) -> &'static str {
+        match self {
+            Admin::Ready => "ready",
+            Admin::Drain => "drain",
+            Admin::Maint => "maint",
+        }
+    }
+
+    /// The effect of this admin state on top of the health effect `health`.
+    pub fn apply(self, health: Effect) -> Effect {
+        match self {
+            Admin::Ready => health,
+            Admin::Drain => Effect { weight: 0, ..health },
+            Admin::Maint => Effect { present: false, weight: 0, up: false },
+        }
+    }
+}
+
 /// Which servers a service should use, given each server's effect and backup flag:
 /// the non-backup servers that are up; if none, the backups that are up; if none,
 /// the sorry server (`Sorry`). Indices are into the slice.
@@ -430,6 +478,24 @@ mod tests {
         assert!(!effect(t0, 10, None, Some(&a), OnDown::Quiesce, None).up);
         // Stale: the agent's word no longer counts.
         assert_eq!(effect(t0 + 7 * S, 10, None, Some(&a), OnDown::Quiesce, None), up);
+    }
+
+    #[test]
+    fn admin_states_override_health() {
+        let up = Effect { present: true, weight: 7, up: true };
+        let down = Effect { present: true, weight: 0, up: false };
+        assert_eq!(Admin::Ready.apply(up), up);
+        assert_eq!(Admin::Drain.apply(up), Effect { present: true, weight: 0, up: true });
+        assert_eq!(Admin::Drain.apply(down), down);
+        let removed = Effect { present: false, weight: 0, up: false };
+        assert_eq!(Admin::Drain.apply(removed), removed, "drain does not bring back a removed server");
+        assert_eq!(Admin::Maint.apply(up), removed);
+        for a in [Admin::Ready, Admin::Drain, Admin::Maint] {
+            assert_eq!(Admin::parse(a.name()), Some(a));
+        }
+        assert_eq!(Admin::parse("Drain"), None);
+        assert_eq!(Admin::parse(""), None);
+        assert_eq!(Admin::default(), Admin::Ready);
     }
 
     #[test]

@@ -6,7 +6,8 @@
 //!   what to do with it: a [`Verdict`] plus, optionally, a sender to learn. A request for
 //!   one of our addresses *on that port* (port address, Full-NAT local address, VIP — see
 //!   [`AddressBook::answers_arp`]) is turned into the reply inside the received buffer; no
-//!   allocation, no copy.
+//!   allocation, no copy. Under VRRP roles ([`handle_with_roles`]) an address whose
+//!   group this node is backup for is not answered (`ha_backup`).
 //! * Learning follows RFC 826's algorithm: the sender is *merged* (an existing entry is
 //!   updated) whatever the target, and *added* only when the target is us. A sender is
 //!   learnable only from a plausible neighbour: a unicast MAC, a source address that is
@@ -19,6 +20,7 @@
 use std::net::Ipv4Addr;
 
 use super::{is_martian_source, AddressBook, RouteTable, Verdict};
+use crate::ha::HaRoles;
 use crate::stats::DropReason;
 use crate::types::PortId;
 use crate::wire::{ArpPacket, EthernetFrame, MacAddr, ARP_REPLY, ARP_REQUEST, ETHERTYPE_ARP};
@@ -64,6 +66,21 @@ pub fn handle(
     book: &AddressBook,
     routes: &RouteTable,
 ) -> ArpOutcome {
+    handle_with_roles(frame, port, port_mac, book, routes, None)
+}
+
+/// [`handle`] under VRRP roles: an ARP packet whose target is one of our addresses on
+/// this port but in a group this node is backup for ([`super::OwnedAddr::active`]) is not
+/// answered: it is dropped as `ha_backup`, and its sender is only merged, never added
+/// (the address is not ours while backup).
+pub fn handle_with_roles(
+    frame: &mut [u8],
+    port: PortId,
+    port_mac: MacAddr,
+    book: &AddressBook,
+    routes: &RouteTable,
+    roles: Option<&HaRoles>,
+) -> ArpOutcome {
     let Some(body) = frame.get_mut(EthernetFrame::<&[u8]>::HEADER_LEN..) else {
         return ArpOutcome::drop(DropReason::EthTruncated);
     };
@@ -75,13 +92,18 @@ pub fn handle(
     if (op != ARP_REQUEST && op != ARP_REPLY) || !sender_mac.is_unicast() || sender_mac.is_zero() {
         return ArpOutcome::drop(DropReason::ArpMalformed);
     }
-    let for_us = book.answers_arp(target_ip, port);
+    let target = book.get(target_ip).filter(|o| o.port.is_none_or(|p| p == port));
+    let for_us = target.is_some();
+    let active = target.is_some_and(|o| o.active(roles));
     let learnable = !is_martian_source(sender_ip)
         && !book.is_ours(sender_ip)
         && routes.lookup(sender_ip).is_some_and(|nh| nh.port == port && nh.via.is_none());
-    let learn = learnable.then_some(ArpLearn { ip: sender_ip, mac: sender_mac, create: for_us });
+    let learn = learnable.then_some(ArpLearn { ip: sender_ip, mac: sender_mac, create: active });
     if !for_us {
         return ArpOutcome { verdict: Verdict::Drop(DropReason::ArpNotForUs), learn };
+    }
+    if !active {
+        return ArpOutcome { verdict: Verdict::Drop(DropReason::HaBackup), learn };
     }
     if op == ARP_REPLY {
         return ArpOutcome { verdict: Verdict::Consumed, learn };
@@ -146,6 +168,7 @@ pub fn write_gratuitous(frame: &mut [u8], our_mac: MacAddr, ip: Ipv4Addr) -> boo
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ha::HaGroup;
     use crate::l2l3::{AddrKind, OwnedAddr};
 
     const OUR: MacAddr = MacAddr([2, 0, 0, 0, 0, 1]);
@@ -157,7 +180,7 @@ mod tests {
 
     fn setup() -> (AddressBook, RouteTable) {
         let mut b = AddressBook::new();
-        b.insert(ip("10.0.0.1"), OwnedAddr { kind: AddrKind::Port, port: Some(PortId(0)) }).unwrap();
+        b.insert(ip("10.0.0.1"), OwnedAddr::new(AddrKind::Port, Some(PortId(0)))).unwrap();
         (b, RouteTable::new(&[(PortId(0), "10.0.0.1/24".parse().unwrap())], &[]).unwrap())
     }
 
@@ -192,6 +215,27 @@ mod tests {
         assert_eq!(out.learn, None, "off-link sender");
         let mut f = request("10.0.0.1", "10.0.0.1");
         assert_eq!(handle(&mut f, PortId(0), OUR, &b, &r).learn, None, "someone claims our address");
+    }
+
+    #[test]
+    fn backup_group_is_not_answered_until_master() {
+        let (mut b, r) = setup();
+        let g = ip("10.0.0.100");
+        b.insert(g, OwnedAddr { group: Some(HaGroup(0)), ..OwnedAddr::new(AddrKind::Floating, Some(PortId(0))) })
+            .unwrap();
+        let roles = HaRoles::new(1, [(g.into(), HaGroup(0))]).unwrap();
+        let mut f = request("10.0.0.9", "10.0.0.100");
+        let out = handle_with_roles(&mut f, PortId(0), OUR, &b, &r, Some(&roles));
+        assert_eq!(out.verdict, Verdict::Drop(DropReason::HaBackup));
+        assert_eq!(out.learn, Some(ArpLearn { ip: ip("10.0.0.9"), mac: PEER, create: false }));
+        let mut f = request("10.0.0.9", "10.0.0.1");
+        let out = handle_with_roles(&mut f, PortId(0), OUR, &b, &r, Some(&roles));
+        assert_eq!(out.verdict, Verdict::Tx(PortId(0)), "an address with no group is always answered");
+        roles.set_master(HaGroup(0), true);
+        let mut f = request("10.0.0.9", "10.0.0.100");
+        assert_eq!(handle_with_roles(&mut f, PortId(0), OUR, &b, &r, Some(&roles)).verdict, Verdict::Tx(PortId(0)));
+        let mut f = request("10.0.0.9", "10.0.0.100");
+        assert_eq!(handle(&mut f, PortId(0), OUR, &b, &r).verdict, Verdict::Drop(DropReason::HaBackup), "no roles");
     }
 
     #[test]

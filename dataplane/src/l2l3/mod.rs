@@ -25,6 +25,7 @@ use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
 use std::net::Ipv4Addr;
 
+use crate::ha::{HaGroup, HaRoles};
 use crate::stats::DropReason;
 use crate::types::PortId;
 use crate::wire::MacAddr;
@@ -76,21 +77,50 @@ pub enum AddrKind {
     Local,
     /// A virtual service address.
     Vip,
+    /// A floating address of a VRRP instance that is none of the above (e.g. the NAT
+    /// gateway real servers route through): answered for ARP and ICMP echo on the port
+    /// whose connected subnet holds it while this node is the instance's master; TCP/UDP
+    /// to it is `l4_no_service`, as to a port address. Added by
+    /// [`crate::worker::Worker::with_ha`].
+    Floating,
 }
 
-/// One address of ours: what it is and on which port we answer ARP for it.
+/// One address of ours: what it is, on which port we answer ARP for it, and which VRRP
+/// instance it moves with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OwnedAddr {
     /// What the address is.
     pub kind: AddrKind,
     /// The port ARP is answered on; `None` (VIPs only) answers on every port.
     pub port: Option<PortId>,
+    /// The VRRP instance the address moves with ([`HaRoles::group_of`], looked up when
+    /// the book is built): while this node is backup for it, the worker neither answers
+    /// for it nor forwards its traffic. `None`: always answered.
+    pub group: Option<HaGroup>,
+}
+
+impl OwnedAddr {
+    /// An address that moves with no VRRP instance.
+    pub const fn new(kind: AddrKind, port: Option<PortId>) -> Self {
+        OwnedAddr { kind, port, group: None }
+    }
+
+    /// True when `roles` (if any) let this node answer for the address now: it has no
+    /// group, or this node is its group's master. One relaxed load for a grouped address.
+    #[inline]
+    pub fn active(&self, roles: Option<&HaRoles>) -> bool {
+        match self.group {
+            None => true,
+            Some(g) => roles.is_some_and(|r| r.is_master(g)),
+        }
+    }
 }
 
 /// Most addresses an [`AddressBook`] looks up by a linear scan rather than by hashing.
 pub const ADDRESS_SCAN_MAX: usize = 8;
 
-/// The addresses a worker answers for: port addresses, Full-NAT local addresses and VIPs.
+/// The addresses a worker answers for: port addresses, Full-NAT local addresses, VIPs
+/// and (with VRRP) floating addresses, each with its VRRP group if any.
 /// Built once at construction; lookups do not allocate. The worker looks up every
 /// packet's source and destination here: a book of at most [`ADDRESS_SCAN_MAX`]
 /// addresses (the usual appliance) is scanned, a few compares, instead of hashed.
@@ -146,7 +176,8 @@ impl AddressBook {
         self.map.contains_key(&ip)
     }
 
-    /// True when an ARP request for `ip` received on `port` must be answered.
+    /// True when an ARP request for `ip` received on `port` is for one of our addresses
+    /// on that port (whatever its VRRP role; see [`OwnedAddr::active`]).
     #[inline]
     pub fn answers_arp(&self, ip: Ipv4Addr, port: PortId) -> bool {
         self.get(ip).is_some_and(|o| o.port.is_none_or(|p| p == port))
@@ -250,9 +281,9 @@ mod tests {
         let mut b = AddressBook::new();
         let a = Ipv4Addr::new(10, 0, 0, 1);
         let v = Ipv4Addr::new(10, 0, 0, 100);
-        b.insert(a, OwnedAddr { kind: AddrKind::Port, port: Some(PortId(0)) }).unwrap();
-        b.insert(v, OwnedAddr { kind: AddrKind::Vip, port: None }).unwrap();
-        assert_eq!(b.insert(a, OwnedAddr { kind: AddrKind::Vip, port: None }), Err(DuplicateAddress(a)));
+        b.insert(a, OwnedAddr::new(AddrKind::Port, Some(PortId(0)))).unwrap();
+        b.insert(v, OwnedAddr::new(AddrKind::Vip, None)).unwrap();
+        assert_eq!(b.insert(a, OwnedAddr::new(AddrKind::Vip, None)), Err(DuplicateAddress(a)));
         assert!(b.answers_arp(a, PortId(0)));
         assert!(!b.answers_arp(a, PortId(1)));
         assert!(b.answers_arp(v, PortId(1)));
@@ -260,11 +291,18 @@ mod tests {
         assert_eq!(b.len(), 2);
         // Past the linear-scan size the hash map answers the same.
         for i in 0..2 * ADDRESS_SCAN_MAX as u8 {
-            b.insert(Ipv4Addr::new(10, 1, 0, i), OwnedAddr { kind: AddrKind::Vip, port: Some(PortId(1)) }).unwrap();
+            b.insert(Ipv4Addr::new(10, 1, 0, i), OwnedAddr::new(AddrKind::Vip, Some(PortId(1)))).unwrap();
             assert!(b.answers_arp(a, PortId(0)) && b.answers_arp(v, PortId(1)), "{i}");
             assert!(b.is_ours(Ipv4Addr::new(10, 1, 0, i)) && !b.is_ours(Ipv4Addr::new(10, 1, 1, i)), "{i}");
             assert_eq!(b.get(Ipv4Addr::new(10, 1, 0, 0)).map(|o| o.kind), Some(AddrKind::Vip));
         }
+        // VRRP: an address in a group is active only while this node is its master.
+        let roles = HaRoles::new(1, [(std::net::IpAddr::V4(v), HaGroup(0))]).unwrap();
+        let grouped = OwnedAddr { group: Some(HaGroup(0)), ..OwnedAddr::new(AddrKind::Vip, None) };
+        assert!(!grouped.active(Some(&roles)) && !grouped.active(None));
+        assert!(OwnedAddr::new(AddrKind::Port, None).active(Some(&roles)));
+        roles.set_master(HaGroup(0), true);
+        assert!(grouped.active(Some(&roles)));
         assert!(is_martian_source(Ipv4Addr::new(0, 1, 2, 3)));
         assert!(is_martian_source(Ipv4Addr::new(224, 0, 0, 1)));
         assert!(is_martian_source(Ipv4Addr::new(127, 0, 0, 1)));

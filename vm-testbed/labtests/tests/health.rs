@@ -26,7 +26,20 @@
 //! - (f) the HAProxy-style agent (`[service.agent]` on TCP :80, port 9999: a socat that answers
 //!   the content of `/tmp/rvs-lab-<name>.agent`, else `up`) of rs1 answers `drain`: rs1 keeps
 //!   its check `up` with `effective_weight` 0 and takes no new connection; back to `up`, its
-//!   weight returns.
+//!   weight returns;
+//! - (g) rs2 is put in admin `drain` over REST: its check stays `up`, `effective_weight` 0, no
+//!   new connection reaches it; a bad admin word is refused naming `admin`; `rvsadm admin ...
+//!   ready` (REST when rvsadm is not built) brings it back to weight 1 and new connections.
+//!
+//! `health_nat_extras` (NAT, one worker, `vm-testbed/run/health-extras-nat.toml`) then checks, in
+//! about 4 s after rvsd starts: `scheduler = "system-load"` on VIP:8080 over `rvs-agent` on each
+//! server (:9998, `--override /tmp/rvs-lab-<name>.sysload` holding 100% / 50% / 25%): 700 new
+//! connections split 4:2:1 within 10 %; on VIP:80, rs1 with rs2 as `backup = true` and rs3 as
+//! `sorry_server`: only rs1 takes new connections, then only rs2 once rs1's `/health` fails, then
+//! only rs3 once rs2's fails too, then rs1 again; on VIP:8081 a `command` check (a script in the
+//! run folder exiting with the number in `health-cmd-<ip>`): exit 1 takes rs2 down, exit 7 sets
+//! rs1's weight to 5; on UDP VIP:53 a `udp` check of a socat echo on :5300: killing rs3's echo
+//! takes rs3 down ("port unreachable") and its new flows go to rs1 and rs2.
 //!
 //! `#[ignore]`: needs root and the lab; `vm-testbed/test.sh` runs it with the other lab tests.
 
@@ -353,6 +366,39 @@ fn run(mode: Mode, workers: u32) {
         ));
     }
 
+    // (g) admin drain of rs2 (REST), then ready (rvsadm admin when built, else REST).
+    let admin = |state: &str| {
+        let path = format!("http://127.0.0.1:8700/v1/services/tcp/{VIP}/80/servers/10.20.0.12/80");
+        let body = format!("{{\"admin\":\"{state}\"}}");
+        let out = ns_exec("lab-lb1", &["curl", "-sS", "-m", "2", "-X", "PUT", "-d", &body, &path]);
+        serde_json::from_slice::<Value>(&out.stdout).unwrap_or(Value::Null)
+    };
+    let v = admin("drain");
+    if (v["admin"].as_str(), v["effective_weight"].as_i64(), v["health"]["state"].as_str())
+        != (Some("drain"), Some(0), Some("up"))
+    {
+        failures.push(format!("(g) admin drain of rs2 answered {v}"));
+    }
+    let drained = servers_of(&http_who_many("lab-client", &url, 12));
+    if drained.iter().any(|s| s != "rs1" && s != "rs3") {
+        failures.push(format!("(g) rs2 in admin drain still takes new connections: {drained:?}"));
+    }
+    let v = admin("bogus");
+    if v["field"] != "admin" {
+        failures.push(format!("(g) a bad admin state is not refused naming `admin`: {v}"));
+    }
+    if rvsadm.exists() {
+        let rvsadm = rvsadm.to_str().unwrap_or("rvsadm");
+        ns_exec_ok("lab-lb1", &[rvsadm, "admin", "-t", &format!("{VIP}:80"), "-r", "10.20.0.12:80", "ready"]);
+    } else {
+        admin("ready");
+    }
+    let (state, weight) = state_of("tcp", 80, REAL_SERVER_IPS[1]);
+    let readied = servers_of(&http_who_many("lab-client", &url, 9));
+    if (state.as_str(), weight) != ("up", 1) || !readied.iter().any(|s| s == "rs2") {
+        failures.push(format!("(g) rs2 back to ready: {state} weight {weight}, new connections {readied:?}"));
+    }
+
     let status = status();
     println!(
         "{mode:?}: probe_rx {} probe_tx {}",
@@ -395,4 +441,241 @@ fn health_tunnel() {
 #[ignore]
 fn health_nat_two_workers() {
     run(Mode::Nat, 2);
+}
+
+/// The extra services of [`health_nat_extras`], after the NAT lab config's ports and routes.
+fn extras_config(cmd_script: &std::path::Path) -> std::path::PathBuf {
+    let base = std::fs::read_to_string(Mode::Nat.config(1)).expect("the NAT lab config");
+    let head = &base[..base.find("[[service]]").expect("a service")];
+    let servers = |port: u16, extra: &[&str]| -> String {
+        REAL_SERVER_IPS
+            .iter()
+            .zip(extra)
+            .map(|(ip, x)| {
+                format!("[[service.server]]\naddress = \"{ip}\"\nport = {port}\nweight = 1\nforward = \"nat\"\n{x}")
+            })
+            .collect()
+    };
+    let fast = "interval = \"300ms\"\ntimeout = \"200ms\"\nrise = 1\nfall = 1\n";
+    let text = format!(
+        "{head}\
+         # system-load: wrr over rvs-agent's answers on :9998.\n\
+         [[service]]\nprotocol = \"tcp\"\naddress = \"{VIP}\"\nport = 8080\nscheduler = \"system-load\"\n\
+         [service.agent]\nport = 9998\ninterval = \"300ms\"\ntimeout = \"200ms\"\n{}\n\
+         # rs1, rs2 as its backup, rs3 as the sorry server.\n\
+         [[service]]\nprotocol = \"tcp\"\naddress = \"{VIP}\"\nport = 80\nscheduler = \"rr\"\nsorry_server = \"10.20.0.13:80\"\n\
+         [service.health]\nkind = \"http\"\npath = \"/health\"\n{fast}{}\n\
+         # A command check.\n\
+         [[service]]\nprotocol = \"tcp\"\naddress = \"{VIP}\"\nport = 8081\nscheduler = \"wrr\"\n\
+         [service.health]\nkind = \"command\"\ncommand = [\"/bin/sh\", \"{}\"]\n{fast}{}\n\
+         # A UDP check of the servers' echo on :5300.\n\
+         [[service]]\nprotocol = \"udp\"\naddress = \"{VIP}\"\nport = 53\nscheduler = \"rr\"\n\
+         [service.health]\nkind = \"udp\"\nport = 5300\nsend = \"ping\"\nexpect = \"ping\"\n{fast}{}",
+        servers(80, &["", "", ""]),
+        servers(80, &["", "backup = true\n"]),
+        cmd_script.display(),
+        servers(80, &["", "", ""]),
+        servers(53, &["", "", ""]),
+    );
+    let path = run_dir().join("health-extras-nat.toml");
+    std::fs::write(&path, text).expect("write the extras config");
+    path
+}
+
+/// Processes started in the real servers' namespaces, stopped (by pid) when dropped.
+struct Pids(Vec<String>);
+
+impl Pids {
+    fn start(&mut self, ns: &str, what: &str, command: &str) {
+        let pidfile = run_dir().join(format!("health-extras-{what}.pid"));
+        let script = format!("{command} >/dev/null 2>&1 & echo $! > {}", pidfile.display());
+        ns_exec_ok(ns, &["sh", "-c", &script]);
+        self.0.push(std::fs::read_to_string(&pidfile).unwrap_or_default().trim().to_string());
+    }
+}
+
+impl Drop for Pids {
+    fn drop(&mut self) {
+        for pid in self.0.iter().filter(|p| !p.is_empty()) {
+            let _ = Command::new("kill").arg(pid).status();
+        }
+    }
+}
+
+/// The next client source port [`split`] uses: every connection of a run has its own, so no
+/// two services (several map to the servers' :80) ever share a client address and port
+/// while the balancer or a server still remembers the earlier connection.
+static NEXT_CLIENT_PORT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(20000);
+
+/// `count` new connections from lab-client to `VIP:port` in one process, each from its own
+/// source port; the answers' server names counted.
+fn split(port: u16, count: u32) -> std::collections::BTreeMap<String, u32> {
+    let base = NEXT_CLIENT_PORT.fetch_add(count, std::sync::atomic::Ordering::Relaxed);
+    let py = format!(
+        "import socket, collections\nc = collections.Counter()\nfor i in range({count}):\n    \
+         try:\n        s = socket.create_connection(('{VIP}', {port}), timeout=5, source_address=('', {base} + i))\n        \
+         s.sendall(b'GET / HTTP/1.0\\r\\nHost: vip\\r\\n\\r\\n')\n        d = b''\n        \
+         while True:\n            b = s.recv(4096)\n            if not b: break\n            d += b\n        \
+         s.close()\n        c[d.split(b'\\r\\n\\r\\n', 1)[-1].split()[0].decode()] += 1\n    \
+         except Exception as e:\n        c['error'] += 1\nfor k, v in c.items(): print(k, v)\n"
+    );
+    let out = ns_exec("lab-client", &["python3", "-c", &py]);
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_once(' ').and_then(|(k, v)| Some((k.to_string(), v.parse().ok()?))))
+        .collect()
+}
+
+fn weights_of(port: u16) -> Vec<i64> {
+    let all = services();
+    REAL_SERVER_IPS
+        .iter()
+        .map(|ip| server_json(&all, "tcp", port, ip)["effective_weight"].as_i64().unwrap_or(-1))
+        .collect()
+}
+
+/// NAT, one rvsd: `scheduler = "system-load"` over rvs-agent (100 % / 50 % / 25 % → 4:2:1 over
+/// 700 new connections, within 10 %); a backup server and the sorry server taking over as the
+/// others' `/health` fails; a `command` check taking a server down and setting a weight with
+/// exit 2+N; a `udp` check detecting a closed UDP port.
+#[test]
+#[ignore]
+fn health_nat_extras() {
+    for n in REAL_SERVER_NAMES {
+        let _ = std::fs::remove_file(flag(n));
+    }
+    // Next to $RVSD_BIN, else in the release target directory.
+    let target =
+        std::env::var("CARGO_TARGET_DIR").map_or_else(|_| repo_root().join("target"), std::path::PathBuf::from);
+    let agent = [
+        std::path::Path::new(&std::env::var("RVSD_BIN").unwrap_or_default()).with_file_name("rvs-agent"),
+        target.join("release/rvs-agent"),
+    ]
+    .into_iter()
+    .find(|p| p.exists())
+    .expect("no rvs-agent next to $RVSD_BIN or in the release target: cargo build --release --workspace");
+    let mut lab = Lab::up_without_lb();
+    lab.start_real_servers(Mode::Nat);
+    let mut pids = Pids(Vec::new());
+    let load_file = |name: &str| format!("/tmp/rvs-lab-{name}.sysload");
+    for ((ns, name), pct) in ["lab-rs1", "lab-rs2", "lab-rs3"].iter().zip(REAL_SERVER_NAMES).zip(["100%", "50%", "25%"])
+    {
+        std::fs::write(load_file(name), pct).expect("write the agent's override");
+        let cmd = format!("{} --listen 0.0.0.0:9998 --override {}", agent.display(), load_file(name));
+        pids.start(ns, &format!("agent-{name}"), &cmd);
+        pids.start(ns, &format!("udp-{name}"), "socat -T1 UDP4-RECVFROM:5300,reuseaddr,fork PIPE");
+    }
+    let cmd_file = |ip: &str| run_dir().join(format!("health-cmd-{ip}"));
+    for ip in REAL_SERVER_IPS {
+        let _ = std::fs::remove_file(cmd_file(ip));
+    }
+    let script = run_dir().join("health-cmd.sh");
+    let body = format!(
+        "f={}/health-cmd-$RVS_SERVER_ADDR\n[ -f \"$f\" ] && exit \"$(cat \"$f\")\"\nexit 0\n",
+        run_dir().display()
+    );
+    std::fs::write(&script, body).expect("write the command check");
+    lab.start_lb("lb1", Some(&extras_config(&script)));
+    let mut failures = Vec::new();
+    let t0 = Instant::now();
+    let wait = |what: &dyn Fn() -> bool| wait_until(Duration::from_secs(5), Duration::from_millis(50), what);
+
+    // system-load: 100 % / 50 % / 25 % of weight 1 × 100.
+    if !wait(&|| weights_of(8080) == [100, 50, 25]) {
+        failures.push(format!("(sl) agent weights not in effect: {:?}", weights_of(8080)));
+    }
+    let got = split(8080, 700);
+    let n = |k: &str| f64::from(got.get(k).copied().unwrap_or(0));
+    println!("Nat: system-load split of 700 connections: {got:?} (want 400/200/100)");
+    for (name, want) in [("rs1", 400.0), ("rs2", 200.0), ("rs3", 100.0)] {
+        if (n(name) - want).abs() > want * 0.1 {
+            failures.push(format!("(sl) {name} got {} of 700, want {want} ± 10 %: {got:?}", n(name)));
+        }
+    }
+
+    // Backup, then the sorry server, then back.
+    let only = |port: u16, who: &str, count: u32| -> Result<(), String> {
+        let got = split(port, count);
+        (got.len() == 1 && got.contains_key(who)).then_some(()).ok_or_else(|| format!("{got:?}"))
+    };
+    if let Err(e) = only(80, "rs1", 6) {
+        failures.push(format!("(b) with rs1 up the backup rs2 took new connections: {e}"));
+    }
+    std::fs::write(flag("rs1"), b"").expect("flag rs1");
+    if wait_state("tcp", 80, REAL_SERVER_IPS[0], "down", Duration::from_secs(3)).is_none() {
+        failures.push("(b) rs1 never went down".into());
+    }
+    if let Err(e) = only(80, "rs2", 6) {
+        failures.push(format!("(b) rs1 down: not only the backup rs2 took new connections: {e}"));
+    }
+    std::fs::write(flag("rs2"), b"").expect("flag rs2");
+    if wait_state("tcp", 80, REAL_SERVER_IPS[1], "down", Duration::from_secs(3)).is_none() {
+        failures.push("(b) rs2 never went down".into());
+    }
+    if let Err(e) = only(80, "rs3", 6) {
+        failures.push(format!("(b) all down: not only the sorry server rs3 answered: {e}"));
+    }
+    let _ = std::fs::remove_file(flag("rs1"));
+    let _ = std::fs::remove_file(flag("rs2"));
+    if wait_state("tcp", 80, REAL_SERVER_IPS[0], "up", Duration::from_secs(3)).is_none() {
+        failures.push("(b) rs1 never came back".into());
+    }
+    wait_state("tcp", 80, REAL_SERVER_IPS[1], "up", Duration::from_secs(3));
+    if let Err(e) = only(80, "rs1", 6) {
+        failures.push(format!("(b) rs1 back: not only rs1 took new connections: {e}"));
+    }
+
+    // command: exit 1 is down, exit 2 + N is weight N.
+    if !wait(&|| weights_of(8081) == [1, 1, 1]) {
+        failures.push(format!("(c) command check: not all up at weight 1: {:?}", weights_of(8081)));
+    }
+    std::fs::write(cmd_file(REAL_SERVER_IPS[1]), "1").expect("rs2's exit status");
+    std::fs::write(cmd_file(REAL_SERVER_IPS[0]), "7").expect("rs1's exit status");
+    if !wait(&|| weights_of(8081) == [5, 0, 1] && state_of("tcp", 8081, REAL_SERVER_IPS[1]).0 == "down") {
+        failures.push(format!(
+            "(c) exit 1 / exit 7: want rs2 down and rs1 at weight 5: {:?} {:?}",
+            weights_of(8081),
+            server_json(&services(), "tcp", 8081, REAL_SERVER_IPS[1])["health"]
+        ));
+    }
+    let got = split(8081, 12);
+    if got.contains_key("rs2") || got.get("rs1").copied().unwrap_or(0) < 8 {
+        failures.push(format!("(c) weights 5/0/1: new connections {got:?}"));
+    }
+    for ip in REAL_SERVER_IPS {
+        let _ = std::fs::remove_file(cmd_file(ip));
+    }
+    if !wait(&|| weights_of(8081) == [1, 1, 1]) {
+        failures.push(format!("(c) command check: not back to weight 1: {:?}", weights_of(8081)));
+    }
+
+    // udp: rs3's echo on :5300 stops.
+    for ip in REAL_SERVER_IPS {
+        if wait_state("udp", 53, ip, "up", Duration::from_secs(3)).is_none() {
+            failures.push(format!("(u) {ip} not up on udp :53: {:?}", state_of("udp", 53, ip)));
+        }
+    }
+    let rs3_udp = pids.0.last().cloned().unwrap_or_default();
+    ns_exec_ok("lab-rs3", &["kill", &rs3_udp]);
+    match wait_state("udp", 53, REAL_SERVER_IPS[2], "down", Duration::from_secs(3)) {
+        Some(d) => println!(
+            "Nat: rs3's closed UDP port detected after {} ms: {}",
+            d.as_millis(),
+            server_json(&services(), "udp", 53, REAL_SERVER_IPS[2])["health"]["last"]
+        ),
+        None => failures.push(format!("(u) rs3 never went down: {:?}", state_of("udp", 53, REAL_SERVER_IPS[2]))),
+    }
+    let udp = udp_who("lab-client", &format!("{VIP}:53"), 6, "hello");
+    let udp_servers: Vec<String> =
+        udp.iter().map(|r| r.as_ref().map_or_else(|e| e.clone(), |(s, _)| s.clone())).collect();
+    if udp_servers.iter().any(|s| s != "rs1" && s != "rs2") {
+        failures.push(format!("(u) UDP flows reached someone else than rs1/rs2: {udp_servers:?}"));
+    }
+    println!("Nat: extras took {} ms after rvsd started", t0.elapsed().as_millis());
+    for n in REAL_SERVER_NAMES {
+        let _ = std::fs::remove_file(flag(n));
+        let _ = std::fs::remove_file(load_file(n));
+    }
+    drop(pids);
+    assert!(failures.is_empty(), "{failures:#?}\n{:#}", services());
 }

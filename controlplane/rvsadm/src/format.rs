@@ -165,8 +165,16 @@ fn title(out: &mut String, columns: Columns) {
             out.push_str("Prot LocalAddress:Port Scheduler Flags\n");
             let _ = writeln!(
                 out,
-                "  -> {:<28} {:<7} {:<6} {:<10} {:<10} {:<7} {:<6} {:<7} Last",
-                "RemoteAddress:Port", "Forward", "Weight", "ActiveConn", "InActConn", "Health", "Admin", "Latency"
+                "  -> {:<28} {:<7} {:<6} {:<10} {:<10} {:<7} {:<6} {:<7} {:<20} Last",
+                "RemoteAddress:Port",
+                "Forward",
+                "Weight",
+                "ActiveConn",
+                "InActConn",
+                "Health",
+                "Admin",
+                "Latency",
+                "Since"
             );
         }
     }
@@ -283,19 +291,21 @@ fn plain_columns(out: &mut String, r: &Server) {
     );
 }
 
-/// `--health`'s columns after Plain's: ` Health  Admin  Latency Last`, i.e. the health
+/// `--health`'s columns after Plain's: ` Health  Admin  Latency Since Last`, i.e. the health
 /// state (`up`, `down`, `unknown`; `%-7s`), the admin state (`ready`, `drain`, `maint`;
-/// `%-6s`), the last probe's latency in milliseconds with one decimal (`%-7s`), and the
+/// `%-6s`), the last probe's latency in milliseconds with one decimal (`%-7s`), when the
+/// server entered its health state (RFC 3339 UTC, `%-20s`), and the
 /// last result in words, unpadded and last because it may hold blanks. What rvsd does not
 /// report (an rvsd from before health checking, a server not probed yet) prints as `-`.
 fn health_columns(out: &mut String, r: &Server) {
     let h = r.health.as_ref();
     let _ = write!(
         out,
-        " {:<7} {:<6} {:<7} {}",
+        " {:<7} {:<6} {:<7} {:<20} {}",
         cell(h.map(|h| h.state.as_str())),
         cell(r.admin.as_deref()),
         latency_ms(h.and_then(|h| h.latency_us)),
+        cell(h.and_then(|h| h.since.as_deref())),
         cell(h.map(|h| h.last.as_str())),
     );
 }
@@ -677,8 +687,9 @@ mod tests {
     #[test]
     fn health_listing() {
         use crate::model::Health;
-        let health = |state: &str, last: &str, latency_us| {
-            Some(Health { state: state.into(), last: last.into(), latency_us, ..Default::default() })
+        let health = |state: &str, last: &str, latency_us: Option<u64>| {
+            let since = latency_us.map(|_| "2026-12-03T22:00:00Z".to_string());
+            Some(Health { state: state.into(), last: last.into(), latency_us, since, ..Default::default() })
         };
         let server = |address: &str, forward: &str, weight| Server {
             address: address.into(),
@@ -719,12 +730,12 @@ mod tests {
         let want = "\
 IP Virtual Server version 1.2.1 (size=4096)
 Prot LocalAddress:Port Scheduler Flags
-  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn  Health  Admin  Latency Last
+  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn  Health  Admin  Latency Since                Last
 TCP  10.10.0.100:80 wrr persistent 300
-  -> 10.20.0.11:80                Masq    3      0          0          up      ready  1.2     HTTP 200
-  -> 10.20.0.12:80                Masq    0      0          0          down    ready  52.0    HTTP 500
-  -> 10.20.0.13:80                Route   1      0          0          unknown maint  -       probes paused (admin maint)
-  -> 10.20.0.14:80                Tunnel  1      0          0          -       -      -       -
+  -> 10.20.0.11:80                Masq    3      0          0          up      ready  1.2     2026-12-03T22:00:00Z HTTP 200
+  -> 10.20.0.12:80                Masq    0      0          0          down    ready  52.0    2026-12-03T22:00:00Z HTTP 500
+  -> 10.20.0.13:80                Route   1      0          0          unknown maint  -       -                    probes paused (admin maint)
+  -> 10.20.0.14:80                Tunnel  1      0          0          -       -      -       -                    -
 ";
         assert_eq!(got, want);
         // Each server line starts with Plain's, unchanged.

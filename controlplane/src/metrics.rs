@@ -427,6 +427,32 @@ pub fn render(input: &MetricsInput) -> String {
         "1 when the real server passes its health check, 0 when it fails it (only servers with [service.health]).",
         server_gauges.clone().filter_map(|(l, _, _, up)| Some((l, Value::Int(u64::from(up?))))),
     );
+    let probed = st.services.iter().flat_map(|s| {
+        s.servers.iter().filter_map(move |r| {
+            let h = r.health.as_ref().filter(|h| h.state != "unknown")?;
+            let mut l = svc_labels(s);
+            l.push(("server", format!("{}:{}", r.address, r.port)));
+            Some((l, h))
+        })
+    });
+    out.family(
+        "rvs_server_probe_duration_seconds",
+        Kind::Gauge,
+        "How long the real server's last health probe took (only servers with [service.health]).",
+        probed.clone().filter_map(|(l, h)| Some((l, Value::Float(h.latency_us? as f64 / 1e6)))),
+    );
+    out.family(
+        "rvs_server_probes_total",
+        Kind::Counter,
+        "Health probes of the real server that finished, by result (ok, failed).",
+        probed.flat_map(|(l, h)| {
+            let mut ok = l.clone();
+            ok.push(("result", "ok".into()));
+            let mut failed = l;
+            failed.push(("result", "failed".into()));
+            [(ok, Value::Int(h.probes_ok)), (failed, Value::Int(h.probes_failed))]
+        }),
+    );
     out.family(
         "rvs_server_overloaded",
         Kind::Gauge,

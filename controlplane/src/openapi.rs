@@ -45,7 +45,10 @@ fn schemas() -> Value {
                 "health": {"type": "object", "readOnly": true, "properties": {
                     "state": {"type": "string", "enum": ["up", "down", "unknown"]},
                     "since": {"type": "string", "format": "date-time"},
-                    "last": {"type": "string", "description": "the last probe's result in words"}}},
+                    "last": {"type": "string", "description": "the last probe's result in words"},
+                    "latency_us": {"type": "integer", "minimum": 0, "description": "how long the last probe took, in microseconds"},
+                    "probes_ok": {"type": "integer", "minimum": 0, "description": "probes passed since the server was first checked"},
+                    "probes_failed": {"type": "integer", "minimum": 0, "description": "probes failed since the server was first checked"}}},
                 "admin": {"type": "string", "enum": ["ready", "drain", "maint"], "readOnly": true,
                     "description": "administrative state, kept apart from health; set with PUT .../servers/{ip}/{rport}"}
             }

@@ -185,6 +185,36 @@ pub struct HealthView {
     pub since: Option<String>,
     /// The last probe's result in words.
     pub last: String,
+    /// How long the last probe took, in microseconds (absent before the first one, and
+    /// for servers checked by an agent only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_us: Option<u64>,
+    /// Probes that passed since the server was first checked.
+    #[serde(default)]
+    pub probes_ok: u64,
+    /// Probes that failed since the server was first checked.
+    #[serde(default)]
+    pub probes_failed: u64,
+}
+
+impl HealthView {
+    /// A server nobody checks: `state` unknown, `last` says why.
+    pub fn unchecked(why: &str) -> Self {
+        HealthView {
+            state: "unknown".into(),
+            since: None,
+            last: why.into(),
+            latency_us: None,
+            probes_ok: 0,
+            probes_failed: 0,
+        }
+    }
+
+    /// Whether `other` differs in what an operator acts on (state, since, last result),
+    /// not only in the probe figures (latency, counts) that change with every probe.
+    pub fn differs_in_state(&self, other: &HealthView) -> bool {
+        (&self.state, &self.since, &self.last) != (&other.state, &other.since, &other.last)
+    }
 }
 
 /// The canonical TOML of a file.
@@ -580,11 +610,7 @@ impl Running {
             let unchecked =
                 if admin == Admin::Maint { "probes paused (admin maint)" } else { "not checked (no [service.health])" };
             let status = self.health_status.get(&(key, c.address, c.port)).filter(|_| admin != Admin::Maint);
-            r.health = Some(status.cloned().unwrap_or(HealthView {
-                state: "unknown".into(),
-                since: None,
-                last: unchecked.into(),
-            }));
+            r.health = Some(status.cloned().unwrap_or_else(|| HealthView::unchecked(unchecked)));
             r.admin = Some(admin.name().into());
         }
         v

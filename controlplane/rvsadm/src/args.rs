@@ -17,6 +17,10 @@
 //! * `-L -c -t VIP:PORT` lists the connections of one service (ipvsadm refuses the
 //!   combination; the REST API can filter, so rvsadm does).
 //! * `-b` is Full-NAT (DPVS's meaning), not ipvsadm's `--sched-flags`.
+//! * `--health` (rvs's own) adds each server's health to the plain `-L` listing; with any
+//!   other listing (`-c`, `--timeout`, `--daemon`, `--stats`, `--rate`, `--thresholds`,
+//!   `--persistent-conn`, `--tun-info`) it is refused in ipvsadm's words for conflicting
+//!   options, since each of those has its own columns.
 
 use std::fmt;
 use std::net::{Ipv4Addr, SocketAddrV4, ToSocketAddrs};
@@ -227,6 +231,9 @@ pub struct ListOpts {
     pub persistent_conn: bool,
     /// `--tun-info`: the tunnel type beside the forwarding method.
     pub tun_info: bool,
+    /// `--health` (rvs's own): each server's health and admin states, last probe latency
+    /// and last result after the plain columns. Only with the plain services listing.
+    pub health: bool,
     /// `-X`/`--exact`: numbers unscaled.
     pub exact: bool,
     /// `--nosort`: rvsd's order instead of ipvsadm's sort.
@@ -520,10 +527,12 @@ enum Opt {
     TunNocsum,
     TunCsum,
     TunRemcsum,
+    /// `--health`, rvs's own: after ipvsadm's options, so ipvsadm's complaints come first.
+    Health,
 }
 
 impl Opt {
-    const COUNT: usize = 31;
+    const COUNT: usize = 32;
     const ALL: [Opt; Opt::COUNT] = [
         Opt::Numeric,
         Opt::Connection,
@@ -556,6 +565,7 @@ impl Opt {
         Opt::TunNocsum,
         Opt::TunCsum,
         Opt::TunRemcsum,
+        Opt::Health,
     ];
 
     /// ipvsadm's name for the option, as its messages print it.
@@ -592,6 +602,7 @@ impl Opt {
             Opt::TunNocsum => "tun-nocsum",
             Opt::TunCsum => "tun-csum",
             Opt::TunRemcsum => "tun-remcsum",
+            Opt::Health => "health",
         }
     }
 }
@@ -600,25 +611,26 @@ impl Opt {
 /// `1` at most one of the `1`s, ` ` optional. One difference, on purpose: `list` allows
 /// `-c` together with `-t|-u` (see the module documentation); `--timeout` still excludes both.
 // ipvsadm 1.31's commands_v_options, without the columns of options rvs does not have
-// (ops, pe, sched-flags), in ipvsadm's order so that the first complaint is ipvsadm's.
+// (ops, pe, sched-flags), in ipvsadm's order so that the first complaint is ipvsadm's;
+// then rvs's own `--health`, legal with `list` only (its conflicts are checked in `build`).
 const RULES: [(Verb, &[u8; Opt::COUNT]); 14] = [
-    //                   n  c  svc s  p  M  r  fwd w  x  y  mcif tot dmn st rt thr pc srt sid ex grp port ttl size tinf type tprt nocs csum remc
-    (Verb::AddService, b"xx+   xxxxxxxxxxxxxxxxxxxxxxxxx"),
-    (Verb::EditService, b"xx+   xxxxxxxxxxxxxxxxxxxxxxxxx"),
-    (Verb::DeleteService, b"xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxx"),
-    (Verb::Flush, b"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"),
+    //                   n  c  svc s  p  M  r  fwd w  x  y  mcif tot dmn st rt thr pc srt sid ex grp port ttl size tinf type tprt nocs csum remc hlth
+    (Verb::AddService, b"xx+   xxxxxxxxxxxxxxxxxxxxxxxxxx"),
+    (Verb::EditService, b"xx+   xxxxxxxxxxxxxxxxxxxxxxxxxx"),
+    (Verb::DeleteService, b"xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxx"),
+    (Verb::Flush, b"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"),
     // The service column is ' ' (ipvsadm: '1'): rvs lists one service's connections
     // (`-L -c -t VIP:PORT`); `--timeout`/`--daemon` with a service are refused in `build`.
-    (Verb::List, b" 1 xxxxxxxxx11       xxxx xxxxx"),
-    (Verb::AddServer, b"xx+xxx+    xxxxxxxxxxxxxxx     "),
-    (Verb::DeleteServer, b"xx+xxx+xxxxxxxxxxxxxxxxxxxxxxxx"),
-    (Verb::EditServer, b"xx+xxx+    xxxxxxxxxxxxxxx     "),
-    (Verb::Set, b"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"),
-    (Verb::StartDaemon, b"xxxxxxxxxxx xxxxxxx x    xxxxxx"),
-    (Verb::StopDaemon, b"xxxxxxxxxxxxxxxxxxx xxxxxxxxxxx"),
-    (Verb::Restore, b"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"),
-    (Verb::Save, b" xxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"),
-    (Verb::Zero, b"xx xxxxxxxxxxxxxxxxxxxxxxxxxxxx"),
+    (Verb::List, b" 1 xxxxxxxxx11       xxxx xxxxx "),
+    (Verb::AddServer, b"xx+xxx+    xxxxxxxxxxxxxxx     x"),
+    (Verb::DeleteServer, b"xx+xxx+xxxxxxxxxxxxxxxxxxxxxxxxx"),
+    (Verb::EditServer, b"xx+xxx+    xxxxxxxxxxxxxxx     x"),
+    (Verb::Set, b"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"),
+    (Verb::StartDaemon, b"xxxxxxxxxxx xxxxxxx x    xxxxxxx"),
+    (Verb::StopDaemon, b"xxxxxxxxxxxxxxxxxxx xxxxxxxxxxxx"),
+    (Verb::Restore, b"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"),
+    (Verb::Save, b" xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"),
+    (Verb::Zero, b"xx xxxxxxxxxxxxxxxxxxxxxxxxxxxxx"),
 ];
 
 /// Whether an option takes a value.
@@ -712,6 +724,7 @@ const SWITCHES: &[Switch] = &[
     sw(None, "tun-nocsum", Action::Opt(Opt::TunNocsum), Arity::Flag),
     sw(None, "tun-csum", Action::Opt(Opt::TunCsum), Arity::Flag),
     sw(None, "tun-remcsum", Action::Opt(Opt::TunRemcsum), Arity::Flag),
+    sw(None, "health", Action::Opt(Opt::Health), Arity::Flag),
     sw(Some('h'), "help", Action::Help, Arity::Flag),
     sw(Some('v'), "version", Action::Version, Arity::Flag),
     sw(None, "api", Action::Api, Arity::Value),
@@ -1088,7 +1101,7 @@ fn build(c: Collected) -> Result<Invocation, UsageError> {
         None if c.seen.iter().any(|s| *s) => return fail(TRY_HELP),
         None => Verb::List,
     };
-    let rules = RULES.iter().find(|(v, _)| *v == verb).map(|(_, r)| *r).unwrap_or(b"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx");
+    let rules = RULES.iter().find(|(v, _)| *v == verb).map(|(_, r)| *r).unwrap_or(&[b'x'; Opt::COUNT]);
     let mut exclusive: Option<Opt> = None;
     for (opt, rule) in Opt::ALL.into_iter().zip(rules.iter()) {
         match (c.has(opt), rule) {
@@ -1141,6 +1154,27 @@ fn build(c: Collected) -> Result<Invocation, UsageError> {
             || (has_any(&[Opt::Timeout, Opt::Daemon]) && c.has(Opt::PersistentConn)))
     {
         return fail("options conflicts in the list command");
+    }
+    // `--health` is Plain's listing with more columns: no other listing takes it.
+    if verb == Verb::List && c.has(Opt::Health) {
+        let others = [
+            Opt::Connection,
+            Opt::Timeout,
+            Opt::Daemon,
+            Opt::Stats,
+            Opt::Rate,
+            Opt::Thresholds,
+            Opt::PersistentConn,
+            Opt::TunInfo,
+        ];
+        if let Some(o) = others.into_iter().find(|&o| c.has(o)) {
+            return fail(format!(
+                "The option '{}' conflicts with the '{}' option in the '{}' command",
+                Opt::Health.name(),
+                o.name(),
+                verb.name()
+            ));
+        }
     }
     if verb == Verb::List && c.has(Opt::Service) {
         if let Some(o) = [Opt::Timeout, Opt::Daemon].into_iter().find(|&o| c.has(o)) {
@@ -1225,6 +1259,7 @@ fn build(c: Collected) -> Result<Invocation, UsageError> {
                 thresholds: c.has(Opt::Thresholds),
                 persistent_conn: c.has(Opt::PersistentConn),
                 tun_info: c.has(Opt::TunInfo),
+                health: c.has(Opt::Health),
                 exact: c.has(Opt::Exact),
                 nosort: c.has(Opt::NoSort),
                 service: c.service,
@@ -1558,6 +1593,11 @@ mod tests {
             l("-Ln -t 10.10.0.100:80"),
             ListOpts { numeric: true, service: Some(vip(80)), ..Default::default() }
         );
+        assert_eq!(l("-Ln --health"), ListOpts { numeric: true, health: true, ..Default::default() });
+        assert_eq!(
+            l("--list --health -X --nosort -t 10.10.0.100:80"),
+            ListOpts { health: true, exact: true, nosort: true, service: Some(vip(80)), ..Default::default() }
+        );
         assert_eq!(
             l("-Lnc -t 10.10.0.100:80"),
             ListOpts { kind: ListKind::Connections, numeric: true, service: Some(vip(80)), ..Default::default() }
@@ -1653,6 +1693,42 @@ mod tests {
         for (line, want) in cases {
             assert_eq!(err(line), want, "{line}");
         }
+    }
+
+    /// `--health` is rvs's own option of the plain services listing: any other listing
+    /// with it is refused with ipvsadm's words for conflicting options, and so is any verb
+    /// but `-L`.
+    #[test]
+    fn health_goes_with_the_plain_listing_only() {
+        let conflict = |o: &str| format!("The option 'health' conflicts with the '{o}' option in the 'list' command");
+        for (line, other) in [
+            ("-L --health -c", "connection"),
+            ("-Lc --health -t 10.10.0.100:80", "connection"),
+            ("-L --health --timeout", "timeout"),
+            ("-L --daemon --health", "daemon"),
+            ("-L --health --stats", "stats"),
+            ("-L --rate --health", "rate"),
+            ("-L --health --thresholds", "thresholds"),
+            ("-L --health --persistent-conn", "persistent-conn"),
+            ("-L --health --tun-info", "tun-info"),
+            ("-Ln --health --stats --rate -t 10.10.0.100:80", "stats"),
+        ] {
+            assert_eq!(err(line), conflict(other), "{line}");
+        }
+        // ipvsadm's own complaints about the other options come first.
+        assert_eq!(err("-L -c --stats --health"), "options conflicts in the list command");
+        assert_eq!(err("-L --health --health"), "multiple 'health' options specified");
+        assert_eq!(err("-L --health=yes"), "--health=yes: option does not take an argument");
+        assert_eq!(err("-A -t 10.10.0.100:80 --health"), "Illegal 'health' option with the 'add-service' command");
+        assert_eq!(err("-Z --health"), "Illegal 'health' option with the 'zero' command");
+        assert_eq!(err("-S --health"), "Illegal 'health' option with the 'save' command");
+        assert_eq!(
+            err("-a -t 10.10.0.100:80 -r 10.20.0.11 --health"),
+            "Illegal 'health' option with the 'add-server' command"
+        );
+        assert_eq!(err("--health"), TRY_HELP);
+        assert_eq!(err("status --health"), "unexpected argument --health after status");
+        assert_eq!(err("admin -t 10.10.0.100:80 -r 10.20.0.11 --health"), "admin: unknown option --health");
     }
 
     #[test]

@@ -363,7 +363,10 @@ fn list(client: &Client, opts: &ListOpts) -> Result<Output, Failure> {
                 }
             }
             // ipvsadm's precedence: stats, rate (above), thresholds, persistent-conn, tun-info.
-            let columns = if opts.stats {
+            // `--health` comes with none of them (refused in parsing).
+            let columns = if opts.health {
+                Columns::Health
+            } else if opts.stats {
                 Columns::Stats
             } else if opts.thresholds {
                 Columns::Thresholds

@@ -37,6 +37,9 @@ pub enum Columns {
     PersistConn,
     /// `--tun-info`: Plain with the tunnel type (`ipip`, or `n/a`) after the method.
     TunInfo,
+    /// `--health` (rvs's own): Plain, then each server's health state, admin state, last
+    /// probe latency in milliseconds and last result in words (see [`health_columns`]).
+    Health,
 }
 
 /// Sorts services and their servers in ipvsadm's order.
@@ -157,6 +160,23 @@ fn title(out: &mut String, columns: Columns) {
             out.push_str("Prot LocalAddress:Port Scheduler Flags\n");
             out.push_str("  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n");
         }
+        // Plain's titles at the widths of its server lines, then the health columns'.
+        Columns::Health => {
+            out.push_str("Prot LocalAddress:Port Scheduler Flags\n");
+            let _ = writeln!(
+                out,
+                "  -> {:<28} {:<7} {:<6} {:<10} {:<10} {:<7} {:<6} {:<7} {:<20} Last",
+                "RemoteAddress:Port",
+                "Forward",
+                "Weight",
+                "ActiveConn",
+                "InActConn",
+                "Health",
+                "Admin",
+                "Latency",
+                "Since"
+            );
+        }
     }
 }
 
@@ -177,7 +197,7 @@ pub fn services_exact(services: &[Service], columns: Columns, full: bool, exact:
     for s in services {
         let name = service_name(&s.protocol, &s.address, s.port);
         match columns {
-            Columns::Plain | Columns::Thresholds | Columns::PersistConn | Columns::TunInfo => {
+            Columns::Plain | Columns::Thresholds | Columns::PersistConn | Columns::TunInfo | Columns::Health => {
                 // printf("%s %s", svc_name, sched_name) + " persistent %u" + " mask %s"
                 let _ = write!(out, "{name} {}", s.scheduler);
                 if let Some(p) = s.persistence {
@@ -243,16 +263,24 @@ fn server_line(out: &mut String, r: &Server, columns: Columns) {
             st.active_conns,
             st.inactive_conns
         ),
+        Columns::Health => {
+            plain_columns(out, r);
+            health_columns(out, r);
+            out.push('\n');
+            Ok(())
+        }
         _ => {
-            plain_server(out, r);
+            plain_columns(out, r);
+            out.push('\n');
             Ok(())
         }
     };
 }
 
-/// printf("  -> %-28s %-7s %-6d %-10u %-10u\n", dname, fwd, weight, active, inactive)
-fn plain_server(out: &mut String, r: &Server) {
-    let _ = writeln!(
+/// printf("  -> %-28s %-7s %-6d %-10u %-10u\n", dname, fwd, weight, active, inactive),
+/// without the newline.
+fn plain_columns(out: &mut String, r: &Server) {
+    let _ = write!(
         out,
         "  -> {:<28} {:<7} {:<6} {:<10} {:<10}",
         server_name(&r.address, r.port),
@@ -261,6 +289,46 @@ fn plain_server(out: &mut String, r: &Server) {
         r.stats.active_conns,
         r.stats.inactive_conns
     );
+}
+
+/// `--health`'s columns after Plain's: ` Health  Admin  Latency Since Last`, i.e. the health
+/// state (`up`, `down`, `unknown`; `%-7s`), the admin state (`ready`, `drain`, `maint`;
+/// `%-6s`), the last probe's latency in milliseconds with one decimal (`%-7s`), when the
+/// server entered its health state (RFC 3339 UTC, `%-20s`), and the
+/// last result in words, unpadded and last because it may hold blanks. What rvsd does not
+/// report (an rvsd from before health checking, a server not probed yet) prints as `-`.
+fn health_columns(out: &mut String, r: &Server) {
+    let h = r.health.as_ref();
+    let _ = write!(
+        out,
+        " {:<7} {:<6} {:<7} {:<20} {}",
+        cell(h.map(|h| h.state.as_str())),
+        cell(r.admin.as_deref()),
+        latency_ms(h.and_then(|h| h.latency_us)),
+        cell(h.and_then(|h| h.since.as_deref())),
+        cell(h.map(|h| h.last.as_str())),
+    );
+}
+
+/// A word from rvsd for a one-line cell: `-` when absent or empty, control characters
+/// (a newline in a probe's reply) as blanks, so that each server stays on one line.
+fn cell(word: Option<&str>) -> String {
+    match word.map(str::trim).filter(|w| !w.is_empty()) {
+        None => "-".to_string(),
+        Some(w) => w.chars().map(|c| if c.is_control() { ' ' } else { c }).collect(),
+    }
+}
+
+/// Microseconds as milliseconds with one decimal, rounded half up (`1250` → `1.3`);
+/// `-` when rvsd reported none.
+fn latency_ms(us: Option<u64>) -> String {
+    match us {
+        None => "-".to_string(),
+        Some(us) => {
+            let tenths = us / 100 + u64::from(us % 100 >= 50);
+            format!("{}.{}", tenths / 10, tenths % 10)
+        }
+    }
 }
 
 fn traffic(out: &mut String, t: &Traffic, exact: bool) {
@@ -624,6 +692,91 @@ mod tests {
         let (text, problems) = save(&[svc, ok]);
         assert_eq!(text, "-A -t 1.2.3.4:80 -s rr\n");
         assert_eq!(problems.len(), 2);
+    }
+
+    #[test]
+    fn latency_and_cells() {
+        assert_eq!(latency_ms(None), "-");
+        assert_eq!(latency_ms(Some(0)), "0.0");
+        assert_eq!(latency_ms(Some(49)), "0.0");
+        assert_eq!(latency_ms(Some(50)), "0.1");
+        assert_eq!(latency_ms(Some(1_250)), "1.3");
+        assert_eq!(latency_ms(Some(12_345)), "12.3");
+        assert_eq!(latency_ms(Some(2_999_999)), "3000.0");
+        assert_eq!(latency_ms(Some(u64::MAX)), "18446744073709551.6");
+        assert_eq!(cell(None), "-");
+        assert_eq!(cell(Some(" ")), "-");
+        assert_eq!(cell(Some("agent: 50%")), "agent: 50%");
+        assert_eq!(cell(Some("bad\r\nreply\t")), "bad  reply");
+    }
+
+    /// `--health`: Plain's lines, byte for byte, then the health columns; the title's
+    /// columns start where the servers' do.
+    #[test]
+    fn health_listing() {
+        use crate::model::Health;
+        let health = |state: &str, last: &str, latency_us: Option<u64>| {
+            let since = latency_us.map(|_| "2026-12-03T22:00:00Z".to_string());
+            Some(Health { state: state.into(), last: last.into(), latency_us, since, ..Default::default() })
+        };
+        let server = |address: &str, forward: &str, weight| Server {
+            address: address.into(),
+            port: 80,
+            weight,
+            forward: forward.into(),
+            ..Default::default()
+        };
+        let svc = Service {
+            protocol: "tcp".into(),
+            address: "10.10.0.100".into(),
+            port: 80,
+            scheduler: "wrr".into(),
+            persistence: Some(300),
+            servers: vec![
+                Server {
+                    health: health("up", "HTTP 200", Some(1_234)),
+                    admin: Some("ready".into()),
+                    ..server("10.20.0.11", "nat", 3)
+                },
+                Server {
+                    effective_weight: Some(0),
+                    health: health("down", "HTTP 500", Some(52_049)),
+                    admin: Some("ready".into()),
+                    ..server("10.20.0.12", "nat", 3)
+                },
+                Server {
+                    health: health("unknown", "probes paused (admin maint)", None),
+                    admin: Some("maint".into()),
+                    ..server("10.20.0.13", "dr", 1)
+                },
+                // An rvsd from before health checking.
+                server("10.20.0.14", "tunnel", 1),
+            ],
+            ..Default::default()
+        };
+        let got = services(std::slice::from_ref(&svc), Columns::Health, true);
+        let want = "\
+IP Virtual Server version 1.2.1 (size=4096)
+Prot LocalAddress:Port Scheduler Flags
+  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn  Health  Admin  Latency Since                Last
+TCP  10.10.0.100:80 wrr persistent 300
+  -> 10.20.0.11:80                Masq    3      0          0          up      ready  1.2     2026-12-03T22:00:00Z HTTP 200
+  -> 10.20.0.12:80                Masq    0      0          0          down    ready  52.0    2026-12-03T22:00:00Z HTTP 500
+  -> 10.20.0.13:80                Route   1      0          0          unknown maint  -       -                    probes paused (admin maint)
+  -> 10.20.0.14:80                Tunnel  1      0          0          -       -      -       -                    -
+";
+        assert_eq!(got, want);
+        // Each server line starts with Plain's, unchanged.
+        let plain = services(std::slice::from_ref(&svc), Columns::Plain, true);
+        for (h, p) in got.lines().skip(3).zip(plain.lines().skip(3)) {
+            assert!(h.starts_with(p), "{h:?} / {p:?}");
+        }
+        let title = got.lines().nth(2).unwrap();
+        let first = got.lines().nth(4).unwrap();
+        assert_eq!(title.find("Health"), first.find("up"));
+        assert_eq!(title.find("Last"), first.find("HTTP"));
+        // Without the version line for one service, as the other listings.
+        assert!(services(&[svc], Columns::Health, false).starts_with("Prot LocalAddress:Port Scheduler Flags\n"));
     }
 
     #[test]

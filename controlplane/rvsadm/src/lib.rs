@@ -16,7 +16,7 @@
 //! rvsadm -S [-n]
 //! rvsadm -a|-e -t|-u VIP:PORT -r RIP[:PORT] [-g|-m|-i|-b] [-w W] [-x UPPER] [-y LOWER]
 //! rvsadm -d -t|-u VIP:PORT -r RIP[:PORT]
-//! rvsadm -L|-l [-n] [-c] [--stats] [--rate] [--timeout] [-t|-u VIP:PORT]
+//! rvsadm -L|-l [-n] [-c] [--stats] [--rate] [--timeout] [--health] [-t|-u VIP:PORT]
 //! rvsadm -Z [-t|-u VIP:PORT]
 //! rvsadm --set TCP TCPFIN UDP
 //! rvsadm status
@@ -41,6 +41,10 @@
 //! * No IPVS sync daemon (rvs's sync is `[ha]`): `--daemon` lists nothing, `--stop-daemon`
 //!   says none runs, `--start-daemon` is refused (255).
 //! * `-R` checks every line first and exits 255 if any line was refused.
+//! * `-L --health` (rvs's own) appends each server's health state, admin state, last probe
+//!   latency in ms and last result in words to the plain listing; it is refused with every
+//!   other listing option (`-c`, `--timeout`, `--daemon`, `--stats`, `--rate`,
+//!   `--thresholds`, `--persistent-conn`, `--tun-info`).
 //!
 //! Modules: [`args`] (parsing), [`client`] (HTTP), [`model`] (REST documents), [`format`](mod@format)
 //! (listings), [`exec`] (verbs → requests → output).
@@ -128,6 +132,8 @@ Options:
   --thresholds                        output of thresholds information
   --persistent-conn                   output of persistent connection info (0: rvs has no templates)
   --tun-info                          output of tunnel information
+  --health                            output of each server's health (rvs's own): state,
+                                      admin state, last probe latency in ms, last result
   --nosort                            disable sorting output of service/server entries
   --sort                              does nothing, for backwards compatibility
   --daemon                            output of daemon information (none: rvs syncs through [ha])

@@ -69,6 +69,32 @@ pub struct Server {
     pub lower_threshold: u64,
     /// Its counters.
     pub stats: Traffic,
+    /// Its health, when rvsd reports it (rvsd before health checking does not).
+    pub health: Option<Health>,
+    /// Its administrative state (`ready`, `drain`, `maint`), when rvsd reports it.
+    pub admin: Option<String>,
+}
+
+/// A server's health as rvsd reports it (`health` of a server in `GET /v1/services`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct Health {
+    /// `up`, `down` or `unknown` (not checked).
+    pub state: String,
+    /// When it entered that state (RFC 3339, UTC); absent when not checked.
+    pub since: Option<String>,
+    /// The last probe's result in words (`HTTP 500`, `connect timeout`, `agent: 50%`).
+    pub last: String,
+    /// How long the last probe took, in microseconds; absent before the first probe and
+    /// for servers checked by an agent only.
+    #[serde(deserialize_with = "lenient_opt_u64")]
+    pub latency_us: Option<u64>,
+    /// Probes passed since the server was first checked.
+    #[serde(deserialize_with = "lenient_u64")]
+    pub probes_ok: u64,
+    /// Probes failed since the server was first checked.
+    #[serde(deserialize_with = "lenient_u64")]
+    pub probes_failed: u64,
 }
 
 /// Traffic counters (`T` of the REST contract).
@@ -423,6 +449,16 @@ fn lenient_u64<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
     }
 }
 
+/// [`lenient_u64`] for an optional number: `null` is `None`.
+fn lenient_opt_u64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    let v = serde_json::Value::deserialize(d)?;
+    match v {
+        serde_json::Value::Null => Ok(None),
+        serde_json::Value::Number(n) => Ok(Some(number_to_u64(&n))),
+        other => Err(serde::de::Error::custom(format!("expected a number, found {other}"))),
+    }
+}
+
 fn number_to_u64(n: &serde_json::Number) -> u64 {
     if let Some(u) = n.as_u64() {
         u
@@ -473,6 +509,42 @@ mod tests {
         assert!(serde_json::from_str::<Traffic>(r#"{"conns":"many"}"#).is_err());
         let r: Rates = serde_json::from_str(r#"{"cps":1e300}"#).unwrap();
         assert_eq!(r.cps, u64::MAX);
+    }
+
+    #[test]
+    fn health_and_admin_are_optional_and_lenient() {
+        // What rvsd sends (controlplane's HealthView), with a field a later rvsd might add.
+        let r: Server = serde_json::from_str(
+            r#"{"address":"10.20.0.11","port":80,"weight":3,"admin":"drain","health":{"state":"up",
+                "since":"2026-12-03T22:00:00Z","last":"HTTP 200","latency_us":1234,"probes_ok":10,
+                "probes_failed":1,"flaps":0}}"#,
+        )
+        .unwrap();
+        assert_eq!(r.admin.as_deref(), Some("drain"));
+        assert_eq!(
+            r.health,
+            Some(Health {
+                state: "up".into(),
+                since: Some("2026-12-03T22:00:00Z".into()),
+                last: "HTTP 200".into(),
+                latency_us: Some(1234),
+                probes_ok: 10,
+                probes_failed: 1,
+            })
+        );
+        // An rvsd from before health checking: neither field.
+        let old: Server = serde_json::from_str(r#"{"address":"10.20.0.11","port":80}"#).unwrap();
+        assert_eq!((old.health, old.admin), (None, None));
+        // Not checked: no since, no latency; a float latency is rounded; null is absent.
+        let h: Health = serde_json::from_str(r#"{"state":"unknown","last":"not checked"}"#).unwrap();
+        assert_eq!((h.since, h.latency_us, h.probes_ok), (None, None, 0));
+        let h: Health = serde_json::from_str(r#"{"latency_us":99.6}"#).unwrap();
+        assert_eq!(h.latency_us, Some(100));
+        let h: Health = serde_json::from_str(r#"{"latency_us":null,"health":"x"}"#).unwrap();
+        assert_eq!(h.latency_us, None);
+        assert!(serde_json::from_str::<Health>(r#"{"latency_us":"slow"}"#).is_err());
+        let r: Server = serde_json::from_str(r#"{"health":null,"admin":null}"#).unwrap();
+        assert_eq!((r.health, r.admin), (None, None));
     }
 
     #[test]

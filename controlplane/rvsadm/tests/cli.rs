@@ -5,8 +5,9 @@
 //! * Listings rendered from fixed JSON (`tests/golden/*.json`) through the whole path
 //!   (arguments, HTTP, formatting) are compared with what ipvsadm 1.31 prints for the same
 //!   table, rebuilt in this file from ipvsadm.c's own printf formats and words (module
-//!   [`ipvsadm`]), never from rvsadm's output. Only `status` (rvsadm's own verb, no
-//!   ipvsadm counterpart) is compared with a reviewed file, `tests/golden/status.txt`.
+//!   [`ipvsadm`]), never from rvsadm's output. Only `status` and `-L --health` (rvsadm's
+//!   own, no ipvsadm counterpart) are compared with reviewed files,
+//!   `tests/golden/status.txt` and `tests/golden/list-health.txt`.
 //!   `RVSADM_BLESS=1` does not make a mismatch pass: it writes the expected and the actual
 //!   output side by side under the test's temporary directory for a `diff`, and the test
 //!   still fails.
@@ -344,6 +345,9 @@ fn usage_errors_exit_2_and_send_nothing() {
         ("-A -D", "invalid option `-D'\n"),
         ("-A -t 10.10.0.100:80 -Q", "invalid option `-Q'\n"),
         ("-a -t 10.10.0.100:80 -r 10.20.0.11 -w 70000", "illegal weight specified\n"),
+        ("-Ln --health --stats", "The option 'health' conflicts with the 'stats' option in the 'list' command\n"),
+        ("-Lnc --health", "The option 'health' conflicts with the 'connection' option in the 'list' command\n"),
+        ("-A -t 10.10.0.100:80 --health", "Illegal 'health' option with the 'add-service' command\n"),
     ] {
         let args: Vec<&str> = line.split_whitespace().collect();
         let (code, out, err) = rvsd.run(&args, "");
@@ -798,6 +802,36 @@ fn listings_are_ipvsadm_s() {
     let pages: Vec<String> =
         rvsd.take().into_iter().filter(|s| s.path.starts_with("/v1/connections")).map(|s| s.path).collect();
     assert!(pages.contains(&"/v1/connections?offset=4&limit=1000".to_string()), "{pages:?}");
+}
+
+/// `-L --health` (rvs's own, compared with a reviewed file, `tests/golden/list-health.txt`):
+/// ipvsadm's `-Ln` line for line, each line extended by the health columns; `-t` lists one
+/// service the same way. The fixture's health fields leave the other listings unchanged
+/// (`listings_are_ipvsadm_s`).
+#[test]
+fn health_listing_extends_ipvsadm_s() {
+    let rvsd = fixture_rvsd();
+    let want = fixture("list-health.txt");
+    let (code, out, err) = rvsd.run(&["-Ln", "--health"], "");
+    assert_eq!((code, err.as_str()), (0, ""));
+    check_listing("list-health", &out, &want);
+    let plain = expected::list();
+    assert_eq!(out.lines().count(), plain.lines().count());
+    for (h, p) in out.lines().zip(plain.lines()) {
+        assert!(h.starts_with(p.trim_end()), "{h:?} does not extend {p:?}");
+    }
+    // One service: the titles, then that service's lines of the full listing.
+    let (code, one, err) = rvsd.run(&["-L", "--health", "-t", "10.10.0.100:80"], "");
+    assert_eq!((code, err.as_str()), (0, ""));
+    let mut lines = want.lines().skip(1);
+    let mut expect: String = lines.by_ref().take(2).map(|l| format!("{l}\n")).collect();
+    let mut block = lines.skip_while(|l| !l.starts_with("TCP  10.10.0.100:80 "));
+    expect += &format!("{}\n", block.next().unwrap());
+    expect += &block.take_while(|l| l.starts_with("  -> ")).map(|l| format!("{l}\n")).collect::<String>();
+    assert_eq!(one.lines().count(), 6, "{one}");
+    check_listing("list-health-service", &one, &expect);
+    let (code, _, err) = rvsd.run(&["-Ln", "--health", "-t", "10.10.0.100:81"], "");
+    assert_eq!((code, err.as_str()), (1, "No such service\n"));
 }
 
 /// The transcription of ipvsadm's formats itself, on values whose output is known from

@@ -16,7 +16,8 @@
 //!    [`FULL_REFRESH`] (slowstart ramps and stale agents change with time alone) or after a
 //!    reconcile; when an effect changed, has the running state rebuild and publish the
 //!    service table ([`crate::runtime::Running::set_health`]), and when a view changed,
-//!    updates what the API shows;
+//!    updates what the API shows (at once for a state change; probe figures alone,
+//!    latency and counts, at most every [`FIGURES_EVERY`]);
 //! 4. sleeps until the monitor's next deadline, at most [`MAX_SLEEP`] (punted packets are
 //!    not signalled, so they wait at most that long).
 //!
@@ -51,6 +52,10 @@ pub const MAX_SLEEP: Duration = Duration::from_millis(10);
 /// result (a turn otherwise looks only at the servers that did: with 1,000 servers,
 /// recomputing all of them every 10 ms turn cost 30 % of a core, perf/RESULTS.md).
 pub const FULL_REFRESH: Duration = Duration::from_millis(100);
+
+/// How often a view whose probe figures alone changed (latency, probe counts: every
+/// probe changes them) is published at most; a state change is published at once.
+pub const FIGURES_EVERY: Duration = Duration::from_secs(1);
 
 /// What changed in a [`Shell::turn`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -92,6 +97,9 @@ pub struct Shell {
     health: HashMap<ServerRef, HealthView>,
     /// When every server was last recomputed (`None`: at the next turn).
     refreshed: Option<Instant>,
+    /// Views whose probe figures changed since the last publication, and when that was.
+    figures_dirty: bool,
+    figures_published: Option<Instant>,
     /// The wall clock at `epoch`, to show `since` in UTC.
     wall: SystemTime,
     epoch: Instant,
@@ -134,6 +142,8 @@ impl Shell {
             overlay: Overlay::new(),
             health: HashMap::new(),
             refreshed: None,
+            figures_dirty: false,
+            figures_published: None,
             wall: SystemTime::now(),
             epoch: now,
         }
@@ -213,7 +223,11 @@ impl Shell {
                 }
             }
             let health = self.status(now);
-            let turn = Turn { overlay_changed: overlay != self.overlay, status_changed: health != self.health };
+            let state_changed = health.len() != self.health.len()
+                || health.iter().any(|(k, v)| self.health.get(k).is_none_or(|old| old.differs_in_state(v)));
+            self.figures_dirty |= health != self.health;
+            let turn =
+                Turn { overlay_changed: overlay != self.overlay, status_changed: self.publish(now, state_changed) };
             self.overlay = overlay;
             self.health = health;
             return turn;
@@ -227,12 +241,33 @@ impl Shell {
                 }
             }
             let view = self.view(sk, now);
-            if self.health.get(&k) != Some(&view) {
-                self.health.insert(k, view);
-                turn.status_changed = true;
+            match self.health.get(&k) {
+                Some(old) if *old == view => {}
+                Some(old) if !old.differs_in_state(&view) => {
+                    self.figures_dirty = true;
+                    self.health.insert(k, view);
+                }
+                _ => {
+                    turn.status_changed = true;
+                    self.health.insert(k, view);
+                }
             }
         }
+        turn.status_changed = self.publish(now, turn.status_changed);
         turn
+    }
+
+    /// Whether the views are to be published now: at once when a state changed, else
+    /// when only probe figures changed and [`FIGURES_EVERY`] has passed.
+    fn publish(&mut self, now: Instant, state_changed: bool) -> bool {
+        let figures_due = self.figures_dirty
+            && self.figures_published.is_none_or(|t| now.saturating_duration_since(t) >= FIGURES_EVERY);
+        if state_changed || figures_due {
+            self.figures_dirty = false;
+            self.figures_published = Some(now);
+            return true;
+        }
+        false
     }
 
     /// The effects in force as of the last turn.
@@ -265,14 +300,16 @@ impl Shell {
                 state: if c.state() == State::Up { "up" } else { "down" }.into(),
                 since: Some(self.rfc3339(c.since())),
                 last: c.last().map_or_else(|| "no probe finished yet".into(), |r| r.detail.clone()),
+                latency_us: c.last_duration().map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX)),
+                probes_ok: c.probe_counts().0,
+                probes_failed: c.probe_counts().1,
             },
             // Agent only: up unless the agent says otherwise.
             None => {
                 let up = self.monitor.effect(sk, now).is_none_or(|e| e.up);
                 HealthView {
                     state: if up { "up" } else { "down" }.into(),
-                    since: None,
-                    last: "agent only (no [service.health])".into(),
+                    ..HealthView::unchecked("agent only (no [service.health])")
                 }
             }
         }
@@ -374,6 +411,24 @@ weight = 1
 
     fn config(health: &str) -> Config {
         Config::from_toml(&BASE.replace("HEALTH", health)).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn probe_figures_alone_are_published_at_most_every_second_a_state_change_at_once() {
+        let (_links, end) = probe_links(1, 16, DEFAULT_PROBE_PORTS);
+        let c = config("");
+        let t = Instant::now();
+        let mut shell = Shell::new(prober_config(&c, DEFAULT_PROBE_PORTS), end, Arc::default(), t);
+        assert!(!shell.publish(t, false), "nothing changed");
+        shell.figures_dirty = true;
+        assert!(shell.publish(t, false), "first figures: published");
+        shell.figures_dirty = true;
+        assert!(!shell.publish(t + FIGURES_EVERY / 2, false), "figures again within FIGURES_EVERY: held");
+        assert!(shell.publish(t + FIGURES_EVERY / 2, true), "a state change: at once");
+        shell.figures_dirty = true;
+        assert!(!shell.publish(t + FIGURES_EVERY, false));
+        assert!(shell.publish(t + FIGURES_EVERY * 3 / 2, false), "held figures go out a second later");
+        assert!(!shell.publish(t + FIGURES_EVERY * 5, false), "and only once");
     }
 
     #[test]

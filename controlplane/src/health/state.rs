@@ -83,6 +83,11 @@ pub struct ServerCheck {
     started: Option<Instant>,
     /// Whether the server has come up from down (so slowstart applies).
     recovered: bool,
+    /// How long the last finished probe took (start to result).
+    last_duration: Option<Duration>,
+    /// Probes finished, by outcome, since the server was first checked.
+    succeeded: u64,
+    failed: u64,
     rng: u64,
 }
 
@@ -121,6 +126,9 @@ impl ServerCheck {
             next: first,
             started: None,
             recovered: false,
+            last_duration: None,
+            succeeded: 0,
+            failed: 0,
             rng,
         }
     }
@@ -138,6 +146,16 @@ impl ServerCheck {
     /// The last probe's result, if any.
     pub fn last(&self) -> Option<&ProbeResult> {
         self.last.as_ref()
+    }
+
+    /// How long the last finished probe took, from its start to its result.
+    pub fn last_duration(&self) -> Option<Duration> {
+        self.last_duration
+    }
+
+    /// Probes finished since the server was first checked: (succeeded, failed).
+    pub fn probe_counts(&self) -> (u64, u64) {
+        (self.succeeded, self.failed)
     }
 
     /// When the next probe should start (while one is in flight: when it started).
@@ -185,6 +203,11 @@ impl ServerCheck {
                 transition = Some(Transition { to: self.state, at: now, reason: result.detail.clone() });
             }
         }
+        match result.outcome {
+            Outcome::Success => self.succeeded += 1,
+            Outcome::Failure => self.failed += 1,
+        }
+        self.last_duration = self.started.map(|t| now.saturating_duration_since(t));
         self.last = Some(result);
         let spacing = if self.streak > 0 {
             self.timing.fastinter
@@ -369,6 +392,19 @@ mod tests {
         let (at2, t) = step(&mut c, ok());
         assert_eq!(t.map(|t| (t.to, t.at)), Some((State::Up, at2)));
         assert_eq!(c.since(), at2);
+    }
+
+    #[test]
+    fn each_result_records_its_duration_and_counts() {
+        let t0 = Instant::now();
+        let mut c = ServerCheck::new(timing(), t0, 7);
+        assert_eq!((c.last_duration(), c.probe_counts()), (None, (0, 0)));
+        c.start_probe(t0);
+        c.record(t0 + Duration::from_millis(30), ProbeResult::success("HTTP 200"));
+        assert_eq!(c.last_duration(), Some(Duration::from_millis(30)));
+        c.start_probe(t0 + S);
+        c.record(t0 + S + Duration::from_millis(7), ProbeResult::failure("HTTP 500"));
+        assert_eq!((c.last_duration(), c.probe_counts()), (Some(Duration::from_millis(7)), (1, 1)));
     }
 
     #[test]

@@ -251,6 +251,9 @@ fn input_with_port_name(port_name: &str) -> MetricsInput {
                     state: "up".into(),
                     since: Some("2026-12-03T17:00:00Z".into()),
                     last: "HTTP 200".into(),
+                    latency_us: Some(800),
+                    probes_ok: 10,
+                    probes_failed: 0,
                 }),
             },
             ServerStatus {
@@ -260,7 +263,13 @@ fn input_with_port_name(port_name: &str) -> MetricsInput {
                 forward: "fullnat".into(),
                 overloaded: true,
                 stats: traffic(4, 1),
-                health: Some(crate::runtime::HealthView { state: "down".into(), since: None, last: "HTTP 503".into() }),
+                health: Some(crate::runtime::HealthView {
+                    state: "down".into(),
+                    latency_us: Some(1500),
+                    probes_ok: 3,
+                    probes_failed: 2,
+                    ..crate::runtime::HealthView::unchecked("HTTP 503")
+                }),
             },
         ],
     }];
@@ -394,6 +403,8 @@ fn golden_snippets() {
         "rvs_server_up{protocol=\"tcp\",vip=\"10.10.0.100\",port=\"80\",server=\"10.20.0.11:80\"} 1\n\
          rvs_server_up{protocol=\"tcp\",vip=\"10.10.0.100\",port=\"80\",server=\"10.20.0.12:8080\"} 0\n",
         "rvs_server_info{protocol=\"tcp\",vip=\"10.10.0.100\",port=\"80\",server=\"10.20.0.12:8080\",forward=\"fullnat\"} 1\n",
+        "rvs_server_probe_duration_seconds{protocol=\"tcp\",vip=\"10.10.0.100\",port=\"80\",server=\"10.20.0.11:80\"} 0.0008\n",
+        "rvs_server_probes_total{protocol=\"tcp\",vip=\"10.10.0.100\",port=\"80\",server=\"10.20.0.12:8080\",result=\"failed\"} 2\n",
         "rvs_service_info{protocol=\"tcp\",vip=\"10.10.0.100\",port=\"80\",scheduler=\"wrr\"} 1\n",
         "rvs_worker_rate_rx_pps{worker=\"0\"} 400\n",
         "# TYPE rvs_worker_burst_latency_seconds summary\n\

@@ -403,9 +403,11 @@ pub fn run(config: &Config, text: &str, path: &Path) -> anyhow::Result<()> {
             .with_lb(lb, links)
             .with_control(control)
             .with_probe(probe_links.next().context("probe rings have fewer ends than workers")?);
-        // Pending `Worker::with_ha(link, roles)` (the workers' side of VRRP): until it
-        // lands, the workers neither punt adverts nor send the HA thread's frames.
-        let _ha_link = ha_links.next().context("HA rings have fewer ends than workers")?;
+        let ha_link = ha_links.next().context("HA rings have fewer ends than workers")?;
+        let worker = match &ha_roles {
+            Some(roles) => worker.with_ha(ha_link, Arc::clone(roles)),
+            None => worker,
+        };
         built.push(worker);
     }
 

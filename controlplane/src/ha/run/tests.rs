@@ -258,7 +258,7 @@ fn services_down_needs_every_checked_server_down() {
     use crate::runtime::HealthView;
     use rvs_dataplane::types::ServiceKey;
     let key = ServiceKey { proto: L4Proto::Tcp, vip: Ipv4Addr::new(10, 10, 0, 100), port: 80 };
-    let view = |s: &str| HealthView { state: s.into(), since: None, last: String::new() };
+    let view = |s: &str| HealthView { state: s.into(), ..HealthView::unchecked("") };
     let mut board = HashMap::new();
     board.insert((key, Ipv4Addr::new(10, 20, 0, 11), 80), view("down"));
     board.insert((key, Ipv4Addr::new(10, 20, 0, 12), 80), view("up"));

@@ -55,13 +55,13 @@ use std::sync::Arc;
 use rvs_drivers::PacketBuf;
 
 use crate::conn::owner::{client_owner, lport_owner, LocalPortAllocator, RssSpec};
-use crate::conn::{CachedHop, Conn, ConnFlags, ConnId, ConnTable, Direction, FlowKey};
+use crate::conn::{CachedHop, Conn, ConnFlags, ConnId, ConnTable, Direction, FlowKey, TableFull};
 use crate::control::{ConnEntry, ConnFilter, ConnListing, MAX_LISTING};
 use crate::l2l3::{AddrKind, AddressBook, ResolvedNeighbours, RouteTable, Verdict};
 use crate::sched::{new_scheduler, SchedInput, Scheduler};
 use crate::service::{ServiceTable, SharedServices};
 use crate::stats::{DropReason, WorkerCounters};
-use crate::types::{ForwardMode, L4Proto, PortId, ServerId, ServiceId, ServiceKey, Timeouts};
+use crate::types::{ConnState, ForwardMode, L4Proto, PortId, ServerId, ServiceId, ServiceKey, Timeouts};
 use crate::view::L4View;
 use crate::wire::{EthernetFrame, Ipv4Packet, MacAddr};
 use crate::xmit::icmp_err;
@@ -446,14 +446,23 @@ impl LbEngine {
         let (Some(service_id), Some(server_id)) = (snap.service_id(svc_idx), snap.server_id(svc_idx, idx)) else {
             return Err(DropReason::NoServer);
         };
-        let mut conn = Conn::new(flow.key(), server.forward, server.addr, server.port)
-            .with_local(local, lport)
-            .with_service(service_id, server_id);
-        if server.forward == ForwardMode::FullNat && flow.proto() == L4Proto::Tcp {
-            conn.flags.insert(ConnFlags::TOA_PENDING);
-        }
+        let make = || {
+            let mut conn = Conn::new(flow.key(), server.forward, server.addr, server.port)
+                .with_local(local, lport)
+                .with_service(service_id, server_id);
+            if server.forward == ForwardMode::FullNat && flow.proto() == L4Proto::Tcp {
+                conn.flags.insert(ConnFlags::TOA_PENDING);
+            }
+            conn
+        };
+        let conn = make();
         let active = conn.state.is_active();
-        match self.conns.insert(conn, now) {
+        let inserted = match self.conns.insert(conn, now) {
+            // Rare: the entry is rebuilt rather than kept, so the common path moves it once.
+            Err(TableFull::ReplyKeyExists) => self.insert_displacing(make(), env, now),
+            done => done,
+        };
+        match inserted {
             Ok(id) => {
                 env.counters.conns_created.inc();
                 server.stats.conn_opened(self.worker, active);
@@ -468,6 +477,30 @@ impl LbEngine {
                 Err(e.into())
             }
         }
+    }
+
+    /// Inserts `conn` after making room for it: its reply tuple belongs to an older
+    /// connection that is closing (not `is_active`: FIN_WAIT, TIME_WAIT, CLOSE, ...): that
+    /// one is removed, as if it had expired. This happens in NAT when two services share a
+    /// real server ip:port and a client reuses its source port for the other service while
+    /// the first connection lingers; the server itself sees one 4-tuple and accepts the
+    /// new SYN over its TIME_WAIT, so refusing it (`conn_key_clash`) would only stall the
+    /// client until the old entry's timeout (IPVS's conn_reuse_mode has the same aim).
+    /// Returns the insert's result, or `ReplyKeyExists` again (nothing changed) when the
+    /// holder is active or is UDP.
+    #[cold]
+    #[inline(never)]
+    fn insert_displacing(&mut self, conn: Conn, env: &LbEnv<'_>, now: u64) -> Result<ConnId, TableFull> {
+        let refused = Err(TableFull::ReplyKeyExists);
+        let Some((id, _)) = self.conns.lookup(&conn.reply_key()) else { return refused };
+        let closing = self.conns.get(id).is_some_and(|c| matches!(c.state, ConnState::Tcp(s) if !s.is_active()));
+        if !closing {
+            return refused;
+        }
+        let Some(old) = self.conns.remove(id) else { return refused };
+        conn_closed(self.worker, &self.snap, &mut self.lports, &old);
+        env.counters.conns_displaced.inc();
+        self.conns.insert(conn, now)
     }
 
     /// A server → client (NAT) or server → local address (Full-NAT, `to_us`) packet;
@@ -731,19 +764,23 @@ impl LbEngine {
         }
         self.next_expire = now.saturating_add(CONN_TIMER_INTERVAL_NS);
         let (worker, snap, lports) = (self.worker, &self.snap, &mut self.lports);
-        self.conns.expire_at_most(now, EXPIRE_BATCH, |c| {
-            if c.forward == ForwardMode::FullNat {
-                lports.release(c.local, c.lport);
-            }
-            let active = c.state.is_active();
-            if let Some(svc) = snap.by_service_id(c.service_id) {
-                svc.stats.conn_closed(worker, active);
-            }
-            if let Some((_, server)) = snap.by_server_id(c.server_id) {
-                server.stats.conn_closed(worker, active);
-                server.stats.update_overload(server.upper, server.lower);
-            }
-        })
+        self.conns.expire_at_most(now, EXPIRE_BATCH, |c| conn_closed(worker, snap, lports, c))
+    }
+}
+
+/// What a connection leaving the table (expired or displaced) gives back: its Full-NAT
+/// local port, and its place in its service's and server's connection counts.
+fn conn_closed(worker: usize, snap: &ServiceTable, lports: &mut LocalPortAllocator, c: &Conn) {
+    if c.forward == ForwardMode::FullNat {
+        lports.release(c.local, c.lport);
+    }
+    let active = c.state.is_active();
+    if let Some(svc) = snap.by_service_id(c.service_id) {
+        svc.stats.conn_closed(worker, active);
+    }
+    if let Some((_, server)) = snap.by_server_id(c.server_id) {
+        server.stats.conn_closed(worker, active);
+        server.stats.update_overload(server.upper, server.lower);
     }
 }
 

@@ -223,6 +223,54 @@ fn nat_rst_closes_and_udp_keeps_the_service_port() {
     assert_accounting_all(&ws);
 }
 
+#[test]
+fn a_syn_whose_reply_tuple_is_held_by_a_closing_connection_displaces_it() {
+    // Two NAT services on one real server ip:port: the server sees client:CPORT <-> RS2:80
+    // for both, so a client reusing CPORT for the other service clashes with the first
+    // connection's reply tuple.
+    let shared = publish(vec![
+        service(1, Tcp, 80, Rr, &[rs(RS2, 80, 1, Nat)], None),
+        service(1, Tcp, 8080, Rr, &[rs(RS2, 80, 1, Nat)], None),
+    ]);
+    let mut ws = vec![lb_worker(&shared)];
+    let syn80 = Seg::tcp(CLIENT_IP, CPORT, VIP, 80, SYN);
+    let syn8080 = Seg::tcp(CLIENT_IP, CPORT, VIP, 8080, SYN);
+
+    // While the first connection is active (SYN_RECV), the second SYN is refused.
+    let (_, back) = send_to(&mut ws, 0, FRONT, &syn80.by_client(), 1);
+    assert_eq!(back.len(), 1, "first SYN forwarded");
+    let (_, back) = send_to(&mut ws, 0, FRONT, &syn8080.by_client(), 2);
+    assert!(back.is_empty(), "a SYN clashing with an active connection is not forwarded");
+    assert!(drops_of(&ws[0]).contains(&("conn_key_clash", 1)), "{:?}", drops_of(&ws[0]));
+
+    // The server resets the first connection (CLOSE): the next SYN displaces it.
+    let rst = Seg::tcp(RS2, 80, CLIENT_IP, CPORT, RST | ACK).ack(0x1000_0001).ttl(64);
+    send_to(&mut ws, 0, BACK, &rst.by_server(RS2_MAC), 3);
+    assert_eq!(only_conn_state(&ws[0]), ConnState::Tcp(TcpState::Close));
+    let (_, back) = send_to(&mut ws, 0, FRONT, &syn8080.by_client(), 4);
+    assert_frame(
+        &only(back, "SYN to :8080"),
+        &syn8080.clone().addrs((CLIENT_IP, CPORT), (RS2, 80)).ttl(60).to_server(RS2_MAC),
+        "the new connection's SYN",
+    );
+    assert_eq!(only_conn_state(&ws[0]), ConnState::Tcp(TcpState::SynRecv), "the old entry is gone");
+    assert_eq!(snapshot(&ws[0]).conns_displaced, 1);
+    // The reply now belongs to the new connection: SNATed from VIP:8080.
+    let synack = Seg::tcp(RS2, 80, CLIENT_IP, CPORT, SYN | ACK).ack(0x1000_0001).ttl(64);
+    let (front, _) = send_to(&mut ws, 0, BACK, &synack.by_server(RS2_MAC), 5);
+    assert_frame(
+        &only(front, "SYN-ACK"),
+        &synack.clone().addrs((VIP, 8080), (CLIENT_IP, CPORT)).ttl(63).to_client(),
+        "SYN-ACK from the second service",
+    );
+    // The first service's and server's counts no longer hold the displaced connection.
+    let old = server_stats(&shared, 0, 0);
+    assert_eq!((old.conns, old.active_conns, old.inactive_conns), (1, 0, 0));
+    let new = server_stats(&shared, 1, 0);
+    assert_eq!((new.conns, new.active_conns, new.inactive_conns), (1, 1, 0));
+    assert_accounting_all(&ws);
+}
+
 // ---- 2. schedulers through the worker ----
 
 /// Opens 30 connections from different client ports; returns how many went to each of

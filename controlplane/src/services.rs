@@ -270,6 +270,7 @@ pub fn build_with_health(
             servers,
             local_addrs: locals.clone(),
             stats: old.map(|o| Arc::clone(&o.stats)).unwrap_or_else(|| Arc::new(ServerStats::new(workers))),
+            admission: Default::default(),
         });
     }
     ServiceTable::with_ids(generation, services, table_ids, settings(config)).context("the service table")

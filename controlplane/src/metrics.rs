@@ -394,6 +394,20 @@ pub fn render(input: &MetricsInput) -> String {
     );
     traffic_families(&mut out, "rvs_service", "virtual service", &services);
     out.family(
+        "rvs_service_refused_total",
+        Kind::Counter,
+        "New flows the service refused, by reason: acl_denied (allow/deny prefixes), service_maxconn.",
+        st.services.iter().flat_map(|s| {
+            [("acl_denied", s.stats.acl_denied), ("service_maxconn", s.stats.service_maxconn)].into_iter().map(
+                move |(reason, n)| {
+                    let mut l = svc_labels(s);
+                    l.push(("reason", reason.to_string()));
+                    (l, Value::Int(n.unwrap_or(0)))
+                },
+            )
+        }),
+    );
+    out.family(
         "rvs_server_info",
         Kind::Gauge,
         "A real server and its forwarding mode; always 1.",

@@ -3,7 +3,8 @@
 //!
 //! Contract:
 //! * Field names mirror the TOML names exactly (`protocol`, `address`, `port`,
-//!   `scheduler`, `persistence`, `persistence_netmask`, `servers`; `address`, `port`,
+//!   `scheduler`, `persistence`, `persistence_netmask`, `allow`, `deny`, `maxconn`,
+//!   `servers`; `address`, `port`,
 //!   `weight`, `forward`, `upper_threshold`, `lower_threshold`), so a service can be
 //!   moved between the file and the API without renaming anything.
 //! * Request bodies deny unknown fields and keep the values as the client wrote them
@@ -102,6 +103,15 @@ pub struct ServiceView {
     pub persistence: Option<String>,
     /// The persistence netmask (`"255.255.255.255"` by default).
     pub persistence_netmask: String,
+    /// Client prefixes allowed to open connections (empty: all).
+    #[serde(default)]
+    pub allow: Vec<String>,
+    /// Client prefixes refused (deny wins over allow).
+    #[serde(default)]
+    pub deny: Vec<String>,
+    /// Most connections at once over all workers (0: no limit).
+    #[serde(default)]
+    pub maxconn: u32,
     /// The real servers, in configuration order.
     pub servers: Vec<ServerView>,
     /// Service-wide counters (absent in change lists).
@@ -119,6 +129,9 @@ impl ServiceView {
             scheduler: if s.system_load { crate::config::SYSTEM_LOAD } else { s.scheduler.name() }.to_string(),
             persistence: s.persistence.map(duration_text),
             persistence_netmask: s.persistence_netmask.to_string(),
+            allow: s.allow.iter().map(ToString::to_string).collect(),
+            deny: s.deny.iter().map(ToString::to_string).collect(),
+            maxconn: s.maxconn,
             servers: s.servers.iter().map(ServerView::new).collect(),
             stats: None,
         }
@@ -144,6 +157,15 @@ pub struct ServiceBody {
     /// Persistence netmask.
     #[serde(default)]
     pub persistence_netmask: Option<String>,
+    /// Client prefixes allowed (empty: all).
+    #[serde(default)]
+    pub allow: Vec<String>,
+    /// Client prefixes refused.
+    #[serde(default)]
+    pub deny: Vec<String>,
+    /// Connection limit over all workers (0 or absent: none).
+    #[serde(default)]
+    pub maxconn: Option<i64>,
     /// Real servers.
     #[serde(default)]
     pub servers: Vec<ServerBody>,
@@ -165,6 +187,9 @@ impl ServiceBody {
             scheduler: self.scheduler.clone().unwrap_or_else(|| DEFAULT_SCHEDULER.to_string()),
             persistence: self.persistence.clone(),
             persistence_netmask: netmask(self.persistence_netmask.clone()),
+            allow: self.allow.clone(),
+            deny: self.deny.clone(),
+            maxconn: self.maxconn.filter(|&m| m != 0),
             health: None,
             agent: None,
             sorry_server: None,
@@ -240,6 +265,15 @@ pub struct ServiceUpdate {
     /// New persistence netmask; `null` restores the default.
     #[serde(default, deserialize_with = "double_option")]
     pub persistence_netmask: Option<Option<String>>,
+    /// New allow list (replaces the old one; `[]` allows all).
+    #[serde(default)]
+    pub allow: Option<Vec<String>>,
+    /// New deny list (replaces the old one).
+    #[serde(default)]
+    pub deny: Option<Vec<String>>,
+    /// New connection limit (0 removes it).
+    #[serde(default)]
+    pub maxconn: Option<i64>,
 }
 
 impl ServiceUpdate {
@@ -257,6 +291,15 @@ impl ServiceUpdate {
         }
         if let Some(m) = &self.persistence_netmask {
             s.persistence_netmask = netmask(m.clone());
+        }
+        if let Some(a) = &self.allow {
+            s.allow = a.clone();
+        }
+        if let Some(d) = &self.deny {
+            s.deny = d.clone();
+        }
+        if let Some(m) = self.maxconn {
+            s.maxconn = Some(m).filter(|&m| m != 0);
         }
     }
 }

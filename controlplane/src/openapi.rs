@@ -15,6 +15,29 @@ fn traffic() -> Value {
     })
 }
 
+/// A service's counters: the traffic plus the new flows it refused.
+fn service_traffic() -> Value {
+    let mut t = traffic();
+    let n = |d: &str| json!({"type": "integer", "minimum": 0, "description": d});
+    if let Some(p) = t["properties"].as_object_mut() {
+        p.insert("acl_denied".into(), n("new flows refused by allow/deny (drop reason acl_denied)"));
+        p.insert("service_maxconn".into(), n("new flows refused at maxconn (drop reason service_maxconn)"));
+    }
+    t
+}
+
+/// `allow` / `deny`: a list of client prefixes.
+fn client_prefixes(what: &str) -> Value {
+    json!({"type": "array", "items": {"type": "string", "example": "192.0.2.0/24"},
+        "description": format!("{what}; each a prefix with no host bits set, or an address (a /32)")})
+}
+
+/// `maxconn`.
+fn maxconn() -> Value {
+    json!({"type": "integer", "minimum": 0, "maximum": 4294967295u32, "default": 0,
+        "description": "most connections of the service at once, over all workers (0: no limit); new flows beyond are dropped (service_maxconn)"})
+}
+
 fn schemas() -> Value {
     json!({
         "Error": {
@@ -28,6 +51,7 @@ fn schemas() -> Value {
             }
         },
         "Traffic": traffic(),
+        "ServiceTraffic": service_traffic(),
         "Server": {
             "type": "object",
             "required": ["address"],
@@ -64,8 +88,11 @@ fn schemas() -> Value {
                 "scheduler": {"type": "string", "default": "wlc"},
                 "persistence": {"type": ["string", "null"], "example": "300s"},
                 "persistence_netmask": {"type": "string", "default": "255.255.255.255"},
+                "allow": client_prefixes("clients allowed to open connections (empty: all); IPv4 until the data path has IPv6"),
+                "deny": client_prefixes("clients refused, whatever allow says (deny wins)"),
+                "maxconn": maxconn(),
                 "servers": {"type": "array", "items": {"$ref": "#/components/schemas/Server"}},
-                "stats": {"$ref": "#/components/schemas/Traffic", "readOnly": true}
+                "stats": {"$ref": "#/components/schemas/ServiceTraffic", "readOnly": true}
             }
         },
         "ServiceUpdate": {
@@ -74,7 +101,10 @@ fn schemas() -> Value {
             "properties": {
                 "scheduler": {"type": "string"},
                 "persistence": {"type": ["string", "null"]},
-                "persistence_netmask": {"type": ["string", "null"]}
+                "persistence_netmask": {"type": ["string", "null"]},
+                "allow": client_prefixes("replaces the allow list ([] allows all)"),
+                "deny": client_prefixes("replaces the deny list"),
+                "maxconn": maxconn()
             }
         },
         "ServerUpdate": {
@@ -144,7 +174,7 @@ fn schemas() -> Value {
             "type": "object",
             "properties": {"services": {"type": "array", "items": {"type": "object", "properties": {
                 "protocol": {"type": "string"}, "address": {"type": "string"}, "port": {"type": "integer"},
-                "stats": {"$ref": "#/components/schemas/Traffic"},
+                "stats": {"$ref": "#/components/schemas/ServiceTraffic"},
                 "rates": {"$ref": "#/components/schemas/Rates"},
                 "servers": {"type": "array", "items": {"type": "object", "properties": {
                     "address": {"type": "string"}, "port": {"type": "integer"},

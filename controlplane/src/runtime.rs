@@ -567,8 +567,12 @@ impl Running {
     pub fn traffic(&self, server: bool, id: u32, stats: &ServerStats) -> TrafficJson {
         let now = stats.snapshot();
         let base = if server { self.baseline_servers.get(&id) } else { self.baseline_services.get(&id) };
-        let Some(b) = base else { return now.into() };
+        // No baseline: nothing subtracted.
+        let b = base.copied().unwrap_or_default();
         TrafficJson {
+            // Refusals are the service's: the workers never ask a server.
+            acl_denied: (!server).then(|| now.acl_denied.saturating_sub(b.acl_denied)),
+            service_maxconn: (!server).then(|| now.service_maxconn.saturating_sub(b.service_maxconn)),
             conns: now.conns.saturating_sub(b.conns),
             active_conns: now.active_conns,
             inactive_conns: now.inactive_conns,
@@ -752,6 +756,9 @@ pub fn diff(old: &Config, new: &Config) -> Vec<Change> {
             change(format!("{path}.persistence"), json!(vs.persistence), json!(vt.persistence));
         }
         change(format!("{path}.persistence_netmask"), json!(vs.persistence_netmask), json!(vt.persistence_netmask));
+        change(format!("{path}.allow"), json!(vs.allow), json!(vt.allow));
+        change(format!("{path}.deny"), json!(vs.deny), json!(vt.deny));
+        change(format!("{path}.maxconn"), json!(vs.maxconn), json!(vt.maxconn));
         if s.health != t.health {
             change(format!("{path}.health"), json!(format!("{:?}", s.health)), json!(format!("{:?}", t.health)));
         }

@@ -33,6 +33,7 @@ use std::net::Ipv4Addr;
 use std::sync::Arc;
 
 use anyhow::Context;
+use rvs_dataplane::admission::Admission;
 use rvs_dataplane::sched::{PersistTable, SchedParams, SchedShared};
 use rvs_dataplane::server::{RealServer, ServerStats};
 use rvs_dataplane::service::{Service as DpService, ServiceTable, TableIds, TableSettings};
@@ -173,6 +174,20 @@ pub fn settings(config: &Config) -> TableSettings {
     }
 }
 
+/// What service `s` admits: its allow/deny prefixes (IPv4 ones; the validator refuses
+/// IPv6 until the data path has it) and its `maxconn`.
+pub fn admission(s: &crate::config::Service) -> Admission {
+    let v4 = |v: &[ipnet::IpNet]| -> Vec<ipnet::Ipv4Net> {
+        v.iter()
+            .filter_map(|n| match n {
+                ipnet::IpNet::V4(n) => Some(*n),
+                ipnet::IpNet::V6(_) => None,
+            })
+            .collect()
+    };
+    Admission::new(&v4(&s.allow), &v4(&s.deny), s.maxconn)
+}
+
 /// Builds the table that follows `current` (or a first one): ids from `ids` (updated),
 /// counters and persistence carried over from `current` as the module docs say. On
 /// error, `ids` may have advanced (harmless: ids are only ever skipped, never reused) but
@@ -270,6 +285,7 @@ pub fn build_with_health(
             servers,
             local_addrs: locals.clone(),
             stats: old.map(|o| Arc::clone(&o.stats)).unwrap_or_else(|| Arc::new(ServerStats::new(workers))),
+            admission: admission(s),
         });
     }
     ServiceTable::with_ids(generation, services, table_ids, settings(config)).context("the service table")
@@ -344,6 +360,24 @@ forward = "nat"
         assert!(t.lookup(ServiceKey { proto: L4Proto::Udp, vip: "10.10.0.100".parse().unwrap(), port: 80 }).is_none());
         let to = timeouts(&c);
         assert_eq!((to.established, to.fin_wait, to.udp), (60, 120, 10));
+    }
+
+    #[test]
+    fn client_lists_and_maxconn_reach_the_table() {
+        let c = Config::from_toml(&CONFIG.replacen(
+            "scheduler = \"user-hash\"",
+            "scheduler = \"user-hash\"\nallow = [\"10.10.0.0/24\"]\ndeny = [\"10.10.0.7\"]\nmaxconn = 9",
+            1,
+        ))
+        .unwrap_or_else(|e| panic!("{e}"));
+        let t = build_table(&c, 1, 2).unwrap();
+        assert!(t.get(0).unwrap().admission.is_open(), "nothing set: admits all");
+        let a = &t.get(1).unwrap().admission;
+        assert_eq!(a.maxconn, 9);
+        let ip = |s: &str| s.parse::<Ipv4Addr>().unwrap();
+        assert!(a.client_allowed(ip("10.10.0.2")));
+        assert!(!a.client_allowed(ip("10.10.0.7")), "denied");
+        assert!(!a.client_allowed(ip("10.10.1.2")), "not allowed");
     }
 
     #[test]

@@ -128,6 +128,20 @@ pub struct TrafficJson {
     pub in_bytes: u64,
     /// Bytes server → client through rvs (`OutBytes`).
     pub out_bytes: u64,
+    /// New flows refused by the service's allow/deny lists (`acl_denied`; services
+    /// only, absent for servers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acl_denied: Option<u64>,
+    /// New flows refused at the service's `maxconn` (`service_maxconn`; services only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_maxconn: Option<u64>,
+}
+
+impl TrafficJson {
+    /// A service's counters: the traffic plus its refusals of new flows.
+    pub fn service(s: ServerStatsSnapshot) -> Self {
+        TrafficJson { acl_denied: Some(s.acl_denied), service_maxconn: Some(s.service_maxconn), ..TrafficJson::from(s) }
+    }
 }
 
 impl From<ServerStatsSnapshot> for TrafficJson {
@@ -140,6 +154,8 @@ impl From<ServerStatsSnapshot> for TrafficJson {
             out_packets: s.packets_out,
             in_bytes: s.bytes_in,
             out_bytes: s.bytes_out,
+            acl_denied: None,
+            service_maxconn: None,
         }
     }
 }
@@ -192,7 +208,7 @@ impl ServiceStatus {
             port: s.key.port,
             scheduler: s.scheduler.name().to_string(),
             persistence_seconds: s.persist.as_ref().map(|p| p.timeout_s()),
-            stats: s.stats.snapshot().into(),
+            stats: TrafficJson::service(s.stats.snapshot()),
             servers: s
                 .servers
                 .iter()

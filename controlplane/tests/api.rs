@@ -688,6 +688,12 @@ fn bad_inputs() -> Vec<Bad> {
         (put_svc(r#"{"persistence":"5 parsecs"}"#), 422, "persistence"),
         (put_svc(r#"{"port":81}"#), 400, "port"),
         (put_svc(r#"{"persistence_netmask":"255.255.0.0"}"#), 422, "persistence_netmask"),
+        (put_svc(r#"{"deny":["10.0.0.0/8","10.1.0.0/16","nope"]}"#), 422, "deny[2]"),
+        (put_svc(r#"{"allow":["2001:db8::/32"]}"#), 422, "allow[0]"),
+        (put_svc(r#"{"allow":"10.0.0.0/8"}"#), 400, "allow"),
+        (put_svc(r#"{"maxconn":-1}"#), 422, "maxconn"),
+        (svc(r#"{"protocol":"tcp","address":"10.10.0.102","port":80,"deny":["10.1.2.3/8"]}"#), 422, "deny[0]"),
+        (cfg("scheduler = \"wrr\"", "scheduler = \"wrr\"\ndeny = [\"10.0.0.0/8\", \"x\"]"), 422, "service[0].deny[1]"),
         // Paths.
         ("PUT", "/v1/services/sctp/10.10.0.100/80".into(), "{}".into()).into_row(400, "path"),
         ("PUT", "/v1/services/tcp/10.10.0.999/80".into(), "{}".into()).into_row(400, "path"),
@@ -906,4 +912,54 @@ async fn ha_status_and_step_down() {
     assert_eq!((code, v["field"].clone()), (400, json!("hold")), "{v}");
     let (code, v) = call(&srv, "GET", "/v1/ha/51/step-down", None).await;
     assert_eq!(code, 405, "{v}");
+}
+
+/// `allow`, `deny` and `maxconn` through every apply path: service create and update
+/// bodies, `PUT /v1/config`; shown in the service JSON (with the refusal counters) and in
+/// the canonical TOML; published to the workers' table.
+#[tokio::test]
+async fn client_lists_and_maxconn_apply_live_and_show() {
+    let srv = serve(CONFIG).await;
+    let (_, v) = call(&srv, "GET", SVC, None).await;
+    assert_eq!((v["allow"].clone(), v["deny"].clone(), v["maxconn"].clone()), (json!([]), json!([]), json!(0)));
+    assert_eq!((v["stats"]["acl_denied"].as_u64(), v["stats"]["service_maxconn"].as_u64()), (Some(0), Some(0)));
+    assert!(v["servers"][0]["stats"].get("acl_denied").is_none(), "refusals are the service's: {v}");
+
+    let (code, v) = call(&srv, "PUT", SVC, Some(r#"{"deny":["192.0.2.0/24","198.51.100.7"],"maxconn":100}"#)).await;
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(v["deny"], json!(["192.0.2.0/24", "198.51.100.7/32"]));
+    assert_eq!(v["maxconn"], 100);
+    let text = config_text(&srv).await;
+    assert!(text.contains("deny = [\"192.0.2.0/24\", \"198.51.100.7\"]") && text.contains("maxconn = 100"), "{text}");
+    {
+        let table = srv.state.running().shared().load_full();
+        let a = &table.services()[0].admission;
+        assert_eq!(a.maxconn, 100);
+        assert!(!a.client_allowed("192.0.2.9".parse().unwrap()) && a.client_allowed("10.10.0.2".parse().unwrap()));
+    }
+    // What GET returned (servers aside) can be sent back as a new service.
+    let (_, mut got) = call(&srv, "GET", SVC, None).await;
+    got["address"] = json!("10.10.0.101");
+    got["servers"] = json!([]);
+    let (code, v) = call(&srv, "POST", "/v1/services", Some(&got.to_string())).await;
+    assert_eq!(code, 201, "{v}");
+    assert_eq!((v["deny"].clone(), v["maxconn"].clone()), (json!(["192.0.2.0/24", "198.51.100.7/32"]), json!(100)));
+
+    // Removed again: an empty list and maxconn 0 leave nothing in the file.
+    let (code, v) = call(&srv, "PUT", SVC, Some(r#"{"deny":[],"allow":["10.10.0.0/24"],"maxconn":0}"#)).await;
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(
+        (v["deny"].clone(), v["allow"].clone(), v["maxconn"].clone()),
+        (json!([]), json!(["10.10.0.0/24"]), json!(0))
+    );
+
+    // PUT /v1/config: the whole file.
+    let file =
+        CONFIG.replacen("scheduler = \"wrr\"", "scheduler = \"wrr\"\nallow = [\"10.10.0.0/24\"]\nmaxconn = 7", 1);
+    let (code, v) = call(&srv, "PUT", "/v1/config", Some(&file)).await;
+    assert_eq!(code, 200, "{v}");
+    let paths: Vec<&str> = v["changes"].as_array().unwrap().iter().filter_map(|c| c["path"].as_str()).collect();
+    assert!(paths.contains(&"service[tcp/10.10.0.100/80].maxconn"), "{v}");
+    let table = srv.state.running().shared().load_full();
+    assert_eq!(table.services()[0].admission.maxconn, 7);
 }

@@ -21,7 +21,9 @@
 //!   [`Verdict::Redirect`]; the worker moves it through a single-producer ring.
 //! * New flows: a TCP segment creates a connection only when it is a SYN without ACK
 //!   (IPVS's rule: anything else for an unknown flow is dropped, `tcp_no_conn`); any UDP
-//!   datagram creates one. Persistence (`ipvsadm -p`) is consulted first and holds across
+//!   datagram creates one, if the service admits it (`crate::admission`: client
+//!   allow/deny prefixes, `maxconn`; refusals are `acl_denied`, `service_maxconn`).
+//!   Persistence (`ipvsadm -p`) is consulted first and holds across
 //!   workers (its table is shared and lock-free); then the service's scheduler picks.
 //! * Every forwarded packet has its TTL decremented like a router; TTL 1 becomes ICMP time
 //!   exceeded back to the sender. IPIP packets over the egress MTU with DF set become ICMP
@@ -417,6 +419,12 @@ impl LbEngine {
         }
         let snap = Arc::clone(&self.snap);
         let svc = snap.get(svc_idx).ok_or(DropReason::L4NoService)?;
+        // Only new flows are admitted or refused (crate::admission): established flows
+        // never reach this.
+        if let Err(reason) = svc.admission.admit(flow.src, &svc.stats) {
+            svc.stats.refused(self.worker, reason);
+            return Err(reason);
+        }
         let sched = self.scheds.get_mut(svc_idx as usize).ok_or(DropReason::L4NoService)?;
         let input =
             SchedInput { client: flow.src, client_port: flow.sport, vip: flow.dst, vport: flow.dport, now_ns: now };

@@ -9,6 +9,8 @@
 //! * [`l2l3`]: the lite stack — ARP, neighbours, routes, ICMP echo.
 //! * [`server`]: real servers and their lock-free per-worker counters.
 //! * [`service`]: virtual services and the published service table.
+//! * [`admission`]: which new flows a service admits (client allow/deny prefixes,
+//!   `maxconn`).
 //! * [`sched`]: every scheduler (LVS's, Maglev, consistent hashing) and cross-worker
 //!   persistence.
 //! * [`conn`]: the per-worker connection table, its timer wheel, IPVS's TCP state
@@ -28,6 +30,7 @@
 //! * [`idle`]: what a worker does when its queues are empty.
 //! * [`worker`]: the poll loop.
 
+pub mod admission;
 pub mod conn;
 pub mod control;
 pub mod ha;

@@ -13,7 +13,9 @@ use std::sync::Arc;
 
 use crate::types::ForwardMode;
 
-/// One relaxed counter slot written by a single worker.
+/// One relaxed counter slot written by a single worker. The traffic and connection
+/// counters, which every packet or new connection touches, share the first cache line;
+/// the refusal counters (services only, new flows only) spill into the second.
 #[derive(Debug, Default)]
 #[repr(align(64))]
 struct WorkerSlot {
@@ -24,10 +26,12 @@ struct WorkerSlot {
     packets_out: AtomicU64,
     bytes_in: AtomicU64,
     bytes_out: AtomicU64,
+    acl_denied: AtomicU64,
+    maxconn_refused: AtomicU64,
 }
 
-/// Lock-free counters of one real server (or one service), one cache-line slot per
-/// worker. Only worker `w` writes slot `w`.
+/// Lock-free counters of one real server (or one service), one cache-line-aligned slot
+/// per worker. Only worker `w` writes slot `w`.
 #[derive(Debug)]
 pub struct ServerStats {
     slots: Box<[WorkerSlot]>,
@@ -52,6 +56,11 @@ pub struct ServerStatsSnapshot {
     pub bytes_in: u64,
     /// Bytes server → client.
     pub bytes_out: u64,
+    /// New flows refused by the service's allow/deny lists (services only; 0 for a
+    /// server).
+    pub acl_denied: u64,
+    /// New flows refused because the service was at its `maxconn` (services only).
+    pub service_maxconn: u64,
 }
 
 fn bump(c: &AtomicU64, by: u64) {
@@ -87,6 +96,23 @@ impl ServerStats {
     /// Inactive connections summed over workers.
     pub fn inactive_conns(&self) -> u64 {
         self.slots.iter().map(|s| s.inactive.load(Ordering::Relaxed)).sum()
+    }
+    /// Active plus inactive connections summed over workers, in one pass (the count
+    /// `maxconn` and the upper threshold compare against).
+    #[inline]
+    pub fn conns_now(&self) -> u64 {
+        self.slots.iter().map(|s| s.active.load(Ordering::Relaxed) + s.inactive.load(Ordering::Relaxed)).sum()
+    }
+    /// Worker `worker` refused a new flow of this service for `reason` (only
+    /// `acl_denied` and `service_maxconn` are counted per service; other reasons are
+    /// ignored here, the worker's own drop counters have them).
+    pub fn refused(&self, worker: usize, reason: crate::stats::DropReason) {
+        let s = self.slot(worker);
+        match reason {
+            crate::stats::DropReason::AclDenied => bump(&s.acl_denied, 1),
+            crate::stats::DropReason::ServiceMaxconn => bump(&s.maxconn_refused, 1),
+            _ => {}
+        }
     }
     /// Worker `worker` created a connection to this server, in the active or inactive state.
     pub fn conn_opened(&self, worker: usize, active: bool) {
@@ -146,7 +172,7 @@ impl ServerStats {
             self.overloaded.store(false, Ordering::Relaxed);
             return false;
         }
-        let conns = self.active_conns() + self.inactive_conns();
+        let conns = self.conns_now();
         let low = if lower == 0 { u64::from(upper) * 3 / 4 } else { u64::from(lower) };
         let cur = self.overloaded();
         let next = if cur { conns > low } else { conns >= u64::from(upper) };
@@ -166,6 +192,8 @@ impl ServerStats {
             out.packets_out += s.packets_out.load(Ordering::Relaxed);
             out.bytes_in += s.bytes_in.load(Ordering::Relaxed);
             out.bytes_out += s.bytes_out.load(Ordering::Relaxed);
+            out.acl_denied += s.acl_denied.load(Ordering::Relaxed);
+            out.service_maxconn += s.maxconn_refused.load(Ordering::Relaxed);
         }
         out
     }

@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
+use crate::admission::Admission;
 use crate::l2l3::IpHasherBuilder;
 use crate::sched::{PersistTable, SchedShared};
 use crate::server::{RealServer, ServerStats};
@@ -38,6 +39,9 @@ pub struct Service {
     pub local_addrs: Vec<Ipv4Addr>,
     /// Service-wide counters.
     pub stats: Arc<ServerStats>,
+    /// Which new flows the service admits: client allow/deny prefixes and `maxconn`
+    /// (see [`crate::admission`]).
+    pub admission: Admission,
 }
 
 /// What a snapshot carries besides the services: settings every worker applies when it

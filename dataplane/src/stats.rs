@@ -111,6 +111,11 @@ drop_reasons! {
     TcpNoConn => "tcp_no_conn", "TCP segment other than a SYN for no known connection";
     /// A packet to a Full-NAT local address that matches no connection.
     ReplyNoConn => "reply_no_conn", "packet to a Full-NAT local address matching no connection";
+    /// A new flow from a client the service's `allow`/`deny` lists refuse (existing
+    /// connections are never checked).
+    AclDenied => "acl_denied", "new flow from a client the service's allow/deny prefixes refuse";
+    /// A new flow for a service whose connections (all workers) reached its `maxconn`.
+    ServiceMaxconn => "service_maxconn", "new flow refused: the service's connections reached its maxconn";
     /// The scheduler found no server: none configured, all weight 0, or all overloaded.
     NoServer => "no_server", "no real server available (none, all weight 0, or all over their upper threshold)";
     /// This worker's Full-NAT local addresses and ports are all in use.

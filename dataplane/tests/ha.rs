@@ -215,6 +215,7 @@ fn a_vip_added_live_takes_its_group() {
         servers: s.servers.clone(),
         local_addrs: s.local_addrs.clone(),
         stats: Arc::new(ServerStats::new(1)),
+        admission: Default::default(),
     };
     let settings = TableSettings {
         timeouts: None,

@@ -1,6 +1,7 @@
 //! The L4 path end to end through whole workers on the in-memory driver: frames in on a
 //! port, frames out of the other, for every forwarding mode, the schedulers' shares, the
-//! drop reasons, redirects between workers, persistence and ICMP error translation.
+//! drop reasons, redirects between workers, persistence, ICMP error translation and
+//! admission (allow/deny prefixes, maxconn).
 //!
 //! Every output frame is compared byte for byte with one built independently
 //! (`common::l4::Seg`, checksums computed in full), and also taken apart with the `wire`
@@ -19,10 +20,11 @@ use std::sync::Arc;
 
 use common::l4::*;
 use common::*;
+use rvs_dataplane::admission::Admission;
 use rvs_dataplane::conn::{client_owner, lport_owner};
 use rvs_dataplane::l2l3::neigh::NeighInfo;
 use rvs_dataplane::sched::PersistTable;
-use rvs_dataplane::service::SharedServices;
+use rvs_dataplane::service::{Service, ServiceTable, SharedServices};
 use rvs_dataplane::stats::DropReason;
 use rvs_dataplane::types::{ConnState, ForwardMode, L4Proto, SchedulerKind, TcpState};
 use rvs_dataplane::wire::MacAddr;
@@ -165,6 +167,7 @@ fn nat_tcp_connection_handshake_data_and_fin_with_port_mapping() {
         packets_out: pk_out,
         bytes_in,
         bytes_out,
+        ..Default::default()
     };
     assert_eq!(server_stats(&shared, 0, 0), want, "server counters");
     assert_eq!(service_stats(&shared, 0), want, "service counters");
@@ -904,5 +907,111 @@ fn cached_next_hop_follows_the_neighbour_table() {
     assert_eq!(back.len(), 1, "our ARP reply");
     data(&mut ws, 6, MAC_B, "after the MAC change");
     data(&mut ws, 7, MAC_B, "cached MAC_B");
+    assert_accounting_all(&ws);
+}
+
+// ---- 9. admission: allow/deny prefixes and maxconn ----
+
+/// Publishes `svc`'s table again as generation `generation` with `admission`, keeping
+/// its servers and counters (as the control plane does for a live change).
+fn republish(shared: &SharedServices, generation: u64, admission: Admission) {
+    let old = shared.load_full();
+    let s = &old.services()[0];
+    let next = Service {
+        key: s.key,
+        scheduler: s.scheduler,
+        sched: Arc::clone(&s.sched),
+        persist: None,
+        servers: s.servers.clone(),
+        local_addrs: s.local_addrs.clone(),
+        stats: Arc::clone(&s.stats),
+        admission,
+    };
+    shared.store(Arc::new(ServiceTable::new(generation, vec![next]).expect("table")));
+}
+
+fn nets(v: &[&str]) -> Vec<ipnet::Ipv4Net> {
+    v.iter().map(|s| s.parse().expect("prefix")).collect()
+}
+
+#[test]
+fn denied_clients_new_flows_are_dropped_and_counted_existing_flows_continue() {
+    let shared = one_service(1, 80, &[rs(RS1, 80, 1, Nat)]);
+    let mut ws = vec![lb_worker(&shared)];
+    let (_, b) = send_to(&mut ws, 0, FRONT, &Seg::tcp(CLIENT_IP, CPORT, VIP, 80, SYN).by_client(), 1);
+    assert_eq!(b.len(), 1, "served before the list");
+
+    // Live: deny the client's network.
+    republish(&shared, 2, Admission::new(&[], &nets(&["10.10.0.0/24"]), 0));
+    let ack = Seg::tcp(CLIENT_IP, CPORT, VIP, 80, ACK).seq(0x1000_0001).ack(1);
+    let (_, b) = send_to(&mut ws, 0, FRONT, &ack.by_client(), 2);
+    assert_eq!(b.len(), 1, "the existing connection is not checked");
+    let (f, b) = send_to(&mut ws, 0, FRONT, &Seg::tcp(CLIENT_IP, CPORT + 1, VIP, 80, SYN).by_client(), 3);
+    assert!(f.is_empty() && b.is_empty(), "a new flow is refused");
+    assert_eq!(drops_of(&ws[0]), vec![("acl_denied", 1)]);
+    assert_eq!(service_stats(&shared, 0).acl_denied, 1, "counted per service too");
+
+    // An allow list the client is not on refuses it; deny wins over allow.
+    republish(&shared, 3, Admission::new(&nets(&["192.0.2.0/24"]), &[], 0));
+    send_to(&mut ws, 0, FRONT, &Seg::tcp(CLIENT_IP, CPORT + 2, VIP, 80, SYN).by_client(), 4);
+    republish(&shared, 4, Admission::new(&nets(&["10.0.0.0/8"]), &nets(&["10.10.0.2/32"]), 0));
+    send_to(&mut ws, 0, FRONT, &Seg::tcp(CLIENT_IP, CPORT + 3, VIP, 80, SYN).by_client(), 5);
+    assert_eq!(drops_of(&ws[0]), vec![("acl_denied", 3)]);
+
+    // On the allow list and off the deny list: served.
+    republish(&shared, 5, Admission::new(&nets(&["10.10.0.0/24"]), &nets(&["10.10.0.3/32"]), 0));
+    let (_, b) = send_to(&mut ws, 0, FRONT, &Seg::tcp(CLIENT_IP, CPORT + 4, VIP, 80, SYN).by_client(), 6);
+    assert_eq!(b.len(), 1, "allowed again");
+    assert_eq!(snapshot(&ws[0]).conns_created, 2);
+    assert_eq!(service_stats(&shared, 0).acl_denied, 3);
+    assert_accounting_all(&ws);
+}
+
+#[test]
+fn denied_udp_client_creates_no_connection() {
+    let mut svc = service(1, Udp, 53, Rr, &[rs(RS1, 53, 1, Nat)], None);
+    svc.admission = Admission::new(&[], &nets(&["10.10.0.2/32"]), 0);
+    let shared = publish(vec![svc]);
+    let mut ws = vec![lb_worker(&shared)];
+    let (f, b) = send_to(&mut ws, 0, FRONT, &Seg::udp(CLIENT_IP, CPORT, VIP, 53, b"q").by_client(), 1);
+    assert!(f.is_empty() && b.is_empty());
+    assert_eq!(drops_of(&ws[0]), vec![("acl_denied", 1)]);
+    assert_eq!(ws[0].lb().expect("engine").conns().len(), 0);
+    assert_accounting_all(&ws);
+}
+
+#[test]
+fn maxconn_counts_the_service_over_every_worker_and_frees_places_as_connections_expire() {
+    let n = 2;
+    let mut svc = service(n, Tcp, 80, Rr, &[rs(RS1, 80, 1, Nat), rs(RS2, 80, 1, Nat)], None);
+    svc.admission = Admission::new(&[], &[], 2);
+    let shared = publish(vec![svc]);
+    let mut ws = lb_workers(&shared, n, &LbOpts::default());
+    let p0 = cport_owned_by(0, n, CPORT);
+    let p1 = cport_owned_by(1, n, CPORT);
+    for (w, p) in [(0, p0), (1, p1)] {
+        let (_, b) = send_to(&mut ws, w, FRONT, &Seg::tcp(CLIENT_IP, p, VIP, 80, SYN).by_client(), 1);
+        assert_eq!(b.len(), 1, "connection {} of 2 (worker {w})", w + 1);
+    }
+    // Both workers are now refused: the limit is the service's, not a per-worker share.
+    for w in 0..n {
+        let p = cport_owned_by(w, n, p0.max(p1) + 1);
+        let (f, b) = send_to(&mut ws, w, FRONT, &Seg::tcp(CLIENT_IP, p, VIP, 80, SYN).by_client(), 2);
+        assert!(f.is_empty() && b.is_empty(), "worker {w} at maxconn");
+        assert_eq!(drops_of(&ws[w]), vec![("service_maxconn", 1)], "worker {w}");
+    }
+    let st = service_stats(&shared, 0);
+    assert_eq!((st.active_conns + st.inactive_conns, st.service_maxconn, st.acl_denied), (2, 2, 0));
+    // Existing connections go on.
+    let ack = Seg::tcp(CLIENT_IP, p0, VIP, 80, ACK).seq(0x1000_0001).ack(1);
+    let (_, b) = send_to(&mut ws, 0, FRONT, &ack.by_client(), 3);
+    assert_eq!(b.len(), 1, "an admitted connection is never cut");
+    // A reset connection leaves the table after its CLOSE timeout; its place frees up.
+    let rst = Seg::tcp(CLIENT_IP, p1, VIP, 80, RST | ACK).seq(0x1000_0001).ack(1);
+    send_to(&mut ws, 1, FRONT, &rst.by_client(), 4);
+    poll_all(&mut ws, 200_000_000_000);
+    let p = cport_owned_by(1, n, p0.max(p1) + 100);
+    let (_, b) = send_to(&mut ws, 1, FRONT, &Seg::tcp(CLIENT_IP, p, VIP, 80, SYN).by_client(), 200_000_000_001);
+    assert_eq!(b.len(), 1, "a place freed");
     assert_accounting_all(&ws);
 }

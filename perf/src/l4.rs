@@ -220,6 +220,7 @@ fn build_worker(forward: ForwardMode, flows: usize) -> Result<MemWorker, BenchEr
         servers,
         local_addrs: locals.clone(),
         stats: Arc::new(ServerStats::new(1)),
+        admission: Default::default(),
     };
     let table = ServiceTable::new(1, vec![service]).map_err(setup_err)?;
     let lb = LbEngine::new(

@@ -167,6 +167,17 @@ pub struct ServiceFile {
     /// Netmask grouping clients for persistence (ipvsadm -M), default 255.255.255.255.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub persistence_netmask: Option<String>,
+    /// Client prefixes allowed to open connections (`"a.b.c.d/len"` or an address); empty
+    /// allows every client. DPVS's white list.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allow: Vec<String>,
+    /// Client prefixes refused, whatever `allow` says. DPVS's black list.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deny: Vec<String>,
+    /// Most connections of the service at once, over all workers (HAProxy's `maxconn`);
+    /// 0 or absent = no limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub maxconn: Option<i64>,
     /// `[service.health]`: how real servers are probed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health: Option<HealthFile>,

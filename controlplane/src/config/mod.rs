@@ -12,7 +12,8 @@
 //! * A [`Config`] exists only if the whole file is valid: there is no half-valid
 //!   configuration to apply.
 //!
-//! Addresses are IPv4 only, like the data path.
+//! Addresses are IPv4 only, like the data path (client prefixes are typed for either
+//! family; IPv6 ones are refused until the data path has IPv6).
 
 pub mod file;
 mod validate;
@@ -26,7 +27,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
-use ipnet::Ipv4Net;
+use ipnet::{IpNet, Ipv4Net};
 use serde::Serialize;
 
 pub use file::ConfigFile;
@@ -472,6 +473,13 @@ pub struct Service {
     pub persistence: Option<Duration>,
     /// Which clients share a persistent server: the client address masked with this.
     pub persistence_netmask: Ipv4Addr,
+    /// Client prefixes allowed to open connections; empty allows all. Either family in
+    /// the type, IPv4 only until the data path has IPv6 (the validator refuses IPv6).
+    pub allow: Vec<IpNet>,
+    /// Client prefixes refused (deny wins over allow).
+    pub deny: Vec<IpNet>,
+    /// Most connections of the service at once, over all workers; 0 = no limit.
+    pub maxconn: u32,
     /// Health checking, if any.
     pub health: Option<Health>,
     /// Agent checking, if any.

@@ -778,3 +778,46 @@ fn ha_round_trips_through_canonical_toml() {
     assert_eq!(parse_toml(&again).unwrap(), file);
     assert_eq!(Config::from_toml(&again).unwrap(), Config::from_toml(&text).unwrap());
 }
+
+/// `allow`, `deny` and `maxconn`: parsed (a bare address is a /32), kept in order, and
+/// written back by the canonical TOML; absent means no list and no limit.
+#[test]
+fn client_prefixes_and_maxconn_parse_and_round_trip() {
+    let c = Config::from_toml(SKETCH).unwrap_or_else(|e| panic!("{e}"));
+    assert!(c.services[0].allow.is_empty() && c.services[0].deny.is_empty());
+    assert_eq!(c.services[0].maxconn, 0);
+    let text = SKETCH.replacen(
+        "persistence = \"300s\"",
+        "persistence = \"300s\"\nallow = [\"10.0.0.0/8\", \"192.0.2.7\"]\ndeny = [\"10.9.0.0/16\"]\nmaxconn = 5000",
+        1,
+    );
+    let c = Config::from_toml(&text).unwrap_or_else(|e| panic!("{e}"));
+    let s = &c.services[0];
+    let show = |v: &[IpNet]| v.iter().map(ToString::to_string).collect::<Vec<_>>();
+    assert_eq!(show(&s.allow), ["10.0.0.0/8", "192.0.2.7/32"]);
+    assert_eq!(show(&s.deny), ["10.9.0.0/16"]);
+    assert_eq!(s.maxconn, 5000);
+    let file = parse_toml(&text).unwrap();
+    let again = toml::to_string(&file).unwrap();
+    assert!(again.contains("maxconn = 5000") && again.contains("deny = [\"10.9.0.0/16\"]"), "{again}");
+    assert_eq!(Config::from_toml(&again).unwrap(), c);
+}
+
+#[test]
+fn bad_client_prefixes_and_maxconn_name_their_entry() {
+    let with = |extra: &str| SKETCH.replacen("persistence = \"300s\"", &format!("persistence = \"300s\"\n{extra}"), 1);
+    let cases: &[(&str, &str, &str)] = &[
+        ("deny = [\"10.0.0.0/8\", \"10.1.0.0/16\", \"nope\"]", "service[0].deny[2]", "not a client prefix"),
+        ("allow = [\"10.1.2.3/16\"]", "service[0].allow[0]", "did you mean \"10.1.0.0/16\""),
+        ("allow = [\"10.0.0.0/33\"]", "service[0].allow[0]", "not a client prefix"),
+        ("deny = [\"2001:db8::/32\"]", "service[0].deny[0]", "IPv6"),
+        ("maxconn = -1", "service[0].maxconn", "between 0 and"),
+        ("maxconn = 4294967296", "service[0].maxconn", "between 0 and"),
+    ];
+    for (extra, field, says) in cases {
+        let e = Config::from_toml(&with(extra)).expect_err(extra);
+        assert_eq!(e.errors.len(), 1, "{extra}: {e}");
+        assert!(e.names(field), "{extra}: {e}");
+        assert!(e.errors[0].message.contains(says), "{extra}: {e}");
+    }
+}

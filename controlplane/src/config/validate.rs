@@ -10,7 +10,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use ipnet::Ipv4Net;
+use ipnet::{IpNet, Ipv4Net};
 use rvs_dataplane::worker::MAX_PORTS;
 
 use super::file::{AgentFile, ConfigFile, HaFile, HaInstanceFile, HealthFile, ServerFile, ServiceFile, StatusFile};
@@ -560,6 +560,12 @@ impl Checker {
                 }
             },
         };
+        let allow = self.client_prefixes(&at("allow"), &s.allow);
+        let deny = self.client_prefixes(&at("deny"), &s.deny);
+        let maxconn = match s.maxconn {
+            None => Some(0),
+            Some(m) => self.int_in::<u32>(&at("maxconn"), m, 0, i64::from(u32::MAX), "; 0 means no limit"),
+        };
         let health = match &s.health {
             None => Some(None),
             Some(h) => self.health(&at("health"), h).map(Some),
@@ -608,11 +614,33 @@ impl Checker {
             system_load,
             persistence: persistence?,
             persistence_netmask: persistence_netmask?,
+            allow: allow?,
+            deny: deny?,
+            maxconn: maxconn?,
             health: health?,
             agent: agent?,
             sorry_server: sorry_server?,
             servers,
         })
+    }
+
+    /// A service's `allow` or `deny` list (field `at`): each entry a prefix with no host
+    /// bits set, or an address (a /32); IPv6 refused until the data path has it.
+    fn client_prefixes(&mut self, at: &str, list: &[String]) -> Option<Vec<IpNet>> {
+        if list.len() > MAX_CLIENT_PREFIXES {
+            self.err(
+                at,
+                format!("{} prefixes, more than {MAX_CLIENT_PREFIXES}; merge them into shorter prefixes", list.len()),
+            );
+            return None;
+        }
+        let mut out = Vec::with_capacity(list.len());
+        for (k, text) in list.iter().enumerate() {
+            if let Some(net) = self.check(&format!("{at}[{k}]"), parse_client_prefix(text)) {
+                out.push(net);
+            }
+        }
+        (out.len() == list.len()).then_some(out)
     }
 
     fn health(&mut self, at: &str, h: &HealthFile) -> Option<Health> {
@@ -1331,6 +1359,33 @@ fn parse_port_address(s: &str) -> Result<Ipv4Net, String> {
             net.addr(),
             if net.addr() == net.network() { "network" } else { "broadcast" },
             net.trunc()
+        ));
+    }
+    Ok(net)
+}
+
+/// Most entries in one `allow` or `deny` list.
+const MAX_CLIENT_PREFIXES: usize = 65_536;
+
+/// A client prefix of `allow`/`deny`: `a.b.c.d/len` with no host bits set, or a bare
+/// address (a /32). IPv6 parses but is refused, with a message saying why.
+fn parse_client_prefix(s: &str) -> Result<IpNet, String> {
+    let bad = || {
+        format!("`{s}` is not a client prefix; write a network like \"192.0.2.0/24\" or an address like \"192.0.2.7\"")
+    };
+    let net = match s.parse::<IpNet>() {
+        Ok(n) => n,
+        Err(_) => {
+            let a = s.parse::<IpAddr>().map_err(|_| bad())?;
+            IpNet::new(a, if a.is_ipv4() { 32 } else { 128 }).map_err(|e| format!("`{s}`: {e}"))?
+        }
+    };
+    if net.addr() != net.network() {
+        return Err(format!("`{s}` has host bits set; did you mean \"{}\"?", net.trunc()));
+    }
+    if let IpNet::V6(_) = net {
+        return Err(format!(
+            "`{s}` is IPv6; the data path is IPv4 only, so IPv6 client prefixes come with IPv6 support"
         ));
     }
     Ok(net)

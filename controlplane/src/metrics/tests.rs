@@ -202,6 +202,8 @@ fn traffic(conns: u64, active: u64) -> TrafficJson {
         out_packets: 90,
         in_bytes: 10_000,
         out_bytes: 90_000,
+        acl_denied: None,
+        service_maxconn: None,
     }
 }
 

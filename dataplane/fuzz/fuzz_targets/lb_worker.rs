@@ -157,6 +157,7 @@ fn worker() -> MemWorker {
             servers: real_servers(servers),
             local_addrs: LOCALS.to_vec(),
             stats: Arc::new(ServerStats::new(1)),
+            admission: Default::default(),
         })
         .collect();
     let shared = share(ServiceTable::new(1, services).expect("no duplicate service"));

@@ -108,6 +108,7 @@ pub fn service(
         servers,
         local_addrs: vec![LOCAL_IP, LOCAL_IP2],
         stats: Arc::new(ServerStats::new(workers)),
+        admission: Default::default(),
     }
 }
 

@@ -1,5 +1,6 @@
-//! Live reconfiguration in the lab: changes under load lose nothing, and a deleted
-//! server's established flows behave as `expire_nodest_conn` says.
+//! Live reconfiguration in the lab: changes under load lose nothing, a deleted server's
+//! established flows behave as `expire_nodest_conn` says, and a denied client address
+//! gets no answer while another is served.
 //!
 //! Run by vm-testbed/test.sh (`--ignored --test-threads=1`); each test builds the lab,
 //! starts NAT real servers and rvsd with config/lab-nat.toml, and tears everything down
@@ -224,4 +225,45 @@ fn deleted_server_flows_follow_expire_nodest_conn() {
     assert!(after_delete.starts_with("ERROR"), "the flow to a deleted server still works: {after_delete}");
     let removed = drop_count(&status(), "conn_server_removed");
     assert!(removed > before, "conn_server_removed did not count the dropped packets ({before} -> {removed})");
+}
+
+/// One `GET /` through the VIP from the client's address `from` (the lab client has
+/// 10.10.0.2 to .9); the answer (`rs1 ...`) or why there was none.
+fn get_from(from: &str, timeout_s: u32) -> Result<String, String> {
+    let t = timeout_s.to_string();
+    let out = ns_exec("lab-client", &["curl", "-sS", "-m", &t, "--interface", from, "http://10.10.0.100/"]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    if out.status.success() && text.starts_with("rs") {
+        Ok(text)
+    } else {
+        Err(format!("{text}{}", String::from_utf8_lossy(&out.stderr)))
+    }
+}
+
+#[test]
+#[ignore = "needs root, the lab and rvsd: run vm-testbed/test.sh"]
+fn denied_client_gets_no_answer_while_another_is_served() {
+    let _lab = start_nat();
+    assert!(get_from("10.10.0.3", 5).is_ok(), "served before any list");
+
+    // Live: deny one client address; the other is still served.
+    let (code, body) = rest("PUT", SVC, Some(r#"{"deny":["10.10.0.3/32"]}"#));
+    assert_eq!(code, 200, "{body}");
+    let before = drop_count(&status(), "acl_denied");
+    let served = get_from("10.10.0.2", 5);
+    assert!(served.is_ok(), "10.10.0.2 is not denied: {served:?}");
+    let denied = get_from("10.10.0.3", 3);
+    assert!(denied.is_err(), "10.10.0.3 is denied and was answered: {denied:?}");
+    let after = drop_count(&status(), "acl_denied");
+    assert!(after > before, "acl_denied did not count the denied SYNs ({before} -> {after})");
+    let (code, body) = rest("GET", SVC, None);
+    assert_eq!(code, 200);
+    let svc: serde_json::Value = serde_json::from_str(&body).expect("service JSON");
+    assert!(svc["stats"]["acl_denied"].as_u64().unwrap_or(0) > 0, "the service counts its refusals: {body}");
+
+    // Lifted again: served.
+    let (code, body) = rest("PUT", SVC, Some(r#"{"deny":[]}"#));
+    assert_eq!(code, 200, "{body}");
+    let back = get_from("10.10.0.3", 5);
+    assert!(back.is_ok(), "10.10.0.3 is allowed again: {back:?}");
 }

@@ -26,6 +26,7 @@
 //! * [`mesh`]: single-producer queues between workers (redirects to a flow's owner).
 //! * [`punt`]: the rings carrying health probes between the workers and the prober.
 //! * [`stats`]: drop reasons and per-worker counters.
+//! * [`sync`]: the records of connection sync to a standby.
 //! * [`latency`]: the per-worker histogram of burst processing time.
 //! * [`idle`]: what a worker does when its queues are empty.
 //! * [`worker`]: the poll loop.
@@ -44,6 +45,7 @@ pub mod sched;
 pub mod server;
 pub mod service;
 pub mod stats;
+pub mod sync;
 pub mod types;
 pub mod view;
 pub mod wire;

@@ -294,7 +294,7 @@ impl Shell {
                 }
             }
             let decrement = u8::try_from(decrement).unwrap_or(u8::MAX);
-            s.inst.set_tracking(now, Tracking { fault, decrement });
+            s.inst.set_tracking(now, Tracking { fault, decrement, hold_preempt: None });
         }
     }
 

@@ -39,6 +39,10 @@
 //!   backup; for the hold time it behaves as `preempt = false` (it does not take the
 //!   role back from a lower-priority master) but it still takes over when no master is
 //!   heard at all, so the addresses are never left without an owner.
+//! * **Preemption held by sync.** While tracking's `hold_preempt` names a reason (a node
+//!   with connection sync whose bulk resync from the current master has not completed),
+//!   a backup behaves as `preempt = false` in the same way: it takes the role back only
+//!   once the reason is gone, so no synced connection is lost in a failback.
 //! * **Gratuitous ARP.** On becoming master: one burst of `garp_master_repeat` rounds for
 //!   every address at once, another after `garp_master_delay` (keepalived's defaults:
 //!   5 and 5 s).
@@ -242,6 +246,9 @@ pub struct Tracking {
     pub fault: Option<String>,
     /// How much to take off the configured priority (tracked services with a weight).
     pub decrement: u8,
+    /// Why this node must not preempt now, if it must not (connection sync not yet in
+    /// sync with the current master).
+    pub hold_preempt: Option<String>,
 }
 
 /// An instance's counters.
@@ -492,7 +499,7 @@ impl Instance {
                     self.master_down_at = Some(now + self.skew());
                     return;
                 }
-                let held = self.hold_until.is_some_and(|t| now < t);
+                let held = self.hold_until.is_some_and(|t| now < t) || self.tracking.hold_preempt.is_some();
                 let lower = adv.priority < ours;
                 let tolerated = if lower && self.config.preempt && !held {
                     let at = *self.preempt_at.get_or_insert(now + self.config.preempt_delay);

@@ -180,6 +180,34 @@ fn preempt_delay_tolerates_a_lower_master_for_that_long() {
     assert!(now <= t0 + ms(2100) + ms(500), "{:?}", now - t0);
 }
 
+/// A node waiting for its bulk resync does not preempt a lower master; once in sync (the
+/// hold gone) it does, after the master-down interval.
+#[test]
+fn hold_preempt_keeps_a_lower_master_until_released() {
+    let t0 = Instant::now();
+    let mut i = Instance::new(config(200));
+    i.start(t0);
+    let hold =
+        Tracking { hold_preempt: Some("bulk resync from the master not complete".into()), ..Tracking::default() };
+    i.set_tracking(t0, hold);
+    let mut now = t0;
+    for _ in 0..50 {
+        now += ms(100);
+        i.receive(now, PEER, GROUP, 255, &advert(100)).unwrap();
+        i.poll(now);
+    }
+    assert_eq!(i.state(), State::Backup, "held: the lower master keeps the role");
+    i.set_tracking(now, Tracking::default());
+    let released = now;
+    while i.state() == State::Backup {
+        now += ms(100);
+        assert!(now < released + Duration::from_secs(1), "never preempted after the hold");
+        i.receive(now, PEER, GROUP, 255, &advert(100)).unwrap();
+        i.poll(now);
+    }
+    assert!(now >= released + ms(300), "{:?}", now - released);
+}
+
 #[test]
 fn priority_zero_makes_the_backup_take_over_after_skew_only() {
     let t0 = Instant::now();
@@ -339,7 +367,7 @@ fn step_down_resigns_and_holds_off_preemption_but_not_forever() {
 fn tracking_faults_and_lowers_priority() {
     let t0 = Instant::now();
     let (mut m, at) = master(200, t0);
-    m.set_tracking(at, Tracking { fault: Some("port `front` link down".into()), decrement: 0 });
+    m.set_tracking(at, Tracking { fault: Some("port `front` link down".into()), ..Tracking::default() });
     assert_eq!(m.state(), State::Fault);
     let a = actions(&mut m);
     assert_eq!(&a[..2], [Action::Advert { priority: 0 }, Action::Role { master: false }]);
@@ -352,13 +380,13 @@ fn tracking_faults_and_lowers_priority() {
     assert_eq!(m.state(), State::Backup);
     // A decrement lowers the advertised priority, never below 1.
     let (mut m, at) = master(200, t0);
-    m.set_tracking(at, Tracking { fault: None, decrement: 250 });
+    m.set_tracking(at, Tracking { decrement: 250, ..Tracking::default() });
     assert_eq!(m.effective_priority(), 1);
     m.poll(at + ms(100));
     assert_eq!(actions(&mut m), [Action::Advert { priority: 1 }]);
     // A starting instance with a fault goes straight to fault.
     let mut i = Instance::new(config(100));
-    i.set_tracking(t0, Tracking { fault: Some("worker 0 stalled".into()), decrement: 0 });
+    i.set_tracking(t0, Tracking { fault: Some("worker 0 stalled".into()), ..Tracking::default() });
     i.start(t0);
     assert_eq!(i.state(), State::Fault);
 }

@@ -256,7 +256,7 @@ impl SyncLink {
         cfg.window = cfg.window.max(1);
         cfg.ack_every = cfg.ack_every.max(1);
         // At least one record of the largest kind (a v6 connection) must fit.
-        cfg.max_datagram = cfg.max_datagram.clamp(wire::data_datagram_len(86), 65_000);
+        cfg.max_datagram = cfg.max_datagram.clamp(wire::data_datagram_len(87), 65_000);
         SyncLink {
             cfg,
             counter: 1,

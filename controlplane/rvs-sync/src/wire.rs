@@ -351,7 +351,7 @@ const fn state_byte(s: ConnState) -> u8 {
 /// Bytes `rec` takes in a DATA payload.
 pub fn record_len(rec: &SyncRecord) -> usize {
     match rec {
-        SyncRecord::Conn(c) => 10 + sock_len(c.client) + sock_len(c.vip) + sock_len(c.local) + sock_len(c.server),
+        SyncRecord::Conn(c) => 11 + sock_len(c.client) + sock_len(c.vip) + sock_len(c.local) + sock_len(c.server),
         SyncRecord::Persist(p) => 7 + sock_len(p.vip) + ip_len(p.client) + sock_len(p.server),
     }
 }
@@ -633,4 +633,315 @@ pub fn decode(bytes: &[u8], key: &[u8]) -> Result<Message, DecodeError> {
         return Err(DecodeError::TrailingBytes(r.buf.len()));
     }
     Ok(Message { header, body })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const KEY: &[u8] = b"test-key";
+
+    /// Hex with spaces and `#` comments to bytes.
+    fn hex(s: &str) -> Vec<u8> {
+        let digits: String = s
+            .lines()
+            .map(|l| l.split('#').next().unwrap_or(""))
+            .flat_map(|l| l.chars())
+            .filter(|c| !c.is_whitespace())
+            .collect();
+        assert!(digits.len() % 2 == 0, "odd hex digit count");
+        (0..digits.len()).step_by(2).map(|i| u8::from_str_radix(&digits[i..i + 2], 16).unwrap()).collect()
+    }
+
+    /// The header of every fixture, with its type, flags and payload length.
+    fn fixture_header(ty: u8, flags: u8, payload_len: u16) -> String {
+        format!(
+            "52565359 01 {ty:02x} {flags:02x} 00  # magic, version, type, flags, reserved
+             0102030405060708                   # epoch
+             0000000000000009                   # counter
+             00000010 0000000e                  # seq 16, oldest 14
+             00000020 1112131415161718          # ack 32, ack epoch
+             0004 {payload_len:04x}             # 4 workers, payload length"
+        )
+    }
+
+    fn fixture_msg(body: Body, flags: u8) -> Message {
+        Message {
+            header: Header {
+                epoch: 0x0102030405060708,
+                counter: 9,
+                seq: 16,
+                oldest: 14,
+                ack: 32,
+                ack_epoch: 0x1112131415161718,
+                workers: 4,
+                flags: Flags(flags),
+            },
+            body,
+        }
+    }
+
+    fn sa(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    /// One fixture per message type: (message, expected datagram). The HMACs were
+    /// computed independently (Python's `hmac` module over the same bytes).
+    fn fixtures() -> Vec<(Message, Vec<u8>)> {
+        let conn = SyncRecord::Conn(ConnRecord {
+            proto: L4Proto::Tcp,
+            forward: ForwardMode::FullNat,
+            client: sa("10.0.0.1:40000"),
+            vip: sa("192.168.1.1:80"),
+            local: sa("10.1.0.1:1024"),
+            server: sa("10.2.0.1:8080"),
+            state: ConnState::Tcp(TcpState::Established),
+            flags: 5,
+            expires_in_ms: 900_000,
+        });
+        let persist = SyncRecord::Persist(PersistRecord {
+            proto: L4Proto::Udp,
+            vip: sa("[2001:db8::1]:53"),
+            client: "2001:db8:1::".parse().unwrap(),
+            server: sa("[2001:db8::2]:5353"),
+            expires_in_s: 300,
+        });
+        let data = format!(
+            "{}
+             0000000000000064 0002                  # record index 100, 2 records
+             01 06 02 01 00 0005 000dbba0           # conn: TCP, fullnat, ESTABLISHED, pad, flags, 900 s
+             04 0a000001 9c40  04 c0a80101 0050     # client, VIP
+             04 0a010001 0400  04 0a020001 1f90     # local, server
+             02 11 00 0000012c                      # persist: UDP, pad, 300 s
+             06 20010db8000000000000000000000001 0035  # VIP
+             06 20010db8000100000000000000000000       # client network
+             06 20010db8000000000000000000000002 14e9  # server
+             99e8f229e26909728d187850110252f00b53afbf84c5223e383cdeecbc6f60f5",
+            fixture_header(1, 0, 111)
+        );
+        let bulk_end = format!(
+            "{}
+             0000000000000064 00000002  # record index 100, 2 streamed
+             67199ce7c905eee9b5b8040727ec93a2a38303785fd4bd80bdb954332930d2a1",
+            fixture_header(2, 2, 12)
+        );
+        let ack = format!(
+            "{}
+             3f73dc3648db9de43f8d2b55a58db3154f188bd2cda5120ab83907261bad82cd",
+            fixture_header(3, 1, 0)
+        );
+        let nack = format!(
+            "{}
+             02 00000003 00000005 00000009 00000009  # [3, 5], [9, 9]
+             2a3a2421b4fb34f232a4ef4e2de55926d6e4e22c420c1c1c494c85524f9fb8de",
+            fixture_header(4, 0, 17)
+        );
+        let heartbeat = format!(
+            "{}
+             0000000000000066  # next record 102
+             b0b8758356e3b206c0954ddf01014e20a2ae8ce32b5147d66e3f0861e5c00287",
+            fixture_header(5, 0, 8)
+        );
+        vec![
+            (fixture_msg(Body::Data { record_index: 100, records: vec![conn, persist] }, 0), hex(&data)),
+            (fixture_msg(Body::BulkEnd { record_index: 100, streamed: 2 }, Flags::BULK_SENDING), hex(&bulk_end)),
+            (fixture_msg(Body::Ack, Flags::WANT_BULK), hex(&ack)),
+            (fixture_msg(Body::Nack { ranges: vec![(3, 5), (9, 9)] }, 0), hex(&nack)),
+            (fixture_msg(Body::Heartbeat { next_record: 102 }, 0), hex(&heartbeat)),
+        ]
+    }
+
+    #[test]
+    fn fixtures_encode_and_decode() {
+        for (msg, bytes) in fixtures() {
+            assert_eq!(encode(&msg, KEY), bytes, "{:?}", msg.body.msg_type());
+            assert_eq!(decode(&bytes, KEY), Ok(msg));
+        }
+    }
+
+    #[test]
+    fn record_len_matches_encoding() {
+        for (msg, _) in fixtures() {
+            if let Body::Data { records, .. } = msg.body {
+                for r in records {
+                    let mut v = Vec::new();
+                    put_record(&mut v, &r);
+                    assert_eq!(v.len(), record_len(&r));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn every_truncation_fails() {
+        for (_, bytes) in fixtures() {
+            for n in 0..bytes.len() {
+                assert!(decode(&bytes[..n], KEY).is_err(), "truncated to {n}");
+            }
+        }
+    }
+
+    #[test]
+    fn every_bit_flip_fails() {
+        for (_, bytes) in fixtures() {
+            for i in 0..bytes.len() * 8 {
+                let mut b = bytes.clone();
+                b[i / 8] ^= 1 << (i % 8);
+                match decode(&b, KEY) {
+                    Err(DecodeError::BadHmac | DecodeError::LengthMismatch { .. }) => {}
+                    other => panic!("bit {i}: {other:?}"),
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn wrong_key_is_bad_hmac() {
+        for (msg, _) in fixtures() {
+            assert_eq!(decode(&encode(&msg, b"other-key"), KEY), Err(DecodeError::BadHmac));
+        }
+    }
+
+    /// Re-signs `signed` (header and payload, with the payload length fixed up) so the
+    /// parser, not the HMAC, sees the content.
+    fn signed(mut b: Vec<u8>) -> Vec<u8> {
+        let len = (b.len() - HEADER_LEN) as u16;
+        b[field::PAYLOAD_LEN].copy_from_slice(&len.to_be_bytes());
+        let mut m = mac(KEY);
+        m.update(&b);
+        b.extend_from_slice(&m.finalize().into_bytes());
+        b
+    }
+
+    #[test]
+    fn authenticated_malformed_contents_are_named() {
+        let (_, data) = fixtures().swap_remove(0);
+        let body = data[..data.len() - MAC_LEN].to_vec();
+        let with = |i: usize, v: u8| {
+            let mut b = body.clone();
+            b[i] = v;
+            decode(&signed(b), KEY)
+        };
+        assert_eq!(with(0, b'X'), Err(DecodeError::BadMagic));
+        assert_eq!(with(4, 2), Err(DecodeError::BadVersion(2)));
+        assert_eq!(with(5, 9), Err(DecodeError::BadType(9)));
+        assert_eq!(with(6, 4), Err(DecodeError::BadFlags(4)));
+        assert_eq!(with(7, 1), Err(DecodeError::BadFlags(1)));
+        // Record fields: the conn record starts at 58.
+        assert_eq!(with(58, 7), Err(DecodeError::BadRecordType(7)));
+        assert_eq!(with(59, 1), Err(DecodeError::BadProto(1)));
+        assert_eq!(with(60, 4), Err(DecodeError::BadForward(4)));
+        assert_eq!(with(61, 11), Err(DecodeError::BadState(11)));
+        assert_eq!(with(62, 1), Err(DecodeError::BadPadding));
+        assert_eq!(with(69, 5), Err(DecodeError::BadFamily(5)));
+        // Count says 3, two records there; count says 1, one record left over.
+        assert_eq!(with(57, 3), Err(DecodeError::Truncated("record type")));
+        assert_eq!(with(57, 1), Err(DecodeError::TrailingBytes(62)));
+        let mut extra = body.clone();
+        extra.push(0);
+        assert_eq!(decode(&signed(extra), KEY), Err(DecodeError::TrailingBytes(1)));
+        // A NACK with too many ranges.
+        let mut nack = body[..HEADER_LEN].to_vec();
+        nack[5] = MsgType::Nack as u8;
+        nack.push(65);
+        nack.extend(std::iter::repeat_n(0, 65 * 8));
+        assert_eq!(decode(&signed(nack), KEY), Err(DecodeError::TooManyRanges(65)));
+        // Lengths, before the HMAC.
+        assert_eq!(decode(&[0; 79], KEY), Err(DecodeError::TooShort(79)));
+        assert_eq!(decode(&vec![0; MAX_DATAGRAM + 1], KEY), Err(DecodeError::Oversized(MAX_DATAGRAM + 1)));
+        assert_eq!(decode(&[0; 81], KEY), Err(DecodeError::LengthMismatch { declared: 0, actual: 1 }));
+    }
+
+    fn arb_ip() -> impl Strategy<Value = IpAddr> {
+        prop_oneof![
+            any::<[u8; 4]>().prop_map(|a| IpAddr::V4(a.into())),
+            any::<[u8; 16]>().prop_map(|a| IpAddr::V6(a.into())),
+        ]
+    }
+
+    fn arb_sock() -> impl Strategy<Value = SocketAddr> {
+        (arb_ip(), any::<u16>()).prop_map(|(ip, port)| SocketAddr::new(ip, port))
+    }
+
+    fn arb_proto() -> impl Strategy<Value = L4Proto> {
+        prop_oneof![Just(L4Proto::Tcp), Just(L4Proto::Udp)]
+    }
+
+    /// Any record, every enum value and both families.
+    pub(crate) fn arb_record() -> impl Strategy<Value = SyncRecord> {
+        let forward = prop_oneof![
+            Just(ForwardMode::Dr),
+            Just(ForwardMode::Nat),
+            Just(ForwardMode::FullNat),
+            Just(ForwardMode::Tunnel)
+        ];
+        let state =
+            prop_oneof![(0..TcpState::ALL.len()).prop_map(|i| ConnState::Tcp(TcpState::ALL[i])), Just(ConnState::Udp)];
+        let conn =
+            (arb_proto(), forward, arb_sock(), arb_sock(), arb_sock(), arb_sock(), state, any::<u16>(), any::<u32>())
+                .prop_map(|(proto, forward, client, vip, local, server, state, flags, expires_in_ms)| {
+                    SyncRecord::Conn(ConnRecord {
+                        proto,
+                        forward,
+                        client,
+                        vip,
+                        local,
+                        server,
+                        state,
+                        flags,
+                        expires_in_ms,
+                    })
+                });
+        let persist = (arb_proto(), arb_sock(), arb_ip(), arb_sock(), any::<u32>()).prop_map(
+            |(proto, vip, client, server, expires_in_s)| {
+                SyncRecord::Persist(PersistRecord { proto, vip, client, server, expires_in_s })
+            },
+        );
+        prop_oneof![conn, persist]
+    }
+
+    fn arb_message() -> impl Strategy<Value = Message> {
+        let header = (any::<[u64; 3]>(), any::<[u32; 3]>(), any::<u16>(), 0..=Flags::ALL).prop_map(
+            |([epoch, counter, ack_epoch], [seq, oldest, ack], workers, flags)| Header {
+                epoch,
+                counter,
+                seq,
+                oldest,
+                ack,
+                ack_epoch,
+                workers,
+                flags: Flags(flags),
+            },
+        );
+        let body = prop_oneof![
+            (any::<u64>(), proptest::collection::vec(arb_record(), 0..30))
+                .prop_map(|(record_index, records)| Body::Data { record_index, records }),
+            (any::<u64>(), any::<u32>()).prop_map(|(record_index, streamed)| Body::BulkEnd { record_index, streamed }),
+            Just(Body::Ack),
+            proptest::collection::vec(any::<(u32, u32)>(), 0..=MAX_NACK_RANGES)
+                .prop_map(|ranges| Body::Nack { ranges }),
+            any::<u64>().prop_map(|next_record| Body::Heartbeat { next_record }),
+        ];
+        (header, body).prop_map(|(header, body)| Message { header, body })
+    }
+
+    proptest! {
+        #[test]
+        fn round_trip(msg in arb_message(), key in proptest::collection::vec(any::<u8>(), 0..80)) {
+            let bytes = encode(&msg, &key);
+            prop_assert_eq!(decode(&bytes, &key), Ok(msg));
+        }
+
+        #[test]
+        fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
+            let _ = decode(&bytes, KEY);
+        }
+
+        #[test]
+        fn random_signed_contents_never_panic(body in proptest::collection::vec(any::<u8>(), HEADER_LEN..400)) {
+            // Authenticated garbage reaches the parser.
+            let _ = decode(&signed(body), KEY);
+        }
+    }
 }

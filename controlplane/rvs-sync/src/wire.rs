@@ -650,7 +650,7 @@ mod tests {
             .flat_map(|l| l.chars())
             .filter(|c| !c.is_whitespace())
             .collect();
-        assert!(digits.len() % 2 == 0, "odd hex digit count");
+        assert!(digits.len().is_multiple_of(2), "odd hex digit count");
         (0..digits.len()).step_by(2).map(|i| u8::from_str_radix(&digits[i..i + 2], 16).unwrap()).collect()
     }
 

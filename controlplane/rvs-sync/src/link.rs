@@ -787,3 +787,6 @@ impl SyncLink {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

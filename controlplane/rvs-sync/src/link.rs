@@ -129,7 +129,9 @@ pub struct LinkStats {
     pub msgs_resent: u64,
     /// Records retransmitted.
     pub records_resent: u64,
-    /// Records we sent that the peer will never get (dropped from a full resend queue).
+    /// Records dropped from a full resend queue before the peer acknowledged them. The
+    /// peer may still have received some of them (its ack was on its way), so this is at
+    /// least the peer's `lost_received`, and 0 only if that is 0.
     pub lost_sent: u64,
     /// Records the peer sent that we will never get (skipped, as the peer told).
     pub lost_received: u64,

@@ -437,6 +437,21 @@ pub fn encode(msg: &Message, key: &[u8]) -> Vec<u8> {
     out
 }
 
+/// Authenticates arbitrary header and payload bytes: sets the payload length field and
+/// appends the HMAC. For tests and fuzzing, which need datagrams whose contents reach the
+/// parser; `bytes` shorter than a header, or with a payload longer than `u16::MAX`, are
+/// returned as they are (the decoder refuses them by length).
+pub fn seal(mut bytes: Vec<u8>, key: &[u8]) -> Vec<u8> {
+    let Some(len) = bytes.len().checked_sub(HEADER_LEN).and_then(|n| u16::try_from(n).ok()) else {
+        return bytes;
+    };
+    bytes[field::PAYLOAD_LEN].copy_from_slice(&len.to_be_bytes());
+    let mut m = mac(key);
+    m.update(&bytes);
+    bytes.extend_from_slice(&m.finalize().into_bytes());
+    bytes
+}
+
 /// A cursor over the payload: every read checks the length first.
 struct Reader<'a> {
     buf: &'a [u8],
@@ -803,15 +818,8 @@ mod tests {
         }
     }
 
-    /// Re-signs `signed` (header and payload, with the payload length fixed up) so the
-    /// parser, not the HMAC, sees the content.
-    fn signed(mut b: Vec<u8>) -> Vec<u8> {
-        let len = (b.len() - HEADER_LEN) as u16;
-        b[field::PAYLOAD_LEN].copy_from_slice(&len.to_be_bytes());
-        let mut m = mac(KEY);
-        m.update(&b);
-        b.extend_from_slice(&m.finalize().into_bytes());
-        b
+    fn signed(b: Vec<u8>) -> Vec<u8> {
+        seal(b, KEY)
     }
 
     #[test]

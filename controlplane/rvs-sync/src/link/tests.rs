@@ -533,3 +533,51 @@ fn wrapping_sequence_numbers() {
     assert_eq!(a.status(t).lag_records, 0);
     assert!(a.held.is_empty());
 }
+
+#[test]
+fn a_bulk_with_lost_records_does_not_make_the_requester_in_sync() {
+    let f = Faults { loss: 300, dup: 0, reorder: 0 };
+    let mut sim = Sim::new([small_queue(1), small_queue(2)], 11, f);
+    sim.run(1000);
+    sim.nodes[0].request_bulk();
+    for _ in 0..5000 {
+        sim.step();
+        if sim.nodes[1].take_bulk_request() {
+            break;
+        }
+    }
+    assert!(sim.status(1).bulk_sending);
+    sim.source[1] = (0..3000).map(rec).collect();
+    while !sim.source[1].is_empty() {
+        sim.step();
+    }
+    sim.nodes[1].bulk_end();
+    sim.faults = Faults::default();
+    sim.run(3000);
+    let s = sim.status(0);
+    assert!(s.stats.lost_received > 0, "{s:?}");
+    assert_eq!(s.bulk_receiving, None, "the BULK_END arrived");
+    assert!(!s.in_sync, "records were lost during the bulk: {s:?}");
+    assert_eq!(s.last_bulk_streamed, Some(3000));
+}
+
+#[test]
+fn a_restarted_peer_is_asked_again_for_an_unfinished_bulk() {
+    let mut sim = Sim::new([config(1), config(2)], 13, Faults::default());
+    sim.run(10);
+    sim.nodes[0].request_bulk();
+    sim.run(10);
+    assert!(sim.nodes[1].take_bulk_request());
+    // The peer restarts before streaming anything.
+    let t = sim.now();
+    sim.nodes[1] = SyncLink::new(config(3), t);
+    sim.run(300);
+    assert_eq!(sim.status(0).stats.peer_restarts, 1);
+    assert!(sim.nodes[1].take_bulk_request(), "the new incarnation is asked");
+    sim.source[1] = (0..10).map(rec).collect();
+    sim.run(10);
+    sim.nodes[1].bulk_end();
+    sim.run(50);
+    assert!(sim.status(0).in_sync);
+    assert_eq!(sim.got[0].len(), 10);
+}

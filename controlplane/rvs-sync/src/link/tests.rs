@@ -120,6 +120,8 @@ impl Sim {
     }
 
     fn send(&mut self, to: usize, d: Vec<u8>) {
+        // Batches fill a datagram up to max_datagram, never beyond.
+        assert!(d.len() <= self.nodes[1 - to].cfg.max_datagram, "{} bytes", d.len());
         let f = self.faults;
         if self.rng.per_mille(f.loss) {
             return;
@@ -580,4 +582,25 @@ fn a_restarted_peer_is_asked_again_for_an_unfinished_bulk() {
     sim.run(50);
     assert!(sim.status(0).in_sync);
     assert_eq!(sim.got[0].len(), 10);
+}
+
+#[test]
+fn batches_fill_the_datagram() {
+    let t = Instant::now();
+    let mut a = SyncLink::new(config(1), t);
+    // rec(i) for i not a multiple of 3 or 7 is an IPv4 connection: 39 bytes.
+    let v4: Vec<u32> = (1..).filter(|i: &u32| !i.is_multiple_of(3) && !i.is_multiple_of(7)).take(100).collect();
+    for &i in &v4 {
+        a.queue(rec(i));
+    }
+    a.flush(t);
+    let sizes: Vec<(usize, usize)> = transmit_all(&mut a, t)
+        .iter()
+        .filter_map(|d| match wire::decode(d, KEY).unwrap().body {
+            Body::Data { records, .. } => Some((d.len(), records.len())),
+            _ => None,
+        })
+        .collect();
+    // (1400 - 48 - 10 - 32) / 39 = 33 records a datagram.
+    assert_eq!(sizes, [(1377, 33), (1377, 33), (1377, 33), (129, 1)]);
 }

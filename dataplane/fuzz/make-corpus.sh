@@ -2,12 +2,15 @@
 # Turns the hex seed packets in seeds/ into binary corpus files for each fuzz target.
 # The incremental_checksum target takes 13 bytes of rewrite parameters before the IPv4
 # packet, so its seeds get a fixed prefix and lose the 14-byte Ethernet header.
+# The sync_decode target reads a program too (see fuzz_targets/sync_decode.rs): each valid
+# datagram in seeds/sync/ (hex, `#` comments allowed) becomes a raw input and a one-chunk
+# program (op 0, length), and all of them in a row one program.
 # The lb_worker target reads a program (see fuzz_targets/lb_worker.rs): its own seeds are
 # in seeds/lb_worker/ (hex, `#` comments allowed), and every frame seed also becomes a
 # one-op program that hands the frame to the worker on the front port (op 0x10).
 set -eu
 cd "$(dirname "$0")"
-mkdir -p corpus/parse_ethernet_stack corpus/incremental_checksum corpus/tcp_options corpus/lb_worker corpus/vrrp
+mkdir -p corpus/parse_ethernet_stack corpus/incremental_checksum corpus/tcp_options corpus/lb_worker corpus/vrrp corpus/sync_decode
 prefix="c0a80001 c0a80032 1388 1f90 40"   # 192.168.0.1, 192.168.0.50, 5000, 8080, TTL 64
 for f in seeds/*.hex; do
     name=$(basename "$f" .hex)
@@ -28,4 +31,13 @@ tail -c +55 corpus/parse_ethernet_stack/tcp_syn_options > corpus/tcp_options/syn
 for f in seeds/vrrp_*.hex; do
     name=$(basename "$f" .hex)
     { printf '00' | xxd -r -p; tail -c +35 "corpus/parse_ethernet_stack/$name"; } > "corpus/vrrp/$name"
+done
+# Sync datagrams (seeds/sync/*.hex, from `cargo run -p rvs-sync --example fuzz_seeds`).
+: > corpus/sync_decode/session
+for f in seeds/sync/*.hex; do
+    name=$(basename "$f" .hex)
+    sed 's/#.*//' "$f" | xxd -r -p > "corpus/sync_decode/raw_$name"
+    len=$(wc -c < "corpus/sync_decode/raw_$name")
+    { printf '00%04x' "$len" | xxd -r -p; cat "corpus/sync_decode/raw_$name"; } > "corpus/sync_decode/$name"
+    cat "corpus/sync_decode/$name" >> corpus/sync_decode/session
 done

@@ -24,7 +24,7 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$here"
 
-ALL=(parse_ethernet_stack incremental_checksum tcp_options lb_worker vrrp)
+ALL=(parse_ethernet_stack incremental_checksum tcp_options lb_worker vrrp sync_decode)
 secs="${FUZZ_SECONDS:-20}"
 targets=("$@")
 ((${#targets[@]})) || targets=("${ALL[@]}")

@@ -111,46 +111,71 @@ impl RssSpec {
     }
 }
 
-/// The ports of one local address owned by this worker: a FIFO ring of free ports and a
-/// bitmap of ports in use.
+/// The ports of one local address owned by this worker: a FIFO ring of free ports, a
+/// bitmap of ports in use, and a bitmap of ports reserved while still in the ring.
+///
+/// A port reserved by [`LocalPortAllocator::reserve`] (a connection installed from the
+/// peer) stays where it is in the ring, marked stale, and is skipped when its turn comes
+/// (removing it from the middle of the ring would cost a walk of it): every owned port is
+/// in the ring at most once, so the ring never overflows, and each reservation costs one
+/// skipped entry in a later `pop`.
 #[derive(Debug, Clone)]
 struct AddrPorts {
     addr: Ipv4Addr,
     ring: Vec<u16>,
     head: usize,
+    /// Entries in the ring: the free ports and the stale ones.
+    queued: usize,
+    /// Free ports (the ring's entries that are not stale).
     free: usize,
     in_use: Vec<u64>,
+    stale: Vec<u64>,
+}
+
+fn bit(map: &[u64], p: u16) -> bool {
+    map[usize::from(p) / 64] & (1 << (p % 64)) != 0
+}
+
+fn set_bit(map: &mut [u64], p: u16, on: bool) {
+    let w = &mut map[usize::from(p) / 64];
+    if on {
+        *w |= 1 << (p % 64);
+    } else {
+        *w &= !(1 << (p % 64));
+    }
 }
 
 impl AddrPorts {
     fn pop(&mut self) -> Option<u16> {
-        if self.free == 0 {
-            return None;
+        while self.queued > 0 {
+            let p = self.ring[self.head];
+            self.head = (self.head + 1) % self.ring.len();
+            self.queued -= 1;
+            if bit(&self.stale, p) {
+                // Reserved while queued: its entry leaves the ring now.
+                set_bit(&mut self.stale, p, false);
+                continue;
+            }
+            self.free -= 1;
+            return Some(p);
         }
-        let p = self.ring[self.head];
-        self.head = (self.head + 1) % self.ring.len();
-        self.free -= 1;
-        Some(p)
+        None
     }
-    /// Puts a port back at the tail. The ring has room for every owned port, and a port
-    /// is in it at most once, so this never overwrites.
+    /// Puts a free port back at the tail. The ring has room for every owned port, and a
+    /// port is in it at most once, so this never overwrites.
     fn push(&mut self, p: u16) {
         let n = self.ring.len();
-        if self.free < n {
-            self.ring[(self.head + self.free) % n] = p;
+        if self.queued < n {
+            self.ring[(self.head + self.queued) % n] = p;
+            self.queued += 1;
             self.free += 1;
         }
     }
     fn used(&self, p: u16) -> bool {
-        self.in_use[usize::from(p) / 64] & (1 << (p % 64)) != 0
+        bit(&self.in_use, p)
     }
     fn set_used(&mut self, p: u16, on: bool) {
-        let w = &mut self.in_use[usize::from(p) / 64];
-        if on {
-            *w |= 1 << (p % 64);
-        } else {
-            *w &= !(1 << (p % 64));
-        }
+        set_bit(&mut self.in_use, p, on);
     }
 }
 
@@ -185,7 +210,15 @@ impl LocalPortAllocator {
         sorted.dedup();
         let addrs = sorted
             .into_iter()
-            .map(|addr| AddrPorts { addr, ring: owned.clone(), head: 0, free: owned.len(), in_use: vec![0; 1024] })
+            .map(|addr| AddrPorts {
+                addr,
+                ring: owned.clone(),
+                head: 0,
+                queued: owned.len(),
+                free: owned.len(),
+                in_use: vec![0; 1024],
+                stale: vec![0; 1024],
+            })
             .collect();
         LocalPortAllocator { worker, workers, addrs, cursor: 0, rss_misses: 0 }
     }
@@ -282,7 +315,35 @@ impl LocalPortAllocator {
             return false;
         }
         pool.set_used(lport, false);
-        pool.push(lport);
+        if bit(&pool.stale, lport) {
+            // Reserved and released before its turn in the ring came: its entry there
+            // is valid again.
+            set_bit(&mut pool.stale, lport, false);
+            pool.free += 1;
+        } else {
+            pool.push(lport);
+        }
+        true
+    }
+
+    /// Takes `local:lport` for a connection installed from the peer (the port it was
+    /// given there): from then on [`LocalPortAllocator::alloc`] does not hand it out, and
+    /// [`LocalPortAllocator::release`] gives it back as usual. `false` (and nothing
+    /// changes) when the port is not this worker's (`lport % workers`, at least 1024),
+    /// the address is not one of this allocator's, or the port is in use. O(1).
+    pub fn reserve(&mut self, local: Ipv4Addr, lport: u16) -> bool {
+        if !self.owns_port(lport) {
+            return false;
+        }
+        let Some(a) = self.slot(local) else { return false };
+        let pool = &mut self.addrs[a];
+        if pool.used(lport) {
+            return false;
+        }
+        // A free owned port is in the ring exactly once: leave it there, stale.
+        pool.set_used(lport, true);
+        set_bit(&mut pool.stale, lport, true);
+        pool.free -= 1;
         true
     }
 }

@@ -66,6 +66,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::mix64;
 
+/// The persistence clock of a time `now_ns` of the workers' clock (monotonic ns, the
+/// `now` of [`crate::worker::Worker::poll_once`]): whole seconds. The control plane reads
+/// and installs entries ([`PersistTable::entries`], [`PersistTable::install`],
+/// `Service::persist_records`) with this of the same clock the workers run on.
+pub fn persist_now_s(now_ns: u64) -> u32 {
+    u32::try_from(now_ns / 1_000_000_000).unwrap_or(u32::MAX)
+}
+
 /// The largest server index that can persist (12 bits, minus the empty marker).
 pub const MAX_SERVER: usize = 0xffe;
 /// The most slots a table has (2 GiB of entries).
@@ -293,6 +301,50 @@ impl PersistTable {
         }
         // Lost every race (heavy contention on this window): schedule without persisting.
         get_chosen()
+    }
+
+    /// Every entry live at `now_s`: the masked client address, the server index and the
+    /// seconds left before it expires (to the table's precision, `2^shift` seconds: one
+    /// second for timeouts up to three days; never more than the timeout). O(capacity), for
+    /// the control plane (connection sync), not the fast path.
+    pub fn entries(&self, now_s: u32) -> impl Iterator<Item = (Ipv4Addr, usize, u32)> + '_ {
+        let now_units = self.now_units(now_s);
+        self.slots.iter().filter_map(move |slot| {
+            let w = slot.load(Ordering::Acquire);
+            if is_empty(w) || !self.live(w, now_units) {
+                return None;
+            }
+            let left_units = expiry_of(w).wrapping_sub(now_units) & EXP_MASK;
+            let left_s = u32::try_from(left_units << self.shift).unwrap_or(u32::MAX).min(self.timeout_s);
+            Some((Ipv4Addr::from(key_of(w)), server_of(w), left_s))
+        })
+    }
+
+    /// Installs an entry from the peer (connection sync): `client`'s network (masked
+    /// here) persists to server `server` for `left_s` more seconds from `now_s` (at most
+    /// the timeout). An entry of that network is replaced, whatever its server (the
+    /// peer's word is the latest); otherwise a free or dead slot of its window is taken.
+    /// `false` when nothing was stored: `left_s` 0, a server above [`MAX_SERVER`], a full
+    /// window, or lost races to the workers on every attempt.
+    pub fn install(&self, client: Ipv4Addr, server: usize, left_s: u32, now_s: u32) -> bool {
+        if left_s == 0 || server > MAX_SERVER || self.timeout_s == 0 {
+            return false;
+        }
+        let key = u32::from(client) & self.mask;
+        let now_units = self.now_units(now_s);
+        let left = left_s.min(self.timeout_s);
+        let expiry = ((u64::from(now_s) + u64::from(left)) >> self.shift) & EXP_MASK;
+        let word = pack(key, server, expiry);
+        for _ in 0..MAX_ATTEMPTS {
+            let (i, old) = match self.scan(key, now_units) {
+                Found::Entry(i, w) | Found::Free(i, w) => (i, w),
+                Found::Full => return false,
+            };
+            if old == word || self.slots[i].compare_exchange(old, word, Ordering::AcqRel, Ordering::Acquire).is_ok() {
+                return true;
+            }
+        }
+        false
     }
 
     /// Clears every entry that is dead at `now_s`; returns how many. O(capacity), for the

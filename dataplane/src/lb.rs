@@ -71,6 +71,9 @@ use crate::xmit::ttl::{self, TtlVerdict};
 use crate::xmit::tunnel::{self, TunnelError};
 use crate::xmit::{fullnat, nat, Endpoint};
 
+mod sync_engine;
+pub use sync_engine::{Installed, SyncRefused};
+
 /// How often the connection table's timers are advanced (the wheel's own granularity
 /// bounds the precision; this only keeps the walk off most polls).
 pub const CONN_TIMER_INTERVAL_NS: u64 = 10_000_000;
@@ -168,6 +171,8 @@ pub struct LbEngine {
     port_mtu: Vec<u16>,
     next_expire: u64,
     pending: [PendingStats; PENDING_SLOTS],
+    /// Connection sync ([`LbEngine::set_sync`]); `None`: none, and no cost.
+    sync: Option<sync_engine::SyncState>,
 }
 
 impl std::fmt::Debug for LbEngine {
@@ -198,6 +203,7 @@ impl LbEngine {
             port_mtu: config.port_mtu,
             next_expire: 0,
             pending: [PendingStats::default(); PENDING_SLOTS],
+            sync: None,
         };
         lb.rebuild_schedulers();
         lb
@@ -315,8 +321,8 @@ impl LbEngine {
         if owner != self.worker {
             return Verdict::Redirect { worker: owner };
         }
-        let id = match self.conns.lookup(&flow.key()) {
-            Some((id, Direction::Inbound)) => id,
+        let (id, fresh) = match self.conns.lookup(&flow.key()) {
+            Some((id, Direction::Inbound)) => (id, false),
             // The client → VIP tuple of one flow is the reply tuple of another: only a
             // client using a VIP as its source could cause it; treat it as unknown.
             Some((_, Direction::Reply)) => return Verdict::Drop(DropReason::ReplyNoConn),
@@ -324,12 +330,12 @@ impl LbEngine {
                 let key = ServiceKey { proto: flow.proto(), vip: flow.dst, port: flow.dport };
                 let Some((svc, _)) = self.snap.lookup(key) else { return Verdict::Drop(DropReason::L4NoService) };
                 match self.new_conn(svc, flow, env, now) {
-                    Ok(id) => id,
+                    Ok(id) => (id, true),
                     Err(reason) => return Verdict::Drop(reason),
                 }
             }
         };
-        if let Err(reason) = self.account(id, Direction::Inbound, flow, now, DropReason::TcpNoConn) {
+        if let Err(reason) = self.account(id, Direction::Inbound, flow, now, DropReason::TcpNoConn, fresh, env) {
             return Verdict::Drop(reason);
         }
         let Some(&c) = self.conns.get(id) else { return Verdict::Drop(DropReason::TcpNoConn) };
@@ -430,7 +436,7 @@ impl LbEngine {
             SchedInput { client: flow.src, client_port: flow.sport, vip: flow.dst, vport: flow.dport, now_ns: now };
         let picked = match &svc.persist {
             Some(p) => {
-                let now_s = u32::try_from(now / 1_000_000_000).unwrap_or(u32::MAX);
+                let now_s = crate::sched::persist::persist_now_s(now);
                 // A persisted server that has since become unavailable (weight 0,
                 // overloaded) is replaced by a fresh pick.
                 p.lookup_or_insert_if(
@@ -526,7 +532,7 @@ impl LbEngine {
             Some((id, Direction::Reply)) => id,
             _ => return Verdict::Drop(miss),
         };
-        if let Err(reason) = self.account(id, Direction::Reply, flow, now, miss) {
+        if let Err(reason) = self.account(id, Direction::Reply, flow, now, miss, false, env) {
             return Verdict::Drop(reason);
         }
         let Some(&c) = self.conns.get(id) else { return Verdict::Drop(miss) };
@@ -695,7 +701,9 @@ impl LbEngine {
     /// through `pending`, published by [`Self::flush_stats`]). A connection whose
     /// server is gone is removed here when `expire_nodest_conn` is set (the error is the
     /// packet's drop reason). `id` comes from a lookup or insert of this packet; were it
-    /// stale anyway, the packet is dropped as `miss`, like a lookup miss.
+    /// stale anyway, the packet is dropped as `miss`, like a lookup miss. With sync, a
+    /// connection just created (`fresh`) or whose state changed is sent to the peer.
+    #[allow(clippy::too_many_arguments)]
     fn account(
         &mut self,
         id: ConnId,
@@ -703,6 +711,8 @@ impl LbEngine {
         flow: &L4View,
         now: u64,
         miss: DropReason,
+        fresh: bool,
+        env: &LbEnv<'_>,
     ) -> Result<(), DropReason> {
         let Some(c) = self.conns.get(id) else { return Err(miss) };
         let (service_id, server_id) = (c.service_id, c.server_id);
@@ -721,6 +731,10 @@ impl LbEngine {
             return Err(DropReason::ConnServerRemoved);
         }
         let change = self.conns.on_packet(id, dir, flow.flags, now);
+        if change.changed() | fresh {
+            // Cold, and returns at once without a sync link.
+            self.sync_conn(id, now, env.counters);
+        }
         if let Some(active) = change.active_move() {
             if let Some((_, server)) = snap.by_server_id(server_id) {
                 server.stats.conn_moved(self.worker, active);

@@ -57,7 +57,7 @@ use std::sync::Arc;
 use rvs_drivers::PacketBuf;
 
 use crate::conn::owner::{client_owner, lport_owner, LocalPortAllocator, RssSpec};
-use crate::conn::{CachedHop, Conn, ConnFlags, ConnId, ConnTable, Direction, FlowKey, TableFull};
+use crate::conn::{CachedHop, Conn, ConnFlags, ConnId, ConnTable, Direction, FlowKey, StateChange, TableFull};
 use crate::control::{ConnEntry, ConnFilter, ConnListing, MAX_LISTING};
 use crate::l2l3::{AddrKind, AddressBook, ResolvedNeighbours, RouteTable, Verdict};
 use crate::sched::{new_scheduler, SchedInput, Scheduler};
@@ -335,8 +335,13 @@ impl LbEngine {
                 }
             }
         };
-        if let Err(reason) = self.account(id, Direction::Inbound, flow, now, DropReason::TcpNoConn, fresh, env) {
-            return Verdict::Drop(reason);
+        let change = match self.account(id, Direction::Inbound, flow, now, DropReason::TcpNoConn) {
+            Ok(change) => change,
+            Err(reason) => return Verdict::Drop(reason),
+        };
+        // Without sync, one test of the link per packet and nothing else.
+        if self.sync.is_some() && (fresh || change.changed()) {
+            self.sync_conn(id, now, env.counters);
         }
         let Some(&c) = self.conns.get(id) else { return Verdict::Drop(DropReason::TcpNoConn) };
         if let Some(v) = self.ttl(buf, flow.layout().ip_end(), env, || c.vip) {
@@ -532,8 +537,10 @@ impl LbEngine {
             Some((id, Direction::Reply)) => id,
             _ => return Verdict::Drop(miss),
         };
-        if let Err(reason) = self.account(id, Direction::Reply, flow, now, miss, false, env) {
-            return Verdict::Drop(reason);
+        match self.account(id, Direction::Reply, flow, now, miss) {
+            Ok(change) if self.sync.is_some() && change.changed() => self.sync_conn(id, now, env.counters),
+            Ok(_) => {}
+            Err(reason) => return Verdict::Drop(reason),
         }
         let Some(&c) = self.conns.get(id) else { return Verdict::Drop(miss) };
         // A time exceeded goes back to the server from an address of ours: the local
@@ -701,9 +708,11 @@ impl LbEngine {
     /// through `pending`, published by [`Self::flush_stats`]). A connection whose
     /// server is gone is removed here when `expire_nodest_conn` is set (the error is the
     /// packet's drop reason). `id` comes from a lookup or insert of this packet; were it
-    /// stale anyway, the packet is dropped as `miss`, like a lookup miss. With sync, a
-    /// connection just created (`fresh`) or whose state changed is sent to the peer.
-    #[allow(clippy::too_many_arguments)]
+    /// stale anyway, the packet is dropped as `miss`, like a lookup miss. Returns what the
+    /// packet did to the connection's state (connection sync sends a change). Inlined
+    /// into its two callers, as it was before it returned the change: it is the
+    /// established path.
+    #[inline(always)]
     fn account(
         &mut self,
         id: ConnId,
@@ -711,9 +720,7 @@ impl LbEngine {
         flow: &L4View,
         now: u64,
         miss: DropReason,
-        fresh: bool,
-        env: &LbEnv<'_>,
-    ) -> Result<(), DropReason> {
+    ) -> Result<StateChange, DropReason> {
         let Some(c) = self.conns.get(id) else { return Err(miss) };
         let (service_id, server_id) = (c.service_id, c.server_id);
         // A borrow of the field, not an `Arc` clone: no atomic increment per packet.
@@ -731,10 +738,6 @@ impl LbEngine {
             return Err(DropReason::ConnServerRemoved);
         }
         let change = self.conns.on_packet(id, dir, flow.flags, now);
-        if change.changed() | fresh {
-            // Cold, and returns at once without a sync link.
-            self.sync_conn(id, now, env.counters);
-        }
         if let Some(active) = change.active_move() {
             if let Some((_, server)) = snap.by_server_id(server_id) {
                 server.stats.conn_moved(self.worker, active);
@@ -761,7 +764,7 @@ impl LbEngine {
             p.bytes_out += bytes;
         }
         self.pending[slot] = p;
-        Ok(())
+        Ok(change)
     }
 
     /// Adds the packets and bytes forwarded since the last call to the shared counters of

@@ -316,3 +316,81 @@ impl ConnRecord {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::TcpState;
+    use std::net::Ipv4Addr;
+
+    fn rec(client: [u8; 4], cport: u16) -> ConnRecord {
+        let v4 = |a: [u8; 4], p: u16| SocketAddr::new(IpAddr::V4(Ipv4Addr::from(a)), p);
+        ConnRecord {
+            proto: L4Proto::Tcp,
+            forward: ForwardMode::Nat,
+            client: v4(client, cport),
+            vip: v4([10, 10, 0, 100], 80),
+            local: v4(client, cport),
+            server: v4([10, 20, 0, 11], 80),
+            state: ConnState::Tcp(TcpState::Established),
+            flags: 0,
+            expires_in_ms: 1000,
+        }
+    }
+
+    #[test]
+    fn a_full_ring_refuses_at_once_and_the_end_reads_every_worker() {
+        let (links, mut end) = sync_links(2, 2);
+        assert_eq!(end.workers(), 2);
+        let r = rec([10, 10, 0, 2], 1);
+        assert!(links[0].push(SyncRecord::Conn(r)));
+        assert!(links[0].push(SyncRecord::Conn(rec([10, 10, 0, 2], 2))));
+        assert!(!links[0].push(SyncRecord::Conn(rec([10, 10, 0, 2], 3))), "full: refused, not waited on");
+        assert_eq!(links[0].out_len(), 2);
+        assert!(links[1].push(SyncRecord::Conn(rec([10, 10, 0, 3], 1))));
+        let mut got = Vec::new();
+        assert_eq!(end.pop(2, |w, r| got.push((w, r))), 2, "bounded by max");
+        assert_eq!(end.pop(10, |w, r| got.push((w, r))), 1);
+        assert_eq!(end.pop(10, |_, _| {}), 0);
+        let mut workers: Vec<usize> = got.iter().map(|g| g.0).collect();
+        workers.sort_unstable();
+        assert_eq!(workers, vec![0, 0, 1]);
+        assert!(got.contains(&(0, SyncRecord::Conn(r))));
+
+        // Installs: to the worker asked for, refused when its ring is full.
+        assert_eq!(end.push(1, r), Ok(()));
+        assert_eq!(end.push(1, r), Ok(()));
+        assert_eq!(end.push(1, r), Err(PushError::Full));
+        assert_eq!(end.push(2, r), Err(PushError::NoWorker));
+        assert_eq!(links[0].pop_install(), None);
+        assert_eq!(links[1].pop_install(), Some(r));
+    }
+
+    #[test]
+    fn a_dump_is_finished_when_every_worker_says_so() {
+        let (links, end) = sync_links(2, 4);
+        assert_eq!(links[0].dump_requested(), 0);
+        let g = end.request_dump();
+        assert_eq!(g, 1);
+        assert_eq!((links[0].dump_requested(), links[1].dump_requested()), (1, 1));
+        assert!(!end.dump_finished(g));
+        links[0].set_dump_done(g);
+        assert!(!end.dump_finished(g));
+        links[1].set_dump_done(g);
+        assert!(end.dump_finished(g));
+        let g2 = end.request_dump();
+        assert_eq!(g2, 2);
+        assert!(!end.dump_finished(g2) && end.dump_finished(g));
+    }
+
+    #[test]
+    fn owner_is_the_inbound_owner_and_ipv6_has_none() {
+        let r = rec([10, 10, 0, 9], 40000);
+        for workers in [1, 2, 4, 7] {
+            assert_eq!(owner_of(&r, workers), Some(client_owner(Ipv4Addr::new(10, 10, 0, 9), 40000, workers)));
+        }
+        let mut v6 = r;
+        v6.client = "[2001:db8::1]:40000".parse().unwrap();
+        assert_eq!(owner_of(&v6, 4), None);
+    }
+}

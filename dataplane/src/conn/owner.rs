@@ -424,4 +424,37 @@ mod tests {
         assert_eq!(a.alloc(&la, Ipv4Addr::new(10, 20, 0, 11), 80, None), Some((la[0], 1025)));
         assert_eq!(a.alloc(&[], Ipv4Addr::new(10, 20, 0, 11), 80, None), None);
     }
+
+    #[test]
+    fn reserved_ports_are_never_allocated_until_released() {
+        let la = [Ipv4Addr::new(10, 20, 0, 200)];
+        let server = Ipv4Addr::new(10, 20, 0, 11);
+        let mut a = LocalPortAllocator::new(1, 2, &la);
+        let total = a.available(la[0]);
+        assert!(!a.reserve(la[0], 1026), "another worker's port");
+        assert!(!a.reserve(la[0], 1023), "below the local range");
+        assert!(!a.reserve(Ipv4Addr::new(1, 1, 1, 1), 1027), "unknown address");
+        assert!(a.reserve(la[0], 1027));
+        assert!(!a.reserve(la[0], 1027), "already in use");
+        // A port handed out is in use too.
+        let (_, first) = a.alloc(&la, server, 80, None).unwrap();
+        assert_eq!(first, 1025);
+        assert!(!a.reserve(la[0], 1025));
+        assert_eq!(a.available(la[0]), total - 2);
+        // Reserved mid-ring, released before its turn: valid again, once.
+        assert!(a.reserve(la[0], 40001));
+        assert!(a.release(la[0], 40001));
+        assert_eq!(a.available(la[0]), total - 2);
+        let mut seen = std::collections::HashSet::new();
+        while let Some((_, p)) = a.alloc(&la, server, 80, None) {
+            assert_ne!(p, 1027, "a reserved port was handed out");
+            assert!(seen.insert(p), "port {p} twice");
+        }
+        assert_eq!(seen.len(), total - 2, "every other port still comes out, once");
+        assert!(seen.contains(&40001));
+        // Released, the reserved port comes back like any other.
+        assert!(a.release(la[0], 1027));
+        assert_eq!(a.alloc(&la, server, 80, None), Some((la[0], 1027)));
+        assert_eq!(a.alloc(&la, server, 80, None), None);
+    }
 }

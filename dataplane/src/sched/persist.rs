@@ -470,4 +470,35 @@ mod tests {
             assert_eq!(t.lookup_or_insert(ip(1), later, || Some(2)), Some(2), "at {later}");
         }
     }
+
+    #[test]
+    fn entries_export_and_install_round_trip() {
+        let mask = Ipv4Addr::new(255, 255, 255, 0);
+        let master = PersistTable::new(64, 300, mask);
+        assert_eq!(master.lookup_or_insert(Ipv4Addr::new(10, 0, 5, 7), 1000, || Some(2)), Some(2));
+        assert_eq!(master.lookup_or_insert(Ipv4Addr::new(10, 0, 6, 7), 1100, || Some(1)), Some(1));
+        assert_eq!(master.lookup_or_insert(ip(9), 100, || Some(0)), Some(0), "dead by 1200");
+        let mut out: Vec<_> = master.entries(1200).collect();
+        out.sort();
+        assert_eq!(out, vec![(Ipv4Addr::new(10, 0, 5, 0), 2, 100), (Ipv4Addr::new(10, 0, 6, 0), 1, 200)]);
+
+        let backup = PersistTable::new(64, 300, mask);
+        // An entry of another server for the same network is replaced by the peer's.
+        assert_eq!(backup.lookup_or_insert(Ipv4Addr::new(10, 0, 6, 1), 1150, || Some(3)), Some(3));
+        for &(client, server, left) in &out {
+            assert!(backup.install(client, server, left, 1200));
+        }
+        let mut back: Vec<_> = backup.entries(1200).collect();
+        back.sort();
+        assert_eq!(back, out);
+        assert_eq!(backup.lookup_or_insert(Ipv4Addr::new(10, 0, 5, 99), 1250, || panic!("must not choose")), Some(2));
+        assert_eq!(backup.lookup_or_insert(Ipv4Addr::new(10, 0, 6, 1), 1399, || panic!("must not choose")), Some(1));
+        assert_eq!(backup.entries(1700).count(), 0, "both expired after their last use");
+        assert!(!backup.install(ip(1), 1, 0, 1200), "nothing left");
+        assert!(!backup.install(ip(1), MAX_SERVER + 1, 10, 1200), "server too large to persist");
+        assert!(backup.install(ip(1), 1, 10_000, 1200), "clamped to the timeout");
+        assert_eq!(backup.entries(1200).find(|e| e.0 == Ipv4Addr::new(10, 0, 0, 0)).map(|e| e.2), Some(300));
+        assert_eq!(persist_now_s(2_500_000_000), 2);
+        assert_eq!(persist_now_s(u64::MAX), u32::MAX);
+    }
 }

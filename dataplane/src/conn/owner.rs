@@ -118,42 +118,68 @@ impl RssSpec {
 /// peer) stays where it is in the ring, marked stale, and is skipped when its turn comes
 /// (removing it from the middle of the ring would cost a walk of it): every owned port is
 /// in the ring at most once, so the ring never overflows, and each reservation costs one
-/// skipped entry in a later `pop`.
+/// skipped entry in a later `pop`. The ring holds `free + stale_count` entries from
+/// `head`; while no reservation is pending (`stale_count` 0), `pop` is what it was
+/// without reservations plus one test.
 #[derive(Debug, Clone)]
 struct AddrPorts {
     addr: Ipv4Addr,
     ring: Vec<u16>,
     head: usize,
-    /// Entries in the ring: the free ports and the stale ones.
-    queued: usize,
     /// Free ports (the ring's entries that are not stale).
     free: usize,
-    in_use: Vec<u64>,
-    stale: Vec<u64>,
+    /// Two bitmaps of [`BITMAP_WORDS`] words each, in one allocation: ports in use, then
+    /// ports reserved while still in the ring ("stale").
+    bits: Vec<u64>,
+    /// Ports marked stale (entries of the ring that are not free).
+    stale_count: u32,
 }
 
-fn bit(map: &[u64], p: u16) -> bool {
-    map[usize::from(p) / 64] & (1 << (p % 64)) != 0
+/// Words of one port bitmap (65536 ports).
+const BITMAP_WORDS: usize = 1024;
+
+fn stale_bit(p: u16) -> usize {
+    BITMAP_WORDS * 64 + usize::from(p)
 }
 
-fn set_bit(map: &mut [u64], p: u16, on: bool) {
-    let w = &mut map[usize::from(p) / 64];
+fn bit(map: &[u64], i: usize) -> bool {
+    map[i / 64] & (1 << (i % 64)) != 0
+}
+
+fn set_bit(map: &mut [u64], i: usize, on: bool) {
+    let w = &mut map[i / 64];
     if on {
-        *w |= 1 << (p % 64);
+        *w |= 1 << (i % 64);
     } else {
-        *w &= !(1 << (p % 64));
+        *w &= !(1 << (i % 64));
     }
 }
 
 impl AddrPorts {
+    #[inline]
     fn pop(&mut self) -> Option<u16> {
-        while self.queued > 0 {
+        if self.stale_count > 0 {
+            return self.pop_past_stale();
+        }
+        if self.free == 0 {
+            return None;
+        }
+        let p = self.ring[self.head];
+        self.head = (self.head + 1) % self.ring.len();
+        self.free -= 1;
+        Some(p)
+    }
+    /// [`AddrPorts::pop`] while reserved ports wait in the ring: their entries are
+    /// dropped as they come up.
+    #[cold]
+    #[inline(never)]
+    fn pop_past_stale(&mut self) -> Option<u16> {
+        while self.free + self.stale_count as usize > 0 {
             let p = self.ring[self.head];
             self.head = (self.head + 1) % self.ring.len();
-            self.queued -= 1;
-            if bit(&self.stale, p) {
-                // Reserved while queued: its entry leaves the ring now.
-                set_bit(&mut self.stale, p, false);
+            if bit(&self.bits, stale_bit(p)) {
+                set_bit(&mut self.bits, stale_bit(p), false);
+                self.stale_count -= 1;
                 continue;
             }
             self.free -= 1;
@@ -165,17 +191,17 @@ impl AddrPorts {
     /// port is in it at most once, so this never overwrites.
     fn push(&mut self, p: u16) {
         let n = self.ring.len();
-        if self.queued < n {
-            self.ring[(self.head + self.queued) % n] = p;
-            self.queued += 1;
+        let queued = self.free + self.stale_count as usize;
+        if queued < n {
+            self.ring[(self.head + queued) % n] = p;
             self.free += 1;
         }
     }
     fn used(&self, p: u16) -> bool {
-        bit(&self.in_use, p)
+        bit(&self.bits, usize::from(p))
     }
     fn set_used(&mut self, p: u16, on: bool) {
-        set_bit(&mut self.in_use, p, on);
+        set_bit(&mut self.bits, usize::from(p), on);
     }
 }
 
@@ -214,10 +240,9 @@ impl LocalPortAllocator {
                 addr,
                 ring: owned.clone(),
                 head: 0,
-                queued: owned.len(),
                 free: owned.len(),
-                in_use: vec![0; 1024],
-                stale: vec![0; 1024],
+                bits: vec![0; 2 * BITMAP_WORDS],
+                stale_count: 0,
             })
             .collect();
         LocalPortAllocator { worker, workers, addrs, cursor: 0, rss_misses: 0 }
@@ -315,10 +340,11 @@ impl LocalPortAllocator {
             return false;
         }
         pool.set_used(lport, false);
-        if bit(&pool.stale, lport) {
+        if pool.stale_count > 0 && bit(&pool.bits, stale_bit(lport)) {
             // Reserved and released before its turn in the ring came: its entry there
             // is valid again.
-            set_bit(&mut pool.stale, lport, false);
+            set_bit(&mut pool.bits, stale_bit(lport), false);
+            pool.stale_count -= 1;
             pool.free += 1;
         } else {
             pool.push(lport);
@@ -342,7 +368,8 @@ impl LocalPortAllocator {
         }
         // A free owned port is in the ring exactly once: leave it there, stale.
         pool.set_used(lport, true);
-        set_bit(&mut pool.stale, lport, true);
+        set_bit(&mut pool.bits, stale_bit(lport), true);
+        pool.stale_count += 1;
         pool.free -= 1;
         true
     }

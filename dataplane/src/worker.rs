@@ -62,6 +62,12 @@
 //!   unchanged out of their port (`ha_tx`, `local_originated`; `ha_bad_port`,
 //!   `ha_too_long`, `no_mbuf`). Without `with_ha` every address is answered, multicast is
 //!   `eth_not_for_us`, and the cost per packet is one test of the address's group.
+//! * Connection sync ([`Worker::with_sync`], [`crate::sync`]): with a link, the L4 engine
+//!   queues a record of each connection created and of each state change (from those
+//!   cold events only), and each poll, after the connection timers, installs up to
+//!   [`INSTALL_PER_POLL`] of the peer's records, steps the refresh walk and any dump the
+//!   control plane asked for (`sync_*` counters). Without a link a packet costs one test
+//!   of it, on the L4 path.
 //! * Packets whose flow another worker owns go there through a redirect ring
 //!   ([`crate::mesh`]) and are handled by the owner as if received on the same port.
 //! * Time is `now`, monotonic nanoseconds, read once per poll by the caller.

@@ -341,7 +341,9 @@ impl LbEngine {
         };
         // Without sync, one test of the link per packet and nothing else.
         if self.sync.is_some() && (fresh || change.changed()) {
-            self.sync_conn(id, now, env.counters);
+            // A client segment other than a SYN carries the TOA for the last time (below).
+            let toa_done = !flow.flags.is_some_and(|f| f.syn());
+            self.sync_conn(id, now, env.counters, toa_done);
         }
         let Some(&c) = self.conns.get(id) else { return Verdict::Drop(DropReason::TcpNoConn) };
         if let Some(v) = self.ttl(buf, flow.layout().ip_end(), env, || c.vip) {
@@ -538,7 +540,7 @@ impl LbEngine {
             _ => return Verdict::Drop(miss),
         };
         match self.account(id, Direction::Reply, flow, now, miss) {
-            Ok(change) if self.sync.is_some() && change.changed() => self.sync_conn(id, now, env.counters),
+            Ok(change) if self.sync.is_some() && change.changed() => self.sync_conn(id, now, env.counters, false),
             Ok(_) => {}
             Err(reason) => return Verdict::Drop(reason),
         }

@@ -581,10 +581,10 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
     /// each state change (`sync_tx`; a full ring is `sync_lost`, never a wait), re-sends
     /// every connection once per `options.refresh`, dumps its whole table when the
     /// control plane asks, and installs the peer's records (`sync_installed`,
-    /// `sync_updated`, `sync_refused_*`), whatever its VRRP role. Without it, none of
-    /// this happens and nothing costs: the packet path only tests, on a state change or a
-    /// new connection, that there is no link. A worker without an L4 engine refuses every
-    /// record (`sync_refused_no_service`) and finishes every dump at once.
+    /// `sync_updated`, `sync_refused_*`), whatever its VRRP role. Without it none of this
+    /// happens: a TCP/UDP packet costs one test that there is no link, a poll one more. A
+    /// worker without an L4 engine refuses every record (`sync_refused_no_service`) and
+    /// finishes every dump at once.
     pub fn with_sync(mut self, link: SyncLink, options: SyncOptions) -> Self {
         match self.lb.as_mut() {
             Some(lb) => lb.set_sync(link, options),

@@ -123,6 +123,27 @@ fn created_and_changed_connections_are_sent_and_a_full_ring_only_counts() {
 }
 
 #[test]
+fn a_fullnat_record_says_whether_the_toa_is_still_to_send() {
+    let shared = publish(vec![service(1, Tcp, 80, Rr, &[rs(RS1, 8080, 1, FullNat)], None)]);
+    let (mut ws, mut end) = synced(&shared, 1, &LbOpts::default(), 16, NO_REFRESH);
+    send_to(&mut ws, 0, FRONT, &Seg::tcp(CLIENT_IP, 40000, VIP, 80, SYN).by_client(), SEC);
+    let r = drain(&mut end);
+    assert_eq!(r.len(), 1);
+    assert_eq!(ConnFlags::from_bits(r[0].flags), ConnFlags::TOA_PENDING);
+    assert_eq!((r[0].local.ip(), r[0].server), (IpAddr::V4(LOCAL_IP), sa(RS1, 8080)));
+    let lport = r[0].local.port();
+    send_to(&mut ws, 0, BACK, &Seg::tcp(RS1, 8080, LOCAL_IP, lport, SYN | ACK).by_server(RS1_MAC), SEC);
+    // The handshake's ACK carries the TOA for the last time: the record says it is sent.
+    send_to(&mut ws, 0, FRONT, &Seg::tcp(CLIENT_IP, 40000, VIP, 80, ACK).by_client(), SEC);
+    let r = drain(&mut end);
+    assert_eq!(r.len(), 1);
+    assert_eq!(r[0].state, ConnState::Tcp(TcpState::Established));
+    assert_eq!(ConnFlags::from_bits(r[0].flags), ConnFlags::SYN_ACK_SEEN | ConnFlags::REPLY_SEEN);
+    let c = *ws[0].lb().unwrap().conns().iter().next().unwrap().1;
+    assert_eq!(c.flags.bits(), r[0].flags, "as the table has it after the packet");
+}
+
+#[test]
 fn installs_create_update_and_refuse_with_a_reason_each() {
     // Two services on one server ip:port (a reply tuple can clash); a weight-0 server the
     // scheduler would never pick; a Full-NAT service.

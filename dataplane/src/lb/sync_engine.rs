@@ -97,12 +97,19 @@ impl LbEngine {
     }
 
     /// Sends the record of connection `id` (created, or its state changed). Cold: called
-    /// from the packet path only on those events; nothing without a link.
+    /// from the packet path only on those events; nothing without a link. `toa_done`: the
+    /// packet being forwarded is the last to carry a Full-NAT TOA (its flag is cleared
+    /// right after), so the record goes without `TOA_PENDING` and the peer does not add
+    /// the option again after a takeover.
     #[cold]
     #[inline(never)]
-    pub(super) fn sync_conn(&self, id: ConnId, now: u64, counters: &WorkerCounters) {
+    pub(super) fn sync_conn(&self, id: ConnId, now: u64, counters: &WorkerCounters, toa_done: bool) {
         let (Some(s), Some(c)) = (&self.sync, self.conns.get(id)) else { return };
-        push(&s.link, c, now, counters);
+        let mut rec = ConnRecord::from_conn(c, now);
+        if toa_done {
+            rec.flags &= !ConnFlags::TOA_PENDING.bits();
+        }
+        count(s.link.push(SyncRecord::Conn(rec)), counters);
     }
 
     /// The sync work of one poll, bounded: installs up to [`INSTALL_PER_POLL`] of the
@@ -254,7 +261,12 @@ impl LbEngine {
 
 /// Pushes the record of `c`, counting it sent or lost.
 fn push(link: &SyncLink, c: &Conn, now: u64, counters: &WorkerCounters) {
-    if link.push(SyncRecord::Conn(ConnRecord::from_conn(c, now))) {
+    count(link.push(SyncRecord::Conn(ConnRecord::from_conn(c, now))), counters);
+}
+
+/// Counts a record queued (`sent`) or lost.
+fn count(sent: bool, counters: &WorkerCounters) {
+    if sent {
         counters.sync_tx.inc();
     } else {
         counters.sync_lost.inc();

@@ -16,6 +16,7 @@ use common::l4::*;
 use common::*;
 use proptest::prelude::*;
 use rvs_dataplane::conn::{ConnFlags, Direction, FlowKey, TICK_NS};
+use rvs_dataplane::ha::{ha_links, HaGroup, HaRoles};
 use rvs_dataplane::sched::persist::persist_now_s;
 use rvs_dataplane::sched::PersistTable;
 use rvs_dataplane::service::{PersistRefused, Service, SharedServices};
@@ -363,6 +364,33 @@ fn the_refresh_leaves_synced_entries_alone_until_a_local_packet() {
     assert_eq!(seen.keys().copied().collect::<Vec<_>>(), vec![5000, 40000], "{seen:?}");
     let c = *ws[0].lb().unwrap().conns().iter().find(|(_, c)| c.cport == 40000).unwrap().1;
     assert!(!c.flags.contains(ConnFlags::SYNCED));
+}
+
+#[test]
+fn a_backup_installs_and_dumps_like_a_master() {
+    let shared = publish(vec![service(1, Tcp, 80, Rr, &[rs(RS1, 80, 1, Nat)], None)]);
+    let roles = Arc::new(HaRoles::new(1, [(IpAddr::V4(VIP), HaGroup(0))]).unwrap());
+    let (ha, _ha_end) = ha_links(1, 4);
+    let (links, mut end) = sync_links(1, 16);
+    let mut ws = vec![lb_worker(&shared)
+        .with_ha(ha.into_iter().next().unwrap(), Arc::clone(&roles))
+        .with_sync(links.into_iter().next().unwrap(), NO_REFRESH)];
+    assert!(!roles.is_master(HaGroup(0)));
+    let r = record(Tcp, 40000, 80, (RS1, 80), Nat);
+    end.push(0, r).unwrap();
+    ws[0].poll_once(SEC);
+    assert_eq!(snapshot(&ws[0]).sync_installed, 1);
+    // Still backup: the flow's packets are not forwarded here...
+    let (_, back) = send_to(&mut ws, 0, FRONT, &Seg::tcp(CLIENT_IP, 40000, VIP, 80, ACK).by_client(), SEC);
+    assert!(back.is_empty());
+    // ...until the node takes over, without any new SYN.
+    roles.set_master(HaGroup(0), true);
+    let (_, back) = send_to(&mut ws, 0, FRONT, &Seg::tcp(CLIENT_IP, 40000, VIP, 80, ACK).by_client(), SEC);
+    assert_eq!(back.len(), 1, "the installed connection carries the flow");
+    let g = end.request_dump();
+    ws[0].poll_once(SEC);
+    assert!(end.dump_finished(g));
+    assert_eq!(drain(&mut end).iter().map(|r| r.client).collect::<Vec<_>>(), vec![r.client]);
 }
 
 #[test]

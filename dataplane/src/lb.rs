@@ -57,7 +57,7 @@ use std::sync::Arc;
 use rvs_drivers::PacketBuf;
 
 use crate::conn::owner::{client_owner, lport_owner, LocalPortAllocator, RssSpec};
-use crate::conn::{CachedHop, Conn, ConnFlags, ConnId, ConnTable, Direction, FlowKey, TableFull};
+use crate::conn::{CachedHop, Conn, ConnFlags, ConnId, ConnTable, Direction, FlowKey, StateChange, TableFull};
 use crate::control::{ConnEntry, ConnFilter, ConnListing, MAX_LISTING};
 use crate::l2l3::{AddrKind, AddressBook, ResolvedNeighbours, RouteTable, Verdict};
 use crate::sched::{new_scheduler, SchedInput, Scheduler};
@@ -70,6 +70,9 @@ use crate::xmit::icmp_err;
 use crate::xmit::ttl::{self, TtlVerdict};
 use crate::xmit::tunnel::{self, TunnelError};
 use crate::xmit::{fullnat, nat, Endpoint};
+
+mod sync_engine;
+pub use sync_engine::{Installed, SyncRefused};
 
 /// How often the connection table's timers are advanced (the wheel's own granularity
 /// bounds the precision; this only keeps the walk off most polls).
@@ -168,6 +171,8 @@ pub struct LbEngine {
     port_mtu: Vec<u16>,
     next_expire: u64,
     pending: [PendingStats; PENDING_SLOTS],
+    /// Connection sync ([`LbEngine::set_sync`]); `None`: none, and no cost.
+    sync: Option<sync_engine::SyncState>,
 }
 
 impl std::fmt::Debug for LbEngine {
@@ -198,6 +203,7 @@ impl LbEngine {
             port_mtu: config.port_mtu,
             next_expire: 0,
             pending: [PendingStats::default(); PENDING_SLOTS],
+            sync: None,
         };
         lb.rebuild_schedulers();
         lb
@@ -315,8 +321,8 @@ impl LbEngine {
         if owner != self.worker {
             return Verdict::Redirect { worker: owner };
         }
-        let id = match self.conns.lookup(&flow.key()) {
-            Some((id, Direction::Inbound)) => id,
+        let (id, fresh) = match self.conns.lookup(&flow.key()) {
+            Some((id, Direction::Inbound)) => (id, false),
             // The client → VIP tuple of one flow is the reply tuple of another: only a
             // client using a VIP as its source could cause it; treat it as unknown.
             Some((_, Direction::Reply)) => return Verdict::Drop(DropReason::ReplyNoConn),
@@ -324,13 +330,20 @@ impl LbEngine {
                 let key = ServiceKey { proto: flow.proto(), vip: flow.dst, port: flow.dport };
                 let Some((svc, _)) = self.snap.lookup(key) else { return Verdict::Drop(DropReason::L4NoService) };
                 match self.new_conn(svc, flow, env, now) {
-                    Ok(id) => id,
+                    Ok(id) => (id, true),
                     Err(reason) => return Verdict::Drop(reason),
                 }
             }
         };
-        if let Err(reason) = self.account(id, Direction::Inbound, flow, now, DropReason::TcpNoConn) {
-            return Verdict::Drop(reason);
+        let change = match self.account(id, Direction::Inbound, flow, now, DropReason::TcpNoConn) {
+            Ok(change) => change,
+            Err(reason) => return Verdict::Drop(reason),
+        };
+        // Without sync, one test of the link per packet and nothing else.
+        if self.sync.is_some() && (fresh || change.changed()) {
+            // A client segment other than a SYN carries the TOA for the last time (below).
+            let toa_done = !flow.flags.is_some_and(|f| f.syn());
+            self.sync_conn(id, now, env.counters, toa_done);
         }
         let Some(&c) = self.conns.get(id) else { return Verdict::Drop(DropReason::TcpNoConn) };
         if let Some(v) = self.ttl(buf, flow.layout().ip_end(), env, || c.vip) {
@@ -430,7 +443,7 @@ impl LbEngine {
             SchedInput { client: flow.src, client_port: flow.sport, vip: flow.dst, vport: flow.dport, now_ns: now };
         let picked = match &svc.persist {
             Some(p) => {
-                let now_s = u32::try_from(now / 1_000_000_000).unwrap_or(u32::MAX);
+                let now_s = crate::sched::persist::persist_now_s(now);
                 // A persisted server that has since become unavailable (weight 0,
                 // overloaded) is replaced by a fresh pick.
                 p.lookup_or_insert_if(
@@ -526,8 +539,10 @@ impl LbEngine {
             Some((id, Direction::Reply)) => id,
             _ => return Verdict::Drop(miss),
         };
-        if let Err(reason) = self.account(id, Direction::Reply, flow, now, miss) {
-            return Verdict::Drop(reason);
+        match self.account(id, Direction::Reply, flow, now, miss) {
+            Ok(change) if self.sync.is_some() && change.changed() => self.sync_conn(id, now, env.counters, false),
+            Ok(_) => {}
+            Err(reason) => return Verdict::Drop(reason),
         }
         let Some(&c) = self.conns.get(id) else { return Verdict::Drop(miss) };
         // A time exceeded goes back to the server from an address of ours: the local
@@ -695,7 +710,11 @@ impl LbEngine {
     /// through `pending`, published by [`Self::flush_stats`]). A connection whose
     /// server is gone is removed here when `expire_nodest_conn` is set (the error is the
     /// packet's drop reason). `id` comes from a lookup or insert of this packet; were it
-    /// stale anyway, the packet is dropped as `miss`, like a lookup miss.
+    /// stale anyway, the packet is dropped as `miss`, like a lookup miss. Returns what the
+    /// packet did to the connection's state (connection sync sends a change). Inlined
+    /// into its two callers, as it was before it returned the change: it is the
+    /// established path.
+    #[inline(always)]
     fn account(
         &mut self,
         id: ConnId,
@@ -703,7 +722,7 @@ impl LbEngine {
         flow: &L4View,
         now: u64,
         miss: DropReason,
-    ) -> Result<(), DropReason> {
+    ) -> Result<StateChange, DropReason> {
         let Some(c) = self.conns.get(id) else { return Err(miss) };
         let (service_id, server_id) = (c.service_id, c.server_id);
         // A borrow of the field, not an `Arc` clone: no atomic increment per packet.
@@ -747,7 +766,7 @@ impl LbEngine {
             p.bytes_out += bytes;
         }
         self.pending[slot] = p;
-        Ok(())
+        Ok(change)
     }
 
     /// Adds the packets and bytes forwarded since the last call to the shared counters of

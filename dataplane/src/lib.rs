@@ -26,7 +26,8 @@
 //! * [`mesh`]: single-producer queues between workers (redirects to a flow's owner).
 //! * [`punt`]: the rings carrying health probes between the workers and the prober.
 //! * [`stats`]: drop reasons and per-worker counters.
-//! * [`sync`]: the records of connection sync to a standby.
+//! * [`sync`]: connection sync to a standby: its records, the worker ↔ control-plane
+//!   rings, and the dump handshake.
 //! * [`latency`]: the per-worker histogram of burst processing time.
 //! * [`idle`]: what a worker does when its queues are empty.
 //! * [`worker`]: the poll loop.

@@ -7,7 +7,7 @@
 //! the servers' counters ([`crate::server::ServerStats`]).
 
 use std::collections::HashMap;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
@@ -16,6 +16,7 @@ use crate::admission::Admission;
 use crate::l2l3::IpHasherBuilder;
 use crate::sched::{PersistTable, SchedShared};
 use crate::server::{RealServer, ServerStats};
+use crate::sync::PersistRecord;
 use crate::types::{L4Proto, SchedulerKind, ServerId, ServiceId, ServiceKey, Timeouts, VipConfig};
 
 /// One virtual service in a snapshot: its servers, its scheduler's shared tables, its
@@ -42,6 +43,70 @@ pub struct Service {
     /// Which new flows the service admits: client allow/deny prefixes and `maxconn`
     /// (see [`crate::admission`]).
     pub admission: Admission,
+}
+
+/// Why a persistence record from the peer was not installed
+/// ([`Service::install_persist`], [`ServiceTable::install_persist`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum PersistRefused {
+    /// An address family the data path does not forward (IPv6).
+    #[error("address family not forwarded")]
+    Family,
+    /// No service with the record's protocol, VIP and port.
+    #[error("no such service")]
+    NoService,
+    /// The service has no persistence.
+    #[error("the service is not persistent")]
+    NotPersistent,
+    /// The service has no real server with the record's address and port.
+    #[error("no such real server in the service")]
+    NoServer,
+    /// Nothing stored: the entry has expired, the server index is too large to persist,
+    /// or the client's window of the table is full.
+    #[error("persistence table did not take the entry")]
+    NotStored,
+}
+
+impl Service {
+    /// The live entries of this service's persistence table as sync records, at
+    /// `now_s` ([`crate::sched::persist::persist_now_s`] of the workers' clock); none
+    /// for a service without persistence. An entry whose server index names no server
+    /// of this snapshot is left out. O(table capacity): for the control plane.
+    pub fn persist_records(&self, now_s: u32) -> impl Iterator<Item = PersistRecord> + '_ {
+        let vip = SocketAddr::new(IpAddr::V4(self.key.vip), self.key.port);
+        self.persist.iter().flat_map(move |p| {
+            p.entries(now_s).filter_map(move |(client, server, left)| {
+                let s = self.servers.get(server)?;
+                Some(PersistRecord {
+                    proto: self.key.proto,
+                    vip,
+                    client: IpAddr::V4(client),
+                    server: SocketAddr::new(IpAddr::V4(s.addr), s.port),
+                    expires_in_s: left,
+                })
+            })
+        })
+    }
+
+    /// Installs a persistence record from the peer into this service's table (shared by
+    /// every worker, lock-free: the control plane calls this directly) at `now_s`: the
+    /// client's network persists to the server with the record's address and port for
+    /// the seconds the record has left. The record's service key is not checked here
+    /// (see [`ServiceTable::install_persist`]).
+    pub fn install_persist(&self, rec: &PersistRecord, now_s: u32) -> Result<(), PersistRefused> {
+        let (IpAddr::V4(client), IpAddr::V4(server)) = (rec.client, rec.server.ip()) else {
+            return Err(PersistRefused::Family);
+        };
+        let table = self.persist.as_ref().ok_or(PersistRefused::NotPersistent)?;
+        let port = rec.server.port();
+        let idx =
+            self.servers.iter().position(|s| s.addr == server && s.port == port).ok_or(PersistRefused::NoServer)?;
+        if table.install(client, idx, rec.expires_in_s, now_s) {
+            Ok(())
+        } else {
+            Err(PersistRefused::NotStored)
+        }
+    }
 }
 
 /// What a snapshot carries besides the services: settings every worker applies when it
@@ -232,6 +297,14 @@ impl ServiceTable {
     pub fn lookup(&self, key: ServiceKey) -> Option<(u32, &Service)> {
         let i = *self.index.get(&key.packed())?;
         Some((i, &self.services[i as usize]))
+    }
+    /// Installs a persistence record from the peer into the service it names (see
+    /// [`Service::install_persist`]).
+    pub fn install_persist(&self, rec: &PersistRecord, now_s: u32) -> Result<(), PersistRefused> {
+        let IpAddr::V4(vip) = rec.vip.ip() else { return Err(PersistRefused::Family) };
+        let (_, svc) =
+            self.lookup(ServiceKey { proto: rec.proto, vip, port: rec.vip.port() }).ok_or(PersistRefused::NoService)?;
+        svc.install_persist(rec, now_s)
     }
     /// The service at index `i`.
     pub fn get(&self, i: u32) -> Option<&Service> {

@@ -375,6 +375,19 @@ worker_counters! {
     ha_rx: Counter "rvs_worker_ha_rx_total", "VRRP adverts received and handed to the control plane.";
     /// Adverts and gratuitous ARP built by the VRRP thread; also counted in `local_originated`.
     ha_tx: Counter "rvs_worker_ha_tx_total", "Frames of the control plane's VRRP thread sent.";
+    /// Connection sync (`crate::sync`): created, changed state, refreshed or dumped.
+    sync_tx: Counter "rvs_worker_sync_tx_total", "Connection sync records queued for the peer.";
+    /// The peer learns the connection from a later change, refresh or dump.
+    sync_lost: Counter "rvs_worker_sync_lost_total", "Connection sync records not queued because the ring to the control plane was full.";
+    sync_installed: Counter "rvs_worker_sync_installed_total", "Connections created from the peer's sync records.";
+    sync_updated: Counter "rvs_worker_sync_updated_total", "Connections updated from the peer's sync records.";
+    sync_refused_family: Counter "rvs_worker_sync_refused_family_total", "Peer's sync records refused: address family not forwarded (IPv6).";
+    sync_refused_invalid: Counter "rvs_worker_sync_refused_invalid_total", "Peer's sync records refused: state does not fit the protocol.";
+    sync_refused_no_service: Counter "rvs_worker_sync_refused_no_service_total", "Peer's sync records refused: no service with that protocol, VIP and port.";
+    sync_refused_no_server: Counter "rvs_worker_sync_refused_no_server_total", "Peer's sync records refused: the service has no such real server.";
+    sync_refused_port: Counter "rvs_worker_sync_refused_port_total", "Peer's sync records refused: Full-NAT local port not this worker's, unknown address, or in use.";
+    sync_refused_table_full: Counter "rvs_worker_sync_refused_table_full_total", "Peer's sync records refused: connection table full.";
+    sync_refused_clash: Counter "rvs_worker_sync_refused_clash_total", "Peer's sync records refused: tuple held by another connection.";
     /// Set at each timer run.
     conns: Gauge "rvs_worker_connections", "Connections in the worker's table.";
 }

@@ -62,6 +62,12 @@
 //!   unchanged out of their port (`ha_tx`, `local_originated`; `ha_bad_port`,
 //!   `ha_too_long`, `no_mbuf`). Without `with_ha` every address is answered, multicast is
 //!   `eth_not_for_us`, and the cost per packet is one test of the address's group.
+//! * Connection sync ([`Worker::with_sync`], [`crate::sync`]): with a link, the L4 engine
+//!   queues a record of each connection created and of each state change (from those
+//!   cold events only), and each poll, after the connection timers, installs up to
+//!   [`INSTALL_PER_POLL`] of the peer's records, steps the refresh walk and any dump the
+//!   control plane asked for (`sync_*` counters). Without a link a packet costs one test
+//!   of it, on the L4 path.
 //! * Packets whose flow another worker owns go there through a redirect ring
 //!   ([`crate::mesh`]) and are handled by the owner as if received on the same port.
 //! * Time is `now`, monotonic nanoseconds, read once per poll by the caller.
@@ -94,6 +100,7 @@ use crate::lb::{LbEngine, LbEnv};
 use crate::mesh::MeshLinks;
 use crate::punt::{ProbeLink, SendError, TX_PER_POLL};
 use crate::stats::{DropReason, WorkerCounters};
+use crate::sync::{SyncLink, SyncOptions, INSTALL_PER_POLL};
 use crate::types::{PortId, VipConfig};
 use crate::view::L4View;
 use crate::wire::{
@@ -482,6 +489,9 @@ pub struct Worker<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> {
     roles: Option<Arc<HaRoles>>,
     /// Floating addresses of the VRRP instances and the port each is answered on.
     floating: Vec<(Ipv4Addr, PortId)>,
+    /// The connection sync link while the worker has no L4 engine to hand it to
+    /// ([`Worker::with_sync`]).
+    conn_sync: Option<(SyncLink, SyncOptions)>,
 }
 
 impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> std::fmt::Debug for Worker<Q, P> {
@@ -549,15 +559,37 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
             ha: None,
             roles: None,
             floating: Vec::new(),
+            conn_sync: None,
         })
     }
 
     /// Gives the worker its L4 load-balancing engine and its ends of the redirect mesh
     /// ([`MeshLinks::mesh`]`(count, ..)[index]`; [`MeshLinks::none`] for one
     /// worker). Without an engine, TCP/UDP to our addresses is dropped as `l4_no_service`.
-    pub fn with_lb(mut self, lb: LbEngine, redirect: MeshLinks<Redirected<Q::Buf>>) -> Self {
+    pub fn with_lb(mut self, mut lb: LbEngine, redirect: MeshLinks<Redirected<Q::Buf>>) -> Self {
+        if let Some((link, options)) = self.conn_sync.take() {
+            lb.set_sync(link, options);
+        }
         self.lb = Some(lb);
         self.redirect = redirect;
+        self
+    }
+
+    /// Gives the worker its end of the connection sync rings ([`crate::sync::sync_links`]);
+    /// call once, in any order with the other `with_` builders. From then on (see
+    /// [`crate::sync`]) the worker queues a record of each connection it creates and of
+    /// each state change (`sync_tx`; a full ring is `sync_lost`, never a wait), re-sends
+    /// every connection once per `options.refresh`, dumps its whole table when the
+    /// control plane asks, and installs the peer's records (`sync_installed`,
+    /// `sync_updated`, `sync_refused_*`), whatever its VRRP role. Without it none of this
+    /// happens: a TCP/UDP packet costs one test that there is no link, a poll one more. A
+    /// worker without an L4 engine refuses every record (`sync_refused_no_service`) and
+    /// finishes every dump at once.
+    pub fn with_sync(mut self, link: SyncLink, options: SyncOptions) -> Self {
+        match self.lb.as_mut() {
+            Some(lb) => lb.set_sync(link, options),
+            None => self.conn_sync = Some((link, options)),
+        }
         self
     }
 
@@ -762,8 +794,20 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
         }
         if let Some(lb) = self.lb.as_mut() {
             lb.run_timers(now);
+            lb.poll_sync(now, &self.tx.counters);
             lb.flush_stats();
             self.tx.counters.conns.set(lb.conns().len() as u64);
+        } else if let Some((link, _)) = &self.conn_sync {
+            for _ in 0..INSTALL_PER_POLL {
+                if link.pop_install().is_none() {
+                    break;
+                }
+                self.tx.counters.sync_refused_no_service.inc();
+            }
+            let requested = link.dump_requested();
+            if requested > link.dump_done() {
+                link.set_dump_done(requested);
+            }
         }
         self.tx.flush_all();
         self.answer_control(now);

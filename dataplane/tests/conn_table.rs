@@ -373,3 +373,27 @@ fn refusals_count_under_their_drop_reason() {
     assert_eq!(DropReason::from(TableFull::InboundKeyExists), DropReason::ConnKeyClash);
     assert_eq!(DropReason::from(TableFull::ReplyKeyExists), DropReason::ConnKeyClash);
 }
+
+#[test]
+fn an_expiry_set_from_a_duration_holds_to_the_wheel_precision() {
+    let mut t = table(8);
+    let now = 1000 * TICK_NS + 12_345;
+    // Longer than the state's timeout (NONE: 2 s), shorter than another's, and one due.
+    let a = t.insert(tcp(1, ForwardMode::Nat), now).unwrap();
+    let b = t.insert(tcp(2, ForwardMode::Nat), now).unwrap();
+    let c = t.insert(tcp(3, ForwardMode::Nat), now).unwrap();
+    t.set_expires_in(a, now, 700_000_000_000);
+    t.set_expires_in(b, now, 1_500_000_000);
+    t.set_expires_in(c, now, 0);
+    t.check_invariants().unwrap();
+    for (id, left) in [(a, 700_000_000_000u64), (b, 1_500_000_000)] {
+        let got = t.get(id).unwrap().expires_in_ns(now);
+        assert!(got >= left && got <= left + TICK_NS, "{got} for {left}");
+    }
+    assert_eq!(expired(&mut t, now + TICK_NS), vec![key(L4Proto::Tcp, 3)], "due now: gone at the next tick");
+    assert!(expired(&mut t, now + 1_500_000_000 - 1).is_empty(), "never early");
+    assert_eq!(expired(&mut t, now + 1_500_000_000 + TICK_NS), vec![key(L4Proto::Tcp, 2)], "at most a tick late");
+    assert!(expired(&mut t, now + 700_000_000_000 - 1).is_empty(), "past a wheel turn, never early");
+    assert_eq!(expired(&mut t, now + 700_000_000_000 + TICK_NS), vec![key(L4Proto::Tcp, 1)]);
+    t.check_invariants().unwrap();
+}

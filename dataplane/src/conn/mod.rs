@@ -110,6 +110,10 @@ impl ConnFlags {
     /// DR or IPIP connection runs IPVS's INPUT-ONLY state table (IPVS's
     /// `IP_VS_CONN_F_NOOUTPUT`).
     pub const REPLY_SEEN: ConnFlags = ConnFlags(1 << 2);
+    /// Installed from the peer's sync records ([`crate::sync`]) and not touched by a
+    /// packet here since (cleared by [`ConnTable::on_packet`]): the periodic refresh does
+    /// not send such an entry back to the peer it came from.
+    pub const SYNCED: ConnFlags = ConnFlags(1 << 3);
 
     /// The raw bits.
     pub const fn bits(self) -> u16 {

@@ -111,19 +111,56 @@ impl RssSpec {
     }
 }
 
-/// The ports of one local address owned by this worker: a FIFO ring of free ports and a
-/// bitmap of ports in use.
+/// The ports of one local address owned by this worker: a FIFO ring of free ports, a
+/// bitmap of ports in use, and a bitmap of ports reserved while still in the ring.
+///
+/// A port reserved by [`LocalPortAllocator::reserve`] (a connection installed from the
+/// peer) stays where it is in the ring, marked stale, and is skipped when its turn comes
+/// (removing it from the middle of the ring would cost a walk of it): every owned port is
+/// in the ring at most once, so the ring never overflows, and each reservation costs one
+/// skipped entry in a later `pop`. The ring holds `free + stale_count` entries from
+/// `head`; while no reservation is pending (`stale_count` 0), `pop` is what it was
+/// without reservations plus one test.
 #[derive(Debug, Clone)]
 struct AddrPorts {
     addr: Ipv4Addr,
     ring: Vec<u16>,
     head: usize,
+    /// Free ports (the ring's entries that are not stale).
     free: usize,
-    in_use: Vec<u64>,
+    /// Two bitmaps of [`BITMAP_WORDS`] words each, in one allocation: ports in use, then
+    /// ports reserved while still in the ring ("stale").
+    bits: Vec<u64>,
+    /// Ports marked stale (entries of the ring that are not free).
+    stale_count: u32,
+}
+
+/// Words of one port bitmap (65536 ports).
+const BITMAP_WORDS: usize = 1024;
+
+fn stale_bit(p: u16) -> usize {
+    BITMAP_WORDS * 64 + usize::from(p)
+}
+
+fn bit(map: &[u64], i: usize) -> bool {
+    map[i / 64] & (1 << (i % 64)) != 0
+}
+
+fn set_bit(map: &mut [u64], i: usize, on: bool) {
+    let w = &mut map[i / 64];
+    if on {
+        *w |= 1 << (i % 64);
+    } else {
+        *w &= !(1 << (i % 64));
+    }
 }
 
 impl AddrPorts {
+    #[inline]
     fn pop(&mut self) -> Option<u16> {
+        if self.stale_count > 0 {
+            return self.pop_past_stale();
+        }
         if self.free == 0 {
             return None;
         }
@@ -132,25 +169,39 @@ impl AddrPorts {
         self.free -= 1;
         Some(p)
     }
-    /// Puts a port back at the tail. The ring has room for every owned port, and a port
-    /// is in it at most once, so this never overwrites.
+    /// [`AddrPorts::pop`] while reserved ports wait in the ring: their entries are
+    /// dropped as they come up.
+    #[cold]
+    #[inline(never)]
+    fn pop_past_stale(&mut self) -> Option<u16> {
+        while self.free + self.stale_count as usize > 0 {
+            let p = self.ring[self.head];
+            self.head = (self.head + 1) % self.ring.len();
+            if bit(&self.bits, stale_bit(p)) {
+                set_bit(&mut self.bits, stale_bit(p), false);
+                self.stale_count -= 1;
+                continue;
+            }
+            self.free -= 1;
+            return Some(p);
+        }
+        None
+    }
+    /// Puts a free port back at the tail. The ring has room for every owned port, and a
+    /// port is in it at most once, so this never overwrites.
     fn push(&mut self, p: u16) {
         let n = self.ring.len();
-        if self.free < n {
-            self.ring[(self.head + self.free) % n] = p;
+        let queued = self.free + self.stale_count as usize;
+        if queued < n {
+            self.ring[(self.head + queued) % n] = p;
             self.free += 1;
         }
     }
     fn used(&self, p: u16) -> bool {
-        self.in_use[usize::from(p) / 64] & (1 << (p % 64)) != 0
+        bit(&self.bits, usize::from(p))
     }
     fn set_used(&mut self, p: u16, on: bool) {
-        let w = &mut self.in_use[usize::from(p) / 64];
-        if on {
-            *w |= 1 << (p % 64);
-        } else {
-            *w &= !(1 << (p % 64));
-        }
+        set_bit(&mut self.bits, usize::from(p), on);
     }
 }
 
@@ -185,7 +236,14 @@ impl LocalPortAllocator {
         sorted.dedup();
         let addrs = sorted
             .into_iter()
-            .map(|addr| AddrPorts { addr, ring: owned.clone(), head: 0, free: owned.len(), in_use: vec![0; 1024] })
+            .map(|addr| AddrPorts {
+                addr,
+                ring: owned.clone(),
+                head: 0,
+                free: owned.len(),
+                bits: vec![0; 2 * BITMAP_WORDS],
+                stale_count: 0,
+            })
             .collect();
         LocalPortAllocator { worker, workers, addrs, cursor: 0, rss_misses: 0 }
     }
@@ -282,7 +340,37 @@ impl LocalPortAllocator {
             return false;
         }
         pool.set_used(lport, false);
-        pool.push(lport);
+        if pool.stale_count > 0 && bit(&pool.bits, stale_bit(lport)) {
+            // Reserved and released before its turn in the ring came: its entry there
+            // is valid again.
+            set_bit(&mut pool.bits, stale_bit(lport), false);
+            pool.stale_count -= 1;
+            pool.free += 1;
+        } else {
+            pool.push(lport);
+        }
+        true
+    }
+
+    /// Takes `local:lport` for a connection installed from the peer (the port it was
+    /// given there): from then on [`LocalPortAllocator::alloc`] does not hand it out, and
+    /// [`LocalPortAllocator::release`] gives it back as usual. `false` (and nothing
+    /// changes) when the port is not this worker's (`lport % workers`, at least 1024),
+    /// the address is not one of this allocator's, or the port is in use. O(1).
+    pub fn reserve(&mut self, local: Ipv4Addr, lport: u16) -> bool {
+        if !self.owns_port(lport) {
+            return false;
+        }
+        let Some(a) = self.slot(local) else { return false };
+        let pool = &mut self.addrs[a];
+        if pool.used(lport) {
+            return false;
+        }
+        // A free owned port is in the ring exactly once: leave it there, stale.
+        pool.set_used(lport, true);
+        set_bit(&mut pool.bits, stale_bit(lport), true);
+        pool.stale_count += 1;
+        pool.free -= 1;
         true
     }
 }
@@ -362,5 +450,38 @@ mod tests {
         assert!(!a.release(Ipv4Addr::new(1, 1, 1, 1), 1027), "unknown address");
         assert_eq!(a.alloc(&la, Ipv4Addr::new(10, 20, 0, 11), 80, None), Some((la[0], 1025)));
         assert_eq!(a.alloc(&[], Ipv4Addr::new(10, 20, 0, 11), 80, None), None);
+    }
+
+    #[test]
+    fn reserved_ports_are_never_allocated_until_released() {
+        let la = [Ipv4Addr::new(10, 20, 0, 200)];
+        let server = Ipv4Addr::new(10, 20, 0, 11);
+        let mut a = LocalPortAllocator::new(1, 2, &la);
+        let total = a.available(la[0]);
+        assert!(!a.reserve(la[0], 1026), "another worker's port");
+        assert!(!a.reserve(la[0], 1023), "below the local range");
+        assert!(!a.reserve(Ipv4Addr::new(1, 1, 1, 1), 1027), "unknown address");
+        assert!(a.reserve(la[0], 1027));
+        assert!(!a.reserve(la[0], 1027), "already in use");
+        // A port handed out is in use too.
+        let (_, first) = a.alloc(&la, server, 80, None).unwrap();
+        assert_eq!(first, 1025);
+        assert!(!a.reserve(la[0], 1025));
+        assert_eq!(a.available(la[0]), total - 2);
+        // Reserved mid-ring, released before its turn: valid again, once.
+        assert!(a.reserve(la[0], 40001));
+        assert!(a.release(la[0], 40001));
+        assert_eq!(a.available(la[0]), total - 2);
+        let mut seen = std::collections::HashSet::new();
+        while let Some((_, p)) = a.alloc(&la, server, 80, None) {
+            assert_ne!(p, 1027, "a reserved port was handed out");
+            assert!(seen.insert(p), "port {p} twice");
+        }
+        assert_eq!(seen.len(), total - 2, "every other port still comes out, once");
+        assert!(seen.contains(&40001));
+        // Released, the reserved port comes back like any other.
+        assert!(a.release(la[0], 1027));
+        assert_eq!(a.alloc(&la, server, 80, None), Some((la[0], 1027)));
+        assert_eq!(a.alloc(&la, server, 80, None), None);
     }
 }

@@ -414,6 +414,8 @@ impl ConnTable {
         if !c.live {
             return StateChange { from, to: from };
         }
+        // A packet here: the entry is ours now, whatever the peer sent (one `and`).
+        c.flags.remove(ConnFlags::SYNCED);
         let to = match (from, tcp_flags) {
             (ConnState::Tcp(s), Some(f)) => {
                 let input_only = matches!(c.forward, ForwardMode::Dr | ForwardMode::Tunnel)
@@ -441,6 +443,32 @@ impl ConnTable {
             self.link(idx, new);
         }
         StateChange { from, to }
+    }
+
+    /// Sets the expiry of entry `id` to `left_ns` from `now_ns` (a connection installed
+    /// from the peer keeps the time it had left there). The wheel's contract holds: the
+    /// entry expires no earlier than `now_ns + left_ns` and at most one tick
+    /// ([`TICK_NS`]) after, given `expire` runs every tick; a time already due (0) expires
+    /// it at the next tick. A stale `id` changes nothing. The next packet re-arms the
+    /// timeout of its state as usual.
+    pub fn set_expires_in(&mut self, id: ConnId, now_ns: u64, left_ns: u64) {
+        if !self.is_live(id) {
+            return;
+        }
+        self.start(now_ns);
+        let new = expiry_tick(now_ns, left_ns);
+        self.unlink(id.0);
+        self.conns[id.index()].expire = new;
+        self.link(id.0, new);
+    }
+
+    /// The entry in slab slot `index`, if that slot holds one: a cursor over the slab
+    /// ([`ConnTable::capacity`] slots) visits every entry that stays in the table once,
+    /// a few slots at a time (sync's refresh and dump walks).
+    #[inline]
+    pub fn entry_at(&self, index: usize) -> Option<(ConnId, &Conn)> {
+        let c = self.conns.get(index).filter(|c| c.live)?;
+        Some((ConnId(index as u32), c))
     }
 
     /// Removes the entry `id` from both keys and the wheel and returns it; `None` (and

@@ -66,6 +66,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::mix64;
 
+/// The persistence clock of a time `now_ns` of the workers' clock (monotonic ns, the
+/// `now` of [`crate::worker::Worker::poll_once`]): whole seconds. The control plane reads
+/// and installs entries ([`PersistTable::entries`], [`PersistTable::install`],
+/// `Service::persist_records`) with this of the same clock the workers run on.
+pub fn persist_now_s(now_ns: u64) -> u32 {
+    u32::try_from(now_ns / 1_000_000_000).unwrap_or(u32::MAX)
+}
+
 /// The largest server index that can persist (12 bits, minus the empty marker).
 pub const MAX_SERVER: usize = 0xffe;
 /// The most slots a table has (2 GiB of entries).
@@ -295,6 +303,50 @@ impl PersistTable {
         get_chosen()
     }
 
+    /// Every entry live at `now_s`: the masked client address, the server index and the
+    /// seconds left before it expires (to the table's precision, `2^shift` seconds: one
+    /// second for timeouts up to three days; never more than the timeout). O(capacity), for
+    /// the control plane (connection sync), not the fast path.
+    pub fn entries(&self, now_s: u32) -> impl Iterator<Item = (Ipv4Addr, usize, u32)> + '_ {
+        let now_units = self.now_units(now_s);
+        self.slots.iter().filter_map(move |slot| {
+            let w = slot.load(Ordering::Acquire);
+            if is_empty(w) || !self.live(w, now_units) {
+                return None;
+            }
+            let left_units = expiry_of(w).wrapping_sub(now_units) & EXP_MASK;
+            let left_s = u32::try_from(left_units << self.shift).unwrap_or(u32::MAX).min(self.timeout_s);
+            Some((Ipv4Addr::from(key_of(w)), server_of(w), left_s))
+        })
+    }
+
+    /// Installs an entry from the peer (connection sync): `client`'s network (masked
+    /// here) persists to server `server` for `left_s` more seconds from `now_s` (at most
+    /// the timeout). An entry of that network is replaced, whatever its server (the
+    /// peer's word is the latest); otherwise a free or dead slot of its window is taken.
+    /// `false` when nothing was stored: `left_s` 0, a server above [`MAX_SERVER`], a full
+    /// window, or lost races to the workers on every attempt.
+    pub fn install(&self, client: Ipv4Addr, server: usize, left_s: u32, now_s: u32) -> bool {
+        if left_s == 0 || server > MAX_SERVER || self.timeout_s == 0 {
+            return false;
+        }
+        let key = u32::from(client) & self.mask;
+        let now_units = self.now_units(now_s);
+        let left = left_s.min(self.timeout_s);
+        let expiry = ((u64::from(now_s) + u64::from(left)) >> self.shift) & EXP_MASK;
+        let word = pack(key, server, expiry);
+        for _ in 0..MAX_ATTEMPTS {
+            let (i, old) = match self.scan(key, now_units) {
+                Found::Entry(i, w) | Found::Free(i, w) => (i, w),
+                Found::Full => return false,
+            };
+            if old == word || self.slots[i].compare_exchange(old, word, Ordering::AcqRel, Ordering::Acquire).is_ok() {
+                return true;
+            }
+        }
+        false
+    }
+
     /// Clears every entry that is dead at `now_s`; returns how many. O(capacity), for the
     /// control plane's periodic housekeeping (see the module header for why it matters).
     pub fn sweep(&self, now_s: u32) -> usize {
@@ -417,5 +469,36 @@ mod tests {
             assert_eq!(t.lookup_or_insert(ip(1), 0, || Some(1)), Some(1));
             assert_eq!(t.lookup_or_insert(ip(1), later, || Some(2)), Some(2), "at {later}");
         }
+    }
+
+    #[test]
+    fn entries_export_and_install_round_trip() {
+        let mask = Ipv4Addr::new(255, 255, 255, 0);
+        let master = PersistTable::new(64, 300, mask);
+        assert_eq!(master.lookup_or_insert(Ipv4Addr::new(10, 0, 5, 7), 1000, || Some(2)), Some(2));
+        assert_eq!(master.lookup_or_insert(Ipv4Addr::new(10, 0, 6, 7), 1100, || Some(1)), Some(1));
+        assert_eq!(master.lookup_or_insert(ip(9), 100, || Some(0)), Some(0), "dead by 1200");
+        let mut out: Vec<_> = master.entries(1200).collect();
+        out.sort();
+        assert_eq!(out, vec![(Ipv4Addr::new(10, 0, 5, 0), 2, 100), (Ipv4Addr::new(10, 0, 6, 0), 1, 200)]);
+
+        let backup = PersistTable::new(64, 300, mask);
+        // An entry of another server for the same network is replaced by the peer's.
+        assert_eq!(backup.lookup_or_insert(Ipv4Addr::new(10, 0, 6, 1), 1150, || Some(3)), Some(3));
+        for &(client, server, left) in &out {
+            assert!(backup.install(client, server, left, 1200));
+        }
+        let mut back: Vec<_> = backup.entries(1200).collect();
+        back.sort();
+        assert_eq!(back, out);
+        assert_eq!(backup.lookup_or_insert(Ipv4Addr::new(10, 0, 5, 99), 1250, || panic!("must not choose")), Some(2));
+        assert_eq!(backup.lookup_or_insert(Ipv4Addr::new(10, 0, 6, 1), 1399, || panic!("must not choose")), Some(1));
+        assert_eq!(backup.entries(1700).count(), 0, "both expired after their last use");
+        assert!(!backup.install(ip(1), 1, 0, 1200), "nothing left");
+        assert!(!backup.install(ip(1), MAX_SERVER + 1, 10, 1200), "server too large to persist");
+        assert!(backup.install(ip(1), 1, 10_000, 1200), "clamped to the timeout");
+        assert_eq!(backup.entries(1200).find(|e| e.0 == Ipv4Addr::new(10, 0, 0, 0)).map(|e| e.2), Some(300));
+        assert_eq!(persist_now_s(2_500_000_000), 2);
+        assert_eq!(persist_now_s(u64::MAX), u32::MAX);
     }
 }

@@ -1,0 +1,287 @@
+//! The engine's side of connection sync ([`crate::sync`]): records out when a
+//! connection is created or changes state, the periodic refresh, the bulk dump, and the
+//! installation of the peer's records.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use super::LbEngine;
+use crate::conn::{Conn, ConnFlags, ConnId, Direction, FlowKey, TableFull};
+use crate::stats::WorkerCounters;
+use crate::sync::{
+    ConnRecord, SyncLink, SyncOptions, SyncRecord, DUMP_SLOTS_PER_POLL, INSTALL_PER_POLL, RECORD_FLAGS,
+    REFRESH_SLOTS_MAX,
+};
+use crate::types::{ConnState, ForwardMode, L4Proto, ServiceKey};
+
+/// What an engine with sync keeps: its link and the cursors of its walks.
+#[derive(Debug)]
+pub(super) struct SyncState {
+    link: SyncLink,
+    /// Refresh period in ns (0: no refresh).
+    refresh_ns: u64,
+    /// Next slab slot of the refresh walk.
+    refresh_cursor: usize,
+    /// Time of the last refresh step (`None` before the first).
+    refresh_last: Option<u64>,
+    /// Slots owed to the refresh walk, times `refresh_ns` (the fraction carries over).
+    refresh_owed: u128,
+    /// The dump generation being walked (0: none).
+    dump_gen: u64,
+    /// Next slab slot of the dump walk.
+    dump_cursor: usize,
+}
+
+/// Why a record from the peer was not installed; each is a worker counter
+/// (`sync_refused_*`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SyncRefused {
+    /// An address family the data path does not forward (IPv6).
+    #[error("address family not forwarded")]
+    Family,
+    /// A state that does not fit the protocol (a TCP state for UDP, or the reverse).
+    #[error("state does not fit the protocol")]
+    Invalid,
+    /// No service with the record's protocol, VIP and port here.
+    #[error("no such service")]
+    NoService,
+    /// The service has no real server with the record's address and port.
+    #[error("no such real server in the service")]
+    NoServer,
+    /// Full-NAT: the local address and port cannot be taken on this worker (not its
+    /// port, unknown address, or in use).
+    #[error("Full-NAT local port not available on this worker")]
+    Port,
+    /// The connection table is full.
+    #[error("connection table full")]
+    TableFull,
+    /// Another connection holds the record's inbound or reply tuple.
+    #[error("tuple held by another connection")]
+    Clash,
+}
+
+/// What [`LbEngine::install`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Installed {
+    /// A new entry was created.
+    Created,
+    /// An entry with the same inbound key was updated (state, flags, expiry).
+    Updated,
+}
+
+fn v4(a: SocketAddr) -> Result<(Ipv4Addr, u16), SyncRefused> {
+    match a.ip() {
+        IpAddr::V4(ip) => Ok((ip, a.port())),
+        IpAddr::V6(_) => Err(SyncRefused::Family),
+    }
+}
+
+impl LbEngine {
+    /// Gives the engine its sync link ([`crate::sync::sync_links`]); see
+    /// [`crate::worker::Worker::with_sync`]. Without it nothing is sent or installed.
+    pub fn set_sync(&mut self, link: SyncLink, options: SyncOptions) {
+        let refresh_ns = u64::try_from(options.refresh.as_nanos()).unwrap_or(u64::MAX);
+        self.sync = Some(SyncState {
+            link,
+            refresh_ns,
+            refresh_cursor: 0,
+            refresh_last: None,
+            refresh_owed: 0,
+            dump_gen: 0,
+            dump_cursor: 0,
+        });
+    }
+
+    /// Whether the engine has a sync link.
+    pub fn has_sync(&self) -> bool {
+        self.sync.is_some()
+    }
+
+    /// Sends the record of connection `id` (created, or its state changed). Cold: called
+    /// from the packet path only on those events; nothing without a link. `toa_done`: the
+    /// packet being forwarded is the last to carry a Full-NAT TOA (its flag is cleared
+    /// right after), so the record goes without `TOA_PENDING` and the peer does not add
+    /// the option again after a takeover.
+    #[cold]
+    #[inline(never)]
+    pub(super) fn sync_conn(&self, id: ConnId, now: u64, counters: &WorkerCounters, toa_done: bool) {
+        let (Some(s), Some(c)) = (&self.sync, self.conns.get(id)) else { return };
+        let mut rec = ConnRecord::from_conn(c, now);
+        if toa_done {
+            rec.flags &= !ConnFlags::TOA_PENDING.bits();
+        }
+        count(s.link.push(SyncRecord::Conn(rec)), counters);
+    }
+
+    /// The sync work of one poll, bounded: installs up to [`INSTALL_PER_POLL`] of the
+    /// peer's records, steps the refresh walk, and steps a requested dump. Nothing
+    /// without a link.
+    pub fn poll_sync(&mut self, now: u64, counters: &WorkerCounters) {
+        if self.sync.is_none() {
+            return;
+        }
+        for _ in 0..INSTALL_PER_POLL {
+            let Some(rec) = self.sync.as_ref().and_then(|s| s.link.pop_install()) else { break };
+            match self.install(&rec, now) {
+                Ok(Installed::Created) => counters.sync_installed.inc(),
+                Ok(Installed::Updated) => counters.sync_updated.inc(),
+                Err(e) => refused(counters, e).inc(),
+            }
+        }
+        let (conns, Some(s)) = (&self.conns, self.sync.as_mut()) else { return };
+        let cap = conns.capacity();
+        // Refresh: the whole slab once per period, in steps proportional to the time
+        // since the last one.
+        if s.refresh_ns > 0 && cap > 0 {
+            let last = *s.refresh_last.get_or_insert(now);
+            s.refresh_last = Some(now);
+            let period = u128::from(s.refresh_ns);
+            s.refresh_owed = s.refresh_owed.saturating_add(u128::from(now.saturating_sub(last)) * cap as u128);
+            let slots = usize::try_from(s.refresh_owed / period).unwrap_or(usize::MAX).min(REFRESH_SLOTS_MAX);
+            s.refresh_owed = (s.refresh_owed - slots as u128 * period).min(cap as u128 * period);
+            for _ in 0..slots {
+                if let Some((_, c)) = conns.entry_at(s.refresh_cursor) {
+                    if !c.flags.contains(ConnFlags::SYNCED) {
+                        push(&s.link, c, now, counters);
+                    }
+                }
+                s.refresh_cursor = if s.refresh_cursor + 1 >= cap { 0 } else { s.refresh_cursor + 1 };
+            }
+        }
+        // Dump: a new generation (re)starts the walk; the ring is filled to half at most,
+        // leaving room for live events.
+        let requested = s.link.dump_requested();
+        if requested > s.link.dump_done() && requested != s.dump_gen {
+            s.dump_gen = requested;
+            s.dump_cursor = 0;
+        }
+        if s.dump_gen == 0 {
+            return;
+        }
+        let mut room = (s.link.out_capacity() / 2).saturating_sub(s.link.out_len());
+        let mut examined = 0;
+        while s.dump_cursor < cap && examined < DUMP_SLOTS_PER_POLL {
+            if let Some((_, c)) = conns.entry_at(s.dump_cursor) {
+                if room == 0 {
+                    break;
+                }
+                room -= 1;
+                push(&s.link, c, now, counters);
+            }
+            s.dump_cursor += 1;
+            examined += 1;
+        }
+        if s.dump_cursor >= cap {
+            s.link.set_dump_done(s.dump_gen);
+            s.dump_gen = 0;
+        }
+    }
+
+    /// Installs a connection record from the peer (see [`crate::sync`]): an entry with
+    /// the same inbound key is updated (state, flags, expiry; the server's active and
+    /// inactive counts move as on a state change), else a new entry is created as a
+    /// scheduled connection would be (server and service counts, stable ids, reply key
+    /// indexed for NAT and Full-NAT, Full-NAT local port reserved), expiring after the
+    /// record's `expires_in_ms` from `now`, flagged [`ConnFlags::SYNCED`]. Never
+    /// schedules, never sends a packet.
+    pub fn install(&mut self, rec: &ConnRecord, now: u64) -> Result<Installed, SyncRefused> {
+        let (client, cport) = v4(rec.client)?;
+        let (vip, vport) = v4(rec.vip)?;
+        let (server_ip, sport) = v4(rec.server)?;
+        let local = v4(rec.local)?;
+        match (rec.proto, rec.state) {
+            (L4Proto::Tcp, ConnState::Tcp(_)) | (L4Proto::Udp, ConnState::Udp) => {}
+            _ => return Err(SyncRefused::Invalid),
+        }
+        let snap = std::sync::Arc::clone(&self.snap);
+        let (svc_idx, svc) =
+            snap.lookup(ServiceKey { proto: rec.proto, vip, port: vport }).ok_or(SyncRefused::NoService)?;
+        let j = svc.servers.iter().position(|s| s.addr == server_ip && s.port == sport).ok_or(SyncRefused::NoServer)?;
+        let server = &svc.servers[j];
+        let (Some(service_id), Some(server_id)) = (snap.service_id(svc_idx), snap.server_id(svc_idx, j)) else {
+            return Err(SyncRefused::NoServer);
+        };
+        let key = FlowKey { proto: rec.proto, src: client, sport: cport, dst: vip, dport: vport };
+        let flags = ConnFlags::from_bits(rec.flags & RECORD_FLAGS.bits()) | ConnFlags::SYNCED;
+        let left_ns = u64::from(rec.expires_in_ms) * 1_000_000;
+        match self.conns.lookup(&key) {
+            Some((id, Direction::Inbound)) => {
+                let Some(c) = self.conns.get_mut(id) else { return Err(SyncRefused::Clash) };
+                let from = c.state;
+                c.state = rec.state;
+                c.flags = ConnFlags::from_bits((c.flags.bits() & !RECORD_FLAGS.bits()) | flags.bits());
+                let (svc_id, srv_id) = (c.service_id, c.server_id);
+                self.conns.set_expires_in(id, now, left_ns);
+                if from.is_active() != rec.state.is_active() {
+                    let active = rec.state.is_active();
+                    if let Some((_, s)) = snap.by_server_id(srv_id) {
+                        s.stats.conn_moved(self.worker, active);
+                    }
+                    if let Some(s) = snap.by_service_id(svc_id) {
+                        s.stats.conn_moved(self.worker, active);
+                    }
+                }
+                return Ok(Installed::Updated);
+            }
+            Some((_, Direction::Reply)) => return Err(SyncRefused::Clash),
+            None => {}
+        }
+        let (local, lport) = if rec.forward == ForwardMode::FullNat {
+            if !self.lports.reserve(local.0, local.1) {
+                return Err(SyncRefused::Port);
+            }
+            local
+        } else {
+            (client, cport)
+        };
+        let mut conn =
+            Conn::new(key, rec.forward, server_ip, sport).with_local(local, lport).with_service(service_id, server_id);
+        conn.state = rec.state;
+        conn.flags = flags;
+        match self.conns.insert(conn, now) {
+            Ok(id) => {
+                self.conns.set_expires_in(id, now, left_ns);
+                let active = rec.state.is_active();
+                server.stats.conn_opened(self.worker, active);
+                svc.stats.conn_opened(self.worker, active);
+                server.stats.update_overload(server.upper, server.lower);
+                Ok(Installed::Created)
+            }
+            Err(e) => {
+                if rec.forward == ForwardMode::FullNat {
+                    self.lports.release(local, lport);
+                }
+                Err(match e {
+                    TableFull::Full => SyncRefused::TableFull,
+                    TableFull::InboundKeyExists | TableFull::ReplyKeyExists => SyncRefused::Clash,
+                })
+            }
+        }
+    }
+}
+
+/// Pushes the record of `c`, counting it sent or lost.
+fn push(link: &SyncLink, c: &Conn, now: u64, counters: &WorkerCounters) {
+    count(link.push(SyncRecord::Conn(ConnRecord::from_conn(c, now))), counters);
+}
+
+/// Counts a record queued (`sent`) or lost.
+fn count(sent: bool, counters: &WorkerCounters) {
+    if sent {
+        counters.sync_tx.inc();
+    } else {
+        counters.sync_lost.inc();
+    }
+}
+
+/// The counter of a refusal.
+fn refused(counters: &WorkerCounters, e: SyncRefused) -> &crate::stats::Counter {
+    match e {
+        SyncRefused::Family => &counters.sync_refused_family,
+        SyncRefused::Invalid => &counters.sync_refused_invalid,
+        SyncRefused::NoService => &counters.sync_refused_no_service,
+        SyncRefused::NoServer => &counters.sync_refused_no_server,
+        SyncRefused::Port => &counters.sync_refused_port,
+        SyncRefused::TableFull => &counters.sync_refused_table_full,
+        SyncRefused::Clash => &counters.sync_refused_clash,
+    }
+}

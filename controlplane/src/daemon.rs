@@ -286,6 +286,8 @@ struct LiveHaEnv {
     ports: Vec<Arc<Port>>,
     workers: Vec<Arc<WorkerCounters>>,
     health: crate::health::run::HealthBoard,
+    /// The HA board, where the sync thread says whether preemption must wait.
+    board: crate::ha::run::HaBoard,
 }
 
 impl crate::ha::run::Environment for LiveHaEnv {
@@ -295,6 +297,10 @@ impl crate::ha::run::Environment for LiveHaEnv {
 
     fn worker_polls(&self) -> Vec<u64> {
         self.workers.iter().map(|c| c.polls.get()).collect()
+    }
+
+    fn sync_hold(&self) -> Option<String> {
+        self.board.lock().unwrap_or_else(|p| p.into_inner()).sync.as_ref().and_then(|s| s.hold_preempt.clone())
     }
 
     fn service_down(&self, service: (crate::config::L4Proto, Ipv4Addr, u16)) -> bool {
@@ -387,6 +393,12 @@ pub fn run(config: &Config, text: &str, path: &Path) -> anyhow::Result<()> {
     let ha_roles = crate::ha::run::roles(config).map_err(|e| anyhow::anyhow!("[ha]: {e}"))?;
     let (ha_links, ha_end) = ha::ha_links(workers, ha::DEFAULT_HA_RING_CAPACITY);
     let mut ha_links = ha_links.into_iter();
+    // Connection sync: every worker emits its connections' records and installs the
+    // peer's, through rings the sync thread serves.
+    let sync_config = config.ha.as_ref().and_then(|h| h.sync.clone());
+    let (sync_links, sync_end) =
+        rvs_dataplane::sync::sync_links(workers, rvs_dataplane::sync::DEFAULT_SYNC_RING_CAPACITY);
+    let mut sync_links = sync_links.into_iter();
     for (index, sync) in meshes.drain(..).enumerate() {
         let wc = worker_config(config, index, &macs);
         let queue_id = u16::try_from(index).context("too many workers")?;
@@ -406,6 +418,11 @@ pub fn run(config: &Config, text: &str, path: &Path) -> anyhow::Result<()> {
         let ha_link = ha_links.next().context("HA rings have fewer ends than workers")?;
         let worker = match &ha_roles {
             Some(roles) => worker.with_ha(ha_link, Arc::clone(roles)),
+            None => worker,
+        };
+        let sync_link = sync_links.next().context("sync rings have fewer ends than workers")?;
+        let worker = match &sync_config {
+            Some(sc) => worker.with_sync(sync_link, rvs_dataplane::sync::SyncOptions { refresh: sc.refresh }),
             None => worker,
         };
         built.push(worker);
@@ -471,6 +488,7 @@ pub fn run(config: &Config, text: &str, path: &Path) -> anyhow::Result<()> {
                 ports: port_handles.clone(),
                 workers: status.workers.iter().map(|(_, _, c)| Arc::clone(c)).collect(),
                 health: Arc::clone(&status.health),
+                board: Arc::clone(board),
             };
             let (tx, rx) = std::sync::mpsc::channel();
             match crate::ha::run::spawn(shell, Box::new(env), rx, Arc::clone(board), Arc::clone(&ha_stop)) {
@@ -483,6 +501,25 @@ pub fn run(config: &Config, text: &str, path: &Path) -> anyhow::Result<()> {
             }
         }
         _ => (None, None),
+    };
+    let sync_thread = match (sync_config, &ha_board) {
+        (Some(sc), Some(board)) => {
+            let started =
+                crate::ha::sync::Shell::new(sc, sync_end, Arc::clone(&shared), workers, epoch).and_then(|shell| {
+                    crate::ha::sync::spawn(shell, Arc::clone(board), Arc::clone(&stop))
+                        .context("cannot start the sync thread")
+                });
+            match started {
+                Ok(h) => Some(h),
+                Err(e) => {
+                    ha_stop.store(true, Ordering::Relaxed);
+                    stop.store(true, Ordering::Relaxed);
+                    wait_workers(&eal, &launched);
+                    return Err(e).context("[ha] connection sync");
+                }
+            }
+        }
+        _ => None,
     };
     // IPVS-style rate estimation and the latency window, ticked every 2 s on this thread.
     let rates_task = {
@@ -559,6 +596,9 @@ pub fn run(config: &Config, text: &str, path: &Path) -> anyhow::Result<()> {
     }
     stop.store(true, Ordering::Relaxed);
     if let Some(h) = health {
+        let _ = h.join();
+    }
+    if let Some(h) = sync_thread {
         let _ = h.join();
     }
     let failed = wait_workers(&eal, &launched);

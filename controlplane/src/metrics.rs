@@ -535,6 +535,57 @@ fn vrrp_families(out: &mut Out, ha: &crate::ha::view::HaStatus) {
         "VRRP adverts and gratuitous ARP frames not queued for worker 0 (ring full).",
         [(vec![], Value::Int(ha.frames_dropped))],
     );
+    if let Some(sync) = &ha.sync {
+        sync_families(out, sync);
+    }
+}
+
+fn sync_families(out: &mut Out, s: &crate::ha::view::SyncStatus) {
+    let peer = || -> Labels { vec![("peer", s.peer.clone())] };
+    let gauges: [(&str, &str, u64); 5] = [
+        (
+            "rvs_sync_peer_connected",
+            "1 while the sync peer is heard from (heartbeats), else 0.",
+            u64::from(s.connected),
+        ),
+        (
+            "rvs_sync_in_sync",
+            "1 once this node holds the peer's table (bulk resync ended, no gap), else 0.",
+            u64::from(s.in_sync),
+        ),
+        ("rvs_sync_lag_records", "Sync records sent and not yet acknowledged by the peer.", s.lag_records),
+        ("rvs_sync_lag_milliseconds", "Age of the oldest unacknowledged sync message, in milliseconds.", s.lag_ms),
+        ("rvs_sync_bulk_received_records", "Records received in the current (or last) bulk resync.", s.bulk_received),
+    ];
+    for (name, help, v) in gauges {
+        out.family(name, Kind::Gauge, help, [(peer(), Value::Int(v))]);
+    }
+    out.family(
+        "rvs_sync_records_total",
+        Kind::Counter,
+        "Sync records by what happened to them (sent, received, resent, lost_sent, lost_received, persist_installed, refused_*).",
+        s.records.iter().map(|(k, v)| {
+            let mut l = peer();
+            l.push(("what", k.clone()));
+            (l, Value::Int(*v))
+        }),
+    );
+    out.family(
+        "rvs_sync_datagrams_rejected_total",
+        Kind::Counter,
+        "Sync datagrams refused, by reason (bad_hmac, replay, malformed, old_epoch, stranger, ...).",
+        s.rejected.iter().map(|(k, v)| {
+            let mut l = peer();
+            l.push(("reason", k.clone()));
+            (l, Value::Int(*v))
+        }),
+    );
+    out.family(
+        "rvs_sync_bulks_sent_total",
+        Kind::Counter,
+        "Bulk resyncs streamed to the peer.",
+        [(peer(), Value::Int(s.bulks_sent))],
+    );
 }
 
 fn traffic_families(out: &mut Out, prefix: &str, what: &str, items: &[TrafficItem]) {

@@ -334,9 +334,8 @@ async fn config_put_dry_run_and_restart_only() {
 }
 
 /// `PUT /v1/config` answers with `warnings`: the sections rvsd validates but does not act
-/// on (only `[ha]` today, which needs a restart, so its warning is proven by tests/rvsd.rs
-/// at start and on SIGHUP). `[service.health]` and `[service.agent]` are acted on: applied,
-/// with no warning.
+/// on (none today: `[ha]` with connection sync is acted on, tests/rvsd.rs).
+/// `[service.health]` and `[service.agent]` are acted on: applied, with no warning.
 #[tokio::test]
 async fn config_put_warns_about_sections_not_acted_on() {
     let srv = serve(CONFIG).await;

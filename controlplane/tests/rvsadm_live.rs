@@ -105,6 +105,35 @@ fn ha_status_is_readable_and_printed_by_rvsadm() {
     assert!(!rvsadm::format::status(&doc).contains("VRID"), "no [ha], no VRRP lines");
 }
 
+/// Connection sync's part of the status reads as rvsadm's and prints its state and counters.
+#[test]
+fn sync_status_is_readable_and_printed_by_rvsadm() {
+    use rvs_controlplane::ha::view::{HaStatus, SyncStatus};
+    let mut s = rvs_controlplane::status::Status::new(42, vec![], vec![]);
+    s.ha = Some(HaStatus {
+        sync: Some(SyncStatus {
+            peer: "10.30.0.2:8848".into(),
+            connected: true,
+            in_sync: false,
+            bulk_received: 1234,
+            lag_records: 5,
+            lag_ms: 3,
+            hold_preempt: Some("waiting for the bulk resync from 10.30.0.2:8848 (connection sync)".into()),
+            records: [("sent".to_string(), 10), ("received".to_string(), 20), ("lost_sent".to_string(), 1)]
+                .into_iter()
+                .collect(),
+            rejected: [("bad_hmac".to_string(), 2), ("replay".to_string(), 1)].into_iter().collect(),
+            ..SyncStatus::default()
+        }),
+        ..HaStatus::default()
+    });
+    let doc: rvsadm::model::StatusDoc = serde_json::from_value(serde_json::to_value(&s).unwrap()).unwrap();
+    let text = rvsadm::format::status(&doc);
+    assert!(text.contains("Sync with 10.30.0.2:8848: connected, resyncing (1234 records so far)"), "{text}");
+    assert!(text.contains("records sent 10 received 20 resent 0 lost 1; lag 5 records 3 ms; rejected 3"), "{text}");
+    assert!(text.contains("waiting for the bulk resync"), "{text}");
+}
+
 #[test]
 fn ipvsadm_verbs_round_trip_through_the_real_api() {
     let (api, state) = start();

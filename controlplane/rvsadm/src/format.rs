@@ -479,6 +479,34 @@ pub fn save(services: &[Service]) -> (String, Vec<String>) {
     (out, problems)
 }
 
+/// The connection-sync lines of `rvsadm status`.
+fn sync_lines(out: &mut String, s: &crate::model::SyncDoc) {
+    let rec = |k: &str| s.records.get(k).copied().unwrap_or(0);
+    let peer = if s.connected { "connected" } else { "not heard" };
+    let sync =
+        if s.in_sync { "in sync".to_string() } else { format!("resyncing ({} records so far)", s.bulk_received) };
+    let _ = writeln!(
+        out,
+        "\nSync with {}: {peer}, {sync}{}",
+        s.peer,
+        if s.bulk_sending { ", streaming bulk to it" } else { "" }
+    );
+    let _ = writeln!(
+        out,
+        "  records sent {} received {} resent {} lost {}; lag {} records {} ms; rejected {}",
+        rec("sent"),
+        rec("received"),
+        rec("resent"),
+        rec("lost_sent") + rec("lost_received"),
+        s.lag_records,
+        s.lag_ms,
+        s.rejected.values().sum::<u64>()
+    );
+    for why in s.refused.iter().chain(&s.hold_preempt) {
+        let _ = writeln!(out, "  {why}");
+    }
+}
+
 /// `rvsadm status`: version and uptime, ports, workers, VRRP instances (with `[ha]`), and
 /// the drop reasons that are not 0.
 pub fn status(s: &StatusDoc) -> String {
@@ -578,6 +606,9 @@ pub fn status(s: &StatusDoc) -> String {
                 let since = i.since.as_deref().unwrap_or("-");
                 let _ = writeln!(out, "VRID {} {} since {since}: {reason}", i.vrid, i.state);
             }
+        }
+        if let Some(sync) = &ha.sync {
+            sync_lines(&mut out, sync);
         }
     }
 

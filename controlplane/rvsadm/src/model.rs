@@ -271,6 +271,39 @@ pub struct StatusDoc {
 pub struct HaDoc {
     /// The instances.
     pub instances: Vec<HaInstanceDoc>,
+    /// Connection sync, when configured.
+    pub sync: Option<SyncDoc>,
+}
+
+/// `sync` of [`HaDoc`]: connection sync with the peer, the fields `rvsadm status` prints.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct SyncDoc {
+    /// The peer's sync address.
+    pub peer: String,
+    /// Whether the peer is heard from.
+    pub connected: bool,
+    /// Whether this node holds the peer's table.
+    pub in_sync: bool,
+    /// Records of the bulk resync being received.
+    #[serde(deserialize_with = "lenient_u64")]
+    pub bulk_received: u64,
+    /// Whether this node streams its table to the peer.
+    pub bulk_sending: bool,
+    /// Records sent and not yet acknowledged.
+    #[serde(deserialize_with = "lenient_u64")]
+    pub lag_records: u64,
+    /// Age of the oldest unacknowledged message, ms.
+    #[serde(deserialize_with = "lenient_u64")]
+    pub lag_ms: u64,
+    /// Why records from the peer are not installed.
+    pub refused: Option<String>,
+    /// Why VRRP preemption waits.
+    pub hold_preempt: Option<String>,
+    /// Record counters.
+    pub records: BTreeMap<String, u64>,
+    /// Refused datagrams by reason.
+    pub rejected: BTreeMap<String, u64>,
 }
 
 /// One VRRP instance of [`HaDoc`], also the answer of a step-down.

@@ -308,12 +308,12 @@ pub struct ServerFile {
     pub backup: Option<bool>,
 }
 
-/// `[ha]`: VRRP instances, and (later) connection sync with the peer.
+/// `[ha]`: VRRP instances, and connection sync with the peer.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HaFile {
-    /// File holding the key that authenticates connection sync; must not be readable by
-    /// group or others (mode 0600). Sync is not built yet: validated, not acted on.
+    /// File holding the key that authenticates connection sync (HMAC-SHA256); must not be
+    /// readable by group or others (mode 0600). Required with `sync_listen`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_file: Option<String>,
     /// `IP:PORT` this node receives connection sync on (management network).
@@ -322,6 +322,14 @@ pub struct HaFile {
     /// `IP:PORT` of the peer's `sync_listen`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sync_peer: Option<String>,
+    /// How often every live connection is sent again (so the peer's timers never expire a
+    /// live flow); default "30s".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sync_refresh: Option<String>,
+    /// How long a node that would preempt waits for its bulk resync from the current
+    /// master to complete before preempting anyway (logged); default "30s".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failback_sync_limit: Option<String>,
     /// `[[ha.instance]]`: the VRRP instances.
     #[serde(default, rename = "instance", skip_serializing_if = "Vec::is_empty")]
     pub instances: Vec<HaInstanceFile>,

@@ -197,29 +197,11 @@ impl Config {
     /// never believes a server is health-checked or a standby is synchronised. Empty when
     /// everything in the file is acted on.
     pub fn not_acted_on(&self) -> Vec<FieldError> {
-        let mut out = Vec::new();
-        // [service.health], [service.agent], backup and sorry_server are acted on
-        // (crate::health::run).
-        // [[ha.instance]] is acted on (crate::ha::run); connection sync is not built yet.
-        if let Some(ha) = &self.ha {
-            let sync = [
-                ("ha.key_file", ha.key_file.is_some()),
-                ("ha.sync_listen", ha.sync_listen.is_some()),
-                ("ha.sync_peer", ha.sync_peer.is_some()),
-            ];
-            for (field, set) in sync {
-                if set {
-                    out.push(FieldError {
-                        field: field.into(),
-                        message: format!(
-                            "{field} is validated but not acted on yet: connection sync is not built, so \
-                             connections do not survive a VRRP takeover"
-                        ),
-                    });
-                }
-            }
-        }
-        out
+        // Everything is acted on today: [service.health], [service.agent], backup and
+        // sorry_server (crate::health::run), [[ha.instance]] (crate::ha::run) and
+        // connection sync (crate::ha::sync). A section added before its code lists itself
+        // here.
+        Vec::new()
     }
 
     /// Whether any worker needs the Full-NAT local address pool.
@@ -594,13 +576,8 @@ pub struct Server {
 /// `[ha]`, validated.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ha {
-    /// Connection sync's key file (checked: exists, non-empty, no group/other
-    /// permissions). Sync is not built yet.
-    pub key_file: Option<PathBuf>,
-    /// Where connection sync would listen. Not built yet.
-    pub sync_listen: Option<SocketAddr>,
-    /// The peer's sync address. Not built yet.
-    pub sync_peer: Option<SocketAddr>,
+    /// Connection sync with the peer, when `sync_listen` and `sync_peer` are set.
+    pub sync: Option<SyncConfig>,
     /// The VRRP instances, in file order; an instance's index is its
     /// [`rvs_dataplane::ha::HaGroup`].
     pub instances: Vec<HaInstance>,
@@ -611,6 +588,21 @@ impl Ha {
     pub fn instance(&self, vrid: u8) -> Option<&HaInstance> {
         self.instances.iter().find(|i| i.vrid == vrid)
     }
+}
+
+/// `[ha]`'s connection sync, validated: both addresses of one family, and the key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncConfig {
+    /// Where this node receives sync datagrams (management network).
+    pub listen: SocketAddr,
+    /// The peer's `listen`; datagrams from any other address are refused.
+    pub peer: SocketAddr,
+    /// The key file (checked: exists, non-empty, no group/other permissions).
+    pub key_file: PathBuf,
+    /// How often every live connection is sent again.
+    pub refresh: Duration,
+    /// How long a node that would preempt waits for its bulk resync first.
+    pub failback_limit: Duration,
 }
 
 /// What a tracked service's outage does to an instance.

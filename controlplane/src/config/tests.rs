@@ -104,7 +104,9 @@ fn design_sketch_is_valid() {
     assert_eq!(s.servers[0].weight, 3);
     assert_eq!(s.servers[0].forward, Forward::Nat);
     let ha = c.ha.unwrap();
-    assert_eq!(ha.sync_peer, Some("10.30.0.2:8848".parse().unwrap()));
+    let sync = ha.sync.as_ref().expect("sync_listen, sync_peer and key_file set: sync is on");
+    assert_eq!((sync.listen, sync.peer), ("10.30.0.1:8848".parse().unwrap(), "10.30.0.2:8848".parse().unwrap()));
+    assert_eq!((sync.refresh, sync.failback_limit), (Duration::from_secs(30), Duration::from_secs(30)));
     let i = &ha.instances[0];
     assert_eq!((i.vrid, i.port, i.priority, i.version, i.preempt), (51, 0, 200, 3, true));
     assert_eq!((i.advert_interval, i.preempt_delay), (Duration::from_millis(100), Duration::ZERO));
@@ -134,15 +136,27 @@ fn ha_instances_parse_every_field() {
     assert_eq!(c.not_acted_on(), [], "VRRP is acted on; no sync fields are set");
 }
 
+/// Connection sync is acted on: a file with the whole `[ha]` warns about nothing, and the
+/// sync settings parse.
 #[test]
-fn sections_not_acted_on_are_named() {
+fn sync_is_acted_on_and_its_settings_parse() {
     let (text, key) = with_ha(0o600);
+    let text = text.replace(
+        "sync_peer = \"10.30.0.2:8848\"",
+        "sync_peer = \"10.30.0.2:8848\"\nsync_refresh = \"5s\"\nfailback_sync_limit = \"2m\"",
+    );
     let c = Config::from_toml(&text).unwrap_or_else(|e| panic!("{e}"));
     std::fs::remove_file(key).unwrap();
-    let w = c.not_acted_on();
-    let fields: Vec<&str> = w.iter().map(|w| w.field.as_str()).collect();
-    assert_eq!(fields, ["ha.key_file", "ha.sync_listen", "ha.sync_peer"], "VRRP is acted on, sync is not: {w:?}");
-    assert!(w.iter().all(|w| w.message.contains("not acted on yet")), "{w:?}");
+    assert_eq!(c.not_acted_on(), [], "sync and VRRP are acted on");
+    let sync = c.ha.unwrap().sync.unwrap();
+    assert_eq!((sync.refresh, sync.failback_limit), (Duration::from_secs(5), Duration::from_secs(120)));
+
+    // A key without sync addresses would authenticate nothing: refused, naming it.
+    let (text, key) = with_ha(0o600);
+    let text = text.replace("sync_listen = \"10.30.0.1:8848\"\nsync_peer = \"10.30.0.2:8848\"\n", "");
+    let e = Config::from_toml(&text).unwrap_err();
+    std::fs::remove_file(key).unwrap();
+    assert!(e.names("ha.key_file") && e.to_string().contains("sync, which is off"), "{e}");
 }
 
 #[test]
@@ -551,6 +565,9 @@ fn ha_with(from: &str, to: &str) -> String {
 const HA_BAD_KEY: &str = "[ha]\nkey_file = \"/nonexistent/rvs-ha.key\"\n[[ha.instance]]\nvrid = 1\nport = \"front\"\npriority = 100\naddresses = [\"10.10.0.100\"]";
 const HA_SYNC_HALF: &str = "[ha]\nsync_listen = \"10.30.0.1:8848\"\n[[ha.instance]]\nvrid = 1\nport = \"front\"\npriority = 100\naddresses = [\"10.10.0.100\"]";
 const HA_SYNC_BAD: &str = "[ha]\nsync_listen = \"10.30.0.1\"\nsync_peer = \"10.30.0.2:8848\"\n[[ha.instance]]\nvrid = 1\nport = \"front\"\npriority = 100\naddresses = [\"10.10.0.100\"]";
+const HA_SYNC_NO_KEY: &str = "[ha]\nsync_listen = \"10.30.0.1:8848\"\nsync_peer = \"10.30.0.2:8848\"\n[[ha.instance]]\nvrid = 1\nport = \"front\"\npriority = 100\naddresses = [\"10.10.0.100\"]";
+const HA_SYNC_FAMILIES: &str = "[ha]\nsync_listen = \"10.30.0.1:8848\"\nsync_peer = \"[fd00:30::2]:8848\"\n[[ha.instance]]\nvrid = 1\nport = \"front\"\npriority = 100\naddresses = [\"10.10.0.100\"]";
+const HA_SYNC_REFRESH_OFF: &str = "[ha]\nsync_refresh = \"10s\"\n[[ha.instance]]\nvrid = 1\nport = \"front\"\npriority = 100\naddresses = [\"10.10.0.100\"]";
 
 /// `[ha]` mistakes, each appended to the sketch: the error names the field and says why.
 #[test]
@@ -560,6 +577,14 @@ fn bad_ha_configs_name_their_field() {
         ("[ha]".to_string(), "ha.instance", "no [[ha.instance]]"),
         (HA_SYNC_HALF.to_string(), "ha.sync_peer", "needs both"),
         (HA_SYNC_BAD.to_string(), "ha.sync_listen", "non-zero port"),
+        (HA_SYNC_NO_KEY.to_string(), "ha.key_file", "HMAC-SHA256"),
+        (HA_SYNC_FAMILIES.to_string(), "ha.sync_peer", "different address families"),
+        (HA_SYNC_REFRESH_OFF.to_string(), "ha.sync_refresh", "sync, which is off"),
+        (
+            HA_SYNC_HALF.replace("sync_listen", "sync_refresh = \"200s\"\nsync_listen"),
+            "ha.sync_refresh",
+            "outside 1s..120s",
+        ),
         (ha_with("priority = 200", "priority = 0"), "ha.instance[0].priority", "between 1 and 254"),
         (ha_with("priority = 200", "priority = 255"), "ha.instance[0].priority", "never is"),
         (ha_with("vrid = 51", "vrid = 0"), "ha.instance[0].vrid", "between 1 and 255"),
@@ -770,13 +795,14 @@ fn health_agent_backup_and_sorry_server_parse() {
 /// round trip unchanged.
 #[test]
 fn ha_round_trips_through_canonical_toml() {
-    let text =
-        format!("{SKETCH}\n[ha]\nsync_listen = \"10.30.0.1:8848\"\nsync_peer = \"10.30.0.2:8848\"\n{HA_INSTANCE}");
+    let (text, key) = with_ha(0o600);
+    let text = text.replace("sync_peer = \"10.30.0.2:8848\"", "sync_peer = \"10.30.0.2:8848\"\nsync_refresh = \"7s\"");
     let file = parse_toml(&text).unwrap_or_else(|e| panic!("{e}"));
     let again = toml::to_string(&file).unwrap();
     assert!(again.contains("[[ha.instance]]"), "{again}");
     assert_eq!(parse_toml(&again).unwrap(), file);
     assert_eq!(Config::from_toml(&again).unwrap(), Config::from_toml(&text).unwrap());
+    std::fs::remove_file(key).unwrap();
 }
 
 /// `allow`, `deny` and `maxconn`: parsed (a bare address is a /32), kept in order, and

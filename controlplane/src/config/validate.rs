@@ -17,7 +17,7 @@ use super::file::{AgentFile, ConfigFile, HaFile, HaInstanceFile, HealthFile, Ser
 use super::{
     defaults, parse_protocol, Agent, Api, Config, ConfigError, Dataplane, Device, FieldError, Forward, Ha, HaInstance,
     Health, HealthKind, Idle, L4Proto, MacAddr, Neighbour, OnDown, Port, Route, Scheduler, Server, Service,
-    StatusRanges, TrackEffect, SYSTEM_LOAD,
+    StatusRanges, SyncConfig, TrackEffect, SYSTEM_LOAD,
 };
 
 /// Validates `file` as a whole.
@@ -955,11 +955,14 @@ impl Checker {
         let mut sock = |field: &str, text: &Option<String>| -> Option<SocketAddr> {
             let t = text.as_deref()?;
             match t.parse::<SocketAddr>() {
-                Ok(a) if a.port() != 0 && a.is_ipv4() => Some(a),
+                Ok(a) if a.port() != 0 => Some(a),
                 _ => {
                     self.err(
                         field,
-                        format!("`{t}` is not an IPv4 ip:port with a non-zero port; write it like \"10.30.0.1:8848\""),
+                        format!(
+                            "`{t}` is not an ip:port with a non-zero port; write it like \"10.30.0.1:8848\" \
+                             or \"[2001:db8::1]:8848\""
+                        ),
                     );
                     ok = false;
                     None
@@ -968,10 +971,61 @@ impl Checker {
         };
         let sync_listen = sock("ha.sync_listen", &ha.sync_listen);
         let sync_peer = sock("ha.sync_peer", &ha.sync_peer);
-        if ha.sync_listen.is_some() != ha.sync_peer.is_some() {
-            let missing = if ha.sync_listen.is_some() { "ha.sync_peer" } else { "ha.sync_listen" };
-            self.err(missing, "connection sync needs both sync_listen and sync_peer; set both or neither");
-            ok = false;
+        let refresh = self.duration("ha.sync_refresh", ha.sync_refresh.as_deref(), DEFAULT_SYNC_REFRESH);
+        let failback_limit =
+            self.duration("ha.failback_sync_limit", ha.failback_sync_limit.as_deref(), DEFAULT_FAILBACK_SYNC_LIMIT);
+        ok &= refresh.is_some() && failback_limit.is_some();
+        if let Some(r) = refresh {
+            if !(MIN_SYNC_REFRESH..=MAX_SYNC_REFRESH).contains(&r) {
+                self.err(
+                    "ha.sync_refresh",
+                    format!(
+                        "{} is outside 1s..120s; the refresh must come well within the shortest timeout it keeps alive \
+                         (FIN_WAIT and TIME_WAIT: 120 s)",
+                        humantime::format_duration(r)
+                    ),
+                );
+                ok = false;
+            }
+        }
+        let mut sync = None;
+        match (sync_listen, sync_peer) {
+            _ if ha.sync_listen.is_some() != ha.sync_peer.is_some() => {
+                let missing = if ha.sync_listen.is_some() { "ha.sync_peer" } else { "ha.sync_listen" };
+                self.err(missing, "connection sync needs both sync_listen and sync_peer; set both or neither");
+                ok = false;
+            }
+            (Some(listen), Some(peer)) => {
+                if listen.is_ipv4() != peer.is_ipv4() {
+                    self.err("ha.sync_peer", format!("{peer} and sync_listen {listen} are of different address families; use one family for both"));
+                    ok = false;
+                } else if key_file.is_none() && ha.key_file.is_none() {
+                    self.err(
+                        "ha.key_file",
+                        "connection sync authenticates every datagram with HMAC-SHA256: set key_file to a file \
+                         holding a shared secret (head -c 32 /dev/urandom | base64 > FILE; chmod 600 FILE), the same on both nodes",
+                    );
+                    ok = false;
+                } else if let (Some(key_file), Some(refresh), Some(failback_limit)) =
+                    (&key_file, refresh, failback_limit)
+                {
+                    sync = Some(SyncConfig { listen, peer, key_file: key_file.clone(), refresh, failback_limit });
+                }
+            }
+            _ => {
+                let stray = [
+                    ("ha.key_file", ha.key_file.is_some()),
+                    ("ha.sync_refresh", ha.sync_refresh.is_some()),
+                    ("ha.failback_sync_limit", ha.failback_sync_limit.is_some()),
+                ];
+                if let (None, Some((field, _))) = (&ha.sync_listen, stray.iter().find(|(_, set)| *set)) {
+                    self.err(
+                        *field,
+                        "this sets connection sync, which is off: add sync_listen and sync_peer, or remove it",
+                    );
+                    ok = false;
+                }
+            }
         }
         if ha.instances.is_empty() {
             self.err(
@@ -1010,7 +1064,7 @@ impl Checker {
                 }
             }
         }
-        ok.then_some(Ha { key_file, sync_listen, sync_peer, instances })
+        ok.then_some(Ha { sync, instances })
     }
 
     fn ha_instance(
@@ -1366,6 +1420,15 @@ fn parse_port_address(s: &str) -> Result<Ipv4Net, String> {
 
 /// Most entries in one `allow` or `deny` list.
 const MAX_CLIENT_PREFIXES: usize = 65_536;
+
+/// `[ha] sync_refresh` when unset: every live connection is sent again twice a minute.
+const DEFAULT_SYNC_REFRESH: Duration = Duration::from_secs(30);
+/// The shortest and longest `sync_refresh` (it must come within the 120 s of FIN_WAIT and
+/// TIME_WAIT for the peer's timers never to run out before the master's).
+const MIN_SYNC_REFRESH: Duration = Duration::from_secs(1);
+const MAX_SYNC_REFRESH: Duration = Duration::from_secs(120);
+/// `[ha] failback_sync_limit` when unset.
+const DEFAULT_FAILBACK_SYNC_LIMIT: Duration = Duration::from_secs(30);
 
 /// A client prefix of `allow`/`deny`: `a.b.c.d/len` with no host bits set, or a bare
 /// address (a /32). IPv6 parses but is refused, with a message saying why.

@@ -7,11 +7,12 @@
 //!   ([`rvs_dataplane::ha::HaEnd`]) and roles ([`rvs_dataplane::ha::HaRoles`]), feeds the
 //!   instances adverts, tracking and time, sends their frames, applies their roles,
 //!   logs transitions and runs `notify`;
+//! * [`sync`]: the sync thread, the shell around connection sync's protocol (`rvs_sync`)
+//!   that moves the workers' connection records to the peer and installs the peer's;
 //! * [`view`]: what `/v1/ha`, `/v1/status` and `/metrics` show.
-//!
-//! Connection sync (`[ha] sync_listen`, `sync_peer`, `key_file`) is not built yet.
 
 pub mod frames;
 pub mod run;
+pub mod sync;
 pub mod view;
 pub mod vrrp;

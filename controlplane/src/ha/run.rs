@@ -66,6 +66,10 @@ pub trait Environment {
     fn worker_polls(&self) -> Vec<u64>;
     /// Whether the service has health-checked servers and none of them is up.
     fn service_down(&self, service: (L4Proto, Ipv4Addr, u16)) -> bool;
+    /// Why preemption must wait (connection sync not yet in sync), if it must.
+    fn sync_hold(&self) -> Option<String> {
+        None
+    }
 }
 
 /// One port as the HA thread needs it: name, MAC (the NIC's or the configured one), and
@@ -251,6 +255,7 @@ impl Shell {
     }
 
     fn track(&mut self, now: Instant, env: &dyn Environment) {
+        let hold = env.sync_hold();
         let polls = env.worker_polls();
         if self.watchdog.len() != polls.len() {
             self.watchdog = polls.iter().map(|p| (*p, now)).collect();
@@ -294,7 +299,7 @@ impl Shell {
                 }
             }
             let decrement = u8::try_from(decrement).unwrap_or(u8::MAX);
-            s.inst.set_tracking(now, Tracking { fault, decrement, hold_preempt: None });
+            s.inst.set_tracking(now, Tracking { fault, decrement, hold_preempt: hold.clone() });
         }
     }
 
@@ -462,6 +467,7 @@ impl Shell {
             adverts_unknown_vrid: self.unknown_vrid,
             packets_malformed: self.malformed,
             frames_dropped: self.end.tx_dropped(),
+            sync: None,
         }
     }
 }
@@ -486,14 +492,22 @@ pub fn spawn(
                 }
                 let _ = answer.send(r);
             }
-            *board.lock().unwrap_or_else(|p| p.into_inner()) = shell.status();
+            publish(&board, shell.status());
             let next = shell.next_turn(Instant::now());
             std::thread::sleep(next.saturating_duration_since(Instant::now()).max(Duration::from_micros(200)));
         }
         shell.shutdown(Instant::now());
-        *board.lock().unwrap_or_else(|p| p.into_inner()) = shell.status();
+        publish(&board, shell.status());
         tracing::info!("VRRP: instances shut down");
     })
+}
+
+/// Puts the VRRP thread's `status` on the board, keeping what the sync thread wrote there.
+fn publish(board: &HaBoard, status: HaStatus) {
+    let mut b = board.lock().unwrap_or_else(|p| p.into_inner());
+    let sync = b.sync.take();
+    *b = status;
+    b.sync = sync;
 }
 
 /// Per-port and per-worker helpers for [`Environment`] implementations: which services'

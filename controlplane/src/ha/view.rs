@@ -1,4 +1,5 @@
-//! What `/v1/ha`, `/v1/status` (`ha`) and `/metrics` (`rvs_vrrp_*`) show of VRRP.
+//! What `/v1/ha`, `/v1/status` (`ha`) and `/metrics` (`rvs_vrrp_*`, `rvs_sync_*`) show of
+//! VRRP and connection sync.
 
 use std::collections::BTreeMap;
 
@@ -15,6 +16,10 @@ pub struct HaStatus {
     pub packets_malformed: u64,
     /// Adverts and gratuitous ARP frames not queued for worker 0 (ring full).
     pub frames_dropped: u64,
+    /// Connection sync with the peer, when `[ha] sync_listen` is set (written by the sync
+    /// thread, not the VRRP thread).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sync: Option<SyncStatus>,
 }
 
 /// One instance, as `/v1/ha` shows it.
@@ -59,4 +64,48 @@ pub struct InstanceStatus {
     pub invalid: BTreeMap<String, u64>,
     /// State changes since start.
     pub transitions: u64,
+}
+
+/// What `/v1/status` (`ha.sync`), `rvsadm status` and `/metrics` (`rvs_sync_*`) show.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncStatus {
+    /// This node's sync address.
+    pub listen: String,
+    /// The peer's.
+    pub peer: String,
+    /// Whether the peer was heard from recently (its heartbeats).
+    pub connected: bool,
+    /// Whether this node holds the peer's table: the bulk resync it asked for has ended
+    /// and no gap is outstanding.
+    pub in_sync: bool,
+    /// This node's epoch (its start, in microseconds since the UNIX epoch).
+    pub epoch: u64,
+    /// The peer's epoch, once heard.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer_epoch: Option<u64>,
+    /// This node's workers.
+    pub workers: u16,
+    /// The peer's workers, once heard.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer_workers: Option<u16>,
+    /// Why records from the peer are not installed, if they are not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refused: Option<String>,
+    /// Why VRRP preemption is held back, if it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hold_preempt: Option<String>,
+    /// Records of the bulk resync being received (since it was asked for).
+    pub bulk_received: u64,
+    /// Whether this node is streaming its table to the peer.
+    pub bulk_sending: bool,
+    /// Bulk streams sent to the peer since start.
+    pub bulks_sent: u64,
+    /// Records sent and not yet acknowledged.
+    pub lag_records: u64,
+    /// Age of the oldest unacknowledged message, in milliseconds.
+    pub lag_ms: u64,
+    /// Record counters: sent, received, resent, lost, installed, refused.
+    pub records: BTreeMap<String, u64>,
+    /// Datagrams refused, by reason; every reason is present.
+    pub rejected: BTreeMap<String, u64>,
 }

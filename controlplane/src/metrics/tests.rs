@@ -548,3 +548,35 @@ fn vrrp_families_follow_the_ha_status() {
     assert_eq!(v("rvs_vrrp_adverts_unknown_vrid_total", &[]), Some(4.0));
     assert!(!render(&self::input()).contains("rvs_vrrp_"), "no [ha], no VRRP families");
 }
+
+#[test]
+fn sync_families_follow_the_sync_status() {
+    use crate::ha::view::{HaStatus, SyncStatus};
+    let mut input = input();
+    let sync = SyncStatus {
+        peer: "10.30.0.2:8848".into(),
+        connected: true,
+        in_sync: true,
+        lag_records: 7,
+        lag_ms: 12,
+        bulks_sent: 1,
+        records: [("sent".to_string(), 100), ("lost_received".to_string(), 2)].into_iter().collect(),
+        rejected: [("bad_hmac".to_string(), 3), ("replay".to_string(), 0)].into_iter().collect(),
+        ..SyncStatus::default()
+    };
+    input.status.ha = Some(HaStatus { sync: Some(sync), ..HaStatus::default() });
+    let text = render(&input);
+    let samples = check(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    let v = |name: &str, labels: &[(&str, &str)]| find(&samples, name, labels).map(|s| s.value);
+    let peer = ("peer", "10.30.0.2:8848");
+    assert_eq!(v("rvs_sync_peer_connected", &[peer]), Some(1.0));
+    assert_eq!(v("rvs_sync_in_sync", &[peer]), Some(1.0));
+    assert_eq!(v("rvs_sync_lag_records", &[peer]), Some(7.0));
+    assert_eq!(v("rvs_sync_lag_milliseconds", &[peer]), Some(12.0));
+    assert_eq!(v("rvs_sync_records_total", &[peer, ("what", "lost_received")]), Some(2.0));
+    assert_eq!(v("rvs_sync_datagrams_rejected_total", &[peer, ("reason", "bad_hmac")]), Some(3.0));
+    assert_eq!(v("rvs_sync_bulks_sent_total", &[peer]), Some(1.0));
+    let without = HaStatus::default();
+    input.status.ha = Some(without);
+    assert!(!render(&input).contains("rvs_sync_"), "no sync, no sync families");
+}

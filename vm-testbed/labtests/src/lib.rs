@@ -35,6 +35,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub mod ha;
+
 /// The client namespace (10.10.0.2 .. .9 on `eth0`).
 pub const CLIENT: &str = "lab-client";
 /// The first balancer's namespace; rvsd owns its `front` and `back` veths.

@@ -30,66 +30,9 @@ use std::process::{Child, Command, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
+use rvs_labtests::ha::*;
 use rvs_labtests::*;
 use serde_json::Value;
-
-/// lab-lb1's front MAC (lab.sh's MAC scheme), the one it answers ARP with.
-const LB1_FRONT_MAC: &str = "02:00:00:00:01:01";
-/// lab-lb2's front MAC.
-const LB2_FRONT_MAC: &str = "02:00:00:00:02:01";
-/// The floating NAT gateway on the back network.
-const GATEWAY: &str = "10.20.0.100";
-/// Largest takeover gap accepted after a crash.
-const MAX_GAP: Duration = Duration::from_secs(1);
-
-fn config(name: &str) -> PathBuf {
-    repo_root().join("config").join(name)
-}
-
-/// `base` (a config/ file) with `from` replaced by `to`, written to the run folder.
-fn variant(base: &str, from: &str, to: &str, name: &str) -> PathBuf {
-    let text = std::fs::read_to_string(config(base)).expect("the lab's HA config");
-    assert!(text.contains(from), "{base} has no `{from}`");
-    let path = run_dir().join(name);
-    std::fs::write(&path, text.replacen(from, to, 1)).expect("write a config variant");
-    path
-}
-
-/// The VRRP instance of lb `ns`'s rvsd, from `/v1/status`.
-fn instance(ns: &str) -> Option<Value> {
-    try_status_of(ns).ok()?.get("ha")?.get("instances")?.get(0).cloned()
-}
-
-/// The instance's `since` (RFC 3339, UTC) as seconds of the day.
-fn since_secs(instance: &Value) -> Option<f64> {
-    let t = instance.get("since")?.as_str()?.split('T').nth(1)?.trim_end_matches('Z');
-    let mut parts = t.split(':');
-    let (h, m, s): (f64, f64, f64) =
-        (parts.next()?.parse().ok()?, parts.next()?.parse().ok()?, parts.next()?.parse().ok()?);
-    Some(h * 3600.0 + m * 60.0 + s)
-}
-
-fn state(ns: &str) -> String {
-    instance(ns).and_then(|i| i.get("state").and_then(Value::as_str).map(String::from)).unwrap_or_default()
-}
-
-fn wait_state(ns: &str, want: &str, timeout: Duration) {
-    let ok = wait_until(timeout, Duration::from_millis(20), || state(ns) == want);
-    assert!(ok, "{ns} is not {want} after {timeout:?}: {:?}", instance(ns));
-}
-
-/// Routes for HA: the client reaches the VIP on-link; the real servers reply through the
-/// floating gateway.
-fn ha_routes() {
-    ns_exec_ok(CLIENT, &["ip", "route", "replace", "10.10.0.100/32", "dev", "eth0"]);
-    rs_route_clients_via(GATEWAY);
-}
-
-/// One HTTP request from the client to the VIP; true if a real server answered.
-fn http_ok() -> bool {
-    let out = ns_exec(CLIENT, &["curl", "-sf", "-m", "1", &format!("http://{VIP}/")]);
-    out.status.success() && String::from_utf8_lossy(&out.stdout).starts_with("rs")
-}
 
 /// A ping of the VIP every 10 ms for `secs` seconds, from the client, in the background.
 fn start_ping(secs: u32) -> Child {

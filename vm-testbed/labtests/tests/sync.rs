@@ -1,0 +1,280 @@
+//! End-to-end tests of connection sync (`[ha] sync_listen`, `sync_peer`, `key_file`) in the
+//! netns lab, in every forwarding mode: lab-lb1 (priority 200, preempt) and lab-lb2
+//! (priority 100) as a VRRP pair that syncs its connections over lab-mgmt (10.30.0.1:8848 and
+//! 10.30.0.2:8848), built from `config/lab-ha-lb{1,2}.toml` with the mode's `forward`, a UDP
+//! echo service on VIP:53 and a persistent one (`persistence = "300s"`) on VIP2:53.
+//!
+//! One run per mode (`flows_survive_failover_and_failback_<mode>`):
+//! 1. lb1 starts alone and is master; flows A start (50 TCP keep-alive connections, each
+//!    asking every 50 ms and checking that the answer is the first one again, and 10 UDP
+//!    flows, each checking that the same real server answers: `tools/flows.py`); each of 8
+//!    client addresses asks VIP2:53 once and the persistent server of each is noted.
+//! 2. lb2 starts after those flows exist: it must learn them by bulk resync (its status says
+//!    in sync). Flows B start (the same again), learnt by lb2 from incremental records; a wrk
+//!    load runs on VIP:80.
+//! 3. lb1 is SIGKILLed; lb2 takes over. Every flow of A and B continues: no reset, no other
+//!    answer, no gap over 2 s; the 8 clients, asking again in reverse order from new ports,
+//!    reach the server they persisted to.
+//! 4. lb1 starts again: it asks lb2 for a bulk resync and preempts only once in sync (its
+//!    status says in sync when it becomes master). The flows continue again.
+//! 5. The flows stop: all 100 TCP and 20 UDP flows are intact. The longest gap, the takeover
+//!    times and wrk's errors are printed.
+//!
+//! Without sync, step 3 fails: lb2 has no entry for the TCP flows (non-SYN packets of
+//! unknown flows are dropped, `tcp_no_conn`) and reschedules the UDP flows and the
+//! persistent clients (rr from its own start).
+//!
+//! `#[ignore]`: needs root, the lab and rvsd; `vm-testbed/test.sh` runs it with the other lab
+//! tests.
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::PathBuf;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use rvs_labtests::ha::*;
+use rvs_labtests::*;
+use serde_json::Value;
+
+/// TCP and UDP flows per group (A before lb2 exists, B after).
+const TCP_FLOWS: u32 = 50;
+const UDP_FLOWS: u32 = 10;
+/// Client addresses whose persistence is checked (lab-client has 10.10.0.2 .. .9).
+const PERSIST_CLIENTS: [&str; 8] =
+    ["10.10.0.2", "10.10.0.3", "10.10.0.4", "10.10.0.5", "10.10.0.6", "10.10.0.7", "10.10.0.8", "10.10.0.9"];
+/// How long a node may take to report being in sync with its peer.
+const SYNC_WAIT: Duration = Duration::from_secs(10);
+
+/// The sync key, written once per run (mode 0600, as rvsd demands).
+fn key_file() -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = run_dir().join("sync.key");
+    std::fs::write(&path, "lab-sync-key-0123456789abcdef\n").expect("write the sync key");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod 600 the sync key");
+    path
+}
+
+/// A UDP service on `vip`:53 over the three real servers in `mode`, with `extra` lines.
+fn udp_service(vip: &str, mode: Mode, extra: &str) -> String {
+    let mut s = format!("[[service]]\nprotocol = \"udp\"\naddress = \"{vip}\"\nport = 53\nscheduler = \"rr\"\n{extra}");
+    for ip in REAL_SERVER_IPS {
+        s += &format!(
+            "\n[[service.server]]\naddress = \"{ip}\"\nport = 53\nweight = 1\nforward = \"{}\"\n",
+            mode.name()
+        );
+    }
+    s + "\n"
+}
+
+/// lb1's and lb2's configs for `mode`, with sync on.
+fn sync_configs(mode: Mode) -> [PathBuf; 2] {
+    let key = key_file();
+    let services = udp_service(VIP, mode, "") + &udp_service(VIP2, mode, "persistence = \"300s\"\n");
+    let mut addresses = format!("\"{VIP}\", \"{VIP2}\", \"{GATEWAY}\"");
+    if mode == Mode::FullNat {
+        for a in LOCAL_ADDRESSES {
+            addresses += &format!(", \"{a}\"");
+        }
+    }
+    let forward = format!("forward = \"{}\"", mode.name());
+    ["lb1", "lb2"].map(|lb| {
+        let (me, peer) = if lb == "lb1" { (1, 2) } else { (2, 1) };
+        let ha = format!(
+            "{services}[ha]\nkey_file = \"{}\"\nsync_listen = \"10.30.0.{me}:8848\"\nsync_peer = \"10.30.0.{peer}:8848\"\n",
+            key.display()
+        );
+        variant_with(
+            &format!("lab-ha-{lb}.toml"),
+            &[
+                ("forward = \"nat\"", &forward),
+                ("[ha]\n", &ha),
+                ("addresses = [\"10.10.0.100\", \"10.20.0.100\"]", &format!("addresses = [{addresses}]")),
+            ],
+            &format!("sync-{}-{lb}.toml", mode.name()),
+        )
+    })
+}
+
+/// `ha.sync` of lb `ns`'s status.
+fn sync_status(ns: &str) -> Option<Value> {
+    try_status_of(ns).ok()?.get("ha")?.get("sync").cloned()
+}
+
+fn in_sync(ns: &str) -> bool {
+    sync_status(ns).and_then(|s| s.get("in_sync").and_then(Value::as_bool)).unwrap_or(false)
+}
+
+fn wait_in_sync(ns: &str) {
+    let t = Instant::now();
+    let ok = wait_until(SYNC_WAIT, Duration::from_millis(50), || in_sync(ns));
+    assert!(ok, "{ns} not in sync after {SYNC_WAIT:?}: {:?}", sync_status(ns));
+    eprintln!("sync: {ns} in sync after {:?}", t.elapsed());
+}
+
+/// One `tools/flows.py` run in lab-client, until [`Flows::finish`].
+struct Flows {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    what: String,
+}
+
+impl Flows {
+    /// Starts `count` flows of `kind` ("--tcp" or "--udp") to `to` and waits for `ready`.
+    fn start(kind: &str, to: &str, count: u32) -> Flows {
+        let tool = tool("flows.py");
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", CLIENT, "python3", "-B", &tool.to_string_lossy(), kind, to])
+            .args(["--count", &count.to_string(), "--interval", "0.05", "--stall", "2"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start flows.py");
+        let stdin = child.stdin.take();
+        let mut out = BufReader::new(child.stdout.take().expect("flows.py stdout"));
+        let mut line = String::new();
+        out.read_line(&mut line).expect("read flows.py");
+        assert_eq!(line.trim(), "ready", "flows.py {kind} {to} did not start");
+        child.stdout = Some(out.into_inner());
+        Flows { child, stdin, what: format!("{count} {} flows to {to}", kind.trim_start_matches('-')) }
+    }
+
+    /// Stops the flows and returns flows.py's report.
+    fn finish(mut self) -> Value {
+        drop(self.stdin.take());
+        let mut text = String::new();
+        self.child.stdout.take().expect("flows.py stdout").read_to_string(&mut text).expect("read flows.py");
+        let status = self.child.wait().expect("wait for flows.py");
+        assert!(status.success(), "flows.py ({}) failed: {text}", self.what);
+        let report: Value = serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("flows.py said {text:?}: {e}"));
+        eprintln!("sync: {}: {report}", self.what);
+        report
+    }
+}
+
+/// Asserts that every flow of `report` survived.
+fn assert_intact(report: &Value, what: &str) {
+    let flows = report["flows"].as_u64().expect("flows");
+    assert_eq!(report["ok"].as_u64(), Some(flows), "{what}: flows failed: {}", report["failed"]);
+    assert!(report["answers"].as_u64().unwrap_or(0) > flows * 20, "{what}: too few answers: {report}");
+}
+
+/// The real server that answers `client` on VIP2:53 (persistent), from a new source port.
+fn persistent_server(client: &str) -> String {
+    let tool = tool("udp_client.py");
+    let to = format!("{VIP2}:53");
+    let out =
+        ns_exec(CLIENT, &["python3", "-B", &tool.to_string_lossy(), "--to", &to, "--bind", client, "--timeout", "1"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let server = text.split_whitespace().next().unwrap_or_default().to_string();
+    assert!(REAL_SERVER_NAMES.contains(&server.as_str()), "{client} -> {to}: {}", describe(&out));
+    server
+}
+
+/// A wrk load on VIP:80 for `secs` seconds, in the background.
+fn start_wrk(secs: u32) -> Child {
+    Command::new("ip")
+        .args(["netns", "exec", CLIENT, "wrk", "-t", "1", "-c", "10", "-d", &format!("{secs}s"), "--timeout", "3s"])
+        .arg(format!("http://{VIP}/"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start wrk")
+}
+
+fn routes(mode: Mode) {
+    for vip in [VIP, VIP2] {
+        ns_exec_ok(CLIENT, &["ip", "route", "replace", &format!("{vip}/32"), "dev", "eth0"]);
+    }
+    if mode == Mode::Nat {
+        rs_route_clients_via(GATEWAY);
+    }
+}
+
+fn flows_survive_failover_and_failback(mode: Mode) {
+    let mut lab = Lab::up_without_lb();
+    lab.start_real_servers(mode);
+    routes(mode);
+    let [lb1, lb2] = sync_configs(mode);
+
+    // 1. lb1 alone; flows A and the persistent clients.
+    lab.start_lb("lb1", Some(&lb1));
+    wait_state(LB1, "master", Duration::from_secs(3));
+    assert!(wait_until(Duration::from_secs(3), Duration::from_millis(100), http_ok), "HTTP through lb1");
+    let tcp_a = Flows::start("--tcp", &format!("{VIP}:80"), TCP_FLOWS);
+    let udp_a = Flows::start("--udp", &format!("{VIP}:53"), UDP_FLOWS);
+    let persisted: Vec<String> = PERSIST_CLIENTS.iter().map(|c| persistent_server(c)).collect();
+
+    // 2. lb2 joins: bulk resync, then flows B by incremental records.
+    lab.start_lb("lb2", Some(&lb2));
+    wait_state(LB2, "backup", Duration::from_secs(3));
+    wait_in_sync(LB2);
+    let tcp_b = Flows::start("--tcp", &format!("{VIP}:80"), TCP_FLOWS);
+    let udp_b = Flows::start("--udp", &format!("{VIP}:53"), UDP_FLOWS);
+    let wrk = start_wrk(8);
+    sleep(Duration::from_secs(1));
+
+    // 3. lb1 crashes.
+    let crash = Instant::now();
+    lab.stop_lb("lb1", true);
+    wait_state(LB2, "master", Duration::from_secs(3));
+    eprintln!("sync[{}]: lb2 master {:?} after lb1's SIGKILL", mode.name(), crash.elapsed());
+    sleep(Duration::from_secs(2));
+    for (client, before) in PERSIST_CLIENTS.iter().zip(&persisted).rev() {
+        assert_eq!(&persistent_server(client), before, "{client} lost its persistent server at the takeover");
+    }
+    eprintln!("sync[{}]: lb2 after the takeover: {:?}", mode.name(), sync_status(LB2));
+
+    // 4. lb1 returns, resyncs, and only then preempts.
+    let back = Instant::now();
+    lab.start_lb("lb1", Some(&lb1));
+    wait_state(LB1, "master", SYNC_WAIT);
+    assert!(in_sync(LB1), "lb1 preempted before it was in sync: {:?}", sync_status(LB1));
+    eprintln!("sync[{}]: lb1 master again {:?} after its start", mode.name(), back.elapsed());
+    wait_state(LB2, "backup", Duration::from_secs(1));
+    sleep(Duration::from_secs(2));
+
+    // 5. Every flow survived both takeovers.
+    let out = wrk.wait_with_output().expect("wrk");
+    let wrk_text = String::from_utf8_lossy(&out.stdout);
+    let errors: Vec<&str> = wrk_text.lines().filter(|l| l.contains("errors") || l.contains("Requests/sec")).collect();
+    eprintln!("sync[{}]: wrk across the crash: {}", mode.name(), errors.join("; "));
+    for (flows, what) in
+        [(tcp_a, "TCP flows A"), (udp_a, "UDP flows A"), (tcp_b, "TCP flows B"), (udp_b, "UDP flows B")]
+    {
+        let report = flows.finish();
+        assert_intact(&report, &format!("{} {what}", mode.name()));
+    }
+    let lb1_sync = sync_status(LB1).expect("lb1's sync status");
+    eprintln!("sync[{}]: lb1 at the end: {lb1_sync}", mode.name());
+    let rejected = &lb1_sync["rejected"];
+    assert!(
+        rejected.as_object().is_some_and(|r| r.values().all(|v| v.as_u64() == Some(0))),
+        "the peers rejected each other's datagrams: {rejected}"
+    );
+}
+
+#[test]
+#[ignore = "needs root, the lab and rvsd: run vm-testbed/test.sh"]
+fn flows_survive_failover_and_failback_nat() {
+    flows_survive_failover_and_failback(Mode::Nat);
+}
+
+#[test]
+#[ignore = "needs root, the lab and rvsd: run vm-testbed/test.sh"]
+fn flows_survive_failover_and_failback_fullnat() {
+    flows_survive_failover_and_failback(Mode::FullNat);
+}
+
+#[test]
+#[ignore = "needs root, the lab and rvsd: run vm-testbed/test.sh"]
+fn flows_survive_failover_and_failback_dr() {
+    flows_survive_failover_and_failback(Mode::Dr);
+}
+
+#[test]
+#[ignore = "needs root, the lab and rvsd: run vm-testbed/test.sh"]
+fn flows_survive_failover_and_failback_tunnel() {
+    flows_survive_failover_and_failback(Mode::Tunnel);
+}

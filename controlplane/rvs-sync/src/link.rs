@@ -598,10 +598,16 @@ impl SyncLink {
             return Err(Reject::Replay);
         }
         if restart {
-            if self.peer_epoch.is_some() {
+            let again = self.peer_epoch.is_some();
+            if again {
                 self.stats.peer_restarts += 1;
             }
             self.reset_receive(&msg);
+            // In sync means in sync with the peer's current incarnation: ask it for its
+            // table too (a restarted node's table is small, and streams fast).
+            if again && !self.want_bulk {
+                self.request_bulk();
+            }
         }
         self.replay_mark(h.counter);
         self.stats.msgs_received += 1;

@@ -584,6 +584,31 @@ fn a_restarted_peer_is_asked_again_for_an_unfinished_bulk() {
     assert_eq!(sim.got[0].len(), 10);
 }
 
+/// A node in sync with its peer asks the peer's new incarnation again after a restart,
+/// and is in sync once that one's bulk ends (and not before).
+#[test]
+fn a_restarted_peer_is_asked_again_after_a_finished_bulk() {
+    let mut sim = Sim::new([config(1), config(2)], 17, Faults::default());
+    sim.run(10);
+    sim.nodes[0].request_bulk();
+    sim.run(10);
+    assert!(sim.nodes[1].take_bulk_request());
+    sim.source[1] = (0..5).map(rec).collect();
+    sim.run(10);
+    sim.nodes[1].bulk_end();
+    sim.run(50);
+    assert!(sim.status(0).in_sync);
+    let t = sim.now();
+    sim.nodes[1] = SyncLink::new(config(3), t);
+    sim.run(50);
+    assert_eq!(sim.status(0).stats.peer_restarts, 1);
+    assert!(!sim.status(0).in_sync, "not yet in sync with the new incarnation");
+    assert!(sim.nodes[1].take_bulk_request(), "the new incarnation is asked");
+    sim.nodes[1].bulk_end();
+    sim.run(50);
+    assert!(sim.status(0).in_sync, "in sync with the new incarnation");
+}
+
 #[test]
 fn batches_fill_the_datagram() {
     let t = Instant::now();

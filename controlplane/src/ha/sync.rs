@@ -159,14 +159,16 @@ impl Shell {
             self.next_persist_refresh = now + self.config.refresh;
             self.persist_backlog.extend(self.persist_records());
         }
+        // Whether the dump had finished is read before the rings are drained: a worker marks
+        // its dump finished after pushing its last record, so a drain that follows the read
+        // has taken every dumped record, and BULK_END goes after all of them.
+        let dumped = self.bulk.is_some_and(|g| self.end.dump_finished(g));
         self.forward_records();
-        if let Some(generation) = self.bulk {
-            if self.end.dump_finished(generation) && self.drained && self.persist_backlog.is_empty() {
-                self.link.bulk_end();
-                self.bulk = None;
-                self.bulks_sent += 1;
-                tracing::info!(peer = %self.config.peer, "sync: bulk resync streamed");
-            }
+        if dumped && self.drained && self.persist_backlog.is_empty() {
+            let generation = self.bulk.take();
+            self.link.bulk_end();
+            self.bulks_sent += 1;
+            tracing::info!(peer = %self.config.peer, ?generation, "sync: bulk resync streamed");
         }
         self.link.flush(now);
         self.link.tick(now);

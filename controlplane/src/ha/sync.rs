@@ -374,3 +374,139 @@ pub fn spawn(mut shell: Shell, board: HaBoard, stop: Arc<AtomicBool>) -> std::io
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::{Ipv4Addr, SocketAddr};
+    use std::sync::Mutex;
+
+    use rvs_dataplane::service::{share, ServiceTable};
+    use rvs_dataplane::sync::{sync_links, ConnRecord, SyncLink as WorkerLink};
+    use rvs_dataplane::types::{ConnState, ForwardMode, L4Proto, TcpState};
+
+    use super::*;
+    use crate::ha::view::HaStatus;
+
+    const KEY: &str = "a test key for the sync thread";
+
+    fn record(cport: u16) -> ConnRecord {
+        let a = |x: u8| Ipv4Addr::new(10, 10, 0, x).into();
+        ConnRecord {
+            proto: L4Proto::Tcp,
+            forward: ForwardMode::Nat,
+            client: SocketAddr::new(a(2), cport),
+            vip: SocketAddr::new(a(100), 80),
+            local: SocketAddr::new(a(2), cport),
+            server: SocketAddr::new(Ipv4Addr::new(10, 20, 0, 11).into(), 80),
+            state: ConnState::Tcp(TcpState::Established),
+            flags: 0,
+            expires_in_ms: 900_000,
+        }
+    }
+
+    /// A shell on loopback with `workers` workers, and a peer link with `peer_workers`
+    /// on its own socket.
+    fn pair(workers: usize, peer_workers: u16) -> (Shell, Vec<WorkerLink>, SyncLink, UdpSocket, HaBoard) {
+        let key_file =
+            std::env::temp_dir().join(format!("rvs-sync-test-{}-{workers}-{peer_workers}", std::process::id()));
+        std::fs::write(&key_file, KEY).unwrap();
+        let peer_socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        peer_socket.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
+        let config = SyncConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            peer: peer_socket.local_addr().unwrap(),
+            key_file: key_file.clone(),
+            refresh: Duration::from_secs(30),
+            failback_limit: Duration::from_secs(30),
+        };
+        let (links, end) = sync_links(workers, 64);
+        let shell = Shell::new(config, end, share(ServiceTable::empty()), workers, Instant::now()).unwrap();
+        std::fs::remove_file(key_file).unwrap();
+        let peer = SyncLink::new(LinkConfig::new(KEY.as_bytes().to_vec(), 1, peer_workers), Instant::now());
+        (shell, links, peer, peer_socket, Arc::new(Mutex::new(HaStatus::default())))
+    }
+
+    /// Runs the shell and the peer for a few turns, exchanging datagrams over loopback;
+    /// the workers (`links`) have empty tables: they finish every dump at once.
+    fn exchange(shell: &mut Shell, links: &[WorkerLink], peer: &mut SyncLink, socket: &UdpSocket, board: &HaBoard) {
+        let to = shell.socket.local_addr().unwrap();
+        for _ in 0..20 {
+            for l in links {
+                l.set_dump_done(l.dump_requested());
+            }
+            let now = Instant::now();
+            peer.flush(now);
+            peer.tick(now);
+            while let Some(d) = peer.poll_transmit(now) {
+                socket.send_to(&d, to).unwrap();
+            }
+            shell.turn(board);
+            let mut buf = [0u8; 2048];
+            while let Ok((n, _)) = socket.recv_from(&mut buf) {
+                let _ = peer.handle_datagram(&buf[..n], Instant::now());
+            }
+        }
+        shell.last_publish = None;
+        shell.turn(board);
+    }
+
+    /// A record from a peer with as many workers lands in the owning worker's ring; the
+    /// peer's bulk request is answered with an empty table, so the peer is in sync.
+    #[test]
+    fn records_reach_the_owning_worker() {
+        let (mut shell, links, mut peer, socket, board) = pair(2, 2);
+        peer.request_bulk();
+        for cport in 40000..40010 {
+            peer.queue(SyncRecord::Conn(record(cport)));
+        }
+        exchange(&mut shell, &links, &mut peer, &socket, &board);
+        let mut got = 0;
+        for (w, link) in links.iter().enumerate() {
+            while let Some(rec) = link.pop_install() {
+                assert_eq!(owner_of(&rec, 2), Some(w), "{rec:?} in worker {w}'s ring");
+                got += 1;
+            }
+        }
+        assert_eq!(got, 10, "every record installed once");
+        assert!(peer.status(Instant::now()).in_sync, "the peer got our (empty) bulk");
+        let status = board.lock().unwrap().sync.clone().expect("published");
+        assert!(status.connected && status.refused.is_none(), "{status:?}");
+        assert_eq!(status.records.get("received"), Some(&10), "{status:?}");
+    }
+
+    /// A peer with another worker count: nothing is installed, the refusal is counted and
+    /// the status says why.
+    #[test]
+    fn a_peer_with_another_worker_count_is_refused() {
+        let (mut shell, links, mut peer, socket, board) = pair(2, 1);
+        for cport in 40000..40004 {
+            peer.queue(SyncRecord::Conn(record(cport)));
+        }
+        exchange(&mut shell, &links, &mut peer, &socket, &board);
+        assert!(links.iter().all(|l| l.pop_install().is_none()), "nothing installed");
+        let status = board.lock().unwrap().sync.clone().expect("published");
+        assert!(status.refused.as_deref().is_some_and(|r| r.contains("1 workers and this node 2")), "{status:?}");
+        assert_eq!(status.records.get("refused_workers"), Some(&4), "{status:?}");
+    }
+
+    /// A datagram from anyone but the peer is dropped unread and counted.
+    #[test]
+    fn strangers_are_counted_and_ignored() {
+        let (mut shell, links, _peer, _socket, board) = pair(1, 1);
+        let stranger = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let mut forger = SyncLink::new(LinkConfig::new(KEY.as_bytes().to_vec(), 5, 1), Instant::now());
+        forger.queue(SyncRecord::Conn(record(40000)));
+        forger.flush(Instant::now());
+        let d = forger.poll_transmit(Instant::now()).expect("a datagram");
+        let to = shell.socket.local_addr().unwrap();
+        stranger.send_to(&d, to).unwrap();
+        stranger.send_to(b"junk", to).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        shell.turn(&board);
+        assert!(links[0].pop_install().is_none(), "a well-signed record from a stranger is not installed");
+        shell.last_publish = None;
+        shell.turn(&board);
+        let status = board.lock().unwrap().sync.clone().unwrap();
+        assert_eq!(status.rejected.get("stranger"), Some(&2), "{status:?}");
+    }
+}

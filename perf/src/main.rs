@@ -52,6 +52,10 @@ struct SyncArgs {
     /// Exactly N bursts of 32 per cost run instead of a calibrated length.
     #[arg(long, value_name = "N", value_parser = positive)]
     bursts: Option<u64>,
+    /// Both sync sockets' receive buffer (SO_RCVBUF, bytes); default: the system's,
+    /// as rvsd.
+    #[arg(long, value_name = "BYTES", value_parser = positive)]
+    rcvbuf: Option<u64>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -154,7 +158,7 @@ fn sync(args: SyncArgs) -> ExitCode {
         sync::DEFAULT_RATES.to_vec()
     };
     for offered in rates.into_iter().map(Some).chain([None]) {
-        match sync::rate_step(offered, seconds) {
+        match sync::rate_step(offered, seconds, args.rcvbuf.map(|n| n as usize)) {
             Ok(r) => {
                 println!("{}", r.to_json());
                 if args.quick && offered == Some(sync::QUICK_RATE) && !r.lossless() {

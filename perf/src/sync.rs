@@ -259,6 +259,13 @@ pub struct RateReport {
     pub backup_datagrams: u64,
     /// UDP payload bytes the backup sent.
     pub backup_bytes: u64,
+    /// CPU time of the backup's thread over the step (ns; it blocks on its socket when
+    /// idle), if known.
+    pub backup_cpu_ns: Option<u64>,
+    /// Wall time of the step, window and drain (s).
+    pub step_s: f64,
+    /// The sockets' receive buffer as the kernel reports it (`SO_RCVBUF`).
+    pub rcvbuf_bytes: usize,
 }
 
 impl RateReport {
@@ -280,7 +287,7 @@ impl RateReport {
              \"lag_records_max\":{},\"lag_records_end\":{},\"lag_ms_max\":{},\"lag_ms_end\":{},\"drain_ms\":{},\
              \"msgs_resent\":{},\"nacks\":{},\"master_datagrams\":{},\"master_bytes_per_record\":{:.1},\
              \"records_per_datagram\":{:.1},\"backup_datagrams\":{},\"backup_bytes_per_record\":{:.2},\
-             \"threads\":2,\"transport\":\"udp 127.0.0.1\"}}",
+             \"backup_cpu_ns_per_record\":{},\"backup_cpu_share\":{},\"rcvbuf_bytes\":{},\"threads\":2,\"transport\":\"udp 127.0.0.1\"}}",
             opt(self.offered.map(|r| r.to_string())),
             self.window_s,
             self.master_per_s,
@@ -305,6 +312,9 @@ impl RateReport {
             if self.master_datagrams == 0 { 0.0 } else { self.records as f64 / self.master_datagrams as f64 },
             self.backup_datagrams,
             per_rec(self.backup_bytes),
+            opt(self.backup_cpu_ns.map(|c| format!("{:.0}", per_rec(c)))),
+            opt(self.backup_cpu_ns.map(|c| format!("{:.2}", c as f64 / 1e9 / self.step_s))),
+            self.rcvbuf_bytes,
         )
     }
 }
@@ -374,6 +384,8 @@ impl Shell {
 /// What the backup thread hands back.
 struct BackupEnd {
     status: LinkStatus,
+    /// CPU time of the thread (ns), if the kernel tells it.
+    cpu_ns: Option<u64>,
     datagrams: u64,
     bytes: u64,
 }
@@ -381,6 +393,7 @@ struct BackupEnd {
 /// The backup thread: its shell, and a worker that installs what arrives.
 fn backup_thread(mut shell: Shell, mut worker: crate::harness::MemWorker, stop: Arc<AtomicBool>) -> BackupEnd {
     let clock = Instant::now();
+    let cpu0 = thread_cpu_ns();
     let _ = shell.socket.set_read_timeout(Some(TURN));
     let mut pushed_since_poll = 0usize;
     while !stop.load(Ordering::Relaxed) {
@@ -409,7 +422,14 @@ fn backup_thread(mut shell: Shell, mut worker: crate::harness::MemWorker, stop: 
         shell.forward_records();
         shell.transmit(now);
     }
-    BackupEnd { status: shell.link.status(Instant::now()), datagrams: shell.datagrams, bytes: shell.bytes }
+    let cpu_ns = thread_cpu_ns().zip(cpu0).map(|(b, a)| b - a);
+    BackupEnd { status: shell.link.status(Instant::now()), cpu_ns, datagrams: shell.datagrams, bytes: shell.bytes }
+}
+
+/// The calling thread's time on a CPU (ns): the first field of
+/// `/proc/thread-self/schedstat`; `None` where there is no such file.
+fn thread_cpu_ns() -> Option<u64> {
+    std::fs::read_to_string("/proc/thread-self/schedstat").ok()?.split_whitespace().next()?.parse().ok()
 }
 
 fn refused(c: &WorkerCounters) -> u64 {
@@ -429,7 +449,9 @@ fn refused(c: &WorkerCounters) -> u64 {
 
 /// One step of the rate sweep: `offered` records/s (`None`: unpaced) for `seconds`
 /// (module docs).
-pub fn rate_step(offered: Option<u64>, seconds: f64) -> Result<RateReport, BenchError> {
+/// `rcvbuf`: both sockets' `SO_RCVBUF` (the kernel doubles it and caps it at
+/// `net.core.rmem_max`); `None` keeps the system default, as rvsd does.
+pub fn rate_step(offered: Option<u64>, seconds: f64, rcvbuf: Option<usize>) -> Result<RateReport, BenchError> {
     let (links, m_end) = sync_links(1, DEFAULT_SYNC_RING_CAPACITY);
     let mut master = L4Bench::with_sync(Mode::Nat, ForwardMode::Nat, false, SETUP_FLOWS, links.into_iter().next())?;
     master.reload_ring::<true>();
@@ -440,11 +462,20 @@ pub fn rate_step(offered: Option<u64>, seconds: f64) -> Result<RateReport, Bench
     let m_sock = UdpSocket::bind("127.0.0.1:0").map_err(setup_err)?;
     let b_sock = UdpSocket::bind("127.0.0.1:0").map_err(setup_err)?;
     let (m_addr, b_addr) = (m_sock.local_addr().map_err(setup_err)?, b_sock.local_addr().map_err(setup_err)?);
+    let mut rcvbuf_bytes = 0;
+    for s in [&m_sock, &b_sock] {
+        let s = socket2::SockRef::from(s);
+        if let Some(n) = rcvbuf {
+            s.set_recv_buffer_size(n).map_err(setup_err)?;
+        }
+        rcvbuf_bytes = s.recv_buffer_size().map_err(setup_err)?;
+    }
     let epoch = SystemTime::now().duration_since(UNIX_EPOCH).map_or(1, |d| d.as_micros() as u64);
     let mut m_shell = Shell::new(m_sock, b_addr, m_end, epoch);
     let b_shell = Shell::new(b_sock, m_addr, b_end, epoch + 1);
 
     let stop = Arc::new(AtomicBool::new(false));
+    let step_start = Instant::now();
     let backup_stop = Arc::clone(&stop);
     let backup = thread::Builder::new()
         .name("sync-backup".into())
@@ -489,13 +520,12 @@ pub fn rate_step(offered: Option<u64>, seconds: f64) -> Result<RateReport, Bench
     let window_s = elapsed.as_secs_f64();
     let produced_window = produced() - produced0;
     let done_window = backup_done() - done0;
-    // Drain: keep turning (the worker idles, as rvsd's would) until every record pushed
-    // is in the link and acknowledged.
+    // Drain: keep turning until every record pushed is in the link and acknowledged.
+    // The master's worker is not polled any more: its records are all in the ring, and
+    // its refresh walk would only add records.
     let drain_start = Instant::now();
     let drain_ms = loop {
         let now = Instant::now();
-        master.now += crate::harness::POLL_STEP_NS;
-        master.worker.poll_once(master.now);
         m_shell.receive(now, false);
         m_shell.forward_records();
         m_shell.transmit(now);
@@ -511,6 +541,7 @@ pub fn rate_step(offered: Option<u64>, seconds: f64) -> Result<RateReport, Bench
     };
     stop.store(true, Ordering::Relaxed);
     let b = backup.join().map_err(|_| setup_err("the backup thread panicked"))?;
+    let step_s = step_start.elapsed().as_secs_f64();
     let m = m_shell.link.status(Instant::now());
     Ok(RateReport {
         offered,
@@ -535,6 +566,9 @@ pub fn rate_step(offered: Option<u64>, seconds: f64) -> Result<RateReport, Bench
         master_bytes: m_shell.bytes,
         backup_datagrams: b.datagrams,
         backup_bytes: b.bytes,
+        backup_cpu_ns: b.cpu_ns,
+        step_s,
+        rcvbuf_bytes,
     })
 }
 

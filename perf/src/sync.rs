@@ -43,7 +43,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rvs_dataplane::stats::WorkerCounters;
 use rvs_dataplane::sync::{
-    owner_of, sync_links, ConnRecord, PushError, SyncEnd, SyncRecord, DEFAULT_SYNC_RING_CAPACITY, INSTALL_PER_POLL,
+    owner_of, sync_links, ConnRecord, PushError, SyncEnd, SyncRecord, DEFAULT_SYNC_RING_CAPACITY,
 };
 use rvs_dataplane::types::{ConnState, ForwardMode, L4Proto, TcpState};
 use rvs_drivers::BURST_SIZE;
@@ -395,7 +395,9 @@ fn backup_thread(mut shell: Shell, mut worker: crate::harness::MemWorker, stop: 
     let clock = Instant::now();
     let cpu0 = thread_cpu_ns();
     let _ = shell.socket.set_read_timeout(Some(TURN));
-    let mut pushed_since_poll = 0usize;
+    let counters = Arc::clone(worker.counters());
+    let taken = || counters.sync_installed.get() + counters.sync_updated.get() + refused(&counters);
+    let mut pushed = taken();
     while !stop.load(Ordering::Relaxed) {
         let now = Instant::now();
         let wnow = START_NS + clock.elapsed().as_nanos() as u64;
@@ -407,16 +409,14 @@ fn backup_thread(mut shell: Shell, mut worker: crate::harness::MemWorker, stop: 
             let Some(w) = owner_of(c, 1) else { continue };
             while let Err(PushError::Full) = shell.end.push(w, *c) {
                 worker.poll_once(wnow);
-                pushed_since_poll = 0;
             }
-            pushed_since_poll += 1;
+            pushed += 1;
         }
-        // The worker installs INSTALL_PER_POLL records per poll: poll until the ring
-        // is empty (one more poll than needed costs nothing but a poll).
-        for _ in 0..=pushed_since_poll.div_ceil(INSTALL_PER_POLL) {
+        // The worker installs up to INSTALL_PER_POLL records per poll; in rvsd it polls
+        // on its own core without pause, here it is polled until its ring is empty.
+        while taken() < pushed {
             worker.poll_once(wnow);
         }
-        pushed_since_poll = 0;
         // The backup's own engine sends nothing here (its entries are synced ones), but
         // its rings are drained as rvsd's would be.
         shell.forward_records();

@@ -26,11 +26,18 @@
 //!   ([`SyncEnd::push`] to [`owner_of`] the record), polling the worker, which installs
 //!   them with `LbEngine::install` (`sync_installed` / `sync_updated`). So the master's
 //!   worker and shell share one core here (in rvsd they have one each): the rates are a
-//!   lower bound of a deployment's. After the offered window the master keeps turning
-//!   until the backup acknowledged everything (at most [`DRAIN_LIMIT`]). No bulk resync
+//!   lower bound of a deployment's. The backup's worker is polled until its install
+//!   ring is empty after every turn (rvsd's polls without pause on its own core). After
+//!   the offered window the master's shell keeps turning until the backup acknowledged
+//!   and installed everything (at most [`DRAIN_LIMIT`]). A step opens at most
+//!   [`NEW_CONNS_MAX`](crate::l4::NEW_CONNS_MAX) connections; at high rates its window is
+//!   shortened to stay within that. No bulk resync
 //!   is asked (a running pair). Reported: records offered and installed per second, the
 //!   link's lag (`lag_records`, `lag_ms`: sampled every 10 ms, the largest and the last
-//!   of the window), the drain time, every loss counter, datagrams and bytes per record.
+//!   of the window), the drain time, every loss counter, datagrams and bytes per record,
+//!   and the backup thread's CPU time per record (`/proc/thread-self/schedstat`; it
+//!   blocks on its socket when idle, so this is its work). Both sockets keep the system's
+//!   receive buffer unless `rcvbuf` is given (rvsd does not set one).
 //! * [`wire_and_memory`]: bytes of a v4 connection record and records per datagram as the
 //!   real encoder builds them, and the rings' memory.
 

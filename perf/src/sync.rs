@@ -20,7 +20,7 @@
 //!   records/s or as fast as it can) and the master's sync shell: the same turn as rvsd's
 //!   sync thread (`controlplane/src/ha/sync.rs`: read datagrams, move ring records into
 //!   the [`SyncLink`] while its window has room, flush, run timers, send), over a UDP
-//!   socket on 127.0.0.1 (real syscalls, default socket buffers). The backup thread runs
+//!   socket on 127.0.0.1 (real syscalls). The backup thread runs
 //!   the backup's shell the same way (its first read waits up to 1 ms, as rvsd's does)
 //!   and hands every record to a backup NAT worker through its sync rings
 //!   ([`SyncEnd::push`] to [`owner_of`] the record), polling the worker, which installs
@@ -31,8 +31,7 @@
 //!   the offered window the master's shell keeps turning until the backup acknowledged
 //!   and installed everything (at most [`DRAIN_LIMIT`]). A step opens at most
 //!   [`NEW_CONNS_MAX`](crate::l4::NEW_CONNS_MAX) connections; at high rates its window is
-//!   shortened to stay within that. No bulk resync
-//!   is asked (a running pair). Reported: records offered and installed per second, the
+//!   shortened to stay within that. No bulk resync is asked (a running pair). Reported: records offered and installed per second, the
 //!   link's lag (`lag_records`, `lag_ms`: sampled every 10 ms, the largest and the last
 //!   of the window), the drain time, every loss counter, datagrams and bytes per record,
 //!   and the backup thread's CPU time per record (`/proc/thread-self/schedstat`; it

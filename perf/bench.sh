@@ -8,6 +8,10 @@
 #   perf/bench.sh conn [--entries N[,N..]] [--runs N] [--lookups N]
 #       the connection table alone (`rvs-perf conn-lookup`): hit, miss and insert ns and
 #       memory at 1M and 10M entries by default (~1 GB of RAM for 10M)
+#   perf/bench.sh sync [--quick] [--seconds F] [--rates N[,N..]] [--runs N] [--bursts N] [--rcvbuf BYTES]
+#       connection sync on the in-memory driver: the master worker's ns per new connection
+#       with sync on and off, the records/s a backup installs over UDP on 127.0.0.1 (per
+#       offered rate, then unpaced) with losses and lag, and bytes on the wire
 #   perf/bench.sh dpdk [--quick] [--seconds F] [--flows N] [--modes LIST] [--no-build] [--keep-logs]
 #       (root, hugepages) rvsd's forwarding rate per mode over net_memif against
 #       dpdk-testpmd io forwarding on the same ports in the same run, and their ratio
@@ -34,6 +38,9 @@ subcommands:
       L4 modes add new_conn_ns and bytes_per_conn
   conn [--entries N[,N..]] [--runs N] [--lookups N]
       the connection table alone: hit/miss/insert ns and bytes (default 1M and 10M entries)
+  sync [--quick] [--seconds F] [--rates N[,N..]] [--runs N] [--bursts N] [--rcvbuf BYTES]
+      connection sync: worker ns per new connection with sync on/off, records/s a
+      backup installs over UDP loopback with losses and lag, bytes per record
   dpdk [--quick] [--seconds F] [--flows N] [--modes dr,nat,fullnat,tunnel] [--no-build] [--keep-logs]
       rvsd's forwarding rate per mode over net_memif against dpdk-testpmd io forwarding,
       with the ratio (root, hugepages)
@@ -59,6 +66,7 @@ build_and_run() {
 case "${1:-}" in
     pipeline) shift; build_and_run pipeline "$@" ;;
     conn) shift; build_and_run conn-lookup "$@" ;;
+    sync) shift; build_and_run sync "$@" ;;
     dpdk) shift; exec bash "$root/perf/dpdk/run.sh" "$@" ;;
     e2e) shift; exec bash "$root/perf/e2e/run.sh" "$@" ;;
     -h | --help | help) usage; exit 0 ;;

@@ -13,7 +13,7 @@
 #   7. runs the lab tests (rvs-labtests, #[ignore]d for plain cargo test) one at a time against
 #      the freshly built rvsd, in the netns lab;
 #   8. runs the DPDK and end-to-end benchmark harnesses once in --quick mode so they cannot
-#      rot (the pipeline benchmark's smoke test is part of step 4).
+#      rot (the pipeline and sync benchmarks' smoke tests are part of step 4).
 # The checks that need no lab (2-6) come before it so that they fail fast. The lab
 # is torn down on exit, pass or fail. Needs root (namespaces, hugepages, raw sockets).
 set -euo pipefail

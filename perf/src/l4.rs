@@ -51,6 +51,7 @@ use rvs_dataplane::mesh::MeshLinks;
 use rvs_dataplane::sched::{SchedParams, SchedShared};
 use rvs_dataplane::server::{RealServer, ServerStats};
 use rvs_dataplane::service::{share, Service, ServiceTable};
+use rvs_dataplane::sync::{SyncEnd, SyncLink, SyncOptions};
 use rvs_dataplane::types::{ConnState, ForwardMode, L4Proto, PortId, SchedulerKind, ServiceKey, TcpState, Timeouts};
 use rvs_dataplane::wire::MacAddr;
 use rvs_dataplane::worker::{StaticNeighbour, Worker};
@@ -134,11 +135,11 @@ struct Phase {
 }
 
 /// One L4 mode's worker, flows, buffer ring and bookkeeping.
-struct L4Bench {
+pub(crate) struct L4Bench {
     mode: Mode,
     forward: ForwardMode,
     reply: bool,
-    worker: MemWorker,
+    pub(crate) worker: MemWorker,
     in_port: PortId,
     out_port: PortId,
     ring: VecDeque<MemBuf>,
@@ -150,15 +151,20 @@ struct L4Bench {
     next: usize,
     syn: SynTemplate,
     /// New connections opened so far (the next SYN's number).
-    syns: u64,
+    pub(crate) syns: u64,
     scratch: Burst<MemBuf>,
-    now: u64,
+    pub(crate) now: u64,
     taken: u64,
     /// Worker bursts whose sampled packet had a wrong destination.
     sample_bad: u64,
     /// Allowed destination MACs and IPv4 destinations (at frame offset 30) of output.
     ok_macs: Vec<[u8; 6]>,
     ok_dsts: Vec<[u8; 4]>,
+    /// The control plane's end of the worker's sync rings when the bench itself drains
+    /// them after every worker burst ([`crate::sync`]'s emission cost); `None` otherwise.
+    pub(crate) sync_drain: Option<SyncEnd>,
+    /// Records taken out of `sync_drain`.
+    pub(crate) sync_drained: u64,
 }
 
 /// A fixed shuffle of `0..n` (xorshift-driven Fisher–Yates), so consecutive packets hit
@@ -180,7 +186,13 @@ fn setup_err(e: impl std::fmt::Display) -> BenchError {
 }
 
 /// The worker with its engine: the lab's ports, static neighbours, one service.
-fn build_worker(forward: ForwardMode, flows: usize) -> Result<MemWorker, BenchError> {
+/// With `sync`, the engine emits connection sync records into that link (and installs
+/// what arrives on it).
+pub(crate) fn build_worker(
+    forward: ForwardMode,
+    flows: usize,
+    sync: Option<SyncLink>,
+) -> Result<MemWorker, BenchError> {
     let opened = flows + NEW_CONNS_MAX as usize;
     let n_locals = if forward == ForwardMode::FullNat { opened.div_ceil(LPORTS_PER_ADDR) + 1 } else { 0 };
     if n_locals > 50 {
@@ -237,15 +249,30 @@ fn build_worker(forward: ForwardMode, flows: usize) -> Result<MemWorker, BenchEr
     );
     let queues = vec![MemQueue::new(frames::FRONT_MAC), MemQueue::new(frames::BACK_MAC)];
     let worker = Worker::new(&config, queues, MemPool::new(), NeighSync::none()).map_err(setup_err)?;
-    Ok(worker.with_lb(lb, MeshLinks::none()))
+    let worker = worker.with_lb(lb, MeshLinks::none());
+    Ok(match sync {
+        Some(link) => worker.with_sync(link, SyncOptions::default()),
+        None => worker,
+    })
 }
 
 impl L4Bench {
     fn new(mode: Mode, forward: ForwardMode, reply: bool, n_flows: usize) -> Result<Self, BenchError> {
+        Self::with_sync(mode, forward, reply, n_flows, None)
+    }
+
+    /// [`L4Bench::new`] with the worker's engine emitting sync records into `sync`.
+    pub(crate) fn with_sync(
+        mode: Mode,
+        forward: ForwardMode,
+        reply: bool,
+        n_flows: usize,
+        sync: Option<SyncLink>,
+    ) -> Result<Self, BenchError> {
         if n_flows == 0 || n_flows > MAX_FLOWS {
             return Err(BenchError::BadOptions(format!("--flows {n_flows}: must be 1..={MAX_FLOWS}")));
         }
-        let worker = build_worker(forward, n_flows)?;
+        let worker = build_worker(forward, n_flows, sync)?;
         let (in_port, out_port) = if reply { (BACK, FRONT) } else { (FRONT, BACK) };
         let (ok_macs, ok_dsts) = if reply {
             (vec![frames::GW_MAC], Vec::new())
@@ -276,6 +303,8 @@ impl L4Bench {
             sample_bad: 0,
             ok_macs,
             ok_dsts,
+            sync_drain: None,
+            sync_drained: 0,
         };
         b.open_flows(n_flows)?;
         // Reply modes: the client's address is the destination to check.
@@ -442,10 +471,19 @@ impl L4Bench {
         self.ok_macs.iter().any(|m| m == mac) && self.ok_dsts.iter().any(|d| d == dst)
     }
 
+    /// Takes every record out of the worker's sync rings (out of line: the benchmarks
+    /// without sync pay one test per burst, not the loop's code in theirs).
+    #[inline(never)]
+    fn drain_sync(&mut self) {
+        if let Some(end) = self.sync_drain.as_mut() {
+            self.sync_drained += end.pop(usize::MAX, |_, _| ()) as u64;
+        }
+    }
+
     /// One burst through the worker (`WORKER`) or through the driver alone (baseline);
     /// `SYN` selects new connections instead of established flows.
     #[inline(always)]
-    fn step<const WORKER: bool, const SYN: bool>(&mut self) {
+    pub(crate) fn step<const WORKER: bool, const SYN: bool>(&mut self) {
         let (in_port, out_port) = (self.in_port, self.out_port);
         let q = self.worker.queue_mut(in_port).expect("the worker has front and back ports");
         for _ in 0..BURST_SIZE {
@@ -454,6 +492,9 @@ impl L4Bench {
         if WORKER {
             self.now += POLL_STEP_NS;
             self.worker.poll_once(self.now);
+            if self.sync_drain.is_some() {
+                self.drain_sync();
+            }
         } else {
             q.rx_burst(&mut self.scratch);
             let out = self.worker.queue_mut(out_port).expect("the worker has front and back ports");
@@ -516,7 +557,7 @@ impl L4Bench {
     }
 
     /// One worker run and one baseline run of `bursts`, each checked.
-    fn run_pair(&mut self, syn: bool, bursts: u64) -> Result<(Duration, Duration), BenchError> {
+    pub(crate) fn run_pair(&mut self, syn: bool, bursts: u64) -> Result<(Duration, Duration), BenchError> {
         let packets = bursts * BURST_SIZE as u64;
         let (before, taken, bad) = (self.counts(), self.taken, self.sample_bad);
         let w = if syn { self.timed_new_conn_run(bursts) } else { self.timed_worker_run(bursts) };
@@ -587,7 +628,7 @@ impl L4Bench {
     }
 
     /// 32 new SYNs through the worker: each opens a connection to one of the servers.
-    fn validate_syns(&mut self) -> Result<(), BenchError> {
+    pub(crate) fn validate_syns(&mut self) -> Result<(), BenchError> {
         let inputs: Vec<Vec<u8>> = (0..BURST_SIZE)
             .map(|_| {
                 let mut f = vec![0; self.syn.len()];
@@ -611,7 +652,7 @@ impl L4Bench {
 
     /// Rewrites every buffer waiting in the ring with a new SYN (`SYN`) or the next
     /// flows' frames, so a phase starts with only its own kind of packet in flight.
-    fn reload_ring<const SYN: bool>(&mut self) {
+    pub(crate) fn reload_ring<const SYN: bool>(&mut self) {
         let bufs: Vec<MemBuf> = self.ring.drain(..).collect();
         for b in bufs {
             let b = self.refill_next::<SYN>(b);
@@ -621,7 +662,7 @@ impl L4Bench {
 
     /// New connections the timed runs may still open within [`NEW_CONNS_MAX`], keeping
     /// room for the ring's SYNs in flight and the final validation burst.
-    fn new_conn_room(&self) -> u64 {
+    pub(crate) fn new_conn_room(&self) -> u64 {
         NEW_CONNS_MAX.saturating_sub(self.syns + (RING_BUFS + BURST_SIZE) as u64)
     }
 

@@ -8,6 +8,9 @@
 //!   checked.
 //! * [`conn_lookup`]: the connection table alone at 1M–10M entries — hit, miss and
 //!   insert cost in random order, and its memory.
+//! * [`sync`]: connection sync — the master worker's cost per new connection, the
+//!   record rate a backup keeps up with over UDP on loopback, bytes on the wire and the
+//!   rings' memory.
 //! * [`harness`]: what the pipeline benchmarks share — ports, modes, options, report,
 //!   errors, buffer helpers and statistics.
 //! * [`frames`]: the request frames and expected outputs, built independently of the
@@ -23,3 +26,4 @@ pub mod frames;
 pub mod harness;
 pub mod l4;
 pub mod pipeline;
+pub mod sync;

@@ -10,6 +10,7 @@ use rvs_dataplane::conn::MAX_CAPACITY;
 use rvs_perf::conn_lookup::{self, LookupOptions};
 use rvs_perf::harness::{Mode, Options};
 use rvs_perf::pipeline::run_mode;
+use rvs_perf::sync;
 
 /// rvs's benchmarks: one JSON object per line on stdout, diagnostics on stderr.
 #[derive(Debug, Parser)]
@@ -26,6 +27,35 @@ enum Bench {
     Pipeline(PipelineArgs),
     /// The connection table alone: hit, miss and insert ns, and its memory.
     ConnLookup(ConnLookupArgs),
+    /// Connection sync: the master worker's ns per new connection with sync on and off,
+    /// the record rate a backup keeps up with over UDP on 127.0.0.1 (one step per
+    /// offered rate, then unpaced), bytes on the wire and the rings' memory.
+    Sync(SyncArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct SyncArgs {
+    /// Seconds per offered rate (default 1; quick 0.2), and the budget of the cost
+    /// measurement (default 2; quick 0.3).
+    #[arg(long, value_name = "F", value_parser = positive_seconds, allow_negative_numbers = true)]
+    seconds: Option<f64>,
+    /// Smoke run: 0.2 s at 10000 records/s and 0.2 s unpaced, 3 cost runs; fails if a
+    /// record is lost at 10000/s (rough figures).
+    #[arg(long)]
+    quick: bool,
+    /// Offered rates in records/s, comma-separated (the unpaced step always follows).
+    #[arg(long, value_name = "N[,N..]", value_delimiter = ',', value_parser = positive)]
+    rates: Vec<u64>,
+    /// Timed runs of each side of the cost measurement (default 5, quick 3).
+    #[arg(long, value_name = "N", value_parser = positive)]
+    runs: Option<u64>,
+    /// Exactly N bursts of 32 per cost run instead of a calibrated length.
+    #[arg(long, value_name = "N", value_parser = positive)]
+    bursts: Option<u64>,
+    /// Both sync sockets' receive buffer (SO_RCVBUF, bytes); default: the system's,
+    /// as rvsd.
+    #[arg(long, value_name = "BYTES", value_parser = positive)]
+    rcvbuf: Option<u64>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -91,7 +121,58 @@ fn main() -> ExitCode {
             let opts = LookupOptions { runs: args.runs as usize, lookups: args.lookups.map(|n| n as usize) };
             conn_lookup(&opts, &args.entries)
         }
+        Bench::Sync(args) => sync(args),
     }
+}
+
+/// The three sync measurements, each line printed as soon as it is known; a failed
+/// one does not stop the others but makes the exit status 1.
+fn sync(args: SyncArgs) -> ExitCode {
+    let mut status = ExitCode::SUCCESS;
+    match sync::wire_and_memory() {
+        Ok(r) => println!("{}", r.to_json()),
+        Err(e) => {
+            eprintln!("rvs-perf: sync wire: {e}");
+            status = ExitCode::FAILURE;
+        }
+    }
+    let mut opts = if args.quick { Options { seconds: 0.3, ..Options::quick() } } else { Options::default() };
+    opts.runs = args.runs.map_or(opts.runs, |n| n as usize);
+    opts.bursts = args.bursts;
+    if let Some(s) = args.seconds {
+        opts.seconds = s.max(opts.seconds);
+    }
+    match sync::emission_cost(&opts) {
+        Ok(r) => println!("{}", r.to_json()),
+        Err(e) => {
+            eprintln!("rvs-perf: sync cost: {e}");
+            status = ExitCode::FAILURE;
+        }
+    }
+    let seconds = args.seconds.unwrap_or(if args.quick { 0.2 } else { 1.0 });
+    let rates = if !args.rates.is_empty() {
+        args.rates
+    } else if args.quick {
+        vec![sync::QUICK_RATE]
+    } else {
+        sync::DEFAULT_RATES.to_vec()
+    };
+    for offered in rates.into_iter().map(Some).chain([None]) {
+        match sync::rate_step(offered, seconds, args.rcvbuf.map(|n| n as usize)) {
+            Ok(r) => {
+                println!("{}", r.to_json());
+                if args.quick && offered == Some(sync::QUICK_RATE) && !r.lossless() {
+                    eprintln!("rvs-perf: sync: records lost or not installed at {} records/s", sync::QUICK_RATE);
+                    status = ExitCode::FAILURE;
+                }
+            }
+            Err(e) => {
+                eprintln!("rvs-perf: sync rate {offered:?}: {e}");
+                status = ExitCode::FAILURE;
+            }
+        }
+    }
+    status
 }
 
 /// `pipeline`'s options as the measurement options and the modes to run.

@@ -1,4 +1,4 @@
-//! Smoke test of `rvs-perf pipeline` and `rvs-perf conn-lookup`: runs the built binary in
+//! Smoke test of `rvs-perf pipeline`, `rvs-perf conn-lookup` and `rvs-perf sync`: runs the built binary in
 //! `--quick` mode (small tables for `conn-lookup`) and checks the shape of its output —
 //! one JSON object per line per mode or table size, DESIGN.md's keys, positive figures.
 //! It never asserts a timing threshold (DESIGN.md: speed is measured, not asserted); the
@@ -145,6 +145,35 @@ fn conn_lookup_prints_one_line_per_size() {
 }
 
 #[test]
+fn quick_sync_prints_its_figures_and_loses_nothing_at_a_low_rate() {
+    let _serial = one_at_a_time();
+    let (code, stdout, stderr) = rvs_perf(&["sync", "--quick"]);
+    assert_eq!(code, Some(0), "stderr: {stderr}");
+    let lines: Vec<Value> = stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let benches: Vec<&str> = lines.iter().map(|v| v["bench"].as_str().unwrap()).collect();
+    assert_eq!(benches, ["sync_wire", "sync_cost", "sync_rate", "sync_rate"], "{stdout}");
+    // The format's sizes, not timings: a v4 connection record is 39 bytes, 33 fit in a
+    // 1400-byte datagram.
+    assert_eq!(
+        (lines[0]["v4_conn_record_bytes"].as_u64(), lines[0]["records_per_datagram"].as_u64()),
+        (Some(39), Some(33))
+    );
+    for key in ["new_conn_ns_sync_off", "new_conn_ns_sync_on", "sync_ns_per_conn"] {
+        assert!(lines[1][key].as_f64().is_some_and(f64::is_finite), "{key}: {stdout}");
+    }
+    // The paced step (10000 records/s): every record installed, none lost.
+    let low = &lines[2];
+    assert_eq!(low["offered_per_s"], 10_000, "{low}");
+    assert_eq!(low["lossless"], true, "{low}");
+    for key in ["lost_ring", "lost_sent", "lost_received", "refused"] {
+        assert_eq!(low[key], 0, "{key}: {low}");
+    }
+    assert!(low["records"].as_u64().is_some_and(|n| n > 0), "{low}");
+    // The unpaced step only has to report.
+    assert!(lines[3]["offered_per_s"].is_null() && lines[3]["backup_records_per_s"].as_f64().is_some(), "{stdout}");
+}
+
+#[test]
 fn usage_errors_exit_2_and_name_the_subcommands() {
     for args in [
         &["pipeline", "--mode", "masq"][..],
@@ -152,6 +181,7 @@ fn usage_errors_exit_2_and_name_the_subcommands() {
         &["pipeline", "--flows", "0"],
         &["conn-lookup", "--entries", "0"],
         &["conn-lookup", "--entries", "1000,x"],
+        &["sync", "--rates", "0"],
         &["dpdk"],
         &[],
     ] {

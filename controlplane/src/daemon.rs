@@ -63,7 +63,7 @@ use crate::api::{self, AppState};
 use crate::config::{Config, Device, Idle, MacAddr};
 use crate::runtime::Running;
 use crate::services;
-use crate::status::{PortStatus, Status, StatusSource, WorkerStatus};
+use crate::status::{PortStatus, ReloadBoard, ReloadStatus, Status, StatusSource, WorkerStatus};
 
 /// Name of rvsd's packet pool.
 const POOL_NAME: &str = "rvs_pkts";
@@ -237,6 +237,8 @@ struct LiveStatus {
     health: crate::health::run::HealthBoard,
     prober: Arc<crate::health::run::HealthCounters>,
     ha: Option<crate::ha::run::HaBoard>,
+    /// How the last SIGHUP reload went (written by [`reload`]).
+    reload: ReloadBoard,
 }
 
 struct LivePort {
@@ -276,6 +278,9 @@ impl StatusSource for LiveStatus {
         }
         status.prober = Some(self.prober.snapshot());
         status.ha = self.ha.as_ref().map(|b| b.lock().unwrap_or_else(|p| p.into_inner()).clone());
+        let mut reload = self.reload.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        reload.generation = table.generation();
+        status.reload = Some(reload);
         status
     }
 }
@@ -439,7 +444,9 @@ pub fn run(config: &Config, text: &str, path: &Path) -> anyhow::Result<()> {
         health: crate::health::run::HealthBoard::default(),
         prober: Arc::default(),
         ha: ha_roles.as_ref().map(|_| crate::ha::run::HaBoard::default()),
+        reload: Arc::new(std::sync::Mutex::new(ReloadStatus::new(path))),
     };
+    let reload_board = Arc::clone(&status.reload);
     let health_board = Arc::clone(&status.health);
     let health_counters = Arc::clone(&status.prober);
     let ha_board = status.ha.clone();
@@ -578,7 +585,10 @@ pub fn run(config: &Config, text: &str, path: &Path) -> anyhow::Result<()> {
         let path = path.to_path_buf();
         rt.spawn(async move {
             while hangup.recv().await.is_some() {
-                reload(&state, &path);
+                let outcome = reload(&state, &path);
+                let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+                let generation = state.running().generation();
+                reload_board.lock().unwrap_or_else(|p| p.into_inner()).record(now, generation, outcome);
             }
         })
     };
@@ -632,17 +642,25 @@ pub fn run(config: &Config, text: &str, path: &Path) -> anyhow::Result<()> {
 }
 
 /// SIGHUP: re-reads the config file at `path` and applies it like `PUT /v1/config`;
-/// logs what changed, or why nothing did.
-pub fn reload(state: &AppState, path: &Path) {
+/// logs what changed, or why nothing did. A file that vanished, cannot be read, is not
+/// valid TOML or is refused changes nothing: the running configuration stays, and the
+/// error (naming `path` and what is wrong) is logged and returned for `/v1/status`.
+pub fn reload(state: &AppState, path: &Path) -> Result<(), String> {
     tracing::info!(config = %path.display(), "SIGHUP received, reloading the configuration");
+    let mut running = state.running();
+    let generation = running.generation();
     let text = match crate::config::read_file(path) {
         Ok(t) => t,
         Err(e) => {
-            tracing::error!("reload failed, nothing changed: {e}");
-            return;
+            let e = format!("{e}");
+            tracing::error!(
+                config = %path.display(),
+                generation,
+                "reload failed, the running configuration stays: {e}"
+            );
+            return Err(e);
         }
     };
-    let mut running = state.running();
     match running.apply_toml(&text, false) {
         Ok(changes) => {
             if changes.is_empty() {
@@ -654,8 +672,13 @@ pub fn reload(state: &AppState, path: &Path) {
                 tracing::info!(generation = running.generation(), changes = changes.len(), "reload applied");
             }
             warn_unimplemented(running.config());
+            Ok(())
         }
-        Err(e) => tracing::error!("reload refused, nothing changed: {e}"),
+        Err(e) => {
+            let e = format!("config file {}: {e}", path.display());
+            tracing::error!(generation, "reload refused, the running configuration stays: {e}");
+            Err(e)
+        }
     }
 }
 

@@ -263,6 +263,27 @@ pub fn render(input: &MetricsInput) -> String {
         [(vec![], Value::Int(st.uptime_seconds))],
     );
 
+    if let Some(r) = &st.reload {
+        out.family(
+            "rvs_config_last_reload_success",
+            Kind::Gauge,
+            "1 when the last SIGHUP reload of the config file succeeded (or none was tried), 0 when it failed.",
+            [(vec![], Value::Int(u64::from(r.ok)))],
+        );
+        out.family(
+            "rvs_config_reload_failures_total",
+            Kind::Counter,
+            "SIGHUP reloads of the config file that failed (unreadable, invalid or refused); nothing changed.",
+            [(vec![], Value::Int(r.failures))],
+        );
+        out.family(
+            "rvs_config_generation",
+            Kind::Gauge,
+            "Generation of the configuration in force.",
+            [(vec![], Value::Int(r.generation))],
+        );
+    }
+
     if let Some(p) = st.prober {
         for (name, help, v) in [
             ("rvs_prober_packets_in_total", "Packets the workers punted to the health prober.", p.packets_in),

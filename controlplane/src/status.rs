@@ -26,6 +26,8 @@
 //! * `ports[].mac` is lowercase `aa:bb:cc:dd:ee:ff`.
 //! * `drops` (top level) is the sum over workers and holds *every* drop reason, zeros
 //!   included, so a test can read any reason without checking for its presence.
+//! * `reload` (when rvsd watches a config file) says how the last SIGHUP reload went
+//!   ([`ReloadStatus`]): a failed one leaves the configuration of `generation` in force.
 
 use std::collections::BTreeMap;
 
@@ -66,7 +68,65 @@ pub struct Status {
     /// VRRP instances (absent without `[ha]`): the `GET /v1/ha` document.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ha: Option<crate::ha::view::HaStatus>,
+    /// The config file's reloads on SIGHUP (absent when no file is watched: tests, tools).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reload: Option<ReloadStatus>,
 }
+
+/// `reload` in `/v1/status`: how the last SIGHUP reload of the config file went. A failed
+/// reload changes nothing; the configuration of `generation` stays in force.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ReloadStatus {
+    /// The config file SIGHUP re-reads.
+    pub path: String,
+    /// Generation of the configuration in force (the published service table's; `PUT
+    /// /v1/config` and the service endpoints also move it).
+    pub generation: u64,
+    /// Whether the last reload was applied (or found nothing to change); true before any.
+    pub ok: bool,
+    /// Why the last reload failed: the file cannot be read, is not valid TOML, or is
+    /// refused (each names the path and what is wrong). `null` after a success.
+    pub error: Option<String>,
+    /// Unix time (seconds) of the last reload attempt; `null` before the first SIGHUP.
+    pub last_attempt_unix: Option<u64>,
+    /// Unix time (seconds) of the last successful reload; `null` if none succeeded.
+    pub last_success_unix: Option<u64>,
+    /// Reloads attempted since start.
+    pub attempts: u64,
+    /// Reloads that failed since start (`rvs_config_reload_failures_total`).
+    pub failures: u64,
+}
+
+impl ReloadStatus {
+    /// The state before any reload of the file at `path`.
+    pub fn new(path: &std::path::Path) -> ReloadStatus {
+        ReloadStatus { path: path.display().to_string(), ok: true, ..ReloadStatus::default() }
+    }
+
+    /// Records a reload at `now_unix` that left `generation` in force: `Ok` when it was
+    /// applied (or changed nothing), `Err` with the reason when it failed.
+    pub fn record(&mut self, now_unix: u64, generation: u64, outcome: Result<(), String>) {
+        self.attempts += 1;
+        self.last_attempt_unix = Some(now_unix);
+        self.generation = generation;
+        match outcome {
+            Ok(()) => {
+                self.ok = true;
+                self.error = None;
+                self.last_success_unix = Some(now_unix);
+            }
+            Err(e) => {
+                self.ok = false;
+                self.error = Some(e);
+                self.failures += 1;
+            }
+        }
+    }
+}
+
+/// The reload state shared by the SIGHUP handler (which writes it) and the status source.
+pub type ReloadBoard = std::sync::Arc<std::sync::Mutex<ReloadStatus>>;
 
 /// The health prober's counts in `/v1/status` (`prober`) and `/metrics` (`rvs_prober_*`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -100,6 +160,7 @@ impl Status {
             services: Vec::new(),
             prober: None,
             ha: None,
+            reload: None,
         }
     }
 

@@ -239,6 +239,8 @@ struct LiveStatus {
     ha: Option<crate::ha::run::HaBoard>,
     /// How the last SIGHUP reload went (written by [`reload`]).
     reload: ReloadBoard,
+    /// The worker watchdog over `workers`' poll counters (also sampled periodically).
+    watch: Arc<crate::watchdog::WorkerWatch>,
 }
 
 struct LivePort {
@@ -256,12 +258,14 @@ impl StatusSource for LiveStatus {
             .iter()
             .map(|p| PortStatus::new(&p.name, &p.device, p.port.id(), p.mac, &p.address, p.port.link(), p.port.stats()))
             .collect();
+        let stalls = self.watch.sample(Instant::now());
         let est = crate::rates::lock(&self.estimator);
         let workers = self
             .workers
             .iter()
-            .map(|(i, lcore, c)| {
-                let mut w = WorkerStatus::new(*i, *lcore, &c.snapshot());
+            .zip(stalls.into_iter().chain(std::iter::repeat(None)))
+            .map(|((i, lcore, c), stall)| {
+                let mut w = WorkerStatus::new(*i, *lcore, &c.snapshot()).with_stall(stall);
                 w.burst_latency = est.worker_latency(*i).unwrap_or_default();
                 w
             })
@@ -445,6 +449,7 @@ pub fn run(config: &Config, text: &str, path: &Path) -> anyhow::Result<()> {
         prober: Arc::default(),
         ha: ha_roles.as_ref().map(|_| crate::ha::run::HaBoard::default()),
         reload: Arc::new(std::sync::Mutex::new(ReloadStatus::new(path))),
+        watch: Arc::new(crate::watchdog::WorkerWatch::new(Vec::new())),
     };
     let reload_board = Arc::clone(&status.reload);
     let health_board = Arc::clone(&status.health);
@@ -478,6 +483,8 @@ pub fn run(config: &Config, text: &str, path: &Path) -> anyhow::Result<()> {
     }
 
     status.started = Instant::now();
+    status.watch =
+        Arc::new(crate::watchdog::WorkerWatch::new(status.workers.iter().map(|(_, _, c)| Arc::clone(c)).collect()));
     let port_handles: Vec<Arc<Port>> = status.ports.iter().map(|p| Arc::clone(&p.port)).collect();
     // The HA thread has its own stop flag: at shutdown it sends priority 0 while the
     // workers still run.
@@ -541,6 +548,30 @@ pub fn run(config: &Config, text: &str, path: &Path) -> anyhow::Result<()> {
             crate::rates::Samples::from_table(&shared.load(), workers)
         }))
     };
+    // The watchdog samples the poll counters between status requests too, so that one
+    // request after a quiet time compares samples at most SAMPLE_EVERY apart.
+    let watch_task = {
+        let watch = Arc::clone(&status.watch);
+        rt.spawn(async move {
+            let mut every = tokio::time::interval(crate::watchdog::SAMPLE_EVERY);
+            let mut stalled = Vec::new();
+            loop {
+                every.tick().await;
+                let now = watch.sample(Instant::now());
+                for (w, s) in now.iter().enumerate() {
+                    let was = stalled.get(w).copied().flatten().is_some();
+                    match s {
+                        Some(d) if !was => {
+                            tracing::error!(worker = w, stalled_for_ms = d.as_millis(), "worker stopped polling")
+                        }
+                        None if was => tracing::warn!(worker = w, "worker polls again"),
+                        _ => {}
+                    }
+                }
+                stalled = now;
+            }
+        })
+    };
     let source: Arc<dyn StatusSource> = Arc::new(status);
     tracing::info!(listen = %config.api.listen, workers, ports = port_handles.len(), "rvsd is running");
     // Persistence entries are refreshed by the workers; expired ones are reclaimed here,
@@ -595,6 +626,7 @@ pub fn run(config: &Config, text: &str, path: &Path) -> anyhow::Result<()> {
     let served = rt.block_on(api::serve(listener, api::router(state), shutdown));
     sweeper.abort();
     rates_task.abort();
+    watch_task.abort();
     reloader.abort();
 
     // VRRP first: masters send priority 0 (the backup takes over after its skew time)

@@ -337,6 +337,12 @@ pub fn render(input: &MetricsInput) -> String {
             st.workers.iter().map(|w| (worker_label(w.index), Value::Int((d.get)(&w.counters)))),
         );
     }
+    out.family(
+        "rvs_worker_stalled",
+        Kind::Gauge,
+        "1 when the worker's poll counter has not moved for a second or more (the watchdog), else 0.",
+        st.workers.iter().map(|w| (worker_label(w.index), Value::Int(u64::from(w.stalled)))),
+    );
     let worker_rates: [Field<rates::WorkerRates>; 5] = [
         ("rvs_worker_rate_rx_pps", "Frames received per second (IPVS-style 2 s estimate).", |r| r.rx_pps),
         ("rvs_worker_rate_tx_pps", "Frames sent per second (IPVS-style 2 s estimate).", |r| r.tx_pps),

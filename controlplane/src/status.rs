@@ -26,6 +26,8 @@
 //! * `ports[].mac` is lowercase `aa:bb:cc:dd:ee:ff`.
 //! * `drops` (top level) is the sum over workers and holds *every* drop reason, zeros
 //!   included, so a test can read any reason without checking for its presence.
+//! * `workers[].stalled` and `stalled_for_ms`: the watchdog ([`crate::watchdog`]) saw the
+//!   worker's poll counter stand still for a second or more, and for how long.
 //! * `reload` (when rvsd watches a config file) says how the last SIGHUP reload went
 //!   ([`ReloadStatus`]): a failed one leaves the configuration of `generation` in force.
 
@@ -399,6 +401,13 @@ pub struct WorkerStatus {
     /// Burst processing time: p50/p99/p99.9 over the last minute, count and sum since start.
     #[serde(default)]
     pub burst_latency: rvs_dataplane::latency::LatencySummary,
+    /// The watchdog's verdict: its poll counter has not moved for
+    /// [`crate::watchdog::WORKER_STALL`] or more.
+    #[serde(default)]
+    pub stalled: bool,
+    /// How long its poll counter has not moved, in ms, when `stalled` (0 otherwise).
+    #[serde(default)]
+    pub stalled_for_ms: u64,
 }
 
 impl WorkerStatus {
@@ -409,7 +418,17 @@ impl WorkerStatus {
             lcore,
             counters: c.clone(),
             burst_latency: rvs_dataplane::latency::LatencySummary::default(),
+            stalled: false,
+            stalled_for_ms: 0,
         }
+    }
+
+    /// The entry with the watchdog's verdict: `Some(how long)` when the worker has not
+    /// polled for the threshold or more ([`crate::watchdog::PollWatchdog::observe`]).
+    pub fn with_stall(mut self, stall: Option<std::time::Duration>) -> WorkerStatus {
+        self.stalled = stall.is_some();
+        self.stalled_for_ms = stall.map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        self
     }
 }
 
@@ -512,6 +531,32 @@ mod tests {
         ] {
             assert!(v["workers"][0].get(name).is_some(), "workers[].{name} missing");
         }
+    }
+
+    /// A worker the watchdog calls stalled says so, with how long; the others say
+    /// `stalled: false` and 0.
+    #[test]
+    fn stalled_workers_are_shown() {
+        let c = WorkerCounters::new();
+        let s = Status::new(
+            0,
+            vec![],
+            vec![
+                WorkerStatus::new(0, 1, &c.snapshot()).with_stall(None),
+                WorkerStatus::new(1, 2, &c.snapshot()).with_stall(Some(std::time::Duration::from_millis(1500))),
+            ],
+        );
+        let v = serde_json::to_value(&s).unwrap();
+        assert_eq!(
+            (v["workers"][0]["stalled"].as_bool(), v["workers"][0]["stalled_for_ms"].as_u64()),
+            (Some(false), Some(0))
+        );
+        assert_eq!(
+            (v["workers"][1]["stalled"].as_bool(), v["workers"][1]["stalled_for_ms"].as_u64()),
+            (Some(true), Some(1500))
+        );
+        let back: Status = serde_json::from_value(v).unwrap();
+        assert_eq!(back, s);
     }
 
     #[test]

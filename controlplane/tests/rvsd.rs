@@ -312,6 +312,8 @@ fn runs_serves_status_and_stops_on_sigterm() {
     ] {
         assert!(w[key].is_u64(), "workers[0].{key} missing");
     }
+    // The watchdog's verdict: a running worker polls.
+    assert_eq!((w["stalled"].as_bool(), w["stalled_for_ms"].as_u64()), (Some(false), Some(0)), "{w}");
     let drops = body["drops"].as_object().unwrap();
     assert_eq!(drops.len(), DropReason::COUNT);
     assert!(DropReason::ALL.iter().all(|r| drops[r.name()].is_u64()));

@@ -525,7 +525,7 @@ fn reload_lines(out: &mut String, r: &crate::model::ReloadDoc) {
     );
 }
 
-/// `rvsadm status`: version and uptime, a failed config reload, ports, workers, VRRP instances (with `[ha]`), and
+/// `rvsadm status`: version and uptime, a failed config reload, a line per stalled worker, ports, workers, VRRP instances (with `[ha]`), and
 /// the drop reasons that are not 0.
 pub fn status(s: &StatusDoc) -> String {
     let mut out = String::new();
@@ -602,6 +602,16 @@ pub fn status(s: &StatusDoc) -> String {
         &workers,
         0,
     );
+    for w in s.workers.iter().filter(|w| w.stalled) {
+        let _ = writeln!(
+            out,
+            "Worker {} (lcore {}) STALLED: no poll for {}.{:03} s",
+            w.index,
+            w.lcore,
+            w.stalled_for_ms / 1000,
+            w.stalled_for_ms % 1000
+        );
+    }
 
     if let Some(ha) = &s.ha {
         out.push('\n');

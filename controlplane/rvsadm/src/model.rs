@@ -445,6 +445,11 @@ pub struct WorkerDoc {
     pub redirected_out: u64,
     /// Drops by reason.
     pub drops: BTreeMap<String, u64>,
+    /// The watchdog says it stopped polling.
+    pub stalled: bool,
+    /// For how long, ms.
+    #[serde(deserialize_with = "lenient_u64")]
+    pub stalled_for_ms: u64,
 }
 
 /// `{"error": "...", "field": "..."}`.

@@ -598,3 +598,14 @@ fn reload_families_follow_the_reload_status() {
     assert!(text.contains("# TYPE rvs_config_reload_failures_total counter\n"), "{text}");
     assert!(!render(&self::input()).contains("rvs_config_"), "no watched file, no reload families");
 }
+
+#[test]
+fn stalled_workers_are_a_gauge() {
+    let mut input = input();
+    input.status.workers[1] = input.status.workers[1].clone().with_stall(Some(std::time::Duration::from_secs(2)));
+    let text = render(&input);
+    let samples = check(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    let v = |w: &str| find(&samples, "rvs_worker_stalled", &[("worker", w)]).map(|s| s.value);
+    assert_eq!((v("0"), v("1")), (Some(0.0), Some(1.0)));
+    assert!(text.contains("# TYPE rvs_worker_stalled gauge\n"), "{text}");
+}

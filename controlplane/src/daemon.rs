@@ -241,6 +241,8 @@ struct LiveStatus {
     reload: ReloadBoard,
     /// The worker watchdog over `workers`' poll counters (also sampled periodically).
     watch: Arc<crate::watchdog::WorkerWatch>,
+    /// The ports' link changes, counted by the periodic sample.
+    links: Arc<std::sync::Mutex<crate::watchdog::LinkWatch>>,
 }
 
 struct LivePort {
@@ -253,11 +255,19 @@ struct LivePort {
 
 impl StatusSource for LiveStatus {
     fn status(&self) -> Status {
+        let links = self.links.lock().unwrap_or_else(|p| p.into_inner());
         let ports = self
             .ports
             .iter()
-            .map(|p| PortStatus::new(&p.name, &p.device, p.port.id(), p.mac, &p.address, p.port.link(), p.port.stats()))
+            .enumerate()
+            .map(|(i, p)| {
+                let mut s =
+                    PortStatus::new(&p.name, &p.device, p.port.id(), p.mac, &p.address, p.port.link(), p.port.stats());
+                s.link_changes = links.changes(i);
+                s
+            })
             .collect();
+        drop(links);
         let stalls = self.watch.sample(Instant::now());
         let est = crate::rates::lock(&self.estimator);
         let workers = self
@@ -450,6 +460,7 @@ pub fn run(config: &Config, text: &str, path: &Path) -> anyhow::Result<()> {
         ha: ha_roles.as_ref().map(|_| crate::ha::run::HaBoard::default()),
         reload: Arc::new(std::sync::Mutex::new(ReloadStatus::new(path))),
         watch: Arc::new(crate::watchdog::WorkerWatch::new(Vec::new())),
+        links: Arc::default(),
     };
     let reload_board = Arc::clone(&status.reload);
     let health_board = Arc::clone(&status.health);
@@ -549,14 +560,28 @@ pub fn run(config: &Config, text: &str, path: &Path) -> anyhow::Result<()> {
         }))
     };
     // The watchdog samples the poll counters between status requests too, so that one
-    // request after a quiet time compares samples at most SAMPLE_EVERY apart.
+    // request after a quiet time compares samples at most SAMPLE_EVERY apart; the same
+    // sample counts and logs the ports' link changes.
     let watch_task = {
         let watch = Arc::clone(&status.watch);
+        let links = Arc::clone(&status.links);
+        let ports: Vec<(String, Arc<Port>)> =
+            status.ports.iter().map(|p| (p.name.clone(), Arc::clone(&p.port))).collect();
         rt.spawn(async move {
             let mut every = tokio::time::interval(crate::watchdog::SAMPLE_EVERY);
             let mut stalled = Vec::new();
             loop {
                 every.tick().await;
+                let up: Vec<bool> = ports.iter().map(|(_, p)| p.link().up).collect();
+                let changed = links.lock().unwrap_or_else(|p| p.into_inner()).observe(&up);
+                for (i, now_up) in changed {
+                    let name = ports.get(i).map_or("?", |(n, _)| n.as_str());
+                    if now_up {
+                        tracing::info!(port = %name, "link up");
+                    } else {
+                        tracing::error!(port = %name, "link down: the workers keep polling; check the cable or the interface behind the vdev");
+                    }
+                }
                 let now = watch.sample(Instant::now());
                 for (w, s) in now.iter().enumerate() {
                     let was = stalled.get(w).copied().flatten().is_some();

@@ -312,6 +312,12 @@ pub fn render(input: &MetricsInput) -> String {
         st.ports.iter().map(|p| (port(&p.name), Value::Int(u64::from(p.link.up)))),
     );
     out.family(
+        "rvs_port_link_changes_total",
+        Kind::Counter,
+        "Link changes (down or up) rvsd saw, sampling the link every 250 ms.",
+        st.ports.iter().map(|p| (port(&p.name), Value::Int(p.link_changes))),
+    );
+    out.family(
         "rvs_port_link_speed_mbps",
         Kind::Gauge,
         "Link speed in Mbit/s (0 when unknown).",

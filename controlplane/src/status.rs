@@ -306,6 +306,9 @@ pub struct PortStatus {
     pub address: String,
     /// NIC counters.
     pub stats: PortStatsJson,
+    /// Link changes (down or up) rvsd saw since start, sampling every 250 ms.
+    #[serde(default)]
+    pub link_changes: u64,
 }
 
 impl PortStatus {
@@ -327,6 +330,7 @@ impl PortStatus {
             link: link.into(),
             address: address.to_string(),
             stats: stats.into(),
+            link_changes: 0,
         }
     }
 }

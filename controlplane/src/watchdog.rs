@@ -11,6 +11,11 @@
 //!   periodic sample on the control thread, so that a single request after a long quiet
 //!   time still compares two samples at most [`SAMPLE_EVERY`] apart.
 //!
+//! [`LinkWatch`] counts the ports' link changes seen by the same periodic sample
+//! (`ports[].link_changes`, `rvs_port_link_changes_total`) and tells the daemon which to
+//! log; a flap shorter than [`SAMPLE_EVERY`] can pass unseen (the NIC's link state is
+//! read, not its events). The workers never look at the link: they poll through a flap.
+//!
 //! A counter is only known to have stood still *between samples*: the stall reported is
 //! measured from the sample that first saw the counter's last value, a lower bound of the
 //! real one.
@@ -95,6 +100,40 @@ impl WorkerWatch {
     }
 }
 
+/// The ports' link states between samples, and how often each changed.
+#[derive(Debug, Clone, Default)]
+pub struct LinkWatch {
+    last: Vec<bool>,
+    changes: Vec<u64>,
+}
+
+impl LinkWatch {
+    /// Feeds the ports' link states (`true`: up), in port order; returns the ports whose
+    /// link changed since the last sample, with their new state. The first sample (or a
+    /// change in the number of ports) changes nothing.
+    pub fn observe(&mut self, links: &[bool]) -> Vec<(usize, bool)> {
+        if self.last.len() != links.len() {
+            self.last = links.to_vec();
+            self.changes = vec![0; links.len()];
+            return Vec::new();
+        }
+        let mut out = Vec::new();
+        for (i, (&now, last)) in links.iter().zip(self.last.iter_mut()).enumerate() {
+            if now != *last {
+                *last = now;
+                self.changes[i] += 1;
+                out.push((i, now));
+            }
+        }
+        out
+    }
+
+    /// How many times each port's link changed (0 for a port not sampled yet).
+    pub fn changes(&self, port: usize) -> u64 {
+        self.changes.get(port).copied().unwrap_or(0)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -127,6 +166,18 @@ mod tests {
         w.observe(t0, &[1]);
         assert_eq!(w.observe(t0 + 5000 * MS, &[1, 1]), [None, None]);
         assert_eq!(w.observe(t0 + 6000 * MS, &[1, 2]), [Some(1000 * MS), None]);
+    }
+
+    #[test]
+    fn link_changes_are_counted_and_reported_once() {
+        let mut l = LinkWatch::default();
+        assert_eq!(l.changes(0), 0);
+        assert!(l.observe(&[true, false]).is_empty(), "the first sample is the baseline");
+        assert!(l.observe(&[true, false]).is_empty());
+        assert_eq!(l.observe(&[false, false]), [(0, false)]);
+        assert!(l.observe(&[false, false]).is_empty(), "a link that stays down is reported once");
+        assert_eq!(l.observe(&[true, true]), [(0, true), (1, true)]);
+        assert_eq!((l.changes(0), l.changes(1), l.changes(7)), (2, 1, 0));
     }
 
     #[test]

@@ -294,6 +294,7 @@ fn runs_serves_status_and_stops_on_sigterm() {
     for key in ["up", "speed_mbps", "full_duplex"] {
         assert!(!ports[0]["link"][key].is_null(), "link.{key} missing");
     }
+    assert_eq!(ports[0]["link_changes"], 0, "no flap seen");
     for key in ["rx_packets", "tx_packets", "rx_bytes", "tx_bytes", "rx_missed", "rx_errors", "tx_errors", "rx_nombuf"]
     {
         assert!(ports[0]["stats"][key].is_u64(), "stats.{key} missing");

@@ -609,3 +609,13 @@ fn stalled_workers_are_a_gauge() {
     assert_eq!((v("0"), v("1")), (Some(0.0), Some(1.0)));
     assert!(text.contains("# TYPE rvs_worker_stalled gauge\n"), "{text}");
 }
+
+#[test]
+fn link_changes_are_a_counter_per_port() {
+    let mut input = input();
+    input.status.ports[0].link_changes = 4;
+    let text = render(&input);
+    let samples = check(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    let v = find(&samples, "rvs_port_link_changes_total", &[("port", &input.status.ports[0].name)]).map(|s| s.value);
+    assert_eq!(v, Some(4.0));
+}

@@ -26,6 +26,8 @@
 //! * `ports[].mac` is lowercase `aa:bb:cc:dd:ee:ff`.
 //! * `drops` (top level) is the sum over workers and holds *every* drop reason, zeros
 //!   included, so a test can read any reason without checking for its presence.
+//! * `ports[].link.up` is read from the NIC at each request; `ports[].link_changes` counts
+//!   the changes rvsd's 250 ms sample saw ([`crate::watchdog::LinkWatch`]).
 //! * `workers[].stalled` and `stalled_for_ms`: the watchdog ([`crate::watchdog`]) saw the
 //!   worker's poll counter stand still for a second or more, and for how long.
 //! * `reload` (when rvsd watches a config file) says how the last SIGHUP reload went

@@ -63,7 +63,7 @@ use crate::api::{self, AppState};
 use crate::config::{Config, Device, Idle, MacAddr};
 use crate::runtime::Running;
 use crate::services;
-use crate::status::{PortStatus, Status, StatusSource, WorkerStatus};
+use crate::status::{PortStatus, ReloadBoard, ReloadStatus, Status, StatusSource, WorkerStatus};
 
 /// Name of rvsd's packet pool.
 const POOL_NAME: &str = "rvs_pkts";
@@ -237,6 +237,12 @@ struct LiveStatus {
     health: crate::health::run::HealthBoard,
     prober: Arc<crate::health::run::HealthCounters>,
     ha: Option<crate::ha::run::HaBoard>,
+    /// How the last SIGHUP reload went (written by [`reload`]).
+    reload: ReloadBoard,
+    /// The worker watchdog over `workers`' poll counters (also sampled periodically).
+    watch: Arc<crate::watchdog::WorkerWatch>,
+    /// The ports' link changes, counted by the periodic sample.
+    links: Arc<std::sync::Mutex<crate::watchdog::LinkWatch>>,
 }
 
 struct LivePort {
@@ -249,17 +255,27 @@ struct LivePort {
 
 impl StatusSource for LiveStatus {
     fn status(&self) -> Status {
+        let links = self.links.lock().unwrap_or_else(|p| p.into_inner());
         let ports = self
             .ports
             .iter()
-            .map(|p| PortStatus::new(&p.name, &p.device, p.port.id(), p.mac, &p.address, p.port.link(), p.port.stats()))
+            .enumerate()
+            .map(|(i, p)| {
+                let mut s =
+                    PortStatus::new(&p.name, &p.device, p.port.id(), p.mac, &p.address, p.port.link(), p.port.stats());
+                s.link_changes = links.changes(i);
+                s
+            })
             .collect();
+        drop(links);
+        let stalls = self.watch.sample(Instant::now());
         let est = crate::rates::lock(&self.estimator);
         let workers = self
             .workers
             .iter()
-            .map(|(i, lcore, c)| {
-                let mut w = WorkerStatus::new(*i, *lcore, &c.snapshot());
+            .zip(stalls.into_iter().chain(std::iter::repeat(None)))
+            .map(|((i, lcore, c), stall)| {
+                let mut w = WorkerStatus::new(*i, *lcore, &c.snapshot()).with_stall(stall);
                 w.burst_latency = est.worker_latency(*i).unwrap_or_default();
                 w
             })
@@ -276,6 +292,9 @@ impl StatusSource for LiveStatus {
         }
         status.prober = Some(self.prober.snapshot());
         status.ha = self.ha.as_ref().map(|b| b.lock().unwrap_or_else(|p| p.into_inner()).clone());
+        let mut reload = self.reload.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        reload.generation = table.generation();
+        status.reload = Some(reload);
         status
     }
 }
@@ -439,7 +458,11 @@ pub fn run(config: &Config, text: &str, path: &Path) -> anyhow::Result<()> {
         health: crate::health::run::HealthBoard::default(),
         prober: Arc::default(),
         ha: ha_roles.as_ref().map(|_| crate::ha::run::HaBoard::default()),
+        reload: Arc::new(std::sync::Mutex::new(ReloadStatus::new(path))),
+        watch: Arc::new(crate::watchdog::WorkerWatch::new(Vec::new())),
+        links: Arc::default(),
     };
+    let reload_board = Arc::clone(&status.reload);
     let health_board = Arc::clone(&status.health);
     let health_counters = Arc::clone(&status.prober);
     let ha_board = status.ha.clone();
@@ -471,6 +494,8 @@ pub fn run(config: &Config, text: &str, path: &Path) -> anyhow::Result<()> {
     }
 
     status.started = Instant::now();
+    status.watch =
+        Arc::new(crate::watchdog::WorkerWatch::new(status.workers.iter().map(|(_, _, c)| Arc::clone(c)).collect()));
     let port_handles: Vec<Arc<Port>> = status.ports.iter().map(|p| Arc::clone(&p.port)).collect();
     // The HA thread has its own stop flag: at shutdown it sends priority 0 while the
     // workers still run.
@@ -534,6 +559,44 @@ pub fn run(config: &Config, text: &str, path: &Path) -> anyhow::Result<()> {
             crate::rates::Samples::from_table(&shared.load(), workers)
         }))
     };
+    // The watchdog samples the poll counters between status requests too, so that one
+    // request after a quiet time compares samples at most SAMPLE_EVERY apart; the same
+    // sample counts and logs the ports' link changes.
+    let watch_task = {
+        let watch = Arc::clone(&status.watch);
+        let links = Arc::clone(&status.links);
+        let ports: Vec<(String, Arc<Port>)> =
+            status.ports.iter().map(|p| (p.name.clone(), Arc::clone(&p.port))).collect();
+        rt.spawn(async move {
+            let mut every = tokio::time::interval(crate::watchdog::SAMPLE_EVERY);
+            let mut stalled = Vec::new();
+            loop {
+                every.tick().await;
+                let up: Vec<bool> = ports.iter().map(|(_, p)| p.link().up).collect();
+                let changed = links.lock().unwrap_or_else(|p| p.into_inner()).observe(&up);
+                for (i, now_up) in changed {
+                    let name = ports.get(i).map_or("?", |(n, _)| n.as_str());
+                    if now_up {
+                        tracing::info!(port = %name, "link up");
+                    } else {
+                        tracing::error!(port = %name, "link down: the workers keep polling; check the cable or the interface behind the vdev");
+                    }
+                }
+                let now = watch.sample(Instant::now());
+                for (w, s) in now.iter().enumerate() {
+                    let was = stalled.get(w).copied().flatten().is_some();
+                    match s {
+                        Some(d) if !was => {
+                            tracing::error!(worker = w, stalled_for_ms = d.as_millis(), "worker stopped polling")
+                        }
+                        None if was => tracing::warn!(worker = w, "worker polls again"),
+                        _ => {}
+                    }
+                }
+                stalled = now;
+            }
+        })
+    };
     let source: Arc<dyn StatusSource> = Arc::new(status);
     tracing::info!(listen = %config.api.listen, workers, ports = port_handles.len(), "rvsd is running");
     // Persistence entries are refreshed by the workers; expired ones are reclaimed here,
@@ -578,13 +641,17 @@ pub fn run(config: &Config, text: &str, path: &Path) -> anyhow::Result<()> {
         let path = path.to_path_buf();
         rt.spawn(async move {
             while hangup.recv().await.is_some() {
-                reload(&state, &path);
+                let outcome = reload(&state, &path);
+                let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+                let generation = state.running().generation();
+                reload_board.lock().unwrap_or_else(|p| p.into_inner()).record(now, generation, outcome);
             }
         })
     };
     let served = rt.block_on(api::serve(listener, api::router(state), shutdown));
     sweeper.abort();
     rates_task.abort();
+    watch_task.abort();
     reloader.abort();
 
     // VRRP first: masters send priority 0 (the backup takes over after its skew time)
@@ -632,17 +699,25 @@ pub fn run(config: &Config, text: &str, path: &Path) -> anyhow::Result<()> {
 }
 
 /// SIGHUP: re-reads the config file at `path` and applies it like `PUT /v1/config`;
-/// logs what changed, or why nothing did.
-pub fn reload(state: &AppState, path: &Path) {
+/// logs what changed, or why nothing did. A file that vanished, cannot be read, is not
+/// valid TOML or is refused changes nothing: the running configuration stays, and the
+/// error (naming `path` and what is wrong) is logged and returned for `/v1/status`.
+pub fn reload(state: &AppState, path: &Path) -> Result<(), String> {
     tracing::info!(config = %path.display(), "SIGHUP received, reloading the configuration");
+    let mut running = state.running();
+    let generation = running.generation();
     let text = match crate::config::read_file(path) {
         Ok(t) => t,
         Err(e) => {
-            tracing::error!("reload failed, nothing changed: {e}");
-            return;
+            let e = format!("{e}");
+            tracing::error!(
+                config = %path.display(),
+                generation,
+                "reload failed, the running configuration stays: {e}"
+            );
+            return Err(e);
         }
     };
-    let mut running = state.running();
     match running.apply_toml(&text, false) {
         Ok(changes) => {
             if changes.is_empty() {
@@ -654,8 +729,13 @@ pub fn reload(state: &AppState, path: &Path) {
                 tracing::info!(generation = running.generation(), changes = changes.len(), "reload applied");
             }
             warn_unimplemented(running.config());
+            Ok(())
         }
-        Err(e) => tracing::error!("reload refused, nothing changed: {e}"),
+        Err(e) => {
+            let e = format!("config file {}: {e}", path.display());
+            tracing::error!(generation, "reload refused, the running configuration stays: {e}");
+            Err(e)
+        }
     }
 }
 

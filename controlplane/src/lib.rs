@@ -9,6 +9,7 @@
 //! * [`model`]: the JSON shapes of services and servers.
 //! * [`api`]: the REST router, served on the control thread; [`openapi`] describes it.
 //! * [`ha`]: VRRP high availability (the state machine and the HA thread).
+//! * [`watchdog`]: the worker watchdog (a worker whose poll counter stands still).
 //! * [`daemon`]: start-up (EAL, ports, workers), serving, and orderly shutdown.
 
 pub mod api;
@@ -23,3 +24,4 @@ pub mod rates;
 pub mod runtime;
 pub mod services;
 pub mod status;
+pub mod watchdog;

@@ -263,6 +263,27 @@ pub fn render(input: &MetricsInput) -> String {
         [(vec![], Value::Int(st.uptime_seconds))],
     );
 
+    if let Some(r) = &st.reload {
+        out.family(
+            "rvs_config_last_reload_success",
+            Kind::Gauge,
+            "1 when the last SIGHUP reload of the config file succeeded (or none was tried), 0 when it failed.",
+            [(vec![], Value::Int(u64::from(r.ok)))],
+        );
+        out.family(
+            "rvs_config_reload_failures_total",
+            Kind::Counter,
+            "SIGHUP reloads of the config file that failed (unreadable, invalid or refused); nothing changed.",
+            [(vec![], Value::Int(r.failures))],
+        );
+        out.family(
+            "rvs_config_generation",
+            Kind::Gauge,
+            "Generation of the configuration in force.",
+            [(vec![], Value::Int(r.generation))],
+        );
+    }
+
     if let Some(p) = st.prober {
         for (name, help, v) in [
             ("rvs_prober_packets_in_total", "Packets the workers punted to the health prober.", p.packets_in),
@@ -291,6 +312,12 @@ pub fn render(input: &MetricsInput) -> String {
         st.ports.iter().map(|p| (port(&p.name), Value::Int(u64::from(p.link.up)))),
     );
     out.family(
+        "rvs_port_link_changes_total",
+        Kind::Counter,
+        "Link changes (down or up) rvsd saw, sampling the link every 250 ms.",
+        st.ports.iter().map(|p| (port(&p.name), Value::Int(p.link_changes))),
+    );
+    out.family(
         "rvs_port_link_speed_mbps",
         Kind::Gauge,
         "Link speed in Mbit/s (0 when unknown).",
@@ -316,6 +343,12 @@ pub fn render(input: &MetricsInput) -> String {
             st.workers.iter().map(|w| (worker_label(w.index), Value::Int((d.get)(&w.counters)))),
         );
     }
+    out.family(
+        "rvs_worker_stalled",
+        Kind::Gauge,
+        "1 when the worker's poll counter has not moved for a second or more (the watchdog), else 0.",
+        st.workers.iter().map(|w| (worker_label(w.index), Value::Int(u64::from(w.stalled)))),
+    );
     let worker_rates: [Field<rates::WorkerRates>; 5] = [
         ("rvs_worker_rate_rx_pps", "Frames received per second (IPVS-style 2 s estimate).", |r| r.rx_pps),
         ("rvs_worker_rate_tx_pps", "Frames sent per second (IPVS-style 2 s estimate).", |r| r.tx_pps),

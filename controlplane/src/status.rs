@@ -26,6 +26,12 @@
 //! * `ports[].mac` is lowercase `aa:bb:cc:dd:ee:ff`.
 //! * `drops` (top level) is the sum over workers and holds *every* drop reason, zeros
 //!   included, so a test can read any reason without checking for its presence.
+//! * `ports[].link.up` is read from the NIC at each request; `ports[].link_changes` counts
+//!   the changes rvsd's 250 ms sample saw ([`crate::watchdog::LinkWatch`]).
+//! * `workers[].stalled` and `stalled_for_ms`: the watchdog ([`crate::watchdog`]) saw the
+//!   worker's poll counter stand still for a second or more, and for how long.
+//! * `reload` (when rvsd watches a config file) says how the last SIGHUP reload went
+//!   ([`ReloadStatus`]): a failed one leaves the configuration of `generation` in force.
 
 use std::collections::BTreeMap;
 
@@ -66,7 +72,65 @@ pub struct Status {
     /// VRRP instances (absent without `[ha]`): the `GET /v1/ha` document.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ha: Option<crate::ha::view::HaStatus>,
+    /// The config file's reloads on SIGHUP (absent when no file is watched: tests, tools).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reload: Option<ReloadStatus>,
 }
+
+/// `reload` in `/v1/status`: how the last SIGHUP reload of the config file went. A failed
+/// reload changes nothing; the configuration of `generation` stays in force.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ReloadStatus {
+    /// The config file SIGHUP re-reads.
+    pub path: String,
+    /// Generation of the configuration in force (the published service table's; `PUT
+    /// /v1/config` and the service endpoints also move it).
+    pub generation: u64,
+    /// Whether the last reload was applied (or found nothing to change); true before any.
+    pub ok: bool,
+    /// Why the last reload failed: the file cannot be read, is not valid TOML, or is
+    /// refused (each names the path and what is wrong). `null` after a success.
+    pub error: Option<String>,
+    /// Unix time (seconds) of the last reload attempt; `null` before the first SIGHUP.
+    pub last_attempt_unix: Option<u64>,
+    /// Unix time (seconds) of the last successful reload; `null` if none succeeded.
+    pub last_success_unix: Option<u64>,
+    /// Reloads attempted since start.
+    pub attempts: u64,
+    /// Reloads that failed since start (`rvs_config_reload_failures_total`).
+    pub failures: u64,
+}
+
+impl ReloadStatus {
+    /// The state before any reload of the file at `path`.
+    pub fn new(path: &std::path::Path) -> ReloadStatus {
+        ReloadStatus { path: path.display().to_string(), ok: true, ..ReloadStatus::default() }
+    }
+
+    /// Records a reload at `now_unix` that left `generation` in force: `Ok` when it was
+    /// applied (or changed nothing), `Err` with the reason when it failed.
+    pub fn record(&mut self, now_unix: u64, generation: u64, outcome: Result<(), String>) {
+        self.attempts += 1;
+        self.last_attempt_unix = Some(now_unix);
+        self.generation = generation;
+        match outcome {
+            Ok(()) => {
+                self.ok = true;
+                self.error = None;
+                self.last_success_unix = Some(now_unix);
+            }
+            Err(e) => {
+                self.ok = false;
+                self.error = Some(e);
+                self.failures += 1;
+            }
+        }
+    }
+}
+
+/// The reload state shared by the SIGHUP handler (which writes it) and the status source.
+pub type ReloadBoard = std::sync::Arc<std::sync::Mutex<ReloadStatus>>;
 
 /// The health prober's counts in `/v1/status` (`prober`) and `/metrics` (`rvs_prober_*`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -100,6 +164,7 @@ impl Status {
             services: Vec::new(),
             prober: None,
             ha: None,
+            reload: None,
         }
     }
 
@@ -243,6 +308,9 @@ pub struct PortStatus {
     pub address: String,
     /// NIC counters.
     pub stats: PortStatsJson,
+    /// Link changes (down or up) rvsd saw since start, sampling every 250 ms.
+    #[serde(default)]
+    pub link_changes: u64,
 }
 
 impl PortStatus {
@@ -264,6 +332,7 @@ impl PortStatus {
             link: link.into(),
             address: address.to_string(),
             stats: stats.into(),
+            link_changes: 0,
         }
     }
 }
@@ -338,6 +407,13 @@ pub struct WorkerStatus {
     /// Burst processing time: p50/p99/p99.9 over the last minute, count and sum since start.
     #[serde(default)]
     pub burst_latency: rvs_dataplane::latency::LatencySummary,
+    /// The watchdog's verdict: its poll counter has not moved for
+    /// [`crate::watchdog::WORKER_STALL`] or more.
+    #[serde(default)]
+    pub stalled: bool,
+    /// How long its poll counter has not moved, in ms, when `stalled` (0 otherwise).
+    #[serde(default)]
+    pub stalled_for_ms: u64,
 }
 
 impl WorkerStatus {
@@ -348,7 +424,17 @@ impl WorkerStatus {
             lcore,
             counters: c.clone(),
             burst_latency: rvs_dataplane::latency::LatencySummary::default(),
+            stalled: false,
+            stalled_for_ms: 0,
         }
+    }
+
+    /// The entry with the watchdog's verdict: `Some(how long)` when the worker has not
+    /// polled for the threshold or more ([`crate::watchdog::PollWatchdog::observe`]).
+    pub fn with_stall(mut self, stall: Option<std::time::Duration>) -> WorkerStatus {
+        self.stalled = stall.is_some();
+        self.stalled_for_ms = stall.map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        self
     }
 }
 
@@ -451,6 +537,32 @@ mod tests {
         ] {
             assert!(v["workers"][0].get(name).is_some(), "workers[].{name} missing");
         }
+    }
+
+    /// A worker the watchdog calls stalled says so, with how long; the others say
+    /// `stalled: false` and 0.
+    #[test]
+    fn stalled_workers_are_shown() {
+        let c = WorkerCounters::new();
+        let s = Status::new(
+            0,
+            vec![],
+            vec![
+                WorkerStatus::new(0, 1, &c.snapshot()).with_stall(None),
+                WorkerStatus::new(1, 2, &c.snapshot()).with_stall(Some(std::time::Duration::from_millis(1500))),
+            ],
+        );
+        let v = serde_json::to_value(&s).unwrap();
+        assert_eq!(
+            (v["workers"][0]["stalled"].as_bool(), v["workers"][0]["stalled_for_ms"].as_u64()),
+            (Some(false), Some(0))
+        );
+        assert_eq!(
+            (v["workers"][1]["stalled"].as_bool(), v["workers"][1]["stalled_for_ms"].as_u64()),
+            (Some(true), Some(1500))
+        );
+        let back: Status = serde_json::from_value(v).unwrap();
+        assert_eq!(back, s);
     }
 
     #[test]

@@ -818,7 +818,7 @@ async fn admin_states_drain_maint_ready_and_survive_a_reload() {
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("rvs.toml");
     std::fs::write(&path, CONFIG.replace("weight = 3", "weight = 4")).unwrap();
-    rvs_controlplane::daemon::reload(&srv.state, &path);
+    rvs_controlplane::daemon::reload(&srv.state, &path).unwrap();
     let (_, v) = call(&srv, "GET", &s11, None).await;
     assert_eq!(
         (v["weight"].as_u64(), v["admin"].as_str(), v["effective_weight"].as_u64()),
@@ -853,13 +853,15 @@ async fn reload_applies_a_good_file_and_ignores_a_bad_one() {
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("rvs.toml");
     std::fs::write(&path, CONFIG.replace("weight = 3", "weight = 7")).unwrap();
-    rvs_controlplane::daemon::reload(&srv.state, &path);
+    rvs_controlplane::daemon::reload(&srv.state, &path).unwrap();
     assert!(config_text(&srv).await.contains("weight = 7"));
     let before = config_text(&srv).await;
     std::fs::write(&path, CONFIG.replace("weight = 3", "weight = 70000")).unwrap();
-    rvs_controlplane::daemon::reload(&srv.state, &path);
+    let refused = rvs_controlplane::daemon::reload(&srv.state, &path).unwrap_err();
+    assert!(refused.contains(&path.display().to_string()) && refused.contains("weight"), "{refused}");
     std::fs::remove_file(&path).unwrap();
-    rvs_controlplane::daemon::reload(&srv.state, &path);
+    let missing = rvs_controlplane::daemon::reload(&srv.state, &path).unwrap_err();
+    assert!(missing.contains(&path.display().to_string()) && missing.contains("No such file"), "{missing}");
     assert_eq!(config_text(&srv).await, before);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -294,6 +294,7 @@ fn runs_serves_status_and_stops_on_sigterm() {
     for key in ["up", "speed_mbps", "full_duplex"] {
         assert!(!ports[0]["link"][key].is_null(), "link.{key} missing");
     }
+    assert_eq!(ports[0]["link_changes"], 0, "no flap seen");
     for key in ["rx_packets", "tx_packets", "rx_bytes", "tx_bytes", "rx_missed", "rx_errors", "tx_errors", "rx_nombuf"]
     {
         assert!(ports[0]["stats"][key].is_u64(), "stats.{key} missing");
@@ -312,6 +313,8 @@ fn runs_serves_status_and_stops_on_sigterm() {
     ] {
         assert!(w[key].is_u64(), "workers[0].{key} missing");
     }
+    // The watchdog's verdict: a running worker polls.
+    assert_eq!((w["stalled"].as_bool(), w["stalled_for_ms"].as_u64()), (Some(false), Some(0)), "{w}");
     let drops = body["drops"].as_object().unwrap();
     assert_eq!(drops.len(), DropReason::COUNT);
     assert!(DropReason::ALL.iter().all(|r| drops[r.name()].is_u64()));
@@ -411,4 +414,104 @@ fn ha_with_sync_runs_and_warns_about_nothing() {
 /// A free UDP port on loopback (for sync addresses).
 fn free_udp_port() -> u16 {
     std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// `GET /v1/status` as JSON, once rvsd answers (panics if it exits or stays silent 60 s).
+fn wait_status(d: &mut Daemon, port: u16) -> serde_json::Value {
+    let t0 = Instant::now();
+    loop {
+        if let Some((200, body)) = http_get(port, "/v1/status") {
+            return serde_json::from_str(&body).unwrap();
+        }
+        assert!(d.child.try_wait().unwrap().is_none(), "rvsd exited:\n{}", d.log());
+        assert!(t0.elapsed() < Duration::from_secs(60), "no status after 60 s:\n{}", d.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Sends SIGHUP and waits until `/v1/status` counts reload attempt number `attempt`.
+fn sighup(d: &mut Daemon, port: u16, attempt: u64) -> serde_json::Value {
+    d.signal("-HUP");
+    let t0 = Instant::now();
+    loop {
+        let s = wait_status(d, port);
+        if s["reload"]["attempts"].as_u64() == Some(attempt) {
+            return s;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(10), "reload {attempt} not reported: {}\n{}", s["reload"], d.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A config file that vanished, became unreadable (a directory in its place: the tests
+/// run as root, so `chmod 000` would not stop the read) or invalid at SIGHUP: the running
+/// configuration stays, the workers keep polling and the API keeps serving, the error is
+/// logged with the path and reported in `/v1/status` `reload` and in `/metrics`; once the
+/// file is back, the next SIGHUP applies it and the status says so.
+#[test]
+fn failed_reloads_keep_the_running_config_and_are_reported() {
+    let port = free_port();
+    let config = ring_config(port, &eal_args(), "net_ring1");
+    let mut d = Daemon::start(&config);
+    let path = d._config.0.clone();
+    let shown = path.display().to_string();
+    let s = wait_status(&mut d, port);
+    let r = &s["reload"];
+    assert_eq!(
+        (r["ok"].as_bool(), r["attempts"].as_u64(), r["path"].as_str()),
+        (Some(true), Some(0), Some(&*shown)),
+        "{r}"
+    );
+    let generation = r["generation"].as_u64().unwrap();
+    let weight = |s: &serde_json::Value| s["services"][0]["servers"][0]["weight"].as_u64();
+    assert_eq!(weight(&s), Some(2));
+
+    // (what, how the file is broken, what the error says)
+    type Breakage = (&'static str, fn(&std::path::Path), &'static str);
+    let failures: [Breakage; 3] = [
+        ("vanished", |p| std::fs::remove_file(p).unwrap(), "No such file"),
+        ("unreadable", |p| std::fs::create_dir(p).unwrap(), "Is a directory"),
+        (
+            "invalid",
+            |p| {
+                std::fs::remove_dir(p).unwrap();
+                std::fs::write(p, "[dataplane]\nworkers = \n").unwrap();
+            },
+            "line 2",
+        ),
+    ];
+    for (n, (what, break_it, why)) in failures.into_iter().enumerate() {
+        break_it(&path);
+        let polls = s["workers"][0]["polls"].as_u64().unwrap();
+        let s = sighup(&mut d, port, n as u64 + 1);
+        let r = &s["reload"];
+        assert_eq!(r["ok"].as_bool(), Some(false), "{what}: {r}");
+        let error = r["error"].as_str().unwrap_or_default();
+        assert!(error.contains(&shown) && error.contains(why), "{what}: {r}");
+        assert_eq!(r["failures"].as_u64(), Some(n as u64 + 1), "{what}: {r}");
+        assert_eq!(r["generation"].as_u64(), Some(generation), "{what}: {r}");
+        assert!(r["last_attempt_unix"].as_u64().is_some(), "{what}: {r}");
+        // The old configuration still runs: same table, workers still polling.
+        assert_eq!(weight(&s), Some(2), "{what}");
+        assert!(s["workers"][0]["polls"].as_u64().unwrap() > polls, "{what}: the worker stopped polling");
+        let log = d.log();
+        assert!(log.lines().any(|l| l.contains("reload") && l.contains(&shown) && l.contains(why)), "{what}:\n{log}");
+    }
+    let (_, metrics) = http_get(port, "/metrics").unwrap();
+    assert!(metrics.contains("\nrvs_config_last_reload_success 0\n"), "{metrics}");
+    assert!(metrics.contains("\nrvs_config_reload_failures_total 3\n"), "{metrics}");
+
+    std::fs::write(&path, config.replace("weight = 2", "weight = 3")).unwrap();
+    let s = sighup(&mut d, port, 4);
+    let r = &s["reload"];
+    assert_eq!((r["ok"].as_bool(), r["error"].is_null(), r["failures"].as_u64()), (Some(true), true, Some(3)), "{r}");
+    assert!(r["generation"].as_u64().unwrap() > generation, "{r}");
+    assert_eq!(r["last_success_unix"], r["last_attempt_unix"], "{r}");
+    assert_eq!(weight(&s), Some(3));
+    let (_, metrics) = http_get(port, "/metrics").unwrap();
+    assert!(metrics.contains("\nrvs_config_last_reload_success 1\n"), "{metrics}");
+
+    d.signal("-TERM");
+    assert_eq!(d.wait(Duration::from_secs(30)), Some(0), "{}", d.log());
+    assert!(!d.log().contains("panicked"), "{}", d.log());
 }

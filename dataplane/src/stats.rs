@@ -150,7 +150,7 @@ drop_reasons! {
     /// The neighbour table was full, so no entry could be created for the next hop.
     NeighTableFull => "neigh_table_full", "neighbour table full; next hop could not be resolved";
     /// Packet buffer pool empty when the worker needed a new packet.
-    NoMbuf => "no_mbuf", "packet pool empty when building a packet (ARP request, gratuitous ARP)";
+    NoMbuf => "no_mbuf", "packet pool empty when building a packet (ARP request, gratuitous ARP, health probe, VRRP frame)";
     /// The NIC's TX ring refused the packet.
     TxFull => "tx_full", "NIC transmit ring full";
     /// A health probe's reply found no free buffer in the punt ring to the prober.

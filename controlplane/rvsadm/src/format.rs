@@ -507,7 +507,25 @@ fn sync_lines(out: &mut String, s: &crate::model::SyncDoc) {
     }
 }
 
-/// `rvsadm status`: version and uptime, ports, workers, VRRP instances (with `[ha]`), and
+/// The lines of `rvsadm status` about a failed config reload (nothing when it succeeded).
+fn reload_lines(out: &mut String, r: &crate::model::ReloadDoc) {
+    let Some(error) = &r.error else { return };
+    let at = r
+        .last_attempt_unix
+        .map(|t| {
+            let when = std::time::UNIX_EPOCH + std::time::Duration::from_secs(t);
+            format!(" at {}", humantime::format_rfc3339_seconds(when))
+        })
+        .unwrap_or_default();
+    let _ = writeln!(out, "Config reload FAILED{at} ({} of {} reloads failed): {error}", r.failures, r.attempts);
+    let _ = writeln!(
+        out,
+        "  the configuration of generation {} stays in force; fix {} and send SIGHUP again",
+        r.generation, r.path
+    );
+}
+
+/// `rvsadm status`: version and uptime, a failed config reload, a line per stalled worker, ports, workers, VRRP instances (with `[ha]`), and
 /// the drop reasons that are not 0.
 pub fn status(s: &StatusDoc) -> String {
     let mut out = String::new();
@@ -521,6 +539,9 @@ pub fn status(s: &StatusDoc) -> String {
         up / 60 % 60,
         up % 60
     );
+    if let Some(r) = &s.reload {
+        reload_lines(&mut out, r);
+    }
 
     out.push('\n');
     let ports: Vec<Vec<String>> = s
@@ -581,6 +602,16 @@ pub fn status(s: &StatusDoc) -> String {
         &workers,
         0,
     );
+    for w in s.workers.iter().filter(|w| w.stalled) {
+        let _ = writeln!(
+            out,
+            "Worker {} (lcore {}) STALLED: no poll for {}.{:03} s",
+            w.index,
+            w.lcore,
+            w.stalled_for_ms / 1000,
+            w.stalled_for_ms % 1000
+        );
+    }
 
     if let Some(ha) = &s.ha {
         out.push('\n');

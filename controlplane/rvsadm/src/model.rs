@@ -263,6 +263,29 @@ pub struct StatusDoc {
     pub drops: BTreeMap<String, u64>,
     /// VRRP, when rvsd runs `[ha]`.
     pub ha: Option<HaDoc>,
+    /// The config file's SIGHUP reloads, when rvsd watches a file.
+    pub reload: Option<ReloadDoc>,
+}
+
+/// `reload` of [`StatusDoc`]: how the last SIGHUP reload of the config file went.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct ReloadDoc {
+    /// The config file.
+    pub path: String,
+    /// Generation of the configuration in force.
+    #[serde(deserialize_with = "lenient_u64")]
+    pub generation: u64,
+    /// Why the last reload failed; `None` after a success or before any reload.
+    pub error: Option<String>,
+    /// Unix time (seconds) of the last attempt.
+    pub last_attempt_unix: Option<u64>,
+    /// Reloads attempted since start.
+    #[serde(deserialize_with = "lenient_u64")]
+    pub attempts: u64,
+    /// Reloads failed since start.
+    #[serde(deserialize_with = "lenient_u64")]
+    pub failures: u64,
 }
 
 /// `ha` of [`StatusDoc`] (the `GET /v1/ha` document), the fields `rvsadm status` prints.
@@ -422,6 +445,11 @@ pub struct WorkerDoc {
     pub redirected_out: u64,
     /// Drops by reason.
     pub drops: BTreeMap<String, u64>,
+    /// The watchdog says it stopped polling.
+    pub stalled: bool,
+    /// For how long, ms.
+    #[serde(deserialize_with = "lenient_u64")]
+    pub stalled_for_ms: u64,
 }
 
 /// `{"error": "...", "field": "..."}`.

@@ -39,12 +39,14 @@ use super::frames::{advert_frame, garp_frame};
 use super::view::{HaStatus, InstanceStatus};
 use super::vrrp::{Action, Instance, InstanceConfig, Invalid, State, Tracking};
 use crate::config::{Config, HaInstance, L4Proto, TrackEffect};
+use crate::watchdog::PollWatchdog;
 
 /// Longest sleep between turns: the latency a received advert may wait.
 pub const MAX_SLEEP: Duration = Duration::from_millis(5);
 
-/// A worker whose poll counter has not moved for this long is stalled (`track_workers`).
-pub const WORKER_STALL: Duration = Duration::from_secs(1);
+/// A worker whose poll counter has not moved for this long is stalled (`track_workers`);
+/// the same threshold as the status's watchdog.
+pub use crate::watchdog::WORKER_STALL;
 
 /// Dropped adverts are logged at most this often per instance and reason.
 pub const DROP_LOG_EVERY: Duration = Duration::from_secs(10);
@@ -160,7 +162,7 @@ pub struct Shell {
     ports: Vec<HaPort>,
     end: HaEnd,
     roles: Arc<HaRoles>,
-    watchdog: Vec<(u64, Instant)>,
+    watchdog: PollWatchdog,
     unknown_vrid: u64,
     malformed: u64,
     drop_logged: HashMap<(u8, Invalid), Option<Instant>>,
@@ -222,7 +224,7 @@ impl Shell {
             ports,
             end,
             roles,
-            watchdog: Vec::new(),
+            watchdog: PollWatchdog::new(WORKER_STALL),
             unknown_vrid: 0,
             malformed: 0,
             drop_logged: HashMap::new(),
@@ -256,19 +258,7 @@ impl Shell {
 
     fn track(&mut self, now: Instant, env: &dyn Environment) {
         let hold = env.sync_hold();
-        let polls = env.worker_polls();
-        if self.watchdog.len() != polls.len() {
-            self.watchdog = polls.iter().map(|p| (*p, now)).collect();
-        }
-        let mut stalled = None;
-        for (w, (p, (last, since))) in polls.iter().zip(self.watchdog.iter_mut()).enumerate() {
-            if p != last {
-                *last = *p;
-                *since = now;
-            } else if now.saturating_duration_since(*since) >= WORKER_STALL && stalled.is_none() {
-                stalled = Some(w);
-            }
-        }
+        let stalled = PollWatchdog::first_stalled(&self.watchdog.observe(now, &env.worker_polls())).map(|(w, _)| w);
         for s in &mut self.slots {
             let mut fault = None;
             let mut decrement: u32 = 0;

@@ -580,3 +580,42 @@ fn sync_families_follow_the_sync_status() {
     input.status.ha = Some(without);
     assert!(!render(&input).contains("rvs_sync_"), "no sync, no sync families");
 }
+
+#[test]
+fn reload_families_follow_the_reload_status() {
+    use crate::status::ReloadStatus;
+    let mut input = input();
+    let mut reload = ReloadStatus::new(std::path::Path::new("/etc/rvs/rvs.toml"));
+    reload.record(1_700_000_000, 3, Ok(()));
+    reload.record(1_700_000_060, 3, Err("cannot read config file /etc/rvs/rvs.toml: gone".into()));
+    input.status.reload = Some(reload);
+    let text = render(&input);
+    let samples = check(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    let v = |name: &str| find(&samples, name, &[]).map(|s| s.value);
+    assert_eq!(v("rvs_config_last_reload_success"), Some(0.0));
+    assert_eq!(v("rvs_config_reload_failures_total"), Some(1.0));
+    assert_eq!(v("rvs_config_generation"), Some(3.0));
+    assert!(text.contains("# TYPE rvs_config_reload_failures_total counter\n"), "{text}");
+    assert!(!render(&self::input()).contains("rvs_config_"), "no watched file, no reload families");
+}
+
+#[test]
+fn stalled_workers_are_a_gauge() {
+    let mut input = input();
+    input.status.workers[1] = input.status.workers[1].clone().with_stall(Some(std::time::Duration::from_secs(2)));
+    let text = render(&input);
+    let samples = check(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    let v = |w: &str| find(&samples, "rvs_worker_stalled", &[("worker", w)]).map(|s| s.value);
+    assert_eq!((v("0"), v("1")), (Some(0.0), Some(1.0)));
+    assert!(text.contains("# TYPE rvs_worker_stalled gauge\n"), "{text}");
+}
+
+#[test]
+fn link_changes_are_a_counter_per_port() {
+    let mut input = input();
+    input.status.ports[0].link_changes = 4;
+    let text = render(&input);
+    let samples = check(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    let v = find(&samples, "rvs_port_link_changes_total", &[("port", &input.status.ports[0].name)]).map(|s| s.value);
+    assert_eq!(v, Some(4.0));
+}

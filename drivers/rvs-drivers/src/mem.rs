@@ -7,6 +7,8 @@
 //! the caller's "NIC refused" path is exercised.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use crate::traits::{Burst, LinkStatus, PacketBuf, PacketPool, PortInfo, PortQueue, PortStats};
 
@@ -122,11 +124,41 @@ impl PacketBuf for MemBuf {
 
 /// A pool of [`MemBuf`]s with an optional limit on outstanding allocations, so tests
 /// can exercise pool exhaustion. Recycled buffers are reused.
+///
+/// The limit can be changed while a worker owns the pool, through a [`PoolLimit`]
+/// ([`MemPool::limit_handle`]): setting it to 0 empties the pool, raising it is buffers
+/// coming back (as DPDK's mbufs return when the NIC has sent them).
 #[derive(Debug, Default)]
 pub struct MemPool {
     free: Vec<MemBuf>,
-    limit: Option<usize>,
+    limit: PoolLimit,
     allocated: usize,
+}
+
+/// A shared handle on a [`MemPool`]'s limit: how many buffers it hands out in total
+/// (`None`: no limit).
+#[derive(Debug, Clone)]
+pub struct PoolLimit(Arc<AtomicUsize>);
+
+impl PoolLimit {
+    /// `usize::MAX` stands for "no limit".
+    const NONE: usize = usize::MAX;
+
+    /// Sets the limit; `None` removes it.
+    pub fn set(&self, limit: Option<usize>) {
+        self.0.store(limit.unwrap_or(Self::NONE), Ordering::Relaxed);
+    }
+
+    /// The limit now.
+    pub fn get(&self) -> Option<usize> {
+        Some(self.0.load(Ordering::Relaxed)).filter(|&l| l != Self::NONE)
+    }
+}
+
+impl Default for PoolLimit {
+    fn default() -> Self {
+        PoolLimit(Arc::new(AtomicUsize::new(Self::NONE)))
+    }
 }
 
 impl MemPool {
@@ -136,7 +168,13 @@ impl MemPool {
     }
     /// A pool that hands out at most `limit` buffers in total.
     pub fn with_limit(limit: usize) -> Self {
-        MemPool { limit: Some(limit), ..Self::default() }
+        let pool = Self::default();
+        pool.limit.set(Some(limit));
+        pool
+    }
+    /// A handle that changes this pool's limit later, e.g. after a worker took the pool.
+    pub fn limit_handle(&self) -> PoolLimit {
+        self.limit.clone()
     }
     /// Returns a buffer to the pool for reuse.
     pub fn recycle(&mut self, mut buf: MemBuf) {
@@ -152,7 +190,7 @@ impl MemPool {
 impl PacketPool for MemPool {
     type Buf = MemBuf;
     fn alloc(&mut self) -> Option<MemBuf> {
-        if self.limit.is_some_and(|l| self.allocated >= l) {
+        if self.limit.get().is_some_and(|l| self.allocated >= l) {
             return None;
         }
         self.allocated += 1;
@@ -268,6 +306,16 @@ mod tests {
     fn pool_limit_and_tx_refusal() {
         let mut pool = MemPool::with_limit(1);
         assert!(pool.alloc().is_some());
+        assert!(pool.alloc().is_none());
+        // Buffers come back: the limit is raised through a handle, then lifted.
+        let limit = pool.limit_handle();
+        limit.set(Some(2));
+        assert_eq!(limit.get(), Some(2));
+        assert!(pool.alloc().is_some());
+        assert!(pool.alloc().is_none());
+        limit.set(None);
+        assert!(pool.alloc().is_some());
+        limit.set(Some(0));
         assert!(pool.alloc().is_none());
 
         let mut q = MemQueue::new([2, 0, 0, 0, 0, 1]);

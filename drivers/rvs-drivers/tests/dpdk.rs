@@ -264,8 +264,45 @@ fn dpdk_driver_end_to_end() {
     assert_eq!(drained, sent_total);
     assert_eq!(pool.in_use(), 0);
 
+    // --- Link flap: down and up again; the queue keeps working throughout, as the
+    //     workers keep polling a port whose link went away. ---
+    port.set_link(false).expect("link down");
+    assert!(!port.link().up, "{:?}", port.link());
+    {
+        let mut b: Burst<_> = Burst::new();
+        assert_eq!(q0.rx_burst(&mut b), 0, "nothing to receive");
+    }
+    port.set_link(true).expect("link up");
+    assert!(port.link().up, "{:?}", port.link());
+    {
+        let mut b: Burst<_> = Burst::new();
+        let mut m = pool.alloc().expect("alloc");
+        m.append(60).expect("room").copy_from_slice(&frames[0]);
+        b.push(m);
+        assert_eq!(q0.tx_burst(&mut b), 1, "sends after the flap");
+        assert_eq!(q0.rx_burst(&mut b), 1, "receives after the flap");
+        assert_eq!(b[0].data(), &frames[0][..]);
+    }
+    assert_eq!(pool.in_use(), 0);
+
+    // --- Pool exhaustion: every mbuf taken, the next alloc is None (no crash); one
+    //     returned, alloc works again. ---
+    {
+        let mut all = Vec::new();
+        while let Some(m) = pool.alloc() {
+            all.push(m);
+            assert!(all.len() <= 4096, "the pool never ran out");
+        }
+        assert!(all.len() >= 2047 - 32 * 2, "{} mbufs before exhaustion", all.len());
+        assert!(pool.alloc().is_none());
+        all.pop();
+        assert!(pool.alloc().is_some(), "a returned mbuf is allocated again");
+    }
+    assert_eq!(pool.in_use(), 0);
+
     // --- Counters, read from another thread while the queue exists. ---
-    let expect_pkts = (2 * frames.len() + sent_total) as u64;
+    // ... plus the one frame sent and received after the link flap.
+    let expect_pkts = (2 * frames.len() + sent_total + 1) as u64;
     let stats = std::thread::scope(|s| s.spawn(|| port.stats()).join().expect("stats thread"));
     assert_eq!(stats.tx_packets, expect_pkts, "{stats:?}");
     assert_eq!(stats.rx_packets, expect_pkts, "{stats:?}");

@@ -393,6 +393,28 @@ impl Port {
         Ok(())
     }
 
+    /// Sets the link administratively up or down (`rte_eth_dev_set_link_up`/`_down`), as
+    /// `ip link set dev X up|down` does; [`PortInfo::link`] reports the result. Queues stay
+    /// valid: workers go on polling a port whose link is down (they receive nothing from a
+    /// real NIC). A driver without the feature answers an error naming it.
+    pub fn set_link(&self, up: bool) -> Result<(), DpdkError> {
+        let st = lock(&self.shared.state);
+        if !st.started {
+            return Err(self.state_err("is not started: start it before setting its link"));
+        }
+        let (rc, call) = if up {
+            // SAFETY: valid, started port id; control calls serialised by the lock.
+            (unsafe { sys::rte_eth_dev_set_link_up(self.shared.id) }, "rte_eth_dev_set_link_up")
+        } else {
+            // SAFETY: valid, started port id; control calls serialised by the lock.
+            (unsafe { sys::rte_eth_dev_set_link_down(self.shared.id) }, "rte_eth_dev_set_link_down")
+        };
+        if rc != 0 {
+            return Err(self.err(call, rc));
+        }
+        Ok(())
+    }
+
     /// Receives all frames regardless of destination MAC. Drivers without the feature
     /// (`ENOTSUP`) are fine: they deliver everything already or cannot filter.
     pub fn promiscuous_enable(&self) -> Result<(), DpdkError> {

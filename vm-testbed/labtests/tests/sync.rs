@@ -4,7 +4,8 @@
 //! 10.30.0.2:8848), built from `config/lab-ha-lb{1,2}.toml` with the mode's `forward`, a UDP
 //! echo service on VIP:53 and a persistent one (`persistence = "300s"`) on VIP2:53.
 //!
-//! One run per mode (`flows_survive_failover_and_failback_<mode>`):
+//! One run per mode (`flows_survive_failover_and_failback_<mode>`, and Full-NAT with two
+//! workers on each node, `_fullnat_2w`):
 //! 1. lb1 starts alone and is master; flows A start (50 TCP keep-alive connections, each
 //!    asking every 50 ms and checking that the answer is the first one again, and 10 UDP
 //!    flows, each checking that the same real server answers: `tools/flows.py`); each of 8
@@ -69,8 +70,9 @@ fn udp_service(vip: &str, mode: Mode, extra: &str) -> String {
     s + "\n"
 }
 
-/// lb1's and lb2's configs for `mode`, with sync on.
-fn sync_configs(mode: Mode) -> [PathBuf; 2] {
+/// lb1's and lb2's configs for `mode` with `workers` workers (1, or 2 on af_packet with two
+/// queue pairs as config/lab-*-2w.toml), with sync on.
+fn sync_configs(mode: Mode, workers: u32) -> [PathBuf; 2] {
     let key = key_file();
     let services = udp_service(VIP, mode, "") + &udp_service(VIP2, mode, "persistence = \"300s\"\n");
     let mut addresses = format!("\"{VIP}\", \"{VIP2}\", \"{GATEWAY}\"");
@@ -80,21 +82,33 @@ fn sync_configs(mode: Mode) -> [PathBuf; 2] {
         }
     }
     let forward = format!("forward = \"{}\"", mode.name());
+    let two = workers == 2;
+    let worker_edits: [(&str, &str); 4] = [
+        ("workers = 1", if two { "workers = 2" } else { "workers = 1" }),
+        (
+            "\"--no-telemetry\", ",
+            if two { "\"--no-telemetry\", \"--lcores=0@0,1@1,2@1\", " } else { "\"--no-telemetry\", " },
+        ),
+        (
+            "\"net_af_xdp0,iface=front\"",
+            if two { "\"net_af_packet0,iface=front,qpairs=2\"" } else { "\"net_af_xdp0,iface=front\"" },
+        ),
+        (
+            "\"net_af_xdp1,iface=back\"",
+            if two { "\"net_af_packet1,iface=back,qpairs=2\"" } else { "\"net_af_xdp1,iface=back\"" },
+        ),
+    ];
     ["lb1", "lb2"].map(|lb| {
         let (me, peer) = if lb == "lb1" { (1, 2) } else { (2, 1) };
         let ha = format!(
             "{services}[ha]\nkey_file = \"{}\"\nsync_listen = \"10.30.0.{me}:8848\"\nsync_peer = \"10.30.0.{peer}:8848\"\n",
             key.display()
         );
-        variant_with(
-            &format!("lab-ha-{lb}.toml"),
-            &[
-                ("forward = \"nat\"", &forward),
-                ("[ha]\n", &ha),
-                ("addresses = [\"10.10.0.100\", \"10.20.0.100\"]", &format!("addresses = [{addresses}]")),
-            ],
-            &format!("sync-{}-{lb}.toml", mode.name()),
-        )
+        let addresses = format!("addresses = [{addresses}]");
+        let mut edits =
+            vec![("forward = \"nat\"", forward.as_str()), ("[ha]\n", &ha), ("addresses = [\"10.10.0.100\", \"10.20.0.100\"]", &addresses)];
+        edits.extend(worker_edits);
+        variant_with(&format!("lab-ha-{lb}.toml"), &edits, &format!("sync-{}-{workers}w-{lb}.toml", mode.name()))
     })
 }
 
@@ -194,11 +208,11 @@ fn routes(mode: Mode) {
     }
 }
 
-fn flows_survive_failover_and_failback(mode: Mode) {
+fn flows_survive_failover_and_failback(mode: Mode, workers: u32) {
     let mut lab = Lab::up_without_lb();
     lab.start_real_servers(mode);
     routes(mode);
-    let [lb1, lb2] = sync_configs(mode);
+    let [lb1, lb2] = sync_configs(mode, workers);
 
     // 1. lb1 alone; flows A and the persistent clients.
     lab.start_lb("lb1", Some(&lb1));
@@ -269,23 +283,31 @@ fn flows_survive_failover_and_failback(mode: Mode) {
 #[test]
 #[ignore = "needs root, the lab and rvsd: run vm-testbed/test.sh"]
 fn flows_survive_failover_and_failback_nat() {
-    flows_survive_failover_and_failback(Mode::Nat);
+    flows_survive_failover_and_failback(Mode::Nat, 1);
 }
 
 #[test]
 #[ignore = "needs root, the lab and rvsd: run vm-testbed/test.sh"]
 fn flows_survive_failover_and_failback_fullnat() {
-    flows_survive_failover_and_failback(Mode::FullNat);
+    flows_survive_failover_and_failback(Mode::FullNat, 1);
 }
 
 #[test]
 #[ignore = "needs root, the lab and rvsd: run vm-testbed/test.sh"]
 fn flows_survive_failover_and_failback_dr() {
-    flows_survive_failover_and_failback(Mode::Dr);
+    flows_survive_failover_and_failback(Mode::Dr, 1);
 }
 
 #[test]
 #[ignore = "needs root, the lab and rvsd: run vm-testbed/test.sh"]
 fn flows_survive_failover_and_failback_tunnel() {
-    flows_survive_failover_and_failback(Mode::Tunnel);
+    flows_survive_failover_and_failback(Mode::Tunnel, 1);
+}
+
+/// Two workers on each node (af_packet, two queue pairs): records reach the worker that owns
+/// each flow on the backup, and Full-NAT's local ports belong to the same worker on both.
+#[test]
+#[ignore = "needs root, the lab and rvsd: run vm-testbed/test.sh"]
+fn flows_survive_failover_and_failback_fullnat_2w() {
+    flows_survive_failover_and_failback(Mode::FullNat, 2);
 }

@@ -324,7 +324,7 @@ impl crate::ha::run::Environment for LiveHaEnv {
 
     fn service_down(&self, service: (crate::config::L4Proto, Ipv4Addr, u16)) -> bool {
         let board = self.health.lock().unwrap_or_else(|p| p.into_inner());
-        crate::ha::run::services_down(&board).get(&service).copied().unwrap_or(false)
+        crate::ha::run::service_down(&board, service)
     }
 }
 

@@ -500,19 +500,23 @@ fn publish(board: &HaBoard, status: HaStatus) {
     b.sync = sync;
 }
 
-/// Per-port and per-worker helpers for [`Environment`] implementations: which services'
-/// servers are all down, from the health board.
-pub fn services_down(
+/// For [`Environment`] implementations: whether `service` has health-checked servers on
+/// the health board and none of them is up. Reads the board once, allocates nothing (the
+/// HA thread asks for every tracked service each turn).
+pub fn service_down(
     board: &HashMap<crate::services::ServerRef, crate::runtime::HealthView>,
-) -> HashMap<(L4Proto, Ipv4Addr, u16), bool> {
-    let mut out: HashMap<(L4Proto, Ipv4Addr, u16), bool> = HashMap::new();
+    service: (L4Proto, Ipv4Addr, u16),
+) -> bool {
+    let mut checked = false;
     for ((svc, _, _), view) in board {
-        let e = out.entry((svc.proto, svc.vip, svc.port)).or_insert(true);
-        if view.state != "down" {
-            *e = false;
+        if (svc.proto, svc.vip, svc.port) == service {
+            if view.state != "down" {
+                return false;
+            }
+            checked = true;
         }
     }
-    out
+    checked
 }
 
 #[cfg(test)]

@@ -254,7 +254,7 @@ fn unknown_vrids_and_malformed_packets_are_counted() {
 }
 
 #[test]
-fn services_down_needs_every_checked_server_down() {
+fn service_down_needs_every_checked_server_down() {
     use crate::runtime::HealthView;
     use rvs_dataplane::types::ServiceKey;
     let key = ServiceKey { proto: L4Proto::Tcp, vip: Ipv4Addr::new(10, 10, 0, 100), port: 80 };
@@ -262,9 +262,10 @@ fn services_down_needs_every_checked_server_down() {
     let mut board = HashMap::new();
     board.insert((key, Ipv4Addr::new(10, 20, 0, 11), 80), view("down"));
     board.insert((key, Ipv4Addr::new(10, 20, 0, 12), 80), view("up"));
-    assert_eq!(services_down(&board).get(&(L4Proto::Tcp, key.vip, 80)), Some(&false));
+    assert!(!service_down(&board, (L4Proto::Tcp, key.vip, 80)));
     board.insert((key, Ipv4Addr::new(10, 20, 0, 12), 80), view("down"));
-    assert_eq!(services_down(&board).get(&(L4Proto::Tcp, key.vip, 80)), Some(&true));
+    assert!(service_down(&board, (L4Proto::Tcp, key.vip, 80)));
+    assert!(!service_down(&board, (L4Proto::Udp, key.vip, 80)), "a service with no checked server is not down");
 }
 
 /// Two instances with opposite priorities: each node is master of one and backup of the

@@ -54,6 +54,9 @@ pub const DROP_LOG_EVERY: Duration = Duration::from_secs(10);
 /// Default hold time of `POST /v1/ha/{vrid}/step-down`.
 pub const DEFAULT_STEP_DOWN_HOLD: Duration = Duration::from_secs(300);
 
+/// How often the HA board is refreshed when nothing changed (counters, `since`).
+pub const PUBLISH_EVERY: Duration = Duration::from_millis(50);
+
 /// How long the daemon lets worker 0 send the shutdown adverts before stopping it.
 pub const SHUTDOWN_DRAIN: Duration = Duration::from_millis(50);
 
@@ -450,6 +453,11 @@ impl Shell {
         }
     }
 
+    /// State changes of every instance since start (the status changes with each).
+    pub fn transitions(&self) -> u64 {
+        self.slots.iter().map(|s| s.inst.counters().transitions).sum()
+    }
+
     /// What `/v1/ha` shows now.
     pub fn status(&self) -> HaStatus {
         HaStatus {
@@ -472,17 +480,27 @@ pub fn spawn(
     stop: Arc<AtomicBool>,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
     std::thread::Builder::new().name("rvs-ha".into()).spawn(move || {
+        let mut published: Option<(Instant, u64)> = None;
         while !stop.load(Ordering::Relaxed) {
             let now = Instant::now();
             shell.turn(now, env.as_ref());
+            let mut asked = false;
             while let Ok((vrid, hold, answer)) = requests.try_recv() {
+                asked = true;
                 let r = shell.step_down(now, vrid, hold);
                 if r.is_ok() {
                     tracing::warn!(vrid, hold = %humantime::format_duration(hold), "VRRP: stepped down on request");
                 }
                 let _ = answer.send(r);
             }
-            publish(&board, shell.status());
+            // The status is rebuilt at once after a transition or a request, else every
+            // PUBLISH_EVERY: not on each of the 200 turns a second.
+            let transitions = shell.transitions();
+            let due = published.is_none_or(|(at, t)| t != transitions || now.duration_since(at) >= PUBLISH_EVERY);
+            if asked || due {
+                publish(&board, shell.status());
+                published = Some((now, transitions));
+            }
             let next = shell.next_turn(Instant::now());
             std::thread::sleep(next.saturating_duration_since(Instant::now()).max(Duration::from_micros(200)));
         }

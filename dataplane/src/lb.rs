@@ -67,6 +67,7 @@ use crate::types::{ConnState, ForwardMode, L4Proto, PortId, ServerId, ServiceId,
 use crate::view::L4View;
 use crate::wire::{EthernetFrame, Ipv4Packet, MacAddr};
 use crate::xmit::icmp_err;
+use crate::xmit::icmp_rate::IcmpRateLimit;
 use crate::xmit::ttl::{self, TtlVerdict};
 use crate::xmit::tunnel::{self, TunnelError};
 use crate::xmit::{fullnat, nat, Endpoint};
@@ -173,6 +174,8 @@ pub struct LbEngine {
     pending: [PendingStats; PENDING_SLOTS],
     /// Connection sync ([`LbEngine::set_sync`]); `None`: none, and no cost.
     sync: Option<sync_engine::SyncState>,
+    /// Limits on the ICMP errors this worker generates.
+    icmp_limit: IcmpRateLimit,
 }
 
 impl std::fmt::Debug for LbEngine {
@@ -204,6 +207,7 @@ impl LbEngine {
             next_expire: 0,
             pending: [PendingStats::default(); PENDING_SLOTS],
             sync: None,
+            icmp_limit: IcmpRateLimit::default(),
         };
         lb.rebuild_schedulers();
         lb
@@ -346,7 +350,7 @@ impl LbEngine {
             self.sync_conn(id, now, env.counters, toa_done);
         }
         let Some(&c) = self.conns.get(id) else { return Verdict::Drop(DropReason::TcpNoConn) };
-        if let Some(v) = self.ttl(buf, flow.layout().ip_end(), env, || c.vip) {
+        if let Some(v) = self.ttl(buf, flow.layout().ip_end(), env, now, || c.vip) {
             return v;
         }
         let server = Endpoint::new(c.server, c.sport);
@@ -383,6 +387,10 @@ impl LbEngine {
                 let mtu = self.mtu(port.index());
                 match tunnel::encap(buf, flow.layout().ip_end(), outer_src, c.server, mtu) {
                     Ok(()) => to_server,
+                    Err(TunnelError::FragNeeded { .. }) if !self.icmp_limit.allow(c.client, now) => {
+                        env.counters.icmp_errors_limited.inc();
+                        Verdict::Drop(DropReason::TunnelTooBig)
+                    }
                     Err(TunnelError::FragNeeded { mtu }) => match icmp_err::frag_needed(buf, c.vip, mtu) {
                         Ok(()) => {
                             env.counters.icmp_errors_sent.inc();
@@ -556,7 +564,7 @@ impl LbEngine {
                 env.routes.lookup(flow.src).and_then(|h| env.port_addrs.get(h.port.index()).copied()).unwrap_or(c.vip)
             }
         };
-        if let Some(v) = self.ttl(buf, flow.layout().ip_end(), env, our_addr) {
+        if let Some(v) = self.ttl(buf, flow.layout().ip_end(), env, now, our_addr) {
             return v;
         }
         let vip = Endpoint::new(c.vip, c.vport);
@@ -578,7 +586,7 @@ impl LbEngine {
 
     /// Handles an ICMP error about a flow (from a server about a packet we sent it, or
     /// from the client side about a reply we sent): translated like the flow and sent on.
-    pub fn handle_icmp_error<B: PacketBuf>(&mut self, buf: &mut B, env: &LbEnv<'_>) -> Verdict {
+    pub fn handle_icmp_error<B: PacketBuf>(&mut self, buf: &mut B, env: &LbEnv<'_>, now: u64) -> Verdict {
         let err = match icmp_err::parse(buf.data()) {
             Ok(e) => e,
             Err(e) => return Verdict::Drop(e.into()),
@@ -598,7 +606,7 @@ impl LbEngine {
         }
         let Some((id, dir)) = self.conns.lookup(&key) else { return Verdict::Drop(DropReason::IcmpUnhandled) };
         let Some(&c) = self.conns.get(id) else { return Verdict::Drop(DropReason::IcmpUnhandled) };
-        if let Some(v) = self.ttl(buf, err.ip_end(), env, || err.ip_src()) {
+        if let Some(v) = self.ttl(buf, err.ip_end(), env, now, || err.ip_src()) {
             return v;
         }
         let (client, vip) = (Endpoint::new(c.client, c.cport), Endpoint::new(c.vip, c.vport));
@@ -653,18 +661,20 @@ impl LbEngine {
 
     /// Decrements the TTL of a frame whose IPv4 packet ends at `ip_end` (from its parse);
     /// `Some(verdict)` when the packet must not be forwarded (TTL expired → ICMP time
-    /// exceeded from `our_addr()` back to the sender; `our_addr` is only called then).
+    /// exceeded from `our_addr()` back to the sender, within the ICMP rate limits at
+    /// `now`; `our_addr` is only called then).
     #[inline]
     fn ttl<B: PacketBuf>(
         &self,
         buf: &mut B,
         ip_end: usize,
         env: &LbEnv<'_>,
+        now: u64,
         our_addr: impl FnOnce() -> Ipv4Addr,
     ) -> Option<Verdict> {
         match ttl::forward(buf, ip_end) {
             TtlVerdict::Forward => None,
-            v => self.ttl_not_forwarded(v, buf, env, our_addr()),
+            v => self.ttl_not_forwarded(v, buf, env, now, our_addr()),
         }
     }
 
@@ -675,6 +685,7 @@ impl LbEngine {
         v: TtlVerdict,
         buf: &mut B,
         env: &LbEnv<'_>,
+        now: u64,
         our_addr: Ipv4Addr,
     ) -> Option<Verdict> {
         match v {
@@ -683,6 +694,11 @@ impl LbEngine {
             TtlVerdict::Expired => {
                 let sender =
                     buf.data().get(ETH_LEN..).and_then(|b| Ipv4Packet::new_checked(b).ok()).map(|ip| ip.src_addr());
+                if sender.is_some_and(|to| !self.icmp_limit.allow(to, now)) {
+                    // Over the ICMP limits: the packet is dropped, no error goes.
+                    env.counters.icmp_errors_limited.inc();
+                    return Some(Verdict::Drop(DropReason::TtlExceeded));
+                }
                 env.counters.drop_packet(DropReason::TtlExceeded);
                 // The expired packet is counted as dropped; the error we send in its place
                 // is a packet of our own.

@@ -358,6 +358,8 @@ worker_counters! {
     gratuitous_arps_sent: Counter "rvs_worker_gratuitous_arps_sent_total", "Gratuitous ARP announcements built.";
     icmp_echo_replies: Counter "rvs_worker_icmp_echo_replies_total", "ICMP echo replies built.";
     icmp_errors_sent: Counter "rvs_worker_icmp_errors_sent_total", "ICMP errors built (time exceeded, fragmentation needed).";
+    /// The packet that would have caused it is still counted by its drop reason.
+    icmp_errors_limited: Counter "rvs_worker_icmp_errors_limited_total", "ICMP errors not sent: over the rate limits (per destination 1/s, bursts of 6; 1000/s in total, bursts of 50).";
     icmp_errors_translated: Counter "rvs_worker_icmp_errors_translated_total", "ICMP errors about a flow translated and forwarded.";
     toa_skipped: Counter "rvs_worker_toa_skipped_total", "Full-NAT TCP packets with no room for the TOA option.";
     /// ARP replies, learned.

@@ -1006,7 +1006,7 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
                 match next {
                     Ipv4Next::Done(v) => v,
                     Ipv4Next::L4(view, dst) => lb.handle_view(buf, &view, dst, &env, now),
-                    Ipv4Next::IcmpError => lb.handle_icmp_error(buf, &env),
+                    Ipv4Next::IcmpError => lb.handle_icmp_error(buf, &env, now),
                 }
             }
             _ => Verdict::Drop(DropReason::EthUnknownType),

@@ -571,6 +571,29 @@ fn ttl_one_gets_time_exceeded_from_the_vip() {
     assert_accounting_all(&ws);
 }
 
+/// A flood of expiring packets from one client: the first 6 get a time exceeded (the
+/// per-destination burst), the rest are dropped without one and counted; a second later
+/// one more goes. Every packet is still counted `ttl_exceeded`.
+#[test]
+fn time_exceeded_is_rate_limited_per_destination() {
+    let shared = one_service(1, 80, &[rs(RS1, 80, 1, Nat)]);
+    let mut ws = vec![lb_worker(&shared)];
+    let second = 1_000_000_000;
+    let mut errors = 0;
+    for i in 0..20u16 {
+        let syn = Seg::tcp(CLIENT_IP, CPORT + i, VIP, 80, SYN).ttl(1);
+        let (front, _) = send_to(&mut ws, 0, FRONT, &syn.by_client(), second + u64::from(i));
+        errors += front.len();
+    }
+    assert_eq!(errors, 6, "the per-destination burst");
+    let s = snapshot(&ws[0]);
+    assert_eq!((s.drop_count(DropReason::TtlExceeded), s.icmp_errors_sent, s.icmp_errors_limited), (20, 6, 14));
+    let syn = Seg::tcp(CLIENT_IP, CPORT, VIP, 80, SYN).ttl(1);
+    let (front, _) = send_to(&mut ws, 0, FRONT, &syn.by_client(), 2 * second + 100);
+    assert_eq!(front.len(), 1, "one more a second later");
+    assert_accounting_all(&ws);
+}
+
 #[test]
 fn server_packets_without_connection_are_dropped_by_destination_kind() {
     let shared = publish(vec![

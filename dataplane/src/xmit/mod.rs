@@ -7,8 +7,9 @@
 //! * [`fullnat`]: Full-NAT (DPVS `-b`) — both addresses and ports, the client's address
 //!   carried to the server in a TCP option (TOA), and the matching MSS adjustment.
 //! * [`l4`]: the helpers these share — endpoint rewrites, TOA insertion and MSS clamping.
-//! * [`tunnel`], [`icmp_err`], [`ttl`]: IPIP encapsulation, the ICMP errors the data path
-//!   sends, and TTL handling (their own module docs give their contracts).
+//! * [`tunnel`], [`icmp_err`], [`icmp_rate`], [`ttl`]: IPIP encapsulation, the ICMP errors
+//!   the data path sends and their rate limits, and TTL handling (their own module docs
+//!   give their contracts).
 //!
 //! # Contract
 //!
@@ -36,6 +37,7 @@ use std::net::Ipv4Addr;
 pub mod dr;
 pub mod fullnat;
 pub mod icmp_err;
+pub mod icmp_rate;
 pub mod l4;
 pub mod nat;
 pub mod ttl;

@@ -22,7 +22,8 @@
 //! * New flows: a TCP segment creates a connection only when it is a SYN without ACK
 //!   (IPVS's rule: anything else for an unknown flow is dropped, `tcp_no_conn`); any UDP
 //!   datagram creates one, if the service admits it (`crate::admission`: client
-//!   allow/deny prefixes, `maxconn`; refusals are `acl_denied`, `service_maxconn`).
+//!   allow/deny prefixes, `maxconn`, the per-client rate; refusals are `acl_denied`,
+//!   `service_maxconn`, `client_rate_limited`).
 //!   Persistence (`ipvsadm -p`) is consulted first and holds across
 //!   workers (its table is shared and lock-free); then the service's scheduler picks.
 //! * Every forwarded packet has its TTL decremented like a router; TTL 1 becomes ICMP time
@@ -56,6 +57,7 @@ use std::sync::Arc;
 
 use rvs_drivers::PacketBuf;
 
+use crate::admission::RateTable;
 use crate::conn::owner::{client_owner, lport_owner, LocalPortAllocator, RssSpec};
 use crate::conn::{CachedHop, Conn, ConnFlags, ConnId, ConnTable, Direction, FlowKey, StateChange, TableFull};
 use crate::control::{ConnEntry, ConnFilter, ConnListing, MAX_LISTING};
@@ -73,6 +75,13 @@ use crate::xmit::{fullnat, nat, Endpoint};
 
 mod sync_engine;
 pub use sync_engine::{Installed, SyncRefused};
+
+/// The key of service `svc_idx`'s buckets: its stable id (buckets stay with the service
+/// across table changes), or the index past the ids if the table has none.
+#[inline]
+fn svc_idx_id(snap: &ServiceTable, svc_idx: u32) -> u32 {
+    snap.service_id(svc_idx).unwrap_or(u32::MAX - svc_idx)
+}
 
 /// How often the connection table's timers are advanced (the wheel's own granularity
 /// bounds the precision; this only keeps the walk off most polls).
@@ -173,6 +182,8 @@ pub struct LbEngine {
     pending: [PendingStats; PENDING_SLOTS],
     /// Connection sync ([`LbEngine::set_sync`]); `None`: none, and no cost.
     sync: Option<sync_engine::SyncState>,
+    /// This worker's per-client token buckets (`client_rate`; crate::admission).
+    rate: RateTable,
 }
 
 impl std::fmt::Debug for LbEngine {
@@ -204,6 +215,8 @@ impl LbEngine {
             next_expire: 0,
             pending: [PendingStats::default(); PENDING_SLOTS],
             sync: None,
+            // Keyed per worker so that one set of addresses does not collide everywhere.
+            rate: RateTable::new(0x9e37_79b9_7f4a_7c15 ^ (worker as u64).wrapping_mul(0xd6e8_feb8_6659_fd93)),
         };
         lb.rebuild_schedulers();
         lb
@@ -437,6 +450,18 @@ impl LbEngine {
         if let Err(reason) = svc.admission.admit(flow.src, &svc.stats) {
             svc.stats.refused(self.worker, reason);
             return Err(reason);
+        }
+        let a = &svc.admission;
+        if a.client_rate != 0 {
+            let replaced = self.rate.replaced();
+            let ok = self.rate.admit(svc_idx_id(&snap, svc_idx), flow.src, a.client_rate, a.client_burst, now);
+            if self.rate.replaced() != replaced {
+                env.counters.client_rate_replaced.inc();
+            }
+            if !ok {
+                svc.stats.refused(self.worker, DropReason::ClientRateLimited);
+                return Err(DropReason::ClientRateLimited);
+            }
         }
         let sched = self.scheds.get_mut(svc_idx as usize).ok_or(DropReason::L4NoService)?;
         let input =

@@ -175,7 +175,7 @@ pub fn settings(config: &Config) -> TableSettings {
 }
 
 /// What service `s` admits: its allow/deny prefixes (IPv4 ones; the validator refuses
-/// IPv6 until the data path has it) and its `maxconn`.
+/// IPv6 until the data path has it), its `maxconn` and its per-client rate.
 pub fn admission(s: &crate::config::Service) -> Admission {
     let v4 = |v: &[ipnet::IpNet]| -> Vec<ipnet::Ipv4Net> {
         v.iter()
@@ -185,7 +185,7 @@ pub fn admission(s: &crate::config::Service) -> Admission {
             })
             .collect()
     };
-    Admission::new(&v4(&s.allow), &v4(&s.deny), s.maxconn)
+    Admission::new(&v4(&s.allow), &v4(&s.deny), s.maxconn).with_client_rate(s.client_rate, s.client_burst)
 }
 
 /// Builds the table that follows `current` (or a first one): ids from `ids` (updated),
@@ -378,6 +378,14 @@ forward = "nat"
         assert!(a.client_allowed(ip("10.10.0.2")));
         assert!(!a.client_allowed(ip("10.10.0.7")), "denied");
         assert!(!a.client_allowed(ip("10.10.1.2")), "not allowed");
+        let c = Config::from_toml(&CONFIG.replacen(
+            "scheduler = \"user-hash\"",
+            "scheduler = \"user-hash\"\nclient_rate = 5",
+            1,
+        ))
+        .unwrap_or_else(|e| panic!("{e}"));
+        let a = &build_table(&c, 1, 2).unwrap().get(1).unwrap().admission.clone();
+        assert_eq!((a.client_rate, a.client_burst), (5, 5));
     }
 
     #[test]

@@ -178,6 +178,13 @@ pub struct ServiceFile {
     /// 0 or absent = no limit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub maxconn: Option<i64>,
+    /// New connections per second per client address and worker (a token bucket); 0 or
+    /// absent = no limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_rate: Option<i64>,
+    /// Depth of each client's bucket (new connections at once); absent = `client_rate`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_burst: Option<i64>,
     /// `[service.health]`: how real servers are probed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health: Option<HealthFile>,

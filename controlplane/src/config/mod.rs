@@ -462,6 +462,11 @@ pub struct Service {
     pub deny: Vec<IpNet>,
     /// Most connections of the service at once, over all workers; 0 = no limit.
     pub maxconn: u32,
+    /// New connections per second per client and worker; 0 = no limit.
+    pub client_rate: u32,
+    /// Depth of each client's bucket: the configured `client_burst`, or `client_rate`
+    /// when absent; 0 when there is no rate.
+    pub client_burst: u32,
     /// Health checking, if any.
     pub health: Option<Health>,
     /// Agent checking, if any.

@@ -847,3 +847,32 @@ fn bad_client_prefixes_and_maxconn_name_their_entry() {
         assert!(e.errors[0].message.contains(says), "{extra}: {e}");
     }
 }
+
+/// `client_rate` and `client_burst`: absent is no limit, the burst defaults to the rate,
+/// both written back by the canonical TOML; bad values name their field.
+#[test]
+fn client_rate_and_burst_parse_default_round_trip_and_name_their_errors() {
+    let with = |extra: &str| SKETCH.replacen("persistence = \"300s\"", &format!("persistence = \"300s\"\n{extra}"), 1);
+    let c = Config::from_toml(SKETCH).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((c.services[0].client_rate, c.services[0].client_burst), (0, 0));
+    let c = Config::from_toml(&with("client_rate = 20")).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((c.services[0].client_rate, c.services[0].client_burst), (20, 20), "burst defaults to the rate");
+    let text = with("client_rate = 20\nclient_burst = 50");
+    let c = Config::from_toml(&text).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((c.services[0].client_rate, c.services[0].client_burst), (20, 50));
+    let again = toml::to_string(&parse_toml(&text).unwrap()).unwrap();
+    assert!(again.contains("client_rate = 20") && again.contains("client_burst = 50"), "{again}");
+    assert_eq!(Config::from_toml(&again).unwrap(), c);
+    let cases: &[(&str, &str, &str)] = &[
+        ("client_rate = -1", "service[0].client_rate", "between 0 and"),
+        ("client_rate = 1000001", "service[0].client_rate", "between 0 and"),
+        ("client_rate = 5\nclient_burst = 0", "service[0].client_burst", "between 1 and"),
+        ("client_burst = 5", "service[0].client_burst", "only applies with a client_rate"),
+    ];
+    for (extra, field, says) in cases {
+        let e = Config::from_toml(&with(extra)).expect_err(extra);
+        assert_eq!(e.errors.len(), 1, "{extra}: {e}");
+        assert!(e.names(field), "{extra}: {e}");
+        assert!(e.errors[0].message.contains(says), "{extra}: {e}");
+    }
+}

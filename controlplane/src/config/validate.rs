@@ -566,6 +566,26 @@ impl Checker {
             None => Some(0),
             Some(m) => self.int_in::<u32>(&at("maxconn"), m, 0, i64::from(u32::MAX), "; 0 means no limit"),
         };
+        let client_rate = match s.client_rate {
+            None => Some(0),
+            Some(r) => self.int_in::<u32>(
+                &at("client_rate"),
+                r,
+                0,
+                MAX_CLIENT_RATE,
+                " new connections per second per client; 0 means no limit",
+            ),
+        };
+        let client_burst = match (s.client_burst, client_rate) {
+            (None, r) => r,
+            (Some(_), Some(0)) => {
+                self.err(at("client_burst"), "only applies with a client_rate; set client_rate or remove it");
+                None
+            }
+            (Some(b), _) => {
+                self.int_in::<u32>(&at("client_burst"), b, 1, MAX_CLIENT_RATE, " new connections at once per client")
+            }
+        };
         let health = match &s.health {
             None => Some(None),
             Some(h) => self.health(&at("health"), h).map(Some),
@@ -617,6 +637,8 @@ impl Checker {
             allow: allow?,
             deny: deny?,
             maxconn: maxconn?,
+            client_rate: client_rate?,
+            client_burst: client_burst?,
             health: health?,
             agent: agent?,
             sorry_server: sorry_server?,
@@ -1417,6 +1439,10 @@ fn parse_port_address(s: &str) -> Result<Ipv4Net, String> {
     }
     Ok(net)
 }
+
+/// Highest `client_rate` and `client_burst` (one connection every 100 ns per client is
+/// already no limit; the bucket arithmetic stays exact to 0.1 % below it).
+const MAX_CLIENT_RATE: i64 = 1_000_000;
 
 /// Most entries in one `allow` or `deny` list.
 const MAX_CLIENT_PREFIXES: usize = 65_536;

@@ -506,6 +506,8 @@ impl LbEngine {
         let inserted = match self.conns.insert(conn, now) {
             // Rare: the entry is rebuilt rather than kept, so the common path moves it once.
             Err(TableFull::ReplyKeyExists) => self.insert_displacing(make(), env, now),
+            // Only new flows get here, TCP ones as SYNs.
+            Err(TableFull::Full) if flow.proto() == L4Proto::Tcp => self.insert_evicting(make(), env, now),
             done => done,
         };
         match inserted {
@@ -546,6 +548,19 @@ impl LbEngine {
         let Some(old) = self.conns.remove(id) else { return refused };
         conn_closed(self.worker, &self.snap, &mut self.lports, &old);
         env.counters.conns_displaced.inc();
+        self.conns.insert(conn, now)
+    }
+
+    /// Inserts `conn` (a new SYN's) into the full table after evicting its oldest
+    /// half-open entry (`ConnTable::evict_half_open`: DR or IPIP, SYN seen, handshake not
+    /// completed), as if it had expired (`half_open_evicted`); established entries are
+    /// never evicted. `Full` (nothing changed) when no half-open entry is left.
+    #[cold]
+    #[inline(never)]
+    fn insert_evicting(&mut self, conn: Conn, env: &LbEnv<'_>, now: u64) -> Result<ConnId, TableFull> {
+        let Some(old) = self.conns.evict_half_open() else { return Err(TableFull::Full) };
+        conn_closed(self.worker, &self.snap, &mut self.lports, &old);
+        env.counters.half_open_evicted.inc();
         self.conns.insert(conn, now)
     }
 

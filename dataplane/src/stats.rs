@@ -391,6 +391,9 @@ worker_counters! {
     sync_refused_port: Counter "rvs_worker_sync_refused_port_total", "Peer's sync records refused: Full-NAT local port not this worker's, unknown address, or in use.";
     sync_refused_table_full: Counter "rvs_worker_sync_refused_table_full_total", "Peer's sync records refused: connection table full.";
     sync_refused_clash: Counter "rvs_worker_sync_refused_clash_total", "Peer's sync records refused: tuple held by another connection.";
+    /// DR and IPIP only (their replies bypass rvs); `conn_table_full` counts the SYNs for
+    /// which no half-open entry was left.
+    half_open_evicted: Counter "rvs_worker_half_open_evicted_total", "Half-open connections (SYN seen, handshake not completed) evicted from the full table to make room for a new SYN.";
     /// Each may have let that client open up to `client_burst` more (crate::admission).
     client_rate_replaced: Counter "rvs_worker_client_rate_replaced_total", "Per-client rate buckets still limiting a client, replaced by another client's (the bucket table's set was full).";
     /// Set at each timer run.

@@ -1051,3 +1051,55 @@ fn client_rate_refuses_a_clients_burst_overflow_refills_and_leaves_other_clients
     assert_eq!(drops_of(&ws[0]), vec![("client_rate_limited", 8)]);
     assert_accounting_all(&ws);
 }
+
+// ---- 10. half-open DR entries evicted from a full table ----
+
+#[test]
+fn a_full_table_of_half_open_dr_entries_makes_room_for_a_new_syn_never_evicting_established() {
+    let shared = one_service(1, 80, &[rs(RS1, 80, 1, Dr)]);
+    let opts = LbOpts { conn_capacity: 4, ..LbOpts::default() };
+    let mut ws = lb_workers(&shared, 1, &opts);
+    let flooder: Ipv4Addr = "10.10.0.9".parse().expect("ip");
+    // One established connection from the client, then three half-open from the flooder.
+    assert_eq!(send_to(&mut ws, 0, FRONT, &Seg::tcp(CLIENT_IP, CPORT, VIP, 80, SYN).by_client(), 1).1.len(), 1);
+    let ack = Seg::tcp(CLIENT_IP, CPORT, VIP, 80, ACK).seq(0x1000_0001).ack(1);
+    assert_eq!(send_to(&mut ws, 0, FRONT, &ack.by_client(), 2).1.len(), 1);
+    for k in 0..3 {
+        send_to(&mut ws, 0, FRONT, &Seg::tcp(flooder, 5000 + k, VIP, 80, SYN).by_client(), 3 + u64::from(k));
+    }
+    assert_eq!(ws[0].lb().expect("engine").conns().len(), 4);
+    // The flood goes on: each new SYN evicts the oldest half-open entry.
+    for k in 3..10 {
+        let (_, b) =
+            send_to(&mut ws, 0, FRONT, &Seg::tcp(flooder, 5000 + k, VIP, 80, SYN).by_client(), 10 + u64::from(k));
+        assert_eq!(b.len(), 1, "SYN {k} forwarded");
+    }
+    // A legitimate SYN gets in too, and the established connection is still there.
+    let (_, b) = send_to(&mut ws, 0, FRONT, &Seg::tcp(CLIENT_IP, CPORT + 1, VIP, 80, SYN).by_client(), 30);
+    assert_eq!(b.len(), 1, "legitimate SYN forwarded");
+    let (_, b) = send_to(&mut ws, 0, FRONT, &ack.by_client(), 31);
+    assert_eq!(b.len(), 1, "established connection untouched");
+    let snap = snapshot(&ws[0]);
+    assert_eq!(snap.half_open_evicted, 8);
+    assert!(drops_of(&ws[0]).is_empty(), "{:?}", drops_of(&ws[0]));
+    let st = service_stats(&shared, 0);
+    assert_eq!(st.active_conns + st.inactive_conns, 4, "evicted entries left the counts");
+    assert_accounting_all(&ws);
+}
+
+#[test]
+fn a_full_table_with_nothing_half_open_still_drops_as_conn_table_full() {
+    let shared = one_service(1, 80, &[rs(RS1, 80, 1, Dr)]);
+    let opts = LbOpts { conn_capacity: 2, ..LbOpts::default() };
+    let mut ws = lb_workers(&shared, 1, &opts);
+    for k in 0..2u16 {
+        send_to(&mut ws, 0, FRONT, &Seg::tcp(CLIENT_IP, CPORT + k, VIP, 80, SYN).by_client(), 1);
+        let ack = Seg::tcp(CLIENT_IP, CPORT + k, VIP, 80, ACK).seq(0x1000_0001).ack(1);
+        send_to(&mut ws, 0, FRONT, &ack.by_client(), 2);
+    }
+    let (_, b) = send_to(&mut ws, 0, FRONT, &Seg::tcp(CLIENT_IP, CPORT + 5, VIP, 80, SYN).by_client(), 3);
+    assert!(b.is_empty());
+    assert_eq!(drops_of(&ws[0]), vec![("conn_table_full", 1)]);
+    assert_eq!(snapshot(&ws[0]).half_open_evicted, 0);
+    assert_accounting_all(&ws);
+}

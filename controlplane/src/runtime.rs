@@ -738,6 +738,7 @@ pub fn diff(old: &Config, new: &Config) -> Vec<Change> {
         ("tcp_timeout", a.tcp_timeout, b.tcp_timeout),
         ("tcp_fin_timeout", a.tcp_fin_timeout, b.tcp_fin_timeout),
         ("udp_timeout", a.udp_timeout, b.udp_timeout),
+        ("half_open_timeout", a.half_open_timeout, b.half_open_timeout),
     ] {
         change(format!("dataplane.{name}"), json!(duration_text(x)), json!(duration_text(y)));
     }

@@ -69,13 +69,14 @@ pub fn local_addresses(config: &Config) -> Vec<Ipv4Addr> {
     config.ports.iter().flat_map(|p| p.local_addresses.iter().copied()).collect()
 }
 
-/// The connection timeouts of `[dataplane]` (ipvsadm --set's three values; the other TCP
-/// states keep IPVS's defaults).
+/// The connection timeouts of `[dataplane]` (ipvsadm --set's three values and the
+/// half-open timeout of DR/IPIP; the other TCP states keep IPVS's defaults).
 pub fn timeouts(config: &Config) -> Timeouts {
     let secs = |d: std::time::Duration| u32::try_from(d.as_secs()).unwrap_or(u32::MAX);
     let mut t = Timeouts::default();
     t.set_tcp(secs(config.dataplane.tcp_timeout), secs(config.dataplane.tcp_fin_timeout));
     t.set_udp(secs(config.dataplane.udp_timeout));
+    t.half_open = secs(config.dataplane.half_open_timeout);
     t
 }
 
@@ -360,6 +361,10 @@ forward = "nat"
         assert!(t.lookup(ServiceKey { proto: L4Proto::Udp, vip: "10.10.0.100".parse().unwrap(), port: 80 }).is_none());
         let to = timeouts(&c);
         assert_eq!((to.established, to.fin_wait, to.udp), (60, 120, 10));
+        assert_eq!(to.half_open, 5, "default half-open timeout");
+        let c = Config::from_toml(&CONFIG.replacen("[dataplane]", "[dataplane]\nhalf_open_timeout = \"2s\"", 1))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(timeouts(&c).half_open, 2);
     }
 
     #[test]

@@ -280,6 +280,7 @@ fn eal_lcore_detection() {
         tcp_timeout: Duration::ZERO,
         tcp_fin_timeout: Duration::ZERO,
         udp_timeout: Duration::ZERO,
+        half_open_timeout: Duration::ZERO,
         expire_nodest_conn: false,
     };
     assert!(!dp(&["--in-memory", "--log-level=7", "--no-huge"]).eal_sets_lcores());
@@ -381,6 +382,7 @@ const BAD: &[Bad] = &[
     bad("workers = 1", "workers = 1\nconn_capacity = 999999999999", "dataplane.conn_capacity", "between 16 and"),
     bad("workers = 1", "workers = 1\ntcp_timeout = \"0s\"", "dataplane.tcp_timeout", "is zero"),
     bad("workers = 1", "workers = 1\ntcp_fin_timeout = \"300d\"", "dataplane.tcp_fin_timeout", "between 1s"),
+    bad("workers = 1", "workers = 1\nhalf_open_timeout = \"0s\"", "dataplane.half_open_timeout", ""),
     bad("workers = 1", "workers = 1\nudp_timeout = \"fast\"", "dataplane.udp_timeout", ""),
     bad(
         "persistence = \"300s\"",

@@ -196,7 +196,7 @@ impl Checker {
                 n,
                 16,
                 i64::from(defaults::MAX_CONN_CAPACITY),
-                " connections per worker (96 bytes each, preallocated)",
+                " connections per worker (104 bytes each, preallocated)",
             ),
         };
         let probe_ports = match dp.probe_ports.as_deref() {
@@ -215,6 +215,8 @@ impl Checker {
         let tcp_fin_timeout =
             timeout("dataplane.tcp_fin_timeout", dp.tcp_fin_timeout.as_deref(), defaults::TCP_FIN_TIMEOUT);
         let udp_timeout = timeout("dataplane.udp_timeout", dp.udp_timeout.as_deref(), defaults::UDP_TIMEOUT);
+        let half_open_timeout =
+            timeout("dataplane.half_open_timeout", dp.half_open_timeout.as_deref(), defaults::HALF_OPEN_TIMEOUT);
         Some(Dataplane {
             expire_nodest_conn: dp.expire_nodest_conn.unwrap_or(false),
             conn_capacity: conn_capacity?,
@@ -222,6 +224,7 @@ impl Checker {
             tcp_timeout: tcp_timeout?,
             tcp_fin_timeout: tcp_fin_timeout?,
             udp_timeout: udp_timeout?,
+            half_open_timeout: half_open_timeout?,
             workers: workers?,
             idle: idle?,
             eal_args: dp.eal_args.clone(),

@@ -451,17 +451,8 @@ impl LbEngine {
             svc.stats.refused(self.worker, reason);
             return Err(reason);
         }
-        let a = &svc.admission;
-        if a.client_rate != 0 {
-            let replaced = self.rate.replaced();
-            let ok = self.rate.admit(svc_idx_id(&snap, svc_idx), flow.src, a.client_rate, a.client_burst, now);
-            if self.rate.replaced() != replaced {
-                env.counters.client_rate_replaced.inc();
-            }
-            if !ok {
-                svc.stats.refused(self.worker, DropReason::ClientRateLimited);
-                return Err(DropReason::ClientRateLimited);
-            }
+        if svc.admission.client_rate != 0 {
+            self.rate_admit(&snap, svc_idx, flow.src, env, now)?;
         }
         let sched = self.scheds.get_mut(svc_idx as usize).ok_or(DropReason::L4NoService)?;
         let input =
@@ -549,6 +540,32 @@ impl LbEngine {
         conn_closed(self.worker, &self.snap, &mut self.lports, &old);
         env.counters.conns_displaced.inc();
         self.conns.insert(conn, now)
+    }
+
+    /// The per-client rate of service `svc_idx` (crate::admission) for a new flow from
+    /// `client`: spends a token, or refuses (`client_rate_limited`, also counted per
+    /// service). Out of line: services without a rate never get here.
+    #[inline(never)]
+    fn rate_admit(
+        &mut self,
+        snap: &ServiceTable,
+        svc_idx: u32,
+        client: Ipv4Addr,
+        env: &LbEnv<'_>,
+        now: u64,
+    ) -> Result<(), DropReason> {
+        let Some(svc) = snap.get(svc_idx) else { return Ok(()) };
+        let a = &svc.admission;
+        let replaced = self.rate.replaced();
+        let ok = self.rate.admit(svc_idx_id(snap, svc_idx), client, a.client_rate, a.client_burst, now);
+        if self.rate.replaced() != replaced {
+            env.counters.client_rate_replaced.inc();
+        }
+        if ok {
+            return Ok(());
+        }
+        svc.stats.refused(self.worker, DropReason::ClientRateLimited);
+        Err(DropReason::ClientRateLimited)
     }
 
     /// Inserts `conn` (a new SYN's) into the full table after evicting its oldest

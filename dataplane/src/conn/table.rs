@@ -41,7 +41,7 @@
 //!
 //! * **Half-open ring.** DR and IPIP entries that enter SYN_RECV (a SYN, no ACK yet)
 //!   are recorded, oldest first, in a ring of `capacity` 8-byte records (slab index and
-//!   inbound-key hash, which tells a reused slot apart). A full table evicts from its
+//!   a tag of the inbound key, which tells a reused slot apart). A full table evicts from its
 //!   head ([`ConnTable::evict_half_open`]); records of entries that completed or left
 //!   are skipped and dropped there, each once. NAT and Full-NAT entries are never
 //!   recorded: their defence is the SYN proxy (issue 14), not eviction.
@@ -188,9 +188,9 @@ pub struct ConnTable {
     half_open: HalfOpenRing,
 }
 
-/// One record of the half-open ring: an entry's slab index and the hash of its inbound
-/// key, which tells whether the slot still holds that connection (a slot reused by
-/// another flow has another key).
+/// One record of the half-open ring: an entry's slab index and a tag of its inbound key
+/// ([`rec_tag`]), which tells whether the slot still holds that connection (a slot
+/// reused by another flow has another key).
 #[derive(Debug, Clone, Copy)]
 struct HalfOpenRec {
     idx: u32,
@@ -218,11 +218,13 @@ impl HalfOpenRing {
             return;
         }
         if self.len == n {
-            self.head = (self.head + 1) % n;
+            self.head = wrap(self.head + 1, n);
             self.len -= 1;
         }
-        let at = (self.head + self.len) % n;
-        self.recs[at] = rec;
+        let at = wrap(self.head + self.len, n);
+        if let Some(slot) = self.recs.get_mut(at) {
+            *slot = rec;
+        }
         self.len += 1;
     }
 
@@ -231,9 +233,28 @@ impl HalfOpenRing {
             return None;
         }
         let r = self.recs.get(self.head).copied();
-        self.head = (self.head + 1) % self.recs.len();
+        self.head = wrap(self.head + 1, self.recs.len());
         self.len -= 1;
         r
+    }
+}
+
+/// The tag a half-open record keeps of its entry's inbound key (client address and
+/// port, VIP port, folded): a slot reused by another flow almost always has another tag,
+/// and a rare equal tag only misplaces that entry in the age order (it is checked to be
+/// half-open before eviction all the same). Cheaper than the key's hash.
+#[inline]
+fn rec_tag(c: &Conn) -> u32 {
+    u32::from(c.client) ^ (u32::from(c.cport) << 16 | u32::from(c.vport)).rotate_left(7)
+}
+
+/// `i` reduced into `0..n`, for `i < 2n` (no division).
+#[inline]
+fn wrap(i: usize, n: usize) -> usize {
+    if i >= n {
+        i - n
+    } else {
+        i
     }
 }
 
@@ -490,6 +511,7 @@ impl ConnTable {
     /// [`Direction::Reply`] sets [`ConnFlags::REPLY_SEEN`] (and
     /// [`ConnFlags::SYN_ACK_SEEN`] for a SYN+ACK). The result says whether the
     /// connection moved between active and inactive. A stale `id` changes nothing.
+    #[inline]
     pub fn on_packet(&mut self, id: ConnId, dir: Direction, tcp_flags: Option<TcpFlags>, now_ns: u64) -> StateChange {
         let Some(c) = self.conns.get_mut(id.index()) else {
             // Not an id of this table: nothing changes (the state reported is a
@@ -514,13 +536,9 @@ impl ConnTable {
         }
         c.state = to;
         let old = c.expire;
-        let half_open = is_half_open(c);
-        let timeout = if half_open {
-            if from != to {
-                // Became half-open: recorded in age order for eviction.
-                self.record_half_open(id.0);
-            }
-            self.timeout_ns.half_open
+        // One compare on the established path; SYN_RECV (rare) goes out of line.
+        let timeout = if to == ConnState::Tcp(TcpState::SynRecv) {
+            self.syn_recv_timeout(id.0, from)
         } else {
             self.timeout_of(to)
         };
@@ -558,13 +576,29 @@ impl ConnTable {
     /// Whether `rec` still names a half-open entry.
     #[inline]
     fn rec_live(&self, rec: HalfOpenRec) -> bool {
-        self.get(ConnId(rec.idx)).is_some_and(|c| is_half_open(c) && self.hash(&c.inbound_key()) == rec.hash)
+        self.get(ConnId(rec.idx)).is_some_and(|c| is_half_open(c) && rec_tag(c) == rec.hash)
+    }
+
+    /// The timeout of entry `idx`, just moved to SYN_RECV from `from`: the half-open
+    /// one for DR/IPIP, recording the entry in the ring when it just became half-open;
+    /// SYN_RECV's for the others.
+    #[cold]
+    #[inline(never)]
+    fn syn_recv_timeout(&mut self, idx: u32, from: ConnState) -> u64 {
+        let Some(c) = self.conns.get(idx as usize) else { return self.timeout_ns.half_open };
+        if !is_half_open(c) {
+            return self.timeout_of(c.state);
+        }
+        if from != c.state {
+            self.record_half_open(idx);
+        }
+        self.timeout_ns.half_open
     }
 
     /// Records entry `idx`, which just became half-open, at the young end of the ring.
     fn record_half_open(&mut self, idx: u32) {
         let Some(c) = self.conns.get(idx as usize) else { return };
-        let rec = HalfOpenRec { idx, hash: self.hash(&c.inbound_key()) };
+        let rec = HalfOpenRec { idx, hash: rec_tag(c) };
         let r = &self.half_open;
         if r.len == r.recs.len() {
             for _ in 0..EVICT_SCAN {

@@ -39,9 +39,11 @@
 //!   and resume later; meanwhile removals, refreshes and inserts work as usual (an insert
 //!   already due goes to the tick after the one being drained).
 //!
-//! * **Half-open ring.** DR and IPIP entries that enter SYN_RECV (a SYN, no ACK yet)
-//!   are recorded, oldest first, in a ring of `capacity` 8-byte records (slab index and
-//!   a tag of the inbound key, which tells a reused slot apart). A full table evicts from its
+//! * **Half-open ring.** DR and IPIP TCP entries (created by a SYN, which makes them
+//!   half-open: SYN_RECV, no ACK yet) are recorded at creation, oldest first, in a ring
+//!   of `capacity` 8-byte records (slab index and a tag of the inbound key, which tells
+//!   a reused slot apart). Their SYN_RECV timeout is the half-open one, chosen by
+//!   indexing the timeout table with "input-only" rather than by a branch. A full table evicts from its
 //!   head ([`ConnTable::evict_half_open`]); records of entries that completed or left
 //!   are skipped and dropped there, each once. NAT and Full-NAT entries are never
 //!   recorded: their defence is the SYN proxy (issue 14), not eviction.
@@ -135,28 +137,33 @@ fn fold_mul(a: u64, b: u64) -> u64 {
 /// one per TCP state, indexed by the state, and the UDP one by name.
 #[derive(Debug, Clone, Copy, Default)]
 struct StateTimeoutsNs {
-    /// Indexed by `TcpState as usize` (`TcpState::ALL[i] as usize == i`).
-    tcp: [u64; TcpState::ALL.len()],
+    /// Indexed by whether the connection runs the INPUT-ONLY table (DR, IPIP: its
+    /// SYN_RECV is [`Timeouts::half_open`]), then by `TcpState as usize`
+    /// (`TcpState::ALL[i] as usize == i`): the choice costs an index, not a branch.
+    tcp: [[u64; TcpState::ALL.len()]; 2],
     udp: u64,
-    /// SYN_RECV of a DR or IPIP connection ([`Timeouts::half_open`]).
-    half_open: u64,
 }
 
 impl StateTimeoutsNs {
     fn new(t: &Timeouts) -> Self {
         StateTimeoutsNs {
-            tcp: TcpState::ALL.map(|s| secs_ns(t.tcp(s))),
+            tcp: [false, true].map(|io| TcpState::ALL.map(|s| secs_ns(t.of_conn(ConnState::Tcp(s), io)))),
             udp: secs_ns(t.of(ConnState::Udp)),
-            half_open: secs_ns(t.of_conn(ConnState::Tcp(TcpState::SynRecv), true)),
+        }
+    }
+
+    /// The timeout of state `s` for a connection that is `input_only` or not.
+    #[inline]
+    fn of_conn(&self, s: ConnState, input_only: bool) -> u64 {
+        match s {
+            ConnState::Tcp(t) => self.tcp[usize::from(input_only)][t as usize],
+            ConnState::Udp => self.udp,
         }
     }
 
     #[inline]
     fn of(&self, s: ConnState) -> u64 {
-        match s {
-            ConnState::Tcp(t) => self.tcp[t as usize],
-            ConnState::Udp => self.udp,
-        }
+        self.of_conn(s, false)
     }
 }
 
@@ -183,7 +190,7 @@ pub struct ConnTable {
     /// Entries of tick `last_tick + 1` not yet examined when an
     /// [`ConnTable::expire_at_most`] ran out of budget (`NIL` when none).
     pending: u32,
-    /// Half-open entries in the order they became half-open (see
+    /// DR/IPIP TCP entries in creation order, for half-open eviction (see
     /// [`ConnTable::evict_half_open`]): a ring of `capacity` records.
     half_open: HalfOpenRing,
 }
@@ -480,6 +487,11 @@ impl ConnTable {
             self.index_put(rh, (idx << 1) | 1);
         }
         self.link(idx, conn.expire);
+        if reply.is_none() && conn.proto == crate::types::L4Proto::Tcp {
+            // DR/IPIP TCP: created by a SYN, half-open from the packet that follows;
+            // recorded now, in creation order, for eviction (crate::conn contract).
+            self.record_half_open(idx);
+        }
         Ok(ConnId(idx))
     }
 
@@ -511,7 +523,6 @@ impl ConnTable {
     /// [`Direction::Reply`] sets [`ConnFlags::REPLY_SEEN`] (and
     /// [`ConnFlags::SYN_ACK_SEEN`] for a SYN+ACK). The result says whether the
     /// connection moved between active and inactive. A stale `id` changes nothing.
-    #[inline]
     pub fn on_packet(&mut self, id: ConnId, dir: Direction, tcp_flags: Option<TcpFlags>, now_ns: u64) -> StateChange {
         let Some(c) = self.conns.get_mut(id.index()) else {
             // Not an id of this table: nothing changes (the state reported is a
@@ -524,9 +535,12 @@ impl ConnTable {
         }
         // A packet here: the entry is ours now, whatever the peer sent (one `and`).
         c.flags.remove(ConnFlags::SYNCED);
-        let to = match (from, tcp_flags) {
-            (ConnState::Tcp(s), Some(f)) => ConnState::Tcp(super::next_tcp_state(s, dir, f, input_only(c))),
-            _ => from,
+        let (to, io) = match (from, tcp_flags) {
+            (ConnState::Tcp(s), Some(f)) => {
+                let io = input_only(c);
+                (ConnState::Tcp(super::next_tcp_state(s, dir, f, io)), io && dir == Direction::Inbound)
+            }
+            _ => (from, false),
         };
         if dir == Direction::Reply {
             c.flags.insert(ConnFlags::REPLY_SEEN);
@@ -536,13 +550,8 @@ impl ConnTable {
         }
         c.state = to;
         let old = c.expire;
-        // One compare on the established path; SYN_RECV (rare) goes out of line.
-        let timeout = if to == ConnState::Tcp(TcpState::SynRecv) {
-            self.syn_recv_timeout(id.0, from)
-        } else {
-            self.timeout_of(to)
-        };
-        let new = expiry_tick(now_ns, timeout);
+        // DR/IPIP (input-only) entries in SYN_RECV get the half-open timeout: an index.
+        let new = expiry_tick(now_ns, self.timeout_ns.of_conn(to, io));
         if tick_le(old, new) {
             // Lazy refresh: the entry's slot is still at or before its expiry.
             self.conns[id.index()].expire = new;
@@ -560,9 +569,8 @@ impl ConnTable {
     /// table; never any other entry. Examines at most [`EVICT_SCAN`] records of the
     /// half-open ring, discarding those whose entry completed its handshake, left, or
     /// whose slot another flow now uses; `None` when none of them is still half-open.
-    /// "Oldest" is the order entries became half-open (an entry that becomes half-open
-    /// again, a SYN reusing a closed connection, is recorded again and may go at its
-    /// older record's turn: earlier than its age says, but it is half-open all the same).
+    /// "Oldest" is creation order. An entry that becomes half-open again later (a SYN
+    /// reusing a closed connection's tuple) is not recorded again: it only times out.
     pub fn evict_half_open(&mut self) -> Option<Conn> {
         for _ in 0..EVICT_SCAN {
             let rec = self.half_open.pop()?;
@@ -579,23 +587,7 @@ impl ConnTable {
         self.get(ConnId(rec.idx)).is_some_and(|c| is_half_open(c) && rec_tag(c) == rec.hash)
     }
 
-    /// The timeout of entry `idx`, just moved to SYN_RECV from `from`: the half-open
-    /// one for DR/IPIP, recording the entry in the ring when it just became half-open;
-    /// SYN_RECV's for the others.
-    #[cold]
-    #[inline(never)]
-    fn syn_recv_timeout(&mut self, idx: u32, from: ConnState) -> u64 {
-        let Some(c) = self.conns.get(idx as usize) else { return self.timeout_ns.half_open };
-        if !is_half_open(c) {
-            return self.timeout_of(c.state);
-        }
-        if from != c.state {
-            self.record_half_open(idx);
-        }
-        self.timeout_ns.half_open
-    }
-
-    /// Records entry `idx`, which just became half-open, at the young end of the ring.
+    /// Records entry `idx` (a new DR/IPIP TCP entry) at the young end of the ring.
     fn record_half_open(&mut self, idx: u32) {
         let Some(c) = self.conns.get(idx as usize) else { return };
         let rec = HalfOpenRec { idx, hash: rec_tag(c) };

@@ -43,10 +43,11 @@
 //!   half-open: SYN_RECV, no ACK yet) are recorded at creation, oldest first, in a ring
 //!   of `capacity` 8-byte records (slab index and a tag of the inbound key, which tells
 //!   a reused slot apart). Their SYN_RECV timeout is the half-open one, chosen by
-//!   indexing the timeout table with "input-only" rather than by a branch. A full table evicts from its
-//!   head ([`ConnTable::evict_half_open`]); records of entries that completed or left
-//!   are skipped and dropped there, each once. NAT and Full-NAT entries are never
-//!   recorded: their defence is the SYN proxy (issue 14), not eviction.
+//!   indexing the timeout table with "input-only" rather than by a branch. A full table
+//!   evicts from the ring's head ([`ConnTable::evict_half_open`]); records of entries
+//!   that completed or left are skipped and dropped there, each once. NAT and Full-NAT
+//!   entries are never recorded: their defence is the SYN proxy (issue 14), not
+//!   eviction.
 //!
 //! Memory per entry: `size_of::<Conn>()` (64) + 4 slots × 8 + 8 (half-open record) =
 //! 104 bytes, plus 32 KiB of wheel per table.

@@ -25,6 +25,7 @@ PACKAGES=(
     wrk iperf3 haproxy nftables nginx
     valgrind dpkg-dev libpopt-dev
     keepalived
+    hping3
 )
 # Daemons the benchmark runs itself inside the lab's namespaces: their packages' services must
 # not start on the host (nginx would take the host's :80, and its package fails to configure

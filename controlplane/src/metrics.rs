@@ -429,9 +429,15 @@ pub fn render(input: &MetricsInput) -> String {
     out.family(
         "rvs_service_refused_total",
         Kind::Counter,
-        "New flows the service refused, by reason: acl_denied (allow/deny prefixes), service_maxconn.",
+        "New flows the service refused, by reason: acl_denied (allow/deny prefixes), service_maxconn, client_rate_limited.",
         st.services.iter().flat_map(|s| {
-            [("acl_denied", s.stats.acl_denied), ("service_maxconn", s.stats.service_maxconn)].into_iter().map(
+            [
+                ("acl_denied", s.stats.acl_denied),
+                ("service_maxconn", s.stats.service_maxconn),
+                ("client_rate_limited", s.stats.client_rate_limited),
+            ]
+            .into_iter()
+            .map(
                 move |(reason, n)| {
                     let mut l = svc_labels(s);
                     l.push(("reason", reason.to_string()));

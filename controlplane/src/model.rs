@@ -4,6 +4,7 @@
 //! Contract:
 //! * Field names mirror the TOML names exactly (`protocol`, `address`, `port`,
 //!   `scheduler`, `persistence`, `persistence_netmask`, `allow`, `deny`, `maxconn`,
+//!   `client_rate`, `client_burst`,
 //!   `servers`; `address`, `port`,
 //!   `weight`, `forward`, `upper_threshold`, `lower_threshold`), so a service can be
 //!   moved between the file and the API without renaming anything.
@@ -112,6 +113,12 @@ pub struct ServiceView {
     /// Most connections at once over all workers (0: no limit).
     #[serde(default)]
     pub maxconn: u32,
+    /// New connections per second per client and worker (0: no limit).
+    #[serde(default)]
+    pub client_rate: u32,
+    /// Depth of each client's bucket (`client_rate` unless set; 0 without a rate).
+    #[serde(default)]
+    pub client_burst: u32,
     /// The real servers, in configuration order.
     pub servers: Vec<ServerView>,
     /// Service-wide counters (absent in change lists).
@@ -132,6 +139,8 @@ impl ServiceView {
             allow: s.allow.iter().map(ToString::to_string).collect(),
             deny: s.deny.iter().map(ToString::to_string).collect(),
             maxconn: s.maxconn,
+            client_rate: s.client_rate,
+            client_burst: s.client_burst,
             servers: s.servers.iter().map(ServerView::new).collect(),
             stats: None,
         }
@@ -166,6 +175,12 @@ pub struct ServiceBody {
     /// Connection limit over all workers (0 or absent: none).
     #[serde(default)]
     pub maxconn: Option<i64>,
+    /// Per-client new connections per second (0 or absent: none).
+    #[serde(default)]
+    pub client_rate: Option<i64>,
+    /// Per-client bucket depth (absent, or 0 with no rate: `client_rate`).
+    #[serde(default)]
+    pub client_burst: Option<i64>,
     /// Real servers.
     #[serde(default)]
     pub servers: Vec<ServerBody>,
@@ -190,6 +205,9 @@ impl ServiceBody {
             allow: self.allow.clone(),
             deny: self.deny.clone(),
             maxconn: self.maxconn.filter(|&m| m != 0),
+            client_rate: self.client_rate.filter(|&r| r != 0),
+            // What GET shows for a service with no rate (0) reads as "absent".
+            client_burst: self.client_burst.filter(|&b| b != 0 || self.client_rate.is_some_and(|r| r != 0)),
             health: None,
             agent: None,
             sorry_server: None,
@@ -274,6 +292,12 @@ pub struct ServiceUpdate {
     /// New connection limit (0 removes it).
     #[serde(default)]
     pub maxconn: Option<i64>,
+    /// New per-client rate (0 removes it, and the burst with it).
+    #[serde(default)]
+    pub client_rate: Option<i64>,
+    /// New per-client bucket depth; `null` restores the default (`client_rate`).
+    #[serde(default, deserialize_with = "double_option")]
+    pub client_burst: Option<Option<i64>>,
 }
 
 impl ServiceUpdate {
@@ -300,6 +324,15 @@ impl ServiceUpdate {
         }
         if let Some(m) = self.maxconn {
             s.maxconn = Some(m).filter(|&m| m != 0);
+        }
+        if let Some(r) = self.client_rate {
+            s.client_rate = Some(r).filter(|&r| r != 0);
+            if r == 0 {
+                s.client_burst = None;
+            }
+        }
+        if let Some(b) = self.client_burst {
+            s.client_burst = b;
         }
     }
 }

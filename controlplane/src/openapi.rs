@@ -22,6 +22,10 @@ fn service_traffic() -> Value {
     if let Some(p) = t["properties"].as_object_mut() {
         p.insert("acl_denied".into(), n("new flows refused by allow/deny (drop reason acl_denied)"));
         p.insert("service_maxconn".into(), n("new flows refused at maxconn (drop reason service_maxconn)"));
+        p.insert(
+            "client_rate_limited".into(),
+            n("new flows refused over client_rate (drop reason client_rate_limited)"),
+        );
     }
     t
 }
@@ -36,6 +40,18 @@ fn client_prefixes(what: &str) -> Value {
 fn maxconn() -> Value {
     json!({"type": "integer", "minimum": 0, "maximum": 4294967295u32, "default": 0,
         "description": "most connections of the service at once, over all workers (0: no limit); new flows beyond are dropped (service_maxconn)"})
+}
+
+/// `client_rate`.
+fn client_rate() -> Value {
+    json!({"type": "integer", "minimum": 0, "maximum": 1_000_000, "default": 0,
+        "description": "new connections per second per client address, on each worker (0: no limit); new flows beyond are dropped (client_rate_limited)"})
+}
+
+/// `client_burst`.
+fn client_burst(nullable: bool) -> Value {
+    json!({"type": if nullable { json!(["integer", "null"]) } else { json!("integer") }, "minimum": 0, "maximum": 1_000_000,
+        "description": "depth of each client's token bucket (new connections at once); default client_rate"})
 }
 
 fn schemas() -> Value {
@@ -91,6 +107,8 @@ fn schemas() -> Value {
                 "allow": client_prefixes("clients allowed to open connections (empty: all); IPv4 until the data path has IPv6"),
                 "deny": client_prefixes("clients refused, whatever allow says (deny wins)"),
                 "maxconn": maxconn(),
+                "client_rate": client_rate(),
+                "client_burst": client_burst(false),
                 "servers": {"type": "array", "items": {"$ref": "#/components/schemas/Server"}},
                 "stats": {"$ref": "#/components/schemas/ServiceTraffic", "readOnly": true}
             }
@@ -104,7 +122,9 @@ fn schemas() -> Value {
                 "persistence_netmask": {"type": ["string", "null"]},
                 "allow": client_prefixes("replaces the allow list ([] allows all)"),
                 "deny": client_prefixes("replaces the deny list"),
-                "maxconn": maxconn()
+                "maxconn": maxconn(),
+                "client_rate": client_rate(),
+                "client_burst": client_burst(true)
             }
         },
         "ServerUpdate": {

@@ -573,6 +573,7 @@ impl Running {
             // Refusals are the service's: the workers never ask a server.
             acl_denied: (!server).then(|| now.acl_denied.saturating_sub(b.acl_denied)),
             service_maxconn: (!server).then(|| now.service_maxconn.saturating_sub(b.service_maxconn)),
+            client_rate_limited: (!server).then(|| now.client_rate_limited.saturating_sub(b.client_rate_limited)),
             conns: now.conns.saturating_sub(b.conns),
             active_conns: now.active_conns,
             inactive_conns: now.inactive_conns,
@@ -737,6 +738,7 @@ pub fn diff(old: &Config, new: &Config) -> Vec<Change> {
         ("tcp_timeout", a.tcp_timeout, b.tcp_timeout),
         ("tcp_fin_timeout", a.tcp_fin_timeout, b.tcp_fin_timeout),
         ("udp_timeout", a.udp_timeout, b.udp_timeout),
+        ("half_open_timeout", a.half_open_timeout, b.half_open_timeout),
     ] {
         change(format!("dataplane.{name}"), json!(duration_text(x)), json!(duration_text(y)));
     }
@@ -759,6 +761,8 @@ pub fn diff(old: &Config, new: &Config) -> Vec<Change> {
         change(format!("{path}.allow"), json!(vs.allow), json!(vt.allow));
         change(format!("{path}.deny"), json!(vs.deny), json!(vt.deny));
         change(format!("{path}.maxconn"), json!(vs.maxconn), json!(vt.maxconn));
+        change(format!("{path}.client_rate"), json!(vs.client_rate), json!(vt.client_rate));
+        change(format!("{path}.client_burst"), json!(vs.client_burst), json!(vt.client_burst));
         if s.health != t.health {
             change(format!("{path}.health"), json!(format!("{:?}", s.health)), json!(format!("{:?}", t.health)));
         }

@@ -69,13 +69,14 @@ pub fn local_addresses(config: &Config) -> Vec<Ipv4Addr> {
     config.ports.iter().flat_map(|p| p.local_addresses.iter().copied()).collect()
 }
 
-/// The connection timeouts of `[dataplane]` (ipvsadm --set's three values; the other TCP
-/// states keep IPVS's defaults).
+/// The connection timeouts of `[dataplane]` (ipvsadm --set's three values and the
+/// half-open timeout of DR/IPIP; the other TCP states keep IPVS's defaults).
 pub fn timeouts(config: &Config) -> Timeouts {
     let secs = |d: std::time::Duration| u32::try_from(d.as_secs()).unwrap_or(u32::MAX);
     let mut t = Timeouts::default();
     t.set_tcp(secs(config.dataplane.tcp_timeout), secs(config.dataplane.tcp_fin_timeout));
     t.set_udp(secs(config.dataplane.udp_timeout));
+    t.half_open = secs(config.dataplane.half_open_timeout);
     t
 }
 
@@ -175,7 +176,7 @@ pub fn settings(config: &Config) -> TableSettings {
 }
 
 /// What service `s` admits: its allow/deny prefixes (IPv4 ones; the validator refuses
-/// IPv6 until the data path has it) and its `maxconn`.
+/// IPv6 until the data path has it), its `maxconn` and its per-client rate.
 pub fn admission(s: &crate::config::Service) -> Admission {
     let v4 = |v: &[ipnet::IpNet]| -> Vec<ipnet::Ipv4Net> {
         v.iter()
@@ -185,7 +186,7 @@ pub fn admission(s: &crate::config::Service) -> Admission {
             })
             .collect()
     };
-    Admission::new(&v4(&s.allow), &v4(&s.deny), s.maxconn)
+    Admission::new(&v4(&s.allow), &v4(&s.deny), s.maxconn).with_client_rate(s.client_rate, s.client_burst)
 }
 
 /// Builds the table that follows `current` (or a first one): ids from `ids` (updated),
@@ -360,6 +361,10 @@ forward = "nat"
         assert!(t.lookup(ServiceKey { proto: L4Proto::Udp, vip: "10.10.0.100".parse().unwrap(), port: 80 }).is_none());
         let to = timeouts(&c);
         assert_eq!((to.established, to.fin_wait, to.udp), (60, 120, 10));
+        assert_eq!(to.half_open, 5, "default half-open timeout");
+        let c = Config::from_toml(&CONFIG.replacen("[dataplane]", "[dataplane]\nhalf_open_timeout = \"2s\"", 1))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(timeouts(&c).half_open, 2);
     }
 
     #[test]
@@ -378,6 +383,14 @@ forward = "nat"
         assert!(a.client_allowed(ip("10.10.0.2")));
         assert!(!a.client_allowed(ip("10.10.0.7")), "denied");
         assert!(!a.client_allowed(ip("10.10.1.2")), "not allowed");
+        let c = Config::from_toml(&CONFIG.replacen(
+            "scheduler = \"user-hash\"",
+            "scheduler = \"user-hash\"\nclient_rate = 5",
+            1,
+        ))
+        .unwrap_or_else(|e| panic!("{e}"));
+        let a = &build_table(&c, 1, 2).unwrap().get(1).unwrap().admission.clone();
+        assert_eq!((a.client_rate, a.client_burst), (5, 5));
     }
 
     #[test]

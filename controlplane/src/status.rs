@@ -200,12 +200,21 @@ pub struct TrafficJson {
     /// New flows refused at the service's `maxconn` (`service_maxconn`; services only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_maxconn: Option<u64>,
+    /// New flows refused because their client was over the service's `client_rate`
+    /// (`client_rate_limited`; services only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_rate_limited: Option<u64>,
 }
 
 impl TrafficJson {
     /// A service's counters: the traffic plus its refusals of new flows.
     pub fn service(s: ServerStatsSnapshot) -> Self {
-        TrafficJson { acl_denied: Some(s.acl_denied), service_maxconn: Some(s.service_maxconn), ..TrafficJson::from(s) }
+        TrafficJson {
+            acl_denied: Some(s.acl_denied),
+            service_maxconn: Some(s.service_maxconn),
+            client_rate_limited: Some(s.client_rate_limited),
+            ..TrafficJson::from(s)
+        }
     }
 }
 
@@ -221,6 +230,7 @@ impl From<ServerStatsSnapshot> for TrafficJson {
             out_bytes: s.bytes_out,
             acl_denied: None,
             service_maxconn: None,
+            client_rate_limited: None,
         }
     }
 }

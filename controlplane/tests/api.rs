@@ -691,6 +691,8 @@ fn bad_inputs() -> Vec<Bad> {
         (put_svc(r#"{"allow":["2001:db8::/32"]}"#), 422, "allow[0]"),
         (put_svc(r#"{"allow":"10.0.0.0/8"}"#), 400, "allow"),
         (put_svc(r#"{"maxconn":-1}"#), 422, "maxconn"),
+        (put_svc(r#"{"client_rate":-1}"#), 422, "client_rate"),
+        (put_svc(r#"{"client_burst":5}"#), 422, "client_burst"),
         (svc(r#"{"protocol":"tcp","address":"10.10.0.102","port":80,"deny":["10.1.2.3/8"]}"#), 422, "deny[0]"),
         (cfg("scheduler = \"wrr\"", "scheduler = \"wrr\"\ndeny = [\"10.0.0.0/8\", \"x\"]"), 422, "service[0].deny[1]"),
         // Paths.
@@ -963,4 +965,48 @@ async fn client_lists_and_maxconn_apply_live_and_show() {
     assert!(paths.contains(&"service[tcp/10.10.0.100/80].maxconn"), "{v}");
     let table = srv.state.running().shared().load_full();
     assert_eq!(table.services()[0].admission.maxconn, 7);
+}
+
+/// `client_rate` and `client_burst` through the service bodies and `PUT /v1/config`:
+/// shown (with the `client_rate_limited` count), in the canonical TOML, published.
+#[tokio::test]
+async fn client_rate_applies_live_and_shows() {
+    let srv = serve(CONFIG).await;
+    let (_, v) = call(&srv, "GET", SVC, None).await;
+    assert_eq!((v["client_rate"].clone(), v["client_burst"].clone()), (json!(0), json!(0)));
+    assert_eq!(v["stats"]["client_rate_limited"].as_u64(), Some(0));
+
+    let (code, v) = call(&srv, "PUT", SVC, Some(r#"{"client_rate":20}"#)).await;
+    assert_eq!(code, 200, "{v}");
+    assert_eq!((v["client_rate"].clone(), v["client_burst"].clone()), (json!(20), json!(20)));
+    let (code, v) = call(&srv, "PUT", SVC, Some(r#"{"client_burst":64}"#)).await;
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(v["client_burst"], 64);
+    let text = config_text(&srv).await;
+    assert!(text.contains("client_rate = 20") && text.contains("client_burst = 64"), "{text}");
+    {
+        let table = srv.state.running().shared().load_full();
+        let a = &table.services()[0].admission;
+        assert_eq!((a.client_rate, a.client_burst), (20, 64));
+    }
+    // What GET returned (servers aside) can be sent back as a new service.
+    let (_, mut got) = call(&srv, "GET", SVC, None).await;
+    got["address"] = json!("10.10.0.101");
+    got["servers"] = json!([]);
+    let (code, v) = call(&srv, "POST", "/v1/services", Some(&got.to_string())).await;
+    assert_eq!(code, 201, "{v}");
+    assert_eq!((v["client_rate"].clone(), v["client_burst"].clone()), (json!(20), json!(64)));
+    // Removed: rate 0 takes the burst with it.
+    let (code, v) = call(&srv, "PUT", SVC, Some(r#"{"client_rate":0}"#)).await;
+    assert_eq!(code, 200, "{v}");
+    assert_eq!((v["client_rate"].clone(), v["client_burst"].clone()), (json!(0), json!(0)));
+    assert!(srv.state.running().shared().load_full().services()[0].admission.is_open());
+
+    let file = CONFIG.replacen("scheduler = \"wrr\"", "scheduler = \"wrr\"\nclient_rate = 7", 1);
+    let (code, v) = call(&srv, "PUT", "/v1/config", Some(&file)).await;
+    assert_eq!(code, 200, "{v}");
+    let paths: Vec<&str> = v["changes"].as_array().unwrap().iter().filter_map(|c| c["path"].as_str()).collect();
+    assert!(paths.contains(&"service[tcp/10.10.0.100/80].client_rate"), "{v}");
+    let table = srv.state.running().shared().load_full();
+    assert_eq!((table.services()[0].admission.client_rate, table.services()[0].admission.client_burst), (7, 7));
 }

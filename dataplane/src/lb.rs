@@ -22,7 +22,8 @@
 //! * New flows: a TCP segment creates a connection only when it is a SYN without ACK
 //!   (IPVS's rule: anything else for an unknown flow is dropped, `tcp_no_conn`); any UDP
 //!   datagram creates one, if the service admits it (`crate::admission`: client
-//!   allow/deny prefixes, `maxconn`; refusals are `acl_denied`, `service_maxconn`).
+//!   allow/deny prefixes, `maxconn`, the per-client rate; refusals are `acl_denied`,
+//!   `service_maxconn`, `client_rate_limited`).
 //!   Persistence (`ipvsadm -p`) is consulted first and holds across
 //!   workers (its table is shared and lock-free); then the service's scheduler picks.
 //! * Every forwarded packet has its TTL decremented like a router; TTL 1 becomes ICMP time
@@ -56,6 +57,7 @@ use std::sync::Arc;
 
 use rvs_drivers::PacketBuf;
 
+use crate::admission::RateTable;
 use crate::conn::owner::{client_owner, lport_owner, LocalPortAllocator, RssSpec};
 use crate::conn::{CachedHop, Conn, ConnFlags, ConnId, ConnTable, Direction, FlowKey, StateChange, TableFull};
 use crate::control::{ConnEntry, ConnFilter, ConnListing, MAX_LISTING};
@@ -74,6 +76,13 @@ use crate::xmit::{fullnat, nat, Endpoint};
 
 mod sync_engine;
 pub use sync_engine::{Installed, SyncRefused};
+
+/// The key of service `svc_idx`'s buckets: its stable id (buckets stay with the service
+/// across table changes), or the index past the ids if the table has none.
+#[inline]
+fn svc_idx_id(snap: &ServiceTable, svc_idx: u32) -> u32 {
+    snap.service_id(svc_idx).unwrap_or(u32::MAX - svc_idx)
+}
 
 /// How often the connection table's timers are advanced (the wheel's own granularity
 /// bounds the precision; this only keeps the walk off most polls).
@@ -176,6 +185,8 @@ pub struct LbEngine {
     sync: Option<sync_engine::SyncState>,
     /// Limits on the ICMP errors this worker generates.
     icmp_limit: IcmpRateLimit,
+    /// This worker's per-client token buckets (`client_rate`; crate::admission).
+    rate: RateTable,
 }
 
 impl std::fmt::Debug for LbEngine {
@@ -208,6 +219,8 @@ impl LbEngine {
             pending: [PendingStats::default(); PENDING_SLOTS],
             sync: None,
             icmp_limit: IcmpRateLimit::default(),
+            // Keyed per worker so that one set of addresses does not collide everywhere.
+            rate: RateTable::new(0x9e37_79b9_7f4a_7c15 ^ (worker as u64).wrapping_mul(0xd6e8_feb8_6659_fd93)),
         };
         lb.rebuild_schedulers();
         lb
@@ -446,6 +459,9 @@ impl LbEngine {
             svc.stats.refused(self.worker, reason);
             return Err(reason);
         }
+        if svc.admission.client_rate != 0 {
+            self.rate_admit(&snap, svc_idx, flow.src, env, now)?;
+        }
         let sched = self.scheds.get_mut(svc_idx as usize).ok_or(DropReason::L4NoService)?;
         let input =
             SchedInput { client: flow.src, client_port: flow.sport, vip: flow.dst, vport: flow.dport, now_ns: now };
@@ -489,6 +505,8 @@ impl LbEngine {
         let inserted = match self.conns.insert(conn, now) {
             // Rare: the entry is rebuilt rather than kept, so the common path moves it once.
             Err(TableFull::ReplyKeyExists) => self.insert_displacing(make(), env, now),
+            // Only new flows get here, TCP ones as SYNs.
+            Err(TableFull::Full) if flow.proto() == L4Proto::Tcp => self.insert_evicting(make(), env, now),
             done => done,
         };
         match inserted {
@@ -529,6 +547,45 @@ impl LbEngine {
         let Some(old) = self.conns.remove(id) else { return refused };
         conn_closed(self.worker, &self.snap, &mut self.lports, &old);
         env.counters.conns_displaced.inc();
+        self.conns.insert(conn, now)
+    }
+
+    /// The per-client rate of service `svc_idx` (crate::admission) for a new flow from
+    /// `client`: spends a token, or refuses (`client_rate_limited`, also counted per
+    /// service). Out of line: services without a rate never get here.
+    #[inline(never)]
+    fn rate_admit(
+        &mut self,
+        snap: &ServiceTable,
+        svc_idx: u32,
+        client: Ipv4Addr,
+        env: &LbEnv<'_>,
+        now: u64,
+    ) -> Result<(), DropReason> {
+        let Some(svc) = snap.get(svc_idx) else { return Ok(()) };
+        let a = &svc.admission;
+        let replaced = self.rate.replaced();
+        let ok = self.rate.admit(svc_idx_id(snap, svc_idx), client, a.client_rate, a.client_burst, now);
+        if self.rate.replaced() != replaced {
+            env.counters.client_rate_replaced.inc();
+        }
+        if ok {
+            return Ok(());
+        }
+        svc.stats.refused(self.worker, DropReason::ClientRateLimited);
+        Err(DropReason::ClientRateLimited)
+    }
+
+    /// Inserts `conn` (a new SYN's) into the full table after evicting its oldest
+    /// half-open entry (`ConnTable::evict_half_open`: DR or IPIP, SYN seen, handshake not
+    /// completed), as if it had expired (`half_open_evicted`); established entries are
+    /// never evicted. `Full` (nothing changed) when no half-open entry is left.
+    #[cold]
+    #[inline(never)]
+    fn insert_evicting(&mut self, conn: Conn, env: &LbEnv<'_>, now: u64) -> Result<ConnId, TableFull> {
+        let Some(old) = self.conns.evict_half_open() else { return Err(TableFull::Full) };
+        conn_closed(self.worker, &self.snap, &mut self.lports, &old);
+        env.counters.half_open_evicted.inc();
         self.conns.insert(conn, now)
     }
 

@@ -28,6 +28,7 @@ struct WorkerSlot {
     bytes_out: AtomicU64,
     acl_denied: AtomicU64,
     maxconn_refused: AtomicU64,
+    rate_limited: AtomicU64,
 }
 
 /// Lock-free counters of one real server (or one service), one cache-line-aligned slot
@@ -61,6 +62,8 @@ pub struct ServerStatsSnapshot {
     pub acl_denied: u64,
     /// New flows refused because the service was at its `maxconn` (services only).
     pub service_maxconn: u64,
+    /// New flows refused because their client was over `client_rate` (services only).
+    pub client_rate_limited: u64,
 }
 
 fn bump(c: &AtomicU64, by: u64) {
@@ -104,13 +107,14 @@ impl ServerStats {
         self.slots.iter().map(|s| s.active.load(Ordering::Relaxed) + s.inactive.load(Ordering::Relaxed)).sum()
     }
     /// Worker `worker` refused a new flow of this service for `reason` (only
-    /// `acl_denied` and `service_maxconn` are counted per service; other reasons are
+    /// `acl_denied`, `service_maxconn` and `client_rate_limited` are counted per service; other reasons are
     /// ignored here, the worker's own drop counters have them).
     pub fn refused(&self, worker: usize, reason: crate::stats::DropReason) {
         let s = self.slot(worker);
         match reason {
             crate::stats::DropReason::AclDenied => bump(&s.acl_denied, 1),
             crate::stats::DropReason::ServiceMaxconn => bump(&s.maxconn_refused, 1),
+            crate::stats::DropReason::ClientRateLimited => bump(&s.rate_limited, 1),
             _ => {}
         }
     }
@@ -194,6 +198,7 @@ impl ServerStats {
             out.bytes_out += s.bytes_out.load(Ordering::Relaxed);
             out.acl_denied += s.acl_denied.load(Ordering::Relaxed);
             out.service_maxconn += s.maxconn_refused.load(Ordering::Relaxed);
+            out.client_rate_limited += s.rate_limited.load(Ordering::Relaxed);
         }
         out
     }

@@ -116,6 +116,9 @@ drop_reasons! {
     AclDenied => "acl_denied", "new flow from a client the service's allow/deny prefixes refuse";
     /// A new flow for a service whose connections (all workers) reached its `maxconn`.
     ServiceMaxconn => "service_maxconn", "new flow refused: the service's connections reached its maxconn";
+    /// A new flow from a client over the service's `client_rate` (its token bucket on
+    /// this worker is empty).
+    ClientRateLimited => "client_rate_limited", "new flow refused: the client is over the service's client_rate on this worker";
     /// The scheduler found no server: none configured, all weight 0, or all overloaded.
     NoServer => "no_server", "no real server available (none, all weight 0, or all over their upper threshold)";
     /// This worker's Full-NAT local addresses and ports are all in use.
@@ -390,6 +393,11 @@ worker_counters! {
     sync_refused_port: Counter "rvs_worker_sync_refused_port_total", "Peer's sync records refused: Full-NAT local port not this worker's, unknown address, or in use.";
     sync_refused_table_full: Counter "rvs_worker_sync_refused_table_full_total", "Peer's sync records refused: connection table full.";
     sync_refused_clash: Counter "rvs_worker_sync_refused_clash_total", "Peer's sync records refused: tuple held by another connection.";
+    /// DR and IPIP only (their replies bypass rvs); `conn_table_full` counts the SYNs for
+    /// which no half-open entry was left.
+    half_open_evicted: Counter "rvs_worker_half_open_evicted_total", "Half-open connections (SYN seen, handshake not completed) evicted from the full table to make room for a new SYN.";
+    /// Each may have let that client open up to `client_burst` more (crate::admission).
+    client_rate_replaced: Counter "rvs_worker_client_rate_replaced_total", "Per-client rate buckets still limiting a client, replaced by another client's (the bucket table's set was full).";
     /// Set at each timer run.
     conns: Gauge "rvs_worker_connections", "Connections in the worker's table.";
 }

@@ -336,6 +336,13 @@ pub struct Timeouts {
     pub synack: u32,
     /// UDP (IPVS: 300 s; `ipvsadm --set` UDP).
     pub udp: u32,
+    /// SYN_RECV of a connection whose replies rvs never sees (DR, IPIP: IPVS's
+    /// INPUT-ONLY table), i.e. a client SYN not yet followed by the ACK that completes
+    /// the handshake. Not in IPVS, which keeps SYN_RECV's 60 s for these too: a SYN
+    /// flood's entries then stay a minute. 5 s covers a client's first two SYN
+    /// retransmissions (Linux: 1 s, then 2 s later; each refreshes the entry) and a lost
+    /// final ACK answered after the server's SYN+ACK retransmissions (1 s, 3 s).
+    pub half_open: u32,
 }
 
 impl Default for Timeouts {
@@ -353,6 +360,7 @@ impl Default for Timeouts {
             listen: 120,
             synack: 120,
             udp: 300,
+            half_open: 5,
         }
     }
 }
@@ -391,6 +399,20 @@ impl Timeouts {
                     self.udp
                 }
             }
+        }
+    }
+
+    /// The timeout of state `s` for a connection that is `input_only` (DR or IPIP, no
+    /// reply seen): [`Timeouts::half_open`] in TCP SYN_RECV, else [`Timeouts::of`].
+    pub const fn of_conn(&self, s: ConnState, input_only: bool) -> u32 {
+        if input_only && matches!(s, ConnState::Tcp(TcpState::SynRecv)) {
+            if self.half_open > MAX_TIMEOUT_S {
+                MAX_TIMEOUT_S
+            } else {
+                self.half_open
+            }
+        } else {
+            self.of(s)
         }
     }
 

@@ -55,7 +55,7 @@ fn op() -> impl Strategy<Value = Op> {
 fn timeouts() -> impl Strategy<Value = Timeouts> {
     prop_oneof![
         Just(Timeouts::default()),
-        proptest::collection::vec(0u32..40, 12).prop_map(|v| Timeouts {
+        proptest::collection::vec(0u32..40, 13).prop_map(|v| Timeouts {
             none: v[0],
             established: v[1],
             syn_sent: v[2],
@@ -68,6 +68,7 @@ fn timeouts() -> impl Strategy<Value = Timeouts> {
             listen: v[9],
             synack: v[10],
             udp: v[11],
+            half_open: v[12],
         }),
     ]
 }
@@ -230,7 +231,9 @@ proptest! {
                         m.conn.flags.insert(ConnFlags::REPLY_SEEN);
                     }
                     m.conn.state = expect_to;
-                    m.deadline = now + secs(to.of(expect_to));
+                    let input_only = matches!(m.conn.forward, ForwardMode::Dr | ForwardMode::Tunnel)
+                        && !m.conn.flags.contains(ConnFlags::REPLY_SEEN);
+                    m.deadline = now + secs(to.of_conn(expect_to, input_only));
                     prop_assert_eq!(t.get(id).unwrap().state, expect_to);
                 }
                 Op::Lookup { proto, a, ap, b, bp } => {

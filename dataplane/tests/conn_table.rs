@@ -357,7 +357,7 @@ fn iter_and_memory() {
     assert!(ports.iter().all(|(a, b)| a == b));
 
     let b = ConnTable::bytes_per_conn();
-    assert!(b <= 96, "{b} bytes per connection");
+    assert!(b <= 104, "{b} bytes per connection (96, and 8 for the half-open ring)");
     assert!(std::mem::size_of::<Conn>() <= 64, "{}", std::mem::size_of::<Conn>());
     let big = ConnTable::with_capacity(1_000_000, Timeouts::default());
     assert_eq!(big.capacity(), 1_000_000);
@@ -396,4 +396,174 @@ fn an_expiry_set_from_a_duration_holds_to_the_wheel_precision() {
     assert!(expired(&mut t, now + 700_000_000_000 - 1).is_empty(), "past a wheel turn, never early");
     assert_eq!(expired(&mut t, now + 700_000_000_000 + TICK_NS), vec![key(L4Proto::Tcp, 1)]);
     t.check_invariants().unwrap();
+}
+
+// ---- half-open DR/IPIP entries: short timeout, eviction from a full table ----
+
+/// A DR or IPIP connection on client port `cport` driven to half-open (SYN) at `now`;
+/// `complete` also sends the client's ACK (ESTABLISHED).
+fn syn(t: &mut ConnTable, cport: u16, mode: ForwardMode, complete: bool, now: u64) -> rvs_dataplane::conn::ConnId {
+    let id = t.insert(tcp(cport, mode), now).unwrap();
+    t.on_packet(id, Direction::Inbound, Some(TcpFlags::SYN), now);
+    if complete {
+        t.on_packet(id, Direction::Inbound, Some(TcpFlags::ACK), now);
+    }
+    id
+}
+
+#[test]
+fn half_open_dr_entries_get_the_short_timeout_nat_ones_keep_syn_recv() {
+    let to = Timeouts::default();
+    assert!(to.half_open < to.syn_recv);
+    let mut t = table(8);
+    let dr = syn(&mut t, 1000, ForwardMode::Dr, false, T0);
+    let ipip = syn(&mut t, 1001, ForwardMode::Tunnel, false, T0);
+    let nat = syn(&mut t, 1002, ForwardMode::Nat, false, T0);
+    let done = syn(&mut t, 1003, ForwardMode::Dr, true, T0);
+    let ho = u64::from(to.half_open) * SEC;
+    assert!(expired(&mut t, T0 + ho - 1).is_empty());
+    let mut gone = expired(&mut t, T0 + ho + TICK_NS);
+    gone.sort_by_key(|k| k.sport);
+    assert_eq!(gone, vec![key(L4Proto::Tcp, 1000), key(L4Proto::Tcp, 1001)]);
+    assert!(!t.is_live(dr) && !t.is_live(ipip) && t.is_live(nat) && t.is_live(done));
+    // A retransmitted SYN refreshes a half-open entry.
+    let again = syn(&mut t, 1004, ForwardMode::Dr, false, T0 + 10 * SEC);
+    t.on_packet(again, Direction::Inbound, Some(TcpFlags::SYN), T0 + 13 * SEC);
+    assert!(expired(&mut t, T0 + 16 * SEC).is_empty(), "refreshed at 13 s");
+    assert!(t.is_live(again));
+    t.check_invariants().unwrap();
+}
+
+#[test]
+fn eviction_takes_the_oldest_half_open_entry_and_nothing_else() {
+    let mut t = table(6);
+    let est = syn(&mut t, 1000, ForwardMode::Dr, true, T0);
+    let old = syn(&mut t, 1001, ForwardMode::Dr, false, T0);
+    let nat = syn(&mut t, 1002, ForwardMode::Nat, false, T0 + 1);
+    let mid = syn(&mut t, 1003, ForwardMode::Tunnel, false, T0 + 2);
+    let completes = syn(&mut t, 1004, ForwardMode::Dr, false, T0 + 3);
+    let young = syn(&mut t, 1005, ForwardMode::Dr, false, T0 + 4);
+    // 1004 completes its handshake: no longer half-open.
+    t.on_packet(completes, Direction::Inbound, Some(TcpFlags::ACK), T0 + 5);
+    assert_eq!(t.insert(tcp(2000, ForwardMode::Dr), T0 + 6), Err(TableFull::Full));
+    let order: Vec<u16> = std::iter::from_fn(|| t.evict_half_open()).map(|c| c.cport).collect();
+    assert_eq!(order, vec![1001, 1003, 1005], "oldest first, half-open only");
+    assert!(t.is_live(est) && t.is_live(nat) && t.is_live(completes));
+    assert!(!t.is_live(old) && !t.is_live(mid) && !t.is_live(young));
+    assert_eq!(t.len(), 3);
+    assert!(t.evict_half_open().is_none(), "never an established or NAT entry");
+    t.check_invariants().unwrap();
+}
+
+#[test]
+fn a_reused_slot_is_not_taken_for_the_old_half_open_entry() {
+    let mut t = table(2);
+    let a = syn(&mut t, 1000, ForwardMode::Dr, false, T0);
+    t.remove(a).unwrap();
+    // The slot is reused by an established DR connection: the stale record names it.
+    let b = syn(&mut t, 1001, ForwardMode::Dr, true, T0 + 1);
+    assert_eq!(a, b, "LIFO free list reuses the slot");
+    let c = syn(&mut t, 1002, ForwardMode::Dr, false, T0 + 2);
+    assert_eq!(t.evict_half_open().map(|x| x.cport), Some(1002));
+    assert!(t.is_live(b) && !t.is_live(c));
+}
+
+#[test]
+fn the_half_open_ring_stays_bounded_under_churn() {
+    let mut t = table(4);
+    // Many more half-open entries than the capacity, completing or evicted as they go.
+    for i in 0..1000u16 {
+        let now = T0 + u64::from(i);
+        if t.len() == t.capacity() {
+            assert!(t.evict_half_open().is_some(), "{i}");
+        }
+        // Every third completes its handshake and closes: its record goes stale.
+        let id = syn(&mut t, 1000 + i, ForwardMode::Dr, i % 3 == 0, now);
+        if i % 3 == 0 {
+            t.remove(id).unwrap();
+        }
+        assert!(t.half_open_records() <= t.capacity());
+    }
+    t.check_invariants().unwrap();
+}
+
+mod half_open_props {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        /// A new SYN of this mode (index into MODES); complete = its ACK follows later.
+        Syn(usize),
+        /// The client's next packet on entry `pick`: ACK, FIN or RST.
+        Packet(usize, u8),
+        /// A new SYN into a full table: evict, then insert.
+        Evict,
+    }
+
+    const MODES: [ForwardMode; 4] = [ForwardMode::Dr, ForwardMode::Tunnel, ForwardMode::Nat, ForwardMode::FullNat];
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            3 => (0..4usize).prop_map(Op::Syn),
+            3 => (any::<usize>(), 0..3u8).prop_map(|(p, f)| Op::Packet(p, f)),
+            2 => Just(Op::Evict),
+        ]
+    }
+
+    fn half_open(c: &Conn) -> bool {
+        c.state == ConnState::Tcp(TcpState::SynRecv) && matches!(c.forward, ForwardMode::Dr | ForwardMode::Tunnel)
+    }
+
+    proptest! {
+        /// Eviction never removes an entry that is not half-open, and removes the one that
+        /// became half-open first. Client packets after the SYN never re-enter SYN_RECV,
+        /// and fewer SYNs than the ring holds are sent, so the order is exact.
+        #[test]
+        fn eviction_is_half_open_only_and_oldest_first(ops in proptest::collection::vec(op(), 1..60)) {
+            let mut t = ConnTable::with_capacity_and_seed(64, Timeouts::default(), 7);
+            let mut order: Vec<u16> = vec![]; // cports, in the order they became half-open
+            let mut next = 1000u16;
+            for (step, op) in ops.into_iter().enumerate() {
+                let now = T0 + step as u64;
+                match op {
+                    Op::Syn(m) => {
+                        let id = t.insert(tcp(next, MODES[m]), now).unwrap();
+                        t.on_packet(id, Direction::Inbound, Some(TcpFlags::SYN), now);
+                        if half_open(t.get(id).unwrap()) {
+                            order.push(next);
+                        }
+                        next += 1;
+                    }
+                    Op::Packet(pick, f) => {
+                        let ids: Vec<_> = t.iter().map(|(id, _)| id).collect();
+                        if ids.is_empty() { continue; }
+                        let id = ids[pick % ids.len()];
+                        let flags = [TcpFlags::ACK, TcpFlags::FIN, TcpFlags::RST][f as usize];
+                        t.on_packet(id, Direction::Inbound, Some(flags), now);
+                        let c = *t.get(id).unwrap();
+                        if !half_open(&c) {
+                            order.retain(|&p| p != c.cport);
+                        }
+                    }
+                    Op::Evict => {
+                        let before: Vec<Conn> = t.iter().map(|(_, c)| *c).collect();
+                        match t.evict_half_open() {
+                            Some(c) => {
+                                prop_assert!(half_open(&c), "evicted {c:?}");
+                                prop_assert_eq!(Some(c.cport), order.first().copied(), "not the oldest");
+                                order.remove(0);
+                                prop_assert_eq!(t.len(), before.len() - 1);
+                            }
+                            None => {
+                                prop_assert!(order.is_empty(), "a half-open entry was left: {order:?}");
+                                prop_assert!(!before.iter().any(half_open));
+                            }
+                        }
+                    }
+                }
+                t.check_invariants().map_err(TestCaseError::fail)?;
+            }
+        }
+    }
 }

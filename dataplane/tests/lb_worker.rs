@@ -1038,3 +1038,91 @@ fn maxconn_counts_the_service_over_every_worker_and_frees_places_as_connections_
     assert_eq!(b.len(), 1, "a place freed");
     assert_accounting_all(&ws);
 }
+
+#[test]
+fn client_rate_refuses_a_clients_burst_overflow_refills_and_leaves_other_clients_alone() {
+    const S: u64 = 1_000_000_000;
+    let mut svc = service(1, Tcp, 80, Rr, &[rs(RS1, 80, 1, Nat)], None);
+    svc.admission = Admission::default().with_client_rate(1, 3);
+    let shared = publish(vec![svc]);
+    let mut ws = vec![lb_worker(&shared)];
+    let syn = |c: Ipv4Addr, p: u16| Seg::tcp(c, p, VIP, 80, SYN).by_client();
+    let served =
+        |ws: &mut Vec<MemWorker>, c: Ipv4Addr, p: u16, now: u64| send_to(ws, 0, FRONT, &syn(c, p), now).1.len();
+    // A burst of 3, then refusals.
+    for k in 0..3 {
+        assert_eq!(served(&mut ws, CLIENT_IP, CPORT + k, S), 1, "burst {k}");
+    }
+    for k in 3..10 {
+        assert_eq!(served(&mut ws, CLIENT_IP, CPORT + k, S), 0, "over the rate {k}");
+    }
+    assert_eq!(drops_of(&ws[0]), vec![("client_rate_limited", 7)]);
+    assert_eq!(service_stats(&shared, 0).client_rate_limited, 7, "counted per service too");
+    // Another client is untouched.
+    let other: Ipv4Addr = "10.10.0.3".parse().expect("ip");
+    assert_eq!(served(&mut ws, other, CPORT, S), 1, "another client has its own bucket");
+    // Existing connections go on: only new flows are asked.
+    let ack = Seg::tcp(CLIENT_IP, CPORT, VIP, 80, ACK).seq(0x1000_0001).ack(1);
+    assert_eq!(send_to(&mut ws, 0, FRONT, &ack.by_client(), S + 1).1.len(), 1);
+    // One token per second comes back.
+    assert_eq!(served(&mut ws, CLIENT_IP, CPORT + 20, 2 * S), 1, "refilled");
+    assert_eq!(served(&mut ws, CLIENT_IP, CPORT + 21, 2 * S), 0);
+    // Live: the limit removed.
+    republish(&shared, 2, Admission::default());
+    assert_eq!(served(&mut ws, CLIENT_IP, CPORT + 22, 2 * S), 1, "no limit any more");
+    assert_eq!(snapshot(&ws[0]).conns_created, 6);
+    assert_eq!(drops_of(&ws[0]), vec![("client_rate_limited", 8)]);
+    assert_accounting_all(&ws);
+}
+
+// ---- 10. half-open DR entries evicted from a full table ----
+
+#[test]
+fn a_full_table_of_half_open_dr_entries_makes_room_for_a_new_syn_never_evicting_established() {
+    let shared = one_service(1, 80, &[rs(RS1, 80, 1, Dr)]);
+    let opts = LbOpts { conn_capacity: 4, ..LbOpts::default() };
+    let mut ws = lb_workers(&shared, 1, &opts);
+    let flooder: Ipv4Addr = "10.10.0.9".parse().expect("ip");
+    // One established connection from the client, then three half-open from the flooder.
+    assert_eq!(send_to(&mut ws, 0, FRONT, &Seg::tcp(CLIENT_IP, CPORT, VIP, 80, SYN).by_client(), 1).1.len(), 1);
+    let ack = Seg::tcp(CLIENT_IP, CPORT, VIP, 80, ACK).seq(0x1000_0001).ack(1);
+    assert_eq!(send_to(&mut ws, 0, FRONT, &ack.by_client(), 2).1.len(), 1);
+    for k in 0..3 {
+        send_to(&mut ws, 0, FRONT, &Seg::tcp(flooder, 5000 + k, VIP, 80, SYN).by_client(), 3 + u64::from(k));
+    }
+    assert_eq!(ws[0].lb().expect("engine").conns().len(), 4);
+    // The flood goes on: each new SYN evicts the oldest half-open entry.
+    for k in 3..10 {
+        let (_, b) =
+            send_to(&mut ws, 0, FRONT, &Seg::tcp(flooder, 5000 + k, VIP, 80, SYN).by_client(), 10 + u64::from(k));
+        assert_eq!(b.len(), 1, "SYN {k} forwarded");
+    }
+    // A legitimate SYN gets in too, and the established connection is still there.
+    let (_, b) = send_to(&mut ws, 0, FRONT, &Seg::tcp(CLIENT_IP, CPORT + 1, VIP, 80, SYN).by_client(), 30);
+    assert_eq!(b.len(), 1, "legitimate SYN forwarded");
+    let (_, b) = send_to(&mut ws, 0, FRONT, &ack.by_client(), 31);
+    assert_eq!(b.len(), 1, "established connection untouched");
+    let snap = snapshot(&ws[0]);
+    assert_eq!(snap.half_open_evicted, 8);
+    assert!(drops_of(&ws[0]).is_empty(), "{:?}", drops_of(&ws[0]));
+    let st = service_stats(&shared, 0);
+    assert_eq!(st.active_conns + st.inactive_conns, 4, "evicted entries left the counts");
+    assert_accounting_all(&ws);
+}
+
+#[test]
+fn a_full_table_with_nothing_half_open_still_drops_as_conn_table_full() {
+    let shared = one_service(1, 80, &[rs(RS1, 80, 1, Dr)]);
+    let opts = LbOpts { conn_capacity: 2, ..LbOpts::default() };
+    let mut ws = lb_workers(&shared, 1, &opts);
+    for k in 0..2u16 {
+        send_to(&mut ws, 0, FRONT, &Seg::tcp(CLIENT_IP, CPORT + k, VIP, 80, SYN).by_client(), 1);
+        let ack = Seg::tcp(CLIENT_IP, CPORT + k, VIP, 80, ACK).seq(0x1000_0001).ack(1);
+        send_to(&mut ws, 0, FRONT, &ack.by_client(), 2);
+    }
+    let (_, b) = send_to(&mut ws, 0, FRONT, &Seg::tcp(CLIENT_IP, CPORT + 5, VIP, 80, SYN).by_client(), 3);
+    assert!(b.is_empty());
+    assert_eq!(drops_of(&ws[0]), vec![("conn_table_full", 1)]);
+    assert_eq!(snapshot(&ws[0]).half_open_evicted, 0);
+    assert_accounting_all(&ws);
+}

@@ -79,6 +79,9 @@ pub struct DataplaneFile {
     /// Idle timeout of UDP flows (ipvsadm --set's third value).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub udp_timeout: Option<String>,
+    /// Timeout of half-open DR and IPIP connections (SYN seen, handshake not completed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub half_open_timeout: Option<String>,
     /// What happens to the connections of a deleted real server (IPVS's sysctl of the
     /// same name): `false` (default) forwards them until they expire, `true` removes each
     /// at its next packet, which is dropped.
@@ -178,6 +181,13 @@ pub struct ServiceFile {
     /// 0 or absent = no limit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub maxconn: Option<i64>,
+    /// New connections per second per client address and worker (a token bucket); 0 or
+    /// absent = no limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_rate: Option<i64>,
+    /// Depth of each client's bucket (new connections at once); absent = `client_rate`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_burst: Option<i64>,
     /// `[service.health]`: how real servers are probed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health: Option<HealthFile>,

@@ -59,7 +59,7 @@ pub mod defaults {
     pub const NEIGHBOUR_TIMEOUT: Duration = Duration::from_secs(300);
     /// `dataplane.neighbour_retry`.
     pub const NEIGHBOUR_RETRY: Duration = Duration::from_secs(1);
-    /// `dataplane.conn_capacity`: entries per worker (96 bytes each: 25 MB).
+    /// `dataplane.conn_capacity`: entries per worker (104 bytes each: 27 MB).
     pub const CONN_CAPACITY: u32 = 262_144;
     /// Largest `dataplane.conn_capacity`.
     pub const MAX_CONN_CAPACITY: u32 = 1 << 27;
@@ -69,6 +69,8 @@ pub mod defaults {
     pub const TCP_FIN_TIMEOUT: Duration = Duration::from_secs(120);
     /// `dataplane.udp_timeout`: IPVS's UDP timeout.
     pub const UDP_TIMEOUT: Duration = Duration::from_secs(300);
+    /// `dataplane.half_open_timeout` (the reasons are at `Timeouts::half_open`).
+    pub const HALF_OPEN_TIMEOUT: Duration = Duration::from_secs(5);
     /// `api.listen`.
     pub const API_LISTEN: &str = "127.0.0.1:8700";
     /// `service.server.weight`.
@@ -288,6 +290,9 @@ pub struct Dataplane {
     pub tcp_fin_timeout: Duration,
     /// Idle timeout of UDP flows.
     pub udp_timeout: Duration,
+    /// Timeout of half-open DR and IPIP connections (SYN seen, no ACK completing the
+    /// handshake yet); see `rvs_dataplane::types::Timeouts::half_open`.
+    pub half_open_timeout: Duration,
     /// IPVS's `expire_nodest_conn`: drop (and remove) the connections of a deleted real
     /// server at their next packet instead of forwarding them until they expire.
     pub expire_nodest_conn: bool,
@@ -462,6 +467,11 @@ pub struct Service {
     pub deny: Vec<IpNet>,
     /// Most connections of the service at once, over all workers; 0 = no limit.
     pub maxconn: u32,
+    /// New connections per second per client and worker; 0 = no limit.
+    pub client_rate: u32,
+    /// Depth of each client's bucket: the configured `client_burst`, or `client_rate`
+    /// when absent; 0 when there is no rate.
+    pub client_burst: u32,
     /// Health checking, if any.
     pub health: Option<Health>,
     /// Agent checking, if any.

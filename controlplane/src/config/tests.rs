@@ -280,6 +280,7 @@ fn eal_lcore_detection() {
         tcp_timeout: Duration::ZERO,
         tcp_fin_timeout: Duration::ZERO,
         udp_timeout: Duration::ZERO,
+        half_open_timeout: Duration::ZERO,
         expire_nodest_conn: false,
     };
     assert!(!dp(&["--in-memory", "--log-level=7", "--no-huge"]).eal_sets_lcores());
@@ -381,6 +382,7 @@ const BAD: &[Bad] = &[
     bad("workers = 1", "workers = 1\nconn_capacity = 999999999999", "dataplane.conn_capacity", "between 16 and"),
     bad("workers = 1", "workers = 1\ntcp_timeout = \"0s\"", "dataplane.tcp_timeout", "is zero"),
     bad("workers = 1", "workers = 1\ntcp_fin_timeout = \"300d\"", "dataplane.tcp_fin_timeout", "between 1s"),
+    bad("workers = 1", "workers = 1\nhalf_open_timeout = \"0s\"", "dataplane.half_open_timeout", ""),
     bad("workers = 1", "workers = 1\nudp_timeout = \"fast\"", "dataplane.udp_timeout", ""),
     bad(
         "persistence = \"300s\"",
@@ -839,6 +841,35 @@ fn bad_client_prefixes_and_maxconn_name_their_entry() {
         ("deny = [\"2001:db8::/32\"]", "service[0].deny[0]", "IPv6"),
         ("maxconn = -1", "service[0].maxconn", "between 0 and"),
         ("maxconn = 4294967296", "service[0].maxconn", "between 0 and"),
+    ];
+    for (extra, field, says) in cases {
+        let e = Config::from_toml(&with(extra)).expect_err(extra);
+        assert_eq!(e.errors.len(), 1, "{extra}: {e}");
+        assert!(e.names(field), "{extra}: {e}");
+        assert!(e.errors[0].message.contains(says), "{extra}: {e}");
+    }
+}
+
+/// `client_rate` and `client_burst`: absent is no limit, the burst defaults to the rate,
+/// both written back by the canonical TOML; bad values name their field.
+#[test]
+fn client_rate_and_burst_parse_default_round_trip_and_name_their_errors() {
+    let with = |extra: &str| SKETCH.replacen("persistence = \"300s\"", &format!("persistence = \"300s\"\n{extra}"), 1);
+    let c = Config::from_toml(SKETCH).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((c.services[0].client_rate, c.services[0].client_burst), (0, 0));
+    let c = Config::from_toml(&with("client_rate = 20")).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((c.services[0].client_rate, c.services[0].client_burst), (20, 20), "burst defaults to the rate");
+    let text = with("client_rate = 20\nclient_burst = 50");
+    let c = Config::from_toml(&text).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((c.services[0].client_rate, c.services[0].client_burst), (20, 50));
+    let again = toml::to_string(&parse_toml(&text).unwrap()).unwrap();
+    assert!(again.contains("client_rate = 20") && again.contains("client_burst = 50"), "{again}");
+    assert_eq!(Config::from_toml(&again).unwrap(), c);
+    let cases: &[(&str, &str, &str)] = &[
+        ("client_rate = -1", "service[0].client_rate", "between 0 and"),
+        ("client_rate = 1000001", "service[0].client_rate", "between 0 and"),
+        ("client_rate = 5\nclient_burst = 0", "service[0].client_burst", "between 1 and"),
+        ("client_burst = 5", "service[0].client_burst", "only applies with a client_rate"),
     ];
     for (extra, field, says) in cases {
         let e = Config::from_toml(&with(extra)).expect_err(extra);

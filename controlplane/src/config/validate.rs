@@ -196,7 +196,7 @@ impl Checker {
                 n,
                 16,
                 i64::from(defaults::MAX_CONN_CAPACITY),
-                " connections per worker (96 bytes each, preallocated)",
+                " connections per worker (104 bytes each, preallocated)",
             ),
         };
         let probe_ports = match dp.probe_ports.as_deref() {
@@ -215,6 +215,8 @@ impl Checker {
         let tcp_fin_timeout =
             timeout("dataplane.tcp_fin_timeout", dp.tcp_fin_timeout.as_deref(), defaults::TCP_FIN_TIMEOUT);
         let udp_timeout = timeout("dataplane.udp_timeout", dp.udp_timeout.as_deref(), defaults::UDP_TIMEOUT);
+        let half_open_timeout =
+            timeout("dataplane.half_open_timeout", dp.half_open_timeout.as_deref(), defaults::HALF_OPEN_TIMEOUT);
         Some(Dataplane {
             expire_nodest_conn: dp.expire_nodest_conn.unwrap_or(false),
             conn_capacity: conn_capacity?,
@@ -222,6 +224,7 @@ impl Checker {
             tcp_timeout: tcp_timeout?,
             tcp_fin_timeout: tcp_fin_timeout?,
             udp_timeout: udp_timeout?,
+            half_open_timeout: half_open_timeout?,
             workers: workers?,
             idle: idle?,
             eal_args: dp.eal_args.clone(),
@@ -566,6 +569,26 @@ impl Checker {
             None => Some(0),
             Some(m) => self.int_in::<u32>(&at("maxconn"), m, 0, i64::from(u32::MAX), "; 0 means no limit"),
         };
+        let client_rate = match s.client_rate {
+            None => Some(0),
+            Some(r) => self.int_in::<u32>(
+                &at("client_rate"),
+                r,
+                0,
+                MAX_CLIENT_RATE,
+                " new connections per second per client; 0 means no limit",
+            ),
+        };
+        let client_burst = match (s.client_burst, client_rate) {
+            (None, r) => r,
+            (Some(_), Some(0)) => {
+                self.err(at("client_burst"), "only applies with a client_rate; set client_rate or remove it");
+                None
+            }
+            (Some(b), _) => {
+                self.int_in::<u32>(&at("client_burst"), b, 1, MAX_CLIENT_RATE, " new connections at once per client")
+            }
+        };
         let health = match &s.health {
             None => Some(None),
             Some(h) => self.health(&at("health"), h).map(Some),
@@ -617,6 +640,8 @@ impl Checker {
             allow: allow?,
             deny: deny?,
             maxconn: maxconn?,
+            client_rate: client_rate?,
+            client_burst: client_burst?,
             health: health?,
             agent: agent?,
             sorry_server: sorry_server?,
@@ -1417,6 +1442,10 @@ fn parse_port_address(s: &str) -> Result<Ipv4Net, String> {
     }
     Ok(net)
 }
+
+/// Highest `client_rate` and `client_burst` (one connection every 100 ns per client is
+/// already no limit; the bucket arithmetic stays exact to 0.1 % below it).
+const MAX_CLIENT_RATE: i64 = 1_000_000;
 
 /// Most entries in one `allow` or `deny` list.
 const MAX_CLIENT_PREFIXES: usize = 65_536;

@@ -204,6 +204,7 @@ fn traffic(conns: u64, active: u64) -> TrafficJson {
         out_bytes: 90_000,
         acl_denied: None,
         service_maxconn: None,
+        client_rate_limited: None,
     }
 }
 

@@ -10,7 +10,12 @@
 //!   table will ever use (the entries, the hash index, the wheel). After that, no method
 //!   allocates, locks or makes a system call. When the table holds `capacity` entries,
 //!   [`ConnTable::insert`] fails with [`TableFull::Full`] and touches nothing: new flows
-//!   are dropped (the caller counts them), existing flows are untouched.
+//!   are dropped (the caller counts them), existing flows are untouched — except that
+//!   the caller may first make room with [`ConnTable::evict_half_open`], which removes
+//!   the oldest *half-open* DR/IPIP entry (SYN seen, handshake not completed) and never
+//!   any other: a SYN flood on a DR service then cycles through its own entries instead
+//!   of locking legitimate clients out. Half-open entries also get their own, short
+//!   timeout ([`crate::types::Timeouts::half_open`]).
 //! * **Both directions, one entry.** An entry is indexed under its inbound key (client →
 //!   VIP) and, when replies come back through rvs (NAT, Full-NAT), under its reply key
 //!   (server → client for NAT, server → local address for Full-NAT). A lookup of either
@@ -31,7 +36,8 @@
 //! Layout (see `table.rs` for the reasons): a slab of [`Conn`] (64 bytes each, with the
 //! timer links inside), one open-addressing index with 4 slots of 8 bytes per entry
 //! (both keys at ≤ 50 % load), linear probing with backward-shift deletion; a hashed
-//! timing wheel with lazy refresh. [`ConnTable::bytes_per_conn`] gives the total: 96 bytes.
+//! timing wheel with lazy refresh, and a ring of 8-byte half-open records, one per entry.
+//! [`ConnTable::bytes_per_conn`] gives the total: 104 bytes.
 
 use std::fmt;
 use std::net::Ipv4Addr;

@@ -39,8 +39,18 @@
 //!   and resume later; meanwhile removals, refreshes and inserts work as usual (an insert
 //!   already due goes to the tick after the one being drained).
 //!
-//! Memory per entry: `size_of::<Conn>()` (64) + 4 slots × 8 = 96 bytes, plus 32 KiB of
-//! wheel per table.
+//! * **Half-open ring.** DR and IPIP TCP entries (created by a SYN, which makes them
+//!   half-open: SYN_RECV, no ACK yet) are recorded at creation, oldest first, in a ring
+//!   of `capacity` 8-byte records (slab index and a tag of the inbound key, which tells
+//!   a reused slot apart). Their SYN_RECV timeout is the half-open one, chosen by
+//!   indexing the timeout table with "input-only" rather than by a branch. A full table
+//!   evicts from the ring's head ([`ConnTable::evict_half_open`]); records of entries
+//!   that completed or left are skipped and dropped there, each once. NAT and Full-NAT
+//!   entries are never recorded: their defence is the SYN proxy (issue 14), not
+//!   eviction.
+//!
+//! Memory per entry: `size_of::<Conn>()` (64) + 4 slots × 8 + 8 (half-open record) =
+//! 104 bytes, plus 32 KiB of wheel per table.
 
 use std::collections::TryReserveError;
 use std::hash::BuildHasher;
@@ -128,22 +138,33 @@ fn fold_mul(a: u64, b: u64) -> u64 {
 /// one per TCP state, indexed by the state, and the UDP one by name.
 #[derive(Debug, Clone, Copy, Default)]
 struct StateTimeoutsNs {
-    /// Indexed by `TcpState as usize` (`TcpState::ALL[i] as usize == i`).
-    tcp: [u64; TcpState::ALL.len()],
+    /// Indexed by whether the connection runs the INPUT-ONLY table (DR, IPIP: its
+    /// SYN_RECV is [`Timeouts::half_open`]), then by `TcpState as usize`
+    /// (`TcpState::ALL[i] as usize == i`): the choice costs an index, not a branch.
+    tcp: [[u64; TcpState::ALL.len()]; 2],
     udp: u64,
 }
 
 impl StateTimeoutsNs {
     fn new(t: &Timeouts) -> Self {
-        StateTimeoutsNs { tcp: TcpState::ALL.map(|s| secs_ns(t.tcp(s))), udp: secs_ns(t.of(ConnState::Udp)) }
+        StateTimeoutsNs {
+            tcp: [false, true].map(|io| TcpState::ALL.map(|s| secs_ns(t.of_conn(ConnState::Tcp(s), io)))),
+            udp: secs_ns(t.of(ConnState::Udp)),
+        }
+    }
+
+    /// The timeout of state `s` for a connection that is `input_only` or not.
+    #[inline]
+    fn of_conn(&self, s: ConnState, input_only: bool) -> u64 {
+        match s {
+            ConnState::Tcp(t) => self.tcp[usize::from(input_only)][t as usize],
+            ConnState::Udp => self.udp,
+        }
     }
 
     #[inline]
     fn of(&self, s: ConnState) -> u64 {
-        match s {
-            ConnState::Tcp(t) => self.tcp[t as usize],
-            ConnState::Udp => self.udp,
-        }
+        self.of_conn(s, false)
     }
 }
 
@@ -170,6 +191,97 @@ pub struct ConnTable {
     /// Entries of tick `last_tick + 1` not yet examined when an
     /// [`ConnTable::expire_at_most`] ran out of budget (`NIL` when none).
     pending: u32,
+    /// DR/IPIP TCP entries in creation order, for half-open eviction (see
+    /// [`ConnTable::evict_half_open`]): a ring of `capacity` records.
+    half_open: HalfOpenRing,
+}
+
+/// One record of the half-open ring: an entry's slab index and a tag of its inbound key
+/// ([`rec_tag`]), which tells whether the slot still holds that connection (a slot
+/// reused by another flow has another key).
+#[derive(Debug, Clone, Copy)]
+struct HalfOpenRec {
+    idx: u32,
+    hash: u32,
+}
+
+/// A fixed ring of [`HalfOpenRec`], oldest first, `capacity` long. A push onto a full
+/// ring first discards the stale records at its head (entries no longer half-open);
+/// if the head is still a live half-open entry, that oldest record is dropped (its entry
+/// can then only time out, not be evicted). That takes `capacity` entries becoming
+/// half-open while the oldest stays half-open, its other records staying ahead of any
+/// stale ones; under a flood the table is full of half-open entries and the oldest are
+/// evicted first, so their records go before the ring wraps.
+#[derive(Debug)]
+struct HalfOpenRing {
+    recs: Vec<HalfOpenRec>,
+    head: usize,
+    len: usize,
+}
+
+impl HalfOpenRing {
+    fn push(&mut self, rec: HalfOpenRec) {
+        let n = self.recs.len();
+        if n == 0 {
+            return;
+        }
+        if self.len == n {
+            self.head = wrap(self.head + 1, n);
+            self.len -= 1;
+        }
+        let at = wrap(self.head + self.len, n);
+        if let Some(slot) = self.recs.get_mut(at) {
+            *slot = rec;
+        }
+        self.len += 1;
+    }
+
+    fn pop(&mut self) -> Option<HalfOpenRec> {
+        if self.len == 0 {
+            return None;
+        }
+        let r = self.recs.get(self.head).copied();
+        self.head = wrap(self.head + 1, self.recs.len());
+        self.len -= 1;
+        r
+    }
+}
+
+/// The tag a half-open record keeps of its entry's inbound key (client address and
+/// port, VIP port, folded): a slot reused by another flow almost always has another tag,
+/// and a rare equal tag only misplaces that entry in the age order (it is checked to be
+/// half-open before eviction all the same). Cheaper than the key's hash.
+#[inline]
+fn rec_tag(c: &Conn) -> u32 {
+    u32::from(c.client) ^ (u32::from(c.cport) << 16 | u32::from(c.vport)).rotate_left(7)
+}
+
+/// `i` reduced into `0..n`, for `i < 2n` (no division).
+#[inline]
+fn wrap(i: usize, n: usize) -> usize {
+    if i >= n {
+        i - n
+    } else {
+        i
+    }
+}
+
+/// How many half-open records [`ConnTable::evict_half_open`] examines at most per call
+/// (records of entries that completed their handshake or left are discarded on the
+/// way, each once, so the work is amortised O(1) per half-open entry).
+pub const EVICT_SCAN: usize = 64;
+
+/// Whether `c` is half-open: a TCP connection of DR or IPIP (no reply path, no reply
+/// seen) in SYN_RECV, i.e. the client's SYN without the ACK that completes the handshake.
+#[inline]
+fn is_half_open(c: &Conn) -> bool {
+    c.state == ConnState::Tcp(TcpState::SynRecv) && input_only(c)
+}
+
+/// Whether `c` runs IPVS's INPUT-ONLY table: DR or IPIP with no reply seen.
+#[inline]
+fn input_only(c: &Conn) -> bool {
+    matches!(c.forward, ForwardMode::Dr | ForwardMode::Tunnel) && !c.flags.contains(ConnFlags::REPLY_SEEN)
 }
 
 impl ConnTable {
@@ -211,6 +323,7 @@ impl ConnTable {
         let mut conns = alloc_vec(entries, free, fallible)?;
         let index = alloc_vec(slots, EMPTY, fallible)?;
         let wheel = alloc_vec(WHEEL_SLOTS, NIL, fallible)?;
+        let ring = alloc_vec(capacity, HalfOpenRec { idx: NIL, hash: 0 }, fallible)?;
         // Chain the free list 0 → 1 → … → capacity-1.
         for (i, c) in conns.iter_mut().enumerate() {
             c.next = if i + 1 < capacity { (i + 1) as u32 } else { NIL };
@@ -230,6 +343,7 @@ impl ConnTable {
             last_tick: 0,
             started: false,
             pending: NIL,
+            half_open: HalfOpenRing { recs: ring, head: 0, len: 0 },
         };
         t.set_timeouts(timeouts);
         Ok(t)
@@ -239,7 +353,7 @@ impl ConnTable {
     /// share of the index (4 slots). The wheel adds 32 KiB per table, see
     /// [`ConnTable::memory_bytes`].
     pub fn bytes_per_conn() -> usize {
-        size_of::<Conn>() + SLOTS_PER_ENTRY * size_of::<Slot>()
+        size_of::<Conn>() + SLOTS_PER_ENTRY * size_of::<Slot>() + size_of::<HalfOpenRec>()
     }
 
     /// Bytes this table allocated (entries, index and wheel).
@@ -247,6 +361,7 @@ impl ConnTable {
         self.conns.capacity() * size_of::<Conn>()
             + self.index.capacity() * size_of::<Slot>()
             + self.wheel.capacity() * size_of::<u32>()
+            + self.half_open.recs.capacity() * size_of::<HalfOpenRec>()
     }
 
     /// The current timeouts.
@@ -373,6 +488,11 @@ impl ConnTable {
             self.index_put(rh, (idx << 1) | 1);
         }
         self.link(idx, conn.expire);
+        if reply.is_none() && conn.proto == crate::types::L4Proto::Tcp {
+            // DR/IPIP TCP: created by a SYN, half-open from the packet that follows;
+            // recorded now, in creation order, for eviction (crate::conn contract).
+            self.record_half_open(idx);
+        }
         Ok(ConnId(idx))
     }
 
@@ -416,13 +536,12 @@ impl ConnTable {
         }
         // A packet here: the entry is ours now, whatever the peer sent (one `and`).
         c.flags.remove(ConnFlags::SYNCED);
-        let to = match (from, tcp_flags) {
+        let (to, io) = match (from, tcp_flags) {
             (ConnState::Tcp(s), Some(f)) => {
-                let input_only = matches!(c.forward, ForwardMode::Dr | ForwardMode::Tunnel)
-                    && !c.flags.contains(ConnFlags::REPLY_SEEN);
-                ConnState::Tcp(super::next_tcp_state(s, dir, f, input_only))
+                let io = input_only(c);
+                (ConnState::Tcp(super::next_tcp_state(s, dir, f, io)), io && dir == Direction::Inbound)
             }
-            _ => from,
+            _ => (from, false),
         };
         if dir == Direction::Reply {
             c.flags.insert(ConnFlags::REPLY_SEEN);
@@ -432,7 +551,8 @@ impl ConnTable {
         }
         c.state = to;
         let old = c.expire;
-        let new = expiry_tick(now_ns, self.timeout_of(to));
+        // DR/IPIP (input-only) entries in SYN_RECV get the half-open timeout: an index.
+        let new = expiry_tick(now_ns, self.timeout_ns.of_conn(to, io));
         if tick_le(old, new) {
             // Lazy refresh: the entry's slot is still at or before its expiry.
             self.conns[id.index()].expire = new;
@@ -443,6 +563,53 @@ impl ConnTable {
             self.link(idx, new);
         }
         StateChange { from, to }
+    }
+
+    /// Removes and returns the oldest half-open entry (a DR or IPIP TCP connection in
+    /// SYN_RECV, see [`Timeouts::half_open`]) to make room for a new SYN in a full
+    /// table; never any other entry. Examines at most [`EVICT_SCAN`] records of the
+    /// half-open ring, discarding those whose entry completed its handshake, left, or
+    /// whose slot another flow now uses; `None` when none of them is still half-open.
+    /// "Oldest" is creation order. An entry that becomes half-open again later (a SYN
+    /// reusing a closed connection's tuple) is not recorded again: it only times out.
+    pub fn evict_half_open(&mut self) -> Option<Conn> {
+        for _ in 0..EVICT_SCAN {
+            let rec = self.half_open.pop()?;
+            if self.rec_live(rec) {
+                return self.remove(ConnId(rec.idx));
+            }
+        }
+        None
+    }
+
+    /// Whether `rec` still names a half-open entry.
+    #[inline]
+    fn rec_live(&self, rec: HalfOpenRec) -> bool {
+        self.get(ConnId(rec.idx)).is_some_and(|c| is_half_open(c) && rec_tag(c) == rec.hash)
+    }
+
+    /// Records entry `idx` (a new DR/IPIP TCP entry) at the young end of the ring.
+    fn record_half_open(&mut self, idx: u32) {
+        let Some(c) = self.conns.get(idx as usize) else { return };
+        let rec = HalfOpenRec { idx, hash: rec_tag(c) };
+        let r = &self.half_open;
+        if r.len == r.recs.len() {
+            for _ in 0..EVICT_SCAN {
+                match self.half_open.recs.get(self.half_open.head).copied() {
+                    Some(head) if !self.rec_live(head) => {
+                        self.half_open.pop();
+                    }
+                    _ => break,
+                }
+            }
+        }
+        self.half_open.push(rec);
+    }
+
+    /// Half-open records held (entries recorded as half-open, some since completed or
+    /// gone; for tests and invariants).
+    pub fn half_open_records(&self) -> usize {
+        self.half_open.len
     }
 
     /// Sets the expiry of entry `id` to `left_ns` from `now_ns` (a connection installed

@@ -4,6 +4,14 @@
 #include <rte_ethdev.h>
 #include <rte_mbuf.h>
 
+#include <stdatomic.h>
+#include <stddef.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <rte_interrupts.h>
+
 #include "shim.h"
 
 int rvs_rte_errno(void) { return rte_errno; }
@@ -48,3 +56,26 @@ uint64_t rvs_rte_eth_rx_offload_checksum(void)
 }
 
 uint64_t rvs_rte_eth_rx_offload_scatter(void) { return RTE_ETH_RX_OFFLOAD_SCATTER; }
+
+/* See shim.h, "Unmap guard". */
+static _Atomic(rvs_unmap_guard_fn) unmap_guard;
+static _Atomic uint64_t unmap_guard_count;
+/* Set while the guard runs on this thread, so an munmap it causes does not re-enter it. */
+static __thread int in_unmap_guard;
+
+void rvs_set_unmap_guard(rvs_unmap_guard_fn guard) { atomic_store(&unmap_guard, guard); }
+
+uint64_t rvs_unmap_guard_runs(void) { return atomic_load(&unmap_guard_count); }
+
+int munmap(void *addr, size_t len)
+{
+	rvs_unmap_guard_fn guard = atomic_load(&unmap_guard);
+
+	if (guard != NULL && !in_unmap_guard && rte_thread_is_intr()) {
+		in_unmap_guard = 1;
+		guard();
+		atomic_fetch_add(&unmap_guard_count, 1);
+		in_unmap_guard = 0;
+	}
+	return (int)syscall(SYS_munmap, addr, len);
+}

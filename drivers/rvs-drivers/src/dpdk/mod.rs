@@ -14,6 +14,10 @@
 //! * [`preflight()`]: hugepage, hugetlbfs and lcore checks in plain Rust, run before
 //!   [`Eal::init`] for readable errors.
 //!
+//! * Peer disconnects: a PMD that unmaps shared memory from EAL's interrupt thread while
+//!   workers poll (DPDK 22.11's `net_memif`) waits for every queue's owner to pass a
+//!   burst boundary first (module `quiesce`; one atomic load per burst).
+//!
 //! Lifetimes are enforced at run time, not by borrows, so that queues and pools can be
 //! moved into `'static` worker closures: every object that points into DPDK memory keeps
 //! the EAL alive, a port is not stopped while a queue of it exists, and a pool is not
@@ -30,6 +34,7 @@ mod mbuf;
 mod mempool;
 mod port;
 mod preflight;
+mod quiesce;
 
 pub use eal::Eal;
 pub use error::DpdkError;
@@ -37,3 +42,4 @@ pub use mbuf::Mbuf;
 pub use mempool::Mempool;
 pub use port::{device_name, DevInfo, EthQueue, Port, PortSetup};
 pub use preflight::{preflight, preflight_with, HostPaths, HugepageSize, PreflightReport};
+pub use quiesce::{unmap_guard_stats, GRACE_LIMIT};

@@ -26,6 +26,7 @@ use super::eal::{Eal, EalToken};
 use super::error::{libc_errno, ret_reason, DpdkError};
 use super::mbuf::Mbuf;
 use super::mempool::Mempool;
+use super::quiesce::Checkpoint;
 use crate::traits::{Burst, LinkStatus, PortInfo, PortQueue, PortStats, BURST_SIZE};
 
 /// Ports opened by this process (ethdev port ids), so that one device has one owner.
@@ -33,7 +34,7 @@ static OPEN_PORTS: Mutex<Vec<u16>> = Mutex::new(Vec::new());
 
 /// Locks a mutex, ignoring poisoning: the guarded data stays consistent because every
 /// critical section either completes or changes nothing before a DPDK call fails.
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
@@ -469,7 +470,13 @@ impl Port {
             return Err(self.state_err(format!("queue pair {queue} is already in use by another worker")));
         }
         *slot = true;
-        Ok(EthQueue { port_id: self.shared.id, queue_id: queue, shared: Arc::clone(&self.shared), multiseg_dropped: 0 })
+        Ok(EthQueue {
+            port_id: self.shared.id,
+            queue_id: queue,
+            shared: Arc::clone(&self.shared),
+            multiseg_dropped: 0,
+            checkpoint: Checkpoint::register(),
+        })
     }
 }
 
@@ -553,6 +560,8 @@ pub struct EthQueue {
     queue_id: u16,
     shared: Arc<PortShared>,
     multiseg_dropped: u64,
+    /// Acknowledges unmap grace periods between bursts (see `quiesce`).
+    checkpoint: Checkpoint,
 }
 
 impl EthQueue {
@@ -579,6 +588,7 @@ impl PortQueue for EthQueue {
 
     #[inline]
     fn rx_burst(&mut self, out: &mut Burst<Mbuf>) -> usize {
+        self.checkpoint.pass();
         let room = out.remaining_capacity().min(BURST_SIZE);
         if room == 0 {
             return 0;
@@ -606,6 +616,7 @@ impl PortQueue for EthQueue {
 
     #[inline]
     fn tx_burst(&mut self, pkts: &mut Burst<Mbuf>) -> usize {
+        self.checkpoint.pass();
         let n = pkts.len();
         if n == 0 {
             return 0;

@@ -95,6 +95,9 @@ pub struct Port {
 struct PortShared {
     id: u16,
     name: String,
+    /// The kernel interface behind a socket-based vdev (`net_af_xdp*` / `net_af_packet*`
+    /// with `iface=`), whose carrier [`PortInfo::link`] also reads.
+    kernel_iface: Option<String>,
     state: Mutex<PortState>,
     _eal: Arc<EalToken>,
 }
@@ -121,6 +124,33 @@ struct Configured {
 impl PortState {
     fn queues_in_use(&self) -> usize {
         self.taken.iter().filter(|t| **t).count()
+    }
+}
+
+/// The kernel interface a socket-based vdev (`net_af_xdp…` or `net_af_packet…`) sits on,
+/// from its `iface=` argument: `net_af_xdp0,iface=front` → `front`. `None` for other
+/// devices.
+pub fn kernel_iface(device: &str) -> Option<String> {
+    let mut parts = device.split(',');
+    let name = parts.next()?.trim();
+    if !(name.starts_with("net_af_xdp") || name.starts_with("net_af_packet")) {
+        return None;
+    }
+    parts
+        .filter_map(|kv| kv.trim().strip_prefix("iface="))
+        .map(str::to_string)
+        .find(|i| !i.is_empty() && !i.contains('/') && !i.starts_with('.'))
+}
+
+/// The carrier of kernel interface `iface` (`/sys/class/net/IFACE/carrier`: 1 up, 0 down;
+/// unreadable, e.g. while the interface is administratively down, counts as down unless the
+/// file is missing altogether, in which case the PMD's word stands).
+fn kernel_carrier(iface: &str) -> Option<bool> {
+    let path = format!("/sys/class/net/{iface}/carrier");
+    match std::fs::read_to_string(&path) {
+        Ok(s) => Some(s.trim() == "1"),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(_) => Some(false),
     }
 }
 
@@ -170,7 +200,13 @@ impl Port {
         drop(open);
         tracing::debug!(device = %name, port = id, "port opened");
         Ok(Port {
-            shared: Arc::new(PortShared { id, name, state: Mutex::new(PortState::default()), _eal: eal.token() }),
+            shared: Arc::new(PortShared {
+                id,
+                name,
+                kernel_iface: kernel_iface(device),
+                state: Mutex::new(PortState::default()),
+                _eal: eal.token(),
+            }),
         })
     }
 
@@ -502,8 +538,12 @@ impl PortInfo for Port {
         if rc != 0 {
             return LinkStatus::default();
         }
+        // net_af_xdp and net_af_packet never update their link (22.11's eth_link_update
+        // returns without reading anything), so a cable pull or a veth peer going down
+        // would go unseen: read the kernel interface's carrier as well.
+        let carrier = self.shared.kernel_iface.as_deref().and_then(kernel_carrier).unwrap_or(true);
         LinkStatus {
-            up: u32::from(link.link_status()) == sys::RTE_ETH_LINK_UP,
+            up: carrier && u32::from(link.link_status()) == sys::RTE_ETH_LINK_UP,
             speed_mbps: if link.link_speed == sys::RTE_ETH_SPEED_NUM_UNKNOWN { 0 } else { link.link_speed },
             full_duplex: u32::from(link.link_duplex()) == sys::RTE_ETH_LINK_FULL_DUPLEX,
         }
@@ -653,7 +693,17 @@ impl Drop for EthQueue {
 
 #[cfg(test)]
 mod tests {
-    use super::device_name;
+    use super::{device_name, kernel_iface};
+
+    #[test]
+    fn kernel_ifaces() {
+        assert_eq!(kernel_iface("net_af_xdp0,iface=front").as_deref(), Some("front"));
+        assert_eq!(kernel_iface("net_af_packet1,qpairs=1,iface=back").as_deref(), Some("back"));
+        assert_eq!(kernel_iface("net_memif0,role=server,id=0"), None);
+        assert_eq!(kernel_iface("net_af_xdp0"), None);
+        assert_eq!(kernel_iface("net_af_xdp0,iface=../x"), None);
+        assert_eq!(kernel_iface("0000:00:04.0"), None);
+    }
 
     #[test]
     fn device_names() {

@@ -4,6 +4,7 @@
 #
 #   perf/dpdk/run.sh [--quick] [--seconds F] [--flows N] [--modes dr,nat,fullnat,tunnel]
 #                    [--conn-capacity N] [--no-build] [--keep-logs]
+#   perf/dpdk/run.sh --flood [--quick] [--seconds F] [--flows N] [--conn-capacity N] ...
 #
 # Method (perf/RESULTS.md has the figures and their analysis):
 #   * rvs-pktgen (perf/src/bin/rvs-pktgen.rs) owns two net_memif ports in the client role;
@@ -23,6 +24,15 @@
 #     got while the generator ran (rvsd_cpu_share, testpmd_cpu_share; from /proc, ~1 when
 #     nothing else ran there) and the load average before the run (load_before; `load` is
 #     taken at the end of the phase and includes the benchmark's own two polling threads).
+# --flood (the SYN-flood figures, DR only; no testpmd run): rvsd in DR, the generator opens
+#   --flows (default 1000) connections (--conn-capacity default 65536 here), measures their 64-byte forwarding rate alone, then
+#   the flood phase: per burst of 32, 8 established frames, 1 slot for legitimate handshakes
+#   (a SYN every 16 bursts from 172.24/16, its ACK --flood-rtt-us = 1 ms later) and 23
+#   spoofed SYNs from random 100.64/10 addresses, at the generator's full rate. Prints the
+#   established line and one {"bench":"dpdk_flood",...} line: established_loss,
+#   established_mpps_flood vs established_mpps_alone, spoofed_syn_mpps, legit_completion
+#   (ACKs forwarded / ACKs sent), legit_handshakes_per_s, and rvsd's half_open_evicted and
+#   conn_table_full over the phase.
 # Output: one JSON object per line and per (mode, size, established|new) on stdout:
 #   {"bench":"dpdk","mode":"nat","pkt_size":64,"flows":"established","rvsd_mpps":..,
 #    "testpmd_mpps":..,"ratio":..,"loss":..,"duration_s":..,"load":.., ...}
@@ -49,6 +59,9 @@ modes="dr,nat,fullnat,tunnel"
 conn_capacity=262144
 build=1
 keep_logs=0
+cap_set=0
+flood=0
+flows_set=0
 
 say() { printf 'perf/dpdk: %s\n' "$*" >&2; }
 die() { printf 'perf/dpdk: error: %s\n' "$*" >&2; exit 1; }
@@ -61,9 +74,10 @@ while (($#)); do
     case "$1" in
         --quick) seconds=1; flows=256 ;;
         --seconds) seconds="${2:?--seconds needs a value}"; shift ;;
-        --flows) flows="${2:?--flows needs a value}"; shift ;;
+        --flows) flows="${2:?--flows needs a value}"; flows_set=1; shift ;;
+        --flood) flood=1 ;;
         --modes | --mode) modes="${2:?--modes needs a value}"; shift ;;
-        --conn-capacity) conn_capacity="${2:?--conn-capacity needs a value}"; shift ;;
+        --conn-capacity) conn_capacity="${2:?--conn-capacity needs a value}"; cap_set=1; shift ;;
         --no-build) build=0 ;;
         --keep-logs) keep_logs=1 ;;
         -h | --help) usage; exit 0 ;;
@@ -71,6 +85,13 @@ while (($#)); do
     esac
     shift
 done
+if ((flood)); then
+    modes=dr
+    ((flows_set)) || flows=1000
+    # A table the flood fills within a phase even on a shared CPU, so the half-open
+    # eviction path is what gets measured.
+    ((cap_set)) || conn_capacity=65536
+fi
 for m in ${modes//,/ }; do
     case "$m" in dr | nat | fullnat | tunnel) ;; *) die "unknown mode '$m' (dr, nat, fullnat, tunnel)" ;; esac
 done
@@ -209,7 +230,7 @@ pktgen_run() { # name args...
     local name="$1" t0 rc=0
     shift
     rm -f "$run/$name.done"
-    "$pktgen" --flows "$flows" --seconds "$seconds" --new-flows --lcore-note "$note" \
+    "$pktgen" --flows "$flows" --seconds "$seconds" "${phase_args[@]}" --lcore-note "$note" \
         --done-file "$run/$name.done" "$@" -- \
         -l "$gen_lcore" --in-memory --no-telemetry --no-pci --file-prefix="$tag-gen" "${gen_vdevs[@]}" \
         >"$run/$name.json" 2>"$run/$name.pktgen.log" &
@@ -241,6 +262,13 @@ load_before="$(cut -d' ' -f1 /proc/loadavg)"
 say "load before: $(cut -d' ' -f1-3 /proc/loadavg); $note; ${seconds}s per phase, $flows flows"
 
 # --- the I/O ceiling: testpmd io forwarding ----------------------------------------------
+phase_args=(--new-flows)
+ceiling_args=()
+tshare=null
+if ((flood)); then
+    # The flood figures compare rvsd with itself (with and without the flood): no testpmd.
+    phase_args=(--sizes 60 --flood)
+else
 tlog="$run/testpmd.log"
 dpdk-testpmd -l "$dut_lcores" --in-memory --no-telemetry --no-pci --file-prefix="$tag-tpmd" \
     --vdev "net_memif0,role=server,id=0,socket=$run/front.sock,socket-abstract=no" \
@@ -259,6 +287,8 @@ csyn="$(ceiling_of syn)"
 [[ -n $c60 && -n $c508 && -n $csyn ]] || { cat "$run/testpmd.json" >&2; die "no testpmd figures (log: $tlog)"; }
 tshare="$share"
 say "testpmd io: ${c60} Mpps (64 B), ${c508} Mpps (512 B), ${csyn} Mpps (SYN stream)"
+ceiling_args=(--ceiling "60=$c60,508=$c508,syn=$csyn")
+fi
 
 # --- rvsd, one fresh process per mode ------------------------------------------------------
 for p in $(seq 18700 18799); do
@@ -283,8 +313,7 @@ for mode in ${modes//,/ }; do
     done
     grep -q "rvsd is running" "$log" || { tail -n 30 "$log" >&2; die "rvsd did not come up in 30 s (log: $log)"; }
     # conn_capacity in the output is read from rvsd itself (--api: GET /v1/config).
-    pktgen_run "rvsd-$mode" --dut rvsd --mode "$mode" --api "127.0.0.1:$api_port" \
-        --ceiling "60=$c60,508=$c508,syn=$csyn"
+    pktgen_run "rvsd-$mode" --dut rvsd --mode "$mode" --api "127.0.0.1:$api_port" "${ceiling_args[@]}"
     # Each line gains the CPU shares of rvsd's and testpmd's polling threads and the load
     # before the run (the run itself adds its two polling threads to the load average).
     sed -e "s/}\$/,\"rvsd_cpu_share\":$share,\"testpmd_cpu_share\":$tshare,\"load_before\":$load_before}/" "$run/rvsd-$mode.json"

@@ -194,6 +194,15 @@ struct Options {
     /// Also run the new-flow phase.
     #[arg(long)]
     new_flows: bool,
+    /// After the established phases, the SYN-flood phase (DR only; see the module docs):
+    /// the established flows' frames mixed with spoofed SYNs at the generator's full rate
+    /// and a stream of legitimate handshakes.
+    #[arg(long)]
+    flood: bool,
+    /// Flood phase: how long a legitimate client waits between its SYN and its ACK (its
+    /// round-trip time), in microseconds.
+    #[arg(long, default_value = "1000")]
+    flood_rtt_us: u64,
     /// rvsd's REST address (host:port), where the reported conn_capacity is read
     /// (GET /v1/config); required with --dut rvsd.
     #[arg(long)]
@@ -248,6 +257,239 @@ fn rvsd_conn_capacity(api: &str) -> Result<u64, String> {
         }
     }
     Err(fail("its configuration does not set dataplane.conn_capacity (perf/dpdk/rvsd.toml.in does)".into()))
+}
+
+/// rvsd's `half_open_evicted` (summed over `workers[]`) and `conn_table_full` drops
+/// (`drops.conn_table_full`), from `GET /v1/status`.
+fn rvsd_flood_counters(api: &str) -> Result<(u64, u64), String> {
+    let fail = |e: String| format!("reading counters from rvsd (GET http://{api}/v1/status): {e}");
+    let mut s = TcpStream::connect(api).map_err(|e| fail(e.to_string()))?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).map_err(|e| fail(e.to_string()))?;
+    write!(s, "GET /v1/status HTTP/1.0\r\nHost: {api}\r\n\r\n").map_err(|e| fail(e.to_string()))?;
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).map_err(|e| fail(e.to_string()))?;
+    let (_, body) = answer.split_once("\r\n\r\n").ok_or_else(|| fail("no HTTP answer".into()))?;
+    let v: serde_json::Value = serde_json::from_str(body).map_err(|e| fail(e.to_string()))?;
+    let workers = v["workers"].as_array().ok_or_else(|| fail("no workers[]".into()))?;
+    let mut evicted = 0;
+    for w in workers {
+        evicted += w["half_open_evicted"].as_u64().ok_or_else(|| fail("no workers[].half_open_evicted".into()))?;
+    }
+    let full = v["drops"]["conn_table_full"].as_u64().ok_or_else(|| fail("no drops.conn_table_full".into()))?;
+    Ok((evicted, full))
+}
+
+/// Established frames per burst of 32 in the flood phase; one slot carries the
+/// legitimate handshakes' packets; the rest are spoofed SYNs.
+const FLOOD_ESTABLISHED_PER_BURST: usize = 8;
+/// A new legitimate handshake every this many bursts.
+const FLOOD_LEGIT_EVERY: u64 = 16;
+
+/// What a flood-phase frame is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Established,
+    Spoofed,
+    LegitSyn,
+    LegitAck,
+}
+
+/// Per-kind counters of the flood phase.
+#[derive(Debug, Default, Clone, Copy, Serialize)]
+struct PerKind {
+    established: u64,
+    spoofed_syn: u64,
+    legit_syn: u64,
+    legit_ack: u64,
+}
+
+impl PerKind {
+    fn add(&mut self, k: Kind, n: u64) {
+        match k {
+            Kind::Established => self.established += n,
+            Kind::Spoofed => self.spoofed_syn += n,
+            Kind::LegitSyn => self.legit_syn += n,
+            Kind::LegitAck => self.legit_ack += n,
+        }
+    }
+}
+
+/// What the flood phase measured.
+#[derive(Debug, Default)]
+struct Flood {
+    sent: PerKind,
+    received: PerKind,
+    seconds: f64,
+    /// Established frames received during the phase (no drain), for the rate.
+    established_rx_in_phase: u64,
+}
+
+/// A legitimate client of the flood phase: 172.24.0.0/16, ports 1024..61023.
+fn legit_client(k: u64) -> (Ipv4Addr, u16) {
+    let ip = u32::from(Ipv4Addr::new(172, 24, 0, 1)) + (k / SYN_PORTS_PER_CLIENT) as u32;
+    (Ipv4Addr::from(ip), 1024 + (k % SYN_PORTS_PER_CLIENT) as u16)
+}
+
+/// What a frame received on `back` is, by its (DR: unchanged) source address and flags.
+fn classify(d: &[u8]) -> Option<Kind> {
+    if d.len() < IP_AT + 34 || d[12..14] != [0x08, 0x00] || d[IP_AT + 9] != 6 {
+        return None;
+    }
+    let src = frames::ipv4_at(d, IP_AT + 12).octets();
+    let flags = d[IP_AT + 20 + 13];
+    Some(match (src[0], src[1]) {
+        (172, 16) => Kind::Established,
+        (172, 24) if flags & TCP_SYN != 0 => Kind::LegitSyn,
+        (172, 24) => Kind::LegitAck,
+        _ => Kind::Spoofed,
+    })
+}
+
+/// The flood phase: for `o.seconds`, bursts of [`FLOOD_ESTABLISHED_PER_BURST`] established
+/// frames (the flows' data segments, in their shuffled order), one legitimate-handshake
+/// slot (a due ACK, or every [`FLOOD_LEGIT_EVERY`] bursts a new SYN whose ACK follows
+/// `--flood-rtt-us` later) and spoofed SYNs from random addresses in 100.64.0.0/10 for the
+/// rest, as fast as rvsd takes them. Counts what arrives on `back` per kind.
+fn flood(g: &mut Gen, o: &Options, flows: &[Flow], order: &[u32]) -> Flood {
+    let est: Vec<Vec<u8>> = order.iter().map(|&i| data_frame(flows[i as usize].client, 60)).collect();
+    let syn = SynTemplate::new(frames::GW_MAC, frames::VIP);
+    let rtt = Duration::from_micros(o.flood_rtt_us);
+    let mut pending: std::collections::VecDeque<(Instant, (Ipv4Addr, u16))> = std::collections::VecDeque::new();
+    let mut f = Flood::default();
+    let mut kinds: Vec<Kind> = Vec::with_capacity(BURST_SIZE);
+    let (mut e, mut legit_k, mut bursts) = (0usize, 0u64, 0u64);
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    let start = Instant::now();
+    let end = Duration::from_secs_f64(o.seconds);
+    let count_rx = |g: &mut Gen, f: &mut Flood, in_phase: bool| {
+        let n = g.back.rx_burst(&mut g.rx);
+        for m in &g.rx {
+            if let Some(k) = classify(m.data()) {
+                f.received.add(k, 1);
+                if in_phase && k == Kind::Established {
+                    f.established_rx_in_phase += 1;
+                }
+            }
+        }
+        g.rx.clear();
+        n
+    };
+    while start.elapsed() < end {
+        if g.tx.is_empty() {
+            bursts += 1;
+            kinds.clear();
+            let now = Instant::now();
+            while g.tx.len() < BURST_SIZE {
+                let Some(mut m) = g.pool.alloc() else { break };
+                let Some(buf) = m.append(60) else { break };
+                let slot = g.tx.len();
+                let kind = if slot == 0 {
+                    match pending.front() {
+                        Some(&(due, c)) if due <= now => {
+                            pending.pop_front();
+                            let ack = TcpSeg {
+                                src: c,
+                                dst: (frames::VIP, frames::VPORT),
+                                flags: TCP_ACK,
+                                seq: 0x0100_0001,
+                                options: vec![],
+                                payload: vec![],
+                            }
+                            .frame(frames::FRONT_MAC, frames::GW_MAC);
+                            buf.copy_from_slice(&ack);
+                            Kind::LegitAck
+                        }
+                        _ if bursts.is_multiple_of(FLOOD_LEGIT_EVERY) => {
+                            let c = legit_client(legit_k);
+                            legit_k += 1;
+                            syn.write(buf, c.0, c.1);
+                            pending.push_back((now + rtt, c));
+                            Kind::LegitSyn
+                        }
+                        _ => Kind::Spoofed,
+                    }
+                } else if slot <= FLOOD_ESTABLISHED_PER_BURST {
+                    buf.copy_from_slice(&est[e]);
+                    e = (e + 1) % est.len();
+                    Kind::Established
+                } else {
+                    Kind::Spoofed
+                };
+                if kind == Kind::Spoofed {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    let ip = Ipv4Addr::from(0x6440_0000 | (x as u32 & 0x003f_ffff));
+                    syn.write(buf, ip, 1024 + ((x >> 32) % 60_000) as u16);
+                }
+                kinds.push(kind);
+                g.tx.push(m);
+            }
+        }
+        let sent = g.front.tx_burst(&mut g.tx);
+        for k in kinds.drain(..sent) {
+            f.sent.add(k, 1);
+        }
+        for _ in 0..4 {
+            if count_rx(g, &mut f, true) < BURST_SIZE {
+                break;
+            }
+        }
+        if bursts.is_multiple_of(16) && g.front.rx_burst(&mut g.rx) > 0 {
+            g.rx.clear();
+        }
+    }
+    f.seconds = start.elapsed().as_secs_f64();
+    g.tx.clear();
+    // Drain until nothing arrived for DRAIN (at most 2 s): on a shared CPU rvsd may still
+    // be working through its ring, and a frame still queued is not a lost one.
+    let t = Instant::now();
+    let mut quiet = Instant::now();
+    while quiet.elapsed() < DRAIN && t.elapsed() < Duration::from_secs(2) {
+        if count_rx(g, &mut f, false) > 0 {
+            quiet = Instant::now();
+        }
+    }
+    g.drain_all();
+    f
+}
+
+/// The flood phase's line.
+fn emit_flood(
+    o: &Options,
+    f: &Flood,
+    alone_mpps: Option<f64>,
+    before: (u64, u64),
+    after: (u64, u64),
+    load: Option<f64>,
+) -> Result<(), String> {
+    let secs = f.seconds.max(1e-9);
+    let est_loss = if f.sent.established == 0 {
+        0.0
+    } else {
+        f.sent.established.saturating_sub(f.received.established) as f64 / f.sent.established as f64
+    };
+    let completion = if f.sent.legit_ack == 0 { 0.0 } else { f.received.legit_ack as f64 / f.sent.legit_ack as f64 };
+    let line = serde_json::json!({
+        "bench": "dpdk_flood",
+        "mode": o.mode.name(),
+        "established_flows": o.flows,
+        "duration_s": round(secs, 3),
+        "sent": f.sent,
+        "received": f.received,
+        "established_loss": round(est_loss, 6),
+        "established_mpps_flood": round(f.established_rx_in_phase as f64 / secs / 1e6, 3),
+        "established_mpps_alone": alone_mpps.map(|m| round(m, 3)),
+        "spoofed_syn_mpps": round(f.sent.spoofed_syn as f64 / secs / 1e6, 3),
+        "legit_handshakes_per_s": round(f.sent.legit_ack as f64 / secs, 0),
+        "legit_completion": round(completion, 4),
+        "legit_rtt_us": o.flood_rtt_us,
+        "half_open_evicted": after.0 - before.0,
+        "conn_table_full": after.1 - before.1,
+        "load": load,
+        "lcores": o.lcore_note,
+    });
+    print_json(&line)
 }
 
 /// The generator's two queues and pool, and its counters.
@@ -350,6 +592,7 @@ fn run(o: &Options) -> Result<(), String> {
     };
     let rewrite = if o.dut == Dut::Testpmd { Rewrite::Unchanged } else { o.mode.rewrite() };
     let order = shuffled(o.flows);
+    let mut last_established_mpps: Option<f64> = None;
     let load = || std::fs::read_to_string("/proc/loadavg").ok().and_then(|s| s.split(' ').next()?.parse::<f64>().ok());
     for &size in &o.sizes {
         let frames: Vec<Vec<u8>> = order.iter().map(|&i| data_frame(flows[i as usize].client, size)).collect();
@@ -372,6 +615,9 @@ fn run(o: &Options) -> Result<(), String> {
         );
         checker.result().map_err(|e| format!("established flows, {size}-byte frames: {e}"))?;
         emit(o, "established", &size.to_string(), size, &b, load())?;
+        if size == 60 {
+            last_established_mpps = Some(b.mpps());
+        }
     }
     if o.new_flows {
         let syn = SynTemplate::new(frames::GW_MAC, frames::VIP);
@@ -391,6 +637,17 @@ fn run(o: &Options) -> Result<(), String> {
         );
         checker.result().map_err(|e| format!("new flows: {e}"))?;
         emit_new(o, &b, load(), syn.len(), conn_capacity)?;
+    }
+    if o.flood {
+        if o.dut != Dut::Rvsd || o.mode != Fwd::Dr {
+            return Err("--flood needs --dut rvsd --mode dr (its handshakes complete without the servers)".into());
+        }
+        let api = o.api.as_deref().unwrap_or_default();
+        let before = rvsd_flood_counters(api)?;
+        let alone = o.sizes.contains(&60).then_some(last_established_mpps);
+        let f = flood(&mut g, o, &flows, &order);
+        let after = rvsd_flood_counters(api)?;
+        emit_flood(o, &f, alone.flatten(), before, after, load())?;
     }
     drop(g);
     if let Some(path) = &o.done_file {

@@ -112,6 +112,12 @@ pub fn unmap_guard_stats() -> (u64, u64) {
 
 /// The guard: runs on EAL's interrupt thread just before it unmaps memory.
 extern "C" fn before_unmap() {
+    grace_period();
+}
+
+/// Starts a grace period and waits until every live queue's owner has passed a burst
+/// boundary (or [`GRACE_LIMIT`] ran out). Returns how many queues it gave up on.
+fn grace_period() -> usize {
     let g = GENERATION.fetch_add(1, Ordering::SeqCst) + 1;
     let gates: Vec<Arc<Gate>> = super::port::lock(&GATES).clone();
     let t0 = Instant::now();
@@ -147,5 +153,55 @@ extern "C" fn before_unmap() {
             waited_us = t0.elapsed().as_micros() as u64,
             "a PMD unmaps shared memory (peer disconnected): every worker left its burst first"
         );
+    }
+    gave_up
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicBool;
+
+    /// A grace period returns only after every live queue's owner passed a burst boundary,
+    /// and does not wait for a dropped queue.
+    #[test]
+    fn grace_period_waits_for_each_owner() {
+        let stop = Arc::new(AtomicBool::new(false));
+        // A busy owner: passes continuously.
+        let busy = {
+            let stop = Arc::clone(&stop);
+            let mut cp = Checkpoint::register();
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    cp.pass();
+                    std::hint::spin_loop();
+                }
+            })
+        };
+        // A slow owner: inside a "burst" for 200 ms, then passes once.
+        let passed = Arc::new(AtomicBool::new(false));
+        let mut slow_cp = Checkpoint::register();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let slow = {
+            let passed = Arc::clone(&passed);
+            std::thread::spawn(move || {
+                ready_rx.recv().expect("the grace period started");
+                std::thread::sleep(Duration::from_millis(200));
+                passed.store(true, Ordering::SeqCst);
+                slow_cp.pass();
+                slow_cp
+            })
+        };
+        // A queue that is dropped: never waited for.
+        drop(Checkpoint::register());
+        ready_tx.send(()).expect("the slow owner waits");
+        assert_eq!(grace_period(), 0, "no queue was given up on");
+        assert!(passed.load(Ordering::SeqCst), "the grace period ended before the slow owner passed");
+        let slow_cp = slow.join().expect("slow owner");
+        // With the slow owner gone (its queue dropped), the next period is quick.
+        drop(slow_cp);
+        assert_eq!(grace_period(), 0);
+        stop.store(true, Ordering::Relaxed);
+        busy.join().expect("busy owner");
     }
 }

@@ -77,6 +77,8 @@ for t in "${targets[@]}"; do
     mkdir -p "artifacts/$t"
     seed=()
     [[ -z "${FUZZ_SEED:-}" ]] || seed=("-seed=$FUZZ_SEED")
+    # A target's dictionary of tokens (keys, keywords, options), when it has one.
+    [[ ! -f "dicts/$t.dict" ]] || seed+=("-dict=$here/dicts/$t.dict")
     echo "fuzz smoke: $t for ${secs} s"
     rc=0
     "$bin/$t" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \

@@ -170,8 +170,15 @@ impl HttpCheck {
             return;
         };
         if self.body_at.is_none() {
-            self.body_at =
-                find(&self.buf, b"\r\n\r\n").map(|i| i + 4).or_else(|| find(&self.buf, b"\n\n").map(|i| i + 2));
+            // The headers end at the first blank line, CRLF or bare LF, whichever comes
+            // first: preferring a later CRLF one would make the verdict depend on how much
+            // of the reply had arrived (a bare-LF blank line seen before the CRLF one).
+            let crlf = find(&self.buf, b"\r\n\r\n").map(|i| i + 4);
+            let lf = find(&self.buf, b"\n\n").map(|i| i + 2);
+            self.body_at = match (crlf, lf) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
         }
         if let Some(at) = self.body_at {
             if find(&self.buf[at..], want).is_some() {
@@ -235,6 +242,21 @@ mod tests {
             return v.clone();
         }
         c.finish()
+    }
+
+    /// Found by the `health_replies` fuzz target: headers ending in a bare-LF blank line,
+    /// with a CRLF blank line later in the body. Whole, the reply used to be read from the
+    /// CRLF one (the wanted text, before it, went unseen); in two pieces, from the LF one.
+    /// The headers end at the first blank line, however the reply is cut.
+    #[test]
+    fn the_first_blank_line_ends_the_headers_however_the_reply_is_cut() {
+        let reply = b"HTTP/1.1 204 x\n\nalive\r\n\r\nrest";
+        let whole = check(reply, "200-399", Some("alive"));
+        assert_eq!(whole, ProbeResult::success("HTTP 204, body matches"));
+        let mut c = HttpCheck::new(ranges("200-399"), Some("alive"));
+        c.feed(&reply[..18]);
+        c.feed(&reply[18..]);
+        assert_eq!(c.finish(), whole);
     }
 
     #[test]

@@ -5,9 +5,9 @@
 #      `cargo clippy --workspace --all-targets -- -D warnings` (any warning fails the run);
 #   3. builds the whole workspace in release mode;
 #   4. runs the unit, property and golden-packet tests (cargo test --workspace);
-#   5. runs every fuzz target for 20 s on stable Rust, seeded from dataplane/fuzz/seeds
-#      (dataplane/fuzz/smoke.sh; a crash fails the run and leaves the input in
-#      dataplane/fuzz/artifacts/);
+#   5. runs every fuzz target for 20 s on stable Rust, seeded from dataplane/fuzz/seeds and
+#      controlplane/fuzz/seeds (dataplane/fuzz/smoke.sh, controlplane/fuzz/smoke.sh; a crash
+#      fails the run and leaves the input in <that fuzz dir>/artifacts/);
 #   6. compares callgrind instructions per packet and per new connection with the committed
 #      baseline (perf/guard.sh; growth above 3 % in any figure fails the run);
 #   7. runs the lab tests (rvs-labtests, #[ignore]d for plain cargo test) one at a time against
@@ -58,8 +58,9 @@ cargo build --release --workspace
 section "unit, property and golden tests (cargo test --release --workspace)"
 RVSADM_COMPAT=require cargo test --release --workspace   # rvsadm_compat: ipvsadm 1.31 must build
 
-section "fuzz smoke (dataplane/fuzz/smoke.sh: every target, seeded, 20 s each)"
+section "fuzz smoke (dataplane/fuzz/smoke.sh, controlplane/fuzz/smoke.sh: every target, seeded, 20 s each)"
 bash dataplane/fuzz/smoke.sh
+bash controlplane/fuzz/smoke.sh
 
 section "instruction-count guard (perf/guard.sh against perf/baseline.json)"
 bash perf/guard.sh

@@ -295,7 +295,7 @@ async fn get_ha(State(st): State<St>) -> Result<Json<crate::ha::view::HaStatus>,
 /// instance. 404 for an unknown VRID, 409 when the instance is not master.
 async fn step_down(
     State(st): State<St>,
-    Path(vrid): Path<String>,
+    ApiPath(vrid): ApiPath<String>,
     RawQuery(q): RawQuery,
 ) -> Result<Json<crate::ha::view::InstanceStatus>, ApiError> {
     use crate::ha::run::StepDownError;
@@ -430,17 +430,42 @@ async fn clear_services(State(st): State<St>) -> Result<StatusCode, ApiError> {
     Ok(StatusCode::NO_CONTENT)
 }
 
-type SvcPath = Path<(String, String, String)>;
-type SrvPath = Path<(String, String, String, String, String)>;
+type SvcPath = ApiPath<(String, String, String)>;
+type SrvPath = ApiPath<(String, String, String, String, String)>;
 
-async fn get_service(State(st): State<St>, Path((p, v, n)): SvcPath) -> Result<Response, ApiError> {
+/// axum's `Path`, with a path it cannot read (a segment that is not UTF-8 once
+/// percent-decoded, `/v1/services/tcp/10.10.0.100/8%80`) answered as the API's error
+/// document (400, field `path`) rather than axum's plain text.
+struct ApiPath<T>(T);
+
+#[axum::async_trait]
+impl<T, S> axum::extract::FromRequestParts<S> for ApiPath<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &S) -> Result<Self, ApiError> {
+        match Path::<T>::from_request_parts(parts, state).await {
+            Ok(Path(t)) => Ok(ApiPath(t)),
+            Err(e) => Err(ApiError::field(
+                StatusCode::BAD_REQUEST,
+                "path",
+                format!("{}; write each part of the path as plain text (`tcp/10.10.0.100/80`)", e.body_text()),
+            )),
+        }
+    }
+}
+
+async fn get_service(State(st): State<St>, ApiPath((p, v, n)): SvcPath) -> Result<Response, ApiError> {
     let r = service_ref(&p, &v, &n)?;
     let run = st.running();
     let i = run.find_service(&r)?;
     Ok(Json(run.service_view(i)).into_response())
 }
 
-async fn update_service(State(st): State<St>, Path((p, v, n)): SvcPath, body: Bytes) -> Result<Response, ApiError> {
+async fn update_service(State(st): State<St>, ApiPath((p, v, n)): SvcPath, body: Bytes) -> Result<Response, ApiError> {
     let r = service_ref(&p, &v, &n)?;
     let u: ServiceUpdate = parse_json(&body)?;
     let mut run = st.running();
@@ -449,20 +474,20 @@ async fn update_service(State(st): State<St>, Path((p, v, n)): SvcPath, body: By
     Ok(Json(run.service_view(i)).into_response())
 }
 
-async fn delete_service(State(st): State<St>, Path((p, v, n)): SvcPath) -> Result<StatusCode, ApiError> {
+async fn delete_service(State(st): State<St>, ApiPath((p, v, n)): SvcPath) -> Result<StatusCode, ApiError> {
     let r = service_ref(&p, &v, &n)?;
     st.running().delete_service(&r)?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn list_servers(State(st): State<St>, Path((p, v, n)): SvcPath) -> Result<Response, ApiError> {
+async fn list_servers(State(st): State<St>, ApiPath((p, v, n)): SvcPath) -> Result<Response, ApiError> {
     let r = service_ref(&p, &v, &n)?;
     let run = st.running();
     let i = run.find_service(&r)?;
     Ok(Json(json!({ "servers": run.service_view(i).servers })).into_response())
 }
 
-async fn add_server(State(st): State<St>, Path((p, v, n)): SvcPath, body: Bytes) -> Result<Response, ApiError> {
+async fn add_server(State(st): State<St>, ApiPath((p, v, n)): SvcPath, body: Bytes) -> Result<Response, ApiError> {
     let r = service_ref(&p, &v, &n)?;
     let b: ServerBody = parse_json(&body)?;
     let mut run = st.running();
@@ -478,7 +503,7 @@ fn server_view(run: &Running, r: &ServiceRef, addr: Ipv4Addr, port: u16) -> Resu
     Ok(Json(run.service_view(i).servers.swap_remove(k)).into_response())
 }
 
-async fn get_server(State(st): State<St>, Path((p, v, n, ip, rp)): SrvPath) -> Result<Response, ApiError> {
+async fn get_server(State(st): State<St>, ApiPath((p, v, n, ip, rp)): SrvPath) -> Result<Response, ApiError> {
     let r = service_ref(&p, &v, &n)?;
     let (addr, port) = server_ref(&ip, &rp)?;
     server_view(&st.running(), &r, addr, port)
@@ -486,7 +511,7 @@ async fn get_server(State(st): State<St>, Path((p, v, n, ip, rp)): SrvPath) -> R
 
 async fn update_server(
     State(st): State<St>,
-    Path((p, v, n, ip, rp)): SrvPath,
+    ApiPath((p, v, n, ip, rp)): SrvPath,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let r = service_ref(&p, &v, &n)?;
@@ -497,7 +522,7 @@ async fn update_server(
     server_view(&run, &r, addr, port)
 }
 
-async fn delete_server(State(st): State<St>, Path((p, v, n, ip, rp)): SrvPath) -> Result<StatusCode, ApiError> {
+async fn delete_server(State(st): State<St>, ApiPath((p, v, n, ip, rp)): SrvPath) -> Result<StatusCode, ApiError> {
     let r = service_ref(&p, &v, &n)?;
     let (addr, port) = server_ref(&ip, &rp)?;
     st.running().delete_server(&r, addr, port)?;

@@ -765,6 +765,26 @@ impl IntoRow for (&'static str, String, String) {
     }
 }
 
+/// Found by the `rest_bodies` fuzz target: a path segment that is not UTF-8 once
+/// percent-decoded was answered with axum's plain text, not the API's error document.
+#[tokio::test]
+async fn undecodable_path_segments_are_error_documents() {
+    let srv = serve(CONFIG).await;
+    let before = config_text(&srv).await;
+    for (method, path) in [
+        ("GET", "/v1/services/tcp/10.10.0.100/8%80"),
+        ("PUT", "/v1/services/tcp/10.10.0.100/80/servers/10.20.0.11%80/80"),
+        ("DELETE", "/v1/services/%ff/10.10.0.100/80"),
+        ("POST", "/v1/ha/%c3/step-down"),
+    ] {
+        let (code, v) = call(&srv, method, path, Some("{}")).await;
+        assert_eq!(code, 400, "{method} {path}: {v}");
+        assert_eq!(v["field"], "path", "{method} {path}: {v}");
+        assert!(v["error"].as_str().is_some_and(|e| e.contains("UTF-8")), "{method} {path}: {v}");
+    }
+    assert_eq!(config_text(&srv).await, before);
+}
+
 #[tokio::test]
 async fn bad_inputs_name_their_field_and_change_nothing() {
     let srv = serve(CONFIG).await;

@@ -184,6 +184,43 @@ fn ipvsadm_verbs_round_trip_through_the_real_api() {
     assert!(ok(&api, &["-Ln", "--stats"]).contains("TCP  10.10.0.100:80"));
 }
 
+/// `--client-rate`/`--client-burst` (rvs's own) set the service's per-client limit through
+/// the real API, `-L --health` and `-S` show it, `-S` then `-R` keeps it, `-E --client-rate
+/// 0` lifts it, and a value rvsd refuses changes nothing; plain `-L` stays ipvsadm's.
+#[test]
+fn client_rate_and_burst_set_show_round_trip_and_clear() {
+    let (api, state) = start();
+    ok(&api, &["-A", "-t", "10.10.0.100:80", "-s", "rr", "--client-rate", "20", "--client-burst", "64"]);
+    ok(&api, &["-a", "-t", "10.10.0.100:80", "-r", "10.20.0.11:80", "-m"]);
+    let text = state.running().text().to_string();
+    assert!(text.contains("client_rate = 20") && text.contains("client_burst = 64"), "{text}");
+    let health = ok(&api, &["-Ln", "--health"]);
+    assert!(health.contains("TCP  10.10.0.100:80 rr client-rate 20 client-burst 64\n"), "{health}");
+    let plain = ok(&api, &["-Ln"]);
+    assert!(plain.contains("TCP  10.10.0.100:80 rr\n") && !plain.contains("client"), "{plain}");
+    let saved = ok(&api, &["-S", "-n"]);
+    assert!(saved.contains("-A -t 10.10.0.100:80 -s rr --client-rate 20 --client-burst 64\n"), "{saved}");
+    ok(&api, &["-C"]);
+    let r = rvsadm(&api, &["-R"], Some(&saved));
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(ok(&api, &["-Ln", "--health"]), health, "-S then -R keeps the rate");
+
+    // Out of rvsd's range: refused (255) naming the field, nothing changes.
+    let before = state.running().text().to_string();
+    let bad = rvsadm(&api, &["-E", "-t", "10.10.0.100:80", "--client-rate", "1000001"], None);
+    assert_eq!(bad.code, 255, "{bad:?}");
+    assert!(bad.stderr.contains("client_rate"), "{bad:?}");
+    assert_eq!(state.running().text(), before);
+
+    ok(&api, &["-E", "-t", "10.10.0.100:80", "--client-burst", "5"]);
+    assert!(ok(&api, &["-Ln", "--health"]).contains("rr client-rate 20 client-burst 5\n"));
+    ok(&api, &["-E", "-t", "10.10.0.100:80", "--client-rate", "0"]);
+    let text = state.running().text().to_string();
+    assert!(!text.contains("client_rate") && !text.contains("client_burst"), "{text}");
+    assert!(!ok(&api, &["-Ln", "--health"]).contains("client-rate"));
+    assert!(!ok(&api, &["-S", "-n"]).contains("client"));
+}
+
 #[test]
 fn admin_verb_drains_and_readies_a_server() {
     let (api, state) = start();

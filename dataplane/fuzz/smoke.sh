@@ -18,13 +18,20 @@
 #
 # Environment: FUZZ_SECONDS (per target, default 20), FUZZ_SEED (libFuzzer -seed, default
 # random, printed), CARGO_TARGET_DIR (artifacts go to $CARGO_TARGET_DIR/fuzz, else
-# dataplane/fuzz/target).
+# <fuzz dir>/target), FUZZ_DIR (the fuzz workspace, default this script's directory;
+# controlplane/fuzz/smoke.sh sets it), FUZZ_KEEP (an absolute directory: keep each
+# target's grown corpus in FUZZ_KEEP/<target> and its log in FUZZ_KEEP/<target>.log, and
+# start from that corpus when it exists; long-run.sh uses it).
+#
+# Every target that passes prints one summary line, `fuzz result: <target> execs=N
+# secs=S corpus_files=F corpus_bytes=B`, which long-run.sh adds up.
 set -euo pipefail
 
-here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+here="${FUZZ_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)}"
 cd "$here"
 
-ALL=(parse_ethernet_stack incremental_checksum tcp_options lb_worker vrrp sync_decode)
+# Every target of this workspace: one per file in fuzz_targets/.
+mapfile -t ALL < <(cd fuzz_targets && ls -- *.rs | sed 's/\.rs$//')
 secs="${FUZZ_SECONDS:-20}"
 targets=("$@")
 ((${#targets[@]})) || targets=("${ALL[@]}")
@@ -53,26 +60,38 @@ cargo build --locked --release --target "$host" $(printf -- '--bin %s ' "${targe
 bin="$CARGO_TARGET_DIR/$host/release"
 
 sh ./make-corpus.sh
-work="$(mktemp -d "${TMPDIR:-/tmp}/rvs-fuzz.XXXXXX")"
-trap 'rm -rf "$work"' EXIT
+if [[ -n "${FUZZ_KEEP:-}" ]]; then
+    [[ "$FUZZ_KEEP" == /* ]] || { echo "fuzz smoke: FUZZ_KEEP must be absolute" >&2; exit 2; }
+    work="$FUZZ_KEEP"
+    mkdir -p "$work"
+else
+    work="$(mktemp -d "${TMPDIR:-/tmp}/rvs-fuzz.XXXXXX")"
+    trap 'rm -rf "$work"' EXIT
+fi
 
 failed=()
 for t in "${targets[@]}"; do
     # A scratch copy of the seed corpus: what libFuzzer adds is thrown away, so every run
-    # starts from the same seeds.
-    cp -r "corpus/$t" "$work/$t"
+    # starts from the same seeds (unless FUZZ_KEEP keeps it).
+    [[ -d "$work/$t" ]] || cp -r "corpus/$t" "$work/$t"
     mkdir -p "artifacts/$t"
     seed=()
     [[ -z "${FUZZ_SEED:-}" ]] || seed=("-seed=$FUZZ_SEED")
+    # A target's dictionary of tokens (keys, keywords, options), when it has one.
+    [[ ! -f "dicts/$t.dict" ]] || seed+=("-dict=$here/dicts/$t.dict")
     echo "fuzz smoke: $t for ${secs} s"
     rc=0
     "$bin/$t" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
         -artifact_prefix="$here/artifacts/$t/" "${seed[@]}" "$work/$t" >"$work/$t.log" 2>&1 || rc=$?
     if ((rc == 0)); then
         grep -E '^INFO: Seed:|^stat::number_of_executed_units|^stat::new_units_added|DONE' "$work/$t.log" | sed "s/^/  $t: /"
+        execs="$(sed -n 's/^stat::number_of_executed_units: *//p' "$work/$t.log")"
+        files="$(find "$work/$t" -type f | wc -l)"
+        bytes="$(find "$work/$t" -type f -printf '%s\n' | awk '{s += $1} END {print s + 0}')"
+        echo "fuzz result: $t execs=${execs:-0} secs=$secs corpus_files=$files corpus_bytes=$bytes"
     else
         tail -n 60 "$work/$t.log" >&2
-        echo "fuzz smoke: FAIL $t (exit $rc); the input is in dataplane/fuzz/artifacts/$t/; replay: $bin/$t <file>" >&2
+        echo "fuzz smoke: FAIL $t (exit $rc); the input is in $here/artifacts/$t/; replay: $bin/$t <file>" >&2
         failed+=("$t")
     fi
 done

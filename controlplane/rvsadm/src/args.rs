@@ -179,6 +179,11 @@ pub struct ServiceSpec {
     pub persistence: Option<u32>,
     /// `-M`.
     pub netmask: Option<Ipv4Addr>,
+    /// `--client-rate` (rvs's own): new connections per second per client; `Some(0)`
+    /// lifts the limit.
+    pub client_rate: Option<u32>,
+    /// `--client-burst` (rvs's own): the depth of each client's bucket.
+    pub client_burst: Option<u32>,
 }
 
 /// `-a` / `-e`: a real server of a service and the attributes given for it.
@@ -529,10 +534,14 @@ enum Opt {
     TunRemcsum,
     /// `--health`, rvs's own: after ipvsadm's options, so ipvsadm's complaints come first.
     Health,
+    /// `--client-rate N`, rvs's own (a service's per-client rate of new connections).
+    ClientRate,
+    /// `--client-burst N`, rvs's own (the depth of each client's bucket).
+    ClientBurst,
 }
 
 impl Opt {
-    const COUNT: usize = 32;
+    const COUNT: usize = 34;
     const ALL: [Opt; Opt::COUNT] = [
         Opt::Numeric,
         Opt::Connection,
@@ -566,6 +575,8 @@ impl Opt {
         Opt::TunCsum,
         Opt::TunRemcsum,
         Opt::Health,
+        Opt::ClientRate,
+        Opt::ClientBurst,
     ];
 
     /// ipvsadm's name for the option, as its messages print it.
@@ -603,6 +614,8 @@ impl Opt {
             Opt::TunCsum => "tun-csum",
             Opt::TunRemcsum => "tun-remcsum",
             Opt::Health => "health",
+            Opt::ClientRate => "client-rate",
+            Opt::ClientBurst => "client-burst",
         }
     }
 }
@@ -612,25 +625,26 @@ impl Opt {
 /// `-c` together with `-t|-u` (see the module documentation); `--timeout` still excludes both.
 // ipvsadm 1.31's commands_v_options, without the columns of options rvs does not have
 // (ops, pe, sched-flags), in ipvsadm's order so that the first complaint is ipvsadm's;
-// then rvs's own `--health`, legal with `list` only (its conflicts are checked in `build`).
+// then rvs's own `--health`, legal with `list` only (its conflicts are checked in `build`),
+// and `--client-rate`/`--client-burst`, legal with `-A` and `-E` only.
 const RULES: [(Verb, &[u8; Opt::COUNT]); 14] = [
-    //                   n  c  svc s  p  M  r  fwd w  x  y  mcif tot dmn st rt thr pc srt sid ex grp port ttl size tinf type tprt nocs csum remc hlth
-    (Verb::AddService, b"xx+   xxxxxxxxxxxxxxxxxxxxxxxxxx"),
-    (Verb::EditService, b"xx+   xxxxxxxxxxxxxxxxxxxxxxxxxx"),
-    (Verb::DeleteService, b"xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxx"),
-    (Verb::Flush, b"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"),
+    //                   n  c  svc s  p  M  r  fwd w  x  y  mcif tot dmn st rt thr pc srt sid ex grp port ttl size tinf type tprt nocs csum remc hlth crt cbu
+    (Verb::AddService, b"xx+   xxxxxxxxxxxxxxxxxxxxxxxxxx  "),
+    (Verb::EditService, b"xx+   xxxxxxxxxxxxxxxxxxxxxxxxxx  "),
+    (Verb::DeleteService, b"xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"),
+    (Verb::Flush, b"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"),
     // The service column is ' ' (ipvsadm: '1'): rvs lists one service's connections
     // (`-L -c -t VIP:PORT`); `--timeout`/`--daemon` with a service are refused in `build`.
-    (Verb::List, b" 1 xxxxxxxxx11       xxxx xxxxx "),
-    (Verb::AddServer, b"xx+xxx+    xxxxxxxxxxxxxxx     x"),
-    (Verb::DeleteServer, b"xx+xxx+xxxxxxxxxxxxxxxxxxxxxxxxx"),
-    (Verb::EditServer, b"xx+xxx+    xxxxxxxxxxxxxxx     x"),
-    (Verb::Set, b"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"),
-    (Verb::StartDaemon, b"xxxxxxxxxxx xxxxxxx x    xxxxxxx"),
-    (Verb::StopDaemon, b"xxxxxxxxxxxxxxxxxxx xxxxxxxxxxxx"),
-    (Verb::Restore, b"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"),
-    (Verb::Save, b" xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"),
-    (Verb::Zero, b"xx xxxxxxxxxxxxxxxxxxxxxxxxxxxxx"),
+    (Verb::List, b" 1 xxxxxxxxx11       xxxx xxxxx xx"),
+    (Verb::AddServer, b"xx+xxx+    xxxxxxxxxxxxxxx     xxx"),
+    (Verb::DeleteServer, b"xx+xxx+xxxxxxxxxxxxxxxxxxxxxxxxxxx"),
+    (Verb::EditServer, b"xx+xxx+    xxxxxxxxxxxxxxx     xxx"),
+    (Verb::Set, b"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"),
+    (Verb::StartDaemon, b"xxxxxxxxxxx xxxxxxx x    xxxxxxxxx"),
+    (Verb::StopDaemon, b"xxxxxxxxxxxxxxxxxxx xxxxxxxxxxxxxx"),
+    (Verb::Restore, b"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"),
+    (Verb::Save, b" xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"),
+    (Verb::Zero, b"xx xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"),
 ];
 
 /// Whether an option takes a value.
@@ -725,6 +739,8 @@ const SWITCHES: &[Switch] = &[
     sw(None, "tun-csum", Action::Opt(Opt::TunCsum), Arity::Flag),
     sw(None, "tun-remcsum", Action::Opt(Opt::TunRemcsum), Arity::Flag),
     sw(None, "health", Action::Opt(Opt::Health), Arity::Flag),
+    sw(None, "client-rate", Action::Opt(Opt::ClientRate), Arity::Value),
+    sw(None, "client-burst", Action::Opt(Opt::ClientBurst), Arity::Value),
     sw(Some('h'), "help", Action::Help, Arity::Flag),
     sw(Some('v'), "version", Action::Version, Arity::Flag),
     sw(None, "api", Action::Api, Arity::Value),
@@ -734,11 +750,33 @@ const SWITCHES: &[Switch] = &[
 // ---------------------------------------------------------------------------------------
 // Parsing.
 
+/// Which options were given, by [`Opt`] (`[bool; N]` has no `Default` past 32 entries).
+struct Seen([bool; Opt::COUNT]);
+
+impl Default for Seen {
+    fn default() -> Self {
+        Seen([false; Opt::COUNT])
+    }
+}
+
+impl std::ops::Deref for Seen {
+    type Target = [bool; Opt::COUNT];
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Seen {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
 /// Everything collected from the words before the verb is built.
 #[derive(Default)]
 struct Collected {
     verb: Option<Verb>,
-    seen: [bool; Opt::COUNT],
+    seen: Seen,
     api: Option<String>,
     token_file: Option<String>,
     help: bool,
@@ -756,6 +794,8 @@ struct Collected {
     lower: Option<u32>,
     timeouts: Option<(u32, u32, u32)>,
     tun_type: Option<String>,
+    client_rate: Option<u32>,
+    client_burst: Option<u32>,
 }
 
 impl Collected {
@@ -1040,6 +1080,18 @@ fn apply(
                     .ok_or_else(|| UsageError("illegal l_threshold specified".into()))?,
             );
         }
+        Action::Opt(o @ (Opt::ClientRate | Opt::ClientBurst)) => {
+            c.set_opt(o)?;
+            // Syntax only: rvsd checks the range (`client_rate` 0 to 1,000,000, a burst of at
+            // least 1 and only with a rate) and names the field when it refuses.
+            let n =
+                parse_number(&value, u32::MAX).ok_or_else(|| UsageError(format!("illegal {} specified", o.name())))?;
+            if o == Opt::ClientRate {
+                c.client_rate = Some(n);
+            } else {
+                c.client_burst = Some(n);
+            }
+        }
         Action::Opt(Opt::TunType) => {
             c.set_opt(Opt::TunType)?;
             // ipvsadm's tunnel types; rvs encapsulates in IPIP only (checked in `build`).
@@ -1198,7 +1250,14 @@ fn build(c: Collected) -> Result<Invocation, UsageError> {
             if verb == Verb::AddService && c.persistence == Some(0) {
                 return fail("invalid timeout value `0' specified");
             }
-            let spec = ServiceSpec { service, scheduler: c.scheduler, persistence: c.persistence, netmask: c.netmask };
+            let spec = ServiceSpec {
+                service,
+                scheduler: c.scheduler,
+                persistence: c.persistence,
+                netmask: c.netmask,
+                client_rate: c.client_rate,
+                client_burst: c.client_burst,
+            };
             if verb == Verb::AddService {
                 Command::AddService(ServiceSpec {
                     scheduler: Some(spec.scheduler.clone().unwrap_or_else(|| DEFAULT_SCHEDULER.to_string())),
@@ -1332,6 +1391,11 @@ fn resolve_host(host: &str) -> Option<Ipv4Addr> {
     if !host.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.') || host.len() > 253 {
         return None;
     }
+    // The fuzz targets (controlplane/fuzz) must not wait on DNS: there, only `localhost`
+    // resolves, without asking anyone.
+    if cfg!(fuzzing) {
+        return (host == "localhost").then_some(Ipv4Addr::LOCALHOST);
+    }
     (host, 0u16).to_socket_addrs().ok()?.find_map(|a| match a.ip() {
         std::net::IpAddr::V4(v4) => Some(v4),
         std::net::IpAddr::V6(_) => None,
@@ -1401,7 +1465,9 @@ mod tests {
                 service: vip(80),
                 scheduler: Some("wlc".into()),
                 persistence: None,
-                netmask: None
+                netmask: None,
+                client_rate: None,
+                client_burst: None,
             })
         );
         assert_eq!(
@@ -1411,6 +1477,8 @@ mod tests {
                 scheduler: Some("rr".into()),
                 persistence: Some(360),
                 netmask: Some(Ipv4Addr::new(255, 255, 255, 0)),
+                client_rate: None,
+                client_burst: None,
             })
         );
     }
@@ -1501,7 +1569,9 @@ mod tests {
                 service: vip(80),
                 scheduler: Some("wrr".into()),
                 persistence: None,
-                netmask: None
+                netmask: None,
+                client_rate: None,
+                client_burst: None,
             })
         );
     }
@@ -1764,5 +1834,31 @@ mod tests {
         assert!(!ok("-L").is_change());
         assert!(!ok("-R").is_change());
         assert!(!ok("status").is_change());
+    }
+    /// rvs's own `--client-rate`/`--client-burst`: `-A` and `-E` only, numbers only (rvsd
+    /// checks the range), each at most once.
+    #[test]
+    fn client_rate_and_burst_on_add_and_edit_service() {
+        let Command::AddService(spec) = ok("-A -t 10.10.0.100:80 --client-rate 20 --client-burst 64") else {
+            panic!("not -A")
+        };
+        assert_eq!((spec.client_rate, spec.client_burst), (Some(20), Some(64)));
+        let Command::EditService(spec) = ok("-E -t 10.10.0.100:80 --client-rate=0") else { panic!("not -E") };
+        assert_eq!((spec.client_rate, spec.client_burst, spec.scheduler), (Some(0), None, None));
+        let Command::AddService(spec) = ok("-A -t 10.10.0.100:80") else { panic!("not -A") };
+        assert_eq!((spec.client_rate, spec.client_burst), (None, None));
+        assert_eq!(err("-A -t 10.10.0.100:80 --client-rate fast"), "illegal client-rate specified");
+        assert_eq!(err("-E -t 10.10.0.100:80 --client-burst -1"), "illegal client-burst specified");
+        assert_eq!(err("-A -t 10.10.0.100:80 --client-rate 99999999999"), "illegal client-rate specified");
+        assert_eq!(
+            err("-A -t 10.10.0.100:80 --client-rate 1 --client-rate 2"),
+            "multiple 'client-rate' options specified"
+        );
+        assert_eq!(
+            err("-a -t 10.10.0.100:80 -r 10.20.0.11 --client-rate 5"),
+            "Illegal 'client-rate' option with the 'add-server' command"
+        );
+        assert_eq!(err("-L --client-burst 5"), "Illegal 'client-burst' option with the 'list' command");
+        assert_eq!(err("-A -t 10.10.0.100:80 --client-rate"), "--client-rate: missing argument");
     }
 }

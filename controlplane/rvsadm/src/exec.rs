@@ -175,6 +175,13 @@ fn insert_persistence(body: &mut Map<String, Value>, spec: &ServiceSpec) {
     if let Some(m) = spec.netmask {
         body.insert("persistence_netmask".into(), json!(m.to_string()));
     }
+    // rvs's own per-client rate: the REST fields of the same names (0 lifts the limit).
+    if let Some(r) = spec.client_rate {
+        body.insert("client_rate".into(), json!(r));
+    }
+    if let Some(b) = spec.client_burst {
+        body.insert("client_burst".into(), json!(b));
+    }
 }
 
 fn server_body(spec: &ServerSpec, with_address: bool) -> Value {
@@ -449,4 +456,28 @@ fn restore(client: &Client, io: &mut Io<'_>) -> i32 {
         }
     }
     status
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn call(line: &str) -> Call {
+        let inv = args::parse(&args::split_line(line)).unwrap_or_else(|e| panic!("{line}: {e}"));
+        call_for(&inv.command).unwrap_or_else(|| panic!("{line}: no request"))
+    }
+
+    /// `--client-rate`/`--client-burst` become the REST fields of the same names, on create
+    /// and on update; without them the bodies do not mention them.
+    #[test]
+    fn client_rate_and_burst_reach_the_bodies() {
+        let c = call("-A -t 10.10.0.100:80 -s rr --client-rate 20 --client-burst 64");
+        let body = c.body.unwrap();
+        assert_eq!((body["client_rate"].clone(), body["client_burst"].clone()), (json!(20), json!(64)));
+        let c = call("-E -t 10.10.0.100:80 --client-rate 0");
+        assert_eq!(c.path, "/v1/services/tcp/10.10.0.100/80");
+        assert_eq!(c.body.unwrap(), json!({"client_rate": 0}));
+        let c = call("-A -t 10.10.0.100:80");
+        assert!(c.body.unwrap().get("client_rate").is_none());
+    }
 }

@@ -206,6 +206,10 @@ pub fn services_exact(services: &[Service], columns: Columns, full: bool, exact:
                         let _ = write!(out, " mask {mask}");
                     }
                 }
+                // rvs's own flags, only in rvs's own listing: ipvsadm's stay byte-identical.
+                if columns == Columns::Health && s.client_rate != 0 {
+                    let _ = write!(out, " client-rate {} client-burst {}", s.client_rate, s.client_burst);
+                }
                 out.push('\n');
                 for r in &s.servers {
                     server_line(&mut out, r, columns);
@@ -428,7 +432,8 @@ pub fn timeouts(t: &Timeouts) -> String {
 ///
 /// As ipvsadm: `-A -t ADDR:PORT -s SCHED [-p N [-M MASK]]` and `-a -t ADDR:PORT -r ADDR:PORT
 /// -g|-m|-i -w N`. rvs additions, so that a save/restore round trip loses nothing: `-b` for
-/// Full-NAT, and ` -x N` / ` -y N` when a threshold is set (ipvsadm's `-S` drops them).
+/// Full-NAT, ` -x N` / ` -y N` when a threshold is set (ipvsadm's `-S` drops them), and
+/// ` --client-rate N [--client-burst M]` when a per-client rate is set (rvs's own).
 ///
 /// Returns the text and a complaint for each entry that cannot be written as an ipvsadm
 /// line (an unknown protocol or forwarding method); those entries are left out.
@@ -450,6 +455,15 @@ pub fn save(services: &[Service]) -> (String, Vec<String>) {
             let _ = write!(out, " -p {p}");
             if let Some(mask) = s.persistence_netmask.as_deref().filter(|m| !is_host_mask(m)) {
                 let _ = write!(out, " -M {mask}");
+            }
+        }
+        // rvs's own, so that a save/restore round trip keeps the limit; written only when a
+        // rate is set, so ipvsadm's services save exactly as ipvsadm saves them.
+        if s.client_rate != 0 {
+            let _ = write!(out, " --client-rate {}", s.client_rate);
+            // The burst defaults to the rate.
+            if s.client_burst != s.client_rate {
+                let _ = write!(out, " --client-burst {}", s.client_burst);
             }
         }
         out.push('\n');
@@ -754,6 +768,29 @@ mod tests {
         let (text, problems) = save(&[svc, ok]);
         assert_eq!(text, "-A -t 1.2.3.4:80 -s rr\n");
         assert_eq!(problems.len(), 2);
+    }
+
+    /// A per-client rate: `-S` writes it (the burst only when it is not the rate's default),
+    /// `--health` shows it; the plain listing stays ipvsadm's.
+    #[test]
+    fn client_rate_saves_and_shows_only_in_rvs_listings() {
+        let svc = |rate, burst| Service {
+            protocol: "tcp".into(),
+            address: "10.10.0.100".into(),
+            port: 80,
+            scheduler: "wrr".into(),
+            client_rate: rate,
+            client_burst: burst,
+            ..Default::default()
+        };
+        assert_eq!(save(&[svc(20, 64)]).0, "-A -t 10.10.0.100:80 -s wrr --client-rate 20 --client-burst 64\n");
+        assert_eq!(save(&[svc(20, 20)]).0, "-A -t 10.10.0.100:80 -s wrr --client-rate 20\n");
+        assert_eq!(save(&[svc(0, 0)]).0, "-A -t 10.10.0.100:80 -s wrr\n");
+        let health = services(&[svc(20, 64)], Columns::Health, false);
+        assert!(health.contains("\nTCP  10.10.0.100:80 wrr client-rate 20 client-burst 64\n"), "{health}");
+        for columns in [Columns::Plain, Columns::Thresholds, Columns::PersistConn, Columns::TunInfo, Columns::Stats] {
+            assert_eq!(services(&[svc(20, 64)], columns, true), services(&[svc(0, 0)], columns, true), "{columns:?}");
+        }
     }
 
     #[test]

@@ -9,7 +9,7 @@
 //! the bearer token an rvsd with `api.token_file` requires):
 //!
 //! ```text
-//! rvsadm -A|-E -t|-u VIP:PORT [-s SCHED] [-p [SECONDS]] [-M NETMASK]
+//! rvsadm -A|-E -t|-u VIP:PORT [-s SCHED] [-p [SECONDS]] [-M NETMASK] [--client-rate N] [--client-burst N]
 //! rvsadm -D -t|-u VIP:PORT
 //! rvsadm -C
 //! rvsadm -R                      (reads -S lines from stdin and applies them)
@@ -45,6 +45,9 @@
 //!   latency in ms and last result in words to the plain listing; it is refused with every
 //!   other listing option (`-c`, `--timeout`, `--daemon`, `--stats`, `--rate`,
 //!   `--thresholds`, `--persistent-conn`, `--tun-info`).
+//! * `-A`/`-E --client-rate N --client-burst M` (rvs's own) set the service's per-client
+//!   rate of new connections (`client_rate`, `client_burst`; `--client-rate 0` lifts it);
+//!   only `-L --health` and `-S` show them, and only when a rate is set.
 //!
 //! Modules: [`args`] (parsing), [`client`] (HTTP), [`model`] (REST documents), [`format`](mod@format)
 //! (listings), [`exec`] (verbs → requests → output).
@@ -134,6 +137,10 @@ Options:
   --tun-info                          output of tunnel information
   --health                            output of each server's health (rvs's own): state,
                                       admin state, last probe latency in ms, last result
+  --client-rate  N                    new connections per second per client (rvs's own,
+                                      -A/-E; 0 lifts the limit)
+  --client-burst N                    depth of each client's bucket (rvs's own, -A/-E;
+                                      default: the rate)
   --nosort                            disable sorting output of service/server entries
   --sort                              does nothing, for backwards compatibility
   --daemon                            output of daemon information (none: rvs syncs through [ha])

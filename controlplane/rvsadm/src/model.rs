@@ -39,6 +39,13 @@ pub struct Service {
     pub persistence: Option<u64>,
     /// Netmask grouping clients for persistence.
     pub persistence_netmask: Option<String>,
+    /// New connections per second per client; 0 (or absent, from an rvsd without it): no
+    /// limit.
+    #[serde(deserialize_with = "lenient_u64")]
+    pub client_rate: u64,
+    /// Depth of each client's bucket (0 without a rate).
+    #[serde(deserialize_with = "lenient_u64")]
+    pub client_burst: u64,
     /// The real servers.
     pub servers: Vec<Server>,
     /// The service's counters.

@@ -14,6 +14,9 @@ use super::ProbeResult;
 /// Most bytes of a reply (headers and body) the checker keeps and inspects.
 pub const MAX_INSPECT: usize = 64 * 1024;
 
+/// Longest status line accepted (before its newline).
+pub const MAX_STATUS_LINE: usize = 1024;
+
 /// A set of accepted HTTP status codes: `"200-399"`, `"200,204,301-302"`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StatusRanges(Vec<(u16, u16)>);
@@ -147,11 +150,17 @@ impl HttpCheck {
     fn judge(&mut self) {
         if self.code.is_none() {
             let Some(end) = find(&self.buf, b"\n") else {
-                if self.buf.len() > 1024 || !b"HTTP/".starts_with(&self.buf[..self.buf.len().min(5)]) {
+                if self.buf.len() > MAX_STATUS_LINE || !b"HTTP/".starts_with(&self.buf[..self.buf.len().min(5)]) {
                     self.verdict = Some(ProbeResult::failure("not an HTTP reply"));
                 }
                 return;
             };
+            // A status line longer than MAX_STATUS_LINE is refused whether or not its end
+            // has arrived, so the verdict does not depend on how the reply is cut.
+            if end > MAX_STATUS_LINE {
+                self.verdict = Some(ProbeResult::failure("not an HTTP reply"));
+                return;
+            }
             match parse_status_line(&self.buf[..end]) {
                 Some(c) => self.code = Some(c),
                 None => {
@@ -170,8 +179,15 @@ impl HttpCheck {
             return;
         };
         if self.body_at.is_none() {
-            self.body_at =
-                find(&self.buf, b"\r\n\r\n").map(|i| i + 4).or_else(|| find(&self.buf, b"\n\n").map(|i| i + 2));
+            // The headers end at the first blank line, CRLF or bare LF, whichever comes
+            // first: preferring a later CRLF one would make the verdict depend on how much
+            // of the reply had arrived (a bare-LF blank line seen before the CRLF one).
+            let crlf = find(&self.buf, b"\r\n\r\n").map(|i| i + 4);
+            let lf = find(&self.buf, b"\n\n").map(|i| i + 2);
+            self.body_at = match (crlf, lf) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
         }
         if let Some(at) = self.body_at {
             if find(&self.buf[at..], want).is_some() {
@@ -235,6 +251,41 @@ mod tests {
             return v.clone();
         }
         c.finish()
+    }
+
+    /// Found by the `health_replies` fuzz target: headers ending in a bare-LF blank line,
+    /// with a CRLF blank line later in the body. Whole, the reply used to be read from the
+    /// CRLF one (the wanted text, before it, went unseen); in two pieces, from the LF one.
+    /// The headers end at the first blank line, however the reply is cut.
+    #[test]
+    fn the_first_blank_line_ends_the_headers_however_the_reply_is_cut() {
+        let reply = b"HTTP/1.1 204 x\n\nalive\r\n\r\nrest";
+        let whole = check(reply, "200-399", Some("alive"));
+        assert_eq!(whole, ProbeResult::success("HTTP 204, body matches"));
+        let mut c = HttpCheck::new(ranges("200-399"), Some("alive"));
+        c.feed(&reply[..18]);
+        c.feed(&reply[18..]);
+        assert_eq!(c.finish(), whole);
+    }
+
+    /// Found by the `health_replies` fuzz target: a status line longer than 1024 bytes was
+    /// refused when it arrived in pieces (no newline in the first 1025 bytes) but judged
+    /// when it arrived whole. It is refused either way.
+    #[test]
+    fn an_overlong_status_line_is_refused_however_the_reply_is_cut() {
+        let mut reply = b"HTTP/1.1 200 ".to_vec();
+        reply.resize(1100, b'x');
+        reply.extend_from_slice(b"\r\n\r\n");
+        let whole = check(&reply, "200-399", None);
+        assert_eq!(whole, ProbeResult::failure("not an HTTP reply"));
+        let mut c = HttpCheck::new(ranges("200-399"), None);
+        c.feed(&reply[..1050]);
+        c.feed(&reply[1050..]);
+        assert_eq!(c.finish(), whole);
+        let mut ok = b"HTTP/1.1 200 ".to_vec();
+        ok.resize(MAX_STATUS_LINE, b'x');
+        ok.extend_from_slice(b"\n\n");
+        assert_eq!(check(&ok, "200-399", None), ProbeResult::success("HTTP 200"));
     }
 
     #[test]

@@ -65,6 +65,9 @@ use crate::l2l3::{AddrKind, AddressBook, ResolvedNeighbours, RouteTable, Verdict
 use crate::sched::{new_scheduler, SchedInput, Scheduler};
 use crate::service::{ServiceTable, SharedServices};
 use crate::stats::{DropReason, WorkerCounters};
+use crate::synproxy::cookie::CookieSecret;
+use crate::synproxy::packet::WindowRewrite;
+use crate::synproxy::{self, SynProxyMode, ADVERTISED_WSCALE};
 use crate::types::{ConnState, ForwardMode, L4Proto, PortId, ServerId, ServiceId, ServiceKey, Timeouts};
 use crate::view::L4View;
 use crate::wire::{EthernetFrame, Ipv4Packet, MacAddr};
@@ -75,6 +78,7 @@ use crate::xmit::tunnel::{self, TunnelError};
 use crate::xmit::{fullnat, nat, Endpoint};
 
 mod sync_engine;
+mod synproxy_engine;
 pub use sync_engine::{Installed, SyncRefused};
 
 /// The key of service `svc_idx`'s buckets: its stable id (buckets stay with the service
@@ -111,6 +115,9 @@ pub struct LbConfig {
     /// Every Full-NAT local address any service may use (the ports'
     /// `local_addresses`); this worker owns its share of each one's ports.
     pub local_addrs: Vec<Ipv4Addr>,
+    /// The SYN-cookie secret, the same for every worker of the process
+    /// (`crate::synproxy::cookie`).
+    pub cookie_secret: CookieSecret,
 }
 
 /// What the engine needs from its worker for one packet: the tables it only reads and
@@ -187,6 +194,11 @@ pub struct LbEngine {
     icmp_limit: IcmpRateLimit,
     /// This worker's per-client token buckets (`client_rate`; crate::admission).
     rate: RateTable,
+    /// The SYN-cookie secret (crate::synproxy).
+    cookie_secret: CookieSecret,
+    /// When this worker last sent a SYN cookie; ACKs for unknown flows are checked as
+    /// cookies only within a cookie's lifetime of it.
+    last_cookie_ns: Option<u64>,
 }
 
 impl std::fmt::Debug for LbEngine {
@@ -221,6 +233,8 @@ impl LbEngine {
             icmp_limit: IcmpRateLimit::default(),
             // Keyed per worker so that one set of addresses does not collide everywhere.
             rate: RateTable::new(0x9e37_79b9_7f4a_7c15 ^ (worker as u64).wrapping_mul(0xd6e8_feb8_6659_fd93)),
+            cookie_secret: config.cookie_secret,
+            last_cookie_ns: None,
         };
         lb.rebuild_schedulers();
         lb
@@ -339,13 +353,34 @@ impl LbEngine {
             return Verdict::Redirect { worker: owner };
         }
         let (id, fresh) = match self.conns.lookup(&flow.key()) {
-            Some((id, Direction::Inbound)) => (id, false),
+            Some((id, Direction::Inbound)) => {
+                if self.conns.get(id).is_some_and(|c| c.flags.contains(ConnFlags::SYNPROXY_PENDING)) {
+                    return self.pending_inbound(id, flow);
+                }
+                (id, false)
+            }
             // The client → VIP tuple of one flow is the reply tuple of another: only a
             // client using a VIP as its source could cause it; treat it as unknown.
             Some((_, Direction::Reply)) => return Verdict::Drop(DropReason::ReplyNoConn),
             None => {
                 let key = ServiceKey { proto: flow.proto(), vip: flow.dst, port: flow.dport };
-                let Some((svc, _)) = self.snap.lookup(key) else { return Verdict::Drop(DropReason::L4NoService) };
+                let Some((svc, s)) = self.snap.lookup(key) else { return Verdict::Drop(DropReason::L4NoService) };
+                let policy = s.syn_proxy;
+                if flow.proto() == L4Proto::Tcp {
+                    if flow.is_syn() {
+                        // `auto` below its threshold: one comparison more per SYN.
+                        if policy.active(self.conns.syn_recv()) {
+                            return self.send_cookie(buf, flow, env, now);
+                        }
+                    } else {
+                        let ack_only = flow.flags.is_some_and(|f| f.ack() && !f.syn() && !f.rst());
+                        if ack_only && policy.mode != SynProxyMode::Off && self.cookies_recent(now) {
+                            return self.accept_cookie(svc, buf, flow, env, now);
+                        }
+                        // IPVS's rule: only a SYN opens a TCP connection.
+                        return Verdict::Drop(DropReason::TcpNoConn);
+                    }
+                }
                 match self.new_conn(svc, flow, env, now) {
                     Ok(id) => (id, true),
                     Err(reason) => return Verdict::Drop(reason),
@@ -365,6 +400,12 @@ impl LbEngine {
         let Some(&c) = self.conns.get(id) else { return Verdict::Drop(DropReason::TcpNoConn) };
         if let Some(v) = self.ttl(buf, flow.layout().ip_end(), env, now, || c.vip) {
             return v;
+        }
+        if c.flags.contains(ConnFlags::SYNPROXY) {
+            let (seq_off, ts_off) = c.synproxy_offsets();
+            let ws = WindowRewrite::unpack(c.synproxy_ws, ADVERTISED_WSCALE);
+            let l = flow.layout();
+            synproxy::packet::translate_to_server(&mut buf.data_mut()[l.l4_offset()..l.ip_end()], seq_off, ts_off, &ws);
         }
         let server = Endpoint::new(c.server, c.sport);
         let Some((port, to_server)) = self.hop_to_server(id, &c, env) else {
@@ -440,17 +481,16 @@ impl LbEngine {
             // packet caches the answer.
             return Some((hop.port, Verdict::Route { port: hop.port, next_hop }));
         };
-        if let Some(e) = self.conns.get_mut(id) {
+        if let Some(e) = self.conns.get_mut(id).filter(|e| !e.flags.contains(ConnFlags::SYNPROXY)) {
+            // A SYN-proxied entry's `hop` holds its offsets (Conn::synproxy_offsets).
             e.hop = CachedHop { mac: mac.0, port: hop.port, generation: env.neigh_generation };
         }
         Some((hop.port, Verdict::Forward { port: hop.port, mac }))
     }
 
     /// Schedules and records a new connection for `flow` on service `svc`.
+    /// TCP callers pass a SYN, or the ACK of a valid SYN cookie.
     fn new_conn(&mut self, svc_idx: u32, flow: &L4View, env: &LbEnv<'_>, now: u64) -> Result<ConnId, DropReason> {
-        if flow.proto() == L4Proto::Tcp && !flow.is_syn() {
-            return Err(DropReason::TcpNoConn);
-        }
         let snap = Arc::clone(&self.snap);
         let svc = snap.get(svc_idx).ok_or(DropReason::L4NoService)?;
         // Only new flows are admitted or refused (crate::admission): established flows
@@ -604,6 +644,12 @@ impl LbEngine {
             Some((id, Direction::Reply)) => id,
             _ => return Verdict::Drop(miss),
         };
+        let proxied = self.conns.get(id).is_some_and(|c| c.flags.contains(ConnFlags::SYNPROXY));
+        if proxied {
+            if let Some(v) = self.proxied_reply(id, buf, flow, env, now) {
+                return v;
+            }
+        }
         match self.account(id, Direction::Reply, flow, now, miss) {
             Ok(change) if self.sync.is_some() && change.changed() => self.sync_conn(id, now, env.counters, false),
             Ok(_) => {}
@@ -623,6 +669,12 @@ impl LbEngine {
         };
         if let Some(v) = self.ttl(buf, flow.layout().ip_end(), env, now, our_addr) {
             return v;
+        }
+        if proxied {
+            let (seq_off, ts_off) = c.synproxy_offsets();
+            let ws = WindowRewrite::unpack(c.synproxy_ws, ADVERTISED_WSCALE);
+            let l = flow.layout();
+            synproxy::packet::translate_to_client(&mut buf.data_mut()[l.l4_offset()..l.ip_end()], seq_off, ts_off, &ws);
         }
         let vip = Endpoint::new(c.vip, c.vport);
         match c.forward {

@@ -158,6 +158,7 @@ fn worker() -> MemWorker {
             local_addrs: LOCALS.to_vec(),
             stats: Arc::new(ServerStats::new(1)),
             admission: Default::default(),
+            syn_proxy: Default::default(),
         })
         .collect();
     let shared = share(ServiceTable::new(1, services).expect("no duplicate service"));
@@ -168,6 +169,7 @@ fn worker() -> MemWorker {
         port_mtu: vec![1500, 1500],
         rss: None,
         local_addrs: LOCALS.to_vec(),
+        cookie_secret: rvs_dataplane::synproxy::cookie::CookieSecret::from_bytes([7; 32]),
     };
     let queues = vec![MemQueue::new(FRONT_MAC), MemQueue::new(BACK_MAC)];
     Worker::new(&config, queues, MemPool::new(), NeighSync::none())

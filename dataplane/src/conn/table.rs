@@ -194,6 +194,8 @@ pub struct ConnTable {
     /// DR/IPIP TCP entries in creation order, for half-open eviction (see
     /// [`ConnTable::evict_half_open`]): a ring of `capacity` records.
     half_open: HalfOpenRing,
+    /// TCP entries in SYN_RECV now, any forwarding mode ([`ConnTable::syn_recv`]).
+    syn_recv: usize,
 }
 
 /// One record of the half-open ring: an entry's slab index and a tag of its inbound key
@@ -281,7 +283,14 @@ fn is_half_open(c: &Conn) -> bool {
 /// Whether `c` runs IPVS's INPUT-ONLY table: DR or IPIP with no reply seen.
 #[inline]
 fn input_only(c: &Conn) -> bool {
-    matches!(c.forward, ForwardMode::Dr | ForwardMode::Tunnel) && !c.flags.contains(ConnFlags::REPLY_SEEN)
+    (matches!(c.forward, ForwardMode::Dr | ForwardMode::Tunnel) && !c.flags.contains(ConnFlags::REPLY_SEEN))
+        || c.flags.contains(ConnFlags::SYNPROXY_PENDING)
+}
+
+/// 1 for a TCP SYN_RECV state, else 0 (the [`ConnTable::syn_recv`] count).
+#[inline]
+fn is_syn_recv(s: ConnState) -> usize {
+    usize::from(s == ConnState::Tcp(TcpState::SynRecv))
 }
 
 impl ConnTable {
@@ -344,6 +353,7 @@ impl ConnTable {
             started: false,
             pending: NIL,
             half_open: HalfOpenRing { recs: ring, head: 0, len: 0 },
+            syn_recv: 0,
         };
         t.set_timeouts(timeouts);
         Ok(t)
@@ -483,6 +493,7 @@ impl ConnTable {
         conn.expire = expiry_tick(now_ns, self.timeout_of(conn.state));
         self.conns[idx as usize] = conn;
         self.len += 1;
+        self.syn_recv += is_syn_recv(conn.state);
         self.index_put(ih, idx << 1);
         if let Some(rh) = reply {
             self.index_put(rh, (idx << 1) | 1);
@@ -550,6 +561,9 @@ impl ConnTable {
             }
         }
         c.state = to;
+        if from != to {
+            self.syn_recv = self.syn_recv + is_syn_recv(to) - is_syn_recv(from);
+        }
         let old = c.expire;
         // DR/IPIP (input-only) entries in SYN_RECV get the half-open timeout: an index.
         let new = expiry_tick(now_ns, self.timeout_ns.of_conn(to, io));
@@ -563,6 +577,23 @@ impl ConnTable {
             self.link(idx, new);
         }
         StateChange { from, to }
+    }
+
+    /// TCP entries in SYN_RECV now, in any forwarding mode: the half-open count the SYN
+    /// proxy's `auto` mode compares with its threshold (`crate::synproxy`). Kept up to
+    /// date by every insert, state change and removal, so reading it costs nothing.
+    #[inline]
+    pub fn syn_recv(&self) -> usize {
+        self.syn_recv
+    }
+
+    /// Sets the state of entry `id` without a packet (connection sync installs the
+    /// peer's state), keeping [`ConnTable::syn_recv`] right. A stale `id` changes nothing.
+    pub fn set_state(&mut self, id: ConnId, state: ConnState) {
+        let Some(c) = self.conns.get_mut(id.index()).filter(|c| c.live) else { return };
+        let from = c.state;
+        c.state = state;
+        self.syn_recv = self.syn_recv + is_syn_recv(state) - is_syn_recv(from);
     }
 
     /// Removes and returns the oldest half-open entry (a DR or IPIP TCP connection in
@@ -780,6 +811,7 @@ impl ConnTable {
         let c = &mut self.conns[idx as usize];
         c.live = false;
         c.next = self.free_head;
+        self.syn_recv -= is_syn_recv(c.state);
         self.free_head = idx;
         self.len -= 1;
     }

@@ -352,13 +352,23 @@ impl LbEngine {
         if owner != self.worker {
             return Verdict::Redirect { worker: owner };
         }
-        let (id, fresh) = match self.conns.lookup(&flow.key()) {
-            Some((id, Direction::Inbound)) => {
-                if self.conns.get(id).is_some_and(|c| c.flags.contains(ConnFlags::SYNPROXY_PENDING)) {
+        let mut found = self.conns.lookup(&flow.key());
+        if let Some((id, Direction::Inbound)) = found {
+            let flags = self.conns.get(id).map_or(ConnFlags::NONE, |c| c.flags);
+            if flags.contains(ConnFlags::SYNPROXY) {
+                if flow.is_syn() {
+                    // A new SYN on a proxied tuple: the client has moved on (port reuse
+                    // after a close, or it lost the connection); the old entry's offsets
+                    // would corrupt the new handshake, so it goes and the SYN starts over.
+                    self.drop_proxied(id);
+                    found = None;
+                } else if flags.contains(ConnFlags::SYNPROXY_PENDING) {
                     return self.pending_inbound(id, flow);
                 }
-                (id, false)
             }
+        }
+        let (id, fresh) = match found {
+            Some((id, Direction::Inbound)) => (id, false),
             // The client → VIP tuple of one flow is the reply tuple of another: only a
             // client using a VIP as its source could cause it; treat it as unknown.
             Some((_, Direction::Reply)) => return Verdict::Drop(DropReason::ReplyNoConn),
@@ -370,7 +380,8 @@ impl LbEngine {
                     if flow.is_syn() {
                         // `auto` below its threshold: one comparison more per SYN.
                         if policy.active(self.conns.syn_recv()) {
-                            return self.send_cookie(buf, flow, env, now);
+                            let toa = s.servers.iter().any(|r| r.forward == ForwardMode::FullNat);
+                            return self.send_cookie(buf, flow, toa, env, now);
                         }
                     } else {
                         let ack_only = flow.flags.is_some_and(|f| f.ack() && !f.syn() && !f.rst());

@@ -85,15 +85,17 @@ fn own(s: Seg) -> Seg {
 
 /// The client's SYN and the cookie SYN-ACK it must get; returns the cookie.
 fn handshake_with_rvs(ws: &mut [MemWorker], cport: u16, now: u64) -> u32 {
+    handshake_advertising(ws, cport, now, 1460)
+}
+
+/// [`handshake_with_rvs`] where rvs advertises MSS `mss`.
+fn handshake_advertising(ws: &mut [MemWorker], cport: u16, now: u64, mss: u16) -> u32 {
     let syn = Seg::tcp(CLIENT_IP, cport, VIP, 80, SYN).seq(CISN).options(&syn_opts(1460, 1000, 0, 7));
     let (front, back) = send_to(ws, 0, FRONT, &syn.by_client(), now);
     assert!(back.is_empty(), "no SYN to a server before the cookie is answered");
     let k = cookie(cport, CISN, 0);
     let want = own(with_window(
-        Seg::tcp(VIP, 80, CLIENT_IP, cport, SYN | ACK)
-            .seq(k)
-            .ack(CISN + 1)
-            .options(&syn_opts(1460, COOKIE_TS, 1000, 7)),
+        Seg::tcp(VIP, 80, CLIENT_IP, cport, SYN | ACK).seq(k).ack(CISN + 1).options(&syn_opts(mss, COOKIE_TS, 1000, 7)),
         0,
     ));
     let got = only(front, "cookie SYN-ACK");
@@ -262,7 +264,8 @@ fn nat_proxied_connection_golden_packets_both_ways() {
 fn fullnat_proxied_connection_carries_the_toa_on_syn_and_first_data() {
     let shared = proxied(SynProxyPolicy::ALWAYS, FullNat);
     let mut ws = vec![lb_worker(&shared)];
-    let k = handshake_with_rvs(&mut ws, CPORT, T0);
+    // The advertised MSS leaves room for the TOA a full-size first segment may carry.
+    let k = handshake_advertising(&mut ws, CPORT, T0, 1452);
     let (_, back) = send_to(&mut ws, 0, FRONT, &cookie_ack(CPORT, k).by_client(), T0 + 1);
     let got = only(back, "SYN to the server");
     let s = seen(&got);
@@ -422,4 +425,19 @@ fn off_mode_keeps_ipvs_rules() {
     let syn = Seg::tcp(CLIENT_IP, CPORT, VIP, 80, SYN).seq(CISN);
     let (_, back) = send_to(&mut ws, 0, FRONT, &syn.by_client(), T0);
     assert_eq!(seen(&only(back, "direct")).dst, RS1);
+}
+
+#[test]
+fn a_new_client_syn_on_a_proxied_tuple_starts_over() {
+    let shared = proxied(SynProxyPolicy::ALWAYS, Nat);
+    let mut ws = vec![lb_worker(&shared)];
+    let k = handshake_with_rvs(&mut ws, CPORT, T0);
+    send_to(&mut ws, 0, FRONT, &cookie_ack(CPORT, k).by_client(), T0 + 1);
+    send_to(&mut ws, 0, BACK, &server_syn_ack((CLIENT_IP, CPORT)).by_server(RS1_MAC), T0 + 2);
+    assert_eq!(ws[0].lb().expect("engine").conns().len(), 1);
+    // The client reuses its port: the old entry goes, the SYN gets a fresh cookie.
+    let k2 = handshake_with_rvs(&mut ws, CPORT, T0 + 3);
+    assert_eq!(k2, k, "same tuple, ISN and minute: same cookie");
+    assert_eq!(ws[0].lb().expect("engine").conns().len(), 0);
+    assert_accounting_all(&ws);
 }

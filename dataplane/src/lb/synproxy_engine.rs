@@ -27,19 +27,30 @@ fn pending_ws(client_ws: Option<u8>) -> u8 {
 }
 
 impl LbEngine {
-    /// What the cookie SYN-ACK advertises: an MSS that fits the smallest port MTU, rvs's
-    /// window scale, and a zero window.
-    pub(super) fn advertised(&self) -> Advertised {
+    /// What the cookie SYN-ACK advertises: an MSS that fits the smallest port MTU (less
+    /// the TOA's 8 bytes when `toa`: the client's first data segment may carry it, see
+    /// `xmit::fullnat`), rvs's window scale, and a zero window.
+    pub(super) fn advertised(&self, toa: bool) -> Advertised {
         let mtu = self.port_mtu.iter().copied().min().unwrap_or(super::DEFAULT_MTU);
-        Advertised { mss: mtu.saturating_sub(40).max(536), wscale: ADVERTISED_WSCALE, window: 0 }
+        let toa_len = if toa { l4::TOA_LEN as u16 } else { 0 };
+        Advertised { mss: mtu.saturating_sub(40 + toa_len).max(536), wscale: ADVERTISED_WSCALE, window: 0 }
+    }
+
+    /// Removes proxied connection `id` (a client started over on its tuple).
+    pub(super) fn drop_proxied(&mut self, id: ConnId) {
+        if let Some(old) = self.conns.remove(id) {
+            conn_closed(self.worker, &self.snap, &mut self.lports, &old);
+        }
     }
 
     /// Answers the client's SYN `flow` with a cookie SYN-ACK; no connection is created.
+    /// `toa`: the service has Full-NAT servers (the advertised MSS leaves room for the TOA).
     #[inline(never)]
     pub(super) fn send_cookie<B: PacketBuf>(
         &mut self,
         buf: &mut B,
         flow: &L4View,
+        toa: bool,
         env: &LbEnv<'_>,
         now: u64,
     ) -> Verdict {
@@ -50,7 +61,7 @@ impl LbEngine {
         let opts = TsOptions { wscale: syn.wscale, sack: syn.sack_ok, ecn: packet::syn_asks_ecn(syn.flags) };
         let tsval = opts.tsval(cookie::ts_clock(now));
         let (client, vip) = (Endpoint::new(flow.src, flow.sport), Endpoint::new(flow.dst, flow.dport));
-        if packet::write_cookie_syn_ack(buf, client, vip, &syn, isn, tsval, &self.advertised()).is_none() {
+        if packet::write_cookie_syn_ack(buf, client, vip, &syn, isn, tsval, &self.advertised(toa)).is_none() {
             return Verdict::Drop(DropReason::NoMbuf);
         }
         self.last_cookie_ns = Some(now);

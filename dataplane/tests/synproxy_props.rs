@@ -39,7 +39,7 @@ fn segment(lead: usize, tsval: u32, tsecr: u32, sack: Option<(u32, u32)>, window
         opts.extend_from_slice(&l.to_be_bytes());
         opts.extend_from_slice(&r.to_be_bytes());
     }
-    while opts.len() % 4 != 0 {
+    while !opts.len().is_multiple_of(4) {
         opts.push(0);
     }
     let mut s = vec![0u8; 20];

@@ -406,7 +406,7 @@ impl WindowRewrite {
 /// `new`: the high byte of its 16-bit word at an even offset, the low byte at an odd one.
 #[inline]
 fn byte_delta(at: usize, old: u8, new: u8) -> u32 {
-    if at % 2 == 0 {
+    if at.is_multiple_of(2) {
         checksum::delta16(u16::from(old) << 8, u16::from(new) << 8)
     } else {
         checksum::delta16(u16::from(old), u16::from(new))
@@ -417,7 +417,7 @@ fn byte_delta(at: usize, old: u8, new: u8) -> u32 {
 #[inline]
 fn put_u32(seg: &mut [u8], at: usize, new: u32, acc: &mut u32) {
     let n = new.to_be_bytes();
-    if at % 2 == 0 {
+    if at.is_multiple_of(2) {
         let o = u32::from_be_bytes([seg[at], seg[at + 1], seg[at + 2], seg[at + 3]]);
         *acc += checksum::delta16((o >> 16) as u16, (new >> 16) as u16) + checksum::delta16(o as u16, new as u16);
     } else {

@@ -66,8 +66,7 @@ use crate::sched::{new_scheduler, SchedInput, Scheduler};
 use crate::service::{ServiceTable, SharedServices};
 use crate::stats::{DropReason, WorkerCounters};
 use crate::synproxy::cookie::CookieSecret;
-use crate::synproxy::packet::WindowRewrite;
-use crate::synproxy::{self, SynProxyMode, ADVERTISED_WSCALE};
+use crate::synproxy::SynProxyMode;
 use crate::types::{ConnState, ForwardMode, L4Proto, PortId, ServerId, ServiceId, ServiceKey, Timeouts};
 use crate::view::L4View;
 use crate::wire::{EthernetFrame, Ipv4Packet, MacAddr};
@@ -80,6 +79,7 @@ use crate::xmit::{fullnat, nat, Endpoint};
 mod sync_engine;
 mod synproxy_engine;
 pub use sync_engine::{Installed, SyncRefused};
+use synproxy_engine::proxied_to_server;
 
 /// The key of service `svc_idx`'s buckets: its stable id (buckets stay with the service
 /// across table changes), or the index past the ids if the table has none.
@@ -413,10 +413,8 @@ impl LbEngine {
             return v;
         }
         if c.flags.contains(ConnFlags::SYNPROXY) {
-            let (seq_off, ts_off) = c.synproxy_offsets();
-            let ws = WindowRewrite::unpack(c.synproxy_ws, ADVERTISED_WSCALE);
-            let l = flow.layout();
-            synproxy::packet::translate_to_server(&mut buf.data_mut()[l.l4_offset()..l.ip_end()], seq_off, ts_off, &ws);
+            // Out of line: one flag test on the established path of other connections.
+            proxied_to_server(buf, flow, &c);
         }
         let server = Endpoint::new(c.server, c.sport);
         let Some((port, to_server)) = self.hop_to_server(id, &c, env) else {
@@ -655,12 +653,6 @@ impl LbEngine {
             Some((id, Direction::Reply)) => id,
             _ => return Verdict::Drop(miss),
         };
-        let proxied = self.conns.get(id).is_some_and(|c| c.flags.contains(ConnFlags::SYNPROXY));
-        if proxied {
-            if let Some(v) = self.proxied_reply(id, buf, flow, env, now) {
-                return v;
-            }
-        }
         match self.account(id, Direction::Reply, flow, now, miss) {
             Ok(change) if self.sync.is_some() && change.changed() => self.sync_conn(id, now, env.counters, false),
             Ok(_) => {}
@@ -681,11 +673,11 @@ impl LbEngine {
         if let Some(v) = self.ttl(buf, flow.layout().ip_end(), env, now, our_addr) {
             return v;
         }
-        if proxied {
-            let (seq_off, ts_off) = c.synproxy_offsets();
-            let ws = WindowRewrite::unpack(c.synproxy_ws, ADVERTISED_WSCALE);
-            let l = flow.layout();
-            synproxy::packet::translate_to_client(&mut buf.data_mut()[l.l4_offset()..l.ip_end()], seq_off, ts_off, &ws);
+        if c.flags.contains(ConnFlags::SYNPROXY) {
+            // Out of line: one flag test on the established path of other connections.
+            if let Some(v) = self.proxied_reply(id, &c, buf, flow, env) {
+                return v;
+            }
         }
         let vip = Endpoint::new(c.vip, c.vport);
         match c.forward {

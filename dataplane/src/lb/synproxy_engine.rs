@@ -5,7 +5,7 @@
 use rvs_drivers::PacketBuf;
 
 use super::{conn_closed, LbEngine, LbEnv};
-use crate::conn::{ConnFlags, ConnId, Direction};
+use crate::conn::{Conn, ConnFlags, ConnId, Direction};
 use crate::l2l3::Verdict;
 use crate::stats::DropReason;
 use crate::synproxy::cookie::{self, CookieTuple, TsOptions, MAX_AGE_MINUTES, MSS_TABLE};
@@ -156,24 +156,29 @@ impl LbEngine {
         Verdict::Drop(DropReason::SynProxyPending)
     }
 
-    /// A server segment of proxied connection `id` that is not plain data: its SYN-ACK
-    /// (the first opens the client's window, later ones are answered with the ACK that
-    /// completes the server's handshake), or anything while the SYN is unanswered (a RST
-    /// becomes a RST to the client). `None`: an ordinary segment, translate and forward.
+    /// A server segment of proxied connection `id` (`c` its copy; the state machine has
+    /// seen the segment): its SYN-ACK (the first opens the client's window, later ones
+    /// are answered with the ACK that completes the server's handshake), or anything
+    /// while the SYN is unanswered (a RST becomes a RST to the client). `None`: an
+    /// ordinary segment, now translated into the client's spaces; forward it.
     #[inline(never)]
     pub(super) fn proxied_reply<B: PacketBuf>(
         &mut self,
         id: ConnId,
+        c: &Conn,
         buf: &mut B,
         flow: &L4View,
         env: &LbEnv<'_>,
-        now: u64,
     ) -> Option<Verdict> {
-        let c = *self.conns.get(id)?;
+        let c = *c;
         let pending = c.flags.contains(ConnFlags::SYNPROXY_PENDING);
         let flags = flow.flags.unwrap_or(TcpFlags::NONE);
         let syn_ack = flags.syn() && flags.ack();
         if !pending && !syn_ack {
+            let (seq_off, ts_off) = c.synproxy_offsets();
+            let ws = WindowRewrite::unpack(c.synproxy_ws, ADVERTISED_WSCALE);
+            let l = flow.layout();
+            packet::translate_to_client(&mut buf.data_mut()[l.l4_offset()..l.ip_end()], seq_off, ts_off, &ws);
             return None;
         }
         let (vip, client) = (Endpoint::new(c.vip, c.vport), Endpoint::new(c.client, c.cport));
@@ -194,9 +199,6 @@ impl LbEngine {
                 return Some(Verdict::Drop(DropReason::NoMbuf));
             }
             return Some(self.route_to(env, c.client));
-        }
-        if let Err(reason) = self.account(id, Direction::Reply, flow, now, DropReason::ReplyNoConn) {
-            return Some(Verdict::Drop(reason));
         }
         if !pending {
             // A retransmitted SYN-ACK: our window update reached the client but no client
@@ -226,4 +228,14 @@ impl LbEngine {
         }
         Some(self.route_to(env, c.client))
     }
+}
+
+/// Client → server translation of a segment of established proxied connection `c`
+/// (`crate::synproxy::packet::translate_to_server`), out of the established path.
+#[inline(never)]
+pub(super) fn proxied_to_server<B: PacketBuf>(buf: &mut B, flow: &L4View, c: &Conn) {
+    let (seq_off, ts_off) = c.synproxy_offsets();
+    let ws = WindowRewrite::unpack(c.synproxy_ws, ADVERTISED_WSCALE);
+    let l = flow.layout();
+    packet::translate_to_server(&mut buf.data_mut()[l.l4_offset()..l.ip_end()], seq_off, ts_off, &ws);
 }

@@ -125,8 +125,8 @@ impl ConnFlags {
     /// and `hop` holds those offsets instead of a cached next hop.
     pub const SYNPROXY: ConnFlags = ConnFlags(1 << 4);
     /// SYN proxy: the SYN went to the server, its SYN-ACK has not come back yet (the
-    /// offsets are then the cookie's ISN and timestamp). Such an entry gets the short
-    /// half-open timeout.
+    /// offsets are then the cookie's ISN and timestamp). The engine gives such an entry
+    /// the short half-open timeout.
     pub const SYNPROXY_PENDING: ConnFlags = ConnFlags(1 << 5);
 
     /// The raw bits.

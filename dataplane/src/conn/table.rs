@@ -283,8 +283,7 @@ fn is_half_open(c: &Conn) -> bool {
 /// Whether `c` runs IPVS's INPUT-ONLY table: DR or IPIP with no reply seen.
 #[inline]
 fn input_only(c: &Conn) -> bool {
-    (matches!(c.forward, ForwardMode::Dr | ForwardMode::Tunnel) && !c.flags.contains(ConnFlags::REPLY_SEEN))
-        || c.flags.contains(ConnFlags::SYNPROXY_PENDING)
+    matches!(c.forward, ForwardMode::Dr | ForwardMode::Tunnel) && !c.flags.contains(ConnFlags::REPLY_SEEN)
 }
 
 /// 1 for a TCP SYN_RECV state, else 0 (the [`ConnTable::syn_recv`] count).
@@ -550,7 +549,11 @@ impl ConnTable {
         let (to, io) = match (from, tcp_flags) {
             (ConnState::Tcp(s), Some(f)) => {
                 let io = input_only(c);
-                (ConnState::Tcp(super::next_tcp_state(s, dir, f, io)), io && dir == Direction::Inbound)
+                let t = super::next_tcp_state(s, dir, f, io);
+                // The SYN_RECV count, branch-free: two compares and two adds.
+                let sr = TcpState::SynRecv;
+                self.syn_recv = self.syn_recv + usize::from(t == sr) - usize::from(s == sr);
+                (ConnState::Tcp(t), io && dir == Direction::Inbound)
             }
             _ => (from, false),
         };
@@ -561,9 +564,6 @@ impl ConnTable {
             }
         }
         c.state = to;
-        if from != to {
-            self.syn_recv = self.syn_recv + is_syn_recv(to) - is_syn_recv(from);
-        }
         let old = c.expire;
         // DR/IPIP (input-only) entries in SYN_RECV get the half-open timeout: an index.
         let new = expiry_tick(now_ns, self.timeout_ns.of_conn(to, io));

@@ -115,6 +115,8 @@ impl LbEngine {
         if let Err(reason) = self.account(id, Direction::Inbound, &syn_view, now, DropReason::TcpNoConn) {
             return Verdict::Drop(reason);
         }
+        let half_open_ns = u64::from(self.conns.timeouts().half_open) * 1_000_000_000;
+        self.conns.set_expires_in(id, now, half_open_ns);
         let Some(&c) = self.conns.get(id) else { return Verdict::Drop(DropReason::TcpNoConn) };
         // The client's window field is scaled by its own shift; a SYN's is not.
         let shift = ts_opts.and_then(|o| o.wscale).unwrap_or(0).min(cookie::MAX_WSCALE);

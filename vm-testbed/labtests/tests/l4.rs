@@ -443,11 +443,9 @@ fn check_syn_proxy() -> Result<(), String> {
     Ok(())
 }
 
-/// The 20 MB transfer of the SYN-proxy variants, unless `RVS_L4_BYTES` says otherwise.
+/// The L4 suite, (a) to (e), with `syn_proxy = "always"`, then (f). The transfer is the
+/// suite's (`RVS_L4_BYTES`, one value per process: the expected hash is computed once).
 fn syn_proxy_suite(mode: Mode, workers: u32) {
-    if std::env::var_os("RVS_L4_BYTES").is_none() {
-        std::env::set_var("RVS_L4_BYTES", "20971520");
-    }
     l4_suite_with(mode, workers, &syn_proxy_config(mode, workers), " syn_proxy");
 }
 

@@ -52,6 +52,7 @@ use rvs_dataplane::mesh::MeshLinks;
 use rvs_dataplane::punt;
 use rvs_dataplane::service::SharedServices;
 use rvs_dataplane::stats::WorkerCounters;
+use rvs_dataplane::synproxy::cookie::CookieSecret;
 use rvs_dataplane::types::{PortId, VipConfig};
 use rvs_dataplane::wire::MacAddr as WireMac;
 use rvs_dataplane::worker::{PortConfig, StaticNeighbour, Worker, WorkerConfig};
@@ -417,6 +418,8 @@ pub fn run(config: &Config, text: &str, path: &Path) -> anyhow::Result<()> {
     let sync_config = config.ha.as_ref().and_then(|h| h.sync.clone());
     let (sync_links, sync_end) =
         rvs_dataplane::sync::sync_links(workers, rvs_dataplane::sync::DEFAULT_SYNC_RING_CAPACITY);
+    // One SYN-cookie secret for every worker of the process (rvs_dataplane::synproxy).
+    let cookie_secret = cookie_secret().context("reading the SYN-cookie secret from /dev/urandom")?;
     let mut sync_links = sync_links.into_iter();
     for (index, sync) in meshes.drain(..).enumerate() {
         let wc = worker_config(config, index, &macs);
@@ -425,7 +428,7 @@ pub fn run(config: &Config, text: &str, path: &Path) -> anyhow::Result<()> {
             .iter()
             .map(|p| p.port.queue(queue_id).with_context(|| format!("port `{}`: no queue for worker {index}", p.name)))
             .collect::<anyhow::Result<_>>()?;
-        let lb = LbEngine::new(index, workers, Arc::clone(&shared), lb_config(config));
+        let lb = LbEngine::new(index, workers, Arc::clone(&shared), lb_config(config, &cookie_secret));
         let links = redirects.next().context("redirect mesh has fewer ends than workers")?;
         let (handle, control) = control_link(CONTROL_QUEUE);
         handles.push(handle);
@@ -747,8 +750,17 @@ fn warn_unimplemented(config: &Config) {
     }
 }
 
-/// One worker's load-balancing sizes and timeouts.
-pub fn lb_config(config: &Config) -> LbConfig {
+/// 32 random bytes from the kernel's generator (what `getrandom(2)` reads), once per
+/// process: the key of the SYN cookies of every worker.
+pub fn cookie_secret() -> std::io::Result<CookieSecret> {
+    use std::io::Read;
+    let mut b = [0u8; 32];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut b)?;
+    Ok(CookieSecret::from_bytes(b))
+}
+
+/// One worker's load-balancing sizes and timeouts, with the process's SYN-cookie secret.
+pub fn lb_config(config: &Config, cookie_secret: &CookieSecret) -> LbConfig {
     LbConfig {
         conn_capacity: config.dataplane.conn_capacity as usize,
         timeouts: services::timeouts(config),
@@ -757,6 +769,7 @@ pub fn lb_config(config: &Config) -> LbConfig {
         // exposes them, Full-NAT replies that the NIC steers elsewhere are redirected.
         rss: None,
         local_addrs: services::local_addresses(config),
+        cookie_secret: cookie_secret.clone(),
     }
 }
 

@@ -4,7 +4,7 @@
 //! Contract:
 //! * Field names mirror the TOML names exactly (`protocol`, `address`, `port`,
 //!   `scheduler`, `persistence`, `persistence_netmask`, `allow`, `deny`, `maxconn`,
-//!   `client_rate`, `client_burst`,
+//!   `client_rate`, `client_burst`, `syn_proxy`,
 //!   `servers`; `address`, `port`,
 //!   `weight`, `forward`, `upper_threshold`, `lower_threshold`), so a service can be
 //!   moved between the file and the API without renaming anything.
@@ -119,6 +119,9 @@ pub struct ServiceView {
     /// Depth of each client's bucket (`client_rate` unless set; 0 without a rate).
     #[serde(default)]
     pub client_burst: u32,
+    /// The SYN-proxy mode in effect (`auto`, `always`, `off`; the default when unset).
+    #[serde(default)]
+    pub syn_proxy: String,
     /// The real servers, in configuration order.
     pub servers: Vec<ServerView>,
     /// Service-wide counters (absent in change lists).
@@ -141,6 +144,7 @@ impl ServiceView {
             maxconn: s.maxconn,
             client_rate: s.client_rate,
             client_burst: s.client_burst,
+            syn_proxy: s.syn_proxy_mode().name().to_string(),
             servers: s.servers.iter().map(ServerView::new).collect(),
             stats: None,
         }
@@ -181,6 +185,9 @@ pub struct ServiceBody {
     /// Per-client bucket depth (absent, or 0 with no rate: `client_rate`).
     #[serde(default)]
     pub client_burst: Option<i64>,
+    /// SYN proxy (`auto`, `always`, `off`; absent: the default for the service).
+    #[serde(default)]
+    pub syn_proxy: Option<String>,
     /// Real servers.
     #[serde(default)]
     pub servers: Vec<ServerBody>,
@@ -208,6 +215,7 @@ impl ServiceBody {
             client_rate: self.client_rate.filter(|&r| r != 0),
             // What GET shows for a service with no rate (0) reads as "absent".
             client_burst: self.client_burst.filter(|&b| b != 0 || self.client_rate.is_some_and(|r| r != 0)),
+            syn_proxy: self.syn_proxy.clone(),
             health: None,
             agent: None,
             sorry_server: None,
@@ -298,6 +306,9 @@ pub struct ServiceUpdate {
     /// New per-client bucket depth; `null` restores the default (`client_rate`).
     #[serde(default, deserialize_with = "double_option")]
     pub client_burst: Option<Option<i64>>,
+    /// New SYN-proxy mode; `null` restores the default.
+    #[serde(default, deserialize_with = "double_option")]
+    pub syn_proxy: Option<Option<String>>,
 }
 
 impl ServiceUpdate {
@@ -333,6 +344,9 @@ impl ServiceUpdate {
         }
         if let Some(b) = self.client_burst {
             s.client_burst = b;
+        }
+        if let Some(m) = &self.syn_proxy {
+            s.syn_proxy = m.clone();
         }
     }
 }

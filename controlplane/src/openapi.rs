@@ -54,6 +54,12 @@ fn client_burst(nullable: bool) -> Value {
         "description": "depth of each client's token bucket (new connections at once); default client_rate"})
 }
 
+/// `syn_proxy`.
+fn syn_proxy(nullable: bool) -> Value {
+    json!({"type": if nullable { json!(["string", "null"]) } else { json!("string") }, "enum": ["auto", "always", "off"],
+        "description": "SYN proxy with SYN cookies (NAT and Full-NAT TCP services): auto answers SYNs with cookies while a worker holds dataplane.syn_proxy_threshold half-open connections or more; default auto for TCP services whose servers are all NAT/Full-NAT, else off"})
+}
+
 fn schemas() -> Value {
     json!({
         "Error": {
@@ -109,6 +115,7 @@ fn schemas() -> Value {
                 "maxconn": maxconn(),
                 "client_rate": client_rate(),
                 "client_burst": client_burst(false),
+                "syn_proxy": syn_proxy(false),
                 "servers": {"type": "array", "items": {"$ref": "#/components/schemas/Server"}},
                 "stats": {"$ref": "#/components/schemas/ServiceTraffic", "readOnly": true}
             }
@@ -124,7 +131,8 @@ fn schemas() -> Value {
                 "deny": client_prefixes("replaces the deny list"),
                 "maxconn": maxconn(),
                 "client_rate": client_rate(),
-                "client_burst": client_burst(true)
+                "client_burst": client_burst(true),
+                "syn_proxy": syn_proxy(true)
             }
         },
         "ServerUpdate": {

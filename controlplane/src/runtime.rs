@@ -745,6 +745,7 @@ pub fn diff(old: &Config, new: &Config) -> Vec<Change> {
     if a.expire_nodest_conn != b.expire_nodest_conn {
         change("dataplane.expire_nodest_conn".into(), json!(a.expire_nodest_conn), json!(b.expire_nodest_conn));
     }
+    change("dataplane.syn_proxy_threshold".into(), json!(a.syn_proxy_threshold), json!(b.syn_proxy_threshold));
     for s in &old.services {
         let path = format!("service[{}]", service_name(s));
         let Some(t) = new.services.iter().find(|t| (t.protocol, t.address, t.port) == (s.protocol, s.address, s.port))
@@ -763,6 +764,7 @@ pub fn diff(old: &Config, new: &Config) -> Vec<Change> {
         change(format!("{path}.maxconn"), json!(vs.maxconn), json!(vt.maxconn));
         change(format!("{path}.client_rate"), json!(vs.client_rate), json!(vt.client_rate));
         change(format!("{path}.client_burst"), json!(vs.client_burst), json!(vt.client_burst));
+        change(format!("{path}.syn_proxy"), json!(vs.syn_proxy), json!(vt.syn_proxy));
         if s.health != t.health {
             change(format!("{path}.health"), json!(format!("{:?}", s.health)), json!(format!("{:?}", t.health)));
         }

@@ -37,9 +37,10 @@ use rvs_dataplane::admission::Admission;
 use rvs_dataplane::sched::{PersistTable, SchedParams, SchedShared};
 use rvs_dataplane::server::{RealServer, ServerStats};
 use rvs_dataplane::service::{Service as DpService, ServiceTable, TableIds, TableSettings};
+use rvs_dataplane::synproxy::SynProxyPolicy;
 use rvs_dataplane::types::{PortId, ServiceKey, Timeouts, VipConfig};
 
-use crate::config::Config;
+use crate::config::{Config, Service};
 use crate::health::state::{select, Effect, Selection};
 
 /// A server's place in the overlay: its service and its address and port.
@@ -166,6 +167,12 @@ pub fn vips(config: &Config) -> Vec<VipConfig> {
     vips
 }
 
+/// A service's SYN-proxy policy for the data path: its mode in effect and the
+/// `[dataplane] syn_proxy_threshold`.
+fn syn_proxy(config: &Config, s: &Service) -> SynProxyPolicy {
+    SynProxyPolicy { mode: s.syn_proxy_mode(), threshold: config.dataplane.syn_proxy_threshold }
+}
+
 /// The settings published with the services: timeouts, `expire_nodest_conn`, VIPs.
 pub fn settings(config: &Config) -> TableSettings {
     TableSettings {
@@ -287,6 +294,7 @@ pub fn build_with_health(
             local_addrs: locals.clone(),
             stats: old.map(|o| Arc::clone(&o.stats)).unwrap_or_else(|| Arc::new(ServerStats::new(workers))),
             admission: admission(s),
+            syn_proxy: syn_proxy(config, s),
         });
     }
     ServiceTable::with_ids(generation, services, table_ids, settings(config)).context("the service table")

@@ -1030,3 +1030,51 @@ async fn client_rate_applies_live_and_shows() {
     let table = srv.state.running().shared().load_full();
     assert_eq!((table.services()[0].admission.client_rate, table.services()[0].admission.client_burst), (7, 7));
 }
+
+/// `syn_proxy` through the service bodies and `PUT /v1/config`: the default in effect
+/// (auto for a NAT TCP service), changed live, `null` back to the default, refused with
+/// the field named for a DR server, shown and published.
+#[tokio::test]
+async fn syn_proxy_applies_live_and_shows() {
+    use rvs_dataplane::synproxy::SynProxyMode;
+    let srv = serve(CONFIG).await;
+    let (_, v) = call(&srv, "GET", SVC, None).await;
+    assert_eq!(v["syn_proxy"], "auto", "{v}");
+    assert_eq!(srv.state.running().shared().load_full().services()[0].syn_proxy.mode, SynProxyMode::Auto);
+
+    let (code, v) = call(&srv, "PUT", SVC, Some(r#"{"syn_proxy":"always"}"#)).await;
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(v["syn_proxy"], "always");
+    assert!(config_text(&srv).await.contains("syn_proxy = \"always\""));
+    assert_eq!(srv.state.running().shared().load_full().services()[0].syn_proxy.mode, SynProxyMode::Always);
+
+    let (code, v) = call(&srv, "PUT", SVC, Some(r#"{"syn_proxy":"sometimes"}"#)).await;
+    assert_eq!(code, 422, "{v}");
+    assert!(v["field"].as_str().is_some_and(|f| f.ends_with("syn_proxy")), "{v}");
+    assert_eq!(srv.state.running().shared().load_full().services()[0].syn_proxy.mode, SynProxyMode::Always);
+
+    let (code, v) = call(&srv, "PUT", SVC, Some(r#"{"syn_proxy":null}"#)).await;
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(v["syn_proxy"], "auto");
+    assert!(!config_text(&srv).await.contains("syn_proxy"));
+
+    // A new service with a DR server cannot be proxied.
+    let body = r#"{"protocol":"tcp","address":"10.10.0.101","port":80,"syn_proxy":"always",
+        "servers":[{"address":"10.20.0.11","forward":"dr"}]}"#;
+    let (code, v) = call(&srv, "POST", "/v1/services", Some(body)).await;
+    assert_eq!(code, 422, "{v}");
+    assert!(v["field"].as_str().is_some_and(|f| f.ends_with("syn_proxy")), "{v}");
+
+    let file = CONFIG.replacen("scheduler = \"wrr\"", "scheduler = \"wrr\"\nsyn_proxy = \"off\"", 1).replacen(
+        "[dataplane]",
+        "[dataplane]\nsyn_proxy_threshold = 64",
+        1,
+    );
+    let (code, v) = call(&srv, "PUT", "/v1/config", Some(&file)).await;
+    assert_eq!(code, 200, "{v}");
+    let paths: Vec<&str> = v["changes"].as_array().unwrap().iter().filter_map(|c| c["path"].as_str()).collect();
+    assert!(paths.contains(&"service[tcp/10.10.0.100/80].syn_proxy"), "{v}");
+    assert!(paths.contains(&"dataplane.syn_proxy_threshold"), "{v}");
+    let p = srv.state.running().shared().load_full().services()[0].syn_proxy;
+    assert_eq!((p.mode, p.threshold), (SynProxyMode::Off, 64));
+}

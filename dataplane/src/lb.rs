@@ -65,6 +65,8 @@ use crate::l2l3::{AddrKind, AddressBook, ResolvedNeighbours, RouteTable, Verdict
 use crate::sched::{new_scheduler, SchedInput, Scheduler};
 use crate::service::{ServiceTable, SharedServices};
 use crate::stats::{DropReason, WorkerCounters};
+use crate::synproxy::cookie::CookieSecret;
+use crate::synproxy::SynProxyMode;
 use crate::types::{ConnState, ForwardMode, L4Proto, PortId, ServerId, ServiceId, ServiceKey, Timeouts};
 use crate::view::L4View;
 use crate::wire::{EthernetFrame, Ipv4Packet, MacAddr};
@@ -75,7 +77,9 @@ use crate::xmit::tunnel::{self, TunnelError};
 use crate::xmit::{fullnat, nat, Endpoint};
 
 mod sync_engine;
+mod synproxy_engine;
 pub use sync_engine::{Installed, SyncRefused};
+use synproxy_engine::proxied_to_server;
 
 /// The key of service `svc_idx`'s buckets: its stable id (buckets stay with the service
 /// across table changes), or the index past the ids if the table has none.
@@ -111,6 +115,9 @@ pub struct LbConfig {
     /// Every Full-NAT local address any service may use (the ports'
     /// `local_addresses`); this worker owns its share of each one's ports.
     pub local_addrs: Vec<Ipv4Addr>,
+    /// The SYN-cookie secret, the same for every worker of the process
+    /// (`crate::synproxy::cookie`).
+    pub cookie_secret: CookieSecret,
 }
 
 /// What the engine needs from its worker for one packet: the tables it only reads and
@@ -187,6 +194,11 @@ pub struct LbEngine {
     icmp_limit: IcmpRateLimit,
     /// This worker's per-client token buckets (`client_rate`; crate::admission).
     rate: RateTable,
+    /// The SYN-cookie secret (crate::synproxy).
+    cookie_secret: CookieSecret,
+    /// When this worker last sent a SYN cookie; ACKs for unknown flows are checked as
+    /// cookies only within a cookie's lifetime of it.
+    last_cookie_ns: Option<u64>,
 }
 
 impl std::fmt::Debug for LbEngine {
@@ -221,6 +233,8 @@ impl LbEngine {
             icmp_limit: IcmpRateLimit::default(),
             // Keyed per worker so that one set of addresses does not collide everywhere.
             rate: RateTable::new(0x9e37_79b9_7f4a_7c15 ^ (worker as u64).wrapping_mul(0xd6e8_feb8_6659_fd93)),
+            cookie_secret: config.cookie_secret,
+            last_cookie_ns: None,
         };
         lb.rebuild_schedulers();
         lb
@@ -338,14 +352,46 @@ impl LbEngine {
         if owner != self.worker {
             return Verdict::Redirect { worker: owner };
         }
-        let (id, fresh) = match self.conns.lookup(&flow.key()) {
+        let mut found = self.conns.lookup(&flow.key());
+        if let Some((id, Direction::Inbound)) = found {
+            let flags = self.conns.get(id).map_or(ConnFlags::NONE, |c| c.flags);
+            if flags.contains(ConnFlags::SYNPROXY) {
+                if flow.is_syn() {
+                    // A new SYN on a proxied tuple: the client has moved on (port reuse
+                    // after a close, or it lost the connection); the old entry's offsets
+                    // would corrupt the new handshake, so it goes and the SYN starts over.
+                    self.drop_proxied(id);
+                    found = None;
+                } else if flags.contains(ConnFlags::SYNPROXY_PENDING) {
+                    return self.pending_inbound(id, flow);
+                }
+            }
+        }
+        let (id, fresh) = match found {
             Some((id, Direction::Inbound)) => (id, false),
             // The client → VIP tuple of one flow is the reply tuple of another: only a
             // client using a VIP as its source could cause it; treat it as unknown.
             Some((_, Direction::Reply)) => return Verdict::Drop(DropReason::ReplyNoConn),
             None => {
                 let key = ServiceKey { proto: flow.proto(), vip: flow.dst, port: flow.dport };
-                let Some((svc, _)) = self.snap.lookup(key) else { return Verdict::Drop(DropReason::L4NoService) };
+                let Some((svc, s)) = self.snap.lookup(key) else { return Verdict::Drop(DropReason::L4NoService) };
+                let policy = s.syn_proxy;
+                if flow.proto() == L4Proto::Tcp {
+                    if flow.is_syn() {
+                        // `auto` below its threshold: one comparison more per SYN.
+                        if policy.active(self.conns.syn_recv()) {
+                            let toa = s.servers.iter().any(|r| r.forward == ForwardMode::FullNat);
+                            return self.send_cookie(buf, flow, toa, env, now);
+                        }
+                    } else {
+                        let ack_only = flow.flags.is_some_and(|f| f.ack() && !f.syn() && !f.rst());
+                        if ack_only && policy.mode != SynProxyMode::Off && self.cookies_recent(now) {
+                            return self.accept_cookie(svc, buf, flow, env, now);
+                        }
+                        // IPVS's rule: only a SYN opens a TCP connection.
+                        return Verdict::Drop(DropReason::TcpNoConn);
+                    }
+                }
                 match self.new_conn(svc, flow, env, now) {
                     Ok(id) => (id, true),
                     Err(reason) => return Verdict::Drop(reason),
@@ -365,6 +411,10 @@ impl LbEngine {
         let Some(&c) = self.conns.get(id) else { return Verdict::Drop(DropReason::TcpNoConn) };
         if let Some(v) = self.ttl(buf, flow.layout().ip_end(), env, now, || c.vip) {
             return v;
+        }
+        if c.flags.contains(ConnFlags::SYNPROXY) {
+            // Out of line: one flag test on the established path of other connections.
+            proxied_to_server(buf, flow, &c);
         }
         let server = Endpoint::new(c.server, c.sport);
         let Some((port, to_server)) = self.hop_to_server(id, &c, env) else {
@@ -440,17 +490,16 @@ impl LbEngine {
             // packet caches the answer.
             return Some((hop.port, Verdict::Route { port: hop.port, next_hop }));
         };
-        if let Some(e) = self.conns.get_mut(id) {
+        if let Some(e) = self.conns.get_mut(id).filter(|e| !e.flags.contains(ConnFlags::SYNPROXY)) {
+            // A SYN-proxied entry's `hop` holds its offsets (Conn::synproxy_offsets).
             e.hop = CachedHop { mac: mac.0, port: hop.port, generation: env.neigh_generation };
         }
         Some((hop.port, Verdict::Forward { port: hop.port, mac }))
     }
 
     /// Schedules and records a new connection for `flow` on service `svc`.
+    /// TCP callers pass a SYN, or the ACK of a valid SYN cookie.
     fn new_conn(&mut self, svc_idx: u32, flow: &L4View, env: &LbEnv<'_>, now: u64) -> Result<ConnId, DropReason> {
-        if flow.proto() == L4Proto::Tcp && !flow.is_syn() {
-            return Err(DropReason::TcpNoConn);
-        }
         let snap = Arc::clone(&self.snap);
         let svc = snap.get(svc_idx).ok_or(DropReason::L4NoService)?;
         // Only new flows are admitted or refused (crate::admission): established flows
@@ -623,6 +672,12 @@ impl LbEngine {
         };
         if let Some(v) = self.ttl(buf, flow.layout().ip_end(), env, now, our_addr) {
             return v;
+        }
+        if c.flags.contains(ConnFlags::SYNPROXY) {
+            // Out of line: one flag test on the established path of other connections.
+            if let Some(v) = self.proxied_reply(id, &c, buf, flow, env) {
+                return v;
+            }
         }
         let vip = Endpoint::new(c.vip, c.vport);
         match c.forward {

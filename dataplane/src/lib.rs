@@ -47,6 +47,7 @@ pub mod server;
 pub mod service;
 pub mod stats;
 pub mod sync;
+pub mod synproxy;
 pub mod types;
 pub mod view;
 pub mod wire;

@@ -17,6 +17,7 @@ use crate::l2l3::IpHasherBuilder;
 use crate::sched::{PersistTable, SchedShared};
 use crate::server::{RealServer, ServerStats};
 use crate::sync::PersistRecord;
+use crate::synproxy::SynProxyPolicy;
 use crate::types::{L4Proto, SchedulerKind, ServerId, ServiceId, ServiceKey, Timeouts, VipConfig};
 
 /// One virtual service in a snapshot: its servers, its scheduler's shared tables, its
@@ -43,6 +44,9 @@ pub struct Service {
     /// Which new flows the service admits: client allow/deny prefixes and `maxconn`
     /// (see [`crate::admission`]).
     pub admission: Admission,
+    /// Whether SYNs are answered with SYN cookies (NAT and Full-NAT TCP services; see
+    /// [`crate::synproxy`]). Ignored for UDP and for DR/IPIP servers.
+    pub syn_proxy: SynProxyPolicy,
 }
 
 /// Why a persistence record from the peer was not installed

@@ -109,6 +109,12 @@ drop_reasons! {
     /// A TCP segment other than a SYN for a flow with no connection (IPVS creates
     /// connections from SYNs only).
     TcpNoConn => "tcp_no_conn", "TCP segment other than a SYN for no known connection";
+    /// An ACK for no connection on a SYN-proxy service whose acknowledgement is no valid
+    /// SYN cookie (forged, another flow's, or older than the cookie lifetime).
+    SynProxyBadCookie => "syn_proxy_bad_cookie", "ACK for no connection whose SYN cookie is invalid or expired (SYN proxy)";
+    /// A client segment of a SYN-proxied connection whose server has not answered yet
+    /// (the client's window is still closed; typically a zero-window probe).
+    SynProxyPending => "syn_proxy_pending", "client segment before the real server answered the proxied SYN";
     /// A packet to a Full-NAT local address that matches no connection.
     ReplyNoConn => "reply_no_conn", "packet to a Full-NAT local address matching no connection";
     /// A new flow from a client the service's `allow`/`deny` lists refuse (existing
@@ -396,6 +402,14 @@ worker_counters! {
     /// DR and IPIP only (their replies bypass rvs); `conn_table_full` counts the SYNs for
     /// which no half-open entry was left.
     half_open_evicted: Counter "rvs_worker_half_open_evicted_total", "Half-open connections (SYN seen, handshake not completed) evicted from the full table to make room for a new SYN.";
+    /// SYN proxy (crate::synproxy): SYNs answered with a cookie instead of a connection.
+    syn_proxy_cookies_sent: Counter "rvs_worker_syn_proxy_cookies_sent_total", "SYNs answered with a SYN cookie (SYN proxy).";
+    /// Each opened a connection and sent a SYN to a real server.
+    syn_proxy_valid_acks: Counter "rvs_worker_syn_proxy_valid_acks_total", "ACKs with a valid SYN cookie that opened a proxied connection.";
+    /// The server's SYN-ACK arrived: the client's window was opened.
+    syn_proxy_handshakes: Counter "rvs_worker_syn_proxy_handshakes_total", "Proxied connections whose real server answered the SYN (handshake completed).";
+    /// The client got a RST in its place.
+    syn_proxy_server_refused: Counter "rvs_worker_syn_proxy_server_refused_total", "Proxied SYNs the real server refused with a RST.";
     /// Each may have let that client open up to `client_burst` more (crate::admission).
     client_rate_replaced: Counter "rvs_worker_client_rate_replaced_total", "Per-client rate buckets still limiting a client, replaced by another client's (the bucket table's set was full).";
     /// Set at each timer run.

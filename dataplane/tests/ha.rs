@@ -216,6 +216,7 @@ fn a_vip_added_live_takes_its_group() {
         local_addrs: s.local_addrs.clone(),
         stats: Arc::new(ServerStats::new(1)),
         admission: Default::default(),
+        syn_proxy: Default::default(),
     };
     let settings = TableSettings {
         timeouts: None,

@@ -55,6 +55,7 @@ fn republish(shared: &SharedServices, generation: u64, servers: &[(u32, Rs)], se
         local_addrs: svc.local_addrs.clone(),
         stats: Arc::clone(&svc.stats),
         admission: Default::default(),
+        syn_proxy: Default::default(),
     };
     let ids = TableIds {
         services: vec![old.service_id(0).expect("id")],
@@ -193,6 +194,7 @@ fn timeouts_and_vips_change_with_the_table() {
             local_addrs: s.local_addrs.clone(),
             stats: Arc::new(ServerStats::new(1)),
             admission: Default::default(),
+            syn_proxy: Default::default(),
         }
     };
     let settings = TableSettings {

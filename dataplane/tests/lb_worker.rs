@@ -903,6 +903,7 @@ fn cached_next_hop_follows_the_neighbour_table() {
             port_mtu: vec![1500, 1500],
             rss: None,
             local_addrs: vec![LOCAL_IP, LOCAL_IP2],
+            cookie_secret: rvs_dataplane::synproxy::cookie::CookieSecret::from_bytes([7; 32]),
         },
     );
     let w = Worker::new(&config, queues(), MemPool::new(), NeighSync::none()).expect("valid config");
@@ -949,6 +950,7 @@ fn republish(shared: &SharedServices, generation: u64, admission: Admission) {
         local_addrs: s.local_addrs.clone(),
         stats: Arc::clone(&s.stats),
         admission,
+        syn_proxy: Default::default(),
     };
     shared.store(Arc::new(ServiceTable::new(generation, vec![next]).expect("table")));
 }

@@ -233,6 +233,7 @@ pub(crate) fn build_worker(
         local_addrs: locals.clone(),
         stats: Arc::new(ServerStats::new(1)),
         admission: Default::default(),
+        syn_proxy: Default::default(),
     };
     let table = ServiceTable::new(1, vec![service]).map_err(setup_err)?;
     let lb = LbEngine::new(
@@ -245,6 +246,7 @@ pub(crate) fn build_worker(
             port_mtu: vec![DEFAULT_MTU; config.ports.len()],
             rss: None,
             local_addrs: locals,
+            cookie_secret: rvs_dataplane::synproxy::cookie::CookieSecret::from_bytes([7; 32]),
         },
     );
     let queues = vec![MemQueue::new(frames::FRONT_MAC), MemQueue::new(frames::BACK_MAC)];

@@ -87,6 +87,10 @@ pub struct DataplaneFile {
     /// at its next packet, which is dropped.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expire_nodest_conn: Option<bool>,
+    /// Half-open TCP connections per worker at or above which `syn_proxy = "auto"`
+    /// services answer SYNs with cookies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub syn_proxy_threshold: Option<i64>,
 }
 
 /// `[[port]]`.
@@ -188,6 +192,10 @@ pub struct ServiceFile {
     /// Depth of each client's bucket (new connections at once); absent = `client_rate`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_burst: Option<i64>,
+    /// SYN proxy: `"auto"`, `"always"` or `"off"`; absent = `"auto"` for TCP services
+    /// whose servers are all NAT or Full-NAT, `"off"` otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub syn_proxy: Option<String>,
     /// `[service.health]`: how real servers are probed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health: Option<HealthFile>,

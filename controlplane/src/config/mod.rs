@@ -28,6 +28,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use ipnet::{IpNet, Ipv4Net};
+use rvs_dataplane::synproxy::SynProxyMode;
 use serde::Serialize;
 
 pub use file::ConfigFile;
@@ -296,6 +297,9 @@ pub struct Dataplane {
     /// IPVS's `expire_nodest_conn`: drop (and remove) the connections of a deleted real
     /// server at their next packet instead of forwarding them until they expire.
     pub expire_nodest_conn: bool,
+    /// Half-open TCP connections per worker at or above which `syn_proxy = "auto"`
+    /// services answer SYNs with cookies (`rvs_dataplane::synproxy`).
+    pub syn_proxy_threshold: u32,
 }
 
 impl Dataplane {
@@ -472,6 +476,8 @@ pub struct Service {
     /// Depth of each client's bucket: the configured `client_burst`, or `client_rate`
     /// when absent; 0 when there is no rate.
     pub client_burst: u32,
+    /// The configured SYN-proxy mode; `None`: the default ([`Service::syn_proxy_mode`]).
+    pub syn_proxy: Option<SynProxyMode>,
     /// Health checking, if any.
     pub health: Option<Health>,
     /// Agent checking, if any.
@@ -480,6 +486,26 @@ pub struct Service {
     pub sorry_server: Option<SocketAddrV4>,
     /// Real servers.
     pub servers: Vec<Server>,
+}
+
+impl Service {
+    /// Whether the service can be SYN-proxied: TCP, and every server NAT or Full-NAT
+    /// (the proxy rewrites both directions, so replies must come back through rvs).
+    pub fn syn_proxy_capable(&self) -> bool {
+        self.protocol == L4Proto::Tcp
+            && self.servers.iter().all(|s| matches!(s.forward, Forward::Nat | Forward::FullNat))
+    }
+
+    /// The SYN-proxy mode in effect: the configured one, else `auto` for a capable
+    /// service (issue 14: on by default above the half-open threshold) and `off` for
+    /// the others.
+    pub fn syn_proxy_mode(&self) -> SynProxyMode {
+        match self.syn_proxy {
+            Some(m) => m,
+            None if self.syn_proxy_capable() => SynProxyMode::Auto,
+            None => SynProxyMode::Off,
+        }
+    }
 }
 
 /// What a health probe does.

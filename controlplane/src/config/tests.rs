@@ -282,6 +282,7 @@ fn eal_lcore_detection() {
         udp_timeout: Duration::ZERO,
         half_open_timeout: Duration::ZERO,
         expire_nodest_conn: false,
+        syn_proxy_threshold: 1000,
     };
     assert!(!dp(&["--in-memory", "--log-level=7", "--no-huge"]).eal_sets_lcores());
     assert!(dp(&["-l", "2-3"]).eal_sets_lcores());
@@ -876,5 +877,65 @@ fn client_rate_and_burst_parse_default_round_trip_and_name_their_errors() {
         assert_eq!(e.errors.len(), 1, "{extra}: {e}");
         assert!(e.names(field), "{extra}: {e}");
         assert!(e.errors[0].message.contains(says), "{extra}: {e}");
+    }
+}
+
+/// `syn_proxy` and `dataplane.syn_proxy_threshold`: the default is `auto` for a TCP
+/// service whose servers are all NAT/Full-NAT and `off` otherwise; explicit modes round
+/// trip; DR/IPIP servers and UDP refuse `auto`/`always` naming `service[i].syn_proxy`.
+#[test]
+fn syn_proxy_defaults_round_trips_and_names_its_errors() {
+    use rvs_dataplane::synproxy::{SynProxyMode, DEFAULT_THRESHOLD};
+    let with = |extra: &str| SKETCH.replacen("persistence = \"300s\"", &format!("persistence = \"300s\"\n{extra}"), 1);
+    let c = Config::from_toml(SKETCH).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.services[0].syn_proxy, None);
+    assert_eq!(c.services[0].syn_proxy_mode(), SynProxyMode::Auto, "NAT TCP service: auto by default");
+    assert_eq!(c.dataplane.syn_proxy_threshold, DEFAULT_THRESHOLD);
+    // A DR server makes the default off.
+    let dr = SKETCH.replacen("forward = \"nat\"", "forward = \"dr\"", 1);
+    let c = Config::from_toml(&dr).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.services[0].syn_proxy_mode(), SynProxyMode::Off);
+    for (word, mode) in [("always", SynProxyMode::Always), ("off", SynProxyMode::Off), ("auto", SynProxyMode::Auto)] {
+        let text = with(&format!("syn_proxy = \"{word}\""));
+        let c = Config::from_toml(&text).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.services[0].syn_proxy, Some(mode));
+        let again = toml::to_string(&parse_toml(&text).unwrap()).unwrap();
+        assert!(again.contains(&format!("syn_proxy = \"{word}\"")), "{again}");
+        assert_eq!(Config::from_toml(&again).unwrap(), c);
+    }
+    let t = SKETCH.replacen("[dataplane]", "[dataplane]\nsyn_proxy_threshold = 64", 1);
+    assert_eq!(Config::from_toml(&t).unwrap_or_else(|e| panic!("{e}")).dataplane.syn_proxy_threshold, 64);
+    let cases: Vec<(String, &str, &str)> = vec![
+        (with("syn_proxy = \"sometimes\""), "service[0].syn_proxy", "not a SYN-proxy mode"),
+        (
+            with("syn_proxy = \"always\"").replacen("forward = \"nat\"", "forward = \"dr\"", 1),
+            "service[0].syn_proxy",
+            "is dr",
+        ),
+        (
+            with("syn_proxy = \"auto\"").replacen("forward = \"nat\"", "forward = \"tunnel\"", 1),
+            "service[0].syn_proxy",
+            "NAT or Full-NAT",
+        ),
+        (
+            with("syn_proxy = \"always\"").replacen("protocol = \"tcp\"", "protocol = \"udp\"", 1),
+            "service[0].syn_proxy",
+            "TCP services only",
+        ),
+        (
+            SKETCH.replacen("[dataplane]", "[dataplane]\nsyn_proxy_threshold = 0", 1),
+            "dataplane.syn_proxy_threshold",
+            "between 1 and",
+        ),
+    ];
+    for (text, field, says) in cases {
+        let e = Config::from_toml(&text).expect_err(field);
+        assert!(e.names(field), "{field}: {e}");
+        assert!(e.errors.iter().any(|x| x.message.contains(says)), "{field}: {e}");
+    }
+    // `off` is accepted anywhere.
+    let udp_off = with("syn_proxy = \"off\"").replacen("protocol = \"tcp\"", "protocol = \"udp\"", 1);
+    if let Err(e) = Config::from_toml(&udp_off) {
+        assert!(!e.names("service[0].syn_proxy"), "{e}");
     }
 }

@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use ipnet::{IpNet, Ipv4Net};
+use rvs_dataplane::synproxy::SynProxyMode;
 use rvs_dataplane::worker::MAX_PORTS;
 
 use super::file::{AgentFile, ConfigFile, HaFile, HaInstanceFile, HealthFile, ServerFile, ServiceFile, StatusFile};
@@ -217,7 +218,18 @@ impl Checker {
         let udp_timeout = timeout("dataplane.udp_timeout", dp.udp_timeout.as_deref(), defaults::UDP_TIMEOUT);
         let half_open_timeout =
             timeout("dataplane.half_open_timeout", dp.half_open_timeout.as_deref(), defaults::HALF_OPEN_TIMEOUT);
+        let syn_proxy_threshold = match dp.syn_proxy_threshold {
+            None => Some(rvs_dataplane::synproxy::DEFAULT_THRESHOLD),
+            Some(n) => self.int_in(
+                "dataplane.syn_proxy_threshold",
+                n,
+                1,
+                i64::from(defaults::MAX_CONN_CAPACITY),
+                " half-open connections per worker (at or above it, syn_proxy = \"auto\" services answer SYNs with cookies)",
+            ),
+        };
         Some(Dataplane {
+            syn_proxy_threshold: syn_proxy_threshold?,
             expire_nodest_conn: dp.expire_nodest_conn.unwrap_or(false),
             conn_capacity: conn_capacity?,
             probe_ports: probe_ports?,
@@ -629,7 +641,42 @@ impl Checker {
         if servers.len() != s.servers.len() {
             return None;
         }
+        let syn_proxy = match s.syn_proxy.as_deref() {
+            None => Some(None),
+            Some("off") => Some(Some(SynProxyMode::Off)),
+            Some(word @ ("auto" | "always")) => {
+                let mode = if word == "auto" { SynProxyMode::Auto } else { SynProxyMode::Always };
+                let not_nat = servers.iter().position(|r| !matches!(r.forward, Forward::Nat | Forward::FullNat));
+                if protocol == Some(L4Proto::Udp) {
+                    self.err(
+                        at("syn_proxy"),
+                        format!("\"{word}\" applies to TCP services only (SYN cookies); remove it or set \"off\""),
+                    );
+                    None
+                } else if let Some(k) = not_nat {
+                    self.err(
+                        at("syn_proxy"),
+                        format!(
+                            "\"{word}\" needs every server in NAT or Full-NAT (the proxy rewrites both directions), \
+                             but server[{k}] is {}; set syn_proxy = \"off\" or change its forward",
+                            servers[k].forward.name()
+                        ),
+                    );
+                    None
+                } else {
+                    Some(Some(mode))
+                }
+            }
+            Some(other) => {
+                self.err(
+                    at("syn_proxy"),
+                    format!("`{other}` is not a SYN-proxy mode; use \"auto\", \"always\" or \"off\""),
+                );
+                None
+            }
+        };
         Some(Service {
+            syn_proxy: syn_proxy?,
             protocol: protocol?,
             address: address?,
             port: port?,

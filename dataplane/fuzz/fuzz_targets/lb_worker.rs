@@ -21,6 +21,8 @@
 //! * `1..=4`: a client's segment to the VIP: service, client, client port, TCP flags,
 //!   payload length (u16 mod 1500: tunnel mode must answer "fragmentation needed" for big
 //!   DF packets), DF/TTL byte, then edits.
+//!   A client ACK (no SYN) to the SYN-proxy services (:81 always, :82 auto) carries the
+//!   acknowledgement of a valid cookie, so proxied connections are opened and run.
 //! * `5`: a server's reply to connection `n` of the table (to the client for NAT, to the
 //!   local address and port for Full-NAT), flags, payload length, then edits.
 //! * `6`: an ICMP error (type/code from the input) about connection `n`: from the router on
@@ -46,6 +48,8 @@ use rvs_dataplane::mesh::MeshLinks;
 use rvs_dataplane::sched::{SchedParams, SchedShared};
 use rvs_dataplane::server::{RealServer, ServerStats};
 use rvs_dataplane::service::{share, Service, ServiceTable};
+use rvs_dataplane::synproxy::cookie::{minute_count, CookieSecret, CookieTuple};
+use rvs_dataplane::synproxy::SynProxyPolicy;
 use rvs_dataplane::types::{ForwardMode, L4Proto, PortId, SchedulerKind, ServiceKey, Timeouts, VipConfig};
 use rvs_dataplane::wire::MacAddr;
 use rvs_dataplane::worker::{PortConfig, StaticNeighbour, Worker, WorkerConfig};
@@ -150,6 +154,14 @@ fn worker() -> MemWorker {
         .iter()
         .zip(sched)
         .map(|(&(proto, port, scheduler, servers), sched)| Service {
+            // The SYN proxy on the NAT service (always) and the Full-NAT one (auto, over
+            // 4 half-open entries: reachable with this table), so that cookies, cookie
+            // ACKs (bad ones, mostly) and the mode switch get fuzzed.
+            syn_proxy: match port {
+                81 => SynProxyPolicy::ALWAYS,
+                82 => SynProxyPolicy::auto(4),
+                _ => SynProxyPolicy::OFF,
+            },
             key: ServiceKey { proto, vip: VIP, port },
             scheduler,
             sched: Arc::clone(sched),
@@ -168,11 +180,20 @@ fn worker() -> MemWorker {
         port_mtu: vec![1500, 1500],
         rss: None,
         local_addrs: LOCALS.to_vec(),
+        cookie_secret: secret(),
     };
     let queues = vec![MemQueue::new(FRONT_MAC), MemQueue::new(BACK_MAC)];
     Worker::new(&config, queues, MemPool::new(), NeighSync::none())
         .expect("valid config")
         .with_lb(LbEngine::new(0, 1, shared, lb), MeshLinks::none())
+}
+
+/// The sequence number of every TCP segment the harness builds.
+const CLIENT_SEQ: u32 = 0x1000_0000;
+
+/// The workers' SYN-cookie secret (fixed, so the harness can answer cookies).
+fn secret() -> CookieSecret {
+    CookieSecret::from_bytes([7; 32])
 }
 
 /// The fuzz input as a stream of bytes; zeros once exhausted.
@@ -235,6 +256,7 @@ fn segment(
     (src, sport): (Ipv4Addr, u16),
     (dst, dport): (Ipv4Addr, u16),
     flags: u8,
+    ack: u32,
     len: usize,
     ttl: u8,
     df: bool,
@@ -244,8 +266,8 @@ fn segment(
     s.extend_from_slice(&dport.to_be_bytes());
     let number = match proto {
         Tcp => {
-            s.extend_from_slice(&0x1000_0000u32.to_be_bytes());
-            s.extend_from_slice(&0x5000_0000u32.to_be_bytes());
+            s.extend_from_slice(&CLIENT_SEQ.to_be_bytes());
+            s.extend_from_slice(&ack.to_be_bytes());
             // A SYN carries Linux's options (MSS 1460, SACK, timestamps, window scale).
             let opts: &[u8] = if flags & 0x02 != 0 {
                 &[2, 4, 5, 0xb4, 4, 2, 8, 10, 0, 0, 0x12, 0x34, 0, 0, 0, 0, 1, 3, 3, 7]
@@ -397,13 +419,21 @@ fuzz_target!(|data: &[u8]| {
                 let len = usize::from(r.u16() % 1500);
                 let dt = r.u8();
                 let mac = if client == CLIENT_IP { CLIENT_MAC } else { ROUTER_MAC };
-                let ip = segment(proto, (client, cport), (VIP, vport), flags, len, 1 + (dt & 0x7f), dt & 0x80 == 0);
+                // A client ACK to a SYN-proxy service answers the cookie rvs would have sent
+                // (the harness knows the secret), so proxied connections get opened.
+                let ack = if flags & 0x12 == 0x10 && matches!(vport, 81 | 82) {
+                    let t = CookieTuple { client, cport, vip: VIP, vport };
+                    secret().isn(&t, CLIENT_SEQ.wrapping_sub(1), minute_count(now), 3).wrapping_add(1)
+                } else {
+                    0x5000_0000
+                };
+                let ip = segment(proto, (client, cport), (VIP, vport), flags, ack, len, 1 + (dt & 0x7f), dt & 0x80 == 0);
                 Some((FRONT, edit(&mut r, eth(FRONT_MAC, mac, &ip))))
             }
             5 => {
                 let (n, flags, len) = (r.u8(), r.u8(), usize::from(r.u16() % 1500));
                 conn(&w, n).map(|c| {
-                    let ip = segment(c.proto, (c.server, c.sport), reply_to(&c), flags, len, 64, true);
+                    let ip = segment(c.proto, (c.server, c.sport), reply_to(&c), flags, 0x5000_0000, len, 64, true);
                     (BACK, edit(&mut r, eth(BACK_MAC, server_mac(&c), &ip)))
                 })
             }
@@ -412,12 +442,12 @@ fuzz_target!(|data: &[u8]| {
                 conn(&w, n).map(|c| {
                     let (port, f) = if from_server {
                         // The server's side says the packet rvs forwarded to it failed.
-                        let quoted = segment(c.proto, reply_to(&c), (c.server, c.sport), 0x10, 0, 60, true);
+                        let quoted = segment(c.proto, reply_to(&c), (c.server, c.sport), 0x10, 0x5000_0000, 0, 60, true);
                         let ip = icmp_error(c.server, reply_to(&c).0, ty, code, &quoted);
                         (BACK, eth(BACK_MAC, server_mac(&c), &ip))
                     } else {
                         // A router on the client's path says the VIP's packet did not fit.
-                        let quoted = segment(c.proto, (c.vip, c.vport), (c.client, c.cport), 0x10, 0, 63, true);
+                        let quoted = segment(c.proto, (c.vip, c.vport), (c.client, c.cport), 0x10, 0x5000_0000, 0, 63, true);
                         (FRONT, eth(FRONT_MAC, ROUTER_MAC, &icmp_error(ROUTER_IP, c.vip, ty, code, &quoted)))
                     };
                     (port, edit(&mut r, f))

@@ -120,6 +120,14 @@ impl ConnFlags {
     /// packet here since (cleared by [`ConnTable::on_packet`]): the periodic refresh does
     /// not send such an entry back to the peer it came from.
     pub const SYNCED: ConnFlags = ConnFlags(1 << 3);
+    /// The connection was opened by the SYN proxy (`crate::synproxy`): its server's
+    /// sequence numbers and timestamps are translated with [`Conn::synproxy_offsets`],
+    /// and `hop` holds those offsets instead of a cached next hop.
+    pub const SYNPROXY: ConnFlags = ConnFlags(1 << 4);
+    /// SYN proxy: the SYN went to the server, its SYN-ACK has not come back yet (the
+    /// offsets are then the cookie's ISN and timestamp). The engine gives such an entry
+    /// the short half-open timeout.
+    pub const SYNPROXY_PENDING: ConnFlags = ConnFlags(1 << 5);
 
     /// The raw bits.
     pub const fn bits(self) -> u16 {
@@ -212,8 +220,13 @@ pub struct Conn {
     /// Flag bits.
     pub flags: ConnFlags,
     /// Next hop towards the server, filled and checked by the L4 engine (not part of the
-    /// key; starts empty).
+    /// key; starts empty). A SYN-proxied connection ([`ConnFlags::SYNPROXY`]) keeps its
+    /// sequence and timestamp offsets here instead (see [`Conn::synproxy_offsets`]) and
+    /// never caches a hop: its `generation` stays 0, which matches no neighbour table.
     pub hop: CachedHop,
+    /// SYN proxy: how windows are rescaled (`crate::synproxy::WindowRewrite` bits); 0
+    /// for other connections. Lives in what was padding: the entry stays 64 bytes.
+    pub synproxy_ws: u8,
     /// Whether the slab slot holds a table entry (false for free slots and for a `Conn`
     /// not yet inserted).
     live: bool,
@@ -248,6 +261,7 @@ impl Conn {
             state: ConnState::initial(inbound.proto),
             flags: ConnFlags::NONE,
             hop: CachedHop::default(),
+            synproxy_ws: 0,
             live: false,
             expire: 0,
             next: 0,
@@ -267,6 +281,29 @@ impl Conn {
         self.service_id = service_id;
         self.server_id = server_id;
         self
+    }
+
+    /// SYN proxy: the sequence offset (server ISN minus cookie ISN) and the timestamp
+    /// offset (server's first TSval minus the cookie's), or while
+    /// [`ConnFlags::SYNPROXY_PENDING`] the cookie ISN and cookie TSval themselves.
+    /// Stored in the 8 bytes of `hop.mac` and `hop.port` (the cache is unused for these
+    /// connections), so the entry does not grow. Meaningless without
+    /// [`ConnFlags::SYNPROXY`].
+    pub fn synproxy_offsets(&self) -> (u32, u32) {
+        let m = self.hop.mac;
+        let seq = u32::from_ne_bytes([m[0], m[1], m[2], m[3]]);
+        let p = self.hop.port.0.to_ne_bytes();
+        (seq, u32::from_ne_bytes([m[4], m[5], p[0], p[1]]))
+    }
+
+    /// Sets what [`Conn::synproxy_offsets`] returns (and leaves `hop.generation` at 0).
+    pub fn set_synproxy_offsets(&mut self, seq: u32, ts: u32) {
+        let (s, t) = (seq.to_ne_bytes(), ts.to_ne_bytes());
+        self.hop = CachedHop {
+            mac: [s[0], s[1], s[2], s[3], t[0], t[1]],
+            port: PortId(u16::from_ne_bytes([t[2], t[3]])),
+            generation: 0,
+        };
     }
 
     /// Nanoseconds from `now_ns` until the entry's timeout (0 when due), to the wheel's

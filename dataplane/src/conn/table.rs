@@ -194,6 +194,8 @@ pub struct ConnTable {
     /// DR/IPIP TCP entries in creation order, for half-open eviction (see
     /// [`ConnTable::evict_half_open`]): a ring of `capacity` records.
     half_open: HalfOpenRing,
+    /// TCP entries in SYN_RECV now, any forwarding mode ([`ConnTable::syn_recv`]).
+    syn_recv: usize,
 }
 
 /// One record of the half-open ring: an entry's slab index and a tag of its inbound key
@@ -284,6 +286,12 @@ fn input_only(c: &Conn) -> bool {
     matches!(c.forward, ForwardMode::Dr | ForwardMode::Tunnel) && !c.flags.contains(ConnFlags::REPLY_SEEN)
 }
 
+/// 1 for a TCP SYN_RECV state, else 0 (the [`ConnTable::syn_recv`] count).
+#[inline]
+fn is_syn_recv(s: ConnState) -> usize {
+    usize::from(s == ConnState::Tcp(TcpState::SynRecv))
+}
+
 impl ConnTable {
     /// A table for `capacity` connections (clamped to [`MAX_CAPACITY`]) with these
     /// timeouts and a random hash seed. Allocates and touches all its memory now
@@ -344,6 +352,7 @@ impl ConnTable {
             started: false,
             pending: NIL,
             half_open: HalfOpenRing { recs: ring, head: 0, len: 0 },
+            syn_recv: 0,
         };
         t.set_timeouts(timeouts);
         Ok(t)
@@ -483,6 +492,7 @@ impl ConnTable {
         conn.expire = expiry_tick(now_ns, self.timeout_of(conn.state));
         self.conns[idx as usize] = conn;
         self.len += 1;
+        self.syn_recv += is_syn_recv(conn.state);
         self.index_put(ih, idx << 1);
         if let Some(rh) = reply {
             self.index_put(rh, (idx << 1) | 1);
@@ -539,7 +549,11 @@ impl ConnTable {
         let (to, io) = match (from, tcp_flags) {
             (ConnState::Tcp(s), Some(f)) => {
                 let io = input_only(c);
-                (ConnState::Tcp(super::next_tcp_state(s, dir, f, io)), io && dir == Direction::Inbound)
+                let t = super::next_tcp_state(s, dir, f, io);
+                // The SYN_RECV count, branch-free: two compares and two adds.
+                let sr = TcpState::SynRecv;
+                self.syn_recv = self.syn_recv + usize::from(t == sr) - usize::from(s == sr);
+                (ConnState::Tcp(t), io && dir == Direction::Inbound)
             }
             _ => (from, false),
         };
@@ -563,6 +577,23 @@ impl ConnTable {
             self.link(idx, new);
         }
         StateChange { from, to }
+    }
+
+    /// TCP entries in SYN_RECV now, in any forwarding mode: the half-open count the SYN
+    /// proxy's `auto` mode compares with its threshold (`crate::synproxy`). Kept up to
+    /// date by every insert, state change and removal, so reading it costs nothing.
+    #[inline]
+    pub fn syn_recv(&self) -> usize {
+        self.syn_recv
+    }
+
+    /// Sets the state of entry `id` without a packet (connection sync installs the
+    /// peer's state), keeping [`ConnTable::syn_recv`] right. A stale `id` changes nothing.
+    pub fn set_state(&mut self, id: ConnId, state: ConnState) {
+        let Some(c) = self.conns.get_mut(id.index()).filter(|c| c.live) else { return };
+        let from = c.state;
+        c.state = state;
+        self.syn_recv = self.syn_recv + is_syn_recv(state) - is_syn_recv(from);
     }
 
     /// Removes and returns the oldest half-open entry (a DR or IPIP TCP connection in
@@ -780,6 +811,7 @@ impl ConnTable {
         let c = &mut self.conns[idx as usize];
         c.live = false;
         c.next = self.free_head;
+        self.syn_recv -= is_syn_recv(c.state);
         self.free_head = idx;
         self.len -= 1;
     }

@@ -346,6 +346,7 @@ impl<B> NeighbourTable<B> {
 
     /// Finds the MAC for sending `pkt` to neighbour `ip` on `port`; parks the packet when
     /// the neighbour is not resolved yet. See [`Resolve`].
+    #[inline]
     pub fn resolve(&mut self, ip: Ipv4Addr, port: PortId, pkt: B, now: u64) -> Resolve<B> {
         let retry_ns = self.retry_ns;
         if let Some(e) = self.entry_mut(ip) {

@@ -105,6 +105,10 @@ impl LbEngine {
     #[inline(never)]
     pub(super) fn sync_conn(&self, id: ConnId, now: u64, counters: &WorkerCounters, toa_done: bool) {
         let (Some(s), Some(c)) = (&self.sync, self.conns.get(id)) else { return };
+        if c.flags.contains(ConnFlags::SYNPROXY) {
+            // Not synced: see `push`.
+            return;
+        }
         let mut rec = ConnRecord::from_conn(c, now);
         if toa_done {
             rec.flags &= !ConnFlags::TOA_PENDING.bits();
@@ -205,9 +209,9 @@ impl LbEngine {
         let left_ns = u64::from(rec.expires_in_ms) * 1_000_000;
         match self.conns.lookup(&key) {
             Some((id, Direction::Inbound)) => {
+                let Some(from) = self.conns.get(id).map(|c| c.state) else { return Err(SyncRefused::Clash) };
+                self.conns.set_state(id, rec.state);
                 let Some(c) = self.conns.get_mut(id) else { return Err(SyncRefused::Clash) };
-                let from = c.state;
-                c.state = rec.state;
                 c.flags = ConnFlags::from_bits((c.flags.bits() & !RECORD_FLAGS.bits()) | flags.bits());
                 let (svc_id, srv_id) = (c.service_id, c.server_id);
                 self.conns.set_expires_in(id, now, left_ns);
@@ -260,7 +264,15 @@ impl LbEngine {
 }
 
 /// Pushes the record of `c`, counting it sent or lost.
+///
+/// SYN-proxied connections ([`ConnFlags::SYNPROXY`]) are not sent: their sequence and
+/// timestamp offsets are not part of the record format, and a peer that installed one
+/// without them would forward segments the client and the server both reject. After a
+/// takeover such flows are reset by the peer (`tcp_no_conn`) and their clients reconnect.
 fn push(link: &SyncLink, c: &Conn, now: u64, counters: &WorkerCounters) {
+    if c.flags.contains(ConnFlags::SYNPROXY) {
+        return;
+    }
     count(link.push(SyncRecord::Conn(ConnRecord::from_conn(c, now))), counters);
 }
 

@@ -109,6 +109,7 @@ pub fn service(
         local_addrs: vec![LOCAL_IP, LOCAL_IP2],
         stats: Arc::new(ServerStats::new(workers)),
         admission: Default::default(),
+        syn_proxy: Default::default(),
     }
 }
 
@@ -159,6 +160,7 @@ pub fn lb_workers(shared: &SharedServices, n: usize, opts: &LbOpts) -> Vec<MemWo
                 port_mtu: opts.port_mtu.clone(),
                 rss: None,
                 local_addrs: vec![LOCAL_IP, LOCAL_IP2],
+                cookie_secret: rvs_dataplane::synproxy::cookie::CookieSecret::from_bytes([7; 32]),
             };
             let engine = LbEngine::new(i, n, Arc::clone(shared), config);
             Worker::new(&lb_worker_config(i, n), queues(), MemPool::new(), sync)

@@ -9,8 +9,15 @@
 //!   SYNs get in.
 //! - `nat_client_rate`: NAT with `client_rate` on the service: the flooding address is held
 //!   to its rate (`client_rate_limited`) and cannot fill the table.
-//! - `nat_undefended`: NAT without `client_rate`, the figure without a defence (it is not
-//!   asserted to pass the 99 %; it prints what a user without the limit gets).
+//! - `nat_undefended`: NAT without `client_rate` and with `syn_proxy = "off"`, the figure
+//!   without a defence (it is not asserted to pass the 99 %; it prints what a user without
+//!   the limit gets).
+//! - `nat_syn_proxy_rand_source`, `fullnat_syn_proxy_rand_source`: `hping3 --rand-source`
+//!   (every SYN from another address, so per-client limits cannot help) at a NAT and a
+//!   Full-NAT service with the default `syn_proxy = "auto"`: once a worker holds
+//!   `syn_proxy_threshold` half-open entries, SYNs get cookies and no entry; every curl
+//!   must succeed, `conn_table_full` must stay 0 and `syn_proxy_cookies_sent` must show
+//!   the flood answered with cookies.
 //!
 //! Each prints the figures: curls ok/failed, rvsd's drops by reason, `half_open_evicted`.
 //! `FLOOD_RATE_US` sets hping3's interval in microseconds (default 10: up to 100,000 SYNs
@@ -41,6 +48,12 @@ struct Figures {
 /// Runs the flood against rvsd started with `config` (a variant in the run folder) and
 /// real servers for `mode`; returns the curls' results and prints the figures.
 fn flood_case(name: &str, mode: Mode, config: &std::path::Path) -> Figures {
+    flood_case_from(name, mode, config, &format!("-a {FLOODER}")).0
+}
+
+/// [`flood_case`] with hping3's source arguments `source` (`-a ADDR` or `--rand-source`);
+/// also returns rvsd's status after the flood.
+fn flood_case_from(name: &str, mode: Mode, config: &std::path::Path, source: &str) -> (Figures, serde_json::Value) {
     let mut lab = Lab::up_without_lb();
     lab.start_lb("lb1", Some(config));
     lab.start_real_servers(mode);
@@ -55,7 +68,7 @@ fn flood_case(name: &str, mode: Mode, config: &std::path::Path) -> Figures {
     let interval = std::env::var("FLOOD_RATE_US").ok().and_then(|v| v.parse::<u32>().ok()).unwrap_or(10);
     let rate = if interval == 0 { "--flood".to_string() } else { format!("-i u{interval}") };
     let secs = FLOOD.as_secs();
-    let flood_cmd = format!("timeout {secs} hping3 -q -S -p 80 {rate} -a {FLOODER} {VIP} >/dev/null 2>&1");
+    let flood_cmd = format!("timeout {secs} hping3 -q -S -p 80 {rate} {source} {VIP} >/dev/null 2>&1");
     let mut flood = Command::new("ip")
         .args(["netns", "exec", CLIENT, "sh", "-c", &flood_cmd])
         .stdout(Stdio::null())
@@ -89,7 +102,7 @@ fn flood_case(name: &str, mode: Mode, config: &std::path::Path) -> Figures {
     );
     println!("{name}: half_open_evicted {}", worker_counter(&st, "half_open_evicted"));
     drop(lab);
-    Figures { ok, failed }
+    (Figures { ok, failed }, st)
 }
 
 fn assert_held(name: &str, f: &Figures) {
@@ -127,7 +140,9 @@ fn dr_half_open_eviction() {
 #[test]
 #[ignore = "needs root, the netns lab and hping3 (vm-testbed/setup-host.sh)"]
 fn nat_client_rate() {
-    let cfg = config(Mode::Nat, "client_rate = 1000\nclient_burst = 1000", "flood-nat-rate.toml");
+    // The SYN proxy off: with the default `auto` the flooder's SYNs would get cookies
+    // before admission, and this test is about the rate limit.
+    let cfg = config(Mode::Nat, "client_rate = 1000\nclient_burst = 1000\nsyn_proxy = \"off\"", "flood-nat-rate.toml");
     let f = flood_case("nat+client_rate", Mode::Nat, &cfg);
     assert_held("nat+client_rate", &f);
 }
@@ -135,5 +150,37 @@ fn nat_client_rate() {
 #[test]
 #[ignore = "needs root, the netns lab and hping3; prints the figure without a defence"]
 fn nat_undefended() {
-    flood_case("nat undefended", Mode::Nat, &config(Mode::Nat, "", "flood-nat.toml"));
+    flood_case("nat undefended", Mode::Nat, &config(Mode::Nat, "syn_proxy = \"off\"", "flood-nat.toml"));
+}
+
+/// A `--rand-source` flood at `mode`'s :80 service with the default SYN proxy (`auto`):
+/// see the module docs.
+fn syn_proxy_rand_source(name: &str, mode: Mode) {
+    let cfg = config(mode, "", &format!("flood-{}-synproxy.toml", mode.name()));
+    let (f, st) = flood_case_from(name, mode, &cfg, "--rand-source");
+    let (cookies, acks, done) = (
+        worker_counter(&st, "syn_proxy_cookies_sent"),
+        worker_counter(&st, "syn_proxy_valid_acks"),
+        worker_counter(&st, "syn_proxy_handshakes"),
+    );
+    println!(
+        "{name}: syn_proxy cookies {cookies} valid ACKs {acks} handshakes {done} bad cookies {}",
+        drop_count(&st, "syn_proxy_bad_cookie")
+    );
+    assert!(f.ok + f.failed >= 20, "{name}: only {} curls ran", f.ok + f.failed);
+    assert_eq!(f.failed, 0, "{name}: {} of {} curls failed", f.failed, f.ok + f.failed);
+    assert_eq!(drop_count(&st, "conn_table_full"), 0, "{name}: the table filled");
+    assert!(cookies > 10_000, "{name}: only {cookies} cookies: the flood was not answered with cookies");
+}
+
+#[test]
+#[ignore = "needs root, the netns lab and hping3 (vm-testbed/setup-host.sh)"]
+fn nat_syn_proxy_rand_source() {
+    syn_proxy_rand_source("nat+syn_proxy", Mode::Nat);
+}
+
+#[test]
+#[ignore = "needs root, the netns lab and hping3 (vm-testbed/setup-host.sh)"]
+fn fullnat_syn_proxy_rand_source() {
+    syn_proxy_rand_source("fullnat+syn_proxy", Mode::FullNat);
 }

@@ -363,10 +363,16 @@ fn check_status(mode: Mode, seen: &Seen) -> Result<(), String> {
 
 /// Runs (a) to (e) for `mode` with `workers` workers; see the module's docs.
 fn l4_suite(mode: Mode, workers: u32) {
+    l4_suite_with(mode, workers, &mode.config(workers), "");
+}
+
+/// Runs (a) to (e) for `mode` with `workers` workers and rvsd started with `config`;
+/// `what` names the variant in messages.
+fn l4_suite_with(mode: Mode, workers: u32, config: &std::path::Path, what: &str) {
     let started = Instant::now();
     let mut lab = Lab::up_without_lb();
     lab.start_real_servers(mode);
-    lab.start_lb("lb1", Some(&mode.config(workers)));
+    lab.start_lb("lb1", Some(config));
 
     // The first request also waits for ARP on both sides; without forwarding, stop here.
     let url = format!("http://{VIP}/");
@@ -396,8 +402,63 @@ fn l4_suite(mode: Mode, workers: u32) {
     let t0 = Instant::now();
     step("e: status", check_status(mode, &seen), t0);
 
-    eprintln!("l4 {} {workers}w: {:.1} s", mode.name(), started.elapsed().as_secs_f64());
-    assert!(failures.is_empty(), "{} with {workers} worker(s):\n{}", mode.name(), failures.join("\n"));
+    if !what.is_empty() {
+        let t0 = Instant::now();
+        step(what, check_syn_proxy(), t0);
+    }
+    eprintln!("l4 {} {workers}w{what}: {:.1} s", mode.name(), started.elapsed().as_secs_f64());
+    assert!(failures.is_empty(), "{}{what} with {workers} worker(s):\n{}", mode.name(), failures.join("\n"));
+}
+
+/// The mode's config with `syn_proxy = "always"` on every TCP service.
+fn syn_proxy_config(mode: Mode, workers: u32) -> std::path::PathBuf {
+    let path = mode.config(workers);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert!(text.contains("protocol = \"tcp\""), "{} has no TCP service", path.display());
+    let text = text.replace("protocol = \"tcp\"", "protocol = \"tcp\"\nsyn_proxy = \"always\"");
+    std::fs::create_dir_all(run_dir()).expect("create vm-testbed/run");
+    let out = run_dir().join(format!("l4-{}-{workers}w-synproxy.toml", mode.name()));
+    std::fs::write(&out, text).expect("write the syn_proxy config");
+    out
+}
+
+/// (f) with `syn_proxy = "always"`: every connection went through a cookie; rvsd counted
+/// cookies, valid ACKs and completed server handshakes, and no bad cookie.
+fn check_syn_proxy() -> Result<(), String> {
+    let st = status();
+    let (cookies, acks, done) = (
+        worker_counter(&st, "syn_proxy_cookies_sent"),
+        worker_counter(&st, "syn_proxy_valid_acks"),
+        worker_counter(&st, "syn_proxy_handshakes"),
+    );
+    let bad = drop_count(&st, "syn_proxy_bad_cookie");
+    eprintln!("  syn proxy: cookies {cookies}, valid ACKs {acks}, server handshakes {done}, bad cookies {bad}");
+    // (a) alone opens 120 connections; the transfers and the peer check more.
+    if cookies < 120 || acks < 120 || done < 120 {
+        return Err(format!("too few proxied connections: cookies {cookies}, ACKs {acks}, handshakes {done}"));
+    }
+    if bad != 0 {
+        return Err(format!("{bad} bad cookies from legitimate clients"));
+    }
+    Ok(())
+}
+
+/// The L4 suite, (a) to (e), with `syn_proxy = "always"`, then (f). The transfer is the
+/// suite's (`RVS_L4_BYTES`, one value per process: the expected hash is computed once).
+fn syn_proxy_suite(mode: Mode, workers: u32) {
+    l4_suite_with(mode, workers, &syn_proxy_config(mode, workers), " syn_proxy");
+}
+
+#[test]
+#[ignore = "needs root, the lab and rvsd with L4 forwarding: run vm-testbed/test.sh"]
+fn l4_nat_syn_proxy_1w() {
+    syn_proxy_suite(Mode::Nat, 1);
+}
+
+#[test]
+#[ignore = "needs root, the lab and rvsd with L4 forwarding: run vm-testbed/test.sh"]
+fn l4_fullnat_syn_proxy_2w() {
+    syn_proxy_suite(Mode::FullNat, 2);
 }
 
 #[test]

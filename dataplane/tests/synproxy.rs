@@ -1,0 +1,443 @@
+//! The SYN proxy end to end through a worker on the in-memory driver (see
+//! `rvs_dataplane::synproxy`): the cookie SYN-ACK, the ACK that opens the flow and the
+//! SYN it becomes, the server's SYN-ACK turned into the client's window update, the ACK
+//! rvs sends a server that retransmits its SYN-ACK, sequence/timestamp/SACK/window
+//! translation both ways, NAT and Full-NAT (with TOA), bad and expired cookies, client
+//! retransmissions and server refusals during the server handshake, and `auto` mode
+//! switching on and off with the half-open count.
+//!
+//! Every output frame is compared byte for byte with one built independently
+//! (`common::l4::Seg`, checksums computed in full) and its checksums recomputed
+//! (`assert_checksums`); the cookie value itself comes from the codec, whose own tests
+//! pin it to SipHash's published vector.
+
+mod common;
+
+use common::l4::*;
+use common::*;
+use rvs_dataplane::service::SharedServices;
+use rvs_dataplane::synproxy::cookie::{CookieSecret, CookieTuple};
+use rvs_dataplane::synproxy::SynProxyPolicy;
+use rvs_dataplane::types::{ConnState, ForwardMode, L4Proto, SchedulerKind, TcpState};
+
+use ForwardMode::{FullNat, Nat};
+
+const CPORT: u16 = 40001;
+const CISN: u32 = 0x1000_0000;
+const SISN: u32 = 0x5000_0000;
+/// 5 s after the clock's start: cookie minute 0, timestamp clock 5000 ms.
+const T0: u64 = 5_000_000_000;
+/// The cookie TSval for wscale 7 + SACK at clock 5000: (5000 & !63) | 0b010111 = 5015,
+/// ahead of the clock, so one 64-step back.
+const COOKIE_TS: u32 = 4951;
+const SERVER_TS: u32 = 777_777;
+
+fn secret() -> CookieSecret {
+    CookieSecret::from_bytes([7; 32])
+}
+
+fn cookie(cport: u16, cisn: u32, minute: u32) -> u32 {
+    let t = CookieTuple { client: CLIENT_IP, cport, vip: VIP, vport: 80 };
+    secret().isn(&t, cisn, minute, 3)
+}
+
+fn proxied(policy: SynProxyPolicy, forward: ForwardMode) -> SharedServices {
+    let mut s = service(1, L4Proto::Tcp, 80, SchedulerKind::Rr, &[rs(RS1, 80, 1, forward)], None);
+    s.syn_proxy = policy;
+    publish(vec![s])
+}
+
+fn ts(tsval: u32, tsecr: u32) -> [u8; 10] {
+    let (v, e) = (tsval.to_be_bytes(), tsecr.to_be_bytes());
+    [8, 10, v[0], v[1], v[2], v[3], e[0], e[1], e[2], e[3]]
+}
+
+/// Linux's SYN options: MSS, SACK_PERM, TS, NOP, WSCALE.
+fn syn_opts(mss: u16, tsval: u32, tsecr: u32, ws: u8) -> Vec<u8> {
+    let m = mss.to_be_bytes();
+    let mut o = vec![2, 4, m[0], m[1], 4, 2];
+    o.extend_from_slice(&ts(tsval, tsecr));
+    o.extend_from_slice(&[1, 3, 3, ws]);
+    o
+}
+
+fn ts_opts(tsval: u32, tsecr: u32) -> Vec<u8> {
+    let mut o = vec![1, 1];
+    o.extend_from_slice(&ts(tsval, tsecr));
+    o
+}
+
+fn with_window(mut s: Seg, w: u16) -> Seg {
+    s.window = w;
+    s
+}
+
+/// The frame of a segment rvs builds itself, to the client: not padded to 60 bytes (the
+/// NIC pads on transmit).
+fn own_to_client(s: &Seg) -> Vec<u8> {
+    s.to_client()[..14 + s.ip().len()].to_vec()
+}
+
+/// A segment rvs builds itself: TTL 64, IP id 0, DF.
+fn own(s: Seg) -> Seg {
+    s.ttl(64).ident(0).df(true)
+}
+
+/// The client's SYN and the cookie SYN-ACK it must get; returns the cookie.
+fn handshake_with_rvs(ws: &mut [MemWorker], cport: u16, now: u64) -> u32 {
+    handshake_advertising(ws, cport, now, 1460)
+}
+
+/// [`handshake_with_rvs`] where rvs advertises MSS `mss`.
+fn handshake_advertising(ws: &mut [MemWorker], cport: u16, now: u64, mss: u16) -> u32 {
+    let syn = Seg::tcp(CLIENT_IP, cport, VIP, 80, SYN).seq(CISN).options(&syn_opts(1460, 1000, 0, 7));
+    let (front, back) = send_to(ws, 0, FRONT, &syn.by_client(), now);
+    assert!(back.is_empty(), "no SYN to a server before the cookie is answered");
+    let k = cookie(cport, CISN, 0);
+    let want = own(with_window(
+        Seg::tcp(VIP, 80, CLIENT_IP, cport, SYN | ACK).seq(k).ack(CISN + 1).options(&syn_opts(mss, COOKIE_TS, 1000, 7)),
+        0,
+    ));
+    let got = only(front, "cookie SYN-ACK");
+    assert_frame(&got, &want.to_client(), "cookie SYN-ACK");
+    assert_checksums(&got);
+    assert_eq!(ws[0].lb().expect("engine").conns().len(), 0, "a cookie creates no connection");
+    k
+}
+
+/// The client's ACK of cookie `k`, as the client sends it (window 502, scaled by 7).
+fn cookie_ack(cport: u16, k: u32) -> Seg {
+    with_window(
+        Seg::tcp(CLIENT_IP, cport, VIP, 80, ACK)
+            .seq(CISN + 1)
+            .ack(k.wrapping_add(1))
+            .options(&ts_opts(1010, COOKIE_TS)),
+        502,
+    )
+}
+
+/// The SYN the server must get for the client's ACK, from `from`.
+fn server_syn(from: (std::net::Ipv4Addr, u16), extra: &[u8]) -> Seg {
+    let mut o = extra.to_vec();
+    o.extend_from_slice(&syn_opts(1460, 1010, 0, 7));
+    own(with_window(Seg::tcp(from.0, from.1, RS1, 80, SYN).seq(CISN).options(&o), 64256))
+}
+
+fn server_syn_ack(to: (std::net::Ipv4Addr, u16)) -> Seg {
+    with_window(
+        Seg::tcp(RS1, 80, to.0, to.1, SYN | ACK).seq(SISN).ack(CISN + 1).options(&syn_opts(1460, SERVER_TS, 1010, 9)),
+        65160,
+    )
+}
+
+#[test]
+fn nat_proxied_connection_golden_packets_both_ways() {
+    let shared = proxied(SynProxyPolicy::ALWAYS, Nat);
+    let mut ws = vec![lb_worker(&shared)];
+    let k = handshake_with_rvs(&mut ws, CPORT, T0);
+
+    // The cookie ACK opens the connection and becomes the server's SYN (client address
+    // kept: NAT), with the client's options recovered from cookie and timestamp.
+    let (front, back) = send_to(&mut ws, 0, FRONT, &cookie_ack(CPORT, k).by_client(), T0 + 1);
+    assert!(front.is_empty());
+    let got = only(back, "SYN to the server");
+    assert_frame(&got, &server_syn((CLIENT_IP, CPORT), &[]).to_server(RS1_MAC), "SYN to the server");
+    assert_checksums(&got);
+
+    // A retransmission of the client's ACK (or a probe) meanwhile: dropped, no second
+    // connection.
+    let (front, back) = send_to(&mut ws, 0, FRONT, &cookie_ack(CPORT, k).by_client(), T0 + 2);
+    assert!(front.is_empty() && back.is_empty());
+    assert_eq!(ws[0].lb().expect("engine").conns().len(), 1);
+
+    // The server's SYN-ACK opens the client's window: 65160 bytes in rvs's shift 7.
+    let (front, back) = send_to(&mut ws, 0, BACK, &server_syn_ack((CLIENT_IP, CPORT)).by_server(RS1_MAC), T0 + 3);
+    assert!(back.is_empty());
+    let want = own(with_window(
+        Seg::tcp(VIP, 80, CLIENT_IP, CPORT, ACK)
+            .seq(k.wrapping_add(1))
+            .ack(CISN + 1)
+            .options(&ts_opts(COOKIE_TS, 1010)),
+        510,
+    ));
+    let got = only(front, "window update");
+    assert_frame(&got, &want.to_client(), "window update to the client");
+    assert_checksums(&got);
+
+    // Client data: its acknowledgement and TSecr move into the server's spaces, which
+    // also completes the server's handshake.
+    let data = with_window(
+        Seg::tcp(CLIENT_IP, CPORT, VIP, 80, PSH | ACK)
+            .seq(CISN + 1)
+            .ack(k.wrapping_add(1))
+            .options(&ts_opts(1020, COOKIE_TS))
+            .data(b"GET"),
+        502,
+    );
+    let (_, back) = send_to(&mut ws, 0, FRONT, &data.by_client(), T0 + 4);
+    let want =
+        data.clone().addrs((CLIENT_IP, CPORT), (RS1, 80)).ack(SISN + 1).options(&ts_opts(1020, SERVER_TS)).ttl(60);
+    let got = only(back, "client data");
+    assert_frame(&got, &want.to_server(RS1_MAC), "client data to the server");
+    assert_checksums(&got);
+    assert_eq!(
+        ws[0].lb().expect("engine").conns().iter().map(|(_, c)| c.state).collect::<Vec<_>>(),
+        [ConnState::Tcp(TcpState::Established)]
+    );
+
+    // Server data: sequence and TSval back into the client's view, window from the
+    // server's shift 9 into rvs's 7 (500 << 2).
+    let reply = with_window(
+        Seg::tcp(RS1, 80, CLIENT_IP, CPORT, PSH | ACK)
+            .seq(SISN + 1)
+            .ack(CISN + 4)
+            .options(&ts_opts(SERVER_TS + 23, 1020))
+            .data(b"HTTP/1.0 200"),
+        500,
+    );
+    let (front, _) = send_to(&mut ws, 0, BACK, &reply.by_server(RS1_MAC), T0 + 5);
+    let want = with_window(
+        reply
+            .clone()
+            .addrs((VIP, 80), (CLIENT_IP, CPORT))
+            .seq(k.wrapping_add(1))
+            .options(&ts_opts(COOKIE_TS + 23, 1020)),
+        2000,
+    )
+    .ttl(60);
+    let got = only(front, "server data");
+    assert_frame(&got, &want.to_client(), "server data to the client");
+    assert_checksums(&got);
+
+    // A client SACK block (an odd-aligned option list: one NOP before the timestamp)
+    // moves into the server's sequence space.
+    let edge = |x: u32| x.to_be_bytes();
+    let sack_opts = |base: u32, tsecr: u32| {
+        let mut o = vec![1];
+        o.extend_from_slice(&ts(1030, tsecr));
+        o.extend_from_slice(&[1, 5, 10]);
+        o.extend_from_slice(&edge(base.wrapping_add(100)));
+        o.extend_from_slice(&edge(base.wrapping_add(200)));
+        o.extend_from_slice(&[0, 0]);
+        o
+    };
+    let sack = with_window(
+        Seg::tcp(CLIENT_IP, CPORT, VIP, 80, ACK)
+            .seq(CISN + 4)
+            .ack(k.wrapping_add(13))
+            .options(&sack_opts(k, COOKIE_TS + 23)),
+        502,
+    );
+    let (_, back) = send_to(&mut ws, 0, FRONT, &sack.by_client(), T0 + 6);
+    let want = sack
+        .clone()
+        .addrs((CLIENT_IP, CPORT), (RS1, 80))
+        .ack(SISN + 13)
+        .options(&sack_opts(SISN, SERVER_TS + 23))
+        .ttl(60);
+    let got = only(back, "client SACK");
+    assert_frame(&got, &want.to_server(RS1_MAC), "SACK translated");
+    assert_checksums(&got);
+
+    // A retransmitted server SYN-ACK is answered with the ACK of its handshake, never
+    // forwarded to the client.
+    let (front, back) = send_to(&mut ws, 0, BACK, &server_syn_ack((CLIENT_IP, CPORT)).by_server(RS1_MAC), T0 + 7);
+    assert!(front.is_empty());
+    let want = own(with_window(
+        Seg::tcp(CLIENT_IP, CPORT, RS1, 80, ACK).seq(CISN + 1).ack(SISN + 1).options(&ts_opts(1010, SERVER_TS)),
+        65160,
+    ));
+    let got = only(back, "ACK to the server");
+    assert_frame(&got, &want.to_server(RS1_MAC), "ACK completing the server's handshake");
+    assert_checksums(&got);
+
+    let s = snapshot(&ws[0]);
+    assert_eq!(
+        (s.syn_proxy_cookies_sent, s.syn_proxy_valid_acks, s.syn_proxy_handshakes, s.syn_proxy_server_refused),
+        (1, 1, 1, 0)
+    );
+    assert_eq!(drops_of(&ws[0]), [("syn_proxy_pending", 1)]);
+    assert_accounting_all(&ws);
+}
+
+#[test]
+fn fullnat_proxied_connection_carries_the_toa_on_syn_and_first_data() {
+    let shared = proxied(SynProxyPolicy::ALWAYS, FullNat);
+    let mut ws = vec![lb_worker(&shared)];
+    // The advertised MSS leaves room for the TOA a full-size first segment may carry.
+    let k = handshake_advertising(&mut ws, CPORT, T0, 1452);
+    let (_, back) = send_to(&mut ws, 0, FRONT, &cookie_ack(CPORT, k).by_client(), T0 + 1);
+    let got = only(back, "SYN to the server");
+    let s = seen(&got);
+    let local = (s.src, s.sport);
+    assert!(s.src == LOCAL_IP || s.src == LOCAL_IP2, "from a local address: {s:?}");
+    let toa = toa_option(CLIENT_IP, CPORT);
+    assert_frame(&got, &server_syn(local, &toa).to_server(RS1_MAC), "SYN with TOA first");
+    assert_checksums(&got);
+
+    let (front, _) = send_to(&mut ws, 0, BACK, &server_syn_ack(local).by_server(RS1_MAC), T0 + 2);
+    let got = only(front, "window update");
+    assert_eq!(seen(&got).src, VIP);
+    assert_checksums(&got);
+
+    // The first client data segment completes the server's handshake: it carries the TOA.
+    let data = with_window(
+        Seg::tcp(CLIENT_IP, CPORT, VIP, 80, PSH | ACK)
+            .seq(CISN + 1)
+            .ack(k.wrapping_add(1))
+            .options(&ts_opts(1020, COOKIE_TS))
+            .data(b"GET"),
+        502,
+    );
+    let (_, back) = send_to(&mut ws, 0, FRONT, &data.by_client(), T0 + 3);
+    let mut o = toa.clone();
+    o.extend_from_slice(&ts_opts(1020, SERVER_TS));
+    let want = data.clone().addrs(local, (RS1, 80)).ack(SISN + 1).options(&o).ttl(60);
+    let got = only(back, "first data");
+    assert_frame(&got, &want.to_server(RS1_MAC), "first data with TOA");
+    assert_checksums(&got);
+    // Later segments go without it.
+    let more = data.clone().seq(CISN + 4).data(b"/");
+    let (_, back) = send_to(&mut ws, 0, FRONT, &more.by_client(), T0 + 4);
+    let want = more.clone().addrs(local, (RS1, 80)).ack(SISN + 1).options(&ts_opts(1020, SERVER_TS)).ttl(60);
+    assert_frame(&only(back, "second data"), &want.to_server(RS1_MAC), "no TOA after the handshake");
+    assert_accounting_all(&ws);
+}
+
+#[test]
+fn bad_and_expired_cookies_are_dropped_and_counted() {
+    let shared = proxied(SynProxyPolicy::ALWAYS, Nat);
+    let mut ws = vec![lb_worker(&shared)];
+    let k = handshake_with_rvs(&mut ws, CPORT, T0);
+    // Another client port, or a wrong client ISN, or a guessed acknowledgement.
+    for (cport, seq, ack) in [(CPORT + 1, CISN + 1, k + 1), (CPORT, CISN + 0x1000, k + 1), (CPORT, CISN + 1, k + 2)] {
+        let bad = Seg::tcp(CLIENT_IP, cport, VIP, 80, ACK).seq(seq).ack(ack);
+        let (front, back) = send_to(&mut ws, 0, FRONT, &bad.by_client(), T0 + 1);
+        assert!(front.is_empty() && back.is_empty(), "{cport} {seq:x} {ack:x}");
+    }
+    assert_eq!(drops_of(&ws[0]), [("syn_proxy_bad_cookie", 3)]);
+    // Three minutes later (another SYN keeps cookies in use) the first cookie expired.
+    let later = T0 + 180_000_000_000;
+    let syn = Seg::tcp(CLIENT_IP, CPORT + 7, VIP, 80, SYN).seq(CISN);
+    send_to(&mut ws, 0, FRONT, &syn.by_client(), later);
+    let (_, back) = send_to(&mut ws, 0, FRONT, &cookie_ack(CPORT, k).by_client(), later + 1);
+    assert!(back.is_empty());
+    assert_eq!(drops_of(&ws[0]), [("syn_proxy_bad_cookie", 4)]);
+    assert_eq!(ws[0].lb().expect("engine").conns().len(), 0);
+    assert_accounting_all(&ws);
+}
+
+#[test]
+fn server_rst_during_the_handshake_resets_the_client_and_frees_the_entry() {
+    let shared = proxied(SynProxyPolicy::ALWAYS, Nat);
+    let mut ws = vec![lb_worker(&shared)];
+    let k = handshake_with_rvs(&mut ws, CPORT, T0);
+    send_to(&mut ws, 0, FRONT, &cookie_ack(CPORT, k).by_client(), T0 + 1);
+    let rst = Seg::tcp(RS1, 80, CLIENT_IP, CPORT, RST | ACK).seq(0).ack(CISN + 1);
+    let (front, back) = send_to(&mut ws, 0, BACK, &rst.by_server(RS1_MAC), T0 + 2);
+    assert!(back.is_empty());
+    let want = own(with_window(Seg::tcp(VIP, 80, CLIENT_IP, CPORT, RST).seq(k.wrapping_add(1)), 0));
+    let got = only(front, "RST to the client");
+    assert_frame(&got, &own_to_client(&want), "RST to the client");
+    assert_eq!(ws[0].lb().expect("engine").conns().len(), 0);
+    assert_eq!(snapshot(&ws[0]).syn_proxy_server_refused, 1);
+    assert_accounting_all(&ws);
+}
+
+#[test]
+fn unanswered_server_syn_expires_with_the_half_open_timeout() {
+    let shared = proxied(SynProxyPolicy::ALWAYS, Nat);
+    let mut ws = vec![lb_worker(&shared)];
+    let k = handshake_with_rvs(&mut ws, CPORT, T0);
+    send_to(&mut ws, 0, FRONT, &cookie_ack(CPORT, k).by_client(), T0 + 1);
+    assert_eq!(ws[0].lb().expect("engine").conns().len(), 1);
+    // Half-open timeout (5 s by default) plus a wheel tick: gone, no leak.
+    poll_all(&mut ws, T0 + 6_000_000_000);
+    assert_eq!(ws[0].lb().expect("engine").conns().len(), 0);
+    // The client's next probe with the same cookie (still valid) opens a new attempt.
+    let (_, back) = send_to(&mut ws, 0, FRONT, &cookie_ack(CPORT, k).by_client(), T0 + 7_000_000_000);
+    assert_frame(&only(back, "new SYN"), &server_syn((CLIENT_IP, CPORT), &[]).to_server(RS1_MAC), "SYN again");
+}
+
+#[test]
+fn client_without_timestamps_gets_neither_scaling_nor_sack() {
+    let shared = proxied(SynProxyPolicy::ALWAYS, Nat);
+    let mut ws = vec![lb_worker(&shared)];
+    let syn = Seg::tcp(CLIENT_IP, CPORT, VIP, 80, SYN).seq(CISN).options(&[2, 4, 0x05, 0x14, 1, 1, 4, 2, 1, 3, 3, 7]);
+    let (front, _) = send_to(&mut ws, 0, FRONT, &syn.by_client(), T0);
+    let t = CookieTuple { client: CLIENT_IP, cport: CPORT, vip: VIP, vport: 80 };
+    // MSS 1300 is table entry 1.
+    let k = secret().isn(&t, CISN, 0, 1);
+    let want = own(with_window(
+        Seg::tcp(VIP, 80, CLIENT_IP, CPORT, SYN | ACK).seq(k).ack(CISN + 1).options(&[2, 4, 0x05, 0xb4]),
+        0,
+    ));
+    assert_frame(&only(front, "SYN-ACK"), &own_to_client(&want), "MSS only");
+    let ack = with_window(Seg::tcp(CLIENT_IP, CPORT, VIP, 80, ACK).seq(CISN + 1).ack(k.wrapping_add(1)), 29200);
+    let (_, back) = send_to(&mut ws, 0, FRONT, &ack.by_client(), T0 + 1);
+    let want = own(with_window(Seg::tcp(CLIENT_IP, CPORT, RS1, 80, SYN).seq(CISN).options(&[2, 4, 0x05, 0x14]), 29200));
+    let want = want.to_server(RS1_MAC)[..58].to_vec();
+    assert_frame(&only(back, "SYN"), &want, "SYN with the cookie's MSS only (unpadded)");
+}
+
+#[test]
+fn auto_mode_switches_on_above_the_half_open_threshold_and_off_below() {
+    let shared = proxied(SynProxyPolicy::auto(2), Nat);
+    let mut ws = vec![lb_worker(&shared)];
+    // Two SYNs below the threshold open connections directly (SYN_RECV: half-open).
+    for p in [1, 2] {
+        let syn = Seg::tcp(CLIENT_IP, 50000 + p, VIP, 80, SYN).seq(CISN);
+        let (front, back) = send_to(&mut ws, 0, FRONT, &syn.by_client(), T0);
+        assert!(front.is_empty());
+        assert_frame(
+            &only(back, "direct SYN"),
+            &syn.clone().addrs((CLIENT_IP, 50000 + p), (RS1, 80)).ttl(60).to_server(RS1_MAC),
+            "direct",
+        );
+    }
+    assert_eq!(ws[0].lb().expect("engine").conns().syn_recv(), 2);
+    // At the threshold: the third SYN gets a cookie.
+    let syn = Seg::tcp(CLIENT_IP, 50003, VIP, 80, SYN).seq(CISN);
+    let (front, back) = send_to(&mut ws, 0, FRONT, &syn.by_client(), T0);
+    assert!(back.is_empty());
+    assert!(seen(&only(front, "cookie")).flags.is_some_and(|f| f.syn() && f.ack()));
+    // One handshake completes (server SYN-ACK, client ACK): below the threshold again.
+    let sa = Seg::tcp(RS1, 80, CLIENT_IP, 50001, SYN | ACK).seq(SISN).ack(CISN + 1);
+    send_to(&mut ws, 0, BACK, &sa.by_server(RS1_MAC), T0 + 1);
+    let ack = Seg::tcp(CLIENT_IP, 50001, VIP, 80, ACK).seq(CISN + 1).ack(SISN + 1);
+    send_to(&mut ws, 0, FRONT, &ack.by_client(), T0 + 2);
+    assert_eq!(ws[0].lb().expect("engine").conns().syn_recv(), 1);
+    let syn = Seg::tcp(CLIENT_IP, 50004, VIP, 80, SYN).seq(CISN);
+    let (front, back) = send_to(&mut ws, 0, FRONT, &syn.by_client(), T0 + 3);
+    assert!(front.is_empty());
+    assert_eq!(seen(&only(back, "direct again")).dst, RS1);
+    assert_eq!(snapshot(&ws[0]).syn_proxy_cookies_sent, 1);
+    assert_accounting_all(&ws);
+}
+
+#[test]
+fn off_mode_keeps_ipvs_rules() {
+    let shared = proxied(SynProxyPolicy::OFF, Nat);
+    let mut ws = vec![lb_worker(&shared)];
+    let ack = Seg::tcp(CLIENT_IP, CPORT, VIP, 80, ACK).seq(CISN + 1).ack(5);
+    send_to(&mut ws, 0, FRONT, &ack.by_client(), T0);
+    assert_eq!(drops_of(&ws[0]), [("tcp_no_conn", 1)]);
+    let syn = Seg::tcp(CLIENT_IP, CPORT, VIP, 80, SYN).seq(CISN);
+    let (_, back) = send_to(&mut ws, 0, FRONT, &syn.by_client(), T0);
+    assert_eq!(seen(&only(back, "direct")).dst, RS1);
+}
+
+#[test]
+fn a_new_client_syn_on_a_proxied_tuple_starts_over() {
+    let shared = proxied(SynProxyPolicy::ALWAYS, Nat);
+    let mut ws = vec![lb_worker(&shared)];
+    let k = handshake_with_rvs(&mut ws, CPORT, T0);
+    send_to(&mut ws, 0, FRONT, &cookie_ack(CPORT, k).by_client(), T0 + 1);
+    send_to(&mut ws, 0, BACK, &server_syn_ack((CLIENT_IP, CPORT)).by_server(RS1_MAC), T0 + 2);
+    assert_eq!(ws[0].lb().expect("engine").conns().len(), 1);
+    // The client reuses its port: the old entry goes, the SYN gets a fresh cookie.
+    let k2 = handshake_with_rvs(&mut ws, CPORT, T0 + 3);
+    assert_eq!(k2, k, "same tuple, ISN and minute: same cookie");
+    assert_eq!(ws[0].lb().expect("engine").conns().len(), 0);
+    assert_accounting_all(&ws);
+}

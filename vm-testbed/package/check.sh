@@ -51,10 +51,10 @@ rvs_*_amd64.deb) ok "name $(basename "$deb")" ;;
 *) fail "package file name $(basename "$deb") is not rvs_<version>_amd64.deb" ;;
 esac
 
-for f in usr/sbin/rvsd usr/sbin/rvsadm usr/libexec/rvs/rvs-hugepages; do
+for f in usr/sbin/rvsd usr/sbin/rvsadm usr/libexec/rvs/rvs-hugepages usr/libexec/rvs/rvs-bind-nics; do
 	[ -x "$work/root/$f" ] || fail "/$f missing or not executable"
 done
-for f in lib/systemd/system/rvsd.service lib/systemd/system/rvs-hugepages.service \
+for f in lib/systemd/system/rvsd.service lib/systemd/system/rvs-hugepages.service lib/systemd/system/rvs-bind-nics.service \
 	etc/rvs/rvs.toml etc/default/rvs usr/share/man/man8/rvsd.8.gz usr/share/man/man8/rvsadm.8.gz \
 	usr/share/bash-completion/completions/rvsadm usr/share/zsh/vendor-completions/_rvsadm \
 	usr/share/fish/vendor_completions.d/rvsadm.fish usr/share/doc/rvs/copyright \
@@ -103,11 +103,11 @@ ok "completions"
 # extracted tree with the paths rewritten.
 units="$work/units"
 mkdir -p "$units"
-for u in rvsd rvs-hugepages; do
+for u in rvsd rvs-hugepages rvs-bind-nics; do
 	sed -e "s#/usr/sbin/#$work/root/usr/sbin/#g" -e "s#/usr/libexec/#$work/root/usr/libexec/#g" \
 		"$work/root/lib/systemd/system/$u.service" >"$units/$u.service"
 done
-out=$(cd "$units" && SYSTEMD_LOG_LEVEL=warning systemd-analyze verify --man=no "$units/rvsd.service" "$units/rvs-hugepages.service" 2>&1 |
+out=$(cd "$units" && SYSTEMD_LOG_LEVEL=warning systemd-analyze verify --man=no "$units/rvsd.service" "$units/rvs-hugepages.service" "$units/rvs-bind-nics.service" 2>&1 |
 	grep -v -e 'Failed to open /etc/systemd' -e 'dev-hugepages.mount' -e 'is not a valid' -e '^$' || true)
 [ -z "$out" ] || fail "systemd-analyze verify: $out"
 grep -q '^Type=notify' "$work/root/lib/systemd/system/rvsd.service" || fail "rvsd.service is not Type=notify"

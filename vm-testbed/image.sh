@@ -133,7 +133,7 @@ mmdebstrap --mode=root --variant=minbase --format=directory \
 	--customize-hook='test -e "$1/vmlinuz" || ln -s "$(cd "$1/boot" && ls vmlinuz-* | tail -n 1 | sed "s|^|boot/|")" "$1/vmlinuz"' \
 	--customize-hook='test -e "$1/initrd.img" || ln -s "$(cd "$1/boot" && ls initrd.img-* | tail -n 1 | sed "s|^|boot/|")" "$1/initrd.img"' \
 	--customize-hook='rm -f "$1/etc/ssh/ssh_host_"*' \
-	--customize-hook='mkdir -p "$1/etc/systemd/system/ssh.service.d" && printf "[Service]\nExecStartPre=/usr/bin/ssh-keygen -A\n" >"$1/etc/systemd/system/ssh.service.d/hostkeys.conf"' \
+	--customize-hook='mkdir -p "$1/etc/systemd/system/ssh.service.d" && printf "[Service]\n# Host keys are made on first boot (each appliance its own), before sshd -t checks them.\nExecStartPre=\nExecStartPre=/usr/bin/ssh-keygen -A\nExecStartPre=/usr/sbin/sshd -t\n" >"$1/etc/systemd/system/ssh.service.d/hostkeys.conf"' \
 	--customize-hook='rm -f "$1/etc/machine-id" && touch "$1/etc/machine-id"' \
 	bookworm "$rootfs" "$MIRROR" >&2
 

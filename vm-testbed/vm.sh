@@ -9,6 +9,8 @@
 #   vm-testbed/vm.sh status                       qemu, accelerator, taps, rvsd in the VM
 #
 # The VM (q35, UEFI firmware from the ovmf package, 3 vCPUs, 2 GB):
+# The serial console (root logged in) is the socket $RUN/console.sock (socat - UNIX:...),
+# logged to $RUN/console.log.
 #   00:03.0  virtio-net  management: qemu user networking, SSH on 127.0.0.1:$RVS_VM_SSH_PORT
 #                        (default 2222) with the image's key (IMAGE.key)
 #   00:04.0  virtio-net  tap rvsvm-front on lab-front, MAC 02:00:00:00:03:01, 2 queue pairs
@@ -33,7 +35,7 @@ IMAGE=${RVS_VM_IMAGE:-$RUN/rvs-appliance.img}
 SSH_PORT=${RVS_VM_SSH_PORT:-2222}
 SW=lab-sw
 TAPS=(rvsvm-front:lab-front:02:00:00:00:03:01:0x4 rvsvm-back:lab-back:02:00:00:00:03:02:0x5)
-BOOT_TIMEOUT=${RVS_VM_BOOT_TIMEOUT:-300}
+BOOT_TIMEOUT=${RVS_VM_BOOT_TIMEOUT:-600}
 OVMF_CODE=/usr/share/OVMF/OVMF_CODE_4M.fd
 OVMF_VARS=/usr/share/OVMF/OVMF_VARS_4M.fd
 
@@ -66,11 +68,26 @@ vm_ssh() {
 
 running() { [ -f "$RUN/qemu.pid" ] && kill -0 "$(cat "$RUN/qemu.pid")" 2>/dev/null; }
 
-# Whether KVM works here: /dev/kvm usable and qemu able to create a KVM machine.
+# Whether KVM works here: /dev/kvm usable, and the firmware the VM boots runs under it for
+# a few seconds. Opening /dev/kvm is not enough: some nested hypervisors create KVM
+# machines but stop on the first x87 instruction of OVMF ("paused (internal-error)").
 kvm_works() {
 	[ -r /dev/kvm ] && [ -w /dev/kvm ] || return 1
-	echo quit | timeout 20 qemu-system-x86_64 -accel kvm -M q35 -nodefaults -display none -no-user-config \
-		-monitor stdio -S >/dev/null 2>&1
+	local vars status
+	vars=$(mktemp)
+	cp "$OVMF_VARS" "$vars"
+	status=$( (
+		sleep 4
+		echo "info status"
+		echo quit
+	) | timeout 30 qemu-system-x86_64 -accel kvm -M q35 -cpu host -nodefaults -display none -no-user-config \
+		-drive "if=pflash,format=raw,readonly=on,file=$OVMF_CODE" -drive "if=pflash,format=raw,file=$vars" \
+		-monitor stdio 2>/dev/null | tr -d '\r' | grep -a -o 'VM status: [a-z() -]*' || true)
+	rm -f "$vars"
+	if [ "$status" != "VM status: running" ]; then
+		KVM_WHY="KVM stops the firmware (${status:-no answer})"
+		return 1
+	fi
 }
 
 cmd_up() {
@@ -96,7 +113,7 @@ cmd_up() {
 		log "accelerator: KVM (/dev/kvm works)"
 	else
 		accel=tcg cpu=max
-		log "accelerator: TCG (software emulation$([ $tcg = 1 ] && echo ', --tcg' || echo ': /dev/kvm missing or unusable'); boot and forwarding are slow)"
+		log "accelerator: TCG (software emulation: $([ $tcg = 1 ] && echo '--tcg' || echo "${KVM_WHY:-/dev/kvm missing or not accessible}"); boot and forwarding are slow)"
 	fi
 	echo "$accel" >"$RUN/accel"
 
@@ -128,7 +145,8 @@ cmd_up() {
 		-netdev "user,id=mgmt,hostfwd=tcp:127.0.0.1:$SSH_PORT-:22" \
 		-device "virtio-net-pci,netdev=mgmt,addr=0x3" \
 		"${nics[@]}" \
-		-serial "file:$RUN/console.log" -monitor "unix:$RUN/monitor.sock,server,nowait" \
+		-chardev "socket,id=console,path=$RUN/console.sock,server=on,wait=off,logfile=$RUN/console.log" \
+		-serial chardev:console -monitor "unix:$RUN/monitor.sock,server,nowait" \
 		-pidfile "$RUN/qemu.pid" -daemonize
 	# qemu holds the taps now: move them into the lab's switch namespace and plug them in.
 	for t in "${TAPS[@]}"; do
@@ -178,7 +196,7 @@ cmd_down() {
 		ip netns exec "$SW" ip link del "$name" 2>/dev/null || true
 		ip link del "$name" 2>/dev/null || true
 	done
-	rm -f "$RUN/qemu.pid" "$RUN/disk.qcow2" "$RUN/OVMF_VARS.fd" "$RUN/monitor.sock" "$RUN/accel" "$RUN/lab"
+	rm -f "$RUN/qemu.pid" "$RUN/disk.qcow2" "$RUN/OVMF_VARS.fd" "$RUN/monitor.sock" "$RUN/console.sock" "$RUN/accel" "$RUN/lab"
 }
 
 cmd_status() {

@@ -3,7 +3,7 @@
 #
 #   vm-testbed/image.sh [--deb FILE] [--out FILE] [--size SIZE] [--config FILE]
 #                       [--dpdk-devices "PCI ..."] [--hugepages N] [--mirror URL]
-#                       [--ssh-key FILE.pub]
+#                       [--ssh-key FILE.pub] [--dpdk-driver vfio-pci|uio_pci_generic]
 #
 # * mmdebstrap installs bookworm from MIRROR (default: the first deb.debian.org-style URI
 #   of this machine's apt sources, else http://deb.debian.org/debian) with the kernel,
@@ -15,8 +15,9 @@
 #   /vmlinuz from the ext4 root (label rvsroot) with a serial console (ttyS0, 115200) and
 #   hugepages=N on the kernel command line (default 512 x 2 MB);
 # * DPDK: vfio-pci and uio_pci_generic load at boot; the NICs in --dpdk-devices go to
-#   RVS_DPDK_DEVICES of /etc/default/rvs, and rvs-bind-nics.service binds them (vfio's
-#   no-IOMMU mode when there is no IOMMU) before networking; every other NIC is the
+#   RVS_DPDK_DEVICES of /etc/default/rvs, and rvs-bind-nics.service binds them to
+#   --dpdk-driver (default uio_pci_generic: Debian's kernel has no vfio no-IOMMU mode, so
+#   vfio-pci needs an IOMMU) before networking; every other NIC is the
 #   kernel's: systemd-networkd runs DHCP on it (the management interface);
 # * --config FILE becomes /etc/rvs/rvs.toml (otherwise the package's safe example); rvsd
 #   is enabled and starts at boot;
@@ -34,6 +35,7 @@ SIZE=3G
 DEB=
 CONFIG=
 DEVICES=
+DRIVER=uio_pci_generic
 HUGEPAGES=512
 KEY=
 MIRROR=
@@ -44,6 +46,7 @@ while [ $# -gt 0 ]; do
 	--size) SIZE=$2; shift ;;
 	--config) CONFIG=$2; shift ;;
 	--dpdk-devices) DEVICES=$2; shift ;;
+	--dpdk-driver) DRIVER=$2; shift ;;
 	--hugepages) HUGEPAGES=$2; shift ;;
 	--ssh-key) KEY=$2; shift ;;
 	--mirror) MIRROR=$2; shift ;;
@@ -68,6 +71,7 @@ for t in mmdebstrap:mmdebstrap mcopy:mtools mkfs.vfat:dosfstools mke2fs:e2fsprog
 	command -v "${t%%:*}" >/dev/null || die "${t%%:*} is missing: apt-get install ${t#*:}"
 done
 case $HUGEPAGES in '' | *[!0-9]*) die "--hugepages $HUGEPAGES is not a number of pages" ;; esac
+case $DRIVER in vfio-pci | uio_pci_generic) ;; *) die "--dpdk-driver $DRIVER: vfio-pci or uio_pci_generic" ;; esac
 [ -z "$CONFIG" ] || [ -f "$CONFIG" ] || die "--config $CONFIG: no such file"
 
 if [ -z "$MIRROR" ]; then
@@ -124,7 +128,7 @@ mmdebstrap --mode=root --variant=minbase --format=directory \
 	--customize-hook="cp $work/mgmt.network \"\$1/etc/systemd/network/10-mgmt.network\"" \
 	--customize-hook='chroot "$1" systemctl enable systemd-networkd rvsd rvs-hugepages rvs-bind-nics' \
 	--customize-hook='printf "vfio-pci\nuio_pci_generic\n" >"$1/etc/modules-load.d/rvs-dpdk.conf"' \
-	--customize-hook="sed -i 's|^RVS_DPDK_DEVICES=.*|RVS_DPDK_DEVICES=\"$DEVICES\"|; s|^RVS_HUGEPAGES=.*|RVS_HUGEPAGES=$HUGEPAGES|' \"\$1/etc/default/rvs\"" \
+	--customize-hook="sed -i 's|^RVS_DPDK_DEVICES=.*|RVS_DPDK_DEVICES=\"$DEVICES\"|; s|^RVS_DPDK_DRIVER=.*|RVS_DPDK_DRIVER=\"$DRIVER\"|; s|^RVS_HUGEPAGES=.*|RVS_HUGEPAGES=$HUGEPAGES|' \"\$1/etc/default/rvs\"" \
 	--customize-hook="mkdir -p -m 0700 \"\$1/root/.ssh\" && install -m 0600 $KEY \"\$1/root/.ssh/authorized_keys\"" \
 	--customize-hook='passwd --root "$1" -d root >/dev/null' \
 	--customize-hook='mkdir -p "$1/etc/systemd/system/serial-getty@ttyS0.service.d" && printf "[Service]\nExecStart=\nExecStart=-/sbin/agetty --autologin root --keep-baud 115200,57600,38400,9600 %%I \$TERM\n" >"$1/etc/systemd/system/serial-getty@ttyS0.service.d/autologin.conf"' \

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Builds the Debian package rvs_<version>_amd64.deb with Debian's own tools.
 #
-#   vm-testbed/package.sh [--no-build] [--no-lintian] [--out DIR]
+#   vm-testbed/package.sh [--no-build] [--no-lintian] [--out DIR] [--version V]
 #
+# --version V packages as version V instead of the workspace version (the VM test builds
+# a second, higher version to check that an upgrade keeps an edited conffile).
 # 1. cargo builds (release) rvsd, rvsadm and rvs-docgen, unless --no-build (then the
 #    binaries already in the target directory are packaged, e.g. CI's release build);
 # 2. a binary-only source tree is staged: the binaries, rvsd(8) and rvsadm(8) and
@@ -23,6 +25,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PKG="$ROOT/vm-testbed/package"
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 OUT="$TARGET/debian"
+VERSION=
 build=1
 lint=1
 while [ $# -gt 0 ]; do
@@ -31,6 +34,10 @@ while [ $# -gt 0 ]; do
 	--no-lintian) lint=0 ;;
 	--out)
 		OUT=$2
+		shift
+		;;
+	--version)
+		VERSION=$2
 		shift
 		;;
 	-h | --help)
@@ -56,7 +63,7 @@ need dh debhelper
 need fakeroot fakeroot
 [ $lint = 0 ] || need lintian lintian
 
-version=$(sed -n '/^\[workspace.package\]/,/^\[/s/^version = "\(.*\)"/\1/p' "$ROOT/Cargo.toml")
+version=${VERSION:-$(sed -n '/^\[workspace.package\]/,/^\[/s/^version = "\(.*\)"/\1/p' "$ROOT/Cargo.toml")}
 [ -n "$version" ] || {
 	echo "package.sh: no version in [workspace.package] of $ROOT/Cargo.toml" >&2
 	exit 1

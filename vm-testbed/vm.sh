@@ -13,8 +13,8 @@
 # logged to $RUN/console.log.
 #   00:03.0  virtio-net  management: qemu user networking, SSH on 127.0.0.1:$RVS_VM_SSH_PORT
 #                        (default 2222) with the image's key (IMAGE.key)
-#   00:04.0  virtio-net  tap rvsvm-front on lab-front, MAC 02:00:00:00:03:01, 2 queue pairs
-#   00:05.0  virtio-net  tap rvsvm-back  on lab-back,  MAC 02:00:00:00:03:02, 2 queue pairs
+#   00:04.0  virtio-net  tap rvsvm-front on lab-front, MAC 02:00:00:00:03:01, 2 queue pairs, RSS
+#   00:05.0  virtio-net  tap rvsvm-back  on lab-back,  MAC 02:00:00:00:03:02, 2 queue pairs, RSS
 # The image binds 00:04.0 and 00:05.0 to vfio-pci (no-IOMMU) at boot and rvsd drives them
 # with DPDK's virtio PMD, with the addresses of lab-lb1 (config/lab-vm.toml); lab-lb1's own
 # rvsd is stopped first. KVM is used when /dev/kvm really works (probed), otherwise TCG
@@ -137,7 +137,7 @@ cmd_up() {
 		ip netns exec "$SW" ip link del "$name" 2>/dev/null || true
 		ip tuntap add dev "$name" mode tap multi_queue
 		nics+=(-netdev "tap,id=$name,ifname=$name,script=no,downscript=no,queues=2"
-			-device "virtio-net-pci,netdev=$name,mac=$mac,mq=on,vectors=6,addr=$addr")
+			-device "virtio-net-pci,netdev=$name,mac=$mac,mq=on,rss=on,vectors=6,addr=$addr")
 	done
 	qemu-system-x86_64 -name rvs-appliance -accel "$accel" -M q35 -cpu "$cpu" -smp 3 -m 2048 \
 		-nodefaults -no-user-config -display none \

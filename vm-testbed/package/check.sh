@@ -62,6 +62,9 @@ for f in lib/systemd/system/rvsd.service lib/systemd/system/rvs-hugepages.servic
 	[ -f "$work/root/$f" ] || fail "/$f missing"
 done
 ok "file list"
+for f in usr/libexec/rvs/rvs-hugepages usr/libexec/rvs/rvs-bind-nics; do
+	sh -n "$work/root/$f" || fail "/$f: shell syntax error"
+done
 
 conffiles=$(sort "$work/control/conffiles" | tr '\n' ' ')
 [ "$conffiles" = "/etc/default/rvs /etc/rvs/rvs.toml " ] || fail "conffiles are [$conffiles]"

@@ -25,6 +25,9 @@
 //!    runtime until SIGTERM or SIGINT; SIGHUP re-reads the config file and applies it
 //!    through the same path as `PUT /v1/config` ([`crate::runtime`]), logging the changes
 //!    or the errors (a bad file changes nothing);
+//!    once every worker has polled, readiness goes to the service manager
+//!    (`READY=1`, [`crate::notify`]; `RELOADING=1` around a SIGHUP, `STOPPING=1` at
+//!    SIGTERM);
 //! 9. shutdown: the HA thread sends priority 0 for every instance it is master of and
 //!    gives the addresses up, and worker 0 gets [`crate::ha::run::SHUTDOWN_DRAIN`] to send
 //!    those adverts; then set the stop flag, wait for the health thread and every worker (their queues are released as
@@ -62,6 +65,7 @@ use tokio::signal::unix::{signal, SignalKind};
 
 use crate::api::{self, AppState};
 use crate::config::{Config, Device, Idle, MacAddr};
+use crate::notify;
 use crate::runtime::Running;
 use crate::services;
 use crate::status::{PortStatus, ReloadBoard, ReloadStatus, Status, StatusSource, WorkerStatus};
@@ -355,6 +359,7 @@ pub fn run(config: &Config, text: &str, path: &Path) -> anyhow::Result<()> {
                 _ = term.recv() => tracing::info!("SIGTERM received, shutting down"),
                 _ = int.recv() => tracing::info!("SIGINT received, shutting down"),
             }
+            notify::notify_or_warn("STOPPING=1\nSTATUS=shutting down");
         }
     };
     let mut hangup = {
@@ -600,6 +605,7 @@ pub fn run(config: &Config, text: &str, path: &Path) -> anyhow::Result<()> {
             }
         })
     };
+    let status_workers: Vec<Arc<WorkerCounters>> = status.workers.iter().map(|(_, _, c)| Arc::clone(c)).collect();
     let source: Arc<dyn StatusSource> = Arc::new(status);
     tracing::info!(listen = %config.api.listen, workers, ports = port_handles.len(), "rvsd is running");
     // Persistence entries are refreshed by the workers; expired ones are reclaimed here,
@@ -644,14 +650,22 @@ pub fn run(config: &Config, text: &str, path: &Path) -> anyhow::Result<()> {
         let path = path.to_path_buf();
         rt.spawn(async move {
             while hangup.recv().await.is_some() {
+                notify::notify_or_warn("RELOADING=1\nSTATUS=reloading the configuration");
                 let outcome = reload(&state, &path);
+                let line = match &outcome {
+                    Ok(()) => format!("serving, configuration generation {}", state.running().generation()),
+                    Err(e) => format!("serving, the last reload was refused: {e}"),
+                };
+                notify::notify_or_warn(&format!("READY=1\n{}", notify::status_line(&line)));
                 let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
                 let generation = state.running().generation();
                 reload_board.lock().unwrap_or_else(|p| p.into_inner()).record(now, generation, outcome);
             }
         })
     };
+    let ready = rt.spawn(announce_ready(status_workers, workers));
     let served = rt.block_on(api::serve(listener, api::router(state), shutdown));
+    ready.abort();
     sweeper.abort();
     rates_task.abort();
     watch_task.abort();
@@ -699,6 +713,37 @@ pub fn run(config: &Config, text: &str, path: &Path) -> anyhow::Result<()> {
     }
     tracing::info!("rvsd stopped");
     Ok(())
+}
+
+/// A worker that has not polled this long after launch is logged as an error. Readiness
+/// is never signalled without it: systemd's `TimeoutStartSec` then fails the start, with
+/// that line in the journal.
+const FIRST_POLL_WARN: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Tells the service manager (`sd_notify`, see [`crate::notify`]) that rvsd is ready,
+/// once every worker has passed its poll loop at least once. Runs on the control thread
+/// while it serves REST, so "ready" means: the REST port answers and every worker polls.
+async fn announce_ready(workers: Vec<Arc<WorkerCounters>>, count: usize) {
+    let started = Instant::now();
+    let mut warned = false;
+    let mut every = tokio::time::interval(std::time::Duration::from_millis(10));
+    loop {
+        every.tick().await;
+        let idle: Vec<usize> = workers.iter().enumerate().filter(|(_, c)| c.polls.get() == 0).map(|(i, _)| i).collect();
+        if idle.is_empty() {
+            break;
+        }
+        if !warned && started.elapsed() >= FIRST_POLL_WARN {
+            tracing::error!(workers = ?idle, "worker(s) have not polled yet; readiness is not signalled until they do");
+            warned = true;
+        }
+    }
+    let status = notify::status_line(&format!("serving: {count} worker(s) polling, REST listening"));
+    match notify::notify(&format!("READY=1\n{status}")) {
+        Ok(true) => tracing::info!("readiness signalled to the service manager"),
+        Ok(false) => {}
+        Err(e) => tracing::warn!("cannot notify the service manager (NOTIFY_SOCKET): {e}"),
+    }
 }
 
 /// SIGHUP: re-reads the config file at `path` and applies it like `PUT /v1/config`;

@@ -10,15 +10,19 @@
 //! * [`api`]: the REST router, served on the control thread; [`openapi`] describes it.
 //! * [`ha`]: VRRP high availability (the state machine and the HA thread).
 //! * [`watchdog`]: the worker watchdog (a worker whose poll counter stands still).
+//! * [`notify`]: systemd's readiness protocol (`sd_notify`), a datagram to `NOTIFY_SOCKET`.
+//! * [`cli`]: `rvsd`'s command line (also read by the man page generator).
 //! * [`daemon`]: start-up (EAL, ports, workers), serving, and orderly shutdown.
 
 pub mod api;
+pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod ha;
 pub mod health;
 pub mod metrics;
 pub mod model;
+pub mod notify;
 pub mod openapi;
 pub mod rates;
 pub mod runtime;

@@ -747,6 +747,32 @@ const SWITCHES: &[Switch] = &[
     sw(None, "token-file", Action::TokenFile, Arity::Value),
 ];
 
+/// One switch of the parser's table, as documentation sees it: the man page and the
+/// shell completion (`vm-testbed/package/docgen`) are generated from [`switches`], so
+/// they list exactly what [`parse`] accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SwitchDoc {
+    /// The short letter (`-A`), if any.
+    pub short: Option<char>,
+    /// The long name without `--`.
+    pub long: &'static str,
+    /// Whether it takes a value: `Some(false)` required, `Some(true)` optional, `None` none.
+    pub value: Option<bool>,
+}
+
+/// Every switch [`parse`] accepts, in the parser's table order.
+pub fn switches() -> impl Iterator<Item = SwitchDoc> {
+    SWITCHES.iter().map(|s| SwitchDoc {
+        short: s.short,
+        long: s.long,
+        value: match s.arity {
+            Arity::Flag => None,
+            Arity::Value => Some(false),
+            Arity::OptionalValue => Some(true),
+        },
+    })
+}
+
 // ---------------------------------------------------------------------------------------
 // Parsing.
 

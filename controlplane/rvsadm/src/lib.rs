@@ -107,10 +107,11 @@ Either long or short options are allowed.
   --stop-daemon     master|backup   answers as ipvsadm with no daemon running
   status                      ports, workers, VRRP instances and drops of rvsd
   ha step-down VRID           the VRRP master of VRID resigns (priority 0; no preemption for 300 s)
-  admin ... ready|drain|maint set a real server's admin state: drain = no new
+  admin ... ready|drain|maint  set a real server's admin state: drain = no new
                               connections (established ones continue), maint = out of
                               the table with its health probes paused, ready = normal
   --help            -h        display this help message
+  --version         -v        display rvsadm's version
 
 Options:
   --tcp-service  -t service-address   service-address is host[:port]

@@ -8,33 +8,25 @@
 //! Exit status: 0 after an orderly shutdown or a successful check, 1 for an invalid
 //! configuration or a failed start-up (the reason is printed as one paragraph on
 //! stderr), 2 for bad command-line usage. Logs go to stderr; `RUST_LOG` filters them
-//! (default `info`).
+//! (default `info`). Under systemd (`Type=notify`), readiness, reloads and shutdown are
+//! announced through `NOTIFY_SOCKET` (see `rvs_controlplane::notify`).
 
-use std::path::PathBuf;
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
+use rvs_controlplane::cli::Args;
 use rvs_controlplane::config::Config;
 use rvs_controlplane::daemon;
 use tracing_subscriber::EnvFilter;
-
-/// rvs appliance daemon: a userspace L4 load balancer on DPDK.
-#[derive(Debug, Parser)]
-#[command(name = "rvsd", version)]
-struct Args {
-    /// The configuration file (TOML).
-    #[arg(long, short = 'c', value_name = "FILE")]
-    config: PathBuf,
-    /// Validate the configuration, print every error, and exit (0: valid, 1: invalid).
-    #[arg(long)]
-    check: bool,
-}
 
 fn main() -> ExitCode {
     let args = Args::parse();
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
         .with_writer(std::io::stderr)
+        // No colour codes in the journal (systemd hands rvsd a socket, not a terminal).
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
 
     let (config, text) = match Config::load_with_text(&args.config) {

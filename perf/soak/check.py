@@ -122,7 +122,7 @@ def is_gauge(path):
     last = path.rsplit(".", 1)[-1]
     if last in GAUGE_FIELDS:
         return True
-    return last in WORKER_GAUGES and path.startswith(".workers[") and path.count(".") == 1
+    return last in WORKER_GAUGES and re.fullmatch(r"\.workers\[[^\]]*\]\.[a-z_]+", path) is not None
 
 
 LINE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+(\S+)')

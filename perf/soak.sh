@@ -155,12 +155,14 @@ find_rvsd() {
 
 # The lock files: rvs-labtests' (vm-testbed/run/labtests.lock of this checkout) and any in
 # RVS_LAB_LOCKS. flock(1) and Rust's File::lock are both flock(2), so they exclude each other.
+LOCK_FDS=()
 take_lab_locks() {
     local f fd
     mkdir -p "$REPO/vm-testbed/run"
     for f in "$REPO/vm-testbed/run/labtests.lock" ${RVS_LAB_LOCKS:-}; do
         mkdir -p "$(dirname "$f")"
         exec {fd}>>"$f"
+        LOCK_FDS+=("$fd")
         if ! flock -n "$fd"; then
             say "the lab lock $f is held (lab tests or another soak); waiting up to ${WAIT_LAB}s"
             flock -w "$WAIT_LAB" "$fd" ||
@@ -169,6 +171,17 @@ take_lab_locks() {
         say "holding the lab lock $f"
     done
 }
+
+# Closes the lock files in a subshell that is about to run something long-lived: a lock is
+# held as long as any process has the file open, and rvsd, nginx or a load tool must not keep
+# the lab locked after this script is gone.
+close_locks() {
+    local fd
+    for fd in "${LOCK_FDS[@]}"; do eval "exec $fd>&-"; done
+}
+
+# vm-testbed/lab.sh without the lock files (it starts rvsd and the servers' tools).
+lab() { ( close_locks; exec bash "$LAB" "$@" ); }
 
 # Our own ancestors, one per line: test.sh may run this script and is not another user.
 ancestors() {
@@ -242,9 +255,9 @@ cleanup() {
     stop_all
     for pid in "${SERVER_PIDS[@]}"; do stop_pid "$pid"; done
     if ((LAB_UP)); then
-        bash "$LAB" rs-stop >/dev/null 2>&1
-        bash "$LAB" stop-lb lb1 >&2
-        bash "$LAB" down >&2
+        lab rs-stop >/dev/null 2>&1
+        lab stop-lb lb1 >&2
+        lab down >&2
     fi
     say "raw files and summary.json in $WORK"
     exit "$rc"
@@ -302,7 +315,7 @@ EOF
 start_bg() {
     local logf=$1
     shift
-    "$@" </dev/null >>"$logf" 2>&1 &
+    (close_locks; exec "$@") </dev/null >>"$logf" 2>&1 &
     PIDS+=($!)
 }
 
@@ -344,7 +357,7 @@ http {
     }
 }
 EOF
-        ip netns exec "$ns" nginx -p "$WORK" -e "$WORK/rs$n-nginx.err" -c "$WORK/rs$n-nginx.conf" \
+        (close_locks; exec ip netns exec "$ns" nginx -p "$WORK" -e "$WORK/rs$n-nginx.err" -c "$WORK/rs$n-nginx.conf") \
             </dev/null >>"$WORK/rs$n-nginx.log" 2>&1 &
         SERVER_PIDS+=($!)
     done
@@ -505,22 +518,22 @@ wait_for_lab
 say "run: $SECS s, mode $MODE, work $WORK, rvsd $RVSD_BIN"
 say "machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
 LAB_UP=1
-bash "$LAB" up >&2
+lab up >&2
 rs_mode=$MODE
 # Full-NAT needs nothing on the servers; the TOA reader `rs-start fullnat` adds would log
 # every one of the run's connections.
 [[ "$MODE" == fullnat ]] && rs_mode=dr
-bash "$LAB" rs-start "$rs_mode" >&2
+lab rs-start "$rs_mode" >&2
 start_nginx
 in_ns lab-client sysctl -qw net.ipv4.ip_local_port_range="1024 65535"
 in_ns lab-client sysctl -qw net.ipv4.tcp_tw_reuse=1
 write_config "$WORK/rvsd.toml"
-bash "$LAB" start-lb lb1 "$WORK/rvsd.toml" >&2
+lab start-lb lb1 "$WORK/rvsd.toml" >&2
 check_path before || die "rvsd does not forward to all three servers before the load"
 
 hugepages_free_before="$(cat /sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages)"
 uptime_before="$(uptime)"
-(sampler_loop) &
+(close_locks; sampler_loop) &
 PIDS+=($!)
 # The first samples are taken before the loads start (the generation and counters' base).
 sleep "$SAMPLE_INTERVAL"
@@ -540,9 +553,9 @@ WRK_CLOSE=$!
 start_bg "$WORK/hping3.log" timeout -s INT "$SECS" nice -n 5 ip netns exec lab-client \
     hping3 -q -S -p "$flood_port" -i "u$FLOOD_US" -a "$FLOODER" "$VIP"
 FLOOD=$!
-(malformed_loop "$end_epoch") &
+(close_locks; malformed_loop "$end_epoch") &
 PIDS+=($!)
-(churn_loop "$end_epoch") &
+(close_locks; churn_loop "$end_epoch") &
 CHURN=$!
 PIDS+=($CHURN)
 

@@ -31,6 +31,10 @@ and exits 1 on any violation. The criteria:
 - Changes. Every REST change got the answer the churn expected (accepted, or refused with
   a 4xx for the bad ones) and the config generation moved by exactly the number of accepted
   changes: each applied once, none half-applied.
+- Connections. rvsd's count of connections scheduled on VIP:8000 must be at least the
+  number of requests wrk answered with `Connection: close` (each had a TCP connection of its
+  own): a new connection that is not scheduled is neither counted nor balanced, and escapes
+  weights, deleted servers and the service's limits.
 - No worker stalled; rvsd ran to the end and nine new connections after it reached all
   three servers; the SYN flood and the malformed frames were sent, and rvsd counted them
   (flood: `client_rate_limited` on the flood service in NAT and Full-NAT; malformed: the
@@ -406,6 +410,18 @@ def main():
                     return sv.get("stats", {})
             return {}
 
+        # Every answered Connection: close request was a connection of its own through
+        # VIP:8000, so rvsd must have scheduled (and counted) at least that many there.
+        opened = wrk.get("close", {}).get("requests", 0)
+        scheduled = svc(s1, 8000).get("conns", 0) - svc(s0, 8000).get("conns", 0)
+        summary["connections"] = {"opened_by_wrk_close_at_least": opened, "scheduled_by_rvsd": scheduled,
+                                  "conns_displaced": wsum(s1, "conns_displaced") - wsum(s0, "conns_displaced")}
+        if scheduled < opened:
+            violations.append(
+                f"connections: rvsd scheduled {scheduled:,} connections on VIP:8000, but wrk alone opened at least "
+                f"{opened:,} (one per Connection: close request): a SYN that reuses a client port whose earlier "
+                "connection is still in the table (TIME_WAIT, CLOSE) continues that entry instead of being "
+                "scheduled as a new connection (IPVS's conn_reuse_mode reschedules it)")
         fp = run.get("flood_port")
         flood.update({
             "port": fp,
@@ -462,6 +478,8 @@ def main():
         ("counters", f"{len(series):,} series, {checked:,} comparisons over {pairs} sample pairs, {len(decreases)} decreases"),
         ("REST churn", ", ".join(f"{k} {v['as_expected']}/{v['count']}" for k, v in sorted(ops.items()))
          + f"; generation {gen.get('generation_before')} -> {gen.get('generation_after')} for {accepted} accepted"),
+        ("connections", f"{summary.get('connections', {}).get('scheduled_by_rvsd', '?'):,} scheduled by rvsd on :8000; "
+                        f"wrk close opened at least {summary.get('connections', {}).get('opened_by_wrk_close_at_least', '?'):,}"),
         ("SYN flood", f"{flood.get('sent')} SYNs at :{flood.get('port')}; client_rate_limited {flood.get('client_rate_limited')}, "
                       f"half_open_evicted {flood.get('half_open_evicted')}"),
         ("malformed frames", f"{mal_sent:,} sent in {len(mal)} batches; front rx_missed {summary.get('front_rx_missed')}"),

@@ -34,6 +34,8 @@
 #     excluded by name; a server's counters may restart only when the churn deleted it);
 #   - every request wrk sent was answered, or its failure explained; nginx's request count
 #     agrees with wrk's; every liveness probe was answered;
+#   - rvsd scheduled at least as many connections on VIP:8000 as wrk made with
+#     `Connection: close` (each request its own connection);
 #   - every accepted REST change was applied exactly once (the config generation moved by
 #     the number of accepted changes) and every bad one refused;
 #   - no worker stalled, rvsd survived.

@@ -18,6 +18,10 @@
 #   perf/bench.sh e2e [--quick] [--seconds N] [--connections N] [--systems LIST] [--idle adaptive|busy]
 #       in the netns lab (root): rvsd in each mode against an nftables DNAT balancer and
 #       HAProxy on the same host — requests/s, connections/s, Gbit/s, p99 latency
+#   perf/bench.sh soak [--minutes N] [--mode nat|fullnat|dr|tunnel] [...]
+#       (root) perf/soak.sh: wrk, REST churn, malformed frames and a SYN flood at once in
+#       the lab for N minutes (default 30); rvsd's memory flat, no counter backwards, every
+#       request answered; exits 1 on a violation
 #
 # See `rvs-perf --help` and perf/RESULTS.md.
 #
@@ -46,6 +50,9 @@ subcommands:
       with the ratio (root, hugepages)
   e2e [--quick] [--seconds N] [--connections N] [--systems LIST] [--idle adaptive|busy]
       rvsd in the lab (4 modes) vs nftables and HAProxy: req/s, conn/s, Gbit/s, p99 (root)
+  soak [--minutes N] [--mode nat|fullnat|dr|tunnel] [...]
+      perf/soak.sh: everything at once in the lab for N minutes (default 30): memory flat,
+      counters monotonic, every request answered (root; --help for the options)
 USAGE
 }
 
@@ -69,6 +76,7 @@ case "${1:-}" in
     sync) shift; build_and_run sync "$@" ;;
     dpdk) shift; exec bash "$root/perf/dpdk/run.sh" "$@" ;;
     e2e) shift; exec bash "$root/perf/e2e/run.sh" "$@" ;;
+    soak) shift; exec bash "$root/perf/soak.sh" "$@" ;;
     -h | --help | help) usage; exit 0 ;;
     "") echo "perf/bench.sh: no subcommand" >&2; usage; exit 2 ;;
     *) echo "perf/bench.sh: unknown subcommand '$1'" >&2; usage; exit 2 ;;

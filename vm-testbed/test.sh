@@ -76,3 +76,4 @@ section "benchmark harness smoke (each benchmark for about a second; no timings 
 # test does not build rvsd itself under cargo's target lock).
 cargo test --release -p rvs-perf --test dpdk_smoke -- --ignored
 bash perf/e2e/run.sh --quick --wait-lab 300 >/dev/null
+bash perf/soak.sh --minutes 2 --wait-lab 300

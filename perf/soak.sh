@@ -43,8 +43,8 @@
 # /tmp/rvs-soak.XXXXXX) and exits 1 on any violation.
 #
 # The lab is shared: the run holds the lab lock for its whole length (flock on
-# vm-testbed/run/labtests.lock, the file rvs-labtests' `Lab` locks; RVS_LAB_LOCKS adds more
-# lock files, space-separated, e.g. other checkouts' locks), and refuses to start while lab
+# /run/lock/rvs-lab.lock, the file rvs-labtests' `Lab` locks, one per host; RVS_LAB_LOCKS
+# adds more lock files, space-separated), and refuses to start while lab
 # namespaces exist or lab tests / test.sh / the demo run (other than its own callers), or
 # waits --wait-lab seconds for them (default 0). It brings the lab up and, on exit (success,
 # failure, SIGINT or SIGTERM), stops what it started and takes the lab down. The load tools
@@ -155,13 +155,13 @@ find_rvsd() {
 
 # --- the lab lock and who else uses the lab -----------------------------------------------
 
-# The lock files: rvs-labtests' (vm-testbed/run/labtests.lock of this checkout) and any in
+# The lock files: rvs-labtests' (/run/lock/rvs-lab.lock, one per host; RVS_LAB_LOCK names
+# another) and any in
 # RVS_LAB_LOCKS. flock(1) and Rust's File::lock are both flock(2), so they exclude each other.
 LOCK_FDS=()
 take_lab_locks() {
     local f fd
-    mkdir -p "$REPO/vm-testbed/run"
-    for f in "$REPO/vm-testbed/run/labtests.lock" ${RVS_LAB_LOCKS:-}; do
+    for f in "${RVS_LAB_LOCK:-/run/lock/rvs-lab.lock}" ${RVS_LAB_LOCKS:-}; do
         mkdir -p "$(dirname "$f")"
         exec {fd}>>"$f"
         LOCK_FDS+=("$fd")

@@ -58,7 +58,7 @@ vm() { "$HERE/vm.sh" ssh "$@"; }
 
 if [ $lab = 1 ]; then
 	mkdir -p "$HERE/run"
-	exec 8>"${RVS_LAB_LOCK:-$HERE/run/labtests.lock}"
+	exec 8>"${RVS_LAB_LOCK:-/run/lock/rvs-lab.lock}"
 	flock 8
 	export RVS_LAB_LOCK_HELD=1
 fi

@@ -25,8 +25,8 @@
 #
 # The taps are created in the root namespace (qemu opens them there), then moved into the
 # lab's switch namespace (lab-sw) and enslaved to the bridges. Everything that touches the
-# lab holds the lab lock (flock on vm-testbed/run/labtests.lock, as rvs-labtests does;
-# RVS_LAB_LOCK names another lock file, e.g. the one of the checkout that runs the lab).
+# lab holds the lab lock (flock on /run/lock/rvs-lab.lock, one per host, as rvs-labtests does;
+# RVS_LAB_LOCK names another lock file).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -50,9 +50,9 @@ lab_lock() {
 	# A caller that already holds it (vm-test.sh) says so.
 	[ -z "${RVS_LAB_LOCK_HELD:-}" ] || return 0
 	mkdir -p "$HERE/run"
-	exec 9>"${RVS_LAB_LOCK:-$HERE/run/labtests.lock}"
+	exec 9>"${RVS_LAB_LOCK:-/run/lock/rvs-lab.lock}"
 	if ! flock -n 9; then
-		log "waiting for the lab lock (${RVS_LAB_LOCK:-$HERE/run/labtests.lock})"
+		log "waiting for the lab lock (${RVS_LAB_LOCK:-/run/lock/rvs-lab.lock})"
 		flock 9
 	fi
 }

@@ -67,7 +67,7 @@ use crate::service::{ServiceTable, SharedServices};
 use crate::stats::{DropReason, WorkerCounters};
 use crate::synproxy::cookie::CookieSecret;
 use crate::synproxy::SynProxyMode;
-use crate::types::{ConnState, ForwardMode, L4Proto, PortId, ServerId, ServiceId, ServiceKey, Timeouts};
+use crate::types::{ConnState, ForwardMode, L4Proto, PortId, ServerId, ServiceId, ServiceKey, TcpState, Timeouts};
 use crate::view::L4View;
 use crate::wire::{EthernetFrame, Ipv4Packet, MacAddr};
 use crate::xmit::icmp_err;
@@ -354,17 +354,14 @@ impl LbEngine {
         }
         let mut found = self.conns.lookup(&flow.key());
         if let Some((id, Direction::Inbound)) = found {
-            let flags = self.conns.get(id).map_or(ConnFlags::NONE, |c| c.flags);
-            if flags.contains(ConnFlags::SYNPROXY) {
-                if flow.is_syn() {
-                    // A new SYN on a proxied tuple: the client has moved on (port reuse
-                    // after a close, or it lost the connection); the old entry's offsets
-                    // would corrupt the new handshake, so it goes and the SYN starts over.
-                    self.drop_proxied(id);
+            if flow.is_syn() {
+                // Out of line: a SYN on a known tuple is rare (a retransmission, or the
+                // client reusing its port).
+                if self.retire_for_reuse(id, env) {
                     found = None;
-                } else if flags.contains(ConnFlags::SYNPROXY_PENDING) {
-                    return self.pending_inbound(id, flow);
                 }
+            } else if self.conns.get(id).is_some_and(|c| c.flags.contains(ConnFlags::SYNPROXY_PENDING)) {
+                return self.pending_inbound(id, flow);
             }
         }
         let (id, fresh) = match found {
@@ -597,6 +594,37 @@ impl LbEngine {
         conn_closed(self.worker, &self.snap, &mut self.lports, &old);
         env.counters.conns_displaced.inc();
         self.conns.insert(conn, now)
+    }
+
+    /// A client SYN on `id`'s tuple. On a SYN-proxied entry the client has moved on (port
+    /// reuse after a close, or it lost the connection): the old entry's offsets would
+    /// corrupt the new handshake, so it goes and the SYN starts over (true). Otherwise,
+    /// when `id` is a finished connection (TIME_WAIT or CLOSE)
+    /// or its real server is no longer in the service table, the SYN opens a new
+    /// connection: the old entry is removed, as if it had expired (`conns_reused`), and
+    /// the caller schedules the SYN like any other new flow, through the ACL, the limits
+    /// and the scheduler. Otherwise (a retransmitted SYN, or a SYN inside a live
+    /// connection) the entry stays and false is returned. Without this a client that
+    /// reuses its source port within the TIME_WAIT timeout (any busy client of short
+    /// connections) would continue the old entry: not scheduled, not counted, and still
+    /// sent to a server that was deleted. IPVS does the same (`conn_reuse_mode`, for
+    /// TIME_WAIT; and `expire_nodest_conn` for a removed server).
+    #[cold]
+    #[inline(never)]
+    fn retire_for_reuse(&mut self, id: ConnId, env: &LbEnv<'_>) -> bool {
+        let Some(c) = self.conns.get(id) else { return false };
+        if c.flags.contains(ConnFlags::SYNPROXY) {
+            self.drop_proxied(id);
+            return true;
+        }
+        let finished = matches!(c.state, ConnState::Tcp(TcpState::TimeWait | TcpState::Close));
+        if !finished && self.snap.by_server_id(c.server_id).is_some() {
+            return false;
+        }
+        let Some(old) = self.conns.remove(id) else { return false };
+        conn_closed(self.worker, &self.snap, &mut self.lports, &old);
+        env.counters.conns_reused.inc();
+        true
     }
 
     /// The per-client rate of service `svc_idx` (crate::admission) for a new flow from

@@ -164,7 +164,9 @@ impl L4View {
     /// A TCP SYN without ACK (or RST): the only TCP segment that may open a connection.
     #[inline]
     pub fn is_syn(&self) -> bool {
-        self.flags.is_some_and(|f| f.syn() && !f.ack() && !f.rst())
+        // One masked compare: this runs for every client packet of a known connection.
+        const MASK: u8 = TcpFlags::SYN.bits() | TcpFlags::ACK.bits() | TcpFlags::RST.bits();
+        matches!(self.flags, Some(f) if f.bits() & MASK == TcpFlags::SYN.bits())
     }
 }
 

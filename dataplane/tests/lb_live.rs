@@ -154,6 +154,23 @@ fn deleted_server_flows_keep_forwarding_by_default() {
 }
 
 #[test]
+fn a_new_syn_on_a_deleted_servers_connection_is_scheduled_to_a_remaining_server() {
+    let (shared, mut ws, server) = open_one();
+    let i = idx_of(server);
+    let keep = if i == 0 { (1, rs(RS2, 80, 1, Nat)) } else { (0, rs(RS1, 80, 1, Nat)) };
+    republish(&shared, 2, &[keep], TableSettings { expire_nodest_conn: false, ..TableSettings::default() });
+    // Even without expire_nodest_conn a SYN is a new connection, and a deleted server
+    // takes none.
+    let (_, back) = send_to(&mut ws, 0, FRONT, &Seg::tcp(CLIENT_IP, CPORT, VIP, 80, SYN).by_client(), 2 * SEC);
+    assert_eq!(back.len(), 1);
+    assert_ne!(seen(&back[0]).dst, server);
+    assert_eq!(snapshot(&ws[0]).conns_reused, 1);
+    assert_eq!(service_stats(&shared, 0).active_conns, 1, "the old connection's count went with it");
+    assert_eq!(server_stats(&shared, 0, 0).conns, 1);
+    assert_accounting_all(&ws);
+}
+
+#[test]
 fn deleted_server_flows_are_dropped_with_expire_nodest_conn() {
     let (shared, mut ws, server) = open_one();
     let i = idx_of(server);

@@ -227,6 +227,76 @@ fn nat_rst_closes_and_udp_keeps_the_service_port() {
 }
 
 #[test]
+fn a_syn_reusing_a_finished_connections_client_port_is_scheduled_anew() {
+    // Round robin over two NAT servers; the client reuses CPORT after each close, as a
+    // busy client of short connections does within the TIME_WAIT timeout.
+    let shared = one_service(1, 80, &[rs(RS1, 80, 1, Nat), rs(RS2, 80, 1, Nat)]);
+    let mut ws = vec![lb_worker(&shared)];
+    let syn = Seg::tcp(CLIENT_IP, CPORT, VIP, 80, SYN);
+    let dst = |back: Vec<Vec<u8>>, what: &str| seen(&only(back, what)).dst;
+
+    let (_, back) = send_to(&mut ws, 0, FRONT, &syn.by_client(), 1);
+    assert_eq!(dst(back, "first SYN"), RS1);
+    // A retransmitted SYN (SYN_RECV) continues the entry: same server, nothing new.
+    let (_, back) = send_to(&mut ws, 0, FRONT, &syn.by_client(), 2);
+    assert_eq!(dst(back, "retransmitted SYN"), RS1);
+    assert_eq!((snapshot(&ws[0]).conns_created, snapshot(&ws[0]).conns_reused), (1, 0));
+
+    // The whole connection: handshake, client close, server close: TIME_WAIT.
+    let from_server = |f| Seg::tcp(RS1, 80, CLIENT_IP, CPORT, f).ack(0x1000_0001).ttl(64).by_server(RS1_MAC);
+    let from_client = |f| Seg::tcp(CLIENT_IP, CPORT, VIP, 80, f).seq(0x1000_0001).ack(1).by_client();
+    send_to(&mut ws, 0, BACK, &from_server(SYN | ACK), 3);
+    send_to(&mut ws, 0, FRONT, &from_client(ACK), 4);
+    send_to(&mut ws, 0, FRONT, &from_client(FIN | ACK), 5);
+    send_to(&mut ws, 0, BACK, &from_server(FIN | ACK), 6);
+    send_to(&mut ws, 0, FRONT, &from_client(ACK), 7);
+    assert_eq!(only_conn_state(&ws[0]), ConnState::Tcp(TcpState::TimeWait));
+
+    // The next SYN on the same tuple is a new connection: scheduled (to the other
+    // server), counted, and the old entry is gone with its counts.
+    let (_, back) = send_to(&mut ws, 0, FRONT, &syn.by_client(), 8);
+    assert_frame(
+        &only(back, "SYN after TIME_WAIT"),
+        &syn.clone().addrs((CLIENT_IP, CPORT), (RS2, 80)).ttl(60).to_server(RS2_MAC),
+        "rescheduled SYN",
+    );
+    assert_eq!(only_conn_state(&ws[0]), ConnState::Tcp(TcpState::SynRecv));
+    assert_eq!((snapshot(&ws[0]).conns_created, snapshot(&ws[0]).conns_reused), (2, 1));
+    let (a, b) = (server_stats(&shared, 0, 0), server_stats(&shared, 0, 1));
+    assert_eq!((a.conns, a.active_conns, a.inactive_conns), (1, 0, 0), "RS1's connection is closed");
+    assert_eq!((b.conns, b.active_conns, b.inactive_conns), (1, 1, 0));
+
+    // After a reset (CLOSE) too: back to RS1. (A client RST in SYN_RECV is ignored, as
+    // in IPVS's state table, so the connection is established first.)
+    send_to(&mut ws, 0, FRONT, &from_client(ACK), 9);
+    send_to(&mut ws, 0, FRONT, &Seg::tcp(CLIENT_IP, CPORT, VIP, 80, RST | ACK).by_client(), 9);
+    assert_eq!(only_conn_state(&ws[0]), ConnState::Tcp(TcpState::Close));
+    let (_, back) = send_to(&mut ws, 0, FRONT, &syn.by_client(), 10);
+    assert_eq!(dst(back, "SYN after CLOSE"), RS1);
+    assert_eq!((snapshot(&ws[0]).conns_created, snapshot(&ws[0]).conns_reused), (3, 2));
+    assert_eq!(service_stats(&shared, 0).conns, 3);
+    assert_accounting_all(&ws);
+}
+
+#[test]
+fn a_syn_reusing_a_finished_connections_port_passes_the_acl_again() {
+    let shared = one_service(1, 80, &[rs(RS1, 80, 1, Nat)]);
+    let mut ws = vec![lb_worker(&shared)];
+    let syn = Seg::tcp(CLIENT_IP, CPORT, VIP, 80, SYN);
+    let (_, b) = send_to(&mut ws, 0, FRONT, &syn.by_client(), 1);
+    assert_eq!(b.len(), 1);
+    send_to(&mut ws, 0, FRONT, &Seg::tcp(CLIENT_IP, CPORT, VIP, 80, ACK).seq(0x1000_0001).ack(1).by_client(), 2);
+    send_to(&mut ws, 0, FRONT, &Seg::tcp(CLIENT_IP, CPORT, VIP, 80, RST | ACK).by_client(), 2);
+    assert_eq!(only_conn_state(&ws[0]), ConnState::Tcp(TcpState::Close));
+    republish(&shared, 2, Admission::new(&[], &nets(&["10.10.0.0/24"]), 0));
+    let (f, b) = send_to(&mut ws, 0, FRONT, &syn.by_client(), 3);
+    assert!(f.is_empty() && b.is_empty(), "the reused port is a new flow: refused");
+    assert_eq!(drops_of(&ws[0]), vec![("acl_denied", 1)]);
+    assert!(ws[0].lb().expect("engine").conns().is_empty(), "the finished entry is gone");
+    assert_accounting_all(&ws);
+}
+
+#[test]
 fn a_syn_whose_reply_tuple_is_held_by_a_closing_connection_displaces_it() {
     // Two NAT services on one real server ip:port: the server sees client:CPORT <-> RS2:80
     // for both, so a client reusing CPORT for the other service clashes with the first

@@ -99,6 +99,13 @@ pub fn tool(name: &str) -> PathBuf {
     testbed_dir().join("tools").join(name)
 }
 
+/// The lab lock: one file per host, not per checkout, because the lab (its namespaces,
+/// bridges and addresses) is one per host; every lab user (these tests, perf/soak.sh,
+/// vm-testbed/vm.sh and vm-test.sh) takes it with flock(2). `RVS_LAB_LOCK` names another.
+pub fn lab_lock_path() -> PathBuf {
+    std::env::var_os("RVS_LAB_LOCK").map_or_else(|| PathBuf::from("/run/lock/rvs-lab.lock"), PathBuf::from)
+}
+
 /// The folder where the lab keeps rvsd's logs and pid files.
 pub fn run_dir() -> PathBuf {
     testbed_dir().join("run")
@@ -522,7 +529,11 @@ impl Lab {
             "the lab tests need root (network namespaces): run sudo bash vm-testbed/test.sh"
         );
         std::fs::create_dir_all(run_dir()).expect("create vm-testbed/run");
-        let file_lock = File::create(run_dir().join("labtests.lock")).expect("create the lab lock");
+        let lock_path = lab_lock_path();
+        if let Some(dir) = lock_path.parent() {
+            std::fs::create_dir_all(dir).expect("create the lab lock's directory");
+        }
+        let file_lock = File::create(&lock_path).expect("create the lab lock");
         file_lock.lock().expect("lock the lab");
         // From here on the guard exists, so a failure below still tears the lab down.
         let lab = Lab { started: Vec::new(), _file_lock: file_lock, _lock: lock };

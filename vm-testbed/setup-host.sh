@@ -9,7 +9,8 @@
 #     valgrind (callgrind, for the instruction-count guard perf/guard.sh), dpkg-dev and
 #     libpopt-dev (rvsadm_compat builds ipvsadm 1.31 from Debian's source package), and
 #     keepalived (the VRRP peer of the HA lab test, run in a lab namespace, never as a host
-#     service);
+#     service), hping3 (floods), and debhelper, fakeroot, lintian, groff, man-db and systemd
+#     (vm-testbed/package/check.sh builds and checks the Debian package);
 #   - reserves 2 MiB hugepages so that at least HUGEPAGES_FREE (default 512) are free, never
 #     lowering an existing reservation, and mounts hugetlbfs on /dev/hugepages if no hugetlbfs is
 #     mounted;
@@ -26,6 +27,7 @@ PACKAGES=(
     valgrind dpkg-dev libpopt-dev
     keepalived
     hping3
+    debhelper fakeroot lintian groff-base man-db systemd
 )
 # Daemons the benchmark runs itself inside the lab's namespaces: their packages' services must
 # not start on the host (nginx would take the host's :80, and its package fails to configure

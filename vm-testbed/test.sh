@@ -3,7 +3,8 @@
 #   1. prepares the host (vm-testbed/setup-host.sh: packages, hugepages);
 #   2. checks the lints: `cargo fmt --all --check` and
 #      `cargo clippy --workspace --all-targets -- -D warnings` (any warning fails the run);
-#   3. builds the whole workspace in release mode;
+#   3. builds the whole workspace in release mode, and from it the Debian package, checked
+#      by lintian and vm-testbed/package/check.sh (the VM test is vm-testbed/vm-test.sh);
 #   4. runs the unit, property and golden-packet tests (cargo test --workspace);
 #   5. runs every fuzz target for 20 s on stable Rust, seeded from dataplane/fuzz/seeds and
 #      controlplane/fuzz/seeds (dataplane/fuzz/smoke.sh, controlplane/fuzz/smoke.sh; a crash
@@ -13,7 +14,8 @@
 #   7. runs the lab tests (rvs-labtests, #[ignore]d for plain cargo test) one at a time against
 #      the freshly built rvsd, in the netns lab;
 #   8. runs the DPDK and end-to-end benchmark harnesses once in --quick mode so they cannot
-#      rot (the pipeline and sync benchmarks' smoke tests are part of step 4).
+#      rot (the pipeline and sync benchmarks' smoke tests are part of step 4), and a 2-minute
+#      soak (perf/soak.sh: load, REST churn, bad frames and a flood at once).
 # The checks that need no lab (2-6) come before it so that they fail fast. The lab
 # is torn down on exit, pass or fail. Needs root (namespaces, hugepages, raw sockets).
 set -euo pipefail
@@ -54,6 +56,9 @@ cargo clippy --workspace --all-targets -- -D warnings || fail "clippy warnings (
 
 section "build (cargo build --release --workspace)"
 cargo build --release --workspace
+
+section "Debian package (vm-testbed/package/check.sh: build, lintian, files, units, man pages)"
+bash vm-testbed/package/check.sh
 
 section "unit, property and golden tests (cargo test --release --workspace)"
 RVSADM_COMPAT=require cargo test --release --workspace   # rvsadm_compat: ipvsadm 1.31 must build

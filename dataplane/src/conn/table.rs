@@ -10,8 +10,9 @@
 //! * **Index.** One open-addressing array of 4-byte slots with `4 × capacity` slots, so
 //!   that with both keys of every entry it is at most half full. A slot packs
 //!   `ent = entry index << 1 | direction` in its low `ent_bits` bits (as few as the
-//!   capacity needs: 22 for 1M entries, 25 for 10M) and a *tag*, the low bits of the
-//!   key's 32-bit hash, in the rest (10 bits at 1M, 7 at 10M, 2 at [`MAX_CAPACITY`]); all
+//!   capacity needs: 21 for 1,000,000 entries, 25 for 10,000,000) and a *tag*, the low
+//!   bits of the key's 32-bit hash, in the rest (11 bits at 1,000,000, 7 at 10,000,000,
+//!   2 at [`MAX_CAPACITY`]); all
 //!   ones is the empty slot. The tag filters probes without touching the entry (a false
 //!   match, 1 in 2^tag-bits per occupied slot probed, costs one key compare). The home
 //!   slot is `hash × slots >> 32` (Lemire's multiply-shift, the hash's *high* bits, so
@@ -582,7 +583,10 @@ impl ConnTable {
                 self.syn_recv = self.syn_recv + usize::from(t == sr) - usize::from(s == sr);
                 (ConnState::Tcp(t), io && dir == Direction::Inbound)
             }
-            _ => (from, false),
+            // A TCP packet whose flags were not available keeps the state, and a
+            // half-open DR/IPIP entry keeps the half-open timeout (not SYN_RECV's).
+            (ConnState::Tcp(_), None) => (from, input_only(c) && dir == Direction::Inbound),
+            (ConnState::Udp, _) => (from, false),
         };
         if dir == Direction::Reply {
             c.flags.insert(ConnFlags::REPLY_SEEN);
@@ -1029,4 +1033,20 @@ fn splitmix(s: &mut u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     (z ^ (z >> 31)) | 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The `ent` field is as narrow as the capacity allows and never reaches its
+    /// all-ones value, which marks an empty slot.
+    #[test]
+    fn ent_field_widths() {
+        for (entries, bits) in [(1, 2), (16, 6), (1_000_000, 21), (1 << 20, 22), (10_000_000, 25), (MAX_CAPACITY, 30)] {
+            assert_eq!(ent_bits_for(entries), bits, "{entries} entries");
+            let max_ent = ((entries as u64 - 1) << 1) | 1;
+            assert!(max_ent < (1u64 << bits) - 1, "{entries} entries: the largest ent is the empty marker");
+        }
+    }
 }

@@ -550,7 +550,14 @@ pub fn run(config: &Config, text: &str, path: &Path) -> anyhow::Result<()> {
     status.started = Instant::now();
     status.watch =
         Arc::new(crate::watchdog::WorkerWatch::new(status.workers.iter().map(|(_, _, c)| Arc::clone(c)).collect()));
-    let port_handles: Vec<Arc<Port>> = status.ports.iter().map(|p| Arc::clone(&p.port)).collect();
+    // The ports, then their kernel exception interfaces: all closed at shutdown, before the
+    // pool their RX rings allocate from.
+    let port_handles: Vec<Arc<Port>> = status
+        .ports
+        .iter()
+        .map(|p| Arc::clone(&p.port))
+        .chain(status.ports.iter().filter_map(|p| p.exception.as_ref().map(|e| Arc::clone(&e.port))))
+        .collect();
     // The HA thread has its own stop flag: at shutdown it sends priority 0 while the
     // workers still run.
     let ha_stop = Arc::new(AtomicBool::new(false));

@@ -99,12 +99,7 @@ pub fn configure_kernel(p: &Port, exception: &Exception, mac: &str) -> anyhow::R
             format!("port `{}`: cannot run `ip` (iproute2) to set up kernel interface `{}`", p.name, exception.iface)
         })?;
         if !out.status.success() {
-            bail!(
-                "port `{}`: `ip {}` failed: {}",
-                p.name,
-                args.join(" "),
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
+            bail!("port `{}`: `ip {}` failed: {}", p.name, args.join(" "), String::from_utf8_lossy(&out.stderr).trim());
         }
     }
     tracing::info!(port = %p.name, iface = %exception.iface, address = %p.address, %mac, "exception interface up");
@@ -161,7 +156,10 @@ address = "10.20.0.1/24"
         std::fs::create_dir_all(dir.join("net")).unwrap();
         let tun = dir.join("tun");
         let err = preflight_with(&c, &tun, &dir.join("net")).unwrap_err().to_string();
-        assert!(err.contains("port `front`") && err.contains("modprobe tun") && err.contains("exception = false"), "{err}");
+        assert!(
+            err.contains("port `front`") && err.contains("modprobe tun") && err.contains("exception = false"),
+            "{err}"
+        );
         std::fs::write(&tun, b"").unwrap();
         assert!(preflight_with(&c, &tun, &dir.join("net")).is_ok());
         std::fs::create_dir_all(dir.join("net/rvs-front")).unwrap();

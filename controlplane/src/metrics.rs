@@ -339,9 +339,7 @@ pub fn render(input: &MetricsInput) -> String {
             metric,
             Kind::Counter,
             help,
-            st.ports
-                .iter()
-                .filter_map(|p| p.exception.as_ref().map(|e| (port(&p.name), Value::Int(get(&e.counters))))),
+            st.ports.iter().filter_map(|p| p.exception.as_ref().map(|e| (port(&p.name), Value::Int(get(&e.counters))))),
         );
     }
 

@@ -615,7 +615,17 @@ pub fn status(s: &StatusDoc) -> String {
         out.push('\n');
         table(
             &mut out,
-            &["Exception", "Iface", "Rate", "ToKernel", "FromKernel", "RateLimited", "OutLimited", "RingFull", "BadFrame"],
+            &[
+                "Exception",
+                "Iface",
+                "Rate",
+                "ToKernel",
+                "FromKernel",
+                "RateLimited",
+                "OutLimited",
+                "RingFull",
+                "BadFrame",
+            ],
             &exception,
             3,
         );

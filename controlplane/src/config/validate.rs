@@ -18,9 +18,9 @@ use super::file::{
     AgentFile, ConfigFile, HaFile, HaInstanceFile, HealthFile, PortFile, ServerFile, ServiceFile, StatusFile,
 };
 use super::{
-    defaults, parse_protocol, Agent, Api, Exception, EXCEPTION_IFACE_PREFIX, IFACE_NAME_MAX, Config, ConfigError, Dataplane, Device, FieldError, Forward, Ha, HaInstance,
-    Health, HealthKind, Idle, L4Proto, MacAddr, Neighbour, OnDown, Port, Route, Scheduler, Server, Service,
-    StatusRanges, SyncConfig, TrackEffect, SYSTEM_LOAD,
+    defaults, parse_protocol, Agent, Api, Config, ConfigError, Dataplane, Device, Exception, FieldError, Forward, Ha,
+    HaInstance, Health, HealthKind, Idle, L4Proto, MacAddr, Neighbour, OnDown, Port, Route, Scheduler, Server, Service,
+    StatusRanges, SyncConfig, TrackEffect, EXCEPTION_IFACE_PREFIX, IFACE_NAME_MAX, SYSTEM_LOAD,
 };
 
 /// Validates `file` as a whole.
@@ -365,7 +365,10 @@ impl Checker {
         let at = |f: &str| format!("port[{i}].{f}");
         if !p.exception {
             if p.exception_rate.is_some() {
-                self.err(at("exception_rate"), "exception_rate applies only with exception = true; set both or neither");
+                self.err(
+                    at("exception_rate"),
+                    "exception_rate applies only with exception = true; set both or neither",
+                );
                 return None;
             }
             return Some(None);

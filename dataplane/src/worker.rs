@@ -68,6 +68,16 @@
 //!   [`INSTALL_PER_POLL`] of the peer's records, steps the refresh walk and any dump the
 //!   control plane asked for (`sync_*` counters). Without a link a packet costs one test
 //!   of it, on the L4 path.
+//! * Kernel exception path ([`Worker::with_exception`], [`crate::exception`]): on a port
+//!   that has one, IPv4 to the port's own address that the lite stack does not answer (all
+//!   but ICMP echo requests, after the probe check) is [`Verdict::Kernel`], and so is an
+//!   ARP reply to that address once learned from; such frames are buffered for the port's
+//!   kernel interface within its rate limit (`exception_to_kernel`;
+//!   `exception_rate_limited`, `exception_ring_full`) and sent once per poll. At most every
+//!   [`KERNEL_POLL_INTERVAL_NS`] the worker reads one burst from each kernel interface and
+//!   queues it out of the port (`exception_from_kernel`, also `rx_packets`;
+//!   `exception_out_rate_limited`, `exception_bad_frame`). Without it a packet to a port
+//!   address costs one test of an empty vector, other packets nothing.
 //! * Packets whose flow another worker owns go there through a redirect ring
 //!   ([`crate::mesh`]) and are handled by the owner as if received on the same port.
 //! * Time is `now`, monotonic nanoseconds, read once per poll by the caller.

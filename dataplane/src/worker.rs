@@ -714,7 +714,11 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
         self.exception.get(port.index()).is_some_and(Option::is_some)
     }
 
-    /// Hands a frame to `port`'s kernel interface, within its rate limit.
+    /// Hands a frame to `port`'s kernel interface, within its rate limit. Kept out of line
+    /// (as the other exception-path functions) so that the forwarding path's code, and the
+    /// compiler's inlining of it, stay as they were without the path.
+    #[cold]
+    #[inline(never)]
     fn to_kernel(&mut self, port: PortId, buf: Q::Buf, now: u64) {
         let Some(ep) = self.exception.get_mut(port.index()).and_then(Option::as_mut) else {
             self.tx.counters.drop_packet(DropReason::L4NoService);
@@ -731,6 +735,14 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
         ep.counters.to_kernel.inc();
         self.tx.counters.exception_to_kernel.inc();
         ep.tx.push(buf);
+    }
+
+    /// Sends the frames buffered for every kernel interface.
+    #[inline(never)]
+    fn flush_kernels(&mut self) {
+        for ep in self.exception.iter_mut().flatten() {
+            Self::flush_kernel(ep, &self.tx.counters);
+        }
     }
 
     /// Sends the frames buffered for one kernel interface.
@@ -753,8 +765,9 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
     /// Reads one burst from every kernel interface (at most every
     /// [`KERNEL_POLL_INTERVAL_NS`]) and queues what the kernel sent out of its port,
     /// within the rate limit. Returns the frames read.
+    #[inline(never)]
     fn poll_kernel(&mut self, now: u64) -> usize {
-        if self.exception.is_empty() || now < self.next_kernel_poll {
+        if now < self.next_kernel_poll {
             return 0;
         }
         self.next_kernel_poll = now.saturating_add(KERNEL_POLL_INTERVAL_NS);
@@ -787,6 +800,19 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
             }
         }
         received
+    }
+
+    /// An ARP frame the lite stack consumed: the kernel resolves its own peers, so it gets
+    /// the replies to the port's address too, once the lite stack learned from them
+    /// ([`crate::exception`]).
+    #[inline(never)]
+    fn arp_verdict(&self, port: PortId, frame: &[u8]) -> Verdict {
+        let addr = self.port_addrs.get(port.index()).copied();
+        if self.has_exception(port) && addr.is_some_and(|a| arp_to_kernel(frame, a)) {
+            Verdict::Kernel(port)
+        } else {
+            Verdict::Consumed
+        }
     }
 
     /// The VRRP roles given to [`Worker::with_ha`], if any.
@@ -902,7 +928,9 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
             }
         }
         self.handle_redirected(now);
-        received += self.poll_kernel(now);
+        if !self.exception.is_empty() {
+            received += self.poll_kernel(now);
+        }
         self.send_probes(now);
         self.send_ha_frames();
         self.apply_peer_updates(now);
@@ -932,8 +960,8 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
             }
         }
         self.tx.flush_all();
-        for ep in self.exception.iter_mut().flatten() {
-            Self::flush_kernel(ep, &self.tx.counters);
+        if !self.exception.is_empty() {
+            self.flush_kernels();
         }
         self.answer_control(now);
         received
@@ -1110,13 +1138,8 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
         match eth.ethertype() {
             ETHERTYPE_ARP => {
                 let v = self.handle_arp(port, port_mac, frame, now);
-                // The kernel resolves its own peers: it gets the replies to the port's
-                // address once the lite stack learned from them (crate::exception).
-                if v == Verdict::Consumed && self.has_exception(port) {
-                    let addr = self.port_addrs.get(port.index()).copied();
-                    if addr.is_some_and(|a| arp_to_kernel(buf.data(), a)) {
-                        return Verdict::Kernel(port);
-                    }
+                if v == Verdict::Consumed && !self.exception.is_empty() {
+                    return self.arp_verdict(port, buf.data());
                 }
                 v
             }

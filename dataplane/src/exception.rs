@@ -7,8 +7,9 @@
 //! Contract:
 //! * **Which frames go to the kernel** ([`classify_own`], [`arp_to_kernel`]): on a port
 //!   whose exception path is on, every IPv4 packet to the port's own address that is not
-//!   an ICMP echo request (answered by the lite stack) and not a health probe's reply
-//!   (punted to the prober first); and ARP replies to the port's address, after the lite
+//!   an ICMP echo request (answered by the lite stack), not an ICMP error quoting an IPIP
+//!   packet (about a tunnel flow, whose outer source is the port's address: the L4 engine
+//!   translates it) and not a health probe's reply (punted to the prober first); and ARP replies to the port's address, after the lite
 //!   stack learned from them (the kernel resolves its own peers — the router for BGP —
 //!   with its own ARP requests, which go out of the port; without the replies it could
 //!   not). ARP requests for the port's address are answered by the lite stack only (with
@@ -42,7 +43,8 @@ use rvs_drivers::{Burst, PortQueue};
 use serde::{Deserialize, Serialize};
 
 use crate::stats::Counter;
-use crate::wire::{MacAddr, IPPROTO_ICMP};
+use crate::wire::{MacAddr, IPPROTO_ICMP, IPPROTO_IPIP};
+use crate::xmit::icmp_err::is_error_type;
 
 /// How often a worker reads its kernel interfaces (ns): 200 µs adds at most that much to
 /// the latency of what the kernel sends (BGP, BFD at 100 ms intervals, SSH do not notice)
@@ -66,17 +68,26 @@ pub enum OwnAddress {
     Kernel,
 }
 
-/// The decision of the module docs for an IPv4 packet of `protocol` to a port's own
-/// address (health probe replies are punted before this is asked); `icmp_type` is the
-/// ICMP type when `protocol` is ICMP and the message is long enough to have one.
+/// The decision of the module docs for an IPv4 packet of `protocol` with `payload` (what
+/// follows the IPv4 header) to a port's own address; health probe replies are punted
+/// before this is asked. Never panics on short input.
 #[inline]
-pub fn classify_own(protocol: u8, icmp_type: Option<u8>) -> OwnAddress {
-    if protocol == IPPROTO_ICMP && icmp_type == Some(ICMP_ECHO_REQUEST) {
-        OwnAddress::Stack
-    } else {
-        OwnAddress::Kernel
+pub fn classify_own(protocol: u8, payload: &[u8]) -> OwnAddress {
+    if protocol != IPPROTO_ICMP {
+        return OwnAddress::Kernel;
+    }
+    match payload.first().copied() {
+        Some(ICMP_ECHO_REQUEST) => OwnAddress::Stack,
+        // An ICMP error quoting an IPIP packet is about a tunnel flow, whose outer
+        // source is the port's address: the L4 engine translates it (crate::xmit).
+        Some(t) if is_error_type(t) && payload.get(QUOTED_PROTOCOL) == Some(&IPPROTO_IPIP) => OwnAddress::Stack,
+        _ => OwnAddress::Kernel,
     }
 }
+
+/// Where an ICMP error's quoted IPv4 header has its protocol: 8 bytes of ICMP header, then
+/// byte 9 of the quoted header.
+const QUOTED_PROTOCOL: usize = 8 + 9;
 
 /// Whether an ARP frame (Ethernet header included) that the lite stack consumed also goes
 /// to the kernel: an ARP reply whose target is `port_addr`. Short or odd frames: false.
@@ -210,14 +221,25 @@ mod tests {
     use crate::wire::{IPPROTO_TCP, IPPROTO_UDP};
 
     #[test]
-    fn only_echo_requests_stay_with_the_stack() {
-        assert_eq!(classify_own(IPPROTO_ICMP, Some(8)), OwnAddress::Stack);
-        assert_eq!(classify_own(IPPROTO_ICMP, Some(0)), OwnAddress::Kernel);
-        assert_eq!(classify_own(IPPROTO_ICMP, Some(3)), OwnAddress::Kernel);
-        assert_eq!(classify_own(IPPROTO_ICMP, None), OwnAddress::Kernel);
-        assert_eq!(classify_own(IPPROTO_TCP, None), OwnAddress::Kernel);
-        assert_eq!(classify_own(IPPROTO_UDP, None), OwnAddress::Kernel);
-        assert_eq!(classify_own(89, None), OwnAddress::Kernel);
+    fn only_echo_requests_and_tunnel_errors_stay_with_the_stack() {
+        assert_eq!(classify_own(IPPROTO_ICMP, &[8, 0, 0, 0]), OwnAddress::Stack);
+        assert_eq!(classify_own(IPPROTO_ICMP, &[0, 0, 0, 0]), OwnAddress::Kernel);
+        assert_eq!(classify_own(IPPROTO_ICMP, &[]), OwnAddress::Kernel);
+        // Fragmentation needed, quoting a TCP packet (the kernel's) or an IPIP one (a tunnel's).
+        let mut err = [0u8; 36];
+        err[..2].copy_from_slice(&[3, 4]);
+        err[8] = 0x45;
+        err[QUOTED_PROTOCOL] = IPPROTO_TCP;
+        assert_eq!(classify_own(IPPROTO_ICMP, &err), OwnAddress::Kernel);
+        err[QUOTED_PROTOCOL] = IPPROTO_IPIP;
+        assert_eq!(classify_own(IPPROTO_ICMP, &err), OwnAddress::Stack);
+        assert_eq!(classify_own(IPPROTO_ICMP, &err[..QUOTED_PROTOCOL]), OwnAddress::Kernel);
+        // An echo reply whose byte 17 happens to be 4 is still the kernel's.
+        err[0] = 0;
+        assert_eq!(classify_own(IPPROTO_ICMP, &err), OwnAddress::Kernel);
+        assert_eq!(classify_own(IPPROTO_TCP, &[]), OwnAddress::Kernel);
+        assert_eq!(classify_own(IPPROTO_UDP, &[0; 8]), OwnAddress::Kernel);
+        assert_eq!(classify_own(89, &[]), OwnAddress::Kernel);
     }
 
     #[test]

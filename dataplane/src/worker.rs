@@ -70,7 +70,8 @@
 //!   of it, on the L4 path.
 //! * Kernel exception path ([`Worker::with_exception`], [`crate::exception`]): on a port
 //!   that has one, IPv4 to the port's own address that the lite stack does not answer (all
-//!   but ICMP echo requests, after the probe check) is [`Verdict::Kernel`], and so is an
+//!   but ICMP echo requests and errors about tunnel flows, after the probe check) is
+//!   [`Verdict::Kernel`], and so is an
 //!   ARP reply to that address once learned from; such frames are buffered for the port's
 //!   kernel interface within its rate limit (`exception_to_kernel`;
 //!   `exception_rate_limited`, `exception_ring_full`) and sent once per poll. At most every
@@ -815,6 +816,15 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
         }
     }
 
+    /// A packet to the own address of `port`: [`Verdict::Kernel`] if the port has an
+    /// exception path and the lite stack does not answer the packet
+    /// ([`crate::exception::classify_own`]).
+    #[inline(never)]
+    fn own_to_kernel(&self, port: Option<PortId>, protocol: u8, payload: &[u8]) -> Option<Verdict> {
+        let port = port.filter(|&p| self.has_exception(p))?;
+        (classify_own(protocol, payload) == OwnAddress::Kernel).then_some(Verdict::Kernel(port))
+    }
+
     /// The VRRP roles given to [`Worker::with_ha`], if any.
     pub fn ha_roles(&self) -> Option<&Arc<HaRoles>> {
         self.roles.as_ref()
@@ -1304,9 +1314,9 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
                     Err(SendError::TooLong) => Verdict::Drop(DropReason::ProbeTooLong),
                 });
             }
-            if let Some(p) = dst.port.filter(|&p| self.has_exception(p)) {
-                if classify_own(ip.protocol(), icmp_type) == OwnAddress::Kernel {
-                    return Done(Verdict::Kernel(p));
+            if !self.exception.is_empty() {
+                if let Some(v) = self.own_to_kernel(dst.port, ip.protocol(), ip.payload()) {
+                    return Done(v);
                 }
             }
         }

@@ -75,6 +75,12 @@ fn echo_requests_stay_with_the_stack_other_icmp_goes_to_the_kernel() {
     let (front, _) = roundtrip(&mut w, FRONT, &reply, T0);
     assert!(front.is_empty());
     assert_eq!(kernel_rx(&mut w), vec![reply], "an echo reply is the kernel's (its own ping)");
+    // Port unreachable about a datagram the kernel sent: the kernel's.
+    let quoted = Seg::udp(FRONT_IP, 3784, CLIENT_IP, 49152, b"bfd").ip();
+    let unreach = icmp_ip(CLIENT_IP, FRONT_IP, 0, 9, 64, &icmp_msg(3, 3, 0, &quoted[..28]));
+    let unreach = pad60(eth(FRONT_MAC, CLIENT_MAC, ETH_IPV4, &unreach));
+    roundtrip(&mut w, FRONT, &unreach, T0);
+    assert_eq!(kernel_rx(&mut w), vec![unreach]);
     assert_accounting(&w);
 }
 

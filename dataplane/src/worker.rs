@@ -720,7 +720,7 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
     /// compiler's inlining of it, stay as they were without the path.
     #[cold]
     #[inline(never)]
-    fn to_kernel(&mut self, port: PortId, buf: Q::Buf, now: u64) {
+    fn send_to_kernel(&mut self, port: PortId, buf: Q::Buf, now: u64) {
         let Some(ep) = self.exception.get_mut(port.index()).and_then(Option::as_mut) else {
             self.tx.counters.drop_packet(DropReason::L4NoService);
             return;
@@ -1349,7 +1349,7 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
             Verdict::Forward { port, mac } => self.tx.enqueue_to(port, mac, buf),
             Verdict::Drop(reason) => self.tx.counters.drop_packet(reason),
             Verdict::Consumed => self.tx.counters.rx_consumed.inc(),
-            Verdict::Kernel(port) => self.to_kernel(port, buf, now),
+            Verdict::Kernel(port) => self.send_to_kernel(port, buf, now),
             Verdict::Route { port, next_hop } => {
                 // Both MACs are written when the frame is buffered for TX (`enqueue_to`),
                 // now or when the neighbour resolves; a parked frame is never read.

@@ -773,6 +773,22 @@ impl LbEngine {
                 return self.forward_like_flow(buf, err.ip_end(), env, &c);
             }
         };
+        // A SYN-proxied connection numbers the server's bytes differently on each side:
+        // the quote moves into the receiver's numbering too.
+        let r = r.and_then(|()| {
+            if !c.flags.contains(ConnFlags::SYNPROXY) || c.flags.contains(ConnFlags::SYNPROXY_PENDING) {
+                return Ok(());
+            }
+            let (seq_off, _) = c.synproxy_offsets();
+            match dir {
+                // About a segment rvs sent the server: its acknowledgement is in the
+                // server's numbering; the client's is `seq_off` lower.
+                Direction::Reply => icmp_err::shift_quoted_tcp(buf, &err, 0, seq_off.wrapping_neg()),
+                // About a segment rvs sent the client: its sequence number is in the
+                // client's numbering; the server's is `seq_off` higher.
+                Direction::Inbound => icmp_err::shift_quoted_tcp(buf, &err, seq_off, 0),
+            }
+        });
         match r {
             Ok(()) => {
                 env.counters.icmp_errors_translated.inc();

@@ -33,9 +33,16 @@ if ! command -v cargo >/dev/null && [[ -x "$HOME/.cargo/bin/cargo" ]]; then
     export PATH="$HOME/.cargo/bin:$PATH"
 fi
 
+# The lab is one per host and its users serialise on this lock (rvs-labtests' `Lab`,
+# perf/soak.sh, vm-testbed/vm.sh): tear the lab down only when nobody else holds it.
+LAB_LOCK="${RVS_LAB_LOCK:-/run/lock/rvs-lab.lock}"
+lab_down_if_free() {
+    flock -n "$LAB_LOCK" bash "$REPO/vm-testbed/lab.sh" down >/dev/null 2>&1 || true
+}
+
 teardown() {
     local rc=$?
-    bash "$REPO/vm-testbed/lab.sh" down >/dev/null 2>&1 || true
+    lab_down_if_free
     if ((rc == 0)); then
         printf '\n==== PASS: lints, build, unit/property/golden tests, fuzz smoke, instruction guard, lab tests\n'
     else
@@ -73,7 +80,7 @@ bash perf/guard.sh
 section "lab tests (rvs-labtests, one at a time)"
 export RVSD_BIN="$CARGO_TARGET_DIR/release/rvsd"
 [[ -x "$RVSD_BIN" ]] || fail "the build produced no $RVSD_BIN"
-bash vm-testbed/lab.sh down >/dev/null
+lab_down_if_free
 cargo test --release -p rvs-labtests -- --ignored --test-threads=1
 
 section "benchmark harness smoke (each benchmark for about a second; no timings checked)"

@@ -49,17 +49,37 @@ while [ $# -gt 0 ]; do
 	shift
 done
 
+# On a failure with the VM up: its workers' counters and rvsd's journal, to see why.
 fail() {
 	echo "FAIL: $*" >&2
+	if [ -f "$HERE/run/vm/qemu.pid" ]; then
+		echo "--- per-worker counters (/v1/status):" >&2
+		vm curl -s --max-time 10 127.0.0.1:8700/v1/status 2>/dev/null | per_worker >&2 || true
+		echo "--- journalctl -u rvsd (last 30 lines):" >&2
+		vm journalctl -b -u rvsd -o cat --no-pager 2>/dev/null | tail -n 30 >&2 || true
+	fi
 	exit 1
 }
-ok() { echo "ok: $*"; }
+# Each check's line says when it passed (seconds since the start), for the TCG timings.
+ok() { echo "ok: [+${SECONDS}s] $*"; }
+# One line per worker of a /v1/status document on stdin: its packet and connection counters.
+per_worker() {
+	python3 -c 'import json,sys
+for w in json.load(sys.stdin)["workers"]:
+    print("worker %d: rx %d tx %d packets, %d connections created, redirected out %d in %d, drops %s"
+          % (w["index"], w["rx_packets"], w["tx_packets"], w["conns_created"], w["redirected_out"],
+             w["redirected_in"], sum(w["drops"].values())))'
+}
 vm() { "$HERE/vm.sh" ssh "$@"; }
 
 if [ $lab = 1 ]; then
 	mkdir -p "$HERE/run"
 	exec 8>"${RVS_LAB_LOCK:-/run/lock/rvs-lab.lock}"
-	flock 8
+	if ! flock -n 8; then
+		echo "vm-test: waiting for the lab lock (${RVS_LAB_LOCK:-/run/lock/rvs-lab.lock})" >&2
+		flock 8
+	fi
+	SECONDS=0
 	export RVS_LAB_LOCK_HELD=1
 fi
 
@@ -96,35 +116,43 @@ ok "both workers poll ($polls)"
 round_robin() {
 	local counts
 	counts=$(for _ in $(seq 1 "$1"); do
-		ip netns exec lab-client curl -s --max-time 10 http://10.10.0.100/ | awk '{print $1}'
+		ip netns exec lab-client curl -s --max-time 30 http://10.10.0.100/ | awk '{print $1}'
 	done | sort | uniq -c | awk '{printf "%s=%s ", $2, $1}')
 	[ "$counts" = "$2" ] || fail "round robin over $1 requests: $counts (expected $2)"
 	echo "$counts"
 }
+# transfer MODE: a 20 MB download through the VIP must be byte exact; prints curl's
+# time and average rate.
 transfer() {
-	local want got n=20971520
+	local want got n=20971520 file="$HERE/run/vm/transfer.bin" took
 	want=$(python3 "$HERE/tools/rs_server.py" --digest $n)
-	got=$(ip netns exec lab-client curl -s --max-time 600 "http://10.10.0.100/bytes/$n" | sha256sum | awk '{print $1}')
+	took=$(ip netns exec lab-client curl -s --max-time 900 -o "$file" -w '%{time_total} %{speed_download}' "http://10.10.0.100/bytes/$n" || true)
+	got=$(sha256sum "$file" | awk '{print $1}')
+	rm -f "$file"
 	[ "$got" = "$want" ] || fail "$1: the 20 MB download differs (sha256 $got, expected $want)"
+	awk '{printf "%.1f s, %.2f MB/s", $1, $2 / 1e6}' <<<"$took"
 }
 worker_forwarded() {
 	vm curl -s 127.0.0.1:8700/v1/status | python3 -c 'import json,sys; print(" ".join(str(w["conns_created"]) for w in json.load(sys.stdin)["workers"]))'
 }
+workers() { vm curl -s 127.0.0.1:8700/v1/status | per_worker | sed 's/^/    /'; }
 if [ $lab = 1 ]; then
 	"$HERE/lab.sh" rs-start nat >/dev/null
 	counts=$(round_robin 30 "rs1=10 rs2=10 rs3=10 ")
 	ok "NAT: round robin $counts"
-	transfer NAT
-	ok "NAT: 20 MB byte exact"
+	rate=$(transfer NAT)
+	ok "NAT: 20 MB byte exact ($rate)"
 	created=$(worker_forwarded)
 	for c in $created; do [ "$c" -gt 0 ] || fail "a worker created no connection (per worker: $created)"; done
 	ok "both workers forwarded (connections per worker: $created)"
+	workers
 	vm "sed 's/forward = \"nat\"/forward = \"dr\"/' /etc/rvs/rvs.toml >/root/dr.toml && cp /etc/rvs/rvs.toml /root/nat.toml && cp /root/dr.toml /etc/rvs/rvs.toml && systemctl restart rvsd"
 	"$HERE/lab.sh" rs-start dr >/dev/null
 	counts=$(round_robin 30 "rs1=10 rs2=10 rs3=10 ")
 	ok "DR: round robin $counts"
-	transfer DR
-	ok "DR: 20 MB byte exact"
+	rate=$(transfer DR)
+	ok "DR: 20 MB byte exact ($rate)"
+	workers
 	vm "cp /root/nat.toml /etc/rvs/rvs.toml && systemctl restart rvsd"
 	"$HERE/lab.sh" rs-start nat >/dev/null
 fi

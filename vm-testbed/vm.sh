@@ -160,6 +160,14 @@ cmd_up() {
 			ip link set "$name" up
 		fi
 	done
+	if [ $lab = 1 ]; then
+		# The lab's hosts may still map 10.10.0.1 and 10.20.0.1 to lab-lb1's MACs (the lab
+		# was up before): forget them, so that they ask again and find the VM's.
+		local ns
+		for ns in lab-client lab-rs1 lab-rs2 lab-rs3 lab-router; do
+			ip netns exec "$ns" ip neigh flush all 2>/dev/null || true
+		done
+	fi
 	log "qemu started (pid $(cat "$RUN/qemu.pid")), console in $RUN/console.log; waiting for SSH"
 	local deadline=$((SECONDS + BOOT_TIMEOUT))
 	until vm_ssh true 2>/dev/null; do

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The appliance's end-to-end test in the VM testbed (meant to run as `test.sh --vm`).
 #
-#   vm-testbed/vm-test.sh [--no-lab] [--keep] [--image FILE]
+#   vm-testbed/vm-test.sh [--no-lab] [--keep] [--image FILE] [--rebuild-image]
 #
-# Builds what is missing (the .deb from the release binaries, the image with
-# config/lab-vm.toml and the virtio NICs bound to uio_pci_generic), boots the VM
+# Packages the release binaries already built (package.sh --no-build), builds the image
+# with that .deb, config/lab-vm.toml and the virtio NICs bound to uio_pci_generic when it is
+# missing or with --rebuild-image (test.sh --vm: the image then holds this build), boots the VM
 # (vm-testbed/vm.sh up) and checks, in order:
 #
 #   systemd   rvsd.service is active with Type=notify's status line (READY=1 came), no
@@ -33,10 +34,12 @@ TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 export RVS_VM_IMAGE=${RVS_VM_IMAGE:-$HERE/run/vm/rvs-appliance.img}
 lab=1
 keep=0
+rebuild=0
 while [ $# -gt 0 ]; do
 	case $1 in
 	--no-lab) lab=0 ;;
 	--keep) keep=1 ;;
+	--rebuild-image) rebuild=1 ;;
 	--image)
 		RVS_VM_IMAGE=$2
 		shift
@@ -72,6 +75,17 @@ for w in json.load(sys.stdin)["workers"]:
 }
 vm() { "$HERE/vm.sh" ssh "$@"; }
 
+debs="$TARGET/debian"
+deb=$("$HERE/package.sh" --no-build --no-lintian --out "$debs" | tail -n 1)
+deb_next=$("$HERE/package.sh" --no-build --no-lintian --out "$debs/next" \
+	--version "$(dpkg-deb -f "$deb" Version)+vmtest1" | tail -n 1)
+if [ $rebuild = 1 ] || [ ! -f "$RVS_VM_IMAGE" ]; then
+	echo "vm-test: building the image $RVS_VM_IMAGE with $(basename "$deb")" >&2
+	"$HERE/image.sh" --deb "$deb" --config "$ROOT/config/lab-vm.toml" --out "$RVS_VM_IMAGE" \
+		--dpdk-devices "0000:00:04.0 0000:00:05.0" --dpdk-driver uio_pci_generic >/dev/null
+fi
+
+# The lab lock from here on (the package and the image need no lab); SECONDS times the checks.
 if [ $lab = 1 ]; then
 	mkdir -p "$HERE/run"
 	exec 8>"${RVS_LAB_LOCK:-/run/lock/rvs-lab.lock}"
@@ -79,18 +93,9 @@ if [ $lab = 1 ]; then
 		echo "vm-test: waiting for the lab lock (${RVS_LAB_LOCK:-/run/lock/rvs-lab.lock})" >&2
 		flock 8
 	fi
-	SECONDS=0
 	export RVS_LAB_LOCK_HELD=1
 fi
-
-debs="$TARGET/debian"
-deb=$("$HERE/package.sh" --no-build --no-lintian --out "$debs" | tail -n 1)
-deb_next=$("$HERE/package.sh" --no-build --no-lintian --out "$debs/next" \
-	--version "$(dpkg-deb -f "$deb" Version)+vmtest1" | tail -n 1)
-if [ ! -f "$RVS_VM_IMAGE" ]; then
-	"$HERE/image.sh" --deb "$deb" --config "$ROOT/config/lab-vm.toml" --out "$RVS_VM_IMAGE" \
-		--dpdk-devices "0000:00:04.0 0000:00:05.0" --dpdk-driver uio_pci_generic >/dev/null
-fi
+SECONDS=0
 
 cleanup() { [ $keep = 1 ] || "$HERE/vm.sh" down >/dev/null 2>&1 || true; }
 trap cleanup EXIT

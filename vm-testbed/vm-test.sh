@@ -69,9 +69,10 @@ ok() { echo "ok: [+${SECONDS}s] $*"; }
 per_worker() {
 	python3 -c 'import json,sys
 for w in json.load(sys.stdin)["workers"]:
-    print("worker %d: rx %d tx %d packets, %d connections created, redirected out %d in %d, drops %s"
+    drops = ", ".join("%s %d" % (k, v) for k, v in sorted(w["drops"].items()) if v) or "none"
+    print("worker %d: rx %d tx %d packets, %d connections created, redirected out %d in %d, drops: %s"
           % (w["index"], w["rx_packets"], w["tx_packets"], w["conns_created"], w["redirected_out"],
-             w["redirected_in"], sum(w["drops"].values())))'
+             w["redirected_in"], drops))'
 }
 vm() { "$HERE/vm.sh" ssh "$@"; }
 

@@ -98,7 +98,13 @@ if [ $lab = 1 ]; then
 fi
 SECONDS=0
 
-cleanup() { [ $keep = 1 ] || "$HERE/vm.sh" down >/dev/null 2>&1 || true; }
+# The VM off, and the real servers' daemons stopped with their routes back to the lab's
+# (rs-start nat pointed them at 10.20.0.1), still under the lab lock.
+cleanup() {
+	[ $keep = 1 ] && return
+	"$HERE/vm.sh" down >/dev/null 2>&1 || true
+	[ $lab = 0 ] || "$HERE/lab.sh" rs-stop >/dev/null 2>&1 || true
+}
 trap cleanup EXIT
 "$HERE/vm.sh" down >/dev/null 2>&1 || true
 if [ $lab = 1 ]; then "$HERE/vm.sh" up; else "$HERE/vm.sh" up --no-lab; fi

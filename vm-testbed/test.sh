@@ -19,7 +19,7 @@
 # With --vm, after all of that:
 #   9. the appliance test (vm-testbed/vm-test.sh): the package from this build in a freshly
 #      built disk image, booted under qemu in lab-lb1's place, NAT and DR through it, both
-#      workers forwarding, reload, bad input, upgrade and purge (about 20 minutes under TCG).
+#      workers forwarding, reload, bad input, upgrade and purge (about 10 minutes under TCG).
 # The checks that need no lab (2-6) come before it so that they fail fast. The lab
 # is torn down on exit, pass or fail. Needs root (namespaces, hugepages, raw sockets).
 set -euo pipefail

@@ -15,7 +15,7 @@
 #                        (default 2222) with the image's key (IMAGE.key)
 #   00:04.0  virtio-net  tap rvsvm-front on lab-front, MAC 02:00:00:00:03:01, 2 queue pairs, RSS
 #   00:05.0  virtio-net  tap rvsvm-back  on lab-back,  MAC 02:00:00:00:03:02, 2 queue pairs, RSS
-# The image binds 00:04.0 and 00:05.0 to vfio-pci (no-IOMMU) at boot and rvsd drives them
+# The image binds 00:04.0 and 00:05.0 to uio_pci_generic at boot and rvsd drives them
 # with DPDK's virtio PMD, with the addresses of lab-lb1 (config/lab-vm.toml); lab-lb1's own
 # rvsd is stopped first. KVM is used when /dev/kvm really works (probed), otherwise TCG
 # (much slower); `up` says which. The disk is a qcow2 overlay on the image (the image stays

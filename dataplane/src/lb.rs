@@ -590,8 +590,9 @@ impl LbEngine {
         if !closing {
             return refused;
         }
-        let Some(old) = self.conns.remove(id) else { return refused };
-        conn_closed(self.worker, &self.snap, &mut self.lports, &old);
+        if !self.close_conn(id) {
+            return refused;
+        }
         env.counters.conns_displaced.inc();
         self.conns.insert(conn, now)
     }
@@ -614,16 +615,24 @@ impl LbEngine {
     fn retire_for_reuse(&mut self, id: ConnId, env: &LbEnv<'_>) -> bool {
         let Some(c) = self.conns.get(id) else { return false };
         if c.flags.contains(ConnFlags::SYNPROXY) {
-            self.drop_proxied(id);
-            return true;
+            return self.close_conn(id);
         }
         let finished = matches!(c.state, ConnState::Tcp(TcpState::TimeWait | TcpState::Close));
         if !finished && self.snap.by_server_id(c.server_id).is_some() {
             return false;
         }
+        if !self.close_conn(id) {
+            return false;
+        }
+        env.counters.conns_reused.inc();
+        true
+    }
+
+    /// Removes connection `id` as if it had expired (its Full-NAT local port and its
+    /// service's and server's counts released, `conn_closed`); false when `id` is not live.
+    fn close_conn(&mut self, id: ConnId) -> bool {
         let Some(old) = self.conns.remove(id) else { return false };
         conn_closed(self.worker, &self.snap, &mut self.lports, &old);
-        env.counters.conns_reused.inc();
         true
     }
 

@@ -185,39 +185,9 @@ close_locks() {
 # vm-testbed/lab.sh without the lock files (it starts rvsd and the servers' tools).
 lab() { ( close_locks; exec bash "$LAB" "$@" ); }
 
-# Our own ancestors, one per line: test.sh may run this script and is not another user.
-ancestors() {
-    local pid=$$
-    while [[ "$pid" -gt 1 ]]; do
-        echo "$pid"
-        pid="$(awk '{ print $4 }' "/proc/$pid/stat" 2>/dev/null || echo 1)"
-    done
-}
-
-lab_busy() {
-    local why="" users
-    if ip netns list 2>/dev/null | grep -q '^lab-'; then
-        why="lab namespaces exist ($(ip netns list | awk '/^lab-/ { printf "%s ", $1 }'))"
-    fi
-    users="$(pgrep -f 'rvs-labtests|vm-testbed/test\.sh|vm-testbed/demo\.sh|perf/e2e/run\.sh' 2>/dev/null |
-        grep -vxF -f <(ancestors) || true)"
-    if [[ -n "$users" ]]; then
-        why="${why:+$why; }lab tests, the demo or the e2e benchmark are running (pid $(echo "$users" | paste -sd' '))"
-    fi
-    [[ -z "$why" ]] || { echo "$why"; return 0; }
-    return 1
-}
-
-wait_for_lab() {
-    local why deadline=$((SECONDS + WAIT_LAB))
-    while why="$(lab_busy)"; do
-        if ((SECONDS >= deadline)); then
-            die "the lab is in use: $why. Wait for its user (--wait-lab SECONDS), or if it is a stale leftover: sudo bash vm-testbed/lab.sh down"
-        fi
-        say "the lab is in use ($why); waiting"
-        sleep 10
-    done
-}
+# lab_busy and wait_for_lab: who else uses the lab.
+# shellcheck source=../vm-testbed/lab-users.sh
+source "$REPO/vm-testbed/lab-users.sh"
 
 # --- clean-up -----------------------------------------------------------------------------
 
@@ -515,7 +485,7 @@ trap 'on_signal INT' INT
 trap 'on_signal TERM' TERM
 
 take_lab_locks
-wait_for_lab
+wait_for_lab 'rvs-labtests|vm-testbed/test\.sh|vm-testbed/demo\.sh|perf/e2e/run\.sh' 'lab tests, the demo or the e2e benchmark are' 10
 
 say "run: $SECS s, mode $MODE, work $WORK, rvsd $RVSD_BIN"
 say "machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"

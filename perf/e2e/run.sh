@@ -143,40 +143,9 @@ find_rvsd() {
     [[ -x "$RVSD_BIN" ]] || die "the build produced no $RVSD_BIN"
 }
 
-# Our own ancestors, one per line: test.sh (or CI) may run this script after its lab tests,
-# and must not count as a user of the lab.
-ancestors() {
-    local pid=$$
-    while [[ "$pid" -gt 1 ]]; do
-        echo "$pid"
-        pid="$(awk '{ print $4 }' "/proc/$pid/stat" 2>/dev/null || echo 1)"
-    done
-}
-
-lab_busy() {
-    local why="" users
-    if ip netns list 2>/dev/null | grep -q '^lab-'; then
-        why="lab namespaces exist ($(ip netns list | awk '/^lab-/ { printf "%s ", $1 }'))"
-    fi
-    users="$(pgrep -f 'rvs-labtests|vm-testbed/test\.sh|vm-testbed/demo\.sh' 2>/dev/null |
-        grep -vxF -f <(ancestors) || true)"
-    if [[ -n "$users" ]]; then
-        why="${why:+$why; }lab tests or the demo are running (pid $(echo "$users" | paste -sd' '))"
-    fi
-    [[ -z "$why" ]] || { echo "$why"; return 0; }
-    return 1
-}
-
-wait_for_lab() {
-    local why deadline=$((SECONDS + WAIT_LAB))
-    while why="$(lab_busy)"; do
-        if ((SECONDS >= deadline)); then
-            die "the lab is in use: $why. It is shared by the tests and the demo; wait for them (--wait-lab SECONDS), or if it is a stale leftover: sudo bash vm-testbed/lab.sh down"
-        fi
-        say "the lab is in use ($why); waiting"
-        sleep 30
-    done
-}
+# lab_busy and wait_for_lab: who else uses the lab.
+# shellcheck source=../../vm-testbed/lab-users.sh
+source "$REPO/vm-testbed/lab-users.sh"
 
 # --- clean-up -----------------------------------------------------------------------------
 
@@ -515,7 +484,7 @@ main() {
         mkdir -p "$WORK"
         WORK="$(cd "$WORK" && pwd)"
     fi
-    wait_for_lab
+    wait_for_lab 'rvs-labtests|vm-testbed/test\.sh|vm-testbed/demo\.sh' 'lab tests or the demo are' 30
     trap cleanup EXIT
     trap 'exit 130' INT
     trap 'exit 143' TERM

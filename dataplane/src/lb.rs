@@ -712,7 +712,7 @@ impl LbEngine {
         }
         if c.flags.contains(ConnFlags::SYNPROXY) {
             // Out of line: one flag test on the established path of other connections.
-            if let Some(v) = self.proxied_reply(id, &c, buf, flow, env) {
+            if let Some(v) = self.proxied_reply(id, &c, buf, flow, env, now) {
                 return v;
             }
         }

@@ -75,6 +75,27 @@ pub struct ConnRecord {
     pub flags: u16,
     /// Milliseconds left before the connection expires if no packet comes.
     pub expires_in_ms: u32,
+    /// For a connection opened by the SYN proxy, its translation state; `None` for the
+    /// others.
+    pub synproxy: Option<SynProxyRecord>,
+}
+
+/// A SYN-proxied connection's translation state ([`crate::synproxy`]): what a peer needs
+/// to go on translating the flow's sequence numbers, timestamps and windows after a
+/// takeover. The values are the connection's own ([`Conn::synproxy_offsets`],
+/// [`Conn::synproxy_ws`]), whose meaning depends on `pending`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SynProxyRecord {
+    /// The SYN went to the server and its SYN-ACK has not come back
+    /// ([`ConnFlags::SYNPROXY_PENDING`]): the offsets are then the cookie's ISN and
+    /// timestamp, and `window` the client's shift plus one.
+    pub pending: bool,
+    /// Server sequence − cookie sequence (or the cookie's ISN while pending).
+    pub seq_offset: u32,
+    /// Server timestamp − cookie timestamp (or the cookie's timestamp while pending).
+    pub ts_offset: u32,
+    /// The window rewrite's packed bits (`crate::synproxy::packet::WindowRewrite`).
+    pub window: u8,
 }
 
 /// One persistence entry (ipvsadm `-p`): a client network keeps going to a server.
@@ -313,6 +334,15 @@ impl ConnRecord {
             state: c.state,
             flags: c.flags.bits() & RECORD_FLAGS.bits(),
             expires_in_ms: u32::try_from(left_ms).unwrap_or(u32::MAX),
+            synproxy: c.flags.contains(ConnFlags::SYNPROXY).then(|| {
+                let (seq_offset, ts_offset) = c.synproxy_offsets();
+                SynProxyRecord {
+                    pending: c.flags.contains(ConnFlags::SYNPROXY_PENDING),
+                    seq_offset,
+                    ts_offset,
+                    window: c.synproxy_ws,
+                }
+            }),
         }
     }
 }
@@ -335,6 +365,7 @@ mod tests {
             state: ConnState::Tcp(TcpState::Established),
             flags: 0,
             expires_in_ms: 1000,
+            synproxy: None,
         }
     }
 

@@ -45,6 +45,7 @@ fn record(proto: L4Proto, cport: u16, vport: u16, server: (Ipv4Addr, u16), forwa
         state: if proto == Tcp { ConnState::Tcp(TcpState::Established) } else { ConnState::Udp },
         flags: 0,
         expires_in_ms: 60_000,
+        synproxy: None,
     }
 }
 

@@ -4,7 +4,8 @@
 //! rvs sends a server that retransmits its SYN-ACK, sequence/timestamp/SACK/window
 //! translation both ways, NAT and Full-NAT (with TOA), bad and expired cookies, client
 //! retransmissions and server refusals during the server handshake, and `auto` mode
-//! switching on and off with the half-open count.
+//! switching on and off with the half-open count, and a proxied connection synced to the
+//! HA peer and translated there.
 //!
 //! Every output frame is compared byte for byte with one built independently
 //! (`common::l4::Seg`, checksums computed in full) and its checksums recomputed
@@ -16,6 +17,7 @@ mod common;
 use common::l4::*;
 use common::*;
 use rvs_dataplane::service::SharedServices;
+use rvs_dataplane::sync::{sync_links, ConnRecord, SynProxyRecord, SyncEnd, SyncOptions, SyncRecord};
 use rvs_dataplane::synproxy::cookie::{CookieSecret, CookieTuple};
 use rvs_dataplane::synproxy::SynProxyPolicy;
 use rvs_dataplane::types::{ConnState, ForwardMode, L4Proto, SchedulerKind, TcpState};
@@ -512,4 +514,135 @@ fn icmp_errors_about_a_proxied_flow_quote_the_receivers_sequence_numbers() {
     assert_checksums(&got);
     assert_eq!(snapshot(&ws[0]).icmp_errors_translated, 3);
     assert_accounting_all(&ws);
+}
+
+/// A proxied connection synced to the HA peer (`rvs_dataplane::sync`): the record sent
+/// once the server's SYN-ACK fixed the offsets carries them, and the peer that installs
+/// it translates the flow's next segments exactly as the node that opened it would.
+#[test]
+fn a_synced_proxied_connection_goes_on_translating_on_the_peer() {
+    let mut records = Vec::new();
+    let mut drain = |end: &mut SyncEnd| {
+        end.pop(usize::MAX, |_, r| match r {
+            SyncRecord::Conn(c) => records.push(c),
+            SyncRecord::Persist(p) => panic!("no persistence here: {p:?}"),
+        });
+        records.clone()
+    };
+    let opts = SyncOptions { refresh: std::time::Duration::ZERO };
+    let shared_a = proxied(SynProxyPolicy::ALWAYS, Nat);
+    let (links, mut end_a) = sync_links(1, 64);
+    let mut a: Vec<MemWorker> = lb_workers(&shared_a, 1, &LbOpts::default())
+        .into_iter()
+        .zip(links)
+        .map(|(w, l)| w.with_sync(l, opts))
+        .collect();
+    let k = handshake_with_rvs(&mut a, CPORT, T0);
+    send_to(&mut a, 0, FRONT, &cookie_ack(CPORT, k).by_client(), T0 + 1);
+    let opened = drain(&mut end_a);
+    let first = opened.last().copied().expect("a record for the opened connection");
+    assert_eq!(
+        first.synproxy,
+        Some(SynProxyRecord { pending: true, seq_offset: k, ts_offset: COOKIE_TS, window: 8 }),
+        "pending: the cookie's ISN and timestamp, the client's shift 7 plus one"
+    );
+    send_to(&mut a, 0, BACK, &server_syn_ack((CLIENT_IP, CPORT)).by_server(RS1_MAC), T0 + 3);
+    let rec = drain(&mut end_a).last().copied().expect("a record");
+    let p = rec.synproxy.expect("the SYN proxy's state");
+    assert!(!p.pending);
+    assert_eq!((p.seq_offset, p.ts_offset), (SISN.wrapping_sub(k), SERVER_TS.wrapping_sub(COOKIE_TS)));
+
+    // The peer: same services, its own table, the record installed.
+    let shared_b = proxied(SynProxyPolicy::ALWAYS, Nat);
+    let (links, end_b) = sync_links(1, 64);
+    let mut b: Vec<MemWorker> = lb_workers(&shared_b, 1, &LbOpts::default())
+        .into_iter()
+        .zip(links)
+        .map(|(w, l)| w.with_sync(l, opts))
+        .collect();
+    end_b.push(0, rec).expect("room");
+    poll_all(&mut b, T0 + 4);
+    assert_eq!(snapshot(&b[0]).sync_installed, 1);
+
+    // Client data through the peer: acknowledgement and TSecr in the server's spaces.
+    let data = with_window(
+        Seg::tcp(CLIENT_IP, CPORT, VIP, 80, PSH | ACK)
+            .seq(CISN + 1)
+            .ack(k.wrapping_add(1))
+            .options(&ts_opts(1020, COOKIE_TS))
+            .data(b"GET"),
+        502,
+    );
+    let (_, back) = send_to(&mut b, 0, FRONT, &data.by_client(), T0 + 5);
+    let want =
+        data.clone().addrs((CLIENT_IP, CPORT), (RS1, 80)).ack(SISN + 1).options(&ts_opts(1020, SERVER_TS)).ttl(60);
+    let got = only(back, "client data via the peer");
+    assert_frame(&got, &want.to_server(RS1_MAC), "client data to the server via the peer");
+    assert_checksums(&got);
+    // Server data through the peer: sequence, TSval and window in the client's view.
+    let reply = with_window(
+        Seg::tcp(RS1, 80, CLIENT_IP, CPORT, PSH | ACK)
+            .seq(SISN + 1)
+            .ack(CISN + 4)
+            .options(&ts_opts(SERVER_TS + 23, 1020))
+            .data(b"HTTP/1.0 200"),
+        500,
+    );
+    let (front, _) = send_to(&mut b, 0, BACK, &reply.by_server(RS1_MAC), T0 + 6);
+    let want = with_window(
+        reply
+            .clone()
+            .addrs((VIP, 80), (CLIENT_IP, CPORT))
+            .seq(k.wrapping_add(1))
+            .options(&ts_opts(COOKIE_TS + 23, 1020)),
+        2000,
+    )
+    .ttl(60);
+    let got = only(front, "server data via the peer");
+    assert_frame(&got, &want.to_client(), "server data to the client via the peer");
+    assert_checksums(&got);
+    assert!(drops_of(&b[0]).is_empty(), "{:?}", drops_of(&b[0]));
+    assert_accounting_all(&b);
+}
+
+/// A record with SYN proxy state for a flow the proxy never serves (UDP, DR) is refused
+/// as invalid, not installed as a half-translated entry.
+#[test]
+fn proxy_state_on_a_flow_the_proxy_does_not_serve_is_refused() {
+    let opts = SyncOptions { refresh: std::time::Duration::ZERO };
+    let shared = publish(vec![
+        service(1, L4Proto::Udp, 53, SchedulerKind::Rr, &[rs(RS1, 53, 1, Nat)], None),
+        service(1, L4Proto::Tcp, 80, SchedulerKind::Rr, &[rs(RS1, 80, 1, ForwardMode::Dr)], None),
+    ]);
+    let (links, end) = sync_links(1, 64);
+    let mut ws: Vec<MemWorker> =
+        lb_workers(&shared, 1, &LbOpts::default()).into_iter().zip(links).map(|(w, l)| w.with_sync(l, opts)).collect();
+    let sa = |ip, port| std::net::SocketAddr::new(std::net::IpAddr::V4(ip), port);
+    let proxy = Some(SynProxyRecord { pending: false, seq_offset: 1, ts_offset: 2, window: 0 });
+    let udp = ConnRecord {
+        proto: L4Proto::Udp,
+        forward: Nat,
+        client: sa(CLIENT_IP, 5000),
+        vip: sa(VIP, 53),
+        local: sa(CLIENT_IP, 5000),
+        server: sa(RS1, 53),
+        state: ConnState::Udp,
+        flags: 0,
+        expires_in_ms: 60_000,
+        synproxy: proxy,
+    };
+    let dr = ConnRecord {
+        proto: L4Proto::Tcp,
+        forward: ForwardMode::Dr,
+        vip: sa(VIP, 80),
+        server: sa(RS1, 80),
+        state: ConnState::Tcp(TcpState::Established),
+        ..udp
+    };
+    end.push(0, udp).expect("room");
+    end.push(0, dr).expect("room");
+    poll_all(&mut ws, T0);
+    let s = snapshot(&ws[0]);
+    assert_eq!((s.sync_installed, s.sync_refused_invalid), (0, 2));
+    assert_eq!(ws[0].lb().expect("engine").conns().len(), 0);
 }

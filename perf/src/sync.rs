@@ -635,6 +635,7 @@ fn v4_record() -> SyncRecord {
         state: ConnState::Tcp(TcpState::SynRecv),
         flags: 0,
         expires_in_ms: 30_000,
+        synproxy: None,
     })
 }
 

@@ -7,7 +7,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use rvs_dataplane::sync::{ConnRecord, PersistRecord, SyncRecord};
+use rvs_dataplane::sync::{ConnRecord, PersistRecord, SynProxyRecord, SyncRecord};
 use rvs_dataplane::types::{ConnState, ForwardMode, L4Proto, TcpState};
 use rvs_sync::{decode, LinkConfig, MsgType, SyncLink};
 
@@ -31,6 +31,7 @@ fn main() -> std::io::Result<()> {
         state: ConnState::Tcp(TcpState::Established),
         flags: 5,
         expires_in_ms: 900_000,
+        synproxy: Some(SynProxyRecord { pending: false, seq_offset: 0x1122_3344, ts_offset: 7, window: 0x27 }),
     });
     let conn6 = SyncRecord::Conn(ConnRecord {
         proto: L4Proto::Udp,
@@ -42,6 +43,7 @@ fn main() -> std::io::Result<()> {
         state: ConnState::Udp,
         flags: 0,
         expires_in_ms: 300_000,
+        synproxy: None,
     });
     let persist = SyncRecord::Persist(PersistRecord {
         proto: L4Proto::Tcp,

@@ -54,6 +54,8 @@
 //! 1 conn     proto (6/17) | forward (0 DR, 1 NAT, 2 FullNAT, 3 tunnel) | state | 0 |
 //!            flags (u16) | expires_in_ms (u32) | client | vip | local | server (sockaddr)
 //! 2 persist  proto | 0 | expires_in_s (u32) | vip (sockaddr) | client (ipaddr) | server (sockaddr)
+//! 3 conn, SYN-proxied: as 1, then seq_offset (u32) | ts_offset (u32) | window (u8) |
+//!            pending (u8: 0 or 1)   (`rvs_dataplane::sync::SynProxyRecord`)
 //! ipaddr   = family (4 or 6) | 4 or 16 address bytes
 //! sockaddr = ipaddr | port (u16)
 //! state    = TcpState as u8 (0..=10, TcpState::ALL order) for TCP, 16 for UDP
@@ -68,7 +70,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use hmac::{Hmac, Mac};
-use rvs_dataplane::sync::{ConnRecord, PersistRecord, SyncRecord};
+use rvs_dataplane::sync::{ConnRecord, PersistRecord, SynProxyRecord, SyncRecord};
 use rvs_dataplane::types::{ConnState, ForwardMode, L4Proto, TcpState};
 use sha2::Sha256;
 
@@ -93,6 +95,10 @@ pub const UDP_STATE: u8 = 16;
 const REC_CONN: u8 = 1;
 /// Record type byte of a [`PersistRecord`].
 const REC_PERSIST: u8 = 2;
+/// Record type byte of a [`ConnRecord`] with a [`SynProxyRecord`].
+const REC_CONN_SYNPROXY: u8 = 3;
+/// Bytes a [`SynProxyRecord`] adds to its connection record.
+const SYNPROXY_LEN: usize = 10;
 
 /// Byte offsets of the header fields.
 mod field {
@@ -292,6 +298,9 @@ pub enum DecodeError {
     /// A non-zero padding byte in a record.
     #[error("non-zero padding byte in a record")]
     BadPadding,
+    /// A SYN proxy record's pending byte other than 0 or 1.
+    #[error("SYN proxy pending byte {0}, not 0 or 1")]
+    BadPending(u8),
     /// More NACK ranges than [`MAX_NACK_RANGES`].
     #[error("{0} NACK ranges, more than the limit")]
     TooManyRanges(usize),
@@ -351,7 +360,10 @@ const fn state_byte(s: ConnState) -> u8 {
 /// Bytes `rec` takes in a DATA payload.
 pub fn record_len(rec: &SyncRecord) -> usize {
     match rec {
-        SyncRecord::Conn(c) => 11 + sock_len(c.client) + sock_len(c.vip) + sock_len(c.local) + sock_len(c.server),
+        SyncRecord::Conn(c) => {
+            let proxy = if c.synproxy.is_some() { SYNPROXY_LEN } else { 0 };
+            11 + sock_len(c.client) + sock_len(c.vip) + sock_len(c.local) + sock_len(c.server) + proxy
+        }
         SyncRecord::Persist(p) => 7 + sock_len(p.vip) + ip_len(p.client) + sock_len(p.server),
     }
 }
@@ -360,11 +372,17 @@ pub fn record_len(rec: &SyncRecord) -> usize {
 pub fn put_record(out: &mut Vec<u8>, rec: &SyncRecord) {
     match rec {
         SyncRecord::Conn(c) => {
-            out.extend_from_slice(&[REC_CONN, c.proto.ipproto(), forward_byte(c.forward), state_byte(c.state), 0]);
+            let ty = if c.synproxy.is_some() { REC_CONN_SYNPROXY } else { REC_CONN };
+            out.extend_from_slice(&[ty, c.proto.ipproto(), forward_byte(c.forward), state_byte(c.state), 0]);
             out.extend_from_slice(&c.flags.to_be_bytes());
             out.extend_from_slice(&c.expires_in_ms.to_be_bytes());
             for sa in [c.client, c.vip, c.local, c.server] {
                 put_sock(out, sa);
+            }
+            if let Some(p) = c.synproxy {
+                out.extend_from_slice(&p.seq_offset.to_be_bytes());
+                out.extend_from_slice(&p.ts_offset.to_be_bytes());
+                out.extend_from_slice(&[p.window, u8::from(p.pending)]);
             }
         }
         SyncRecord::Persist(p) => {
@@ -511,9 +529,20 @@ impl<'a> Reader<'a> {
             _ => Err(DecodeError::BadPadding),
         }
     }
+    fn synproxy(&mut self) -> Result<SynProxyRecord, DecodeError> {
+        let seq_offset = self.u32("SYN proxy sequence offset")?;
+        let ts_offset = self.u32("SYN proxy timestamp offset")?;
+        let window = self.u8("SYN proxy window rewrite")?;
+        let pending = match self.u8("SYN proxy pending flag")? {
+            0 => false,
+            1 => true,
+            b => return Err(DecodeError::BadPending(b)),
+        };
+        Ok(SynProxyRecord { pending, seq_offset, ts_offset, window })
+    }
     fn record(&mut self) -> Result<SyncRecord, DecodeError> {
         match self.u8("record type")? {
-            REC_CONN => {
+            ty @ (REC_CONN | REC_CONN_SYNPROXY) => {
                 let proto = self.proto()?;
                 let forward = match self.u8("forwarding mode")? {
                     0 => ForwardMode::Dr,
@@ -529,16 +558,20 @@ impl<'a> Reader<'a> {
                 self.padding()?;
                 let flags = self.u16("connection flags")?;
                 let expires_in_ms = self.u32("connection expiry")?;
+                let (client, vip) = (self.sock("client address")?, self.sock("VIP address")?);
+                let (local, server) = (self.sock("local address")?, self.sock("server address")?);
+                let synproxy = if ty == REC_CONN_SYNPROXY { Some(self.synproxy()?) } else { None };
                 Ok(SyncRecord::Conn(ConnRecord {
                     proto,
                     forward,
                     state,
                     flags,
                     expires_in_ms,
-                    client: self.sock("client address")?,
-                    vip: self.sock("VIP address")?,
-                    local: self.sock("local address")?,
-                    server: self.sock("server address")?,
+                    client,
+                    vip,
+                    local,
+                    server,
+                    synproxy,
                 }))
             }
             REC_PERSIST => {
@@ -714,6 +747,24 @@ mod tests {
             state: ConnState::Tcp(TcpState::Established),
             flags: 5,
             expires_in_ms: 900_000,
+            synproxy: None,
+        });
+        let proxied = SyncRecord::Conn(ConnRecord {
+            proto: L4Proto::Tcp,
+            forward: ForwardMode::Nat,
+            client: sa("10.0.0.1:40000"),
+            vip: sa("192.168.1.1:80"),
+            local: sa("10.0.0.1:40000"),
+            server: sa("10.2.0.1:80"),
+            state: ConnState::Tcp(TcpState::Established),
+            flags: 4,
+            expires_in_ms: 60_000,
+            synproxy: Some(SynProxyRecord {
+                pending: false,
+                seq_offset: 0x1122_3344,
+                ts_offset: 0x5566_7788,
+                window: 0x27,
+            }),
         });
         let persist = SyncRecord::Persist(PersistRecord {
             proto: L4Proto::Udp,
@@ -734,6 +785,16 @@ mod tests {
              06 20010db8000000000000000000000002 14e9  # server
              99e8f229e26909728d187850110252f00b53afbf84c5223e383cdeecbc6f60f5",
             fixture_header(1, 0, 111)
+        );
+        let data_proxied = format!(
+            "{}
+             0000000000000065 0001                  # record index 101, 1 record
+             03 06 01 01 00 0004 0000ea60           # SYN-proxied conn: TCP, nat, ESTABLISHED, pad, flags, 60 s
+             04 0a000001 9c40  04 c0a80101 0050     # client, VIP
+             04 0a000001 9c40  04 0a020001 0050     # local (the client), server
+             11223344 55667788 27 00                # seq offset, ts offset, window rewrite, not pending
+             99441e0e9d5c1ec346d28d77114ceffddad5535b7249b74747b66093402593fb",
+            fixture_header(1, 0, 59)
         );
         let bulk_end = format!(
             "{}
@@ -760,6 +821,7 @@ mod tests {
         );
         vec![
             (fixture_msg(Body::Data { record_index: 100, records: vec![conn, persist] }, 0), hex(&data)),
+            (fixture_msg(Body::Data { record_index: 101, records: vec![proxied] }, 0), hex(&data_proxied)),
             (fixture_msg(Body::BulkEnd { record_index: 100, streamed: 2 }, Flags::BULK_SENDING), hex(&bulk_end)),
             (fixture_msg(Body::Ack, Flags::WANT_BULK), hex(&ack)),
             (fixture_msg(Body::Nack { ranges: vec![(3, 5), (9, 9)] }, 0), hex(&nack)),
@@ -859,6 +921,19 @@ mod tests {
         assert_eq!(decode(&[0; 79], KEY), Err(DecodeError::TooShort(79)));
         assert_eq!(decode(&vec![0; MAX_DATAGRAM + 1], KEY), Err(DecodeError::Oversized(MAX_DATAGRAM + 1)));
         assert_eq!(decode(&[0; 81], KEY), Err(DecodeError::LengthMismatch { declared: 0, actual: 1 }));
+        // The SYN-proxied record (58..107): its pending byte is the last; as a plain conn
+        // record its SYN proxy fields are left over.
+        let (_, data) = fixtures().swap_remove(1);
+        let proxied = data[..data.len() - MAC_LEN].to_vec();
+        let with = |i: usize, v: u8| {
+            let mut b = proxied.clone();
+            b[i] = v;
+            decode(&signed(b), KEY)
+        };
+        assert_eq!(with(106, 2), Err(DecodeError::BadPending(2)));
+        assert_eq!(with(58, REC_CONN), Err(DecodeError::TrailingBytes(SYNPROXY_LEN)));
+        let short = proxied[..proxied.len() - 1].to_vec();
+        assert_eq!(decode(&signed(short), KEY), Err(DecodeError::Truncated("SYN proxy pending flag")));
     }
 
     fn arb_ip() -> impl Strategy<Value = IpAddr> {
@@ -886,9 +961,15 @@ mod tests {
         ];
         let state =
             prop_oneof![(0..TcpState::ALL.len()).prop_map(|i| ConnState::Tcp(TcpState::ALL[i])), Just(ConnState::Udp)];
-        let conn =
-            (arb_proto(), forward, arb_sock(), arb_sock(), arb_sock(), arb_sock(), state, any::<u16>(), any::<u32>())
-                .prop_map(|(proto, forward, client, vip, local, server, state, flags, expires_in_ms)| {
+        let synproxy = proptest::option::of((any::<bool>(), any::<u32>(), any::<u32>(), any::<u8>()).prop_map(
+            |(pending, seq_offset, ts_offset, window)| SynProxyRecord { pending, seq_offset, ts_offset, window },
+        ));
+        let conn = (
+            (arb_proto(), forward, arb_sock(), arb_sock(), arb_sock(), arb_sock()),
+            (state, any::<u16>(), any::<u32>(), synproxy),
+        )
+            .prop_map(
+                |((proto, forward, client, vip, local, server), (state, flags, expires_in_ms, synproxy))| {
                     SyncRecord::Conn(ConnRecord {
                         proto,
                         forward,
@@ -899,8 +980,10 @@ mod tests {
                         state,
                         flags,
                         expires_in_ms,
+                        synproxy,
                     })
-                });
+                },
+            );
         let persist = (arb_proto(), arb_sock(), arb_ip(), arb_sock(), any::<u32>()).prop_map(
             |(proto, vip, client, server, expires_in_s)| {
                 SyncRecord::Persist(PersistRecord { proto, vip, client, server, expires_in_s })

@@ -401,6 +401,7 @@ mod tests {
             state: ConnState::Tcp(TcpState::Established),
             flags: 0,
             expires_in_ms: 900_000,
+            synproxy: None,
         }
     }
 

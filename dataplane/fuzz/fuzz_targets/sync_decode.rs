@@ -38,6 +38,7 @@ fn record(n: u32) -> SyncRecord {
             state: ConnState::Tcp(TcpState::SynRecv),
             flags: 0,
             expires_in_ms: n,
+            synproxy: None,
         })
     } else {
         SyncRecord::Persist(PersistRecord {

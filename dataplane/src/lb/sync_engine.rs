@@ -38,8 +38,9 @@ pub enum SyncRefused {
     /// An address family the data path does not forward (IPv6).
     #[error("address family not forwarded")]
     Family,
-    /// A state that does not fit the protocol (a TCP state for UDP, or the reverse).
-    #[error("state does not fit the protocol")]
+    /// A state that does not fit the protocol (a TCP state for UDP, or the reverse), or
+    /// SYN proxy state on a flow the proxy does not serve (UDP, DR, tunnel).
+    #[error("state does not fit the protocol or forwarding mode")]
     Invalid,
     /// No service with the record's protocol, VIP and port here.
     #[error("no such service")]
@@ -105,10 +106,6 @@ impl LbEngine {
     #[inline(never)]
     pub(super) fn sync_conn(&self, id: ConnId, now: u64, counters: &WorkerCounters, toa_done: bool) {
         let (Some(s), Some(c)) = (&self.sync, self.conns.get(id)) else { return };
-        if c.flags.contains(ConnFlags::SYNPROXY) {
-            // Not synced: see `push`.
-            return;
-        }
         let mut rec = ConnRecord::from_conn(c, now);
         if toa_done {
             rec.flags &= !ConnFlags::TOA_PENDING.bits();
@@ -196,6 +193,12 @@ impl LbEngine {
             (L4Proto::Tcp, ConnState::Tcp(_)) | (L4Proto::Udp, ConnState::Udp) => {}
             _ => return Err(SyncRefused::Invalid),
         }
+        // The SYN proxy serves TCP over NAT and Full-NAT only.
+        if rec.synproxy.is_some()
+            && (rec.proto != L4Proto::Tcp || !matches!(rec.forward, ForwardMode::Nat | ForwardMode::FullNat))
+        {
+            return Err(SyncRefused::Invalid);
+        }
         let snap = std::sync::Arc::clone(&self.snap);
         let (svc_idx, svc) =
             snap.lookup(ServiceKey { proto: rec.proto, vip, port: vport }).ok_or(SyncRefused::NoService)?;
@@ -205,14 +208,16 @@ impl LbEngine {
             return Err(SyncRefused::NoServer);
         };
         let key = FlowKey { proto: rec.proto, src: client, sport: cport, dst: vip, dport: vport };
-        let flags = ConnFlags::from_bits(rec.flags & RECORD_FLAGS.bits()) | ConnFlags::SYNCED;
+        let flags = ConnFlags::from_bits(rec.flags & RECORD_FLAGS.bits()) | ConnFlags::SYNCED | proxy_flags(rec);
         let left_ns = u64::from(rec.expires_in_ms) * 1_000_000;
         match self.conns.lookup(&key) {
             Some((id, Direction::Inbound)) => {
                 let Some(from) = self.conns.get(id).map(|c| c.state) else { return Err(SyncRefused::Clash) };
                 self.conns.set_state(id, rec.state);
                 let Some(c) = self.conns.get_mut(id) else { return Err(SyncRefused::Clash) };
-                c.flags = ConnFlags::from_bits((c.flags.bits() & !RECORD_FLAGS.bits()) | flags.bits());
+                let was_proxied = c.flags.contains(ConnFlags::SYNPROXY);
+                c.flags = ConnFlags::from_bits((c.flags.bits() & !SYNCED_FLAGS.bits()) | flags.bits());
+                set_proxy_state(c, rec, was_proxied);
                 let (svc_id, srv_id) = (c.service_id, c.server_id);
                 self.conns.set_expires_in(id, now, left_ns);
                 if from.is_active() != rec.state.is_active() {
@@ -241,6 +246,7 @@ impl LbEngine {
             Conn::new(key, rec.forward, server_ip, sport).with_local(local, lport).with_service(service_id, server_id);
         conn.state = rec.state;
         conn.flags = flags;
+        set_proxy_state(&mut conn, rec, false);
         match self.conns.insert(conn, now) {
             Ok(id) => {
                 self.conns.set_expires_in(id, now, left_ns);
@@ -263,17 +269,41 @@ impl LbEngine {
     }
 }
 
-/// Pushes the record of `c`, counting it sent or lost.
-///
-/// SYN-proxied connections ([`ConnFlags::SYNPROXY`]) are not sent: their sequence and
-/// timestamp offsets are not part of the record format, and a peer that installed one
-/// without them would forward segments the client and the server both reject. After a
-/// takeover such flows are reset by the peer (`tcp_no_conn`) and their clients reconnect.
+/// Pushes the record of `c` (a SYN-proxied one with its translation state), counting it
+/// sent or lost.
 fn push(link: &SyncLink, c: &Conn, now: u64, counters: &WorkerCounters) {
-    if c.flags.contains(ConnFlags::SYNPROXY) {
-        return;
-    }
     count(link.push(SyncRecord::Conn(ConnRecord::from_conn(c, now))), counters);
+}
+
+/// The flag bits a record sets or clears on the entry it installs: its own
+/// ([`RECORD_FLAGS`]) and the SYN proxy's, which its `synproxy` field stands for.
+const SYNCED_FLAGS: ConnFlags =
+    ConnFlags::from_bits(RECORD_FLAGS.bits() | ConnFlags::SYNPROXY.bits() | ConnFlags::SYNPROXY_PENDING.bits());
+
+/// The SYN proxy flags of the entry `rec` describes.
+fn proxy_flags(rec: &ConnRecord) -> ConnFlags {
+    match rec.synproxy {
+        Some(p) if p.pending => ConnFlags::SYNPROXY | ConnFlags::SYNPROXY_PENDING,
+        Some(_) => ConnFlags::SYNPROXY,
+        None => ConnFlags::NONE,
+    }
+}
+
+/// Gives `c` the SYN proxy's translation state of `rec`; an entry that `was_proxied` and
+/// is no longer gets an empty next-hop cache where it kept its offsets (the engine fills
+/// the cache on the next packet).
+fn set_proxy_state(c: &mut Conn, rec: &ConnRecord, was_proxied: bool) {
+    match rec.synproxy {
+        Some(p) => {
+            c.set_synproxy_offsets(p.seq_offset, p.ts_offset);
+            c.synproxy_ws = p.window;
+        }
+        None if was_proxied => {
+            c.hop = Default::default();
+            c.synproxy_ws = 0;
+        }
+        None => {}
+    }
 }
 
 /// Counts a record queued (`sent`) or lost.

@@ -110,6 +110,9 @@ impl LbEngine {
         }
         let half_open_ns = u64::from(self.conns.timeouts().half_open) * 1_000_000_000;
         self.conns.set_expires_in(id, now, half_open_ns);
+        if self.sync.is_some() {
+            self.sync_conn(id, now, env.counters, false);
+        }
         let Some(&c) = self.conns.get(id) else { return Verdict::Drop(DropReason::TcpNoConn) };
         // The client's window field is scaled by its own shift; a SYN's is not.
         let shift = ts_opts.and_then(|o| o.wscale).unwrap_or(0).min(cookie::MAX_WSCALE);
@@ -162,6 +165,7 @@ impl LbEngine {
         buf: &mut B,
         flow: &L4View,
         env: &LbEnv<'_>,
+        now: u64,
     ) -> Option<Verdict> {
         let c = *c;
         let pending = c.flags.contains(ConnFlags::SYNPROXY_PENDING);
@@ -210,6 +214,11 @@ impl LbEngine {
             e.flags.remove(ConnFlags::SYNPROXY_PENDING);
             e.set_synproxy_offsets(seq_off, ts_off);
             e.synproxy_ws = ws.pack();
+        }
+        if self.sync.is_some() {
+            // The peer needs the offsets now known (the state machine's record of this
+            // SYN-ACK went out before they were).
+            self.sync_conn(id, now, env.counters, false);
         }
         env.counters.syn_proxy_handshakes.inc();
         let tsval = seg.ts.map_or(0, |(v, _)| v.wrapping_sub(ts_off));

@@ -44,8 +44,10 @@
 //! * **Memory**: the offsets live in the connection entry's next-hop cache (unused by
 //!   proxied connections, which look their next hop up per packet) and the window
 //!   rewrite in former padding: the entry stays 64 bytes (88 per connection in all).
-//! * **Sync**: proxied connections are not sent to the HA peer (the record format has no
-//!   room for the offsets); after a takeover their clients reconnect.
+//! * **Sync**: a proxied connection's record carries its offsets and window rewrite
+//!   (`crate::sync::SynProxyRecord`), sent when the connection opens and again when the
+//!   server's SYN-ACK fixes the offsets; the HA peer installs them with the entry and
+//!   goes on translating after a takeover.
 //!
 //! # Modes
 //!

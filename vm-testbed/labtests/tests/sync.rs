@@ -4,8 +4,9 @@
 //! 10.30.0.2:8848), built from `config/lab-ha-lb{1,2}.toml` with the mode's `forward`, a UDP
 //! echo service on VIP:53 and a persistent one (`persistence = "300s"`) on VIP2:53.
 //!
-//! One run per mode (`flows_survive_failover_and_failback_<mode>`, and Full-NAT with two
-//! workers on each node, `_fullnat_2w`):
+//! One run per mode (`flows_survive_failover_and_failback_<mode>`, Full-NAT with two
+//! workers on each node, `_fullnat_2w`, and NAT with `syn_proxy = "always"` on the TCP
+//! service, `_nat_syn_proxy`, whose records carry each flow's sequence offsets):
 //! 1. lb1 starts alone and is master; flows A start (50 TCP keep-alive connections, each
 //!    asking every 50 ms and checking that the answer is the first one again, and 10 UDP
 //!    flows, each checking that the same real server answers: `tools/flows.py`); each of 8
@@ -71,8 +72,9 @@ fn udp_service(vip: &str, mode: Mode, extra: &str) -> String {
 }
 
 /// lb1's and lb2's configs for `mode` with `workers` workers (1, or 2 on af_packet with two
-/// queue pairs as config/lab-*-2w.toml), with sync on.
-fn sync_configs(mode: Mode, workers: u32) -> [PathBuf; 2] {
+/// queue pairs as config/lab-*-2w.toml), with sync on; `syn_proxy`: the TCP service
+/// answers every SYN with a cookie (`syn_proxy = "always"`).
+fn sync_configs(mode: Mode, workers: u32, syn_proxy: bool) -> [PathBuf; 2] {
     let key = key_file();
     let services = udp_service(VIP, mode, "") + &udp_service(VIP2, mode, "persistence = \"300s\"\n");
     let mut addresses = format!("\"{VIP}\", \"{VIP2}\", \"{GATEWAY}\"");
@@ -108,7 +110,11 @@ fn sync_configs(mode: Mode, workers: u32) -> [PathBuf; 2] {
         let mut edits =
             vec![("forward = \"nat\"", forward.as_str()), ("[ha]\n", &ha), ("addresses = [\"10.10.0.100\", \"10.20.0.100\"]", &addresses)];
         edits.extend(worker_edits);
-        variant_with(&format!("lab-ha-{lb}.toml"), &edits, &format!("sync-{}-{workers}w-{lb}.toml", mode.name()))
+        let proxy = if syn_proxy { "-proxy" } else { "" };
+        if syn_proxy {
+            edits.push(("port = 80\nscheduler = \"rr\"\n", "port = 80\nscheduler = \"rr\"\nsyn_proxy = \"always\"\n"));
+        }
+        variant_with(&format!("lab-ha-{lb}.toml"), &edits, &format!("sync-{}-{workers}w{proxy}-{lb}.toml", mode.name()))
     })
 }
 
@@ -208,11 +214,11 @@ fn routes(mode: Mode) {
     }
 }
 
-fn flows_survive_failover_and_failback(mode: Mode, workers: u32) {
+fn flows_survive_failover_and_failback(mode: Mode, workers: u32, syn_proxy: bool) {
     let mut lab = Lab::up_without_lb();
     lab.start_real_servers(mode);
     routes(mode);
-    let [lb1, lb2] = sync_configs(mode, workers);
+    let [lb1, lb2] = sync_configs(mode, workers, syn_proxy);
 
     // 1. lb1 alone; flows A and the persistent clients.
     lab.start_lb("lb1", Some(&lb1));
@@ -235,6 +241,13 @@ fn flows_survive_failover_and_failback(mode: Mode, workers: u32) {
     sleep(Duration::from_secs(1));
     let strangers = sync_status(LB1).and_then(|s| s["rejected"]["stranger"].as_u64());
     assert_eq!(strangers, Some(50), "lb1 did not count the stranger's datagrams: {:?}", sync_status(LB1));
+
+    if syn_proxy {
+        // Every TCP flow is proxied, so the takeover below needs their offsets on lb2.
+        let handshakes = worker_counter(&status_of(LB1), "syn_proxy_handshakes");
+        assert!(handshakes >= u64::from(2 * TCP_FLOWS), "lb1 proxied {handshakes} handshakes");
+        eprintln!("sync[{}]: lb1 proxied {handshakes} handshakes before the crash", mode.name());
+    }
 
     // 3. lb1 crashes.
     let crash = Instant::now();
@@ -283,25 +296,25 @@ fn flows_survive_failover_and_failback(mode: Mode, workers: u32) {
 #[test]
 #[ignore = "needs root, the lab and rvsd: run vm-testbed/test.sh"]
 fn flows_survive_failover_and_failback_nat() {
-    flows_survive_failover_and_failback(Mode::Nat, 1);
+    flows_survive_failover_and_failback(Mode::Nat, 1, false);
 }
 
 #[test]
 #[ignore = "needs root, the lab and rvsd: run vm-testbed/test.sh"]
 fn flows_survive_failover_and_failback_fullnat() {
-    flows_survive_failover_and_failback(Mode::FullNat, 1);
+    flows_survive_failover_and_failback(Mode::FullNat, 1, false);
 }
 
 #[test]
 #[ignore = "needs root, the lab and rvsd: run vm-testbed/test.sh"]
 fn flows_survive_failover_and_failback_dr() {
-    flows_survive_failover_and_failback(Mode::Dr, 1);
+    flows_survive_failover_and_failback(Mode::Dr, 1, false);
 }
 
 #[test]
 #[ignore = "needs root, the lab and rvsd: run vm-testbed/test.sh"]
 fn flows_survive_failover_and_failback_tunnel() {
-    flows_survive_failover_and_failback(Mode::Tunnel, 1);
+    flows_survive_failover_and_failback(Mode::Tunnel, 1, false);
 }
 
 /// Two workers on each node (af_packet, two queue pairs): records reach the worker that owns
@@ -309,5 +322,13 @@ fn flows_survive_failover_and_failback_tunnel() {
 #[test]
 #[ignore = "needs root, the lab and rvsd: run vm-testbed/test.sh"]
 fn flows_survive_failover_and_failback_fullnat_2w() {
-    flows_survive_failover_and_failback(Mode::FullNat, 2);
+    flows_survive_failover_and_failback(Mode::FullNat, 2, false);
+}
+
+/// NAT with the SYN proxy on every TCP connection: the sync records carry each flow's
+/// sequence and timestamp offsets, so proxied flows survive both takeovers too.
+#[test]
+#[ignore = "needs root, the lab and rvsd: run vm-testbed/test.sh"]
+fn flows_survive_failover_and_failback_nat_syn_proxy() {
+    flows_survive_failover_and_failback(Mode::Nat, 1, true);
 }

@@ -43,6 +43,7 @@ fn rec(i: u32) -> SyncRecord {
             state: ConnState::Tcp(TcpState::Established),
             flags: 0,
             expires_in_ms: i,
+            synproxy: None,
         })
     }
 }

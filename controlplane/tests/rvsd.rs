@@ -1,6 +1,7 @@
 //! The `rvsd` binary end to end: `--check` on good and bad files, start-up failures
 //! that must be one clear paragraph and exit 1, and a full start → `GET /v1/status` →
-//! SIGTERM → exit 0 on `net_ring` vdevs without hugepages.
+//! SIGTERM → exit 0 on `net_ring` vdevs without hugepages, and the worker watchdog with
+//! a worker thread really stopped (ptrace; needs root and python3).
 //!
 //! The DPDK runs use `--no-huge --no-shconf --no-telemetry` and a unique
 //! `--file-prefix`, so they need no hugepages and do not collide with each other or with
@@ -514,4 +515,104 @@ fn failed_reloads_keep_the_running_config_and_are_reported() {
     d.signal("-TERM");
     assert_eq!(d.wait(Duration::from_secs(30)), Some(0), "{}", d.log());
     assert!(!d.log().contains("panicked"), "{}", d.log());
+}
+
+/// Stops one thread of process `pid` (not the process: the others go on) while the
+/// returned child runs, with ptrace (`PTRACE_SEIZE` then `PTRACE_INTERRUPT`, which stop
+/// only the tracee, unlike SIGSTOP); closing the child's stdin detaches and the thread
+/// resumes (so does the tracer's death). Prints `stopped` once the thread is stopped.
+fn stop_thread(tid: u32) -> Child {
+    const PY: &str = r#"
+import ctypes, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p]
+tid = int(sys.argv[1])
+SEIZE, INTERRUPT, DETACH = 0x4206, 0x4207, 17
+for req in (SEIZE, INTERRUPT):
+    if libc.ptrace(req, tid, None, None) != 0:
+        sys.exit("ptrace %d: %s" % (req, os.strerror(ctypes.get_errno())))
+os.waitpid(tid, 0x40000000)  # __WALL: the thread is in its ptrace stop
+print("stopped", flush=True)
+sys.stdin.read()
+libc.ptrace(DETACH, tid, None, None)
+"#;
+    Command::new("python3")
+        .args(["-c", PY, &tid.to_string()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3 (vm-testbed/setup-host.sh installs it)")
+}
+
+/// The thread of `pid` whose name DPDK gave its first worker lcore.
+fn worker_thread(pid: u32) -> Option<u32> {
+    std::fs::read_dir(format!("/proc/{pid}/task")).ok()?.flatten().find_map(|t| {
+        let comm = std::fs::read_to_string(t.path().join("comm")).ok()?;
+        let name = comm.trim();
+        (name.contains("worker") && !name.contains("rvs-")).then(|| t.file_name().to_str()?.parse().ok())?
+    })
+}
+
+/// The watchdog on a real worker: its lcore thread is stopped (the rest of rvsd runs on),
+/// `/v1/status` and `/metrics` report it stalled within a second or two, and once the
+/// thread runs again they report it polling.
+#[test]
+fn a_stopped_worker_is_reported_stalled_and_recovers() {
+    let port = free_port();
+    let mut d = Daemon::start(&ring_config(port, &eal_args(), "net_ring1"));
+    let _ = wait_status(&mut d, port);
+    let tid = worker_thread(d.child.id()).unwrap_or_else(|| {
+        let names: Vec<String> = std::fs::read_dir(format!("/proc/{}/task", d.child.id()))
+            .map(|r| r.flatten().filter_map(|t| std::fs::read_to_string(t.path().join("comm")).ok()).collect())
+            .unwrap_or_default();
+        panic!("no worker lcore thread among {names:?}")
+    });
+    let stalled = |port| -> (Option<bool>, u64, Option<String>) {
+        let st: serde_json::Value = serde_json::from_str(&http_get(port, "/v1/status").expect("status").1).unwrap();
+        let w = &st["workers"][0];
+        let metric = http_get(port, "/metrics")
+            .and_then(|(_, m)| m.lines().find(|l| l.starts_with("rvs_worker_stalled{")).map(str::to_string));
+        (w["stalled"].as_bool(), w["stalled_for_ms"].as_u64().unwrap_or(0), metric)
+    };
+    assert_eq!(stalled(port).0, Some(false), "a running worker polls");
+
+    let mut tracer = stop_thread(tid);
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(tracer.stdout.take().unwrap()), &mut line).unwrap();
+    assert_eq!(line.trim(), "stopped", "the tracer could not stop thread {tid}");
+    let t0 = Instant::now();
+    let seen = loop {
+        let s = stalled(port);
+        if s.0 == Some(true) {
+            break s;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(10), "still not stalled after 10 s: {s:?}\n{}", d.log());
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(seen.1 >= 1000, "stalled for {} ms, under the 1 s threshold", seen.1);
+    assert!(seen.2.as_deref().is_some_and(|m| m.ends_with(" 1")), "metric: {:?}", seen.2);
+    let logged = |what: &str| {
+        let t = Instant::now();
+        while !d.log().contains(what) && t.elapsed() < Duration::from_secs(5) {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        d.log().contains(what)
+    };
+    assert!(logged("worker stopped polling"), "no log line for the stall:\n{}", d.log());
+
+    drop(tracer.stdin.take());
+    assert!(tracer.wait().unwrap().success(), "the tracer failed to detach");
+    let t1 = Instant::now();
+    loop {
+        let s = stalled(port);
+        if s.0 == Some(false) {
+            assert!(s.2.as_deref().is_some_and(|m| m.ends_with(" 0")), "metric: {:?}", s.2);
+            break;
+        }
+        assert!(t1.elapsed() < Duration::from_secs(10), "still stalled 10 s after the thread resumed: {s:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(logged("worker polls again"), "no log line for the recovery:\n{}", d.log());
+    d.signal("-TERM");
+    assert_eq!(d.wait(Duration::from_secs(30)), Some(0), "{}", d.log());
 }

@@ -51,9 +51,11 @@
 # fail at once). Environment: RVSD_BIN (else rvsd is built in release mode into
 # $CARGO_TARGET_DIR or target/, as bench.sh builds rvs-perf).
 #
-# The lab is shared by the tests and the demo: the run refuses to start while any lab-*
-# namespace exists or rvs-labtests / vm-testbed/test.sh / demo.sh run (other than this
-# script's own callers: test.sh may run it after its lab tests). It brings the lab up, and on
+# The lab is shared by the tests and the demo: the run holds the lab lock for its whole
+# length (flock on /run/lock/rvs-lab.lock, the file rvs-labtests' `Lab` and perf/soak.sh
+# lock; RVS_LAB_LOCK names another), waiting --wait-lab seconds for it, and refuses to start
+# while any lab-* namespace exists or rvs-labtests / vm-testbed/test.sh / demo.sh run (other
+# than this script's own callers: test.sh may run it after its lab tests). It brings the lab up, and on
 # exit (success, failure or signal) stops what it started (wrk, iperf3, nginx, HAProxy by
 # pid), deletes its nft table, removes the kernel addresses and ip_forward from lab-lb1 and
 # gives its ports back their arp_ignore (lab.sh's 8), and takes the lab down. The sysctls it
@@ -83,6 +85,7 @@ usage() {
     exit 2
 }
 
+ARGS=("$@")
 while (($#)); do
     case "$1" in
         --quick) SECS=1 ;;
@@ -104,6 +107,22 @@ done
 for s in $SYSTEMS; do
     [[ " $ALL_SYSTEMS " == *" $s "* ]] || die "unknown system '$s'; use some of: ${ALL_SYSTEMS// /,}"
 done
+
+# --- the lab lock -------------------------------------------------------------------------
+
+# The whole run holds the lab lock, so no lab test starts in the lab while this uses it. The
+# script runs itself again under `flock -o`: the lock stays with the flock process, and
+# rvsd, nginx and the load tools started here never inherit it (a leftover holding the lock
+# would block every later lab user).
+LAB_LOCK="${RVS_LAB_LOCK:-/run/lock/rvs-lab.lock}"
+if [[ -z "${RVS_E2E_HOLDS_LAB_LOCK:-}" ]]; then
+    mkdir -p "$(dirname "$LAB_LOCK")"
+    flock -n "$LAB_LOCK" true || say "the lab lock $LAB_LOCK is held (lab tests, the soak or another run); waiting up to ${WAIT_LAB}s"
+    rc=0
+    RVS_E2E_HOLDS_LAB_LOCK=1 flock -o -E 75 -w "$WAIT_LAB" "$LAB_LOCK" bash "${BASH_SOURCE[0]}" "${ARGS[@]}" || rc=$?
+    ((rc != 75)) || die "the lab lock $LAB_LOCK is still held after ${WAIT_LAB}s; wait for its holder (--wait-lab SECONDS)"
+    exit "$rc"
+fi
 
 # --- prerequisites ------------------------------------------------------------------------
 

@@ -528,9 +528,15 @@ impl LbEngine {
         let idx = picked.ok_or(DropReason::NoServer)?;
         let server = svc.servers.get(idx).ok_or(DropReason::NoServer)?;
         let (local, lport) = if server.forward == ForwardMode::FullNat {
-            self.lports
+            let misses = self.lports.rss_misses();
+            let got = self
+                .lports
                 .alloc(&svc.local_addrs, server.addr, server.port, self.rss.as_ref())
-                .ok_or(DropReason::NoLocalPort)?
+                .ok_or(DropReason::NoLocalPort)?;
+            if self.lports.rss_misses() != misses {
+                env.counters.lport_rss_misses.inc();
+            }
+            got
         } else {
             (flow.src, flow.sport)
         };

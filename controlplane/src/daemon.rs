@@ -11,7 +11,9 @@
 //!    [`eal_args`];
 //! 5. EAL init, one packet pool, then every port: open, configure (one RX/TX queue pair
 //!    per worker, RSS when there are several workers), promiscuous, start; a link that
-//!    is down is a warning, not an error;
+//!    is down is a warning, not an error; then the RSS key and redirection table of the
+//!    local addresses' port, if it reports them ([`reply_rss`]), for the Full-NAT local
+//!    port choice;
 //! 6. one [`WorkerConfig`] and one [`Worker`] per worker, all built and checked on this
 //!    thread *before* any is launched;
 //! 7. the workers are launched on their lcores; worker 0 announces every address with

@@ -25,7 +25,17 @@
 //! replies arrive at their owner with no flow rule at all. Correctness never depends on
 //! it: a port that misses is still owned (`lport % workers`), and a misdirected reply is
 //! redirected like any other packet. The search is bounded ([`MAX_RSS_CANDIDATES`]);
-//! when it fails the allocator takes any owned port and counts an RSS miss.
+//! when it fails the allocator takes any owned port and counts an RSS miss. rvsd reads
+//! the key and table from the driver at start (`Port::rss_conf` in rvs-drivers) when the
+//! local addresses' port hashes; without them (one queue, memif, af_packet) the
+//! allocator takes owned ports in FIFO order as before.
+//!
+//! **Why not the NIC's queue for client-side packets too.** A NAT reply
+//! (server → client) carries neither the VIP nor its port, so the NIC's hash of the
+//! client → VIP tuple cannot be recomputed from it, and whether a connection is NAT is
+//! known only after the service lookup (per server). A NIC-chosen owner for client → VIP
+//! packets would send NAT replies to a worker without their connection, so client-side
+//! packets keep [`client_owner`] and cross the ring with probability `(N-1)/N`.
 
 use std::net::Ipv4Addr;
 use std::sync::Arc;

@@ -892,7 +892,8 @@ pub fn lb_config(config: &Config, cookie_secret: &CookieSecret) -> LbConfig {
 /// ([`Port::rss_conf`]). `Err` says why there is none, and every Full-NAT reply the NIC
 /// puts on another worker's queue then takes the redirect ring: one worker; no local
 /// addresses; a port with local addresses whose driver reports no RSS (memif,
-/// af_packet, a single queue); ports that disagree (one spec serves every local
+/// af_packet, a single queue) or hashes less than the IPv4 TCP/UDP 4-tuple; ports that
+/// disagree (one spec serves every local
 /// address); or a table naming a queue no worker polls (worker `i` polls queue `i`).
 pub fn reply_rss(config: &Config, rss: &[Option<RssConf>]) -> Result<RssSpec, String> {
     let workers = usize::from(config.dataplane.workers);
@@ -907,6 +908,12 @@ pub fn reply_rss(config: &Config, rss: &[Option<RssConf>]) -> Result<RssSpec, St
         let Some(conf) = rss.get(i).and_then(Option::as_ref) else {
             return Err(format!("port `{}` reports no RSS key and redirection table", p.name));
         };
+        if !conf.hashes_ipv4_4tuple() {
+            return Err(format!(
+                "port `{}` does not hash IPv4 TCP and UDP on the whole 4-tuple (RSS hash functions {:#x})",
+                p.name, conf.hash_functions
+            ));
+        }
         if conf.reta.iter().any(|&q| usize::from(q) >= workers) {
             return Err(format!("port `{}`'s redirection table names a queue past the {workers} workers", p.name));
         }
@@ -1165,12 +1172,17 @@ scheduler = "rr"
     #[test]
     fn reply_rss_follows_the_local_address_port() {
         let c = cfg(BASE);
-        let conf = RssConf { key: [0x6d; 40], reta: (0..128).map(|i| i % 2).collect(), hash_functions: 1 };
+        // IPv4 TCP and UDP on the 4-tuple (bits 4 and 5).
+        let conf = RssConf { key: [0x6d; 40], reta: (0..128).map(|i| i % 2).collect(), hash_functions: 0x30 };
         let spec = reply_rss(&c, &[None, Some(conf.clone())]).unwrap();
         assert_eq!(spec.key(), &conf.key);
         assert_eq!(spec.reta(), &conf.reta[..]);
         // The front port (no local addresses) does not matter; the back one does.
         assert!(reply_rss(&c, &[Some(conf.clone()), None]).unwrap_err().contains("`back` reports no RSS"));
+        for hf in [0x10, 0x20, 0x30 | (1 << 63), 0x30 | (1 << 60)] {
+            let partial = RssConf { hash_functions: hf, ..conf.clone() };
+            assert!(reply_rss(&c, &[None, Some(partial)]).unwrap_err().contains("whole 4-tuple"), "{hf:#x}");
+        }
         let wide = RssConf { reta: vec![0, 1, 2], ..conf.clone() };
         assert!(reply_rss(&c, &[None, Some(wide)]).unwrap_err().contains("past the 2 workers"));
         let one = cfg(&BASE.replace("workers = 2", "workers = 1"));

@@ -75,6 +75,25 @@ pub struct RssConf {
     pub hash_functions: u64,
 }
 
+/// `RTE_ETH_RSS_NONFRAG_IPV4_TCP` (rte_ethdev.h, DPDK 22.11: bit 4).
+const RSS_NONFRAG_IPV4_TCP: u64 = 1 << 4;
+/// `RTE_ETH_RSS_NONFRAG_IPV4_UDP` (bit 5).
+const RSS_NONFRAG_IPV4_UDP: u64 = 1 << 5;
+/// The modifiers that shorten the hash input: `RTE_ETH_RSS_L3_PRE96` (bit 52) up to
+/// `RTE_ETH_RSS_L3_SRC_ONLY` (bit 63), `L4_*_ONLY` among them.
+const RSS_INPUT_MODIFIERS: u64 = 0xfff0_0000_0000_0000;
+
+impl RssConf {
+    /// Whether the port hashes IPv4 TCP and UDP packets on their whole 4-tuple (source and
+    /// destination address and port), which is what a software Toeplitz over that tuple
+    /// reproduces: both flow types on, and none of the modifiers that hash only a part
+    /// of it (`L3_SRC_ONLY`, `L4_DST_ONLY`, address prefixes, ...).
+    pub fn hashes_ipv4_4tuple(&self) -> bool {
+        let both = RSS_NONFRAG_IPV4_TCP | RSS_NONFRAG_IPV4_UDP;
+        self.hash_functions & both == both && self.hash_functions & RSS_INPUT_MODIFIERS == 0
+    }
+}
+
 /// What the device says about itself (`rte_eth_dev_info_get`), in short.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DevInfo {

@@ -12,6 +12,9 @@
 #       connection sync on the in-memory driver: the master worker's ns per new connection
 #       with sync on and off, the records/s a backup installs over UDP on 127.0.0.1 (per
 #       offered rate, then unpaced) with losses and lag, and bytes on the wire
+#   perf/bench.sh rss [--iters N] [--runs N]
+#       RSS-aware Full-NAT local ports (`rvs-perf rss-hash`): ns per Toeplitz hash (table
+#       and bitwise) and per local port allocation with and without the NIC's RSS spec
 #   perf/bench.sh dpdk [--quick] [--seconds F] [--flows N] [--modes LIST] [--no-build] [--keep-logs]
 #       (root, hugepages) rvsd's forwarding rate per mode over net_memif against
 #       dpdk-testpmd io forwarding on the same ports in the same run, and their ratio
@@ -47,6 +50,9 @@ subcommands:
   sync [--quick] [--seconds F] [--rates N[,N..]] [--runs N] [--bursts N] [--rcvbuf BYTES]
       connection sync: worker ns per new connection with sync on/off, records/s a
       backup installs over UDP loopback with losses and lag, bytes per record
+  rss [--iters N] [--runs N]
+      ns per Toeplitz hash (table, bitwise) and per Full-NAT local port allocation
+      with and without the NIC's RSS key and table
   dpdk [--quick] [--seconds F] [--flows N] [--modes dr,nat,fullnat,tunnel] [--no-build] [--keep-logs]
       rvsd's forwarding rate per mode over net_memif against dpdk-testpmd io forwarding,
       with the ratio (root, hugepages)
@@ -76,6 +82,7 @@ case "${1:-}" in
     pipeline) shift; build_and_run pipeline "$@" ;;
     conn) shift; build_and_run conn-lookup "$@" ;;
     sync) shift; build_and_run sync "$@" ;;
+    rss) shift; build_and_run rss-hash "$@" ;;
     dpdk) shift; exec bash "$root/perf/dpdk/run.sh" "$@" ;;
     e2e) shift; exec bash "$root/perf/e2e/run.sh" "$@" ;;
     soak) shift; exec bash "$root/perf/soak.sh" "$@" ;;

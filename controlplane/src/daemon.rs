@@ -11,7 +11,9 @@
 //!    [`eal_args`];
 //! 5. EAL init, one packet pool, then every port: open, configure (one RX/TX queue pair
 //!    per worker, RSS when there are several workers), promiscuous, start; a link that
-//!    is down is a warning, not an error;
+//!    is down is a warning, not an error; then the RSS key and redirection table of the
+//!    local addresses' port, if it reports them ([`reply_rss`]), for the Full-NAT local
+//!    port choice;
 //! 6. one [`WorkerConfig`] and one [`Worker`] per worker, all built and checked on this
 //!    thread *before* any is launched;
 //! 7. the workers are launched on their lcores; worker 0 announces every address with
@@ -45,6 +47,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{bail, Context};
+use rvs_dataplane::conn::RssSpec;
 use rvs_dataplane::control::control_link;
 use rvs_dataplane::ha;
 use rvs_dataplane::idle::IdlePolicy;
@@ -59,7 +62,7 @@ use rvs_dataplane::synproxy::cookie::CookieSecret;
 use rvs_dataplane::types::{PortId, VipConfig};
 use rvs_dataplane::wire::MacAddr as WireMac;
 use rvs_dataplane::worker::{PortConfig, StaticNeighbour, Worker, WorkerConfig};
-use rvs_drivers::dpdk::{self, Eal, EthQueue, Mempool, Port, PortSetup};
+use rvs_drivers::dpdk::{self, Eal, EthQueue, Mempool, Port, PortSetup, RssConf};
 use rvs_drivers::PortInfo;
 use tokio::signal::unix::{signal, SignalKind};
 
@@ -432,6 +435,17 @@ pub fn run(config: &Config, text: &str, path: &Path) -> anyhow::Result<()> {
                 )
             })?;
     let ports = bring_up_ports(&eal, config, &pool)?;
+    let reply_rss = reply_rss(config, &ports.iter().map(|p| p.port.rss_conf()).collect::<Vec<_>>());
+    match &reply_rss {
+        Ok(r) => tracing::info!(
+            reta_len = r.reta().len(),
+            "Full-NAT local ports follow the NIC's RSS key and redirection table: replies arrive on their owner's queue"
+        ),
+        Err(why) => tracing::info!(
+            reason = %why,
+            "Full-NAT local ports are chosen without the NIC's RSS hash; replies on another worker's queue are redirected"
+        ),
+    }
 
     let macs: Vec<MacAddr> = ports.iter().map(|p| p.mac).collect();
     let running = Running::from_toml(text, workers).map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -463,7 +477,9 @@ pub fn run(config: &Config, text: &str, path: &Path) -> anyhow::Result<()> {
             .iter()
             .map(|p| p.port.queue(queue_id).with_context(|| format!("port `{}`: no queue for worker {index}", p.name)))
             .collect::<anyhow::Result<_>>()?;
-        let lb = LbEngine::new(index, workers, Arc::clone(&shared), lb_config(config, &cookie_secret));
+        let mut lbc = lb_config(config, &cookie_secret);
+        lbc.rss = reply_rss.as_ref().ok().map(|r| r.for_queue(index));
+        let lb = LbEngine::new(index, workers, Arc::clone(&shared), lbc);
         let links = redirects.next().context("redirect mesh has fewer ends than workers")?;
         let (handle, control) = control_link(CONTROL_QUEUE);
         handles.push(handle);
@@ -863,12 +879,53 @@ pub fn lb_config(config: &Config, cookie_secret: &CookieSecret) -> LbConfig {
         conn_capacity: config.dataplane.conn_capacity as usize,
         timeouts: services::timeouts(config),
         port_mtu: config.ports.iter().map(|p| p.mtu.unwrap_or(DEFAULT_MTU)).collect(),
-        // Software Toeplitz needs the NIC's key and redirection table; until the driver
-        // exposes them, Full-NAT replies that the NIC steers elsewhere are redirected.
+        // Set per worker from the ports' RSS setup once they are up (`reply_rss`).
         rss: None,
         local_addrs: services::local_addresses(config),
         cookie_secret: cookie_secret.clone(),
     }
+}
+
+/// The RSS setup Full-NAT replies arrive under, for the local port choice
+/// (`rvs_dataplane::conn::owner`): the key and redirection table of the ports holding
+/// local addresses, `rss[i]` being port `i`'s as the driver reports it
+/// ([`Port::rss_conf`]). `Err` says why there is none, and every Full-NAT reply the NIC
+/// puts on another worker's queue then takes the redirect ring: one worker; no local
+/// addresses; a port with local addresses whose driver reports no RSS (memif,
+/// af_packet, a single queue) or hashes less than the IPv4 TCP/UDP 4-tuple; ports that
+/// disagree (one spec serves every local
+/// address); or a table naming a queue no worker polls (worker `i` polls queue `i`).
+pub fn reply_rss(config: &Config, rss: &[Option<RssConf>]) -> Result<RssSpec, String> {
+    let workers = usize::from(config.dataplane.workers);
+    if workers <= 1 {
+        return Err("one worker".into());
+    }
+    let mut found: Option<&RssConf> = None;
+    for (i, p) in config.ports.iter().enumerate() {
+        if p.local_addresses.is_empty() {
+            continue;
+        }
+        let Some(conf) = rss.get(i).and_then(Option::as_ref) else {
+            return Err(format!("port `{}` reports no RSS key and redirection table", p.name));
+        };
+        if !conf.hashes_ipv4_4tuple() {
+            return Err(format!(
+                "port `{}` does not hash IPv4 TCP and UDP on the whole 4-tuple (RSS hash functions {:#x})",
+                p.name, conf.hash_functions
+            ));
+        }
+        if conf.reta.iter().any(|&q| usize::from(q) >= workers) {
+            return Err(format!("port `{}`'s redirection table names a queue past the {workers} workers", p.name));
+        }
+        match found {
+            Some(f) if f != conf => {
+                return Err(format!("port `{}`'s RSS key or table differs from another local-address port's", p.name))
+            }
+            _ => found = Some(conf),
+        }
+    }
+    let conf = found.ok_or("no port has local addresses")?;
+    Ok(RssSpec::new(conf.key, &conf.reta, 0))
 }
 
 fn pool_cache(config: &Config) -> u32 {
@@ -1108,5 +1165,36 @@ scheduler = "rr"
         assert_eq!(data_room(&c), Mempool::DEFAULT_DATA_ROOM);
         let c = cfg(&BASE.replace("mac = \"02:00:00:00:00:02\"", "mac = \"02:00:00:00:00:02\"\nmtu = 9000"));
         assert!(data_room(&c) >= 9000 + 14 + Mempool::HEADROOM);
+    }
+
+    /// The reply RSS spec comes from the local-address port's key and table, and is
+    /// refused (the software owner stays) whenever it would mislead.
+    #[test]
+    fn reply_rss_follows_the_local_address_port() {
+        let c = cfg(BASE);
+        // IPv4 TCP and UDP on the 4-tuple (bits 4 and 5).
+        let conf = RssConf { key: [0x6d; 40], reta: (0..128).map(|i| i % 2).collect(), hash_functions: 0x30 };
+        let spec = reply_rss(&c, &[None, Some(conf.clone())]).unwrap();
+        assert_eq!(spec.key(), &conf.key);
+        assert_eq!(spec.reta(), &conf.reta[..]);
+        // The front port (no local addresses) does not matter; the back one does.
+        assert!(reply_rss(&c, &[Some(conf.clone()), None]).unwrap_err().contains("`back` reports no RSS"));
+        for hf in [0x10, 0x20, 0x30 | (1 << 63), 0x30 | (1 << 60)] {
+            let partial = RssConf { hash_functions: hf, ..conf.clone() };
+            assert!(reply_rss(&c, &[None, Some(partial)]).unwrap_err().contains("whole 4-tuple"), "{hf:#x}");
+        }
+        let wide = RssConf { reta: vec![0, 1, 2], ..conf.clone() };
+        assert!(reply_rss(&c, &[None, Some(wide)]).unwrap_err().contains("past the 2 workers"));
+        let one = cfg(&BASE.replace("workers = 2", "workers = 1"));
+        assert_eq!(reply_rss(&one, &[None, Some(conf.clone())]).unwrap_err(), "one worker");
+        let both = cfg(&BASE.replace(
+            "device = \"net_af_packet0,iface=front\"",
+            "device = \"net_af_packet0,iface=front\"\nlocal_addresses = [\"10.10.0.200\"]",
+        ));
+        let other = RssConf { key: [0x5a; 40], ..conf.clone() };
+        assert!(reply_rss(&both, &[Some(other), Some(conf.clone())]).unwrap_err().contains("differs"));
+        assert!(reply_rss(&both, &[Some(conf.clone()), Some(conf.clone())]).is_ok());
+        let none = cfg(&BASE.replace("local_addresses = [\"10.20.0.200\"]", ""));
+        assert_eq!(reply_rss(&none, &[None, None]).unwrap_err(), "no port has local addresses");
     }
 }

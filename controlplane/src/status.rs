@@ -553,6 +553,7 @@ mod tests {
             "redirected_out",
             "redirected_in",
             "toa_skipped",
+            "lport_rss_misses",
             "icmp_errors_sent",
             "icmp_errors_translated",
             "burst_latency",

@@ -109,8 +109,9 @@ pub struct LbConfig {
     pub timeouts: Timeouts,
     /// IPv4 MTU of each port, by port index (for IPIP's path-MTU rule and TOA).
     pub port_mtu: Vec<u16>,
-    /// RSS key and redirection table of the port Full-NAT replies arrive on, when the NIC
-    /// hashes: local ports are then chosen so replies land on this worker's queue.
+    /// RSS key and redirection table of the port Full-NAT replies arrive on, for this
+    /// worker's queue, when the NIC hashes (rvsd: `reply_rss`): local ports are then
+    /// chosen so replies land on this worker's queue. `None`: any owned port.
     pub rss: Option<RssSpec>,
     /// Every Full-NAT local address any service may use (the ports'
     /// `local_addresses`); this worker owns its share of each one's ports.
@@ -528,9 +529,15 @@ impl LbEngine {
         let idx = picked.ok_or(DropReason::NoServer)?;
         let server = svc.servers.get(idx).ok_or(DropReason::NoServer)?;
         let (local, lport) = if server.forward == ForwardMode::FullNat {
-            self.lports
+            let misses = self.lports.rss_misses();
+            let got = self
+                .lports
                 .alloc(&svc.local_addrs, server.addr, server.port, self.rss.as_ref())
-                .ok_or(DropReason::NoLocalPort)?
+                .ok_or(DropReason::NoLocalPort)?;
+            if self.lports.rss_misses() != misses {
+                env.counters.lport_rss_misses.inc();
+            }
+            got
         } else {
             (flow.src, flow.sport)
         };

@@ -382,6 +382,9 @@ worker_counters! {
     icmp_errors_limited: Counter "rvs_worker_icmp_errors_limited_total", "ICMP errors not sent: over the rate limits (per destination 1/s, bursts of 6; 1000/s in total, bursts of 50).";
     icmp_errors_translated: Counter "rvs_worker_icmp_errors_translated_total", "ICMP errors about a flow translated and forwarded.";
     toa_skipped: Counter "rvs_worker_toa_skipped_total", "Full-NAT TCP packets with no room for the TOA option.";
+    /// Only with the port's RSS key and table (`LbConfig::rss`): the reply of such a
+    /// connection reaches its owner through the redirect ring.
+    lport_rss_misses: Counter "rvs_worker_lport_rss_misses_total", "Full-NAT local ports allocated without finding one whose reply the NIC hashes to this worker's queue.";
     /// ARP replies, learned.
     rx_consumed: Counter "rvs_worker_rx_consumed_total", "Received frames absorbed by the stack without a reply.";
     /// Includes attempts that failed with `no_mbuf`.

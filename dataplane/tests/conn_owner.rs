@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::net::Ipv4Addr;
 
 use proptest::prelude::*;
-use rvs_dataplane::conn::{client_owner, lport_owner, LocalPortAllocator, RssSpec};
+use rvs_dataplane::conn::{client_owner, lport_owner, toeplitz_hash, LocalPortAllocator, RssSpec};
 
 const SERVER: Ipv4Addr = Ipv4Addr::new(10, 20, 0, 11);
 
@@ -42,7 +42,7 @@ proptest! {
                 (s % u64::from(queues)) as u16
             })
             .collect();
-        let spec = RssSpec { key: key40, reta, queue_of_worker: worker % usize::from(queues) };
+        let spec = RssSpec::new(key40, &reta, worker % usize::from(queues));
         let mut a = LocalPortAllocator::new(worker, workers, &la);
         let mut held: Vec<(Ipv4Addr, u16)> = vec![];
         let mut in_use: HashSet<(Ipv4Addr, u16)> = HashSet::new();
@@ -55,7 +55,7 @@ proptest! {
                 prop_assert!(p >= 1024);
                 prop_assert_eq!(lport_owner(p, workers), worker);
                 prop_assert!(in_use.insert((addr, p)), "{}:{} allocated twice", addr, p);
-                if spec.queue(SERVER, sport, addr, p).map(usize::from) != Some(spec.queue_of_worker) {
+                if spec.queue(SERVER, sport, addr, p).map(usize::from) != Some(spec.queue_of_worker()) {
                     misdirected += 1;
                 }
                 held.push((addr, p));
@@ -70,6 +70,24 @@ proptest! {
         // Whether the search *finds* matching ports depends on the key (Toeplitz is linear:
         // a degenerate key may map every port of this worker to other queues); that is
         // checked with a real key in `rss_filter_steers_every_reply_with_a_real_key`.
+    }
+
+    #[test]
+    fn table_toeplitz_equals_the_bitwise_definition(
+        key in proptest::collection::vec(any::<u8>(), 40),
+        src in any::<u32>(), dst in any::<u32>(), sport in any::<u16>(), dport in any::<u16>(),
+    ) {
+        let mut key40 = [0u8; 40];
+        key40.copy_from_slice(&key);
+        let spec = RssSpec::new(key40, &[0, 1], 0);
+        let mut input = Vec::new();
+        input.extend_from_slice(&src.to_be_bytes());
+        input.extend_from_slice(&dst.to_be_bytes());
+        input.extend_from_slice(&sport.to_be_bytes());
+        input.extend_from_slice(&dport.to_be_bytes());
+        let h = toeplitz_hash(&key40, &input);
+        prop_assert_eq!(spec.hash(Ipv4Addr::from(src), sport, Ipv4Addr::from(dst), dport), h);
+        prop_assert_eq!(spec.queue(Ipv4Addr::from(src), sport, Ipv4Addr::from(dst), dport), Some((h % 2) as u16));
     }
 
     #[test]
@@ -117,7 +135,8 @@ fn rss_filter_steers_every_reply_with_a_real_key() {
     // 4 workers on 4 queues, DPDK's default RETA (entry i → queue i % 4).
     let la = locals(2);
     for worker in 0..4 {
-        let spec = RssSpec { key: MS_KEY, reta: (0..128).map(|i| i % 4).collect(), queue_of_worker: worker };
+        let reta: Vec<u16> = (0..128).map(|i| i % 4).collect();
+        let spec = RssSpec::new(MS_KEY, &reta, worker);
         let mut a = LocalPortAllocator::new(worker, 4, &la);
         let (mut plain, mut steered) = (LocalPortAllocator::new(worker, 4, &la), 0);
         for i in 0..2000u16 {
@@ -139,7 +158,7 @@ fn exhaustion_with_rss_and_many_workers() {
     // 4000 workers: 16 ports per address, so the allocator runs dry and the RSS search
     // sees fewer candidates than its bound.
     let la = locals(2);
-    let spec = RssSpec { key: [0x6d; 40], reta: vec![0, 1, 2, 3], queue_of_worker: 2 };
+    let spec = RssSpec::new([0x6d; 40], &[0, 1, 2, 3], 2);
     let mut a = LocalPortAllocator::new(3999, 4000, &la);
     let per_addr = (1024..=65535u32).filter(|p| p % 4000 == 3999).count();
     assert_eq!(a.available(la[0]), per_addr);

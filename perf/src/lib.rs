@@ -26,4 +26,5 @@ pub mod frames;
 pub mod harness;
 pub mod l4;
 pub mod pipeline;
+pub mod rss_hash;
 pub mod sync;

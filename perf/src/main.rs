@@ -31,6 +31,19 @@ enum Bench {
     /// the record rate a backup keeps up with over UDP on 127.0.0.1 (one step per
     /// offered rate, then unpaced), bytes on the wire and the rings' memory.
     Sync(SyncArgs),
+    /// RSS-aware Full-NAT local ports: ns per Toeplitz hash (table and bitwise) and per
+    /// local port allocation with and without the NIC's RSS spec.
+    RssHash(RssHashArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct RssHashArgs {
+    /// Operations per run.
+    #[arg(long, value_name = "N", default_value_t = 2_000_000, value_parser = positive)]
+    iters: u64,
+    /// Runs per figure (the median is reported).
+    #[arg(long, value_name = "N", default_value_t = 7, value_parser = positive)]
+    runs: u64,
 }
 
 #[derive(Debug, clap::Args)]
@@ -123,6 +136,10 @@ fn main() -> ExitCode {
             conn_lookup(&opts, &args.entries)
         }
         Bench::Sync(args) => sync(args),
+        Bench::RssHash(args) => {
+            println!("{}", rvs_perf::rss_hash::run(args.iters, args.runs).to_json());
+            ExitCode::SUCCESS
+        }
     }
 }
 

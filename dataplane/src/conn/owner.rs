@@ -25,9 +25,20 @@
 //! replies arrive at their owner with no flow rule at all. Correctness never depends on
 //! it: a port that misses is still owned (`lport % workers`), and a misdirected reply is
 //! redirected like any other packet. The search is bounded ([`MAX_RSS_CANDIDATES`]);
-//! when it fails the allocator takes any owned port and counts an RSS miss.
+//! when it fails the allocator takes any owned port and counts an RSS miss. rvsd reads
+//! the key and table from the driver at start (`Port::rss_conf` in rvs-drivers) when the
+//! local addresses' port hashes; without them (one queue, memif, af_packet) the
+//! allocator takes owned ports in FIFO order as before.
+//!
+//! **Why not the NIC's queue for client-side packets too.** A NAT reply
+//! (server → client) carries neither the VIP nor its port, so the NIC's hash of the
+//! client → VIP tuple cannot be recomputed from it, and whether a connection is NAT is
+//! known only after the service lookup (per server). A NIC-chosen owner for client → VIP
+//! packets would send NAT replies to a worker without their connection, so client-side
+//! packets keep [`client_owner`] and cross the ring with probability `(N-1)/N`.
 
 use std::net::Ipv4Addr;
+use std::sync::Arc;
 
 /// Lowest local port handed out (ports below are left to well-known services).
 pub const MIN_LOCAL_PORT: u16 = 1024;
@@ -79,34 +90,124 @@ pub fn toeplitz_hash(key: &[u8; 40], input: &[u8]) -> u32 {
     result
 }
 
-/// The RSS setup of the port replies arrive on, and which queue this worker polls.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RssSpec {
-    /// The port's 40-byte RSS hash key.
-    pub key: [u8; 40],
-    /// The port's redirection table: entry `hash % len` is the RX queue of a packet.
-    /// (NICs index it with the low bits of the hash; for the power-of-two sizes they use,
-    /// that is the same.)
-    pub reta: Vec<u16>,
-    /// The RX queue this worker polls on that port.
-    pub queue_of_worker: usize,
+/// Bytes of the IPv4 TCP/UDP hash input: source and destination address, source and
+/// destination port.
+const V4_TUPLE_BYTES: usize = 12;
+
+/// [`toeplitz_hash`] precomputed for one key, byte by byte: entry `[i][b]` is the hash of
+/// an input that is zero but for byte `i` = `b`. The hash is linear (XOR) in the input, so
+/// a 12-byte IPv4 tuple costs 12 table reads and XORs instead of 96 bit steps. 12 KiB,
+/// built once per port and shared by every worker.
+#[derive(Clone, PartialEq, Eq)]
+struct ToeplitzTable([[u32; 256]; V4_TUPLE_BYTES]);
+
+impl ToeplitzTable {
+    fn new(key: &[u8; 40]) -> Box<Self> {
+        let mut t = Box::new(ToeplitzTable([[0; 256]; V4_TUPLE_BYTES]));
+        for (i, row) in t.0.iter_mut().enumerate() {
+            // The 32-bit key window at each of the byte's 8 bits.
+            let mut windows = [0u32; 8];
+            for (b, w) in windows.iter_mut().enumerate() {
+                let mut input = [0u8; V4_TUPLE_BYTES];
+                input[i] = 0x80 >> b;
+                *w = toeplitz_hash(key, &input);
+            }
+            for (v, slot) in row.iter_mut().enumerate() {
+                *slot = (0..8).filter(|b| v & (0x80 >> b) != 0).fold(0, |h, b| h ^ windows[b]);
+            }
+        }
+        t
+    }
+
+    #[inline]
+    fn hash(&self, input: &[u8; V4_TUPLE_BYTES]) -> u32 {
+        let mut h = 0;
+        for (row, &b) in self.0.iter().zip(input) {
+            h ^= row[usize::from(b)];
+        }
+        h
+    }
 }
 
+/// The RSS setup of the port replies arrive on (its key and redirection table, as the
+/// driver reports them), and which queue this worker polls. Immutable once built; the
+/// precomputed hash table is shared by clones.
+#[derive(Clone)]
+pub struct RssSpec {
+    key: [u8; 40],
+    reta: Arc<[u16]>,
+    table: Arc<ToeplitzTable>,
+    queue_of_worker: usize,
+}
+
+impl std::fmt::Debug for RssSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RssSpec")
+            .field("key", &self.key)
+            .field("reta_len", &self.reta.len())
+            .field("queue_of_worker", &self.queue_of_worker)
+            .finish()
+    }
+}
+
+impl PartialEq for RssSpec {
+    fn eq(&self, other: &Self) -> bool {
+        self.key == other.key && self.reta == other.reta && self.queue_of_worker == other.queue_of_worker
+    }
+}
+impl Eq for RssSpec {}
+
 impl RssSpec {
-    /// The RX queue of an IPv4 TCP/UDP packet `src:sport → dst:dport` (hash input: source
-    /// address, destination address, source port, destination port, network order), or
-    /// `None` with an empty table.
-    pub fn queue(&self, src: Ipv4Addr, sport: u16, dst: Ipv4Addr, dport: u16) -> Option<u16> {
-        let mut input = [0u8; 12];
+    /// The spec of a port with Toeplitz `key` and redirection table `reta` (entry
+    /// `hash % len` is the RX queue of a packet; NICs index it with the hash's low bits,
+    /// the same for the power-of-two sizes they use), for the worker polling RX queue
+    /// `queue_of_worker`. Precomputes the key's hash table (12 KiB).
+    pub fn new(key: [u8; 40], reta: &[u16], queue_of_worker: usize) -> Self {
+        RssSpec { key, reta: reta.into(), table: Arc::from(ToeplitzTable::new(&key)), queue_of_worker }
+    }
+
+    /// The same port's spec for the worker polling `queue`; shares the tables.
+    pub fn for_queue(&self, queue: usize) -> Self {
+        RssSpec { queue_of_worker: queue, ..self.clone() }
+    }
+
+    /// The port's Toeplitz key.
+    pub fn key(&self) -> &[u8; 40] {
+        &self.key
+    }
+
+    /// The port's redirection table.
+    pub fn reta(&self) -> &[u16] {
+        &self.reta
+    }
+
+    /// The RX queue this worker polls.
+    pub fn queue_of_worker(&self) -> usize {
+        self.queue_of_worker
+    }
+
+    /// The NIC's Toeplitz hash of an IPv4 TCP/UDP packet `src:sport → dst:dport` (input:
+    /// source address, destination address, source port, destination port, network
+    /// order), from the precomputed table.
+    #[inline]
+    pub fn hash(&self, src: Ipv4Addr, sport: u16, dst: Ipv4Addr, dport: u16) -> u32 {
+        let mut input = [0u8; V4_TUPLE_BYTES];
         input[0..4].copy_from_slice(&src.octets());
         input[4..8].copy_from_slice(&dst.octets());
         input[8..10].copy_from_slice(&sport.to_be_bytes());
         input[10..12].copy_from_slice(&dport.to_be_bytes());
-        let h = toeplitz_hash(&self.key, &input);
+        self.table.hash(&input)
+    }
+
+    /// The RX queue of an IPv4 TCP/UDP packet `src:sport → dst:dport`, or `None` with an
+    /// empty table.
+    #[inline]
+    pub fn queue(&self, src: Ipv4Addr, sport: u16, dst: Ipv4Addr, dport: u16) -> Option<u16> {
         let n = self.reta.len();
         if n == 0 {
             return None;
         }
+        let h = self.hash(src, sport, dst, dport);
         self.reta.get(h as usize % n).copied()
     }
 }
@@ -327,7 +428,7 @@ impl LocalPortAllocator {
                     let mut chosen = None;
                     for _ in 0..MAX_RSS_CANDIDATES.min(pool.free) {
                         let Some(p) = pool.pop() else { break };
-                        if r.queue(server, sport, addr, p).map(usize::from) == Some(r.queue_of_worker) {
+                        if r.queue(server, sport, addr, p).map(usize::from) == Some(r.queue_of_worker()) {
                             chosen = Some(p);
                             break;
                         }
@@ -426,7 +527,9 @@ mod tests {
             input.extend_from_slice(&sport.to_be_bytes());
             input.extend_from_slice(&dport.to_be_bytes());
             assert_eq!(toeplitz_hash(&MS_KEY, &input), h_tcp, "{dst:?}");
-            let spec = RssSpec { key: MS_KEY, reta: (0..128).map(|i| i % 4).collect(), queue_of_worker: 0 };
+            let reta: Vec<u16> = (0..128).map(|i| i % 4).collect();
+            let spec = RssSpec::new(MS_KEY, &reta, 0);
+            assert_eq!(spec.hash(Ipv4Addr::from(src), sport, Ipv4Addr::from(dst), dport), h_tcp);
             let q = spec.queue(Ipv4Addr::from(src), sport, Ipv4Addr::from(dst), dport);
             assert_eq!(q, Some(((h_tcp % 128) % 4) as u16));
         }

@@ -7,6 +7,7 @@
 
 use std::sync::Arc;
 
+use rvs_dataplane::conn::RssSpec;
 use rvs_dataplane::l2l3::neigh::NeighSync;
 use rvs_dataplane::lb::{LbConfig, LbEngine};
 use rvs_dataplane::mesh::MeshLinks;
@@ -133,11 +134,13 @@ pub fn service_stats(shared: &SharedServices, svc: u32) -> ServerStatsSnapshot {
 pub struct LbOpts {
     pub conn_capacity: usize,
     pub port_mtu: Vec<u16>,
+    /// The NIC's RSS setup; worker `i` polls queue `i`.
+    pub rss: Option<RssSpec>,
 }
 
 impl Default for LbOpts {
     fn default() -> Self {
-        LbOpts { conn_capacity: 1024, port_mtu: vec![1500, 1500] }
+        LbOpts { conn_capacity: 1024, port_mtu: vec![1500, 1500], rss: None }
     }
 }
 
@@ -158,7 +161,7 @@ pub fn lb_workers(shared: &SharedServices, n: usize, opts: &LbOpts) -> Vec<MemWo
                 conn_capacity: opts.conn_capacity,
                 timeouts: Timeouts::default(),
                 port_mtu: opts.port_mtu.clone(),
-                rss: None,
+                rss: opts.rss.as_ref().map(|r| r.for_queue(i)),
                 local_addrs: vec![LOCAL_IP, LOCAL_IP2],
                 cookie_secret: rvs_dataplane::synproxy::cookie::CookieSecret::from_bytes([7; 32]),
             };

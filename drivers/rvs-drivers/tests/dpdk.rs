@@ -186,6 +186,7 @@ fn dpdk_driver_end_to_end() {
     let setup = PortSetup { rx_queues: 2, tx_queues: 2, rx_desc: 256, tx_desc: 256, rss: true, mtu: None };
     port.configure(&setup, &pool).expect("configure");
     assert!(!port.rss_enabled());
+    assert_eq!(port.rss_conf(), None, "no RSS: the software owner stays");
     assert_eq!(port.queue_counts(), Some((2, 2)));
     port.start().expect("start");
     port.promiscuous_enable().expect("promiscuous (or ENOTSUP)");

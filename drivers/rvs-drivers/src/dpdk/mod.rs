@@ -40,6 +40,6 @@ pub use eal::Eal;
 pub use error::DpdkError;
 pub use mbuf::Mbuf;
 pub use mempool::Mempool;
-pub use port::{device_name, kernel_iface, DevInfo, EthQueue, Port, PortSetup};
+pub use port::{device_name, kernel_iface, DevInfo, EthQueue, Port, PortSetup, RssConf};
 pub use preflight::{preflight, preflight_with, HostPaths, HugepageSize, PreflightReport};
 pub use quiesce::{unmap_guard_stats, GRACE_LIMIT};

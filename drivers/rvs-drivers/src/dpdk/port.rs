@@ -64,6 +64,36 @@ impl Default for PortSetup {
     }
 }
 
+/// A port's RSS setup read back from the driver ([`Port::rss_conf`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RssConf {
+    /// The Toeplitz key (its first 40 bytes; enough for an IPv6 4-tuple).
+    pub key: [u8; 40],
+    /// The redirection table: entry `hash % len` is the RX queue of a packet.
+    pub reta: Vec<u16>,
+    /// The `RTE_ETH_RSS_*` flow types the port hashes.
+    pub hash_functions: u64,
+}
+
+/// `RTE_ETH_RSS_NONFRAG_IPV4_TCP` (rte_ethdev.h, DPDK 22.11: bit 4).
+const RSS_NONFRAG_IPV4_TCP: u64 = 1 << 4;
+/// `RTE_ETH_RSS_NONFRAG_IPV4_UDP` (bit 5).
+const RSS_NONFRAG_IPV4_UDP: u64 = 1 << 5;
+/// The modifiers that shorten the hash input: `RTE_ETH_RSS_L3_PRE96` (bit 52) up to
+/// `RTE_ETH_RSS_L3_SRC_ONLY` (bit 63), `L4_*_ONLY` among them.
+const RSS_INPUT_MODIFIERS: u64 = 0xfff0_0000_0000_0000;
+
+impl RssConf {
+    /// Whether the port hashes IPv4 TCP and UDP packets on their whole 4-tuple (source and
+    /// destination address and port), which is what a software Toeplitz over that tuple
+    /// reproduces: both flow types on, and none of the modifiers that hash only a part
+    /// of it (`L3_SRC_ONLY`, `L4_DST_ONLY`, address prefixes, ...).
+    pub fn hashes_ipv4_4tuple(&self) -> bool {
+        let both = RSS_NONFRAG_IPV4_TCP | RSS_NONFRAG_IPV4_UDP;
+        self.hash_functions & both == both && self.hash_functions & RSS_INPUT_MODIFIERS == 0
+    }
+}
+
 /// What the device says about itself (`rte_eth_dev_info_get`), in short.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DevInfo {
@@ -471,6 +501,59 @@ impl Port {
     /// True when the last `configure` turned RSS on.
     pub fn rss_enabled(&self) -> bool {
         lock(&self.shared.state).configured.as_ref().is_some_and(|c| c.rss)
+    }
+
+    /// The port's RSS hash key and redirection table as the driver has them now, when RSS
+    /// is on (see [`Port::rss_enabled`]) and the driver reports both (a key of at least 40
+    /// bytes, whose first 40 are the Toeplitz key for IPv4/IPv6 4-tuples, and a non-empty
+    /// table): `rte_eth_dev_rss_hash_conf_get` and `rte_eth_dev_rss_reta_query`. `None`
+    /// otherwise (single queue, or a PMD without RSS such as memif and af_packet): the
+    /// caller then keeps its software owner choice.
+    pub fn rss_conf(&self) -> Option<RssConf> {
+        if !self.rss_enabled() {
+            return None;
+        }
+        let info = self.dev_info_raw().ok()?;
+        let _g = lock(&self.shared.state);
+        let key_len = usize::from(info.hash_key_size).max(40);
+        let mut key = vec![0u8; key_len];
+        let mut conf = sys::rte_eth_rss_conf { rss_key: key.as_mut_ptr(), rss_key_len: key_len as u8, rss_hf: 0 };
+        // SAFETY: valid port id; `conf.rss_key` points to `key_len` writable bytes, the
+        // length the driver reports for its key (DPDK copies at most `hash_key_size`);
+        // control calls are serialised by the state lock.
+        let rc = unsafe { sys::rte_eth_dev_rss_hash_conf_get(self.shared.id, &mut conf) };
+        if rc != 0 || conf.rss_hf == 0 || info.hash_key_size < 40 {
+            tracing::debug!(port = %self.shared.name, rc, key_len = info.hash_key_size, "RSS key not readable");
+            return None;
+        }
+        let size = usize::from(info.reta_size);
+        if size == 0 || size % 64 != 0 {
+            tracing::debug!(port = %self.shared.name, size, "RSS redirection table not readable");
+            return None;
+        }
+        let mut groups = vec![sys::rte_eth_rss_reta_entry64 { mask: u64::MAX, reta: [0; 64] }; size / 64];
+        // SAFETY: valid port id; `groups` holds `reta_size` entries in groups of 64 with
+        // every mask bit set (query all), as `rte_eth_dev_rss_reta_query` requires;
+        // control calls are serialised by the state lock.
+        let rc = unsafe { sys::rte_eth_dev_rss_reta_query(self.shared.id, groups.as_mut_ptr(), info.reta_size) };
+        if rc != 0 {
+            tracing::debug!(port = %self.shared.name, rc, "rte_eth_dev_rss_reta_query failed");
+            return None;
+        }
+        let mut k = [0u8; 40];
+        k.copy_from_slice(&key[..40]);
+        Some(RssConf { key: k, reta: groups.iter().flat_map(|g| g.reta).collect(), hash_functions: conf.rss_hf })
+    }
+
+    fn dev_info_raw(&self) -> Result<sys::rte_eth_dev_info, DpdkError> {
+        let _g = lock(&self.shared.state);
+        let mut info = sys::rte_eth_dev_info::default();
+        // SAFETY: valid port id; info is a valid out pointer; control calls serialised.
+        let rc = unsafe { sys::rte_eth_dev_info_get(self.shared.id, &mut info) };
+        if rc != 0 {
+            return Err(self.err("rte_eth_dev_info_get", rc));
+        }
+        Ok(info)
     }
 
     /// RX and TX queue counts of the last `configure`, if any.

@@ -20,7 +20,9 @@
 //!   another queue, or ARP-less NICs without RSS) comes back as
 //!   [`Verdict::Redirect`]; the worker moves it through a single-producer ring.
 //! * New flows: a TCP segment creates a connection only when it is a SYN without ACK
-//!   (IPVS's rule: anything else for an unknown flow is dropped, `tcp_no_conn`); any UDP
+//!   (IPVS's rule: anything else for an unknown flow is dropped, `tcp_no_conn`), or, on a
+//!   service with `unknown_flow = "schedule"` (`crate::types::UnknownFlow`), any segment
+//!   but a RST (counted `conns_unknown_scheduled`); any UDP
 //!   datagram creates one, if the service admits it (`crate::admission`: client
 //!   allow/deny prefixes, `maxconn`, the per-client rate; refusals are `acl_denied`,
 //!   `service_maxconn`, `client_rate_limited`).
@@ -67,7 +69,9 @@ use crate::service::{ServiceTable, SharedServices};
 use crate::stats::{DropReason, WorkerCounters};
 use crate::synproxy::cookie::CookieSecret;
 use crate::synproxy::SynProxyMode;
-use crate::types::{ConnState, ForwardMode, L4Proto, PortId, ServerId, ServiceId, ServiceKey, TcpState, Timeouts};
+use crate::types::{
+    ConnState, ForwardMode, L4Proto, PortId, ServerId, ServiceId, ServiceKey, TcpState, Timeouts, UnknownFlow,
+};
 use crate::view::L4View;
 use crate::wire::{EthernetFrame, Ipv4Packet, MacAddr};
 use crate::xmit::icmp_err;
@@ -373,23 +377,28 @@ impl LbEngine {
                 let key = ServiceKey { proto: flow.proto(), vip: flow.dst, port: flow.dport };
                 let Some((svc, s)) = self.snap.lookup(key) else { return Verdict::Drop(DropReason::L4NoService) };
                 let policy = s.syn_proxy;
-                if flow.proto() == L4Proto::Tcp {
-                    if flow.is_syn() {
-                        // `auto` below its threshold: one comparison more per SYN.
-                        if policy.active(self.conns.syn_recv()) {
-                            let toa = s.servers.iter().any(|r| r.forward == ForwardMode::FullNat);
-                            return self.send_cookie(buf, flow, toa, env, now);
-                        }
-                    } else {
-                        let ack_only = flow.flags.is_some_and(|f| f.ack() && !f.syn() && !f.rst());
-                        if ack_only && policy.mode != SynProxyMode::Off && self.cookies_recent(now) {
-                            return self.accept_cookie(svc, buf, flow, env, now);
-                        }
-                        // IPVS's rule: only a SYN opens a TCP connection.
+                let unknown_flow = s.unknown_flow;
+                let created = if flow.proto() == L4Proto::Tcp && !flow.is_syn() {
+                    let ack_only = flow.flags.is_some_and(|f| f.ack() && !f.syn() && !f.rst());
+                    if ack_only && policy.mode != SynProxyMode::Off && self.cookies_recent(now) {
+                        return self.accept_cookie(svc, buf, flow, env, now);
+                    }
+                    // IPVS's rule: only a SYN opens a TCP connection; with
+                    // `unknown_flow = "schedule"` any segment but a RST does (a flow ECMP
+                    // moved here from another node; IPVS's `sloppy_tcp`).
+                    if unknown_flow == UnknownFlow::Drop || flow.flags.is_some_and(|f| f.rst()) {
                         return Verdict::Drop(DropReason::TcpNoConn);
                     }
-                }
-                match self.new_conn(svc, flow, env, now) {
+                    self.schedule_unknown(svc, flow, env, now)
+                } else {
+                    // `auto` below its threshold: one comparison more per SYN.
+                    if flow.proto() == L4Proto::Tcp && policy.active(self.conns.syn_recv()) {
+                        let toa = s.servers.iter().any(|r| r.forward == ForwardMode::FullNat);
+                        return self.send_cookie(buf, flow, toa, env, now);
+                    }
+                    self.new_conn(svc, flow, env, now)
+                };
+                match created {
                     Ok(id) => (id, true),
                     Err(reason) => return Verdict::Drop(reason),
                 }
@@ -462,6 +471,19 @@ impl LbEngine {
                 }
             }
         }
+    }
+
+    /// A TCP segment other than a SYN (nor a RST) of an unknown flow, on a service with
+    /// `unknown_flow = "schedule"`: scheduled like a SYN (admission, limits, the
+    /// consistent hash) and its connection created (`conns_unknown_scheduled`); the
+    /// caller forwards the segment through it. Out of line: the SYN and established
+    /// paths never come here.
+    #[cold]
+    #[inline(never)]
+    fn schedule_unknown(&mut self, svc: u32, flow: &L4View, env: &LbEnv<'_>, now: u64) -> Result<ConnId, DropReason> {
+        let id = self.new_conn(svc, flow, env, now)?;
+        env.counters.conns_unknown_scheduled.inc();
+        Ok(id)
     }
 
     /// The egress port and verdict for an inbound packet of connection `id` (`c` is its

@@ -234,6 +234,7 @@ pub(crate) fn build_worker(
         stats: Arc::new(ServerStats::new(1)),
         admission: Default::default(),
         syn_proxy: Default::default(),
+        unknown_flow: Default::default(),
     };
     let table = ServiceTable::new(1, vec![service]).map_err(setup_err)?;
     let lb = LbEngine::new(

@@ -377,29 +377,36 @@ impl LbEngine {
                 let key = ServiceKey { proto: flow.proto(), vip: flow.dst, port: flow.dport };
                 let Some((svc, s)) = self.snap.lookup(key) else { return Verdict::Drop(DropReason::L4NoService) };
                 let policy = s.syn_proxy;
-                let unknown_flow = s.unknown_flow;
-                let created = if flow.proto() == L4Proto::Tcp && !flow.is_syn() {
-                    let ack_only = flow.flags.is_some_and(|f| f.ack() && !f.syn() && !f.rst());
-                    if ack_only && policy.mode != SynProxyMode::Off && self.cookies_recent(now) {
-                        return self.accept_cookie(svc, buf, flow, env, now);
+                // A non-SYN TCP segment scheduled by `unknown_flow = "schedule"`.
+                let mut unknown = false;
+                if flow.proto() == L4Proto::Tcp {
+                    if flow.is_syn() {
+                        // `auto` below its threshold: one comparison more per SYN.
+                        if policy.active(self.conns.syn_recv()) {
+                            let toa = s.servers.iter().any(|r| r.forward == ForwardMode::FullNat);
+                            return self.send_cookie(buf, flow, toa, env, now);
+                        }
+                    } else {
+                        let ack_only = flow.flags.is_some_and(|f| f.ack() && !f.syn() && !f.rst());
+                        if ack_only && policy.mode != SynProxyMode::Off && self.cookies_recent(now) {
+                            return self.accept_cookie(svc, buf, flow, env, now);
+                        }
+                        // IPVS's rule: only a SYN opens a TCP connection; with
+                        // `unknown_flow = "schedule"` any segment but a RST does (a flow
+                        // ECMP moved here from another node; IPVS's `sloppy_tcp`).
+                        if s.unknown_flow == UnknownFlow::Drop || flow.flags.is_some_and(|f| f.rst()) {
+                            return Verdict::Drop(DropReason::TcpNoConn);
+                        }
+                        unknown = true;
                     }
-                    // IPVS's rule: only a SYN opens a TCP connection; with
-                    // `unknown_flow = "schedule"` any segment but a RST does (a flow ECMP
-                    // moved here from another node; IPVS's `sloppy_tcp`).
-                    if unknown_flow == UnknownFlow::Drop || flow.flags.is_some_and(|f| f.rst()) {
-                        return Verdict::Drop(DropReason::TcpNoConn);
+                }
+                match self.new_conn(svc, flow, env, now) {
+                    Ok(id) => {
+                        if unknown {
+                            env.counters.conns_unknown_scheduled.inc();
+                        }
+                        (id, true)
                     }
-                    self.schedule_unknown(svc, flow, env, now)
-                } else {
-                    // `auto` below its threshold: one comparison more per SYN.
-                    if flow.proto() == L4Proto::Tcp && policy.active(self.conns.syn_recv()) {
-                        let toa = s.servers.iter().any(|r| r.forward == ForwardMode::FullNat);
-                        return self.send_cookie(buf, flow, toa, env, now);
-                    }
-                    self.new_conn(svc, flow, env, now)
-                };
-                match created {
-                    Ok(id) => (id, true),
                     Err(reason) => return Verdict::Drop(reason),
                 }
             }
@@ -471,19 +478,6 @@ impl LbEngine {
                 }
             }
         }
-    }
-
-    /// A TCP segment other than a SYN (nor a RST) of an unknown flow, on a service with
-    /// `unknown_flow = "schedule"`: scheduled like a SYN (admission, limits, the
-    /// consistent hash) and its connection created (`conns_unknown_scheduled`); the
-    /// caller forwards the segment through it. Out of line: the SYN and established
-    /// paths never come here.
-    #[cold]
-    #[inline(never)]
-    fn schedule_unknown(&mut self, svc: u32, flow: &L4View, env: &LbEnv<'_>, now: u64) -> Result<ConnId, DropReason> {
-        let id = self.new_conn(svc, flow, env, now)?;
-        env.counters.conns_unknown_scheduled.inc();
-        Ok(id)
     }
 
     /// The egress port and verdict for an inbound packet of connection `id` (`c` is its

@@ -344,7 +344,8 @@ impl crate::bgp::run::ViewSource for LiveBgpEnv {
                 let Some(group) = roles.group_of(s.vip) else { continue };
                 let inst = board.as_ref().and_then(|b| b.instances.get(group.index()));
                 let master = roles.is_master(group);
-                let state = inst.map_or_else(|| if master { "master" } else { "backup" }.to_string(), |i| i.state.clone());
+                let state =
+                    inst.map_or_else(|| if master { "master" } else { "backup" }.to_string(), |i| i.state.clone());
                 vrrp.insert(s.vip, VrrpRole { vrid: inst.map_or(0, |i| i.vrid), master, state });
             }
         }
@@ -702,10 +703,7 @@ pub fn run(config: &Config, text: &str, path: &Path) -> anyhow::Result<()> {
     let bgp_stop = Arc::new(AtomicBool::new(false));
     let bgp_thread = match (&config.bgp, bgp_board) {
         (Some(bgp), Some(board)) => {
-            let shell = crate::bgp::run::Shell::new(
-                bgp.clone(),
-                Box::new(crate::bgp::run::BirdcCommand::new(bgp)),
-            );
+            let shell = crate::bgp::run::Shell::new(bgp.clone(), Box::new(crate::bgp::run::BirdcCommand::new(bgp)));
             let env = LiveBgpEnv {
                 state: Arc::clone(&state),
                 watch: bgp_watch,

@@ -619,7 +619,12 @@ fn bgp_families(out: &mut Out, bgp: &crate::bgp::BgpStatus) {
         "1 when BIRD has read the include file as it is now; 0 while birdc is unreachable or BIRD refuses it.",
         [(vec![], Value::Int(u64::from(bgp.in_sync)))],
     );
-    out.family("rvs_bgp_birdc_runs_total", Kind::Counter, "birdc configure runs.", [(vec![], Value::Int(bgp.configures))]);
+    out.family(
+        "rvs_bgp_birdc_runs_total",
+        Kind::Counter,
+        "birdc configure runs.",
+        [(vec![], Value::Int(bgp.configures))],
+    );
     out.family(
         "rvs_bgp_failures_total",
         Kind::Counter,

@@ -158,7 +158,11 @@ impl SchedulerKind {
     pub const fn is_consistent(self) -> bool {
         matches!(
             self,
-            SchedulerKind::Mh | SchedulerKind::Sh | SchedulerKind::Dh | SchedulerKind::Conhash | SchedulerKind::UserHash
+            SchedulerKind::Mh
+                | SchedulerKind::Sh
+                | SchedulerKind::Dh
+                | SchedulerKind::Conhash
+                | SchedulerKind::UserHash
         )
     }
 }

@@ -678,7 +678,8 @@ fn bgp_lines(out: &mut String, b: &crate::model::BgpDoc) {
     out.push('\n');
     match &b.error {
         Some(e) => {
-            let retry = b.retry_in_ms.map(|ms| format!(", retry in {}.{} s", ms / 1000, ms % 1000 / 100)).unwrap_or_default();
+            let retry =
+                b.retry_in_ms.map(|ms| format!(", retry in {}.{} s", ms / 1000, ms % 1000 / 100)).unwrap_or_default();
             let _ = writeln!(
                 out,
                 "{e} (socket {}{retry}; {} of {} attempts failed); forwarding continues",

@@ -188,7 +188,10 @@ mod tests {
             t = at;
         }
         assert_eq!(delays, [1, 2, 4, 8, 10, 10]);
-        assert_eq!(a.error().unwrap().to_string().split(':').take(2).collect::<Vec<_>>(), ["bgp", " birdc unreachable"]);
+        assert_eq!(
+            a.error().unwrap().to_string().split(':').take(2).collect::<Vec<_>>(),
+            ["bgp", " birdc unreachable"]
+        );
         // A new decision meanwhile is written at once, applied at the retry time.
         assert_eq!(a.next(t - Duration::from_millis(1), "B"), Action::Write("B".into()));
         a.written(t, "B", Ok(()));

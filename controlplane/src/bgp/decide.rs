@@ -229,7 +229,10 @@ mod tests {
     #[test]
     fn either_family_and_address_order() {
         let view = NodeView {
-            services: vec![svc("tcp/[fd00:10::100]/80", "fd00:10::100", 1, 1), svc("tcp/10.10.0.100/80", "10.10.0.100", 1, 1)],
+            services: vec![
+                svc("tcp/[fd00:10::100]/80", "fd00:10::100", 1, 1),
+                svc("tcp/10.10.0.100/80", "10.10.0.100", 1, 1),
+            ],
             ..NodeView::default()
         };
         let d = decide(&view);

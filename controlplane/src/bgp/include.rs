@@ -92,12 +92,7 @@ mod tests {
         std::fs::write(&main, format!("router id 10.0.0.1;\nprotocol device {{ }}\ninclude \"{}\";\n", file.display()))
             .unwrap();
         let out = std::process::Command::new(bird).arg("-p").arg("-c").arg(&main).output().unwrap();
-        assert!(
-            out.status.success(),
-            "bird -p refused {}: {}",
-            file.display(),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "bird -p refused {}: {}", file.display(), String::from_utf8_lossy(&out.stderr));
         let _ = std::fs::remove_file(&main);
     }
 
@@ -124,7 +119,13 @@ mod tests {
                     quorum: 2,
                 },
                 // A second VIP that is always fine but for the node-wide conditions.
-                ServiceHealth { name: "udp/10.10.0.101/53".into(), vip: "10.10.0.101".parse().unwrap(), healthy: 2, servers: 2, quorum: 1 },
+                ServiceHealth {
+                    name: "udp/10.10.0.101/53".into(),
+                    vip: "10.10.0.101".parse().unwrap(),
+                    healthy: 2,
+                    servers: 2,
+                    quorum: 1,
+                },
             ],
             vrrp: match vrrp {
                 None => BTreeMap::new(),
@@ -170,9 +171,27 @@ mod tests {
     fn ipv6_vips_go_to_the_ipv6_protocol_as_128s() {
         let view = NodeView {
             services: vec![
-                ServiceHealth { name: "tcp/[fd00:10::100]/80".into(), vip: "fd00:10::100".parse().unwrap(), healthy: 1, servers: 1, quorum: 1 },
-                ServiceHealth { name: "tcp/[fd00:10::101]/80".into(), vip: "fd00:10::101".parse().unwrap(), healthy: 0, servers: 1, quorum: 1 },
-                ServiceHealth { name: "tcp/10.10.0.100/80".into(), vip: "10.10.0.100".parse().unwrap(), healthy: 1, servers: 1, quorum: 1 },
+                ServiceHealth {
+                    name: "tcp/[fd00:10::100]/80".into(),
+                    vip: "fd00:10::100".parse().unwrap(),
+                    healthy: 1,
+                    servers: 1,
+                    quorum: 1,
+                },
+                ServiceHealth {
+                    name: "tcp/[fd00:10::101]/80".into(),
+                    vip: "fd00:10::101".parse().unwrap(),
+                    healthy: 0,
+                    servers: 1,
+                    quorum: 1,
+                },
+                ServiceHealth {
+                    name: "tcp/10.10.0.100/80".into(),
+                    vip: "10.10.0.100".parse().unwrap(),
+                    healthy: 1,
+                    servers: 1,
+                    quorum: 1,
+                },
             ],
             ..NodeView::default()
         };

@@ -375,11 +375,7 @@ mod tests {
     fn shell(dir: &Path) -> (Shell, Arc<Mutex<Option<BirdError>>>, Arc<AtomicUsize>) {
         let fail = Arc::new(Mutex::new(None));
         let calls = Arc::new(AtomicUsize::new(0));
-        let config = Bgp {
-            include_file: dir.join("vips.conf"),
-            birdc: "birdc".into(),
-            socket: dir.join("bird.ctl"),
-        };
+        let config = Bgp { include_file: dir.join("vips.conf"), birdc: "birdc".into(), socket: dir.join("bird.ctl") };
         let birdc = FakeBirdc { fail: Arc::clone(&fail), calls: Arc::clone(&calls) };
         (Shell::new(config, Box::new(birdc)), fail, calls)
     }
@@ -469,8 +465,11 @@ mod tests {
             other => panic!("{other:?}"),
         }
         if Path::new("/usr/sbin/birdc").exists() {
-            let mut no_socket =
-                BirdcCommand { program: "/usr/sbin/birdc".into(), socket: dir.join("bird.ctl"), timeout: Duration::from_secs(5) };
+            let mut no_socket = BirdcCommand {
+                program: "/usr/sbin/birdc".into(),
+                socket: dir.join("bird.ctl"),
+                timeout: Duration::from_secs(5),
+            };
             match no_socket.configure() {
                 Err(BirdError::Unreachable(m)) => assert!(m.contains("Unable to connect"), "{m}"),
                 other => panic!("{other:?}"),

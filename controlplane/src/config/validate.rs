@@ -14,10 +14,12 @@ use ipnet::{IpNet, Ipv4Net};
 use rvs_dataplane::synproxy::SynProxyMode;
 use rvs_dataplane::worker::MAX_PORTS;
 
-use super::file::{AgentFile, BgpFile, ConfigFile, HaFile, HaInstanceFile, HealthFile, ServerFile, ServiceFile, StatusFile};
+use super::file::{
+    AgentFile, BgpFile, ConfigFile, HaFile, HaInstanceFile, HealthFile, ServerFile, ServiceFile, StatusFile,
+};
 use super::{
-    defaults, parse_protocol, Agent, Api, Bgp, Config, ConfigError, Dataplane, Device, FieldError, Forward, Ha, HaInstance,
-    Health, HealthKind, Idle, L4Proto, MacAddr, Neighbour, OnDown, Port, Route, Scheduler, Server, Service,
+    defaults, parse_protocol, Agent, Api, Bgp, Config, ConfigError, Dataplane, Device, FieldError, Forward, Ha,
+    HaInstance, Health, HealthKind, Idle, L4Proto, MacAddr, Neighbour, OnDown, Port, Route, Scheduler, Server, Service,
     StatusRanges, SyncConfig, TrackEffect, UnknownFlow, SYSTEM_LOAD,
 };
 
@@ -737,7 +739,10 @@ impl Checker {
         let mode = match text.parse::<UnknownFlow>() {
             Ok(m) => m,
             Err(_) => {
-                self.err(at, format!("`{text}` is not an unknown_flow mode; use \"drop\" (the default) or \"schedule\""));
+                self.err(
+                    at,
+                    format!("`{text}` is not an unknown_flow mode; use \"drop\" (the default) or \"schedule\""),
+                );
                 return None;
             }
         };
@@ -746,7 +751,9 @@ impl Checker {
         }
         let consistent: Vec<&str> = Scheduler::ALL.iter().filter(|k| k.is_consistent()).map(|k| k.name()).collect();
         let why = if protocol == Some(L4Proto::Udp) {
-            Some("applies to TCP services only (every UDP datagram of an unknown flow is scheduled already)".to_string())
+            Some(
+                "applies to TCP services only (every UDP datagram of an unknown flow is scheduled already)".to_string(),
+            )
         } else if let Some(k) = servers.iter().position(|r| !matches!(r.forward, Forward::Dr | Forward::Tunnel)) {
             Some(format!(
                 "needs every server in DR or IPIP tunnel mode (with NAT or Full-NAT the replies and the \
@@ -791,7 +798,10 @@ impl Checker {
             Some(p) => {
                 self.err(
                     "bgp.socket",
-                    format!("`{p}` is not an absolute path; give BIRD's control socket, as `bird -s` (default {})", defaults::BIRD_SOCKET),
+                    format!(
+                        "`{p}` is not an absolute path; give BIRD's control socket, as `bird -s` (default {})",
+                        defaults::BIRD_SOCKET
+                    ),
                 );
                 None
             }

@@ -116,6 +116,13 @@ pub fn eal_args(config: &Config, allowed_cpus: &[u32]) -> Vec<String> {
             }
         }
     }
+    // The ports' kernel exception interfaces (crate::exception), after every port.
+    for (i, p) in config.ports.iter().enumerate() {
+        if let Some(e) = &p.exception {
+            args.push("--vdev".into());
+            args.push(crate::exception::vdev(i, e));
+        }
+    }
     let user_pci = dp.eal_args.iter().any(|a| {
         a.starts_with("-a")
             || a.starts_with("-b")
@@ -258,6 +265,27 @@ struct LivePort {
     address: String,
     mac: MacAddr,
     port: Arc<Port>,
+    /// The port's kernel exception interface, if `exception = true`.
+    exception: Option<LiveException>,
+}
+
+/// A port's kernel exception interface (crate::exception) in the running daemon.
+struct LiveException {
+    iface: String,
+    rate: u32,
+    port: Arc<Port>,
+    /// One per worker, in worker order.
+    counters: Vec<Arc<rvs_dataplane::exception::ExceptionCounters>>,
+}
+
+impl LiveException {
+    fn status(&self) -> crate::status::ExceptionStatus {
+        let mut sum = rvs_dataplane::exception::ExceptionSnapshot::default();
+        for c in &self.counters {
+            sum.accumulate(&c.snapshot());
+        }
+        crate::status::ExceptionStatus { iface: self.iface.clone(), rate: self.rate, counters: sum }
+    }
 }
 
 impl StatusSource for LiveStatus {
@@ -271,6 +299,7 @@ impl StatusSource for LiveStatus {
                 let mut s =
                     PortStatus::new(&p.name, &p.device, p.port.id(), p.mac, &p.address, p.port.link(), p.port.stats());
                 s.link_changes = links.changes(i);
+                s.exception = p.exception.as_ref().map(LiveException::status);
                 s
             })
             .collect();
@@ -416,6 +445,7 @@ pub fn run(config: &Config, text: &str, path: &Path) -> anyhow::Result<()> {
         signal(SignalKind::hangup()).context("cannot install the SIGHUP handler")?
     };
 
+    crate::exception::preflight(config)?;
     let args = eal_args(config, &allowed_cpus());
     let workers = usize::from(config.dataplane.workers);
     let report = dpdk::preflight(&args, workers).context("DPDK preflight failed")?;
@@ -486,8 +516,24 @@ pub fn run(config: &Config, text: &str, path: &Path) -> anyhow::Result<()> {
         let links = redirects.next().context("redirect mesh has fewer ends than workers")?;
         let (handle, control) = control_link(CONTROL_QUEUE);
         handles.push(handle);
+        let mut exception = Vec::with_capacity(ports.len());
+        for p in &ports {
+            exception.push(match &p.exception {
+                Some(e) => {
+                    let queue = e.port.queue(queue_id).with_context(|| {
+                        format!("port `{}`: no queue on kernel interface `{}` for worker {index}", p.name, e.iface)
+                    })?;
+                    let counters = e.counters.get(index).cloned().context("exception counters for every worker")?;
+                    // The port's limit, shared out among the workers.
+                    let rate = (e.rate / u32::from(config.dataplane.workers)).max(1);
+                    Some(rvs_dataplane::exception::ExceptionPort::new(queue, WireMac(p.mac.0), rate, counters))
+                }
+                None => None,
+            });
+        }
         let worker = Worker::new(&wc, queues, pool.clone(), sync)
             .with_context(|| format!("worker {index}: the data path refused its configuration"))?
+            .with_exception(exception)
             .with_lb(lb, links)
             .with_control(control)
             .with_probe(probe_links.next().context("probe rings have fewer ends than workers")?);
@@ -555,7 +601,14 @@ pub fn run(config: &Config, text: &str, path: &Path) -> anyhow::Result<()> {
     status.started = Instant::now();
     status.watch =
         Arc::new(crate::watchdog::WorkerWatch::new(status.workers.iter().map(|(_, _, c)| Arc::clone(c)).collect()));
-    let port_handles: Vec<Arc<Port>> = status.ports.iter().map(|p| Arc::clone(&p.port)).collect();
+    // The ports, then their kernel exception interfaces: all closed at shutdown, before the
+    // pool their RX rings allocate from.
+    let port_handles: Vec<Arc<Port>> = status
+        .ports
+        .iter()
+        .map(|p| Arc::clone(&p.port))
+        .chain(status.ports.iter().filter_map(|p| p.exception.as_ref().map(|e| Arc::clone(&e.port))))
+        .collect();
     // The HA thread has its own stop flag: at shutdown it sends priority 0 while the
     // workers still run.
     let ha_stop = Arc::new(AtomicBool::new(false));
@@ -939,15 +992,54 @@ fn bring_up_ports(eal: &Eal, config: &Config, pool: &Mempool) -> anyhow::Result<
         } else {
             tracing::warn!(port = %p.name, id = port.id(), %mac, "port started but its link is down: check the cable or the interface behind the vdev");
         }
+        let exception = match &p.exception {
+            Some(e) => Some(bring_up_exception(eal, config, pool, i, p, e, mac)?),
+            None => None,
+        };
         out.push(LivePort {
             name: p.name.clone(),
             device: p.device.as_str().to_string(),
             address: p.address.to_string(),
             mac,
             port: Arc::new(port),
+            exception,
         });
     }
     Ok(out)
+}
+
+/// Opens, configures and starts port `i`'s kernel exception interface (a `net_tap` port
+/// with one queue pair per worker), then gives the kernel side the port's MAC and address
+/// and brings it up.
+fn bring_up_exception(
+    eal: &Eal,
+    config: &Config,
+    pool: &Mempool,
+    i: usize,
+    p: &crate::config::Port,
+    e: &crate::config::Exception,
+    mac: MacAddr,
+) -> anyhow::Result<LiveException> {
+    let what = || format!("port[{i}] `{}`: kernel exception interface `{}`", p.name, e.iface);
+    let workers = config.dataplane.workers;
+    let port = Port::open(eal, &crate::exception::device_name(i)).with_context(what)?;
+    let setup = PortSetup {
+        rx_queues: workers,
+        tx_queues: workers,
+        rx_desc: config.dataplane.rx_descriptors,
+        tx_desc: config.dataplane.tx_descriptors,
+        rss: false,
+        mtu: p.mtu,
+    };
+    port.configure(&setup, pool).with_context(what)?;
+    port.start().with_context(what)?;
+    crate::exception::configure_kernel(p, e, &mac.to_string()).with_context(what)?;
+    Ok(LiveException {
+        iface: e.iface.clone(),
+        rate: e.rate,
+        port: Arc::new(port),
+        counters: (0..workers).map(|_| Arc::default()).collect(),
+    })
 }
 
 /// Waits for the workers on `lcores`; returns how many ended with a non-zero status.

@@ -8,6 +8,7 @@
 //! * [`services`]: from the configuration to the data path's service table (stable ids).
 //! * [`model`]: the JSON shapes of services and servers.
 //! * [`api`]: the REST router, served on the control thread; [`openapi`] describes it.
+//! * [`exception`]: the kernel exception interfaces of the ports (`exception = true`).
 //! * [`ha`]: VRRP high availability (the state machine and the HA thread).
 //! * [`watchdog`]: the worker watchdog (a worker whose poll counter stands still).
 //! * [`notify`]: systemd's readiness protocol (`sd_notify`), a datagram to `NOTIFY_SOCKET`.
@@ -19,6 +20,7 @@ pub mod bgp;
 pub mod cli;
 pub mod config;
 pub mod daemon;
+pub mod exception;
 pub mod ha;
 pub mod health;
 pub mod metrics;

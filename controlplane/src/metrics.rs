@@ -336,6 +336,15 @@ pub fn render(input: &MetricsInput) -> String {
             st.ports.iter().map(|p| (port(&p.name), Value::Int((d.get)(&p.stats)))),
         );
     }
+    // The kernel exception paths (rvs_dataplane::exception), ports with one only.
+    for &(_, metric, help, get) in rvs_dataplane::exception::ExceptionSnapshot::COUNTERS {
+        out.family(
+            metric,
+            Kind::Counter,
+            help,
+            st.ports.iter().filter_map(|p| p.exception.as_ref().map(|e| (port(&p.name), Value::Int(get(&e.counters))))),
+        );
+    }
 
     // Workers.
     for d in CountersSnapshot::COUNTERS {

@@ -706,13 +706,14 @@ pub fn restart_only(old: &Config, new: &Config) -> Option<FieldError> {
         return restart("port".into());
     }
     for (i, (p, q)) in old.ports.iter().zip(&new.ports).enumerate() {
-        let fields: [(&str, bool); 6] = [
+        let fields: [(&str, bool); 7] = [
             ("name", p.name != q.name),
             ("device", p.device != q.device),
             ("address", p.address != q.address),
             ("local_addresses", p.local_addresses != q.local_addresses),
             ("mac", p.mac != q.mac),
             ("mtu", p.mtu != q.mtu),
+            ("exception", p.exception != q.exception),
         ];
         if let Some((f, _)) = fields.iter().find(|(_, d)| *d) {
             return restart(format!("port[{i}].{f}"));

@@ -325,6 +325,20 @@ pub struct PortStatus {
     /// Link changes (down or up) rvsd saw since start, sampling every 250 ms.
     #[serde(default)]
     pub link_changes: u64,
+    /// The port's kernel exception path (`exception = true`), absent without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exception: Option<ExceptionStatus>,
+}
+
+/// `ports[].exception`: the kernel interface and its counters, summed over the workers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExceptionStatus {
+    /// The kernel interface's name (`rvs-<port name>`).
+    pub iface: String,
+    /// Frames a second each way (`exception_rate`).
+    pub rate: u32,
+    /// What crossed and what was dropped, by reason.
+    pub counters: rvs_dataplane::exception::ExceptionSnapshot,
 }
 
 impl PortStatus {
@@ -347,6 +361,7 @@ impl PortStatus {
             address: address.to_string(),
             stats: stats.into(),
             link_changes: 0,
+            exception: None,
         }
     }
 }

@@ -22,6 +22,8 @@
 //! * [`xmit`]: the rewrites of each forwarding mode (DR, NAT, Full-NAT with TOA, IPIP),
 //!   ICMP error generation and translation, TTL handling.
 //! * [`lb`]: one worker's L4 path tying those together.
+//! * [`exception`]: the kernel exception path of a port (what the lite stack does not
+//!   answer for the port's own address goes to a kernel interface, and back).
 //! * [`control`]: typed control → worker requests (connection listings).
 //! * [`mesh`]: single-producer queues between workers (redirects to a flow's owner).
 //! * [`punt`]: the rings carrying health probes between the workers and the prober.
@@ -35,6 +37,7 @@
 pub mod admission;
 pub mod conn;
 pub mod control;
+pub mod exception;
 pub mod ha;
 pub mod idle;
 pub mod l2l3;

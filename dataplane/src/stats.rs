@@ -179,6 +179,16 @@ drop_reasons! {
     HaTooLong => "ha_too_long", "VRRP packet or HA frame longer than a ring buffer (2048 bytes) or packet buffer";
     /// The control plane queued a frame for a port that does not exist.
     HaBadPort => "ha_bad_port", "HA frame from the control plane tagged with a port that does not exist";
+    /// A frame for a port's kernel interface over the port's `exception_rate` (a flood at
+    /// the port address is cut here, before the kernel).
+    ExceptionRateLimited => "exception_rate_limited", "frame for the port's kernel interface over its exception_rate";
+    /// A frame from a port's kernel interface over the port's `exception_rate`.
+    ExceptionOutRateLimited => "exception_out_rate_limited", "frame from the port's kernel interface over its exception_rate";
+    /// The kernel interface's queue refused a frame for the kernel.
+    ExceptionRingFull => "exception_ring_full", "frame for the kernel refused by the kernel interface's queue";
+    /// A frame from the kernel interface shorter than an Ethernet header or not from the
+    /// port's MAC.
+    ExceptionBadFrame => "exception_bad_frame", "frame from the kernel interface without an Ethernet header or the port's source MAC";
 }
 
 impl DropReason {
@@ -389,6 +399,10 @@ worker_counters! {
     ha_rx: Counter "rvs_worker_ha_rx_total", "VRRP adverts received and handed to the control plane.";
     /// Adverts and gratuitous ARP built by the VRRP thread; also counted in `local_originated`.
     ha_tx: Counter "rvs_worker_ha_tx_total", "Frames of the control plane's VRRP thread sent.";
+    /// Kernel exception path (crate::exception): queued for a port's kernel interface.
+    exception_to_kernel: Counter "rvs_worker_exception_to_kernel_total", "Frames for a port's own address handed to its kernel interface.";
+    /// Also counted in `rx_packets`.
+    exception_from_kernel: Counter "rvs_worker_exception_from_kernel_total", "Frames from a port's kernel interface queued out of the port.";
     /// Connection sync (`crate::sync`): created, changed state, refreshed or dumped.
     sync_tx: Counter "rvs_worker_sync_tx_total", "Connection sync records queued for the peer.";
     /// The peer learns the connection from a later change, refresh or dump.

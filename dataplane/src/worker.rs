@@ -68,6 +68,17 @@
 //!   [`INSTALL_PER_POLL`] of the peer's records, steps the refresh walk and any dump the
 //!   control plane asked for (`sync_*` counters). Without a link a packet costs one test
 //!   of it, on the L4 path.
+//! * Kernel exception path ([`Worker::with_exception`], [`crate::exception`]): on a port
+//!   that has one, IPv4 to the port's own address that the lite stack does not answer (all
+//!   but ICMP echo requests and errors about tunnel flows, after the probe check) is
+//!   [`Verdict::Kernel`], and so is an
+//!   ARP reply to that address once learned from; such frames are buffered for the port's
+//!   kernel interface within its rate limit (`exception_to_kernel`;
+//!   `exception_rate_limited`, `exception_ring_full`) and sent once per poll. At most every
+//!   [`KERNEL_POLL_INTERVAL_NS`] the worker reads one burst from each kernel interface and
+//!   queues it out of the port (`exception_from_kernel`, also `rx_packets`;
+//!   `exception_out_rate_limited`, `exception_bad_frame`). Without it a packet to a port
+//!   address costs one test of an empty vector, other packets nothing.
 //! * Packets whose flow another worker owns go there through a redirect ring
 //!   ([`crate::mesh`]) and are handled by the owner as if received on the same port.
 //! * Time is `now`, monotonic nanoseconds, read once per poll by the caller.
@@ -86,6 +97,7 @@ use ipnet::Ipv4Net;
 use rvs_drivers::{Burst, PacketBuf, PacketPool, PortQueue, RxOffload};
 
 use crate::control::{ConnListing, ControlLink, WorkerRequest, REQUESTS_PER_POLL};
+use crate::exception::{arp_to_kernel, classify_own, ExceptionPort, OwnAddress, KERNEL_POLL_INTERVAL_NS};
 use crate::ha::{HaGroup, HaLink, HaRoles, FRAMES_PER_POLL, IPPROTO_VRRP, VRRP_GROUP_V4, VRRP_MAC_V4};
 use crate::idle::{IdlePolicy, Idler};
 use crate::l2l3::arp::{self, ARP_FRAME_LEN};
@@ -492,6 +504,11 @@ pub struct Worker<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> {
     /// The connection sync link while the worker has no L4 engine to hand it to
     /// ([`Worker::with_sync`]).
     conn_sync: Option<(SyncLink, SyncOptions)>,
+    /// Per port (by [`PortId`]), its exception path if on ([`Worker::with_exception`]);
+    /// empty without any.
+    exception: Vec<Option<ExceptionPort<Q>>>,
+    /// When the kernel interfaces are read next (ns).
+    next_kernel_poll: u64,
 }
 
 impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> std::fmt::Debug for Worker<Q, P> {
@@ -560,6 +577,8 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
             roles: None,
             floating: Vec::new(),
             conn_sync: None,
+            exception: Vec::new(),
+            next_kernel_poll: 0,
         })
     }
 
@@ -666,6 +685,144 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
             }
         }
         book
+    }
+
+    /// Gives the worker its side of the ports' kernel exception paths
+    /// ([`crate::exception`]): `ports[i]` is port `i`'s, `None` for a port without one
+    /// (missing elements count as `None`, extra ones are ignored). From then on IPv4 to
+    /// such a port's own address that the lite stack does not answer, and ARP replies to
+    /// it, go to the kernel interface (`exception_to_kernel`), and what the kernel
+    /// interface sends leaves by the port (`exception_from_kernel`), both rate limited.
+    pub fn with_exception(mut self, ports: Vec<Option<ExceptionPort<Q>>>) -> Self {
+        let mut ports = ports;
+        ports.truncate(self.tx.ports.len());
+        if ports.iter().all(Option::is_none) {
+            ports.clear();
+        }
+        self.exception = ports;
+        self
+    }
+
+    /// The exception path of `port`, if it has one (tests inject and collect the kernel
+    /// interface's frames through its queue).
+    pub fn exception_mut(&mut self, port: PortId) -> Option<&mut ExceptionPort<Q>> {
+        self.exception.get_mut(port.index())?.as_mut()
+    }
+
+    /// Whether `port` has an exception path.
+    #[inline]
+    fn has_exception(&self, port: PortId) -> bool {
+        self.exception.get(port.index()).is_some_and(Option::is_some)
+    }
+
+    /// Hands a frame to `port`'s kernel interface, within its rate limit. Kept out of line
+    /// (as the other exception-path functions) so that the forwarding path's code, and the
+    /// compiler's inlining of it, stay as they were without the path.
+    #[cold]
+    #[inline(never)]
+    fn to_kernel(&mut self, port: PortId, buf: Q::Buf, now: u64) {
+        let Some(ep) = self.exception.get_mut(port.index()).and_then(Option::as_mut) else {
+            self.tx.counters.drop_packet(DropReason::L4NoService);
+            return;
+        };
+        if !ep.to_kernel.take(now) {
+            ep.counters.rate_limited.inc();
+            self.tx.counters.drop_packet(DropReason::ExceptionRateLimited);
+            return;
+        }
+        if ep.tx.is_full() {
+            Self::flush_kernel(ep, &self.tx.counters);
+        }
+        ep.counters.to_kernel.inc();
+        self.tx.counters.exception_to_kernel.inc();
+        ep.tx.push(buf);
+    }
+
+    /// Sends the frames buffered for every kernel interface.
+    #[inline(never)]
+    fn flush_kernels(&mut self) {
+        for ep in self.exception.iter_mut().flatten() {
+            Self::flush_kernel(ep, &self.tx.counters);
+        }
+    }
+
+    /// Sends the frames buffered for one kernel interface.
+    fn flush_kernel(ep: &mut ExceptionPort<Q>, counters: &WorkerCounters) {
+        if ep.tx.is_empty() {
+            return;
+        }
+        let bytes: usize = ep.tx.iter().map(PacketBuf::len).sum();
+        let sent = ep.queue.tx_burst(&mut ep.tx);
+        let left: usize = ep.tx.iter().map(PacketBuf::len).sum();
+        counters.tx_packets.add(sent as u64);
+        counters.tx_bytes.add((bytes - left) as u64);
+        if !ep.tx.is_empty() {
+            ep.counters.ring_full.add(ep.tx.len() as u64);
+            counters.drop_packets(DropReason::ExceptionRingFull, ep.tx.len() as u64);
+            ep.tx.clear();
+        }
+    }
+
+    /// Reads one burst from every kernel interface (at most every
+    /// [`KERNEL_POLL_INTERVAL_NS`]) and queues what the kernel sent out of its port,
+    /// within the rate limit. Returns the frames read.
+    #[inline(never)]
+    fn poll_kernel(&mut self, now: u64) -> usize {
+        if now < self.next_kernel_poll {
+            return 0;
+        }
+        self.next_kernel_poll = now.saturating_add(KERNEL_POLL_INTERVAL_NS);
+        let mut received = 0;
+        for p in 0..self.exception.len() {
+            let Some(ep) = self.exception[p].as_mut() else { continue };
+            let mut burst: Burst<Q::Buf> = Burst::new();
+            let n = ep.queue.rx_burst(&mut burst);
+            if n == 0 {
+                continue;
+            }
+            received += n;
+            self.tx.counters.rx_packets.add(n as u64);
+            self.tx.counters.rx_bytes.add(burst.iter().map(|b| b.len() as u64).sum());
+            for buf in burst {
+                if !ep.from_kernel.take(now) {
+                    ep.counters.out_rate_limited.inc();
+                    self.tx.counters.drop_packet(DropReason::ExceptionOutRateLimited);
+                    continue;
+                }
+                let from_port = EthernetFrame::new_checked(buf.data()).is_ok_and(|e| e.src() == ep.mac);
+                if !from_port {
+                    ep.counters.bad_frame.inc();
+                    self.tx.counters.drop_packet(DropReason::ExceptionBadFrame);
+                    continue;
+                }
+                ep.counters.from_kernel.inc();
+                self.tx.counters.exception_from_kernel.inc();
+                self.tx.enqueue(PortId(p as u16), buf);
+            }
+        }
+        received
+    }
+
+    /// An ARP frame the lite stack consumed: the kernel resolves its own peers, so it gets
+    /// the replies to the port's address too, once the lite stack learned from them
+    /// ([`crate::exception`]).
+    #[inline(never)]
+    fn arp_verdict(&self, port: PortId, frame: &[u8]) -> Verdict {
+        let addr = self.port_addrs.get(port.index()).copied();
+        if self.has_exception(port) && addr.is_some_and(|a| arp_to_kernel(frame, a)) {
+            Verdict::Kernel(port)
+        } else {
+            Verdict::Consumed
+        }
+    }
+
+    /// A packet to the own address of `port`: [`Verdict::Kernel`] if the port has an
+    /// exception path and the lite stack does not answer the packet
+    /// ([`crate::exception::classify_own`]).
+    #[inline(never)]
+    fn own_to_kernel(&self, port: Option<PortId>, protocol: u8, payload: &[u8]) -> Option<Verdict> {
+        let port = port.filter(|&p| self.has_exception(p))?;
+        (classify_own(protocol, payload) == OwnAddress::Kernel).then_some(Verdict::Kernel(port))
     }
 
     /// The VRRP roles given to [`Worker::with_ha`], if any.
@@ -781,6 +938,9 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
             }
         }
         self.handle_redirected(now);
+        if !self.exception.is_empty() {
+            received += self.poll_kernel(now);
+        }
         self.send_probes(now);
         self.send_ha_frames();
         self.apply_peer_updates(now);
@@ -810,6 +970,9 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
             }
         }
         self.tx.flush_all();
+        if !self.exception.is_empty() {
+            self.flush_kernels();
+        }
         self.answer_control(now);
         received
     }
@@ -983,7 +1146,13 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
             return Verdict::Drop(DropReason::EthBadSource);
         }
         match eth.ethertype() {
-            ETHERTYPE_ARP => self.handle_arp(port, port_mac, frame, now),
+            ETHERTYPE_ARP => {
+                let v = self.handle_arp(port, port_mac, frame, now);
+                if v == Verdict::Consumed && !self.exception.is_empty() {
+                    return self.arp_verdict(port, buf.data());
+                }
+                v
+            }
             ETHERTYPE_IPV4 if broadcast => Verdict::Drop(DropReason::EthNotForUs),
             ETHERTYPE_IPV4 => {
                 let next = self.handle_ipv4(frame, offload);
@@ -1145,6 +1314,11 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
                     Err(SendError::TooLong) => Verdict::Drop(DropReason::ProbeTooLong),
                 });
             }
+            if !self.exception.is_empty() {
+                if let Some(v) = self.own_to_kernel(dst.port, ip.protocol(), ip.payload()) {
+                    return Done(v);
+                }
+            }
         }
         match ip.protocol() {
             IPPROTO_ICMP if icmp_error => Ipv4Next::IcmpError,
@@ -1175,6 +1349,7 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
             Verdict::Forward { port, mac } => self.tx.enqueue_to(port, mac, buf),
             Verdict::Drop(reason) => self.tx.counters.drop_packet(reason),
             Verdict::Consumed => self.tx.counters.rx_consumed.inc(),
+            Verdict::Kernel(port) => self.to_kernel(port, buf, now),
             Verdict::Route { port, next_hop } => {
                 // Both MACs are written when the frame is buffered for TX (`enqueue_to`),
                 // now or when the neighbour resolves; a parked frame is never read.

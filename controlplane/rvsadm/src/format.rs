@@ -592,6 +592,45 @@ pub fn status(s: &StatusDoc) -> String {
         4,
     );
 
+    let exception: Vec<Vec<String>> = s
+        .ports
+        .iter()
+        .filter_map(|p| {
+            let e = p.exception.as_ref()?;
+            let c = |k: &str| e.counters.get(k).copied().unwrap_or(0).to_string();
+            Some(vec![
+                p.name.clone(),
+                e.iface.clone(),
+                e.rate.to_string(),
+                c("to_kernel"),
+                c("from_kernel"),
+                c("rate_limited"),
+                c("out_rate_limited"),
+                c("ring_full"),
+                c("bad_frame"),
+            ])
+        })
+        .collect();
+    if !exception.is_empty() {
+        out.push('\n');
+        table(
+            &mut out,
+            &[
+                "Exception",
+                "Iface",
+                "Rate",
+                "ToKernel",
+                "FromKernel",
+                "RateLimited",
+                "OutLimited",
+                "RingFull",
+                "BadFrame",
+            ],
+            &exception,
+            3,
+        );
+    }
+
     out.push('\n');
     let workers: Vec<Vec<String>> = s
         .workers

@@ -424,6 +424,21 @@ pub struct PortDoc {
     pub link: LinkDoc,
     /// NIC counters.
     pub stats: PortStatsDoc,
+    /// The kernel exception path, if the port has one.
+    pub exception: Option<ExceptionDoc>,
+}
+
+/// `ports[].exception`: the kernel interface and its counters.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct ExceptionDoc {
+    /// The kernel interface's name.
+    pub iface: String,
+    /// Frames a second each way.
+    #[serde(deserialize_with = "lenient_u64")]
+    pub rate: u64,
+    /// Counters by name (`to_kernel`, `from_kernel`, `rate_limited`, ...).
+    pub counters: std::collections::BTreeMap<String, u64>,
 }
 
 /// `ports[].link`.

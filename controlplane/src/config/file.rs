@@ -130,6 +130,15 @@ pub struct PortFile {
     /// MTU in bytes (default: the device's, normally 1500).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mtu: Option<i64>,
+    /// A kernel exception interface for this port (`rvs-<name>`, DPDK's `net_tap`) that
+    /// carries the port's address and MAC and gets what the lite stack does not answer
+    /// for the port's address (default false).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub exception: bool,
+    /// Frames a second each way through the exception path (default 10000); only with
+    /// `exception = true`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exception_rate: Option<i64>,
 }
 
 /// `[[route]]`.

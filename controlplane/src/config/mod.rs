@@ -400,7 +400,26 @@ pub struct Port {
     pub mac: Option<MacAddr>,
     /// MTU in bytes; `None` keeps the device's default (1500 on Ethernet NICs).
     pub mtu: Option<u16>,
+    /// The kernel exception path (`exception = true`), if on.
+    pub exception: Option<Exception>,
 }
+
+/// A port's kernel exception path (`[[port]] exception = true`; see
+/// `rvs_dataplane::exception` and the control plane's `exception` module).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Exception {
+    /// The kernel interface's name: `rvs-` and the port's name (at most 15 bytes, Linux's
+    /// `IFNAMSIZ` - 1).
+    pub iface: String,
+    /// Frames a second each way (`exception_rate`), for the port as a whole.
+    pub rate: u32,
+}
+
+/// The prefix of every exception interface's name: `rvs-front` for port `front`.
+pub const EXCEPTION_IFACE_PREFIX: &str = "rvs-";
+
+/// Longest Linux interface name (`IFNAMSIZ` - 1).
+pub const IFACE_NAME_MAX: usize = 15;
 
 /// `[[route]]`, validated.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -15,12 +15,12 @@ use rvs_dataplane::synproxy::SynProxyMode;
 use rvs_dataplane::worker::MAX_PORTS;
 
 use super::file::{
-    AgentFile, BgpFile, ConfigFile, HaFile, HaInstanceFile, HealthFile, ServerFile, ServiceFile, StatusFile,
+    AgentFile, BgpFile, ConfigFile, HaFile, HaInstanceFile, HealthFile, PortFile, ServerFile, ServiceFile, StatusFile,
 };
 use super::{
-    defaults, parse_protocol, Agent, Api, Bgp, Config, ConfigError, Dataplane, Device, FieldError, Forward, Ha,
-    HaInstance, Health, HealthKind, Idle, L4Proto, MacAddr, Neighbour, OnDown, Port, Route, Scheduler, Server, Service,
-    StatusRanges, SyncConfig, TrackEffect, UnknownFlow, SYSTEM_LOAD,
+    defaults, parse_protocol, Agent, Api, Bgp, Config, ConfigError, Dataplane, Device, Exception, FieldError, Forward,
+    Ha, HaInstance, Health, HealthKind, Idle, L4Proto, MacAddr, Neighbour, OnDown, Port, Route, Scheduler, Server,
+    Service, StatusRanges, SyncConfig, TrackEffect, UnknownFlow, EXCEPTION_IFACE_PREFIX, IFACE_NAME_MAX, SYSTEM_LOAD,
 };
 
 /// Validates `file` as a whole.
@@ -350,17 +350,53 @@ impl Checker {
                     .int_in(&at("mtu"), m, 576, 9600, " bytes (576 is the IPv4 minimum, 9600 a common jumbo limit)")
                     .map(Some),
             };
-            let port = match (name, device, address, mac, mtu) {
-                (Some(name), Some(device), Some(address), Some(mac), Some(mtu))
+            let exception = self.exception(i, p);
+            let port = match (name, device, address, mac, mtu, exception) {
+                (Some(name), Some(device), Some(address), Some(mac), Some(mtu), Some(exception))
                     if locals.len() == p.local_addresses.len() =>
                 {
-                    Some(Port { name, device, address, local_addresses: locals, mac, mtu })
+                    Some(Port { name, device, address, local_addresses: locals, mac, mtu, exception })
                 }
                 _ => None,
             };
             out.push(port);
         }
         out
+    }
+
+    /// `port[i].exception` and `exception_rate`: `Some(None)` when off, `None` after an
+    /// error.
+    fn exception(&mut self, i: usize, p: &PortFile) -> Option<Option<Exception>> {
+        let at = |f: &str| format!("port[{i}].{f}");
+        if !p.exception {
+            if p.exception_rate.is_some() {
+                self.err(
+                    at("exception_rate"),
+                    "exception_rate applies only with exception = true; set both or neither",
+                );
+                return None;
+            }
+            return Some(None);
+        }
+        let rate = match p.exception_rate {
+            None => rvs_dataplane::exception::DEFAULT_EXCEPTION_RATE,
+            Some(r) => self.int_in(&at("exception_rate"), r, 1, 1_000_000, " frames a second")?,
+        };
+        let iface = format!("{EXCEPTION_IFACE_PREFIX}{}", p.name);
+        if iface.len() > IFACE_NAME_MAX {
+            self.err(
+                at("exception"),
+                format!(
+                    "the kernel interface of port `{}` would be named `{iface}`, {} bytes, but Linux allows {IFACE_NAME_MAX}: \
+                     shorten the port's name to {} characters or fewer, or set exception = false",
+                    p.name,
+                    iface.len(),
+                    IFACE_NAME_MAX - EXCEPTION_IFACE_PREFIX.len()
+                ),
+            );
+            return None;
+        }
+        Some(Some(Exception { iface, rate }))
     }
 
     fn routes(&mut self, file: &ConfigFile, ports: &[Option<Port>]) -> Vec<Option<Route>> {

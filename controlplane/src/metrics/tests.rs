@@ -620,3 +620,21 @@ fn link_changes_are_a_counter_per_port() {
     let v = find(&samples, "rvs_port_link_changes_total", &[("port", &input.status.ports[0].name)]).map(|s| s.value);
     assert_eq!(v, Some(4.0));
 }
+
+#[test]
+fn exception_counters_are_per_port_and_only_for_ports_with_the_path() {
+    let input = input();
+    let text = render(&input);
+    assert!(!text.contains("rvs_exception_"), "no exception path, no families: {text}");
+    let mut input = input;
+    let counters = rvs_dataplane::exception::ExceptionSnapshot { to_kernel: 9, rate_limited: 3, ..Default::default() };
+    input.status.ports[0].exception =
+        Some(crate::status::ExceptionStatus { iface: "rvs-front".into(), rate: 2000, counters });
+    let text = render(&input);
+    let samples = check(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    let v = |m: &str| find(&samples, m, &[("port", "front")]).map(|s| s.value);
+    assert_eq!(v("rvs_exception_to_kernel_total"), Some(9.0));
+    assert_eq!(v("rvs_exception_rate_limited_total"), Some(3.0));
+    assert_eq!(v("rvs_exception_ring_full_total"), Some(0.0));
+    assert!(text.contains("# TYPE rvs_exception_from_kernel_total counter\n"), "{text}");
+}

@@ -61,6 +61,9 @@ pub enum Verdict {
     Drop(DropReason),
     /// The stack absorbed the packet (e.g. an ARP reply it learned from); free it.
     Consumed,
+    /// A frame for the kernel interface of this port (the exception path,
+    /// [`crate::exception`]): rate limited and handed over unchanged.
+    Kernel(PortId),
     /// Another worker owns this packet's flow: move it there through the redirect ring.
     Redirect {
         /// The owning worker's index.

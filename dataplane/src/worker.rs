@@ -720,7 +720,7 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
     /// compiler's inlining of it, stay as they were without the path.
     #[cold]
     #[inline(never)]
-    fn to_kernel(&mut self, port: PortId, buf: Q::Buf, now: u64) {
+    fn send_to_kernel(&mut self, port: PortId, buf: Q::Buf, now: u64) {
         let Some(ep) = self.exception.get_mut(port.index()).and_then(Option::as_mut) else {
             self.tx.counters.drop_packet(DropReason::L4NoService);
             return;
@@ -738,12 +738,17 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
         ep.tx.push(buf);
     }
 
-    /// Sends the frames buffered for every kernel interface.
+    /// The kernel interfaces' I/O of one poll, after every received and redirected frame
+    /// was classified: sends what was buffered for them, then (at most every
+    /// [`KERNEL_POLL_INTERVAL_NS`]) reads what they sent. One call from the poll loop, out
+    /// of line, so that the loop's code stays as it is without the path. Returns the
+    /// frames read.
     #[inline(never)]
-    fn flush_kernels(&mut self) {
+    fn kernel_io(&mut self, now: u64) -> usize {
         for ep in self.exception.iter_mut().flatten() {
             Self::flush_kernel(ep, &self.tx.counters);
         }
+        self.poll_kernel(now)
     }
 
     /// Sends the frames buffered for one kernel interface.
@@ -766,7 +771,6 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
     /// Reads one burst from every kernel interface (at most every
     /// [`KERNEL_POLL_INTERVAL_NS`]) and queues what the kernel sent out of its port,
     /// within the rate limit. Returns the frames read.
-    #[inline(never)]
     fn poll_kernel(&mut self, now: u64) -> usize {
         if now < self.next_kernel_poll {
             return 0;
@@ -939,7 +943,7 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
         }
         self.handle_redirected(now);
         if !self.exception.is_empty() {
-            received += self.poll_kernel(now);
+            received += self.kernel_io(now);
         }
         self.send_probes(now);
         self.send_ha_frames();
@@ -970,9 +974,6 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
             }
         }
         self.tx.flush_all();
-        if !self.exception.is_empty() {
-            self.flush_kernels();
-        }
         self.answer_control(now);
         received
     }
@@ -1349,7 +1350,7 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
             Verdict::Forward { port, mac } => self.tx.enqueue_to(port, mac, buf),
             Verdict::Drop(reason) => self.tx.counters.drop_packet(reason),
             Verdict::Consumed => self.tx.counters.rx_consumed.inc(),
-            Verdict::Kernel(port) => self.to_kernel(port, buf, now),
+            Verdict::Kernel(port) => self.send_to_kernel(port, buf, now),
             Verdict::Route { port, next_hop } => {
                 // Both MACs are written when the frame is buffered for TX (`enqueue_to`),
                 // now or when the neighbour resolves; a parked frame is never read.

@@ -38,8 +38,10 @@ usage: perf/bench.sh <subcommand> [options]
 subcommands:
   pipeline [--seconds F] [--quick] [--mode NAME] [--runs N] [--bursts N] [--flows N]
       the data path on the in-memory driver: ns/packet and Mpps per mode
-      (arp_reply icmp_echo drop_malformed dr nat nat_reply fullnat fullnat_reply tunnel);
-      L4 modes add new_conn_ns and bytes_per_conn
+      (arp_reply icmp_echo drop_malformed dr nat nat_reply fullnat fullnat_reply tunnel
+      nat_synproxy nat_synproxy_reply fullnat_synproxy fullnat_synproxy_reply);
+      L4 modes add new_conn_ns (for *_synproxy: the whole proxied handshake, with
+      cookie_syn_ns cookie_ack_ns server_syn_ack_ns) and bytes_per_conn
   conn [--entries N[,N..]] [--runs N] [--lookups N]
       the connection table alone: hit/miss/insert ns and bytes (default 1M and 10M entries)
   sync [--quick] [--seconds F] [--rates N[,N..]] [--runs N] [--bursts N] [--rcvbuf BYTES]

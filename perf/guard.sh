@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The instruction-count guard: callgrind instructions per packet of the data path, net of
 # the benchmark harness, for established packets in each direction of each forwarding mode
-# (dr nat nat_reply fullnat fullnat_reply tunnel) and per new connection (dr nat fullnat
-# tunnel), compared with the committed baseline perf/baseline.json.
+# (dr nat nat_reply fullnat fullnat_reply tunnel, and nat and fullnat with the SYN proxy:
+# *_synproxy, *_synproxy_reply), per new connection (dr nat fullnat tunnel) and per
+# proxied handshake (nat_synproxy, fullnat_synproxy: the client's SYN, its cookie ACK and
+# the server's SYN-ACK together), compared with the committed baseline perf/baseline.json.
 #
 #   perf/guard.sh            measure and compare; exit 1 when any figure grew more than 3 %
 #                            (each one named, with its growth), 2 on a usage or setup error
@@ -15,7 +17,9 @@
 # runs each L4Bench::timed_* function twice (warm-up and one run) over 1000 bursts of 32,
 # i.e. 64 000 packets or SYNs; the figure is the inclusive cost of timed_worker_run minus
 # that of timed_harness_run (the same loop without the worker), divided by 64 000 (and
-# timed_new_conn_run minus timed_new_conn_harness_run for new connections).
+# timed_new_conn_run minus timed_new_conn_harness_run for new connections, and
+# timed_handshake_run minus timed_handshake_harness_run, over its three phases, for
+# proxied handshakes: 64 000 connections of three packets each).
 #
 # Determinism: the data path seeds its hash tables (connection table, neighbours, routes,
 # addresses) from std's RandomState, on purpose (hosts on the wire must not be able to pick
@@ -31,7 +35,7 @@ set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 baseline="$root/perf/baseline.json"
-MODES=(dr nat nat_reply fullnat fullnat_reply tunnel)
+MODES=(dr nat nat_reply fullnat fullnat_reply tunnel nat_synproxy nat_synproxy_reply fullnat_synproxy fullnat_synproxy_reply)
 BURSTS=1000
 THRESHOLD_PCT=3
 
@@ -113,13 +117,15 @@ for m in modes:
                     err(f"{m}: {g.group(2)} listed twice by callgrind_annotate")
                 inc[g.group(2)] = int(g.group(1).replace(",", ""))
     for what, worker, harness in [("", "timed_worker_run", "timed_harness_run"),
-                                  ("_new_conn", "timed_new_conn_run", "timed_new_conn_harness_run")]:
+                                  ("_new_conn", "timed_new_conn_run", "timed_new_conn_harness_run"),
+                                  ("_handshake", "timed_handshake_run", "timed_handshake_harness_run")]:
         if worker in inc and harness in inc:
             figures[m + what] = round((inc[worker] - inc[harness]) / units, 1)
         elif what == "" or worker in inc or harness in inc:
             err(f"{m}: no inclusive cost for {worker}/{harness} in the callgrind profile")
 
-order = [m for m in modes] + [m + "_new_conn" for m in modes if m + "_new_conn" in figures]
+order = ([m for m in modes] + [m + "_new_conn" for m in modes if m + "_new_conn" in figures]
+         + [m + "_handshake" for m in modes if m + "_handshake" in figures])
 
 if bless:
     doc = {
@@ -132,7 +138,7 @@ if bless:
         json.dump(doc, f, indent=2)
         f.write("\n")
     for k in order:
-        print(f"{k:20} {figures[k]:9.1f}")
+        print(f"{k:28} {figures[k]:9.1f}")
     print(f"perf/guard.sh: wrote {baseline_path}; commit it with the reason the figures moved")
     sys.exit(0)
 
@@ -145,16 +151,16 @@ if base.get("bursts") != bursts:
     err(f"the baseline was measured with {base.get('bursts')} bursts, this guard uses {bursts}; re-bless")
 want = base["figures"]
 
-print(f"{'figure':20} {'baseline':>9} {'now':>9} {'change':>8}")
+print(f"{'figure':28} {'baseline':>9} {'now':>9} {'change':>8}")
 worse, better, missing = [], [], []
 for k in list(want) + [k for k in order if k not in want]:
     if k not in figures:
         missing.append(k)
-        print(f"{k:20} {want[k]:9.1f} {'-':>9}")
+        print(f"{k:28} {want[k]:9.1f} {'-':>9}")
         continue
     if k not in want:
         missing.append(k)
-        print(f"{k:20} {'-':>9} {figures[k]:9.1f}")
+        print(f"{k:28} {'-':>9} {figures[k]:9.1f}")
         continue
     pct = (figures[k] - want[k]) / want[k] * 100
     flag = ""
@@ -163,7 +169,7 @@ for k in list(want) + [k for k in order if k not in want]:
         flag = "  <-- more than +%g %%" % threshold
     elif pct < -threshold:
         better.append(k)
-    print(f"{k:20} {want[k]:9.1f} {figures[k]:9.1f} {pct:+7.2f}%{flag}")
+    print(f"{k:28} {want[k]:9.1f} {figures[k]:9.1f} {pct:+7.2f}%{flag}")
 
 status = 0
 for k, b, n, pct in worse:

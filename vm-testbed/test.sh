@@ -16,9 +16,21 @@
 #   8. runs the DPDK and end-to-end benchmark harnesses once in --quick mode so they cannot
 #      rot (the pipeline and sync benchmarks' smoke tests are part of step 4), and a 2-minute
 #      soak (perf/soak.sh: load, REST churn, bad frames and a flood at once).
+# With --vm, after all of that:
+#   9. the appliance test (vm-testbed/vm-test.sh): the package from this build in a freshly
+#      built disk image, booted under qemu in lab-lb1's place, NAT and DR through it, both
+#      workers forwarding, reload, bad input, upgrade and purge (about 10 minutes under TCG).
 # The checks that need no lab (2-6) come before it so that they fail fast. The lab
 # is torn down on exit, pass or fail. Needs root (namespaces, hugepages, raw sockets).
 set -euo pipefail
+
+vm=0
+for arg in "$@"; do
+    case $arg in
+    --vm) vm=1 ;;
+    *) printf 'test.sh: unknown argument `%s'"'"' (the only one is --vm: also run the appliance VM test)\n' "$arg" >&2; exit 2 ;;
+    esac
+done
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 REPO="$(pwd)"
@@ -33,11 +45,19 @@ if ! command -v cargo >/dev/null && [[ -x "$HOME/.cargo/bin/cargo" ]]; then
     export PATH="$HOME/.cargo/bin:$PATH"
 fi
 
+# The lab is one per host and its users serialise on this lock (rvs-labtests' `Lab`,
+# perf/soak.sh, vm-testbed/vm.sh): tear the lab down only when nobody else holds it.
+LAB_LOCK="${RVS_LAB_LOCK:-/run/lock/rvs-lab.lock}"
+lab_down_if_free() {
+    flock -n "$LAB_LOCK" bash "$REPO/vm-testbed/lab.sh" down >/dev/null 2>&1 || true
+}
+
 teardown() {
     local rc=$?
-    bash "$REPO/vm-testbed/lab.sh" down >/dev/null 2>&1 || true
+    lab_down_if_free
     if ((rc == 0)); then
-        printf '\n==== PASS: lints, build, unit/property/golden tests, fuzz smoke, instruction guard, lab tests\n'
+        printf '\n==== PASS: lints, build, unit/property/golden tests, fuzz smoke, instruction guard, lab tests%s\n' \
+            "$( ((vm)) && echo ', appliance VM test')"
     else
         printf '\n==== FAIL (exit %s): see the first error above\n' "$rc" >&2
     fi
@@ -73,7 +93,7 @@ bash perf/guard.sh
 section "lab tests (rvs-labtests, one at a time)"
 export RVSD_BIN="$CARGO_TARGET_DIR/release/rvsd"
 [[ -x "$RVSD_BIN" ]] || fail "the build produced no $RVSD_BIN"
-bash vm-testbed/lab.sh down >/dev/null
+lab_down_if_free
 cargo test --release -p rvs-labtests -- --ignored --test-threads=1
 
 section "benchmark harness smoke (each benchmark for about a second; no timings checked)"
@@ -82,3 +102,8 @@ section "benchmark harness smoke (each benchmark for about a second; no timings 
 cargo test --release -p rvs-perf --test dpdk_smoke -- --ignored
 bash perf/e2e/run.sh --quick --wait-lab 300 >/dev/null
 bash perf/soak.sh --minutes 2 --wait-lab 300
+
+if ((vm)); then
+    section "appliance VM test (vm-testbed/vm-test.sh: package, image, VM in the lab)"
+    bash vm-testbed/vm-test.sh --rebuild-image
+fi

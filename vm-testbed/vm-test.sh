@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The appliance's end-to-end test in the VM testbed (meant to run as `test.sh --vm`).
 #
-#   vm-testbed/vm-test.sh [--no-lab] [--keep] [--image FILE]
+#   vm-testbed/vm-test.sh [--no-lab] [--keep] [--image FILE] [--rebuild-image]
 #
-# Builds what is missing (the .deb from the release binaries, the image with
-# config/lab-vm.toml and the virtio NICs bound to uio_pci_generic), boots the VM
+# Packages the release binaries already built (package.sh --no-build), builds the image
+# with that .deb, config/lab-vm.toml and the virtio NICs bound to uio_pci_generic when it is
+# missing or with --rebuild-image (test.sh --vm: the image then holds this build), boots the VM
 # (vm-testbed/vm.sh up) and checks, in order:
 #
 #   systemd   rvsd.service is active with Type=notify's status line (READY=1 came), no
@@ -33,10 +34,12 @@ TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 export RVS_VM_IMAGE=${RVS_VM_IMAGE:-$HERE/run/vm/rvs-appliance.img}
 lab=1
 keep=0
+rebuild=0
 while [ $# -gt 0 ]; do
 	case $1 in
 	--no-lab) lab=0 ;;
 	--keep) keep=1 ;;
+	--rebuild-image) rebuild=1 ;;
 	--image)
 		RVS_VM_IMAGE=$2
 		shift
@@ -49,30 +52,59 @@ while [ $# -gt 0 ]; do
 	shift
 done
 
+# On a failure with the VM up: its workers' counters and rvsd's journal, to see why.
 fail() {
 	echo "FAIL: $*" >&2
+	if [ -f "$HERE/run/vm/qemu.pid" ]; then
+		echo "--- per-worker counters (/v1/status):" >&2
+		vm curl -s --max-time 10 127.0.0.1:8700/v1/status 2>/dev/null | per_worker >&2 || true
+		echo "--- journalctl -u rvsd (last 30 lines):" >&2
+		vm journalctl -b -u rvsd -o cat --no-pager 2>/dev/null | tail -n 30 >&2 || true
+	fi
 	exit 1
 }
-ok() { echo "ok: $*"; }
+# Each check's line says when it passed (seconds since the start), for the TCG timings.
+ok() { echo "ok: [+${SECONDS}s] $*"; }
+# One line per worker of a /v1/status document on stdin: its packet and connection counters.
+per_worker() {
+	python3 -c 'import json,sys
+for w in json.load(sys.stdin)["workers"]:
+    drops = ", ".join("%s %d" % (k, v) for k, v in sorted(w["drops"].items()) if v) or "none"
+    print("worker %d: rx %d tx %d packets, %d connections created, redirected out %d in %d, drops: %s"
+          % (w["index"], w["rx_packets"], w["tx_packets"], w["conns_created"], w["redirected_out"],
+             w["redirected_in"], drops))'
+}
 vm() { "$HERE/vm.sh" ssh "$@"; }
-
-if [ $lab = 1 ]; then
-	mkdir -p "$HERE/run"
-	exec 8>"${RVS_LAB_LOCK:-/run/lock/rvs-lab.lock}"
-	flock 8
-	export RVS_LAB_LOCK_HELD=1
-fi
 
 debs="$TARGET/debian"
 deb=$("$HERE/package.sh" --no-build --no-lintian --out "$debs" | tail -n 1)
 deb_next=$("$HERE/package.sh" --no-build --no-lintian --out "$debs/next" \
 	--version "$(dpkg-deb -f "$deb" Version)+vmtest1" | tail -n 1)
-if [ ! -f "$RVS_VM_IMAGE" ]; then
+if [ $rebuild = 1 ] || [ ! -f "$RVS_VM_IMAGE" ]; then
+	echo "vm-test: building the image $RVS_VM_IMAGE with $(basename "$deb")" >&2
 	"$HERE/image.sh" --deb "$deb" --config "$ROOT/config/lab-vm.toml" --out "$RVS_VM_IMAGE" \
 		--dpdk-devices "0000:00:04.0 0000:00:05.0" --dpdk-driver uio_pci_generic >/dev/null
 fi
 
-cleanup() { [ $keep = 1 ] || "$HERE/vm.sh" down >/dev/null 2>&1 || true; }
+# The lab lock from here on (the package and the image need no lab); SECONDS times the checks.
+if [ $lab = 1 ]; then
+	mkdir -p "$HERE/run"
+	exec 8>"${RVS_LAB_LOCK:-/run/lock/rvs-lab.lock}"
+	if ! flock -n 8; then
+		echo "vm-test: waiting for the lab lock (${RVS_LAB_LOCK:-/run/lock/rvs-lab.lock})" >&2
+		flock 8
+	fi
+	export RVS_LAB_LOCK_HELD=1
+fi
+SECONDS=0
+
+# The VM off, and the real servers' daemons stopped with their routes back to the lab's
+# (rs-start nat pointed them at 10.20.0.1), still under the lab lock.
+cleanup() {
+	[ $keep = 1 ] && return
+	"$HERE/vm.sh" down >/dev/null 2>&1 || true
+	[ $lab = 0 ] || "$HERE/lab.sh" rs-stop >/dev/null 2>&1 || true
+}
 trap cleanup EXIT
 "$HERE/vm.sh" down >/dev/null 2>&1 || true
 if [ $lab = 1 ]; then "$HERE/vm.sh" up; else "$HERE/vm.sh" up --no-lab; fi
@@ -96,35 +128,43 @@ ok "both workers poll ($polls)"
 round_robin() {
 	local counts
 	counts=$(for _ in $(seq 1 "$1"); do
-		ip netns exec lab-client curl -s --max-time 10 http://10.10.0.100/ | awk '{print $1}'
+		ip netns exec lab-client curl -s --max-time 30 http://10.10.0.100/ | awk '{print $1}'
 	done | sort | uniq -c | awk '{printf "%s=%s ", $2, $1}')
 	[ "$counts" = "$2" ] || fail "round robin over $1 requests: $counts (expected $2)"
 	echo "$counts"
 }
+# transfer MODE: a 20 MB download through the VIP must be byte exact; prints curl's
+# time and average rate.
 transfer() {
-	local want got n=20971520
+	local want got n=20971520 file="$HERE/run/vm/transfer.bin" took
 	want=$(python3 "$HERE/tools/rs_server.py" --digest $n)
-	got=$(ip netns exec lab-client curl -s --max-time 600 "http://10.10.0.100/bytes/$n" | sha256sum | awk '{print $1}')
+	took=$(ip netns exec lab-client curl -s --max-time 900 -o "$file" -w '%{time_total} %{speed_download}' "http://10.10.0.100/bytes/$n" || true)
+	got=$(sha256sum "$file" | awk '{print $1}')
+	rm -f "$file"
 	[ "$got" = "$want" ] || fail "$1: the 20 MB download differs (sha256 $got, expected $want)"
+	awk '{printf "%.1f s, %.2f MB/s", $1, $2 / 1e6}' <<<"$took"
 }
 worker_forwarded() {
 	vm curl -s 127.0.0.1:8700/v1/status | python3 -c 'import json,sys; print(" ".join(str(w["conns_created"]) for w in json.load(sys.stdin)["workers"]))'
 }
+workers() { vm curl -s 127.0.0.1:8700/v1/status | per_worker | sed 's/^/    /'; }
 if [ $lab = 1 ]; then
 	"$HERE/lab.sh" rs-start nat >/dev/null
 	counts=$(round_robin 30 "rs1=10 rs2=10 rs3=10 ")
 	ok "NAT: round robin $counts"
-	transfer NAT
-	ok "NAT: 20 MB byte exact"
+	rate=$(transfer NAT)
+	ok "NAT: 20 MB byte exact ($rate)"
 	created=$(worker_forwarded)
 	for c in $created; do [ "$c" -gt 0 ] || fail "a worker created no connection (per worker: $created)"; done
 	ok "both workers forwarded (connections per worker: $created)"
+	workers
 	vm "sed 's/forward = \"nat\"/forward = \"dr\"/' /etc/rvs/rvs.toml >/root/dr.toml && cp /etc/rvs/rvs.toml /root/nat.toml && cp /root/dr.toml /etc/rvs/rvs.toml && systemctl restart rvsd"
 	"$HERE/lab.sh" rs-start dr >/dev/null
 	counts=$(round_robin 30 "rs1=10 rs2=10 rs3=10 ")
 	ok "DR: round robin $counts"
-	transfer DR
-	ok "DR: 20 MB byte exact"
+	rate=$(transfer DR)
+	ok "DR: 20 MB byte exact ($rate)"
+	workers
 	vm "cp /root/nat.toml /etc/rvs/rvs.toml && systemctl restart rvsd"
 	"$HERE/lab.sh" rs-start nat >/dev/null
 fi

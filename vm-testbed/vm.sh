@@ -15,7 +15,7 @@
 #                        (default 2222) with the image's key (IMAGE.key)
 #   00:04.0  virtio-net  tap rvsvm-front on lab-front, MAC 02:00:00:00:03:01, 2 queue pairs, RSS
 #   00:05.0  virtio-net  tap rvsvm-back  on lab-back,  MAC 02:00:00:00:03:02, 2 queue pairs, RSS
-# The image binds 00:04.0 and 00:05.0 to vfio-pci (no-IOMMU) at boot and rvsd drives them
+# The image binds 00:04.0 and 00:05.0 to uio_pci_generic at boot and rvsd drives them
 # with DPDK's virtio PMD, with the addresses of lab-lb1 (config/lab-vm.toml); lab-lb1's own
 # rvsd is stopped first. KVM is used when /dev/kvm really works (probed), otherwise TCG
 # (much slower); `up` says which. The disk is a qcow2 overlay on the image (the image stays
@@ -160,6 +160,14 @@ cmd_up() {
 			ip link set "$name" up
 		fi
 	done
+	if [ $lab = 1 ]; then
+		# The lab's hosts may still map 10.10.0.1 and 10.20.0.1 to lab-lb1's MACs (the lab
+		# was up before): forget them, so that they ask again and find the VM's.
+		local ns
+		for ns in lab-client lab-rs1 lab-rs2 lab-rs3 lab-router; do
+			ip netns exec "$ns" ip neigh flush all 2>/dev/null || true
+		done
+	fi
 	log "qemu started (pid $(cat "$RUN/qemu.pid")), console in $RUN/console.log; waiting for SSH"
 	local deadline=$((SECONDS + BOOT_TIMEOUT))
 	until vm_ssh true 2>/dev/null; do

@@ -60,6 +60,11 @@ cargo build --locked --release --target "$host" $(printf -- '--bin %s ' "${targe
 bin="$CARGO_TARGET_DIR/$host/release"
 
 sh ./make-corpus.sh
+# glibc: keep freed memory in the heap (no trimming, no mmap for big blocks). Targets that
+# build a whole engine per input (lb_worker: connection table, port rings, rate sketch)
+# otherwise get fresh zero pages from the kernel on every input, which was half of their
+# time; libFuzzer's -rss_limit_mb still bounds the heap.
+export GLIBC_TUNABLES="${GLIBC_TUNABLES:-glibc.malloc.trim_threshold=1073741824:glibc.malloc.mmap_threshold=1073741824}"
 if [[ -n "${FUZZ_KEEP:-}" ]]; then
     [[ "$FUZZ_KEEP" == /* ]] || { echo "fuzz smoke: FUZZ_KEEP must be absolute" >&2; exit 2; }
     work="$FUZZ_KEEP"

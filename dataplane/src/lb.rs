@@ -606,8 +606,9 @@ impl LbEngine {
         if !closing {
             return refused;
         }
-        let Some(old) = self.conns.remove(id) else { return refused };
-        conn_closed(self.worker, &self.snap, &mut self.lports, &old);
+        if !self.close_conn(id) {
+            return refused;
+        }
         env.counters.conns_displaced.inc();
         self.conns.insert(conn, now)
     }
@@ -630,16 +631,24 @@ impl LbEngine {
     fn retire_for_reuse(&mut self, id: ConnId, env: &LbEnv<'_>) -> bool {
         let Some(c) = self.conns.get(id) else { return false };
         if c.flags.contains(ConnFlags::SYNPROXY) {
-            self.drop_proxied(id);
-            return true;
+            return self.close_conn(id);
         }
         let finished = matches!(c.state, ConnState::Tcp(TcpState::TimeWait | TcpState::Close));
         if !finished && self.snap.by_server_id(c.server_id).is_some() {
             return false;
         }
+        if !self.close_conn(id) {
+            return false;
+        }
+        env.counters.conns_reused.inc();
+        true
+    }
+
+    /// Removes connection `id` as if it had expired (its Full-NAT local port and its
+    /// service's and server's counts released, `conn_closed`); false when `id` is not live.
+    fn close_conn(&mut self, id: ConnId) -> bool {
         let Some(old) = self.conns.remove(id) else { return false };
         conn_closed(self.worker, &self.snap, &mut self.lports, &old);
-        env.counters.conns_reused.inc();
         true
     }
 
@@ -789,6 +798,22 @@ impl LbEngine {
                 return self.forward_like_flow(buf, err.ip_end(), env, &c);
             }
         };
+        // A SYN-proxied connection numbers the server's bytes differently on each side:
+        // the quote moves into the receiver's numbering too.
+        let r = r.and_then(|()| {
+            if !c.flags.contains(ConnFlags::SYNPROXY) || c.flags.contains(ConnFlags::SYNPROXY_PENDING) {
+                return Ok(());
+            }
+            let (seq_off, _) = c.synproxy_offsets();
+            match dir {
+                // About a segment rvs sent the server: its acknowledgement is in the
+                // server's numbering; the client's is `seq_off` lower.
+                Direction::Reply => icmp_err::shift_quoted_tcp(buf, &err, 0, seq_off.wrapping_neg()),
+                // About a segment rvs sent the client: its sequence number is in the
+                // client's numbering; the server's is `seq_off` higher.
+                Direction::Inbound => icmp_err::shift_quoted_tcp(buf, &err, seq_off, 0),
+            }
+        });
         match r {
             Ok(()) => {
                 env.counters.icmp_errors_translated.inc();

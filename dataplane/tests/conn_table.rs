@@ -357,7 +357,7 @@ fn iter_and_memory() {
     assert!(ports.iter().all(|(a, b)| a == b));
 
     let b = ConnTable::bytes_per_conn();
-    assert!(b <= 104, "{b} bytes per connection (96, and 8 for the half-open ring)");
+    assert!(b <= 96, "{b} bytes per connection (issue 16's budget: 96)");
     assert!(std::mem::size_of::<Conn>() <= 64, "{}", std::mem::size_of::<Conn>());
     let big = ConnTable::with_capacity(1_000_000, Timeouts::default());
     assert_eq!(big.capacity(), 1_000_000);

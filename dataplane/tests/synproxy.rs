@@ -441,3 +441,75 @@ fn a_new_client_syn_on_a_proxied_tuple_starts_over() {
     assert_eq!(ws[0].lb().expect("engine").conns().len(), 0);
     assert_accounting_all(&ws);
 }
+
+/// ICMP errors about an established proxied connection: their quoted TCP header moves
+/// into the receiver's numbering of the server's bytes as well (a stack ignores an error
+/// whose quoted sequence number it never sent). A client-side "fragmentation needed"
+/// about server data reaches the server quoting the server's own sequence number (whole
+/// quote and RFC 792's minimum); a server's "port unreachable" about client data reaches
+/// the client quoting the acknowledgement the client sent.
+#[test]
+fn icmp_errors_about_a_proxied_flow_quote_the_receivers_sequence_numbers() {
+    let shared = proxied(SynProxyPolicy::ALWAYS, Nat);
+    let mut ws = vec![lb_worker(&shared)];
+    let k = handshake_with_rvs(&mut ws, CPORT, T0);
+    send_to(&mut ws, 0, FRONT, &cookie_ack(CPORT, k).by_client(), T0 + 1);
+    send_to(&mut ws, 0, BACK, &server_syn_ack((CLIENT_IP, CPORT)).by_server(RS1_MAC), T0 + 2);
+    let data = with_window(
+        Seg::tcp(CLIENT_IP, CPORT, VIP, 80, PSH | ACK)
+            .seq(CISN + 1)
+            .ack(k.wrapping_add(1))
+            .options(&ts_opts(1020, COOKIE_TS))
+            .data(b"GET"),
+        502,
+    );
+    let (_, back) = send_to(&mut ws, 0, FRONT, &data.by_client(), T0 + 3);
+    let to_server = only(back, "client data");
+    let reply = with_window(
+        Seg::tcp(RS1, 80, CLIENT_IP, CPORT, PSH | ACK)
+            .seq(SISN + 1)
+            .ack(CISN + 4)
+            .options(&ts_opts(SERVER_TS + 23, 1020))
+            .data(b"HTTP/1.0 200"),
+        500,
+    );
+    let (front, _) = send_to(&mut ws, 0, BACK, &reply.by_server(RS1_MAC), T0 + 4);
+    let to_client = only(front, "server data");
+    let seq_at = 14 + 20 + 4;
+    assert_eq!(
+        to_client[seq_at..seq_at + 4],
+        k.wrapping_add(1).to_be_bytes(),
+        "the client sees the cookie's numbering"
+    );
+
+    // Client side → server: the quote is the segment rvs sent the client, with the
+    // server's sequence number back (window and timestamp stay as the client saw them:
+    // no stack checks those in an error).
+    let as_sent =
+        with_window(reply.clone().addrs((RS1, 80), (CLIENT_IP, CPORT)).options(&ts_opts(COOKIE_TS + 23, 1020)), 2000)
+            .ttl(60)
+            .ip();
+    for (i, quote_len) in [to_client.len() - 14, 28].into_iter().enumerate() {
+        let err = icmp_ip(CLIENT_IP, VIP, 0, 0x7777, 64, &icmp_msg(3, 4, 576, &to_client[14..14 + quote_len]));
+        let at = T0 + 5 + i as u64;
+        let (front, back) = send_to(&mut ws, 0, FRONT, &pad60(eth(FRONT_MAC, CLIENT_MAC, ETH_IPV4, &err)), at);
+        assert!(front.is_empty());
+        let want = icmp_ip(CLIENT_IP, RS1, 0, 0x7777, 63, &icmp_msg(3, 4, 576, &as_sent[..quote_len]));
+        let got = only(back, "error to the server");
+        assert_frame(&got, &eth(RS1_MAC, BACK_MAC, ETH_IPV4, &want), "frag needed quoting the server's seq");
+        assert_checksums(&got);
+    }
+
+    // Server → client: the quote is the client's segment, with the client's
+    // acknowledgement back (the timestamp echo stays in the server's clock).
+    let err = icmp_ip(RS1, CLIENT_IP, 0, 0x6666, 64, &icmp_msg(3, 3, 0, &to_server[14..]));
+    let (front, back) = send_to(&mut ws, 0, BACK, &eth(BACK_MAC, RS1_MAC, ETH_IPV4, &err), T0 + 7);
+    assert!(back.is_empty());
+    let client_view = data.clone().options(&ts_opts(1020, SERVER_TS)).ttl(60).ip();
+    let want = icmp_ip(VIP, CLIENT_IP, 0, 0x6666, 63, &icmp_msg(3, 3, 0, &client_view));
+    let got = only(front, "error to the client");
+    assert_frame(&got, &eth(CLIENT_MAC, FRONT_MAC, ETH_IPV4, &want), "port unreachable quoting the client's ack");
+    assert_checksums(&got);
+    assert_eq!(snapshot(&ws[0]).icmp_errors_translated, 3);
+    assert_accounting_all(&ws);
+}

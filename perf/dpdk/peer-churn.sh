@@ -85,7 +85,7 @@ dut_lcores="${RVS_BENCH_DUT_LCORES:-0,1}"
 gen_lcore="${RVS_BENCH_GEN_LCORE:-$((ncpu >= 3 ? 2 : 0))}"
 sed -e "s|@PREFIX@|$tag-dut|" -e "s|@LCORES@|$dut_lcores|" -e "s|@CONN_CAPACITY@|65536|" \
     -e "s|@SOCKDIR@|$run|g" -e "s|@API@|127.0.0.1:$api_port|" -e "s|@SERVER_PORT@|$sport|" \
-    -e "s|@MODE@|$mode|" "$here/rvsd.toml.in" >"$run/rvsd.toml"
+    -e "s|@MODE@|$mode|" -e "s|@MEMIF_OPTS@||" "$here/rvsd.toml.in" >"$run/rvsd.toml"
 
 dmesg_mark="$(dmesg 2>/dev/null | wc -l || echo 0)"
 start_rvsd() {

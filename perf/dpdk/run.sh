@@ -4,7 +4,8 @@
 #
 #   perf/dpdk/run.sh [--quick] [--seconds F] [--flows N] [--modes dr,nat,fullnat,tunnel]
 #                    [--conn-capacity N] [--no-build] [--keep-logs]
-#   perf/dpdk/run.sh --flood [--quick] [--seconds F] [--flows N] [--conn-capacity N] ...
+#   perf/dpdk/run.sh --flood [--quick] [--seconds F] [--flows N] [--conn-capacity N]
+#                    [--rsize N] [--window N] ...
 #
 # Method (perf/RESULTS.md has the figures and their analysis):
 #   * rvs-pktgen (perf/src/bin/rvs-pktgen.rs) owns two net_memif ports in the client role;
@@ -27,12 +28,23 @@
 # --flood (the SYN-flood figures, DR only; no testpmd run): rvsd in DR, the generator opens
 #   --flows (default 1000) connections (--conn-capacity default 65536 here), measures their 64-byte forwarding rate alone, then
 #   the flood phase: per burst of 32, 8 established frames, 1 slot for legitimate handshakes
-#   (a SYN every 16 bursts from 172.24/16, its ACK --flood-rtt-us = 1 ms later) and 23
+#   (1000 SYNs a second from 172.24/16, each ACK --flood-rtt-us = 1 ms later) and 23
 #   spoofed SYNs from random 100.64/10 addresses, at the generator's full rate. Prints the
 #   established line and one {"bench":"dpdk_flood",...} line: established_loss,
 #   established_mpps_flood vs established_mpps_alone, spoofed_syn_mpps, legit_completion
 #   (ACKs forwarded / ACKs sent), legit_handshakes_per_s, and rvsd's half_open_evicted and
-#   conn_table_full over the phase.
+#   conn_table_full over the phase. Then the like-for-like phases (`dpdk_flood_paced`):
+#   the established flows offered at a quarter of their rate alone (rvs-pktgen
+#   --flood-paced-share), first without, then with the flood filling the rest.
+#   So that the generator's own lateness is not counted as rvsd's loss, --flood runs with
+#   4096-slot memif rings (--rsize 12; the default is 1024) and at most 2048 frames in
+#   flight (--window 2048: a generator that falls behind in draining its receive ring
+#   slows down instead of overflowing rvsd's transmit ring), and the generator drains
+#   its receive ring before each transmit. Each phase says how many frames did not come
+#   back (not_received), how many of them rvsd counted as dropped (rvsd_dropped, by reason
+#   under rvsd.drops; rvsd_tx_full among them) and the rest (not_received_unexplained).
+# --rsize N: log2 of the memif rings' size on both sides (DPDK's default 10 = 1024).
+# --window N: rvs-pktgen's in-flight limit (0 = none, the default without --flood).
 # Output: one JSON object per line and per (mode, size, established|new) on stdout:
 #   {"bench":"dpdk","mode":"nat","pkt_size":64,"flows":"established","rvsd_mpps":..,
 #    "testpmd_mpps":..,"ratio":..,"loss":..,"duration_s":..,"load":.., ...}
@@ -62,6 +74,8 @@ keep_logs=0
 cap_set=0
 flood=0
 flows_set=0
+rsize=""
+window=""
 
 say() { printf 'perf/dpdk: %s\n' "$*" >&2; }
 die() { printf 'perf/dpdk: error: %s\n' "$*" >&2; exit 1; }
@@ -78,6 +92,8 @@ while (($#)); do
         --flood) flood=1 ;;
         --modes | --mode) modes="${2:?--modes needs a value}"; shift ;;
         --conn-capacity) conn_capacity="${2:?--conn-capacity needs a value}"; cap_set=1; shift ;;
+        --rsize) rsize="${2:?--rsize needs a value}"; shift ;;
+        --window) window="${2:?--window needs a value}"; shift ;;
         --no-build) build=0 ;;
         --keep-logs) keep_logs=1 ;;
         -h | --help) usage; exit 0 ;;
@@ -91,7 +107,13 @@ if ((flood)); then
     # A table the flood fills within a phase even on a shared CPU, so the half-open
     # eviction path is what gets measured.
     ((cap_set)) || conn_capacity=65536
+    [[ -n $rsize ]] || rsize=12
+    [[ -n $window ]] || window=2048
 fi
+[[ -z $rsize || $rsize =~ ^[0-9]+$ && $rsize -ge 1 && $rsize -le 14 ]] || die "--rsize must be 1..14 (log2 of the ring size)"
+[[ -z $window || $window =~ ^[0-9]+$ ]] || die "--window must be a number of frames (0 = no limit)"
+memif_opts=""
+[[ -z $rsize ]] || memif_opts=",rsize=$rsize"
 for m in ${modes//,/ }; do
     case "$m" in dr | nat | fullnat | tunnel) ;; *) die "unknown mode '$m' (dr, nat, fullnat, tunnel)" ;; esac
 done
@@ -180,8 +202,8 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-gen_vdevs=(--vdev "net_memif0,role=client,id=0,socket=$run/front.sock,socket-abstract=no"
-    --vdev "net_memif1,role=client,id=0,socket=$run/back.sock,socket-abstract=no")
+gen_vdevs=(--vdev "net_memif0,role=client,id=0,socket=$run/front.sock,socket-abstract=no$memif_opts"
+    --vdev "net_memif1,role=client,id=0,socket=$run/back.sock,socket-abstract=no$memif_opts")
 
 wait_sockets() { # log name
     local i
@@ -267,7 +289,7 @@ ceiling_args=()
 tshare=null
 if ((flood)); then
     # The flood figures compare rvsd with itself (with and without the flood): no testpmd.
-    phase_args=(--sizes 60 --flood)
+    phase_args=(--sizes 60 --flood --window "$window")
 else
 tlog="$run/testpmd.log"
 dpdk-testpmd -l "$dut_lcores" --in-memory --no-telemetry --no-pci --file-prefix="$tag-tpmd" \
@@ -301,7 +323,7 @@ for mode in ${modes//,/ }; do
     cfg="$run/rvsd-$mode.toml"
     sed -e "s|@PREFIX@|$tag-dut|" -e "s|@LCORES@|$dut_lcores|" -e "s|@CONN_CAPACITY@|$conn_capacity|" \
         -e "s|@SOCKDIR@|$run|g" -e "s|@API@|127.0.0.1:$api_port|" -e "s|@SERVER_PORT@|$sport|" \
-        -e "s|@MODE@|$mode|" "$here/rvsd.toml.in" >"$cfg"
+        -e "s|@MODE@|$mode|" -e "s|@MEMIF_OPTS@|$memif_opts|" "$here/rvsd.toml.in" >"$cfg"
     log="$run/rvsd-$mode.log"
     RUST_LOG="${RUST_LOG:-info}" "$rvsd" --config "$cfg" </dev/null >"$log" 2>&1 &
     dut_pid=$!

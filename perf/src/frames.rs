@@ -324,6 +324,36 @@ pub fn to_server(mode: ForwardMode, ip: &[u8], server: usize, local: Option<(Ipv
     eth_ipv4(smac, BACK_MAC, &packet)
 }
 
+/// The TCP/IPv4 packet `ip` (no IP options) with its sequence and/or acknowledgement
+/// number replaced (`None` keeps the field) and its TCP checksum recomputed in full: the
+/// SYN proxy's handshake segments and translated flows.
+pub fn with_seq_ack(ip: &[u8], seq: Option<u32>, ack: Option<u32>) -> Vec<u8> {
+    let total = usize::from(u16::from_be_bytes([ip[2], ip[3]])).min(ip.len());
+    let mut p = ip[..total].to_vec();
+    if let Some(v) = seq {
+        p[24..28].copy_from_slice(&v.to_be_bytes());
+    }
+    if let Some(v) = ack {
+        p[28..32].copy_from_slice(&v.to_be_bytes());
+    }
+    p[36] = 0;
+    p[37] = 0;
+    let c = tcp_checksum(ipv4_at(&p, 12), ipv4_at(&p, 16), &p[20..]);
+    p[36..38].copy_from_slice(&c.to_be_bytes());
+    p
+}
+
+/// `ip` in an IPv4 Ethernet frame from `src` to `dst`, padded to the 60-byte minimum as
+/// [`TcpSeg::frame`]: a frame as the harness sends it.
+pub fn eth_frame(dst: [u8; 6], src: [u8; 6], ip: &[u8]) -> Vec<u8> {
+    eth(dst, src, ETH_IPV4, ip)
+}
+
+/// The big-endian 32-bit value at byte `at` of `b`.
+pub fn u32_at(b: &[u8], at: usize) -> u32 {
+    u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
+
 /// The IPv4 address at byte `at` of `b`.
 pub fn ipv4_at(b: &[u8], at: usize) -> Ipv4Addr {
     Ipv4Addr::new(b[at], b[at + 1], b[at + 2], b[at + 3])

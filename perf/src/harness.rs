@@ -70,11 +70,20 @@ pub enum Mode {
     FullNatReply,
     /// L4, IPIP: client → VIP data packets encapsulated towards the server.
     Tunnel,
+    /// L4, NAT with the SYN proxy (`syn_proxy = "always"`): client → VIP data packets of
+    /// proxied connections, acknowledgement translated into the server's sequence space.
+    NatSynProxy,
+    /// L4, NAT with the SYN proxy: server → client replies, sequence number translated.
+    NatSynProxyReply,
+    /// L4, Full-NAT with the SYN proxy: client → VIP data packets of proxied connections.
+    FullNatSynProxy,
+    /// L4, Full-NAT with the SYN proxy: server → local address replies.
+    FullNatSynProxyReply,
 }
 
 impl Mode {
     /// Every mode, in output order.
-    pub const ALL: [Mode; 9] = [
+    pub const ALL: [Mode; 13] = [
         Mode::ArpReply,
         Mode::IcmpEcho,
         Mode::DropMalformed,
@@ -84,6 +93,10 @@ impl Mode {
         Mode::FullNat,
         Mode::FullNatReply,
         Mode::Tunnel,
+        Mode::NatSynProxy,
+        Mode::NatSynProxyReply,
+        Mode::FullNatSynProxy,
+        Mode::FullNatSynProxyReply,
     ];
 
     /// The stable name used in `--mode` and in the JSON `mode` field.
@@ -98,6 +111,10 @@ impl Mode {
             Mode::FullNat => "fullnat",
             Mode::FullNatReply => "fullnat_reply",
             Mode::Tunnel => "tunnel",
+            Mode::NatSynProxy => "nat_synproxy",
+            Mode::NatSynProxyReply => "nat_synproxy_reply",
+            Mode::FullNatSynProxy => "fullnat_synproxy",
+            Mode::FullNatSynProxyReply => "fullnat_synproxy_reply",
         }
     }
 
@@ -117,7 +134,17 @@ impl Mode {
             Mode::FullNat => Some((ForwardMode::FullNat, false)),
             Mode::FullNatReply => Some((ForwardMode::FullNat, true)),
             Mode::Tunnel => Some((ForwardMode::Tunnel, false)),
+            Mode::NatSynProxy => Some((ForwardMode::Nat, false)),
+            Mode::NatSynProxyReply => Some((ForwardMode::Nat, true)),
+            Mode::FullNatSynProxy => Some((ForwardMode::FullNat, false)),
+            Mode::FullNatSynProxyReply => Some((ForwardMode::FullNat, true)),
         }
+    }
+
+    /// Whether the mode's service runs the SYN proxy (`syn_proxy = "always"`): its
+    /// connections are opened by the proxied handshake and translated per packet.
+    pub const fn syn_proxy(self) -> bool {
+        matches!(self, Mode::NatSynProxy | Mode::NatSynProxyReply | Mode::FullNatSynProxy | Mode::FullNatSynProxyReply)
     }
 
     /// The frame the client sends, for the L2/L3 modes (`None` for the L4 modes, whose
@@ -234,6 +261,11 @@ impl Report {
                     n.min_ns, n.harness_ns, n.gross_ns, n.conns, 1e9 / n.ns, n.conns_at_end,
                 );
             }
+            if let Some([syn, ack, syn_ack]) = f.handshake {
+                j += &format!(
+                    ",\"cookie_syn_ns\":{syn:.2},\"cookie_ack_ns\":{ack:.2},\"server_syn_ack_ns\":{syn_ack:.2}"
+                );
+            }
         }
         j.push('}');
         j
@@ -293,8 +325,13 @@ pub(crate) type MemWorker = Worker<MemQueue, MemPool>;
 /// The connection-table figures of an L4 mode (see [`Report::to_json`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct L4Figures {
-    /// The new-connection figures; `None` for the reply modes.
+    /// The new-connection figures; `None` for the reply modes. For the SYN-proxy modes,
+    /// a new connection is the whole proxied handshake (three packets, see `handshake`).
     pub new_conn: Option<NewConnFigures>,
+    /// SYN-proxy modes: net ns per connection of each step of the proxied handshake — the
+    /// client's SYN answered with a cookie, the client's ACK opening the connection (the
+    /// SYN to the server), the server's SYN-ACK turned into the client's window update.
+    pub handshake: Option<[f64; 3]>,
     /// [`ConnTable::bytes_per_conn`](rvs_dataplane::conn::ConnTable::bytes_per_conn): one entry plus its index slots.
     pub bytes_per_conn: usize,
     /// Established flows the data packets cycled through.

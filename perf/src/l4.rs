@@ -22,6 +22,20 @@
 //!   through the flows in a fixed shuffled order, 32 per burst. The buffer ring is the
 //!   L2/L3 modes' one; a buffer that comes back is refilled with the next flow's frame
 //!   (a 60-byte copy, on both sides of the comparison).
+//! * **SYN proxy** (`*_synproxy*` modes): the service has `syn_proxy = "always"`; set-up
+//!   opens each flow with the proxied handshake (SYN → cookie SYN-ACK, ACK → SYN to the
+//!   server, the server's SYN-ACK → window update, then the client's ACK), checking every
+//!   step's output. The timed frames carry numbers in each end's own space (the client
+//!   acknowledges the cookie, the server sends from its own ISN) and the expected frames
+//!   have them translated by the flow's offset (server ISN − cookie).
+//! * **Proxied handshakes** (`new_conn_ns` of `nat_synproxy` and `fullnat_synproxy`):
+//!   per run, `--bursts` (default 256) bursts of new clients go through the three steps
+//!   in turn, each step's frames built untimed from the previous step's output: their
+//!   SYNs (`cookie_syn_ns`), their cookie ACKs, each opening a connection
+//!   (`cookie_ack_ns`), and the servers' SYN-ACKs (`server_syn_ack_ns`); each step timed
+//!   through the worker and through the driver alone on the same frames (a fresh buffer
+//!   per frame on both sides). `new_conn_ns` is their sum: the data path's cost of one
+//!   proxied connection's handshake, three packets.
 //! * **New connections** (`new_conn_ns`, not for the reply modes): the same loop with
 //!   every frame a SYN (MSS option, 60 bytes) from a client address and port never seen
 //!   before, from 172.20.0.0 upwards; each one is a table miss, a scheduler pick, an
@@ -52,6 +66,7 @@ use rvs_dataplane::sched::{SchedParams, SchedShared};
 use rvs_dataplane::server::{RealServer, ServerStats};
 use rvs_dataplane::service::{share, Service, ServiceTable};
 use rvs_dataplane::sync::{SyncEnd, SyncLink, SyncOptions};
+use rvs_dataplane::synproxy::SynProxyPolicy;
 use rvs_dataplane::types::{ConnState, ForwardMode, L4Proto, PortId, SchedulerKind, ServiceKey, TcpState, Timeouts};
 use rvs_dataplane::wire::MacAddr;
 use rvs_dataplane::worker::{StaticNeighbour, Worker};
@@ -80,6 +95,8 @@ const LPORTS_PER_ADDR: usize = 64_512;
 const NEW_CONN_SHARE: f64 = 0.5;
 /// Warm-up bursts of the new-connection phase when not fixed by `--bursts`.
 const NEW_CONN_WARM_BURSTS: u64 = 64;
+/// Bursts per run of proxied handshakes when not fixed by `--bursts` (8192 connections).
+const HANDSHAKE_BURSTS: u64 = 256;
 /// The 6 bytes of data every timed segment carries (60-byte frame).
 const DATA: &[u8; 6] = b"rvs-l4";
 
@@ -103,6 +120,19 @@ struct Flow {
     server: usize,
     local: Ipv4Addr,
     lport: u16,
+    /// SYN-proxied flows: the cookie (rvs's ISN towards the client) and the server's ISN;
+    /// 0 and 0 otherwise.
+    cookie: u32,
+    server_isn: u32,
+}
+
+/// The client's ISN in every set-up SYN.
+const CLIENT_ISN: u32 = 0x0100_0000;
+
+/// The ISN the benchmark's server answers proxied flow `i` with (any value works; these
+/// differ per flow so each flow has its own sequence offset).
+fn server_isn(i: usize) -> u32 {
+    0x5000_0000u32.wrapping_add((i as u32).wrapping_mul(0x9e37_79b9))
 }
 
 /// The counters a run must move.
@@ -139,6 +169,8 @@ pub(crate) struct L4Bench {
     mode: Mode,
     forward: ForwardMode,
     reply: bool,
+    /// The service runs the SYN proxy ([`Mode::syn_proxy`]).
+    proxy: bool,
     pub(crate) worker: MemWorker,
     in_port: PortId,
     out_port: PortId,
@@ -193,6 +225,16 @@ pub(crate) fn build_worker(
     flows: usize,
     sync: Option<SyncLink>,
 ) -> Result<MemWorker, BenchError> {
+    build_worker_with(forward, flows, sync, false)
+}
+
+/// [`build_worker`], the service with `syn_proxy = "always"` when `proxy`.
+fn build_worker_with(
+    forward: ForwardMode,
+    flows: usize,
+    sync: Option<SyncLink>,
+    proxy: bool,
+) -> Result<MemWorker, BenchError> {
     let opened = flows + NEW_CONNS_MAX as usize;
     let n_locals = if forward == ForwardMode::FullNat { opened.div_ceil(LPORTS_PER_ADDR) + 1 } else { 0 };
     if n_locals > 50 {
@@ -233,7 +275,7 @@ pub(crate) fn build_worker(
         local_addrs: locals.clone(),
         stats: Arc::new(ServerStats::new(1)),
         admission: Default::default(),
-        syn_proxy: Default::default(),
+        syn_proxy: if proxy { SynProxyPolicy::ALWAYS } else { SynProxyPolicy::OFF },
         unknown_flow: Default::default(),
     };
     let table = ServiceTable::new(1, vec![service]).map_err(setup_err)?;
@@ -275,7 +317,8 @@ impl L4Bench {
         if n_flows == 0 || n_flows > MAX_FLOWS {
             return Err(BenchError::BadOptions(format!("--flows {n_flows}: must be 1..={MAX_FLOWS}")));
         }
-        let worker = build_worker(forward, n_flows, sync)?;
+        let proxy = mode.syn_proxy();
+        let worker = build_worker_with(forward, n_flows, sync, proxy)?;
         let (in_port, out_port) = if reply { (BACK, FRONT) } else { (FRONT, BACK) };
         let (ok_macs, ok_dsts) = if reply {
             (vec![frames::GW_MAC], Vec::new())
@@ -290,6 +333,7 @@ impl L4Bench {
             mode,
             forward,
             reply,
+            proxy,
             worker,
             in_port,
             out_port,
@@ -366,7 +410,10 @@ impl L4Bench {
 
     /// Opens `n` connections with a handshake and records their server and local port.
     fn open_flows(&mut self, n: usize) -> Result<(), BenchError> {
-        let seg = |src, dst, flags| TcpSeg { src, dst, flags, seq: 0x0100_0000, options: vec![], payload: vec![] };
+        if self.proxy {
+            return self.open_proxied_flows(n);
+        }
+        let seg = |src, dst, flags| TcpSeg { src, dst, flags, seq: CLIENT_ISN, options: vec![], payload: vec![] };
         let clients: Vec<(Ipv4Addr, u16)> = (0..n).map(flow_client).collect();
         let vip = (frames::VIP, frames::VPORT);
         let syns: Vec<Vec<u8>> =
@@ -386,7 +433,7 @@ impl L4Bench {
             let Some(server) = frames::SERVERS.iter().position(|&s| s == c.server) else {
                 return Err(self.fail(format!("set-up SYN {i}: server {} is not one of ours", c.server)));
             };
-            self.flows.push(Flow { client, cport, server, local: c.local, lport: c.lport });
+            self.flows.push(Flow { client, cport, server, local: c.local, lport: c.lport, cookie: 0, server_isn: 0 });
         }
         if self.has_reply_path() {
             let port = frames::SERVER_PORT;
@@ -403,6 +450,99 @@ impl L4Bench {
         let acks: Vec<Vec<u8>> =
             clients.iter().map(|&c| seg(c, vip, TCP_ACK).frame(frames::FRONT_MAC, frames::GW_MAC)).collect();
         self.exchange(FRONT, BACK, &acks, "set-up ACKs")?;
+        self.check_established(n)
+    }
+
+    /// Opens `n` SYN-proxied connections with the proxied handshake (`crate::synproxy`
+    /// in the data path): the client's SYN is answered with a cookie SYN-ACK, the client's
+    /// ACK becomes the SYN to the server, the server's SYN-ACK becomes the window update
+    /// to the client, and the client's next ACK (carrying the TOA in Full-NAT) completes
+    /// the server's handshake. Each step's output is checked.
+    fn open_proxied_flows(&mut self, n: usize) -> Result<(), BenchError> {
+        let vip = (frames::VIP, frames::VPORT);
+        let seg = |src, dst, flags, seq| TcpSeg { src, dst, flags, seq, options: vec![], payload: vec![] };
+        let clients: Vec<(Ipv4Addr, u16)> = (0..n).map(flow_client).collect();
+        let syns: Vec<Vec<u8>> = clients
+            .iter()
+            .map(|&c| seg(c, vip, TCP_SYN, CLIENT_ISN).frame(frames::FRONT_MAC, frames::GW_MAC))
+            .collect();
+        let out = self.exchange(FRONT, FRONT, &syns, "set-up SYNs (cookies)")?;
+        let mut cookies = Vec::with_capacity(n);
+        for (i, (o, &c)) in out.iter().zip(&clients).enumerate() {
+            let ip = &o.data()[IP_AT..];
+            let ok = ip.len() >= 40
+                && ip[33] == TCP_SYN | TCP_ACK
+                && (frames::ipv4_at(ip, 16), frames::u16_at(ip, 22)) == c
+                && frames::u32_at(ip, 28) == CLIENT_ISN.wrapping_add(1);
+            if !ok {
+                return Err(self.fail(format!("set-up SYN {i}: no cookie SYN-ACK to {}:{}", c.0, c.1)));
+            }
+            cookies.push(frames::u32_at(ip, 24));
+        }
+        let client_ack = |c, cookie: u32| {
+            let ip = seg(c, vip, TCP_ACK, CLIENT_ISN.wrapping_add(1)).ipv4();
+            frames::eth_frame(
+                frames::FRONT_MAC,
+                frames::GW_MAC,
+                &frames::with_seq_ack(&ip, None, Some(cookie.wrapping_add(1))),
+            )
+        };
+        let acks: Vec<Vec<u8>> = clients.iter().zip(&cookies).map(|(&c, &k)| client_ack(c, k)).collect();
+        let out = self.exchange(FRONT, BACK, &acks, "set-up cookie ACKs")?;
+        for (i, (o, &(client, cport))) in out.iter().zip(&clients).enumerate() {
+            let ip = &o.data()[IP_AT..];
+            if ip.len() < 40 || ip[33] != TCP_SYN {
+                return Err(self.fail(format!("set-up ACK {i}: not turned into a SYN to a server")));
+            }
+            let key =
+                FlowKey { proto: L4Proto::Tcp, src: client, sport: cport, dst: frames::VIP, dport: frames::VPORT };
+            let lb = self.worker.lb().expect("the worker has an engine");
+            let Some(&c) = lb.conns().lookup(&key).and_then(|(id, _)| lb.conns().get(id)) else {
+                return Err(self.fail(format!("set-up ACK {i}: no connection for {key}")));
+            };
+            let Some(server) = frames::SERVERS.iter().position(|&s| s == c.server) else {
+                return Err(self.fail(format!("set-up ACK {i}: server {} is not one of ours", c.server)));
+            };
+            let want = (c.local, c.lport, c.server, c.sport);
+            let got =
+                (frames::ipv4_at(ip, 12), frames::u16_at(ip, 20), frames::ipv4_at(ip, 16), frames::u16_at(ip, 22));
+            if got != want || o.data().get(..6) != Some(&frames::SERVER_MACS[server][..]) {
+                return Err(self.fail(format!("set-up ACK {i}: SYN sent as {got:?}, connection says {want:?}")));
+            }
+            self.flows.push(Flow {
+                client,
+                cport,
+                server,
+                local: c.local,
+                lport: c.lport,
+                cookie: cookies[i],
+                server_isn: server_isn(i),
+            });
+        }
+        let synacks: Vec<Vec<u8>> = self
+            .flows
+            .iter()
+            .map(|f| {
+                let from = (frames::SERVERS[f.server], frames::SERVER_PORT);
+                let ip = seg(from, (f.local, f.lport), TCP_SYN | TCP_ACK, f.server_isn).ipv4();
+                let ip = frames::with_seq_ack(&ip, None, Some(CLIENT_ISN.wrapping_add(1)));
+                frames::eth_frame(frames::BACK_MAC, frames::SERVER_MACS[f.server], &ip)
+            })
+            .collect();
+        let out = self.exchange(BACK, FRONT, &synacks, "set-up server SYN-ACKs")?;
+        for (i, (o, f)) in out.iter().zip(&self.flows).enumerate() {
+            let ip = &o.data()[IP_AT..];
+            if ip.len() < 40 || ip[33] & (TCP_SYN | TCP_ACK) != TCP_ACK || frames::ipv4_at(ip, 16) != f.client {
+                return Err(self.fail(format!("set-up SYN-ACK {i}: no window update to the client")));
+            }
+        }
+        let acks: Vec<Vec<u8>> = clients.iter().zip(&cookies).map(|(&c, &k)| client_ack(c, k)).collect();
+        self.exchange(FRONT, BACK, &acks, "set-up ACKs")?;
+        self.check_established(n)
+    }
+
+    /// Fails unless the table holds exactly `n` connections, all ESTABLISHED.
+    fn check_established(&self, n: usize) -> Result<(), BenchError> {
         let lb = self.worker.lb().expect("the worker has an engine");
         let established = lb.conns().iter().filter(|(_, c)| c.state == ConnState::Tcp(TcpState::Established)).count();
         if established != n || lb.conns().len() != n {
@@ -422,13 +562,39 @@ impl L4Bench {
             ((server, frames::SERVER_PORT), (f.local, f.lport), frames::BACK_MAC, frames::SERVER_MACS[f.server])
         };
         let seq = 0x0100_0001 + i as u32;
-        TcpSeg { src, dst, flags: TCP_ACK | TCP_PSH, seq, options: vec![], payload: DATA.to_vec() }.frame(dmac, smac)
+        let seg = TcpSeg { src, dst, flags: TCP_ACK | TCP_PSH, seq, options: vec![], payload: DATA.to_vec() };
+        if !self.proxy {
+            return seg.frame(dmac, smac);
+        }
+        // A proxied flow: each end numbers in its own space; the client acknowledges
+        // the cookie, the server sends from its own ISN.
+        let ip = if !self.reply {
+            frames::with_seq_ack(&seg.ipv4(), Some(CLIENT_ISN.wrapping_add(1)), Some(f.cookie.wrapping_add(1)))
+        } else {
+            frames::with_seq_ack(&seg.ipv4(), Some(f.server_isn.wrapping_add(1)), Some(CLIENT_ISN.wrapping_add(1)))
+        };
+        frames::eth_frame(dmac, smac, &ip)
     }
 
     /// The frame rvs must send for flow `i`'s timed frame (without Ethernet padding).
     fn expected(&self, i: usize) -> Vec<u8> {
         let f = self.flows[i];
         let ip = &self.frames[i][IP_AT..];
+        // A proxied flow's numbers move by the offset between the server's ISN and the
+        // cookie: acknowledgements towards the server, sequence numbers towards the client.
+        let translated;
+        let ip = if self.proxy {
+            let (seq, ack) = (frames::u32_at(ip, 24), frames::u32_at(ip, 28));
+            let off = f.server_isn.wrapping_sub(f.cookie);
+            translated = if self.reply {
+                frames::with_seq_ack(ip, Some(seq.wrapping_sub(off)), None)
+            } else {
+                frames::with_seq_ack(ip, None, Some(ack.wrapping_add(off)))
+            };
+            &translated[..]
+        } else {
+            ip
+        };
         let vip = (frames::VIP, frames::VPORT);
         let to_client =
             |src, dst| frames::eth_ipv4(frames::GW_MAC, frames::FRONT_MAC, &frames::rewritten(ip, src, dst));
@@ -557,6 +723,186 @@ impl L4Bench {
             self.step::<false, true>();
         }
         t.elapsed()
+    }
+
+    /// The frames of one proxied-handshake phase through the worker (`WORKER`) or the
+    /// driver alone, a burst at a time, each in a fresh buffer (both sides pay it); returns
+    /// the time and what left `out`.
+    #[inline(always)]
+    fn phase_run<const WORKER: bool>(
+        &mut self,
+        frames: &[Vec<u8>],
+        inp: PortId,
+        out: PortId,
+    ) -> (Duration, Vec<MemBuf>) {
+        let mut sent = Vec::with_capacity(frames.len());
+        let t = Instant::now();
+        for chunk in frames.chunks(BURST_SIZE) {
+            let q = self.worker.queue_mut(inp).expect("the worker has front and back ports");
+            for f in chunk {
+                q.inject_buf(fresh(f));
+            }
+            if WORKER {
+                self.now += POLL_STEP_NS;
+                self.worker.poll_once(self.now);
+            } else {
+                q.rx_burst(&mut self.scratch);
+                let o = self.worker.queue_mut(out).expect("the worker has front and back ports");
+                o.tx_burst(&mut self.scratch);
+                self.scratch.clear();
+            }
+            sent.extend(self.queue(out).take_tx());
+        }
+        (t.elapsed(), sent)
+    }
+
+    /// A timed proxied-handshake phase through the worker (a symbol for callgrind).
+    #[inline(never)]
+    fn timed_handshake_run(&mut self, frames: &[Vec<u8>], inp: PortId, out: PortId) -> (Duration, Vec<MemBuf>) {
+        self.phase_run::<true>(frames, inp, out)
+    }
+
+    /// The same phase through the driver alone (a symbol for callgrind).
+    #[inline(never)]
+    fn timed_handshake_harness_run(&mut self, frames: &[Vec<u8>], inp: PortId, out: PortId) -> Duration {
+        self.phase_run::<false>(frames, inp, out).0
+    }
+
+    /// One phase, worker then baseline: checks that every frame left `out` (none the
+    /// other port, no drop, `created` new connections) and returns the worker's output
+    /// and the two times.
+    fn handshake_phase(
+        &mut self,
+        frames: &[Vec<u8>],
+        inp: PortId,
+        out: PortId,
+        created: u64,
+        what: &str,
+    ) -> Result<(Vec<MemBuf>, Duration, Duration), BenchError> {
+        let before = self.counts();
+        let (w, sent) = self.timed_handshake_run(frames, inp, out);
+        let other = if out == FRONT { BACK } else { FRONT };
+        let stray = self.queue(other).take_tx().len();
+        let d = self.counts().delta(before);
+        let n = frames.len() as u64;
+        let want = Counts { rx: n, tx: n, drops: 0, created };
+        if sent.len() != frames.len() || stray != 0 || d != want {
+            return Err(self.fail(format!(
+                "{what}: {n} frames in, {} out of the expected port, {stray} of the other; counters moved {d:?}, \
+                 expected {want:?}",
+                sent.len()
+            )));
+        }
+        let before = self.counts();
+        let h = self.timed_handshake_harness_run(frames, inp, out);
+        if self.counts() != before {
+            return Err(self.fail(format!("{what} baseline: the worker moved")));
+        }
+        Ok((sent, w, h))
+    }
+
+    /// Times `bursts` bursts of proxied handshakes of new clients, phase by phase: their
+    /// SYNs (answered with cookies), their ACKs (each opens a connection and becomes the
+    /// SYN to the server) and the servers' SYN-ACKs (each becomes the window update to
+    /// the client). The frames of each phase are built from the previous phase's output,
+    /// untimed, and every output frame is checked on the way. Returns the net ns per
+    /// connection of each phase and the gross and harness ns of the three together.
+    fn handshake_run(&mut self, bursts: u64) -> Result<([f64; 3], f64, f64), BenchError> {
+        let m = bursts as usize * BURST_SIZE;
+        let vip = (frames::VIP, frames::VPORT);
+        let seg = |src, dst, flags, seq| TcpSeg { src, dst, flags, seq, options: vec![], payload: vec![] };
+        let clients: Vec<(Ipv4Addr, u16)> = (0..m)
+            .map(|_| {
+                self.syns += 1;
+                syn_client(self.syns - 1)
+            })
+            .collect();
+        let syns: Vec<Vec<u8>> = clients
+            .iter()
+            .map(|&c| seg(c, vip, TCP_SYN, CLIENT_ISN).frame(frames::FRONT_MAC, frames::GW_MAC))
+            .collect();
+        let (out, w0, h0) = self.handshake_phase(&syns, FRONT, FRONT, 0, "handshake SYNs")?;
+        let mut acks = Vec::with_capacity(m);
+        for (o, &c) in out.iter().zip(&clients) {
+            let ip = &o.data()[IP_AT..];
+            if ip.len() < 40 || ip[33] != TCP_SYN | TCP_ACK || (frames::ipv4_at(ip, 16), frames::u16_at(ip, 22)) != c {
+                return Err(self.fail(format!("handshake SYN of {}:{}: no cookie SYN-ACK back", c.0, c.1)));
+            }
+            let cookie = frames::u32_at(ip, 24);
+            let ack = seg(c, vip, TCP_ACK, CLIENT_ISN.wrapping_add(1)).ipv4();
+            let ack = frames::with_seq_ack(&ack, None, Some(cookie.wrapping_add(1)));
+            acks.push(frames::eth_frame(frames::FRONT_MAC, frames::GW_MAC, &ack));
+        }
+        let (out, w1, h1) = self.handshake_phase(&acks, FRONT, BACK, m as u64, "handshake ACKs")?;
+        let mut synacks = Vec::with_capacity(m);
+        for (k, o) in out.iter().enumerate() {
+            let f = o.data();
+            let ip = &f[IP_AT..];
+            let server = frames::SERVER_MACS.iter().position(|mac| f.get(..6) == Some(mac));
+            let Some(server) = server.filter(|_| ip.len() >= 40 && ip[33] == TCP_SYN) else {
+                return Err(self.fail(format!("handshake ACK {k}: not turned into a SYN to a server")));
+            };
+            let (from, to) =
+                ((frames::ipv4_at(ip, 16), frames::u16_at(ip, 22)), (frames::ipv4_at(ip, 12), frames::u16_at(ip, 20)));
+            let sa = seg(from, to, TCP_SYN | TCP_ACK, server_isn(k)).ipv4();
+            let sa = frames::with_seq_ack(&sa, None, Some(CLIENT_ISN.wrapping_add(1)));
+            synacks.push(frames::eth_frame(frames::BACK_MAC, frames::SERVER_MACS[server], &sa));
+        }
+        let (out, w2, h2) = self.handshake_phase(&synacks, BACK, FRONT, 0, "handshake SYN-ACKs")?;
+        for (o, &c) in out.iter().zip(&clients) {
+            let ip = &o.data()[IP_AT..];
+            if ip.len() < 40
+                || ip[33] & (TCP_SYN | TCP_ACK) != TCP_ACK
+                || (frames::ipv4_at(ip, 16), frames::u16_at(ip, 22)) != c
+            {
+                return Err(self.fail(format!("handshake SYN-ACK for {}:{}: no window update to the client", c.0, c.1)));
+            }
+        }
+        let per = |d: Duration| d.as_nanos() as f64 / m as f64;
+        let net = [per(w0) - per(h0), per(w1) - per(h1), per(w2) - per(h2)];
+        Ok((net, per(w0 + w1 + w2), per(h0 + h1 + h2)))
+    }
+
+    /// The proxied handshake's figures: a warm-up run, then `opts.runs` runs of
+    /// `opts.bursts` (default [`HANDSHAKE_BURSTS`]) bursts; medians per phase.
+    fn measure_handshakes(&mut self, opts: &Options) -> Result<(NewConnFigures, [f64; 3]), BenchError> {
+        let bursts = opts.bursts.unwrap_or(HANDSHAKE_BURSTS);
+        if (opts.runs as u64 + 1) * bursts * BURST_SIZE as u64 > self.new_conn_room() {
+            return Err(BenchError::BadOptions(format!(
+                "{} runs of {bursts} bursts would open more than {NEW_CONNS_MAX} connections: use fewer --bursts or --runs",
+                opts.runs
+            )));
+        }
+        self.handshake_run(bursts)?;
+        let (mut phases, mut gross, mut harness, mut totals) = ([vec![], vec![], vec![]], vec![], vec![], vec![]);
+        for _ in 0..opts.runs {
+            let (net, g, h) = self.handshake_run(bursts)?;
+            for (v, x) in phases.iter_mut().zip(net) {
+                v.push(x);
+            }
+            totals.push(net.iter().sum::<f64>());
+            gross.push(g);
+            harness.push(h);
+        }
+        let min_ns = min(&totals);
+        let ns = median(&mut totals);
+        let (g, h) = (median(&mut gross), median(&mut harness));
+        if ns <= 0.0 || min_ns <= 0.0 {
+            return Err(BenchError::Noise {
+                mode: self.mode,
+                gross: g,
+                harness: h,
+                worker_min: min_ns,
+                harness_min: 0.0,
+            });
+        }
+        let [a, b, c] = &mut phases;
+        let conns_at_end = self.worker.lb().map_or(0, |lb| lb.conns().len());
+        let conns = bursts * BURST_SIZE as u64 * opts.runs as u64;
+        Ok((
+            NewConnFigures { ns, min_ns, harness_ns: h, gross_ns: g, conns, conns_at_end },
+            [median(a), median(b), median(c)],
+        ))
     }
 
     /// One worker run and one baseline run of `bursts`, each checked.
@@ -780,8 +1126,14 @@ pub fn run(mode: Mode, forward: ForwardMode, reply: bool, opts: &Options) -> Res
     b.validate_flows()?;
     let p = b.measure(opts, false, opts.seconds)?;
     b.validate_flows()?;
+    let mut handshake = None;
     let new_conn = if reply {
         None
+    } else if mode.syn_proxy() {
+        let (n, phases) = b.measure_handshakes(opts)?;
+        b.validate_flows()?;
+        handshake = Some(phases);
+        Some(n)
     } else {
         b.validate_syns()?;
         let n = b.measure(opts, true, opts.seconds * NEW_CONN_SHARE)?;
@@ -800,6 +1152,7 @@ pub fn run(mode: Mode, forward: ForwardMode, reply: bool, opts: &Options) -> Res
     let table: &ConnTable = b.worker.lb().expect("the worker has an engine").conns();
     let figures = L4Figures {
         new_conn,
+        handshake,
         bytes_per_conn: ConnTable::bytes_per_conn(),
         flows: b.flows.len(),
         conn_capacity: table.capacity(),
@@ -831,7 +1184,7 @@ mod tests {
             b.validate_flows().unwrap_or_else(|e| panic!("{m}: {e}"));
             b.run_pair(false, 4).unwrap_or_else(|e| panic!("{m}: {e}"));
             b.validate_flows().unwrap_or_else(|e| panic!("{m}: {e}"));
-            if !reply {
+            if !reply && !m.syn_proxy() {
                 b.validate_syns().unwrap_or_else(|e| panic!("{m}: {e}"));
                 b.reload_ring::<true>();
                 b.run_pair(true, 4).unwrap_or_else(|e| panic!("{m}: {e}"));

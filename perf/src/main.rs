@@ -68,7 +68,8 @@ struct PipelineArgs {
     #[arg(long)]
     quick: bool,
     /// Only this mode (repeatable, or comma-separated): arp_reply, icmp_echo,
-    /// drop_malformed, dr, nat, nat_reply, fullnat, fullnat_reply, tunnel.
+    /// drop_malformed, dr, nat, nat_reply, fullnat, fullnat_reply, tunnel, nat_synproxy,
+    /// nat_synproxy_reply, fullnat_synproxy, fullnat_synproxy_reply.
     #[arg(long = "mode", value_name = "NAME", value_delimiter = ',', value_parser = mode)]
     modes: Vec<Mode>,
     /// Timed runs of the worker and of the baseline each (default 5, quick 3).

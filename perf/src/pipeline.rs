@@ -2,7 +2,8 @@
 //! identical frames of one kind ([`Mode`]), timed per whole run.
 //!
 //! This module runs the L2/L3 modes as described below; the L4 modes (`dr`, `nat`,
-//! `nat_reply`, `fullnat`, `fullnat_reply`, `tunnel`) share its options, report, timing
+//! `nat_reply`, `fullnat`, `fullnat_reply`, `tunnel`, and with the SYN proxy
+//! `nat_synproxy`, `nat_synproxy_reply`, `fullnat_synproxy`, `fullnat_synproxy_reply`) share its options, report, timing
 //! method and statistics but have their own set-up, flows and checks in [`crate::l4`].
 //!
 //! Contract:

@@ -164,4 +164,23 @@ fn dpdk_flood_quick_reports_figures() {
     assert!(v["half_open_evicted"].as_u64().is_some_and(|n| n > 0), "the flood never reached eviction: {v}");
     assert!(v["conn_table_full"].as_u64().is_some(), "{v}");
     assert!(v["legit_completion"].as_f64().is_some_and(|x| x > 0.0), "no legitimate handshake completed: {v}");
+    // Every frame that did not come back is split into rvsd's drops and the rest.
+    for key in ["not_received", "rvsd_dropped", "rvsd_tx_full", "not_received_unexplained"] {
+        assert!(v[key].as_u64().is_some(), "{key}: {v}");
+    }
+    // The like-for-like phases: the same offered established rate without and with the flood.
+    let paced: Vec<Value> = stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["bench"] == "dpdk_flood_paced")
+        .collect();
+    assert_eq!(paced.len(), 1, "expected one dpdk_flood_paced line:\n{stdout}");
+    let p = &paced[0];
+    assert!(p["established_offered_mpps"].as_f64().is_some_and(|x| x > 0.0), "{p}");
+    for phase in ["without_flood", "with_flood"] {
+        assert!(p[phase]["sent"]["established"].as_u64().is_some_and(|n| n > 0), "{phase}: {p}");
+        assert!(p[phase]["established_mpps"].as_f64().is_some_and(|x| x > 0.0), "{phase}: {p}");
+    }
+    assert_eq!(p["without_flood"]["sent"]["spoofed_syn"].as_u64(), Some(0), "{p}");
+    assert!(p["with_flood"]["sent"]["spoofed_syn"].as_u64().is_some_and(|n| n > 0), "{p}");
 }

@@ -9,12 +9,28 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use serde_json::Value;
 
-const MODES: [&str; 9] =
-    ["arp_reply", "icmp_echo", "drop_malformed", "dr", "nat", "nat_reply", "fullnat", "fullnat_reply", "tunnel"];
+const MODES: [&str; 13] = [
+    "arp_reply",
+    "icmp_echo",
+    "drop_malformed",
+    "dr",
+    "nat",
+    "nat_reply",
+    "fullnat",
+    "fullnat_reply",
+    "tunnel",
+    "nat_synproxy",
+    "nat_synproxy_reply",
+    "fullnat_synproxy",
+    "fullnat_synproxy_reply",
+];
 /// The L4 modes that open connections (and so report `new_conn_ns`).
-const NEW_CONN_MODES: [&str; 4] = ["dr", "nat", "fullnat", "tunnel"];
+const NEW_CONN_MODES: [&str; 6] = ["dr", "nat", "fullnat", "tunnel", "nat_synproxy", "fullnat_synproxy"];
 /// The L4 modes that only forward replies.
-const REPLY_MODES: [&str; 2] = ["nat_reply", "fullnat_reply"];
+const REPLY_MODES: [&str; 4] = ["nat_reply", "fullnat_reply", "nat_synproxy_reply", "fullnat_synproxy_reply"];
+/// The SYN-proxy modes that open connections: `new_conn_ns` is the whole proxied
+/// handshake, broken down into its three steps.
+const HANDSHAKE_MODES: [&str; 2] = ["nat_synproxy", "fullnat_synproxy"];
 
 /// The tests that time something hold this while they run. cargo runs a file's tests in
 /// parallel; on a 2-core machine two benchmarks at once starve each other, and the net
@@ -78,6 +94,15 @@ fn check_line(line: &str) -> String {
         let at_end = v["conns_at_end"].as_u64().unwrap_or_else(|| panic!("conns_at_end: {line}"));
         let capacity = v["conn_capacity"].as_u64().unwrap_or_else(|| panic!("conn_capacity: {line}"));
         assert!(at_end > 0 && at_end <= capacity, "conns_at_end {at_end} of {capacity}: {line}");
+    }
+    let handshake = HANDSHAKE_MODES.contains(&mode.as_str());
+    for key in ["cookie_syn_ns", "cookie_ack_ns", "server_syn_ack_ns"] {
+        assert_eq!(v.get(key).is_some(), handshake, "{key} only for the SYN-proxy modes that open connections: {line}");
+        if handshake {
+            // One step alone may net out at or below zero on a loaded machine (only the
+            // sum, `new_conn_ns`, is refused then), but it is always a number.
+            assert!(v[key].as_f64().is_some_and(f64::is_finite), "{key}: {line}");
+        }
     }
     // DESIGN.md's keys come first, in its order (read from the text: serde_json's map
     // does not keep the order).

@@ -25,9 +25,14 @@ def main():
     dst = (host, int(port))
 
     missed = 0
-    for i in range(a.count):
-        payload = "%s-%d" % (a.payload, i)
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+    # Every socket stays open until the end: a closed socket's port may be handed out again
+    # to the next one, and two requests from one port are one flow to the balancer.
+    open_sockets = []
+    try:
+        for i in range(a.count):
+            payload = "%s-%d" % (a.payload, i)
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            open_sockets.append(s)
             s.bind((a.bind, 0))
             s.settimeout(a.timeout)
             s.sendto(payload.encode(), dst)
@@ -37,6 +42,9 @@ def main():
             except socket.timeout:
                 missed += 1
                 print("timeout", payload, flush=True)
+    finally:
+        for s in open_sockets:
+            s.close()
     return 1 if missed else 0
 
 

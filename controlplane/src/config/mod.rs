@@ -60,7 +60,7 @@ pub mod defaults {
     pub const NEIGHBOUR_TIMEOUT: Duration = Duration::from_secs(300);
     /// `dataplane.neighbour_retry`.
     pub const NEIGHBOUR_RETRY: Duration = Duration::from_secs(1);
-    /// `dataplane.conn_capacity`: entries per worker (104 bytes each: 27 MB).
+    /// `dataplane.conn_capacity`: entries per worker (88 bytes each: 23 MB).
     pub const CONN_CAPACITY: u32 = 262_144;
     /// Largest `dataplane.conn_capacity`.
     pub const MAX_CONN_CAPACITY: u32 = 1 << 27;

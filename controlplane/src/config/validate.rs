@@ -204,7 +204,7 @@ impl Checker {
                 n,
                 16,
                 i64::from(defaults::MAX_CONN_CAPACITY),
-                " connections per worker (104 bytes each, preallocated)",
+                " connections per worker (88 bytes each, preallocated)",
             ),
         };
         let probe_ports = match dp.probe_ports.as_deref() {

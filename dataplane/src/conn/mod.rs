@@ -34,10 +34,11 @@
 //!   Active/inactive counting follows IPVS, see [`ConnState::is_active`].
 //!
 //! Layout (see `table.rs` for the reasons): a slab of [`Conn`] (64 bytes each, with the
-//! timer links inside), one open-addressing index with 4 slots of 8 bytes per entry
-//! (both keys at ≤ 50 % load), linear probing with backward-shift deletion; a hashed
-//! timing wheel with lazy refresh, and a ring of 8-byte half-open records, one per entry.
-//! [`ConnTable::bytes_per_conn`] gives the total: 104 bytes.
+//! timer links inside), one open-addressing index with 4 slots of 4 bytes per entry
+//! (entry number and a hash tag; both keys at ≤ 50 % load), linear probing with
+//! backward-shift deletion; a hashed timing wheel with lazy refresh, and a ring of 8-byte
+//! half-open records, one per entry. [`ConnTable::bytes_per_conn`] gives the total: 88
+//! bytes.
 
 use std::fmt;
 use std::net::Ipv4Addr;

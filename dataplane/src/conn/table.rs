@@ -7,14 +7,22 @@
 //! * **Slab.** `Vec<Conn>` of exactly `capacity` entries, allocated once. Free entries are
 //!   chained through their `next` field (LIFO, so a new flow reuses a warm entry). A
 //!   [`ConnId`] is the slab index.
-//! * **Index.** One open-addressing array of 8-byte slots `{hash: u32, ent: u32}` with
-//!   `4 × capacity` slots, so that with both keys of every entry it is at most half full.
-//!   `ent` is `entry index << 1 | direction`; `hash` is the key's 32-bit hash, which both
-//!   filters probes without touching the entry (a tag) and gives back the home slot for
-//!   deletion. The home slot is `hash × slots >> 32` (Lemire's multiply-shift), so the
-//!   slot count needs no rounding to a power of two and the memory per entry is fixed.
-//!   Linear probing (one or two cache lines per lookup at ≤ 50 % load) with
-//!   backward-shift deletion (no tombstones, so the load never creeps up under churn).
+//! * **Index.** One open-addressing array of 4-byte slots with `4 × capacity` slots, so
+//!   that with both keys of every entry it is at most half full. A slot packs
+//!   `ent = entry index << 1 | direction` in its low `ent_bits` bits (as few as the
+//!   capacity needs: 21 for 1,000,000 entries, 25 for 10,000,000) and a *tag*, the low
+//!   bits of the key's 32-bit hash, in the rest (11 bits at 1,000,000, 7 at 10,000,000,
+//!   2 at [`MAX_CAPACITY`]); all
+//!   ones is the empty slot. The tag filters probes without touching the entry (a false
+//!   match, 1 in 2^tag-bits per occupied slot probed, costs one key compare). The home
+//!   slot is `hash × slots >> 32` (Lemire's multiply-shift, the hash's *high* bits, so
+//!   home and tag are independent), so the slot count needs no rounding to a power of two
+//!   and the memory per entry is fixed. Linear probing (16 slots per cache line: one line
+//!   per lookup, rarely two, at ≤ 50 % load) with backward-shift deletion (no tombstones,
+//!   so the load never creeps up under churn); the shift reads the home of each slot it
+//!   moves from that slot's entry, since the slot holds only part of the hash (a cost
+//!   per removed connection, not per packet). Slots were 8 bytes (the whole hash) until
+//!   the half-open ring took the entry past the 96-byte budget.
 //! * **Hash.** Two folded 64×64→128 multiplications over the 13 key bytes packed in two
 //!   words, keyed by a per-table seed drawn once at construction from std's `RandomState`
 //!   (one `getrandom` per thread, never per packet), so clients cannot aim collisions
@@ -49,8 +57,8 @@
 //!   entries are never recorded: their defence is the SYN proxy (issue 14), not
 //!   eviction.
 //!
-//! Memory per entry: `size_of::<Conn>()` (64) + 4 slots × 8 + 8 (half-open record) =
-//! 104 bytes, plus 32 KiB of wheel per table.
+//! Memory per entry: `size_of::<Conn>()` (64) + 4 slots × 4 + 8 (half-open record) =
+//! 88 bytes, plus 32 KiB of wheel per table.
 
 use std::collections::TryReserveError;
 use std::hash::BuildHasher;
@@ -73,7 +81,7 @@ pub const MAX_CAPACITY: usize = 1 << 28;
 /// Index slots per entry: 2 keys × 2 (load ≤ 50 %).
 const SLOTS_PER_ENTRY: usize = 4;
 
-/// End of a list / empty index slot.
+/// End of a list.
 const NIL: u32 = u32::MAX;
 /// Marks a `prev` field holding a wheel slot number (the entry heads that slot's list).
 const HEAD: u32 = 1 << 31;
@@ -107,14 +115,20 @@ impl From<TableFull> for DropReason {
     }
 }
 
-/// One index slot: a key's 32-bit hash and `entry << 1 | direction`, or `ent == NIL`.
-#[derive(Debug, Clone, Copy)]
-struct Slot {
-    hash: u32,
-    ent: u32,
-}
+/// One index slot: `tag << ent_bits | ent` (see the module documentation), or [`EMPTY`].
+type Slot = u32;
 
-const EMPTY: Slot = Slot { hash: 0, ent: NIL };
+/// The empty index slot: all ones, which no entry's slot is (`ent` stays below the
+/// all-ones value of its field, see [`ent_bits_for`]).
+const EMPTY: Slot = u32::MAX;
+
+/// The width of a slot's `ent` field for a slab of `entries`: the smallest whose
+/// all-ones value (reserved, so that no occupied slot equals [`EMPTY`]) is above every
+/// `ent = index << 1 | direction`, i.e. at least `2 × entries`. At most 30 bits for
+/// [`MAX_CAPACITY`], which leaves a tag of 2 bits at worst.
+fn ent_bits_for(entries: usize) -> u32 {
+    64 - (2 * entries as u64).leading_zeros()
+}
 
 /// Wrapping tick comparison: `a <= b` when they are less than 2^31 ticks apart.
 #[inline]
@@ -176,6 +190,10 @@ pub struct ConnTable {
     /// still well formed).
     conns: Vec<Conn>,
     index: Vec<Slot>,
+    /// Width of the `ent` field of an index slot ([`ent_bits_for`]); the tag is the rest.
+    ent_bits: u32,
+    /// `(1 << ent_bits) - 1`: the `ent` field of a slot.
+    ent_mask: u32,
     wheel: Vec<u32>,
     free_head: u32,
     len: usize,
@@ -338,9 +356,12 @@ impl ConnTable {
         }
         let mut s = seed;
         let seed = [splitmix(&mut s), splitmix(&mut s), splitmix(&mut s)];
+        let ent_bits = ent_bits_for(entries);
         let mut t = ConnTable {
             conns,
             index,
+            ent_bits,
+            ent_mask: (1u32 << ent_bits) - 1,
             wheel,
             free_head: if capacity > 0 { 0 } else { NIL },
             len: 0,
@@ -358,8 +379,8 @@ impl ConnTable {
         Ok(t)
     }
 
-    /// Memory of one entry, in bytes, from the real sizes: the entry itself plus its
-    /// share of the index (4 slots). The wheel adds 32 KiB per table, see
+    /// Memory of one entry, in bytes, from the real sizes: the entry itself, its share of
+    /// the index (4 slots) and its half-open record. The wheel adds 32 KiB per table, see
     /// [`ConnTable::memory_bytes`].
     pub fn bytes_per_conn() -> usize {
         size_of::<Conn>() + SLOTS_PER_ENTRY * size_of::<Slot>() + size_of::<HalfOpenRec>()
@@ -428,18 +449,25 @@ impl ConnTable {
         }
     }
 
-    /// The index position and slot value of `key`.
+    /// The slot of `ent` for a key of hash `hash`.
+    #[inline]
+    fn slot(&self, hash: u32, ent: u32) -> Slot {
+        hash << self.ent_bits | ent
+    }
+
+    /// The index position and `ent` of `key`.
     #[inline]
     fn find(&self, key: &FlowKey, hash: u32) -> Option<(usize, u32)> {
         let n = self.index.len();
         let mut pos = self.home(hash);
+        let tag = hash << self.ent_bits;
         for _ in 0..n {
             let s = self.index[pos];
-            if s.ent == NIL {
+            if s == EMPTY {
                 return None;
             }
-            if s.hash == hash && self.key_of(s.ent) == *key {
-                return Some((pos, s.ent));
+            if s & !self.ent_mask == tag && self.key_of(s & self.ent_mask) == *key {
+                return Some((pos, s & self.ent_mask));
             }
             pos += 1;
             if pos == n {
@@ -555,7 +583,10 @@ impl ConnTable {
                 self.syn_recv = self.syn_recv + usize::from(t == sr) - usize::from(s == sr);
                 (ConnState::Tcp(t), io && dir == Direction::Inbound)
             }
-            _ => (from, false),
+            // A TCP packet whose flags were not available keeps the state, and a
+            // half-open DR/IPIP entry keeps the half-open timeout (not SYN_RECV's).
+            (ConnState::Tcp(_), None) => (from, input_only(c) && dir == Direction::Inbound),
+            (ConnState::Udp, _) => (from, false),
         };
         if dir == Direction::Reply {
             c.flags.insert(ConnFlags::REPLY_SEEN);
@@ -822,8 +853,8 @@ impl ConnTable {
         let mut pos = self.home(hash);
         // The index is at most half full, so an empty slot is always found.
         for _ in 0..n {
-            if self.index[pos].ent == NIL {
-                self.index[pos] = Slot { hash, ent };
+            if self.index[pos] == EMPTY {
+                self.index[pos] = self.slot(hash, ent);
                 return;
             }
             pos += 1;
@@ -853,10 +884,10 @@ impl ConnTable {
         let mut found = None;
         for _ in 0..n {
             let s = self.index[pos];
-            if s.ent == NIL {
+            if s == EMPTY {
                 break;
             }
-            if s.ent == ent {
+            if s & self.ent_mask == ent {
                 found = Some(pos);
                 break;
             }
@@ -865,7 +896,8 @@ impl ConnTable {
                 pos = 0;
             }
         }
-        let Some(mut hole) = found.or_else(|| self.index.iter().position(|s| s.ent == ent)) else {
+        let mask = self.ent_mask;
+        let Some(mut hole) = found.or_else(|| self.index.iter().position(|&s| s != EMPTY && s & mask == ent)) else {
             return;
         };
         // Backward shift: pull later entries of the run into the hole when their home is
@@ -877,10 +909,12 @@ impl ConnTable {
                 j = 0;
             }
             let s = self.index[j];
-            if s.ent == NIL || j == hole {
+            if s == EMPTY || j == hole {
                 break;
             }
-            let home = self.home(s.hash);
+            // The slot keeps only a tag: its home comes from its entry's key (still
+            // intact: entries are unindexed before they are freed).
+            let home = self.home(self.hash(&self.key_of(s & mask)));
             let dist_home = (j + n - home) % n;
             let dist_hole = (j + n - hole) % n;
             if dist_home >= dist_hole {
@@ -898,18 +932,19 @@ impl ConnTable {
     #[doc(hidden)]
     pub fn check_invariants(&self) -> Result<(), String> {
         let mut used = 0;
-        for (i, s) in self.index.iter().enumerate() {
-            if s.ent == NIL {
+        for (i, &s) in self.index.iter().enumerate() {
+            if s == EMPTY {
                 continue;
             }
             used += 1;
-            let e = (s.ent >> 1) as usize;
+            let ent = s & self.ent_mask;
+            let e = (ent >> 1) as usize;
             let c = self.conns.get(e).ok_or(format!("slot {i} → {e} out of range"))?;
             if !c.live {
                 return Err(format!("slot {i} → dead entry {e}"));
             }
-            if self.hash(&self.key_of(s.ent)) != s.hash {
-                return Err(format!("slot {i} hash mismatch"));
+            if self.slot(self.hash(&self.key_of(ent)), ent) != s {
+                return Err(format!("slot {i} tag mismatch"));
             }
         }
         let mut live = 0;
@@ -998,4 +1033,20 @@ fn splitmix(s: &mut u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     (z ^ (z >> 31)) | 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The `ent` field is as narrow as the capacity allows and never reaches its
+    /// all-ones value, which marks an empty slot.
+    #[test]
+    fn ent_field_widths() {
+        for (entries, bits) in [(1, 2), (16, 6), (1_000_000, 21), (1 << 20, 22), (10_000_000, 25), (MAX_CAPACITY, 30)] {
+            assert_eq!(ent_bits_for(entries), bits, "{entries} entries");
+            let max_ent = ((entries as u64 - 1) << 1) | 1;
+            assert!(max_ent < (1u64 << bits) - 1, "{entries} entries: the largest ent is the empty marker");
+        }
+    }
 }

@@ -4,7 +4,7 @@
 
 use rvs_drivers::PacketBuf;
 
-use super::{conn_closed, LbEngine, LbEnv};
+use super::{LbEngine, LbEnv};
 use crate::conn::{Conn, ConnFlags, ConnId, Direction};
 use crate::l2l3::Verdict;
 use crate::stats::DropReason;
@@ -34,13 +34,6 @@ impl LbEngine {
         let mtu = self.port_mtu.iter().copied().min().unwrap_or(super::DEFAULT_MTU);
         let toa_len = if toa { l4::TOA_LEN as u16 } else { 0 };
         Advertised { mss: mtu.saturating_sub(40 + toa_len).max(536), wscale: ADVERTISED_WSCALE, window: 0 }
-    }
-
-    /// Removes proxied connection `id` (a client started over on its tuple).
-    pub(super) fn drop_proxied(&mut self, id: ConnId) {
-        if let Some(old) = self.conns.remove(id) {
-            conn_closed(self.worker, &self.snap, &mut self.lports, &old);
-        }
     }
 
     /// Answers the client's SYN `flow` with a cookie SYN-ACK; no connection is created.
@@ -150,9 +143,7 @@ impl LbEngine {
     #[inline(never)]
     pub(super) fn pending_inbound(&mut self, id: ConnId, flow: &L4View) -> Verdict {
         if flow.flags.is_some_and(|f| f.rst()) {
-            if let Some(old) = self.conns.remove(id) {
-                conn_closed(self.worker, &self.snap, &mut self.lports, &old);
-            }
+            self.close_conn(id);
             return Verdict::Consumed;
         }
         Verdict::Drop(DropReason::SynProxyPending)
@@ -193,9 +184,7 @@ impl LbEngine {
             // The server refused: the client, which believes itself connected, is reset
             // at the sequence number it expects next.
             let (cookie_isn, _) = c.synproxy_offsets();
-            if let Some(old) = self.conns.remove(id) {
-                conn_closed(self.worker, &self.snap, &mut self.lports, &old);
-            }
+            self.close_conn(id);
             env.counters.syn_proxy_server_refused.inc();
             if packet::write_client_rst(buf, vip, client, cookie_isn.wrapping_add(1)).is_none() {
                 return Some(Verdict::Drop(DropReason::NoMbuf));

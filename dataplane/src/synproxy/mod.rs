@@ -43,7 +43,7 @@
 //!   ([`packet::WindowRewrite`]). Checksums are updated incrementally.
 //! * **Memory**: the offsets live in the connection entry's next-hop cache (unused by
 //!   proxied connections, which look their next hop up per packet) and the window
-//!   rewrite in former padding: the entry stays 64 bytes (104 per connection in all).
+//!   rewrite in former padding: the entry stays 64 bytes (88 per connection in all).
 //! * **Sync**: proxied connections are not sent to the HA peer (the record format has no
 //!   room for the offsets); after a takeover their clients reconnect.
 //!

@@ -428,9 +428,25 @@ fn put_u32(seg: &mut [u8], at: usize, new: u32, acc: &mut u32) {
     seg[at..at + 4].copy_from_slice(&n);
 }
 
+/// [`put_u32`] for a field at an even offset (the sequence and acknowledgement numbers):
+/// two 16-bit words, no byte case; always inlined, so the per-packet translation of a
+/// proxied flow does not call the general version for its fixed fields.
+#[inline(always)]
+fn put_u32_even(seg: &mut [u8], at: usize, new: u32, acc: &mut u32) {
+    debug_assert!(at.is_multiple_of(2));
+    let o = u32::from_be_bytes([seg[at], seg[at + 1], seg[at + 2], seg[at + 3]]);
+    *acc += checksum::delta16((o >> 16) as u16, (new >> 16) as u16) + checksum::delta16(o as u16, new as u16);
+    seg[at..at + 4].copy_from_slice(&new.to_be_bytes());
+}
+
 /// Offsets (in the segment) of the TSval and of the SACK blocks, if present.
+#[inline]
 fn option_offsets(seg: &[u8]) -> (Option<usize>, Option<(usize, usize)>) {
     let tcp = TcpPacket::new_unchecked(seg);
+    if tcp.header_len() <= TCP_LEN {
+        // No options (most data segments without timestamps): nothing to scan.
+        return (None, None);
+    }
     let mut at = TCP_LEN;
     let (mut ts, mut sack) = (None, None);
     for opt in tcp.options_iter() {
@@ -458,7 +474,7 @@ pub fn translate_to_server(seg: &mut [u8], seq_off: u32, ts_off: u32, ws: &Windo
     let (flags, ack, win) = (tcp.flags(), tcp.ack(), tcp.window());
     let mut acc = 0u32;
     if flags.ack() {
-        put_u32(seg, 8, ack.wrapping_add(seq_off), &mut acc);
+        put_u32_even(seg, 8, ack.wrapping_add(seq_off), &mut acc);
     }
     let new_win = ws.to_server(win);
     if new_win != win {
@@ -487,7 +503,7 @@ pub fn translate_to_client(seg: &mut [u8], seq_off: u32, ts_off: u32, ws: &Windo
     let tcp = TcpPacket::new_unchecked(&*seg);
     let (seq, win) = (tcp.seq(), tcp.window());
     let mut acc = 0u32;
-    put_u32(seg, 4, seq.wrapping_sub(seq_off), &mut acc);
+    put_u32_even(seg, 4, seq.wrapping_sub(seq_off), &mut acc);
     let new_win = ws.to_client(win);
     if new_win != win {
         acc += checksum::delta16(win, new_win);

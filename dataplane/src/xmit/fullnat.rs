@@ -77,8 +77,7 @@ pub fn inbound<B: PacketBuf>(
     mtu: u16,
 ) -> FullNatIn {
     let frame = buf.data_mut();
-    l4::rewrite_src(frame, layout, local);
-    l4::rewrite_dst(frame, layout, server);
+    l4::rewrite_both(frame, layout, local, server);
     let mut out = FullNatIn::default();
     if let (Some(client), L4Proto::Tcp) = (toa, layout.l4()) {
         match l4::insert_toa(buf, layout, client, mtu) {
@@ -102,8 +101,7 @@ pub fn inbound<B: PacketBuf>(
 #[inline]
 pub fn outbound<B: PacketBuf>(buf: &mut B, layout: &Layout, vip: Endpoint, client: Endpoint, mss_clamp: Option<u16>) {
     let frame = buf.data_mut();
-    l4::rewrite_src(frame, layout, vip);
-    l4::rewrite_dst(frame, layout, client);
+    l4::rewrite_both(frame, layout, vip, client);
     if let (Some(max), L4Proto::Tcp) = (mss_clamp, layout.l4()) {
         adjust_syn_ack_mss(&mut frame[layout.l4_offset()..layout.ip_end()], max);
     }

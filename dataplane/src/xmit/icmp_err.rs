@@ -528,3 +528,56 @@ pub fn translate<B: PacketBuf>(
     d[lay.icmp + 2..lay.icmp + 4].copy_from_slice(&icmp_csum.to_be_bytes());
     Ok(())
 }
+
+/// Moves the quoted TCP header's sequence number by `seq_delta` and its acknowledgement
+/// number by `ack_delta` (both wrapping), for a SYN-proxied connection, whose two sides
+/// number the server's bytes differently (see `crate::synproxy`): a stack checks the
+/// quoted sequence number of an error against what it has in flight (Linux's
+/// `tcp_v4_err` ignores one outside `snd_una..snd_nxt`), so an untranslated quote would
+/// make, e.g., a "fragmentation needed" about the server's data useless. Each number is
+/// changed only when the quote holds it (the sequence number is in RFC 792's 8 bytes,
+/// the acknowledgement needs 12); the quoted TCP checksum, when quoted, and the ICMP
+/// checksum are updated incrementally. A UDP quote is left as it is. Call after
+/// [`translate`], on the same `err`.
+///
+/// # Errors
+///
+/// [`IcmpErrError::Malformed`] only when `err` does not fit the frame (a caller bug); the
+/// buffer is then unchanged.
+pub fn shift_quoted_tcp<B: PacketBuf>(
+    buf: &mut B,
+    err: &IcmpErrView,
+    seq_delta: u32,
+    ack_delta: u32,
+) -> Result<(), IcmpErrError> {
+    let lay = err;
+    if buf.data().len() < lay.ip_end() {
+        return Err(IcmpErrError::Malformed(WireError::Truncated));
+    }
+    if lay.embedded.proto != IPPROTO_TCP {
+        return Ok(());
+    }
+    let d = buf.data_mut();
+    let l4 = lay.l4;
+    // Even offsets from the ICMP message's start, as for `translate`.
+    let mut icmp_csum = rd16(d, lay.icmp + 2);
+    let l4_csum_at = (lay.l4_len >= 18).then_some(l4 + 16);
+    let mut l4_csum = l4_csum_at.map(|at| rd16(d, at));
+    for (at, delta, quoted) in [(l4 + 4, seq_delta, lay.l4_len >= 8), (l4 + 8, ack_delta, lay.l4_len >= 12)] {
+        if delta == 0 || !quoted {
+            continue;
+        }
+        let old = u32::from_be_bytes([d[at], d[at + 1], d[at + 2], d[at + 3]]);
+        let new = old.wrapping_add(delta);
+        if let Some(c) = l4_csum.as_mut() {
+            *c = checksum::update32(*c, old, new);
+        }
+        put16(d, at, (new >> 16) as u16, &mut icmp_csum);
+        put16(d, at + 2, new as u16, &mut icmp_csum);
+    }
+    if let (Some(at), Some(c)) = (l4_csum_at, l4_csum) {
+        put16(d, at, c, &mut icmp_csum);
+    }
+    d[lay.icmp + 2..lay.icmp + 4].copy_from_slice(&icmp_csum.to_be_bytes());
+    Ok(())
+}

@@ -1,5 +1,5 @@
-//! Helpers shared by the NAT and Full-NAT rewrites: rewriting one end of a flow
-//! ([`rewrite_src`], [`rewrite_dst`]), inserting the TOA option ([`insert_toa`]) and
+//! Helpers shared by the NAT and Full-NAT rewrites: rewriting one or both ends of a flow
+//! ([`rewrite_src`], [`rewrite_dst`], [`rewrite_both`]), inserting the TOA option ([`insert_toa`]) and
 //! lowering a SYN-ACK's MSS ([`clamp_mss`]).
 //!
 //! # Contract
@@ -30,66 +30,73 @@ pub const TOA_KIND: u8 = 254;
 /// [`clamp_mss`].
 pub const TOA_LEN: usize = 8;
 
-/// Which end of the flow a rewrite changes.
-#[derive(Clone, Copy)]
-enum Side {
-    Src,
-    Dst,
-}
-
 /// Rewrites the source address and port to `to`, updating the IPv4 header checksum and the
 /// TCP/UDP checksum (pseudo-header address and port) incrementally. A UDP checksum of 0
 /// stays 0.
 pub fn rewrite_src(frame: &mut [u8], layout: &Layout, to: Endpoint) {
-    rewrite(frame, layout, to, Side::Src);
+    rewrite(frame, layout, Some(to), None);
 }
 
 /// Rewrites the destination address and port to `to`; checksums as [`rewrite_src`].
 pub fn rewrite_dst(frame: &mut [u8], layout: &Layout, to: Endpoint) {
-    rewrite(frame, layout, to, Side::Dst);
+    rewrite(frame, layout, None, Some(to));
 }
 
-fn rewrite(frame: &mut [u8], layout: &Layout, to: Endpoint, side: Side) {
+/// Rewrites both ends at once (Full-NAT): source to `src`, destination to `dst`; the
+/// bytes written are exactly those of [`rewrite_src`] then [`rewrite_dst`], with one
+/// update per checksum instead of two.
+pub fn rewrite_both(frame: &mut [u8], layout: &Layout, src: Endpoint, dst: Endpoint) {
+    rewrite(frame, layout, Some(src), Some(dst));
+}
+
+/// The rewrite of the ends given. Each checksum gets one RFC 1624 update of all its
+/// changed words together (one fold: the IPv4 header's for the addresses, the L4 one for
+/// the pseudo-header addresses and the ports), bit for bit the result of word-by-word
+/// updates ([`checksum::update_delta`]). Inlined into each caller, where `src` and `dst`
+/// are constants, so the choice of ends costs no branch.
+#[inline(always)]
+fn rewrite(frame: &mut [u8], layout: &Layout, src: Option<Endpoint>, dst: Option<Endpoint>) {
     let packet = &mut frame[L3_OFFSET..layout.ip_end()];
     let mut ip = Ipv4Packet::new_unchecked(&mut *packet);
-    let old = match side {
-        Side::Src => ip.src_addr(),
-        Side::Dst => ip.dst_addr(),
-    };
-    match side {
-        Side::Src => ip.set_src_addr_incremental(to.addr),
-        Side::Dst => ip.set_dst_addr_incremental(to.addr),
+    let mut addr_delta = 0;
+    if let Some(to) = src {
+        addr_delta += checksum::delta_addr(ip.src_addr(), to.addr);
+        ip.set_src_addr(to.addr);
     }
-    // The L4 checksum changes for the pseudo-header address and the port: one RFC 1624
-    // update of the three words together (one fold), the same result as three updates.
-    let addr_delta = checksum::delta_addr(old, to.addr);
+    if let Some(to) = dst {
+        addr_delta += checksum::delta_addr(ip.dst_addr(), to.addr);
+        ip.set_dst_addr(to.addr);
+    }
+    ip.set_checksum(checksum::update_delta(ip.checksum(), addr_delta));
     let seg = &mut packet[layout.ip_header_len()..];
     match layout.l4() {
         L4Proto::Tcp => {
             let mut tcp = TcpPacket::new_unchecked(seg);
-            let old_port = match side {
-                Side::Src => tcp.src_port(),
-                Side::Dst => tcp.dst_port(),
-            };
-            tcp.update_checksum_delta(addr_delta + checksum::delta16(old_port, to.port));
-            match side {
-                Side::Src => tcp.set_src_port(to.port),
-                Side::Dst => tcp.set_dst_port(to.port),
+            let mut delta = addr_delta;
+            if let Some(to) = src {
+                delta += checksum::delta16(tcp.src_port(), to.port);
+                tcp.set_src_port(to.port);
             }
+            if let Some(to) = dst {
+                delta += checksum::delta16(tcp.dst_port(), to.port);
+                tcp.set_dst_port(to.port);
+            }
+            tcp.update_checksum_delta(delta);
         }
         L4Proto::Udp => {
             // UdpPacket's update keeps a 0 ("no checksum") field at 0 and writes a
             // computed 0 as 0xffff (RFC 768).
             let mut udp = UdpPacket::new_unchecked(seg);
-            let old_port = match side {
-                Side::Src => udp.src_port(),
-                Side::Dst => udp.dst_port(),
-            };
-            udp.update_checksum_delta(addr_delta + checksum::delta16(old_port, to.port));
-            match side {
-                Side::Src => udp.set_src_port(to.port),
-                Side::Dst => udp.set_dst_port(to.port),
+            let mut delta = addr_delta;
+            if let Some(to) = src {
+                delta += checksum::delta16(udp.src_port(), to.port);
+                udp.set_src_port(to.port);
             }
+            if let Some(to) = dst {
+                delta += checksum::delta16(udp.dst_port(), to.port);
+                udp.set_dst_port(to.port);
+            }
+            udp.update_checksum_delta(delta);
         }
     }
 }

@@ -203,6 +203,19 @@ struct Options {
     /// round-trip time), in microseconds.
     #[arg(long, default_value = "1000")]
     flood_rtt_us: u64,
+    /// Flood phases: new legitimate handshakes per second (a SYN, its ACK an RTT later).
+    #[arg(long, default_value = "1000")]
+    flood_legit_per_s: f64,
+    /// Flood mode's paced phases: the established flows offered at this share of their
+    /// rate alone, without and then with the flood on top (0 skips them).
+    #[arg(long, default_value = "0.25")]
+    flood_paced_share: f64,
+    /// At most this many frames in flight (taken by the DUT on `front`, not yet received
+    /// on `back`); 0 = no limit. Below the rings' size, a generator that falls behind in
+    /// draining its receive ring slows its transmit instead of overflowing the DUT's
+    /// transmit ring, so what is lost is lost by the DUT.
+    #[arg(long, default_value = "0")]
+    window: u64,
     /// rvsd's REST address (host:port), where the reported conn_capacity is read
     /// (GET /v1/config); required with --dut rvsd.
     #[arg(long)]
@@ -259,31 +272,112 @@ fn rvsd_conn_capacity(api: &str) -> Result<u64, String> {
     Err(fail("its configuration does not set dataplane.conn_capacity (perf/dpdk/rvsd.toml.in does)".into()))
 }
 
-/// rvsd's `half_open_evicted` (summed over `workers[]`) and `conn_table_full` drops
-/// (`drops.conn_table_full`), from `GET /v1/status`.
-fn rvsd_flood_counters(api: &str) -> Result<(u64, u64), String> {
-    let fail = |e: String| format!("reading counters from rvsd (GET http://{api}/v1/status): {e}");
-    let mut s = TcpStream::connect(api).map_err(|e| fail(e.to_string()))?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).map_err(|e| fail(e.to_string()))?;
-    write!(s, "GET /v1/status HTTP/1.0\r\nHost: {api}\r\n\r\n").map_err(|e| fail(e.to_string()))?;
-    let mut answer = String::new();
-    s.read_to_string(&mut answer).map_err(|e| fail(e.to_string()))?;
-    let (_, body) = answer.split_once("\r\n\r\n").ok_or_else(|| fail("no HTTP answer".into()))?;
-    let v: serde_json::Value = serde_json::from_str(body).map_err(|e| fail(e.to_string()))?;
-    let workers = v["workers"].as_array().ok_or_else(|| fail("no workers[]".into()))?;
-    let mut evicted = 0;
-    for w in workers {
-        evicted += w["half_open_evicted"].as_u64().ok_or_else(|| fail("no workers[].half_open_evicted".into()))?;
+/// rvsd's counters that explain a flood phase, from `GET /v1/status`: `half_open_evicted`,
+/// `rx_packets` and `tx_packets` summed over `workers[]`, and every drop reason (`drops`).
+#[derive(Debug, Default, Clone)]
+struct RvsdCounters {
+    half_open_evicted: u64,
+    rx_packets: u64,
+    tx_packets: u64,
+    drops: std::collections::BTreeMap<String, u64>,
+}
+
+impl RvsdCounters {
+    fn read(api: &str) -> Result<RvsdCounters, String> {
+        let fail = |e: String| format!("reading counters from rvsd (GET http://{api}/v1/status): {e}");
+        let mut s = TcpStream::connect(api).map_err(|e| fail(e.to_string()))?;
+        s.set_read_timeout(Some(Duration::from_secs(5))).map_err(|e| fail(e.to_string()))?;
+        write!(s, "GET /v1/status HTTP/1.0\r\nHost: {api}\r\n\r\n").map_err(|e| fail(e.to_string()))?;
+        let mut answer = String::new();
+        s.read_to_string(&mut answer).map_err(|e| fail(e.to_string()))?;
+        let (_, body) = answer.split_once("\r\n\r\n").ok_or_else(|| fail("no HTTP answer".into()))?;
+        let v: serde_json::Value = serde_json::from_str(body).map_err(|e| fail(e.to_string()))?;
+        let workers = v["workers"].as_array().ok_or_else(|| fail("no workers[]".into()))?;
+        let mut c = RvsdCounters::default();
+        for w in workers {
+            let get = |k: &str| w[k].as_u64().ok_or_else(|| fail(format!("no workers[].{k}")));
+            c.half_open_evicted += get("half_open_evicted")?;
+            c.rx_packets += get("rx_packets")?;
+            c.tx_packets += get("tx_packets")?;
+        }
+        let drops = v["drops"].as_object().ok_or_else(|| fail("no drops".into()))?;
+        for (k, n) in drops {
+            c.drops.insert(k.clone(), n.as_u64().ok_or_else(|| fail(format!("drops.{k} is not a count")))?);
+        }
+        Ok(c)
     }
-    let full = v["drops"]["conn_table_full"].as_u64().ok_or_else(|| fail("no drops.conn_table_full".into()))?;
-    Ok((evicted, full))
+
+    /// What changed from `before` to `self`: the drop reasons that moved, and the rest.
+    fn since(&self, before: &RvsdCounters) -> serde_json::Value {
+        let drops: serde_json::Map<String, serde_json::Value> = self
+            .drops
+            .iter()
+            .filter_map(|(k, &n)| {
+                let d = n.saturating_sub(before.drops.get(k).copied().unwrap_or(0));
+                (d > 0).then(|| (k.clone(), d.into()))
+            })
+            .collect();
+        serde_json::json!({
+            "rx_packets": self.rx_packets - before.rx_packets,
+            "tx_packets": self.tx_packets - before.tx_packets,
+            "half_open_evicted": self.half_open_evicted - before.half_open_evicted,
+            "drops": drops,
+        })
+    }
+
+    fn drops_since(&self, before: &RvsdCounters, reason: &str) -> u64 {
+        self.drops.get(reason).copied().unwrap_or(0).saturating_sub(before.drops.get(reason).copied().unwrap_or(0))
+    }
+
+    fn all_drops_since(&self, before: &RvsdCounters) -> u64 {
+        self.drops.values().sum::<u64>().saturating_sub(before.drops.values().sum::<u64>())
+    }
+}
+
+/// The generator's in-flight limit (`--window`): frames taken by the DUT and not yet
+/// received back. A frame the DUT dropped never comes back; when the window is full and
+/// nothing has arrived for [`WINDOW_STALL`], whatever is in flight is written off (for
+/// the pacing only: loss is counted from the totals).
+#[derive(Debug, Clone, Copy)]
+struct Window {
+    limit: u64,
+    written_off: u64,
+    last_rx: Instant,
+}
+
+/// See [`Window`].
+/// Long, because on a shared CPU the DUT may not run for tens of milliseconds, and a
+/// write-off too early lets the generator overrun the rings after all.
+const WINDOW_STALL: Duration = Duration::from_millis(200);
+
+impl Window {
+    fn new(limit: u64) -> Window {
+        Window { limit, written_off: 0, last_rx: Instant::now() }
+    }
+
+    /// How many frames may be sent now, given the totals sent and received (at most a
+    /// burst).
+    fn room(&mut self, sent: u64, received: u64, received_now: bool) -> usize {
+        if self.limit == 0 {
+            return BURST_SIZE;
+        }
+        let now = Instant::now();
+        if received_now {
+            self.last_rx = now;
+        }
+        let in_flight = sent.saturating_sub(received + self.written_off);
+        if in_flight >= self.limit && now.duration_since(self.last_rx) > WINDOW_STALL {
+            self.written_off += in_flight;
+            self.last_rx = now;
+            return BURST_SIZE;
+        }
+        (self.limit.saturating_sub(in_flight) as usize).min(BURST_SIZE)
+    }
 }
 
 /// Established frames per burst of 32 in the flood phase; one slot carries the
 /// legitimate handshakes' packets; the rest are spoofed SYNs.
 const FLOOD_ESTABLISHED_PER_BURST: usize = 8;
-/// A new legitimate handshake every this many bursts.
-const FLOOD_LEGIT_EVERY: u64 = 16;
 
 /// What a flood-phase frame is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -345,22 +439,37 @@ fn classify(d: &[u8]) -> Option<Kind> {
     })
 }
 
-/// The flood phase: for `o.seconds`, bursts of [`FLOOD_ESTABLISHED_PER_BURST`] established
-/// frames (the flows' data segments, in their shuffled order), one legitimate-handshake
-/// slot (a due ACK, or every [`FLOOD_LEGIT_EVERY`] bursts a new SYN whose ACK follows
-/// `--flood-rtt-us` later) and spoofed SYNs from random addresses in 100.64.0.0/10 for the
-/// rest, as fast as rvsd takes them. Counts what arrives on `back` per kind.
-fn flood(g: &mut Gen, o: &Options, flows: &[Flow], order: &[u32]) -> Flood {
+/// What a flood-loop phase sends besides the legitimate handshakes (slot 0 of each burst).
+#[derive(Debug, Clone, Copy)]
+struct FloodPlan {
+    /// Established frames: `None` = [`FLOOD_ESTABLISHED_PER_BURST`] per burst; `Some(pps)`
+    /// = paced at `pps` per second (each burst carries those due, up to 31).
+    established_pps: Option<f64>,
+    /// Whether the other slots carry spoofed SYNs (else the bursts carry only what is due).
+    spoofed: bool,
+}
+
+/// One flood-loop phase for `o.seconds` (see [`FloodPlan`]): slot 0 of each burst carries
+/// the legitimate handshakes (a due ACK, or a new SYN, `--flood-legit-per-s` a second,
+/// whose ACK follows `--flood-rtt-us` later), then established frames (the flows' data
+/// segments, in their shuffled order), then spoofed SYNs from random addresses in
+/// 100.64.0.0/10, as fast as rvsd takes them and `--window` allows. Before each transmit the
+/// generator drains its receive ring. Counts what arrives on `back` per kind.
+fn flood(g: &mut Gen, o: &Options, flows: &[Flow], order: &[u32], plan: FloodPlan) -> Flood {
     let est: Vec<Vec<u8>> = order.iter().map(|&i| data_frame(flows[i as usize].client, 60)).collect();
     let syn = SynTemplate::new(frames::GW_MAC, frames::VIP);
     let rtt = Duration::from_micros(o.flood_rtt_us);
     let mut pending: std::collections::VecDeque<(Instant, (Ipv4Addr, u16))> = std::collections::VecDeque::new();
     let mut f = Flood::default();
-    let mut kinds: Vec<Kind> = Vec::with_capacity(BURST_SIZE);
+    let mut kinds: std::collections::VecDeque<Kind> = std::collections::VecDeque::with_capacity(BURST_SIZE);
     let (mut e, mut legit_k, mut bursts) = (0usize, 0u64, 0u64);
     let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut window = Window::new(o.window);
     let start = Instant::now();
     let end = Duration::from_secs_f64(o.seconds);
+    // Paced established frames handed out so far (the pacing's own count: a frame in a
+    // burst the DUT has not taken yet is handed out).
+    let mut est_queued = 0u64;
     let count_rx = |g: &mut Gen, f: &mut Flood, in_phase: bool| {
         let n = g.back.rx_burst(&mut g.rx);
         for m in &g.rx {
@@ -374,65 +483,88 @@ fn flood(g: &mut Gen, o: &Options, flows: &[Flow], order: &[u32]) -> Flood {
         g.rx.clear();
         n
     };
+    let total = |p: &PerKind| p.established + p.spoofed_syn + p.legit_syn + p.legit_ack;
     while start.elapsed() < end {
-        if g.tx.is_empty() {
+        // Drain the receive ring first: the DUT's transmit ring must not fill because the
+        // generator is late.
+        let mut got = false;
+        while count_rx(g, &mut f, true) > 0 {
+            got = true;
+        }
+        let room = window.room(total(&f.sent), total(&f.received), got);
+        if g.tx.is_empty() && room > 0 {
             bursts += 1;
-            kinds.clear();
             let now = Instant::now();
-            while g.tx.len() < BURST_SIZE {
-                let Some(mut m) = g.pool.alloc() else { break };
-                let Some(buf) = m.append(60) else { break };
+            let est_due = match plan.established_pps {
+                None => FLOOD_ESTABLISHED_PER_BURST,
+                Some(pps) => {
+                    let due = (start.elapsed().as_secs_f64() * pps) as u64;
+                    due.saturating_sub(est_queued).min(BURST_SIZE as u64 - 1) as usize
+                }
+            };
+            let mut est_left = est_due;
+            let legit_due = (start.elapsed().as_secs_f64() * o.flood_legit_per_s) as u64;
+            while g.tx.len() < room {
                 let slot = g.tx.len();
                 let kind = if slot == 0 {
                     match pending.front() {
-                        Some(&(due, c)) if due <= now => {
-                            pending.pop_front();
-                            let ack = TcpSeg {
-                                src: c,
-                                dst: (frames::VIP, frames::VPORT),
-                                flags: TCP_ACK,
-                                seq: 0x0100_0001,
-                                options: vec![],
-                                payload: vec![],
-                            }
-                            .frame(frames::FRONT_MAC, frames::GW_MAC);
-                            buf.copy_from_slice(&ack);
-                            Kind::LegitAck
-                        }
-                        _ if bursts.is_multiple_of(FLOOD_LEGIT_EVERY) => {
-                            let c = legit_client(legit_k);
-                            legit_k += 1;
-                            syn.write(buf, c.0, c.1);
-                            pending.push_back((now + rtt, c));
-                            Kind::LegitSyn
-                        }
-                        _ => Kind::Spoofed,
+                        Some(&(due, _)) if due <= now => Kind::LegitAck,
+                        _ if legit_k < legit_due => Kind::LegitSyn,
+                        _ if est_left > 0 => Kind::Established,
+                        _ if plan.spoofed => Kind::Spoofed,
+                        _ => break,
                     }
-                } else if slot <= FLOOD_ESTABLISHED_PER_BURST {
-                    buf.copy_from_slice(&est[e]);
-                    e = (e + 1) % est.len();
+                } else if est_left > 0 {
                     Kind::Established
-                } else {
+                } else if plan.spoofed {
                     Kind::Spoofed
+                } else {
+                    break;
                 };
-                if kind == Kind::Spoofed {
-                    x ^= x << 13;
-                    x ^= x >> 7;
-                    x ^= x << 17;
-                    let ip = Ipv4Addr::from(0x6440_0000 | (x as u32 & 0x003f_ffff));
-                    syn.write(buf, ip, 1024 + ((x >> 32) % 60_000) as u16);
+                let Some(mut m) = g.pool.alloc() else { break };
+                let Some(buf) = m.append(60) else { break };
+                match kind {
+                    Kind::LegitAck => {
+                        let (_, c) = pending.pop_front().expect("a due ACK");
+                        let ack = TcpSeg {
+                            src: c,
+                            dst: (frames::VIP, frames::VPORT),
+                            flags: TCP_ACK,
+                            seq: 0x0100_0001,
+                            options: vec![],
+                            payload: vec![],
+                        }
+                        .frame(frames::FRONT_MAC, frames::GW_MAC);
+                        buf.copy_from_slice(&ack);
+                    }
+                    Kind::LegitSyn => {
+                        let c = legit_client(legit_k);
+                        legit_k += 1;
+                        syn.write(buf, c.0, c.1);
+                        pending.push_back((now + rtt, c));
+                    }
+                    Kind::Established => {
+                        buf.copy_from_slice(&est[e]);
+                        e = (e + 1) % est.len();
+                        est_left -= 1;
+                        est_queued += 1;
+                    }
+                    Kind::Spoofed => {
+                        x ^= x << 13;
+                        x ^= x >> 7;
+                        x ^= x << 17;
+                        let ip = Ipv4Addr::from(0x6440_0000 | (x as u32 & 0x003f_ffff));
+                        syn.write(buf, ip, 1024 + ((x >> 32) % 60_000) as u16);
+                    }
                 }
-                kinds.push(kind);
+                kinds.push_back(kind);
                 g.tx.push(m);
             }
         }
-        let sent = g.front.tx_burst(&mut g.tx);
-        for k in kinds.drain(..sent) {
-            f.sent.add(k, 1);
-        }
-        for _ in 0..4 {
-            if count_rx(g, &mut f, true) < BURST_SIZE {
-                break;
+        if !g.tx.is_empty() {
+            let sent = g.front.tx_burst(&mut g.tx);
+            for k in kinds.drain(..sent) {
+                f.sent.add(k, 1);
             }
         }
         if bursts.is_multiple_of(16) && g.front.rx_burst(&mut g.rx) > 0 {
@@ -454,42 +586,114 @@ fn flood(g: &mut Gen, o: &Options, flows: &[Flow], order: &[u32]) -> Flood {
     f
 }
 
-/// The flood phase's line.
+impl Flood {
+    fn established_loss(&self) -> f64 {
+        if self.sent.established == 0 {
+            0.0
+        } else {
+            self.sent.established.saturating_sub(self.received.established) as f64 / self.sent.established as f64
+        }
+    }
+
+    fn legit_completion(&self) -> f64 {
+        if self.sent.legit_ack == 0 {
+            0.0
+        } else {
+            self.received.legit_ack as f64 / self.sent.legit_ack as f64
+        }
+    }
+
+    fn sent_total(&self) -> u64 {
+        self.sent.established + self.sent.spoofed_syn + self.sent.legit_syn + self.sent.legit_ack
+    }
+
+    fn received_total(&self) -> u64 {
+        self.received.established + self.received.spoofed_syn + self.received.legit_syn + self.received.legit_ack
+    }
+
+    /// The phase's figures and what rvsd's counters say about them: frames the generator
+    /// sent and did not get back are split into those rvsd counted as dropped (any
+    /// reason, `tx_full` among them) and the rest (`not_received_unexplained`).
+    fn figures(&self, before: &RvsdCounters, after: &RvsdCounters) -> serde_json::Value {
+        let secs = self.seconds.max(1e-9);
+        let missing = self.sent_total().saturating_sub(self.received_total());
+        let rvsd_dropped = after.all_drops_since(before);
+        serde_json::json!({
+            "duration_s": round(secs, 3),
+            "sent": self.sent,
+            "received": self.received,
+            "established_loss": round(self.established_loss(), 6),
+            "established_mpps": round(self.established_rx_in_phase as f64 / secs / 1e6, 4),
+            "all_sent_mpps": round(self.sent_total() as f64 / secs / 1e6, 4),
+            "spoofed_syn_mpps": round(self.sent.spoofed_syn as f64 / secs / 1e6, 4),
+            "legit_handshakes_per_s": round(self.sent.legit_ack as f64 / secs, 0),
+            "legit_completion": round(self.legit_completion(), 4),
+            "not_received": missing,
+            "rvsd_dropped": rvsd_dropped,
+            "rvsd_tx_full": after.drops_since(before, "tx_full"),
+            "not_received_unexplained": missing.saturating_sub(rvsd_dropped),
+            "rvsd": after.since(before),
+        })
+    }
+}
+
+/// A flood-loop phase with rvsd's counters before and after it.
+type Phase<'a> = (&'a Flood, &'a RvsdCounters, &'a RvsdCounters);
+
+/// The flood lines: `dpdk_flood` (the flood at the generator's full rate with the
+/// established frames at a fixed share of each burst) and, when the paced phases ran,
+/// `dpdk_flood_paced` (the established flows offered at the same rate without and with
+/// the flood).
 fn emit_flood(
     o: &Options,
-    f: &Flood,
+    full: Phase,
     alone_mpps: Option<f64>,
-    before: (u64, u64),
-    after: (u64, u64),
+    paced: Option<(f64, [Phase; 2])>,
     load: Option<f64>,
 ) -> Result<(), String> {
+    let (f, before, after) = full;
     let secs = f.seconds.max(1e-9);
-    let est_loss = if f.sent.established == 0 {
-        0.0
-    } else {
-        f.sent.established.saturating_sub(f.received.established) as f64 / f.sent.established as f64
-    };
-    let completion = if f.sent.legit_ack == 0 { 0.0 } else { f.received.legit_ack as f64 / f.sent.legit_ack as f64 };
-    let line = serde_json::json!({
+    let mut line = serde_json::json!({
         "bench": "dpdk_flood",
         "mode": o.mode.name(),
         "established_flows": o.flows,
         "duration_s": round(secs, 3),
         "sent": f.sent,
         "received": f.received,
-        "established_loss": round(est_loss, 6),
+        "established_loss": round(f.established_loss(), 6),
         "established_mpps_flood": round(f.established_rx_in_phase as f64 / secs / 1e6, 3),
         "established_mpps_alone": alone_mpps.map(|m| round(m, 3)),
+        "all_mpps_flood": round(f.received_total() as f64 / secs / 1e6, 3),
         "spoofed_syn_mpps": round(f.sent.spoofed_syn as f64 / secs / 1e6, 3),
         "legit_handshakes_per_s": round(f.sent.legit_ack as f64 / secs, 0),
-        "legit_completion": round(completion, 4),
+        "legit_completion": round(f.legit_completion(), 4),
         "legit_rtt_us": o.flood_rtt_us,
-        "half_open_evicted": after.0 - before.0,
-        "conn_table_full": after.1 - before.1,
+        "half_open_evicted": after.half_open_evicted - before.half_open_evicted,
+        "conn_table_full": after.drops_since(before, "conn_table_full"),
+        "window": o.window,
         "load": load,
         "lcores": o.lcore_note,
     });
-    print_json(&line)
+    let extra = f.figures(before, after);
+    for k in ["not_received", "rvsd_dropped", "rvsd_tx_full", "not_received_unexplained", "rvsd"] {
+        line[k] = extra[k].clone();
+    }
+    print_json(&line)?;
+    if let Some((pps, [without, with])) = paced {
+        print_json(&serde_json::json!({
+            "bench": "dpdk_flood_paced",
+            "mode": o.mode.name(),
+            "established_flows": o.flows,
+            "established_offered_mpps": round(pps / 1e6, 4),
+            "paced_share": o.flood_paced_share,
+            "without_flood": without.0.figures(without.1, without.2),
+            "with_flood": with.0.figures(with.1, with.2),
+            "window": o.window,
+            "load": load,
+            "lcores": o.lcore_note,
+        }))?;
+    }
+    Ok(())
 }
 
 /// The generator's two queues and pool, and its counters.
@@ -600,6 +804,7 @@ fn run(o: &Options) -> Result<(), String> {
         let mut checker = Checker::established(rewrite, &in_order, &frames);
         let mut k = 0usize;
         let b = g.blast(
+            o.window,
             o.seconds,
             WARMUP_SHARE,
             &mut checker,
@@ -625,6 +830,7 @@ fn run(o: &Options) -> Result<(), String> {
         let mut checker = Checker::new_flows(rewrite);
         // No warm-up: the table must be seen filling from empty.
         let b = g.blast(
+            o.window,
             o.seconds,
             0.0,
             &mut checker,
@@ -643,11 +849,26 @@ fn run(o: &Options) -> Result<(), String> {
             return Err("--flood needs --dut rvsd --mode dr (its handshakes complete without the servers)".into());
         }
         let api = o.api.as_deref().unwrap_or_default();
-        let before = rvsd_flood_counters(api)?;
-        let alone = o.sizes.contains(&60).then_some(last_established_mpps);
-        let f = flood(&mut g, o, &flows, &order);
-        let after = rvsd_flood_counters(api)?;
-        emit_flood(o, &f, alone.flatten(), before, after, load())?;
+        let alone = o.sizes.contains(&60).then_some(last_established_mpps).flatten();
+        let full_plan = FloodPlan { established_pps: None, spoofed: true };
+        let before = RvsdCounters::read(api)?;
+        let f = flood(&mut g, o, &flows, &order, full_plan);
+        let after = RvsdCounters::read(api)?;
+        // Like for like: the established flows at one offered rate, without and with the
+        // flood filling the rest of rvsd's capacity.
+        let paced_pps = alone.map(|m| m * 1e6 * o.flood_paced_share).filter(|&p| p > 0.0);
+        let mut paced = Vec::new();
+        if let Some(pps) = paced_pps {
+            for spoofed in [false, true] {
+                let b0 = RvsdCounters::read(api)?;
+                let p = flood(&mut g, o, &flows, &order, FloodPlan { established_pps: Some(pps), spoofed });
+                paced.push((p, b0, RvsdCounters::read(api)?));
+            }
+        }
+        let paced_lines = paced_pps
+            .filter(|_| paced.len() == 2)
+            .map(|pps| (pps, [(&paced[0].0, &paced[0].1, &paced[0].2), (&paced[1].0, &paced[1].1, &paced[1].2)]));
+        emit_flood(o, (&f, &before, &after), alone, paced_lines, load())?;
     }
     drop(g);
     if let Some(path) = &o.done_file {
@@ -868,8 +1089,10 @@ impl Gen {
     /// Transmits frames written by `fill` (each `size` bytes) on `front` for `seconds`
     /// as fast as they are taken, counting what arrives on `back`.
     /// Every frame received on `back` goes through `checker`.
+    #[allow(clippy::too_many_arguments)]
     fn blast(
         &mut self,
+        window: u64,
         seconds: f64,
         warm_share: f64,
         checker: &mut Checker,
@@ -877,34 +1100,42 @@ impl Gen {
         size: usize,
     ) -> Blast {
         let mut b = Blast::default();
+        let mut window = Window::new(window);
         let start = Instant::now();
         let warm = Duration::from_secs_f64(seconds * warm_share);
         let end = Duration::from_secs_f64(seconds);
         let mut window_open: Option<(Instant, u64, u64)> = None;
         let mut last_sample = 0.0f64;
         let mut iter: u32 = 0;
+        let mut got = false;
         loop {
-            // Refill the burst (what the DUT refused last time stays in it).
-            while !self.tx.is_full() {
+            // Refill the burst (what the DUT refused last time stays in it), as far as the
+            // window allows.
+            let room = window.room(b.sent, b.received, got);
+            while self.tx.len() < room {
                 let Some(mut m) = self.pool.alloc() else { break };
                 if let Some(buf) = m.append(size) {
                     fill(buf);
                     self.tx.push(m);
                 }
             }
-            let want = self.tx.len();
-            let sent = self.front.tx_burst(&mut self.tx);
-            b.sent += sent as u64;
-            b.tx_calls += 1;
-            if sent < want {
-                b.tx_short += 1;
+            if !self.tx.is_empty() {
+                let want = self.tx.len();
+                let sent = self.front.tx_burst(&mut self.tx);
+                b.sent += sent as u64;
+                b.tx_calls += 1;
+                if sent < want {
+                    b.tx_short += 1;
+                }
             }
+            got = false;
             for _ in 0..4 {
                 let n = self.back.rx_burst(&mut self.rx);
                 for m in &self.rx {
                     b.received += u64::from(checker.frame(m.data()));
                 }
                 self.rx.clear();
+                got |= n > 0;
                 if n < BURST_SIZE {
                     break;
                 }

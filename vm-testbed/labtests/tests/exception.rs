@@ -1,5 +1,5 @@
 //! The kernel exception path in the lab (issue 12, part 1): rvsd in lab-lb1 with
-//! `config/lab-exception.toml` (`exception = true` on both ports, `exception_rate = 2000` on
+//! `config/lab-exception.toml` (`exception = true` on both ports, `exception_rate = 5000` on
 //! front) gives lab-lb1's kernel `rvs-front` (10.10.0.1/24, the front port's MAC) and
 //! `rvs-back` (10.20.0.1/24).
 //!
@@ -34,7 +34,7 @@ const FLOODER: &str = "10.10.0.9";
 /// How long the flood lasts.
 const FLOOD_SECS: u64 = 10;
 /// `exception_rate` of the front port in config/lab-exception.toml.
-const FRONT_RATE: u64 = 2000;
+const FRONT_RATE: u64 = 5000;
 
 fn config() -> PathBuf {
     repo_root().join("config/lab-exception.toml")

@@ -1,6 +1,7 @@
 //! Live reconfiguration in the lab: changes under load lose nothing, a deleted server's
-//! established flows behave as `expire_nodest_conn` says, and a denied client address
-//! gets no answer while another is served.
+//! established flows behave as `expire_nodest_conn` says, a denied client address gets no
+//! answer while another is served, and an allow list and a service `maxconn` refuse
+//! what they must, each counted under its drop reason.
 //!
 //! Run by vm-testbed/test.sh (`--ignored --test-threads=1`); each test builds the lab,
 //! starts NAT real servers and rvsd with config/lab-nat.toml, and tears everything down
@@ -266,4 +267,71 @@ fn denied_client_gets_no_answer_while_another_is_served() {
     assert_eq!(code, 200, "{body}");
     let back = get_from("10.10.0.3", 5);
     assert!(back.is_ok(), "10.10.0.3 is allowed again: {back:?}");
+}
+
+/// The service's counters (`GET` of the service, `stats`).
+fn service_stats() -> serde_json::Value {
+    let (code, body) = rest("GET", SVC, None);
+    assert_eq!(code, 200, "{body}");
+    let svc: serde_json::Value = serde_json::from_str(&body).expect("service JSON");
+    svc["stats"].clone()
+}
+
+#[test]
+#[ignore = "needs root, the lab and rvsd: run vm-testbed/test.sh"]
+fn allow_list_and_maxconn_refuse_with_their_counters() {
+    let _lab = start_nat();
+
+    // First, on the fresh rvsd (no connection yet; closed ones count until they expire,
+    // as IPVS's): maxconn 1 while one connection is held open (established, idle): a new
+    // client is refused, counted as service_maxconn; lifting the limit serves it.
+    let (code, body) = rest("PUT", SVC, Some(r#"{"maxconn":1}"#));
+    assert_eq!(code, 200, "{body}");
+    let mut held = Command::new("ip")
+        .args(["netns", "exec", "lab-client", "python3", "-c"])
+        .arg(
+            "import socket,sys,time\n\
+             s=socket.create_connection(('10.10.0.100',80),timeout=5,source_address=('10.10.0.5',0))\n\
+             print('connected',flush=True)\n\
+             time.sleep(60)",
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3 in lab-client");
+    let mut line = String::new();
+    BufReader::new(held.stdout.take().expect("piped")).read_line(&mut line).expect("read the holder's line");
+    if line.trim() != "connected" {
+        let _ = held.kill();
+        let out = held.wait_with_output().expect("the holder's output");
+        panic!("the held connection was not established: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let before = drop_count(&status(), "service_maxconn");
+    let refused = get_from("10.10.0.6", 3);
+    let after = drop_count(&status(), "service_maxconn");
+    let stats = service_stats();
+    let (code, body) = rest("PUT", SVC, Some(r#"{"maxconn":0}"#));
+    let served = get_from("10.10.0.6", 5);
+    let _ = held.kill();
+    let _ = held.wait();
+    assert_eq!(code, 200, "{body}");
+    assert!(refused.is_err(), "maxconn 1 with one connection held, and a second was answered: {refused:?}");
+    assert!(after > before, "service_maxconn did not count the refused SYNs ({before} -> {after})");
+    assert!(stats["service_maxconn"].as_u64().unwrap_or(0) > 0, "the service counts its refusals: {stats}");
+    assert!(served.is_ok(), "served once the limit is lifted: {served:?}");
+
+    // An allow list of one client: the others get no answer, counted as acl_denied.
+    let (code, body) = rest("PUT", SVC, Some(r#"{"allow":["10.10.0.2/32"]}"#));
+    assert_eq!(code, 200, "{body}");
+    let before = drop_count(&status(), "acl_denied");
+    let served = get_from("10.10.0.2", 5);
+    assert!(served.is_ok(), "10.10.0.2 is on the allow list: {served:?}");
+    let refused = get_from("10.10.0.4", 3);
+    assert!(refused.is_err(), "10.10.0.4 is not on the allow list and was answered: {refused:?}");
+    let after = drop_count(&status(), "acl_denied");
+    assert!(after > before, "acl_denied did not count the refused SYNs ({before} -> {after})");
+    let (code, body) = rest("PUT", SVC, Some(r#"{"allow":[]}"#));
+    assert_eq!(code, 200, "{body}");
+    let back = get_from("10.10.0.4", 5);
+    assert!(back.is_ok(), "an empty allow list allows all: {back:?}");
 }

@@ -504,7 +504,7 @@ stop_tool() {
     pid="$(tool_pid "$name" "$ns")"
     if [[ -n "$pid" ]]; then
         kill -s TERM "$pid" 2>/dev/null || true
-        local deadline=$((SECONDS + 5))
+        deadline=$((SECONDS + 5))
         while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.1; done
         if kill -0 "$pid" 2>/dev/null; then
             log "$name (pid $pid) ignored SIGTERM; sending SIGKILL"
@@ -641,7 +641,7 @@ router_bgp_up() {
     ns_exists lab-router || die "the lab is down; run: vm-testbed/lab.sh up"
     mkdir -p "$RUN_DIR"
     ns_sysctl lab-router net.ipv4.fib_multipath_hash_policy 1
-    local ifc who ns vips
+    local ifc who ns vips deadline
     for ifc in all default front back; do
         ns_sysctl lab-router "net.ipv4.conf.$ifc.send_redirects" 0
     done
@@ -657,8 +657,16 @@ router_bgp_up() {
             continue
         fi
         bird -p -c "$(bird_conf "$who")" || die "$(bird_conf "$who") does not parse"
-        in_ns "$ns" bird -c "$(bird_conf "$who")" -s "$(bird_socket "$who")" -P "$(bird_pid_file "$who")" \
-            2>>"$(bird_log_file "$who")" || die "BIRD did not start in $ns; see $(bird_log_file "$who")"
+        # In the foreground (-f) and detached by setsid: a daemonised BIRD closes its stderr,
+        # and the configs log to stderr, so this keeps the log in run/bird-<who>.log.
+        rm -f "$(bird_socket "$who")"
+        setsid ip netns exec "$ns" bird -f -c "$(bird_conf "$who")" -s "$(bird_socket "$who")" \
+            -P "$(bird_pid_file "$who")" </dev/null >>"$(bird_log_file "$who")" 2>&1 &
+        deadline=$((SECONDS + 5))
+        until [[ -S "$(bird_socket "$who")" ]]; do
+            ((SECONDS < deadline)) || die "BIRD did not start in $ns; see $(bird_log_file "$who")"
+            sleep 0.1
+        done
         log "BIRD in $ns (socket $(bird_socket "$who"), log $(bird_log_file "$who"))"
     done
     in_ns lab-client ip route replace 10.10.0.100/32 via 10.10.0.254 dev eth0

@@ -19,15 +19,27 @@ impl Flows {
     /// Starts `count` flows of `kind` ("--tcp" or "--udp") to `to` (`ip:port`), each asking
     /// every 50 ms and failing after a 2 s gap, and waits until every flow had its first answer.
     pub fn start(kind: &str, to: &str, count: u32) -> Flows {
+        Flows::start_from(kind, to, count, &[])
+    }
+
+    /// As [`Flows::start`], TCP flow i from `sources[i % len]` (client addresses), or from the
+    /// kernel's choice when `sources` is empty.
+    pub fn start_from(kind: &str, to: &str, count: u32, sources: &[&str]) -> Flows {
         let tool = tool("flows.py");
-        let mut child = Command::new("ip")
-            .args(["netns", "exec", CLIENT, "python3", "-B", &tool.to_string_lossy(), kind, to])
-            .args(["--count", &count.to_string(), "--interval", "0.05", "--stall", "2"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start flows.py");
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", CLIENT, "python3", "-B", &tool.to_string_lossy(), kind, to]).args([
+            "--count",
+            &count.to_string(),
+            "--interval",
+            "0.05",
+            "--stall",
+            "2",
+        ]);
+        if !sources.is_empty() {
+            cmd.args(["--sources", &sources.join(",")]);
+        }
+        let mut child =
+            cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().expect("start flows.py");
         let stdin = child.stdin.take();
         let mut out = BufReader::new(child.stdout.take().expect("flows.py stdout"));
         let mut line = String::new();

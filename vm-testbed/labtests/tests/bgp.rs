@@ -22,9 +22,9 @@
 //!    (requests through lb1 directly succeed) and BIRD still has the old announcement; the
 //!    socket back: in sync at the next retry, and the router follows (one next hop); weight
 //!    back: two.
-//! 6. 50 long-lived TCP flows from one client address (a keep-alive request every 50 ms,
-//!    each answer checked byte for byte against the flow's first: `tools/flows.py`) spread
-//!    over both nodes by the L4 hash; lb1 is SIGKILLed (`stop-lb lb1 --kill`): the router
+//! 6. 50 long-lived TCP flows from the client's 8 addresses (a keep-alive request every
+//!    50 ms, each answer checked byte for byte against the flow's first: `tools/flows.py`)
+//!    spread over both nodes and, by mh, over the real servers; lb1 is SIGKILLed (`stop-lb lb1 --kill`): the router
 //!    drops its next hop within BFD's detection time (measured from the start of stop-lb,
 //!    printed, asserted below BGP's hold time only), and every flow that went through lb1
 //!    continues through lb2 to the same server (mh + `unknown_flow = "schedule"`): 50 of 50.
@@ -285,11 +285,11 @@ fn ecmp_bfd_quorum_and_flows_across_two_nodes() {
 
     // 6. Long-lived flows across lb1's crash.
     let before = [created(LB1), created(LB2)];
-    let flows = Flows::start("--tcp", &format!("{VIP}:80"), FLOWS);
+    let flows = Flows::start_from("--tcp", &format!("{VIP}:80"), FLOWS, &CLIENTS);
     let after = [created(LB1), created(LB2)];
     let via = [after[0] - before[0], after[1] - before[1]];
-    eprintln!("bgp: {FLOWS} flows from {CLIENT_IP}: {} through lb1, {} through lb2", via[0], via[1]);
-    assert!(via[0] > 0 && via[1] > 0, "the L4 hash spread one client's flows over both nodes: {via:?}");
+    eprintln!("bgp: {FLOWS} flows from 8 client addresses: {} through lb1, {} through lb2", via[0], via[1]);
+    assert!(via[0] > 0 && via[1] > 0, "ECMP spread the flows over both nodes: {via:?}");
     sleep(Duration::from_secs(1));
     let scheduled_before = worker_counter(&status_of(LB2), "conns_unknown_scheduled");
     let poll = std::thread::spawn(|| {
@@ -309,6 +309,8 @@ fn ecmp_bfd_quorum_and_flows_across_two_nodes() {
     sleep(Duration::from_secs(2));
     let report = flows.finish();
     assert_intact(&report, "flows across lb1's crash");
+    let servers = report["servers"].as_object().map_or(0, |m| m.len());
+    assert!(servers >= 2, "the flows reached more than one real server: {}", report["servers"]);
     let moved = worker_counter(&status_of(LB2), "conns_unknown_scheduled") - scheduled_before;
     println!(
         "bgp: {FLOWS} flows, {} through lb1: {} of {} intact, {moved} taken over by lb2 (unknown_flow = schedule), longest gap {} ms",
@@ -358,7 +360,7 @@ fn fullnat_flows_through_a_node_that_leaves_break() {
 
     let created = |ns: &str| worker_counter(&status_of(ns), "conns_created");
     let before = [created(LB1), created(LB2)];
-    let flows = Flows::start("--tcp", &format!("{VIP}:80"), FLOWS);
+    let flows = Flows::start_from("--tcp", &format!("{VIP}:80"), FLOWS, &CLIENTS);
     let via = [created(LB1) - before[0], created(LB2) - before[1]];
     assert!(via[0] > 0 && via[1] > 0, "the flows spread over both nodes: {via:?}");
     sleep(Duration::from_secs(1));

@@ -7,6 +7,7 @@
 #   vm-testbed/lab.sh stop-lb  lb1|lb2 [--kill]
 #   vm-testbed/lab.sh rs-start [dr|nat|fullnat|tunnel]
 #   vm-testbed/lab.sh rs-stop
+#   vm-testbed/lab.sh router-bgp up|down
 #
 # Topology (every command is idempotent; run as root):
 #
@@ -77,6 +78,7 @@ usage: vm-testbed/lab.sh up | down | status
        vm-testbed/lab.sh stop-lb  lb1|lb2 [--kill]
        vm-testbed/lab.sh rs-start [dr|nat|fullnat|tunnel]   (default dr)
        vm-testbed/lab.sh rs-stop
+       vm-testbed/lab.sh router-bgp up|down
 EOF
     exit 2
 }
@@ -502,7 +504,7 @@ stop_tool() {
     pid="$(tool_pid "$name" "$ns")"
     if [[ -n "$pid" ]]; then
         kill -s TERM "$pid" 2>/dev/null || true
-        local deadline=$((SECONDS + 5))
+        deadline=$((SECONDS + 5))
         while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.1; done
         if kill -0 "$pid" 2>/dev/null; then
             log "$name (pid $pid) ignored SIGTERM; sending SIGKILL"
@@ -572,7 +574,7 @@ lab_down() {
             [[ -z "${pids// /}" ]] || kill -s KILL $pids 2>/dev/null || true
         fi
     done
-    rm -f "$RUN_DIR"/rs[123]-*.pid "$RUN_DIR/rs.mode"
+    rm -f "$RUN_DIR"/rs[123]-*.pid "$RUN_DIR/rs.mode" "$RUN_DIR"/bird-*.pid
     # Deleting a namespace deletes its veth ends and with them their peers.
     for ns in "${HOSTS[@]}" "$SW"; do
         if ns_exists "$ns"; then
@@ -616,6 +618,79 @@ lab_status() {
     [[ ! -f "$RUN_DIR/rs.mode" ]] || printf 'real servers: mode %s\n' "$(cat "$RUN_DIR/rs.mode")"
 }
 
+# --- scale-out: BIRD on the router and on each node -----------------------------------------
+#
+# router-bgp up: BIRD 2 in lab-router (vm-testbed/bird/router.conf: BGP with BFD to both nodes,
+# ECMP into the kernel with `merge paths`), the kernel's multipath hash on L4
+# (fib_multipath_hash_policy 1) and ICMP redirects off (the router forwards back out of the port
+# it received on); BIRD in lab-lb1 and lab-lb2 (vm-testbed/bird/node-lbN.conf), each with its own
+# control socket /run/rvs-lab-bird-lbN.ctl and include file /run/rvs-lab-lbN-vips.conf (created
+# with nothing announced here, then rvsd's: config/lab-bgp-lbN.toml); and the client's route to
+# the VIP through the router instead of lb1. router-bgp down stops the three and puts the route
+# back. BIRD logs to run/bird-<who>.log.
+BGP_SPEAKERS=(router lb1 lb2)
+bird_ns() { if [[ $1 == router ]]; then echo lab-router; else echo "lab-$1"; fi; }
+bird_conf() { if [[ $1 == router ]]; then echo "$HERE/bird/router.conf"; else echo "$HERE/bird/node-$1.conf"; fi; }
+bird_socket() { echo "/run/rvs-lab-bird-$1.ctl"; }
+bird_pid_file() { echo "$RUN_DIR/bird-$1.pid"; }
+bird_log_file() { echo "$RUN_DIR/bird-$1.log"; }
+
+router_bgp_up() {
+    need_root "router-bgp up"
+    command -v bird >/dev/null || die "'bird' not found; run: sudo bash vm-testbed/setup-host.sh (bird2)"
+    ns_exists lab-router || die "the lab is down; run: vm-testbed/lab.sh up"
+    mkdir -p "$RUN_DIR"
+    ns_sysctl lab-router net.ipv4.fib_multipath_hash_policy 1
+    local ifc who ns vips deadline
+    for ifc in all default front back; do
+        ns_sysctl lab-router "net.ipv4.conf.$ifc.send_redirects" 0
+    done
+    for who in "${BGP_SPEAKERS[@]}"; do
+        ns="$(bird_ns "$who")"
+        vips="/run/rvs-lab-$who-vips.conf"
+        if [[ $who != router && ! -f "$vips" ]]; then
+            # What rvsd writes with nothing announced, until it runs.
+            printf 'protocol static rvs_vips4 {\n\tipv4;\n}\n\nprotocol static rvs_vips6 {\n\tipv6;\n}\n' >"$vips"
+        fi
+        if [[ -f "$(bird_pid_file "$who")" ]] && kill -0 "$(cat "$(bird_pid_file "$who")")" 2>/dev/null; then
+            log "BIRD in $ns already runs"
+            continue
+        fi
+        bird -p -c "$(bird_conf "$who")" || die "$(bird_conf "$who") does not parse"
+        # In the foreground (-f) and detached by setsid: a daemonised BIRD closes its stderr,
+        # and the configs log to stderr, so this keeps the log in run/bird-<who>.log.
+        rm -f "$(bird_socket "$who")"
+        setsid ip netns exec "$ns" bird -f -c "$(bird_conf "$who")" -s "$(bird_socket "$who")" \
+            -P "$(bird_pid_file "$who")" </dev/null >>"$(bird_log_file "$who")" 2>&1 &
+        deadline=$((SECONDS + 5))
+        until [[ -S "$(bird_socket "$who")" ]]; do
+            ((SECONDS < deadline)) || die "BIRD did not start in $ns; see $(bird_log_file "$who")"
+            sleep 0.1
+        done
+        log "BIRD in $ns (socket $(bird_socket "$who"), log $(bird_log_file "$who"))"
+    done
+    in_ns lab-client ip route replace 10.10.0.100/32 via 10.10.0.254 dev eth0
+    log "client route to 10.10.0.100 via lab-router"
+}
+
+router_bgp_down() {
+    need_root "router-bgp down"
+    local who pid
+    for who in "${BGP_SPEAKERS[@]}"; do
+        [[ -f "$(bird_pid_file "$who")" ]] || continue
+        pid="$(cat "$(bird_pid_file "$who")")"
+        if kill -0 "$pid" 2>/dev/null; then
+            log "stop BIRD $who (pid $pid)"
+            kill -s TERM "$pid" 2>/dev/null || true
+        fi
+        rm -f "$(bird_pid_file "$who")"
+    done
+    if ns_exists lab-client; then
+        in_ns lab-client ip route replace 10.10.0.100/32 via 10.10.0.1 dev eth0
+        log "client route to 10.10.0.100 via lab-lb1 again"
+    fi
+}
+
 main() {
     local cmd=${1:-}
     [[ $# -gt 0 ]] && shift
@@ -627,6 +702,14 @@ main() {
         stop-lb) [[ $# -ge 1 && $# -le 2 ]] || usage; stop_lb "$@" ;;
         rs-start) [[ $# -le 1 ]] || usage; rs_start "$@" ;;
         rs-stop) [[ $# -eq 0 ]] || usage; rs_stop ;;
+        router-bgp)
+            [[ $# -eq 1 ]] || usage
+            case "$1" in
+                up) router_bgp_up ;;
+                down) router_bgp_down ;;
+                *) usage ;;
+            esac
+            ;;
         *) usage ;;
     esac
 }

@@ -9,7 +9,9 @@
 #     valgrind (callgrind, for the instruction-count guard perf/guard.sh), dpkg-dev and
 #     libpopt-dev (rvsadm_compat builds ipvsadm 1.31 from Debian's source package), and
 #     keepalived (the VRRP peer of the HA lab test, run in a lab namespace, never as a host
-#     service), hping3 (floods), and debhelper, fakeroot, lintian, groff, man-db and systemd
+#     service), bird2 (BIRD 2: the BGP and BFD speaker of the scale-out lab, run in lab
+#     namespaces by vm-testbed/lab.sh router-bgp and start-lb, never as a host service),
+#     hping3 (floods), and debhelper, fakeroot, lintian, groff, man-db and systemd
 #     (vm-testbed/package/check.sh builds and checks the Debian package);
 #   - reserves 2 MiB hugepages so that at least HUGEPAGES_FREE (default 512) are free, never
 #     lowering an existing reservation, and mounts hugetlbfs on /dev/hugepages if no hugetlbfs is
@@ -26,13 +28,14 @@ PACKAGES=(
     wrk iperf3 haproxy nftables nginx
     valgrind dpkg-dev libpopt-dev
     keepalived
+    bird2
     hping3
     debhelper fakeroot lintian groff-base man-db systemd
 )
 # Daemons the benchmark runs itself inside the lab's namespaces: their packages' services must
 # not start on the host (nginx would take the host's :80, and its package fails to configure
-# when :80 is taken).
-NO_SERVICE=(haproxy nginx keepalived)
+# when :80 is taken). PACKAGE or PACKAGE:SERVICE when the unit is named otherwise.
+NO_SERVICE=(haproxy nginx keepalived bird2:bird)
 HUGEPAGES_FREE=${HUGEPAGES_FREE:-512}
 HP_DIR=/sys/kernel/mm/hugepages/hugepages-2048kB
 
@@ -72,9 +75,11 @@ if ((${#missing[@]})); then
     ((rc == 0)) || die "apt-get install failed for: ${missing[*]} (DPDK 22.11 needs Debian 12 bookworm or newer)"
     # And not at boot either, for the ones installed just now (an existing setup is left alone).
     if [[ -d /run/systemd/system ]]; then
-        for p in "${NO_SERVICE[@]}"; do
+        for entry in "${NO_SERVICE[@]}"; do
+            p=${entry%%:*}
+            unit=${entry#*:}
             if [[ " ${missing[*]} " == *" $p "* ]]; then
-                systemctl disable --now "$p.service" >/dev/null 2>&1 || true
+                systemctl disable --now "$unit.service" >/dev/null 2>&1 || true
             fi
         done
     fi

@@ -11,8 +11,9 @@
 #      fails the run and leaves the input in <that fuzz dir>/artifacts/);
 #   6. compares callgrind instructions per packet and per new connection with the committed
 #      baseline (perf/guard.sh; growth above 3 % in any figure fails the run);
-#   7. runs the lab tests (rvs-labtests, #[ignore]d for plain cargo test) one at a time against
-#      the freshly built rvsd, in the netns lab;
+#   7. runs the lab tests (rvs-labtests, #[ignore]d for plain cargo test: every file of
+#      vm-testbed/labtests/tests/, among them bgp.rs, the scale-out lab with BIRD) one at a
+#      time against the freshly built rvsd, in the netns lab;
 #   8. runs the DPDK and end-to-end benchmark harnesses once in --quick mode so they cannot
 #      rot (the pipeline and sync benchmarks' smoke tests are part of step 4), and a 2-minute
 #      soak (perf/soak.sh: load, REST churn, bad frames and a flood at once).

@@ -258,6 +258,8 @@ struct LiveStatus {
     watch: Arc<crate::watchdog::WorkerWatch>,
     /// The ports' link changes, counted by the periodic sample.
     links: Arc<std::sync::Mutex<crate::watchdog::LinkWatch>>,
+    /// What the BGP thread last published (with `[bgp]`).
+    bgp: Option<crate::bgp::BgpBoard>,
 }
 
 struct LivePort {
@@ -332,7 +334,54 @@ impl StatusSource for LiveStatus {
         let mut reload = self.reload.lock().unwrap_or_else(|p| p.into_inner()).clone();
         reload.generation = table.generation();
         status.reload = Some(reload);
+        status.bgp = self.bgp.as_ref().map(|b| b.lock().unwrap_or_else(|p| p.into_inner()).clone());
         status
+    }
+}
+
+/// What the BGP thread reads in the running daemon: the worker watchdog, each service's
+/// healthy servers and quorum, and the VRRP roles of the VIPs.
+struct LiveBgpEnv {
+    state: Arc<AppState>,
+    watch: Arc<crate::watchdog::WorkerWatch>,
+    roles: Option<Arc<ha::HaRoles>>,
+    ha_board: Option<crate::ha::run::HaBoard>,
+}
+
+impl crate::bgp::run::ViewSource for LiveBgpEnv {
+    fn view(&self, now: Instant) -> crate::bgp::decide::NodeView {
+        use crate::bgp::decide::{ServiceHealth, VrrpRole};
+        let stalled_workers =
+            self.watch.sample(now).iter().enumerate().filter(|(_, s)| s.is_some()).map(|(w, _)| w).collect();
+        let running = self.state.running();
+        let healthy = running.healthy_servers();
+        let services: Vec<ServiceHealth> = running
+            .config()
+            .services
+            .iter()
+            .zip(healthy)
+            .map(|(s, (_, healthy, servers))| ServiceHealth {
+                name: crate::model::service_name(s),
+                vip: std::net::IpAddr::V4(s.address),
+                healthy,
+                servers,
+                quorum: s.quorum,
+            })
+            .collect();
+        drop(running);
+        let mut vrrp = std::collections::BTreeMap::new();
+        if let Some(roles) = &self.roles {
+            let board = self.ha_board.as_ref().map(|b| b.lock().unwrap_or_else(|p| p.into_inner()).clone());
+            for s in &services {
+                let Some(group) = roles.group_of(s.vip) else { continue };
+                let inst = board.as_ref().and_then(|b| b.instances.get(group.index()));
+                let master = roles.is_master(group);
+                let state =
+                    inst.map_or_else(|| if master { "master" } else { "backup" }.to_string(), |i| i.state.clone());
+                vrrp.insert(s.vip, VrrpRole { vrid: inst.map_or(0, |i| i.vrid), master, state });
+            }
+        }
+        crate::bgp::decide::NodeView { stalled_workers, services, vrrp }
     }
 }
 
@@ -531,8 +580,10 @@ pub fn run(config: &Config, text: &str, path: &Path) -> anyhow::Result<()> {
         reload: Arc::new(std::sync::Mutex::new(ReloadStatus::new(path))),
         watch: Arc::new(crate::watchdog::WorkerWatch::new(Vec::new())),
         links: Arc::default(),
+        bgp: config.bgp.as_ref().map(|_| crate::bgp::BgpBoard::default()),
     };
     let reload_board = Arc::clone(&status.reload);
+    let bgp_board = status.bgp.clone();
     let health_board = Arc::clone(&status.health);
     let health_counters = Arc::clone(&status.prober);
     let ha_board = status.ha.clone();
@@ -675,6 +726,7 @@ pub fn run(config: &Config, text: &str, path: &Path) -> anyhow::Result<()> {
         })
     };
     let status_workers: Vec<Arc<WorkerCounters>> = status.workers.iter().map(|(_, _, c)| Arc::clone(c)).collect();
+    let bgp_watch = Arc::clone(&status.watch);
     let source: Arc<dyn StatusSource> = Arc::new(status);
     tracing::info!(listen = %config.api.listen, workers, ports = port_handles.len(), "rvsd is running");
     // Persistence entries are refreshed by the workers; expired ones are reclaimed here,
@@ -694,6 +746,7 @@ pub fn run(config: &Config, text: &str, path: &Path) -> anyhow::Result<()> {
             }
         })
     };
+    let ha_board_for_bgp = ha_board.clone();
     let mut app = AppState::new(running, source, handles, token).with_estimator(Arc::clone(&estimator));
     if let (Some(board), Some(requests)) = (ha_board, ha_requests) {
         app = app.with_ha(Arc::new(crate::ha::run::HaHandle { board, requests: std::sync::Mutex::new(requests) }));
@@ -713,6 +766,28 @@ pub fn run(config: &Config, text: &str, path: &Path) -> anyhow::Result<()> {
             tracing::error!("cannot start the health thread, servers are not checked: {e}");
             None
         }
+    };
+    // BGP: its own stop flag, like VRRP's: at shutdown it withdraws every VIP while the
+    // workers still forward the BGP updates.
+    let bgp_stop = Arc::new(AtomicBool::new(false));
+    let bgp_thread = match (&config.bgp, bgp_board) {
+        (Some(bgp), Some(board)) => {
+            let shell = crate::bgp::run::Shell::new(bgp.clone(), Box::new(crate::bgp::run::BirdcCommand::new(bgp)));
+            let env = LiveBgpEnv {
+                state: Arc::clone(&state),
+                watch: bgp_watch,
+                roles: ha_roles.clone(),
+                ha_board: ha_board_for_bgp,
+            };
+            match crate::bgp::run::spawn(shell, Box::new(env), board, Arc::clone(&bgp_stop)) {
+                Ok(h) => Some(h),
+                Err(e) => {
+                    tracing::error!("cannot start the BGP thread, no VIP is announced: {e}");
+                    None
+                }
+            }
+        }
+        _ => None,
     };
     let reloader = {
         let state = Arc::clone(&state);
@@ -740,8 +815,13 @@ pub fn run(config: &Config, text: &str, path: &Path) -> anyhow::Result<()> {
     watch_task.abort();
     reloader.abort();
 
-    // VRRP first: masters send priority 0 (the backup takes over after its skew time)
-    // and give their addresses up, then worker 0 gets time to send those frames.
+    // BGP first: every VIP withdrawn (the thread waits for BIRD to carry it out), then
+    // VRRP: masters send priority 0 (the backup takes over after its skew time) and give
+    // their addresses up, then worker 0 gets time to send those frames.
+    bgp_stop.store(true, Ordering::Relaxed);
+    if let Some(h) = bgp_thread {
+        let _ = h.join();
+    }
     ha_stop.store(true, Ordering::Relaxed);
     if let Some(h) = ha_thread {
         let _ = h.join();

@@ -16,6 +16,7 @@
 //! * [`daemon`]: start-up (EAL, ports, workers), serving, and orderly shutdown.
 
 pub mod api;
+pub mod bgp;
 pub mod cli;
 pub mod config;
 pub mod daemon;

@@ -302,6 +302,9 @@ pub fn render(input: &MetricsInput) -> String {
     if let Some(ha) = &st.ha {
         vrrp_families(&mut out, ha);
     }
+    if let Some(bgp) = &st.bgp {
+        bgp_families(&mut out, bgp);
+    }
 
     // Ports.
     let port = |name: &str| -> Labels { vec![("port", name.to_string())] };
@@ -586,6 +589,57 @@ fn vrrp_families(out: &mut Out, ha: &crate::ha::view::HaStatus) {
     if let Some(sync) = &ha.sync {
         sync_families(out, sync);
     }
+}
+
+/// `rvs_bgp_*`: per VIP (label `vip`) announced or not, each reason it is withdrawn
+/// (label `reason`: stopping, workers, quorum, vrrp) and its transitions; BIRD's state.
+fn bgp_families(out: &mut Out, bgp: &crate::bgp::BgpStatus) {
+    let vip = |v: &crate::bgp::VipStatus| -> Labels { vec![("vip", v.vip.clone())] };
+    out.family(
+        "rvs_bgp_vip_announced",
+        Kind::Gauge,
+        "1 while rvsd announces the VIP through BIRD, 0 while it is withdrawn.",
+        bgp.vips.iter().map(|v| (vip(v), Value::Int(u64::from(v.state == "announced")))),
+    );
+    out.family(
+        "rvs_bgp_vip_withdrawn_reason",
+        Kind::Gauge,
+        "1 for each reason a VIP is withdrawn: stopping, workers (not polling), quorum (a service below its quorum), vrrp (not master).",
+        bgp.vips.iter().flat_map(|v| {
+            let mut reasons: Vec<String> =
+                v.reasons.iter().filter_map(|r| r.get("reason").and_then(|x| x.as_str()).map(String::from)).collect();
+            reasons.dedup();
+            reasons.into_iter().map(move |r| {
+                let mut l = vip(v);
+                l.push(("reason", r));
+                (l, Value::Int(1))
+            })
+        }),
+    );
+    out.family(
+        "rvs_bgp_vip_transitions_total",
+        Kind::Counter,
+        "Times the VIP went from announced to withdrawn or back.",
+        bgp.vips.iter().map(|v| (vip(v), Value::Int(v.transitions))),
+    );
+    out.family(
+        "rvs_bgp_bird_in_sync",
+        Kind::Gauge,
+        "1 when BIRD has read the include file as it is now; 0 while birdc is unreachable or BIRD refuses it.",
+        [(vec![], Value::Int(u64::from(bgp.in_sync)))],
+    );
+    out.family(
+        "rvs_bgp_birdc_runs_total",
+        Kind::Counter,
+        "birdc configure runs.",
+        [(vec![], Value::Int(bgp.configures))],
+    );
+    out.family(
+        "rvs_bgp_failures_total",
+        Kind::Counter,
+        "Failed include file writes and birdc runs.",
+        [(vec![], Value::Int(bgp.failures))],
+    );
 }
 
 fn sync_families(out: &mut Out, s: &crate::ha::view::SyncStatus) {

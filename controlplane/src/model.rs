@@ -122,6 +122,12 @@ pub struct ServiceView {
     /// The SYN-proxy mode in effect (`auto`, `always`, `off`; the default when unset).
     #[serde(default)]
     pub syn_proxy: String,
+    /// Healthy servers needed for the VIP to be announced over BGP.
+    #[serde(default = "default_quorum")]
+    pub quorum: u32,
+    /// `drop` or `schedule`: what a non-SYN TCP segment of an unknown flow does.
+    #[serde(default = "default_unknown_flow")]
+    pub unknown_flow: String,
     /// The real servers, in configuration order.
     pub servers: Vec<ServerView>,
     /// Service-wide counters (absent in change lists).
@@ -145,10 +151,20 @@ impl ServiceView {
             client_rate: s.client_rate,
             client_burst: s.client_burst,
             syn_proxy: s.syn_proxy_mode().name().to_string(),
+            quorum: s.quorum,
+            unknown_flow: s.unknown_flow.name().to_string(),
             servers: s.servers.iter().map(ServerView::new).collect(),
             stats: None,
         }
     }
+}
+
+fn default_quorum() -> u32 {
+    crate::config::defaults::QUORUM
+}
+
+fn default_unknown_flow() -> String {
+    crate::config::UnknownFlow::default().name().to_string()
 }
 
 /// `POST /v1/services`: a service, with optional servers.
@@ -188,6 +204,12 @@ pub struct ServiceBody {
     /// SYN proxy (`auto`, `always`, `off`; absent: the default for the service).
     #[serde(default)]
     pub syn_proxy: Option<String>,
+    /// Healthy servers needed for the VIP to be announced (absent: 1).
+    #[serde(default)]
+    pub quorum: Option<i64>,
+    /// `drop` (absent) or `schedule`.
+    #[serde(default)]
+    pub unknown_flow: Option<String>,
     /// Real servers.
     #[serde(default)]
     pub servers: Vec<ServerBody>,
@@ -216,6 +238,9 @@ impl ServiceBody {
             // What GET shows for a service with no rate (0) reads as "absent".
             client_burst: self.client_burst.filter(|&b| b != 0 || self.client_rate.is_some_and(|r| r != 0)),
             syn_proxy: self.syn_proxy.clone(),
+            // What GET shows for the defaults reads as "absent".
+            quorum: self.quorum.filter(|&q| q != i64::from(crate::config::defaults::QUORUM)),
+            unknown_flow: self.unknown_flow.clone().filter(|u| u != "drop"),
             health: None,
             agent: None,
             sorry_server: None,
@@ -309,6 +334,12 @@ pub struct ServiceUpdate {
     /// New SYN-proxy mode; `null` restores the default.
     #[serde(default, deserialize_with = "double_option")]
     pub syn_proxy: Option<Option<String>>,
+    /// New quorum; `null` restores the default (1).
+    #[serde(default, deserialize_with = "double_option")]
+    pub quorum: Option<Option<i64>>,
+    /// New unknown_flow mode; `null` restores the default (`drop`).
+    #[serde(default, deserialize_with = "double_option")]
+    pub unknown_flow: Option<Option<String>>,
 }
 
 impl ServiceUpdate {
@@ -347,6 +378,12 @@ impl ServiceUpdate {
         }
         if let Some(m) = &self.syn_proxy {
             s.syn_proxy = m.clone();
+        }
+        if let Some(q) = self.quorum {
+            s.quorum = q;
+        }
+        if let Some(u) = &self.unknown_flow {
+            s.unknown_flow = u.clone();
         }
     }
 }

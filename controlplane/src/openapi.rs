@@ -60,6 +60,18 @@ fn syn_proxy(nullable: bool) -> Value {
         "description": "SYN proxy with SYN cookies (NAT and Full-NAT TCP services): auto answers SYNs with cookies while a worker holds dataplane.syn_proxy_threshold half-open connections or more; default auto for TCP services whose servers are all NAT/Full-NAT, else off"})
 }
 
+/// `quorum`.
+fn quorum(nullable: bool) -> Value {
+    json!({"type": if nullable { json!(["integer", "null"]) } else { json!("integer") }, "minimum": 0, "default": 1,
+        "description": "healthy real servers needed for the VIP to be announced over BGP ([bgp]); 0: never withdrawn because of this service; at most the service's server count"})
+}
+
+/// `unknown_flow`.
+fn unknown_flow(nullable: bool) -> Value {
+    json!({"type": if nullable { json!(["string", "null"]) } else { json!("string") }, "enum": ["drop", "schedule"], "default": "drop",
+        "description": "what a TCP segment other than a SYN for no known connection does: dropped (tcp_no_conn), or scheduled by the consistent hash and its connection created (TCP, every server DR or IPIP, scheduler mh, sh, dh, conhash or user-hash, no persistence), so flows ECMP moves between nodes keep their server"})
+}
+
 fn schemas() -> Value {
     json!({
         "Error": {
@@ -116,6 +128,8 @@ fn schemas() -> Value {
                 "client_rate": client_rate(),
                 "client_burst": client_burst(false),
                 "syn_proxy": syn_proxy(false),
+                "quorum": quorum(false),
+                "unknown_flow": unknown_flow(false),
                 "servers": {"type": "array", "items": {"$ref": "#/components/schemas/Server"}},
                 "stats": {"$ref": "#/components/schemas/ServiceTraffic", "readOnly": true}
             }
@@ -132,7 +146,9 @@ fn schemas() -> Value {
                 "maxconn": maxconn(),
                 "client_rate": client_rate(),
                 "client_burst": client_burst(true),
-                "syn_proxy": syn_proxy(true)
+                "syn_proxy": syn_proxy(true),
+                "quorum": quorum(true),
+                "unknown_flow": unknown_flow(true)
             }
         },
         "ServerUpdate": {

@@ -319,6 +319,33 @@ impl Running {
         self.health_status = status;
     }
 
+    /// Per configured service (in configuration order): its key, its real servers that
+    /// can take a new flow now (the health and admin effects in force: up, present, a
+    /// weight above 0) and its server count. What `quorum` is compared with
+    /// ([`crate::bgp::decide`]).
+    pub fn healthy_servers(&self) -> Vec<(ServiceKey, u32, u32)> {
+        let effects = merged(&self.config, &self.health, &self.admin);
+        self.config
+            .services
+            .iter()
+            .map(|s| {
+                let key = service_key(s);
+                let healthy = s
+                    .servers
+                    .iter()
+                    .filter(|r| {
+                        let e = effects
+                            .get(&(key, r.address, r.port))
+                            .copied()
+                            .unwrap_or_else(|| crate::services::start_effect(s, r));
+                        e.up && e.present && e.weight > 0
+                    })
+                    .count();
+                (key, healthy as u32, s.servers.len() as u32)
+            })
+            .collect()
+    }
+
     /// The configuration in use.
     pub fn config(&self) -> &Config {
         &self.config
@@ -707,6 +734,9 @@ pub fn restart_only(old: &Config, new: &Config) -> Option<FieldError> {
     if old.ha != new.ha {
         return restart("ha".into());
     }
+    if old.bgp != new.bgp {
+        return restart("bgp".into());
+    }
     None
 }
 
@@ -766,6 +796,8 @@ pub fn diff(old: &Config, new: &Config) -> Vec<Change> {
         change(format!("{path}.client_rate"), json!(vs.client_rate), json!(vt.client_rate));
         change(format!("{path}.client_burst"), json!(vs.client_burst), json!(vt.client_burst));
         change(format!("{path}.syn_proxy"), json!(vs.syn_proxy), json!(vt.syn_proxy));
+        change(format!("{path}.quorum"), json!(vs.quorum), json!(vt.quorum));
+        change(format!("{path}.unknown_flow"), json!(vs.unknown_flow), json!(vt.unknown_flow));
         if s.health != t.health {
             change(format!("{path}.health"), json!(format!("{:?}", s.health)), json!(format!("{:?}", t.health)));
         }

@@ -295,6 +295,7 @@ pub fn build_with_health(
             stats: old.map(|o| Arc::clone(&o.stats)).unwrap_or_else(|| Arc::new(ServerStats::new(workers))),
             admission: admission(s),
             syn_proxy: syn_proxy(config, s),
+            unknown_flow: s.unknown_flow,
         });
     }
     ServiceTable::with_ids(generation, services, table_ids, settings(config)).context("the service table")

@@ -75,6 +75,9 @@ pub struct Status {
     /// The config file's reloads on SIGHUP (absent when no file is watched: tests, tools).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reload: Option<ReloadStatus>,
+    /// The VIPs announced or withdrawn through BIRD, and why (absent without `[bgp]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bgp: Option<crate::bgp::BgpStatus>,
 }
 
 /// `reload` in `/v1/status`: how the last SIGHUP reload of the config file went. A failed
@@ -165,6 +168,7 @@ impl Status {
             prober: None,
             ha: None,
             reload: None,
+            bgp: None,
         }
     }
 

@@ -1078,3 +1078,49 @@ async fn syn_proxy_applies_live_and_shows() {
     let p = srv.state.running().shared().load_full().services()[0].syn_proxy;
     assert_eq!((p.mode, p.threshold), (SynProxyMode::Off, 64));
 }
+
+/// `quorum` and `unknown_flow` through the service bodies: shown with their defaults,
+/// changed live (the table's service gets the new `unknown_flow`), `null` back to the
+/// defaults, refused naming the field (a quorum above the servers, `schedule` on a NAT
+/// service or a non-consistent scheduler), nothing changed by a refusal.
+#[tokio::test]
+async fn quorum_and_unknown_flow_apply_live_and_show() {
+    use rvs_dataplane::types::UnknownFlow;
+    let srv = serve(CONFIG).await;
+    let (_, v) = call(&srv, "GET", SVC, None).await;
+    assert_eq!((v["quorum"].as_u64(), v["unknown_flow"].as_str()), (Some(1), Some("drop")), "{v}");
+
+    let (code, v) = call(&srv, "PUT", SVC, Some(r#"{"quorum":2}"#)).await;
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(v["quorum"], 2);
+    assert!(config_text(&srv).await.contains("quorum = 2"));
+    let (code, v) = call(&srv, "PUT", SVC, Some(r#"{"quorum":3}"#)).await;
+    assert_eq!(code, 422, "{v}");
+    assert!(v["field"].as_str().is_some_and(|f| f.ends_with("quorum")), "{v}");
+    let (code, v) = call(&srv, "PUT", SVC, Some(r#"{"unknown_flow":"schedule"}"#)).await;
+    assert_eq!(code, 422, "NAT servers: {v}");
+    assert!(v["field"].as_str().is_some_and(|f| f.ends_with("unknown_flow")), "{v}");
+    assert!(v["error"].as_str().is_some_and(|e| e.contains("DR or IPIP")), "{v}");
+    let (code, v) = call(&srv, "PUT", SVC, Some(r#"{"quorum":null}"#)).await;
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(v["quorum"], 1);
+    assert!(!config_text(&srv).await.contains("quorum"));
+
+    // A DR service with mh takes it; with wrr it is refused.
+    let body = r#"{"protocol":"tcp","address":"10.10.0.101","port":80,"scheduler":"mh","unknown_flow":"schedule",
+        "servers":[{"address":"10.20.0.11","forward":"dr"},{"address":"10.20.0.12","forward":"dr"}]}"#;
+    let (code, v) = call(&srv, "POST", "/v1/services", Some(body)).await;
+    assert_eq!(code, 201, "{v}");
+    let dr = "/v1/services/tcp/10.10.0.101/80";
+    let (_, v) = call(&srv, "GET", dr, None).await;
+    assert_eq!(v["unknown_flow"], "schedule", "{v}");
+    let table = srv.state.running().shared().load_full();
+    let svc = table.services().iter().find(|s| s.key.vip == std::net::Ipv4Addr::new(10, 10, 0, 101)).unwrap();
+    assert_eq!(svc.unknown_flow, UnknownFlow::Schedule);
+    let (code, v) = call(&srv, "PUT", dr, Some(r#"{"scheduler":"wrr"}"#)).await;
+    assert_eq!(code, 422, "{v}");
+    assert!(v["error"].as_str().is_some_and(|e| e.contains("consistent scheduler")), "{v}");
+    let (code, v) = call(&srv, "PUT", dr, Some(r#"{"unknown_flow":null}"#)).await;
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(v["unknown_flow"], "drop");
+}

@@ -20,7 +20,9 @@
 //!   another queue, or ARP-less NICs without RSS) comes back as
 //!   [`Verdict::Redirect`]; the worker moves it through a single-producer ring.
 //! * New flows: a TCP segment creates a connection only when it is a SYN without ACK
-//!   (IPVS's rule: anything else for an unknown flow is dropped, `tcp_no_conn`); any UDP
+//!   (IPVS's rule: anything else for an unknown flow is dropped, `tcp_no_conn`), or, on a
+//!   service with `unknown_flow = "schedule"` (`crate::types::UnknownFlow`), any segment
+//!   but a RST (counted `conns_unknown_scheduled`); any UDP
 //!   datagram creates one, if the service admits it (`crate::admission`: client
 //!   allow/deny prefixes, `maxconn`, the per-client rate; refusals are `acl_denied`,
 //!   `service_maxconn`, `client_rate_limited`).
@@ -67,7 +69,9 @@ use crate::service::{ServiceTable, SharedServices};
 use crate::stats::{DropReason, WorkerCounters};
 use crate::synproxy::cookie::CookieSecret;
 use crate::synproxy::SynProxyMode;
-use crate::types::{ConnState, ForwardMode, L4Proto, PortId, ServerId, ServiceId, ServiceKey, TcpState, Timeouts};
+use crate::types::{
+    ConnState, ForwardMode, L4Proto, PortId, ServerId, ServiceId, ServiceKey, TcpState, Timeouts, UnknownFlow,
+};
 use crate::view::L4View;
 use crate::wire::{EthernetFrame, Ipv4Packet, MacAddr};
 use crate::xmit::icmp_err;
@@ -374,6 +378,8 @@ impl LbEngine {
                 let key = ServiceKey { proto: flow.proto(), vip: flow.dst, port: flow.dport };
                 let Some((svc, s)) = self.snap.lookup(key) else { return Verdict::Drop(DropReason::L4NoService) };
                 let policy = s.syn_proxy;
+                // A non-SYN TCP segment scheduled by `unknown_flow = "schedule"`.
+                let mut unknown = false;
                 if flow.proto() == L4Proto::Tcp {
                     if flow.is_syn() {
                         // `auto` below its threshold: one comparison more per SYN.
@@ -386,12 +392,22 @@ impl LbEngine {
                         if ack_only && policy.mode != SynProxyMode::Off && self.cookies_recent(now) {
                             return self.accept_cookie(svc, buf, flow, env, now);
                         }
-                        // IPVS's rule: only a SYN opens a TCP connection.
-                        return Verdict::Drop(DropReason::TcpNoConn);
+                        // IPVS's rule: only a SYN opens a TCP connection; with
+                        // `unknown_flow = "schedule"` any segment but a RST does (a flow
+                        // ECMP moved here from another node; IPVS's `sloppy_tcp`).
+                        if s.unknown_flow == UnknownFlow::Drop || flow.flags.is_some_and(|f| f.rst()) {
+                            return Verdict::Drop(DropReason::TcpNoConn);
+                        }
+                        unknown = true;
                     }
                 }
                 match self.new_conn(svc, flow, env, now) {
-                    Ok(id) => (id, true),
+                    Ok(id) => {
+                        if unknown {
+                            env.counters.conns_unknown_scheduled.inc();
+                        }
+                        (id, true)
+                    }
                     Err(reason) => return Verdict::Drop(reason),
                 }
             }

@@ -18,7 +18,7 @@ use crate::sched::{PersistTable, SchedShared};
 use crate::server::{RealServer, ServerStats};
 use crate::sync::PersistRecord;
 use crate::synproxy::SynProxyPolicy;
-use crate::types::{L4Proto, SchedulerKind, ServerId, ServiceId, ServiceKey, Timeouts, VipConfig};
+use crate::types::{L4Proto, SchedulerKind, ServerId, ServiceId, ServiceKey, Timeouts, UnknownFlow, VipConfig};
 
 /// One virtual service in a snapshot: its servers, its scheduler's shared tables, its
 /// persistence and its Full-NAT local addresses.
@@ -47,6 +47,9 @@ pub struct Service {
     /// Whether SYNs are answered with SYN cookies (NAT and Full-NAT TCP services; see
     /// [`crate::synproxy`]). Ignored for UDP and for DR/IPIP servers.
     pub syn_proxy: SynProxyPolicy,
+    /// What a TCP segment other than a SYN for no known connection does: dropped
+    /// (`tcp_no_conn`, the default) or scheduled (see [`UnknownFlow`]).
+    pub unknown_flow: UnknownFlow,
 }
 
 /// Why a persistence record from the peer was not installed

@@ -367,6 +367,8 @@ worker_counters! {
     idle_sleeps: Counter "rvs_worker_idle_sleeps_total", "Times the idle policy put the worker to sleep.";
     conns_created: Counter "rvs_worker_connections_created_total", "Connections the worker created.";
     conns_reused: Counter "rvs_worker_connections_reused_total", "Finished TCP connections (TIME_WAIT, CLOSE, or whose real server was removed) replaced by a new SYN on the same client tuple, which was scheduled anew.";
+    /// Only on services with `unknown_flow = "schedule"` (flows moved here by ECMP).
+    conns_unknown_scheduled: Counter "rvs_worker_connections_unknown_scheduled_total", "Connections created from a TCP segment other than a SYN of an unknown flow (unknown_flow = \"schedule\").";
     conns_displaced: Counter "rvs_worker_connections_displaced_total", "Closing TCP connections removed to make room for a new SYN with the same reply tuple (NAT, two services on one server ip:port).";
     redirected_out: Counter "rvs_worker_redirected_out_total", "Packets handed to the worker owning their flow.";
     /// Through the redirect rings.

@@ -148,6 +148,61 @@ scheduler_kinds! {
     UserHash => "user-hash": "Consistent hashing of the client address.",
 }
 
+impl SchedulerKind {
+    /// Whether the scheduler's choice is a pure function of the packet's addresses and
+    /// ports and of the server list: mh, sh, dh, conhash and user-hash. Every node (and
+    /// every worker) given the same servers picks the same server for a flow, so a flow
+    /// that ECMP moves to another node can be scheduled there again and reach the server
+    /// it started on ([`UnknownFlow::Schedule`]). The others depend on counters, cursors,
+    /// randomness or per-node tables.
+    pub const fn is_consistent(self) -> bool {
+        matches!(
+            self,
+            SchedulerKind::Mh
+                | SchedulerKind::Sh
+                | SchedulerKind::Dh
+                | SchedulerKind::Conhash
+                | SchedulerKind::UserHash
+        )
+    }
+}
+
+/// What a service does with a TCP segment other than a SYN that matches no connection
+/// (config `unknown_flow`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum UnknownFlow {
+    /// Drop it (`tcp_no_conn`), IPVS's default: only a SYN opens a TCP connection.
+    #[default]
+    Drop,
+    /// Schedule it like a SYN and create the connection entry (Katran's behaviour, IPVS's
+    /// `sloppy_tcp` sysctl); a RST is still dropped. Meant for DR and IPIP services with
+    /// a consistent scheduler ([`SchedulerKind::is_consistent`]) on nodes behind ECMP:
+    /// a flow that the router moves from one node to another is sent by the new node to
+    /// the server the old one chose.
+    Schedule,
+}
+
+impl UnknownFlow {
+    /// The name used in the config file: `drop` or `schedule`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            UnknownFlow::Drop => "drop",
+            UnknownFlow::Schedule => "schedule",
+        }
+    }
+}
+
+impl FromStr for UnknownFlow {
+    type Err = UnknownName;
+    fn from_str(s: &str) -> Result<Self, UnknownName> {
+        [UnknownFlow::Drop, UnknownFlow::Schedule].into_iter().find(|m| m.name() == s).ok_or_else(|| UnknownName {
+            what: "unknown_flow mode",
+            name: s.into(),
+            expected: "drop, schedule".into(),
+        })
+    }
+}
+
 impl FromStr for SchedulerKind {
     type Err = UnknownName;
     fn from_str(s: &str) -> Result<Self, UnknownName> {

@@ -217,6 +217,7 @@ fn a_vip_added_live_takes_its_group() {
         stats: Arc::new(ServerStats::new(1)),
         admission: Default::default(),
         syn_proxy: Default::default(),
+        unknown_flow: Default::default(),
     };
     let settings = TableSettings {
         timeouts: None,

@@ -56,6 +56,7 @@ fn republish(shared: &SharedServices, generation: u64, servers: &[(u32, Rs)], se
         stats: Arc::clone(&svc.stats),
         admission: Default::default(),
         syn_proxy: Default::default(),
+        unknown_flow: Default::default(),
     };
     let ids = TableIds {
         services: vec![old.service_id(0).expect("id")],
@@ -212,6 +213,7 @@ fn timeouts_and_vips_change_with_the_table() {
             stats: Arc::new(ServerStats::new(1)),
             admission: Default::default(),
             syn_proxy: Default::default(),
+            unknown_flow: Default::default(),
         }
     };
     let settings = TableSettings {

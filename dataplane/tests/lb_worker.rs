@@ -1021,6 +1021,7 @@ fn republish(shared: &SharedServices, generation: u64, admission: Admission) {
         stats: Arc::clone(&s.stats),
         admission,
         syn_proxy: Default::default(),
+        unknown_flow: Default::default(),
     };
     shared.store(Arc::new(ServiceTable::new(generation, vec![next]).expect("table")));
 }

@@ -276,6 +276,7 @@ fn build_worker_with(
         stats: Arc::new(ServerStats::new(1)),
         admission: Default::default(),
         syn_proxy: if proxy { SynProxyPolicy::ALWAYS } else { SynProxyPolicy::OFF },
+        unknown_flow: Default::default(),
     };
     let table = ServiceTable::new(1, vec![service]).map_err(setup_err)?;
     let lb = LbEngine::new(

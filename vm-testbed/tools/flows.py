@@ -20,6 +20,7 @@ object: {"flows", "ok", "failed": [{"flow", "why"}...], "max_gap_ms", "answers",
 "servers": {"rs1": n, ...}} and exits 0 (the test judges the figures).
 
   flows.py --tcp 10.10.0.100:80 --count 100 --interval 0.05 [--stall 2] [--duration S]
+           [--sources 10.10.0.2,10.10.0.3]
   flows.py --udp 10.10.0.100:53 --count 20
 
 Python 3 standard library only.
@@ -93,8 +94,8 @@ def run_tcp(flow, addr, sock, buf, interval, stall, stop):
         sock.close()
 
 
-def open_tcp(flow, addr, timeout):
-    sock = socket.create_connection(addr, timeout=timeout)
+def open_tcp(flow, addr, timeout, source=None):
+    sock = socket.create_connection(addr, timeout=timeout, source_address=(source, 0) if source else None)
     body, buf = http_get(sock, addr[0], b"")
     flow.first = body
     flow.good(time.monotonic())
@@ -165,9 +166,11 @@ def main():
     ap.add_argument("--interval", type=float, default=0.05, help="seconds between a flow's requests")
     ap.add_argument("--stall", type=float, default=2.0, help="longest gap in seconds before a flow fails")
     ap.add_argument("--duration", type=float, help="seconds to run (default: until stdin closes)")
+    ap.add_argument("--sources", help="TCP: comma-separated client addresses, flow i from the i-th modulo their count")
     a = ap.parse_args()
     host, _, port = (a.tcp or a.udp).rpartition(":")
     addr = (host, int(port))
+    sources = a.sources.split(",") if a.sources else []
 
     flows = [Flow(i) for i in range(a.count)]
     stop = threading.Event()
@@ -175,7 +178,8 @@ def main():
     for f in flows:
         try:
             if a.tcp:
-                sock, buf = open_tcp(f, addr, 3.0)
+                source = sources[f.index % len(sources)] if sources else None
+                sock, buf = open_tcp(f, addr, 3.0, source)
                 t = threading.Thread(target=run_tcp, args=(f, addr, sock, buf, a.interval, a.stall, stop))
             else:
                 sock = open_udp(f, addr, 3.0)

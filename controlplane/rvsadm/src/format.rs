@@ -539,7 +539,7 @@ fn reload_lines(out: &mut String, r: &crate::model::ReloadDoc) {
     );
 }
 
-/// `rvsadm status`: version and uptime, a failed config reload, a line per stalled worker, ports, workers, VRRP instances (with `[ha]`), and
+/// `rvsadm status`: version and uptime, a failed config reload, a line per stalled worker, ports, workers, VRRP instances (with `[ha]`), the VIPs announced through BIRD (with `[bgp]`), and
 /// the drop reasons that are not 0.
 pub fn status(s: &StatusDoc) -> String {
     let mut out = String::new();
@@ -696,6 +696,10 @@ pub fn status(s: &StatusDoc) -> String {
         }
     }
 
+    if let Some(bgp) = &s.bgp {
+        bgp_lines(&mut out, bgp);
+    }
+
     out.push('\n');
     let drops: Vec<Vec<String>> =
         s.drops.iter().filter(|(_, &n)| n != 0).map(|(k, n)| vec![k.clone(), n.to_string()]).collect();
@@ -705,6 +709,38 @@ pub fn status(s: &StatusDoc) -> String {
         table(&mut out, &["Drop reason", "Packets"], &drops, 1);
     }
     out
+}
+
+/// The lines of `rvsadm status` about BGP: whether BIRD has the include file (or why
+/// not), then a row per VIP, announced or withdrawn, since when and why.
+fn bgp_lines(out: &mut String, b: &crate::model::BgpDoc) {
+    out.push('\n');
+    match &b.error {
+        Some(e) => {
+            let retry =
+                b.retry_in_ms.map(|ms| format!(", retry in {}.{} s", ms / 1000, ms % 1000 / 100)).unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "{e} (socket {}{retry}; {} of {} attempts failed); forwarding continues",
+                b.socket, b.failures, b.configures
+            );
+        }
+        None if b.in_sync => {
+            let _ = writeln!(out, "BGP: BIRD has {} (socket {})", b.include_file, b.socket);
+        }
+        None => {
+            let _ = writeln!(out, "BGP: {} not applied yet (socket {})", b.include_file, b.socket);
+        }
+    }
+    let rows: Vec<Vec<String>> = b
+        .vips
+        .iter()
+        .map(|v| {
+            let when = std::time::UNIX_EPOCH + std::time::Duration::from_secs(v.since_unix);
+            vec![v.vip.clone(), v.state.clone(), humantime::format_rfc3339_seconds(when).to_string(), v.why.clone()]
+        })
+        .collect();
+    table(out, &["VIP", "State", "Since", "Why"], &rows, 4);
 }
 
 /// A table with a header row: columns before `first_number` are left-aligned, the others

@@ -272,6 +272,47 @@ pub struct StatusDoc {
     pub ha: Option<HaDoc>,
     /// The config file's SIGHUP reloads, when rvsd watches a file.
     pub reload: Option<ReloadDoc>,
+    /// The VIPs announced through BIRD, when rvsd runs `[bgp]`.
+    pub bgp: Option<BgpDoc>,
+}
+
+/// `bgp` of [`StatusDoc`]: the VIPs announced or withdrawn and BIRD's state.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct BgpDoc {
+    /// The include file rvsd writes.
+    pub include_file: String,
+    /// BIRD's control socket.
+    pub socket: String,
+    /// Whether BIRD has read the include file as it is now.
+    pub in_sync: bool,
+    /// Why not (`bgp: birdc unreachable: ...`).
+    pub error: Option<String>,
+    /// Milliseconds until the next attempt, while failing.
+    pub retry_in_ms: Option<u64>,
+    /// birdc runs.
+    #[serde(deserialize_with = "lenient_u64")]
+    pub configures: u64,
+    /// Failed writes and birdc runs.
+    #[serde(deserialize_with = "lenient_u64")]
+    pub failures: u64,
+    /// Every VIP.
+    pub vips: Vec<VipDoc>,
+}
+
+/// One VIP of [`BgpDoc`].
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct VipDoc {
+    /// The VIP.
+    pub vip: String,
+    /// `announced` or `withdrawn`.
+    pub state: String,
+    /// Why, in words.
+    pub why: String,
+    /// Unix time it entered that state.
+    #[serde(deserialize_with = "lenient_u64")]
+    pub since_unix: u64,
 }
 
 /// `reload` of [`StatusDoc`]: how the last SIGHUP reload of the config file went.

@@ -40,6 +40,24 @@ pub struct ConfigFile {
     /// `[ha]`: master/backup pairing; absent for a standalone balancer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ha: Option<HaFile>,
+    /// `[bgp]`: announcing the VIPs through BIRD; absent when no router learns them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bgp: Option<BgpFile>,
+}
+
+/// `[bgp]`: the BIRD include file rvsd keeps and how it makes BIRD read it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BgpFile {
+    /// The file rvsd writes (an absolute path, in an existing directory), which BIRD's
+    /// configuration includes (`include "/run/rvs/bird-vips.conf";`).
+    pub include_file: String,
+    /// The birdc program (default `"birdc"`, looked up in PATH).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub birdc: Option<String>,
+    /// BIRD's control socket (default `"/run/bird/bird.ctl"`, Debian's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub socket: Option<String>,
 }
 
 /// `[dataplane]`. Every field has a default (see [`super::defaults`]).
@@ -205,6 +223,14 @@ pub struct ServiceFile {
     /// whose servers are all NAT or Full-NAT, `"off"` otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub syn_proxy: Option<String>,
+    /// Healthy real servers needed for the VIP to be announced over BGP (default 1; 0:
+    /// this service never withdraws its VIP).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quorum: Option<i64>,
+    /// A TCP segment other than a SYN for no known connection: `"drop"` (default) or
+    /// `"schedule"` (DR/IPIP with a consistent scheduler, for nodes behind ECMP).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unknown_flow: Option<String>,
     /// `[service.health]`: how real servers are probed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health: Option<HealthFile>,

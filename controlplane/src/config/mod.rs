@@ -92,6 +92,12 @@ pub mod defaults {
     pub const AGENT_INTERVAL: Duration = Duration::from_secs(2);
     /// `service.agent.timeout`.
     pub const AGENT_TIMEOUT: Duration = Duration::from_secs(1);
+    /// `service.quorum`.
+    pub const QUORUM: u32 = 1;
+    /// `bgp.birdc`.
+    pub const BIRDC: &str = "birdc";
+    /// `bgp.socket` (Debian's bird2 package).
+    pub const BIRD_SOCKET: &str = "/run/bird/bird.ctl";
     /// `service.agent.stale_after`, in agent intervals.
     pub const AGENT_STALE_INTERVALS: u32 = 3;
 }
@@ -169,6 +175,8 @@ pub struct Config {
     pub services: Vec<Service>,
     /// `[ha]`.
     pub ha: Option<Ha>,
+    /// `[bgp]`.
+    pub bgp: Option<Bgp>,
 }
 
 impl Config {
@@ -461,6 +469,9 @@ pub use rvs_dataplane::types::SchedulerKind as Scheduler;
 /// The scheduler name that is wrr over agent-reported load (see [`Service::system_load`]).
 pub const SYSTEM_LOAD: &str = "system-load";
 
+/// `unknown_flow` (`drop`, `schedule`): the data path's type.
+pub use rvs_dataplane::types::UnknownFlow;
+
 /// How a real server is reached (`dr`, `nat`, `fullnat`, `tunnel`): the data path's type.
 pub use rvs_dataplane::types::ForwardMode as Forward;
 
@@ -497,6 +508,11 @@ pub struct Service {
     pub client_burst: u32,
     /// The configured SYN-proxy mode; `None`: the default ([`Service::syn_proxy_mode`]).
     pub syn_proxy: Option<SynProxyMode>,
+    /// Healthy servers needed for the VIP to be announced (`[bgp]`); 0: never withdrawn
+    /// for this service.
+    pub quorum: u32,
+    /// What a non-SYN TCP segment of an unknown flow does.
+    pub unknown_flow: UnknownFlow,
     /// Health checking, if any.
     pub health: Option<Health>,
     /// Agent checking, if any.
@@ -626,6 +642,17 @@ pub struct Server {
     pub lower_threshold: u32,
     /// Used only when no non-backup server is up.
     pub backup: bool,
+}
+
+/// `[bgp]`, validated: where the include file goes and how BIRD is told to read it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bgp {
+    /// The include file (absolute, in an existing directory).
+    pub include_file: PathBuf,
+    /// The birdc program.
+    pub birdc: PathBuf,
+    /// BIRD's control socket (absolute).
+    pub socket: PathBuf,
 }
 
 /// `[ha]`, validated.

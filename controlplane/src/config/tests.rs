@@ -957,3 +957,97 @@ fn syn_proxy_defaults_round_trips_and_names_its_errors() {
         assert!(!e.names("service[0].syn_proxy"), "{e}");
     }
 }
+
+/// `unknown_flow`: `drop` by default and anywhere; `schedule` only for a TCP service
+/// whose servers are all DR or IPIP, with a consistent scheduler and no persistence;
+/// every refusal names `service[i].unknown_flow` and says why.
+#[test]
+fn unknown_flow_schedule_is_accepted_only_where_it_is_consistent() {
+    use rvs_dataplane::types::UnknownFlow;
+    // The sketch without persistence, DR, mh.
+    let base = SKETCH
+        .replacen("persistence = \"300s\"\n", "", 1)
+        .replacen("forward = \"nat\"", "forward = \"dr\"", 1)
+        .replacen("scheduler = \"wrr\"", "scheduler = \"mh\"", 1);
+    let with = |text: &str, extra: &str| text.replacen("scheduler = ", &format!("{extra}\nscheduler = "), 1);
+    let c = Config::from_toml(&base).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.services[0].unknown_flow, UnknownFlow::Drop);
+    for sched in ["mh", "sh", "dh", "conhash", "user-hash"] {
+        for forward in ["dr", "tunnel"] {
+            let text = with(
+                &base.replacen("scheduler = \"mh\"", &format!("scheduler = \"{sched}\""), 1).replacen(
+                    "forward = \"dr\"",
+                    &format!("forward = \"{forward}\""),
+                    1,
+                ),
+                "unknown_flow = \"schedule\"",
+            );
+            let c = Config::from_toml(&text).unwrap_or_else(|e| panic!("{sched}/{forward}: {e}"));
+            assert_eq!(c.services[0].unknown_flow, UnknownFlow::Schedule);
+            let again = toml::to_string(&parse_toml(&text).unwrap()).unwrap();
+            assert_eq!(Config::from_toml(&again).unwrap(), c, "round trip");
+        }
+    }
+    let sched = with(&base, "unknown_flow = \"schedule\"");
+    let cases: Vec<(String, &str)> = vec![
+        (with(&base, "unknown_flow = \"sometimes\""), "not an unknown_flow mode"),
+        (sched.replacen("forward = \"dr\"", "forward = \"nat\"", 1), "server[0] is nat"),
+        (sched.replacen("forward = \"dr\"", "forward = \"fullnat\"", 1), "DR or IPIP"),
+        (sched.replacen("scheduler = \"mh\"", "scheduler = \"wrr\"", 1), "consistent scheduler"),
+        (sched.replacen("scheduler = \"mh\"", "scheduler = \"rr\"", 1), "sh, dh, mh, conhash, user-hash"),
+        (sched.replacen("protocol = \"tcp\"", "protocol = \"udp\"", 1), "TCP services only"),
+        (with(&sched, "persistence = \"300s\""), "persistence"),
+    ];
+    for (text, says) in cases {
+        let e = Config::from_toml(&text).expect_err(says);
+        assert!(e.names("service[0].unknown_flow"), "{says}: {e}");
+        assert!(e.errors.iter().any(|x| x.message.contains(says)), "{says}: {e}");
+    }
+    // `drop` is accepted anywhere.
+    let nat = with(SKETCH, "unknown_flow = \"drop\"");
+    assert_eq!(Config::from_toml(&nat).unwrap_or_else(|e| panic!("{e}")).services[0].unknown_flow, UnknownFlow::Drop);
+}
+
+/// `quorum`: 1 by default, 0 up to the service's server count, refused above it.
+#[test]
+fn quorum_defaults_to_one_and_stays_within_the_server_count() {
+    let c = Config::from_toml(SKETCH).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.services[0].quorum, 1);
+    for q in [0, 1] {
+        let text = SKETCH.replacen("scheduler = ", &format!("quorum = {q}\nscheduler = "), 1);
+        assert_eq!(Config::from_toml(&text).unwrap_or_else(|e| panic!("{e}")).services[0].quorum, q);
+    }
+    let text = SKETCH.replacen("scheduler = ", "quorum = 2\nscheduler = ", 1);
+    let e = Config::from_toml(&text).expect_err("quorum above the servers");
+    assert!(e.names("service[0].quorum"), "{e}");
+    assert!(e.errors[0].message.contains("this service has 1"), "{e}");
+}
+
+/// `[bgp]`: defaults for birdc and the socket; the include file must be absolute in an
+/// existing directory; the socket absolute; birdc not empty.
+#[test]
+fn bgp_section_defaults_and_errors() {
+    let dir = std::env::temp_dir();
+    let file = dir.join(format!("rvs-cfg-bgp-{}.conf", std::process::id()));
+    let text = format!("{SKETCH}\n[bgp]\ninclude_file = \"{}\"\n", file.display());
+    let c = Config::from_toml(&text).unwrap_or_else(|e| panic!("{e}"));
+    let bgp = c.bgp.expect("[bgp]");
+    assert_eq!(bgp.include_file, file);
+    assert_eq!(bgp.birdc, std::path::PathBuf::from(defaults::BIRDC));
+    assert_eq!(bgp.socket, std::path::PathBuf::from(defaults::BIRD_SOCKET));
+    let set = format!("{text}birdc = \"/usr/sbin/birdc\"\nsocket = \"/run/rvs/bird-lb1.ctl\"\n");
+    let bgp = Config::from_toml(&set).unwrap_or_else(|e| panic!("{e}")).bgp.expect("[bgp]");
+    assert_eq!(bgp.socket, std::path::PathBuf::from("/run/rvs/bird-lb1.ctl"));
+    let cases: Vec<(String, &str, &str)> = vec![
+        (format!("{SKETCH}\n[bgp]\ninclude_file = \"vips.conf\"\n"), "bgp.include_file", "absolute"),
+        (format!("{SKETCH}\n[bgp]\ninclude_file = \"/no/such/dir/vips.conf\"\n"), "bgp.include_file", "does not exist"),
+        (format!("{text}socket = \"bird.ctl\"\n"), "bgp.socket", "absolute"),
+        (format!("{text}birdc = \"\"\n"), "bgp.birdc", "empty"),
+        (format!("{SKETCH}\n[bgp]\n"), "bgp", "include_file"),
+    ];
+    for (text, field, says) in cases {
+        let e = Config::from_toml(&text).expect_err(field);
+        assert!(e.names(field), "{field}: {e}");
+        assert!(e.errors.iter().any(|x| x.message.contains(says)), "{field}: {e}");
+    }
+}

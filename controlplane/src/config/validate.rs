@@ -15,12 +15,12 @@ use rvs_dataplane::synproxy::SynProxyMode;
 use rvs_dataplane::worker::MAX_PORTS;
 
 use super::file::{
-    AgentFile, ConfigFile, HaFile, HaInstanceFile, HealthFile, PortFile, ServerFile, ServiceFile, StatusFile,
+    AgentFile, BgpFile, ConfigFile, HaFile, HaInstanceFile, HealthFile, PortFile, ServerFile, ServiceFile, StatusFile,
 };
 use super::{
-    defaults, parse_protocol, Agent, Api, Config, ConfigError, Dataplane, Device, Exception, FieldError, Forward, Ha,
-    HaInstance, Health, HealthKind, Idle, L4Proto, MacAddr, Neighbour, OnDown, Port, Route, Scheduler, Server, Service,
-    StatusRanges, SyncConfig, TrackEffect, EXCEPTION_IFACE_PREFIX, IFACE_NAME_MAX, SYSTEM_LOAD,
+    defaults, parse_protocol, Agent, Api, Bgp, Config, ConfigError, Dataplane, Device, Exception, FieldError, Forward,
+    Ha, HaInstance, Health, HealthKind, Idle, L4Proto, MacAddr, Neighbour, OnDown, Port, Route, Scheduler, Server,
+    Service, StatusRanges, SyncConfig, TrackEffect, UnknownFlow, EXCEPTION_IFACE_PREFIX, IFACE_NAME_MAX, SYSTEM_LOAD,
 };
 
 /// Validates `file` as a whole.
@@ -33,6 +33,10 @@ pub(super) fn validate(file: &ConfigFile) -> Result<Config, ConfigError> {
     let api = v.api(file);
     let services = v.services(file, &ports, &routes);
     let ha = file.ha.as_ref().and_then(|ha| v.ha(ha, file, &ports, &services));
+    let bgp = match &file.bgp {
+        None => Some(None),
+        Some(b) => v.bgp(b).map(Some),
+    };
     if let Some(dp) = &dataplane {
         v.mempool_fits(dp, file.ports.len());
     }
@@ -41,8 +45,8 @@ pub(super) fn validate(file: &ConfigFile) -> Result<Config, ConfigError> {
     }
     // Every part that came back `None` pushed an error, so with no errors every part
     // is `Some`; the fallback arm is unreachable but reports rather than panics.
-    match (dataplane, api) {
-        (Some(dataplane), Some(api)) => Ok(Config {
+    match (dataplane, api, bgp) {
+        (Some(dataplane), Some(api), Some(bgp)) => Ok(Config {
             dataplane,
             ports: ports.into_iter().flatten().collect(),
             routes: routes.into_iter().flatten().collect(),
@@ -50,6 +54,7 @@ pub(super) fn validate(file: &ConfigFile) -> Result<Config, ConfigError> {
             api,
             services: services.into_iter().flatten().collect(),
             ha,
+            bgp,
         }),
         _ => Err(ConfigError {
             errors: vec![FieldError { field: String::new(), message: "internal error: validation incomplete".into() }],
@@ -713,7 +718,26 @@ impl Checker {
                 None
             }
         };
+        let quorum = match s.quorum {
+            None => Some(defaults::QUORUM),
+            Some(q) => {
+                let most = servers.len() as i64;
+                self.int_in::<u32>(
+                    &at("quorum"),
+                    q,
+                    0,
+                    most,
+                    &format!(
+                        " healthy servers (this service has {most}; 0: its VIP is never withdrawn because of it); \
+                         a quorum above the server count would keep the VIP withdrawn for good"
+                    ),
+                )
+            }
+        };
+        let unknown_flow = self.unknown_flow(&at("unknown_flow"), s, protocol, scheduler, &servers);
         Some(Service {
+            quorum: quorum?,
+            unknown_flow: unknown_flow?,
             syn_proxy: syn_proxy?,
             protocol: protocol?,
             address: address?,
@@ -732,6 +756,93 @@ impl Checker {
             sorry_server: sorry_server?,
             servers,
         })
+    }
+
+    /// A service's `unknown_flow` (field `at`): `schedule` only where scheduling a
+    /// mid-flow segment sends it where the flow already goes: TCP, every server DR or
+    /// IPIP (their replies bypass rvs, so no node holds state the flow needs), a
+    /// consistent scheduler (the same choice on every node) and no persistence (its table
+    /// is per node).
+    fn unknown_flow(
+        &mut self,
+        at: &str,
+        s: &ServiceFile,
+        protocol: Option<L4Proto>,
+        scheduler: Option<Scheduler>,
+        servers: &[Server],
+    ) -> Option<UnknownFlow> {
+        let Some(text) = s.unknown_flow.as_deref() else { return Some(UnknownFlow::Drop) };
+        let mode = match text.parse::<UnknownFlow>() {
+            Ok(m) => m,
+            Err(_) => {
+                self.err(
+                    at,
+                    format!("`{text}` is not an unknown_flow mode; use \"drop\" (the default) or \"schedule\""),
+                );
+                return None;
+            }
+        };
+        if mode == UnknownFlow::Drop {
+            return Some(mode);
+        }
+        let consistent: Vec<&str> = Scheduler::ALL.iter().filter(|k| k.is_consistent()).map(|k| k.name()).collect();
+        let why = if protocol == Some(L4Proto::Udp) {
+            Some(
+                "applies to TCP services only (every UDP datagram of an unknown flow is scheduled already)".to_string(),
+            )
+        } else if let Some(k) = servers.iter().position(|r| !matches!(r.forward, Forward::Dr | Forward::Tunnel)) {
+            Some(format!(
+                "needs every server in DR or IPIP tunnel mode (with NAT or Full-NAT the replies and the \
+                 address translation live on the node that opened the flow), but server[{k}] is {}",
+                servers[k].forward.name()
+            ))
+        } else if s.scheduler == SYSTEM_LOAD || scheduler.is_some_and(|k| !k.is_consistent()) {
+            Some(format!(
+                "needs a consistent scheduler, one whose choice is the same on every node ({}), but the \
+                 scheduler is {}",
+                consistent.join(", "),
+                s.scheduler
+            ))
+        } else if s.persistence.is_some() {
+            Some("cannot be used with persistence (the persistence table is each node's own)".to_string())
+        } else {
+            None
+        };
+        match why {
+            Some(why) => {
+                self.err(at, format!("\"schedule\" {why}; set unknown_flow = \"drop\" or change the service"));
+                None
+            }
+            None => Some(mode),
+        }
+    }
+
+    /// `[bgp]`.
+    fn bgp(&mut self, b: &BgpFile) -> Option<Bgp> {
+        let include_file = self.check("bgp.include_file", include_path(&b.include_file));
+        let birdc = match b.birdc.as_deref() {
+            None => Some(PathBuf::from(defaults::BIRDC)),
+            Some("") => {
+                self.err("bgp.birdc", "is empty; give the birdc program (\"birdc\" or \"/usr/sbin/birdc\")");
+                None
+            }
+            Some(p) => Some(PathBuf::from(p)),
+        };
+        let socket = match b.socket.as_deref() {
+            None => Some(PathBuf::from(defaults::BIRD_SOCKET)),
+            Some(p) if p.starts_with('/') => Some(PathBuf::from(p)),
+            Some(p) => {
+                self.err(
+                    "bgp.socket",
+                    format!(
+                        "`{p}` is not an absolute path; give BIRD's control socket, as `bird -s` (default {})",
+                        defaults::BIRD_SOCKET
+                    ),
+                );
+                None
+            }
+        };
+        Some(Bgp { include_file: include_file?, birdc: birdc?, socket: socket? })
     }
 
     /// A service's `allow` or `deny` list (field `at`): each entry a prefix with no host
@@ -1398,6 +1509,22 @@ impl Checker {
 }
 
 /// `"tcp/10.10.0.100/80"`: a service as the REST paths name it.
+/// `bgp.include_file`: absolute, naming a file in a directory that exists.
+fn include_path(text: &str) -> Result<PathBuf, String> {
+    let path = PathBuf::from(text);
+    if !path.is_absolute() || path.file_name().is_none() {
+        return Err(format!(
+            "`{text}` is not an absolute file path; give the file BIRD's configuration includes, such as \
+             \"/run/rvs/bird-vips.conf\""
+        ));
+    }
+    match path.parent() {
+        Some(dir) if dir.is_dir() => Ok(path),
+        Some(dir) => Err(format!("directory {} does not exist; create it (rvsd writes {text} there)", dir.display())),
+        None => Err(format!("`{text}` has no directory")),
+    }
+}
+
 fn parse_service_ref(text: &str) -> Result<(L4Proto, Ipv4Addr, u16), String> {
     let bad = || format!("`{text}` is not a service; write it as \"tcp/VIP/PORT\", like \"tcp/10.10.0.100/80\"");
     let mut parts = text.split('/');

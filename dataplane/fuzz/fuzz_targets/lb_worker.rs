@@ -50,7 +50,9 @@ use rvs_dataplane::server::{RealServer, ServerStats};
 use rvs_dataplane::service::{share, Service, ServiceTable};
 use rvs_dataplane::synproxy::cookie::{minute_count, CookieSecret, CookieTuple};
 use rvs_dataplane::synproxy::SynProxyPolicy;
-use rvs_dataplane::types::{ForwardMode, L4Proto, PortId, SchedulerKind, ServiceKey, Timeouts, VipConfig};
+use rvs_dataplane::types::{
+    ForwardMode, L4Proto, PortId, SchedulerKind, ServiceKey, Timeouts, UnknownFlow, VipConfig,
+};
 use rvs_dataplane::wire::MacAddr;
 use rvs_dataplane::worker::{PortConfig, StaticNeighbour, Worker, WorkerConfig};
 use rvs_drivers::mem::{MemPool, MemQueue};
@@ -170,6 +172,8 @@ fn worker() -> MemWorker {
             local_addrs: LOCALS.to_vec(),
             stats: Arc::new(ServerStats::new(1)),
             admission: Default::default(),
+            // The IPIP mh service schedules unknown TCP flows (ECMP scale-out).
+            unknown_flow: if port == 83 { UnknownFlow::Schedule } else { UnknownFlow::Drop },
         })
         .collect();
     let shared = share(ServiceTable::new(1, services).expect("no duplicate service"));

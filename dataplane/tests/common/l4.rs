@@ -111,6 +111,7 @@ pub fn service(
         stats: Arc::new(ServerStats::new(workers)),
         admission: Default::default(),
         syn_proxy: Default::default(),
+        unknown_flow: Default::default(),
     }
 }
 

@@ -35,6 +35,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub mod flows;
 pub mod ha;
 
 /// The client namespace (10.10.0.2 .. .9 on `eth0`).

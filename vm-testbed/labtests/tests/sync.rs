@@ -31,12 +31,12 @@
 //! `#[ignore]`: needs root, the lab and rvsd; `vm-testbed/test.sh` runs it with the other lab
 //! tests.
 
-use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
+use rvs_labtests::flows::{assert_intact, Flows};
 use rvs_labtests::ha::*;
 use rvs_labtests::*;
 use serde_json::Value;
@@ -132,54 +132,6 @@ fn wait_in_sync(ns: &str) {
     let ok = wait_until(SYNC_WAIT, Duration::from_millis(50), || in_sync(ns));
     assert!(ok, "{ns} not in sync after {SYNC_WAIT:?}: {:?}", sync_status(ns));
     eprintln!("sync: {ns} in sync after {:?}", t.elapsed());
-}
-
-/// One `tools/flows.py` run in lab-client, until [`Flows::finish`].
-struct Flows {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    what: String,
-}
-
-impl Flows {
-    /// Starts `count` flows of `kind` ("--tcp" or "--udp") to `to` and waits for `ready`.
-    fn start(kind: &str, to: &str, count: u32) -> Flows {
-        let tool = tool("flows.py");
-        let mut child = Command::new("ip")
-            .args(["netns", "exec", CLIENT, "python3", "-B", &tool.to_string_lossy(), kind, to])
-            .args(["--count", &count.to_string(), "--interval", "0.05", "--stall", "2"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start flows.py");
-        let stdin = child.stdin.take();
-        let mut out = BufReader::new(child.stdout.take().expect("flows.py stdout"));
-        let mut line = String::new();
-        out.read_line(&mut line).expect("read flows.py");
-        assert_eq!(line.trim(), "ready", "flows.py {kind} {to} did not start");
-        child.stdout = Some(out.into_inner());
-        Flows { child, stdin, what: format!("{count} {} flows to {to}", kind.trim_start_matches('-')) }
-    }
-
-    /// Stops the flows and returns flows.py's report.
-    fn finish(mut self) -> Value {
-        drop(self.stdin.take());
-        let mut text = String::new();
-        self.child.stdout.take().expect("flows.py stdout").read_to_string(&mut text).expect("read flows.py");
-        let status = self.child.wait().expect("wait for flows.py");
-        assert!(status.success(), "flows.py ({}) failed: {text}", self.what);
-        let report: Value = serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("flows.py said {text:?}: {e}"));
-        eprintln!("sync: {}: {report}", self.what);
-        report
-    }
-}
-
-/// Asserts that every flow of `report` survived.
-fn assert_intact(report: &Value, what: &str) {
-    let flows = report["flows"].as_u64().expect("flows");
-    assert_eq!(report["ok"].as_u64(), Some(flows), "{what}: flows failed: {}", report["failed"]);
-    assert!(report["answers"].as_u64().unwrap_or(0) > flows * 20, "{what}: too few answers: {report}");
 }
 
 /// The real server that answers `client` on VIP2:53 (persistent), from a new source port.

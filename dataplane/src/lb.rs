@@ -76,8 +76,10 @@ use crate::xmit::ttl::{self, TtlVerdict};
 use crate::xmit::tunnel::{self, TunnelError};
 use crate::xmit::{fullnat, nat, Endpoint};
 
+mod prefetch;
 mod sync_engine;
 mod synproxy_engine;
+pub use prefetch::PREFETCH_MIN_CONNS;
 pub use sync_engine::{Installed, SyncRefused};
 use synproxy_engine::proxied_to_server;
 

@@ -12,6 +12,7 @@
 //! carries a `SAFETY:` comment.
 
 pub mod mem;
+pub mod prefetch;
 mod traits;
 
 #[cfg(feature = "dpdk")]

@@ -12,7 +12,7 @@
 #       connection sync on the in-memory driver: the master worker's ns per new connection
 #       with sync on and off, the records/s a backup installs over UDP on 127.0.0.1 (per
 #       offered rate, then unpaced) with losses and lag, and bytes on the wire
-#   perf/bench.sh dpdk [--quick] [--seconds F] [--flows N] [--modes LIST] [--no-build] [--keep-logs]
+#   perf/bench.sh dpdk [--quick] [--seconds F] [--flows N] [--modes LIST] [--sizes LIST] [--no-build] [--keep-logs]
 #       (root, hugepages) rvsd's forwarding rate per mode over net_memif against
 #       dpdk-testpmd io forwarding on the same ports in the same run, and their ratio
 #   perf/bench.sh e2e [--quick] [--seconds N] [--connections N] [--systems LIST] [--idle adaptive|busy]
@@ -47,7 +47,7 @@ subcommands:
   sync [--quick] [--seconds F] [--rates N[,N..]] [--runs N] [--bursts N] [--rcvbuf BYTES]
       connection sync: worker ns per new connection with sync on/off, records/s a
       backup installs over UDP loopback with losses and lag, bytes per record
-  dpdk [--quick] [--seconds F] [--flows N] [--modes dr,nat,fullnat,tunnel] [--no-build] [--keep-logs]
+  dpdk [--quick] [--seconds F] [--flows N] [--modes dr,nat,fullnat,tunnel] [--sizes 60,508,1496] [--no-build] [--keep-logs]
       rvsd's forwarding rate per mode over net_memif against dpdk-testpmd io forwarding,
       with the ratio (root, hugepages)
   e2e [--quick] [--seconds N] [--connections N] [--systems LIST] [--idle adaptive|busy]

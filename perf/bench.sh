@@ -15,7 +15,7 @@
 #   perf/bench.sh rss [--iters N] [--runs N]
 #       RSS-aware Full-NAT local ports (`rvs-perf rss-hash`): ns per Toeplitz hash (table
 #       and bitwise) and per local port allocation with and without the NIC's RSS spec
-#   perf/bench.sh dpdk [--quick] [--seconds F] [--flows N] [--modes LIST] [--no-build] [--keep-logs]
+#   perf/bench.sh dpdk [--quick] [--seconds F] [--flows N] [--modes LIST] [--sizes LIST] [--no-build] [--keep-logs]
 #       (root, hugepages) rvsd's forwarding rate per mode over net_memif against
 #       dpdk-testpmd io forwarding on the same ports in the same run, and their ratio
 #   perf/bench.sh e2e [--quick] [--seconds N] [--connections N] [--systems LIST] [--idle adaptive|busy]
@@ -53,7 +53,7 @@ subcommands:
   rss [--iters N] [--runs N]
       ns per Toeplitz hash (table, bitwise) and per Full-NAT local port allocation
       with and without the NIC's RSS key and table
-  dpdk [--quick] [--seconds F] [--flows N] [--modes dr,nat,fullnat,tunnel] [--no-build] [--keep-logs]
+  dpdk [--quick] [--seconds F] [--flows N] [--modes dr,nat,fullnat,tunnel] [--sizes 60,508,1496] [--no-build] [--keep-logs]
       rvsd's forwarding rate per mode over net_memif against dpdk-testpmd io forwarding,
       with the ratio (root, hugepages)
   e2e [--quick] [--seconds N] [--connections N] [--systems LIST] [--idle adaptive|busy]

@@ -76,12 +76,14 @@ use crate::view::L4View;
 use crate::wire::{EthernetFrame, Ipv4Packet, MacAddr};
 use crate::xmit::icmp_err;
 use crate::xmit::icmp_rate::IcmpRateLimit;
-use crate::xmit::ttl::{self, TtlVerdict};
+use crate::xmit::ttl::{self, TtlDecrement, TtlVerdict};
 use crate::xmit::tunnel::{self, TunnelError};
 use crate::xmit::{fullnat, nat, Endpoint};
 
+mod prefetch;
 mod sync_engine;
 mod synproxy_engine;
+pub use prefetch::PREFETCH_MIN_CONNS;
 pub use sync_engine::{Installed, SyncRefused};
 use synproxy_engine::proxied_to_server;
 
@@ -423,11 +425,17 @@ impl LbEngine {
             self.sync_conn(id, now, env.counters, toa_done);
         }
         let Some(&c) = self.conns.get(id) else { return Verdict::Drop(DropReason::TcpNoConn) };
-        if let Some(v) = self.ttl(buf, flow.layout().ip_end(), env, now, || c.vip) {
-            return v;
-        }
+        let ip_end = flow.layout().ip_end();
+        // For NAT and Full-NAT the TTL's header checksum term waits for the rewrite below,
+        // which folds it into its own update; a dropped packet never needs it.
+        let fold = matches!(c.forward, ForwardMode::Nat | ForwardMode::FullNat);
+        let ttl = match self.ttl_decrement(buf, ip_end, fold, env, now, || c.vip) {
+            Ok(ttl) => ttl,
+            Err(v) => return v,
+        };
         if c.flags.contains(ConnFlags::SYNPROXY) {
             // Out of line: one flag test on the established path of other connections.
+            // Only TCP bytes change there, not the IPv4 header.
             proxied_to_server(buf, flow, &c);
         }
         let server = Endpoint::new(c.server, c.sport);
@@ -438,14 +446,15 @@ impl LbEngine {
             // Only the MACs change (see `xmit::dr`), which the neighbour layer writes.
             ForwardMode::Dr => to_server,
             ForwardMode::Nat => {
-                nat::inbound(buf, flow.layout(), server);
+                nat::inbound_forwarded(buf, flow.layout(), server, ttl);
                 to_server
             }
             ForwardMode::FullNat => {
                 let toa = (c.flags.contains(ConnFlags::TOA_PENDING) && flow.proto() == L4Proto::Tcp)
                     .then_some(Endpoint::new(c.client, c.cport));
                 let local = Endpoint::new(c.local, c.lport);
-                let r = fullnat::inbound(buf, flow.layout(), local, server, toa, self.mtu(port.index()));
+                let mtu = self.mtu(port.index());
+                let r = fullnat::inbound_forwarded(buf, flow.layout(), local, server, toa, mtu, ttl);
                 if r.toa_skipped.is_some() {
                     env.counters.toa_skipped.inc();
                 }
@@ -730,10 +739,15 @@ impl LbEngine {
                 env.routes.lookup(flow.src).and_then(|h| env.port_addrs.get(h.port.index()).copied()).unwrap_or(c.vip)
             }
         };
-        if let Some(v) = self.ttl(buf, flow.layout().ip_end(), env, now, our_addr) {
-            return v;
-        }
-        if c.flags.contains(ConnFlags::SYNPROXY) {
+        let ip_end = flow.layout().ip_end();
+        // The TTL's header checksum term is folded into the rewrite below, except for a
+        // SYN-proxied flow, whose proxy may send the packet as it is or build another.
+        let proxied = c.flags.contains(ConnFlags::SYNPROXY);
+        let ttl = match self.ttl_decrement(buf, ip_end, !proxied, env, now, our_addr) {
+            Ok(ttl) => ttl,
+            Err(v) => return v,
+        };
+        if proxied {
             // Out of line: one flag test on the established path of other connections.
             if let Some(v) = self.proxied_reply(id, &c, buf, flow, env, now) {
                 return v;
@@ -741,13 +755,13 @@ impl LbEngine {
         }
         let vip = Endpoint::new(c.vip, c.vport);
         match c.forward {
-            ForwardMode::Nat => nat::outbound(buf, flow.layout(), vip),
+            ForwardMode::Nat => nat::outbound_forwarded(buf, flow.layout(), vip, ttl),
             ForwardMode::FullNat => {
                 // Only a SYN-ACK's MSS is clamped (see `fullnat`); other segments skip the
                 // option walk.
                 let syn_ack = flow.flags.is_some_and(|f| f.syn() && f.ack());
                 let clamp = syn_ack.then_some(u16::MAX);
-                fullnat::outbound(buf, flow.layout(), vip, Endpoint::new(c.client, c.cport), clamp)
+                fullnat::outbound_forwarded(buf, flow.layout(), vip, Endpoint::new(c.client, c.cport), clamp, ttl)
             }
             // DR and IPIP connections index no reply key (their servers answer clients
             // directly), so no lookup lands here; kept total rather than panicking.
@@ -863,6 +877,38 @@ impl LbEngine {
         match ttl::forward(buf, ip_end) {
             TtlVerdict::Forward => None,
             v => self.ttl_not_forwarded(v, buf, env, now, our_addr()),
+        }
+    }
+
+    /// As [`Self::ttl`], but with `fold` the header checksum update is left to the
+    /// caller ([`ttl::decrement`]): `Ok` to forward, with the decrement to fold into the
+    /// NAT or Full-NAT rewrite; without `fold` the checksum is updated here and the
+    /// decrement returned is [`TtlDecrement::NONE`]. `Err` with the verdict of a packet
+    /// not to forward.
+    #[inline(always)]
+    fn ttl_decrement<B: PacketBuf>(
+        &self,
+        buf: &mut B,
+        ip_end: usize,
+        fold: bool,
+        env: &LbEnv<'_>,
+        now: u64,
+        our_addr: impl FnOnce() -> Ipv4Addr,
+    ) -> Result<TtlDecrement, Verdict> {
+        let r = if fold {
+            ttl::decrement(buf, ip_end)
+        } else {
+            match ttl::forward(buf, ip_end) {
+                TtlVerdict::Forward => Ok(TtlDecrement::NONE),
+                v => Err(v),
+            }
+        };
+        match r {
+            Ok(ttl) => Ok(ttl),
+            // `decrement` refuses only with `Expired` or `Malformed`, which always have a verdict.
+            Err(v) => Err(self
+                .ttl_not_forwarded(v, buf, env, now, our_addr())
+                .unwrap_or(Verdict::Drop(DropReason::IcmpNotSent))),
         }
     }
 

@@ -170,6 +170,35 @@ impl L4View {
     }
 }
 
+/// The 5-tuple of a frame that looks like TCP or UDP over IPv4, read with the fewest
+/// checks (EtherType, protocol, header lengths within the frame): a guess for prefetching
+/// the connection table ahead of a burst ([`crate::lb::LbEngine::prefetch_burst`]),
+/// never for deciding anything. Checksums, total length, fragments and the L4 header's own
+/// fields are not looked at; a frame that [`L4View::parse`] would refuse may give a key
+/// here (a wasted hint, no harm).
+#[inline]
+pub fn peek_flow_key(frame: &[u8]) -> Option<FlowKey> {
+    let ip = frame.get(L3_OFFSET..)?;
+    if frame.get(12..14)? != ETHERTYPE_IPV4.to_be_bytes() {
+        return None;
+    }
+    let proto = match *ip.get(9)? {
+        IPPROTO_TCP => L4Proto::Tcp,
+        IPPROTO_UDP => L4Proto::Udp,
+        _ => return None,
+    };
+    let ihl = usize::from(ip.first()? & 0x0f) * 4;
+    let ports = ip.get(ihl..ihl + 4)?;
+    let addrs = ip.get(12..20)?;
+    Some(FlowKey {
+        proto,
+        src: Ipv4Addr::new(addrs[0], addrs[1], addrs[2], addrs[3]),
+        sport: u16::from_be_bytes([ports[0], ports[1]]),
+        dst: Ipv4Addr::new(addrs[4], addrs[5], addrs[6], addrs[7]),
+        dport: u16::from_be_bytes([ports[2], ports[3]]),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

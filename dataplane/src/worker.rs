@@ -936,6 +936,9 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
             received += n;
             self.tx.counters.rx_packets.add(burst.len() as u64);
             self.tx.counters.rx_bytes.add(burst.iter().map(|b| b.len() as u64).sum());
+            if let Some(lb) = &self.lb {
+                lb.prefetch_burst(&burst);
+            }
             for mut buf in burst {
                 let verdict = self.classify(port, &mut buf, now);
                 self.dispatch(port, verdict, buf, now);

@@ -17,7 +17,7 @@ use rvs_dataplane::view::{L4View, Layout};
 use rvs_dataplane::wire::{Ipv4Packet, TcpOption, TcpPacket};
 use rvs_dataplane::xmit::fullnat::{self, FullNatIn};
 use rvs_dataplane::xmit::l4::{self, ToaSkip, TOA_KIND, TOA_LEN};
-use rvs_dataplane::xmit::{nat, Endpoint};
+use rvs_dataplane::xmit::{nat, ttl, Endpoint};
 use rvs_drivers::mem::MemBuf;
 use rvs_drivers::PacketBuf;
 
@@ -986,6 +986,43 @@ proptest! {
         l4::rewrite_src(&mut two, &l, ep(src));
         l4::rewrite_dst(&mut two, &l, ep(dst));
         prop_assert_eq!(one, two);
+    }
+
+    /// A TTL decrement folded into the rewrite's header checksum update writes, byte for
+    /// byte, what `ttl::forward` and then the plain rewrite write, in every mode and
+    /// direction (checksum representation of zero included).
+    #[test]
+    fn ttl_folded_into_the_rewrite_is_forward_then_rewrite(
+        spec in arb_spec(),
+        a in arb_ep(),
+        b in arb_ep(),
+        ttl in 2u8..=255,
+        which in 0u8..4,
+    ) {
+        let f = Spec { ttl, ..spec }.build();
+        let (mut one, mut two) = (MemBuf::from_frame(&f), MemBuf::from_frame(&f));
+        let l = layout(&one);
+        prop_assert_eq!(ttl::forward(&mut one, l.ip_end()), ttl::TtlVerdict::Forward);
+        let d = ttl::decrement(&mut two, l.ip_end()).expect("TTL above 1");
+        match which {
+            0 => {
+                nat::inbound(&mut one, &l, ep(a));
+                nat::inbound_forwarded(&mut two, &l, ep(a), d);
+            }
+            1 => {
+                nat::outbound(&mut one, &l, ep(a));
+                nat::outbound_forwarded(&mut two, &l, ep(a), d);
+            }
+            2 => {
+                fullnat::inbound(&mut one, &l, ep(a), ep(b), None, 1500);
+                let _ = fullnat::inbound_forwarded(&mut two, &l, ep(a), ep(b), None, 1500, d);
+            }
+            _ => {
+                fullnat::outbound(&mut one, &l, ep(a), ep(b), None);
+                fullnat::outbound_forwarded(&mut two, &l, ep(a), ep(b), None, d);
+            }
+        }
+        prop_assert_eq!(one.data(), two.data());
     }
 
     #[test]

@@ -3,7 +3,7 @@
 # forwarding (the I/O ceiling), with the same generator, frames and kind of ports, in one run.
 #
 #   perf/dpdk/run.sh [--quick] [--seconds F] [--flows N] [--modes dr,nat,fullnat,tunnel]
-#                    [--conn-capacity N] [--no-build] [--keep-logs]
+#                    [--sizes 60,508,1496] [--conn-capacity N] [--no-build] [--keep-logs]
 #   perf/dpdk/run.sh --flood [--quick] [--seconds F] [--flows N] [--conn-capacity N]
 #                    [--rsize N] [--window N] ...
 #
@@ -11,7 +11,9 @@
 #   * rvs-pktgen (perf/src/bin/rvs-pktgen.rs) owns two net_memif ports in the client role;
 #     the device under test owns the two server ends: `front` (clients) and `back` (servers).
 #   * First dpdk-testpmd --forward-mode=io between its two memif ports: the generator's
-#     established-flow frames (60 and 508 bytes, 64 and 512 on the wire) and its SYN stream.
+#     established-flow frames (--sizes, default 60, 508 and 1496 bytes: 64, 512 and 1500 on
+#     the wire) and its SYN stream. IPIP (tunnel) skips sizes above 1494 (the 20-byte
+#     outer header would take the packet past the back port's 1500-byte MTU).
 #   * Then, per forwarding mode, a fresh rvsd (perf/dpdk/rvsd.toml.in: 1 worker, idle busy,
 #     one TCP service 10.10.0.100:80 → 3 servers, static neighbours): the generator opens
 #     --flows connections with real handshakes, sends their data segments at the highest
@@ -76,6 +78,7 @@ flood=0
 flows_set=0
 rsize=""
 window=""
+sizes="60,508,1496"
 
 say() { printf 'perf/dpdk: %s\n' "$*" >&2; }
 die() { printf 'perf/dpdk: error: %s\n' "$*" >&2; exit 1; }
@@ -94,6 +97,7 @@ while (($#)); do
         --conn-capacity) conn_capacity="${2:?--conn-capacity needs a value}"; cap_set=1; shift ;;
         --rsize) rsize="${2:?--rsize needs a value}"; shift ;;
         --window) window="${2:?--window needs a value}"; shift ;;
+        --sizes) sizes="${2:?--sizes needs a value}"; shift ;;
         --no-build) build=0 ;;
         --keep-logs) keep_logs=1 ;;
         -h | --help) usage; exit 0 ;;
@@ -116,6 +120,9 @@ memif_opts=""
 [[ -z $rsize ]] || memif_opts=",rsize=$rsize"
 for m in ${modes//,/ }; do
     case "$m" in dr | nat | fullnat | tunnel) ;; *) die "unknown mode '$m' (dr, nat, fullnat, tunnel)" ;; esac
+done
+for z in ${sizes//,/ }; do
+    [[ $z =~ ^[0-9]+$ ]] && ((z >= 60 && z <= 1514)) || die "--sizes: '$z' is not a frame size of 60..1514 bytes (without the FCS)"
 done
 
 # --- prerequisites ----------------------------------------------------------------------
@@ -284,7 +291,7 @@ load_before="$(cut -d' ' -f1 /proc/loadavg)"
 say "load before: $(cut -d' ' -f1-3 /proc/loadavg); $note; ${seconds}s per phase, $flows flows"
 
 # --- the I/O ceiling: testpmd io forwarding ----------------------------------------------
-phase_args=(--new-flows)
+phase_args=(--new-flows --sizes "$sizes")
 ceiling_args=()
 tshare=null
 if ((flood)); then
@@ -303,13 +310,18 @@ pktgen_run testpmd --dut testpmd --mode nat
 ceiling_of() { # key
     sed -n "s/.*\"key\":\"$1\".*\"testpmd_mpps\":\([0-9.]*\).*/\1/p" "$run/testpmd.json" | head -n 1
 }
-c60="$(ceiling_of 60)"
-c508="$(ceiling_of 508)"
+ceilings=""
+for z in ${sizes//,/ }; do
+    c="$(ceiling_of "$z")"
+    [[ -n $c ]] || { cat "$run/testpmd.json" >&2; die "no testpmd figure for $z-byte frames (log: $tlog)"; }
+    ceilings+="$z=$c,"
+    say "testpmd io: ${c} Mpps ($((z + 4)) B)"
+done
 csyn="$(ceiling_of syn)"
-[[ -n $c60 && -n $c508 && -n $csyn ]] || { cat "$run/testpmd.json" >&2; die "no testpmd figures (log: $tlog)"; }
+[[ -n $csyn ]] || { cat "$run/testpmd.json" >&2; die "no testpmd figures (log: $tlog)"; }
 tshare="$share"
-say "testpmd io: ${c60} Mpps (64 B), ${c508} Mpps (512 B), ${csyn} Mpps (SYN stream)"
-ceiling_args=(--ceiling "60=$c60,508=$c508,syn=$csyn")
+say "testpmd io: ${csyn} Mpps (SYN stream)"
+ceiling_args=(--ceiling "${ceilings}syn=$csyn")
 fi
 
 # --- rvsd, one fresh process per mode ------------------------------------------------------
@@ -335,6 +347,14 @@ for mode in ${modes//,/ }; do
     done
     grep -q "rvsd is running" "$log" || { tail -n 30 "$log" >&2; die "rvsd did not come up in 30 s (log: $log)"; }
     # conn_capacity in the output is read from rvsd itself (--api: GET /v1/config).
+    if ((!flood)); then
+        mode_sizes="$sizes"
+        if [[ $mode == tunnel ]]; then
+            mode_sizes="$(tr ',' '\n' <<<"$sizes" | awk '$1 <= 1494' | paste -sd, -)"
+            [[ -n $mode_sizes ]] || die "--sizes: no size of 1494 bytes or less for tunnel mode"
+        fi
+        phase_args=(--new-flows --sizes "$mode_sizes")
+    fi
     pktgen_run "rvsd-$mode" --dut rvsd --mode "$mode" --api "127.0.0.1:$api_port" "${ceiling_args[@]}"
     # Each line gains the CPU shares of rvsd's and testpmd's polling threads and the load
     # before the run (the run itself adds its two polling threads to the load average).

@@ -80,6 +80,9 @@ pub const WHEEL_SLOTS: usize = 1 << 13;
 pub const MAX_CAPACITY: usize = 1 << 28;
 /// Index slots per entry: 2 keys × 2 (load ≤ 50 %).
 const SLOTS_PER_ENTRY: usize = 4;
+/// Slots [`ConnTable::prefetch_entry`] examines from a key's home at most: at ≤ 50 %
+/// load almost every key is within them, and a longer probe is not worth a hint.
+const PREFETCH_PROBE: usize = 4;
 
 /// End of a list.
 const NIL: u32 = u32::MAX;
@@ -475,6 +478,45 @@ impl ConnTable {
             }
         }
         None
+    }
+
+    /// First stage of a burst's lookups (l3fwd's and `rte_hash_lookup_bulk`'s shape):
+    /// starts loading the index cache line where `key` would be found and returns the
+    /// key's hash for [`ConnTable::prefetch_entry`]. Changes nothing; a hint only.
+    #[inline]
+    pub fn prefetch_index(&self, key: &FlowKey) -> u32 {
+        let hash = self.hash(key);
+        if let Some(slot) = self.index.get(self.home(hash)) {
+            rvs_drivers::prefetch::prefetch(slot);
+        }
+        hash
+    }
+
+    /// Second stage, once the index line has had time to arrive (after the first stage
+    /// of the other packets of the burst): starts loading the entry named by the first
+    /// slot whose tag matches `hash` among the first few from its home (a false tag match
+    /// only wastes the hint). Changes nothing; a hint only.
+    #[inline]
+    pub fn prefetch_entry(&self, hash: u32) {
+        let n = self.index.len();
+        let mut pos = self.home(hash);
+        let tag = hash << self.ent_bits;
+        for _ in 0..PREFETCH_PROBE {
+            let Some(&s) = self.index.get(pos) else { return };
+            if s == EMPTY {
+                return;
+            }
+            if s & !self.ent_mask == tag {
+                if let Some(c) = self.conns.get(((s & self.ent_mask) >> 1) as usize) {
+                    rvs_drivers::prefetch::prefetch(c);
+                }
+                return;
+            }
+            pos += 1;
+            if pos == n {
+                pos = 0;
+            }
+        }
     }
 
     /// The entry with `key` as its inbound or reply key, and which of the two it is.

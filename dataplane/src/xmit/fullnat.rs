@@ -43,6 +43,7 @@
 use rvs_drivers::PacketBuf;
 
 use super::l4::{self, ToaSkip};
+use super::ttl::TtlDecrement;
 use super::Endpoint;
 use crate::types::L4Proto;
 use crate::view::Layout;
@@ -76,8 +77,31 @@ pub fn inbound<B: PacketBuf>(
     toa: Option<Endpoint>,
     mtu: u16,
 ) -> FullNatIn {
-    let frame = buf.data_mut();
-    l4::rewrite_both(frame, layout, local, server);
+    l4::rewrite_both(buf.data_mut(), layout, local, server);
+    add_toa(buf, layout, toa, mtu)
+}
+
+/// [`inbound`] for a packet whose TTL [`ttl::decrement`](super::ttl::decrement) just
+/// lowered: the decrement's header checksum update is folded into the rewrite's (one
+/// update of the IPv4 header checksum instead of two); bytes as `ttl::forward` then
+/// [`inbound`].
+#[inline]
+pub fn inbound_forwarded<B: PacketBuf>(
+    buf: &mut B,
+    layout: &Layout,
+    local: Endpoint,
+    server: Endpoint,
+    toa: Option<Endpoint>,
+    mtu: u16,
+    ttl: TtlDecrement,
+) -> FullNatIn {
+    l4::rewrite_after_ttl(buf.data_mut(), layout, Some(local), Some(server), ttl);
+    add_toa(buf, layout, toa, mtu)
+}
+
+/// The TOA part of [`inbound`], after the rewrite.
+#[inline]
+fn add_toa<B: PacketBuf>(buf: &mut B, layout: &Layout, toa: Option<Endpoint>, mtu: u16) -> FullNatIn {
     let mut out = FullNatIn::default();
     if let (Some(client), L4Proto::Tcp) = (toa, layout.l4()) {
         match l4::insert_toa(buf, layout, client, mtu) {
@@ -102,6 +126,27 @@ pub fn inbound<B: PacketBuf>(
 pub fn outbound<B: PacketBuf>(buf: &mut B, layout: &Layout, vip: Endpoint, client: Endpoint, mss_clamp: Option<u16>) {
     let frame = buf.data_mut();
     l4::rewrite_both(frame, layout, vip, client);
+    clamp(frame, layout, mss_clamp);
+}
+
+/// [`outbound`] for a packet whose TTL was just decremented, as [`inbound_forwarded`].
+#[inline]
+pub fn outbound_forwarded<B: PacketBuf>(
+    buf: &mut B,
+    layout: &Layout,
+    vip: Endpoint,
+    client: Endpoint,
+    mss_clamp: Option<u16>,
+    ttl: TtlDecrement,
+) {
+    let frame = buf.data_mut();
+    l4::rewrite_after_ttl(frame, layout, Some(vip), Some(client), ttl);
+    clamp(frame, layout, mss_clamp);
+}
+
+/// The MSS part of [`outbound`], after the rewrite.
+#[inline]
+fn clamp(frame: &mut [u8], layout: &Layout, mss_clamp: Option<u16>) {
     if let (Some(max), L4Proto::Tcp) = (mss_clamp, layout.l4()) {
         adjust_syn_ack_mss(&mut frame[layout.l4_offset()..layout.ip_end()], max);
     }

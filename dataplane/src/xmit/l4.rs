@@ -16,6 +16,7 @@
 
 use rvs_drivers::PacketBuf;
 
+use super::ttl::TtlDecrement;
 use super::Endpoint;
 use crate::types::L4Proto;
 use crate::view::{Layout, L3_OFFSET};
@@ -34,28 +35,45 @@ pub const TOA_LEN: usize = 8;
 /// TCP/UDP checksum (pseudo-header address and port) incrementally. A UDP checksum of 0
 /// stays 0.
 pub fn rewrite_src(frame: &mut [u8], layout: &Layout, to: Endpoint) {
-    rewrite(frame, layout, Some(to), None);
+    rewrite(frame, layout, Some(to), None, 0);
 }
 
 /// Rewrites the destination address and port to `to`; checksums as [`rewrite_src`].
 pub fn rewrite_dst(frame: &mut [u8], layout: &Layout, to: Endpoint) {
-    rewrite(frame, layout, None, Some(to));
+    rewrite(frame, layout, None, Some(to), 0);
 }
 
 /// Rewrites both ends at once (Full-NAT): source to `src`, destination to `dst`; the
 /// bytes written are exactly those of [`rewrite_src`] then [`rewrite_dst`], with one
 /// update per checksum instead of two.
 pub fn rewrite_both(frame: &mut [u8], layout: &Layout, src: Endpoint, dst: Endpoint) {
-    rewrite(frame, layout, Some(src), Some(dst));
+    rewrite(frame, layout, Some(src), Some(dst), 0);
+}
+
+/// The rewrites above for a packet whose TTL was just decremented with
+/// [`ttl::decrement`](super::ttl::decrement): the decrement's header checksum term is
+/// folded into the rewrite's one header update. The bytes are exactly those of
+/// [`ttl::forward`](super::ttl::forward) followed by the plain rewrite. `src`/`dst` as
+/// for the plain ones (at least one given).
+#[inline(always)]
+pub fn rewrite_after_ttl(
+    frame: &mut [u8],
+    layout: &Layout,
+    src: Option<Endpoint>,
+    dst: Option<Endpoint>,
+    ttl: TtlDecrement,
+) {
+    rewrite(frame, layout, src, dst, ttl.term());
 }
 
 /// The rewrite of the ends given. Each checksum gets one RFC 1624 update of all its
 /// changed words together (one fold: the IPv4 header's for the addresses, the L4 one for
 /// the pseudo-header addresses and the ports), bit for bit the result of word-by-word
 /// updates ([`checksum::update_delta`]). Inlined into each caller, where `src` and `dst`
-/// are constants, so the choice of ends costs no branch.
+/// are constants, so the choice of ends costs no branch. `ip_term` is any other change
+/// of the IPv4 header to fold into its update (a TTL decrement's term, or 0).
 #[inline(always)]
-fn rewrite(frame: &mut [u8], layout: &Layout, src: Option<Endpoint>, dst: Option<Endpoint>) {
+fn rewrite(frame: &mut [u8], layout: &Layout, src: Option<Endpoint>, dst: Option<Endpoint>, ip_term: u32) {
     let packet = &mut frame[L3_OFFSET..layout.ip_end()];
     let mut ip = Ipv4Packet::new_unchecked(&mut *packet);
     let mut addr_delta = 0;
@@ -67,7 +85,7 @@ fn rewrite(frame: &mut [u8], layout: &Layout, src: Option<Endpoint>, dst: Option
         addr_delta += checksum::delta_addr(ip.dst_addr(), to.addr);
         ip.set_dst_addr(to.addr);
     }
-    ip.set_checksum(checksum::update_delta(ip.checksum(), addr_delta));
+    ip.set_checksum(checksum::update_delta(ip.checksum(), addr_delta + ip_term));
     let seg = &mut packet[layout.ip_header_len()..];
     match layout.l4() {
         L4Proto::Tcp => {

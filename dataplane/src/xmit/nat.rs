@@ -19,6 +19,7 @@
 use rvs_drivers::PacketBuf;
 
 use super::l4;
+use super::ttl::TtlDecrement;
 use super::Endpoint;
 use crate::view::Layout;
 
@@ -35,4 +36,19 @@ pub fn inbound<B: PacketBuf>(buf: &mut B, layout: &Layout, server: Endpoint) {
 #[inline]
 pub fn outbound<B: PacketBuf>(buf: &mut B, layout: &Layout, vip: Endpoint) {
     l4::rewrite_src(buf.data_mut(), layout, vip);
+}
+
+/// [`inbound`] for a packet whose TTL [`ttl::decrement`](super::ttl::decrement) just
+/// lowered: the decrement's header checksum update is folded into the rewrite's (one
+/// update of the IPv4 header checksum instead of two); bytes as `ttl::forward` then
+/// [`inbound`].
+#[inline]
+pub fn inbound_forwarded<B: PacketBuf>(buf: &mut B, layout: &Layout, server: Endpoint, ttl: TtlDecrement) {
+    l4::rewrite_after_ttl(buf.data_mut(), layout, None, Some(server), ttl);
+}
+
+/// [`outbound`] for a packet whose TTL was just decremented, as [`inbound_forwarded`].
+#[inline]
+pub fn outbound_forwarded<B: PacketBuf>(buf: &mut B, layout: &Layout, vip: Endpoint, ttl: TtlDecrement) {
+    l4::rewrite_after_ttl(buf.data_mut(), layout, Some(vip), None, ttl);
 }

@@ -10,7 +10,10 @@
 //! header is a fresh header of ours with its own TTL.
 //!
 //! * The header checksum is updated incrementally (RFC 1624) by
-//!   [`Ipv4Packet::decrement_ttl`]; the rest of the packet is not read.
+//!   [`Ipv4Packet::decrement_ttl`]; the rest of the packet is not read. NAT and Full-NAT
+//!   use [`decrement`] instead, which leaves that update to their rewrite: one RFC 1624
+//!   update of the header checksum for the TTL and the addresses together (issue 16),
+//!   the same bytes.
 //! * On [`TtlVerdict::Expired`] the buffer is unchanged: the caller either turns it into
 //!   an ICMP time exceeded with [`icmp_err::time_exceeded`](super::icmp_err::time_exceeded)
 //!   (which then quotes the header exactly as received) or drops it, and counts it either
@@ -23,7 +26,7 @@ use rvs_drivers::PacketBuf;
 #[cfg(doc)]
 use crate::view::Layout;
 use crate::view::L3_OFFSET;
-use crate::wire::{Ipv4Packet, WireError};
+use crate::wire::{checksum, Ipv4Packet, WireError};
 
 /// What [`forward`] decided. Ignoring it would forward expired packets.
 #[must_use]
@@ -35,6 +38,58 @@ pub enum TtlVerdict {
     Expired,
     /// The frame does not hold a valid IPv4 header; the buffer is unchanged.
     Malformed(WireError),
+}
+
+/// A TTL decrement whose IPv4 header checksum update is still to be made: its RFC 1624
+/// term (`~m + m'` of the TTL/protocol word). A NAT or Full-NAT rewrite that follows folds
+/// it into its own header update ([`crate::xmit::nat::inbound_forwarded`] and friends),
+/// so a forwarded packet's header checksum is updated once, not twice; any other path
+/// applies it with [`TtlDecrement::apply`]. Until then the header checksum is stale:
+/// a packet whose decrement is dropped unapplied must not be sent.
+#[must_use = "the IPv4 header checksum is stale until the decrement is applied or folded into a rewrite"]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TtlDecrement(u32);
+
+impl TtlDecrement {
+    /// No change: what is left to fold once a decrement has been applied.
+    pub const NONE: TtlDecrement = TtlDecrement(0);
+
+    /// The decrement's term for [`checksum::update_delta`], to be added to the other
+    /// changes of the same header.
+    #[inline]
+    pub fn term(self) -> u32 {
+        self.0
+    }
+
+    /// Updates the IPv4 header checksum of the frame in `buf` (whose IPv4 packet ends at
+    /// `ip_end`, as given to [`decrement`]) for this decrement alone.
+    #[inline]
+    pub fn apply<B: PacketBuf>(self, buf: &mut B, ip_end: usize) {
+        if let Some(l3) = buf.data_mut().get_mut(L3_OFFSET..ip_end).filter(|h| h.len() >= IPV4_MIN_HEADER) {
+            let mut ip = Ipv4Packet::new_unchecked(l3);
+            ip.set_checksum(checksum::update_delta(ip.checksum(), self.0));
+        }
+    }
+}
+
+/// As [`forward`], but leaves the header checksum to the caller: on `Ok` the TTL is one
+/// lower and the returned [`TtlDecrement`] must be applied or folded into the rewrite's
+/// checksum update before the packet is sent. `Err` is [`TtlVerdict::Expired`] or
+/// [`TtlVerdict::Malformed`], with the buffer unchanged.
+#[inline]
+pub fn decrement<B: PacketBuf>(buf: &mut B, ip_end: usize) -> Result<TtlDecrement, TtlVerdict> {
+    let Some(l3) = buf.data_mut().get_mut(L3_OFFSET..ip_end).filter(|h| h.len() >= IPV4_MIN_HEADER) else {
+        return Err(TtlVerdict::Malformed(WireError::Truncated));
+    };
+    let mut ip = Ipv4Packet::new_unchecked(l3);
+    let ttl = ip.ttl();
+    if ttl <= 1 {
+        return Err(TtlVerdict::Expired);
+    }
+    let proto = u16::from(ip.protocol());
+    ip.set_ttl(ttl - 1);
+    let word = |t: u8| u16::from(t) << 8 | proto;
+    Ok(TtlDecrement(checksum::delta16(word(ttl), word(ttl - 1))))
 }
 
 /// Decrements the TTL of the IPv4 packet after the Ethernet header in `buf`, updating the
@@ -64,7 +119,6 @@ const IPV4_MIN_HEADER: usize = 20;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::checksum;
     use rvs_drivers::mem::MemBuf;
 
     fn frame(ttl: u8) -> Vec<u8> {
@@ -74,6 +128,23 @@ mod tests {
         let c = checksum::finish(checksum::sum(&f[14..34]));
         f[24..26].copy_from_slice(&c.to_be_bytes());
         f
+    }
+
+    #[test]
+    fn a_decrement_applied_is_forward() {
+        for ttl in 0..=255u8 {
+            let mut a = MemBuf::from_frame(&frame(ttl));
+            let mut b = MemBuf::from_frame(&frame(ttl));
+            let v = forward(&mut a, 14 + 28);
+            match decrement(&mut b, 14 + 28) {
+                Ok(d) => {
+                    assert_eq!(v, TtlVerdict::Forward);
+                    d.apply(&mut b, 14 + 28);
+                }
+                Err(e) => assert_eq!(e, v),
+            }
+            assert_eq!(a.data(), b.data(), "ttl {ttl}");
+        }
     }
 
     #[test]

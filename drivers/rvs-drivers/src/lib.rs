@@ -8,10 +8,13 @@
 //! * [`mem`]: an in-memory driver for unit tests, golden-packet tests and benchmarks;
 //! * `dpdk` (feature `dpdk`, on by default): DPDK mbufs, mempools and ethdev queues.
 //!
+//! and [`prefetch`], the cache prefetch hint the data path calls without `unsafe`.
+//!
 //! All of rvs's `unsafe` code lives in this crate and in `rvs-dpdk-sys`; every block
 //! carries a `SAFETY:` comment.
 
 pub mod mem;
+pub mod prefetch;
 mod traits;
 
 #[cfg(feature = "dpdk")]

@@ -532,10 +532,8 @@ impl NdRepr {
             }
         }
         match kind {
-            NdKind::Solicit if src.is_unspecified() => {
-                if dst != solicited_node(target) || source_ll.is_some() {
-                    return Err(Icmpv6Error::NdBadDad);
-                }
+            NdKind::Solicit if src.is_unspecified() && (dst != solicited_node(target) || source_ll.is_some()) => {
+                return Err(Icmpv6Error::NdBadDad)
             }
             NdKind::Advert(f) if dst.is_multicast() && f.solicited => return Err(Icmpv6Error::NdSolicitedMulticast),
             _ => {}

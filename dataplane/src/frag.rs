@@ -171,6 +171,7 @@ pub struct FragTable<H> {
     live: usize,
     drops: [u64; FragDrop::ALL.len()],
     completed: u64,
+    timed_out: u64,
 }
 
 impl<H> FragTable<H> {
@@ -191,6 +192,7 @@ impl<H> FragTable<H> {
             live: 0,
             drops: [0; FragDrop::ALL.len()],
             completed: 0,
+            timed_out: 0,
         }
     }
 
@@ -217,6 +219,12 @@ impl<H> FragTable<H> {
     /// Trains whose every byte arrived (and were then forgotten).
     pub fn completed(&self) -> u64 {
         self.completed
+    }
+
+    /// Trains forgotten before every byte arrived (timed out, whether or not they held
+    /// fragments at the time; [`FragDrop::Timeout`] counts the fragments dropped with them).
+    pub fn timed_out(&self) -> u64 {
+        self.timed_out
     }
 
     /// The ports of `key`'s train, if its first fragment has been seen and it is alive.
@@ -377,6 +385,7 @@ impl<H> FragTable<H> {
     fn evict(&mut self, i: usize, sink: &mut impl FragSink<H>) {
         if let Some(t) = self.slots[i].take() {
             self.live -= 1;
+            self.timed_out += 1;
             self.held -= t.held.len();
             self.drops[FragDrop::Timeout as usize] += t.held.len() as u64;
             for h in t.held {
@@ -522,7 +531,7 @@ mod tests {
         assert_eq!(t.expire(SEC - 1, &mut s), 0);
         assert_eq!(t.expire(SEC, &mut s), 1);
         assert_eq!(s.dropped, vec![(1, FragDrop::Timeout), (2, FragDrop::Timeout)]);
-        assert_eq!((t.live_trains(), t.held(), t.drops(FragDrop::Timeout)), (0, 0, 2));
+        assert_eq!((t.live_trains(), t.held(), t.drops(FragDrop::Timeout), t.timed_out()), (0, 0, 2, 1));
         // The first fragment after the expiry starts a new train.
         t.accept(SEC, key(1, true), f[0], 3, &mut s);
         assert_eq!(s.forwarded, vec![(3, PORTS)]);

@@ -114,6 +114,10 @@ pub enum Icmpv6Error {
     /// An advertisement to a multicast address with the solicited flag set.
     #[error("multicast neighbour advertisement with the solicited flag")]
     NdSolicitedMulticast,
+    /// A solicitation or advertisement from a multicast source (RFC 4291 §2.7: no packet
+    /// comes from one; an answer to it would go to a group).
+    #[error("neighbour discovery message from a multicast source")]
+    NdBadSource,
     /// The message is neither a solicitation nor an advertisement.
     #[error("ICMPv6 message is not a neighbour solicitation or advertisement")]
     NdNotNeighbor,
@@ -139,6 +143,7 @@ impl Icmpv6Error {
             Icmpv6Error::NdTooManyOptions => "nd_too_many_options",
             Icmpv6Error::NdBadDad => "nd_bad_dad",
             Icmpv6Error::NdSolicitedMulticast => "nd_solicited_multicast",
+            Icmpv6Error::NdBadSource => "nd_bad_source",
             Icmpv6Error::NdNotNeighbor => "nd_not_neighbor",
             Icmpv6Error::NoRoom => "icmp6_not_sent",
         }
@@ -157,6 +162,7 @@ impl Icmpv6Error {
         Icmpv6Error::NdTooManyOptions,
         Icmpv6Error::NdBadDad,
         Icmpv6Error::NdSolicitedMulticast,
+        Icmpv6Error::NdBadSource,
         Icmpv6Error::NdNotNeighbor,
         Icmpv6Error::NoRoom,
     ];
@@ -495,7 +501,8 @@ pub struct NdRepr {
 impl NdRepr {
     /// Checks the ICMPv6 message `icmp` carried in `ip` (its upper layer, found by the
     /// extension-header walk) as RFC 4861 §7.1.1 and §7.1.2 ask, and reads it. In order:
-    /// type ([`Icmpv6Error::NdNotNeighbor`]), hop limit 255, checksum, code 0, length ≥ 24,
+    /// type ([`Icmpv6Error::NdNotNeighbor`]), hop limit 255, checksum, source not
+    /// multicast, code 0, length ≥ 24,
     /// target not multicast, options (bounded walk), then the solicitation's DAD rule (a
     /// source `::` needs a solicited-node destination and no source link-layer option) or
     /// the advertisement's (to a multicast destination, S clear). The checksum is
@@ -515,6 +522,9 @@ impl NdRepr {
         let (src, dst) = (ip.src_addr(), ip.dst_addr());
         if !icmp.verify_checksum(src, dst) {
             return Err(Icmpv6Error::BadChecksum);
+        }
+        if src.is_multicast() {
+            return Err(Icmpv6Error::NdBadSource);
         }
         if icmp.code() != 0 {
             return Err(Icmpv6Error::NdBadCode);
@@ -835,6 +845,21 @@ mod tests {
         b[4..6].copy_from_slice(&20u16.to_be_bytes());
         refill(&mut b);
         assert_eq!(nd(&b[..60]).unwrap_err(), Icmpv6Error::NdTruncated);
+    }
+
+    /// Found by the `parse_ipv6` fuzz target: a solicitation from a multicast source
+    /// (ff00::) passed, and its answer went to that group with S set.
+    #[test]
+    fn multicast_source_is_refused() {
+        #[rustfmt::skip]
+        let b = [
+            0x60, 0, 0, 0, 0x00, 0x18, 0x3a, 0xff,
+            0xff, 0xff, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+            0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x01, 0xff, 0, 0, 0x01,
+            0x87, 0x00, 0x4c, 0xed, 0, 0, 0, 0,
+            0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x01,
+        ];
+        assert_eq!(nd(&b).unwrap_err(), Icmpv6Error::NdBadSource);
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //!
 //! [`Ipv6Packet::new_checked`] validates what the getters rely on (version, payload length
 //! within the buffer). The fixed header has no checksum; the upper layers' checksums cover
-//! an IPv6 pseudo-header ([`checksum::pseudo_header_v6`](super::checksum::pseudo_header_v6)).
+//! an IPv6 pseudo-header ([`checksum::pseudo_header_v6`]).
 //!
 //! [`walk_ext_headers`] follows the next-header chain from the fixed header to the
 //! upper-layer protocol: hop-by-hop options (first only), routing, fragment, destination

@@ -26,6 +26,7 @@ PLAN=(
     dataplane:incremental_checksum=150
     dataplane:tcp_options=150
     dataplane:vrrp=150
+    dataplane:parse_ipv6=150
     dataplane:sync_decode=300
     dataplane:lb_worker=900
     controlplane:config_load=480

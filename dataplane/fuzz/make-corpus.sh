@@ -10,7 +10,7 @@
 # one-op program that hands the frame to the worker on the front port (op 0x10).
 set -eu
 cd "$(dirname "$0")"
-mkdir -p corpus/parse_ethernet_stack corpus/incremental_checksum corpus/tcp_options corpus/lb_worker corpus/vrrp corpus/sync_decode
+mkdir -p corpus/parse_ethernet_stack corpus/incremental_checksum corpus/tcp_options corpus/lb_worker corpus/vrrp corpus/sync_decode corpus/parse_ipv6
 prefix="c0a80001 c0a80032 1388 1f90 40"   # 192.168.0.1, 192.168.0.50, 5000, 8080, TTL 64
 for f in seeds/*.hex; do
     name=$(basename "$f" .hex)
@@ -40,4 +40,10 @@ for f in seeds/sync/*.hex; do
     len=$(wc -c < "corpus/sync_decode/raw_$name")
     { printf '00%04x' "$len" | xxd -r -p; cat "corpus/sync_decode/raw_$name"; } > "corpus/sync_decode/$name"
     cat "corpus/sync_decode/$name" >> corpus/sync_decode/session
+done
+# IPv6 packets (seeds/ipv6/*.hex, no Ethernet header) for the parse_ipv6 target: echo,
+# NS (also DAD), NA, packet too big, extension-header chains, fragments, ESP, and a bare
+# chain of the maximum length (its first byte is a next header, not a version).
+for f in seeds/ipv6/*.hex; do
+    xxd -r -p "$f" > "corpus/parse_ipv6/$(basename "$f" .hex)"
 done

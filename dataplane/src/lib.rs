@@ -4,9 +4,12 @@
 //! * [`types`]: the vocabulary every module shares (protocols, forwarding modes,
 //!   scheduler names, service keys, port indexes, VIPs, connection states and
 //!   timeouts), at the bottom of the crate: imports only point down to it.
-//! * [`wire`]: typed zero-copy views of Ethernet, ARP, IPv4, ICMP, TCP and UDP, and
+//! * [`wire`]: typed zero-copy views of Ethernet, ARP, IPv4, ICMP, IPv6 (with a bounded
+//!   extension-header walk), ICMPv6 and neighbour discovery, TCP and UDP, and
 //!   incremental checksum updates (RFC 1624).
 //! * [`l2l3`]: the lite stack — ARP, neighbours, routes, ICMP echo.
+//! * [`frag`]: the per-worker table of IPv4/IPv6 fragment trains, which lets fragments
+//!   without ports follow their flow (groundwork: not wired into the worker yet).
 //! * [`server`]: real servers and their lock-free per-worker counters.
 //! * [`service`]: virtual services and the published service table.
 //! * [`admission`]: which new flows a service admits (client allow/deny prefixes,
@@ -38,6 +41,7 @@ pub mod admission;
 pub mod conn;
 pub mod control;
 pub mod exception;
+pub mod frag;
 pub mod ha;
 pub mod idle;
 pub mod l2l3;

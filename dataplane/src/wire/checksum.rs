@@ -37,7 +37,7 @@
 //! Each update assumes the changed word sits at an even offset of the covered data (true
 //! for addresses, ports, and the IPv4 TTL/protocol word).
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// Ones' complement partial sum of `data` as big-endian 16-bit words.
 ///
@@ -104,6 +104,40 @@ pub fn pseudo_header(src: Ipv4Addr, dst: Ipv4Addr, proto: u8, len: u16) -> u32 {
     let s = u32::from(src);
     let d = u32::from(dst);
     (s >> 16) + (s & 0xffff) + (d >> 16) + (d & 0xffff) + u32::from(proto) + u32::from(len)
+}
+
+/// Partial sum of the IPv6 pseudo-header used by TCP, UDP and ICMPv6 (RFC 8200 §8.1):
+/// source and destination addresses, the 32-bit upper-layer length, three zero bytes and
+/// the next header (the upper layer's protocol, not that of any extension header).
+pub fn pseudo_header_v6(src: Ipv6Addr, dst: Ipv6Addr, next_header: u8, len: u32) -> u32 {
+    let mut s = u64::from(next_header) + u64::from(len >> 16) + u64::from(len & 0xffff);
+    for seg in src.segments().iter().chain(dst.segments().iter()) {
+        s += u64::from(*seg);
+    }
+    fold_acc(s)
+}
+
+/// The pseudo-header partial sum for either family: [`pseudo_header`] for two IPv4
+/// addresses, [`pseudo_header_v6`] for two IPv6 ones; `None` when the families differ
+/// (no packet has such a pair). An IPv4 upper-layer length over 65535 is `None` too.
+pub fn pseudo_header_ip(src: IpAddr, dst: IpAddr, proto: u8, len: u32) -> Option<u32> {
+    match (src, dst) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => Some(pseudo_header(s, d, proto, u16::try_from(len).ok()?)),
+        (IpAddr::V6(s), IpAddr::V6(d)) => Some(pseudo_header_v6(s, d, proto, len)),
+        _ => None,
+    }
+}
+
+/// [`delta16`] for a changed IPv6 address (eight words): NAT66 rewrites of an address
+/// covered by a TCP/UDP/ICMPv6 pseudo-header, applied with [`update_delta`].
+#[inline]
+pub fn delta_addr_v6(old: Ipv6Addr, new: Ipv6Addr) -> u32 {
+    old.segments().iter().zip(new.segments().iter()).map(|(o, n)| delta16(*o, *n)).sum()
+}
+
+/// RFC 1624 eqn 3 for a changed IPv6 address in a pseudo-header.
+pub fn update_addr_v6(csum: u16, old: Ipv6Addr, new: Ipv6Addr) -> u16 {
+    update_delta(csum, delta_addr_v6(old, new))
 }
 
 /// RFC 1624 eqn 3: the checksum after a 16-bit word of the covered data changes from
@@ -227,6 +261,41 @@ mod tests {
         let c = update16(0x0000, 0xff00, 0xff01);
         let c = update16(c, 0x00ff, 0x00fe);
         assert_eq!(c, 0x0000);
+    }
+
+    #[test]
+    fn pseudo_header_v6_matches_bytes() {
+        let src: Ipv6Addr = "2001:db8::10".parse().unwrap();
+        let dst: Ipv6Addr = "fe80::ffff:1:2".parse().unwrap();
+        let mut bytes = src.octets().to_vec();
+        bytes.extend(dst.octets());
+        bytes.extend(70000u32.to_be_bytes());
+        bytes.extend([0, 0, 0, 58]);
+        assert_eq!(fold(pseudo_header_v6(src, dst, 58, 70000)), fold(sum(&bytes)));
+        let ip = |a: Ipv6Addr| IpAddr::V6(a);
+        assert_eq!(pseudo_header_ip(ip(src), ip(dst), 58, 70000), Some(pseudo_header_v6(src, dst, 58, 70000)));
+        let (s4, d4) = (Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(10, 0, 0, 2));
+        assert_eq!(pseudo_header_ip(s4.into(), d4.into(), 6, 20), Some(pseudo_header(s4, d4, 6, 20)));
+        assert_eq!(pseudo_header_ip(s4.into(), d4.into(), 6, 70000), None);
+        assert_eq!(pseudo_header_ip(s4.into(), ip(dst), 6, 20), None);
+    }
+
+    proptest! {
+        #[test]
+        fn update_addr_v6_equals_recompute(
+            prefix in proptest::collection::vec(any::<u8>(), 1..20),
+            old in any::<u128>(),
+            new in any::<u128>(),
+        ) {
+            let mut data = prefix;
+            if data.len() % 2 == 1 { data.push(0); }
+            data[0] |= 0x40;
+            data.extend_from_slice(&old.to_be_bytes());
+            let csum = naive(&data);
+            let n = data.len();
+            data[n - 16..].copy_from_slice(&new.to_be_bytes());
+            prop_assert_eq!(update_addr_v6(csum, old.into(), new.into()), naive(&data));
+        }
     }
 
     proptest! {

@@ -1,5 +1,6 @@
 //! Typed zero-copy views of the packet headers rvs reads and rewrites — Ethernet, ARP,
-//! IPv4, ICMPv4, TCP, UDP, VRRP — and the ones' complement checksum arithmetic beside them.
+//! IPv4, ICMPv4, IPv6 (with its extension-header walk), ICMPv6 and neighbour discovery,
+//! TCP, UDP, VRRP — and the ones' complement checksum arithmetic beside them.
 //!
 //! # Contract
 //!
@@ -26,7 +27,9 @@ pub mod arp;
 pub mod checksum;
 pub mod ethernet;
 pub mod icmp;
+pub mod icmpv6;
 pub mod ipv4;
+pub mod ipv6;
 pub mod tcp;
 pub mod udp;
 pub mod vrrp;
@@ -40,6 +43,7 @@ pub use icmp::{
     ICMP_TIME_EXCEEDED,
 };
 pub use ipv4::{Ipv4Packet, IPPROTO_ICMP, IPPROTO_IPIP, IPPROTO_TCP, IPPROTO_UDP};
+pub use ipv6::{walk_ext_headers, FragHeader, Ipv6Error, Ipv6Packet, UpperLayer, IPPROTO_ICMPV6};
 pub use tcp::{TcpFlags, TcpOption, TcpOptionIter, TcpPacket};
 pub use udp::UdpPacket;
 pub use vrrp::{VrrpError, VrrpPacket, VrrpRepr};

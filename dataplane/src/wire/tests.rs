@@ -1,4 +1,4 @@
-//! Cross-layer tests: the whole Ethernet → ARP/IPv4 → ICMP/TCP/UDP parse never panics,
+//! Cross-layer tests: the whole Ethernet → ARP/IPv4/IPv6 → ICMP/ICMPv6/TCP/UDP parse never panics,
 //! whatever the bytes.
 
 use proptest::prelude::*;
@@ -63,6 +63,30 @@ fn walk(frame: &[u8]) -> usize {
                 _ => 2,
             }
         }
+        ETHERTYPE_IPV6 => {
+            let Ok(ip) = Ipv6Packet::new_checked(eth.payload()) else {
+                return 1;
+            };
+            let _ = (ip.traffic_class(), ip.flow_label(), ip.hop_limit(), ip.src_addr(), ip.dst_addr());
+            let Ok(u) = ip.upper_layer() else {
+                return 2;
+            };
+            let l4 = &ip.payload()[u.offset..];
+            match u.protocol {
+                IPPROTO_ICMPV6 if u.has_l4_header() => {
+                    let Ok(icmp) = icmpv6::Icmpv6Packet::new_checked(l4) else {
+                        return 2;
+                    };
+                    let _ = (icmp.msg_type(), icmp.mtu(), icmp.nd_target(), icmp.na_flags());
+                    let _ = icmp.verify_checksum(ip.src_addr(), ip.dst_addr());
+                    assert!(icmp.nd_options().count() <= icmpv6::MAX_ND_OPTIONS + 1);
+                    let _ = icmpv6::NdRepr::parse(&ip, &icmp);
+                    let _ = Ipv6Packet::new_checked(icmp.data()).map(|q| q.upper_layer());
+                    3
+                }
+                _ => 2,
+            }
+        }
         _ => 1,
     }
 }
@@ -81,6 +105,7 @@ fn real_packets_parse_all_layers() {
     assert_eq!(walk(&frame(ETHERTYPE_IPV4, &udp::tests::DNS)), 3);
     assert_eq!(walk(&frame(ETHERTYPE_ARP, &[0u8; 28])), 1); // htype 0: BadArpFormat
     assert_eq!(walk(&frame(ETHERTYPE_IPV6, &[0u8; 40])), 1);
+    assert_eq!(walk(&frame(ETHERTYPE_IPV6, &ipv6::tests::ECHO6)), 3);
 }
 
 /// The first layer whose `new_checked` refuses `frame`, and its error; `None` when every
@@ -188,7 +213,18 @@ fn arb_frame() -> impl Strategy<Value = Vec<u8>> {
             l3.truncate(cut.index(l3.len() + 1));
             frame(ETHERTYPE_IPV4, &l3)
         });
-    prop_oneof![noise, seeded]
+    let seeded6 =
+        (proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..8), any::<prop::sample::Index>())
+            .prop_map(|(edits, cut)| {
+                let mut l3 = ipv6::tests::ECHO6.to_vec();
+                for (i, v) in edits {
+                    let at = i.index(l3.len());
+                    l3[at] = v;
+                }
+                l3.truncate(cut.index(l3.len() + 1));
+                frame(ETHERTYPE_IPV6, &l3)
+            });
+    prop_oneof![noise, seeded, seeded6]
 }
 
 proptest! {

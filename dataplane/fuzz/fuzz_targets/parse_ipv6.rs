@@ -1,0 +1,62 @@
+//! The IPv6 view, the extension-header walk, and the ICMPv6 / neighbour discovery views on
+//! arbitrary bytes: after `new_checked` no getter panics; the walk stays within the payload
+//! and its bounds; the ND option walk is bounded; a solicitation that parses is answered
+//! with an advertisement that parses back (same target, verifying checksum, S and O set
+//! as RFC 4861 §7.2.4 asks); an error message's quoted packet parses or is refused.
+//!
+//! Input: an IPv6 packet (version nibble 6); any other first byte is taken as a next
+//! header value and the rest as a bare chain of extension headers for the walk alone.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use rvs_dataplane::wire::icmpv6::{emit_na_for_ns, Icmpv6Packet, NdKind, NdRepr, MAX_ND_OPTIONS, ND_PACKET_LEN};
+use rvs_dataplane::wire::ipv6::{walk_ext_headers, Ipv6Packet, MAX_EXT_LEN};
+use rvs_dataplane::wire::{MacAddr, IPPROTO_ICMPV6};
+
+fuzz_target!(|data: &[u8]| {
+    let Some(&first) = data.first() else { return };
+    if first >> 4 != 6 {
+        if let Ok(u) = walk_ext_headers(first, &data[1..]) {
+            assert!(u.offset <= data.len() - 1 && u.offset <= MAX_EXT_LEN);
+        }
+        return;
+    }
+    let Ok(ip) = Ipv6Packet::new_checked(data) else { return };
+    let _ = (ip.version(), ip.traffic_class(), ip.flow_label(), ip.hop_limit(), ip.header());
+    let (src, dst) = (ip.src_addr(), ip.dst_addr());
+    assert_eq!(ip.payload().len(), usize::from(ip.payload_len()));
+    let Ok(u) = ip.upper_layer() else { return };
+    assert!(u.offset <= ip.payload().len() && u.offset <= MAX_EXT_LEN);
+    if let Some(f) = u.frag {
+        assert!(f.offset % 8 == 0 && f.header_offset + 8 <= ip.payload().len());
+        let _ = (f.is_atomic(), f.ident);
+    }
+    if u.protocol != IPPROTO_ICMPV6 || !u.has_l4_header() {
+        return;
+    }
+    let Ok(icmp) = Icmpv6Packet::new_checked(&ip.payload()[u.offset..]) else { return };
+    let _ = (icmp.msg_type(), icmp.code(), icmp.checksum(), icmp.ident(), icmp.seq_no(), icmp.mtu());
+    let _ = (icmp.pointer(), icmp.nd_target(), icmp.na_flags(), icmp.verify_checksum(src, dst));
+    assert!(icmp.nd_options().count() <= MAX_ND_OPTIONS + 1);
+    if icmp.is_error() {
+        let _ = Ipv6Packet::new_checked(icmp.data()).map(|q| q.upper_layer());
+    }
+    // The ND checks need the chain to be the bare fixed header (the view's offset 0).
+    if u.offset != 0 {
+        return;
+    }
+    let Ok(nd) = NdRepr::parse(&ip, &icmp) else { return };
+    assert!(!nd.target.is_multicast());
+    if nd.kind != NdKind::Solicit {
+        return;
+    }
+    let mac = MacAddr([0x02, 0, 0, 0, 0, 0x01]);
+    let mut out = [0u8; ND_PACKET_LEN];
+    let (n, to) = emit_na_for_ns(&mut out, &nd, mac).expect("room for an NA");
+    let ip2 = Ipv6Packet::new_checked(&out[..n]).expect("an emitted NA parses");
+    let icmp2 = Icmpv6Packet::new_checked(ip2.payload()).expect("an emitted NA has an ICMPv6 header");
+    let na = NdRepr::parse(&ip2, &icmp2).expect("an emitted NA passes the ND checks");
+    assert_eq!((na.target, na.target_ll, na.dst, na.src), (nd.target, Some(mac), to, nd.target));
+    let NdKind::Advert(f) = na.kind else { panic!("not an advert") };
+    assert!(f.override_ && f.solicited == !nd.src.is_unspecified());
+});

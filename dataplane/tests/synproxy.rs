@@ -132,6 +132,52 @@ fn server_syn_ack(to: (std::net::Ipv4Addr, u16)) -> Seg {
     )
 }
 
+/// The client's first data segment of proxied connection `k` (cookie) through `ws`: its
+/// acknowledgement and TSecr must reach the server in the server's spaces.
+fn client_data_is_translated(ws: &mut [MemWorker], k: u32, now: u64, what: &str) {
+    let data = with_window(
+        Seg::tcp(CLIENT_IP, CPORT, VIP, 80, PSH | ACK)
+            .seq(CISN + 1)
+            .ack(k.wrapping_add(1))
+            .options(&ts_opts(1020, COOKIE_TS))
+            .data(b"GET"),
+        502,
+    );
+    let (_, back) = send_to(ws, 0, FRONT, &data.by_client(), now);
+    let want =
+        data.clone().addrs((CLIENT_IP, CPORT), (RS1, 80)).ack(SISN + 1).options(&ts_opts(1020, SERVER_TS)).ttl(60);
+    let got = only(back, what);
+    assert_frame(&got, &want.to_server(RS1_MAC), what);
+    assert_checksums(&got);
+}
+
+/// The server's first data segment of proxied connection `k` through `ws`: sequence and
+/// TSval back into the client's view, window from the server's shift 9 into rvs's 7
+/// (500 << 2).
+fn server_data_is_translated(ws: &mut [MemWorker], k: u32, now: u64, what: &str) {
+    let reply = with_window(
+        Seg::tcp(RS1, 80, CLIENT_IP, CPORT, PSH | ACK)
+            .seq(SISN + 1)
+            .ack(CISN + 4)
+            .options(&ts_opts(SERVER_TS + 23, 1020))
+            .data(b"HTTP/1.0 200"),
+        500,
+    );
+    let (front, _) = send_to(ws, 0, BACK, &reply.by_server(RS1_MAC), now);
+    let want = with_window(
+        reply
+            .clone()
+            .addrs((VIP, 80), (CLIENT_IP, CPORT))
+            .seq(k.wrapping_add(1))
+            .options(&ts_opts(COOKIE_TS + 23, 1020)),
+        2000,
+    )
+    .ttl(60);
+    let got = only(front, what);
+    assert_frame(&got, &want.to_client(), what);
+    assert_checksums(&got);
+}
+
 #[test]
 fn nat_proxied_connection_golden_packets_both_ways() {
     let shared = proxied(SynProxyPolicy::ALWAYS, Nat);
@@ -168,20 +214,7 @@ fn nat_proxied_connection_golden_packets_both_ways() {
 
     // Client data: its acknowledgement and TSecr move into the server's spaces, which
     // also completes the server's handshake.
-    let data = with_window(
-        Seg::tcp(CLIENT_IP, CPORT, VIP, 80, PSH | ACK)
-            .seq(CISN + 1)
-            .ack(k.wrapping_add(1))
-            .options(&ts_opts(1020, COOKIE_TS))
-            .data(b"GET"),
-        502,
-    );
-    let (_, back) = send_to(&mut ws, 0, FRONT, &data.by_client(), T0 + 4);
-    let want =
-        data.clone().addrs((CLIENT_IP, CPORT), (RS1, 80)).ack(SISN + 1).options(&ts_opts(1020, SERVER_TS)).ttl(60);
-    let got = only(back, "client data");
-    assert_frame(&got, &want.to_server(RS1_MAC), "client data to the server");
-    assert_checksums(&got);
+    client_data_is_translated(&mut ws, k, T0 + 4, "client data");
     assert_eq!(
         ws[0].lb().expect("engine").conns().iter().map(|(_, c)| c.state).collect::<Vec<_>>(),
         [ConnState::Tcp(TcpState::Established)]
@@ -189,27 +222,7 @@ fn nat_proxied_connection_golden_packets_both_ways() {
 
     // Server data: sequence and TSval back into the client's view, window from the
     // server's shift 9 into rvs's 7 (500 << 2).
-    let reply = with_window(
-        Seg::tcp(RS1, 80, CLIENT_IP, CPORT, PSH | ACK)
-            .seq(SISN + 1)
-            .ack(CISN + 4)
-            .options(&ts_opts(SERVER_TS + 23, 1020))
-            .data(b"HTTP/1.0 200"),
-        500,
-    );
-    let (front, _) = send_to(&mut ws, 0, BACK, &reply.by_server(RS1_MAC), T0 + 5);
-    let want = with_window(
-        reply
-            .clone()
-            .addrs((VIP, 80), (CLIENT_IP, CPORT))
-            .seq(k.wrapping_add(1))
-            .options(&ts_opts(COOKIE_TS + 23, 1020)),
-        2000,
-    )
-    .ttl(60);
-    let got = only(front, "server data");
-    assert_frame(&got, &want.to_client(), "server data to the client");
-    assert_checksums(&got);
+    server_data_is_translated(&mut ws, k, T0 + 5, "server data");
 
     // A client SACK block (an odd-aligned option list: one NOP before the timestamp)
     // moves into the server's sequence space.
@@ -565,42 +578,9 @@ fn a_synced_proxied_connection_goes_on_translating_on_the_peer() {
     assert_eq!(snapshot(&b[0]).sync_installed, 1);
 
     // Client data through the peer: acknowledgement and TSecr in the server's spaces.
-    let data = with_window(
-        Seg::tcp(CLIENT_IP, CPORT, VIP, 80, PSH | ACK)
-            .seq(CISN + 1)
-            .ack(k.wrapping_add(1))
-            .options(&ts_opts(1020, COOKIE_TS))
-            .data(b"GET"),
-        502,
-    );
-    let (_, back) = send_to(&mut b, 0, FRONT, &data.by_client(), T0 + 5);
-    let want =
-        data.clone().addrs((CLIENT_IP, CPORT), (RS1, 80)).ack(SISN + 1).options(&ts_opts(1020, SERVER_TS)).ttl(60);
-    let got = only(back, "client data via the peer");
-    assert_frame(&got, &want.to_server(RS1_MAC), "client data to the server via the peer");
-    assert_checksums(&got);
+    client_data_is_translated(&mut b, k, T0 + 5, "client data via the peer");
     // Server data through the peer: sequence, TSval and window in the client's view.
-    let reply = with_window(
-        Seg::tcp(RS1, 80, CLIENT_IP, CPORT, PSH | ACK)
-            .seq(SISN + 1)
-            .ack(CISN + 4)
-            .options(&ts_opts(SERVER_TS + 23, 1020))
-            .data(b"HTTP/1.0 200"),
-        500,
-    );
-    let (front, _) = send_to(&mut b, 0, BACK, &reply.by_server(RS1_MAC), T0 + 6);
-    let want = with_window(
-        reply
-            .clone()
-            .addrs((VIP, 80), (CLIENT_IP, CPORT))
-            .seq(k.wrapping_add(1))
-            .options(&ts_opts(COOKIE_TS + 23, 1020)),
-        2000,
-    )
-    .ttl(60);
-    let got = only(front, "server data via the peer");
-    assert_frame(&got, &want.to_client(), "server data to the client via the peer");
-    assert_checksums(&got);
+    server_data_is_translated(&mut b, k, T0 + 6, "server data via the peer");
     assert!(drops_of(&b[0]).is_empty(), "{:?}", drops_of(&b[0]));
     assert_accounting_all(&b);
 }

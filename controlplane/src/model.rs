@@ -64,7 +64,7 @@ pub struct ServerView {
     pub effective_weight: Option<u16>,
     /// Its health (absent in change lists).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub health: Option<crate::runtime::HealthView>,
+    pub health: Option<crate::status::HealthView>,
     /// Administrative state, kept apart from `health`: `ready`, `drain` (weight 0 in
     /// effect) or `maint` (out of the table, probes paused). Absent in change lists.
     #[serde(default, skip_serializing_if = "Option::is_none")]

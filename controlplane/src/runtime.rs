@@ -54,7 +54,7 @@ use crate::model::{
     ServiceView, TimeoutsBody, TimeoutsView,
 };
 use crate::services::{build_with_health, service_key, IdBook, Overlay, ServerRef};
-use crate::status::TrafficJson;
+use crate::status::{HealthView, TrafficJson};
 
 /// One difference between the running configuration and a candidate.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -173,48 +173,6 @@ fn kept_admin(config: &Config, admin: &HashMap<ServerRef, Admin>) -> HashMap<Ser
         }
     }
     out
-}
-
-/// A checked server's health as the API shows it (`health` of a server's JSON).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
-pub struct HealthView {
-    /// `up`, `down`, or `unknown` (not checked).
-    pub state: String,
-    /// When it entered that state (RFC 3339, UTC); absent when not checked.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub since: Option<String>,
-    /// The last probe's result in words.
-    pub last: String,
-    /// How long the last probe took, in microseconds (absent before the first one, and
-    /// for servers checked by an agent only).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub latency_us: Option<u64>,
-    /// Probes that passed since the server was first checked.
-    #[serde(default)]
-    pub probes_ok: u64,
-    /// Probes that failed since the server was first checked.
-    #[serde(default)]
-    pub probes_failed: u64,
-}
-
-impl HealthView {
-    /// A server nobody checks: `state` unknown, `last` says why.
-    pub fn unchecked(why: &str) -> Self {
-        HealthView {
-            state: "unknown".into(),
-            since: None,
-            last: why.into(),
-            latency_us: None,
-            probes_ok: 0,
-            probes_failed: 0,
-        }
-    }
-
-    /// Whether `other` differs in what an operator acts on (state, since, last result),
-    /// not only in the probe figures (latency, counts) that change with every probe.
-    pub fn differs_in_state(&self, other: &HealthView) -> bool {
-        (&self.state, &self.since, &self.last) != (&other.state, &other.since, &other.last)
-    }
 }
 
 /// The canonical TOML of a file.

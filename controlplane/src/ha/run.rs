@@ -522,7 +522,7 @@ fn publish(board: &HaBoard, status: HaStatus) {
 /// the health board and none of them is up. Reads the board once, allocates nothing (the
 /// HA thread asks for every tracked service each turn).
 pub fn service_down(
-    board: &HashMap<crate::services::ServerRef, crate::runtime::HealthView>,
+    board: &HashMap<crate::services::ServerRef, crate::status::HealthView>,
     service: (L4Proto, Ipv4Addr, u16),
 ) -> bool {
     let mut checked = false;

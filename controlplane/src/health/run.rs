@@ -38,8 +38,8 @@ use super::prober::{Prober, ProberConfig};
 use super::state::{Admin, State};
 use crate::api::AppState;
 use crate::config::{Agent, Config, Health};
-use crate::runtime::HealthView;
 use crate::services::{service_key, Overlay, ServerRef};
+use crate::status::HealthView;
 
 /// Each checked server's health as the API shows it, shared with `/v1/status` and
 /// `/metrics` (written by the health thread when it changes).

@@ -250,7 +250,7 @@ fn input_with_port_name(port_name: &str) -> MetricsInput {
                 forward: "nat".into(),
                 overloaded: false,
                 stats: traffic(6, 3),
-                health: Some(crate::runtime::HealthView {
+                health: Some(crate::status::HealthView {
                     state: "up".into(),
                     since: Some("2026-12-03T17:00:00Z".into()),
                     last: "HTTP 200".into(),
@@ -266,12 +266,12 @@ fn input_with_port_name(port_name: &str) -> MetricsInput {
                 forward: "fullnat".into(),
                 overloaded: true,
                 stats: traffic(4, 1),
-                health: Some(crate::runtime::HealthView {
+                health: Some(crate::status::HealthView {
                     state: "down".into(),
                     latency_us: Some(1500),
                     probes_ok: 3,
                     probes_failed: 2,
-                    ..crate::runtime::HealthView::unchecked("HTTP 503")
+                    ..crate::status::HealthView::unchecked("HTTP 503")
                 }),
             },
         ],

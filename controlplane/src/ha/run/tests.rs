@@ -255,7 +255,7 @@ fn unknown_vrids_and_malformed_packets_are_counted() {
 
 #[test]
 fn service_down_needs_every_checked_server_down() {
-    use crate::runtime::HealthView;
+    use crate::status::HealthView;
     use rvs_dataplane::types::ServiceKey;
     let key = ServiceKey { proto: L4Proto::Tcp, vip: Ipv4Addr::new(10, 10, 0, 100), port: 80 };
     let view = |s: &str| HealthView { state: s.into(), ..HealthView::unchecked("") };

@@ -32,6 +32,7 @@ mod eal;
 mod error;
 mod mbuf;
 mod mempool;
+mod mutex;
 mod port;
 mod preflight;
 mod quiesce;

@@ -18,7 +18,7 @@
 
 use std::ffi::{CStr, CString};
 use std::ptr::NonNull;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 
 use rvs_dpdk_sys as sys;
 
@@ -26,17 +26,12 @@ use super::eal::{Eal, EalToken};
 use super::error::{libc_errno, ret_reason, DpdkError};
 use super::mbuf::Mbuf;
 use super::mempool::Mempool;
+use super::mutex::lock;
 use super::quiesce::Checkpoint;
 use crate::traits::{Burst, LinkStatus, PortInfo, PortQueue, PortStats, BURST_SIZE};
 
 /// Ports opened by this process (ethdev port ids), so that one device has one owner.
 static OPEN_PORTS: Mutex<Vec<u16>> = Mutex::new(Vec::new());
-
-/// Locks a mutex, ignoring poisoning: the guarded data stays consistent because every
-/// critical section either completes or changes nothing before a DPDK call fails.
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
 
 /// How to set a port up: one RX and one TX queue per worker, ring sizes, RSS and MTU.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

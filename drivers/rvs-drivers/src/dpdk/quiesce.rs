@@ -75,7 +75,7 @@ impl Checkpoint {
         });
         let g = GENERATION.load(Ordering::Acquire);
         let gate = Arc::new(Gate { ack: AtomicU64::new(g), live: AtomicBool::new(true) });
-        super::port::lock(&GATES).push(Arc::clone(&gate));
+        super::mutex::lock(&GATES).push(Arc::clone(&gate));
         Checkpoint { gate, seen: g }
     }
 
@@ -99,7 +99,7 @@ impl Checkpoint {
 impl Drop for Checkpoint {
     fn drop(&mut self) {
         self.gate.live.store(false, Ordering::Release);
-        super::port::lock(&GATES).retain(|g| !Arc::ptr_eq(g, &self.gate));
+        super::mutex::lock(&GATES).retain(|g| !Arc::ptr_eq(g, &self.gate));
     }
 }
 
@@ -119,7 +119,7 @@ extern "C" fn before_unmap() {
 /// boundary (or [`GRACE_LIMIT`] ran out). Returns how many queues it gave up on.
 fn grace_period() -> usize {
     let g = GENERATION.fetch_add(1, Ordering::SeqCst) + 1;
-    let gates: Vec<Arc<Gate>> = super::port::lock(&GATES).clone();
+    let gates: Vec<Arc<Gate>> = super::mutex::lock(&GATES).clone();
     let t0 = Instant::now();
     let mut gave_up = 0usize;
     for gate in &gates {

@@ -252,8 +252,8 @@ impl Report {
         );
         if let Some(f) = &self.l4 {
             j += &format!(
-                ",\"flows\":{},\"conn_capacity\":{},\"table_bytes\":{}",
-                f.flows, f.conn_capacity, f.table_bytes
+                ",\"flows\":{},\"conn_capacity\":{},\"table_bytes\":{},\"table_huge_pages\":{},\"table_fallback_pages\":{}",
+                f.flows, f.conn_capacity, f.table_bytes, f.table_huge_pages, f.table_fallback_pages
             );
             if let Some(n) = &f.new_conn {
                 j += &format!(
@@ -340,6 +340,10 @@ pub struct L4Figures {
     pub conn_capacity: usize,
     /// [`ConnTable::memory_bytes`](rvs_dataplane::conn::ConnTable::memory_bytes) of that table.
     pub table_bytes: usize,
+    /// Reserved 2 MiB pages the table got ([`rvs_dataplane::conn::TableMemory`]).
+    pub table_huge_pages: usize,
+    /// 2 MiB pages' worth of it on ordinary memory because the pool had too few free.
+    pub table_fallback_pages: usize,
 }
 
 /// Cost of a new connection: a SYN of a never-seen 5-tuple through the worker.

@@ -1157,6 +1157,8 @@ pub fn run(mode: Mode, forward: ForwardMode, reply: bool, opts: &Options) -> Res
         flows: b.flows.len(),
         conn_capacity: table.capacity(),
         table_bytes: table.memory_bytes(),
+        table_huge_pages: table.memory().huge_pages,
+        table_fallback_pages: table.memory().fallback_pages,
     };
     Ok(Report {
         mode,

@@ -110,6 +110,22 @@ struct ConnLookupArgs {
     /// Lookups per run (default min(entries, 4194304)).
     #[arg(long, value_name = "N", value_parser = positive)]
     lookups: Option<u64>,
+    /// Pages of the table's memory: `hugetlb` (reserved 2 MiB pages, rvsd's default;
+    /// transparent ones when too few are free), `thp` (transparent huge pages only) or
+    /// `4k` (ordinary pages, as before huge pages).
+    #[arg(long, value_name = "hugetlb|thp|4k", value_parser = page_policy, default_value = "hugetlb")]
+    pages: rvs_drivers::hugemem::PagePolicy,
+}
+
+/// `--pages`.
+fn page_policy(s: &str) -> Result<rvs_drivers::hugemem::PagePolicy, String> {
+    use rvs_drivers::hugemem::PagePolicy;
+    match s {
+        "hugetlb" => Ok(PagePolicy::HugeTlb),
+        "thp" => Ok(PagePolicy::Transparent),
+        "4k" => Ok(PagePolicy::Base),
+        _ => Err(format!("`{s}`: expected hugetlb, thp or 4k")),
+    }
 }
 
 fn main() -> ExitCode {
@@ -132,7 +148,11 @@ fn main() -> ExitCode {
             pipeline(&opts, &modes)
         }
         Bench::ConnLookup(args) => {
-            let opts = LookupOptions { runs: args.runs as usize, lookups: args.lookups.map(|n| n as usize) };
+            let opts = LookupOptions {
+                runs: args.runs as usize,
+                lookups: args.lookups.map(|n| n as usize),
+                pages: args.pages,
+            };
             conn_lookup(&opts, &args.entries)
         }
         Bench::Sync(args) => sync(args),

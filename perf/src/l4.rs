@@ -79,8 +79,17 @@ use crate::harness::{
     BACK, BUF_ROOM, FRONT, POLL_STEP_NS, RING_BUFS, START_NS, WARMUP_SHARE,
 };
 
-/// Most established flows `--flows` accepts.
-pub const MAX_FLOWS: usize = 1 << 22;
+/// Most established flows `--flows` accepts: 2^24, so that the table can hold 10M
+/// established connections (issue 16's second size) and the new ones on top. Full-NAT
+/// is bounded lower by its local addresses (about 2.2M flows), the SYN-proxy modes by
+/// [`MAX_PROXIED_FLOWS`].
+pub const MAX_FLOWS: usize = 1 << 24;
+/// Most established flows of the SYN-proxy modes (set up all at once, every frame of
+/// the handshake in memory).
+pub const MAX_PROXIED_FLOWS: usize = 1 << 22;
+/// Flows [`L4Bench::open_flows`] sets up per chunk: the chunk's frames and the
+/// worker's output buffers (2 KiB each) in memory at once.
+const OPEN_CHUNK: usize = 1 << 16;
 /// Most new connections one mode opens (validation, warm-up and timed runs together).
 pub const NEW_CONNS_MAX: u64 = 1 << 20;
 /// Table capacity over the connections a mode opens at most: 2, so the table ends at
@@ -408,18 +417,32 @@ impl L4Bench {
         Ok(sent)
     }
 
-    /// Opens `n` connections with a handshake and records their server and local port.
+    /// Opens `n` connections with a handshake and records their server and local port,
+    /// [`OPEN_CHUNK`] at a time (the frames of one chunk in memory at once).
     fn open_flows(&mut self, n: usize) -> Result<(), BenchError> {
         if self.proxy {
+            if n > MAX_PROXIED_FLOWS {
+                return Err(BenchError::BadOptions(format!(
+                    "--flows {n}: SYN-proxy modes open at most {MAX_PROXIED_FLOWS} flows"
+                )));
+            }
             return self.open_proxied_flows(n);
         }
+        for start in (0..n).step_by(OPEN_CHUNK) {
+            self.open_chunk(start, (start + OPEN_CHUNK).min(n))?;
+        }
+        self.check_established(n)
+    }
+
+    /// Opens flows `from..to` with a handshake (see [`L4Bench::open_flows`]).
+    fn open_chunk(&mut self, from: usize, to: usize) -> Result<(), BenchError> {
         let seg = |src, dst, flags| TcpSeg { src, dst, flags, seq: CLIENT_ISN, options: vec![], payload: vec![] };
-        let clients: Vec<(Ipv4Addr, u16)> = (0..n).map(flow_client).collect();
+        let clients: Vec<(Ipv4Addr, u16)> = (from..to).map(flow_client).collect();
         let vip = (frames::VIP, frames::VPORT);
         let syns: Vec<Vec<u8>> =
             clients.iter().map(|&c| seg(c, vip, TCP_SYN).frame(frames::FRONT_MAC, frames::GW_MAC)).collect();
         let out = self.exchange(FRONT, BACK, &syns, "set-up SYNs")?;
-        for (i, (o, &(client, cport))) in out.iter().zip(&clients).enumerate() {
+        for (i, (o, &(client, cport))) in (from..).zip(out.iter().zip(&clients)) {
             check_syn_out(self.forward, o.data()).map_err(|e| self.fail(format!("set-up SYN {i}: {e}")))?;
             let key =
                 FlowKey { proto: L4Proto::Tcp, src: client, sport: cport, dst: frames::VIP, dport: frames::VPORT };
@@ -437,8 +460,7 @@ impl L4Bench {
         }
         if self.has_reply_path() {
             let port = frames::SERVER_PORT;
-            let synacks: Vec<Vec<u8>> = self
-                .flows
+            let synacks: Vec<Vec<u8>> = self.flows[from..to]
                 .iter()
                 .map(|f| {
                     seg((frames::SERVERS[f.server], port), (f.local, f.lport), TCP_SYN | TCP_ACK)
@@ -450,7 +472,7 @@ impl L4Bench {
         let acks: Vec<Vec<u8>> =
             clients.iter().map(|&c| seg(c, vip, TCP_ACK).frame(frames::FRONT_MAC, frames::GW_MAC)).collect();
         self.exchange(FRONT, BACK, &acks, "set-up ACKs")?;
-        self.check_established(n)
+        Ok(())
     }
 
     /// Opens `n` SYN-proxied connections with the proxied handshake (`crate::synproxy`

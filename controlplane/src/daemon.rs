@@ -986,6 +986,7 @@ fn log_table_memory(worker: usize, m: &rvs_dataplane::conn::TableMemory) {
 pub fn lb_config(config: &Config, cookie_secret: &CookieSecret) -> LbConfig {
     LbConfig {
         conn_capacity: config.dataplane.conn_capacity as usize,
+        conn_pages: rvs_drivers::hugemem::PagePolicy::HugeTlb,
         timeouts: services::timeouts(config),
         port_mtu: config.ports.iter().map(|p| p.mtu.unwrap_or(DEFAULT_MTU)).collect(),
         // Set per worker from the ports' RSS setup once they are up (`reply_rss`).

@@ -16,6 +16,7 @@ use rvs_dataplane::l2l3::route::StaticRoute;
 use rvs_dataplane::types::{ForwardMode, PortId, VipConfig};
 use rvs_dataplane::wire::MacAddr;
 use rvs_dataplane::worker::{PortConfig, Worker, WorkerConfig};
+use rvs_drivers::hugemem::PagePolicy;
 use rvs_drivers::mem::{MemBuf, MemPool, MemQueue, DEFAULT_HEADROOM};
 use rvs_drivers::{PacketBuf, BURST_SIZE};
 
@@ -187,12 +188,15 @@ pub struct Options {
     pub bursts: Option<u64>,
     /// L4 modes: established flows the data packets cycle through.
     pub flows: usize,
+    /// L4 modes: where the connection table's memory comes from (rvsd's default:
+    /// reserved huge pages).
+    pub pages: PagePolicy,
 }
 
 impl Default for Options {
     /// Two seconds per mode, five runs, [`DEFAULT_FLOWS`] flows.
     fn default() -> Self {
-        Options { seconds: 2.0, runs: 5, bursts: None, flows: DEFAULT_FLOWS }
+        Options { seconds: 2.0, runs: 5, bursts: None, flows: DEFAULT_FLOWS, pages: PagePolicy::HugeTlb }
     }
 }
 

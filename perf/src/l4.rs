@@ -70,6 +70,7 @@ use rvs_dataplane::synproxy::SynProxyPolicy;
 use rvs_dataplane::types::{ConnState, ForwardMode, L4Proto, PortId, SchedulerKind, ServiceKey, TcpState, Timeouts};
 use rvs_dataplane::wire::MacAddr;
 use rvs_dataplane::worker::{StaticNeighbour, Worker};
+use rvs_drivers::hugemem::PagePolicy;
 use rvs_drivers::mem::{MemBuf, MemPool, MemQueue, DEFAULT_HEADROOM};
 use rvs_drivers::{Burst, PacketBuf, PortQueue, BURST_SIZE};
 
@@ -234,15 +235,17 @@ pub(crate) fn build_worker(
     flows: usize,
     sync: Option<SyncLink>,
 ) -> Result<MemWorker, BenchError> {
-    build_worker_with(forward, flows, sync, false)
+    build_worker_with(forward, flows, sync, false, PagePolicy::HugeTlb)
 }
 
-/// [`build_worker`], the service with `syn_proxy = "always"` when `proxy`.
+/// [`build_worker`], the service with `syn_proxy = "always"` when `proxy`, the
+/// connection table on `pages`.
 fn build_worker_with(
     forward: ForwardMode,
     flows: usize,
     sync: Option<SyncLink>,
     proxy: bool,
+    pages: PagePolicy,
 ) -> Result<MemWorker, BenchError> {
     let opened = flows + NEW_CONNS_MAX as usize;
     let n_locals = if forward == ForwardMode::FullNat { opened.div_ceil(LPORTS_PER_ADDR) + 1 } else { 0 };
@@ -294,6 +297,7 @@ fn build_worker_with(
         share(table),
         LbConfig {
             conn_capacity: CONN_SLACK * opened,
+            conn_pages: pages,
             timeouts: Timeouts::default(),
             port_mtu: vec![DEFAULT_MTU; config.ports.len()],
             rss: None,
@@ -311,8 +315,14 @@ fn build_worker_with(
 }
 
 impl L4Bench {
-    fn new(mode: Mode, forward: ForwardMode, reply: bool, n_flows: usize) -> Result<Self, BenchError> {
-        Self::with_sync(mode, forward, reply, n_flows, None)
+    fn new(
+        mode: Mode,
+        forward: ForwardMode,
+        reply: bool,
+        n_flows: usize,
+        pages: PagePolicy,
+    ) -> Result<Self, BenchError> {
+        Self::build(mode, forward, reply, n_flows, None, pages)
     }
 
     /// [`L4Bench::new`] with the worker's engine emitting sync records into `sync`.
@@ -323,11 +333,22 @@ impl L4Bench {
         n_flows: usize,
         sync: Option<SyncLink>,
     ) -> Result<Self, BenchError> {
+        Self::build(mode, forward, reply, n_flows, sync, PagePolicy::HugeTlb)
+    }
+
+    fn build(
+        mode: Mode,
+        forward: ForwardMode,
+        reply: bool,
+        n_flows: usize,
+        sync: Option<SyncLink>,
+        pages: PagePolicy,
+    ) -> Result<Self, BenchError> {
         if n_flows == 0 || n_flows > MAX_FLOWS {
             return Err(BenchError::BadOptions(format!("--flows {n_flows}: must be 1..={MAX_FLOWS}")));
         }
         let proxy = mode.syn_proxy();
-        let worker = build_worker_with(forward, n_flows, sync, proxy)?;
+        let worker = build_worker_with(forward, n_flows, sync, proxy, pages)?;
         let (in_port, out_port) = if reply { (BACK, FRONT) } else { (FRONT, BACK) };
         let (ok_macs, ok_dsts) = if reply {
             (vec![frames::GW_MAC], Vec::new())
@@ -1144,7 +1165,7 @@ fn check_syn_out(forward: ForwardMode, f: &[u8]) -> Result<(), String> {
 
 /// Measures one L4 mode (see the module docs).
 pub fn run(mode: Mode, forward: ForwardMode, reply: bool, opts: &Options) -> Result<Report, BenchError> {
-    let mut b = L4Bench::new(mode, forward, reply, opts.flows)?;
+    let mut b = L4Bench::new(mode, forward, reply, opts.flows, opts.pages)?;
     b.validate_flows()?;
     let p = b.measure(opts, false, opts.seconds)?;
     b.validate_flows()?;
@@ -1204,7 +1225,7 @@ mod tests {
     fn every_l4_mode_sets_up_and_validates() {
         for m in Mode::ALL {
             let Some((forward, reply)) = m.forward() else { continue };
-            let mut b = L4Bench::new(m, forward, reply, 64).unwrap_or_else(|e| panic!("{m}: {e}"));
+            let mut b = L4Bench::new(m, forward, reply, 64, PagePolicy::Base).unwrap_or_else(|e| panic!("{m}: {e}"));
             b.validate_flows().unwrap_or_else(|e| panic!("{m}: {e}"));
             b.run_pair(false, 4).unwrap_or_else(|e| panic!("{m}: {e}"));
             b.validate_flows().unwrap_or_else(|e| panic!("{m}: {e}"));
@@ -1220,7 +1241,7 @@ mod tests {
     #[test]
     fn a_wrong_rewrite_is_an_error_not_a_figure() {
         // Expect the NAT rewrite from a DR worker: the byte comparison must refuse it.
-        let mut b = L4Bench::new(Mode::Nat, ForwardMode::Dr, false, 8).unwrap();
+        let mut b = L4Bench::new(Mode::Nat, ForwardMode::Dr, false, 8, PagePolicy::Base).unwrap();
         b.forward = ForwardMode::Nat;
         assert!(matches!(b.validate_flows(), Err(BenchError::Verify { mode: Mode::Nat, .. })));
         // And a sample check that allows no destination fails every worker run.

@@ -96,6 +96,9 @@ struct PipelineArgs {
     /// L4 modes: established flows the data packets cycle through (default 1024).
     #[arg(long, value_name = "N", value_parser = positive)]
     flows: Option<u64>,
+    /// L4 modes: pages of the connection table (`hugetlb`, rvsd's default; `thp`; `4k`).
+    #[arg(long, value_name = "hugetlb|thp|4k", value_parser = page_policy, default_value = "hugetlb")]
+    pages: rvs_drivers::hugemem::PagePolicy,
 }
 
 #[derive(Debug, clap::Args)]
@@ -220,6 +223,7 @@ fn pipeline_options(args: PipelineArgs) -> (Options, Vec<Mode>) {
     opts.runs = args.runs.map_or(opts.runs, |n| n as usize);
     opts.bursts = args.bursts;
     opts.flows = args.flows.map_or(opts.flows, |n| n as usize);
+    opts.pages = args.pages;
     let mut modes = args.modes;
     if modes.is_empty() {
         modes = Mode::ALL.to_vec();

@@ -358,6 +358,12 @@ impl ConnTable {
         Self::build(capacity, timeouts, seed, PagePolicy::HugeTlb).unwrap_or_else(alloc_failed)
     }
 
+    /// As [`ConnTable::with_capacity`] on the pages `pages` says (benchmarks compare
+    /// them; rvsd asks for reserved huge pages).
+    pub fn with_pages(capacity: usize, timeouts: Timeouts, pages: PagePolicy) -> Self {
+        Self::build(capacity, timeouts, random_seed(), pages).unwrap_or_else(alloc_failed)
+    }
+
     /// As [`ConnTable::try_with_capacity`] with a given hash seed and the pages its
     /// memory comes from (benchmarks compare them).
     pub fn try_with_pages(

@@ -965,7 +965,9 @@ fn log_table_memory(worker: usize, m: &rvs_dataplane::conn::TableMemory) {
             huge_pages = m.huge_pages,
             fallback_pages = m.fallback_pages,
             missing_pages = f.missing_pages(),
-            "connection table: {} 2 MiB pages' worth on ordinary memory (transparent huge pages, best effort): {f}",
+            "connection table: {} reserved 2 MiB pages, {} pages' worth on ordinary memory (transparent huge \
+             pages, best effort): {f}",
+            m.huge_pages,
             m.fallback_pages
         ),
         _ => tracing::info!(

@@ -3,11 +3,15 @@
 # go to stderr.
 #
 #   perf/bench.sh pipeline [--seconds F] [--quick] [--mode NAME] [--runs N] [--bursts N] [--flows N]
+#                          [--pages hugetlb|thp|4k]
 #       the data path on the in-memory driver: ns/packet and Mpps per mode; for the L4
-#       modes also ns per new connection and bytes per connection
-#   perf/bench.sh conn [--entries N[,N..]] [--runs N] [--lookups N]
+#       modes also ns per new connection and bytes per connection (--flows up to 2^24;
+#       the table holds 2 x (flows + 2^20) entries, 88 bytes each)
+#   perf/bench.sh conn [--entries N[,N..]] [--runs N] [--lookups N] [--pages hugetlb|thp|4k]
 #       the connection table alone (`rvs-perf conn-lookup`): hit, miss and insert ns and
-#       memory at 1M and 10M entries by default (~1 GB of RAM for 10M)
+#       memory at 1M and 10M entries by default (~1 GB of RAM for 10M). --pages: the
+#       table on reserved 2 MiB pages (default, as rvsd; transparent ones when too few
+#       are free: 43 pages per 1M entries), transparent huge pages only, or 4 KiB pages
 #   perf/bench.sh sync [--quick] [--seconds F] [--rates N[,N..]] [--runs N] [--bursts N] [--rcvbuf BYTES]
 #       connection sync on the in-memory driver: the master worker's ns per new connection
 #       with sync on and off, the records/s a backup installs over UDP on 127.0.0.1 (per
@@ -39,13 +43,13 @@ usage() {
 usage: perf/bench.sh <subcommand> [options]
 
 subcommands:
-  pipeline [--seconds F] [--quick] [--mode NAME] [--runs N] [--bursts N] [--flows N]
+  pipeline [--seconds F] [--quick] [--mode NAME] [--runs N] [--bursts N] [--flows N] [--pages P]
       the data path on the in-memory driver: ns/packet and Mpps per mode
       (arp_reply icmp_echo drop_malformed dr nat nat_reply fullnat fullnat_reply tunnel
       nat_synproxy nat_synproxy_reply fullnat_synproxy fullnat_synproxy_reply);
       L4 modes add new_conn_ns (for *_synproxy: the whole proxied handshake, with
       cookie_syn_ns cookie_ack_ns server_syn_ack_ns) and bytes_per_conn
-  conn [--entries N[,N..]] [--runs N] [--lookups N]
+  conn [--entries N[,N..]] [--runs N] [--lookups N] [--pages hugetlb|thp|4k]
       the connection table alone: hit/miss/insert ns and bytes (default 1M and 10M entries)
   sync [--quick] [--seconds F] [--rates N[,N..]] [--runs N] [--bursts N] [--rcvbuf BYTES]
       connection sync: worker ns per new connection with sync on/off, records/s a

@@ -15,7 +15,15 @@
 #     (vm-testbed/package/check.sh builds and checks the Debian package);
 #   - reserves 2 MiB hugepages so that at least HUGEPAGES_FREE (default 512) are free, never
 #     lowering an existing reservation, and mounts hugetlbfs on /dev/hugepages if no hugetlbfs is
-#     mounted;
+#     mounted. The budget, in 2 MiB pages: perf/bench.sh dpdk's generator, testpmd and rvsd
+#     EALs 256 (perf/dpdk/run.sh checks it) plus that rvsd's connection table (262144 entries:
+#     slab 8 + index 2 + ring 1 = 11); a lab rvsd ~20 for its packet pool plus 11 per worker
+#     for its table at the default conn_capacity, two instances at most (HA, 2-worker
+#     configs: under 70); the tests' largest table (1M entries, conn_table.rs) 43 while it
+#     runs. 512 covers them all at once. rvsd and the benchmarks put their connection tables
+#     on these pages when enough are free and fall back to transparent huge pages (rvsd logs
+#     how many were missing); perf/bench.sh conn at 10M entries wants 422 more and pipeline
+#     --flows 10000000 about 930: for those figures run e.g. HUGEPAGES_FREE=1536 (3 GiB);
 #   - checks that cargo is there (it does not install Rust; rust-toolchain.toml pins the version).
 #
 # The hugepage reservation does not survive a reboot; add `vm.nr_hugepages = 512` to

@@ -529,6 +529,7 @@ pub fn run(config: &Config, text: &str, path: &Path) -> anyhow::Result<()> {
         let mut lbc = lb_config(config, &cookie_secret);
         lbc.rss = reply_rss.as_ref().ok().map(|r| r.for_queue(index));
         let lb = LbEngine::new(index, workers, Arc::clone(&shared), lbc);
+        log_table_memory(index, &lb.conns().memory());
         let links = redirects.next().context("redirect mesh has fewer ends than workers")?;
         let (handle, control) = control_link(CONTROL_QUEUE);
         handles.push(handle);
@@ -953,10 +954,41 @@ pub fn cookie_secret() -> std::io::Result<CookieSecret> {
     Ok(CookieSecret::from_bytes(b))
 }
 
+/// Says once per worker where its connection table lives: on reserved 2 MiB pages, or
+/// (a warning naming the missing pages and how to reserve them) partly on ordinary
+/// memory, where lookups in a large table also pay TLB misses.
+fn log_table_memory(worker: usize, m: &rvs_dataplane::conn::TableMemory) {
+    use rvs_drivers::hugemem::Fallback;
+    match m.fallback {
+        Some(f @ Fallback::NoPages { .. }) => tracing::warn!(
+            worker,
+            huge_pages = m.huge_pages,
+            fallback_pages = m.fallback_pages,
+            missing_pages = f.missing_pages(),
+            "connection table: {} reserved 2 MiB pages, {} pages' worth on ordinary memory (transparent huge \
+             pages, best effort): {f}",
+            m.huge_pages,
+            m.fallback_pages
+        ),
+        _ => tracing::info!(
+            worker,
+            huge_pages = m.huge_pages,
+            mapped_bytes = m.mapped_bytes,
+            "connection table: {} reserved 2 MiB pages{}",
+            m.huge_pages,
+            match m.fallback {
+                Some(f) => format!(" (the rest on ordinary pages: {f})"),
+                None => String::new(),
+            }
+        ),
+    }
+}
+
 /// One worker's load-balancing sizes and timeouts, with the process's SYN-cookie secret.
 pub fn lb_config(config: &Config, cookie_secret: &CookieSecret) -> LbConfig {
     LbConfig {
         conn_capacity: config.dataplane.conn_capacity as usize,
+        conn_pages: rvs_drivers::hugemem::PagePolicy::HugeTlb,
         timeouts: services::timeouts(config),
         port_mtu: config.ports.iter().map(|p| p.mtu.unwrap_or(DEFAULT_MTU)).collect(),
         // Set per worker from the ports' RSS setup once they are up (`reply_rss`).

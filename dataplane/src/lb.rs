@@ -111,6 +111,10 @@ pub const DEFAULT_MTU: u16 = 1500;
 pub struct LbConfig {
     /// Connection table capacity of this worker (entries; both directions share one).
     pub conn_capacity: usize,
+    /// Where the connection table's memory comes from: reserved huge pages (the
+    /// default; ordinary memory with transparent huge pages when too few are free), or
+    /// ordinary pages for comparisons ([`ConnTable::memory`] says what it got).
+    pub conn_pages: rvs_drivers::hugemem::PagePolicy,
     /// TCP state and UDP timeouts.
     pub timeouts: Timeouts,
     /// IPv4 MTU of each port, by port index (for IPIP's path-MTU rule and TOA).
@@ -230,7 +234,7 @@ impl LbEngine {
             shared,
             snap,
             scheds: Vec::new(),
-            conns: ConnTable::with_capacity(config.conn_capacity, config.timeouts),
+            conns: ConnTable::with_pages(config.conn_capacity, config.timeouts, config.conn_pages),
             lports: LocalPortAllocator::new(worker, workers.max(1), &config.local_addrs),
             rss: config.rss,
             port_mtu: config.port_mtu,

@@ -567,3 +567,40 @@ mod half_open_props {
         }
     }
 }
+
+/// The table works the same on every kind of memory, and says where it lives: a 1M
+/// table's slab, index and ring are 43 pages of 2 MiB (31 + 8 + 4), reserved or (pool too small)
+/// transparent, never lost; a small table takes no reserved page.
+#[test]
+fn table_memory_on_every_page_policy() {
+    use rvs_drivers::hugemem::{Fallback, PagePolicy};
+    for pages in [PagePolicy::HugeTlb, PagePolicy::Transparent, PagePolicy::Base] {
+        let mut t = ConnTable::try_with_pages(70_000, Timeouts::default(), 9, pages).expect("memory");
+        for p in 1..=60_000u16 {
+            t.insert(tcp(p, ForwardMode::FullNat), T0).expect("room");
+        }
+        for p in (1..=60_000u16).step_by(3) {
+            let (id, _) = t.lookup(&key(L4Proto::Tcp, p)).expect("inserted");
+            t.remove(id).expect("live");
+        }
+        t.check_invariants().expect("invariants");
+        assert_eq!(t.len(), 40_000);
+        let m = t.memory();
+        match pages {
+            PagePolicy::HugeTlb => assert!(m.huge_pages > 0 || m.fallback_pages > 0, "{m:?}"),
+            _ => assert_eq!((m.huge_pages, m.fallback_pages), (0, 0), "{m:?}"),
+        }
+    }
+
+    let big = ConnTable::with_capacity(1_000_000, Timeouts::default()).memory();
+    assert_eq!(big.huge_pages + big.fallback_pages, 43, "{big:?}");
+    assert_eq!(big.mapped_bytes, 43 * (2 << 20));
+    match big.fallback {
+        None => assert_eq!(big.huge_pages, 43),
+        Some(f) => assert!(matches!(f, Fallback::NoPages { .. }) && big.fallback_pages > 0, "{big:?}"),
+    }
+
+    let small = table(1000).memory();
+    assert_eq!((small.huge_pages, small.fallback_pages), (0, 0));
+    assert!(matches!(small.fallback, Some(Fallback::Small { .. })), "{small:?}");
+}

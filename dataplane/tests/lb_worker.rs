@@ -969,6 +969,7 @@ fn cached_next_hop_follows_the_neighbour_table() {
         Arc::clone(&shared),
         LbConfig {
             conn_capacity: 1024,
+            conn_pages: Default::default(),
             timeouts: Timeouts::default(),
             port_mtu: vec![1500, 1500],
             rss: None,

@@ -38,6 +38,7 @@ fn an_empty_pool_drops_and_counts_only_what_needs_a_buffer_and_forwarding_resume
     let buffers = pool.limit_handle();
     let lb = LbConfig {
         conn_capacity: 64,
+        conn_pages: Default::default(),
         timeouts: Timeouts::default(),
         port_mtu: vec![1500, 1500],
         rss: None,

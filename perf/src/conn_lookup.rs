@@ -2,13 +2,17 @@
 //! table is far larger than the caches, and how much memory it takes.
 //!
 //! Contract (what [`run`] measures for one table size `entries`):
-//! * **Table.** `ConnTable::with_capacity_and_seed(entries, Timeouts::default(), SEED)`,
+//! * **Table.** `ConnTable::try_with_pages(entries, Timeouts::default(), SEED, pages)`
+//!   (`pages`: reserved huge pages as rvsd, transparent ones, or 4 KiB pages; the report
+//!   says what the table got: `huge_pages`, `fallback_pages`),
 //!   filled to capacity with NAT connections (both keys indexed, so the index is at its
 //!   designed maximum load of 50 %): client `100.64.0.0 + i / 65536` port `i % 65536` →
 //!   VIP 10.10.0.100:80, server one of 10.20.0.11–13:8080. `bytes` is
 //!   [`ConnTable::memory_bytes`]; `rss_delta_bytes` is how much the process's resident
 //!   memory grew while the table was built and filled (the allocation is really
-//!   touched, not just reserved).
+//!   touched, not just reserved). Reserved huge pages are not part of the resident set
+//!   (`/proc/self/statm` leaves hugetlb memory out), so with `huge_pages` > 0 the delta
+//!   covers only the rest; `huge_pages` × 2 MiB is the table's reserved memory.
 //! * **insert_ns**: the fill itself, `entries` inserts in key order into the empty
 //!   table, timed as a whole: the mean over fill levels 0–100 %.
 //! * **hit_ns / miss_ns**: `lookups` lookups (default `min(entries, 4M)`) of inbound keys
@@ -33,8 +37,9 @@ use std::hint::black_box;
 use std::net::Ipv4Addr;
 use std::time::Instant;
 
-use rvs_dataplane::conn::{Conn, ConnTable, Direction, FlowKey};
+use rvs_dataplane::conn::{Conn, ConnTable, Direction, FlowKey, TableMemory};
 use rvs_dataplane::types::{ForwardMode, L4Proto, Timeouts};
+use rvs_drivers::hugemem::PagePolicy;
 
 use crate::frames;
 use crate::harness::{median, min};
@@ -55,12 +60,14 @@ pub struct LookupOptions {
     pub runs: usize,
     /// Lookups per run; `None`: `min(entries, DEFAULT_MAX_LOOKUPS)`.
     pub lookups: Option<usize>,
+    /// Where the table's memory comes from.
+    pub pages: PagePolicy,
 }
 
 impl Default for LookupOptions {
     /// Three runs, default lookups.
     fn default() -> Self {
-        LookupOptions { runs: 3, lookups: None }
+        LookupOptions { runs: 3, lookups: None, pages: PagePolicy::HugeTlb }
     }
 }
 
@@ -87,6 +94,10 @@ pub struct LookupReport {
     pub lookups: usize,
     /// Runs per lookup kind.
     pub runs: usize,
+    /// The page policy asked for (`hugetlb`, `thp`, `4k`).
+    pub pages: PagePolicy,
+    /// Where the table's memory went.
+    pub memory: TableMemory,
 }
 
 impl LookupReport {
@@ -96,7 +107,8 @@ impl LookupReport {
             concat!(
                 "{{\"bench\":\"conn_lookup\",\"entries\":{},\"hit_ns\":{:.2},\"miss_ns\":{:.2},\"insert_ns\":{:.2},",
                 "\"bytes\":{},\"bytes_per_conn\":{},\"bytes_per_entry\":{:.1},\"rss_delta_bytes\":{},",
-                "\"keygen_ns\":{:.2},\"lookups\":{},\"runs\":{}}}"
+                "\"keygen_ns\":{:.2},\"lookups\":{},\"runs\":{},\"pages\":\"{}\",\"huge_pages\":{},",
+                "\"fallback_pages\":{}}}"
             ),
             self.entries,
             self.hit_ns,
@@ -109,6 +121,13 @@ impl LookupReport {
             self.keygen_ns,
             self.lookups,
             self.runs,
+            match self.pages {
+                PagePolicy::HugeTlb => "hugetlb",
+                PagePolicy::Transparent => "thp",
+                PagePolicy::Base => "4k",
+            },
+            self.memory.huge_pages,
+            self.memory.fallback_pages,
         )
     }
 }
@@ -218,7 +237,8 @@ pub fn run(entries: usize, opts: &LookupOptions) -> Result<LookupReport, String>
     }
     let lookups = opts.lookups.unwrap_or(entries.min(DEFAULT_MAX_LOOKUPS));
     let rss0 = rss_bytes();
-    let mut t = ConnTable::with_capacity_and_seed(entries, Timeouts::default(), SEED);
+    let mut t = ConnTable::try_with_pages(entries, Timeouts::default(), SEED, opts.pages)
+        .map_err(|e| format!("{entries} entries: {e}"))?;
     let begin = Instant::now();
     for i in 0..entries {
         t.insert(conn(i), NOW_NS).map_err(|e| format!("insert {i} of {entries}: {e}"))?;
@@ -279,6 +299,8 @@ pub fn run(entries: usize, opts: &LookupOptions) -> Result<LookupReport, String>
         keygen_ns,
         lookups,
         runs: opts.runs,
+        pages: opts.pages,
+        memory: t.memory(),
     })
 }
 
@@ -288,7 +310,7 @@ mod tests {
 
     #[test]
     fn small_table_measures_and_checks() {
-        let r = run(10_000, &LookupOptions { runs: 1, lookups: Some(5_000) }).unwrap();
+        let r = run(10_000, &LookupOptions { runs: 1, lookups: Some(5_000), pages: PagePolicy::Base }).unwrap();
         assert_eq!((r.entries, r.lookups, r.bytes_per_conn), (10_000, 5_000, ConnTable::bytes_per_conn()));
         assert!(r.bytes >= 10_000 * r.bytes_per_conn);
         assert!(r.to_json().starts_with("{\"bench\":\"conn_lookup\",\"entries\":10000,\"hit_ns\":"));

@@ -16,6 +16,7 @@ use rvs_dataplane::l2l3::route::StaticRoute;
 use rvs_dataplane::types::{ForwardMode, PortId, VipConfig};
 use rvs_dataplane::wire::MacAddr;
 use rvs_dataplane::worker::{PortConfig, Worker, WorkerConfig};
+use rvs_drivers::hugemem::PagePolicy;
 use rvs_drivers::mem::{MemBuf, MemPool, MemQueue, DEFAULT_HEADROOM};
 use rvs_drivers::{PacketBuf, BURST_SIZE};
 
@@ -187,12 +188,15 @@ pub struct Options {
     pub bursts: Option<u64>,
     /// L4 modes: established flows the data packets cycle through.
     pub flows: usize,
+    /// L4 modes: where the connection table's memory comes from (rvsd's default:
+    /// reserved huge pages).
+    pub pages: PagePolicy,
 }
 
 impl Default for Options {
     /// Two seconds per mode, five runs, [`DEFAULT_FLOWS`] flows.
     fn default() -> Self {
-        Options { seconds: 2.0, runs: 5, bursts: None, flows: DEFAULT_FLOWS }
+        Options { seconds: 2.0, runs: 5, bursts: None, flows: DEFAULT_FLOWS, pages: PagePolicy::HugeTlb }
     }
 }
 
@@ -252,8 +256,8 @@ impl Report {
         );
         if let Some(f) = &self.l4 {
             j += &format!(
-                ",\"flows\":{},\"conn_capacity\":{},\"table_bytes\":{}",
-                f.flows, f.conn_capacity, f.table_bytes
+                ",\"flows\":{},\"conn_capacity\":{},\"table_bytes\":{},\"table_huge_pages\":{},\"table_fallback_pages\":{}",
+                f.flows, f.conn_capacity, f.table_bytes, f.table_huge_pages, f.table_fallback_pages
             );
             if let Some(n) = &f.new_conn {
                 j += &format!(
@@ -340,6 +344,10 @@ pub struct L4Figures {
     pub conn_capacity: usize,
     /// [`ConnTable::memory_bytes`](rvs_dataplane::conn::ConnTable::memory_bytes) of that table.
     pub table_bytes: usize,
+    /// Reserved 2 MiB pages the table got ([`rvs_dataplane::conn::TableMemory`]).
+    pub table_huge_pages: usize,
+    /// 2 MiB pages' worth of it on ordinary memory because the pool had too few free.
+    pub table_fallback_pages: usize,
 }
 
 /// Cost of a new connection: a SYN of a never-seen 5-tuple through the worker.

@@ -70,6 +70,7 @@ use rvs_dataplane::synproxy::SynProxyPolicy;
 use rvs_dataplane::types::{ConnState, ForwardMode, L4Proto, PortId, SchedulerKind, ServiceKey, TcpState, Timeouts};
 use rvs_dataplane::wire::MacAddr;
 use rvs_dataplane::worker::{StaticNeighbour, Worker};
+use rvs_drivers::hugemem::PagePolicy;
 use rvs_drivers::mem::{MemBuf, MemPool, MemQueue, DEFAULT_HEADROOM};
 use rvs_drivers::{Burst, PacketBuf, PortQueue, BURST_SIZE};
 
@@ -79,8 +80,17 @@ use crate::harness::{
     BACK, BUF_ROOM, FRONT, POLL_STEP_NS, RING_BUFS, START_NS, WARMUP_SHARE,
 };
 
-/// Most established flows `--flows` accepts.
-pub const MAX_FLOWS: usize = 1 << 22;
+/// Most established flows `--flows` accepts: 2^24, so that the table can hold 10M
+/// established connections (issue 16's second size) and the new ones on top. Full-NAT
+/// is bounded lower by its local addresses (about 2.2M flows), the SYN-proxy modes by
+/// [`MAX_PROXIED_FLOWS`].
+pub const MAX_FLOWS: usize = 1 << 24;
+/// Most established flows of the SYN-proxy modes (set up all at once, every frame of
+/// the handshake in memory).
+pub const MAX_PROXIED_FLOWS: usize = 1 << 22;
+/// Flows [`L4Bench::open_flows`] sets up per chunk: the chunk's frames and the
+/// worker's output buffers (2 KiB each) in memory at once.
+const OPEN_CHUNK: usize = 1 << 16;
 /// Most new connections one mode opens (validation, warm-up and timed runs together).
 pub const NEW_CONNS_MAX: u64 = 1 << 20;
 /// Table capacity over the connections a mode opens at most: 2, so the table ends at
@@ -225,15 +235,17 @@ pub(crate) fn build_worker(
     flows: usize,
     sync: Option<SyncLink>,
 ) -> Result<MemWorker, BenchError> {
-    build_worker_with(forward, flows, sync, false)
+    build_worker_with(forward, flows, sync, false, PagePolicy::HugeTlb)
 }
 
-/// [`build_worker`], the service with `syn_proxy = "always"` when `proxy`.
+/// [`build_worker`], the service with `syn_proxy = "always"` when `proxy`, the
+/// connection table on `pages`.
 fn build_worker_with(
     forward: ForwardMode,
     flows: usize,
     sync: Option<SyncLink>,
     proxy: bool,
+    pages: PagePolicy,
 ) -> Result<MemWorker, BenchError> {
     let opened = flows + NEW_CONNS_MAX as usize;
     let n_locals = if forward == ForwardMode::FullNat { opened.div_ceil(LPORTS_PER_ADDR) + 1 } else { 0 };
@@ -285,6 +297,7 @@ fn build_worker_with(
         share(table),
         LbConfig {
             conn_capacity: CONN_SLACK * opened,
+            conn_pages: pages,
             timeouts: Timeouts::default(),
             port_mtu: vec![DEFAULT_MTU; config.ports.len()],
             rss: None,
@@ -302,8 +315,14 @@ fn build_worker_with(
 }
 
 impl L4Bench {
-    fn new(mode: Mode, forward: ForwardMode, reply: bool, n_flows: usize) -> Result<Self, BenchError> {
-        Self::with_sync(mode, forward, reply, n_flows, None)
+    fn new(
+        mode: Mode,
+        forward: ForwardMode,
+        reply: bool,
+        n_flows: usize,
+        pages: PagePolicy,
+    ) -> Result<Self, BenchError> {
+        Self::build(mode, forward, reply, n_flows, None, pages)
     }
 
     /// [`L4Bench::new`] with the worker's engine emitting sync records into `sync`.
@@ -314,11 +333,22 @@ impl L4Bench {
         n_flows: usize,
         sync: Option<SyncLink>,
     ) -> Result<Self, BenchError> {
+        Self::build(mode, forward, reply, n_flows, sync, PagePolicy::HugeTlb)
+    }
+
+    fn build(
+        mode: Mode,
+        forward: ForwardMode,
+        reply: bool,
+        n_flows: usize,
+        sync: Option<SyncLink>,
+        pages: PagePolicy,
+    ) -> Result<Self, BenchError> {
         if n_flows == 0 || n_flows > MAX_FLOWS {
             return Err(BenchError::BadOptions(format!("--flows {n_flows}: must be 1..={MAX_FLOWS}")));
         }
         let proxy = mode.syn_proxy();
-        let worker = build_worker_with(forward, n_flows, sync, proxy)?;
+        let worker = build_worker_with(forward, n_flows, sync, proxy, pages)?;
         let (in_port, out_port) = if reply { (BACK, FRONT) } else { (FRONT, BACK) };
         let (ok_macs, ok_dsts) = if reply {
             (vec![frames::GW_MAC], Vec::new())
@@ -408,18 +438,32 @@ impl L4Bench {
         Ok(sent)
     }
 
-    /// Opens `n` connections with a handshake and records their server and local port.
+    /// Opens `n` connections with a handshake and records their server and local port,
+    /// [`OPEN_CHUNK`] at a time (the frames of one chunk in memory at once).
     fn open_flows(&mut self, n: usize) -> Result<(), BenchError> {
         if self.proxy {
+            if n > MAX_PROXIED_FLOWS {
+                return Err(BenchError::BadOptions(format!(
+                    "--flows {n}: SYN-proxy modes open at most {MAX_PROXIED_FLOWS} flows"
+                )));
+            }
             return self.open_proxied_flows(n);
         }
+        for start in (0..n).step_by(OPEN_CHUNK) {
+            self.open_chunk(start, (start + OPEN_CHUNK).min(n))?;
+        }
+        self.check_established(n)
+    }
+
+    /// Opens flows `from..to` with a handshake (see [`L4Bench::open_flows`]).
+    fn open_chunk(&mut self, from: usize, to: usize) -> Result<(), BenchError> {
         let seg = |src, dst, flags| TcpSeg { src, dst, flags, seq: CLIENT_ISN, options: vec![], payload: vec![] };
-        let clients: Vec<(Ipv4Addr, u16)> = (0..n).map(flow_client).collect();
+        let clients: Vec<(Ipv4Addr, u16)> = (from..to).map(flow_client).collect();
         let vip = (frames::VIP, frames::VPORT);
         let syns: Vec<Vec<u8>> =
             clients.iter().map(|&c| seg(c, vip, TCP_SYN).frame(frames::FRONT_MAC, frames::GW_MAC)).collect();
         let out = self.exchange(FRONT, BACK, &syns, "set-up SYNs")?;
-        for (i, (o, &(client, cport))) in out.iter().zip(&clients).enumerate() {
+        for (i, (o, &(client, cport))) in (from..).zip(out.iter().zip(&clients)) {
             check_syn_out(self.forward, o.data()).map_err(|e| self.fail(format!("set-up SYN {i}: {e}")))?;
             let key =
                 FlowKey { proto: L4Proto::Tcp, src: client, sport: cport, dst: frames::VIP, dport: frames::VPORT };
@@ -437,8 +481,7 @@ impl L4Bench {
         }
         if self.has_reply_path() {
             let port = frames::SERVER_PORT;
-            let synacks: Vec<Vec<u8>> = self
-                .flows
+            let synacks: Vec<Vec<u8>> = self.flows[from..to]
                 .iter()
                 .map(|f| {
                     seg((frames::SERVERS[f.server], port), (f.local, f.lport), TCP_SYN | TCP_ACK)
@@ -450,7 +493,7 @@ impl L4Bench {
         let acks: Vec<Vec<u8>> =
             clients.iter().map(|&c| seg(c, vip, TCP_ACK).frame(frames::FRONT_MAC, frames::GW_MAC)).collect();
         self.exchange(FRONT, BACK, &acks, "set-up ACKs")?;
-        self.check_established(n)
+        Ok(())
     }
 
     /// Opens `n` SYN-proxied connections with the proxied handshake (`crate::synproxy`
@@ -1122,7 +1165,7 @@ fn check_syn_out(forward: ForwardMode, f: &[u8]) -> Result<(), String> {
 
 /// Measures one L4 mode (see the module docs).
 pub fn run(mode: Mode, forward: ForwardMode, reply: bool, opts: &Options) -> Result<Report, BenchError> {
-    let mut b = L4Bench::new(mode, forward, reply, opts.flows)?;
+    let mut b = L4Bench::new(mode, forward, reply, opts.flows, opts.pages)?;
     b.validate_flows()?;
     let p = b.measure(opts, false, opts.seconds)?;
     b.validate_flows()?;
@@ -1157,6 +1200,8 @@ pub fn run(mode: Mode, forward: ForwardMode, reply: bool, opts: &Options) -> Res
         flows: b.flows.len(),
         conn_capacity: table.capacity(),
         table_bytes: table.memory_bytes(),
+        table_huge_pages: table.memory().huge_pages,
+        table_fallback_pages: table.memory().fallback_pages,
     };
     Ok(Report {
         mode,
@@ -1180,7 +1225,7 @@ mod tests {
     fn every_l4_mode_sets_up_and_validates() {
         for m in Mode::ALL {
             let Some((forward, reply)) = m.forward() else { continue };
-            let mut b = L4Bench::new(m, forward, reply, 64).unwrap_or_else(|e| panic!("{m}: {e}"));
+            let mut b = L4Bench::new(m, forward, reply, 64, PagePolicy::Base).unwrap_or_else(|e| panic!("{m}: {e}"));
             b.validate_flows().unwrap_or_else(|e| panic!("{m}: {e}"));
             b.run_pair(false, 4).unwrap_or_else(|e| panic!("{m}: {e}"));
             b.validate_flows().unwrap_or_else(|e| panic!("{m}: {e}"));
@@ -1196,7 +1241,7 @@ mod tests {
     #[test]
     fn a_wrong_rewrite_is_an_error_not_a_figure() {
         // Expect the NAT rewrite from a DR worker: the byte comparison must refuse it.
-        let mut b = L4Bench::new(Mode::Nat, ForwardMode::Dr, false, 8).unwrap();
+        let mut b = L4Bench::new(Mode::Nat, ForwardMode::Dr, false, 8, PagePolicy::Base).unwrap();
         b.forward = ForwardMode::Nat;
         assert!(matches!(b.validate_flows(), Err(BenchError::Verify { mode: Mode::Nat, .. })));
         // And a sample check that allows no destination fails every worker run.

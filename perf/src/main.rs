@@ -96,6 +96,9 @@ struct PipelineArgs {
     /// L4 modes: established flows the data packets cycle through (default 1024).
     #[arg(long, value_name = "N", value_parser = positive)]
     flows: Option<u64>,
+    /// L4 modes: pages of the connection table (`hugetlb`, rvsd's default; `thp`; `4k`).
+    #[arg(long, value_name = "hugetlb|thp|4k", value_parser = page_policy, default_value = "hugetlb")]
+    pages: rvs_drivers::hugemem::PagePolicy,
 }
 
 #[derive(Debug, clap::Args)]
@@ -110,6 +113,22 @@ struct ConnLookupArgs {
     /// Lookups per run (default min(entries, 4194304)).
     #[arg(long, value_name = "N", value_parser = positive)]
     lookups: Option<u64>,
+    /// Pages of the table's memory: `hugetlb` (reserved 2 MiB pages, rvsd's default;
+    /// transparent ones when too few are free), `thp` (transparent huge pages only) or
+    /// `4k` (ordinary pages, as before huge pages).
+    #[arg(long, value_name = "hugetlb|thp|4k", value_parser = page_policy, default_value = "hugetlb")]
+    pages: rvs_drivers::hugemem::PagePolicy,
+}
+
+/// `--pages`.
+fn page_policy(s: &str) -> Result<rvs_drivers::hugemem::PagePolicy, String> {
+    use rvs_drivers::hugemem::PagePolicy;
+    match s {
+        "hugetlb" => Ok(PagePolicy::HugeTlb),
+        "thp" => Ok(PagePolicy::Transparent),
+        "4k" => Ok(PagePolicy::Base),
+        _ => Err(format!("`{s}`: expected hugetlb, thp or 4k")),
+    }
 }
 
 fn main() -> ExitCode {
@@ -132,7 +151,11 @@ fn main() -> ExitCode {
             pipeline(&opts, &modes)
         }
         Bench::ConnLookup(args) => {
-            let opts = LookupOptions { runs: args.runs as usize, lookups: args.lookups.map(|n| n as usize) };
+            let opts = LookupOptions {
+                runs: args.runs as usize,
+                lookups: args.lookups.map(|n| n as usize),
+                pages: args.pages,
+            };
             conn_lookup(&opts, &args.entries)
         }
         Bench::Sync(args) => sync(args),
@@ -200,6 +223,7 @@ fn pipeline_options(args: PipelineArgs) -> (Options, Vec<Mode>) {
     opts.runs = args.runs.map_or(opts.runs, |n| n as usize);
     opts.bursts = args.bursts;
     opts.flows = args.flows.map_or(opts.flows, |n| n as usize);
+    opts.pages = args.pages;
     let mut modes = args.modes;
     if modes.is_empty() {
         modes = Mode::ALL.to_vec();

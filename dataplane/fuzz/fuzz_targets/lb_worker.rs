@@ -180,6 +180,7 @@ fn worker() -> MemWorker {
     let lb = LbConfig {
         // Small, so that "table full" is reachable.
         conn_capacity: 32,
+        conn_pages: Default::default(),
         timeouts: Timeouts::default(),
         port_mtu: vec![1500, 1500],
         rss: None,

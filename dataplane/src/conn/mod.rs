@@ -52,7 +52,7 @@ mod table;
 
 pub use owner::{client_owner, lport_owner, toeplitz_hash, LocalPortAllocator, RssSpec};
 pub use state::next_tcp_state;
-pub use table::{ConnTable, TableFull, MAX_CAPACITY, TICK_NS, WHEEL_SLOTS};
+pub use table::{ConnTable, TableFull, TableMemory, MAX_CAPACITY, TICK_NS, WHEEL_SLOTS};
 
 /// The 5-tuple of a packet as it arrives: protocol, source and destination address and
 /// port. [`ConnTable::lookup`] takes the packet's own tuple, in either direction.

@@ -59,10 +59,18 @@
 //!
 //! Memory per entry: `size_of::<Conn>()` (64) + 4 slots × 4 + 8 (half-open record) =
 //! 88 bytes, plus 32 KiB of wheel per table.
+//!
+//! * **Huge pages.** The slab, the index and the ring each live in one
+//!   [`HugeBuf`](rvs_drivers::hugemem::HugeBuf): by default on reserved 2 MiB pages
+//!   (`MAP_HUGETLB`, the pool DPDK uses; a 1,000,000-entry table takes 43 of them: 31 + 8 + 4), so
+//!   that a lookup at 1M+ entries costs its cache misses and not also a 4 KiB page walk
+//!   each; when the pool has too few free pages, on ordinary memory with transparent huge
+//!   pages asked for. [`ConnTable::memory`] says which, for the caller to report.
 
-use std::collections::TryReserveError;
 use std::hash::BuildHasher;
 use std::mem::size_of;
+
+use rvs_drivers::hugemem::{AllocError, Backing, Fallback, HugeBuf, PagePolicy};
 
 use super::{Conn, ConnFlags, ConnId, Direction, FlowKey, StateChange};
 use crate::stats::DropReason;
@@ -185,14 +193,30 @@ impl StateTimeoutsNs {
     }
 }
 
+/// Where a [`ConnTable`]'s slab, index and half-open ring live ([`ConnTable::memory`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TableMemory {
+    /// Reserved 2 MiB pages the table holds.
+    pub huge_pages: usize,
+    /// 2 MiB pages' worth of the table on ordinary memory (transparent huge pages, best
+    /// effort) because the reserved pool had too few free.
+    pub fallback_pages: usize,
+    /// Why part of the table is not on reserved pages: the first refusal of the pool
+    /// (with the pages it lacked), else a part too small for a huge page; `None` when
+    /// reserved pages were not asked for or every part got them.
+    pub fallback: Option<Fallback>,
+    /// Bytes mapped for the three parts (their sizes rounded up to pages).
+    pub mapped_bytes: usize,
+}
+
 /// The per-connection table of one worker. See the module documentation of
 /// [`crate::conn`] for the contract.
 #[derive(Debug)]
 pub struct ConnTable {
     /// The slab: `capacity` entries (at least one, so that a table of capacity 0 is
     /// still well formed).
-    conns: Vec<Conn>,
-    index: Vec<Slot>,
+    conns: HugeBuf<Conn>,
+    index: HugeBuf<Slot>,
     /// Width of the `ent` field of an index slot ([`ent_bits_for`]); the tag is the rest.
     ent_bits: u32,
     /// `(1 << ent_bits) - 1`: the `ent` field of a slot.
@@ -237,7 +261,7 @@ struct HalfOpenRec {
 /// evicted first, so their records go before the ring wraps.
 #[derive(Debug)]
 struct HalfOpenRing {
-    recs: Vec<HalfOpenRec>,
+    recs: HugeBuf<HalfOpenRec>,
     head: usize,
     len: usize,
 }
@@ -315,25 +339,43 @@ fn is_syn_recv(s: ConnState) -> usize {
 
 impl ConnTable {
     /// A table for `capacity` connections (clamped to [`MAX_CAPACITY`]) with these
-    /// timeouts and a random hash seed. Allocates and touches all its memory now
+    /// timeouts and a random hash seed, on reserved huge pages if enough are free
+    /// ([`ConnTable::memory`] says). Allocates and touches all its memory now
     /// ([`ConnTable::memory_bytes`]); aborts like any Rust allocation if memory runs out
     /// (see [`ConnTable::try_with_capacity`]).
     pub fn with_capacity(capacity: usize, timeouts: Timeouts) -> Self {
-        Self::build(capacity, timeouts, random_seed(), false).unwrap_or_else(|_| unreachable_alloc())
+        Self::build(capacity, timeouts, random_seed(), PagePolicy::HugeTlb).unwrap_or_else(alloc_failed)
     }
 
     /// As [`ConnTable::with_capacity`], but an allocation failure is an error.
-    pub fn try_with_capacity(capacity: usize, timeouts: Timeouts) -> Result<Self, TryReserveError> {
-        Self::build(capacity, timeouts, random_seed(), true)
+    pub fn try_with_capacity(capacity: usize, timeouts: Timeouts) -> Result<Self, AllocError> {
+        Self::build(capacity, timeouts, random_seed(), PagePolicy::HugeTlb)
     }
 
     /// As [`ConnTable::with_capacity`] with a given hash seed: reproducible layouts for
     /// tests and benchmarks.
     pub fn with_capacity_and_seed(capacity: usize, timeouts: Timeouts, seed: u64) -> Self {
-        Self::build(capacity, timeouts, seed, false).unwrap_or_else(|_| unreachable_alloc())
+        Self::build(capacity, timeouts, seed, PagePolicy::HugeTlb).unwrap_or_else(alloc_failed)
     }
 
-    fn build(capacity: usize, timeouts: Timeouts, seed: u64, fallible: bool) -> Result<Self, TryReserveError> {
+    /// As [`ConnTable::with_capacity`] on the pages `pages` says (benchmarks compare
+    /// them; rvsd asks for reserved huge pages).
+    pub fn with_pages(capacity: usize, timeouts: Timeouts, pages: PagePolicy) -> Self {
+        Self::build(capacity, timeouts, random_seed(), pages).unwrap_or_else(alloc_failed)
+    }
+
+    /// As [`ConnTable::try_with_capacity`] with a given hash seed and the pages its
+    /// memory comes from (benchmarks compare them).
+    pub fn try_with_pages(
+        capacity: usize,
+        timeouts: Timeouts,
+        seed: u64,
+        pages: PagePolicy,
+    ) -> Result<Self, AllocError> {
+        Self::build(capacity, timeouts, seed, pages)
+    }
+
+    fn build(capacity: usize, timeouts: Timeouts, seed: u64, pages: PagePolicy) -> Result<Self, AllocError> {
         let capacity = capacity.min(MAX_CAPACITY);
         let entries = capacity.max(1);
         let slots = (capacity * SLOTS_PER_ENTRY).max(16);
@@ -349,10 +391,10 @@ impl ConnTable {
             std::net::Ipv4Addr::UNSPECIFIED,
             0,
         );
-        let mut conns = alloc_vec(entries, free, fallible)?;
-        let index = alloc_vec(slots, EMPTY, fallible)?;
-        let wheel = alloc_vec(WHEEL_SLOTS, NIL, fallible)?;
-        let ring = alloc_vec(capacity, HalfOpenRec { idx: NIL, hash: 0 }, fallible)?;
+        let mut conns = HugeBuf::new(entries, free, pages)?;
+        let index = HugeBuf::new(slots, EMPTY, pages)?;
+        let wheel = vec![NIL; WHEEL_SLOTS];
+        let ring = HugeBuf::new(capacity, HalfOpenRec { idx: NIL, hash: 0 }, pages)?;
         // Chain the free list 0 → 1 → … → capacity-1.
         for (i, c) in conns.iter_mut().enumerate() {
             c.next = if i + 1 < capacity { (i + 1) as u32 } else { NIL };
@@ -389,12 +431,39 @@ impl ConnTable {
         size_of::<Conn>() + SLOTS_PER_ENTRY * size_of::<Slot>() + size_of::<HalfOpenRec>()
     }
 
-    /// Bytes this table allocated (entries, index and wheel).
+    /// Bytes this table's entries, index, ring and wheel take (the mappings round them
+    /// up to whole pages, see [`TableMemory::mapped_bytes`]).
     pub fn memory_bytes(&self) -> usize {
-        self.conns.capacity() * size_of::<Conn>()
-            + self.index.capacity() * size_of::<Slot>()
+        self.conns.len() * size_of::<Conn>()
+            + self.index.len() * size_of::<Slot>()
             + self.wheel.capacity() * size_of::<u32>()
-            + self.half_open.recs.capacity() * size_of::<HalfOpenRec>()
+            + self.half_open.recs.len() * size_of::<HalfOpenRec>()
+    }
+
+    /// Where the slab, the index and the half-open ring live: reserved huge pages, or
+    /// why not (for the worker's start-up log and status).
+    pub fn memory(&self) -> TableMemory {
+        let parts = [&self.conns.backing(), &self.index.backing(), &self.half_open.recs.backing()];
+        let mut m = TableMemory {
+            huge_pages: 0,
+            fallback_pages: 0,
+            fallback: None,
+            mapped_bytes: self.conns.mapped_bytes() + self.index.mapped_bytes() + self.half_open.recs.mapped_bytes(),
+        };
+        for b in parts {
+            match *b {
+                Backing::HugeTlb { pages } => m.huge_pages += pages,
+                Backing::Transparent { fallback: Some(f @ Fallback::NoPages { wanted, .. }) } => {
+                    m.fallback_pages += wanted;
+                    m.fallback.get_or_insert(f);
+                }
+                Backing::Transparent { fallback: Some(f @ Fallback::Small { .. }) } => {
+                    m.fallback.get_or_insert(f);
+                }
+                Backing::Transparent { fallback: None } | Backing::Base | Backing::Empty => {}
+            }
+        }
+        m
     }
 
     /// The current timeouts.
@@ -1049,20 +1118,11 @@ fn expiry_tick(now_ns: u64, timeout_ns: u64) -> u32 {
     (now_ns.saturating_add(timeout_ns).saturating_add(TICK_NS - 1) / TICK_NS) as u32
 }
 
-fn alloc_vec<T: Clone>(n: usize, value: T, fallible: bool) -> Result<Vec<T>, TryReserveError> {
-    if !fallible {
-        return Ok(vec![value; n]);
-    }
-    let mut v = Vec::new();
-    v.try_reserve_exact(n)?;
-    v.resize(n, value);
-    Ok(v)
-}
-
-/// Never called: the infallible constructors build with `vec!`, which aborts on
-/// allocation failure instead of returning.
-fn unreachable_alloc() -> ConnTable {
-    std::process::abort()
+/// The infallible constructors' answer to no memory: what `Vec` does (report and abort).
+fn alloc_failed(e: AllocError) -> ConnTable {
+    let layout = std::alloc::Layout::from_size_align(e.bytes.min(isize::MAX as usize / 2), 4096)
+        .unwrap_or(std::alloc::Layout::new::<u8>());
+    std::alloc::handle_alloc_error(layout)
 }
 
 fn random_seed() -> u64 {

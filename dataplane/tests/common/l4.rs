@@ -160,6 +160,7 @@ pub fn lb_workers(shared: &SharedServices, n: usize, opts: &LbOpts) -> Vec<MemWo
         .map(|(i, (sync, link))| {
             let config = LbConfig {
                 conn_capacity: opts.conn_capacity,
+                conn_pages: Default::default(),
                 timeouts: Timeouts::default(),
                 port_mtu: opts.port_mtu.clone(),
                 rss: opts.rss.as_ref().map(|r| r.for_queue(i)),

@@ -8,11 +8,13 @@
 //! * [`mem`]: an in-memory driver for unit tests, golden-packet tests and benchmarks;
 //! * `dpdk` (feature `dpdk`, on by default): DPDK mbufs, mempools and ethdev queues.
 //!
-//! and [`prefetch`], the cache prefetch hint the data path calls without `unsafe`.
+//! and [`prefetch`], the cache prefetch hint the data path calls without `unsafe`, and
+//! [`hugemem`], the huge-page memory of large tables (the connection table).
 //!
 //! All of rvs's `unsafe` code lives in this crate and in `rvs-dpdk-sys`; every block
 //! carries a `SAFETY:` comment.
 
+pub mod hugemem;
 pub mod mem;
 pub mod prefetch;
 mod traits;

@@ -16,6 +16,11 @@
 //!   the three ranges 27-33, 17-23 and 7-13 do not overlap.
 //! - (b) UDP request/response through VIP:53, six flows (a new source port each): every reply is
 //!   `rsN <payload>`; round robin gives 2/2/2 with one worker, 1..=3 each with two.
+//! - (b2) 4,000-byte UDP datagrams through VIP:53, fragmented by the client's kernel (3
+//!   fragments over the 1500-byte MTU; the 4,004-byte echo by the server's): every echo comes
+//!   back byte for byte, and rvsd's workers counted the fragments (`frag_forwarded`: at least
+//!   the requests' 3 each, the replies' too for NAT and Full-NAT) and dropped none
+//!   (`frag_*`). With two workers fragments land on both and are gathered by their owner.
 //! - (c) a bulk TCP transfer through VIP:80, compared by sha256 both ways: download
 //!   `GET /bytes/N` against the known hash, upload to `/sha256` and compare the server's hash.
 //!   N is `RVS_L4_BYTES` (default 100 MiB); each direction may take `RVS_L4_TRANSFER_TIMEOUT`
@@ -173,6 +178,48 @@ fn check_udp(workers: u32) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!("UDP through {to}: {}", errors.join("; ")))
+    }
+}
+
+/// Bytes of each fragmented UDP request.
+const BIG_UDP_BYTES: u32 = 4000;
+
+/// (b2) Fragmented UDP datagrams through VIP:53, echoed intact.
+fn check_fragmented_udp(mode: Mode) -> Result<(), String> {
+    let before = status();
+    let to = format!("{VIP}:53");
+    let replies = udp_who_sized(CLIENT, &to, UDP_REQUESTS, "frag", BIG_UDP_BYTES);
+    let after = status();
+    let mut errors = Vec::new();
+    let intact = format!("intact-{BIG_UDP_BYTES}");
+    for r in &replies {
+        match r {
+            Ok((_, verdict)) if *verdict == intact => {}
+            other => errors.push(format!("{other:?}")),
+        }
+    }
+    let forwarded = worker_counter(&after, "frag_forwarded") - worker_counter(&before, "frag_forwarded");
+    // Each request is 3 fragments; NAT and Full-NAT replies (4,004 bytes: 3 fragments) pass
+    // rvsd too.
+    let per_request = if matches!(mode, Mode::Nat | Mode::FullNat) { 6 } else { 3 };
+    if forwarded < u64::from(per_request * UDP_REQUESTS) {
+        errors.push(format!(
+            "frag_forwarded rose by {forwarded}, expected at least {} ({per_request} per request)",
+            per_request * UDP_REQUESTS
+        ));
+    }
+    let (d0, d1) = (drops(&before), drops(&after));
+    for (reason, n) in &d1 {
+        let grew = n - d0.get(reason).copied().unwrap_or(0);
+        if reason.starts_with("frag_") && grew > 0 {
+            errors.push(format!("{reason} rose by {grew}"));
+        }
+    }
+    eprintln!("  fragmented udp {to}: {replies:?}, frag_forwarded +{forwarded}");
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("{BIG_UDP_BYTES}-byte UDP through {to}: {}", errors.join("; ")))
     }
 }
 
@@ -395,6 +442,8 @@ fn l4_suite_with(mode: Mode, workers: u32, config: &std::path::Path, what: &str)
     step("a: schedulers", check_schedulers(mode, workers, &mut seen), t0);
     let t0 = Instant::now();
     step("b: udp", check_udp(workers), t0);
+    let t0 = Instant::now();
+    step("b2: fragmented udp", check_fragmented_udp(mode), t0);
     let t0 = Instant::now();
     step("c: transfer", check_transfer(), t0);
     let t0 = Instant::now();

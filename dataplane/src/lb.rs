@@ -33,7 +33,8 @@
 //!   without reassembly (the `frag_engine` module docs give the rules per mode).
 //! * Every forwarded packet has its TTL decremented like a router; TTL 1 becomes ICMP time
 //!   exceeded back to the sender. IPIP packets over the egress MTU with DF set become ICMP
-//!   fragmentation needed back to the client (RFC 1191), without DF they are dropped.
+//!   fragmentation needed back to the client (RFC 1191), without DF they are dropped —
+//!   but for inner fragments, whose outer packet the worker cuts (`frag_engine`).
 //! * A connection records addresses and ports, not pointers into the snapshot: a new
 //!   snapshot never breaks an established flow. It also records the stable ids of its
 //!   service and real server; the counters of both are found by id in whatever snapshot

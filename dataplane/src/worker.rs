@@ -16,7 +16,8 @@
 //!   [`TIMER_INTERVAL_NS`]), and flush every TX buffer. Packets the NIC refuses are dropped
 //!   and counted `tx_full`, as l3fwd frees them.
 //! * Every received packet ends in exactly one verdict ([`Verdict`]): sent, absorbed,
-//!   parked on an unresolved neighbour, or dropped with one [`DropReason`] — see
+//!   parked on an unresolved neighbour, held in the fragment table until its datagram's
+//!   first fragment comes, or dropped with one [`DropReason`] — see
 //!   [`crate::stats`] for the counting invariant. No network input can make it panic.
 //! * Classification, in order (the first failing check is the drop reason):
 //!   Ethernet header present (`eth_truncated`); destination MAC is the port's, or broadcast
@@ -26,8 +27,8 @@
 //!   else (IPv6, VLAN-tagged) `eth_unknown_type`. IPv4: header valid (`ip_truncated`,
 //!   `ip_bad_version`, `ip_bad_ihl`, `ip_bad_length`), header checksum correct unless the
 //!   NIC verified it (`ip_bad_checksum`); a fragment leaves here for the fragment path
-//!   (below); sane source (`ip_bad_source`). Then, to one of our addresses: ICMP echo → [`icmp`]; ICMP errors,
-//!   TCP and UDP → the L4 engine ([`crate::lb`]); other protocols `ip_unknown_protocol`.
+//!   (below); sane source (`ip_bad_source`). Then, to one of our addresses: ICMP echo →
+//!   [`icmp`]; ICMP errors, TCP and UDP → the L4 engine ([`crate::lb`]); other protocols `ip_unknown_protocol`.
 //!   Not to us: TCP/UDP and ICMP errors → the L4 engine (NAT replies), anything else
 //!   `ip_not_for_us`. To one of our addresses whose VRRP group is backup here:
 //!   `ha_backup`, whatever the protocol (see "VRRP" below). Without an L4 engine,

@@ -20,7 +20,9 @@
 //!   fragments over the 1500-byte MTU; the 4,004-byte echo by the server's): every echo comes
 //!   back byte for byte, and rvsd's workers counted the fragments (`frag_forwarded`: at least
 //!   the requests' 3 each, the replies' too for NAT and Full-NAT) and dropped none
-//!   (`frag_*`). With two workers fragments land on both and are gathered by their owner.
+//!   (`frag_*`). One worker only: the two-worker configs' af_packet ports reassemble
+//!   fragments in the kernel (see config/lab-*-2w.toml); the two-worker fragment path is
+//!   tested on the in-memory driver (dataplane/tests/frag_worker.rs).
 //! - (c) a bulk TCP transfer through VIP:80, compared by sha256 both ways: download
 //!   `GET /bytes/N` against the known hash, upload to `/sha256` and compare the server's hash.
 //!   N is `RVS_L4_BYTES` (default 100 MiB); each direction may take `RVS_L4_TRANSFER_TIMEOUT`
@@ -209,11 +211,15 @@ fn check_fragmented_udp(mode: Mode) -> Result<(), String> {
         ));
     }
     let (d0, d1) = (drops(&before), drops(&after));
-    for (reason, n) in &d1 {
-        let grew = n - d0.get(reason).copied().unwrap_or(0);
-        if reason.starts_with("frag_") && grew > 0 {
+    let grown: BTreeMap<&String, u64> =
+        d1.iter().map(|(r, n)| (r, n - d0.get(r).copied().unwrap_or(0))).filter(|&(_, g)| g > 0).collect();
+    for (reason, grew) in &grown {
+        if reason.starts_with("frag_") {
             errors.push(format!("{reason} rose by {grew}"));
         }
+    }
+    if !errors.is_empty() {
+        errors.push(format!("drops that rose meanwhile: {grown:?}"));
     }
     eprintln!("  fragmented udp {to}: {replies:?}, frag_forwarded +{forwarded}");
     if errors.is_empty() {
@@ -442,8 +448,15 @@ fn l4_suite_with(mode: Mode, workers: u32, config: &std::path::Path, what: &str)
     step("a: schedulers", check_schedulers(mode, workers, &mut seen), t0);
     let t0 = Instant::now();
     step("b: udp", check_udp(workers), t0);
-    let t0 = Instant::now();
-    step("b2: fragmented udp", check_fragmented_udp(mode), t0);
+    if workers == 1 {
+        let t0 = Instant::now();
+        step("b2: fragmented udp", check_fragmented_udp(mode), t0);
+    } else {
+        // The two-worker configs reach the veths through net_af_packet, whose fanout hands
+        // rvsd reassembled datagrams (too big for an mbuf), never fragments; fragments
+        // landing on the wrong worker are dataplane/tests/frag_worker.rs's.
+        eprintln!("  (b2: fragmented udp) skipped: af_packet reassembles fragments before rvsd");
+    }
     let t0 = Instant::now();
     step("c: transfer", check_transfer(), t0);
     let t0 = Instant::now();

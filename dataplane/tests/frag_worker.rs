@@ -359,3 +359,58 @@ fn two_workers_gather_fragments_landing_on_the_non_owner() {
     assert_eq!(ws[1].lb().unwrap().conns().len(), 1);
     assert_accounting_all(&ws);
 }
+
+#[test]
+fn full_nat_sends_a_tcp_first_fragment_without_toa_and_keeps_it_pending() {
+    let shared = publish(vec![service(1, L4Proto::Tcp, 80, SchedulerKind::Rr, &[rs(RS1, 80, 1, FullNat)], None)]);
+    let mut ws = vec![lb_worker(&shared)];
+    let syn = Seg::tcp(CLIENT_IP, CPORT, VIP, 80, SYN);
+    let sent = send_to(&mut ws, 0, FRONT, &syn.by_client(), SEC);
+    let out = seen(&sent.1[0]);
+    assert!(out.tcp_option(254).is_some(), "the SYN carries the TOA");
+    let lport = out.sport;
+    // The first segment after the SYN, fragmented: no room for the TOA in a fragment.
+    let seg = Seg::tcp(CLIENT_IP, CPORT, VIP, 80, ACK | PSH).seq(0x1000_0001).ack(7).data(&payload()).df(false);
+    let input = frames(&cut(&seg, 0x0b0b), FRONT_MAC, CLIENT_MAC);
+    let sent = send_in_order(&mut ws, 0, FRONT, &input, &[0, 1, 2]);
+    let want = seg.clone().addrs((LOCAL_IP, lport), (RS1, 80)).ttl(60);
+    assert_eq!(sent.1, frames(&cut(&want, 0x0b0b), RS1_MAC, BACK_MAC));
+    assert_eq!(snapshot(&ws[0]).toa_skipped, 1);
+    // The next whole segment carries it.
+    let ack = Seg::tcp(CLIENT_IP, CPORT, VIP, 80, ACK).seq(0x1000_0001 + 3200).ack(7);
+    let sent = send_to(&mut ws, 0, FRONT, &ack.by_client(), SEC);
+    assert_eq!(seen(&sent.1[0]).tcp_option(254), Some(toa_option(CLIENT_IP, CPORT)));
+    assert!(drops_of(&ws[0]).is_empty());
+    assert_accounting_all(&ws);
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+    /// Whatever the order of a datagram's fragments and whichever of two workers each lands
+    /// on, the server gets each fragment once, translated.
+    #[test]
+    fn any_order_on_any_worker_is_delivered_once(
+        order in proptest::strategy::Strategy::prop_shuffle(proptest::strategy::Just(vec![0usize, 1, 2])),
+        at in proptest::collection::vec(0usize..2, 3),
+        ident in proptest::prelude::any::<u16>(),
+        cport in 40000u16..41000,
+    ) {
+        let seg = Seg::udp(CLIENT_IP, cport, VIP, 53, &payload()).df(false);
+        let shared = udp_service(2, Nat);
+        let mut ws = lb_workers(&shared, 2, &LbOpts::default());
+        let input = frames(&cut(&seg, ident), FRONT_MAC, CLIENT_MAC);
+        let mut got = Vec::new();
+        for &i in &order {
+            let (f, b) = send_to(&mut ws, at[i], FRONT, &input[i], SEC);
+            proptest::prop_assert!(f.is_empty());
+            got.extend(b);
+        }
+        let out = seg.clone().addrs((CLIENT_IP, cport), (RS1, 5353)).ttl(60);
+        let mut want = frames(&cut(&out, ident), RS1_MAC, BACK_MAC);
+        want.sort();
+        got.sort();
+        proptest::prop_assert_eq!(got, want);
+        assert_accounting_all(&ws);
+    }
+}

@@ -7,8 +7,9 @@
 //! records the ports once the first fragment is seen, so that every fragment can be
 //! matched to the same flow (and so the same real server and the same owner worker).
 //! Fragments that arrive before the first are held, as opaque handles (the worker's mbufs),
-//! until it comes. Modes that must rewrite the transport header of every fragment (NAT,
-//! Full-NAT) need reassembly instead; that choice is the worker's, not this table's.
+//! until it comes. No mode needs reassembly (the worker's fragment path says why, in
+//! `worker::frag`): the L4 header, and so every byte NAT and Full-NAT rewrite, is in the
+//! first fragment only.
 //!
 //! # Bounds
 //!
@@ -17,7 +18,9 @@
 //!   [`MAX_HELD_PER_TRAIN`] held handles; nothing allocates afterwards.
 //! * At most `max_held` handles held in the whole table (the memory bound on mbufs).
 //! * A train lives at most `timeout_ns` after its first fragment; an expired train's held
-//!   fragments are dropped ([`FragDrop::Timeout`]).
+//!   fragments are dropped ([`FragDrop::Timeout`]), lazily when its slot is wanted, or by
+//!   the worker's timer through [`FragTable::expire_some`], which looks at a bounded
+//!   number of slots per call.
 //! * A datagram over 65535 bytes ([`FragDrop::Oversized`]), overlapping fragments
 //!   (RFC 5722: the whole train is dropped, and its later fragments too,
 //!   [`FragDrop::Overlap`]), inconsistent ends ([`FragDrop::Inconsistent`]) and too many
@@ -125,6 +128,21 @@ impl FragDrop {
     }
 }
 
+/// Each refusal is counted by the worker under the drop reason of the same name.
+impl From<FragDrop> for crate::stats::DropReason {
+    fn from(d: FragDrop) -> Self {
+        use crate::stats::DropReason;
+        match d {
+            FragDrop::Overlap => DropReason::FragOverlap,
+            FragDrop::Oversized => DropReason::FragOversized,
+            FragDrop::Inconsistent => DropReason::FragInconsistent,
+            FragDrop::TooManyFragments => DropReason::FragTooMany,
+            FragDrop::Timeout => DropReason::FragTimeout,
+            FragDrop::TableFull => DropReason::FragTableFull,
+        }
+    }
+}
+
 /// Where the table sends the fragments it decides about.
 pub trait FragSink<H> {
     /// `handle`'s train has `ports`: forward it as part of that flow.
@@ -172,6 +190,8 @@ pub struct FragTable<H> {
     drops: [u64; FragDrop::ALL.len()],
     completed: u64,
     timed_out: u64,
+    /// The next slot [`FragTable::expire_some`] looks at.
+    sweep: usize,
 }
 
 impl<H> FragTable<H> {
@@ -193,6 +213,7 @@ impl<H> FragTable<H> {
             drops: [0; FragDrop::ALL.len()],
             completed: 0,
             timed_out: 0,
+            sweep: 0,
         }
     }
 
@@ -335,6 +356,23 @@ impl<H> FragTable<H> {
     pub fn expire(&mut self, now_ns: u64, sink: &mut impl FragSink<H>) -> usize {
         let mut n = 0;
         for i in 0..self.slots.len() {
+            if self.slots[i].as_ref().is_some_and(|t| self.expired(t, now_ns)) {
+                self.evict(i, sink);
+                n += 1;
+            }
+        }
+        n
+    }
+
+    /// [`FragTable::expire`] for at most `slots` slots, continuing where the last call
+    /// stopped (a cursor over the table), so that a timer can sweep a large table a
+    /// little at a time: every slot is looked at once per `capacity / slots` calls.
+    /// Returns how many trains expired.
+    pub fn expire_some(&mut self, now_ns: u64, slots: usize, sink: &mut impl FragSink<H>) -> usize {
+        let mut n = 0;
+        for _ in 0..slots.min(self.slots.len()) {
+            let i = self.sweep;
+            self.sweep = (self.sweep + 1) % self.slots.len();
             if self.slots[i].as_ref().is_some_and(|t| self.expired(t, now_ns)) {
                 self.evict(i, sink);
                 n += 1;
@@ -518,7 +556,7 @@ mod tests {
         assert_eq!((t.drops(FragDrop::Overlap), t.held()), (3, 0));
         assert!(s.forwarded.is_empty());
         assert_eq!(FragDrop::ALL.iter().map(|r| r.name()).collect::<std::collections::HashSet<_>>().len(), 6);
-        assert!(FragDrop::ALL.iter().all(|r| crate::stats::DropReason::ALL.iter().all(|d| d.name() != r.name())));
+        assert!(FragDrop::ALL.iter().all(|&r| crate::stats::DropReason::from(r).name() == r.name()));
     }
 
     #[test]
@@ -535,6 +573,25 @@ mod tests {
         // The first fragment after the expiry starts a new train.
         t.accept(SEC, key(1, true), f[0], 3, &mut s);
         assert_eq!(s.forwarded, vec![(3, PORTS)]);
+    }
+
+    #[test]
+    fn a_bounded_sweep_visits_every_slot_in_turn() {
+        let mut t = FragTable::new(16, 16, SEC);
+        let mut s = Sink::default();
+        let later = Fragment { offset: 8, len: 8, more: true, ports: None };
+        for id in 0..6 {
+            t.accept(0, key(id, false), later, id, &mut s);
+        }
+        let live = t.live_trains();
+        let mut expired = 0;
+        // 16 slots, 3 per call: six calls cover the table.
+        for _ in 0..6 {
+            expired += t.expire_some(SEC, 3, &mut s);
+        }
+        assert_eq!((expired, t.live_trains(), t.held()), (live, 0, 0));
+        assert_eq!(t.drops(FragDrop::Timeout), live as u64);
+        assert_eq!(t.expire_some(2 * SEC, 100, &mut s), 0);
     }
 
     #[test]

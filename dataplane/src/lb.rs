@@ -28,9 +28,13 @@
 //!   `service_maxconn`, `client_rate_limited`).
 //!   Persistence (`ipvsadm -p`) is consulted first and holds across
 //!   workers (its table is shared and lock-free); then the service's scheduler picks.
+//! * IPv4 fragments of TCP/UDP flows come through [`LbEngine::handle_fragment`] with the
+//!   ports the worker's fragment table found, and follow their flow in every mode
+//!   without reassembly (the `frag_engine` module docs give the rules per mode).
 //! * Every forwarded packet has its TTL decremented like a router; TTL 1 becomes ICMP time
 //!   exceeded back to the sender. IPIP packets over the egress MTU with DF set become ICMP
-//!   fragmentation needed back to the client (RFC 1191), without DF they are dropped.
+//!   fragmentation needed back to the client (RFC 1191), without DF they are dropped —
+//!   but for inner fragments, whose outer packet the worker cuts (`frag_engine`).
 //! * A connection records addresses and ports, not pointers into the snapshot: a new
 //!   snapshot never breaks an established flow. It also records the stable ids of its
 //!   service and real server; the counters of both are found by id in whatever snapshot
@@ -80,9 +84,11 @@ use crate::xmit::ttl::{self, TtlDecrement, TtlVerdict};
 use crate::xmit::tunnel::{self, TunnelError};
 use crate::xmit::{fullnat, nat, Endpoint};
 
+mod frag_engine;
 mod prefetch;
 mod sync_engine;
 mod synproxy_engine;
+pub use frag_engine::flow_owner;
 pub use prefetch::PREFETCH_MIN_CONNS;
 pub use sync_engine::{Installed, SyncRefused};
 use synproxy_engine::proxied_to_server;
@@ -977,6 +983,21 @@ impl LbEngine {
         now: u64,
         miss: DropReason,
     ) -> Result<StateChange, DropReason> {
+        self.account_packet(id, dir, flow.flags, flow.ip_total_len(), now, miss)
+    }
+
+    /// [`Self::account`] from the packet's TCP flags (`None`: UDP, or a TCP fragment
+    /// without its header, which keeps the state) and IPv4 length in bytes.
+    #[inline(always)]
+    fn account_packet(
+        &mut self,
+        id: ConnId,
+        dir: Direction,
+        tcp_flags: Option<crate::wire::TcpFlags>,
+        bytes: u64,
+        now: u64,
+        miss: DropReason,
+    ) -> Result<StateChange, DropReason> {
         let Some(c) = self.conns.get(id) else { return Err(miss) };
         let (service_id, server_id) = (c.service_id, c.server_id);
         // A borrow of the field, not an `Arc` clone: no atomic increment per packet.
@@ -993,7 +1014,7 @@ impl LbEngine {
             }
             return Err(DropReason::ConnServerRemoved);
         }
-        let change = self.conns.on_packet(id, dir, flow.flags, now);
+        let change = self.conns.on_packet(id, dir, tcp_flags, now);
         if let Some(active) = change.active_move() {
             if let Some((_, server)) = snap.by_server_id(server_id) {
                 server.stats.conn_moved(self.worker, active);
@@ -1011,7 +1032,6 @@ impl LbEngine {
         }
         p.server_id = server_id;
         p.service_id = service_id;
-        let bytes = flow.ip_total_len();
         if dir == Direction::Inbound {
             p.packets_in += 1;
             p.bytes_in += bytes;

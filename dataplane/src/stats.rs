@@ -4,14 +4,16 @@
 //! * Every packet a worker receives or originates ends in exactly one of: transmitted
 //!   (`tx_packets`), absorbed by the stack (`rx_consumed`, e.g. an ARP reply that was
 //!   learned), dropped with exactly one [`DropReason`], or still parked in the neighbour
-//!   table waiting for ARP resolution. So at any time, after a poll has flushed its TX
+//!   table waiting for ARP resolution, or held in the fragment table (`frag_held`) until
+//!   its datagram's first fragment comes. So at any time, after a poll has flushed its TX
 //!   buffers:
 //!
 //!   `rx_packets + local_originated + redirected_in ==
-//!    tx_packets + rx_consumed + Σ drops + parked + redirected_out`
+//!    tx_packets + rx_consumed + Σ drops + parked + frag_held + redirected_out`
 //!
-//!   (`local_originated` counts attempts to build ARP requests and gratuitous ARP, and
-//!   the prober's packets and the VRRP thread's frames taken for sending; an attempt that
+//!   (`local_originated` counts attempts to build ARP requests and gratuitous ARP, the
+//!   prober's packets and the VRRP thread's frames taken for sending, and the extra outer
+//!   fragments of an IPIP packet split for the MTU (`tunnel_fragments`); an attempt that
 //!   finds the pool empty is the `no_mbuf` drop. A probe reply punted to the prober, and
 //!   a VRRP advert handed to the control plane, are `rx_consumed`.)
 //! * A [`WorkerCounters`] is written by its worker only and read by anyone (the control
@@ -84,11 +86,29 @@ drop_reasons! {
     IpBadLength => "ip_bad_length", "IPv4 total length below the header length or beyond the frame";
     /// Header checksum wrong (software check, or the NIC's verdict).
     IpBadChecksum => "ip_bad_checksum", "IPv4 header checksum wrong";
-    /// IPv4 fragment. rvs does not reassemble: a non-first fragment has no L4 header to
-    /// match a flow or service with, and a first fragment alone cannot be answered, so
-    /// every fragment (MF set or offset non-zero) is dropped here, as LVS does without
-    /// its defrag hook.
-    IpFragment => "ip_fragment", "IPv4 fragment (no reassembly: every fragment is dropped)";
+    /// An IPv4 fragment rvs does not forward: of a protocol other than TCP/UDP, to one of
+    /// our port or floating addresses (the lite stack does not reassemble), without an L4
+    /// engine, of a TCP SYN or a SYN-proxied connection, or a later fragment of a flow
+    /// without a connection (its first fragment was refused). Fragments of TCP/UDP flows
+    /// are otherwise followed by the worker's fragment table (`crate::frag`, `frag_*`
+    /// below).
+    IpFragment => "ip_fragment", "IPv4 fragment not forwarded (not TCP/UDP, to a port address, SYN, SYN proxy, or flow without connection)";
+    /// A fragment overlapping one already received, or of a train that had an overlap
+    /// (RFC 5722: the whole train goes).
+    FragOverlap => "frag_overlap", "IP fragment overlaps another of its datagram (whole train dropped)";
+    /// A fragment whose offset plus length passes 65535 bytes.
+    FragOversized => "frag_oversized", "IP fragment ends beyond 65535 bytes";
+    /// A fragment inconsistent with its train: a second end, data past the end, empty, a
+    /// non-last fragment not a multiple of 8 bytes, or a first fragment too short to hold
+    /// its TCP/UDP header (the tiny-fragment attack of RFC 1858).
+    FragInconsistent => "frag_inconsistent", "IP fragment inconsistent with its train, or first fragment without a whole L4 header";
+    /// More fragments in one train than the fragment table records (`frag::MAX_FRAGS_PER_TRAIN`).
+    FragTooMany => "frag_too_many", "too many fragments in one IP datagram";
+    /// A fragment held for its train's first fragment, which never came in time.
+    FragTimeout => "frag_timeout", "IP fragment held for its first fragment, which never came";
+    /// No room in the fragment table: its bucket is full of live trains, or the bound on
+    /// held fragments (table or train) is reached.
+    FragTableFull => "frag_table_full", "fragment table full (trains or held fragments)";
     /// Source address that no host may send from: multicast, broadcast, 0.0.0.0/8,
     /// loopback, or one of our own addresses.
     IpBadSource => "ip_bad_source", "IPv4 source multicast, broadcast, 0.0.0.0/8, loopback or one of ours";
@@ -136,8 +156,10 @@ drop_reasons! {
     ConnKeyClash => "conn_key_clash", "new flow's tuple already used by another connection";
     /// TTL expired while forwarding; an ICMP time exceeded goes back in its place.
     TtlExceeded => "ttl_exceeded", "TTL expired while forwarding (ICMP time exceeded sent back)";
-    /// An IPIP packet over the egress MTU without DF (rvs does not fragment).
-    TunnelTooBig => "tunnel_too_big", "IPIP packet over the MTU with DF clear (rvs does not fragment)";
+    /// An IPIP packet over the egress MTU without DF: rvs fragments the outer packet of
+    /// an inner fragment only (the fragment path); other packets, and outer packets that
+    /// would need more than `tunnel::MAX_OUTER_FRAGMENTS` pieces, are dropped here.
+    TunnelTooBig => "tunnel_too_big", "IPIP packet over the MTU with DF clear (only inner fragments are fragmented)";
     /// An ICMP error rvs meant to send could not be built (no error about an error, a
     /// non-unicast source, no room).
     IcmpNotSent => "icmp_not_sent", "ICMP error not sent (about an ICMP error, non-unicast source, or no room)";
@@ -434,6 +456,13 @@ worker_counters! {
     client_rate_replaced: Counter "rvs_worker_client_rate_replaced_total", "Per-client rate buckets still limiting a client, replaced by another client's (the bucket table's set was full).";
     /// Set at each timer run.
     conns: Gauge "rvs_worker_connections", "Connections in the worker's table.";
+    /// IPv4 fragments of TCP/UDP flows handed to the L4 engine with their train's ports
+    /// (crate::frag); each then ends as any packet does (sent, dropped, redirected).
+    frag_forwarded: Counter "rvs_worker_frag_forwarded_total", "IP fragments matched to their flow through the fragment table.";
+    /// Part of the counting invariant: packets neither sent nor dropped yet.
+    frag_held: Gauge "rvs_worker_frag_held", "IP fragments held until their datagram's first fragment comes.";
+    /// Each is also counted in `local_originated` (the packet it came from is counted once, as sent).
+    tunnel_fragments: Counter "rvs_worker_tunnel_fragments_total", "Extra outer IPv4 fragments built for IPIP packets over the egress MTU (inner fragments with DF clear).";
 }
 
 /// Reads `drops` back: every key must be a [`DropReason::name`] (the snapshot's keys are

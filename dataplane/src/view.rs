@@ -3,13 +3,17 @@
 //! through: where its headers are ([`Layout`]) and what its flow is ([`L4View`]).
 //!
 //! Contract:
-//! * An [`L4View`] is built only by [`L4View::parse`] (the whole frame checked here) or
+//! * An [`L4View`] is built only by [`L4View::parse`] (the whole frame checked here),
 //!   [`L4View::from_ipv4`] (the IPv4 header already checked by the worker; only the
-//!   TCP/UDP header is checked here). Either way it holds a [`Layout`] whose guarantees
-//!   hold for that frame — Ethernet II carrying IPv4, IPv4 header and total length within
-//!   the frame, not a fragment, TCP data offset or UDP length within the segment — plus
-//!   the L4 facts the engine acts on (addresses, ports, TCP flags, length). Nothing else
-//!   builds a `Layout`.
+//!   TCP/UDP header is checked here) or [`L4View::from_first_fragment`] (the same, for the
+//!   first fragment of a fragmented datagram). Either way it holds a [`Layout`] whose
+//!   guarantees hold for that frame — Ethernet II carrying IPv4, IPv4 header and total
+//!   length within the frame, the whole TCP header (data offset included) within the
+//!   packet, and for UDP its 8-byte header and, but in a first fragment, its length within
+//!   the segment — plus the L4 facts the engine acts on (addresses, ports, TCP flags,
+//!   length). Nothing else builds a `Layout`. The rewrites never read the UDP length, so a
+//!   first fragment's view is used like any other (its checksum covers the whole datagram,
+//!   and an incremental update of it is exact without the later fragments).
 //! * The view describes the frame it was parsed from *as received*. The rewrites that
 //!   take it ([`crate::xmit::nat::inbound`] and friends, [`crate::xmit::ttl::forward`])
 //!   only change bytes inside the headers (addresses, ports, TTL, checksums), which keeps
@@ -137,6 +141,31 @@ impl L4View {
         Ok(L4View { layout: Layout { ip_header_len, ip_total_len, l4 }, src, dst, sport, dport, flags })
     }
 
+    /// The view of the first fragment (offset 0, MF set) of a TCP or UDP datagram whose
+    /// IPv4 header the caller has validated, as [`L4View::from_ipv4`] but for a packet
+    /// that holds only the start of its segment: the whole TCP header (data offset within
+    /// the fragment), or the UDP header's 8 bytes (the UDP length is the datagram's, not
+    /// checked against the fragment). Anything shorter is `l4_malformed` (the worker
+    /// counts it as `frag_inconsistent` first: RFC 1858's tiny first fragment).
+    pub fn from_first_fragment(ip: &Ipv4Packet<&[u8]>) -> Result<Self, DropReason> {
+        let (src, dst) = (ip.src_addr(), ip.dst_addr());
+        let (ip_header_len, ip_total_len) = (ip.header_len(), usize::from(ip.total_len()));
+        let seg = ip.payload();
+        let (l4, sport, dport, flags) = match ip.protocol() {
+            IPPROTO_TCP => {
+                let tcp = TcpPacket::new_checked(seg).map_err(|_| DropReason::L4Malformed)?;
+                (L4Proto::Tcp, tcp.src_port(), tcp.dst_port(), Some(tcp.flags()))
+            }
+            IPPROTO_UDP if seg.len() >= UdpPacket::<&[u8]>::HEADER_LEN => {
+                let udp = UdpPacket::new_unchecked(seg);
+                (L4Proto::Udp, udp.src_port(), udp.dst_port(), None)
+            }
+            IPPROTO_UDP => return Err(DropReason::L4Malformed),
+            _ => return Err(DropReason::IpUnknownProtocol),
+        };
+        Ok(L4View { layout: Layout { ip_header_len, ip_total_len, l4 }, src, dst, sport, dport, flags })
+    }
+
     /// Where the headers are.
     #[inline]
     pub fn layout(&self) -> &Layout {
@@ -167,6 +196,47 @@ impl L4View {
         // One masked compare: this runs for every client packet of a known connection.
         const MASK: u8 = TcpFlags::SYN.bits() | TcpFlags::ACK.bits() | TcpFlags::RST.bits();
         matches!(self.flags, Some(f) if f.bits() & MASK == TcpFlags::SYN.bits())
+    }
+}
+
+/// One IPv4 fragment of a TCP or UDP datagram whose ports the worker's fragment table
+/// found (from the train's first fragment, [`crate::frag`]): what the L4 engine's fragment
+/// path ([`crate::lb::LbEngine::handle_fragment`]) needs. Built only by
+/// [`FragView::new`], from a validated IPv4 header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FragView {
+    /// The flow: addresses from this fragment, ports from its train.
+    pub key: FlowKey,
+    /// The first fragment's view (offset 0: it holds the L4 header); `None` for a later
+    /// fragment, which holds payload only.
+    pub first: Option<L4View>,
+    /// Where the IPv4 packet ends in the frame.
+    pub ip_end: usize,
+    /// The fragment's IPv4 total length, for the byte counters.
+    pub ip_total_len: u16,
+    /// DF set (unusual on a fragment, but possible).
+    pub dont_frag: bool,
+}
+
+impl FragView {
+    /// The view of a fragment whose IPv4 header the caller validated (`ip` as for
+    /// [`L4View::from_ipv4`]), with its train's `ports`. Refuses another protocol
+    /// (`ip_unknown_protocol`) and a first fragment without its whole L4 header
+    /// (`l4_malformed`; the fragment table refuses those earlier).
+    pub fn new(ip: &Ipv4Packet<&[u8]>, sport: u16, dport: u16) -> Result<Self, DropReason> {
+        let proto = match ip.protocol() {
+            IPPROTO_TCP => L4Proto::Tcp,
+            IPPROTO_UDP => L4Proto::Udp,
+            _ => return Err(DropReason::IpUnknownProtocol),
+        };
+        let first = if ip.frag_offset() == 0 { Some(L4View::from_first_fragment(ip)?) } else { None };
+        Ok(FragView {
+            key: FlowKey { proto, src: ip.src_addr(), sport, dst: ip.dst_addr(), dport },
+            first,
+            ip_end: L3_OFFSET + usize::from(ip.total_len()),
+            ip_total_len: ip.total_len(),
+            dont_frag: ip.dont_frag(),
+        })
     }
 }
 
@@ -236,6 +306,37 @@ mod tests {
         assert!(v.is_syn());
         assert_eq!(v.proto(), L4Proto::Tcp);
         assert_eq!(v.ip_total_len(), 46);
+    }
+
+    #[test]
+    fn first_fragments_need_the_whole_l4_header() {
+        // A UDP first fragment: 8 header bytes and 16 of data, the UDP length saying 1000.
+        let mut f = vec![0u8; 14 + 20 + 24];
+        f[12..14].copy_from_slice(&[0x08, 0x00]);
+        f[14] = 0x45;
+        f[16..18].copy_from_slice(&44u16.to_be_bytes());
+        f[20] = 0x20; // MF
+        f[22] = 64;
+        f[23] = IPPROTO_UDP;
+        f[34..36].copy_from_slice(&5353u16.to_be_bytes());
+        f[36..38].copy_from_slice(&53u16.to_be_bytes());
+        f[38..40].copy_from_slice(&1000u16.to_be_bytes());
+        assert_eq!(L4View::parse(&f), Err(DropReason::IpFragment));
+        let ip = Ipv4Packet::new_checked(&f[14..]).unwrap();
+        let v = L4View::from_first_fragment(&ip).unwrap();
+        assert_eq!((v.sport, v.dport, v.proto(), v.layout().ip_end()), (5353, 53, L4Proto::Udp, 58));
+        // Cut to 7 bytes of UDP: refused.
+        f[16..18].copy_from_slice(&27u16.to_be_bytes());
+        let ip = Ipv4Packet::new_checked(&f[14..14 + 27]).unwrap();
+        assert_eq!(L4View::from_first_fragment(&ip), Err(DropReason::L4Malformed));
+        // TCP: the data offset must fit the fragment.
+        let mut t = tcp_frame(5, 0x10);
+        t[20] = 0x20;
+        let ip = Ipv4Packet::new_checked(&t[14..]).unwrap();
+        assert!(L4View::from_first_fragment(&ip).is_ok());
+        t[46] = 7 << 4;
+        let ip = Ipv4Packet::new_checked(&t[14..]).unwrap();
+        assert_eq!(L4View::from_first_fragment(&ip), Err(DropReason::L4Malformed));
     }
 
     #[test]

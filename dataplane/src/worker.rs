@@ -16,7 +16,8 @@
 //!   [`TIMER_INTERVAL_NS`]), and flush every TX buffer. Packets the NIC refuses are dropped
 //!   and counted `tx_full`, as l3fwd frees them.
 //! * Every received packet ends in exactly one verdict ([`Verdict`]): sent, absorbed,
-//!   parked on an unresolved neighbour, or dropped with one [`DropReason`] — see
+//!   parked on an unresolved neighbour, held in the fragment table until its datagram's
+//!   first fragment comes, or dropped with one [`DropReason`] — see
 //!   [`crate::stats`] for the counting invariant. No network input can make it panic.
 //! * Classification, in order (the first failing check is the drop reason):
 //!   Ethernet header present (`eth_truncated`); destination MAC is the port's, or broadcast
@@ -25,9 +26,9 @@
 //!   and not ours (`eth_bad_source`); ethertype ARP → [`arp`], IPv4 → below, anything
 //!   else (IPv6, VLAN-tagged) `eth_unknown_type`. IPv4: header valid (`ip_truncated`,
 //!   `ip_bad_version`, `ip_bad_ihl`, `ip_bad_length`), header checksum correct unless the
-//!   NIC verified it (`ip_bad_checksum`), not a fragment (`ip_fragment`), sane source
-//!   (`ip_bad_source`). Then, to one of our addresses: ICMP echo → [`icmp`]; ICMP errors,
-//!   TCP and UDP → the L4 engine ([`crate::lb`]); other protocols `ip_unknown_protocol`.
+//!   NIC verified it (`ip_bad_checksum`); a fragment leaves here for the fragment path
+//!   (below); sane source (`ip_bad_source`). Then, to one of our addresses: ICMP echo →
+//!   [`icmp`]; ICMP errors, TCP and UDP → the L4 engine ([`crate::lb`]); other protocols `ip_unknown_protocol`.
 //!   Not to us: TCP/UDP and ICMP errors → the L4 engine (NAT replies), anything else
 //!   `ip_not_for_us`. To one of our addresses whose VRRP group is backup here:
 //!   `ha_backup`, whatever the protocol (see "VRRP" below). Without an L4 engine,
@@ -81,6 +82,13 @@
 //!   address costs one test of an empty vector, other packets nothing.
 //! * Packets whose flow another worker owns go there through a redirect ring
 //!   ([`crate::mesh`]) and are handled by the owner as if received on the same port.
+//! * IPv4 fragments ([`frag`], out of line): after the same source check, a fragment of
+//!   TCP/UDP to a VIP, a local address or not ours (NAT replies), with an L4 engine, goes
+//!   to the fragment path — its datagram's fragment owner, the fragment table, then the
+//!   flow's owner with the ports, and the L4 engine; refusals are `frag_*`. Any other
+//!   fragment (other protocols, to a port or floating address, no engine) is
+//!   `ip_fragment`; a fragment to an address whose VRRP group is backup here is
+//!   `ha_backup`. The fragment table's expired trains are swept from the timer path.
 //! * Time is `now`, monotonic nanoseconds, read once per poll by the caller.
 //! * Live changes: each poll first picks up a newly published service table
 //!   ([`LbEngine::refresh`]); when the table names its VIPs (`TableSettings::vips`),
@@ -95,6 +103,10 @@ use std::sync::Arc;
 use arrayvec::ArrayVec;
 use ipnet::Ipv4Net;
 use rvs_drivers::{Burst, PacketBuf, PacketPool, PortQueue, RxOffload};
+
+mod frag;
+
+pub use frag::{FRAG_MAX_HELD, FRAG_SWEEP_SLOTS, FRAG_TIMEOUT_NS, FRAG_TRAINS};
 
 use crate::control::{ConnListing, ControlLink, WorkerRequest, REQUESTS_PER_POLL};
 use crate::exception::{arp_to_kernel, classify_own, ExceptionPort, OwnAddress, KERNEL_POLL_INTERVAL_NS};
@@ -151,8 +163,18 @@ enum Ipv4Next {
     IcmpError,
 }
 
-/// One packet moved between workers: the port it arrived on and the packet.
-pub type Redirected<B> = (PortId, B);
+/// One packet moved between workers through the redirect mesh.
+#[derive(Debug)]
+pub struct Redirected<B> {
+    /// The port it arrived on.
+    pub port: PortId,
+    /// The packet.
+    pub buf: B,
+    /// For an IPv4 fragment released by its datagram's fragment owner: its flow's ports
+    /// (the fragment path, [`frag`]); the receiver hands it to the L4 engine with them.
+    /// `None` for any other packet, which the receiver classifies again.
+    pub ports: Option<crate::frag::L4Ports>,
+}
 
 /// One port as the worker sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -509,6 +531,10 @@ pub struct Worker<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> {
     exception: Vec<Option<ExceptionPort<Q>>>,
     /// When the kernel interfaces are read next (ns).
     next_kernel_poll: u64,
+    /// IPv4 fragment trains and the fragments held for them ([`frag`]).
+    frags: crate::frag::FragTable<(PortId, Q::Buf)>,
+    /// The last outer identification given to an IPIP packet cut into fragments.
+    tunnel_ident: u16,
 }
 
 impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> std::fmt::Debug for Worker<Q, P> {
@@ -579,6 +605,9 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
             conn_sync: None,
             exception: Vec::new(),
             next_kernel_poll: 0,
+            frags: frag::empty_table(),
+            // Each worker starts its own stretch of the 16-bit space (see `frag`).
+            tunnel_ident: ((config.index as u64 * 65536) / config.count.max(1) as u64) as u16,
         })
     }
 
@@ -591,6 +620,7 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
         }
         self.lb = Some(lb);
         self.redirect = redirect;
+        self.frags = frag::table();
         self
     }
 
@@ -1101,8 +1131,12 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
     fn handle_redirected(&mut self, now: u64) {
         let mut batch = ArrayVec::<Redirected<Q::Buf>, REDIRECT_BATCH>::new();
         self.redirect.recv(&mut batch);
-        for (port, mut buf) in batch {
+        for Redirected { port, mut buf, ports } in batch {
             self.tx.counters.redirected_in.inc();
+            if let Some(ports) = ports {
+                self.fragment_with_ports(port, buf, ports, now);
+                continue;
+            }
             match self.classify(port, &mut buf, now) {
                 Verdict::Redirect { .. } => self.tx.counters.drop_packet(DropReason::RedirectLoop),
                 v => self.dispatch(port, v, buf, now),
@@ -1276,7 +1310,7 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
             return Done(Verdict::Drop(DropReason::IpBadChecksum));
         }
         if ip.is_fragment() {
-            return Done(Verdict::Drop(DropReason::IpFragment));
+            return Done(self.fragment_verdict(&ip));
         }
         let src = ip.src_addr();
         if is_martian_source(src) || self.addrs.is_ours(src) {
@@ -1342,18 +1376,43 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
         }
     }
 
+    /// The verdict for an IPv4 fragment whose header passed the checks (module docs):
+    /// [`Verdict::Fragment`] for the fragment path, or a drop.
+    #[cold]
+    #[inline(never)]
+    fn fragment_verdict(&self, ip: &Ipv4Packet<&[u8]>) -> Verdict {
+        let src = ip.src_addr();
+        if is_martian_source(src) || self.addrs.is_ours(src) {
+            return Verdict::Drop(DropReason::IpBadSource);
+        }
+        if self.lb.is_none() || !matches!(ip.protocol(), IPPROTO_TCP | IPPROTO_UDP) {
+            return Verdict::Drop(DropReason::IpFragment);
+        }
+        match self.addrs.get(ip.dst_addr()) {
+            None => Verdict::Fragment,
+            Some(dst) if dst.group.is_some_and(|g| !self.roles.as_ref().is_some_and(|r| r.is_master(g))) => {
+                Verdict::Drop(DropReason::HaBackup)
+            }
+            Some(dst) if matches!(dst.kind, AddrKind::Vip | AddrKind::Local) => Verdict::Fragment,
+            Some(_) => Verdict::Drop(DropReason::IpFragment),
+        }
+    }
+
     /// Carries out a verdict: the buffer is sent, parked, or freed here.
     fn dispatch(&mut self, port_in: PortId, verdict: Verdict, buf: Q::Buf, now: u64) {
         match verdict {
-            Verdict::Redirect { worker } => match self.redirect.send(worker, (port_in, buf)) {
-                Ok(()) => self.tx.counters.redirected_out.inc(),
-                Err(_) => self.tx.counters.drop_packet(DropReason::RedirectFull),
-            },
+            Verdict::Redirect { worker } => {
+                match self.redirect.send(worker, Redirected { port: port_in, buf, ports: None }) {
+                    Ok(()) => self.tx.counters.redirected_out.inc(),
+                    Err(_) => self.tx.counters.drop_packet(DropReason::RedirectFull),
+                }
+            }
             Verdict::Tx(port) => self.tx.enqueue(port, buf),
             Verdict::Forward { port, mac } => self.tx.enqueue_to(port, mac, buf),
             Verdict::Drop(reason) => self.tx.counters.drop_packet(reason),
             Verdict::Consumed => self.tx.counters.rx_consumed.inc(),
             Verdict::Kernel(port) => self.send_to_kernel(port, buf, now),
+            Verdict::Fragment => self.take_fragment(port_in, buf, now),
             Verdict::Route { port, next_hop } => {
                 // Both MACs are written when the frame is buffered for TX (`enqueue_to`),
                 // now or when the neighbour resolves; a parked frame is never read.
@@ -1377,6 +1436,7 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
     }
 
     fn run_timers(&mut self, now: u64) {
+        self.expire_fragments(now);
         let tx = &mut self.tx;
         self.neigh.expire(now, |event| match event {
             TimerEvent::Resend { ip, port } => tx.send_arp_request(port, ip),

@@ -12,10 +12,15 @@ checksums, so each kind exercises exactly one check.
 
 Frames shorter than an Ethernet header are not sent: the kernel refuses them on a packet
 socket (and a veth could not carry them anyway), so `eth_truncated` cannot be produced here.
-IPv4 fragments (kind ip_fragment) reach rvsd only through ports that see raw frames, such as
+UDP fragments to the VIP exercise rvsd's fragment table: a first fragment too short for the UDP
+header (frag_tiny, RFC 1858), later fragments whose first never comes (frag_first_less: held,
+then dropped at the train's timeout, or refused when the table's bound on held fragments is
+reached: a flood of them is bounded), and two fragments of one datagram that overlap
+(frag_overlap, the only kind that sends two frames per draw; both are counted).
+IPv4 fragments (kind ip_fragment and the frag_* kinds) reach rvsd only through ports that see raw frames, such as
 the lab's net_af_xdp vdevs: DPDK 22.11's net_af_packet joins a PACKET_FANOUT group with
 PACKET_FANOUT_FLAG_DEFRAG, so behind it the kernel holds fragments for reassembly instead.
-Use --exclude ip_fragment against an af_packet port.
+Use --exclude ip_fragment,frag_tiny,frag_first_less,frag_overlap against an af_packet port.
 
 The RNG is seeded (--seed) so a run is reproducible. Frames are paced (--rate) so that an
 rvsd with an adaptive idle policy and a default-sized RX ring sees them all.
@@ -96,11 +101,12 @@ class Builder:
         return struct.pack("!BBHHH", 8, 0, c, ident, seq) + body
 
     def ipv4(self, payload, proto, src, dst, *, version=4, ihl=5, total_len=None, flags_frag=0,
-             bad_checksum=False):
+             bad_checksum=False, ident=None):
         """An IPv4 header (20 bytes, whatever ihl says) + payload, checksum valid unless asked."""
         if total_len is None:
             total_len = 20 + len(payload)
-        ident = self.rng.getrandbits(16)
+        if ident is None:
+            ident = self.rng.getrandbits(16)
         ttl = 64
         hdr = struct.pack("!BBHHHBBH4s4s", (version << 4) | ihl, 0, total_len, ident, flags_frag,
                           ttl, proto, 0, ip_bytes(src), ip_bytes(dst))
@@ -120,7 +126,7 @@ class Builder:
         return struct.pack("!HHBBH", htype, ptype, hlen, plen, op) + self.src_mac + \
             ip_bytes(sender_ip) + b"\0" * 6 + ip_bytes(target_ip)
 
-    # --- kinds: each returns one whole frame ------------------------------------------
+    # --- kinds: each returns one whole frame (frag_overlap: a list of two) -------------
 
     def k_random(self):
         # Anything after the MAC addresses, EtherType included. At least 8 bytes: the kernel
@@ -186,6 +192,29 @@ class Builder:
             flags_frag = self.rng.choice((0, 0x2000)) | self.rng.randint(1, 0x1FFF)
         return self.eth(ETH_IP) + self.ipv4(self.echo_request(), 1, self.src_ip(), self.icmp_dst(),
                                             flags_frag=flags_frag)
+
+    def udp_fragment(self, ident, offset, data, more):
+        """A UDP fragment from one of our sources to the VIP: `data` at byte `offset`."""
+        flags_frag = (0x2000 if more else 0) | (offset // 8)
+        return self.eth(ETH_IP) + self.ipv4(data, 17, self.src_ips[0], self.vip, flags_frag=flags_frag, ident=ident)
+
+    def k_frag_tiny(self):
+        # A first fragment (offset 0, MF) with fewer than the UDP header's 8 bytes.
+        return self.udp_fragment(self.rng.getrandbits(16), 0, self.rand_bytes(self.rng.randint(1, 7)), True)
+
+    def k_frag_first_less(self):
+        # A later fragment of a datagram whose first fragment is never sent.
+        offset = 8 * self.rng.randint(1, 200)
+        return self.udp_fragment(self.rng.getrandbits(16), offset, self.rand_bytes(8 * self.rng.randint(1, 20)),
+                                 self.rng.random() < 0.5)
+
+    def k_frag_overlap(self):
+        # Two later fragments of one datagram whose byte ranges overlap by 8 bytes or more.
+        ident = self.rng.getrandbits(16)
+        a = 8 * self.rng.randint(1, 100)
+        b = a + 8 * self.rng.randint(0, 3)
+        return [self.udp_fragment(ident, a, self.rand_bytes(32), True),
+                self.udp_fragment(ident, b, self.rand_bytes(32), True)]
 
     def k_ip_bad_source(self):
         src = self.rng.choice(("127.0.0.1", f"127.{self.rng.randint(0, 255)}.0.1",
@@ -303,15 +332,16 @@ def main():
     t0 = time.monotonic()
     for i in range(args.count):
         kind = rng.choice(kinds)
-        frame = getattr(b, "k_" + kind)()
-        try:
-            sock.send(frame)
-            sent[kind] += 1
-        except OSError as e:
-            errors += 1
-            if errors <= 5:
-                print(f"malformed.py: send of a {kind} frame ({len(frame)} bytes) failed: {e}",
-                      file=sys.stderr)
+        made = getattr(b, "k_" + kind)()
+        for frame in made if isinstance(made, list) else [made]:
+            try:
+                sock.send(frame)
+                sent[kind] += 1
+            except OSError as e:
+                errors += 1
+                if errors <= 5:
+                    print(f"malformed.py: send of a {kind} frame ({len(frame)} bytes) failed: {e}",
+                          file=sys.stderr)
         if (i + 1) % burst == 0:
             delay = t0 + (i + 1) / args.rate - time.monotonic()
             if delay > 0:

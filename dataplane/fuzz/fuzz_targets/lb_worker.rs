@@ -9,11 +9,13 @@
 //! `rvs_dataplane::stats`):
 //! * no panic (overflow checks and debug assertions are on in the smoke build);
 //! * every packet ends exactly once: `rx + originated + redirected_in == tx + consumed +
-//!   Σ drops + parked + redirected_out`, and one received frame never moves the drop
-//!   counters by more than one (plus the ARP requests the poll originated);
+//!   Σ drops + parked + frag_held + redirected_out`, and one received frame never moves
+//!   the drop counters by more than one (plus the ARP requests the poll originated, and
+//!   the fragments held before it, which it may drop with its train);
 //! * the worker counted every frame it was given;
 //! * every IPv4 frame it sends has a correct header checksum and a total length that fits;
-//! * once the clock has moved on, nothing is left parked waiting for ARP.
+//! * once the clock has moved on, nothing is left parked waiting for ARP, and no fragment
+//!   is left held.
 //!
 //! Input program, one op after another (missing bytes read as zero; at most 64 ops):
 //! * `op % 8 == 0`: raw frame on port `(op >> 3) & 1`, with that port's MAC as destination
@@ -23,6 +25,9 @@
 //!   DF packets), DF/TTL byte, then edits.
 //!   A client ACK (no SYN) to the SYN-proxy services (:81 always, :82 auto) carries the
 //!   acknowledgement of a valid cookie, so proxied connections are opened and run.
+//!   With `op & 0x80` one more byte `cut` follows: the packet is sent as IPv4 fragments
+//!   of `8 * (cut & 0x3f) + 8` bytes of payload each, last first when `cut & 0x40`; the
+//!   edits apply to the first fragment sent.
 //! * `5`: a server's reply to connection `n` of the table (to the client for NAT, to the
 //!   local address and port for Full-NAT), flags, payload length, then edits.
 //! * `6`: an ICMP error (type/code from the input) about connection `n`: from the router on
@@ -304,6 +309,27 @@ fn segment(
     ipv4(src, dst, number, ttl, df, &s)
 }
 
+/// The IPv4 fragments of `ip` (a packet without options), `size` payload bytes each (a
+/// multiple of 8), DF clear, header checksums in full.
+fn fragments(ip: &[u8], size: usize) -> Vec<Vec<u8>> {
+    let data = &ip[20..];
+    let n = data.len().div_ceil(size).max(1);
+    (0..n)
+        .map(|i| {
+            let part = &data[(i * size).min(data.len())..((i + 1) * size).min(data.len())];
+            let mut h = ip[..20].to_vec();
+            h[2..4].copy_from_slice(&((20 + part.len()) as u16).to_be_bytes());
+            let word = (if i + 1 < n { 0x2000 } else { 0 }) | (i * size / 8) as u16;
+            h[6..8].copy_from_slice(&word.to_be_bytes());
+            h[10..12].copy_from_slice(&[0, 0]);
+            let c = csum(&h);
+            h[10..12].copy_from_slice(&c.to_be_bytes());
+            h.extend_from_slice(part);
+            h
+        })
+        .collect()
+}
+
 fn eth(dst: [u8; 6], src: [u8; 6], ip: &[u8]) -> Vec<u8> {
     let mut f = Vec::with_capacity(14 + ip.len().max(46));
     f.extend_from_slice(&dst);
@@ -387,7 +413,7 @@ fn check_sent(w: &mut MemWorker) {
 /// taken only for the failure message: it cost more than the rest of a run).
 fn check_accounting(w: &MemWorker) -> (u64, u64, u64) {
     let c = w.counters();
-    let parked = w.neighbours().parked() as u64;
+    let parked = (w.neighbours().parked() + w.fragments_held()) as u64;
     let (rx, orig, drops) = (c.rx_packets.get(), c.local_originated.get(), c.drops_total());
     let inn = rx + orig + c.redirected_in.get();
     let out = c.tx_packets.get() + c.rx_consumed.get() + drops + parked + c.redirected_out.get();
@@ -400,6 +426,8 @@ fuzz_target!(|data: &[u8]| {
     let mut r = Reader(data);
     let mut now = MS;
     let mut injected = 0u64;
+    // Fragments of a client's packet after the first (op 1..=4 with 0x80).
+    let mut more: Vec<Vec<u8>> = Vec::new();
     w.poll_once(now);
     check_sent(&mut w);
     for _ in 0..64 {
@@ -434,7 +462,18 @@ fuzz_target!(|data: &[u8]| {
                     0x5000_0000
                 };
                 let ip = segment(proto, (client, cport), (VIP, vport), flags, ack, len, 1 + (dt & 0x7f), dt & 0x80 == 0);
-                Some((FRONT, edit(&mut r, eth(FRONT_MAC, mac, &ip))))
+                if op & 0x80 != 0 {
+                    let cut = r.u8();
+                    let mut frags = fragments(&ip, 8 * (usize::from(cut & 0x3f) + 1));
+                    if cut & 0x40 != 0 {
+                        frags.reverse();
+                    }
+                    let first = eth(FRONT_MAC, mac, &frags[0]);
+                    more.extend(frags[1..].iter().map(|f| eth(FRONT_MAC, mac, f)));
+                    Some((FRONT, edit(&mut r, first)))
+                } else {
+                    Some((FRONT, edit(&mut r, eth(FRONT_MAC, mac, &ip))))
+                }
             }
             5 => {
                 let (n, flags, len) = (r.u8(), r.u8(), usize::from(r.u16() % 1500));
@@ -468,18 +507,21 @@ fuzz_target!(|data: &[u8]| {
             }
         };
         let Some((port, frame)) = frame else { continue };
-        let (rx0, drops0, orig0) = check_accounting(&w);
-        w.queue_mut(port).expect("port").inject(&frame);
-        injected += 1;
-        w.poll_once(now);
-        check_sent(&mut w);
-        let (rx1, drops1, orig1) = check_accounting(&w);
-        assert_eq!(rx1 - rx0, 1, "the worker received the frame");
-        assert!(
-            drops1 - drops0 <= 1 + (orig1 - orig0),
-            "one frame moved the drop counters by {}: {frame:02x?}",
-            drops1 - drops0
-        );
+        for (port, frame) in std::iter::once((port, frame)).chain(more.drain(..).map(|f| (FRONT, f))) {
+            let (rx0, drops0, orig0) = check_accounting(&w);
+            let held0 = w.fragments_held() as u64;
+            w.queue_mut(port).expect("port").inject(&frame);
+            injected += 1;
+            w.poll_once(now);
+            check_sent(&mut w);
+            let (rx1, drops1, orig1) = check_accounting(&w);
+            assert_eq!(rx1 - rx0, 1, "the worker received the frame");
+            assert!(
+                drops1 - drops0 <= 1 + (orig1 - orig0) + held0,
+                "one frame moved the drop counters by {}: {frame:02x?}",
+                drops1 - drops0
+            );
+        }
     }
     // Long enough for every pending ARP resolution to succeed or give up.
     for _ in 0..4 {
@@ -490,4 +532,5 @@ fuzz_target!(|data: &[u8]| {
     check_accounting(&w);
     assert_eq!(w.counters().rx_packets.get(), injected, "every frame given was received");
     assert_eq!(w.neighbours().parked(), 0, "nothing left waiting for ARP after 8 s");
+    assert_eq!(w.fragments_held(), 0, "no fragment left held after 8 s");
 });

@@ -1,7 +1,9 @@
 //! Parse arbitrary bytes as an Ethernet frame, then ARP or IPv4, then ICMP (and the
 //! datagram an ICMP error quotes), TCP (with its option list) or UDP, touching every
 //! getter of every view that `new_checked` accepts. The property is "no panic": after
-//! `new_checked` succeeds no getter may panic, and the option iterator never panics.
+//! `new_checked` succeeds no getter may panic, and the option iterator never panics. The
+//! fragment path's views (`L4View::from_first_fragment`, `FragView::new`) are built from
+//! every IPv4 header too, and must describe the packet they came from.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -51,6 +53,9 @@ fn ipv4(bytes: &[u8], depth: u8) {
         ip.header_len() + ip.payload().len(),
         usize::from(ip.total_len())
     );
+    if depth == 0 {
+        first_fragment_views(&ip);
+    }
     let (src, dst) = (ip.src_addr(), ip.dst_addr());
     match ip.protocol() {
         IPPROTO_ICMP => {
@@ -119,5 +124,20 @@ fn ipv4(bytes: &[u8], depth: u8) {
             let _ = udp.verify_checksum(src, dst);
         }
         _ => {}
+    }
+}
+
+/// The fragment path's views of `ip` (as if after a 14-byte Ethernet header): whatever
+/// they accept lies within the packet.
+fn first_fragment_views(ip: &Ipv4Packet<&[u8]>) {
+    use rvs_dataplane::view::{FragView, L4View};
+    let ip_end = 14 + usize::from(ip.total_len());
+    if let Ok(v) = L4View::from_first_fragment(ip) {
+        let l = v.layout();
+        assert!(l.l4_offset() + 8 <= l.ip_end() && l.ip_end() == ip_end);
+    }
+    if let Ok(f) = FragView::new(ip, 1, 2) {
+        assert_eq!(f.ip_end, ip_end);
+        assert_eq!(f.first.is_some(), ip.frag_offset() == 0);
     }
 }

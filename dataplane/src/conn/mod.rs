@@ -50,7 +50,7 @@ pub mod owner;
 mod state;
 mod table;
 
-pub use owner::{client_owner, lport_owner, toeplitz_hash, LocalPortAllocator, RssSpec};
+pub use owner::{client_owner, fragment_owner, lport_owner, toeplitz_hash, LocalPortAllocator, RssSpec};
 pub use state::next_tcp_state;
 pub use table::{ConnTable, TableFull, TableMemory, MAX_CAPACITY, TICK_NS, WHEEL_SLOTS};
 

@@ -63,6 +63,26 @@ pub fn client_owner(client: Ipv4Addr, cport: u16, workers: usize) -> usize {
     (((h >> 32) * workers as u64) >> 32) as usize
 }
 
+/// The worker among `workers` that gathers the fragments of one IPv4 datagram, identified
+/// by its source, destination, identification and protocol (RFC 791): the one whose
+/// fragment table learns the ports from the first fragment and passes every fragment on
+/// to the flow's owner (a later fragment has no ports, so the flow's owner cannot be
+/// computed from it). The same mix as [`client_owner`], of all four fields. `workers` 0
+/// or 1 gives 0.
+pub fn fragment_owner(src: Ipv4Addr, dst: Ipv4Addr, ident: u16, protocol: u8, workers: usize) -> usize {
+    if workers <= 1 {
+        return 0;
+    }
+    let mut h = (u64::from(u32::from(src)) << 32) | u64::from(u32::from(dst));
+    h ^= (u64::from(ident) << 8 | u64::from(protocol)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    h ^= h >> 33;
+    (((h >> 32) * workers as u64) >> 32) as usize
+}
+
 /// The worker among `workers` that owns Full-NAT replies to local port `lport`:
 /// `lport % workers` (0 when `workers` is 0).
 pub fn lport_owner(lport: u16, workers: usize) -> usize {

@@ -9,7 +9,9 @@
 //!   client's address travels to the real server in a TOA option (below).
 //! * [`outbound`] (real server → local): source becomes `vip:vport`, destination becomes
 //!   the client again. When asked, a SYN-ACK's MSS is lowered by the TOA size (below).
-//! * TCP and UDP only, no fragments: the frame's [`Layout`] says so. IPv4 and TCP/UDP
+//! * TCP and UDP only: the frame's [`Layout`] says so (a datagram's first fragment is
+//!   rewritten like a whole packet, with no TOA; later fragments are
+//!   [`super::frag::rewrite_later`]'s). IPv4 and TCP/UDP
 //!   checksums are updated
 //!   incrementally (RFC 1624), a UDP checksum of 0 stays 0. Sequence numbers are not
 //!   touched (TOA is an option, outside the sequence space; SYN proxy is not done here).

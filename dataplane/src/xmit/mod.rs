@@ -7,6 +7,8 @@
 //! * [`fullnat`]: Full-NAT (DPVS `-b`) — both addresses and ports, the client's address
 //!   carried to the server in a TCP option (TOA), and the matching MSS adjustment.
 //! * [`l4`]: the helpers these share — endpoint rewrites, TOA insertion and MSS clamping.
+//! * [`frag`]: the address rewrite of fragments without an L4 header, and the outer
+//!   fragmentation of IPIP packets over the MTU.
 //! * [`tunnel`], [`icmp_err`], [`icmp_rate`], [`ttl`]: IPIP encapsulation, the ICMP errors
 //!   the data path sends and their rate limits, and TTL handling (their own module docs
 //!   give their contracts).
@@ -35,6 +37,7 @@ use core::fmt;
 use std::net::Ipv4Addr;
 
 pub mod dr;
+pub mod frag;
 pub mod fullnat;
 pub mod icmp_err;
 pub mod icmp_rate;

@@ -9,8 +9,10 @@
 //!   its default gateway, as with LVS-NAT).
 //! * [`outbound`] (real server → client): the source becomes `vip:vport` again, so the
 //!   client sees the address it talked to.
-//! * TCP and UDP only, never a fragment: the frame's [`Layout`] says so (ICMP errors about
-//!   a flow are translated by their own module).
+//! * TCP and UDP only: the frame's [`Layout`] says so (ICMP errors about a flow are
+//!   translated by their own module). A datagram's first fragment is rewritten like a whole
+//!   packet (its checksum update needs no payload); later fragments are
+//!   [`super::frag::rewrite_later`]'s.
 //! * The IPv4 header checksum and the TCP/UDP checksum are updated incrementally
 //!   (RFC 1624) for the changed address (pseudo-header) and port, like LVS's
 //!   `tcp_dnat_handler`/`udp_snat_handler` with their `csum_partial` deltas. A UDP checksum

@@ -39,7 +39,7 @@
 //! which keeps distinct inner datagrams distinct. (A per-worker counter, as DPVS's
 //! `ip4_select_id`, would be a parameter here if ever wanted.)
 //!
-//! ## MTU: rvs never fragments
+//! ## MTU: [`encap`] never fragments
 //!
 //! `mtu` is the IP MTU of the egress link (1500 on plain Ethernet). When the outer packet
 //! (inner total length + 20) would exceed it:
@@ -48,10 +48,15 @@
 //!   caller turns the same buffer into an ICMP "fragmentation needed" to the client with
 //!   [`icmp_err::frag_needed`](super::icmp_err::frag_needed) (RFC 1191, RFC 2003 §5.1), so
 //!   the client's PMTU discovery lowers its segment size;
-//! * inner DF clear → [`TunnelError::TooBig`]: a router would fragment, rvs does not
-//!   (fragmenting on the fast path costs buffers and the real server would have to
-//!   reassemble); the caller drops the packet and counts it. Linux's IPIP would fragment
-//!   here; DPVS likewise drops and counts. Hosts that clear DF are rare (some UDP).
+//! * inner DF clear → [`TunnelError::TooBig`]: a router would fragment; for a whole
+//!   packet rvs does not (fragmenting on the fast path costs buffers and the real server
+//!   would have to reassemble), the caller drops the packet and counts it (DPVS likewise
+//!   drops and counts; hosts that clear DF on whole packets are rare). An inner
+//!   *fragment* (always DF clear, and cut by its sender to the client side's MTU, so
+//!   nearly always 20 bytes too long here) is encapsulated with no MTU limit and the
+//!   worker cuts the outer packet, as Linux's IPIP does
+//!   ([`crate::xmit::frag::fragment_outer`]): fragmented datagrams are otherwise never
+//!   delivered through the tunnel.
 //!
 //! Every error leaves the buffer unchanged. No input panics.
 
@@ -79,8 +84,9 @@ pub enum TunnelError {
         /// The largest inner packet that fits: the link MTU minus the outer header.
         mtu: u16,
     },
-    /// The encapsulated packet would exceed the MTU and DF is clear: rvs does not fragment.
-    #[error("encapsulated packet exceeds the MTU and DF is clear (rvs does not fragment)")]
+    /// The encapsulated packet would exceed the MTU and DF is clear: `encap` does not
+    /// fragment (the fragment path cuts outer packets itself, see the module docs).
+    #[error("encapsulated packet exceeds the MTU and DF is clear (not fragmented)")]
     TooBig,
     /// Not enough headroom in the buffer for the outer header.
     #[error("no headroom for the outer IPv4 header")]

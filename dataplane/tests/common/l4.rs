@@ -216,7 +216,7 @@ pub fn assert_accounting_all(ws: &[MemWorker]) {
     let (mut out, mut inn) = (0, 0);
     for w in ws {
         let s = snapshot(w);
-        let parked = w.neighbours().parked() as u64;
+        let parked = (w.neighbours().parked() + w.fragments_held()) as u64;
         assert_eq!(
             s.rx_packets + s.local_originated + s.redirected_in,
             s.tx_packets + s.rx_consumed + s.drops_total() + parked + s.redirected_out,

@@ -113,7 +113,7 @@ pub fn snapshot(w: &MemWorker) -> CountersSnapshot {
 /// The counting invariant of `rvs_dataplane::stats`.
 pub fn assert_accounting(w: &MemWorker) {
     let s = snapshot(w);
-    let parked = w.neighbours().parked() as u64;
+    let parked = (w.neighbours().parked() + w.fragments_held()) as u64;
     assert_eq!(
         s.rx_packets + s.local_originated,
         s.tx_packets + s.rx_consumed + s.drops_total() + parked,

@@ -408,6 +408,46 @@ pub fn udp_who(ns: &str, to: &str, count: u32, payload: &str) -> Vec<Result<(Str
     replies
 }
 
+/// As [`udp_who`], but each request `size` bytes (fragmented by the client's kernel when
+/// over the MTU), its echo checked byte for byte by `udp_client.py --size`: each reply is
+/// `(server, "intact-SIZE")` or `(server, "corrupt-LEN")`.
+pub fn udp_who_sized(
+    ns: &str,
+    to: &str,
+    count: u32,
+    payload: &str,
+    size: u32,
+) -> Vec<Result<(String, String), String>> {
+    let tool = tool("udp_client.py");
+    let (count_s, size_s) = (count.to_string(), size.to_string());
+    let args = [
+        "python3",
+        "-B",
+        &tool.to_string_lossy(),
+        "--to",
+        to,
+        "--count",
+        &count_s,
+        "--payload",
+        payload,
+        "--size",
+        &size_s,
+    ];
+    let out = ns_exec(ns, &args);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut replies: Vec<Result<(String, String), String>> = text
+        .lines()
+        .map(|l| match l.split_once(' ') {
+            Some((s, p)) if REAL_SERVER_NAMES.contains(&s) => Ok((s.to_string(), p.to_string())),
+            _ => Err(l.to_string()),
+        })
+        .collect();
+    while replies.len() < count as usize {
+        replies.push(Err(format!("no output: {}", describe(&out))));
+    }
+    replies
+}
+
 /// The size of the L4 tests' bulk transfer: `RVS_L4_BYTES`, default 100 MiB.
 pub fn transfer_bytes() -> u64 {
     std::env::var("RVS_L4_BYTES").ok().and_then(|v| v.parse().ok()).unwrap_or(100 * 1024 * 1024)

@@ -270,3 +270,52 @@ fn other_ipv6_is_dropped_by_reason() {
     roundtrip(&mut w, FRONT, &client_ping6(FRONT_IP6, 1), 0);
     assert_single_drop(&w, DropReason::Ip6NotForUs);
 }
+
+#[test]
+fn two_workers_share_what_one_learns_by_neighbour_discovery() {
+    use rvs_dataplane::l2l3::neigh::NeighSync;
+    use rvs_dataplane::worker::Worker;
+    use rvs_drivers::mem::MemPool;
+    let mut sync = NeighSync::mesh(2, 64).into_iter();
+    let mut c0 = lab_config();
+    c0.count = 2;
+    c0.ports[0].ipv6_addresses = vec!["2001:db8:10::1/64".parse().unwrap()];
+    let mut c1 = c0.clone();
+    c1.index = 1;
+    let mut w0 = Worker::new(&c0, queues(), MemPool::new(), sync.next().unwrap()).unwrap();
+    let mut w1 = Worker::new(&c1, queues(), MemPool::new(), sync.next().unwrap()).unwrap();
+    // Worker 1 gets the ping and solicits the client; the NA lands on worker 0.
+    let (front, _) = roundtrip(&mut w1, FRONT, &client_ping6(FRONT_IP6, 7), 0);
+    assert_eq!(front.len(), 1, "NS from worker 1");
+    let na = icmp6(a(CLIENT_IP6), a(FRONT_IP6), 255, nd_msg(136, 0x60, a(CLIENT_IP6), 2, CLIENT_MAC));
+    let (front, _) = roundtrip(&mut w0, FRONT, &eth(FRONT_MAC, CLIENT_MAC, ETH_IPV6, &na), SEC / 10);
+    assert!(front.is_empty());
+    // A solicited NA is addressed to us: worker 0 creates the entry and tells worker 1,
+    // which sends its parked reply on its next poll.
+    assert_eq!(w0.neighbours6().lookup(a(CLIENT_IP6)).map(|m| m.0), Some(CLIENT_MAC));
+    w1.poll_once(SEC / 10);
+    assert_eq!(take_tx(&mut w1, FRONT), vec![expected_pong6(FRONT_IP6, 7)]);
+    assert_eq!(snapshot(&w1).neigh_updates_received, 1);
+    assert_accounting(&w0);
+    assert_accounting(&w1);
+}
+
+#[test]
+fn bad_ipv6_port_addresses_are_refused() {
+    use rvs_dataplane::worker::ConfigError;
+    for bad in ["ff02::1/64", "fe80::1/64", "::1/128", "::/64", "::ffff:10.0.0.1/96", "2001:db8::1/0"] {
+        let mut c = lab_config();
+        c.ports[0].ipv6_addresses = vec![bad.parse().unwrap()];
+        assert!(matches!(c.validate(), Err(ConfigError::BadAddress6 { .. })), "{bad}");
+    }
+    let mut c = lab_config();
+    c.ports[0].ipv6_addresses = vec!["2001:db8:10::1/64".parse().unwrap()];
+    c.ports[1].ipv6_addresses = vec!["2001:db8:10::1/64".parse().unwrap()];
+    assert!(matches!(c.validate(), Err(ConfigError::DuplicateAddress6(_))));
+    // Two ports with one MAC have one link-local address each, on their own link: allowed.
+    let mut c = lab_config();
+    c.ports[1].mac = c.ports[0].mac;
+    c.ports[0].ipv6_addresses = vec!["2001:db8:10::1/64".parse().unwrap()];
+    c.ports[1].ipv6_addresses = vec!["2001:db8:20::1/64".parse().unwrap()];
+    assert_eq!(c.validate(), Ok(()));
+}

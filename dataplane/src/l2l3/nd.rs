@@ -16,8 +16,11 @@
 //!     `nd_not_for_us`, its sender only merged (RFC 826's rule, the same for both
 //!     families). A DAD NS (source `::`) for one of our addresses is answered to
 //!     all-nodes: we defend the address.
-//!   - an NA updates an existing entry only (RFC 4861 §7.2.5: an NA creates none), from its
-//!     target link-layer option, and is absorbed.
+//!   - an NA is learned from its target link-layer option and absorbed. An unsolicited NA
+//!     only updates an existing entry (RFC 4861 §7.2.5); a solicited one (S set, so unicast
+//!     to us) also creates a missing entry: the worker that solicited may not be the one
+//!     RSS hands the answer to, and the answer was addressed to us — ARP's merge rule,
+//!     where a reply to us creates the entry, and the peers learn it through the sync.
 //!   - spoofing: an NS *from* one of our addresses or an NA *for* one of them, sent by
 //!     another station (our own frames looped back were already `eth_bad_source`), is
 //!     `nd_spoofed_own`, neither learned nor answered: nobody can redirect our traffic or
@@ -270,13 +273,13 @@ pub fn nd_input(nd: &NdRepr, port: PortId, book: &Ipv6Book) -> NdOutcome {
             }
             NdOutcome { action: Ok(Some(*nd)), learn }
         }
-        NdKind::Advert(_) => {
+        NdKind::Advert(flags) => {
             if book.is_ours(nd.target) {
                 return drop(DropReason::NdSpoofedOwn, None);
             }
             let learn = match nd.target_ll {
                 Some(mac) if mac.is_unicast() && book.on_link(nd.target, port) => {
-                    Some(NdLearn { ip: nd.target, mac, create: false })
+                    Some(NdLearn { ip: nd.target, mac, create: flags.solicited })
                 }
                 _ => None,
             };
@@ -471,7 +474,16 @@ mod tests {
         };
         let out = nd_input(&na("2001:db8:1::9", Some(PEER)), PortId(0), &b);
         assert_eq!(out.action, Ok(None));
-        assert_eq!(out.learn, Some(NdLearn { ip: a("2001:db8:1::9"), mac: PEER, create: false }));
+        assert_eq!(out.learn, Some(NdLearn { ip: a("2001:db8:1::9"), mac: PEER, create: false }), "unsolicited");
+        let solicited = NdRepr {
+            kind: NdKind::Advert(NaFlags { router: false, solicited: true, override_: true }),
+            dst: a("2001:db8:1::1"),
+            ..na("2001:db8:1::9", Some(PEER))
+        };
+        let out = nd_input(&solicited, PortId(0), &b);
+        assert_eq!(out.learn, Some(NdLearn { ip: a("2001:db8:1::9"), mac: PEER, create: true }), "solicited");
+        let out = nd_input(&na("2001:db8:2::9", Some(PEER)), PortId(0), &b);
+        assert_eq!((out.action, out.learn), (Ok(None), None), "off-link target");
         let out = nd_input(&na("2001:db8:1::1", Some(PEER)), PortId(0), &b);
         assert_eq!((out.action, out.learn), (Err(DropReason::NdSpoofedOwn), None));
         let out = nd_input(&na(&link_local(OUR).to_string(), Some(PEER)), PortId(1), &b);

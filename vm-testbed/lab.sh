@@ -24,6 +24,21 @@
 #   lab-router   front      lab-front  10.10.0.254/24                      02:00:00:00:fe:01
 #                back       lab-back   10.20.0.254/24                      02:00:00:00:fe:02
 #
+# IPv6 (RFC 3849 documentation prefix, one /64 per segment, the IPv4 last octet written as the
+# last group): lab-front 2001:db8:10::/64, lab-back 2001:db8:20::/64, lab-mgmt 2001:db8:30::/64.
+#   lab-client 2001:db8:10::2   lab-router 2001:db8:10::254 and 2001:db8:20::254
+#   lab-rs1..3 2001:db8:20::11..13   lab-lb1 mgmt 2001:db8:30::1, lab-lb2 mgmt 2001:db8:30::2
+#   rvsd (config/lab*.toml ipv6_addresses): lb1 2001:db8:10::1 and 2001:db8:20::1, lb2
+#   2001:db8:10::10 and 2001:db8:20::2, plus each DPDK port's link-local fe80::<EUI-64 of its MAC>.
+# Each kernel address is added `nodad` (no duplicate address detection delay); router
+# solicitations and router advertisements are off. IPv6 stays disabled on the DPDK ports'
+# kernel interfaces (lab-lb1/2 front and back: the kernel would otherwise answer neighbour
+# discovery for the same link-local address as rvsd), on the switch ends, the bridges and
+# loopbacks. The kernels' MLD reports and their neighbour solicitations for one another still
+# reach rvsd: it counts them as drops (eth_not_for_us: multicast groups that are not its own;
+# nd_not_for_us: a solicitation for another host whose address shares a group with one of
+# rvsd's).
+#
 # MAC scheme: 02:00:00:00:<host>:<segment> for the host end of each veth, 02:00:00:01:<host>:<segment>
 # for its switch end; host 01 lb1, 02 lb2, 10 client, 11-13 rs1-3, fe router; segment 01 front,
 # 02 back, 03 mgmt. The DPDK af_xdp (or af_packet) ports take the MAC of their veth, so rvsd's MACs are stable.
@@ -49,9 +64,8 @@
 # (all, default and eth0): decapsulated tunnel packets come in on the TUN device from a client
 # that is routed out of eth0, and DR/IPIP replies leave from the VIP.
 #
-# The bridges do not call netfilter (br_netfilter would drop malformed IPv4 before rvsd sees it),
-# and IPv6 is disabled in every lab namespace (no router solicitations, MLD or DAD noise on the
-# DPDK ports).
+# The bridges do not call netfilter (br_netfilter would drop malformed IPv4 before rvsd sees it).
+# IPv6 is on only on the hosts' own interfaces (see the IPv6 plan above).
 #
 # Transmit checksum offload is off on every veth end: otherwise the kernel hands af_xdp or af_packet (and so
 # DPDK) packets with partial checksums, which rvsd would rightly drop.
@@ -114,10 +128,17 @@ make_ns() {
         ip netns add "$ns"
     fi
     in_ns "$ns" ip link set lo up
-    # No IPv6 anywhere in the lab: router solicitations, MLD and DAD would be noise on the
-    # DPDK ports (and in their drop counters).
+    # IPv6 off by default: interfaces created later (bridges, DPDK's kernel interfaces, TUN
+    # devices) stay silent; veth turns it on for the hosts' own interfaces.
     ns_sysctl "$ns" net.ipv6.conf.all.disable_ipv6 1
     ns_sysctl "$ns" net.ipv6.conf.default.disable_ipv6 1
+    ns_sysctl "$ns" net.ipv6.conf.default.accept_ra 0
+    ns_sysctl "$ns" net.ipv6.conf.default.router_solicitations 0
+}
+
+# addr6 NS IFNAME ADDRESS/LEN: an IPv6 address without duplicate address detection.
+addr6() {
+    in_ns "$1" ip -6 addr replace "$3" dev "$2" nodad
 }
 
 make_bridge() {
@@ -150,7 +171,12 @@ veth() {
     in_ns "$ns" ip link set "$ifname" address "$mac"
     in_ns "$SW" ip link set "$swif" address "$swmac"
     in_ns "$SW" ip link set "$swif" master "$br"
-    ns_sysctl "$ns" "net.ipv6.conf.$ifname.disable_ipv6" 1
+    # IPv6 on the host end, except on the DPDK ports (see the IPv6 plan above).
+    local v6off=0
+    if [[ "$ns" == lab-lb* && "$ifname" != mgmt ]]; then v6off=1; fi
+    ns_sysctl "$ns" "net.ipv6.conf.$ifname.accept_ra" 0
+    ns_sysctl "$ns" "net.ipv6.conf.$ifname.router_solicitations" 0
+    ns_sysctl "$ns" "net.ipv6.conf.$ifname.disable_ipv6" "$v6off"
     ns_sysctl "$SW" "net.ipv6.conf.$swif.disable_ipv6" 1
     in_ns "$ns" ethtool -K "$ifname" tx off >/dev/null 2>&1 ||
         die "ethtool -K $ifname tx off failed in $ns"
@@ -185,6 +211,7 @@ lab_up() {
     in_ns lab-client ip route replace 10.10.0.100/32 via 10.10.0.1 dev eth0
     in_ns lab-client ip route replace 10.10.0.101/32 via 10.10.0.1 dev eth0
     in_ns lab-client ip route replace default via 10.10.0.254 dev eth0
+    addr6 lab-client eth0 2001:db8:10::2/64
     ns_sysctl lab-client net.ipv4.conf.all.rp_filter 0
     ns_sysctl lab-client net.ipv4.conf.eth0.rp_filter 0
 
@@ -199,6 +226,7 @@ lab_up() {
         in_ns "$lb" ip addr flush dev front
         in_ns "$lb" ip addr flush dev back
         in_ns "$lb" ip addr replace "10.30.0.$n/24" dev mgmt
+        addr6 "$lb" mgmt "2001:db8:30::$n/64"
         ns_sysctl "$lb" net.ipv4.conf.all.arp_ignore 1
         ns_sysctl "$lb" net.ipv4.conf.front.arp_ignore 8   # never answer ARP on DPDK ports
         ns_sysctl "$lb" net.ipv4.conf.back.arp_ignore 8
@@ -211,6 +239,7 @@ lab_up() {
         ns="lab-rs$n"
         veth "$ns" eth0 lab-back "1$n" 02
         in_ns "$ns" ip addr replace "10.20.0.1$n/24" dev eth0
+        addr6 "$ns" eth0 "2001:db8:20::1$n/64"
         in_ns "$ns" ip addr replace 10.10.0.100/32 dev lo
         in_ns "$ns" ip addr replace 10.10.0.101/32 dev lo
         ns_sysctl "$ns" net.ipv4.conf.all.arp_ignore 1
@@ -229,6 +258,8 @@ lab_up() {
     veth lab-router back lab-back fe 02
     in_ns lab-router ip addr replace 10.10.0.254/24 dev front
     in_ns lab-router ip addr replace 10.20.0.254/24 dev back
+    addr6 lab-router front 2001:db8:10::254/64
+    addr6 lab-router back 2001:db8:20::254/64
     ns_sysctl lab-router net.ipv4.ip_forward 1
     local ifc
     for ifc in all default front back; do

@@ -199,6 +199,7 @@ pub fn worker_config(config: &Config, index: usize, macs: &[MacAddr]) -> WorkerC
             mac: WireMac(mac.0),
             address: p.address,
             local_addresses: p.local_addresses.clone(),
+            ipv6_addresses: p.ipv6_addresses.clone(),
         })
         .collect();
     let mut vips: Vec<VipConfig> = Vec::new();
@@ -230,6 +231,16 @@ pub fn worker_config(config: &Config, index: usize, macs: &[MacAddr]) -> WorkerC
             ..NeighConfig::default()
         },
     }
+}
+
+/// The IPv6 addresses of `p` as the workers answer them: the configured ones and, with
+/// any, the link-local address derived from `mac`, each with its prefix.
+fn port_ipv6_addresses(p: &crate::config::Port, mac: WireMac) -> Vec<String> {
+    let mut v: Vec<String> = p.ipv6_addresses.iter().map(ToString::to_string).collect();
+    if !v.is_empty() {
+        v.push(format!("{}/64", rvs_dataplane::l2l3::nd::link_local(mac)));
+    }
+    v
 }
 
 fn connected_port(config: &Config, addr: Ipv4Addr) -> Option<usize> {
@@ -266,6 +277,8 @@ struct LivePort {
     name: String,
     device: String,
     address: String,
+    /// Configured IPv6 addresses and, with any, the link-local one.
+    ipv6_addresses: Vec<String>,
     mac: MacAddr,
     port: Arc<Port>,
     /// The port's kernel exception interface, if `exception = true`.
@@ -302,6 +315,7 @@ impl StatusSource for LiveStatus {
                 let mut s =
                     PortStatus::new(&p.name, &p.device, p.port.id(), p.mac, &p.address, p.port.link(), p.port.stats());
                 s.link_changes = links.changes(i);
+                s.ipv6_addresses = p.ipv6_addresses.clone();
                 s.exception = p.exception.as_ref().map(LiveException::status);
                 s
             })
@@ -1089,6 +1103,7 @@ fn bring_up_ports(eal: &Eal, config: &Config, pool: &Mempool) -> anyhow::Result<
             name: p.name.clone(),
             device: p.device.as_str().to_string(),
             address: p.address.to_string(),
+            ipv6_addresses: port_ipv6_addresses(p, WireMac(mac.0)),
             mac,
             port: Arc::new(port),
             exception,

@@ -664,11 +664,12 @@ pub fn restart_only(old: &Config, new: &Config) -> Option<FieldError> {
         return restart("port".into());
     }
     for (i, (p, q)) in old.ports.iter().zip(&new.ports).enumerate() {
-        let fields: [(&str, bool); 7] = [
+        let fields: [(&str, bool); 8] = [
             ("name", p.name != q.name),
             ("device", p.device != q.device),
             ("address", p.address != q.address),
             ("local_addresses", p.local_addresses != q.local_addresses),
+            ("ipv6_addresses", p.ipv6_addresses != q.ipv6_addresses),
             ("mac", p.mac != q.mac),
             ("mtu", p.mtu != q.mtu),
             ("exception", p.exception != q.exception),

@@ -362,6 +362,10 @@ pub struct PortStatus {
     pub link: LinkJson,
     /// Own address with prefix, `a.b.c.d/len`.
     pub address: String,
+    /// IPv6 addresses with their prefixes (`ipv6_addresses`, then the link-local one),
+    /// absent when the port has none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ipv6_addresses: Vec<String>,
     /// NIC counters.
     pub stats: PortStatsJson,
     /// Link changes (down or up) rvsd saw since start, sampling every 250 ms.
@@ -401,6 +405,7 @@ impl PortStatus {
             mac: mac.to_string(),
             link: link.into(),
             address: address.to_string(),
+            ipv6_addresses: Vec::new(),
             stats: stats.into(),
             link_changes: 0,
             exception: None,

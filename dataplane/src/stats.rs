@@ -65,8 +65,8 @@ macro_rules! drop_reasons {
 drop_reasons! {
     /// Frame shorter than an Ethernet header.
     EthTruncated => "eth_truncated", "frame shorter than the 14-byte Ethernet header";
-    /// Ethertype neither IPv4 nor ARP (IPv6, VLAN-tagged, anything else).
-    EthUnknownType => "eth_unknown_type", "ethertype not IPv4 or ARP (IPv6, VLAN tag, other)";
+    /// Ethertype neither IPv4, ARP nor IPv6 (VLAN-tagged, anything else).
+    EthUnknownType => "eth_unknown_type", "ethertype not IPv4, ARP or IPv6 (VLAN tag, other)";
     /// Destination MAC neither the port's nor (for ARP) broadcast; multicast included.
     EthNotForUs => "eth_not_for_us", "destination MAC not the port's (or broadcast for ARP); multicast included";
     /// Source MAC is multicast or broadcast, which no station may send from, or our own
@@ -122,6 +122,79 @@ drop_reasons! {
     IcmpBadChecksum => "icmp_bad_checksum", "ICMP checksum wrong";
     /// ICMP type the lite stack does not answer (anything but echo request).
     IcmpUnhandled => "icmp_unhandled", "ICMP type not answered (only echo request is)";
+    // IPv6 (the lite stack of `l2l3::nd`): the header and extension-header refusals
+    // carry the names of `wire::Ipv6Error::drop_reason_name`, the ICMPv6 and neighbour
+    // discovery ones those of `wire::Icmpv6Error::drop_reason_name`.
+    /// IPv6 packet shorter than its 40-byte header.
+    Ip6Truncated => "ip6_truncated", "IPv6 packet shorter than its 40-byte header";
+    /// IPv6 frame whose version field is not 6.
+    Ip6BadVersion => "ip6_bad_version", "IPv6 frame whose IP version field is not 6";
+    /// IPv6 payload length beyond the frame.
+    Ip6BadLength => "ip6_bad_length", "IPv6 payload length beyond the frame";
+    /// An extension header runs past the payload.
+    Ip6ExtTruncated => "ip6_ext_truncated", "IPv6 extension header runs past the payload";
+    /// More extension headers than the bounded walk steps over.
+    Ip6ExtTooMany => "ip6_ext_too_many", "more IPv6 extension headers than rvs walks (8)";
+    /// Extension headers longer in total than the bounded walk accepts.
+    Ip6ExtTooLong => "ip6_ext_too_long", "IPv6 extension headers longer than rvs walks (512 bytes)";
+    /// Hop-by-hop options header not right after the fixed header (RFC 8200 §4.1).
+    Ip6HopByHopNotFirst => "ip6_hop_by_hop_not_first", "IPv6 hop-by-hop options header not first";
+    /// Routing header with segments left (rvs routes nothing on).
+    Ip6RoutingSegmentsLeft => "ip6_routing_segments_left", "IPv6 routing header with segments left";
+    /// Two fragment headers in one chain.
+    Ip6DuplicateFragment => "ip6_duplicate_fragment", "IPv6 chain with two fragment headers";
+    /// ESP: encrypted, nothing rvs can read.
+    Ip6Esp => "ip6_esp", "IPv6 ESP payload (encrypted)";
+    /// The chain ends with "no next header".
+    Ip6NoNextHeader => "ip6_no_next_header", "IPv6 chain ends with no next header";
+    /// An extension header rvs does not walk (mobility, HIP, shim6, experimental).
+    Ip6UnknownExtension => "ip6_unknown_extension", "IPv6 extension header rvs does not walk";
+    /// IPv6 source that no host sends from (multicast, or unspecified outside duplicate
+    /// address detection) or one of our own addresses.
+    Ip6BadSource => "ip6_bad_source", "IPv6 source multicast, unspecified (outside DAD) or one of ours";
+    /// IPv6 destination not one of our addresses, nor (at a multicast MAC) all-nodes or
+    /// the solicited-node group of one of them: rvs forwards no IPv6 yet.
+    Ip6NotForUs => "ip6_not_for_us", "IPv6 destination not one of our addresses or groups (no IPv6 forwarding)";
+    /// IPv6 to one of our addresses that is not ICMPv6 (TCP, UDP, fragments): there are
+    /// no IPv6 services yet.
+    Ip6NoService => "ip6_no_service", "IPv6 to one of our addresses other than ICMPv6 (no IPv6 services yet)";
+    /// ICMPv6 message shorter than its header.
+    Icmp6Malformed => "icmp6_malformed", "ICMPv6 message shorter than its 8-byte header";
+    /// ICMPv6 checksum (over the pseudo-header) wrong.
+    Icmp6BadChecksum => "icmp6_bad_checksum", "ICMPv6 checksum wrong";
+    /// ICMPv6 type the lite stack does not answer (errors, echo replies, router and
+    /// multicast listener messages), or an echo request with extension headers.
+    Icmp6Unhandled => "icmp6_unhandled", "ICMPv6 not answered (only echo requests without extension headers, NS and NA are)";
+    /// An ICMPv6 message rvs meant to send did not fit the buffer.
+    Icmp6NotSent => "icmp6_not_sent", "ICMPv6 answer not sent (no room in the buffer)";
+    /// Neighbour discovery message not received with hop limit 255.
+    NdBadHopLimit => "nd_bad_hop_limit", "neighbour discovery message with hop limit other than 255";
+    /// NS or NA with a code other than 0.
+    NdBadCode => "nd_bad_code", "neighbour discovery message with a code other than 0";
+    /// NS or NA shorter than 24 bytes.
+    NdTruncated => "nd_truncated", "neighbour solicitation or advertisement shorter than 24 bytes";
+    /// NS or NA whose target is multicast.
+    NdTargetMulticast => "nd_target_multicast", "neighbour discovery target address is multicast";
+    /// ND option of length zero (RFC 4861 §4.6).
+    NdZeroLengthOption => "nd_zero_length_option", "neighbour discovery option with length zero";
+    /// ND option past the message, or a link-layer option not 8 bytes long.
+    NdBadOption => "nd_bad_option", "neighbour discovery option truncated or of a bad length";
+    /// More ND options than rvs reads.
+    NdTooManyOptions => "nd_too_many_options", "more neighbour discovery options than rvs reads (8)";
+    /// DAD solicitation not to a solicited-node group or with a source link-layer option.
+    NdBadDad => "nd_bad_dad", "DAD solicitation not to a solicited-node address or with a source link-layer address";
+    /// Multicast NA with the solicited flag.
+    NdSolicitedMulticast => "nd_solicited_multicast", "multicast neighbour advertisement with the solicited flag";
+    /// NS or NA from a multicast source.
+    NdBadSource => "nd_bad_source", "neighbour discovery message from a multicast source";
+    /// ICMPv6 to a multicast group of ours that is not an NS or NA.
+    NdNotNeighbor => "nd_not_neighbor", "ICMPv6 to all-nodes or a solicited-node group that is not an NS or NA";
+    /// NS whose target is not one of our addresses on the receiving port (the sender
+    /// is still merged, as ARP's is).
+    NdNotForUs => "nd_not_for_us", "neighbour solicitation for an address not ours on this port";
+    /// NS from, or NA for, one of our own addresses sent by another station: a spoof or
+    /// a duplicate address; never learned, never answered.
+    NdSpoofedOwn => "nd_spoofed_own", "NS from or NA for one of our own IPv6 addresses by another station (never learned)";
     /// TCP/UDP to one of our addresses or a VIP for which no service forwards.
     L4NoService => "l4_no_service", "TCP/UDP to one of our addresses or a VIP with no service";
     /// TCP or UDP header truncated or with an inconsistent length field.
@@ -401,6 +474,9 @@ worker_counters! {
     arp_requests_sent: Counter "rvs_worker_arp_requests_sent_total", "ARP requests built.";
     gratuitous_arps_sent: Counter "rvs_worker_gratuitous_arps_sent_total", "Gratuitous ARP announcements built.";
     icmp_echo_replies: Counter "rvs_worker_icmp_echo_replies_total", "ICMP echo replies built.";
+    icmp6_echo_replies: Counter "rvs_worker_icmp6_echo_replies_total", "ICMPv6 echo replies built.";
+    nd_advertisements_sent: Counter "rvs_worker_nd_advertisements_sent_total", "Neighbour advertisements built (answers to solicitations and unsolicited announcements).";
+    nd_solicitations_sent: Counter "rvs_worker_nd_solicitations_sent_total", "Neighbour solicitations built for unresolved IPv6 neighbours.";
     icmp_errors_sent: Counter "rvs_worker_icmp_errors_sent_total", "ICMP errors built (time exceeded, fragmentation needed).";
     /// The packet that would have caused it is still counted by its drop reason.
     icmp_errors_limited: Counter "rvs_worker_icmp_errors_limited_total", "ICMP errors not sent: over the rate limits (per destination 1/s, bursts of 6; 1000/s in total, bursts of 50).";
@@ -551,6 +627,10 @@ mod tests {
             "icmp_malformed",
             "icmp_bad_checksum",
             "icmp_unhandled",
+            "ip6_truncated",
+            "ip6_no_service",
+            "icmp6_bad_checksum",
+            "nd_spoofed_own",
             "l4_no_service",
             "no_route",
             "neigh_pending_full",

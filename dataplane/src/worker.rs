@@ -23,8 +23,8 @@
 //!   Ethernet header present (`eth_truncated`); destination MAC is the port's, or broadcast
 //!   for ARP only, or (with an HA link) VRRP's 01:00:5e:00:00:12 — see "VRRP" below — other
 //!   multicast and others' unicast are `eth_not_for_us`; source MAC unicast
-//!   and not ours (`eth_bad_source`); ethertype ARP → [`arp`], IPv4 → below, anything
-//!   else (IPv6, VLAN-tagged) `eth_unknown_type`. IPv4: header valid (`ip_truncated`,
+//!   and not ours (`eth_bad_source`); ethertype ARP → [`arp`], IPv4 → below, IPv6 → "IPv6"
+//!   below, anything else (VLAN-tagged, ...) `eth_unknown_type`. IPv4: header valid (`ip_truncated`,
 //!   `ip_bad_version`, `ip_bad_ihl`, `ip_bad_length`), header checksum correct unless the
 //!   NIC verified it (`ip_bad_checksum`); a fragment leaves here for the fragment path
 //!   (below); sane source (`ip_bad_source`). Then, to one of our addresses: ICMP echo →
@@ -36,6 +36,19 @@
 //!   all that, with a probe link ([`Worker::with_probe`]), a packet to a port's own
 //!   address that answers a health probe ([`crate::punt::ProbeMatch`]) is copied to the
 //!   prober's punt ring (`probe_rx`, `rx_consumed`).
+//! * IPv6 ([`nd`]): a port with `ipv6_addresses` answers for them and for its link-local
+//!   address. IPv6 frames to the port's MAC, and frames to all-nodes' MAC 33:33:00:00:00:01
+//!   or the solicited-node MAC 33:33:ff:… of one of the port's IPv6 addresses (other
+//!   multicast stays `eth_not_for_us`), go to one out-of-line function
+//!   (`ipv6_rx`; its docs give the checks and their drop reasons, `ip6_*`, `icmp6_*`,
+//!   `nd_*`): neighbour solicitations for our addresses are answered, neighbours learned
+//!   from NS and NA into a second neighbour table (the same code as ARP's, keyed by
+//!   IPv6 address, synced to the peers the same way), NS/NA claiming our own addresses
+//!   counted `nd_spoofed_own` and never learned, echo requests answered and sent
+//!   through [`Verdict::Route6`] (on-link only: no IPv6 routes yet), soliciting the
+//!   neighbour when unresolved. Anything else to us is `ip6_no_service` (no IPv6
+//!   services yet). Unsolicited NAs go out with the gratuitous ARPs. The IPv4 path pays
+//!   one more ethertype compare, after IPv4's.
 //! * Health probes out: worker 0 takes up to [`crate::punt::TX_PER_POLL`] of the
 //!   prober's IP packets per poll, routes each like its own traffic (route, neighbour
 //!   resolution with the pending queue) and sends it (`probe_tx`, `local_originated`).
@@ -96,12 +109,12 @@
 //!   restart; worker 0 announces new VIPs with gratuitous ARP). Control requests
 //!   ([`crate::control`]) are answered after the poll's TX flush.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use arrayvec::ArrayVec;
-use ipnet::Ipv4Net;
+use ipnet::{Ipv4Net, Ipv6Net};
 use rvs_drivers::{Burst, PacketBuf, PacketPool, PortQueue, RxOffload};
 
 mod frag;
@@ -114,6 +127,7 @@ use crate::ha::{HaGroup, HaLink, HaRoles, FRAMES_PER_POLL, IPPROTO_VRRP, VRRP_GR
 use crate::idle::{IdlePolicy, Idler};
 use crate::l2l3::arp::{self, ARP_FRAME_LEN};
 use crate::l2l3::icmp;
+use crate::l2l3::nd::{self, DuplicateAddress6, Ipv6Book, ND_FRAME_LEN};
 use crate::l2l3::neigh::{NeighConfig, NeighSync, Resolve, TimerEvent};
 use crate::l2l3::route::{RouteError, StaticRoute};
 use crate::l2l3::{
@@ -127,9 +141,13 @@ use crate::stats::{DropReason, WorkerCounters};
 use crate::sync::{SyncLink, SyncOptions, INSTALL_PER_POLL};
 use crate::types::{PortId, VipConfig};
 use crate::view::L4View;
+use crate::wire::icmpv6::{
+    multicast_mac, Icmpv6Packet, NdRepr, ALL_NODES, ICMPV6_ECHO_REQUEST, ICMPV6_NEIGHBOR_ADVERT,
+    ICMPV6_NEIGHBOR_SOLICIT,
+};
 use crate::wire::{
-    EthernetFrame, IcmpPacket, Ipv4Packet, MacAddr, ETHERTYPE_ARP, ETHERTYPE_IPV4, IPPROTO_ICMP, IPPROTO_TCP,
-    IPPROTO_UDP,
+    EthernetFrame, IcmpPacket, Ipv4Packet, Ipv6Packet, MacAddr, ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6,
+    IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP,
 };
 use crate::xmit::icmp_err::is_error_type;
 
@@ -143,6 +161,11 @@ pub const GARP_REPEAT_NS: u64 = 2_000_000_000;
 
 /// Largest neighbour table a worker accepts.
 pub const MAX_NEIGHBOURS: usize = 1 << 20;
+
+/// Largest IPv6 neighbour table a worker keeps: the configured neighbour capacity, but
+/// at most this (IPv6 neighbours are the few hosts that ping or are pinged by rvs until
+/// IPv6 services exist).
+pub const MAX_NEIGHBOURS6: usize = 1 << 16;
 
 /// Most ports a worker drives.
 pub const MAX_PORTS: usize = 32;
@@ -188,6 +211,10 @@ pub struct PortConfig {
     pub address: Ipv4Net,
     /// Full-NAT local addresses answered (ARP, ICMP echo) on this port.
     pub local_addresses: Vec<Ipv4Addr>,
+    /// The port's IPv6 addresses with their on-link prefixes, e.g. `2001:db8:1::1/64`.
+    /// A port with any also gets its link-local address, derived from `mac`
+    /// ([`nd::link_local`]); a port with none takes no part in IPv6.
+    pub ipv6_addresses: Vec<Ipv6Net>,
 }
 
 /// A configured neighbour that never expires (`ip neigh add ... nud permanent`).
@@ -279,6 +306,18 @@ pub enum ConfigError {
     /// An address configured twice.
     #[error(transparent)]
     DuplicateAddress(#[from] DuplicateAddress),
+    /// An IPv6 address that cannot be a port's: unspecified, loopback, multicast,
+    /// link-local (that one is derived from the MAC), IPv4-mapped, or with a /0 prefix.
+    #[error("port {port:?}: IPv6 address {addr} cannot be a port address")]
+    BadAddress6 {
+        /// Port name.
+        port: String,
+        /// The address with its prefix.
+        addr: Ipv6Net,
+    },
+    /// An IPv6 address configured twice.
+    #[error(transparent)]
+    DuplicateAddress6(#[from] DuplicateAddress6),
     /// A VIP bound to a port that does not exist.
     #[error("VIP {addr}: port index {port} does not exist ({ports} ports)")]
     VipPort {
@@ -331,6 +370,17 @@ pub enum ConfigError {
     },
 }
 
+/// Whether `net` can be a port's configured IPv6 address (see [`ConfigError::BadAddress6`]).
+fn is_port_address6(net: Ipv6Net) -> bool {
+    let a = net.addr();
+    !(a.is_unspecified()
+        || a.is_loopback()
+        || a.is_multicast()
+        || nd::is_link_local(a)
+        || a.to_ipv4_mapped().is_some()
+        || net.prefix_len() == 0)
+}
+
 fn is_host_address(a: Ipv4Addr) -> bool {
     !(a.is_unspecified() || a.is_loopback() || a.is_multicast() || a.is_broadcast() || a.octets()[0] == 0)
 }
@@ -342,8 +392,8 @@ impl WorkerConfig {
         self.build().map(|_| ())
     }
 
-    /// Validates and builds the address book and route table.
-    fn build(&self) -> Result<(AddressBook, RouteTable), ConfigError> {
+    /// Validates and builds the address book, route table and IPv6 address book.
+    fn build(&self) -> Result<(AddressBook, RouteTable, Ipv6Book), ConfigError> {
         if self.index >= self.count {
             return Err(ConfigError::BadIndex { index: self.index, count: self.count });
         }
@@ -354,6 +404,7 @@ impl WorkerConfig {
             return Err(ConfigError::TooManyPorts(self.ports.len()));
         }
         let mut book = AddressBook::new();
+        let mut book6 = Ipv6Book::new();
         for (i, p) in self.ports.iter().enumerate() {
             let id = PortId(i as u16); // i < MAX_PORTS
             if self.ports[..i].iter().any(|q| q.name == p.name) {
@@ -373,6 +424,17 @@ impl WorkerConfig {
                     return Err(ConfigError::BadAddress { port: p.name.clone(), what: "local address", addr: l });
                 }
                 book.insert(l, OwnedAddr::new(AddrKind::Local, Some(id)))?;
+            }
+            for &net in &p.ipv6_addresses {
+                if !is_port_address6(net) {
+                    return Err(ConfigError::BadAddress6 { port: p.name.clone(), addr: net });
+                }
+                book6.insert(net, id, false)?;
+            }
+            if !p.ipv6_addresses.is_empty() {
+                // fe80::/64 is the link-local prefix (RFC 4291 §2.5.6); 64 is in range.
+                let ll = Ipv6Net::new(nd::link_local(p.mac), 64).unwrap_or_default();
+                book6.insert(ll, id, true)?;
             }
         }
         for v in &self.vips {
@@ -401,7 +463,7 @@ impl WorkerConfig {
                 statics: self.static_neighbours.len(),
             });
         }
-        Ok((book, routes))
+        Ok((book, routes, book6))
     }
 }
 
@@ -489,6 +551,41 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> TxSide<Q, P> {
         true
     }
 
+    /// Builds and buffers a frame of `len` bytes on `port`; `write` fills it from the
+    /// port's MAC. Counts `local_originated`, and `no_mbuf` when the pool is empty.
+    /// Returns whether a frame was buffered.
+    fn originate_frame(&mut self, port: PortId, len: usize, write: impl FnOnce(&mut [u8], MacAddr) -> bool) -> bool {
+        self.counters.local_originated.inc();
+        let Some(mac) = self.ports.get(port.index()).map(|p| p.mac) else {
+            self.counters.drop_packet(DropReason::NoRoute);
+            return false;
+        };
+        let Some(mut b) = self.pool.alloc() else {
+            self.counters.drop_packet(DropReason::NoMbuf);
+            return false;
+        };
+        if !b.set_len(len) || !write(b.data_mut(), mac) {
+            self.counters.drop_packet(DropReason::NoMbuf);
+            return false;
+        }
+        self.enqueue(port, b);
+        true
+    }
+
+    /// Sends a neighbour solicitation for `target` on `port` from `src` (the port's
+    /// address on `target`'s link; `None`, which a port with IPv6 addresses never gives,
+    /// counts `no_route`).
+    fn send_ns(&mut self, port: PortId, src: Option<Ipv6Addr>, target: Ipv6Addr) {
+        let Some(src) = src else {
+            self.counters.local_originated.inc();
+            self.counters.drop_packet(DropReason::NoRoute);
+            return;
+        };
+        if self.originate_frame(port, ND_FRAME_LEN, |f, mac| nd::write_ns_frame(f, mac, src, target)) {
+            self.counters.nd_solicitations_sent.inc();
+        }
+    }
+
     /// Broadcasts "who has `target`?" on `port`, from the port's address.
     fn send_arp_request(&mut self, port: PortId, target: Ipv4Addr) {
         if self.originate_arp(port, |f, mac, addr| arp::write_request(f, mac, addr, target)) {
@@ -504,6 +601,10 @@ pub struct Worker<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> {
     addrs: AddressBook,
     routes: RouteTable,
     neigh: NeighbourTable<Q::Buf>,
+    /// Our IPv6 addresses ([`nd`]).
+    addrs6: Ipv6Book,
+    /// The IPv6 neighbours (neighbour discovery), same code as `neigh`.
+    neigh6: NeighbourTable<Q::Buf, Ipv6Addr>,
     sync: NeighSync,
     idler: Idler,
     next_timers: u64,
@@ -556,7 +657,7 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
     /// ([`NeighSync::mesh`]`(count, ..)[index]`, or [`NeighSync::none`] for one worker).
     /// All memory the worker will use is allocated here.
     pub fn new(config: &WorkerConfig, queues: Vec<Q>, pool: P, sync: NeighSync) -> Result<Self, ConfigError> {
-        let (addrs, routes) = config.build()?;
+        let (addrs, routes, addrs6) = config.build()?;
         if queues.len() != config.ports.len() {
             return Err(ConfigError::QueueCount { queues: queues.len(), ports: config.ports.len() });
         }
@@ -588,6 +689,11 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
             addrs,
             routes,
             neigh,
+            addrs6,
+            neigh6: NeighbourTable::new(NeighConfig {
+                capacity: config.neigh.capacity.min(MAX_NEIGHBOURS6),
+                ..config.neigh
+            }),
             sync,
             idler: Idler::new(config.idle),
             next_timers: 0,
@@ -884,6 +990,16 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
         &self.neigh
     }
 
+    /// The IPv6 neighbour table (neighbour discovery).
+    pub fn neighbours6(&self) -> &NeighbourTable<Q::Buf, Ipv6Addr> {
+        &self.neigh6
+    }
+
+    /// Our IPv6 addresses (configured and link-local).
+    pub fn addresses6(&self) -> &Ipv6Book {
+        &self.addrs6
+    }
+
     /// The route table.
     pub fn routes(&self) -> &RouteTable {
         &self.routes
@@ -944,7 +1060,20 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
                 }
             }
         }
+        self.announce6();
         sent
+    }
+
+    /// Buffers one unsolicited neighbour advertisement (RFC 4861 §7.2.6) per IPv6 address
+    /// of ours, on its port: the IPv6 counterpart of gratuitous ARP, sent with it. (IPv6
+    /// addresses are port addresses, in no VRRP group.)
+    fn announce6(&mut self) {
+        for o in self.addrs6.iter() {
+            let addr = o.net.addr();
+            if self.tx.originate_frame(o.port, ND_FRAME_LEN, |f, mac| nd::write_unsolicited_na_frame(f, mac, addr)) {
+                self.tx.counters.nd_advertisements_sent.inc();
+            }
+        }
     }
 
     /// One pass of the loop at time `now` (monotonic ns): receive and handle a burst on
@@ -1177,6 +1306,9 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
             if dst == VRRP_MAC_V4 && self.ha.is_some() {
                 return self.handle_vrrp(port, port_mac, frame, offload);
             }
+            if dst.0[..2] == [0x33, 0x33] && self.addrs6.accepts_multicast_mac(dst, port) {
+                return self.ipv6_rx(port, port_mac, buf, true, now);
+            }
             return Verdict::Drop(DropReason::EthNotForUs);
         }
         let src = eth.src();
@@ -1216,7 +1348,163 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
                     Ipv4Next::IcmpError => lb.handle_icmp_error(buf, &env, now),
                 }
             }
+            ETHERTYPE_IPV6 if broadcast => Verdict::Drop(DropReason::EthNotForUs),
+            ETHERTYPE_IPV6 => self.ipv6_rx(port, port_mac, buf, false, now),
             _ => Verdict::Drop(DropReason::EthUnknownType),
+        }
+    }
+
+    /// An IPv6 frame: to the port's MAC (`multicast` false, Ethernet source already
+    /// checked) or to an IPv6 multicast MAC the port listens to, all-nodes or a
+    /// solicited-node group of its addresses (`multicast` true). Kept out of line
+    /// so the IPv4 path's code stays as it was.
+    ///
+    /// Checks, in order (the first failing one is the drop reason): for a multicast frame,
+    /// the Ethernet source as for any frame (`eth_bad_source`) and the ethertype
+    /// (`eth_not_for_us`); the IPv6 header (`ip6_truncated`, `ip6_bad_version`,
+    /// `ip6_bad_length`); the destination: one of our addresses on a unicast frame, or at
+    /// a multicast MAC the group that MAC stands for, all-nodes or the solicited-node group
+    /// of one of our addresses on this port (`ip6_not_for_us`; a port without IPv6
+    /// addresses has none); the bounded extension-header walk (`ip6_ext_*` and the other
+    /// `ip6_*` refusals of [`crate::wire::Ipv6Error`]); the source not multicast or
+    /// loopback (`ip6_bad_source`). Then ICMPv6 NS and NA (and anything to a group) go to
+    /// neighbour discovery ([`nd::nd_input`]; the RFC 4861 §7.1 checks are `nd_*`,
+    /// `icmp6_*`), the rest needs a source that is specified and not ours
+    /// (`ip6_bad_source`): an echo request is answered ([`nd::answer_echo`],
+    /// `icmp6_echo_replies`), other ICMPv6 is `icmp6_unhandled`, anything else
+    /// (TCP, UDP, fragments) `ip6_no_service` — to a group `ip6_not_for_us`.
+    #[inline(never)]
+    fn ipv6_rx(&mut self, port: PortId, port_mac: MacAddr, buf: &mut Q::Buf, multicast: bool, now: u64) -> Verdict {
+        use Verdict::Drop;
+        let Ok(eth) = EthernetFrame::new_checked(buf.data()) else {
+            return Drop(DropReason::EthTruncated);
+        };
+        let (eth_src, eth_dst) = (eth.src(), eth.dst());
+        if multicast {
+            if eth_src.is_multicast() || eth_src == port_mac {
+                return Drop(DropReason::EthBadSource);
+            }
+            if eth.ethertype() != ETHERTYPE_IPV6 {
+                return Drop(DropReason::EthNotForUs);
+            }
+        }
+        let ip = match Ipv6Packet::new_checked(eth.payload()) {
+            Ok(ip) => ip,
+            Err(e) => return Drop(e.into()),
+        };
+        let (src, dst) = (ip.src_addr(), ip.dst_addr());
+        let for_us = if multicast {
+            multicast_mac(dst) == eth_dst && (dst == ALL_NODES || self.addrs6.is_solicited_group(dst, port))
+        } else {
+            self.addrs6.get(dst, port).is_some()
+        };
+        if !for_us {
+            return Drop(DropReason::Ip6NotForUs);
+        }
+        let upper = match ip.upper_layer() {
+            Ok(u) => u,
+            Err(e) => return Drop(e.into()),
+        };
+        if nd::is_bad_source(src) {
+            return Drop(DropReason::Ip6BadSource);
+        }
+        if upper.protocol != IPPROTO_ICMPV6 || upper.frag.is_some() {
+            return Drop(if multicast { DropReason::Ip6NotForUs } else { DropReason::Ip6NoService });
+        }
+        // The walk keeps the offset within the payload.
+        let icmp = match Icmpv6Packet::new_checked(ip.payload().get(upper.offset..).unwrap_or_default()) {
+            Ok(icmp) => icmp,
+            Err(e) => return Drop(e.into()),
+        };
+        let msg_type = icmp.msg_type();
+        if multicast || msg_type == ICMPV6_NEIGHBOR_SOLICIT || msg_type == ICMPV6_NEIGHBOR_ADVERT {
+            let nd = match NdRepr::parse(&ip, &icmp) {
+                Ok(nd) => nd,
+                Err(e) => return Drop(e.into()),
+            };
+            return self.nd_rx(port, port_mac, eth_src, &nd, buf, now);
+        }
+        if src.is_unspecified() || self.addrs6.is_ours(src) {
+            return Drop(DropReason::Ip6BadSource);
+        }
+        if msg_type != ICMPV6_ECHO_REQUEST {
+            return Drop(DropReason::Icmp6Unhandled);
+        }
+        match nd::answer_echo(buf.data_mut(), &upper) {
+            Ok(to) => {
+                let v = nd::route_verdict(&self.addrs6, to, port);
+                if matches!(v, Verdict::Route6 { .. }) {
+                    self.tx.counters.icmp6_echo_replies.inc();
+                }
+                v
+            }
+            Err(reason) => Drop(reason),
+        }
+    }
+
+    /// A neighbour solicitation or advertisement that passed the RFC 4861 §7.1 checks:
+    /// learns what [`nd::nd_input`] says, and answers a solicitation for one of our
+    /// addresses with the advertisement built in `buf`.
+    fn nd_rx(
+        &mut self,
+        port: PortId,
+        port_mac: MacAddr,
+        eth_src: MacAddr,
+        nd: &NdRepr,
+        buf: &mut Q::Buf,
+        now: u64,
+    ) -> Verdict {
+        let out = nd::nd_input(nd, port, &self.addrs6);
+        if let Some(l) = out.learn {
+            self.learn6(l.ip, l.mac, port, now, l.create, true);
+        }
+        match out.action {
+            Err(reason) => Verdict::Drop(reason),
+            Ok(None) => Verdict::Consumed,
+            Ok(Some(ns)) => {
+                if !buf.set_len(ND_FRAME_LEN) {
+                    return Verdict::Drop(DropReason::Icmp6NotSent);
+                }
+                match nd::write_na(buf.data_mut(), &ns, port_mac, eth_src) {
+                    Ok(_) => {
+                        self.tx.counters.nd_advertisements_sent.inc();
+                        Verdict::Tx(port)
+                    }
+                    Err(reason) => Verdict::Drop(reason),
+                }
+            }
+        }
+    }
+
+    /// Records an IPv6 neighbour, sends the packets that waited for it and, when it came
+    /// from the wire, tells the peers (the same sync as ARP's).
+    fn learn6(&mut self, ip: Ipv6Addr, mac: MacAddr, port: PortId, now: u64, create: bool, publish: bool) {
+        let Some(learned) = self.neigh6.learn(ip, mac, port, now, create) else { return };
+        for b in learned.pending {
+            self.tx.enqueue_to(learned.port, mac, b);
+        }
+        if publish {
+            let lost = self.sync.broadcast(NeighUpdate { ip: IpAddr::V6(ip), mac, port });
+            self.tx.counters.neigh_updates_lost.add(lost);
+        }
+    }
+
+    /// Sends an IPv6 packet out of `port` to its (on-link) destination, resolving the MAC
+    /// through the IPv6 neighbour table and soliciting it when unknown.
+    #[inline(never)]
+    fn route6(&mut self, port: PortId, buf: Q::Buf, now: u64) {
+        let dst = EthernetFrame::new_checked(buf.data())
+            .ok()
+            .and_then(|eth| Ipv6Packet::new_checked(eth.payload()).ok().map(|ip| ip.dst_addr()));
+        let Some(dst) = dst else {
+            self.tx.counters.drop_packet(DropReason::Ip6Truncated);
+            return;
+        };
+        match self.neigh6.resolve(dst, port, buf, now) {
+            Resolve::Ready(mac, buf) => self.tx.enqueue_to(port, mac, buf),
+            Resolve::Queued => {}
+            Resolve::QueuedSendRequest => self.tx.send_ns(port, self.addrs6.source_for(port, dst), dst),
+            Resolve::Dropped(_, reason) => self.tx.counters.drop_packet(reason),
         }
     }
 
@@ -1239,7 +1527,7 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
             self.tx.enqueue_to(learned.port, mac, b);
         }
         if publish {
-            let lost = self.sync.broadcast(NeighUpdate { ip, mac, port });
+            let lost = self.sync.broadcast(NeighUpdate { ip: IpAddr::V4(ip), mac, port });
             self.tx.counters.neigh_updates_lost.add(lost);
         }
     }
@@ -1413,6 +1701,7 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
             Verdict::Consumed => self.tx.counters.rx_consumed.inc(),
             Verdict::Kernel(port) => self.send_to_kernel(port, buf, now),
             Verdict::Fragment => self.take_fragment(port_in, buf, now),
+            Verdict::Route6 { port } => self.route6(port, buf, now),
             Verdict::Route { port, next_hop } => {
                 // Both MACs are written when the frame is buffered for TX (`enqueue_to`),
                 // now or when the neighbour resolves; a parked frame is never read.
@@ -1431,7 +1720,10 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
         self.sync.recv(&mut batch);
         for u in batch {
             self.tx.counters.neigh_updates_received.inc();
-            self.learn(u.ip, u.mac, u.port, now, true, false);
+            match u.ip {
+                IpAddr::V4(ip) => self.learn(ip, u.mac, u.port, now, true, false),
+                IpAddr::V6(ip) => self.learn6(ip, u.mac, u.port, now, true, false),
+            }
         }
     }
 
@@ -1440,6 +1732,16 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
         let tx = &mut self.tx;
         self.neigh.expire(now, |event| match event {
             TimerEvent::Resend { ip, port } => tx.send_arp_request(port, ip),
+            TimerEvent::Unresolved { pending, .. } => {
+                tx.counters.drop_packets(DropReason::NeighUnresolved, pending.len() as u64);
+            }
+        });
+        if self.addrs6.is_empty() {
+            return;
+        }
+        let book6 = &self.addrs6;
+        self.neigh6.expire(now, |event| match event {
+            TimerEvent::Resend { ip, port } => tx.send_ns(port, book6.source_for(port, ip), ip),
             TimerEvent::Unresolved { pending, .. } => {
                 tx.counters.drop_packets(DropReason::NeighUnresolved, pending.len() as u64);
             }

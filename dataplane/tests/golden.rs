@@ -251,7 +251,7 @@ fn malformed_table() {
             eth(BCAST, CLIENT_MAC, ETH_ARP, &arp(1, CLIENT_MAC, CLIENT_IP, [0; 6], FRONT_IP)[..20]),
             DropReason::ArpMalformed,
         ),
-        ("IPv6", ipv6, DropReason::EthUnknownType),
+        ("IPv6 ethertype carrying IPv4", ipv6, DropReason::Ip6BadVersion),
         ("VLAN tag", vlan, DropReason::EthUnknownType),
         ("multicast destination MAC", mcast, DropReason::EthNotForUs),
         ("another host's MAC", other_host, DropReason::EthNotForUs),

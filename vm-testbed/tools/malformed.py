@@ -5,8 +5,11 @@ Runs in a lab host (lab-client) and writes raw Ethernet frames to an interface t
 AF_PACKET socket: random bytes, truncated IPv4 and ICMP headers, bad IHL, bad versions, IPv4
 total lengths beyond the frame or below the header, bad IPv4 and ICMP checksums, fragments,
 impossible source addresses, packets for addresses that are not rvsd's, ARP with wrong
-hardware/protocol sizes, ARP for other hosts, IPv6, VLAN-tagged frames, unknown EtherTypes,
-frames for another MAC, and TCP/UDP to the VIP on ports with no service. Every frame has a
+hardware/protocol sizes, ARP for other hosts, IPv6 (to nobody's address; to rvsd's IPv6
+address with an extension-header chain one longer than rvsd walks, UDP it has no service for,
+a bad ICMPv6 checksum; neighbour solicitations for rvsd forwarded by a router, i.e. with hop
+limit below 255), VLAN-tagged frames, unknown EtherTypes, frames for another MAC, and TCP/UDP
+to the VIP on ports with no service. Every frame has a
 valid source MAC (bridges drop others) and, unless the kind is about that checksum, valid
 checksums, so each kind exercises exactly one check.
 
@@ -68,8 +71,10 @@ def ip_bytes(ip: str) -> bytes:
 class Builder:
     """Builds one frame of each kind; all randomness comes from self.rng."""
 
-    def __init__(self, rng, dst_mac, src_mac, port_ip, vip, src_ips, other_ips):
+    def __init__(self, rng, dst_mac, src_mac, port_ip, vip, src_ips, other_ips, port_ip6, src_ip6):
         self.rng = rng
+        self.port_ip6 = socket.inet_pton(socket.AF_INET6, port_ip6)
+        self.src_ip6 = socket.inet_pton(socket.AF_INET6, src_ip6)
         self.dst_mac = mac_bytes(dst_mac)
         self.src_mac = mac_bytes(src_mac)
         self.port_ip = port_ip
@@ -120,6 +125,24 @@ class Builder:
         pseudo = ip_bytes(src) + ip_bytes(dst) + struct.pack("!BBH", 0, proto, len(segment))
         return checksum(pseudo + segment)
 
+    def ipv6(self, payload, next_header, *, src=None, dst=None, hop_limit=64):
+        return struct.pack("!IHBB", 6 << 28, len(payload), next_header, hop_limit) + \
+            (src or self.src_ip6) + (dst or self.port_ip6) + payload
+
+    def icmp6(self, msg, *, dst=None, hop_limit=64, bad_checksum=False):
+        """IPv6 + ICMPv6 `msg` (checksum field zero) with its checksum over the pseudo-header."""
+        dst = dst or self.port_ip6
+        pseudo = self.src_ip6 + dst + struct.pack("!I3xB", len(msg), 58)
+        c = checksum(pseudo + msg)
+        if bad_checksum:
+            c ^= self.rng.randint(1, 0xFFFF)
+        msg = msg[:2] + struct.pack("!H", c) + msg[4:]
+        return self.ipv6(msg, 58, dst=dst, hop_limit=hop_limit)
+
+    def echo6(self):
+        body = self.rand_bytes(self.rng.randint(0, 56))
+        return struct.pack("!BBHHH", 128, 0, 0, self.rng.getrandbits(16), self.rng.getrandbits(16)) + body
+
     def arp(self, *, htype=1, ptype=ETH_IP, hlen=6, plen=4, op=1, target_ip=None):
         sender_ip = self.src_ips[0]
         target_ip = target_ip or self.port_ip
@@ -148,6 +171,27 @@ class Builder:
                           socket.inet_pton(socket.AF_INET6, "fe80::2"),
                           socket.inet_pton(socket.AF_INET6, "fe80::1"))
         return self.eth(ETH_IPV6) + hdr + payload
+
+    def k_ip6_ext_too_many(self):
+        # Nine destination-options headers (rvsd walks at most eight) before an echo request.
+        n = 9
+        chain = b"".join(struct.pack("!BBBB4x", 58 if i == n - 1 else 60, 0, 1, 4) for i in range(n))
+        return self.eth(ETH_IPV6) + self.ipv6(chain + self.echo6(), 60)
+
+    def k_ip6_no_service(self):
+        seg = bytearray(struct.pack("!HHHH", self.rng.randint(1024, 65535), 53, 8, 0))
+        return self.eth(ETH_IPV6) + self.ipv6(bytes(seg), 17)
+
+    def k_icmp6_bad_checksum(self):
+        return self.eth(ETH_IPV6) + self.icmp6(self.echo6(), bad_checksum=True)
+
+    def k_nd_bad_hop_limit(self):
+        # A solicitation for rvsd's address to its solicited-node group, hop limit 64.
+        t = self.port_ip6
+        group = bytes((0xFF, 2) + (0,) * 9 + (1, 0xFF)) + t[13:]
+        mac = bytes((0x33, 0x33, 0xFF)) + t[13:]
+        ns = struct.pack("!BBHI", 135, 0, 0, 0) + t + bytes((1, 1)) + self.src_mac
+        return self.eth(ETH_IPV6, dst=mac) + self.icmp6(ns, dst=group, hop_limit=64)
 
     def k_vlan(self):
         # The inner EtherType is unknown too, so the frame is unwanted whether the tag reaches
@@ -300,6 +344,8 @@ def main():
                     help="this host's addresses (the first is used as ARP sender)")
     ap.add_argument("--other-ips", default="10.10.0.50,10.10.0.51,10.10.0.77,10.10.0.99",
                     help="addresses nobody on the segment owns")
+    ap.add_argument("--port-ip6", default="2001:db8:10::1", help="rvsd's IPv6 address on this segment")
+    ap.add_argument("--src-ip6", default="2001:db8:10::2", help="this host's IPv6 address")
     ap.add_argument("--count", type=int, default=10000)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--rate", type=float, default=2000.0, help="frames per second")
@@ -322,7 +368,7 @@ def main():
 
     rng = random.Random(args.seed)
     b = Builder(rng, args.dst_mac, src_mac, args.port_ip, args.vip,
-                args.src_ips.split(","), args.other_ips.split(","))
+                args.src_ips.split(","), args.other_ips.split(","), args.port_ip6, args.src_ip6)
     sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
     sock.bind((args.iface, 0))
 

@@ -124,6 +124,10 @@ pub struct PortFile {
     /// Full-NAT local (source) addresses owned by this port.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub local_addresses: Vec<String>,
+    /// The port's IPv6 addresses with their on-link prefixes, `"2001:db8:1::1/64"`; the
+    /// port then also answers for its link-local address (derived from its MAC).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ipv6_addresses: Vec<String>,
     /// MAC address to use instead of the one the device reports.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mac: Option<String>,

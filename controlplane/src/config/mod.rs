@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
-use ipnet::{IpNet, Ipv4Net};
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use rvs_dataplane::synproxy::SynProxyMode;
 use serde::Serialize;
 
@@ -396,6 +396,9 @@ pub struct Port {
     pub address: Ipv4Net,
     /// Full-NAT local addresses on this port.
     pub local_addresses: Vec<Ipv4Addr>,
+    /// IPv6 addresses with their on-link prefixes (`2001:db8:1::1/64`); with any, the
+    /// port also has its link-local address.
+    pub ipv6_addresses: Vec<Ipv6Net>,
     /// MAC override; `None` uses the device's.
     pub mac: Option<MacAddr>,
     /// MTU in bytes; `None` keeps the device's default (1500 on Ethernet NICs).

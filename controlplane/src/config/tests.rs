@@ -403,6 +403,60 @@ const BAD: &[Bad] = &[
     bad("address = \"10.20.0.1/24\"", "address = \"10.10.0.2/16\"", "port[1].address", "overlaps port[0]"),
     bad("address = \"10.20.0.1/24\"", "address = \"fe80::1/64\"", "port[1].address", "IPv6"),
     bad("name = \"back\"", "name = \"front\"", "port[1].name", "unique"),
+    bad(
+        "local_addresses = [\"10.20.0.200\", \"10.20.0.201\"]",
+        "local_addresses = [\"10.20.0.200\", \"10.20.0.201\"]\nipv6_addresses = [\"2001:db8:2::1\"]",
+        "port[1].ipv6_addresses[0]",
+        "no prefix length",
+    ),
+    bad(
+        "local_addresses = [\"10.20.0.200\", \"10.20.0.201\"]",
+        "local_addresses = [\"10.20.0.200\", \"10.20.0.201\"]\nipv6_addresses = [\"2001:db8:2::1/129\"]",
+        "port[1].ipv6_addresses[0]",
+        "1 to 128",
+    ),
+    bad(
+        "local_addresses = [\"10.20.0.200\", \"10.20.0.201\"]",
+        "local_addresses = [\"10.20.0.200\", \"10.20.0.201\"]\nipv6_addresses = [\"2001:db8:2::1/0\"]",
+        "port[1].ipv6_addresses[0]",
+        "1 to 128",
+    ),
+    bad(
+        "local_addresses = [\"10.20.0.200\", \"10.20.0.201\"]",
+        "local_addresses = [\"10.20.0.200\", \"10.20.0.201\"]\nipv6_addresses = [\"ff02::1/64\"]",
+        "port[1].ipv6_addresses[0]",
+        "multicast",
+    ),
+    bad(
+        "local_addresses = [\"10.20.0.200\", \"10.20.0.201\"]",
+        "local_addresses = [\"10.20.0.200\", \"10.20.0.201\"]\nipv6_addresses = [\"fe80::1/64\"]",
+        "port[1].ipv6_addresses[0]",
+        "derives its own",
+    ),
+    bad(
+        "local_addresses = [\"10.20.0.200\", \"10.20.0.201\"]",
+        "local_addresses = [\"10.20.0.200\", \"10.20.0.201\"]\nipv6_addresses = [\"::/64\"]",
+        "port[1].ipv6_addresses[0]",
+        "unspecified",
+    ),
+    bad(
+        "local_addresses = [\"10.20.0.200\", \"10.20.0.201\"]",
+        "local_addresses = [\"10.20.0.200\", \"10.20.0.201\"]\nipv6_addresses = [\"10.20.0.9/24\"]",
+        "port[1].ipv6_addresses[0]",
+        "is IPv4",
+    ),
+    bad(
+        "local_addresses = [\"10.20.0.200\", \"10.20.0.201\"]",
+        "local_addresses = [\"10.20.0.200\", \"10.20.0.201\"]\nipv6_addresses = [\"2001:db8:2::1/64\", \"2001:db8:2::1/64\"]",
+        "port[1].ipv6_addresses[1]",
+        "already used by port[1].ipv6_addresses[0]",
+    ),
+    bad(
+        "local_addresses = [\"10.20.0.200\", \"10.20.0.201\"]",
+        "local_addresses = [\"10.20.0.200\", \"10.20.0.201\"]\nipv6_addresses = [\"2001:db8:2::1/64\", \"2001:db8:3::1/64\"]\n[[port]]\nname = \"third\"\ndevice = \"net_af_packet2,iface=third\"\naddress = \"10.30.0.1/24\"\nipv6_addresses = [\"2001:db8:2::2/48\"]",
+        "port[2].ipv6_addresses[0]",
+        "overlaps port[1].ipv6_addresses[0]",
+    ),
     bad("name = \"back\"", "name = \"b a c k\"", "port[1].name", "not a valid port name"),
     bad("device = \"net_af_packet1,iface=back\"", "device = \"eth1\"", "port[1].device", "PCI address"),
     bad(
@@ -1050,4 +1104,16 @@ fn bgp_section_defaults_and_errors() {
         assert!(e.names(field), "{field}: {e}");
         assert!(e.errors.iter().any(|x| x.message.contains(says)), "{field}: {e}");
     }
+}
+
+#[test]
+fn port_ipv6_addresses() {
+    let c = Config::from_toml(&SKETCH.replace(
+        "local_addresses = [\"10.20.0.200\", \"10.20.0.201\"]",
+        "local_addresses = [\"10.20.0.200\", \"10.20.0.201\"]\nipv6_addresses = [\"2001:db8:2::1/64\", \"fd00:20::1/64\"]",
+    ))
+    .unwrap_or_else(|e| panic!("{e}"));
+    let want: Vec<ipnet::Ipv6Net> = vec!["2001:db8:2::1/64".parse().unwrap(), "fd00:20::1/64".parse().unwrap()];
+    assert_eq!(c.ports[1].ipv6_addresses, want);
+    assert!(c.ports[0].ipv6_addresses.is_empty());
 }

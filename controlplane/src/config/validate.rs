@@ -6,11 +6,11 @@
 //! [`Config`] is built only when the error list is empty.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use ipnet::{IpNet, Ipv4Net};
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use rvs_dataplane::synproxy::SynProxyMode;
 use rvs_dataplane::worker::MAX_PORTS;
 
@@ -277,6 +277,7 @@ impl Checker {
         let mut names: HashMap<&str, usize> = HashMap::new();
         let mut dpdk_names: HashMap<String, usize> = HashMap::new();
         let mut nets: Vec<(usize, Ipv4Net)> = Vec::new();
+        let mut nets6: Vec<(String, Ipv6Net)> = Vec::new();
         let mut out = Vec::with_capacity(file.ports.len());
         if file.ports.is_empty() {
             self.err("port", "no [[port]] configured; rvsd needs at least one port to forward packets");
@@ -340,6 +341,33 @@ impl Checker {
                     }
                 }
             }
+            let mut addrs6 = Vec::with_capacity(p.ipv6_addresses.len());
+            for (k, a6) in p.ipv6_addresses.iter().enumerate() {
+                let f = format!("port[{i}].ipv6_addresses[{k}]");
+                let Some(net) = self.check(&f, parse_port_address6(a6)) else { continue };
+                if let Some((owner, _)) = nets6.iter().find(|(_, o)| o.addr() == net.addr()) {
+                    self.err(
+                        &f,
+                        format!("{} is already used by {owner}; IPv6 port addresses must be distinct", net.addr()),
+                    );
+                    continue;
+                }
+                if let Some((owner, other)) = nets6.iter().find(|(o, n)| {
+                    !o.starts_with(&format!("port[{i}]")) && (n.contains(&net.network()) || net.contains(&n.network()))
+                }) {
+                    self.err(
+                        &f,
+                        format!(
+                            "prefix {} overlaps {owner}'s {other}; the IPv6 prefixes of different ports must not \
+                             overlap, or rvs cannot tell which port a neighbour is on",
+                            net.trunc()
+                        ),
+                    );
+                    continue;
+                }
+                nets6.push((f, net));
+                addrs6.push(net);
+            }
             let mac = match &p.mac {
                 None => Some(None),
                 Some(m) => self.check(&at("mac"), parse_unicast_mac(m)).map(Some),
@@ -353,9 +381,18 @@ impl Checker {
             let exception = self.exception(i, p);
             let port = match (name, device, address, mac, mtu, exception) {
                 (Some(name), Some(device), Some(address), Some(mac), Some(mtu), Some(exception))
-                    if locals.len() == p.local_addresses.len() =>
+                    if locals.len() == p.local_addresses.len() && addrs6.len() == p.ipv6_addresses.len() =>
                 {
-                    Some(Port { name, device, address, local_addresses: locals, mac, mtu, exception })
+                    Some(Port {
+                        name,
+                        device,
+                        address,
+                        local_addresses: locals,
+                        ipv6_addresses: addrs6,
+                        mac,
+                        mtu,
+                        exception,
+                    })
                 }
                 _ => None,
             };
@@ -1653,6 +1690,44 @@ fn parse_port_address(s: &str) -> Result<Ipv4Net, String> {
         ));
     }
     Ok(net)
+}
+
+/// A port's IPv6 address: `addr/len`, a unicast address a port can have (not
+/// unspecified, loopback, multicast, IPv4-mapped, nor link-local: that one is derived
+/// from the MAC), with a prefix length of 1 to 128.
+fn parse_port_address6(s: &str) -> Result<Ipv6Net, String> {
+    let Some((addr, len)) = s.split_once('/') else {
+        return Err(format!("`{s}` has no prefix length; write it like \"2001:db8:1::1/64\""));
+    };
+    let a: Ipv6Addr = match addr.parse() {
+        Ok(a) => a,
+        Err(_) if addr.parse::<Ipv4Addr>().is_ok() => {
+            return Err(format!("`{s}` is IPv4; ipv6_addresses takes IPv6 addresses like \"2001:db8:1::1/64\""))
+        }
+        Err(_) => return Err(format!("`{s}` is not an IPv6 address; write it like \"2001:db8:1::1/64\"")),
+    };
+    let len: u8 = len
+        .parse()
+        .ok()
+        .filter(|l| (1..=128).contains(l))
+        .ok_or_else(|| format!("`{s}` has a bad prefix length `{len}`; it must be 1 to 128 (64 is usual)"))?;
+    let why = if a.is_unspecified() {
+        Some("the unspecified address")
+    } else if a.is_loopback() {
+        Some("the loopback address")
+    } else if a.is_multicast() {
+        Some("a multicast address")
+    } else if a.segments()[0] & 0xffc0 == 0xfe80 {
+        Some("link-local (each port derives its own fe80:: address from its MAC)")
+    } else if a.to_ipv4_mapped().is_some() {
+        Some("IPv4-mapped")
+    } else {
+        None
+    };
+    if let Some(why) = why {
+        return Err(format!("`{s}`: {a} is {why}; give the port a unicast global or unique-local address"));
+    }
+    Ipv6Net::new(a, len).map_err(|e| format!("`{s}`: {e}"))
 }
 
 /// Highest `client_rate` and `client_burst` (one connection every 100 ns per client is

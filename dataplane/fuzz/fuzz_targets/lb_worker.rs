@@ -126,12 +126,14 @@ fn worker() -> MemWorker {
                 mac: MacAddr(FRONT_MAC),
                 address: "10.10.0.1/24".parse().unwrap(),
                 local_addresses: vec![],
+                ipv6_addresses: vec![],
             },
             PortConfig {
                 name: "back".into(),
                 mac: MacAddr(BACK_MAC),
                 address: "10.20.0.1/24".parse().unwrap(),
                 local_addresses: LOCALS.to_vec(),
+                ipv6_addresses: vec![],
             },
         ],
         vips: vec![VipConfig { address: VIP, port: Some(FRONT) }],
@@ -413,7 +415,7 @@ fn check_sent(w: &mut MemWorker) {
 /// taken only for the failure message: it cost more than the rest of a run).
 fn check_accounting(w: &MemWorker) -> (u64, u64, u64) {
     let c = w.counters();
-    let parked = (w.neighbours().parked() + w.fragments_held()) as u64;
+    let parked = (w.neighbours().parked() + w.neighbours6().parked() + w.fragments_held()) as u64;
     let (rx, orig, drops) = (c.rx_packets.get(), c.local_originated.get(), c.drops_total());
     let inn = rx + orig + c.redirected_in.get();
     let out = c.tx_packets.get() + c.rx_consumed.get() + drops + parked + c.redirected_out.get();

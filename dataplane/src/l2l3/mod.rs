@@ -14,9 +14,11 @@
 //! * [`neigh`]: the neighbour (ARP) cache with pending queues, and its cross-worker sync.
 //! * [`arp`]: answering ARP for our addresses, learning, building requests and gratuitous ARP.
 //! * [`icmp`]: echo replies for our addresses and VIPs.
+//! * [`nd`]: IPv6 — our IPv6 addresses, neighbour discovery (RFC 4861) and ICMPv6 echo.
 
 pub mod arp;
 pub mod icmp;
+pub mod nd;
 pub mod neigh;
 pub mod route;
 
@@ -47,6 +49,13 @@ pub enum Verdict {
         port: PortId,
         /// The neighbour to deliver to: the gateway, or the destination when on-link.
         next_hop: Ipv4Addr,
+    },
+    /// The IPv6 packet is ready; send it out of `port` to its destination, which is on
+    /// the port's link (rvs has no IPv6 gateways yet), resolving the MAC through the IPv6
+    /// neighbour table (neighbour discovery). The destination is read from the packet.
+    Route6 {
+        /// Egress port.
+        port: PortId,
     },
     /// The IPv4 packet is ready and the MAC of its next hop already known (a connection's
     /// cached next hop, see `conn::CachedHop`): set both MACs and send it out of `port`,
@@ -257,6 +266,12 @@ impl Hasher for IpHasher {
     #[inline]
     fn write_u32(&mut self, i: u32) {
         self.write_u64(u64::from(i));
+    }
+    #[inline]
+    fn write_u128(&mut self, i: u128) {
+        // IPv6 addresses hash as one u128: two steps instead of sixteen bytewise ones.
+        self.write_u64(i as u64);
+        self.write_u64((i >> 64) as u64);
     }
     #[inline]
     fn write_u64(&mut self, i: u64) {

@@ -1,5 +1,10 @@
-//! The neighbour (ARP) cache of one worker, with pending queues for next hops being
-//! resolved, and the cross-worker sync that keeps every worker's cache warm.
+//! The neighbour cache of one worker, with pending queues for next hops being resolved,
+//! and the cross-worker sync that keeps every worker's cache warm.
+//!
+//! One code path serves both families: [`NeighbourTable`] is generic over its key, an
+//! [`Ipv4Addr`] (ARP, the default) or an [`std::net::Ipv6Addr`] (neighbour discovery,
+//! [`super::nd`]); "ARP request" below reads "neighbour solicitation" for the IPv6 table,
+//! and [`NeighUpdate`] carries either family.
 //!
 //! Contract:
 //! * Fixed capacity, allocated at construction; no operation allocates afterwards (the
@@ -41,7 +46,8 @@
 //! packet copy.
 
 use std::collections::HashMap;
-use std::net::Ipv4Addr;
+use std::hash::Hash;
+use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 use arrayvec::ArrayVec;
@@ -108,9 +114,9 @@ pub enum NeighState<B> {
 
 /// One neighbour: where it is and what we know.
 #[derive(Debug)]
-pub struct NeighEntry<B> {
-    /// Its IPv4 address.
-    pub ip: Ipv4Addr,
+pub struct NeighEntry<B, A = Ipv4Addr> {
+    /// Its address (IPv4, or IPv6 for the neighbour discovery table).
+    pub ip: A,
     /// The port it is reached on.
     pub port: PortId,
     /// What we know.
@@ -143,18 +149,18 @@ pub struct Learned<B> {
 
 /// What the neighbour timers ask of the worker ([`NeighbourTable::expire`]).
 #[derive(Debug)]
-pub enum TimerEvent<B> {
+pub enum TimerEvent<B, A = Ipv4Addr> {
     /// Send another ARP request for `ip` on `port`.
     Resend {
         /// The neighbour.
-        ip: Ipv4Addr,
+        ip: A,
         /// Its port.
         port: PortId,
     },
     /// `ip` did not answer: drop these packets as `neigh_unresolved`.
     Unresolved {
         /// The neighbour.
-        ip: Ipv4Addr,
+        ip: A,
         /// Its abandoned packets.
         pending: Pending<B>,
     },
@@ -163,8 +169,9 @@ pub enum TimerEvent<B> {
 /// A neighbour learned by one worker, for its peers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NeighUpdate {
-    /// The neighbour's address.
-    pub ip: Ipv4Addr,
+    /// The neighbour's address (either family: one sync path serves ARP and neighbour
+    /// discovery).
+    pub ip: IpAddr,
     /// Its MAC.
     pub mac: MacAddr,
     /// Its port.
@@ -216,10 +223,10 @@ impl<B> ResolvedNeighbours for NeighbourTable<B> {
 
 /// The neighbour cache of one worker. See the module docs.
 #[derive(Debug)]
-pub struct NeighbourTable<B> {
-    slots: Vec<Option<NeighEntry<B>>>,
+pub struct NeighbourTable<B, A = Ipv4Addr> {
+    slots: Vec<Option<NeighEntry<B, A>>>,
     free: Vec<u32>,
-    index: HashMap<Ipv4Addr, u32, IpHasherBuilder>,
+    index: HashMap<A, u32, IpHasherBuilder>,
     reachable_ns: u64,
     retry_ns: u64,
     max_requests: u8,
@@ -231,7 +238,7 @@ fn nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
-impl<B> NeighbourTable<B> {
+impl<B, A: Copy + Eq + Hash> NeighbourTable<B, A> {
     /// An empty table with room for `cfg.capacity` entries, all allocated now.
     pub fn new(cfg: NeighConfig) -> Self {
         let cap = cfg.capacity;
@@ -284,12 +291,12 @@ impl<B> NeighbourTable<B> {
         self.parked
     }
 
-    fn entry_mut(&mut self, ip: Ipv4Addr) -> Option<&mut NeighEntry<B>> {
+    fn entry_mut(&mut self, ip: A) -> Option<&mut NeighEntry<B, A>> {
         let i = *self.index.get(&ip)?;
         self.slots[i as usize].as_mut()
     }
 
-    fn insert(&mut self, entry: NeighEntry<B>) -> Result<(), NeighTableFull> {
+    fn insert(&mut self, entry: NeighEntry<B, A>) -> Result<(), NeighTableFull> {
         let i = self.free.pop().ok_or(NeighTableFull { capacity: self.slots.len() })?;
         self.index.insert(entry.ip, i);
         self.slots[i as usize] = Some(entry);
@@ -298,7 +305,7 @@ impl<B> NeighbourTable<B> {
     }
 
     /// Adds or replaces a static entry.
-    pub fn add_static(&mut self, ip: Ipv4Addr, mac: MacAddr, port: PortId) -> Result<(), NeighTableFull> {
+    pub fn add_static(&mut self, ip: A, mac: MacAddr, port: PortId) -> Result<(), NeighTableFull> {
         if let Some(e) = self.entry_mut(ip) {
             // Pending packets of a replaced incomplete entry are freed here; a static entry
             // is only added at start-up, before any traffic.
@@ -317,7 +324,7 @@ impl<B> NeighbourTable<B> {
 
     /// The MAC of `ip` when resolved (static or reachable).
     #[inline]
-    pub fn lookup(&self, ip: Ipv4Addr) -> Option<MacAddr> {
+    pub fn lookup(&self, ip: A) -> Option<MacAddr> {
         let i = *self.index.get(&ip)?;
         match self.slots[i as usize].as_ref()?.state {
             NeighState::Static(mac) | NeighState::Reachable { mac, .. } => Some(mac),
@@ -326,7 +333,7 @@ impl<B> NeighbourTable<B> {
     }
 
     /// A plain description of the entry for `ip`, with its port.
-    pub fn info(&self, ip: Ipv4Addr) -> Option<(PortId, NeighInfo)> {
+    pub fn info(&self, ip: A) -> Option<(PortId, NeighInfo)> {
         let i = *self.index.get(&ip)?;
         let e = self.slots[i as usize].as_ref()?;
         let info = match &e.state {
@@ -340,14 +347,14 @@ impl<B> NeighbourTable<B> {
     }
 
     /// Every entry, in slot order.
-    pub fn iter(&self) -> impl Iterator<Item = &NeighEntry<B>> {
+    pub fn iter(&self) -> impl Iterator<Item = &NeighEntry<B, A>> {
         self.slots.iter().flatten()
     }
 
     /// Finds the MAC for sending `pkt` to neighbour `ip` on `port`; parks the packet when
     /// the neighbour is not resolved yet. See [`Resolve`].
     #[inline]
-    pub fn resolve(&mut self, ip: Ipv4Addr, port: PortId, pkt: B, now: u64) -> Resolve<B> {
+    pub fn resolve(&mut self, ip: A, port: PortId, pkt: B, now: u64) -> Resolve<B> {
         let retry_ns = self.retry_ns;
         if let Some(e) = self.entry_mut(ip) {
             return match &mut e.state {
@@ -381,7 +388,7 @@ impl<B> NeighbourTable<B> {
     /// i.e. when the ARP packet was addressed to us. Static entries are left alone.
     /// Returns `None` when nothing was recorded (static, or absent and not created, or
     /// the table is full).
-    pub fn learn(&mut self, ip: Ipv4Addr, mac: MacAddr, port: PortId, now: u64, create: bool) -> Option<Learned<B>> {
+    pub fn learn(&mut self, ip: A, mac: MacAddr, port: PortId, now: u64, create: bool) -> Option<Learned<B>> {
         let expires_at = now.saturating_add(self.reachable_ns);
         if let Some(e) = self.entry_mut(ip) {
             let (changed, pending) = match &mut e.state {
@@ -407,7 +414,7 @@ impl<B> NeighbourTable<B> {
     /// Runs the timers: removes expired reachable entries, re-sends ARP requests for
     /// incomplete ones that are due, and gives up on those that used all their requests.
     /// Calls `on_event` for what the worker must do.
-    pub fn expire(&mut self, now: u64, mut on_event: impl FnMut(TimerEvent<B>)) {
+    pub fn expire(&mut self, now: u64, mut on_event: impl FnMut(TimerEvent<B, A>)) {
         let (retry_ns, max_requests) = (self.retry_ns, self.max_requests);
         for i in 0..self.slots.len() {
             let Some(e) = self.slots[i].as_mut() else { continue };
@@ -566,7 +573,7 @@ mod tests {
     #[test]
     fn mesh_delivers_to_every_peer() {
         let m = NeighSync::mesh(3, 2);
-        let u = NeighUpdate { ip: ip(1), mac: MAC_A, port: PortId(0) };
+        let u = NeighUpdate { ip: ip(1).into(), mac: MAC_A, port: PortId(0) };
         assert_eq!(m[0].peers(), 2);
         assert_eq!(m[0].broadcast(u), 0);
         for (i, s) in m.iter().enumerate() {

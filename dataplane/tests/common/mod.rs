@@ -57,12 +57,14 @@ pub fn lab_config() -> WorkerConfig {
                 mac: MacAddr(FRONT_MAC),
                 address: "10.10.0.1/24".parse().unwrap(),
                 local_addresses: vec![],
+                ipv6_addresses: vec![],
             },
             PortConfig {
                 name: "back".into(),
                 mac: MacAddr(BACK_MAC),
                 address: "10.20.0.1/24".parse().unwrap(),
                 local_addresses: vec![LOCAL_IP, LOCAL_IP2],
+                ipv6_addresses: vec![],
             },
         ],
         vips: vec![VipConfig { address: VIP, port: Some(FRONT) }],
@@ -113,7 +115,7 @@ pub fn snapshot(w: &MemWorker) -> CountersSnapshot {
 /// The counting invariant of `rvs_dataplane::stats`.
 pub fn assert_accounting(w: &MemWorker) {
     let s = snapshot(w);
-    let parked = (w.neighbours().parked() + w.fragments_held()) as u64;
+    let parked = (w.neighbours().parked() + w.neighbours6().parked() + w.fragments_held()) as u64;
     assert_eq!(
         s.rx_packets + s.local_originated,
         s.tx_packets + s.rx_consumed + s.drops_total() + parked,

@@ -81,7 +81,13 @@ fn expected_reasons(kind: &str) -> Option<&'static [&'static str]> {
     Some(match kind {
         "random" => return None,
         "eth_not_for_us" => &["eth_not_for_us"],
-        "eth_unknown_type" | "ipv6" | "vlan" => &["eth_unknown_type"],
+        "eth_unknown_type" | "vlan" => &["eth_unknown_type"],
+        // fe80::2 → fe80::1: no address of rvsd's (its link-local one is derived from its MAC).
+        "ipv6" => &["ip6_not_for_us"],
+        "ip6_ext_too_many" => &["ip6_ext_too_many"],
+        "ip6_no_service" => &["ip6_no_service"],
+        "icmp6_bad_checksum" => &["icmp6_bad_checksum"],
+        "nd_bad_hop_limit" => &["nd_bad_hop_limit"],
         "ip_truncated" => &["ip_truncated"],
         "ip_bad_version" => &["ip_bad_version"],
         "ip_bad_ihl" => &["ip_bad_ihl"],

@@ -54,13 +54,7 @@ pub fn client_owner(client: Ipv4Addr, cport: u16, workers: usize) -> usize {
     if workers <= 1 {
         return 0;
     }
-    let mut h = (u64::from(u32::from(client)) << 16) | u64::from(cport);
-    h ^= h >> 33;
-    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
-    h ^= h >> 33;
-    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
-    h ^= h >> 33;
-    (((h >> 32) * workers as u64) >> 32) as usize
+    mix_to_worker((u64::from(u32::from(client)) << 16) | u64::from(cport), workers)
 }
 
 /// The worker among `workers` that gathers the fragments of one IPv4 datagram, identified
@@ -73,8 +67,15 @@ pub fn fragment_owner(src: Ipv4Addr, dst: Ipv4Addr, ident: u16, protocol: u8, wo
     if workers <= 1 {
         return 0;
     }
-    let mut h = (u64::from(u32::from(src)) << 32) | u64::from(u32::from(dst));
-    h ^= (u64::from(ident) << 8 | u64::from(protocol)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    let addrs = (u64::from(u32::from(src)) << 32) | u64::from(u32::from(dst));
+    let rest = (u64::from(ident) << 8 | u64::from(protocol)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    mix_to_worker(addrs ^ rest, workers)
+}
+
+/// `h` mixed by murmur3's 64-bit finaliser and scaled to `0..workers` by multiply-shift:
+/// the owner functions' common last step.
+#[inline(always)]
+fn mix_to_worker(mut h: u64, workers: usize) -> usize {
     h ^= h >> 33;
     h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
     h ^= h >> 33;

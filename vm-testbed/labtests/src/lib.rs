@@ -390,22 +390,7 @@ pub fn http_who_from_port(ns: &str, url: &str, local_port: u16) -> Result<Who, S
 /// `count` UDP requests from `ns` to `to` (`ip:port`), each from a new source port
 /// (tools/udp_client.py). Per request: `(server, echoed payload)` or the line as the error.
 pub fn udp_who(ns: &str, to: &str, count: u32, payload: &str) -> Vec<Result<(String, String), String>> {
-    let tool = tool("udp_client.py");
-    let count_s = count.to_string();
-    let out =
-        ns_exec(ns, &["python3", "-B", &tool.to_string_lossy(), "--to", to, "--count", &count_s, "--payload", payload]);
-    let text = String::from_utf8_lossy(&out.stdout);
-    let mut replies: Vec<Result<(String, String), String>> = text
-        .lines()
-        .map(|l| match l.split_once(' ') {
-            Some((s, p)) if REAL_SERVER_NAMES.contains(&s) => Ok((s.to_string(), p.to_string())),
-            _ => Err(l.to_string()),
-        })
-        .collect();
-    while replies.len() < count as usize {
-        replies.push(Err(format!("no output: {}", describe(&out))));
-    }
-    replies
+    udp_requests(ns, to, count, payload, None)
 }
 
 /// As [`udp_who`], but each request `size` bytes (fragmented by the client's kernel when
@@ -418,21 +403,25 @@ pub fn udp_who_sized(
     payload: &str,
     size: u32,
 ) -> Vec<Result<(String, String), String>> {
+    udp_requests(ns, to, count, payload, Some(size))
+}
+
+/// Runs `udp_client.py` for [`udp_who`] (`size` None) and [`udp_who_sized`].
+fn udp_requests(
+    ns: &str,
+    to: &str,
+    count: u32,
+    payload: &str,
+    size: Option<u32>,
+) -> Vec<Result<(String, String), String>> {
     let tool = tool("udp_client.py");
-    let (count_s, size_s) = (count.to_string(), size.to_string());
-    let args = [
-        "python3",
-        "-B",
-        &tool.to_string_lossy(),
-        "--to",
-        to,
-        "--count",
-        &count_s,
-        "--payload",
-        payload,
-        "--size",
-        &size_s,
-    ];
+    let tool = tool.to_string_lossy();
+    let count_s = count.to_string();
+    let size_s = size.map(|n| n.to_string());
+    let mut args = vec!["python3", "-B", &tool, "--to", to, "--count", &count_s, "--payload", payload];
+    if let Some(size_s) = &size_s {
+        args.extend(["--size", size_s.as_str()]);
+    }
     let out = ns_exec(ns, &args);
     let text = String::from_utf8_lossy(&out.stdout);
     let mut replies: Vec<Result<(String, String), String>> = text

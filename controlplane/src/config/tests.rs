@@ -402,6 +402,12 @@ const BAD: &[Bad] = &[
     bad("address = \"10.20.0.1/24\"", "address = \"10.20.0.0/24\"", "port[1].address", "network address"),
     bad("address = \"10.20.0.1/24\"", "address = \"10.10.0.2/16\"", "port[1].address", "overlaps port[0]"),
     bad("address = \"10.20.0.1/24\"", "address = \"fe80::1/64\"", "port[1].address", "IPv6"),
+    bad(
+        "local_addresses = [\"10.20.0.200\", \"10.20.0.201\"]",
+        "local_addresses = [\"10.20.0.200\", \"2001:db8:20::200\"]",
+        "port[1].local_addresses[1]",
+        "go in `ipv6_addresses`",
+    ),
     bad("name = \"back\"", "name = \"front\"", "port[1].name", "unique"),
     bad(
         "local_addresses = [\"10.20.0.200\", \"10.20.0.201\"]",

@@ -27,17 +27,18 @@
 # IPv6 (RFC 3849 documentation prefix, one /64 per segment, the IPv4 last octet written as the
 # last group): lab-front 2001:db8:10::/64, lab-back 2001:db8:20::/64, lab-mgmt 2001:db8:30::/64.
 #   lab-client 2001:db8:10::2   lab-router 2001:db8:10::254 and 2001:db8:20::254
-#   lab-rs1..3 2001:db8:20::11..13   lab-lb1 mgmt 2001:db8:30::1, lab-lb2 mgmt 2001:db8:30::2
+#   lab-rs1..3 2001:db8:20::11..13, IPv6 VIPs 2001:db8:10::100/128 and ::101/128 on lo
+#   lab-lb1 mgmt 2001:db8:30::1, lab-lb2 mgmt 2001:db8:30::2
 #   rvsd (config/lab*.toml ipv6_addresses): lb1 2001:db8:10::1 and 2001:db8:20::1, lb2
 #   2001:db8:10::10 and 2001:db8:20::2, plus each DPDK port's link-local fe80::<EUI-64 of its MAC>.
 # Each kernel address is added `nodad` (no duplicate address detection delay); router
 # solicitations and router advertisements are off. IPv6 stays disabled on the DPDK ports'
 # kernel interfaces (lab-lb1/2 front and back: the kernel would otherwise answer neighbour
 # discovery for the same link-local address as rvsd), on the switch ends, the bridges and
-# loopbacks. The kernels' MLD reports and their neighbour solicitations for one another still
-# reach rvsd: it counts them as drops (eth_not_for_us: multicast groups that are not its own;
-# nd_not_for_us: a solicitation for another host whose address shares a group with one of
-# rvsd's).
+# loopbacks (but the real servers', which hold the IPv6 VIPs). The kernels' MLD reports and
+# their neighbour solicitations for one another still reach rvsd: it counts them as drops
+# (eth_not_for_us: multicast groups that are not its own; nd_not_for_us: a solicitation for
+# another host whose address shares a group with one of rvsd's).
 #
 # MAC scheme: 02:00:00:00:<host>:<segment> for the host end of each veth, 02:00:00:01:<host>:<segment>
 # for its switch end; host 01 lb1, 02 lb2, 10 client, 11-13 rs1-3, fe router; segment 01 front,
@@ -49,14 +50,16 @@
 # lab-lb2's front address is 10.10.0.10, not 10.10.0.2 (DESIGN.md: "as lab-lb1, own addresses .2"),
 # because the clients own 10.10.0.2 .. .9; its back address is 10.20.0.2. See config/lab-lb2.toml.
 #
-# Routes: the client reaches the VIPs through rvsd (10.10.0.100 and .101 via 10.10.0.1), everything
-# else through the router; real servers default to the router (the DR and IPIP return path). Tests
-# of NAT mode point the real servers' route for 10.10.0.0/24 at rvsd (10.20.0.1) themselves, or
-# `rs-start nat` does. 10.10.0.101 is the second VIP of the L4 configs (config/lab-{dr,tunnel}*.toml:
+# Routes: the client reaches the VIPs through rvsd (10.10.0.100 and .101 via 10.10.0.1;
+# 2001:db8:10::100 and ::101 via 2001:db8:10::1), everything else through the router; real
+# servers default to the router (10.20.0.254, 2001:db8:20::254: the DR and IPIP return path), which
+# forwards IPv4 and IPv6. Tests of NAT mode point the real servers' route for 10.10.0.0/24 (and
+# 2001:db8:10::/64) at rvsd (10.20.0.1, 2001:db8:20::1) themselves, or `rs-start nat` does. 10.10.0.101 is the second VIP of the L4 configs (config/lab-{dr,tunnel}*.toml:
 # the wrr service, since DR and IPIP cannot map ports to a second service port).
 #
 # Real-server daemons (rs-start / rs-stop, vm-testbed/tools/): in each lab-rsN, rs_server.py (HTTP
-# :80 answering "rsN <peer>", GET /bytes/N, POST /sha256; UDP echo :53 answering "rsN <payload>");
+# :80 answering "rsN <peer>", GET /bytes/N, POST /sha256; UDP echo :53 answering "rsN <payload>"),
+# twice: rsN-server on IPv4 and rsN-server6 on IPv6 (peers written [address]:port);
 # with `fullnat` also toa_reader.py (logs "local:port -> client:port" from the TOA option), with
 # `tunnel` also ipip_decap.py (IPIP decapsulation into a TUN device, as the kernel has no ipip
 # module); with `nat` the route to 10.10.0.0/24 via rvsd. Each writes run/rsN-<tool>.{pid,log};
@@ -212,6 +215,9 @@ lab_up() {
     in_ns lab-client ip route replace 10.10.0.101/32 via 10.10.0.1 dev eth0
     in_ns lab-client ip route replace default via 10.10.0.254 dev eth0
     addr6 lab-client eth0 2001:db8:10::2/64
+    in_ns lab-client ip -6 route replace 2001:db8:10::100/128 via 2001:db8:10::1 dev eth0
+    in_ns lab-client ip -6 route replace 2001:db8:10::101/128 via 2001:db8:10::1 dev eth0
+    in_ns lab-client ip -6 route replace default via 2001:db8:10::254 dev eth0
     ns_sysctl lab-client net.ipv4.conf.all.rp_filter 0
     ns_sysctl lab-client net.ipv4.conf.eth0.rp_filter 0
 
@@ -250,6 +256,12 @@ lab_up() {
         ns_sysctl "$ns" net.ipv4.conf.default.rp_filter 0   # inherited by ipip_decap's TUN device
         ns_sysctl "$ns" net.ipv4.conf.eth0.rp_filter 0
         in_ns "$ns" ip route replace default via 10.20.0.254 dev eth0
+        # IPv6: the VIPs on lo (the kernel answers neighbour solicitations only for addresses
+        # of the interface asked, so eth0 never claims them), replies through the router.
+        ns_sysctl "$ns" net.ipv6.conf.lo.disable_ipv6 0
+        addr6 "$ns" lo 2001:db8:10::100/128
+        addr6 "$ns" lo 2001:db8:10::101/128
+        in_ns "$ns" ip -6 route replace default via 2001:db8:20::254 dev eth0
     done
 
     # Router: the return path for DR and IPIP. Replies from the VIP arrive on its back side,
@@ -261,6 +273,7 @@ lab_up() {
     addr6 lab-router front 2001:db8:10::254/64
     addr6 lab-router back 2001:db8:20::254/64
     ns_sysctl lab-router net.ipv4.ip_forward 1
+    ns_sysctl lab-router net.ipv6.conf.all.forwarding 1
     local ifc
     for ifc in all default front back; do
         ns_sysctl lab-router "net.ipv4.conf.$ifc.rp_filter" 0
@@ -467,7 +480,7 @@ stop_lb() {
 # --- real-server daemons ------------------------------------------------------------------
 
 RS_MODES="dr nat fullnat tunnel"
-RS_TOOLS=(server toa decap)
+RS_TOOLS=(server server6 toa decap)
 TOOL_READY_TIMEOUT=10
 
 tool_pid_file() { echo "$RUN_DIR/$1.pid"; }
@@ -553,7 +566,10 @@ rs_stop() {
         ns="lab-rs$n"
         for t in "${RS_TOOLS[@]}"; do stop_tool "$ns" "rs$n-$t"; done
         # Back to the lab's routing: replies to clients through the router (rs-start nat changed it).
-        if ns_exists "$ns"; then in_ns "$ns" ip route del 10.10.0.0/24 >/dev/null 2>&1 || true; fi
+        if ns_exists "$ns"; then
+            in_ns "$ns" ip route del 10.10.0.0/24 >/dev/null 2>&1 || true
+            in_ns "$ns" ip -6 route del 2001:db8:10::/64 via 2001:db8:20::1 >/dev/null 2>&1 || true
+        fi
     done
     rm -f "$RUN_DIR/rs.mode"
 }
@@ -573,8 +589,12 @@ rs_start() {
     for n in 1 2 3; do
         ns="lab-rs$n"
         start_tool "$ns" "rs$n-server" rs_server.py --name "rs$n" --http-port 80 --udp-port 53
+        start_tool "$ns" "rs$n-server6" rs_server.py --name "rs$n" --bind :: --http-port 80 --udp-port 53
         case "$mode" in
-            nat) in_ns "$ns" ip route replace 10.10.0.0/24 via 10.20.0.1 dev eth0 ;;
+            nat)
+                in_ns "$ns" ip route replace 10.10.0.0/24 via 10.20.0.1 dev eth0
+                in_ns "$ns" ip -6 route replace 2001:db8:10::/64 via 2001:db8:20::1 dev eth0
+                ;;
             fullnat) start_tool "$ns" "rs$n-toa" toa_reader.py --iface eth0 --port 80 ;;
             tunnel) start_tool "$ns" "rs$n-decap" ipip_decap.py --dev decap0 ;;
             dr) ;;

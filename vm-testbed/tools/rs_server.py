@@ -16,6 +16,8 @@ Every request is logged to stdout as one line, flushed: `<name> <proto> <peer> <
 Prints `ready` once both sockets listen. SIGTERM or SIGINT: closes the sockets, exits 0.
 
   rs_server.py --name rs1 [--http-port 80] [--udp-port 53] [--bind 0.0.0.0]
+  rs_server.py --name rs1 --bind ::      # IPv6 only (a second instance beside the IPv4 one);
+                                         # peers are written [address]:port
   rs_server.py --digest 104857600        # sha256 of GET /bytes/104857600's body
   rs_server.py --emit 104857600          # write those bytes to stdout (an upload source)
 """
@@ -61,6 +63,12 @@ def log(*words):
     print(*words, flush=True)
 
 
+def endpoint(addr):
+    """`ip:port` for IPv4, `[ip]:port` for IPv6 (as ipvsadm writes them)."""
+    host, port = addr[:2]
+    return ("[%s]:%d" if ":" in host else "%s:%d") % (host, port)
+
+
 class Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, and 100-continue handled by the base class
     server_version = "rvs-lab-rs"
@@ -70,7 +78,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         pass
 
     def peer(self):
-        return "%s:%d" % self.client_address[:2]
+        return endpoint(self.client_address)
 
     def reply(self, code, body, ctype="text/plain"):
         self.send_response(code)
@@ -148,32 +156,48 @@ class HttpServer(socketserver.ThreadingMixIn, http.server.HTTPServer):
     request_queue_size = 128
 
 
+class HttpServer6(HttpServer):
+    """IPv6 only, so it shares its port with the IPv4 instance."""
+
+    address_family = socket.AF_INET6
+
+    def server_bind(self):
+        self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        super().server_bind()
+
+
 IP_PKTINFO = getattr(socket, "IP_PKTINFO", 8)
+IPV6_RECVPKTINFO = getattr(socket, "IPV6_RECVPKTINFO", 49)
+IPV6_PKTINFO = getattr(socket, "IPV6_PKTINFO", 50)
 
 
 def udp_echo(sock, name):
     """Echoes datagrams, each reply sent from the address its request was sent to.
 
-    A socket bound to 0.0.0.0 would otherwise answer from the route's source address
+    A socket bound to 0.0.0.0 (or ::) would otherwise answer from the route's source address
     (10.20.0.1N), not from the VIP on lo that a DR or tunnel client sent to: the client would
-    drop the reply. IP_PKTINFO gives the request's destination; the reply names it as source.
+    drop the reply. IP_PKTINFO (IPV6_PKTINFO) gives the request's destination; the reply names
+    it as source.
     """
+    v6 = sock.family == socket.AF_INET6
     while True:
         try:
-            data, anc, _, peer = sock.recvmsg(65535, socket.CMSG_SPACE(12))
+            data, anc, _, peer = sock.recvmsg(65535, socket.CMSG_SPACE(20))
         except OSError:
             return  # closed at shutdown
-        local = None
+        info = None
         for level, kind, value in anc:
-            if level == socket.IPPROTO_IP and kind == IP_PKTINFO and len(value) >= 12:
-                local = value[8:12]  # struct in_pktinfo: ifindex, spec_dst, addr (the destination)
-        log(name, "udp", "%s:%d" % peer, "to", socket.inet_ntoa(local) if local else "?", len(data))
+            if not v6 and level == socket.IPPROTO_IP and kind == IP_PKTINFO and len(value) >= 12:
+                # struct in_pktinfo: ifindex, spec_dst, addr (the destination)
+                local = socket.inet_ntoa(value[8:12])
+                info = (socket.IPPROTO_IP, IP_PKTINFO, struct.pack("=i4s4s", 0, value[8:12], b"\0" * 4))
+            elif v6 and level == socket.IPPROTO_IPV6 and kind == IPV6_PKTINFO and len(value) >= 20:
+                # struct in6_pktinfo: addr (the destination), ifindex
+                local = "[%s]" % socket.inet_ntop(socket.AF_INET6, value[:16])
+                info = (socket.IPPROTO_IPV6, IPV6_PKTINFO, value[:16] + b"\0" * 4)
+        log(name, "udp", endpoint(peer), "to", local if info else "?", len(data))
         reply = [name.encode() + b" " + data]
-        if local:
-            info = struct.pack("=i4s4s", 0, local, b"\0" * 4)
-            sock.sendmsg(reply, [(socket.IPPROTO_IP, IP_PKTINFO, info)], 0, peer)
-        else:
-            sock.sendmsg(reply, [], 0, peer)
+        sock.sendmsg(reply, [info] if info else [], 0, peer)
 
 
 def main():
@@ -201,16 +225,21 @@ def main():
     # SIGTERM unwinds the main thread out of serve_forever like Ctrl-C does.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     Handler.name = a.name
-    httpd = HttpServer((a.bind, a.http_port), Handler)
+    v6 = ":" in a.bind
+    httpd = (HttpServer6 if v6 else HttpServer)((a.bind, a.http_port), Handler)
     udp = None
     try:
         if a.udp_port:
-            udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            udp = socket.socket(socket.AF_INET6 if v6 else socket.AF_INET, socket.SOCK_DGRAM)
             udp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            udp.setsockopt(socket.IPPROTO_IP, IP_PKTINFO, 1)
+            if v6:
+                udp.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                udp.setsockopt(socket.IPPROTO_IPV6, IPV6_RECVPKTINFO, 1)
+            else:
+                udp.setsockopt(socket.IPPROTO_IP, IP_PKTINFO, 1)
             udp.bind((a.bind, a.udp_port))
             threading.Thread(target=udp_echo, args=(udp, a.name), daemon=True).start()
-        log("ready", a.name, "http", "%s:%d" % (a.bind, a.http_port), "udp", "%s:%d" % (a.bind, a.udp_port))
+        log("ready", a.name, "http", endpoint((a.bind, a.http_port)), "udp", endpoint((a.bind, a.udp_port)))
         httpd.serve_forever(poll_interval=0.2)
     except KeyboardInterrupt:
         pass

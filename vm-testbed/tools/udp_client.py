@@ -13,6 +13,7 @@ name), so a byte changed anywhere is seen without printing the datagram.
 
   udp_client.py --to 10.10.0.100:53 [--count 6] [--payload hello] [--size N] [--timeout 2]
                 [--bind 10.10.0.2]
+  udp_client.py --to [2001:db8:10::100]:53 ...     # IPv6: the address in brackets
 """
 
 import argparse
@@ -30,6 +31,9 @@ def main():
     ap.add_argument("--size", type=int, default=0, help="bytes per request, checked in the echo")
     a = ap.parse_args()
     host, _, port = a.to.rpartition(":")
+    family = socket.AF_INET
+    if host.startswith("[") and host.endswith("]"):
+        host, family = host[1:-1], socket.AF_INET6
     dst = (host, int(port))
 
     missed = 0
@@ -42,7 +46,7 @@ def main():
             body = payload.encode()
             if a.size:
                 body = (body + b":" + bytes((j * 7 + i) & 0xFF for j in range(a.size)))[: a.size]
-            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            s = socket.socket(family, socket.SOCK_DGRAM)
             open_sockets.append(s)
             s.bind((a.bind, 0))
             s.settimeout(a.timeout)

@@ -352,11 +352,16 @@ pub struct Who {
     pub peer_port: u16,
 }
 
-/// Parses `rs1 10.10.0.2:34567` (rs_server.py's answer to `GET /`).
+/// Parses `rs1 10.10.0.2:34567` or `rs1 [2001:db8:10::2]:34567` (rs_server.py's answer to
+/// `GET /`); an IPv6 peer's `peer_ip` is the address without brackets.
 pub fn parse_who(line: &str) -> Option<Who> {
     let (server, peer) = line.trim().split_once(' ')?;
     let (ip, port) = peer.rsplit_once(':')?;
-    if !REAL_SERVER_NAMES.contains(&server) || ip.parse::<std::net::Ipv4Addr>().is_err() {
+    let ip = match ip.strip_prefix('[').and_then(|i| i.strip_suffix(']')) {
+        Some(v6) => v6.parse::<std::net::Ipv6Addr>().ok().map(|_| v6)?,
+        None => ip.parse::<std::net::Ipv4Addr>().ok().map(|_| ip)?,
+    };
+    if !REAL_SERVER_NAMES.contains(&server) {
         return None;
     }
     Some(Who { server: server.to_string(), peer_ip: ip.to_string(), peer_port: port.parse().ok()? })
@@ -708,6 +713,12 @@ mod tests {
         );
         assert_eq!(parse_who("FAIL 28 curl: (28) timeout"), None);
         assert_eq!(parse_who("rs9 10.10.0.2:1"), None);
+        assert_eq!(
+            parse_who("rs1 [2001:db8:10::2]:40000"),
+            Some(Who { server: "rs1".into(), peer_ip: "2001:db8:10::2".into(), peer_port: 40000 })
+        );
+        assert_eq!(parse_who("rs1 2001:db8:10::2:40000"), None, "an IPv6 peer without brackets");
+        assert_eq!(parse_who("rs1 [10.10.0.2]:1"), None);
         let toa = parse_toa_log("ready toa_reader eth0 port 80\n10.20.0.200:40001 -> 10.10.0.2:34567\n");
         assert_eq!(toa, vec![("10.20.0.200:40001".to_string(), "10.10.0.2:34567".to_string())]);
         assert_eq!(Mode::Nat.wrr_service(), (VIP, 8080));

@@ -484,7 +484,7 @@ pub fn upload_sha256(ns: &str, url: &str, n: u64, timeout: Duration) -> Result<(
     }
 }
 
-/// A real-server tool's log, `vm-testbed/run/rsN-<tool>.log` (`tool`: server, toa, decap).
+/// A real-server tool's log, `vm-testbed/run/rsN-<tool>.log` (`tool`: server, server6, toa, decap).
 pub fn rs_log_path(rs_index: usize, tool: &str) -> PathBuf {
     run_dir().join(format!("rs{}-{tool}.log", rs_index + 1))
 }
@@ -632,7 +632,7 @@ impl Lab {
         }
         // The real servers' tools (lab.sh rs-start), if any ran.
         for i in 0..REAL_SERVERS.len() {
-            for t in ["server", "toa", "decap"] {
+            for t in ["server", "server6", "toa", "decap"] {
                 let path = rs_log_path(i, t);
                 let Ok(text) = std::fs::read_to_string(&path) else { continue };
                 let lines: Vec<&str> = text.lines().collect();

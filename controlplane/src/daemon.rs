@@ -52,7 +52,7 @@ use rvs_dataplane::control::control_link;
 use rvs_dataplane::ha;
 use rvs_dataplane::idle::IdlePolicy;
 use rvs_dataplane::l2l3::neigh::{NeighConfig, NeighSync};
-use rvs_dataplane::l2l3::route::StaticRoute;
+use rvs_dataplane::l2l3::route::{StaticRoute, StaticRoute6};
 use rvs_dataplane::lb::{LbConfig, LbEngine, DEFAULT_MTU};
 use rvs_dataplane::mesh::MeshLinks;
 use rvs_dataplane::punt;
@@ -216,6 +216,7 @@ pub fn worker_config(config: &Config, index: usize, macs: &[MacAddr]) -> WorkerC
         ports,
         vips,
         routes: config.routes.iter().map(|r| StaticRoute { prefix: r.prefix, via: r.via }).collect(),
+        routes6: config.routes6.iter().map(|r| StaticRoute6 { prefix: r.prefix, via: r.via }).collect(),
         static_neighbours: config
             .neighbours
             .iter()

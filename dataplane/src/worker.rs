@@ -45,8 +45,8 @@
 //!   from NS and NA into a second neighbour table (the same code as ARP's, keyed by
 //!   IPv6 address, synced to the peers the same way), NS/NA claiming our own addresses
 //!   counted `nd_spoofed_own` and never learned, echo requests answered and sent
-//!   through [`Verdict::Route6`] (on-link only: no IPv6 routes yet), soliciting the
-//!   neighbour when unresolved. Anything else to us is `ip6_no_service` (no IPv6
+//!   through [`Verdict::Route6`] (to the destination when on-link, else to the gateway
+//!   of the longest matching static IPv6 route), soliciting the neighbour when unresolved. Anything else to us is `ip6_no_service` (no IPv6
 //!   services yet). Unsolicited NAs go out with the gratuitous ARPs. The IPv4 path pays
 //!   one more ethertype compare, after IPv4's.
 //! * Health probes out: worker 0 takes up to [`crate::punt::TX_PER_POLL`] of the
@@ -129,7 +129,7 @@ use crate::l2l3::arp::{self, ARP_FRAME_LEN};
 use crate::l2l3::icmp;
 use crate::l2l3::nd::{self, DuplicateAddress6, Ipv6Book, ND_FRAME_LEN};
 use crate::l2l3::neigh::{NeighConfig, NeighSync, Resolve, TimerEvent};
-use crate::l2l3::route::{RouteError, StaticRoute};
+use crate::l2l3::route::{RouteError, RouteTable6, StaticRoute, StaticRoute6};
 use crate::l2l3::{
     is_martian_source, AddrKind, AddressBook, DuplicateAddress, NeighUpdate, NeighbourTable, OwnedAddr, RouteTable,
     Verdict,
@@ -240,6 +240,9 @@ pub struct WorkerConfig {
     pub vips: Vec<VipConfig>,
     /// Static routes (the default gateway is `0.0.0.0/0`).
     pub routes: Vec<StaticRoute>,
+    /// Static IPv6 routes (the default gateway is `::/0`); each gateway on a port's
+    /// `ipv6_addresses` prefix.
+    pub routes6: Vec<StaticRoute6>,
     /// Static neighbours.
     pub static_neighbours: Vec<StaticNeighbour>,
     /// What to do when idle.
@@ -257,6 +260,7 @@ impl Default for WorkerConfig {
             ports: Vec::new(),
             vips: Vec::new(),
             routes: Vec::new(),
+            routes6: Vec::new(),
             static_neighbours: Vec::new(),
             idle: IdlePolicy::default(),
             neigh: NeighConfig::default(),
@@ -331,6 +335,9 @@ pub enum ConfigError {
     /// A bad route.
     #[error(transparent)]
     Route(#[from] RouteError),
+    /// A bad IPv6 route.
+    #[error(transparent)]
+    Route6(#[from] RouteError<Ipv6Net>),
     /// A static neighbour on no port's prefix.
     #[error("static neighbour {0}: not on any port's prefix")]
     NeighbourNotConnected(Ipv4Addr),
@@ -392,8 +399,9 @@ impl WorkerConfig {
         self.build().map(|_| ())
     }
 
-    /// Validates and builds the address book, route table and IPv6 address book.
-    fn build(&self) -> Result<(AddressBook, RouteTable, Ipv6Book), ConfigError> {
+    /// Validates and builds the address book, route table, IPv6 address book and IPv6
+    /// route table.
+    fn build(&self) -> Result<(AddressBook, RouteTable, Ipv6Book, RouteTable6), ConfigError> {
         if self.index >= self.count {
             return Err(ConfigError::BadIndex { index: self.index, count: self.count });
         }
@@ -449,6 +457,13 @@ impl WorkerConfig {
         let connected: ArrayVec<(PortId, Ipv4Net), MAX_PORTS> =
             self.ports.iter().enumerate().map(|(i, p)| (PortId(i as u16), p.address)).collect();
         let routes = RouteTable::new(&connected, &self.routes)?;
+        let connected6: Vec<(PortId, Ipv6Net)> = self
+            .ports
+            .iter()
+            .enumerate()
+            .flat_map(|(i, p)| p.ipv6_addresses.iter().map(move |&net| (PortId(i as u16), net)))
+            .collect();
+        let routes6 = RouteTable6::new(&connected6, &self.routes6)?;
         for n in &self.static_neighbours {
             if n.mac.is_multicast() || n.mac.is_zero() {
                 return Err(ConfigError::NeighbourBadMac { ip: n.ip, mac: n.mac });
@@ -463,7 +478,7 @@ impl WorkerConfig {
                 statics: self.static_neighbours.len(),
             });
         }
-        Ok((book, routes, book6))
+        Ok((book, routes, book6, routes6))
     }
 }
 
@@ -603,6 +618,8 @@ pub struct Worker<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> {
     neigh: NeighbourTable<Q::Buf>,
     /// Our IPv6 addresses ([`nd`]).
     addrs6: Ipv6Book,
+    /// The IPv6 routes: connected (the ports' `ipv6_addresses` prefixes) and static.
+    routes6: RouteTable6,
     /// The IPv6 neighbours (neighbour discovery), same code as `neigh`.
     neigh6: NeighbourTable<Q::Buf, Ipv6Addr>,
     sync: NeighSync,
@@ -657,7 +674,7 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
     /// ([`NeighSync::mesh`]`(count, ..)[index]`, or [`NeighSync::none`] for one worker).
     /// All memory the worker will use is allocated here.
     pub fn new(config: &WorkerConfig, queues: Vec<Q>, pool: P, sync: NeighSync) -> Result<Self, ConfigError> {
-        let (addrs, routes, addrs6) = config.build()?;
+        let (addrs, routes, addrs6, routes6) = config.build()?;
         if queues.len() != config.ports.len() {
             return Err(ConfigError::QueueCount { queues: queues.len(), ports: config.ports.len() });
         }
@@ -690,6 +707,7 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
             routes,
             neigh,
             addrs6,
+            routes6,
             neigh6: NeighbourTable::new(NeighConfig {
                 capacity: config.neigh.capacity.min(MAX_NEIGHBOURS6),
                 ..config.neigh
@@ -1432,7 +1450,7 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
         }
         match nd::answer_echo(buf.data_mut(), &upper) {
             Ok(to) => {
-                let v = nd::route_verdict(&self.addrs6, to, port);
+                let v = nd::route_verdict(&self.routes6, to, port);
                 if matches!(v, Verdict::Route6 { .. }) {
                     self.tx.counters.icmp6_echo_replies.inc();
                 }
@@ -1489,21 +1507,15 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
         }
     }
 
-    /// Sends an IPv6 packet out of `port` to its (on-link) destination, resolving the MAC
-    /// through the IPv6 neighbour table and soliciting it when unknown.
+    /// Sends an IPv6 packet out of `port` to the neighbour `next_hop` (the gateway, or the
+    /// destination when on-link), resolving its MAC through the IPv6 neighbour table and
+    /// soliciting it when unknown.
     #[inline(never)]
-    fn route6(&mut self, port: PortId, buf: Q::Buf, now: u64) {
-        let dst = EthernetFrame::new_checked(buf.data())
-            .ok()
-            .and_then(|eth| Ipv6Packet::new_checked(eth.payload()).ok().map(|ip| ip.dst_addr()));
-        let Some(dst) = dst else {
-            self.tx.counters.drop_packet(DropReason::Ip6Truncated);
-            return;
-        };
-        match self.neigh6.resolve(dst, port, buf, now) {
+    fn route6(&mut self, port: PortId, next_hop: Ipv6Addr, buf: Q::Buf, now: u64) {
+        match self.neigh6.resolve(next_hop, port, buf, now) {
             Resolve::Ready(mac, buf) => self.tx.enqueue_to(port, mac, buf),
             Resolve::Queued => {}
-            Resolve::QueuedSendRequest => self.tx.send_ns(port, self.addrs6.source_for(port, dst), dst),
+            Resolve::QueuedSendRequest => self.tx.send_ns(port, self.addrs6.source_for(port, next_hop), next_hop),
             Resolve::Dropped(_, reason) => self.tx.counters.drop_packet(reason),
         }
     }
@@ -1701,7 +1713,7 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
             Verdict::Consumed => self.tx.counters.rx_consumed.inc(),
             Verdict::Kernel(port) => self.send_to_kernel(port, buf, now),
             Verdict::Fragment => self.take_fragment(port_in, buf, now),
-            Verdict::Route6 { port } => self.route6(port, buf, now),
+            Verdict::Route6 { port, next_hop } => self.route6(port, next_hop, buf, now),
             Verdict::Route { port, next_hop } => {
                 // Both MACs are written when the frame is buffered for TX (`enqueue_to`),
                 // now or when the neighbour resolves; a parked frame is never read.

@@ -11,6 +11,7 @@ use std::net::Ipv6Addr;
 
 use common::*;
 use rvs_dataplane::l2l3::neigh::NeighInfo;
+use rvs_dataplane::l2l3::route::StaticRoute6;
 use rvs_dataplane::stats::DropReason;
 
 const ETH_IPV6: u16 = 0x86dd;
@@ -318,4 +319,43 @@ fn bad_ipv6_port_addresses_are_refused() {
     c.ports[0].ipv6_addresses = vec!["2001:db8:10::1/64".parse().unwrap()];
     c.ports[1].ipv6_addresses = vec!["2001:db8:20::1/64".parse().unwrap()];
     assert_eq!(c.validate(), Ok(()));
+}
+
+#[test]
+fn echo_to_an_off_link_source_goes_through_the_static_route() {
+    let router = a("2001:db8:10::254");
+    let far = a("2001:db8:99::5");
+    let ping = eth(FRONT_MAC, ROUTER_MAC, ETH_IPV6, &icmp6(far, a(FRONT_IP6), 60, echo6(128, 7)));
+
+    // No IPv6 route covers the source: the reply has nowhere to go.
+    let mut w = worker6();
+    let (front, back) = roundtrip(&mut w, FRONT, &ping, 0);
+    assert!(front.is_empty() && back.is_empty());
+    assert_single_drop(&w, DropReason::NoRoute);
+    assert_accounting(&w);
+
+    // With `::/0 via` the router: the router is solicited, and its answer releases the
+    // reply, to the router's MAC with the far source as destination.
+    let mut c = lab_config();
+    c.ports[0].ipv6_addresses = vec!["2001:db8:10::1/64".parse().unwrap()];
+    c.ports[1].ipv6_addresses = vec!["2001:db8:20::1/64".parse().unwrap()];
+    c.routes6 = vec![StaticRoute6 { prefix: "::/0".parse().unwrap(), via: router }];
+    let mut w = worker_with(&c);
+    let (front, back) = roundtrip(&mut w, FRONT, &ping, 0);
+    let (group, group_mac) = solicited(router);
+    let ns = icmp6(a(FRONT_IP6), group, 255, nd_msg(135, 0, router, 1, FRONT_MAC));
+    assert_eq!(front, vec![eth(group_mac, FRONT_MAC, ETH_IPV6, &ns)]);
+    assert!(back.is_empty());
+    let na = icmp6(router, a(FRONT_IP6), 255, nd_msg(136, 0x60, router, 2, ROUTER_MAC));
+    let (front, _) = roundtrip(&mut w, FRONT, &eth(FRONT_MAC, ROUTER_MAC, ETH_IPV6, &na), 1000);
+    let pong = eth(ROUTER_MAC, FRONT_MAC, ETH_IPV6, &icmp6(a(FRONT_IP6), far, 64, echo6(129, 7)));
+    assert_eq!(front, vec![pong]);
+    let s = snapshot(&w);
+    assert_eq!((s.icmp6_echo_replies, s.drops_total()), (1, 0));
+    assert_accounting(&w);
+
+    // A gateway off every IPv6 prefix is refused when the worker is built.
+    c.routes6 = vec![StaticRoute6 { prefix: "::/0".parse().unwrap(), via: a("2001:db8:77::1") }];
+    let e = c.validate().unwrap_err().to_string();
+    assert!(e.contains("2001:db8:77::1") && e.contains("not on any port"), "{e}");
 }

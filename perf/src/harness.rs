@@ -413,6 +413,7 @@ pub(crate) fn worker_config() -> Result<WorkerConfig, BenchError> {
         ],
         vips: vec![VipConfig { address: frames::VIP, port: Some(FRONT) }],
         routes: vec![StaticRoute { prefix: net("0.0.0.0/0")?, via: Ipv4Addr::new(10, 10, 0, 254) }],
+        routes6: vec![],
         static_neighbours: vec![],
         idle: IdlePolicy::Busy,
         neigh: NeighConfig::default(),

@@ -149,9 +149,11 @@ pub struct PortFile {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RouteFile {
-    /// Destination prefix, `"a.b.c.d/len"`; `"0.0.0.0/0"` is the default route.
+    /// Destination prefix, `"a.b.c.d/len"` or an IPv6 `"2001:db8:99::/48"`; `"0.0.0.0/0"`
+    /// (`"::/0"`) is the default route.
     pub prefix: String,
-    /// Next hop; must be on one of the ports' connected prefixes.
+    /// Next hop, of the prefix's family; must be on one of the ports' connected prefixes
+    /// (for IPv6: a global address on a port's `ipv6_addresses` prefix).
     pub via: String,
 }
 

@@ -22,7 +22,7 @@ mod validate;
 mod tests;
 
 use std::fmt;
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
@@ -165,8 +165,10 @@ pub struct Config {
     pub dataplane: Dataplane,
     /// `[[port]]`, in file order; a port's index here is its index everywhere in rvsd.
     pub ports: Vec<Port>,
-    /// `[[route]]`.
+    /// `[[route]]` entries with an IPv4 prefix.
     pub routes: Vec<Route>,
+    /// `[[route]]` entries with an IPv6 prefix.
+    pub routes6: Vec<Route6>,
     /// `[[neighbour]]`.
     pub neighbours: Vec<Neighbour>,
     /// `[api]`.
@@ -432,6 +434,17 @@ pub struct Route {
     /// Next hop.
     pub via: Ipv4Addr,
     /// Index in [`Config::ports`] of the port whose connected prefix holds `via`.
+    pub port: usize,
+}
+
+/// `[[route]]` with an IPv6 prefix, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route6 {
+    /// Destination prefix (canonical: host bits are zero); `::/0` is the default route.
+    pub prefix: Ipv6Net,
+    /// Next hop: a global address on a port's `ipv6_addresses` prefix.
+    pub via: Ipv6Addr,
+    /// Index in [`Config::ports`] of the port whose IPv6 prefix holds `via`.
     pub port: usize,
 }
 

@@ -361,6 +361,48 @@ const fn bad(from: &'static str, to: &'static str, field: &'static str, says: &'
 /// `to` is appended to the sketch instead of replacing `from` when `from` is empty;
 /// an empty `field` means a file-level TOML error whose message contains `says`.
 const BAD: &[Bad] = &[
+    bad(
+        "local_addresses = [\"10.20.0.200\", \"10.20.0.201\"]",
+        "local_addresses = [\"10.20.0.200\", \"10.20.0.201\"]\nipv6_addresses = [\"2001:db8:2::1/64\"]\n[[route]]\nprefix = \"::/0\"\nvia = \"2001:db8:3::1\"",
+        "route[0].via",
+        "not on any port's IPv6 prefix (2001:db8:2::/64)",
+    ),
+    bad(
+        "local_addresses = [\"10.20.0.200\", \"10.20.0.201\"]",
+        "local_addresses = [\"10.20.0.200\", \"10.20.0.201\"]\nipv6_addresses = [\"2001:db8:2::1/64\"]\n[[route]]\nprefix = \"::/0\"\nvia = \"fe80::1\"",
+        "route[0].via",
+        "link-local next hops are not supported",
+    ),
+    bad(
+        "local_addresses = [\"10.20.0.200\", \"10.20.0.201\"]",
+        "local_addresses = [\"10.20.0.200\", \"10.20.0.201\"]\nipv6_addresses = [\"2001:db8:2::1/64\"]\n[[route]]\nprefix = \"::/0\"\nvia = \"10.20.0.254\"",
+        "route[0].via",
+        "is IPv4 but the route's prefix is IPv6",
+    ),
+    bad(
+        "local_addresses = [\"10.20.0.200\", \"10.20.0.201\"]",
+        "local_addresses = [\"10.20.0.200\", \"10.20.0.201\"]\nipv6_addresses = [\"2001:db8:2::1/64\"]\n[[route]]\nprefix = \"::/0\"\nvia = \"2001:db8:2::1\"",
+        "route[0].via",
+        "own address",
+    ),
+    bad(
+        "local_addresses = [\"10.20.0.200\", \"10.20.0.201\"]",
+        "local_addresses = [\"10.20.0.200\", \"10.20.0.201\"]\nipv6_addresses = [\"2001:db8:2::1/64\"]\n[[route]]\nprefix = \"2001:db8:99::1/48\"\nvia = \"2001:db8:2::254\"",
+        "route[0].prefix",
+        "host bits set",
+    ),
+    bad(
+        "local_addresses = [\"10.20.0.200\", \"10.20.0.201\"]",
+        "local_addresses = [\"10.20.0.200\", \"10.20.0.201\"]\nipv6_addresses = [\"2001:db8:2::1/64\"]\n[[route]]\nprefix = \"2001:db8:99::/200\"\nvia = \"2001:db8:2::254\"",
+        "route[0].prefix",
+        "not an IPv6 prefix",
+    ),
+    bad(
+        "local_addresses = [\"10.20.0.200\", \"10.20.0.201\"]",
+        "local_addresses = [\"10.20.0.200\", \"10.20.0.201\"]\n[[route]]\nprefix = \"::/0\"\nvia = \"2001:db8:2::254\"",
+        "route[0].via",
+        "none: add ipv6_addresses to a port",
+    ),
     bad("workers = 1", "workers = 0", "dataplane.workers", "set workers = 1"),
     bad("workers = 1", "workers = 65", "dataplane.workers", "between 1 and 64"),
     bad("idle = \"adaptive\"", "idle = \"lazy\"", "dataplane.idle", "busy"),
@@ -1122,4 +1164,19 @@ fn port_ipv6_addresses() {
     let want: Vec<ipnet::Ipv6Net> = vec!["2001:db8:2::1/64".parse().unwrap(), "fd00:20::1/64".parse().unwrap()];
     assert_eq!(c.ports[1].ipv6_addresses, want);
     assert!(c.ports[0].ipv6_addresses.is_empty());
+}
+
+#[test]
+fn ipv6_routes_take_the_port_of_their_gateway() {
+    let text = SKETCH.replace(
+        "local_addresses = [\"10.20.0.200\", \"10.20.0.201\"]",
+        "local_addresses = [\"10.20.0.200\", \"10.20.0.201\"]\nipv6_addresses = [\"2001:db8:2::1/64\"]",
+    ) + "[[route]]\nprefix = \"::/0\"\nvia = \"2001:db8:2::254\"\n[[route]]\nprefix = \"2001:db8:99::/48\"\nvia = \"2001:db8:2::253\"\n";
+    let c = Config::from_toml(&text).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.routes.len(), 1, "the IPv4 default route stays where it was");
+    let want = |p: &str, v: &str| Route6 { prefix: p.parse().unwrap(), via: v.parse().unwrap(), port: 1 };
+    assert_eq!(c.routes6, vec![want("::/0", "2001:db8:2::254"), want("2001:db8:99::/48", "2001:db8:2::253")]);
+    let dup = text.clone() + "[[route]]\nprefix = \"::/0\"\nvia = \"2001:db8:2::252\"\n";
+    let e = Config::from_toml(&dup).unwrap_err().to_string();
+    assert!(e.contains("route[3].prefix") && e.contains("already routed by route[1]"), "{e}");
 }

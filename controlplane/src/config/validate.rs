@@ -15,12 +15,14 @@ use rvs_dataplane::synproxy::SynProxyMode;
 use rvs_dataplane::worker::MAX_PORTS;
 
 use super::file::{
-    AgentFile, BgpFile, ConfigFile, HaFile, HaInstanceFile, HealthFile, PortFile, ServerFile, ServiceFile, StatusFile,
+    AgentFile, BgpFile, ConfigFile, HaFile, HaInstanceFile, HealthFile, PortFile, RouteFile, ServerFile, ServiceFile,
+    StatusFile,
 };
 use super::{
     defaults, parse_protocol, Agent, Api, Bgp, Config, ConfigError, Dataplane, Device, Exception, FieldError, Forward,
-    Ha, HaInstance, Health, HealthKind, Idle, L4Proto, MacAddr, Neighbour, OnDown, Port, Route, Scheduler, Server,
-    Service, StatusRanges, SyncConfig, TrackEffect, UnknownFlow, EXCEPTION_IFACE_PREFIX, IFACE_NAME_MAX, SYSTEM_LOAD,
+    Ha, HaInstance, Health, HealthKind, Idle, L4Proto, MacAddr, Neighbour, OnDown, Port, Route, Route6, Scheduler,
+    Server, Service, StatusRanges, SyncConfig, TrackEffect, UnknownFlow, EXCEPTION_IFACE_PREFIX, IFACE_NAME_MAX,
+    SYSTEM_LOAD,
 };
 
 /// Validates `file` as a whole.
@@ -28,7 +30,7 @@ pub(super) fn validate(file: &ConfigFile) -> Result<Config, ConfigError> {
     let mut v = Checker::default();
     let dataplane = v.dataplane(file);
     let ports = v.ports(file);
-    let routes = v.routes(file, &ports);
+    let (routes, routes6) = v.routes(file, &ports);
     let neighbours = v.neighbours(file, &ports);
     let api = v.api(file);
     let services = v.services(file, &ports, &routes);
@@ -50,6 +52,7 @@ pub(super) fn validate(file: &ConfigFile) -> Result<Config, ConfigError> {
             dataplane,
             ports: ports.into_iter().flatten().collect(),
             routes: routes.into_iter().flatten().collect(),
+            routes6,
             neighbours: neighbours.into_iter().flatten().collect(),
             api,
             services: services.into_iter().flatten().collect(),
@@ -436,10 +439,18 @@ impl Checker {
         Some(Some(Exception { iface, rate }))
     }
 
-    fn routes(&mut self, file: &ConfigFile, ports: &[Option<Port>]) -> Vec<Option<Route>> {
+    /// The `[[route]]` entries: those with an IPv4 prefix (in file order, `None` where
+    /// invalid) and those with an IPv6 prefix (valid ones only).
+    fn routes(&mut self, file: &ConfigFile, ports: &[Option<Port>]) -> (Vec<Option<Route>>, Vec<Route6>) {
         let mut seen: HashMap<Ipv4Net, usize> = HashMap::new();
+        let mut seen6: HashMap<Ipv6Net, usize> = HashMap::new();
         let mut out = Vec::new();
+        let mut out6 = Vec::new();
         for (i, r) in file.routes.iter().enumerate() {
+            if r.prefix.contains(':') {
+                out6.extend(self.route6(i, r, ports, &mut seen6));
+                continue;
+            }
             let prefix = self.check(&format!("route[{i}].prefix"), parse_prefix(&r.prefix));
             if let Some(p) = prefix {
                 if let Some(j) = seen.insert(p, i) {
@@ -467,7 +478,48 @@ impl Checker {
                 _ => None,
             });
         }
-        out
+        (out, out6)
+    }
+
+    /// `route[i]` with an IPv6 prefix: the prefix canonical and not routed twice, the next
+    /// hop a global address of another host on a port's `ipv6_addresses` prefix.
+    fn route6(
+        &mut self,
+        i: usize,
+        r: &RouteFile,
+        ports: &[Option<Port>],
+        seen: &mut HashMap<Ipv6Net, usize>,
+    ) -> Option<Route6> {
+        let prefix = self.check(&format!("route[{i}].prefix"), parse_prefix6(&r.prefix));
+        if let Some(p) = prefix {
+            if let Some(j) = seen.insert(p, i) {
+                self.err(format!("route[{i}].prefix"), format!("{p} is already routed by route[{j}]; remove one"));
+            }
+        }
+        let via_field = format!("route[{i}].via");
+        let via = self.check(&via_field, parse_next_hop6(&r.via));
+        let port = via.and_then(|via| {
+            let on = |p: &Port| p.ipv6_addresses.iter().any(|n| n.contains(&via));
+            if let Some(p) = ports.iter().flatten().find(|p| p.ipv6_addresses.iter().any(|n| n.addr() == via)) {
+                self.err(&via_field, format!("{via} is port {:?}'s own address; a next hop must be another host", p.name));
+                return None;
+            }
+            match ports.iter().position(|p| p.as_ref().is_some_and(on)) {
+                Some(k) => Some(k),
+                None if ports.iter().any(Option::is_none) => None, // a bad port was already reported
+                None => {
+                    let prefixes: Vec<String> =
+                        ports.iter().flatten().flat_map(|p| p.ipv6_addresses.iter().map(|n| n.trunc().to_string())).collect();
+                    let have = if prefixes.is_empty() { "none: add ipv6_addresses to a port".into() } else { prefixes.join(", ") };
+                    self.err(&via_field, format!("next hop {via} is not on any port's IPv6 prefix ({have}); a gateway must be directly reachable"));
+                    None
+                }
+            }
+        });
+        match (prefix, via, port) {
+            (Some(prefix), Some(via), Some(port)) => Some(Route6 { prefix, via, port }),
+            _ => None,
+        }
     }
 
     fn neighbours(&mut self, file: &ConfigFile, ports: &[Option<Port>]) -> Vec<Option<Neighbour>> {
@@ -1729,6 +1781,38 @@ fn parse_port_address6(s: &str) -> Result<Ipv6Net, String> {
         return Err(format!("`{s}`: {a} is {why}; give the port a unicast global or unique-local address"));
     }
     Ipv6Net::new(a, len).map_err(|e| format!("`{s}`: {e}"))
+}
+
+/// An IPv6 route's prefix: `addr/len`, host bits clear (`::/0` is the default route).
+fn parse_prefix6(s: &str) -> Result<Ipv6Net, String> {
+    let net: Ipv6Net = s.parse().map_err(|_| {
+        format!("`{s}` is not an IPv6 prefix; write it like \"2001:db8:99::/48\" (\"::/0\" for the default route)")
+    })?;
+    if net.addr() != net.network() {
+        return Err(format!("`{s}` has host bits set; did you mean \"{}\"?", net.trunc()));
+    }
+    Ok(net)
+}
+
+/// An IPv6 next hop: a global unicast address (a link-local gateway would also need its
+/// port, which `[[route]]` has no field for).
+fn parse_next_hop6(s: &str) -> Result<Ipv6Addr, String> {
+    let a: Ipv6Addr = match s.parse() {
+        Ok(a) => a,
+        Err(_) if s.parse::<Ipv4Addr>().is_ok() => {
+            return Err(format!("`{s}` is IPv4 but the route's prefix is IPv6; give the gateway's IPv6 address"))
+        }
+        Err(_) => return Err(format!("`{s}` is not an IPv6 address; write it like \"2001:db8:10::254\"")),
+    };
+    if a.segments()[0] & 0xffc0 == 0xfe80 {
+        return Err(format!(
+            "{a} is link-local; give the gateway's global address on the port's prefix (link-local next hops are not supported)"
+        ));
+    }
+    if a.is_unspecified() || a.is_loopback() || a.is_multicast() || a.to_ipv4_mapped().is_some() {
+        return Err(format!("{a} is not a unicast address a host can use; give the gateway's address"));
+    }
+    Ok(a)
 }
 
 /// Highest `client_rate` and `client_burst` (one connection every 100 ns per client is

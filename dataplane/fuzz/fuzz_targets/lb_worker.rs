@@ -138,6 +138,7 @@ fn worker() -> MemWorker {
         ],
         vips: vec![VipConfig { address: VIP, port: Some(FRONT) }],
         routes: vec![StaticRoute { prefix: "0.0.0.0/0".parse().unwrap(), via: ROUTER_IP }],
+        routes6: vec![],
         static_neighbours: [(CLIENT_IP, CLIENT_MAC), (ROUTER_IP, ROUTER_MAC)]
             .into_iter()
             .chain(RS.into_iter().zip(RS_MACS))

@@ -39,6 +39,7 @@ use std::net::Ipv6Addr;
 
 use ipnet::Ipv6Net;
 
+use super::route::RouteTable6;
 use super::Verdict;
 use crate::stats::DropReason;
 use crate::types::PortId;
@@ -210,17 +211,6 @@ impl Ipv6Book {
         is_link_local(a) || self.addrs.iter().any(|o| o.port == port && !o.link_local && o.net.contains(&a))
     }
 
-    /// The port `dst` is reached on, for a packet answering one received on `in_port`:
-    /// `in_port` for a link-local destination, else the port whose prefix holds it. rvs has
-    /// no IPv6 routes yet, so an off-link destination has none.
-    #[inline]
-    pub fn route(&self, dst: Ipv6Addr, in_port: PortId) -> Option<PortId> {
-        if is_link_local(dst) {
-            return Some(in_port);
-        }
-        self.addrs.iter().find(|o| !o.link_local && o.net.contains(&dst)).map(|o| o.port)
-    }
-
     /// The source address for a packet rvs originates to on-link `dst` on `port` (a
     /// solicitation): the port's address whose prefix holds `dst`, or its link-local one
     /// (RFC 6724's rule 2, matching scope, made simple).
@@ -368,12 +358,17 @@ pub fn is_bad_source(a: Ipv6Addr) -> bool {
     a.is_multicast() || a.is_loopback()
 }
 
-/// The [`Verdict`] for an answer routed to `dst` from `in_port`: [`Verdict::Route6`] on
-/// its port, or `no_route`.
+/// The [`Verdict`] for an answer to `dst`, whose question came in on `in_port`:
+/// [`Verdict::Route6`] out of `in_port` for a link-local destination (RFC 4291 §2.5.6:
+/// never routed), else where the longest matching route says (a connected prefix or a
+/// static route's gateway), or `no_route`.
 #[inline]
-pub fn route_verdict(book: &Ipv6Book, dst: Ipv6Addr, in_port: PortId) -> Verdict {
-    match book.route(dst, in_port) {
-        Some(port) => Verdict::Route6 { port },
+pub fn route_verdict(routes: &RouteTable6, dst: Ipv6Addr, in_port: PortId) -> Verdict {
+    if is_link_local(dst) {
+        return Verdict::Route6 { port: in_port, next_hop: dst };
+    }
+    match routes.lookup(dst) {
+        Some(hop) => Verdict::Route6 { port: hop.port, next_hop: hop.neighbour(dst) },
         None => Verdict::Drop(DropReason::NoRoute),
     }
 }
@@ -428,9 +423,15 @@ mod tests {
         assert!(!b.is_solicited_group(a("ff02::1:ff00:2"), PortId(0)));
         assert!(b.on_link(a("2001:db8:1::99"), PortId(0)) && !b.on_link(a("2001:db8:2::99"), PortId(0)));
         assert!(b.on_link(a("fe80::99"), PortId(0)));
-        assert_eq!(b.route(a("2001:db8:2::99"), PortId(0)), Some(PortId(1)));
-        assert_eq!(b.route(a("fe80::99"), PortId(0)), Some(PortId(0)));
-        assert_eq!(b.route(a("2001:db8:9::99"), PortId(0)), None);
+        let routes = RouteTable6::new(
+            &[(PortId(0), "2001:db8:1::1/64".parse().unwrap()), (PortId(1), "2001:db8:2::1/64".parse().unwrap())],
+            &[],
+        )
+        .unwrap();
+        let to = |dst: &str| route_verdict(&routes, a(dst), PortId(0));
+        assert_eq!(to("2001:db8:2::99"), Verdict::Route6 { port: PortId(1), next_hop: a("2001:db8:2::99") });
+        assert_eq!(to("fe80::99"), Verdict::Route6 { port: PortId(0), next_hop: a("fe80::99") });
+        assert_eq!(to("2001:db8:9::99"), Verdict::Drop(DropReason::NoRoute));
         assert_eq!(b.source_for(PortId(1), a("2001:db8:2::99")), Some(a("2001:db8:2::1")));
         assert_eq!(b.source_for(PortId(1), a("fe80::99")), Some(ll));
     }

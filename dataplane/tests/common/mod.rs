@@ -69,6 +69,7 @@ pub fn lab_config() -> WorkerConfig {
         ],
         vips: vec![VipConfig { address: VIP, port: Some(FRONT) }],
         routes: vec![StaticRoute { prefix: "0.0.0.0/0".parse().unwrap(), via: ROUTER_IP }],
+        routes6: vec![],
         static_neighbours: vec![],
         idle: IdlePolicy::Busy,
         neigh: NeighConfig { capacity: 64, ..NeighConfig::default() },

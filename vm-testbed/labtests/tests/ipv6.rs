@@ -1,7 +1,8 @@
 //! End-to-end tests of rvsd's IPv6 lite stack in the netns lab: the kernels of the lab's hosts
 //! ping rvsd's IPv6 port addresses (global and link-local), resolve them by neighbour
 //! discovery, and a forged claim of rvsd's address from another host is counted and changes
-//! nothing, while IPv4 forwarding goes on.
+//! nothing; an off-link source is answered through the static IPv6 route; IPv4 forwarding
+//! goes on throughout.
 //!
 //! All `#[ignore]`: they need root and a built rvsd. Run them with `sudo bash
 //! vm-testbed/test.sh`, or by hand: `cargo test --release -p rvs-labtests --test ipv6 --
@@ -17,6 +18,9 @@ const LB1_FRONT_IP6: &str = "2001:db8:10::1";
 const LB1_BACK_IP6: &str = "2001:db8:20::1";
 /// The client's IPv6 address (lab.sh).
 const CLIENT_IP6: &str = "2001:db8:10::2";
+/// An address on no lab prefix, which the test gives the router: lb1 reaches it only
+/// through its static route `::/0 via 2001:db8:10::254` (config/lab*.toml).
+const FAR_IP6: &str = "2001:db8:99::1";
 
 fn assert_pings6(ns: &str, dst: &str) {
     let out = ping(ns, dst, 3);
@@ -116,6 +120,14 @@ fn ping6_neighbour_discovery_and_spoofing() {
         Some(front_mac.as_str()),
         "after the spoofing, the client resolved lb1's address to another MAC"
     );
+
+    // An off-link source: the router pings lb1 from FAR_IP6; the answers go back through
+    // the static IPv6 default route to the router.
+    ns_exec_ok(ROUTER, &["ip", "-6", "addr", "replace", &format!("{FAR_IP6}/128"), "dev", "back", "nodad"]);
+    let before = drop_count(&status(), "no_route");
+    let out = ns_exec(ROUTER, &["ping", "-6", "-n", "-c", "3", "-i", "0.2", "-W", "2", "-I", FAR_IP6, LB1_FRONT_IP6]);
+    assert_eq!(ping_received(&out), 3, "ping -6 from the off-link {FAR_IP6}: {}", describe(&out));
+    assert_eq!(drop_count(&status(), "no_route"), before, "no_route rose for an off-link source");
 
     // IPv4 forwarding went on: ARP, ping and the DR service.
     let out = ping(CLIENT, LB1_FRONT_IP, 3);

@@ -1024,14 +1024,14 @@ impl LbEngine {
             }
         }
         // Packets and bytes wait in `pending` until the end of the poll (module docs).
-        let slot = server_id as usize % PENDING_SLOTS;
-        let mut p = self.pending[slot];
-        if !p.is_empty() && (p.server_id, p.service_id) != (server_id, service_id) {
-            publish(snap, self.worker, &p);
-            p = PendingStats::default();
+        // Updated in place: a copy of the slot out and back cost ~20 instructions a packet.
+        let p = &mut self.pending[server_id as usize % PENDING_SLOTS];
+        if (p.server_id, p.service_id) != (server_id, service_id) {
+            if !p.is_empty() {
+                publish(snap, self.worker, p);
+            }
+            *p = PendingStats { server_id, service_id, ..PendingStats::default() };
         }
-        p.server_id = server_id;
-        p.service_id = service_id;
         if dir == Direction::Inbound {
             p.packets_in += 1;
             p.bytes_in += bytes;
@@ -1039,7 +1039,6 @@ impl LbEngine {
             p.packets_out += 1;
             p.bytes_out += bytes;
         }
-        self.pending[slot] = p;
         Ok(change)
     }
 

@@ -609,6 +609,24 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> TxSide<Q, P> {
     }
 }
 
+/// The MAC of the last next hop a [`Verdict::Route`] was resolved to, valid while the
+/// neighbour table is at `generation` (which moves whenever an entry is created,
+/// removed or changes its MAC, and is never 0: the zeroed memo matches nothing). Most
+/// routed packets (NAT and Full-NAT replies, all through the clients' gateway) go to one
+/// next hop, so the neighbour hash lookup is skipped for all but the first of them.
+#[derive(Debug, Clone, Copy)]
+struct LastHop {
+    ip: Ipv4Addr,
+    port: PortId,
+    generation: u32,
+    mac: MacAddr,
+}
+
+impl LastHop {
+    /// Matches no packet (generation 0).
+    const NONE: LastHop = LastHop { ip: Ipv4Addr::UNSPECIFIED, port: PortId(0), generation: 0, mac: MacAddr([0; 6]) };
+}
+
 /// One worker: its queues, tables and loop. See the module docs.
 pub struct Worker<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> {
     index: usize,
@@ -616,6 +634,9 @@ pub struct Worker<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> {
     addrs: AddressBook,
     routes: RouteTable,
     neigh: NeighbourTable<Q::Buf>,
+    /// The last IPv4 next hop [`Verdict::Route`] resolved, while `neigh` is at its
+    /// generation ([`LastHop`]).
+    last_hop: LastHop,
     /// Our IPv6 addresses ([`nd`]).
     addrs6: Ipv6Book,
     /// The IPv6 routes: connected (the ports' `ipv6_addresses` prefixes) and static.
@@ -706,6 +727,7 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
             addrs,
             routes,
             neigh,
+            last_hop: LastHop::NONE,
             addrs6,
             routes6,
             neigh6: NeighbourTable::new(NeighConfig {
@@ -1717,8 +1739,15 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
             Verdict::Route { port, next_hop } => {
                 // Both MACs are written when the frame is buffered for TX (`enqueue_to`),
                 // now or when the neighbour resolves; a parked frame is never read.
+                let last = self.last_hop;
+                if last.generation == self.neigh.generation() && last.ip == next_hop && last.port == port {
+                    return self.tx.enqueue_to(port, last.mac, buf);
+                }
                 match self.neigh.resolve(next_hop, port, buf, now) {
-                    Resolve::Ready(mac, buf) => self.tx.enqueue_to(port, mac, buf),
+                    Resolve::Ready(mac, buf) => {
+                        self.last_hop = LastHop { ip: next_hop, port, generation: self.neigh.generation(), mac };
+                        self.tx.enqueue_to(port, mac, buf)
+                    }
                     Resolve::Queued => {}
                     Resolve::QueuedSendRequest => self.tx.send_arp_request(port, next_hop),
                     Resolve::Dropped(_, reason) => self.tx.counters.drop_packet(reason),

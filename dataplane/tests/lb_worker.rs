@@ -1005,6 +1005,72 @@ fn cached_next_hop_follows_the_neighbour_table() {
     assert_accounting_all(&ws);
 }
 
+/// Routed packets (here NAT replies to an on-link client) skip the neighbour lookup when
+/// they go to the same next hop as the packet before (`worker::LastHop`); that memo must
+/// follow the neighbour table like the connections' cached hop: after the client's MAC
+/// changes (ARP), the next reply goes to the new MAC, and the one after it too.
+#[test]
+fn routed_replies_follow_the_next_hops_mac() {
+    use rvs_dataplane::l2l3::neigh::NeighSync;
+    use rvs_dataplane::worker::Worker;
+    use rvs_drivers::mem::MemPool;
+
+    const MAC_A: [u8; 6] = [0x02, 0, 0, 0, 0x0a, 0x02];
+    const MAC_B: [u8; 6] = [0x02, 0, 0, 0, 0x0b, 0x02];
+    let shared = one_service(1, 80, &[rs(RS1, 8080, 1, Nat)]);
+    // The client is not a static neighbour here: learned from ARP, so its MAC can change.
+    let mut config = lb_worker_config(0, 1);
+    config.static_neighbours.retain(|n| n.ip != CLIENT_IP);
+    let engine = rvs_dataplane::lb::LbEngine::new(
+        0,
+        1,
+        Arc::clone(&shared),
+        rvs_dataplane::lb::LbConfig {
+            conn_capacity: 1024,
+            conn_pages: Default::default(),
+            timeouts: rvs_dataplane::types::Timeouts::default(),
+            port_mtu: vec![1500, 1500],
+            rss: None,
+            local_addrs: vec![LOCAL_IP, LOCAL_IP2],
+            cookie_secret: rvs_dataplane::synproxy::cookie::CookieSecret::from_bytes([7; 32]),
+        },
+    );
+    let w = Worker::new(&config, queues(), MemPool::new(), NeighSync::none()).expect("valid config");
+    let mut ws = vec![w.with_lb(engine, rvs_dataplane::mesh::MeshLinks::none())];
+
+    let syn = Seg::tcp(CLIENT_IP, CPORT, VIP, 80, SYN).options(&syn_options(1460));
+    let (_, back) = send_to(&mut ws, 0, FRONT, &syn.by_client(), 1);
+    only(back, "SYN to server");
+    // The SYN-ACK waits for ARP; the client's answer (MAC_A) releases it.
+    let syn_ack = Seg::tcp(RS1, 8080, CLIENT_IP, CPORT, SYN | ACK).seq(0x5000_0000).ack(0x1000_0001).ttl(64);
+    let (front, _) = send_to(&mut ws, 0, BACK, &syn_ack.by_server(RS1_MAC), 2);
+    assert_eq!(only(front, "ARP request")[12..14], ETH_ARP.to_be_bytes());
+    let (front, _) = send_to(&mut ws, 0, FRONT, &arp_reply(MAC_A, CLIENT_IP, FRONT_MAC, FRONT_IP), 3);
+    let released = only(front, "released SYN-ACK");
+    assert_frame(
+        &released,
+        &syn_ack.clone().addrs((VIP, 80), (CLIENT_IP, CPORT)).ttl(63).frame(MAC_A, FRONT_MAC),
+        "SYN-ACK to MAC_A",
+    );
+
+    let mut seq = 0x5000_0001;
+    let mut reply = |ws: &mut Vec<MemWorker>, now: u64, mac: [u8; 6], what: &str| {
+        let seg = Seg::tcp(RS1, 8080, CLIENT_IP, CPORT, PSH | ACK).seq(seq).ack(0x1000_0001).ttl(64).data(b"hi");
+        seq += 2;
+        let (front, _) = send_to(ws, 0, BACK, &seg.by_server(RS1_MAC), now);
+        let want = seg.clone().addrs((VIP, 80), (CLIENT_IP, CPORT)).ttl(63).frame(mac, FRONT_MAC);
+        assert_frame(&only(front, what), &want, what);
+    };
+    reply(&mut ws, 4, MAC_A, "first reply after the release");
+    reply(&mut ws, 5, MAC_A, "second reply (the memo)");
+    // The client moves to MAC_B (an ARP request to us updates its entry).
+    let (front, _) = send_to(&mut ws, 0, FRONT, &arp_request(MAC_B, CLIENT_IP, FRONT_IP), 6);
+    assert_eq!(front.len(), 1, "our ARP reply");
+    reply(&mut ws, 7, MAC_B, "after the MAC change");
+    reply(&mut ws, 8, MAC_B, "memo of MAC_B");
+    assert_accounting_all(&ws);
+}
+
 // ---- 9. admission: allow/deny prefixes and maxconn ----
 
 /// Publishes `svc`'s table again as generation `generation` with `admission`, keeping

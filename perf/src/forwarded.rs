@@ -214,7 +214,7 @@ impl Checker {
             return Err(format!("destination {dst}:{dport}, want {}:{}", want_dst.0, want_dst.1));
         }
         let src_ok = if self.rewrite == Rewrite::FullNat {
-            (0..16).any(|i| src == frames::local_addr(i))
+            frames::is_local_addr(src)
         } else {
             src.octets()[0] == 172 && sport >= 1024
         };

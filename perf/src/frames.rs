@@ -58,9 +58,27 @@ pub const SEND_TTL: u8 = TTL;
 /// Offset of the IPv4 header in an Ethernet frame.
 pub const IP_AT: usize = 14;
 
-/// Full-NAT local address number `i` (10.20.0.200 + i), answered on the back port.
-pub const fn local_addr(i: u8) -> Ipv4Addr {
-    Ipv4Addr::new(10, 20, 0, 200u8.wrapping_add(i))
+/// Full-NAT local addresses in the back port's /24 (10.20.0.200–249); more come from
+/// 10.21.0.0/16 ([`local_addr`]).
+const LOCALS_ON_LINK: u16 = 50;
+
+/// Full-NAT local address number `i`, answered on the back port: 10.20.0.200 + i for the
+/// first [`LOCALS_ON_LINK`], then 10.21.0.1 upwards (host numbers 1–254 of each /24), as
+/// many as a large `--flows` needs (the worker owns a local address whatever its subnet).
+pub const fn local_addr(i: u16) -> Ipv4Addr {
+    if i < LOCALS_ON_LINK {
+        Ipv4Addr::new(10, 20, 0, 200 + i as u8)
+    } else {
+        let j = i - LOCALS_ON_LINK;
+        Ipv4Addr::new(10, 21, (j / 254) as u8, (j % 254) as u8 + 1)
+    }
+}
+
+/// Whether `ip` is one of the [`local_addr`]s (any number).
+pub fn is_local_addr(ip: Ipv4Addr) -> bool {
+    let o = ip.octets();
+    (local_addr(0)..=local_addr(LOCALS_ON_LINK - 1)).contains(&ip)
+        || (o[0] == 10 && o[1] == 21 && (1..=254).contains(&o[3]))
 }
 
 const BROADCAST: [u8; 6] = [0xff; 6];
@@ -435,6 +453,21 @@ impl SynTemplate {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn local_addresses_are_distinct_and_recognised_as_many_as_the_largest_run_needs() {
+        // 2^24 flows + 2^20 new connections, 64,512 local ports per address, plus one.
+        let most = ((1usize << 24) + (1 << 20)).div_ceil(64_512) + 1;
+        let all: Vec<Ipv4Addr> = (0..most as u16).map(local_addr).collect();
+        let set: std::collections::HashSet<_> = all.iter().collect();
+        assert_eq!(set.len(), all.len(), "local addresses repeat");
+        assert_eq!(all[0], Ipv4Addr::new(10, 20, 0, 200), "the first 50 are unchanged");
+        assert_eq!(all[49], Ipv4Addr::new(10, 20, 0, 249));
+        assert!(all.iter().all(|&a| is_local_addr(a)));
+        for a in [CLIENT_IP, VIP, BACK_IP, SERVERS[0], Ipv4Addr::new(10, 20, 0, 250), Ipv4Addr::new(10, 21, 0, 0)] {
+            assert!(!is_local_addr(a), "{a}");
+        }
+    }
 
     #[test]
     fn tcp_frames_and_rewrites_verify() {

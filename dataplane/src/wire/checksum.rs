@@ -94,12 +94,14 @@ pub fn fold(sum: u32) -> u16 {
 }
 
 /// The checksum field value for a partial sum: `!fold(sum)`.
+#[inline]
 pub fn finish(sum: u32) -> u16 {
     !fold(sum)
 }
 
 /// Partial sum of the IPv4 pseudo-header used by TCP and UDP (RFC 793, RFC 768): source
 /// and destination addresses, zero, protocol, and the upper-layer length (header + data).
+#[inline]
 pub fn pseudo_header(src: Ipv4Addr, dst: Ipv4Addr, proto: u8, len: u16) -> u32 {
     let s = u32::from(src);
     let d = u32::from(dst);

@@ -140,9 +140,10 @@ use crate::punt::{ProbeLink, SendError, TX_PER_POLL};
 use crate::stats::{DropReason, WorkerCounters};
 use crate::sync::{SyncLink, SyncOptions, INSTALL_PER_POLL};
 use crate::types::{PortId, VipConfig};
-use crate::view::L4View;
+use crate::view::{L4View, L3_OFFSET};
+use crate::view6::L4View6;
 use crate::wire::icmpv6::{
-    multicast_mac, Icmpv6Packet, NdRepr, ALL_NODES, ICMPV6_ECHO_REQUEST, ICMPV6_NEIGHBOR_ADVERT,
+    multicast_mac, solicited_node, Icmpv6Packet, NdRepr, ALL_NODES, ICMPV6_ECHO_REQUEST, ICMPV6_NEIGHBOR_ADVERT,
     ICMPV6_NEIGHBOR_SOLICIT,
 };
 use crate::wire::{
@@ -1074,6 +1075,20 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
                 self.tx.counters.nd_advertisements_sent.inc();
             }
         }
+        // The IPv6 VIPs, each on the ports whose prefix holds it.
+        let Some(lb) = &self.lb else { return };
+        let snap = std::sync::Arc::clone(lb.services());
+        for &vip in snap.vips6() {
+            for p in 0..self.tx.ports.len() {
+                let port = PortId(p as u16);
+                if !self.addrs6.on_link(vip, port) || nd::is_link_local(vip) {
+                    continue;
+                }
+                if self.tx.originate_frame(port, ND_FRAME_LEN, |f, mac| nd::write_unsolicited_na_frame(f, mac, vip)) {
+                    self.tx.counters.nd_advertisements_sent.inc();
+                }
+            }
+        }
     }
 
     /// One pass of the loop at time `now` (monotonic ns): receive and handle a burst on
@@ -1306,7 +1321,9 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
             if dst == VRRP_MAC_V4 && self.ha.is_some() {
                 return self.handle_vrrp(port, port_mac, frame, offload);
             }
-            if dst.0[..2] == [0x33, 0x33] && self.addrs6.accepts_multicast_mac(dst, port) {
+            if dst.0[..2] == [0x33, 0x33]
+                && (self.addrs6.accepts_multicast_mac(dst, port) || self.vip6_group_mac(dst, port))
+            {
                 return self.ipv6_rx(port, port_mac, buf, true, now);
             }
             return Verdict::Drop(DropReason::EthNotForUs);
@@ -1394,17 +1411,28 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
         };
         let (src, dst) = (ip.src_addr(), ip.dst_addr());
         let for_us = if multicast {
-            multicast_mac(dst) == eth_dst && (dst == ALL_NODES || self.addrs6.is_solicited_group(dst, port))
+            multicast_mac(dst) == eth_dst
+                && (dst == ALL_NODES || self.addrs6.is_solicited_group(dst, port) || self.vip6_solicited(dst, port))
         } else {
             self.addrs6.get(dst, port).is_some()
         };
-        if !for_us {
+        // An IPv6 VIP: neighbour discovery and echo for it go the way of our own
+        // addresses', TCP and UDP to the IPv6 L4 path.
+        let to_vip = !for_us && !multicast && self.lb.as_ref().is_some_and(|lb| lb.is_vip6(dst));
+        if !for_us && !to_vip {
+            // A NAT66 reply, if anything: the IPv6 L4 path, when there are IPv6 services.
+            if !multicast && self.lb.as_ref().is_some_and(LbEngine::has_ipv6_services) {
+                return self.l4_rx6(port, buf, now);
+            }
             return Drop(DropReason::Ip6NotForUs);
         }
         let upper = match ip.upper_layer() {
             Ok(u) => u,
             Err(e) => return Drop(e.into()),
         };
+        if to_vip && upper.protocol != IPPROTO_ICMPV6 {
+            return self.l4_rx6(port, buf, now);
+        }
         if nd::is_bad_source(src) {
             return Drop(DropReason::Ip6BadSource);
         }
@@ -1454,7 +1482,8 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
         buf: &mut Q::Buf,
         now: u64,
     ) -> Verdict {
-        let out = nd::nd_input(nd, port, &self.addrs6);
+        let vips: &[Ipv6Addr] = self.lb.as_ref().map_or(&[], |lb| lb.services().vips6());
+        let out = nd::nd_input_with_vips(nd, port, &self.addrs6, vips);
         if let Some(l) = out.learn {
             self.learn6(l.ip, l.mac, port, now, l.create, true);
         }
@@ -1489,17 +1518,48 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
         }
     }
 
-    /// Sends an IPv6 packet out of `port` to its (on-link) destination, resolving the MAC
-    /// through the IPv6 neighbour table and soliciting it when unknown.
+    /// An IPv6 frame to a VIP or not to us, on a worker with IPv6 services: the
+    /// extension-header walk, the source check and the TCP/UDP view, then the engine's
+    /// IPv6 path (`LbEngine::handle_view6`). Out of line: IPv4 never comes here.
     #[inline(never)]
-    fn route6(&mut self, port: PortId, buf: Q::Buf, now: u64) {
-        let dst = EthernetFrame::new_checked(buf.data())
-            .ok()
-            .and_then(|eth| Ipv6Packet::new_checked(eth.payload()).ok().map(|ip| ip.dst_addr()));
-        let Some(dst) = dst else {
-            self.tx.counters.drop_packet(DropReason::Ip6Truncated);
-            return;
+    fn l4_rx6(&mut self, port: PortId, buf: &mut Q::Buf, now: u64) -> Verdict {
+        let view = {
+            let frame = buf.data();
+            let Some(ip) = frame.get(L3_OFFSET..).and_then(|b| Ipv6Packet::new_checked(b).ok()) else {
+                return Verdict::Drop(DropReason::Ip6Truncated);
+            };
+            let upper = match ip.upper_layer() {
+                Ok(u) => u,
+                Err(e) => return Verdict::Drop(e.into()),
+            };
+            if nd::is_bad_source(ip.src_addr()) || self.addrs6.is_ours(ip.src_addr()) {
+                return Verdict::Drop(DropReason::Ip6BadSource);
+            }
+            match L4View6::from_ipv6(&ip, &upper) {
+                Ok(v) => v,
+                Err(reason) => return Verdict::Drop(reason),
+            }
         };
+        let Some(lb) = self.lb.as_mut() else { return Verdict::Drop(DropReason::Ip6NotForUs) };
+        lb.handle_view6(buf, &view, port, &self.addrs6, &self.tx.counters, now)
+    }
+
+    /// Whether `mac` is the solicited-node multicast MAC of an IPv6 VIP on `port`'s link.
+    fn vip6_group_mac(&self, mac: MacAddr, port: PortId) -> bool {
+        let Some(lb) = &self.lb else { return false };
+        lb.services().vips6().iter().any(|&v| self.addrs6.on_link(v, port) && multicast_mac(solicited_node(v)) == mac)
+    }
+
+    /// Whether `group` is the solicited-node group of an IPv6 VIP on `port`'s link.
+    fn vip6_solicited(&self, group: Ipv6Addr, port: PortId) -> bool {
+        let Some(lb) = &self.lb else { return false };
+        lb.services().vips6().iter().any(|&v| self.addrs6.on_link(v, port) && solicited_node(v) == group)
+    }
+
+    /// Sends an IPv6 packet out of `port` to its on-link next hop `dst`, resolving the
+    /// MAC through the IPv6 neighbour table and soliciting it when unknown.
+    #[inline(never)]
+    fn route6(&mut self, port: PortId, dst: Ipv6Addr, buf: Q::Buf, now: u64) {
         match self.neigh6.resolve(dst, port, buf, now) {
             Resolve::Ready(mac, buf) => self.tx.enqueue_to(port, mac, buf),
             Resolve::Queued => {}
@@ -1701,7 +1761,7 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
             Verdict::Consumed => self.tx.counters.rx_consumed.inc(),
             Verdict::Kernel(port) => self.send_to_kernel(port, buf, now),
             Verdict::Fragment => self.take_fragment(port_in, buf, now),
-            Verdict::Route6 { port } => self.route6(port, buf, now),
+            Verdict::Route6 { port, next_hop } => self.route6(port, next_hop, buf, now),
             Verdict::Route { port, next_hop } => {
                 // Both MACs are written when the frame is buffered for TX (`enqueue_to`),
                 // now or when the neighbour resolves; a parked frame is never read.

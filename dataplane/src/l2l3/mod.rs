@@ -50,12 +50,15 @@ pub enum Verdict {
         /// The neighbour to deliver to: the gateway, or the destination when on-link.
         next_hop: Ipv4Addr,
     },
-    /// The IPv6 packet is ready; send it out of `port` to its destination, which is on
-    /// the port's link (rvs has no IPv6 gateways yet), resolving the MAC through the IPv6
-    /// neighbour table (neighbour discovery). The destination is read from the packet.
+    /// The IPv6 packet is ready; send it out of `port` to `next_hop`, which is on the
+    /// port's link (rvs has no IPv6 gateways yet), resolving the MAC through the IPv6
+    /// neighbour table (neighbour discovery, soliciting it when unknown).
     Route6 {
         /// Egress port.
         port: PortId,
+        /// The neighbour to deliver to: the packet's destination, or for DR the real
+        /// server (the destination stays the VIP).
+        next_hop: std::net::Ipv6Addr,
     },
     /// The IPv4 packet is ready and the MAC of its next hop already known (a connection's
     /// cached next hop, see `conn::CachedHop`): set both MACs and send it out of `port`,

@@ -255,13 +255,22 @@ pub struct NdOutcome {
 /// Judges a neighbour solicitation or advertisement `nd` received on `port`. See the
 /// module docs.
 pub fn nd_input(nd: &NdRepr, port: PortId, book: &Ipv6Book) -> NdOutcome {
+    nd_input_with_vips(nd, port, book, &[])
+}
+
+/// [`nd_input`] for a worker that also answers for IPv6 VIPs `vips`: a solicitation
+/// for a VIP on the link of `port` (inside one of the port's prefixes) is answered like
+/// one for a port address, and a solicitation from a VIP or an advertisement for one is
+/// `nd_spoofed_own`, as for our own addresses.
+pub fn nd_input_with_vips(nd: &NdRepr, port: PortId, book: &Ipv6Book, vips: &[Ipv6Addr]) -> NdOutcome {
     let drop = |r: DropReason, learn: Option<NdLearn>| NdOutcome { action: Err(r), learn };
     match nd.kind {
         NdKind::Solicit => {
-            if book.is_ours(nd.src) {
+            if book.is_ours(nd.src) || vips.contains(&nd.src) {
                 return drop(DropReason::NdSpoofedOwn, None);
             }
-            let mine = book.on_port(nd.target, port).is_some();
+            let mine = book.on_port(nd.target, port).is_some()
+                || (vips.contains(&nd.target) && book.on_link(nd.target, port) && !is_link_local(nd.target));
             let learn = match nd.source_ll {
                 Some(mac) if !nd.src.is_unspecified() && mac.is_unicast() && book.on_link(nd.src, port) => {
                     Some(NdLearn { ip: nd.src, mac, create: mine })
@@ -274,7 +283,7 @@ pub fn nd_input(nd: &NdRepr, port: PortId, book: &Ipv6Book) -> NdOutcome {
             NdOutcome { action: Ok(Some(*nd)), learn }
         }
         NdKind::Advert(flags) => {
-            if book.is_ours(nd.target) {
+            if book.is_ours(nd.target) || vips.contains(&nd.target) {
                 return drop(DropReason::NdSpoofedOwn, None);
             }
             let learn = match nd.target_ll {
@@ -373,7 +382,7 @@ pub fn is_bad_source(a: Ipv6Addr) -> bool {
 #[inline]
 pub fn route_verdict(book: &Ipv6Book, dst: Ipv6Addr, in_port: PortId) -> Verdict {
     match book.route(dst, in_port) {
-        Some(port) => Verdict::Route6 { port },
+        Some(port) => Verdict::Route6 { port, next_hop: dst },
         None => Verdict::Drop(DropReason::NoRoute),
     }
 }

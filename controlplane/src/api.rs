@@ -578,7 +578,7 @@ async fn zero_stats(State(st): State<St>, RawQuery(q): RawQuery) -> Result<Statu
             let r = ServiceRef::parse_joined(s).map_err(|e| ApiError::field(StatusCode::BAD_REQUEST, "service", e))?;
             run.find_service(&r)?;
             let proto = r.protocol;
-            Some(ServiceKey { proto, vip: r.address, port: r.port })
+            Some(ServiceKey { proto, vip: r.address.into(), port: r.port })
         }
     };
     if only.is_none() {
@@ -669,7 +669,7 @@ async fn connections(State(st): State<St>, RawQuery(q): RawQuery) -> Result<Resp
         Some(s) => {
             let r = ServiceRef::parse_joined(s).map_err(|e| bad("service", e))?;
             let proto = r.protocol;
-            Some(ServiceKey { proto, vip: r.address, port: r.port })
+            Some(ServiceKey { proto, vip: r.address.into(), port: r.port })
         }
     };
     let server = match q.get("server") {

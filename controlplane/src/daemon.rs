@@ -341,7 +341,9 @@ impl StatusSource for LiveStatus {
         // `with_services` lists the table's services and servers in table order.
         for (ss, ds) in status.services.iter_mut().zip(table.services()) {
             for (rs, dr) in ss.servers.iter_mut().zip(&ds.servers) {
-                rs.health = board.get(&(ds.key, dr.addr, dr.port)).cloned();
+                // The health board is keyed by IPv4 servers only (so far).
+                let std::net::IpAddr::V4(addr) = dr.addr else { continue };
+                rs.health = board.get(&(ds.key, addr, dr.port)).cloned();
             }
         }
         status.prober = Some(self.prober.snapshot());

@@ -235,7 +235,15 @@ impl Samples {
             .map(|s| ServiceSample {
                 key: s.key,
                 stats: s.stats.snapshot(),
-                servers: s.servers.iter().map(|r| (SocketAddrV4::new(r.addr, r.port), r.stats.snapshot())).collect(),
+                // Rates are kept for IPv4 servers only (so far).
+                servers: s
+                    .servers
+                    .iter()
+                    .filter_map(|r| match r.addr {
+                        std::net::IpAddr::V4(a) => Some((SocketAddrV4::new(a, r.port), r.stats.snapshot())),
+                        std::net::IpAddr::V6(_) => None,
+                    })
+                    .collect(),
             })
             .collect();
         Samples { services, workers }
@@ -537,7 +545,7 @@ mod tests {
     const TWO: Duration = ESTIMATION_INTERVAL;
 
     fn key() -> ServiceKey {
-        ServiceKey { proto: L4Proto::Tcp, vip: Ipv4Addr::new(10, 10, 0, 100), port: 80 }
+        ServiceKey { proto: L4Proto::Tcp, vip: Ipv4Addr::new(10, 10, 0, 100).into(), port: 80 }
     }
 
     fn rs() -> SocketAddrV4 {

@@ -90,7 +90,7 @@ pub fn build_table(config: &Config, generation: u64, workers: usize) -> anyhow::
 
 /// The key of a configured service.
 pub fn service_key(s: &crate::config::Service) -> ServiceKey {
-    ServiceKey { proto: s.protocol, vip: s.address, port: s.port }
+    ServiceKey { proto: s.protocol, vip: s.address.into(), port: s.port }
 }
 
 /// The stable ids handed out so far: those of the objects in the running table, and the
@@ -247,7 +247,7 @@ pub fn build_with_health(
             }
             let in_tier = matches!(&selection, Selection::Servers(tier) if tier.contains(&j));
             servers.push(RealServer {
-                addr: r.address,
+                addr: r.address.into(),
                 port: r.port,
                 weight: if in_tier { u32::from(effect.weight) } else { 0 },
                 forward: r.forward,
@@ -260,7 +260,7 @@ pub fn build_with_health(
         if let (Selection::Sorry, Some(sorry)) = (&selection, s.sorry_server) {
             let id = ids.sorry_id(key, *sorry.ip(), sorry.port());
             servers.push(RealServer {
-                addr: *sorry.ip(),
+                addr: (*sorry.ip()).into(),
                 port: sorry.port(),
                 weight: 1,
                 forward: s.servers.first().map_or(rvs_dataplane::types::ForwardMode::Nat, |r| r.forward),
@@ -468,7 +468,20 @@ backup = true
         let key = service_key(&c.services[0]);
         let ip = |n: u8| Ipv4Addr::new(10, 20, 0, n);
         let weights = |t: &ServiceTable| -> Vec<(u8, u32)> {
-            t.get(0).unwrap().servers.iter().map(|r| (r.addr.octets()[3], r.weight)).collect()
+            t.get(0)
+                .unwrap()
+                .servers
+                .iter()
+                .map(|r| {
+                    (
+                        match r.addr {
+                            std::net::IpAddr::V4(a) => a.octets()[3],
+                            std::net::IpAddr::V6(_) => 0,
+                        },
+                        r.weight,
+                    )
+                })
+                .collect()
         };
         let mut ids = IdBook::default();
         let t1 = build_with_health(&c, 1, 1, &mut ids, None, &Overlay::new()).unwrap();

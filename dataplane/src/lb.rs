@@ -58,14 +58,16 @@
 //!   Connection counts (opened, active/inactive moves, closed) stay immediate: the
 //!   schedulers read them.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
 use rvs_drivers::PacketBuf;
 
 use crate::admission::RateTable;
 use crate::conn::owner::{client_owner, lport_owner, LocalPortAllocator, RssSpec};
-use crate::conn::{CachedHop, Conn, ConnFlags, ConnId, ConnTable, Direction, FlowKey, StateChange, TableFull};
+use crate::conn::{
+    CachedHop, Conn, ConnFlags, ConnId, ConnTable, ConnTable6, Direction, FlowKey, StateChange, TableFull,
+};
 use crate::control::{ConnEntry, ConnFilter, ConnListing, MAX_LISTING};
 use crate::l2l3::{AddrKind, AddressBook, ResolvedNeighbours, RouteTable, Verdict};
 use crate::sched::{new_scheduler, SchedInput, Scheduler};
@@ -73,9 +75,7 @@ use crate::service::{ServiceTable, SharedServices};
 use crate::stats::{DropReason, WorkerCounters};
 use crate::synproxy::cookie::CookieSecret;
 use crate::synproxy::SynProxyMode;
-use crate::types::{
-    ConnState, ForwardMode, L4Proto, PortId, ServerId, ServiceId, ServiceKey, TcpState, Timeouts, UnknownFlow,
-};
+use crate::types::{ConnState, ForwardMode, L4Proto, PortId, ServerId, ServiceId, TcpState, Timeouts, UnknownFlow};
 use crate::view::L4View;
 use crate::wire::{EthernetFrame, Ipv4Packet, MacAddr};
 use crate::xmit::icmp_err;
@@ -88,10 +88,12 @@ mod frag_engine;
 mod prefetch;
 mod sync_engine;
 mod synproxy_engine;
+mod v6_engine;
 pub use frag_engine::flow_owner;
 pub use prefetch::PREFETCH_MIN_CONNS;
 pub use sync_engine::{Installed, SyncRefused};
 use synproxy_engine::proxied_to_server;
+pub use v6_engine::{conn6_capacity, MIN_CONN6_CAPACITY};
 
 /// The key of service `svc_idx`'s buckets: its stable id (buckets stay with the service
 /// across table changes), or the index past the ids if the table has none.
@@ -200,6 +202,8 @@ pub struct LbEngine {
     snap: Arc<ServiceTable>,
     scheds: Vec<Box<dyn Scheduler>>,
     conns: ConnTable,
+    /// The IPv6 connections (`v6_engine`).
+    conns6: ConnTable6,
     lports: LocalPortAllocator,
     rss: Option<RssSpec>,
     port_mtu: Vec<u16>,
@@ -241,6 +245,7 @@ impl LbEngine {
             snap,
             scheds: Vec::new(),
             conns: ConnTable::with_pages(config.conn_capacity, config.timeouts, config.conn_pages),
+            conns6: ConnTable6::with_pages(conn6_capacity(config.conn_capacity), config.timeouts, config.conn_pages),
             lports: LocalPortAllocator::new(worker, workers.max(1), &config.local_addrs),
             rss: config.rss,
             port_mtu: config.port_mtu,
@@ -272,6 +277,9 @@ impl LbEngine {
         if let Some(t) = self.snap.settings().timeouts {
             if *self.conns.timeouts() != t {
                 self.conns.set_timeouts(t);
+            }
+            if *self.conns6.timeouts() != t {
+                self.conns6.set_timeouts(t);
             }
         }
         true
@@ -387,8 +395,9 @@ impl LbEngine {
             // client using a VIP as its source could cause it; treat it as unknown.
             Some((_, Direction::Reply)) => return Verdict::Drop(DropReason::ReplyNoConn),
             None => {
-                let key = ServiceKey { proto: flow.proto(), vip: flow.dst, port: flow.dport };
-                let Some((svc, s)) = self.snap.lookup(key) else { return Verdict::Drop(DropReason::L4NoService) };
+                let Some((svc, s)) = self.snap.lookup_v4(flow.proto(), flow.dst, flow.dport) else {
+                    return Verdict::Drop(DropReason::L4NoService);
+                };
                 let policy = s.syn_proxy;
                 // A non-SYN TCP segment scheduled by `unknown_flow = "schedule"`.
                 let mut unknown = false;
@@ -545,8 +554,13 @@ impl LbEngine {
             self.rate_admit(&snap, svc_idx, flow.src, env, now)?;
         }
         let sched = self.scheds.get_mut(svc_idx as usize).ok_or(DropReason::L4NoService)?;
-        let input =
-            SchedInput { client: flow.src, client_port: flow.sport, vip: flow.dst, vport: flow.dport, now_ns: now };
+        let input = SchedInput {
+            client: u32::from(flow.src),
+            client_port: flow.sport,
+            vip: u32::from(flow.dst),
+            vport: flow.dport,
+            now_ns: now,
+        };
         let picked = match &svc.persist {
             Some(p) => {
                 let now_s = crate::sched::persist::persist_now_s(now);
@@ -563,11 +577,13 @@ impl LbEngine {
         };
         let idx = picked.ok_or(DropReason::NoServer)?;
         let server = svc.servers.get(idx).ok_or(DropReason::NoServer)?;
+        // An IPv4 service has IPv4 servers only (`ServiceTable` refuses a mix).
+        let IpAddr::V4(server_addr) = server.addr else { return Err(DropReason::NoServer) };
         let (local, lport) = if server.forward == ForwardMode::FullNat {
             let misses = self.lports.rss_misses();
             let got = self
                 .lports
-                .alloc(&svc.local_addrs, server.addr, server.port, self.rss.as_ref())
+                .alloc(&svc.local_addrs, server_addr, server.port, self.rss.as_ref())
                 .ok_or(DropReason::NoLocalPort)?;
             if self.lports.rss_misses() != misses {
                 env.counters.lport_rss_misses.inc();
@@ -580,7 +596,7 @@ impl LbEngine {
             return Err(DropReason::NoServer);
         };
         let make = || {
-            let mut conn = Conn::new(flow.key(), server.forward, server.addr, server.port)
+            let mut conn = Conn::new(flow.key(), server.forward, server_addr, server.port)
                 .with_local(local, lport)
                 .with_service(service_id, server_id);
             if server.forward == ForwardMode::FullNat && flow.proto() == L4Proto::Tcp {
@@ -1023,12 +1039,33 @@ impl LbEngine {
                 svc.stats.conn_moved(self.worker, active);
             }
         }
+        Self::pend_into(&mut self.pending, snap, self.worker, server_id, service_id, dir, bytes);
+        Ok(change)
+    }
+
+    /// Adds one packet of `bytes` travelling `dir` to the pending counts of its server
+    /// and service (flushed at the end of the poll, see the module docs).
+    #[inline(always)]
+    fn pend(&mut self, snap: &ServiceTable, server_id: ServerId, service_id: ServiceId, dir: Direction, bytes: u64) {
+        Self::pend_into(&mut self.pending, snap, self.worker, server_id, service_id, dir, bytes);
+    }
+
+    #[inline(always)]
+    fn pend_into(
+        pending: &mut [PendingStats; PENDING_SLOTS],
+        snap: &ServiceTable,
+        worker: usize,
+        server_id: ServerId,
+        service_id: ServiceId,
+        dir: Direction,
+        bytes: u64,
+    ) {
         // Packets and bytes wait in `pending` until the end of the poll (module docs).
         // Updated in place: a copy of the slot out and back cost ~20 instructions a packet.
-        let p = &mut self.pending[server_id as usize % PENDING_SLOTS];
+        let p = &mut pending[server_id as usize % PENDING_SLOTS];
         if (p.server_id, p.service_id) != (server_id, service_id) {
             if !p.is_empty() {
-                publish(snap, self.worker, p);
+                publish(snap, worker, p);
             }
             *p = PendingStats { server_id, service_id, ..PendingStats::default() };
         }
@@ -1039,7 +1076,6 @@ impl LbEngine {
             p.packets_out += 1;
             p.bytes_out += bytes;
         }
-        Ok(change)
     }
 
     /// Adds the packets and bytes forwarded since the last call to the shared counters of
@@ -1064,7 +1100,7 @@ impl LbEngine {
         }
         self.next_expire = now.saturating_add(CONN_TIMER_INTERVAL_NS);
         let (worker, snap, lports) = (self.worker, &self.snap, &mut self.lports);
-        self.conns.expire_at_most(now, EXPIRE_BATCH, |c| conn_closed(worker, snap, lports, c))
+        self.conns.expire_at_most(now, EXPIRE_BATCH, |c| conn_closed(worker, snap, lports, c)) + self.expire6(now)
     }
 }
 

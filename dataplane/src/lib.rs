@@ -57,6 +57,7 @@ pub mod sync;
 pub mod synproxy;
 pub mod types;
 pub mod view;
+pub mod view6;
 pub mod wire;
 pub mod worker;
 pub mod xmit;

@@ -7,7 +7,7 @@
 //! worker and the control plane — sum the slots with relaxed loads. A sum may be a few
 //! packets stale; schedulers tolerate that, as IPVS's do with its per-CPU counters.
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -207,8 +207,8 @@ impl ServerStats {
 /// A real server of a service.
 #[derive(Debug, Clone)]
 pub struct RealServer {
-    /// Its address.
-    pub addr: Ipv4Addr,
+    /// Its address: of the service's VIP's family (`ServiceTable` refuses a mix).
+    pub addr: IpAddr,
     /// Its port (may differ from the service port in NAT and Full-NAT).
     pub port: u16,
     /// Scheduling weight; 0 takes no new connections (quiescent).

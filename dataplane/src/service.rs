@@ -7,7 +7,7 @@
 //! the servers' counters ([`crate::server::ServerStats`]).
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
@@ -18,7 +18,9 @@ use crate::sched::{PersistTable, SchedShared};
 use crate::server::{RealServer, ServerStats};
 use crate::sync::PersistRecord;
 use crate::synproxy::SynProxyPolicy;
-use crate::types::{L4Proto, SchedulerKind, ServerId, ServiceId, ServiceKey, Timeouts, UnknownFlow, VipConfig};
+use crate::types::{
+    ForwardMode, L4Proto, SchedulerKind, ServerId, ServiceId, ServiceKey, Timeouts, UnknownFlow, VipConfig,
+};
 
 /// One virtual service in a snapshot: its servers, its scheduler's shared tables, its
 /// persistence and its Full-NAT local addresses.
@@ -80,7 +82,7 @@ impl Service {
     /// for a service without persistence. An entry whose server index names no server
     /// of this snapshot is left out. O(table capacity): for the control plane.
     pub fn persist_records(&self, now_s: u32) -> impl Iterator<Item = PersistRecord> + '_ {
-        let vip = SocketAddr::new(IpAddr::V4(self.key.vip), self.key.port);
+        let vip = SocketAddr::new(self.key.vip, self.key.port);
         self.persist.iter().flat_map(move |p| {
             p.entries(now_s).filter_map(move |(client, server, left)| {
                 let s = self.servers.get(server)?;
@@ -88,7 +90,7 @@ impl Service {
                     proto: self.key.proto,
                     vip,
                     client: IpAddr::V4(client),
-                    server: SocketAddr::new(IpAddr::V4(s.addr), s.port),
+                    server: SocketAddr::new(s.addr, s.port),
                     expires_in_s: left,
                 })
             })
@@ -106,8 +108,11 @@ impl Service {
         };
         let table = self.persist.as_ref().ok_or(PersistRefused::NotPersistent)?;
         let port = rec.server.port();
-        let idx =
-            self.servers.iter().position(|s| s.addr == server && s.port == port).ok_or(PersistRefused::NoServer)?;
+        let idx = self
+            .servers
+            .iter()
+            .position(|s| s.addr == IpAddr::V4(server) && s.port == port)
+            .ok_or(PersistRefused::NoServer)?;
         if table.install(client, idx, rec.expires_in_s, now_s) {
             Ok(())
         } else {
@@ -214,7 +219,12 @@ impl<T: Copy> DenseIds<T> {
 pub struct ServiceTable {
     generation: u64,
     services: Vec<Service>,
+    /// IPv4 services by [`ServiceKey::packed_v4`]: one word hashed per IPv4 lookup.
     index: HashMap<u64, u32, IpHasherBuilder>,
+    /// IPv6 services, by protocol, VIP and port.
+    index6: HashMap<(L4Proto, Ipv6Addr, u16), u32, IpHasherBuilder>,
+    /// Every IPv6 VIP, once each, in service order (neighbour discovery answers for them).
+    vips6: Vec<Ipv6Addr>,
     ids: TableIds,
     service_by_id: DenseIds<u32>,
     server_by_id: DenseIds<(u32, u32)>,
@@ -235,6 +245,53 @@ pub enum TableError {
     /// The ids do not match the services (count, reuse, span).
     #[error("bad ids: {0}")]
     Ids(String),
+    /// A real server of another address family than its service's VIP (an IPv6 VIP
+    /// with IPv4 servers is NAT64, which the data path does not forward yet).
+    #[error("service {service}: real server {server} is not of the VIP's address family (NAT64 is not supported yet)")]
+    MixedFamily {
+        /// The service.
+        service: ServiceKey,
+        /// Its first server of the other family.
+        server: IpAddr,
+    },
+    /// Something an IPv6 service cannot have yet (the IPv6 data path forwards DR and
+    /// NAT66 only, without persistence, client lists or per-client rates).
+    #[error("service {service}: {what} is not supported on an IPv6 service yet")]
+    Ipv6Unsupported {
+        /// The service.
+        service: ServiceKey,
+        /// What it has: `persistence`, `forward = \"fullnat\"`, ...
+        what: &'static str,
+    },
+}
+
+/// The first reason `s` cannot be forwarded by this data path (see [`TableError`]):
+/// servers of another family than the VIP, or on an IPv6 VIP, what only the IPv4 path
+/// has.
+fn check_family(s: &Service) -> Result<(), TableError> {
+    if let Some(r) = s.servers.iter().find(|r| r.addr.is_ipv4() != s.key.vip.is_ipv4()) {
+        return Err(TableError::MixedFamily { service: s.key, server: r.addr });
+    }
+    if s.key.vip.is_ipv4() {
+        return Ok(());
+    }
+    let refuse = |what| Err(TableError::Ipv6Unsupported { service: s.key, what });
+    if s.persist.is_some() {
+        return refuse("persistence (-p)");
+    }
+    if !s.admission.allow.is_empty() || !s.admission.deny.is_empty() {
+        return refuse("a client allow/deny list");
+    }
+    if s.admission.client_rate != 0 {
+        return refuse("a per-client rate (client_rate)");
+    }
+    if s.servers.iter().any(|r| r.forward == ForwardMode::FullNat) {
+        return refuse("forward = \"fullnat\"");
+    }
+    if s.servers.iter().any(|r| r.forward == ForwardMode::Tunnel) {
+        return refuse("forward = \"tunnel\"");
+    }
+    Ok(())
 }
 
 impl ServiceTable {
@@ -247,7 +304,11 @@ impl ServiceTable {
             TableError::Duplicate(d) => d,
             // Sequential ids are always valid.
             TableError::Ids(_) => {
-                DuplicateService(ServiceKey { proto: L4Proto::Tcp, vip: Ipv4Addr::UNSPECIFIED, port: 0 })
+                DuplicateService(ServiceKey { proto: L4Proto::Tcp, vip: Ipv4Addr::UNSPECIFIED.into(), port: 0 })
+            }
+            // Tables of services that need a family check are built with `with_ids`.
+            TableError::MixedFamily { service, .. } | TableError::Ipv6Unsupported { service, .. } => {
+                DuplicateService(service)
             }
         })
     }
@@ -260,8 +321,14 @@ impl ServiceTable {
         settings: TableSettings,
     ) -> Result<Self, TableError> {
         let mut index = HashMap::with_capacity_and_hasher(services.len(), IpHasherBuilder::new());
+        let mut index6 = HashMap::with_hasher(IpHasherBuilder::new());
         for (i, s) in services.iter().enumerate() {
-            if index.insert(s.key.packed(), i as u32).is_some() {
+            check_family(s)?;
+            let dup = match s.key.vip {
+                IpAddr::V4(v) => index.insert(ServiceKey::packed_v4(s.key.proto, v, s.key.port), i as u32),
+                IpAddr::V6(v) => index6.insert((s.key.proto, v, s.key.port), i as u32),
+            };
+            if dup.is_some() {
                 return Err(DuplicateService(s.key).into());
             }
         }
@@ -280,7 +347,14 @@ impl ServiceTable {
             .collect();
         let service_by_id = DenseIds::build(&svc_pairs)?;
         let server_by_id = DenseIds::build(&srv_pairs)?;
-        Ok(ServiceTable { generation, services, index, ids, service_by_id, server_by_id, settings })
+        let mut vips6: Vec<Ipv6Addr> = Vec::new();
+        for k in index6.keys() {
+            if !vips6.contains(&k.1) {
+                vips6.push(k.1);
+            }
+        }
+        vips6.sort_unstable();
+        Ok(ServiceTable { generation, services, index, index6, vips6, ids, service_by_id, server_by_id, settings })
     }
 
     /// An empty table (generation 0).
@@ -289,6 +363,8 @@ impl ServiceTable {
             generation: 0,
             services: Vec::new(),
             index: HashMap::with_hasher(IpHasherBuilder::new()),
+            index6: HashMap::with_hasher(IpHasherBuilder::new()),
+            vips6: Vec::new(),
             ids: TableIds::default(),
             service_by_id: DenseIds::default(),
             server_by_id: DenseIds::default(),
@@ -302,15 +378,38 @@ impl ServiceTable {
     /// The service at `key`, with its index.
     #[inline]
     pub fn lookup(&self, key: ServiceKey) -> Option<(u32, &Service)> {
-        let i = *self.index.get(&key.packed())?;
+        match key.vip {
+            IpAddr::V4(v) => self.lookup_v4(key.proto, v, key.port),
+            IpAddr::V6(v) => self.lookup_v6(key.proto, v, key.port),
+        }
+    }
+    /// The IPv4 service at `proto`, `vip`, `port`, with its index (the IPv4 data path's
+    /// lookup: one packed word, no address-family branch).
+    #[inline]
+    pub fn lookup_v4(&self, proto: L4Proto, vip: Ipv4Addr, port: u16) -> Option<(u32, &Service)> {
+        let i = *self.index.get(&ServiceKey::packed_v4(proto, vip, port))?;
         Some((i, &self.services[i as usize]))
+    }
+    /// The IPv6 service at `proto`, `vip`, `port`, with its index.
+    #[inline]
+    pub fn lookup_v6(&self, proto: L4Proto, vip: Ipv6Addr, port: u16) -> Option<(u32, &Service)> {
+        let i = *self.index6.get(&(proto, vip, port))?;
+        Some((i, &self.services[i as usize]))
+    }
+    /// Whether some service has the IPv6 address `vip` (the IPv6 path's "to a VIP").
+    #[inline]
+    pub fn has_vip6(&self, vip: Ipv6Addr) -> bool {
+        self.vips6.binary_search(&vip).is_ok()
+    }
+    /// Every IPv6 VIP of the table, once each (sorted).
+    pub fn vips6(&self) -> &[Ipv6Addr] {
+        &self.vips6
     }
     /// Installs a persistence record from the peer into the service it names (see
     /// [`Service::install_persist`]).
     pub fn install_persist(&self, rec: &PersistRecord, now_s: u32) -> Result<(), PersistRefused> {
         let IpAddr::V4(vip) = rec.vip.ip() else { return Err(PersistRefused::Family) };
-        let (_, svc) =
-            self.lookup(ServiceKey { proto: rec.proto, vip, port: rec.vip.port() }).ok_or(PersistRefused::NoService)?;
+        let (_, svc) = self.lookup_v4(rec.proto, vip, rec.vip.port()).ok_or(PersistRefused::NoService)?;
         svc.install_persist(rec, now_s)
     }
     /// The service at index `i`.

@@ -153,11 +153,17 @@ drop_reasons! {
     /// address detection) or one of our own addresses.
     Ip6BadSource => "ip6_bad_source", "IPv6 source multicast, unspecified (outside DAD) or one of ours";
     /// IPv6 destination not one of our addresses, nor (at a multicast MAC) all-nodes or
-    /// the solicited-node group of one of them: rvs forwards no IPv6 yet.
-    Ip6NotForUs => "ip6_not_for_us", "IPv6 destination not one of our addresses or groups (no IPv6 forwarding)";
-    /// IPv6 to one of our addresses that is not ICMPv6 (TCP, UDP, fragments): there are
-    /// no IPv6 services yet.
-    Ip6NoService => "ip6_no_service", "IPv6 to one of our addresses other than ICMPv6 (no IPv6 services yet)";
+    /// the solicited-node group of one of them, nor a NAT66 reply of a known connection.
+    Ip6NotForUs => "ip6_not_for_us", "IPv6 destination not one of our addresses, groups or VIPs, nor a NAT66 reply";
+    /// IPv6 to one of our port addresses that is not ICMPv6 (TCP, UDP, fragments): the
+    /// lite stack answers only ICMPv6 there.
+    Ip6NoService => "ip6_no_service", "IPv6 to one of our port addresses other than ICMPv6";
+    /// An IPv6 fragment to a VIP or of a NAT66 reply: IPv6 fragments are not matched to
+    /// flows yet.
+    Ip6Fragment => "ip6_fragment", "IPv6 fragment of a TCP/UDP flow (IPv6 fragments not forwarded yet)";
+    /// A NAT66 packet whose hop limit is 1 or 0: it may not be forwarded (RFC 8200 §3;
+    /// no ICMPv6 time exceeded is generated yet).
+    Ip6HopLimit => "ip6_hop_limit", "IPv6 hop limit 1 or 0 on a packet rvs routes (NAT66)";
     /// ICMPv6 message shorter than its header.
     Icmp6Malformed => "icmp6_malformed", "ICMPv6 message shorter than its 8-byte header";
     /// ICMPv6 checksum (over the pseudo-header) wrong.

@@ -8,7 +8,7 @@
 //! parsing; no behaviour of the data path lives here.
 
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
@@ -225,23 +225,29 @@ impl fmt::Display for SchedulerKind {
 pub struct ServiceKey {
     /// TCP or UDP.
     pub proto: L4Proto,
-    /// The virtual IP.
-    pub vip: Ipv4Addr,
+    /// The virtual IP, of either family; the servers of the service are of the same
+    /// family (NAT64 is not forwarded yet; `ServiceTable` refuses a mix).
+    pub vip: IpAddr,
     /// The virtual port.
     pub port: u16,
 }
 
 impl ServiceKey {
-    /// The key packed into one word for the lookup map.
+    /// An IPv4 key packed into one word, for the IPv4 lookup map (the IPv4 data path
+    /// builds it from the packet without going through [`IpAddr`]).
     #[inline]
-    pub(crate) fn packed(self) -> u64 {
-        (u64::from(self.proto.ipproto()) << 48) | (u64::from(u32::from(self.vip)) << 16) | u64::from(self.port)
+    pub(crate) fn packed_v4(proto: L4Proto, vip: Ipv4Addr, port: u16) -> u64 {
+        (u64::from(proto.ipproto()) << 48) | (u64::from(u32::from(vip)) << 16) | u64::from(port)
     }
 }
 
 impl fmt::Display for ServiceKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}:{}", self.proto.name(), self.vip, self.port)
+        match self.vip {
+            IpAddr::V4(v) => write!(f, "{} {}:{}", self.proto.name(), v, self.port),
+            // ipvsadm's form: brackets around an IPv6 address.
+            IpAddr::V6(v) => write!(f, "{} [{}]:{}", self.proto.name(), v, self.port),
+        }
     }
 }
 

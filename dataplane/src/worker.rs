@@ -140,9 +140,10 @@ use crate::punt::{ProbeLink, SendError, TX_PER_POLL};
 use crate::stats::{DropReason, WorkerCounters};
 use crate::sync::{SyncLink, SyncOptions, INSTALL_PER_POLL};
 use crate::types::{PortId, VipConfig};
-use crate::view::L4View;
+use crate::view::{L4View, L3_OFFSET};
+use crate::view6::L4View6;
 use crate::wire::icmpv6::{
-    multicast_mac, Icmpv6Packet, NdRepr, ALL_NODES, ICMPV6_ECHO_REQUEST, ICMPV6_NEIGHBOR_ADVERT,
+    multicast_mac, solicited_node, Icmpv6Packet, NdRepr, ALL_NODES, ICMPV6_ECHO_REQUEST, ICMPV6_NEIGHBOR_ADVERT,
     ICMPV6_NEIGHBOR_SOLICIT,
 };
 use crate::wire::{
@@ -1114,6 +1115,20 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
                 self.tx.counters.nd_advertisements_sent.inc();
             }
         }
+        // The IPv6 VIPs, each on the ports whose prefix holds it.
+        let Some(lb) = &self.lb else { return };
+        let snap = std::sync::Arc::clone(lb.services());
+        for &vip in snap.vips6() {
+            for p in 0..self.tx.ports.len() {
+                let port = PortId(p as u16);
+                if !self.addrs6.on_link(vip, port) || nd::is_link_local(vip) {
+                    continue;
+                }
+                if self.tx.originate_frame(port, ND_FRAME_LEN, |f, mac| nd::write_unsolicited_na_frame(f, mac, vip)) {
+                    self.tx.counters.nd_advertisements_sent.inc();
+                }
+            }
+        }
     }
 
     /// One pass of the loop at time `now` (monotonic ns): receive and handle a burst on
@@ -1346,7 +1361,9 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
             if dst == VRRP_MAC_V4 && self.ha.is_some() {
                 return self.handle_vrrp(port, port_mac, frame, offload);
             }
-            if dst.0[..2] == [0x33, 0x33] && self.addrs6.accepts_multicast_mac(dst, port) {
+            if dst.0[..2] == [0x33, 0x33]
+                && (self.addrs6.accepts_multicast_mac(dst, port) || self.vip6_group_mac(dst, port))
+            {
                 return self.ipv6_rx(port, port_mac, buf, true, now);
             }
             return Verdict::Drop(DropReason::EthNotForUs);
@@ -1434,17 +1451,28 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
         };
         let (src, dst) = (ip.src_addr(), ip.dst_addr());
         let for_us = if multicast {
-            multicast_mac(dst) == eth_dst && (dst == ALL_NODES || self.addrs6.is_solicited_group(dst, port))
+            multicast_mac(dst) == eth_dst
+                && (dst == ALL_NODES || self.addrs6.is_solicited_group(dst, port) || self.vip6_solicited(dst, port))
         } else {
             self.addrs6.get(dst, port).is_some()
         };
-        if !for_us {
+        // An IPv6 VIP: neighbour discovery and echo for it go the way of our own
+        // addresses', TCP and UDP to the IPv6 L4 path.
+        let to_vip = !for_us && !multicast && self.lb.as_ref().is_some_and(|lb| lb.is_vip6(dst));
+        if !for_us && !to_vip {
+            // A NAT66 reply, if anything: the IPv6 L4 path, when there are IPv6 services.
+            if !multicast && self.lb.as_ref().is_some_and(LbEngine::has_ipv6_services) {
+                return self.l4_rx6(port, buf, now);
+            }
             return Drop(DropReason::Ip6NotForUs);
         }
         let upper = match ip.upper_layer() {
             Ok(u) => u,
             Err(e) => return Drop(e.into()),
         };
+        if to_vip && upper.protocol != IPPROTO_ICMPV6 {
+            return self.l4_rx6(port, buf, now);
+        }
         if nd::is_bad_source(src) {
             return Drop(DropReason::Ip6BadSource);
         }
@@ -1494,7 +1522,8 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
         buf: &mut Q::Buf,
         now: u64,
     ) -> Verdict {
-        let out = nd::nd_input(nd, port, &self.addrs6);
+        let vips: &[Ipv6Addr] = self.lb.as_ref().map_or(&[], |lb| lb.services().vips6());
+        let out = nd::nd_input_with_vips(nd, port, &self.addrs6, vips);
         if let Some(l) = out.learn {
             self.learn6(l.ip, l.mac, port, now, l.create, true);
         }
@@ -1527,6 +1556,44 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
             let lost = self.sync.broadcast(NeighUpdate { ip: IpAddr::V6(ip), mac, port });
             self.tx.counters.neigh_updates_lost.add(lost);
         }
+    }
+
+    /// An IPv6 frame to a VIP or not to us, on a worker with IPv6 services: the
+    /// extension-header walk, the source check and the TCP/UDP view, then the engine's
+    /// IPv6 path (`LbEngine::handle_view6`). Out of line: IPv4 never comes here.
+    #[inline(never)]
+    fn l4_rx6(&mut self, port: PortId, buf: &mut Q::Buf, now: u64) -> Verdict {
+        let view = {
+            let frame = buf.data();
+            let Some(ip) = frame.get(L3_OFFSET..).and_then(|b| Ipv6Packet::new_checked(b).ok()) else {
+                return Verdict::Drop(DropReason::Ip6Truncated);
+            };
+            let upper = match ip.upper_layer() {
+                Ok(u) => u,
+                Err(e) => return Verdict::Drop(e.into()),
+            };
+            if nd::is_bad_source(ip.src_addr()) || self.addrs6.is_ours(ip.src_addr()) {
+                return Verdict::Drop(DropReason::Ip6BadSource);
+            }
+            match L4View6::from_ipv6(&ip, &upper) {
+                Ok(v) => v,
+                Err(reason) => return Verdict::Drop(reason),
+            }
+        };
+        let Some(lb) = self.lb.as_mut() else { return Verdict::Drop(DropReason::Ip6NotForUs) };
+        lb.handle_view6(buf, &view, port, &self.routes6, &self.tx.counters, now)
+    }
+
+    /// Whether `mac` is the solicited-node multicast MAC of an IPv6 VIP on `port`'s link.
+    fn vip6_group_mac(&self, mac: MacAddr, port: PortId) -> bool {
+        let Some(lb) = &self.lb else { return false };
+        lb.services().vips6().iter().any(|&v| self.addrs6.on_link(v, port) && multicast_mac(solicited_node(v)) == mac)
+    }
+
+    /// Whether `group` is the solicited-node group of an IPv6 VIP on `port`'s link.
+    fn vip6_solicited(&self, group: Ipv6Addr, port: PortId) -> bool {
+        let Some(lb) = &self.lb else { return false };
+        lb.services().vips6().iter().any(|&v| self.addrs6.on_link(v, port) && solicited_node(v) == group)
     }
 
     /// Sends an IPv6 packet out of `port` to the neighbour `next_hop` (the gateway, or the

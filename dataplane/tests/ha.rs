@@ -208,7 +208,7 @@ fn a_vip_added_live_takes_its_group() {
     let old = shared.load_full();
     let s = &old.services()[0];
     let mk = |vip: Ipv4Addr| Service {
-        key: ServiceKey { proto: L4Proto::Tcp, vip, port: 80 },
+        key: ServiceKey { proto: L4Proto::Tcp, vip: vip.into(), port: 80 },
         scheduler: s.scheduler,
         sched: Arc::clone(&s.sched),
         persist: None,

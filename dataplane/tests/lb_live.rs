@@ -33,7 +33,7 @@ fn republish(shared: &SharedServices, generation: u64, servers: &[(u32, Rs)], se
     let rs: Vec<RealServer> = servers
         .iter()
         .map(|(id, s)| RealServer {
-            addr: s.addr,
+            addr: s.addr.into(),
             port: s.port,
             weight: s.weight,
             forward: s.forward,
@@ -204,7 +204,7 @@ fn timeouts_and_vips_change_with_the_table() {
     let mk = |vip: Ipv4Addr| {
         let s = &old.services()[0];
         Service {
-            key: ServiceKey { proto: Tcp, vip, port: 80 },
+            key: ServiceKey { proto: Tcp, vip: vip.into(), port: 80 },
             scheduler: s.scheduler,
             sched: Arc::clone(&s.sched),
             persist: None,
@@ -250,7 +250,7 @@ fn connection_listing_through_the_control_queue() {
     let secs = e.expires_in_ns / SEC;
     assert!((58..=60).contains(&secs), "SYN_RECV expires in about 59 s, got {secs}");
 
-    let other = ServiceKey { proto: Tcp, vip: VIP, port: 81 };
+    let other = ServiceKey { proto: Tcp, vip: VIP.into(), port: 81 };
     let mut rx = handle.list_conns(ConnFilter { service: Some(other), server: None }, 10).expect("queued");
     let mut rx2 = handle.list_conns(ConnFilter { service: None, server: Some((RS1, 80)) }, 10).expect("queued");
     ws[0].poll_once(2 * SEC);

@@ -19,7 +19,7 @@ fn servers(weights: &[u32]) -> Vec<RealServer> {
         .iter()
         .enumerate()
         .map(|(i, &weight)| RealServer {
-            addr: Ipv4Addr::new(10, 20, 0, 11 + i as u8),
+            addr: Ipv4Addr::new(10, 20, 0, 11 + i as u8).into(),
             port: 80,
             weight,
             forward: ForwardMode::Dr,
@@ -33,9 +33,9 @@ fn servers(weights: &[u32]) -> Vec<RealServer> {
 /// Client `n`: addresses spread over 10.0.0.0/8, ports varying.
 fn input(n: u32) -> SchedInput {
     SchedInput {
-        client: Ipv4Addr::from(0x0a00_0000 | (n.wrapping_mul(2_654_435_761) >> 8)),
+        client: 0x0a00_0000 | (n.wrapping_mul(2_654_435_761) >> 8),
         client_port: 1024 + (n % 60_000) as u16,
-        vip: Ipv4Addr::new(10, 10, 0, 100),
+        vip: u32::from(Ipv4Addr::new(10, 10, 0, 100)),
         vport: 80,
         now_ns: u64::from(n) * 1_000,
     }
@@ -219,8 +219,7 @@ fn sessions_levels_active_sessions() {
 #[test]
 fn hash_schedulers_are_deterministic_and_weight_proportional() {
     let servers = servers(&[3, 2, 1]);
-    let by_vip =
-        |n: u32| SchedInput { vip: Ipv4Addr::from(0x0a0a_0000 | n.wrapping_mul(2_654_435_761) >> 12), ..input(n) };
+    let by_vip = |n: u32| SchedInput { vip: 0x0a0a_0000 | n.wrapping_mul(2_654_435_761) >> 12, ..input(n) };
     let cases: [(SchedulerKind, &InputFn, f64); 5] = [
         (SchedulerKind::Sh, &input, 0.01),
         (SchedulerKind::Dh, &by_vip, 0.01),

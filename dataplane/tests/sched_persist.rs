@@ -65,7 +65,7 @@ fn racing_workers_agree_per_network_under_the_netmask() {
 fn persistence_over_per_worker_schedulers() {
     let servers: Vec<RealServer> = (0..4)
         .map(|i| RealServer {
-            addr: Ipv4Addr::new(10, 20, 0, 11 + i),
+            addr: Ipv4Addr::new(10, 20, 0, 11 + i).into(),
             port: 80,
             weight: 1,
             forward: ForwardMode::Nat,
@@ -79,9 +79,9 @@ fn persistence_over_per_worker_schedulers() {
         (0..2).map(|w| new_scheduler(SchedulerKind::Rr, Arc::clone(&shared), &servers, w, 2)).collect();
     let table = PersistTable::new(1024, 60, Ipv4Addr::BROADCAST);
     let input = |n: u32| SchedInput {
-        client: client(n % 10),
+        client: u32::from(client(n % 10)),
         client_port: 1024 + n as u16,
-        vip: Ipv4Addr::new(10, 10, 0, 100),
+        vip: u32::from(Ipv4Addr::new(10, 10, 0, 100)),
         vport: 80,
         now_ns: 0,
     };
@@ -89,7 +89,12 @@ fn persistence_over_per_worker_schedulers() {
     for n in 0..1000u32 {
         let w = (n % 2) as usize;
         let i = input(n);
-        let p = table.lookup_or_insert_if(i.client, 5, |s| servers[s].available(), || workers[w].pick(&servers, &i));
+        let p = table.lookup_or_insert_if(
+            Ipv4Addr::from(i.client),
+            5,
+            |s| servers[s].available(),
+            || workers[w].pick(&servers, &i),
+        );
         let slot = &mut first[(n % 10) as usize];
         assert_eq!(*slot.get_or_insert(p), p, "client {} moved", i.client);
     }

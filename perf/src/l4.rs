@@ -266,7 +266,7 @@ fn build_worker_with(
     let servers: Vec<RealServer> = frames::SERVERS
         .iter()
         .map(|&addr| RealServer {
-            addr,
+            addr: addr.into(),
             port,
             weight: 1,
             forward,
@@ -277,7 +277,7 @@ fn build_worker_with(
         .collect();
     let sched = SchedShared::build(SchedulerKind::Rr, &servers, &SchedParams::default()).map_err(setup_err)?;
     let service = Service {
-        key: ServiceKey { proto: L4Proto::Tcp, vip: frames::VIP, port: frames::VPORT },
+        key: ServiceKey { proto: L4Proto::Tcp, vip: frames::VIP.into(), port: frames::VPORT },
         scheduler: SchedulerKind::Rr,
         sched: Arc::new(sched),
         persist: None,

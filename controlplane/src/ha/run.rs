@@ -527,7 +527,7 @@ pub fn service_down(
 ) -> bool {
     let mut checked = false;
     for ((svc, _, _), view) in board {
-        if (svc.proto, svc.vip, svc.port) == service {
+        if (svc.proto, svc.vip, svc.port) == (service.0, service.1.into(), service.2) {
             if view.state != "down" {
                 return false;
             }

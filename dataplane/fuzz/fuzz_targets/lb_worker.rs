@@ -105,7 +105,7 @@ fn real_servers(servers: &[(usize, u16, u32, ForwardMode)]) -> Vec<RealServer> {
     servers
         .iter()
         .map(|&(i, port, weight, forward)| RealServer {
-            addr: RS[i],
+            addr: RS[i].into(),
             port,
             weight,
             forward,
@@ -172,7 +172,7 @@ fn worker() -> MemWorker {
                 82 => SynProxyPolicy::auto(4),
                 _ => SynProxyPolicy::OFF,
             },
-            key: ServiceKey { proto, vip: VIP, port },
+            key: ServiceKey { proto, vip: VIP.into(), port },
             scheduler,
             sched: Arc::clone(sched),
             persist: None,

@@ -41,7 +41,8 @@
 //! bytes.
 
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::hash::Hash;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::ops::{BitOr, BitOrAssign};
 
 use crate::types::{ConnState, ForwardMode, L4Proto, PortId, ServerId, ServiceId};
@@ -50,27 +51,100 @@ pub mod owner;
 mod state;
 mod table;
 
-pub use owner::{client_owner, fragment_owner, lport_owner, toeplitz_hash, LocalPortAllocator, RssSpec};
+pub use owner::{client_owner, client_owner6, fragment_owner, lport_owner, toeplitz_hash, LocalPortAllocator, RssSpec};
 pub use state::next_tcp_state;
-pub use table::{ConnTable, TableFull, TableMemory, MAX_CAPACITY, TICK_NS, WHEEL_SLOTS};
+pub use table::{ConnTable, ConnTable6, ConnTableOf, TableFull, TableMemory, MAX_CAPACITY, TICK_NS, WHEEL_SLOTS};
+
+/// An address family of the connection table: its address type and how a flow's
+/// addresses feed the table's hash. [`V4`] and [`V6`]; the table, its entries and keys
+/// are generic over it ([`ConnTableOf`], [`ConnOf`], [`FlowKeyOf`]) and each family
+/// gets its own code (monomorphised: the IPv4 instance is the code the table had before
+/// it was generic, instruction for instruction).
+pub trait Family: Copy + fmt::Debug + PartialEq + Eq + Hash + Send + Sync + 'static {
+    /// The address type.
+    type Addr: Copy + fmt::Debug + fmt::Display + PartialEq + Eq + Hash + Send + Sync + 'static;
+    /// The unspecified address (free table entries hold it).
+    const UNSPECIFIED: Self::Addr;
+    /// A flow's two addresses as one 64-bit word, the address half of the table's hash
+    /// input (the table mixes it with its random seed).
+    fn addr_word(src: Self::Addr, dst: Self::Addr) -> u64;
+    /// A 32-bit tag of an address (the half-open records' tag of the client).
+    fn tag(a: Self::Addr) -> u32;
+}
+
+/// IPv4: the addresses are the hash word as they are (`src << 32 | dst`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct V4;
+
+impl Family for V4 {
+    type Addr = Ipv4Addr;
+    const UNSPECIFIED: Ipv4Addr = Ipv4Addr::UNSPECIFIED;
+    #[inline]
+    fn addr_word(src: Ipv4Addr, dst: Ipv4Addr) -> u64 {
+        (u64::from(u32::from(src)) << 32) | u64::from(u32::from(dst))
+    }
+    #[inline]
+    fn tag(a: Ipv4Addr) -> u32 {
+        u32::from(a)
+    }
+}
+
+/// IPv6: the 256 bits of the two addresses folded into one word by two 64×64→128
+/// multiplies (every bit of either address moves the word; the table's seeded hash does
+/// the rest).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct V6;
+
+/// `a × b` as 128 bits, folded to 64.
+#[inline]
+fn fold128(a: u64, b: u64) -> u64 {
+    let p = u128::from(a) * u128::from(b);
+    (p as u64) ^ ((p >> 64) as u64)
+}
+
+/// An IPv6 address folded into 64 bits.
+#[inline]
+fn fold6(a: Ipv6Addr, k: u64) -> u64 {
+    let v = u128::from(a);
+    fold128((v >> 64) as u64 ^ k, v as u64 ^ 0x9e37_79b9_7f4a_7c15)
+}
+
+impl Family for V6 {
+    type Addr = Ipv6Addr;
+    const UNSPECIFIED: Ipv6Addr = Ipv6Addr::UNSPECIFIED;
+    #[inline]
+    fn addr_word(src: Ipv6Addr, dst: Ipv6Addr) -> u64 {
+        fold6(src, 0xc2b2_ae3d_27d4_eb4f) ^ fold6(dst, 0x1656_67b1_9e37_79f9).rotate_left(32)
+    }
+    #[inline]
+    fn tag(a: Ipv6Addr) -> u32 {
+        let w = fold6(a, 0x27d4_eb2f_1656_67c5);
+        (w ^ (w >> 32)) as u32
+    }
+}
 
 /// The 5-tuple of a packet as it arrives: protocol, source and destination address and
-/// port. [`ConnTable::lookup`] takes the packet's own tuple, in either direction.
+/// port. [`ConnTableOf::lookup`] takes the packet's own tuple, in either direction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct FlowKey {
+pub struct FlowKeyOf<F: Family> {
     /// TCP or UDP.
     pub proto: L4Proto,
     /// Source address.
-    pub src: Ipv4Addr,
+    pub src: F::Addr,
     /// Source port.
     pub sport: u16,
     /// Destination address.
-    pub dst: Ipv4Addr,
+    pub dst: F::Addr,
     /// Destination port.
     pub dport: u16,
 }
 
-impl fmt::Display for FlowKey {
+/// An IPv4 flow's 5-tuple.
+pub type FlowKey = FlowKeyOf<V4>;
+/// An IPv6 flow's 5-tuple.
+pub type FlowKey6 = FlowKeyOf<V6>;
+
+impl<F: Family> fmt::Display for FlowKeyOf<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} {}:{} -> {}:{}", self.proto.name(), self.src, self.sport, self.dst, self.dport)
     }
@@ -192,17 +266,19 @@ pub struct CachedHop {
 /// Aligned to a 64-byte cache line (its size): a table entry then always sits in one
 /// line, so a lookup costs at most one miss on the entry, and one prefetch covers it
 /// (unaligned, a slab from the allocator puts every entry across two lines).
+///
+/// The IPv6 entry ([`Conn6`]) is two lines (128 bytes): its four addresses alone fill one.
 #[derive(Debug, Clone, Copy)]
 #[repr(align(64))]
-pub struct Conn {
+pub struct ConnOf<F: Family> {
     /// Client address (source of inbound packets).
-    pub client: Ipv4Addr,
+    pub client: F::Addr,
     /// Virtual service address.
-    pub vip: Ipv4Addr,
+    pub vip: F::Addr,
     /// Full-NAT source address towards the server; the client address in other modes.
-    pub local: Ipv4Addr,
+    pub local: F::Addr,
     /// Real server address.
-    pub server: Ipv4Addr,
+    pub server: F::Addr,
     /// Client port.
     pub cport: u16,
     /// Virtual service port.
@@ -245,13 +321,18 @@ pub struct Conn {
     prev: u32,
 }
 
-impl Conn {
+/// An IPv4 connection (64 bytes).
+pub type Conn = ConnOf<V4>;
+/// An IPv6 connection (128 bytes).
+pub type Conn6 = ConnOf<V6>;
+
+impl<F: Family> ConnOf<F> {
     /// A connection for the inbound packet `inbound` (client → VIP) sent to
     /// `server:sport` with `forward`; the local address is the client (set it with
     /// [`Conn::with_local`] for Full-NAT), the state is the protocol's initial state
     /// (TCP `NONE`, as IPVS's new connections, or `UDP`), flags and service ids zero.
-    pub fn new(inbound: FlowKey, forward: ForwardMode, server: Ipv4Addr, sport: u16) -> Conn {
-        Conn {
+    pub fn new(inbound: FlowKeyOf<F>, forward: ForwardMode, server: F::Addr, sport: u16) -> Self {
+        ConnOf {
             client: inbound.src,
             vip: inbound.dst,
             local: inbound.src,
@@ -276,14 +357,14 @@ impl Conn {
     }
 
     /// Sets the Full-NAT local address and port.
-    pub fn with_local(mut self, local: Ipv4Addr, lport: u16) -> Conn {
+    pub fn with_local(mut self, local: F::Addr, lport: u16) -> Self {
         self.local = local;
         self.lport = lport;
         self
     }
 
     /// Sets the stable ids of the connection's service and real server.
-    pub fn with_service(mut self, service_id: ServiceId, server_id: ServerId) -> Conn {
+    pub fn with_service(mut self, service_id: ServiceId, server_id: ServerId) -> Self {
         self.service_id = service_id;
         self.server_id = server_id;
         self
@@ -321,17 +402,17 @@ impl Conn {
     }
 
     /// The key of inbound packets: client:cport → vip:vport.
-    pub fn inbound_key(&self) -> FlowKey {
-        FlowKey { proto: self.proto, src: self.client, sport: self.cport, dst: self.vip, dport: self.vport }
+    pub fn inbound_key(&self) -> FlowKeyOf<F> {
+        FlowKeyOf { proto: self.proto, src: self.client, sport: self.cport, dst: self.vip, dport: self.vport }
     }
 
     /// The key of reply packets: server:sport → local:lport.
-    pub fn reply_key(&self) -> FlowKey {
-        FlowKey { proto: self.proto, src: self.server, sport: self.sport, dst: self.local, dport: self.lport }
+    pub fn reply_key(&self) -> FlowKeyOf<F> {
+        FlowKeyOf { proto: self.proto, src: self.server, sport: self.sport, dst: self.local, dport: self.lport }
     }
 
     /// The key of packets travelling in `dir`.
-    pub fn key(&self, dir: Direction) -> FlowKey {
+    pub fn key(&self, dir: Direction) -> FlowKeyOf<F> {
         match dir {
             Direction::Inbound => self.inbound_key(),
             Direction::Reply => self.reply_key(),

@@ -57,6 +57,19 @@ pub fn client_owner(client: Ipv4Addr, cport: u16, workers: usize) -> usize {
     mix_to_worker((u64::from(u32::from(client)) << 16) | u64::from(cport), workers)
 }
 
+/// [`client_owner`] for an IPv6 client: the address folded to 32 bits (the fixed fold
+/// of [`super::Family::tag`], every bit counts), then the same mix with the port. Every
+/// worker computes the same owner for a flow, so IPv6 ownership is, like IPv4's, a pure
+/// function of the packet. `workers` 0 or 1 gives 0.
+#[inline]
+pub fn client_owner6(client: std::net::Ipv6Addr, cport: u16, workers: usize) -> usize {
+    if workers <= 1 {
+        return 0;
+    }
+    let key = <super::V6 as super::Family>::tag(client);
+    mix_to_worker((u64::from(key) << 16) | u64::from(cport), workers)
+}
+
 /// The worker among `workers` that gathers the fragments of one IPv4 datagram, identified
 /// by its source, destination, identification and protocol (RFC 791): the one whose
 /// fragment table learns the ports from the first fragment and passes every fragment on

@@ -57,7 +57,7 @@
 //!   entries are never recorded: their defence is the SYN proxy (issue 14), not
 //!   eviction.
 //!
-//! Memory per entry: `size_of::<Conn>()` (64) + 4 slots × 4 + 8 (half-open record) =
+//! Memory per entry: `size_of::<ConnOf<F>>()` (64) + 4 slots × 4 + 8 (half-open record) =
 //! 88 bytes, plus 32 KiB of wheel per table.
 //!
 //! * **Huge pages.** The slab, the index and the ring each live in one
@@ -72,7 +72,7 @@ use std::mem::size_of;
 
 use rvs_drivers::hugemem::{AllocError, Backing, Fallback, HugeBuf, PagePolicy};
 
-use super::{Conn, ConnFlags, ConnId, Direction, FlowKey, StateChange};
+use super::{ConnFlags, ConnId, ConnOf, Direction, Family, FlowKeyOf, StateChange, V4, V6};
 use crate::stats::DropReason;
 use crate::types::{ConnState, ForwardMode, TcpState, Timeouts};
 use crate::wire::TcpFlags;
@@ -212,10 +212,10 @@ pub struct TableMemory {
 /// The per-connection table of one worker. See the module documentation of
 /// [`crate::conn`] for the contract.
 #[derive(Debug)]
-pub struct ConnTable {
+pub struct ConnTableOf<F: Family> {
     /// The slab: `capacity` entries (at least one, so that a table of capacity 0 is
     /// still well formed).
-    conns: HugeBuf<Conn>,
+    conns: HugeBuf<ConnOf<F>>,
     index: HugeBuf<Slot>,
     /// Width of the `ent` field of an index slot ([`ent_bits_for`]); the tag is the rest.
     ent_bits: u32,
@@ -299,8 +299,8 @@ impl HalfOpenRing {
 /// and a rare equal tag only misplaces that entry in the age order (it is checked to be
 /// half-open before eviction all the same). Cheaper than the key's hash.
 #[inline]
-fn rec_tag(c: &Conn) -> u32 {
-    u32::from(c.client) ^ (u32::from(c.cport) << 16 | u32::from(c.vport)).rotate_left(7)
+fn rec_tag<F: Family>(c: &ConnOf<F>) -> u32 {
+    F::tag(c.client) ^ (u32::from(c.cport) << 16 | u32::from(c.vport)).rotate_left(7)
 }
 
 /// `i` reduced into `0..n`, for `i < 2n` (no division).
@@ -321,13 +321,13 @@ pub const EVICT_SCAN: usize = 64;
 /// Whether `c` is half-open: a TCP connection of DR or IPIP (no reply path, no reply
 /// seen) in SYN_RECV, i.e. the client's SYN without the ACK that completes the handshake.
 #[inline]
-fn is_half_open(c: &Conn) -> bool {
+fn is_half_open<F: Family>(c: &ConnOf<F>) -> bool {
     c.state == ConnState::Tcp(TcpState::SynRecv) && input_only(c)
 }
 
 /// Whether `c` runs IPVS's INPUT-ONLY table: DR or IPIP with no reply seen.
 #[inline]
-fn input_only(c: &Conn) -> bool {
+fn input_only<F: Family>(c: &ConnOf<F>) -> bool {
     matches!(c.forward, ForwardMode::Dr | ForwardMode::Tunnel) && !c.flags.contains(ConnFlags::REPLY_SEEN)
 }
 
@@ -337,7 +337,12 @@ fn is_syn_recv(s: ConnState) -> usize {
     usize::from(s == ConnState::Tcp(TcpState::SynRecv))
 }
 
-impl ConnTable {
+/// The IPv4 connection table.
+pub type ConnTable = ConnTableOf<V4>;
+/// The IPv6 connection table (entries of 128 bytes, see [`ConnOf`]).
+pub type ConnTable6 = ConnTableOf<V6>;
+
+impl<F: Family> ConnTableOf<F> {
     /// A table for `capacity` connections (clamped to [`MAX_CAPACITY`]) with these
     /// timeouts and a random hash seed, on reserved huge pages if enough are free
     /// ([`ConnTable::memory`] says). Allocates and touches all its memory now
@@ -379,16 +384,16 @@ impl ConnTable {
         let capacity = capacity.min(MAX_CAPACITY);
         let entries = capacity.max(1);
         let slots = (capacity * SLOTS_PER_ENTRY).max(16);
-        let free = Conn::new(
-            FlowKey {
+        let free = ConnOf::<F>::new(
+            FlowKeyOf {
                 proto: crate::types::L4Proto::Tcp,
-                src: std::net::Ipv4Addr::UNSPECIFIED,
+                src: F::UNSPECIFIED,
                 sport: 0,
-                dst: std::net::Ipv4Addr::UNSPECIFIED,
+                dst: F::UNSPECIFIED,
                 dport: 0,
             },
             ForwardMode::Dr,
-            std::net::Ipv4Addr::UNSPECIFIED,
+            F::UNSPECIFIED,
             0,
         );
         let mut conns = HugeBuf::new(entries, free, pages)?;
@@ -402,7 +407,7 @@ impl ConnTable {
         let mut s = seed;
         let seed = [splitmix(&mut s), splitmix(&mut s), splitmix(&mut s)];
         let ent_bits = ent_bits_for(entries);
-        let mut t = ConnTable {
+        let mut t = ConnTableOf {
             conns,
             index,
             ent_bits,
@@ -428,13 +433,13 @@ impl ConnTable {
     /// the index (4 slots) and its half-open record. The wheel adds 32 KiB per table, see
     /// [`ConnTable::memory_bytes`].
     pub fn bytes_per_conn() -> usize {
-        size_of::<Conn>() + SLOTS_PER_ENTRY * size_of::<Slot>() + size_of::<HalfOpenRec>()
+        size_of::<ConnOf<F>>() + SLOTS_PER_ENTRY * size_of::<Slot>() + size_of::<HalfOpenRec>()
     }
 
     /// Bytes this table's entries, index, ring and wheel take (the mappings round them
     /// up to whole pages, see [`TableMemory::mapped_bytes`]).
     pub fn memory_bytes(&self) -> usize {
-        self.conns.len() * size_of::<Conn>()
+        self.conns.len() * size_of::<ConnOf<F>>()
             + self.index.len() * size_of::<Slot>()
             + self.wheel.capacity() * size_of::<u32>()
             + self.half_open.recs.len() * size_of::<HalfOpenRec>()
@@ -499,8 +504,8 @@ impl ConnTable {
     }
 
     #[inline]
-    fn hash(&self, k: &FlowKey) -> u32 {
-        let a = (u64::from(u32::from(k.src)) << 32) | u64::from(u32::from(k.dst));
+    fn hash(&self, k: &FlowKeyOf<F>) -> u32 {
+        let a = F::addr_word(k.src, k.dst);
         let b = (u64::from(k.sport) << 32) | (u64::from(k.dport) << 16) | u64::from(k.proto.ipproto());
         let h = fold_mul(a ^ self.seed[0], b ^ self.seed[1]);
         (fold_mul(h, self.seed[2]) >> 32) as u32
@@ -512,7 +517,7 @@ impl ConnTable {
     }
 
     #[inline]
-    fn key_of(&self, ent: u32) -> FlowKey {
+    fn key_of(&self, ent: u32) -> FlowKeyOf<F> {
         let c = &self.conns[(ent >> 1) as usize];
         if ent & 1 == 0 {
             c.inbound_key()
@@ -529,7 +534,7 @@ impl ConnTable {
 
     /// The index position and `ent` of `key`.
     #[inline]
-    fn find(&self, key: &FlowKey, hash: u32) -> Option<(usize, u32)> {
+    fn find(&self, key: &FlowKeyOf<F>, hash: u32) -> Option<(usize, u32)> {
         let n = self.index.len();
         let mut pos = self.home(hash);
         let tag = hash << self.ent_bits;
@@ -553,7 +558,7 @@ impl ConnTable {
     /// starts loading the index cache line where `key` would be found and returns the
     /// key's hash for [`ConnTable::prefetch_entry`]. Changes nothing; a hint only.
     #[inline]
-    pub fn prefetch_index(&self, key: &FlowKey) -> u32 {
+    pub fn prefetch_index(&self, key: &FlowKeyOf<F>) -> u32 {
         let hash = self.hash(key);
         if let Some(slot) = self.index.get(self.home(hash)) {
             rvs_drivers::prefetch::prefetch(slot);
@@ -590,7 +595,7 @@ impl ConnTable {
 
     /// The entry with `key` as its inbound or reply key, and which of the two it is.
     #[inline]
-    pub fn lookup(&self, key: &FlowKey) -> Option<(ConnId, Direction)> {
+    pub fn lookup(&self, key: &FlowKeyOf<F>) -> Option<(ConnId, Direction)> {
         self.find(key, self.hash(key)).map(|(_, ent)| {
             let dir = if ent & 1 == 0 { Direction::Inbound } else { Direction::Reply };
             (ConnId(ent >> 1), dir)
@@ -605,7 +610,7 @@ impl ConnTable {
     /// [`ConnTable::on_packet`] next with the packet that created the connection. Count
     /// the new connection as `conn.state.is_active()` for its server (inactive, like
     /// IPVS's new connections).
-    pub fn insert(&mut self, mut conn: Conn, now_ns: u64) -> Result<ConnId, TableFull> {
+    pub fn insert(&mut self, mut conn: ConnOf<F>, now_ns: u64) -> Result<ConnId, TableFull> {
         if self.len >= self.capacity || self.free_head == NIL {
             return Err(TableFull::Full);
         }
@@ -649,14 +654,14 @@ impl ConnTable {
     /// expired, or an id of another, larger table). A stale `id` whose slot was reused
     /// names the newer entry (see [`ConnId`]).
     #[inline]
-    pub fn get(&self, id: ConnId) -> Option<&Conn> {
+    pub fn get(&self, id: ConnId) -> Option<&ConnOf<F>> {
         self.conns.get(id.index()).filter(|c| c.live)
     }
 
     /// The entry `id`, writable; `None` as for [`ConnTable::get`]. Don't change its key
     /// fields or `forward` (see [`Conn`]).
     #[inline]
-    pub fn get_mut(&mut self, id: ConnId) -> Option<&mut Conn> {
+    pub fn get_mut(&mut self, id: ConnId) -> Option<&mut ConnOf<F>> {
         self.conns.get_mut(id.index()).filter(|c| c.live)
     }
 
@@ -745,7 +750,7 @@ impl ConnTable {
     /// whose slot another flow now uses; `None` when none of them is still half-open.
     /// "Oldest" is creation order. An entry that becomes half-open again later (a SYN
     /// reusing a closed connection's tuple) is not recorded again: it only times out.
-    pub fn evict_half_open(&mut self) -> Option<Conn> {
+    pub fn evict_half_open(&mut self) -> Option<ConnOf<F>> {
         for _ in 0..EVICT_SCAN {
             let rec = self.half_open.pop()?;
             if self.rec_live(rec) {
@@ -806,14 +811,14 @@ impl ConnTable {
     /// ([`ConnTable::capacity`] slots) visits every entry that stays in the table once,
     /// a few slots at a time (sync's refresh and dump walks).
     #[inline]
-    pub fn entry_at(&self, index: usize) -> Option<(ConnId, &Conn)> {
+    pub fn entry_at(&self, index: usize) -> Option<(ConnId, &ConnOf<F>)> {
         let c = self.conns.get(index).filter(|c| c.live)?;
         Some((ConnId(index as u32), c))
     }
 
     /// Removes the entry `id` from both keys and the wheel and returns it; `None` (and
     /// nothing changed) when `id` names no entry in the table now.
-    pub fn remove(&mut self, id: ConnId) -> Option<Conn> {
+    pub fn remove(&mut self, id: ConnId) -> Option<ConnOf<F>> {
         if !self.is_live(id) {
             return None;
         }
@@ -833,7 +838,7 @@ impl ConnTable {
     /// goes backwards is ignored. Its work is proportional to the entries due (plus
     /// entries whose refreshed expiry is re-linked); use
     /// [`ConnTable::expire_at_most`] to bound it.
-    pub fn expire(&mut self, now_ns: u64, on_expired: impl FnMut(&Conn)) -> usize {
+    pub fn expire(&mut self, now_ns: u64, on_expired: impl FnMut(&ConnOf<F>)) -> usize {
         self.expire_at_most(now_ns, usize::MAX, on_expired)
     }
 
@@ -841,7 +846,7 @@ impl ConnTable {
     /// so that a mass expiry (a flood's half-open entries all timing out in the same tick)
     /// cannot stall the worker. Work left over is resumed by the next call; until then,
     /// entries due are late but never early. With `max == 0` nothing happens.
-    pub fn expire_at_most(&mut self, now_ns: u64, max: usize, mut on_expired: impl FnMut(&Conn)) -> usize {
+    pub fn expire_at_most(&mut self, now_ns: u64, max: usize, mut on_expired: impl FnMut(&ConnOf<F>)) -> usize {
         let now = (now_ns / TICK_NS) as u32;
         if !self.started {
             self.started = true;
@@ -877,7 +882,7 @@ impl ConnTable {
     }
 
     /// Every entry with its id, in slab order. Walks the whole slab (control plane use).
-    pub fn iter(&self) -> impl Iterator<Item = (ConnId, &Conn)> {
+    pub fn iter(&self) -> impl Iterator<Item = (ConnId, &ConnOf<F>)> {
         self.conns.iter().enumerate().filter(|(_, c)| c.live).map(|(i, c)| (ConnId(i as u32), c))
     }
 
@@ -891,7 +896,7 @@ impl ConnTable {
 
     /// Expires or re-links the entries of the pending list at tick `cur`, within `budget`
     /// examined entries.
-    fn drain_pending(&mut self, cur: u32, budget: &mut usize, on_expired: &mut impl FnMut(&Conn)) -> usize {
+    fn drain_pending(&mut self, cur: u32, budget: &mut usize, on_expired: &mut impl FnMut(&ConnOf<F>)) -> usize {
         let mut n = 0;
         while self.pending != NIL && *budget > 0 {
             *budget -= 1;
@@ -989,7 +994,7 @@ impl ConnTable {
 
     /// Deletes the slot holding `ent` (found from `key`'s home; by a full scan if the
     /// entry's key fields were changed against the contract) with backward shift.
-    fn index_del(&mut self, key: &FlowKey, ent: u32) {
+    fn index_del(&mut self, key: &FlowKeyOf<F>, ent: u32) {
         let n = self.index.len();
         let mut pos = self.home(self.hash(key));
         let mut found = None;
@@ -1119,7 +1124,7 @@ fn expiry_tick(now_ns: u64, timeout_ns: u64) -> u32 {
 }
 
 /// The infallible constructors' answer to no memory: what `Vec` does (report and abort).
-fn alloc_failed(e: AllocError) -> ConnTable {
+fn alloc_failed<F: Family>(e: AllocError) -> ConnTableOf<F> {
     let layout = std::alloc::Layout::from_size_align(e.bytes.min(isize::MAX as usize / 2), 4096)
         .unwrap_or(std::alloc::Layout::new::<u8>());
     std::alloc::handle_alloc_error(layout)

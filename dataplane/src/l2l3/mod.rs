@@ -50,13 +50,13 @@ pub enum Verdict {
         /// The neighbour to deliver to: the gateway, or the destination when on-link.
         next_hop: Ipv4Addr,
     },
-    /// The IPv6 packet is ready; send it out of `port` to `next_hop` (the gateway, or the
-    /// destination when on-link), resolving the MAC through the IPv6 neighbour table
-    /// (neighbour discovery).
+    /// The IPv6 packet is ready; send it out of `port` to `next_hop`, resolving the MAC
+    /// through the IPv6 neighbour table (neighbour discovery, soliciting it when unknown).
     Route6 {
         /// Egress port.
         port: PortId,
-        /// The neighbour to deliver to.
+        /// The neighbour to deliver to: the gateway, or the destination when on-link, or
+        /// for DR the real server (the destination stays the VIP).
         next_hop: Ipv6Addr,
     },
     /// The IPv4 packet is ready and the MAC of its next hop already known (a connection's

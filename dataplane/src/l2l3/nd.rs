@@ -245,13 +245,22 @@ pub struct NdOutcome {
 /// Judges a neighbour solicitation or advertisement `nd` received on `port`. See the
 /// module docs.
 pub fn nd_input(nd: &NdRepr, port: PortId, book: &Ipv6Book) -> NdOutcome {
+    nd_input_with_vips(nd, port, book, &[])
+}
+
+/// [`nd_input`] for a worker that also answers for IPv6 VIPs `vips`: a solicitation
+/// for a VIP on the link of `port` (inside one of the port's prefixes) is answered like
+/// one for a port address, and a solicitation from a VIP or an advertisement for one is
+/// `nd_spoofed_own`, as for our own addresses.
+pub fn nd_input_with_vips(nd: &NdRepr, port: PortId, book: &Ipv6Book, vips: &[Ipv6Addr]) -> NdOutcome {
     let drop = |r: DropReason, learn: Option<NdLearn>| NdOutcome { action: Err(r), learn };
     match nd.kind {
         NdKind::Solicit => {
-            if book.is_ours(nd.src) {
+            if book.is_ours(nd.src) || vips.contains(&nd.src) {
                 return drop(DropReason::NdSpoofedOwn, None);
             }
-            let mine = book.on_port(nd.target, port).is_some();
+            let mine = book.on_port(nd.target, port).is_some()
+                || (vips.contains(&nd.target) && book.on_link(nd.target, port) && !is_link_local(nd.target));
             let learn = match nd.source_ll {
                 Some(mac) if !nd.src.is_unspecified() && mac.is_unicast() && book.on_link(nd.src, port) => {
                     Some(NdLearn { ip: nd.src, mac, create: mine })
@@ -264,7 +273,7 @@ pub fn nd_input(nd: &NdRepr, port: PortId, book: &Ipv6Book) -> NdOutcome {
             NdOutcome { action: Ok(Some(*nd)), learn }
         }
         NdKind::Advert(flags) => {
-            if book.is_ours(nd.target) {
+            if book.is_ours(nd.target) || vips.contains(&nd.target) {
                 return drop(DropReason::NdSpoofedOwn, None);
             }
             let learn = match nd.target_ll {
@@ -364,13 +373,20 @@ pub fn is_bad_source(a: Ipv6Addr) -> bool {
 /// static route's gateway), or `no_route`.
 #[inline]
 pub fn route_verdict(routes: &RouteTable6, dst: Ipv6Addr, in_port: PortId) -> Verdict {
-    if is_link_local(dst) {
-        return Verdict::Route6 { port: in_port, next_hop: dst };
-    }
-    match routes.lookup(dst) {
-        Some(hop) => Verdict::Route6 { port: hop.port, next_hop: hop.neighbour(dst) },
+    match next_hop(routes, dst, in_port) {
+        Some((port, next_hop)) => Verdict::Route6 { port, next_hop },
         None => Verdict::Drop(DropReason::NoRoute),
     }
+}
+
+/// The egress port and neighbour for a packet to `dst` that came in on `in_port` (see
+/// [`route_verdict`]), or `None` when no route covers `dst`.
+#[inline]
+pub fn next_hop(routes: &RouteTable6, dst: Ipv6Addr, in_port: PortId) -> Option<(PortId, Ipv6Addr)> {
+    if is_link_local(dst) {
+        return Some((in_port, dst));
+    }
+    routes.lookup(dst).map(|hop| (hop.port, hop.neighbour(dst)))
 }
 
 #[cfg(test)]

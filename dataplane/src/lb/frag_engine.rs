@@ -45,7 +45,7 @@ use crate::conn::owner::{client_owner, lport_owner};
 use crate::conn::{ConnFlags, Direction, FlowKey};
 use crate::l2l3::{AddrKind, Verdict};
 use crate::stats::DropReason;
-use crate::types::{ForwardMode, L4Proto, ServiceKey};
+use crate::types::{ForwardMode, L4Proto};
 use crate::view::FragView;
 use crate::xmit::frag::rewrite_later;
 use crate::xmit::ttl::{self, TtlDecrement, TtlVerdict};
@@ -108,8 +108,9 @@ impl LbEngine {
             Some((id, Direction::Inbound)) => (id, false),
             Some((_, Direction::Reply)) => return Verdict::Drop(DropReason::ReplyNoConn),
             None => {
-                let skey = ServiceKey { proto: key.proto, vip: key.dst, port: key.dport };
-                let Some((svc, _)) = self.snap.lookup(skey) else { return Verdict::Drop(DropReason::L4NoService) };
+                let Some((svc, _)) = self.snap.lookup_v4(key.proto, key.dst, key.dport) else {
+                    return Verdict::Drop(DropReason::L4NoService);
+                };
                 match (&frag.first, key.proto) {
                     (Some(view), L4Proto::Udp) => match self.new_conn(svc, view, env, now) {
                         Ok(id) => (id, true),

@@ -11,7 +11,7 @@ use crate::sync::{
     ConnRecord, SyncLink, SyncOptions, SyncRecord, DUMP_SLOTS_PER_POLL, INSTALL_PER_POLL, RECORD_FLAGS,
     REFRESH_SLOTS_MAX,
 };
-use crate::types::{ConnState, ForwardMode, L4Proto, ServiceKey};
+use crate::types::{ConnState, ForwardMode, L4Proto};
 
 /// What an engine with sync keeps: its link and the cursors of its walks.
 #[derive(Debug)]
@@ -200,9 +200,12 @@ impl LbEngine {
             return Err(SyncRefused::Invalid);
         }
         let snap = std::sync::Arc::clone(&self.snap);
-        let (svc_idx, svc) =
-            snap.lookup(ServiceKey { proto: rec.proto, vip, port: vport }).ok_or(SyncRefused::NoService)?;
-        let j = svc.servers.iter().position(|s| s.addr == server_ip && s.port == sport).ok_or(SyncRefused::NoServer)?;
+        let (svc_idx, svc) = snap.lookup_v4(rec.proto, vip, vport).ok_or(SyncRefused::NoService)?;
+        let j = svc
+            .servers
+            .iter()
+            .position(|s| s.addr == std::net::IpAddr::V4(server_ip) && s.port == sport)
+            .ok_or(SyncRefused::NoServer)?;
         let server = &svc.servers[j];
         let (Some(service_id), Some(server_id)) = (snap.service_id(svc_idx), snap.server_id(svc_idx, j)) else {
             return Err(SyncRefused::NoServer);

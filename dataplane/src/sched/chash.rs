@@ -132,7 +132,7 @@ impl Scheduler for ConsistentHash {
 
     fn pick(&mut self, servers: &[RealServer], input: &SchedInput) -> Option<usize> {
         let Table::Ring(r) = &self.shared.table else { return None };
-        let addr = u64::from(u32::from(input.client));
+        let addr = u64::from(input.client);
         let key = match self.key {
             Key::AddrPort => (addr << 16) | u64::from(input.client_port) | (1 << 48),
             Key::Addr => addr,

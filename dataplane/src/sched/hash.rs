@@ -157,8 +157,8 @@ impl Scheduler for BucketHash {
     fn pick(&mut self, servers: &[RealServer], input: &SchedInput) -> Option<usize> {
         let Table::Buckets(b) = &self.shared.table else { return None };
         let h = match self.key {
-            Key::Source => hash_with(SEED_SH, u64::from(u32::from(input.client))),
-            Key::Destination => hash_with(SEED_DH, u64::from(u32::from(input.vip))),
+            Key::Source => hash_with(SEED_SH, u64::from(input.client)),
+            Key::Destination => hash_with(SEED_DH, u64::from(input.vip)),
         };
         b.lookup(servers, h)
     }
@@ -216,7 +216,7 @@ mod tests {
         assert!((0..1000).all(|n| dh.pick(&servers, &input(n)) == one));
         let mut seen = [false; 4];
         for v in 0..100u8 {
-            let i = SchedInput { vip: std::net::Ipv4Addr::new(10, 10, 1, v), ..input(0) };
+            let i = SchedInput { vip: u32::from(std::net::Ipv4Addr::new(10, 10, 1, v)), ..input(0) };
             seen[dh.pick(&servers, &i).unwrap()] = true;
         }
         assert_eq!(seen, [true; 4]);

@@ -131,7 +131,7 @@ impl Scheduler for Lblc {
     }
 
     fn pick(&mut self, servers: &[RealServer], input: &SchedInput) -> Option<usize> {
-        let key = u32::from(input.vip);
+        let key = input.vip;
         if let Some(slot) = self.table.get_mut(key, input.now_ns) {
             let i = usize::from(slot.value);
             if usable(servers, i) && !overloaded(servers, i) {
@@ -241,7 +241,7 @@ impl Scheduler for Lblcr {
     }
 
     fn pick(&mut self, servers: &[RealServer], input: &SchedInput) -> Option<usize> {
-        let key = u32::from(input.vip);
+        let key = input.vip;
         let now = input.now_ns;
         let expire_ns = self.table.expire_ns;
         if let Some(slot) = self.table.get_mut(key, now) {
@@ -278,7 +278,7 @@ mod tests {
     const SEC: u64 = 1_000_000_000;
 
     fn at(vip: u8, now_ns: u64) -> SchedInput {
-        SchedInput { vip: Ipv4Addr::new(10, 10, 0, vip), now_ns, ..input(1) }
+        SchedInput { vip: u32::from(Ipv4Addr::new(10, 10, 0, vip)), now_ns, ..input(1) }
     }
 
     fn open(s: &RealServer, active: u64) {
@@ -329,7 +329,7 @@ mod tests {
         let mut l = Lblc::new(3600 * SEC);
         for v in 0..=255u8 {
             for d in 0..4u8 {
-                let i = SchedInput { vip: Ipv4Addr::new(10, d, 0, v), now_ns: u64::from(v), ..input(1) };
+                let i = SchedInput { vip: u32::from(Ipv4Addr::new(10, d, 0, v)), now_ns: u64::from(v), ..input(1) };
                 assert_eq!(l.pick(&servers, &i), Some(0));
             }
         }

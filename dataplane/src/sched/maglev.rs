@@ -177,7 +177,7 @@ impl Maglev {
 
 /// The key Maglev hashes for a flow: the client address, and its port with `mh_port`.
 pub fn flow_hash(input: &SchedInput, with_port: bool) -> u64 {
-    let addr = u64::from(u32::from(input.client));
+    let addr = u64::from(input.client);
     let key = if with_port { (addr << 16) | u64::from(input.client_port) | (1 << 48) } else { addr };
     hash_with(SEED_KEY, key)
 }

@@ -32,7 +32,7 @@
 //! persistence table behind ipvsadm `-p`/`-M`).
 
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::sync::Arc;
 
 use crate::server::RealServer;
@@ -55,14 +55,21 @@ pub use persist::PersistTable;
 pub const MAX_SERVERS: usize = u16::MAX as usize;
 
 /// What a scheduler may look at when it picks a server for a new connection.
+///
+/// Addresses are given as 32-bit keys ([`addr_key`]): an IPv4 address is its own key
+/// (the IPv4 path passes `u32::from(addr)`, nothing more per packet), an IPv6 address is
+/// hashed into one ([`addr_key6`]). The hash schedulers (sh, dh, mh, conhash,
+/// user-hash) hash the key, lblc/lblcr index their table by it; two IPv6 addresses with
+/// one key are treated as one address (for lblc, one destination), which only the
+/// distribution can notice.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct SchedInput {
-    /// The client's address (the packet's source).
-    pub client: Ipv4Addr,
+    /// The client's address key (the packet's source).
+    pub client: u32,
     /// The client's port.
     pub client_port: u16,
-    /// The virtual service's address (the packet's destination).
-    pub vip: Ipv4Addr,
+    /// The virtual service's address key (the packet's destination).
+    pub vip: u32,
     /// The virtual service's port.
     pub vport: u16,
     /// The worker's clock, in nanoseconds (any monotonic origin).
@@ -318,10 +325,34 @@ fn reduce(h: u64, n: usize) -> usize {
     ((u128::from(h) * n as u128) >> 64) as usize
 }
 
-/// `addr:port` as one integer, the identity of a server in hash tables.
+/// `addr:port` as one integer, the identity of a server in hash tables (the IPv4
+/// address itself, an IPv6 one by [`addr_key6`]).
 #[inline]
 fn server_key(s: &RealServer) -> u64 {
-    (u64::from(u32::from(s.addr)) << 16) | u64::from(s.port)
+    (u64::from(addr_key(s.addr)) << 16) | u64::from(s.port)
+}
+
+/// The 32-bit scheduling key of an address ([`SchedInput`]): an IPv4 address as its
+/// integer, an IPv6 one by [`addr_key6`].
+#[inline]
+pub fn addr_key(ip: IpAddr) -> u32 {
+    match ip {
+        IpAddr::V4(v) => u32::from(v),
+        IpAddr::V6(v) => addr_key6(v),
+    }
+}
+
+/// An IPv6 address hashed into a 32-bit scheduling key: both halves through one
+/// 64×64→128 multiply with fixed constants (every node and every worker derives the same
+/// key, as the consistent schedulers need), folded. Every bit of the address moves the
+/// key.
+#[inline]
+pub fn addr_key6(ip: Ipv6Addr) -> u32 {
+    let v = u128::from(ip);
+    let (hi, lo) = ((v >> 64) as u64, v as u64);
+    let p = u128::from(hi ^ 0x9e37_79b9_7f4a_7c15) * u128::from(lo ^ 0xc2b2_ae3d_27d4_eb4f);
+    let h = (p as u64) ^ ((p >> 64) as u64);
+    (h ^ (h >> 32)) as u32
 }
 
 /// Greatest common divisor.
@@ -345,7 +376,7 @@ pub(crate) mod testutil {
             .iter()
             .enumerate()
             .map(|(i, &w)| RealServer {
-                addr: Ipv4Addr::new(10, 20, (i / 200) as u8, 11 + (i % 200) as u8),
+                addr: std::net::Ipv4Addr::new(10, 20, (i / 200) as u8, 11 + (i % 200) as u8).into(),
                 port: 80,
                 weight: w,
                 forward: ForwardMode::Nat,
@@ -359,9 +390,9 @@ pub(crate) mod testutil {
     /// An input from client 10.(n>>16).(n>>8).n.
     pub fn input(n: u32) -> SchedInput {
         SchedInput {
-            client: Ipv4Addr::from(0x0a00_0000 | (n & 0x00ff_ffff)),
+            client: 0x0a00_0000 | (n & 0x00ff_ffff),
             client_port: 1024 + (n % 50_000) as u16,
-            vip: Ipv4Addr::new(10, 10, 0, 100),
+            vip: u32::from(std::net::Ipv4Addr::new(10, 10, 0, 100)),
             vport: 80,
             now_ns: 0,
         }

@@ -43,6 +43,7 @@ pub mod icmp_err;
 pub mod icmp_rate;
 pub mod l4;
 pub mod nat;
+pub mod nat66;
 pub mod ttl;
 pub mod tunnel;
 

@@ -91,7 +91,7 @@ pub fn service(
     let servers: Vec<RealServer> = servers
         .iter()
         .map(|s| RealServer {
-            addr: s.addr,
+            addr: s.addr.into(),
             port: s.port,
             weight: s.weight,
             forward: s.forward,
@@ -102,7 +102,7 @@ pub fn service(
         .collect();
     let shared = SchedShared::build(sched, &servers, &SchedParams::default()).expect("scheduler builds");
     Service {
-        key: ServiceKey { proto, vip: VIP, port },
+        key: ServiceKey { proto, vip: VIP.into(), port },
         scheduler: sched,
         sched: Arc::new(shared),
         persist,

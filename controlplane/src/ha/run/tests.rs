@@ -257,15 +257,18 @@ fn unknown_vrids_and_malformed_packets_are_counted() {
 fn service_down_needs_every_checked_server_down() {
     use crate::status::HealthView;
     use rvs_dataplane::types::ServiceKey;
-    let key = ServiceKey { proto: L4Proto::Tcp, vip: Ipv4Addr::new(10, 10, 0, 100), port: 80 };
+    let key = ServiceKey { proto: L4Proto::Tcp, vip: Ipv4Addr::new(10, 10, 0, 100).into(), port: 80 };
     let view = |s: &str| HealthView { state: s.into(), ..HealthView::unchecked("") };
     let mut board = HashMap::new();
     board.insert((key, Ipv4Addr::new(10, 20, 0, 11), 80), view("down"));
     board.insert((key, Ipv4Addr::new(10, 20, 0, 12), 80), view("up"));
-    assert!(!service_down(&board, (L4Proto::Tcp, key.vip, 80)));
+    assert!(!service_down(&board, (L4Proto::Tcp, Ipv4Addr::new(10, 10, 0, 100), 80)));
     board.insert((key, Ipv4Addr::new(10, 20, 0, 12), 80), view("down"));
-    assert!(service_down(&board, (L4Proto::Tcp, key.vip, 80)));
-    assert!(!service_down(&board, (L4Proto::Udp, key.vip, 80)), "a service with no checked server is not down");
+    assert!(service_down(&board, (L4Proto::Tcp, Ipv4Addr::new(10, 10, 0, 100), 80)));
+    assert!(
+        !service_down(&board, (L4Proto::Udp, Ipv4Addr::new(10, 10, 0, 100), 80)),
+        "a service with no checked server is not down"
+    );
 }
 
 /// Two instances with opposite priorities: each node is master of one and backup of the

@@ -1,0 +1,278 @@
+//! The RX-side parse result of one TCP/UDP-over-IPv6 frame: the IPv6 counterpart of
+//! [`crate::view`], carried from the worker's checks to the IPv6 L4 path and its
+//! rewrites so that a packet is parsed once.
+//!
+//! Contract:
+//! * An [`L4View6`] is built only by [`L4View6::parse`] (the whole frame checked here) or
+//!   [`L4View6::from_ipv6`] (the IPv6 header and its extension-header walk done by the
+//!   worker; only the TCP/UDP header is checked here). It holds a [`Layout6`] whose
+//!   guarantees hold for that frame: Ethernet II carrying IPv6, the 40-byte header and its
+//!   payload length within the frame, the extension headers walked (bounded, see
+//!   [`crate::wire::ipv6`]) and the whole TCP header (data offset included), or the UDP
+//!   header with its length within the segment, after them. Nothing else builds one.
+//! * Fragments are refused (`ip6_fragment`): a fragment's L4 header is not the
+//!   datagram's, and IPv6 fragments are not matched to flows yet.
+//! * The rewrites that take the view (`crate::xmit::v6`) only change bytes inside the
+//!   headers (addresses, ports, hop limit, L4 checksum), which keeps the layout valid.
+
+use std::net::Ipv6Addr;
+
+use crate::conn::FlowKey6;
+use crate::stats::DropReason;
+use crate::types::L4Proto;
+use crate::view::L3_OFFSET;
+use crate::wire::ipv6::UpperLayer;
+use crate::wire::{EthernetFrame, Ipv6Packet, TcpFlags, TcpPacket, UdpPacket, IPPROTO_TCP, IPPROTO_UDP};
+
+/// The IPv6 EtherType.
+const ETHERTYPE_IPV6: u16 = 0x86dd;
+
+/// The fixed IPv6 header's length.
+pub const IPV6_HEADER_LEN: usize = 40;
+
+/// Where the headers of a validated Ethernet/IPv6/TCP-or-UDP frame are.
+///
+/// Only an [`L4View6`] builds one; it guarantees `L3_OFFSET + 40 + ext_len + (TCP header
+/// / UDP 8) <= L3_OFFSET + 40 + payload_len <= frame length`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Layout6 {
+    /// Offset of the TCP/UDP header within the IPv6 payload (the extension headers'
+    /// length).
+    ext_len: usize,
+    /// The IPv6 payload length.
+    payload_len: usize,
+    l4: L4Proto,
+}
+
+impl Layout6 {
+    /// The transport protocol.
+    #[inline]
+    pub fn l4(&self) -> L4Proto {
+        self.l4
+    }
+
+    /// Offset of the TCP/UDP header in the frame.
+    #[inline]
+    pub fn l4_offset(&self) -> usize {
+        L3_OFFSET + IPV6_HEADER_LEN + self.ext_len
+    }
+
+    /// Length of the TCP/UDP segment (header and data), as the pseudo-header counts it.
+    #[inline]
+    pub fn l4_len(&self) -> usize {
+        self.payload_len - self.ext_len
+    }
+
+    /// The IPv6 packet's length (fixed header and payload), for the byte counters.
+    #[inline]
+    pub fn ip_len(&self) -> usize {
+        IPV6_HEADER_LEN + self.payload_len
+    }
+
+    /// Offset just past the IPv6 packet in the frame (where Ethernet padding starts).
+    #[inline]
+    pub fn ip_end(&self) -> usize {
+        L3_OFFSET + IPV6_HEADER_LEN + self.payload_len
+    }
+}
+
+/// One validated TCP or UDP over IPv6 frame: where its headers are and what its flow is.
+/// See the module docs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct L4View6 {
+    layout: Layout6,
+    /// IPv6 source address.
+    pub src: Ipv6Addr,
+    /// IPv6 destination address.
+    pub dst: Ipv6Addr,
+    /// TCP/UDP source port.
+    pub sport: u16,
+    /// TCP/UDP destination port.
+    pub dport: u16,
+    /// TCP flags; `None` for UDP.
+    pub flags: Option<TcpFlags>,
+    /// The hop limit as received.
+    pub hop_limit: u8,
+}
+
+impl L4View6 {
+    /// Parses a whole frame: no Ethernet header (`eth_truncated`), not IPv6
+    /// (`eth_unknown_type`), the IPv6 header or its extension-header walk refused (the
+    /// `ip6_*` reasons), then as [`L4View6::from_ipv6`]. Addresses and MACs are not
+    /// looked at.
+    pub fn parse(frame: &[u8]) -> Result<Self, DropReason> {
+        let eth = EthernetFrame::new_checked(frame).map_err(|_| DropReason::EthTruncated)?;
+        if eth.ethertype() != ETHERTYPE_IPV6 {
+            return Err(DropReason::EthUnknownType);
+        }
+        let ip = Ipv6Packet::new_checked(eth.payload())?;
+        let upper = ip.upper_layer()?;
+        Self::from_ipv6(&ip, &upper)
+    }
+
+    /// The view of a frame whose IPv6 header the caller has validated: `ip` is
+    /// `Ipv6Packet::new_checked(&frame[L3_OFFSET..])` of that frame (Ethernet II, IPv6
+    /// EtherType) and `upper` its `upper_layer()`. Refuses a fragment (`ip6_fragment`),
+    /// a protocol other than TCP/UDP (`ip_unknown_protocol`) and a TCP/UDP header cut
+    /// short or with a UDP length beyond the segment (`l4_malformed`).
+    #[inline]
+    pub fn from_ipv6(ip: &Ipv6Packet<&[u8]>, upper: &UpperLayer) -> Result<Self, DropReason> {
+        if upper.frag.is_some() {
+            return Err(DropReason::Ip6Fragment);
+        }
+        let payload = ip.payload();
+        // The walk keeps the offset within the payload; `get` keeps that a non-panic.
+        let seg = payload.get(upper.offset..).ok_or(DropReason::Ip6ExtTruncated)?;
+        let (l4, sport, dport, flags) = match upper.protocol {
+            IPPROTO_TCP => {
+                let tcp = TcpPacket::new_checked(seg).map_err(|_| DropReason::L4Malformed)?;
+                (L4Proto::Tcp, tcp.src_port(), tcp.dst_port(), Some(tcp.flags()))
+            }
+            IPPROTO_UDP => {
+                let udp = UdpPacket::new_checked(seg).map_err(|_| DropReason::L4Malformed)?;
+                (L4Proto::Udp, udp.src_port(), udp.dst_port(), None)
+            }
+            _ => return Err(DropReason::IpUnknownProtocol),
+        };
+        let layout = Layout6 { ext_len: upper.offset, payload_len: payload.len(), l4 };
+        Ok(L4View6 { layout, src: ip.src_addr(), dst: ip.dst_addr(), sport, dport, flags, hop_limit: ip.hop_limit() })
+    }
+
+    /// Where the headers are.
+    #[inline]
+    pub fn layout(&self) -> &Layout6 {
+        &self.layout
+    }
+
+    /// TCP or UDP.
+    #[inline]
+    pub fn proto(&self) -> L4Proto {
+        self.layout.l4
+    }
+
+    /// The IPv6 packet's length, for the byte counters.
+    #[inline]
+    pub fn ip_len(&self) -> u64 {
+        self.layout.ip_len() as u64
+    }
+
+    /// The flow's key as the IPv6 connection table indexes it.
+    #[inline]
+    pub fn key(&self) -> FlowKey6 {
+        FlowKey6 { proto: self.proto(), src: self.src, sport: self.sport, dst: self.dst, dport: self.dport }
+    }
+
+    /// A TCP SYN without ACK (or RST): the only TCP segment that may open a connection.
+    #[inline]
+    pub fn is_syn(&self) -> bool {
+        const MASK: u8 = TcpFlags::SYN.bits() | TcpFlags::ACK.bits() | TcpFlags::RST.bits();
+        matches!(self.flags, Some(f) if f.bits() & MASK == TcpFlags::SYN.bits())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Ethernet + IPv6 (`next` as next header, payload `payload`) frame.
+    fn frame(next: u8, payload: &[u8]) -> Vec<u8> {
+        let mut f = vec![0u8; 14];
+        f[12..14].copy_from_slice(&ETHERTYPE_IPV6.to_be_bytes());
+        let mut ip = [0u8; 40];
+        ip[0] = 0x60;
+        ip[4..6].copy_from_slice(&(payload.len() as u16).to_be_bytes());
+        ip[6] = next;
+        ip[7] = 64;
+        ip[8..24].copy_from_slice(&"2001:db8:10::2".parse::<Ipv6Addr>().unwrap().octets());
+        ip[24..40].copy_from_slice(&"2001:db8:10::100".parse::<Ipv6Addr>().unwrap().octets());
+        f.extend_from_slice(&ip);
+        f.extend_from_slice(payload);
+        f
+    }
+
+    fn tcp_syn() -> Vec<u8> {
+        let mut t = vec![0u8; 20];
+        t[0..2].copy_from_slice(&40000u16.to_be_bytes());
+        t[2..4].copy_from_slice(&80u16.to_be_bytes());
+        t[12] = 5 << 4;
+        t[13] = 0x02;
+        t
+    }
+
+    fn udp(len_field: u16, data: usize) -> Vec<u8> {
+        let mut u = vec![0u8; 8 + data];
+        u[0..2].copy_from_slice(&5353u16.to_be_bytes());
+        u[2..4].copy_from_slice(&53u16.to_be_bytes());
+        u[4..6].copy_from_slice(&len_field.to_be_bytes());
+        u
+    }
+
+    #[test]
+    fn tcp_directly_after_the_header() {
+        let f = frame(IPPROTO_TCP, &tcp_syn());
+        let v = L4View6::parse(&f).unwrap();
+        assert_eq!((v.proto(), v.sport, v.dport, v.hop_limit), (L4Proto::Tcp, 40000, 80, 64));
+        assert!(v.is_syn());
+        assert_eq!(v.layout().l4_offset(), 54);
+        assert_eq!((v.layout().l4_len(), v.layout().ip_end(), v.ip_len()), (20, 74, 60));
+        assert_eq!(v.key().dst, "2001:db8:10::100".parse::<Ipv6Addr>().unwrap());
+    }
+
+    #[test]
+    fn udp_after_destination_options() {
+        // Destination options (60): next header UDP, length 0 (8 bytes), PadN.
+        let mut p = vec![IPPROTO_UDP, 0, 1, 4, 0, 0, 0, 0];
+        p.extend_from_slice(&udp(12, 4));
+        let f = frame(60, &p);
+        let v = L4View6::parse(&f).unwrap();
+        assert_eq!((v.proto(), v.sport, v.dport, v.flags), (L4Proto::Udp, 5353, 53, None));
+        assert_eq!((v.layout().l4_offset(), v.layout().l4_len()), (62, 12));
+        assert!(!v.is_syn());
+    }
+
+    #[test]
+    fn malformed_inputs_are_refused_with_their_reason() {
+        let tcp = tcp_syn();
+        // Not IPv6, no Ethernet header.
+        let mut f = frame(IPPROTO_TCP, &tcp);
+        f[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
+        assert_eq!(L4View6::parse(&f), Err(DropReason::EthUnknownType));
+        assert_eq!(L4View6::parse(&f[..10]), Err(DropReason::EthTruncated));
+        // IPv6 header cut short, wrong version, payload length beyond the frame.
+        let f = frame(IPPROTO_TCP, &tcp);
+        assert_eq!(L4View6::parse(&f[..14 + 39]), Err(DropReason::Ip6Truncated));
+        let mut g = f.clone();
+        g[14] = 0x40;
+        assert_eq!(L4View6::parse(&g), Err(DropReason::Ip6BadVersion));
+        assert_eq!(L4View6::parse(&f[..f.len() - 1]), Err(DropReason::Ip6BadLength));
+        // TCP header cut short, TCP data offset beyond the segment.
+        assert_eq!(L4View6::parse(&frame(IPPROTO_TCP, &tcp[..19])), Err(DropReason::L4Malformed));
+        let mut t = tcp.clone();
+        t[12] = 15 << 4;
+        assert_eq!(L4View6::parse(&frame(IPPROTO_TCP, &t)), Err(DropReason::L4Malformed));
+        // UDP header cut short, UDP length beyond the segment.
+        assert_eq!(L4View6::parse(&frame(IPPROTO_UDP, &udp(8, 0)[..7])), Err(DropReason::L4Malformed));
+        assert_eq!(L4View6::parse(&frame(IPPROTO_UDP, &udp(20, 4))), Err(DropReason::L4Malformed));
+        // Another protocol (ICMPv6 to a VIP).
+        assert_eq!(L4View6::parse(&frame(58, &[128, 0, 0, 0, 0, 0, 0, 0])), Err(DropReason::IpUnknownProtocol));
+        // A first fragment (fragment header 44: next TCP, offset 0, M set).
+        let mut p = vec![IPPROTO_TCP, 0, 0, 1, 0, 0, 0, 7];
+        p.extend_from_slice(&tcp);
+        assert_eq!(L4View6::parse(&frame(44, &p)), Err(DropReason::Ip6Fragment));
+        // An extension header running past the payload; ESP; no next header.
+        assert_eq!(L4View6::parse(&frame(60, &[IPPROTO_TCP, 4, 0, 0])), Err(DropReason::Ip6ExtTruncated));
+        assert_eq!(L4View6::parse(&frame(50, &[0; 16])), Err(DropReason::Ip6Esp));
+        assert_eq!(L4View6::parse(&frame(59, &[])), Err(DropReason::Ip6NoNextHeader));
+    }
+
+    #[test]
+    fn never_panics_on_truncations_of_a_valid_frame() {
+        let mut p = vec![IPPROTO_TCP, 0, 1, 4, 0, 0, 0, 0];
+        p.extend_from_slice(&tcp_syn());
+        let f = frame(60, &p);
+        for n in 0..f.len() {
+            assert!(L4View6::parse(&f[..n]).is_err(), "{n} bytes");
+        }
+        assert!(L4View6::parse(&f).is_ok());
+    }
+}

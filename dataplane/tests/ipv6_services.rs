@@ -1,0 +1,406 @@
+//! IPv6 virtual services through in-memory workers: DR and NAT66, TCP and UDP, replies,
+//! round robin across servers, two workers (ownership redirects), neighbour discovery for
+//! the VIP, and the drops of the IPv6 L4 path. Expected frames are built here byte by
+//! byte, with their own RFC 1071 checksum over the RFC 8200 pseudo-header (the tests'
+//! `csum`), independently of `rvs_dataplane::wire`.
+
+mod common;
+
+use std::net::Ipv6Addr;
+use std::sync::Arc;
+
+use common::l4::{assert_accounting_all, send_to, server_stats, service_stats, LbOpts, ACK, SYN};
+use common::*;
+use rvs_dataplane::l2l3::neigh::NeighSync;
+use rvs_dataplane::lb::{LbConfig, LbEngine};
+use rvs_dataplane::mesh::MeshLinks;
+use rvs_dataplane::sched::{SchedParams, SchedShared};
+use rvs_dataplane::server::{RealServer, ServerStats};
+use rvs_dataplane::service::{share, Service, ServiceTable, SharedServices, TableError, TableIds};
+use rvs_dataplane::stats::DropReason;
+use rvs_dataplane::types::{ForwardMode, L4Proto, SchedulerKind, ServiceKey, Timeouts};
+use rvs_dataplane::worker::Worker;
+use rvs_drivers::mem::MemPool;
+
+const ETH_IPV6: u16 = 0x86dd;
+const VIP6: &str = "2001:db8:10::100";
+const CLIENT6: &str = "2001:db8:10::2";
+const CLIENT6B: &str = "2001:db8:10::3";
+const BACK6: &str = "2001:db8:20::1";
+const RS6: [&str; 2] = ["2001:db8:20::11", "2001:db8:20::12"];
+const RS6_MAC: [[u8; 6]; 2] = [[0x02, 0, 0, 0, 0x05, 0x11], [0x02, 0, 0, 0, 0x05, 0x12]];
+
+fn a(s: &str) -> Ipv6Addr {
+    s.parse().unwrap()
+}
+
+// ---- packets (independent of the code under test) ----
+
+fn ipv6(src: Ipv6Addr, dst: Ipv6Addr, nh: u8, hl: u8, payload: &[u8]) -> Vec<u8> {
+    let mut p = vec![0x60, 0, 0, 0];
+    p.extend_from_slice(&(payload.len() as u16).to_be_bytes());
+    p.extend_from_slice(&[nh, hl]);
+    p.extend_from_slice(&src.octets());
+    p.extend_from_slice(&dst.octets());
+    p.extend_from_slice(payload);
+    p
+}
+
+/// The checksum of `seg` (protocol `proto`) over the IPv6 pseudo-header.
+fn csum6(src: Ipv6Addr, dst: Ipv6Addr, proto: u8, seg: &[u8]) -> u16 {
+    let mut pseudo = Vec::new();
+    pseudo.extend_from_slice(&src.octets());
+    pseudo.extend_from_slice(&dst.octets());
+    pseudo.extend_from_slice(&(seg.len() as u32).to_be_bytes());
+    pseudo.extend_from_slice(&[0, 0, 0, proto]);
+    pseudo.extend_from_slice(seg);
+    csum(&pseudo)
+}
+
+/// A TCP segment (20-byte header, `data`) or UDP datagram with its checksum.
+fn l4(proto: L4Proto, src: (Ipv6Addr, u16), dst: (Ipv6Addr, u16), flags: u8, data: &[u8]) -> Vec<u8> {
+    let mut s = Vec::new();
+    s.extend_from_slice(&src.1.to_be_bytes());
+    s.extend_from_slice(&dst.1.to_be_bytes());
+    let (nh, at) = match proto {
+        L4Proto::Tcp => {
+            s.extend_from_slice(&0x0102_0304u32.to_be_bytes());
+            s.extend_from_slice(&(if flags & ACK != 0 { 0x0a0b_0c0du32 } else { 0 }).to_be_bytes());
+            s.extend_from_slice(&[5 << 4, flags, 0xff, 0xff, 0, 0, 0, 0]);
+            (6, 16)
+        }
+        L4Proto::Udp => {
+            s.extend_from_slice(&((8 + data.len()) as u16).to_be_bytes());
+            s.extend_from_slice(&[0, 0]);
+            (17, 6)
+        }
+    };
+    s.extend_from_slice(data);
+    let c = csum6(src.0, dst.0, nh, &s);
+    let c = if c == 0 && nh == 17 { 0xffff } else { c };
+    s[at..at + 2].copy_from_slice(&c.to_be_bytes());
+    s
+}
+
+/// An IPv6 packet of `proto` from `src` to `dst` with hop limit `hl`.
+fn pkt(proto: L4Proto, src: (Ipv6Addr, u16), dst: (Ipv6Addr, u16), flags: u8, hl: u8, data: &[u8]) -> Vec<u8> {
+    let nh = if proto == L4Proto::Tcp { 6 } else { 17 };
+    ipv6(src.0, dst.0, nh, hl, &l4(proto, src, dst, flags, data))
+}
+
+fn icmp6(src: Ipv6Addr, dst: Ipv6Addr, mut msg: Vec<u8>) -> Vec<u8> {
+    msg[2] = 0;
+    msg[3] = 0;
+    let c = csum6(src, dst, 58, &msg);
+    msg[2..4].copy_from_slice(&c.to_be_bytes());
+    ipv6(src, dst, 58, 255, &msg)
+}
+
+fn nd_msg(ty: u8, flags: u8, target: Ipv6Addr, opt: u8, mac: [u8; 6]) -> Vec<u8> {
+    let mut m = vec![ty, 0, 0, 0, flags, 0, 0, 0];
+    m.extend_from_slice(&target.octets());
+    m.extend_from_slice(&[opt, 1]);
+    m.extend_from_slice(&mac);
+    m
+}
+
+fn solicited(target: Ipv6Addr) -> (Ipv6Addr, [u8; 6]) {
+    let o = target.octets();
+    let group = Ipv6Addr::from([0xff, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0xff, o[13], o[14], o[15]]);
+    (group, [0x33, 0x33, 0xff, o[13], o[14], o[15]])
+}
+
+/// `who` at `mac` solicits `target` (an address of ours): the worker learns `who`.
+fn ns_from(who: Ipv6Addr, mac: [u8; 6], target: Ipv6Addr) -> Vec<u8> {
+    let (group, gmac) = solicited(target);
+    eth(gmac, mac, ETH_IPV6, &icmp6(who, group, nd_msg(135, 0, target, 1, mac)))
+}
+
+// ---- services and workers ----
+
+fn server(addr: &str, port: u16, forward: ForwardMode, workers: usize) -> RealServer {
+    RealServer {
+        addr: a(addr).into(),
+        port,
+        weight: 1,
+        forward,
+        upper: 0,
+        lower: 0,
+        stats: Arc::new(ServerStats::new(workers)),
+    }
+}
+
+fn service6(workers: usize, proto: L4Proto, port: u16, sched: SchedulerKind, servers: Vec<RealServer>) -> Service {
+    let shared = SchedShared::build(sched, &servers, &SchedParams::default()).expect("scheduler builds");
+    Service {
+        key: ServiceKey { proto, vip: a(VIP6).into(), port },
+        scheduler: sched,
+        sched: Arc::new(shared),
+        persist: None,
+        servers,
+        local_addrs: vec![],
+        stats: Arc::new(ServerStats::new(workers)),
+        admission: Default::default(),
+        syn_proxy: Default::default(),
+        unknown_flow: Default::default(),
+    }
+}
+
+/// Services 0: TCP 80 DR (rr over both servers); 1: TCP 8080 NAT66 to port 80 (rr); 2:
+/// UDP 53 NAT66 to port 5353.
+fn services(workers: usize) -> SharedServices {
+    let both = |port, fwd| RS6.iter().map(|s| server(s, port, fwd, workers)).collect::<Vec<_>>();
+    share(
+        ServiceTable::new(
+            1,
+            vec![
+                service6(workers, L4Proto::Tcp, 80, SchedulerKind::Rr, both(80, ForwardMode::Dr)),
+                service6(workers, L4Proto::Tcp, 8080, SchedulerKind::Rr, both(80, ForwardMode::Nat)),
+                service6(workers, L4Proto::Udp, 53, SchedulerKind::Rr, both(5353, ForwardMode::Nat)),
+            ],
+        )
+        .expect("valid table"),
+    )
+}
+
+/// `n` workers with IPv6 addresses on both ports, the client and both servers learned.
+fn workers6(shared: &SharedServices, n: usize) -> Vec<MemWorker> {
+    let opts = LbOpts::default();
+    let (syncs, links) = if n == 1 {
+        (vec![NeighSync::none()], vec![MeshLinks::none()])
+    } else {
+        (NeighSync::mesh(n, 64), MeshLinks::mesh(n, 64))
+    };
+    let mut ws: Vec<MemWorker> = syncs
+        .into_iter()
+        .zip(links)
+        .enumerate()
+        .map(|(i, (sync, link))| {
+            let mut c = common::l4::lb_worker_config(i, n);
+            c.ports[0].ipv6_addresses = vec!["2001:db8:10::1/64".parse().unwrap()];
+            c.ports[1].ipv6_addresses = vec!["2001:db8:20::1/64".parse().unwrap()];
+            let config = LbConfig {
+                conn_capacity: opts.conn_capacity,
+                conn_pages: Default::default(),
+                timeouts: Timeouts::default(),
+                port_mtu: opts.port_mtu.clone(),
+                rss: None,
+                local_addrs: vec![],
+                cookie_secret: rvs_dataplane::synproxy::cookie::CookieSecret::from_bytes([7; 32]),
+            };
+            let engine = LbEngine::new(i, n, Arc::clone(shared), config);
+            Worker::new(&c, queues(), MemPool::new(), sync).expect("valid config").with_lb(engine, link)
+        })
+        .collect();
+    // Learn the neighbours on every worker (their solicitations of our addresses).
+    for w in ws.iter_mut() {
+        roundtrip(w, FRONT, &ns_from(a(CLIENT6), CLIENT_MAC, a("2001:db8:10::1")), 0);
+        roundtrip(w, FRONT, &ns_from(a(CLIENT6B), CLIENT_MAC, a("2001:db8:10::1")), 0);
+        for (s, mac) in RS6.iter().zip(RS6_MAC) {
+            roundtrip(w, BACK, &ns_from(a(s), mac, a(BACK6)), 0);
+        }
+    }
+    ws
+}
+
+fn to_vip(proto: L4Proto, client: &str, cport: u16, vport: u16, flags: u8, hl: u8) -> Vec<u8> {
+    let p = pkt(proto, (a(client), cport), (a(VIP6), vport), flags, hl, b"hello v6");
+    eth(FRONT_MAC, CLIENT_MAC, ETH_IPV6, &p)
+}
+
+/// Checks the L4 checksum of an IPv6 frame from scratch (pseudo-header and all).
+fn assert_l4_checksum(frame: &[u8]) {
+    let ip = &frame[14..];
+    let (src, dst) = (
+        Ipv6Addr::from(<[u8; 16]>::try_from(&ip[8..24]).unwrap()),
+        Ipv6Addr::from(<[u8; 16]>::try_from(&ip[24..40]).unwrap()),
+    );
+    let seg = &ip[40..];
+    assert_eq!(csum6(src, dst, ip[6], seg), 0, "L4 checksum of {frame:02x?}");
+}
+
+#[test]
+fn dr_sends_the_packet_unchanged_to_the_servers_mac_round_robin() {
+    let shared = services(1);
+    let mut ws = workers6(&shared, 1);
+    for (i, cport) in [40000u16, 40001, 40002].into_iter().enumerate() {
+        let f = to_vip(L4Proto::Tcp, CLIENT6, cport, 80, SYN, 64);
+        let (front, back) = send_to(&mut ws, 0, FRONT, &f, SEC);
+        assert!(front.is_empty(), "{front:02x?}");
+        // Only the MACs change; the hop limit stays (as LVS DR).
+        let want = eth(RS6_MAC[i % 2], BACK_MAC, ETH_IPV6, &f[14..]);
+        assert_eq!(back, vec![want], "flow {i}");
+    }
+    // Later packets of the first flow follow it.
+    let (_, back) = send_to(&mut ws, 0, FRONT, &to_vip(L4Proto::Tcp, CLIENT6, 40000, 80, ACK, 64), SEC);
+    assert_eq!(&back[0][..6], &RS6_MAC[0]);
+    assert_eq!(ws[0].lb().unwrap().conns6().len(), 3);
+    let s0 = server_stats(&shared, 0, 0);
+    let s1 = server_stats(&shared, 0, 1);
+    assert_eq!((s0.conns, s1.conns), (2, 1));
+    assert_eq!((s0.packets_in, s1.packets_in), (3, 1));
+    assert_eq!(service_stats(&shared, 0).packets_in, 4);
+    assert_eq!(snapshot(&ws[0]).drops_total(), 0);
+    assert_accounting_all(&ws);
+}
+
+#[test]
+fn nat66_tcp_both_directions() {
+    let shared = services(1);
+    let mut ws = workers6(&shared, 1);
+    let client = (a(CLIENT6), 40000);
+    let f = to_vip(L4Proto::Tcp, CLIENT6, 40000, 8080, SYN, 64);
+    let (_, back) = send_to(&mut ws, 0, FRONT, &f, SEC);
+    // Destination → server:80, hop limit 63, checksum updated.
+    let want = eth(RS6_MAC[0], BACK_MAC, ETH_IPV6, &pkt(L4Proto::Tcp, client, (a(RS6[0]), 80), SYN, 63, b"hello v6"));
+    assert_eq!(back, vec![want.clone()]);
+    assert_l4_checksum(&back[0]);
+    // The server's SYN-ACK to the client gets the VIP back as its source.
+    let reply = pkt(L4Proto::Tcp, (a(RS6[0]), 80), client, SYN | ACK, 64, b"hello v6");
+    let (front, back) = send_to(&mut ws, 0, BACK, &eth(BACK_MAC, RS6_MAC[0], ETH_IPV6, &reply), 2 * SEC);
+    assert!(back.is_empty());
+    let want =
+        eth(CLIENT_MAC, FRONT_MAC, ETH_IPV6, &pkt(L4Proto::Tcp, (a(VIP6), 8080), client, SYN | ACK, 63, b"hello v6"));
+    assert_eq!(front, vec![want]);
+    assert_l4_checksum(&front[0]);
+    // The next client flow goes to the other server.
+    let (_, back) = send_to(&mut ws, 0, FRONT, &to_vip(L4Proto::Tcp, CLIENT6, 40001, 8080, SYN, 64), 3 * SEC);
+    assert_eq!(&back[0][14 + 24..14 + 40], &a(RS6[1]).octets());
+    let s = server_stats(&shared, 1, 0);
+    assert_eq!((s.packets_in, s.packets_out, s.conns), (1, 1, 1));
+    assert_eq!(snapshot(&ws[0]).drops_total(), 0);
+    assert_accounting_all(&ws);
+}
+
+#[test]
+fn nat66_udp_both_directions() {
+    let shared = services(1);
+    let mut ws = workers6(&shared, 1);
+    let client = (a(CLIENT6B), 5000);
+    let f = eth(FRONT_MAC, CLIENT_MAC, ETH_IPV6, &pkt(L4Proto::Udp, client, (a(VIP6), 53), 0, 64, b"query"));
+    let (_, back) = send_to(&mut ws, 0, FRONT, &f, SEC);
+    let want = eth(RS6_MAC[0], BACK_MAC, ETH_IPV6, &pkt(L4Proto::Udp, client, (a(RS6[0]), 5353), 0, 63, b"query"));
+    assert_eq!(back, vec![want]);
+    assert_l4_checksum(&back[0]);
+    let reply = pkt(L4Proto::Udp, (a(RS6[0]), 5353), client, 0, 64, b"answer!");
+    let (front, _) = send_to(&mut ws, 0, BACK, &eth(BACK_MAC, RS6_MAC[0], ETH_IPV6, &reply), SEC);
+    let want = eth(CLIENT_MAC, FRONT_MAC, ETH_IPV6, &pkt(L4Proto::Udp, (a(VIP6), 53), client, 0, 63, b"answer!"));
+    assert_eq!(front, vec![want]);
+    assert_l4_checksum(&front[0]);
+    assert_accounting_all(&ws);
+}
+
+#[test]
+fn two_workers_redirect_to_the_owner_and_both_directions_work() {
+    let shared = services(2);
+    let mut ws = workers6(&shared, 2);
+    let mut forwarded = 0;
+    for cport in 41000u16..41016 {
+        // Every flow enters on worker 0; half of them belong to worker 1.
+        let (_, back) = send_to(&mut ws, 0, FRONT, &to_vip(L4Proto::Tcp, CLIENT6, cport, 8080, SYN, 64), SEC);
+        assert_eq!(back.len(), 1, "flow {cport}");
+        let rs = usize::from(back[0][..6] != RS6_MAC[0]);
+        // The reply enters on worker 1 whatever the owner.
+        let reply = pkt(L4Proto::Tcp, (a(RS6[rs]), 80), (a(CLIENT6), cport), SYN | ACK, 64, b"hello v6");
+        let (front, _) = send_to(&mut ws, 1, BACK, &eth(BACK_MAC, RS6_MAC[rs], ETH_IPV6, &reply), SEC);
+        assert_eq!(front.len(), 1, "reply of flow {cport}");
+        assert_eq!(&front[0][14 + 8..14 + 24], &a(VIP6).octets());
+        forwarded += 1;
+    }
+    assert_eq!(forwarded, 16);
+    let conns: Vec<usize> = ws.iter().map(|w| w.lb().unwrap().conns6().len()).collect();
+    assert_eq!(conns.iter().sum::<usize>(), 16);
+    assert!(conns.iter().all(|&n| n > 0), "both workers own flows: {conns:?}");
+    let redirected: u64 = ws.iter().map(|w| snapshot(w).redirected_out).sum();
+    assert!(redirected > 0);
+    assert_accounting_all(&ws);
+}
+
+#[test]
+fn the_vip_answers_neighbour_solicitations_and_is_announced() {
+    let shared = services(1);
+    let mut ws = workers6(&shared, 1);
+    let (front, _) = send_to(&mut ws, 0, FRONT, &ns_from(a(CLIENT6), CLIENT_MAC, a(VIP6)), SEC);
+    let na = icmp6(a(VIP6), a(CLIENT6), nd_msg(136, 0x60, a(VIP6), 2, FRONT_MAC));
+    assert_eq!(front, vec![eth(CLIENT_MAC, FRONT_MAC, ETH_IPV6, &na)]);
+    // An advertisement claiming the VIP is a spoof.
+    const THIEF: [u8; 6] = [0x02, 0, 0, 0, 0x0e, 0x66];
+    let spoof = icmp6(a(VIP6), a("ff02::1"), nd_msg(136, 0x20, a(VIP6), 2, THIEF));
+    send_to(&mut ws, 0, FRONT, &eth([0x33, 0x33, 0, 0, 0, 1], THIEF, ETH_IPV6, &spoof), SEC);
+    assert_eq!(snapshot(&ws[0]).drop_count(DropReason::NdSpoofedOwn), 1);
+    // Unsolicited advertisements at start include the VIP's, on the front port only.
+    ws[0].send_gratuitous_arp(2 * SEC);
+    let front = take_tx(&mut ws[0], FRONT);
+    let want = eth(
+        [0x33, 0x33, 0, 0, 0, 1],
+        FRONT_MAC,
+        ETH_IPV6,
+        &icmp6(a(VIP6), a("ff02::1"), nd_msg(136, 0x20, a(VIP6), 2, FRONT_MAC)),
+    );
+    assert!(front.contains(&want), "no unsolicited NA for the VIP");
+    let back = take_tx(&mut ws[0], BACK);
+    assert!(!back.iter().any(|f| f.windows(16).any(|w| w == a(VIP6).octets())));
+    assert_accounting_all(&ws);
+}
+
+#[test]
+fn drops_of_the_ipv6_l4_path() {
+    let shared = services(1);
+    let frag = {
+        // A first fragment (fragment header, next TCP) of a SYN to the VIP.
+        let seg = l4(L4Proto::Tcp, (a(CLIENT6), 1), (a(VIP6), 80), SYN, b"");
+        let mut p = vec![6, 0, 0, 1, 0, 0, 0, 9];
+        p.extend_from_slice(&seg);
+        eth(FRONT_MAC, CLIENT_MAC, ETH_IPV6, &ipv6(a(CLIENT6), a(VIP6), 44, 64, &p))
+    };
+    let stray_reply = pkt(L4Proto::Tcp, (a(RS6[0]), 80), (a(CLIENT6), 999), ACK, 64, b"");
+    let cases: Vec<(&str, Vec<u8>, DropReason)> = vec![
+        ("no service on the port", to_vip(L4Proto::Tcp, CLIENT6, 40000, 81, SYN, 64), DropReason::L4NoService),
+        ("non-SYN of no connection", to_vip(L4Proto::Tcp, CLIENT6, 40000, 80, ACK, 64), DropReason::TcpNoConn),
+        ("hop limit 1 to NAT66", to_vip(L4Proto::Tcp, CLIENT6, 40010, 8080, SYN, 1), DropReason::Ip6HopLimit),
+        ("fragment", frag, DropReason::Ip6Fragment),
+        ("reply of no connection", eth(BACK_MAC, RS6_MAC[0], ETH_IPV6, &stray_reply), DropReason::Ip6NotForUs),
+        (
+            "truncated TCP",
+            {
+                let mut f = to_vip(L4Proto::Tcp, CLIENT6, 40000, 80, SYN, 64);
+                f.truncate(14 + 40 + 10);
+                f[14 + 4..14 + 6].copy_from_slice(&10u16.to_be_bytes());
+                f
+            },
+            DropReason::L4Malformed,
+        ),
+    ];
+    for (what, f, reason) in cases {
+        let mut ws = workers6(&shared, 1);
+        let port = if f[6..12] == CLIENT_MAC { FRONT } else { BACK };
+        let (front, back) = send_to(&mut ws, 0, port, &f, SEC);
+        assert!(front.is_empty() && back.is_empty(), "{what}");
+        assert_single_drop(&ws[0], reason);
+        assert_accounting_all(&ws);
+    }
+}
+
+#[test]
+fn the_table_refuses_what_the_ipv6_path_cannot_forward() {
+    let ids = |s: &[Service]| TableIds::sequential(s);
+    let mixed = service6(
+        1,
+        L4Proto::Tcp,
+        80,
+        SchedulerKind::Rr,
+        vec![{
+            let mut s = server(RS6[1], 80, ForwardMode::Dr, 1);
+            s.addr = std::net::Ipv4Addr::new(10, 20, 0, 11).into();
+            s
+        }],
+    );
+    let i = ids(std::slice::from_ref(&mixed));
+    let err = ServiceTable::with_ids(1, vec![mixed], i, Default::default()).unwrap_err();
+    assert!(matches!(err, TableError::MixedFamily { .. }), "{err}");
+    assert!(err.to_string().contains("tcp [2001:db8:10::100]:80"), "{err}");
+    let fullnat = service6(1, L4Proto::Tcp, 80, SchedulerKind::Rr, vec![server(RS6[0], 80, ForwardMode::FullNat, 1)]);
+    let i = ids(std::slice::from_ref(&fullnat));
+    let err = ServiceTable::with_ids(1, vec![fullnat], i, Default::default()).unwrap_err();
+    assert!(matches!(err, TableError::Ipv6Unsupported { .. }), "{err}");
+}

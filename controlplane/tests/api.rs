@@ -814,6 +814,36 @@ async fn undecodable_path_segments_are_error_documents() {
     assert_eq!(config_text(&srv).await, before);
 }
 
+/// `PUT /v1/config` with an IPv6 service (valid in every other respect) is refused by the
+/// data-path boundary, naming the field, and nothing is applied; the dry run says the same.
+#[tokio::test]
+async fn ipv6_service_in_a_whole_file_is_refused_and_nothing_changes() {
+    let srv = serve(CONFIG).await;
+    let before = config_text(&srv).await;
+    let generation = srv.state.running().generation();
+    let text = CONFIG
+        .replacen(
+            "mac = \"02:00:00:00:00:01\"",
+            "mac = \"02:00:00:00:00:01\"\nipv6_addresses = [\"2001:db8:10::1/64\"]",
+            1,
+        )
+        .replacen(
+            "mac = \"02:00:00:00:00:02\"",
+            "mac = \"02:00:00:00:00:02\"\nipv6_addresses = [\"2001:db8:20::1/64\"]",
+            1,
+        )
+        + "[[service]]\nprotocol = \"tcp\"\naddress = \"2001:db8:10::100\"\nport = 80\nscheduler = \"rr\"\n\
+           [[service.server]]\naddress = \"2001:db8:20::11\"\nforward = \"nat\"\n";
+    for path in ["/v1/config", "/v1/config?dry_run=true"] {
+        let (code, v) = call(&srv, "PUT", path, Some(&text)).await;
+        assert_eq!(code, 422, "{path}: {v}");
+        assert_eq!(v["field"], "service[2].address", "{path}: {v}");
+        assert!(v["error"].as_str().is_some_and(|e| e.contains("IPv6 data path")), "{path}: {v}");
+    }
+    assert_eq!(config_text(&srv).await, before);
+    assert_eq!(srv.state.running().generation(), generation);
+}
+
 #[tokio::test]
 async fn bad_inputs_name_their_field_and_change_nothing() {
     let srv = serve(CONFIG).await;

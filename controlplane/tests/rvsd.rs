@@ -190,6 +190,25 @@ fn check_lists_every_error_with_its_field() {
     assert!(err.contains("overlaps port[0]"), "{err}");
 }
 
+/// An IPv6 service passes every model check and is refused, by field, at the data-path
+/// boundary: this build has no IPv6 data path.
+#[test]
+fn check_refuses_ipv6_services_naming_each_field() {
+    let text = ring_config(8700, "[]", "net_ring1")
+        .replace("address = \"10.10.0.1/24\"", "address = \"10.10.0.1/24\"\nipv6_addresses = [\"2001:db8:10::1/64\"]")
+        .replace("address = \"10.20.0.1/24\"", "address = \"10.20.0.1/24\"\nipv6_addresses = [\"2001:db8:20::1/64\"]")
+        + "[[service]]\nprotocol = \"tcp\"\naddress = \"2001:db8:10::100\"\nport = 80\nscheduler = \"rr\"\n\
+           [[service.server]]\naddress = \"2001:db8:20::11\"\nforward = \"nat\"\n";
+    let o = check(&text);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    for field in ["service[1].address", "service[1].server[0].address"] {
+        assert!(err.contains(&format!("{field}: ")), "{field} not named in:\n{err}");
+    }
+    assert!(err.contains("IPv6 services need the IPv6 data path, which this build does not have"), "{err}");
+    assert!(!err.contains("service[0]"), "the IPv4 service is fine:\n{err}");
+}
+
 #[test]
 fn check_reports_toml_syntax_with_line() {
     let o = check("[dataplane]\nworkers = \n");

@@ -317,7 +317,7 @@ pub fn document() -> Value {
     let svc = || {
         vec![
             path_param("proto", "tcp or udp"),
-            path_param("vip", "the VIP: 10.10.0.100, or IPv6 bare (2001:db8::1) or in brackets ([2001:db8::1], percent-encoded %5B %5D)"),
+            path_param("vip", "the VIP: 10.10.0.100, or IPv6 bare (2001:db8::1) or in brackets ([2001:db8::1], raw or percent-encoded as %5B %5D)"),
             path_param("port", "the virtual port"),
         ]
     };

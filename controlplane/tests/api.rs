@@ -707,6 +707,7 @@ fn bad_inputs() -> Vec<Bad> {
         // boundary, naming the field.
         ("GET", "/v1/services/tcp/2001:db8::1/80".into(), String::new()).into_row(404, "path"),
         ("GET", "/v1/services/tcp/%5B2001:db8::1%5D/80".into(), String::new()).into_row(404, "path"),
+        ("GET", "/v1/services/tcp/[2001:db8::1]/80".into(), String::new()).into_row(404, "path"),
         ("GET", "/v1/services/tcp/%5B2001:db8::1/80".into(), String::new()).into_row(400, "path"),
         ("GET", "/v1/services/tcp/%5B10.10.0.100%5D/80".into(), String::new()).into_row(400, "path"),
         ("GET", "/v1/services/tcp/fe80::1%25eth0/80".into(), String::new()).into_row(400, "path"),

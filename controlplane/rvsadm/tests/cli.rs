@@ -273,6 +273,25 @@ fn each_verb_sends_the_right_request() {
             Some(json!({"persistence":"60s","persistence_netmask":"255.255.0.0"})),
         ),
         ("-D -t 10.10.0.100:80", "DELETE", svc.into(), None),
+        // IPv6: bracketed on the command line, bare in paths and bodies.
+        (
+            "-A -t [2001:db8::1]:80 -s rr",
+            "POST",
+            "/v1/services".into(),
+            Some(json!({"protocol":"tcp","address":"2001:db8::1","port":80,"scheduler":"rr"})),
+        ),
+        (
+            "-a -t [2001:db8::1]:80 -r [2001:db8::11]:8080 -m -w 3",
+            "POST",
+            "/v1/services/tcp/2001:db8::1/80/servers".into(),
+            Some(json!({"address":"2001:db8::11","port":8080,"weight":3,"forward":"nat"})),
+        ),
+        (
+            "-d -u [2001:db8::1]:53 -r [2001:db8::11]:53",
+            "DELETE",
+            "/v1/services/udp/2001:db8::1/53/servers/2001:db8::11/53".into(),
+            None,
+        ),
         (
             "-a -t 10.10.0.100:80 -r 10.20.0.11 -m -w 3",
             "POST",

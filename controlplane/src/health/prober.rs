@@ -41,6 +41,11 @@ use super::http::{self, HttpCheck, StatusRanges};
 use super::ProbeResult;
 use crate::config::HealthKind;
 
+/// Most source addresses the prober's interface holds (smoltcp's
+/// `iface-max-addr-count-8`, set in controlplane/Cargo.toml); [`ProberConfig::addresses`]
+/// beyond it are not used.
+pub const MAX_ADDRESSES: usize = 8;
+
 /// TCP receive buffer per probe.
 const TCP_RX: usize = 8 * 1024;
 /// TCP send buffer per probe (an HTTP request).

@@ -111,13 +111,20 @@ pub fn prober_config(config: &Config, source_ports: std::ops::RangeInclusive<u16
     let mtu = config.ports.iter().map(|p| usize::from(p.mtu.unwrap_or(1500))).min().unwrap_or(1500);
     let seed = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64);
     ProberConfig {
+        // Every port's IPv4 address first, then the IPv6 ones: the prober's interface
+        // holds at most `prober::MAX_ADDRESSES`, and IPv4 probing must never lose its
+        // source to an IPv6 address.
         addresses: config
             .ports
             .iter()
-            .flat_map(|p| {
-                let v4 = (IpAddr::V4(p.address.addr()), p.address.prefix_len());
-                std::iter::once(v4).chain(p.ipv6_addresses.iter().map(|n| (IpAddr::V6(n.addr()), n.prefix_len())))
-            })
+            .map(|p| (IpAddr::V4(p.address.addr()), p.address.prefix_len()))
+            .chain(
+                config
+                    .ports
+                    .iter()
+                    .flat_map(|p| p.ipv6_addresses.iter().map(|n| (IpAddr::V6(n.addr()), n.prefix_len()))),
+            )
+            .take(super::prober::MAX_ADDRESSES)
             .collect(),
         source_ports,
         mtu,
@@ -419,6 +426,23 @@ weight = 1
 
     fn config(health: &str) -> Config {
         Config::from_toml(&BASE.replace("HEALTH", health)).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// The prober sources probes from every port's IPv4 address and then its IPv6 ones,
+    /// IPv4 first so that IPv6 addresses never crowd an IPv4 source out.
+    #[test]
+    fn prober_sources_ipv4_first_then_ipv6() {
+        let text = BASE.replace("HEALTH", "").replacen(
+            "mac = \"02:00:00:00:00:01\"",
+            "mac = \"02:00:00:00:00:01\"\nipv6_addresses = [\"2001:db8:20::1/64\"]\n\
+             [[port]]\nname = \"front\"\ndevice = \"net_ring1\"\naddress = \"10.10.0.1/24\"\n\
+             ipv6_addresses = [\"2001:db8:10::1/64\"]",
+            1,
+        );
+        let c = Config::from_toml(&text).unwrap_or_else(|e| panic!("{e}"));
+        let a: Vec<String> =
+            prober_config(&c, 40000..=40099).addresses.iter().map(|(ip, len)| format!("{ip}/{len}")).collect();
+        assert_eq!(a, ["10.20.0.1/24", "10.10.0.1/24", "2001:db8:20::1/64", "2001:db8:10::1/64"]);
     }
 
     #[test]

@@ -22,7 +22,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -35,13 +35,14 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use rvs_dataplane::control::{ConnFilter, ConnListing, ControlHandle, MAX_LISTING};
-use rvs_dataplane::types::ServiceKey;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::config::{ConfigError, FieldError};
-use crate::model::{parse_endpoint, ServerBody, ServerUpdate, ServiceBody, ServiceRef, ServiceUpdate, TimeoutsBody};
+use crate::config::{endpoint, ConfigError, FieldError};
+use crate::model::{
+    parse_address, parse_endpoint, ServerBody, ServerUpdate, ServiceBody, ServiceRef, ServiceUpdate, TimeoutsBody,
+};
 use crate::runtime::{ApplyError, Change, Running};
 use crate::status::{Status, StatusSource, TrafficJson};
 
@@ -409,8 +410,13 @@ fn service_ref(proto: &str, vip: &str, port: &str) -> Result<ServiceRef, ApiErro
     ServiceRef::parse(proto, vip, port).map_err(|e| ApiError::field(StatusCode::BAD_REQUEST, "path", e))
 }
 
-fn server_ref(ip: &str, port: &str) -> Result<(Ipv4Addr, u16), ApiError> {
-    parse_endpoint(&format!("{ip}:{port}")).map_err(|e| ApiError::field(StatusCode::BAD_REQUEST, "path", e))
+/// A server named in a path: `…/servers/10.20.0.11/80`, `…/servers/2001:db8::11/80` (or
+/// `[2001:db8::11]`, brackets as in a URL's host).
+fn server_ref(ip: &str, port: &str) -> Result<(IpAddr, u16), ApiError> {
+    let bad = |e: String| ApiError::field(StatusCode::BAD_REQUEST, "path", e);
+    let addr = parse_address(ip).map_err(bad)?;
+    let port = port.parse::<u16>().map_err(|_| bad(format!("`{port}` is not a port (1..65535)")))?;
+    Ok((addr, port))
 }
 
 async fn list_services(State(st): State<St>) -> Json<serde_json::Value> {
@@ -497,7 +503,7 @@ async fn add_server(State(st): State<St>, ApiPath((p, v, n)): SvcPath, body: Byt
     Ok((StatusCode::CREATED, Json(view)).into_response())
 }
 
-fn server_view(run: &Running, r: &ServiceRef, addr: Ipv4Addr, port: u16) -> Result<Response, ApiError> {
+fn server_view(run: &Running, r: &ServiceRef, addr: IpAddr, port: u16) -> Result<Response, ApiError> {
     let i = run.find_service(r)?;
     let k = run.find_server(i, addr, port)?;
     Ok(Json(run.service_view(i).servers.swap_remove(k)).into_response())
@@ -577,8 +583,7 @@ async fn zero_stats(State(st): State<St>, RawQuery(q): RawQuery) -> Result<Statu
         Some(s) => {
             let r = ServiceRef::parse_joined(s).map_err(|e| ApiError::field(StatusCode::BAD_REQUEST, "service", e))?;
             run.find_service(&r)?;
-            let proto = r.protocol;
-            Some(ServiceKey { proto, vip: r.address.into(), port: r.port })
+            Some(r.key())
         }
     };
     if only.is_none() {
@@ -668,13 +673,15 @@ async fn connections(State(st): State<St>, RawQuery(q): RawQuery) -> Result<Resp
         None => None,
         Some(s) => {
             let r = ServiceRef::parse_joined(s).map_err(|e| bad("service", e))?;
-            let proto = r.protocol;
-            Some(ServiceKey { proto, vip: r.address.into(), port: r.port })
+            Some(crate::dp::dp_key(r.key()).map_err(|e| bad("service", e))?)
         }
     };
     let server = match q.get("server") {
         None => None,
-        Some(s) => Some(parse_endpoint(s).map_err(|e| bad("server", e))?),
+        Some(s) => {
+            let (addr, port) = parse_endpoint(s).map_err(|e| bad("server", e))?;
+            Some((crate::dp::dp_server(addr).map_err(|e| bad("server", e))?, port))
+        }
     };
     let number = |f: &str, default: usize| -> Result<usize, ApiError> {
         match q.get(f) {
@@ -718,10 +725,10 @@ async fn connections(State(st): State<St>, RawQuery(q): RawQuery) -> Result<Resp
         .flat_map(|l| {
             l.entries.iter().map(move |e| ConnJson {
                 protocol: e.proto.name().to_string(),
-                client: format!("{}:{}", e.client.0, e.client.1),
-                vip: format!("{}:{}", e.vip.0, e.vip.1),
-                local: format!("{}:{}", e.local.0, e.local.1),
-                server: format!("{}:{}", e.server.0, e.server.1),
+                client: endpoint(IpAddr::from(e.client.0), e.client.1),
+                vip: endpoint(IpAddr::from(e.vip.0), e.vip.1),
+                local: endpoint(IpAddr::from(e.local.0), e.local.1),
+                server: endpoint(IpAddr::from(e.server.0), e.server.1),
                 forward: e.forward.name().to_string(),
                 state: e.state.name().to_string(),
                 expires_in: e.expires_in_ns.div_ceil(1_000_000_000),

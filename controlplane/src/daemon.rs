@@ -40,7 +40,6 @@
 //! pools and the EAL release themselves on drop in reverse order of creation, and
 //! launched workers are stopped and waited for explicitly.
 
-use std::net::Ipv4Addr;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -59,7 +58,6 @@ use rvs_dataplane::punt;
 use rvs_dataplane::service::SharedServices;
 use rvs_dataplane::stats::WorkerCounters;
 use rvs_dataplane::synproxy::cookie::CookieSecret;
-use rvs_dataplane::types::{PortId, VipConfig};
 use rvs_dataplane::wire::MacAddr as WireMac;
 use rvs_dataplane::worker::{PortConfig, StaticNeighbour, Worker, WorkerConfig};
 use rvs_drivers::dpdk::{self, Eal, EthQueue, Mempool, Port, PortSetup, RssConf};
@@ -187,8 +185,9 @@ pub fn allowed_cpus() -> Vec<u32> {
 /// The configuration of worker `index`: every port (with its MAC as the NIC reports it,
 /// unless the config overrides it: `macs[i]` is port `i`'s), every VIP (answered on the
 /// port whose prefix holds it, or on every port when none does), routes, static
-/// neighbours, idle policy and neighbour timeouts.
-pub fn worker_config(config: &Config, index: usize, macs: &[MacAddr]) -> WorkerConfig {
+/// neighbours, idle policy and neighbour timeouts. Fails only on a VIP the data path
+/// cannot take ([`crate::dp`]), which validation refuses first.
+pub fn worker_config(config: &Config, index: usize, macs: &[MacAddr]) -> anyhow::Result<WorkerConfig> {
     let dp = &config.dataplane;
     let ports = config
         .ports
@@ -202,15 +201,8 @@ pub fn worker_config(config: &Config, index: usize, macs: &[MacAddr]) -> WorkerC
             ipv6_addresses: p.ipv6_addresses.clone(),
         })
         .collect();
-    let mut vips: Vec<VipConfig> = Vec::new();
-    for s in &config.services {
-        if vips.iter().any(|v| v.address == s.address) {
-            continue;
-        }
-        let port = connected_port(config, s.address).map(|i| PortId(i as u16));
-        vips.push(VipConfig { address: s.address, port });
-    }
-    WorkerConfig {
+    let vips = crate::services::vips(config)?;
+    Ok(WorkerConfig {
         index,
         count: usize::from(dp.workers),
         ports,
@@ -231,7 +223,7 @@ pub fn worker_config(config: &Config, index: usize, macs: &[MacAddr]) -> WorkerC
             retry_interval: dp.neighbour_retry,
             ..NeighConfig::default()
         },
-    }
+    })
 }
 
 /// The IPv6 addresses of `p` as the workers answer them: the configured ones and, with
@@ -242,10 +234,6 @@ fn port_ipv6_addresses(p: &crate::config::Port, mac: WireMac) -> Vec<String> {
         v.push(format!("{}/64", rvs_dataplane::l2l3::nd::link_local(mac)));
     }
     v
-}
-
-fn connected_port(config: &Config, addr: Ipv4Addr) -> Option<usize> {
-    config.ports.iter().position(|p| p.address.contains(&addr))
 }
 
 /// Data room for the pool: the default (1500-byte frames) unless a port's MTU needs more.
@@ -341,9 +329,7 @@ impl StatusSource for LiveStatus {
         // `with_services` lists the table's services and servers in table order.
         for (ss, ds) in status.services.iter_mut().zip(table.services()) {
             for (rs, dr) in ss.servers.iter_mut().zip(&ds.servers) {
-                // The health board is keyed by IPv4 servers only (so far).
-                let std::net::IpAddr::V4(addr) = dr.addr else { continue };
-                rs.health = board.get(&(ds.key, addr, dr.port)).cloned();
+                rs.health = board.get(&(ds.key.into(), dr.addr, dr.port)).cloned();
             }
         }
         status.prober = Some(self.prober.snapshot());
@@ -379,7 +365,7 @@ impl crate::bgp::run::ViewSource for LiveBgpEnv {
             .zip(healthy)
             .map(|(s, (_, healthy, servers))| ServiceHealth {
                 name: crate::model::service_name(s),
-                vip: std::net::IpAddr::V4(s.address),
+                vip: s.address,
                 healthy,
                 servers,
                 quorum: s.quorum,
@@ -425,7 +411,7 @@ impl crate::ha::run::Environment for LiveHaEnv {
         self.board.lock().unwrap_or_else(|p| p.into_inner()).sync.as_ref().and_then(|s| s.hold_preempt.clone())
     }
 
-    fn service_down(&self, service: (crate::config::L4Proto, Ipv4Addr, u16)) -> bool {
+    fn service_down(&self, service: crate::config::ServiceKey) -> bool {
         let board = self.health.lock().unwrap_or_else(|p| p.into_inner());
         crate::ha::run::service_down(&board, service)
     }
@@ -537,7 +523,7 @@ pub fn run(config: &Config, text: &str, path: &Path) -> anyhow::Result<()> {
     let cookie_secret = cookie_secret().context("reading the SYN-cookie secret from /dev/urandom")?;
     let mut sync_links = sync_links.into_iter();
     for (index, sync) in meshes.drain(..).enumerate() {
-        let wc = worker_config(config, index, &macs);
+        let wc = worker_config(config, index, &macs)?;
         let queue_id = u16::try_from(index).context("too many workers")?;
         let queues: Vec<EthQueue> = ports
             .iter()
@@ -1171,6 +1157,8 @@ fn wait_workers(eal: &Eal, lcores: &[u32]) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rvs_dataplane::types::{PortId, VipConfig};
+    use std::net::Ipv4Addr;
 
     const BASE: &str = r#"
 [dataplane]
@@ -1269,7 +1257,7 @@ scheduler = "rr"
     fn worker_configs_follow_the_config() {
         let c = cfg(BASE);
         let macs = [MacAddr([2, 0, 0, 0, 0, 1]), MacAddr([2, 0, 0, 0, 0, 2])];
-        let w = worker_config(&c, 1, &macs);
+        let w = worker_config(&c, 1, &macs).unwrap();
         assert_eq!((w.index, w.count), (1, 2));
         assert_eq!(w.ports.len(), 2);
         assert_eq!(w.ports[1].mac, WireMac([2, 0, 0, 0, 0, 2]));

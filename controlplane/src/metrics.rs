@@ -11,8 +11,9 @@
 //! * Label values are escaped as the format requires (`\` → `\\`, `"` → `\"`, newline →
 //!   `\n`); HELP text escapes `\` and newline.
 //! * Labels: `port` (the port's config name), `worker` (index), `reason` (a
-//!   [`DropReason::name`]), `protocol`/`vip`/`port` for a service, plus `server`
-//!   (`ip:port`) for a real server. Per-worker drop counters are not exported (reasons ×
+//!   [`DropReason::name`]), `protocol`/`vip`/`port` for a service (`vip` the bare
+//!   address: `10.10.0.100`, `2001:db8::1`), plus `server` (`10.20.0.11:80`, IPv6 in
+//!   brackets as ipvsadm writes it: `[2001:db8::11]:80`) for a real server. Per-worker drop counters are not exported (reasons ×
 //!   workers series); `rvs_drops_total` sums the workers, as `/v1/status` does.
 //! * Rates are IPVS's estimates (see [`crate::rates`]): gauges in units per second,
 //!   `*_bps` in **bytes** per second as ipvsadm's `InBPS`. Burst latency is a summary in
@@ -421,7 +422,7 @@ pub fn render(input: &MetricsInput) -> String {
             let svc_rates = est.service(&s.protocol, &s.address, s.port);
             s.servers.iter().map(move |r| {
                 let mut l = svc_labels(s);
-                l.push(("server", format!("{}:{}", r.address, r.port)));
+                l.push(("server", server_label(&r.address, r.port)));
                 let rates = svc_rates.and_then(|x| x.server(&r.address, r.port)).map(|x| x.rates).unwrap_or_default();
                 (l, r.stats, rates)
             })
@@ -465,7 +466,7 @@ pub fn render(input: &MetricsInput) -> String {
         st.services.iter().flat_map(|s| {
             s.servers.iter().map(move |r| {
                 let mut l = svc_labels(s);
-                l.push(("server", format!("{}:{}", r.address, r.port)));
+                l.push(("server", server_label(&r.address, r.port)));
                 l.push(("forward", r.forward.clone()));
                 (l, Value::Int(1))
             })
@@ -474,7 +475,7 @@ pub fn render(input: &MetricsInput) -> String {
     let server_gauges = st.services.iter().flat_map(|s| {
         s.servers.iter().map(move |r| {
             let mut l = svc_labels(s);
-            l.push(("server", format!("{}:{}", r.address, r.port)));
+            l.push(("server", server_label(&r.address, r.port)));
             // Health: Some(up) for a checked server whose state is known.
             let up = r.health.as_ref().filter(|h| h.state != "unknown").map(|h| h.state == "up");
             (l, r.weight, r.overloaded, up)
@@ -496,7 +497,7 @@ pub fn render(input: &MetricsInput) -> String {
         s.servers.iter().filter_map(move |r| {
             let h = r.health.as_ref().filter(|h| h.state != "unknown")?;
             let mut l = svc_labels(s);
-            l.push(("server", format!("{}:{}", r.address, r.port)));
+            l.push(("server", server_label(&r.address, r.port)));
             Some((l, h))
         })
     });
@@ -726,6 +727,16 @@ fn traffic_families(out: &mut Out, prefix: &str, what: &str, items: &[TrafficIte
             &format!("{help} of the {what} (IPVS-style 2 s estimate)."),
             items.iter().map(|(l, _, r)| (l.clone(), Value::Int(get(r)))),
         );
+    }
+}
+
+/// A real server's `server` label: `10.20.0.11:80`, or `[2001:db8::11]:80` for IPv6 (the
+/// address as the API shows it, which is bare).
+fn server_label(address: &str, port: u16) -> String {
+    if address.contains(':') {
+        format!("[{address}]:{port}")
+    } else {
+        format!("{address}:{port}")
     }
 }
 

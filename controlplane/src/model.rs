@@ -15,7 +15,7 @@
 //!   returned can be sent back), never written to the configuration.
 //! * `persistence_netmask` `"255.255.255.255"` is the default and is written as absent.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
 use serde::de::IgnoredAny;
@@ -35,7 +35,9 @@ pub fn duration_text(d: Duration) -> String {
     }
 }
 
-/// `tcp/10.10.0.100/80`: how paths and query strings name a service.
+/// `tcp/10.10.0.100/80`, `tcp/2001:db8::1/80`: how paths and query strings name a
+/// service (an IPv6 VIP bare: a path segment ends at `/`, so it needs no brackets; they
+/// are accepted too, see [`parse_address`]).
 pub fn service_name(s: &Service) -> String {
     format!("{}/{}/{}", s.protocol.name(), s.address, s.port)
 }
@@ -462,13 +464,37 @@ pub struct TimeoutsView {
     pub udp: String,
 }
 
-/// A service named in a path or query: `tcp/10.10.0.100/80`.
+/// A VIP or server address as a path segment or query names it: `10.10.0.100`,
+/// `2001:db8::1`, or `[2001:db8::1]` (brackets, as in a URL's host, accepted for IPv6
+/// only). The error says how to write it.
+pub fn parse_address(text: &str) -> Result<IpAddr, String> {
+    let example = "write it like 10.10.0.100 or 2001:db8::1";
+    if let Some(inner) = text.strip_prefix('[') {
+        let Some(inner) = inner.strip_suffix(']') else {
+            return Err(format!("`{text}` opens a bracket and does not close it; {example} (or [2001:db8::1])"));
+        };
+        return match inner.parse::<IpAddr>() {
+            Ok(IpAddr::V6(a)) => Ok(IpAddr::V6(a)),
+            Ok(IpAddr::V4(a)) => Err(format!("`{text}`: brackets are for IPv6 addresses only; write {a}")),
+            Err(_) => Err(format!("`{text}` is not an IP address; {example}")),
+        };
+    }
+    match text.parse::<IpAddr>() {
+        Ok(a) => Ok(a),
+        Err(_) if text.contains('%') => {
+            Err(format!("`{text}` has a zone id, which a VIP or real server never has; {example}"))
+        }
+        Err(_) => Err(format!("`{text}` is not an IP address; {example}")),
+    }
+}
+
+/// A service named in a path or query: `tcp/10.10.0.100/80`, `tcp/2001:db8::1/80`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ServiceRef {
     /// Protocol.
     pub protocol: L4Proto,
-    /// VIP.
-    pub address: Ipv4Addr,
+    /// VIP, either family.
+    pub address: IpAddr,
     /// Port.
     pub port: u16,
 }
@@ -479,7 +505,7 @@ impl ServiceRef {
         let Some(protocol) = parse_protocol(proto) else {
             return Err(format!("unknown protocol `{proto}`; use tcp or udp"));
         };
-        let address = vip.parse().map_err(|_| format!("`{vip}` is not an IPv4 address"))?;
+        let address = parse_address(vip)?;
         let port = port.parse().map_err(|_| format!("`{port}` is not a port (1..65535)"))?;
         Ok(ServiceRef { protocol, address, port })
     }
@@ -489,8 +515,13 @@ impl ServiceRef {
         let parts: Vec<&str> = s.split('/').collect();
         match parts.as_slice() {
             [p, v, n] => ServiceRef::parse(p, v, n),
-            _ => Err(format!("`{s}` is not a service; write it like tcp/10.10.0.100/80")),
+            _ => Err(format!("`{s}` is not a service; write it like tcp/10.10.0.100/80 or tcp/2001:db8::1/80")),
         }
+    }
+
+    /// The control plane's key of this service.
+    pub fn key(&self) -> crate::config::ServiceKey {
+        crate::config::ServiceKey { proto: self.protocol, vip: self.address, port: self.port }
     }
 
     /// Whether `s` is this service.
@@ -505,9 +536,24 @@ impl std::fmt::Display for ServiceRef {
     }
 }
 
-/// Parses `10.20.0.11:80`.
-pub fn parse_endpoint(s: &str) -> Result<(Ipv4Addr, u16), String> {
-    let bad = || format!("`{s}` is not an address:port; write it like 10.20.0.11:80");
+/// Parses `10.20.0.11:80` or `[2001:db8::11]:80` (IPv6 in brackets, as ipvsadm writes
+/// it; without them the port could not be told from the address).
+pub fn parse_endpoint(s: &str) -> Result<(IpAddr, u16), String> {
+    let bad = || format!("`{s}` is not an address:port; write it like 10.20.0.11:80 or [2001:db8::11]:80");
+    if s.parse::<Ipv6Addr>().is_ok() {
+        return Err(format!(
+            "`{s}` is an IPv6 address without brackets, so a port cannot be told from it; write it like [{s}]:80"
+        ));
+    }
+    if let Some(rest) = s.strip_prefix('[') {
+        let (a, p) = rest.split_once(']').ok_or_else(bad)?;
+        let p = p.strip_prefix(':').ok_or_else(bad)?;
+        return match a.parse::<IpAddr>() {
+            Ok(IpAddr::V6(a)) => Ok((IpAddr::V6(a), p.parse().map_err(|_| bad())?)),
+            Ok(IpAddr::V4(a)) => Err(format!("`{s}`: brackets are for IPv6 addresses only; write {a}:{p}")),
+            Err(_) => Err(bad()),
+        };
+    }
     let (a, p) = s.rsplit_once(':').ok_or_else(bad)?;
-    Ok((a.parse().map_err(|_| bad())?, p.parse().map_err(|_| bad())?))
+    Ok((IpAddr::V4(a.parse().map_err(|_| bad())?), p.parse().map_err(|_| bad())?))
 }

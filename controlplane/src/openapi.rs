@@ -91,7 +91,8 @@ fn schemas() -> Value {
             "required": ["address"],
             "additionalProperties": false,
             "properties": {
-                "address": {"type": "string", "format": "ipv4"},
+                "address": {"type": "string", "example": "10.20.0.11",
+                    "description": "IPv4 or IPv6 (bare: 2001:db8::11), of the service's VIP's family; IPv6 is refused while the data path is IPv4 only"},
                 "port": {"type": "integer", "minimum": 1, "maximum": 65535, "description": "default: the service's port"},
                 "weight": {"type": "integer", "minimum": 0, "maximum": 65535, "default": 1},
                 "forward": {"type": "string", "enum": ["dr", "nat", "fullnat", "tunnel"], "default": "dr"},
@@ -117,7 +118,8 @@ fn schemas() -> Value {
             "additionalProperties": false,
             "properties": {
                 "protocol": {"type": "string", "enum": ["tcp", "udp"]},
-                "address": {"type": "string", "format": "ipv4"},
+                "address": {"type": "string", "example": "10.10.0.100",
+                    "description": "the VIP, IPv4 or IPv6 (bare: 2001:db8::1); IPv6 is refused while the data path is IPv4 only"},
                 "port": {"type": "integer", "minimum": 1, "maximum": 65535},
                 "scheduler": {"type": "string", "default": "wlc"},
                 "persistence": {"type": ["string", "null"], "example": "300s"},
@@ -313,11 +315,15 @@ fn query_param(name: &str, ty: &str, desc: &str) -> Value {
 /// The document.
 pub fn document() -> Value {
     let svc = || {
-        vec![path_param("proto", "tcp or udp"), path_param("vip", "the VIP"), path_param("port", "the virtual port")]
+        vec![
+            path_param("proto", "tcp or udp"),
+            path_param("vip", "the VIP: 10.10.0.100, or IPv6 bare (2001:db8::1) or in brackets ([2001:db8::1], raw or percent-encoded as %5B %5D)"),
+            path_param("port", "the virtual port"),
+        ]
     };
     let srv = || {
         let mut v = svc();
-        v.push(path_param("ip", "the real server's address"));
+        v.push(path_param("ip", "the real server's address: 10.20.0.11, or IPv6 bare or in brackets as the VIP"));
         v.push(path_param("rport", "the real server's port"));
         v
     };
@@ -360,8 +366,8 @@ pub fn document() -> Value {
             "/v1/connections": {
                 "get": op("connections (ipvsadm -Lnc), from every worker", None,
                     vec![ok("200", "a page", Some("Connections")), ok("503", "a worker did not answer", Some("Error"))],
-                    vec![query_param("service", "string", "tcp/10.10.0.100/80"),
-                         query_param("server", "string", "10.20.0.11:80"),
+                    vec![query_param("service", "string", "tcp/10.10.0.100/80 (IPv6: tcp/2001:db8::1/80)"),
+                         query_param("server", "string", "10.20.0.11:80 (IPv6 in brackets: [2001:db8::11]:80)"),
                          query_param("offset", "integer", "default 0"),
                          query_param("limit", "integer", "default 100, at most 100000")])
             },

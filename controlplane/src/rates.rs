@@ -24,15 +24,15 @@
 //!   average to 0, the baselines kept.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::SocketAddrV4;
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
+use crate::config::ServiceKey;
 use rvs_dataplane::latency::{LatencySnapshot, LatencySummary, LatencyWindow};
 use rvs_dataplane::server::ServerStatsSnapshot;
 use rvs_dataplane::service::ServiceTable;
 use rvs_dataplane::stats::CountersSnapshot;
-use rvs_dataplane::types::ServiceKey;
 use serde::{Deserialize, Serialize};
 
 /// How often the estimator is ticked (IPVS's `IPVS_EST_TICK`-based 2 s period).
@@ -184,7 +184,7 @@ pub struct ServerKey {
     /// The virtual service.
     pub service: ServiceKey,
     /// The real server.
-    pub addr: SocketAddrV4,
+    pub addr: SocketAddr,
 }
 
 /// One service's counters at a tick.
@@ -195,7 +195,7 @@ pub struct ServiceSample {
     /// Its service-wide counters.
     pub stats: ServerStatsSnapshot,
     /// Its real servers' counters, in configuration order.
-    pub servers: Vec<(SocketAddrV4, ServerStatsSnapshot)>,
+    pub servers: Vec<(SocketAddr, ServerStatsSnapshot)>,
 }
 
 /// One worker's counters at a tick.
@@ -233,17 +233,9 @@ impl Samples {
             .services()
             .iter()
             .map(|s| ServiceSample {
-                key: s.key,
+                key: ServiceKey::from(s.key),
                 stats: s.stats.snapshot(),
-                // Rates are kept for IPv4 servers only (so far).
-                servers: s
-                    .servers
-                    .iter()
-                    .filter_map(|r| match r.addr {
-                        std::net::IpAddr::V4(a) => Some((SocketAddrV4::new(a, r.port), r.stats.snapshot())),
-                        std::net::IpAddr::V6(_) => None,
-                    })
-                    .collect(),
+                servers: s.servers.iter().map(|r| (SocketAddr::new(r.addr, r.port), r.stats.snapshot())).collect(),
             })
             .collect();
         Samples { services, workers }
@@ -265,7 +257,7 @@ pub struct Estimator {
     servers: BTreeMap<ServerKey, Est>,
     workers: BTreeMap<u16, WorkerEst>,
     /// The last tick's services and servers, in table order, for [`Estimator::estimates`].
-    layout: Vec<(ServiceKey, Vec<SocketAddrV4>)>,
+    layout: Vec<(ServiceKey, Vec<SocketAddr>)>,
     latency_ticks: usize,
 }
 
@@ -548,8 +540,8 @@ mod tests {
         ServiceKey { proto: L4Proto::Tcp, vip: Ipv4Addr::new(10, 10, 0, 100).into(), port: 80 }
     }
 
-    fn rs() -> SocketAddrV4 {
-        SocketAddrV4::new(Ipv4Addr::new(10, 20, 0, 11), 80)
+    fn rs() -> SocketAddr {
+        SocketAddr::new(Ipv4Addr::new(10, 20, 0, 11).into(), 80)
     }
 
     fn snap(conns: u64, pkts: u64, bytes: u64) -> ServerStatsSnapshot {

@@ -37,17 +37,16 @@
 //! a baseline that reads subtract ([`Running::traffic`]).
 
 use std::collections::HashMap;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use rvs_dataplane::server::{ServerStats, ServerStatsSnapshot};
 use rvs_dataplane::service::{ServiceTable, SharedServices};
-use rvs_dataplane::types::ServiceKey;
 use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::config::file::ConfigFile;
-use crate::config::{parse_toml, Config, ConfigError, FieldError, Server, Service};
+use crate::config::{parse_toml, Config, ConfigError, FieldError, Server, Service, ServiceKey};
 use crate::health::state::Admin;
 use crate::model::{
     duration_text, service_name, ServerBody, ServerUpdate, ServerView, ServiceBody, ServiceRef, ServiceUpdate,
@@ -234,7 +233,7 @@ impl Running {
     /// Sets the admin state of server `addr:port` of service `r` (404 if there is no
     /// such server) and publishes the table it gives; returns whether it changed. Bumps
     /// [`Running::config_version`] so the health thread pauses or resumes its probes.
-    pub fn set_admin(&mut self, r: &ServiceRef, addr: Ipv4Addr, port: u16, admin: Admin) -> Result<bool, ApplyError> {
+    pub fn set_admin(&mut self, r: &ServiceRef, addr: IpAddr, port: u16, admin: Admin) -> Result<bool, ApplyError> {
         let i = self.find_service(r)?;
         self.find_server(i, addr, port)?;
         let k = (service_key(&self.config.services[i]), addr, port);
@@ -258,7 +257,7 @@ impl Running {
         self.generation = generation;
         self.admin = next;
         self.version += 1;
-        tracing::info!(service = %r, server = %format!("{addr}:{port}"), admin = admin.name(), "admin state set");
+        tracing::info!(service = %r, server = %crate::config::endpoint(addr, port), admin = admin.name(), "admin state set");
         Ok(true)
     }
 
@@ -390,10 +389,13 @@ impl Running {
     }
 
     /// The index of server `addr:port` of service `i`, or 404.
-    pub fn find_server(&self, i: usize, addr: Ipv4Addr, port: u16) -> Result<usize, ApplyError> {
+    pub fn find_server(&self, i: usize, addr: IpAddr, port: u16) -> Result<usize, ApplyError> {
         let s = &self.config.services[i];
         s.servers.iter().position(|r| r.address == addr && r.port == port).ok_or_else(|| {
-            ApplyError::NotFound(fe("path", format!("service {} has no server {addr}:{port}", service_name(s))))
+            ApplyError::NotFound(fe(
+                "path",
+                format!("service {} has no server {}", service_name(s), crate::config::endpoint(addr, port)),
+            ))
         })
     }
 
@@ -436,13 +438,13 @@ impl Running {
     /// `POST …/servers` (ipvsadm -a).
     pub fn add_server(&mut self, r: &ServiceRef, body: &ServerBody) -> Result<Vec<Change>, ApplyError> {
         let i = self.find_service(r)?;
-        if let Ok(addr) = body.address.parse::<Ipv4Addr>() {
+        if let Ok(addr) = body.address.parse::<IpAddr>() {
             let port = body.port.unwrap_or(i64::from(r.port));
             if let Ok(port) = u16::try_from(port) {
                 if self.find_server(i, addr, port).is_ok() {
                     return Err(ApplyError::Conflict(fe(
                         "address",
-                        format!("{addr}:{port} is already a server of service {r}"),
+                        format!("{} is already a server of service {r}", crate::config::endpoint(addr, port)),
                     )));
                 }
             }
@@ -457,7 +459,7 @@ impl Running {
     pub fn update_server(
         &mut self,
         r: &ServiceRef,
-        addr: Ipv4Addr,
+        addr: IpAddr,
         port: u16,
         u: &ServerUpdate,
     ) -> Result<Vec<Change>, ApplyError> {
@@ -483,7 +485,7 @@ impl Running {
     }
 
     /// `DELETE …/servers/{ip}/{port}` (ipvsadm -d).
-    pub fn delete_server(&mut self, r: &ServiceRef, addr: Ipv4Addr, port: u16) -> Result<Vec<Change>, ApplyError> {
+    pub fn delete_server(&mut self, r: &ServiceRef, addr: IpAddr, port: u16) -> Result<Vec<Change>, ApplyError> {
         let i = self.find_service(r)?;
         let k = self.find_server(i, addr, port)?;
         let mut file = self.file.clone();
@@ -533,7 +535,7 @@ impl Running {
             self.baseline_servers.clear();
         }
         for (i, s) in table.services().iter().enumerate() {
-            if only.is_some_and(|k| k != s.key) {
+            if only.is_some_and(|k| k != ServiceKey::from(s.key)) {
                 continue;
             }
             if let Some(id) = table.service_id(i as u32) {
@@ -764,11 +766,11 @@ pub fn diff(old: &Config, new: &Config) -> Vec<Change> {
             change(format!("{path}.agent"), json!(format!("{:?}", s.agent)), json!(format!("{:?}", t.agent)));
         }
         if s.sorry_server != t.sorry_server {
-            let text = |a: Option<std::net::SocketAddrV4>| a.map(|a| a.to_string());
+            let text = |a: Option<std::net::SocketAddr>| a.map(|a| a.to_string());
             change(format!("{path}.sorry_server"), json!(text(s.sorry_server)), json!(text(t.sorry_server)));
         }
         for r in &s.servers {
-            let rpath = format!("{path}.server[{}:{}]", r.address, r.port);
+            let rpath = format!("{path}.server[{}]", crate::config::endpoint(r.address, r.port));
             let Some(q) = t.servers.iter().find(|q| (q.address, q.port) == (r.address, r.port)) else {
                 change(rpath, server_json(r), Value::Null);
                 continue;
@@ -780,7 +782,11 @@ pub fn diff(old: &Config, new: &Config) -> Vec<Change> {
             change(format!("{rpath}.backup"), json!(r.backup), json!(q.backup));
         }
         for q in t.servers.iter().filter(|q| !s.servers.iter().any(|r| (r.address, r.port) == (q.address, q.port))) {
-            change(format!("{path}.server[{}:{}]", q.address, q.port), Value::Null, server_json(q));
+            change(
+                format!("{path}.server[{}]", crate::config::endpoint(q.address, q.port)),
+                Value::Null,
+                server_json(q),
+            );
         }
         if s.servers.iter().map(|r| (r.address, r.port)).ne(t.servers.iter().map(|r| (r.address, r.port)))
             && s.servers.len() == t.servers.len()

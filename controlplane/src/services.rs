@@ -29,7 +29,7 @@
 //! at its configured weight otherwise.
 
 use std::collections::HashMap;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -38,13 +38,14 @@ use rvs_dataplane::sched::{PersistTable, SchedParams, SchedShared};
 use rvs_dataplane::server::{RealServer, ServerStats};
 use rvs_dataplane::service::{Service as DpService, ServiceTable, TableIds, TableSettings};
 use rvs_dataplane::synproxy::SynProxyPolicy;
-use rvs_dataplane::types::{PortId, ServiceKey, Timeouts, VipConfig};
+use rvs_dataplane::types::{PortId, Timeouts, VipConfig};
 
-use crate::config::{Config, Service};
+use crate::config::{Config, Service, ServiceKey};
+use crate::dp::{dp_key, dp_server, dp_vip};
 use crate::health::state::{select, Effect, Selection};
 
 /// A server's place in the overlay: its service and its address and port.
-pub type ServerRef = (ServiceKey, Ipv4Addr, u16);
+pub type ServerRef = (ServiceKey, IpAddr, u16);
 
 /// The health effect in force per server (see the module docs); servers absent are in
 /// their start state ([`start_effect`]).
@@ -90,7 +91,7 @@ pub fn build_table(config: &Config, generation: u64, workers: usize) -> anyhow::
 
 /// The key of a configured service.
 pub fn service_key(s: &crate::config::Service) -> ServiceKey {
-    ServiceKey { proto: s.protocol, vip: s.address.into(), port: s.port }
+    s.key()
 }
 
 /// The stable ids handed out so far: those of the objects in the running table, and the
@@ -100,8 +101,8 @@ pub struct IdBook {
     next_service: u32,
     next_server: u32,
     services: HashMap<ServiceKey, u32>,
-    servers: HashMap<(ServiceKey, Ipv4Addr, u16), u32>,
-    sorry: HashMap<(ServiceKey, Ipv4Addr, u16), u32>,
+    servers: HashMap<ServerRef, u32>,
+    sorry: HashMap<ServerRef, u32>,
 }
 
 impl IdBook {
@@ -138,12 +139,12 @@ impl IdBook {
     }
 
     /// The id of a configured server, if it has one.
-    pub fn server_id(&self, key: ServiceKey, addr: Ipv4Addr, port: u16) -> Option<u32> {
+    pub fn server_id(&self, key: ServiceKey, addr: IpAddr, port: u16) -> Option<u32> {
         self.servers.get(&(key, addr, port)).copied()
     }
 
     /// The id of a service's sorry server (stable while the service has it).
-    fn sorry_id(&mut self, key: ServiceKey, addr: Ipv4Addr, port: u16) -> u32 {
+    fn sorry_id(&mut self, key: ServiceKey, addr: IpAddr, port: u16) -> u32 {
         if let Some(&id) = self.sorry.get(&(key, addr, port)) {
             return id;
         }
@@ -153,18 +154,24 @@ impl IdBook {
     }
 }
 
-/// The VIPs of `config`, each answered on the port whose prefix holds it, or on every
-/// port when none does (the workers' address books follow this list).
-pub fn vips(config: &Config) -> Vec<VipConfig> {
+/// The IPv4 VIPs of `config`, each answered on the port whose prefix holds it, or on
+/// every port when none does (the workers' address books follow this list; IPv6 VIPs are
+/// answered from the service table). Fails, naming the service, on a VIP the data path
+/// cannot take ([`crate::dp`]; validation refuses those first).
+pub fn vips(config: &Config) -> anyhow::Result<Vec<VipConfig>> {
     let mut vips: Vec<VipConfig> = Vec::new();
-    for s in &config.services {
-        if vips.iter().any(|v| v.address == s.address) {
+    for (i, s) in config.services.iter().enumerate() {
+        // IPv6 VIPs need no entry: the workers answer for them from the service table.
+        let IpAddr::V4(address) = dp_vip(s.address).map_err(|e| anyhow::anyhow!("service[{i}].address: {e}"))? else {
+            continue;
+        };
+        if vips.iter().any(|v| v.address == address) {
             continue;
         }
-        let port = config.ports.iter().position(|p| p.address.contains(&s.address)).map(|i| PortId(i as u16));
-        vips.push(VipConfig { address: s.address, port });
+        let port = config.ports.iter().position(|p| p.address.contains(&address)).map(|i| PortId(i as u16));
+        vips.push(VipConfig { address, port });
     }
-    vips
+    Ok(vips)
 }
 
 /// A service's SYN-proxy policy for the data path: its mode in effect and the
@@ -174,12 +181,12 @@ fn syn_proxy(config: &Config, s: &Service) -> SynProxyPolicy {
 }
 
 /// The settings published with the services: timeouts, `expire_nodest_conn`, VIPs.
-pub fn settings(config: &Config) -> TableSettings {
-    TableSettings {
+pub fn settings(config: &Config) -> anyhow::Result<TableSettings> {
+    Ok(TableSettings {
         timeouts: Some(timeouts(config)),
         expire_nodest_conn: config.dataplane.expire_nodest_conn,
-        vips: Some(vips(config)),
-    }
+        vips: Some(vips(config)?),
+    })
 }
 
 /// What service `s` admits: its allow/deny prefixes (IPv4 ones; the validator refuses
@@ -231,6 +238,8 @@ pub fn build_with_health(
     };
     for (i, s) in config.services.iter().enumerate() {
         let key = service_key(s);
+        let boundary = |what: &str, e: String| anyhow::anyhow!("service[{i}]{what}: {e}");
+        let dpkey = dp_key(key).map_err(|e| boundary(".address", e))?;
         let old = current.and_then(|t| t.by_service_id(table_ids.services[i]));
         let effects: Vec<(Effect, bool)> = s
             .servers
@@ -247,7 +256,7 @@ pub fn build_with_health(
             }
             let in_tier = matches!(&selection, Selection::Servers(tier) if tier.contains(&j));
             servers.push(RealServer {
-                addr: r.address.into(),
+                addr: dp_server(r.address).map_err(|e| boundary(&format!(".server[{j}].address"), e))?,
                 port: r.port,
                 weight: if in_tier { u32::from(effect.weight) } else { 0 },
                 forward: r.forward,
@@ -258,9 +267,9 @@ pub fn build_with_health(
             server_ids.push(id);
         }
         if let (Selection::Sorry, Some(sorry)) = (&selection, s.sorry_server) {
-            let id = ids.sorry_id(key, *sorry.ip(), sorry.port());
+            let id = ids.sorry_id(key, sorry.ip(), sorry.port());
             servers.push(RealServer {
-                addr: (*sorry.ip()).into(),
+                addr: dp_server(sorry.ip()).map_err(|e| boundary(".sorry_server", e))?,
                 port: sorry.port(),
                 weight: 1,
                 forward: s.servers.first().map_or(rvs_dataplane::types::ForwardMode::Nat, |r| r.forward),
@@ -286,7 +295,7 @@ pub fn build_with_health(
             }
         });
         services.push(DpService {
-            key,
+            key: dpkey,
             scheduler: kind,
             sched: Arc::new(sched),
             persist,
@@ -298,7 +307,7 @@ pub fn build_with_health(
             unknown_flow: s.unknown_flow,
         });
     }
-    ServiceTable::with_ids(generation, services, table_ids, settings(config)).context("the service table")
+    ServiceTable::with_ids(generation, services, table_ids, settings(config)?).context("the service table")
 }
 
 #[cfg(test)]
@@ -353,8 +362,13 @@ forward = "nat"
         let c = Config::from_toml(CONFIG).unwrap_or_else(|e| panic!("{e}"));
         let t = build_table(&c, 7, 2).unwrap();
         assert_eq!(t.generation(), 7);
-        let (i, s) =
-            t.lookup(ServiceKey { proto: L4Proto::Tcp, vip: "10.10.0.100".parse().unwrap(), port: 80 }).unwrap();
+        let (i, s) = t
+            .lookup(rvs_dataplane::types::ServiceKey {
+                proto: L4Proto::Tcp,
+                vip: "10.10.0.100".parse().unwrap(),
+                port: 80,
+            })
+            .unwrap();
         assert_eq!(i, 0);
         assert_eq!(s.scheduler, SchedulerKind::Mh);
         assert_eq!(s.servers.len(), 2);
@@ -363,11 +377,22 @@ forward = "nat"
         let p = s.persist.as_ref().expect("persistent");
         assert_eq!(p.netmask(), "255.255.255.0".parse::<Ipv4Addr>().unwrap());
         assert_eq!(p.timeout_s(), 300);
-        let (_, u) =
-            t.lookup(ServiceKey { proto: L4Proto::Udp, vip: "10.10.0.100".parse().unwrap(), port: 53 }).unwrap();
+        let (_, u) = t
+            .lookup(rvs_dataplane::types::ServiceKey {
+                proto: L4Proto::Udp,
+                vip: "10.10.0.100".parse().unwrap(),
+                port: 53,
+            })
+            .unwrap();
         assert_eq!(u.scheduler, SchedulerKind::UserHash);
         assert!(u.persist.is_none());
-        assert!(t.lookup(ServiceKey { proto: L4Proto::Udp, vip: "10.10.0.100".parse().unwrap(), port: 80 }).is_none());
+        assert!(t
+            .lookup(rvs_dataplane::types::ServiceKey {
+                proto: L4Proto::Udp,
+                vip: "10.10.0.100".parse().unwrap(),
+                port: 80
+            })
+            .is_none());
         let to = timeouts(&c);
         assert_eq!((to.established, to.fin_wait, to.udp), (60, 120, 10));
         assert_eq!(to.half_open, 5, "default half-open timeout");
@@ -466,7 +491,7 @@ backup = true
         )
         .unwrap_or_else(|e| panic!("{e}"));
         let key = service_key(&c.services[0]);
-        let ip = |n: u8| Ipv4Addr::new(10, 20, 0, n);
+        let ip = |n: u8| IpAddr::from(Ipv4Addr::new(10, 20, 0, n));
         let weights = |t: &ServiceTable| -> Vec<(u8, u32)> {
             t.get(0)
                 .unwrap()

@@ -190,6 +190,27 @@ fn check_lists_every_error_with_its_field() {
     assert!(err.contains("overlaps port[0]"), "{err}");
 }
 
+/// An IPv6 NAT66 service is valid; one asking for what the IPv6 data path does not have
+/// (persistence, a tunnel server) is refused naming each field.
+#[test]
+fn check_takes_ipv6_services_and_names_what_they_cannot_have() {
+    let text = ring_config(8700, "[]", "net_ring1")
+        .replace("address = \"10.10.0.1/24\"", "address = \"10.10.0.1/24\"\nipv6_addresses = [\"2001:db8:10::1/64\"]")
+        .replace("address = \"10.20.0.1/24\"", "address = \"10.20.0.1/24\"\nipv6_addresses = [\"2001:db8:20::1/64\"]")
+        + "[[service]]\nprotocol = \"tcp\"\naddress = \"2001:db8:10::100\"\nport = 80\nscheduler = \"rr\"\n\
+           [[service.server]]\naddress = \"2001:db8:20::11\"\nforward = \"nat\"\n";
+    let o = check(&text);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let o = check(&text.replace("scheduler = \"rr\"\n[[service.server]]\naddress = \"2001:db8:20::11\"\nforward = \"nat\"", "scheduler = \"rr\"\npersistence = \"60s\"\n[[service.server]]\naddress = \"2001:db8:20::11\"\nforward = \"tunnel\""));
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    for field in ["service[1].persistence", "service[1].server[0].forward"] {
+        assert!(err.contains(&format!("{field}: ")), "{field} not named in:\n{err}");
+    }
+    assert!(err.contains("is not supported on an IPv6 service yet"), "{err}");
+    assert!(!err.contains("service[0]"), "the IPv4 service is fine:\n{err}");
+}
+
 #[test]
 fn check_reports_toml_syntax_with_line() {
     let o = check("[dataplane]\nworkers = \n");

@@ -17,7 +17,7 @@
 //! * The requester awaits the one-shot receiver (woken by the send, no polling) with a
 //!   timeout of its own choosing; a worker that is stuck or stopped simply never answers.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
 use crossbeam_queue::ArrayQueue;
@@ -36,8 +36,9 @@ pub const MAX_LISTING: usize = 100_000;
 pub struct ConnFilter {
     /// Only connections of this service (protocol, VIP, port).
     pub service: Option<ServiceKey>,
-    /// Only connections to this real server (address, port).
-    pub server: Option<(Ipv4Addr, u16)>,
+    /// Only connections to this real server (address, port). Listings hold IPv4
+    /// connections only, so an IPv6 server matches none.
+    pub server: Option<(IpAddr, u16)>,
 }
 
 /// One connection in a listing (ipvsadm -Lnc's columns and more).
@@ -136,6 +137,6 @@ impl ConnFilter {
     /// Whether a connection with these fields matches.
     pub fn matches(&self, proto: L4Proto, vip: (Ipv4Addr, u16), server: (Ipv4Addr, u16)) -> bool {
         self.service.is_none_or(|k| k.proto == proto && k.vip == vip.0 && k.port == vip.1)
-            && self.server.is_none_or(|s| s == server)
+            && self.server.is_none_or(|s| s == (IpAddr::V4(server.0), server.1))
     }
 }

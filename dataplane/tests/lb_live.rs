@@ -252,7 +252,7 @@ fn connection_listing_through_the_control_queue() {
 
     let other = ServiceKey { proto: Tcp, vip: VIP.into(), port: 81 };
     let mut rx = handle.list_conns(ConnFilter { service: Some(other), server: None }, 10).expect("queued");
-    let mut rx2 = handle.list_conns(ConnFilter { service: None, server: Some((RS1, 80)) }, 10).expect("queued");
+    let mut rx2 = handle.list_conns(ConnFilter { service: None, server: Some((RS1.into(), 80)) }, 10).expect("queued");
     ws[0].poll_once(2 * SEC);
     assert_eq!(rx.try_recv().expect("answered").total, 0);
     assert_eq!(rx2.try_recv().expect("answered").entries.len(), 2);

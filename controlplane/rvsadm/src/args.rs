@@ -23,7 +23,7 @@
 //!   options, since each of those has its own columns.
 
 use std::fmt;
-use std::net::{Ipv4Addr, SocketAddrV4, ToSocketAddrs};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
 
 /// ipvsadm's largest timeout, 31 days in seconds (`MAX_TIMEOUT`).
 pub const MAX_TIMEOUT: u32 = 86_400 * 31;
@@ -97,19 +97,20 @@ impl Protocol {
     }
 }
 
-/// A virtual service: protocol, VIP and port (`-t 10.10.0.100:80`).
+/// A virtual service: protocol, VIP and port (`-t 10.10.0.100:80`, `-t [2001:db8::1]:80`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ServiceAddr {
     /// TCP or UDP.
     pub protocol: Protocol,
-    /// The VIP.
-    pub address: Ipv4Addr,
+    /// The VIP, either family.
+    pub address: IpAddr,
     /// The virtual port; 0 when the operator gave none.
     pub port: u16,
 }
 
 impl ServiceAddr {
-    /// The REST path segment `tcp/10.10.0.100/80`.
+    /// The REST path segment `tcp/10.10.0.100/80` (`tcp/2001:db8::1/80`: a path segment
+    /// needs no brackets).
     pub fn path(&self) -> String {
         format!("{}/{}/{}", self.protocol.name(), self.address, self.port)
     }
@@ -192,7 +193,7 @@ pub struct ServerSpec {
     /// The service.
     pub service: ServiceAddr,
     /// `-r`; the port defaults to the service's.
-    pub server: SocketAddrV4,
+    pub server: SocketAddr,
     /// `-g|-m|-i|-b`; `-a` without one means [`Forward::Dr`].
     pub forward: Option<Forward>,
     /// `-w`; `-a` without it means 1.
@@ -265,7 +266,7 @@ pub enum Command {
         /// The service.
         service: ServiceAddr,
         /// The real server.
-        server: SocketAddrV4,
+        server: SocketAddr,
     },
     /// `-L`, `-l`, or no verb.
     List(ListOpts),
@@ -307,7 +308,7 @@ pub enum Command {
         /// The service.
         service: ServiceAddr,
         /// The real server (its port defaults to the service's).
-        server: SocketAddrV4,
+        server: SocketAddr,
         /// `ready`, `drain` or `maint`.
         state: AdminState,
     },
@@ -403,7 +404,7 @@ fn parse_admin(words: &[&str]) -> Result<Invocation, UsageError> {
             "-t" | "--tcp-service" | "-u" | "--udp-service" => {
                 let protocol = if matches!(name, "-u" | "--udp-service") { Protocol::Udp } else { Protocol::Tcp };
                 let Some((address, Some(port))) = parse_addr_port(&value, protocol) else {
-                    return fail("illegal virtual server address[:port] specified");
+                    return fail(illegal("virtual server", &value));
                 };
                 if service.replace(ServiceAddr { protocol, address, port }).is_some() {
                     return Err(twice("service-address"));
@@ -412,7 +413,7 @@ fn parse_admin(words: &[&str]) -> Result<Invocation, UsageError> {
             "-r" | "--real-server" => {
                 let proto = service.map_or(Protocol::Tcp, |s: ServiceAddr| s.protocol);
                 let Some(a) = parse_addr_port(&value, proto) else {
-                    return fail("illegal real server address[:port] specified");
+                    return fail(illegal("real server", &value));
                 };
                 if server.replace(a).is_some() {
                     return Err(twice("real-server"));
@@ -439,7 +440,7 @@ fn parse_admin(words: &[&str]) -> Result<Invocation, UsageError> {
     let Some(state) = state else {
         return fail("admin: give the state: ready, drain or maint");
     };
-    let server = SocketAddrV4::new(address, port.unwrap_or(service.port));
+    let server = SocketAddr::new(address, port.unwrap_or(service.port));
     Ok(Invocation { api, token_file, command: Command::Admin { service, server, state } })
 }
 
@@ -813,7 +814,7 @@ struct Collected {
     scheduler: Option<String>,
     persistence: Option<u32>,
     netmask: Option<Ipv4Addr>,
-    server: Option<(Ipv4Addr, Option<u16>)>,
+    server: Option<(IpAddr, Option<u16>)>,
     forward: Option<Forward>,
     weight: Option<u32>,
     upper: Option<u32>,
@@ -1049,11 +1050,11 @@ fn apply(
             // `VIP:0` is a port-less service address, refused later unless persistent
             // ("Zero port specified for non-persistent service"), as ipvsadm does.
             let parsed = match value.strip_suffix(":0") {
-                Some(host) => parse_addr_port(host, protocol).filter(|(_, p)| p.is_none()),
-                None => parse_addr_port(&value, protocol),
+                Some(host) if !host.starts_with('[') => parse_addr_port(host, protocol).filter(|(_, p)| p.is_none()),
+                _ => split_addr_port(&value, protocol).map(|(a, p)| (a, p.filter(|&p| p != 0))),
             };
             let Some((address, port)) = parsed else {
-                return fail("illegal virtual server address[:port] specified");
+                return fail(illegal("virtual server", &value));
             };
             c.service = Some(ServiceAddr { protocol, address, port: port.unwrap_or(0) });
         }
@@ -1081,7 +1082,7 @@ fn apply(
             let proto = c.service.map_or(Protocol::Tcp, |s| s.protocol);
             match parse_addr_port(&value, proto) {
                 Some(a) => c.server = Some(a),
-                None => return fail("illegal real server address[:port] specified"),
+                None => return fail(illegal("real server", &value)),
             }
         }
         Action::Fwd(f) => {
@@ -1266,8 +1267,9 @@ fn build(c: Collected) -> Result<Invocation, UsageError> {
     }
 
     // Options required by the verb were checked above, so these are present when needed.
-    let service = c.service.unwrap_or(ServiceAddr { protocol: Protocol::Tcp, address: Ipv4Addr::UNSPECIFIED, port: 0 });
-    let server = c.server.map(|(a, p)| SocketAddrV4::new(a, p.unwrap_or(service.port)));
+    let service =
+        c.service.unwrap_or(ServiceAddr { protocol: Protocol::Tcp, address: Ipv4Addr::UNSPECIFIED.into(), port: 0 });
+    let server = c.server.map(|(a, p)| SocketAddr::new(a, p.unwrap_or(service.port)));
     let command = match verb {
         Verb::AddService | Verb::EditService => {
             if service.port == 0 && c.persistence.is_none_or(|p| p == 0) {
@@ -1295,7 +1297,7 @@ fn build(c: Collected) -> Result<Invocation, UsageError> {
         }
         Verb::DeleteService => Command::DeleteService(service),
         Verb::AddServer | Verb::EditServer => {
-            let mut server = server.unwrap_or(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0));
+            let mut server = server.unwrap_or(SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), 0));
             // As ipvsadm: DR and IPIP cannot change the port, so the server's port is the
             // service's whatever was written (`-a` defaults to DR).
             let fwd = if verb == Verb::AddServer { Some(c.forward.unwrap_or(Forward::Dr)) } else { c.forward };
@@ -1323,9 +1325,10 @@ fn build(c: Collected) -> Result<Invocation, UsageError> {
                 Command::EditServer(spec)
             }
         }
-        Verb::DeleteServer => {
-            Command::DeleteServer { service, server: server.unwrap_or(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0)) }
-        }
+        Verb::DeleteServer => Command::DeleteServer {
+            service,
+            server: server.unwrap_or(SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), 0)),
+        },
         Verb::List => {
             let kind = if c.has(Opt::Connection) {
                 ListKind::Connections
@@ -1391,8 +1394,26 @@ fn parse_netmask(text: &str) -> Option<Ipv4Addr> {
 }
 
 /// `ADDR[:PORT]`, where ADDR is an IPv4 address or a host name and PORT a number or a
-/// service name from `/etc/services`. `None` when either part is bad or PORT is 0.
-pub fn parse_addr_port(text: &str, protocol: Protocol) -> Option<(Ipv4Addr, Option<u16>)> {
+/// service name from `/etc/services`; or `[IPV6]:PORT`, an IPv6 address in brackets as
+/// ipvsadm takes it. `None` when either part is bad or PORT is 0. A bare IPv6 address is
+/// refused: `2001:db8::1:80` could be an address or an address and a port (ipvsadm reads
+/// it as an address without a port); [`illegal`] says how to write it.
+pub fn parse_addr_port(text: &str, protocol: Protocol) -> Option<(IpAddr, Option<u16>)> {
+    split_addr_port(text, protocol).filter(|(_, p)| *p != Some(0))
+}
+
+/// [`parse_addr_port`] with port 0 allowed (`-t VIP:0`, a port-less service).
+fn split_addr_port(text: &str, protocol: Protocol) -> Option<(IpAddr, Option<u16>)> {
+    if let Some(rest) = text.strip_prefix('[') {
+        // As ipvsadm's parse_service: `]` then `:` must follow the address.
+        let (host, after) = rest.split_once(']')?;
+        let address = host.parse::<Ipv6Addr>().ok().filter(|a| a.to_ipv4_mapped().is_none())?;
+        let port = resolve_port(after.strip_prefix(':')?, protocol)?;
+        return Some((IpAddr::V6(address), Some(port)));
+    }
+    if text.contains('[') || text.contains(']') || text.parse::<Ipv6Addr>().is_ok() {
+        return None;
+    }
     let (host, port) = match text.rsplit_once(':') {
         Some((h, p)) => (h, Some(p)),
         None => (text, None),
@@ -1400,9 +1421,49 @@ pub fn parse_addr_port(text: &str, protocol: Protocol) -> Option<(Ipv4Addr, Opti
     let address = resolve_host(host)?;
     let port = match port {
         None => None,
-        Some(p) => Some(resolve_port(p, protocol).filter(|&p| p != 0)?),
+        Some(p) => Some(resolve_port(p, protocol)?),
     };
-    Some((address, port))
+    Some((IpAddr::V4(address), port))
+}
+
+/// ipvsadm's `illegal virtual server address[:port] specified` (`what` = "virtual
+/// server" or "real server") for `text`, with a second line saying how to write an IPv6
+/// address when `text` looks like one.
+pub fn illegal(what: &str, text: &str) -> String {
+    let first = format!("illegal {what} address[:port] specified");
+    match ipv6_hint(text) {
+        Some(hint) => format!("{first}\nrvsadm: {hint}"),
+        None => first,
+    }
+}
+
+/// How to write `text` when it is a mis-spelt IPv6 address and port.
+fn ipv6_hint(text: &str) -> Option<String> {
+    const HOW: &str = "write an IPv6 address in brackets with the port after them, like [2001:db8::1]:80";
+    if let Some(rest) = text.strip_prefix('[') {
+        let Some((host, after)) = rest.split_once(']') else {
+            return Some(format!("`{text}` has no closing `]`; {HOW}"));
+        };
+        if host.contains('%') {
+            return Some(format!("`{text}`: zone ids (`%...`) are not taken; {HOW}"));
+        }
+        return match host.parse::<IpAddr>() {
+            Ok(IpAddr::V4(a)) => Some(format!("`{text}`: brackets are for IPv6 only; write {a}{after}")),
+            Ok(IpAddr::V6(a)) => match a.to_ipv4_mapped() {
+                Some(v4) => Some(format!("`{text}` is IPv4-mapped; write the IPv4 address: {v4}{after}")),
+                None if !after.starts_with(':') => Some(format!("`{text}` has no port; write it as [{a}]:PORT")),
+                None => None,
+            },
+            Err(_) => None,
+        };
+    }
+    if text.contains('%') && text.contains(':') {
+        return Some(format!("`{text}`: zone ids (`%...`) are not taken; {HOW}"));
+    }
+    if text.parse::<Ipv6Addr>().is_ok() {
+        return Some(format!("`{text}` is an IPv6 address without brackets, so its port cannot be told apart; {HOW}"));
+    }
+    None
 }
 
 /// An IPv4 address, or the first IPv4 address a host name resolves to.
@@ -1480,7 +1541,101 @@ mod tests {
     }
 
     fn vip(port: u16) -> ServiceAddr {
-        ServiceAddr { protocol: Protocol::Tcp, address: Ipv4Addr::new(10, 10, 0, 100), port }
+        ServiceAddr { protocol: Protocol::Tcp, address: Ipv4Addr::new(10, 10, 0, 100).into(), port }
+    }
+
+    fn vip6(port: u16) -> ServiceAddr {
+        ServiceAddr { protocol: Protocol::Tcp, address: "2001:db8::1".parse().unwrap(), port }
+    }
+
+    #[test]
+    fn ipv6_services_and_servers_as_ipvsadm_writes_them() {
+        assert_eq!(
+            ok("-A -t [2001:db8::1]:80 -s rr"),
+            Command::AddService(ServiceSpec {
+                service: vip6(80),
+                scheduler: Some("rr".into()),
+                persistence: None,
+                netmask: None,
+                client_rate: None,
+                client_burst: None,
+            })
+        );
+        assert_eq!(vip6(80).path(), "tcp/2001:db8::1/80");
+        let Command::AddServer(spec) = ok("-a -t [2001:db8::1]:80 -r [2001:db8::11]:8080 -m -w 2") else {
+            panic!("not an add-server")
+        };
+        assert_eq!((spec.service, spec.server), (vip6(80), "[2001:db8::11]:8080".parse().unwrap()));
+        // DR keeps the service's port, as for IPv4.
+        let Command::AddServer(spec) = ok("-a -t [2001:db8::1]:80 -r [2001:db8::11]:8080 -g") else {
+            panic!("not an add-server")
+        };
+        assert_eq!(spec.server, "[2001:db8::11]:80".parse().unwrap());
+        assert_eq!(
+            ok("-d -u [2001:db8::1]:53 -r [2001:db8::12]:53"),
+            Command::DeleteServer {
+                service: ServiceAddr { protocol: Protocol::Udp, ..vip6(53) },
+                server: "[2001:db8::12]:53".parse().unwrap()
+            }
+        );
+        assert_eq!(ok("-D -t [2001:db8::1]:http"), Command::DeleteService(vip6(80)));
+        assert_eq!(ok("-L -n -t [2001:db8::1]:80"), ok("-Ln -t [2001:db8::1]:80"));
+        // IPv4 spellings are unchanged.
+        assert_eq!(ok("-D -t 10.10.0.100:80"), Command::DeleteService(vip(80)));
+    }
+
+    #[test]
+    fn misspelt_ipv6_is_refused_with_the_right_spelling() {
+        let cases = [
+            ("-A -t 2001:db8::1:80", "virtual server", "without brackets"),
+            ("-A -t 2001:db8::1", "virtual server", "without brackets"),
+            ("-A -t [2001:db8::1:80", "virtual server", "no closing"),
+            ("-A -t [2001:db8::1]", "virtual server", "no port"),
+            ("-A -t [2001:db8::1]80", "virtual server", "no port"),
+            ("-A -t [10.10.0.100]:80", "virtual server", "write 10.10.0.100:80"),
+            ("-A -t [fe80::1%eth0]:80", "virtual server", "zone ids"),
+            ("-A -t fe80::1%eth0:80", "virtual server", "zone ids"),
+            ("-A -t [::ffff:10.10.0.100]:80", "virtual server", "write the IPv4 address: 10.10.0.100:80"),
+            ("-a -t [2001:db8::1]:80 -r 2001:db8::11:80", "real server", "without brackets"),
+            ("-a -t [2001:db8::1]:80 -r [2001:db8::11", "real server", "no closing"),
+            ("-a -t [2001:db8::1]:80 -r [2001:db8::11]:0", "real server", ""),
+            ("-a -t [2001:db8::1]:80 -r [2001:db8::11]:99999", "real server", ""),
+            ("-a -t [2001:db8::1]:80 -r []:80", "real server", ""),
+            ("-a -t [2001:db8::1]:80 -r ]:80", "real server", ""),
+            ("admin -t 2001:db8::1:80 -r 10.20.0.12 drain", "virtual server", "without brackets"),
+        ];
+        for (line, what, hint) in cases {
+            let e = err(line);
+            assert!(e.starts_with(&format!("illegal {what} address[:port] specified")), "{line}: {e}");
+            if hint.is_empty() {
+                assert!(!e.contains('\n'), "{line}: {e}");
+            } else {
+                assert!(e.contains("\nrvsadm: ") && e.contains(hint), "{line}: {e}");
+            }
+        }
+    }
+
+    #[test]
+    fn addresses_never_panic() {
+        for text in [
+            "[",
+            "]",
+            "[]",
+            "[:",
+            "[::]:",
+            "[::1]:",
+            ":::",
+            "[[::1]]:80",
+            "[::1]]:80",
+            "%",
+            "[%]:1",
+            "1.2.3.4:",
+            ":80",
+            "[1:2:3:4:5:6:7:8:9]:80",
+        ] {
+            let _ = parse_addr_port(text, Protocol::Tcp);
+            let _ = illegal("real server", text);
+        }
     }
 
     #[test]

@@ -7,7 +7,7 @@
 //! value is the exit status (0 success, 1 rvsd refused or could not be reached, 2 usage).
 
 use std::io::{BufRead, Write};
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 use serde_json::{json, Map, Value};
 
@@ -318,7 +318,7 @@ impl From<ApiError> for Failure {
 
 fn matches(service: &ServiceAddr, protocol: &str, address: &str, port: u64) -> bool {
     protocol.eq_ignore_ascii_case(service.protocol.name())
-        && address.parse::<Ipv4Addr>().is_ok_and(|a| a == service.address)
+        && address.parse::<IpAddr>().is_ok_and(|a| a == service.address)
         && port == u64::from(service.port)
 }
 

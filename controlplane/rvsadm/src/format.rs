@@ -44,7 +44,10 @@ pub enum Columns {
 
 /// Sorts services and their servers in ipvsadm's order.
 pub fn sort_services(services: &mut [Service]) {
-    services.sort_by_cached_key(|s| (protocol_key(&s.protocol), address_key(&s.address), s.port));
+    services.sort_by_cached_key(|s| {
+        let a = address_key(&s.address);
+        (a.0, protocol_key(&s.protocol), a, s.port)
+    });
     for s in services.iter_mut() {
         s.servers.sort_by_cached_key(|r| (address_key(&r.address), r.port));
     }
@@ -52,7 +55,10 @@ pub fn sort_services(services: &mut [Service]) {
 
 /// Sorts the services of `GET /v1/stats` and their servers in ipvsadm's order.
 pub fn sort_stats(services: &mut [ServiceStats]) {
-    services.sort_by_cached_key(|s| (protocol_key(&s.protocol), address_key(&s.address), s.port));
+    services.sort_by_cached_key(|s| {
+        let a = address_key(&s.address);
+        (a.0, protocol_key(&s.protocol), a, s.port)
+    });
     for s in services.iter_mut() {
         s.servers.sort_by_cached_key(|r| (address_key(&r.address), r.port));
     }

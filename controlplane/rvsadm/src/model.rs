@@ -7,7 +7,7 @@
 //! decoding error for the caller to report, never a panic.
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 use serde::{Deserialize, Deserializer};
 
@@ -545,11 +545,13 @@ impl Server {
     }
 }
 
-/// Sort key of an address string: numeric for IPv4, after every IPv4 address otherwise.
-pub fn address_key(address: &str) -> (u8, u32, String) {
-    match address.parse::<Ipv4Addr>() {
-        Ok(a) => (0, u32::from(a), String::new()),
-        Err(_) => (1, 0, address.to_string()),
+/// Sort key of an address string: IPv4 numerically, then IPv6 numerically (libipvs
+/// compares the family first, AF_INET before AF_INET6), then anything else.
+pub fn address_key(address: &str) -> (u8, u128, String) {
+    match address.parse::<IpAddr>() {
+        Ok(IpAddr::V4(a)) => (0, u128::from(u32::from(a)), String::new()),
+        Ok(IpAddr::V6(a)) => (1, u128::from(a), String::new()),
+        Err(_) => (2, 0, address.to_string()),
     }
 }
 

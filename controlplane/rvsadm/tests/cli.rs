@@ -273,6 +273,25 @@ fn each_verb_sends_the_right_request() {
             Some(json!({"persistence":"60s","persistence_netmask":"255.255.0.0"})),
         ),
         ("-D -t 10.10.0.100:80", "DELETE", svc.into(), None),
+        // IPv6: bracketed on the command line, bare in paths and bodies.
+        (
+            "-A -t [2001:db8::1]:80 -s rr",
+            "POST",
+            "/v1/services".into(),
+            Some(json!({"protocol":"tcp","address":"2001:db8::1","port":80,"scheduler":"rr"})),
+        ),
+        (
+            "-a -t [2001:db8::1]:80 -r [2001:db8::11]:8080 -m -w 3",
+            "POST",
+            "/v1/services/tcp/2001:db8::1/80/servers".into(),
+            Some(json!({"address":"2001:db8::11","port":8080,"weight":3,"forward":"nat"})),
+        ),
+        (
+            "-d -u [2001:db8::1]:53 -r [2001:db8::11]:53",
+            "DELETE",
+            "/v1/services/udp/2001:db8::1/53/servers/2001:db8::11/53".into(),
+            None,
+        ),
         (
             "-a -t 10.10.0.100:80 -r 10.20.0.11 -m -w 3",
             "POST",
@@ -1111,5 +1130,97 @@ proptest! {
     #[test]
     fn parsing_never_panics(words in prop::collection::vec(token(), 0..8)) {
         let _ = rvsadm::args::parse(&words);
+    }
+}
+
+/// IPv6 in listings, as ipvsadm prints it (`addrport_to_anyname`: `[ADDR]:PORT`; the
+/// 33- and 28-column cuts of `svc_name` and `dname` apply to IPv4 only; services sort by
+/// family first, AF_INET before AF_INET6, then protocol, address and port), from an rvsd
+/// that has an IPv6 service beside an IPv4 one. IPv4 lines are unchanged.
+#[test]
+fn ipv6_listings_are_ipvsadm_s() {
+    let stats = |n: u64| {
+        json!({"conns": n, "active_conns": 2, "inactive_conns": 1, "in_packets": n * 10,
+        "out_packets": n * 9, "in_bytes": n * 1000, "out_bytes": n * 900})
+    };
+    let rates = json!({"cps": 3, "in_pps": 30, "out_pps": 27, "in_bps": 3000, "out_bps": 2700});
+    let real = |addr: &str, port: u16, fwd: &str, n: u64| {
+        json!({"address": addr, "port": port, "weight": 1, "forward": fwd, "upper_threshold": 0,
+            "lower_threshold": 0, "stats": stats(n), "rates": rates})
+    };
+    let service = |proto: &str, addr: &str, port: u16, servers: Vec<Value>| {
+        json!({"protocol": proto, "address": addr, "port": port, "scheduler": "rr", "persistence": null,
+            "persistence_netmask": "255.255.255.255", "servers": servers, "stats": stats(7), "rates": rates})
+    };
+    let services = json!({"services": [
+        service("tcp", "2001:db8:10::100", 80, vec![
+            real("2001:db8:20::12", 80, "dr", 5),
+            real("2001:db8:20::11", 8080, "nat", 6),
+        ]),
+        service("udp", "2001:db8:10::100", 53, vec![real("2001:db8:20::11", 53, "tunnel", 4)]),
+        service("tcp", "10.10.0.100", 80, vec![real("10.20.0.11", 80, "nat", 3)]),
+    ]})
+    .to_string();
+    let conns = json!({"total": 1, "offset": 0, "limit": 100, "connections": [
+        {"protocol": "tcp", "client": "[2001:db8:10::2]:51234", "vip": "[2001:db8:10::100]:80", "local": null,
+         "server": "[2001:db8:20::11]:8080", "forward": "nat", "state": "ESTABLISHED", "expires_in": 898, "worker": 0}
+    ]})
+    .to_string();
+    let rvsd = FakeRvsd::start(move |s| match (s.method.as_str(), s.path.split('?').next().unwrap_or("")) {
+        ("GET", "/v1/services" | "/v1/stats") => answer(200, services.clone()),
+        ("GET", "/v1/connections") => answer(200, conns.clone()),
+        _ => answer(404, r#"{"error":"no such endpoint","field":null}"#),
+    });
+    use ipvsadm::{conn, conn_title, largenum, server, TITLE, VERSION};
+    let v6_80 = "TCP  [2001:db8:10::100]:80 rr\n".to_string()
+        + &server("[2001:db8:20::11]:8080", "Masq", 1, 2, 1)
+        + &server("[2001:db8:20::12]:80", "Route", 1, 2, 1);
+    let v6_53 = "UDP  [2001:db8:10::100]:53 rr\n".to_string() + &server("[2001:db8:20::11]:53", "Tunnel", 1, 2, 1);
+    let list = VERSION.to_string()
+        + TITLE
+        + "TCP  10.10.0.100:80 rr\n"
+        + &server("10.20.0.11:80", "Masq", 1, 2, 1)
+        + &v6_80
+        + &v6_53;
+    let numbers = |n: u64| [n, n * 10, n * 9, n * 1000, n * 900].map(largenum).concat();
+    let stats_list = VERSION.to_string()
+        + &ipvsadm::stats_title()
+        + &format!("{:<33}{}\n", "TCP  10.10.0.100:80", numbers(7))
+        + &format!("  -> {:<28}{}\n", "10.20.0.11:80", numbers(3))
+        + &format!("{:<33}{}\n", "TCP  [2001:db8:10::100]:80", numbers(7))
+        + &format!("  -> {:<28}{}\n", "[2001:db8:20::11]:8080", numbers(6))
+        + &format!("  -> {:<28}{}\n", "[2001:db8:20::12]:80", numbers(5))
+        + &format!("{:<33}{}\n", "UDP  [2001:db8:10::100]:53", numbers(7))
+        + &format!("  -> {:<28}{}\n", "[2001:db8:20::11]:53", numbers(4));
+    let save = "-A -t 10.10.0.100:80 -s rr\n-a -t 10.10.0.100:80 -r 10.20.0.11:80 -m -w 1\n".to_string()
+        + "-A -t [2001:db8:10::100]:80 -s rr\n"
+        + "-a -t [2001:db8:10::100]:80 -r [2001:db8:20::11]:8080 -m -w 1\n"
+        + "-a -t [2001:db8:10::100]:80 -r [2001:db8:20::12]:80 -g -w 1\n"
+        + "-A -u [2001:db8:10::100]:53 -s rr\n"
+        + "-a -u [2001:db8:10::100]:53 -r [2001:db8:20::11]:53 -i -w 1 --tun-type ipip\n";
+    let cases: Vec<(&str, String)> = vec![
+        ("-Ln", list.clone()),
+        ("-L", list),
+        ("-Ln -t [2001:db8:10::100]:80", TITLE.to_string() + &v6_80),
+        ("-Ln --stats", stats_list),
+        ("-Sn", save),
+        (
+            "-Lnc",
+            conn_title()
+                + &conn(
+                    "TCP",
+                    898,
+                    "ESTABLISHED",
+                    "[2001:db8:10::2]:51234",
+                    "[2001:db8:10::100]:80",
+                    "[2001:db8:20::11]:8080",
+                ),
+        ),
+    ];
+    for (line, want) in cases {
+        let args: Vec<&str> = line.split_whitespace().collect();
+        let (code, out, err) = rvsd.run(&args, "");
+        assert_eq!((code, err.as_str()), (0, ""), "{line}");
+        check_listing(&format!("ipv6 {line}"), &out, &want);
     }
 }

@@ -12,8 +12,11 @@
 //! * A [`Config`] exists only if the whole file is valid: there is no half-valid
 //!   configuration to apply.
 //!
-//! Addresses are IPv4 only, like the data path (client prefixes are typed for either
-//! family; IPv6 ones are refused until the data path has IPv6).
+//! Service VIPs and real-server addresses (and everything naming them: `sorry_server`,
+//! `track_services`) are typed for either family; an IPv6 one is checked like an IPv4 one
+//! and then refused by the data-path boundary ([`crate::dp`]) while the data path is IPv4
+//! only. Port, route, neighbour and local addresses are IPv4 (a port's own IPv6 addresses
+//! are `ipv6_addresses`); client prefixes are typed for either family, IPv6 ones refused.
 
 pub mod file;
 mod validate;
@@ -22,7 +25,7 @@ mod validate;
 mod tests;
 
 use std::fmt;
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
@@ -186,6 +189,14 @@ impl Config {
     pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
         let file = parse_toml(text)?;
         validate::validate(&file)
+    }
+
+    /// Validates an already parsed file as the model sees it, without the data-path
+    /// boundary's refusals ([`crate::dp::check`]): what the configuration would be with
+    /// an IPv6 data path. Nothing is applied from it; it lets tests and tools see a
+    /// file's other problems.
+    pub fn model_from_file(file: &ConfigFile) -> Result<Config, ConfigError> {
+        validate::validate_model(file)
     }
 
     /// Reads, parses and validates the configuration file at `path`.
@@ -491,13 +502,45 @@ pub use rvs_dataplane::types::UnknownFlow;
 /// How a real server is reached (`dr`, `nat`, `fullnat`, `tunnel`): the data path's type.
 pub use rvs_dataplane::types::ForwardMode as Forward;
 
+/// A service's identity in the control plane: protocol, VIP (either family) and port.
+/// The data path's own key is reached through [`crate::dp::dp_key`] only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ServiceKey {
+    /// TCP or UDP.
+    pub proto: L4Proto,
+    /// The VIP.
+    pub vip: IpAddr,
+    /// The virtual port.
+    pub port: u16,
+}
+
+impl From<rvs_dataplane::types::ServiceKey> for ServiceKey {
+    fn from(k: rvs_dataplane::types::ServiceKey) -> Self {
+        ServiceKey { proto: k.proto, vip: k.vip, port: k.port }
+    }
+}
+
+impl fmt::Display for ServiceKey {
+    /// `tcp/10.10.0.100/80`, `tcp/2001:db8::1/80`: how paths, query strings and
+    /// `track_services` name a service.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}/{}", self.proto.name(), self.vip, self.port)
+    }
+}
+
+/// `10.20.0.11:80`, `[2001:db8::11]:80`: an address and port as ipvsadm, the REST API,
+/// logs and metrics labels spell them (IPv6 in brackets).
+pub fn endpoint(addr: IpAddr, port: u16) -> String {
+    SocketAddr::new(addr, port).to_string()
+}
+
 /// `[[service]]`, validated.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Service {
     /// TCP or UDP.
     pub protocol: L4Proto,
-    /// Virtual IP.
-    pub address: Ipv4Addr,
+    /// Virtual IP, either family (a service's servers are of the same family).
+    pub address: IpAddr,
     /// Virtual port.
     pub port: u16,
     /// Scheduler (`wrr` for `system-load`).
@@ -508,7 +551,8 @@ pub struct Service {
     pub system_load: bool,
     /// Persistence timeout, if persistent.
     pub persistence: Option<Duration>,
-    /// Which clients share a persistent server: the client address masked with this.
+    /// Which clients share a persistent server: the client address masked with this
+    /// (IPv4 services; an IPv6 service keeps the default, whole addresses).
     pub persistence_netmask: Ipv4Addr,
     /// Client prefixes allowed to open connections; empty allows all. Either family in
     /// the type, IPv4 only until the data path has IPv6 (the validator refuses IPv6).
@@ -534,16 +578,23 @@ pub struct Service {
     /// Agent checking, if any.
     pub agent: Option<Agent>,
     /// The server that takes the traffic when no server is up, if any.
-    pub sorry_server: Option<SocketAddrV4>,
+    pub sorry_server: Option<SocketAddr>,
     /// Real servers.
     pub servers: Vec<Server>,
 }
 
 impl Service {
-    /// Whether the service can be SYN-proxied: TCP, and every server NAT or Full-NAT
-    /// (the proxy rewrites both directions, so replies must come back through rvs).
+    /// The service's key: protocol, VIP, port.
+    pub fn key(&self) -> ServiceKey {
+        ServiceKey { proto: self.protocol, vip: self.address, port: self.port }
+    }
+
+    /// Whether the service can be SYN-proxied: TCP, IPv4 (the IPv6 data path has no SYN
+    /// proxy), and every server NAT or Full-NAT (the proxy rewrites both directions, so
+    /// replies must come back through rvs).
     pub fn syn_proxy_capable(&self) -> bool {
         self.protocol == L4Proto::Tcp
+            && self.address.is_ipv4()
             && self.servers.iter().all(|s| matches!(s.forward, Forward::Nat | Forward::FullNat))
     }
 
@@ -644,8 +695,8 @@ pub use crate::health::http::StatusRanges;
 /// `[[service.server]]`, validated.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Server {
-    /// Real server address.
-    pub address: Ipv4Addr,
+    /// Real server address (the family of its service's VIP).
+    pub address: IpAddr,
     /// Real server port.
     pub port: u16,
     /// Weight; 0 is quiescent.
@@ -740,7 +791,7 @@ pub struct HaInstance {
     /// Whether a stalled worker puts the instance in fault.
     pub track_workers: bool,
     /// Tracked services: protocol, VIP, port.
-    pub track_services: Vec<(L4Proto, Ipv4Addr, u16)>,
+    pub track_services: Vec<ServiceKey>,
     /// What a tracked service with no healthy server does.
     pub track_effect: TrackEffect,
     /// Program and arguments run on each transition (empty: none).

@@ -2,6 +2,7 @@
 //! field; every error of a file is reported, not just the first.
 
 use super::*;
+use std::net::IpAddr;
 
 /// The design's TOML sketch, minus `[ha]` (which needs a key file on disk).
 const SKETCH: &str = r#"
@@ -130,7 +131,10 @@ fn ha_instances_parse_every_field() {
     assert_eq!((i.advert_interval, i.preempt_delay), (Duration::from_secs(2), Duration::from_secs(30)));
     assert_eq!((i.garp_master_repeat, i.garp_master_delay), (2, Duration::ZERO));
     assert_eq!((i.track_ports.as_slice(), i.track_workers), (&[0, 1][..], false));
-    assert_eq!(i.track_services, [(L4Proto::Tcp, Ipv4Addr::new(10, 10, 0, 100), 80)]);
+    assert_eq!(
+        i.track_services,
+        [ServiceKey { proto: L4Proto::Tcp, vip: Ipv4Addr::new(10, 10, 0, 100).into(), port: 80 }]
+    );
     assert_eq!(i.track_effect, TrackEffect::Weight(50));
     assert_eq!(i.notify, ["/bin/logger", "vrrp"]);
     assert_eq!(c.not_acted_on(), [], "VRRP is acted on; no sync fields are set");
@@ -593,7 +597,7 @@ const BAD: &[Bad] = &[
         "without upper_threshold",
     ),
     bad("address = \"10.20.0.11\"", "address = \"10.20.0.1\"", "service[0].server[0].address", "own address"),
-    bad("address = \"10.20.0.11\"", "address = \"not-an-ip\"", "service[0].server[0].address", "not an IPv4 address"),
+    bad("address = \"10.20.0.11\"", "address = \"not-an-ip\"", "service[0].server[0].address", "not an IP address"),
     bad(
         "forward = \"nat\"",
         "forward = \"dr\"\n[[service.server]]\naddress = \"172.16.0.5\"\nforward = \"dr\"",
@@ -1179,4 +1183,129 @@ fn ipv6_routes_take_the_port_of_their_gateway() {
     let dup = text.clone() + "[[route]]\nprefix = \"::/0\"\nvia = \"2001:db8:2::252\"\n";
     let e = Config::from_toml(&dup).unwrap_err().to_string();
     assert!(e.contains("route[3].prefix") && e.contains("already routed by route[1]"), "{e}");
+}
+
+/// The sketch's ports with IPv6 prefixes, and one IPv6 service (VIP on the front
+/// prefix, a NAT server on the back one) after the sketch's IPv4 service.
+fn v6_sketch(service: &str) -> String {
+    let ports = SKETCH
+        .replacen(
+            "address = \"10.10.0.1/24\"",
+            "address = \"10.10.0.1/24\"\nipv6_addresses = [\"2001:db8:10::1/64\"]",
+            1,
+        )
+        .replacen(
+            "local_addresses = [\"10.20.0.200\", \"10.20.0.201\"]",
+            "local_addresses = [\"10.20.0.200\", \"10.20.0.201\"]\nipv6_addresses = [\"2001:db8:20::1/64\"]",
+            1,
+        );
+    format!("{ports}\n{service}\n")
+}
+
+const V6_SERVICE: &str = r#"[[service]]
+protocol = "tcp"
+address = "2001:db8:10::100"
+port = 80
+scheduler = "rr"
+sorry_server = "[2001:db8:20::50]:8080"
+[[service.server]]
+address = "2001:db8:20::11"
+port = 8080
+forward = "nat"
+[[service.server]]
+address = "2001:db8:20::12"
+port = 80
+forward = "dr"
+"#;
+
+fn model(text: &str) -> Result<Config, ConfigError> {
+    Config::model_from_file(&parse_toml(text).unwrap())
+}
+
+#[test]
+fn ipv6_service_is_checked_like_ipv4_and_refused_only_what_the_ipv6_data_path_lacks() {
+    let text = v6_sketch(V6_SERVICE);
+    // Either family side by side.
+    let c = Config::from_toml(&text).unwrap_or_else(|e| panic!("{e}"));
+    let s = &c.services[1];
+    assert_eq!(s.address, "2001:db8:10::100".parse::<IpAddr>().unwrap());
+    assert_eq!(s.servers[0].address, "2001:db8:20::11".parse::<IpAddr>().unwrap());
+    assert_eq!(s.sorry_server, Some("[2001:db8:20::50]:8080".parse().unwrap()));
+    assert_eq!(s.key().to_string(), "tcp/2001:db8:10::100/80");
+    assert_eq!(endpoint(s.servers[0].address, 8080), "[2001:db8:20::11]:8080");
+    assert_eq!(c.services[0].address, "10.10.0.100".parse::<IpAddr>().unwrap());
+    assert!(!s.syn_proxy_capable(), "the IPv6 data path has no SYN proxy: the default is off");
+    // What only the IPv4 data path has is refused on the IPv6 service, each by field.
+    let lacking = V6_SERVICE
+        .replacen("scheduler = \"rr\"", "scheduler = \"rr\"\npersistence = \"60s\"\nclient_rate = 10", 1)
+        .replacen("forward = \"dr\"", "forward = \"tunnel\"", 1);
+    let e = Config::from_toml(&v6_sketch(&lacking)).unwrap_err();
+    let fields: Vec<&str> = e.errors.iter().map(|x| x.field.as_str()).collect();
+    assert_eq!(fields, ["service[1].persistence", "service[1].client_rate", "service[1].server[1].forward"], "{e}");
+    assert!(e.errors.iter().all(|x| x.message.contains(crate::dp::NOT_ON_IPV6)), "{e}");
+    let proxied = V6_SERVICE.replacen("scheduler = \"rr\"", "scheduler = \"rr\"\nsyn_proxy = \"always\"", 1).replacen(
+        "forward = \"dr\"",
+        "forward = \"nat\"",
+        1,
+    );
+    let e = Config::from_toml(&v6_sketch(&proxied)).unwrap_err();
+    let fields: Vec<&str> = e.errors.iter().map(|x| x.field.as_str()).collect();
+    assert_eq!(fields, ["service[1].syn_proxy"], "{e}");
+    assert!(e.errors.iter().all(|x| x.message.contains(crate::dp::NOT_ON_IPV6)), "{e}");
+}
+
+#[test]
+fn ipv6_vip_follows_the_ipv4_rule_and_may_be_routed() {
+    // Like an IPv4 VIP, an IPv6 VIP need not be on a port's prefix (a routed VIP).
+    let routed = V6_SERVICE.replace("2001:db8:10::100", "2001:db8:99::100");
+    assert!(model(&v6_sketch(&routed)).is_ok());
+}
+
+#[test]
+fn bad_ipv6_services_name_their_field_with_the_fix() {
+    let cases: &[(&str, &str, &str, &str)] = &[
+        // A VIP that is a port's own IPv6 address.
+        ("2001:db8:10::100", "2001:db8:10::1", "service[1].address", "port[0].ipv6_addresses[0]"),
+        ("2001:db8:10::100", "fe80::1", "service[1].address", "link-local"),
+        ("2001:db8:10::100", "ff02::1", "service[1].address", "multicast"),
+        ("2001:db8:10::100", "::1", "service[1].address", "loopback"),
+        ("2001:db8:10::100", "::", "service[1].address", "unspecified"),
+        ("2001:db8:10::100", "::ffff:10.10.0.100", "service[1].address", "\"10.10.0.100\""),
+        ("2001:db8:10::100", "2001:db8:10::100%eth0", "service[1].address", "zone id"),
+        ("2001:db8:10::100", "[2001:db8:10::100]", "service[1].address", "brackets"),
+        ("2001:db8:10::100", "2001:db8:10::100/64", "service[1].address", "prefix length"),
+        ("\"2001:db8:20::11\"", "\"10.20.0.11\"", "service[1].server[0].address", "family"),
+        ("\"2001:db8:20::11\"", "\"2001:db8:77::11\"", "service[1].server[0].address", "IPv6 prefix"),
+        ("forward = \"nat\"", "forward = \"fullnat\"", "service[1].server[0].forward", "local addresses"),
+        ("[2001:db8:20::50]:8080", "2001:db8:20::50", "service[1].sorry_server", "[2001:db8:20::50]:PORT"),
+        ("[2001:db8:20::50]:8080", "10.20.0.50:8080", "service[1].sorry_server", "family"),
+        ("[2001:db8:20::50]:8080", "[2001:db8:20::50:8080", "service[1].sorry_server", "[2001:db8::50]:80"),
+        (
+            "sorry_server",
+            "persistence = \"60s\"\npersistence_netmask = \"255.255.255.0\"\nsorry_server",
+            "service[1].persistence_netmask",
+            "IPv6",
+        ),
+    ];
+    for (from, to, field, says) in cases {
+        assert!(V6_SERVICE.contains(from), "`{from}`");
+        let text = v6_sketch(&V6_SERVICE.replacen(from, to, 1));
+        let e = model(&text).expect_err(&format!("{from} → {to} was accepted"));
+        let hit = e.errors.iter().find(|x| x.field == *field);
+        let hit = hit.unwrap_or_else(|| panic!("{to}: no error names `{field}`:\n{e}"));
+        assert!(hit.message.contains(says), "{to}: `{field}` does not say `{says}`:\n{e}");
+    }
+    // An IPv6 server in the IPv4 service.
+    let text = v6_sketch("").replacen("address = \"10.20.0.11\"", "address = \"2001:db8:20::11\"", 1);
+    let e = model(&text).unwrap_err();
+    let hit = e.errors.iter().find(|x| x.field == "service[0].server[0].address").expect("named");
+    assert!(hit.message.contains("IPv6") && hit.message.contains("10.10.0.100"), "{e}");
+}
+
+#[test]
+fn track_services_take_ipv6_vips() {
+    let c = model(&v6_sketch(V6_SERVICE)).unwrap();
+    assert_eq!(super::validate::parse_service_ref("tcp/2001:db8:10::100/80"), Ok(c.services[1].key()));
+    assert_eq!(super::validate::parse_service_ref("tcp/[2001:db8:10::100]/80"), Ok(c.services[1].key()));
+    assert!(super::validate::parse_service_ref("tcp/2001:db8:10::100:80").is_err());
 }

@@ -6,7 +6,8 @@
 //! [`Config`] is built only when the error list is empty.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4};
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -21,12 +22,21 @@ use super::file::{
 use super::{
     defaults, parse_protocol, Agent, Api, Bgp, Config, ConfigError, Dataplane, Device, Exception, FieldError, Forward,
     Ha, HaInstance, Health, HealthKind, Idle, L4Proto, MacAddr, Neighbour, OnDown, Port, Route, Route6, Scheduler,
-    Server, Service, StatusRanges, SyncConfig, TrackEffect, UnknownFlow, EXCEPTION_IFACE_PREFIX, IFACE_NAME_MAX,
-    SYSTEM_LOAD,
+    Server, Service, ServiceKey, StatusRanges, SyncConfig, TrackEffect, UnknownFlow, EXCEPTION_IFACE_PREFIX,
+    IFACE_NAME_MAX, SYSTEM_LOAD,
 };
 
-/// Validates `file` as a whole.
+/// Validates `file` as a whole, the data-path boundary ([`crate::dp::check`]) included.
 pub(super) fn validate(file: &ConfigFile) -> Result<Config, ConfigError> {
+    validate_with(file, true)
+}
+
+/// Validates `file` as the model sees it, without the data-path boundary.
+pub(super) fn validate_model(file: &ConfigFile) -> Result<Config, ConfigError> {
+    validate_with(file, false)
+}
+
+fn validate_with(file: &ConfigFile, data_path: bool) -> Result<Config, ConfigError> {
     let mut v = Checker::default();
     let dataplane = v.dataplane(file);
     let ports = v.ports(file);
@@ -41,6 +51,10 @@ pub(super) fn validate(file: &ConfigFile) -> Result<Config, ConfigError> {
     };
     if let Some(dp) = &dataplane {
         v.mempool_fits(dp, file.ports.len());
+    }
+    if data_path {
+        let valid = services.iter().enumerate().filter_map(|(i, s)| s.as_ref().map(|s| (i, s)));
+        v.errors.extend(crate::dp::check(valid));
     }
     if !v.errors.is_empty() {
         return Err(ConfigError { errors: v.errors });
@@ -67,11 +81,12 @@ pub(super) fn validate(file: &ConfigFile) -> Result<Config, ConfigError> {
 
 /// Who already owns an address, for conflict messages.
 #[derive(Default)]
-struct Owners(HashMap<Ipv4Addr, String>);
+struct Owners(HashMap<IpAddr, String>);
 
 impl Owners {
     /// Claims `addr` for `path`; on conflict returns the earlier owner's path.
-    fn claim(&mut self, addr: Ipv4Addr, path: &str) -> Result<(), String> {
+    fn claim(&mut self, addr: impl Into<IpAddr>, path: &str) -> Result<(), String> {
+        let addr = addr.into();
         match self.0.get(&addr) {
             Some(owner) => Err(owner.clone()),
             None => {
@@ -85,7 +100,7 @@ impl Owners {
 #[derive(Default)]
 struct Checker {
     errors: Vec<FieldError>,
-    /// Every address rvs answers for: port addresses, local addresses, VIPs.
+    /// Every address rvs answers for: port addresses (IPv4 and IPv6), local addresses, VIPs.
     owners: Owners,
 }
 
@@ -368,6 +383,8 @@ impl Checker {
                     );
                     continue;
                 }
+                // A VIP must not be a port's IPv6 address either (checked like IPv4's).
+                let _ = self.owners.claim(net.addr(), &f);
                 nets6.push((f, net));
                 addrs6.push(net);
             }
@@ -460,7 +477,7 @@ impl Checker {
             let via_field = format!("route[{i}].via");
             let via = self.check(&via_field, parse_unicast(&r.via));
             let port = via.and_then(|via| {
-                if let Some(owner) = self.owners.0.get(&via).cloned() {
+                if let Some(owner) = self.owners.0.get(&IpAddr::V4(via)).cloned() {
                     self.err(&via_field, format!("{via} is rvs's own address ({owner}); a next hop must be another host"));
                     return None;
                 }
@@ -544,7 +561,7 @@ impl Checker {
                 if let Some(j) = seen.insert(a, i) {
                     self.err(at("address"), format!("{a} already has a static entry in neighbour[{j}]; remove one"));
                 }
-                if let Some(owner) = self.owners.0.get(&a).cloned() {
+                if let Some(owner) = self.owners.0.get(&IpAddr::V4(a)).cloned() {
                     self.err(at("address"), format!("{a} is rvs's own address ({owner}), not a neighbour"));
                 }
                 if let Some(Some(p)) = port.map(|k| &ports[k]) {
@@ -600,8 +617,8 @@ impl Checker {
         ports: &[Option<Port>],
         routes: &[Option<Route>],
     ) -> Vec<Option<Service>> {
-        let mut seen: HashMap<(L4Proto, Ipv4Addr, u16), usize> = HashMap::new();
-        let mut vips: HashMap<Ipv4Addr, usize> = HashMap::new();
+        let mut seen: HashMap<(L4Proto, IpAddr, u16), usize> = HashMap::new();
+        let mut vips: HashMap<IpAddr, usize> = HashMap::new();
         let has_locals = file.ports.iter().any(|p| !p.local_addresses.is_empty());
         let mut out = Vec::new();
         for (i, s) in file.services.iter().enumerate() {
@@ -611,10 +628,9 @@ impl Checker {
                     self.err(
                         format!("service[{i}]"),
                         format!(
-                            "{} {}:{} is already defined by service[{j}]; merge their servers into one service",
+                            "{} {} is already defined by service[{j}]; merge their servers into one service",
                             svc.protocol.name(),
-                            svc.address,
-                            svc.port
+                            super::endpoint(svc.address, svc.port),
                         ),
                     );
                 }
@@ -631,7 +647,7 @@ impl Checker {
         ports: &[Option<Port>],
         routes: &[Option<Route>],
         has_locals: bool,
-        vips: &mut HashMap<Ipv4Addr, usize>,
+        vips: &mut HashMap<IpAddr, usize>,
     ) -> Option<Service> {
         let at = |f: &str| format!("service[{i}].{f}");
         let protocol = parse_protocol(&s.protocol);
@@ -639,7 +655,10 @@ impl Checker {
             let other = &s.protocol;
             self.err(at("protocol"), format!("unknown protocol `{other}`; use \"tcp\" or \"udp\""));
         }
-        let address = self.check(&at("address"), parse_unicast(&s.address));
+        // An IPv6 VIP follows the IPv4 VIPs' rule: any unicast address that is not a port's
+        // or local address. It need not be on a port's prefix: a routed VIP (announced over
+        // BGP, or routed to rvs by the upstream router) is answered on every port.
+        let address = self.check(&at("address"), parse_host(&s.address));
         if let Some(a) = address {
             // Several services may share one VIP (tcp/80 and tcp/443); only the first
             // claims it, so a VIP clashes with ports and local addresses, not with itself.
@@ -688,6 +707,16 @@ impl Checker {
         };
         let persistence_netmask = match &s.persistence_netmask {
             None => Some(Ipv4Addr::BROADCAST),
+            Some(m) if address.is_some_and(|a| a.is_ipv6()) => {
+                self.err(
+                    at("persistence_netmask"),
+                    format!(
+                        "`{m}` is an IPv4 netmask and this service's VIP is IPv6; remove it (an IPv6 \
+                         service's persistence is per client address)"
+                    ),
+                );
+                None
+            }
             Some(m) => match m.parse::<Ipv4Addr>() {
                 Ok(a) if u32::from(a).leading_ones() + u32::from(a).trailing_zeros() == 32 => {
                     if s.persistence.is_none() {
@@ -743,28 +772,34 @@ impl Checker {
         };
         let sorry_server = match &s.sorry_server {
             None => Some(None),
-            Some(text) => match text.parse::<SocketAddrV4>() {
-                Ok(a) if a.port() != 0 && parse_unicast(&a.ip().to_string()).is_ok() => Some(Some(a)),
-                _ => {
-                    self.err(
-                        at("sorry_server"),
-                        format!(
-                            "`{text}` is not a unicast \"IP:PORT\" with a non-zero port, such as \"10.20.0.50:80\""
-                        ),
-                    );
+            Some(text) => match parse_endpoint(text) {
+                Ok(a) if address.is_some_and(|v| v.is_ipv4() != a.is_ipv4()) => {
+                    self.err(at("sorry_server"), family_mismatch(a.ip(), address));
+                    None
+                }
+                Ok(a) => Some(Some(a)),
+                Err(m) => {
+                    self.err(at("sorry_server"), m);
                     None
                 }
             },
         };
         let mut servers = Vec::with_capacity(s.servers.len());
-        let mut seen: HashMap<(Ipv4Addr, u16), usize> = HashMap::new();
+        let mut seen: HashMap<(IpAddr, u16), usize> = HashMap::new();
         for (k, r) in s.servers.iter().enumerate() {
             let f = format!("service[{i}].server[{k}]");
             if let Some(srv) = self.server(&f, r, port, ports, routes, has_locals) {
+                if address.is_some_and(|v| v.is_ipv4() != srv.address.is_ipv4()) {
+                    self.err(format!("{f}.address"), family_mismatch(srv.address, address));
+                    continue;
+                }
                 if let Some(j) = seen.insert((srv.address, srv.port), k) {
                     self.err(
                         &f,
-                        format!("{}:{} is already server[{j}] of this service; remove one", srv.address, srv.port),
+                        format!(
+                            "{} is already server[{j}] of this service; remove one",
+                            super::endpoint(srv.address, srv.port)
+                        ),
                     );
                 }
                 servers.push(srv);
@@ -1154,7 +1189,7 @@ impl Checker {
         has_locals: bool,
     ) -> Option<Server> {
         let f = |x: &str| format!("{at}.{x}");
-        let address = self.check(&f("address"), parse_unicast(&r.address));
+        let address = self.check(&f("address"), parse_host(&r.address));
         if let Some(a) = address {
             if let Some(owner) = self.owners.0.get(&a).cloned() {
                 self.err(
@@ -1213,7 +1248,29 @@ impl Checker {
                 );
             }
         }
-        if let (Some(fw), Some(a)) = (forward, address) {
+        if let (Some(fw), Some(IpAddr::V6(a))) = (forward, address) {
+            // No IPv6 routes exist yet: an IPv6 server must be on a port's IPv6 prefix.
+            let all_ports_ok = ports.iter().all(Option::is_some);
+            let connected = ports.iter().flatten().any(|p| p.ipv6_addresses.iter().any(|n| n.contains(&a)));
+            if !connected && all_ports_ok {
+                self.err(
+                    f("address"),
+                    format!(
+                        "{a} is on no port's IPv6 prefix ({}); rvs has no IPv6 routes, so an IPv6 real server \
+                         must be on the network of one of a [[port]]'s ipv6_addresses",
+                        list_prefixes6(ports)
+                    ),
+                );
+            }
+            if fw == Forward::FullNat {
+                self.err(
+                    f("forward"),
+                    "fullnat to an IPv6 server needs IPv6 Full-NAT local addresses, which local_addresses \
+                     does not take; use forward = \"nat\", \"dr\" or \"tunnel\"",
+                );
+            }
+        }
+        if let (Some(fw), Some(IpAddr::V4(a))) = (forward, address) {
             let all_ports_ok = ports.iter().all(Option::is_some);
             let connected = connected_port(ports, a).is_some();
             if fw == Forward::Dr && !connected && all_ports_ok {
@@ -1365,7 +1422,7 @@ impl Checker {
         // With [ha], a VIP this node serves alone would answer on both nodes at once.
         for (k, s) in services.iter().enumerate() {
             if let Some(s) = s {
-                if !by_addr.contains_key(&IpAddr::V4(s.address)) && ok {
+                if !by_addr.contains_key(&s.address) && ok {
                     self.err(
                         format!("service[{k}].address"),
                         format!("VIP {} is in no [[ha.instance]]'s addresses; with [ha] every VIP moves with an instance: add it to one", s.address),
@@ -1437,7 +1494,7 @@ impl Checker {
         for (k, text) in inst.track_services.iter().enumerate() {
             let f = format!("ha.instance[{i}].track_services[{k}]");
             let found = parse_service_ref(text).and_then(|key| {
-                if services.iter().flatten().any(|s| (s.protocol, s.address, s.port) == key) {
+                if services.iter().flatten().any(|s| s.key() == key) {
                     Ok(key)
                 } else {
                     Err(format!("no [[service]] is {text}; track a configured service (\"tcp/VIP/PORT\")"))
@@ -1582,7 +1639,7 @@ impl Checker {
                 );
                 continue;
             }
-            let vip = services.iter().flatten().any(|s| s.address == a);
+            let vip = services.iter().flatten().any(|s| s.address == ip);
             let local = ports.iter().flatten().any(|p| p.local_addresses.contains(&a));
             if !vip && !local && connected_port(ports, a).is_none() {
                 self.err(
@@ -1614,19 +1671,48 @@ fn include_path(text: &str) -> Result<PathBuf, String> {
     }
 }
 
-fn parse_service_ref(text: &str) -> Result<(L4Proto, Ipv4Addr, u16), String> {
-    let bad = || format!("`{text}` is not a service; write it as \"tcp/VIP/PORT\", like \"tcp/10.10.0.100/80\"");
+pub(super) fn parse_service_ref(text: &str) -> Result<ServiceKey, String> {
+    let bad = || {
+        format!(
+            "`{text}` is not a service; write it as \"tcp/VIP/PORT\", like \"tcp/10.10.0.100/80\" or \
+             \"tcp/2001:db8::1/80\""
+        )
+    };
     let mut parts = text.split('/');
     let (Some(proto), Some(vip), Some(port), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
         return Err(bad());
     };
     let proto = parse_protocol(proto).ok_or_else(bad)?;
-    let vip = vip.parse::<Ipv4Addr>().map_err(|_| bad())?;
+    let vip = vip.strip_prefix('[').and_then(|v| v.strip_suffix(']')).unwrap_or(vip);
+    let vip = vip.parse::<IpAddr>().map_err(|_| bad())?;
     let port = port.parse::<u16>().map_err(|_| bad())?;
-    Ok((proto, vip, port))
+    Ok(ServiceKey { proto, vip, port })
 }
 
-fn conflict(addr: Ipv4Addr, owner: &str) -> String {
+/// A server or sorry server of the other family than the service's VIP.
+fn family_mismatch(addr: IpAddr, vip: Option<IpAddr>) -> String {
+    let (mine, theirs) = if addr.is_ipv4() { ("IPv4", "IPv6") } else { ("IPv6", "IPv4") };
+    let vip = vip.map_or_else(String::new, |v| format!(" {v}"));
+    format!(
+        "{addr} is {mine} and the service's VIP{vip} is {theirs}; a service's servers are of its VIP's family \
+         (give an {theirs} server, or put {addr} in an {mine} service)"
+    )
+}
+
+fn list_prefixes6(ports: &[Option<Port>]) -> String {
+    let v: Vec<String> = ports
+        .iter()
+        .flatten()
+        .flat_map(|p| p.ipv6_addresses.iter().map(move |n| format!("{} {}", p.name, n.trunc())))
+        .collect();
+    if v.is_empty() {
+        "no port has ipv6_addresses".into()
+    } else {
+        v.join(", ")
+    }
+}
+
+fn conflict(addr: impl fmt::Display, owner: &str) -> String {
     format!("{addr} is already used by {owner}; port addresses, local addresses and VIPs must all be distinct")
 }
 
@@ -1701,6 +1787,86 @@ fn parse_ipv4(s: &str) -> Result<Ipv4Addr, String> {
         }
         Err(_) => Err(format!("`{s}` is not an IPv4 address; write it like \"10.0.0.1\"")),
     }
+}
+
+/// A VIP or real-server address, either family: an IPv4 address as [`parse_unicast`]
+/// takes it, or an IPv6 unicast address (not unspecified, loopback, multicast,
+/// link-local or IPv4-mapped; no zone id, no brackets, no prefix length).
+pub(crate) fn parse_host(s: &str) -> Result<IpAddr, String> {
+    if s.parse::<Ipv4Addr>().is_ok() {
+        return parse_unicast(s).map(IpAddr::V4);
+    }
+    let t = s.trim();
+    if let Some(inner) = t.strip_prefix('[') {
+        let inner = inner.split(']').next().unwrap_or(inner);
+        return Err(format!("`{s}` has brackets; write the bare address, like \"{inner}\" (brackets go only around an IPv6 address followed by a port)"));
+    }
+    if let Some((addr, _)) = t.split_once('%') {
+        return Err(format!("`{s}` has a zone id; VIPs and real servers are global or unique-local addresses, written without one (not \"{addr}%…\")"));
+    }
+    if t.contains('/') {
+        return Err(format!("`{s}` has a prefix length; write the bare address, like \"10.0.0.1\" or \"2001:db8::1\""));
+    }
+    let a = match t.parse::<Ipv6Addr>() {
+        Ok(a) => a,
+        Err(_) => {
+            if let Some((host, port)) = t.rsplit_once(':') {
+                if host.parse::<Ipv4Addr>().is_ok() && port.parse::<u16>().is_ok() {
+                    return Err(format!(
+                        "`{s}` has a port; write the address alone, like \"{host}\", and the port in `port`"
+                    ));
+                }
+            }
+            return Err(format!("`{s}` is not an IP address; write it like \"10.0.0.1\" or \"2001:db8::1\""));
+        }
+    };
+    if let Some(v4) = a.to_ipv4_mapped() {
+        return Err(format!("`{s}` is an IPv4-mapped IPv6 address; write the IPv4 address itself, \"{v4}\""));
+    }
+    let why = if a.is_unspecified() {
+        Some("the unspecified address")
+    } else if a.is_loopback() {
+        Some("the loopback address")
+    } else if a.is_multicast() {
+        Some("a multicast address")
+    } else if a.segments()[0] & 0xffc0 == 0xfe80 {
+        Some("link-local")
+    } else {
+        None
+    };
+    match why {
+        Some(why) => {
+            Err(format!("{a} is {why}, not a unicast address a host can use; pick a global or unique-local address"))
+        }
+        None => Ok(IpAddr::V6(a)),
+    }
+}
+
+/// `IP:PORT` or `[IPv6]:PORT` with a unicast address and a non-zero port.
+fn parse_endpoint(s: &str) -> Result<SocketAddr, String> {
+    let bad = || {
+        format!(
+            "`{s}` is not a unicast \"IP:PORT\" with a non-zero port, such as \"10.20.0.50:80\" or \
+             \"[2001:db8::50]:80\""
+        )
+    };
+    if s.parse::<Ipv6Addr>().is_ok() {
+        return Err(format!(
+            "`{s}` is an IPv6 address without brackets, so its port cannot be told from the address; write \
+             it as \"[{s}]:PORT\""
+        ));
+    }
+    let a = s.parse::<SocketAddr>().map_err(|_| bad())?;
+    if a.port() == 0 {
+        return Err(bad());
+    }
+    if let SocketAddr::V6(v6) = a {
+        if v6.scope_id() != 0 {
+            return Err(bad());
+        }
+    }
+    parse_host(&a.ip().to_string()).map_err(|_| bad())?;
+    Ok(a)
 }
 
 /// An address a host may own: not 0.0.0.0, loopback, multicast, broadcast or class E.
@@ -1849,7 +2015,7 @@ fn parse_client_prefix(s: &str) -> Result<IpNet, String> {
     }
     if let IpNet::V6(_) = net {
         return Err(format!(
-            "`{s}` is IPv6; the data path is IPv4 only, so IPv6 client prefixes come with IPv6 support"
+            "`{s}` is IPv6; client allow/deny lists take IPv4 prefixes only (IPv6 services take no list yet)"
         ));
     }
     Ok(net)

@@ -38,7 +38,7 @@ use rvs_dataplane::wire::{Ipv4Packet, MacAddr, VrrpRepr};
 use super::frames::{advert_frame, garp_frame};
 use super::view::{HaStatus, InstanceStatus};
 use super::vrrp::{Action, Instance, InstanceConfig, Invalid, State, Tracking};
-use crate::config::{Config, HaInstance, L4Proto, TrackEffect};
+use crate::config::{Config, HaInstance, TrackEffect};
 use crate::watchdog::PollWatchdog;
 
 /// Longest sleep between turns: the latency a received advert may wait.
@@ -70,7 +70,7 @@ pub trait Environment {
     /// Every worker's poll counter, by worker index.
     fn worker_polls(&self) -> Vec<u64>;
     /// Whether the service has health-checked servers and none of them is up.
-    fn service_down(&self, service: (L4Proto, Ipv4Addr, u16)) -> bool;
+    fn service_down(&self, service: crate::config::ServiceKey) -> bool;
     /// Why preemption must wait (connection sync not yet in sync), if it must.
     fn sync_hold(&self) -> Option<String> {
         None
@@ -283,8 +283,7 @@ impl Shell {
                 if env.service_down(*key) {
                     match s.cfg.track_effect {
                         TrackEffect::Fault if fault.is_none() => {
-                            fault =
-                                Some(format!("tracked service {}/{}/{} has no server up", key.0.name(), key.1, key.2));
+                            fault = Some(format!("tracked service {key} has no server up"));
                         }
                         TrackEffect::Fault => {}
                         TrackEffect::Weight(w) => decrement += u32::from(w),
@@ -523,11 +522,11 @@ fn publish(board: &HaBoard, status: HaStatus) {
 /// HA thread asks for every tracked service each turn).
 pub fn service_down(
     board: &HashMap<crate::services::ServerRef, crate::status::HealthView>,
-    service: (L4Proto, Ipv4Addr, u16),
+    service: crate::config::ServiceKey,
 ) -> bool {
     let mut checked = false;
     for ((svc, _, _), view) in board {
-        if (svc.proto, svc.vip, svc.port) == (service.0, service.1.into(), service.2) {
+        if *svc == service {
             if view.state != "down" {
                 return false;
             }

@@ -165,6 +165,35 @@ mod tests {
 
     const T: Duration = Duration::from_secs(5);
 
+    /// An IPv6 server and VIP reach the program bare (`::1`, as `ip`, `nc` and
+    /// `curl --interface` take them), and a check script connects to a listener on `[::1]`
+    /// with them; a closed port fails.
+    #[test]
+    fn ipv6_server_on_loopback() {
+        let Ok(listener) = std::net::TcpListener::bind("[::1]:0") else {
+            eprintln!("skipped: no IPv6 loopback on this host");
+            return;
+        };
+        let port = listener.local_addr().unwrap().port();
+        let check = "import os, socket; socket.create_connection((os.environ['RVS_SERVER_ADDR'], \
+                     int(os.environ['RVS_SERVER_PORT'])), 2).close(); \
+                     assert os.environ['RVS_VIP'] == '2001:db8::1' and os.environ['RVS_VPORT'] == '80'";
+        let argv = vec!["python3".to_string(), "-c".to_string(), check.to_string()];
+        let vip = "[2001:db8::1]:80".parse().unwrap();
+        let probe = |server: SocketAddr| {
+            let mut p = CommandProbe::spawn(&argv, server, vip, Instant::now(), T).expect("python3 runs");
+            loop {
+                if let Some(r) = p.poll(Instant::now()) {
+                    return r.result;
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        };
+        assert_eq!(probe(SocketAddr::new("::1".parse().unwrap(), port)), ProbeResult::success("exit 0"));
+        drop(listener);
+        assert_eq!(probe(SocketAddr::new("::1".parse().unwrap(), port)), ProbeResult::failure("exit 1"));
+    }
+
     #[test]
     fn exit_statuses() {
         assert_eq!(run("exit 0", T), CommandResult { result: ProbeResult::success("exit 0"), weight: None });

@@ -31,8 +31,8 @@ use smoltcp::phy::ChecksumCapabilities;
 use smoltcp::socket::{icmp, tcp, udp};
 use smoltcp::time::Instant as SmolInstant;
 use smoltcp::wire::{
-    HardwareAddress, Icmpv4DstUnreachable, Icmpv4Message, Icmpv4Packet, Icmpv4Repr, IpAddress, IpCidr, IpProtocol,
-    Ipv4Packet,
+    HardwareAddress, Icmpv4DstUnreachable, Icmpv4Message, Icmpv4Packet, Icmpv4Repr, Icmpv6DstUnreachable,
+    Icmpv6Message, Icmpv6Packet, Icmpv6Repr, IpAddress, IpCidr, IpProtocol, Ipv4Packet, Ipv6Packet,
 };
 
 use super::agent::MAX_REPLY;
@@ -40,6 +40,11 @@ use super::device::QueueDevice;
 use super::http::{self, HttpCheck, StatusRanges};
 use super::ProbeResult;
 use crate::config::HealthKind;
+
+/// Most source addresses the prober's interface holds (smoltcp's
+/// `iface-max-addr-count-8`, set in controlplane/Cargo.toml); [`ProberConfig::addresses`]
+/// beyond it are not used.
+pub const MAX_ADDRESSES: usize = 8;
 
 /// TCP receive buffer per probe.
 const TCP_RX: usize = 8 * 1024;
@@ -283,9 +288,6 @@ impl Prober {
         if !family_ok {
             return Err(StartError::NoSourceAddress);
         }
-        if spec.kind == ProbeKind::Icmp && spec.target.is_ipv6() {
-            return Err(StartError::Unsupported("icmp over IPv6"));
-        }
         let port = self.take_port().ok_or(StartError::NoSourcePort)?;
         let remote = (IpAddress::from(spec.target.ip()), spec.target.port());
         let io = match spec.kind {
@@ -324,14 +326,33 @@ impl Prober {
             }
             ProbeKind::Icmp => {
                 let mut s = icmp::Socket::new(dgram_icmp(), dgram_icmp());
-                let repr = Icmpv4Repr::EchoRequest { ident: port, seq_no: 1, data: ECHO_PAYLOAD };
                 let ok = s.bind(icmp::Endpoint::Ident(port)).is_ok()
-                    && match s.send(repr.buffer_len(), remote.0) {
-                        Ok(buf) => {
-                            repr.emit(&mut Icmpv4Packet::new_unchecked(buf), &ChecksumCapabilities::default());
-                            true
+                    && match spec.target.ip() {
+                        IpAddr::V4(_) => {
+                            let repr = Icmpv4Repr::EchoRequest { ident: port, seq_no: 1, data: ECHO_PAYLOAD };
+                            match s.send(repr.buffer_len(), remote.0) {
+                                Ok(buf) => {
+                                    let caps = ChecksumCapabilities::default();
+                                    repr.emit(&mut Icmpv4Packet::new_unchecked(buf), &caps);
+                                    true
+                                }
+                                Err(_) => false,
+                            }
                         }
-                        Err(_) => false,
+                        IpAddr::V6(dst) => {
+                            // ICMPv6 echo (RFC 4443 §4.1). The socket recomputes the checksum
+                            // with the source address it picks, so none is needed here.
+                            let repr = Icmpv6Repr::EchoRequest { ident: port, seq_no: 1, data: ECHO_PAYLOAD };
+                            match s.send(repr.buffer_len(), remote.0) {
+                                Ok(buf) => {
+                                    let (src, caps) =
+                                        (std::net::Ipv6Addr::UNSPECIFIED, ChecksumCapabilities::ignored());
+                                    repr.emit(&src, &dst, &mut Icmpv6Packet::new_unchecked(buf), &caps);
+                                    true
+                                }
+                                Err(_) => false,
+                            }
+                        }
                     };
                 if !ok {
                     self.in_use.remove(&port);
@@ -539,12 +560,27 @@ fn drive(sockets: &mut SocketSet<'static>, a: &mut Active, now: Instant) -> Opti
             let s = sockets.get_mut::<icmp::Socket>(*handle);
             let want = IpAddress::from(a.target.ip());
             while let Ok((data, from)) = s.recv() {
-                let Ok(packet) = Icmpv4Packet::new_checked(data) else { continue };
-                let Ok(repr) = Icmpv4Repr::parse(&packet, &ChecksumCapabilities::default()) else { continue };
-                if let Icmpv4Repr::EchoReply { ident: i, .. } = repr {
-                    if i == *ident && from == want {
-                        return Some(ProbeResult::success("echo reply"));
-                    }
+                if from != want {
+                    continue;
+                }
+                let replied = match (from, a.target.ip()) {
+                    (IpAddress::Ipv4(_), _) => Icmpv4Packet::new_checked(data)
+                        .ok()
+                        .and_then(|p| Icmpv4Repr::parse(&p, &ChecksumCapabilities::default()).ok())
+                        .is_some_and(|r| matches!(r, Icmpv4Repr::EchoReply { ident: i, .. } if i == *ident)),
+                    // The interface has verified the checksum on the way in (it needs our
+                    // address, which the socket does not report).
+                    (IpAddress::Ipv6(src), IpAddr::V6(_)) => Icmpv6Packet::new_checked(data)
+                        .ok()
+                        .and_then(|p| {
+                            let any = std::net::Ipv6Addr::UNSPECIFIED;
+                            Icmpv6Repr::parse(&src, &any, &p, &ChecksumCapabilities::ignored()).ok()
+                        })
+                        .is_some_and(|r| matches!(r, Icmpv6Repr::EchoReply { ident: i, .. } if i == *ident)),
+                    (IpAddress::Ipv6(_), IpAddr::V4(_)) => false,
+                };
+                if replied {
+                    return Some(ProbeResult::success("echo reply"));
                 }
             }
             timed_out.then(|| ProbeResult::failure("no echo reply"))
@@ -552,9 +588,51 @@ fn drive(sockets: &mut SocketSet<'static>, a: &mut Active, now: Instant) -> Opti
     }
 }
 
-/// An ICMPv4 destination-unreachable about a packet we sent: (its protocol, our source
-/// port, its destination, the error in words).
+/// An ICMPv4 or ICMPv6 destination-unreachable about a packet we sent: (its protocol,
+/// our source port, its destination, the error in words).
 fn icmp_error(packet: &[u8]) -> Option<(IpProtocol, u16, SocketAddr, String)> {
+    match packet.first()? >> 4 {
+        4 => icmp4_error(packet),
+        6 => icmp6_error(packet),
+        _ => None,
+    }
+}
+
+/// [`icmp_error`] for ICMPv6 (RFC 4443 §3.1): the quoted packet is an IPv6 header and
+/// as much of the invoking packet as fits; a quoted packet whose transport header is not
+/// right after the fixed header (extension headers) is not matched.
+fn icmp6_error(packet: &[u8]) -> Option<(IpProtocol, u16, SocketAddr, String)> {
+    let ip = Ipv6Packet::new_checked(packet).ok()?;
+    if ip.next_header() != IpProtocol::Icmpv6 {
+        return None;
+    }
+    let icmp = Icmpv6Packet::new_checked(ip.payload()).ok()?;
+    if icmp.msg_type() != Icmpv6Message::DstUnreachable {
+        return None;
+    }
+    let detail = match Icmpv6DstUnreachable::from(icmp.msg_code()) {
+        Icmpv6DstUnreachable::PortUnreachable => "port unreachable".to_string(),
+        Icmpv6DstUnreachable::AddrUnreachable => "host unreachable".to_string(),
+        Icmpv6DstUnreachable::NoRoute => "network unreachable".to_string(),
+        Icmpv6DstUnreachable::AdminProhibit => "administratively prohibited".to_string(),
+        other => format!("destination unreachable ({other})"),
+    };
+    // After the 4-byte type/code/checksum and 4 unused bytes.
+    let quoted = icmp.payload();
+    // The quoted packet may be cut short of its payload length: not new_checked.
+    let ports = quoted.get(40..44)?;
+    let inner = Ipv6Packet::new_unchecked(quoted);
+    let proto = inner.next_header();
+    if !matches!(proto, IpProtocol::Tcp | IpProtocol::Udp) {
+        return None;
+    }
+    let src_port = u16::from_be_bytes([ports[0], ports[1]]);
+    let dst_port = u16::from_be_bytes([ports[2], ports[3]]);
+    Some((proto, src_port, SocketAddr::new(IpAddr::V6(inner.dst_addr()), dst_port), detail))
+}
+
+/// [`icmp_error`] for ICMPv4.
+fn icmp4_error(packet: &[u8]) -> Option<(IpProtocol, u16, SocketAddr, String)> {
     let ip = Ipv4Packet::new_checked(packet).ok()?;
     if ip.next_header() != IpProtocol::Icmp {
         return None;

@@ -455,6 +455,97 @@ fn ipv6_tcp_probe() {
     let spec = ProbeSpec { target: SocketAddr::new(them, 81), kind: ProbeKind::Tcp, timeout: TIMEOUT };
     let id = n.prober.start(n.now, spec).unwrap();
     assert_eq!(n.run(id, &mut idle).0, ProbeResult::failure("connection refused"));
-    let spec = ProbeSpec { target: SocketAddr::new(them, 0), kind: ProbeKind::Icmp, timeout: TIMEOUT };
-    assert_eq!(n.prober.start(n.now, spec), Err(StartError::Unsupported("icmp over IPv6")));
+}
+
+/// Prober and peer on IPv6 only (`fd00:20::1` probing `fd00:20::11`).
+fn net6() -> (Net, IpAddr) {
+    let t0 = Instant::now();
+    let me: IpAddr = "fd00:20::1".parse().unwrap();
+    let them: IpAddr = "fd00:20::11".parse().unwrap();
+    let cfg = ProberConfig { addresses: vec![(me, 64)], source_ports: PORTS, mtu: 1500, seed: 5 };
+    let mut peer = Peer::new(t0);
+    peer.iface.update_ip_addrs(|a| {
+        a.clear();
+        a.push(IpCidr::new(IpAddress::from(them), 64)).unwrap()
+    });
+    (Net { t0, now: t0, prober: Prober::new(cfg, t0), peer, sent: Vec::new() }, them)
+}
+
+impl Net {
+    fn start6(&mut self, them: IpAddr, port: u16, kind: ProbeKind) -> ProbeId {
+        let spec = ProbeSpec { target: SocketAddr::new(them, port), kind, timeout: TIMEOUT };
+        self.prober.start(self.now, spec).unwrap()
+    }
+}
+
+#[test]
+fn ipv6_http_probe_sends_a_bracketed_host() {
+    let (mut n, them) = net6();
+    let h = n.peer.listen(80, 4096);
+    let mut script = move |p: &mut Peer, _: Instant| {
+        let s = p.tcp(h);
+        if s.can_recv() {
+            let req = String::from_utf8(s.recv(|b| (b.len(), b.to_vec())).unwrap()).unwrap();
+            assert!(req.contains("\r\nHost: [fd00:20::11]\r\n"), "{req}");
+            s.send_slice(b"HTTP/1.0 200 OK\r\n\r\nok").unwrap();
+            s.close();
+        }
+    };
+    let id = n.start6(them, 80, http("200", Some("ok")));
+    assert_eq!(n.run(id, &mut script).0, ProbeResult::success("HTTP 200, body matches"));
+}
+
+#[test]
+fn ipv6_udp_reply_and_port_unreachable() {
+    let (mut n, them) = net6();
+    let mut s = udp::Socket::new(dgram_udp(), dgram_udp());
+    s.bind(5353).unwrap();
+    let h = n.peer.sockets.add(s);
+    let mut answer = move |p: &mut Peer, _: Instant| {
+        let s = p.sockets.get_mut::<udp::Socket>(h);
+        if let Ok((_, meta)) = s.recv() {
+            s.send_slice(b"pong", meta.endpoint).unwrap();
+        }
+    };
+    let kind = || ProbeKind::Udp { send: b"ping".to_vec(), expect: b"pong".to_vec() };
+    let id = n.start6(them, 5353, kind());
+    assert_eq!(n.run(id, &mut answer).0, ProbeResult::success("UDP reply"));
+    // Nothing bound: the peer answers ICMPv6 port unreachable, which fails the probe at once.
+    let id = n.start6(them, 5354, kind());
+    let (r, took) = n.run(id, &mut idle);
+    assert_eq!(r, ProbeResult::failure("port unreachable"));
+    assert!(took < Duration::from_millis(100));
+}
+
+#[test]
+fn ipv6_icmp_echo_and_agent() {
+    let (mut n, them) = net6();
+    let id = n.start6(them, 0, ProbeKind::Icmp);
+    assert_eq!(n.run(id, &mut idle).0, ProbeResult::success("echo reply"));
+    n.peer.blackhole = true;
+    let id = n.start6(them, 0, ProbeKind::Icmp);
+    assert_eq!(n.run(id, &mut idle).0, ProbeResult::failure("no echo reply"));
+    n.peer.blackhole = false;
+    let h = n.peer.listen(9999, 1024);
+    let mut said = false;
+    let mut script = |p: &mut Peer, _: Instant| {
+        let s = p.tcp(h);
+        if !said && s.may_send() {
+            s.send_slice(b"drain\n").unwrap();
+            said = true;
+        }
+    };
+    let id = n.start6(them, 9999, ProbeKind::Agent);
+    assert_eq!(n.run(id, &mut script).0, ProbeResult::success("drain"));
+}
+
+#[test]
+fn icmp_errors_of_either_family_never_panic() {
+    // Truncated and odd packets: no panic, no match.
+    for len in 0..120 {
+        let mut p = vec![0x60u8; len];
+        let _ = icmp_error(&p);
+        p.iter_mut().for_each(|b| *b = 0x45);
+        let _ = icmp_error(&p);
+    }
 }

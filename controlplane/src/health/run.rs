@@ -105,12 +105,27 @@ pub struct Shell {
     epoch: Instant,
 }
 
-/// The prober's configuration for `config`: the ports' addresses, the probe range.
+/// The prober's configuration for `config`: the ports' addresses (IPv4 and IPv6, so
+/// servers of either family are probed from their port's own address), the probe range.
 pub fn prober_config(config: &Config, source_ports: std::ops::RangeInclusive<u16>) -> ProberConfig {
     let mtu = config.ports.iter().map(|p| usize::from(p.mtu.unwrap_or(1500))).min().unwrap_or(1500);
     let seed = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64);
     ProberConfig {
-        addresses: config.ports.iter().map(|p| (IpAddr::V4(p.address.addr()), p.address.prefix_len())).collect(),
+        // Every port's IPv4 address first, then the IPv6 ones: the prober's interface
+        // holds at most `prober::MAX_ADDRESSES`, and IPv4 probing must never lose its
+        // source to an IPv6 address.
+        addresses: config
+            .ports
+            .iter()
+            .map(|p| (IpAddr::V4(p.address.addr()), p.address.prefix_len()))
+            .chain(
+                config
+                    .ports
+                    .iter()
+                    .flat_map(|p| p.ipv6_addresses.iter().map(|n| (IpAddr::V6(n.addr()), n.prefix_len()))),
+            )
+            .take(super::prober::MAX_ADDRESSES)
+            .collect(),
         source_ports,
         mtu,
         seed,
@@ -158,12 +173,12 @@ impl Shell {
                 continue;
             }
             let key = service_key(s);
-            let vip = SocketAddr::new(IpAddr::V4(s.address), s.port);
+            let vip = SocketAddr::new(s.address, s.port);
             for r in &s.servers {
                 if admin.get(&(key, r.address, r.port)) == Some(&Admin::Maint) {
                     continue;
                 }
-                let server = SocketAddr::new(IpAddr::V4(r.address), r.port);
+                let server = SocketAddr::new(r.address, r.port);
                 // system-load: the agent's N% gives weight × N (a percentage of weight × 100),
                 // so weight-1 servers still get 100 steps of resolution.
                 let weight = if s.system_load { r.weight.saturating_mul(100) } else { r.weight };
@@ -202,7 +217,7 @@ impl Shell {
         let events = self.monitor.poll(now);
         for ev in &events {
             self.counters.transitions.fetch_add(1, Ordering::Relaxed);
-            let vip = self.refs.get(&ev.key).map(|k| format!("{}:{}", k.0.vip, k.0.port)).unwrap_or_default();
+            let vip = self.refs.get(&ev.key).map(|k| crate::config::endpoint(k.0.vip, k.0.port)).unwrap_or_default();
             let state = if ev.transition.to == State::Up { "up" } else { "down" };
             tracing::warn!(server = %ev.server, vip = %vip, state, reason = %ev.transition.reason, "health: server is {state}");
         }
@@ -413,6 +428,23 @@ weight = 1
         Config::from_toml(&BASE.replace("HEALTH", health)).unwrap_or_else(|e| panic!("{e}"))
     }
 
+    /// The prober sources probes from every port's IPv4 address and then its IPv6 ones,
+    /// IPv4 first so that IPv6 addresses never crowd an IPv4 source out.
+    #[test]
+    fn prober_sources_ipv4_first_then_ipv6() {
+        let text = BASE.replace("HEALTH", "").replacen(
+            "mac = \"02:00:00:00:00:01\"",
+            "mac = \"02:00:00:00:00:01\"\nipv6_addresses = [\"2001:db8:20::1/64\"]\n\
+             [[port]]\nname = \"front\"\ndevice = \"net_ring1\"\naddress = \"10.10.0.1/24\"\n\
+             ipv6_addresses = [\"2001:db8:10::1/64\"]",
+            1,
+        );
+        let c = Config::from_toml(&text).unwrap_or_else(|e| panic!("{e}"));
+        let a: Vec<String> =
+            prober_config(&c, 40000..=40099).addresses.iter().map(|(ip, len)| format!("{ip}/{len}")).collect();
+        assert_eq!(a, ["10.20.0.1/24", "10.10.0.1/24", "2001:db8:20::1/64", "2001:db8:10::1/64"]);
+    }
+
     #[test]
     fn probe_figures_alone_are_published_at_most_every_second_a_state_change_at_once() {
         let (_links, end) = probe_links(1, 16, DEFAULT_PROBE_PORTS);
@@ -493,7 +525,7 @@ weight = 1
         let maint = HashMap::from([((service_key(&c.services[0]), "10.20.0.11".parse().unwrap(), 80), Admin::Maint)]);
         shell.reconcile(&c, &maint, now);
         assert_eq!(shell.checked(), 1);
-        assert!(shell.status(now).keys().all(|k| k.1 != std::net::Ipv4Addr::new(10, 20, 0, 11)));
+        assert!(shell.status(now).keys().all(|k| k.1 != IpAddr::from(std::net::Ipv4Addr::new(10, 20, 0, 11))));
         shell.reconcile(&c, &HashMap::new(), now);
         assert_eq!(shell.checked(), 2);
         // Other health settings: checked afresh; no [service.health]: not checked.

@@ -638,3 +638,33 @@ fn exception_counters_are_per_port_and_only_for_ports_with_the_path() {
     assert_eq!(v("rvs_exception_ring_full_total"), Some(0.0));
     assert!(text.contains("# TYPE rvs_exception_from_kernel_total counter\n"), "{text}");
 }
+
+/// An IPv6 service: `vip` is the bare address, `server` the bracketed `[addr]:port`
+/// (as ipvsadm and the REST API spell it); the IPv4 labels stay as they were.
+#[test]
+fn ipv6_labels() {
+    let mut m = input();
+    let mut v6 = m.status.services[0].clone();
+    v6.address = "2001:db8::1".into();
+    v6.servers.truncate(1);
+    v6.servers[0].address = "2001:db8::11".into();
+    m.status.services.push(v6);
+    m.estimates.services.push(ServiceRates {
+        protocol: "tcp".into(),
+        address: "2001:db8::1".into(),
+        port: 80,
+        rates: rates(5),
+        servers: vec![ServerRates { address: "2001:db8::11".into(), port: 80, rates: rates(4) }],
+    });
+    let text = render(&m);
+    check(&text).unwrap();
+    for snippet in [
+        "rvs_service_connections_total{protocol=\"tcp\",vip=\"2001:db8::1\",port=\"80\"} 10\n",
+        "rvs_server_in_packets_total{protocol=\"tcp\",vip=\"2001:db8::1\",port=\"80\",server=\"[2001:db8::11]:80\"} 100\n",
+        "rvs_server_rate_cps{protocol=\"tcp\",vip=\"2001:db8::1\",port=\"80\",server=\"[2001:db8::11]:80\"} 4\n",
+        "rvs_server_info{protocol=\"tcp\",vip=\"2001:db8::1\",port=\"80\",server=\"[2001:db8::11]:80\",forward=\"nat\"} 1\n",
+        "rvs_server_rate_cps{protocol=\"tcp\",vip=\"10.10.0.100\",port=\"80\",server=\"10.20.0.11:80\"} 12\n",
+    ] {
+        assert!(text.contains(snippet), "missing:\n{snippet}\nin:\n{text}");
+    }
+}

@@ -134,3 +134,95 @@ fn ping6_neighbour_discovery_and_spoofing() {
     assert!(ping_received(&out) == 3, "IPv4 ping of lb1: {}", describe(&out));
     assert_vip_answers(6);
 }
+
+/// The client's IPv6 VIP (lab.sh: on the real servers' lo, routed via lb1 by the client).
+const VIP6: &str = "2001:db8:10::100";
+/// The real servers' IPv6 addresses (lab.sh).
+const RS_IP6: [&str; 3] = ["2001:db8:20::11", "2001:db8:20::12", "2001:db8:20::13"];
+
+/// `mode`'s one-worker lab config with IPv6 services appended: TCP :80 and UDP :53 on
+/// [`VIP6`], round robin over the three servers' IPv6 addresses.
+fn config6(mode: Mode) -> std::path::PathBuf {
+    let path = mode.config(1);
+    let mut text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    for (proto, port) in [("tcp", 80), ("udp", 53)] {
+        text.push_str(&format!(
+            "\n[[service]]\nprotocol = \"{proto}\"\naddress = \"{VIP6}\"\nport = {port}\nscheduler = \"rr\"\n"
+        ));
+        for rs in RS_IP6 {
+            text.push_str(&format!(
+                "\n[[service.server]]\naddress = \"{rs}\"\nport = {port}\nweight = 1\nforward = \"{}\"\n",
+                mode.name()
+            ));
+        }
+    }
+    std::fs::create_dir_all(run_dir()).expect("create vm-testbed/run");
+    let out = run_dir().join(format!("ipv6-services-{}.toml", mode.name()));
+    std::fs::write(&out, text).expect("write the IPv6 services config");
+    out
+}
+
+/// IPv6 services through `mode`: curl round robin over the three servers, each seeing the
+/// client's own IPv6 address; the UDP echo; a 20 MB download byte exact; the service's
+/// counters; and IPv4 through the same rvsd meanwhile.
+fn services6(mode: Mode) {
+    let mut lab = Lab::up_without_lb();
+    lab.start_real_servers(mode);
+    lab.start_lb("lb1", Some(&config6(mode)));
+    let url = format!("http://[{VIP6}]/");
+    let mut last = Vec::new();
+    let first_ok = wait_until(Duration::from_secs(15), Duration::from_millis(500), || {
+        last = http_who_many(CLIENT, &url, 1);
+        last[0].is_ok()
+    });
+    assert!(first_ok, "{}: no answer through {url} within 15 s: {last:?}", mode.name());
+
+    // Round robin: 30 new connections, 10 per server, each seeing the client's address.
+    let answers = http_who_many(CLIENT, &url, 30);
+    let failed: Vec<&String> = answers.iter().filter_map(|a| a.as_ref().err()).collect();
+    assert!(failed.is_empty(), "{} over IPv6: {} of 30 failed: {failed:?}", mode.name(), failed.len());
+    let mut per_server = std::collections::BTreeMap::new();
+    for who in answers.iter().flatten() {
+        assert_eq!(who.peer_ip, CLIENT_IP6, "{}: the server saw {who:?}", mode.name());
+        *per_server.entry(who.server.clone()).or_insert(0u32) += 1;
+    }
+    // The first request above took one turn of the round robin.
+    let counts: Vec<u32> = per_server.values().copied().collect();
+    assert!(
+        per_server.len() == 3 && counts.iter().all(|&n| (9..=11).contains(&n)),
+        "{}: round robin over IPv6 gave {per_server:?}",
+        mode.name()
+    );
+
+    // UDP echo: 6 datagrams, 2 per server.
+    let replies = udp_who(CLIENT, &format!("[{VIP6}]:53"), 6, "v6");
+    let failed: Vec<&String> = replies.iter().filter_map(|r| r.as_ref().err()).collect();
+    assert!(failed.is_empty(), "{} UDP over IPv6: {failed:?}", mode.name());
+
+    // 20 MB, byte exact.
+    let n = 20 * 1024 * 1024;
+    let got = download_sha256(CLIENT, &format!("http://[{VIP6}]/bytes/{n}"), Duration::from_secs(60))
+        .unwrap_or_else(|e| panic!("{}: {e}", mode.name()));
+    assert_eq!(got, expected_sha256(n), "{}: the 20 MB download over IPv6 differs", mode.name());
+
+    // The service counted its connections on every server.
+    let st = status();
+    for rs in RS_IP6 {
+        let conns = service_server_stat(&st, "tcp", VIP6, 80, rs, STAT_CONNS);
+        assert!(conns.is_some_and(|c| c >= 10), "{}: tcp [{VIP6}]:80 server {rs}: conns {conns:?}", mode.name());
+    }
+    // IPv4 went on through the same rvsd.
+    assert_vip_answers(6);
+}
+
+#[test]
+#[ignore = "needs root, the lab and rvsd: run vm-testbed/test.sh"]
+fn services6_dr() {
+    services6(Mode::Dr);
+}
+
+#[test]
+#[ignore = "needs root, the lab and rvsd: run vm-testbed/test.sh"]
+fn services6_nat() {
+    services6(Mode::Nat);
+}

@@ -8,6 +8,7 @@ use rvs_dataplane::ha::{ha_links, HaLink};
 use rvs_dataplane::wire::{EthernetFrame, ETHERTYPE_ARP, ETHERTYPE_IPV4};
 
 use super::*;
+use crate::config::L4Proto;
 
 const LB1: &str = r#"
 [[port]]
@@ -58,7 +59,7 @@ impl Environment for Env {
         self.polls.set(self.polls.get() + 1);
         vec![self.polls.get()]
     }
-    fn service_down(&self, _service: (L4Proto, Ipv4Addr, u16)) -> bool {
+    fn service_down(&self, _service: crate::config::ServiceKey) -> bool {
         self.down.get()
     }
 }
@@ -226,7 +227,7 @@ fn tracking_faults_on_link_worker_and_service() {
         fn worker_polls(&self) -> Vec<u64> {
             vec![7]
         }
-        fn service_down(&self, _: (L4Proto, Ipv4Addr, u16)) -> bool {
+        fn service_down(&self, _: crate::config::ServiceKey) -> bool {
             false
         }
     }
@@ -255,18 +256,18 @@ fn unknown_vrids_and_malformed_packets_are_counted() {
 
 #[test]
 fn service_down_needs_every_checked_server_down() {
+    use crate::config::ServiceKey;
     use crate::status::HealthView;
-    use rvs_dataplane::types::ServiceKey;
     let key = ServiceKey { proto: L4Proto::Tcp, vip: Ipv4Addr::new(10, 10, 0, 100).into(), port: 80 };
     let view = |s: &str| HealthView { state: s.into(), ..HealthView::unchecked("") };
     let mut board = HashMap::new();
-    board.insert((key, Ipv4Addr::new(10, 20, 0, 11), 80), view("down"));
-    board.insert((key, Ipv4Addr::new(10, 20, 0, 12), 80), view("up"));
-    assert!(!service_down(&board, (L4Proto::Tcp, Ipv4Addr::new(10, 10, 0, 100), 80)));
-    board.insert((key, Ipv4Addr::new(10, 20, 0, 12), 80), view("down"));
-    assert!(service_down(&board, (L4Proto::Tcp, Ipv4Addr::new(10, 10, 0, 100), 80)));
+    board.insert((key, Ipv4Addr::new(10, 20, 0, 11).into(), 80), view("down"));
+    board.insert((key, Ipv4Addr::new(10, 20, 0, 12).into(), 80), view("up"));
+    assert!(!service_down(&board, key));
+    board.insert((key, Ipv4Addr::new(10, 20, 0, 12).into(), 80), view("down"));
+    assert!(service_down(&board, key));
     assert!(
-        !service_down(&board, (L4Proto::Udp, Ipv4Addr::new(10, 10, 0, 100), 80)),
+        !service_down(&board, ServiceKey { proto: L4Proto::Udp, ..key }),
         "a service with no checked server is not down"
     );
 }

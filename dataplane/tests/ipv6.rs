@@ -9,68 +9,23 @@ mod common;
 
 use std::net::Ipv6Addr;
 
+use common::ip6::*;
 use common::*;
 use rvs_dataplane::l2l3::neigh::NeighInfo;
 use rvs_dataplane::l2l3::route::StaticRoute6;
 use rvs_dataplane::stats::DropReason;
 
-const ETH_IPV6: u16 = 0x86dd;
 const FRONT_IP6: &str = "2001:db8:10::1";
 const CLIENT_IP6: &str = "2001:db8:10::2";
 /// The front port's link-local address: fe80:: and the modified EUI-64 of 02:00:00:00:f0:01.
 const FRONT_LL: &str = "fe80::ff:fe00:f001";
 const ALL_NODES_MAC: [u8; 6] = [0x33, 0x33, 0, 0, 0, 1];
 
-fn a(s: &str) -> Ipv6Addr {
-    s.parse().unwrap()
-}
-
 fn worker6() -> MemWorker {
     let mut c = lab_config();
     c.ports[0].ipv6_addresses = vec!["2001:db8:10::1/64".parse().unwrap()];
     c.ports[1].ipv6_addresses = vec!["2001:db8:20::1/64".parse().unwrap()];
     worker_with(&c)
-}
-
-/// An IPv6 packet: header (hop limit `hl`, next header `nh`) and `payload`.
-fn ipv6(src: Ipv6Addr, dst: Ipv6Addr, nh: u8, hl: u8, payload: &[u8]) -> Vec<u8> {
-    let mut p = vec![0x60, 0, 0, 0];
-    p.extend_from_slice(&(payload.len() as u16).to_be_bytes());
-    p.extend_from_slice(&[nh, hl]);
-    p.extend_from_slice(&src.octets());
-    p.extend_from_slice(&dst.octets());
-    p.extend_from_slice(payload);
-    p
-}
-
-/// An ICMPv6 packet with its checksum over the pseudo-header.
-fn icmp6(src: Ipv6Addr, dst: Ipv6Addr, hl: u8, mut msg: Vec<u8>) -> Vec<u8> {
-    let mut pseudo = Vec::new();
-    pseudo.extend_from_slice(&src.octets());
-    pseudo.extend_from_slice(&dst.octets());
-    pseudo.extend_from_slice(&(msg.len() as u32).to_be_bytes());
-    pseudo.extend_from_slice(&[0, 0, 0, 58]);
-    msg[2] = 0;
-    msg[3] = 0;
-    pseudo.extend_from_slice(&msg);
-    let c = csum(&pseudo);
-    msg[2..4].copy_from_slice(&c.to_be_bytes());
-    ipv6(src, dst, 58, hl, &msg)
-}
-
-/// An NS or NA (`ty` 135/136) for `target` with `flags` and one link-layer option.
-fn nd_msg(ty: u8, flags: u8, target: Ipv6Addr, opt: u8, mac: [u8; 6]) -> Vec<u8> {
-    let mut m = vec![ty, 0, 0, 0, flags, 0, 0, 0];
-    m.extend_from_slice(&target.octets());
-    m.extend_from_slice(&[opt, 1]);
-    m.extend_from_slice(&mac);
-    m
-}
-
-fn solicited(target: Ipv6Addr) -> (Ipv6Addr, [u8; 6]) {
-    let o = target.octets();
-    let group = Ipv6Addr::from([0xff, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0xff, o[13], o[14], o[15]]);
-    (group, [0x33, 0x33, 0xff, o[13], o[14], o[15]])
 }
 
 /// The client's NS for `target`, to its solicited-node group.

@@ -9,6 +9,7 @@ mod common;
 use std::net::Ipv6Addr;
 use std::sync::Arc;
 
+use common::ip6::*;
 use common::l4::{assert_accounting_all, send_to, server_stats, service_stats, LbOpts, ACK, SYN};
 use common::*;
 use rvs_dataplane::l2l3::neigh::NeighSync;
@@ -22,7 +23,6 @@ use rvs_dataplane::types::{ForwardMode, L4Proto, SchedulerKind, ServiceKey, Time
 use rvs_dataplane::worker::Worker;
 use rvs_drivers::mem::MemPool;
 
-const ETH_IPV6: u16 = 0x86dd;
 const VIP6: &str = "2001:db8:10::100";
 const CLIENT6: &str = "2001:db8:10::2";
 const CLIENT6B: &str = "2001:db8:10::3";
@@ -30,32 +30,7 @@ const BACK6: &str = "2001:db8:20::1";
 const RS6: [&str; 2] = ["2001:db8:20::11", "2001:db8:20::12"];
 const RS6_MAC: [[u8; 6]; 2] = [[0x02, 0, 0, 0, 0x05, 0x11], [0x02, 0, 0, 0, 0x05, 0x12]];
 
-fn a(s: &str) -> Ipv6Addr {
-    s.parse().unwrap()
-}
-
 // ---- packets (independent of the code under test) ----
-
-fn ipv6(src: Ipv6Addr, dst: Ipv6Addr, nh: u8, hl: u8, payload: &[u8]) -> Vec<u8> {
-    let mut p = vec![0x60, 0, 0, 0];
-    p.extend_from_slice(&(payload.len() as u16).to_be_bytes());
-    p.extend_from_slice(&[nh, hl]);
-    p.extend_from_slice(&src.octets());
-    p.extend_from_slice(&dst.octets());
-    p.extend_from_slice(payload);
-    p
-}
-
-/// The checksum of `seg` (protocol `proto`) over the IPv6 pseudo-header.
-fn csum6(src: Ipv6Addr, dst: Ipv6Addr, proto: u8, seg: &[u8]) -> u16 {
-    let mut pseudo = Vec::new();
-    pseudo.extend_from_slice(&src.octets());
-    pseudo.extend_from_slice(&dst.octets());
-    pseudo.extend_from_slice(&(seg.len() as u32).to_be_bytes());
-    pseudo.extend_from_slice(&[0, 0, 0, proto]);
-    pseudo.extend_from_slice(seg);
-    csum(&pseudo)
-}
 
 /// A TCP segment (20-byte header, `data`) or UDP datagram with its checksum.
 fn l4(proto: L4Proto, src: (Ipv6Addr, u16), dst: (Ipv6Addr, u16), flags: u8, data: &[u8]) -> Vec<u8> {
@@ -88,32 +63,10 @@ fn pkt(proto: L4Proto, src: (Ipv6Addr, u16), dst: (Ipv6Addr, u16), flags: u8, hl
     ipv6(src.0, dst.0, nh, hl, &l4(proto, src, dst, flags, data))
 }
 
-fn icmp6(src: Ipv6Addr, dst: Ipv6Addr, mut msg: Vec<u8>) -> Vec<u8> {
-    msg[2] = 0;
-    msg[3] = 0;
-    let c = csum6(src, dst, 58, &msg);
-    msg[2..4].copy_from_slice(&c.to_be_bytes());
-    ipv6(src, dst, 58, 255, &msg)
-}
-
-fn nd_msg(ty: u8, flags: u8, target: Ipv6Addr, opt: u8, mac: [u8; 6]) -> Vec<u8> {
-    let mut m = vec![ty, 0, 0, 0, flags, 0, 0, 0];
-    m.extend_from_slice(&target.octets());
-    m.extend_from_slice(&[opt, 1]);
-    m.extend_from_slice(&mac);
-    m
-}
-
-fn solicited(target: Ipv6Addr) -> (Ipv6Addr, [u8; 6]) {
-    let o = target.octets();
-    let group = Ipv6Addr::from([0xff, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0xff, o[13], o[14], o[15]]);
-    (group, [0x33, 0x33, 0xff, o[13], o[14], o[15]])
-}
-
 /// `who` at `mac` solicits `target` (an address of ours): the worker learns `who`.
 fn ns_from(who: Ipv6Addr, mac: [u8; 6], target: Ipv6Addr) -> Vec<u8> {
     let (group, gmac) = solicited(target);
-    eth(gmac, mac, ETH_IPV6, &icmp6(who, group, nd_msg(135, 0, target, 1, mac)))
+    eth(gmac, mac, ETH_IPV6, &icmp6(who, group, 255, nd_msg(135, 0, target, 1, mac)))
 }
 
 // ---- services and workers ----
@@ -321,11 +274,11 @@ fn the_vip_answers_neighbour_solicitations_and_is_announced() {
     let shared = services(1);
     let mut ws = workers6(&shared, 1);
     let (front, _) = send_to(&mut ws, 0, FRONT, &ns_from(a(CLIENT6), CLIENT_MAC, a(VIP6)), SEC);
-    let na = icmp6(a(VIP6), a(CLIENT6), nd_msg(136, 0x60, a(VIP6), 2, FRONT_MAC));
+    let na = icmp6(a(VIP6), a(CLIENT6), 255, nd_msg(136, 0x60, a(VIP6), 2, FRONT_MAC));
     assert_eq!(front, vec![eth(CLIENT_MAC, FRONT_MAC, ETH_IPV6, &na)]);
     // An advertisement claiming the VIP is a spoof.
     const THIEF: [u8; 6] = [0x02, 0, 0, 0, 0x0e, 0x66];
-    let spoof = icmp6(a(VIP6), a("ff02::1"), nd_msg(136, 0x20, a(VIP6), 2, THIEF));
+    let spoof = icmp6(a(VIP6), a("ff02::1"), 255, nd_msg(136, 0x20, a(VIP6), 2, THIEF));
     send_to(&mut ws, 0, FRONT, &eth([0x33, 0x33, 0, 0, 0, 1], THIEF, ETH_IPV6, &spoof), SEC);
     assert_eq!(snapshot(&ws[0]).drop_count(DropReason::NdSpoofedOwn), 1);
     // Unsolicited advertisements at start include the VIP's, on the front port only.
@@ -335,7 +288,7 @@ fn the_vip_answers_neighbour_solicitations_and_is_announced() {
         [0x33, 0x33, 0, 0, 0, 1],
         FRONT_MAC,
         ETH_IPV6,
-        &icmp6(a(VIP6), a("ff02::1"), nd_msg(136, 0x20, a(VIP6), 2, FRONT_MAC)),
+        &icmp6(a(VIP6), a("ff02::1"), 255, nd_msg(136, 0x20, a(VIP6), 2, FRONT_MAC)),
     );
     assert!(front.contains(&want), "no unsolicited NA for the VIP");
     let back = take_tx(&mut ws[0], BACK);

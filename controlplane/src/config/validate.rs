@@ -470,9 +470,7 @@ impl Checker {
             }
             let prefix = self.check(&format!("route[{i}].prefix"), parse_prefix(&r.prefix));
             if let Some(p) = prefix {
-                if let Some(j) = seen.insert(p, i) {
-                    self.err(format!("route[{i}].prefix"), format!("{p} is already routed by route[{j}]; remove one"));
-                }
+                self.route_prefix_once(i, p, &mut seen);
             }
             let via_field = format!("route[{i}].via");
             let via = self.check(&via_field, parse_unicast(&r.via));
@@ -498,6 +496,18 @@ impl Checker {
         (out, out6)
     }
 
+    /// Records `route[i]`'s prefix `p` in `seen`, naming the earlier route that has it.
+    fn route_prefix_once<P: Copy + Eq + std::hash::Hash + fmt::Display>(
+        &mut self,
+        i: usize,
+        p: P,
+        seen: &mut HashMap<P, usize>,
+    ) {
+        if let Some(j) = seen.insert(p, i) {
+            self.err(format!("route[{i}].prefix"), format!("{p} is already routed by route[{j}]; remove one"));
+        }
+    }
+
     /// `route[i]` with an IPv6 prefix: the prefix canonical and not routed twice, the next
     /// hop a global address of another host on a port's `ipv6_addresses` prefix.
     fn route6(
@@ -509,9 +519,7 @@ impl Checker {
     ) -> Option<Route6> {
         let prefix = self.check(&format!("route[{i}].prefix"), parse_prefix6(&r.prefix));
         if let Some(p) = prefix {
-            if let Some(j) = seen.insert(p, i) {
-                self.err(format!("route[{i}].prefix"), format!("{p} is already routed by route[{j}]; remove one"));
-            }
+            self.route_prefix_once(i, p, seen);
         }
         let via_field = format!("route[{i}].via");
         let via = self.check(&via_field, parse_next_hop6(&r.via));

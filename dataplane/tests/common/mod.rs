@@ -5,6 +5,7 @@
 
 #![allow(dead_code)] // each test binary uses a different part
 
+pub mod ip6;
 pub mod l4;
 
 use std::net::Ipv4Addr;

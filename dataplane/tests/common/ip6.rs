@@ -1,0 +1,62 @@
+//! IPv6 packet builders for the IPv6 tests (ND, echo, services), written independently of
+//! `rvs_dataplane::wire`: headers pushed byte by byte and checksums computed in full over
+//! the RFC 8200 pseudo-header with the tests' RFC 1071 [`csum`](super::csum).
+
+use std::net::Ipv6Addr;
+
+use super::csum;
+
+/// The IPv6 ethertype.
+pub const ETH_IPV6: u16 = 0x86dd;
+
+/// `s` as an IPv6 address (a test constant).
+pub fn a(s: &str) -> Ipv6Addr {
+    s.parse().unwrap()
+}
+
+/// An IPv6 packet: header (hop limit `hl`, next header `nh`) and `payload`.
+pub fn ipv6(src: Ipv6Addr, dst: Ipv6Addr, nh: u8, hl: u8, payload: &[u8]) -> Vec<u8> {
+    let mut p = vec![0x60, 0, 0, 0];
+    p.extend_from_slice(&(payload.len() as u16).to_be_bytes());
+    p.extend_from_slice(&[nh, hl]);
+    p.extend_from_slice(&src.octets());
+    p.extend_from_slice(&dst.octets());
+    p.extend_from_slice(payload);
+    p
+}
+
+/// The checksum of `seg` (protocol `proto`) over the IPv6 pseudo-header.
+pub fn csum6(src: Ipv6Addr, dst: Ipv6Addr, proto: u8, seg: &[u8]) -> u16 {
+    let mut pseudo = Vec::new();
+    pseudo.extend_from_slice(&src.octets());
+    pseudo.extend_from_slice(&dst.octets());
+    pseudo.extend_from_slice(&(seg.len() as u32).to_be_bytes());
+    pseudo.extend_from_slice(&[0, 0, 0, proto]);
+    pseudo.extend_from_slice(seg);
+    csum(&pseudo)
+}
+
+/// An ICMPv6 packet (hop limit `hl`) carrying `msg`, its checksum filled in.
+pub fn icmp6(src: Ipv6Addr, dst: Ipv6Addr, hl: u8, mut msg: Vec<u8>) -> Vec<u8> {
+    msg[2] = 0;
+    msg[3] = 0;
+    let c = csum6(src, dst, 58, &msg);
+    msg[2..4].copy_from_slice(&c.to_be_bytes());
+    ipv6(src, dst, 58, hl, &msg)
+}
+
+/// An NS or NA (`ty` 135/136) for `target` with `flags` and one link-layer option.
+pub fn nd_msg(ty: u8, flags: u8, target: Ipv6Addr, opt: u8, mac: [u8; 6]) -> Vec<u8> {
+    let mut m = vec![ty, 0, 0, 0, flags, 0, 0, 0];
+    m.extend_from_slice(&target.octets());
+    m.extend_from_slice(&[opt, 1]);
+    m.extend_from_slice(&mac);
+    m
+}
+
+/// The solicited-node group of `target` and its multicast MAC.
+pub fn solicited(target: Ipv6Addr) -> (Ipv6Addr, [u8; 6]) {
+    let o = target.octets();
+    let group = Ipv6Addr::from([0xff, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0xff, o[13], o[14], o[15]]);
+    (group, [0x33, 0x33, 0xff, o[13], o[14], o[15]])
+}

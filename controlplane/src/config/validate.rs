@@ -1831,7 +1831,18 @@ pub(crate) fn parse_host(s: &str) -> Result<IpAddr, String> {
     if let Some(v4) = a.to_ipv4_mapped() {
         return Err(format!("`{s}` is an IPv4-mapped IPv6 address; write the IPv4 address itself, \"{v4}\""));
     }
-    let why = if a.is_unspecified() {
+    match ipv6_not_global(a) {
+        Some(why) => {
+            Err(format!("{a} is {why}, not a unicast address a host can use; pick a global or unique-local address"))
+        }
+        None => Ok(IpAddr::V6(a)),
+    }
+}
+
+/// Why `a` cannot be a host's global (or unique-local) IPv6 address, if it cannot: the
+/// unspecified, loopback, multicast, link-local or IPv4-mapped ranges.
+fn ipv6_not_global(a: Ipv6Addr) -> Option<&'static str> {
+    if a.is_unspecified() {
         Some("the unspecified address")
     } else if a.is_loopback() {
         Some("the loopback address")
@@ -1839,14 +1850,10 @@ pub(crate) fn parse_host(s: &str) -> Result<IpAddr, String> {
         Some("a multicast address")
     } else if a.segments()[0] & 0xffc0 == 0xfe80 {
         Some("link-local")
+    } else if a.to_ipv4_mapped().is_some() {
+        Some("IPv4-mapped")
     } else {
         None
-    };
-    match why {
-        Some(why) => {
-            Err(format!("{a} is {why}, not a unicast address a host can use; pick a global or unique-local address"))
-        }
-        None => Ok(IpAddr::V6(a)),
     }
 }
 
@@ -1938,20 +1945,12 @@ fn parse_port_address6(s: &str) -> Result<Ipv6Net, String> {
         .ok()
         .filter(|l| (1..=128).contains(l))
         .ok_or_else(|| format!("`{s}` has a bad prefix length `{len}`; it must be 1 to 128 (64 is usual)"))?;
-    let why = if a.is_unspecified() {
-        Some("the unspecified address")
-    } else if a.is_loopback() {
-        Some("the loopback address")
-    } else if a.is_multicast() {
-        Some("a multicast address")
-    } else if a.segments()[0] & 0xffc0 == 0xfe80 {
-        Some("link-local (each port derives its own fe80:: address from its MAC)")
-    } else if a.to_ipv4_mapped().is_some() {
-        Some("IPv4-mapped")
-    } else {
-        None
-    };
-    if let Some(why) = why {
+    if let Some(why) = ipv6_not_global(a) {
+        let why = if why == "link-local" {
+            "link-local (each port derives its own fe80:: address from its MAC)"
+        } else {
+            why
+        };
         return Err(format!("`{s}`: {a} is {why}; give the port a unicast global or unique-local address"));
     }
     Ipv6Net::new(a, len).map_err(|e| format!("`{s}`: {e}"))
@@ -1978,15 +1977,13 @@ fn parse_next_hop6(s: &str) -> Result<Ipv6Addr, String> {
         }
         Err(_) => return Err(format!("`{s}` is not an IPv6 address; write it like \"2001:db8:10::254\"")),
     };
-    if a.segments()[0] & 0xffc0 == 0xfe80 {
-        return Err(format!(
+    match ipv6_not_global(a) {
+        Some("link-local") => Err(format!(
             "{a} is link-local; give the gateway's global address on the port's prefix (link-local next hops are not supported)"
-        ));
+        )),
+        Some(why) => Err(format!("{a} is {why}, not a unicast address a host can use; give the gateway's address")),
+        None => Ok(a),
     }
-    if a.is_unspecified() || a.is_loopback() || a.is_multicast() || a.to_ipv4_mapped().is_some() {
-        return Err(format!("{a} is not a unicast address a host can use; give the gateway's address"));
-    }
-    Ok(a)
 }
 
 /// Highest `client_rate` and `client_burst` (one connection every 100 ns per client is

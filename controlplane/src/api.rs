@@ -673,14 +673,14 @@ async fn connections(State(st): State<St>, RawQuery(q): RawQuery) -> Result<Resp
         None => None,
         Some(s) => {
             let r = ServiceRef::parse_joined(s).map_err(|e| bad("service", e))?;
-            Some(crate::dp::dp_key(r.key()).map_err(|e| bad("service", e))?)
+            Some(r.key().into())
         }
     };
     let server = match q.get("server") {
         None => None,
         Some(s) => {
             let (addr, port) = parse_endpoint(s).map_err(|e| bad("server", e))?;
-            Some((crate::dp::dp_server(addr).map_err(|e| bad("server", e))?, port))
+            Some((addr, port))
         }
     };
     let number = |f: &str, default: usize| -> Result<usize, ApiError> {

@@ -185,9 +185,8 @@ pub fn allowed_cpus() -> Vec<u32> {
 /// The configuration of worker `index`: every port (with its MAC as the NIC reports it,
 /// unless the config overrides it: `macs[i]` is port `i`'s), every VIP (answered on the
 /// port whose prefix holds it, or on every port when none does), routes, static
-/// neighbours, idle policy and neighbour timeouts. Fails only on a VIP the data path
-/// cannot take ([`crate::dp`]), which validation refuses first.
-pub fn worker_config(config: &Config, index: usize, macs: &[MacAddr]) -> anyhow::Result<WorkerConfig> {
+/// neighbours, idle policy and neighbour timeouts.
+pub fn worker_config(config: &Config, index: usize, macs: &[MacAddr]) -> WorkerConfig {
     let dp = &config.dataplane;
     let ports = config
         .ports
@@ -201,8 +200,8 @@ pub fn worker_config(config: &Config, index: usize, macs: &[MacAddr]) -> anyhow:
             ipv6_addresses: p.ipv6_addresses.clone(),
         })
         .collect();
-    let vips = crate::services::vips(config)?;
-    Ok(WorkerConfig {
+    let vips = crate::services::vips(config);
+    WorkerConfig {
         index,
         count: usize::from(dp.workers),
         ports,
@@ -223,7 +222,7 @@ pub fn worker_config(config: &Config, index: usize, macs: &[MacAddr]) -> anyhow:
             retry_interval: dp.neighbour_retry,
             ..NeighConfig::default()
         },
-    })
+    }
 }
 
 /// The IPv6 addresses of `p` as the workers answer them: the configured ones and, with
@@ -523,7 +522,7 @@ pub fn run(config: &Config, text: &str, path: &Path) -> anyhow::Result<()> {
     let cookie_secret = cookie_secret().context("reading the SYN-cookie secret from /dev/urandom")?;
     let mut sync_links = sync_links.into_iter();
     for (index, sync) in meshes.drain(..).enumerate() {
-        let wc = worker_config(config, index, &macs)?;
+        let wc = worker_config(config, index, &macs);
         let queue_id = u16::try_from(index).context("too many workers")?;
         let queues: Vec<EthQueue> = ports
             .iter()
@@ -1257,7 +1256,7 @@ scheduler = "rr"
     fn worker_configs_follow_the_config() {
         let c = cfg(BASE);
         let macs = [MacAddr([2, 0, 0, 0, 0, 1]), MacAddr([2, 0, 0, 0, 0, 2])];
-        let w = worker_config(&c, 1, &macs).unwrap();
+        let w = worker_config(&c, 1, &macs);
         assert_eq!((w.index, w.count), (1, 2));
         assert_eq!(w.ports.len(), 2);
         assert_eq!(w.ports[1].mac, WireMac([2, 0, 0, 0, 0, 2]));

@@ -20,7 +20,6 @@ pub mod bgp;
 pub mod cli;
 pub mod config;
 pub mod daemon;
-pub mod dp;
 pub mod exception;
 pub mod ha;
 pub mod health;

@@ -41,7 +41,6 @@ use rvs_dataplane::synproxy::SynProxyPolicy;
 use rvs_dataplane::types::{PortId, Timeouts, VipConfig};
 
 use crate::config::{Config, Service, ServiceKey};
-use crate::dp::{dp_key, dp_server, dp_vip};
 use crate::health::state::{select, Effect, Selection};
 
 /// A server's place in the overlay: its service and its address and port.
@@ -156,22 +155,18 @@ impl IdBook {
 
 /// The IPv4 VIPs of `config`, each answered on the port whose prefix holds it, or on
 /// every port when none does (the workers' address books follow this list; IPv6 VIPs are
-/// answered from the service table). Fails, naming the service, on a VIP the data path
-/// cannot take ([`crate::dp`]; validation refuses those first).
-pub fn vips(config: &Config) -> anyhow::Result<Vec<VipConfig>> {
+/// answered from the service table).
+pub fn vips(config: &Config) -> Vec<VipConfig> {
     let mut vips: Vec<VipConfig> = Vec::new();
-    for (i, s) in config.services.iter().enumerate() {
-        // IPv6 VIPs need no entry: the workers answer for them from the service table.
-        let IpAddr::V4(address) = dp_vip(s.address).map_err(|e| anyhow::anyhow!("service[{i}].address: {e}"))? else {
-            continue;
-        };
+    for s in &config.services {
+        let IpAddr::V4(address) = s.address else { continue };
         if vips.iter().any(|v| v.address == address) {
             continue;
         }
         let port = config.ports.iter().position(|p| p.address.contains(&address)).map(|i| PortId(i as u16));
         vips.push(VipConfig { address, port });
     }
-    Ok(vips)
+    vips
 }
 
 /// A service's SYN-proxy policy for the data path: its mode in effect and the
@@ -181,12 +176,12 @@ fn syn_proxy(config: &Config, s: &Service) -> SynProxyPolicy {
 }
 
 /// The settings published with the services: timeouts, `expire_nodest_conn`, VIPs.
-pub fn settings(config: &Config) -> anyhow::Result<TableSettings> {
-    Ok(TableSettings {
+pub fn settings(config: &Config) -> TableSettings {
+    TableSettings {
         timeouts: Some(timeouts(config)),
         expire_nodest_conn: config.dataplane.expire_nodest_conn,
-        vips: Some(vips(config)?),
-    })
+        vips: Some(vips(config)),
+    }
 }
 
 /// What service `s` admits: its allow/deny prefixes (IPv4 ones; the validator refuses
@@ -238,8 +233,7 @@ pub fn build_with_health(
     };
     for (i, s) in config.services.iter().enumerate() {
         let key = service_key(s);
-        let boundary = |what: &str, e: String| anyhow::anyhow!("service[{i}]{what}: {e}");
-        let dpkey = dp_key(key).map_err(|e| boundary(".address", e))?;
+        let dpkey = key.into();
         let old = current.and_then(|t| t.by_service_id(table_ids.services[i]));
         let effects: Vec<(Effect, bool)> = s
             .servers
@@ -256,7 +250,7 @@ pub fn build_with_health(
             }
             let in_tier = matches!(&selection, Selection::Servers(tier) if tier.contains(&j));
             servers.push(RealServer {
-                addr: dp_server(r.address).map_err(|e| boundary(&format!(".server[{j}].address"), e))?,
+                addr: r.address,
                 port: r.port,
                 weight: if in_tier { u32::from(effect.weight) } else { 0 },
                 forward: r.forward,
@@ -269,7 +263,7 @@ pub fn build_with_health(
         if let (Selection::Sorry, Some(sorry)) = (&selection, s.sorry_server) {
             let id = ids.sorry_id(key, sorry.ip(), sorry.port());
             servers.push(RealServer {
-                addr: dp_server(sorry.ip()).map_err(|e| boundary(".sorry_server", e))?,
+                addr: sorry.ip(),
                 port: sorry.port(),
                 weight: 1,
                 forward: s.servers.first().map_or(rvs_dataplane::types::ForwardMode::Nat, |r| r.forward),
@@ -307,7 +301,7 @@ pub fn build_with_health(
             unknown_flow: s.unknown_flow,
         });
     }
-    ServiceTable::with_ids(generation, services, table_ids, settings(config)?).context("the service table")
+    ServiceTable::with_ids(generation, services, table_ids, settings(config)).context("the service table")
 }
 
 #[cfg(test)]

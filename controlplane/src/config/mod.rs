@@ -13,9 +13,9 @@
 //!   configuration to apply.
 //!
 //! Service VIPs and real-server addresses (and everything naming them: `sorry_server`,
-//! `track_services`) are typed for either family; an IPv6 one is checked like an IPv4 one
-//! and then refused by the data-path boundary ([`crate::dp`]) while the data path is IPv4
-//! only. Port, route, neighbour and local addresses are IPv4 (a port's own IPv6 addresses
+//! `track_services`) are typed for either family; an IPv6 one is checked like an IPv4 one,
+//! and an IPv6 service is then held to what the IPv6 data path forwards (DR and NAT66, no
+//! persistence, client lists, client rates or SYN proxy: `validate::ipv6_service_limits`). Port, route, neighbour and local addresses are IPv4 (a port's own IPv6 addresses
 //! are `ipv6_addresses`); client prefixes are typed for either family, IPv6 ones refused.
 
 pub mod file;
@@ -191,9 +191,9 @@ impl Config {
         validate::validate(&file)
     }
 
-    /// Validates an already parsed file as the model sees it, without the data-path
-    /// boundary's refusals ([`crate::dp::check`]): what the configuration would be with
-    /// an IPv6 data path. Nothing is applied from it; it lets tests and tools see a
+    /// Validates an already parsed file as the model sees it, without the IPv6 data path's
+    /// limits (`validate::ipv6_service_limits`): what the configuration would be with a
+    /// complete IPv6 data path. Nothing is applied from it; it lets tests and tools see a
     /// file's other problems.
     pub fn model_from_file(file: &ConfigFile) -> Result<Config, ConfigError> {
         validate::validate_model(file)
@@ -503,7 +503,7 @@ pub use rvs_dataplane::types::UnknownFlow;
 pub use rvs_dataplane::types::ForwardMode as Forward;
 
 /// A service's identity in the control plane: protocol, VIP (either family) and port.
-/// The data path's own key is reached through [`crate::dp::dp_key`] only.
+/// The data path's key is the same triple ([`From`] either way).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ServiceKey {
     /// TCP or UDP.
@@ -517,6 +517,12 @@ pub struct ServiceKey {
 impl From<rvs_dataplane::types::ServiceKey> for ServiceKey {
     fn from(k: rvs_dataplane::types::ServiceKey) -> Self {
         ServiceKey { proto: k.proto, vip: k.vip, port: k.port }
+    }
+}
+
+impl From<ServiceKey> for rvs_dataplane::types::ServiceKey {
+    fn from(k: ServiceKey) -> Self {
+        rvs_dataplane::types::ServiceKey { proto: k.proto, vip: k.vip, port: k.port }
     }
 }
 

@@ -1242,7 +1242,7 @@ fn ipv6_service_is_checked_like_ipv4_and_refused_only_what_the_ipv6_data_path_la
     let e = Config::from_toml(&v6_sketch(&lacking)).unwrap_err();
     let fields: Vec<&str> = e.errors.iter().map(|x| x.field.as_str()).collect();
     assert_eq!(fields, ["service[1].persistence", "service[1].client_rate", "service[1].server[1].forward"], "{e}");
-    assert!(e.errors.iter().all(|x| x.message.contains(crate::dp::NOT_ON_IPV6)), "{e}");
+    assert!(e.errors.iter().all(|x| x.message.contains(super::validate::NOT_ON_IPV6)), "{e}");
     let proxied = V6_SERVICE.replacen("scheduler = \"rr\"", "scheduler = \"rr\"\nsyn_proxy = \"always\"", 1).replacen(
         "forward = \"dr\"",
         "forward = \"nat\"",
@@ -1251,7 +1251,7 @@ fn ipv6_service_is_checked_like_ipv4_and_refused_only_what_the_ipv6_data_path_la
     let e = Config::from_toml(&v6_sketch(&proxied)).unwrap_err();
     let fields: Vec<&str> = e.errors.iter().map(|x| x.field.as_str()).collect();
     assert_eq!(fields, ["service[1].syn_proxy"], "{e}");
-    assert!(e.errors.iter().all(|x| x.message.contains(crate::dp::NOT_ON_IPV6)), "{e}");
+    assert!(e.errors.iter().all(|x| x.message.contains(super::validate::NOT_ON_IPV6)), "{e}");
 }
 
 #[test]

@@ -26,12 +26,13 @@ use super::{
     IFACE_NAME_MAX, SYSTEM_LOAD,
 };
 
-/// Validates `file` as a whole, the data-path boundary ([`crate::dp::check`]) included.
+/// Validates `file` as a whole, the IPv6 data path's limits ([`ipv6_service_limits`])
+/// included.
 pub(super) fn validate(file: &ConfigFile) -> Result<Config, ConfigError> {
     validate_with(file, true)
 }
 
-/// Validates `file` as the model sees it, without the data-path boundary.
+/// Validates `file` as the model sees it, without the IPv6 data path's limits.
 pub(super) fn validate_model(file: &ConfigFile) -> Result<Config, ConfigError> {
     validate_with(file, false)
 }
@@ -54,7 +55,7 @@ fn validate_with(file: &ConfigFile, data_path: bool) -> Result<Config, ConfigErr
     }
     if data_path {
         let valid = services.iter().enumerate().filter_map(|(i, s)| s.as_ref().map(|s| (i, s)));
-        v.errors.extend(crate::dp::check(valid));
+        v.errors.extend(ipv6_service_limits(valid));
     }
     if !v.errors.is_empty() {
         return Err(ConfigError { errors: v.errors });
@@ -1984,6 +1985,44 @@ fn parse_next_hop6(s: &str) -> Result<Ipv6Addr, String> {
         Some(why) => Err(format!("{a} is {why}, not a unicast address a host can use; give the gateway's address")),
         None => Ok(a),
     }
+}
+
+/// What the refusals of [`ipv6_service_limits`] say after naming the option.
+pub const NOT_ON_IPV6: &str = "is not supported on an IPv6 service yet (IPv6 services forward in DR and NAT66)";
+
+/// Every IPv6 service of `services` (with its index in the file, `service[i]`) against
+/// what the IPv6 data path forwards: one error per option it does not have, named by its
+/// field path with the fix. Empty when every service can be forwarded.
+pub(super) fn ipv6_service_limits<'a>(services: impl IntoIterator<Item = (usize, &'a Service)>) -> Vec<FieldError> {
+    let mut out = Vec::new();
+    for (i, s) in services.into_iter().filter(|(_, s)| s.address.is_ipv6()) {
+        let mut refuse = |field: &str, what: &str, fix: &str| {
+            out.push(FieldError {
+                field: format!("service[{i}].{field}"),
+                message: format!("{what} {NOT_ON_IPV6}; {fix}"),
+            });
+        };
+        if s.persistence.is_some() {
+            refuse("persistence", "persistence", "remove it or use a consistent scheduler (sh, mh)");
+        }
+        if !s.allow.is_empty() || !s.deny.is_empty() {
+            let field = if s.allow.is_empty() { "deny" } else { "allow" };
+            refuse(field, "a client allow/deny list", "remove it");
+        }
+        if s.client_rate != 0 {
+            refuse("client_rate", "a per-client rate", "remove it");
+        }
+        if matches!(s.syn_proxy, Some(SynProxyMode::Auto | SynProxyMode::Always)) {
+            refuse("syn_proxy", "the SYN proxy", "set syn_proxy = \"off\" or remove it");
+        }
+        for (k, r) in s.servers.iter().enumerate() {
+            if !matches!(r.forward, Forward::Dr | Forward::Nat) {
+                let what = format!("forward = \"{}\"", r.forward.name());
+                refuse(&format!("server[{k}].forward"), &what, "use \"dr\" or \"nat\"");
+            }
+        }
+    }
+    out
 }
 
 /// Highest `client_rate` and `client_burst` (one connection every 100 ns per client is

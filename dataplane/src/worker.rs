@@ -46,9 +46,11 @@
 //!   IPv6 address, synced to the peers the same way), NS/NA claiming our own addresses
 //!   counted `nd_spoofed_own` and never learned, echo requests answered and sent
 //!   through [`Verdict::Route6`] (to the destination when on-link, else to the gateway
-//!   of the longest matching static IPv6 route), soliciting the neighbour when unresolved. Anything else to us is `ip6_no_service` (no IPv6
-//!   services yet). Unsolicited NAs go out with the gratuitous ARPs. The IPv4 path pays
-//!   one more ethertype compare, after IPv4's.
+//!   of the longest matching static IPv6 route), soliciting the neighbour when
+//!   unresolved. TCP/UDP to an IPv6 VIP, and NAT66 replies, go out of line to the IPv6
+//!   L4 path (`l4_rx6`, `LbEngine::handle_view6`); anything else to us is
+//!   `ip6_no_service`. Unsolicited NAs (ports and IPv6 VIPs) go out with the gratuitous
+//!   ARPs. The IPv4 path pays one more ethertype compare, after IPv4's.
 //! * Health probes out: worker 0 takes up to [`crate::punt::TX_PER_POLL`] of the
 //!   prober's IP packets per poll, routes each like its own traffic (route, neighbour
 //!   resolution with the pending queue) and sends it (`probe_tx`, `local_originated`).
@@ -458,12 +460,16 @@ impl WorkerConfig {
         let connected: ArrayVec<(PortId, Ipv4Net), MAX_PORTS> =
             self.ports.iter().enumerate().map(|(i, p)| (PortId(i as u16), p.address)).collect();
         let routes = RouteTable::new(&connected, &self.routes)?;
-        let connected6: Vec<(PortId, Ipv6Net)> = self
-            .ports
-            .iter()
-            .enumerate()
-            .flat_map(|(i, p)| p.ipv6_addresses.iter().map(move |&net| (PortId(i as u16), net)))
-            .collect();
+        // One connected route per prefix: a port may hold several addresses of one prefix.
+        let mut connected6: Vec<(PortId, Ipv6Net)> = Vec::new();
+        for (i, p) in self.ports.iter().enumerate() {
+            let port = PortId(i as u16);
+            for &net in &p.ipv6_addresses {
+                if !connected6.iter().any(|&(q, n)| q == port && n.trunc() == net.trunc()) {
+                    connected6.push((port, net));
+                }
+            }
+        }
         let routes6 = RouteTable6::new(&connected6, &self.routes6)?;
         for n in &self.static_neighbours {
             if n.mac.is_multicast() || n.mac.is_zero() {

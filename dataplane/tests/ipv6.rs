@@ -309,6 +309,11 @@ fn echo_to_an_off_link_source_goes_through_the_static_route() {
     assert_eq!((s.icmp6_echo_replies, s.drops_total()), (1, 0));
     assert_accounting(&w);
 
+    // Two addresses of one prefix on a port make one connected route, not a duplicate.
+    let mut two = c.clone();
+    two.ports[0].ipv6_addresses.push("2001:db8:10::5/64".parse().unwrap());
+    assert_eq!(two.validate(), Ok(()));
+
     // A gateway off every IPv6 prefix is refused when the worker is built.
     c.routes6 = vec![StaticRoute6 { prefix: "::/0".parse().unwrap(), via: a("2001:db8:77::1") }];
     let e = c.validate().unwrap_err().to_string();

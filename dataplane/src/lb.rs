@@ -75,7 +75,7 @@ use crate::service::{ServiceTable, SharedServices};
 use crate::stats::{DropReason, WorkerCounters};
 use crate::synproxy::cookie::CookieSecret;
 use crate::synproxy::SynProxyMode;
-use crate::types::{ConnState, ForwardMode, L4Proto, PortId, ServerId, ServiceId, TcpState, Timeouts, UnknownFlow};
+use crate::types::{ConnState, ForwardMode, L4Proto, PortId, ServerId, ServiceId, TcpState, Timeouts};
 use crate::view::L4View;
 use crate::wire::{EthernetFrame, Ipv4Packet, MacAddr};
 use crate::xmit::icmp_err;
@@ -416,7 +416,7 @@ impl LbEngine {
                         // IPVS's rule: only a SYN opens a TCP connection; with
                         // `unknown_flow = "schedule"` any segment but a RST does (a flow
                         // ECMP moved here from another node; IPVS's `sloppy_tcp`).
-                        if s.unknown_flow == UnknownFlow::Drop || flow.flags.is_some_and(|f| f.rst()) {
+                        if !s.unknown_flow.opens(flow.flags.is_some_and(|f| f.rst())) {
                             return Verdict::Drop(DropReason::TcpNoConn);
                         }
                         unknown = true;

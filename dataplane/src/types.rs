@@ -190,6 +190,14 @@ impl UnknownFlow {
             UnknownFlow::Schedule => "schedule",
         }
     }
+
+    /// Whether a TCP segment that is not a SYN and matches no connection opens one: only
+    /// with `schedule`, and never a RST (IPVS's rule otherwise: only a SYN opens a TCP
+    /// connection). Both address families' engines ask this.
+    #[inline]
+    pub const fn opens(self, rst: bool) -> bool {
+        matches!(self, UnknownFlow::Schedule) && !rst
+    }
 }
 
 impl FromStr for UnknownFlow {

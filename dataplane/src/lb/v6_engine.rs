@@ -38,7 +38,7 @@ use crate::l2l3::Verdict;
 use crate::sched::{addr_key6, SchedInput};
 use crate::service::ServiceTable;
 use crate::stats::{DropReason, WorkerCounters};
-use crate::types::{ConnState, ForwardMode, L4Proto, PortId, TcpState, UnknownFlow};
+use crate::types::{ConnState, ForwardMode, L4Proto, PortId, TcpState};
 use crate::view6::L4View6;
 use crate::xmit::nat66;
 
@@ -119,7 +119,7 @@ impl LbEngine {
                 };
                 let mut unknown = false;
                 if view.proto() == L4Proto::Tcp && !view.is_syn() {
-                    if s.unknown_flow == UnknownFlow::Drop || view.flags.is_some_and(|f| f.rst()) {
+                    if !s.unknown_flow.opens(view.flags.is_some_and(|f| f.rst())) {
                         return Verdict::Drop(DropReason::TcpNoConn);
                     }
                     unknown = true;

@@ -46,7 +46,8 @@ subcommands:
   pipeline [--seconds F] [--quick] [--mode NAME] [--runs N] [--bursts N] [--flows N] [--pages P]
       the data path on the in-memory driver: ns/packet and Mpps per mode
       (arp_reply icmp_echo drop_malformed dr nat nat_reply fullnat fullnat_reply tunnel
-      nat_synproxy nat_synproxy_reply fullnat_synproxy fullnat_synproxy_reply);
+      nat_synproxy nat_synproxy_reply fullnat_synproxy fullnat_synproxy_reply,
+      and over IPv6 dr6 nat6 nat6_reply);
       L4 modes add new_conn_ns (for *_synproxy: the whole proxied handshake, with
       cookie_syn_ns cookie_ack_ns server_syn_ack_ns) and bytes_per_conn
   conn [--entries N[,N..]] [--runs N] [--lookups N] [--pages hugetlb|thp|4k]

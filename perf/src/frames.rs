@@ -11,8 +11,13 @@
 //! For the L4 modes, [`TcpSeg`] builds TCP/IPv4 frames, and [`rewritten`] / [`ipip`] the
 //! IPv4 packets a forwarding mode must produce from them: every checksum recomputed in
 //! full here, where the data path updates them incrementally.
+//!
+//! The IPv6 L4 modes use the same plan with every address moved into IPv6 by [`six`]
+//! (`a.b.c.d` becomes `2001:db8:4::a.b.c.d`): [`TcpSeg::frame6`], [`rewritten6`] and
+//! [`to_server6`] are the IPv6 counterparts, [`neighbour_solicitation`] the ND message
+//! through which the worker learns the gateway and the servers.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use rvs_dataplane::types::ForwardMode;
 
@@ -81,8 +86,27 @@ pub fn is_local_addr(ip: Ipv4Addr) -> bool {
         || (o[0] == 10 && o[1] == 21 && (1..=254).contains(&o[3]))
 }
 
+/// The first 96 bits of every address of the IPv6 plan ([`six`]), in the documentation
+/// prefix 2001:db8::/32 (RFC 3849).
+const V6_PREFIX: [u8; 12] = [0x20, 0x01, 0x0d, 0xb8, 0, 4, 0, 0, 0, 0, 0, 0];
+/// Prefix length of the ports' IPv6 addresses: the image of the IPv4 plan's /24s.
+pub const V6_PORT_PREFIX_LEN: u8 = 120;
+
+/// The IPv6 twin of the plan's IPv4 address `ip`: `2001:db8:4::/96` followed by its 32
+/// bits, so that both families share one plan (ports, VIP, servers, gateway, clients)
+/// and the last four bytes of an IPv6 address are its IPv4 twin's.
+pub fn six(ip: Ipv4Addr) -> Ipv6Addr {
+    let mut o = [0; 16];
+    o[..12].copy_from_slice(&V6_PREFIX);
+    o[12..].copy_from_slice(&ip.octets());
+    Ipv6Addr::from(o)
+}
+
 const BROADCAST: [u8; 6] = [0xff; 6];
 const ETH_IPV4: u16 = 0x0800;
+const ETH_IPV6: u16 = 0x86dd;
+/// Offset of the IPv6 L4 header in an Ethernet frame (no extension headers).
+pub const L4_AT6: usize = IP_AT + 40;
 const ETH_ARP: u16 = 0x0806;
 const ARP_REQUEST: u16 = 1;
 const ARP_REPLY: u16 = 2;
@@ -217,7 +241,24 @@ pub fn tcp_checksum(src: Ipv4Addr, dst: Ipv4Addr, segment: &[u8]) -> u16 {
     !(fold(sum16(&pseudo) + sum16(&seg)) as u16)
 }
 
-/// A TCP segment over IPv4 as a client or server sends it (TTL [`SEND_TTL`], DF set).
+/// The TCP checksum of `segment` (its checksum field taken as zero) between `src` and
+/// `dst` over the IPv6 pseudo-header (RFC 8200 §8.1).
+pub fn tcp6_checksum(src: Ipv6Addr, dst: Ipv6Addr, segment: &[u8]) -> u16 {
+    let mut pseudo = Vec::with_capacity(40);
+    pseudo.extend_from_slice(&src.octets());
+    pseudo.extend_from_slice(&dst.octets());
+    pseudo.extend_from_slice(&(segment.len() as u32).to_be_bytes());
+    pseudo.extend_from_slice(&[0, 0, 0, 6]);
+    let mut seg = segment.to_vec();
+    if seg.len() >= 18 {
+        seg[16] = 0;
+        seg[17] = 0;
+    }
+    !(fold(sum16(&pseudo) + sum16(&seg)) as u16)
+}
+
+/// A TCP segment over IPv4 as a client or server sends it (TTL [`SEND_TTL`], DF set), or
+/// over IPv6 between the addresses' [`six`] twins (hop limit [`SEND_TTL`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TcpSeg {
     /// Source address and port.
@@ -235,8 +276,8 @@ pub struct TcpSeg {
 }
 
 impl TcpSeg {
-    /// The IPv4 packet (no options, identification 0x2a2a) with both checksums correct.
-    pub fn ipv4(&self) -> Vec<u8> {
+    /// The TCP header and payload, the checksum field zero.
+    fn segment(&self) -> Vec<u8> {
         let mut tcp = Vec::with_capacity(20 + self.options.len() + self.payload.len());
         tcp.extend_from_slice(&self.src.1.to_be_bytes());
         tcp.extend_from_slice(&self.dst.1.to_be_bytes());
@@ -249,6 +290,12 @@ impl TcpSeg {
         tcp.extend_from_slice(&[0, 0, 0, 0]); // checksum, urgent pointer
         tcp.extend_from_slice(&self.options);
         tcp.extend_from_slice(&self.payload);
+        tcp
+    }
+
+    /// The IPv4 packet (no options, identification 0x2a2a) with both checksums correct.
+    pub fn ipv4(&self) -> Vec<u8> {
+        let mut tcp = self.segment();
         let c = tcp_checksum(self.src.0, self.dst.0, &tcp);
         tcp[16..18].copy_from_slice(&c.to_be_bytes());
         let total = (20 + tcp.len()) as u16;
@@ -269,6 +316,104 @@ impl TcpSeg {
     pub fn frame(&self, dst_mac: [u8; 6], src_mac: [u8; 6]) -> Vec<u8> {
         eth(dst_mac, src_mac, ETH_IPV4, &self.ipv4())
     }
+
+    /// The IPv6 packet between the [`six`] twins of the addresses (traffic class and
+    /// flow label 0, no extension header) with its TCP checksum correct.
+    pub fn ipv6(&self) -> Vec<u8> {
+        let (src, dst) = (six(self.src.0), six(self.dst.0));
+        let mut tcp = self.segment();
+        let c = tcp6_checksum(src, dst, &tcp);
+        tcp[16..18].copy_from_slice(&c.to_be_bytes());
+        let mut ip = vec![0x60, 0, 0, 0];
+        ip.extend_from_slice(&(tcp.len() as u16).to_be_bytes());
+        ip.extend_from_slice(&[6, TTL]);
+        ip.extend_from_slice(&src.octets());
+        ip.extend_from_slice(&dst.octets());
+        ip.extend_from_slice(&tcp);
+        ip
+    }
+
+    /// The IPv6 Ethernet frame from `src_mac` to `dst_mac` ([`TcpSeg::ipv6`]).
+    pub fn frame6(&self, dst_mac: [u8; 6], src_mac: [u8; 6]) -> Vec<u8> {
+        eth(dst_mac, src_mac, ETH_IPV6, &self.ipv6())
+    }
+}
+
+/// The IPv6 address at byte `at` of `b`.
+pub fn ipv6_at(b: &[u8], at: usize) -> Ipv6Addr {
+    let mut o = [0; 16];
+    o.copy_from_slice(&b[at..at + 16]);
+    Ipv6Addr::from(o)
+}
+
+/// The IPv6 packet rvs must send for the TCP/IPv6 packet `ip` ([`TcpSeg::ipv6`]) after
+/// moving its source to `src` and/or destination to `dst` (IPv4-plan address, whose
+/// [`six`] twin is written, and port; `None` keeps the field): the hop limit one lower
+/// when `routed` (NAT66; DR leaves it, as LVS's DR does), the TCP checksum recomputed in
+/// full.
+pub fn rewritten6(ip: &[u8], src: Option<(Ipv4Addr, u16)>, dst: Option<(Ipv4Addr, u16)>, routed: bool) -> Vec<u8> {
+    let len = (40 + usize::from(u16_at(ip, 4))).min(ip.len());
+    let mut p = ip[..len].to_vec();
+    if routed {
+        p[7] -= 1;
+    }
+    if let Some((a, port)) = src {
+        p[8..24].copy_from_slice(&six(a).octets());
+        p[40..42].copy_from_slice(&port.to_be_bytes());
+    }
+    if let Some((a, port)) = dst {
+        p[24..40].copy_from_slice(&six(a).octets());
+        p[42..44].copy_from_slice(&port.to_be_bytes());
+    }
+    let c = tcp6_checksum(ipv6_at(&p, 8), ipv6_at(&p, 24), &p[40..]);
+    p[56..58].copy_from_slice(&c.to_be_bytes());
+    p
+}
+
+/// `ip` in an IPv6 Ethernet header from `src` to `dst`, without padding.
+pub fn eth_ipv6(dst: [u8; 6], src: [u8; 6], ip: &[u8]) -> Vec<u8> {
+    eth(dst, src, ETH_IPV6, ip)
+}
+
+/// The frame the balancer must send to real server `server` for the client's IPv6
+/// packet `ip`, in `mode` (DR: only the MACs change; NAT66: destination rewritten to the
+/// server's twin and [`SERVER_PORT`], hop limit decremented). The other modes have no
+/// IPv6 form: `None`.
+pub fn to_server6(mode: ForwardMode, ip: &[u8], server: usize) -> Option<Vec<u8>> {
+    let packet = match mode {
+        ForwardMode::Dr => rewritten6(ip, None, None, false),
+        ForwardMode::Nat => rewritten6(ip, None, Some((SERVERS[server], SERVER_PORT)), true),
+        ForwardMode::FullNat | ForwardMode::Tunnel => return None,
+    };
+    Some(eth_ipv6(SERVER_MACS[server], BACK_MAC, &packet))
+}
+
+/// A neighbour solicitation (RFC 4861 §4.3) from `who`'s [`six`] twin at `mac` for our
+/// address `target`'s twin, to its solicited-node group, with the source link-layer
+/// address option: the worker learns `who` from it (and answers with an advertisement).
+pub fn neighbour_solicitation(who: Ipv4Addr, mac: [u8; 6], target: Ipv4Addr) -> Vec<u8> {
+    let (src, t) = (six(who), six(target));
+    let o = t.octets();
+    let group = Ipv6Addr::from([0xff, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0xff, o[13], o[14], o[15]]);
+    let mut msg = vec![135, 0, 0, 0, 0, 0, 0, 0];
+    msg.extend_from_slice(&o);
+    msg.extend_from_slice(&[1, 1]);
+    msg.extend_from_slice(&mac);
+    let mut pseudo = Vec::with_capacity(40 + msg.len());
+    pseudo.extend_from_slice(&src.octets());
+    pseudo.extend_from_slice(&group.octets());
+    pseudo.extend_from_slice(&(msg.len() as u32).to_be_bytes());
+    pseudo.extend_from_slice(&[0, 0, 0, 58]);
+    pseudo.extend_from_slice(&msg);
+    let c = csum(&pseudo);
+    msg[2..4].copy_from_slice(&c.to_be_bytes());
+    let mut ip = vec![0x60, 0, 0, 0];
+    ip.extend_from_slice(&(msg.len() as u16).to_be_bytes());
+    ip.extend_from_slice(&[58, 255]);
+    ip.extend_from_slice(&src.octets());
+    ip.extend_from_slice(&group.octets());
+    ip.extend_from_slice(&msg);
+    eth([0x33, 0x33, 0xff, o[13], o[14], o[15]], mac, ETH_IPV6, &ip)
 }
 
 /// The IPv4 packet a router must forward for the TCP/IPv4 packet `ip` after moving its
@@ -383,45 +528,73 @@ pub fn u16_at(b: &[u8], at: usize) -> u16 {
 }
 
 /// A template for many SYNs that differ only in client address and port: writing one
-/// into a buffer patches four fields and derives both checksums from partial sums
+/// into a buffer patches the varying fields and derives the checksums from partial sums
 /// computed once, so the harness (which pays it on both sides of the comparison) stays
-/// cheap.
+/// cheap. An IPv6 template varies the last four bytes of the source address (the client's
+/// IPv4 twin, [`six`]) and has no IP header checksum.
 #[derive(Debug, Clone)]
 pub struct SynTemplate {
     frame: Vec<u8>,
-    ip_sum: u32,
+    /// The IPv4 header's partial sum; `None` for IPv6 (no header checksum).
+    ip_sum: Option<u32>,
     tcp_sum: u32,
+    /// Offsets of the four varying address bytes, the source port and the TCP checksum.
+    src_at: usize,
+    sport_at: usize,
+    tcp_csum_at: usize,
 }
 
-/// Offsets in the frame of a [`SynTemplate`].
-const SRC_IP_AT: usize = IP_AT + 12;
+/// Offset of the IPv4 header checksum in a frame.
 const IP_CSUM: usize = IP_AT + 10;
-const SPORT_AT: usize = IP_AT + 20;
-const TCP_CSUM_AT: usize = IP_AT + 20 + 16;
 
 impl SynTemplate {
     /// SYNs (MSS 1460 option, 60-byte frames) from `client_mac` to `vip:VPORT` on the
     /// front port.
     pub fn new(client_mac: [u8; 6], vip: Ipv4Addr) -> Self {
+        Self::build(client_mac, vip, false)
+    }
+
+    /// The IPv6 SYNs ([`TcpSeg::frame6`], MSS 1440, 78-byte frames) from the clients'
+    /// [`six`] twins to `vip`'s twin, port `VPORT`.
+    pub fn new6(client_mac: [u8; 6], vip: Ipv4Addr) -> Self {
+        Self::build(client_mac, vip, true)
+    }
+
+    fn build(client_mac: [u8; 6], vip: Ipv4Addr, v6: bool) -> Self {
+        let mss: u16 = if v6 { 1440 } else { 1460 };
+        let [m0, m1] = mss.to_be_bytes();
         let seg = TcpSeg {
             src: (Ipv4Addr::UNSPECIFIED, 0),
             dst: (vip, VPORT),
             flags: TCP_SYN,
             seq: 0x0100_0000,
-            options: vec![2, 4, 0x05, 0xb4],
+            options: vec![2, 4, m0, m1],
             payload: vec![],
         };
-        let mut frame = seg.frame(FRONT_MAC, client_mac);
+        let (mut frame, l4_at, src_at) = if v6 {
+            (seg.frame6(FRONT_MAC, client_mac), L4_AT6, IP_AT + 8 + 12)
+        } else {
+            (seg.frame(FRONT_MAC, client_mac), IP_AT + 20, IP_AT + 12)
+        };
+        let tcp_csum_at = l4_at + 16;
         // Partial sums with the varying fields and the checksums zeroed.
-        frame[IP_CSUM..IP_CSUM + 2].fill(0);
-        frame[TCP_CSUM_AT..TCP_CSUM_AT + 2].fill(0);
-        let ip_sum = sum16(&frame[IP_AT..IP_AT + 20]);
-        let tcp_len = frame.len().min(IP_AT + 44) - (IP_AT + 20);
-        let mut pseudo = vip.octets().to_vec();
-        pseudo.extend_from_slice(&[0, 6]);
-        pseudo.extend_from_slice(&(tcp_len as u16).to_be_bytes());
-        let tcp_sum = fold(sum16(&pseudo) + sum16(&frame[IP_AT + 20..IP_AT + 20 + tcp_len]));
-        SynTemplate { frame, ip_sum, tcp_sum }
+        frame[tcp_csum_at..tcp_csum_at + 2].fill(0);
+        let tcp_len = frame.len().min(l4_at + 24) - l4_at;
+        let mut pseudo = Vec::new();
+        let ip_sum = if v6 {
+            pseudo.extend_from_slice(&frame[IP_AT + 8..IP_AT + 40]);
+            pseudo.extend_from_slice(&(tcp_len as u32).to_be_bytes());
+            pseudo.extend_from_slice(&[0, 0, 0, 6]);
+            None
+        } else {
+            frame[IP_CSUM..IP_CSUM + 2].fill(0);
+            pseudo.extend_from_slice(&vip.octets());
+            pseudo.extend_from_slice(&[0, 6]);
+            pseudo.extend_from_slice(&(tcp_len as u16).to_be_bytes());
+            Some(sum16(&frame[IP_AT..IP_AT + 20]))
+        };
+        let tcp_sum = fold(sum16(&pseudo) + sum16(&frame[l4_at..l4_at + tcp_len]));
+        SynTemplate { frame, ip_sum, tcp_sum, src_at, sport_at: l4_at, tcp_csum_at }
     }
 
     /// Frame length.
@@ -439,14 +612,16 @@ impl SynTemplate {
     pub fn write(&self, out: &mut [u8], client: Ipv4Addr, cport: u16) {
         out.copy_from_slice(&self.frame);
         let a = client.octets();
-        out[SRC_IP_AT..SRC_IP_AT + 4].copy_from_slice(&a);
-        out[SPORT_AT..SPORT_AT + 2].copy_from_slice(&cport.to_be_bytes());
+        out[self.src_at..self.src_at + 4].copy_from_slice(&a);
+        out[self.sport_at..self.sport_at + 2].copy_from_slice(&cport.to_be_bytes());
         let hi = u32::from(u16::from_be_bytes([a[0], a[1]]));
         let lo = u32::from(u16::from_be_bytes([a[2], a[3]]));
-        let ip = !(fold(self.ip_sum + hi + lo) as u16);
+        if let Some(ip_sum) = self.ip_sum {
+            let ip = !(fold(ip_sum + hi + lo) as u16);
+            out[IP_CSUM..IP_CSUM + 2].copy_from_slice(&ip.to_be_bytes());
+        }
         let tcp = !(fold(self.tcp_sum + hi + lo + u32::from(cport)) as u16);
-        out[IP_CSUM..IP_CSUM + 2].copy_from_slice(&ip.to_be_bytes());
-        out[TCP_CSUM_AT..TCP_CSUM_AT + 2].copy_from_slice(&tcp.to_be_bytes());
+        out[self.tcp_csum_at..self.tcp_csum_at + 2].copy_from_slice(&tcp.to_be_bytes());
     }
 }
 
@@ -507,6 +682,54 @@ mod tests {
             payload: vec![],
         };
         assert_eq!(out, want.frame(FRONT_MAC, CLIENT_MAC));
+    }
+
+    #[test]
+    fn ipv6_syn_template_matches_a_built_syn() {
+        let t = SynTemplate::new6(CLIENT_MAC, VIP);
+        let mut out = vec![0; t.len()];
+        let client = Ipv4Addr::new(172, 20, 200, 9);
+        t.write(&mut out, client, 4242);
+        let want = TcpSeg {
+            src: (client, 4242),
+            dst: (VIP, VPORT),
+            flags: TCP_SYN,
+            seq: 0x0100_0000,
+            options: vec![2, 4, 0x05, 0xa0],
+            payload: vec![],
+        };
+        assert_eq!(out, want.frame6(FRONT_MAC, CLIENT_MAC));
+        assert_eq!(out.len(), 78);
+    }
+
+    #[test]
+    fn ipv6_frames_and_rewrites_verify() {
+        assert_eq!(six(VIP), "2001:db8:4::a0a:64".parse::<Ipv6Addr>().unwrap());
+        let seg = TcpSeg {
+            src: (CLIENT_IP, 40000),
+            dst: (VIP, VPORT),
+            flags: TCP_ACK | TCP_PSH,
+            seq: 7,
+            options: vec![],
+            payload: b"abcdef".to_vec(),
+        };
+        let f = seg.frame6(FRONT_MAC, CLIENT_MAC);
+        assert_eq!((f.len(), u16_at(&f, 12), f[IP_AT + 6], f[IP_AT + 7]), (80, 0x86dd, 6, SEND_TTL));
+        let ip = &f[IP_AT..];
+        // A correct checksum sums to zero with the pseudo-header (checked from scratch).
+        let mut pseudo = six(CLIENT_IP).octets().to_vec();
+        pseudo.extend_from_slice(&six(VIP).octets());
+        pseudo.extend_from_slice(&[0, 0, 0, 26, 0, 0, 0, 6]);
+        pseudo.extend_from_slice(&ip[40..]);
+        assert_eq!(csum(&pseudo), 0);
+        let r = rewritten6(ip, None, Some((SERVERS[0], SERVER_PORT)), true);
+        assert_eq!((r.len(), r[7], ipv6_at(&r, 24), u16_at(&r, 42)), (66, SEND_TTL - 1, six(SERVERS[0]), SERVER_PORT));
+        assert_eq!(tcp6_checksum(six(CLIENT_IP), six(SERVERS[0]), &r[40..]), u16_at(&r, 56));
+        let dr = to_server6(ForwardMode::Dr, ip, 1).unwrap();
+        assert_eq!((&dr[..6], &dr[IP_AT..]), (&SERVER_MACS[1][..], ip));
+        assert!(to_server6(ForwardMode::Tunnel, ip, 1).is_none());
+        let ns = neighbour_solicitation(GW_IP, GW_MAC, FRONT_IP);
+        assert_eq!((ns.len(), ns[IP_AT + 40], ns[IP_AT + 7]), (86, 135, 255));
     }
 
     #[test]

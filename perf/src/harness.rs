@@ -80,11 +80,18 @@ pub enum Mode {
     FullNatSynProxy,
     /// L4, Full-NAT with the SYN proxy: server → local address replies.
     FullNatSynProxyReply,
+    /// L4 over IPv6, direct routing: client → VIP data packets sent to the flow's server
+    /// with only the MACs changed (the hop limit is left alone).
+    Dr6,
+    /// L4 over IPv6, NAT66: client → VIP data packets, destination rewritten to the server.
+    Nat6,
+    /// L4 over IPv6, NAT66: server → client replies, source rewritten back to the VIP.
+    Nat6Reply,
 }
 
 impl Mode {
     /// Every mode, in output order.
-    pub const ALL: [Mode; 13] = [
+    pub const ALL: [Mode; 16] = [
         Mode::ArpReply,
         Mode::IcmpEcho,
         Mode::DropMalformed,
@@ -98,6 +105,9 @@ impl Mode {
         Mode::NatSynProxyReply,
         Mode::FullNatSynProxy,
         Mode::FullNatSynProxyReply,
+        Mode::Dr6,
+        Mode::Nat6,
+        Mode::Nat6Reply,
     ];
 
     /// The stable name used in `--mode` and in the JSON `mode` field.
@@ -116,6 +126,9 @@ impl Mode {
             Mode::NatSynProxyReply => "nat_synproxy_reply",
             Mode::FullNatSynProxy => "fullnat_synproxy",
             Mode::FullNatSynProxyReply => "fullnat_synproxy_reply",
+            Mode::Dr6 => "dr6",
+            Mode::Nat6 => "nat6",
+            Mode::Nat6Reply => "nat6_reply",
         }
     }
 
@@ -139,7 +152,16 @@ impl Mode {
             Mode::NatSynProxyReply => Some((ForwardMode::Nat, true)),
             Mode::FullNatSynProxy => Some((ForwardMode::FullNat, false)),
             Mode::FullNatSynProxyReply => Some((ForwardMode::FullNat, true)),
+            Mode::Dr6 => Some((ForwardMode::Dr, false)),
+            Mode::Nat6 => Some((ForwardMode::Nat, false)),
+            Mode::Nat6Reply => Some((ForwardMode::Nat, true)),
         }
+    }
+
+    /// Whether the mode's service and flows are IPv6 (the plan's [`six`](crate::frames::six)
+    /// twins): the worker's IPv6 path, `LbEngine::handle_view6` and its own table.
+    pub const fn ipv6(self) -> bool {
+        matches!(self, Mode::Dr6 | Mode::Nat6 | Mode::Nat6Reply)
     }
 
     /// Whether the mode's service runs the SYN proxy (`syn_proxy = "always"`): its

@@ -53,14 +53,24 @@
 //!   [`crate::frames`] (checksums recomputed in full there), and a burst of new SYNs is
 //!   parsed and its addresses and checksums checked. Any mismatch is a
 //!   [`BenchError::Verify`].
+//! * **IPv6** (`dr6`, `nat6`, `nat6_reply`): the same plan with every address moved into
+//!   IPv6 by [`frames::six`] (the ports get the twins of their /24s as /120s, the clients
+//!   sit behind the gateway's twin through `::/0`, the service is `tcp
+//!   [2001:db8:4::a0a:64]:80`), learnt by the worker through real neighbour solicitations
+//!   from the gateway and the servers. Timed frames are 80 bytes (IPv6, TCP, 6 bytes of
+//!   data), SYNs 78. DR changes only the MACs; NAT66 rewrites address and port and
+//!   decrements the hop limit. The engine sizes its IPv6 table at an eighth of the IPv4
+//!   one (`lb::conn6_capacity`), so the IPv6 modes ask for eight times the capacity they
+//!   need and take at most [`MAX_FLOWS6`] flows and [`NEW_CONNS_MAX6`] new connections.
 
 use std::collections::VecDeque;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rvs_dataplane::conn::{ConnTable, FlowKey};
+use rvs_dataplane::conn::{ConnTable, ConnTable6, FlowKey, FlowKey6};
 use rvs_dataplane::l2l3::neigh::NeighSync;
+use rvs_dataplane::l2l3::route::StaticRoute6;
 use rvs_dataplane::lb::{LbConfig, LbEngine, DEFAULT_MTU};
 use rvs_dataplane::mesh::MeshLinks;
 use rvs_dataplane::sched::{SchedParams, SchedShared};
@@ -75,7 +85,7 @@ use rvs_drivers::hugemem::PagePolicy;
 use rvs_drivers::mem::{MemBuf, MemPool, MemQueue, DEFAULT_HEADROOM};
 use rvs_drivers::{Burst, PacketBuf, PortQueue, BURST_SIZE};
 
-use crate::frames::{self, SynTemplate, TcpSeg, IP_AT, TCP_ACK, TCP_PSH, TCP_SYN};
+use crate::frames::{self, six, SynTemplate, TcpSeg, IP_AT, TCP_ACK, TCP_PSH, TCP_SYN};
 use crate::harness::{
     fresh, median, min, refill, worker_config, BenchError, L4Figures, MemWorker, Mode, NewConnFigures, Options, Report,
     BACK, BUF_ROOM, FRONT, POLL_STEP_NS, RING_BUFS, START_NS, WARMUP_SHARE,
@@ -94,6 +104,12 @@ pub const MAX_PROXIED_FLOWS: usize = 1 << 22;
 const OPEN_CHUNK: usize = 1 << 16;
 /// Most new connections one mode opens (validation, warm-up and timed runs together).
 pub const NEW_CONNS_MAX: u64 = 1 << 20;
+/// Most established flows of the IPv6 modes (their table is asked for eight times over).
+pub const MAX_FLOWS6: usize = 1 << 20;
+/// Most new connections one IPv6 mode opens.
+pub const NEW_CONNS_MAX6: u64 = 1 << 17;
+/// The IPv4 table's capacity over the IPv6 one's (`lb::conn6_capacity`).
+const V6_TABLE_SHARE: usize = 8;
 /// Table capacity over the connections a mode opens at most: 2, so the table ends at
 /// most half full.
 pub const CONN_SLACK: usize = 2;
@@ -182,6 +198,10 @@ pub(crate) struct L4Bench {
     reply: bool,
     /// The service runs the SYN proxy ([`Mode::syn_proxy`]).
     proxy: bool,
+    /// The service and flows are IPv6 ([`Mode::ipv6`]).
+    v6: bool,
+    /// Most new connections this mode opens ([`NEW_CONNS_MAX`] or [`NEW_CONNS_MAX6`]).
+    new_conns_max: u64,
     pub(crate) worker: MemWorker,
     in_port: PortId,
     out_port: PortId,
@@ -200,9 +220,11 @@ pub(crate) struct L4Bench {
     taken: u64,
     /// Worker bursts whose sampled packet had a wrong destination.
     sample_bad: u64,
-    /// Allowed destination MACs and IPv4 destinations (at frame offset 30) of output.
+    /// Allowed destination MACs and IPv4 destinations (the four bytes at `dst_at`: the
+    /// IPv4 destination, or the last four of the IPv6 one, its plan twin) of output.
     ok_macs: Vec<[u8; 6]>,
     ok_dsts: Vec<[u8; 4]>,
+    dst_at: usize,
     /// The control plane's end of the worker's sync rings when the bench itself drains
     /// them after every worker burst ([`crate::sync`]'s emission cost); `None` otherwise.
     pub(crate) sync_drain: Option<SyncEnd>,
@@ -236,19 +258,21 @@ pub(crate) fn build_worker(
     flows: usize,
     sync: Option<SyncLink>,
 ) -> Result<MemWorker, BenchError> {
-    build_worker_with(forward, flows, sync, false, PagePolicy::HugeTlb)
+    build_worker_with(forward, flows, sync, false, false, PagePolicy::HugeTlb)
 }
 
-/// [`build_worker`], the service with `syn_proxy = "always"` when `proxy`, the
-/// connection table on `pages`.
+/// [`build_worker`], the service with `syn_proxy = "always"` when `proxy`, IPv6 (the
+/// plan's twins, the ports' IPv6 prefixes and default route) when `v6`, the connection
+/// table on `pages`.
 fn build_worker_with(
     forward: ForwardMode,
     flows: usize,
     sync: Option<SyncLink>,
     proxy: bool,
+    v6: bool,
     pages: PagePolicy,
 ) -> Result<MemWorker, BenchError> {
-    let opened = flows + NEW_CONNS_MAX as usize;
+    let opened = flows + (if v6 { NEW_CONNS_MAX6 } else { NEW_CONNS_MAX }) as usize;
     // As many local addresses as the connections need (18 at the default 1024 flows, 173
     // at 10M): --flows is bounded by MAX_FLOWS, so the count fits the address plan.
     let n_locals = if forward == ForwardMode::FullNat { opened.div_ceil(LPORTS_PER_ADDR) + 1 } else { 0 };
@@ -259,6 +283,19 @@ fn build_worker_with(
         .chain(frames::SERVERS.iter().copied().zip(frames::SERVER_MACS))
         .map(|(ip, mac)| StaticNeighbour { ip, mac: MacAddr(mac) })
         .collect();
+    if v6 {
+        let net = |ip| format!("{}/{}", six(ip), frames::V6_PORT_PREFIX_LEN).parse().map_err(setup_err);
+        config.ports[FRONT.index()].ipv6_addresses = vec![net(frames::FRONT_IP)?];
+        config.ports[BACK.index()].ipv6_addresses = vec![net(frames::BACK_IP)?];
+        config.routes6 = vec![StaticRoute6 { prefix: "::/0".parse().map_err(setup_err)?, via: six(frames::GW_IP) }];
+    }
+    let family = |ip: Ipv4Addr| -> std::net::IpAddr {
+        if v6 {
+            six(ip).into()
+        } else {
+            ip.into()
+        }
+    };
     let port = match forward {
         ForwardMode::Nat | ForwardMode::FullNat => frames::SERVER_PORT,
         ForwardMode::Dr | ForwardMode::Tunnel => frames::VPORT,
@@ -266,7 +303,7 @@ fn build_worker_with(
     let servers: Vec<RealServer> = frames::SERVERS
         .iter()
         .map(|&addr| RealServer {
-            addr: addr.into(),
+            addr: family(addr),
             port,
             weight: 1,
             forward,
@@ -277,7 +314,7 @@ fn build_worker_with(
         .collect();
     let sched = SchedShared::build(SchedulerKind::Rr, &servers, &SchedParams::default()).map_err(setup_err)?;
     let service = Service {
-        key: ServiceKey { proto: L4Proto::Tcp, vip: frames::VIP.into(), port: frames::VPORT },
+        key: ServiceKey { proto: L4Proto::Tcp, vip: family(frames::VIP), port: frames::VPORT },
         scheduler: SchedulerKind::Rr,
         sched: Arc::new(sched),
         persist: None,
@@ -294,7 +331,7 @@ fn build_worker_with(
         1,
         share(table),
         LbConfig {
-            conn_capacity: CONN_SLACK * opened,
+            conn_capacity: CONN_SLACK * opened * if v6 { V6_TABLE_SHARE } else { 1 },
             conn_pages: pages,
             timeouts: Timeouts::default(),
             port_mtu: vec![DEFAULT_MTU; config.ports.len()],
@@ -334,6 +371,24 @@ impl L4Bench {
         Self::build(mode, forward, reply, n_flows, sync, PagePolicy::HugeTlb)
     }
 
+    /// The worker's answers to the gateway's and the servers' neighbour solicitations (it
+    /// learns them from these), after whatever it announces on its first poll.
+    fn learn_neighbours6(&mut self) -> Result<(), BenchError> {
+        self.now += POLL_STEP_NS;
+        self.worker.poll_once(self.now);
+        self.queue(FRONT).take_tx();
+        self.queue(BACK).take_tx();
+        let gw = [frames::neighbour_solicitation(frames::GW_IP, frames::GW_MAC, frames::FRONT_IP)];
+        self.exchange(FRONT, FRONT, &gw, "set-up ND (gateway)")?;
+        let servers: Vec<Vec<u8>> = frames::SERVERS
+            .iter()
+            .zip(frames::SERVER_MACS)
+            .map(|(&s, mac)| frames::neighbour_solicitation(s, mac, frames::BACK_IP))
+            .collect();
+        self.exchange(BACK, BACK, &servers, "set-up ND (servers)")?;
+        Ok(())
+    }
+
     fn build(
         mode: Mode,
         forward: ForwardMode,
@@ -342,11 +397,12 @@ impl L4Bench {
         sync: Option<SyncLink>,
         pages: PagePolicy,
     ) -> Result<Self, BenchError> {
-        if n_flows == 0 || n_flows > MAX_FLOWS {
-            return Err(BenchError::BadOptions(format!("--flows {n_flows}: must be 1..={MAX_FLOWS}")));
+        let (v6, proxy) = (mode.ipv6(), mode.syn_proxy());
+        let most = if v6 { MAX_FLOWS6 } else { MAX_FLOWS };
+        if n_flows == 0 || n_flows > most {
+            return Err(BenchError::BadOptions(format!("--flows {n_flows}: must be 1..={most} in mode {mode}")));
         }
-        let proxy = mode.syn_proxy();
-        let worker = build_worker_with(forward, n_flows, sync, proxy, pages)?;
+        let worker = build_worker_with(forward, n_flows, sync, proxy, v6, pages)?;
         let (in_port, out_port) = if reply { (BACK, FRONT) } else { (FRONT, BACK) };
         let (ok_macs, ok_dsts) = if reply {
             (vec![frames::GW_MAC], Vec::new())
@@ -362,6 +418,8 @@ impl L4Bench {
             forward,
             reply,
             proxy,
+            v6,
+            new_conns_max: if v6 { NEW_CONNS_MAX6 } else { NEW_CONNS_MAX },
             worker,
             in_port,
             out_port,
@@ -370,7 +428,11 @@ impl L4Bench {
             frames: Vec::with_capacity(n_flows),
             order: shuffled(n_flows),
             next: 0,
-            syn: SynTemplate::new(frames::GW_MAC, frames::VIP),
+            syn: if v6 {
+                SynTemplate::new6(frames::GW_MAC, frames::VIP)
+            } else {
+                SynTemplate::new(frames::GW_MAC, frames::VIP)
+            },
             syns: 0,
             scratch: Burst::new(),
             now: START_NS,
@@ -378,9 +440,13 @@ impl L4Bench {
             sample_bad: 0,
             ok_macs,
             ok_dsts,
+            dst_at: if v6 { IP_AT + 36 } else { IP_AT + 16 },
             sync_drain: None,
             sync_drained: 0,
         };
+        if v6 {
+            b.learn_neighbours6()?;
+        }
         b.open_flows(n_flows)?;
         // Reply modes: the client's address is the destination to check.
         if reply {
@@ -459,39 +525,80 @@ impl L4Bench {
         let clients: Vec<(Ipv4Addr, u16)> = (from..to).map(flow_client).collect();
         let vip = (frames::VIP, frames::VPORT);
         let syns: Vec<Vec<u8>> =
-            clients.iter().map(|&c| seg(c, vip, TCP_SYN).frame(frames::FRONT_MAC, frames::GW_MAC)).collect();
+            clients.iter().map(|&c| self.seg_frame(&seg(c, vip, TCP_SYN), frames::FRONT_MAC, frames::GW_MAC)).collect();
         let out = self.exchange(FRONT, BACK, &syns, "set-up SYNs")?;
         for (i, (o, &(client, cport))) in (from..).zip(out.iter().zip(&clients)) {
-            check_syn_out(self.forward, o.data()).map_err(|e| self.fail(format!("set-up SYN {i}: {e}")))?;
-            let key =
-                FlowKey { proto: L4Proto::Tcp, src: client, sport: cport, dst: frames::VIP, dport: frames::VPORT };
-            let lb = self.worker.lb().expect("the worker has an engine");
-            let Some((id, _)) = lb.conns().lookup(&key) else {
-                return Err(self.fail(format!("set-up SYN {i}: no connection for {key}")));
-            };
-            let Some(&c) = lb.conns().get(id) else {
-                return Err(self.fail(format!("set-up SYN {i}: lookup returned a dead entry for {key}")));
-            };
-            let Some(server) = frames::SERVERS.iter().position(|&s| s == c.server) else {
-                return Err(self.fail(format!("set-up SYN {i}: server {} is not one of ours", c.server)));
-            };
-            self.flows.push(Flow { client, cport, server, local: c.local, lport: c.lport, cookie: 0, server_isn: 0 });
+            self.check_syn(o.data()).map_err(|e| self.fail(format!("set-up SYN {i}: {e}")))?;
+            let (server, local, lport) =
+                self.opened(client, cport).map_err(|e| self.fail(format!("set-up SYN {i}: {e}")))?;
+            self.flows.push(Flow { client, cport, server, local, lport, cookie: 0, server_isn: 0 });
         }
         if self.has_reply_path() {
             let port = frames::SERVER_PORT;
             let synacks: Vec<Vec<u8>> = self.flows[from..to]
                 .iter()
                 .map(|f| {
-                    seg((frames::SERVERS[f.server], port), (f.local, f.lport), TCP_SYN | TCP_ACK)
-                        .frame(frames::BACK_MAC, frames::SERVER_MACS[f.server])
+                    let s = seg((frames::SERVERS[f.server], port), (f.local, f.lport), TCP_SYN | TCP_ACK);
+                    self.seg_frame(&s, frames::BACK_MAC, frames::SERVER_MACS[f.server])
                 })
                 .collect();
             self.exchange(BACK, FRONT, &synacks, "set-up SYN-ACKs")?;
         }
         let acks: Vec<Vec<u8>> =
-            clients.iter().map(|&c| seg(c, vip, TCP_ACK).frame(frames::FRONT_MAC, frames::GW_MAC)).collect();
+            clients.iter().map(|&c| self.seg_frame(&seg(c, vip, TCP_ACK), frames::FRONT_MAC, frames::GW_MAC)).collect();
         self.exchange(FRONT, BACK, &acks, "set-up ACKs")?;
         Ok(())
+    }
+
+    /// `seg` as an Ethernet frame of the mode's family.
+    fn seg_frame(&self, seg: &TcpSeg, dst_mac: [u8; 6], src_mac: [u8; 6]) -> Vec<u8> {
+        if self.v6 {
+            seg.frame6(dst_mac, src_mac)
+        } else {
+            seg.frame(dst_mac, src_mac)
+        }
+    }
+
+    /// Checks a forwarded SYN of the mode's family ([`check_syn_out`], [`check_syn_out6`]).
+    fn check_syn(&self, f: &[u8]) -> Result<(), String> {
+        if self.v6 {
+            check_syn_out6(self.forward, f)
+        } else {
+            check_syn_out(self.forward, f)
+        }
+    }
+
+    /// The connection the engine opened for `client:cport` → VIP: its server (an index in
+    /// [`frames::SERVERS`]) and its local address and port (the client's own but in
+    /// Full-NAT), in the IPv4 plan.
+    fn opened(&self, client: Ipv4Addr, cport: u16) -> Result<(usize, Ipv4Addr, u16), String> {
+        let lb = self.worker.lb().expect("the worker has an engine");
+        let (proto, dport) = (L4Proto::Tcp, frames::VPORT);
+        if self.v6 {
+            let key = FlowKey6 { proto, src: six(client), sport: cport, dst: six(frames::VIP), dport };
+            let c = lb.conns6().lookup(&key).and_then(|(id, _)| lb.conns6().get(id));
+            let c = c.ok_or_else(|| format!("no connection for {key}"))?;
+            let server = frames::SERVERS.iter().position(|&s| six(s) == c.server);
+            let server = server.ok_or_else(|| format!("server {} is not one of ours", c.server))?;
+            return Ok((server, client, cport));
+        }
+        let key = FlowKey { proto, src: client, sport: cport, dst: frames::VIP, dport };
+        let c = lb.conns().lookup(&key).and_then(|(id, _)| lb.conns().get(id));
+        let c = c.ok_or_else(|| format!("no connection for {key}"))?;
+        let server = frames::SERVERS.iter().position(|&s| s == c.server);
+        let server = server.ok_or_else(|| format!("server {} is not one of ours", c.server))?;
+        Ok((server, c.local, c.lport))
+    }
+
+    /// Connections in the mode's table, and how many of them are ESTABLISHED.
+    fn conn_counts(&self) -> (usize, usize) {
+        let lb = self.worker.lb().expect("the worker has an engine");
+        let est = ConnState::Tcp(TcpState::Established);
+        if self.v6 {
+            (lb.conns6().len(), lb.conns6().iter().filter(|(_, c)| c.state == est).count())
+        } else {
+            (lb.conns().len(), lb.conns().iter().filter(|(_, c)| c.state == est).count())
+        }
     }
 
     /// Opens `n` SYN-proxied connections with the proxied handshake (`crate::synproxy`
@@ -584,11 +691,9 @@ impl L4Bench {
 
     /// Fails unless the table holds exactly `n` connections, all ESTABLISHED.
     fn check_established(&self, n: usize) -> Result<(), BenchError> {
-        let lb = self.worker.lb().expect("the worker has an engine");
-        let established = lb.conns().iter().filter(|(_, c)| c.state == ConnState::Tcp(TcpState::Established)).count();
-        if established != n || lb.conns().len() != n {
-            return Err(self
-                .fail(format!("set-up: {established} of {} connections established, {n} expected", lb.conns().len())));
+        let (len, established) = self.conn_counts();
+        if established != n || len != n {
+            return Err(self.fail(format!("set-up: {established} of {len} connections established, {n} expected")));
         }
         Ok(())
     }
@@ -605,7 +710,7 @@ impl L4Bench {
         let seq = 0x0100_0001 + i as u32;
         let seg = TcpSeg { src, dst, flags: TCP_ACK | TCP_PSH, seq, options: vec![], payload: DATA.to_vec() };
         if !self.proxy {
-            return seg.frame(dmac, smac);
+            return self.seg_frame(&seg, dmac, smac);
         }
         // A proxied flow: each end numbers in its own space; the client acknowledges
         // the cookie, the server sends from its own ISN.
@@ -618,9 +723,18 @@ impl L4Bench {
     }
 
     /// The frame rvs must send for flow `i`'s timed frame (without Ethernet padding).
-    fn expected(&self, i: usize) -> Vec<u8> {
+    fn expected(&self, i: usize) -> Result<Vec<u8>, BenchError> {
         let f = self.flows[i];
         let ip = &self.frames[i][IP_AT..];
+        if self.v6 {
+            return if self.reply {
+                let p = frames::rewritten6(ip, Some((frames::VIP, frames::VPORT)), None, true);
+                Ok(frames::eth_ipv6(frames::GW_MAC, frames::FRONT_MAC, &p))
+            } else {
+                frames::to_server6(self.forward, ip, f.server)
+                    .ok_or_else(|| self.fail(format!("{:?} has no IPv6 form", self.forward)))
+            };
+        }
         // A proxied flow's numbers move by the offset between the server's ISN and the
         // cookie: acknowledgements towards the server, sequence numbers towards the client.
         let translated;
@@ -639,11 +753,11 @@ impl L4Bench {
         let vip = (frames::VIP, frames::VPORT);
         let to_client =
             |src, dst| frames::eth_ipv4(frames::GW_MAC, frames::FRONT_MAC, &frames::rewritten(ip, src, dst));
-        match (self.forward, self.reply) {
+        Ok(match (self.forward, self.reply) {
             (ForwardMode::Nat, true) => to_client(Some(vip), None),
             (ForwardMode::FullNat, true) => to_client(Some(vip), Some((f.client, f.cport))),
             (mode, _) => frames::to_server(mode, ip, f.server, Some((f.local, f.lport))),
-        }
+        })
     }
 
     /// A buffer holding the next frame the harness sends.
@@ -677,7 +791,7 @@ impl L4Bench {
     /// Whether a sent frame's destination MAC and IPv4 (outer) destination are allowed.
     #[inline(always)]
     fn sample_ok(&self, f: &[u8]) -> bool {
-        let (Some(mac), Some(dst)) = (f.get(..6), f.get(IP_AT + 16..IP_AT + 20)) else { return false };
+        let (Some(mac), Some(dst)) = (f.get(..6), f.get(self.dst_at..self.dst_at + 4)) else { return false };
         self.ok_macs.iter().any(|m| m == mac) && self.ok_dsts.iter().any(|d| d == dst)
     }
 
@@ -910,8 +1024,8 @@ impl L4Bench {
         let bursts = opts.bursts.unwrap_or(HANDSHAKE_BURSTS);
         if (opts.runs as u64 + 1) * bursts * BURST_SIZE as u64 > self.new_conn_room() {
             return Err(BenchError::BadOptions(format!(
-                "{} runs of {bursts} bursts would open more than {NEW_CONNS_MAX} connections: use fewer --bursts or --runs",
-                opts.runs
+                "{} runs of {bursts} bursts would open more than {} connections: use fewer --bursts or --runs",
+                opts.runs, self.new_conns_max
             )));
         }
         self.handshake_run(bursts)?;
@@ -1004,7 +1118,7 @@ impl L4Bench {
         let (before, created) = (self.counts(), self.counts().created);
         let out = self.exchange(self.in_port, self.out_port, &inputs, "validation burst")?;
         for (o, &i) in out.iter().zip(&idx) {
-            let want = self.expected(i);
+            let want = self.expected(i)?;
             let got = o.data();
             if got.get(..want.len()) != Some(want.as_slice()) || got.len() > want.len().max(60) {
                 return Err(self.fail(format!("flow {i}: wrong output\n got  {got:02x?}\n want {want:02x?}")));
@@ -1031,7 +1145,7 @@ impl L4Bench {
         let before = self.counts();
         let out = self.exchange(FRONT, BACK, &inputs, "SYN validation burst")?;
         for (k, o) in out.iter().enumerate() {
-            check_syn_out(self.forward, o.data()).map_err(|e| self.fail(format!("new SYN {k}: {e}")))?;
+            self.check_syn(o.data()).map_err(|e| self.fail(format!("new SYN {k}: {e}")))?;
         }
         let d = self.counts().delta(before);
         if d.created != BURST_SIZE as u64 || d.drops != 0 {
@@ -1050,14 +1164,15 @@ impl L4Bench {
         }
     }
 
-    /// New connections the timed runs may still open within [`NEW_CONNS_MAX`], keeping
+    /// New connections the timed runs may still open within the mode's most
+    /// ([`NEW_CONNS_MAX`], [`NEW_CONNS_MAX6`]), keeping
     /// room for the ring's SYNs in flight and the final validation burst.
     pub(crate) fn new_conn_room(&self) -> u64 {
-        NEW_CONNS_MAX.saturating_sub(self.syns + (RING_BUFS + BURST_SIZE) as u64)
+        self.new_conns_max.saturating_sub(self.syns + (RING_BUFS + BURST_SIZE) as u64)
     }
 
     /// Calibrates, then times `opts.runs` pairs of runs of established flows (`syn`
-    /// false) or new connections (bounded by [`NEW_CONNS_MAX`]).
+    /// false) or new connections (bounded by [`L4Bench::new_conn_room`]).
     fn measure(&mut self, opts: &Options, syn: bool, seconds: f64) -> Result<Phase, BenchError> {
         if syn {
             self.reload_ring::<true>();
@@ -1091,8 +1206,8 @@ impl L4Bench {
         };
         if syn && opts.runs as u64 * bursts * BURST_SIZE as u64 > self.new_conn_room() {
             return Err(BenchError::BadOptions(format!(
-                "{} runs of {bursts} bursts would open more than {NEW_CONNS_MAX} connections: use fewer --bursts or --runs",
-                opts.runs
+                "{} runs of {bursts} bursts would open more than {} connections: use fewer --bursts or --runs",
+                opts.runs, self.new_conns_max
             )));
         }
         let packets = bursts * BURST_SIZE as u64;
@@ -1161,6 +1276,37 @@ fn check_syn_out(forward: ForwardMode, f: &[u8]) -> Result<(), String> {
     Ok(())
 }
 
+/// Checks a forwarded IPv6 SYN independently of the data path, as [`check_syn_out`]:
+/// Ethernet addresses, TCP checksum over the IPv6 pseudo-header and SYN flag, hop limit
+/// (one lower in NAT66 only), destination (VIP:80 for DR, a server:8080 matching the MAC
+/// for NAT66).
+fn check_syn_out6(forward: ForwardMode, f: &[u8]) -> Result<(), String> {
+    let server =
+        frames::SERVER_MACS.iter().position(|m| f.get(..6) == Some(m)).ok_or("destination MAC is not a server's")?;
+    if f.get(6..14) != Some(&[frames::BACK_MAC.as_slice(), &[0x86, 0xdd]].concat()[..]) {
+        return Err("wrong source MAC or ethertype".into());
+    }
+    let ip =
+        f.get(IP_AT..).filter(|ip| ip.len() >= 60).ok_or_else(|| format!("frame of {} bytes is too short", f.len()))?;
+    let seg = ip.get(40..40 + usize::from(frames::u16_at(ip, 4))).ok_or("payload length beyond the frame")?;
+    let hop_limit = if forward == ForwardMode::Dr { frames::SEND_TTL } else { frames::SEND_TTL - 1 };
+    if ip[6] != 6 || ip[7] != hop_limit || seg.len() < 20 || seg[13] != TCP_SYN {
+        return Err(format!("not the SYN with hop limit {hop_limit} expected"));
+    }
+    let (src, dst) = (frames::ipv6_at(ip, 8), frames::ipv6_at(ip, 24));
+    if frames::tcp6_checksum(src, dst, seg) != frames::u16_at(seg, 16) {
+        return Err("bad TCP checksum".into());
+    }
+    let want_dst = match forward {
+        ForwardMode::Dr => (six(frames::VIP), frames::VPORT),
+        _ => (six(frames::SERVERS[server]), frames::SERVER_PORT),
+    };
+    if (dst, frames::u16_at(seg, 2)) != want_dst {
+        return Err(format!("destination [{dst}]:{} is not [{}]:{}", frames::u16_at(seg, 2), want_dst.0, want_dst.1));
+    }
+    Ok(())
+}
+
 /// Measures one L4 mode (see the module docs).
 pub fn run(mode: Mode, forward: ForwardMode, reply: bool, opts: &Options) -> Result<Report, BenchError> {
     let mut b = L4Bench::new(mode, forward, reply, opts.flows, opts.pages)?;
@@ -1180,7 +1326,7 @@ pub fn run(mode: Mode, forward: ForwardMode, reply: bool, opts: &Options) -> Res
         let n = b.measure(opts, true, opts.seconds * NEW_CONN_SHARE)?;
         b.validate_syns()?;
         b.validate_flows()?;
-        let conns_at_end = b.worker.lb().map_or(0, |lb| lb.conns().len());
+        let conns_at_end = b.conn_counts().0;
         Some(NewConnFigures {
             ns: n.net,
             min_ns: n.min_net,
@@ -1190,16 +1336,24 @@ pub fn run(mode: Mode, forward: ForwardMode, reply: bool, opts: &Options) -> Res
             conns_at_end,
         })
     };
-    let table: &ConnTable = b.worker.lb().expect("the worker has an engine").conns();
+    let lb = b.worker.lb().expect("the worker has an engine");
+    // The table the mode's flows live in.
+    let (bytes_per_conn, conn_capacity, table_bytes, memory) = if b.v6 {
+        let t: &ConnTable6 = lb.conns6();
+        (ConnTable6::bytes_per_conn(), t.capacity(), t.memory_bytes(), t.memory())
+    } else {
+        let t: &ConnTable = lb.conns();
+        (ConnTable::bytes_per_conn(), t.capacity(), t.memory_bytes(), t.memory())
+    };
     let figures = L4Figures {
         new_conn,
         handshake,
-        bytes_per_conn: ConnTable::bytes_per_conn(),
+        bytes_per_conn,
         flows: b.flows.len(),
-        conn_capacity: table.capacity(),
-        table_bytes: table.memory_bytes(),
-        table_huge_pages: table.memory().huge_pages,
-        table_fallback_pages: table.memory().fallback_pages,
+        conn_capacity,
+        table_bytes,
+        table_huge_pages: memory.huge_pages,
+        table_fallback_pages: memory.fallback_pages,
     };
     Ok(Report {
         mode,
@@ -1231,7 +1385,7 @@ mod tests {
                 b.validate_syns().unwrap_or_else(|e| panic!("{m}: {e}"));
                 b.reload_ring::<true>();
                 b.run_pair(true, 4).unwrap_or_else(|e| panic!("{m}: {e}"));
-                assert_eq!(b.worker.lb().unwrap().conns().len(), 64 + 32 + 4 * 32, "{m}");
+                assert_eq!(b.conn_counts().0, 64 + 32 + 4 * 32, "{m}");
             }
         }
     }
@@ -1245,6 +1399,30 @@ mod tests {
         // And a sample check that allows no destination fails every worker run.
         b.ok_dsts.clear();
         assert!(b.run_pair(false, 2).is_err());
+    }
+
+    #[test]
+    fn an_ipv6_mode_checks_ipv6_output() {
+        // NAT66 output checked as DR (the destination and hop limit differ): refused.
+        let mut b = L4Bench::new(Mode::Nat6, ForwardMode::Nat, false, 8, PagePolicy::Base).unwrap();
+        assert_eq!(b.conn_counts(), (8, 8));
+        b.forward = ForwardMode::Dr;
+        assert!(matches!(b.validate_flows(), Err(BenchError::Verify { mode: Mode::Nat6, .. })));
+        assert!(b.validate_syns().is_err());
+        // The IPv4 check of an IPv6 frame fails too (wrong ethertype).
+        let syn = TcpSeg {
+            src: (frames::CLIENT_IP, 1),
+            dst: (frames::VIP, 80),
+            flags: TCP_SYN,
+            seq: 1,
+            options: vec![],
+            payload: vec![],
+        };
+        let f = frames::eth_ipv6(frames::SERVER_MACS[0], frames::BACK_MAC, &syn.ipv6());
+        assert!(check_syn_out6(ForwardMode::Dr, &f).is_ok());
+        assert!(check_syn_out(ForwardMode::Dr, &f).is_err());
+        assert!(check_syn_out6(ForwardMode::Nat, &f).is_err());
+        assert!(L4Bench::new(Mode::Dr6, ForwardMode::Dr, false, MAX_FLOWS6 + 1, PagePolicy::Base).is_err());
     }
 
     #[test]

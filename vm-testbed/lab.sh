@@ -61,7 +61,8 @@
 # :80 answering "rsN <peer>", GET /bytes/N, POST /sha256; UDP echo :53 answering "rsN <payload>"),
 # twice: rsN-server on IPv4 and rsN-server6 on IPv6 (peers written [address]:port);
 # with `fullnat` also toa_reader.py (logs "local:port -> client:port" from the TOA option), with
-# `tunnel` also ipip_decap.py (IPIP decapsulation into a TUN device, as the kernel has no ipip
+# `tunnel` also ipip_decap.py (IPIP and IPv6-in-IPv6 decapsulation into a TUN device, as the
+# kernel has no ipip or ip6_tunnel
 # module); with `nat` the route to 10.10.0.0/24 via rvsd. Each writes run/rsN-<tool>.{pid,log};
 # rs-start waits for every tool's `ready` line. Reverse-path filtering is off on the real servers
 # (all, default and eth0): decapsulated tunnel packets come in on the TUN device from a client

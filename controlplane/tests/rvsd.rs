@@ -201,7 +201,7 @@ fn check_takes_ipv6_services_and_names_what_they_cannot_have() {
            [[service.server]]\naddress = \"2001:db8:20::11\"\nforward = \"nat\"\n";
     let o = check(&text);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    let o = check(&text.replace("scheduler = \"rr\"\n[[service.server]]\naddress = \"2001:db8:20::11\"\nforward = \"nat\"", "scheduler = \"rr\"\npersistence = \"60s\"\n[[service.server]]\naddress = \"2001:db8:20::11\"\nforward = \"tunnel\""));
+    let o = check(&text.replace("scheduler = \"rr\"\n[[service.server]]\naddress = \"2001:db8:20::11\"\nforward = \"nat\"", "scheduler = \"rr\"\npersistence = \"60s\"\n[[service.server]]\naddress = \"2001:db8:20::11\"\nforward = \"fullnat\""));
     assert_eq!(o.status.code(), Some(1));
     let err = stderr(&o);
     for field in ["service[1].persistence", "service[1].server[0].forward"] {

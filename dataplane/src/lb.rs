@@ -69,6 +69,7 @@ use crate::conn::{
     CachedHop, Conn, ConnFlags, ConnId, ConnTable, ConnTable6, Direction, FlowKey, StateChange, TableFull,
 };
 use crate::control::{ConnEntry, ConnFilter, ConnListing, MAX_LISTING};
+use crate::l2l3::nd::Ipv6Book;
 use crate::l2l3::{AddrKind, AddressBook, ResolvedNeighbours, RouteTable, Verdict};
 use crate::sched::{new_scheduler, SchedInput, Scheduler};
 use crate::service::{ServiceTable, SharedServices};
@@ -204,6 +205,9 @@ pub struct LbEngine {
     conns: ConnTable,
     /// The IPv6 connections (`v6_engine`).
     conns6: ConnTable6,
+    /// The worker's IPv6 addresses, for the IPv6 tunnel's outer source
+    /// ([`LbEngine::set_ipv6_addresses`]).
+    addrs6: Ipv6Book,
     lports: LocalPortAllocator,
     rss: Option<RssSpec>,
     port_mtu: Vec<u16>,
@@ -246,6 +250,7 @@ impl LbEngine {
             scheds: Vec::new(),
             conns: ConnTable::with_pages(config.conn_capacity, config.timeouts, config.conn_pages),
             conns6: ConnTable6::with_pages(conn6_capacity(config.conn_capacity), config.timeouts, config.conn_pages),
+            addrs6: Ipv6Book::default(),
             lports: LocalPortAllocator::new(worker, workers.max(1), &config.local_addrs),
             rss: config.rss,
             port_mtu: config.port_mtu,

@@ -254,8 +254,8 @@ pub enum TableError {
         /// Its first server of the other family.
         server: IpAddr,
     },
-    /// Something an IPv6 service cannot have yet (the IPv6 data path forwards DR and
-    /// NAT66 only, without persistence, client lists or per-client rates).
+    /// Something an IPv6 service cannot have yet (the IPv6 data path forwards DR, NAT66
+    /// and IPv6-in-IPv6 tunnels, without persistence, client lists or per-client rates).
     #[error("service {service}: {what} is not supported on an IPv6 service yet")]
     Ipv6Unsupported {
         /// The service.
@@ -287,9 +287,6 @@ fn check_family(s: &Service) -> Result<(), TableError> {
     }
     if s.servers.iter().any(|r| r.forward == ForwardMode::FullNat) {
         return refuse("forward = \"fullnat\"");
-    }
-    if s.servers.iter().any(|r| r.forward == ForwardMode::Tunnel) {
-        return refuse("forward = \"tunnel\"");
     }
     Ok(())
 }

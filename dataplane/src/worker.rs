@@ -771,6 +771,7 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
         if let Some((link, options)) = self.conn_sync.take() {
             lb.set_sync(link, options);
         }
+        lb.set_ipv6_addresses(self.addrs6.clone());
         self.lb = Some(lb);
         self.redirect = redirect;
         self.frags = frag::table();

@@ -1,4 +1,4 @@
-//! IPv6 virtual services through in-memory workers: DR and NAT66, TCP and UDP, replies,
+//! IPv6 virtual services through in-memory workers: DR, NAT66 and IPv6-in-IPv6 tunnel, TCP and UDP, replies,
 //! round robin across servers, two workers (ownership redirects), neighbour discovery for
 //! the VIP, and the drops of the IPv6 L4 path. Expected frames are built here byte by
 //! byte, with their own RFC 1071 checksum over the RFC 8200 pseudo-header (the tests'
@@ -100,7 +100,7 @@ fn service6(workers: usize, proto: L4Proto, port: u16, sched: SchedulerKind, ser
 }
 
 /// Services 0: TCP 80 DR (rr over both servers); 1: TCP 8080 NAT66 to port 80 (rr); 2:
-/// UDP 53 NAT66 to port 5353.
+/// UDP 53 NAT66 to port 5353; 3: TCP 443 IPv6-in-IPv6 tunnel (rr).
 fn services(workers: usize) -> SharedServices {
     let both = |port, fwd| RS6.iter().map(|s| server(s, port, fwd, workers)).collect::<Vec<_>>();
     share(
@@ -110,6 +110,7 @@ fn services(workers: usize) -> SharedServices {
                 service6(workers, L4Proto::Tcp, 80, SchedulerKind::Rr, both(80, ForwardMode::Dr)),
                 service6(workers, L4Proto::Tcp, 8080, SchedulerKind::Rr, both(80, ForwardMode::Nat)),
                 service6(workers, L4Proto::Udp, 53, SchedulerKind::Rr, both(5353, ForwardMode::Nat)),
+                service6(workers, L4Proto::Tcp, 443, SchedulerKind::Rr, both(443, ForwardMode::Tunnel)),
             ],
         )
         .expect("valid table"),
@@ -194,6 +195,41 @@ fn dr_sends_the_packet_unchanged_to_the_servers_mac_round_robin() {
     assert_eq!((s0.packets_in, s1.packets_in), (3, 1));
     assert_eq!(service_stats(&shared, 0).packets_in, 4);
     assert_eq!(snapshot(&ws[0]).drops_total(), 0);
+    assert_accounting_all(&ws);
+}
+
+#[test]
+fn tunnel_encapsulates_in_ipv6_to_the_servers_round_robin() {
+    let shared = services(1);
+    let mut ws = workers6(&shared, 1);
+    for (i, cport) in [41000u16, 41001].into_iter().enumerate() {
+        let f = to_vip(L4Proto::Tcp, CLIENT6, cport, 443, SYN, 64);
+        let (front, back) = send_to(&mut ws, 0, FRONT, &f, SEC);
+        assert!(front.is_empty(), "{front:02x?}");
+        // RFC 2473: an outer header (traffic class and flow label of the inner, 0 here;
+        // payload the inner packet; next header 41; hop limit 64) from the back port's
+        // address to the server, around the client's packet with its hop limit one lower.
+        let mut inner = f[14..].to_vec();
+        inner[7] = 63;
+        let want = eth(RS6_MAC[i], BACK_MAC, ETH_IPV6, &ipv6(a(BACK6), a(RS6[i]), 41, 64, &inner));
+        assert_eq!(back, vec![want], "flow {i}");
+    }
+    assert_eq!(snapshot(&ws[0]).drops_total(), 0);
+    assert_eq!(server_stats(&shared, 3, 1).conns, 1);
+    // Hop limit 1: not forwarded into the tunnel.
+    let (front, back) = send_to(&mut ws, 0, FRONT, &to_vip(L4Proto::Tcp, CLIENT6, 41002, 443, SYN, 1), SEC);
+    assert!(front.is_empty() && back.is_empty());
+    assert_single_drop(&ws[0], DropReason::Ip6HopLimit);
+    // A 1461-byte packet would be 1501 outside: dropped and counted, not fragmented.
+    let big = pkt(L4Proto::Tcp, (a(CLIENT6), 41003), (a(VIP6), 443), SYN, 64, &[7; 1401]);
+    let (front, back) = send_to(&mut ws, 0, FRONT, &eth(FRONT_MAC, CLIENT_MAC, ETH_IPV6, &big), SEC);
+    assert!(front.is_empty() && back.is_empty());
+    assert_eq!(snapshot(&ws[0]).drop_count(DropReason::TunnelTooBig), 1);
+    // One byte less fits exactly.
+    let fits = pkt(L4Proto::Tcp, (a(CLIENT6), 41004), (a(VIP6), 443), SYN, 64, &[7; 1400]);
+    let (_, back) = send_to(&mut ws, 0, FRONT, &eth(FRONT_MAC, CLIENT_MAC, ETH_IPV6, &fits), SEC);
+    assert_eq!(back.len(), 1);
+    assert_eq!(back[0].len(), 14 + 1500);
     assert_accounting_all(&ws);
 }
 
@@ -356,4 +392,8 @@ fn the_table_refuses_what_the_ipv6_path_cannot_forward() {
     let i = ids(std::slice::from_ref(&fullnat));
     let err = ServiceTable::with_ids(1, vec![fullnat], i, Default::default()).unwrap_err();
     assert!(matches!(err, TableError::Ipv6Unsupported { .. }), "{err}");
+    // IPv6-in-IPv6 tunnel servers are taken.
+    let tunnel = service6(1, L4Proto::Tcp, 80, SchedulerKind::Rr, vec![server(RS6[0], 80, ForwardMode::Tunnel, 1)]);
+    let i = ids(std::slice::from_ref(&tunnel));
+    assert!(ServiceTable::with_ids(1, vec![tunnel], i, Default::default()).is_ok());
 }

@@ -1988,7 +1988,8 @@ fn parse_next_hop6(s: &str) -> Result<Ipv6Addr, String> {
 }
 
 /// What the refusals of [`ipv6_service_limits`] say after naming the option.
-pub const NOT_ON_IPV6: &str = "is not supported on an IPv6 service yet (IPv6 services forward in DR and NAT66)";
+pub const NOT_ON_IPV6: &str =
+    "is not supported on an IPv6 service yet (IPv6 services forward in DR, NAT66 and IPv6-in-IPv6 tunnels)";
 
 /// Every IPv6 service of `services` (with its index in the file, `service[i]`) against
 /// what the IPv6 data path forwards: one error per option it does not have, named by its
@@ -2016,9 +2017,9 @@ pub(super) fn ipv6_service_limits<'a>(services: impl IntoIterator<Item = (usize,
             refuse("syn_proxy", "the SYN proxy", "set syn_proxy = \"off\" or remove it");
         }
         for (k, r) in s.servers.iter().enumerate() {
-            if !matches!(r.forward, Forward::Dr | Forward::Nat) {
+            if !matches!(r.forward, Forward::Dr | Forward::Nat | Forward::Tunnel) {
                 let what = format!("forward = \"{}\"", r.forward.name());
-                refuse(&format!("server[{k}].forward"), &what, "use \"dr\" or \"nat\"");
+                refuse(&format!("server[{k}].forward"), &what, "use \"dr\", \"nat\" or \"tunnel\"");
             }
         }
     }

@@ -22,6 +22,10 @@
 //! * NAT66: the destination becomes the server's address and port (inbound); the reply's
 //!   source becomes the VIP's (`crate::xmit::nat66`), the hop limit is decremented, and a
 //!   packet with hop limit 1 or 0 is dropped (`ip6_hop_limit`).
+//! * Tunnel (IPv6 in IPv6, `crate::xmit::tunnel6`): the hop limit is decremented as for
+//!   NAT66 (as the IPv4 tunnel decrements the TTL), then the packet goes inside an outer
+//!   header from the egress port's address on the server's prefix to the server; over the
+//!   egress MTU it is dropped (`tunnel_too_big`).
 //! * Next hops: rvs has no IPv6 routes yet, so servers and NAT66 clients must be on the
 //!   link of a port with an IPv6 prefix that holds them (`no_route` otherwise).
 
@@ -32,7 +36,7 @@ use rvs_drivers::PacketBuf;
 
 use super::{LbEngine, EXPIRE_BATCH};
 use crate::conn::{client_owner6, Conn6, ConnId, Direction};
-use crate::l2l3::nd;
+use crate::l2l3::nd::{self, Ipv6Book};
 use crate::l2l3::route::RouteTable6;
 use crate::l2l3::Verdict;
 use crate::sched::{addr_key6, SchedInput};
@@ -40,7 +44,10 @@ use crate::service::ServiceTable;
 use crate::stats::{DropReason, WorkerCounters};
 use crate::types::{ConnState, ForwardMode, L4Proto, PortId, TcpState};
 use crate::view6::L4View6;
-use crate::xmit::nat66;
+use crate::xmit::{nat66, tunnel6};
+
+/// Offset of the IPv6 hop limit in a frame.
+const HOP_LIMIT_AT: usize = crate::view::L3_OFFSET + 7;
 
 /// The IPv6 connection table's smallest capacity.
 pub const MIN_CONN6_CAPACITY: usize = 1024;
@@ -63,6 +70,13 @@ impl LbEngine {
     #[inline]
     pub fn is_vip6(&self, a: Ipv6Addr) -> bool {
         self.snap.has_vip6(a)
+    }
+
+    /// Gives the engine its worker's IPv6 addresses ([`crate::worker::Worker::with_lb`]
+    /// does): the IPv6 tunnel's outer source is the egress port's address on the server's
+    /// prefix.
+    pub fn set_ipv6_addresses(&mut self, addrs: Ipv6Book) {
+        self.addrs6 = addrs;
     }
 
     /// The IPv6 connection table (for listings and tests).
@@ -153,8 +167,33 @@ impl LbEngine {
                 nat66::inbound(buf.data_mut(), view.layout(), c.server, c.sport);
                 Verdict::Route6 { port, next_hop }
             }
+            ForwardMode::Tunnel => self.tunnel6(buf, view, &c, port, next_hop),
             // `ServiceTable` refuses IPv6 services with these servers.
-            ForwardMode::FullNat | ForwardMode::Tunnel => Verdict::Drop(DropReason::NoServer),
+            ForwardMode::FullNat => Verdict::Drop(DropReason::NoServer),
+        }
+    }
+
+    /// Sends `view`'s packet (of connection `c`) to its server inside an outer IPv6 header
+    /// (`crate::xmit::tunnel6`), out of `port` to `next_hop`.
+    fn tunnel6<B: PacketBuf>(
+        &self,
+        buf: &mut B,
+        view: &L4View6,
+        c: &Conn6,
+        port: PortId,
+        next_hop: std::net::Ipv6Addr,
+    ) -> Verdict {
+        if view.hop_limit <= 1 {
+            return Verdict::Drop(DropReason::Ip6HopLimit);
+        }
+        // The server is on one of the port's prefixes (the control plane checks it).
+        let Some(src) = self.addrs6.source_for(port, c.server) else { return Verdict::Drop(DropReason::NoRoute) };
+        if let Some(hl) = buf.data_mut().get_mut(HOP_LIMIT_AT) {
+            *hl = view.hop_limit - 1;
+        }
+        match tunnel6::encap(buf, view.layout().ip_len(), src, c.server, self.port_mtu(port)) {
+            Ok(()) => Verdict::Route6 { port, next_hop },
+            Err(e) => Verdict::Drop(e.into()),
         }
     }
 

@@ -46,6 +46,7 @@ pub mod nat;
 pub mod nat66;
 pub mod ttl;
 pub mod tunnel;
+pub mod tunnel6;
 
 /// An IPv4 address and a TCP/UDP port: one end of a flow as a rewrite sees it (a VIP and
 /// virtual port, a real server, a Full-NAT local address, a client).

@@ -1,8 +1,8 @@
 //! End-to-end tests of rvsd's IPv6 lite stack in the netns lab: the kernels of the lab's hosts
 //! ping rvsd's IPv6 port addresses (global and link-local), resolve them by neighbour
 //! discovery, and a forged claim of rvsd's address from another host is counted and changes
-//! nothing; an off-link source is answered through the static IPv6 route; IPv4 forwarding
-//! goes on throughout.
+//! nothing; an off-link source is answered through the static IPv6 route; IPv6 services in DR,
+//! NAT66 and IPv6-in-IPv6 tunnel mode; IPv4 forwarding goes on throughout.
 //!
 //! All `#[ignore]`: they need root and a built rvsd. Run them with `sudo bash
 //! vm-testbed/test.sh`, or by hand: `cargo test --release -p rvs-labtests --test ipv6 --
@@ -225,4 +225,12 @@ fn services6_dr() {
 #[ignore = "needs root, the lab and rvsd: run vm-testbed/test.sh"]
 fn services6_nat() {
     services6(Mode::Nat);
+}
+
+/// IPv6-in-IPv6 tunnel: each real server's `ipip_decap.py` takes the outer IPv6 header off
+/// (the lab's kernel has no ip6_tunnel) and its kernel answers the client directly.
+#[test]
+#[ignore = "needs root, the lab and rvsd: run vm-testbed/test.sh"]
+fn services6_tunnel() {
+    services6(Mode::Tunnel);
 }

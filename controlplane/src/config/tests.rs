@@ -721,7 +721,7 @@ fn bad_ha_configs_name_their_field() {
         (ha_with("\"100ms\"", "\"41s\""), "ha.instance[0].advert_interval", "40.95 s"),
         (ha_with("\"100ms\"", "\"1500ms\"\nversion = 2"), "ha.instance[0].advert_interval", "whole seconds"),
         (ha_with("port = \"front\"", "port = \"nope\""), "ha.instance[0].port", "no [[port]] is named"),
-        (ha_with("\"10.20.0.100\"]", "\"fd00:10::100\"]"), "ha.instance[0].addresses[1]", "IPv6 instances"),
+        (ha_with("\"10.20.0.100\"]", "\"fd00:10::100\"]"), "ha.instance[0].addresses[1]", "VIP of no service"),
         (ha_with("\"10.20.0.100\"]", "\"10.10.0.1\"]"), "ha.instance[0].addresses[1]", "own address"),
         (ha_with("\"10.20.0.100\"]", "\"192.0.2.5\"]"), "ha.instance[0].addresses[1]", "not a VIP"),
         (ha_with("\"10.20.0.100\"]", "\"10.10.0.100\"]"), "ha.instance[0].addresses[1]", "already in"),

@@ -725,10 +725,10 @@ async fn connections(State(st): State<St>, RawQuery(q): RawQuery) -> Result<Resp
         .flat_map(|l| {
             l.entries.iter().map(move |e| ConnJson {
                 protocol: e.proto.name().to_string(),
-                client: endpoint(IpAddr::from(e.client.0), e.client.1),
-                vip: endpoint(IpAddr::from(e.vip.0), e.vip.1),
-                local: endpoint(IpAddr::from(e.local.0), e.local.1),
-                server: endpoint(IpAddr::from(e.server.0), e.server.1),
+                client: endpoint(e.client.0, e.client.1),
+                vip: endpoint(e.vip.0, e.vip.1),
+                local: endpoint(e.local.0, e.local.1),
+                server: endpoint(e.server.0, e.server.1),
                 forward: e.forward.name().to_string(),
                 state: e.state.name().to_string(),
                 expires_in: e.expires_in_ns.div_ceil(1_000_000_000),

@@ -456,8 +456,18 @@ async fn connections_through_worker_queues() {
     let mut threads = Vec::new();
     for (w, link) in [(0usize, l0), (1usize, l1)] {
         let stop = Arc::clone(&stop);
-        let all: Vec<ConnEntry> =
+        let mut all: Vec<ConnEntry> =
             (0..3).map(|i| entry(1000 + 10 * w as u16 + i, [10, 20, 0, 11 + (i % 2) as u8])).collect();
+        if w == 1 {
+            // An IPv6 connection, listed as ipvsadm prints IPv6: `[addr]:port`.
+            all.push(ConnEntry {
+                client: ("2001:db8:10::2".parse().unwrap(), 40000),
+                vip: ("2001:db8:10::100".parse().unwrap(), 80),
+                local: ("2001:db8:10::2".parse().unwrap(), 40000),
+                server: ("2001:db8:20::11".parse().unwrap(), 8080),
+                ..entry(0, [0; 4])
+            });
+        }
         threads.push(std::thread::spawn(move || {
             while !stop.load(Ordering::Relaxed) {
                 while let Some(WorkerRequest::ListConns { filter, max, reply }) = link.pop() {
@@ -478,7 +488,7 @@ async fn connections_through_worker_queues() {
     let srv = serve_state(st).await;
     let (code, v) = call(&srv, "GET", "/v1/connections", None).await;
     assert_eq!(code, 200, "{v}");
-    assert_eq!((v["total"].as_u64(), v["offset"].as_u64(), v["limit"].as_u64()), (Some(6), Some(0), Some(100)));
+    assert_eq!((v["total"].as_u64(), v["offset"].as_u64(), v["limit"].as_u64()), (Some(7), Some(0), Some(100)));
     let c0 = &v["connections"][0];
     assert_eq!(c0["client"], "10.10.0.2:1000");
     assert_eq!(c0["vip"], "10.10.0.100:80");
@@ -489,6 +499,21 @@ async fn connections_through_worker_queues() {
     );
     assert_eq!((c0["expires_in"].as_u64(), c0["worker"].as_u64()), (Some(900), Some(0)));
     assert_eq!(v["connections"][3]["worker"], 1);
+    let c6 = &v["connections"][6];
+    assert_eq!(
+        (&c6["client"], &c6["vip"], &c6["local"], &c6["server"]),
+        (
+            &json!("[2001:db8:10::2]:40000"),
+            &json!("[2001:db8:10::100]:80"),
+            &json!("[2001:db8:10::2]:40000"),
+            &json!("[2001:db8:20::11]:8080")
+        )
+    );
+    for q in ["service=tcp/2001:db8:10::100/80", "service=tcp/[2001:db8:10::100]/80", "server=[2001:db8:20::11]:8080"] {
+        let (code, v) = call(&srv, "GET", &format!("/v1/connections?{q}"), None).await;
+        assert_eq!((code, v["total"].as_u64()), (200, Some(1)), "{q}: {v}");
+        assert_eq!(v["connections"][0]["server"], "[2001:db8:20::11]:8080", "{q}");
+    }
     let (_, v) = call(&srv, "GET", "/v1/connections?server=10.20.0.12:80&offset=1&limit=1", None).await;
     assert_eq!((v["total"].as_u64(), v["connections"].as_array().map(Vec::len)), (Some(2), Some(1)), "{v}");
     assert_eq!(v["connections"][0]["client"], "10.10.0.2:1011");

@@ -17,7 +17,7 @@
 //! * The requester awaits the one-shot receiver (woken by the send, no polling) with a
 //!   timeout of its own choosing; a worker that is stuck or stopped simply never answers.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use crossbeam_queue::ArrayQueue;
@@ -36,24 +36,23 @@ pub const MAX_LISTING: usize = 100_000;
 pub struct ConnFilter {
     /// Only connections of this service (protocol, VIP, port).
     pub service: Option<ServiceKey>,
-    /// Only connections to this real server (address, port). Listings hold IPv4
-    /// connections only, so an IPv6 server matches none.
+    /// Only connections to this real server (address, port), of either family.
     pub server: Option<(IpAddr, u16)>,
 }
 
-/// One connection in a listing (ipvsadm -Lnc's columns and more).
+/// One connection in a listing (ipvsadm -Lnc's columns and more), IPv4 or IPv6.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConnEntry {
     /// TCP or UDP.
     pub proto: L4Proto,
     /// Client address and port.
-    pub client: (Ipv4Addr, u16),
+    pub client: (IpAddr, u16),
     /// VIP and port.
-    pub vip: (Ipv4Addr, u16),
+    pub vip: (IpAddr, u16),
     /// Full-NAT local address and port (the client's in other modes).
-    pub local: (Ipv4Addr, u16),
+    pub local: (IpAddr, u16),
     /// Real server address and port.
-    pub server: (Ipv4Addr, u16),
+    pub server: (IpAddr, u16),
     /// Forwarding mode.
     pub forward: ForwardMode,
     /// Protocol state.
@@ -69,7 +68,8 @@ pub struct ConnListing {
     pub worker: usize,
     /// How many connections matched (all of them, even beyond `entries`).
     pub total: usize,
-    /// The first matches, in table order, at most the request's `max`.
+    /// The first matches, in table order (the IPv4 table's, then the IPv6 table's), at
+    /// most the request's `max`.
     pub entries: Vec<ConnEntry>,
 }
 
@@ -135,8 +135,8 @@ impl ControlLink {
 
 impl ConnFilter {
     /// Whether a connection with these fields matches.
-    pub fn matches(&self, proto: L4Proto, vip: (Ipv4Addr, u16), server: (Ipv4Addr, u16)) -> bool {
+    pub fn matches(&self, proto: L4Proto, vip: (IpAddr, u16), server: (IpAddr, u16)) -> bool {
         self.service.is_none_or(|k| k.proto == proto && k.vip == vip.0 && k.port == vip.1)
-            && self.server.is_none_or(|s| s == (IpAddr::V4(server.0), server.1))
+            && self.server.is_none_or(|s| s == server)
     }
 }

@@ -96,6 +96,38 @@ pub use sync_engine::{Installed, SyncRefused};
 use synproxy_engine::proxied_to_server;
 pub use v6_engine::{conn6_capacity, MIN_CONN6_CAPACITY};
 
+/// Adds the connections of `table` (either family's) matching `filter` to `out`: all
+/// counted, entries up to `max`.
+fn list_table<F: crate::conn::Family>(
+    table: &crate::conn::ConnTableOf<F>,
+    filter: &ConnFilter,
+    max: usize,
+    now: u64,
+    out: &mut ConnListing,
+) where
+    F::Addr: Into<IpAddr>,
+{
+    for (_, c) in table.iter() {
+        let (vip, server) = ((c.vip.into(), c.vport), (c.server.into(), c.sport));
+        if !filter.matches(c.proto, vip, server) {
+            continue;
+        }
+        out.total += 1;
+        if out.entries.len() < max {
+            out.entries.push(ConnEntry {
+                proto: c.proto,
+                client: (c.client.into(), c.cport),
+                vip,
+                local: (c.local.into(), c.lport),
+                server,
+                forward: c.forward,
+                state: c.state,
+                expires_in_ns: c.expires_in_ns(now),
+            });
+        }
+    }
+}
+
 /// The key of service `svc_idx`'s buckets: its stable id (buckets stay with the service
 /// across table changes), or the index past the ids if the table has none.
 #[inline]
@@ -311,29 +343,14 @@ impl LbEngine {
     }
 
     /// The connections matching `filter` at time `now`: how many, and the first `max`
-    /// (at most [`MAX_LISTING`]) in table order. Walks the whole table and allocates the
-    /// listing: for control requests between polls, never per packet.
+    /// (at most [`MAX_LISTING`]) in table order, the IPv4 table's then the IPv6 table's.
+    /// Walks both tables and allocates the listing: for control requests between polls,
+    /// never per packet.
     pub fn list_conns(&self, filter: &ConnFilter, max: usize, now: u64) -> ConnListing {
         let max = max.min(MAX_LISTING);
         let mut out = ConnListing { worker: self.worker, total: 0, entries: Vec::new() };
-        for (_, c) in self.conns.iter() {
-            if !filter.matches(c.proto, (c.vip, c.vport), (c.server, c.sport)) {
-                continue;
-            }
-            out.total += 1;
-            if out.entries.len() < max {
-                out.entries.push(ConnEntry {
-                    proto: c.proto,
-                    client: (c.client, c.cport),
-                    vip: (c.vip, c.vport),
-                    local: (c.local, c.lport),
-                    server: (c.server, c.sport),
-                    forward: c.forward,
-                    state: c.state,
-                    expires_in_ns: c.expires_in_ns(now),
-                });
-            }
-        }
+        list_table(&self.conns, filter, max, now, &mut out);
+        list_table(&self.conns6, filter, max, now, &mut out);
         out
     }
 

@@ -516,7 +516,7 @@ worker_counters! {
     sync_lost: Counter "rvs_worker_sync_lost_total", "Connection sync records not queued because the ring to the control plane was full.";
     sync_installed: Counter "rvs_worker_sync_installed_total", "Connections created from the peer's sync records.";
     sync_updated: Counter "rvs_worker_sync_updated_total", "Connections updated from the peer's sync records.";
-    sync_refused_family: Counter "rvs_worker_sync_refused_family_total", "Peer's sync records refused: address family not forwarded (IPv6).";
+    sync_refused_family: Counter "rvs_worker_sync_refused_family_total", "Peer's sync records refused: addresses of both families in one record, or an IPv6 flow in a mode the IPv6 data path does not forward.";
     sync_refused_invalid: Counter "rvs_worker_sync_refused_invalid_total", "Peer's sync records refused: state does not fit the protocol.";
     sync_refused_no_service: Counter "rvs_worker_sync_refused_no_service_total", "Peer's sync records refused: no service with that protocol, VIP and port.";
     sync_refused_no_server: Counter "rvs_worker_sync_refused_no_server_total", "Peer's sync records refused: the service has no such real server.";
@@ -537,7 +537,9 @@ worker_counters! {
     /// Each may have let that client open up to `client_burst` more (crate::admission).
     client_rate_replaced: Counter "rvs_worker_client_rate_replaced_total", "Per-client rate buckets still limiting a client, replaced by another client's (the bucket table's set was full).";
     /// Set at each timer run.
-    conns: Gauge "rvs_worker_connections", "Connections in the worker's table.";
+    conns: Gauge "rvs_worker_connections", "Connections in the worker's tables, IPv4 and IPv6.";
+    /// Set at each timer run; also counted in `conns`.
+    conns6: Gauge "rvs_worker_connections_ipv6", "IPv6 connections in the worker's IPv6 table (also in rvs_worker_connections).";
     /// IPv4 fragments of TCP/UDP flows handed to the L4 engine with their train's ports
     /// (crate::frag); each then ends as any packet does (sent, dropped, redirected).
     frag_forwarded: Counter "rvs_worker_frag_forwarded_total", "IP fragments matched to their flow through the fragment table.";

@@ -5,8 +5,9 @@
 //! A record names its service and real server by their keys (protocol, VIP and port;
 //! server address and port), not by the ids a node assigns itself: the two nodes of a
 //! pair assign ids independently, their configs name the same services. Addresses are
-//! [`SocketAddr`] / [`IpAddr`] so that IPv6 flows fit when the data path learns IPv6; a
-//! node installs only the families its data path forwards and counts the rest.
+//! [`SocketAddr`] / [`IpAddr`]: a record is IPv4 or IPv6 throughout (an IPv6 flow's four
+//! addresses are IPv6 and it lives in the worker's IPv6 table, `crate::conn::ConnTable6`);
+//! a record that mixes the families is refused at install (`sync_refused_family`).
 //!
 //! Contract of the data-path side (the control plane carries records between nodes):
 //! * **Rings.** [`sync_links`] gives each worker a [`SyncLink`]: an outbound ring of
@@ -50,7 +51,7 @@ use std::time::Duration;
 
 use crossbeam_queue::ArrayQueue;
 
-use crate::conn::{client_owner, Conn, ConnFlags};
+use crate::conn::{client_owner, client_owner6, ConnFlags, ConnOf, Family};
 use crate::types::{ConnState, ForwardMode, L4Proto};
 
 /// One connection as the peer needs it.
@@ -82,8 +83,8 @@ pub struct ConnRecord {
 
 /// A SYN-proxied connection's translation state ([`crate::synproxy`]): what a peer needs
 /// to go on translating the flow's sequence numbers, timestamps and windows after a
-/// takeover. The values are the connection's own ([`Conn::synproxy_offsets`],
-/// [`Conn::synproxy_ws`]), whose meaning depends on `pending`.
+/// takeover. The values are the connection's own ([`crate::conn::Conn::synproxy_offsets`],
+/// [`crate::conn::Conn::synproxy_ws`]), whose meaning depends on `pending`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct SynProxyRecord {
     /// The SYN went to the server and its SYN-ACK has not come back
@@ -304,15 +305,15 @@ pub fn sync_links(workers: usize, capacity: usize) -> (Vec<SyncLink>, SyncEnd) {
 }
 
 /// The worker (of `workers`) that must hold the connection of `rec`: the owner of its
-/// inbound packets ([`client_owner`]), the same function the data path uses when the
-/// flow's first packet arrives. `None` for a family the data path does not forward (IPv6
-/// for now). Full-NAT replies reach the same worker because the local port it holds is
-/// one of its own residue class (a record whose port is not is refused at install,
-/// `sync_refused_port`).
-pub fn owner_of(rec: &ConnRecord, workers: usize) -> Option<usize> {
+/// inbound packets ([`client_owner`] for IPv4, [`client_owner6`] for IPv6), the same
+/// function the data path uses when the flow's first packet arrives. Full-NAT replies
+/// reach the same worker because the local port it holds is one of its own residue class
+/// (a record whose port is not is refused at install, `sync_refused_port`). A record
+/// that mixes the families goes to its client's owner, which refuses it.
+pub fn owner_of(rec: &ConnRecord, workers: usize) -> usize {
     match rec.client.ip() {
-        IpAddr::V4(ip) => Some(client_owner(ip, rec.client.port(), workers)),
-        IpAddr::V6(_) => None,
+        IpAddr::V4(ip) => client_owner(ip, rec.client.port(), workers),
+        IpAddr::V6(ip) => client_owner6(ip, rec.client.port(), workers),
     }
 }
 
@@ -321,16 +322,20 @@ pub const RECORD_FLAGS: ConnFlags =
     ConnFlags::from_bits(ConnFlags::TOA_PENDING.bits() | ConnFlags::SYN_ACK_SEEN.bits() | ConnFlags::REPLY_SEEN.bits());
 
 impl ConnRecord {
-    /// The record of connection `c` of a table at time `now_ns` (monotonic ns).
-    pub fn from_conn(c: &Conn, now_ns: u64) -> ConnRecord {
+    /// The record of connection `c` of a table (IPv4's or IPv6's) at time `now_ns`
+    /// (monotonic ns).
+    pub fn from_conn<F: Family>(c: &ConnOf<F>, now_ns: u64) -> ConnRecord
+    where
+        F::Addr: Into<IpAddr>,
+    {
         let left_ms = c.expires_in_ns(now_ns) / 1_000_000;
         ConnRecord {
             proto: c.proto,
             forward: c.forward,
-            client: SocketAddr::new(IpAddr::V4(c.client), c.cport),
-            vip: SocketAddr::new(IpAddr::V4(c.vip), c.vport),
-            local: SocketAddr::new(IpAddr::V4(c.local), c.lport),
-            server: SocketAddr::new(IpAddr::V4(c.server), c.sport),
+            client: SocketAddr::new(c.client.into(), c.cport),
+            vip: SocketAddr::new(c.vip.into(), c.vport),
+            local: SocketAddr::new(c.local.into(), c.lport),
+            server: SocketAddr::new(c.server.into(), c.sport),
             state: c.state,
             flags: c.flags.bits() & RECORD_FLAGS.bits(),
             expires_in_ms: u32::try_from(left_ms).unwrap_or(u32::MAX),
@@ -415,13 +420,46 @@ mod tests {
     }
 
     #[test]
-    fn owner_is_the_inbound_owner_and_ipv6_has_none() {
+    fn owner_is_the_inbound_owner_of_either_family() {
         let r = rec([10, 10, 0, 9], 40000);
-        for workers in [1, 2, 4, 7] {
-            assert_eq!(owner_of(&r, workers), Some(client_owner(Ipv4Addr::new(10, 10, 0, 9), 40000, workers)));
-        }
         let mut v6 = r;
         v6.client = "[2001:db8::1]:40000".parse().unwrap();
-        assert_eq!(owner_of(&v6, 4), None);
+        let ip6: std::net::Ipv6Addr = "2001:db8::1".parse().unwrap();
+        let mut seen = std::collections::BTreeSet::new();
+        for workers in [1, 2, 4, 7] {
+            assert_eq!(owner_of(&r, workers), client_owner(Ipv4Addr::new(10, 10, 0, 9), 40000, workers));
+            assert_eq!(owner_of(&v6, workers), client_owner6(ip6, 40000, workers));
+        }
+        // IPv6 clients spread over the workers as their packets do.
+        for cport in 40000..40064 {
+            v6.client.set_port(cport);
+            let w = owner_of(&v6, 4);
+            assert_eq!(w, client_owner6(ip6, cport, 4));
+            seen.insert(w);
+        }
+        assert!(seen.len() > 1, "every IPv6 flow went to one worker: {seen:?}");
+    }
+
+    #[test]
+    fn an_ipv6_connection_makes_an_ipv6_record() {
+        use crate::conn::{Conn6, FlowKey6};
+        let a = |s: &str| s.parse::<std::net::Ipv6Addr>().unwrap();
+        let key = FlowKey6 {
+            proto: L4Proto::Tcp,
+            src: a("2001:db8:10::2"),
+            sport: 40000,
+            dst: a("2001:db8:10::100"),
+            dport: 80,
+        };
+        let mut c = Conn6::new(key, ForwardMode::Nat, a("2001:db8:20::11"), 8080);
+        c.state = ConnState::Tcp(TcpState::Established);
+        c.flags = ConnFlags::REPLY_SEEN | ConnFlags::SYNCED;
+        let r = ConnRecord::from_conn(&c, 0);
+        assert_eq!(r.client, "[2001:db8:10::2]:40000".parse().unwrap());
+        assert_eq!(r.vip, "[2001:db8:10::100]:80".parse().unwrap());
+        assert_eq!(r.local, r.client, "the client's own address outside Full-NAT");
+        assert_eq!(r.server, "[2001:db8:20::11]:8080".parse().unwrap());
+        assert_eq!(r.flags, ConnFlags::REPLY_SEEN.bits(), "only the flow's flags travel");
+        assert_eq!((r.proto, r.forward, r.state, r.synproxy), (L4Proto::Tcp, ForwardMode::Nat, c.state, None));
     }
 }

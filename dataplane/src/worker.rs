@@ -669,6 +669,11 @@ pub struct Worker<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> {
     roles: Option<Arc<HaRoles>>,
     /// Floating addresses of the VRRP instances and the port each is answered on.
     floating: Vec<(Ipv4Addr, PortId)>,
+    /// The IPv6 addresses of the VRRP roles (IPv6 VIPs) with their group, looked up when
+    /// an IPv6 packet or neighbour message is for a VIP (a handful: a scan).
+    ha6: Vec<(Ipv6Addr, HaGroup)>,
+    /// The IPv6 VIPs worker 0 last announced, so that one added live is announced.
+    vips6_announced: Vec<Ipv6Addr>,
     /// The connection sync link while the worker has no L4 engine to hand it to
     /// ([`Worker::with_sync`]).
     conn_sync: Option<(SyncLink, SyncOptions)>,
@@ -755,6 +760,8 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
             ha: None,
             roles: None,
             floating: Vec::new(),
+            ha6: Vec::new(),
+            vips6_announced: Vec::new(),
             conn_sync: None,
             exception: Vec::new(),
             next_kernel_poll: 0,
@@ -840,6 +847,13 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
             .collect();
         floating.sort_unstable();
         self.floating = floating;
+        self.ha6 = roles
+            .addresses()
+            .filter_map(|(ip, g)| match ip {
+                IpAddr::V6(ip) => Some((ip, g)),
+                IpAddr::V4(_) => None,
+            })
+            .collect();
         self.ha = Some(link);
         self.roles = Some(roles);
         self.addrs = self.build_book(&self.vips);
@@ -1113,8 +1127,9 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
     }
 
     /// Buffers one unsolicited neighbour advertisement (RFC 4861 §7.2.6) per IPv6 address
-    /// of ours, on its port: the IPv6 counterpart of gratuitous ARP, sent with it. (IPv6
-    /// addresses are port addresses, in no VRRP group.)
+    /// of ours, on its port: the IPv6 counterpart of gratuitous ARP, sent with it. Port
+    /// addresses are in no VRRP group; an IPv6 VIP whose group is backup here is not
+    /// announced (the control plane announces it on takeover).
     fn announce6(&mut self) {
         for o in self.addrs6.iter() {
             let addr = o.net.addr();
@@ -1125,7 +1140,17 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
         // The IPv6 VIPs, each on the ports whose prefix holds it.
         let Some(lb) = &self.lb else { return };
         let snap = std::sync::Arc::clone(lb.services());
-        for &vip in snap.vips6() {
+        self.vips6_announced = snap.vips6().to_vec();
+        self.announce_vips6(snap.vips6());
+    }
+
+    /// Buffers an unsolicited NA for each of `vips` whose VRRP group (if any) is master
+    /// here, on the ports whose prefix holds it.
+    fn announce_vips6(&mut self, vips: &[Ipv6Addr]) {
+        for &vip in vips {
+            if self.vip6_backup(vip) {
+                continue;
+            }
             for p in 0..self.tx.ports.len() {
                 let port = PortId(p as u16);
                 if !self.addrs6.on_link(vip, port) || nd::is_link_local(vip) {
@@ -1145,6 +1170,7 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
         self.tx.counters.polls.inc();
         if self.lb.as_mut().is_some_and(LbEngine::refresh) {
             self.follow_vips();
+            self.follow_vips6();
         }
         let mut received = 0;
         for p in 0..self.tx.ports.len() {
@@ -1184,7 +1210,9 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
             lb.run_timers(now);
             lb.poll_sync(now, &self.tx.counters);
             lb.flush_stats();
-            self.tx.counters.conns.set(lb.conns().len() as u64);
+            let conns6 = lb.conns6().len() as u64;
+            self.tx.counters.conns.set(lb.conns().len() as u64 + conns6);
+            self.tx.counters.conns6.set(conns6);
         } else if let Some((link, _)) = &self.conn_sync {
             for _ in 0..INSTALL_PER_POLL {
                 if link.pop_install().is_none() {
@@ -1316,6 +1344,28 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
                 }
             }
         }
+    }
+
+    /// Worker 0 announces the IPv6 VIPs a service table just picked up added (unsolicited
+    /// NA, as [`Self::follow_vips`] sends gratuitous ARP for IPv4 ones), those whose VRRP
+    /// group (if any) is master here.
+    fn follow_vips6(&mut self) {
+        let Some(lb) = &self.lb else { return };
+        if self.index != 0 || lb.services().vips6() == self.vips6_announced.as_slice() {
+            return;
+        }
+        let snap = std::sync::Arc::clone(lb.services());
+        let added: Vec<Ipv6Addr> = snap.vips6().iter().copied().filter(|v| !self.vips6_announced.contains(v)).collect();
+        self.vips6_announced = snap.vips6().to_vec();
+        self.announce_vips6(&added);
+    }
+
+    /// Whether `a` is an IPv6 address of a VRRP group that is backup here (traffic and
+    /// neighbour discovery for it are `ha_backup`). False without roles.
+    #[inline]
+    fn vip6_backup(&self, a: Ipv6Addr) -> bool {
+        let Some(roles) = self.roles.as_deref() else { return false };
+        self.ha6.iter().any(|&(ip, g)| ip == a && !roles.is_master(g))
     }
 
     /// Handles packets other workers moved here because this worker owns their flow.
@@ -1466,6 +1516,10 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
         // An IPv6 VIP: neighbour discovery and echo for it go the way of our own
         // addresses', TCP and UDP to the IPv6 L4 path.
         let to_vip = !for_us && !multicast && self.lb.as_ref().is_some_and(|lb| lb.is_vip6(dst));
+        // A VIP whose VRRP instance is backup here: nothing is answered or forwarded.
+        if to_vip && self.vip6_backup(dst) {
+            return Drop(DropReason::HaBackup);
+        }
         if !for_us && !to_vip {
             // A NAT66 reply, if anything: the IPv6 L4 path, when there are IPv6 services.
             if !multicast && self.lb.as_ref().is_some_and(LbEngine::has_ipv6_services) {
@@ -1529,6 +1583,11 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
         buf: &mut Q::Buf,
         now: u64,
     ) -> Verdict {
+        // A solicitation or advertisement of a VIP whose VRRP instance is backup here (the
+        // master answers and announces it).
+        if self.vip6_backup(nd.target) {
+            return Verdict::Drop(DropReason::HaBackup);
+        }
         let vips: &[Ipv6Addr] = self.lb.as_ref().map_or(&[], |lb| lb.services().vips6());
         let out = nd::nd_input_with_vips(nd, port, &self.addrs6, vips);
         if let Some(l) = out.learn {

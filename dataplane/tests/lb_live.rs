@@ -244,7 +244,7 @@ fn connection_listing_through_the_control_queue() {
     let l = rx.try_recv().expect("answered");
     assert_eq!((l.worker, l.total, l.entries.len()), (0, 2, 1));
     let e = l.entries[0];
-    assert_eq!((e.proto, e.vip, e.server, e.forward), (Tcp, (VIP, 80), (RS1, 80), Nat));
+    assert_eq!((e.proto, e.vip, e.server, e.forward), (Tcp, (VIP.into(), 80), (RS1.into(), 80), Nat));
     assert_eq!(e.client.0, CLIENT_IP);
     assert_eq!(e.state, ConnState::Tcp(TcpState::SynRecv));
     let secs = e.expires_in_ns / SEC;

@@ -293,7 +293,7 @@ fn a_dump_sends_every_entry_once_across_polls_when_the_ring_fills() {
     }
     // An installed (synced) entry is dumped too.
     let r = record(Tcp, 9000, 80, (RS2, 80), Nat);
-    end.push(owner_of(&r, 2).unwrap(), r).unwrap();
+    end.push(owner_of(&r, 2), r).unwrap();
     poll_all(&mut ws, t);
     want.push((Tcp, 9000));
     assert!(drain(&mut end).is_empty());
@@ -573,7 +573,7 @@ proptest! {
         let backup = publish(all_modes(n));
         let (mut bs, bend) = synced(&backup, n, &LbOpts::default(), 64, NO_REFRESH);
         for r in &recs {
-            let owner = owner_of(r, n).unwrap();
+            let owner = owner_of(r, n);
             while bend.push(owner, *r).is_err() {
                 poll_all(&mut bs, now);
             }

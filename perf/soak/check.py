@@ -52,9 +52,9 @@ RSS_GROWTH_KIB = 1024
 WARMUP_FRACTION = 0.2
 WARMUP_MIN_S = 60
 
-# Numeric /v1/status fields that may go down (by their last path element; `conns` and
-# `frag_held` only under workers[], where they are the table's current size and the
-# fragments held right now, not counts of things that happened).
+# Numeric /v1/status fields that may go down (by their last path element; `conns`,
+# `conns6` and `frag_held` only under workers[], where they are the tables' current size and
+# the fragments held right now, not counts of things that happened).
 GAUGE_FIELDS = {
     "active_conns", "inactive_conns", "weight", "effective_weight", "stalled", "stalled_for_ms",
     "p50_ns", "p99_ns", "p999_ns", "up", "speed_mbps", "full_duplex", "port_id", "index", "lcore",
@@ -62,7 +62,7 @@ GAUGE_FIELDS = {
     "maxconn", "client_rate", "client_burst", "priority", "effective_priority", "lag_records",
     "lag_ms", "in_sync", "connected",
 }
-WORKER_GAUGES = {"conns", "frag_held"}
+WORKER_GAUGES = {"conns", "conns6", "frag_held"}
 
 # wrk error classes that a run may show, with why; none is expected (see above).
 EXPLANATIONS = {}

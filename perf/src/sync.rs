@@ -412,7 +412,7 @@ fn backup_thread(mut shell: Shell, mut worker: crate::harness::MemWorker, stop: 
         shell.link.drain_received(&mut shell.received);
         for rec in &shell.received {
             let SyncRecord::Conn(c) = rec else { continue };
-            let Some(w) = owner_of(c, 1) else { continue };
+            let w = owner_of(c, 1);
             while let Err(PushError::Full) = shell.end.push(w, *c) {
                 worker.poll_once(wnow);
             }

@@ -22,6 +22,7 @@ object: {"flows", "ok", "failed": [{"flow", "why"}...], "max_gap_ms", "answers",
   flows.py --tcp 10.10.0.100:80 --count 100 --interval 0.05 [--stall 2] [--duration S]
            [--sources 10.10.0.2,10.10.0.3]
   flows.py --udp 10.10.0.100:53 --count 20
+  flows.py --tcp [2001:db8:10::100]:80 --count 20      (IPv6: the address in brackets)
 
 Python 3 standard library only.
 """
@@ -55,6 +56,7 @@ class Flow:
 
 def http_get(sock, host, buf):
     """Sends GET / on `sock` and returns (body, rest of buf); raises on close or timeout."""
+    host = "[%s]" % host if ":" in host else host
     sock.sendall(b"GET / HTTP/1.1\r\nHost: " + host.encode() + b"\r\nConnection: keep-alive\r\n\r\n")
     while b"\r\n\r\n" not in buf:
         chunk = sock.recv(4096)
@@ -141,7 +143,8 @@ def run_udp(flow, addr, sock, interval, stall, stop):
 
 
 def open_udp(flow, addr, timeout):
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    family = socket.AF_INET6 if ":" in addr[0] else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_DGRAM)
     sock.connect(addr)
     end = time.monotonic() + timeout
     while time.monotonic() < end:
@@ -169,7 +172,7 @@ def main():
     ap.add_argument("--sources", help="TCP: comma-separated client addresses, flow i from the i-th modulo their count")
     a = ap.parse_args()
     host, _, port = (a.tcp or a.udp).rpartition(":")
-    addr = (host, int(port))
+    addr = (host.strip("[]"), int(port))  # an IPv6 address is written [addr]:port
     sources = a.sources.split(",") if a.sources else []
 
     flows = [Flow(i) for i in range(a.count)]

@@ -796,6 +796,30 @@ mod tests {
              99441e0e9d5c1ec346d28d77114ceffddad5535b7249b74747b66093402593fb",
             fixture_header(1, 0, 59)
         );
+        // An IPv6 flow (NAT66): every address a 16-byte one, 87 bytes in all.
+        let conn6 = SyncRecord::Conn(ConnRecord {
+            proto: L4Proto::Tcp,
+            forward: ForwardMode::Nat,
+            client: sa("[2001:db8:10::2]:40000"),
+            vip: sa("[2001:db8:10::100]:80"),
+            local: sa("[2001:db8:10::2]:40000"),
+            server: sa("[2001:db8:20::11]:8080"),
+            state: ConnState::Tcp(TcpState::Established),
+            flags: 6,
+            expires_in_ms: 60_000,
+            synproxy: None,
+        });
+        let data6 = format!(
+            "{}
+             0000000000000066 0001                          # record index 102, 1 record
+             01 06 01 01 00 0006 0000ea60                   # conn: TCP, nat, ESTABLISHED, pad, flags, 60 s
+             06 20010db8001000000000000000000002 9c40       # client
+             06 20010db8001000000000000000000100 0050       # VIP
+             06 20010db8001000000000000000000002 9c40       # local (the client)
+             06 20010db8002000000000000000000011 1f90       # server
+             dba6aad43be66fa03d44a94d97d1ccf135e11a09ae3cf8c790152495c20f4340",
+            fixture_header(1, 0, 97)
+        );
         let bulk_end = format!(
             "{}
              0000000000000064 00000002  # record index 100, 2 streamed
@@ -826,6 +850,7 @@ mod tests {
             (fixture_msg(Body::Ack, Flags::WANT_BULK), hex(&ack)),
             (fixture_msg(Body::Nack { ranges: vec![(3, 5), (9, 9)] }, 0), hex(&nack)),
             (fixture_msg(Body::Heartbeat { next_record: 102 }, 0), hex(&heartbeat)),
+            (fixture_msg(Body::Data { record_index: 102, records: vec![conn6] }, 0), hex(&data6)),
         ]
     }
 
@@ -934,6 +959,38 @@ mod tests {
         assert_eq!(with(58, REC_CONN), Err(DecodeError::TrailingBytes(SYNPROXY_LEN)));
         let short = proxied[..proxied.len() - 1].to_vec();
         assert_eq!(decode(&signed(short), KEY), Err(DecodeError::Truncated("SYN proxy pending flag")));
+    }
+
+    #[test]
+    fn an_ipv6_record_cut_short_or_of_a_bad_family_is_named() {
+        let (_, data6) = fixtures().swap_remove(6);
+        let body = data6[..data6.len() - MAC_LEN].to_vec();
+        assert_eq!(
+            record_len(&match decode(&data6, KEY).unwrap().body {
+                Body::Data { records, .. } => records[0],
+                _ => unreachable!(),
+            }),
+            87
+        );
+        // The datagram ends inside the server's address, its payload length saying so.
+        let cut = |n: usize| {
+            let mut b = body[..body.len() - n].to_vec();
+            let len = u16::try_from(b.len() - HEADER_LEN).unwrap();
+            b[46..48].copy_from_slice(&len.to_be_bytes());
+            decode(&signed(b), KEY)
+        };
+        assert_eq!(cut(1), Err(DecodeError::Truncated("server address")), "the port's last byte");
+        assert_eq!(cut(5), Err(DecodeError::Truncated("server address")), "inside the address");
+        assert_eq!(cut(19), Err(DecodeError::Truncated("server address")), "the family byte only left out");
+        // The client's family byte (record at 58, client at 69) neither 4 nor 6; an IPv6
+        // address read as IPv4 leaves bytes over.
+        let with = |i: usize, v: u8| {
+            let mut b = body.clone();
+            b[i] = v;
+            decode(&signed(b), KEY)
+        };
+        assert_eq!(with(69, 5), Err(DecodeError::BadFamily(5)));
+        assert!(with(69, 4).is_err());
     }
 
     fn arb_ip() -> impl Strategy<Value = IpAddr> {

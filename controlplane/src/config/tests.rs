@@ -721,7 +721,7 @@ fn bad_ha_configs_name_their_field() {
         (ha_with("\"100ms\"", "\"41s\""), "ha.instance[0].advert_interval", "40.95 s"),
         (ha_with("\"100ms\"", "\"1500ms\"\nversion = 2"), "ha.instance[0].advert_interval", "whole seconds"),
         (ha_with("port = \"front\"", "port = \"nope\""), "ha.instance[0].port", "no [[port]] is named"),
-        (ha_with("\"10.20.0.100\"]", "\"fd00:10::100\"]"), "ha.instance[0].addresses[1]", "IPv6 instances"),
+        (ha_with("\"10.20.0.100\"]", "\"fd00:10::100\"]"), "ha.instance[0].addresses[1]", "VIP of no service"),
         (ha_with("\"10.20.0.100\"]", "\"10.10.0.1\"]"), "ha.instance[0].addresses[1]", "own address"),
         (ha_with("\"10.20.0.100\"]", "\"192.0.2.5\"]"), "ha.instance[0].addresses[1]", "not a VIP"),
         (ha_with("\"10.20.0.100\"]", "\"10.10.0.100\"]"), "ha.instance[0].addresses[1]", "already in"),
@@ -1314,4 +1314,47 @@ fn track_services_take_ipv6_vips() {
     assert_eq!(super::validate::parse_service_ref("tcp/2001:db8:10::100/80"), Ok(c.services[1].key()));
     assert_eq!(super::validate::parse_service_ref("tcp/[2001:db8:10::100]/80"), Ok(c.services[1].key()));
     assert!(super::validate::parse_service_ref("tcp/2001:db8:10::100:80").is_err());
+}
+
+/// An IPv6 VIP goes in an instance beside IPv4 addresses; alone, or an IPv6 address that
+/// is no VIP, it is refused with the field named.
+#[test]
+fn ipv6_vips_in_ha_instances() {
+    let v6 = SKETCH
+        .replace("address = \"10.10.0.1/24\"", "address = \"10.10.0.1/24\"\nipv6_addresses = [\"2001:db8:10::1/64\"]")
+        + "[[service]]\nprotocol = \"tcp\"\naddress = \"2001:db8:10::100\"\nport = 80\nscheduler = \"rr\"\n\
+         [[service.server]]\naddress = \"2001:db8:10::11\"\nport = 80\nforward = \"dr\"\n";
+    let ha = |addresses: &str| {
+        format!("{v6}\n[ha]\n{}", HA_INSTANCE.replace("[\"10.10.0.100\", \"10.20.0.100\"]", addresses))
+    };
+    let c = Config::from_toml(&ha("[\"10.10.0.100\", \"10.20.0.100\", \"2001:db8:10::100\"]"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let inst = &c.ha.as_ref().expect("[ha]").instances[0];
+    assert!(inst.addresses.contains(&"2001:db8:10::100".parse().unwrap()), "{:?}", inst.addresses);
+    // Without the IPv6 VIP in an instance, the [ha] rule for every VIP applies.
+    let e = Config::from_toml(&ha("[\"10.10.0.100\", \"10.20.0.100\"]")).unwrap_err();
+    assert!(e.names("service[1].address"), "{e}");
+    for (addresses, field, says) in [
+        ("[\"10.10.0.100\", \"2001:db8:10::99\"]", "ha.instance[0].addresses[1]", "VIP of no service"),
+        (
+            "[\"10.10.0.100\", \"2001:db8:10::100\", \"2001:db8:10::100\"]",
+            "ha.instance[0].addresses[2]",
+            "already in this instance",
+        ),
+    ] {
+        let e = Config::from_toml(&ha(addresses)).unwrap_err();
+        let hit = e.errors.iter().find(|x| x.field == field).unwrap_or_else(|| panic!("{addresses}: {e}"));
+        assert!(hit.message.contains(says), "{addresses}: {e}");
+    }
+    // An instance of IPv6 VIPs only: its adverts would carry nothing.
+    let only6 = format!(
+        "{}{}",
+        ha("[\"10.10.0.100\", \"10.20.0.100\"]"),
+        HA_INSTANCE
+            .replace("vrid = 51", "vrid = 52")
+            .replace("[\"10.10.0.100\", \"10.20.0.100\"]", "[\"2001:db8:10::100\"]")
+    );
+    let e = Config::from_toml(&only6).unwrap_err();
+    let hit = e.errors.iter().find(|x| x.field == "ha.instance[1].addresses").unwrap_or_else(|| panic!("{e}"));
+    assert!(hit.message.contains("IPv6 addresses only"), "{e}");
 }

@@ -1600,7 +1600,9 @@ impl Checker {
     }
 
     /// An instance's addresses: IPv4 unicast, each in one instance only, none a port's own
-    /// address, each a VIP, a local address or on a port's connected prefix.
+    /// address, each a VIP, a local address or on a port's connected prefix; and IPv6
+    /// VIPs, beside at least one IPv4 address (the adverts are VRRP over IPv4 and carry
+    /// those; the IPv6 VIPs move with the instance's role).
     fn ha_addresses(
         &mut self,
         i: usize,
@@ -1626,8 +1628,25 @@ impl Checker {
         let mut out = Vec::new();
         for (k, text) in inst.addresses.iter().enumerate() {
             let f = format!("ha.instance[{i}].addresses[{k}]");
-            if text.parse::<std::net::Ipv6Addr>().is_ok() {
-                self.err(&f, format!("`{text}` is IPv6; IPv6 instances come with IPv6 support in the data path"));
+            if let Ok(a6) = text.parse::<std::net::Ipv6Addr>() {
+                let ip = IpAddr::V6(a6);
+                if !services.iter().flatten().any(|s| s.address == ip) {
+                    self.err(
+                        &f,
+                        format!(
+                            "{a6} is IPv6 and the VIP of no service; an instance's IPv6 addresses are IPv6 VIPs \
+                             (IPv6 floating and local addresses are not there yet)"
+                        ),
+                    );
+                    continue;
+                }
+                if let Some(j) = by_addr.get(&ip) {
+                    let what = if *j == i { "this instance".to_string() } else { format!("ha.instance[{j}]") };
+                    self.err(&f, format!("{a6} is already in {what}; an address moves with one instance only"));
+                    continue;
+                }
+                by_addr.insert(ip, i);
+                out.push(ip);
                 continue;
             }
             let Some(a) = self.check(&f, parse_unicast(text)) else { continue };
@@ -1658,6 +1677,15 @@ impl Checker {
                 continue;
             }
             out.push(ip);
+        }
+        if out.len() == inst.addresses.len() && !out.iter().any(IpAddr::is_ipv4) {
+            self.err(
+                format!("ha.instance[{i}].addresses"),
+                "IPv6 addresses only; the adverts are VRRP over IPv4 and carry the instance's IPv4 addresses: \
+                 add one (a VIP or the floating gateway on the port's network), or put the IPv6 VIPs in an \
+                 instance that has one",
+            );
+            return None;
         }
         (out.len() == inst.addresses.len()).then_some(out)
     }

@@ -4,12 +4,16 @@
 //! ARP for its addresses with the port's MAC, so the network learns that one) to
 //! 01:00:5e:00:00:12, in an IPv4 packet from the port's address to 224.0.0.18 with TTL 255,
 //! TOS 0xc0 (internetwork control, keepalived's choice) and protocol 112. Gratuitous ARP
-//! is the data path's own announcement ([`rvs_dataplane::l2l3::arp::write_gratuitous`]).
+//! is the data path's own announcement ([`rvs_dataplane::l2l3::arp::write_gratuitous`]),
+//! and so is the unsolicited neighbour advertisement of an IPv6 address
+//! ([`rvs_dataplane::l2l3::nd::write_unsolicited_na_frame`], RFC 4861 §7.2.6: to
+//! all-nodes, override set, as keepalived announces an IPv6 VIP on takeover).
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use rvs_dataplane::ha::{VRRP_GROUP_V4, VRRP_MAC_V4};
 use rvs_dataplane::l2l3::arp::{write_gratuitous, ARP_FRAME_LEN};
+use rvs_dataplane::l2l3::nd::{write_unsolicited_na_frame, ND_FRAME_LEN};
 use rvs_dataplane::wire::vrrp::IPPROTO_VRRP;
 use rvs_dataplane::wire::{EthernetFrame, Ipv4Packet, MacAddr, VrrpRepr, ETHERTYPE_IPV4};
 
@@ -50,6 +54,14 @@ pub fn advert_frame(mac: MacAddr, src: Ipv4Addr, repr: &VrrpRepr, ident: u16) ->
     Some(frame)
 }
 
+/// An unsolicited neighbour advertisement announcing that `ip` is at `mac`.
+pub fn na_frame(mac: MacAddr, ip: Ipv6Addr) -> Vec<u8> {
+    let mut frame = vec![0u8; ND_FRAME_LEN];
+    // ND_FRAME_LEN is long enough by the data path's own contract.
+    let _ = write_unsolicited_na_frame(&mut frame, mac, ip);
+    frame
+}
+
 /// A gratuitous ARP frame announcing that `ip` is at `mac`.
 pub fn garp_frame(mac: MacAddr, ip: Ipv4Addr) -> Vec<u8> {
     let mut frame = vec![0u8; ARP_FRAME_LEN];
@@ -88,6 +100,25 @@ mod tests {
         assert_eq!(ip.payload(), [0x31, 51, 200, 2, 0, 10, 0x07, 0x3c, 10, 10, 0, 100, 10, 20, 0, 100]);
         let v6 = VrrpRepr { addresses: vec!["fd00::1".parse().unwrap()], ..repr };
         assert_eq!(advert_frame(mac, src, &v6, 0), None);
+    }
+
+    #[test]
+    fn na_announces_the_ipv6_address_with_override() {
+        let mac = MacAddr([2, 0, 0, 0, 0, 1]);
+        let f = na_frame(mac, "2001:db8:10::100".parse().unwrap());
+        // Ethernet to 33:33:00:00:00:01 (all-nodes), IPv6 fe80::… is not used: the source is
+        // the data path's choice; what a peer acts on is below.
+        assert_eq!(&f[..6], &[0x33, 0x33, 0, 0, 0, 1]);
+        assert_eq!(&f[6..12], &mac.0);
+        assert_eq!(&f[12..14], &[0x86, 0xdd]);
+        let ip = &f[14..];
+        assert_eq!((ip[6], ip[7]), (58, 255), "ICMPv6, hop limit 255 (RFC 4861 §7.1.2)");
+        assert_eq!(&ip[24..40], &"ff02::1".parse::<Ipv6Addr>().unwrap().octets());
+        let na = &ip[40..];
+        assert_eq!(na[0], 136, "a neighbour advertisement");
+        assert_eq!(na[4] & 0xe0, 0x20, "override set, solicited and router clear");
+        assert_eq!(&na[8..24], &"2001:db8:10::100".parse::<Ipv6Addr>().unwrap().octets());
+        assert_eq!(&na[24..32], &[2, 1, 2, 0, 0, 0, 0, 1], "target link-layer address option: our MAC");
     }
 
     #[test]

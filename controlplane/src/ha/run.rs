@@ -9,7 +9,8 @@
 //!    (no server up → fault, or the priority lowered by `track_service_weight` each);
 //! 2. hands every received VRRP packet to the instance of its port and VRID (others are
 //!    counted as `adverts_unknown_vrid`), runs the instances' timers, and carries out
-//!    their actions: adverts and gratuitous ARP frames are queued for worker 0
+//!    their actions: adverts, gratuitous ARP and unsolicited neighbour advertisement
+//!    (IPv6 addresses) frames are queued for worker 0
 //!    ([`HaEnd::send_frame`]), roles are applied ([`HaRoles::set_master`]), every
 //!    transition is logged with its reason and runs the instance's `notify` command;
 //! 3. answers step-down requests from the REST API and publishes [`HaStatus`];
@@ -19,12 +20,18 @@
 //! At shutdown ([`Shell::shutdown`]) every master sends priority 0 and gives its
 //! addresses up; the daemon stops the workers only after that, so worker 0 sends them.
 //!
+//! IPv6 addresses of an instance (IPv6 VIPs) move with its role as IPv4 ones do, but the
+//! adverts, VRRPv3 over IPv4, carry and compare the IPv4 addresses only (keepalived's
+//! `virtual_ipaddress_excluded`: a VRRP packet carries addresses of its own family); on
+//! takeover each IPv6 address gets an unsolicited neighbour advertisement where the
+//! IPv4 ones get gratuitous ARP.
+//!
 //! `notify` runs the instance's program with `RVS_VRRP_VRID`, `RVS_VRRP_STATE` (the new
 //! state), `RVS_VRRP_PREVIOUS`, `RVS_VRRP_PRIORITY` (effective) and `RVS_VRRP_REASON` in
 //! its environment; rvsd does not wait for it (exited children are reaped each turn).
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
@@ -35,7 +42,7 @@ use rvs_dataplane::ha::{HaEnd, HaGroup, HaRoles, HaRolesError, IPPROTO_VRRP, VRR
 use rvs_dataplane::types::PortId;
 use rvs_dataplane::wire::{Ipv4Packet, MacAddr, VrrpRepr};
 
-use super::frames::{advert_frame, garp_frame};
+use super::frames::{advert_frame, garp_frame, na_frame};
 use super::view::{HaStatus, InstanceStatus};
 use super::vrrp::{Action, Instance, InstanceConfig, Invalid, State, Tracking};
 use crate::config::{Config, HaInstance, TrackEffect};
@@ -157,6 +164,9 @@ struct Slot {
     cfg: HaInstance,
     /// Where each address is announced: (port, address).
     garp: Vec<(usize, Ipv4Addr)>,
+    /// Where each IPv6 address is announced: (port, address), on the ports whose
+    /// `ipv6_addresses` prefix holds it.
+    na: Vec<(usize, Ipv6Addr)>,
 }
 
 /// The instances with their I/O (see the module docs).
@@ -207,6 +217,22 @@ impl Shell {
                         on.into_iter().map(move |k| (k, a))
                     })
                     .collect();
+                let na = cfg
+                    .addresses
+                    .iter()
+                    .filter_map(|a| match a {
+                        IpAddr::V6(v6) => Some(*v6),
+                        IpAddr::V4(_) => None,
+                    })
+                    .flat_map(|a| {
+                        config
+                            .ports
+                            .iter()
+                            .enumerate()
+                            .filter(move |(_, p)| p.ipv6_addresses.iter().any(|n| n.contains(&a)))
+                            .map(move |(k, _)| (k, a))
+                    })
+                    .collect();
                 let ic = InstanceConfig {
                     vrid: cfg.vrid,
                     version: cfg.version,
@@ -214,12 +240,13 @@ impl Shell {
                     advert_interval: cfg.advert_interval,
                     preempt: cfg.preempt,
                     preempt_delay: cfg.preempt_delay,
-                    addresses: cfg.addresses.clone(),
+                    // The adverts' addresses: IPv4's (see the module docs).
+                    addresses: cfg.addresses.iter().copied().filter(IpAddr::is_ipv4).collect(),
                     primary: IpAddr::V4(primary),
                     garp_repeat: cfg.garp_master_repeat,
                     garp_delay: cfg.garp_master_delay,
                 };
-                Slot { inst: Instance::new(ic), cfg, garp }
+                Slot { inst: Instance::new(ic), cfg, garp, na }
             })
             .collect();
         Shell {
@@ -371,6 +398,12 @@ impl Shell {
                 if let Some(p) = self.ports.get(port) {
                     let frame = garp_frame(p.mac, addr);
                     self.end.send_frame(PortId(port as u16), &frame);
+                }
+            }
+            for k in 0..self.slots[i].na.len() {
+                let (port, addr) = self.slots[i].na[k];
+                if let Some(p) = self.ports.get(port) {
+                    self.end.send_frame(PortId(port as u16), &na_frame(p.mac, addr));
                 }
             }
         }

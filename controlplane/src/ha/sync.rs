@@ -236,13 +236,10 @@ impl Shell {
         let table = self.services.load();
         for rec in &self.received {
             match rec {
-                SyncRecord::Conn(c) => match owner_of(c, self.workers) {
-                    None => *self.refused.entry("family").or_default() += 1,
-                    Some(w) => match self.end.push(w, *c) {
-                        Ok(()) => {}
-                        Err(PushError::Full) => *self.refused.entry("ring_full").or_default() += 1,
-                        Err(PushError::NoWorker) => *self.refused.entry("no_worker").or_default() += 1,
-                    },
+                SyncRecord::Conn(c) => match self.end.push(owner_of(c, self.workers), *c) {
+                    Ok(()) => {}
+                    Err(PushError::Full) => *self.refused.entry("ring_full").or_default() += 1,
+                    Err(PushError::NoWorker) => *self.refused.entry("no_worker").or_default() += 1,
                 },
                 SyncRecord::Persist(p) => match table.install_persist(p, self.persist_now()) {
                     Ok(()) => self.installed_persist += 1,
@@ -464,7 +461,7 @@ mod tests {
         let mut got = 0;
         for (w, link) in links.iter().enumerate() {
             while let Some(rec) = link.pop_install() {
-                assert_eq!(owner_of(&rec, 2), Some(w), "{rec:?} in worker {w}'s ring");
+                assert_eq!(owner_of(&rec, 2), w, "{rec:?} in worker {w}'s ring");
                 got += 1;
             }
         }

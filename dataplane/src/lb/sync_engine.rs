@@ -1,11 +1,21 @@
 //! The engine's side of connection sync ([`crate::sync`]): records out when a
 //! connection is created or changes state, the periodic refresh, the bulk dump, and the
 //! installation of the peer's records.
+//!
+//! IPv6 connections (the engine's `ConnTable6`) are synced as IPv4 ones are: a record when
+//! one is created or changes state, the refresh and the dump walk both tables (IPv4's
+//! slots, then IPv6's while it holds any, as one slot space), and an IPv6 record is
+//! installed into the IPv6 table. The IPv6 data path forwards DR and NAT66 only, without the SYN proxy: an IPv6
+//! record of another mode, or one mixing the families, is refused (`Family`, `Invalid`).
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use super::LbEngine;
-use crate::conn::{Conn, ConnFlags, ConnId, Direction, FlowKey, TableFull};
+use crate::conn::{
+    Conn, Conn6, ConnFlags, ConnId, ConnOf, ConnTable, ConnTable6, ConnTableOf, Direction, Family, FlowKey, FlowKey6,
+    TableFull,
+};
+use crate::service::ServiceTable;
 use crate::stats::WorkerCounters;
 use crate::sync::{
     ConnRecord, SyncLink, SyncOptions, SyncRecord, DUMP_SLOTS_PER_POLL, INSTALL_PER_POLL, RECORD_FLAGS,
@@ -35,8 +45,9 @@ pub(super) struct SyncState {
 /// (`sync_refused_*`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum SyncRefused {
-    /// An address family the data path does not forward (IPv6).
-    #[error("address family not forwarded")]
+    /// Addresses of both families in one record, or an IPv6 flow in a forwarding mode the
+    /// IPv6 data path does not forward (Full-NAT, tunnel).
+    #[error("address family not forwarded in this mode")]
     Family,
     /// A state that does not fit the protocol (a TCP state for UDP, or the reverse), or
     /// SYN proxy state on a flow the proxy does not serve (UDP, DR, tunnel).
@@ -73,6 +84,45 @@ fn v4(a: SocketAddr) -> Result<(Ipv4Addr, u16), SyncRefused> {
     match a.ip() {
         IpAddr::V4(ip) => Ok((ip, a.port())),
         IpAddr::V6(_) => Err(SyncRefused::Family),
+    }
+}
+
+fn v6(a: SocketAddr) -> Result<(Ipv6Addr, u16), SyncRefused> {
+    match a.ip() {
+        IpAddr::V6(ip) => Ok((ip, a.port())),
+        IpAddr::V4(_) => Err(SyncRefused::Family),
+    }
+}
+
+/// A live entry of one of the engine's two tables.
+#[derive(Clone, Copy)]
+enum Slot<'a> {
+    V4(&'a Conn),
+    V6(&'a Conn6),
+}
+
+impl Slot<'_> {
+    /// The live entry at `i` of the joint slot space: IPv4's slots `0..capacity`, then
+    /// IPv6's.
+    fn at<'a>(conns: &'a ConnTable, conns6: &'a ConnTable6, i: usize) -> Option<Slot<'a>> {
+        match i.checked_sub(conns.capacity()) {
+            None => conns.entry_at(i).map(|(_, c)| Slot::V4(c)),
+            Some(j) => conns6.entry_at(j).map(|(_, c)| Slot::V6(c)),
+        }
+    }
+
+    fn flags(self) -> ConnFlags {
+        match self {
+            Slot::V4(c) => c.flags,
+            Slot::V6(c) => c.flags,
+        }
+    }
+
+    fn record(self, now: u64) -> ConnRecord {
+        match self {
+            Slot::V4(c) => ConnRecord::from_conn(c, now),
+            Slot::V6(c) => ConnRecord::from_conn(c, now),
+        }
     }
 }
 
@@ -113,6 +163,15 @@ impl LbEngine {
         count(s.link.push(SyncRecord::Conn(rec)), counters);
     }
 
+    /// Sends the record of IPv6 connection `id` (created, or its state changed); the
+    /// IPv6 counterpart of [`Self::sync_conn`] (no TOA on IPv6 flows). Cold, as it is.
+    #[cold]
+    #[inline(never)]
+    pub(super) fn sync_conn6(&self, id: ConnId, now: u64, counters: &WorkerCounters) {
+        let (Some(s), Some(c)) = (&self.sync, self.conns6.get(id)) else { return };
+        count(s.link.push(SyncRecord::Conn(ConnRecord::from_conn(c, now))), counters);
+    }
+
     /// The sync work of one poll, bounded: installs up to [`INSTALL_PER_POLL`] of the
     /// peer's records, steps the refresh walk, and steps a requested dump. Nothing
     /// without a link.
@@ -128,8 +187,10 @@ impl LbEngine {
                 Err(e) => refused(counters, e).inc(),
             }
         }
-        let (conns, Some(s)) = (&self.conns, self.sync.as_mut()) else { return };
-        let cap = conns.capacity();
+        let (conns, conns6, Some(s)) = (&self.conns, &self.conns6, self.sync.as_mut()) else { return };
+        // Both tables' slots, IPv4's first ([`Slot::at`]); the IPv6 table's only while it
+        // holds a connection, so that a node without IPv6 flows walks as it always did.
+        let cap = conns.capacity() + if conns6.is_empty() { 0 } else { conns6.capacity() };
         // Refresh: the whole slab once per period, in steps proportional to the time
         // since the last one.
         if s.refresh_ns > 0 && cap > 0 {
@@ -140,8 +201,8 @@ impl LbEngine {
             let slots = usize::try_from(s.refresh_owed / period).unwrap_or(usize::MAX).min(REFRESH_SLOTS_MAX);
             s.refresh_owed = (s.refresh_owed - slots as u128 * period).min(cap as u128 * period);
             for _ in 0..slots {
-                if let Some((_, c)) = conns.entry_at(s.refresh_cursor) {
-                    if !c.flags.contains(ConnFlags::SYNCED) {
+                if let Some(c) = Slot::at(conns, conns6, s.refresh_cursor) {
+                    if !c.flags().contains(ConnFlags::SYNCED) {
                         push(&s.link, c, now, counters);
                     }
                 }
@@ -161,7 +222,7 @@ impl LbEngine {
         let mut room = (s.link.out_capacity() / 2).saturating_sub(s.link.out_len());
         let mut examined = 0;
         while s.dump_cursor < cap && examined < DUMP_SLOTS_PER_POLL {
-            if let Some((_, c)) = conns.entry_at(s.dump_cursor) {
+            if let Some(c) = Slot::at(conns, conns6, s.dump_cursor) {
                 if room == 0 {
                     break;
                 }
@@ -183,8 +244,17 @@ impl LbEngine {
     /// scheduled connection would be (server and service counts, stable ids, reply key
     /// indexed for NAT and Full-NAT, Full-NAT local port reserved), expiring after the
     /// record's `expires_in_ms` from `now`, flagged [`ConnFlags::SYNCED`]. Never
-    /// schedules, never sends a packet.
+    /// schedules, never sends a packet. An IPv6 record (its client's family says) goes to
+    /// the IPv6 table.
     pub fn install(&mut self, rec: &ConnRecord, now: u64) -> Result<Installed, SyncRefused> {
+        match rec.client {
+            SocketAddr::V4(_) => self.install4(rec, now),
+            SocketAddr::V6(_) => self.install6(rec, now),
+        }
+    }
+
+    /// [`Self::install`] of an IPv4 record.
+    fn install4(&mut self, rec: &ConnRecord, now: u64) -> Result<Installed, SyncRefused> {
         let (client, cport) = v4(rec.client)?;
         let (vip, vport) = v4(rec.vip)?;
         let (server_ip, sport) = v4(rec.server)?;
@@ -214,26 +284,7 @@ impl LbEngine {
         let flags = ConnFlags::from_bits(rec.flags & RECORD_FLAGS.bits()) | ConnFlags::SYNCED | proxy_flags(rec);
         let left_ns = u64::from(rec.expires_in_ms) * 1_000_000;
         match self.conns.lookup(&key) {
-            Some((id, Direction::Inbound)) => {
-                let Some(from) = self.conns.get(id).map(|c| c.state) else { return Err(SyncRefused::Clash) };
-                self.conns.set_state(id, rec.state);
-                let Some(c) = self.conns.get_mut(id) else { return Err(SyncRefused::Clash) };
-                let was_proxied = c.flags.contains(ConnFlags::SYNPROXY);
-                c.flags = ConnFlags::from_bits((c.flags.bits() & !SYNCED_FLAGS.bits()) | flags.bits());
-                set_proxy_state(c, rec, was_proxied);
-                let (svc_id, srv_id) = (c.service_id, c.server_id);
-                self.conns.set_expires_in(id, now, left_ns);
-                if from.is_active() != rec.state.is_active() {
-                    let active = rec.state.is_active();
-                    if let Some((_, s)) = snap.by_server_id(srv_id) {
-                        s.stats.conn_moved(self.worker, active);
-                    }
-                    if let Some(s) = snap.by_service_id(svc_id) {
-                        s.stats.conn_moved(self.worker, active);
-                    }
-                }
-                return Ok(Installed::Updated);
-            }
+            Some((id, Direction::Inbound)) => return update(&mut self.conns, id, rec, flags, now, &snap, self.worker),
             Some((_, Direction::Reply)) => return Err(SyncRefused::Clash),
             None => {}
         }
@@ -272,10 +323,96 @@ impl LbEngine {
     }
 }
 
+impl LbEngine {
+    /// [`Self::install`] of an IPv6 record: into the IPv6 table, for the DR and NAT66
+    /// flows the IPv6 data path forwards.
+    fn install6(&mut self, rec: &ConnRecord, now: u64) -> Result<Installed, SyncRefused> {
+        let (client, cport) = v6(rec.client)?;
+        let (vip, vport) = v6(rec.vip)?;
+        let (server_ip, sport) = v6(rec.server)?;
+        v6(rec.local)?;
+        match (rec.proto, rec.state) {
+            (L4Proto::Tcp, ConnState::Tcp(_)) | (L4Proto::Udp, ConnState::Udp) => {}
+            _ => return Err(SyncRefused::Invalid),
+        }
+        // No SYN proxy on IPv6 flows.
+        if rec.synproxy.is_some() {
+            return Err(SyncRefused::Invalid);
+        }
+        if !matches!(rec.forward, ForwardMode::Dr | ForwardMode::Nat) {
+            return Err(SyncRefused::Family);
+        }
+        let snap = std::sync::Arc::clone(&self.snap);
+        let (svc_idx, svc) = snap.lookup_v6(rec.proto, vip, vport).ok_or(SyncRefused::NoService)?;
+        let j = svc
+            .servers
+            .iter()
+            .position(|s| s.addr == IpAddr::V6(server_ip) && s.port == sport)
+            .ok_or(SyncRefused::NoServer)?;
+        let server = &svc.servers[j];
+        let (Some(service_id), Some(server_id)) = (snap.service_id(svc_idx), snap.server_id(svc_idx, j)) else {
+            return Err(SyncRefused::NoServer);
+        };
+        let key = FlowKey6 { proto: rec.proto, src: client, sport: cport, dst: vip, dport: vport };
+        let flags =
+            ConnFlags::from_bits(rec.flags & RECORD_FLAGS.bits() & !ConnFlags::TOA_PENDING.bits()) | ConnFlags::SYNCED;
+        match self.conns6.lookup(&key) {
+            Some((id, Direction::Inbound)) => return update(&mut self.conns6, id, rec, flags, now, &snap, self.worker),
+            Some((_, Direction::Reply)) => return Err(SyncRefused::Clash),
+            None => {}
+        }
+        let mut conn = Conn6::new(key, rec.forward, server_ip, sport).with_service(service_id, server_id);
+        conn.state = rec.state;
+        conn.flags = flags;
+        let id = self.conns6.insert(conn, now).map_err(|e| match e {
+            TableFull::Full => SyncRefused::TableFull,
+            TableFull::InboundKeyExists | TableFull::ReplyKeyExists => SyncRefused::Clash,
+        })?;
+        self.conns6.set_expires_in(id, now, u64::from(rec.expires_in_ms) * 1_000_000);
+        let active = rec.state.is_active();
+        server.stats.conn_opened(self.worker, active);
+        svc.stats.conn_opened(self.worker, active);
+        server.stats.update_overload(server.upper, server.lower);
+        Ok(Installed::Created)
+    }
+}
+
+/// Updates entry `id` of `table` (of either family) from `rec`: state, flags (`flags`,
+/// the record's plus [`ConnFlags::SYNCED`]), SYN proxy state, expiry; the server's and
+/// service's active and inactive counts move as on a state change.
+fn update<F: Family>(
+    table: &mut ConnTableOf<F>,
+    id: ConnId,
+    rec: &ConnRecord,
+    flags: ConnFlags,
+    now: u64,
+    snap: &ServiceTable,
+    worker: usize,
+) -> Result<Installed, SyncRefused> {
+    let Some(from) = table.get(id).map(|c| c.state) else { return Err(SyncRefused::Clash) };
+    table.set_state(id, rec.state);
+    let Some(c) = table.get_mut(id) else { return Err(SyncRefused::Clash) };
+    let was_proxied = c.flags.contains(ConnFlags::SYNPROXY);
+    c.flags = ConnFlags::from_bits((c.flags.bits() & !SYNCED_FLAGS.bits()) | flags.bits());
+    set_proxy_state(c, rec, was_proxied);
+    let (svc_id, srv_id) = (c.service_id, c.server_id);
+    table.set_expires_in(id, now, u64::from(rec.expires_in_ms) * 1_000_000);
+    if from.is_active() != rec.state.is_active() {
+        let active = rec.state.is_active();
+        if let Some((_, s)) = snap.by_server_id(srv_id) {
+            s.stats.conn_moved(worker, active);
+        }
+        if let Some(s) = snap.by_service_id(svc_id) {
+            s.stats.conn_moved(worker, active);
+        }
+    }
+    Ok(Installed::Updated)
+}
+
 /// Pushes the record of `c` (a SYN-proxied one with its translation state), counting it
 /// sent or lost.
-fn push(link: &SyncLink, c: &Conn, now: u64, counters: &WorkerCounters) {
-    count(link.push(SyncRecord::Conn(ConnRecord::from_conn(c, now))), counters);
+fn push(link: &SyncLink, c: Slot<'_>, now: u64, counters: &WorkerCounters) {
+    count(link.push(SyncRecord::Conn(c.record(now))), counters);
 }
 
 /// The flag bits a record sets or clears on the entry it installs: its own
@@ -295,7 +432,7 @@ fn proxy_flags(rec: &ConnRecord) -> ConnFlags {
 /// Gives `c` the SYN proxy's translation state of `rec`; an entry that `was_proxied` and
 /// is no longer gets an empty next-hop cache where it kept its offsets (the engine fills
 /// the cache on the next packet).
-fn set_proxy_state(c: &mut Conn, rec: &ConnRecord, was_proxied: bool) {
+fn set_proxy_state<F: Family>(c: &mut ConnOf<F>, rec: &ConnRecord, was_proxied: bool) {
     match rec.synproxy {
         Some(p) => {
             c.set_synproxy_offsets(p.seq_offset, p.ts_offset);

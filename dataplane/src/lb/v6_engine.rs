@@ -35,7 +35,7 @@ use std::sync::Arc;
 use rvs_drivers::PacketBuf;
 
 use super::{LbEngine, EXPIRE_BATCH};
-use crate::conn::{client_owner6, Conn6, ConnId, Direction};
+use crate::conn::{client_owner6, Conn6, ConnId, Direction, StateChange};
 use crate::l2l3::nd::{self, Ipv6Book};
 use crate::l2l3::route::RouteTable6;
 use crate::l2l3::Verdict;
@@ -101,7 +101,7 @@ impl LbEngine {
         if self.snap.has_vip6(view.dst) {
             self.inbound6(buf, view, in_port, routes, counters, now)
         } else {
-            self.reply6(buf, view, in_port, routes, now)
+            self.reply6(buf, view, in_port, routes, counters, now)
         }
     }
 
@@ -124,8 +124,8 @@ impl LbEngine {
                 found = None;
             }
         }
-        let id = match found {
-            Some((id, Direction::Inbound)) => id,
+        let (id, fresh) = match found {
+            Some((id, Direction::Inbound)) => (id, false),
             Some((_, Direction::Reply)) => return Verdict::Drop(DropReason::ReplyNoConn),
             None => {
                 let Some((svc_idx, s)) = self.snap.lookup_v6(view.proto(), view.dst, view.dport) else {
@@ -143,14 +143,18 @@ impl LbEngine {
                         if unknown {
                             counters.conns_unknown_scheduled.inc();
                         }
-                        id
+                        (id, true)
                     }
                     Err(reason) => return Verdict::Drop(reason),
                 }
             }
         };
-        if let Err(reason) = self.account6(id, Direction::Inbound, view, now) {
-            return Verdict::Drop(reason);
+        let change = match self.account6(id, Direction::Inbound, view, now) {
+            Ok(change) => change,
+            Err(reason) => return Verdict::Drop(reason),
+        };
+        if self.sync.is_some() && (fresh || change.changed()) {
+            self.sync_conn6(id, now, counters);
         }
         let Some(&c) = self.conns6.get(id) else { return Verdict::Drop(DropReason::TcpNoConn) };
         // The control plane keeps IPv6 servers on a port's prefix: the next hop is the server.
@@ -205,6 +209,7 @@ impl LbEngine {
         view: &L4View6,
         in_port: PortId,
         routes: &RouteTable6,
+        counters: &WorkerCounters,
         now: u64,
     ) -> Verdict {
         let owner = client_owner6(view.dst, view.dport, self.workers);
@@ -217,8 +222,10 @@ impl LbEngine {
         if view.hop_limit <= 1 {
             return Verdict::Drop(DropReason::Ip6HopLimit);
         }
-        if let Err(reason) = self.account6(id, Direction::Reply, view, now) {
-            return Verdict::Drop(reason);
+        match self.account6(id, Direction::Reply, view, now) {
+            Ok(change) if self.sync.is_some() && change.changed() => self.sync_conn6(id, now, counters),
+            Ok(_) => {}
+            Err(reason) => return Verdict::Drop(reason),
         }
         let Some(&c) = self.conns6.get(id) else { return Verdict::Drop(DropReason::Ip6NotForUs) };
         let Some((port, next_hop)) = nd::next_hop(routes, c.client, in_port) else {
@@ -286,7 +293,8 @@ impl LbEngine {
 
     /// The IPv6 counterpart of `account_packet`: the connection's state and timeout, the
     /// server's and service's activity counts, and the packet in the pending counts.
-    fn account6(&mut self, id: ConnId, dir: Direction, view: &L4View6, now: u64) -> Result<(), DropReason> {
+    /// Returns what the packet did to the state (connection sync sends a change).
+    fn account6(&mut self, id: ConnId, dir: Direction, view: &L4View6, now: u64) -> Result<StateChange, DropReason> {
         let Some(c) = self.conns6.get(id) else { return Err(DropReason::TcpNoConn) };
         let (service_id, server_id) = (c.service_id, c.server_id);
         let snap = Arc::clone(&self.snap);
@@ -306,7 +314,7 @@ impl LbEngine {
             }
         }
         self.pend(&snap, server_id, service_id, dir, view.ip_len());
-        Ok(())
+        Ok(change)
     }
 
     /// Expires due IPv6 connections (part of `run_timers`). Returns how many.

@@ -169,11 +169,17 @@ struct Keepalived {
 
 impl Keepalived {
     fn start(version: u8, priority: u8) -> Keepalived {
+        Keepalived::start_with(version, priority, "")
+    }
+
+    /// [`Keepalived::start`] with `extra` lines in the instance (an IPv6 VIP as
+    /// `virtual_ipaddress_excluded`, which its adverts do not carry, as rvsd's do not).
+    fn start_with(version: u8, priority: u8, extra: &str) -> Keepalived {
         let advert = if version == 3 { "0.1" } else { "1" };
         let conf = format!(
             "global_defs {{\n  router_id lab_router\n  vrrp_version {version}\n}}\n\
              vrrp_instance VI_51 {{\n  state BACKUP\n  interface front\n  virtual_router_id 51\n  priority {priority}\n\
-               advert_int {advert}\n  virtual_ipaddress {{\n    10.10.0.100/24 dev front\n    10.20.0.100/24 dev back\n  }}\n}}\n"
+               advert_int {advert}\n  virtual_ipaddress {{\n    10.10.0.100/24 dev front\n    10.20.0.100/24 dev back\n  }}\n{extra}}}\n"
         );
         let dir = run_dir();
         let path = dir.join(format!("keepalived-v{version}.conf"));
@@ -274,4 +280,70 @@ fn keepalived_interop_v3() {
 #[ignore = "needs root, the lab, keepalived and rvsd: run vm-testbed/test.sh"]
 fn keepalived_interop_v2() {
     interop(2);
+}
+
+/// The lab's IPv6 VIP (lab.sh), here in the VRRP instance with the IPv4 addresses.
+const VIP6: &str = "2001:db8:10::100";
+
+/// keepalived 2.2.7 and rvsd with an IPv6 VIP in VRID 51: rvsd beside its IPv4 addresses,
+/// keepalived as `virtual_ipaddress_excluded`. Neither's adverts carry it, so each accepts
+/// the other's (no `invalid` advert on rvsd's side); the IPv6 VIP follows the role: while
+/// rvsd is master the client resolves it to rvsd's MAC, while keepalived is master (rvsd
+/// backup, not answering for it) to the router's.
+#[test]
+#[ignore = "needs root, the lab, keepalived and rvsd: run vm-testbed/test.sh"]
+fn keepalived_interop_v3_ipv6_vip() {
+    let mut lab = Lab::up_without_lb();
+    ha_routes();
+    ns_exec_ok(CLIENT, &["ip", "-6", "route", "replace", &format!("{VIP6}/128"), "dev", "eth0"]);
+    let service = format!(
+        "[[service]]\nprotocol = \"tcp\"\naddress = \"{VIP6}\"\nport = 80\nscheduler = \"rr\"\n\
+         [[service.server]]\naddress = \"2001:db8:20::11\"\nport = 80\nforward = \"dr\"\n[ha]\n"
+    );
+    let addresses = format!("addresses = [\"10.10.0.100\", \"10.20.0.100\", \"{VIP6}\"]");
+    let cfg = variant_with(
+        "lab-ha-lb1.toml",
+        &[("[ha]\n", service.as_str()), ("addresses = [\"10.10.0.100\", \"10.20.0.100\"]", addresses.as_str())],
+        "ha-lb1-v6.toml",
+    );
+    let excluded = format!("  virtual_ipaddress_excluded {{\n    {VIP6}/128 dev front\n  }}\n");
+    let ping6 = || ns_exec(CLIENT, &["ping", "-6", "-n", "-c", "1", "-W", "1", VIP6]);
+    let invalid = |inst: &Value| inst["invalid"].as_object().map(|m| m.values().filter_map(Value::as_u64).sum::<u64>());
+
+    // rvsd higher: keepalived stays backup; the client reaches the IPv6 VIP at rvsd.
+    lab.start_lb("lb1", Some(&cfg));
+    wait_state(LB1, "master", Duration::from_secs(3));
+    let ka = Keepalived::start_with(3, 150, &excluded);
+    sleep(Duration::from_secs(2));
+    assert!(!Keepalived::is_master(), "keepalived took the VIP from a higher rvsd:\n{}", ka.log());
+    let inst = instance(LB1).unwrap_or_default();
+    assert_eq!((inst["state"].as_str(), invalid(&inst)), (Some("master"), Some(0)), "{inst}\n{}", ka.log());
+    let lb1_mac = port_mac(&status_of(LB1), "front");
+    ns_exec_ok(CLIENT, &["ip", "-6", "neigh", "flush", "dev", "eth0"]);
+    let out = ping6();
+    assert!(ping_received(&out) == 1, "ping -6 {VIP6} with rvsd master: {}", describe(&out));
+    assert_eq!(neigh_mac(CLIENT, VIP6).as_deref(), Some(lb1_mac.as_str()), "the IPv6 VIP with rvsd master");
+    lab.stop_lb("lb1", false);
+    drop(ka);
+
+    // keepalived higher: rvsd backup, accepting its adverts, silent for the IPv6 VIP.
+    let ka = Keepalived::start_with(3, 250, &excluded);
+    assert!(wait_until(Duration::from_secs(2), Duration::from_millis(20), Keepalived::is_master), "{}", ka.log());
+    lab.start_lb("lb1", Some(&cfg));
+    wait_state(LB1, "backup", Duration::from_secs(1));
+    sleep(Duration::from_secs(2));
+    let inst = instance(LB1).unwrap_or_default();
+    assert_eq!((inst["state"].as_str(), invalid(&inst)), (Some("backup"), Some(0)), "{inst}\n{}", ka.log());
+    assert!(inst["adverts_received"].as_u64().unwrap_or(0) > 0, "{inst}");
+    let router_mac = link_mac(ROUTER, "front");
+    ns_exec_ok(CLIENT, &["ip", "-6", "neigh", "flush", "dev", "eth0"]);
+    let out = ping6();
+    assert!(ping_received(&out) == 1, "ping -6 {VIP6} with keepalived master: {}\n{}", describe(&out), ka.log());
+    assert_eq!(
+        neigh_mac(CLIENT, VIP6).as_deref(),
+        Some(router_mac.as_str()),
+        "the IPv6 VIP with rvsd backup: {:?}",
+        drops(&status_of(LB1))
+    );
+    assert!(drop_count(&status_of(LB1), "ha_backup") > 0, "rvsd backup counted nothing for the VIP");
 }

@@ -28,6 +28,9 @@
 //! unknown flows are dropped, `tcp_no_conn`) and reschedules the UDP flows and the
 //! persistent clients (rr from its own start).
 //!
+//! `ipv6_flows_survive_failover_dr` does the same for long-lived IPv6 TCP flows through an
+//! IPv6 DR service whose VIP is in the VRRP instance (see its docs).
+//!
 //! `#[ignore]`: needs root, the lab and rvsd; `vm-testbed/test.sh` runs it with the other lab
 //! tests.
 
@@ -283,4 +286,117 @@ fn flows_survive_failover_and_failback_fullnat_2w() {
 #[ignore = "needs root, the lab and rvsd: run vm-testbed/test.sh"]
 fn flows_survive_failover_and_failback_nat_syn_proxy() {
     flows_survive_failover_and_failback(Mode::Nat, 1, true);
+}
+
+/// The lab's IPv6 VIP (lab.sh: on the real servers' lo, for DR).
+const VIP6: &str = "2001:db8:10::100";
+/// The real servers' IPv6 addresses (lab.sh).
+const RS_IP6: [&str; 3] = ["2001:db8:20::11", "2001:db8:20::12", "2001:db8:20::13"];
+/// Long-lived IPv6 TCP flows per group (A before lb2 exists, B after).
+const TCP_FLOWS6: u32 = 20;
+
+/// lb1's and lb2's HA configs with sync on and an IPv6 DR service (TCP [`VIP6`]:80, rr
+/// over the three servers' IPv6 addresses) whose VIP is in the VRRP instance.
+fn sync6_configs() -> [PathBuf; 2] {
+    let key = key_file();
+    let mut services =
+        format!("[[service]]\nprotocol = \"tcp\"\naddress = \"{VIP6}\"\nport = 80\nscheduler = \"rr\"\n");
+    for rs in RS_IP6 {
+        services += &format!("\n[[service.server]]\naddress = \"{rs}\"\nport = 80\nweight = 1\nforward = \"dr\"\n");
+    }
+    let addresses = format!("addresses = [\"10.10.0.100\", \"10.20.0.100\", \"{VIP6}\"]");
+    ["lb1", "lb2"].map(|lb| {
+        let (me, peer) = if lb == "lb1" { (1, 2) } else { (2, 1) };
+        let ha = format!(
+            "{services}\n[ha]\nkey_file = \"{}\"\nsync_listen = \"10.30.0.{me}:8848\"\nsync_peer = \"10.30.0.{peer}:8848\"\n",
+            key.display()
+        );
+        let edits = [("[ha]\n", ha.as_str()), ("addresses = [\"10.10.0.100\", \"10.20.0.100\"]", addresses.as_str())];
+        variant_with(&format!("lab-ha-{lb}.toml"), &edits, &format!("sync6-dr-{lb}.toml"))
+    })
+}
+
+/// How many connections of the IPv6 service lb `ns`'s `GET /v1/connections` lists.
+fn listed6(ns: &str) -> u64 {
+    let url = format!("http://{API}/v1/connections?service=tcp/{VIP6}/80&limit=1");
+    let out = ns_exec(ns, &["curl", "-sfg", "-m", "5", &url]);
+    serde_json::from_slice::<Value>(&out.stdout).ok().and_then(|v| v["total"].as_u64()).unwrap_or(0)
+}
+
+/// IPv6 connections survive a failover: lb1 (master) and lb2 (backup) sync their
+/// connections; an IPv6 DR service's VIP is in the VRRP instance with the IPv4 ones.
+/// 1. lb1 alone, master; flows A (long-lived IPv6 TCP keep-alive connections, each asking
+///    every 50 ms and checking the answer is its first one) start. The client reaches the
+///    VIP on-link (neighbour discovery), as IPv4 clients reach theirs by ARP.
+/// 2. lb2 joins as backup and learns flows A by bulk resync; flows B start and reach it by
+///    incremental records. lb2 lists all of them (`/v1/connections`, IPv6 addresses) and
+///    counts them in its `conns6` gauge; the client's neighbour entry for the VIP is lb1's
+///    MAC (the backup does not answer for the VIP).
+/// 3. lb1 is SIGKILLed. lb2 takes over and announces the VIP by unsolicited neighbour
+///    advertisement: the client's entry moves to lb2's MAC; every flow goes on (the
+///    service's `unknown_flow` is "drop": only synced entries carry them) to its server;
+///    new curl requests over IPv6 are answered through lb2.
+#[test]
+#[ignore = "needs root, the lab and rvsd: run vm-testbed/test.sh"]
+fn ipv6_flows_survive_failover_dr() {
+    let mut lab = Lab::up_without_lb();
+    lab.start_real_servers(Mode::Dr);
+    ns_exec_ok(CLIENT, &["ip", "-6", "route", "replace", &format!("{VIP6}/128"), "dev", "eth0"]);
+    let [lb1, lb2] = sync6_configs();
+    let url = format!("http://[{VIP6}]/");
+    let to = format!("[{VIP6}]:80");
+
+    // 1. lb1 alone.
+    lab.start_lb("lb1", Some(&lb1));
+    wait_state(LB1, "master", Duration::from_secs(3));
+    let mut last = Vec::new();
+    let ok = wait_until(Duration::from_secs(15), Duration::from_millis(300), || {
+        last = http_who_many(CLIENT, &url, 1);
+        last[0].is_ok()
+    });
+    assert!(ok, "no answer through {url} from lb1: {last:?}");
+    let tcp_a = Flows::start("--tcp", &to, TCP_FLOWS6);
+
+    // 2. lb2 joins.
+    lab.start_lb("lb2", Some(&lb2));
+    wait_state(LB2, "backup", Duration::from_secs(3));
+    wait_in_sync(LB2);
+    let tcp_b = Flows::start("--tcp", &to, TCP_FLOWS6);
+    let want = u64::from(2 * TCP_FLOWS6);
+    let all = wait_until(Duration::from_secs(5), Duration::from_millis(100), || listed6(LB2) >= want);
+    assert!(all, "lb2 lists {} IPv6 connections of the {want} flows: {:?}", listed6(LB2), sync_status(LB2));
+    let st2 = status_of(LB2);
+    assert!(worker_counter(&st2, "conns6") >= want, "lb2's conns6 gauge: {}", worker_counter(&st2, "conns6"));
+    let (lb1_mac, lb2_mac) = (port_mac(&status_of(LB1), "front"), port_mac(&st2, "front"));
+    assert_eq!(neigh_mac(CLIENT, VIP6).as_deref(), Some(lb1_mac.as_str()), "the client's entry for the VIP");
+    eprintln!("sync6: lb2 holds {} IPv6 connections before the crash", listed6(LB2));
+
+    // 3. lb1 crashes.
+    let crash = Instant::now();
+    lab.stop_lb("lb1", true);
+    wait_state(LB2, "master", Duration::from_secs(3));
+    eprintln!("sync6: lb2 master {:?} after lb1's SIGKILL", crash.elapsed());
+    let moved = wait_until(Duration::from_secs(2), Duration::from_millis(20), || {
+        neigh_mac(CLIENT, VIP6).as_deref() == Some(lb2_mac.as_str())
+    });
+    assert!(
+        moved,
+        "the client's neighbour entry for {VIP6} is {:?}, not lb2's {lb2_mac}",
+        ns_exec_ok(CLIENT, &["ip", "-6", "neigh", "show", VIP6])
+    );
+    eprintln!("sync6: the client's entry moved to lb2 {:?} after the crash", crash.elapsed());
+    sleep(Duration::from_secs(2));
+    let answers = http_who_many(CLIENT, &url, 6);
+    let failed: Vec<&String> = answers.iter().filter_map(|a| a.as_ref().err()).collect();
+    assert!(failed.is_empty(), "new IPv6 connections through lb2: {failed:?}");
+    for (flows, what) in [(tcp_a, "IPv6 TCP flows A"), (tcp_b, "IPv6 TCP flows B")] {
+        assert_intact(&flows.finish(), &format!("dr {what}"));
+    }
+    let st2 = status_of(LB2);
+    eprintln!(
+        "sync6: lb2 at the end: sync_installed {}, conns_created {}, tcp_no_conn {}",
+        worker_counter(&st2, "sync_installed"),
+        worker_counter(&st2, "conns_created"),
+        drop_count(&st2, "tcp_no_conn")
+    );
 }

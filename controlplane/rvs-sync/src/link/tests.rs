@@ -292,6 +292,47 @@ fn forged_datagram_changes_nothing() {
     assert!(out.is_empty());
 }
 
+/// An IPv6 connection record (NAT66).
+fn rec6() -> SyncRecord {
+    SyncRecord::Conn(ConnRecord {
+        proto: L4Proto::Tcp,
+        forward: ForwardMode::Nat,
+        client: "[2001:db8:10::2]:40000".parse().unwrap(),
+        vip: "[2001:db8:10::100]:80".parse().unwrap(),
+        local: "[2001:db8:10::2]:40000".parse().unwrap(),
+        server: "[2001:db8:20::11]:8080".parse().unwrap(),
+        state: ConnState::Tcp(TcpState::Established),
+        flags: 6,
+        expires_in_ms: 60_000,
+        synproxy: None,
+    })
+}
+
+#[test]
+fn an_ipv6_record_arrives_whole_and_one_cut_short_is_counted_malformed() {
+    let t = Instant::now();
+    let mut a = SyncLink::new(config(1), t);
+    let mut b = SyncLink::new(config(2), t);
+    let d = data_datagram(&mut a, rec6(), t);
+    // The same datagram with its last record cut by 5 bytes (inside the server address),
+    // its payload length and HMAC made to match: authenticated, malformed, counted.
+    let body = &d[..d.len() - wire::MAC_LEN];
+    let mut cut = body[..body.len() - 5].to_vec();
+    let len = u16::try_from(cut.len() - wire::HEADER_LEN).unwrap();
+    cut[46..48].copy_from_slice(&len.to_be_bytes());
+    let cut = wire::seal(cut, KEY);
+    assert!(matches!(b.handle_datagram(&cut, t), Err(Reject::Malformed(_))));
+    assert_eq!(b.status(t).stats.malformed, 1);
+    let mut out = Vec::new();
+    b.drain_received(&mut out);
+    assert!(out.is_empty(), "nothing of a malformed datagram is delivered");
+    // The whole one is delivered as sent.
+    assert_eq!(b.handle_datagram(&d, t), Ok(()));
+    b.drain_received(&mut out);
+    assert_eq!(out, vec![rec6()]);
+    assert_eq!(b.status(t).stats.malformed, 1);
+}
+
 #[test]
 fn replayed_datagram_is_refused_and_changes_nothing() {
     let t = Instant::now();

@@ -1,0 +1,560 @@
+//! IPv6 flows under HA, through whole in-memory workers.
+//!
+//! Connection sync: records out when an IPv6 connection is created or changes state,
+//! installs into the peer's IPv6 table on the worker that owns the flow (which then
+//! forwards mid-flow packets to the same server without scheduling), the refresh and the
+//! dump over both tables, expiry of installed entries, every refusal counted, and the
+//! listing of IPv6 connections.
+//!
+//! VRRP roles: an IPv6 VIP of a backup instance gets no neighbour advertisement (solicited,
+//! at start, or when added live) and its traffic is not forwarded (`ha_backup`); as master
+//! it is answered, forwarded and announced.
+//!
+//! Packets are built here byte by byte (`common::ip6`), independently of
+//! `rvs_dataplane::wire`.
+
+mod common;
+
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::ip6::*;
+use common::l4::{
+    assert_accounting_all, lb_worker_config, poll_all, publish, rs, send_to, server_stats, service, LbOpts, ACK, FIN,
+    SYN,
+};
+use common::*;
+use rvs_dataplane::conn::{ConnFlags, TICK_NS};
+use rvs_dataplane::control::ConnFilter;
+use rvs_dataplane::ha::{ha_links, HaGroup, HaRoles};
+use rvs_dataplane::lb::{LbConfig, LbEngine};
+use rvs_dataplane::sched::{SchedParams, SchedShared};
+use rvs_dataplane::server::{RealServer, ServerStats};
+use rvs_dataplane::service::{Service, ServiceTable, SharedServices};
+use rvs_dataplane::stats::DropReason;
+use rvs_dataplane::sync::{owner_of, sync_links, ConnRecord, SynProxyRecord, SyncEnd, SyncOptions, SyncRecord};
+use rvs_dataplane::types::{ConnState, ForwardMode, L4Proto, SchedulerKind, ServiceKey, TcpState, Timeouts};
+use rvs_dataplane::worker::Worker;
+use rvs_drivers::mem::MemPool;
+
+use ForwardMode::{Dr, FullNat, Nat};
+use L4Proto::{Tcp, Udp};
+
+const NO_REFRESH: SyncOptions = SyncOptions { refresh: Duration::ZERO };
+const VIP6: &str = "2001:db8:10::100";
+const CLIENT6: &str = "2001:db8:10::2";
+/// A second IPv6 VIP of the VRRP instance, added live by the HA test.
+const VIP6_B: &str = "2001:db8:10::101";
+const RS6: [&str; 2] = ["2001:db8:20::11", "2001:db8:20::12"];
+const RS6_MAC: [[u8; 6]; 2] = [[0x02, 0, 0, 0, 0x05, 0x11], [0x02, 0, 0, 0, 0x05, 0x12]];
+
+// ---- packets ----
+
+/// A TCP segment (20-byte header) or UDP datagram carrying `data`, checksummed.
+fn l4(proto: L4Proto, src: (Ipv6Addr, u16), dst: (Ipv6Addr, u16), flags: u8, data: &[u8]) -> Vec<u8> {
+    let mut s = Vec::new();
+    s.extend_from_slice(&src.1.to_be_bytes());
+    s.extend_from_slice(&dst.1.to_be_bytes());
+    let (nh, at) = match proto {
+        Tcp => {
+            s.extend_from_slice(&0x0102_0304u32.to_be_bytes());
+            s.extend_from_slice(&(if flags & ACK != 0 { 0x0a0b_0c0du32 } else { 0 }).to_be_bytes());
+            s.extend_from_slice(&[5 << 4, flags, 0xff, 0xff, 0, 0, 0, 0]);
+            (6, 16)
+        }
+        Udp => {
+            s.extend_from_slice(&((8 + data.len()) as u16).to_be_bytes());
+            s.extend_from_slice(&[0, 0]);
+            (17, 6)
+        }
+    };
+    s.extend_from_slice(data);
+    let c = csum6(src.0, dst.0, nh, &s);
+    let c = if c == 0 && nh == 17 { 0xffff } else { c };
+    s[at..at + 2].copy_from_slice(&c.to_be_bytes());
+    s
+}
+
+fn pkt(proto: L4Proto, src: (Ipv6Addr, u16), dst: (Ipv6Addr, u16), flags: u8) -> Vec<u8> {
+    let nh = if proto == Tcp { 6 } else { 17 };
+    ipv6(src.0, dst.0, nh, 64, &l4(proto, src, dst, flags, b"sync v6"))
+}
+
+/// The client's packet of port `cport` to the VIP's `vport`.
+fn to_vip(proto: L4Proto, cport: u16, vport: u16, flags: u8) -> Vec<u8> {
+    eth(FRONT_MAC, CLIENT_MAC, ETH_IPV6, &pkt(proto, (a(CLIENT6), cport), (a(VIP6), vport), flags))
+}
+
+/// Server `rs`'s reply from `sport` to the client's `cport`.
+fn from_server(rs: usize, sport: u16, cport: u16, flags: u8) -> Vec<u8> {
+    eth(BACK_MAC, RS6_MAC[rs], ETH_IPV6, &pkt(Tcp, (a(RS6[rs]), sport), (a(CLIENT6), cport), flags))
+}
+
+/// `who` at `mac` solicits `target` (an address of ours): the worker learns `who`.
+fn ns_from(who: Ipv6Addr, mac: [u8; 6], target: Ipv6Addr) -> Vec<u8> {
+    let (group, gmac) = solicited(target);
+    eth(gmac, mac, ETH_IPV6, &icmp6(who, group, 255, nd_msg(135, 0, target, 1, mac)))
+}
+
+// ---- services and workers ----
+
+fn server(addr: &str, port: u16, forward: ForwardMode, workers: usize) -> RealServer {
+    RealServer {
+        addr: a(addr).into(),
+        port,
+        weight: 1,
+        forward,
+        upper: 0,
+        lower: 0,
+        stats: Arc::new(ServerStats::new(workers)),
+    }
+}
+
+fn service6(workers: usize, proto: L4Proto, port: u16, servers: Vec<RealServer>) -> Service {
+    let sched = SchedulerKind::Rr;
+    let shared = SchedShared::build(sched, &servers, &SchedParams::default()).expect("scheduler builds");
+    Service {
+        key: ServiceKey { proto, vip: a(VIP6).into(), port },
+        scheduler: sched,
+        sched: Arc::new(shared),
+        persist: None,
+        servers,
+        local_addrs: vec![],
+        stats: Arc::new(ServerStats::new(workers)),
+        admission: Default::default(),
+        syn_proxy: Default::default(),
+        unknown_flow: Default::default(),
+    }
+}
+
+/// Services 0: TCP 80 DR (rr over both servers); 1: TCP 8080 NAT66 to port 80; 2: UDP 53
+/// NAT66 to 5353; 3: an IPv4 TCP 80 NAT service (the IPv4 table beside the IPv6 one).
+fn services(workers: usize) -> SharedServices {
+    publish(service_list(workers))
+}
+
+/// The services of [`services`].
+fn service_list(workers: usize) -> Vec<Service> {
+    let both = |port, fwd| RS6.iter().map(|s| server(s, port, fwd, workers)).collect::<Vec<_>>();
+    let v4 = service(workers, Tcp, 80, SchedulerKind::Rr, &[rs(common::l4::RS1, 80, 1, Nat)], None);
+    vec![
+        service6(workers, Tcp, 80, both(80, Dr)),
+        service6(workers, Tcp, 8080, both(80, Nat)),
+        service6(workers, Udp, 53, both(5353, Nat)),
+        v4,
+    ]
+}
+
+/// `n` workers with IPv6 addresses on both ports and sync links, the client and both
+/// servers learned.
+fn workers6(shared: &SharedServices, n: usize, capacity: usize, o: SyncOptions) -> (Vec<MemWorker>, SyncEnd) {
+    workers6_ha(shared, n, capacity, o, None)
+}
+
+/// [`workers6`] under VRRP `roles`, if given.
+fn workers6_ha(
+    shared: &SharedServices,
+    n: usize,
+    capacity: usize,
+    o: SyncOptions,
+    roles: Option<Arc<HaRoles>>,
+) -> (Vec<MemWorker>, SyncEnd) {
+    use rvs_dataplane::l2l3::neigh::NeighSync;
+    use rvs_dataplane::mesh::MeshLinks;
+    let opts = LbOpts { conn_capacity: capacity, ..LbOpts::default() };
+    let (syncs, meshes) = if n == 1 {
+        (vec![NeighSync::none()], vec![MeshLinks::none()])
+    } else {
+        (NeighSync::mesh(n, 64), MeshLinks::mesh(n, 64))
+    };
+    let (links, end) = sync_links(n, 256);
+    let mut has = ha_links(n, 16).0.into_iter();
+    let mut ws: Vec<MemWorker> = syncs
+        .into_iter()
+        .zip(meshes)
+        .zip(links)
+        .enumerate()
+        .map(|(i, ((sync, mesh), link))| {
+            let mut c = lb_worker_config(i, n);
+            c.ports[0].ipv6_addresses = vec!["2001:db8:10::1/64".parse().unwrap()];
+            c.ports[1].ipv6_addresses = vec!["2001:db8:20::1/64".parse().unwrap()];
+            let config = LbConfig {
+                conn_capacity: opts.conn_capacity,
+                conn_pages: Default::default(),
+                timeouts: Timeouts::default(),
+                port_mtu: opts.port_mtu.clone(),
+                rss: None,
+                local_addrs: vec![],
+                cookie_secret: rvs_dataplane::synproxy::cookie::CookieSecret::from_bytes([7; 32]),
+            };
+            let engine = LbEngine::new(i, n, Arc::clone(shared), config);
+            let w = Worker::new(&c, queues(), MemPool::new(), sync).expect("valid config").with_lb(engine, mesh);
+            let w = match &roles {
+                Some(r) => w.with_ha(has.next().expect("one link per worker"), Arc::clone(r)),
+                None => w,
+            };
+            w.with_sync(link, o)
+        })
+        .collect();
+    for w in ws.iter_mut() {
+        roundtrip(w, FRONT, &ns_from(a(CLIENT6), CLIENT_MAC, a("2001:db8:10::1")), 0);
+        for (s, mac) in RS6.iter().zip(RS6_MAC) {
+            roundtrip(w, BACK, &ns_from(a(s), mac, a("2001:db8:20::1")), 0);
+        }
+    }
+    (ws, end)
+}
+
+fn drain(end: &mut SyncEnd) -> Vec<ConnRecord> {
+    let mut out = Vec::new();
+    end.pop(usize::MAX, |_, r| match r {
+        SyncRecord::Conn(c) => out.push(c),
+        SyncRecord::Persist(p) => panic!("workers send no persistence records: {p:?}"),
+    });
+    out
+}
+
+fn sa6(s: &str, port: u16) -> SocketAddr {
+    SocketAddr::new(IpAddr::V6(a(s)), port)
+}
+
+fn conns6(ws: &[MemWorker]) -> usize {
+    ws.iter().map(|w| w.lb().unwrap().conns6().len()).sum()
+}
+
+/// An established NAT66 record of client port `cport` to service 8080 on server `rs`.
+fn record6(cport: u16, rs: usize) -> ConnRecord {
+    ConnRecord {
+        proto: Tcp,
+        forward: Nat,
+        client: sa6(CLIENT6, cport),
+        vip: sa6(VIP6, 8080),
+        local: sa6(CLIENT6, cport),
+        server: sa6(RS6[rs], 80),
+        state: ConnState::Tcp(TcpState::Established),
+        flags: (ConnFlags::SYN_ACK_SEEN | ConnFlags::REPLY_SEEN).bits(),
+        expires_in_ms: 60_000,
+        synproxy: None,
+    }
+}
+
+#[test]
+fn ipv6_connections_are_sent_when_created_and_when_their_state_changes() {
+    let shared = services(1);
+    let (mut ws, mut end) = workers6(&shared, 1, 1024, NO_REFRESH);
+    send_to(&mut ws, 0, FRONT, &to_vip(Tcp, 40000, 8080, SYN), SEC);
+    let r = drain(&mut end);
+    assert_eq!(r.len(), 1, "{r:?}");
+    assert_eq!((r[0].proto, r[0].forward), (Tcp, Nat));
+    assert_eq!((r[0].client, r[0].vip), (sa6(CLIENT6, 40000), sa6(VIP6, 8080)));
+    assert_eq!((r[0].local, r[0].server), (sa6(CLIENT6, 40000), sa6(RS6[0], 80)));
+    assert_eq!(r[0].state, ConnState::Tcp(TcpState::SynRecv));
+    assert_eq!(r[0].expires_in_ms / 1000, 60, "SYN_RECV's timeout");
+    // The SYN-ACK changes no state: nothing; the client's ACK does, with the flags.
+    send_to(&mut ws, 0, BACK, &from_server(0, 80, 40000, SYN | ACK), SEC);
+    assert!(drain(&mut end).is_empty());
+    send_to(&mut ws, 0, FRONT, &to_vip(Tcp, 40000, 8080, ACK), SEC);
+    let r = drain(&mut end);
+    assert_eq!(r.len(), 1);
+    assert_eq!(r[0].state, ConnState::Tcp(TcpState::Established));
+    assert_eq!(ConnFlags::from_bits(r[0].flags), ConnFlags::SYN_ACK_SEEN | ConnFlags::REPLY_SEEN);
+    // Established segments send nothing; the server's FIN (a reply) changes the state.
+    send_to(&mut ws, 0, FRONT, &to_vip(Tcp, 40000, 8080, ACK), SEC);
+    assert!(drain(&mut end).is_empty());
+    send_to(&mut ws, 0, BACK, &from_server(0, 80, 40000, FIN | ACK), SEC);
+    let r = drain(&mut end);
+    assert_eq!(r.len(), 1, "the reply's state change is sent");
+    assert_ne!(r[0].state, ConnState::Tcp(TcpState::Established));
+    // DR and UDP: their creation.
+    send_to(&mut ws, 0, FRONT, &to_vip(Tcp, 40001, 80, SYN), SEC);
+    send_to(&mut ws, 0, FRONT, &to_vip(Udp, 5000, 53, 0), SEC);
+    send_to(&mut ws, 0, FRONT, &to_vip(Udp, 5000, 53, 0), SEC);
+    let r = drain(&mut end);
+    assert_eq!(r.len(), 2, "{r:?}");
+    assert_eq!((r[0].forward, r[0].server), (Dr, sa6(RS6[0], 80)));
+    assert_eq!((r[1].state, r[1].server.port()), (ConnState::Udp, 5353));
+    let s = snapshot(&ws[0]);
+    assert_eq!((s.sync_tx, s.sync_lost), (5, 0));
+    assert_accounting_all(&ws);
+}
+
+#[test]
+fn a_peer_installs_ipv6_records_on_the_owner_and_carries_the_flows_on() {
+    let (master_svcs, backup_svcs) = (services(2), services(2));
+    let (mut master, mut mend) = workers6(&master_svcs, 2, 1024, NO_REFRESH);
+    let (mut backup, bend) = workers6(&backup_svcs, 2, 1024, NO_REFRESH);
+    // 16 NAT66 flows through the master, handshakes completed.
+    let mut server_of = Vec::new();
+    for cport in 41000u16..41016 {
+        let (_, back) = send_to(&mut master, 0, FRONT, &to_vip(Tcp, cport, 8080, SYN), SEC);
+        assert_eq!(back.len(), 1);
+        let rs = usize::from(back[0][..6] != RS6_MAC[0]);
+        server_of.push(rs);
+        send_to(&mut master, 1, BACK, &from_server(rs, 80, cport, SYN | ACK), SEC);
+        send_to(&mut master, 0, FRONT, &to_vip(Tcp, cport, 8080, ACK), SEC);
+    }
+    // The control plane carries the records to each one's owner on the backup.
+    let records = drain(&mut mend);
+    assert_eq!(records.len(), 32, "a record at SYN and at ESTABLISHED per flow");
+    for r in &records {
+        bend.push(owner_of(r, 2), *r).expect("room");
+    }
+    poll_all(&mut backup, 2 * SEC);
+    let installed: u64 = backup.iter().map(|w| snapshot(w).sync_installed).sum();
+    let updated: u64 = backup.iter().map(|w| snapshot(w).sync_updated).sum();
+    assert_eq!((installed, updated), (16, 16));
+    assert_eq!(conns6(&backup), 16);
+    for (i, w) in backup.iter().enumerate() {
+        for (_, c) in w.lb().unwrap().conns6().iter() {
+            assert_eq!(owner_of(&ConnRecord::from_conn(c, 0), 2), i, "held by the flow's owner");
+            assert_eq!(c.state, ConnState::Tcp(TcpState::Established));
+            assert!(c.flags.contains(ConnFlags::SYNCED));
+        }
+        w.lb().unwrap().conns6().check_invariants().unwrap();
+    }
+    // The server counts follow (service 1, both servers).
+    let held: u64 = (0..2).map(|j| server_stats(&backup_svcs, 1, j).active_conns).sum();
+    assert_eq!(held, 16);
+    // After a takeover, every flow's next segment (no SYN: `unknown_flow` is "drop") goes
+    // to the master's server, and replies are translated back; nothing is scheduled.
+    for (k, cport) in (41000u16..41016).enumerate() {
+        let (_, back) = send_to(&mut backup, 0, FRONT, &to_vip(Tcp, cport, 8080, ACK), 3 * SEC);
+        assert_eq!(back.len(), 1, "flow {cport}");
+        assert_eq!(&back[0][..6], &RS6_MAC[server_of[k]], "flow {cport} on its server");
+        assert_eq!(&back[0][14 + 24..14 + 40], &a(RS6[server_of[k]]).octets());
+        let (front, _) = send_to(&mut backup, 1, BACK, &from_server(server_of[k], 80, cport, ACK), 3 * SEC);
+        assert_eq!(front.len(), 1, "reply of flow {cport}");
+        assert_eq!(&front[0][14 + 8..14 + 24], &a(VIP6).octets());
+    }
+    let created: u64 = backup.iter().map(|w| snapshot(w).conns_created).sum();
+    assert_eq!(created, 0, "nothing rescheduled");
+    // Touched by packets here, the entries are this node's again (the refresh sends them).
+    assert!(backup.iter().all(|w| w.lb().unwrap().conns6().iter().all(|(_, c)| !c.flags.contains(ConnFlags::SYNCED))));
+    assert_accounting_all(&backup);
+}
+
+#[test]
+fn the_dump_and_the_refresh_walk_both_tables() {
+    let shared = services(1);
+    let (mut ws, mut end) = workers6(&shared, 1, 1024, NO_REFRESH);
+    for cport in 42000u16..42010 {
+        send_to(&mut ws, 0, FRONT, &to_vip(Tcp, cport, 80, SYN), SEC);
+    }
+    let v4 = common::l4::Seg::tcp(common::CLIENT_IP, 43000, common::VIP, 80, SYN).by_client();
+    send_to(&mut ws, 0, FRONT, &v4, SEC);
+    assert_eq!(drain(&mut end).len(), 11);
+    let g = end.request_dump();
+    for i in 0..40 {
+        ws[0].poll_once(SEC + i * 1000);
+    }
+    assert!(end.dump_finished(g));
+    let dumped = drain(&mut end);
+    let v6 = dumped.iter().filter(|r| r.client.is_ipv6()).count();
+    assert_eq!((dumped.len(), v6), (11, 10), "every connection of both tables once");
+    // The refresh: every connection again once per period; entries from the peer stay.
+    let shared = services(1);
+    let refresh = SyncOptions { refresh: Duration::from_secs(1) };
+    let (mut ws, mut end) = workers6(&shared, 1, 1024, refresh);
+    for cport in 42000u16..42004 {
+        send_to(&mut ws, 0, FRONT, &to_vip(Tcp, cport, 80, SYN), SEC);
+    }
+    end.push(0, record6(42100, 0)).unwrap();
+    ws[0].poll_once(SEC);
+    drain(&mut end);
+    let mut t = SEC;
+    while t < 3 * SEC + SEC / 2 {
+        t += SEC / 100;
+        ws[0].poll_once(t);
+    }
+    let again = drain(&mut end);
+    assert!(again.iter().all(|r| r.client.is_ipv6() && r.client.port() < 42100), "{again:?}");
+    let per_flow = again.iter().filter(|r| r.client.port() == 42000).count();
+    assert!((2..=3).contains(&per_flow), "about once a second over 2.5 s: {per_flow}");
+}
+
+#[test]
+fn installed_ipv6_entries_expire_and_updates_move_the_counts() {
+    let shared = services(1);
+    let (mut ws, end) = workers6(&shared, 1, 1024, NO_REFRESH);
+    let mut r = record6(44000, 1);
+    r.expires_in_ms = 2_000;
+    end.push(0, r).unwrap();
+    ws[0].poll_once(SEC);
+    let c = *ws[0].lb().unwrap().conns6().iter().next().expect("installed").1;
+    assert_eq!((c.server, c.sport, c.forward), (a(RS6[1]), 80, Nat));
+    let left = c.expires_in_ns(SEC);
+    assert!((2 * SEC..=2 * SEC + 2 * TICK_NS).contains(&left), "to two ticks of the wheel: {left}");
+    assert_eq!(server_stats(&shared, 1, 1).active_conns, 1);
+    // An update to FIN_WAIT: active → inactive.
+    r.state = ConnState::Tcp(TcpState::FinWait);
+    end.push(0, r).unwrap();
+    ws[0].poll_once(SEC);
+    let s = server_stats(&shared, 1, 1);
+    assert_eq!((s.active_conns, s.inactive_conns, s.conns), (0, 1, 1));
+    assert_eq!(snapshot(&ws[0]).sync_updated, 1);
+    // Gone when its time is up, as a connection of this node's own would be.
+    let mut t = SEC;
+    while t < 4 * SEC {
+        t += SEC / 50;
+        ws[0].poll_once(t);
+    }
+    assert_eq!(conns6(&ws), 0);
+    let s = server_stats(&shared, 1, 1);
+    assert_eq!((s.active_conns, s.inactive_conns), (0, 0));
+}
+
+#[test]
+fn ipv6_records_are_refused_by_reason() {
+    let shared = services(1);
+    let (mut ws, end) = workers6(&shared, 1, 1024, NO_REFRESH);
+    let before = snapshot(&ws[0]);
+    let mut install = |r: ConnRecord| {
+        end.push(0, r).unwrap();
+        ws[0].poll_once(SEC);
+    };
+    // Families mixed: an IPv4 server, or an IPv4 local address, behind an IPv6 client.
+    let mut mixed = record6(45000, 0);
+    mixed.server = "10.20.0.11:80".parse().unwrap();
+    install(mixed);
+    let mut mixed = record6(45001, 0);
+    mixed.local = "10.20.0.200:2000".parse().unwrap();
+    install(mixed);
+    // Full-NAT: not forwarded on IPv6 here.
+    let mut fnat = record6(45002, 0);
+    fnat.forward = FullNat;
+    install(fnat);
+    // Invalid: a UDP state for TCP; SYN proxy state (no SYN proxy on IPv6).
+    let mut invalid = record6(45003, 0);
+    invalid.state = ConnState::Udp;
+    install(invalid);
+    let mut proxied = record6(45004, 0);
+    proxied.synproxy = Some(SynProxyRecord { pending: false, seq_offset: 1, ts_offset: 2, window: 0 });
+    install(proxied);
+    // No such service; no such server in it.
+    let mut nosvc = record6(45005, 0);
+    nosvc.vip = sa6(VIP6, 9999);
+    install(nosvc);
+    let mut nosrv = record6(45006, 0);
+    nosrv.server = sa6("2001:db8:20::99", 80);
+    install(nosrv);
+    // A good one among them is installed.
+    install(record6(45007, 0));
+    let s = snapshot(&ws[0]);
+    assert_eq!(
+        (
+            s.sync_refused_family,
+            s.sync_refused_invalid,
+            s.sync_refused_no_service,
+            s.sync_refused_no_server,
+            s.sync_installed
+        ),
+        (3, 2, 1, 1, 1)
+    );
+    assert_eq!(conns6(&ws), 1);
+    assert_eq!(
+        (s.tx_packets, s.local_originated),
+        (before.tx_packets, before.local_originated),
+        "installing sends nothing"
+    );
+}
+
+#[test]
+fn listings_hold_ipv6_connections() {
+    let shared = services(1);
+    let (mut ws, _end) = workers6(&shared, 1, 1024, NO_REFRESH);
+    send_to(&mut ws, 0, FRONT, &to_vip(Tcp, 46000, 8080, SYN), SEC);
+    send_to(&mut ws, 0, FRONT, &to_vip(Udp, 46001, 53, 0), SEC);
+    let v4 = common::l4::Seg::tcp(common::CLIENT_IP, 46002, common::VIP, 80, SYN).by_client();
+    send_to(&mut ws, 0, FRONT, &v4, SEC);
+    let lb = ws[0].lb().unwrap();
+    let all = lb.list_conns(&ConnFilter::default(), 10, SEC);
+    assert_eq!((all.total, all.entries.len()), (3, 3));
+    assert_eq!(all.entries[0].client.0, IpAddr::V4(common::CLIENT_IP), "IPv4's table first");
+    let e = all.entries[1];
+    assert_eq!(
+        (e.client, e.vip, e.server),
+        ((a(CLIENT6).into(), 46000), (a(VIP6).into(), 8080), (a(RS6[0]).into(), 80))
+    );
+    assert_eq!((e.forward, e.state), (Nat, ConnState::Tcp(TcpState::SynRecv)));
+    let svc = ConnFilter { service: Some(ServiceKey { proto: Udp, vip: a(VIP6).into(), port: 53 }), server: None };
+    let l = lb.list_conns(&svc, 10, SEC);
+    assert_eq!((l.total, l.entries[0].server), (1, (a(RS6[0]).into(), 5353)));
+    let srv = ConnFilter { service: None, server: Some((a(RS6[0]).into(), 80)) };
+    assert_eq!(lb.list_conns(&srv, 10, SEC).total, 1);
+    assert_eq!(lb.list_conns(&ConnFilter::default(), 1, SEC).entries.len(), 1, "bounded by max");
+    // The gauges: both tables in `conns`, IPv6's alone in `conns6`.
+    ws[0].poll_once(2 * SEC);
+    let s = snapshot(&ws[0]);
+    assert_eq!((s.conns, s.conns6), (3, 2));
+}
+
+/// Whether `frames` hold a neighbour advertisement whose target is `target`.
+fn advertises(frames: &[Vec<u8>], target: Ipv6Addr) -> bool {
+    frames.iter().any(|f| {
+        f.len() >= 14 + 40 + 24
+            && f[12..14] == [0x86, 0xdd]
+            && f[14 + 6] == 58
+            && f[14 + 40] == 136
+            && f[14 + 48..14 + 64] == target.octets()
+    })
+}
+
+#[test]
+fn an_ipv6_vip_follows_its_vrrp_role() {
+    let shared = services(1);
+    let roles = Arc::new(HaRoles::new(1, [VIP6, VIP6_B].map(|v| (IpAddr::V6(a(v)), HaGroup(0)))).unwrap());
+    let (mut ws, _end) = workers6_ha(&shared, 1, 1024, NO_REFRESH, Some(Arc::clone(&roles)));
+    assert!(!roles.is_master(HaGroup(0)), "every group starts as backup");
+    let backup_before = snapshot(&ws[0]).drop_count(DropReason::HaBackup);
+    // Backup: a solicitation of the VIP is not answered, the peer's advertisement of it is
+    // not a spoof, the flow's SYN is not forwarded; each is `ha_backup`.
+    let (front, back) = send_to(&mut ws, 0, FRONT, &ns_from(a(CLIENT6), CLIENT_MAC, a(VIP6)), SEC);
+    assert!(front.is_empty() && back.is_empty(), "backup answered a solicitation of the VIP");
+    const PEER: [u8; 6] = [0x02, 0, 0, 0, 0x0b, 0x02];
+    let na = icmp6(a(VIP6), a("ff02::1"), 255, nd_msg(136, 0x20, a(VIP6), 2, PEER));
+    send_to(&mut ws, 0, FRONT, &eth([0x33, 0x33, 0, 0, 0, 1], PEER, ETH_IPV6, &na), SEC);
+    let (_, back) = send_to(&mut ws, 0, FRONT, &to_vip(Tcp, 47000, 8080, SYN), SEC);
+    assert!(back.is_empty(), "backup forwarded the VIP's traffic");
+    let s = snapshot(&ws[0]);
+    assert_eq!(s.drop_count(DropReason::HaBackup) - backup_before, 3);
+    assert_eq!(s.drop_count(DropReason::NdSpoofedOwn), 0, "the master's announcement is no spoof");
+    assert_eq!(conns6(&ws), 0);
+    // No unsolicited NA for it at start either; the port's own address still gets one.
+    ws[0].send_gratuitous_arp(2 * SEC);
+    let front = take_tx(&mut ws[0], FRONT);
+    assert!(!advertises(&front, a(VIP6)), "backup announced the VIP");
+    assert!(advertises(&front, a("2001:db8:10::1")), "the port's address is announced whatever the role");
+    // A VIP added live while backup: not announced.
+    let add = |shared: &SharedServices, generation: u64, extra: &[&str]| {
+        let mut next = service_list(1);
+        for v in extra {
+            let mut svc = service6(1, Tcp, 81, vec![server(RS6[0], 80, Dr, 1)]);
+            svc.key.vip = a(v).into();
+            next.push(svc);
+        }
+        shared.store(Arc::new(ServiceTable::new(generation, next).expect("table")));
+    };
+    add(&shared, 2, &[VIP6_B]);
+    ws[0].poll_once(3 * SEC);
+    let front = take_tx(&mut ws[0], FRONT);
+    assert!(!advertises(&front, a(VIP6_B)), "backup announced a VIP added live");
+
+    // Master: answered, forwarded, announced; a VIP added live (here one in no instance,
+    // answered whatever the role) is announced at once.
+    roles.set_master(HaGroup(0), true);
+    let (front, _) = send_to(&mut ws, 0, FRONT, &ns_from(a(CLIENT6), CLIENT_MAC, a(VIP6)), 4 * SEC);
+    let answer = icmp6(a(VIP6), a(CLIENT6), 255, nd_msg(136, 0x60, a(VIP6), 2, FRONT_MAC));
+    // (The start's announcements are repeated meanwhile, this time with the VIPs.)
+    assert!(front.contains(&eth(CLIENT_MAC, FRONT_MAC, ETH_IPV6, &answer)), "master answers the solicitation");
+    let (_, back) = send_to(&mut ws, 0, FRONT, &to_vip(Tcp, 47000, 8080, SYN), 4 * SEC);
+    assert_eq!(back.len(), 1, "master forwards the VIP's traffic");
+    ws[0].send_gratuitous_arp(5 * SEC);
+    assert!(advertises(&take_tx(&mut ws[0], FRONT), a(VIP6)), "master announces the VIP");
+    add(&shared, 3, &[VIP6_B, "2001:db8:10::102"]);
+    ws[0].poll_once(6 * SEC);
+    let front = take_tx(&mut ws[0], FRONT);
+    assert!(advertises(&front, a("2001:db8:10::102")), "a VIP added live is announced");
+    assert!(!advertises(&front, a(VIP6)), "only the new one");
+    assert_accounting_all(&ws);
+}

@@ -308,7 +308,8 @@ impl PersistTable {
         self.timeout_s
     }
 
-    /// The network mask applied to client addresses.
+    /// The network mask applied to IPv4 client addresses (0.0.0.0 in an IPv6 table:
+    /// [`PersistTable::mask`] says which form a table has).
     pub fn netmask(&self) -> Ipv4Addr {
         Ipv4Addr::from(self.mask)
     }

@@ -13,7 +13,9 @@
 //!   names the field and says what is wrong. A request never bypasses that validator.
 //! * `stats` is read-only: accepted and ignored in request bodies (so what a `GET`
 //!   returned can be sent back), never written to the configuration.
-//! * `persistence_netmask` `"255.255.255.255"` is the default and is written as absent.
+//! * `persistence_netmask` is a dotted netmask on an IPv4 service and a prefix length
+//!   (`"64"`) on an IPv6 one; the default (`"255.255.255.255"`, `"128"`) is written as
+//!   absent.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
@@ -104,7 +106,8 @@ pub struct ServiceView {
     pub scheduler: String,
     /// Persistence timeout (`"300s"`), or `null`.
     pub persistence: Option<String>,
-    /// The persistence netmask (`"255.255.255.255"` by default).
+    /// The persistence netmask (`"255.255.255.255"` by default), or on an IPv6 service
+    /// the prefix length (`"128"` by default).
     pub persistence_netmask: String,
     /// Client prefixes allowed to open connections (empty: all).
     #[serde(default)]
@@ -232,7 +235,7 @@ impl ServiceBody {
             port: self.port,
             scheduler: self.scheduler.clone().unwrap_or_else(|| DEFAULT_SCHEDULER.to_string()),
             persistence: self.persistence.clone(),
-            persistence_netmask: netmask(self.persistence_netmask.clone()),
+            persistence_netmask: netmask(self.persistence_netmask.clone(), &self.address),
             allow: self.allow.clone(),
             deny: self.deny.clone(),
             maxconn: self.maxconn.filter(|&m| m != 0),
@@ -251,8 +254,12 @@ impl ServiceBody {
     }
 }
 
-fn netmask(m: Option<String>) -> Option<String> {
-    m.filter(|m| m.parse::<Ipv4Addr>().ok() != Some(Ipv4Addr::BROADCAST))
+/// `persistence_netmask` as the file keeps it: the default of the VIP's family
+/// (`255.255.255.255`, or `128` for an IPv6 `address`) reads as absent, so what `GET`
+/// shows can be sent back for a non-persistent service.
+fn netmask(m: Option<String>, address: &str) -> Option<String> {
+    let ipv6 = parse_address(address).is_ok_and(|a| a.is_ipv6());
+    m.filter(|m| if ipv6 { m != "128" } else { m.parse::<Ipv4Addr>().ok() != Some(Ipv4Addr::BROADCAST) })
 }
 
 /// `POST …/servers`: a real server.
@@ -358,7 +365,7 @@ impl ServiceUpdate {
             }
         }
         if let Some(m) = &self.persistence_netmask {
-            s.persistence_netmask = netmask(m.clone());
+            s.persistence_netmask = netmask(m.clone(), &s.address);
         }
         if let Some(a) = &self.allow {
             s.allow = a.clone();

@@ -34,7 +34,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use rvs_dataplane::admission::Admission;
-use rvs_dataplane::sched::{PersistTable, SchedParams, SchedShared};
+use rvs_dataplane::sched::{PersistMask, PersistTable, SchedParams, SchedShared};
 use rvs_dataplane::server::{RealServer, ServerStats};
 use rvs_dataplane::service::{Service as DpService, ServiceTable, TableIds, TableSettings};
 use rvs_dataplane::synproxy::SynProxyPolicy;
@@ -184,8 +184,8 @@ pub fn settings(config: &Config) -> TableSettings {
     }
 }
 
-/// What service `s` admits: its allow/deny prefixes (IPv4 ones; the validator refuses
-/// IPv6 until the data path has it), its `maxconn` and its per-client rate.
+/// What service `s` admits: its allow/deny prefixes of either family, its `maxconn` and
+/// its per-client rate.
 pub fn admission(s: &crate::config::Service) -> Admission {
     let v4 = |v: &[ipnet::IpNet]| -> Vec<ipnet::Ipv4Net> {
         v.iter()
@@ -195,7 +195,17 @@ pub fn admission(s: &crate::config::Service) -> Admission {
             })
             .collect()
     };
-    Admission::new(&v4(&s.allow), &v4(&s.deny), s.maxconn).with_client_rate(s.client_rate, s.client_burst)
+    let v6 = |v: &[ipnet::IpNet]| -> Vec<ipnet::Ipv6Net> {
+        v.iter()
+            .filter_map(|n| match n {
+                ipnet::IpNet::V6(n) => Some(*n),
+                ipnet::IpNet::V4(_) => None,
+            })
+            .collect()
+    };
+    Admission::new(&v4(&s.allow), &v4(&s.deny), s.maxconn)
+        .with_ipv6_lists(&v6(&s.allow), &v6(&s.deny))
+        .with_client_rate(s.client_rate, s.client_burst)
 }
 
 /// Builds the table that follows `current` (or a first one): ids from `ids` (updated),
@@ -284,8 +294,11 @@ pub fn build_with_health(
                     && o.servers.iter().zip(&servers).all(|(a, b)| (a.addr, a.port) == (b.addr, b.port))
             };
             match old.and_then(|o| o.persist.as_ref().filter(|_| same_servers(o))) {
-                Some(p) if p.timeout_s() == secs && p.netmask() == s.persistence_netmask => Arc::clone(p),
-                _ => Arc::new(PersistTable::new(PERSIST_CAPACITY, secs, s.persistence_netmask)),
+                Some(p) if p.timeout_s() == secs && p.mask() == s.persistence_netmask => Arc::clone(p),
+                _ => Arc::new(match s.persistence_netmask {
+                    PersistMask::V4(m) => PersistTable::new(PERSIST_CAPACITY, secs, m),
+                    PersistMask::V6(len) => PersistTable::new_v6(PERSIST_CAPACITY, secs, len),
+                }),
             }
         });
         services.push(DpService {

@@ -713,7 +713,8 @@ fn bad_inputs() -> Vec<Bad> {
         (put_svc(r#"{"port":81}"#), 400, "port"),
         (put_svc(r#"{"persistence_netmask":"255.255.0.0"}"#), 422, "persistence_netmask"),
         (put_svc(r#"{"deny":["10.0.0.0/8","10.1.0.0/16","nope"]}"#), 422, "deny[2]"),
-        (put_svc(r#"{"allow":["2001:db8::/32"]}"#), 422, "allow[0]"),
+        (put_svc(r#"{"allow":["2001:db8::1/32"]}"#), 422, "allow[0]"),
+        (put_svc(r#"{"persistence":"60s","persistence_netmask":"24"}"#), 422, "persistence_netmask"),
         (put_svc(r#"{"allow":"10.0.0.0/8"}"#), 400, "allow"),
         (put_svc(r#"{"maxconn":-1}"#), 422, "maxconn"),
         (put_svc(r#"{"client_rate":-1}"#), 422, "client_rate"),
@@ -740,7 +741,22 @@ fn bad_inputs() -> Vec<Bad> {
         ("PUT", format!("{SVC}/servers/%5B2001:db8::11%5D/80"), "{}".into()).into_row(404, "path"),
         ("PUT", format!("{SVC}/servers/%5B2001:db8::11/80"), "{}".into()).into_row(400, "path"),
         ("DELETE", format!("{SVC}/servers/2001:db8::11/80"), String::new()).into_row(404, "path"),
-        (svc(r#"{"protocol":"tcp","address":"2001:db8::1","port":80,"persistence":"60s"}"#), 422, "persistence"),
+        (svc(r#"{"protocol":"tcp","address":"2001:db8::1","port":80,"syn_proxy":"always"}"#), 422, "syn_proxy"),
+        (
+            svc(
+                r#"{"protocol":"tcp","address":"2001:db8::1","port":80,"persistence":"60s","persistence_netmask":"255.255.255.0"}"#,
+            ),
+            422,
+            "persistence_netmask",
+        ),
+        (
+            svc(
+                r#"{"protocol":"tcp","address":"2001:db8::1","port":80,"persistence":"60s","persistence_netmask":"129"}"#,
+            ),
+            422,
+            "persistence_netmask",
+        ),
+        (svc(r#"{"protocol":"tcp","address":"2001:db8::1","port":80,"deny":["2001:db8::1/64"]}"#), 422, "deny[0]"),
         (svc(r#"{"protocol":"tcp","address":"[2001:db8::1]","port":80}"#), 422, "address"),
         (svc(r#"{"protocol":"tcp","address":"2001:db8::1%eth0","port":80}"#), 422, "address"),
         (svc(r#"{"protocol":"tcp","address":"::ffff:10.10.0.102","port":80}"#), 422, "address"),
@@ -839,10 +855,10 @@ async fn undecodable_path_segments_are_error_documents() {
 }
 
 /// `PUT /v1/config` with an IPv6 service that asks for what the IPv6 data path does not
-/// have (persistence) is refused naming the field, and nothing is applied; the dry run
+/// have (the SYN proxy) is refused naming the field, and nothing is applied; the dry run
 /// says the same.
 #[tokio::test]
-async fn ipv6_service_with_persistence_is_refused_and_nothing_changes() {
+async fn ipv6_service_with_syn_proxy_is_refused_and_nothing_changes() {
     let srv = serve(CONFIG).await;
     let before = config_text(&srv).await;
     let generation = srv.state.running().generation();
@@ -858,15 +874,44 @@ async fn ipv6_service_with_persistence_is_refused_and_nothing_changes() {
             1,
         )
         + "[[service]]\nprotocol = \"tcp\"\naddress = \"2001:db8:10::100\"\nport = 80\nscheduler = \"rr\"\n\
-           persistence = \"60s\"\n[[service.server]]\naddress = \"2001:db8:20::11\"\nforward = \"nat\"\n";
+           syn_proxy = \"always\"\n[[service.server]]\naddress = \"2001:db8:20::11\"\nforward = \"nat\"\n";
     for path in ["/v1/config", "/v1/config?dry_run=true"] {
         let (code, v) = call(&srv, "PUT", path, Some(&text)).await;
         assert_eq!(code, 422, "{path}: {v}");
-        assert_eq!(v["field"], "service[2].persistence", "{path}: {v}");
+        assert_eq!(v["field"], "service[2].syn_proxy", "{path}: {v}");
         assert!(v["error"].as_str().is_some_and(|e| e.contains("IPv6 service")), "{path}: {v}");
     }
     assert_eq!(config_text(&srv).await, before);
     assert_eq!(srv.state.running().generation(), generation);
+}
+
+/// An IPv6 service with persistence by prefix length, client lists and a per-client rate:
+/// created, applied to the data path's table (an IPv6-keyed persistence table, IPv6
+/// lists), written to the file; with persistence off it shows the IPv6 default (`128`),
+/// and what `GET` shows can be sent back.
+#[tokio::test]
+async fn ipv6_service_takes_a_persistence_prefix_length_lists_and_a_rate() {
+    let srv = serve(CONFIG).await;
+    let body = r#"{"protocol":"tcp","address":"2001:db8::1","port":80,"scheduler":"sh","persistence":"300s",
+                   "persistence_netmask":"64","allow":["2001:db8::/32"],"deny":["2001:db8:0:5::/64"],"client_rate":20}"#;
+    let (code, v) = call(&srv, "POST", "/v1/services", Some(body)).await;
+    assert_eq!(code, 201, "{v}");
+    assert_eq!((v["persistence_netmask"].as_str(), v["client_rate"].as_u64()), (Some("64"), Some(20)), "{v}");
+    assert_eq!(v["deny"], json!(["2001:db8:0:5::/64"]));
+    let t = srv.state.running().shared().load_full();
+    let s = t.services().iter().find(|s| s.key.vip.is_ipv6()).expect("the IPv6 service is in the table");
+    assert_eq!(s.persist.as_ref().map(|p| p.mask()), Some(rvs_dataplane::sched::PersistMask::V6(64)));
+    assert!(s.admission.allow6.contains("2001:db8:1::1".parse().unwrap()));
+    assert!(s.admission.deny6.contains("2001:db8:0:5::1".parse().unwrap()));
+    assert!(config_text(&srv).await.contains("persistence_netmask = \"64\""));
+    let path = "/v1/services/tcp/2001:db8::1/80";
+    let (code, v) = call(&srv, "PUT", path, Some(r#"{"persistence":null}"#)).await;
+    assert_eq!((code, v["persistence_netmask"].as_str()), (200, Some("128")), "{v}");
+    let (code, _) = call(&srv, "DELETE", path, None).await;
+    assert_eq!(code / 100, 2);
+    let (code, w) = call(&srv, "POST", "/v1/services", Some(&v.to_string())).await;
+    assert_eq!(code, 201, "the GET body goes back: {w}");
+    assert!(!config_text(&srv).await.contains("persistence_netmask"), "the default is written as absent");
 }
 
 #[tokio::test]

@@ -190,8 +190,9 @@ fn check_lists_every_error_with_its_field() {
     assert!(err.contains("overlaps port[0]"), "{err}");
 }
 
-/// An IPv6 NAT66 service is valid; one asking for what the IPv6 data path does not have
-/// (persistence, a tunnel server) is refused naming each field.
+/// An IPv6 NAT66 service is valid, with persistence by prefix length too; one asking for
+/// what the IPv6 data path does not have (a tunnel server) or with an IPv4 netmask is
+/// refused naming each field.
 #[test]
 fn check_takes_ipv6_services_and_names_what_they_cannot_have() {
     let text = ring_config(8700, "[]", "net_ring1")
@@ -201,12 +202,20 @@ fn check_takes_ipv6_services_and_names_what_they_cannot_have() {
            [[service.server]]\naddress = \"2001:db8:20::11\"\nforward = \"nat\"\n";
     let o = check(&text);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    let o = check(&text.replace("scheduler = \"rr\"\n[[service.server]]\naddress = \"2001:db8:20::11\"\nforward = \"nat\"", "scheduler = \"rr\"\npersistence = \"60s\"\n[[service.server]]\naddress = \"2001:db8:20::11\"\nforward = \"fullnat\""));
+    let persistent = text
+        .replace("scheduler = \"rr\"\n", "scheduler = \"rr\"\npersistence = \"60s\"\npersistence_netmask = \"64\"\n");
+    let o = check(&persistent);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let o = check(&persistent.replace("\"64\"", "\"255.255.255.0\""));
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("service[1].persistence_netmask: "), "{}", stderr(&o));
+    let o = check(&persistent.replace(
+        "address = \"2001:db8:20::11\"\nforward = \"nat\"",
+        "address = \"2001:db8:20::11\"\nforward = \"fullnat\"",
+    ));
     assert_eq!(o.status.code(), Some(1));
     let err = stderr(&o);
-    for field in ["service[1].persistence", "service[1].server[0].forward"] {
-        assert!(err.contains(&format!("{field}: ")), "{field} not named in:\n{err}");
-    }
+    assert!(err.contains("service[1].server[0].forward: "), "not named in:\n{err}");
     assert!(err.contains("is not supported on an IPv6 service yet"), "{err}");
     assert!(!err.contains("service[0]"), "the IPv4 service is fine:\n{err}");
 }

@@ -30,17 +30,22 @@
 //! may exceed `maxconn` by at most `workers - 1`, as IPVS's per-CPU counters allow its
 //! thresholds to.
 //!
+//! IPv6: the lists hold IPv6 prefixes in sets of their own ([`PrefixSet6`], the same
+//! bisection over 128-bit ranges), so the IPv4 check is what it was. A list may mix
+//! families; a prefix only matches clients of its family, and an `allow` list that is not
+//! empty (in either family) refuses every client none of its prefixes holds.
+//!
 //! Per-client rate (`client_rate`, `client_burst`): a token bucket per (service, client
-//! /32) of depth `client_burst` refilled at `client_rate` new connections per second,
+//! /32 or /128) of depth `client_burst` refilled at `client_rate` new connections per second,
 //! asked last (after the lists and `maxconn`, so a refused flow spends no token;
 //! refusals are `client_rate_limited`). The buckets are mutable, so they are not in this
 //! immutable table but in each worker's [`RateTable`], preallocated with the worker.
 //! Each worker limits the flows it owns: a client whose flows spread over `N` workers
 //! (RSS hashes ports too) can open up to `N x client_rate` per second.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
-use ipnet::Ipv4Net;
+use ipnet::{Ipv4Net, Ipv6Net};
 
 use crate::server::ServerStats;
 use crate::stats::DropReason;
@@ -54,17 +59,8 @@ pub struct PrefixSet {
 impl PrefixSet {
     /// The set of addresses in any of `prefixes` (in any order, overlaps allowed).
     pub fn new(prefixes: &[Ipv4Net]) -> Self {
-        let mut v: Vec<(u32, u32)> =
-            prefixes.iter().map(|p| (u32::from(p.network()), u32::from(p.broadcast()))).collect();
-        v.sort_unstable();
-        let mut out: Vec<(u32, u32)> = Vec::with_capacity(v.len());
-        for (lo, hi) in v {
-            match out.last_mut() {
-                Some(last) if lo <= last.1.saturating_add(1) => last.1 = last.1.max(hi),
-                _ => out.push((lo, hi)),
-            }
-        }
-        PrefixSet { ranges: out.into_boxed_slice() }
+        let v = prefixes.iter().map(|p| (u32::from(p.network()), u32::from(p.broadcast()))).collect();
+        PrefixSet { ranges: merge(v, |x: u32| x.checked_add(1)) }
     }
 
     /// Whether the set is empty.
@@ -86,6 +82,52 @@ impl PrefixSet {
     }
 }
 
+/// Sorts inclusive ranges and merges overlapping or adjacent ones.
+fn merge<T: Ord + Copy>(mut v: Vec<(T, T)>, next: impl Fn(T) -> Option<T>) -> Box<[(T, T)]> {
+    v.sort_unstable();
+    let mut out: Vec<(T, T)> = Vec::with_capacity(v.len());
+    for (lo, hi) in v {
+        match out.last_mut() {
+            Some(last) if next(last.1).is_none_or(|n| lo <= n) => last.1 = last.1.max(hi),
+            _ => out.push((lo, hi)),
+        }
+    }
+    out.into_boxed_slice()
+}
+
+/// A set of IPv6 prefixes, as [`PrefixSet`] is for IPv4: sorted, disjoint, non-adjacent
+/// inclusive ranges of 128-bit addresses, searched by bisection.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PrefixSet6 {
+    ranges: Box<[(u128, u128)]>,
+}
+
+impl PrefixSet6 {
+    /// The set of addresses in any of `prefixes` (in any order, overlaps allowed).
+    pub fn new(prefixes: &[Ipv6Net]) -> Self {
+        let v = prefixes.iter().map(|p| (u128::from(p.network()), u128::from(p.broadcast()))).collect();
+        PrefixSet6 { ranges: merge(v, |x: u128| x.checked_add(1)) }
+    }
+
+    /// Whether the set is empty.
+    pub fn is_empty(&self) -> bool {
+        self.ranges.is_empty()
+    }
+
+    /// Number of disjoint ranges after merging.
+    pub fn ranges(&self) -> usize {
+        self.ranges.len()
+    }
+
+    /// Whether `addr` is in the set: one bisection, no allocation.
+    #[inline]
+    pub fn contains(&self, addr: Ipv6Addr) -> bool {
+        let a = u128::from(addr);
+        let i = self.ranges.partition_point(|r| r.0 <= a);
+        i > 0 && self.ranges[i - 1].1 >= a
+    }
+}
+
 /// What a service admits (see the module docs). The default admits every client, with no
 /// limit.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -94,6 +136,10 @@ pub struct Admission {
     pub allow: PrefixSet,
     /// Clients refused, whatever `allow` says.
     pub deny: PrefixSet,
+    /// IPv6 clients allowed (with `allow`: both empty allows all).
+    pub allow6: PrefixSet6,
+    /// IPv6 clients refused.
+    pub deny6: PrefixSet6,
     /// Most connections of the service at once, over all workers; 0 = no limit.
     pub maxconn: u32,
     /// New connections per second per client and worker; 0 = no limit.
@@ -106,7 +152,22 @@ pub struct Admission {
 impl Admission {
     /// Admission by `allow` and `deny` prefixes and `maxconn` (0 = no limit).
     pub fn new(allow: &[Ipv4Net], deny: &[Ipv4Net], maxconn: u32) -> Self {
-        Admission { allow: PrefixSet::new(allow), deny: PrefixSet::new(deny), maxconn, client_rate: 0, client_burst: 0 }
+        Admission {
+            allow: PrefixSet::new(allow),
+            deny: PrefixSet::new(deny),
+            allow6: PrefixSet6::default(),
+            deny6: PrefixSet6::default(),
+            maxconn,
+            client_rate: 0,
+            client_burst: 0,
+        }
+    }
+
+    /// The same admission with IPv6 `allow` and `deny` prefixes (replacing any).
+    pub fn with_ipv6_lists(mut self, allow: &[Ipv6Net], deny: &[Ipv6Net]) -> Self {
+        self.allow6 = PrefixSet6::new(allow);
+        self.deny6 = PrefixSet6::new(deny);
+        self
     }
 
     /// The same admission with a per-client rate of `rate` new connections per second
@@ -126,14 +187,32 @@ impl Admission {
     /// Whether this admits every flow without looking (no list, no limit).
     #[inline]
     pub fn is_open(&self) -> bool {
-        self.allow.is_empty() && self.deny.is_empty() && self.maxconn == 0 && self.client_rate == 0
+        self.allow.is_empty()
+            && self.deny.is_empty()
+            && self.maxconn == 0
+            && self.client_rate == 0
+            && self.allow6.is_empty()
+            && self.deny6.is_empty()
+    }
+
+    /// Whether the `allow` list, in either family, is empty (allows all).
+    #[inline]
+    fn allows_all(&self) -> bool {
+        self.allow.is_empty() && self.allow6.is_empty()
     }
 
     /// Whether the lists let `client` open a connection (deny wins; an empty allow list
     /// allows all).
     #[inline]
     pub fn client_allowed(&self, client: Ipv4Addr) -> bool {
-        !self.deny.contains(client) && (self.allow.is_empty() || self.allow.contains(client))
+        !self.deny.contains(client) && (self.allows_all() || self.allow.contains(client))
+    }
+
+    /// Whether the lists let IPv6 `client` open a connection (as
+    /// [`Admission::client_allowed`]).
+    #[inline]
+    pub fn client_allowed6(&self, client: Ipv6Addr) -> bool {
+        !self.deny6.contains(client) && (self.allows_all() || self.allow6.contains(client))
     }
 
     /// Whether a new flow from `client` may open a connection on a service whose
@@ -146,6 +225,23 @@ impl Admission {
         if !self.client_allowed(client) {
             return Err(DropReason::AclDenied);
         }
+        self.under_maxconn(conns)
+    }
+
+    /// As [`Admission::admit`], for an IPv6 client.
+    #[inline]
+    pub fn admit6(&self, client: Ipv6Addr, conns: &ServerStats) -> Result<(), DropReason> {
+        if self.is_open() {
+            return Ok(());
+        }
+        if !self.client_allowed6(client) {
+            return Err(DropReason::AclDenied);
+        }
+        self.under_maxconn(conns)
+    }
+
+    #[inline]
+    fn under_maxconn(&self, conns: &ServerStats) -> Result<(), DropReason> {
         if self.maxconn != 0 && conns.conns_now() >= u64::from(self.maxconn) {
             return Err(DropReason::ServiceMaxconn);
         }
@@ -190,11 +286,91 @@ struct RateEntry {
 /// charge innocent clients for the heavy ones sharing their counters; a refused
 /// innocent is worse than a flooder admitted a few extra times. The hash is keyed per
 /// table so an attacker cannot aim its sources at one set from outside.
+///
+/// IPv6 clients have buckets of their own beside the IPv4 ones ([`RATE6_SETS`] sets of
+/// 32-byte entries keyed by the whole address and the service id, 128 KiB), with the
+/// same algorithm and the same exactness.
 #[derive(Debug)]
 pub struct RateTable {
     slots: Box<[RateEntry]>,
+    slots6: Box<[RateEntry6]>,
     seed: u64,
     replaced: u64,
+}
+
+/// Sets of the IPv6 part of each worker's [`RateTable`] (a power of two):
+/// `RATE6_SETS * RATE_WAYS` = 4,096 buckets.
+pub const RATE6_SETS: usize = 1024;
+
+/// An IPv6 client's bucket: [`RateEntry`] with the whole address in the key.
+#[derive(Debug, Clone, Copy, Default)]
+struct RateEntry6 {
+    client: u128,
+    service: u32,
+    tat: u64,
+}
+
+/// A bucket of either family, for the GCRA step both share.
+trait Bucket: Copy {
+    /// The instant the bucket is full again (ns).
+    fn tat(&self) -> u64;
+    fn set_tat(&mut self, tat: u64);
+}
+
+impl Bucket for RateEntry {
+    #[inline]
+    fn tat(&self) -> u64 {
+        self.tat
+    }
+    #[inline]
+    fn set_tat(&mut self, tat: u64) {
+        self.tat = tat;
+    }
+}
+
+impl Bucket for RateEntry6 {
+    #[inline]
+    fn tat(&self) -> u64 {
+        self.tat
+    }
+    #[inline]
+    fn set_tat(&mut self, tat: u64) {
+        self.tat = tat;
+    }
+}
+
+/// The GCRA step over one set (see [`RateTable`]): finds the bucket `is_key` names (a
+/// live one), or replaces the fullest with `fresh`; then spends a token if one is there.
+/// Returns (admitted, whether a still-limiting bucket was replaced).
+#[inline]
+fn gcra<E: Bucket>(set: &mut [E], is_key: impl Fn(&E) -> bool, fresh: E, t: u64, limit: u64, now: u64) -> (bool, bool) {
+    let mut victim = 0;
+    let mut found = None;
+    for (i, e) in set.iter().enumerate() {
+        if is_key(e) && e.tat() > now {
+            found = Some(i);
+            break;
+        }
+        if e.tat() < set[victim].tat() {
+            victim = i;
+        }
+    }
+    let mut replaced = false;
+    let i = match found {
+        Some(i) => i,
+        None => {
+            replaced = set[victim].tat() > now;
+            set[victim] = fresh;
+            victim
+        }
+    };
+    let e = &mut set[i];
+    let next = e.tat().max(now).saturating_add(t);
+    if next - now > limit {
+        return (false, replaced);
+    }
+    e.set_tat(next);
+    (true, replaced)
 }
 
 impl Default for RateTable {
@@ -207,7 +383,12 @@ impl RateTable {
     /// An empty table (every bucket full), its hash keyed by `seed`; all its memory is
     /// allocated here.
     pub fn new(seed: u64) -> Self {
-        RateTable { slots: vec![RateEntry::default(); RATE_SETS * RATE_WAYS].into_boxed_slice(), seed, replaced: 0 }
+        RateTable {
+            slots: vec![RateEntry::default(); RATE_SETS * RATE_WAYS].into_boxed_slice(),
+            slots6: vec![RateEntry6::default(); RATE6_SETS * RATE_WAYS].into_boxed_slice(),
+            seed,
+            replaced: 0,
+        }
     }
 
     /// How many buckets still limiting a client were replaced by another client's
@@ -216,15 +397,26 @@ impl RateTable {
         self.replaced
     }
 
+    /// splitmix64's finaliser of `x` keyed by the table's seed: cheap, and with a
+    /// per-table key the set of an address cannot be chosen from outside.
     #[inline]
-    fn set_of(&self, key: u64) -> usize {
-        // A keyed multiply-xorshift mix (splitmix64's finaliser): cheap, and with a
-        // per-table key the set of an address cannot be chosen from outside.
-        let mut x = key ^ self.seed;
+    fn mix(&self, x: u64) -> u64 {
+        let mut x = x ^ self.seed;
         x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
         x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        x ^= x >> 31;
-        (x as usize) & (RATE_SETS - 1)
+        x ^ (x >> 31)
+    }
+
+    #[inline]
+    fn set_of(&self, key: u64) -> usize {
+        (self.mix(key) as usize) & (RATE_SETS - 1)
+    }
+
+    /// The emission interval and the bucket's depth in ns.
+    #[inline]
+    fn interval(rate: u32, burst: u32) -> (u64, u64) {
+        let t = (1_000_000_000 / u64::from(rate)).max(1);
+        (t, t.saturating_mul(u64::from(burst.max(1))))
     }
 
     /// Whether `client` of service `service` may open a new connection at `now` (ns)
@@ -236,41 +428,36 @@ impl RateTable {
         if rate == 0 {
             return true;
         }
-        let t = (1_000_000_000 / u64::from(rate)).max(1);
-        let limit = t.saturating_mul(u64::from(burst.max(1)));
+        let (t, limit) = Self::interval(rate, burst);
         let key = (u64::from(service) << 32) | u64::from(u32::from(client));
         let base = self.set_of(key) * RATE_WAYS;
         let Some(set) = self.slots.get_mut(base..base + RATE_WAYS) else {
             return true;
         };
-        let mut victim = 0;
-        let mut found = None;
-        for (i, e) in set.iter().enumerate() {
-            if e.key == key && e.tat > now {
-                found = Some(i);
-                break;
-            }
-            if e.tat < set[victim].tat {
-                victim = i;
-            }
+        let (ok, replaced) = gcra(set, |e| e.key == key, RateEntry { key, tat: now }, t, limit, now);
+        self.replaced += u64::from(replaced);
+        ok
+    }
+
+    /// As [`RateTable::admit`], for an IPv6 client (its own buckets, keyed by the whole
+    /// address: two sets' worth of cache lines).
+    #[inline]
+    pub fn admit6(&mut self, service: u32, client: Ipv6Addr, rate: u32, burst: u32, now: u64) -> bool {
+        if rate == 0 {
+            return true;
         }
-        let i = match found {
-            Some(i) => i,
-            None => {
-                if set[victim].tat > now {
-                    self.replaced += 1;
-                }
-                set[victim] = RateEntry { key, tat: now };
-                victim
-            }
+        let (t, limit) = Self::interval(rate, burst);
+        let c = u128::from(client);
+        // Both halves keyed: the high half is mixed before the low one joins it.
+        let h = self.mix(self.mix((c >> 64) as u64 ^ u64::from(service)) ^ c as u64);
+        let base = ((h as usize) & (RATE6_SETS - 1)) * RATE_WAYS;
+        let Some(set) = self.slots6.get_mut(base..base + RATE_WAYS) else {
+            return true;
         };
-        let e = &mut set[i];
-        let next = e.tat.max(now).saturating_add(t);
-        if next - now > limit {
-            return false;
-        }
-        e.tat = next;
-        true
+        let fresh = RateEntry6 { client: c, service, tat: now };
+        let (ok, replaced) = gcra(set, |e| e.client == c && e.service == service, fresh, t, limit, now);
+        self.replaced += u64::from(replaced);
+        ok
     }
 }
 
@@ -402,5 +589,83 @@ mod tests {
         assert_eq!((a.client_rate, a.client_burst), (0, 0));
         assert!(a.is_open());
         assert_eq!(Admission::default().with_client_rate(10, 3).client_burst, 3);
+    }
+
+    fn nets6(v: &[&str]) -> Vec<Ipv6Net> {
+        v.iter().map(|s| s.parse().unwrap()).collect()
+    }
+
+    fn ip6(s: &str) -> Ipv6Addr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn ipv6_prefixes_merge_and_match_only_their_family() {
+        let s = PrefixSet6::new(&nets6(&["2001:db8::/32", "2001:db8:5::/48", "fd00::/65", "fd00:0:0:0:8000::/65"]));
+        assert_eq!(s.ranges(), 2, "nested and adjacent prefixes merged");
+        for (a, want) in [
+            ("2001:db8::", true),
+            ("2001:db8:ffff:ffff:ffff:ffff:ffff:ffff", true),
+            ("2001:db9::", false),
+            ("2001:db7:ffff:ffff:ffff:ffff:ffff:ffff", false),
+            ("fd00::1", true),
+            ("fd00::ffff:ffff:ffff:ffff", true),
+            ("fd00:0:0:1::", false),
+            ("::", false),
+            ("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", false),
+        ] {
+            assert_eq!(s.contains(ip6(a)), want, "{a}");
+        }
+        let all = PrefixSet6::new(&nets6(&["::/0", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff/128"]));
+        assert!(
+            all.ranges() == 1
+                && all.contains(ip6("::"))
+                && all.contains(ip6("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"))
+        );
+
+        let stats = ServerStats::new(1);
+        // A deny list of one family leaves the other alone.
+        let a = Admission::new(&nets(&["10.0.0.0/8"]), &[], 0).with_ipv6_lists(&[], &nets6(&["2001:db8:1::/48"]));
+        assert!(!a.is_open());
+        assert_eq!(a.admit6(ip6("2001:db8:1::5"), &stats), Err(DropReason::AclDenied));
+        assert_eq!(a.admit(ip("10.1.1.1"), &stats), Ok(()));
+        // The IPv4 allow list is not empty: an IPv6 client none of the lists holds is refused.
+        assert_eq!(a.admit6(ip6("2001:db8:2::5"), &stats), Err(DropReason::AclDenied));
+        let b = a.clone().with_ipv6_lists(&nets6(&["2001:db8::/32"]), &nets6(&["2001:db8:1::/48"]));
+        assert_eq!(b.admit6(ip6("2001:db8:2::5"), &stats), Ok(()));
+        assert_eq!(b.admit6(ip6("2001:db8:1::5"), &stats), Err(DropReason::AclDenied), "deny wins");
+        // An IPv6-only allow list refuses IPv4 clients; an IPv6 deny list alone does not.
+        let c = Admission::default().with_ipv6_lists(&nets6(&["2001:db8::/32"]), &[]);
+        assert_eq!(c.admit(ip("10.1.1.1"), &stats), Err(DropReason::AclDenied));
+        let d = Admission::default().with_ipv6_lists(&[], &nets6(&["2001:db8::/32"]));
+        assert_eq!(d.admit(ip("10.1.1.1"), &stats), Ok(()));
+        // maxconn counts for IPv6 clients too.
+        let m = Admission::new(&[], &[], 1);
+        assert_eq!(m.admit6(ip6("2001:db8::1"), &stats), Ok(()));
+        stats.conn_opened(0, true);
+        assert_eq!(m.admit6(ip6("2001:db8::1"), &stats), Err(DropReason::ServiceMaxconn));
+        assert!(Admission::default().admit6(ip6("2001:db8::1"), &stats).is_ok());
+    }
+
+    #[test]
+    fn ipv6_rate_buckets_are_per_address_and_service() {
+        let mut t = RateTable::default();
+        let (a, b) = (ip6("2001:db8::2"), ip6("2001:db8::3"));
+        for k in 0..3 {
+            assert!(t.admit6(1, a, 2, 3, S), "burst {k}");
+        }
+        assert!(!t.admit6(1, a, 2, 3, S), "bucket empty");
+        assert!(t.admit6(1, a, 2, 3, S + S / 2), "one token per half second");
+        assert!(t.admit6(1, b, 2, 3, S), "another address has its own bucket");
+        assert!(t.admit6(2, a, 2, 3, S), "another service has its own bucket");
+        assert!(t.admit(1, Ipv4Addr::new(0, 0, 0, 2), 2, 3, S), "IPv4 buckets are apart");
+        assert!((0..100).all(|_| t.admit6(3, a, 0, 0, S)), "rate 0: no limit");
+        // Bounded; a client never seen always has a full bucket.
+        let n = (RATE6_SETS * RATE_WAYS * 4) as u16;
+        for k in 0..n {
+            assert!(t.admit6(1, Ipv6Addr::new(0x2001, 0xdb8, 7, 0, 0, 0, k, 1), 1, 1, S));
+        }
+        assert_eq!(t.slots6.len(), RATE6_SETS * RATE_WAYS);
+        assert!(t.replaced() >= u64::from(n) - (RATE6_SETS * RATE_WAYS) as u64);
     }
 }

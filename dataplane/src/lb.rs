@@ -58,12 +58,12 @@
 //!   Connection counts (opened, active/inactive moves, closed) stay immediate: the
 //!   schedulers read them.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
 use rvs_drivers::PacketBuf;
 
-use crate::admission::RateTable;
+use crate::admission::{Admission, RateTable};
 use crate::conn::owner::{client_owner, lport_owner, LocalPortAllocator, RssSpec};
 use crate::conn::{
     CachedHop, Conn, ConnFlags, ConnId, ConnTable, ConnTable6, Direction, FlowKey, StateChange, TableFull,
@@ -71,8 +71,9 @@ use crate::conn::{
 use crate::control::{ConnEntry, ConnFilter, ConnListing, MAX_LISTING};
 use crate::l2l3::nd::Ipv6Book;
 use crate::l2l3::{AddrKind, AddressBook, ResolvedNeighbours, RouteTable, Verdict};
-use crate::sched::{new_scheduler, SchedInput, Scheduler};
-use crate::service::{ServiceTable, SharedServices};
+use crate::sched::{new_scheduler, PersistTable, SchedInput, Scheduler};
+use crate::server::ServerStats;
+use crate::service::{Service, ServiceTable, SharedServices};
 use crate::stats::{DropReason, WorkerCounters};
 use crate::synproxy::cookie::CookieSecret;
 use crate::synproxy::SynProxyMode;
@@ -133,6 +134,86 @@ fn list_table<F: crate::conn::Family>(
 #[inline]
 fn svc_idx_id(snap: &ServiceTable, svc_idx: u32) -> u32 {
     snap.service_id(svc_idx).unwrap_or(u32::MAX - svc_idx)
+}
+
+/// A new flow's client address, of either family: what admission, the per-client rate
+/// and persistence ask of it, so that both engines' new connections take one path.
+pub(crate) trait FlowClient: Copy {
+    /// The service's lists and `maxconn` ([`Admission::admit`]).
+    fn admit(self, a: &Admission, conns: &ServerStats) -> Result<(), DropReason>;
+    /// One token of the client's bucket ([`RateTable::admit`]).
+    fn rate(self, t: &mut RateTable, service: u32, rate: u32, burst: u32, now: u64) -> bool;
+    /// The persisted server, or `choose()`'s ([`PersistTable::lookup_or_insert_if`]).
+    fn persist(
+        self,
+        p: &PersistTable,
+        now_s: u32,
+        usable: impl Fn(usize) -> bool,
+        choose: impl FnOnce() -> Option<usize>,
+    ) -> Option<usize>;
+}
+
+impl FlowClient for Ipv4Addr {
+    #[inline]
+    fn admit(self, a: &Admission, conns: &ServerStats) -> Result<(), DropReason> {
+        a.admit(self, conns)
+    }
+    #[inline]
+    fn rate(self, t: &mut RateTable, service: u32, rate: u32, burst: u32, now: u64) -> bool {
+        t.admit(service, self, rate, burst, now)
+    }
+    #[inline]
+    fn persist(
+        self,
+        p: &PersistTable,
+        now_s: u32,
+        usable: impl Fn(usize) -> bool,
+        choose: impl FnOnce() -> Option<usize>,
+    ) -> Option<usize> {
+        p.lookup_or_insert_if(self, now_s, usable, choose)
+    }
+}
+
+impl FlowClient for Ipv6Addr {
+    #[inline]
+    fn admit(self, a: &Admission, conns: &ServerStats) -> Result<(), DropReason> {
+        a.admit6(self, conns)
+    }
+    #[inline]
+    fn rate(self, t: &mut RateTable, service: u32, rate: u32, burst: u32, now: u64) -> bool {
+        t.admit6(service, self, rate, burst, now)
+    }
+    #[inline]
+    fn persist(
+        self,
+        p: &PersistTable,
+        now_s: u32,
+        usable: impl Fn(usize) -> bool,
+        choose: impl FnOnce() -> Option<usize>,
+    ) -> Option<usize> {
+        p.lookup_or_insert6_if(self, now_s, usable, choose)
+    }
+}
+
+/// The server of a new flow from `client` on `svc`: with persistence, the client's
+/// persisted server while it is available (weight 0 or overloaded: replaced by a fresh
+/// pick), else `pick()`'s, remembered; without, `pick()`'s.
+#[inline]
+pub(crate) fn pick_server<C: FlowClient>(
+    svc: &Service,
+    client: C,
+    now: u64,
+    pick: impl FnOnce() -> Option<usize>,
+) -> Option<usize> {
+    match &svc.persist {
+        Some(p) => client.persist(
+            p,
+            crate::sched::persist::persist_now_s(now),
+            |i| svc.servers.get(i).is_some_and(|s| s.available()),
+            pick,
+        ),
+        None => pick(),
+    }
 }
 
 /// How often the connection table's timers are advanced (the wheel's own granularity
@@ -568,13 +649,7 @@ impl LbEngine {
         let svc = snap.get(svc_idx).ok_or(DropReason::L4NoService)?;
         // Only new flows are admitted or refused (crate::admission): established flows
         // never reach this.
-        if let Err(reason) = svc.admission.admit(flow.src, &svc.stats) {
-            svc.stats.refused(self.worker, reason);
-            return Err(reason);
-        }
-        if svc.admission.client_rate != 0 {
-            self.rate_admit(&snap, svc_idx, flow.src, env, now)?;
-        }
+        self.admit_flow(&snap, svc_idx, svc, flow.src, env.counters, now)?;
         let sched = self.scheds.get_mut(svc_idx as usize).ok_or(DropReason::L4NoService)?;
         let input = SchedInput {
             client: u32::from(flow.src),
@@ -583,21 +658,7 @@ impl LbEngine {
             vport: flow.dport,
             now_ns: now,
         };
-        let picked = match &svc.persist {
-            Some(p) => {
-                let now_s = crate::sched::persist::persist_now_s(now);
-                // A persisted server that has since become unavailable (weight 0,
-                // overloaded) is replaced by a fresh pick.
-                p.lookup_or_insert_if(
-                    flow.src,
-                    now_s,
-                    |i| svc.servers.get(i).is_some_and(|s| s.available()),
-                    || sched.pick(&svc.servers, &input),
-                )
-            }
-            None => sched.pick(&svc.servers, &input),
-        };
-        let idx = picked.ok_or(DropReason::NoServer)?;
+        let idx = pick_server(svc, flow.src, now, || sched.pick(&svc.servers, &input)).ok_or(DropReason::NoServer)?;
         let server = svc.servers.get(idx).ok_or(DropReason::NoServer)?;
         // An IPv4 service has IPv4 servers only (`ServiceTable` refuses a mix).
         let IpAddr::V4(server_addr) = server.addr else { return Err(DropReason::NoServer) };
@@ -716,24 +777,48 @@ impl LbEngine {
         true
     }
 
+    /// Admission of a new flow from `client` on service `svc` (index `svc_idx` of `snap`;
+    /// crate::admission), for
+    /// either family's engine: the lists and `maxconn`, then the per-client rate;
+    /// a refusal is counted per service and returned as the drop reason.
+    #[inline]
+    pub(crate) fn admit_flow<C: FlowClient>(
+        &mut self,
+        snap: &ServiceTable,
+        svc_idx: u32,
+        svc: &Service,
+        client: C,
+        counters: &WorkerCounters,
+        now: u64,
+    ) -> Result<(), DropReason> {
+        if let Err(reason) = client.admit(&svc.admission, &svc.stats) {
+            svc.stats.refused(self.worker, reason);
+            return Err(reason);
+        }
+        if svc.admission.client_rate != 0 {
+            self.rate_admit(snap, svc_idx, client, counters, now)?;
+        }
+        Ok(())
+    }
+
     /// The per-client rate of service `svc_idx` (crate::admission) for a new flow from
     /// `client`: spends a token, or refuses (`client_rate_limited`, also counted per
     /// service). Out of line: services without a rate never get here.
     #[inline(never)]
-    fn rate_admit(
+    fn rate_admit<C: FlowClient>(
         &mut self,
         snap: &ServiceTable,
         svc_idx: u32,
-        client: Ipv4Addr,
-        env: &LbEnv<'_>,
+        client: C,
+        counters: &WorkerCounters,
         now: u64,
     ) -> Result<(), DropReason> {
         let Some(svc) = snap.get(svc_idx) else { return Ok(()) };
         let a = &svc.admission;
         let replaced = self.rate.replaced();
-        let ok = self.rate.admit(svc_idx_id(snap, svc_idx), client, a.client_rate, a.client_burst, now);
+        let ok = client.rate(&mut self.rate, svc_idx_id(snap, svc_idx), a.client_rate, a.client_burst, now);
         if self.rate.replaced() != replaced {
-            env.counters.client_rate_replaced.inc();
+            counters.client_rate_replaced.inc();
         }
         if ok {
             return Ok(());

@@ -14,7 +14,7 @@ use arc_swap::ArcSwap;
 
 use crate::admission::Admission;
 use crate::l2l3::IpHasherBuilder;
-use crate::sched::{PersistTable, SchedShared};
+use crate::sched::{PersistMask, PersistTable, SchedShared};
 use crate::server::{RealServer, ServerStats};
 use crate::sync::PersistRecord;
 use crate::synproxy::SynProxyPolicy;
@@ -58,8 +58,8 @@ pub struct Service {
 /// ([`Service::install_persist`], [`ServiceTable::install_persist`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum PersistRefused {
-    /// An address family the data path does not forward (IPv6).
-    #[error("address family not forwarded")]
+    /// The client or server is not of the service's address family.
+    #[error("address family is not the service's")]
     Family,
     /// No service with the record's protocol, VIP and port.
     #[error("no such service")]
@@ -84,12 +84,14 @@ impl Service {
     pub fn persist_records(&self, now_s: u32) -> impl Iterator<Item = PersistRecord> + '_ {
         let vip = SocketAddr::new(self.key.vip, self.key.port);
         self.persist.iter().flat_map(move |p| {
-            p.entries(now_s).filter_map(move |(client, server, left)| {
+            let v4 = p.entries(now_s).map(|(c, s, left)| (IpAddr::V4(c), s, left));
+            let v6 = p.entries6(now_s).map(|(c, s, left)| (IpAddr::V6(c), s, left));
+            v4.chain(v6).filter_map(move |(client, server, left)| {
                 let s = self.servers.get(server)?;
                 Some(PersistRecord {
                     proto: self.key.proto,
                     vip,
-                    client: IpAddr::V4(client),
+                    client,
                     server: SocketAddr::new(s.addr, s.port),
                     expires_in_s: left,
                 })
@@ -103,17 +105,21 @@ impl Service {
     /// the seconds the record has left. The record's service key is not checked here
     /// (see [`ServiceTable::install_persist`]).
     pub fn install_persist(&self, rec: &PersistRecord, now_s: u32) -> Result<(), PersistRefused> {
-        let (IpAddr::V4(client), IpAddr::V4(server)) = (rec.client, rec.server.ip()) else {
+        // The client, the server and the service are of one family (the table's).
+        if rec.client.is_ipv4() != self.key.vip.is_ipv4() || rec.server.is_ipv4() != self.key.vip.is_ipv4() {
             return Err(PersistRefused::Family);
-        };
+        }
         let table = self.persist.as_ref().ok_or(PersistRefused::NotPersistent)?;
-        let port = rec.server.port();
         let idx = self
             .servers
             .iter()
-            .position(|s| s.addr == IpAddr::V4(server) && s.port == port)
+            .position(|s| s.addr == rec.server.ip() && s.port == rec.server.port())
             .ok_or(PersistRefused::NoServer)?;
-        if table.install(client, idx, rec.expires_in_s, now_s) {
+        let stored = match rec.client {
+            IpAddr::V4(c) => table.install(c, idx, rec.expires_in_s, now_s),
+            IpAddr::V6(c) => table.install6(c, idx, rec.expires_in_s, now_s),
+        };
+        if stored {
             Ok(())
         } else {
             Err(PersistRefused::NotStored)
@@ -255,13 +261,20 @@ pub enum TableError {
         server: IpAddr,
     },
     /// Something an IPv6 service cannot have yet (the IPv6 data path forwards DR, NAT66
-    /// and IPv6-in-IPv6 tunnels, without persistence, client lists or per-client rates).
+    /// and IPv6-in-IPv6 tunnels).
     #[error("service {service}: {what} is not supported on an IPv6 service yet")]
     Ipv6Unsupported {
         /// The service.
         service: ServiceKey,
         /// What it has: `persistence`, `forward = \"fullnat\"`, ...
         what: &'static str,
+    },
+    /// A persistence table keyed for the other family's clients (an IPv4 netmask on an
+    /// IPv6 service, or a prefix length on an IPv4 one).
+    #[error("service {service}: its persistence table is not keyed for its clients' address family")]
+    PersistFamily {
+        /// The service.
+        service: ServiceKey,
     },
 }
 
@@ -272,19 +285,14 @@ fn check_family(s: &Service) -> Result<(), TableError> {
     if let Some(r) = s.servers.iter().find(|r| r.addr.is_ipv4() != s.key.vip.is_ipv4()) {
         return Err(TableError::MixedFamily { service: s.key, server: r.addr });
     }
+    // Persistence keys clients of the VIP's family (PersistTable::new or new_v6).
+    if s.persist.as_ref().is_some_and(|p| matches!(p.mask(), PersistMask::V6(_)) != s.key.vip.is_ipv6()) {
+        return Err(TableError::PersistFamily { service: s.key });
+    }
     if s.key.vip.is_ipv4() {
         return Ok(());
     }
     let refuse = |what| Err(TableError::Ipv6Unsupported { service: s.key, what });
-    if s.persist.is_some() {
-        return refuse("persistence (-p)");
-    }
-    if !s.admission.allow.is_empty() || !s.admission.deny.is_empty() {
-        return refuse("a client allow/deny list");
-    }
-    if s.admission.client_rate != 0 {
-        return refuse("a per-client rate (client_rate)");
-    }
     if s.servers.iter().any(|r| r.forward == ForwardMode::FullNat) {
         return refuse("forward = \"fullnat\"");
     }
@@ -304,9 +312,9 @@ impl ServiceTable {
                 DuplicateService(ServiceKey { proto: L4Proto::Tcp, vip: Ipv4Addr::UNSPECIFIED.into(), port: 0 })
             }
             // Tables of services that need a family check are built with `with_ids`.
-            TableError::MixedFamily { service, .. } | TableError::Ipv6Unsupported { service, .. } => {
-                DuplicateService(service)
-            }
+            TableError::MixedFamily { service, .. }
+            | TableError::Ipv6Unsupported { service, .. }
+            | TableError::PersistFamily { service } => DuplicateService(service),
         })
     }
 
@@ -405,8 +413,8 @@ impl ServiceTable {
     /// Installs a persistence record from the peer into the service it names (see
     /// [`Service::install_persist`]).
     pub fn install_persist(&self, rec: &PersistRecord, now_s: u32) -> Result<(), PersistRefused> {
-        let IpAddr::V4(vip) = rec.vip.ip() else { return Err(PersistRefused::Family) };
-        let (_, svc) = self.lookup_v4(rec.proto, vip, rec.vip.port()).ok_or(PersistRefused::NoService)?;
+        let key = ServiceKey { proto: rec.proto, vip: rec.vip.ip(), port: rec.vip.port() };
+        let (_, svc) = self.lookup(key).ok_or(PersistRefused::NoService)?;
         svc.install_persist(rec, now_s)
     }
     /// The service at index `i`.

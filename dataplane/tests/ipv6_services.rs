@@ -12,10 +12,12 @@ use std::sync::Arc;
 use common::ip6::*;
 use common::l4::{assert_accounting_all, send_to, server_stats, service_stats, LbOpts, ACK, SYN};
 use common::*;
+use rvs_dataplane::admission::Admission;
 use rvs_dataplane::l2l3::neigh::NeighSync;
 use rvs_dataplane::lb::{LbConfig, LbEngine};
 use rvs_dataplane::mesh::MeshLinks;
-use rvs_dataplane::sched::{SchedParams, SchedShared};
+use rvs_dataplane::sched::persist::persist_now_s;
+use rvs_dataplane::sched::{PersistTable, SchedParams, SchedShared};
 use rvs_dataplane::server::{RealServer, ServerStats};
 use rvs_dataplane::service::{share, Service, ServiceTable, SharedServices, TableError, TableIds};
 use rvs_dataplane::stats::DropReason;
@@ -396,4 +398,96 @@ fn the_table_refuses_what_the_ipv6_path_cannot_forward() {
     let tunnel = service6(1, L4Proto::Tcp, 80, SchedulerKind::Rr, vec![server(RS6[0], 80, ForwardMode::Tunnel, 1)]);
     let i = ids(std::slice::from_ref(&tunnel));
     assert!(ServiceTable::with_ids(1, vec![tunnel], i, Default::default()).is_ok());
+}
+
+// ---- admission and persistence on IPv6 services ----
+
+/// One IPv6 service, TCP 80 DR round robin over both servers, changed by `f`.
+fn one_service6(workers: usize, f: impl FnOnce(&mut Service)) -> SharedServices {
+    let servers = RS6.iter().map(|s| server(s, 80, ForwardMode::Dr, workers)).collect();
+    let mut s = service6(workers, L4Proto::Tcp, 80, SchedulerKind::Rr, servers);
+    f(&mut s);
+    let ids = TableIds::sequential(std::slice::from_ref(&s));
+    share(ServiceTable::with_ids(1, vec![s], ids, Default::default()).expect("valid table"))
+}
+
+/// The server (index into `RS6`) a DR frame went to.
+fn server_of(frame: &[u8]) -> usize {
+    RS6_MAC.iter().position(|m| frame[..6] == *m).expect("a server's MAC")
+}
+
+#[test]
+fn persistence_by_prefix_keeps_a_network_on_one_server_across_workers() {
+    let shared = one_service6(2, |s| s.persist = Some(Arc::new(PersistTable::new_v6(1024, 300, 96))));
+    let mut ws = workers6(&shared, 2);
+    // Two clients of one /96, flows owned by both workers: round robin alone would
+    // alternate the servers.
+    let mut picked = Vec::new();
+    for (i, cport) in (42000u16..42012).enumerate() {
+        let client = if i % 2 == 0 { CLIENT6 } else { CLIENT6B };
+        let (_, back) = send_to(&mut ws, i % 2, FRONT, &to_vip(L4Proto::Tcp, client, cport, 80, SYN, 64), SEC);
+        assert_eq!(back.len(), 1, "flow {i}");
+        picked.push(server_of(&back[0]));
+    }
+    assert!(picked.iter().all(|&p| p == picked[0]), "{picked:?}");
+    let owners: Vec<usize> = ws.iter().map(|w| w.lb().unwrap().conns6().len()).collect();
+    assert!(owners.iter().all(|&n| n > 0), "both workers scheduled: {owners:?}");
+    // One entry, for the /96, exported with the full prefix for sync and installed back.
+    let snap = shared.load();
+    let recs: Vec<_> = snap.services()[0].persist_records(persist_now_s(SEC)).collect();
+    assert_eq!(recs.len(), 1, "{recs:?}");
+    assert_eq!(recs[0].client, std::net::IpAddr::from(a("2001:db8:10::")));
+    assert_eq!(recs[0].server, std::net::SocketAddr::new(a(RS6[picked[0]]).into(), 80));
+    let peer = one_service6(1, |s| s.persist = Some(Arc::new(PersistTable::new_v6(1024, 300, 96))));
+    assert_eq!(peer.load().install_persist(&recs[0], 1), Ok(()));
+    assert_eq!(peer.load().services()[0].persist_records(1).collect::<Vec<_>>(), recs);
+    // Another /96 is scheduled on its own.
+    let other = "2001:db8:10:0:1::2";
+    let mut ws1 = workers6(&shared, 2);
+    for w in ws1.iter_mut() {
+        roundtrip(w, FRONT, &ns_from(a(other), CLIENT_MAC, a("2001:db8:10::1")), 0);
+    }
+    let (_, back) = send_to(&mut ws1, 0, FRONT, &to_vip(L4Proto::Tcp, other, 42100, 80, SYN, 64), 2 * SEC);
+    assert_eq!(back.len(), 1);
+    assert_eq!(shared.load().services()[0].persist_records(2).count(), 2);
+    assert_accounting_all(&ws);
+}
+
+#[test]
+fn ipv6_deny_list_and_client_rate_refuse_new_flows_and_count_them() {
+    let deny: Vec<ipnet::Ipv6Net> = vec!["2001:db8:10::2/128".parse().unwrap()];
+    let shared = one_service6(1, |s| {
+        s.admission = Admission::new(&[], &[], 0).with_ipv6_lists(&[], &deny).with_client_rate(1, 2);
+    });
+    let mut ws = workers6(&shared, 1);
+    let (front, back) = send_to(&mut ws, 0, FRONT, &to_vip(L4Proto::Tcp, CLIENT6, 43000, 80, SYN, 64), SEC);
+    assert!(front.is_empty() && back.is_empty(), "denied");
+    assert_eq!(snapshot(&ws[0]).drop_count(DropReason::AclDenied), 1);
+    assert_eq!(service_stats(&shared, 0).acl_denied, 1, "counted per service too");
+    // The other client is allowed, up to its burst of 2 at 1 per second.
+    for cport in 43001u16..43003 {
+        let (_, back) = send_to(&mut ws, 0, FRONT, &to_vip(L4Proto::Tcp, CLIENT6B, cport, 80, SYN, 64), SEC);
+        assert_eq!(back.len(), 1, "flow {cport}");
+    }
+    let (_, back) = send_to(&mut ws, 0, FRONT, &to_vip(L4Proto::Tcp, CLIENT6B, 43003, 80, SYN, 64), SEC);
+    assert!(back.is_empty(), "over the rate");
+    assert_eq!(snapshot(&ws[0]).drop_count(DropReason::ClientRateLimited), 1);
+    let (_, back) = send_to(&mut ws, 0, FRONT, &to_vip(L4Proto::Tcp, CLIENT6B, 43004, 80, SYN, 64), 2 * SEC);
+    assert_eq!(back.len(), 1, "a token a second later");
+    // Existing flows are not asked again.
+    let (_, back) = send_to(&mut ws, 0, FRONT, &to_vip(L4Proto::Tcp, CLIENT6B, 43001, 80, ACK, 64), 2 * SEC);
+    assert_eq!(back.len(), 1);
+    assert_eq!(snapshot(&ws[0]).conns_created, 3);
+    assert_accounting_all(&ws);
+}
+
+#[test]
+fn the_table_refuses_persistence_keyed_for_the_other_family() {
+    let s = one_service6(1, |_| {});
+    assert!(s.load().services()[0].persist.is_none());
+    let mut bad = service6(1, L4Proto::Tcp, 80, SchedulerKind::Rr, vec![server(RS6[0], 80, ForwardMode::Dr, 1)]);
+    bad.persist = Some(Arc::new(PersistTable::new(64, 60, std::net::Ipv4Addr::BROADCAST)));
+    let ids = TableIds::sequential(std::slice::from_ref(&bad));
+    let err = ServiceTable::with_ids(1, vec![bad], ids, Default::default()).unwrap_err();
+    assert!(matches!(err, TableError::PersistFamily { .. }), "{err}");
 }

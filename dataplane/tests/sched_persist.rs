@@ -129,3 +129,37 @@ fn entries_expire_and_capacity_is_fixed() {
     assert_eq!(table.sweep(41), before - 1);
     assert_eq!(table.len(), 1);
 }
+
+/// The IPv6 form: two threads schedule the same /64s at the same moment (each from another
+/// address of the prefix), each proposing its own server; they agree on every prefix, the
+/// table holds one entry per prefix, and each exported entry is the prefix itself.
+#[test]
+fn racing_workers_agree_per_ipv6_prefix() {
+    let table = Arc::new(PersistTable::new_v6(1 << 16, 300, 64));
+    let barrier = Arc::new(Barrier::new(2));
+    let prefix = |n: u32| std::net::Ipv6Addr::new(0x2001, 0xdb8, (n >> 16) as u16, n as u16, 0, 0, 0, 0);
+    let handles: Vec<_> = (0..2u16)
+        .map(|worker| {
+            let (table, barrier) = (Arc::clone(&table), Arc::clone(&barrier));
+            thread::spawn(move || {
+                barrier.wait();
+                (0..CLIENTS)
+                    .map(|n| {
+                        let mut seg = prefix(n).segments();
+                        seg[7] = worker + 1;
+                        table.lookup_or_insert6_if(seg.into(), 100, |_| true, || Some(usize::from(worker)))
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let answers: Vec<Vec<Option<usize>>> = handles.into_iter().map(|h| h.join().expect("no panic")).collect();
+    assert_eq!(answers[0], answers[1]);
+    assert!(answers[0].iter().all(Option::is_some));
+    assert_eq!(table.len(), CLIENTS as usize);
+    let mut exported: Vec<_> = table.entries6(101).map(|(p, s, _)| (p, s)).collect();
+    exported.sort();
+    let mut want: Vec<_> = (0..CLIENTS).map(|n| (prefix(n), answers[0][n as usize].unwrap())).collect();
+    want.sort();
+    assert_eq!(exported, want);
+}

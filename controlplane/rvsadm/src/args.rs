@@ -178,13 +178,32 @@ pub struct ServiceSpec {
     pub scheduler: Option<String>,
     /// `-p` in seconds; `Some(0)` (only accepted with `-E`) turns persistence off.
     pub persistence: Option<u32>,
-    /// `-M`.
-    pub netmask: Option<Ipv4Addr>,
+    /// `-M`: a netmask on an IPv4 service, a prefix length on an IPv6 one.
+    pub netmask: Option<Netmask>,
     /// `--client-rate` (rvs's own): new connections per second per client; `Some(0)`
     /// lifts the limit.
     pub client_rate: Option<u32>,
     /// `--client-burst` (rvs's own): the depth of each client's bucket.
     pub client_burst: Option<u32>,
+}
+
+/// `-M`'s value: which clients share a persistent server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Netmask {
+    /// An IPv4 service's netmask (`255.255.255.0`).
+    V4(Ipv4Addr),
+    /// An IPv6 service's prefix length (`64`).
+    V6(u8),
+}
+
+impl std::fmt::Display for Netmask {
+    /// As the REST API's `persistence_netmask` and ipvsadm write it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Netmask::V4(m) => m.fmt(f),
+            Netmask::V6(n) => n.fmt(f),
+        }
+    }
 }
 
 /// `-a` / `-e`: a real server of a service and the attributes given for it.
@@ -813,7 +832,9 @@ struct Collected {
     service: Option<ServiceAddr>,
     scheduler: Option<String>,
     persistence: Option<u32>,
-    netmask: Option<Ipv4Addr>,
+    /// `-M`'s text: which form it must take depends on the service's family, which may
+    /// come later on the line.
+    netmask: Option<String>,
     server: Option<(IpAddr, Option<u16>)>,
     forward: Option<Forward>,
     weight: Option<u32>,
@@ -1072,10 +1093,7 @@ fn apply(
         }
         Action::Opt(Opt::Netmask) => {
             c.set_opt(Opt::Netmask)?;
-            match parse_netmask(&value) {
-                Some(m) => c.netmask = Some(m),
-                None => return fail("illegal virtual server persistent mask specified"),
-            }
+            c.netmask = Some(value);
         }
         Action::Opt(Opt::RealServer) => {
             c.set_opt(Opt::RealServer)?;
@@ -1278,11 +1296,24 @@ fn build(c: Collected) -> Result<Invocation, UsageError> {
             if verb == Verb::AddService && c.persistence == Some(0) {
                 return fail("invalid timeout value `0' specified");
             }
+            // As ipvsadm: a dotted netmask for an IPv4 service, a prefix length 1-128 for an
+            // IPv6 one, each refused with ipvsadm's words.
+            let netmask = match c.netmask.as_deref() {
+                None => None,
+                Some(m) if service.address.is_ipv6() => match parse_prefix_len(m) {
+                    Some(n) => Some(Netmask::V6(n)),
+                    None => return fail("illegal ipv6 netmask specified"),
+                },
+                Some(m) => match parse_netmask(m) {
+                    Some(a) => Some(Netmask::V4(a)),
+                    None => return fail("illegal virtual server persistent mask specified"),
+                },
+            };
             let spec = ServiceSpec {
                 service,
                 scheduler: c.scheduler,
                 persistence: c.persistence,
-                netmask: c.netmask,
+                netmask,
                 client_rate: c.client_rate,
                 client_burst: c.client_burst,
             };
@@ -1384,6 +1415,15 @@ fn parse_timeout(text: &str, min: u32) -> Result<u32, UsageError> {
         Some(n) if n >= min => Ok(n),
         _ => fail(format!("invalid timeout value `{text}' specified")),
     }
+}
+
+/// An IPv6 prefix length as ipvsadm's `-M` takes it for an IPv6 service: 1 to 128, digits
+/// only.
+fn parse_prefix_len(text: &str) -> Option<u8> {
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    text.parse::<u8>().ok().filter(|n| (1..=128).contains(n))
 }
 
 /// A contiguous IPv4 netmask in dotted quad (`255.255.255.0`).
@@ -1657,7 +1697,7 @@ mod tests {
                 service: ServiceAddr { protocol: Protocol::Udp, ..vip(53) },
                 scheduler: Some("rr".into()),
                 persistence: Some(360),
-                netmask: Some(Ipv4Addr::new(255, 255, 255, 0)),
+                netmask: Some(Netmask::V4(Ipv4Addr::new(255, 255, 255, 0))),
                 client_rate: None,
                 client_burst: None,
             })
@@ -1920,6 +1960,11 @@ mod tests {
             ("-A -t 10.10.0.100:80 -p 0", "invalid timeout value `0' specified"),
             ("-A -t 10.10.0.100:80 -p -M 255.0.255.0", "illegal virtual server persistent mask specified"),
             ("-A -t 10.10.0.100:80 -M nope", "illegal virtual server persistent mask specified"),
+            ("-A -t 10.10.0.100:80 -p -M 64", "illegal virtual server persistent mask specified"),
+            ("-A -t [2001:db8::1]:80 -p -M 255.255.255.0", "illegal ipv6 netmask specified"),
+            ("-A -t [2001:db8::1]:80 -p -M 0", "illegal ipv6 netmask specified"),
+            ("-A -t [2001:db8::1]:80 -p -M 129", "illegal ipv6 netmask specified"),
+            ("-M 64x -E -t [2001:db8::1]:80", "illegal ipv6 netmask specified"),
             ("--set 900 120", "--set option requires 3 timeout values"),
             ("--set", "--set option requires 3 timeout values"),
             ("--set 900 x 300", "invalid timeout value `x' specified"),
@@ -1989,6 +2034,11 @@ mod tests {
         assert_eq!(parse_netmask("255.255.255.255"), Some(Ipv4Addr::BROADCAST));
         assert_eq!(parse_netmask("255.0.255.0"), None);
         assert_eq!(parse_netmask("255.255.255"), None);
+        assert_eq!(parse_prefix_len("64"), Some(64));
+        assert_eq!(parse_prefix_len("128"), Some(128));
+        for bad in ["0", "129", "", "+64", "/64", "6 4", "300"] {
+            assert_eq!(parse_prefix_len(bad), None, "{bad}");
+        }
     }
 
     #[test]

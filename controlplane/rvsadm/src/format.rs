@@ -204,7 +204,8 @@ pub fn services_exact(services: &[Service], columns: Columns, full: bool, exact:
         let name = service_name(&s.protocol, &s.address, s.port);
         match columns {
             Columns::Plain | Columns::Thresholds | Columns::PersistConn | Columns::TunInfo | Columns::Health => {
-                // printf("%s %s", svc_name, sched_name) + " persistent %u" + " mask %s"
+                // printf("%s %s", svc_name, sched_name) + " persistent %u" + " mask %s" (an
+                // IPv6 service: " mask %i", its prefix length)
                 let _ = write!(out, "{name} {}", s.scheduler);
                 if let Some(p) = s.persistence {
                     let _ = write!(out, " persistent {p}");
@@ -238,8 +239,11 @@ pub fn services_exact(services: &[Service], columns: Columns, full: bool, exact:
     out
 }
 
+/// Whether `persistence_netmask` is the per-client default, which ipvsadm does not
+/// print: `255.255.255.255` on an IPv4 service, `128` on an IPv6 one (ipvsadm prints
+/// " mask %i" for AF_INET6 only when the prefix length is not 128).
 fn is_host_mask(mask: &str) -> bool {
-    mask.is_empty() || mask == "255.255.255.255"
+    mask.is_empty() || mask == "255.255.255.255" || mask == "128"
 }
 
 /// One server line of the listings without counters.

@@ -275,6 +275,19 @@ fn each_verb_sends_the_right_request() {
         ("-D -t 10.10.0.100:80", "DELETE", svc.into(), None),
         // IPv6: bracketed on the command line, bare in paths and bodies.
         (
+            "-A -t [2001:db8::1]:80 -s sh -p 300 -M 64",
+            "POST",
+            "/v1/services".into(),
+            Some(json!({"protocol":"tcp","address":"2001:db8::1","port":80,"scheduler":"sh",
+                        "persistence":"300s","persistence_netmask":"64"})),
+        ),
+        (
+            "-E -M 48 -t [2001:db8::1]:80 -p 60",
+            "PUT",
+            "/v1/services/tcp/2001:db8::1/80".into(),
+            Some(json!({"persistence":"60s","persistence_netmask":"48"})),
+        ),
+        (
             "-A -t [2001:db8::1]:80 -s rr",
             "POST",
             "/v1/services".into(),
@@ -1135,8 +1148,9 @@ proptest! {
 
 /// IPv6 in listings, as ipvsadm prints it (`addrport_to_anyname`: `[ADDR]:PORT`; the
 /// 33- and 28-column cuts of `svc_name` and `dname` apply to IPv4 only; services sort by
-/// family first, AF_INET before AF_INET6, then protocol, address and port), from an rvsd
-/// that has an IPv6 service beside an IPv4 one. IPv4 lines are unchanged.
+/// family first, AF_INET before AF_INET6, then protocol, address and port; a persistent
+/// IPv6 service's prefix length as " mask N" / "-M N" unless it is 128), from an rvsd
+/// that has IPv6 services beside an IPv4 one. IPv4 lines are unchanged.
 #[test]
 fn ipv6_listings_are_ipvsadm_s() {
     let stats = |n: u64| {
@@ -1152,7 +1166,15 @@ fn ipv6_listings_are_ipvsadm_s() {
         json!({"protocol": proto, "address": addr, "port": port, "scheduler": "rr", "persistence": null,
             "persistence_netmask": "255.255.255.255", "servers": servers, "stats": stats(7), "rates": rates})
     };
+    // Persistent IPv6 services: ipvsadm prints " mask N" (-M N) only when N is not 128.
+    let persistent = |port: u16, mask: &str| {
+        json!({"protocol": "tcp", "address": "2001:db8:10::100", "port": port, "scheduler": "sh",
+            "persistence": "300s", "persistence_netmask": mask, "servers": [real("2001:db8:20::11", port, "dr", 2)],
+            "stats": stats(7), "rates": rates})
+    };
     let services = json!({"services": [
+        persistent(443, "64"),
+        persistent(8443, "128"),
         service("tcp", "2001:db8:10::100", 80, vec![
             real("2001:db8:20::12", 80, "dr", 5),
             real("2001:db8:20::11", 8080, "nat", 6),
@@ -1176,11 +1198,17 @@ fn ipv6_listings_are_ipvsadm_s() {
         + &server("[2001:db8:20::11]:8080", "Masq", 1, 2, 1)
         + &server("[2001:db8:20::12]:80", "Route", 1, 2, 1);
     let v6_53 = "UDP  [2001:db8:10::100]:53 rr\n".to_string() + &server("[2001:db8:20::11]:53", "Tunnel", 1, 2, 1);
+    let v6_443 = "TCP  [2001:db8:10::100]:443 sh persistent 300 mask 64\n".to_string()
+        + &server("[2001:db8:20::11]:443", "Route", 1, 2, 1);
+    let v6_8443 = "TCP  [2001:db8:10::100]:8443 sh persistent 300\n".to_string()
+        + &server("[2001:db8:20::11]:8443", "Route", 1, 2, 1);
     let list = VERSION.to_string()
         + TITLE
         + "TCP  10.10.0.100:80 rr\n"
         + &server("10.20.0.11:80", "Masq", 1, 2, 1)
         + &v6_80
+        + &v6_443
+        + &v6_8443
         + &v6_53;
     let numbers = |n: u64| [n, n * 10, n * 9, n * 1000, n * 900].map(largenum).concat();
     let stats_list = VERSION.to_string()
@@ -1190,18 +1218,27 @@ fn ipv6_listings_are_ipvsadm_s() {
         + &format!("{:<33}{}\n", "TCP  [2001:db8:10::100]:80", numbers(7))
         + &format!("  -> {:<28}{}\n", "[2001:db8:20::11]:8080", numbers(6))
         + &format!("  -> {:<28}{}\n", "[2001:db8:20::12]:80", numbers(5))
+        + &format!("{:<33}{}\n", "TCP  [2001:db8:10::100]:443", numbers(7))
+        + &format!("  -> {:<28}{}\n", "[2001:db8:20::11]:443", numbers(2))
+        + &format!("{:<33}{}\n", "TCP  [2001:db8:10::100]:8443", numbers(7))
+        + &format!("  -> {:<28}{}\n", "[2001:db8:20::11]:8443", numbers(2))
         + &format!("{:<33}{}\n", "UDP  [2001:db8:10::100]:53", numbers(7))
         + &format!("  -> {:<28}{}\n", "[2001:db8:20::11]:53", numbers(4));
     let save = "-A -t 10.10.0.100:80 -s rr\n-a -t 10.10.0.100:80 -r 10.20.0.11:80 -m -w 1\n".to_string()
         + "-A -t [2001:db8:10::100]:80 -s rr\n"
         + "-a -t [2001:db8:10::100]:80 -r [2001:db8:20::11]:8080 -m -w 1\n"
         + "-a -t [2001:db8:10::100]:80 -r [2001:db8:20::12]:80 -g -w 1\n"
+        + "-A -t [2001:db8:10::100]:443 -s sh -p 300 -M 64\n"
+        + "-a -t [2001:db8:10::100]:443 -r [2001:db8:20::11]:443 -g -w 1\n"
+        + "-A -t [2001:db8:10::100]:8443 -s sh -p 300\n"
+        + "-a -t [2001:db8:10::100]:8443 -r [2001:db8:20::11]:8443 -g -w 1\n"
         + "-A -u [2001:db8:10::100]:53 -s rr\n"
         + "-a -u [2001:db8:10::100]:53 -r [2001:db8:20::11]:53 -i -w 1 --tun-type ipip\n";
     let cases: Vec<(&str, String)> = vec![
         ("-Ln", list.clone()),
         ("-L", list),
         ("-Ln -t [2001:db8:10::100]:80", TITLE.to_string() + &v6_80),
+        ("-Ln -t [2001:db8:10::100]:443", TITLE.to_string() + &v6_443),
         ("-Ln --stats", stats_list),
         ("-Sn", save),
         (

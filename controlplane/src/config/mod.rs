@@ -15,8 +15,10 @@
 //! Service VIPs and real-server addresses (and everything naming them: `sorry_server`,
 //! `track_services`) are typed for either family; an IPv6 one is checked like an IPv4 one,
 //! and an IPv6 service is then held to what the IPv6 data path forwards (DR and NAT66, no
-//! persistence, client lists, client rates or SYN proxy: `validate::ipv6_service_limits`). Port, route, neighbour and local addresses are IPv4 (a port's own IPv6 addresses
-//! are `ipv6_addresses`); client prefixes are typed for either family, IPv6 ones refused.
+//! SYN proxy: `validate::ipv6_service_limits`). Port, route, neighbour and local addresses
+//! are IPv4 (a port's own IPv6 addresses are `ipv6_addresses`); client prefixes take either
+//! family; `persistence_netmask` is a netmask on an IPv4 service and a prefix length on an
+//! IPv6 one ([`PersistMask`]).
 
 pub mod file;
 mod validate;
@@ -31,6 +33,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+pub use rvs_dataplane::sched::PersistMask;
 use rvs_dataplane::synproxy::SynProxyMode;
 use serde::Serialize;
 
@@ -557,11 +560,12 @@ pub struct Service {
     pub system_load: bool,
     /// Persistence timeout, if persistent.
     pub persistence: Option<Duration>,
-    /// Which clients share a persistent server: the client address masked with this
-    /// (IPv4 services; an IPv6 service keeps the default, whole addresses).
-    pub persistence_netmask: Ipv4Addr,
-    /// Client prefixes allowed to open connections; empty allows all. Either family in
-    /// the type, IPv4 only until the data path has IPv6 (the validator refuses IPv6).
+    /// Which clients share a persistent server: the client address masked with an IPv4
+    /// netmask (IPv4 services, default 255.255.255.255) or cut to a prefix length (IPv6
+    /// services, default 128); always of the VIP's family.
+    pub persistence_netmask: PersistMask,
+    /// Client prefixes allowed to open connections; empty allows all. Either family (a
+    /// prefix only matches clients of its family).
     pub allow: Vec<IpNet>,
     /// Client prefixes refused (deny wins over allow).
     pub deny: Vec<IpNet>,

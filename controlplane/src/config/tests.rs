@@ -963,7 +963,8 @@ fn bad_client_prefixes_and_maxconn_name_their_entry() {
         ("deny = [\"10.0.0.0/8\", \"10.1.0.0/16\", \"nope\"]", "service[0].deny[2]", "not a client prefix"),
         ("allow = [\"10.1.2.3/16\"]", "service[0].allow[0]", "did you mean \"10.1.0.0/16\""),
         ("allow = [\"10.0.0.0/33\"]", "service[0].allow[0]", "not a client prefix"),
-        ("deny = [\"2001:db8::/32\"]", "service[0].deny[0]", "IPv6"),
+        ("deny = [\"2001:db8::1/32\"]", "service[0].deny[0]", "did you mean \"2001:db8::/32\""),
+        ("allow = [\"2001:db8::/129\"]", "service[0].allow[0]", "not a client prefix"),
         ("maxconn = -1", "service[0].maxconn", "between 0 and"),
         ("maxconn = 4294967296", "service[0].maxconn", "between 0 and"),
     ];
@@ -1241,13 +1242,8 @@ fn ipv6_service_is_checked_like_ipv4_and_refused_only_what_the_ipv6_data_path_la
         .replacen("forward = \"dr\"", "forward = \"fullnat\"", 1);
     let e = Config::from_toml(&v6_sketch(&lacking)).unwrap_err();
     let fields: Vec<&str> = e.errors.iter().map(|x| x.field.as_str()).collect();
-    let want = [
-        "service[1].server[1].forward",
-        "service[1].persistence",
-        "service[1].client_rate",
-        "service[1].server[1].forward",
-    ];
-    assert_eq!(fields, want, "{e}");
+    let want = ["service[1].server[1].forward", "service[1].server[1].forward"];
+    assert_eq!(fields, want, "persistence and client_rate are IPv6's too: {e}");
     assert!(e.errors[1..].iter().all(|x| x.message.contains(super::validate::NOT_ON_IPV6)), "{e}");
     let proxied = V6_SERVICE.replacen("scheduler = \"rr\"", "scheduler = \"rr\"\nsyn_proxy = \"always\"", 1).replacen(
         "forward = \"dr\"",
@@ -1258,6 +1254,41 @@ fn ipv6_service_is_checked_like_ipv4_and_refused_only_what_the_ipv6_data_path_la
     let fields: Vec<&str> = e.errors.iter().map(|x| x.field.as_str()).collect();
     assert_eq!(fields, ["service[1].syn_proxy"], "{e}");
     assert!(e.errors.iter().all(|x| x.message.contains(super::validate::NOT_ON_IPV6)), "{e}");
+}
+
+/// Persistence with a prefix length, allow/deny lists of either family and `client_rate`
+/// on an IPv6 service: accepted, with the per-family defaults; a prefix length on an IPv4
+/// service is refused by field with the fix.
+#[test]
+fn ipv6_service_takes_persistence_by_prefix_length_lists_and_rates() {
+    let with =
+        |extra: &str| v6_sketch(&V6_SERVICE.replacen("scheduler = \"rr\"", &format!("scheduler = \"rr\"\n{extra}"), 1));
+    let c = Config::from_toml(&with("persistence = \"300s\"")).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.services[1].persistence_netmask, PersistMask::V6(128), "per client by default");
+    assert_eq!(c.services[0].persistence_netmask, PersistMask::V4(std::net::Ipv4Addr::BROADCAST));
+    let text = with(
+        "persistence = \"300s\"\npersistence_netmask = \"64\"\nallow = [\"2001:db8:10::/48\", \"10.0.0.0/8\"]\n\
+         deny = [\"2001:db8:10::2\"]\nclient_rate = 10",
+    );
+    let c = Config::from_toml(&text).unwrap_or_else(|e| panic!("{e}"));
+    let s = &c.services[1];
+    assert_eq!(s.persistence_netmask, PersistMask::V6(64));
+    let show = |v: &[IpNet]| v.iter().map(ToString::to_string).collect::<Vec<_>>();
+    assert_eq!(show(&s.allow), ["2001:db8:10::/48", "10.0.0.0/8"], "a list may mix families");
+    assert_eq!(show(&s.deny), ["2001:db8:10::2/128"], "a bare IPv6 address is a /128");
+    assert_eq!(s.client_rate, 10);
+    let again = toml::to_string(&parse_toml(&text).unwrap()).unwrap();
+    assert!(again.contains("persistence_netmask = \"64\""), "{again}");
+    assert_eq!(Config::from_toml(&again).unwrap(), c);
+    // A prefix length on the IPv4 service.
+    let text = v6_sketch(V6_SERVICE).replacen(
+        "persistence = \"300s\"",
+        "persistence = \"300s\"\npersistence_netmask = \"24\"",
+        1,
+    );
+    let e = Config::from_toml(&text).unwrap_err();
+    assert!(e.names("service[0].persistence_netmask"), "{e}");
+    assert!(e.errors[0].message.contains("VIP is IPv4; give a netmask such as \"255.255.255.0\""), "{e}");
 }
 
 #[test]
@@ -1290,7 +1321,37 @@ fn bad_ipv6_services_name_their_field_with_the_fix() {
             "sorry_server",
             "persistence = \"60s\"\npersistence_netmask = \"255.255.255.0\"\nsorry_server",
             "service[1].persistence_netmask",
-            "IPv6",
+            "give a prefix length 1-128 such as \"64\"",
+        ),
+        (
+            "sorry_server",
+            "persistence = \"60s\"\npersistence_netmask = \"129\"\nsorry_server",
+            "service[1].persistence_netmask",
+            "1-128",
+        ),
+        (
+            "sorry_server",
+            "persistence = \"60s\"\npersistence_netmask = \"0\"\nsorry_server",
+            "service[1].persistence_netmask",
+            "1-128",
+        ),
+        (
+            "sorry_server",
+            "persistence = \"60s\"\npersistence_netmask = \"/64\"\nsorry_server",
+            "service[1].persistence_netmask",
+            "not a prefix length",
+        ),
+        (
+            "sorry_server",
+            "persistence_netmask = \"64\"\nsorry_server",
+            "service[1].persistence_netmask",
+            "only with persistence",
+        ),
+        (
+            "sorry_server",
+            "allow = [\"2001:db8:10::1/48\"]\nsorry_server",
+            "service[1].allow[0]",
+            "did you mean \"2001:db8:10::/48\"",
         ),
     ];
     for (from, to, field, says) in cases {

@@ -21,8 +21,8 @@ use super::file::{
 };
 use super::{
     defaults, parse_protocol, Agent, Api, Bgp, Config, ConfigError, Dataplane, Device, Exception, FieldError, Forward,
-    Ha, HaInstance, Health, HealthKind, Idle, L4Proto, MacAddr, Neighbour, OnDown, Port, Route, Route6, Scheduler,
-    Server, Service, ServiceKey, StatusRanges, SyncConfig, TrackEffect, UnknownFlow, EXCEPTION_IFACE_PREFIX,
+    Ha, HaInstance, Health, HealthKind, Idle, L4Proto, MacAddr, Neighbour, OnDown, PersistMask, Port, Route, Route6,
+    Scheduler, Server, Service, ServiceKey, StatusRanges, SyncConfig, TrackEffect, UnknownFlow, EXCEPTION_IFACE_PREFIX,
     IFACE_NAME_MAX, SYSTEM_LOAD,
 };
 
@@ -714,36 +714,16 @@ impl Checker {
             None => Some(None),
             Some(p) => self.duration(&at("persistence"), Some(p), Duration::ZERO).map(Some),
         };
+        let ipv6 = address.is_some_and(|a| a.is_ipv6());
         let persistence_netmask = match &s.persistence_netmask {
-            None => Some(Ipv4Addr::BROADCAST),
-            Some(m) if address.is_some_and(|a| a.is_ipv6()) => {
-                self.err(
-                    at("persistence_netmask"),
-                    format!(
-                        "`{m}` is an IPv4 netmask and this service's VIP is IPv6; remove it (an IPv6 \
-                         service's persistence is per client address)"
-                    ),
-                );
-                None
+            None => Some(PersistMask::host(ipv6)),
+            Some(m) => {
+                let mask = self.check(&at("persistence_netmask"), parse_persist_mask(m, ipv6));
+                if mask.is_some() && s.persistence.is_none() {
+                    self.err(at("persistence_netmask"), "applies only with persistence; set persistence or remove it");
+                }
+                mask
             }
-            Some(m) => match m.parse::<Ipv4Addr>() {
-                Ok(a) if u32::from(a).leading_ones() + u32::from(a).trailing_zeros() == 32 => {
-                    if s.persistence.is_none() {
-                        self.err(
-                            at("persistence_netmask"),
-                            "applies only with persistence; set persistence or remove it",
-                        );
-                    }
-                    Some(a)
-                }
-                _ => {
-                    self.err(
-                        at("persistence_netmask"),
-                        format!("`{m}` is not a netmask; use contiguous ones such as \"255.255.255.0\""),
-                    );
-                    None
-                }
-            },
         };
         let allow = self.client_prefixes(&at("allow"), &s.allow);
         let deny = self.client_prefixes(&at("deny"), &s.deny);
@@ -979,7 +959,7 @@ impl Checker {
     }
 
     /// A service's `allow` or `deny` list (field `at`): each entry a prefix with no host
-    /// bits set, or an address (a /32); IPv6 refused until the data path has it.
+    /// bits set, or an address (a /32 or /128), of either family.
     fn client_prefixes(&mut self, at: &str, list: &[String]) -> Option<Vec<IpNet>> {
         if list.len() > MAX_CLIENT_PREFIXES {
             self.err(
@@ -2031,16 +2011,6 @@ pub(super) fn ipv6_service_limits<'a>(services: impl IntoIterator<Item = (usize,
                 message: format!("{what} {NOT_ON_IPV6}; {fix}"),
             });
         };
-        if s.persistence.is_some() {
-            refuse("persistence", "persistence", "remove it or use a consistent scheduler (sh, mh)");
-        }
-        if !s.allow.is_empty() || !s.deny.is_empty() {
-            let field = if s.allow.is_empty() { "deny" } else { "allow" };
-            refuse(field, "a client allow/deny list", "remove it");
-        }
-        if s.client_rate != 0 {
-            refuse("client_rate", "a per-client rate", "remove it");
-        }
         if matches!(s.syn_proxy, Some(SynProxyMode::Auto | SynProxyMode::Always)) {
             refuse("syn_proxy", "the SYN proxy", "set syn_proxy = \"off\" or remove it");
         }
@@ -2070,8 +2040,38 @@ const MAX_SYNC_REFRESH: Duration = Duration::from_secs(120);
 /// `[ha] failback_sync_limit` when unset.
 const DEFAULT_FAILBACK_SYNC_LIMIT: Duration = Duration::from_secs(30);
 
-/// A client prefix of `allow`/`deny`: `a.b.c.d/len` with no host bits set, or a bare
-/// address (a /32). IPv6 parses but is refused, with a message saying why.
+/// `persistence_netmask` of a service whose VIP is IPv6 (`ipv6`) or IPv4: a prefix
+/// length 1-128 (ipvsadm's `-M 64` on an IPv6 service) or a dotted netmask of contiguous
+/// ones; the other family's form is refused with the fix.
+fn parse_persist_mask(m: &str, ipv6: bool) -> Result<PersistMask, String> {
+    let as_len = m.parse::<u32>().ok().filter(|_| m.bytes().all(|b| b.is_ascii_digit()));
+    if ipv6 {
+        return match as_len {
+            Some(n @ 1..=128) => Ok(PersistMask::V6(n as u8)),
+            Some(n) => Err(format!(
+                "prefix length {n} is out of range; an IPv6 service takes a prefix length 1-128 such as \"64\" \
+                 (128, the default, is per client)"
+            )),
+            None if m.parse::<Ipv4Addr>().is_ok() => Err(format!(
+                "`{m}` is an IPv4 netmask and this service's VIP is IPv6; give a prefix length 1-128 such as \"64\" \
+                 (as ipvsadm -M takes for IPv6)"
+            )),
+            None => Err(format!("`{m}` is not a prefix length; give 1-128 such as \"64\"")),
+        };
+    }
+    if as_len.is_some() {
+        return Err(format!(
+            "`{m}` is a prefix length and this service's VIP is IPv4; give a netmask such as \"255.255.255.0\""
+        ));
+    }
+    match m.parse::<Ipv4Addr>() {
+        Ok(a) if u32::from(a).leading_ones() + u32::from(a).trailing_zeros() == 32 => Ok(PersistMask::V4(a)),
+        _ => Err(format!("`{m}` is not a netmask; use contiguous ones such as \"255.255.255.0\"")),
+    }
+}
+
+/// A client prefix of `allow`/`deny`: a network with no host bits set
+/// (`192.0.2.0/24`, `2001:db8::/48`), or a bare address (a /32 or /128).
 fn parse_client_prefix(s: &str) -> Result<IpNet, String> {
     let bad = || {
         format!("`{s}` is not a client prefix; write a network like \"192.0.2.0/24\" or an address like \"192.0.2.7\"")
@@ -2085,11 +2085,6 @@ fn parse_client_prefix(s: &str) -> Result<IpNet, String> {
     };
     if net.addr() != net.network() {
         return Err(format!("`{s}` has host bits set; did you mean \"{}\"?", net.trunc()));
-    }
-    if let IpNet::V6(_) = net {
-        return Err(format!(
-            "`{s}` is IPv6; client allow/deny lists take IPv4 prefixes only (IPv6 services take no list yet)"
-        ));
     }
     Ok(net)
 }

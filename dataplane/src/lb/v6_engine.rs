@@ -15,7 +15,9 @@
 //! * A TCP connection opens on a SYN (or, with `unknown_flow = "schedule"`, any segment
 //!   but a RST); any UDP datagram opens one. A SYN on a finished connection
 //!   (TIME_WAIT/CLOSE) or one whose server has left the snapshot starts over.
-//!   Admission: `maxconn` (the table refuses client lists and rates on IPv6 services).
+//!   Admission (client lists, `maxconn`, the per-client rate) and persistence (by the
+//!   client's prefix, `PersistTable::new_v6`) go through the IPv4 path's functions
+//!   (`LbEngine::admit_flow`, `pick_server`).
 //!   No SYN proxy on IPv6 (the service's policy is not applied to IPv6 flows).
 //! * DR: the frame goes to the real server's MAC, resolved through the IPv6 neighbour
 //!   table (solicited when unknown); the hop limit is left alone, as LVS's DR does.
@@ -34,7 +36,7 @@ use std::sync::Arc;
 
 use rvs_drivers::PacketBuf;
 
-use super::{LbEngine, EXPIRE_BATCH};
+use super::{pick_server, LbEngine, EXPIRE_BATCH};
 use crate::conn::{client_owner6, Conn6, ConnId, Direction, StateChange};
 use crate::l2l3::nd::{self, Ipv6Book};
 use crate::l2l3::route::RouteTable6;
@@ -245,12 +247,8 @@ impl LbEngine {
     ) -> Result<ConnId, DropReason> {
         let snap = Arc::clone(&self.snap);
         let svc = snap.get(svc_idx).ok_or(DropReason::L4NoService)?;
-        // Client lists and rates are refused on IPv6 services at table build: only
-        // `maxconn` is left to check.
-        if svc.admission.maxconn != 0 && svc.stats.conns_now() >= u64::from(svc.admission.maxconn) {
-            svc.stats.refused(self.worker, DropReason::ServiceMaxconn);
-            return Err(DropReason::ServiceMaxconn);
-        }
+        // Only new flows are admitted or refused, as for IPv4 (one path: `admit_flow`).
+        self.admit_flow(&snap, svc_idx, svc, view.src, counters, now)?;
         let sched = self.scheds.get_mut(svc_idx as usize).ok_or(DropReason::L4NoService)?;
         let input = SchedInput {
             client: addr_key6(view.src),
@@ -259,7 +257,7 @@ impl LbEngine {
             vport: view.dport,
             now_ns: now,
         };
-        let idx = sched.pick(&svc.servers, &input).ok_or(DropReason::NoServer)?;
+        let idx = pick_server(svc, view.src, now, || sched.pick(&svc.servers, &input)).ok_or(DropReason::NoServer)?;
         let server = svc.servers.get(idx).ok_or(DropReason::NoServer)?;
         let std::net::IpAddr::V6(server_addr) = server.addr else { return Err(DropReason::NoServer) };
         let (Some(service_id), Some(server_id)) = (snap.service_id(svc_idx), snap.server_id(svc_idx, idx)) else {

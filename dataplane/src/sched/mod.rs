@@ -48,7 +48,7 @@ pub mod persist;
 pub mod rr;
 pub mod twos;
 
-pub use persist::PersistTable;
+pub use persist::{PersistMask, PersistTable};
 
 /// The most real servers one service may have: table-driven schedulers store server
 /// indices as `u16`.

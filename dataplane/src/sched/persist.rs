@@ -52,6 +52,40 @@
 //! needs an unrelated expiry inside a window of nanoseconds and costs one client's
 //! persistence once.
 //!
+//! # IPv6 clients (`-M` as a prefix length)
+//!
+//! A table made by [`PersistTable::new_v6`] keys clients by their address cut to a
+//! prefix length (ipvsadm's `-M 64` on an IPv6 service; 128, the default, is per
+//! client). 128 bits do not fit beside the server and expiry in one word, so an IPv6 slot
+//! is the same word plus the full masked prefix in two more atomics beside it
+//! (`prefixes[i]`, written only by whoever holds the slot's claim):
+//!
+//! ```text
+//!  63  62                   32 31          20 19                  0
+//! +---+-----------------------+--------------+--------------------+
+//! | C | tag (31 bits)         | server + 1   | expiry (coarse)    |
+//! +---+-----------------------+--------------+--------------------+
+//! ```
+//!
+//! * **tag** — 31 bits of a hash of the masked prefix (the home slot comes from the same
+//!   hash). It only filters: a word whose tag matches is a hit only when the prefix
+//!   stored beside it is exactly the client's, so two prefixes are never confused,
+//!   whatever their hashes.
+//! * **C** — the claim bit. A worker taking an empty or dead slot for a *new* prefix
+//!   first compare-exchanges in the word with C set, then writes the prefix, then
+//!   publishes the word without C (release). Nobody else writes that slot's prefix while
+//!   C is set; a claimed word is never free, never swept and never adopted. A reader
+//!   that meets a claimed word with its own tag retries (the claimant is a few stores
+//!   from publishing); after [`MAX_ATTEMPTS`] it schedules without persisting, so a
+//!   stalled claimant delays nobody. Refreshing or re-pointing a client's own entry keeps
+//!   its prefix and is one compare-exchange, as for IPv4.
+//! * Readers check a hit as a sequence lock does: word, prefix, word again; a slot
+//!   re-claimed in between reads as changed and is looked at again.
+//!
+//! What the claim costs: a lookup of a new IPv6 prefix is one more compare-exchange and
+//! two stores than IPv4's; lookups of known prefixes read two more words (one cache
+//! line) per tag match. Nothing is allocated after [`PersistTable::new_v6`].
+//!
 //! # Full table
 //!
 //! Probing is bounded to a window of [`WINDOW`] slots from the client's home slot. When
@@ -61,7 +95,7 @@
 //! the number of persistence templates) with room to spare; a load factor under 1/2
 //! keeps this from happening.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::mix64;
@@ -125,6 +159,87 @@ pub struct PersistTable {
     /// The timeout in units, rounded up.
     timeout_units: u64,
     timeout_s: u32,
+    /// The IPv6 form's keys (tables made by [`PersistTable::new_v6`]); `None` for IPv4.
+    v6: Option<Keys6>,
+}
+
+/// How an IPv6 table keys its clients (see "IPv6 clients" in the module docs).
+#[derive(Debug)]
+struct Keys6 {
+    /// The prefix length (1..=128).
+    prefix_len: u8,
+    /// The mask of `prefix_len` leading ones.
+    mask: u128,
+    /// Each slot's masked prefix: high and low 64 bits. Written only under the slot's
+    /// claim.
+    prefixes: Box<[[AtomicU64; 2]]>,
+}
+
+/// Which clients share a persistent server: an IPv4 netmask (ipvsadm `-M 255.255.255.0`)
+/// or an IPv6 prefix length (`-M 64`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PersistMask {
+    /// IPv4 clients ANDed with this netmask (255.255.255.255: per client).
+    V4(Ipv4Addr),
+    /// IPv6 clients cut to this prefix length (128: per client).
+    V6(u8),
+}
+
+impl PersistMask {
+    /// The per-client default of a family: 255.255.255.255 or 128.
+    pub fn host(ipv6: bool) -> Self {
+        if ipv6 {
+            PersistMask::V6(128)
+        } else {
+            PersistMask::V4(Ipv4Addr::BROADCAST)
+        }
+    }
+
+    /// Whether this is the family's per-client default.
+    pub fn is_host(self) -> bool {
+        self == PersistMask::V4(Ipv4Addr::BROADCAST) || self == PersistMask::V6(128)
+    }
+}
+
+impl std::fmt::Display for PersistMask {
+    /// As ipvsadm writes `-M`: `255.255.255.0`, or `64`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PersistMask::V4(m) => m.fmt(f),
+            PersistMask::V6(n) => n.fmt(f),
+        }
+    }
+}
+
+const CLAIM: u64 = 1 << 63;
+const TAG_MASK: u32 = 0x7fff_ffff;
+const SEED6: u64 = 0x7065_7273_6973_7436; // "persist6"
+
+/// The masked prefix's hash: the home slot (all bits) and the tag (31 of them).
+fn hash6(prefix: u128) -> (u64, u32) {
+    let h = mix64((prefix >> 64) as u64 ^ mix64(prefix as u64 ^ SEED6));
+    (h, ((h >> 32) as u32) & TAG_MASK)
+}
+
+fn claimed(w: u64) -> bool {
+    w & CLAIM != 0
+}
+
+/// The tag of an IPv6 word (claim bit left out).
+fn tag_of(w: u64) -> u32 {
+    key_of(w) & TAG_MASK
+}
+
+/// What a scan of an IPv6 client's window found.
+enum Found6 {
+    /// The client's published entry: slot and word.
+    Entry(usize, u64),
+    /// No entry; the first slot that may take one.
+    Free(usize, u64),
+    /// A word with the client's tag is being claimed or changed under us: look again.
+    Busy,
+    /// No entry and no room.
+    Full,
 }
 
 /// What a scan of a client's window found.
@@ -155,6 +270,31 @@ impl PersistTable {
             shift,
             timeout_units,
             timeout_s,
+            v6: None,
+        }
+    }
+
+    /// A table for IPv6 clients, as [`PersistTable::new`], keyed by the client address
+    /// cut to `prefix_len` bits (clamped to 1..=128; 128, ipvsadm's default for IPv6, is
+    /// per client). Its lookups are [`PersistTable::lookup_or_insert6_if`],
+    /// [`PersistTable::entries6`] and [`PersistTable::install6`]; the IPv4 ones find
+    /// nothing in it (and the IPv6 ones nothing in an IPv4 table).
+    pub fn new_v6(capacity: usize, timeout_s: u32, prefix_len: u8) -> Self {
+        let mut t = Self::new(capacity, timeout_s, Ipv4Addr::UNSPECIFIED);
+        let prefix_len = prefix_len.clamp(1, 128);
+        t.v6 = Some(Keys6 {
+            prefix_len,
+            mask: u128::MAX << (128 - u32::from(prefix_len)),
+            prefixes: (0..t.slots.len()).map(|_| [AtomicU64::new(0), AtomicU64::new(0)]).collect(),
+        });
+        t
+    }
+
+    /// Which clients share an entry: the IPv4 netmask or the IPv6 prefix length.
+    pub fn mask(&self) -> PersistMask {
+        match &self.v6 {
+            Some(k) => PersistMask::V6(k.prefix_len),
+            None => PersistMask::V4(self.netmask()),
         }
     }
 
@@ -168,7 +308,8 @@ impl PersistTable {
         self.timeout_s
     }
 
-    /// The network mask applied to client addresses.
+    /// The network mask applied to IPv4 client addresses (0.0.0.0 in an IPv6 table:
+    /// [`PersistTable::mask`] says which form a table has).
     pub fn netmask(&self) -> Ipv4Addr {
         Ipv4Addr::from(self.mask)
     }
@@ -196,6 +337,170 @@ impl PersistTable {
     fn live(&self, w: u64, now_units: u64) -> bool {
         let left = expiry_of(w).wrapping_sub(now_units) & EXP_MASK;
         left != 0 && left <= self.timeout_units + 1
+    }
+
+    /// The prefix stored beside slot `i` of an IPv6 table, read as a sequence lock
+    /// reads: `None` when slot `i` no longer holds `w` afterwards.
+    fn prefix_at(&self, k: &Keys6, i: usize, w: u64) -> Option<u128> {
+        let p = k.prefixes.get(i)?;
+        let (hi, lo) = (p[0].load(Ordering::Relaxed), p[1].load(Ordering::Relaxed));
+        std::sync::atomic::fence(Ordering::Acquire);
+        (self.slots[i].load(Ordering::Relaxed) == w).then_some((u128::from(hi) << 64) | u128::from(lo))
+    }
+
+    fn scan6(&self, k: &Keys6, prefix: u128, home: u64, tag: u32, now_units: u64) -> Found6 {
+        let n = self.slots.len();
+        let mut free = None;
+        for j in 0..WINDOW.min(n) {
+            let i = (home as usize).wrapping_add(j) & (n - 1);
+            let w = self.slots[i].load(Ordering::Acquire);
+            if is_empty(w) {
+                free = free.or(Some((i, w)));
+                continue;
+            }
+            if tag_of(w) == tag {
+                if claimed(w) {
+                    return Found6::Busy;
+                }
+                match self.prefix_at(k, i, w) {
+                    None => return Found6::Busy,
+                    Some(p) if p == prefix => return Found6::Entry(i, w),
+                    Some(_) => {} // another prefix with the same tag
+                }
+            }
+            if free.is_none() && !claimed(w) && !self.live(w, now_units) {
+                free = Some((i, w));
+            }
+        }
+        match free {
+            Some((i, w)) => Found6::Free(i, w),
+            None => Found6::Full,
+        }
+    }
+
+    /// Takes slot `i` (holding `old`, empty or dead) for `prefix`: claim, prefix, publish.
+    fn claim6(&self, k: &Keys6, i: usize, old: u64, prefix: u128, word: u64) -> bool {
+        if self.slots[i].compare_exchange(old, word | CLAIM, Ordering::AcqRel, Ordering::Acquire).is_err() {
+            return false;
+        }
+        // Readers that see the new prefix must see the claim too (sequence lock).
+        std::sync::atomic::fence(Ordering::Release);
+        if let Some(p) = k.prefixes.get(i) {
+            p[0].store((prefix >> 64) as u64, Ordering::Relaxed);
+            p[1].store(prefix as u64, Ordering::Relaxed);
+        }
+        self.slots[i].store(word, Ordering::Release);
+        true
+    }
+
+    /// The server of IPv6 `client`'s prefix, as [`PersistTable::lookup_or_insert_if`]
+    /// does for IPv4 (same rules for `usable` and `choose`). On an IPv4 table: `choose()`,
+    /// nothing stored.
+    pub fn lookup_or_insert6_if(
+        &self,
+        client: Ipv6Addr,
+        now_s: u32,
+        usable: impl Fn(usize) -> bool,
+        choose: impl FnOnce() -> Option<usize>,
+    ) -> Option<usize> {
+        let Some(k) = &self.v6 else { return choose() };
+        let prefix = u128::from(client) & k.mask;
+        let (home, tag) = hash6(prefix);
+        let now_units = self.now_units(now_s);
+        let expiry = self.expiry_at(now_s);
+        let mut choose = Some(choose);
+        let mut chosen: Option<Option<usize>> = None;
+        let mut get_chosen = move || *chosen.get_or_insert_with(|| choose.take().and_then(|f| f()));
+        for _ in 0..MAX_ATTEMPTS {
+            match self.scan6(k, prefix, home, tag, now_units) {
+                Found6::Entry(i, w) if self.live(w, now_units) && usable(server_of(w)) => {
+                    let server = server_of(w);
+                    if expiry_of(w) == expiry
+                        || self.slots[i]
+                            .compare_exchange(w, pack(tag, server, expiry), Ordering::AcqRel, Ordering::Acquire)
+                            .is_ok()
+                    {
+                        return Some(server);
+                    }
+                }
+                // Our prefix, but dead or on an unusable server: re-point it (the prefix stays).
+                Found6::Entry(i, w) => {
+                    let server = get_chosen()?;
+                    if server > MAX_SERVER {
+                        return Some(server);
+                    }
+                    let word = pack(tag, server, expiry);
+                    if self.slots[i].compare_exchange(w, word, Ordering::AcqRel, Ordering::Acquire).is_ok() {
+                        return Some(server);
+                    }
+                }
+                Found6::Free(i, w) => {
+                    let server = get_chosen()?;
+                    if server > MAX_SERVER {
+                        return Some(server);
+                    }
+                    if self.claim6(k, i, w, prefix, pack(tag, server, expiry)) {
+                        return Some(server);
+                    }
+                }
+                Found6::Busy => std::hint::spin_loop(),
+                Found6::Full => return get_chosen(),
+            }
+        }
+        get_chosen()
+    }
+
+    /// The live entries of an IPv6 table at `now_s`, as [`PersistTable::entries`]: the
+    /// masked prefix (an address with the host bits zero), the server index and the
+    /// seconds left. Nothing for an IPv4 table. An entry changing while it is read is
+    /// left out (it is new: the next export has it).
+    pub fn entries6(&self, now_s: u32) -> impl Iterator<Item = (Ipv6Addr, usize, u32)> + '_ {
+        let now_units = self.now_units(now_s);
+        self.v6.iter().flat_map(move |k| {
+            self.slots.iter().enumerate().filter_map(move |(i, slot)| {
+                let w = slot.load(Ordering::Acquire);
+                if is_empty(w) || claimed(w) || !self.live(w, now_units) {
+                    return None;
+                }
+                let prefix = self.prefix_at(k, i, w)?;
+                let left_units = expiry_of(w).wrapping_sub(now_units) & EXP_MASK;
+                let left_s = u32::try_from(left_units << self.shift).unwrap_or(u32::MAX).min(self.timeout_s);
+                Some((Ipv6Addr::from(prefix), server_of(w), left_s))
+            })
+        })
+    }
+
+    /// Installs an IPv6 entry from the peer, as [`PersistTable::install`] does for IPv4.
+    /// `false` on an IPv4 table too.
+    pub fn install6(&self, client: Ipv6Addr, server: usize, left_s: u32, now_s: u32) -> bool {
+        let Some(k) = &self.v6 else { return false };
+        if left_s == 0 || server > MAX_SERVER || self.timeout_s == 0 {
+            return false;
+        }
+        let prefix = u128::from(client) & k.mask;
+        let (home, tag) = hash6(prefix);
+        let now_units = self.now_units(now_s);
+        let left = left_s.min(self.timeout_s);
+        let expiry = ((u64::from(now_s) + u64::from(left)) >> self.shift) & EXP_MASK;
+        let word = pack(tag, server, expiry);
+        for _ in 0..MAX_ATTEMPTS {
+            match self.scan6(k, prefix, home, tag, now_units) {
+                Found6::Entry(i, w) => {
+                    if w == word || self.slots[i].compare_exchange(w, word, Ordering::AcqRel, Ordering::Acquire).is_ok()
+                    {
+                        return true;
+                    }
+                }
+                Found6::Free(i, w) => {
+                    if self.claim6(k, i, w, prefix, word) {
+                        return true;
+                    }
+                }
+                Found6::Busy => std::hint::spin_loop(),
+                Found6::Full => return false,
+            }
+        }
+        false
     }
 
     fn scan(&self, key: u32, now_units: u64) -> Found {
@@ -236,6 +541,8 @@ impl PersistTable {
     /// replaced by `choose()`'s server. `choose` runs at most once, and only when no
     /// usable entry exists.
     ///
+    /// On an IPv6 table ([`PersistTable::new_v6`]): `choose()`, nothing stored.
+    ///
     /// IPVS keeps sending a persistent client to a quiescent (weight 0) server unless the
     /// `expire_quiescent_template` sysctl is set; pass a `usable` that tests only that
     /// the server still exists to get IPVS's default, or `available()` for the sysctl's
@@ -247,6 +554,9 @@ impl PersistTable {
         usable: impl Fn(usize) -> bool,
         choose: impl FnOnce() -> Option<usize>,
     ) -> Option<usize> {
+        if self.v6.is_some() {
+            return choose();
+        }
         let key = u32::from(client) & self.mask;
         let now_units = self.now_units(now_s);
         let expiry = self.expiry_at(now_s);
@@ -309,7 +619,8 @@ impl PersistTable {
     /// the control plane (connection sync), not the fast path.
     pub fn entries(&self, now_s: u32) -> impl Iterator<Item = (Ipv4Addr, usize, u32)> + '_ {
         let now_units = self.now_units(now_s);
-        self.slots.iter().filter_map(move |slot| {
+        let slots = if self.v6.is_some() { &self.slots[..0] } else { &self.slots[..] };
+        slots.iter().filter_map(move |slot| {
             let w = slot.load(Ordering::Acquire);
             if is_empty(w) || !self.live(w, now_units) {
                 return None;
@@ -327,7 +638,7 @@ impl PersistTable {
     /// `false` when nothing was stored: `left_s` 0, a server above [`MAX_SERVER`], a full
     /// window, or lost races to the workers on every attempt.
     pub fn install(&self, client: Ipv4Addr, server: usize, left_s: u32, now_s: u32) -> bool {
-        if left_s == 0 || server > MAX_SERVER || self.timeout_s == 0 {
+        if left_s == 0 || server > MAX_SERVER || self.timeout_s == 0 || self.v6.is_some() {
             return false;
         }
         let key = u32::from(client) & self.mask;
@@ -355,6 +666,7 @@ impl PersistTable {
         for slot in self.slots.iter() {
             let w = slot.load(Ordering::Acquire);
             if !is_empty(w)
+                && !claimed(w)
                 && !self.live(w, now_units)
                 && slot.compare_exchange(w, 0, Ordering::AcqRel, Ordering::Relaxed).is_ok()
             {
@@ -500,5 +812,134 @@ mod tests {
         assert_eq!(backup.entries(1200).find(|e| e.0 == Ipv4Addr::new(10, 0, 0, 0)).map(|e| e.2), Some(300));
         assert_eq!(persist_now_s(2_500_000_000), 2);
         assert_eq!(persist_now_s(u64::MAX), u32::MAX);
+    }
+
+    fn ip6(s: &str) -> Ipv6Addr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn ipv6_prefix_groups_clients_and_expires() {
+        let t = PersistTable::new_v6(64, 300, 64);
+        assert_eq!(t.mask(), PersistMask::V6(64));
+        assert_eq!(t.lookup_or_insert6_if(ip6("2001:db8:1:2::7"), 1000, |_| true, || Some(2)), Some(2));
+        let same = ip6("2001:db8:1:2:ffff::1");
+        assert_eq!(t.lookup_or_insert6_if(same, 1100, |_| true, || panic!("same /64")), Some(2));
+        assert_eq!(t.lookup_or_insert6_if(ip6("2001:db8:1:3::7"), 1100, |_| true, || Some(1)), Some(1));
+        // Refreshed at 1100: alive until 1400.
+        assert_eq!(t.lookup_or_insert6_if(same, 1399, |_| true, || panic!("alive")), Some(2));
+        assert_eq!(t.lookup_or_insert6_if(same, 1399 + 301, |_| true, || Some(0)), Some(0), "expired");
+        assert_eq!(t.lookup_or_insert6_if(same, 1701, |i| i != 0, || Some(3)), Some(3), "unusable replaced");
+        let mut e: Vec<_> = t.entries6(1701).collect();
+        e.sort();
+        assert_eq!(e, vec![(ip6("2001:db8:1:2::"), 3, 300)]);
+        assert_eq!(t.entries(1701).count(), 0, "an IPv6 table has no IPv4 entries");
+        assert_eq!(t.sweep(1701), 1, "2001:db8:1:3::/64 is dead");
+        assert_eq!(t.len(), 1);
+        // Per client (128) and the family guards.
+        let t = PersistTable::new_v6(64, 60, 128);
+        assert_eq!(t.lookup_or_insert6_if(ip6("2001:db8::1"), 0, |_| true, || Some(1)), Some(1));
+        assert_eq!(t.lookup_or_insert6_if(ip6("2001:db8::2"), 0, |_| true, || Some(2)), Some(2));
+        assert_eq!(t.lookup_or_insert(ip(1), 0, || Some(3)), Some(3));
+        assert_eq!(t.len(), 2, "an IPv4 client is not stored in an IPv6 table");
+        assert!(!t.install(ip(1), 1, 10, 0));
+        let v4 = PersistTable::new(64, 60, Ipv4Addr::BROADCAST);
+        assert_eq!(v4.lookup_or_insert6_if(ip6("2001:db8::1"), 0, |_| true, || Some(1)), Some(1));
+        assert!(v4.is_empty() && !v4.install6(ip6("2001:db8::1"), 1, 10, 0) && v4.entries6(0).count() == 0);
+        assert_eq!(v4.mask(), PersistMask::V4(Ipv4Addr::BROADCAST));
+        assert_eq!(PersistTable::new_v6(8, 60, 0).mask(), PersistMask::V6(1), "clamped to 1..=128");
+        assert_eq!(PersistMask::V6(64).to_string(), "64");
+        assert!(PersistMask::host(true).is_host() && PersistMask::host(false).is_host());
+        assert!(!PersistMask::V6(64).is_host());
+    }
+
+    /// Two prefixes whose tags collide (found by search: 31-bit tags collide among a few
+    /// hundred thousand prefixes).
+    fn colliding_prefixes() -> (Ipv6Addr, Ipv6Addr) {
+        let mut seen = std::collections::HashMap::new();
+        for n in 0u128..2_000_000 {
+            let p = (0x2001_0db8u128 << 96) | (n << 64);
+            if let Some(&q) = seen.get(&hash6(p).1) {
+                return (Ipv6Addr::from(q), Ipv6Addr::from(p));
+            }
+            seen.insert(hash6(p).1, p);
+        }
+        panic!("no collision among 2,000,000 tags of 31 bits");
+    }
+
+    #[test]
+    fn ipv6_tag_collisions_never_share_a_server() {
+        let (a, b) = colliding_prefixes();
+        assert_eq!(hash6(u128::from(a)).1, hash6(u128::from(b)).1);
+        // A table of one window: every slot is in both prefixes' windows.
+        let t = PersistTable::new_v6(WINDOW, 300, 64);
+        assert_eq!(t.lookup_or_insert6_if(a, 0, |_| true, || Some(1)), Some(1));
+        assert_eq!(t.lookup_or_insert6_if(b, 0, |_| true, || Some(2)), Some(2), "b is not a's");
+        assert_eq!(t.lookup_or_insert6_if(a, 1, |_| true, || panic!("a persisted")), Some(1));
+        assert_eq!(t.lookup_or_insert6_if(b, 1, |_| true, || panic!("b persisted")), Some(2));
+        let mut e: Vec<_> = t.entries6(1).collect();
+        e.sort();
+        let mut want = vec![(a, 1, 300), (b, 2, 300)];
+        want.sort();
+        assert_eq!(e, want);
+        // The peer's records go to the right prefix too.
+        let backup = PersistTable::new_v6(WINDOW, 300, 64);
+        assert!(backup.install6(b, 2, 100, 0) && backup.install6(a, 1, 100, 0));
+        assert!(backup.install6(b, 3, 100, 0), "replaces b's only");
+        assert_eq!(backup.lookup_or_insert6_if(a, 1, |_| true, || panic!("a installed")), Some(1));
+        assert_eq!(backup.lookup_or_insert6_if(b, 1, |_| true, || panic!("b installed")), Some(3));
+        assert_eq!(backup.len(), 2);
+    }
+
+    #[test]
+    fn ipv6_full_window_schedules_without_persisting() {
+        let t = PersistTable::new_v6(4, 60, 128);
+        for n in 0..4u16 {
+            let c = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, n);
+            assert_eq!(t.lookup_or_insert6_if(c, 0, |_| true, || Some(usize::from(n))), Some(usize::from(n)));
+        }
+        let extra = ip6("2001:db8::99");
+        assert_eq!(t.lookup_or_insert6_if(extra, 1, |_| true, || Some(7)), Some(7));
+        assert_eq!(t.lookup_or_insert6_if(extra, 1, |_| true, || Some(8)), Some(8), "not stored");
+        assert_eq!(t.len(), 4);
+        assert_eq!(t.lookup_or_insert6_if(extra, 100, |_| true, || Some(7)), Some(7), "dead slots reused");
+        assert_eq!(t.lookup_or_insert6_if(extra, 101, |_| true, || panic!("stored")), Some(7));
+        assert_eq!(t.lookup_or_insert6_if(extra, 101, |_| true, || Some(MAX_SERVER + 1)), Some(7));
+        assert!(!t.install6(extra, MAX_SERVER + 1, 10, 101) && !t.install6(extra, 1, 0, 101));
+    }
+
+    proptest::proptest! {
+        /// Against a model (prefix -> server, last use): every lookup answers what the model
+        /// says while the entry lives, a new pick once it has expired, and the table never
+        /// holds more entries than prefixes seen or than its capacity.
+        #[test]
+        fn ipv6_matches_a_model(
+            prefix_len in 1u8..=128,
+            ops in proptest::collection::vec((0u16..48, 0u16..0x100, 0u32..40, 0usize..6), 1..300),
+        ) {
+            let timeout = 30;
+            let t = PersistTable::new_v6(1024, timeout, prefix_len);
+            let mask = u128::MAX << (128 - u32::from(prefix_len));
+            let mut model: std::collections::HashMap<u128, (usize, u32)> = Default::default();
+            let mut now = 0u32;
+            for (net, host, dt, pick) in ops {
+                now += dt;
+                let c = Ipv6Addr::new(0x2001, 0xdb8, net, 0, 0, 0, 0, host);
+                let key = u128::from(c) & mask;
+                let want = match model.get(&key) {
+                    Some(&(s, last)) if now - last < timeout => s,
+                    _ => pick,
+                };
+                let got = t.lookup_or_insert6_if(c, now, |_| true, || Some(pick));
+                proptest::prop_assert_eq!(got, Some(want));
+                model.insert(key, (want, now));
+                proptest::prop_assert!(t.len() <= model.len().min(t.capacity()));
+                for (p, s, left) in t.entries6(now) {
+                    let (ms, last) = model[&u128::from(p)];
+                    proptest::prop_assert_eq!(s, ms);
+                    proptest::prop_assert!(left <= timeout && now - last < timeout);
+                }
+            }
+        }
     }
 }

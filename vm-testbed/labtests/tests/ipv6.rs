@@ -1,8 +1,9 @@
 //! End-to-end tests of rvsd's IPv6 lite stack in the netns lab: the kernels of the lab's hosts
 //! ping rvsd's IPv6 port addresses (global and link-local), resolve them by neighbour
 //! discovery, and a forged claim of rvsd's address from another host is counted and changes
-//! nothing; an off-link source is answered through the static IPv6 route; IPv6 services in DR,
-//! NAT66 and IPv6-in-IPv6 tunnel mode; IPv4 forwarding goes on throughout.
+//! nothing; an off-link source is answered through the static IPv6 route; IPv4 forwarding
+//! goes on throughout. IPv6 services in DR, NAT66 and IPv6-in-IPv6 tunnel mode; persistence
+//! by prefix length and a deny list of an IPv6 prefix on an IPv6 service.
 //!
 //! All `#[ignore]`: they need root and a built rvsd. Run them with `sudo bash
 //! vm-testbed/test.sh`, or by hand: `cargo test --release -p rvs-labtests --test ipv6 --
@@ -143,11 +144,17 @@ const RS_IP6: [&str; 3] = ["2001:db8:20::11", "2001:db8:20::12", "2001:db8:20::1
 /// `mode`'s one-worker lab config with IPv6 services appended: TCP :80 and UDP :53 on
 /// [`VIP6`], round robin over the three servers' IPv6 addresses.
 fn config6(mode: Mode) -> std::path::PathBuf {
+    config6_with(mode, "", "ipv6-services")
+}
+
+/// [`config6`] with `extra` lines in each IPv6 service (after its scheduler), written as
+/// `name-MODE.toml` in the lab's run folder.
+fn config6_with(mode: Mode, extra: &str, name: &str) -> std::path::PathBuf {
     let path = mode.config(1);
     let mut text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     for (proto, port) in [("tcp", 80), ("udp", 53)] {
         text.push_str(&format!(
-            "\n[[service]]\nprotocol = \"{proto}\"\naddress = \"{VIP6}\"\nport = {port}\nscheduler = \"rr\"\n"
+            "\n[[service]]\nprotocol = \"{proto}\"\naddress = \"{VIP6}\"\nport = {port}\nscheduler = \"rr\"\n{extra}"
         ));
         for rs in RS_IP6 {
             text.push_str(&format!(
@@ -157,7 +164,7 @@ fn config6(mode: Mode) -> std::path::PathBuf {
         }
     }
     std::fs::create_dir_all(run_dir()).expect("create vm-testbed/run");
-    let out = run_dir().join(format!("ipv6-services-{}.toml", mode.name()));
+    let out = run_dir().join(format!("{name}-{}.toml", mode.name()));
     std::fs::write(&out, text).expect("write the IPv6 services config");
     out
 }
@@ -233,4 +240,72 @@ fn services6_nat() {
 #[ignore = "needs root, the lab and rvsd: run vm-testbed/test.sh"]
 fn services6_tunnel() {
     services6(Mode::Tunnel);
+}
+
+/// One REST call from inside lab-lb1; returns (HTTP status, body).
+fn rest(method: &str, path: &str, body: Option<&str>) -> (u16, String) {
+    let url = format!("http://127.0.0.1:8700{path}");
+    let mut args = vec!["curl", "-s", "-o", "/dev/stdout", "-w", "\n%{http_code}", "-X", method, url.as_str()];
+    if let Some(b) = body {
+        args.extend(["-H", "Content-Type: application/json", "--data-binary", b]);
+    }
+    let out = ns_exec(LB1, &args);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", text.as_str()));
+    (code.trim().parse().unwrap_or(0), body.to_string())
+}
+
+/// Persistence on an IPv6 service (`persistence_netmask = "64"`, round robin): 20 new
+/// connections from the client's IPv6 address all reach one server, and the persistence
+/// entry is the client's /64. Then a deny list with the client's IPv6 prefix, set over
+/// REST: the client's SYNs are refused and counted (`acl_denied`, and the service's own
+/// count), while IPv4 through the same rvsd is served.
+#[test]
+#[ignore = "needs root, the lab and rvsd: run vm-testbed/test.sh"]
+fn services6_persist() {
+    let mode = Mode::Dr;
+    let mut lab = Lab::up_without_lb();
+    lab.start_real_servers(mode);
+    let config = config6_with(mode, "persistence = \"300s\"\npersistence_netmask = \"64\"\n", "ipv6-persist");
+    lab.start_lb("lb1", Some(&config));
+    let url = format!("http://[{VIP6}]/");
+    let mut last = Vec::new();
+    let first_ok = wait_until(Duration::from_secs(15), Duration::from_millis(500), || {
+        last = http_who_many(CLIENT, &url, 1);
+        last[0].is_ok()
+    });
+    assert!(first_ok, "no answer through {url} within 15 s: {last:?}");
+
+    // 20 new connections (new source ports): round robin alone would spread them.
+    let answers = http_who_many(CLIENT, &url, 20);
+    let failed: Vec<&String> = answers.iter().filter_map(|a| a.as_ref().err()).collect();
+    assert!(failed.is_empty(), "{} of 20 failed: {failed:?}", failed.len());
+    let servers: std::collections::BTreeSet<&str> = answers.iter().flatten().map(|w| w.server.as_str()).collect();
+    assert_eq!(servers.len(), 1, "persistence by /64 sent the client to {servers:?}");
+    assert!(answers.iter().flatten().all(|w| w.peer_ip == CLIENT_IP6), "{answers:?}");
+    let svc = format!("/v1/services/tcp/{VIP6}/80");
+    let (code, body) = rest("GET", &svc, None);
+    assert_eq!(code, 200, "{body}");
+    let v: Value = serde_json::from_str(&body).expect("service JSON");
+    assert_eq!(v["persistence_netmask"], "64", "{body}");
+    // rvsadm (next to $RVSD_BIN, when built) lists it as ipvsadm does.
+    let rvsadm = std::path::Path::new(&std::env::var("RVSD_BIN").unwrap_or_default()).with_file_name("rvsadm");
+    if rvsadm.exists() {
+        let out = ns_exec_ok(LB1, &[&rvsadm.to_string_lossy(), "-Ln", "-t", &format!("[{VIP6}]:80")]);
+        assert!(out.contains("rr persistent 300 mask 64"), "rvsadm -Ln: {out}");
+    }
+
+    // Deny the client's /64 live: its new connections are refused and counted.
+    let (code, body) = rest("PUT", &svc, Some(r#"{"deny":["2001:db8:10::/64"]}"#));
+    assert_eq!(code, 200, "{body}");
+    let before = drop_count(&status(), "acl_denied");
+    let refused = http_who_many(CLIENT, &url, 3);
+    assert!(refused.iter().all(Result::is_err), "the denied client was answered: {refused:?}");
+    let after = drop_count(&status(), "acl_denied");
+    assert!(after >= before + 3, "acl_denied did not count the refused SYNs ({before} -> {after})");
+    let (_, body) = rest("GET", &svc, None);
+    let v: Value = serde_json::from_str(&body).expect("service JSON");
+    assert!(v["stats"]["acl_denied"].as_u64().unwrap_or(0) >= 3, "the service counts its refusals: {body}");
+    // IPv4 through the same rvsd is served.
+    assert_vip_answers(6);
 }

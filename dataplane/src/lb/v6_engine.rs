@@ -21,7 +21,9 @@
 //!   table (solicited when unknown); the hop limit is left alone, as LVS's DR does.
 //! * NAT66: the destination becomes the server's address and port (inbound); the reply's
 //!   source becomes the VIP's (`crate::xmit::nat66`), the hop limit is decremented, and a
-//!   packet with hop limit 1 or 0 is dropped (`ip6_hop_limit`).
+//!   packet with hop limit 1 or 0 is dropped (`ip6_hop_limit`), one over the egress
+//!   port's MTU too (`ip6_too_big`), each with its ICMPv6 error to the sender
+//!   (`icmp6_engine`).
 //! * Next hops: rvs has no IPv6 routes yet, so servers and NAT66 clients must be on the
 //!   link of a port with an IPv6 prefix that holds them (`no_route` otherwise).
 
@@ -30,6 +32,7 @@ use std::sync::Arc;
 
 use rvs_drivers::PacketBuf;
 
+use super::icmp6_engine::Icmp6Cause;
 use super::{LbEngine, EXPIRE_BATCH};
 use crate::conn::{client_owner6, Conn6, ConnId, Direction};
 use crate::l2l3::nd;
@@ -87,7 +90,7 @@ impl LbEngine {
         if self.snap.has_vip6(view.dst) {
             self.inbound6(buf, view, in_port, routes, counters, now)
         } else {
-            self.reply6(buf, view, in_port, routes, now)
+            self.reply6(buf, view, in_port, routes, counters, now)
         }
     }
 
@@ -148,7 +151,19 @@ impl LbEngine {
             ForwardMode::Dr => Verdict::Route6 { port, next_hop },
             ForwardMode::Nat => {
                 if view.hop_limit <= 1 {
-                    return Verdict::Drop(DropReason::Ip6HopLimit);
+                    return self.icmp6_error(buf, Icmp6Cause::HopLimit, true, view.dst, in_port, routes, counters, now);
+                }
+                if let Some(mtu) = self.over_mtu6(port, view.ip_len()) {
+                    return self.icmp6_error(
+                        buf,
+                        Icmp6Cause::TooBig(mtu),
+                        true,
+                        view.dst,
+                        in_port,
+                        routes,
+                        counters,
+                        now,
+                    );
                 }
                 nat66::inbound(buf.data_mut(), view.layout(), c.server, c.sport);
                 Verdict::Route6 { port, next_hop }
@@ -166,6 +181,7 @@ impl LbEngine {
         view: &L4View6,
         in_port: PortId,
         routes: &RouteTable6,
+        counters: &WorkerCounters,
         now: u64,
     ) -> Verdict {
         let owner = client_owner6(view.dst, view.dport, self.workers);
@@ -176,7 +192,8 @@ impl LbEngine {
             return Verdict::Drop(DropReason::Ip6NotForUs);
         };
         if view.hop_limit <= 1 {
-            return Verdict::Drop(DropReason::Ip6HopLimit);
+            let Some(vip) = self.conns6.get(id).map(|c| c.vip) else { return Verdict::Drop(DropReason::Ip6NotForUs) };
+            return self.icmp6_error(buf, Icmp6Cause::HopLimit, true, vip, in_port, routes, counters, now);
         }
         if let Err(reason) = self.account6(id, Direction::Reply, view, now) {
             return Verdict::Drop(reason);
@@ -185,12 +202,15 @@ impl LbEngine {
         let Some((port, next_hop)) = nd::next_hop(routes, c.client, in_port) else {
             return Verdict::Drop(DropReason::NoRoute);
         };
+        if let Some(mtu) = self.over_mtu6(port, view.ip_len()) {
+            return self.icmp6_error(buf, Icmp6Cause::TooBig(mtu), true, c.vip, in_port, routes, counters, now);
+        }
         nat66::reply(buf.data_mut(), view.layout(), c.vip, c.vport);
         Verdict::Route6 { port, next_hop }
     }
 
     /// Schedules and records a new IPv6 connection for `view` on service `svc_idx`.
-    fn new_conn6(
+    pub(super) fn new_conn6(
         &mut self,
         svc_idx: u32,
         view: &L4View6,
@@ -248,6 +268,19 @@ impl LbEngine {
     /// The IPv6 counterpart of `account_packet`: the connection's state and timeout, the
     /// server's and service's activity counts, and the packet in the pending counts.
     fn account6(&mut self, id: ConnId, dir: Direction, view: &L4View6, now: u64) -> Result<(), DropReason> {
+        self.account6_packet(id, dir, view.flags, view.ip_len(), now)
+    }
+
+    /// [`Self::account6`] of a packet with TCP `flags` (`None`: UDP, or a fragment
+    /// without the L4 header) and `ip_len` bytes.
+    pub(super) fn account6_packet(
+        &mut self,
+        id: ConnId,
+        dir: Direction,
+        flags: Option<crate::wire::TcpFlags>,
+        ip_len: u64,
+        now: u64,
+    ) -> Result<(), DropReason> {
         let Some(c) = self.conns6.get(id) else { return Err(DropReason::TcpNoConn) };
         let (service_id, server_id) = (c.service_id, c.server_id);
         let snap = Arc::clone(&self.snap);
@@ -257,7 +290,7 @@ impl LbEngine {
             }
             return Err(DropReason::ConnServerRemoved);
         }
-        let change = self.conns6.on_packet(id, dir, view.flags, now);
+        let change = self.conns6.on_packet(id, dir, flags, now);
         if let Some(active) = change.active_move() {
             if let Some((_, server)) = snap.by_server_id(server_id) {
                 server.stats.conn_moved(self.worker, active);
@@ -266,7 +299,7 @@ impl LbEngine {
                 svc.stats.conn_moved(self.worker, active);
             }
         }
-        self.pend(&snap, server_id, service_id, dir, view.ip_len());
+        self.pend(&snap, server_id, service_id, dir, ip_len);
         Ok(())
     }
 

@@ -3,13 +3,15 @@
 //! other orders, through DR and NAT66 (both directions); two workers with trains
 //! entering either one; atomic fragments; and the refusals (tiny first fragment,
 //! overlaps, a flood of never-completed trains, other protocols, hop limit), each
-//! counted, with forwarding still working after them.
+//! counted, with forwarding still working after them. Also the ICMPv6 errors NAT66 sends
+//! in place of a packet: time exceeded (not about a later fragment), packet too big both
+//! ways, and their rate limit.
 //!
 //! Expected frames are built independently: the translated datagram is built whole
 //! (checksum computed in full over the new pseudo-header and the whole datagram, with
 //! the tests' RFC 1071 sum) and cut at the same offsets; every output frame is compared
-//! byte for byte. Each scenario ends with the counting invariant (held fragments
-//! included).
+//! byte for byte; the ICMPv6 errors are built here with the tests' own checksum. Each
+//! scenario ends with the counting invariant (held fragments included).
 
 mod common;
 

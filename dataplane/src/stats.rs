@@ -158,12 +158,21 @@ drop_reasons! {
     /// IPv6 to one of our port addresses that is not ICMPv6 (TCP, UDP, fragments): the
     /// lite stack answers only ICMPv6 there.
     Ip6NoService => "ip6_no_service", "IPv6 to one of our port addresses other than ICMPv6";
-    /// An IPv6 fragment to a VIP or of a NAT66 reply: IPv6 fragments are not matched to
-    /// flows yet.
-    Ip6Fragment => "ip6_fragment", "IPv6 fragment of a TCP/UDP flow (IPv6 fragments not forwarded yet)";
-    /// A NAT66 packet whose hop limit is 1 or 0: it may not be forwarded (RFC 8200 §3;
-    /// no ICMPv6 time exceeded is generated yet).
+    /// An IPv6 fragment rvs does not forward (the IPv6 `ip_fragment`): to a VIP or not
+    /// ours, whose fragment header names a protocol other than TCP/UDP, of a TCP SYN, a
+    /// later fragment of a flow without a connection (its first fragment was refused), or
+    /// of a connection in a mode without a fragment rule. Fragments of TCP/UDP flows are
+    /// otherwise followed by the worker's fragment table (`frag_*` reasons).
+    Ip6Fragment => "ip6_fragment", "IPv6 fragment not forwarded (not TCP/UDP, SYN, or flow without connection)";
+    /// A NAT66 packet whose hop limit is 1 or 0: it may not be forwarded (RFC 8200 §3);
+    /// an ICMPv6 time exceeded goes back to its sender (`icmp6_errors_sent`), within the
+    /// ICMP rate limits, unless RFC 4443 §2.4 (e) forbids one (a later fragment, an
+    /// ICMPv6 error, a multicast destination).
     Ip6HopLimit => "ip6_hop_limit", "IPv6 hop limit 1 or 0 on a packet rvs routes (NAT66)";
+    /// A NAT66 packet larger than the egress port's MTU: IPv6 routers never fragment
+    /// (RFC 8200 §5); an ICMPv6 packet too big with the MTU goes back to its sender, as
+    /// for the hop limit.
+    Ip6TooBig => "ip6_too_big", "IPv6 packet over the egress port's MTU (NAT66; packet too big sent back)";
     /// ICMPv6 message shorter than its header.
     Icmp6Malformed => "icmp6_malformed", "ICMPv6 message shorter than its 8-byte header";
     /// ICMPv6 checksum (over the pseudo-header) wrong.
@@ -171,8 +180,10 @@ drop_reasons! {
     /// ICMPv6 type the lite stack does not answer (errors, echo replies, router and
     /// multicast listener messages), or an echo request with extension headers.
     Icmp6Unhandled => "icmp6_unhandled", "ICMPv6 not answered (only echo requests without extension headers, NS and NA are)";
-    /// An ICMPv6 message rvs meant to send did not fit the buffer.
-    Icmp6NotSent => "icmp6_not_sent", "ICMPv6 answer not sent (no room in the buffer)";
+    /// An ICMPv6 message rvs meant to send did not fit the buffer, or an ICMPv6 error
+    /// RFC 4443 §2.4 (e) forbids (about an ICMPv6 error, a non-first fragment, to or from
+    /// a multicast address).
+    Icmp6NotSent => "icmp6_not_sent", "ICMPv6 answer or error not sent (no room, or an error RFC 4443 forbids)";
     /// Neighbour discovery message not received with hop limit 255.
     NdBadHopLimit => "nd_bad_hop_limit", "neighbour discovery message with hop limit other than 255";
     /// NS or NA with a code other than 0.
@@ -486,6 +497,11 @@ worker_counters! {
     icmp_errors_sent: Counter "rvs_worker_icmp_errors_sent_total", "ICMP errors built (time exceeded, fragmentation needed).";
     /// The packet that would have caused it is still counted by its drop reason.
     icmp_errors_limited: Counter "rvs_worker_icmp_errors_limited_total", "ICMP errors not sent: over the rate limits (per destination 1/s, bursts of 6; 1000/s in total, bursts of 50).";
+    /// Sent as the packet's replacement, routed to the offending packet's sender
+    /// (crate::xmit::icmp6_err).
+    icmp6_errors_sent: Counter "rvs_worker_icmp6_errors_sent_total", "ICMPv6 errors built (time exceeded, packet too big).";
+    /// The offending packet is dropped all the same; the limits are IPv4's, shared.
+    icmp6_errors_limited: Counter "rvs_worker_icmp6_errors_limited_total", "ICMPv6 errors not sent: over the ICMP rate limits (shared with IPv4).";
     icmp_errors_translated: Counter "rvs_worker_icmp_errors_translated_total", "ICMP errors about a flow translated and forwarded.";
     toa_skipped: Counter "rvs_worker_toa_skipped_total", "Full-NAT TCP packets with no room for the TOA option.";
     /// Only with the port's RSS key and table (`LbConfig::rss`): the reply of such a
@@ -540,9 +556,11 @@ worker_counters! {
     conns: Gauge "rvs_worker_connections", "Connections in the worker's tables, IPv4 and IPv6.";
     /// Set at each timer run; also counted in `conns`.
     conns6: Gauge "rvs_worker_connections_ipv6", "IPv6 connections in the worker's IPv6 table (also in rvs_worker_connections).";
-    /// IPv4 fragments of TCP/UDP flows handed to the L4 engine with their train's ports
+    /// IPv4 and IPv6 fragments of TCP/UDP flows handed on with their train's ports
     /// (crate::frag); each then ends as any packet does (sent, dropped, redirected).
     frag_forwarded: Counter "rvs_worker_frag_forwarded_total", "IP fragments matched to their flow through the fragment table.";
+    /// The IPv6 ones among `frag_forwarded` (the worker's `frag6` path).
+    frag6_forwarded: Counter "rvs_worker_frag6_forwarded_total", "IPv6 fragments matched to their flow through the fragment table (also in frag_forwarded).";
     /// Part of the counting invariant: packets neither sent nor dropped yet.
     frag_held: Gauge "rvs_worker_frag_held", "IP fragments held until their datagram's first fragment comes.";
     /// Each is also counted in `local_originated` (the packet it came from is counted once, as sent).

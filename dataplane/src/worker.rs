@@ -104,6 +104,9 @@
 //!   fragment (other protocols, to a port or floating address, no engine) is
 //!   `ip_fragment`; a fragment to an address whose VRRP group is backup here is
 //!   `ha_backup`. The fragment table's expired trains are swept from the timer path.
+//!   IPv6 fragments of TCP/UDP to an IPv6 VIP or of NAT66 replies take the same path
+//!   from `l4_rx6` (the `frag6` module; atomic fragments are whole packets); other IPv6
+//!   fragments are `ip6_fragment`, or `ip6_no_service` to one of our addresses.
 //! * Time is `now`, monotonic nanoseconds, read once per poll by the caller.
 //! * Live changes: each poll first picks up a newly published service table
 //!   ([`LbEngine::refresh`]); when the table names its VIPs (`TableSettings::vips`),
@@ -120,6 +123,7 @@ use ipnet::{Ipv4Net, Ipv6Net};
 use rvs_drivers::{Burst, PacketBuf, PacketPool, PortQueue, RxOffload};
 
 mod frag;
+mod frag6;
 
 pub use frag::{FRAG_MAX_HELD, FRAG_SWEEP_SLOTS, FRAG_TIMEOUT_NS, FRAG_TRAINS};
 
@@ -1375,7 +1379,11 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
         for Redirected { port, mut buf, ports } in batch {
             self.tx.counters.redirected_in.inc();
             if let Some(ports) = ports {
-                self.fragment_with_ports(port, buf, ports, now);
+                if frag6::is_ipv6(buf.data()) {
+                    self.fragment6_with_ports(port, buf, ports, now);
+                } else {
+                    self.fragment_with_ports(port, buf, ports, now);
+                }
                 continue;
             }
             match self.classify(port, &mut buf, now) {
@@ -1626,7 +1634,9 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
 
     /// An IPv6 frame to a VIP or not to us, on a worker with IPv6 services: the
     /// extension-header walk, the source check and the TCP/UDP view, then the engine's
-    /// IPv6 path (`LbEngine::handle_view6`). Out of line: IPv4 never comes here.
+    /// IPv6 path (`LbEngine::handle_view6`); a fragment (not atomic) of TCP/UDP is
+    /// [`Verdict::Fragment`] (the `frag6` module), of anything else `ip6_fragment`. Out
+    /// of line: IPv4 never comes here.
     #[inline(never)]
     fn l4_rx6(&mut self, port: PortId, buf: &mut Q::Buf, now: u64) -> Verdict {
         let view = {
@@ -1640,6 +1650,13 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
             };
             if nd::is_bad_source(ip.src_addr()) || self.addrs6.is_ours(ip.src_addr()) {
                 return Verdict::Drop(DropReason::Ip6BadSource);
+            }
+            if let Some(f) = upper.frag.filter(|f| !f.is_atomic()) {
+                // The fragment path (`frag6`); an atomic fragment is the packet.
+                return match crate::view6::fragment_protocol(&ip, &f) {
+                    Some(IPPROTO_TCP | IPPROTO_UDP) => Verdict::Fragment,
+                    _ => Verdict::Drop(DropReason::Ip6Fragment),
+                };
             }
             match L4View6::from_ipv6(&ip, &upper) {
                 Ok(v) => v,

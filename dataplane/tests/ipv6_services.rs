@@ -218,14 +218,22 @@ fn tunnel_encapsulates_in_ipv6_to_the_servers_round_robin() {
     }
     assert_eq!(snapshot(&ws[0]).drops_total(), 0);
     assert_eq!(server_stats(&shared, 3, 1).conns, 1);
-    // Hop limit 1: not forwarded into the tunnel.
+    // Hop limit 1: not forwarded into the tunnel; a time exceeded goes back to the client.
     let (front, back) = send_to(&mut ws, 0, FRONT, &to_vip(L4Proto::Tcp, CLIENT6, 41002, 443, SYN, 1), SEC);
-    assert!(front.is_empty() && back.is_empty());
+    assert!(back.is_empty());
+    assert_eq!(front.len(), 1);
+    assert_eq!((front[0][14 + 6], front[0][14 + 40]), (58, 3), "ICMPv6 time exceeded");
     assert_single_drop(&ws[0], DropReason::Ip6HopLimit);
-    // A 1461-byte packet would be 1501 outside: dropped and counted, not fragmented.
+    // A 1461-byte packet would be 1501 outside: dropped and counted, not fragmented, and
+    // the client told the largest packet the tunnel takes (packet too big, MTU 1460).
     let big = pkt(L4Proto::Tcp, (a(CLIENT6), 41003), (a(VIP6), 443), SYN, 64, &[7; 1401]);
     let (front, back) = send_to(&mut ws, 0, FRONT, &eth(FRONT_MAC, CLIENT_MAC, ETH_IPV6, &big), SEC);
-    assert!(front.is_empty() && back.is_empty());
+    assert!(back.is_empty());
+    assert_eq!(front.len(), 1);
+    let icmp = &front[0][14..];
+    assert_eq!((icmp[6], icmp[40], &icmp[24..40]), (58, 2, &a(CLIENT6).octets()[..]), "packet too big to the client");
+    assert_eq!(u32::from_be_bytes([icmp[44], icmp[45], icmp[46], icmp[47]]), 1460);
+    assert_eq!(csum6(a(VIP6), a(CLIENT6), 58, &icmp[40..]), 0, "ICMPv6 checksum");
     assert_eq!(snapshot(&ws[0]).drop_count(DropReason::TunnelTooBig), 1);
     // One byte less fits exactly.
     let fits = pkt(L4Proto::Tcp, (a(CLIENT6), 41004), (a(VIP6), 443), SYN, 64, &[7; 1400]);
@@ -338,8 +346,9 @@ fn the_vip_answers_neighbour_solicitations_and_is_announced() {
 fn drops_of_the_ipv6_l4_path() {
     let shared = services(1);
     let frag = {
-        // A first fragment (fragment header, next TCP) of a SYN to the VIP.
-        let seg = l4(L4Proto::Tcp, (a(CLIENT6), 1), (a(VIP6), 80), SYN, b"");
+        // A first fragment (fragment header, next TCP) of a SYN to the VIP: not
+        // forwarded (24 bytes, so that the fragment table finds it consistent).
+        let seg = l4(L4Proto::Tcp, (a(CLIENT6), 1), (a(VIP6), 80), SYN, b"syn!");
         let mut p = vec![6, 0, 0, 1, 0, 0, 0, 9];
         p.extend_from_slice(&seg);
         eth(FRONT_MAC, CLIENT_MAC, ETH_IPV6, &ipv6(a(CLIENT6), a(VIP6), 44, 64, &p))
@@ -349,7 +358,7 @@ fn drops_of_the_ipv6_l4_path() {
         ("no service on the port", to_vip(L4Proto::Tcp, CLIENT6, 40000, 81, SYN, 64), DropReason::L4NoService),
         ("non-SYN of no connection", to_vip(L4Proto::Tcp, CLIENT6, 40000, 80, ACK, 64), DropReason::TcpNoConn),
         ("hop limit 1 to NAT66", to_vip(L4Proto::Tcp, CLIENT6, 40010, 8080, SYN, 1), DropReason::Ip6HopLimit),
-        ("fragment", frag, DropReason::Ip6Fragment),
+        ("fragmented SYN", frag, DropReason::Ip6Fragment),
         ("reply of no connection", eth(BACK_MAC, RS6_MAC[0], ETH_IPV6, &stray_reply), DropReason::Ip6NotForUs),
         (
             "truncated TCP",
@@ -366,7 +375,9 @@ fn drops_of_the_ipv6_l4_path() {
         let mut ws = workers6(&shared, 1);
         let port = if f[6..12] == CLIENT_MAC { FRONT } else { BACK };
         let (front, back) = send_to(&mut ws, 0, port, &f, SEC);
-        assert!(front.is_empty() && back.is_empty(), "{what}");
+        // A hop limit drop sends an ICMPv6 time exceeded back to the client.
+        let errors = usize::from(reason == DropReason::Ip6HopLimit);
+        assert!(front.len() == errors && back.is_empty(), "{what}");
         assert_single_drop(&ws[0], reason);
         assert_accounting_all(&ws);
     }

@@ -24,6 +24,13 @@ IPv4 fragments (kind ip_fragment and the frag_* kinds) reach rvsd only through p
 the lab's net_af_xdp vdevs: DPDK 22.11's net_af_packet joins a PACKET_FANOUT group with
 PACKET_FANOUT_FLAG_DEFRAG, so behind it the kernel holds fragments for reassembly instead.
 Use --exclude ip_fragment,frag_tiny,frag_first_less,frag_overlap against an af_packet port.
+IPv6 fragments to the IPv6 VIP (--vip6, which must have a UDP service on port 53 and no
+other) exercise the same table: frag6_tiny (a first fragment without the whole UDP header,
+RFC 7112), frag6_first_less (held, then timed out or refused by the bound: a flood),
+frag6_overlap (tiny overlapping fragments, RFC 5722); ip6_ext_max sends the longest
+extension-header chain rvsd walks (8 headers, 512 bytes) before UDP to a port of the VIP
+with no service, ip6_ext_too_long one 8 bytes longer. net_af_packet's defragmenting fanout
+is IPv4 only, so these reach rvsd through either vdev.
 
 The RNG is seeded (--seed) so a run is reproducible. Frames are paced (--rate) so that an
 rvsd with an adaptive idle policy and a default-sized RX ring sees them all.
@@ -71,8 +78,9 @@ def ip_bytes(ip: str) -> bytes:
 class Builder:
     """Builds one frame of each kind; all randomness comes from self.rng."""
 
-    def __init__(self, rng, dst_mac, src_mac, port_ip, vip, src_ips, other_ips, port_ip6, src_ip6):
+    def __init__(self, rng, dst_mac, src_mac, port_ip, vip, src_ips, other_ips, port_ip6, src_ip6, vip6):
         self.rng = rng
+        self.vip6 = socket.inet_pton(socket.AF_INET6, vip6)
         self.port_ip6 = socket.inet_pton(socket.AF_INET6, port_ip6)
         self.src_ip6 = socket.inet_pton(socket.AF_INET6, src_ip6)
         self.dst_mac = mac_bytes(dst_mac)
@@ -177,6 +185,57 @@ class Builder:
         n = 9
         chain = b"".join(struct.pack("!BBBB4x", 58 if i == n - 1 else 60, 0, 1, 4) for i in range(n))
         return self.eth(ETH_IPV6) + self.ipv6(chain + self.echo6(), 60)
+
+    # --- IPv6 fragments and extension-header chains, to the IPv6 VIP (--vip6) ---------
+
+    def frag6(self, ident, offset, data, more, next_header=17):
+        """An IPv6 fragment from this host to the IPv6 VIP: `data` at byte `offset`."""
+        fh = struct.pack("!BBHI", next_header, 0, offset | int(more), ident)
+        return self.eth(ETH_IPV6) + self.ipv6(fh + data, 44, dst=self.vip6)
+
+    def k_frag6_tiny(self):
+        # A first fragment (offset 0, M) with fewer than the UDP header's 8 bytes: it does
+        # not hold the whole upper-layer header (RFC 8200 §4.5, RFC 7112).
+        return self.frag6(self.rng.getrandbits(32), 0, self.rand_bytes(self.rng.randint(1, 7)), True)
+
+    def k_frag6_first_less(self):
+        # A later fragment of a datagram whose first fragment is never sent; many of them
+        # make the flood the fragment table's bounds are for.
+        offset = 8 * self.rng.randint(1, 1000)
+        return self.frag6(self.rng.getrandbits(32), offset, self.rand_bytes(8 * self.rng.randint(1, 20)),
+                          self.rng.random() < 0.8)
+
+    def k_frag6_overlap(self):
+        # Two tiny later fragments of one datagram whose byte ranges overlap.
+        ident = self.rng.getrandbits(32)
+        a = 8 * self.rng.randint(1, 100)
+        b = a + 8 * self.rng.randint(-1, 1)
+        return [self.frag6(ident, a, self.rand_bytes(16), True),
+                self.frag6(ident, max(8, b), self.rand_bytes(16), True)]
+
+    def ext_chain(self, total, last_next):
+        """Destination-options headers of `total` bytes in all (8 of them, each a multiple
+        of 8), the last naming `last_next`."""
+        sizes = [8] * 8
+        for i in range((total - 64) // 8):
+            sizes[i % 8] += 8
+        out = b""
+        for i, size in enumerate(sizes):
+            nh = last_next if i == 7 else 60
+            out += struct.pack("!BBBB", nh, size // 8 - 1, 1, size - 4) + bytes(size - 4)
+        return out
+
+    def k_ip6_ext_max(self):
+        # The longest chain rvsd walks (8 headers, 512 bytes) before UDP to the IPv6 VIP on a
+        # port with no service: walked, then refused by the L4 path.
+        dport = self.rng.randint(1024, 65535)
+        seg = struct.pack("!HHHH", self.rng.randint(1024, 65535), dport, 8, 0)
+        return self.eth(ETH_IPV6) + self.ipv6(self.ext_chain(512, 17) + seg, 60, dst=self.vip6)
+
+    def k_ip6_ext_too_long(self):
+        # 8 headers of 520 bytes in all: one 8-byte step over what rvsd walks.
+        seg = struct.pack("!HHHH", self.rng.randint(1024, 65535), 53, 8, 0)
+        return self.eth(ETH_IPV6) + self.ipv6(self.ext_chain(520, 17) + seg, 60, dst=self.vip6)
 
     def k_ip6_no_service(self):
         seg = bytearray(struct.pack("!HHHH", self.rng.randint(1024, 65535), 53, 8, 0))
@@ -346,6 +405,8 @@ def main():
                     help="addresses nobody on the segment owns")
     ap.add_argument("--port-ip6", default="2001:db8:10::1", help="rvsd's IPv6 address on this segment")
     ap.add_argument("--src-ip6", default="2001:db8:10::2", help="this host's IPv6 address")
+    ap.add_argument("--vip6", default="2001:db8:10::100",
+                    help="an IPv6 VIP with a UDP service on port 53 only (the frag6_* and ip6_ext_* kinds)")
     ap.add_argument("--count", type=int, default=10000)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--rate", type=float, default=2000.0, help="frames per second")
@@ -368,7 +429,7 @@ def main():
 
     rng = random.Random(args.seed)
     b = Builder(rng, args.dst_mac, src_mac, args.port_ip, args.vip,
-                args.src_ips.split(","), args.other_ips.split(","), args.port_ip6, args.src_ip6)
+                args.src_ips.split(","), args.other_ips.split(","), args.port_ip6, args.src_ip6, args.vip6)
     sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
     sock.bind((args.iface, 0))
 

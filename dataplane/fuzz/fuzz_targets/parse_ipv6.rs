@@ -2,7 +2,10 @@
 //! arbitrary bytes: after `new_checked` no getter panics; the walk stays within the payload
 //! and its bounds; the ND option walk is bounded; a solicitation that parses is answered
 //! with an advertisement that parses back (same target, verifying checksum, S and O set
-//! as RFC 4861 §7.2.4 asks); an error message's quoted packet parses or is refused.
+//! as RFC 4861 §7.2.4 asks); an error message's quoted packet parses or is refused. The
+//! TCP/UDP and fragment views (`view6`) vouch only for bytes within the packet; the ICMPv6
+//! errors rvs builds about the packet (`xmit::icmp6_err`) leave the buffer unchanged when
+//! refused, and otherwise parse back with a valid checksum within 1,280 bytes.
 //!
 //! Input: an IPv6 packet (version nibble 6); any other first byte is taken as a next
 //! header value and the rest as a bare chain of extension headers for the walk alone.
@@ -11,7 +14,11 @@
 use libfuzzer_sys::fuzz_target;
 use rvs_dataplane::wire::icmpv6::{emit_na_for_ns, Icmpv6Packet, NdKind, NdRepr, MAX_ND_OPTIONS, ND_PACKET_LEN};
 use rvs_dataplane::wire::ipv6::{walk_ext_headers, Ipv6Packet, MAX_EXT_LEN};
+use rvs_dataplane::view6::{fragment_protocol, FragView6, L4View6};
 use rvs_dataplane::wire::{MacAddr, IPPROTO_ICMPV6};
+use rvs_dataplane::xmit::icmp6_err::{self, MIN_MTU};
+use rvs_drivers::mem::MemBuf;
+use rvs_drivers::PacketBuf;
 
 fuzz_target!(|data: &[u8]| {
     let Some(&first) = data.first() else { return };
@@ -30,6 +37,37 @@ fuzz_target!(|data: &[u8]| {
     if let Some(f) = u.frag {
         assert!(f.offset % 8 == 0 && f.header_offset + 8 <= ip.payload().len());
         let _ = (f.is_atomic(), f.ident);
+    }
+    // The views of the L4 path and the fragment path: what they vouch for is in the packet
+    // (offsets in the frame, after a 14-byte Ethernet header).
+    let ip_end = 14 + 40 + ip.payload().len();
+    if let Ok(v) = L4View6::from_ipv6(&ip, &u) {
+        assert!(v.layout().l4_offset() + 8 <= ip_end && v.layout().ip_end() == ip_end);
+    }
+    if let Ok(fv) = FragView6::new(&ip, &u, 1, 2) {
+        let f = u.frag.expect("a fragment view has a fragment header");
+        assert!(!f.is_atomic() && fv.ip_len == (ip_end - 14) as u64);
+        assert!(matches!(fragment_protocol(&ip, &f), Some(6 | 17)));
+        if let Some(first) = fv.first {
+            assert!(f.is_first() && first.layout().l4_offset() + 8 <= ip_end);
+        }
+    }
+    // The ICMPv6 errors about this packet.
+    let mut frame = vec![0x02, 0, 0, 0, 0, 1, 0x02, 0, 0, 0, 0, 2, 0x86, 0xdd];
+    frame.extend_from_slice(data);
+    let ours = "2001:db8::1".parse().unwrap();
+    for too_big in [false, true] {
+        let mut b = MemBuf::from_frame(&frame);
+        let r = if too_big { icmp6_err::packet_too_big(&mut b, ours, 1280) } else { icmp6_err::time_exceeded(&mut b, ours) };
+        match r {
+            Err(_) => assert_eq!(b.data(), &frame[..]),
+            Ok(to) => {
+                assert!(b.data().len() <= 14 + MIN_MTU && to == src);
+                let e = Ipv6Packet::new_checked(&b.data()[14..]).expect("the error parses");
+                let icmp = Icmpv6Packet::new_checked(e.payload()).expect("an ICMPv6 header");
+                assert!(icmp.is_error() && icmp.verify_checksum(ours, src));
+            }
+        }
     }
     if u.protocol != IPPROTO_ICMPV6 || !u.has_l4_header() {
         return;

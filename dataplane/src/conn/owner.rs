@@ -85,6 +85,26 @@ pub fn fragment_owner(src: Ipv4Addr, dst: Ipv4Addr, ident: u16, protocol: u8, wo
     mix_to_worker(addrs ^ rest, workers)
 }
 
+/// [`fragment_owner`] for an IPv6 datagram, identified by its source, destination, the
+/// fragment header's 32-bit identification and its next header (RFC 8200 §4.5): the
+/// addresses folded into one word as the IPv6 connection table folds them
+/// ([`super::Family::addr_word`]), then the same mix.
+/// `workers` 0 or 1 gives 0.
+pub fn fragment_owner6(
+    src: std::net::Ipv6Addr,
+    dst: std::net::Ipv6Addr,
+    ident: u32,
+    protocol: u8,
+    workers: usize,
+) -> usize {
+    if workers <= 1 {
+        return 0;
+    }
+    let addrs = <super::V6 as super::Family>::addr_word(src, dst);
+    let rest = (u64::from(ident) << 8 | u64::from(protocol)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    mix_to_worker(addrs ^ rest, workers)
+}
+
 /// `h` mixed by murmur3's 64-bit finaliser and scaled to `0..workers` by multiply-shift:
 /// the owner functions' common last step.
 #[inline(always)]

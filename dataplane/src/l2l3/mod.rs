@@ -75,9 +75,9 @@ pub enum Verdict {
     /// A frame for the kernel interface of this port (the exception path,
     /// [`crate::exception`]): rate limited and handed over unchanged.
     Kernel(PortId),
-    /// An IPv4 fragment of a TCP/UDP flow, checked like any packet: the worker's fragment
-    /// path (`worker::frag`) takes it, to match it with its flow through the fragment
-    /// table.
+    /// An IPv4 or IPv6 fragment of a TCP/UDP flow, checked like any packet: the worker's
+    /// fragment path (`worker::frag`, `worker::frag6`) takes it, to match it with its flow
+    /// through the fragment table.
     Fragment,
     /// Another worker owns this packet's flow: move it there through the redirect ring.
     Redirect {

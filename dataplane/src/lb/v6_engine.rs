@@ -23,11 +23,14 @@
 //!   table (solicited when unknown); the hop limit is left alone, as LVS's DR does.
 //! * NAT66: the destination becomes the server's address and port (inbound); the reply's
 //!   source becomes the VIP's (`crate::xmit::nat66`), the hop limit is decremented, and a
-//!   packet with hop limit 1 or 0 is dropped (`ip6_hop_limit`).
+//!   packet with hop limit 1 or 0 is dropped (`ip6_hop_limit`), one over the egress
+//!   port's MTU too (`ip6_too_big`), each with its ICMPv6 error to the sender
+//!   (`icmp6_engine`).
 //! * Tunnel (IPv6 in IPv6, `crate::xmit::tunnel6`): the hop limit is decremented as for
 //!   NAT66 (as the IPv4 tunnel decrements the TTL), then the packet goes inside an outer
 //!   header from the egress port's address on the server's prefix to the server; over the
-//!   egress MTU it is dropped (`tunnel_too_big`).
+//!   egress MTU it is dropped (`tunnel_too_big`) with a packet too big to the client
+//!   carrying the largest inner packet that fits.
 //! * Next hops: rvs has no IPv6 routes yet, so servers and NAT66 clients must be on the
 //!   link of a port with an IPv6 prefix that holds them (`no_route` otherwise).
 
@@ -36,6 +39,7 @@ use std::sync::Arc;
 
 use rvs_drivers::PacketBuf;
 
+use super::icmp6_engine::Icmp6Cause;
 use super::{pick_server, LbEngine, EXPIRE_BATCH};
 use crate::conn::{client_owner6, Conn6, ConnId, Direction, StateChange};
 use crate::l2l3::nd::{self, Ipv6Book};
@@ -48,8 +52,8 @@ use crate::types::{ConnState, ForwardMode, L4Proto, PortId, TcpState};
 use crate::view6::L4View6;
 use crate::xmit::{nat66, tunnel6};
 
-/// Offset of the IPv6 hop limit in a frame.
-const HOP_LIMIT_AT: usize = crate::view::L3_OFFSET + 7;
+/// Offset of the inner packet's hop limit in a frame after `tunnel6::encap`.
+const INNER_HOP_LIMIT_AT: usize = crate::view::L3_OFFSET + tunnel6::OUTER_HEADER_LEN + 7;
 
 /// The IPv6 connection table's smallest capacity.
 pub const MIN_CONN6_CAPACITY: usize = 1024;
@@ -168,39 +172,61 @@ impl LbEngine {
             ForwardMode::Dr => Verdict::Route6 { port, next_hop },
             ForwardMode::Nat => {
                 if view.hop_limit <= 1 {
-                    return Verdict::Drop(DropReason::Ip6HopLimit);
+                    return self.icmp6_error(buf, Icmp6Cause::HopLimit, true, view.dst, in_port, routes, counters, now);
+                }
+                if let Some(mtu) = self.over_mtu6(port, view.ip_len()) {
+                    return self.icmp6_error(
+                        buf,
+                        Icmp6Cause::TooBig(mtu),
+                        true,
+                        view.dst,
+                        in_port,
+                        routes,
+                        counters,
+                        now,
+                    );
                 }
                 nat66::inbound(buf.data_mut(), view.layout(), c.server, c.sport);
                 Verdict::Route6 { port, next_hop }
             }
-            ForwardMode::Tunnel => self.tunnel6(buf, view, &c, port, next_hop),
+            ForwardMode::Tunnel => {
+                if view.hop_limit <= 1 {
+                    return self.icmp6_error(buf, Icmp6Cause::HopLimit, true, view.dst, in_port, routes, counters, now);
+                }
+                // The server is on one of the port's prefixes (the control plane checks it).
+                let Some(src) = self.addrs6.source_for(port, c.server) else {
+                    return Verdict::Drop(DropReason::NoRoute);
+                };
+                match self.tunnel6(buf, view, &c, src, port) {
+                    Ok(()) => Verdict::Route6 { port, next_hop },
+                    Err(tunnel6::Tunnel6Error::TooBig { mtu }) => {
+                        let cause = Icmp6Cause::TunnelTooBig(mtu);
+                        self.icmp6_error(buf, cause, true, view.dst, in_port, routes, counters, now)
+                    }
+                    Err(e) => Verdict::Drop(e.into()),
+                }
+            }
             // `ServiceTable` refuses IPv6 services with these servers.
             ForwardMode::FullNat => Verdict::Drop(DropReason::NoServer),
         }
     }
 
-    /// Sends `view`'s packet (of connection `c`) to its server inside an outer IPv6 header
-    /// (`crate::xmit::tunnel6`), out of `port` to `next_hop`.
+    /// Puts `view`'s packet (of connection `c`, hop limit above 1) inside an outer IPv6
+    /// header from `src` to its server (`crate::xmit::tunnel6`) for `port`'s MTU, and
+    /// decrements the inner hop limit; on an error the buffer is unchanged.
     fn tunnel6<B: PacketBuf>(
         &self,
         buf: &mut B,
         view: &L4View6,
         c: &Conn6,
+        src: std::net::Ipv6Addr,
         port: PortId,
-        next_hop: std::net::Ipv6Addr,
-    ) -> Verdict {
-        if view.hop_limit <= 1 {
-            return Verdict::Drop(DropReason::Ip6HopLimit);
-        }
-        // The server is on one of the port's prefixes (the control plane checks it).
-        let Some(src) = self.addrs6.source_for(port, c.server) else { return Verdict::Drop(DropReason::NoRoute) };
-        if let Some(hl) = buf.data_mut().get_mut(HOP_LIMIT_AT) {
+    ) -> Result<(), tunnel6::Tunnel6Error> {
+        tunnel6::encap(buf, view.layout().ip_len(), src, c.server, self.port_mtu(port))?;
+        if let Some(hl) = buf.data_mut().get_mut(INNER_HOP_LIMIT_AT) {
             *hl = view.hop_limit - 1;
         }
-        match tunnel6::encap(buf, view.layout().ip_len(), src, c.server, self.port_mtu(port)) {
-            Ok(()) => Verdict::Route6 { port, next_hop },
-            Err(e) => Verdict::Drop(e.into()),
-        }
+        Ok(())
     }
 
     /// A NAT66 reply (server → client), or an IPv6 packet for nobody here
@@ -222,7 +248,8 @@ impl LbEngine {
             return Verdict::Drop(DropReason::Ip6NotForUs);
         };
         if view.hop_limit <= 1 {
-            return Verdict::Drop(DropReason::Ip6HopLimit);
+            let Some(vip) = self.conns6.get(id).map(|c| c.vip) else { return Verdict::Drop(DropReason::Ip6NotForUs) };
+            return self.icmp6_error(buf, Icmp6Cause::HopLimit, true, vip, in_port, routes, counters, now);
         }
         match self.account6(id, Direction::Reply, view, now) {
             Ok(change) if self.sync.is_some() && change.changed() => self.sync_conn6(id, now, counters),
@@ -233,12 +260,15 @@ impl LbEngine {
         let Some((port, next_hop)) = nd::next_hop(routes, c.client, in_port) else {
             return Verdict::Drop(DropReason::NoRoute);
         };
+        if let Some(mtu) = self.over_mtu6(port, view.ip_len()) {
+            return self.icmp6_error(buf, Icmp6Cause::TooBig(mtu), true, c.vip, in_port, routes, counters, now);
+        }
         nat66::reply(buf.data_mut(), view.layout(), c.vip, c.vport);
         Verdict::Route6 { port, next_hop }
     }
 
     /// Schedules and records a new IPv6 connection for `view` on service `svc_idx`.
-    fn new_conn6(
+    pub(super) fn new_conn6(
         &mut self,
         svc_idx: u32,
         view: &L4View6,
@@ -293,6 +323,19 @@ impl LbEngine {
     /// server's and service's activity counts, and the packet in the pending counts.
     /// Returns what the packet did to the state (connection sync sends a change).
     fn account6(&mut self, id: ConnId, dir: Direction, view: &L4View6, now: u64) -> Result<StateChange, DropReason> {
+        self.account6_packet(id, dir, view.flags, view.ip_len(), now)
+    }
+
+    /// [`Self::account6`] of a packet with TCP `flags` (`None`: UDP, or a fragment
+    /// without the L4 header) and `ip_len` bytes.
+    pub(super) fn account6_packet(
+        &mut self,
+        id: ConnId,
+        dir: Direction,
+        flags: Option<crate::wire::TcpFlags>,
+        ip_len: u64,
+        now: u64,
+    ) -> Result<StateChange, DropReason> {
         let Some(c) = self.conns6.get(id) else { return Err(DropReason::TcpNoConn) };
         let (service_id, server_id) = (c.service_id, c.server_id);
         let snap = Arc::clone(&self.snap);
@@ -302,7 +345,7 @@ impl LbEngine {
             }
             return Err(DropReason::ConnServerRemoved);
         }
-        let change = self.conns6.on_packet(id, dir, view.flags, now);
+        let change = self.conns6.on_packet(id, dir, flags, now);
         if let Some(active) = change.active_move() {
             if let Some((_, server)) = snap.by_server_id(server_id) {
                 server.stats.conn_moved(self.worker, active);
@@ -311,7 +354,7 @@ impl LbEngine {
                 svc.stats.conn_moved(self.worker, active);
             }
         }
-        self.pend(&snap, server_id, service_id, dir, view.ip_len());
+        self.pend(&snap, server_id, service_id, dir, ip_len);
         Ok(change)
     }
 

@@ -1,4 +1,5 @@
-//! The worker's path for IPv4 fragments of TCP/UDP flows: off the fast path (an
+//! The worker's path for IPv4 fragments of TCP/UDP flows (IPv6's, which share the table
+//! and the steering below, are in the `frag6` module): off the fast path (an
 //! unfragmented packet costs the one test of the fragment bits that the IPv4 checks always
 //! made), it makes every fragment of a datagram reach its flow's owner with the flow's
 //! ports, and the L4 engine forward it like the flow ([`crate::lb::LbEngine::handle_fragment`]).
@@ -77,9 +78,9 @@ pub(super) fn table<H>() -> FragTable<H> {
 
 /// Where the table's decisions go: drops are counted and their mbufs freed at once,
 /// forwarded fragments wait (on the stack) until the table is released.
-struct Sink<'a, B> {
-    counters: &'a WorkerCounters,
-    out: ArrayVec<((PortId, B), L4Ports), { MAX_HELD_PER_TRAIN + 1 }>,
+pub(super) struct Sink<'a, B> {
+    pub(super) counters: &'a WorkerCounters,
+    pub(super) out: ArrayVec<((PortId, B), L4Ports), { MAX_HELD_PER_TRAIN + 1 }>,
 }
 
 impl<B> FragSink<(PortId, B)> for Sink<'_, B> {
@@ -123,6 +124,9 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
     #[cold]
     #[inline(never)]
     pub(super) fn take_fragment(&mut self, port: PortId, buf: Q::Buf, now: u64) {
+        if super::frag6::is_ipv6(buf.data()) {
+            return self.take_fragment6(port, buf, now);
+        }
         let Some((key, frag)) = read_fragment(buf.data()) else {
             self.tx.counters.drop_packet(DropReason::IpFragment);
             return;

@@ -1,5 +1,5 @@
 //! Rate limits on the ICMP errors a worker generates (time exceeded, fragmentation
-//! needed), per destination and in total, as a router's (RFC 1812 §4.3.2.8): a flood of
+//! needed; ICMPv6 time exceeded and packet too big, [`IcmpRateLimit::allow6`]), per destination and in total, as a router's (RFC 1812 §4.3.2.8): a flood of
 //! expiring or oversized packets must not turn rvs into a flood of errors, towards its
 //! senders (who may be spoofed victims) or out of its ports.
 //!
@@ -93,7 +93,18 @@ impl IcmpRateLimit {
     /// Whether one more error to `dst` may go at `now` (ns); if so it is counted in both
     /// limits.
     pub fn allow(&self, dst: Ipv4Addr, now: u64) -> bool {
-        let addr = u32::from(dst);
+        self.allow_key(u32::from(dst), now)
+    }
+
+    /// [`Self::allow`] for an IPv6 destination: the same limits (the total one shared with
+    /// IPv4's errors), the address folded to 32 bits for its slot
+    /// ([`crate::conn::Family::tag`]), so two destinations of one fold share a
+    /// per-destination limit (they are as likely to as two that take one slot).
+    pub fn allow6(&self, dst: std::net::Ipv6Addr, now: u64) -> bool {
+        self.allow_key(<crate::conn::V6 as crate::conn::Family>::tag(dst), now)
+    }
+
+    fn allow_key(&self, addr: u32, now: u64) -> bool {
         // Fibonacci hashing: the top bits of the product spread consecutive addresses.
         let i = (addr.wrapping_mul(0x9e37_79b9) >> (32 - DEST_SLOTS.trailing_zeros())) as usize;
         let slot = &self.slots[i];
@@ -159,5 +170,17 @@ mod tests {
             assert!(!l.allow(ip(1), t0 + MS));
         }
         assert!(l.allow(ip(2), t0 + MS), "the total limit was not spent by refusals");
+    }
+
+    #[test]
+    fn ipv6_destinations_have_their_own_limit_and_share_the_total() {
+        let l = IcmpRateLimit::new(1000, 8, 1, 2);
+        let t0 = 5 * NS;
+        let v6 = |n: u16| std::net::Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, n);
+        assert!(l.allow6(v6(1), t0) && l.allow6(v6(1), t0));
+        assert!(!l.allow6(v6(1), t0), "per destination");
+        assert!(l.allow6(v6(2), t0) && l.allow(ip(1), t0));
+        let rest = (3..100).filter(|&n| l.allow6(v6(n), t0)).count();
+        assert_eq!(rest, 4, "the total burst of 8 covers both families");
     }
 }

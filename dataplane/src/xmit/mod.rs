@@ -39,6 +39,7 @@ use std::net::Ipv4Addr;
 pub mod dr;
 pub mod frag;
 pub mod fullnat;
+pub mod icmp6_err;
 pub mod icmp_err;
 pub mod icmp_rate;
 pub mod l4;

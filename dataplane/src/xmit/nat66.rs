@@ -8,8 +8,23 @@
 //! hop limit is 1 or 0 (`ip6_hop_limit`) before calling. A UDP checksum that comes out
 //! as 0 is sent as 0xffff (RFC 8200 §8.1: zero is not a valid IPv6 UDP checksum).
 //!
+//! Fragments (the fragment path, `LbEngine::handle_fragment6`): a first fragment is
+//! rewritten by [`inbound`] / [`reply`] like a whole packet, from its
+//! [`crate::view6::L4View6::from_first_fragment`] layout; a later fragment by
+//! [`inbound_later`] / [`reply_later`], address and hop limit only. That is enough, with no
+//! reassembly: the TCP/UDP checksum sits in the first fragment and covers the
+//! pseudo-header (both addresses, the *datagram's* upper-layer length, next header) and
+//! every byte of the datagram, in all its fragments. NAT66 changes only the address (in
+//! every fragment, so that the receiver's reassembly and pseudo-header see the new one)
+//! and the port (in the first fragment's L4 header); the later fragments' data and the
+//! upper-layer length are unchanged. So the sum over the translated datagram differs from
+//! the original's by exactly the address and port deltas, which the first fragment's
+//! incremental update (RFC 1624) puts into the checksum field. The last fragment need
+//! not have come yet, nor ever be seen by the same code.
+//!
 //! Contract: `frame` is the frame `layout` was parsed from ([`crate::view6::L4View6`]);
-//! every access stays inside the headers the layout vouches for.
+//! every access stays inside the headers the layout vouches for. The `_later` functions
+//! touch only the fixed header, and do nothing to a frame too short to hold one.
 
 use std::net::Ipv6Addr;
 
@@ -40,6 +55,29 @@ pub fn inbound(frame: &mut [u8], layout: &Layout6, server: Ipv6Addr, sport: u16)
 /// A NAT66 reply: source address and port → the VIP's, hop limit − 1.
 pub fn reply(frame: &mut [u8], layout: &Layout6, vip: Ipv6Addr, vport: u16) {
     rewrite(frame, layout, End::Source, vip, vport);
+}
+
+/// Inbound NAT66 of a later fragment (no L4 header): destination address → the real
+/// server's, hop limit − 1 (module docs).
+pub fn inbound_later(frame: &mut [u8], server: Ipv6Addr) {
+    rewrite_later(frame, End::Destination, server);
+}
+
+/// NAT66 of a later fragment of a reply: source address → the VIP, hop limit − 1.
+pub fn reply_later(frame: &mut [u8], vip: Ipv6Addr) {
+    rewrite_later(frame, End::Source, vip);
+}
+
+fn rewrite_later(frame: &mut [u8], end: End, addr: Ipv6Addr) {
+    if frame.len() < DST + 16 {
+        return;
+    }
+    let at = match end {
+        End::Source => SRC,
+        End::Destination => DST,
+    };
+    frame[at..at + 16].copy_from_slice(&addr.octets());
+    frame[HOP_LIMIT] = frame[HOP_LIMIT].saturating_sub(1);
 }
 
 fn rewrite(frame: &mut [u8], layout: &Layout6, end: End, addr: Ipv6Addr, port: u16) {
@@ -121,5 +159,54 @@ mod tests {
         let mut want = frame(true, ("2001:db8:10::100", 53), ("2001:db8:10::2", 5000), 0x3427, b"answer!");
         want[L3_OFFSET + 7] = 63;
         assert_eq!(f, want);
+    }
+
+    /// An Ethernet + IPv6 fragment (hop limit `hl`, fragment header: next UDP, ident 7,
+    /// `offset`, `more`) carrying `body`.
+    fn fragment(src: &str, dst: &str, hl: u8, offset: u16, more: bool, body: &[u8]) -> Vec<u8> {
+        let mut f = vec![0u8; 12];
+        f.extend_from_slice(&[0x86, 0xdd, 0x60, 0, 0, 0]);
+        f.extend_from_slice(&((8 + body.len()) as u16).to_be_bytes());
+        f.extend_from_slice(&[44, hl]);
+        f.extend_from_slice(&a(src).octets());
+        f.extend_from_slice(&a(dst).octets());
+        f.extend_from_slice(&[17, 0]);
+        f.extend_from_slice(&(offset | u16::from(more)).to_be_bytes());
+        f.extend_from_slice(&7u32.to_be_bytes());
+        f.extend_from_slice(body);
+        f
+    }
+
+    /// A UDP datagram 2001:db8:10::2:5000 → VIP:53 of 32 data bytes, cut in two
+    /// fragments (UDP header and 16 bytes; 16 bytes at offset 24), through inbound NAT66
+    /// to 2001:db8:20::11:5353. The checksums are the whole datagram's, before (0xec9a)
+    /// and after (0xd8c5), computed with python3 over the RFC 8200 pseudo-header; the
+    /// first fragment's incremental update must land on the whole datagram's sum.
+    #[test]
+    fn inbound_fragments_golden() {
+        let data = b"0123456789abcdefghijklmnopqrstuv";
+        let head = |dport: u16, csum: u16| {
+            let mut h = Vec::new();
+            for w in [5000u16, dport, 40, csum] {
+                h.extend_from_slice(&w.to_be_bytes());
+            }
+            h.extend_from_slice(&data[..16]);
+            h
+        };
+        let mut first = fragment("2001:db8:10::2", "2001:db8:10::100", 64, 0, true, &head(53, 0xec9a));
+        let mut later = fragment("2001:db8:10::2", "2001:db8:10::100", 64, 24, false, &data[16..]);
+        let ip = crate::wire::Ipv6Packet::new_checked(&first[L3_OFFSET..]).unwrap();
+        let v = L4View6::from_first_fragment(&ip, &ip.upper_layer().unwrap()).unwrap();
+        inbound(&mut first, v.layout(), a("2001:db8:20::11"), 5353);
+        inbound_later(&mut later, a("2001:db8:20::11"));
+        assert_eq!(first, fragment("2001:db8:10::2", "2001:db8:20::11", 63, 0, true, &head(5353, 0xd8c5)));
+        assert_eq!(later, fragment("2001:db8:10::2", "2001:db8:20::11", 63, 24, false, &data[16..]));
+        // The reply way: the source becomes the VIP, hop limit − 1, nothing else.
+        reply_later(&mut later, a("2001:db8:10::100"));
+        assert_eq!(later, fragment("2001:db8:10::100", "2001:db8:20::11", 62, 24, false, &data[16..]));
+        // Too short to hold a fixed header: left alone.
+        let mut short = [0u8; 20];
+        inbound_later(&mut short, a("2001:db8:20::11"));
+        assert_eq!(short, [0u8; 20]);
     }
 }

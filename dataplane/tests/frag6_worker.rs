@@ -1,0 +1,441 @@
+//! IPv6 fragments of TCP/UDP flows through whole workers on the in-memory driver: a UDP
+//! datagram cut in 3 fragments (fragment header, next header UDP), in order and in
+//! other orders, through DR and NAT66 (both directions); two workers with trains
+//! entering either one; atomic fragments; and the refusals (tiny first fragment,
+//! overlaps, a flood of never-completed trains, other protocols, hop limit), each
+//! counted, with forwarding still working after them. Also the ICMPv6 errors NAT66 sends
+//! in place of a packet: time exceeded (not about a later fragment), packet too big both
+//! ways, and their rate limit.
+//!
+//! Expected frames are built independently: the translated datagram is built whole
+//! (checksum computed in full over the new pseudo-header and the whole datagram, with
+//! the tests' RFC 1071 sum) and cut at the same offsets; every output frame is compared
+//! byte for byte; the ICMPv6 errors are built here with the tests' own checksum. Each
+//! scenario ends with the counting invariant (held fragments included).
+
+mod common;
+
+use std::net::Ipv6Addr;
+use std::sync::Arc;
+
+use common::ip6::*;
+use common::l4::{assert_accounting_all, drops_of, send_to, LbOpts, Sent};
+use common::*;
+use rvs_dataplane::conn::{client_owner6, fragment_owner6};
+use rvs_dataplane::l2l3::neigh::NeighSync;
+use rvs_dataplane::lb::{LbConfig, LbEngine};
+use rvs_dataplane::mesh::MeshLinks;
+use rvs_dataplane::sched::{SchedParams, SchedShared};
+use rvs_dataplane::server::{RealServer, ServerStats};
+use rvs_dataplane::service::{share, Service, ServiceTable, SharedServices};
+use rvs_dataplane::stats::DropReason;
+use rvs_dataplane::types::{ForwardMode, L4Proto, PortId, SchedulerKind, ServiceKey, Timeouts};
+use rvs_dataplane::worker::Worker;
+use rvs_drivers::mem::MemPool;
+
+const VIP6: &str = "2001:db8:10::100";
+const CLIENT6: &str = "2001:db8:10::2";
+const RS6: &str = "2001:db8:20::11";
+const RS6_MAC: [u8; 6] = [0x02, 0, 0, 0, 0x05, 0x11];
+const IDENT: u32 = 0x5151_0001;
+/// Fragmentable bytes of each fragment but the last (a multiple of 8; what a 1280-byte
+/// path MTU leaves: 1280 - 40 - 8).
+const CUT: usize = 1232;
+
+// ---- packets (independent of the code under test) ----
+
+/// A UDP datagram (header and `data`) from `src` to `dst`, checksum in full.
+fn udp(src: (Ipv6Addr, u16), dst: (Ipv6Addr, u16), data: &[u8]) -> Vec<u8> {
+    let mut s = Vec::new();
+    s.extend_from_slice(&src.1.to_be_bytes());
+    s.extend_from_slice(&dst.1.to_be_bytes());
+    s.extend_from_slice(&((8 + data.len()) as u16).to_be_bytes());
+    s.extend_from_slice(&[0, 0]);
+    s.extend_from_slice(data);
+    let c = csum6(src.0, dst.0, 17, &s);
+    let c = if c == 0 { 0xffff } else { c };
+    s[6..8].copy_from_slice(&c.to_be_bytes());
+    s
+}
+
+/// A TCP segment (20-byte header, flags `flags`, `data`), checksum in full.
+fn tcp(src: (Ipv6Addr, u16), dst: (Ipv6Addr, u16), flags: u8, data: &[u8]) -> Vec<u8> {
+    let mut s = Vec::new();
+    s.extend_from_slice(&src.1.to_be_bytes());
+    s.extend_from_slice(&dst.1.to_be_bytes());
+    s.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 1, 5 << 4, flags, 0xff, 0xff, 0, 0, 0, 0]);
+    s.extend_from_slice(data);
+    let c = csum6(src.0, dst.0, 6, &s);
+    s[16..18].copy_from_slice(&c.to_be_bytes());
+    s
+}
+
+/// A fragment header: next header, offset in bytes, M, identification.
+fn frag_header(next: u8, offset: usize, more: bool, ident: u32) -> [u8; 8] {
+    let w = offset as u16 | u16::from(more);
+    let mut h = [next, 0, 0, 0, 0, 0, 0, 0];
+    h[2..4].copy_from_slice(&w.to_be_bytes());
+    h[4..8].copy_from_slice(&ident.to_be_bytes());
+    h
+}
+
+/// The IPv6 fragments (hop limit `hl`, next header `nh`) of the upper-layer bytes `l4`
+/// from `src` to `dst`, cut every [`CUT`] bytes.
+fn cut(src: Ipv6Addr, dst: Ipv6Addr, nh: u8, hl: u8, l4: &[u8], ident: u32) -> Vec<Vec<u8>> {
+    let n = l4.len().div_ceil(CUT);
+    (0..n)
+        .map(|i| {
+            let part = &l4[i * CUT..((i + 1) * CUT).min(l4.len())];
+            let mut p = frag_header(nh, i * CUT, i + 1 < n, ident).to_vec();
+            p.extend_from_slice(part);
+            ipv6(src, dst, 44, hl, &p)
+        })
+        .collect()
+}
+
+/// The frames of `ips` from `src_mac` to `dst_mac`.
+fn frames(ips: &[Vec<u8>], dst_mac: [u8; 6], src_mac: [u8; 6]) -> Vec<Vec<u8>> {
+    ips.iter().map(|ip| eth(dst_mac, src_mac, ETH_IPV6, ip)).collect()
+}
+
+/// 3000 bytes of data: fragments of 1232, 1232 and 544 bytes of UDP (8 + 3000).
+fn payload() -> Vec<u8> {
+    (0..3000u32).map(|i| (i * 7 + 3) as u8).collect()
+}
+
+/// The client's datagram from `cport` to the VIP's port 53, cut, as sent to rvs.
+fn client_fragments(cport: u16, ident: u32) -> Vec<Vec<u8>> {
+    let l4 = udp((a(CLIENT6), cport), (a(VIP6), 53), &payload());
+    frames(&cut(a(CLIENT6), a(VIP6), 17, 64, &l4, ident), FRONT_MAC, CLIENT_MAC)
+}
+
+// ---- services and workers ----
+
+/// UDP and TCP services on port 53 with one server each, on port 5353, in `mode`.
+fn services(workers: usize, mode: ForwardMode) -> SharedServices {
+    let svc = |proto| {
+        let servers = vec![RealServer {
+            addr: a(RS6).into(),
+            port: 5353,
+            weight: 1,
+            forward: mode,
+            upper: 0,
+            lower: 0,
+            stats: Arc::new(ServerStats::new(workers)),
+        }];
+        let sched = SchedShared::build(SchedulerKind::Rr, &servers, &SchedParams::default()).expect("scheduler builds");
+        Service {
+            key: ServiceKey { proto, vip: a(VIP6).into(), port: 53 },
+            scheduler: SchedulerKind::Rr,
+            sched: Arc::new(sched),
+            persist: None,
+            servers,
+            local_addrs: vec![],
+            stats: Arc::new(ServerStats::new(workers)),
+            admission: Default::default(),
+            syn_proxy: Default::default(),
+            unknown_flow: Default::default(),
+        }
+    };
+    share(ServiceTable::new(1, vec![svc(L4Proto::Udp), svc(L4Proto::Tcp)]).expect("valid table"))
+}
+
+/// `n` workers with IPv6 addresses on both ports, the client and the server learned.
+fn workers6(shared: &SharedServices, n: usize) -> Vec<MemWorker> {
+    workers6_with(shared, n, &LbOpts::default())
+}
+
+/// [`workers6`] with `opts` (the ports' MTUs).
+fn workers6_with(shared: &SharedServices, n: usize, opts: &LbOpts) -> Vec<MemWorker> {
+    let (syncs, links) = if n == 1 {
+        (vec![NeighSync::none()], vec![MeshLinks::none()])
+    } else {
+        (NeighSync::mesh(n, 64), MeshLinks::mesh(n, 64))
+    };
+    let mut ws: Vec<MemWorker> = syncs
+        .into_iter()
+        .zip(links)
+        .enumerate()
+        .map(|(i, (sync, link))| {
+            let mut c = common::l4::lb_worker_config(i, n);
+            c.ports[0].ipv6_addresses = vec!["2001:db8:10::1/64".parse().unwrap()];
+            c.ports[1].ipv6_addresses = vec!["2001:db8:20::1/64".parse().unwrap()];
+            let config = LbConfig {
+                conn_capacity: opts.conn_capacity,
+                conn_pages: Default::default(),
+                timeouts: Timeouts::default(),
+                port_mtu: opts.port_mtu.clone(),
+                rss: None,
+                local_addrs: vec![],
+                cookie_secret: rvs_dataplane::synproxy::cookie::CookieSecret::from_bytes([7; 32]),
+            };
+            let engine = LbEngine::new(i, n, Arc::clone(shared), config);
+            Worker::new(&c, queues(), MemPool::new(), sync).expect("valid config").with_lb(engine, link)
+        })
+        .collect();
+    let ns = |who: &str, mac: [u8; 6], target: &str| {
+        let (group, gmac) = solicited(a(target));
+        let mut m = vec![135, 0, 0, 0, 0, 0, 0, 0];
+        m.extend_from_slice(&a(target).octets());
+        m.extend_from_slice(&[1, 1]);
+        m.extend_from_slice(&mac);
+        eth(gmac, mac, ETH_IPV6, &icmp6(a(who), group, 255, m))
+    };
+    for w in ws.iter_mut() {
+        roundtrip(w, FRONT, &ns(CLIENT6, CLIENT_MAC, "2001:db8:10::1"), 0);
+        roundtrip(w, BACK, &ns(RS6, RS6_MAC, "2001:db8:20::1"), 0);
+    }
+    ws
+}
+
+/// Injects `frames` in the order of `order` into worker `at` on `port`, one poll each.
+fn send_in_order(ws: &mut [MemWorker], at: usize, port: PortId, frames: &[Vec<u8>], order: &[usize]) -> Sent {
+    let mut all: Sent = (Vec::new(), Vec::new());
+    for &i in order {
+        let (f, b) = send_to(ws, at, port, &frames[i], SEC);
+        all.0.extend(f);
+        all.1.extend(b);
+    }
+    all
+}
+
+/// `want` in the order the worker sends it for fragments injected in `order`: the first
+/// fragment goes out as it comes, a fragment before it is held and goes right after it.
+fn in_sent_order(want: &[Vec<u8>], order: &[usize]) -> Vec<Vec<u8>> {
+    let first = order.iter().position(|&i| i == 0).expect("order has the first");
+    let mut out = vec![want[0].clone()];
+    out.extend(order[..first].iter().map(|&i| want[i].clone()));
+    out.extend(order[first + 1..].iter().map(|&i| want[i].clone()));
+    out
+}
+
+const ORDERS: [[usize; 3]; 3] = [[0, 1, 2], [2, 1, 0], [1, 0, 2]];
+
+#[test]
+fn dr_forwards_every_fragment_unchanged_in_any_order() {
+    let shared = services(1, ForwardMode::Dr);
+    let mut ws = workers6(&shared, 1);
+    for (n, order) in ORDERS.iter().enumerate() {
+        let input = client_fragments(40000, IDENT + n as u32);
+        let (front, back) = send_in_order(&mut ws, 0, FRONT, &input, order);
+        assert!(front.is_empty(), "{order:?}: nothing back to the client");
+        // Only the MACs change, hop limit included (DR).
+        let want: Vec<_> = input.iter().map(|f| eth(RS6_MAC, BACK_MAC, ETH_IPV6, &f[14..])).collect();
+        assert_eq!(back, in_sent_order(&want, order), "{order:?}");
+        assert_eq!(ws[0].fragments_held(), 0);
+    }
+    assert!(drops_of(&ws[0]).is_empty(), "{:?}", drops_of(&ws[0]));
+    assert_eq!(ws[0].lb().unwrap().conns6().len(), 1, "one connection for every datagram of the flow");
+    let s = snapshot(&ws[0]);
+    assert_eq!((s.frag_forwarded, s.frag6_forwarded), (9, 9));
+    assert_accounting_all(&ws);
+}
+
+#[test]
+fn nat66_rewrites_the_first_fragment_like_a_packet_and_the_others_address_only() {
+    let shared = services(1, ForwardMode::Nat);
+    let mut ws = workers6(&shared, 1);
+    let client = (a(CLIENT6), 40000);
+    for (n, order) in ORDERS.iter().enumerate() {
+        let ident = IDENT + n as u32;
+        let (_, back) = send_in_order(&mut ws, 0, FRONT, &client_fragments(40000, ident), order);
+        // The translated datagram, built whole and cut the same way.
+        let out = udp(client, (a(RS6), 5353), &payload());
+        let want = frames(&cut(a(CLIENT6), a(RS6), 17, 63, &out, ident), RS6_MAC, BACK_MAC);
+        assert_eq!(back, in_sent_order(&want, order), "inbound {order:?}");
+    }
+    // The server's reply, fragmented too, goes back from the VIP.
+    let data = &payload()[..2600];
+    for (n, order) in ORDERS.iter().enumerate() {
+        let ident = 0x7777_0000 + n as u32;
+        let reply = udp((a(RS6), 5353), client, data);
+        let input = frames(&cut(a(RS6), a(CLIENT6), 17, 64, &reply, ident), BACK_MAC, RS6_MAC);
+        let (front, back) = send_in_order(&mut ws, 0, BACK, &input, order);
+        assert!(back.is_empty());
+        let back_out = udp((a(VIP6), 53), client, data);
+        let want = frames(&cut(a(VIP6), a(CLIENT6), 17, 63, &back_out, ident), CLIENT_MAC, FRONT_MAC);
+        assert_eq!(front, in_sent_order(&want, order), "reply {order:?}");
+    }
+    assert!(drops_of(&ws[0]).is_empty(), "{:?}", drops_of(&ws[0]));
+    assert_eq!(ws[0].lb().unwrap().conns6().len(), 1);
+    assert_accounting_all(&ws);
+}
+
+#[test]
+fn an_atomic_fragment_is_the_packet() {
+    let shared = services(1, ForwardMode::Nat);
+    let mut ws = workers6(&shared, 1);
+    let l4 = udp((a(CLIENT6), 41000), (a(VIP6), 53), b"atomic");
+    let mut p = frag_header(17, 0, false, 99).to_vec();
+    p.extend_from_slice(&l4);
+    let f = eth(FRONT_MAC, CLIENT_MAC, ETH_IPV6, &ipv6(a(CLIENT6), a(VIP6), 44, 64, &p));
+    let (_, back) = send_to(&mut ws, 0, FRONT, &f, SEC);
+    let mut p = frag_header(17, 0, false, 99).to_vec();
+    p.extend_from_slice(&udp((a(CLIENT6), 41000), (a(RS6), 5353), b"atomic"));
+    assert_eq!(back, vec![eth(RS6_MAC, BACK_MAC, ETH_IPV6, &ipv6(a(CLIENT6), a(RS6), 44, 63, &p))]);
+    let s = snapshot(&ws[0]);
+    assert_eq!((s.frag_forwarded, s.drops_total()), (0, 0), "not the fragment path");
+    assert_accounting_all(&ws);
+}
+
+#[test]
+fn two_workers_every_train_reaches_the_flows_owner_whichever_worker_it_enters() {
+    let shared = services(2, ForwardMode::Nat);
+    let mut ws = workers6(&shared, 2);
+    let mut owners = [0usize; 2];
+    let mut cross = 0;
+    for cport in 42000u16..42012 {
+        let owner = client_owner6(a(CLIENT6), cport, 2);
+        owners[owner] += 1;
+        let ident = u32::from(cport) << 8;
+        cross += usize::from(fragment_owner6(a(CLIENT6), a(VIP6), ident, 17, 2) != owner);
+        // Fragments of one datagram enter different workers, last first.
+        let input = client_fragments(cport, ident);
+        let mut back = Vec::new();
+        for (i, at) in [(2, 1), (1, 0), (0, 1)] {
+            back.extend(send_to(&mut ws, at, FRONT, &input[i], SEC).1);
+        }
+        let out = udp((a(CLIENT6), cport), (a(RS6), 5353), &payload());
+        let want = frames(&cut(a(CLIENT6), a(RS6), 17, 63, &out, ident), RS6_MAC, BACK_MAC);
+        assert_eq!(back, in_sent_order(&want, &[2, 1, 0]), "flow {cport}");
+    }
+    assert!(owners.iter().all(|&n| n > 0) && cross > 0, "both workers own flows: {owners:?}, {cross}");
+    // Each connection is on its owner only.
+    for cport in 42000u16..42012 {
+        let owner = client_owner6(a(CLIENT6), cport, 2);
+        let n: Vec<usize> = ws.iter().map(|w| w.lb().unwrap().conns6().len()).collect();
+        assert_eq!(n[owner], owners[owner], "{cport}");
+    }
+    for w in &ws {
+        assert!(drops_of(w).is_empty(), "{:?}", drops_of(w));
+        assert_eq!(w.fragments_held(), 0);
+    }
+    assert!(ws.iter().map(|w| snapshot(w).redirected_out).sum::<u64>() > 0);
+    assert_accounting_all(&ws);
+}
+
+#[test]
+fn refusals_are_counted_and_forwarding_goes_on() {
+    let shared = services(1, ForwardMode::Nat);
+    let mut ws = workers6(&shared, 1);
+    let client = (a(CLIENT6), 43000);
+    let to_vip = |payload: &[u8]| eth(FRONT_MAC, CLIENT_MAC, ETH_IPV6, &ipv6(a(CLIENT6), a(VIP6), 44, 64, payload));
+    let with = |h: [u8; 8], data: &[u8]| {
+        let mut p = h.to_vec();
+        p.extend_from_slice(data);
+        p
+    };
+    let drop_of = |ws: &mut Vec<MemWorker>, f: &[u8], reason: DropReason| {
+        let before = snapshot(&ws[0]).drop_count(reason);
+        let (front, back) = send_to(ws, 0, FRONT, f, SEC);
+        assert!(front.is_empty() && back.is_empty(), "{reason:?}");
+        assert_eq!(snapshot(&ws[0]).drop_count(reason), before + 1, "{reason:?}");
+    };
+    // A tiny first fragment: half a TCP header (RFC 7112 / RFC 8200 §4.5).
+    drop_of(&mut ws, &to_vip(&with(frag_header(6, 0, true, 1), &[0u8; 8])), DropReason::FragInconsistent);
+    // A fragment of anything but TCP/UDP (here SCTP) to the VIP.
+    drop_of(&mut ws, &to_vip(&with(frag_header(132, 8, true, 2), &[0u8; 16])), DropReason::Ip6Fragment);
+    // A first fragment of a SYN.
+    let syn = tcp(client, (a(VIP6), 53), 0x02, &[0; 4]);
+    drop_of(&mut ws, &to_vip(&with(frag_header(6, 0, true, 3), &syn)), DropReason::Ip6Fragment);
+    // Hop limit 1 (NAT66 routes it): the first fragment gets a time exceeded back from
+    // the VIP, quoting what fits in 1,280 bytes; a later fragment is dropped without one.
+    for i in 0..2 {
+        let mut f = client_fragments(43001, 4)[i].clone();
+        f[14 + 7] = 1;
+        let before = snapshot(&ws[0]).drop_count(DropReason::Ip6HopLimit);
+        let (front, back) = send_to(&mut ws, 0, FRONT, &f, SEC);
+        assert!(back.is_empty());
+        assert_eq!(snapshot(&ws[0]).drop_count(DropReason::Ip6HopLimit), before + 1);
+        if i == 0 {
+            let mut msg = vec![3, 0, 0, 0, 0, 0, 0, 0];
+            msg.extend_from_slice(&f[14..14 + 1232]);
+            let want = eth(CLIENT_MAC, FRONT_MAC, ETH_IPV6, &icmp6(a(VIP6), a(CLIENT6), 64, msg));
+            assert_eq!(front, vec![want]);
+        } else {
+            assert!(front.is_empty(), "no error about a later fragment");
+        }
+    }
+    assert_eq!(snapshot(&ws[0]).icmp6_errors_sent, 1);
+    // Tiny overlapping fragments: the second overlaps the first (held); the whole train
+    // goes, and its later fragments too (RFC 5722).
+    let overlap = [frag_header(17, 64, true, 6), frag_header(17, 72, true, 6), frag_header(17, 0, true, 6)];
+    send_to(&mut ws, 0, FRONT, &to_vip(&with(overlap[0], &[1u8; 16])), SEC);
+    assert_eq!(ws[0].fragments_held(), 1);
+    send_to(&mut ws, 0, FRONT, &to_vip(&with(overlap[1], &[2u8; 16])), SEC);
+    assert_eq!(ws[0].fragments_held(), 0);
+    assert_eq!(snapshot(&ws[0]).drop_count(DropReason::FragOverlap), 2, "the held one went with it");
+    let first = udp(client, (a(VIP6), 53), &[0; 8]);
+    drop_of(&mut ws, &to_vip(&with(overlap[2], &first)), DropReason::FragOverlap);
+    // A flood of never-completed trains: bounded by the held limit, then timed out.
+    let max = rvs_dataplane::worker::FRAG_MAX_HELD;
+    let flood = max + 8;
+    for i in 0..flood as u32 {
+        inject(&mut ws[0], FRONT, &to_vip(&with(frag_header(17, 1232, true, 1000 + i), &[0u8; 64])));
+        if i % 32 == 31 {
+            ws[0].poll_once(SEC);
+        }
+    }
+    ws[0].poll_once(SEC);
+    let held = ws[0].fragments_held();
+    let full = snapshot(&ws[0]).drop_count(DropReason::FragTableFull) as usize;
+    // A train whose hash bucket is full is refused too: the table's trains are random.
+    assert!(held <= max && full >= 8 && held + full == flood, "held {held}, refused {full}");
+    assert_eq!(snapshot(&ws[0]).frag_held, held as u64);
+    for t in 0..64 {
+        ws[0].poll_once(3 * SEC + t * 10_000_000);
+    }
+    assert_eq!(ws[0].fragments_held(), 0);
+    assert_eq!(snapshot(&ws[0]).drop_count(DropReason::FragTimeout), held as u64);
+    // Forwarding goes on: a whole datagram, fragmented, still goes through.
+    let (_, back) = send_in_order(&mut ws, 0, FRONT, &client_fragments(43002, 7), &[0, 1, 2]);
+    assert_eq!(back.len(), 3);
+    assert_accounting_all(&ws);
+}
+
+#[test]
+fn nat66_over_the_egress_mtu_gets_packet_too_big_both_ways() {
+    let shared = services(1, ForwardMode::Nat);
+    let opts = LbOpts { port_mtu: vec![1400, 1400], ..LbOpts::default() };
+    let mut ws = workers6_with(&shared, 1, &opts);
+    let client = (a(CLIENT6), 44000);
+    // A small datagram opens the connection; a 1,450-byte one does not fit the back port.
+    let small =
+        eth(FRONT_MAC, CLIENT_MAC, ETH_IPV6, &ipv6(a(CLIENT6), a(VIP6), 17, 64, &udp(client, (a(VIP6), 53), b"hi")));
+    assert_eq!(send_to(&mut ws, 0, FRONT, &small, SEC).1.len(), 1);
+    let big = ipv6(a(CLIENT6), a(VIP6), 17, 64, &udp(client, (a(VIP6), 53), &[7u8; 1402]));
+    assert_eq!(big.len(), 1450);
+    let (front, back) = send_to(&mut ws, 0, FRONT, &eth(FRONT_MAC, CLIENT_MAC, ETH_IPV6, &big), SEC);
+    assert!(back.is_empty());
+    let mut msg = vec![2, 0, 0, 0, 0, 0, 0x05, 0x78]; // MTU 1400
+    msg.extend_from_slice(&big[..1232]);
+    assert_eq!(front, vec![eth(CLIENT_MAC, FRONT_MAC, ETH_IPV6, &icmp6(a(VIP6), a(CLIENT6), 64, msg))]);
+    // The server's 1,450-byte reply does not fit the front port: packet too big to the
+    // server, from the VIP.
+    let reply = ipv6(a(RS6), a(CLIENT6), 17, 64, &udp((a(RS6), 5353), client, &[9u8; 1402]));
+    let (front, back) = send_to(&mut ws, 0, BACK, &eth(BACK_MAC, RS6_MAC, ETH_IPV6, &reply), SEC);
+    assert!(front.is_empty());
+    let mut msg = vec![2, 0, 0, 0, 0, 0, 0x05, 0x78];
+    msg.extend_from_slice(&reply[..1232]);
+    assert_eq!(back, vec![eth(RS6_MAC, BACK_MAC, ETH_IPV6, &icmp6(a(VIP6), a(RS6), 64, msg))]);
+    let s = snapshot(&ws[0]);
+    assert_eq!((s.drop_count(DropReason::Ip6TooBig), s.icmp6_errors_sent), (2, 2));
+    assert_accounting_all(&ws);
+}
+
+#[test]
+fn icmp6_errors_are_rate_limited_per_destination() {
+    let shared = services(1, ForwardMode::Nat);
+    let mut ws = workers6(&shared, 1);
+    let mut errors = 0;
+    for cport in 45000u16..45010 {
+        let p = ipv6(a(CLIENT6), a(VIP6), 17, 1, &udp((a(CLIENT6), cport), (a(VIP6), 53), b"ttl"));
+        let (front, _) = send_to(&mut ws, 0, FRONT, &eth(FRONT_MAC, CLIENT_MAC, ETH_IPV6, &p), SEC);
+        errors += front.len();
+    }
+    let s = snapshot(&ws[0]);
+    // Linux's burst of 6 per destination, then one a second.
+    assert_eq!((errors, s.icmp6_errors_sent, s.icmp6_errors_limited), (6, 6, 4));
+    assert_eq!(s.drop_count(DropReason::Ip6HopLimit), 10);
+    assert_accounting_all(&ws);
+}

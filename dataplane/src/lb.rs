@@ -64,7 +64,7 @@ use std::sync::Arc;
 use rvs_drivers::PacketBuf;
 
 use crate::admission::RateTable;
-use crate::conn::owner::{client_owner, lport_owner, LocalPortAllocator, RssSpec};
+use crate::conn::owner::{client_owner, lport_owner, LocalPortAllocator, LocalPortAllocator6, RssSpec};
 use crate::conn::{
     CachedHop, Conn, ConnFlags, ConnId, ConnTable, ConnTable6, Direction, FlowKey, StateChange, TableFull,
 };
@@ -134,6 +134,8 @@ pub struct LbConfig {
     /// Every Full-NAT local address any service may use (the ports'
     /// `local_addresses`); this worker owns its share of each one's ports.
     pub local_addrs: Vec<Ipv4Addr>,
+    /// The IPv6 ones (IPv6 Full-NAT, `v6_engine`), shared out the same way.
+    pub local_addrs6: Vec<std::net::Ipv6Addr>,
     /// The SYN-cookie secret, the same for every worker of the process
     /// (`crate::synproxy::cookie`).
     pub cookie_secret: CookieSecret,
@@ -205,6 +207,8 @@ pub struct LbEngine {
     /// The IPv6 connections (`v6_engine`).
     conns6: ConnTable6,
     lports: LocalPortAllocator,
+    /// The IPv6 Full-NAT local ports (`v6_engine`).
+    lports6: LocalPortAllocator6,
     rss: Option<RssSpec>,
     port_mtu: Vec<u16>,
     next_expire: u64,
@@ -247,6 +251,7 @@ impl LbEngine {
             conns: ConnTable::with_pages(config.conn_capacity, config.timeouts, config.conn_pages),
             conns6: ConnTable6::with_pages(conn6_capacity(config.conn_capacity), config.timeouts, config.conn_pages),
             lports: LocalPortAllocator::new(worker, workers.max(1), &config.local_addrs),
+            lports6: LocalPortAllocator6::new(worker, workers.max(1), &config.local_addrs6),
             rss: config.rss,
             port_mtu: config.port_mtu,
             next_expire: 0,

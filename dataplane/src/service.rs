@@ -39,8 +39,11 @@ pub struct Service {
     /// see [`ServiceTable::by_server_id`]).
     pub servers: Vec<RealServer>,
     /// Full-NAT source addresses for this service (by default the egress port's
-    /// `local_addresses`).
+    /// `local_addresses`): the IPv4 ones, for IPv4 servers (IPv4 Full-NAT).
     pub local_addrs: Vec<Ipv4Addr>,
+    /// The IPv6 Full-NAT source addresses, for IPv6 servers of an IPv6 service
+    /// (`crate::lb`'s `v6_engine`); the IPv4 ones serve IPv4 servers whatever the VIP.
+    pub local_addrs6: Vec<Ipv6Addr>,
     /// Service-wide counters.
     pub stats: Arc<ServerStats>,
     /// Which new flows the service admits: client allow/deny prefixes and `maxconn`
@@ -254,13 +257,13 @@ pub enum TableError {
         /// Its first server of the other family.
         server: IpAddr,
     },
-    /// Something an IPv6 service cannot have yet (the IPv6 data path forwards DR and
-    /// NAT66 only, without persistence, client lists or per-client rates).
+    /// Something an IPv6 service cannot have yet (the IPv6 data path forwards DR, NAT66
+    /// and Full-NAT, without persistence, client lists or per-client rates).
     #[error("service {service}: {what} is not supported on an IPv6 service yet")]
     Ipv6Unsupported {
         /// The service.
         service: ServiceKey,
-        /// What it has: `persistence`, `forward = \"fullnat\"`, ...
+        /// What it has: `persistence`, `forward = \"tunnel\"`, ...
         what: &'static str,
     },
 }
@@ -284,9 +287,6 @@ fn check_family(s: &Service) -> Result<(), TableError> {
     }
     if s.admission.client_rate != 0 {
         return refuse("a per-client rate (client_rate)");
-    }
-    if s.servers.iter().any(|r| r.forward == ForwardMode::FullNat) {
-        return refuse("forward = \"fullnat\"");
     }
     if s.servers.iter().any(|r| r.forward == ForwardMode::Tunnel) {
         return refuse("forward = \"tunnel\"");

@@ -214,6 +214,10 @@ pub struct PortConfig {
     pub address: Ipv4Net,
     /// Full-NAT local addresses answered (ARP, ICMP echo) on this port.
     pub local_addresses: Vec<Ipv4Addr>,
+    /// IPv6 Full-NAT local addresses answered (neighbour discovery, ICMPv6 echo) on this
+    /// port; TCP and UDP to them are Full-NAT replies (`LbEngine::handle_view6`). Needs
+    /// `ipv6_addresses` on the port.
+    pub local_addresses6: Vec<Ipv6Addr>,
     /// The port's IPv6 addresses with their on-link prefixes, e.g. `2001:db8:1::1/64`.
     /// A port with any also gets its link-local address, derived from `mac`
     /// ([`nd::link_local`]); a port with none takes no part in IPv6.
@@ -321,6 +325,15 @@ pub enum ConfigError {
         port: String,
         /// The address with its prefix.
         addr: Ipv6Net,
+    },
+    /// An IPv6 local address that cannot be one (see [`ConfigError::BadAddress6`]), or on
+    /// a port without IPv6 addresses (which takes no part in IPv6).
+    #[error("port {port:?}: IPv6 local address {addr} must be a unicast global address on a port with ipv6_addresses")]
+    BadLocal6 {
+        /// The port's name.
+        port: String,
+        /// The address.
+        addr: Ipv6Addr,
     },
     /// An IPv6 address configured twice.
     #[error(transparent)]
@@ -441,6 +454,12 @@ impl WorkerConfig {
                     return Err(ConfigError::BadAddress6 { port: p.name.clone(), addr: net });
                 }
                 book6.insert(net, id, false)?;
+            }
+            for &l in &p.local_addresses6 {
+                if p.ipv6_addresses.is_empty() || !is_port_address6(Ipv6Net::from(l)) {
+                    return Err(ConfigError::BadLocal6 { port: p.name.clone(), addr: l });
+                }
+                book6.insert_local(l, id)?;
             }
             if !p.ipv6_addresses.is_empty() {
                 // fe80::/64 is the link-local prefix (RFC 4291 §2.5.6); 64 is in range.
@@ -1456,11 +1475,13 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
             Err(e) => return Drop(e.into()),
         };
         let (src, dst) = (ip.src_addr(), ip.dst_addr());
-        let for_us = if multicast {
-            multicast_mac(dst) == eth_dst
-                && (dst == ALL_NODES || self.addrs6.is_solicited_group(dst, port) || self.vip6_solicited(dst, port))
+        let (for_us, to_local) = if multicast {
+            let group = multicast_mac(dst) == eth_dst
+                && (dst == ALL_NODES || self.addrs6.is_solicited_group(dst, port) || self.vip6_solicited(dst, port));
+            (group, false)
         } else {
-            self.addrs6.get(dst, port).is_some()
+            let o = self.addrs6.get(dst, port);
+            (o.is_some(), o.is_some_and(|o| o.local))
         };
         // An IPv6 VIP: neighbour discovery and echo for it go the way of our own
         // addresses', TCP and UDP to the IPv6 L4 path.
@@ -1476,7 +1497,8 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
             Ok(u) => u,
             Err(e) => return Drop(e.into()),
         };
-        if to_vip && upper.protocol != IPPROTO_ICMPV6 {
+        // TCP and UDP to a VIP, or to an IPv6 Full-NAT local address (a reply).
+        if (to_vip || to_local) && upper.protocol != IPPROTO_ICMPV6 {
             return self.l4_rx6(port, buf, now);
         }
         if nd::is_bad_source(src) {

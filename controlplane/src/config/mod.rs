@@ -407,8 +407,11 @@ pub struct Port {
     pub device: Device,
     /// Own address and connected prefix (`10.10.0.1/24`).
     pub address: Ipv4Net,
-    /// Full-NAT local addresses on this port.
+    /// Full-NAT local addresses on this port: the IPv4 ones (for IPv4 servers)...
     pub local_addresses: Vec<Ipv4Addr>,
+    /// ... and the IPv6 ones (for the IPv6 servers of IPv6 services), from the same
+    /// `local_addresses` list of the file.
+    pub local_addresses6: Vec<Ipv6Addr>,
     /// IPv6 addresses with their on-link prefixes (`2001:db8:1::1/64`); with any, the
     /// port also has its link-local address.
     pub ipv6_addresses: Vec<Ipv6Net>,

@@ -1,4 +1,5 @@
-//! The IPv6 L4 path of a worker's engine: IPv6 virtual services in DR and NAT66.
+//! The IPv6 L4 path of a worker's engine: IPv6 virtual services in DR, NAT66 and
+//! Full-NAT.
 //!
 //! The IPv4 path is untouched by it: IPv6 flows have their own connection table
 //! ([`crate::conn::ConnTable6`], an eighth of the IPv4 capacity, at least
@@ -11,7 +12,10 @@
 //!
 //! Rules, as for IPv4 (see the `lb` module docs) where nothing else is said:
 //! * Ownership: a client → VIP packet and a NAT66 reply belong to
-//!   `client_owner6(client, client port)`; another worker gets [`Verdict::Redirect`].
+//!   `client_owner6(client, client port)`; a Full-NAT reply (server → one of our IPv6
+//!   local addresses) to `lport_owner(local port)`, as IPv4's: each worker hands out
+//!   only the local ports it owns (`conn::LocalPortAllocator6`). Another worker gets
+//!   [`Verdict::Redirect`].
 //! * A TCP connection opens on a SYN (or, with `unknown_flow = "schedule"`, any segment
 //!   but a RST); any UDP datagram opens one. A SYN on a finished connection
 //!   (TIME_WAIT/CLOSE) or one whose server has left the snapshot starts over.
@@ -22,8 +26,21 @@
 //! * NAT66: the destination becomes the server's address and port (inbound); the reply's
 //!   source becomes the VIP's (`crate::xmit::nat66`), the hop limit is decremented, and a
 //!   packet with hop limit 1 or 0 is dropped (`ip6_hop_limit`).
-//! * Next hops: rvs has no IPv6 routes yet, so servers and NAT66 clients must be on the
-//!   link of a port with an IPv6 prefix that holds them (`no_route` otherwise).
+//! * IPv6 Full-NAT (`crate::xmit::fullnat66`): the source becomes an IPv6 local address
+//!   and port and the destination the server; replies come back to the local address and
+//!   go out with the VIP as source to the client. Local addresses come per family: the
+//!   service's `local_addrs6` serve its IPv6 servers (a service with Full-NAT servers
+//!   and no IPv6 local address drops new flows as `no_local_port`; the control plane
+//!   refuses such a configuration), allocated by [`LbEngine::alloc_local6`] from this
+//!   worker's share of the ports (no RSS preference: replies the NIC puts elsewhere are
+//!   redirected). The client's address and port ride to the server in the 20-byte IPv6
+//!   TOA on the SYN and on the first non-SYN client segment (`TOA_PENDING`, as IPv4),
+//!   the SYN-ACK's MSS is lowered by those 20 bytes, and a TOA that does not fit is
+//!   `toa_skipped`. Hop limit as NAT66. The local addresses are ours: the worker
+//!   answers neighbour discovery and echo for them and passes TCP/UDP to them here.
+//! * Next hops: servers must be on the link of a port with an IPv6 prefix that holds
+//!   them; NAT66 and Full-NAT clients are reached through the IPv6 routes
+//!   (`no_route` otherwise).
 
 use std::net::Ipv6Addr;
 use std::sync::Arc;
@@ -31,7 +48,7 @@ use std::sync::Arc;
 use rvs_drivers::PacketBuf;
 
 use super::{LbEngine, EXPIRE_BATCH};
-use crate::conn::{client_owner6, Conn6, ConnId, Direction};
+use crate::conn::{client_owner6, lport_owner, Conn6, ConnFlags, ConnId, Direction, LocalPortAllocator6};
 use crate::l2l3::nd;
 use crate::l2l3::route::RouteTable6;
 use crate::l2l3::Verdict;
@@ -40,7 +57,7 @@ use crate::service::ServiceTable;
 use crate::stats::{DropReason, WorkerCounters};
 use crate::types::{ConnState, ForwardMode, L4Proto, PortId, TcpState};
 use crate::view6::L4View6;
-use crate::xmit::nat66;
+use crate::xmit::{fullnat66, nat66, Endpoint6};
 
 /// The IPv6 connection table's smallest capacity.
 pub const MIN_CONN6_CAPACITY: usize = 1024;
@@ -70,10 +87,18 @@ impl LbEngine {
         &self.conns6
     }
 
+    /// Whether `a` is one of the IPv6 Full-NAT local addresses (the worker passes TCP
+    /// and UDP to them to [`Self::handle_view6`]).
+    #[inline]
+    pub fn is_local6(&self, a: Ipv6Addr) -> bool {
+        self.lports6.has_addr(a)
+    }
+
     /// Handles an IPv6 TCP or UDP frame parsed into `view` (from this very `buf`) that
     /// arrived on `in_port` and is not to one of the ports' own addresses: to a VIP
-    /// (client → service) or else, if anything, a NAT66 reply (server → client). `routes`
-    /// is the worker's IPv6 route table (the next hop and its port). May rewrite `buf`.
+    /// (client → service), to an IPv6 local address (a Full-NAT reply), or else, if
+    /// anything, a NAT66 reply (server → client). `routes` is the worker's IPv6 route
+    /// table (the next hop and its port). May rewrite `buf`.
     #[inline(never)]
     pub fn handle_view6<B: PacketBuf>(
         &mut self,
@@ -87,7 +112,8 @@ impl LbEngine {
         if self.snap.has_vip6(view.dst) {
             self.inbound6(buf, view, in_port, routes, counters, now)
         } else {
-            self.reply6(buf, view, in_port, routes, now)
+            let to_local = self.is_local6(view.dst);
+            self.reply6(buf, view, to_local, in_port, routes, now)
         }
     }
 
@@ -153,27 +179,53 @@ impl LbEngine {
                 nat66::inbound(buf.data_mut(), view.layout(), c.server, c.sport);
                 Verdict::Route6 { port, next_hop }
             }
-            // `ServiceTable` refuses IPv6 services with these servers.
-            ForwardMode::FullNat | ForwardMode::Tunnel => Verdict::Drop(DropReason::NoServer),
+            ForwardMode::FullNat => {
+                if view.hop_limit <= 1 {
+                    return Verdict::Drop(DropReason::Ip6HopLimit);
+                }
+                let toa = (c.flags.contains(ConnFlags::TOA_PENDING) && view.proto() == L4Proto::Tcp)
+                    .then_some(Endpoint6::new(c.client, c.cport));
+                let (local, server) = (Endpoint6::new(c.local, c.lport), Endpoint6::new(c.server, c.sport));
+                let r = fullnat66::inbound(buf, view.layout(), local, server, toa, self.mtu(port.index()));
+                if r.toa_skipped.is_some() {
+                    counters.toa_skipped.inc();
+                }
+                // As IPv4's: the TOA rides on the SYN and the segment that completes the
+                // handshake, then no more.
+                if toa.is_some() && !view.flags.is_some_and(|f| f.syn()) {
+                    if let Some(c) = self.conns6.get_mut(id) {
+                        c.flags.remove(ConnFlags::TOA_PENDING);
+                    }
+                }
+                Verdict::Route6 { port, next_hop }
+            }
+            // `ServiceTable` refuses IPv6 services with tunnel servers.
+            ForwardMode::Tunnel => Verdict::Drop(DropReason::NoServer),
         }
     }
 
-    /// A NAT66 reply (server → client), or an IPv6 packet for nobody here
-    /// (`ip6_not_for_us`).
+    /// A reply: to an IPv6 local address (`to_local`: Full-NAT, owned by the local port;
+    /// no connection is `reply_no_conn`), or a NAT66 reply (server → client), or else an
+    /// IPv6 packet for nobody here (`ip6_not_for_us`).
     fn reply6<B: PacketBuf>(
         &mut self,
         buf: &mut B,
         view: &L4View6,
+        to_local: bool,
         in_port: PortId,
         routes: &RouteTable6,
         now: u64,
     ) -> Verdict {
-        let owner = client_owner6(view.dst, view.dport, self.workers);
+        let (owner, miss) = if to_local {
+            (lport_owner(view.dport, self.workers), DropReason::ReplyNoConn)
+        } else {
+            (client_owner6(view.dst, view.dport, self.workers), DropReason::Ip6NotForUs)
+        };
         if owner != self.worker {
             return Verdict::Redirect { worker: owner };
         }
         let Some((id, Direction::Reply)) = self.conns6.lookup(&view.key()) else {
-            return Verdict::Drop(DropReason::Ip6NotForUs);
+            return Verdict::Drop(miss);
         };
         if view.hop_limit <= 1 {
             return Verdict::Drop(DropReason::Ip6HopLimit);
@@ -185,7 +237,15 @@ impl LbEngine {
         let Some((port, next_hop)) = nd::next_hop(routes, c.client, in_port) else {
             return Verdict::Drop(DropReason::NoRoute);
         };
-        nat66::reply(buf.data_mut(), view.layout(), c.vip, c.vport);
+        match c.forward {
+            ForwardMode::FullNat => {
+                // Only a SYN-ACK's MSS is clamped (module docs); other segments skip the walk.
+                let syn_ack = view.flags.is_some_and(|f| f.syn() && f.ack());
+                let (vip, client) = (Endpoint6::new(c.vip, c.vport), Endpoint6::new(c.client, c.cport));
+                fullnat66::outbound(buf.data_mut(), view.layout(), vip, client, syn_ack);
+            }
+            _ => nat66::reply(buf.data_mut(), view.layout(), c.vip, c.vport),
+        }
         Verdict::Route6 { port, next_hop }
     }
 
@@ -219,14 +279,44 @@ impl LbEngine {
         let (Some(service_id), Some(server_id)) = (snap.service_id(svc_idx), snap.server_id(svc_idx, idx)) else {
             return Err(DropReason::NoServer);
         };
-        let conn = Conn6::new(view.key(), server.forward, server_addr, server.port).with_service(service_id, server_id);
+        let (local, lport) = self.alloc_local6(&svc.local_addrs6, server.forward, view)?;
+        let mut conn = Conn6::new(view.key(), server.forward, server_addr, server.port)
+            .with_local(local, lport)
+            .with_service(service_id, server_id);
+        if server.forward == ForwardMode::FullNat && view.proto() == L4Proto::Tcp {
+            conn.flags.insert(ConnFlags::TOA_PENDING);
+        }
         let active = conn.state.is_active();
-        let id = self.conns6.insert(conn, now)?;
+        let id = match self.conns6.insert(conn, now) {
+            Ok(id) => id,
+            Err(e) => {
+                if server.forward == ForwardMode::FullNat {
+                    self.lports6.release(local, lport);
+                }
+                return Err(e.into());
+            }
+        };
         counters.conns_created.inc();
         server.stats.conn_opened(self.worker, active);
         svc.stats.conn_opened(self.worker, active);
         server.stats.update_overload(server.upper, server.lower);
         Ok(id)
+    }
+
+    /// The source a new IPv6 connection of `view` uses towards a server reached with
+    /// `forward`: for Full-NAT a free local address and port of this worker's from
+    /// `locals` (the service's IPv6 local addresses; `no_local_port` when none is left),
+    /// otherwise the client's own address and port.
+    fn alloc_local6(
+        &mut self,
+        locals: &[Ipv6Addr],
+        forward: ForwardMode,
+        view: &L4View6,
+    ) -> Result<(Ipv6Addr, u16), DropReason> {
+        if forward != ForwardMode::FullNat {
+            return Ok((view.src, view.sport));
+        }
+        self.lports6.alloc(locals).ok_or(DropReason::NoLocalPort)
     }
 
     /// A client SYN on IPv6 connection `id`'s tuple: when the connection is finished
@@ -240,7 +330,7 @@ impl LbEngine {
             return false;
         }
         let Some(old) = self.conns6.remove(id) else { return false };
-        conn6_closed(self.worker, &self.snap, &old);
+        conn6_closed(self.worker, &self.snap, &mut self.lports6, &old);
         counters.conns_reused.inc();
         true
     }
@@ -253,7 +343,7 @@ impl LbEngine {
         let snap = Arc::clone(&self.snap);
         if snap.settings().expire_nodest_conn && snap.by_server_id(server_id).is_none() {
             if let Some(old) = self.conns6.remove(id) {
-                conn6_closed(self.worker, &snap, &old);
+                conn6_closed(self.worker, &snap, &mut self.lports6, &old);
             }
             return Err(DropReason::ConnServerRemoved);
         }
@@ -275,14 +365,17 @@ impl LbEngine {
         if self.conns6.is_empty() {
             return 0;
         }
-        let (worker, snap) = (self.worker, &self.snap);
-        self.conns6.expire_at_most(now, EXPIRE_BATCH, |c| conn6_closed(worker, snap, c))
+        let (worker, snap, lports6) = (self.worker, &self.snap, &mut self.lports6);
+        self.conns6.expire_at_most(now, EXPIRE_BATCH, |c| conn6_closed(worker, snap, lports6, c))
     }
 }
 
-/// What an IPv6 connection leaving the table gives back: its place in its service's and
-/// server's connection counts.
-fn conn6_closed(worker: usize, snap: &ServiceTable, c: &Conn6) {
+/// What an IPv6 connection leaving the table gives back: its Full-NAT local port, and
+/// its place in its service's and server's connection counts.
+fn conn6_closed(worker: usize, snap: &ServiceTable, lports6: &mut LocalPortAllocator6, c: &Conn6) {
+    if c.forward == ForwardMode::FullNat {
+        lports6.release(c.local, c.lport);
+    }
     let active = c.state.is_active();
     if let Some(svc) = snap.by_service_id(c.service_id) {
         svc.stats.conn_closed(worker, active);

@@ -14,9 +14,13 @@
 //!
 //! Service VIPs and real-server addresses (and everything naming them: `sorry_server`,
 //! `track_services`) are typed for either family; an IPv6 one is checked like an IPv4 one,
-//! and an IPv6 service is then held to what the IPv6 data path forwards (DR and NAT66, no
-//! persistence, client lists, client rates or SYN proxy: `validate::ipv6_service_limits`). Port, route, neighbour and local addresses are IPv4 (a port's own IPv6 addresses
-//! are `ipv6_addresses`); client prefixes are typed for either family, IPv6 ones refused.
+//! and an IPv6 service is then held to what the IPv6 data path forwards (DR, NAT66 and
+//! Full-NAT, no persistence, client lists, client rates or SYN proxy:
+//! `validate::ipv6_service_limits`). Port, route and neighbour addresses are IPv4 (a port's
+//! own IPv6 addresses are `ipv6_addresses`, its IPv6 routes `[[route]]`s with an IPv6
+//! prefix); `local_addresses` take either family (IPv4 ones for IPv4 Full-NAT servers,
+//! IPv6 ones, on a port with `ipv6_addresses`, for IPv6 ones: [`Port::local_addresses6`]);
+//! client prefixes are typed for either family, IPv6 ones refused.
 
 pub mod file;
 mod validate;

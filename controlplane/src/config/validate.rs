@@ -356,7 +356,7 @@ impl Checker {
                 // can be any address routed back to rvs. Either family: IPv4 ones serve
                 // IPv4 servers, IPv6 ones the IPv6 servers of IPv6 services.
                 let Some(a) = self.check(&f, parse_local_address(la)) else { continue };
-                if let IpAddr::V6(_) = a {
+                if a.is_ipv6() {
                     if p.ipv6_addresses.is_empty() {
                         self.err(
                             &f,

@@ -238,7 +238,7 @@ mod tests {
             l4.extend_from_slice(&csum.to_be_bytes());
         } else {
             l4.extend_from_slice(&[1, 2, 3, 4, 0, 0, 0, 0]);
-            l4.push(((20 + opts.len()) / 4 << 4) as u8);
+            l4.push((((20 + opts.len()) / 4) << 4) as u8);
             l4.push(flags);
             l4.extend_from_slice(&[0xff, 0xff]);
             l4.extend_from_slice(&csum.to_be_bytes());

@@ -47,9 +47,10 @@
 //!   counted `nd_spoofed_own` and never learned, echo requests answered and sent
 //!   through [`Verdict::Route6`] (to the destination when on-link, else to the gateway
 //!   of the longest matching static IPv6 route), soliciting the neighbour when
-//!   unresolved. TCP/UDP to an IPv6 VIP, and NAT66 replies, go out of line to the IPv6
-//!   L4 path (`l4_rx6`, `LbEngine::handle_view6`); anything else to us is
-//!   `ip6_no_service`. Unsolicited NAs (ports and IPv6 VIPs) go out with the gratuitous
+//!   unresolved. TCP/UDP to an IPv6 VIP or an IPv6 Full-NAT local address, and NAT66
+//!   replies, go out of line to the IPv6 L4 path (`l4_rx6`, `LbEngine::handle_view6`);
+//!   anything else to us is `ip6_no_service`. Unsolicited NAs (ports, local addresses and
+//!   IPv6 VIPs) go out with the gratuitous
 //!   ARPs. The IPv4 path pays one more ethertype compare, after IPv4's.
 //! * Health probes out: worker 0 takes up to [`crate::punt::TX_PER_POLL`] of the
 //!   prober's IP packets per poll, routes each like its own traffic (route, neighbour
@@ -1454,7 +1455,8 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
     /// `icmp6_*`), the rest needs a source that is specified and not ours
     /// (`ip6_bad_source`): an echo request is answered ([`nd::answer_echo`],
     /// `icmp6_echo_replies`), other ICMPv6 is `icmp6_unhandled`, anything else
-    /// (TCP, UDP, fragments) `ip6_no_service` — to a group `ip6_not_for_us`.
+    /// (TCP, UDP, fragments) `ip6_no_service` — to a group `ip6_not_for_us` — but TCP and
+    /// UDP to a VIP or to an IPv6 Full-NAT local address, which go to the IPv6 L4 path.
     #[inline(never)]
     fn ipv6_rx(&mut self, port: PortId, port_mac: MacAddr, buf: &mut Q::Buf, multicast: bool, now: u64) -> Verdict {
         use Verdict::Drop;

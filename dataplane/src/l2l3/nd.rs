@@ -434,6 +434,25 @@ mod tests {
     }
 
     #[test]
+    fn local_addresses_are_ours_but_give_no_prefix_or_source() {
+        let mut b = book();
+        let local = a("2001:db8:2::200");
+        b.insert_local(local, PortId(1)).unwrap();
+        assert_eq!(b.insert_local(local, PortId(0)), Err(DuplicateAddress6(local)));
+        assert_eq!(b.insert_local(a("2001:db8:2::1"), PortId(1)), Err(DuplicateAddress6(a("2001:db8:2::1"))));
+        let o = b.get(local, PortId(1)).unwrap();
+        assert!(o.local && !o.link_local && o.net.prefix_len() == 128);
+        assert!(!b.get(a("2001:db8:2::1"), PortId(1)).unwrap().local);
+        assert!(b.is_ours(local) && b.on_port(local, PortId(1)).is_some());
+        assert!(b.is_solicited_group(solicited_node(local), PortId(1)));
+        // Solicitations rvs sends on the link keep the port's own address as source.
+        assert_eq!(b.source_for(PortId(1), a("2001:db8:2::11")), Some(a("2001:db8:2::1")));
+        // A local address outside the port's prefix puts nothing new on its link.
+        b.insert_local(a("2001:db8:9::200"), PortId(1)).unwrap();
+        assert!(!b.on_link(a("2001:db8:9::11"), PortId(1)));
+    }
+
+    #[test]
     fn book_lookups() {
         let mut b = book();
         let ll = link_local(OUR);

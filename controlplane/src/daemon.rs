@@ -197,6 +197,7 @@ pub fn worker_config(config: &Config, index: usize, macs: &[MacAddr]) -> WorkerC
             mac: WireMac(mac.0),
             address: p.address,
             local_addresses: p.local_addresses.clone(),
+            local_addresses6: p.local_addresses6.clone(),
             ipv6_addresses: p.ipv6_addresses.clone(),
         })
         .collect();
@@ -996,6 +997,7 @@ pub fn lb_config(config: &Config, cookie_secret: &CookieSecret) -> LbConfig {
         // Set per worker from the ports' RSS setup once they are up (`reply_rss`).
         rss: None,
         local_addrs: services::local_addresses(config),
+        local_addrs6: services::local_addresses6(config),
         cookie_secret: cookie_secret.clone(),
     }
 }

@@ -670,7 +670,7 @@ pub fn restart_only(old: &Config, new: &Config) -> Option<FieldError> {
             ("name", p.name != q.name),
             ("device", p.device != q.device),
             ("address", p.address != q.address),
-            ("local_addresses", p.local_addresses != q.local_addresses),
+            ("local_addresses", p.local_addresses != q.local_addresses || p.local_addresses6 != q.local_addresses6),
             ("ipv6_addresses", p.ipv6_addresses != q.ipv6_addresses),
             ("mac", p.mac != q.mac),
             ("mtu", p.mtu != q.mtu),

@@ -70,6 +70,12 @@ pub fn local_addresses(config: &Config) -> Vec<Ipv4Addr> {
     config.ports.iter().flat_map(|p| p.local_addresses.iter().copied()).collect()
 }
 
+/// Every IPv6 Full-NAT local address of the configuration (all ports'), the pool of the
+/// IPv6 services' Full-NAT servers.
+pub fn local_addresses6(config: &Config) -> Vec<std::net::Ipv6Addr> {
+    config.ports.iter().flat_map(|p| p.local_addresses6.iter().copied()).collect()
+}
+
 /// The connection timeouts of `[dataplane]` (ipvsadm --set's three values and the
 /// half-open timeout of DR/IPIP; the other TCP states keep IPVS's defaults).
 pub fn timeouts(config: &Config) -> Timeouts {
@@ -232,6 +238,7 @@ pub fn build_with_health(
     health: &Overlay,
 ) -> anyhow::Result<ServiceTable> {
     let locals = local_addresses(config);
+    let locals6 = local_addresses6(config);
     let params = SchedParams::default();
     let mut table_ids = ids.assign(config);
     let mut services = Vec::with_capacity(config.services.len());
@@ -308,6 +315,7 @@ pub fn build_with_health(
             persist,
             servers,
             local_addrs: locals.clone(),
+            local_addrs6: locals6.clone(),
             stats: old.map(|o| Arc::clone(&o.stats)).unwrap_or_else(|| Arc::new(ServerStats::new(workers))),
             admission: admission(s),
             syn_proxy: syn_proxy(config, s),

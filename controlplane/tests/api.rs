@@ -854,6 +854,44 @@ async fn undecodable_path_segments_are_error_documents() {
     assert_eq!(config_text(&srv).await, before);
 }
 
+/// IPv6 Full-NAT over REST: with IPv6 local addresses on the back port, an IPv6 service
+/// takes a Full-NAT server (`POST /v1/services`, then one more through `.../servers`);
+/// without any, the server's `forward` is refused naming the fix, and nothing changes.
+#[tokio::test]
+async fn ipv6_fullnat_servers_need_ipv6_local_addresses() {
+    let v6 = |locals: &str| {
+        CONFIG
+            .replacen(
+                "mac = \"02:00:00:00:00:01\"",
+                "mac = \"02:00:00:00:00:01\"\nipv6_addresses = [\"2001:db8:10::1/64\"]",
+                1,
+            )
+            .replacen(
+                "mac = \"02:00:00:00:00:02\"",
+                "mac = \"02:00:00:00:00:02\"\nipv6_addresses = [\"2001:db8:20::1/64\"]",
+                1,
+            )
+            .replacen("local_addresses = [\"10.20.0.200\", \"10.20.0.201\"]", locals, 1)
+    };
+    let body = r#"{"protocol":"tcp","address":"2001:db8:10::100","port":80,"scheduler":"rr",
+        "servers":[{"address":"2001:db8:20::11","forward":"fullnat"}]}"#;
+    let srv = serve(&v6("local_addresses = [\"10.20.0.200\", \"2001:db8:20::200\"]")).await;
+    let (code, v) = call(&srv, "POST", "/v1/services", Some(body)).await;
+    assert_eq!(code, 201, "{v}");
+    let svc6 = "/v1/services/tcp/2001:db8:10::100/80/servers";
+    let (code, v) = call(&srv, "POST", svc6, Some(r#"{"address":"2001:db8:20::12","forward":"fullnat"}"#)).await;
+    assert_eq!(code, 201, "{v}");
+    assert!(config_text(&srv).await.contains("2001:db8:20::200"));
+
+    let srv = serve(&v6("local_addresses = [\"10.20.0.200\"]")).await;
+    let before = config_text(&srv).await;
+    let (code, v) = call(&srv, "POST", "/v1/services", Some(body)).await;
+    assert_eq!(code, 422, "{v}");
+    assert!(v["field"].as_str().is_some_and(|f| f.ends_with("forward")), "{v}");
+    assert!(v["error"].as_str().is_some_and(|e| e.contains("IPv6 Full-NAT local address")), "{v}");
+    assert_eq!(config_text(&srv).await, before);
+}
+
 /// `PUT /v1/config` with an IPv6 service that asks for what the IPv6 data path does not
 /// have (the SYN proxy) is refused naming the field, and nothing is applied; the dry run
 /// says the same.

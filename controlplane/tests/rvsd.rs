@@ -209,13 +209,10 @@ fn check_takes_ipv6_services_and_names_what_they_cannot_have() {
     let o = check(&persistent.replace("\"64\"", "\"255.255.255.0\""));
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("service[1].persistence_netmask: "), "{}", stderr(&o));
-    let o = check(&persistent.replace(
-        "address = \"2001:db8:20::11\"\nforward = \"nat\"",
-        "address = \"2001:db8:20::11\"\nforward = \"fullnat\"",
-    ));
+    let o = check(&persistent.replace("scheduler = \"rr\"\n", "scheduler = \"rr\"\nsyn_proxy = \"always\"\n"));
     assert_eq!(o.status.code(), Some(1));
     let err = stderr(&o);
-    assert!(err.contains("service[1].server[0].forward: "), "not named in:\n{err}");
+    assert!(err.contains("service[1].syn_proxy: "), "not named in:\n{err}");
     assert!(err.contains("is not supported on an IPv6 service yet"), "{err}");
     assert!(!err.contains("service[0]"), "the IPv4 service is fine:\n{err}");
 }

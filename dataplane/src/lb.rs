@@ -65,7 +65,7 @@ use std::sync::Arc;
 use rvs_drivers::PacketBuf;
 
 use crate::admission::{Admission, RateTable};
-use crate::conn::owner::{client_owner, lport_owner, LocalPortAllocator, RssSpec};
+use crate::conn::owner::{client_owner, lport_owner, LocalPortAllocator, LocalPortAllocator6, RssSpec};
 use crate::conn::{
     CachedHop, Conn, ConnFlags, ConnId, ConnTable, ConnTable6, Direction, FlowKey, StateChange, TableFull,
 };
@@ -252,6 +252,8 @@ pub struct LbConfig {
     /// Every Full-NAT local address any service may use (the ports'
     /// `local_addresses`); this worker owns its share of each one's ports.
     pub local_addrs: Vec<Ipv4Addr>,
+    /// The IPv6 ones (IPv6 Full-NAT, `v6_engine`), shared out the same way.
+    pub local_addrs6: Vec<std::net::Ipv6Addr>,
     /// The SYN-cookie secret, the same for every worker of the process
     /// (`crate::synproxy::cookie`).
     pub cookie_secret: CookieSecret,
@@ -326,6 +328,8 @@ pub struct LbEngine {
     /// ([`LbEngine::set_ipv6_addresses`]).
     addrs6: Ipv6Book,
     lports: LocalPortAllocator,
+    /// The IPv6 Full-NAT local ports (`v6_engine`).
+    lports6: LocalPortAllocator6,
     rss: Option<RssSpec>,
     port_mtu: Vec<u16>,
     next_expire: u64,
@@ -369,6 +373,7 @@ impl LbEngine {
             conns6: ConnTable6::with_pages(conn6_capacity(config.conn_capacity), config.timeouts, config.conn_pages),
             addrs6: Ipv6Book::default(),
             lports: LocalPortAllocator::new(worker, workers.max(1), &config.local_addrs),
+            lports6: LocalPortAllocator6::new(worker, workers.max(1), &config.local_addrs6),
             rss: config.rss,
             port_mtu: config.port_mtu,
             next_expire: 0,

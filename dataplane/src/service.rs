@@ -18,9 +18,7 @@ use crate::sched::{PersistMask, PersistTable, SchedShared};
 use crate::server::{RealServer, ServerStats};
 use crate::sync::PersistRecord;
 use crate::synproxy::SynProxyPolicy;
-use crate::types::{
-    ForwardMode, L4Proto, SchedulerKind, ServerId, ServiceId, ServiceKey, Timeouts, UnknownFlow, VipConfig,
-};
+use crate::types::{L4Proto, SchedulerKind, ServerId, ServiceId, ServiceKey, Timeouts, UnknownFlow, VipConfig};
 
 /// One virtual service in a snapshot: its servers, its scheduler's shared tables, its
 /// persistence and its Full-NAT local addresses.
@@ -39,8 +37,11 @@ pub struct Service {
     /// see [`ServiceTable::by_server_id`]).
     pub servers: Vec<RealServer>,
     /// Full-NAT source addresses for this service (by default the egress port's
-    /// `local_addresses`).
+    /// `local_addresses`): the IPv4 ones, for IPv4 servers (IPv4 Full-NAT).
     pub local_addrs: Vec<Ipv4Addr>,
+    /// The IPv6 Full-NAT source addresses, for IPv6 servers of an IPv6 service
+    /// (`crate::lb`'s `v6_engine`); the IPv4 ones serve IPv4 servers whatever the VIP.
+    pub local_addrs6: Vec<Ipv6Addr>,
     /// Service-wide counters.
     pub stats: Arc<ServerStats>,
     /// Which new flows the service admits: client allow/deny prefixes and `maxconn`
@@ -260,15 +261,6 @@ pub enum TableError {
         /// Its first server of the other family.
         server: IpAddr,
     },
-    /// Something an IPv6 service cannot have yet (the IPv6 data path forwards DR, NAT66
-    /// and IPv6-in-IPv6 tunnels).
-    #[error("service {service}: {what} is not supported on an IPv6 service yet")]
-    Ipv6Unsupported {
-        /// The service.
-        service: ServiceKey,
-        /// What it has: `persistence`, `forward = \"fullnat\"`, ...
-        what: &'static str,
-    },
     /// A persistence table keyed for the other family's clients (an IPv4 netmask on an
     /// IPv6 service, or a prefix length on an IPv4 one).
     #[error("service {service}: its persistence table is not keyed for its clients' address family")]
@@ -279,8 +271,8 @@ pub enum TableError {
 }
 
 /// The first reason `s` cannot be forwarded by this data path (see [`TableError`]):
-/// servers of another family than the VIP, or on an IPv6 VIP, what only the IPv4 path
-/// has.
+/// servers of another family than the VIP, or a persistence table of the other family.
+/// (Every forwarding mode takes IPv6 services.)
 fn check_family(s: &Service) -> Result<(), TableError> {
     if let Some(r) = s.servers.iter().find(|r| r.addr.is_ipv4() != s.key.vip.is_ipv4()) {
         return Err(TableError::MixedFamily { service: s.key, server: r.addr });
@@ -288,13 +280,6 @@ fn check_family(s: &Service) -> Result<(), TableError> {
     // Persistence keys clients of the VIP's family (PersistTable::new or new_v6).
     if s.persist.as_ref().is_some_and(|p| matches!(p.mask(), PersistMask::V6(_)) != s.key.vip.is_ipv6()) {
         return Err(TableError::PersistFamily { service: s.key });
-    }
-    if s.key.vip.is_ipv4() {
-        return Ok(());
-    }
-    let refuse = |what| Err(TableError::Ipv6Unsupported { service: s.key, what });
-    if s.servers.iter().any(|r| r.forward == ForwardMode::FullNat) {
-        return refuse("forward = \"fullnat\"");
     }
     Ok(())
 }
@@ -312,9 +297,9 @@ impl ServiceTable {
                 DuplicateService(ServiceKey { proto: L4Proto::Tcp, vip: Ipv4Addr::UNSPECIFIED.into(), port: 0 })
             }
             // Tables of services that need a family check are built with `with_ids`.
-            TableError::MixedFamily { service, .. }
-            | TableError::Ipv6Unsupported { service, .. }
-            | TableError::PersistFamily { service } => DuplicateService(service),
+            TableError::MixedFamily { service, .. } | TableError::PersistFamily { service } => {
+                DuplicateService(service)
+            }
         })
     }
 

@@ -47,9 +47,10 @@
 //!   counted `nd_spoofed_own` and never learned, echo requests answered and sent
 //!   through [`Verdict::Route6`] (to the destination when on-link, else to the gateway
 //!   of the longest matching static IPv6 route), soliciting the neighbour when
-//!   unresolved. TCP/UDP to an IPv6 VIP, and NAT66 replies, go out of line to the IPv6
-//!   L4 path (`l4_rx6`, `LbEngine::handle_view6`); anything else to us is
-//!   `ip6_no_service`. Unsolicited NAs (ports and IPv6 VIPs) go out with the gratuitous
+//!   unresolved. TCP/UDP to an IPv6 VIP or an IPv6 Full-NAT local address, and NAT66
+//!   replies, go out of line to the IPv6 L4 path (`l4_rx6`, `LbEngine::handle_view6`);
+//!   anything else to us is `ip6_no_service`. Unsolicited NAs (ports, local addresses and
+//!   IPv6 VIPs) go out with the gratuitous
 //!   ARPs. The IPv4 path pays one more ethertype compare, after IPv4's.
 //! * Health probes out: worker 0 takes up to [`crate::punt::TX_PER_POLL`] of the
 //!   prober's IP packets per poll, routes each like its own traffic (route, neighbour
@@ -218,6 +219,10 @@ pub struct PortConfig {
     pub address: Ipv4Net,
     /// Full-NAT local addresses answered (ARP, ICMP echo) on this port.
     pub local_addresses: Vec<Ipv4Addr>,
+    /// IPv6 Full-NAT local addresses answered (neighbour discovery, ICMPv6 echo) on this
+    /// port; TCP and UDP to them are Full-NAT replies (`LbEngine::handle_view6`). Needs
+    /// `ipv6_addresses` on the port.
+    pub local_addresses6: Vec<Ipv6Addr>,
     /// The port's IPv6 addresses with their on-link prefixes, e.g. `2001:db8:1::1/64`.
     /// A port with any also gets its link-local address, derived from `mac`
     /// ([`nd::link_local`]); a port with none takes no part in IPv6.
@@ -325,6 +330,15 @@ pub enum ConfigError {
         port: String,
         /// The address with its prefix.
         addr: Ipv6Net,
+    },
+    /// An IPv6 local address that cannot be one (see [`ConfigError::BadAddress6`]), or on
+    /// a port without IPv6 addresses (which takes no part in IPv6).
+    #[error("port {port:?}: IPv6 local address {addr} must be a unicast global address on a port with ipv6_addresses")]
+    BadLocal6 {
+        /// The port's name.
+        port: String,
+        /// The address.
+        addr: Ipv6Addr,
     },
     /// An IPv6 address configured twice.
     #[error(transparent)]
@@ -445,6 +459,12 @@ impl WorkerConfig {
                     return Err(ConfigError::BadAddress6 { port: p.name.clone(), addr: net });
                 }
                 book6.insert(net, id, false)?;
+            }
+            for &l in &p.local_addresses6 {
+                if p.ipv6_addresses.is_empty() || !is_port_address6(Ipv6Net::from(l)) {
+                    return Err(ConfigError::BadLocal6 { port: p.name.clone(), addr: l });
+                }
+                book6.insert_local(l, id)?;
             }
             if !p.ipv6_addresses.is_empty() {
                 // fe80::/64 is the link-local prefix (RFC 4291 §2.5.6); 64 is in range.
@@ -1494,7 +1514,8 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
     /// `icmp6_*`), the rest needs a source that is specified and not ours
     /// (`ip6_bad_source`): an echo request is answered ([`nd::answer_echo`],
     /// `icmp6_echo_replies`), other ICMPv6 is `icmp6_unhandled`, anything else
-    /// (TCP, UDP, fragments) `ip6_no_service` — to a group `ip6_not_for_us`.
+    /// (TCP, UDP, fragments) `ip6_no_service` — to a group `ip6_not_for_us` — but TCP and
+    /// UDP to a VIP or to an IPv6 Full-NAT local address, which go to the IPv6 L4 path.
     #[inline(never)]
     fn ipv6_rx(&mut self, port: PortId, port_mac: MacAddr, buf: &mut Q::Buf, multicast: bool, now: u64) -> Verdict {
         use Verdict::Drop;
@@ -1515,11 +1536,13 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
             Err(e) => return Drop(e.into()),
         };
         let (src, dst) = (ip.src_addr(), ip.dst_addr());
-        let for_us = if multicast {
-            multicast_mac(dst) == eth_dst
-                && (dst == ALL_NODES || self.addrs6.is_solicited_group(dst, port) || self.vip6_solicited(dst, port))
+        let (for_us, to_local) = if multicast {
+            let group = multicast_mac(dst) == eth_dst
+                && (dst == ALL_NODES || self.addrs6.is_solicited_group(dst, port) || self.vip6_solicited(dst, port));
+            (group, false)
         } else {
-            self.addrs6.get(dst, port).is_some()
+            let o = self.addrs6.get(dst, port);
+            (o.is_some(), o.is_some_and(|o| o.local))
         };
         // An IPv6 VIP: neighbour discovery and echo for it go the way of our own
         // addresses', TCP and UDP to the IPv6 L4 path.
@@ -1539,7 +1562,8 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
             Ok(u) => u,
             Err(e) => return Drop(e.into()),
         };
-        if to_vip && upper.protocol != IPPROTO_ICMPV6 {
+        // TCP and UDP to a VIP, or to an IPv6 Full-NAT local address (a reply).
+        if (to_vip || to_local) && upper.protocol != IPPROTO_ICMPV6 {
             return self.l4_rx6(port, buf, now);
         }
         if nd::is_bad_source(src) {

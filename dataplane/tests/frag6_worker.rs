@@ -131,6 +131,7 @@ fn services(workers: usize, mode: ForwardMode) -> SharedServices {
             persist: None,
             servers,
             local_addrs: vec![],
+            local_addrs6: Vec::new(),
             stats: Arc::new(ServerStats::new(workers)),
             admission: Default::default(),
             syn_proxy: Default::default(),
@@ -167,6 +168,7 @@ fn workers6_with(shared: &SharedServices, n: usize, opts: &LbOpts) -> Vec<MemWor
                 port_mtu: opts.port_mtu.clone(),
                 rss: None,
                 local_addrs: vec![],
+                local_addrs6: Vec::new(),
                 cookie_secret: rvs_dataplane::synproxy::cookie::CookieSecret::from_bytes([7; 32]),
             };
             let engine = LbEngine::new(i, n, Arc::clone(shared), config);

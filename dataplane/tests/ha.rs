@@ -214,6 +214,7 @@ fn a_vip_added_live_takes_its_group() {
         persist: None,
         servers: s.servers.clone(),
         local_addrs: s.local_addrs.clone(),
+        local_addrs6: s.local_addrs6.clone(),
         stats: Arc::new(ServerStats::new(1)),
         admission: Default::default(),
         syn_proxy: Default::default(),

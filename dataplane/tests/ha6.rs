@@ -121,6 +121,7 @@ fn service6(workers: usize, proto: L4Proto, port: u16, servers: Vec<RealServer>)
         persist: None,
         servers,
         local_addrs: vec![],
+        local_addrs6: Vec::new(),
         stats: Arc::new(ServerStats::new(workers)),
         admission: Default::default(),
         syn_proxy: Default::default(),
@@ -186,6 +187,7 @@ fn workers6_ha(
                 port_mtu: opts.port_mtu.clone(),
                 rss: None,
                 local_addrs: vec![],
+                local_addrs6: Vec::new(),
                 cookie_secret: rvs_dataplane::synproxy::cookie::CookieSecret::from_bytes([7; 32]),
             };
             let engine = LbEngine::new(i, n, Arc::clone(shared), config);

@@ -94,6 +94,7 @@ fn service6(workers: usize, proto: L4Proto, port: u16, sched: SchedulerKind, ser
         persist: None,
         servers,
         local_addrs: vec![],
+        local_addrs6: Vec::new(),
         stats: Arc::new(ServerStats::new(workers)),
         admission: Default::default(),
         syn_proxy: Default::default(),
@@ -142,6 +143,7 @@ fn workers6(shared: &SharedServices, n: usize) -> Vec<MemWorker> {
                 port_mtu: opts.port_mtu.clone(),
                 rss: None,
                 local_addrs: vec![],
+                local_addrs6: Vec::new(),
                 cookie_secret: rvs_dataplane::synproxy::cookie::CookieSecret::from_bytes([7; 32]),
             };
             let engine = LbEngine::new(i, n, Arc::clone(shared), config);
@@ -401,14 +403,12 @@ fn the_table_refuses_what_the_ipv6_path_cannot_forward() {
     let err = ServiceTable::with_ids(1, vec![mixed], i, Default::default()).unwrap_err();
     assert!(matches!(err, TableError::MixedFamily { .. }), "{err}");
     assert!(err.to_string().contains("tcp [2001:db8:10::100]:80"), "{err}");
-    let fullnat = service6(1, L4Proto::Tcp, 80, SchedulerKind::Rr, vec![server(RS6[0], 80, ForwardMode::FullNat, 1)]);
-    let i = ids(std::slice::from_ref(&fullnat));
-    let err = ServiceTable::with_ids(1, vec![fullnat], i, Default::default()).unwrap_err();
-    assert!(matches!(err, TableError::Ipv6Unsupported { .. }), "{err}");
-    // IPv6-in-IPv6 tunnel servers are taken.
-    let tunnel = service6(1, L4Proto::Tcp, 80, SchedulerKind::Rr, vec![server(RS6[0], 80, ForwardMode::Tunnel, 1)]);
-    let i = ids(std::slice::from_ref(&tunnel));
-    assert!(ServiceTable::with_ids(1, vec![tunnel], i, Default::default()).is_ok());
+    // Every forwarding mode is taken on an IPv6 service.
+    for forward in [ForwardMode::Dr, ForwardMode::Nat, ForwardMode::FullNat, ForwardMode::Tunnel] {
+        let s = service6(1, L4Proto::Tcp, 80, SchedulerKind::Rr, vec![server(RS6[0], 80, forward, 1)]);
+        let i = ids(std::slice::from_ref(&s));
+        assert!(ServiceTable::with_ids(1, vec![s], i, Default::default()).is_ok(), "{forward:?}");
+    }
 }
 
 // ---- admission and persistence on IPv6 services ----

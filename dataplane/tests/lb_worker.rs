@@ -974,6 +974,7 @@ fn cached_next_hop_follows_the_neighbour_table() {
             port_mtu: vec![1500, 1500],
             rss: None,
             local_addrs: vec![LOCAL_IP, LOCAL_IP2],
+            local_addrs6: Vec::new(),
             cookie_secret: rvs_dataplane::synproxy::cookie::CookieSecret::from_bytes([7; 32]),
         },
     );
@@ -1032,6 +1033,7 @@ fn routed_replies_follow_the_next_hops_mac() {
             port_mtu: vec![1500, 1500],
             rss: None,
             local_addrs: vec![LOCAL_IP, LOCAL_IP2],
+            local_addrs6: Vec::new(),
             cookie_secret: rvs_dataplane::synproxy::cookie::CookieSecret::from_bytes([7; 32]),
         },
     );
@@ -1085,6 +1087,7 @@ fn republish(shared: &SharedServices, generation: u64, admission: Admission) {
         persist: None,
         servers: s.servers.clone(),
         local_addrs: s.local_addrs.clone(),
+        local_addrs6: s.local_addrs6.clone(),
         stats: Arc::clone(&s.stats),
         admission,
         syn_proxy: Default::default(),

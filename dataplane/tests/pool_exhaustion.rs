@@ -43,6 +43,7 @@ fn an_empty_pool_drops_and_counts_only_what_needs_a_buffer_and_forwarding_resume
         port_mtu: vec![1500, 1500],
         rss: None,
         local_addrs: vec![LOCAL_IP, LOCAL_IP2],
+        local_addrs6: Vec::new(),
         cookie_secret: rvs_dataplane::synproxy::cookie::CookieSecret::from_bytes([7; 32]),
     };
     let mut w = Worker::new(&config, queues(), pool, NeighSync::none())

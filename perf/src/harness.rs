@@ -423,6 +423,7 @@ pub(crate) fn worker_config() -> Result<WorkerConfig, BenchError> {
                 mac: MacAddr(frames::FRONT_MAC),
                 address: net("10.10.0.1/24")?,
                 local_addresses: vec![],
+                local_addresses6: Vec::new(),
                 ipv6_addresses: vec![],
             },
             PortConfig {
@@ -430,6 +431,7 @@ pub(crate) fn worker_config() -> Result<WorkerConfig, BenchError> {
                 mac: MacAddr(frames::BACK_MAC),
                 address: net("10.20.0.1/24")?,
                 local_addresses: vec![Ipv4Addr::new(10, 20, 0, 200), Ipv4Addr::new(10, 20, 0, 201)],
+                local_addresses6: Vec::new(),
                 ipv6_addresses: vec![],
             },
         ],

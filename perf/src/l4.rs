@@ -320,6 +320,7 @@ fn build_worker_with(
         persist: None,
         servers,
         local_addrs: locals.clone(),
+        local_addrs6: Vec::new(),
         stats: Arc::new(ServerStats::new(1)),
         admission: Default::default(),
         syn_proxy: if proxy { SynProxyPolicy::ALWAYS } else { SynProxyPolicy::OFF },
@@ -337,6 +338,7 @@ fn build_worker_with(
             port_mtu: vec![DEFAULT_MTU; config.ports.len()],
             rss: None,
             local_addrs: locals,
+            local_addrs6: Vec::new(),
             cookie_secret: rvs_dataplane::synproxy::cookie::CookieSecret::from_bytes([7; 32]),
         },
     );

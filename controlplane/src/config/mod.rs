@@ -14,11 +14,13 @@
 //!
 //! Service VIPs and real-server addresses (and everything naming them: `sorry_server`,
 //! `track_services`) are typed for either family; an IPv6 one is checked like an IPv4 one,
-//! and an IPv6 service is then held to what the IPv6 data path forwards (DR and NAT66, no
-//! SYN proxy: `validate::ipv6_service_limits`). Port, route, neighbour and local addresses
-//! are IPv4 (a port's own IPv6 addresses are `ipv6_addresses`); client prefixes take either
-//! family; `persistence_netmask` is a netmask on an IPv4 service and a prefix length on an
-//! IPv6 one ([`PersistMask`]).
+//! and an IPv6 service is then held to what the IPv6 data path forwards (no SYN proxy:
+//! `validate::ipv6_service_limits`). Port, route and neighbour addresses are IPv4 (a
+//! port's own IPv6 addresses are `ipv6_addresses`, its IPv6 routes `[[route]]`s with an
+//! IPv6 prefix); `local_addresses` take either family (IPv4 ones for IPv4 Full-NAT servers,
+//! IPv6 ones, on a port with `ipv6_addresses`, for IPv6 ones: [`Port::local_addresses6`]);
+//! client prefixes take either family; `persistence_netmask` is a netmask on an IPv4
+//! service and a prefix length on an IPv6 one ([`PersistMask`]).
 
 pub mod file;
 mod validate;
@@ -410,8 +412,11 @@ pub struct Port {
     pub device: Device,
     /// Own address and connected prefix (`10.10.0.1/24`).
     pub address: Ipv4Net,
-    /// Full-NAT local addresses on this port.
+    /// Full-NAT local addresses on this port: the IPv4 ones (for IPv4 servers)...
     pub local_addresses: Vec<Ipv4Addr>,
+    /// ... and the IPv6 ones (for the IPv6 servers of IPv6 services), from the same
+    /// `local_addresses` list of the file.
+    pub local_addresses6: Vec<Ipv6Addr>,
     /// IPv6 addresses with their on-link prefixes (`2001:db8:1::1/64`); with any, the
     /// port also has its link-local address.
     pub ipv6_addresses: Vec<Ipv6Net>,

@@ -452,7 +452,19 @@ const BAD: &[Bad] = &[
         "local_addresses = [\"10.20.0.200\", \"10.20.0.201\"]",
         "local_addresses = [\"10.20.0.200\", \"2001:db8:20::200\"]",
         "port[1].local_addresses[1]",
-        "go in `ipv6_addresses`",
+        "port without ipv6_addresses",
+    ),
+    bad(
+        "local_addresses = [\"10.20.0.200\", \"10.20.0.201\"]",
+        "local_addresses = [\"10.20.0.200\", \"2001:db8:2::1\"]\nipv6_addresses = [\"2001:db8:2::1/64\"]",
+        "port[1].local_addresses[1]",
+        "also in port[1].ipv6_addresses",
+    ),
+    bad(
+        "local_addresses = [\"10.20.0.200\", \"10.20.0.201\"]",
+        "local_addresses = [\"10.20.0.200\", \"fe80::200\"]\nipv6_addresses = [\"2001:db8:2::1/64\"]",
+        "port[1].local_addresses[1]",
+        "link-local",
     ),
     bad("name = \"back\"", "name = \"front\"", "port[1].name", "unique"),
     bad(
@@ -1236,15 +1248,20 @@ fn ipv6_service_is_checked_like_ipv4_and_refused_only_what_the_ipv6_data_path_la
     assert_eq!(endpoint(s.servers[0].address, 8080), "[2001:db8:20::11]:8080");
     assert_eq!(c.services[0].address, "10.10.0.100".parse::<IpAddr>().unwrap());
     assert!(!s.syn_proxy_capable(), "the IPv6 data path has no SYN proxy: the default is off");
-    // What only the IPv4 data path has is refused on the IPv6 service, each by field.
+    // Persistence and client_rate are IPv6's too; a Full-NAT server needs an IPv6 local
+    // address, which this file has none of: refused by field, saying what to add.
     let lacking = V6_SERVICE
         .replacen("scheduler = \"rr\"", "scheduler = \"rr\"\npersistence = \"60s\"\nclient_rate = 10", 1)
         .replacen("forward = \"dr\"", "forward = \"fullnat\"", 1);
     let e = Config::from_toml(&v6_sketch(&lacking)).unwrap_err();
     let fields: Vec<&str> = e.errors.iter().map(|x| x.field.as_str()).collect();
-    let want = ["service[1].server[1].forward", "service[1].server[1].forward"];
-    assert_eq!(fields, want, "persistence and client_rate are IPv6's too: {e}");
-    assert!(e.errors[1..].iter().all(|x| x.message.contains(super::validate::NOT_ON_IPV6)), "{e}");
+    assert_eq!(fields, ["service[1].server[1].forward"], "{e}");
+    assert!(e.errors[0].message.contains("local_addresses"), "{e}");
+    // Every forwarding mode is taken.
+    for mode in ["nat", "tunnel"] {
+        let other = V6_SERVICE.replacen("forward = \"dr\"", &format!("forward = \"{mode}\""), 1);
+        assert!(Config::from_toml(&v6_sketch(&other)).is_ok(), "{mode}");
+    }
     let proxied = V6_SERVICE.replacen("scheduler = \"rr\"", "scheduler = \"rr\"\nsyn_proxy = \"always\"", 1).replacen(
         "forward = \"dr\"",
         "forward = \"nat\"",
@@ -1292,6 +1309,38 @@ fn ipv6_service_takes_persistence_by_prefix_length_lists_and_rates() {
 }
 
 #[test]
+fn ipv6_fullnat_takes_ipv6_local_addresses_and_needs_one() {
+    let fullnat = V6_SERVICE.replace("forward = \"nat\"", "forward = \"fullnat\"");
+    // No IPv6 local address: the server's forward is refused, naming the fix.
+    let e = Config::from_toml(&v6_sketch(&fullnat)).unwrap_err();
+    let fields: Vec<&str> = e.errors.iter().map(|x| x.field.as_str()).collect();
+    assert_eq!(fields, ["service[1].server[0].forward"], "{e}");
+    assert!(e.errors[0].message.contains("IPv6 Full-NAT local address"), "{e}");
+    // With one (beside the IPv4 ones), accepted; each family lands in its own list.
+    let text = v6_sketch(&fullnat).replacen(
+        "local_addresses = [\"10.20.0.200\", \"10.20.0.201\"]",
+        "local_addresses = [\"10.20.0.200\", \"2001:db8:20::200\", \"10.20.0.201\"]",
+        1,
+    );
+    let c = Config::from_toml(&text).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.ports[1].local_addresses, vec![Ipv4Addr::new(10, 20, 0, 200), Ipv4Addr::new(10, 20, 0, 201)]);
+    assert_eq!(c.ports[1].local_addresses6, vec!["2001:db8:20::200".parse::<std::net::Ipv6Addr>().unwrap()]);
+    // An IPv6 local address only: IPv4 Full-NAT servers are refused for want of an IPv4 one.
+    let only6 = text.replacen("\"10.20.0.200\", ", "", 1).replacen(", \"10.20.0.201\"", "", 1).replacen(
+        "forward = \"nat\"",
+        "forward = \"fullnat\"",
+        1,
+    );
+    let e = Config::from_toml(&only6).unwrap_err();
+    assert_eq!(e.errors[0].field, "service[0].server[0].forward", "{e}");
+    assert!(e.errors[0].message.contains("IPv4 Full-NAT local addresses"), "{e}");
+    // A local address is an address of rvs's: no VIP or server may take it.
+    let clash = text.replace("address = \"2001:db8:20::11\"", "address = \"2001:db8:20::200\"");
+    let e = Config::from_toml(&clash).unwrap_err();
+    assert!(e.errors.iter().any(|x| x.field == "service[1].server[0].address"), "{e}");
+}
+
+#[test]
 fn ipv6_vip_follows_the_ipv4_rule_and_may_be_routed() {
     // Like an IPv4 VIP, an IPv6 VIP need not be on a port's prefix (a routed VIP).
     let routed = V6_SERVICE.replace("2001:db8:10::100", "2001:db8:99::100");
@@ -1313,7 +1362,7 @@ fn bad_ipv6_services_name_their_field_with_the_fix() {
         ("2001:db8:10::100", "2001:db8:10::100/64", "service[1].address", "prefix length"),
         ("\"2001:db8:20::11\"", "\"10.20.0.11\"", "service[1].server[0].address", "family"),
         ("\"2001:db8:20::11\"", "\"2001:db8:77::11\"", "service[1].server[0].address", "IPv6 prefix"),
-        ("forward = \"nat\"", "forward = \"fullnat\"", "service[1].server[0].forward", "local addresses"),
+        ("forward = \"nat\"", "forward = \"fullnat\"", "service[1].server[0].forward", "IPv6 Full-NAT local address"),
         ("[2001:db8:20::50]:8080", "2001:db8:20::50", "service[1].sorry_server", "[2001:db8:20::50]:PORT"),
         ("[2001:db8:20::50]:8080", "10.20.0.50:8080", "service[1].sorry_server", "family"),
         ("[2001:db8:20::50]:8080", "[2001:db8:20::50:8080", "service[1].sorry_server", "[2001:db8::50]:80"),

@@ -349,15 +349,39 @@ impl Checker {
                 }
             }
             let mut locals = Vec::with_capacity(p.local_addresses.len());
+            let mut locals6 = Vec::new();
             for (k, la) in p.local_addresses.iter().enumerate() {
                 let f = format!("port[{i}].local_addresses[{k}]");
                 // A local address need not be inside the port's prefix: Full-NAT pools
-                // can be any address routed back to rvs.
-                if let Some(a) = self.check(&f, parse_unicast(la)) {
-                    match self.owners.claim(a, &f) {
-                        Ok(()) => locals.push(a),
-                        Err(owner) => self.err(&f, conflict(a, &owner)),
+                // can be any address routed back to rvs. Either family: IPv4 ones serve
+                // IPv4 servers, IPv6 ones the IPv6 servers of IPv6 services.
+                let Some(a) = self.check(&f, parse_local_address(la)) else { continue };
+                if a.is_ipv6() {
+                    if p.ipv6_addresses.is_empty() {
+                        self.err(
+                            &f,
+                            format!(
+                                "{a} is an IPv6 local address on a port without ipv6_addresses, which takes no \
+                                 part in IPv6; add ipv6_addresses = [\"…/64\"] to port[{i}] or move the address"
+                            ),
+                        );
+                        continue;
                     }
+                    if p.ipv6_addresses
+                        .iter()
+                        .filter_map(|n| parse_port_address6(n).ok())
+                        .any(|n| IpAddr::V6(n.addr()) == a)
+                    {
+                        self.err(&f, format!("{a} is also in port[{i}].ipv6_addresses; a local address must be an address of its own"));
+                        continue;
+                    }
+                }
+                match self.owners.claim(a, &f) {
+                    Ok(()) => match a {
+                        IpAddr::V4(a) => locals.push(a),
+                        IpAddr::V6(a) => locals6.push(a),
+                    },
+                    Err(owner) => self.err(&f, conflict(a, &owner)),
                 }
             }
             let mut addrs6 = Vec::with_capacity(p.ipv6_addresses.len());
@@ -402,13 +426,15 @@ impl Checker {
             let exception = self.exception(i, p);
             let port = match (name, device, address, mac, mtu, exception) {
                 (Some(name), Some(device), Some(address), Some(mac), Some(mtu), Some(exception))
-                    if locals.len() == p.local_addresses.len() && addrs6.len() == p.ipv6_addresses.len() =>
+                    if locals.len() + locals6.len() == p.local_addresses.len()
+                        && addrs6.len() == p.ipv6_addresses.len() =>
                 {
                     Some(Port {
                         name,
                         device,
                         address,
                         local_addresses: locals,
+                        local_addresses6: locals6,
                         ipv6_addresses: addrs6,
                         mac,
                         mtu,
@@ -628,7 +654,7 @@ impl Checker {
     ) -> Vec<Option<Service>> {
         let mut seen: HashMap<(L4Proto, IpAddr, u16), usize> = HashMap::new();
         let mut vips: HashMap<IpAddr, usize> = HashMap::new();
-        let has_locals = file.ports.iter().any(|p| !p.local_addresses.is_empty());
+        let has_locals = LocalFamilies::of(file);
         let mut out = Vec::new();
         for (i, s) in file.services.iter().enumerate() {
             let svc = self.service(i, s, ports, routes, has_locals, &mut vips);
@@ -655,7 +681,7 @@ impl Checker {
         s: &ServiceFile,
         ports: &[Option<Port>],
         routes: &[Option<Route>],
-        has_locals: bool,
+        has_locals: LocalFamilies,
         vips: &mut HashMap<IpAddr, usize>,
     ) -> Option<Service> {
         let at = |f: &str| format!("service[{i}].{f}");
@@ -1175,7 +1201,7 @@ impl Checker {
         service_port: Option<u16>,
         ports: &[Option<Port>],
         routes: &[Option<Route>],
-        has_locals: bool,
+        has_locals: LocalFamilies,
     ) -> Option<Server> {
         let f = |x: &str| format!("{at}.{x}");
         let address = self.check(&f("address"), parse_host(&r.address));
@@ -1251,11 +1277,12 @@ impl Checker {
                     ),
                 );
             }
-            if fw == Forward::FullNat {
+            if fw == Forward::FullNat && !has_locals.v6 {
                 self.err(
                     f("forward"),
-                    "fullnat to an IPv6 server needs IPv6 Full-NAT local addresses, which local_addresses \
-                     does not take; use forward = \"nat\", \"dr\" or \"tunnel\"",
+                    "fullnat to an IPv6 server needs an IPv6 Full-NAT local address, and no port has one; \
+                     add an IPv6 address to the local_addresses of a [[port]] with ipv6_addresses (e.g. \
+                     local_addresses = [\"2001:db8:20::200\"]), or use forward = \"nat\" or \"dr\"",
                 );
             }
         }
@@ -1274,10 +1301,11 @@ impl Checker {
             {
                 self.err(f("address"), format!("no route to {a}: it is on no port's prefix and no [[route]] covers it; add a route (e.g. prefix = \"0.0.0.0/0\")"));
             }
-            if fw == Forward::FullNat && !has_locals {
+            if fw == Forward::FullNat && !has_locals.v4 {
                 self.err(
                     f("forward"),
-                    "fullnat needs Full-NAT local addresses; add local_addresses = [\"a.b.c.d\", …] to a [[port]]",
+                    "fullnat to an IPv4 server needs IPv4 Full-NAT local addresses; add local_addresses = \
+                     [\"a.b.c.d\", …] to a [[port]]",
                 );
             }
         }
@@ -1893,6 +1921,39 @@ fn parse_endpoint(s: &str) -> Result<SocketAddr, String> {
     Ok(a)
 }
 
+/// A Full-NAT local address (`[[port]] local_addresses`): an IPv4 address as
+/// [`parse_unicast`] takes it, or an IPv6 one as [`parse_host`] does.
+fn parse_local_address(s: &str) -> Result<IpAddr, String> {
+    if s.parse::<Ipv4Addr>().is_ok() {
+        return parse_unicast(s).map(IpAddr::V4);
+    }
+    parse_host(s)
+}
+
+/// Which families of Full-NAT local addresses the file's ports have (as written: each
+/// entry is checked on its own, with its field).
+#[derive(Debug, Clone, Copy, Default)]
+struct LocalFamilies {
+    /// Any IPv4 local address.
+    v4: bool,
+    /// Any IPv6 local address.
+    v6: bool,
+}
+
+impl LocalFamilies {
+    fn of(file: &ConfigFile) -> Self {
+        let mut f = LocalFamilies::default();
+        for a in file.ports.iter().flat_map(|p| &p.local_addresses) {
+            match a.trim().parse::<IpAddr>() {
+                Ok(IpAddr::V4(_)) => f.v4 = true,
+                Ok(IpAddr::V6(_)) => f.v6 = true,
+                Err(_) => {}
+            }
+        }
+        f
+    }
+}
+
 /// An address a host may own: not 0.0.0.0, loopback, multicast, broadcast or class E.
 fn parse_unicast(s: &str) -> Result<Ipv4Addr, String> {
     let a = parse_ipv4(s)?;
@@ -1996,8 +2057,7 @@ fn parse_next_hop6(s: &str) -> Result<Ipv6Addr, String> {
 }
 
 /// What the refusals of [`ipv6_service_limits`] say after naming the option.
-pub const NOT_ON_IPV6: &str =
-    "is not supported on an IPv6 service yet (IPv6 services forward in DR, NAT66 and IPv6-in-IPv6 tunnels)";
+pub const NOT_ON_IPV6: &str = "is not supported on an IPv6 service yet (the IPv6 data path has no SYN proxy)";
 
 /// Every IPv6 service of `services` (with its index in the file, `service[i]`) against
 /// what the IPv6 data path forwards: one error per option it does not have, named by its
@@ -2013,12 +2073,6 @@ pub(super) fn ipv6_service_limits<'a>(services: impl IntoIterator<Item = (usize,
         };
         if matches!(s.syn_proxy, Some(SynProxyMode::Auto | SynProxyMode::Always)) {
             refuse("syn_proxy", "the SYN proxy", "set syn_proxy = \"off\" or remove it");
-        }
-        for (k, r) in s.servers.iter().enumerate() {
-            if !matches!(r.forward, Forward::Dr | Forward::Nat | Forward::Tunnel) {
-                let what = format!("forward = \"{}\"", r.forward.name());
-                refuse(&format!("server[{k}].forward"), &what, "use \"dr\", \"nat\" or \"tunnel\"");
-            }
         }
     }
     out

@@ -126,6 +126,7 @@ fn worker() -> MemWorker {
                 mac: MacAddr(FRONT_MAC),
                 address: "10.10.0.1/24".parse().unwrap(),
                 local_addresses: vec![],
+                local_addresses6: Vec::new(),
                 ipv6_addresses: vec![],
             },
             PortConfig {
@@ -133,6 +134,7 @@ fn worker() -> MemWorker {
                 mac: MacAddr(BACK_MAC),
                 address: "10.20.0.1/24".parse().unwrap(),
                 local_addresses: LOCALS.to_vec(),
+                local_addresses6: Vec::new(),
                 ipv6_addresses: vec![],
             },
         ],
@@ -178,6 +180,7 @@ fn worker() -> MemWorker {
             persist: None,
             servers: real_servers(servers),
             local_addrs: LOCALS.to_vec(),
+            local_addrs6: Vec::new(),
             stats: Arc::new(ServerStats::new(1)),
             admission: Default::default(),
             // The IPIP mh service schedules unknown TCP flows (ECMP scale-out).
@@ -193,6 +196,7 @@ fn worker() -> MemWorker {
         port_mtu: vec![1500, 1500],
         rss: None,
         local_addrs: LOCALS.to_vec(),
+        local_addrs6: Vec::new(),
         cookie_secret: secret(),
     };
     let queues = vec![MemQueue::new(FRONT_MAC), MemQueue::new(BACK_MAC)];

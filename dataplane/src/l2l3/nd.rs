@@ -122,6 +122,9 @@ pub struct OwnedAddr6 {
     pub port: PortId,
     /// Whether it is the port's link-local address (ours on that port only).
     pub link_local: bool,
+    /// Whether it is a Full-NAT local address (`net` is then a /128: it gives no on-link
+    /// prefix and is never a source for what rvs originates).
+    pub local: bool,
 }
 
 /// An IPv6 address configured twice (or equal to a port's link-local address).
@@ -150,7 +153,16 @@ impl Ipv6Book {
         if self.addrs.iter().any(|o| o.net.addr() == a && (!o.link_local || !link_local || o.port == port)) {
             return Err(DuplicateAddress6(a));
         }
-        self.addrs.push(OwnedAddr6 { net, port, link_local });
+        self.addrs.push(OwnedAddr6 { net, port, link_local, local: false });
+        Ok(())
+    }
+
+    /// Adds the IPv6 Full-NAT local address `a` on `port` (as a /128), once.
+    pub fn insert_local(&mut self, a: Ipv6Addr, port: PortId) -> Result<(), DuplicateAddress6> {
+        if self.addrs.iter().any(|o| o.net.addr() == a) {
+            return Err(DuplicateAddress6(a));
+        }
+        self.addrs.push(OwnedAddr6 { net: Ipv6Net::from(a), port, link_local: false, local: true });
         Ok(())
     }
 
@@ -216,7 +228,9 @@ impl Ipv6Book {
     /// (RFC 6724's rule 2, matching scope, made simple).
     pub fn source_for(&self, port: PortId, dst: Ipv6Addr) -> Option<Ipv6Addr> {
         let on_port = || self.addrs.iter().filter(move |o| o.port == port);
-        let global = (!is_link_local(dst)).then(|| on_port().find(|o| !o.link_local && o.net.contains(&dst))).flatten();
+        let global = (!is_link_local(dst))
+            .then(|| on_port().find(|o| !o.link_local && !o.local && o.net.contains(&dst)))
+            .flatten();
         global.or_else(|| on_port().find(|o| o.link_local)).map(|o| o.net.addr())
     }
 }
@@ -417,6 +431,25 @@ mod tests {
         assert_eq!(link_local(mac), a("fe80::3656:78ff:fe9a:bcde"));
         assert_eq!(link_local(OUR), a("fe80::ff:fe00:1"));
         assert!(is_link_local(link_local(OUR)) && is_link_local(a("febf::1")) && !is_link_local(a("fec0::1")));
+    }
+
+    #[test]
+    fn local_addresses_are_ours_but_give_no_prefix_or_source() {
+        let mut b = book();
+        let local = a("2001:db8:2::200");
+        b.insert_local(local, PortId(1)).unwrap();
+        assert_eq!(b.insert_local(local, PortId(0)), Err(DuplicateAddress6(local)));
+        assert_eq!(b.insert_local(a("2001:db8:2::1"), PortId(1)), Err(DuplicateAddress6(a("2001:db8:2::1"))));
+        let o = b.get(local, PortId(1)).unwrap();
+        assert!(o.local && !o.link_local && o.net.prefix_len() == 128);
+        assert!(!b.get(a("2001:db8:2::1"), PortId(1)).unwrap().local);
+        assert!(b.is_ours(local) && b.on_port(local, PortId(1)).is_some());
+        assert!(b.is_solicited_group(solicited_node(local), PortId(1)));
+        // Solicitations rvs sends on the link keep the port's own address as source.
+        assert_eq!(b.source_for(PortId(1), a("2001:db8:2::11")), Some(a("2001:db8:2::1")));
+        // A local address outside the port's prefix puts nothing new on its link.
+        b.insert_local(a("2001:db8:9::200"), PortId(1)).unwrap();
+        assert!(!b.on_link(a("2001:db8:9::11"), PortId(1)));
     }
 
     #[test]

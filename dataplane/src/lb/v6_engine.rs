@@ -1,4 +1,5 @@
-//! The IPv6 L4 path of a worker's engine: IPv6 virtual services in DR and NAT66.
+//! The IPv6 L4 path of a worker's engine: IPv6 virtual services in DR, NAT66, Full-NAT
+//! and IPv6-in-IPv6 tunnel mode.
 //!
 //! The IPv4 path is untouched by it: IPv6 flows have their own connection table
 //! ([`crate::conn::ConnTable6`], an eighth of the IPv4 capacity, at least
@@ -11,7 +12,10 @@
 //!
 //! Rules, as for IPv4 (see the `lb` module docs) where nothing else is said:
 //! * Ownership: a client → VIP packet and a NAT66 reply belong to
-//!   `client_owner6(client, client port)`; another worker gets [`Verdict::Redirect`].
+//!   `client_owner6(client, client port)`; a Full-NAT reply (server → one of our IPv6
+//!   local addresses) to `lport_owner(local port)`, as IPv4's: each worker hands out
+//!   only the local ports it owns (`conn::LocalPortAllocator6`). Another worker gets
+//!   [`Verdict::Redirect`].
 //! * A TCP connection opens on a SYN (or, with `unknown_flow = "schedule"`, any segment
 //!   but a RST); any UDP datagram opens one. A SYN on a finished connection
 //!   (TIME_WAIT/CLOSE) or one whose server has left the snapshot starts over.
@@ -31,8 +35,22 @@
 //!   header from the egress port's address on the server's prefix to the server; over the
 //!   egress MTU it is dropped (`tunnel_too_big`) with a packet too big to the client
 //!   carrying the largest inner packet that fits.
-//! * Next hops: rvs has no IPv6 routes yet, so servers and NAT66 clients must be on the
-//!   link of a port with an IPv6 prefix that holds them (`no_route` otherwise).
+//! * IPv6 Full-NAT (`crate::xmit::fullnat66`): the source becomes an IPv6 local address
+//!   and port and the destination the server; replies come back to the local address and
+//!   go out with the VIP as source to the client. Local addresses come per family: the
+//!   service's `local_addrs6` serve its IPv6 servers (a service with Full-NAT servers
+//!   and no IPv6 local address drops new flows as `no_local_port`; the control plane
+//!   refuses such a configuration), allocated by [`LbEngine::alloc_local6`] from this
+//!   worker's share of the ports (no RSS preference: replies the NIC puts elsewhere are
+//!   redirected). The client's address and port ride to the server in the 20-byte IPv6
+//!   TOA on the SYN and on the first non-SYN client segment (`TOA_PENDING`, as IPv4),
+//!   the SYN-ACK's MSS is lowered by those 20 bytes, and a TOA that does not fit is
+//!   `toa_skipped` (as is one that would take the packet past the egress MTU). Hop limit
+//!   and MTU as NAT66, with their ICMPv6 errors. The local addresses are ours: the worker
+//!   answers neighbour discovery and echo for them and passes TCP/UDP to them here.
+//! * Next hops: servers must be on the link of a port with an IPv6 prefix that holds
+//!   them; NAT66 and Full-NAT clients are reached through the IPv6 routes
+//!   (`no_route` otherwise).
 
 use std::net::Ipv6Addr;
 use std::sync::Arc;
@@ -41,7 +59,7 @@ use rvs_drivers::PacketBuf;
 
 use super::icmp6_engine::Icmp6Cause;
 use super::{pick_server, LbEngine, EXPIRE_BATCH};
-use crate::conn::{client_owner6, Conn6, ConnId, Direction, StateChange};
+use crate::conn::{client_owner6, lport_owner, Conn6, ConnFlags, ConnId, Direction, LocalPortAllocator6, StateChange};
 use crate::l2l3::nd::{self, Ipv6Book};
 use crate::l2l3::route::RouteTable6;
 use crate::l2l3::Verdict;
@@ -50,7 +68,7 @@ use crate::service::ServiceTable;
 use crate::stats::{DropReason, WorkerCounters};
 use crate::types::{ConnState, ForwardMode, L4Proto, PortId, TcpState};
 use crate::view6::L4View6;
-use crate::xmit::{nat66, tunnel6};
+use crate::xmit::{fullnat66, nat66, tunnel6, Endpoint6};
 
 /// Offset of the inner packet's hop limit in a frame after `tunnel6::encap`.
 const INNER_HOP_LIMIT_AT: usize = crate::view::L3_OFFSET + tunnel6::OUTER_HEADER_LEN + 7;
@@ -90,10 +108,18 @@ impl LbEngine {
         &self.conns6
     }
 
+    /// Whether `a` is one of the IPv6 Full-NAT local addresses (the worker passes TCP
+    /// and UDP to them to [`Self::handle_view6`]).
+    #[inline]
+    pub fn is_local6(&self, a: Ipv6Addr) -> bool {
+        self.lports6.has_addr(a)
+    }
+
     /// Handles an IPv6 TCP or UDP frame parsed into `view` (from this very `buf`) that
     /// arrived on `in_port` and is not to one of the ports' own addresses: to a VIP
-    /// (client → service) or else, if anything, a NAT66 reply (server → client). `routes`
-    /// is the worker's IPv6 route table (the next hop and its port). May rewrite `buf`.
+    /// (client → service), to an IPv6 local address (a Full-NAT reply), or else, if
+    /// anything, a NAT66 reply (server → client). `routes` is the worker's IPv6 route
+    /// table (the next hop and its port). May rewrite `buf`.
     #[inline(never)]
     pub fn handle_view6<B: PacketBuf>(
         &mut self,
@@ -206,8 +232,30 @@ impl LbEngine {
                     Err(e) => Verdict::Drop(e.into()),
                 }
             }
-            // `ServiceTable` refuses IPv6 services with these servers.
-            ForwardMode::FullNat => Verdict::Drop(DropReason::NoServer),
+            ForwardMode::FullNat => {
+                if view.hop_limit <= 1 {
+                    return self.icmp6_error(buf, Icmp6Cause::HopLimit, true, view.dst, in_port, routes, counters, now);
+                }
+                if let Some(mtu) = self.over_mtu6(port, view.ip_len()) {
+                    let cause = Icmp6Cause::TooBig(mtu);
+                    return self.icmp6_error(buf, cause, true, view.dst, in_port, routes, counters, now);
+                }
+                let toa = (c.flags.contains(ConnFlags::TOA_PENDING) && view.proto() == L4Proto::Tcp)
+                    .then_some(Endpoint6::new(c.client, c.cport));
+                let (local, server) = (Endpoint6::new(c.local, c.lport), Endpoint6::new(c.server, c.sport));
+                let r = fullnat66::inbound(buf, view.layout(), local, server, toa, self.mtu(port.index()));
+                if r.toa_skipped.is_some() {
+                    counters.toa_skipped.inc();
+                }
+                // As IPv4's: the TOA rides on the SYN and the segment that completes the
+                // handshake, then no more.
+                if toa.is_some() && !view.flags.is_some_and(|f| f.syn()) {
+                    if let Some(c) = self.conns6.get_mut(id) {
+                        c.flags.remove(ConnFlags::TOA_PENDING);
+                    }
+                }
+                Verdict::Route6 { port, next_hop }
+            }
         }
     }
 
@@ -229,8 +277,9 @@ impl LbEngine {
         Ok(())
     }
 
-    /// A NAT66 reply (server → client), or an IPv6 packet for nobody here
-    /// (`ip6_not_for_us`).
+    /// A reply: to an IPv6 local address (Full-NAT, owned by the local port;
+    /// no connection is `reply_no_conn`), or a NAT66 reply (server → client), or else an
+    /// IPv6 packet for nobody here (`ip6_not_for_us`).
     fn reply6<B: PacketBuf>(
         &mut self,
         buf: &mut B,
@@ -240,12 +289,17 @@ impl LbEngine {
         counters: &WorkerCounters,
         now: u64,
     ) -> Verdict {
-        let owner = client_owner6(view.dst, view.dport, self.workers);
+        let to_local = self.is_local6(view.dst);
+        let (owner, miss) = if to_local {
+            (lport_owner(view.dport, self.workers), DropReason::ReplyNoConn)
+        } else {
+            (client_owner6(view.dst, view.dport, self.workers), DropReason::Ip6NotForUs)
+        };
         if owner != self.worker {
             return Verdict::Redirect { worker: owner };
         }
         let Some((id, Direction::Reply)) = self.conns6.lookup(&view.key()) else {
-            return Verdict::Drop(DropReason::Ip6NotForUs);
+            return Verdict::Drop(miss);
         };
         if view.hop_limit <= 1 {
             let Some(vip) = self.conns6.get(id).map(|c| c.vip) else { return Verdict::Drop(DropReason::Ip6NotForUs) };
@@ -263,7 +317,15 @@ impl LbEngine {
         if let Some(mtu) = self.over_mtu6(port, view.ip_len()) {
             return self.icmp6_error(buf, Icmp6Cause::TooBig(mtu), true, c.vip, in_port, routes, counters, now);
         }
-        nat66::reply(buf.data_mut(), view.layout(), c.vip, c.vport);
+        match c.forward {
+            ForwardMode::FullNat => {
+                // Only a SYN-ACK's MSS is clamped (module docs); other segments skip the walk.
+                let syn_ack = view.flags.is_some_and(|f| f.syn() && f.ack());
+                let (vip, client) = (Endpoint6::new(c.vip, c.vport), Endpoint6::new(c.client, c.cport));
+                fullnat66::outbound(buf.data_mut(), view.layout(), vip, client, syn_ack);
+            }
+            _ => nat66::reply(buf.data_mut(), view.layout(), c.vip, c.vport),
+        }
         Verdict::Route6 { port, next_hop }
     }
 
@@ -293,14 +355,44 @@ impl LbEngine {
         let (Some(service_id), Some(server_id)) = (snap.service_id(svc_idx), snap.server_id(svc_idx, idx)) else {
             return Err(DropReason::NoServer);
         };
-        let conn = Conn6::new(view.key(), server.forward, server_addr, server.port).with_service(service_id, server_id);
+        let (local, lport) = self.alloc_local6(&svc.local_addrs6, server.forward, view)?;
+        let mut conn = Conn6::new(view.key(), server.forward, server_addr, server.port)
+            .with_local(local, lport)
+            .with_service(service_id, server_id);
+        if server.forward == ForwardMode::FullNat && view.proto() == L4Proto::Tcp {
+            conn.flags.insert(ConnFlags::TOA_PENDING);
+        }
         let active = conn.state.is_active();
-        let id = self.conns6.insert(conn, now)?;
+        let id = match self.conns6.insert(conn, now) {
+            Ok(id) => id,
+            Err(e) => {
+                if server.forward == ForwardMode::FullNat {
+                    self.lports6.release(local, lport);
+                }
+                return Err(e.into());
+            }
+        };
         counters.conns_created.inc();
         server.stats.conn_opened(self.worker, active);
         svc.stats.conn_opened(self.worker, active);
         server.stats.update_overload(server.upper, server.lower);
         Ok(id)
+    }
+
+    /// The source a new IPv6 connection of `view` uses towards a server reached with
+    /// `forward`: for Full-NAT a free local address and port of this worker's from
+    /// `locals` (the service's IPv6 local addresses; `no_local_port` when none is left),
+    /// otherwise the client's own address and port.
+    fn alloc_local6(
+        &mut self,
+        locals: &[Ipv6Addr],
+        forward: ForwardMode,
+        view: &L4View6,
+    ) -> Result<(Ipv6Addr, u16), DropReason> {
+        if forward != ForwardMode::FullNat {
+            return Ok((view.src, view.sport));
+        }
+        self.lports6.alloc(locals).ok_or(DropReason::NoLocalPort)
     }
 
     /// A client SYN on IPv6 connection `id`'s tuple: when the connection is finished
@@ -314,7 +406,7 @@ impl LbEngine {
             return false;
         }
         let Some(old) = self.conns6.remove(id) else { return false };
-        conn6_closed(self.worker, &self.snap, &old);
+        conn6_closed(self.worker, &self.snap, &mut self.lports6, &old);
         counters.conns_reused.inc();
         true
     }
@@ -341,7 +433,7 @@ impl LbEngine {
         let snap = Arc::clone(&self.snap);
         if snap.settings().expire_nodest_conn && snap.by_server_id(server_id).is_none() {
             if let Some(old) = self.conns6.remove(id) {
-                conn6_closed(self.worker, &snap, &old);
+                conn6_closed(self.worker, &snap, &mut self.lports6, &old);
             }
             return Err(DropReason::ConnServerRemoved);
         }
@@ -363,14 +455,17 @@ impl LbEngine {
         if self.conns6.is_empty() {
             return 0;
         }
-        let (worker, snap) = (self.worker, &self.snap);
-        self.conns6.expire_at_most(now, EXPIRE_BATCH, |c| conn6_closed(worker, snap, c))
+        let (worker, snap, lports6) = (self.worker, &self.snap, &mut self.lports6);
+        self.conns6.expire_at_most(now, EXPIRE_BATCH, |c| conn6_closed(worker, snap, lports6, c))
     }
 }
 
-/// What an IPv6 connection leaving the table gives back: its place in its service's and
-/// server's connection counts.
-fn conn6_closed(worker: usize, snap: &ServiceTable, c: &Conn6) {
+/// What an IPv6 connection leaving the table gives back: its Full-NAT local port, and
+/// its place in its service's and server's connection counts.
+fn conn6_closed(worker: usize, snap: &ServiceTable, lports6: &mut LocalPortAllocator6, c: &Conn6) {
+    if c.forward == ForwardMode::FullNat {
+        lports6.release(c.local, c.lport);
+    }
     let active = c.state.is_active();
     if let Some(svc) = snap.by_service_id(c.service_id) {
         svc.stats.conn_closed(worker, active);

@@ -244,6 +244,13 @@ fn offset_flags_word(seg: &[u8]) -> u16 {
 /// complement sum is byte-order independent (RFC 1071 §2(B)), so the change is then
 /// applied as an update of the byte-swapped values.
 pub fn clamp_mss(seg: &mut [u8], max: u16) -> Option<(u16, u16)> {
+    clamp_mss_by(seg, TOA_LEN as u16, max)
+}
+
+/// [`clamp_mss`] lowering by `by` bytes instead of the IPv4 TOA's 8: the MSS becomes
+/// `min(mss - by, max)` (IPv6 Full-NAT lowers it by its 20-byte TOA,
+/// [`super::fullnat66`]).
+pub fn clamp_mss_by(seg: &mut [u8], by: u16, max: u16) -> Option<(u16, u16)> {
     let tcp = TcpPacket::new_checked(&*seg).ok()?;
     let mut at = TcpPacket::<&[u8]>::MIN_HEADER_LEN;
     let mut found = None;
@@ -258,7 +265,7 @@ pub fn clamp_mss(seg: &mut [u8], max: u16) -> Option<(u16, u16)> {
         }
     }
     let (value_at, old) = found?;
-    let new = old.saturating_sub(TOA_LEN as u16).min(max);
+    let new = old.saturating_sub(by).min(max);
     if new == old {
         return None;
     }

@@ -6,6 +6,8 @@
 //! * [`nat`]: NAT (LVS `-m`) — DNAT towards the real server, SNAT of its replies.
 //! * [`fullnat`]: Full-NAT (DPVS `-b`) — both addresses and ports, the client's address
 //!   carried to the server in a TCP option (TOA), and the matching MSS adjustment.
+//! * [`nat66`], [`fullnat66`]: the IPv6 counterparts of NAT and Full-NAT (IPv6 TOA,
+//!   20 bytes, for IPv6 clients).
 //! * [`l4`]: the helpers these share — endpoint rewrites, TOA insertion and MSS clamping.
 //! * [`frag`]: the address rewrite of fragments without an L4 header, and the outer
 //!   fragmentation of IPIP packets over the MTU.
@@ -34,11 +36,12 @@
 //!   the new IPv4 packet (the NIC pads short frames again on transmit).
 
 use core::fmt;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 pub mod dr;
 pub mod frag;
 pub mod fullnat;
+pub mod fullnat66;
 pub mod icmp6_err;
 pub mod icmp_err;
 pub mod icmp_rate;
@@ -70,5 +73,28 @@ impl fmt::Display for Endpoint {
     /// `addr:port`, e.g. `10.10.0.100:80`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}:{}", self.addr, self.port)
+    }
+}
+
+/// An IPv6 address and a TCP/UDP port: one end of an IPv6 flow as a rewrite sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Endpoint6 {
+    /// The IPv6 address.
+    pub addr: Ipv6Addr,
+    /// The TCP or UDP port, in host order.
+    pub port: u16,
+}
+
+impl Endpoint6 {
+    /// An endpoint from its address and port.
+    pub const fn new(addr: Ipv6Addr, port: u16) -> Self {
+        Endpoint6 { addr, port }
+    }
+}
+
+impl fmt::Display for Endpoint6 {
+    /// `[addr]:port`, e.g. `[2001:db8::1]:80`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "[{}]:{}", self.addr, self.port)
     }
 }

@@ -108,6 +108,7 @@ pub fn service(
         persist,
         servers,
         local_addrs: vec![LOCAL_IP, LOCAL_IP2],
+        local_addrs6: Vec::new(),
         stats: Arc::new(ServerStats::new(workers)),
         admission: Default::default(),
         syn_proxy: Default::default(),
@@ -165,6 +166,7 @@ pub fn lb_workers(shared: &SharedServices, n: usize, opts: &LbOpts) -> Vec<MemWo
                 port_mtu: opts.port_mtu.clone(),
                 rss: opts.rss.as_ref().map(|r| r.for_queue(i)),
                 local_addrs: vec![LOCAL_IP, LOCAL_IP2],
+                local_addrs6: Vec::new(),
                 cookie_secret: rvs_dataplane::synproxy::cookie::CookieSecret::from_bytes([7; 32]),
             };
             let engine = LbEngine::new(i, n, Arc::clone(shared), config);

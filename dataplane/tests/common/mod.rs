@@ -58,6 +58,7 @@ pub fn lab_config() -> WorkerConfig {
                 mac: MacAddr(FRONT_MAC),
                 address: "10.10.0.1/24".parse().unwrap(),
                 local_addresses: vec![],
+                local_addresses6: Vec::new(),
                 ipv6_addresses: vec![],
             },
             PortConfig {
@@ -65,6 +66,7 @@ pub fn lab_config() -> WorkerConfig {
                 mac: MacAddr(BACK_MAC),
                 address: "10.20.0.1/24".parse().unwrap(),
                 local_addresses: vec![LOCAL_IP, LOCAL_IP2],
+                local_addresses6: Vec::new(),
                 ipv6_addresses: vec![],
             },
         ],

@@ -1,0 +1,339 @@
+//! IPv6 Full-NAT through in-memory workers: TCP with the 20-byte IPv6 TOA and the MSS
+//! clamp, UDP, both directions, two workers (replies owned by the local port, client
+//! packets by the client), the local address answering neighbour discovery, and the
+//! drops. Expected frames are built here byte by byte with their own RFC 1071 checksum
+//! over the RFC 8200 pseudo-header (`csum6`), independently of `rvs_dataplane::wire`.
+
+mod common;
+
+use std::net::Ipv6Addr;
+use std::sync::Arc;
+
+use common::ip6::*;
+use common::l4::{assert_accounting_all, send_to, server_stats, LbOpts, ACK, SYN};
+use common::*;
+use rvs_dataplane::l2l3::neigh::NeighSync;
+use rvs_dataplane::lb::{LbConfig, LbEngine};
+use rvs_dataplane::mesh::MeshLinks;
+use rvs_dataplane::sched::{SchedParams, SchedShared};
+use rvs_dataplane::server::{RealServer, ServerStats};
+use rvs_dataplane::service::{share, Service, ServiceTable, SharedServices};
+use rvs_dataplane::stats::DropReason;
+use rvs_dataplane::types::{ForwardMode, L4Proto, SchedulerKind, ServiceKey, Timeouts};
+use rvs_dataplane::worker::Worker;
+use rvs_drivers::mem::MemPool;
+
+const VIP6: &str = "2001:db8:10::100";
+const CLIENT6: &str = "2001:db8:10::2";
+const BACK6: &str = "2001:db8:20::1";
+const LOCAL6: &str = "2001:db8:20::200";
+const RS6: [&str; 2] = ["2001:db8:20::11", "2001:db8:20::12"];
+const RS6_MAC: [[u8; 6]; 2] = [[0x02, 0, 0, 0, 0x05, 0x11], [0x02, 0, 0, 0, 0x05, 0x12]];
+/// The first local port a worker of `n` hands out: the lowest port ≥ 1024 it owns.
+fn first_lport(worker: usize, n: usize) -> u16 {
+    (1024..).find(|p| usize::from(*p) % n == worker).unwrap()
+}
+
+// ---- packets (independent of the code under test) ----
+
+/// A TCP segment (`opts` as options, `data`) or UDP datagram with its checksum.
+fn l4(proto: L4Proto, src: (Ipv6Addr, u16), dst: (Ipv6Addr, u16), flags: u8, opts: &[u8], data: &[u8]) -> Vec<u8> {
+    let mut s = Vec::new();
+    s.extend_from_slice(&src.1.to_be_bytes());
+    s.extend_from_slice(&dst.1.to_be_bytes());
+    let (nh, at) = match proto {
+        L4Proto::Tcp => {
+            s.extend_from_slice(&0x0102_0304u32.to_be_bytes());
+            s.extend_from_slice(&(if flags & ACK != 0 { 0x0a0b_0c0du32 } else { 0 }).to_be_bytes());
+            s.extend_from_slice(&[(((20 + opts.len()) / 4) << 4) as u8, flags, 0xff, 0xff, 0, 0, 0, 0]);
+            s.extend_from_slice(opts);
+            (6, 16)
+        }
+        L4Proto::Udp => {
+            s.extend_from_slice(&((8 + data.len()) as u16).to_be_bytes());
+            s.extend_from_slice(&[0, 0]);
+            (17, 6)
+        }
+    };
+    s.extend_from_slice(data);
+    let c = csum6(src.0, dst.0, nh, &s);
+    let c = if c == 0 && nh == 17 { 0xffff } else { c };
+    s[at..at + 2].copy_from_slice(&c.to_be_bytes());
+    s
+}
+
+#[allow(clippy::too_many_arguments)]
+fn pkt(
+    proto: L4Proto,
+    src: (Ipv6Addr, u16),
+    dst: (Ipv6Addr, u16),
+    flags: u8,
+    hl: u8,
+    opts: &[u8],
+    data: &[u8],
+) -> Vec<u8> {
+    let nh = if proto == L4Proto::Tcp { 6 } else { 17 };
+    ipv6(src.0, dst.0, nh, hl, &l4(proto, src, dst, flags, opts, data))
+}
+
+/// The IPv6 TOA option as DPVS writes it: 254, 20, port, address.
+fn toa6(client: (Ipv6Addr, u16)) -> Vec<u8> {
+    let mut o = vec![254, 20];
+    o.extend_from_slice(&client.1.to_be_bytes());
+    o.extend_from_slice(&client.0.octets());
+    o
+}
+
+fn ns_from(who: Ipv6Addr, mac: [u8; 6], target: Ipv6Addr) -> Vec<u8> {
+    let (group, gmac) = solicited(target);
+    eth(gmac, mac, ETH_IPV6, &icmp6(who, group, 255, nd_msg(135, 0, target, 1, mac)))
+}
+
+/// Checks the L4 checksum of an IPv6 frame from scratch.
+fn assert_l4_checksum(frame: &[u8]) {
+    let ip = &frame[14..];
+    let src = Ipv6Addr::from(<[u8; 16]>::try_from(&ip[8..24]).unwrap());
+    let dst = Ipv6Addr::from(<[u8; 16]>::try_from(&ip[24..40]).unwrap());
+    assert_eq!(csum6(src, dst, ip[6], &ip[40..]), 0, "L4 checksum of {frame:02x?}");
+}
+
+// ---- services and workers ----
+
+fn server(addr: &str, port: u16, workers: usize) -> RealServer {
+    RealServer {
+        addr: a(addr).into(),
+        port,
+        weight: 1,
+        forward: ForwardMode::FullNat,
+        upper: 0,
+        lower: 0,
+        stats: Arc::new(ServerStats::new(workers)),
+    }
+}
+
+fn service6(workers: usize, proto: L4Proto, port: u16, rport: u16, locals: &[&str]) -> Service {
+    let servers: Vec<RealServer> = RS6.iter().map(|s| server(s, rport, workers)).collect();
+    let shared = SchedShared::build(SchedulerKind::Rr, &servers, &SchedParams::default()).expect("scheduler builds");
+    Service {
+        key: ServiceKey { proto, vip: a(VIP6).into(), port },
+        scheduler: SchedulerKind::Rr,
+        sched: Arc::new(shared),
+        persist: None,
+        servers,
+        local_addrs: vec![LOCAL_IP],
+        local_addrs6: locals.iter().map(|l| a(l)).collect(),
+        stats: Arc::new(ServerStats::new(workers)),
+        admission: Default::default(),
+        syn_proxy: Default::default(),
+        unknown_flow: Default::default(),
+    }
+}
+
+/// Services 0: TCP 8080 Full-NAT to port 80 (rr over both servers); 1: UDP 53 Full-NAT
+/// to 5353; 2: TCP 81 Full-NAT with no IPv6 local address.
+fn services(workers: usize) -> SharedServices {
+    share(
+        ServiceTable::new(
+            1,
+            vec![
+                service6(workers, L4Proto::Tcp, 8080, 80, &[LOCAL6]),
+                service6(workers, L4Proto::Udp, 53, 5353, &[LOCAL6]),
+                service6(workers, L4Proto::Tcp, 81, 80, &[]),
+            ],
+        )
+        .expect("valid table"),
+    )
+}
+
+/// `n` workers with IPv6 addresses on both ports and the IPv6 local address on the back
+/// one, the client and both servers learned.
+fn workers6(shared: &SharedServices, n: usize) -> Vec<MemWorker> {
+    let opts = LbOpts::default();
+    let (syncs, links) = if n == 1 {
+        (vec![NeighSync::none()], vec![MeshLinks::none()])
+    } else {
+        (NeighSync::mesh(n, 64), MeshLinks::mesh(n, 64))
+    };
+    let mut ws: Vec<MemWorker> = syncs
+        .into_iter()
+        .zip(links)
+        .enumerate()
+        .map(|(i, (sync, link))| {
+            let mut c = common::l4::lb_worker_config(i, n);
+            c.ports[0].ipv6_addresses = vec!["2001:db8:10::1/64".parse().unwrap()];
+            c.ports[1].ipv6_addresses = vec!["2001:db8:20::1/64".parse().unwrap()];
+            c.ports[1].local_addresses6 = vec![a(LOCAL6)];
+            let config = LbConfig {
+                conn_capacity: opts.conn_capacity,
+                conn_pages: Default::default(),
+                timeouts: Timeouts::default(),
+                port_mtu: opts.port_mtu.clone(),
+                rss: None,
+                local_addrs: vec![LOCAL_IP],
+                local_addrs6: vec![a(LOCAL6)],
+                cookie_secret: rvs_dataplane::synproxy::cookie::CookieSecret::from_bytes([7; 32]),
+            };
+            let engine = LbEngine::new(i, n, Arc::clone(shared), config);
+            Worker::new(&c, queues(), MemPool::new(), sync).expect("valid config").with_lb(engine, link)
+        })
+        .collect();
+    for w in ws.iter_mut() {
+        roundtrip(w, FRONT, &ns_from(a(CLIENT6), CLIENT_MAC, a("2001:db8:10::1")), 0);
+        for (s, mac) in RS6.iter().zip(RS6_MAC) {
+            roundtrip(w, BACK, &ns_from(a(s), mac, a(BACK6)), 0);
+        }
+    }
+    ws
+}
+
+const MSS_1440: [u8; 4] = [2, 4, 0x05, 0xa0];
+const MSS_1420: [u8; 4] = [2, 4, 0x05, 0x8c];
+
+#[test]
+fn fullnat6_tcp_both_directions_with_the_ipv6_toa() {
+    let shared = services(1);
+    let mut ws = workers6(&shared, 1);
+    let client = (a(CLIENT6), 40000);
+    let (vip, local, rs) = ((a(VIP6), 8080), (a(LOCAL6), first_lport(0, 1)), (a(RS6[0]), 80));
+    // The SYN: local address → server, hop limit 63, the TOA first among the options.
+    let syn = eth(FRONT_MAC, CLIENT_MAC, ETH_IPV6, &pkt(L4Proto::Tcp, client, vip, SYN, 64, &MSS_1440, b""));
+    let (_, back) = send_to(&mut ws, 0, FRONT, &syn, SEC);
+    let opts = [toa6(client), MSS_1440.to_vec()].concat();
+    let want = eth(RS6_MAC[0], BACK_MAC, ETH_IPV6, &pkt(L4Proto::Tcp, local, rs, SYN, 63, &opts, b""));
+    assert_eq!(back, vec![want]);
+    assert_l4_checksum(&back[0]);
+    // The SYN-ACK to the local address: VIP → client, its MSS lowered by the TOA's 20.
+    let syn_ack = pkt(L4Proto::Tcp, rs, local, SYN | ACK, 64, &MSS_1440, b"");
+    let (front, back) = send_to(&mut ws, 0, BACK, &eth(BACK_MAC, RS6_MAC[0], ETH_IPV6, &syn_ack), SEC);
+    assert!(back.is_empty());
+    let want = eth(CLIENT_MAC, FRONT_MAC, ETH_IPV6, &pkt(L4Proto::Tcp, vip, client, SYN | ACK, 63, &MSS_1420, b""));
+    assert_eq!(front, vec![want]);
+    assert_l4_checksum(&front[0]);
+    // The handshake's ACK still carries the TOA; the data after it does not.
+    let ack = eth(FRONT_MAC, CLIENT_MAC, ETH_IPV6, &pkt(L4Proto::Tcp, client, vip, ACK, 64, &[], b""));
+    let (_, back) = send_to(&mut ws, 0, FRONT, &ack, SEC);
+    let want = eth(RS6_MAC[0], BACK_MAC, ETH_IPV6, &pkt(L4Proto::Tcp, local, rs, ACK, 63, &toa6(client), b""));
+    assert_eq!(back, vec![want]);
+    let data = eth(FRONT_MAC, CLIENT_MAC, ETH_IPV6, &pkt(L4Proto::Tcp, client, vip, ACK, 64, &[], b"GET /"));
+    let (_, back) = send_to(&mut ws, 0, FRONT, &data, SEC);
+    let want = eth(RS6_MAC[0], BACK_MAC, ETH_IPV6, &pkt(L4Proto::Tcp, local, rs, ACK, 63, &[], b"GET /"));
+    assert_eq!(back, vec![want]);
+    assert_l4_checksum(&back[0]);
+    // The server's data back to the client.
+    let reply = pkt(L4Proto::Tcp, rs, local, ACK, 64, &[], b"200 OK");
+    let (front, _) = send_to(&mut ws, 0, BACK, &eth(BACK_MAC, RS6_MAC[0], ETH_IPV6, &reply), SEC);
+    let want = eth(CLIENT_MAC, FRONT_MAC, ETH_IPV6, &pkt(L4Proto::Tcp, vip, client, ACK, 63, &[], b"200 OK"));
+    assert_eq!(front, vec![want]);
+    // The next flow goes to the other server from the next local port.
+    let syn2 = eth(FRONT_MAC, CLIENT_MAC, ETH_IPV6, &pkt(L4Proto::Tcp, (a(CLIENT6), 40001), vip, SYN, 64, &[], b""));
+    let (_, back) = send_to(&mut ws, 0, FRONT, &syn2, SEC);
+    assert_eq!(&back[0][14 + 24..14 + 40], &a(RS6[1]).octets());
+    assert_eq!(&back[0][14 + 40..14 + 42], &(first_lport(0, 1) + 1).to_be_bytes());
+    let s = server_stats(&shared, 0, 0);
+    assert_eq!((s.packets_in, s.packets_out, s.conns), (3, 2, 1));
+    let snap = snapshot(&ws[0]);
+    assert_eq!((snap.drops_total(), snap.toa_skipped), (0, 0));
+    assert_accounting_all(&ws);
+}
+
+#[test]
+fn fullnat6_udp_both_directions_without_toa() {
+    let shared = services(1);
+    let mut ws = workers6(&shared, 1);
+    let client = (a(CLIENT6), 5000);
+    let (vip, local, rs) = ((a(VIP6), 53), (a(LOCAL6), first_lport(0, 1)), (a(RS6[0]), 5353));
+    let q = eth(FRONT_MAC, CLIENT_MAC, ETH_IPV6, &pkt(L4Proto::Udp, client, vip, 0, 64, &[], b"query"));
+    let (_, back) = send_to(&mut ws, 0, FRONT, &q, SEC);
+    assert_eq!(back, vec![eth(RS6_MAC[0], BACK_MAC, ETH_IPV6, &pkt(L4Proto::Udp, local, rs, 0, 63, &[], b"query"))]);
+    assert_l4_checksum(&back[0]);
+    let reply = pkt(L4Proto::Udp, rs, local, 0, 64, &[], b"answer!");
+    let (front, _) = send_to(&mut ws, 0, BACK, &eth(BACK_MAC, RS6_MAC[0], ETH_IPV6, &reply), SEC);
+    let want = eth(CLIENT_MAC, FRONT_MAC, ETH_IPV6, &pkt(L4Proto::Udp, vip, client, 0, 63, &[], b"answer!"));
+    assert_eq!(front, vec![want]);
+    assert_l4_checksum(&front[0]);
+    assert_accounting_all(&ws);
+}
+
+#[test]
+fn two_workers_own_replies_by_local_port() {
+    let shared = services(2);
+    let mut ws = workers6(&shared, 2);
+    for cport in 42000u16..42016 {
+        let client = (a(CLIENT6), cport);
+        let syn = eth(FRONT_MAC, CLIENT_MAC, ETH_IPV6, &pkt(L4Proto::Tcp, client, (a(VIP6), 8080), SYN, 64, &[], b""));
+        // Every flow enters on worker 0; half of them belong to worker 1.
+        let (_, back) = send_to(&mut ws, 0, FRONT, &syn, SEC);
+        assert_eq!(back.len(), 1, "flow {cport}");
+        let rs = usize::from(back[0][..6] != RS6_MAC[0]);
+        let lport = u16::from_be_bytes([back[0][14 + 40], back[0][14 + 41]]);
+        // The SYN-ACK enters on the worker that does not own the local port.
+        let wrong = 1 - usize::from(lport) % 2;
+        let syn_ack = pkt(L4Proto::Tcp, (a(RS6[rs]), 80), (a(LOCAL6), lport), SYN | ACK, 64, &[], b"");
+        let (front, _) = send_to(&mut ws, wrong, BACK, &eth(BACK_MAC, RS6_MAC[rs], ETH_IPV6, &syn_ack), SEC);
+        assert_eq!(front.len(), 1, "reply of flow {cport}");
+        assert_eq!(&front[0][14 + 8..14 + 24], &a(VIP6).octets());
+        assert_eq!(&front[0][14 + 42..14 + 44], &cport.to_be_bytes());
+    }
+    let conns: Vec<usize> = ws.iter().map(|w| w.lb().unwrap().conns6().len()).collect();
+    assert_eq!(conns.iter().sum::<usize>(), 16);
+    assert!(conns.iter().all(|&n| n > 0), "both workers own flows: {conns:?}");
+    // Each worker's connections use the local ports it owns.
+    for (i, w) in ws.iter().enumerate() {
+        assert!(w.lb().unwrap().conns6().iter().all(|(_, c)| usize::from(c.lport) % 2 == i && c.local == a(LOCAL6)));
+    }
+    assert!(ws.iter().map(|w| snapshot(w).redirected_out).sum::<u64>() >= 16);
+    assert_accounting_all(&ws);
+}
+
+#[test]
+fn the_local_address_answers_neighbour_discovery() {
+    let shared = services(1);
+    let mut ws = workers6(&shared, 1);
+    let (_, back) = send_to(&mut ws, 0, BACK, &ns_from(a(RS6[0]), RS6_MAC[0], a(LOCAL6)), SEC);
+    let na = icmp6(a(LOCAL6), a(RS6[0]), 255, nd_msg(136, 0x60, a(LOCAL6), 2, BACK_MAC));
+    assert_eq!(back, vec![eth(RS6_MAC[0], BACK_MAC, ETH_IPV6, &na)]);
+    assert_accounting_all(&ws);
+}
+
+#[test]
+fn drops_of_ipv6_fullnat() {
+    let shared = services(1);
+    let client = (a(CLIENT6), 40000);
+    let stray = pkt(L4Proto::Tcp, (a(RS6[0]), 80), (a(LOCAL6), 5000), ACK, 64, &[], b"");
+    let cases: Vec<(&str, PortIdAndFrame, DropReason)> = vec![
+        (
+            "no IPv6 local address",
+            (FRONT, eth(FRONT_MAC, CLIENT_MAC, ETH_IPV6, &pkt(L4Proto::Tcp, client, (a(VIP6), 81), SYN, 64, &[], b""))),
+            DropReason::NoLocalPort,
+        ),
+        (
+            "hop limit 1",
+            (
+                FRONT,
+                eth(FRONT_MAC, CLIENT_MAC, ETH_IPV6, &pkt(L4Proto::Tcp, client, (a(VIP6), 8080), SYN, 1, &[], b"")),
+            ),
+            DropReason::Ip6HopLimit,
+        ),
+        (
+            "reply to the local address of no connection",
+            (BACK, eth(BACK_MAC, RS6_MAC[0], ETH_IPV6, &stray)),
+            DropReason::ReplyNoConn,
+        ),
+    ];
+    for (what, (port, f), reason) in cases {
+        let mut ws = workers6(&shared, 1);
+        let (front, back) = send_to(&mut ws, 0, port, &f, SEC);
+        assert!(back.is_empty(), "{what}");
+        // Only the hop-limit drop answers, with an ICMPv6 time exceeded to the client.
+        if reason == DropReason::Ip6HopLimit {
+            assert_eq!(front.len(), 1, "{what}");
+            assert_eq!((front[0][14 + 6], front[0][14 + 40]), (58, 3), "{what}: time exceeded");
+        } else {
+            assert!(front.is_empty(), "{what}");
+        }
+        assert_single_drop(&ws[0], reason);
+        assert_accounting_all(&ws);
+    }
+}
+
+type PortIdAndFrame = (rvs_dataplane::types::PortId, Vec<u8>);

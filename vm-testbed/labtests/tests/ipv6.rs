@@ -242,7 +242,11 @@ fn services6(mode: Mode) {
 
     // 4,000-byte datagrams, fragmented by the client's kernel (and the replies by the
     // servers'), echoed intact.
-    check_fragmented_udp6(mode);
+    // IPv6 fragments follow their flow in DR and NAT66; Full-NAT and tunnel flows do not
+    // forward them yet (README, "IPv6: what exists").
+    if matches!(mode, Mode::Dr | Mode::Nat) {
+        check_fragmented_udp6(mode);
+    }
 
     // 20 MB, byte exact.
     let n = 20 * 1024 * 1024;

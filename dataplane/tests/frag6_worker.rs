@@ -20,18 +20,14 @@ use std::sync::Arc;
 
 use common::ip6::*;
 use common::l4::{assert_accounting_all, drops_of, send_to, LbOpts, Sent};
+use common::workers6::neighbour6;
 use common::*;
 use rvs_dataplane::conn::{client_owner6, fragment_owner6};
-use rvs_dataplane::l2l3::neigh::NeighSync;
-use rvs_dataplane::lb::{LbConfig, LbEngine};
-use rvs_dataplane::mesh::MeshLinks;
 use rvs_dataplane::sched::{SchedParams, SchedShared};
 use rvs_dataplane::server::{RealServer, ServerStats};
 use rvs_dataplane::service::{share, Service, ServiceTable, SharedServices};
 use rvs_dataplane::stats::DropReason;
-use rvs_dataplane::types::{ForwardMode, L4Proto, PortId, SchedulerKind, ServiceKey, Timeouts};
-use rvs_dataplane::worker::Worker;
-use rvs_drivers::mem::MemPool;
+use rvs_dataplane::types::{ForwardMode, L4Proto, PortId, SchedulerKind, ServiceKey};
 
 const VIP6: &str = "2001:db8:10::100";
 const CLIENT6: &str = "2001:db8:10::2";
@@ -148,46 +144,8 @@ fn workers6(shared: &SharedServices, n: usize) -> Vec<MemWorker> {
 
 /// [`workers6`] with `opts` (the ports' MTUs).
 fn workers6_with(shared: &SharedServices, n: usize, opts: &LbOpts) -> Vec<MemWorker> {
-    let (syncs, links) = if n == 1 {
-        (vec![NeighSync::none()], vec![MeshLinks::none()])
-    } else {
-        (NeighSync::mesh(n, 64), MeshLinks::mesh(n, 64))
-    };
-    let mut ws: Vec<MemWorker> = syncs
-        .into_iter()
-        .zip(links)
-        .enumerate()
-        .map(|(i, (sync, link))| {
-            let mut c = common::l4::lb_worker_config(i, n);
-            c.ports[0].ipv6_addresses = vec!["2001:db8:10::1/64".parse().unwrap()];
-            c.ports[1].ipv6_addresses = vec!["2001:db8:20::1/64".parse().unwrap()];
-            let config = LbConfig {
-                conn_capacity: opts.conn_capacity,
-                conn_pages: Default::default(),
-                timeouts: Timeouts::default(),
-                port_mtu: opts.port_mtu.clone(),
-                rss: None,
-                local_addrs: vec![],
-                local_addrs6: Vec::new(),
-                cookie_secret: rvs_dataplane::synproxy::cookie::CookieSecret::from_bytes([7; 32]),
-            };
-            let engine = LbEngine::new(i, n, Arc::clone(shared), config);
-            Worker::new(&c, queues(), MemPool::new(), sync).expect("valid config").with_lb(engine, link)
-        })
-        .collect();
-    let ns = |who: &str, mac: [u8; 6], target: &str| {
-        let (group, gmac) = solicited(a(target));
-        let mut m = vec![135, 0, 0, 0, 0, 0, 0, 0];
-        m.extend_from_slice(&a(target).octets());
-        m.extend_from_slice(&[1, 1]);
-        m.extend_from_slice(&mac);
-        eth(gmac, mac, ETH_IPV6, &icmp6(a(who), group, 255, m))
-    };
-    for w in ws.iter_mut() {
-        roundtrip(w, FRONT, &ns(CLIENT6, CLIENT_MAC, "2001:db8:10::1"), 0);
-        roundtrip(w, BACK, &ns(RS6, RS6_MAC, "2001:db8:20::1"), 0);
-    }
-    ws
+    let learn = [neighbour6(CLIENT6, CLIENT_MAC, FRONT), neighbour6(RS6, RS6_MAC, BACK)];
+    common::workers6::workers6(shared, n, opts, &[], &learn, |_, w| w)
 }
 
 /// Injects `frames` in the order of `order` into worker `at` on `port`, one poll each.

@@ -20,23 +20,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::ip6::*;
-use common::l4::{
-    assert_accounting_all, lb_worker_config, poll_all, publish, rs, send_to, server_stats, service, LbOpts, ACK, FIN,
-    SYN,
-};
+use common::l4::{assert_accounting_all, poll_all, publish, rs, send_to, server_stats, service, LbOpts, ACK, FIN, SYN};
+use common::workers6::{neighbour6, server6};
 use common::*;
 use rvs_dataplane::conn::{ConnFlags, TICK_NS};
 use rvs_dataplane::control::ConnFilter;
 use rvs_dataplane::ha::{ha_links, HaGroup, HaRoles};
-use rvs_dataplane::lb::{LbConfig, LbEngine};
 use rvs_dataplane::sched::{SchedParams, SchedShared};
 use rvs_dataplane::server::{RealServer, ServerStats};
 use rvs_dataplane::service::{Service, ServiceTable, SharedServices};
 use rvs_dataplane::stats::DropReason;
 use rvs_dataplane::sync::{owner_of, sync_links, ConnRecord, SynProxyRecord, SyncEnd, SyncOptions, SyncRecord};
-use rvs_dataplane::types::{ConnState, ForwardMode, L4Proto, SchedulerKind, ServiceKey, TcpState, Timeouts};
-use rvs_dataplane::worker::Worker;
-use rvs_drivers::mem::MemPool;
+use rvs_dataplane::types::{ConnState, ForwardMode, L4Proto, SchedulerKind, ServiceKey, TcpState};
 
 use ForwardMode::{Dr, FullNat, Nat};
 use L4Proto::{Tcp, Udp};
@@ -91,25 +86,7 @@ fn from_server(rs: usize, sport: u16, cport: u16, flags: u8) -> Vec<u8> {
     eth(BACK_MAC, RS6_MAC[rs], ETH_IPV6, &pkt(Tcp, (a(RS6[rs]), sport), (a(CLIENT6), cport), flags))
 }
 
-/// `who` at `mac` solicits `target` (an address of ours): the worker learns `who`.
-fn ns_from(who: Ipv6Addr, mac: [u8; 6], target: Ipv6Addr) -> Vec<u8> {
-    let (group, gmac) = solicited(target);
-    eth(gmac, mac, ETH_IPV6, &icmp6(who, group, 255, nd_msg(135, 0, target, 1, mac)))
-}
-
 // ---- services and workers ----
-
-fn server(addr: &str, port: u16, forward: ForwardMode, workers: usize) -> RealServer {
-    RealServer {
-        addr: a(addr).into(),
-        port,
-        weight: 1,
-        forward,
-        upper: 0,
-        lower: 0,
-        stats: Arc::new(ServerStats::new(workers)),
-    }
-}
 
 fn service6(workers: usize, proto: L4Proto, port: u16, servers: Vec<RealServer>) -> Service {
     let sched = SchedulerKind::Rr;
@@ -137,7 +114,7 @@ fn services(workers: usize) -> SharedServices {
 
 /// The services of [`services`].
 fn service_list(workers: usize) -> Vec<Service> {
-    let both = |port, fwd| RS6.iter().map(|s| server(s, port, fwd, workers)).collect::<Vec<_>>();
+    let both = |port, fwd| RS6.iter().map(|s| server6(s, port, fwd, workers)).collect::<Vec<_>>();
     let v4 = service(workers, Tcp, 80, SchedulerKind::Rr, &[rs(common::l4::RS1, 80, 1, Nat)], None);
     vec![
         service6(workers, Tcp, 80, both(80, Dr)),
@@ -161,50 +138,19 @@ fn workers6_ha(
     o: SyncOptions,
     roles: Option<Arc<HaRoles>>,
 ) -> (Vec<MemWorker>, SyncEnd) {
-    use rvs_dataplane::l2l3::neigh::NeighSync;
-    use rvs_dataplane::mesh::MeshLinks;
     let opts = LbOpts { conn_capacity: capacity, ..LbOpts::default() };
-    let (syncs, meshes) = if n == 1 {
-        (vec![NeighSync::none()], vec![MeshLinks::none()])
-    } else {
-        (NeighSync::mesh(n, 64), MeshLinks::mesh(n, 64))
-    };
     let (links, end) = sync_links(n, 256);
+    let mut links = links.into_iter();
     let mut has = ha_links(n, 16).0.into_iter();
-    let mut ws: Vec<MemWorker> = syncs
-        .into_iter()
-        .zip(meshes)
-        .zip(links)
-        .enumerate()
-        .map(|(i, ((sync, mesh), link))| {
-            let mut c = lb_worker_config(i, n);
-            c.ports[0].ipv6_addresses = vec!["2001:db8:10::1/64".parse().unwrap()];
-            c.ports[1].ipv6_addresses = vec!["2001:db8:20::1/64".parse().unwrap()];
-            let config = LbConfig {
-                conn_capacity: opts.conn_capacity,
-                conn_pages: Default::default(),
-                timeouts: Timeouts::default(),
-                port_mtu: opts.port_mtu.clone(),
-                rss: None,
-                local_addrs: vec![],
-                local_addrs6: Vec::new(),
-                cookie_secret: rvs_dataplane::synproxy::cookie::CookieSecret::from_bytes([7; 32]),
-            };
-            let engine = LbEngine::new(i, n, Arc::clone(shared), config);
-            let w = Worker::new(&c, queues(), MemPool::new(), sync).expect("valid config").with_lb(engine, mesh);
-            let w = match &roles {
-                Some(r) => w.with_ha(has.next().expect("one link per worker"), Arc::clone(r)),
-                None => w,
-            };
-            w.with_sync(link, o)
-        })
-        .collect();
-    for w in ws.iter_mut() {
-        roundtrip(w, FRONT, &ns_from(a(CLIENT6), CLIENT_MAC, a("2001:db8:10::1")), 0);
-        for (s, mac) in RS6.iter().zip(RS6_MAC) {
-            roundtrip(w, BACK, &ns_from(a(s), mac, a("2001:db8:20::1")), 0);
-        }
-    }
+    let mut learn = vec![neighbour6(CLIENT6, CLIENT_MAC, FRONT)];
+    learn.extend(RS6.iter().zip(RS6_MAC).map(|(s, mac)| neighbour6(s, mac, BACK)));
+    let ws = common::workers6::workers6(shared, n, &opts, &[], &learn, |_, w| {
+        let w = match &roles {
+            Some(r) => w.with_ha(has.next().expect("one link per worker"), Arc::clone(r)),
+            None => w,
+        };
+        w.with_sync(links.next().expect("one sync link per worker"), o)
+    });
     (ws, end)
 }
 
@@ -531,7 +477,7 @@ fn an_ipv6_vip_follows_its_vrrp_role() {
     let add = |shared: &SharedServices, generation: u64, extra: &[&str]| {
         let mut next = service_list(1);
         for v in extra {
-            let mut svc = service6(1, Tcp, 81, vec![server(RS6[0], 80, Dr, 1)]);
+            let mut svc = service6(1, Tcp, 81, vec![server6(RS6[0], 80, Dr, 1)]);
             svc.key.vip = a(v).into();
             next.push(svc);
         }

@@ -11,21 +11,16 @@ use std::sync::Arc;
 
 use common::ip6::*;
 use common::l4::{assert_accounting_all, send_to, server_stats, LbOpts, ACK, SYN};
+use common::workers6::{neighbour6, server6};
 use common::*;
-use rvs_dataplane::l2l3::neigh::NeighSync;
-use rvs_dataplane::lb::{LbConfig, LbEngine};
-use rvs_dataplane::mesh::MeshLinks;
 use rvs_dataplane::sched::{SchedParams, SchedShared};
 use rvs_dataplane::server::{RealServer, ServerStats};
 use rvs_dataplane::service::{share, Service, ServiceTable, SharedServices};
 use rvs_dataplane::stats::DropReason;
-use rvs_dataplane::types::{ForwardMode, L4Proto, SchedulerKind, ServiceKey, Timeouts};
-use rvs_dataplane::worker::Worker;
-use rvs_drivers::mem::MemPool;
+use rvs_dataplane::types::{ForwardMode, L4Proto, SchedulerKind, ServiceKey};
 
 const VIP6: &str = "2001:db8:10::100";
 const CLIENT6: &str = "2001:db8:10::2";
-const BACK6: &str = "2001:db8:20::1";
 const LOCAL6: &str = "2001:db8:20::200";
 const RS6: [&str; 2] = ["2001:db8:20::11", "2001:db8:20::12"];
 const RS6_MAC: [[u8; 6]; 2] = [[0x02, 0, 0, 0, 0x05, 0x11], [0x02, 0, 0, 0, 0x05, 0x12]];
@@ -84,11 +79,6 @@ fn toa6(client: (Ipv6Addr, u16)) -> Vec<u8> {
     o
 }
 
-fn ns_from(who: Ipv6Addr, mac: [u8; 6], target: Ipv6Addr) -> Vec<u8> {
-    let (group, gmac) = solicited(target);
-    eth(gmac, mac, ETH_IPV6, &icmp6(who, group, 255, nd_msg(135, 0, target, 1, mac)))
-}
-
 /// Checks the L4 checksum of an IPv6 frame from scratch.
 fn assert_l4_checksum(frame: &[u8]) {
     let ip = &frame[14..];
@@ -99,20 +89,8 @@ fn assert_l4_checksum(frame: &[u8]) {
 
 // ---- services and workers ----
 
-fn server(addr: &str, port: u16, workers: usize) -> RealServer {
-    RealServer {
-        addr: a(addr).into(),
-        port,
-        weight: 1,
-        forward: ForwardMode::FullNat,
-        upper: 0,
-        lower: 0,
-        stats: Arc::new(ServerStats::new(workers)),
-    }
-}
-
 fn service6(workers: usize, proto: L4Proto, port: u16, rport: u16, locals: &[&str]) -> Service {
-    let servers: Vec<RealServer> = RS6.iter().map(|s| server(s, rport, workers)).collect();
+    let servers: Vec<RealServer> = RS6.iter().map(|s| server6(s, rport, ForwardMode::FullNat, workers)).collect();
     let shared = SchedShared::build(SchedulerKind::Rr, &servers, &SchedParams::default()).expect("scheduler builds");
     Service {
         key: ServiceKey { proto, vip: a(VIP6).into(), port },
@@ -148,42 +126,9 @@ fn services(workers: usize) -> SharedServices {
 /// `n` workers with IPv6 addresses on both ports and the IPv6 local address on the back
 /// one, the client and both servers learned.
 fn workers6(shared: &SharedServices, n: usize) -> Vec<MemWorker> {
-    let opts = LbOpts::default();
-    let (syncs, links) = if n == 1 {
-        (vec![NeighSync::none()], vec![MeshLinks::none()])
-    } else {
-        (NeighSync::mesh(n, 64), MeshLinks::mesh(n, 64))
-    };
-    let mut ws: Vec<MemWorker> = syncs
-        .into_iter()
-        .zip(links)
-        .enumerate()
-        .map(|(i, (sync, link))| {
-            let mut c = common::l4::lb_worker_config(i, n);
-            c.ports[0].ipv6_addresses = vec!["2001:db8:10::1/64".parse().unwrap()];
-            c.ports[1].ipv6_addresses = vec!["2001:db8:20::1/64".parse().unwrap()];
-            c.ports[1].local_addresses6 = vec![a(LOCAL6)];
-            let config = LbConfig {
-                conn_capacity: opts.conn_capacity,
-                conn_pages: Default::default(),
-                timeouts: Timeouts::default(),
-                port_mtu: opts.port_mtu.clone(),
-                rss: None,
-                local_addrs: vec![LOCAL_IP],
-                local_addrs6: vec![a(LOCAL6)],
-                cookie_secret: rvs_dataplane::synproxy::cookie::CookieSecret::from_bytes([7; 32]),
-            };
-            let engine = LbEngine::new(i, n, Arc::clone(shared), config);
-            Worker::new(&c, queues(), MemPool::new(), sync).expect("valid config").with_lb(engine, link)
-        })
-        .collect();
-    for w in ws.iter_mut() {
-        roundtrip(w, FRONT, &ns_from(a(CLIENT6), CLIENT_MAC, a("2001:db8:10::1")), 0);
-        for (s, mac) in RS6.iter().zip(RS6_MAC) {
-            roundtrip(w, BACK, &ns_from(a(s), mac, a(BACK6)), 0);
-        }
-    }
-    ws
+    let mut learn = vec![neighbour6(CLIENT6, CLIENT_MAC, FRONT)];
+    learn.extend(RS6.iter().zip(RS6_MAC).map(|(s, mac)| neighbour6(s, mac, BACK)));
+    common::workers6::workers6(shared, n, &LbOpts::default(), &[a(LOCAL6)], &learn, |_, w| w)
 }
 
 const MSS_1440: [u8; 4] = [2, 4, 0x05, 0xa0];

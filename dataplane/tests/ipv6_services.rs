@@ -11,19 +11,15 @@ use std::sync::Arc;
 
 use common::ip6::*;
 use common::l4::{assert_accounting_all, send_to, server_stats, service_stats, LbOpts, ACK, SYN};
+use common::workers6::{neighbour6, server6};
 use common::*;
 use rvs_dataplane::admission::Admission;
-use rvs_dataplane::l2l3::neigh::NeighSync;
-use rvs_dataplane::lb::{LbConfig, LbEngine};
-use rvs_dataplane::mesh::MeshLinks;
 use rvs_dataplane::sched::persist::persist_now_s;
 use rvs_dataplane::sched::{PersistTable, SchedParams, SchedShared};
 use rvs_dataplane::server::{RealServer, ServerStats};
 use rvs_dataplane::service::{share, Service, ServiceTable, SharedServices, TableError, TableIds};
 use rvs_dataplane::stats::DropReason;
-use rvs_dataplane::types::{ForwardMode, L4Proto, SchedulerKind, ServiceKey, Timeouts};
-use rvs_dataplane::worker::Worker;
-use rvs_drivers::mem::MemPool;
+use rvs_dataplane::types::{ForwardMode, L4Proto, SchedulerKind, ServiceKey};
 
 const VIP6: &str = "2001:db8:10::100";
 const CLIENT6: &str = "2001:db8:10::2";
@@ -65,25 +61,7 @@ fn pkt(proto: L4Proto, src: (Ipv6Addr, u16), dst: (Ipv6Addr, u16), flags: u8, hl
     ipv6(src.0, dst.0, nh, hl, &l4(proto, src, dst, flags, data))
 }
 
-/// `who` at `mac` solicits `target` (an address of ours): the worker learns `who`.
-fn ns_from(who: Ipv6Addr, mac: [u8; 6], target: Ipv6Addr) -> Vec<u8> {
-    let (group, gmac) = solicited(target);
-    eth(gmac, mac, ETH_IPV6, &icmp6(who, group, 255, nd_msg(135, 0, target, 1, mac)))
-}
-
 // ---- services and workers ----
-
-fn server(addr: &str, port: u16, forward: ForwardMode, workers: usize) -> RealServer {
-    RealServer {
-        addr: a(addr).into(),
-        port,
-        weight: 1,
-        forward,
-        upper: 0,
-        lower: 0,
-        stats: Arc::new(ServerStats::new(workers)),
-    }
-}
 
 fn service6(workers: usize, proto: L4Proto, port: u16, sched: SchedulerKind, servers: Vec<RealServer>) -> Service {
     let shared = SchedShared::build(sched, &servers, &SchedParams::default()).expect("scheduler builds");
@@ -105,7 +83,7 @@ fn service6(workers: usize, proto: L4Proto, port: u16, sched: SchedulerKind, ser
 /// Services 0: TCP 80 DR (rr over both servers); 1: TCP 8080 NAT66 to port 80 (rr); 2:
 /// UDP 53 NAT66 to port 5353; 3: TCP 443 IPv6-in-IPv6 tunnel (rr).
 fn services(workers: usize) -> SharedServices {
-    let both = |port, fwd| RS6.iter().map(|s| server(s, port, fwd, workers)).collect::<Vec<_>>();
+    let both = |port, fwd| RS6.iter().map(|s| server6(s, port, fwd, workers)).collect::<Vec<_>>();
     share(
         ServiceTable::new(
             1,
@@ -120,45 +98,11 @@ fn services(workers: usize) -> SharedServices {
     )
 }
 
-/// `n` workers with IPv6 addresses on both ports, the client and both servers learned.
+/// `n` workers with IPv6 addresses on both ports, the clients and both servers learned.
 fn workers6(shared: &SharedServices, n: usize) -> Vec<MemWorker> {
-    let opts = LbOpts::default();
-    let (syncs, links) = if n == 1 {
-        (vec![NeighSync::none()], vec![MeshLinks::none()])
-    } else {
-        (NeighSync::mesh(n, 64), MeshLinks::mesh(n, 64))
-    };
-    let mut ws: Vec<MemWorker> = syncs
-        .into_iter()
-        .zip(links)
-        .enumerate()
-        .map(|(i, (sync, link))| {
-            let mut c = common::l4::lb_worker_config(i, n);
-            c.ports[0].ipv6_addresses = vec!["2001:db8:10::1/64".parse().unwrap()];
-            c.ports[1].ipv6_addresses = vec!["2001:db8:20::1/64".parse().unwrap()];
-            let config = LbConfig {
-                conn_capacity: opts.conn_capacity,
-                conn_pages: Default::default(),
-                timeouts: Timeouts::default(),
-                port_mtu: opts.port_mtu.clone(),
-                rss: None,
-                local_addrs: vec![],
-                local_addrs6: Vec::new(),
-                cookie_secret: rvs_dataplane::synproxy::cookie::CookieSecret::from_bytes([7; 32]),
-            };
-            let engine = LbEngine::new(i, n, Arc::clone(shared), config);
-            Worker::new(&c, queues(), MemPool::new(), sync).expect("valid config").with_lb(engine, link)
-        })
-        .collect();
-    // Learn the neighbours on every worker (their solicitations of our addresses).
-    for w in ws.iter_mut() {
-        roundtrip(w, FRONT, &ns_from(a(CLIENT6), CLIENT_MAC, a("2001:db8:10::1")), 0);
-        roundtrip(w, FRONT, &ns_from(a(CLIENT6B), CLIENT_MAC, a("2001:db8:10::1")), 0);
-        for (s, mac) in RS6.iter().zip(RS6_MAC) {
-            roundtrip(w, BACK, &ns_from(a(s), mac, a(BACK6)), 0);
-        }
-    }
-    ws
+    let mut learn = vec![neighbour6(CLIENT6, CLIENT_MAC, FRONT), neighbour6(CLIENT6B, CLIENT_MAC, FRONT)];
+    learn.extend(RS6.iter().zip(RS6_MAC).map(|(s, mac)| neighbour6(s, mac, BACK)));
+    common::workers6::workers6(shared, n, &LbOpts::default(), &[], &learn, |_, w| w)
 }
 
 fn to_vip(proto: L4Proto, client: &str, cport: u16, vport: u16, flags: u8, hl: u8) -> Vec<u8> {
@@ -394,7 +338,7 @@ fn the_table_refuses_what_the_ipv6_path_cannot_forward() {
         80,
         SchedulerKind::Rr,
         vec![{
-            let mut s = server(RS6[1], 80, ForwardMode::Dr, 1);
+            let mut s = server6(RS6[1], 80, ForwardMode::Dr, 1);
             s.addr = std::net::Ipv4Addr::new(10, 20, 0, 11).into();
             s
         }],
@@ -405,7 +349,7 @@ fn the_table_refuses_what_the_ipv6_path_cannot_forward() {
     assert!(err.to_string().contains("tcp [2001:db8:10::100]:80"), "{err}");
     // Every forwarding mode is taken on an IPv6 service.
     for forward in [ForwardMode::Dr, ForwardMode::Nat, ForwardMode::FullNat, ForwardMode::Tunnel] {
-        let s = service6(1, L4Proto::Tcp, 80, SchedulerKind::Rr, vec![server(RS6[0], 80, forward, 1)]);
+        let s = service6(1, L4Proto::Tcp, 80, SchedulerKind::Rr, vec![server6(RS6[0], 80, forward, 1)]);
         let i = ids(std::slice::from_ref(&s));
         assert!(ServiceTable::with_ids(1, vec![s], i, Default::default()).is_ok(), "{forward:?}");
     }
@@ -415,7 +359,7 @@ fn the_table_refuses_what_the_ipv6_path_cannot_forward() {
 
 /// One IPv6 service, TCP 80 DR round robin over both servers, changed by `f`.
 fn one_service6(workers: usize, f: impl FnOnce(&mut Service)) -> SharedServices {
-    let servers = RS6.iter().map(|s| server(s, 80, ForwardMode::Dr, workers)).collect();
+    let servers = RS6.iter().map(|s| server6(s, 80, ForwardMode::Dr, workers)).collect();
     let mut s = service6(workers, L4Proto::Tcp, 80, SchedulerKind::Rr, servers);
     f(&mut s);
     let ids = TableIds::sequential(std::slice::from_ref(&s));
@@ -496,7 +440,7 @@ fn ipv6_deny_list_and_client_rate_refuse_new_flows_and_count_them() {
 fn the_table_refuses_persistence_keyed_for_the_other_family() {
     let s = one_service6(1, |_| {});
     assert!(s.load().services()[0].persist.is_none());
-    let mut bad = service6(1, L4Proto::Tcp, 80, SchedulerKind::Rr, vec![server(RS6[0], 80, ForwardMode::Dr, 1)]);
+    let mut bad = service6(1, L4Proto::Tcp, 80, SchedulerKind::Rr, vec![server6(RS6[0], 80, ForwardMode::Dr, 1)]);
     bad.persist = Some(Arc::new(PersistTable::new(64, 60, std::net::Ipv4Addr::BROADCAST)));
     let ids = TableIds::sequential(std::slice::from_ref(&bad));
     let err = ServiceTable::with_ids(1, vec![bad], ids, Default::default()).unwrap_err();

@@ -60,3 +60,10 @@ pub fn solicited(target: Ipv6Addr) -> (Ipv6Addr, [u8; 6]) {
     let group = Ipv6Addr::from([0xff, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0xff, o[13], o[14], o[15]]);
     (group, [0x33, 0x33, 0xff, o[13], o[14], o[15]])
 }
+
+/// A neighbour solicitation from `who` at `mac` for our address `target`, to its
+/// solicited-node group: the worker learns `who` from it.
+pub fn ns_from(who: Ipv6Addr, mac: [u8; 6], target: Ipv6Addr) -> Vec<u8> {
+    let (group, gmac) = solicited(target);
+    super::eth(gmac, mac, ETH_IPV6, &icmp6(who, group, 255, nd_msg(135, 0, target, 1, mac)))
+}

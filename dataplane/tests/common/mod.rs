@@ -7,6 +7,7 @@
 
 pub mod ip6;
 pub mod l4;
+pub mod workers6;
 
 use std::net::Ipv4Addr;
 

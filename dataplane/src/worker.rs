@@ -1399,7 +1399,7 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
         for Redirected { port, mut buf, ports } in batch {
             self.tx.counters.redirected_in.inc();
             if let Some(ports) = ports {
-                if frag6::is_ipv6(buf.data()) {
+                if frag::is_ipv6(buf.data()) {
                     self.fragment6_with_ports(port, buf, ports, now);
                 } else {
                     self.fragment_with_ports(port, buf, ports, now);

@@ -76,6 +76,13 @@ pub(super) fn table<H>() -> FragTable<H> {
     FragTable::new(FRAG_TRAINS, FRAG_MAX_HELD, FRAG_TIMEOUT_NS)
 }
 
+/// Whether `frame` is an Ethernet II frame of IPv6 (the fragment path's only question
+/// about the family, asked before anything is parsed).
+#[inline]
+pub(super) fn is_ipv6(frame: &[u8]) -> bool {
+    frame.get(12..14) == Some(&[0x86, 0xdd][..])
+}
+
 /// Where the table's decisions go: drops are counted and their mbufs freed at once,
 /// forwarded fragments wait (on the stack) until the table is released.
 pub(super) struct Sink<'a, B> {
@@ -124,7 +131,7 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
     #[cold]
     #[inline(never)]
     pub(super) fn take_fragment(&mut self, port: PortId, buf: Q::Buf, now: u64) {
-        if super::frag6::is_ipv6(buf.data()) {
+        if is_ipv6(buf.data()) {
             return self.take_fragment6(port, buf, now);
         }
         let Some((key, frag)) = read_fragment(buf.data()) else {

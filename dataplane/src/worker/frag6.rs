@@ -45,13 +45,6 @@ use crate::view::L3_OFFSET;
 use crate::view6::{fragment_protocol, FragView6, L4View6};
 use crate::wire::{FragHeader, Ipv6Packet, IPPROTO_TCP, IPPROTO_UDP};
 
-/// Whether `frame` is an Ethernet II frame of IPv6 (the fragment path's only question
-/// about the family, asked before anything is parsed).
-#[inline]
-pub(super) fn is_ipv6(frame: &[u8]) -> bool {
-    frame.get(12..14) == Some(&[0x86, 0xdd][..])
-}
-
 /// The datagram identity and fragment facts of an IPv6 fragment (not atomic) whose
 /// header and extension-header walk are valid; the first fragment's ports when its L4
 /// header is whole. `None` for anything else.
@@ -238,7 +231,7 @@ mod tests {
         // Not IPv6 at all, or cut inside the fixed header.
         let f = frame(IPPROTO_FRAGMENT, &frag(IPPROTO_UDP, 8, true, 1));
         assert_eq!(read_fragment6(&f[..50]), None);
-        assert!(is_ipv6(&f) && !is_ipv6(&f[..13]));
+        assert!(super::super::frag::is_ipv6(&f) && !super::super::frag::is_ipv6(&f[..13]));
     }
 
     #[test]

@@ -92,7 +92,7 @@ fn schemas() -> Value {
             "additionalProperties": false,
             "properties": {
                 "address": {"type": "string", "example": "10.20.0.11",
-                    "description": "IPv4 or IPv6 (bare: 2001:db8::11), of the service's VIP's family; IPv6 is refused while the data path is IPv4 only"},
+                    "description": "IPv4 or IPv6 (bare: 2001:db8::11), of the service's VIP's family"},
                 "port": {"type": "integer", "minimum": 1, "maximum": 65535, "description": "default: the service's port"},
                 "weight": {"type": "integer", "minimum": 0, "maximum": 65535, "default": 1},
                 "forward": {"type": "string", "enum": ["dr", "nat", "fullnat", "tunnel"], "default": "dr"},
@@ -119,7 +119,7 @@ fn schemas() -> Value {
             "properties": {
                 "protocol": {"type": "string", "enum": ["tcp", "udp"]},
                 "address": {"type": "string", "example": "10.10.0.100",
-                    "description": "the VIP, IPv4 or IPv6 (bare: 2001:db8::1); IPv6 is refused while the data path is IPv4 only"},
+                    "description": "the VIP, IPv4 or IPv6 (bare: 2001:db8::1)"},
                 "port": {"type": "integer", "minimum": 1, "maximum": 65535},
                 "scheduler": {"type": "string", "default": "wlc"},
                 "persistence": {"type": ["string", "null"], "example": "300s"},

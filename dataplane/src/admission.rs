@@ -31,7 +31,7 @@
 //! thresholds to.
 //!
 //! IPv6: the lists hold IPv6 prefixes in sets of their own ([`PrefixSet6`], the same
-//! bisection over 128-bit ranges), so the IPv4 check is what it was. A list may mix
+//! [`Prefixes`] over 128-bit ranges), so the IPv4 check is what it was. A list may mix
 //! families; a prefix only matches clients of its family, and an `allow` list that is not
 //! empty (in either family) refuses every client none of its prefixes holds.
 //!
@@ -50,63 +50,94 @@ use ipnet::{Ipv4Net, Ipv6Net};
 use crate::server::ServerStats;
 use crate::stats::DropReason;
 
-/// A set of IPv4 prefixes as sorted, disjoint, non-adjacent inclusive address ranges.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct PrefixSet {
-    ranges: Box<[(u32, u32)]>,
+/// An address family as the prefix sets see it: its addresses as integers in address
+/// order, and a prefix as the inclusive range of those integers it holds.
+pub trait PrefixFamily {
+    /// The family's address.
+    type Addr: Copy;
+    /// The family's prefix.
+    type Net;
+    /// The address as an integer (`u32` or `u128`), ordered as the addresses are.
+    type Int: Ord + Copy + std::fmt::Debug;
+    /// `addr` as its integer.
+    fn int(addr: Self::Addr) -> Self::Int;
+    /// The first and last address of `net`, as integers.
+    fn range(net: &Self::Net) -> (Self::Int, Self::Int);
+    /// The integer after `i`, or `None` at the family's last address.
+    fn next(i: Self::Int) -> Option<Self::Int>;
 }
 
-impl PrefixSet {
+/// IPv4, for [`PrefixSet`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum V4 {}
+
+/// IPv6, for [`PrefixSet6`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum V6 {}
+
+impl PrefixFamily for V4 {
+    type Addr = Ipv4Addr;
+    type Net = Ipv4Net;
+    type Int = u32;
+    fn int(addr: Ipv4Addr) -> u32 {
+        u32::from(addr)
+    }
+    fn range(net: &Ipv4Net) -> (u32, u32) {
+        (u32::from(net.network()), u32::from(net.broadcast()))
+    }
+    fn next(i: u32) -> Option<u32> {
+        i.checked_add(1)
+    }
+}
+
+impl PrefixFamily for V6 {
+    type Addr = Ipv6Addr;
+    type Net = Ipv6Net;
+    type Int = u128;
+    fn int(addr: Ipv6Addr) -> u128 {
+        u128::from(addr)
+    }
+    fn range(net: &Ipv6Net) -> (u128, u128) {
+        (u128::from(net.network()), u128::from(net.broadcast()))
+    }
+    fn next(i: u128) -> Option<u128> {
+        i.checked_add(1)
+    }
+}
+
+/// A set of prefixes of one family as sorted, disjoint, non-adjacent inclusive address
+/// ranges, searched by bisection ([`PrefixSet`] for IPv4, [`PrefixSet6`] for IPv6).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Prefixes<F: PrefixFamily> {
+    ranges: Box<[(F::Int, F::Int)]>,
+}
+
+/// A set of IPv4 prefixes.
+pub type PrefixSet = Prefixes<V4>;
+
+/// A set of IPv6 prefixes.
+pub type PrefixSet6 = Prefixes<V6>;
+
+impl<F: PrefixFamily> Default for Prefixes<F> {
+    fn default() -> Self {
+        Prefixes { ranges: Box::default() }
+    }
+}
+
+impl<F: PrefixFamily> Prefixes<F> {
     /// The set of addresses in any of `prefixes` (in any order, overlaps allowed).
-    pub fn new(prefixes: &[Ipv4Net]) -> Self {
-        let v = prefixes.iter().map(|p| (u32::from(p.network()), u32::from(p.broadcast()))).collect();
-        PrefixSet { ranges: merge(v, |x: u32| x.checked_add(1)) }
-    }
-
-    /// Whether the set is empty.
-    pub fn is_empty(&self) -> bool {
-        self.ranges.is_empty()
-    }
-
-    /// Number of disjoint ranges after merging.
-    pub fn ranges(&self) -> usize {
-        self.ranges.len()
-    }
-
-    /// Whether `addr` is in the set: one bisection, no allocation.
-    #[inline]
-    pub fn contains(&self, addr: Ipv4Addr) -> bool {
-        let a = u32::from(addr);
-        let i = self.ranges.partition_point(|r| r.0 <= a);
-        i > 0 && self.ranges[i - 1].1 >= a
-    }
-}
-
-/// Sorts inclusive ranges and merges overlapping or adjacent ones.
-fn merge<T: Ord + Copy>(mut v: Vec<(T, T)>, next: impl Fn(T) -> Option<T>) -> Box<[(T, T)]> {
-    v.sort_unstable();
-    let mut out: Vec<(T, T)> = Vec::with_capacity(v.len());
-    for (lo, hi) in v {
-        match out.last_mut() {
-            Some(last) if next(last.1).is_none_or(|n| lo <= n) => last.1 = last.1.max(hi),
-            _ => out.push((lo, hi)),
+    pub fn new(prefixes: &[F::Net]) -> Self {
+        let mut v: Vec<(F::Int, F::Int)> = prefixes.iter().map(F::range).collect();
+        v.sort_unstable();
+        let mut out: Vec<(F::Int, F::Int)> = Vec::with_capacity(v.len());
+        for (lo, hi) in v {
+            match out.last_mut() {
+                // Overlapping or adjacent: one range.
+                Some(last) if F::next(last.1).is_none_or(|n| lo <= n) => last.1 = last.1.max(hi),
+                _ => out.push((lo, hi)),
+            }
         }
-    }
-    out.into_boxed_slice()
-}
-
-/// A set of IPv6 prefixes, as [`PrefixSet`] is for IPv4: sorted, disjoint, non-adjacent
-/// inclusive ranges of 128-bit addresses, searched by bisection.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct PrefixSet6 {
-    ranges: Box<[(u128, u128)]>,
-}
-
-impl PrefixSet6 {
-    /// The set of addresses in any of `prefixes` (in any order, overlaps allowed).
-    pub fn new(prefixes: &[Ipv6Net]) -> Self {
-        let v = prefixes.iter().map(|p| (u128::from(p.network()), u128::from(p.broadcast()))).collect();
-        PrefixSet6 { ranges: merge(v, |x: u128| x.checked_add(1)) }
+        Prefixes { ranges: out.into_boxed_slice() }
     }
 
     /// Whether the set is empty.
@@ -121,8 +152,8 @@ impl PrefixSet6 {
 
     /// Whether `addr` is in the set: one bisection, no allocation.
     #[inline]
-    pub fn contains(&self, addr: Ipv6Addr) -> bool {
-        let a = u128::from(addr);
+    pub fn contains(&self, addr: F::Addr) -> bool {
+        let a = F::int(addr);
         let i = self.ranges.partition_point(|r| r.0 <= a);
         i > 0 && self.ranges[i - 1].1 >= a
     }

@@ -283,7 +283,7 @@ drop_reasons! {
     /// Traffic for an address whose VRRP instance is backup on this node: ARP requests,
     /// ICMP echo, TCP/UDP to a VIP, Full-NAT replies to a local address (the master
     /// answers them; a backup counts what reaches it anyway).
-    HaBackup => "ha_backup", "traffic or ARP for an address whose VRRP instance is backup here";
+    HaBackup => "ha_backup", "traffic, ARP or neighbour discovery for an address whose VRRP instance is backup here";
     /// A received VRRP advert found no free buffer in the ring to the control plane.
     HaRingFull => "ha_ring_full", "VRRP advert dropped: ring to the control plane full";
     /// A VRRP packet longer than a ring buffer, or a control-plane frame longer than a

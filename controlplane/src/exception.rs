@@ -18,7 +18,8 @@
 //! * [`preflight`] (before EAL starts): `/dev/net/tun` exists and no interface of that
 //!   name exists yet; otherwise an error naming the port and the fix.
 //! * [`configure_kernel`] (after the tap port started): the interface gets the port's
-//!   MAC and address and is brought up, with `ip` (iproute2), in rvsd's namespace. The
+//!   MAC and addresses (IPv4 and IPv6) and is brought up, with `ip` (iproute2), in rvsd's
+//!   namespace. The
 //!   interface disappears when rvsd exits (the tap is not persistent), even on SIGKILL.
 
 use std::path::Path;
@@ -77,7 +78,8 @@ pub fn preflight(config: &Config) -> anyhow::Result<()> {
 }
 
 /// The `ip` commands that give port `p`'s interface its MAC and address(es) and bring it
-/// up. Addresses are [`IpNet`] so that IPv6 port addresses slot in.
+/// up: IPv6 ones `nodad` (the kernel derives the port's link-local address from the same
+/// MAC itself).
 pub fn kernel_commands(iface: &str, mac: &str, addresses: &[IpNet], mtu: Option<u16>) -> Vec<Vec<String>> {
     let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<String>>();
     let mut cmds = vec![s(&["link", "set", "dev", iface, "address", mac])];
@@ -85,7 +87,13 @@ pub fn kernel_commands(iface: &str, mac: &str, addresses: &[IpNet], mtu: Option<
         cmds.push(s(&["link", "set", "dev", iface, "mtu", &m.to_string()]));
     }
     for a in addresses {
-        cmds.push(s(&["addr", "replace", &a.to_string(), "dev", iface]));
+        let mut c = s(&["addr", "replace", &a.to_string(), "dev", iface]);
+        if a.addr().is_ipv6() {
+            // The address is rvsd's already (the lite stack answers neighbour
+            // discovery for it): no duplicate address detection, no tentative wait.
+            c.push("nodad".to_string());
+        }
+        cmds.push(c);
     }
     cmds.push(s(&["link", "set", "dev", iface, "up"]));
     cmds
@@ -93,7 +101,11 @@ pub fn kernel_commands(iface: &str, mac: &str, addresses: &[IpNet], mtu: Option<
 
 /// Gives port `p`'s exception interface the port's MAC and address and brings it up.
 pub fn configure_kernel(p: &Port, exception: &Exception, mac: &str) -> anyhow::Result<()> {
-    let addresses = [IpNet::V4(p.address)];
+    if !p.ipv6_addresses.is_empty() {
+        enable_ipv6(p, &exception.iface)?;
+    }
+    let addresses: Vec<IpNet> =
+        std::iter::once(IpNet::V4(p.address)).chain(p.ipv6_addresses.iter().copied().map(IpNet::V6)).collect();
     for args in kernel_commands(&exception.iface, mac, &addresses, p.mtu) {
         let out = Command::new("ip").args(&args).output().with_context(|| {
             format!("port `{}`: cannot run `ip` (iproute2) to set up kernel interface `{}`", p.name, exception.iface)
@@ -102,8 +114,22 @@ pub fn configure_kernel(p: &Port, exception: &Exception, mac: &str) -> anyhow::R
             bail!("port `{}`: `ip {}` failed: {}", p.name, args.join(" "), String::from_utf8_lossy(&out.stderr).trim());
         }
     }
-    tracing::info!(port = %p.name, iface = %exception.iface, address = %p.address, %mac, "exception interface up");
+    tracing::info!(port = %p.name, iface = %exception.iface, address = %p.address, ipv6 = ?p.ipv6_addresses, %mac, "exception interface up");
     Ok(())
+}
+
+/// Turns IPv6 on for the new interface: a namespace (or a host) may have it off by
+/// default (`net.ipv6.conf.default.disable_ipv6 = 1`, as the netns lab's rvsd namespaces
+/// do), and the kernel then refuses the port's IPv6 addresses.
+fn enable_ipv6(p: &Port, iface: &str) -> anyhow::Result<()> {
+    let knob = format!("/proc/sys/net/ipv6/conf/{iface}/disable_ipv6");
+    std::fs::write(&knob, "0").with_context(|| {
+        format!(
+            "port `{}`: cannot turn IPv6 on for kernel interface `{iface}` ({knob}), which its ipv6_addresses need: \
+             boot the kernel with IPv6 (no ipv6.disable=1) and run rvsd as root, or remove the port's ipv6_addresses",
+            p.name
+        )
+    })
 }
 
 #[cfg(test)]
@@ -136,7 +162,8 @@ address = "10.20.0.1/24"
         assert_eq!(e.rate, rvs_dataplane::exception::DEFAULT_EXCEPTION_RATE);
         assert!(c.ports[1].exception.is_none());
         assert_eq!(vdev(0, e), "net_tap_rvs0,iface=rvs-front");
-        let cmds = kernel_commands("rvs-front", "02:00:00:00:00:01", &["10.10.0.1/24".parse().unwrap()], Some(1500));
+        let addrs = ["10.10.0.1/24".parse().unwrap(), "2001:db8:10::1/64".parse().unwrap()];
+        let cmds = kernel_commands("rvs-front", "02:00:00:00:00:01", &addrs, Some(1500));
         let joined: Vec<String> = cmds.iter().map(|c| c.join(" ")).collect();
         assert_eq!(
             joined,
@@ -144,6 +171,7 @@ address = "10.20.0.1/24"
                 "link set dev rvs-front address 02:00:00:00:00:01",
                 "link set dev rvs-front mtu 1500",
                 "addr replace 10.10.0.1/24 dev rvs-front",
+                "addr replace 2001:db8:10::1/64 dev rvs-front nodad",
                 "link set dev rvs-front up"
             ]
         );

@@ -16,6 +16,15 @@
 //!   the same MAC and address the kernel would answer with), so the peer gets one reply,
 //!   not two. VIPs, Full-NAT local and floating addresses never go to the kernel. Traffic
 //!   to other addresses pays nothing: the test sits on the port-address branch only.
+//! * **IPv6** ([`classify_own6`]), the same for a port's own IPv6 addresses (the kernel
+//!   interface gets them, `nodad`, and derives the same link-local address from the same
+//!   MAC): everything to them but echo requests, neighbour solicitations and
+//!   advertisements and ICMPv6 errors quoting an IPv6-in-IPv6 packet goes to the kernel,
+//!   fragments included; a neighbour advertisement unicast to a port's own address (the
+//!   answer to a solicitation the kernel sent) goes to the kernel too, after the lite
+//!   stack learned from it. Solicitations for the port's addresses are answered by the
+//!   lite stack only. Multicast (router advertisements, MLD queries) does not go to the
+//!   kernel, nor does anything to an IPv6 VIP or Full-NAT local address.
 //! * **Both ways rate limited, never waiting.** Each worker has, per exception port, its
 //!   own queue pair on the kernel interface ([`ExceptionPort`]) and two GCRA limits
 //!   ([`RateLimit`]): to the kernel and from it. A frame over the limit is dropped and
@@ -43,7 +52,9 @@ use rvs_drivers::{Burst, PortQueue};
 use serde::{Deserialize, Serialize};
 
 use crate::stats::Counter;
-use crate::wire::{MacAddr, IPPROTO_ICMP, IPPROTO_IPIP};
+use crate::wire::icmpv6::{ICMPV6_ECHO_REQUEST, ICMPV6_NEIGHBOR_ADVERT, ICMPV6_NEIGHBOR_SOLICIT};
+use crate::wire::ipv6::IPPROTO_IPV6;
+use crate::wire::{MacAddr, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_IPIP};
 use crate::xmit::icmp_err::is_error_type;
 
 /// How often a worker reads its kernel interfaces (ns): 200 µs adds at most that much to
@@ -81,6 +92,27 @@ pub fn classify_own(protocol: u8, payload: &[u8]) -> OwnAddress {
         // An ICMP error quoting an IPIP packet is about a tunnel flow, whose outer
         // source is the port's address: the L4 engine translates it (crate::xmit).
         Some(t) if is_error_type(t) && payload.get(QUOTED_PROTOCOL) == Some(&IPPROTO_IPIP) => OwnAddress::Stack,
+        _ => OwnAddress::Kernel,
+    }
+}
+
+/// The decision of the module docs for an IPv6 packet to a port's own IPv6 address
+/// (link-local included): `next_header` is the upper layer after the extension-header
+/// walk, `payload` what follows the last header, `fragment` whether it is a fragment
+/// (the kernel reassembles). The lite stack keeps neighbour discovery, echo requests and
+/// ICMPv6 errors quoting an IPv6-in-IPv6 packet (about a tunnel flow, whose outer source
+/// is the port's address); health probe replies are punted before this is asked. Never
+/// panics on short input.
+#[inline]
+pub fn classify_own6(next_header: u8, payload: &[u8], fragment: bool) -> OwnAddress {
+    if fragment || next_header != IPPROTO_ICMPV6 {
+        return OwnAddress::Kernel;
+    }
+    match payload.first().copied() {
+        Some(ICMPV6_ECHO_REQUEST | ICMPV6_NEIGHBOR_SOLICIT | ICMPV6_NEIGHBOR_ADVERT) => OwnAddress::Stack,
+        // Error messages are types 0-127 (RFC 4443 §2.1); the quoted IPv6 header's next
+        // header is byte 6 of it, after the 8-byte ICMPv6 header.
+        Some(t) if t < 128 && payload.get(8 + 6) == Some(&IPPROTO_IPV6) => OwnAddress::Stack,
         _ => OwnAddress::Kernel,
     }
 }
@@ -240,6 +272,33 @@ mod tests {
         assert_eq!(classify_own(IPPROTO_TCP, &[]), OwnAddress::Kernel);
         assert_eq!(classify_own(IPPROTO_UDP, &[0; 8]), OwnAddress::Kernel);
         assert_eq!(classify_own(89, &[]), OwnAddress::Kernel);
+    }
+
+    #[test]
+    fn ipv6_nd_echo_requests_and_tunnel_errors_stay_with_the_stack() {
+        use OwnAddress::{Kernel, Stack};
+        assert_eq!(classify_own6(6, &[0; 20], false), Kernel);
+        assert_eq!(classify_own6(17, &[], false), Kernel);
+        assert_eq!(classify_own6(IPPROTO_ICMPV6, &[128, 0, 0, 0], false), Stack);
+        assert_eq!(classify_own6(IPPROTO_ICMPV6, &[135], false), Stack);
+        assert_eq!(classify_own6(IPPROTO_ICMPV6, &[136], false), Stack);
+        // A fragment goes whole to the kernel, which reassembles, whatever it carries.
+        assert_eq!(classify_own6(IPPROTO_ICMPV6, &[128, 0, 0, 0], true), Kernel);
+        // Echo replies (the kernel's own pings), other ICMPv6, and errors about anything
+        // but a tunnel flow.
+        assert_eq!(classify_own6(IPPROTO_ICMPV6, &[129, 0, 0, 0], false), Kernel);
+        assert_eq!(classify_own6(IPPROTO_ICMPV6, &[134], false), Kernel);
+        let mut err = [0u8; 48];
+        err[0] = 1;
+        err[8] = 0x60;
+        err[8 + 6] = 17;
+        assert_eq!(classify_own6(IPPROTO_ICMPV6, &err, false), Kernel);
+        err[8 + 6] = IPPROTO_IPV6;
+        assert_eq!(classify_own6(IPPROTO_ICMPV6, &err, false), Stack);
+        err[0] = 2;
+        assert_eq!(classify_own6(IPPROTO_ICMPV6, &err, false), Stack);
+        assert_eq!(classify_own6(IPPROTO_ICMPV6, &err[..10], false), Kernel);
+        assert_eq!(classify_own6(IPPROTO_ICMPV6, &[], false), Kernel);
     }
 
     #[test]

@@ -19,14 +19,17 @@
 //!   addresses, where nothing else listens (Full-NAT's local ports are on the local
 //!   addresses), so these packets would otherwise be dropped (`l4_no_service`,
 //!   `icmp_unhandled`); punting them never touches a service, its counters or the
-//!   connection table.
+//!   connection table. IPv6 likewise ([`ProbeMatch::matches6`]): TCP/UDP to the range,
+//!   ICMPv6 echo replies and destination unreachables, to a port's own IPv6 address
+//!   (link-local included).
 
 use std::ops::RangeInclusive;
 use std::sync::Arc;
 
 use crossbeam_queue::ArrayQueue;
 
-use crate::wire::{IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP};
+use crate::wire::icmpv6::{ICMPV6_DEST_UNREACH, ICMPV6_ECHO_REPLY};
+use crate::wire::{Ipv6Packet, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP};
 
 /// Largest IP packet a punt buffer holds (an Ethernet MTU and then some); longer
 /// packets are dropped (`probe_too_long`).
@@ -191,6 +194,30 @@ impl ProbeMatch {
             _ => false,
         }
     }
+
+    /// [`ProbeMatch::matches`] for an IPv6 packet to a port's own address: `next_header`
+    /// is the upper layer's protocol after the extension-header walk and `payload` what
+    /// follows the last header. TCP or UDP to a port in the range, an ICMPv6 echo reply
+    /// (type 129) whose identifier is in it, and an ICMPv6 destination unreachable
+    /// (type 1) quoting a TCP/UDP packet sent from a port in it (the quoted IPv6 header
+    /// without extension headers, which the prober never sends). Never panics on short
+    /// input.
+    pub fn matches6(&self, next_header: u8, payload: &[u8]) -> bool {
+        match next_header {
+            IPPROTO_TCP | IPPROTO_UDP => self.port_at(payload, 2),
+            IPPROTO_ICMPV6 => match payload.first() {
+                Some(&ICMPV6_ECHO_REPLY) => self.port_at(payload, 4),
+                Some(&ICMPV6_DEST_UNREACH) => {
+                    let Some(quoted) = payload.get(8..) else { return false };
+                    quoted.first().is_some_and(|v| v >> 4 == 6)
+                        && matches!(quoted.get(6), Some(&(IPPROTO_TCP | IPPROTO_UDP)))
+                        && self.port_at(quoted, Ipv6Packet::<&[u8]>::HEADER_LEN)
+                }
+                _ => false,
+            },
+            _ => false,
+        }
+    }
 }
 
 /// A worker's end of the probe rings: where it punts replies, and (worker 0) where it
@@ -306,6 +333,41 @@ mod tests {
         assert!(!m.matches(IPPROTO_ICMP, &unreach));
         assert!(!m.matches(IPPROTO_ICMP, &unreach[..20]));
         assert!(!m.matches(IPPROTO_ICMP, &[]));
+    }
+
+    #[test]
+    fn matches6_tcp_udp_echo_reply_and_unreachable_in_range_only() {
+        let m = ProbeMatch::new(61000..=61999);
+        let tcp = [0, 80, 0xee, 0x48, 0, 0, 0, 0]; // dport 61000
+        assert!(m.matches6(IPPROTO_TCP, &tcp));
+        assert!(m.matches6(IPPROTO_UDP, &tcp));
+        assert!(!m.matches6(IPPROTO_TCP, &[0, 80, 0, 80]));
+        assert!(!m.matches6(IPPROTO_TCP, &[0, 80, 0xee]));
+        // An IPv4 protocol number is not ICMPv6.
+        let echo = [129, 0, 0, 0, 0xee, 0x49, 0, 1];
+        assert!(m.matches6(IPPROTO_ICMPV6, &echo));
+        assert!(!m.matches6(IPPROTO_ICMP, &echo));
+        let request = [128, 0, 0, 0, 0xee, 0x49, 0, 1];
+        assert!(!m.matches6(IPPROTO_ICMPV6, &request));
+        let mut unreach = vec![1, 4, 0, 0, 0, 0, 0, 0];
+        let mut quoted = [0u8; 48];
+        quoted[0] = 0x60;
+        quoted[6] = IPPROTO_UDP;
+        quoted[40..42].copy_from_slice(&61500u16.to_be_bytes());
+        unreach.extend_from_slice(&quoted);
+        assert!(m.matches6(IPPROTO_ICMPV6, &unreach));
+        // Not an IPv6 header quoted, another protocol quoted, a port out of range, short.
+        unreach[8] = 0x45;
+        assert!(!m.matches6(IPPROTO_ICMPV6, &unreach));
+        unreach[8] = 0x60;
+        unreach[8 + 6] = IPPROTO_ICMPV6;
+        assert!(!m.matches6(IPPROTO_ICMPV6, &unreach));
+        unreach[8 + 6] = IPPROTO_TCP;
+        assert!(m.matches6(IPPROTO_ICMPV6, &unreach));
+        unreach[8 + 40] = 0;
+        assert!(!m.matches6(IPPROTO_ICMPV6, &unreach));
+        assert!(!m.matches6(IPPROTO_ICMPV6, &unreach[..48]));
+        assert!(!m.matches6(IPPROTO_ICMPV6, &[]));
     }
 
     #[test]

@@ -35,7 +35,9 @@
 //!   TCP/UDP to us is `l4_no_service`. Before
 //!   all that, with a probe link ([`Worker::with_probe`]), a packet to a port's own
 //!   address that answers a health probe ([`crate::punt::ProbeMatch`]) is copied to the
-//!   prober's punt ring (`probe_rx`, `rx_consumed`).
+//!   prober's punt ring (`probe_rx`, `rx_consumed`); likewise an IPv6 packet to a port's
+//!   own IPv6 address ([`crate::punt::ProbeMatch::matches6`]). The prober's packets of
+//!   either family leave from a port's own address (`probe_bad_packet` otherwise).
 //! * IPv6 ([`nd`]): a port with `ipv6_addresses` answers for them and for its link-local
 //!   address. IPv6 frames to the port's MAC, and frames to all-nodes' MAC 33:33:00:00:00:01
 //!   or the solicited-node MAC 33:33:ff:… of one of the port's IPv6 addresses (other
@@ -89,7 +91,10 @@
 //!   that has one, IPv4 to the port's own address that the lite stack does not answer (all
 //!   but ICMP echo requests and errors about tunnel flows, after the probe check) is
 //!   [`Verdict::Kernel`], and so is an
-//!   ARP reply to that address once learned from; such frames are buffered for the port's
+//!   ARP reply to that address once learned from; IPv6 to the port's own IPv6 addresses
+//!   likewise (all but neighbour discovery, echo requests and errors about tunnel flows,
+//!   [`crate::exception::classify_own6`]), and a neighbour advertisement to one once
+//!   learned from; such frames are buffered for the port's
 //!   kernel interface within its rate limit (`exception_to_kernel`;
 //!   `exception_rate_limited`, `exception_ring_full`) and sent once per poll. At most every
 //!   [`KERNEL_POLL_INTERVAL_NS`] the worker reads one burst from each kernel interface and
@@ -129,7 +134,9 @@ mod frag6;
 pub use frag::{FRAG_MAX_HELD, FRAG_SWEEP_SLOTS, FRAG_TIMEOUT_NS, FRAG_TRAINS};
 
 use crate::control::{ConnListing, ControlLink, WorkerRequest, REQUESTS_PER_POLL};
-use crate::exception::{arp_to_kernel, classify_own, ExceptionPort, OwnAddress, KERNEL_POLL_INTERVAL_NS};
+use crate::exception::{
+    arp_to_kernel, classify_own, classify_own6, ExceptionPort, OwnAddress, KERNEL_POLL_INTERVAL_NS,
+};
 use crate::ha::{HaGroup, HaLink, HaRoles, FRAMES_PER_POLL, IPPROTO_VRRP, VRRP_GROUP_V4, VRRP_MAC_V4};
 use crate::idle::{IdlePolicy, Idler};
 use crate::l2l3::arp::{self, ARP_FRAME_LEN};
@@ -154,8 +161,8 @@ use crate::wire::icmpv6::{
     ICMPV6_NEIGHBOR_SOLICIT,
 };
 use crate::wire::{
-    EthernetFrame, IcmpPacket, Ipv4Packet, Ipv6Packet, MacAddr, ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6,
-    IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP,
+    EthernetFrame, IcmpPacket, Ipv4Packet, Ipv6Packet, MacAddr, UpperLayer, ETHERTYPE_ARP, ETHERTYPE_IPV4,
+    ETHERTYPE_IPV6, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP,
 };
 use crate::xmit::icmp_err::is_error_type;
 
@@ -407,6 +414,35 @@ fn is_port_address6(net: Ipv6Net) -> bool {
         || nd::is_link_local(a)
         || a.to_ipv4_mapped().is_some()
         || net.prefix_len() == 0)
+}
+
+/// Where a prober's IPv4 `packet` goes: from one of the ports' addresses, by the routes.
+fn probe_route4(packet: &[u8], routes: &RouteTable, port_addrs: &[Ipv4Addr]) -> Result<Verdict, DropReason> {
+    let Ok(ip) = Ipv4Packet::new_checked(packet) else {
+        return Err(DropReason::ProbeBadPacket);
+    };
+    if !port_addrs.contains(&ip.src_addr()) {
+        return Err(DropReason::ProbeBadPacket);
+    }
+    let dst = ip.dst_addr();
+    let Some(hop) = routes.lookup(dst) else { return Err(DropReason::NoRoute) };
+    Ok(Verdict::Route { port: hop.port, next_hop: hop.neighbour(dst) })
+}
+
+/// Where a prober's IPv6 `packet` goes: from one of the ports' own IPv6 addresses (not a
+/// Full-NAT local address), by the IPv6 routes; to a link-local destination out of the
+/// source address's port.
+fn probe_route6(packet: &[u8], routes: &RouteTable6, addrs6: &Ipv6Book) -> Result<Verdict, DropReason> {
+    let Ok(ip) = Ipv6Packet::new_checked(packet) else {
+        return Err(DropReason::ProbeBadPacket);
+    };
+    let Some(src) = addrs6.iter().find(|o| o.net.addr() == ip.src_addr() && !o.local) else {
+        return Err(DropReason::ProbeBadPacket);
+    };
+    match nd::route_verdict(routes, ip.dst_addr(), src.port) {
+        Verdict::Drop(reason) => Err(reason),
+        v => Ok(v),
+    }
 }
 
 fn is_host_address(a: Ipv4Addr) -> bool {
@@ -1051,6 +1087,31 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
         (classify_own(protocol, payload) == OwnAddress::Kernel).then_some(Verdict::Kernel(port))
     }
 
+    /// An IPv6 packet (`packet`, from its IPv6 header; `upper` its walk) to an own address
+    /// of port `own`: punted to the prober if it answers a health probe
+    /// ([`crate::punt::ProbeMatch::matches6`]), [`Verdict::Kernel`] if `own` has an
+    /// exception path and the lite stack does not answer it
+    /// ([`crate::exception::classify_own6`]), else `None` (the lite stack's).
+    #[inline(never)]
+    fn own6_verdict(&mut self, own: PortId, upper: &UpperLayer, packet: &[u8]) -> Option<Verdict> {
+        let payload = packet.get(Ipv6Packet::<&[u8]>::HEADER_LEN + upper.offset..).unwrap_or_default();
+        if let Some(link) =
+            self.probe.as_ref().filter(|l| upper.frag.is_none() && l.matcher().matches6(upper.protocol, payload))
+        {
+            return Some(match link.punt(packet) {
+                Ok(()) => {
+                    self.tx.counters.probe_rx.inc();
+                    Verdict::Consumed
+                }
+                Err(SendError::Full) => Verdict::Drop(DropReason::ProbeRingFull),
+                Err(SendError::TooLong) => Verdict::Drop(DropReason::ProbeTooLong),
+            });
+        }
+        let to_kernel = self.has_exception(own)
+            && classify_own6(upper.protocol, payload, upper.frag.is_some()) == OwnAddress::Kernel;
+        to_kernel.then_some(Verdict::Kernel(own))
+    }
+
     /// The VRRP roles given to [`Worker::with_ha`], if any.
     pub fn ha_roles(&self) -> Option<&Arc<HaRoles>> {
         self.roles.as_ref()
@@ -1254,37 +1315,38 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
         received
     }
 
-    /// Routes and sends the prober's packets waiting in the outbound punt ring.
+    /// Routes and sends the prober's packets waiting in the outbound punt ring: IPv4 ones
+    /// from a port's IPv4 address, IPv6 ones from a port's IPv6 address (link-local
+    /// included, then out of that address's port); anything else is `probe_bad_packet`.
     fn send_probes(&mut self, now: u64) {
         for _ in 0..TX_PER_POLL {
             let Some(link) = &self.probe else { return };
             let tx = &mut self.tx;
-            let (routes, port_addrs) = (&self.routes, &self.port_addrs);
+            let (routes, port_addrs, routes6, addrs6) = (&self.routes, &self.port_addrs, &self.routes6, &self.addrs6);
             let Some(verdict) = link.take_outbound(|packet| {
                 tx.counters.local_originated.inc();
-                let Ok(ip) = Ipv4Packet::new_checked(packet) else {
-                    return Err(DropReason::ProbeBadPacket);
+                let (ethertype, route) = match packet.first().map(|b| b >> 4) {
+                    Some(6) => (ETHERTYPE_IPV6, probe_route6(packet, routes6, addrs6)?),
+                    _ => (ETHERTYPE_IPV4, probe_route4(packet, routes, port_addrs)?),
                 };
-                if !port_addrs.contains(&ip.src_addr()) {
-                    return Err(DropReason::ProbeBadPacket);
-                }
-                let dst = ip.dst_addr();
-                let Some(hop) = routes.lookup(dst) else { return Err(DropReason::NoRoute) };
                 let Some(mut b) = tx.pool.alloc() else { return Err(DropReason::NoMbuf) };
                 let eth = EthernetFrame::<&[u8]>::HEADER_LEN;
                 if !b.set_len(eth + packet.len()) {
                     return Err(DropReason::ProbeTooLong);
                 }
                 let frame = b.data_mut();
-                frame[12..14].copy_from_slice(&ETHERTYPE_IPV4.to_be_bytes());
+                frame[12..14].copy_from_slice(&ethertype.to_be_bytes());
                 frame[eth..].copy_from_slice(packet);
                 tx.counters.probe_tx.inc();
-                Ok((b, hop.port, hop.neighbour(dst)))
+                Ok((b, route))
             }) else {
                 return;
             };
             match verdict {
-                Ok((b, port, next_hop)) => self.dispatch(port, Verdict::Route { port, next_hop }, b, now),
+                Ok((b, route @ (Verdict::Route { port, .. } | Verdict::Route6 { port, .. }))) => {
+                    self.dispatch(port, route, b, now)
+                }
+                Ok((b, other)) => self.dispatch(PortId(0), other, b, now),
                 Err(reason) => self.tx.counters.drop_packet(reason),
             }
         }
@@ -1515,7 +1577,10 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
     /// (`ip6_bad_source`): an echo request is answered ([`nd::answer_echo`],
     /// `icmp6_echo_replies`), other ICMPv6 is `icmp6_unhandled`, anything else
     /// (TCP, UDP, fragments) `ip6_no_service` — to a group `ip6_not_for_us` — but TCP and
-    /// UDP to a VIP or to an IPv6 Full-NAT local address, which go to the IPv6 L4 path.
+    /// UDP to a VIP or to an IPv6 Full-NAT local address, which go to the IPv6 L4 path,
+    /// and, to a port's own address, health probe replies (punted) and, on a port with an
+    /// exception path, what the lite stack does not answer (the kernel's), both before the
+    /// ICMPv6 steps ([`Worker::own6_verdict`]).
     #[inline(never)]
     fn ipv6_rx(&mut self, port: PortId, port_mac: MacAddr, buf: &mut Q::Buf, multicast: bool, now: u64) -> Verdict {
         use Verdict::Drop;
@@ -1536,13 +1601,14 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
             Err(e) => return Drop(e.into()),
         };
         let (src, dst) = (ip.src_addr(), ip.dst_addr());
-        let (for_us, to_local) = if multicast {
+        // `own`: the port whose own address (not a Full-NAT local one) `dst` is.
+        let (for_us, to_local, own) = if multicast {
             let group = multicast_mac(dst) == eth_dst
                 && (dst == ALL_NODES || self.addrs6.is_solicited_group(dst, port) || self.vip6_solicited(dst, port));
-            (group, false)
+            (group, false, None)
         } else {
             let o = self.addrs6.get(dst, port);
-            (o.is_some(), o.is_some_and(|o| o.local))
+            (o.is_some(), o.is_some_and(|o| o.local), o.filter(|o| !o.local).map(|o| o.port))
         };
         // An IPv6 VIP: neighbour discovery and echo for it go the way of our own
         // addresses', TCP and UDP to the IPv6 L4 path.
@@ -1569,6 +1635,14 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
         if nd::is_bad_source(src) {
             return Drop(DropReason::Ip6BadSource);
         }
+        // A port's own address: a health probe's reply, or the kernel's traffic.
+        if let Some(own) = own {
+            let packet = eth.payload();
+            let end = (Ipv6Packet::<&[u8]>::HEADER_LEN + usize::from(ip.payload_len())).min(packet.len());
+            if let Some(v) = self.own6_verdict(own, &upper, &packet[..end]) {
+                return v;
+            }
+        }
         if upper.protocol != IPPROTO_ICMPV6 || upper.frag.is_some() {
             return Drop(if multicast { DropReason::Ip6NotForUs } else { DropReason::Ip6NoService });
         }
@@ -1583,7 +1657,19 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
                 Ok(nd) => nd,
                 Err(e) => return Drop(e.into()),
             };
-            return self.nd_rx(port, port_mac, eth_src, &nd, buf, now);
+            let v = self.nd_rx(port, port_mac, eth_src, &nd, buf, now);
+            // An advertisement to a port's own address answers a solicitation its kernel
+            // interface may have sent: the kernel gets it too, once learned from.
+            return match own {
+                Some(own) if matches!(v, Verdict::Consumed) && msg_type == ICMPV6_NEIGHBOR_ADVERT => {
+                    if self.has_exception(own) {
+                        Verdict::Kernel(own)
+                    } else {
+                        v
+                    }
+                }
+                _ => v,
+            };
         }
         if src.is_unspecified() || self.addrs6.is_ours(src) {
             return Drop(DropReason::Ip6BadSource);

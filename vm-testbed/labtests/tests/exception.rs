@@ -8,7 +8,10 @@
 //!   there and back intact; no connection is made in rvsd's table (nothing reaches a
 //!   service); ping and ARP of 10.10.0.1 are still answered by rvsd (the kernel's ping of
 //!   the client through rvs-front works too: the kernel resolves its peers through the
-//!   exception path); the port's exception counters show both ways.
+//!   exception path); the port's exception counters show both ways. The same over IPv6:
+//!   rvs-front carries 2001:db8:10::1/64 too, a socat echo on [2001:db8:10::1]:2222 is
+//!   reached from the client's IPv6 address, ping6 of the address is answered by rvsd
+//!   once (no duplicate from the kernel), and the kernel's own ping6 reaches the client.
 //! - `udp_flood_at_the_port_address_is_limited`: hping3 floods UDP at 10.10.0.1 while a curl
 //!   loop goes through the VIP: every curl succeeds, the flood is cut to the port's
 //!   `exception_rate` before the kernel (`exception_rate_limited`).
@@ -27,7 +30,13 @@ use std::time::Duration;
 use rvs_labtests::*;
 use serde_json::Value;
 
-/// The kernel listener's port on 10.10.0.1.
+/// lb1's front IPv6 address (config/lab-exception.toml), alone and with its prefix.
+const LB1_FRONT_IP6: &str = "2001:db8:10::1";
+const LB1_FRONT_IP6_NET: &str = "2001:db8:10::1/64";
+/// The client's IPv6 address (lab.sh).
+const CLIENT_IP6: &str = "2001:db8:10::2";
+
+/// The kernel listener's port on 10.10.0.1 (and 2001:db8:10::1).
 const SSH_PORT: &str = "2222";
 /// The flooding client address (lab-client owns 10.10.0.2 .. .9).
 const FLOODER: &str = "10.10.0.9";
@@ -121,6 +130,40 @@ fn tcp_to_the_port_address_reaches_the_kernel() {
     let out = ns_exec(LB1, &["ping", "-n", "-c", "2", "-W", "2", "-I", "rvs-front", CLIENT_IP]);
     assert_eq!(ping_received(&out), 2, "the kernel's own ping through rvs-front: {}", describe(&out));
     assert!(neigh_mac(LB1, CLIENT_IP).is_some(), "the kernel resolved the client through the exception path");
+    // IPv6: the interface carries the port's IPv6 address too; the same echo on it.
+    let shown = ns_exec_ok(LB1, &["ip", "-br", "-6", "addr", "show", "dev", "rvs-front"]);
+    assert!(shown.contains(LB1_FRONT_IP6_NET), "rvs-front: {shown}");
+    let _listener6 =
+        spawn_in(LB1, &format!("exec socat TCP6-LISTEN:{SSH_PORT},bind=[{LB1_FRONT_IP6}],reuseaddr,fork EXEC:cat"));
+    assert!(
+        wait_until(Duration::from_secs(5), Duration::from_millis(100), || {
+            let out = ns_exec(LB1, &["ss", "-6", "-ltn", &format!("sport = :{SSH_PORT}")]);
+            out.stdout.windows(4).any(|w| w == b"LIST")
+        }),
+        "socat is not listening on IPv6 in {LB1}"
+    );
+    let to_before = exception_counter(&status(), "front", "to_kernel");
+    let script6 = format!(
+        "set -e; f=$(mktemp); head -c 262144 /dev/urandom > $f; want=$(sha256sum < $f); \
+         got=$(socat -t 3 -T 10 - TCP6:[{LB1_FRONT_IP6}]:{SSH_PORT},bind=[{CLIENT_IP6}] < $f | sha256sum); rm -f $f; \
+         [ \"$want\" = \"$got\" ] && echo same || echo \"differ: $want / $got\""
+    );
+    let out = ns_exec_ok(CLIENT, &["sh", "-c", &script6]);
+    assert_eq!(out.trim(), "same", "256 KiB over IPv6 through the kernel's echo and back");
+    let st = status();
+    assert_eq!(worker_counter(&st, "conns_created"), created_before, "nothing of it reached a service: {st:#}");
+    assert!(exception_counter(&st, "front", "to_kernel") > to_before + 100, "IPv6 through the exception path: {st:#}");
+    // rvsd answers ping6 of the address (the kernel does not answer a second time: one
+    // reply each, no duplicates); the kernel's own ping6 reaches the client, resolved by
+    // its neighbour discovery through the exception path.
+    let echo_before = worker_counter(&st, "icmp6_echo_replies");
+    let out = ping(CLIENT, LB1_FRONT_IP6, 3);
+    assert_eq!(ping_received(&out), 3, "ping6 of the port address: {}", describe(&out));
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("DUP"), "one answer each: {}", describe(&out));
+    assert_eq!(worker_counter(&status(), "icmp6_echo_replies"), echo_before + 3);
+    let out = ns_exec(LB1, &["ping", "-6", "-n", "-c", "2", "-W", "2", "-I", "rvs-front", CLIENT_IP6]);
+    assert_eq!(ping_received(&out), 2, "the kernel's own ping6 through rvs-front: {}", describe(&out));
+    assert!(neigh_mac(LB1, CLIENT_IP6).is_some(), "the kernel resolved the client's IPv6 address");
     println!(
         "exception tcp: to_kernel {} from_kernel {} (256 KiB echoed)",
         exception_counter(&status(), "front", "to_kernel"),

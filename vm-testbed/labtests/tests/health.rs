@@ -41,6 +41,12 @@
 //! rs1's weight to 5; on UDP VIP:53 a `udp` check of a socat echo on :5300: killing rs3's echo
 //! takes rs3 down ("port unreachable") and its new flows go to rs1 and rs2.
 //!
+//! `health_ipv6_nat` (NAT, one worker, `vm-testbed/run/health-ipv6-nat.toml`): an IPv6
+//! service [2001:db8:10::100]:80 over the servers' IPv6 addresses with the same `http`
+//! check, probed from rvsd's back IPv6 address through the data path: all three turn `up`;
+//! rs2's `/health` failing takes it `down` (weight 0) and 12 new IPv6 connections reach
+//! only rs1 and rs3; recovered, it is `up` again. The workers' `probe_tx`/`probe_rx` rose.
+//!
 //! `#[ignore]`: needs root and the lab; `vm-testbed/test.sh` runs it with the other lab tests.
 
 use std::io::{BufRead, BufReader, Write};
@@ -95,9 +101,14 @@ fn services() -> Value {
 
 /// The JSON of server `ip` in service `proto` VIP:`port`.
 fn server_json(all: &Value, proto: &str, port: u16, ip: &str) -> Value {
+    server_json_at(all, proto, VIP, port, ip)
+}
+
+/// The JSON of server `ip` in service `proto` `vip`:`port`.
+fn server_json_at(all: &Value, proto: &str, vip: &str, port: u16, ip: &str) -> Value {
     let list = all.as_array().cloned().or_else(|| all["services"].as_array().cloned()).unwrap_or_default();
     for s in list {
-        if s["protocol"] == proto && s["address"] == VIP && s["port"] == port {
+        if s["protocol"] == proto && s["address"] == vip && s["port"] == port {
             for r in s["servers"].as_array().cloned().unwrap_or_default() {
                 if r["address"] == ip {
                     return r;
@@ -678,4 +689,71 @@ fn health_nat_extras() {
     }
     drop(pids);
     assert!(failures.is_empty(), "{failures:#?}\n{:#}", services());
+}
+
+/// The IPv6 VIP and the servers' IPv6 addresses (lab.sh).
+const VIP6: &str = "2001:db8:10::100";
+const RS_IP6: [&str; 3] = ["2001:db8:20::11", "2001:db8:20::12", "2001:db8:20::13"];
+
+/// The NAT lab config with an IPv6 TCP service on [`VIP6`]:80 over [`RS_IP6`], checked by
+/// the `http` check of the module docs.
+fn health_config6() -> std::path::PathBuf {
+    let mut text = std::fs::read_to_string(Mode::Nat.config(1)).expect("the NAT lab config");
+    text.push_str(&format!(
+        "\n[[service]]\nprotocol = \"tcp\"\naddress = \"{VIP6}\"\nport = 80\nscheduler = \"rr\"\n\
+         [service.health]\nkind = \"http\"\npath = \"/health\"\ninterval = \"{INTERVAL_MS}ms\"\n\
+         timeout = \"{TIMEOUT_MS}ms\"\nrise = {RISE}\nfall = {FALL}\non_down = \"quiesce\"\n"
+    ));
+    for rs in RS_IP6 {
+        text.push_str(&format!("\n[[service.server]]\naddress = \"{rs}\"\nport = 80\nweight = 1\nforward = \"nat\"\n"));
+    }
+    std::fs::create_dir_all(run_dir()).expect("create vm-testbed/run");
+    let path = run_dir().join("health-ipv6-nat.toml");
+    std::fs::write(&path, text).expect("write the IPv6 health config");
+    path
+}
+
+/// `ip`'s health state and effective weight in the IPv6 service.
+fn state6(ip: &str) -> (String, i64) {
+    let r = server_json_at(&services(), "tcp", VIP6, 80, ip);
+    (r["health"]["state"].as_str().unwrap_or("?").to_string(), r["effective_weight"].as_i64().unwrap_or(-1))
+}
+
+#[test]
+#[ignore = "needs root, the netns lab and rvsd (vm-testbed/setup-host.sh)"]
+fn health_ipv6_nat() {
+    for n in REAL_SERVER_NAMES {
+        let _ = std::fs::remove_file(flag(n));
+    }
+    let mut lab = Lab::up_without_lb();
+    lab.start_real_servers(Mode::Nat);
+    lab.start_lb("lb1", Some(&health_config6()));
+    // Every server passes its check: the probes left from rvsd's IPv6 address and their
+    // answers came back to the prober.
+    for ip in RS_IP6 {
+        let ok = wait_until(Duration::from_secs(10), Duration::from_millis(100), || state6(ip) == ("up".into(), 1));
+        assert!(ok, "{ip} never turned up over IPv6: {:?}; services {:#}", state6(ip), services());
+    }
+    let st = status();
+    let (tx, rx) = (worker_counter(&st, "probe_tx"), worker_counter(&st, "probe_rx"));
+    // config/lab-nat.toml has no health check of its own: these are the IPv6 probes.
+    assert!(tx >= 3 && rx >= 3, "IPv6 probes through the data path: probe_tx {tx}, probe_rx {rx}");
+    let url = format!("http://[{VIP6}]/");
+    // rs2 fails its check: down, weight 0, and new connections avoid it.
+    std::fs::write(flag("rs2"), b"").expect("raise rs2's unhealthy flag");
+    let budget = Duration::from_millis(INTERVAL_MS * (FALL + 1) + TIMEOUT_MS + 3000);
+    let ok = wait_until(budget, Duration::from_millis(50), || state6(RS_IP6[1]) == ("down".into(), 0));
+    assert!(ok, "rs2 not down within {budget:?} over IPv6: {:?}", state6(RS_IP6[1]));
+    let answers = http_who_many(CLIENT, &url, 12);
+    let servers = servers_of(&answers);
+    assert!(
+        servers.len() == 12 && servers.iter().all(|s| s == "rs1" || s == "rs3"),
+        "with rs2 down, 12 IPv6 connections went to {servers:?}: {answers:?}"
+    );
+    // Recovered: up again after rise successes.
+    std::fs::remove_file(flag("rs2")).expect("clear rs2's flag");
+    let back = Duration::from_millis(INTERVAL_MS * (RISE + 2) + 3000);
+    let ok = wait_until(back, Duration::from_millis(50), || state6(RS_IP6[1]) == ("up".into(), 1));
+    assert!(ok, "rs2 not up again within {back:?} over IPv6: {:?}", state6(RS_IP6[1]));
+    println!("health ipv6: probe_tx {tx}, probe_rx {rx}; rs2 down and back over IPv6");
 }

@@ -22,17 +22,25 @@
 //!   its train with it, as IPv4's tiny first fragment); fragments that come before it
 //!   are held. Each fragment with its ports then goes to the flow's owner
 //!   ([`flow_owner6`]: `client_owner6` of the client, the source of a packet to a VIP or
-//!   the destination of a NAT66 reply) and to [`crate::lb::LbEngine::handle_fragment6`].
+//!   the destination of a NAT66 reply; `lport_owner` of the local port for a Full-NAT
+//!   reply to an IPv6 local address) and to [`crate::lb::LbEngine::handle_fragment6`],
+//!   which forwards it in every mode.
+//! * Giving the table a fragment and ordering what it releases is the IPv4 path's
+//!   [`Worker::take_owned`]; only reading the fragment, its fragment owner and the steer
+//!   step are this family's.
+//! * Extension headers before the fragment header (hop-by-hop, destination options,
+//!   routing with no segments left, AH: the unfragmentable part, the same in every
+//!   fragment) are walked with the whole-packet bounds and drop reasons
+//!   ([`crate::wire::ipv6::walk_ext_headers`]); the rewrites touch only the fixed header
+//!   and, in a first fragment, the L4 header after them.
 //! * The offsets and lengths the table checks are of the fragmentable part, the bytes
 //!   after the fragment header (RFC 8200 §4.5); a fragment ending past 65535 bytes is
 //!   `frag_oversized`.
 
 use std::net::IpAddr;
 
-use arrayvec::ArrayVec;
 use rvs_drivers::{PacketBuf, PacketPool, PortQueue};
 
-use super::frag::Sink;
 use super::{Redirected, Worker};
 use crate::conn::owner::fragment_owner6;
 use crate::conn::FlowKey6;
@@ -78,18 +86,7 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
             return self.tx.counters.drop_packet(DropReason::Ip6Fragment);
         };
         let owner = fragment_owner6(src, dst, key.ident, key.protocol, self.redirect.workers());
-        if owner != self.index {
-            return self.dispatch(port, Verdict::Redirect { worker: owner }, buf, now);
-        }
-        let mut sink = Sink { counters: &self.tx.counters, out: ArrayVec::new() };
-        self.frags.accept(now, key, frag, (port, buf), &mut sink);
-        let mut out = sink.out;
-        self.tx.counters.frag_held.set(self.frags.held() as u64);
-        // The first fragment goes before the ones it releases (the `frag` module docs).
-        if frag.offset == 0 && out.len() > 1 {
-            out.rotate_right(1);
-        }
-        for ((port, buf), ports) in out {
+        for ((port, buf), ports) in self.take_owned(port, buf, key, frag, owner, now) {
             self.steer_fragment6(port, buf, ports, now);
         }
     }
@@ -104,7 +101,7 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
         let Some(lb) = self.lb.as_ref() else {
             return self.tx.counters.drop_packet(DropReason::Ip6NotForUs);
         };
-        let owner = flow_owner6(&key, lb.is_vip6(key.dst), self.redirect.workers());
+        let owner = flow_owner6(&key, lb.dst6(key.dst), self.redirect.workers());
         if owner == self.index {
             return self.fragment6_with_ports(port, buf, ports, now);
         }

@@ -637,3 +637,25 @@ fn hop_by_hop_and_destination_options_before_the_fragment_header_in_every_mode()
         assert_accounting_all(&ws);
     }
 }
+
+#[test]
+fn fullnat66_reply_fragments_with_hop_limit_1_get_time_exceeded_if_first() {
+    let shared = services(1, ForwardMode::FullNat);
+    let mut ws = workers6(&shared, 1);
+    let (_, back) = send_in_order(&mut ws, 0, FRONT, &client_fragments(40000, IDENT), &[0, 1, 2]);
+    let lport = lport_of(&back[0]);
+    let reply = udp((a(RS6), 5353), (a(LOCAL6), lport), &payload()[..2600]);
+    let input = frames(&cut(a(RS6), a(LOCAL6), 17, 1, &reply, 0x7777), BACK_MAC, RS6_MAC);
+    // The first: time exceeded to the server, from the VIP, quoting what fits in 1,280
+    // bytes; a later one: dropped without an error.
+    let (front, back) = send_to(&mut ws, 0, BACK, &input[0], SEC);
+    assert!(front.is_empty());
+    let mut msg = vec![3, 0, 0, 0, 0, 0, 0, 0];
+    msg.extend_from_slice(&input[0][14..14 + 1232]);
+    assert_eq!(back, vec![eth(RS6_MAC, BACK_MAC, ETH_IPV6, &icmp6(a(VIP6), a(RS6), 64, msg))]);
+    let (front, back) = send_to(&mut ws, 0, BACK, &input[1], SEC);
+    assert!(front.is_empty() && back.is_empty(), "no error about a later fragment");
+    let s = snapshot(&ws[0]);
+    assert_eq!((s.drop_count(DropReason::Ip6HopLimit), s.icmp6_errors_sent), (2, 1));
+    assert_accounting_all(&ws);
+}

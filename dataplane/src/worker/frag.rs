@@ -20,7 +20,9 @@
 //!   engine disagreed). With one worker both owners are the worker itself.
 //! * Order: when a first fragment releases held ones, it is handled first, so that a UDP
 //!   datagram's connection exists (it is created by the first fragment) before its later
-//!   fragments look it up.
+//!   fragments look it up. Both families take this step, and the redirect to the
+//!   fragment owner before it, through [`Worker::take_owned`]; only reading a fragment,
+//!   its fragment owner and the steer step after it are per family.
 //! * Refusals of the table (overlap, oversized, inconsistent — including RFC 1858's first
 //!   fragment too short for its L4 header —, too many fragments, timeout, table full) are
 //!   dropped and counted under the `frag_*` reason of the same name; a held fragment is

@@ -659,3 +659,48 @@ fn fullnat66_reply_fragments_with_hop_limit_1_get_time_exceeded_if_first() {
     assert_eq!((s.drop_count(DropReason::Ip6HopLimit), s.icmp6_errors_sent), (2, 1));
     assert_accounting_all(&ws);
 }
+
+/// Destination options (next header UDP, PadN) and the UDP datagram `l4` after them: the
+/// fragmentable part of a datagram with final destination options.
+fn with_dstopts(l4: &[u8]) -> Vec<u8> {
+    let mut p = vec![17, 0, 1, 4, 0, 0, 0, 0];
+    p.extend_from_slice(l4);
+    p
+}
+
+#[test]
+fn destination_options_after_the_fragment_header_follow_the_train() {
+    for mode in [ForwardMode::Nat, ForwardMode::FullNat, ForwardMode::Tunnel] {
+        let shared = services(1, mode);
+        let mut ws = workers6(&shared, 1);
+        let client = (a(CLIENT6), 49500);
+        let part = with_dstopts(&udp(client, (a(VIP6), 53), &payload()));
+        let input = frames(&cut(a(CLIENT6), a(VIP6), 60, 64, &part, 21), FRONT_MAC, CLIENT_MAC);
+        let order = [1, 2, 0];
+        let (_, back) = send_in_order(&mut ws, 0, FRONT, &input, &order);
+        let want: Vec<_> = match mode {
+            ForwardMode::Nat => {
+                let out = with_dstopts(&udp(client, (a(RS6), 5353), &payload()));
+                frames(&cut(a(CLIENT6), a(RS6), 60, 63, &out, 21), RS6_MAC, BACK_MAC)
+            }
+            ForwardMode::FullNat => {
+                let lport = u16::from_be_bytes([back[0][14 + 56], back[0][14 + 57]]);
+                let out = with_dstopts(&udp((a(LOCAL6), lport), (a(RS6), 5353), &payload()));
+                frames(&cut(a(LOCAL6), a(RS6), 60, 63, &out, 21), RS6_MAC, BACK_MAC)
+            }
+            _ => input.iter().map(|f| tunnelled(&ip_with_hop_limit(f, 63))).collect(),
+        };
+        assert_eq!(back, in_sent_order(&want, &order), "{mode:?}");
+        assert!(drops_of(&ws[0]).is_empty(), "{mode:?} {:?}", drops_of(&ws[0]));
+        assert_eq!(snapshot(&ws[0]).frag6_forwarded, 3, "{mode:?}");
+        // A first fragment with ICMPv6 after the options (here from the server to the
+        // client, which the L4 path sees as a possible reply) is not followed.
+        let mut p = frag_header(60, 0, true, 22).to_vec();
+        p.extend_from_slice(&[58, 0, 1, 4, 0, 0, 0, 0, 128, 0, 0, 0, 0, 1, 0, 1]);
+        let f = eth(BACK_MAC, RS6_MAC, ETH_IPV6, &ipv6(a(RS6), a(CLIENT6), 44, 64, &p));
+        let (front, back) = send_to(&mut ws, 0, BACK, &f, SEC);
+        assert!(front.is_empty() && back.is_empty());
+        assert_eq!(snapshot(&ws[0]).drop_count(DropReason::Ip6Fragment), 1, "{mode:?} {:?}", drops_of(&ws[0]));
+        assert_accounting_all(&ws);
+    }
+}

@@ -117,7 +117,7 @@ fn read_fragment(frame: &[u8]) -> Option<(FragKey, Fragment)> {
     let ip = Ipv4Packet::new_checked(frame.get(L3_OFFSET..)?).ok()?;
     let offset = ip.frag_offset();
     let ports = if offset == 0 {
-        L4View::from_first_fragment(&ip).ok().map(|v| L4Ports { src: v.sport, dst: v.dport })
+        L4View::from_first_fragment(&ip).ok().map(|v| L4Ports { src: v.sport, dst: v.dport, proto: v.proto() })
     } else {
         None
     };

@@ -10,10 +10,16 @@
 //!   an `ip6_ext_*` drop) and the source check, as [`Verdict::Fragment`]; the worker's
 //!   `take_fragment` hands IPv6 ones to [`Worker::take_fragment6`]. An atomic fragment
 //!   (offset 0, M clear, RFC 6946) never comes here: it is the whole packet, and the L4
-//!   path takes it as one. Only fragments whose fragment header names TCP or UDP as its
-//!   next header come (the datagram's L4 header right after the fragment header, as
-//!   every stack sends them); others are `ip6_fragment` (a destination-options header
-//!   after the fragment header would hide the protocol from the later fragments).
+//!   path takes it as one. Fragments whose fragment header names TCP or UDP as its next
+//!   header come (the datagram's L4 header right after the fragment header, as most
+//!   stacks send them), and those whose fragmentable part starts with a destination
+//!   options header (RFC 8200 §4.1's final destination options): a first fragment if
+//!   TCP or UDP follows the options (the walk goes through them, bounded as for any
+//!   packet), and every later one, which cannot tell and goes with its train (if the
+//!   train's first was refused, it waits in the table and times out, `frag_timeout`).
+//!   Others are `ip6_fragment`.
+//! * The flow's protocol is the train's, learnt with the ports from its first fragment
+//!   ([`L4Ports::proto`]): a later fragment shows it only when no options hide it.
 //! * The datagram's identity (RFC 8200 §4.5) is source, destination, the fragment
 //!   header's 32-bit identification and its next header — all in every fragment. Its
 //!   *fragment owner* is [`fragment_owner6`] of those; there the table learns the ports
@@ -51,6 +57,7 @@ use crate::stats::DropReason;
 use crate::types::{L4Proto, PortId};
 use crate::view::L3_OFFSET;
 use crate::view6::{fragment_protocol, FragView6, L4View6};
+use crate::wire::ipv6::IPPROTO_DSTOPTS;
 use crate::wire::{FragHeader, Ipv6Packet, IPPROTO_TCP, IPPROTO_UDP};
 
 /// The datagram identity and fragment facts of an IPv6 fragment (not atomic) whose
@@ -64,7 +71,7 @@ pub fn read_fragment6(frame: &[u8]) -> Option<(FragKey, Fragment)> {
     // The fragmentable part this fragment carries: everything after its fragment header.
     let len = ip.payload().len().checked_sub(f.header_offset + FragHeader::LEN)?;
     let ports = if f.is_first() {
-        L4View6::from_first_fragment(&ip, &upper).ok().map(|v| L4Ports { src: v.sport, dst: v.dport })
+        L4View6::from_first_fragment(&ip, &upper).ok().map(|v| L4Ports { src: v.sport, dst: v.dport, proto: v.proto() })
     } else {
         None
     };
@@ -122,7 +129,7 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
             match frame.get(L3_OFFSET..).and_then(|b| Ipv6Packet::new_checked(b).ok()) {
                 None => Err(DropReason::Ip6Truncated),
                 Some(ip) => match ip.upper_layer() {
-                    Ok(upper) => FragView6::new(&ip, &upper, ports.src, ports.dst),
+                    Ok(upper) => FragView6::new(&ip, &upper, ports.proto, ports.src, ports.dst),
                     Err(e) => Err(e.into()),
                 },
             }
@@ -138,17 +145,16 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
     }
 }
 
-/// The flow key of an IPv6 fragment with `ports` (its protocol the fragment header's
-/// next header, TCP or UDP).
+/// The flow key of an IPv6 fragment with its train's `ports` and protocol: the fragment
+/// header names that protocol, or destination options (module docs).
 fn fragment_flow6(frame: &[u8], ports: L4Ports) -> Option<FlowKey6> {
     let ip = Ipv6Packet::new_checked(frame.get(L3_OFFSET..)?).ok()?;
     let f = ip.upper_layer().ok()?.frag?;
-    let proto = match fragment_protocol(&ip, &f)? {
-        IPPROTO_TCP => L4Proto::Tcp,
-        IPPROTO_UDP => L4Proto::Udp,
+    match (fragment_protocol(&ip, &f)?, ports.proto) {
+        (IPPROTO_TCP, L4Proto::Tcp) | (IPPROTO_UDP, L4Proto::Udp) | (IPPROTO_DSTOPTS, _) => {}
         _ => return None,
-    };
-    Some(FlowKey6 { proto, src: ip.src_addr(), sport: ports.src, dst: ip.dst_addr(), dport: ports.dst })
+    }
+    Some(FlowKey6 { proto: ports.proto, src: ip.src_addr(), sport: ports.src, dst: ip.dst_addr(), dport: ports.dst })
 }
 
 #[cfg(test)]
@@ -156,7 +162,7 @@ mod tests {
     use super::*;
     use crate::frag::MAX_DATAGRAM;
     use crate::wire::ipv6::tests::{ext, frag};
-    use crate::wire::ipv6::{IPPROTO_DSTOPTS, IPPROTO_FRAGMENT};
+    use crate::wire::ipv6::IPPROTO_FRAGMENT;
     use proptest::prelude::*;
 
     /// Ethernet + IPv6 (next header `nh`, `payload`) from 2001:db8::2 to 2001:db8::100.
@@ -187,7 +193,15 @@ mod tests {
         let (key, f) = read_fragment6(&frame(IPPROTO_FRAGMENT, &p)).unwrap();
         assert_eq!((key.ident, key.protocol), (0xdead_beef, IPPROTO_UDP));
         assert_eq!(key.dst, "2001:db8::100".parse::<std::net::Ipv6Addr>().unwrap());
-        assert_eq!(f, Fragment { offset: 0, len: 1232, more: true, ports: Some(L4Ports { src: 5000, dst: 53 }) });
+        assert_eq!(
+            f,
+            Fragment {
+                offset: 0,
+                len: 1232,
+                more: true,
+                ports: Some(L4Ports { src: 5000, dst: 53, proto: L4Proto::Udp })
+            }
+        );
     }
 
     #[test]
@@ -232,14 +246,21 @@ mod tests {
     }
 
     #[test]
-    fn the_flow_key_takes_the_protocol_from_the_fragment_header() {
+    fn the_flow_key_takes_the_protocol_from_the_train() {
+        let tcp = L4Ports { src: 1, dst: 2, proto: L4Proto::Tcp };
         let mut p = frag(IPPROTO_TCP, 64, true, 3).to_vec();
         p.extend([0u8; 64]);
-        let k = fragment_flow6(&frame(IPPROTO_FRAGMENT, &p), L4Ports { src: 1, dst: 2 }).unwrap();
+        let k = fragment_flow6(&frame(IPPROTO_FRAGMENT, &p), tcp).unwrap();
         assert_eq!((k.proto, k.sport, k.dport), (L4Proto::Tcp, 1, 2));
+        // The fragment header and the train disagree: no flow.
+        assert_eq!(fragment_flow6(&frame(IPPROTO_FRAGMENT, &p), L4Ports { proto: L4Proto::Udp, ..tcp }), None);
+        // Destination options first in the fragmentable part: the train's protocol.
+        let mut p = frag(IPPROTO_DSTOPTS, 64, true, 3).to_vec();
+        p.extend([0u8; 64]);
+        assert_eq!(fragment_flow6(&frame(IPPROTO_FRAGMENT, &p), tcp).map(|k| k.proto), Some(L4Proto::Tcp));
         let mut p = frag(58, 64, true, 3).to_vec();
         p.extend([0u8; 64]);
-        assert_eq!(fragment_flow6(&frame(IPPROTO_FRAGMENT, &p), L4Ports { src: 1, dst: 2 }), None);
+        assert_eq!(fragment_flow6(&frame(IPPROTO_FRAGMENT, &p), tcp), None);
     }
 
     proptest! {

@@ -35,6 +35,8 @@ use std::net::IpAddr;
 
 use arrayvec::ArrayVec;
 
+use crate::types::L4Proto;
+
 /// Slots per hash bucket: a train goes into one of the `WAYS` slots of its bucket, so a
 /// lookup looks at `WAYS` slots at most.
 pub const WAYS: usize = 4;
@@ -59,13 +61,17 @@ pub struct FragKey {
     pub protocol: u8,
 }
 
-/// The L4 ports of a train, read from its first fragment.
+/// The L4 ports of a train, read from its first fragment, and its L4 protocol (the same
+/// as the identity's protocol but for an IPv6 datagram whose fragmentable part starts
+/// with destination options: only the first fragment tells).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct L4Ports {
     /// Source port.
     pub src: u16,
     /// Destination port.
     pub dst: u16,
+    /// TCP or UDP.
+    pub proto: L4Proto,
 }
 
 /// What the caller read from one fragment's IP header (and, for the first, its L4 header).
@@ -445,7 +451,7 @@ mod tests {
     use std::net::{Ipv4Addr, Ipv6Addr};
 
     const SEC: u64 = 1_000_000_000;
-    const PORTS: L4Ports = L4Ports { src: 40000, dst: 53 };
+    const PORTS: L4Ports = L4Ports { src: 40000, dst: 53, proto: L4Proto::Udp };
 
     #[derive(Default)]
     struct Sink {
@@ -637,7 +643,7 @@ mod tests {
             let mut t = FragTable::new(8, 64, SEC);
             let mut s = Sink::default();
             let f = train(n, 1480, last);
-            let ports2 = L4Ports { src: 1, dst: 2 };
+            let ports2 = L4Ports { src: 1, dst: 2, proto: L4Proto::Udp };
             let g: Vec<_> = train(n, 1480, last).into_iter().map(|mut x| { x.ports = x.ports.map(|_| ports2); x }).collect();
             for &i in order.iter().filter(|&&i| i < 2 * n) {
                 let (k, fr, h) = if i < n { (key(1, v6), f[i], i as u32) } else { (key(2, v6), g[i - n], 100 + (i - n) as u32) };

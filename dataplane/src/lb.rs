@@ -31,7 +31,7 @@
 //! * IPv4 fragments of TCP/UDP flows come through [`LbEngine::handle_fragment`] with the
 //!   ports the worker's fragment table found, and follow their flow in every mode
 //!   without reassembly (the `frag_engine` module docs give the rules per mode); IPv6
-//!   fragments through [`LbEngine::handle_fragment6`] (`frag6_engine`, DR and NAT66).
+//!   fragments through [`LbEngine::handle_fragment6`] (`frag6_engine`, every mode too).
 //! * Every forwarded packet has its TTL decremented like a router; TTL 1 becomes ICMP time
 //!   exceeded back to the sender. IPIP packets over the egress MTU with DF set become ICMP
 //!   fragmentation needed back to the client (RFC 1191), without DF they are dropped —
@@ -94,7 +94,7 @@ mod prefetch;
 mod sync_engine;
 mod synproxy_engine;
 mod v6_engine;
-pub use frag6_engine::flow_owner6;
+pub use frag6_engine::{flow_owner6, Dst6};
 pub use frag_engine::flow_owner;
 pub use prefetch::PREFETCH_MIN_CONNS;
 pub use sync_engine::{Installed, SyncRefused};

@@ -24,7 +24,7 @@ use crate::conn::FlowKey6;
 use crate::stats::DropReason;
 use crate::types::L4Proto;
 use crate::view::L3_OFFSET;
-use crate::wire::ipv6::{FragHeader, UpperLayer};
+use crate::wire::ipv6::{FragHeader, UpperLayer, IPPROTO_DSTOPTS};
 use crate::wire::{EthernetFrame, Ipv6Packet, TcpFlags, TcpPacket, UdpPacket, IPPROTO_TCP, IPPROTO_UDP};
 
 /// The IPv6 EtherType.
@@ -225,20 +225,34 @@ pub struct FragView6 {
 
 impl FragView6 {
     /// The view of a fragment whose IPv6 header the caller validated (`ip`, `upper` as
-    /// for [`L4View6::from_ipv6`]) with its train's ports. Refuses a packet that is not a
-    /// fragment or is an atomic one (`ip6_fragment`: those have an [`L4View6`]), a
-    /// fragment header naming a protocol other than TCP/UDP (`ip6_fragment`: only TCP and
-    /// UDP directly after the fragment header are followed, see the worker's `frag6`
-    /// module) and a first fragment without its whole L4 header (`l4_malformed`; the
-    /// fragment table refuses those earlier).
-    pub fn new(ip: &Ipv6Packet<&[u8]>, upper: &UpperLayer, sport: u16, dport: u16) -> Result<Self, DropReason> {
+    /// for [`L4View6::from_ipv6`]) with its train's L4 protocol and ports (what the
+    /// train's first fragment carried). Refuses a packet that is not a fragment or is an
+    /// atomic one (`ip6_fragment`: those have an [`L4View6`]); a fragment header naming
+    /// neither TCP/UDP (which must then be `proto`) nor destination options
+    /// (`ip6_fragment`: see the worker's `frag6` module); a first fragment without its
+    /// whole L4 header (`l4_malformed`; the fragment table refuses those earlier) or of
+    /// another protocol than `proto` (`ip6_fragment`).
+    pub fn new(
+        ip: &Ipv6Packet<&[u8]>,
+        upper: &UpperLayer,
+        proto: L4Proto,
+        sport: u16,
+        dport: u16,
+    ) -> Result<Self, DropReason> {
         let f = upper.frag.filter(|f| !f.is_atomic()).ok_or(DropReason::Ip6Fragment)?;
-        let proto = match fragment_protocol(ip, &f) {
-            Some(IPPROTO_TCP) => L4Proto::Tcp,
-            Some(IPPROTO_UDP) => L4Proto::Udp,
+        let named = match fragment_protocol(ip, &f) {
+            Some(IPPROTO_TCP) => Some(L4Proto::Tcp),
+            Some(IPPROTO_UDP) => Some(L4Proto::Udp),
+            Some(IPPROTO_DSTOPTS) => None,
             _ => return Err(DropReason::Ip6Fragment),
         };
+        if named.is_some_and(|n| n != proto) {
+            return Err(DropReason::Ip6Fragment);
+        }
         let first = if f.is_first() { Some(L4View6::from_first_fragment(ip, upper)?) } else { None };
+        if first.is_some_and(|v| v.proto() != proto) {
+            return Err(DropReason::Ip6Fragment);
+        }
         Ok(FragView6 {
             key: FlowKey6 { proto, src: ip.src_addr(), sport, dst: ip.dst_addr(), dport },
             first,
@@ -380,7 +394,7 @@ mod tests {
         // Not a fragment: no fragment view of it.
         let f = frame(44, &p);
         let ip = ip_of(&f);
-        assert_eq!(FragView6::new(&ip, &ip.upper_layer().unwrap(), 1, 2), Err(DropReason::Ip6Fragment));
+        assert_eq!(FragView6::new(&ip, &ip.upper_layer().unwrap(), L4Proto::Udp, 1, 2), Err(DropReason::Ip6Fragment));
     }
 
     #[test]
@@ -394,7 +408,9 @@ mod tests {
         let u = ip.upper_layer().unwrap();
         let v = L4View6::from_first_fragment(&ip, &u).unwrap();
         assert_eq!((v.sport, v.dport, v.is_syn(), v.layout().l4_offset()), (40000, 80, true, 62));
-        let fv = FragView6::new(&ip, &u, 40000, 80).unwrap();
+        let fv = FragView6::new(&ip, &u, L4Proto::Tcp, 40000, 80).unwrap();
+        // The train's protocol must be the fragment's.
+        assert_eq!(FragView6::new(&ip, &u, L4Proto::Udp, 40000, 80), Err(DropReason::Ip6Fragment));
         assert_eq!((fv.key.proto, fv.first, fv.ip_len, fv.hop_limit), (L4Proto::Tcp, Some(v), 40 + 32, 64));
         assert!(fv.is_first());
         // UDP: the length field is the datagram's (here far beyond the fragment).
@@ -414,7 +430,8 @@ mod tests {
             let ip = ip_of(&f);
             let u = ip.upper_layer().unwrap();
             assert_eq!(L4View6::from_first_fragment(&ip, &u), Err(DropReason::L4Malformed));
-            assert_eq!(FragView6::new(&ip, &u, 1, 2), Err(DropReason::L4Malformed));
+            let l4 = if proto == IPPROTO_TCP { L4Proto::Tcp } else { L4Proto::Udp };
+            assert_eq!(FragView6::new(&ip, &u, l4, 1, 2), Err(DropReason::L4Malformed));
         }
         // Another protocol, and a packet that is no fragment.
         let mut p = fh(58, 0, true);
@@ -423,7 +440,7 @@ mod tests {
         let ip = ip_of(&f);
         let u = ip.upper_layer().unwrap();
         assert_eq!(L4View6::from_first_fragment(&ip, &u), Err(DropReason::IpUnknownProtocol));
-        assert_eq!(FragView6::new(&ip, &u, 1, 2), Err(DropReason::Ip6Fragment));
+        assert_eq!(FragView6::new(&ip, &u, L4Proto::Udp, 1, 2), Err(DropReason::Ip6Fragment));
         let f = frame(IPPROTO_TCP, &tcp_syn());
         let ip = ip_of(&f);
         assert_eq!(L4View6::from_first_fragment(&ip, &ip.upper_layer().unwrap()), Err(DropReason::Ip6Fragment));
@@ -437,7 +454,7 @@ mod tests {
         let ip = ip_of(&f);
         let u = ip.upper_layer().unwrap();
         assert_eq!(fragment_protocol(&ip, &u.frag.unwrap()), Some(IPPROTO_UDP));
-        let fv = FragView6::new(&ip, &u, 5000, 53).unwrap();
+        let fv = FragView6::new(&ip, &u, L4Proto::Udp, 5000, 53).unwrap();
         assert_eq!((fv.key.sport, fv.key.dport, fv.first, fv.ip_len), (5000, 53, None, 40 + 32));
         assert!(!fv.is_first());
         // Data after a later fragment's header is never read as headers: a TCP-looking
@@ -447,8 +464,32 @@ mod tests {
         p.extend_from_slice(&[0xff; 3]);
         let f = frame(60, &p);
         let ip = ip_of(&f);
-        let fv = FragView6::new(&ip, &ip.upper_layer().unwrap(), 1, 2).unwrap();
+        let fv = FragView6::new(&ip, &ip.upper_layer().unwrap(), L4Proto::Tcp, 1, 2).unwrap();
         assert_eq!((fv.key.proto, fv.first, fv.ip_len), (L4Proto::Tcp, None, 40 + 19));
+    }
+
+    #[test]
+    fn destination_options_after_the_fragment_header() {
+        // The first fragment: fragment header (next: destination options), destination
+        // options (next: UDP, PadN), the UDP header; its view is past the options.
+        let mut p = fh(60, 0, true);
+        p.extend_from_slice(&[IPPROTO_UDP, 0, 1, 4, 0, 0, 0, 0]);
+        p.extend_from_slice(&udp(4000, 8));
+        let f = frame(44, &p);
+        let ip = ip_of(&f);
+        let u = ip.upper_layer().unwrap();
+        assert_eq!(fragment_protocol(&ip, &u.frag.unwrap()), Some(60));
+        let fv = FragView6::new(&ip, &u, L4Proto::Udp, 5353, 53).unwrap();
+        let v = fv.first.unwrap();
+        assert_eq!((v.proto(), v.sport, v.dport, v.layout().l4_offset()), (L4Proto::Udp, 5353, 53, 14 + 40 + 16));
+        assert_eq!(FragView6::new(&ip, &u, L4Proto::Tcp, 5353, 53), Err(DropReason::Ip6Fragment));
+        // A later one: only the train tells its protocol.
+        let mut p = fh(60, 1232, false);
+        p.extend_from_slice(&[0x55; 24]);
+        let f = frame(44, &p);
+        let ip = ip_of(&f);
+        let fv = FragView6::new(&ip, &ip.upper_layer().unwrap(), L4Proto::Tcp, 1, 2).unwrap();
+        assert_eq!((fv.key.proto, fv.first), (L4Proto::Tcp, None));
     }
 
     #[test]

@@ -1765,6 +1765,13 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
                 // The fragment path (`frag6`); an atomic fragment is the packet.
                 return match crate::view6::fragment_protocol(&ip, &f) {
                     Some(IPPROTO_TCP | IPPROTO_UDP) => Verdict::Fragment,
+                    // Destination options first in the fragmentable part: the first
+                    // fragment shows what follows them, a later one goes with its train.
+                    Some(crate::wire::ipv6::IPPROTO_DSTOPTS)
+                        if !f.is_first() || matches!(upper.protocol, IPPROTO_TCP | IPPROTO_UDP) =>
+                    {
+                        Verdict::Fragment
+                    }
                     _ => Verdict::Drop(DropReason::Ip6Fragment),
                 };
             }

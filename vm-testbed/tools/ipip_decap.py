@@ -11,7 +11,9 @@ socket gets the payload after the outer header, here the inner packet itself, an
 sends no "parameter problem" when a raw socket took it). It strips the outer header and
 writes the inner packet into a TUN device (IFF_TUN | IFF_NO_PI, which takes either family by
 the version nibble). The kernel then receives it as if it had arrived on that device: the
-inner destination, the VIP, is on lo, so it is delivered locally. Replies leave the normal way
+inner destination, the VIP, is on lo, so it is delivered locally. An inner packet may be a
+fragment (rvs encapsulates each fragment of a client's datagram whole, IPv4 and IPv6): it is
+written as it is, and the kernel reassembles the datagram from the device as from any link. Replies leave the normal way
 (the RS's default route, lab-router).
 
 Reverse-path filtering must be off for the TUN device (the inner source, the client, is routed

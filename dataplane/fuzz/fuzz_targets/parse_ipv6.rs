@@ -14,6 +14,7 @@
 use libfuzzer_sys::fuzz_target;
 use rvs_dataplane::wire::icmpv6::{emit_na_for_ns, Icmpv6Packet, NdKind, NdRepr, MAX_ND_OPTIONS, ND_PACKET_LEN};
 use rvs_dataplane::wire::ipv6::{walk_ext_headers, Ipv6Packet, MAX_EXT_LEN};
+use rvs_dataplane::types::L4Proto;
 use rvs_dataplane::view6::{fragment_protocol, FragView6, L4View6};
 use rvs_dataplane::wire::{MacAddr, IPPROTO_ICMPV6};
 use rvs_dataplane::xmit::icmp6_err::{self, MIN_MTU};
@@ -44,12 +45,15 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(v) = L4View6::from_ipv6(&ip, &u) {
         assert!(v.layout().l4_offset() + 8 <= ip_end && v.layout().ip_end() == ip_end);
     }
-    if let Ok(fv) = FragView6::new(&ip, &u, 1, 2) {
-        let f = u.frag.expect("a fragment view has a fragment header");
-        assert!(!f.is_atomic() && fv.ip_len == (ip_end - 14) as u64);
-        assert!(matches!(fragment_protocol(&ip, &f), Some(6 | 17)));
-        if let Some(first) = fv.first {
-            assert!(f.is_first() && first.layout().l4_offset() + 8 <= ip_end);
+    for proto in [L4Proto::Tcp, L4Proto::Udp] {
+        if let Ok(fv) = FragView6::new(&ip, &u, proto, 1, 2) {
+            let f = u.frag.expect("a fragment view has a fragment header");
+            assert!(!f.is_atomic() && fv.ip_len == (ip_end - 14) as u64 && fv.key.proto == proto);
+            // TCP, UDP, or final destination options before them.
+            assert!(matches!(fragment_protocol(&ip, &f), Some(6 | 17 | 60)));
+            if let Some(first) = fv.first {
+                assert!(f.is_first() && first.layout().l4_offset() + 8 <= ip_end && first.proto() == proto);
+            }
         }
     }
     // The ICMPv6 errors about this packet.

@@ -20,7 +20,9 @@
 //!   engine disagreed). With one worker both owners are the worker itself.
 //! * Order: when a first fragment releases held ones, it is handled first, so that a UDP
 //!   datagram's connection exists (it is created by the first fragment) before its later
-//!   fragments look it up.
+//!   fragments look it up. Both families take this step, and the redirect to the
+//!   fragment owner before it, through [`Worker::take_owned`]; only reading a fragment,
+//!   its fragment owner and the steer step after it are per family.
 //! * Refusals of the table (overlap, oversized, inconsistent — including RFC 1858's first
 //!   fragment too short for its L4 header —, too many fragments, timeout, table full) are
 //!   dropped and counted under the `frag_*` reason of the same name; a held fragment is
@@ -83,11 +85,15 @@ pub(super) fn is_ipv6(frame: &[u8]) -> bool {
     frame.get(12..14) == Some(&[0x86, 0xdd][..])
 }
 
+/// What the fragment table releases for one fragment: each fragment (its port and mbuf)
+/// with its train's ports, in the order to handle them ([`Worker::take_owned`]).
+pub(super) type Released<B> = ArrayVec<((PortId, B), L4Ports), { MAX_HELD_PER_TRAIN + 1 }>;
+
 /// Where the table's decisions go: drops are counted and their mbufs freed at once,
 /// forwarded fragments wait (on the stack) until the table is released.
-pub(super) struct Sink<'a, B> {
-    pub(super) counters: &'a WorkerCounters,
-    pub(super) out: ArrayVec<((PortId, B), L4Ports), { MAX_HELD_PER_TRAIN + 1 }>,
+struct Sink<'a, B> {
+    counters: &'a WorkerCounters,
+    out: Released<B>,
 }
 
 impl<B> FragSink<(PortId, B)> for Sink<'_, B> {
@@ -111,7 +117,7 @@ fn read_fragment(frame: &[u8]) -> Option<(FragKey, Fragment)> {
     let ip = Ipv4Packet::new_checked(frame.get(L3_OFFSET..)?).ok()?;
     let offset = ip.frag_offset();
     let ports = if offset == 0 {
-        L4View::from_first_fragment(&ip).ok().map(|v| L4Ports { src: v.sport, dst: v.dport })
+        L4View::from_first_fragment(&ip).ok().map(|v| L4Ports { src: v.sport, dst: v.dport, proto: v.proto() })
     } else {
         None
     };
@@ -144,21 +150,38 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
         };
         // The identification is IPv4's 16 bits here.
         let owner = fragment_owner(src, dst, key.ident as u16, key.protocol, self.redirect.workers());
+        for ((port, buf), ports) in self.take_owned(port, buf, key, frag, owner, now) {
+            self.steer_fragment(port, buf, ports, now);
+        }
+    }
+
+    /// The family-agnostic step of both fragment paths: a fragment (of `key`, `frag`)
+    /// whose fragment owner is `owner` goes there through the redirect mesh (nothing is
+    /// returned), or into this worker's table. Returns what the table releases, in the
+    /// order to steer it: the table hands out the fragments a first one releases before
+    /// it, so the first goes first (module docs). Drops are counted and the `frag_held`
+    /// gauge set.
+    pub(super) fn take_owned(
+        &mut self,
+        port: PortId,
+        buf: Q::Buf,
+        key: FragKey,
+        frag: Fragment,
+        owner: usize,
+        now: u64,
+    ) -> Released<Q::Buf> {
         if owner != self.index {
-            return self.dispatch(port, Verdict::Redirect { worker: owner }, buf, now);
+            self.dispatch(port, Verdict::Redirect { worker: owner }, buf, now);
+            return ArrayVec::new();
         }
         let mut sink = Sink { counters: &self.tx.counters, out: ArrayVec::new() };
         self.frags.accept(now, key, frag, (port, buf), &mut sink);
         let mut out = sink.out;
         self.tx.counters.frag_held.set(self.frags.held() as u64);
-        // The table forwards the fragments a first one releases before it: the first
-        // goes first (module docs).
         if frag.offset == 0 && out.len() > 1 {
             out.rotate_right(1);
         }
-        for ((port, buf), ports) in out {
-            self.steer_fragment(port, buf, ports, now);
-        }
+        out
     }
 
     /// A fragment whose ports are known: to the flow's owner, or handled here.

@@ -10,10 +10,16 @@
 //!   an `ip6_ext_*` drop) and the source check, as [`Verdict::Fragment`]; the worker's
 //!   `take_fragment` hands IPv6 ones to [`Worker::take_fragment6`]. An atomic fragment
 //!   (offset 0, M clear, RFC 6946) never comes here: it is the whole packet, and the L4
-//!   path takes it as one. Only fragments whose fragment header names TCP or UDP as its
-//!   next header come (the datagram's L4 header right after the fragment header, as
-//!   every stack sends them); others are `ip6_fragment` (a destination-options header
-//!   after the fragment header would hide the protocol from the later fragments).
+//!   path takes it as one. Fragments whose fragment header names TCP or UDP as its next
+//!   header come (the datagram's L4 header right after the fragment header, as most
+//!   stacks send them), and those whose fragmentable part starts with a destination
+//!   options header (RFC 8200 §4.1's final destination options): a first fragment if
+//!   TCP or UDP follows the options (the walk goes through them, bounded as for any
+//!   packet), and every later one, which cannot tell and goes with its train (if the
+//!   train's first was refused, it waits in the table and times out, `frag_timeout`).
+//!   Others are `ip6_fragment`.
+//! * The flow's protocol is the train's, learnt with the ports from its first fragment
+//!   ([`L4Ports::proto`]): a later fragment shows it only when no options hide it.
 //! * The datagram's identity (RFC 8200 §4.5) is source, destination, the fragment
 //!   header's 32-bit identification and its next header — all in every fragment. Its
 //!   *fragment owner* is [`fragment_owner6`] of those; there the table learns the ports
@@ -22,17 +28,25 @@
 //!   its train with it, as IPv4's tiny first fragment); fragments that come before it
 //!   are held. Each fragment with its ports then goes to the flow's owner
 //!   ([`flow_owner6`]: `client_owner6` of the client, the source of a packet to a VIP or
-//!   the destination of a NAT66 reply) and to [`crate::lb::LbEngine::handle_fragment6`].
+//!   the destination of a NAT66 reply; `lport_owner` of the local port for a Full-NAT
+//!   reply to an IPv6 local address) and to [`crate::lb::LbEngine::handle_fragment6`],
+//!   which forwards it in every mode.
+//! * Giving the table a fragment and ordering what it releases is the IPv4 path's
+//!   [`Worker::take_owned`]; only reading the fragment, its fragment owner and the steer
+//!   step are this family's.
+//! * Extension headers before the fragment header (hop-by-hop, destination options,
+//!   routing with no segments left, AH: the unfragmentable part, the same in every
+//!   fragment) are walked with the whole-packet bounds and drop reasons
+//!   ([`crate::wire::ipv6::walk_ext_headers`]); the rewrites touch only the fixed header
+//!   and, in a first fragment, the L4 header after them.
 //! * The offsets and lengths the table checks are of the fragmentable part, the bytes
 //!   after the fragment header (RFC 8200 §4.5); a fragment ending past 65535 bytes is
 //!   `frag_oversized`.
 
 use std::net::IpAddr;
 
-use arrayvec::ArrayVec;
 use rvs_drivers::{PacketBuf, PacketPool, PortQueue};
 
-use super::frag::Sink;
 use super::{Redirected, Worker};
 use crate::conn::owner::fragment_owner6;
 use crate::conn::FlowKey6;
@@ -43,6 +57,7 @@ use crate::stats::DropReason;
 use crate::types::{L4Proto, PortId};
 use crate::view::L3_OFFSET;
 use crate::view6::{fragment_protocol, FragView6, L4View6};
+use crate::wire::ipv6::IPPROTO_DSTOPTS;
 use crate::wire::{FragHeader, Ipv6Packet, IPPROTO_TCP, IPPROTO_UDP};
 
 /// The datagram identity and fragment facts of an IPv6 fragment (not atomic) whose
@@ -56,7 +71,7 @@ pub fn read_fragment6(frame: &[u8]) -> Option<(FragKey, Fragment)> {
     // The fragmentable part this fragment carries: everything after its fragment header.
     let len = ip.payload().len().checked_sub(f.header_offset + FragHeader::LEN)?;
     let ports = if f.is_first() {
-        L4View6::from_first_fragment(&ip, &upper).ok().map(|v| L4Ports { src: v.sport, dst: v.dport })
+        L4View6::from_first_fragment(&ip, &upper).ok().map(|v| L4Ports { src: v.sport, dst: v.dport, proto: v.proto() })
     } else {
         None
     };
@@ -78,18 +93,7 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
             return self.tx.counters.drop_packet(DropReason::Ip6Fragment);
         };
         let owner = fragment_owner6(src, dst, key.ident, key.protocol, self.redirect.workers());
-        if owner != self.index {
-            return self.dispatch(port, Verdict::Redirect { worker: owner }, buf, now);
-        }
-        let mut sink = Sink { counters: &self.tx.counters, out: ArrayVec::new() };
-        self.frags.accept(now, key, frag, (port, buf), &mut sink);
-        let mut out = sink.out;
-        self.tx.counters.frag_held.set(self.frags.held() as u64);
-        // The first fragment goes before the ones it releases (the `frag` module docs).
-        if frag.offset == 0 && out.len() > 1 {
-            out.rotate_right(1);
-        }
-        for ((port, buf), ports) in out {
+        for ((port, buf), ports) in self.take_owned(port, buf, key, frag, owner, now) {
             self.steer_fragment6(port, buf, ports, now);
         }
     }
@@ -104,7 +108,7 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
         let Some(lb) = self.lb.as_ref() else {
             return self.tx.counters.drop_packet(DropReason::Ip6NotForUs);
         };
-        let owner = flow_owner6(&key, lb.is_vip6(key.dst), self.redirect.workers());
+        let owner = flow_owner6(&key, lb.dst6(key.dst), self.redirect.workers());
         if owner == self.index {
             return self.fragment6_with_ports(port, buf, ports, now);
         }
@@ -125,7 +129,7 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
             match frame.get(L3_OFFSET..).and_then(|b| Ipv6Packet::new_checked(b).ok()) {
                 None => Err(DropReason::Ip6Truncated),
                 Some(ip) => match ip.upper_layer() {
-                    Ok(upper) => FragView6::new(&ip, &upper, ports.src, ports.dst),
+                    Ok(upper) => FragView6::new(&ip, &upper, ports.proto, ports.src, ports.dst),
                     Err(e) => Err(e.into()),
                 },
             }
@@ -141,17 +145,16 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
     }
 }
 
-/// The flow key of an IPv6 fragment with `ports` (its protocol the fragment header's
-/// next header, TCP or UDP).
+/// The flow key of an IPv6 fragment with its train's `ports` and protocol: the fragment
+/// header names that protocol, or destination options (module docs).
 fn fragment_flow6(frame: &[u8], ports: L4Ports) -> Option<FlowKey6> {
     let ip = Ipv6Packet::new_checked(frame.get(L3_OFFSET..)?).ok()?;
     let f = ip.upper_layer().ok()?.frag?;
-    let proto = match fragment_protocol(&ip, &f)? {
-        IPPROTO_TCP => L4Proto::Tcp,
-        IPPROTO_UDP => L4Proto::Udp,
+    match (fragment_protocol(&ip, &f)?, ports.proto) {
+        (IPPROTO_TCP, L4Proto::Tcp) | (IPPROTO_UDP, L4Proto::Udp) | (IPPROTO_DSTOPTS, _) => {}
         _ => return None,
-    };
-    Some(FlowKey6 { proto, src: ip.src_addr(), sport: ports.src, dst: ip.dst_addr(), dport: ports.dst })
+    }
+    Some(FlowKey6 { proto: ports.proto, src: ip.src_addr(), sport: ports.src, dst: ip.dst_addr(), dport: ports.dst })
 }
 
 #[cfg(test)]
@@ -159,7 +162,7 @@ mod tests {
     use super::*;
     use crate::frag::MAX_DATAGRAM;
     use crate::wire::ipv6::tests::{ext, frag};
-    use crate::wire::ipv6::{IPPROTO_DSTOPTS, IPPROTO_FRAGMENT};
+    use crate::wire::ipv6::IPPROTO_FRAGMENT;
     use proptest::prelude::*;
 
     /// Ethernet + IPv6 (next header `nh`, `payload`) from 2001:db8::2 to 2001:db8::100.
@@ -190,7 +193,15 @@ mod tests {
         let (key, f) = read_fragment6(&frame(IPPROTO_FRAGMENT, &p)).unwrap();
         assert_eq!((key.ident, key.protocol), (0xdead_beef, IPPROTO_UDP));
         assert_eq!(key.dst, "2001:db8::100".parse::<std::net::Ipv6Addr>().unwrap());
-        assert_eq!(f, Fragment { offset: 0, len: 1232, more: true, ports: Some(L4Ports { src: 5000, dst: 53 }) });
+        assert_eq!(
+            f,
+            Fragment {
+                offset: 0,
+                len: 1232,
+                more: true,
+                ports: Some(L4Ports { src: 5000, dst: 53, proto: L4Proto::Udp })
+            }
+        );
     }
 
     #[test]
@@ -235,14 +246,21 @@ mod tests {
     }
 
     #[test]
-    fn the_flow_key_takes_the_protocol_from_the_fragment_header() {
+    fn the_flow_key_takes_the_protocol_from_the_train() {
+        let tcp = L4Ports { src: 1, dst: 2, proto: L4Proto::Tcp };
         let mut p = frag(IPPROTO_TCP, 64, true, 3).to_vec();
         p.extend([0u8; 64]);
-        let k = fragment_flow6(&frame(IPPROTO_FRAGMENT, &p), L4Ports { src: 1, dst: 2 }).unwrap();
+        let k = fragment_flow6(&frame(IPPROTO_FRAGMENT, &p), tcp).unwrap();
         assert_eq!((k.proto, k.sport, k.dport), (L4Proto::Tcp, 1, 2));
+        // The fragment header and the train disagree: no flow.
+        assert_eq!(fragment_flow6(&frame(IPPROTO_FRAGMENT, &p), L4Ports { proto: L4Proto::Udp, ..tcp }), None);
+        // Destination options first in the fragmentable part: the train's protocol.
+        let mut p = frag(IPPROTO_DSTOPTS, 64, true, 3).to_vec();
+        p.extend([0u8; 64]);
+        assert_eq!(fragment_flow6(&frame(IPPROTO_FRAGMENT, &p), tcp).map(|k| k.proto), Some(L4Proto::Tcp));
         let mut p = frag(58, 64, true, 3).to_vec();
         p.extend([0u8; 64]);
-        assert_eq!(fragment_flow6(&frame(IPPROTO_FRAGMENT, &p), L4Ports { src: 1, dst: 2 }), None);
+        assert_eq!(fragment_flow6(&frame(IPPROTO_FRAGMENT, &p), tcp), None);
     }
 
     proptest! {

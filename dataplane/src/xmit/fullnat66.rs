@@ -101,6 +101,24 @@ pub fn outbound(frame: &mut [u8], layout: &Layout6, vip: Endpoint6, client: Endp
     }
 }
 
+/// Full-NAT of a later fragment (offset above 0: no L4 header) of either direction:
+/// source becomes `src`, destination `dst`, hop limit − 1; nothing else, and nothing at
+/// all to a frame too short to hold the fixed header. With the first fragment rewritten by
+/// [`inbound`] (without TOA) or [`outbound`] (without MSS clamp), that is the whole
+/// translation of the datagram: the L4 checksum in the first fragment covers both
+/// addresses through the pseudo-header and every data byte, and only the addresses (in
+/// every fragment) and the ports (in the first) change, so the first fragment's
+/// incremental update is the translated datagram's checksum (the argument of
+/// [`super::nat66`]'s docs, with both ends).
+pub fn later_fragment(frame: &mut [u8], src: Ipv6Addr, dst: Ipv6Addr) {
+    if frame.len() < DST + 16 {
+        return;
+    }
+    frame[SRC..SRC + 16].copy_from_slice(&src.octets());
+    frame[DST..DST + 16].copy_from_slice(&dst.octets());
+    frame[HOP_LIMIT] = frame[HOP_LIMIT].saturating_sub(1);
+}
+
 /// Reads the IPv6 address at `at` in `frame`.
 fn addr_at(frame: &[u8], at: usize) -> Ipv6Addr {
     let mut a = [0u8; 16];
@@ -385,5 +403,64 @@ mod tests {
             assert_eq!(&b.data()[l.l4_offset() + 20..l.l4_offset() + 40], &toa6_bytes(client));
             assert_eq!(&b.data()[l.l4_offset() + 52..l.ip_end() + 20], &data[..]);
         }
+    }
+
+    /// An Ethernet + IPv6 fragment (hop limit `hl`, fragment header: next UDP, ident 7,
+    /// `offset`, `more`) carrying `body`.
+    fn fragment(src: &str, dst: &str, hl: u8, offset: u16, more: bool, body: &[u8]) -> Vec<u8> {
+        let mut f = vec![0u8; 12];
+        f.extend_from_slice(&[0x86, 0xdd, 0x60, 0, 0, 0]);
+        f.extend_from_slice(&((8 + body.len()) as u16).to_be_bytes());
+        f.extend_from_slice(&[44, hl]);
+        f.extend_from_slice(&a(src).octets());
+        f.extend_from_slice(&a(dst).octets());
+        f.extend_from_slice(&[17, 0]);
+        f.extend_from_slice(&(offset | u16::from(more)).to_be_bytes());
+        f.extend_from_slice(&7u32.to_be_bytes());
+        f.extend_from_slice(body);
+        f
+    }
+
+    /// A UDP datagram of 32 data bytes cut in two fragments (UDP header and 16 bytes; 16
+    /// bytes at offset 24), through Full-NAT both ways. The checksums are the whole
+    /// datagram's, computed with python3 over the RFC 8200 pseudo-header: client:5000 →
+    /// VIP:53 is 0xec9a, local:1025 → server:5353 is 0xe63e (and the reply the same
+    /// two the other way round); the first fragment's incremental update must land on
+    /// the translated datagram's sum, and a later fragment changes its addresses only.
+    #[test]
+    fn fragments_both_ways_golden() {
+        let data = b"0123456789abcdefghijklmnopqrstuv";
+        let head = |sport: u16, dport: u16, csum: u16| {
+            let mut h = Vec::new();
+            for w in [sport, dport, 40, csum] {
+                h.extend_from_slice(&w.to_be_bytes());
+            }
+            h.extend_from_slice(&data[..16]);
+            h
+        };
+        let ep = |e: (&str, u16)| Endpoint6::new(a(e.0), e.1);
+        let (client, vip, local, server) =
+            (ep((CLIENT.0, 5000)), ep((VIP.0, 53)), ep((LOCAL.0, 1025)), ep((SERVER.0, 5353)));
+        let mut first = membuf(&fragment(CLIENT.0, VIP.0, 64, 0, true, &head(5000, 53, 0xec9a)));
+        let mut later = fragment(CLIENT.0, VIP.0, 64, 24, false, &data[16..]);
+        let ip = crate::wire::Ipv6Packet::new_checked(&first.data()[L3_OFFSET..]).unwrap();
+        let v = L4View6::from_first_fragment(&ip, &ip.upper_layer().unwrap()).unwrap();
+        assert_eq!(inbound(&mut first, v.layout(), local, server, None, 1500), FullNatIn::default());
+        later_fragment(&mut later, local.addr, server.addr);
+        assert_eq!(first.data(), &fragment(LOCAL.0, SERVER.0, 63, 0, true, &head(1025, 5353, 0xe63e))[..]);
+        assert_eq!(later, fragment(LOCAL.0, SERVER.0, 63, 24, false, &data[16..]));
+        // The reply, server:5353 → local:1025, back out as VIP:53 → client:5000.
+        let mut first = fragment(SERVER.0, LOCAL.0, 64, 0, true, &head(5353, 1025, 0xe63e));
+        let mut later = fragment(SERVER.0, LOCAL.0, 64, 24, false, &data[16..]);
+        let ip = crate::wire::Ipv6Packet::new_checked(&first[L3_OFFSET..]).unwrap();
+        let v = L4View6::from_first_fragment(&ip, &ip.upper_layer().unwrap()).unwrap();
+        outbound(&mut first, v.layout(), vip, client, true);
+        later_fragment(&mut later, vip.addr, client.addr);
+        assert_eq!(first, fragment(VIP.0, CLIENT.0, 63, 0, true, &head(53, 5000, 0xec9a)));
+        assert_eq!(later, fragment(VIP.0, CLIENT.0, 63, 24, false, &data[16..]));
+        // Too short to hold a fixed header: left alone.
+        let mut short = [0u8; 53];
+        later_fragment(&mut short, local.addr, server.addr);
+        assert_eq!(short, [0u8; 53]);
     }
 }

@@ -241,12 +241,8 @@ fn services6(mode: Mode) {
     assert!(failed.is_empty(), "{} UDP over IPv6: {failed:?}", mode.name());
 
     // 4,000-byte datagrams, fragmented by the client's kernel (and the replies by the
-    // servers'), echoed intact.
-    // IPv6 fragments follow their flow in DR and NAT66; Full-NAT and tunnel flows do not
-    // forward them yet (README, "IPv6: what exists").
-    if matches!(mode, Mode::Dr | Mode::Nat) {
-        check_fragmented_udp6(mode);
-    }
+    // servers'), echoed intact, in every mode.
+    check_fragmented_udp6(mode);
 
     // 20 MB, byte exact.
     let n = 20 * 1024 * 1024;
@@ -267,12 +263,32 @@ fn services6(mode: Mode) {
 /// Bytes of each fragmented IPv6 UDP request: 3 fragments at the lab's 1,500-byte MTU.
 const BIG_UDP6_BYTES: u32 = 4000;
 
-/// 6 UDP requests of [`BIG_UDP6_BYTES`] through `[VIP6]:53`, each echoed intact; rvsd's
-/// workers matched their fragments to the flows (`frag6_forwarded`: 3 per request, and 3
-/// more per reply through NAT66) and no `frag_*` or `ip6_fragment` drop rose.
+/// 6 UDP requests of [`BIG_UDP6_BYTES`] through `[VIP6]:53`, each echoed intact; the
+/// servers received each whole (their kernels reassembled it) from the peer `mode` shows
+/// them (the client, or with Full-NAT a local address); rvsd's workers matched the
+/// fragments to the flows (`frag6_forwarded`: 3 per request, and 3 more per reply through
+/// NAT66 and Full-NAT, whose replies come back through rvsd fragmented by the server) and
+/// no `frag_*` or `ip6_fragment` drop rose.
+///
+/// Tunnel: the client's kernel cuts its fragments for the 1,500-byte path, and with the
+/// 40-byte outer header they no longer fit the back link: rvsd answers the first with a
+/// packet too big naming 1,460 (`tunnel_too_big`), as for a whole packet, and the client's
+/// kernel cuts smaller from then on. One request first learns that path MTU; if its reply
+/// is lost, the packet too big must be why.
 fn check_fragmented_udp6(mode: Mode) {
+    let to = format!("[{VIP6}]:53");
+    if mode == Mode::Tunnel {
+        let before = status();
+        let first = udp_who_sized(CLIENT, &to, 1, "frag6-pmtu", BIG_UDP6_BYTES);
+        let after = status();
+        let too_big = drop_count(&after, "tunnel_too_big") - drop_count(&before, "tunnel_too_big");
+        let intact = matches!(&first[0], Ok((_, v)) if *v == format!("intact-{BIG_UDP6_BYTES}"));
+        assert!(intact || too_big > 0, "tunnel: the first fragmented request {first:?}, tunnel_too_big +{too_big}");
+        eprintln!("  tunnel path MTU: {first:?}, tunnel_too_big +{too_big}");
+    }
     let before = status();
-    let replies = udp_who_sized(CLIENT, &format!("[{VIP6}]:53"), 6, "frag6", BIG_UDP6_BYTES);
+    let seen_before = big_udp6_seen(mode);
+    let replies = udp_who_sized(CLIENT, &to, 6, "frag6", BIG_UDP6_BYTES);
     let after = status();
     let intact = format!("intact-{BIG_UDP6_BYTES}");
     let bad: Vec<_> = replies.iter().filter(|r| !matches!(r, Ok((_, v)) if *v == intact)).collect();
@@ -280,17 +296,51 @@ fn check_fragmented_udp6(mode: Mode) {
     let grown: std::collections::BTreeMap<&String, u64> =
         d1.iter().map(|(r, n)| (r, n - d0.get(r).copied().unwrap_or(0))).filter(|&(_, g)| g > 0).collect();
     assert!(bad.is_empty(), "{}: fragmented UDP over IPv6: {bad:?}; drops that rose: {grown:?}", mode.name());
+    let seen = big_udp6_seen(mode) - seen_before;
+    assert_eq!(
+        seen,
+        6,
+        "{}: the servers logged {seen} whole {BIG_UDP6_BYTES}-byte datagrams from the expected peer",
+        mode.name()
+    );
     let forwarded = worker_counter(&after, "frag6_forwarded") - worker_counter(&before, "frag6_forwarded");
-    let per_request = if mode == Mode::Nat { 6 } else { 3 };
+    let per_request = if matches!(mode, Mode::Nat | Mode::FullNat) { 6 } else { 3 };
     assert!(
         forwarded >= per_request * 6,
         "{}: frag6_forwarded rose by {forwarded}, expected at least {} ({per_request} per request)",
         mode.name(),
         per_request * 6
     );
-    let refused: Vec<_> = grown.keys().filter(|r| r.starts_with("frag_") || r.as_str() == "ip6_fragment").collect();
+    let refused: Vec<_> = grown
+        .keys()
+        .filter(|r| r.starts_with("frag_") || r.as_str() == "ip6_fragment" || r.as_str() == "tunnel_too_big")
+        .collect();
     assert!(refused.is_empty(), "{}: fragment drops rose: {grown:?}", mode.name());
     eprintln!("  fragmented udp [{VIP6}]:53: {replies:?}, frag6_forwarded +{forwarded}");
+}
+
+/// How many [`BIG_UDP6_BYTES`]-byte UDP datagrams the real servers' IPv6 echo logged
+/// (rs_server.py: `rs1 udp [peer]:port to [local] bytes`) from the peer `mode` shows them:
+/// the client, or with Full-NAT one of the IPv6 local addresses.
+fn big_udp6_seen(mode: Mode) -> usize {
+    let peers: Vec<String> = if mode.server_sees_client() {
+        vec![format!("[{CLIENT_IP6}]:")]
+    } else {
+        LOCAL_IP6.iter().map(|l| format!("[{l}]:")).collect()
+    };
+    (0..REAL_SERVER_NAMES.len())
+        .map(|i| {
+            let text = std::fs::read_to_string(rs_log_path(i, "server6")).unwrap_or_default();
+            text.lines()
+                .filter(|l| {
+                    let mut w = l.split_whitespace().skip(1);
+                    w.next() == Some("udp")
+                        && w.next().is_some_and(|p| peers.iter().any(|x| p.starts_with(x.as_str())))
+                        && l.ends_with(&format!(" {BIG_UDP6_BYTES}"))
+                })
+                .count()
+        })
+        .sum()
 }
 
 #[test]

@@ -163,7 +163,7 @@ drop_reasons! {
     /// later fragment of a flow without a connection (its first fragment was refused), or
     /// of a connection in a mode without a fragment rule. Fragments of TCP/UDP flows are
     /// otherwise followed by the worker's fragment table (`frag_*` reasons).
-    Ip6Fragment => "ip6_fragment", "IPv6 fragment not forwarded (not TCP/UDP, SYN, or flow without connection)";
+    Ip6Fragment => "ip6_fragment", "IPv6 fragment not forwarded (not TCP/UDP, a SYN, a flow without connection or SYN-proxied, a DR or tunnel reply)";
     /// A NAT66 packet whose hop limit is 1 or 0: it may not be forwarded (RFC 8200 §3);
     /// an ICMPv6 time exceeded goes back to its sender (`icmp6_errors_sent`), within the
     /// ICMP rate limits, unless RFC 4443 §2.4 (e) forbids one (a later fragment, an

@@ -4,7 +4,8 @@
 //! installs into the peer's IPv6 table on the worker that owns the flow (which then
 //! forwards mid-flow packets to the same server without scheduling), the refresh and the
 //! dump over both tables, expiry of installed entries, every refusal counted, and the
-//! listing of IPv6 connections.
+//! listing of IPv6 connections. An IPv6 tunnel record is installed and its flow tunnelled
+//! on to the same server.
 //!
 //! IPv6 Full-NAT: the record carries the IPv6 local address and port; the peer installs it
 //! on the owner, reserves the port (its own new flows never get it), and after a takeover
@@ -38,7 +39,7 @@ use rvs_dataplane::stats::DropReason;
 use rvs_dataplane::sync::{owner_of, sync_links, ConnRecord, SynProxyRecord, SyncEnd, SyncOptions, SyncRecord};
 use rvs_dataplane::types::{ConnState, ForwardMode, L4Proto, SchedulerKind, ServiceKey, TcpState};
 
-use ForwardMode::{Dr, FullNat, Nat};
+use ForwardMode::{Dr, FullNat, Nat, Tunnel};
 use L4Proto::{Tcp, Udp};
 
 const NO_REFRESH: SyncOptions = SyncOptions { refresh: Duration::ZERO };
@@ -52,6 +53,8 @@ const RS6_MAC: [[u8; 6]; 2] = [[0x02, 0, 0, 0, 0x05, 0x11], [0x02, 0, 0, 0, 0x05
 const LOCAL6: &str = "2001:db8:20::200";
 /// Service 4's port: TCP, Full-NAT to the servers' port 80.
 const FNAT_PORT: u16 = 9090;
+/// Service 5's port: TCP, IPv6-in-IPv6 tunnel to the servers' port 80.
+const TUNNEL_PORT: u16 = 7070;
 
 // ---- packets ----
 
@@ -122,7 +125,8 @@ fn service6(workers: usize, proto: L4Proto, port: u16, servers: Vec<RealServer>)
 
 /// Services 0: TCP 80 DR (rr over both servers); 1: TCP 8080 NAT66 to port 80; 2: UDP 53
 /// NAT66 to 5353; 3: an IPv4 TCP 80 NAT service (the IPv4 table beside the IPv6 one);
-/// 4: TCP [`FNAT_PORT`] IPv6 Full-NAT to port 80 from [`LOCAL6`].
+/// 4: TCP [`FNAT_PORT`] IPv6 Full-NAT to port 80 from [`LOCAL6`]; 5: TCP [`TUNNEL_PORT`]
+/// IPv6-in-IPv6 tunnel to port 80.
 fn services(workers: usize) -> SharedServices {
     publish(service_list(workers))
 }
@@ -139,6 +143,7 @@ fn service_list(workers: usize) -> Vec<Service> {
         service6(workers, Udp, 53, both(5353, Nat)),
         v4,
         fnat,
+        service6(workers, Tcp, TUNNEL_PORT, both(80, Tunnel)),
     ]
 }
 
@@ -396,6 +401,27 @@ fn ipv6_fullnat_connections_sync_with_their_local_port() {
     assert_eq!(refused - refused_before, 2);
     assert_accounting_all(&backup);
     assert_accounting_all(&master);
+}
+
+#[test]
+fn an_ipv6_tunnel_record_is_installed_and_its_flow_goes_on() {
+    let shared = services(1);
+    let (mut ws, end) = workers6(&shared, 1, 1024, NO_REFRESH);
+    let mut r = record6(45100, 1);
+    (r.forward, r.vip) = (Tunnel, sa6(VIP6, TUNNEL_PORT));
+    end.push(0, r).unwrap();
+    ws[0].poll_once(SEC);
+    assert_eq!(snapshot(&ws[0]).sync_installed, 1, "{:?}", snapshot(&ws[0]));
+    // The flow's next segment goes to the record's server inside an outer IPv6 header,
+    // without being scheduled.
+    let (_, back) = send_to(&mut ws, 0, FRONT, &to_vip(Tcp, 45100, TUNNEL_PORT, ACK), SEC);
+    assert_eq!(back.len(), 1);
+    let f = &back[0];
+    assert_eq!((&f[..6], f[14 + 6]), (&RS6_MAC[1][..], 41), "IPv6 in IPv6 to the server's MAC");
+    assert_eq!(&f[14 + 24..14 + 40], &a(RS6[1]).octets(), "to the record's server");
+    assert_eq!(&f[54 + 24..54 + 40], &a(VIP6).octets(), "the client's packet inside, to the VIP");
+    assert_eq!(snapshot(&ws[0]).conns_created, 0);
+    assert_accounting_all(&ws);
 }
 
 #[test]

@@ -673,13 +673,14 @@ lab_status() {
 # --- scale-out: BIRD on the router and on each node -----------------------------------------
 #
 # router-bgp up: BIRD 2 in lab-router (vm-testbed/bird/router.conf: BGP with BFD to both nodes,
-# ECMP into the kernel with `merge paths`), the kernel's multipath hash on L4
-# (fib_multipath_hash_policy 1) and ICMP redirects off (the router forwards back out of the port
-# it received on); BIRD in lab-lb1 and lab-lb2 (vm-testbed/bird/node-lbN.conf), each with its own
-# control socket /run/rvs-lab-bird-lbN.ctl and include file /run/rvs-lab-lbN-vips.conf (created
-# with nothing announced here, then rvsd's: config/lab-bgp-lbN.toml); and the client's route to
-# the VIP through the router instead of lb1. router-bgp down stops the three and puts the route
-# back. BIRD logs to run/bird-<who>.log.
+# ECMP into the kernel with `merge paths`, IPv4 and IPv6), the kernel's multipath hash on L4
+# (fib_multipath_hash_policy 1, both families) and ICMP redirects off (the router forwards back
+# out of the port it received on; for IPv6 the client ignores them); BIRD in lab-lb1 and lab-lb2
+# (vm-testbed/bird/node-lbN.conf), each with its own control socket /run/rvs-lab-bird-lbN.ctl and
+# include file /run/rvs-lab-lbN-vips.conf (created with nothing announced here, then rvsd's:
+# config/lab-bgp-lbN.toml); and the client's routes to the VIPs 10.10.0.100 and
+# 2001:db8:10::100 through the router instead of lb1. router-bgp down stops the three and puts
+# the routes back. BIRD logs to run/bird-<who>.log.
 BGP_SPEAKERS=(router lb1 lb2)
 bird_ns() { if [[ $1 == router ]]; then echo lab-router; else echo "lab-$1"; fi; }
 bird_conf() { if [[ $1 == router ]]; then echo "$HERE/bird/router.conf"; else echo "$HERE/bird/node-$1.conf"; fi; }
@@ -693,9 +694,15 @@ router_bgp_up() {
     ns_exists lab-router || die "the lab is down; run: vm-testbed/lab.sh up"
     mkdir -p "$RUN_DIR"
     ns_sysctl lab-router net.ipv4.fib_multipath_hash_policy 1
+    ns_sysctl lab-router net.ipv6.fib_multipath_hash_policy 1
     local ifc who ns vips deadline
     for ifc in all default front back; do
         ns_sysctl lab-router "net.ipv4.conf.$ifc.send_redirects" 0
+    done
+    # IPv6 has no send_redirects: the client ignores the router's redirects instead, or it
+    # would learn to send the IPv6 VIP's traffic to one node directly.
+    for ifc in all default eth0; do
+        ns_sysctl lab-client "net.ipv6.conf.$ifc.accept_redirects" 0
     done
     for who in "${BGP_SPEAKERS[@]}"; do
         ns="$(bird_ns "$who")"
@@ -722,7 +729,9 @@ router_bgp_up() {
         log "BIRD in $ns (socket $(bird_socket "$who"), log $(bird_log_file "$who"))"
     done
     in_ns lab-client ip route replace 10.10.0.100/32 via 10.10.0.254 dev eth0
-    log "client route to 10.10.0.100 via lab-router"
+    in_ns lab-client ip -6 route replace 2001:db8:10::100/128 via 2001:db8:10::254 dev eth0
+    in_ns lab-client ip -6 route flush cache >/dev/null 2>&1 || true
+    log "client routes to 10.10.0.100 and 2001:db8:10::100 via lab-router"
 }
 
 router_bgp_down() {
@@ -739,7 +748,8 @@ router_bgp_down() {
     done
     if ns_exists lab-client; then
         in_ns lab-client ip route replace 10.10.0.100/32 via 10.10.0.1 dev eth0
-        log "client route to 10.10.0.100 via lab-lb1 again"
+        in_ns lab-client ip -6 route replace 2001:db8:10::100/128 via 2001:db8:10::1 dev eth0
+        log "client routes to 10.10.0.100 and 2001:db8:10::100 via lab-lb1 again"
     fi
 }
 

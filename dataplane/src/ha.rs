@@ -44,10 +44,11 @@
 //! * No allocation on the data path: the rings' buffers are allocated by [`ha_links`] and
 //!   circulate (see [`crate::punt`]).
 //!
-//! Addresses are [`IpAddr`]: an instance's IPv6 addresses are IPv6 VIPs, gated like IPv4
-//! ones (a backup neither answers neighbour discovery for them nor forwards their traffic,
-//! `ha_backup`, and announces them neither at start nor when added live; the control plane
-//! sends their unsolicited neighbour advertisements on takeover).
+//! Addresses are [`IpAddr`]: an instance's IPv6 addresses are IPv6 VIPs and IPv6 Full-NAT
+//! local addresses, gated like IPv4 ones (a backup neither answers neighbour discovery for
+//! them nor forwards their traffic or the replies to a local address, `ha_backup`, and
+//! announces them neither at start nor when added live; the control plane sends their
+//! unsolicited neighbour advertisements on takeover).
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};

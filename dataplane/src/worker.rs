@@ -729,8 +729,9 @@ pub struct Worker<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> {
     roles: Option<Arc<HaRoles>>,
     /// Floating addresses of the VRRP instances and the port each is answered on.
     floating: Vec<(Ipv4Addr, PortId)>,
-    /// The IPv6 addresses of the VRRP roles (IPv6 VIPs) with their group, looked up when
-    /// an IPv6 packet or neighbour message is for a VIP (a handful: a scan).
+    /// The IPv6 addresses of the VRRP roles (IPv6 VIPs and Full-NAT local addresses) with
+    /// their group, looked up when an IPv6 packet or neighbour message is for one of them
+    /// (a handful: a scan).
     ha6: Vec<(Ipv6Addr, HaGroup)>,
     /// The IPv6 VIPs worker 0 last announced, so that one added live is announced.
     vips6_announced: Vec<Ipv6Addr>,
@@ -1213,11 +1214,14 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
 
     /// Buffers one unsolicited neighbour advertisement (RFC 4861 §7.2.6) per IPv6 address
     /// of ours, on its port: the IPv6 counterpart of gratuitous ARP, sent with it. Port
-    /// addresses are in no VRRP group; an IPv6 VIP whose group is backup here is not
-    /// announced (the control plane announces it on takeover).
+    /// addresses are in no VRRP group; an IPv6 VIP or Full-NAT local address whose group
+    /// is backup here is not announced (the control plane announces it on takeover).
     fn announce6(&mut self) {
         for o in self.addrs6.iter() {
             let addr = o.net.addr();
+            if backup6(self.roles.as_deref(), &self.ha6, addr) {
+                continue;
+            }
             if self.tx.originate_frame(o.port, ND_FRAME_LEN, |f, mac| nd::write_unsolicited_na_frame(f, mac, addr)) {
                 self.tx.counters.nd_advertisements_sent.inc();
             }
@@ -1446,12 +1450,12 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
         self.announce_vips6(&added);
     }
 
-    /// Whether `a` is an IPv6 address of a VRRP group that is backup here (traffic and
-    /// neighbour discovery for it are `ha_backup`). False without roles.
+    /// Whether `a` is an IPv6 address (VIP or Full-NAT local address) of a VRRP group
+    /// that is backup here (traffic and neighbour discovery for it are `ha_backup`).
+    /// False without roles.
     #[inline]
     fn vip6_backup(&self, a: Ipv6Addr) -> bool {
-        let Some(roles) = self.roles.as_deref() else { return false };
-        self.ha6.iter().any(|&(ip, g)| ip == a && !roles.is_master(g))
+        backup6(self.roles.as_deref(), &self.ha6, a)
     }
 
     /// Handles packets other workers moved here because this worker owns their flow.
@@ -1613,8 +1617,9 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
         // An IPv6 VIP: neighbour discovery and echo for it go the way of our own
         // addresses', TCP and UDP to the IPv6 L4 path.
         let to_vip = !for_us && !multicast && self.lb.as_ref().is_some_and(|lb| lb.is_vip6(dst));
-        // A VIP whose VRRP instance is backup here: nothing is answered or forwarded.
-        if to_vip && self.vip6_backup(dst) {
+        // A VIP or Full-NAT local address whose VRRP instance is backup here: nothing is
+        // answered or forwarded.
+        if (to_vip || to_local) && self.vip6_backup(dst) {
             return Drop(DropReason::HaBackup);
         }
         if !for_us && !to_vip {
@@ -2055,4 +2060,12 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
             }
         });
     }
+}
+
+/// Whether IPv6 address `a` belongs to a VRRP group (`ha6`: the instances' IPv6
+/// addresses and their groups) that `roles` says is backup here. False without roles.
+#[inline]
+fn backup6(roles: Option<&HaRoles>, ha6: &[(Ipv6Addr, HaGroup)], a: Ipv6Addr) -> bool {
+    let Some(roles) = roles else { return false };
+    ha6.iter().any(|&(ip, g)| ip == a && !roles.is_master(g))
 }

@@ -4,11 +4,17 @@
 //! installs into the peer's IPv6 table on the worker that owns the flow (which then
 //! forwards mid-flow packets to the same server without scheduling), the refresh and the
 //! dump over both tables, expiry of installed entries, every refusal counted, and the
-//! listing of IPv6 connections.
+//! listing of IPv6 connections. An IPv6 tunnel record is installed and its flow tunnelled
+//! on to the same server.
+//!
+//! IPv6 Full-NAT: the record carries the IPv6 local address and port; the peer installs it
+//! on the owner, reserves the port (its own new flows never get it), and after a takeover
+//! forwards the flow from the same local address and port without a second TOA.
 //!
 //! VRRP roles: an IPv6 VIP of a backup instance gets no neighbour advertisement (solicited,
 //! at start, or when added live) and its traffic is not forwarded (`ha_backup`); as master
-//! it is answered, forwarded and announced.
+//! it is answered, forwarded and announced. An IPv6 Full-NAT local address in an instance
+//! likewise: not answered, announced or taking replies while backup.
 //!
 //! Packets are built here byte by byte (`common::ip6`), independently of
 //! `rvs_dataplane::wire`.
@@ -23,7 +29,7 @@ use common::ip6::*;
 use common::l4::{assert_accounting_all, poll_all, publish, rs, send_to, server_stats, service, LbOpts, ACK, FIN, SYN};
 use common::workers6::{neighbour6, server6};
 use common::*;
-use rvs_dataplane::conn::{ConnFlags, TICK_NS};
+use rvs_dataplane::conn::{lport_owner, ConnFlags, TICK_NS};
 use rvs_dataplane::control::ConnFilter;
 use rvs_dataplane::ha::{ha_links, HaGroup, HaRoles};
 use rvs_dataplane::sched::{SchedParams, SchedShared};
@@ -33,7 +39,7 @@ use rvs_dataplane::stats::DropReason;
 use rvs_dataplane::sync::{owner_of, sync_links, ConnRecord, SynProxyRecord, SyncEnd, SyncOptions, SyncRecord};
 use rvs_dataplane::types::{ConnState, ForwardMode, L4Proto, SchedulerKind, ServiceKey, TcpState};
 
-use ForwardMode::{Dr, FullNat, Nat};
+use ForwardMode::{Dr, FullNat, Nat, Tunnel};
 use L4Proto::{Tcp, Udp};
 
 const NO_REFRESH: SyncOptions = SyncOptions { refresh: Duration::ZERO };
@@ -43,6 +49,12 @@ const CLIENT6: &str = "2001:db8:10::2";
 const VIP6_B: &str = "2001:db8:10::101";
 const RS6: [&str; 2] = ["2001:db8:20::11", "2001:db8:20::12"];
 const RS6_MAC: [[u8; 6]; 2] = [[0x02, 0, 0, 0, 0x05, 0x11], [0x02, 0, 0, 0, 0x05, 0x12]];
+/// The IPv6 Full-NAT local address of the workers' back port and of service 4.
+const LOCAL6: &str = "2001:db8:20::200";
+/// Service 4's port: TCP, Full-NAT to the servers' port 80.
+const FNAT_PORT: u16 = 9090;
+/// Service 5's port: TCP, IPv6-in-IPv6 tunnel to the servers' port 80.
+const TUNNEL_PORT: u16 = 7070;
 
 // ---- packets ----
 
@@ -86,6 +98,11 @@ fn from_server(rs: usize, sport: u16, cport: u16, flags: u8) -> Vec<u8> {
     eth(BACK_MAC, RS6_MAC[rs], ETH_IPV6, &pkt(Tcp, (a(RS6[rs]), sport), (a(CLIENT6), cport), flags))
 }
 
+/// Server `rs`'s Full-NAT reply from port 80 to the local address's `lport`.
+fn to_local(rs: usize, lport: u16, flags: u8) -> Vec<u8> {
+    eth(BACK_MAC, RS6_MAC[rs], ETH_IPV6, &pkt(Tcp, (a(RS6[rs]), 80), (a(LOCAL6), lport), flags))
+}
+
 // ---- services and workers ----
 
 fn service6(workers: usize, proto: L4Proto, port: u16, servers: Vec<RealServer>) -> Service {
@@ -107,7 +124,9 @@ fn service6(workers: usize, proto: L4Proto, port: u16, servers: Vec<RealServer>)
 }
 
 /// Services 0: TCP 80 DR (rr over both servers); 1: TCP 8080 NAT66 to port 80; 2: UDP 53
-/// NAT66 to 5353; 3: an IPv4 TCP 80 NAT service (the IPv4 table beside the IPv6 one).
+/// NAT66 to 5353; 3: an IPv4 TCP 80 NAT service (the IPv4 table beside the IPv6 one);
+/// 4: TCP [`FNAT_PORT`] IPv6 Full-NAT to port 80 from [`LOCAL6`]; 5: TCP [`TUNNEL_PORT`]
+/// IPv6-in-IPv6 tunnel to port 80.
 fn services(workers: usize) -> SharedServices {
     publish(service_list(workers))
 }
@@ -116,16 +135,20 @@ fn services(workers: usize) -> SharedServices {
 fn service_list(workers: usize) -> Vec<Service> {
     let both = |port, fwd| RS6.iter().map(|s| server6(s, port, fwd, workers)).collect::<Vec<_>>();
     let v4 = service(workers, Tcp, 80, SchedulerKind::Rr, &[rs(common::l4::RS1, 80, 1, Nat)], None);
+    let mut fnat = service6(workers, Tcp, FNAT_PORT, both(80, FullNat));
+    fnat.local_addrs6 = vec![a(LOCAL6)];
     vec![
         service6(workers, Tcp, 80, both(80, Dr)),
         service6(workers, Tcp, 8080, both(80, Nat)),
         service6(workers, Udp, 53, both(5353, Nat)),
         v4,
+        fnat,
+        service6(workers, Tcp, TUNNEL_PORT, both(80, Tunnel)),
     ]
 }
 
-/// `n` workers with IPv6 addresses on both ports and sync links, the client and both
-/// servers learned.
+/// `n` workers with IPv6 addresses on both ports ([`LOCAL6`] as IPv6 Full-NAT local
+/// address on the back one) and sync links, the client and both servers learned.
 fn workers6(shared: &SharedServices, n: usize, capacity: usize, o: SyncOptions) -> (Vec<MemWorker>, SyncEnd) {
     workers6_ha(shared, n, capacity, o, None)
 }
@@ -144,7 +167,7 @@ fn workers6_ha(
     let mut has = ha_links(n, 16).0.into_iter();
     let mut learn = vec![neighbour6(CLIENT6, CLIENT_MAC, FRONT)];
     learn.extend(RS6.iter().zip(RS6_MAC).map(|(s, mac)| neighbour6(s, mac, BACK)));
-    let ws = common::workers6::workers6(shared, n, &opts, &[], &learn, |_, w| {
+    let ws = common::workers6::workers6(shared, n, &opts, &[a(LOCAL6)], &learn, |_, w| {
         let w = match &roles {
             Some(r) => w.with_ha(has.next().expect("one link per worker"), Arc::clone(r)),
             None => w,
@@ -282,6 +305,125 @@ fn a_peer_installs_ipv6_records_on_the_owner_and_carries_the_flows_on() {
     assert_accounting_all(&backup);
 }
 
+/// The source port of the TCP segment or UDP datagram in IPv6 frame `f` (no extension
+/// header), and its destination port.
+fn ports_of(f: &[u8]) -> (u16, u16) {
+    (u16::from_be_bytes([f[54], f[55]]), u16::from_be_bytes([f[56], f[57]]))
+}
+
+#[test]
+fn ipv6_fullnat_connections_sync_with_their_local_port() {
+    let (master_svcs, backup_svcs) = (services(2), services(2));
+    let (mut master, mut mend) = workers6(&master_svcs, 2, 1024, NO_REFRESH);
+    let (mut backup, bend) = workers6(&backup_svcs, 2, 1024, NO_REFRESH);
+    // 16 Full-NAT flows through the master, handshakes completed: (client port, server,
+    // local port).
+    let mut flows = Vec::new();
+    for cport in 48000u16..48016 {
+        let (_, back) = send_to(&mut master, 0, FRONT, &to_vip(Tcp, cport, FNAT_PORT, SYN), SEC);
+        assert_eq!(back.len(), 1, "flow {cport}: its SYN to a server");
+        assert_eq!(&back[0][14 + 8..14 + 24], &a(LOCAL6).octets(), "from the local address");
+        let lport = ports_of(&back[0]).0;
+        let rs = usize::from(back[0][..6] != RS6_MAC[0]);
+        let (front, _) = send_to(&mut master, 1, BACK, &to_local(rs, lport, SYN | ACK), SEC);
+        assert_eq!(front.len(), 1, "flow {cport}: the SYN-ACK to the client");
+        send_to(&mut master, 0, FRONT, &to_vip(Tcp, cport, FNAT_PORT, ACK), SEC);
+        flows.push((cport, rs, lport));
+    }
+    // Each record carries the local address and port; TOA_PENDING until the client
+    // segment that carried the TOA for the last time (the handshake's ACK).
+    let records = drain(&mut mend);
+    assert_eq!(records.len(), 32, "a record at SYN and at ESTABLISHED per flow");
+    for r in &records {
+        let &(_, rs, lport) = flows.iter().find(|f| f.0 == r.client.port()).expect("one of the flows");
+        assert_eq!((r.forward, r.local, r.server), (FullNat, sa6(LOCAL6, lport), sa6(RS6[rs], 80)), "{r:?}");
+        let syn = r.state == ConnState::Tcp(TcpState::SynRecv);
+        assert_eq!(ConnFlags::from_bits(r.flags).contains(ConnFlags::TOA_PENDING), syn, "{r:?}");
+        bend.push(owner_of(r, 2), *r).expect("room");
+    }
+    poll_all(&mut backup, 2 * SEC);
+    let installed: u64 = backup.iter().map(|w| snapshot(w).sync_installed).sum();
+    let updated: u64 = backup.iter().map(|w| snapshot(w).sync_updated).sum();
+    assert_eq!((installed, updated), (16, 16));
+    for (i, w) in backup.iter().enumerate() {
+        for (_, c) in w.lb().unwrap().conns6().iter() {
+            assert_eq!(owner_of(&ConnRecord::from_conn(c, 0), 2), i, "held by the flow's owner");
+            assert_eq!((c.local, lport_owner(c.lport, 2)), (a(LOCAL6), i), "its local port is the holder's");
+            assert!(c.flags.contains(ConnFlags::SYNCED) && !c.flags.contains(ConnFlags::TOA_PENDING));
+        }
+        w.lb().unwrap().conns6().check_invariants().unwrap();
+    }
+    // The backup's own new flows never get a port a synced flow holds.
+    let synced: std::collections::BTreeSet<u16> = flows.iter().map(|f| f.2).collect();
+    let mut own = std::collections::BTreeSet::new();
+    for cport in 49000u16..49016 {
+        let (_, back) = send_to(&mut backup, 0, FRONT, &to_vip(Tcp, cport, FNAT_PORT, SYN), 3 * SEC);
+        assert_eq!(back.len(), 1, "new flow {cport}");
+        let lport = ports_of(&back[0]).0;
+        assert!(!synced.contains(&lport), "new flow {cport} got {lport}, held by a synced flow: {synced:?}");
+        assert!(own.insert(lport), "{lport} handed out twice");
+    }
+    let created_before: u64 = backup.iter().map(|w| snapshot(w).conns_created).sum();
+    assert_eq!(created_before, 16, "only the new flows were scheduled");
+    // After a takeover, every synced flow goes on from the same local address and port to
+    // the same server, without a second TOA, and its replies reach the client from the VIP.
+    for &(cport, rs, lport) in &flows {
+        let (_, back) = send_to(&mut backup, 0, FRONT, &to_vip(Tcp, cport, FNAT_PORT, ACK), 4 * SEC);
+        assert_eq!(back.len(), 1, "flow {cport}");
+        let f = &back[0];
+        assert_eq!(&f[..6], &RS6_MAC[rs], "flow {cport} on its server");
+        assert_eq!((&f[14 + 8..14 + 24], &f[14 + 24..14 + 40]), (&a(LOCAL6).octets()[..], &a(RS6[rs]).octets()[..]));
+        assert_eq!(ports_of(f), (lport, 80), "flow {cport} from its local port");
+        assert_eq!(f[54 + 12] >> 4, 5, "flow {cport}: no TOA after the handshake");
+        let (front, _) = send_to(&mut backup, 1, BACK, &to_local(rs, lport, ACK), 4 * SEC);
+        assert_eq!(front.len(), 1, "reply of flow {cport}");
+        let g = &front[0];
+        assert_eq!((&g[14 + 8..14 + 24], &g[14 + 24..14 + 40]), (&a(VIP6).octets()[..], &a(CLIENT6).octets()[..]));
+        assert_eq!(ports_of(g), (FNAT_PORT, cport));
+    }
+    let created: u64 = backup.iter().map(|w| snapshot(w).conns_created).sum();
+    assert_eq!(created, created_before, "nothing rescheduled");
+    // Refused as `sync_refused_port`: a local port of another worker than the flow's
+    // owner, and one another flow holds.
+    let refused_before: u64 = backup.iter().map(|w| snapshot(w).sync_refused_port).sum();
+    let mut r = records[1];
+    r.client.set_port(50000);
+    let owner = owner_of(&r, 2);
+    let other = (1024u16..).find(|p| lport_owner(*p, 2) != owner).unwrap();
+    r.local.set_port(other);
+    bend.push(owner, r).unwrap();
+    let mut taken = r;
+    let held = (1024u16..).find(|p| lport_owner(*p, 2) == owner && synced.contains(p)).unwrap();
+    taken.local.set_port(held);
+    bend.push(owner, taken).unwrap();
+    poll_all(&mut backup, 5 * SEC);
+    let refused: u64 = backup.iter().map(|w| snapshot(w).sync_refused_port).sum();
+    assert_eq!(refused - refused_before, 2);
+    assert_accounting_all(&backup);
+    assert_accounting_all(&master);
+}
+
+#[test]
+fn an_ipv6_tunnel_record_is_installed_and_its_flow_goes_on() {
+    let shared = services(1);
+    let (mut ws, end) = workers6(&shared, 1, 1024, NO_REFRESH);
+    let mut r = record6(45100, 1);
+    (r.forward, r.vip) = (Tunnel, sa6(VIP6, TUNNEL_PORT));
+    end.push(0, r).unwrap();
+    ws[0].poll_once(SEC);
+    assert_eq!(snapshot(&ws[0]).sync_installed, 1, "{:?}", snapshot(&ws[0]));
+    // The flow's next segment goes to the record's server inside an outer IPv6 header,
+    // without being scheduled.
+    let (_, back) = send_to(&mut ws, 0, FRONT, &to_vip(Tcp, 45100, TUNNEL_PORT, ACK), SEC);
+    assert_eq!(back.len(), 1);
+    let f = &back[0];
+    assert_eq!((&f[..6], f[14 + 6]), (&RS6_MAC[1][..], 41), "IPv6 in IPv6 to the server's MAC");
+    assert_eq!(&f[14 + 24..14 + 40], &a(RS6[1]).octets(), "to the record's server");
+    assert_eq!(&f[54 + 24..54 + 40], &a(VIP6).octets(), "the client's packet inside, to the VIP");
+    assert_eq!(snapshot(&ws[0]).conns_created, 0);
+    assert_accounting_all(&ws);
+}
+
 #[test]
 fn the_dump_and_the_refresh_walk_both_tables() {
     let shared = services(1);
@@ -368,7 +510,8 @@ fn ipv6_records_are_refused_by_reason() {
     let mut mixed = record6(45001, 0);
     mixed.local = "10.20.0.200:2000".parse().unwrap();
     install(mixed);
-    // Full-NAT: not forwarded on IPv6 here.
+    // Full-NAT whose local address is the client's, none of this node's: its port cannot
+    // be taken here.
     let mut fnat = record6(45002, 0);
     fnat.forward = FullNat;
     install(fnat);
@@ -392,12 +535,13 @@ fn ipv6_records_are_refused_by_reason() {
     assert_eq!(
         (
             s.sync_refused_family,
+            s.sync_refused_port,
             s.sync_refused_invalid,
             s.sync_refused_no_service,
             s.sync_refused_no_server,
             s.sync_installed
         ),
-        (3, 2, 1, 1, 1)
+        (2, 1, 2, 1, 1, 1)
     );
     assert_eq!(conns6(&ws), 1);
     assert_eq!(
@@ -504,5 +648,38 @@ fn an_ipv6_vip_follows_its_vrrp_role() {
     let front = take_tx(&mut ws[0], FRONT);
     assert!(advertises(&front, a("2001:db8:10::102")), "a VIP added live is announced");
     assert!(!advertises(&front, a(VIP6)), "only the new one");
+    assert_accounting_all(&ws);
+}
+
+#[test]
+fn an_ipv6_local_address_follows_its_vrrp_role() {
+    let shared = services(1);
+    let roles = Arc::new(HaRoles::new(1, [VIP6, LOCAL6].map(|v| (IpAddr::V6(a(v)), HaGroup(0)))).unwrap());
+    let (mut ws, _end) = workers6_ha(&shared, 1, 1024, NO_REFRESH, Some(Arc::clone(&roles)));
+    let backup_before = snapshot(&ws[0]).drop_count(DropReason::HaBackup);
+    // Backup: a server's solicitation of the local address is not answered, a reply to it
+    // is not taken; each is `ha_backup`.
+    let (front, back) = send_to(&mut ws, 0, BACK, &ns_from(a(RS6[0]), RS6_MAC[0], a(LOCAL6)), SEC);
+    assert!(front.is_empty() && back.is_empty(), "backup answered a solicitation of the local address");
+    let (front, back) = send_to(&mut ws, 0, BACK, &to_local(0, 1024, ACK), SEC);
+    assert!(front.is_empty() && back.is_empty(), "backup took a reply to the local address");
+    assert_eq!(snapshot(&ws[0]).drop_count(DropReason::HaBackup) - backup_before, 2);
+    // No unsolicited NA for it at start; the back port's own address gets one.
+    ws[0].send_gratuitous_arp(2 * SEC);
+    let back = take_tx(&mut ws[0], BACK);
+    assert!(!advertises(&back, a(LOCAL6)), "backup announced the local address");
+    assert!(advertises(&back, a("2001:db8:20::1")), "the port's address is announced whatever the role");
+
+    // Master: answered, announced, and a Full-NAT flow's replies to it are taken.
+    roles.set_master(HaGroup(0), true);
+    let (_, back) = send_to(&mut ws, 0, BACK, &ns_from(a(RS6[0]), RS6_MAC[0], a(LOCAL6)), 3 * SEC);
+    assert!(advertises(&back, a(LOCAL6)), "master answers the solicitation");
+    ws[0].send_gratuitous_arp(4 * SEC);
+    assert!(advertises(&take_tx(&mut ws[0], BACK), a(LOCAL6)), "master announces the local address");
+    let (_, back) = send_to(&mut ws, 0, FRONT, &to_vip(Tcp, 47500, FNAT_PORT, SYN), 5 * SEC);
+    assert_eq!(back.len(), 1, "master forwards the Full-NAT flow");
+    let rs = usize::from(back[0][..6] != RS6_MAC[0]);
+    let (front, _) = send_to(&mut ws, 0, BACK, &to_local(rs, ports_of(&back[0]).0, SYN | ACK), 5 * SEC);
+    assert_eq!(front.len(), 1, "master translates the reply to the client");
     assert_accounting_all(&ws);
 }

@@ -820,6 +820,31 @@ mod tests {
              dba6aad43be66fa03d44a94d97d1ccf135e11a09ae3cf8c790152495c20f4340",
             fixture_header(1, 0, 97)
         );
+        // An IPv6 Full-NAT flow: the local address and port are the node's IPv6 local
+        // address and the port it took there, which the peer reserves on install.
+        let fullnat6 = SyncRecord::Conn(ConnRecord {
+            proto: L4Proto::Tcp,
+            forward: ForwardMode::FullNat,
+            client: sa("[2001:db8:10::2]:40000"),
+            vip: sa("[2001:db8:10::100]:80"),
+            local: sa("[2001:db8:20::200]:1024"),
+            server: sa("[2001:db8:20::11]:8080"),
+            state: ConnState::Tcp(TcpState::Established),
+            flags: 5,
+            expires_in_ms: 900_000,
+            synproxy: None,
+        });
+        let data_fullnat6 = format!(
+            "{}
+             0000000000000067 0001                          # record index 103, 1 record
+             01 06 02 01 00 0005 000dbba0                   # conn: TCP, fullnat, ESTABLISHED, pad, flags, 900 s
+             06 20010db8001000000000000000000002 9c40       # client
+             06 20010db8001000000000000000000100 0050       # VIP
+             06 20010db8002000000000000000000200 0400       # local: 2001:db8:20::200, port 1024
+             06 20010db8002000000000000000000011 1f90       # server
+             c9a1bfd4273a9b17e041a69d8fbc0b510c5f888351c5193e9e43c038b7e7e56b",
+            fixture_header(1, 0, 97)
+        );
         let bulk_end = format!(
             "{}
              0000000000000064 00000002  # record index 100, 2 streamed
@@ -851,6 +876,7 @@ mod tests {
             (fixture_msg(Body::Nack { ranges: vec![(3, 5), (9, 9)] }, 0), hex(&nack)),
             (fixture_msg(Body::Heartbeat { next_record: 102 }, 0), hex(&heartbeat)),
             (fixture_msg(Body::Data { record_index: 102, records: vec![conn6] }, 0), hex(&data6)),
+            (fixture_msg(Body::Data { record_index: 103, records: vec![fullnat6] }, 0), hex(&data_fullnat6)),
         ]
     }
 

@@ -10,7 +10,10 @@
 //!
 //! The text is a pure function of the decisions ([`render`]), checked against golden
 //! files (`controlplane/src/bgp/golden/`) for every combination of states, and each golden
-//! file is parsed by `bird -p` when BIRD is installed.
+//! file is parsed by `bird -p` when BIRD is installed. The lab's node configurations
+//! (`vm-testbed/bird/node-lb{1,2}.conf`, the example an operator copies) are checked to
+//! export [`PROTO_V4`] in their `ipv4` channel and [`PROTO_V6`] in their `ipv6` one (MP-BGP,
+//! with the node's IPv6 address as `next hop address`), and parsed the same way.
 
 use std::fmt::Write;
 use std::net::IpAddr;
@@ -82,18 +85,28 @@ mod tests {
     /// `bird -p` on a configuration that includes `file`; skipped (and said so) when
     /// BIRD is not installed.
     fn bird_parses(file: &Path) {
-        let Ok(bird) = which("bird") else {
+        if which("bird").is_err() {
             eprintln!("bird not installed (apt-get install bird2): {} not parsed by BIRD", file.display());
             return;
-        };
+        }
         let dir = std::env::temp_dir().join(format!("rvs-bird-parse-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let main = dir.join(format!("{}.conf", file.file_stem().unwrap().to_string_lossy()));
         std::fs::write(&main, format!("router id 10.0.0.1;\nprotocol device {{ }}\ninclude \"{}\";\n", file.display()))
             .unwrap();
-        let out = std::process::Command::new(bird).arg("-p").arg("-c").arg(&main).output().unwrap();
-        assert!(out.status.success(), "bird -p refused {}: {}", file.display(), String::from_utf8_lossy(&out.stderr));
+        bird_parses_main(&main);
         let _ = std::fs::remove_file(&main);
+    }
+
+    /// `bird -p` on the whole configuration `main`; skipped (and said so) when BIRD is not
+    /// installed.
+    fn bird_parses_main(main: &Path) {
+        let Ok(bird) = which("bird") else {
+            eprintln!("bird not installed (apt-get install bird2): {} not parsed by BIRD", main.display());
+            return;
+        };
+        let out = std::process::Command::new(bird).arg("-p").arg("-c").arg(main).output().unwrap();
+        assert!(out.status.success(), "bird -p refused {}: {}", main.display(), String::from_utf8_lossy(&out.stderr));
     }
 
     fn which(name: &str) -> Result<PathBuf, ()> {
@@ -199,5 +212,34 @@ mod tests {
         assert!(text.contains("\troute fd00:10::100/128 blackhole;\n"));
         assert!(!text.contains("route fd00:10::101"));
         golden("both-families.conf", &text);
+    }
+
+    /// The lab's node configurations (`vm-testbed/bird/node-lb{1,2}.conf`, the operator's
+    /// example) export both protocols, IPv6 VIPs in an `ipv6` channel with an IPv6 next
+    /// hop, and BIRD parses each with a file of both families included in place of the
+    /// node's.
+    #[test]
+    fn the_lab_node_configs_export_both_families() {
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let included = golden_dir().join("both-families.conf");
+        for (lb, hop) in [("lb1", "2001:db8:10::1"), ("lb2", "2001:db8:10::10")] {
+            let path = repo.join(format!("vm-testbed/bird/node-{lb}.conf"));
+            let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            let channel = |family: &str| {
+                let start = text.find(&format!("\t{family} {{")).unwrap_or_else(|| panic!("{lb}: no {family} channel"));
+                let end = text[start..].find("};").map_or(text.len(), |e| start + e);
+                text[start..end].to_string()
+            };
+            assert!(channel("ipv4").contains(&format!("export where proto = \"{PROTO_V4}\";")), "{lb}");
+            let v6 = channel("ipv6");
+            assert!(v6.contains(&format!("export where proto = \"{PROTO_V6}\";")), "{lb}: {v6}");
+            assert!(v6.contains(&format!("next hop address {hop};")), "{lb}: {v6}");
+            let include = format!("include \"/run/rvs-lab-{lb}-vips.conf\";");
+            assert!(text.contains(&include), "{lb} includes rvsd's file");
+            let parsed = std::env::temp_dir().join(format!("rvs-bird-node-{lb}-{}.conf", std::process::id()));
+            std::fs::write(&parsed, text.replace(&include, &format!("include \"{}\";", included.display()))).unwrap();
+            bird_parses_main(&parsed);
+            let _ = std::fs::remove_file(&parsed);
+        }
     }
 }

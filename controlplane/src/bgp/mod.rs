@@ -2,7 +2,10 @@
 //! BIRD include file with one static host route per VIP this node should announce and
 //! makes BIRD read it with `birdc configure`; BIRD's own configuration (shipped for the
 //! lab in `vm-testbed/bird/`) exports those routes over BGP, with BFD on the session so a
-//! router drops a dead node within BFD's detection time.
+//! router drops a dead node within BFD's detection time. IPv4 VIPs go in the static
+//! protocol `rvs_vips4`, IPv6 ones in `rvs_vips6`, which the lab's BIRD exports over
+//! MP-BGP (an `ipv6` channel of the same IPv4 session, the node's IPv6 address on the
+//! router's link as next hop).
 //!
 //! * [`decide`]: which VIPs to announce and why not (workers polling, each service's
 //!   healthy servers at or above its `quorum`, VRRP master) — pure;

@@ -733,7 +733,11 @@ fn bad_ha_configs_name_their_field() {
         (ha_with("\"100ms\"", "\"41s\""), "ha.instance[0].advert_interval", "40.95 s"),
         (ha_with("\"100ms\"", "\"1500ms\"\nversion = 2"), "ha.instance[0].advert_interval", "whole seconds"),
         (ha_with("port = \"front\"", "port = \"nope\""), "ha.instance[0].port", "no [[port]] is named"),
-        (ha_with("\"10.20.0.100\"]", "\"fd00:10::100\"]"), "ha.instance[0].addresses[1]", "VIP of no service"),
+        (
+            ha_with("\"10.20.0.100\"]", "\"fd00:10::100\"]"),
+            "ha.instance[0].addresses[1]",
+            "neither the VIP of a service",
+        ),
         (ha_with("\"10.20.0.100\"]", "\"10.10.0.1\"]"), "ha.instance[0].addresses[1]", "own address"),
         (ha_with("\"10.20.0.100\"]", "\"192.0.2.5\"]"), "ha.instance[0].addresses[1]", "not a VIP"),
         (ha_with("\"10.20.0.100\"]", "\"10.10.0.100\"]"), "ha.instance[0].addresses[1]", "already in"),
@@ -1445,7 +1449,7 @@ fn ipv6_vips_in_ha_instances() {
     let e = Config::from_toml(&ha("[\"10.10.0.100\", \"10.20.0.100\"]")).unwrap_err();
     assert!(e.names("service[1].address"), "{e}");
     for (addresses, field, says) in [
-        ("[\"10.10.0.100\", \"2001:db8:10::99\"]", "ha.instance[0].addresses[1]", "VIP of no service"),
+        ("[\"10.10.0.100\", \"2001:db8:10::99\"]", "ha.instance[0].addresses[1]", "neither the VIP of a service"),
         (
             "[\"10.10.0.100\", \"2001:db8:10::100\", \"2001:db8:10::100\"]",
             "ha.instance[0].addresses[2]",
@@ -1456,6 +1460,20 @@ fn ipv6_vips_in_ha_instances() {
         let hit = e.errors.iter().find(|x| x.field == field).unwrap_or_else(|| panic!("{addresses}: {e}"));
         assert!(hit.message.contains(says), "{addresses}: {e}");
     }
+    // The back port's IPv6 Full-NAT local address moves with the instance too.
+    let with_local6 = ha("[\"10.10.0.100\", \"10.20.0.100\", \"2001:db8:10::100\", \"2001:db8:20::200\"]")
+        .replace(
+            "local_addresses = [\"10.20.0.200\", \"10.20.0.201\"]",
+            "ipv6_addresses = [\"2001:db8:20::1/64\"]\nlocal_addresses = [\"10.20.0.200\", \"10.20.0.201\", \"2001:db8:20::200\"]",
+        );
+    let c = Config::from_toml(&with_local6).unwrap_or_else(|e| panic!("{e}"));
+    let inst = &c.ha.as_ref().expect("[ha]").instances[0];
+    assert!(inst.addresses.contains(&"2001:db8:20::200".parse().unwrap()), "{:?}", inst.addresses);
+    // An IPv6 address on a port's prefix that is no local address: still refused.
+    let other = with_local6
+        .replace("\"2001:db8:10::100\", \"2001:db8:20::200\"]", "\"2001:db8:10::100\", \"2001:db8:20::201\"]");
+    let e = Config::from_toml(&other).unwrap_err();
+    assert!(e.names("ha.instance[0].addresses[3]"), "{e}");
     // An instance of IPv6 VIPs only: its adverts would carry nothing.
     let only6 = format!(
         "{}{}",

@@ -1638,12 +1638,15 @@ impl Checker {
             let f = format!("ha.instance[{i}].addresses[{k}]");
             if let Ok(a6) = text.parse::<std::net::Ipv6Addr>() {
                 let ip = IpAddr::V6(a6);
-                if !services.iter().flatten().any(|s| s.address == ip) {
+                let vip = services.iter().flatten().any(|s| s.address == ip);
+                let local = ports.iter().flatten().any(|p| p.local_addresses6.contains(&a6));
+                if !vip && !local {
                     self.err(
                         &f,
                         format!(
-                            "{a6} is IPv6 and the VIP of no service; an instance's IPv6 addresses are IPv6 VIPs \
-                             (IPv6 floating and local addresses are not there yet)"
+                            "{a6} is IPv6 and neither the VIP of a service nor a port's IPv6 Full-NAT local \
+                             address; an instance's IPv6 addresses are IPv6 VIPs and local addresses (IPv6 \
+                             floating addresses are not there yet)"
                         ),
                     );
                     continue;

@@ -20,11 +20,12 @@
 //! At shutdown ([`Shell::shutdown`]) every master sends priority 0 and gives its
 //! addresses up; the daemon stops the workers only after that, so worker 0 sends them.
 //!
-//! IPv6 addresses of an instance (IPv6 VIPs) move with its role as IPv4 ones do, but the
-//! adverts, VRRPv3 over IPv4, carry and compare the IPv4 addresses only (keepalived's
-//! `virtual_ipaddress_excluded`: a VRRP packet carries addresses of its own family); on
-//! takeover each IPv6 address gets an unsolicited neighbour advertisement where the
-//! IPv4 ones get gratuitous ARP.
+//! IPv6 addresses of an instance (IPv6 VIPs and Full-NAT local addresses) move with its
+//! role as IPv4 ones do, but the adverts, VRRPv3 over IPv4, carry and compare the IPv4
+//! addresses only (keepalived's `virtual_ipaddress_excluded`: a VRRP packet carries
+//! addresses of its own family); on takeover each IPv6 address gets an unsolicited
+//! neighbour advertisement, on the ports whose IPv6 prefix holds it, where the IPv4 ones
+//! get gratuitous ARP.
 //!
 //! `notify` runs the instance's program with `RVS_VRRP_VRID`, `RVS_VRRP_STATE` (the new
 //! state), `RVS_VRRP_PREVIOUS`, `RVS_VRRP_PRIORITY` (effective) and `RVS_VRRP_REASON` in

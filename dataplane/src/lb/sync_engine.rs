@@ -5,8 +5,14 @@
 //! IPv6 connections (the engine's `ConnTable6`) are synced as IPv4 ones are: a record when
 //! one is created or changes state, the refresh and the dump walk both tables (IPv4's
 //! slots, then IPv6's while it holds any, as one slot space), and an IPv6 record is
-//! installed into the IPv6 table. The IPv6 data path forwards DR and NAT66 only, without the SYN proxy: an IPv6
-//! record of another mode, or one mixing the families, is refused (`Family`, `Invalid`).
+//! installed into the IPv6 table. Every mode the IPv6 data path forwards is synced: DR,
+//! NAT66, IPv6-in-IPv6 tunnel and IPv6 Full-NAT, without the SYN proxy (a record with
+//! SYN proxy state is `Invalid`, one mixing the families `Family`). An IPv6 Full-NAT
+//! record carries the IPv6 local address and port the flow holds; the peer reserves that
+//! port in its IPv6 local-port allocator (`LocalPortAllocator6::reserve`, as IPv4's) so
+//! that it never hands it out to a flow of its own, and releases it when the entry goes.
+//! As IPv4's, the record of the client segment that carries the TOA for the last time
+//! goes without `TOA_PENDING`.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
@@ -45,8 +51,8 @@ pub(super) struct SyncState {
 /// (`sync_refused_*`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum SyncRefused {
-    /// Addresses of both families in one record, or an IPv6 flow in a forwarding mode the
-    /// IPv6 data path does not forward (Full-NAT, tunnel).
+    /// Addresses of both families in one record (an IPv6 tunnel flow to an IPv4 server
+    /// included: the IPv6 data path tunnels IPv6 in IPv6 only).
     #[error("address family not forwarded in this mode")]
     Family,
     /// A state that does not fit the protocol (a TCP state for UDP, or the reverse), or
@@ -164,12 +170,17 @@ impl LbEngine {
     }
 
     /// Sends the record of IPv6 connection `id` (created, or its state changed); the
-    /// IPv6 counterpart of [`Self::sync_conn`] (no TOA on IPv6 flows). Cold, as it is.
+    /// IPv6 counterpart of [`Self::sync_conn`], `toa_done` as there (IPv6 Full-NAT's TOA).
+    /// Cold, as it is.
     #[cold]
     #[inline(never)]
-    pub(super) fn sync_conn6(&self, id: ConnId, now: u64, counters: &WorkerCounters) {
+    pub(super) fn sync_conn6(&self, id: ConnId, now: u64, counters: &WorkerCounters, toa_done: bool) {
         let (Some(s), Some(c)) = (&self.sync, self.conns6.get(id)) else { return };
-        count(s.link.push(SyncRecord::Conn(ConnRecord::from_conn(c, now))), counters);
+        let mut rec = ConnRecord::from_conn(c, now);
+        if toa_done {
+            rec.flags &= !ConnFlags::TOA_PENDING.bits();
+        }
+        count(s.link.push(SyncRecord::Conn(rec)), counters);
     }
 
     /// The sync work of one poll, bounded: installs up to [`INSTALL_PER_POLL`] of the
@@ -324,13 +335,13 @@ impl LbEngine {
 }
 
 impl LbEngine {
-    /// [`Self::install`] of an IPv6 record: into the IPv6 table, for the DR and NAT66
-    /// flows the IPv6 data path forwards.
+    /// [`Self::install`] of an IPv6 record: into the IPv6 table, in any mode the IPv6 data
+    /// path forwards (DR, NAT66, tunnel, Full-NAT with its local port reserved here).
     fn install6(&mut self, rec: &ConnRecord, now: u64) -> Result<Installed, SyncRefused> {
         let (client, cport) = v6(rec.client)?;
         let (vip, vport) = v6(rec.vip)?;
         let (server_ip, sport) = v6(rec.server)?;
-        v6(rec.local)?;
+        let local = v6(rec.local)?;
         match (rec.proto, rec.state) {
             (L4Proto::Tcp, ConnState::Tcp(_)) | (L4Proto::Udp, ConnState::Udp) => {}
             _ => return Err(SyncRefused::Invalid),
@@ -338,9 +349,6 @@ impl LbEngine {
         // No SYN proxy on IPv6 flows.
         if rec.synproxy.is_some() {
             return Err(SyncRefused::Invalid);
-        }
-        if !matches!(rec.forward, ForwardMode::Dr | ForwardMode::Nat) {
-            return Err(SyncRefused::Family);
         }
         let snap = std::sync::Arc::clone(&self.snap);
         let (svc_idx, svc) = snap.lookup_v6(rec.proto, vip, vport).ok_or(SyncRefused::NoService)?;
@@ -354,19 +362,37 @@ impl LbEngine {
             return Err(SyncRefused::NoServer);
         };
         let key = FlowKey6 { proto: rec.proto, src: client, sport: cport, dst: vip, dport: vport };
-        let flags =
-            ConnFlags::from_bits(rec.flags & RECORD_FLAGS.bits() & !ConnFlags::TOA_PENDING.bits()) | ConnFlags::SYNCED;
+        // The TOA is a Full-NAT option: another mode's record never asks for one.
+        let toa = if rec.forward == ForwardMode::FullNat { ConnFlags::TOA_PENDING.bits() } else { 0 };
+        let wanted = RECORD_FLAGS.bits() & (!ConnFlags::TOA_PENDING.bits() | toa);
+        let flags = ConnFlags::from_bits(rec.flags & wanted) | ConnFlags::SYNCED;
         match self.conns6.lookup(&key) {
             Some((id, Direction::Inbound)) => return update(&mut self.conns6, id, rec, flags, now, &snap, self.worker),
             Some((_, Direction::Reply)) => return Err(SyncRefused::Clash),
             None => {}
         }
-        let mut conn = Conn6::new(key, rec.forward, server_ip, sport).with_service(service_id, server_id);
+        // Full-NAT: the peer's local address and port, taken here so that this node's
+        // allocator never hands them out (`Port` when they are not this worker's to take).
+        let (local, lport) = if rec.forward == ForwardMode::FullNat {
+            if !self.lports6.reserve(local.0, local.1) {
+                return Err(SyncRefused::Port);
+            }
+            local
+        } else {
+            (client, cport)
+        };
+        let mut conn =
+            Conn6::new(key, rec.forward, server_ip, sport).with_local(local, lport).with_service(service_id, server_id);
         conn.state = rec.state;
         conn.flags = flags;
-        let id = self.conns6.insert(conn, now).map_err(|e| match e {
-            TableFull::Full => SyncRefused::TableFull,
-            TableFull::InboundKeyExists | TableFull::ReplyKeyExists => SyncRefused::Clash,
+        let id = self.conns6.insert(conn, now).map_err(|e| {
+            if rec.forward == ForwardMode::FullNat {
+                self.lports6.release(local, lport);
+            }
+            match e {
+                TableFull::Full => SyncRefused::TableFull,
+                TableFull::InboundKeyExists | TableFull::ReplyKeyExists => SyncRefused::Clash,
+            }
         })?;
         self.conns6.set_expires_in(id, now, u64::from(rec.expires_in_ms) * 1_000_000);
         let active = rec.state.is_active();

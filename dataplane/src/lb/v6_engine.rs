@@ -186,7 +186,8 @@ impl LbEngine {
             Err(reason) => return Verdict::Drop(reason),
         };
         if self.sync.is_some() && (fresh || change.changed()) {
-            self.sync_conn6(id, now, counters);
+            // A client segment other than a SYN carries the Full-NAT TOA for the last time.
+            self.sync_conn6(id, now, counters, !view.flags.is_some_and(|f| f.syn()));
         }
         let Some(&c) = self.conns6.get(id) else { return Verdict::Drop(DropReason::TcpNoConn) };
         // The control plane keeps IPv6 servers on a port's prefix: the next hop is the server.
@@ -306,7 +307,7 @@ impl LbEngine {
             return self.icmp6_error(buf, Icmp6Cause::HopLimit, true, vip, in_port, routes, counters, now);
         }
         match self.account6(id, Direction::Reply, view, now) {
-            Ok(change) if self.sync.is_some() && change.changed() => self.sync_conn6(id, now, counters),
+            Ok(change) if self.sync.is_some() && change.changed() => self.sync_conn6(id, now, counters, false),
             Ok(_) => {}
             Err(reason) => return Verdict::Drop(reason),
         }

@@ -29,6 +29,12 @@
 //!    printed, asserted below BGP's hold time only), and every flow that went through lb1
 //!    continues through lb2 to the same server (mh + `unknown_flow = "schedule"`): 50 of 50.
 //!
+//! `ipv6_vip_over_mp_bgp_ecmp_and_withdrawal`: the same nodes with an IPv6 service beside the
+//! IPv4 one; the IPv6 VIP travels over MP-BGP (the ipv6 channel of the same sessions, each
+//! node's IPv6 front address as next hop) into one multipath route on the router, requests
+//! through it reach both nodes, and it is withdrawn when lb1 deletes the service and when lb2's
+//! rvsd stops. `fullnat_flows_through_a_node_that_leaves_break`: Full-NAT nodes, see there.
+//!
 //! `#[ignore]`: needs root, the lab, bird2, socat and rvsd; `vm-testbed/test.sh` runs it with
 //! the other lab tests; by hand: `RVSD_BIN=$CARGO_TARGET_DIR/release/rvsd cargo test --release
 //! -p rvs-labtests --test bgp -- --ignored --test-threads=1`.
@@ -64,7 +70,13 @@ const FLOWS: u32 = 50;
 /// The next hops of the router's kernel route to the VIP (`nexthop via X` lines of a multipath
 /// route, or the single `via X`), sorted.
 fn router_next_hops() -> Vec<String> {
-    let out = ns_exec(ROUTER, &["ip", "route", "show", &format!("{VIP}/32")]);
+    router_next_hops_to(VIP)
+}
+
+/// [`router_next_hops`] for the host route to `vip`, either family (none: no route).
+fn router_next_hops_to(vip: &str) -> Vec<String> {
+    let (family, len) = if vip.contains(':') { ("-6", 128) } else { ("-4", 32) };
+    let out = ns_exec(ROUTER, &["ip", family, "route", "show", &format!("{vip}/{len}")]);
     let text = String::from_utf8_lossy(&out.stdout);
     let words: Vec<&str> = text.split_whitespace().collect();
     let mut hops: Vec<String> = words.windows(2).filter(|w| w[0] == "via").map(|w| w[1].to_string()).collect();
@@ -73,12 +85,17 @@ fn router_next_hops() -> Vec<String> {
 }
 
 fn wait_next_hops(want: &[&str], timeout: Duration, what: &str) -> Duration {
+    wait_next_hops_to(VIP, want, timeout, what)
+}
+
+/// Waits until the router's next hops for `vip` are `want` (sorted); how long that took.
+fn wait_next_hops_to(vip: &str, want: &[&str], timeout: Duration, what: &str) -> Duration {
     let t = Instant::now();
-    let ok = wait_until(timeout, Duration::from_millis(20), || router_next_hops() == want);
+    let ok = wait_until(timeout, Duration::from_millis(20), || router_next_hops_to(vip) == want);
     assert!(
         ok,
-        "{what}: the router's next hops for {VIP} are {:?}, not {want:?} after {timeout:?}",
-        router_next_hops()
+        "{what}: the router's next hops for {vip} are {:?}, not {want:?} after {timeout:?}",
+        router_next_hops_to(vip)
     );
     t.elapsed()
 }
@@ -115,13 +132,14 @@ fn bgp_of(ns: &str) -> Value {
 
 /// The state of the VIP in `ns`'s `bgp.vips` ("announced" or "withdrawn") and the VIP's entry.
 fn vip_state(ns: &str) -> (String, Value) {
+    vip_state_of(ns, VIP).unwrap_or_else(|| panic!("{ns}: bgp.vips has no {VIP}: {}", bgp_of(ns)))
+}
+
+/// `vip`'s state and entry in `ns`'s `bgp.vips`, if it has one.
+fn vip_state_of(ns: &str, vip: &str) -> Option<(String, Value)> {
     let bgp = bgp_of(ns);
-    let vip = bgp["vips"]
-        .as_array()
-        .and_then(|v| v.iter().find(|e| e["vip"] == VIP))
-        .cloned()
-        .unwrap_or_else(|| panic!("{ns}: bgp.vips has no {VIP}: {bgp}"));
-    (vip["state"].as_str().unwrap_or_default().to_string(), vip)
+    let entry = bgp["vips"].as_array().and_then(|v| v.iter().find(|e| e["vip"] == vip)).cloned()?;
+    Some((entry["state"].as_str().unwrap_or_default().to_string(), entry))
 }
 
 /// 5 `GET /` from each of the client's addresses through the VIP; every answer from a real server.
@@ -381,4 +399,115 @@ fn fullnat_flows_through_a_node_that_leaves_break() {
     );
     assert_eq!(ok, via[1], "exactly the flows through lb2 survive");
     assert!(no_conn > 0, "lb2 saw the moved flows and dropped them as unknown");
+}
+
+/// The scale-out lab's IPv6 VIP (on the real servers' `lo`, vm-testbed/lab.sh).
+const VIP6: &str = "2001:db8:10::100";
+/// The nodes' IPv6 front addresses (`ipv6_addresses` in config/lab-bgp-lb{1,2}.toml): the
+/// next hops their BIRDs send for IPv6 VIPs (`next hop address` in vm-testbed/bird/node-lbN.conf).
+const LB1_FRONT_IP6: &str = "2001:db8:10::1";
+const LB2_FRONT_IP6: &str = "2001:db8:10::10";
+/// The IPv6 service the IPv6 run adds to both nodes.
+const SVC6: &str = "/v1/services/tcp/2001:db8:10::100/80";
+
+/// lb1's and lb2's scale-out configs with an IPv6 service beside the IPv4 one: DR to the
+/// three servers' IPv6 addresses, `mh`, `unknown_flow = "schedule"`, `quorum = 2` and the
+/// same `http` health check as the IPv4 service (probed over IPv6 from the back port's
+/// IPv6 address): the VIP is announced once two servers passed it.
+fn ipv6_configs() -> [std::path::PathBuf; 2] {
+    let service6 = format!(
+        "\n[[service]]\nprotocol = \"tcp\"\naddress = \"{VIP6}\"\nport = 80\nscheduler = \"mh\"\n\
+         unknown_flow = \"schedule\"\nquorum = 2\n\n[service.health]\nkind = \"http\"\npath = \"/\"\n\
+         interval = \"500ms\"\ntimeout = \"300ms\"\nrise = 2\nfall = 2\n{}",
+        ["2001:db8:20::11", "2001:db8:20::12", "2001:db8:20::13"]
+            .map(|rs| format!("\n[[service.server]]\naddress = \"{rs}\"\nport = 80\nforward = \"dr\"\n"))
+            .concat()
+    );
+    ["lb1", "lb2"].map(|lb| {
+        let base = repo_root().join(format!("config/lab-bgp-{lb}.toml"));
+        let text = std::fs::read_to_string(&base).expect("the lab's BGP config");
+        let path = run_dir().join(format!("bgp-ipv6-{lb}.toml"));
+        std::fs::write(&path, text + &service6).expect("write a config variant");
+        path
+    })
+}
+
+/// `count` GETs of `http://[VIP6]/` from the client, each answered by a real server.
+fn requests6(count: u32) {
+    let answers = http_who_many(CLIENT, &format!("http://[{VIP6}]/"), count);
+    let failed: Vec<&String> = answers.iter().filter_map(|a| a.as_ref().err()).collect();
+    assert!(failed.is_empty(), "{} of {count} requests to [{VIP6}]:80 failed: {failed:?}", failed.len());
+}
+
+/// An IPv6 VIP announced over MP-BGP (the ipv6 channel of the same BGP sessions) by both
+/// nodes: BIRD in lab-router learns 2001:db8:10::100/128 from each with that node's IPv6
+/// front address as next hop and installs one kernel route with both (`merge paths`), the
+/// router hashes IPv6 on L4; 40 requests from the client through the router all answered, by
+/// both nodes. The service deleted on lb1 over REST: lb1 withdraws it, the router keeps lb2's
+/// next hop only (the IPv4 VIP keeps both) and requests go on. lb2 stopped (SIGTERM): the
+/// router has no route to the IPv6 VIP left.
+#[test]
+#[ignore = "needs root, the netns lab, bird2 and rvsd: run vm-testbed/test.sh"]
+fn ipv6_vip_over_mp_bgp_ecmp_and_withdrawal() {
+    let mut lab = Lab::up_without_lb();
+    lab.start_real_servers(Mode::Dr);
+    let out = lab_sh(&["router-bgp", "up"]);
+    assert!(out.status.success(), "lab.sh router-bgp up: {}", describe(&out));
+    let [lb1, lb2] = ipv6_configs();
+    lab.start_lb("lb1", Some(&lb1));
+    lab.start_lb("lb2", Some(&lb2));
+    let both6 = [LB1_FRONT_IP6, LB2_FRONT_IP6];
+
+    // 1. Both nodes' paths in BIRD, one multipath kernel route, L4 hash.
+    let up = wait_next_hops_to(VIP6, &both6, Duration::from_secs(30), "both nodes announce the IPv6 VIP");
+    eprintln!("bgp6: the router has both IPv6 next hops {up:?} after the nodes started");
+    let route = ns_exec_ok(ROUTER, &["ip", "-6", "route", "show", &format!("{VIP6}/128")]);
+    assert!(route.contains("proto bird") && route.matches("nexthop via").count() == 2, "one multipath route: {route}");
+    let birds = router_birdc(&["show", "route", "for", &format!("{VIP6}/128"), "all"]);
+    for hop in both6 {
+        assert!(birds.contains(&format!("BGP.next_hop: {hop}")), "BIRD's table has the path via {hop}: {birds}");
+    }
+    let policy = ns_exec_ok(ROUTER, &["sysctl", "-n", "net.ipv6.fib_multipath_hash_policy"]);
+    assert_eq!(policy.trim(), "1", "the router hashes IPv6 flows on L4");
+    for ns in [LB1, LB2] {
+        let (state, entry) = vip_state_of(ns, VIP6).unwrap_or_else(|| panic!("{ns}: no {VIP6}: {}", bgp_of(ns)));
+        assert_eq!(state, "announced", "{ns}: {entry}");
+    }
+    wait_next_hops(&[LB1_FRONT_IP, LB2_FRONT_IP], Duration::from_secs(10), "the IPv4 VIP beside it");
+
+    // 2. Requests through the router reach the servers through both nodes.
+    let created = |ns: &str| worker_counter(&status_of(ns), "conns_created");
+    let before = [created(LB1), created(LB2)];
+    requests6(40);
+    let via = [created(LB1) - before[0], created(LB2) - before[1]];
+    eprintln!("bgp6: 40 requests to [{VIP6}]:80: lb1 created {}, lb2 {}", via[0], via[1]);
+    assert!(via[0] > 0 && via[1] > 0, "ECMP spread the IPv6 requests over both nodes: {via:?}");
+
+    // 3. The service deleted on lb1: lb1 withdraws the IPv6 VIP, not the IPv4 one.
+    let (code, text) = rest(LB1, "DELETE", SVC6, None);
+    assert!(code == 200 || code == 204, "DELETE {SVC6} on lb1: {code} {text}");
+    let took = wait_next_hops_to(VIP6, &[LB2_FRONT_IP6], Duration::from_secs(5), "lb1 no longer serves the IPv6 VIP");
+    eprintln!("bgp6: service deleted on lb1: the router dropped lb1's IPv6 next hop after {took:?}");
+    assert!(
+        vip_state_of(LB1, VIP6).is_none_or(|(state, _)| state != "announced"),
+        "lb1 does not announce {VIP6}: {}",
+        bgp_of(LB1)
+    );
+    let include = std::fs::read_to_string("/run/rvs-lab-lb1-vips.conf").expect("lb1's include file");
+    assert!(!include.contains(VIP6) && include.contains(&format!("{VIP}/32")), "lb1's include file: {include}");
+    assert_eq!(router_next_hops(), [LB1_FRONT_IP, LB2_FRONT_IP], "the IPv4 VIP still has both nodes");
+    let before = created(LB2);
+    requests6(10);
+    assert!(created(LB2) >= before + 10, "lb2 alone carried the IPv6 requests");
+
+    // 4. rvsd on lb2 stopped: nobody announces the IPv6 VIP any more.
+    let stopped = Instant::now();
+    lab.stop_lb("lb2", false);
+    let ok = wait_until(Duration::from_secs(5), Duration::from_millis(20), || router_next_hops_to(VIP6).is_empty());
+    assert!(ok, "the router still routes {VIP6}: {:?}", router_next_hops_to(VIP6));
+    eprintln!("bgp6: lb2 stopped: the router has no route to {VIP6} after {:?}", stopped.elapsed());
+    // birdc exits non-zero when the table has no route for it.
+    let birds = ns_exec(ROUTER, &["birdc", "-s", ROUTER_BIRD_SOCKET, "show", "route", "for", &format!("{VIP6}/128")]);
+    let birds = String::from_utf8_lossy(&birds.stdout);
+    assert!(birds.contains("Network not found"), "BIRD still has a path to {VIP6}: {birds}");
 }

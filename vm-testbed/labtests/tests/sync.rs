@@ -29,7 +29,9 @@
 //! persistent clients (rr from its own start).
 //!
 //! `ipv6_flows_survive_failover_dr` does the same for long-lived IPv6 TCP flows through an
-//! IPv6 DR service whose VIP is in the VRRP instance (see its docs).
+//! IPv6 DR service whose VIP is in the VRRP instance (see its docs);
+//! `ipv6_fullnat_flows_survive_failover` for an IPv6 Full-NAT service whose VIP and IPv6
+//! local addresses (2001:db8:20::200-201) are in the instance.
 //!
 //! `#[ignore]`: needs root, the lab and rvsd; `vm-testbed/test.sh` runs it with the other lab
 //! tests.
@@ -316,6 +318,42 @@ fn sync6_configs() -> [PathBuf; 2] {
     })
 }
 
+/// The lab's IPv6 Full-NAT local addresses (config/lab-fullnat*.toml).
+const LOCAL6: [&str; 2] = ["2001:db8:20::200", "2001:db8:20::201"];
+
+/// lb1's and lb2's HA configs with sync on and an IPv6 Full-NAT service (TCP [`VIP6`]:80, rr
+/// over the three servers' IPv6 addresses, from the IPv6 local addresses [`LOCAL6`], which
+/// both nodes hold) whose VIP and local addresses are in the VRRP instance.
+fn sync6_fullnat_configs() -> [PathBuf; 2] {
+    let key = key_file();
+    let mut services =
+        format!("[[service]]\nprotocol = \"tcp\"\naddress = \"{VIP6}\"\nport = 80\nscheduler = \"rr\"\n");
+    for rs in RS_IP6 {
+        services +=
+            &format!("\n[[service.server]]\naddress = \"{rs}\"\nport = 80\nweight = 1\nforward = \"fullnat\"\n");
+    }
+    let addresses =
+        format!("addresses = [\"10.10.0.100\", \"10.20.0.100\", \"{VIP6}\", \"{}\", \"{}\"]", LOCAL6[0], LOCAL6[1]);
+    let locals_from = "local_addresses = [\"10.20.0.200\", \"10.20.0.201\", \"10.20.0.202\", \"10.20.0.203\"]";
+    let locals_to = format!(
+        "local_addresses = [\"10.20.0.200\", \"10.20.0.201\", \"10.20.0.202\", \"10.20.0.203\", \"{}\", \"{}\"]",
+        LOCAL6[0], LOCAL6[1]
+    );
+    ["lb1", "lb2"].map(|lb| {
+        let (me, peer) = if lb == "lb1" { (1, 2) } else { (2, 1) };
+        let ha = format!(
+            "{services}\n[ha]\nkey_file = \"{}\"\nsync_listen = \"10.30.0.{me}:8848\"\nsync_peer = \"10.30.0.{peer}:8848\"\n",
+            key.display()
+        );
+        let edits = [
+            ("[ha]\n", ha.as_str()),
+            ("addresses = [\"10.10.0.100\", \"10.20.0.100\"]", addresses.as_str()),
+            (locals_from, locals_to.as_str()),
+        ];
+        variant_with(&format!("lab-ha-{lb}.toml"), &edits, &format!("sync6-fullnat-{lb}.toml"))
+    })
+}
+
 /// How many connections of the IPv6 service lb `ns`'s `GET /v1/connections` lists.
 fn listed6(ns: &str) -> u64 {
     let url = format!("http://{API}/v1/connections?service=tcp/{VIP6}/80&limit=1");
@@ -397,6 +435,89 @@ fn ipv6_flows_survive_failover_dr() {
         "sync6: lb2 at the end: sync_installed {}, conns_created {}, tcp_no_conn {}",
         worker_counter(&st2, "sync_installed"),
         worker_counter(&st2, "conns_created"),
+        drop_count(&st2, "tcp_no_conn")
+    );
+}
+
+/// IPv6 Full-NAT connections survive a failover, as [`ipv6_flows_survive_failover_dr`]'s DR
+/// ones: the records carry each flow's IPv6 local address and port, lb2 installs them and
+/// reserves those ports; the local addresses are in the VRRP instance, so while lb1 is
+/// master the servers resolve them to lb1's MAC and after the crash (lb2's unsolicited
+/// neighbour advertisements) to lb2's; every flow goes on through lb2 from the same local
+/// address and port to the same server, and lb2 is not asked to schedule any of them.
+#[test]
+#[ignore = "needs root, the lab and rvsd: run vm-testbed/test.sh"]
+fn ipv6_fullnat_flows_survive_failover() {
+    let mut lab = Lab::up_without_lb();
+    lab.start_real_servers(Mode::FullNat);
+    ns_exec_ok(CLIENT, &["ip", "-6", "route", "replace", &format!("{VIP6}/128"), "dev", "eth0"]);
+    let [lb1, lb2] = sync6_fullnat_configs();
+    let url = format!("http://[{VIP6}]/");
+    let to = format!("[{VIP6}]:80");
+
+    // 1. lb1 alone.
+    lab.start_lb("lb1", Some(&lb1));
+    wait_state(LB1, "master", Duration::from_secs(3));
+    let mut last = Vec::new();
+    let ok = wait_until(Duration::from_secs(15), Duration::from_millis(300), || {
+        last = http_who_many(CLIENT, &url, 1);
+        last[0].is_ok()
+    });
+    assert!(ok, "no answer through {url} from lb1: {last:?}");
+    let tcp_a = Flows::start("--tcp", &to, TCP_FLOWS6);
+
+    // 2. lb2 joins as backup: flows A by bulk resync, flows B by incremental records.
+    lab.start_lb("lb2", Some(&lb2));
+    wait_state(LB2, "backup", Duration::from_secs(3));
+    wait_in_sync(LB2);
+    let tcp_b = Flows::start("--tcp", &to, TCP_FLOWS6);
+    let want = u64::from(2 * TCP_FLOWS6);
+    let all = wait_until(Duration::from_secs(5), Duration::from_millis(100), || listed6(LB2) >= want);
+    assert!(all, "lb2 lists {} IPv6 connections of the {want} flows: {:?}", listed6(LB2), sync_status(LB2));
+    let st2 = status_of(LB2);
+    assert_eq!(worker_counter(&st2, "sync_refused_port"), 0, "lb2 took every local port: {:?}", sync_status(LB2));
+    let (lb1_mac, lb2_mac) = (port_mac(&status_of(LB1), "back"), port_mac(&st2, "back"));
+    let lb2_front = port_mac(&st2, "front");
+    let rs_neigh = |rs: &str| neigh_mac(rs, LOCAL6[0]).or_else(|| neigh_mac(rs, LOCAL6[1]));
+    assert!(
+        REAL_SERVERS.iter().any(|rs| rs_neigh(rs).as_deref() == Some(lb1_mac.as_str())),
+        "a server resolved a local address to lb1's back MAC {lb1_mac}"
+    );
+    assert!(
+        REAL_SERVERS.iter().all(|rs| rs_neigh(rs).as_deref() != Some(lb2_mac.as_str())),
+        "the backup answered for a local address"
+    );
+    eprintln!("sync6 fullnat: lb2 holds {} IPv6 connections before the crash", listed6(LB2));
+    let created_before = worker_counter(&st2, "conns_created");
+
+    // 3. lb1 crashes; lb2 takes the VIP and the local addresses over.
+    let crash = Instant::now();
+    lab.stop_lb("lb1", true);
+    wait_state(LB2, "master", Duration::from_secs(3));
+    eprintln!("sync6 fullnat: lb2 master {:?} after lb1's SIGKILL", crash.elapsed());
+    let moved = wait_until(Duration::from_secs(2), Duration::from_millis(20), || {
+        neigh_mac(CLIENT, VIP6).as_deref() == Some(lb2_front.as_str())
+            && REAL_SERVERS.iter().all(|rs| rs_neigh(rs).is_none_or(|m| m == lb2_mac))
+    });
+    assert!(moved, "the client's and servers' neighbour entries did not move to lb2");
+    eprintln!("sync6 fullnat: neighbour entries moved to lb2 {:?} after the crash", crash.elapsed());
+    sleep(Duration::from_secs(2));
+    let reports = [(tcp_a, "IPv6 Full-NAT flows A"), (tcp_b, "IPv6 Full-NAT flows B")]
+        .map(|(flows, what)| (flows.finish(), what));
+    for (report, what) in &reports {
+        assert_intact(report, what);
+    }
+    let st2 = status_of(LB2);
+    let created = worker_counter(&st2, "conns_created") - created_before;
+    assert_eq!(created, 0, "lb2 scheduled none of the synced flows");
+    let answers = http_who_many(CLIENT, &url, 6);
+    let failed: Vec<&String> = answers.iter().filter_map(|a| a.as_ref().err()).collect();
+    assert!(failed.is_empty(), "new IPv6 Full-NAT connections through lb2: {failed:?}");
+    eprintln!(
+        "sync6 fullnat: {want} flows intact, longest gaps {} / {} ms; lb2 sync_installed {}, tcp_no_conn {}",
+        reports[0].0["max_gap_ms"],
+        reports[1].0["max_gap_ms"],
+        worker_counter(&st2, "sync_installed"),
         drop_count(&st2, "tcp_no_conn")
     );
 }

@@ -96,7 +96,8 @@ fn service6(workers: usize, proto: L4Proto, port: u16, rport: u16, fwd: ForwardM
     }
 }
 
-/// Services: UDP 53 NAT66 to 5353; TCP 8080 Full-NAT to 80; TCP 80 DR; TCP 443 tunnel.
+/// Services: UDP 53 NAT66 to 5353; TCP 8080 Full-NAT to 80; TCP 80 DR; TCP 443 tunnel;
+/// UDP 54 Full-NAT to 5353; TCP 8081 NAT66 to 80.
 fn services(workers: usize) -> SharedServices {
     share(
         ServiceTable::new(
@@ -106,6 +107,8 @@ fn services(workers: usize) -> SharedServices {
                 service6(workers, L4Proto::Tcp, 8080, 80, ForwardMode::FullNat),
                 service6(workers, L4Proto::Tcp, 80, 80, ForwardMode::Dr),
                 service6(workers, L4Proto::Tcp, 443, 443, ForwardMode::Tunnel),
+                service6(workers, L4Proto::Udp, 54, 5353, ForwardMode::FullNat),
+                service6(workers, L4Proto::Tcp, 8081, 80, ForwardMode::Nat),
             ],
         )
         .expect("valid table"),
@@ -192,6 +195,54 @@ fn a_client_side_packet_too_big_for_a_fullnat66_flow_reaches_the_server() {
     }
     assert_eq!(translated(&ws), 2);
     assert!(ws.iter().all(|w| snapshot(w).drops_total() == 0), "{:?}", ws.iter().map(drops_of).collect::<Vec<_>>());
+    assert_accounting_all(&ws);
+}
+
+#[test]
+fn a_servers_port_unreachable_for_a_fullnat66_udp_flow_reaches_the_client() {
+    let shared = services(2);
+    let mut ws = workers6(&shared, 2);
+    let (client, vip) = ((a(CLIENT6), 5100), (a(VIP6), 54));
+    let q = pkt(L4Proto::Udp, client, vip, 0, 64, b"query");
+    let (_, back) = send_to(&mut ws, 0, FRONT, &eth(FRONT_MAC, CLIENT_MAC, ETH_IPV6, &q), SEC);
+    assert_eq!(back.len(), 1);
+    let rs = server_of(&back[0]);
+    let lport = u16::from_be_bytes([back[0][14 + 40], back[0][14 + 41]]);
+    // The server's port unreachable goes to the local address, entering on the worker
+    // that does not own the local port.
+    let err = error6(RS6[rs], LOCAL6, 64, 1, 4, 0, &back[0][14..]);
+    let wrong = 1 - usize::from(lport) % 2;
+    let (front, back) = send_to(&mut ws, wrong, BACK, &eth(BACK_MAC, RS6_MAC[rs], ETH_IPV6, &err), SEC);
+    assert!(back.is_empty());
+    let quote = pkt(L4Proto::Udp, client, vip, 0, 63, b"query");
+    assert_eq!(front, vec![eth(CLIENT_MAC, FRONT_MAC, ETH_IPV6, &error6(VIP6, CLIENT6, 63, 1, 4, 0, &quote))]);
+    assert_eq!(translated(&ws), 1);
+    assert!(ws.iter().map(|w| snapshot(w).redirected_out).sum::<u64>() >= 1);
+    assert_accounting_all(&ws);
+}
+
+#[test]
+fn a_client_side_time_exceeded_for_a_nat66_reply_reaches_the_server() {
+    let shared = services(1);
+    let mut ws = workers6(&shared, 1);
+    let (client, vip) = ((a(CLIENT6), 40200), (a(VIP6), 8081));
+    let syn = eth(FRONT_MAC, CLIENT_MAC, ETH_IPV6, &pkt(L4Proto::Tcp, client, vip, SYN, 64, b""));
+    let (_, back) = send_to(&mut ws, 0, FRONT, &syn, SEC);
+    let rs = server_of(&back[0]);
+    let server = (a(RS6[rs]), 80);
+    let syn_ack = pkt(L4Proto::Tcp, server, client, SYN | ACK, 64, b"");
+    let (front, _) = send_to(&mut ws, 0, BACK, &eth(BACK_MAC, RS6_MAC[rs], ETH_IPV6, &syn_ack), SEC);
+    assert_eq!(front, vec![eth(CLIENT_MAC, FRONT_MAC, ETH_IPV6, &pkt(L4Proto::Tcp, vip, client, SYN | ACK, 63, b""))]);
+    // A router on the client's side: hop limit exceeded about the SYN-ACK, quoting its
+    // first 48 bytes (IPv6 header and 8 of TCP: the quoted checksum is not held).
+    let err = error6(ROUTER6, VIP6, 64, 3, 0, 0, &front[0][14..14 + 48]);
+    let (front, back) = send_to(&mut ws, 0, FRONT, &eth(FRONT_MAC, ROUTER_MAC, ETH_IPV6, &err), SEC);
+    assert!(front.is_empty());
+    // To the server (outer destination), about its own SYN-ACK (quoted source).
+    let quote = &pkt(L4Proto::Tcp, server, client, SYN | ACK, 63, b"")[..48];
+    let want = eth(RS6_MAC[rs], BACK_MAC, ETH_IPV6, &error6(ROUTER6, RS6[rs], 63, 3, 0, 0, quote));
+    assert_eq!(back, vec![want]);
+    assert_eq!(translated(&ws), 1);
     assert_accounting_all(&ws);
 }
 

@@ -915,6 +915,32 @@ mod tests {
             assert_eq!(&b.data()[14 + 48 + 40..14 + 48 + 48], &[17, 0, 1, 4, 0, 0, 0, 0]);
         }
 
+        proptest::proptest! {
+            /// Any bytes after the Ethernet header, and any single-byte corruption of a
+            /// valid error: no panic, and a refused frame is left as it was.
+            #[test]
+            fn no_input_panics(
+                tail in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200),
+                at in 0usize..120,
+                xor in 1u8..=255,
+            ) {
+                let _ = parse(&eth(&tail));
+                let (good, _) = nat66_port_unreachable();
+                let mut f = good.clone();
+                let i = 14 + at % (f.len() - 14);
+                f[i] ^= xor;
+                let mut b = MemBuf::from_frame(&f);
+                match parse(&f) {
+                    Ok(err) => {
+                        let ep = Endpoint6::new(a(VIP), 53);
+                        let _ = translate(&mut b, &err, Some(a(VIP)), None, None, Some(ep));
+                        let _ = tunnel_too_big(&mut b, &err, a(VIP));
+                    }
+                    Err(_) => proptest::prop_assert_eq!(b.data(), &f[..]),
+                }
+            }
+        }
+
         #[test]
         fn every_cut_of_the_quote_parses_or_is_refused_and_translations_keep_the_checksum() {
             for (quoted, proto) in [

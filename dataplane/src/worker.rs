@@ -1689,18 +1689,19 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
                     _ => Verdict::Drop(DropReason::Ip6Fragment),
                 };
             }
-            // ICMPv6 to a NAT66 client: an error about its flow, if anything.
-            (upper.protocol != IPPROTO_ICMPV6).then(|| L4View6::from_ipv6(&ip, &upper)).transpose()
-        };
-        let view = match view {
-            Ok(v) => v,
-            Err(reason) => return Verdict::Drop(reason),
+            match L4View6::from_ipv6(&ip, &upper) {
+                Ok(v) => v,
+                // ICMPv6 to a NAT66 client: an error about its flow, if anything (on the
+                // refusal's branch, so TCP and UDP pay nothing for it).
+                Err(_) if upper.protocol == IPPROTO_ICMPV6 => {
+                    let Some(lb) = self.lb.as_mut() else { return Verdict::Drop(DropReason::Ip6NotForUs) };
+                    return lb.handle_icmp6_error(buf, port, &self.routes6, &self.tx.counters, now);
+                }
+                Err(reason) => return Verdict::Drop(reason),
+            }
         };
         let Some(lb) = self.lb.as_mut() else { return Verdict::Drop(DropReason::Ip6NotForUs) };
-        match view {
-            Some(view) => lb.handle_view6(buf, &view, port, &self.routes6, &self.tx.counters, now),
-            None => lb.handle_icmp6_error(buf, port, &self.routes6, &self.tx.counters, now),
-        }
+        lb.handle_view6(buf, &view, port, &self.routes6, &self.tx.counters, now)
     }
 
     /// Whether `mac` is the solicited-node multicast MAC of an IPv6 VIP on `port`'s link.

@@ -177,12 +177,14 @@ drop_reasons! {
     Icmp6Malformed => "icmp6_malformed", "ICMPv6 message shorter than its 8-byte header";
     /// ICMPv6 checksum (over the pseudo-header) wrong.
     Icmp6BadChecksum => "icmp6_bad_checksum", "ICMPv6 checksum wrong";
-    /// ICMPv6 type the lite stack does not answer (errors, echo replies, router and
-    /// multicast listener messages), or an echo request with extension headers.
-    Icmp6Unhandled => "icmp6_unhandled", "ICMPv6 not answered (only echo requests without extension headers, NS and NA are)";
+    /// ICMPv6 type the lite stack does not answer (echo replies, router and multicast
+    /// listener messages), an echo request with extension headers, or an error about no
+    /// flow of rvs's (no connection, or quoting ICMPv6 or another protocol than TCP/UDP).
+    Icmp6Unhandled => "icmp6_unhandled", "ICMPv6 not answered (only echo requests without extension headers, NS, NA and errors about a flow are)";
     /// An ICMPv6 message rvs meant to send did not fit the buffer, or an ICMPv6 error
     /// RFC 4443 §2.4 (e) forbids (about an ICMPv6 error, a non-first fragment, to or from
-    /// a multicast address).
+    /// a multicast address); also a packet too big about rvs's tunnel packet not passed
+    /// on to the client (over the ICMP rate limits, or no unicast client quoted).
     Icmp6NotSent => "icmp6_not_sent", "ICMPv6 answer or error not sent (no room, or an error RFC 4443 forbids)";
     /// Neighbour discovery message not received with hop limit 255.
     NdBadHopLimit => "nd_bad_hop_limit", "neighbour discovery message with hop limit other than 255";
@@ -500,9 +502,11 @@ worker_counters! {
     /// Sent as the packet's replacement, routed to the offending packet's sender
     /// (crate::xmit::icmp6_err).
     icmp6_errors_sent: Counter "rvs_worker_icmp6_errors_sent_total", "ICMPv6 errors built (time exceeded, packet too big).";
-    /// The offending packet is dropped all the same; the limits are IPv4's, shared.
+    /// The offending packet is dropped all the same; the limits are IPv4's, shared. Also
+    /// a tunnel's packet too big not passed on to the client (dropped as `icmp6_not_sent`).
     icmp6_errors_limited: Counter "rvs_worker_icmp6_errors_limited_total", "ICMPv6 errors not sent: over the ICMP rate limits (shared with IPv4).";
-    icmp_errors_translated: Counter "rvs_worker_icmp_errors_translated_total", "ICMP errors about a flow translated and forwarded.";
+    /// IPv4 and IPv6 (crate::xmit::icmp_err, crate::xmit::icmp6_err).
+    icmp_errors_translated: Counter "rvs_worker_icmp_errors_translated_total", "ICMP and ICMPv6 errors about a flow translated and forwarded.";
     toa_skipped: Counter "rvs_worker_toa_skipped_total", "Full-NAT TCP packets with no room for the TOA option.";
     /// Only with the port's RSS key and table (`LbConfig::rss`): the reply of such a
     /// connection reaches its owner through the redirect ring.

@@ -1579,7 +1579,9 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
     /// neighbour discovery ([`nd::nd_input`]; the RFC 4861 §7.1 checks are `nd_*`,
     /// `icmp6_*`), the rest needs a source that is specified and not ours
     /// (`ip6_bad_source`): an echo request is answered ([`nd::answer_echo`],
-    /// `icmp6_echo_replies`), other ICMPv6 is `icmp6_unhandled`, anything else
+    /// `icmp6_echo_replies`), an ICMPv6 error (to a VIP, an IPv6 local address or a port
+    /// address, with IPv6 services) goes to [`LbEngine::handle_icmp6_error`], which
+    /// translates one about a flow, other ICMPv6 is `icmp6_unhandled`, anything else
     /// (TCP, UDP, fragments) `ip6_no_service` — to a group `ip6_not_for_us` — but TCP and
     /// UDP to a VIP or to an IPv6 Full-NAT local address, which go to the IPv6 L4 path,
     /// and, to a port's own address, health probe replies (punted) and, on a port with an
@@ -1680,6 +1682,10 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
             return Drop(DropReason::Ip6BadSource);
         }
         if msg_type != ICMPV6_ECHO_REQUEST {
+            // An error about a packet of an IPv6 flow (the engine translates it).
+            if let Some(lb) = self.lb.as_mut().filter(|lb| icmp.is_error() && lb.has_ipv6_services()) {
+                return lb.handle_icmp6_error(buf, port, &self.routes6, &self.tx.counters, now);
+            }
             return Drop(DropReason::Icmp6Unhandled);
         }
         match nd::answer_echo(buf.data_mut(), &upper) {
@@ -1749,7 +1755,8 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
 
     /// An IPv6 frame to a VIP or not to us, on a worker with IPv6 services: the
     /// extension-header walk, the source check and the TCP/UDP view, then the engine's
-    /// IPv6 path (`LbEngine::handle_view6`); a fragment (not atomic) of TCP/UDP is
+    /// IPv6 path (`LbEngine::handle_view6`; ICMPv6, an error about a NAT66 flow if
+    /// anything, `LbEngine::handle_icmp6_error`); a fragment (not atomic) of TCP/UDP is
     /// [`Verdict::Fragment`] (the `frag6` module), of anything else `ip6_fragment`. Out
     /// of line: IPv4 never comes here.
     #[inline(never)]
@@ -1782,6 +1789,12 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
             }
             match L4View6::from_ipv6(&ip, &upper) {
                 Ok(v) => v,
+                // ICMPv6 to a NAT66 client: an error about its flow, if anything (on the
+                // refusal's branch, so TCP and UDP pay nothing for it).
+                Err(_) if upper.protocol == IPPROTO_ICMPV6 => {
+                    let Some(lb) = self.lb.as_mut() else { return Verdict::Drop(DropReason::Ip6NotForUs) };
+                    return lb.handle_icmp6_error(buf, port, &self.routes6, &self.tx.counters, now);
+                }
                 Err(reason) => return Verdict::Drop(reason),
             }
         };

@@ -144,8 +144,12 @@ const RS_IP6: [&str; 3] = ["2001:db8:20::11", "2001:db8:20::12", "2001:db8:20::1
 /// else in the lab uses them).
 const LOCAL_IP6: [&str; 2] = ["2001:db8:20::200", "2001:db8:20::201"];
 
+/// A UDP port of [`VIP6`] served by a port no real server listens on: the servers'
+/// kernels answer with ICMPv6 port unreachable.
+const CLOSED_UDP6: u16 = 5999;
+
 /// `mode`'s one-worker lab config with IPv6 services appended: TCP :80 and UDP :53 on
-/// [`VIP6`], round robin over the three servers' IPv6 addresses.
+/// [`VIP6`], and UDP :[`CLOSED_UDP6`], round robin over the three servers' IPv6 addresses.
 fn config6(mode: Mode) -> std::path::PathBuf {
     config6_with(mode, "", "ipv6-services")
 }
@@ -155,7 +159,7 @@ fn config6(mode: Mode) -> std::path::PathBuf {
 fn config6_with(mode: Mode, extra: &str, name: &str) -> std::path::PathBuf {
     let path = mode.config(1);
     let mut text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    for (proto, port) in [("tcp", 80), ("udp", 53)] {
+    for (proto, port) in [("tcp", 80), ("udp", 53), ("udp", CLOSED_UDP6)] {
         text.push_str(&format!(
             "\n[[service]]\nprotocol = \"{proto}\"\naddress = \"{VIP6}\"\nport = {port}\nscheduler = \"rr\"\n{extra}"
         ));
@@ -240,6 +244,13 @@ fn services6(mode: Mode) {
     let failed: Vec<&String> = replies.iter().filter_map(|r| r.as_ref().err()).collect();
     assert!(failed.is_empty(), "{} UDP over IPv6: {failed:?}", mode.name());
 
+    // A closed port behind NAT66 and Full-NAT: the server's port unreachable, translated
+    // by rvsd, refuses the client's connected socket (DR and tunnel servers answer the
+    // client directly, rvsd never sees it).
+    if matches!(mode, Mode::Nat | Mode::FullNat) {
+        check_port_unreachable6(mode);
+    }
+
     // 4,000-byte datagrams, fragmented by the client's kernel (and the replies by the
     // servers'), echoed intact, in every mode.
     check_fragmented_udp6(mode);
@@ -258,6 +269,38 @@ fn services6(mode: Mode) {
     }
     // IPv4 went on through the same rvsd.
     assert_vip_answers(6);
+}
+
+/// A connected UDP socket of the client's (python3) to `[VIP6]:CLOSED_UDP6` sends a
+/// datagram and gets ECONNREFUSED: the real server's ICMPv6 port unreachable came back
+/// through rvsd from the VIP, about the client's own datagram (the kernel matches the
+/// quote to the socket); rvsd counted it in `icmp_errors_translated`.
+fn check_port_unreachable6(mode: Mode) {
+    const CLIENT_PY: &str = r#"import socket, sys
+s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+s.settimeout(2)
+s.connect((sys.argv[1], int(sys.argv[2])))
+for _ in range(3):
+    s.send(b"anyone there?")
+    try:
+        s.recv(100)
+        print("answered")
+        break
+    except ConnectionRefusedError:
+        print("refused")
+        break
+    except socket.timeout:
+        pass
+else:
+    print("timeout")
+"#;
+    let before = worker_counter(&status(), "icmp_errors_translated");
+    let port = CLOSED_UDP6.to_string();
+    let out = ns_exec_ok(CLIENT, &["python3", "-c", CLIENT_PY, VIP6, &port]);
+    let after = worker_counter(&status(), "icmp_errors_translated");
+    assert_eq!(out.trim(), "refused", "{}: a UDP datagram to [{VIP6}]:{port} (closed on the servers)", mode.name());
+    assert!(after > before, "{}: icmp_errors_translated stayed at {before}", mode.name());
+    eprintln!("  udp [{VIP6}]:{port}: ECONNREFUSED, icmp_errors_translated +{}", after - before);
 }
 
 /// Bytes of each fragmented IPv6 UDP request: 3 fragments at the lab's 1,500-byte MTU.

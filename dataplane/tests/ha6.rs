@@ -58,34 +58,9 @@ const TUNNEL_PORT: u16 = 7070;
 
 // ---- packets ----
 
-/// A TCP segment (20-byte header) or UDP datagram carrying `data`, checksummed.
-fn l4(proto: L4Proto, src: (Ipv6Addr, u16), dst: (Ipv6Addr, u16), flags: u8, data: &[u8]) -> Vec<u8> {
-    let mut s = Vec::new();
-    s.extend_from_slice(&src.1.to_be_bytes());
-    s.extend_from_slice(&dst.1.to_be_bytes());
-    let (nh, at) = match proto {
-        Tcp => {
-            s.extend_from_slice(&0x0102_0304u32.to_be_bytes());
-            s.extend_from_slice(&(if flags & ACK != 0 { 0x0a0b_0c0du32 } else { 0 }).to_be_bytes());
-            s.extend_from_slice(&[5 << 4, flags, 0xff, 0xff, 0, 0, 0, 0]);
-            (6, 16)
-        }
-        Udp => {
-            s.extend_from_slice(&((8 + data.len()) as u16).to_be_bytes());
-            s.extend_from_slice(&[0, 0]);
-            (17, 6)
-        }
-    };
-    s.extend_from_slice(data);
-    let c = csum6(src.0, dst.0, nh, &s);
-    let c = if c == 0 && nh == 17 { 0xffff } else { c };
-    s[at..at + 2].copy_from_slice(&c.to_be_bytes());
-    s
-}
-
+/// [`common::ip6::pkt`] with hop limit 64 carrying `sync v6`.
 fn pkt(proto: L4Proto, src: (Ipv6Addr, u16), dst: (Ipv6Addr, u16), flags: u8) -> Vec<u8> {
-    let nh = if proto == Tcp { 6 } else { 17 };
-    ipv6(src.0, dst.0, nh, 64, &l4(proto, src, dst, flags, b"sync v6"))
+    common::ip6::pkt(proto, src, dst, flags, 64, b"sync v6")
 }
 
 /// The client's packet of port `cport` to the VIP's `vport`.

@@ -31,60 +31,12 @@ fn first_lport(worker: usize, n: usize) -> u16 {
 
 // ---- packets (independent of the code under test) ----
 
-/// A TCP segment (`opts` as options, `data`) or UDP datagram with its checksum.
-fn l4(proto: L4Proto, src: (Ipv6Addr, u16), dst: (Ipv6Addr, u16), flags: u8, opts: &[u8], data: &[u8]) -> Vec<u8> {
-    let mut s = Vec::new();
-    s.extend_from_slice(&src.1.to_be_bytes());
-    s.extend_from_slice(&dst.1.to_be_bytes());
-    let (nh, at) = match proto {
-        L4Proto::Tcp => {
-            s.extend_from_slice(&0x0102_0304u32.to_be_bytes());
-            s.extend_from_slice(&(if flags & ACK != 0 { 0x0a0b_0c0du32 } else { 0 }).to_be_bytes());
-            s.extend_from_slice(&[(((20 + opts.len()) / 4) << 4) as u8, flags, 0xff, 0xff, 0, 0, 0, 0]);
-            s.extend_from_slice(opts);
-            (6, 16)
-        }
-        L4Proto::Udp => {
-            s.extend_from_slice(&((8 + data.len()) as u16).to_be_bytes());
-            s.extend_from_slice(&[0, 0]);
-            (17, 6)
-        }
-    };
-    s.extend_from_slice(data);
-    let c = csum6(src.0, dst.0, nh, &s);
-    let c = if c == 0 && nh == 17 { 0xffff } else { c };
-    s[at..at + 2].copy_from_slice(&c.to_be_bytes());
-    s
-}
-
-#[allow(clippy::too_many_arguments)]
-fn pkt(
-    proto: L4Proto,
-    src: (Ipv6Addr, u16),
-    dst: (Ipv6Addr, u16),
-    flags: u8,
-    hl: u8,
-    opts: &[u8],
-    data: &[u8],
-) -> Vec<u8> {
-    let nh = if proto == L4Proto::Tcp { 6 } else { 17 };
-    ipv6(src.0, dst.0, nh, hl, &l4(proto, src, dst, flags, opts, data))
-}
-
 /// The IPv6 TOA option as DPVS writes it: 254, 20, port, address.
 fn toa6(client: (Ipv6Addr, u16)) -> Vec<u8> {
     let mut o = vec![254, 20];
     o.extend_from_slice(&client.1.to_be_bytes());
     o.extend_from_slice(&client.0.octets());
     o
-}
-
-/// Checks the L4 checksum of an IPv6 frame from scratch.
-fn assert_l4_checksum(frame: &[u8]) {
-    let ip = &frame[14..];
-    let src = Ipv6Addr::from(<[u8; 16]>::try_from(&ip[8..24]).unwrap());
-    let dst = Ipv6Addr::from(<[u8; 16]>::try_from(&ip[24..40]).unwrap());
-    assert_eq!(csum6(src, dst, ip[6], &ip[40..]), 0, "L4 checksum of {frame:02x?}");
 }
 
 // ---- services and workers ----
@@ -141,36 +93,50 @@ fn fullnat6_tcp_both_directions_with_the_ipv6_toa() {
     let client = (a(CLIENT6), 40000);
     let (vip, local, rs) = ((a(VIP6), 8080), (a(LOCAL6), first_lport(0, 1)), (a(RS6[0]), 80));
     // The SYN: local address → server, hop limit 63, the TOA first among the options.
-    let syn = eth(FRONT_MAC, CLIENT_MAC, ETH_IPV6, &pkt(L4Proto::Tcp, client, vip, SYN, 64, &MSS_1440, b""));
+    let syn =
+        eth(FRONT_MAC, CLIENT_MAC, ETH_IPV6, &pkt_with_options(L4Proto::Tcp, client, vip, SYN, 64, &MSS_1440, b""));
     let (_, back) = send_to(&mut ws, 0, FRONT, &syn, SEC);
     let opts = [toa6(client), MSS_1440.to_vec()].concat();
-    let want = eth(RS6_MAC[0], BACK_MAC, ETH_IPV6, &pkt(L4Proto::Tcp, local, rs, SYN, 63, &opts, b""));
+    let want = eth(RS6_MAC[0], BACK_MAC, ETH_IPV6, &pkt_with_options(L4Proto::Tcp, local, rs, SYN, 63, &opts, b""));
     assert_eq!(back, vec![want]);
     assert_l4_checksum(&back[0]);
     // The SYN-ACK to the local address: VIP → client, its MSS lowered by the TOA's 20.
-    let syn_ack = pkt(L4Proto::Tcp, rs, local, SYN | ACK, 64, &MSS_1440, b"");
+    let syn_ack = pkt_with_options(L4Proto::Tcp, rs, local, SYN | ACK, 64, &MSS_1440, b"");
     let (front, back) = send_to(&mut ws, 0, BACK, &eth(BACK_MAC, RS6_MAC[0], ETH_IPV6, &syn_ack), SEC);
     assert!(back.is_empty());
-    let want = eth(CLIENT_MAC, FRONT_MAC, ETH_IPV6, &pkt(L4Proto::Tcp, vip, client, SYN | ACK, 63, &MSS_1420, b""));
+    let want = eth(
+        CLIENT_MAC,
+        FRONT_MAC,
+        ETH_IPV6,
+        &pkt_with_options(L4Proto::Tcp, vip, client, SYN | ACK, 63, &MSS_1420, b""),
+    );
     assert_eq!(front, vec![want]);
     assert_l4_checksum(&front[0]);
     // The handshake's ACK still carries the TOA; the data after it does not.
-    let ack = eth(FRONT_MAC, CLIENT_MAC, ETH_IPV6, &pkt(L4Proto::Tcp, client, vip, ACK, 64, &[], b""));
+    let ack = eth(FRONT_MAC, CLIENT_MAC, ETH_IPV6, &pkt_with_options(L4Proto::Tcp, client, vip, ACK, 64, &[], b""));
     let (_, back) = send_to(&mut ws, 0, FRONT, &ack, SEC);
-    let want = eth(RS6_MAC[0], BACK_MAC, ETH_IPV6, &pkt(L4Proto::Tcp, local, rs, ACK, 63, &toa6(client), b""));
+    let want =
+        eth(RS6_MAC[0], BACK_MAC, ETH_IPV6, &pkt_with_options(L4Proto::Tcp, local, rs, ACK, 63, &toa6(client), b""));
     assert_eq!(back, vec![want]);
-    let data = eth(FRONT_MAC, CLIENT_MAC, ETH_IPV6, &pkt(L4Proto::Tcp, client, vip, ACK, 64, &[], b"GET /"));
+    let data =
+        eth(FRONT_MAC, CLIENT_MAC, ETH_IPV6, &pkt_with_options(L4Proto::Tcp, client, vip, ACK, 64, &[], b"GET /"));
     let (_, back) = send_to(&mut ws, 0, FRONT, &data, SEC);
-    let want = eth(RS6_MAC[0], BACK_MAC, ETH_IPV6, &pkt(L4Proto::Tcp, local, rs, ACK, 63, &[], b"GET /"));
+    let want = eth(RS6_MAC[0], BACK_MAC, ETH_IPV6, &pkt_with_options(L4Proto::Tcp, local, rs, ACK, 63, &[], b"GET /"));
     assert_eq!(back, vec![want]);
     assert_l4_checksum(&back[0]);
     // The server's data back to the client.
-    let reply = pkt(L4Proto::Tcp, rs, local, ACK, 64, &[], b"200 OK");
+    let reply = pkt_with_options(L4Proto::Tcp, rs, local, ACK, 64, &[], b"200 OK");
     let (front, _) = send_to(&mut ws, 0, BACK, &eth(BACK_MAC, RS6_MAC[0], ETH_IPV6, &reply), SEC);
-    let want = eth(CLIENT_MAC, FRONT_MAC, ETH_IPV6, &pkt(L4Proto::Tcp, vip, client, ACK, 63, &[], b"200 OK"));
+    let want =
+        eth(CLIENT_MAC, FRONT_MAC, ETH_IPV6, &pkt_with_options(L4Proto::Tcp, vip, client, ACK, 63, &[], b"200 OK"));
     assert_eq!(front, vec![want]);
     // The next flow goes to the other server from the next local port.
-    let syn2 = eth(FRONT_MAC, CLIENT_MAC, ETH_IPV6, &pkt(L4Proto::Tcp, (a(CLIENT6), 40001), vip, SYN, 64, &[], b""));
+    let syn2 = eth(
+        FRONT_MAC,
+        CLIENT_MAC,
+        ETH_IPV6,
+        &pkt_with_options(L4Proto::Tcp, (a(CLIENT6), 40001), vip, SYN, 64, &[], b""),
+    );
     let (_, back) = send_to(&mut ws, 0, FRONT, &syn2, SEC);
     assert_eq!(&back[0][14 + 24..14 + 40], &a(RS6[1]).octets());
     assert_eq!(&back[0][14 + 40..14 + 42], &(first_lport(0, 1) + 1).to_be_bytes());
@@ -187,13 +153,17 @@ fn fullnat6_udp_both_directions_without_toa() {
     let mut ws = workers6(&shared, 1);
     let client = (a(CLIENT6), 5000);
     let (vip, local, rs) = ((a(VIP6), 53), (a(LOCAL6), first_lport(0, 1)), (a(RS6[0]), 5353));
-    let q = eth(FRONT_MAC, CLIENT_MAC, ETH_IPV6, &pkt(L4Proto::Udp, client, vip, 0, 64, &[], b"query"));
+    let q = eth(FRONT_MAC, CLIENT_MAC, ETH_IPV6, &pkt_with_options(L4Proto::Udp, client, vip, 0, 64, &[], b"query"));
     let (_, back) = send_to(&mut ws, 0, FRONT, &q, SEC);
-    assert_eq!(back, vec![eth(RS6_MAC[0], BACK_MAC, ETH_IPV6, &pkt(L4Proto::Udp, local, rs, 0, 63, &[], b"query"))]);
+    assert_eq!(
+        back,
+        vec![eth(RS6_MAC[0], BACK_MAC, ETH_IPV6, &pkt_with_options(L4Proto::Udp, local, rs, 0, 63, &[], b"query"))]
+    );
     assert_l4_checksum(&back[0]);
-    let reply = pkt(L4Proto::Udp, rs, local, 0, 64, &[], b"answer!");
+    let reply = pkt_with_options(L4Proto::Udp, rs, local, 0, 64, &[], b"answer!");
     let (front, _) = send_to(&mut ws, 0, BACK, &eth(BACK_MAC, RS6_MAC[0], ETH_IPV6, &reply), SEC);
-    let want = eth(CLIENT_MAC, FRONT_MAC, ETH_IPV6, &pkt(L4Proto::Udp, vip, client, 0, 63, &[], b"answer!"));
+    let want =
+        eth(CLIENT_MAC, FRONT_MAC, ETH_IPV6, &pkt_with_options(L4Proto::Udp, vip, client, 0, 63, &[], b"answer!"));
     assert_eq!(front, vec![want]);
     assert_l4_checksum(&front[0]);
     assert_accounting_all(&ws);
@@ -205,7 +175,12 @@ fn two_workers_own_replies_by_local_port() {
     let mut ws = workers6(&shared, 2);
     for cport in 42000u16..42016 {
         let client = (a(CLIENT6), cport);
-        let syn = eth(FRONT_MAC, CLIENT_MAC, ETH_IPV6, &pkt(L4Proto::Tcp, client, (a(VIP6), 8080), SYN, 64, &[], b""));
+        let syn = eth(
+            FRONT_MAC,
+            CLIENT_MAC,
+            ETH_IPV6,
+            &pkt_with_options(L4Proto::Tcp, client, (a(VIP6), 8080), SYN, 64, &[], b""),
+        );
         // Every flow enters on worker 0; half of them belong to worker 1.
         let (_, back) = send_to(&mut ws, 0, FRONT, &syn, SEC);
         assert_eq!(back.len(), 1, "flow {cport}");
@@ -213,7 +188,7 @@ fn two_workers_own_replies_by_local_port() {
         let lport = u16::from_be_bytes([back[0][14 + 40], back[0][14 + 41]]);
         // The SYN-ACK enters on the worker that does not own the local port.
         let wrong = 1 - usize::from(lport) % 2;
-        let syn_ack = pkt(L4Proto::Tcp, (a(RS6[rs]), 80), (a(LOCAL6), lport), SYN | ACK, 64, &[], b"");
+        let syn_ack = pkt_with_options(L4Proto::Tcp, (a(RS6[rs]), 80), (a(LOCAL6), lport), SYN | ACK, 64, &[], b"");
         let (front, _) = send_to(&mut ws, wrong, BACK, &eth(BACK_MAC, RS6_MAC[rs], ETH_IPV6, &syn_ack), SEC);
         assert_eq!(front.len(), 1, "reply of flow {cport}");
         assert_eq!(&front[0][14 + 8..14 + 24], &a(VIP6).octets());
@@ -244,18 +219,31 @@ fn the_local_address_answers_neighbour_discovery() {
 fn drops_of_ipv6_fullnat() {
     let shared = services(1);
     let client = (a(CLIENT6), 40000);
-    let stray = pkt(L4Proto::Tcp, (a(RS6[0]), 80), (a(LOCAL6), 5000), ACK, 64, &[], b"");
+    let stray = pkt_with_options(L4Proto::Tcp, (a(RS6[0]), 80), (a(LOCAL6), 5000), ACK, 64, &[], b"");
     let cases: Vec<(&str, PortIdAndFrame, DropReason)> = vec![
         (
             "no IPv6 local address",
-            (FRONT, eth(FRONT_MAC, CLIENT_MAC, ETH_IPV6, &pkt(L4Proto::Tcp, client, (a(VIP6), 81), SYN, 64, &[], b""))),
+            (
+                FRONT,
+                eth(
+                    FRONT_MAC,
+                    CLIENT_MAC,
+                    ETH_IPV6,
+                    &pkt_with_options(L4Proto::Tcp, client, (a(VIP6), 81), SYN, 64, &[], b""),
+                ),
+            ),
             DropReason::NoLocalPort,
         ),
         (
             "hop limit 1",
             (
                 FRONT,
-                eth(FRONT_MAC, CLIENT_MAC, ETH_IPV6, &pkt(L4Proto::Tcp, client, (a(VIP6), 8080), SYN, 1, &[], b"")),
+                eth(
+                    FRONT_MAC,
+                    CLIENT_MAC,
+                    ETH_IPV6,
+                    &pkt_with_options(L4Proto::Tcp, client, (a(VIP6), 8080), SYN, 1, &[], b""),
+                ),
             ),
             DropReason::Ip6HopLimit,
         ),

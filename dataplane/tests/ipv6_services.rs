@@ -6,7 +6,6 @@
 
 mod common;
 
-use std::net::Ipv6Addr;
 use std::sync::Arc;
 
 use common::ip6::*;
@@ -28,40 +27,7 @@ const BACK6: &str = "2001:db8:20::1";
 const RS6: [&str; 2] = ["2001:db8:20::11", "2001:db8:20::12"];
 const RS6_MAC: [[u8; 6]; 2] = [[0x02, 0, 0, 0, 0x05, 0x11], [0x02, 0, 0, 0, 0x05, 0x12]];
 
-// ---- packets (independent of the code under test) ----
-
-/// A TCP segment (20-byte header, `data`) or UDP datagram with its checksum.
-fn l4(proto: L4Proto, src: (Ipv6Addr, u16), dst: (Ipv6Addr, u16), flags: u8, data: &[u8]) -> Vec<u8> {
-    let mut s = Vec::new();
-    s.extend_from_slice(&src.1.to_be_bytes());
-    s.extend_from_slice(&dst.1.to_be_bytes());
-    let (nh, at) = match proto {
-        L4Proto::Tcp => {
-            s.extend_from_slice(&0x0102_0304u32.to_be_bytes());
-            s.extend_from_slice(&(if flags & ACK != 0 { 0x0a0b_0c0du32 } else { 0 }).to_be_bytes());
-            s.extend_from_slice(&[5 << 4, flags, 0xff, 0xff, 0, 0, 0, 0]);
-            (6, 16)
-        }
-        L4Proto::Udp => {
-            s.extend_from_slice(&((8 + data.len()) as u16).to_be_bytes());
-            s.extend_from_slice(&[0, 0]);
-            (17, 6)
-        }
-    };
-    s.extend_from_slice(data);
-    let c = csum6(src.0, dst.0, nh, &s);
-    let c = if c == 0 && nh == 17 { 0xffff } else { c };
-    s[at..at + 2].copy_from_slice(&c.to_be_bytes());
-    s
-}
-
-/// An IPv6 packet of `proto` from `src` to `dst` with hop limit `hl`.
-fn pkt(proto: L4Proto, src: (Ipv6Addr, u16), dst: (Ipv6Addr, u16), flags: u8, hl: u8, data: &[u8]) -> Vec<u8> {
-    let nh = if proto == L4Proto::Tcp { 6 } else { 17 };
-    ipv6(src.0, dst.0, nh, hl, &l4(proto, src, dst, flags, data))
-}
-
-// ---- services and workers ----
+// ---- services and workers (packets: common::ip6, independent of the code under test) ----
 
 fn service6(workers: usize, proto: L4Proto, port: u16, sched: SchedulerKind, servers: Vec<RealServer>) -> Service {
     let shared = SchedShared::build(sched, &servers, &SchedParams::default()).expect("scheduler builds");
@@ -108,17 +74,6 @@ fn workers6(shared: &SharedServices, n: usize) -> Vec<MemWorker> {
 fn to_vip(proto: L4Proto, client: &str, cport: u16, vport: u16, flags: u8, hl: u8) -> Vec<u8> {
     let p = pkt(proto, (a(client), cport), (a(VIP6), vport), flags, hl, b"hello v6");
     eth(FRONT_MAC, CLIENT_MAC, ETH_IPV6, &p)
-}
-
-/// Checks the L4 checksum of an IPv6 frame from scratch (pseudo-header and all).
-fn assert_l4_checksum(frame: &[u8]) {
-    let ip = &frame[14..];
-    let (src, dst) = (
-        Ipv6Addr::from(<[u8; 16]>::try_from(&ip[8..24]).unwrap()),
-        Ipv6Addr::from(<[u8; 16]>::try_from(&ip[24..40]).unwrap()),
-    );
-    let seg = &ip[40..];
-    assert_eq!(csum6(src, dst, ip[6], seg), 0, "L4 checksum of {frame:02x?}");
 }
 
 #[test]

@@ -19,6 +19,7 @@ use rvs_dataplane::exception::{ExceptionCounters, ExceptionPort};
 use rvs_dataplane::l2l3::nd::link_local;
 use rvs_dataplane::punt::{probe_links, ProbeEnd, DEFAULT_PROBE_PORTS};
 use rvs_dataplane::stats::DropReason;
+use rvs_dataplane::types::L4Proto;
 use rvs_dataplane::wire::MacAddr;
 use rvs_drivers::mem::MemQueue;
 use rvs_drivers::PacketBuf;
@@ -29,7 +30,6 @@ const RS6: &str = "2001:db8:20::11";
 const LOCAL6: &str = "2001:db8:20::200";
 const PROBE_PORT: u16 = 61000;
 const T0: u64 = 10 * SEC;
-const TCP: u8 = 6;
 const UDP: u8 = 17;
 
 /// A worker with no service, the lab's IPv6 addresses, a probe link, and (when
@@ -70,28 +70,12 @@ impl Rig {
 
 /// A TCP segment (no options, no payload) as an IPv6 packet, checksum filled in.
 fn tcp6(src: Ipv6Addr, sport: u16, dst: Ipv6Addr, dport: u16, flags: u8) -> Vec<u8> {
-    let mut t = Vec::new();
-    t.extend_from_slice(&sport.to_be_bytes());
-    t.extend_from_slice(&dport.to_be_bytes());
-    t.extend_from_slice(&0x1000_0000u32.to_be_bytes());
-    t.extend_from_slice(&0u32.to_be_bytes());
-    t.extend_from_slice(&[0x50, flags, 0x20, 0x00, 0, 0, 0, 0]);
-    let c = csum6(src, dst, TCP, &t);
-    t[16..18].copy_from_slice(&c.to_be_bytes());
-    ipv6(src, dst, TCP, 64, &t)
+    pkt(L4Proto::Tcp, (src, sport), (dst, dport), flags, 64, &[])
 }
 
 /// A UDP datagram as an IPv6 packet, checksum filled in.
 fn udp6(src: Ipv6Addr, sport: u16, dst: Ipv6Addr, dport: u16, data: &[u8]) -> Vec<u8> {
-    let mut u = Vec::new();
-    u.extend_from_slice(&sport.to_be_bytes());
-    u.extend_from_slice(&dport.to_be_bytes());
-    u.extend_from_slice(&((8 + data.len()) as u16).to_be_bytes());
-    u.extend_from_slice(&[0, 0]);
-    u.extend_from_slice(data);
-    let c = csum6(src, dst, UDP, &u);
-    u[6..8].copy_from_slice(&c.to_be_bytes());
-    ipv6(src, dst, UDP, 64, &u)
+    pkt(L4Proto::Udp, (src, sport), (dst, dport), 0, 64, data)
 }
 
 /// An ICMPv6 message of `ty`/`code` with `rest` (the second word on) from `src` to `dst`.

@@ -9,7 +9,8 @@
 //!   whose exception path is on, every IPv4 packet to the port's own address that is not
 //!   an ICMP echo request (answered by the lite stack), not an ICMP error quoting an IPIP
 //!   packet (about a tunnel flow, whose outer source is the port's address: the L4 engine
-//!   translates it) and not a health probe's reply (punted to the prober first); and ARP replies to the port's address, after the lite
+//!   takes it; it does not translate errors about IPIP packets yet and counts them
+//!   `icmp_unhandled`) and not a health probe's reply (punted to the prober first); and ARP replies to the port's address, after the lite
 //!   stack learned from them (the kernel resolves its own peers — the router for BGP —
 //!   with its own ARP requests, which go out of the port; without the replies it could
 //!   not). ARP requests for the port's address are answered by the lite stack only (with
@@ -90,7 +91,8 @@ pub fn classify_own(protocol: u8, payload: &[u8]) -> OwnAddress {
     match payload.first().copied() {
         Some(ICMP_ECHO_REQUEST) => OwnAddress::Stack,
         // An ICMP error quoting an IPIP packet is about a tunnel flow, whose outer
-        // source is the port's address: the L4 engine translates it (crate::xmit).
+        // source is the port's address: the L4 engine's, not the kernel's (which knows
+        // nothing of the flow), even though it does not translate it yet.
         Some(t) if is_error_type(t) && payload.get(QUOTED_PROTOCOL) == Some(&IPPROTO_IPIP) => OwnAddress::Stack,
         _ => OwnAddress::Kernel,
     }

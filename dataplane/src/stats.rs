@@ -121,7 +121,7 @@ drop_reasons! {
     /// ICMP checksum wrong.
     IcmpBadChecksum => "icmp_bad_checksum", "ICMP checksum wrong";
     /// ICMP type the lite stack does not answer (anything but echo request).
-    IcmpUnhandled => "icmp_unhandled", "ICMP type not answered (only echo request is)";
+    IcmpUnhandled => "icmp_unhandled", "ICMP type not answered (only echo request is), or an error about a packet neither TCP nor UDP";
     // IPv6 (the lite stack of `l2l3::nd`): the header and extension-header refusals
     // carry the names of `wire::Ipv6Error::drop_reason_name`, the ICMPv6 and neighbour
     // discovery ones those of `wire::Icmpv6Error::drop_reason_name`.

@@ -807,6 +807,7 @@ fn refused_errors_count_under_their_drop_reason() {
     use rvs_dataplane::stats::DropReason;
     assert_eq!(DropReason::from(IcmpErrError::NotIcmp), DropReason::IcmpUnhandled);
     assert_eq!(DropReason::from(IcmpErrError::NotAnError(8)), DropReason::IcmpUnhandled);
+    assert_eq!(DropReason::from(IcmpErrError::UnsupportedProtocol(4)), DropReason::IcmpUnhandled);
     assert_eq!(DropReason::from(IcmpErrError::BadChecksum), DropReason::IcmpBadChecksum);
     assert_eq!(DropReason::from(IcmpErrError::QuoteTruncated), DropReason::IcmpMalformed);
     assert_eq!(DropReason::from(IcmpErrError::Fragmented), DropReason::IcmpMalformed);

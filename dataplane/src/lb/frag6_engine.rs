@@ -157,7 +157,9 @@ impl LbEngine {
         }
         let flags = frag.first.and_then(|v| v.flags);
         match self.account6_packet(id, dir, flags, frag.ip_len, now) {
-            Ok(change) if self.sync.is_some() && (fresh || change.changed()) => self.sync_conn6(id, now, counters, false),
+            Ok(change) if self.sync.is_some() && (fresh || change.changed()) => {
+                self.sync_conn6(id, now, counters, false)
+            }
             Ok(_) => {}
             Err(reason) => return Verdict::Drop(reason),
         }

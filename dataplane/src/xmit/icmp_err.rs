@@ -154,7 +154,12 @@ pub enum IcmpErrError {
 impl From<IcmpErrError> for DropReason {
     fn from(e: IcmpErrError) -> Self {
         match e {
-            IcmpErrError::NotAnError(_) | IcmpErrError::NotIcmp => DropReason::IcmpUnhandled,
+            // Well formed, but nothing rvs translates: an error about a packet that is
+            // neither TCP nor UDP (an ICMP message, or an IPIP packet of a tunnel flow)
+            // is unhandled, not malformed.
+            IcmpErrError::NotAnError(_) | IcmpErrError::NotIcmp | IcmpErrError::UnsupportedProtocol(_) => {
+                DropReason::IcmpUnhandled
+            }
             IcmpErrError::BadChecksum => DropReason::IcmpBadChecksum,
             _ => DropReason::IcmpMalformed,
         }

@@ -42,7 +42,7 @@ for f in seeds/sync/*.hex; do
     cat "corpus/sync_decode/$name" >> corpus/sync_decode/session
 done
 # IPv6 packets (seeds/ipv6/*.hex, no Ethernet header) for the parse_ipv6 target: echo,
-# NS (also DAD), NA, packet too big, extension-header chains, fragments, ESP, and a bare
+# NS (also DAD), NA, packet too big, a port unreachable quoting UDP, extension-header chains, fragments, ESP, and a bare
 # chain of the maximum length (its first byte is a next header, not a version).
 for f in seeds/ipv6/*.hex; do
     xxd -r -p "$f" > "corpus/parse_ipv6/$(basename "$f" .hex)"

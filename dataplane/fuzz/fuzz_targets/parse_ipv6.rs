@@ -5,7 +5,9 @@
 //! as RFC 4861 §7.2.4 asks); an error message's quoted packet parses or is refused. The
 //! TCP/UDP and fragment views (`view6`) vouch only for bytes within the packet; the ICMPv6
 //! errors rvs builds about the packet (`xmit::icmp6_err`) leave the buffer unchanged when
-//! refused, and otherwise parse back with a valid checksum within 1,280 bytes.
+//! refused, and otherwise parse back with a valid checksum within 1,280 bytes; an ICMPv6
+//! error rvs receives that parses (`icmp6_err::parse`) translates, and parses back with
+//! the new endpoints.
 //!
 //! Input: an IPv6 packet (version nibble 6); any other first byte is taken as a next
 //! header value and the rest as a bare chain of extension headers for the walk alone.
@@ -18,6 +20,7 @@ use rvs_dataplane::types::L4Proto;
 use rvs_dataplane::view6::{fragment_protocol, FragView6, L4View6};
 use rvs_dataplane::wire::{MacAddr, IPPROTO_ICMPV6};
 use rvs_dataplane::xmit::icmp6_err::{self, MIN_MTU};
+use rvs_dataplane::xmit::Endpoint6;
 use rvs_drivers::mem::MemBuf;
 use rvs_drivers::PacketBuf;
 
@@ -71,6 +74,19 @@ fuzz_target!(|data: &[u8]| {
                 let icmp = Icmpv6Packet::new_checked(e.payload()).expect("an ICMPv6 header");
                 assert!(icmp.is_error() && icmp.verify_checksum(ours, src));
             }
+        }
+    }
+    // A received ICMPv6 error about a flow: translated as NAT66 and Full-NAT translate
+    // one, it parses back (its checksum still verifies) naming the new endpoints.
+    if let Ok(err) = icmp6_err::parse(&frame) {
+        assert!(err.ip_end() <= frame.len());
+        if !err.tunnelled() {
+            let (vip, client) = ("2001:db8::100".parse().unwrap(), "2001:db8::2".parse().unwrap());
+            let (c, v) = (Endpoint6 { addr: client, port: 1234 }, Endpoint6 { addr: vip, port: 80 });
+            let mut b = MemBuf::from_frame(&frame);
+            icmp6_err::translate(&mut b, &err, Some(vip), Some(client), Some(c), Some(v)).expect("a parsed error translates");
+            let back = icmp6_err::parse(b.data()).expect("a translated error parses back");
+            assert_eq!((back.embedded().src, back.embedded().dst), (c, v));
         }
     }
     if u.protocol != IPPROTO_ICMPV6 || !u.has_l4_header() {

@@ -871,8 +871,8 @@ impl LbEngine {
         let id = match self.conns.lookup(&flow.key()) {
             Some((id, Direction::Reply)) => id,
             // A miss to a local address may be a NAT64 reply (`nat64_engine`), looked up
-            // out of line only while the worker has IPv6 connections.
-            None if to_us && !self.conns6.is_empty() => return self.nat64_reply(flow, buf, env, now),
+            // out of line.
+            None if to_us => return self.nat64_reply(flow, buf, env, now),
             _ => return Verdict::Drop(miss),
         };
         match self.account(id, Direction::Reply, flow, now, miss) {

@@ -154,7 +154,8 @@ impl LbEngine {
     /// An IPv4 packet to one of our local addresses that matched no IPv4 connection, on
     /// the worker that owns its local port: a NAT64 reply, translated to IPv6 and routed
     /// to the client, or `reply_no_conn` (module docs). Out of line: the IPv4 path pays
-    /// only for its own misses.
+    /// only for its own misses (one call), and only while the IPv6 table holds a
+    /// connection is it looked up.
     #[cold]
     #[inline(never)]
     pub(super) fn nat64_reply<B: PacketBuf>(
@@ -164,6 +165,9 @@ impl LbEngine {
         env: &LbEnv<'_>,
         now: u64,
     ) -> Verdict {
+        if self.conns6.is_empty() {
+            return Verdict::Drop(DropReason::ReplyNoConn);
+        }
         let key = FlowKey6 {
             proto: flow.proto(),
             src: flow.src.to_ipv6_mapped(),

@@ -92,7 +92,7 @@ fn schemas() -> Value {
             "additionalProperties": false,
             "properties": {
                 "address": {"type": "string", "example": "10.20.0.11",
-                    "description": "IPv4 or IPv6 (bare: 2001:db8::11), of the service's VIP's family"},
+                    "description": "IPv4 or IPv6 (bare: 2001:db8::11), of the service's VIP's family; an IPv6 service also takes IPv4 servers with forward fullnat (NAT64)"},
                 "port": {"type": "integer", "minimum": 1, "maximum": 65535, "description": "default: the service's port"},
                 "weight": {"type": "integer", "minimum": 0, "maximum": 65535, "default": 1},
                 "forward": {"type": "string", "enum": ["dr", "nat", "fullnat", "tunnel"], "default": "dr"},

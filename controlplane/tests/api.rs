@@ -892,6 +892,42 @@ async fn ipv6_fullnat_servers_need_ipv6_local_addresses() {
     assert_eq!(config_text(&srv).await, before);
 }
 
+/// NAT64 over REST: an IPv6 service takes IPv4 Full-NAT servers (the back port has IPv4
+/// local addresses), created with the service and added after it, listed under the IPv6
+/// service and in the data path's table; an IPv4 server in another mode is refused
+/// naming its `forward` with the fix, and nothing changes.
+#[tokio::test]
+async fn nat64_ipv4_fullnat_servers_on_an_ipv6_service() {
+    let srv = serve(CONFIG).await;
+    let body = r#"{"protocol":"tcp","address":"2001:db8::1","port":80,"scheduler":"rr",
+        "servers":[{"address":"10.20.0.11","port":8080,"forward":"fullnat"}]}"#;
+    let (code, v) = call(&srv, "POST", "/v1/services", Some(body)).await;
+    assert_eq!(code, 201, "{v}");
+    let servers = "/v1/services/tcp/2001:db8::1/80/servers";
+    let (code, v) =
+        call(&srv, "POST", servers, Some(r#"{"address":"10.20.0.12","port":8080,"forward":"fullnat"}"#)).await;
+    assert_eq!(code, 201, "{v}");
+    let (code, v) = call(&srv, "GET", "/v1/services/tcp/2001:db8::1/80", None).await;
+    assert_eq!(code, 200, "{v}");
+    let text = v.to_string();
+    assert!(text.contains("10.20.0.11") && text.contains("10.20.0.12"), "{v}");
+    let t = srv.state.running().shared().load_full();
+    let s = t.services().iter().find(|s| s.key.vip.is_ipv6()).expect("the IPv6 service is in the table");
+    assert!(s.servers.iter().all(|r| r.addr.is_ipv4()), "{:?}", s.servers);
+    assert!(!s.local_addrs.is_empty());
+    let before = config_text(&srv).await;
+    let generation = srv.state.running().generation();
+    for mode in ["nat", "dr", "tunnel"] {
+        let body = format!(r#"{{"address":"10.20.0.13","port":80,"forward":"{mode}"}}"#);
+        let (code, v) = call(&srv, "POST", servers, Some(&body)).await;
+        assert_eq!(code, 422, "{mode}: {v}");
+        assert!(v["field"].as_str().is_some_and(|f| f.ends_with("forward")), "{mode}: {v}");
+        assert!(v["error"].as_str().is_some_and(|e| e.contains("NAT64")), "{mode}: {v}");
+    }
+    assert_eq!(config_text(&srv).await, before);
+    assert_eq!(srv.state.running().generation(), generation);
+}
+
 /// `PUT /v1/config` with an IPv6 service that asks for what the IPv6 data path does not
 /// have (the SYN proxy) is refused naming the field, and nothing is applied; the dry run
 /// says the same.

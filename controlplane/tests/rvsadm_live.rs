@@ -184,6 +184,32 @@ fn ipvsadm_verbs_round_trip_through_the_real_api() {
     assert!(ok(&api, &["-Ln", "--stats"]).contains("TCP  10.10.0.100:80"));
 }
 
+/// NAT64 through rvsadm: an IPv6 service takes IPv4 servers with `-b` (Full-NAT; the
+/// port has an IPv4 local address), listed under it as ipvsadm lists them, saved and
+/// restored; with `-m` the server is refused and nothing changes.
+#[test]
+fn nat64_servers_through_rvsadm() {
+    let (api, state) = start();
+    ok(&api, &["-A", "-t", "[2001:db8::1]:80", "-s", "rr"]);
+    ok(&api, &["-a", "-t", "[2001:db8::1]:80", "-r", "10.20.0.11:8080", "-b"]);
+    ok(&api, &["-a", "-t", "[2001:db8::1]:80", "-r", "10.20.0.12:8080", "-b"]);
+    let listing = ok(&api, &["-Ln"]);
+    assert!(listing.contains("TCP  [2001:db8::1]:80 rr"), "{listing}");
+    assert!(listing.contains("-> 10.20.0.11:8080") && listing.contains("-> 10.20.0.12:8080"), "{listing}");
+    assert!(listing.contains("FullNat"), "{listing}");
+    let before = state.running().text().to_string();
+    let bad = rvsadm(&api, &["-a", "-t", "[2001:db8::1]:80", "-r", "10.20.0.13:8080", "-m"], None);
+    assert_ne!(bad.code, 0, "{bad:?}");
+    assert!(bad.stderr.contains("forward") && bad.stderr.contains("NAT64"), "{bad:?}");
+    assert_eq!(state.running().text(), before, "refused commands change nothing");
+    let saved = ok(&api, &["-S", "-n"]);
+    assert!(saved.contains("-a -t [2001:db8::1]:80 -r 10.20.0.11:8080 -b"), "{saved}");
+    ok(&api, &["-C"]);
+    let r = rvsadm(&api, &["-R"], Some(&saved));
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(ok(&api, &["-Ln"]), listing, "-S then -R restores the NAT64 service");
+}
+
 /// `--client-rate`/`--client-burst` (rvs's own) set the service's per-client limit through
 /// the real API, `-L --health` and `-S` show it, `-S` then `-R` keeps it, `-E --client-rate
 /// 0` lifts it, and a value rvsd refuses changes nothing; plain `-L` stays ipvsadm's.

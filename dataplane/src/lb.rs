@@ -28,6 +28,9 @@
 //!   `service_maxconn`, `client_rate_limited`).
 //!   Persistence (`ipvsadm -p`) is consulted first and holds across
 //!   workers (its table is shared and lock-free); then the service's scheduler picks.
+//! * NAT64 (IPv6 services on IPv4 Full-NAT servers, `nat64_engine`): an IPv4 packet to a
+//!   local address that misses the IPv4 table is looked up, out of line, in the IPv6
+//!   table with its addresses IPv4-mapped, and translated back to IPv6.
 //! * IPv4 fragments of TCP/UDP flows come through [`LbEngine::handle_fragment`] with the
 //!   ports the worker's fragment table found, and follow their flow in every mode
 //!   without reassembly (the `frag_engine` module docs give the rules per mode); IPv6
@@ -90,12 +93,14 @@ use crate::xmit::{fullnat, nat, Endpoint};
 mod frag6_engine;
 mod frag_engine;
 mod icmp6_engine;
+mod nat64_engine;
 mod prefetch;
 mod sync_engine;
 mod synproxy_engine;
 mod v6_engine;
 pub use frag6_engine::{flow_owner6, Dst6};
 pub use frag_engine::flow_owner;
+pub use nat64_engine::Nat64Routes;
 pub use prefetch::PREFETCH_MIN_CONNS;
 pub use sync_engine::{Installed, SyncRefused};
 use synproxy_engine::proxied_to_server;
@@ -330,6 +335,8 @@ pub struct LbEngine {
     lports: LocalPortAllocator,
     /// The IPv6 Full-NAT local ports (`v6_engine`).
     lports6: LocalPortAllocator6,
+    /// Both families' routes, for NAT64 (`nat64_engine`); `None` until the worker gives them.
+    nat64_routes: Option<Box<Nat64Routes>>,
     rss: Option<RssSpec>,
     port_mtu: Vec<u16>,
     next_expire: u64,
@@ -374,6 +381,7 @@ impl LbEngine {
             addrs6: Ipv6Book::default(),
             lports: LocalPortAllocator::new(worker, workers.max(1), &config.local_addrs),
             lports6: LocalPortAllocator6::new(worker, workers.max(1), &config.local_addrs6),
+            nat64_routes: None,
             rss: config.rss,
             port_mtu: config.port_mtu,
             next_expire: 0,
@@ -862,6 +870,9 @@ impl LbEngine {
     ) -> Verdict {
         let id = match self.conns.lookup(&flow.key()) {
             Some((id, Direction::Reply)) => id,
+            // A miss to a local address may be a NAT64 reply (`nat64_engine`), looked up
+            // out of line.
+            None if to_us => return self.nat64_reply(flow, buf, env, now),
             _ => return Verdict::Drop(miss),
         };
         match self.account(id, Direction::Reply, flow, now, miss) {

@@ -207,7 +207,8 @@ impl ServerStats {
 /// A real server of a service.
 #[derive(Debug, Clone)]
 pub struct RealServer {
-    /// Its address: of the service's VIP's family (`ServiceTable` refuses a mix).
+    /// Its address: of the service's VIP's family, or IPv4 on an IPv6 service in Full-NAT
+    /// (NAT64; `ServiceTable` refuses any other mix).
     pub addr: IpAddr,
     /// Its port (may differ from the service port in NAT and Full-NAT).
     pub port: u16,

@@ -18,7 +18,9 @@ use crate::sched::{PersistMask, PersistTable, SchedShared};
 use crate::server::{RealServer, ServerStats};
 use crate::sync::PersistRecord;
 use crate::synproxy::SynProxyPolicy;
-use crate::types::{L4Proto, SchedulerKind, ServerId, ServiceId, ServiceKey, Timeouts, UnknownFlow, VipConfig};
+use crate::types::{
+    ForwardMode, L4Proto, SchedulerKind, ServerId, ServiceId, ServiceKey, Timeouts, UnknownFlow, VipConfig,
+};
 
 /// One virtual service in a snapshot: its servers, its scheduler's shared tables, its
 /// persistence and its Full-NAT local addresses.
@@ -252,9 +254,13 @@ pub enum TableError {
     /// The ids do not match the services (count, reuse, span).
     #[error("bad ids: {0}")]
     Ids(String),
-    /// A real server of another address family than its service's VIP (an IPv6 VIP
-    /// with IPv4 servers is NAT64, which the data path does not forward yet).
-    #[error("service {service}: real server {server} is not of the VIP's address family (NAT64 is not supported yet)")]
+    /// A real server of another address family than its service's VIP, other than
+    /// NAT64's (an IPv4 Full-NAT server of an IPv6 service with an IPv4 local address),
+    /// or an IPv4-mapped IPv6 server or local address (`server` names it).
+    #[error(
+        "service {service}: real server {server} cannot serve this VIP (an IPv4 server of an IPv6 service needs \
+         Full-NAT and an IPv4 local address; IPv4-mapped IPv6 addresses are refused)"
+    )]
     MixedFamily {
         /// The service.
         service: ServiceKey,
@@ -274,11 +280,22 @@ pub enum TableError {
 const LINEAR_VIPS6: usize = 8;
 
 /// The first reason `s` cannot be forwarded by this data path (see [`TableError`]):
-/// servers of another family than the VIP, or a persistence table of the other family.
-/// (Every forwarding mode takes IPv6 services.)
+/// servers of another family than the VIP (but for NAT64: IPv4 Full-NAT servers of an
+/// IPv6 service that has an IPv4 local address), an IPv4-mapped IPv6 server or local
+/// address (NAT64 connections keep theirs in that form, `lb::nat64_engine`), or a
+/// persistence table of the other family. (Every forwarding mode takes IPv6 services.)
 fn check_family(s: &Service) -> Result<(), TableError> {
-    if let Some(r) = s.servers.iter().find(|r| r.addr.is_ipv4() != s.key.vip.is_ipv4()) {
+    let fits = |r: &crate::server::RealServer| match (s.key.vip, r.addr) {
+        (IpAddr::V4(_), IpAddr::V4(_)) => true,
+        (IpAddr::V6(_), IpAddr::V6(a)) => a.to_ipv4_mapped().is_none(),
+        (IpAddr::V6(_), IpAddr::V4(_)) => r.forward == ForwardMode::FullNat && !s.local_addrs.is_empty(),
+        (IpAddr::V4(_), IpAddr::V6(_)) => false,
+    };
+    if let Some(r) = s.servers.iter().find(|r| !fits(r)) {
         return Err(TableError::MixedFamily { service: s.key, server: r.addr });
+    }
+    if let Some(&a) = s.local_addrs6.iter().find(|a| a.to_ipv4_mapped().is_some()) {
+        return Err(TableError::MixedFamily { service: s.key, server: a.into() });
     }
     // Persistence keys clients of the VIP's family (PersistTable::new or new_v6).
     if s.persist.as_ref().is_some_and(|p| matches!(p.mask(), PersistMask::V6(_)) != s.key.vip.is_ipv6()) {

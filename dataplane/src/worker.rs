@@ -840,6 +840,7 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
             lb.set_sync(link, options);
         }
         lb.set_ipv6_addresses(self.addrs6.clone());
+        lb.set_nat64_routes(crate::lb::Nat64Routes { v4: self.routes.clone(), v6: self.routes6.clone() });
         self.lb = Some(lb);
         self.redirect = redirect;
         self.frags = frag::table();

@@ -1345,6 +1345,38 @@ fn ipv6_fullnat_takes_ipv6_local_addresses_and_needs_one() {
 }
 
 #[test]
+fn nat64_takes_ipv4_fullnat_servers_on_an_ipv6_service_with_an_ipv4_local_address() {
+    // Both servers IPv4 through Full-NAT: NAT64, accepted (the sketch's back port has
+    // IPv4 local addresses); the sorry server stays of the VIP's family.
+    let nat64 = V6_SERVICE
+        .replacen("address = \"2001:db8:20::11\"", "address = \"10.20.0.11\"", 1)
+        .replacen("address = \"2001:db8:20::12\"", "address = \"10.20.0.12\"", 1)
+        .replacen("forward = \"nat\"", "forward = \"fullnat\"", 1)
+        .replacen("port = 80\nforward = \"dr\"", "port = 8080\nforward = \"fullnat\"", 1);
+    let c = model(&v6_sketch(&nat64)).unwrap_or_else(|e| panic!("{e}"));
+    let s = &c.services[1];
+    assert!(s.address.is_ipv6());
+    assert!(s.servers.iter().all(|r| r.address.is_ipv4() && r.forward == Forward::FullNat));
+    // In any other mode the server's forward is refused, naming the fix.
+    for mode in ["nat", "dr", "tunnel"] {
+        let text = v6_sketch(&nat64.replacen("forward = \"fullnat\"", &format!("forward = \"{mode}\""), 1));
+        let e = model(&text).expect_err(mode);
+        let hit = e.errors.iter().find(|x| x.field == "service[1].server[0].forward");
+        let hit = hit.unwrap_or_else(|| panic!("{mode}: not named:\n{e}"));
+        assert!(hit.message.contains("NAT64") && hit.message.contains("set forward = \"fullnat\""), "{e}");
+    }
+    // Without an IPv4 local address: refused, naming the fix.
+    let no_v4_locals = v6_sketch(&nat64).replacen(
+        "local_addresses = [\"10.20.0.200\", \"10.20.0.201\"]",
+        "local_addresses = [\"2001:db8:20::200\"]",
+        1,
+    );
+    let e = model(&no_v4_locals).unwrap_err();
+    let hit = e.errors.iter().find(|x| x.field == "service[1].server[0].forward").expect("named");
+    assert!(hit.message.contains("IPv4 Full-NAT local addresses"), "{e}");
+}
+
+#[test]
 fn ipv6_vip_follows_the_ipv4_rule_and_may_be_routed() {
     // Like an IPv4 VIP, an IPv6 VIP need not be on a port's prefix (a routed VIP).
     let routed = V6_SERVICE.replace("2001:db8:10::100", "2001:db8:99::100");
@@ -1364,7 +1396,8 @@ fn bad_ipv6_services_name_their_field_with_the_fix() {
         ("2001:db8:10::100", "2001:db8:10::100%eth0", "service[1].address", "zone id"),
         ("2001:db8:10::100", "[2001:db8:10::100]", "service[1].address", "brackets"),
         ("2001:db8:10::100", "2001:db8:10::100/64", "service[1].address", "prefix length"),
-        ("\"2001:db8:20::11\"", "\"10.20.0.11\"", "service[1].server[0].address", "family"),
+        // An IPv4 server of an IPv6 service is NAT64, through Full-NAT only.
+        ("\"2001:db8:20::11\"", "\"10.20.0.11\"", "service[1].server[0].forward", "set forward = \"fullnat\""),
         ("\"2001:db8:20::11\"", "\"2001:db8:77::11\"", "service[1].server[0].address", "IPv6 prefix"),
         ("forward = \"nat\"", "forward = \"fullnat\"", "service[1].server[0].forward", "IPv6 Full-NAT local address"),
         ("[2001:db8:20::50]:8080", "2001:db8:20::50", "service[1].sorry_server", "[2001:db8:20::50]:PORT"),

@@ -804,7 +804,22 @@ impl Checker {
         for (k, r) in s.servers.iter().enumerate() {
             let f = format!("service[{i}].server[{k}]");
             if let Some(srv) = self.server(&f, r, port, ports, routes, has_locals) {
-                if address.is_some_and(|v| v.is_ipv4() != srv.address.is_ipv4()) {
+                // NAT64: an IPv4 server of an IPv6 service, through Full-NAT only (server()
+                // has checked that an IPv4 local address exists for it).
+                let nat64 = address.is_some_and(|v| v.is_ipv6()) && srv.address.is_ipv4();
+                if nat64 && srv.forward != Forward::FullNat {
+                    self.err(
+                        format!("{f}.forward"),
+                        format!(
+                            "{} to IPv4 server {} on an IPv6 service cannot work: an IPv6 client reaches an IPv4 \
+                             server only through NAT64, which rvs does in Full-NAT; set forward = \"fullnat\" \
+                             (with an IPv4 address in a [[port]]'s local_addresses) or give an IPv6 server",
+                            srv.forward, srv.address
+                        ),
+                    );
+                    continue;
+                }
+                if !nat64 && address.is_some_and(|v| v.is_ipv4() != srv.address.is_ipv4()) {
                     self.err(format!("{f}.address"), family_mismatch(srv.address, address));
                     continue;
                 }
@@ -1743,7 +1758,8 @@ fn family_mismatch(addr: IpAddr, vip: Option<IpAddr>) -> String {
     let vip = vip.map_or_else(String::new, |v| format!(" {v}"));
     format!(
         "{addr} is {mine} and the service's VIP{vip} is {theirs}; a service's servers are of its VIP's family \
-         (give an {theirs} server, or put {addr} in an {mine} service)"
+         (give an {theirs} server, or put {addr} in an {mine} service; only an IPv6 service takes IPv4 servers, \
+         through NAT64 with forward = \"fullnat\")"
     )
 }
 

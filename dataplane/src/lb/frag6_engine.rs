@@ -48,7 +48,9 @@
 //!   has no connection (its first fragment was refused, under its own reason), nor any
 //!   fragment of a SYN-proxied connection (the proxy's sequence translation wants the
 //!   whole segment), nor a reply fragment of a DR or tunnel connection (those index no
-//!   reply key; kept total).
+//!   reply key; kept total), nor any fragment of a NAT64 connection (translated whole
+//!   packets only; the first fragment of a new NAT64 UDP flow has opened its connection,
+//!   which the flow's unfragmented datagrams then use).
 //! * Ownership is the flow's ([`flow_owner6`]): the worker steers each fragment to it
 //!   before calling [`LbEngine::handle_fragment6`]; a fragment that still is not this
 //!   worker's comes back as [`Verdict::Redirect`], which the worker counts as a loop.
@@ -56,6 +58,7 @@
 use std::net::Ipv6Addr;
 
 use super::icmp6_engine::Icmp6Cause;
+use super::nat64_engine::nat64_ends;
 use super::LbEngine;
 use crate::conn::{client_owner6, lport_owner, Conn6, ConnFlags, ConnId, Direction, FlowKey6};
 use crate::l2l3::nd;
@@ -146,7 +149,8 @@ impl LbEngine {
         let Some(&c) = self.conns6.get(id) else { return Verdict::Drop(DropReason::Ip6NotForUs) };
         let kept = match (c.forward, dir) {
             (ForwardMode::Dr | ForwardMode::Tunnel, Direction::Reply) => false,
-            _ => !c.flags.contains(ConnFlags::SYNPROXY),
+            // NAT64 translates whole packets only (`nat64_engine`).
+            _ => !c.flags.contains(ConnFlags::SYNPROXY) && nat64_ends(&c).is_none(),
         };
         if !kept {
             return Verdict::Drop(DropReason::Ip6Fragment);

@@ -16,6 +16,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
+use super::nat64_engine::nat64_ends;
 use super::LbEngine;
 use crate::conn::{
     Conn, Conn6, ConnFlags, ConnId, ConnOf, ConnTable, ConnTable6, ConnTableOf, Direction, Family, FlowKey, FlowKey6,
@@ -113,7 +114,8 @@ impl Slot<'_> {
     fn at<'a>(conns: &'a ConnTable, conns6: &'a ConnTable6, i: usize) -> Option<Slot<'a>> {
         match i.checked_sub(conns.capacity()) {
             None => conns.entry_at(i).map(|(_, c)| Slot::V4(c)),
-            Some(j) => conns6.entry_at(j).map(|(_, c)| Slot::V6(c)),
+            // NAT64 connections are not synced (`nat64_engine`).
+            Some(j) => conns6.entry_at(j).filter(|(_, c)| nat64_ends(c).is_none()).map(|(_, c)| Slot::V6(c)),
         }
     }
 
@@ -171,11 +173,14 @@ impl LbEngine {
 
     /// Sends the record of IPv6 connection `id` (created, or its state changed); the
     /// IPv6 counterpart of [`Self::sync_conn`], `toa_done` as there (IPv6 Full-NAT's TOA).
-    /// Cold, as it is.
+    /// Nothing for a NAT64 connection (not synced). Cold, as it is.
     #[cold]
     #[inline(never)]
     pub(super) fn sync_conn6(&self, id: ConnId, now: u64, counters: &WorkerCounters, toa_done: bool) {
         let (Some(s), Some(c)) = (&self.sync, self.conns6.get(id)) else { return };
+        if nat64_ends(c).is_some() {
+            return;
+        }
         let mut rec = ConnRecord::from_conn(c, now);
         if toa_done {
             rec.flags &= !ConnFlags::TOA_PENDING.bits();

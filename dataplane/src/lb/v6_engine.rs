@@ -1,5 +1,5 @@
 //! The IPv6 L4 path of a worker's engine: IPv6 virtual services in DR, NAT66, Full-NAT
-//! and IPv6-in-IPv6 tunnel mode.
+//! (NAT64 with IPv4 servers) and IPv6-in-IPv6 tunnel mode.
 //!
 //! The IPv4 path is untouched by it: IPv6 flows have their own connection table
 //! ([`crate::conn::ConnTable6`], an eighth of the IPv4 capacity, at least
@@ -48,6 +48,10 @@
 //!   `toa_skipped` (as is one that would take the packet past the egress MTU). Hop limit
 //!   and MTU as NAT66, with their ICMPv6 errors. The local addresses are ours: the worker
 //!   answers neighbour discovery and echo for them and passes TCP/UDP to them here.
+//! * NAT64 (`nat64_engine`): an IPv4 Full-NAT server of an IPv6 service. Its connections
+//!   are here too, with IPv4-mapped server and local addresses; client packets are
+//!   translated to IPv4 and routed to the server, its replies come through the IPv4
+//!   path, which looks here when its own table misses on a local address.
 //! * Next hops: servers must be on the link of a port with an IPv6 prefix that holds
 //!   them; NAT66 and Full-NAT clients are reached through the IPv6 routes
 //!   (`no_route` otherwise).
@@ -58,8 +62,12 @@ use std::sync::Arc;
 use rvs_drivers::PacketBuf;
 
 use super::icmp6_engine::Icmp6Cause;
+use super::nat64_engine::nat64_ends;
 use super::{pick_server, LbEngine, EXPIRE_BATCH};
-use crate::conn::{client_owner6, lport_owner, Conn6, ConnFlags, ConnId, Direction, LocalPortAllocator6, StateChange};
+use crate::conn::{
+    client_owner6, lport_owner, Conn6, ConnFlags, ConnId, Direction, LocalPortAllocator, LocalPortAllocator6,
+    StateChange,
+};
 use crate::l2l3::nd::{self, Ipv6Book};
 use crate::l2l3::route::RouteTable6;
 use crate::l2l3::Verdict;
@@ -185,11 +193,16 @@ impl LbEngine {
             Ok(change) => change,
             Err(reason) => return Verdict::Drop(reason),
         };
-        if self.sync.is_some() && (fresh || change.changed()) {
+        let Some(&c) = self.conns6.get(id) else { return Verdict::Drop(DropReason::TcpNoConn) };
+        let nat64 = nat64_ends(&c);
+        // NAT64 connections are not synced (`nat64_engine`).
+        if self.sync.is_some() && (fresh || change.changed()) && nat64.is_none() {
             // A client segment other than a SYN carries the Full-NAT TOA for the last time.
             self.sync_conn6(id, now, counters, !view.flags.is_some_and(|f| f.syn()));
         }
-        let Some(&c) = self.conns6.get(id) else { return Verdict::Drop(DropReason::TcpNoConn) };
+        if let Some(ends) = nat64 {
+            return self.nat64_inbound(buf, view, id, &c, ends, in_port, routes, counters, now);
+        }
         // The control plane keeps IPv6 servers on a port's prefix: the next hop is the server.
         let Some((port, next_hop)) = nd::next_hop(routes, c.server, in_port) else {
             return Verdict::Drop(DropReason::NoRoute);
@@ -302,6 +315,11 @@ impl LbEngine {
         let Some((id, Direction::Reply)) = self.conns6.lookup(&view.key()) else {
             return Verdict::Drop(miss);
         };
+        // A NAT64 connection's reply key holds IPv4-mapped addresses: only its IPv4
+        // replies may use it (`nat64_engine`), never an IPv6 packet forging them.
+        if self.conns6.get(id).and_then(nat64_ends).is_some() {
+            return Verdict::Drop(miss);
+        }
         if view.hop_limit <= 1 {
             let Some(vip) = self.conns6.get(id).map(|c| c.vip) else { return Verdict::Drop(DropReason::Ip6NotForUs) };
             return self.icmp6_error(buf, Icmp6Cause::HopLimit, true, vip, in_port, routes, counters, now);
@@ -352,11 +370,18 @@ impl LbEngine {
         };
         let idx = pick_server(svc, view.src, now, || sched.pick(&svc.servers, &input)).ok_or(DropReason::NoServer)?;
         let server = svc.servers.get(idx).ok_or(DropReason::NoServer)?;
-        let std::net::IpAddr::V6(server_addr) = server.addr else { return Err(DropReason::NoServer) };
         let (Some(service_id), Some(server_id)) = (snap.service_id(svc_idx), snap.server_id(svc_idx, idx)) else {
             return Err(DropReason::NoServer);
         };
-        let (local, lport) = self.alloc_local6(&svc.local_addrs6, server.forward, view)?;
+        // An IPv4 server on an IPv6 service is NAT64 through Full-NAT (`nat64_engine`):
+        // its addresses are kept IPv4-mapped, its local port comes from the IPv4 ports.
+        let (server_addr, (local, lport)) = match (server.addr, server.forward) {
+            (std::net::IpAddr::V6(a), _) => (a, self.alloc_local6(&svc.local_addrs6, server.forward, view)?),
+            (std::net::IpAddr::V4(a), ForwardMode::FullNat) => {
+                (a.to_ipv6_mapped(), self.alloc_local64(&svc.local_addrs, a, server.port)?)
+            }
+            (std::net::IpAddr::V4(_), _) => return Err(DropReason::NoServer),
+        };
         let mut conn = Conn6::new(view.key(), server.forward, server_addr, server.port)
             .with_local(local, lport)
             .with_service(service_id, server_id);
@@ -368,7 +393,10 @@ impl LbEngine {
             Ok(id) => id,
             Err(e) => {
                 if server.forward == ForwardMode::FullNat {
-                    self.lports6.release(local, lport);
+                    match local.to_ipv4_mapped() {
+                        Some(local4) if server.addr.is_ipv4() => self.lports.release(local4, lport),
+                        _ => self.lports6.release(local, lport),
+                    };
                 }
                 return Err(e.into());
             }
@@ -407,7 +435,7 @@ impl LbEngine {
             return false;
         }
         let Some(old) = self.conns6.remove(id) else { return false };
-        conn6_closed(self.worker, &self.snap, &mut self.lports6, &old);
+        conn6_closed(self.worker, &self.snap, &mut self.lports6, &mut self.lports, &old);
         counters.conns_reused.inc();
         true
     }
@@ -434,7 +462,7 @@ impl LbEngine {
         let snap = Arc::clone(&self.snap);
         if snap.settings().expire_nodest_conn && snap.by_server_id(server_id).is_none() {
             if let Some(old) = self.conns6.remove(id) {
-                conn6_closed(self.worker, &snap, &mut self.lports6, &old);
+                conn6_closed(self.worker, &snap, &mut self.lports6, &mut self.lports, &old);
             }
             return Err(DropReason::ConnServerRemoved);
         }
@@ -456,15 +484,24 @@ impl LbEngine {
         if self.conns6.is_empty() {
             return 0;
         }
-        let (worker, snap, lports6) = (self.worker, &self.snap, &mut self.lports6);
-        self.conns6.expire_at_most(now, EXPIRE_BATCH, |c| conn6_closed(worker, snap, lports6, c))
+        let (worker, snap, lports6, lports) = (self.worker, &self.snap, &mut self.lports6, &mut self.lports);
+        self.conns6.expire_at_most(now, EXPIRE_BATCH, |c| conn6_closed(worker, snap, lports6, lports, c))
     }
 }
 
-/// What an IPv6 connection leaving the table gives back: its Full-NAT local port, and
-/// its place in its service's and server's connection counts.
-fn conn6_closed(worker: usize, snap: &ServiceTable, lports6: &mut LocalPortAllocator6, c: &Conn6) {
-    if c.forward == ForwardMode::FullNat {
+/// What an IPv6 connection leaving the table gives back: its Full-NAT local port (to the
+/// IPv4 allocator `lports` for a NAT64 connection), and its place in its service's and
+/// server's connection counts.
+fn conn6_closed(
+    worker: usize,
+    snap: &ServiceTable,
+    lports6: &mut LocalPortAllocator6,
+    lports: &mut LocalPortAllocator,
+    c: &Conn6,
+) {
+    if let Some((local, _)) = nat64_ends(c) {
+        lports.release(local, c.lport);
+    } else if c.forward == ForwardMode::FullNat {
         lports6.release(c.local, c.lport);
     }
     let active = c.state.is_active();

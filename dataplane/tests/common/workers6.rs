@@ -16,7 +16,7 @@ use rvs_drivers::mem::MemPool;
 
 use super::ip6::{a, ns_from};
 use super::l4::{lb_worker_config, LbOpts};
-use super::{queues, roundtrip, MemWorker, BACK, FRONT};
+use super::{queues, roundtrip, MemWorker, BACK, FRONT, LOCAL_IP, LOCAL_IP2};
 
 /// rvsd's IPv6 address on the front port (the lab's), a /64.
 pub const FRONT6: &str = "2001:db8:10::1";
@@ -84,7 +84,8 @@ pub fn workers6(
                 timeouts: Timeouts::default(),
                 port_mtu: opts.port_mtu.clone(),
                 rss: None,
-                local_addrs: vec![],
+                // The ports' IPv4 local addresses (`lb_worker_config`), for NAT64.
+                local_addrs: vec![LOCAL_IP, LOCAL_IP2],
                 local_addrs6: local6.to_vec(),
                 cookie_secret: rvs_dataplane::synproxy::cookie::CookieSecret::from_bytes([7; 32]),
             };

@@ -479,3 +479,108 @@ fn services6_persist() {
 fn services6_fullnat() {
     services6(Mode::FullNat);
 }
+
+/// The Full-NAT one-worker lab config with IPv6 services on the IPv4 real servers (NAT64
+/// through Full-NAT): TCP :80 and UDP :53 on [`VIP6`], round robin over the three
+/// servers' IPv4 addresses, served from the config's IPv4 local addresses.
+fn config64() -> std::path::PathBuf {
+    let path = Mode::FullNat.config(1);
+    let mut text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    for (proto, port) in [("tcp", 80), ("udp", 53)] {
+        text.push_str(&format!(
+            "\n[[service]]\nprotocol = \"{proto}\"\naddress = \"{VIP6}\"\nport = {port}\nscheduler = \"rr\"\n"
+        ));
+        for rs in REAL_SERVER_IPS {
+            text.push_str(&format!(
+                "\n[[service.server]]\naddress = \"{rs}\"\nport = {port}\nweight = 1\nforward = \"fullnat\"\n"
+            ));
+        }
+    }
+    std::fs::create_dir_all(run_dir()).expect("create vm-testbed/run");
+    let out = run_dir().join("ipv6-nat64.toml");
+    std::fs::write(&out, text).expect("write the NAT64 config");
+    out
+}
+
+/// Whether the server saw NAT64's peer for `who`: one of rvsd's IPv4 local addresses,
+/// whose connection's TOA (the server's toa_reader.py log, the 20-byte IPv6 option on an
+/// IPv4 segment) names the client's IPv6 address.
+fn check_peer64(who: &Who) -> Result<(), String> {
+    if !LOCAL_ADDRESSES.contains(&who.peer_ip.as_str()) {
+        return Err(format!("{who:?}: the peer is not an IPv4 local address ({LOCAL_ADDRESSES:?})"));
+    }
+    let idx = REAL_SERVER_NAMES.iter().position(|n| *n == who.server).ok_or("an unknown server")?;
+    let src = format!("{}:{}", who.peer_ip, who.peer_port);
+    let mut client = None;
+    wait_until(Duration::from_secs(5), Duration::from_millis(100), || {
+        client = toa_entries(idx).into_iter().rev().find(|(s, _)| *s == src).map(|(_, c)| c);
+        client.is_some()
+    });
+    match client {
+        Some(c) if c.starts_with(&format!("[{CLIENT_IP6}]:")) => Ok(()),
+        Some(c) => Err(format!("{who:?}: the TOA names {c}, not the client {CLIENT_IP6}")),
+        None => Err(format!(
+            "{who:?}: {}'s TOA reader logged nothing for {src}; log {}",
+            who.server,
+            rs_log_path(idx, "toa").display()
+        )),
+    }
+}
+
+/// NAT64 through Full-NAT: the IPv6 client curls `[VIP6]:80`, served by the IPv4 real
+/// servers round robin, each seeing an IPv4 local address as its peer and the client's
+/// IPv6 address in the TOA; the UDP echo; a 20 MB download byte exact; the service's
+/// counters on each IPv4 server; IPv4 through the same rvsd meanwhile.
+#[test]
+#[ignore = "needs root, the lab and rvsd: run vm-testbed/test.sh"]
+fn services6_nat64() {
+    let mode = Mode::FullNat;
+    let mut lab = Lab::up_without_lb();
+    lab.start_real_servers(mode);
+    lab.start_lb("lb1", Some(&config64()));
+    let url = format!("http://[{VIP6}]/");
+    let mut last = Vec::new();
+    let first_ok = wait_until(Duration::from_secs(15), Duration::from_millis(500), || {
+        last = http_who_many(CLIENT, &url, 1);
+        last[0].is_ok()
+    });
+    assert!(first_ok, "nat64: no answer through {url} within 15 s: {last:?}; drops {:?}", drops(&status()));
+
+    let answers = http_who_many(CLIENT, &url, 30);
+    let failed: Vec<&String> = answers.iter().filter_map(|a| a.as_ref().err()).collect();
+    assert!(failed.is_empty(), "nat64: {} of 30 failed: {failed:?}", failed.len());
+    let mut per_server = std::collections::BTreeMap::new();
+    for who in answers.iter().flatten() {
+        if let Err(e) = check_peer64(who) {
+            panic!("nat64: {e}");
+        }
+        *per_server.entry(who.server.clone()).or_insert(0u32) += 1;
+    }
+    let counts: Vec<u32> = per_server.values().copied().collect();
+    assert!(
+        per_server.len() == 3 && counts.iter().all(|&n| (9..=11).contains(&n)),
+        "nat64: round robin gave {per_server:?}"
+    );
+
+    // UDP echo: 6 datagrams, 2 per server.
+    let replies = udp_who(CLIENT, &format!("[{VIP6}]:53"), 6, "v64");
+    let failed: Vec<&String> = replies.iter().filter_map(|r| r.as_ref().err()).collect();
+    assert!(failed.is_empty(), "nat64 UDP: {failed:?}");
+    let servers: std::collections::BTreeSet<&str> = replies.iter().flatten().map(|(s, _)| s.as_str()).collect();
+    assert_eq!(servers.len(), 3, "nat64 UDP round robin: {replies:?}");
+
+    // 20 MB, byte exact.
+    let n = 20 * 1024 * 1024;
+    let got = download_sha256(CLIENT, &format!("http://[{VIP6}]/bytes/{n}"), Duration::from_secs(60))
+        .unwrap_or_else(|e| panic!("nat64: {e}"));
+    assert_eq!(got, expected_sha256(n), "nat64: the 20 MB download differs");
+
+    // The service counted its connections on every IPv4 server; no TOA was skipped.
+    let st = status();
+    for rs in REAL_SERVER_IPS {
+        let conns = service_server_stat(&st, "tcp", VIP6, 80, rs, STAT_CONNS);
+        assert!(conns.is_some_and(|c| c >= 10), "nat64: tcp [{VIP6}]:80 server {rs}: conns {conns:?}");
+    }
+    assert_eq!(worker_counter(&st, "toa_skipped"), 0, "toa_skipped: {st:#}");
+    assert_vip_answers(6);
+}

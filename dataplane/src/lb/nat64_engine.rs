@@ -1,0 +1,243 @@
+//! NAT64 through Full-NAT in a worker's engine: an IPv6 service's IPv4 real servers.
+//!
+//! A Full-NAT server of the other family on an IPv6 service (the control plane allows
+//! IPv4 servers on an IPv6 service only in Full-NAT mode and only when the service has an
+//! IPv4 local address) gets NAT64 connections:
+//!
+//! * Table: they live in the IPv6 table ([`crate::conn::ConnTable6`]) with the server's
+//!   and the local address in their IPv4-mapped form (`::ffff:a.b.c.d`), so the reply
+//!   key an IPv4 reply builds (its addresses mapped the same way) finds them. A
+//!   connection is NAT64 exactly when it is Full-NAT and its server is IPv4-mapped
+//!   ([`nat64_ends`]); the control plane refuses IPv4-mapped IPv6 servers and local
+//!   addresses, so nothing else looks like one.
+//! * Inbound (client → VIP, [`LbEngine::handle_view6`]): scheduled and admitted as any
+//!   IPv6 flow; the local port comes from the IPv4 allocator (the service's IPv4
+//!   `local_addrs`, this worker's share, with the IPv4 path's RSS preference), so NAT64
+//!   and IPv4 Full-NAT never hand out the same port. The packet is translated to IPv4
+//!   (`crate::xmit::nat64`), its TOA is the 20-byte IPv6 one, on the SYN and the segment
+//!   that completes the handshake (`TOA_PENDING`, as IPv6 Full-NAT), and it goes to the
+//!   server through the IPv4 routes. Hop limit 1 or 0: `ip6_hop_limit` with its time
+//!   exceeded to the client; an IPv4 packet over the server port's MTU: `ip6_too_big`
+//!   with a packet too big to the client carrying that MTU plus the 20 bytes the header
+//!   shrinks.
+//! * Replies (server → one of our IPv4 local addresses): the IPv4 path looks up its own
+//!   table first, unchanged; only a miss on a packet to a local address comes here, out
+//!   of line ([`LbEngine::nat64_reply`]), with the reply's addresses mapped. Ownership is
+//!   already the IPv4 Full-NAT's: the worker that owns the local port
+//!   (`lport_owner`), which is the worker that allocated it. No connection:
+//!   `reply_no_conn`, as for IPv4. TTL 1 or 0: `ttl_exceeded` with its ICMP time exceeded
+//!   to the server, as IPv4 Full-NAT; an IPv6 packet over the client port's MTU: the
+//!   server gets an ICMP fragmentation needed from the local address (DF set) or the
+//!   packet is dropped (`ip6_too_big`). The packet is translated to IPv6 from the VIP to
+//!   the client, a SYN-ACK's MSS lowered by the TOA's 20 bytes (`xmit::nat64` says why),
+//!   and goes to the client through the IPv6 routes.
+//! * Not done: IPv6 fragments of NAT64 flows and IPv4 fragments to a local address
+//!   (dropped by the fragment paths: `ip6_fragment`, `ip_fragment`), ICMP errors about
+//!   NAT64 flows (not translated: the ICMP paths find no connection of their family and
+//!   count their existing reasons), connection sync of NAT64 connections (not sent; a
+//!   peer's record of one is refused as `sync_refused_family`), the SYN proxy (as for
+//!   every IPv6 flow).
+
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+use rvs_drivers::PacketBuf;
+
+use super::icmp6_engine::Icmp6Cause;
+use super::{LbEngine, LbEnv};
+use crate::conn::{Conn6, ConnFlags, ConnId, Direction, FlowKey6};
+use crate::l2l3::route::{RouteTable, RouteTable6};
+use crate::l2l3::Verdict;
+use crate::stats::{DropReason, WorkerCounters};
+use crate::types::{ForwardMode, L4Proto, PortId};
+use crate::view::{L4View, L3_OFFSET};
+use crate::view6::L4View6;
+use crate::xmit::{icmp_err, nat64, Endpoint, Endpoint6};
+
+/// The worker's routes of both families, which NAT64 needs on the other family's path
+/// (the IPv6 path sends to IPv4 servers, the IPv4 path to IPv6 clients). A copy made once
+/// when the worker takes its engine ([`LbEngine::set_nat64_routes`]); a worker's routes do
+/// not change during its life.
+#[derive(Debug, Clone)]
+pub struct Nat64Routes {
+    /// The IPv4 routes (to the servers).
+    pub v4: RouteTable,
+    /// The IPv6 routes (to the clients).
+    pub v6: RouteTable6,
+}
+
+/// A NAT64 connection's IPv4 local address and IPv4 server; `None` for any other
+/// connection (module docs: Full-NAT with an IPv4-mapped server).
+#[inline]
+pub(super) fn nat64_ends(c: &Conn6) -> Option<(Ipv4Addr, Ipv4Addr)> {
+    if c.forward != ForwardMode::FullNat {
+        return None;
+    }
+    Some((c.local.to_ipv4_mapped()?, c.server.to_ipv4_mapped()?))
+}
+
+impl LbEngine {
+    /// Gives the engine its worker's routes of both families for NAT64
+    /// ([`crate::worker::Worker::with_lb`] does). Without them NAT64 packets are dropped
+    /// as `no_route`.
+    pub fn set_nat64_routes(&mut self, routes: Nat64Routes) {
+        self.nat64_routes = Some(Box::new(routes));
+    }
+
+    /// A free IPv4 local address and port of this worker's, from `locals` (the service's
+    /// IPv4 local addresses), for a NAT64 connection to `server:sport`, in IPv4-mapped
+    /// form; `no_local_port` when none is left.
+    pub(super) fn alloc_local64(
+        &mut self,
+        locals: &[Ipv4Addr],
+        server: Ipv4Addr,
+        sport: u16,
+    ) -> Result<(Ipv6Addr, u16), DropReason> {
+        let (local, lport) =
+            self.lports.alloc(locals, server, sport, self.rss.as_ref()).ok_or(DropReason::NoLocalPort)?;
+        Ok((local.to_ipv6_mapped(), lport))
+    }
+
+    /// The client → VIP packet `view` of NAT64 connection `id` (`c` its copy, `ends` its
+    /// IPv4 local address and server): checked, translated to IPv4 and routed to the
+    /// server (module docs).
+    #[allow(clippy::too_many_arguments)]
+    #[inline(never)]
+    pub(super) fn nat64_inbound<B: PacketBuf>(
+        &mut self,
+        buf: &mut B,
+        view: &L4View6,
+        id: ConnId,
+        c: &Conn6,
+        (local, server): (Ipv4Addr, Ipv4Addr),
+        in_port: PortId,
+        routes6: &RouteTable6,
+        counters: &WorkerCounters,
+        now: u64,
+    ) -> Verdict {
+        if view.hop_limit <= 1 {
+            return self.icmp6_error(buf, Icmp6Cause::HopLimit, true, view.dst, in_port, routes6, counters, now);
+        }
+        let Some(hop) = self.nat64_routes.as_ref().and_then(|r| r.v4.lookup(server)) else {
+            return Verdict::Drop(DropReason::NoRoute);
+        };
+        let (port, next_hop) = (hop.port, hop.neighbour(server));
+        let mtu = self.mtu(port.index());
+        let v4_len = view.layout().l4_len() + nat64::IPV4_HEADER_LEN;
+        if v4_len > usize::from(mtu) {
+            // The client's IPv6 packets may be this MTU plus the 20 bytes the header loses.
+            let cause = Icmp6Cause::TooBig(mtu.saturating_add(nat64::HEADER_SHRINK as u16));
+            return self.icmp6_error(buf, cause, true, view.dst, in_port, routes6, counters, now);
+        }
+        let toa = (c.flags.contains(ConnFlags::TOA_PENDING) && view.proto() == L4Proto::Tcp)
+            .then_some(Endpoint6::new(c.client, c.cport));
+        let r = nat64::v6_to_v4(
+            buf,
+            view.layout(),
+            Endpoint::new(local, c.lport),
+            Endpoint::new(server, c.sport),
+            toa,
+            mtu,
+        );
+        if r.toa_skipped.is_some() {
+            counters.toa_skipped.inc();
+        }
+        // As IPv6 Full-NAT: the TOA rides on the SYN and the segment that completes the
+        // handshake, then no more.
+        if toa.is_some() && !view.flags.is_some_and(|f| f.syn()) {
+            if let Some(c) = self.conns6.get_mut(id) {
+                c.flags.remove(ConnFlags::TOA_PENDING);
+            }
+        }
+        Verdict::Route { port, next_hop }
+    }
+
+    /// An IPv4 packet to one of our local addresses that matched no IPv4 connection, on
+    /// the worker that owns its local port: a NAT64 reply, translated to IPv6 and routed
+    /// to the client, or `reply_no_conn` (module docs). Out of line: the IPv4 path pays
+    /// only for its own misses (one call), and only while the IPv6 table holds a
+    /// connection is it looked up.
+    #[cold]
+    #[inline(never)]
+    pub(super) fn nat64_reply<B: PacketBuf>(
+        &mut self,
+        flow: &L4View,
+        buf: &mut B,
+        env: &LbEnv<'_>,
+        now: u64,
+    ) -> Verdict {
+        if self.conns6.is_empty() {
+            return Verdict::Drop(DropReason::ReplyNoConn);
+        }
+        let key = FlowKey6 {
+            proto: flow.proto(),
+            src: flow.src.to_ipv6_mapped(),
+            sport: flow.sport,
+            dst: flow.dst.to_ipv6_mapped(),
+            dport: flow.dport,
+        };
+        let Some((id, Direction::Reply)) = self.conns6.lookup(&key) else {
+            return Verdict::Drop(DropReason::ReplyNoConn);
+        };
+        if self.conns6.get(id).and_then(nat64_ends).is_none() {
+            return Verdict::Drop(DropReason::ReplyNoConn);
+        }
+        let ip_end = flow.layout().ip_end();
+        let ttl = buf.data().get(L3_OFFSET + 8).copied().unwrap_or(0);
+        if ttl <= 1 {
+            // The IPv4 path's time exceeded, from the local address to the server.
+            return self.ttl(buf, ip_end, env, now, || flow.dst).unwrap_or(Verdict::Drop(DropReason::TtlExceeded));
+        }
+        // Not synced (module docs).
+        if let Err(reason) = self.account6_packet(id, Direction::Reply, flow.flags, flow.ip_total_len(), now) {
+            return Verdict::Drop(reason);
+        }
+        let Some(&c) = self.conns6.get(id) else { return Verdict::Drop(DropReason::ReplyNoConn) };
+        let Some(hop) = self.nat64_routes.as_ref().and_then(|r| r.v6.lookup(c.client)) else {
+            return Verdict::Drop(DropReason::NoRoute);
+        };
+        let (port, next_hop) = (hop.port, hop.neighbour(c.client));
+        let mtu = self.mtu(port.index());
+        let v6_len = flow.layout().ip_total_len() - flow.layout().ip_header_len() + crate::view6::IPV6_HEADER_LEN;
+        if v6_len > usize::from(mtu) {
+            return self.nat64_too_big(buf, flow, mtu, env, now);
+        }
+        let syn_ack = flow.flags.is_some_and(|f| f.syn() && f.ack());
+        let (vip, client) = (Endpoint6::new(c.vip, c.vport), Endpoint6::new(c.client, c.cport));
+        match nat64::v4_to_v6(buf, flow.layout(), vip, client, syn_ack) {
+            Ok(()) => Verdict::Route6 { port, next_hop },
+            Err(e) => Verdict::Drop(e.into()),
+        }
+    }
+
+    /// A NAT64 reply whose IPv6 translation would pass the client port's `mtu`: with DF,
+    /// an ICMP fragmentation needed from the local address to the server with the IPv4
+    /// size that fits (within the ICMP limits); otherwise dropped as `ip6_too_big`.
+    #[cold]
+    fn nat64_too_big<B: PacketBuf>(
+        &mut self,
+        buf: &mut B,
+        flow: &L4View,
+        mtu: u16,
+        env: &LbEnv<'_>,
+        now: u64,
+    ) -> Verdict {
+        let df = buf.data().get(L3_OFFSET + 6).is_some_and(|b| b & 0x40 != 0);
+        if !df {
+            return Verdict::Drop(DropReason::Ip6TooBig);
+        }
+        if !self.icmp_limit.allow(flow.src, now) {
+            env.counters.icmp_errors_limited.inc();
+            return Verdict::Drop(DropReason::Ip6TooBig);
+        }
+        let fits = mtu.saturating_sub(nat64::HEADER_SHRINK as u16);
+        match icmp_err::frag_needed(buf, flow.dst, fits) {
+            Ok(()) => {
+                env.counters.drop_packet(DropReason::Ip6TooBig);
+                env.counters.local_originated.inc();
+                env.counters.icmp_errors_sent.inc();
+                self.route_to(env, flow.src)
+            }
+            Err(_) => Verdict::Drop(DropReason::Ip6TooBig),
+        }
+    }
+}

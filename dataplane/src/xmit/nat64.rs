@@ -1,0 +1,631 @@
+//! NAT64 through Full-NAT (DPVS's FNAT with an IPv6 service and IPv4 real servers): the
+//! IPv6 client talks to the IPv6 VIP, rvs sends the flow on as IPv4 from one of the
+//! service's IPv4 local addresses to the IPv4 server, and translates the server's replies
+//! back to IPv6 from the VIP to the client.
+//!
+//! # Contract
+//!
+//! * [`v6_to_v4`] (client → VIP): the IPv6 header (and any extension headers the receive
+//!   walk accepted) is replaced by a 20-byte IPv4 header from `local` to `server`; the
+//!   TCP/UDP ports become `local`'s and `server`'s; for TCP, when asked, the client's IPv6
+//!   address and port go to the server in the 20-byte IPv6 TOA (below).
+//! * [`v4_to_v6`] (server → IPv4 local address): the IPv4 header (options included) is
+//!   replaced by a 40-byte IPv6 header from `vip` to `client`, the ports become the VIP's
+//!   and the client's, and a SYN-ACK's MSS is lowered when asked (below).
+//! * `buf` holds the whole Ethernet frame the layout was parsed from
+//!   ([`crate::view6::L4View6`], [`crate::view::L4View`]); the Ethernet addresses are
+//!   carried over for the neighbour layer to overwrite, the EtherType becomes the new
+//!   family's. Ethernet padding is dropped: the frame ends where the new packet does.
+//! * Nothing is allocated and the payload is not moved: the frame shrinks or grows at
+//!   its front (`adj`/`prepend`), and only the headers are rewritten in place. The caller
+//!   has refused a hop limit or TTL of 1 or 0 (the new header carries it decremented) and
+//!   checked the MTU of the packet as received; [`v6_to_v4`] checks the TOA against `mtu`.
+//!
+//! # Header translation (RFC 7915 §5.1 and §4.1, as a stateful translator, RFC 6146)
+//!
+//! | IPv6 → IPv4 | value |
+//! | --- | --- |
+//! | version / IHL | 4 / 5 (no options) |
+//! | TOS | the traffic class (RFC 7915 §5.1: copied) |
+//! | total length | TCP/UDP segment + 20 (+ the TOA) |
+//! | identification, flags | 0, DF set, no fragment (see below) |
+//! | TTL | hop limit − 1 (the translator is a router) |
+//! | protocol | the transport's (6 or 17); extension headers are not carried (RFC 7915 §5.1: hop-by-hop, destination and routing headers with no segments left are ignored) |
+//! | checksum | computed over the 20 new bytes |
+//! | addresses | the IPv4 local address, the IPv4 real server |
+//!
+//! DF is always set and the identification 0 (an atomic datagram, RFC 6864 §4.1): rvs
+//! never fragments a translated packet, the IPv6 client does PMTU discovery on its own
+//! side, and the server link's MTU is checked by the caller. RFC 7915 §5.1 would clear DF
+//! on packets up to 1260 bytes so that IPv4 routers may fragment them; with ICMP error
+//! translation out of scope here (below) DF set at least keeps the path honest.
+//!
+//! | IPv4 → IPv6 | value |
+//! | --- | --- |
+//! | version, traffic class, flow label | 6, the TOS (RFC 7915 §4.1), 0 |
+//! | payload length | the TCP/UDP segment |
+//! | next header | the transport's |
+//! | hop limit | TTL − 1 |
+//! | addresses | the VIP, the client |
+//!
+//! # Checksums
+//!
+//! The TCP/UDP checksum is updated incrementally (RFC 1624), never summed over the
+//! payload but in one case below. The IPv4 pseudo-header (source, destination, zero,
+//! protocol, 16-bit length) and the IPv6 one (source, destination, 32-bit length, three
+//! zero bytes and the next header) add up to the same sum but for the addresses, so the
+//! update is: each old address out, each new one in, and the ports. An IPv4 address is
+//! folded in as its IPv4-mapped IPv6 form (`::ffff:a.b.c.d`): the mapped form's extra
+//! word is 0xffff, which is zero in ones' complement, so its sum is the IPv4 address's.
+//! With the TOA, the data-offset word, the pseudo-header length and the option's ten
+//! words are added as in [`super::fullnat66::insert_toa6`].
+//!
+//! UDP: a checksum of 0 from the IPv6 side (invalid there, RFC 8200 §8.1) stays 0, "no
+//! checksum", which IPv4 allows. An IPv4 datagram without a checksum (0) must get one on
+//! IPv6: it is computed over the whole datagram (RFC 7915 §4.5 allows a translator to),
+//! the only place the payload is summed. A computed 0 is sent as 0xffff.
+//!
+//! # TOA for the IPv6 client
+//!
+//! DPVS's `tcp_in_add_toa` (`src/ipvs/ip_vs_proto_tcp.c`) takes the option's length from
+//! the client's family (`conn->af`, IPv6 for NAT64: `TCP_OLEN_IP6_ADDR` = 20, kind
+//! `TCP_OPT_ADDR` = 254, the client's port and 16-byte address) and the MTU and the
+//! length field to raise from the server side's (`tuplehash_out(conn).af`, IPv4 for
+//! NAT64: "toa is always for rs"); the option goes right after the fixed TCP header. The
+//! real server reads it with DPVS's `toa` kernel module, which for NAT64 keeps the IPv6
+//! peer for the `TOA_SO_GET_LOOKUP` socket option (`struct toa_nat64_peer`: the IPv6
+//! source address and port). [`v6_to_v4`] writes the same 20 bytes
+//! ([`super::fullnat66::toa6_bytes`]) and refuses, as DPVS, when the IPv4 packet would
+//! pass `mtu` or the TCP header 60 bytes ([`ToaSkip`]; the packet goes without it).
+//!
+//! # MSS
+//!
+//! The IPv6 header is 20 bytes longer than the IPv4 one, the TOA 20 bytes long:
+//!
+//! * Server → client segments grow by 20 bytes in translation, but their size is bounded
+//!   by the MSS the *client* advertised, which it computed for an IPv6 header: a full
+//!   segment comes out of rvs exactly at the client's MTU. The client's SYN is left
+//!   alone.
+//! * Client → server segments shrink by 20 bytes and, when they carry the TOA (the SYN
+//!   and the segment that completes the handshake, which may carry data), grow by 20
+//!   again. Their size is bounded by the *server's* MSS, computed for an IPv4 header on
+//!   the server's link; a full segment with the TOA would pass it by 20 bytes. So the
+//!   SYN-ACK's MSS is lowered by the TOA's 20 bytes on its way to the client, which is
+//!   what DPVS's `tcp_out_adjust_mss` does for a connection whose client is IPv6 (it
+//!   subtracts `TCP_OLEN_IP6_ADDR` by the client side's family).
+//!
+//! # Out of scope
+//!
+//! Fragments and ICMP errors are not translated: the callers never give them here (an
+//! IPv6 fragment of a NAT64 flow, an IPv4 fragment to a local address and ICMP errors
+//! about NAT64 flows are dropped and counted by the fragment and ICMP paths' existing
+//! reasons).
+
+use std::net::Ipv4Addr;
+
+use rvs_drivers::PacketBuf;
+
+use super::fullnat::FullNatIn;
+use super::fullnat66::{toa6_bytes, TOA6_LEN};
+use super::l4::{self, ToaSkip};
+use super::{Endpoint, Endpoint6};
+use crate::stats::DropReason;
+use crate::types::L4Proto;
+use crate::view::{Layout, L3_OFFSET};
+use crate::view6::{Layout6, IPV6_HEADER_LEN};
+use crate::wire::checksum::{delta16, delta_addr_v6, finish, pseudo_header_v6, sum, update_delta};
+use crate::wire::{ETHERTYPE_IPV4, ETHERTYPE_IPV6};
+
+/// Length of the IPv4 header [`v6_to_v4`] writes (no options).
+pub const IPV4_HEADER_LEN: usize = 20;
+/// How much smaller a packet's IP header is after [`v6_to_v4`] (and larger after
+/// [`v4_to_v6`] of an IPv4 packet without options).
+pub const HEADER_SHRINK: usize = IPV6_HEADER_LEN - IPV4_HEADER_LEN;
+
+/// Length of the Ethernet addresses carried over (the EtherType is rewritten).
+const MACS_LEN: usize = 12;
+/// Fixed TCP header length.
+const TCP_FIXED: usize = 20;
+/// UDP header length.
+const UDP_FIXED: usize = 8;
+
+/// Why [`v4_to_v6`] did not translate; the buffer is then unchanged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Nat64Error {
+    /// The buffer has too little headroom for the 20 more header bytes.
+    #[error("no headroom for the IPv6 header")]
+    NoHeadroom,
+}
+
+/// Counted as `no_mbuf`, as the tunnel's missing headroom.
+impl From<Nat64Error> for DropReason {
+    fn from(e: Nat64Error) -> Self {
+        match e {
+            Nat64Error::NoHeadroom => DropReason::NoMbuf,
+        }
+    }
+}
+
+/// The fixed header length of the transport `l4`.
+fn fixed_len(l4: L4Proto) -> usize {
+    match l4 {
+        L4Proto::Tcp => TCP_FIXED,
+        L4Proto::Udp => UDP_FIXED,
+    }
+}
+
+/// Offset of the checksum in the fixed header of `l4`.
+fn checksum_at(l4: L4Proto) -> usize {
+    match l4 {
+        L4Proto::Tcp => 16,
+        L4Proto::Udp => 6,
+    }
+}
+
+/// The IP protocol number of `l4`.
+fn proto_number(l4: L4Proto) -> u8 {
+    match l4 {
+        L4Proto::Tcp => 6,
+        L4Proto::Udp => 17,
+    }
+}
+
+/// Translates the IPv6 client → VIP packet in `buf` (parsed into `layout`, hop limit
+/// above 1) into an IPv4 packet from `local` to `server` (module docs); with `toa` =
+/// `Some(client)` and TCP, the 20-byte TOA is inserted unless the IPv4 packet would pass
+/// `mtu` bytes or the TCP header 60 ([`FullNatIn::toa_skipped`] says why; not asked for
+/// or UDP: nothing reported). Cannot fail: the frame only loses bytes at its front.
+pub fn v6_to_v4<B: PacketBuf>(
+    buf: &mut B,
+    layout: &Layout6,
+    local: Endpoint,
+    server: Endpoint,
+    toa: Option<Endpoint6>,
+    mtu: u16,
+) -> FullNatIn {
+    let l4 = layout.l4();
+    let (l4_at, l4_len, ip_end) = (layout.l4_offset(), layout.l4_len(), layout.ip_end());
+    let fixed = fixed_len(l4);
+    let mut out = FullNatIn::default();
+    // Everything the new headers need is read before any byte is written.
+    let frame = buf.data();
+    let mut macs = [0u8; MACS_LEN];
+    macs.copy_from_slice(&frame[..MACS_LEN]);
+    let ip6 = &frame[L3_OFFSET..L3_OFFSET + IPV6_HEADER_LEN];
+    let traffic_class = (ip6[0] << 4) | (ip6[1] >> 4);
+    let hop_limit = ip6[7];
+    let mut old_src = [0u8; 16];
+    old_src.copy_from_slice(&ip6[8..24]);
+    let mut old_dst = [0u8; 16];
+    old_dst.copy_from_slice(&ip6[24..40]);
+    let mut hdr = [0u8; TCP_FIXED];
+    hdr[..fixed].copy_from_slice(&frame[l4_at..l4_at + fixed]);
+
+    let mut toa_bytes = None;
+    if let (Some(client), L4Proto::Tcp) = (toa, l4) {
+        let tcp_hl = usize::from(hdr[12] >> 4) * 4;
+        if tcp_hl + TOA6_LEN > 60 {
+            out.toa_skipped = Some(ToaSkip::NoRoomForOption);
+        } else if IPV4_HEADER_LEN + l4_len + TOA6_LEN > usize::from(mtu) {
+            out.toa_skipped = Some(ToaSkip::ExceedsMtu);
+        } else {
+            toa_bytes = Some(toa6_bytes(client));
+        }
+    }
+    let toa_len = if toa_bytes.is_some() { TOA6_LEN } else { 0 };
+
+    // The L4 checksum: addresses, ports, and with the TOA its words, the data offset and
+    // the pseudo-header's length (module docs).
+    let word = |h: &[u8], at: usize| u16::from_be_bytes([h[at], h[at + 1]]);
+    let c_at = checksum_at(l4);
+    let old_csum = word(&hdr, c_at);
+    let mut delta = delta_addr_v6(old_src.into(), local.addr.to_ipv6_mapped())
+        + delta_addr_v6(old_dst.into(), server.addr.to_ipv6_mapped())
+        + delta16(word(&hdr, 0), local.port)
+        + delta16(word(&hdr, 2), server.port);
+    hdr[0..2].copy_from_slice(&local.port.to_be_bytes());
+    hdr[2..4].copy_from_slice(&server.port.to_be_bytes());
+    if let Some(t) = &toa_bytes {
+        let old_word = word(&hdr, 12);
+        hdr[12] += (TOA6_LEN as u8 / 4) << 4;
+        delta += delta16(old_word, word(&hdr, 12));
+        // `l4_len` + 20 fits 16 bits: checked against `mtu` above.
+        delta += delta16(l4_len as u16, (l4_len + TOA6_LEN) as u16);
+        delta += t.chunks_exact(2).map(|w| delta16(0, u16::from_be_bytes([w[0], w[1]]))).sum::<u32>();
+    }
+    let mut csum = update_delta(old_csum, delta);
+    if l4 == L4Proto::Udp {
+        if old_csum == 0 {
+            csum = 0;
+        } else if csum == 0 {
+            csum = 0xffff;
+        }
+    }
+    hdr[c_at..c_at + 2].copy_from_slice(&csum.to_be_bytes());
+
+    let total = (IPV4_HEADER_LEN + l4_len + toa_len) as u16;
+    let mut ip4 = [0u8; IPV4_HEADER_LEN];
+    ip4[0] = 0x45;
+    ip4[1] = traffic_class;
+    ip4[2..4].copy_from_slice(&total.to_be_bytes());
+    ip4[6] = 0x40; // DF
+    ip4[8] = hop_limit.saturating_sub(1);
+    ip4[9] = proto_number(l4);
+    ip4[12..16].copy_from_slice(&local.addr.octets());
+    ip4[16..20].copy_from_slice(&server.addr.octets());
+    let ip_csum = finish(sum(&ip4));
+    ip4[10..12].copy_from_slice(&ip_csum.to_be_bytes());
+
+    // The new headers end where the old fixed L4 header did (the rest stays in place);
+    // they start `front` bytes into the old frame (at least the 20 the header shrinks).
+    let front = l4_at - (L3_OFFSET + IPV4_HEADER_LEN) - toa_len;
+    let frame = buf.data_mut();
+    let mut at = front;
+    frame[at..at + MACS_LEN].copy_from_slice(&macs);
+    at += MACS_LEN;
+    frame[at..at + 2].copy_from_slice(&ETHERTYPE_IPV4.to_be_bytes());
+    at += 2;
+    frame[at..at + IPV4_HEADER_LEN].copy_from_slice(&ip4);
+    at += IPV4_HEADER_LEN;
+    frame[at..at + fixed].copy_from_slice(&hdr[..fixed]);
+    at += fixed;
+    if let Some(t) = &toa_bytes {
+        frame[at..at + TOA6_LEN].copy_from_slice(t);
+    }
+    let len = buf.len();
+    if len > ip_end {
+        buf.trim(len - ip_end);
+    }
+    // `front` is below `ip_end`, the frame's length now.
+    buf.adj(front);
+    out.toa_inserted = toa_bytes.is_some();
+    out
+}
+
+/// Translates the IPv4 server → local address packet in `buf` (parsed into `layout`,
+/// TTL above 1) into an IPv6 packet from `vip` to `client` (module docs); with
+/// `clamp_mss` and a TCP SYN-ACK carrying an MSS option, the MSS is lowered by the
+/// TOA's 20 bytes. The frame grows at its front by 40 bytes less the IPv4 header's
+/// length (shrinks when the IPv4 options pass 20 bytes).
+///
+/// # Errors
+///
+/// [`Nat64Error::NoHeadroom`]; the buffer is then unchanged.
+pub fn v4_to_v6<B: PacketBuf>(
+    buf: &mut B,
+    layout: &Layout,
+    vip: Endpoint6,
+    client: Endpoint6,
+    clamp_mss: bool,
+) -> Result<(), Nat64Error> {
+    let l4 = layout.l4();
+    let (l4_at, ip_end) = (layout.l4_offset(), layout.ip_end());
+    let l4_len = layout.ip_total_len() - layout.ip_header_len();
+    let new_l4_at = L3_OFFSET + IPV6_HEADER_LEN;
+    let grow = new_l4_at.saturating_sub(l4_at);
+    if grow > buf.headroom() {
+        return Err(Nat64Error::NoHeadroom);
+    }
+    let frame = buf.data();
+    let mut macs = [0u8; MACS_LEN];
+    macs.copy_from_slice(&frame[..MACS_LEN]);
+    let ip = &frame[L3_OFFSET..L3_OFFSET + IPV4_HEADER_LEN];
+    let (tos, ttl) = (ip[1], ip[8]);
+    let old_src = Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15]);
+    let old_dst = Ipv4Addr::new(ip[16], ip[17], ip[18], ip[19]);
+
+    let len = buf.len();
+    if len > ip_end {
+        buf.trim(len - ip_end);
+    }
+    if grow > 0 {
+        buf.prepend(grow);
+    } else {
+        buf.adj(l4_at - new_l4_at);
+    }
+    // The segment now starts at `new_l4_at`.
+    let frame = buf.data_mut();
+    frame[..MACS_LEN].copy_from_slice(&macs);
+    frame[MACS_LEN..L3_OFFSET].copy_from_slice(&ETHERTYPE_IPV6.to_be_bytes());
+    let ip6 = &mut frame[L3_OFFSET..new_l4_at];
+    ip6[0] = 0x60 | (tos >> 4);
+    ip6[1] = tos << 4;
+    ip6[2] = 0;
+    ip6[3] = 0;
+    // The IPv4 total length bounds it below 65,536.
+    ip6[4..6].copy_from_slice(&(l4_len as u16).to_be_bytes());
+    ip6[6] = proto_number(l4);
+    ip6[7] = ttl.saturating_sub(1);
+    ip6[8..24].copy_from_slice(&vip.addr.octets());
+    ip6[24..40].copy_from_slice(&client.addr.octets());
+
+    let seg = &mut frame[new_l4_at..new_l4_at + l4_len];
+    let word = |s: &[u8], at: usize| u16::from_be_bytes([s[at], s[at + 1]]);
+    let c_at = checksum_at(l4);
+    let old_csum = word(seg, c_at);
+    let delta = delta_addr_v6(old_src.to_ipv6_mapped(), vip.addr)
+        + delta_addr_v6(old_dst.to_ipv6_mapped(), client.addr)
+        + delta16(word(seg, 0), vip.port)
+        + delta16(word(seg, 2), client.port);
+    seg[0..2].copy_from_slice(&vip.port.to_be_bytes());
+    seg[2..4].copy_from_slice(&client.port.to_be_bytes());
+    let csum = if l4 == L4Proto::Udp && old_csum == 0 {
+        // No checksum on IPv4; IPv6 needs one (module docs).
+        let proto = proto_number(l4);
+        let full = finish(pseudo_header_v6(vip.addr, client.addr, proto, l4_len as u32) + sum(seg));
+        if full == 0 {
+            0xffff
+        } else {
+            full
+        }
+    } else {
+        let c = update_delta(old_csum, delta);
+        if l4 == L4Proto::Udp && c == 0 {
+            0xffff
+        } else {
+            c
+        }
+    };
+    seg[c_at..c_at + 2].copy_from_slice(&csum.to_be_bytes());
+    if clamp_mss && l4 == L4Proto::Tcp {
+        let flags = seg[13];
+        if flags & 0x12 == 0x12 {
+            l4::clamp_mss_by(seg, TOA6_LEN as u16, u16::MAX);
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    //! Golden packets: every checksum constant below was computed outside rvs (python3,
+    //! RFC 1071 over the RFC 791 / RFC 8200 pseudo-headers) for the packets as they
+    //! arrive and as they must leave; the tests also check them with the wire module's
+    //! full sums as a second opinion.
+    use super::*;
+    use crate::view::L4View;
+    use crate::view6::L4View6;
+    use crate::wire::checksum::pseudo_header;
+    use rvs_drivers::mem::MemBuf;
+    use std::net::Ipv6Addr;
+
+    const MACS: [u8; 12] = [2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2];
+    const CLIENT: (&str, u16) = ("2001:db8:10::2", 40000);
+    const VIP: (&str, u16) = ("2001:db8:10::100", 80);
+    const LOCAL: (&str, u16) = ("10.20.0.200", 1025);
+    const SERVER: (&str, u16) = ("10.20.0.11", 8080);
+    const MSS_1440: [u8; 4] = [2, 4, 0x05, 0xa0];
+
+    fn a6(s: &str) -> Ipv6Addr {
+        s.parse().unwrap()
+    }
+    fn a4(s: &str) -> Ipv4Addr {
+        s.parse().unwrap()
+    }
+    fn client() -> Endpoint6 {
+        Endpoint6::new(a6(CLIENT.0), CLIENT.1)
+    }
+    fn vip() -> Endpoint6 {
+        Endpoint6::new(a6(VIP.0), VIP.1)
+    }
+    fn local() -> Endpoint {
+        Endpoint::new(a4(LOCAL.0), LOCAL.1)
+    }
+    fn server(port: u16) -> Endpoint {
+        Endpoint::new(a4(SERVER.0), port)
+    }
+
+    /// A TCP segment (seq 0x01020304, window 0xffff) or, with `flags` `None`, a UDP
+    /// datagram, with `csum` in its checksum field.
+    fn seg(sport: u16, dport: u16, flags: Option<u8>, opts: &[u8], csum: u16, data: &[u8]) -> Vec<u8> {
+        let mut s = Vec::new();
+        s.extend_from_slice(&sport.to_be_bytes());
+        s.extend_from_slice(&dport.to_be_bytes());
+        match flags {
+            None => s.extend_from_slice(&((8 + data.len()) as u16).to_be_bytes()),
+            Some(f) => {
+                s.extend_from_slice(&[1, 2, 3, 4, 0, 0, 0, 0]);
+                s.push((((20 + opts.len()) / 4) << 4) as u8);
+                s.push(f);
+                s.extend_from_slice(&[0xff, 0xff]);
+            }
+        }
+        s.extend_from_slice(&csum.to_be_bytes());
+        if flags.is_some() {
+            s.extend_from_slice(&[0, 0]);
+            s.extend_from_slice(opts);
+        }
+        s.extend_from_slice(data);
+        s
+    }
+
+    /// Ethernet + IPv6 (traffic class `tc`, hop limit `hl`, next header `nh`) + `ext`
+    /// (extension headers) + `seg`.
+    fn frame6(tc: u8, hl: u8, nh: u8, src: &str, dst: &str, ext: &[u8], seg: &[u8]) -> Vec<u8> {
+        let mut f = MACS.to_vec();
+        f.extend_from_slice(&[0x86, 0xdd, 0x60 | (tc >> 4), tc << 4, 0, 0]);
+        f.extend_from_slice(&((ext.len() + seg.len()) as u16).to_be_bytes());
+        f.extend_from_slice(&[nh, hl]);
+        f.extend_from_slice(&a6(src).octets());
+        f.extend_from_slice(&a6(dst).octets());
+        f.extend_from_slice(ext);
+        f.extend_from_slice(seg);
+        f
+    }
+
+    /// Ethernet + IPv4 (TOS `tos`, DF, TTL `ttl`, header checksum `ip_csum`) + `seg`.
+    fn frame4(tos: u8, ttl: u8, proto: u8, ip_csum: u16, src: &str, dst: &str, seg: &[u8]) -> Vec<u8> {
+        let mut f = MACS.to_vec();
+        f.extend_from_slice(&[0x08, 0x00, 0x45, tos]);
+        f.extend_from_slice(&((20 + seg.len()) as u16).to_be_bytes());
+        f.extend_from_slice(&[0, 0, 0x40, 0, ttl, proto]);
+        f.extend_from_slice(&ip_csum.to_be_bytes());
+        f.extend_from_slice(&a4(src).octets());
+        f.extend_from_slice(&a4(dst).octets());
+        f.extend_from_slice(seg);
+        f
+    }
+
+    /// Whether the IPv6 frame's L4 checksum sums to 0.
+    fn sum6_ok(f: &[u8]) -> bool {
+        let v = L4View6::parse(f).unwrap();
+        let l = v.layout();
+        let s = &f[l.l4_offset()..l.ip_end()];
+        finish(pseudo_header_v6(v.src, v.dst, proto_number(l.l4()), s.len() as u32) + sum(s)) == 0
+    }
+
+    /// Whether the IPv4 frame's header and L4 checksums sum to 0.
+    fn sum4_ok(f: &[u8]) -> bool {
+        let v = L4View::parse(f).unwrap();
+        let l = v.layout();
+        let s = &f[l.l4_offset()..l.ip_end()];
+        let l4 = finish(pseudo_header(v.src, v.dst, proto_number(l.l4()), s.len() as u16) + sum(s));
+        l4 == 0 && finish(sum(&f[L3_OFFSET..l.l4_offset()])) == 0
+    }
+
+    #[test]
+    fn syn_to_ipv4_with_toa_golden() {
+        let f = frame6(0xb8, 64, 6, CLIENT.0, VIP.0, &[], &seg(CLIENT.1, VIP.1, Some(0x02), &MSS_1440, 0x9b10, b""));
+        assert!(sum6_ok(&f));
+        let v = L4View6::parse(&f).unwrap();
+        let mut b = MemBuf::from_frame(&f);
+        let r = v6_to_v4(&mut b, v.layout(), local(), server(SERVER.1), Some(client()), 1500);
+        assert_eq!(r, FullNatIn { toa_inserted: true, toa_skipped: None });
+        let mut opts = vec![254, 20, 0x9c, 0x40];
+        opts.extend_from_slice(&a6(CLIENT.0).octets());
+        opts.extend_from_slice(&MSS_1440);
+        let want =
+            frame4(0xb8, 63, 6, 0x2606, LOCAL.0, SERVER.0, &seg(LOCAL.1, SERVER.1, Some(0x02), &opts, 0x4374, b""));
+        assert_eq!(b.data(), &want[..]);
+        assert!(sum4_ok(b.data()));
+        // No extension header: the IPv4 header and the TOA take exactly the IPv6
+        // header's room, nothing moved.
+        assert_eq!(b.len(), f.len());
+    }
+
+    #[test]
+    fn udp_to_ipv4_golden_and_toa_not_for_udp() {
+        let f = frame6(0, 64, 17, CLIENT.0, VIP.0, &[], &seg(CLIENT.1, 53, None, &[], 0xb6e2, b"query"));
+        assert!(sum6_ok(&f));
+        let v = L4View6::parse(&f).unwrap();
+        let mut b = MemBuf::from_frame(&f);
+        let r = v6_to_v4(&mut b, v.layout(), local(), server(53), Some(client()), 1500);
+        assert_eq!(r, FullNatIn::default());
+        let want = frame4(0, 63, 17, 0x26d2, LOCAL.0, SERVER.0, &seg(LOCAL.1, 53, None, &[], 0x96bb, b"query"));
+        assert_eq!(b.data(), &want[..]);
+        assert!(sum4_ok(b.data()));
+    }
+
+    #[test]
+    fn extension_headers_are_not_carried_golden() {
+        // A hop-by-hop header (8 bytes: next header TCP, length 0, PadN of 4) before
+        // an ACK carrying data; no TOA asked for.
+        let hbh = [6, 0, 1, 4, 0, 0, 0, 0];
+        let s = seg(CLIENT.1, VIP.1, Some(0x10), &[], 0xe83f, b"GET /");
+        let f = frame6(0, 64, 0, CLIENT.0, VIP.0, &hbh, &s);
+        let v = L4View6::parse(&f).unwrap();
+        assert_eq!(v.layout().l4_offset(), L3_OFFSET + 48);
+        let mut b = MemBuf::from_frame(&f);
+        let r = v6_to_v4(&mut b, v.layout(), local(), server(SERVER.1), None, 1500);
+        assert_eq!(r, FullNatIn::default());
+        let want =
+            frame4(0, 63, 6, 0x26d1, LOCAL.0, SERVER.0, &seg(LOCAL.1, SERVER.1, Some(0x10), &[], 0xa8d8, b"GET /"));
+        assert_eq!(b.data(), &want[..]);
+        assert!(sum4_ok(b.data()));
+    }
+
+    #[test]
+    fn toa_refused_when_over_the_mtu_or_out_of_room() {
+        let s = seg(CLIENT.1, VIP.1, Some(0x02), &MSS_1440, 0x9b10, b"");
+        let f = frame6(0xb8, 64, 6, CLIENT.0, VIP.0, &[], &s);
+        let v = L4View6::parse(&f).unwrap();
+        // 20 + 24 + 20 = 64 bytes of IPv4 packet: an MTU of 63 refuses the option.
+        let mut b = MemBuf::from_frame(&f);
+        let r = v6_to_v4(&mut b, v.layout(), local(), server(SERVER.1), Some(client()), 63);
+        assert_eq!(r.toa_skipped, Some(ToaSkip::ExceedsMtu));
+        assert!(!r.toa_inserted);
+        assert!(sum4_ok(b.data()));
+        assert_eq!(b.len(), f.len() - 20);
+        // 24 bytes of options already: 20 more would pass 60.
+        let opts = [1u8; 24];
+        let mut s = seg(CLIENT.1, VIP.1, Some(0x02), &opts, 0, b"");
+        let c = finish(pseudo_header_v6(a6(CLIENT.0), a6(VIP.0), 6, s.len() as u32) + sum(&s));
+        s[16..18].copy_from_slice(&c.to_be_bytes());
+        let f = frame6(0, 64, 6, CLIENT.0, VIP.0, &[], &s);
+        let v = L4View6::parse(&f).unwrap();
+        let mut b = MemBuf::from_frame(&f);
+        let r = v6_to_v4(&mut b, v.layout(), local(), server(SERVER.1), Some(client()), 1500);
+        assert_eq!(r.toa_skipped, Some(ToaSkip::NoRoomForOption));
+        assert!(sum4_ok(b.data()));
+    }
+
+    #[test]
+    fn syn_ack_to_ipv6_mss_lowered_by_the_toa_golden() {
+        let s = seg(SERVER.1, LOCAL.1, Some(0x12), &[2, 4, 0x05, 0xb4], 0x5b85, b"");
+        let ip_csum = finish(sum(&frame4(0xb8, 64, 6, 0, SERVER.0, LOCAL.0, &s)[L3_OFFSET..L3_OFFSET + 20]));
+        let f = frame4(0xb8, 64, 6, ip_csum, SERVER.0, LOCAL.0, &s);
+        assert!(sum4_ok(&f));
+        let v = L4View::parse(&f).unwrap();
+        let mut b = MemBuf::from_frame(&f);
+        v4_to_v6(&mut b, v.layout(), vip(), client(), true).unwrap();
+        let want = frame6(0xb8, 63, 6, VIP.0, CLIENT.0, &[], &seg(VIP.1, CLIENT.1, Some(0x12), &MSS_1440, 0x9b00, b""));
+        assert_eq!(b.data(), &want[..]);
+        assert!(sum6_ok(b.data()));
+    }
+
+    #[test]
+    fn padded_udp_to_ipv6_golden_with_and_without_checksum() {
+        let s = seg(53, LOCAL.1, None, &[], 0xac49, b"answer");
+        let ip_csum = finish(sum(&frame4(0, 64, 17, 0, SERVER.0, LOCAL.0, &s)[L3_OFFSET..L3_OFFSET + 20]));
+        let mut f = frame4(0, 64, 17, ip_csum, SERVER.0, LOCAL.0, &s);
+        assert!(sum4_ok(&f));
+        f.resize(60, 0); // Ethernet padding, dropped by the translation
+        let want = frame6(0, 63, 17, VIP.0, CLIENT.0, &[], &seg(53, CLIENT.1, None, &[], 0xcc70, b"answer"));
+        let v = L4View::parse(&f).unwrap();
+        let mut b = MemBuf::from_frame(&f);
+        v4_to_v6(&mut b, v.layout(), Endpoint6::new(a6(VIP.0), 53), client(), false).unwrap();
+        assert_eq!(b.data(), &want[..]);
+        // Without a checksum on IPv4 it is computed: the same bytes come out.
+        let s0 = seg(53, LOCAL.1, None, &[], 0, b"answer");
+        let f0 = frame4(0, 64, 17, ip_csum, SERVER.0, LOCAL.0, &s0);
+        let v = L4View::parse(&f0).unwrap();
+        let mut b = MemBuf::from_frame(&f0);
+        v4_to_v6(&mut b, v.layout(), Endpoint6::new(a6(VIP.0), 53), client(), false).unwrap();
+        assert_eq!(b.data(), &want[..]);
+        assert!(sum6_ok(b.data()));
+    }
+
+    #[test]
+    fn no_headroom_leaves_the_buffer_unchanged() {
+        let s = seg(53, LOCAL.1, None, &[], 0xac49, b"answer");
+        let ip_csum = finish(sum(&frame4(0, 64, 17, 0, SERVER.0, LOCAL.0, &s)[L3_OFFSET..L3_OFFSET + 20]));
+        let f = frame4(0, 64, 17, ip_csum, SERVER.0, LOCAL.0, &s);
+        let v = L4View::parse(&f).unwrap();
+        let mut b = MemBuf::with_room(10, 256);
+        b.append(f.len()).unwrap().copy_from_slice(&f);
+        assert_eq!(v4_to_v6(&mut b, v.layout(), vip(), client(), false), Err(Nat64Error::NoHeadroom));
+        assert_eq!(b.data(), &f[..]);
+    }
+
+    #[test]
+    fn round_trip_through_both_translations_keeps_the_payload() {
+        // A client data segment to IPv4 and the same bytes as a server segment back:
+        // the checksums stay right whatever the payload's length (odd included).
+        for n in [0usize, 1, 7, 100, 1001] {
+            let data: Vec<u8> = (0..n).map(|i| (i * 7 + 3) as u8).collect();
+            let mut s = seg(CLIENT.1, VIP.1, Some(0x18), &[], 0, &data);
+            let c = finish(pseudo_header_v6(a6(CLIENT.0), a6(VIP.0), 6, s.len() as u32) + sum(&s));
+            s[16..18].copy_from_slice(&c.to_be_bytes());
+            let f = frame6(0, 64, 6, CLIENT.0, VIP.0, &[], &s);
+            let v = L4View6::parse(&f).unwrap();
+            let mut b = MemBuf::from_frame(&f);
+            v6_to_v4(&mut b, v.layout(), local(), server(SERVER.1), None, 1500);
+            assert!(sum4_ok(b.data()), "{n}");
+            assert_eq!(&b.data()[b.len() - n..], &data[..]);
+            let v4 = L4View::parse(b.data()).unwrap();
+            v4_to_v6(&mut b, v4.layout(), vip(), client(), false).unwrap();
+            assert!(sum6_ok(b.data()), "{n}");
+            assert_eq!(&b.data()[b.len() - n..], &data[..]);
+        }
+    }
+}

@@ -13,9 +13,10 @@
 //! full here, where the data path updates them incrementally.
 //!
 //! The IPv6 L4 modes use the same plan with every address moved into IPv6 by [`six`]
-//! (`a.b.c.d` becomes `2001:db8:4::a.b.c.d`): [`TcpSeg::frame6`], [`rewritten6`] and
-//! [`to_server6`] are the IPv6 counterparts, [`neighbour_solicitation`] the ND message
-//! through which the worker learns the gateway and the servers.
+//! (`a.b.c.d` becomes `2001:db8:4::a.b.c.d`, and [`four`] reads it back): [`TcpSeg::frame6`],
+//! [`rewritten6`], [`ip6ip6`] and [`to_server6`] are the IPv6 counterparts, [`toa6`] the
+//! 20-byte TOA option of IPv6 Full-NAT, [`neighbour_solicitation`] the ND message through
+//! which the worker learns the gateway and the servers.
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
@@ -100,6 +101,13 @@ pub fn six(ip: Ipv4Addr) -> Ipv6Addr {
     o[..12].copy_from_slice(&V6_PREFIX);
     o[12..].copy_from_slice(&ip.octets());
     Ipv6Addr::from(o)
+}
+
+/// The IPv4-plan address whose [`six`] twin `ip` is, or `None` for an address outside
+/// `2001:db8:4::/96`.
+pub fn four(ip: Ipv6Addr) -> Option<Ipv4Addr> {
+    let o = ip.octets();
+    (o[..12] == V6_PREFIX).then(|| Ipv4Addr::new(o[12], o[13], o[14], o[15]))
 }
 
 const BROADCAST: [u8; 6] = [0xff; 6];
@@ -376,16 +384,56 @@ pub fn eth_ipv6(dst: [u8; 6], src: [u8; 6], ip: &[u8]) -> Vec<u8> {
 }
 
 /// The frame the balancer must send to real server `server` for the client's IPv6
-/// packet `ip`, in `mode` (DR: only the MACs change; NAT66: destination rewritten to the
-/// server's twin and [`SERVER_PORT`], hop limit decremented). The other modes have no
-/// IPv6 form: `None`.
-pub fn to_server6(mode: ForwardMode, ip: &[u8], server: usize) -> Option<Vec<u8>> {
+/// packet `ip`, in `mode`; `local` is the Full-NAT local address and port (IPv4 plan,
+/// unused by the other modes). DR: only the MACs change; NAT66: destination rewritten to
+/// the server's twin and [`SERVER_PORT`], hop limit decremented; Full-NAT: the source to
+/// `local`'s twin too (a data segment, so no TOA); tunnel: the packet with its hop limit
+/// decremented inside [`ip6ip6`] from the back port's twin to the server's. Unpadded, as
+/// [`eth_ipv6`].
+pub fn to_server6(mode: ForwardMode, ip: &[u8], server: usize, local: Option<(Ipv4Addr, u16)>) -> Vec<u8> {
+    let rs = (SERVERS[server], SERVER_PORT);
     let packet = match mode {
         ForwardMode::Dr => rewritten6(ip, None, None, false),
-        ForwardMode::Nat => rewritten6(ip, None, Some((SERVERS[server], SERVER_PORT)), true),
-        ForwardMode::FullNat | ForwardMode::Tunnel => return None,
+        ForwardMode::Nat => rewritten6(ip, None, Some(rs), true),
+        ForwardMode::FullNat => {
+            let local = local.expect("a Full-NAT flow knows its local address and port");
+            rewritten6(ip, Some(local), Some(rs), true)
+        }
+        ForwardMode::Tunnel => ip6ip6(six(BACK_IP), six(rs.0), &rewritten6(ip, None, None, true)),
     };
-    Some(eth_ipv6(SERVER_MACS[server], BACK_MAC, &packet))
+    eth_ipv6(SERVER_MACS[server], BACK_MAC, &packet)
+}
+
+/// `inner` (an IPv6 packet) inside the outer IPv6 header RFC 2473 §3 and
+/// `rvs_dataplane::xmit::tunnel6` specify: traffic class and flow label copied from the
+/// inner header, payload length the inner packet's, next header 41, hop limit 64.
+pub fn ip6ip6(outer_src: Ipv6Addr, outer_dst: Ipv6Addr, inner: &[u8]) -> Vec<u8> {
+    let mut ip = vec![0x60 | (inner[0] & 0x0f), inner[1], inner[2], inner[3]];
+    ip.extend_from_slice(&(inner.len() as u16).to_be_bytes());
+    ip.extend_from_slice(&[41, 64]);
+    ip.extend_from_slice(&outer_src.octets());
+    ip.extend_from_slice(&outer_dst.octets());
+    ip.extend_from_slice(inner);
+    ip
+}
+
+/// Sets the traffic class and the 20-bit flow label of the IPv6 packet `ip` (no checksum
+/// covers them).
+pub fn set_class_and_label(ip: &mut [u8], class: u8, label: u32) {
+    let w = (6u32 << 28) | (u32::from(class) << 20) | (label & 0xf_ffff);
+    ip[..4].copy_from_slice(&w.to_be_bytes());
+}
+
+/// The 20-byte TOA option IPv6 Full-NAT puts right after the fixed TCP header of a
+/// client's SYN and of the handshake's last ACK (DPVS's `tcpopt_ip6_addr`): kind 254,
+/// length 20, the client's port, its 16-byte address (the [`six`] twin of `client`).
+pub fn toa6(client: (Ipv4Addr, u16)) -> [u8; 20] {
+    let mut o = [0; 20];
+    o[0] = 254;
+    o[1] = 20;
+    o[2..4].copy_from_slice(&client.1.to_be_bytes());
+    o[4..].copy_from_slice(&six(client.0).octets());
+    o
 }
 
 /// A neighbour solicitation (RFC 4861 §4.3) from `who`'s [`six`] twin at `mac` for our
@@ -725,11 +773,54 @@ mod tests {
         let r = rewritten6(ip, None, Some((SERVERS[0], SERVER_PORT)), true);
         assert_eq!((r.len(), r[7], ipv6_at(&r, 24), u16_at(&r, 42)), (66, SEND_TTL - 1, six(SERVERS[0]), SERVER_PORT));
         assert_eq!(tcp6_checksum(six(CLIENT_IP), six(SERVERS[0]), &r[40..]), u16_at(&r, 56));
-        let dr = to_server6(ForwardMode::Dr, ip, 1).unwrap();
+        let dr = to_server6(ForwardMode::Dr, ip, 1, None);
         assert_eq!((&dr[..6], &dr[IP_AT..]), (&SERVER_MACS[1][..], ip));
-        assert!(to_server6(ForwardMode::Tunnel, ip, 1).is_none());
         let ns = neighbour_solicitation(GW_IP, GW_MAC, FRONT_IP);
         assert_eq!((ns.len(), ns[IP_AT + 40], ns[IP_AT + 7]), (86, 135, 255));
+    }
+
+    #[test]
+    fn ipv6_tunnel_and_fullnat_frames_verify() {
+        assert_eq!(four(six(SERVERS[2])), Some(SERVERS[2]));
+        assert_eq!(four("2001:db8:5::a14:b".parse().unwrap()), None);
+        let seg = TcpSeg {
+            src: (CLIENT_IP, 40000),
+            dst: (VIP, VPORT),
+            flags: TCP_ACK | TCP_PSH,
+            seq: 7,
+            options: vec![],
+            payload: b"abcdef".to_vec(),
+        };
+        let mut ip = seg.ipv6();
+        set_class_and_label(&mut ip, 0xb8, 0x1_2345);
+        assert_eq!(&ip[..4], &[0x6b, 0x81, 0x23, 0x45]);
+
+        // Tunnel: 40 bytes of outer header, then the packet with only its hop limit lower.
+        let t = to_server6(ForwardMode::Tunnel, &ip, 2, None);
+        assert_eq!((&t[..6], &t[6..12], u16_at(&t, 12)), (&SERVER_MACS[2][..], &BACK_MAC[..], 0x86dd));
+        let (outer, inner) = t[IP_AT..].split_at(40);
+        assert_eq!(&outer[..4], &ip[..4], "traffic class and flow label copied");
+        assert_eq!((usize::from(u16_at(outer, 4)), outer[6], outer[7]), (ip.len(), 41, 64));
+        assert_eq!((ipv6_at(outer, 8), ipv6_at(outer, 24)), (six(BACK_IP), six(SERVERS[2])));
+        assert_eq!(inner[7], SEND_TTL - 1);
+        assert_eq!((&inner[..7], &inner[8..]), (&ip[..7], &ip[8..]), "nothing else of the inner packet changes");
+
+        // Full-NAT: both ends rewritten, hop limit lower, checksum right from scratch.
+        let local = (local_addr(3), 1025);
+        let f = to_server6(ForwardMode::FullNat, &ip, 0, Some(local));
+        let p = &f[IP_AT..];
+        assert_eq!((p.len(), p[7]), (ip.len(), SEND_TTL - 1));
+        assert_eq!((ipv6_at(p, 8), u16_at(p, 40)), (six(local.0), local.1));
+        assert_eq!((ipv6_at(p, 24), u16_at(p, 42)), (six(SERVERS[0]), SERVER_PORT));
+        let mut pseudo = six(local.0).octets().to_vec();
+        pseudo.extend_from_slice(&six(SERVERS[0]).octets());
+        pseudo.extend_from_slice(&[0, 0, 0, 26, 0, 0, 0, 6]);
+        pseudo.extend_from_slice(&p[40..]);
+        assert_eq!(csum(&pseudo), 0);
+
+        let o = toa6((CLIENT_IP, 40000));
+        assert_eq!((o[0], o[1], u16_at(&o, 2)), (254, 20, 40000));
+        assert_eq!(ipv6_at(&o, 4), six(CLIENT_IP));
     }
 
     #[test]

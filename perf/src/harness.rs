@@ -87,11 +87,20 @@ pub enum Mode {
     Nat6,
     /// L4 over IPv6, NAT66: server → client replies, source rewritten back to the VIP.
     Nat6Reply,
+    /// L4 over IPv6, Full-NAT: client → VIP data packets, source rewritten to an IPv6
+    /// local address and port, destination to the server (the TOA rides on the handshake
+    /// only).
+    FullNat6,
+    /// L4 over IPv6, Full-NAT: server → local address replies, rewritten to VIP → client.
+    FullNat6Reply,
+    /// L4 over IPv6, IPv6-in-IPv6: client → VIP data packets, hop limit decremented,
+    /// encapsulated towards the server.
+    Tunnel6,
 }
 
 impl Mode {
     /// Every mode, in output order.
-    pub const ALL: [Mode; 16] = [
+    pub const ALL: [Mode; 19] = [
         Mode::ArpReply,
         Mode::IcmpEcho,
         Mode::DropMalformed,
@@ -108,6 +117,9 @@ impl Mode {
         Mode::Dr6,
         Mode::Nat6,
         Mode::Nat6Reply,
+        Mode::FullNat6,
+        Mode::FullNat6Reply,
+        Mode::Tunnel6,
     ];
 
     /// The stable name used in `--mode` and in the JSON `mode` field.
@@ -129,6 +141,9 @@ impl Mode {
             Mode::Dr6 => "dr6",
             Mode::Nat6 => "nat6",
             Mode::Nat6Reply => "nat6_reply",
+            Mode::FullNat6 => "fullnat6",
+            Mode::FullNat6Reply => "fullnat6_reply",
+            Mode::Tunnel6 => "tunnel6",
         }
     }
 
@@ -155,13 +170,16 @@ impl Mode {
             Mode::Dr6 => Some((ForwardMode::Dr, false)),
             Mode::Nat6 => Some((ForwardMode::Nat, false)),
             Mode::Nat6Reply => Some((ForwardMode::Nat, true)),
+            Mode::FullNat6 => Some((ForwardMode::FullNat, false)),
+            Mode::FullNat6Reply => Some((ForwardMode::FullNat, true)),
+            Mode::Tunnel6 => Some((ForwardMode::Tunnel, false)),
         }
     }
 
     /// Whether the mode's service and flows are IPv6 (the plan's [`six`](crate::frames::six)
     /// twins): the worker's IPv6 path, `LbEngine::handle_view6` and its own table.
     pub const fn ipv6(self) -> bool {
-        matches!(self, Mode::Dr6 | Mode::Nat6 | Mode::Nat6Reply)
+        matches!(self, Mode::Dr6 | Mode::Nat6 | Mode::Nat6Reply | Mode::FullNat6 | Mode::FullNat6Reply | Mode::Tunnel6)
     }
 
     /// Whether the mode's service runs the SYN proxy (`syn_proxy = "always"`): its

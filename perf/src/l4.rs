@@ -53,13 +53,21 @@
 //!   [`crate::frames`] (checksums recomputed in full there), and a burst of new SYNs is
 //!   parsed and its addresses and checksums checked. Any mismatch is a
 //!   [`BenchError::Verify`].
-//! * **IPv6** (`dr6`, `nat6`, `nat6_reply`): the same plan with every address moved into
+//! * **IPv6** (`dr6`, `nat6`, `nat6_reply`, `fullnat6`, `fullnat6_reply`, `tunnel6`): the
+//!   same plan with every address moved into
 //!   IPv6 by [`frames::six`] (the ports get the twins of their /24s as /120s, the clients
 //!   sit behind the gateway's twin through `::/0`, the service is `tcp
 //!   [2001:db8:4::a0a:64]:80`), learnt by the worker through real neighbour solicitations
 //!   from the gateway and the servers. Timed frames are 80 bytes (IPv6, TCP, 6 bytes of
 //!   data), SYNs 78. DR changes only the MACs; NAT66 rewrites address and port and
-//!   decrements the hop limit. The engine sizes its IPv6 table at an eighth of the IPv4
+//!   decrements the hop limit; Full-NAT rewrites both ends, its local addresses the
+//!   twins of [`frames::local_addr`]'s on the back port (`local_addresses6`, the
+//!   service's and the engine's `local_addrs6`), and the 20-byte IPv6 TOA is checked on
+//!   every SYN and on the handshake's last ACK (and so absent from the timed frames, as
+//!   the byte comparison checks); the tunnel decrements the hop limit and puts the packet
+//!   in an outer IPv6 header from the back port's twin to the server (next header 41,
+//!   hop limit 64), its timed frames carrying a traffic class and flow label that the
+//!   outer header must copy. The engine sizes its IPv6 table at an eighth of the IPv4
 //!   one (`lb::conn6_capacity`), so the IPv6 modes ask for eight times the capacity they
 //!   need and take at most [`MAX_FLOWS6`] flows and [`NEW_CONNS_MAX6`] new connections.
 
@@ -85,7 +93,7 @@ use rvs_drivers::hugemem::PagePolicy;
 use rvs_drivers::mem::{MemBuf, MemPool, MemQueue, DEFAULT_HEADROOM};
 use rvs_drivers::{Burst, PacketBuf, PortQueue, BURST_SIZE};
 
-use crate::frames::{self, six, SynTemplate, TcpSeg, IP_AT, TCP_ACK, TCP_PSH, TCP_SYN};
+use crate::frames::{self, six, SynTemplate, TcpSeg, IP_AT, L4_AT6, TCP_ACK, TCP_PSH, TCP_SYN};
 use crate::harness::{
     fresh, median, min, refill, worker_config, BenchError, L4Figures, MemWorker, Mode, NewConnFigures, Options, Report,
     BACK, BUF_ROOM, FRONT, POLL_STEP_NS, RING_BUFS, START_NS, WARMUP_SHARE,
@@ -277,6 +285,9 @@ fn build_worker_with(
     // at 10M): --flows is bounded by MAX_FLOWS, so the count fits the address plan.
     let n_locals = if forward == ForwardMode::FullNat { opened.div_ceil(LPORTS_PER_ADDR) + 1 } else { 0 };
     let locals: Vec<Ipv4Addr> = (0..n_locals as u16).map(frames::local_addr).collect();
+    // IPv6 Full-NAT takes the locals' twins (at most 20 for MAX_FLOWS6, all in the back
+    // port's /120); an IPv6 service uses only those.
+    let locals6: Vec<std::net::Ipv6Addr> = if v6 { locals.iter().map(|&a| six(a)).collect() } else { Vec::new() };
     let mut config = worker_config()?;
     config.ports[BACK.index()].local_addresses = locals.clone();
     config.static_neighbours = std::iter::once((frames::GW_IP, frames::GW_MAC))
@@ -287,6 +298,7 @@ fn build_worker_with(
         let net = |ip| format!("{}/{}", six(ip), frames::V6_PORT_PREFIX_LEN).parse().map_err(setup_err);
         config.ports[FRONT.index()].ipv6_addresses = vec![net(frames::FRONT_IP)?];
         config.ports[BACK.index()].ipv6_addresses = vec![net(frames::BACK_IP)?];
+        config.ports[BACK.index()].local_addresses6 = locals6.clone();
         config.routes6 = vec![StaticRoute6 { prefix: "::/0".parse().map_err(setup_err)?, via: six(frames::GW_IP) }];
     }
     let family = |ip: Ipv4Addr| -> std::net::IpAddr {
@@ -320,7 +332,7 @@ fn build_worker_with(
         persist: None,
         servers,
         local_addrs: locals.clone(),
-        local_addrs6: Vec::new(),
+        local_addrs6: locals6.clone(),
         stats: Arc::new(ServerStats::new(1)),
         admission: Default::default(),
         syn_proxy: if proxy { SynProxyPolicy::ALWAYS } else { SynProxyPolicy::OFF },
@@ -338,7 +350,7 @@ fn build_worker_with(
             port_mtu: vec![DEFAULT_MTU; config.ports.len()],
             rss: None,
             local_addrs: locals,
-            local_addrs6: Vec::new(),
+            local_addrs6: locals6,
             cookie_secret: rvs_dataplane::synproxy::cookie::CookieSecret::from_bytes([7; 32]),
         },
     );
@@ -530,7 +542,7 @@ impl L4Bench {
             clients.iter().map(|&c| self.seg_frame(&seg(c, vip, TCP_SYN), frames::FRONT_MAC, frames::GW_MAC)).collect();
         let out = self.exchange(FRONT, BACK, &syns, "set-up SYNs")?;
         for (i, (o, &(client, cport))) in (from..).zip(out.iter().zip(&clients)) {
-            self.check_syn(o.data()).map_err(|e| self.fail(format!("set-up SYN {i}: {e}")))?;
+            self.check_syn(o.data(), (client, cport)).map_err(|e| self.fail(format!("set-up SYN {i}: {e}")))?;
             let (server, local, lport) =
                 self.opened(client, cport).map_err(|e| self.fail(format!("set-up SYN {i}: {e}")))?;
             self.flows.push(Flow { client, cport, server, local, lport, cookie: 0, server_isn: 0 });
@@ -548,7 +560,16 @@ impl L4Bench {
         }
         let acks: Vec<Vec<u8>> =
             clients.iter().map(|&c| self.seg_frame(&seg(c, vip, TCP_ACK), frames::FRONT_MAC, frames::GW_MAC)).collect();
-        self.exchange(FRONT, BACK, &acks, "set-up ACKs")?;
+        let out = self.exchange(FRONT, BACK, &acks, "set-up ACKs")?;
+        // IPv6 Full-NAT: the segment completing the handshake carries the TOA too.
+        if self.v6 && self.forward == ForwardMode::FullNat {
+            for (i, (o, &c)) in (from..).zip(out.iter().zip(&clients)) {
+                let toa = o.data().get(L4_AT6 + 20..L4_AT6 + 40);
+                if toa != Some(&frames::toa6(c)[..]) {
+                    return Err(self.fail(format!("set-up ACK {i}: no IPv6 TOA for [{}]:{}", six(c.0), c.1)));
+                }
+            }
+        }
         Ok(())
     }
 
@@ -561,10 +582,11 @@ impl L4Bench {
         }
     }
 
-    /// Checks a forwarded SYN of the mode's family ([`check_syn_out`], [`check_syn_out6`]).
-    fn check_syn(&self, f: &[u8]) -> Result<(), String> {
+    /// Checks a forwarded SYN of `client` of the mode's family ([`check_syn_out`],
+    /// [`check_syn_out6`]).
+    fn check_syn(&self, f: &[u8], client: (Ipv4Addr, u16)) -> Result<(), String> {
         if self.v6 {
-            check_syn_out6(self.forward, f)
+            check_syn_out6(self.forward, f, client)
         } else {
             check_syn_out(self.forward, f)
         }
@@ -582,7 +604,8 @@ impl L4Bench {
             let c = c.ok_or_else(|| format!("no connection for {key}"))?;
             let server = frames::SERVERS.iter().position(|&s| six(s) == c.server);
             let server = server.ok_or_else(|| format!("server {} is not one of ours", c.server))?;
-            return Ok((server, client, cport));
+            let local = frames::four(c.local).ok_or_else(|| format!("local address {} is not in the plan", c.local))?;
+            return Ok((server, local, c.lport));
         }
         let key = FlowKey { proto, src: client, sport: cport, dst: frames::VIP, dport };
         let c = lb.conns().lookup(&key).and_then(|(id, _)| lb.conns().get(id));
@@ -711,6 +734,12 @@ impl L4Bench {
         };
         let seq = 0x0100_0001 + i as u32;
         let seg = TcpSeg { src, dst, flags: TCP_ACK | TCP_PSH, seq, options: vec![], payload: DATA.to_vec() };
+        if self.v6 && self.forward == ForwardMode::Tunnel {
+            // A traffic class (EF) and a flow label per flow, which the outer header copies.
+            let mut ip = seg.ipv6();
+            frames::set_class_and_label(&mut ip, 0xb8, (i as u32).wrapping_mul(0x9e37_79b9) >> 12);
+            return frames::eth_ipv6(dmac, smac, &ip);
+        }
         if !self.proxy {
             return self.seg_frame(&seg, dmac, smac);
         }
@@ -729,13 +758,17 @@ impl L4Bench {
         let f = self.flows[i];
         let ip = &self.frames[i][IP_AT..];
         if self.v6 {
-            return if self.reply {
-                let p = frames::rewritten6(ip, Some((frames::VIP, frames::VPORT)), None, true);
-                Ok(frames::eth_ipv6(frames::GW_MAC, frames::FRONT_MAC, &p))
-            } else {
-                frames::to_server6(self.forward, ip, f.server)
-                    .ok_or_else(|| self.fail(format!("{:?} has no IPv6 form", self.forward)))
-            };
+            let vip = (frames::VIP, frames::VPORT);
+            return Ok(match (self.forward, self.reply) {
+                (ForwardMode::Nat, true) => {
+                    frames::eth_ipv6(frames::GW_MAC, frames::FRONT_MAC, &frames::rewritten6(ip, Some(vip), None, true))
+                }
+                (ForwardMode::FullNat, true) => {
+                    let p = frames::rewritten6(ip, Some(vip), Some((f.client, f.cport)), true);
+                    frames::eth_ipv6(frames::GW_MAC, frames::FRONT_MAC, &p)
+                }
+                (mode, _) => frames::to_server6(mode, ip, f.server, Some((f.local, f.lport))),
+            });
         }
         // A proxied flow's numbers move by the offset between the server's ISN and the
         // cookie: acknowledgements towards the server, sequence numbers towards the client.
@@ -1135,19 +1168,24 @@ impl L4Bench {
 
     /// 32 new SYNs through the worker: each opens a connection to one of the servers.
     pub(crate) fn validate_syns(&mut self) -> Result<(), BenchError> {
-        let inputs: Vec<Vec<u8>> = (0..BURST_SIZE)
+        let clients: Vec<(Ipv4Addr, u16)> = (0..BURST_SIZE)
             .map(|_| {
-                let mut f = vec![0; self.syn.len()];
-                let (c, p) = syn_client(self.syns);
                 self.syns += 1;
+                syn_client(self.syns - 1)
+            })
+            .collect();
+        let inputs: Vec<Vec<u8>> = clients
+            .iter()
+            .map(|&(c, p)| {
+                let mut f = vec![0; self.syn.len()];
                 self.syn.write(&mut f, c, p);
                 f
             })
             .collect();
         let before = self.counts();
         let out = self.exchange(FRONT, BACK, &inputs, "SYN validation burst")?;
-        for (k, o) in out.iter().enumerate() {
-            self.check_syn(o.data()).map_err(|e| self.fail(format!("new SYN {k}: {e}")))?;
+        for (k, (o, &c)) in out.iter().zip(&clients).enumerate() {
+            self.check_syn(o.data(), c).map_err(|e| self.fail(format!("new SYN {k}: {e}")))?;
         }
         let d = self.counts().delta(before);
         if d.created != BURST_SIZE as u64 || d.drops != 0 {
@@ -1278,18 +1316,33 @@ fn check_syn_out(forward: ForwardMode, f: &[u8]) -> Result<(), String> {
     Ok(())
 }
 
-/// Checks a forwarded IPv6 SYN independently of the data path, as [`check_syn_out`]:
-/// Ethernet addresses, TCP checksum over the IPv6 pseudo-header and SYN flag, hop limit
-/// (one lower in NAT66 only), destination (VIP:80 for DR, a server:8080 matching the MAC
-/// for NAT66).
-fn check_syn_out6(forward: ForwardMode, f: &[u8]) -> Result<(), String> {
+/// Checks a forwarded IPv6 SYN of `client` independently of the data path, as
+/// [`check_syn_out`]: Ethernet addresses, for the tunnel the outer header (next header 41,
+/// hop limit 64, from the back port's twin to the server matching the MAC, payload length
+/// the rest of the frame), TCP checksum over the IPv6 pseudo-header and SYN flag, hop
+/// limit (one lower but in DR), destination (VIP:80 for DR and the tunnel, a server:8080
+/// matching the MAC for NAT66 and Full-NAT), source (the client's, or for Full-NAT a local
+/// address, the SYN then carrying the 20-byte TOA for the client right after the fixed
+/// TCP header).
+fn check_syn_out6(forward: ForwardMode, f: &[u8], client: (Ipv4Addr, u16)) -> Result<(), String> {
+    let short = || format!("frame of {} bytes is too short", f.len());
     let server =
         frames::SERVER_MACS.iter().position(|m| f.get(..6) == Some(m)).ok_or("destination MAC is not a server's")?;
     if f.get(6..14) != Some(&[frames::BACK_MAC.as_slice(), &[0x86, 0xdd]].concat()[..]) {
         return Err("wrong source MAC or ethertype".into());
     }
-    let ip =
-        f.get(IP_AT..).filter(|ip| ip.len() >= 60).ok_or_else(|| format!("frame of {} bytes is too short", f.len()))?;
+    let mut ip = f.get(IP_AT..).filter(|ip| ip.len() >= 60).ok_or_else(short)?;
+    if forward == ForwardMode::Tunnel {
+        let outer_ok = ip[6] == 41
+            && ip[7] == 64
+            && usize::from(frames::u16_at(ip, 4)) == ip.len() - 40
+            && frames::ipv6_at(ip, 8) == six(frames::BACK_IP)
+            && frames::ipv6_at(ip, 24) == six(frames::SERVERS[server]);
+        if !outer_ok {
+            return Err("wrong IPv6-in-IPv6 outer header".into());
+        }
+        ip = ip.get(40..).filter(|ip| ip.len() >= 60).ok_or_else(short)?;
+    }
     let seg = ip.get(40..40 + usize::from(frames::u16_at(ip, 4))).ok_or("payload length beyond the frame")?;
     let hop_limit = if forward == ForwardMode::Dr { frames::SEND_TTL } else { frames::SEND_TTL - 1 };
     if ip[6] != 6 || ip[7] != hop_limit || seg.len() < 20 || seg[13] != TCP_SYN {
@@ -1300,11 +1353,23 @@ fn check_syn_out6(forward: ForwardMode, f: &[u8]) -> Result<(), String> {
         return Err("bad TCP checksum".into());
     }
     let want_dst = match forward {
-        ForwardMode::Dr => (six(frames::VIP), frames::VPORT),
-        _ => (six(frames::SERVERS[server]), frames::SERVER_PORT),
+        ForwardMode::Dr | ForwardMode::Tunnel => (six(frames::VIP), frames::VPORT),
+        ForwardMode::Nat | ForwardMode::FullNat => (six(frames::SERVERS[server]), frames::SERVER_PORT),
     };
     if (dst, frames::u16_at(seg, 2)) != want_dst {
         return Err(format!("destination [{dst}]:{} is not [{}]:{}", frames::u16_at(seg, 2), want_dst.0, want_dst.1));
+    }
+    if forward != ForwardMode::FullNat {
+        if (src, frames::u16_at(seg, 0)) != (six(client.0), client.1) {
+            return Err(format!("source [{src}]:{} is not the client's", frames::u16_at(seg, 0)));
+        }
+        return Ok(());
+    }
+    if !frames::four(src).is_some_and(frames::is_local_addr) {
+        return Err(format!("Full-NAT source {src} is not a local address"));
+    }
+    if usize::from(seg[12] >> 4) * 4 < 40 || seg.get(20..40) != Some(&frames::toa6(client)[..]) {
+        return Err(format!("no IPv6 TOA for [{}]:{} after the TCP header", six(client.0), client.1));
     }
     Ok(())
 }
@@ -1421,10 +1486,40 @@ mod tests {
             payload: vec![],
         };
         let f = frames::eth_ipv6(frames::SERVER_MACS[0], frames::BACK_MAC, &syn.ipv6());
-        assert!(check_syn_out6(ForwardMode::Dr, &f).is_ok());
+        let client = (frames::CLIENT_IP, 1);
+        assert!(check_syn_out6(ForwardMode::Dr, &f, client).is_ok());
         assert!(check_syn_out(ForwardMode::Dr, &f).is_err());
-        assert!(check_syn_out6(ForwardMode::Nat, &f).is_err());
+        assert!(check_syn_out6(ForwardMode::Nat, &f, client).is_err());
+        assert!(check_syn_out6(ForwardMode::Dr, &f, (frames::CLIENT_IP, 2)).is_err(), "another client's SYN");
         assert!(L4Bench::new(Mode::Dr6, ForwardMode::Dr, false, MAX_FLOWS6 + 1, PagePolicy::Base).is_err());
+    }
+
+    #[test]
+    fn ipv6_tunnel_and_fullnat_checks_refuse_wrong_output() {
+        // Tunnel output checked as NAT66, and Full-NAT output checked as the tunnel: refused.
+        let mut b = L4Bench::new(Mode::Tunnel6, ForwardMode::Tunnel, false, 8, PagePolicy::Base).unwrap();
+        b.forward = ForwardMode::Nat;
+        assert!(matches!(b.validate_flows(), Err(BenchError::Verify { mode: Mode::Tunnel6, .. })));
+        let mut b = L4Bench::new(Mode::FullNat6, ForwardMode::FullNat, false, 8, PagePolicy::Base).unwrap();
+        assert_eq!(b.conn_counts(), (8, 8));
+        assert!(b.flows.iter().all(|f| frames::is_local_addr(f.local)));
+        b.forward = ForwardMode::Tunnel;
+        assert!(b.validate_flows().is_err());
+        assert!(b.validate_syns().is_err());
+
+        // A Full-NAT SYN must come from a local address and carry the client's TOA.
+        let client = (Ipv4Addr::new(172, 20, 0, 1), 1024);
+        let local = (frames::local_addr(0), 2000);
+        let server = (frames::SERVERS[1], frames::SERVER_PORT);
+        let syn = |src, options: &[u8]| {
+            let s = TcpSeg { src, dst: server, flags: TCP_SYN, seq: 1, options: options.to_vec(), payload: vec![] };
+            frames::eth_ipv6(frames::SERVER_MACS[1], frames::BACK_MAC, &frames::rewritten6(&s.ipv6(), None, None, true))
+        };
+        let good = syn(local, &frames::toa6(client));
+        assert_eq!(check_syn_out6(ForwardMode::FullNat, &good, client), Ok(()));
+        assert!(check_syn_out6(ForwardMode::FullNat, &good, (client.0, 1025)).is_err(), "another client's TOA");
+        assert!(check_syn_out6(ForwardMode::FullNat, &syn(local, &[]), client).is_err(), "no TOA");
+        assert!(check_syn_out6(ForwardMode::FullNat, &syn(client, &frames::toa6(client)), client).is_err());
     }
 
     #[test]

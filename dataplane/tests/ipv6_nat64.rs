@@ -247,6 +247,14 @@ fn nat64_udp_both_directions() {
     let (front, _) = send_to(&mut ws, 0, BACK, &reply, SEC);
     let want = eth(CLIENT_MAC, FRONT_MAC, ETH_IPV6, &pkt6(L4Proto::Udp, vip, client, 0, 63, &[], b"answer!"));
     assert_eq!(front, vec![want]);
+    // The client's port unreachable about that answer: NAT64 does not translate errors,
+    // and nothing goes towards the server (as IPv6 to its IPv4-mapped address).
+    let mut unreach = vec![1, 4, 0, 0, 0, 0, 0, 0];
+    unreach.extend_from_slice(&pkt6(L4Proto::Udp, vip, client, 0, 63, &[], b"answer!"));
+    let unreach = eth(FRONT_MAC, CLIENT_MAC, ETH_IPV6, &icmp6(client.0, vip.0, 64, unreach));
+    let (front, back) = send_to(&mut ws, 0, FRONT, &unreach, SEC);
+    assert!(front.is_empty() && back.is_empty(), "nothing forwarded: {front:02x?} {back:02x?}");
+    assert_eq!(snapshot(&ws[0]).drop_count(DropReason::Icmp6Unhandled), 1);
     assert_accounting_all(&ws);
 }
 

@@ -48,6 +48,7 @@ use std::net::Ipv6Addr;
 
 use rvs_drivers::PacketBuf;
 
+use super::nat64_engine::nat64_ends;
 use super::LbEngine;
 use crate::conn::{client_owner6, lport_owner, Conn6, Direction, FlowKey6};
 use crate::l2l3::nd;
@@ -174,6 +175,11 @@ impl LbEngine {
         }
         let Some((id, dir)) = self.conns6.lookup(&key) else { return Verdict::Drop(DropReason::Icmp6Unhandled) };
         let Some(&c) = self.conns6.get(id) else { return Verdict::Drop(DropReason::Icmp6Unhandled) };
+        // A NAT64 connection's server side is IPv4: its errors are not translated
+        // (`nat64_engine`).
+        if nat64_ends(&c).is_some() {
+            return Verdict::Drop(DropReason::Icmp6Unhandled);
+        }
         let (client, vip) = (Endpoint6::new(c.client, c.cport), Endpoint6::new(c.vip, c.vport));
         let (server, local) = (Endpoint6::new(c.server, c.sport), Endpoint6::new(c.local, c.lport));
         let (outer_src, outer_dst, inner_src, inner_dst, to) = match (dir, c.forward) {

@@ -6,7 +6,6 @@
 
 mod common;
 
-use std::net::Ipv6Addr;
 use std::sync::Arc;
 
 use common::ip6::*;
@@ -30,14 +29,6 @@ fn first_lport(worker: usize, n: usize) -> u16 {
 }
 
 // ---- packets (independent of the code under test) ----
-
-/// The IPv6 TOA option as DPVS writes it: 254, 20, port, address.
-fn toa6(client: (Ipv6Addr, u16)) -> Vec<u8> {
-    let mut o = vec![254, 20];
-    o.extend_from_slice(&client.1.to_be_bytes());
-    o.extend_from_slice(&client.0.octets());
-    o
-}
 
 // ---- services and workers ----
 

@@ -7,11 +7,11 @@
 
 mod common;
 
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::Ipv4Addr;
 use std::sync::Arc;
 
 use common::ip6::*;
-use common::l4::{assert_accounting_all, send_to, server_stats, LbOpts, ACK, RS1, RS1_MAC, RS2, RS2_MAC, SYN};
+use common::l4::{assert_accounting_all, l4_csum, send_to, server_stats, LbOpts, ACK, RS1, RS1_MAC, RS2, RS2_MAC, SYN};
 use common::workers6::neighbour6;
 use common::*;
 use rvs_dataplane::sched::{SchedParams, SchedShared};
@@ -60,36 +60,6 @@ fn proto_num(proto: L4Proto) -> (u8, usize) {
     }
 }
 
-/// An IPv6 TCP/UDP packet with its checksum (hop limit `hl`).
-#[allow(clippy::too_many_arguments)]
-fn pkt6(
-    proto: L4Proto,
-    src: (Ipv6Addr, u16),
-    dst: (Ipv6Addr, u16),
-    flags: u8,
-    hl: u8,
-    opts: &[u8],
-    data: &[u8],
-) -> Vec<u8> {
-    let (nh, at) = proto_num(proto);
-    let mut s = seg(proto, src.1, dst.1, flags, opts, data);
-    let c = csum6(src.0, dst.0, nh, &s);
-    let c = if c == 0 && nh == 17 { 0xffff } else { c };
-    s[at..at + 2].copy_from_slice(&c.to_be_bytes());
-    ipv6(src.0, dst.0, nh, hl, &s)
-}
-
-/// The RFC 791 pseudo-header checksum of `seg`.
-fn csum4(src: Ipv4Addr, dst: Ipv4Addr, proto: u8, seg: &[u8]) -> u16 {
-    let mut p = Vec::new();
-    p.extend_from_slice(&src.octets());
-    p.extend_from_slice(&dst.octets());
-    p.extend_from_slice(&[0, proto]);
-    p.extend_from_slice(&(seg.len() as u16).to_be_bytes());
-    p.extend_from_slice(seg);
-    csum(&p)
-}
-
 /// An IPv4 TCP/UDP packet with its checksums (TTL `ttl`, DF, identification `ident`).
 #[allow(clippy::too_many_arguments)]
 fn pkt4(
@@ -104,18 +74,10 @@ fn pkt4(
 ) -> Vec<u8> {
     let (p, at) = proto_num(proto);
     let mut s = seg(proto, src.1, dst.1, flags, opts, data);
-    let c = csum4(src.0, dst.0, p, &s);
+    let c = l4_csum(src.0, dst.0, p, &s);
     let c = if c == 0 && p == 17 { 0xffff } else { c };
     s[at..at + 2].copy_from_slice(&c.to_be_bytes());
     ipv4(Ip { src: src.0, dst: dst.0, proto: p, ttl, ident, frag: 0x4000 }, &s)
-}
-
-/// The IPv6 TOA option as DPVS writes it: 254, 20, port, address.
-fn toa6(client: (Ipv6Addr, u16)) -> Vec<u8> {
-    let mut o = vec![254, 20];
-    o.extend_from_slice(&client.1.to_be_bytes());
-    o.extend_from_slice(&client.0.octets());
-    o
 }
 
 // ---- services and workers ----
@@ -175,7 +137,7 @@ fn assert_ipv4_checksums(frame: &[u8]) {
     let ip = &frame[14..];
     assert_eq!(csum(&ip[..20]), 0, "IPv4 header checksum of {frame:02x?}");
     let (src, dst) = (Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15]), Ipv4Addr::new(ip[16], ip[17], ip[18], ip[19]));
-    assert_eq!(csum4(src, dst, ip[9], &ip[20..]), 0, "L4 checksum of {frame:02x?}");
+    assert_eq!(l4_csum(src, dst, ip[9], &ip[20..]), 0, "L4 checksum of {frame:02x?}");
 }
 
 #[test]
@@ -187,7 +149,8 @@ fn nat64_tcp_both_directions_with_the_ipv6_toa() {
     let (local, rs) = ((LOCAL_IP, first_lport(0, 1)), (RS[0], 8080));
     // The SYN: an IPv4 packet from the local address to the server, TTL 63, DF, the
     // IPv6 TOA first among the options.
-    let syn = eth(FRONT_MAC, CLIENT_MAC, ETH_IPV6, &pkt6(L4Proto::Tcp, client, vip, SYN, 64, &MSS_1440, b""));
+    let syn =
+        eth(FRONT_MAC, CLIENT_MAC, ETH_IPV6, &pkt_with_options(L4Proto::Tcp, client, vip, SYN, 64, &MSS_1440, b""));
     let (_, back) = send_to(&mut ws, 0, FRONT, &syn, SEC);
     let opts = [toa6(client), MSS_1440.to_vec()].concat();
     let want = eth(RS_MACS[0], BACK_MAC, ETH_IPV4, &pkt4(L4Proto::Tcp, local, rs, SYN, 63, 0, &opts, b""));
@@ -198,14 +161,20 @@ fn nat64_tcp_both_directions_with_the_ipv6_toa() {
     let syn_ack = pkt4(L4Proto::Tcp, rs, local, SYN | ACK, 64, 0x1234, &MSS_1460, b"");
     let (front, back) = send_to(&mut ws, 0, BACK, &eth(BACK_MAC, RS_MACS[0], ETH_IPV4, &syn_ack), SEC);
     assert!(back.is_empty());
-    let want = eth(CLIENT_MAC, FRONT_MAC, ETH_IPV6, &pkt6(L4Proto::Tcp, vip, client, SYN | ACK, 63, &MSS_1440, b""));
+    let want = eth(
+        CLIENT_MAC,
+        FRONT_MAC,
+        ETH_IPV6,
+        &pkt_with_options(L4Proto::Tcp, vip, client, SYN | ACK, 63, &MSS_1440, b""),
+    );
     assert_eq!(front, vec![want]);
     // The handshake's ACK still carries the TOA; the data after it does not.
-    let ack = eth(FRONT_MAC, CLIENT_MAC, ETH_IPV6, &pkt6(L4Proto::Tcp, client, vip, ACK, 64, &[], b""));
+    let ack = eth(FRONT_MAC, CLIENT_MAC, ETH_IPV6, &pkt_with_options(L4Proto::Tcp, client, vip, ACK, 64, &[], b""));
     let (_, back) = send_to(&mut ws, 0, FRONT, &ack, SEC);
     let want = eth(RS_MACS[0], BACK_MAC, ETH_IPV4, &pkt4(L4Proto::Tcp, local, rs, ACK, 63, 0, &toa6(client), b""));
     assert_eq!(back, vec![want]);
-    let data = eth(FRONT_MAC, CLIENT_MAC, ETH_IPV6, &pkt6(L4Proto::Tcp, client, vip, ACK, 64, &[], b"GET /"));
+    let data =
+        eth(FRONT_MAC, CLIENT_MAC, ETH_IPV6, &pkt_with_options(L4Proto::Tcp, client, vip, ACK, 64, &[], b"GET /"));
     let (_, back) = send_to(&mut ws, 0, FRONT, &data, SEC);
     let want = eth(RS_MACS[0], BACK_MAC, ETH_IPV4, &pkt4(L4Proto::Tcp, local, rs, ACK, 63, 0, &[], b"GET /"));
     assert_eq!(back, vec![want]);
@@ -213,10 +182,16 @@ fn nat64_tcp_both_directions_with_the_ipv6_toa() {
     // The server's data back to the client.
     let reply = pkt4(L4Proto::Tcp, rs, local, ACK, 64, 0x1235, &[], b"200 OK");
     let (front, _) = send_to(&mut ws, 0, BACK, &eth(BACK_MAC, RS_MACS[0], ETH_IPV4, &reply), SEC);
-    let want = eth(CLIENT_MAC, FRONT_MAC, ETH_IPV6, &pkt6(L4Proto::Tcp, vip, client, ACK, 63, &[], b"200 OK"));
+    let want =
+        eth(CLIENT_MAC, FRONT_MAC, ETH_IPV6, &pkt_with_options(L4Proto::Tcp, vip, client, ACK, 63, &[], b"200 OK"));
     assert_eq!(front, vec![want]);
     // The next flow goes to the other server (round robin) from the next local port.
-    let syn2 = eth(FRONT_MAC, CLIENT_MAC, ETH_IPV6, &pkt6(L4Proto::Tcp, (a(CLIENT6), 40001), vip, SYN, 64, &[], b""));
+    let syn2 = eth(
+        FRONT_MAC,
+        CLIENT_MAC,
+        ETH_IPV6,
+        &pkt_with_options(L4Proto::Tcp, (a(CLIENT6), 40001), vip, SYN, 64, &[], b""),
+    );
     let (_, back) = send_to(&mut ws, 0, FRONT, &syn2, SEC);
     assert_eq!(back.len(), 1);
     assert_eq!(&back[0][..6], &RS_MACS[1]);
@@ -237,7 +212,7 @@ fn nat64_udp_both_directions() {
     let client = (a(CLIENT6), 5000);
     let vip = (a(VIP6), 53);
     let (local, rs) = ((LOCAL_IP, first_lport(0, 1)), (RS[0], 5353));
-    let q = eth(FRONT_MAC, CLIENT_MAC, ETH_IPV6, &pkt6(L4Proto::Udp, client, vip, 0, 64, &[], b"query"));
+    let q = eth(FRONT_MAC, CLIENT_MAC, ETH_IPV6, &pkt_with_options(L4Proto::Udp, client, vip, 0, 64, &[], b"query"));
     let (_, back) = send_to(&mut ws, 0, FRONT, &q, SEC);
     let want = eth(RS_MACS[0], BACK_MAC, ETH_IPV4, &pkt4(L4Proto::Udp, local, rs, 0, 63, 0, &[], b"query"));
     assert_eq!(back, vec![want]);
@@ -245,12 +220,13 @@ fn nat64_udp_both_directions() {
     // A short reply padded to 60 bytes by the server's NIC: the padding does not follow.
     let reply = pad60(eth(BACK_MAC, RS_MACS[0], ETH_IPV4, &pkt4(L4Proto::Udp, rs, local, 0, 64, 7, &[], b"answer!")));
     let (front, _) = send_to(&mut ws, 0, BACK, &reply, SEC);
-    let want = eth(CLIENT_MAC, FRONT_MAC, ETH_IPV6, &pkt6(L4Proto::Udp, vip, client, 0, 63, &[], b"answer!"));
+    let want =
+        eth(CLIENT_MAC, FRONT_MAC, ETH_IPV6, &pkt_with_options(L4Proto::Udp, vip, client, 0, 63, &[], b"answer!"));
     assert_eq!(front, vec![want]);
     // The client's port unreachable about that answer: NAT64 does not translate errors,
     // and nothing goes towards the server (as IPv6 to its IPv4-mapped address).
     let mut unreach = vec![1, 4, 0, 0, 0, 0, 0, 0];
-    unreach.extend_from_slice(&pkt6(L4Proto::Udp, vip, client, 0, 63, &[], b"answer!"));
+    unreach.extend_from_slice(&pkt_with_options(L4Proto::Udp, vip, client, 0, 63, &[], b"answer!"));
     let unreach = eth(FRONT_MAC, CLIENT_MAC, ETH_IPV6, &icmp6(client.0, vip.0, 64, unreach));
     let (front, back) = send_to(&mut ws, 0, FRONT, &unreach, SEC);
     assert!(front.is_empty() && back.is_empty(), "nothing forwarded: {front:02x?} {back:02x?}");
@@ -267,7 +243,7 @@ fn nat64_two_workers_the_reply_goes_to_the_local_ports_owner() {
     // at the other worker and must be redirected to the one owning the local port.
     for cport in [40000u16, 40001, 40002, 40003] {
         let client = (a(CLIENT6), cport);
-        let syn = eth(FRONT_MAC, CLIENT_MAC, ETH_IPV6, &pkt6(L4Proto::Tcp, client, vip, SYN, 64, &[], b""));
+        let syn = eth(FRONT_MAC, CLIENT_MAC, ETH_IPV6, &pkt_with_options(L4Proto::Tcp, client, vip, SYN, 64, &[], b""));
         let (_, back) = send_to(&mut ws, 0, FRONT, &syn, SEC);
         assert_eq!(back.len(), 1, "SYN from port {cport}");
         let ip = &back[0][14..];
@@ -278,7 +254,8 @@ fn nat64_two_workers_the_reply_goes_to_the_local_ports_owner() {
         let owner = usize::from(local.1) % 2;
         let reply = pkt4(L4Proto::Tcp, rs, local, SYN | ACK, 64, 1, &[], b"");
         let (front, _) = send_to(&mut ws, 1 - owner, BACK, &eth(BACK_MAC, rs_mac, ETH_IPV4, &reply), SEC);
-        let want = eth(CLIENT_MAC, FRONT_MAC, ETH_IPV6, &pkt6(L4Proto::Tcp, vip, client, SYN | ACK, 63, &[], b""));
+        let want =
+            eth(CLIENT_MAC, FRONT_MAC, ETH_IPV6, &pkt_with_options(L4Proto::Tcp, vip, client, SYN | ACK, 63, &[], b""));
         assert_eq!(front, vec![want], "reply to local port {}", local.1);
     }
     let redirected: u64 = ws.iter().map(|w| snapshot(w).redirected_in).sum();
@@ -294,7 +271,7 @@ fn nat64_bad_replies_are_counted() {
     let client = (a(CLIENT6), 40000);
     let vip = (a(VIP6), 80);
     let (local, rs) = ((LOCAL_IP, first_lport(0, 1)), (RS[0], 8080));
-    let syn = eth(FRONT_MAC, CLIENT_MAC, ETH_IPV6, &pkt6(L4Proto::Tcp, client, vip, SYN, 64, &[], b""));
+    let syn = eth(FRONT_MAC, CLIENT_MAC, ETH_IPV6, &pkt_with_options(L4Proto::Tcp, client, vip, SYN, 64, &[], b""));
     let (_, back) = send_to(&mut ws, 0, FRONT, &syn, SEC);
     assert_eq!(back.len(), 1);
     // A reply to the local address on a port no connection has.
@@ -318,8 +295,15 @@ fn nat64_bad_replies_are_counted() {
     assert!(front.is_empty());
     assert_eq!(snapshot(&ws[0]).drops.get(DropReason::L4Malformed.name()).copied().unwrap_or(0), 1);
     // An IPv6 packet forging the connection's IPv4-mapped reply key finds nothing.
-    let forged =
-        pkt6(L4Proto::Tcp, (RS[0].to_ipv6_mapped(), 8080), (LOCAL_IP.to_ipv6_mapped(), local.1), ACK, 64, &[], b"x");
+    let forged = pkt_with_options(
+        L4Proto::Tcp,
+        (RS[0].to_ipv6_mapped(), 8080),
+        (LOCAL_IP.to_ipv6_mapped(), local.1),
+        ACK,
+        64,
+        &[],
+        b"x",
+    );
     let (front, back) = send_to(&mut ws, 0, BACK, &eth(BACK_MAC, RS_MACS[0], ETH_IPV6, &forged), SEC);
     assert!(front.is_empty() && back.is_empty());
     assert_eq!(snapshot(&ws[0]).drops_total(), 4);

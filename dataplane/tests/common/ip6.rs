@@ -141,3 +141,11 @@ pub fn assert_l4_checksum(frame: &[u8]) {
     let dst = Ipv6Addr::from(<[u8; 16]>::try_from(&ip[24..40]).unwrap());
     assert_eq!(csum6(src, dst, ip[6], &ip[40..]), 0, "L4 checksum of {frame:02x?}");
 }
+
+/// The IPv6 TOA option as DPVS writes it: kind 254, length 20, port, address.
+pub fn toa6(client: (Ipv6Addr, u16)) -> Vec<u8> {
+    let mut o = vec![254, 20];
+    o.extend_from_slice(&client.1.to_be_bytes());
+    o.extend_from_slice(&client.0.octets());
+    o
+}

@@ -83,9 +83,11 @@ fn expected_reasons(kind: &str) -> Option<&'static [&'static str]> {
         "eth_not_for_us" => &["eth_not_for_us"],
         "eth_unknown_type" | "vlan" => &["eth_unknown_type"],
         // fe80::2 → fe80::1: no address of rvsd's (its link-local one is derived from its MAC).
-        // With IPv6 services it is looked at as a possible NAT66 reply first, and ICMPv6 is
-        // no TCP/UDP.
-        "ipv6" => &["ip6_not_for_us", "ip_unknown_protocol"],
+        // With IPv6 services it is looked at as a possible NAT66 reply first: its random
+        // ICMPv6 message is `icmp6_unhandled`, or, when its type is an error's, refused as a
+        // received error (its random checksum, or a malformed quote); checked together
+        // with `icmp6_bad_checksum`'s kind, which shares that reason.
+        "ipv6" => &["ip6_not_for_us", "icmp6_unhandled", "icmp6_bad_checksum", "icmp6_malformed"],
         "ip6_ext_too_many" => &["ip6_ext_too_many"],
         "ip6_no_service" => &["ip6_no_service"],
         "icmp6_bad_checksum" => &["icmp6_bad_checksum"],

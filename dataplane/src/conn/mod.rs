@@ -329,6 +329,20 @@ pub type Conn = ConnOf<V4>;
 /// An IPv6 connection (128 bytes).
 pub type Conn6 = ConnOf<V6>;
 
+impl Conn6 {
+    /// A NAT64 connection's IPv4 local address and IPv4 server; `None` for any other
+    /// connection. NAT64 connections are exactly the Full-NAT ones whose server and local
+    /// address are IPv4-mapped (`lb::nat64_engine`; the control plane refuses
+    /// IPv4-mapped IPv6 servers and local addresses, so nothing else looks like one).
+    #[inline]
+    pub fn nat64_ends(&self) -> Option<(Ipv4Addr, Ipv4Addr)> {
+        if self.forward != ForwardMode::FullNat {
+            return None;
+        }
+        Some((self.local.to_ipv4_mapped()?, self.server.to_ipv4_mapped()?))
+    }
+}
+
 impl<F: Family> ConnOf<F> {
     /// A connection for the inbound packet `inbound` (client → VIP) sent to
     /// `server:sport` with `forward`; the local address is the client (set it with

@@ -58,7 +58,6 @@
 use std::net::Ipv6Addr;
 
 use super::icmp6_engine::Icmp6Cause;
-use super::nat64_engine::nat64_ends;
 use super::LbEngine;
 use crate::conn::{client_owner6, lport_owner, Conn6, ConnFlags, ConnId, Direction, FlowKey6};
 use crate::l2l3::nd;
@@ -150,7 +149,7 @@ impl LbEngine {
         let kept = match (c.forward, dir) {
             (ForwardMode::Dr | ForwardMode::Tunnel, Direction::Reply) => false,
             // NAT64 translates whole packets only (`nat64_engine`).
-            _ => !c.flags.contains(ConnFlags::SYNPROXY) && nat64_ends(&c).is_none(),
+            _ => !c.flags.contains(ConnFlags::SYNPROXY) && c.nat64_ends().is_none(),
         };
         if !kept {
             return Verdict::Drop(DropReason::Ip6Fragment);

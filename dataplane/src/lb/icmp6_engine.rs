@@ -48,7 +48,6 @@ use std::net::Ipv6Addr;
 
 use rvs_drivers::PacketBuf;
 
-use super::nat64_engine::nat64_ends;
 use super::LbEngine;
 use crate::conn::{client_owner6, lport_owner, Conn6, Direction, FlowKey6};
 use crate::l2l3::nd;
@@ -177,7 +176,7 @@ impl LbEngine {
         let Some(&c) = self.conns6.get(id) else { return Verdict::Drop(DropReason::Icmp6Unhandled) };
         // A NAT64 connection's server side is IPv4: its errors are not translated
         // (`nat64_engine`).
-        if nat64_ends(&c).is_some() {
+        if c.nat64_ends().is_some() {
             return Verdict::Drop(DropReason::Icmp6Unhandled);
         }
         let (client, vip) = (Endpoint6::new(c.client, c.cport), Endpoint6::new(c.vip, c.vport));

@@ -8,7 +8,7 @@
 //!   and the local address in their IPv4-mapped form (`::ffff:a.b.c.d`), so the reply
 //!   key an IPv4 reply builds (its addresses mapped the same way) finds them. A
 //!   connection is NAT64 exactly when it is Full-NAT and its server is IPv4-mapped
-//!   ([`nat64_ends`]); the control plane refuses IPv4-mapped IPv6 servers and local
+//!   ([`Conn6::nat64_ends`]); the control plane refuses IPv4-mapped IPv6 servers and local
 //!   addresses, so nothing else looks like one.
 //! * Inbound (client → VIP, [`LbEngine::handle_view6`]): scheduled and admitted as any
 //!   IPv6 flow; the local port comes from the IPv4 allocator (the service's IPv4
@@ -48,7 +48,7 @@ use crate::conn::{Conn6, ConnFlags, ConnId, Direction, FlowKey6};
 use crate::l2l3::route::{RouteTable, RouteTable6};
 use crate::l2l3::Verdict;
 use crate::stats::{DropReason, WorkerCounters};
-use crate::types::{ForwardMode, L4Proto, PortId};
+use crate::types::{L4Proto, PortId};
 use crate::view::{L4View, L3_OFFSET};
 use crate::view6::L4View6;
 use crate::xmit::{icmp_err, nat64, Endpoint, Endpoint6};
@@ -63,16 +63,6 @@ pub struct Nat64Routes {
     pub v4: RouteTable,
     /// The IPv6 routes (to the clients).
     pub v6: RouteTable6,
-}
-
-/// A NAT64 connection's IPv4 local address and IPv4 server; `None` for any other
-/// connection (module docs: Full-NAT with an IPv4-mapped server).
-#[inline]
-pub(super) fn nat64_ends(c: &Conn6) -> Option<(Ipv4Addr, Ipv4Addr)> {
-    if c.forward != ForwardMode::FullNat {
-        return None;
-    }
-    Some((c.local.to_ipv4_mapped()?, c.server.to_ipv4_mapped()?))
 }
 
 impl LbEngine {
@@ -178,7 +168,7 @@ impl LbEngine {
         let Some((id, Direction::Reply)) = self.conns6.lookup(&key) else {
             return Verdict::Drop(DropReason::ReplyNoConn);
         };
-        if self.conns6.get(id).and_then(nat64_ends).is_none() {
+        if self.conns6.get(id).and_then(Conn6::nat64_ends).is_none() {
             return Verdict::Drop(DropReason::ReplyNoConn);
         }
         let ip_end = flow.layout().ip_end();

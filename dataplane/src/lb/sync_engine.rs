@@ -16,7 +16,6 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use super::nat64_engine::nat64_ends;
 use super::LbEngine;
 use crate::conn::{
     Conn, Conn6, ConnFlags, ConnId, ConnOf, ConnTable, ConnTable6, ConnTableOf, Direction, Family, FlowKey, FlowKey6,
@@ -115,7 +114,7 @@ impl Slot<'_> {
         match i.checked_sub(conns.capacity()) {
             None => conns.entry_at(i).map(|(_, c)| Slot::V4(c)),
             // NAT64 connections are not synced (`nat64_engine`).
-            Some(j) => conns6.entry_at(j).filter(|(_, c)| nat64_ends(c).is_none()).map(|(_, c)| Slot::V6(c)),
+            Some(j) => conns6.entry_at(j).filter(|(_, c)| c.nat64_ends().is_none()).map(|(_, c)| Slot::V6(c)),
         }
     }
 
@@ -178,7 +177,7 @@ impl LbEngine {
     #[inline(never)]
     pub(super) fn sync_conn6(&self, id: ConnId, now: u64, counters: &WorkerCounters, toa_done: bool) {
         let (Some(s), Some(c)) = (&self.sync, self.conns6.get(id)) else { return };
-        if nat64_ends(c).is_some() {
+        if c.nat64_ends().is_some() {
             return;
         }
         let mut rec = ConnRecord::from_conn(c, now);

@@ -62,7 +62,6 @@ use std::sync::Arc;
 use rvs_drivers::PacketBuf;
 
 use super::icmp6_engine::Icmp6Cause;
-use super::nat64_engine::nat64_ends;
 use super::{pick_server, LbEngine, EXPIRE_BATCH};
 use crate::conn::{
     client_owner6, lport_owner, Conn6, ConnFlags, ConnId, Direction, LocalPortAllocator, LocalPortAllocator6,
@@ -194,7 +193,7 @@ impl LbEngine {
             Err(reason) => return Verdict::Drop(reason),
         };
         let Some(&c) = self.conns6.get(id) else { return Verdict::Drop(DropReason::TcpNoConn) };
-        let nat64 = nat64_ends(&c);
+        let nat64 = c.nat64_ends();
         // NAT64 connections are not synced (`nat64_engine`).
         if self.sync.is_some() && (fresh || change.changed()) && nat64.is_none() {
             // A client segment other than a SYN carries the Full-NAT TOA for the last time.
@@ -317,7 +316,7 @@ impl LbEngine {
         };
         // A NAT64 connection's reply key holds IPv4-mapped addresses: only its IPv4
         // replies may use it (`nat64_engine`), never an IPv6 packet forging them.
-        if self.conns6.get(id).and_then(nat64_ends).is_some() {
+        if self.conns6.get(id).and_then(Conn6::nat64_ends).is_some() {
             return Verdict::Drop(miss);
         }
         if view.hop_limit <= 1 {
@@ -499,7 +498,7 @@ fn conn6_closed(
     lports: &mut LocalPortAllocator,
     c: &Conn6,
 ) {
-    if let Some((local, _)) = nat64_ends(c) {
+    if let Some((local, _)) = c.nat64_ends() {
         lports.release(local, c.lport);
     } else if c.forward == ForwardMode::FullNat {
         lports6.release(c.local, c.lport);

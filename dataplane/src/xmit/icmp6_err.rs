@@ -183,6 +183,14 @@ fn build_error<B: PacketBuf>(
     // survived set_len; copy_within handles the overlap.
     let frame = buf.data_mut();
     frame.copy_within(L3_OFFSET..L3_OFFSET + quote_len, L3_OFFSET + HEAD);
+    write_error_head(frame, quote_len, our_addr, src, (icmp_type, icmp_code, rest_of_header));
+    Ok(src)
+}
+
+/// Writes the IPv6 and ICMPv6 headers of an error from `from` to `to` in front of the
+/// `quote_len`-byte quote already at `L3_OFFSET + HEAD` of `frame` (`msg`: type, code,
+/// rest of header), checksum included: the head every error rvs sends shares.
+fn write_error_head(frame: &mut [u8], quote_len: usize, from: Ipv6Addr, to: Ipv6Addr, msg: (u8, u8, u32)) {
     let (head, icmp) = frame[L3_OFFSET..].split_at_mut(40);
     let mut ip = Ipv6Packet::new_unchecked(head);
     ip.set_version(6);
@@ -192,14 +200,13 @@ fn build_error<B: PacketBuf>(
     ip.set_payload_len((8 + quote_len) as u16);
     ip.set_next_header(IPPROTO_ICMPV6);
     ip.set_hop_limit(ERROR_HOP_LIMIT);
-    ip.set_src_addr(our_addr);
-    ip.set_dst_addr(src);
+    ip.set_src_addr(from);
+    ip.set_dst_addr(to);
     let mut icmp = Icmpv6Packet::new_unchecked(icmp);
-    icmp.set_msg_type(icmp_type);
-    icmp.set_code(icmp_code);
-    icmp.set_rest_of_header(rest_of_header);
-    icmp.fill_checksum(our_addr, src);
-    Ok(src)
+    icmp.set_msg_type(msg.0);
+    icmp.set_code(msg.1);
+    icmp.set_rest_of_header(msg.2);
+    icmp.fill_checksum(from, to);
 }
 
 /// Why a received ICMPv6 error was not parsed or translated. The buffer is unchanged in
@@ -547,23 +554,7 @@ pub fn tunnel_too_big<B: PacketBuf>(
     let frame = buf.data_mut();
     frame.copy_within(err.quote..err.quote + quote_len, L3_OFFSET + HEAD);
     let _ = buf.set_len(L3_OFFSET + HEAD + quote_len);
-    let frame = buf.data_mut();
-    let (head, icmp) = frame[L3_OFFSET..].split_at_mut(40);
-    let mut ip = Ipv6Packet::new_unchecked(head);
-    ip.set_version(6);
-    ip.set_traffic_class(0);
-    ip.set_flow_label(0);
-    // At most 8 + 1232: fits a u16.
-    ip.set_payload_len((8 + quote_len) as u16);
-    ip.set_next_header(IPPROTO_ICMPV6);
-    ip.set_hop_limit(ERROR_HOP_LIMIT);
-    ip.set_src_addr(our_addr);
-    ip.set_dst_addr(client);
-    let mut icmp = Icmpv6Packet::new_unchecked(icmp);
-    icmp.set_msg_type(ICMPV6_PACKET_TOO_BIG);
-    icmp.set_code(0);
-    icmp.set_rest_of_header(mtu);
-    icmp.fill_checksum(our_addr, client);
+    write_error_head(buf.data_mut(), quote_len, our_addr, client, (ICMPV6_PACKET_TOO_BIG, 0, mtu));
     Ok(client)
 }
 

@@ -239,6 +239,7 @@ mod tests {
     use super::*;
     use crate::view6::L4View6;
     use crate::wire::checksum::{finish, pseudo_header_v6, sum};
+    use crate::xmit::nat66::tests::fragment;
     use rvs_drivers::mem::MemBuf;
 
     fn a(s: &str) -> Ipv6Addr {
@@ -403,22 +404,6 @@ mod tests {
             assert_eq!(&b.data()[l.l4_offset() + 20..l.l4_offset() + 40], &toa6_bytes(client));
             assert_eq!(&b.data()[l.l4_offset() + 52..l.ip_end() + 20], &data[..]);
         }
-    }
-
-    /// An Ethernet + IPv6 fragment (hop limit `hl`, fragment header: next UDP, ident 7,
-    /// `offset`, `more`) carrying `body`.
-    fn fragment(src: &str, dst: &str, hl: u8, offset: u16, more: bool, body: &[u8]) -> Vec<u8> {
-        let mut f = vec![0u8; 12];
-        f.extend_from_slice(&[0x86, 0xdd, 0x60, 0, 0, 0]);
-        f.extend_from_slice(&((8 + body.len()) as u16).to_be_bytes());
-        f.extend_from_slice(&[44, hl]);
-        f.extend_from_slice(&a(src).octets());
-        f.extend_from_slice(&a(dst).octets());
-        f.extend_from_slice(&[17, 0]);
-        f.extend_from_slice(&(offset | u16::from(more)).to_be_bytes());
-        f.extend_from_slice(&7u32.to_be_bytes());
-        f.extend_from_slice(body);
-        f
     }
 
     /// A UDP datagram of 32 data bytes cut in two fragments (UDP header and 16 bytes; 16

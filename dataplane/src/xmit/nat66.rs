@@ -106,7 +106,7 @@ fn rewrite(frame: &mut [u8], layout: &Layout6, end: End, addr: Ipv6Addr, port: u
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     //! Golden packets: the checksums below were computed outside rvs (python3, RFC 1071
     //! over the RFC 8200 pseudo-header) for the packets as they must leave.
     use super::*;
@@ -162,8 +162,8 @@ mod tests {
     }
 
     /// An Ethernet + IPv6 fragment (hop limit `hl`, fragment header: next UDP, ident 7,
-    /// `offset`, `more`) carrying `body`.
-    fn fragment(src: &str, dst: &str, hl: u8, offset: u16, more: bool, body: &[u8]) -> Vec<u8> {
+    /// `offset`, `more`) carrying `body` (Full-NAT66's fragment tests use it too).
+    pub(crate) fn fragment(src: &str, dst: &str, hl: u8, offset: u16, more: bool, body: &[u8]) -> Vec<u8> {
         let mut f = vec![0u8; 12];
         f.extend_from_slice(&[0x86, 0xdd, 0x60, 0, 0, 0]);
         f.extend_from_slice(&((8 + body.len()) as u16).to_be_bytes());

@@ -28,6 +28,9 @@
 //!    drops its next hop within BFD's detection time (measured from the start of stop-lb,
 //!    printed, asserted below BGP's hold time only), and every flow that went through lb1
 //!    continues through lb2 to the same server (mh + `unknown_flow = "schedule"`): 50 of 50.
+//! 7. lb1's rvsd started again under its running BIRD: the router has both next hops again
+//!    within [`REJOIN`] (BIRD's `error wait time` of 2 s in the lab's configs; with its
+//!    default of 60 s the node would rejoin only a minute later). The time is printed.
 //!
 //! `ipv6_vip_over_mp_bgp_ecmp_and_withdrawal`: the same nodes with an IPv6 service beside the
 //! IPv4 one; the IPv6 VIP travels over MP-BGP (the ipv6 channel of the same sessions, each
@@ -66,6 +69,10 @@ const SVC: &str = "/v1/services/tcp/10.10.0.100/80";
 const DRAINED: &str = "/v1/services/tcp/10.10.0.100/80/servers/10.20.0.13/80";
 /// The long-lived flows of step 6.
 const FLOWS: u32 = 50;
+/// How long step 7 gives a restarted node to be a next hop again: rvsd's start, BFD, BIRD's
+/// `error wait time` (2 s) and `connect retry time` (2 s) fit well within it, BIRD's default
+/// error wait (60 s) does not.
+const REJOIN: Duration = Duration::from_secs(30);
 
 /// The next hops of the router's kernel route to the VIP (`nexthop via X` lines of a multipath
 /// route, or the single `via X`), sorted.
@@ -335,6 +342,21 @@ fn ecmp_bfd_quorum_and_flows_across_two_nodes() {
         via[0], report["ok"], report["flows"], report["max_gap_ms"]
     );
     assert!(moved >= via[0], "lb2 scheduled every flow lb1 had: {moved} < {}", via[0]);
+
+    // 7. lb1's rvsd restarted under its running BIRD: the node rejoins. The sessions failed
+    // at the crash, so both BIRDs wait `error wait time` (2 s here, BIRD's default 60 s)
+    // before they try again; BFD comes back first, then BGP, then the route.
+    let restarted = Instant::now();
+    lab.start_lb("lb1", Some(&repo_root().join("config/lab-bgp-lb1.toml")));
+    let ready = restarted.elapsed();
+    let waited = wait_next_hops(&both, REJOIN, "lb1 rejoins after its rvsd restarted");
+    println!(
+        "bgp: lb1's rvsd restarted: ready after {} ms, the router's next hop back {} ms later",
+        ready.as_millis(),
+        waited.as_millis()
+    );
+    let (state, vip) = vip_state(LB1);
+    assert_eq!(state, "announced", "lb1 after its restart: {vip}");
 }
 
 /// lb1's and lb2's scale-out configs turned Full-NAT: disjoint local addresses (lb1

@@ -52,8 +52,8 @@ mod state;
 mod table;
 
 pub use owner::{
-    client_owner, client_owner6, fragment_owner, fragment_owner6, lport_owner, toeplitz_hash, LocalPortAllocator,
-    LocalPortAllocator6, LocalPortAllocatorOf, RssSpec,
+    client_owner, client_owner6, fragment_owner, fragment_owner6, lport_owner, toeplitz_hash, LocalAddr,
+    LocalPortAllocator, LocalPortAllocator6, LocalPortAllocatorOf, RssSpec,
 };
 pub use state::next_tcp_state;
 pub use table::{ConnTable, ConnTable6, ConnTableOf, TableFull, TableMemory, MAX_CAPACITY, TICK_NS, WHEEL_SLOTS};

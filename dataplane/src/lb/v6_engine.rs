@@ -59,8 +59,8 @@
 //!   server (port and MAC, `conn::CachedHop`, against the IPv6 neighbour table's
 //!   generation), so established client packets skip the route and neighbour lookups;
 //!   unlike IPv4 the cache is filled by the connection's second inbound packet, not its
-//!   first (`hop_to_server6`). Replies go through the routes and the worker's last-hop
-//!   memo.
+//!   first (`hop_to_server6`). Replies cache theirs too (`reply_hop`, the IPv6 entry's
+//!   room for a second hop, `hop_to_client6`), filled by the first reply.
 
 use std::net::Ipv6Addr;
 use std::sync::Arc;
@@ -170,7 +170,7 @@ impl LbEngine {
         if self.snap.has_vip6(view.dst) {
             self.inbound6(buf, view, in_port, env, now)
         } else {
-            self.reply6(buf, view, in_port, env.routes, env.counters, now)
+            self.reply6(buf, view, in_port, env, now)
         }
     }
 
@@ -344,18 +344,13 @@ impl LbEngine {
         in_port: PortId,
         env: &LbEnv6<'_>,
     ) -> Option<(PortId, Verdict)> {
-        let (port, next_hop) = nd::next_hop(env.routes, server, in_port)?;
-        let Some(mac) = env.neigh.resolved(next_hop) else {
-            // Not resolved yet: the worker parks the packet and solicits; a later packet
-            // caches the answer.
-            return Some((port, Verdict::Route6 { port, next_hop }));
-        };
-        if !nd::is_link_local(server) {
+        let (port, verdict, hop) = resolve6(server, in_port, env)?;
+        if let Some(hop) = hop {
             if let Some(e) = self.conns6.get_mut(id) {
-                e.hop = CachedHop { mac: mac.0, port, generation: env.neigh_generation };
+                e.hop = hop;
             }
         }
-        Some((port, Verdict::Forward { port, mac }))
+        Some((port, verdict))
     }
 
     /// Puts `view`'s packet (of connection `c`, hop limit above 1) inside an outer IPv6
@@ -384,10 +379,10 @@ impl LbEngine {
         buf: &mut B,
         view: &L4View6,
         in_port: PortId,
-        routes: &RouteTable6,
-        counters: &WorkerCounters,
+        env: &LbEnv6<'_>,
         now: u64,
     ) -> Verdict {
+        let (routes, counters) = (env.routes, env.counters);
         let to_local = self.is_local6(view.dst);
         let (owner, miss) = if to_local {
             (lport_owner(view.dport, self.workers), DropReason::ReplyNoConn)
@@ -415,7 +410,7 @@ impl LbEngine {
             Err(reason) => return Verdict::Drop(reason),
         }
         let Some(&c) = self.conns6.get(id) else { return Verdict::Drop(DropReason::Ip6NotForUs) };
-        let Some((port, next_hop)) = nd::next_hop(routes, c.client, in_port) else {
+        let Some((port, to_client)) = self.hop_to_client6(id, &c, in_port, env) else {
             return Verdict::Drop(DropReason::NoRoute);
         };
         if let Some(mtu) = self.over_mtu6(port, view.ip_len()) {
@@ -430,7 +425,34 @@ impl LbEngine {
             }
             _ => nat66::reply(buf.data_mut(), view.layout(), c.vip, c.vport),
         }
-        Verdict::Route6 { port, next_hop }
+        to_client
+    }
+
+    /// The egress port and verdict for a reply of IPv6 connection `id` (`c` is its copy):
+    /// the connection's cached next hop towards the client (`reply_hop`, the IPv6 entry's
+    /// second [`CachedHop`]) while the neighbour table is at its generation, else the
+    /// route (the clients' gateway, mostly) and neighbour lookups, caching a resolved MAC.
+    /// The rules of [`Self::hop_to_server6`]; filled by the first reply (a SYN flood
+    /// brings none). `None`: no route to the client.
+    #[inline]
+    fn hop_to_client6(
+        &mut self,
+        id: ConnId,
+        c: &Conn6,
+        in_port: PortId,
+        env: &LbEnv6<'_>,
+    ) -> Option<(PortId, Verdict)> {
+        if c.reply_hop.generation == env.neigh_generation {
+            let port = c.reply_hop.port;
+            return Some((port, Verdict::Forward { port, mac: MacAddr(c.reply_hop.mac) }));
+        }
+        let (port, verdict, hop) = resolve6(c.client, in_port, env)?;
+        if let Some(hop) = hop {
+            if let Some(e) = self.conns6.get_mut(id) {
+                e.reply_hop = hop;
+            }
+        }
+        Some((port, verdict))
     }
 
     /// Schedules and records a new IPv6 connection for `view` on service `svc_idx`.
@@ -581,6 +603,21 @@ impl LbEngine {
         let (worker, snap, lports6, lports) = (self.worker, &self.snap, &mut self.lports6, &mut self.lports);
         self.conns6.expire_at_most(now, EXPIRE_BATCH, |c| conn6_closed(worker, snap, lports6, lports, c))
     }
+}
+
+/// The route and neighbour lookups for a packet to `dst` that came in on `in_port`: its
+/// egress port, its verdict ([`Verdict::Forward`] when the neighbour is resolved, else
+/// [`Verdict::Route6`]: the worker parks the packet and solicits, a later packet caches
+/// the answer) and the hop to cache, if any (none for a link-local `dst`, whose port is
+/// the arrival port, or an unresolved neighbour). `None`: no route.
+#[inline(never)]
+fn resolve6(dst: Ipv6Addr, in_port: PortId, env: &LbEnv6<'_>) -> Option<(PortId, Verdict, Option<CachedHop>)> {
+    let (port, next_hop) = nd::next_hop(env.routes, dst, in_port)?;
+    let Some(mac) = env.neigh.resolved(next_hop) else {
+        return Some((port, Verdict::Route6 { port, next_hop }, None));
+    };
+    let hop = (!nd::is_link_local(dst)).then_some(CachedHop { mac: mac.0, port, generation: env.neigh_generation });
+    Some((port, Verdict::Forward { port, mac }, hop))
 }
 
 /// What an IPv6 connection leaving the table gives back: its Full-NAT local port (to the

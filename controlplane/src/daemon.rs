@@ -498,6 +498,17 @@ pub fn run(config: &Config, text: &str, path: &Path) -> anyhow::Result<()> {
             "Full-NAT local ports are chosen without the NIC's RSS hash; replies on another worker's queue are redirected"
         ),
     }
+    let reply_rss6 = reply_rss6(config, &ports.iter().map(|p| p.port.rss_conf()).collect::<Vec<_>>());
+    match &reply_rss6 {
+        Ok(r) => tracing::info!(
+            reta_len = r.reta().len(),
+            "IPv6 Full-NAT local ports follow the NIC's RSS key and redirection table: replies arrive on their owner's queue"
+        ),
+        Err(why) => tracing::info!(
+            reason = %why,
+            "IPv6 Full-NAT local ports are chosen without the NIC's RSS hash; replies on another worker's queue are redirected"
+        ),
+    }
 
     let macs: Vec<MacAddr> = ports.iter().map(|p| p.mac).collect();
     let running = Running::from_toml(text, workers).map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -531,6 +542,7 @@ pub fn run(config: &Config, text: &str, path: &Path) -> anyhow::Result<()> {
             .collect::<anyhow::Result<_>>()?;
         let mut lbc = lb_config(config, &cookie_secret);
         lbc.rss = reply_rss.as_ref().ok().map(|r| r.for_queue(index));
+        lbc.rss6 = reply_rss6.as_ref().ok().map(|r| r.for_queue(index));
         let lb = LbEngine::new(index, workers, Arc::clone(&shared), lbc);
         log_table_memory(index, &lb.conns().memory());
         let links = redirects.next().context("redirect mesh has fewer ends than workers")?;
@@ -994,8 +1006,10 @@ pub fn lb_config(config: &Config, cookie_secret: &CookieSecret) -> LbConfig {
         conn_pages: rvs_drivers::hugemem::PagePolicy::HugeTlb,
         timeouts: services::timeouts(config),
         port_mtu: config.ports.iter().map(|p| p.mtu.unwrap_or(DEFAULT_MTU)).collect(),
-        // Set per worker from the ports' RSS setup once they are up (`reply_rss`).
+        // Set per worker from the ports' RSS setup once they are up (`reply_rss`,
+        // `reply_rss6`).
         rss: None,
+        rss6: None,
         local_addrs: services::local_addresses(config),
         local_addrs6: services::local_addresses6(config),
         cookie_secret: cookie_secret.clone(),
@@ -1012,21 +1026,51 @@ pub fn lb_config(config: &Config, cookie_secret: &CookieSecret) -> LbConfig {
 /// disagree (one spec serves every local
 /// address); or a table naming a queue no worker polls (worker `i` polls queue `i`).
 pub fn reply_rss(config: &Config, rss: &[Option<RssConf>]) -> Result<RssSpec, String> {
+    reply_rss_of(config, rss, ReplyFamily::V4)
+}
+
+/// [`reply_rss`] for IPv6 Full-NAT replies: the ports holding IPv6 local addresses
+/// (the IPv6 ones of `local_addresses`), which must hash the IPv6 TCP/UDP 4-tuple
+/// ([`RssConf::hashes_ipv6_4tuple`]); the same reasons for none.
+pub fn reply_rss6(config: &Config, rss: &[Option<RssConf>]) -> Result<RssSpec, String> {
+    reply_rss_of(config, rss, ReplyFamily::V6)
+}
+
+/// The address family of the Full-NAT replies a reply RSS spec is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ReplyFamily {
+    V4,
+    V6,
+}
+
+fn reply_rss_of(config: &Config, rss: &[Option<RssConf>], family: ReplyFamily) -> Result<RssSpec, String> {
     let workers = usize::from(config.dataplane.workers);
     if workers <= 1 {
         return Err("one worker".into());
     }
+    let (ip, locals) = match family {
+        ReplyFamily::V4 => ("IPv4", "local addresses"),
+        ReplyFamily::V6 => ("IPv6", "IPv6 local addresses"),
+    };
     let mut found: Option<&RssConf> = None;
     for (i, p) in config.ports.iter().enumerate() {
-        if p.local_addresses.is_empty() {
+        let has_locals = match family {
+            ReplyFamily::V4 => !p.local_addresses.is_empty(),
+            ReplyFamily::V6 => !p.local_addresses6.is_empty(),
+        };
+        if !has_locals {
             continue;
         }
         let Some(conf) = rss.get(i).and_then(Option::as_ref) else {
             return Err(format!("port `{}` reports no RSS key and redirection table", p.name));
         };
-        if !conf.hashes_ipv4_4tuple() {
+        let hashes = match family {
+            ReplyFamily::V4 => conf.hashes_ipv4_4tuple(),
+            ReplyFamily::V6 => conf.hashes_ipv6_4tuple(),
+        };
+        if !hashes {
             return Err(format!(
-                "port `{}` does not hash IPv4 TCP and UDP on the whole 4-tuple (RSS hash functions {:#x})",
+                "port `{}` does not hash {ip} TCP and UDP on the whole 4-tuple (RSS hash functions {:#x})",
                 p.name, conf.hash_functions
             ));
         }
@@ -1035,12 +1079,12 @@ pub fn reply_rss(config: &Config, rss: &[Option<RssConf>]) -> Result<RssSpec, St
         }
         match found {
             Some(f) if f != conf => {
-                return Err(format!("port `{}`'s RSS key or table differs from another local-address port's", p.name))
+                return Err(format!("port `{}`'s RSS key or table differs from another {locals} port's", p.name))
             }
             _ => found = Some(conf),
         }
     }
-    let conf = found.ok_or("no port has local addresses")?;
+    let conf = found.ok_or(format!("no port has {locals}"))?;
     Ok(RssSpec::new(conf.key, &conf.reta, 0))
 }
 
@@ -1315,5 +1359,29 @@ scheduler = "rr"
         assert!(reply_rss(&both, &[Some(conf.clone()), Some(conf.clone())]).is_ok());
         let none = cfg(&BASE.replace("local_addresses = [\"10.20.0.200\"]", ""));
         assert_eq!(reply_rss(&none, &[None, None]).unwrap_err(), "no port has local addresses");
+    }
+
+    /// The IPv6 reply spec: the ports with IPv6 local addresses, hashing the IPv6
+    /// TCP/UDP 4-tuple (bits 10 and 11); an IPv4-only hash does not do.
+    #[test]
+    fn reply_rss6_follows_the_ipv6_local_address_port() {
+        let c = cfg(BASE);
+        let v4 = RssConf { key: [0x6d; 40], reta: (0..128).map(|i| i % 2).collect(), hash_functions: 0x30 };
+        assert_eq!(reply_rss6(&c, &[None, Some(v4.clone())]).unwrap_err(), "no port has IPv6 local addresses");
+        let c6 = cfg(&BASE.replace(
+            "local_addresses = [\"10.20.0.200\"]",
+            "local_addresses = [\"10.20.0.200\", \"2001:db8:20::200\"]\nipv6_addresses = [\"2001:db8:20::1/64\"]",
+        ));
+        let err = reply_rss6(&c6, &[None, Some(v4.clone())]).unwrap_err();
+        assert!(err.contains("does not hash IPv6 TCP and UDP"), "{err}");
+        let both = RssConf { hash_functions: 0x30 | 0xc00, ..v4.clone() };
+        let spec = reply_rss6(&c6, &[None, Some(both.clone())]).unwrap();
+        assert_eq!(spec.key(), &both.key);
+        assert_eq!(spec.reta(), &both.reta[..]);
+        // The IPv4 spec of the same port is unchanged by it.
+        assert!(reply_rss(&c6, &[None, Some(both.clone())]).is_ok());
+        let cut = RssConf { hash_functions: 0x30 | 0xc00 | (1 << 63), ..both.clone() };
+        assert!(reply_rss6(&c6, &[None, Some(cut)]).unwrap_err().contains("whole 4-tuple"));
+        assert!(reply_rss6(&c6, &[Some(both), None]).unwrap_err().contains("`back` reports no RSS"));
     }
 }

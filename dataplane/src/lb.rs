@@ -104,7 +104,7 @@ pub use nat64_engine::Nat64Routes;
 pub use prefetch::PREFETCH_MIN_CONNS;
 pub use sync_engine::{Installed, SyncRefused};
 use synproxy_engine::proxied_to_server;
-pub use v6_engine::{conn6_capacity, MIN_CONN6_CAPACITY};
+pub use v6_engine::{conn6_capacity, LbEnv6, MIN_CONN6_CAPACITY};
 
 /// Adds the connections of `table` (either family's) matching `filter` to `out`: all
 /// counted, entries up to `max`.
@@ -254,6 +254,10 @@ pub struct LbConfig {
     /// worker's queue, when the NIC hashes (rvsd: `reply_rss`): local ports are then
     /// chosen so replies land on this worker's queue. `None`: any owned port.
     pub rss: Option<RssSpec>,
+    /// The same for IPv6 Full-NAT replies (rvsd: `reply_rss6`, the ports holding IPv6
+    /// local addresses, when they hash the IPv6 TCP/UDP 4-tuple): IPv6 local ports are
+    /// then chosen so replies land on this worker's queue. `None`: any owned port.
+    pub rss6: Option<RssSpec>,
     /// Every Full-NAT local address any service may use (the ports'
     /// `local_addresses`); this worker owns its share of each one's ports.
     pub local_addrs: Vec<Ipv4Addr>,
@@ -338,6 +342,8 @@ pub struct LbEngine {
     /// Both families' routes, for NAT64 (`nat64_engine`); `None` until the worker gives them.
     nat64_routes: Option<Box<Nat64Routes>>,
     rss: Option<RssSpec>,
+    /// The IPv6 local ports' RSS spec ([`LbConfig::rss6`]).
+    rss6: Option<RssSpec>,
     port_mtu: Vec<u16>,
     next_expire: u64,
     pending: [PendingStats; PENDING_SLOTS],
@@ -383,6 +389,7 @@ impl LbEngine {
             lports6: LocalPortAllocator6::new(worker, workers.max(1), &config.local_addrs6),
             nat64_routes: None,
             rss: config.rss,
+            rss6: config.rss6,
             port_mtu: config.port_mtu,
             next_expire: 0,
             pending: [PendingStats::default(); PENDING_SLOTS],

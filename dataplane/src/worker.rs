@@ -148,7 +148,7 @@ use crate::l2l3::{
     is_martian_source, AddrKind, AddressBook, DuplicateAddress, NeighUpdate, NeighbourTable, OwnedAddr, RouteTable,
     Verdict,
 };
-use crate::lb::{LbEngine, LbEnv};
+use crate::lb::{LbEngine, LbEnv, LbEnv6};
 use crate::mesh::MeshLinks;
 use crate::punt::{ProbeLink, SendError, TX_PER_POLL};
 use crate::stats::{DropReason, WorkerCounters};
@@ -681,9 +681,11 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> TxSide<Q, P> {
 /// removed or changes its MAC, and is never 0: the zeroed memo matches nothing). Most
 /// routed packets (NAT and Full-NAT replies, all through the clients' gateway) go to one
 /// next hop, so the neighbour hash lookup is skipped for all but the first of them.
+/// The IPv6 memo ([`Verdict::Route6`], the IPv6 neighbour table's generation) is the
+/// same type over `Ipv6Addr`.
 #[derive(Debug, Clone, Copy)]
-struct LastHop {
-    ip: Ipv4Addr,
+struct LastHop<A = Ipv4Addr> {
+    ip: A,
     port: PortId,
     generation: u32,
     mac: MacAddr,
@@ -692,6 +694,19 @@ struct LastHop {
 impl LastHop {
     /// Matches no packet (generation 0).
     const NONE: LastHop = LastHop { ip: Ipv4Addr::UNSPECIFIED, port: PortId(0), generation: 0, mac: MacAddr([0; 6]) };
+}
+
+impl LastHop<Ipv6Addr> {
+    /// Matches no packet (generation 0).
+    const NONE6: LastHop<Ipv6Addr> =
+        LastHop { ip: Ipv6Addr::UNSPECIFIED, port: PortId(0), generation: 0, mac: MacAddr([0; 6]) };
+
+    /// Whether the memo holds `next_hop` on `port` at neighbour-table generation
+    /// `generation`. The address is compared as one `u128`.
+    #[inline(always)]
+    fn matches(&self, next_hop: Ipv6Addr, port: PortId, generation: u32) -> bool {
+        self.generation == generation && self.ip.to_bits() == next_hop.to_bits() && self.port == port
+    }
 }
 
 /// One worker: its queues, tables and loop. See the module docs.
@@ -710,6 +725,10 @@ pub struct Worker<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> {
     routes6: RouteTable6,
     /// The IPv6 neighbours (neighbour discovery), same code as `neigh`.
     neigh6: NeighbourTable<Q::Buf, Ipv6Addr>,
+    /// The last IPv6 next hop [`Verdict::Route6`] resolved, while `neigh6` is at its
+    /// generation ([`LastHop`]): NAT66 and Full-NAT66 replies, all through the clients'
+    /// gateway, skip the neighbour lookup.
+    last_hop6: LastHop<Ipv6Addr>,
     sync: NeighSync,
     idler: Idler,
     next_timers: u64,
@@ -801,6 +820,7 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
             routes,
             neigh,
             last_hop: LastHop::NONE,
+            last_hop6: LastHop::NONE6,
             addrs6,
             routes6,
             neigh6: NeighbourTable::new(NeighConfig {
@@ -1628,7 +1648,7 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
         if !for_us && !to_vip {
             // A NAT66 reply, if anything: the IPv6 L4 path, when there are IPv6 services.
             if !multicast && self.lb.as_ref().is_some_and(LbEngine::has_ipv6_services) {
-                return self.l4_rx6(port, buf, now);
+                return self.l4_rx6(port, buf, None, now);
             }
             return Drop(DropReason::Ip6NotForUs);
         }
@@ -1638,7 +1658,7 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
         };
         // TCP and UDP to a VIP, or to an IPv6 Full-NAT local address (a reply).
         if (to_vip || to_local) && upper.protocol != IPPROTO_ICMPV6 {
-            return self.l4_rx6(port, buf, now);
+            return self.l4_rx6(port, buf, Some(&upper), now);
         }
         if nd::is_bad_source(src) {
             return Drop(DropReason::Ip6BadSource);
@@ -1758,18 +1778,27 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
     /// extension-header walk, the source check and the TCP/UDP view, then the engine's
     /// IPv6 path (`LbEngine::handle_view6`; ICMPv6, an error about a NAT66 flow if
     /// anything, `LbEngine::handle_icmp6_error`); a fragment (not atomic) of TCP/UDP is
-    /// [`Verdict::Fragment`] (the `frag6` module), of anything else `ip6_fragment`. Out
-    /// of line: IPv4 never comes here.
+    /// [`Verdict::Fragment`] (the `frag6` module), of anything else `ip6_fragment`.
+    /// `walked`: the extension-header walk's result when the caller has it already (a
+    /// packet to a VIP or a local address), so that it is not walked twice. Out of line:
+    /// IPv4 never comes here.
     #[inline(never)]
-    fn l4_rx6(&mut self, port: PortId, buf: &mut Q::Buf, now: u64) -> Verdict {
+    fn l4_rx6(&mut self, port: PortId, buf: &mut Q::Buf, walked: Option<&UpperLayer>, now: u64) -> Verdict {
         let view = {
             let frame = buf.data();
             let Some(ip) = frame.get(L3_OFFSET..).and_then(|b| Ipv6Packet::new_checked(b).ok()) else {
                 return Verdict::Drop(DropReason::Ip6Truncated);
             };
-            let upper = match ip.upper_layer() {
-                Ok(u) => u,
-                Err(e) => return Verdict::Drop(e.into()),
+            let walked_here;
+            let upper = match walked {
+                Some(u) => u,
+                None => match ip.upper_layer() {
+                    Ok(u) => {
+                        walked_here = u;
+                        &walked_here
+                    }
+                    Err(e) => return Verdict::Drop(e.into()),
+                },
             };
             if nd::is_bad_source(ip.src_addr()) || self.addrs6.is_ours(ip.src_addr()) {
                 return Verdict::Drop(DropReason::Ip6BadSource);
@@ -1788,7 +1817,7 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
                     _ => Verdict::Drop(DropReason::Ip6Fragment),
                 };
             }
-            match L4View6::from_ipv6(&ip, &upper) {
+            match L4View6::from_ipv6(&ip, upper) {
                 Ok(v) => v,
                 // ICMPv6 to a NAT66 client: an error about its flow, if anything (on the
                 // refusal's branch, so TCP and UDP pay nothing for it).
@@ -1800,7 +1829,13 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
             }
         };
         let Some(lb) = self.lb.as_mut() else { return Verdict::Drop(DropReason::Ip6NotForUs) };
-        lb.handle_view6(buf, &view, port, &self.routes6, &self.tx.counters, now)
+        let env = LbEnv6 {
+            routes: &self.routes6,
+            counters: &self.tx.counters,
+            neigh: &self.neigh6,
+            neigh_generation: self.neigh6.generation(),
+        };
+        lb.handle_view6(buf, &view, port, &env, now)
     }
 
     /// Whether `mac` is the solicited-node multicast MAC of an IPv6 VIP on `port`'s link.
@@ -1817,11 +1852,15 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
 
     /// Sends an IPv6 packet out of `port` to the neighbour `next_hop` (the gateway, or the
     /// destination when on-link), resolving its MAC through the IPv6 neighbour table and
-    /// soliciting it when unknown.
+    /// soliciting it when unknown; the last resolved hop is remembered ([`LastHop`],
+    /// checked in `dispatch`) as IPv4's [`Verdict::Route`] does.
     #[inline(never)]
     fn route6(&mut self, port: PortId, next_hop: Ipv6Addr, buf: Q::Buf, now: u64) {
         match self.neigh6.resolve(next_hop, port, buf, now) {
-            Resolve::Ready(mac, buf) => self.tx.enqueue_to(port, mac, buf),
+            Resolve::Ready(mac, buf) => {
+                self.last_hop6 = LastHop { ip: next_hop, port, generation: self.neigh6.generation(), mac };
+                self.tx.enqueue_to(port, mac, buf)
+            }
             Resolve::Queued => {}
             Resolve::QueuedSendRequest => self.tx.send_ns(port, self.addrs6.source_for(port, next_hop), next_hop),
             Resolve::Dropped(_, reason) => self.tx.counters.drop_packet(reason),
@@ -2021,7 +2060,13 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
             Verdict::Consumed => self.tx.counters.rx_consumed.inc(),
             Verdict::Kernel(port) => self.send_to_kernel(port, buf, now),
             Verdict::Fragment => self.take_fragment(port_in, buf, now),
-            Verdict::Route6 { port, next_hop } => self.route6(port, next_hop, buf, now),
+            Verdict::Route6 { port, next_hop } => {
+                let last = self.last_hop6;
+                if last.matches(next_hop, port, self.neigh6.generation()) {
+                    return self.tx.enqueue_to(port, last.mac, buf);
+                }
+                self.route6(port, next_hop, buf, now)
+            }
             Verdict::Route { port, next_hop } => {
                 // Both MACs are written when the frame is buffered for TX (`enqueue_to`),
                 // now or when the neighbour resolves; a parked frame is never read.

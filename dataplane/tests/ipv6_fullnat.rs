@@ -196,6 +196,54 @@ fn two_workers_own_replies_by_local_port() {
     assert_accounting_all(&ws);
 }
 
+/// The Microsoft RSS verification key ("Verifying the RSS Hash Calculation").
+const MS_KEY: [u8; 40] = [
+    0x6d, 0x5a, 0x56, 0xda, 0x25, 0x5b, 0x0e, 0xc2, 0x41, 0x67, 0x25, 0x3d, 0x43, 0xa3, 0x8f, 0xb0, 0xd0, 0xca, 0x2b,
+    0xcb, 0xae, 0x7b, 0x30, 0xb4, 0x77, 0xcb, 0x2d, 0xa3, 0x80, 0x30, 0xf2, 0x0c, 0x6a, 0x42, 0xb7, 0x3b, 0xbe, 0xac,
+    0x01, 0xfa,
+];
+
+/// With the NIC's RSS spec (two queues, entry `i` → queue `i % 2`), each worker picks
+/// IPv6 local ports whose reply the NIC hashes to its own queue: the test plays the NIC,
+/// putting every frame on the queue its IPv6 4-tuple hashes to, and no reply is
+/// redirected (client → VIP packets keep `client_owner6`, so some of those are).
+#[test]
+fn replies_arrive_on_their_owner_with_the_nic_rss_spec() {
+    let shared = services(2);
+    let reta: Vec<u16> = (0..128).map(|i| i % 2).collect();
+    let nic = rvs_dataplane::conn::RssSpec::new(MS_KEY, &reta, 0);
+    let opts = LbOpts { rss: Some(nic.clone()), ..LbOpts::default() };
+    let mut learn = vec![neighbour6(CLIENT6, CLIENT_MAC, FRONT)];
+    learn.extend(RS6.iter().zip(RS6_MAC).map(|(s, mac)| neighbour6(s, mac, BACK)));
+    let mut ws = common::workers6::workers6(&shared, 2, &opts, &[a(LOCAL6)], &learn, |_, w| w);
+    let redirected = |ws: &[MemWorker]| ws.iter().map(|w| snapshot(w).redirected_out).sum::<u64>();
+    let (mut inbound_redirects, flows) = (0, 200u16);
+    for cport in 43000..43000 + flows {
+        let client = (a(CLIENT6), cport);
+        let vip = (a(VIP6), 53);
+        let q = pkt(L4Proto::Udp, client, vip, 0, 64, b"query");
+        let at = usize::from(nic.queue6(client.0, client.1, vip.0, vip.1).unwrap());
+        let before = redirected(&ws);
+        let (_, back) = send_to(&mut ws, at, FRONT, &eth(FRONT_MAC, CLIENT_MAC, ETH_IPV6, &q), SEC);
+        inbound_redirects += redirected(&ws) - before;
+        assert_eq!(back.len(), 1, "flow {cport}");
+        let rs = usize::from(back[0][..6] != RS6_MAC[0]);
+        let lport = u16::from_be_bytes([back[0][14 + 40], back[0][14 + 41]]);
+        // The NIC's queue for the reply is the local port's owner.
+        let reply_at = usize::from(nic.queue6(a(RS6[rs]), 5353, a(LOCAL6), lport).unwrap());
+        assert_eq!(reply_at, usize::from(lport) % 2, "flow {cport}: local port {lport}");
+        let answer = pkt(L4Proto::Udp, (a(RS6[rs]), 5353), (a(LOCAL6), lport), 0, 64, b"answer");
+        let before = redirected(&ws);
+        let (front, _) = send_to(&mut ws, reply_at, BACK, &eth(BACK_MAC, RS6_MAC[rs], ETH_IPV6, &answer), SEC);
+        assert_eq!(redirected(&ws), before, "flow {cport}: the reply is not redirected");
+        assert_eq!(front.len(), 1, "reply of flow {cport}");
+        assert_eq!(&front[0][14 + 42..14 + 44], &cport.to_be_bytes());
+    }
+    assert!(inbound_redirects > 0 && inbound_redirects < u64::from(flows), "{inbound_redirects}");
+    assert_eq!(ws.iter().map(|w| snapshot(w).lport_rss_misses).sum::<u64>(), 0);
+    assert_accounting_all(&ws);
+}
+
 #[test]
 fn the_local_address_answers_neighbour_discovery() {
     let shared = services(1);

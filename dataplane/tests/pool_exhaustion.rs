@@ -42,6 +42,7 @@ fn an_empty_pool_drops_and_counts_only_what_needs_a_buffer_and_forwarding_resume
         timeouts: Timeouts::default(),
         port_mtu: vec![1500, 1500],
         rss: None,
+        rss6: None,
         local_addrs: vec![LOCAL_IP, LOCAL_IP2],
         local_addrs6: Vec::new(),
         cookie_secret: rvs_dataplane::synproxy::cookie::CookieSecret::from_bytes([7; 32]),

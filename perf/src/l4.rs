@@ -349,6 +349,7 @@ fn build_worker_with(
             timeouts: Timeouts::default(),
             port_mtu: vec![DEFAULT_MTU; config.ports.len()],
             rss: None,
+            rss6: None,
             local_addrs: locals,
             local_addrs6: locals6,
             cookie_secret: rvs_dataplane::synproxy::cookie::CookieSecret::from_bytes([7; 32]),

@@ -195,6 +195,7 @@ fn worker() -> MemWorker {
         timeouts: Timeouts::default(),
         port_mtu: vec![1500, 1500],
         rss: None,
+        rss6: None,
         local_addrs: LOCALS.to_vec(),
         local_addrs6: Vec::new(),
         cookie_secret: secret(),

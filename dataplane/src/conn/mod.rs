@@ -52,8 +52,8 @@ mod state;
 mod table;
 
 pub use owner::{
-    client_owner, client_owner6, fragment_owner, fragment_owner6, lport_owner, toeplitz_hash, LocalPortAllocator,
-    LocalPortAllocator6, LocalPortAllocatorOf, RssSpec,
+    client_owner, client_owner6, fragment_owner, fragment_owner6, lport_owner, toeplitz_hash, LocalAddr,
+    LocalPortAllocator, LocalPortAllocator6, LocalPortAllocatorOf, RssSpec,
 };
 pub use state::next_tcp_state;
 pub use table::{ConnTable, ConnTable6, ConnTableOf, TableFull, TableMemory, MAX_CAPACITY, TICK_NS, WHEEL_SLOTS};
@@ -73,6 +73,10 @@ pub trait Family: Copy + fmt::Debug + PartialEq + Eq + Hash + Send + Sync + 'sta
     fn addr_word(src: Self::Addr, dst: Self::Addr) -> u64;
     /// A 32-bit tag of an address (the half-open records' tag of the client).
     fn tag(a: Self::Addr) -> u32;
+    /// What an entry keeps of the next hop towards the client (replies): nothing for
+    /// IPv4 (its entry has no room: a reply looks its route up), a [`CachedHop`] for
+    /// IPv6 (the 128-byte entry had 16 bytes of padding).
+    type ReplyHop: Copy + Default + fmt::Debug + PartialEq + Eq + Send + Sync + 'static;
 }
 
 /// IPv4: the addresses are the hash word as they are (`src << 32 | dst`).
@@ -81,6 +85,7 @@ pub struct V4;
 
 impl Family for V4 {
     type Addr = Ipv4Addr;
+    type ReplyHop = ();
     const UNSPECIFIED: Ipv4Addr = Ipv4Addr::UNSPECIFIED;
     #[inline]
     fn addr_word(src: Ipv4Addr, dst: Ipv4Addr) -> u64 {
@@ -114,6 +119,7 @@ fn fold6(a: Ipv6Addr, k: u64) -> u64 {
 
 impl Family for V6 {
     type Addr = Ipv6Addr;
+    type ReplyHop = CachedHop;
     const UNSPECIFIED: Ipv6Addr = Ipv6Addr::UNSPECIFIED;
     #[inline]
     fn addr_word(src: Ipv6Addr, dst: Ipv6Addr) -> u64 {
@@ -247,8 +253,10 @@ impl BitOrAssign for ConnFlags {
 /// (`NeighbourTable::generation`, which changes on any neighbour change and is never 0).
 /// Servers do not move between routes (the route table is fixed for a worker's life), so
 /// the generation alone says whether the copy is still right. It saves the route and
-/// neighbour lookups of every established packet towards the server; replies (NAT,
-/// Full-NAT) still look theirs up, a second copy would take the entry past 96 bytes.
+/// neighbour lookups of every established packet towards the server. IPv4 replies (NAT,
+/// Full-NAT) still look theirs up (a second copy would take the entry past its 64
+/// bytes); an IPv6 entry has room for a second one towards the client
+/// ([`Family::ReplyHop`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CachedHop {
     /// The neighbour's MAC (the Ethernet destination).
@@ -309,6 +317,9 @@ pub struct ConnOf<F: Family> {
     /// sequence and timestamp offsets here instead (see [`Conn::synproxy_offsets`]) and
     /// never caches a hop: its `generation` stays 0, which matches no neighbour table.
     pub hop: CachedHop,
+    /// Next hop towards the client, for replies (`F::ReplyHop`: IPv6 only, filled and
+    /// checked by the IPv6 engine under the same rules as `hop`; starts empty).
+    pub reply_hop: F::ReplyHop,
     /// SYN proxy: how windows are rescaled (`crate::synproxy::WindowRewrite` bits); 0
     /// for other connections. Lives in what was padding: the entry stays 64 bytes.
     pub synproxy_ws: u8,
@@ -328,6 +339,9 @@ pub struct ConnOf<F: Family> {
 pub type Conn = ConnOf<V4>;
 /// An IPv6 connection (128 bytes).
 pub type Conn6 = ConnOf<V6>;
+
+// One cache line for IPv4, two for IPv6: the reply hop lives in IPv6's padding.
+const _: () = assert!(std::mem::size_of::<Conn>() == 64 && std::mem::size_of::<Conn6>() == 128);
 
 impl Conn6 {
     /// A NAT64 connection's IPv4 local address and IPv4 server; `None` for any other
@@ -365,6 +379,7 @@ impl<F: Family> ConnOf<F> {
             state: ConnState::initial(inbound.proto),
             flags: ConnFlags::NONE,
             hop: CachedHop::default(),
+            reply_hop: F::ReplyHop::default(),
             synproxy_ws: 0,
             live: false,
             expire: 0,

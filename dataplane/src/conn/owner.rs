@@ -147,22 +147,27 @@ pub fn toeplitz_hash(key: &[u8; 40], input: &[u8]) -> u32 {
 /// Bytes of the IPv4 TCP/UDP hash input: source and destination address, source and
 /// destination port.
 const V4_TUPLE_BYTES: usize = 12;
+/// Bytes of the IPv6 TCP/UDP hash input (Microsoft RSS, `NDIS_HASH_TCP_IPV6`; DPDK's
+/// `RTE_ETH_RSS_NONFRAG_IPV6_TCP`/`_UDP`): source address (16), destination address
+/// (16), source port, destination port. The longest input a 40-byte key covers.
+const V6_TUPLE_BYTES: usize = 36;
 
 /// [`toeplitz_hash`] precomputed for one key, byte by byte: entry `[i][b]` is the hash of
 /// an input that is zero but for byte `i` = `b`. The hash is linear (XOR) in the input, so
-/// a 12-byte IPv4 tuple costs 12 table reads and XORs instead of 96 bit steps. 12 KiB,
-/// built once per port and shared by every worker.
+/// a 12-byte IPv4 tuple costs 12 table reads and XORs instead of 96 bit steps, a 36-byte
+/// IPv6 tuple 36. 36 KiB (one row per byte of the longer IPv6 input; IPv4 reads the first
+/// 12), built once per port and shared by every worker.
 #[derive(Clone, PartialEq, Eq)]
-struct ToeplitzTable([[u32; 256]; V4_TUPLE_BYTES]);
+struct ToeplitzTable([[u32; 256]; V6_TUPLE_BYTES]);
 
 impl ToeplitzTable {
     fn new(key: &[u8; 40]) -> Box<Self> {
-        let mut t = Box::new(ToeplitzTable([[0; 256]; V4_TUPLE_BYTES]));
+        let mut t = Box::new(ToeplitzTable([[0; 256]; V6_TUPLE_BYTES]));
         for (i, row) in t.0.iter_mut().enumerate() {
             // The 32-bit key window at each of the byte's 8 bits.
             let mut windows = [0u32; 8];
             for (b, w) in windows.iter_mut().enumerate() {
-                let mut input = [0u8; V4_TUPLE_BYTES];
+                let mut input = [0u8; V6_TUPLE_BYTES];
                 input[i] = 0x80 >> b;
                 *w = toeplitz_hash(key, &input);
             }
@@ -173,8 +178,10 @@ impl ToeplitzTable {
         t
     }
 
+    /// The hash of an `N`-byte input (`N` at most [`V6_TUPLE_BYTES`]; the rows past the
+    /// input are not read).
     #[inline]
-    fn hash(&self, input: &[u8; V4_TUPLE_BYTES]) -> u32 {
+    fn hash<const N: usize>(&self, input: &[u8; N]) -> u32 {
         let mut h = 0;
         for (row, &b) in self.0.iter().zip(input) {
             h ^= row[usize::from(b)];
@@ -215,7 +222,7 @@ impl RssSpec {
     /// The spec of a port with Toeplitz `key` and redirection table `reta` (entry
     /// `hash % len` is the RX queue of a packet; NICs index it with the hash's low bits,
     /// the same for the power-of-two sizes they use), for the worker polling RX queue
-    /// `queue_of_worker`. Precomputes the key's hash table (12 KiB).
+    /// `queue_of_worker`. Precomputes the key's hash table (36 KiB).
     pub fn new(key: [u8; 40], reta: &[u16], queue_of_worker: usize) -> Self {
         RssSpec { key, reta: reta.into(), table: Arc::from(ToeplitzTable::new(&key)), queue_of_worker }
     }
@@ -257,12 +264,66 @@ impl RssSpec {
     /// empty table.
     #[inline]
     pub fn queue(&self, src: Ipv4Addr, sport: u16, dst: Ipv4Addr, dport: u16) -> Option<u16> {
+        self.queue_of_hash(self.hash(src, sport, dst, dport))
+    }
+
+    /// The NIC's Toeplitz hash of an IPv6 TCP/UDP packet `src:sport → dst:dport` (input:
+    /// source address, destination address, source port, destination port, network
+    /// order: RSS's IPv6 4-tuple, which NICs use for packets without extension headers),
+    /// from the precomputed table.
+    #[inline]
+    pub fn hash6(&self, src: Ipv6Addr, sport: u16, dst: Ipv6Addr, dport: u16) -> u32 {
+        let mut input = [0u8; V6_TUPLE_BYTES];
+        input[0..16].copy_from_slice(&src.octets());
+        input[16..32].copy_from_slice(&dst.octets());
+        input[32..34].copy_from_slice(&sport.to_be_bytes());
+        input[34..36].copy_from_slice(&dport.to_be_bytes());
+        self.table.hash(&input)
+    }
+
+    /// The RX queue of an IPv6 TCP/UDP packet `src:sport → dst:dport` ([`Self::hash6`]),
+    /// or `None` with an empty table.
+    #[inline]
+    pub fn queue6(&self, src: Ipv6Addr, sport: u16, dst: Ipv6Addr, dport: u16) -> Option<u16> {
+        self.queue_of_hash(self.hash6(src, sport, dst, dport))
+    }
+
+    /// The redirection table's entry for hash `h` (`h % len`), `None` when it is empty.
+    #[inline]
+    fn queue_of_hash(&self, h: u32) -> Option<u16> {
         let n = self.reta.len();
         if n == 0 {
             return None;
         }
-        let h = self.hash(src, sport, dst, dport);
         self.reta.get(h as usize % n).copied()
+    }
+}
+
+/// An address family's address as the local-port allocator keeps it: `Key` is the
+/// address as an unsigned integer (`u32` for IPv4, `u128` for IPv6), whose order is the
+/// address order. Looking a local address up compares keys: one integer comparison per
+/// step where `Ipv6Addr`'s own `Ord` compares eight segments (perf/RESULTS.md measured
+/// that search at 133 instructions on every Full-NAT66 reply).
+pub trait LocalAddr: Copy + Ord {
+    /// The address as an integer, in network order's significance.
+    type Key: Copy + Ord + std::fmt::Debug;
+    /// The key of this address.
+    fn key(self) -> Self::Key;
+}
+
+impl LocalAddr for Ipv4Addr {
+    type Key = u32;
+    #[inline(always)]
+    fn key(self) -> u32 {
+        self.to_bits()
+    }
+}
+
+impl LocalAddr for Ipv6Addr {
+    type Key = u128;
+    #[inline(always)]
+    fn key(self) -> u128 {
+        self.to_bits()
     }
 }
 
@@ -277,8 +338,7 @@ impl RssSpec {
 /// `head`; while no reservation is pending (`stale_count` 0), `pop` is what it was
 /// without reservations plus one test.
 #[derive(Debug, Clone)]
-struct AddrPorts<A> {
-    addr: A,
+struct AddrPorts {
     ring: Vec<u16>,
     head: usize,
     /// Free ports (the ring's entries that are not stale).
@@ -310,7 +370,7 @@ fn set_bit(map: &mut [u64], i: usize, on: bool) {
     }
 }
 
-impl<A> AddrPorts<A> {
+impl AddrPorts {
     #[inline]
     fn pop(&mut self) -> Option<u16> {
         if self.stale_count > 0 {
@@ -384,16 +444,17 @@ static ALL_PORTS: [u16; 65536] = {
 /// one. A port is in use by at most one connection per local address, whatever the
 /// server (DPVS also shares nothing between destinations by default).
 ///
-/// IPv6 local addresses get the same ownership rule (`lport % workers`) but no RSS
-/// preference: the precomputed Toeplitz table covers the 12-byte IPv4 tuple only, so an
-/// IPv6 reply the NIC hashes to another queue takes the redirect ring (correctness never
-/// depends on the NIC, see the module docs).
+/// IPv6 local addresses get the same ownership rule (`lport % workers`) and the same RSS
+/// preference, over the IPv6 4-tuple of the reply ([`RssSpec::hash6`]).
 #[derive(Debug, Clone)]
-pub struct LocalPortAllocatorOf<A> {
+pub struct LocalPortAllocatorOf<A: LocalAddr> {
     worker: usize,
     workers: usize,
-    /// Sorted by address.
-    addrs: Vec<AddrPorts<A>>,
+    /// The local addresses' keys ([`LocalAddr::key`]), sorted and distinct: a lookup
+    /// reads this one small array.
+    keys: Vec<A::Key>,
+    /// `addrs[i]` holds the ports of the address whose key is `keys[i]`.
+    addrs: Vec<AddrPorts>,
     cursor: usize,
     rss_misses: u64,
 }
@@ -403,7 +464,7 @@ pub type LocalPortAllocator = LocalPortAllocatorOf<Ipv4Addr>;
 /// The IPv6 local ports (IPv6 Full-NAT).
 pub type LocalPortAllocator6 = LocalPortAllocatorOf<Ipv6Addr>;
 
-impl<A: Copy + Ord> LocalPortAllocatorOf<A> {
+impl<A: LocalAddr> LocalPortAllocatorOf<A> {
     /// The ports of `worker` (of `workers`) on each of `local_addrs` (duplicates ignored).
     /// `workers` 0 counts as 1 and `worker` is taken modulo `workers`.
     pub fn new(worker: usize, workers: usize, local_addrs: &[A]) -> Self {
@@ -419,13 +480,13 @@ impl<A: Copy + Ord> LocalPortAllocatorOf<A> {
         let from = ALL_PORTS.get(first..).unwrap_or_default();
         let owned: Vec<u16> =
             if workers == 1 { from.to_vec() } else { from.iter().step_by(workers).copied().collect() };
-        let mut sorted = local_addrs.to_vec();
-        sorted.sort_unstable();
-        sorted.dedup();
-        let addrs = sorted
-            .into_iter()
-            .map(|addr| AddrPorts {
-                addr,
+        // Keys order as addresses do, so sorting them sorts the addresses.
+        let mut keys: Vec<A::Key> = local_addrs.iter().map(|&a| a.key()).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        let addrs = keys
+            .iter()
+            .map(|_| AddrPorts {
                 ring: owned.clone(),
                 head: 0,
                 free: owned.len(),
@@ -433,7 +494,7 @@ impl<A: Copy + Ord> LocalPortAllocatorOf<A> {
                 stale_count: 0,
             })
             .collect();
-        LocalPortAllocatorOf { worker, workers, addrs, cursor: 0, rss_misses: 0 }
+        LocalPortAllocatorOf { worker, workers, keys, addrs, cursor: 0, rss_misses: 0 }
     }
 
     /// This allocator's worker.
@@ -468,8 +529,9 @@ impl<A: Copy + Ord> LocalPortAllocatorOf<A> {
         self.slot(addr).is_some()
     }
 
+    #[inline]
     fn slot(&self, addr: A) -> Option<usize> {
-        self.addrs.binary_search_by(|a| a.addr.cmp(&addr)).ok()
+        self.keys.binary_search(&addr.key()).ok()
     }
 
     /// A free `(local address, port)` from `local_addrs` (the service's local addresses;
@@ -591,11 +653,22 @@ impl LocalPortAllocatorOf<Ipv4Addr> {
 }
 
 impl LocalPortAllocatorOf<Ipv6Addr> {
-    /// A free `(local address, port)` from `local_addrs`, as the IPv4
-    /// [`LocalPortAllocator::alloc`] without RSS (see the type's docs). `None` when
-    /// every address is exhausted.
-    pub fn alloc(&mut self, local_addrs: &[Ipv6Addr]) -> Option<(Ipv6Addr, u16)> {
-        self.alloc_with(local_addrs, None::<fn(Ipv6Addr, u16) -> bool>)
+    /// A free `(local address, port)` for a connection to `server:sport`, as the IPv4
+    /// [`LocalPortAllocator::alloc`]: from `local_addrs` in round-robin order, and with
+    /// `rss`, preferring a port whose reply tuple `server:sport → local:port` the NIC
+    /// hashes ([`RssSpec::queue6`]) to `rss.queue_of_worker`. `None` when every address
+    /// is exhausted.
+    pub fn alloc(
+        &mut self,
+        local_addrs: &[Ipv6Addr],
+        server: Ipv6Addr,
+        sport: u16,
+        rss: Option<&RssSpec>,
+    ) -> Option<(Ipv6Addr, u16)> {
+        let here = rss.filter(|r| !r.reta.is_empty()).map(|r| {
+            move |addr: Ipv6Addr, p: u16| r.queue6(server, sport, addr, p).map(usize::from) == Some(r.queue_of_worker())
+        });
+        self.alloc_with(local_addrs, here)
     }
 }
 
@@ -697,13 +770,125 @@ mod tests {
         let mut a = LocalPortAllocator6::new(2, 3, &la);
         assert!(a.has_addr(la[1]) && !a.has_addr("2001:db8:20::202".parse().unwrap()));
         // Round robin over the addresses, each port this worker's.
-        let got: Vec<(Ipv6Addr, u16)> = (0..4).map(|_| a.alloc(&la).unwrap()).collect();
+        let server: Ipv6Addr = "2001:db8:20::11".parse().unwrap();
+        let got: Vec<(Ipv6Addr, u16)> = (0..4).map(|_| a.alloc(&la, server, 80, None).unwrap()).collect();
         assert_eq!(got, vec![(la[0], 1025), (la[1], 1025), (la[0], 1028), (la[1], 1028)]);
         assert!(got.iter().all(|&(_, p)| lport_owner(p, 3) == 2));
         assert!(a.release(la[0], 1025));
         assert!(!a.release(la[0], 1025), "double release");
         assert_eq!(a.available(la[0]), a.available(la[1]) + 1);
-        assert_eq!(a.alloc(&[]), None);
+        assert_eq!(a.alloc(&[], server, 80, None), None);
+    }
+
+    #[test]
+    fn toeplitz_matches_microsoft_ipv6_vectors() {
+        // Microsoft, "Verifying the RSS Hash Calculation", the IPv6 table (same key):
+        // (destination, dport, source, sport, IPv6-only hash, IPv6+TCP hash).
+        let vectors: [(&str, u16, &str, u16, u32, u32); 3] = [
+            ("3ffe:2501:200:3::1", 1766, "3ffe:2501:200:1fff::7", 2794, 0x2cc1_8cd5, 0x4020_7d3d),
+            ("ff02::1", 4739, "3ffe:501:8::260:97ff:fe40:efab", 14230, 0x0f0c_461c, 0xdde5_1bbf),
+            ("fe80::200:f8ff:fe21:67cf", 38024, "3ffe:1900:4545:3:200:f8ff:fe21:67cf", 44251, 0x4b61_e985, 0x02d1_feef),
+        ];
+        let reta: Vec<u16> = (0..128).map(|i| i % 4).collect();
+        let spec = RssSpec::new(MS_KEY, &reta, 0);
+        for (dst, dport, src, sport, h_ip, h_tcp) in vectors {
+            let (dst, src): (Ipv6Addr, Ipv6Addr) = (dst.parse().unwrap(), src.parse().unwrap());
+            let mut input = Vec::new();
+            input.extend_from_slice(&src.octets());
+            input.extend_from_slice(&dst.octets());
+            assert_eq!(toeplitz_hash(&MS_KEY, &input), h_ip, "{dst}");
+            input.extend_from_slice(&sport.to_be_bytes());
+            input.extend_from_slice(&dport.to_be_bytes());
+            assert_eq!(toeplitz_hash(&MS_KEY, &input), h_tcp, "{dst}");
+            // The table-driven hash the allocator uses gives the same.
+            assert_eq!(spec.hash6(src, sport, dst, dport), h_tcp, "{dst}");
+            assert_eq!(spec.queue6(src, sport, dst, dport), Some(((h_tcp % 128) % 4) as u16));
+        }
+        // An empty redirection table has no queue.
+        let none = RssSpec::new(MS_KEY, &[], 0);
+        assert_eq!(none.queue6(Ipv6Addr::LOCALHOST, 1, Ipv6Addr::LOCALHOST, 2), None);
+    }
+
+    #[test]
+    fn local_addresses_are_found_by_key_in_either_family() {
+        // Unsorted, with a duplicate; the keys keep the addresses' order.
+        let v6: [Ipv6Addr; 4] = ["2001:db8::3", "2001:db8::1", "fe80::1", "2001:db8::1"].map(|a| a.parse().unwrap());
+        let a = LocalPortAllocator6::new(0, 1, &v6);
+        assert_eq!((a.keys.len(), a.addrs.len()), (3, 3));
+        assert!(a.keys.windows(2).all(|w| w[0] < w[1]));
+        assert!(v6.iter().all(|&x| a.has_addr(x)));
+        assert!(!a.has_addr("2001:db8::2".parse().unwrap()) && !a.has_addr(Ipv6Addr::UNSPECIFIED));
+        let v4 = [Ipv4Addr::new(10, 0, 0, 9), Ipv4Addr::new(10, 0, 0, 1)];
+        let a = LocalPortAllocator::new(0, 1, &v4);
+        assert!(v4.iter().all(|&x| a.has_addr(x)) && !a.has_addr(Ipv4Addr::new(10, 0, 0, 2)));
+    }
+
+    #[test]
+    fn ipv6_rss_preference_misses_nothing_with_the_microsoft_key() {
+        // Four workers on four queues: a port off the queue comes with probability 3/4,
+        // so 64 of them in a row ((3/4)^64 ≈ 1e-8) would be a bug, not bad luck.
+        let reta: Vec<u16> = (0..128).map(|i| i % 4).collect();
+        let locals: [Ipv6Addr; 2] = ["2001:db8:20::200".parse().unwrap(), "2001:db8:20::201".parse().unwrap()];
+        let server: Ipv6Addr = "2001:db8:20::11".parse().unwrap();
+        for worker in 0..4 {
+            let spec = RssSpec::new(MS_KEY, &reta, 0).for_queue(worker);
+            let mut a = LocalPortAllocator6::new(worker, 4, &locals);
+            for _ in 0..2000 {
+                let (local, port) = a.alloc(&locals, server, 443, Some(&spec)).unwrap();
+                assert_eq!(spec.queue6(server, 443, local, port), Some(worker as u16));
+                assert_eq!(lport_owner(port, 4), worker);
+            }
+            assert_eq!(a.rss_misses(), 0);
+        }
+    }
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+
+            /// With the NIC's spec, the IPv6 port the allocator picks for a connection to
+            /// `server:sport` is one whose reply (server:sport → local:port) the NIC
+            /// hashes to this worker's queue, and this worker owns it; a miss (no such
+            /// port among the candidates) is counted, never silent.
+            #[test]
+            fn ipv6_reply_hash_lands_on_the_worker(
+                key in proptest::array::uniform32(any::<u8>()).prop_flat_map(|head| {
+                    proptest::array::uniform8(any::<u8>()).prop_map(move |tail| {
+                        let mut k = [0u8; 40];
+                        k[..32].copy_from_slice(&head);
+                        k[32..].copy_from_slice(&tail);
+                        k
+                    })
+                }),
+                workers in 2usize..6,
+                worker_seed in any::<usize>(),
+                server in any::<u128>(),
+                sport in any::<u16>(),
+                locals in proptest::collection::vec(any::<u128>(), 1..4),
+                allocs in 1usize..40,
+            ) {
+                let worker = worker_seed % workers;
+                // Queue i is worker i, as rvsd sets them up (DPDK's default spread).
+                let reta: Vec<u16> = (0..128).map(|i| (i % workers) as u16).collect();
+                let spec = RssSpec::new(key, &reta, worker);
+                let locals: Vec<Ipv6Addr> = locals.into_iter().map(Ipv6Addr::from_bits).collect();
+                let server = Ipv6Addr::from_bits(server);
+                let mut a = LocalPortAllocator6::new(worker, workers, &locals);
+                for _ in 0..allocs {
+                    let misses = a.rss_misses();
+                    let (local, port) = a.alloc(&locals, server, sport, Some(&spec)).expect("ports left");
+                    prop_assert!(locals.contains(&local));
+                    prop_assert!(a.owns_port(port));
+                    // Every allocation lands on the worker's queue or is a counted miss.
+                    if a.rss_misses() == misses {
+                        prop_assert_eq!(spec.queue6(server, sport, local, port), Some(worker as u16));
+                    }
+                }
+            }
+        }
     }
 
     #[test]

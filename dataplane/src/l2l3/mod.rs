@@ -59,9 +59,9 @@ pub enum Verdict {
         /// for DR the real server (the destination stays the VIP).
         next_hop: Ipv6Addr,
     },
-    /// The IPv4 packet is ready and the MAC of its next hop already known (a connection's
-    /// cached next hop, see `conn::CachedHop`): set both MACs and send it out of `port`,
-    /// without a neighbour lookup.
+    /// The IPv4 or IPv6 packet is ready and the MAC of its next hop already known (a
+    /// connection's cached next hop, see `conn::CachedHop`): set both MACs and send it out
+    /// of `port`, without a neighbour lookup.
     Forward {
         /// Egress port.
         port: PortId,

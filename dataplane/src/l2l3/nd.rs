@@ -134,10 +134,36 @@ pub struct OwnedAddr6 {
 )]
 pub struct DuplicateAddress6(pub Ipv6Addr);
 
+/// One owned address as integers, for the per-packet tests ([`Ipv6Book`]): the address,
+/// and its prefix's network and mask, so that "is it ours" is one `u128` comparison and
+/// "is it on this prefix" one AND and one comparison (`Ipv6Addr`'s own comparisons and
+/// `Ipv6Net::contains` work segment by segment: perf/RESULTS.md measured 203
+/// instructions per IPv6 tunnel packet for finding the outer source).
+#[derive(Debug, Clone, Copy)]
+struct AddrBits6 {
+    addr: u128,
+    network: u128,
+    mask: u128,
+}
+
+impl AddrBits6 {
+    fn of(net: &Ipv6Net) -> Self {
+        AddrBits6 { addr: net.addr().to_bits(), network: net.network().to_bits(), mask: net.netmask().to_bits() }
+    }
+
+    /// Whether `a` (as bits) is inside this address's prefix.
+    #[inline(always)]
+    fn contains(&self, a: u128) -> bool {
+        a & self.mask == self.network
+    }
+}
+
 /// Our IPv6 addresses. See the module docs.
 #[derive(Debug, Clone, Default)]
 pub struct Ipv6Book {
     addrs: Vec<OwnedAddr6>,
+    /// `bits[i]` is `addrs[i]` as integers (kept in step by the two inserts).
+    bits: Vec<AddrBits6>,
 }
 
 impl Ipv6Book {
@@ -154,6 +180,7 @@ impl Ipv6Book {
             return Err(DuplicateAddress6(a));
         }
         self.addrs.push(OwnedAddr6 { net, port, link_local, local: false });
+        self.bits.push(AddrBits6::of(&net));
         Ok(())
     }
 
@@ -162,7 +189,9 @@ impl Ipv6Book {
         if self.addrs.iter().any(|o| o.net.addr() == a) {
             return Err(DuplicateAddress6(a));
         }
-        self.addrs.push(OwnedAddr6 { net: Ipv6Net::from(a), port, link_local: false, local: true });
+        let net = Ipv6Net::from(a);
+        self.addrs.push(OwnedAddr6 { net, port, link_local: false, local: true });
+        self.bits.push(AddrBits6::of(&net));
         Ok(())
     }
 
@@ -185,19 +214,28 @@ impl Ipv6Book {
     /// IPv4 port addresses are), a link-local one only on its own port.
     #[inline]
     pub fn get(&self, a: Ipv6Addr, port: PortId) -> Option<&OwnedAddr6> {
-        self.addrs.iter().find(|o| o.net.addr() == a && (!o.link_local || o.port == port))
+        let a = a.to_bits();
+        self.with_bits().find(|(o, b)| b.addr == a && (!o.link_local || o.port == port)).map(|(o, _)| o)
     }
 
     /// Our address `a` on `port` itself (neighbour discovery answers only there).
     #[inline]
     pub fn on_port(&self, a: Ipv6Addr, port: PortId) -> Option<&OwnedAddr6> {
-        self.addrs.iter().find(|o| o.net.addr() == a && o.port == port)
+        let a = a.to_bits();
+        self.with_bits().find(|(o, b)| b.addr == a && o.port == port).map(|(o, _)| o)
     }
 
     /// Whether `a` is one of our addresses on any port.
     #[inline]
     pub fn is_ours(&self, a: Ipv6Addr) -> bool {
-        self.addrs.iter().any(|o| o.net.addr() == a)
+        let a = a.to_bits();
+        self.bits.iter().any(|b| b.addr == a)
+    }
+
+    /// Each address with its integer form.
+    #[inline]
+    fn with_bits(&self) -> impl Iterator<Item = (&OwnedAddr6, &AddrBits6)> + '_ {
+        self.addrs.iter().zip(&self.bits)
     }
 
     /// Whether `group` is the solicited-node multicast address of one of our addresses on
@@ -220,18 +258,21 @@ impl Ipv6Book {
     /// Whether `a` is on `port`'s link: link-local, or inside one of the port's prefixes.
     #[inline]
     pub fn on_link(&self, a: Ipv6Addr, port: PortId) -> bool {
-        is_link_local(a) || self.addrs.iter().any(|o| o.port == port && !o.link_local && o.net.contains(&a))
+        let bits = a.to_bits();
+        is_link_local(a) || self.with_bits().any(|(o, b)| o.port == port && !o.link_local && b.contains(bits))
     }
 
     /// The source address for a packet rvs originates to on-link `dst` on `port` (a
     /// solicitation): the port's address whose prefix holds `dst`, or its link-local one
     /// (RFC 6724's rule 2, matching scope, made simple).
+    #[inline]
     pub fn source_for(&self, port: PortId, dst: Ipv6Addr) -> Option<Ipv6Addr> {
-        let on_port = || self.addrs.iter().filter(move |o| o.port == port);
+        let bits = dst.to_bits();
+        let on_port = || self.with_bits().filter(move |(o, _)| o.port == port);
         let global = (!is_link_local(dst))
-            .then(|| on_port().find(|o| !o.link_local && !o.local && o.net.contains(&dst)))
+            .then(|| on_port().find(|(o, b)| !o.link_local && !o.local && b.contains(bits)))
             .flatten();
-        global.or_else(|| on_port().find(|o| o.link_local)).map(|o| o.net.addr())
+        global.or_else(|| on_port().find(|(o, _)| o.link_local)).map(|(_, b)| Ipv6Addr::from_bits(b.addr))
     }
 }
 
@@ -650,6 +691,56 @@ mod tests {
         }
         for &e in Icmpv6Error::ALL {
             assert_eq!(DropReason::from(e).name(), e.drop_reason_name());
+        }
+    }
+
+    mod book_props {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            /// The book's integer forms answer as the prefixes themselves (`ipnet`) do:
+            /// ownership, on-link and the source chosen for a destination.
+            #[test]
+            fn integer_forms_agree_with_the_prefixes(
+                nets in proptest::collection::vec((any::<u128>(), 0u8..=128, 0u16..2), 1..5),
+                locals in proptest::collection::vec((any::<u128>(), 0u16..2), 0..3),
+                probes in proptest::collection::vec(any::<u128>(), 1..8),
+            ) {
+                let mut b = Ipv6Book::new();
+                let mut kept: Vec<(Ipv6Net, PortId, bool)> = Vec::new();
+                for (addr, len, port) in nets {
+                    let net = Ipv6Net::new(Ipv6Addr::from_bits(addr), len).unwrap();
+                    if b.insert(net, PortId(port), false).is_ok() {
+                        kept.push((net, PortId(port), false));
+                    }
+                }
+                for (addr, port) in locals {
+                    let l = Ipv6Addr::from_bits(addr);
+                    if b.insert_local(l, PortId(port)).is_ok() {
+                        kept.push((Ipv6Net::from(l), PortId(port), true));
+                    }
+                }
+                // Probes: random addresses, and every address and its prefix's neighbours.
+                let mut all: Vec<Ipv6Addr> = probes.into_iter().map(Ipv6Addr::from_bits).collect();
+                for (net, _, _) in &kept {
+                    all.push(net.addr());
+                    all.push(Ipv6Addr::from_bits(net.network().to_bits() | 1));
+                }
+                for x in all {
+                    prop_assert_eq!(b.is_ours(x), kept.iter().any(|(n, _, _)| n.addr() == x));
+                    for port in [PortId(0), PortId(1)] {
+                        let on = is_link_local(x) || kept.iter().any(|(n, p, _)| *p == port && n.contains(&x));
+                        prop_assert_eq!(b.on_link(x, port), on);
+                        let src = (!is_link_local(x))
+                            .then(|| kept.iter().find(|(n, p, l)| *p == port && !l && n.contains(&x)))
+                            .flatten()
+                            .map(|(n, _, _)| n.addr());
+                        prop_assert_eq!(b.source_for(port, x), src);
+                        prop_assert_eq!(b.on_port(x, port).map(|o| o.net), kept.iter().find(|(n, p, _)| n.addr() == x && *p == port).map(|(n, _, _)| *n));
+                    }
+                }
+            }
         }
     }
 }

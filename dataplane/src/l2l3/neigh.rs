@@ -208,15 +208,17 @@ pub enum NeighInfo {
 }
 
 /// Read access to resolved neighbours for code that is not generic over the packet
-/// buffer (the L4 engine fills its per-connection next hops through it).
-pub trait ResolvedNeighbours {
+/// buffer (the L4 engine fills its per-connection next hops through it). `A` is the
+/// address family's address: `Ipv4Addr` (ARP's table), or `Ipv6Addr` (neighbour
+/// discovery's).
+pub trait ResolvedNeighbours<A = Ipv4Addr> {
     /// The MAC of `ip` when resolved (static or reachable), as
     /// [`NeighbourTable::resolve`] would answer.
-    fn resolved(&self, ip: Ipv4Addr) -> Option<MacAddr>;
+    fn resolved(&self, ip: A) -> Option<MacAddr>;
 }
 
-impl<B> ResolvedNeighbours for NeighbourTable<B> {
-    fn resolved(&self, ip: Ipv4Addr) -> Option<MacAddr> {
+impl<B, A: Copy + Eq + Hash> ResolvedNeighbours<A> for NeighbourTable<B, A> {
+    fn resolved(&self, ip: A) -> Option<MacAddr> {
         self.lookup(ip)
     }
 }

@@ -41,8 +41,9 @@
 //!   service's `local_addrs6` serve its IPv6 servers (a service with Full-NAT servers
 //!   and no IPv6 local address drops new flows as `no_local_port`; the control plane
 //!   refuses such a configuration), allocated by [`LbEngine::alloc_local6`] from this
-//!   worker's share of the ports (no RSS preference: replies the NIC puts elsewhere are
-//!   redirected). The client's address and port ride to the server in the 20-byte IPv6
+//!   worker's share of the ports, preferring with the NIC's RSS spec (`LbConfig::rss6`)
+//!   a port whose reply the NIC hashes to this worker's queue, as IPv4's (without one,
+//!   replies the NIC puts elsewhere are redirected). The client's address and port ride to the server in the 20-byte IPv6
 //!   TOA on the SYN and on the first non-SYN client segment (`TOA_PENDING`, as IPv4),
 //!   the SYN-ACK's MSS is lowered by those 20 bytes, and a TOA that does not fit is
 //!   `toa_skipped` (as is one that would take the packet past the egress MTU). Hop limit
@@ -54,7 +55,12 @@
 //!   path, which looks here when its own table misses on a local address.
 //! * Next hops: servers must be on the link of a port with an IPv6 prefix that holds
 //!   them; NAT66 and Full-NAT clients are reached through the IPv6 routes
-//!   (`no_route` otherwise).
+//!   (`no_route` otherwise). As for IPv4, a connection caches the next hop towards its
+//!   server (port and MAC, `conn::CachedHop`, against the IPv6 neighbour table's
+//!   generation), so established client packets skip the route and neighbour lookups;
+//!   unlike IPv4 the cache is filled by the connection's second inbound packet, not its
+//!   first (`hop_to_server6`). Replies cache theirs too (`reply_hop`, the IPv6 entry's
+//!   room for a second hop, `hop_to_client6`), filled by the first reply.
 
 use std::net::Ipv6Addr;
 use std::sync::Arc;
@@ -64,18 +70,43 @@ use rvs_drivers::PacketBuf;
 use super::icmp6_engine::Icmp6Cause;
 use super::{pick_server, LbEngine, EXPIRE_BATCH};
 use crate::conn::{
-    client_owner6, lport_owner, Conn6, ConnFlags, ConnId, Direction, LocalPortAllocator, LocalPortAllocator6,
-    StateChange,
+    client_owner6, lport_owner, CachedHop, Conn6, ConnFlags, ConnId, Direction, LocalPortAllocator,
+    LocalPortAllocator6, StateChange,
 };
 use crate::l2l3::nd::{self, Ipv6Book};
 use crate::l2l3::route::RouteTable6;
-use crate::l2l3::Verdict;
+use crate::l2l3::{ResolvedNeighbours, Verdict};
 use crate::sched::{addr_key6, SchedInput};
 use crate::service::ServiceTable;
 use crate::stats::{DropReason, WorkerCounters};
 use crate::types::{ConnState, ForwardMode, L4Proto, PortId, TcpState};
 use crate::view6::L4View6;
+use crate::wire::MacAddr;
 use crate::xmit::{fullnat66, nat66, tunnel6, Endpoint6};
+
+/// What the IPv6 L4 path needs from its worker for one packet ([`LbEngine::handle_view6`]):
+/// the tables it only reads and the counters it bumps, as [`super::LbEnv`] for IPv4.
+#[derive(Clone, Copy)]
+pub struct LbEnv6<'a> {
+    /// The IPv6 routes (the next hop towards a client or server and its port).
+    pub routes: &'a RouteTable6,
+    /// The worker's counters.
+    pub counters: &'a WorkerCounters,
+    /// The worker's resolved IPv6 neighbours, to fill a connection's cached next hop.
+    pub neigh: &'a dyn ResolvedNeighbours<Ipv6Addr>,
+    /// The IPv6 neighbour table's generation now (`NeighbourTable::generation`): a
+    /// connection's cached next hop taken at another generation is not used.
+    pub neigh_generation: u32,
+}
+
+impl std::fmt::Debug for LbEnv6<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LbEnv6")
+            .field("routes", &self.routes)
+            .field("neigh_generation", &self.neigh_generation)
+            .finish_non_exhaustive()
+    }
+}
 
 /// Offset of the inner packet's hop limit in a frame after `tunnel6::encap`.
 const INNER_HOP_LIMIT_AT: usize = crate::view::L3_OFFSET + tunnel6::OUTER_HEADER_LEN + 7;
@@ -125,22 +156,21 @@ impl LbEngine {
     /// Handles an IPv6 TCP or UDP frame parsed into `view` (from this very `buf`) that
     /// arrived on `in_port` and is not to one of the ports' own addresses: to a VIP
     /// (client → service), to an IPv6 local address (a Full-NAT reply), or else, if
-    /// anything, a NAT66 reply (server → client). `routes` is the worker's IPv6 route
-    /// table (the next hop and its port). May rewrite `buf`.
+    /// anything, a NAT66 reply (server → client). `env` holds the worker's IPv6 routes
+    /// and neighbours (the next hop, its port and MAC). May rewrite `buf`.
     #[inline(never)]
     pub fn handle_view6<B: PacketBuf>(
         &mut self,
         buf: &mut B,
         view: &L4View6,
         in_port: PortId,
-        routes: &RouteTable6,
-        counters: &WorkerCounters,
+        env: &LbEnv6<'_>,
         now: u64,
     ) -> Verdict {
         if self.snap.has_vip6(view.dst) {
-            self.inbound6(buf, view, in_port, routes, counters, now)
+            self.inbound6(buf, view, in_port, env, now)
         } else {
-            self.reply6(buf, view, in_port, routes, counters, now)
+            self.reply6(buf, view, in_port, env, now)
         }
     }
 
@@ -149,10 +179,10 @@ impl LbEngine {
         buf: &mut B,
         view: &L4View6,
         in_port: PortId,
-        routes: &RouteTable6,
-        counters: &WorkerCounters,
+        env: &LbEnv6<'_>,
         now: u64,
     ) -> Verdict {
+        let (routes, counters) = (env.routes, env.counters);
         let owner = client_owner6(view.src, view.sport, self.workers);
         if owner != self.worker {
             return Verdict::Redirect { worker: owner };
@@ -203,12 +233,20 @@ impl LbEngine {
             return self.nat64_inbound(buf, view, id, &c, ends, in_port, routes, counters, now);
         }
         // The control plane keeps IPv6 servers on a port's prefix: the next hop is the server.
-        let Some((port, next_hop)) = nd::next_hop(routes, c.server, in_port) else {
+        // A connection's first packet takes the worker's neighbour path (`Route6`); its
+        // next ones fill and use the cached hop, so that a SYN flood (no SYN proxy on
+        // IPv6) does not pay for filling hops of connections that never get a second packet.
+        let hop = if fresh {
+            nd::next_hop(routes, c.server, in_port).map(|(port, next_hop)| (port, Verdict::Route6 { port, next_hop }))
+        } else {
+            self.hop_to_server6(id, &c, in_port, env)
+        };
+        let Some((port, to_server)) = hop else {
             return Verdict::Drop(DropReason::NoRoute);
         };
         match c.forward {
             // Only the MACs change: the neighbour layer writes them, for the server.
-            ForwardMode::Dr => Verdict::Route6 { port, next_hop },
+            ForwardMode::Dr => to_server,
             ForwardMode::Nat => {
                 if view.hop_limit <= 1 {
                     return self.icmp6_error(buf, Icmp6Cause::HopLimit, true, view.dst, in_port, routes, counters, now);
@@ -226,7 +264,7 @@ impl LbEngine {
                     );
                 }
                 nat66::inbound(buf.data_mut(), view.layout(), c.server, c.sport);
-                Verdict::Route6 { port, next_hop }
+                to_server
             }
             ForwardMode::Tunnel => {
                 if view.hop_limit <= 1 {
@@ -237,7 +275,7 @@ impl LbEngine {
                     return Verdict::Drop(DropReason::NoRoute);
                 };
                 match self.tunnel6(buf, view, &c, src, port) {
-                    Ok(()) => Verdict::Route6 { port, next_hop },
+                    Ok(()) => to_server,
                     Err(tunnel6::Tunnel6Error::TooBig { mtu }) => {
                         let cause = Icmp6Cause::TunnelTooBig(mtu);
                         self.icmp6_error(buf, cause, true, view.dst, in_port, routes, counters, now)
@@ -267,9 +305,52 @@ impl LbEngine {
                         c.flags.remove(ConnFlags::TOA_PENDING);
                     }
                 }
-                Verdict::Route6 { port, next_hop }
+                to_server
             }
         }
+    }
+
+    /// The egress port and verdict for an inbound packet of IPv6 connection `id` (`c` is
+    /// its copy), as IPv4's `hop_to_server`: the connection's cached next hop while the
+    /// IPv6 neighbour table is at the generation it was taken at (no route or neighbour
+    /// lookup: [`Verdict::Forward`]), else the route and neighbour lookups, caching a
+    /// resolved MAC. `None`: no route to the server.
+    ///
+    /// The same rules make the copy safe: the IPv6 routes are fixed for a worker's life
+    /// and any neighbour change moves the generation. A link-local server is never
+    /// cached (its port is the packet's arrival port, `nd::next_hop`), and NAT64
+    /// connections (IPv4 servers) never come here.
+    #[inline]
+    fn hop_to_server6(
+        &mut self,
+        id: ConnId,
+        c: &Conn6,
+        in_port: PortId,
+        env: &LbEnv6<'_>,
+    ) -> Option<(PortId, Verdict)> {
+        if c.hop.generation == env.neigh_generation {
+            let port = c.hop.port;
+            return Some((port, Verdict::Forward { port, mac: MacAddr(c.hop.mac) }));
+        }
+        self.resolve_hop6(id, c.server, in_port, env)
+    }
+
+    /// [`Self::hop_to_server6`] without a valid cached hop.
+    #[inline(never)]
+    fn resolve_hop6(
+        &mut self,
+        id: ConnId,
+        server: Ipv6Addr,
+        in_port: PortId,
+        env: &LbEnv6<'_>,
+    ) -> Option<(PortId, Verdict)> {
+        let (port, verdict, hop) = resolve6(server, in_port, env)?;
+        if let Some(hop) = hop {
+            if let Some(e) = self.conns6.get_mut(id) {
+                e.hop = hop;
+            }
+        }
+        Some((port, verdict))
     }
 
     /// Puts `view`'s packet (of connection `c`, hop limit above 1) inside an outer IPv6
@@ -298,10 +379,10 @@ impl LbEngine {
         buf: &mut B,
         view: &L4View6,
         in_port: PortId,
-        routes: &RouteTable6,
-        counters: &WorkerCounters,
+        env: &LbEnv6<'_>,
         now: u64,
     ) -> Verdict {
+        let (routes, counters) = (env.routes, env.counters);
         let to_local = self.is_local6(view.dst);
         let (owner, miss) = if to_local {
             (lport_owner(view.dport, self.workers), DropReason::ReplyNoConn)
@@ -329,7 +410,7 @@ impl LbEngine {
             Err(reason) => return Verdict::Drop(reason),
         }
         let Some(&c) = self.conns6.get(id) else { return Verdict::Drop(DropReason::Ip6NotForUs) };
-        let Some((port, next_hop)) = nd::next_hop(routes, c.client, in_port) else {
+        let Some((port, to_client)) = self.hop_to_client6(id, &c, in_port, env) else {
             return Verdict::Drop(DropReason::NoRoute);
         };
         if let Some(mtu) = self.over_mtu6(port, view.ip_len()) {
@@ -344,7 +425,34 @@ impl LbEngine {
             }
             _ => nat66::reply(buf.data_mut(), view.layout(), c.vip, c.vport),
         }
-        Verdict::Route6 { port, next_hop }
+        to_client
+    }
+
+    /// The egress port and verdict for a reply of IPv6 connection `id` (`c` is its copy):
+    /// the connection's cached next hop towards the client (`reply_hop`, the IPv6 entry's
+    /// second [`CachedHop`]) while the neighbour table is at its generation, else the
+    /// route (the clients' gateway, mostly) and neighbour lookups, caching a resolved MAC.
+    /// The rules of [`Self::hop_to_server6`]; filled by the first reply (a SYN flood
+    /// brings none). `None`: no route to the client.
+    #[inline]
+    fn hop_to_client6(
+        &mut self,
+        id: ConnId,
+        c: &Conn6,
+        in_port: PortId,
+        env: &LbEnv6<'_>,
+    ) -> Option<(PortId, Verdict)> {
+        if c.reply_hop.generation == env.neigh_generation {
+            let port = c.reply_hop.port;
+            return Some((port, Verdict::Forward { port, mac: MacAddr(c.reply_hop.mac) }));
+        }
+        let (port, verdict, hop) = resolve6(c.client, in_port, env)?;
+        if let Some(hop) = hop {
+            if let Some(e) = self.conns6.get_mut(id) {
+                e.reply_hop = hop;
+            }
+        }
+        Some((port, verdict))
     }
 
     /// Schedules and records a new IPv6 connection for `view` on service `svc_idx`.
@@ -375,7 +483,11 @@ impl LbEngine {
         // An IPv4 server on an IPv6 service is NAT64 through Full-NAT (`nat64_engine`):
         // its addresses are kept IPv4-mapped, its local port comes from the IPv4 ports.
         let (server_addr, (local, lport)) = match (server.addr, server.forward) {
-            (std::net::IpAddr::V6(a), _) => (a, self.alloc_local6(&svc.local_addrs6, server.forward, view)?),
+            (std::net::IpAddr::V6(a), ForwardMode::FullNat) => {
+                (a, self.alloc_local6(&svc.local_addrs6, a, server.port, counters)?)
+            }
+            // Other modes keep the client's address and port towards the server.
+            (std::net::IpAddr::V6(a), _) => (a, (view.src, view.sport)),
             (std::net::IpAddr::V4(a), ForwardMode::FullNat) => {
                 (a.to_ipv6_mapped(), self.alloc_local64(&svc.local_addrs, a, server.port)?)
             }
@@ -407,20 +519,25 @@ impl LbEngine {
         Ok(id)
     }
 
-    /// The source a new IPv6 connection of `view` uses towards a server reached with
-    /// `forward`: for Full-NAT a free local address and port of this worker's from
-    /// `locals` (the service's IPv6 local addresses; `no_local_port` when none is left),
-    /// otherwise the client's own address and port.
+    /// The source of a new IPv6 Full-NAT connection towards `server:sport`: a free local
+    /// address and port of this worker's from `locals` (the service's IPv6 local
+    /// addresses; `no_local_port` when none is left), with the NIC's RSS spec one whose
+    /// reply hashes to this worker's queue (a miss counts in `lport_rss_misses`).
+    /// Out of line: DR, NAT66 and tunnel connections never call it.
+    #[inline(never)]
     fn alloc_local6(
         &mut self,
         locals: &[Ipv6Addr],
-        forward: ForwardMode,
-        view: &L4View6,
+        server: Ipv6Addr,
+        sport: u16,
+        counters: &WorkerCounters,
     ) -> Result<(Ipv6Addr, u16), DropReason> {
-        if forward != ForwardMode::FullNat {
-            return Ok((view.src, view.sport));
+        let misses = self.lports6.rss_misses();
+        let got = self.lports6.alloc(locals, server, sport, self.rss6.as_ref()).ok_or(DropReason::NoLocalPort)?;
+        if self.lports6.rss_misses() != misses {
+            counters.lport_rss_misses.inc();
         }
-        self.lports6.alloc(locals).ok_or(DropReason::NoLocalPort)
+        Ok(got)
     }
 
     /// A client SYN on IPv6 connection `id`'s tuple: when the connection is finished
@@ -486,6 +603,21 @@ impl LbEngine {
         let (worker, snap, lports6, lports) = (self.worker, &self.snap, &mut self.lports6, &mut self.lports);
         self.conns6.expire_at_most(now, EXPIRE_BATCH, |c| conn6_closed(worker, snap, lports6, lports, c))
     }
+}
+
+/// The route and neighbour lookups for a packet to `dst` that came in on `in_port`: its
+/// egress port, its verdict ([`Verdict::Forward`] when the neighbour is resolved, else
+/// [`Verdict::Route6`]: the worker parks the packet and solicits, a later packet caches
+/// the answer) and the hop to cache, if any (none for a link-local `dst`, whose port is
+/// the arrival port, or an unresolved neighbour). `None`: no route.
+#[inline(never)]
+fn resolve6(dst: Ipv6Addr, in_port: PortId, env: &LbEnv6<'_>) -> Option<(PortId, Verdict, Option<CachedHop>)> {
+    let (port, next_hop) = nd::next_hop(env.routes, dst, in_port)?;
+    let Some(mac) = env.neigh.resolved(next_hop) else {
+        return Some((port, Verdict::Route6 { port, next_hop }, None));
+    };
+    let hop = (!nd::is_link_local(dst)).then_some(CachedHop { mac: mac.0, port, generation: env.neigh_generation });
+    Some((port, Verdict::Forward { port, mac }, hop))
 }
 
 /// What an IPv6 connection leaving the table gives back: its Full-NAT local port (to the

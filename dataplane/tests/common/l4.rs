@@ -165,6 +165,7 @@ pub fn lb_workers(shared: &SharedServices, n: usize, opts: &LbOpts) -> Vec<MemWo
                 timeouts: Timeouts::default(),
                 port_mtu: opts.port_mtu.clone(),
                 rss: opts.rss.as_ref().map(|r| r.for_queue(i)),
+                rss6: None,
                 local_addrs: vec![LOCAL_IP, LOCAL_IP2],
                 local_addrs6: Vec::new(),
                 cookie_secret: rvs_dataplane::synproxy::cookie::CookieSecret::from_bytes([7; 32]),

@@ -83,7 +83,9 @@ pub fn workers6(
                 conn_pages: Default::default(),
                 timeouts: Timeouts::default(),
                 port_mtu: opts.port_mtu.clone(),
-                rss: None,
+                // One spec for both families' local ports (the NIC's, as in `rss_redirect`).
+                rss: opts.rss.as_ref().map(|r| r.for_queue(i)),
+                rss6: opts.rss.as_ref().map(|r| r.for_queue(i)),
                 // The ports' IPv4 local addresses (`lb_worker_config`), for NAT64.
                 local_addrs: vec![LOCAL_IP, LOCAL_IP2],
                 local_addrs6: local6.to_vec(),

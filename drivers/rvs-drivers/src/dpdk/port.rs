@@ -74,6 +74,10 @@ pub struct RssConf {
 const RSS_NONFRAG_IPV4_TCP: u64 = 1 << 4;
 /// `RTE_ETH_RSS_NONFRAG_IPV4_UDP` (bit 5).
 const RSS_NONFRAG_IPV4_UDP: u64 = 1 << 5;
+/// `RTE_ETH_RSS_NONFRAG_IPV6_TCP` (bit 10).
+const RSS_NONFRAG_IPV6_TCP: u64 = 1 << 10;
+/// `RTE_ETH_RSS_NONFRAG_IPV6_UDP` (bit 11).
+const RSS_NONFRAG_IPV6_UDP: u64 = 1 << 11;
 /// The modifiers that shorten the hash input: `RTE_ETH_RSS_L3_PRE96` (bit 52) up to
 /// `RTE_ETH_RSS_L3_SRC_ONLY` (bit 63), `L4_*_ONLY` among them.
 const RSS_INPUT_MODIFIERS: u64 = 0xfff0_0000_0000_0000;
@@ -85,6 +89,17 @@ impl RssConf {
     /// of it (`L3_SRC_ONLY`, `L4_DST_ONLY`, address prefixes, ...).
     pub fn hashes_ipv4_4tuple(&self) -> bool {
         let both = RSS_NONFRAG_IPV4_TCP | RSS_NONFRAG_IPV4_UDP;
+        self.hash_functions & both == both && self.hash_functions & RSS_INPUT_MODIFIERS == 0
+    }
+
+    /// The same for IPv6: TCP and UDP over IPv6 hashed on source address, destination
+    /// address, source port and destination port (36 bytes, Microsoft RSS's IPv6 4-tuple;
+    /// `NONFRAG_IPV6_TCP` and `_UDP` on, no input modifier). The port asks for them with
+    /// `RTE_ETH_RSS_TCP | RTE_ETH_RSS_UDP` when the device offers them. The `_EX` types
+    /// (bits 16 and 17, also asked for) hash the same input for packets without the
+    /// extension headers they look into, which Full-NAT replies do not carry.
+    pub fn hashes_ipv6_4tuple(&self) -> bool {
+        let both = RSS_NONFRAG_IPV6_TCP | RSS_NONFRAG_IPV6_UDP;
         self.hash_functions & both == both && self.hash_functions & RSS_INPUT_MODIFIERS == 0
     }
 }

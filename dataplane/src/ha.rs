@@ -21,6 +21,12 @@
 //!   `HaRoles` on no port's subnet and not a VIP is ignored by the workers. A floating
 //!   address that a later service table names as a VIP becomes that VIP. So the control
 //!   plane passes every address of every instance in `HaRoles`, and nothing else.
+//! * **IPv6 floating addresses.** An IPv6 address of [`HaRoles`] that is not a port's IPv6
+//!   address or IPv6 Full-NAT local address and lies in a port's IPv6 prefix (a NAT66
+//!   gateway on the back network) is answered on that port while master: neighbour
+//!   solicitations (also through its solicited-node group) and ICMPv6 echo; TCP/UDP to it
+//!   is `ip6_no_service`; while backup all of it is `ha_backup`. An IPv6 VIP of the
+//!   service table wins over a floating address, as for IPv4.
 //! * **Not gated.** Packets not addressed to one of our addresses, e.g. NAT replies from
 //!   real servers (addressed to the client, sent to the MAC the floating gateway resolved
 //!   to), are forwarded by whichever node receives them, master or not; a backup that
@@ -33,8 +39,14 @@
 //!   neither martian nor ours: our own advert looped back is dropped); the peer's adverts
 //!   come from its own address and pass. Counted `ha_rx` (and `rx_consumed`); a full ring
 //!   is `ha_ring_full`, a packet longer than a ring buffer `ha_too_long`. Other multicast
-//!   stays `eth_not_for_us`. The control plane reads every worker's ring ([`HaEnd::recv`])
-//!   and judges the packet itself (version, VRID, TTL, checksum).
+//!   stays `eth_not_for_us`. Likewise an IPv6 packet whose next header is 112 (no
+//!   extension header) to ff02::12 sent to Ethernet 33:33:00:00:00:12 (VRRP over IPv6, an
+//!   instance whose addresses are all IPv6), after the Ethernet source check, the IPv6
+//!   header's (`ip6_*`) and a source that is neither multicast, loopback, unspecified nor
+//!   one of ours (`ip6_bad_source`: our own advert looped back): the IPv6 packet, cut at
+//!   its payload length, is punted the same way. The control plane reads every worker's
+//!   ring ([`HaEnd::recv`]), tells the families apart by the IP version, and judges the
+//!   packet itself (version, VRID, TTL or hop limit, checksum).
 //! * **Frames out.** The control plane queues complete Ethernet frames (adverts, gratuitous
 //!   ARP), each tagged with the port to send it from ([`HaEnd::send_frame`]); worker 0 sends
 //!   them unchanged ([`HaLink::take_frame`]), at most [`FRAMES_PER_POLL`] per poll, copied
@@ -44,14 +56,14 @@
 //! * No allocation on the data path: the rings' buffers are allocated by [`ha_links`] and
 //!   circulate (see [`crate::punt`]).
 //!
-//! Addresses are [`IpAddr`]: an instance's IPv6 addresses are IPv6 VIPs and IPv6 Full-NAT
-//! local addresses, gated like IPv4 ones (a backup neither answers neighbour discovery for
+//! Addresses are [`IpAddr`]: an instance's IPv6 addresses are IPv6 VIPs, IPv6 Full-NAT
+//! local addresses and IPv6 floating addresses, gated like IPv4 ones (a backup neither answers neighbour discovery for
 //! them nor forwards their traffic or the replies to a local address, `ha_backup`, and
 //! announces them neither at start nor when added live; the control plane sends their
 //! unsolicited neighbour advertisements on takeover).
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -67,6 +79,12 @@ pub const VRRP_GROUP_V4: Ipv4Addr = Ipv4Addr::new(224, 0, 0, 18);
 
 /// The Ethernet multicast address of [`VRRP_GROUP_V4`] (RFC 1112's mapping).
 pub const VRRP_MAC_V4: MacAddr = MacAddr([0x01, 0x00, 0x5e, 0x00, 0x00, 0x12]);
+
+/// The IPv6 multicast group VRRP adverts are sent to (RFC 5798 §5.1.2.2: ff02::12).
+pub const VRRP_GROUP_V6: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 0x12);
+
+/// The Ethernet multicast address of [`VRRP_GROUP_V6`] (RFC 2464 §7's mapping).
+pub const VRRP_MAC_V6: MacAddr = MacAddr([0x33, 0x33, 0x00, 0x00, 0x00, 0x12]);
 
 /// Frames of the control plane worker 0 sends per poll at most.
 pub const FRAMES_PER_POLL: usize = 32;

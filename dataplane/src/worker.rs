@@ -75,7 +75,11 @@
 //!   as any (so our own advert looped back is `eth_bad_source` or `ip_bad_source`); an IPv4
 //!   packet of protocol 112 to 224.0.0.18 is then copied, Ethernet header and padding cut,
 //!   to this worker's HA ring tagged with the port ([`HaLink::punt`]; `ha_rx`,
-//!   `rx_consumed`; `ha_ring_full`, `ha_too_long`), anything else is `eth_not_for_us`. The
+//!   `rx_consumed`; `ha_ring_full`, `ha_too_long`), anything else is `eth_not_for_us`; a
+//!   frame to 33:33:00:00:00:12 likewise, out of line, as VRRP over IPv6: an IPv6 packet
+//!   of next header 112 to ff02::12 from a source not ours (`handle_vrrp6`). IPv6
+//!   floating addresses (a NAT66 gateway on a port's IPv6 prefix) are answered for
+//!   neighbour solicitations and echo on their port while master only (`ha_backup`). The
 //!   VRRP contents are the control plane's to judge. Worker 0 sends up to
 //!   [`FRAMES_PER_POLL`] of the control plane's frames per poll ([`HaLink::take_frame`])
 //!   unchanged out of their port (`ha_tx`, `local_originated`; `ha_bad_port`,
@@ -137,7 +141,9 @@ use crate::control::{ConnListing, ControlLink, WorkerRequest, REQUESTS_PER_POLL}
 use crate::exception::{
     arp_to_kernel, classify_own, classify_own6, ExceptionPort, OwnAddress, KERNEL_POLL_INTERVAL_NS,
 };
-use crate::ha::{HaGroup, HaLink, HaRoles, FRAMES_PER_POLL, IPPROTO_VRRP, VRRP_GROUP_V4, VRRP_MAC_V4};
+use crate::ha::{
+    HaGroup, HaLink, HaRoles, FRAMES_PER_POLL, IPPROTO_VRRP, VRRP_GROUP_V4, VRRP_GROUP_V6, VRRP_MAC_V4, VRRP_MAC_V6,
+};
 use crate::idle::{IdlePolicy, Idler};
 use crate::l2l3::arp::{self, ARP_FRAME_LEN};
 use crate::l2l3::icmp;
@@ -748,10 +754,13 @@ pub struct Worker<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> {
     roles: Option<Arc<HaRoles>>,
     /// Floating addresses of the VRRP instances and the port each is answered on.
     floating: Vec<(Ipv4Addr, PortId)>,
-    /// The IPv6 addresses of the VRRP roles (IPv6 VIPs and Full-NAT local addresses) with
-    /// their group, looked up when an IPv6 packet or neighbour message is for one of them
-    /// (a handful: a scan).
+    /// The IPv6 addresses of the VRRP roles (IPv6 VIPs, Full-NAT local and floating
+    /// addresses) with their group, looked up when an IPv6 packet or neighbour message is
+    /// for one of them (a handful: a scan).
     ha6: Vec<(Ipv6Addr, HaGroup)>,
+    /// The IPv6 floating addresses of the VRRP roles (neither a port's IPv6 address nor a
+    /// Full-NAT local one, inside a port's IPv6 prefix) and the port each is answered on.
+    floating6: Vec<(Ipv6Addr, PortId)>,
     /// The IPv6 VIPs worker 0 last announced, so that one added live is announced.
     vips6_announced: Vec<Ipv6Addr>,
     /// The connection sync link while the worker has no L4 engine to hand it to
@@ -842,6 +851,7 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
             roles: None,
             floating: Vec::new(),
             ha6: Vec::new(),
+            floating6: Vec::new(),
             vips6_announced: Vec::new(),
             conn_sync: None,
             exception: Vec::new(),
@@ -913,8 +923,13 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
     ///   ([`AddrKind::Floating`]) on that port: answered for ARP and ICMP echo while master
     ///   only. An address of `roles` on no port's subnet and not a VIP is ignored (there is
     ///   no port to answer it on);
-    /// * VRRP adverts (protocol 112 to 224.0.0.18, Ethernet 01:00:5e:00:00:12) are copied
-    ///   to the control plane, tagged with their port (`ha_rx`);
+    /// * likewise every IPv6 address of `roles` that is neither a port's IPv6 address nor an
+    ///   IPv6 Full-NAT local address and lies in a port's IPv6 prefix (a NAT66 gateway):
+    ///   neighbour solicitations for it on that port and ICMPv6 echo to it are answered
+    ///   while master only (an IPv6 VIP of the service table is a VIP, not floating);
+    /// * VRRP adverts (protocol 112 to 224.0.0.18, Ethernet 01:00:5e:00:00:12, or next
+    ///   header 112 to ff02::12, Ethernet 33:33:00:00:00:12) are copied to the control
+    ///   plane, tagged with their port (`ha_rx`);
     /// * worker 0 sends the control plane's frames ([`crate::ha::HaEnd::send_frame`])
     ///   unchanged (`ha_tx`).
     pub fn with_ha(mut self, link: HaLink, roles: Arc<HaRoles>) -> Self {
@@ -936,6 +951,18 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
                 IpAddr::V4(_) => None,
             })
             .collect();
+        let book6 = &self.addrs6;
+        let mut floating6: Vec<(Ipv6Addr, PortId)> = self
+            .ha6
+            .iter()
+            .map(|&(ip, _)| ip)
+            .filter(|&ip| !book6.is_ours(ip) && !nd::is_link_local(ip))
+            .filter_map(|ip| {
+                book6.iter().find(|o| !o.link_local && !o.local && o.net.contains(&ip)).map(|o| (ip, o.port))
+            })
+            .collect();
+        floating6.sort_unstable();
+        self.floating6 = floating6;
         self.ha = Some(link);
         self.roles = Some(roles);
         self.addrs = self.build_book(&self.vips);
@@ -1533,10 +1560,16 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
             if dst == VRRP_MAC_V4 && self.ha.is_some() {
                 return self.handle_vrrp(port, port_mac, frame, offload);
             }
-            if dst.0[..2] == [0x33, 0x33]
-                && (self.addrs6.accepts_multicast_mac(dst, port) || self.vip6_group_mac(dst, port))
-            {
-                return self.ipv6_rx(port, port_mac, buf, true, now);
+            if dst.0[..2] == [0x33, 0x33] {
+                if dst == VRRP_MAC_V6 && self.ha.is_some() {
+                    return self.handle_vrrp6(port, port_mac, frame);
+                }
+                if self.addrs6.accepts_multicast_mac(dst, port)
+                    || self.vip6_group_mac(dst, port)
+                    || self.floating6_group_mac(dst, port)
+                {
+                    return self.ipv6_rx(port, port_mac, buf, true, now);
+                }
             }
             return Verdict::Drop(DropReason::EthNotForUs);
         }
@@ -1631,7 +1664,10 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
         // `own`: the port whose own address (not a Full-NAT local one) `dst` is.
         let (for_us, to_local, own) = if multicast {
             let group = multicast_mac(dst) == eth_dst
-                && (dst == ALL_NODES || self.addrs6.is_solicited_group(dst, port) || self.vip6_solicited(dst, port));
+                && (dst == ALL_NODES
+                    || self.addrs6.is_solicited_group(dst, port)
+                    || self.vip6_solicited(dst, port)
+                    || self.floating6.iter().any(|&(f, p)| p == port && solicited_node(f) == dst));
             (group, false, None)
         } else {
             let o = self.addrs6.get(dst, port);
@@ -1640,12 +1676,15 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
         // An IPv6 VIP: neighbour discovery and echo for it go the way of our own
         // addresses', TCP and UDP to the IPv6 L4 path.
         let to_vip = !for_us && !multicast && self.lb.as_ref().is_some_and(|lb| lb.is_vip6(dst));
-        // A VIP or Full-NAT local address whose VRRP instance is backup here: nothing is
-        // answered or forwarded.
-        if (to_vip || to_local) && self.vip6_backup(dst) {
+        // A floating address of a VRRP instance (a NAT66 gateway): neighbour discovery and
+        // echo only.
+        let to_floating = !for_us && !to_vip && !multicast && self.floating6.iter().any(|&(f, _)| f == dst);
+        // A VIP, Full-NAT local or floating address whose VRRP instance is backup here:
+        // nothing is answered or forwarded.
+        if (to_vip || to_local || to_floating) && self.vip6_backup(dst) {
             return Drop(DropReason::HaBackup);
         }
-        if !for_us && !to_vip {
+        if !for_us && !to_vip && !to_floating {
             // A NAT66 reply, if anything: the IPv6 L4 path, when there are IPv6 services.
             if !multicast && self.lb.as_ref().is_some_and(LbEngine::has_ipv6_services) {
                 return self.l4_rx6(port, buf, None, now);
@@ -1739,7 +1778,7 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
             return Verdict::Drop(DropReason::HaBackup);
         }
         let vips: &[Ipv6Addr] = self.lb.as_ref().map_or(&[], |lb| lb.services().vips6());
-        let out = nd::nd_input_with_vips(nd, port, &self.addrs6, vips);
+        let out = nd::nd_input_with(nd, port, &self.addrs6, vips, &self.floating6);
         if let Some(l) = out.learn {
             self.learn6(l.ip, l.mac, port, now, l.create, true);
         }
@@ -1844,6 +1883,12 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
         lb.services().vips6().iter().any(|&v| self.addrs6.on_link(v, port) && multicast_mac(solicited_node(v)) == mac)
     }
 
+    /// Whether `mac` is the solicited-node multicast MAC of an IPv6 floating address
+    /// answered on `port`.
+    fn floating6_group_mac(&self, mac: MacAddr, port: PortId) -> bool {
+        self.floating6.iter().any(|&(f, p)| p == port && multicast_mac(solicited_node(f)) == mac)
+    }
+
     /// Whether `group` is the solicited-node group of an IPv6 VIP on `port`'s link.
     fn vip6_solicited(&self, group: Ipv6Addr, port: PortId) -> bool {
         let Some(lb) = &self.lb else { return false };
@@ -1927,6 +1972,48 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
         }
         // `new_checked` bounds the total length by the buffer.
         let packet = eth.payload().get(..usize::from(ip.total_len())).unwrap_or_default();
+        self.punt_vrrp(link, port, packet)
+    }
+
+    /// A frame to VRRP's IPv6 multicast MAC on a worker with an HA link (VRRP over IPv6,
+    /// RFC 5798 §5.1.2): the Ethernet source check of any frame, the IPv6 header's
+    /// (`ip6_*`), a source neither multicast, loopback, unspecified nor ours
+    /// (`ip6_bad_source`: our own advert looped back), then an IPv6 packet whose next header
+    /// is 112 (no extension header) to ff02::12 is copied to the control plane's ring, cut
+    /// at its payload length; anything else is multicast not for us. Out of line: IPv4
+    /// never comes here.
+    #[inline(never)]
+    fn handle_vrrp6(&self, port: PortId, port_mac: MacAddr, frame: &[u8]) -> Verdict {
+        let Some(link) = &self.ha else { return Verdict::Drop(DropReason::EthNotForUs) };
+        let Ok(eth) = EthernetFrame::new_checked(frame) else {
+            return Verdict::Drop(DropReason::EthTruncated);
+        };
+        let src = eth.src();
+        if src.is_multicast() || src == port_mac {
+            return Verdict::Drop(DropReason::EthBadSource);
+        }
+        if eth.ethertype() != ETHERTYPE_IPV6 {
+            return Verdict::Drop(DropReason::EthNotForUs);
+        }
+        let ip = match Ipv6Packet::new_checked(eth.payload()) {
+            Ok(ip) => ip,
+            Err(e) => return Verdict::Drop(e.into()),
+        };
+        let src = ip.src_addr();
+        if nd::is_bad_source(src) || src.is_unspecified() || self.addrs6.is_ours(src) {
+            return Verdict::Drop(DropReason::Ip6BadSource);
+        }
+        if ip.next_header() != IPPROTO_VRRP || ip.dst_addr() != VRRP_GROUP_V6 {
+            return Verdict::Drop(DropReason::EthNotForUs);
+        }
+        // `new_checked` bounds the payload length by the buffer.
+        let end = Ipv6Packet::<&[u8]>::HEADER_LEN + usize::from(ip.payload_len());
+        let packet = eth.payload().get(..end).unwrap_or_default();
+        self.punt_vrrp(link, port, packet)
+    }
+
+    /// Copies a VRRP packet (either family) to the control plane's ring (`ha_rx`).
+    fn punt_vrrp(&self, link: &HaLink, port: PortId, packet: &[u8]) -> Verdict {
         match link.punt(port, packet) {
             Ok(()) => {
                 self.tx.counters.ha_rx.inc();

@@ -14,7 +14,10 @@
 //! VRRP roles: an IPv6 VIP of a backup instance gets no neighbour advertisement (solicited,
 //! at start, or when added live) and its traffic is not forwarded (`ha_backup`); as master
 //! it is answered, forwarded and announced. An IPv6 Full-NAT local address in an instance
-//! likewise: not answered, announced or taking replies while backup.
+//! likewise: not answered, announced or taking replies while backup. An IPv6 floating
+//! address (a NAT66 gateway on the back prefix) gets neighbour advertisements and echo
+//! replies on its port only while master. VRRP over IPv6 (next header 112 to ff02::12 at
+//! 33:33:00:00:00:12) is punted to the control plane with its port.
 //!
 //! Packets are built here byte by byte (`common::ip6`), independently of
 //! `rvs_dataplane::wire`.
@@ -31,7 +34,7 @@ use common::workers6::{neighbour6, server6};
 use common::*;
 use rvs_dataplane::conn::{lport_owner, ConnFlags, TICK_NS};
 use rvs_dataplane::control::ConnFilter;
-use rvs_dataplane::ha::{ha_links, HaGroup, HaRoles};
+use rvs_dataplane::ha::{ha_links, HaEnd, HaGroup, HaRoles};
 use rvs_dataplane::sched::{SchedParams, SchedShared};
 use rvs_dataplane::server::{RealServer, ServerStats};
 use rvs_dataplane::service::{Service, ServiceTable, SharedServices};
@@ -125,7 +128,8 @@ fn service_list(workers: usize) -> Vec<Service> {
 /// `n` workers with IPv6 addresses on both ports ([`LOCAL6`] as IPv6 Full-NAT local
 /// address on the back one) and sync links, the client and both servers learned.
 fn workers6(shared: &SharedServices, n: usize, capacity: usize, o: SyncOptions) -> (Vec<MemWorker>, SyncEnd) {
-    workers6_ha(shared, n, capacity, o, None)
+    let (ws, end, _) = workers6_ha(shared, n, capacity, o, None);
+    (ws, end)
 }
 
 /// [`workers6`] under VRRP `roles`, if given.
@@ -135,11 +139,12 @@ fn workers6_ha(
     capacity: usize,
     o: SyncOptions,
     roles: Option<Arc<HaRoles>>,
-) -> (Vec<MemWorker>, SyncEnd) {
+) -> (Vec<MemWorker>, SyncEnd, HaEnd) {
     let opts = LbOpts { conn_capacity: capacity, ..LbOpts::default() };
     let (links, end) = sync_links(n, 256);
     let mut links = links.into_iter();
-    let mut has = ha_links(n, 16).0.into_iter();
+    let (has, ha_end) = ha_links(n, 16);
+    let mut has = has.into_iter();
     let mut learn = vec![neighbour6(CLIENT6, CLIENT_MAC, FRONT)];
     learn.extend(RS6.iter().zip(RS6_MAC).map(|(s, mac)| neighbour6(s, mac, BACK)));
     let ws = common::workers6::workers6(shared, n, &opts, &[a(LOCAL6)], &learn, |_, w| {
@@ -149,7 +154,7 @@ fn workers6_ha(
         };
         w.with_sync(links.next().expect("one sync link per worker"), o)
     });
-    (ws, end)
+    (ws, end, ha_end)
 }
 
 fn drain(end: &mut SyncEnd) -> Vec<ConnRecord> {
@@ -571,7 +576,7 @@ fn advertises(frames: &[Vec<u8>], target: Ipv6Addr) -> bool {
 fn an_ipv6_vip_follows_its_vrrp_role() {
     let shared = services(1);
     let roles = Arc::new(HaRoles::new(1, [VIP6, VIP6_B].map(|v| (IpAddr::V6(a(v)), HaGroup(0)))).unwrap());
-    let (mut ws, _end) = workers6_ha(&shared, 1, 1024, NO_REFRESH, Some(Arc::clone(&roles)));
+    let (mut ws, _end, _) = workers6_ha(&shared, 1, 1024, NO_REFRESH, Some(Arc::clone(&roles)));
     assert!(!roles.is_master(HaGroup(0)), "every group starts as backup");
     let backup_before = snapshot(&ws[0]).drop_count(DropReason::HaBackup);
     // Backup: a solicitation of the VIP is not answered, the peer's advertisement of it is
@@ -630,7 +635,7 @@ fn an_ipv6_vip_follows_its_vrrp_role() {
 fn an_ipv6_local_address_follows_its_vrrp_role() {
     let shared = services(1);
     let roles = Arc::new(HaRoles::new(1, [VIP6, LOCAL6].map(|v| (IpAddr::V6(a(v)), HaGroup(0)))).unwrap());
-    let (mut ws, _end) = workers6_ha(&shared, 1, 1024, NO_REFRESH, Some(Arc::clone(&roles)));
+    let (mut ws, _end, _) = workers6_ha(&shared, 1, 1024, NO_REFRESH, Some(Arc::clone(&roles)));
     let backup_before = snapshot(&ws[0]).drop_count(DropReason::HaBackup);
     // Backup: a server's solicitation of the local address is not answered, a reply to it
     // is not taken; each is `ha_backup`.
@@ -656,5 +661,111 @@ fn an_ipv6_local_address_follows_its_vrrp_role() {
     let rs = usize::from(back[0][..6] != RS6_MAC[0]);
     let (front, _) = send_to(&mut ws, 0, BACK, &to_local(rs, ports_of(&back[0]).0, SYN | ACK), 5 * SEC);
     assert_eq!(front.len(), 1, "master translates the reply to the client");
+    assert_accounting_all(&ws);
+}
+
+/// A NAT66 gateway on the back prefix, in the VRRP instance with the VIP.
+const FLOAT6: &str = "2001:db8:20::254";
+
+/// An ICMPv6 echo request (`ty` 128) or reply (129) with identifier 0x1234 and `seq`.
+fn echo6(ty: u8, seq: u16) -> Vec<u8> {
+    let mut m = vec![ty, 0, 0, 0, 0x12, 0x34];
+    m.extend_from_slice(&seq.to_be_bytes());
+    m.extend_from_slice(b"ping6");
+    m
+}
+
+#[test]
+fn an_ipv6_floating_address_is_answered_on_its_port_only_while_master() {
+    let shared = services(1);
+    let roles = Arc::new(HaRoles::new(1, [VIP6, FLOAT6].map(|v| (IpAddr::V6(a(v)), HaGroup(0)))).unwrap());
+    let (mut ws, _end, _) = workers6_ha(&shared, 1, 1024, NO_REFRESH, Some(Arc::clone(&roles)));
+    let ping = |seq| eth(BACK_MAC, RS6_MAC[0], ETH_IPV6, &icmp6(a(RS6[0]), a(FLOAT6), 64, echo6(128, seq)));
+    let before = snapshot(&ws[0]);
+    // Backup: a server's solicitation of the gateway (to its solicited-node group) and its
+    // echo request get nothing; both are `ha_backup`.
+    let (front, back) = send_to(&mut ws, 0, BACK, &ns_from(a(RS6[0]), RS6_MAC[0], a(FLOAT6)), SEC);
+    assert!(front.is_empty() && back.is_empty(), "backup answered a solicitation of the gateway");
+    let (front, back) = send_to(&mut ws, 0, BACK, &ping(1), SEC);
+    assert!(front.is_empty() && back.is_empty(), "backup answered an echo to the gateway");
+    let s = snapshot(&ws[0]);
+    assert_eq!(s.drop_count(DropReason::HaBackup) - before.drop_count(DropReason::HaBackup), 2);
+    // Nor is it announced at start (the control plane announces it on takeover).
+    ws[0].send_gratuitous_arp(2 * SEC);
+    assert!(!advertises(&take_tx(&mut ws[0], BACK), a(FLOAT6)), "backup announced the gateway");
+
+    // Master: the solicitation is answered from the back port's MAC, the echo too.
+    roles.set_master(HaGroup(0), true);
+    let (_, back) = send_to(&mut ws, 0, BACK, &ns_from(a(RS6[0]), RS6_MAC[0], a(FLOAT6)), 3 * SEC);
+    let answer = icmp6(a(FLOAT6), a(RS6[0]), 255, nd_msg(136, 0x60, a(FLOAT6), 2, BACK_MAC));
+    assert!(back.contains(&eth(RS6_MAC[0], BACK_MAC, ETH_IPV6, &answer)), "master answers the solicitation: {back:?}");
+    let (_, back) = send_to(&mut ws, 0, BACK, &ping(2), 3 * SEC);
+    let reply = eth(RS6_MAC[0], BACK_MAC, ETH_IPV6, &icmp6(a(FLOAT6), a(RS6[0]), 64, echo6(129, 2)));
+    assert!(back.contains(&reply), "master answers the echo: {back:?}");
+    // Only on its own port: a solicitation of it on the front port is not ours to answer.
+    let (front, _) = send_to(&mut ws, 0, FRONT, &ns_from(a(CLIENT6), CLIENT_MAC, a(FLOAT6)), 3 * SEC);
+    assert!(!advertises(&front, a(FLOAT6)), "the gateway answered on the front port");
+    // TCP to it is no service.
+    let syn = eth(BACK_MAC, RS6_MAC[0], ETH_IPV6, &pkt(Tcp, (a(RS6[0]), 40000), (a(FLOAT6), 80), SYN));
+    let before = snapshot(&ws[0]).drop_count(DropReason::Ip6NoService);
+    let (front, back) = send_to(&mut ws, 0, BACK, &syn, 3 * SEC);
+    assert!(front.is_empty() && back.is_empty());
+    assert_eq!(snapshot(&ws[0]).drop_count(DropReason::Ip6NoService) - before, 1);
+    // Back to backup: silent again.
+    roles.set_master(HaGroup(0), false);
+    let before = snapshot(&ws[0]).drop_count(DropReason::HaBackup);
+    let (_, back) = send_to(&mut ws, 0, BACK, &ping(3), 4 * SEC);
+    let reply = eth(RS6_MAC[0], BACK_MAC, ETH_IPV6, &icmp6(a(FLOAT6), a(RS6[0]), 64, echo6(129, 3)));
+    assert!(!back.contains(&reply), "a backup again answered the echo");
+    assert_eq!(snapshot(&ws[0]).drop_count(DropReason::HaBackup) - before, 1);
+    assert_accounting_all(&ws);
+}
+
+#[test]
+fn vrrp_over_ipv6_is_punted_with_its_port() {
+    const PEER_MAC: [u8; 6] = [0x02, 0, 0, 0, 0x0b, 0x02];
+    let peer_ll = a("fe80::ff:fe00:b02");
+    let shared = services(1);
+    let roles = Arc::new(HaRoles::new(1, [(IpAddr::V6(a(VIP6)), HaGroup(0))]).unwrap());
+    let (mut ws, _end, mut ha) = workers6_ha(&shared, 1, 1024, NO_REFRESH, Some(roles));
+    // A VRRPv3 advert (its contents are the control plane's to judge) over IPv6.
+    let vrrp = |src: Ipv6Addr, nh: u8| {
+        let mut msg = vec![0x31, 51, 100, 1, 0, 10, 0, 0];
+        msg.extend_from_slice(&a(VIP6).octets());
+        let c = csum6(src, a("ff02::12"), 112, &msg);
+        msg[6..8].copy_from_slice(&c.to_be_bytes());
+        ipv6(src, a("ff02::12"), nh, 255, &msg)
+    };
+    let frame = |src_mac: [u8; 6], ip: &[u8]| {
+        let mut f = eth([0x33, 0x33, 0, 0, 0, 0x12], src_mac, ETH_IPV6, ip);
+        f.resize(f.len().max(60), 0);
+        f
+    };
+    let ip = vrrp(peer_ll, 112);
+    let before = snapshot(&ws[0]);
+    let (front, back) = send_to(&mut ws, 0, FRONT, &frame(PEER_MAC, &ip), SEC);
+    assert!(front.is_empty() && back.is_empty());
+    assert_eq!(ha.recv(), Some((FRONT, ip.clone())), "the IPv6 packet, Ethernet header cut");
+    let s = snapshot(&ws[0]);
+    assert_eq!((s.ha_rx - before.ha_rx, s.rx_consumed - before.rx_consumed), (1, 1));
+    // On the back port too, tagged so.
+    send_to(&mut ws, 0, BACK, &frame(PEER_MAC, &ip), SEC);
+    assert_eq!(ha.recv(), Some((BACK, ip)));
+    // Not VRRP at the VRRP MAC: not for us. Our own advert looped back (our link-local
+    // source, or our MAC): dropped as any packet.
+    let ours = rvs_dataplane::l2l3::nd::link_local(rvs_dataplane::wire::MacAddr(FRONT_MAC));
+    let before = snapshot(&ws[0]);
+    send_to(&mut ws, 0, FRONT, &frame(PEER_MAC, &vrrp(peer_ll, 17)), SEC);
+    send_to(&mut ws, 0, FRONT, &frame(PEER_MAC, &vrrp(ours, 112)), SEC);
+    send_to(&mut ws, 0, FRONT, &frame(FRONT_MAC, &vrrp(peer_ll, 112)), SEC);
+    let mut short = vrrp(peer_ll, 112);
+    short[5] += 40;
+    send_to(&mut ws, 0, FRONT, &frame(PEER_MAC, &short), SEC);
+    let s = snapshot(&ws[0]);
+    let reasons =
+        [DropReason::EthNotForUs, DropReason::Ip6BadSource, DropReason::EthBadSource, DropReason::Ip6BadLength];
+    assert_eq!(reasons.map(|r| s.drop_count(r) - before.drop_count(r)), [1, 1, 1, 1]);
+    assert_eq!(ha.recv(), None);
+    assert_eq!(s.ha_rx, 2);
     assert_accounting_all(&ws);
 }

@@ -416,7 +416,8 @@ pub struct HaInstanceFile {
     /// VRRP version: 3 (default) or 2.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<i64>,
-    /// The VIPs and floating addresses that move with the instance.
+    /// The VIPs, Full-NAT local and floating addresses that move with the instance, IPv4
+    /// or IPv6 (all IPv6: the instance speaks VRRP over IPv6).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub addresses: Vec<String>,
     /// Rounds of gratuitous ARP on becoming master (default 5).

@@ -793,9 +793,11 @@ pub struct HaInstance {
     pub preempt: bool,
     /// How long a lower-priority master is tolerated before preempting.
     pub preempt_delay: Duration,
-    /// VRRP version, 3 or 2.
+    /// VRRP version, 3 or 2 (3 only when every address is IPv6: VRRP over IPv6).
     pub version: u8,
-    /// The addresses that move with the instance (IPv4 today).
+    /// The addresses that move with the instance, either family: with an IPv4 address the
+    /// adverts are VRRP over IPv4 and carry the IPv4 ones; with IPv6 addresses only they are
+    /// VRRPv3 over IPv6.
     pub addresses: Vec<std::net::IpAddr>,
     /// Rounds of gratuitous ARP per burst.
     pub garp_master_repeat: u32,

@@ -736,7 +736,7 @@ fn bad_ha_configs_name_their_field() {
         (
             ha_with("\"10.20.0.100\"]", "\"fd00:10::100\"]"),
             "ha.instance[0].addresses[1]",
-            "neither the VIP of a service",
+            "not on any port's IPv6 prefix (no port has ipv6_addresses)",
         ),
         (ha_with("\"10.20.0.100\"]", "\"10.10.0.1\"]"), "ha.instance[0].addresses[1]", "own address"),
         (ha_with("\"10.20.0.100\"]", "\"192.0.2.5\"]"), "ha.instance[0].addresses[1]", "not a VIP"),
@@ -1463,8 +1463,9 @@ fn track_services_take_ipv6_vips() {
     assert!(super::validate::parse_service_ref("tcp/2001:db8:10::100:80").is_err());
 }
 
-/// An IPv6 VIP goes in an instance beside IPv4 addresses; alone, or an IPv6 address that
-/// is no VIP, it is refused with the field named.
+/// An IPv6 VIP goes in an instance beside IPv4 addresses (carried by IPv4 adverts) or
+/// alone (VRRP over IPv6); an IPv6 address that is no VIP, no local address and on no
+/// port's IPv6 prefix, a port's own, or not global is refused with the field named.
 #[test]
 fn ipv6_vips_in_ha_instances() {
     let v6 = SKETCH
@@ -1482,12 +1483,23 @@ fn ipv6_vips_in_ha_instances() {
     let e = Config::from_toml(&ha("[\"10.10.0.100\", \"10.20.0.100\"]")).unwrap_err();
     assert!(e.names("service[1].address"), "{e}");
     for (addresses, field, says) in [
-        ("[\"10.10.0.100\", \"2001:db8:10::99\"]", "ha.instance[0].addresses[1]", "neither the VIP of a service"),
+        (
+            "[\"10.10.0.100\", \"2001:db8:99::1\", \"2001:db8:10::100\"]",
+            "ha.instance[0].addresses[1]",
+            "not on any port's IPv6 prefix (front 2001:db8:10::/64)",
+        ),
         (
             "[\"10.10.0.100\", \"2001:db8:10::100\", \"2001:db8:10::100\"]",
             "ha.instance[0].addresses[2]",
             "already in this instance",
         ),
+        (
+            "[\"10.10.0.100\", \"2001:db8:10::1\", \"2001:db8:10::100\"]",
+            "ha.instance[0].addresses[1]",
+            "own IPv6 address",
+        ),
+        ("[\"10.10.0.100\", \"fe80::1\", \"2001:db8:10::100\"]", "ha.instance[0].addresses[1]", "is link-local"),
+        ("[\"10.10.0.100\", \"ff02::12\", \"2001:db8:10::100\"]", "ha.instance[0].addresses[1]", "multicast"),
     ] {
         let e = Config::from_toml(&ha(addresses)).unwrap_err();
         let hit = e.errors.iter().find(|x| x.field == field).unwrap_or_else(|| panic!("{addresses}: {e}"));
@@ -1502,20 +1514,42 @@ fn ipv6_vips_in_ha_instances() {
     let c = Config::from_toml(&with_local6).unwrap_or_else(|e| panic!("{e}"));
     let inst = &c.ha.as_ref().expect("[ha]").instances[0];
     assert!(inst.addresses.contains(&"2001:db8:20::200".parse().unwrap()), "{:?}", inst.addresses);
-    // An IPv6 address on a port's prefix that is no local address: still refused.
-    let other = with_local6
-        .replace("\"2001:db8:10::100\", \"2001:db8:20::200\"]", "\"2001:db8:10::100\", \"2001:db8:20::201\"]");
-    let e = Config::from_toml(&other).unwrap_err();
-    assert!(e.names("ha.instance[0].addresses[3]"), "{e}");
-    // An instance of IPv6 VIPs only: its adverts would carry nothing.
-    let only6 = format!(
-        "{}{}",
-        ha("[\"10.10.0.100\", \"10.20.0.100\"]"),
-        HA_INSTANCE
-            .replace("vrid = 51", "vrid = 52")
-            .replace("[\"10.10.0.100\", \"10.20.0.100\"]", "[\"2001:db8:10::100\"]")
-    );
-    let e = Config::from_toml(&only6).unwrap_err();
-    let hit = e.errors.iter().find(|x| x.field == "ha.instance[1].addresses").unwrap_or_else(|| panic!("{e}"));
-    assert!(hit.message.contains("IPv6 addresses only"), "{e}");
+    // An IPv6 address on a port's prefix that is neither VIP nor local address: a floating
+    // address (a NAT66 gateway on the back network).
+    let floating = with_local6
+        .replace("\"2001:db8:10::100\", \"2001:db8:20::200\"]", "\"2001:db8:10::100\", \"2001:db8:20::254\"]");
+    let c = Config::from_toml(&floating).unwrap_or_else(|e| panic!("{e}"));
+    let inst = &c.ha.as_ref().expect("[ha]").instances[0];
+    assert!(inst.addresses.contains(&"2001:db8:20::254".parse().unwrap()), "{:?}", inst.addresses);
+    // An instance of IPv6 addresses only speaks VRRP over IPv6: version 3 on a port with
+    // IPv6 addresses.
+    let only6 = |extra: &str| {
+        format!(
+            "{}{}",
+            ha("[\"10.10.0.100\", \"10.20.0.100\"]"),
+            HA_INSTANCE
+                .replace("vrid = 51", &format!("vrid = 52{extra}"))
+                .replace("\"100ms\"", if extra.contains("version = 2") { "\"1s\"" } else { "\"100ms\"" })
+                .replace("[\"10.10.0.100\", \"10.20.0.100\"]", "[\"2001:db8:10::100\", \"2001:db8:10::254\"]")
+        )
+    };
+    let c = Config::from_toml(&only6("")).unwrap_or_else(|e| panic!("{e}"));
+    let inst = &c.ha.as_ref().expect("[ha]").instances[1];
+    assert_eq!((inst.version, inst.addresses.len()), (3, 2));
+    assert!(inst.addresses.iter().all(|a| a.is_ipv6()));
+    let e = Config::from_toml(&only6("\nversion = 2")).unwrap_err();
+    let hit = e.errors.iter().find(|x| x.field == "ha.instance[1].version").unwrap_or_else(|| panic!("{e}"));
+    assert!(hit.message.contains("IPv4 only") && hit.message.contains("version = 3"), "{e}");
+    // The same instance with an IPv4 address is VRRPv2 over IPv4, the IPv6 ones excluded.
+    let mixed_v2 = only6("\nversion = 2")
+        .replace("[\"2001:db8:10::100\", \"2001:db8:10::254\"]", "[\"10.10.0.99\", \"2001:db8:10::100\"]");
+    Config::from_toml(&mixed_v2).unwrap_or_else(|e| panic!("{e}"));
+    // Over IPv6 the adverts leave from the port's link-local address: a port without IPv6
+    // addresses has none.
+    let no_v6_port = only6("")
+        .replace("vrid = 52\nport = \"front\"", "vrid = 52\nport = \"back\"")
+        .replace("\"2001:db8:10::254\"]", "\"2001:db8:10::253\"]");
+    let e = Config::from_toml(&no_v6_port).unwrap_err();
+    let hit = e.errors.iter().find(|x| x.field == "ha.instance[1].port").unwrap_or_else(|| panic!("{e}"));
+    assert!(hit.message.contains("port `back` has no ipv6_addresses"), "{e}");
 }

@@ -1516,6 +1516,34 @@ impl Checker {
             Some(t) => self.check(&at("garp_master_delay"), parse_duration(t)),
         };
         let addresses = self.ha_addresses(i, inst, ports, services, by_addr);
+        // An IPv6-only instance speaks VRRP over IPv6 (RFC 5798 §5.1.2): version 3 only,
+        // from the port's link-local address, which a port has with ipv6_addresses.
+        let mut addresses = addresses;
+        if addresses.as_ref().is_some_and(|a| !a.iter().any(IpAddr::is_ipv4)) {
+            if version == Some(2) {
+                self.err(
+                    at("version"),
+                    "2 is IPv4 only (RFC 3768 has no IPv6 form) and this instance's addresses are all IPv6, so \
+                     its adverts are VRRP over IPv6: use version = 3, or add an IPv4 address to carry VRRP \
+                     over IPv4",
+                );
+                addresses = None;
+            }
+            if let Some(p) = port.and_then(|k| ports.get(k)).and_then(Option::as_ref) {
+                if p.ipv6_addresses.is_empty() {
+                    self.err(
+                        at("port"),
+                        format!(
+                            "port `{}` has no ipv6_addresses; this instance's addresses are all IPv6, so its \
+                             adverts are VRRP over IPv6, sent from the port's link-local address: add \
+                             ipv6_addresses to the port, or an IPv4 address to the instance",
+                            p.name
+                        ),
+                    );
+                    addresses = None;
+                }
+            }
+        }
         let mut track_ports = Vec::new();
         for (k, name) in inst.track_ports.iter().enumerate() {
             if let Some(p) = self.port_ref(&format!("ha.instance[{i}].track_ports[{k}]"), name, file) {
@@ -1622,10 +1650,13 @@ impl Checker {
         }
     }
 
-    /// An instance's addresses: IPv4 unicast, each in one instance only, none a port's own
-    /// address, each a VIP, a local address or on a port's connected prefix; and IPv6
-    /// VIPs, beside at least one IPv4 address (the adverts are VRRP over IPv4 and carry
-    /// those; the IPv6 VIPs move with the instance's role).
+    /// An instance's addresses, each in one instance only and none a port's own address:
+    /// IPv4 unicast, each a VIP, a local address or on a port's connected prefix; IPv6
+    /// global or unique-local unicast, each a VIP, an IPv6 local address or on a port's
+    /// IPv6 prefix (a floating address). With an IPv4 address the adverts are VRRP over
+    /// IPv4 and carry the IPv4 addresses (the IPv6 ones move with the role, keepalived's
+    /// `virtual_ipaddress_excluded`); with IPv6 addresses only they are VRRP over IPv6
+    /// (`ha_instance` checks the version and the port for that).
     fn ha_addresses(
         &mut self,
         i: usize,
@@ -1653,15 +1684,38 @@ impl Checker {
             let f = format!("ha.instance[{i}].addresses[{k}]");
             if let Ok(a6) = text.parse::<std::net::Ipv6Addr>() {
                 let ip = IpAddr::V6(a6);
-                let vip = services.iter().flatten().any(|s| s.address == ip);
-                let local = ports.iter().flatten().any(|p| p.local_addresses6.contains(&a6));
-                if !vip && !local {
+                if let Some(why) = ipv6_not_global(a6) {
                     self.err(
                         &f,
                         format!(
-                            "{a6} is IPv6 and neither the VIP of a service nor a port's IPv6 Full-NAT local \
-                             address; an instance's IPv6 addresses are IPv6 VIPs and local addresses (IPv6 \
-                             floating addresses are not there yet)"
+                            "{a6} is {why}; an instance's IPv6 addresses are global or unique-local unicast \
+                             addresses (VIPs, Full-NAT local addresses, floating addresses on a port's IPv6 \
+                             prefix); VRRP over IPv6 sends from the port's own link-local address"
+                        ),
+                    );
+                    continue;
+                }
+                if let Some(p) = ports.iter().flatten().find(|p| p.ipv6_addresses.iter().any(|n| n.addr() == a6)) {
+                    self.err(
+                        &f,
+                        format!(
+                            "{a6} is port `{}`'s own IPv6 address, which each node keeps; list VIPs and floating \
+                             addresses only",
+                            p.name
+                        ),
+                    );
+                    continue;
+                }
+                let vip = services.iter().flatten().any(|s| s.address == ip);
+                let local = ports.iter().flatten().any(|p| p.local_addresses6.contains(&a6));
+                let on_prefix = ports.iter().flatten().any(|p| p.ipv6_addresses.iter().any(|n| n.contains(&a6)));
+                if !vip && !local && !on_prefix {
+                    self.err(
+                        &f,
+                        format!(
+                            "{a6} is not a VIP, not an IPv6 local address and not on any port's IPv6 prefix ({}); \
+                             an IPv6 floating address must be on a port's network to be answered there",
+                            list_prefixes6(ports)
                         ),
                     );
                     continue;
@@ -1703,15 +1757,6 @@ impl Checker {
                 continue;
             }
             out.push(ip);
-        }
-        if out.len() == inst.addresses.len() && !out.iter().any(IpAddr::is_ipv4) {
-            self.err(
-                format!("ha.instance[{i}].addresses"),
-                "IPv6 addresses only; the adverts are VRRP over IPv4 and carry the instance's IPv4 addresses: \
-                 add one (a VIP or the floating gateway on the port's network), or put the IPv6 VIPs in an \
-                 instance that has one",
-            );
-            return None;
         }
         (out.len() == inst.addresses.len()).then_some(out)
     }

@@ -20,12 +20,21 @@
 //! At shutdown ([`Shell::shutdown`]) every master sends priority 0 and gives its
 //! addresses up; the daemon stops the workers only after that, so worker 0 sends them.
 //!
-//! IPv6 addresses of an instance (IPv6 VIPs and Full-NAT local addresses) move with its
-//! role as IPv4 ones do, but the adverts, VRRPv3 over IPv4, carry and compare the IPv4
-//! addresses only (keepalived's `virtual_ipaddress_excluded`: a VRRP packet carries
-//! addresses of its own family); on takeover each IPv6 address gets an unsolicited
-//! neighbour advertisement, on the ports whose IPv6 prefix holds it, where the IPv4 ones
-//! get gratuitous ARP.
+//! IPv6 addresses of an instance (IPv6 VIPs, Full-NAT local and floating addresses) move
+//! with its role as IPv4 ones do. An instance with an IPv4 address speaks VRRP over IPv4
+//! from the port's IPv4 address, and its adverts carry and compare the IPv4 addresses only
+//! (keepalived's `virtual_ipaddress_excluded`: a VRRP packet carries addresses of its own
+//! family). An instance whose addresses are all IPv6 speaks VRRPv3 over IPv6 (RFC 5798
+//! §5.1.2): from the port's link-local address (its primary address, which also breaks
+//! priority ties) to ff02::12, carrying its IPv6 addresses in configuration order. RFC 5798
+//! §5.2.9 wants the first of them to be the virtual router's link-local address; rvs
+//! has none (it answers for global addresses only), and keepalived 2.2.7 accepts a list
+//! without one (it logs "the first IPv6 VIP address should be link local" and refuses it
+//! in `vrrp_strict` mode only), so the list is the configured addresses, which must equal
+//! the peer's. IPv4 and IPv6 adverts are told apart by the IP version; an advert is judged
+//! by the instance of its port, VRID and family. On takeover each IPv6 address gets an
+//! unsolicited neighbour advertisement, on the ports whose IPv6 prefix holds it, where the
+//! IPv4 ones get gratuitous ARP.
 //!
 //! `notify` runs the instance's program with `RVS_VRRP_VRID`, `RVS_VRRP_STATE` (the new
 //! state), `RVS_VRRP_PREVIOUS`, `RVS_VRRP_PRIORITY` (effective) and `RVS_VRRP_REASON` in
@@ -39,9 +48,11 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use ipnet::Ipv4Net;
-use rvs_dataplane::ha::{HaEnd, HaGroup, HaRoles, HaRolesError, IPPROTO_VRRP, VRRP_GROUP_V4};
+use rvs_dataplane::ha::{HaEnd, HaGroup, HaRoles, HaRolesError, IPPROTO_VRRP, VRRP_GROUP_V4, VRRP_GROUP_V6};
+use rvs_dataplane::l2l3::nd::link_local;
 use rvs_dataplane::types::PortId;
-use rvs_dataplane::wire::{Ipv4Packet, MacAddr, VrrpRepr};
+use rvs_dataplane::wire::vrrp::Family;
+use rvs_dataplane::wire::{Ipv4Packet, Ipv6Packet, MacAddr, VrrpRepr};
 
 use super::frames::{advert_frame, garp_frame, na_frame};
 use super::view::{HaStatus, InstanceStatus};
@@ -200,7 +211,15 @@ impl Shell {
         let slots = instances
             .into_iter()
             .map(|cfg| {
-                let primary = ports.get(cfg.port).map_or(Ipv4Addr::UNSPECIFIED, |p| p.net.addr());
+                // VRRP over IPv6 for an instance of IPv6 addresses only, from the port's
+                // link-local address; else over IPv4 from the port's address.
+                let over_ipv6 = !cfg.addresses.iter().any(IpAddr::is_ipv4);
+                let primary = match ports.get(cfg.port) {
+                    Some(p) if over_ipv6 => IpAddr::V6(link_local(p.mac)),
+                    Some(p) => IpAddr::V4(p.net.addr()),
+                    None if over_ipv6 => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+                    None => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+                };
                 let garp = cfg
                     .addresses
                     .iter()
@@ -241,9 +260,15 @@ impl Shell {
                     advert_interval: cfg.advert_interval,
                     preempt: cfg.preempt,
                     preempt_delay: cfg.preempt_delay,
-                    // The adverts' addresses: IPv4's (see the module docs).
-                    addresses: cfg.addresses.iter().copied().filter(IpAddr::is_ipv4).collect(),
-                    primary: IpAddr::V4(primary),
+                    // The adverts' addresses: those of the adverts' family (see the module
+                    // docs).
+                    addresses: cfg
+                        .addresses
+                        .iter()
+                        .copied()
+                        .filter(|a| Family::of(a) == Family::of(&primary))
+                        .collect(),
+                    primary,
                     garp_repeat: cfg.garp_master_repeat,
                     garp_delay: cfg.garp_master_delay,
                 };
@@ -324,23 +349,22 @@ impl Shell {
     }
 
     fn receive(&mut self, now: Instant, port: PortId, packet: &[u8]) {
-        let Ok(ip) = Ipv4Packet::new_checked(packet) else {
+        let Some((src, dst, ttl, payload)) = vrrp_packet(packet) else {
             self.malformed += 1;
             return;
         };
-        if ip.protocol() != IPPROTO_VRRP || ip.dst_addr() != VRRP_GROUP_V4 || !ip.verify_checksum() {
-            self.malformed += 1;
-            return;
-        }
-        let payload = ip.payload();
         let vrid = payload.get(1).copied();
-        let slot = self.slots.iter_mut().find(|s| usize::from(port.0) == s.cfg.port && Some(s.cfg.vrid) == vrid);
+        let family = Family::of(&src);
+        let slot = self.slots.iter_mut().find(|s| {
+            usize::from(port.0) == s.cfg.port
+                && Some(s.cfg.vrid) == vrid
+                && Family::of(&s.inst.config().primary) == family
+        });
         let Some(s) = slot else {
             self.unknown_vrid += 1;
             return;
         };
-        let src = IpAddr::V4(ip.src_addr());
-        if let Err(reason) = s.inst.receive(now, src, IpAddr::V4(VRRP_GROUP_V4), ip.ttl(), payload) {
+        if let Err(reason) = s.inst.receive(now, src, dst, ttl, payload) {
             // Every drop is counted; the log says so at most once per DROP_LOG_EVERY per
             // instance and reason (a misconfigured peer sends ten adverts a second).
             let vrid = s.cfg.vrid;
@@ -387,7 +411,7 @@ impl Shell {
             addresses: c.addresses.clone(),
         };
         self.ident = self.ident.wrapping_add(1);
-        if let Some(frame) = advert_frame(port.mac, port.net.addr(), &repr, self.ident) {
+        if let Some(frame) = advert_frame(port.mac, c.primary, &repr, self.ident) {
             self.end.send_frame(PortId(s.cfg.port as u16), &frame);
         }
     }
@@ -500,6 +524,28 @@ impl Shell {
             frames_dropped: self.end.tx_dropped(),
             sync: None,
         }
+    }
+}
+
+/// A punted VRRP packet's source, destination, TTL (hop limit) and VRRP message: an IPv4
+/// packet (header checksum verified) of protocol 112 to 224.0.0.18, or an IPv6 one of next
+/// header 112 to ff02::12; `None` for anything else (counted `packets_malformed`).
+fn vrrp_packet(packet: &[u8]) -> Option<(IpAddr, IpAddr, u8, &[u8])> {
+    match packet.first().map(|b| b >> 4) {
+        Some(4) => {
+            let ip = Ipv4Packet::new_checked(packet).ok()?;
+            let ok = ip.protocol() == IPPROTO_VRRP && ip.dst_addr() == VRRP_GROUP_V4 && ip.verify_checksum();
+            let payload = packet.get(ip.header_len()..usize::from(ip.total_len()))?;
+            ok.then_some((IpAddr::V4(ip.src_addr()), IpAddr::V4(VRRP_GROUP_V4), ip.ttl(), payload))
+        }
+        Some(6) => {
+            let ip = Ipv6Packet::new_checked(packet).ok()?;
+            let ok = ip.next_header() == IPPROTO_VRRP && ip.dst_addr() == VRRP_GROUP_V6;
+            let (src, hop_limit) = (ip.src_addr(), ip.hop_limit());
+            let payload = packet.get(Ipv6Packet::<&[u8]>::HEADER_LEN..)?.get(..usize::from(ip.payload_len()))?;
+            ok.then_some((IpAddr::V6(src), IpAddr::V6(VRRP_GROUP_V6), hop_limit, payload))
+        }
+        _ => None,
     }
 }
 

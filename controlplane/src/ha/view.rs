@@ -12,7 +12,7 @@ pub struct HaStatus {
     pub instances: Vec<InstanceStatus>,
     /// Valid-looking adverts for a VRID no instance of their port has (ignored).
     pub adverts_unknown_vrid: u64,
-    /// VRRP packets whose IPv4 header was unusable (not counted per instance).
+    /// VRRP packets whose IP header was unusable (not counted per instance).
     pub packets_malformed: u64,
     /// Adverts and gratuitous ARP frames not queued for worker 0 (ring full).
     pub frames_dropped: u64,

@@ -26,11 +26,12 @@
 //!   a backup that receives it takes over after Skew_Time only; a master that receives it
 //!   answers with an advert at once.
 //! * **Split brain.** A master that hears a master of higher priority, or equal priority
-//!   and a higher primary address, becomes backup at once. One that hears a lower one
+//!   and a higher primary address (over IPv6 the link-local source, RFC 5798 §6.4.3),
+//!   becomes backup at once. One that hears a lower one
 //!   keeps the role, answers with an advert at once and sends gratuitous ARP again (at
 //!   most once per [`SPLIT_BRAIN_GARP_GAP`]) so the network relearns the addresses
 //!   without waiting for an ARP cache timeout.
-//! * **Bad adverts.** An advert with a TTL other than 255, another version or VRID, a
+//! * **Bad adverts.** An advert with a TTL (IPv6: hop limit) other than 255, another version or VRID, a
 //!   bad checksum or type, a truncated address list, an authentication type other than
 //!   0 (v2), another interval (v2, where the RFC requires equal intervals), another
 //!   address set, or our own source address is dropped, counted by [`Invalid`] reason
@@ -434,8 +435,8 @@ impl Instance {
         }
     }
 
-    /// Judges a received advert: `src` and `ttl` from its IPv4 header, `payload` the VRRP
-    /// message. A valid one drives the state machine; an invalid one is counted and
+    /// Judges a received advert: `src`, `dst` and `ttl` (the hop limit over IPv6) from its
+    /// IP header, `payload` the VRRP message. A valid one drives the state machine; an invalid one is counted and
     /// changes nothing.
     pub fn receive(&mut self, now: Instant, src: IpAddr, dst: IpAddr, ttl: u8, payload: &[u8]) -> Result<(), Invalid> {
         let r = self.check(src, dst, ttl, payload);

@@ -308,14 +308,30 @@ pub fn nd_input(nd: &NdRepr, port: PortId, book: &Ipv6Book) -> NdOutcome {
 /// one for a port address, and a solicitation from a VIP or an advertisement for one is
 /// `nd_spoofed_own`, as for our own addresses.
 pub fn nd_input_with_vips(nd: &NdRepr, port: PortId, book: &Ipv6Book, vips: &[Ipv6Addr]) -> NdOutcome {
+    nd_input_with(nd, port, book, vips, &[])
+}
+
+/// [`nd_input_with_vips`] for a worker that also answers for the IPv6 floating addresses
+/// of its VRRP instances, `floating`, each on its port (the caller has checked the
+/// instance is master here): a solicitation for one on its port is answered, and a
+/// solicitation from one or an advertisement for one is `nd_spoofed_own`.
+pub fn nd_input_with(
+    nd: &NdRepr,
+    port: PortId,
+    book: &Ipv6Book,
+    vips: &[Ipv6Addr],
+    floating: &[(Ipv6Addr, PortId)],
+) -> NdOutcome {
     let drop = |r: DropReason, learn: Option<NdLearn>| NdOutcome { action: Err(r), learn };
+    let is_floating = |a: Ipv6Addr| floating.iter().any(|&(f, _)| f == a);
     match nd.kind {
         NdKind::Solicit => {
-            if book.is_ours(nd.src) || vips.contains(&nd.src) {
+            if book.is_ours(nd.src) || vips.contains(&nd.src) || is_floating(nd.src) {
                 return drop(DropReason::NdSpoofedOwn, None);
             }
             let mine = book.on_port(nd.target, port).is_some()
-                || (vips.contains(&nd.target) && book.on_link(nd.target, port) && !is_link_local(nd.target));
+                || (vips.contains(&nd.target) && book.on_link(nd.target, port) && !is_link_local(nd.target))
+                || floating.contains(&(nd.target, port));
             let learn = match nd.source_ll {
                 Some(mac) if !nd.src.is_unspecified() && mac.is_unicast() && book.on_link(nd.src, port) => {
                     Some(NdLearn { ip: nd.src, mac, create: mine })
@@ -328,7 +344,7 @@ pub fn nd_input_with_vips(nd: &NdRepr, port: PortId, book: &Ipv6Book, vips: &[Ip
             NdOutcome { action: Ok(Some(*nd)), learn }
         }
         NdKind::Advert(flags) => {
-            if book.is_ours(nd.target) || vips.contains(&nd.target) {
+            if book.is_ours(nd.target) || vips.contains(&nd.target) || is_floating(nd.target) {
                 return drop(DropReason::NdSpoofedOwn, None);
             }
             let learn = match nd.target_ll {

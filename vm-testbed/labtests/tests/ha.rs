@@ -21,6 +21,11 @@
 //!   stays BACKUP (the VIP is not on lab-router's front); rvsd stopped: keepalived becomes
 //!   MASTER within 1 s; keepalived at 250 and rvsd started: rvsd stays backup with
 //!   keepalived's address as master. Version 3 with 100 ms adverts, version 2 with 1 s.
+//! - `keepalived_interop_v3_ipv6_vip`: an IPv6 VIP beside the IPv4 addresses (IPv4 adverts,
+//!   keepalived's `virtual_ipaddress_excluded`).
+//! - `keepalived_interop_v3_over_ipv6` and `ipv6_only_instance_fails_over_on_crash`: an
+//!   IPv6-only instance (VRID 61: the IPv6 VIP and the floating NAT66 gateway
+//!   2001:db8:20::100), VRRPv3 over IPv6, against keepalived and between two rvsd.
 //!
 //! `#[ignore]`: needs root, the lab, keepalived and rvsd; `vm-testbed/test.sh` runs it with
 //! the other lab tests.
@@ -181,10 +186,15 @@ impl Keepalived {
              vrrp_instance VI_51 {{\n  state BACKUP\n  interface front\n  virtual_router_id 51\n  priority {priority}\n\
                advert_int {advert}\n  virtual_ipaddress {{\n    10.10.0.100/24 dev front\n    10.20.0.100/24 dev back\n  }}\n{extra}}}\n"
         );
+        Keepalived::start_conf(&conf, &format!("v{version}-{priority}"))
+    }
+
+    /// keepalived with configuration `conf`, its files in the run folder named after `tag`.
+    fn start_conf(conf: &str, tag: &str) -> Keepalived {
         let dir = run_dir();
-        let path = dir.join(format!("keepalived-v{version}.conf"));
+        let path = dir.join(format!("keepalived-{tag}.conf"));
         std::fs::write(&path, conf).expect("write keepalived.conf");
-        let log = dir.join(format!("keepalived-v{version}-{priority}.log"));
+        let log = dir.join(format!("keepalived-{tag}.log"));
         let out = std::fs::File::create(&log).expect("keepalived log");
         let err = out.try_clone().expect("keepalived log");
         let child = Command::new("ip")
@@ -346,4 +356,187 @@ fn keepalived_interop_v3_ipv6_vip() {
         drops(&status_of(LB1))
     );
     assert!(drop_count(&status_of(LB1), "ha_backup") > 0, "rvsd backup counted nothing for the VIP");
+}
+
+/// The NAT66 gateway on the back network, an IPv6 floating address of the IPv6 instance.
+const GATEWAY6: &str = "2001:db8:20::100";
+
+/// lab-ha-lb1/2.toml with an IPv6 service on [`VIP6`] and, first (so `instance()` reads
+/// it), an IPv6-only instance: VRID 61 on front at `priority`, adverts every 100 ms,
+/// [`VIP6`] and the floating [`GATEWAY6`]. Its adverts are VRRPv3 over IPv6.
+fn ha6_config(base: &str, priority: u8, name: &str) -> PathBuf {
+    let text = format!(
+        "[[service]]\nprotocol = \"tcp\"\naddress = \"{VIP6}\"\nport = 80\nscheduler = \"rr\"\n\
+         [[service.server]]\naddress = \"2001:db8:20::11\"\nport = 80\nforward = \"dr\"\n\
+         [ha]\n[[ha.instance]]\nvrid = 61\nport = \"front\"\npriority = {priority}\nadvert_interval = \"100ms\"\n\
+         preempt = true\naddresses = [\"{VIP6}\", \"{GATEWAY6}\"]\n\n"
+    );
+    variant_with(base, &[("[ha]\n", text.as_str())], name)
+}
+
+/// The link-local address of `ifname` in `ns`.
+fn link_local_of(ns: &str, ifname: &str) -> String {
+    let text = ns_exec_ok(ns, &["ip", "-6", "-o", "addr", "show", "dev", ifname, "scope", "link"]);
+    let mut words = text.split_whitespace();
+    words
+        .find(|w| *w == "inet6")
+        .and_then(|_| words.next())
+        .and_then(|a| a.split('/').next())
+        .map(String::from)
+        .unwrap_or_else(|| panic!("no link-local address on {ns} {ifname}: {text}"))
+}
+
+/// The link-local address of a port with MAC `mac` (RFC 4291 appendix A: fe80::/64 and
+/// the modified EUI-64 interface identifier), as rvsd's DPDK port has it.
+fn eui64_link_local(mac: &str) -> String {
+    let m: Vec<u8> = mac.split(':').map(|h| u8::from_str_radix(h, 16).expect("a MAC")).collect();
+    let a =
+        std::net::Ipv6Addr::from([0xfe, 0x80, 0, 0, 0, 0, 0, 0, m[0] ^ 2, m[1], m[2], 0xff, 0xfe, m[3], m[4], m[5]]);
+    a.to_string()
+}
+
+/// One `ping -6` of `dst` from `ns`, its neighbour entry flushed first; the MAC it
+/// resolved `dst` to.
+fn ping6_resolves(ns: &str, dst: &str) -> Option<String> {
+    ns_exec_ok(ns, &["ip", "-6", "neigh", "flush", "dev", "eth0"]);
+    let out = ns_exec(ns, &["ping", "-6", "-n", "-c", "1", "-W", "1", dst]);
+    assert!(ping_received(&out) == 1, "ping -6 {dst} from {ns}: {}", describe(&out));
+    neigh_mac(ns, dst)
+}
+
+/// keepalived's VRRPv3-over-IPv6 instance VI_61: the same VRID and addresses as
+/// [`ha6_config`]'s.
+fn keepalived_v6(priority: u8) -> Keepalived {
+    let conf = format!(
+        "global_defs {{\n  router_id lab_router\n  vrrp_version 3\n}}\n\
+         vrrp_instance VI_61 {{\n  state BACKUP\n  interface front\n  virtual_router_id 61\n  priority {priority}\n\
+           advert_int 0.1\n  virtual_ipaddress {{\n    {VIP6}/128 dev front\n    {GATEWAY6}/64 dev back\n  }}\n}}\n"
+    );
+    Keepalived::start_conf(&conf, &format!("v6-{priority}"))
+}
+
+/// Whether keepalived holds the IPv6 VIP on lab-router's front.
+fn keepalived_master6() -> bool {
+    let out = ns_exec(ROUTER, &["ip", "-6", "addr", "show", "dev", "front"]);
+    String::from_utf8_lossy(&out.stdout).contains(&format!("{VIP6}/"))
+}
+
+/// keepalived 2.2.7 as the peer of an IPv6-only instance (VRRPv3 over IPv6 on both
+/// sides, ff02::12 from the link-local addresses): keepalived at 150 stays backup below
+/// rvsd at 200 (the client resolves the IPv6 VIP, and a real server the floating NAT66
+/// gateway, to rvsd's MACs) and becomes master when rvsd stops; rvsd at 100 then stays
+/// backup, naming keepalived's link-local address as master. Neither refuses an advert:
+/// rvsd's `invalid` counters stay 0 and keepalived logs no refusal for VI_61.
+#[test]
+#[ignore = "needs root, the lab, keepalived and rvsd: run vm-testbed/test.sh"]
+fn keepalived_interop_v3_over_ipv6() {
+    let mut lab = Lab::up_without_lb();
+    ha_routes();
+    ns_exec_ok(CLIENT, &["ip", "-6", "route", "replace", &format!("{VIP6}/128"), "dev", "eth0"]);
+    let invalid = |inst: &Value| inst["invalid"].as_object().map(|m| m.values().filter_map(Value::as_u64).sum::<u64>());
+
+    // rvsd higher: keepalived stays backup; the addresses are rvsd's.
+    lab.start_lb("lb1", Some(&ha6_config("lab-ha-lb1.toml", 200, "ha6-lb1.toml")));
+    wait_state(LB1, "master", Duration::from_secs(3));
+    let ka = keepalived_v6(150);
+    sleep(Duration::from_secs(2));
+    assert!(!keepalived_master6(), "keepalived took the IPv6 VIP from a higher rvsd:\n{}", ka.log());
+    let inst = instance(LB1).unwrap_or_default();
+    assert_eq!(
+        (inst["vrid"].as_u64(), inst["state"].as_str(), invalid(&inst)),
+        (Some(61), Some("master"), Some(0)),
+        "{inst}"
+    );
+    let st = status_of(LB1);
+    let (front_mac, back_mac) = (port_mac(&st, "front"), port_mac(&st, "back"));
+    assert_eq!(ping6_resolves(CLIENT, VIP6), Some(front_mac), "the IPv6 VIP with rvsd master");
+    assert_eq!(ping6_resolves(REAL_SERVERS[0], GATEWAY6), Some(back_mac), "the NAT66 gateway with rvsd master");
+
+    // rvsd stopped (priority 0): keepalived master.
+    let t0 = Instant::now();
+    lab.stop_lb("lb1", false);
+    assert!(
+        wait_until(Duration::from_secs(1), Duration::from_millis(10), keepalived_master6),
+        "keepalived not master:\n{}",
+        ka.log()
+    );
+    eprintln!("HA: keepalived (IPv6) master {:?} after rvsd's SIGTERM", t0.elapsed());
+    let router_front = link_mac(ROUTER, "front");
+    assert_eq!(ping6_resolves(CLIENT, VIP6), Some(router_front), "the IPv6 VIP with keepalived master");
+
+    // rvsd lower: backup, accepting keepalived's adverts, silent for the addresses.
+    lab.start_lb("lb1", Some(&ha6_config("lab-ha-lb1.toml", 100, "ha6-lb1-low.toml")));
+    wait_state(LB1, "backup", Duration::from_secs(2));
+    sleep(Duration::from_secs(1));
+    let inst = instance(LB1).unwrap_or_default();
+    assert_eq!((inst["state"].as_str(), invalid(&inst)), (Some("backup"), Some(0)), "{inst}\n{}", ka.log());
+    assert!(inst["adverts_received"].as_u64().unwrap_or(0) > 0, "{inst}");
+    assert_eq!(inst["master"].as_str(), Some(link_local_of(ROUTER, "front").as_str()), "{inst}");
+    assert!(keepalived_master6(), "{}", ka.log());
+    let log = ka.log();
+    let refused: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("VI_61"))
+        .filter(|l| {
+            ["nvalid", "wrong version", "unexpected", "not present", "too short", "too long", "Expected", "expected"]
+                .iter()
+                .any(|w| l.contains(w))
+        })
+        .collect();
+    assert!(refused.is_empty(), "keepalived refused rvsd's adverts: {refused:?}");
+    assert!(log.contains("VI_61"), "keepalived ran the instance:\n{log}");
+}
+
+/// A ping -6 of the IPv6 VIP every 10 ms for `secs` seconds, from the client.
+fn start_ping6(secs: u32) -> Child {
+    Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            CLIENT,
+            "ping",
+            "-6",
+            "-n",
+            "-D",
+            "-i",
+            "0.01",
+            "-W",
+            "1",
+            "-w",
+            &secs.to_string(),
+            VIP6,
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start ping -6")
+}
+
+/// Two rvsd with an IPv6-only instance: lb2 backup hears lb1 (its link-local address as
+/// master); lb1 SIGKILLed while the client pings the IPv6 VIP every 10 ms: lb2 takes over
+/// and the VIP answers at lb2's MAC. The longest gap is printed, not asserted.
+#[test]
+#[ignore = "needs root, the lab, keepalived and rvsd: run vm-testbed/test.sh"]
+fn ipv6_only_instance_fails_over_on_crash() {
+    let mut lab = Lab::up_without_lb();
+    ha_routes();
+    ns_exec_ok(CLIENT, &["ip", "-6", "route", "replace", &format!("{VIP6}/128"), "dev", "eth0"]);
+    lab.start_lb("lb1", Some(&ha6_config("lab-ha-lb1.toml", 200, "ha6-pair-lb1.toml")));
+    wait_state(LB1, "master", Duration::from_secs(3));
+    lab.start_lb("lb2", Some(&ha6_config("lab-ha-lb2.toml", 100, "ha6-pair-lb2.toml")));
+    wait_state(LB2, "backup", Duration::from_secs(3));
+    sleep(Duration::from_millis(500));
+    let lb1_ll = eui64_link_local(LB1_FRONT_MAC);
+    let inst = instance(LB2).unwrap_or_default();
+    assert_eq!(inst["master"].as_str(), Some(lb1_ll.as_str()), "lb2 hears lb1 over IPv6: {inst}");
+    assert_eq!(ping6_resolves(CLIENT, VIP6).as_deref(), Some(LB1_FRONT_MAC), "the IPv6 VIP at lb1");
+
+    let ping = start_ping6(4);
+    sleep(Duration::from_secs(1));
+    lab.stop_lb("lb1", true);
+    let (gap, replies) = longest_gap(ping);
+    eprintln!("HA: IPv6-only instance, SIGKILL of the master: longest ping -6 gap {gap:?} ({replies} replies in 4 s)");
+    assert_eq!(state(LB2), "master", "{:?}", instance(LB2));
+    assert_eq!(neigh_mac(CLIENT, VIP6).as_deref(), Some(LB2_FRONT_MAC), "the unsolicited NA moved the IPv6 VIP");
+    assert_eq!(ping6_resolves(CLIENT, VIP6).as_deref(), Some(LB2_FRONT_MAC), "the IPv6 VIP answers at lb2");
 }

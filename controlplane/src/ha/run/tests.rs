@@ -4,8 +4,9 @@
 use std::cell::Cell;
 use std::time::{Duration, Instant};
 
-use rvs_dataplane::ha::{ha_links, HaLink};
-use rvs_dataplane::wire::{EthernetFrame, ETHERTYPE_ARP, ETHERTYPE_IPV4};
+use rvs_dataplane::ha::{ha_links, HaLink, VRRP_MAC_V6};
+use rvs_dataplane::wire::vrrp::VrrpPacket;
+use rvs_dataplane::wire::{EthernetFrame, ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6};
 
 use super::*;
 use crate::config::L4Proto;
@@ -97,7 +98,9 @@ fn carry(from: &Node, to: Option<&Node>) -> Vec<(u16, u16)> {
         let eth = EthernetFrame::new_checked(&frame[..]).unwrap();
         out.push((port.0, eth.ethertype()));
         if let Some(to) = to {
-            if eth.ethertype() == ETHERTYPE_IPV4 {
+            // Adverts of either family (the worker punts VRRP over IPv6 from its MAC
+            // 33:33:00:00:00:12; neighbour advertisements are not VRRP).
+            if eth.ethertype() == ETHERTYPE_IPV4 || eth.dst() == VRRP_MAC_V6 {
                 to.link.punt(port, eth.payload()).unwrap();
             }
         }
@@ -242,16 +245,162 @@ fn unknown_vrids_and_malformed_packets_are_counted() {
     let mut a = node(200, "10.10.0.1/24", 1);
     let t = Instant::now();
     let r = VrrpRepr { version: 3, vrid: 9, priority: 100, interval_cs: 100, addresses: vec![] };
-    let f = advert_frame(MacAddr([2, 0, 0, 0, 0, 9]), Ipv4Addr::new(10, 10, 0, 9), &r, 1).unwrap();
+    let f = advert_frame(MacAddr([2, 0, 0, 0, 0, 9]), Ipv4Addr::new(10, 10, 0, 9).into(), &r, 1).unwrap();
     a.link.punt(PortId(0), &f[14..]).unwrap();
     a.link.punt(PortId(0), &f[14..30]).unwrap();
     // VRID 51 on the wrong port.
     let r = VrrpRepr { vrid: 51, ..r };
-    let f = advert_frame(MacAddr([2, 0, 0, 0, 0, 9]), Ipv4Addr::new(10, 10, 0, 9), &r, 1).unwrap();
+    let f = advert_frame(MacAddr([2, 0, 0, 0, 0, 9]), Ipv4Addr::new(10, 10, 0, 9).into(), &r, 1).unwrap();
     a.link.punt(PortId(1), &f[14..]).unwrap();
+    // VRID 51 on the right port but over IPv6: another virtual router (RFC 5798 §7.3's
+    // VRIDs are per family).
+    let r = VrrpRepr { addresses: vec!["2001:db8:10::100".parse().unwrap()], ..r };
+    let f = advert_frame(MacAddr([2, 0, 0, 0, 0, 9]), "fe80::9".parse().unwrap(), &r, 1).unwrap();
+    a.link.punt(PortId(0), &f[14..]).unwrap();
+    // An IPv6 packet that is no VRRP (next header 17).
+    let mut udp = f[14..].to_vec();
+    udp[6] = 17;
+    a.link.punt(PortId(0), &udp).unwrap();
     a.shell.turn(t, &a.env);
     let st = a.shell.status();
-    assert_eq!((st.adverts_unknown_vrid, st.packets_malformed), (2, 1));
+    assert_eq!((st.adverts_unknown_vrid, st.packets_malformed), (3, 2));
+}
+
+/// An instance of IPv6 addresses only (an IPv6 VIP and a floating address on the front
+/// prefix) on two nodes of equal priority.
+const LB_V6: &str = r#"
+[[port]]
+name = "front"
+device = "net_ring0"
+address = "10.10.0.1/24"
+ipv6_addresses = ["2001:db8:10::1/64"]
+[[port]]
+name = "back"
+device = "net_ring1"
+address = "10.20.0.1/24"
+[[service]]
+protocol = "tcp"
+address = "2001:db8:10::100"
+port = 80
+scheduler = "rr"
+[[service.server]]
+address = "2001:db8:10::11"
+forward = "dr"
+[ha]
+[[ha.instance]]
+vrid = 51
+port = "front"
+priority = 100
+advert_interval = "100ms"
+addresses = ["2001:db8:10::100", "2001:db8:10::254"]
+"#;
+
+fn node_v6(front6: &str, mac: u8) -> Node {
+    let text = LB_V6.replace("2001:db8:10::1/64", front6);
+    let config = Config::from_toml(&text).unwrap_or_else(|e| panic!("{e}"));
+    let roles = roles(&config).unwrap().unwrap();
+    let (mut links, end) = ha_links(1, 256);
+    let ports = config
+        .ports
+        .iter()
+        .map(|p| HaPort { name: p.name.clone(), mac: MacAddr([2, 0, 0, 0, mac, 1]), net: p.address })
+        .collect();
+    let shell = Shell::new(&config, ports, end, Arc::clone(&roles), Instant::now());
+    Node { shell, link: links.remove(0), roles, env: Env::new() }
+}
+
+/// VRRPv3 over IPv6: adverts from the port's link-local address to ff02::12 with hop
+/// limit 255 carrying the IPv6 addresses; equal priorities are settled by the higher
+/// link-local address; the backup takes over when the master dies and announces every
+/// address by unsolicited neighbour advertisement; bad adverts are counted by reason.
+#[test]
+fn ipv6_only_instances_speak_vrrp_over_ipv6() {
+    let mut a = node_v6("2001:db8:10::1/64", 1);
+    let mut b = node_v6("2001:db8:10::10/64", 2);
+    let (ll_a, ll_b) = (link_local(MacAddr([2, 0, 0, 0, 1, 1])), link_local(MacAddr([2, 0, 0, 0, 2, 1])));
+    assert!(u128::from(ll_b) > u128::from(ll_a));
+    let mut t = Instant::now();
+    // lb2's first advert, as it leaves worker 0.
+    let first = loop {
+        b.shell.turn(t, &b.env);
+        if let Some(f) = b.link.take_frame(|p, f| (p, f.to_vec())) {
+            break f;
+        }
+        t += Duration::from_millis(5);
+    };
+    assert_eq!(first.0, PortId(0));
+    let eth = EthernetFrame::new_checked(&first.1[..]).unwrap();
+    assert_eq!((eth.dst(), eth.ethertype()), (VRRP_MAC_V6, ETHERTYPE_IPV6));
+    let ip = Ipv6Packet::new_checked(eth.payload()).unwrap();
+    assert_eq!((ip.src_addr(), ip.dst_addr(), ip.hop_limit(), ip.next_header()), (ll_b, VRRP_GROUP_V6, 255, 112));
+    let v = VrrpPacket::new_checked(ip.payload(), Family::V6).unwrap();
+    assert!(v.verify_checksum(ll_b.into(), VRRP_GROUP_V6.into()));
+    assert_eq!(v.addresses().map(|a| a.to_string()).collect::<Vec<_>>(), ["2001:db8:10::100", "2001:db8:10::254"]);
+    while b.link.take_frame(|_, _| ()).is_some() {}
+    // Equal priority: the higher link-local address (lb2's) is master.
+    run(&mut a, &mut b, &mut t, Duration::from_secs(1), true);
+    assert_eq!((a.shell.states(), b.shell.states()), (vec![State::Backup], vec![State::Master]));
+    let st = a.shell.status();
+    assert_eq!(st.instances[0].master.as_deref(), Some(ll_b.to_string().as_str()));
+    assert!(st.instances[0].adverts_received >= 5, "{st:?}");
+    assert_eq!(st.instances[0].invalid.values().sum::<u64>(), 0, "{st:?}");
+    assert!(b.roles.is_master(HaGroup(0)) && !a.roles.is_master(HaGroup(0)));
+    // lb2 dies: lb1 takes over and announces both addresses on the front port.
+    let mut frames = Vec::new();
+    while a.shell.states()[0] != State::Master {
+        a.shell.turn(t, &a.env);
+        while let Some(f) = a.link.take_frame(|p, f| (p, f.to_vec())) {
+            frames.push(f);
+        }
+        t += Duration::from_millis(5);
+    }
+    a.shell.turn(t, &a.env);
+    while let Some(f) = a.link.take_frame(|p, f| (p, f.to_vec())) {
+        frames.push(f);
+    }
+    let nas: Vec<Ipv6Addr> = frames
+        .iter()
+        .filter(|(_, f)| f[12..14] == [0x86, 0xdd] && f.get(14 + 40) == Some(&136))
+        .map(|(p, f)| {
+            assert_eq!(*p, PortId(0));
+            Ipv6Addr::from(<[u8; 16]>::try_from(&f[14 + 48..14 + 64]).unwrap())
+        })
+        .collect();
+    for addr in ["2001:db8:10::100", "2001:db8:10::254"] {
+        let n = nas.iter().filter(|a| **a == addr.parse::<Ipv6Addr>().unwrap()).count();
+        assert_eq!(n, 5, "garp_master_repeat rounds of NA for {addr}: {nas:?}");
+    }
+    assert!(a.roles.is_master(HaGroup(0)));
+    // Bad adverts from lb2's address: hop limit 254, a bad checksum, version 2 (no IPv6
+    // form), another address list, each counted and none changing the state.
+    let repr = VrrpRepr {
+        version: 3,
+        vrid: 51,
+        priority: 250,
+        interval_cs: 10,
+        addresses: vec!["2001:db8:10::100".parse().unwrap(), "2001:db8:10::254".parse().unwrap()],
+    };
+    let good = advert_frame(MacAddr([2, 0, 0, 0, 2, 1]), ll_b.into(), &repr, 0).unwrap()[14..].to_vec();
+    let mut ttl = good.clone();
+    ttl[7] = 254;
+    let mut csum = good.clone();
+    csum[40 + 6] ^= 1;
+    let mut v2 = good.clone();
+    v2[40] = 0x21;
+    let other = VrrpRepr { addresses: vec!["2001:db8:10::100".parse().unwrap()], ..repr };
+    let other = advert_frame(MacAddr([2, 0, 0, 0, 2, 1]), ll_b.into(), &other, 0).unwrap()[14..].to_vec();
+    for p in [&ttl, &csum, &v2, &other] {
+        a.link.punt(PortId(0), p).unwrap();
+    }
+    a.shell.turn(t, &a.env);
+    let st = a.shell.status();
+    let inv = &st.instances[0].invalid;
+    assert_eq!(["ttl", "checksum", "version", "addresses"].map(|k| inv[k]), [1, 1, 1, 1], "{inv:?}");
+    assert_eq!(a.shell.states(), [State::Master]);
+    // The good one (priority 250) wins.
+    a.link.punt(PortId(0), &good).unwrap();
+    a.shell.turn(t, &a.env);
+    assert_eq!(a.shell.states(), [State::Backup]);
 }
 
 #[test]

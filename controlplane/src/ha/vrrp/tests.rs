@@ -390,3 +390,68 @@ fn tracking_faults_and_lowers_priority() {
     i.start(t0);
     assert_eq!(i.state(), State::Fault);
 }
+
+/// An IPv6-only instance (VRRP over IPv6): primary addresses are link-local, adverts are
+/// judged by the same rules with the hop limit for the TTL and the IPv6 pseudo-header in
+/// the checksum; equal priorities are settled by the higher link-local address.
+#[test]
+fn ipv6_adverts_are_judged_like_ipv4_ones() {
+    let group6: IpAddr = "ff02::12".parse().unwrap();
+    let me6: IpAddr = "fe80::ff:fe00:101".parse().unwrap();
+    let peer6: IpAddr = "fe80::ff:fe00:201".parse().unwrap();
+    let addrs6: Vec<IpAddr> = vec!["2001:db8:10::100".parse().unwrap(), "2001:db8:10::254".parse().unwrap()];
+    let config6 = InstanceConfig { addresses: addrs6.clone(), primary: me6, ..config(100) };
+    let advert6 = |version: u8, vrid: u8, priority: u8, src: IpAddr, addresses: Vec<IpAddr>| {
+        let r = VrrpRepr { version, vrid, priority, interval_cs: 10, addresses };
+        let mut b = vec![0; r.buffer_len()];
+        assert!(r.emit(&mut b, src, group6));
+        b
+    };
+    let t0 = Instant::now();
+    let mut i = Instance::new(config6.clone());
+    i.start(t0);
+    actions(&mut i);
+    let deadline = i.next_deadline();
+    let now = t0 + ms(10);
+    let good = advert6(3, 51, 200, peer6, addrs6.clone());
+    let mut bad_sum = good.clone();
+    bad_sum[9] ^= 1;
+    // A v2 message inside IPv6 (RFC 3768 has no IPv6 form).
+    let mut v2 = good.clone();
+    v2[0] = 0x21;
+    let cases: Vec<(Vec<u8>, u8, IpAddr, Invalid)> = vec![
+        (good.clone(), 1, peer6, Invalid::Ttl),
+        (v2, 255, peer6, Invalid::Version),
+        (advert6(3, 52, 200, peer6, addrs6.clone()), 255, peer6, Invalid::Vrid),
+        (bad_sum, 255, peer6, Invalid::Checksum),
+        // An IPv4 advert's address list, read as IPv6 addresses, runs short.
+        (advert_from(3, 51, 200, 10, PEER, addrs()), 255, peer6, Invalid::Truncated),
+        (good[..20].to_vec(), 255, peer6, Invalid::Truncated),
+        (advert6(3, 51, 200, peer6, addrs6[..1].to_vec()), 255, peer6, Invalid::Addresses),
+        (advert6(3, 51, 200, me6, addrs6.clone()), 255, me6, Invalid::OwnAddress),
+    ];
+    for (bytes, hop_limit, src, reason) in cases {
+        assert_eq!(i.receive(now, src, group6, hop_limit, &bytes), Err(reason), "{reason:?}");
+        assert_eq!(i.state(), State::Backup, "{reason:?} changed the state");
+        assert_eq!(i.next_deadline(), deadline, "{reason:?} moved a timer");
+    }
+    assert_eq!(i.counters().adverts_received, 0);
+    // A good advert: followed, its link-local source the master.
+    i.receive(now, peer6, group6, 255, &good).unwrap();
+    assert_eq!(i.master(), Some((peer6, 200)));
+    // Equal priority as master: the higher link-local address wins.
+    let (mut m, at) = {
+        let mut m = Instance::new(config6.clone());
+        m.start(t0);
+        let at = m.next_deadline().unwrap();
+        m.poll(at);
+        actions(&mut m);
+        (m, at)
+    };
+    assert_eq!(m.state(), State::Master);
+    let lower: IpAddr = "fe80::ff:fe00:1".parse().unwrap();
+    m.receive(at + ms(10), lower, group6, 255, &advert6(3, 51, 100, lower, addrs6.clone())).unwrap();
+    assert_eq!(m.state(), State::Master, "a lower link-local address yields");
+    m.receive(at + ms(20), peer6, group6, 255, &advert6(3, 51, 100, peer6, addrs6)).unwrap();
+    assert_eq!(m.state(), State::Backup, "a higher link-local address wins");
+}

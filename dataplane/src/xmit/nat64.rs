@@ -37,8 +37,10 @@
 //! DF is always set and the identification 0 (an atomic datagram, RFC 6864 §4.1): rvs
 //! never fragments a translated packet, the IPv6 client does PMTU discovery on its own
 //! side, and the server link's MTU is checked by the caller. RFC 7915 §5.1 would clear DF
-//! on packets up to 1260 bytes so that IPv4 routers may fragment them; with ICMP error
-//! translation out of scope here (below) DF set at least keeps the path honest.
+//! on packets up to 1260 bytes so that IPv4 routers may fragment them; DF set keeps the
+//! path honest instead: an IPv4 router's fragmentation needed reaches the client as a
+//! packet too big ([`super::nat64_icmp`]). A path MTU below 1280 + 20 on the IPv4 side
+//! leaves such a client no packet size that passes (it may not go below 1280).
 //!
 //! | IPv4 → IPv6 | value |
 //! | --- | --- |
@@ -94,14 +96,14 @@
 //!   what DPVS's `tcp_out_adjust_mss` does for a connection whose client is IPv6 (it
 //!   subtracts `TCP_OLEN_IP6_ADDR` by the client side's family).
 //!
-//! # Out of scope
+//! # ICMP errors and fragments
 //!
-//! Fragments and ICMP errors are not translated: the callers never give them here (an
-//! IPv6 fragment of a NAT64 flow, an IPv4 fragment to a local address and ICMP errors
-//! about NAT64 flows are dropped and counted by the fragment and ICMP paths' existing
-//! reasons).
+//! ICMP errors about NAT64 flows are translated by [`super::nat64_icmp`] (RFC 7915 §4.2,
+//! §4.3, §5.2, §5.3), with the headers written here. Fragments are not translated: the
+//! callers never give them here (an IPv6 fragment of a NAT64 flow and an IPv4 fragment
+//! to a local address are dropped and counted by the fragment paths' reasons).
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use rvs_drivers::PacketBuf;
 
@@ -163,11 +165,57 @@ fn checksum_at(l4: L4Proto) -> usize {
 }
 
 /// The IP protocol number of `l4`.
-fn proto_number(l4: L4Proto) -> u8 {
+pub(crate) fn proto_number(l4: L4Proto) -> u8 {
     match l4 {
         L4Proto::Tcp => 6,
         L4Proto::Udp => 17,
     }
+}
+
+/// Writes into `ip4` (20 bytes) the IPv4 header every NAT64 translation writes (module
+/// docs): no options, TOS `tos`, total length `total`, identification 0 and DF set, TTL
+/// `ttl`, protocol `proto`, the addresses, and its checksum. The flow's packets and the
+/// packet an ICMP error quotes ([`super::nat64_icmp`]) share it.
+#[inline]
+pub(crate) fn write_ipv4_header(ip4: &mut [u8], tos: u8, total: u16, ttl: u8, proto: u8, src: Ipv4Addr, dst: Ipv4Addr) {
+    ip4[0] = 0x45;
+    ip4[1] = tos;
+    ip4[2..4].copy_from_slice(&total.to_be_bytes());
+    ip4[4..6].copy_from_slice(&[0, 0]);
+    ip4[6] = 0x40; // DF
+    ip4[7] = 0;
+    ip4[8] = ttl;
+    ip4[9] = proto;
+    ip4[10..12].copy_from_slice(&[0, 0]);
+    ip4[12..16].copy_from_slice(&src.octets());
+    ip4[16..20].copy_from_slice(&dst.octets());
+    let ip_csum = finish(sum(&ip4[..IPV4_HEADER_LEN]));
+    ip4[10..12].copy_from_slice(&ip_csum.to_be_bytes());
+}
+
+/// Writes into `ip6` (40 bytes) the IPv6 header every NAT64 translation writes (module
+/// docs): traffic class `tc` (the IPv4 TOS), flow label 0, payload length `payload`,
+/// next header `next`, hop limit `hop_limit`, the addresses. The flow's packets and the
+/// packet an ICMPv6 error quotes ([`super::nat64_icmp`]) share it.
+#[inline]
+pub(crate) fn write_ipv6_header(
+    ip6: &mut [u8],
+    tc: u8,
+    payload: u16,
+    next: u8,
+    hop_limit: u8,
+    src: Ipv6Addr,
+    dst: Ipv6Addr,
+) {
+    ip6[0] = 0x60 | (tc >> 4);
+    ip6[1] = tc << 4;
+    ip6[2] = 0;
+    ip6[3] = 0;
+    ip6[4..6].copy_from_slice(&payload.to_be_bytes());
+    ip6[6] = next;
+    ip6[7] = hop_limit;
+    ip6[8..24].copy_from_slice(&src.octets());
+    ip6[24..40].copy_from_slice(&dst.octets());
 }
 
 /// Translates the IPv6 client → VIP packet in `buf` (parsed into `layout`, hop limit
@@ -245,16 +293,8 @@ pub fn v6_to_v4<B: PacketBuf>(
 
     let total = (IPV4_HEADER_LEN + l4_len + toa_len) as u16;
     let mut ip4 = [0u8; IPV4_HEADER_LEN];
-    ip4[0] = 0x45;
-    ip4[1] = traffic_class;
-    ip4[2..4].copy_from_slice(&total.to_be_bytes());
-    ip4[6] = 0x40; // DF
-    ip4[8] = hop_limit.saturating_sub(1);
-    ip4[9] = proto_number(l4);
-    ip4[12..16].copy_from_slice(&local.addr.octets());
-    ip4[16..20].copy_from_slice(&server.addr.octets());
-    let ip_csum = finish(sum(&ip4));
-    ip4[10..12].copy_from_slice(&ip_csum.to_be_bytes());
+    let ttl = hop_limit.saturating_sub(1);
+    write_ipv4_header(&mut ip4, traffic_class, total, ttl, proto_number(l4), local.addr, server.addr);
 
     // The new headers end where the old fixed L4 header did (the rest stays in place);
     // they start `front` bytes into the old frame (at least the 20 the header shrinks).
@@ -327,17 +367,17 @@ pub fn v4_to_v6<B: PacketBuf>(
     let frame = buf.data_mut();
     frame[..MACS_LEN].copy_from_slice(&macs);
     frame[MACS_LEN..L3_OFFSET].copy_from_slice(&ETHERTYPE_IPV6.to_be_bytes());
-    let ip6 = &mut frame[L3_OFFSET..new_l4_at];
-    ip6[0] = 0x60 | (tos >> 4);
-    ip6[1] = tos << 4;
-    ip6[2] = 0;
-    ip6[3] = 0;
-    // The IPv4 total length bounds it below 65,536.
-    ip6[4..6].copy_from_slice(&(l4_len as u16).to_be_bytes());
-    ip6[6] = proto_number(l4);
-    ip6[7] = ttl.saturating_sub(1);
-    ip6[8..24].copy_from_slice(&vip.addr.octets());
-    ip6[24..40].copy_from_slice(&client.addr.octets());
+    // The IPv4 total length bounds the payload length below 65,536.
+    let (hop_limit, payload) = (ttl.saturating_sub(1), l4_len as u16);
+    write_ipv6_header(
+        &mut frame[L3_OFFSET..new_l4_at],
+        tos,
+        payload,
+        proto_number(l4),
+        hop_limit,
+        vip.addr,
+        client.addr,
+    );
 
     let seg = &mut frame[new_l4_at..new_l4_at + l4_len];
     let word = |s: &[u8], at: usize| u16::from_be_bytes([s[at], s[at + 1]]);
@@ -387,7 +427,6 @@ mod tests {
     use crate::view6::L4View6;
     use crate::wire::checksum::pseudo_header;
     use rvs_drivers::mem::MemBuf;
-    use std::net::Ipv6Addr;
 
     const MACS: [u8; 12] = [2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2];
     const CLIENT: (&str, u16) = ("2001:db8:10::2", 40000);

@@ -44,10 +44,14 @@
 //!   links' MTUs. Counted `icmp_errors_translated`; an error RFC 7915 does not translate
 //!   (source quench, redirect, ...) keeps its family's `icmp_unhandled` /
 //!   `icmp6_unhandled`.
+//! * Sync (`sync_engine`): a NAT64 connection is synced as an IPv6 Full-NAT one, on
+//!   creation, state changes (either direction), refresh and dump; its record carries
+//!   the IPv6 client and VIP and the IPv4 local address and server (the family of its
+//!   server side). The peer installs it into its IPv6 table in the IPv4-mapped form,
+//!   the IPv4 local port reserved in its IPv4 allocator.
 //! * Not done: IPv6 fragments of NAT64 flows and IPv4 fragments to a local address
-//!   (dropped by the fragment paths: `ip6_fragment`, `ip_fragment`), connection sync
-//!   of NAT64 connections (not sent; a peer's record of one is refused as
-//!   `sync_refused_family`), the SYN proxy (as for every IPv6 flow).
+//!   (dropped by the fragment paths: `ip6_fragment`, `ip_fragment`), the SYN proxy (as
+//!   for every IPv6 flow).
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
@@ -192,9 +196,10 @@ impl LbEngine {
             // The IPv4 path's time exceeded, from the local address to the server.
             return self.ttl(buf, ip_end, env, now, || flow.dst).unwrap_or(Verdict::Drop(DropReason::TtlExceeded));
         }
-        // Not synced (module docs).
-        if let Err(reason) = self.account6_packet(id, Direction::Reply, flow.flags, flow.ip_total_len(), now) {
-            return Verdict::Drop(reason);
+        match self.account6_packet(id, Direction::Reply, flow.flags, flow.ip_total_len(), now) {
+            Ok(change) if self.sync.is_some() && change.changed() => self.sync_conn6(id, now, env.counters, false),
+            Ok(_) => {}
+            Err(reason) => return Verdict::Drop(reason),
         }
         let Some(&c) = self.conns6.get(id) else { return Verdict::Drop(DropReason::ReplyNoConn) };
         let Some(hop) = self.nat64_routes.as_ref().and_then(|r| r.v6.lookup(c.client)) else {

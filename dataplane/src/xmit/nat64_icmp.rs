@@ -492,6 +492,50 @@ mod tests {
         assert_eq!(finish(sum(&b.data()[14..34])), 0);
     }
 
+    /// `f` with its outer ICMP checksum made right again (so that mutated frames get
+    /// past the parse and into the translation).
+    fn fix_icmp_checksum(f: &mut [u8]) {
+        f[36..38].copy_from_slice(&[0, 0]);
+        let c = finish(sum(&f[34..]));
+        f[36..38].copy_from_slice(&c.to_be_bytes());
+    }
+
+    proptest::proptest! {
+        /// Whatever the error's bytes after its outer header (type, code, rest of header,
+        /// the quote, its length), a parsed error translates without a panic, and what
+        /// comes out parses as an error of the other family about the flow; then back.
+        #[test]
+        fn any_parsed_error_translates_or_is_refused(
+            edits in proptest::collection::vec((34usize..70, proptest::prelude::any::<u8>()), 0..6),
+            cut in 0usize..12,
+            mtus in (68u16..9000, 1280u16..9000),
+        ) {
+            let mut f = err4();
+            for (at, v) in edits {
+                f[at] = v;
+            }
+            let keep = f.len() - cut;
+            f.truncate(keep);
+            let total = (keep - 14) as u16;
+            f[16..18].copy_from_slice(&total.to_be_bytes());
+            f[24..26].copy_from_slice(&[0, 0]);
+            let c = finish(sum(&f[14..34]));
+            f[24..26].copy_from_slice(&c.to_be_bytes());
+            fix_icmp_checksum(&mut f);
+            let Ok(err) = icmp_err::parse(&f) else { return Ok(()) };
+            let mtus = Nat64Mtus { v4: mtus.0, v6: mtus.1 };
+            let mut b = MemBuf::from_frame(&f);
+            match v4_err_to_v6(&mut b, &err, client(), vip(), mtus) {
+                Err(_) => proptest::prop_assert_eq!(b.data(), &f[..]),
+                Ok(()) => {
+                    let e6 = icmp6_err::parse(b.data()).expect("a translated error parses");
+                    proptest::prop_assert_eq!((e6.embedded().src, e6.embedded().dst), (vip(), client()));
+                    let _ = v6_err_to_v4(&mut b, &e6, server(), local(), mtus);
+                }
+            }
+        }
+    }
+
     #[test]
     fn refusals_leave_the_buffer_unchanged() {
         let mut f = err4();

@@ -475,3 +475,68 @@ fn nat64_bad_replies_are_counted() {
     assert_eq!(front.len(), 1);
     assert_accounting_all(&ws);
 }
+
+/// An IPv6 fragment from the client to the VIP: the fragment header (next header UDP,
+/// `offset` bytes, M when `more`, identification `ident`) and `data`.
+fn fragment6(offset: u16, more: bool, ident: u32, data: &[u8]) -> Vec<u8> {
+    let mut p = vec![17, 0];
+    p.extend_from_slice(&(offset | u16::from(more)).to_be_bytes());
+    p.extend_from_slice(&ident.to_be_bytes());
+    p.extend_from_slice(data);
+    ipv6(a(CLIENT6), a(VIP6), 44, 64, &p)
+}
+
+#[test]
+fn nat64_client_fragments_reach_the_server_as_ipv4_fragments() {
+    let shared = services(1);
+    let mut ws = workers64(&shared, 1);
+    let (client, vip) = ((a(CLIENT6), 5000), (a(VIP6), 53));
+    let (local, rs) = ((LOCAL_IP, first_lport(0, 1)), (RS[0], 5353));
+    // A 24-byte UDP datagram (its checksum over the whole of it) in two fragments: the
+    // header and 8 bytes, then the last 8 bytes.
+    let data = b"fragmented-query";
+    let mut udp = seg(L4Proto::Udp, client.1, vip.1, 0, &[], data);
+    let c = csum6(client.0, vip.0, 17, &udp);
+    udp[6..8].copy_from_slice(&c.to_be_bytes());
+    let ident = 0x1234_abcd;
+    let (_, back1) =
+        send_to(&mut ws, 0, FRONT, &eth(FRONT_MAC, CLIENT_MAC, ETH_IPV6, &fragment6(0, true, ident, &udp[..16])), SEC);
+    let (_, back2) = send_to(
+        &mut ws,
+        0,
+        FRONT,
+        &eth(FRONT_MAC, CLIENT_MAC, ETH_IPV6, &fragment6(16, false, ident, &udp[16..])),
+        SEC,
+    );
+    // RFC 7915 §5.1.1: IPv4 fragments with the identification's low 16 bits, MF and the
+    // offset (in 8-byte units) copied, DF clear, TTL 63; the first one's ports and
+    // checksum those of the translated datagram (computed here over all of it).
+    let mut udp4 = seg(L4Proto::Udp, local.1, rs.1, 0, &[], data);
+    let c = l4_csum(local.0, rs.0, 17, &udp4);
+    udp4[6..8].copy_from_slice(&c.to_be_bytes());
+    let ip = |frag: u16, part: &[u8]| {
+        eth(
+            RS_MACS[0],
+            BACK_MAC,
+            ETH_IPV4,
+            &ipv4(Ip { src: local.0, dst: rs.0, proto: 17, ttl: 63, ident: 0xabcd, frag }, part),
+        )
+    };
+    assert_eq!(back1, vec![ip(0x2000, &udp4[..16])], "the first fragment");
+    assert_eq!(back2, vec![ip(0x0002, &udp4[16..])], "the last fragment");
+    let snap = snapshot(&ws[0]);
+    assert_eq!(snap.drops_total(), 0);
+    // A fragment whose fragment header is followed by a destination options header is
+    // not translated (its offsets would not be the IPv4 datagram's).
+    let mut opts = vec![17, 0, 1, 4, 0, 0, 0, 0];
+    opts.extend_from_slice(&udp[..8]);
+    let mut p = vec![60, 0, 0, 1];
+    p.extend_from_slice(&0x55u32.to_be_bytes());
+    p.extend_from_slice(&opts);
+    let f = eth(FRONT_MAC, CLIENT_MAC, ETH_IPV6, &ipv6(client.0, vip.0, 44, 64, &p));
+    let (front, back) = send_to(&mut ws, 0, FRONT, &f, SEC);
+    assert!(front.is_empty() && back.is_empty(), "{back:02x?}");
+    let snap = snapshot(&ws[0]);
+    assert_eq!((snap.drops_total(), snap.drop_count(DropReason::Ip6Fragment)), (1, 1));
+    assert_accounting_all(&ws);
+}

@@ -49,9 +49,14 @@
 //!   the IPv6 client and VIP and the IPv4 local address and server (the family of its
 //!   server side). The peer installs it into its IPv6 table in the IPv4-mapped form,
 //!   the IPv4 local port reserved in its IPv4 allocator.
-//! * Not done: IPv6 fragments of NAT64 flows and IPv4 fragments to a local address
-//!   (dropped by the fragment paths: `ip6_fragment`, `ip_fragment`), the SYN proxy (as
-//!   for every IPv6 flow).
+//! * Fragments (`frag6_engine`): the client's IPv6 fragments are translated one by one
+//!   to IPv4 fragments (RFC 7915 §5.1.1: identification the fragment header's low 16
+//!   bits, MF and offset copied, DF clear; the first fragment's ports and checksum as a
+//!   whole packet's, no TOA), found and steered by the fragment table as every IPv6
+//!   flow's; one whose fragment header is not right before the TCP/UDP data is
+//!   `ip6_fragment`.
+//! * Not done: the server's IPv4 fragments to a local address (dropped by the IPv4
+//!   fragment path, `ip_fragment`), the SYN proxy (as for every IPv6 flow).
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
@@ -66,7 +71,7 @@ use crate::l2l3::Verdict;
 use crate::stats::{DropReason, WorkerCounters};
 use crate::types::{L4Proto, PortId};
 use crate::view::{L4View, L3_OFFSET};
-use crate::view6::L4View6;
+use crate::view6::{FragView6, L4View6};
 use crate::xmit::icmp6_err::Icmp6ErrView;
 use crate::xmit::icmp_err::IcmpErrView;
 use crate::xmit::nat64_icmp::{self, Nat64Mtus};
@@ -297,6 +302,49 @@ impl LbEngine {
                 Verdict::Route { port, next_hop }
             }
             Err(e) => Verdict::Drop(e.icmp6_reason()),
+        }
+    }
+
+    /// A client → VIP IPv6 fragment `frag` of NAT64 connection `c` (`ends` its IPv4
+    /// local address and server), its hop limit checked and the packet accounted:
+    /// translated to an IPv4 fragment and routed to the server (module docs). One over
+    /// the server port's MTU once in IPv4: `ip6_too_big`, the first fragment with its
+    /// packet too big (the MTU plus the 28 bytes the headers shrink).
+    #[allow(clippy::too_many_arguments)]
+    #[cold]
+    #[inline(never)]
+    pub(super) fn nat64_fragment<B: PacketBuf>(
+        &self,
+        buf: &mut B,
+        frag: &FragView6,
+        c: &Conn6,
+        (local, server): (Ipv4Addr, Ipv4Addr),
+        in_port: PortId,
+        routes6: &RouteTable6,
+        counters: &WorkerCounters,
+        now: u64,
+    ) -> Verdict {
+        let Some(hop) = self.nat64_routes.as_ref().and_then(|r| r.v4.lookup(server)) else {
+            return Verdict::Drop(DropReason::NoRoute);
+        };
+        let (port, next_hop) = (hop.port, hop.neighbour(server));
+        let mtu = self.mtu(port.index());
+        // The fixed and fragment headers (48 bytes) become a 20-byte IPv4 header.
+        let shrink = crate::view6::IPV6_HEADER_LEN + crate::wire::ipv6::FragHeader::LEN - nat64::IPV4_HEADER_LEN;
+        let v4_len = usize::try_from(frag.ip_len).unwrap_or(usize::MAX).saturating_sub(shrink);
+        if v4_len > usize::from(mtu) {
+            let cause = Icmp6Cause::TooBig(mtu.saturating_add(shrink as u16));
+            return self.icmp6_error(buf, cause, frag.is_first(), c.vip, in_port, routes6, counters, now);
+        }
+        // No TOA in a fragment (`frag6_engine`).
+        if frag.is_first() && c.flags.contains(ConnFlags::TOA_PENDING) && c.proto == L4Proto::Tcp {
+            counters.toa_skipped.inc();
+        }
+        let first = frag.first.as_ref().map(|v| v.layout());
+        let (local, server) = (Endpoint::new(local, c.lport), Endpoint::new(server, c.sport));
+        match nat64::fragment_v6_to_v4(buf, first, c.proto, local, server) {
+            Ok(()) => Verdict::Route { port, next_hop },
+            Err(e) => Verdict::Drop(e.into()),
         }
     }
 

@@ -99,9 +99,10 @@
 //! # ICMP errors and fragments
 //!
 //! ICMP errors about NAT64 flows are translated by [`super::nat64_icmp`] (RFC 7915 §4.2,
-//! §4.3, §5.2, §5.3), with the headers written here. Fragments are not translated: the
-//! callers never give them here (an IPv6 fragment of a NAT64 flow and an IPv4 fragment
-//! to a local address are dropped and counted by the fragment paths' reasons).
+//! §4.3, §5.2, §5.3), with the headers written here. The client's IPv6 fragments are
+//! translated one by one by [`fragment_v6_to_v4`] (RFC 7915 §5.1.1); the server's IPv4
+//! fragments to a local address are not (the IPv4 fragment path drops them,
+//! `ip_fragment`).
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
@@ -320,6 +321,111 @@ pub fn v6_to_v4<B: PacketBuf>(
     buf.adj(front);
     out.toa_inserted = toa_bytes.is_some();
     out
+}
+
+/// Why [`fragment_v6_to_v4`] did not translate; the buffer is then unchanged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Nat64FragError {
+    /// Not a fragment whose fragment header is directly followed by the flow's TCP or UDP
+    /// (a first fragment) or names it (a later one): extension headers in the
+    /// fragmentable part would shift the IPv4 datagram's offsets.
+    #[error("fragment not translatable")]
+    NotTranslatable,
+}
+
+/// Counted as `ip6_fragment`, as the fragments NAT64 did not translate before.
+impl From<Nat64FragError> for DropReason {
+    fn from(e: Nat64FragError) -> Self {
+        match e {
+            Nat64FragError::NotTranslatable => DropReason::Ip6Fragment,
+        }
+    }
+}
+
+/// The IPv4 fragment fields of the IPv6 fragment in `frame` (RFC 7915 §5.1.1): the
+/// fragment header's identification's low 16 bits, and MF with the offset in 8-byte
+/// units, DF clear; and where the fragment's data starts in the frame. `proto` is the
+/// flow's: the fragment header must name it (a later fragment) or be followed by its
+/// header (a first one).
+pub fn fragment_fields(frame: &[u8], proto: L4Proto) -> Result<(u16, u16, usize), Nat64FragError> {
+    let ip = frame
+        .get(L3_OFFSET..)
+        .and_then(|b| crate::wire::Ipv6Packet::new_checked(b).ok())
+        .ok_or(Nat64FragError::NotTranslatable)?;
+    let upper = ip.upper_layer().map_err(|_| Nat64FragError::NotTranslatable)?;
+    let f = upper.frag.filter(|f| !f.is_atomic()).ok_or(Nat64FragError::NotTranslatable)?;
+    let right_after = upper.offset == f.header_offset + crate::wire::ipv6::FragHeader::LEN;
+    if upper.protocol != proto_number(proto) || !right_after {
+        return Err(Nat64FragError::NotTranslatable);
+    }
+    let flags = (u16::from(f.more) << 13) | (f.offset / 8);
+    Ok((f.ident as u16, flags, L3_OFFSET + IPV6_HEADER_LEN + upper.offset))
+}
+
+/// Translates the IPv6 fragment in `buf` of a NAT64 flow (client → VIP, a hop limit
+/// above one) into an IPv4 fragment from `local` to `server` (RFC 7915 §5.1.1): the first
+/// fragment (`first`, its layout) as [`v6_to_v4`] translates a whole packet (ports, and
+/// the TCP/UDP checksum for the new addresses and ports: it covers the whole datagram,
+/// whose other bytes do not change), without TOA; a later fragment gets the header only.
+/// The IPv4 header has the fragment fields [`fragment_fields`] gives.
+///
+/// # Errors
+///
+/// [`Nat64FragError`]; the buffer is then unchanged.
+pub fn fragment_v6_to_v4<B: PacketBuf>(
+    buf: &mut B,
+    first: Option<&Layout6>,
+    proto: L4Proto,
+    local: Endpoint,
+    server: Endpoint,
+) -> Result<(), Nat64FragError> {
+    let (ident, flags, data_at) = fragment_fields(buf.data(), proto)?;
+    let ip4_at = match first {
+        Some(layout) => {
+            let mtu = u16::MAX;
+            v6_to_v4(buf, layout, local, server, None, mtu);
+            L3_OFFSET
+        }
+        None => {
+            let frame = buf.data();
+            let ip6 = &frame[L3_OFFSET..L3_OFFSET + IPV6_HEADER_LEN];
+            let (tc, hop_limit) = ((ip6[0] << 4) | (ip6[1] >> 4), ip6[7]);
+            let end = L3_OFFSET + IPV6_HEADER_LEN + usize::from(u16::from_be_bytes([ip6[4], ip6[5]]));
+            let mut macs = [0u8; MACS_LEN];
+            macs.copy_from_slice(&frame[..MACS_LEN]);
+            let len = buf.len();
+            if len > end {
+                buf.trim(len - end);
+            }
+            // The data starts past the 40-byte header and the 8-byte fragment header.
+            let front = data_at - (L3_OFFSET + IPV4_HEADER_LEN);
+            buf.adj(front);
+            let total = (buf.len() - L3_OFFSET) as u16;
+            let frame = buf.data_mut();
+            frame[..MACS_LEN].copy_from_slice(&macs);
+            frame[MACS_LEN..L3_OFFSET].copy_from_slice(&ETHERTYPE_IPV4.to_be_bytes());
+            let ip4 = &mut frame[L3_OFFSET..L3_OFFSET + IPV4_HEADER_LEN];
+            write_ipv4_header(
+                ip4,
+                tc,
+                total,
+                hop_limit.saturating_sub(1),
+                proto_number(proto),
+                local.addr,
+                server.addr,
+            );
+            L3_OFFSET
+        }
+    };
+    // The fragment fields, and the header checksum again.
+    let frame = buf.data_mut();
+    let ip4 = &mut frame[ip4_at..ip4_at + IPV4_HEADER_LEN];
+    ip4[4..6].copy_from_slice(&ident.to_be_bytes());
+    ip4[6..8].copy_from_slice(&flags.to_be_bytes());
+    ip4[10..12].copy_from_slice(&[0, 0]);
+    let c = finish(sum(ip4));
+    ip4[10..12].copy_from_slice(&c.to_be_bytes());
+    Ok(())
 }
 
 /// Translates the IPv4 server → local address packet in `buf` (parsed into `layout`,

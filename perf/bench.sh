@@ -47,7 +47,8 @@ subcommands:
       the data path on the in-memory driver: ns/packet and Mpps per mode
       (arp_reply icmp_echo drop_malformed dr nat nat_reply fullnat fullnat_reply tunnel
       nat_synproxy nat_synproxy_reply fullnat_synproxy fullnat_synproxy_reply,
-      and over IPv6 dr6 nat6 nat6_reply fullnat6 fullnat6_reply tunnel6);
+      and over IPv6 dr6 nat6 nat6_reply fullnat6 fullnat6_reply tunnel6,
+      and NAT64 nat64 nat64_reply);
       L4 modes add new_conn_ns (for *_synproxy: the whole proxied handshake, with
       cookie_syn_ns cookie_ack_ns server_syn_ack_ns) and bytes_per_conn
   conn [--entries N[,N..]] [--runs N] [--lookups N] [--pages hugetlb|thp|4k]

@@ -2,9 +2,9 @@
 # The instruction-count guard: callgrind instructions per packet of the data path, net of
 # the benchmark harness, for established packets in each direction of each forwarding mode
 # (dr nat nat_reply fullnat fullnat_reply tunnel, over IPv6 dr6 nat6 nat6_reply fullnat6
-# fullnat6_reply tunnel6, and nat and fullnat with the SYN proxy:
+# fullnat6_reply tunnel6, NAT64 nat64 nat64_reply, and nat and fullnat with the SYN proxy:
 # *_synproxy, *_synproxy_reply), per new connection (dr nat fullnat tunnel, over IPv6 dr6
-# nat6 fullnat6 tunnel6) and per
+# nat6 fullnat6 tunnel6, nat64) and per
 # proxied handshake (nat_synproxy, fullnat_synproxy: the client's SYN, its cookie ACK and
 # the server's SYN-ACK together), compared with the committed baseline perf/baseline.json.
 #
@@ -37,7 +37,7 @@ set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 baseline="$root/perf/baseline.json"
-MODES=(dr nat nat_reply fullnat fullnat_reply tunnel nat_synproxy nat_synproxy_reply fullnat_synproxy fullnat_synproxy_reply dr6 nat6 nat6_reply fullnat6 fullnat6_reply tunnel6)
+MODES=(dr nat nat_reply fullnat fullnat_reply tunnel nat_synproxy nat_synproxy_reply fullnat_synproxy fullnat_synproxy_reply dr6 nat6 nat6_reply fullnat6 fullnat6_reply tunnel6 nat64 nat64_reply)
 BURSTS=1000
 THRESHOLD_PCT=3
 

@@ -942,7 +942,8 @@ impl LbEngine {
         // The quoted packet is one we sent (src → dst); its flow's packets to us travel
         // dst → src, so that is the key to look up.
         let key = FlowKey { proto, src: emb.dst.addr, sport: emb.dst.port, dst: emb.src.addr, dport: emb.src.port };
-        let owner = match env.addrs.get(key.dst).map(|o| o.kind) {
+        let kind = env.addrs.get(key.dst).map(|o| o.kind);
+        let owner = match kind {
             Some(AddrKind::Local) => lport_owner(key.dport, self.workers),
             Some(AddrKind::Vip) => client_owner(key.src, key.sport, self.workers),
             _ => client_owner(key.dst, key.dport, self.workers),
@@ -950,7 +951,13 @@ impl LbEngine {
         if owner != self.worker {
             return Verdict::Redirect { worker: owner };
         }
-        let Some((id, dir)) = self.conns.lookup(&key) else { return Verdict::Drop(DropReason::IcmpUnhandled) };
+        let Some((id, dir)) = self.conns.lookup(&key) else {
+            // About a packet from a local address: maybe a NAT64 flow's (`nat64_engine`).
+            if kind == Some(AddrKind::Local) {
+                return self.nat64_icmp_error(buf, &err, &key, env, now);
+            }
+            return Verdict::Drop(DropReason::IcmpUnhandled);
+        };
         let Some(&c) = self.conns.get(id) else { return Verdict::Drop(DropReason::IcmpUnhandled) };
         if let Some(v) = self.ttl(buf, err.ip_end(), env, now, || err.ip_src()) {
             return v;

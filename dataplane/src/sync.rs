@@ -6,8 +6,10 @@
 //! server address and port), not by the ids a node assigns itself: the two nodes of a
 //! pair assign ids independently, their configs name the same services. Addresses are
 //! [`SocketAddr`] / [`IpAddr`]: a record is IPv4 or IPv6 throughout (an IPv6 flow's four
-//! addresses are IPv6 and it lives in the worker's IPv6 table, `crate::conn::ConnTable6`);
-//! a record that mixes the families is refused at install (`sync_refused_family`).
+//! addresses are IPv6 and it lives in the worker's IPv6 table, `crate::conn::ConnTable6`),
+//! but for NAT64 (an IPv6 client and VIP, an IPv4 server and Full-NAT local address,
+//! `crate::lb::LbEngine::install`); a record that mixes the families otherwise is refused
+//! at install (`sync_refused_family`).
 //!
 //! Contract of the data-path side (the control plane carries records between nodes):
 //! * **Rings.** [`sync_links`] gives each worker a [`SyncLink`]: an outbound ring of
@@ -329,7 +331,7 @@ impl ConnRecord {
         F::Addr: Into<IpAddr>,
     {
         let left_ms = c.expires_in_ns(now_ns) / 1_000_000;
-        ConnRecord {
+        let rec = ConnRecord {
             proto: c.proto,
             forward: c.forward,
             client: SocketAddr::new(c.client.into(), c.cport),
@@ -348,7 +350,26 @@ impl ConnRecord {
                     window: c.synproxy_ws,
                 }
             }),
+        };
+        rec.nat64_unmapped()
+    }
+
+    /// The record with a NAT64 connection's server side in its own family: a Full-NAT
+    /// record whose server and local address are both IPv4-mapped (`Conn6::nat64_ends`)
+    /// gets them as IPv4; any other record is returned as it is.
+    fn nat64_unmapped(mut self) -> ConnRecord {
+        if self.forward != ForwardMode::FullNat {
+            return self;
         }
+        let unmap = |a: SocketAddr| match a.ip() {
+            IpAddr::V6(ip) => ip.to_ipv4_mapped().map(|v4| SocketAddr::new(IpAddr::V4(v4), a.port())),
+            IpAddr::V4(_) => None,
+        };
+        if let (Some(server), Some(local)) = (unmap(self.server), unmap(self.local)) {
+            self.server = server;
+            self.local = local;
+        }
+        self
     }
 }
 

@@ -10,6 +10,7 @@
 //! IPv6 Full-NAT: the record carries the IPv6 local address and port; the peer installs it
 //! on the owner, reserves the port (its own new flows never get it), and after a takeover
 //! forwards the flow from the same local address and port without a second TOA.
+//! NAT64 likewise, with its IPv4 local address and port and IPv4 server in the record.
 //!
 //! VRRP roles: an IPv6 VIP of a backup instance gets no neighbour advertisement (solicited,
 //! at start, or when added live) and its traffic is not forwarded (`ha_backup`); as master
@@ -379,6 +380,142 @@ fn ipv6_fullnat_connections_sync_with_their_local_port() {
     poll_all(&mut backup, 5 * SEC);
     let refused: u64 = backup.iter().map(|w| snapshot(w).sync_refused_port).sum();
     assert_eq!(refused - refused_before, 2);
+    assert_accounting_all(&backup);
+    assert_accounting_all(&master);
+}
+
+/// The NAT64 service of [`nat64_services`]: TCP [VIP6]:6464 on the IPv4 servers' 8080.
+const NAT64_PORT: u16 = 6464;
+const RS4: [std::net::Ipv4Addr; 2] = [common::l4::RS1, common::l4::RS2];
+const RS4_MAC: [[u8; 6]; 2] = [common::l4::RS1_MAC, common::l4::RS2_MAC];
+
+/// [`services`] and a NAT64 service: TCP [VIP6]:[`NAT64_PORT`] through Full-NAT from
+/// the IPv4 local address to the IPv4 servers' port 8080.
+fn nat64_services(workers: usize) -> SharedServices {
+    let servers = RS4
+        .iter()
+        .map(|&s| RealServer {
+            addr: s.into(),
+            port: 8080,
+            weight: 1,
+            forward: FullNat,
+            upper: 0,
+            lower: 0,
+            stats: Arc::new(ServerStats::new(workers)),
+        })
+        .collect();
+    let mut nat64 = service6(workers, Tcp, NAT64_PORT, servers);
+    nat64.local_addrs = vec![LOCAL_IP];
+    let mut list = service_list(workers);
+    list.push(nat64);
+    publish(list)
+}
+
+/// Server `rs`'s NAT64 reply (IPv4, TCP from 8080) to the IPv4 local address's `lport`.
+fn to_local4(rs: usize, lport: u16, flags: u8) -> Vec<u8> {
+    let mut s = Vec::new();
+    s.extend_from_slice(&8080u16.to_be_bytes());
+    s.extend_from_slice(&lport.to_be_bytes());
+    s.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 1, 0x50, flags, 0xff, 0xff, 0, 0, 0, 0]);
+    s.extend_from_slice(b"sync 64");
+    let c = common::l4::l4_csum(RS4[rs], LOCAL_IP, 6, &s);
+    s[16..18].copy_from_slice(&c.to_be_bytes());
+    eth(BACK_MAC, RS4_MAC[rs], ETH_IPV4, &ipv4(Ip::new(RS4[rs], LOCAL_IP, 6), &s))
+}
+
+#[test]
+fn nat64_connections_sync_with_their_ipv4_local_port() {
+    let (master_svcs, backup_svcs) = (nat64_services(2), nat64_services(2));
+    let (mut master, mut mend) = workers6(&master_svcs, 2, 1024, NO_REFRESH);
+    let (mut backup, bend) = workers6(&backup_svcs, 2, 1024, NO_REFRESH);
+    let v4 = |a: std::net::Ipv4Addr, port: u16| SocketAddr::new(IpAddr::V4(a), port);
+    // 8 NAT64 flows through the master, handshakes completed: (client port, server,
+    // IPv4 local port).
+    let mut flows = Vec::new();
+    for cport in 46000u16..46008 {
+        let (_, back) = send_to(&mut master, 0, FRONT, &to_vip(Tcp, cport, NAT64_PORT, SYN), SEC);
+        assert_eq!(back.len(), 1, "flow {cport}: its SYN to a server");
+        let f = &back[0];
+        assert_eq!(&f[14 + 12..14 + 16], &LOCAL_IP.octets(), "from the IPv4 local address");
+        let lport = u16::from_be_bytes([f[34], f[35]]);
+        let rs = usize::from(f[..6] != RS4_MAC[0]);
+        let (front, _) = send_to(&mut master, 1, BACK, &to_local4(rs, lport, SYN | ACK), SEC);
+        assert_eq!(front.len(), 1, "flow {cport}: the SYN-ACK to the client");
+        send_to(&mut master, 0, FRONT, &to_vip(Tcp, cport, NAT64_PORT, ACK), SEC);
+        flows.push((cport, rs, lport));
+    }
+    // Each record: the IPv6 client and VIP, the IPv4 local address and port and server.
+    let records = drain(&mut mend);
+    assert_eq!(records.len(), 16, "a record at SYN and at ESTABLISHED per flow");
+    for r in &records {
+        let &(_, rs, lport) = flows.iter().find(|f| f.0 == r.client.port()).expect("one of the flows");
+        assert_eq!(
+            (r.forward, r.vip, r.local, r.server),
+            (FullNat, sa6(VIP6, NAT64_PORT), v4(LOCAL_IP, lport), v4(RS4[rs], 8080)),
+            "{r:?}"
+        );
+        let syn = r.state == ConnState::Tcp(TcpState::SynRecv);
+        assert_eq!(ConnFlags::from_bits(r.flags).contains(ConnFlags::TOA_PENDING), syn, "{r:?}");
+        bend.push(owner_of(r, 2), *r).expect("room");
+    }
+    poll_all(&mut backup, 2 * SEC);
+    let installed: u64 = backup.iter().map(|w| snapshot(w).sync_installed).sum();
+    let updated: u64 = backup.iter().map(|w| snapshot(w).sync_updated).sum();
+    assert_eq!((installed, updated), (8, 8));
+    for (i, w) in backup.iter().enumerate() {
+        for (_, c) in w.lb().unwrap().conns6().iter() {
+            let (local, server) = c.nat64_ends().expect("installed as a NAT64 connection");
+            assert_eq!((local, lport_owner(c.lport, 2)), (LOCAL_IP, i), "its IPv4 local port is the holder's");
+            assert!(RS4.contains(&server));
+            assert!(c.flags.contains(ConnFlags::SYNCED) && !c.flags.contains(ConnFlags::TOA_PENDING));
+        }
+        w.lb().unwrap().conns6().check_invariants().unwrap();
+    }
+    // The backup's own new NAT64 flows never get a port a synced flow holds.
+    let synced: std::collections::BTreeSet<u16> = flows.iter().map(|f| f.2).collect();
+    for cport in 47000u16..47008 {
+        let (_, back) = send_to(&mut backup, 0, FRONT, &to_vip(Tcp, cport, NAT64_PORT, SYN), 3 * SEC);
+        assert_eq!(back.len(), 1, "new flow {cport}");
+        let lport = u16::from_be_bytes([back[0][34], back[0][35]]);
+        assert!(!synced.contains(&lport), "new flow {cport} got {lport}, held by a synced flow: {synced:?}");
+    }
+    let created_before: u64 = backup.iter().map(|w| snapshot(w).conns_created).sum();
+    // After a takeover every synced flow goes on from the same IPv4 local address and
+    // port to the same server without a second TOA, and its replies reach the client.
+    for &(cport, rs, lport) in &flows {
+        let (_, back) = send_to(&mut backup, 0, FRONT, &to_vip(Tcp, cport, NAT64_PORT, ACK), 4 * SEC);
+        assert_eq!(back.len(), 1, "flow {cport}");
+        let f = &back[0];
+        assert_eq!(&f[..6], &RS4_MAC[rs], "flow {cport} on its server");
+        assert_eq!((&f[14 + 12..14 + 16], &f[14 + 16..14 + 20]), (&LOCAL_IP.octets()[..], &RS4[rs].octets()[..]));
+        assert_eq!(u16::from_be_bytes([f[34], f[35]]), lport, "flow {cport} from its local port");
+        assert_eq!(f[34 + 12] >> 4, 5, "flow {cport}: no TOA after the handshake");
+        let (front, _) = send_to(&mut backup, 1, BACK, &to_local4(rs, lport, ACK), 4 * SEC);
+        assert_eq!(front.len(), 1, "reply of flow {cport}");
+        let g = &front[0];
+        assert_eq!((&g[14 + 8..14 + 24], &g[14 + 24..14 + 40]), (&a(VIP6).octets()[..], &a(CLIENT6).octets()[..]));
+        assert_eq!(ports_of(g), (NAT64_PORT, cport));
+    }
+    let created: u64 = backup.iter().map(|w| snapshot(w).conns_created).sum();
+    assert_eq!(created, created_before, "nothing rescheduled");
+    // A NAT64 record whose IPv4 local port another worker owns is refused (`port`); one
+    // whose local address is IPv6 beside an IPv4 server mixes the families (`family`).
+    let before: (u64, u64) =
+        backup.iter().map(snapshot).fold((0, 0), |acc, s| (acc.0 + s.sync_refused_port, acc.1 + s.sync_refused_family));
+    let mut r = records[1];
+    r.client.set_port(50000);
+    let owner = owner_of(&r, 2);
+    let other = (1024u16..).find(|p| lport_owner(*p, 2) != owner).unwrap();
+    r.local.set_port(other);
+    bend.push(owner, r).unwrap();
+    let mut mixed = records[1];
+    mixed.client.set_port(50001);
+    mixed.local = sa6(LOCAL6, 3000);
+    bend.push(owner_of(&mixed, 2), mixed).unwrap();
+    poll_all(&mut backup, 5 * SEC);
+    let after: (u64, u64) =
+        backup.iter().map(snapshot).fold((0, 0), |acc, s| (acc.0 + s.sync_refused_port, acc.1 + s.sync_refused_family));
+    assert_eq!((after.0 - before.0, after.1 - before.1), (1, 1));
     assert_accounting_all(&backup);
     assert_accounting_all(&master);
 }

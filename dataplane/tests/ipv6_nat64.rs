@@ -1,7 +1,8 @@
 //! NAT64 through Full-NAT through in-memory workers: an IPv6 service on IPv4 real
 //! servers. TCP with the 20-byte IPv6 TOA and the SYN-ACK's MSS lowered by it, UDP, both
 //! directions, round robin across the servers, two workers (the IPv4 reply owned by the
-//! local port's worker), and the drops (a truncated reply, a reply for no connection).
+//! local port's worker), the drops (a truncated reply, a reply for no connection), and
+//! the ICMP errors of both sides translated to the other family (RFC 7915).
 //! Expected frames are built here byte by byte with their own RFC 1071 checksums over the
 //! RFC 791 and RFC 8200 pseudo-headers, independently of `rvs_dataplane::wire`.
 
@@ -223,14 +224,175 @@ fn nat64_udp_both_directions() {
     let want =
         eth(CLIENT_MAC, FRONT_MAC, ETH_IPV6, &pkt_with_options(L4Proto::Udp, vip, client, 0, 63, &[], b"answer!"));
     assert_eq!(front, vec![want]);
-    // The client's port unreachable about that answer: NAT64 does not translate errors,
-    // and nothing goes towards the server (as IPv6 to its IPv4-mapped address).
-    let mut unreach = vec![1, 4, 0, 0, 0, 0, 0, 0];
-    unreach.extend_from_slice(&pkt_with_options(L4Proto::Udp, vip, client, 0, 63, &[], b"answer!"));
-    let unreach = eth(FRONT_MAC, CLIENT_MAC, ETH_IPV6, &icmp6(client.0, vip.0, 64, unreach));
-    let (front, back) = send_to(&mut ws, 0, FRONT, &unreach, SEC);
-    assert!(front.is_empty() && back.is_empty(), "nothing forwarded: {front:02x?} {back:02x?}");
-    assert_eq!(snapshot(&ws[0]).drop_count(DropReason::Icmp6Unhandled), 1);
+    assert_eq!(snapshot(&ws[0]).drops_total(), 0);
+    assert_accounting_all(&ws);
+}
+
+/// An ICMP message (`ty`, `code`, rest of header `rest`) quoting `quote`, its checksum
+/// filled in.
+fn icmp4(ty: u8, code: u8, rest: u32, quote: &[u8]) -> Vec<u8> {
+    let mut m = vec![ty, code, 0, 0];
+    m.extend_from_slice(&rest.to_be_bytes());
+    m.extend_from_slice(quote);
+    let c = csum(&m);
+    m[2..4].copy_from_slice(&c.to_be_bytes());
+    m
+}
+
+/// An ICMPv6 message head (`ty`, `code`, rest of header `rest`) and `quote`; the
+/// checksum is [`icmp6`]'s.
+fn icmp6_msg(ty: u8, code: u8, rest: u32, quote: &[u8]) -> Vec<u8> {
+    let mut m = vec![ty, code, 0, 0];
+    m.extend_from_slice(&rest.to_be_bytes());
+    m.extend_from_slice(quote);
+    m
+}
+
+/// One UDP exchange on a fresh worker: the client's query and the server's answer, and
+/// what each looked like on the other side (the query as the server got it, the answer
+/// as the client got it).
+fn udp_exchange() -> (Vec<MemWorker>, Vec<u8>, Vec<u8>) {
+    let shared = services(1);
+    let mut ws = workers64(&shared, 1);
+    let (client, vip) = ((a(CLIENT6), 5000), (a(VIP6), 53));
+    let (local, rs) = ((LOCAL_IP, first_lport(0, 1)), (RS[0], 5353));
+    let q = eth(FRONT_MAC, CLIENT_MAC, ETH_IPV6, &pkt_with_options(L4Proto::Udp, client, vip, 0, 64, &[], b"query"));
+    let (_, back) = send_to(&mut ws, 0, FRONT, &q, SEC);
+    assert_eq!(back.len(), 1);
+    let reply = eth(BACK_MAC, RS_MACS[0], ETH_IPV4, &pkt4(L4Proto::Udp, rs, local, 0, 64, 7, &[], b"answer!"));
+    let (front, _) = send_to(&mut ws, 0, BACK, &reply, SEC);
+    assert_eq!(front.len(), 1);
+    (ws, back[0][14..].to_vec(), front[0][14..].to_vec())
+}
+
+#[test]
+fn nat64_server_port_unreachable_reaches_the_client_as_icmpv6() {
+    let (mut ws, sent, _) = udp_exchange();
+    let (client, vip) = ((a(CLIENT6), 5000), (a(VIP6), 53));
+    // The server's port unreachable (RFC 792: from the server to the local address,
+    // quoting the whole datagram as Linux does).
+    let err = ipv4(Ip { src: RS[0], dst: LOCAL_IP, proto: 1, ttl: 64, ident: 0x77, frag: 0 }, &icmp4(3, 3, 0, &sent));
+    let (front, back) = send_to(&mut ws, 0, BACK, &eth(BACK_MAC, RS_MACS[0], ETH_IPV4, &err), SEC);
+    assert!(back.is_empty());
+    // RFC 7915 §4.2: destination unreachable, port (1/4), from the VIP to the client
+    // about the client's own query as it sent it (the quoted TTL 63 → hop limit 63),
+    // hop limit 63 (the error's TTL less one).
+    let quote = pkt_with_options(L4Proto::Udp, client, vip, 0, 63, &[], b"query");
+    let want = eth(CLIENT_MAC, FRONT_MAC, ETH_IPV6, &icmp6(vip.0, client.0, 63, icmp6_msg(1, 4, 0, &quote)));
+    assert_eq!(front, vec![want]);
+    let snap = snapshot(&ws[0]);
+    assert_eq!((snap.icmp_errors_translated, snap.drops_total()), (1, 0));
+    assert_accounting_all(&ws);
+}
+
+#[test]
+fn nat64_fragmentation_needed_reaches_the_client_as_packet_too_big() {
+    for (advertised, v6_mtu, want_mtu) in [
+        // The IPv4 next hop's 1400 plus the 20 bytes the header shrinks.
+        (1400u16, 1500u16, 1420u32),
+        // Capped by the client link's MTU.
+        (1490, 1460, 1460),
+        // A router older than RFC 1191 (0): the plateau below the quoted packet's 1,060
+        // bytes, 1006 (RFC 1191 §7), plus 20.
+        (0, 1500, 1026),
+    ] {
+        let shared = services(1);
+        let opts = LbOpts { port_mtu: vec![v6_mtu, 1500], ..LbOpts::default() };
+        let learn = [neighbour6(CLIENT6, CLIENT_MAC, FRONT)];
+        let mut ws = common::workers6::workers6(&shared, 1, &opts, &[], &learn, |_, w| w);
+        let (client, vip) = ((a(CLIENT6), 40000), (a(VIP6), 80));
+        let data = [b'x'; 1000];
+        let syn =
+            eth(FRONT_MAC, CLIENT_MAC, ETH_IPV6, &pkt_with_options(L4Proto::Tcp, client, vip, SYN, 64, &[], &data));
+        let (_, back) = send_to(&mut ws, 0, FRONT, &syn, SEC);
+        assert_eq!(back.len(), 1);
+        // A router on the server's side quotes the IPv4 header and 8 bytes.
+        let sent = &back[0][14..];
+        let quote = &sent[..28];
+        let err = ipv4(
+            Ip { src: Ipv4Addr::new(10, 20, 0, 254), dst: LOCAL_IP, proto: 1, ttl: 64, ident: 1, frag: 0 },
+            &icmp4(3, 4, u32::from(advertised), quote),
+        );
+        let (front, _) = send_to(&mut ws, 0, BACK, &eth(BACK_MAC, RS_MACS[0], ETH_IPV4, &err), SEC);
+        // Packet too big with the RFC 7915 MTU, quoting the client's SYN as far as the
+        // 8 bytes went (ports and sequence number, the checksum not quoted).
+        let mut q6 = pkt_with_options(L4Proto::Tcp, client, vip, SYN, 63, &[], &data);
+        q6.truncate(48);
+        // The quoted IPv6 payload length is the SYN's as the server got it: its IPv4
+        // total length (the TOA included) less 20.
+        let total = u16::from_be_bytes([sent[2], sent[3]]);
+        q6[4..6].copy_from_slice(&(total - 20).to_be_bytes());
+        let want = eth(CLIENT_MAC, FRONT_MAC, ETH_IPV6, &icmp6(vip.0, client.0, 63, icmp6_msg(2, 0, want_mtu, &q6)));
+        assert_eq!(front, vec![want], "next-hop MTU {advertised}, client link {v6_mtu}");
+        assert_eq!(snapshot(&ws[0]).icmp_errors_translated, 1);
+    }
+}
+
+#[test]
+fn nat64_client_port_unreachable_reaches_the_server_as_icmpv4() {
+    let (mut ws, _, got) = udp_exchange();
+    let (client, vip) = ((a(CLIENT6), 5000), (a(VIP6), 53));
+    let (local, rs) = ((LOCAL_IP, first_lport(0, 1)), (RS[0], 5353));
+    // The client's port unreachable about the answer it got (RFC 4443: the whole packet).
+    let err = eth(FRONT_MAC, CLIENT_MAC, ETH_IPV6, &icmp6(client.0, vip.0, 64, icmp6_msg(1, 4, 0, &got)));
+    let (front, back) = send_to(&mut ws, 0, FRONT, &err, SEC);
+    assert!(front.is_empty());
+    // RFC 7915 §5.2: port unreachable (3/3) from the local address to the server about
+    // the server's own answer (the quoted hop limit 63 → TTL 63, identification 0, DF),
+    // TTL 63, DF (an atomic datagram).
+    let quote = pkt4(L4Proto::Udp, rs, local, 0, 63, 0, &[], b"answer!");
+    let want_ip =
+        ipv4(Ip { src: LOCAL_IP, dst: RS[0], proto: 1, ttl: 63, ident: 0, frag: 0x4000 }, &icmp4(3, 3, 0, &quote));
+    assert_eq!(back, vec![eth(RS_MACS[0], BACK_MAC, ETH_IPV4, &want_ip)]);
+    // Its packet too big: fragmentation needed with the MTU less 20, capped by the
+    // server link's 1500.
+    let err = eth(FRONT_MAC, CLIENT_MAC, ETH_IPV6, &icmp6(client.0, vip.0, 64, icmp6_msg(2, 0, 1280, &got)));
+    let (_, back) = send_to(&mut ws, 0, FRONT, &err, SEC);
+    let want_ip =
+        ipv4(Ip { src: LOCAL_IP, dst: RS[0], proto: 1, ttl: 63, ident: 0, frag: 0x4000 }, &icmp4(3, 4, 1260, &quote));
+    assert_eq!(back, vec![eth(RS_MACS[0], BACK_MAC, ETH_IPV4, &want_ip)]);
+    let snap = snapshot(&ws[0]);
+    assert_eq!((snap.icmp_errors_translated, snap.drops_total()), (2, 0));
+    assert_accounting_all(&ws);
+}
+
+#[test]
+fn nat64_errors_without_a_translation_keep_their_reasons() {
+    let (mut ws, sent, got) = udp_exchange();
+    let (client, vip) = ((a(CLIENT6), 5000), (a(VIP6), 53));
+    // Source quench and host precedence violation (3/14): RFC 7915 drops them.
+    for (ty, code) in [(4u8, 0u8), (3, 14)] {
+        let err =
+            ipv4(Ip { src: RS[0], dst: LOCAL_IP, proto: 1, ttl: 64, ident: 1, frag: 0 }, &icmp4(ty, code, 0, &sent));
+        let (front, back) = send_to(&mut ws, 0, BACK, &eth(BACK_MAC, RS_MACS[0], ETH_IPV4, &err), SEC);
+        assert!(front.is_empty() && back.is_empty());
+    }
+    assert_eq!(snapshot(&ws[0]).drop_count(DropReason::IcmpUnhandled), 2);
+    // Destination unreachable code 5 (source address failed policy) and a parameter
+    // problem pointing into the flow label: none in ICMPv4.
+    for (code_ty, code, rest) in [(1u8, 5u8, 0u32), (4, 0, 2)] {
+        let err =
+            eth(FRONT_MAC, CLIENT_MAC, ETH_IPV6, &icmp6(client.0, vip.0, 64, icmp6_msg(code_ty, code, rest, &got)));
+        let (front, back) = send_to(&mut ws, 0, FRONT, &err, SEC);
+        assert!(front.is_empty() && back.is_empty());
+    }
+    // An IPv6 error quoting the connection's IPv4-mapped server side is forged.
+    let (local, rs) = ((LOCAL_IP, first_lport(0, 1)), (RS[0], 5353));
+    let forged_quote = pkt_with_options(
+        L4Proto::Udp,
+        (local.0.to_ipv6_mapped(), local.1),
+        (rs.0.to_ipv6_mapped(), rs.1),
+        0,
+        63,
+        &[],
+        b"query",
+    );
+    let forged = eth(FRONT_MAC, CLIENT_MAC, ETH_IPV6, &icmp6(client.0, vip.0, 64, icmp6_msg(1, 4, 0, &forged_quote)));
+    let (front, back) = send_to(&mut ws, 0, FRONT, &forged, SEC);
+    assert!(front.is_empty() && back.is_empty());
+    let snap = snapshot(&ws[0]);
+    assert_eq!(snap.drop_count(DropReason::Icmp6Unhandled), 3);
+    assert_eq!(snap.icmp_errors_translated, 0);
     assert_accounting_all(&ws);
 }
 
@@ -311,5 +473,70 @@ fn nat64_bad_replies_are_counted() {
     let reply = pkt4(L4Proto::Tcp, rs, local, SYN | ACK, 64, 1, &[], b"");
     let (front, _) = send_to(&mut ws, 0, BACK, &eth(BACK_MAC, RS_MACS[0], ETH_IPV4, &reply), SEC);
     assert_eq!(front.len(), 1);
+    assert_accounting_all(&ws);
+}
+
+/// An IPv6 fragment from the client to the VIP: the fragment header (next header UDP,
+/// `offset` bytes, M when `more`, identification `ident`) and `data`.
+fn fragment6(offset: u16, more: bool, ident: u32, data: &[u8]) -> Vec<u8> {
+    let mut p = vec![17, 0];
+    p.extend_from_slice(&(offset | u16::from(more)).to_be_bytes());
+    p.extend_from_slice(&ident.to_be_bytes());
+    p.extend_from_slice(data);
+    ipv6(a(CLIENT6), a(VIP6), 44, 64, &p)
+}
+
+#[test]
+fn nat64_client_fragments_reach_the_server_as_ipv4_fragments() {
+    let shared = services(1);
+    let mut ws = workers64(&shared, 1);
+    let (client, vip) = ((a(CLIENT6), 5000), (a(VIP6), 53));
+    let (local, rs) = ((LOCAL_IP, first_lport(0, 1)), (RS[0], 5353));
+    // A 24-byte UDP datagram (its checksum over the whole of it) in two fragments: the
+    // header and 8 bytes, then the last 8 bytes.
+    let data = b"fragmented-query";
+    let mut udp = seg(L4Proto::Udp, client.1, vip.1, 0, &[], data);
+    let c = csum6(client.0, vip.0, 17, &udp);
+    udp[6..8].copy_from_slice(&c.to_be_bytes());
+    let ident = 0x1234_abcd;
+    let (_, back1) =
+        send_to(&mut ws, 0, FRONT, &eth(FRONT_MAC, CLIENT_MAC, ETH_IPV6, &fragment6(0, true, ident, &udp[..16])), SEC);
+    let (_, back2) = send_to(
+        &mut ws,
+        0,
+        FRONT,
+        &eth(FRONT_MAC, CLIENT_MAC, ETH_IPV6, &fragment6(16, false, ident, &udp[16..])),
+        SEC,
+    );
+    // RFC 7915 §5.1.1: IPv4 fragments with the identification's low 16 bits, MF and the
+    // offset (in 8-byte units) copied, DF clear, TTL 63; the first one's ports and
+    // checksum those of the translated datagram (computed here over all of it).
+    let mut udp4 = seg(L4Proto::Udp, local.1, rs.1, 0, &[], data);
+    let c = l4_csum(local.0, rs.0, 17, &udp4);
+    udp4[6..8].copy_from_slice(&c.to_be_bytes());
+    let ip = |frag: u16, part: &[u8]| {
+        eth(
+            RS_MACS[0],
+            BACK_MAC,
+            ETH_IPV4,
+            &ipv4(Ip { src: local.0, dst: rs.0, proto: 17, ttl: 63, ident: 0xabcd, frag }, part),
+        )
+    };
+    assert_eq!(back1, vec![ip(0x2000, &udp4[..16])], "the first fragment");
+    assert_eq!(back2, vec![ip(0x0002, &udp4[16..])], "the last fragment");
+    let snap = snapshot(&ws[0]);
+    assert_eq!(snap.drops_total(), 0);
+    // A fragment whose fragment header is followed by a destination options header is
+    // not translated (its offsets would not be the IPv4 datagram's).
+    let mut opts = vec![17, 0, 1, 4, 0, 0, 0, 0];
+    opts.extend_from_slice(&udp[..8]);
+    let mut p = vec![60, 0, 0, 1];
+    p.extend_from_slice(&0x55u32.to_be_bytes());
+    p.extend_from_slice(&opts);
+    let f = eth(FRONT_MAC, CLIENT_MAC, ETH_IPV6, &ipv6(client.0, vip.0, 44, 64, &p));
+    let (front, back) = send_to(&mut ws, 0, FRONT, &f, SEC);
+    assert!(front.is_empty() && back.is_empty(), "{back:02x?}");
+    let snap = snapshot(&ws[0]);
+    assert_eq!((snap.drops_total(), snap.drop_count(DropReason::Ip6Fragment)), (1, 1));
     assert_accounting_all(&ws);
 }

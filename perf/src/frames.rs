@@ -378,6 +378,49 @@ pub fn rewritten6(ip: &[u8], src: Option<(Ipv4Addr, u16)>, dst: Option<(Ipv4Addr
     p
 }
 
+/// The IPv4 packet NAT64 must send for the client's TCP/IPv6 packet `ip`
+/// ([`TcpSeg::ipv6`]) from `src` to `dst` (RFC 7915 §5.1 as `rvs_dataplane::xmit::nat64`
+/// specifies: TOS the traffic class, identification 0, DF, TTL the hop limit − 1, no
+/// options), the ports rewritten and both checksums computed in full.
+pub fn translated64(ip: &[u8], src: (Ipv4Addr, u16), dst: (Ipv4Addr, u16)) -> Vec<u8> {
+    let len = (40 + usize::from(u16_at(ip, 4))).min(ip.len());
+    let mut tcp = ip[40..len].to_vec();
+    tcp[0..2].copy_from_slice(&src.1.to_be_bytes());
+    tcp[2..4].copy_from_slice(&dst.1.to_be_bytes());
+    let c = tcp_checksum(src.0, dst.0, &tcp);
+    tcp[16..18].copy_from_slice(&c.to_be_bytes());
+    let class = (ip[0] << 4) | (ip[1] >> 4);
+    let mut p = vec![0x45, class];
+    p.extend_from_slice(&((20 + tcp.len()) as u16).to_be_bytes());
+    p.extend_from_slice(&[0, 0, 0x40, 0, ip[7] - 1, 6, 0, 0]);
+    p.extend_from_slice(&src.0.octets());
+    p.extend_from_slice(&dst.0.octets());
+    let c = csum(&p);
+    p[10..12].copy_from_slice(&c.to_be_bytes());
+    p.extend_from_slice(&tcp);
+    p
+}
+
+/// The IPv6 packet NAT64 must send for the server's TCP/IPv4 packet `ip`
+/// ([`TcpSeg::ipv4`], no options) from `src`'s [`six`] twin to `dst`'s (RFC 7915 §4.1:
+/// traffic class the TOS, flow label 0, hop limit the TTL − 1), the ports rewritten and
+/// the TCP checksum computed in full.
+pub fn translated46(ip: &[u8], src: (Ipv4Addr, u16), dst: (Ipv4Addr, u16)) -> Vec<u8> {
+    let len = usize::from(u16_at(ip, 2)).min(ip.len());
+    let mut tcp = ip[20..len].to_vec();
+    tcp[0..2].copy_from_slice(&src.1.to_be_bytes());
+    tcp[2..4].copy_from_slice(&dst.1.to_be_bytes());
+    let c = tcp6_checksum(six(src.0), six(dst.0), &tcp);
+    tcp[16..18].copy_from_slice(&c.to_be_bytes());
+    let mut p = vec![0x60 | (ip[1] >> 4), ip[1] << 4, 0, 0];
+    p.extend_from_slice(&(tcp.len() as u16).to_be_bytes());
+    p.extend_from_slice(&[6, ip[8] - 1]);
+    p.extend_from_slice(&six(src.0).octets());
+    p.extend_from_slice(&six(dst.0).octets());
+    p.extend_from_slice(&tcp);
+    p
+}
+
 /// `ip` in an IPv6 Ethernet header from `src` to `dst`, without padding.
 pub fn eth_ipv6(dst: [u8; 6], src: [u8; 6], ip: &[u8]) -> Vec<u8> {
     eth(dst, src, ETH_IPV6, ip)

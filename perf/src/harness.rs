@@ -96,11 +96,17 @@ pub enum Mode {
     /// L4 over IPv6, IPv6-in-IPv6: client → VIP data packets, hop limit decremented,
     /// encapsulated towards the server.
     Tunnel6,
+    /// NAT64 through Full-NAT: the IPv6 client's data packets to the IPv6 VIP, translated
+    /// to IPv4 from an IPv4 local address and port to the IPv4 server.
+    Nat64,
+    /// NAT64 through Full-NAT: the IPv4 server's replies to the IPv4 local address,
+    /// translated to IPv6 from the VIP to the client.
+    Nat64Reply,
 }
 
 impl Mode {
     /// Every mode, in output order.
-    pub const ALL: [Mode; 19] = [
+    pub const ALL: [Mode; 21] = [
         Mode::ArpReply,
         Mode::IcmpEcho,
         Mode::DropMalformed,
@@ -120,6 +126,8 @@ impl Mode {
         Mode::FullNat6,
         Mode::FullNat6Reply,
         Mode::Tunnel6,
+        Mode::Nat64,
+        Mode::Nat64Reply,
     ];
 
     /// The stable name used in `--mode` and in the JSON `mode` field.
@@ -144,6 +152,8 @@ impl Mode {
             Mode::FullNat6 => "fullnat6",
             Mode::FullNat6Reply => "fullnat6_reply",
             Mode::Tunnel6 => "tunnel6",
+            Mode::Nat64 => "nat64",
+            Mode::Nat64Reply => "nat64_reply",
         }
     }
 
@@ -173,13 +183,32 @@ impl Mode {
             Mode::FullNat6 => Some((ForwardMode::FullNat, false)),
             Mode::FullNat6Reply => Some((ForwardMode::FullNat, true)),
             Mode::Tunnel6 => Some((ForwardMode::Tunnel, false)),
+            Mode::Nat64 => Some((ForwardMode::FullNat, false)),
+            Mode::Nat64Reply => Some((ForwardMode::FullNat, true)),
         }
     }
 
-    /// Whether the mode's service and flows are IPv6 (the plan's [`six`](crate::frames::six)
-    /// twins): the worker's IPv6 path, `LbEngine::handle_view6` and its own table.
+    /// Whether the mode's service and clients are IPv6 (the plan's [`six`](crate::frames::six)
+    /// twins): the worker's IPv6 path, `LbEngine::handle_view6` and its own table (NAT64
+    /// included, whose servers are IPv4: [`Mode::nat64`]).
     pub const fn ipv6(self) -> bool {
-        matches!(self, Mode::Dr6 | Mode::Nat6 | Mode::Nat6Reply | Mode::FullNat6 | Mode::FullNat6Reply | Mode::Tunnel6)
+        matches!(
+            self,
+            Mode::Dr6
+                | Mode::Nat6
+                | Mode::Nat6Reply
+                | Mode::FullNat6
+                | Mode::FullNat6Reply
+                | Mode::Tunnel6
+                | Mode::Nat64
+                | Mode::Nat64Reply
+        )
+    }
+
+    /// Whether the mode is NAT64 through Full-NAT: an IPv6 service and clients, IPv4
+    /// servers and local addresses.
+    pub const fn nat64(self) -> bool {
+        matches!(self, Mode::Nat64 | Mode::Nat64Reply)
     }
 
     /// Whether the mode's service runs the SYN proxy (`syn_proxy = "always"`): its

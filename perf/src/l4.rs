@@ -70,6 +70,14 @@
 //!   outer header must copy. The engine sizes its IPv6 table at an eighth of the IPv4
 //!   one (`lb::conn6_capacity`), so the IPv6 modes ask for eight times the capacity they
 //!   need and take at most [`MAX_FLOWS6`] flows and [`NEW_CONNS_MAX6`] new connections.
+//! * **NAT64** (`nat64`, `nat64_reply`): the IPv6 plan's clients and VIP, the IPv4
+//!   plan's servers and Full-NAT local addresses (the service's `local_addrs`, IPv4);
+//!   the client's SYN and handshake ACK leave as IPv4 with the 20-byte IPv6 TOA (checked),
+//!   the servers' SYN-ACKs are IPv4. Timed frames: the client's 80-byte IPv6 segments,
+//!   sent on as 60-byte IPv4 ones (`nat64`), and the servers' 60-byte IPv4 segments to
+//!   the local address, sent on as 80-byte IPv6 ones from the VIP (`nat64_reply`), each
+//!   compared byte for byte with [`frames::translated64`] / [`frames::translated46`]
+//!   (checksums computed in full there).
 
 use std::collections::VecDeque;
 use std::net::Ipv4Addr;
@@ -208,6 +216,8 @@ pub(crate) struct L4Bench {
     proxy: bool,
     /// The service and flows are IPv6 ([`Mode::ipv6`]).
     v6: bool,
+    /// NAT64: IPv6 service and clients, IPv4 servers and local addresses ([`Mode::nat64`]).
+    nat64: bool,
     /// Most new connections this mode opens ([`NEW_CONNS_MAX`] or [`NEW_CONNS_MAX6`]).
     new_conns_max: u64,
     pub(crate) worker: MemWorker,
@@ -266,18 +276,20 @@ pub(crate) fn build_worker(
     flows: usize,
     sync: Option<SyncLink>,
 ) -> Result<MemWorker, BenchError> {
-    build_worker_with(forward, flows, sync, false, false, PagePolicy::HugeTlb)
+    build_worker_with(forward, flows, sync, false, false, false, PagePolicy::HugeTlb)
 }
 
 /// [`build_worker`], the service with `syn_proxy = "always"` when `proxy`, IPv6 (the
-/// plan's twins, the ports' IPv6 prefixes and default route) when `v6`, the connection
-/// table on `pages`.
+/// plan's twins, the ports' IPv6 prefixes and default route) when `v6`, its servers and
+/// local addresses IPv4 when `nat64` too, the connection table on `pages`.
+#[allow(clippy::too_many_arguments)]
 fn build_worker_with(
     forward: ForwardMode,
     flows: usize,
     sync: Option<SyncLink>,
     proxy: bool,
     v6: bool,
+    nat64: bool,
     pages: PagePolicy,
 ) -> Result<MemWorker, BenchError> {
     let opened = flows + (if v6 { NEW_CONNS_MAX6 } else { NEW_CONNS_MAX }) as usize;
@@ -287,7 +299,9 @@ fn build_worker_with(
     let locals: Vec<Ipv4Addr> = (0..n_locals as u16).map(frames::local_addr).collect();
     // IPv6 Full-NAT takes the locals' twins (at most 20 for MAX_FLOWS6, all in the back
     // port's /120); an IPv6 service uses only those.
-    let locals6: Vec<std::net::Ipv6Addr> = if v6 { locals.iter().map(|&a| six(a)).collect() } else { Vec::new() };
+    // NAT64 takes the IPv4 ones.
+    let locals6: Vec<std::net::Ipv6Addr> =
+        if v6 && !nat64 { locals.iter().map(|&a| six(a)).collect() } else { Vec::new() };
     let mut config = worker_config()?;
     config.ports[BACK.index()].local_addresses = locals.clone();
     config.static_neighbours = std::iter::once((frames::GW_IP, frames::GW_MAC))
@@ -315,7 +329,7 @@ fn build_worker_with(
     let servers: Vec<RealServer> = frames::SERVERS
         .iter()
         .map(|&addr| RealServer {
-            addr: family(addr),
+            addr: if nat64 { addr.into() } else { family(addr) },
             port,
             weight: 1,
             forward,
@@ -417,7 +431,8 @@ impl L4Bench {
         if n_flows == 0 || n_flows > most {
             return Err(BenchError::BadOptions(format!("--flows {n_flows}: must be 1..={most} in mode {mode}")));
         }
-        let worker = build_worker_with(forward, n_flows, sync, proxy, v6, pages)?;
+        let nat64 = mode.nat64();
+        let worker = build_worker_with(forward, n_flows, sync, proxy, v6, nat64, pages)?;
         let (in_port, out_port) = if reply { (BACK, FRONT) } else { (FRONT, BACK) };
         let (ok_macs, ok_dsts) = if reply {
             (vec![frames::GW_MAC], Vec::new())
@@ -434,6 +449,7 @@ impl L4Bench {
             reply,
             proxy,
             v6,
+            nat64,
             new_conns_max: if v6 { NEW_CONNS_MAX6 } else { NEW_CONNS_MAX },
             worker,
             in_port,
@@ -455,7 +471,8 @@ impl L4Bench {
             sample_bad: 0,
             ok_macs,
             ok_dsts,
-            dst_at: if v6 { IP_AT + 36 } else { IP_AT + 16 },
+            // The output's family: IPv4 towards NAT64's servers.
+            dst_at: if v6 && (reply || !nat64) { IP_AT + 36 } else { IP_AT + 16 },
             sync_drain: None,
             sync_drained: 0,
         };
@@ -554,6 +571,9 @@ impl L4Bench {
                 .iter()
                 .map(|f| {
                     let s = seg((frames::SERVERS[f.server], port), (f.local, f.lport), TCP_SYN | TCP_ACK);
+                    if self.nat64 {
+                        return s.frame(frames::BACK_MAC, frames::SERVER_MACS[f.server]);
+                    }
                     self.seg_frame(&s, frames::BACK_MAC, frames::SERVER_MACS[f.server])
                 })
                 .collect();
@@ -562,10 +582,11 @@ impl L4Bench {
         let acks: Vec<Vec<u8>> =
             clients.iter().map(|&c| self.seg_frame(&seg(c, vip, TCP_ACK), frames::FRONT_MAC, frames::GW_MAC)).collect();
         let out = self.exchange(FRONT, BACK, &acks, "set-up ACKs")?;
-        // IPv6 Full-NAT: the segment completing the handshake carries the TOA too.
+        // IPv6 Full-NAT and NAT64: the segment completing the handshake carries the TOA too.
         if self.v6 && self.forward == ForwardMode::FullNat {
+            let l4_at = if self.nat64 { IP_AT + 20 } else { L4_AT6 };
             for (i, (o, &c)) in (from..).zip(out.iter().zip(&clients)) {
-                let toa = o.data().get(L4_AT6 + 20..L4_AT6 + 40);
+                let toa = o.data().get(l4_at + 20..l4_at + 40);
                 if toa != Some(&frames::toa6(c)[..]) {
                     return Err(self.fail(format!("set-up ACK {i}: no IPv6 TOA for [{}]:{}", six(c.0), c.1)));
                 }
@@ -586,7 +607,9 @@ impl L4Bench {
     /// Checks a forwarded SYN of `client` of the mode's family ([`check_syn_out`],
     /// [`check_syn_out6`]).
     fn check_syn(&self, f: &[u8], client: (Ipv4Addr, u16)) -> Result<(), String> {
-        if self.v6 {
+        if self.nat64 {
+            check_syn_out64(f, client)
+        } else if self.v6 {
             check_syn_out6(self.forward, f, client)
         } else {
             check_syn_out(self.forward, f)
@@ -603,6 +626,15 @@ impl L4Bench {
             let key = FlowKey6 { proto, src: six(client), sport: cport, dst: six(frames::VIP), dport };
             let c = lb.conns6().lookup(&key).and_then(|(id, _)| lb.conns6().get(id));
             let c = c.ok_or_else(|| format!("no connection for {key}"))?;
+            if self.nat64 {
+                // IPv4-mapped in the IPv6 table.
+                let (Some(local), Some(server)) = (c.local.to_ipv4_mapped(), c.server.to_ipv4_mapped()) else {
+                    return Err(format!("{key}: not a NAT64 connection"));
+                };
+                let server = frames::SERVERS.iter().position(|&s| s == server);
+                let server = server.ok_or_else(|| format!("server {} is not one of ours", c.server))?;
+                return Ok((server, local, c.lport));
+            }
             let server = frames::SERVERS.iter().position(|&s| six(s) == c.server);
             let server = server.ok_or_else(|| format!("server {} is not one of ours", c.server))?;
             let local = frames::four(c.local).ok_or_else(|| format!("local address {} is not in the plan", c.local))?;
@@ -741,6 +773,10 @@ impl L4Bench {
             frames::set_class_and_label(&mut ip, 0xb8, (i as u32).wrapping_mul(0x9e37_79b9) >> 12);
             return frames::eth_ipv6(dmac, smac, &ip);
         }
+        if self.nat64 && self.reply {
+            // NAT64's servers send IPv4.
+            return seg.frame(dmac, smac);
+        }
         if !self.proxy {
             return self.seg_frame(&seg, dmac, smac);
         }
@@ -758,6 +794,15 @@ impl L4Bench {
     fn expected(&self, i: usize) -> Result<Vec<u8>, BenchError> {
         let f = self.flows[i];
         let ip = &self.frames[i][IP_AT..];
+        if self.nat64 {
+            return Ok(if self.reply {
+                let p = frames::translated46(ip, (frames::VIP, frames::VPORT), (f.client, f.cport));
+                frames::eth_ipv6(frames::GW_MAC, frames::FRONT_MAC, &p)
+            } else {
+                let p = frames::translated64(ip, (f.local, f.lport), (frames::SERVERS[f.server], frames::SERVER_PORT));
+                frames::eth_ipv4(frames::SERVER_MACS[f.server], frames::BACK_MAC, &p)
+            });
+        }
         if self.v6 {
             let vip = (frames::VIP, frames::VPORT);
             return Ok(match (self.forward, self.reply) {
@@ -1368,6 +1413,42 @@ fn check_syn_out6(forward: ForwardMode, f: &[u8], client: (Ipv4Addr, u16)) -> Re
     }
     if !frames::four(src).is_some_and(frames::is_local_addr) {
         return Err(format!("Full-NAT source {src} is not a local address"));
+    }
+    if usize::from(seg[12] >> 4) * 4 < 40 || seg.get(20..40) != Some(&frames::toa6(client)[..]) {
+        return Err(format!("no IPv6 TOA for [{}]:{} after the TCP header", six(client.0), client.1));
+    }
+    Ok(())
+}
+
+/// Checks a NAT64 SYN of `client` (IPv6) as forwarded to an IPv4 server, independently
+/// of the data path: Ethernet addresses, IPv4 header checksum, identification 0 and DF,
+/// TTL one lower, TCP checksum over the IPv4 pseudo-header and SYN flag, destination a
+/// server:8080 matching the MAC, source a local address, the 20-byte IPv6 TOA for the
+/// client right after the fixed TCP header.
+fn check_syn_out64(f: &[u8], client: (Ipv4Addr, u16)) -> Result<(), String> {
+    let short = || format!("frame of {} bytes is too short", f.len());
+    let server =
+        frames::SERVER_MACS.iter().position(|m| f.get(..6) == Some(m)).ok_or("destination MAC is not a server's")?;
+    if f.get(6..14) != Some(&[frames::BACK_MAC.as_slice(), &[0x08, 0]].concat()[..]) {
+        return Err("wrong source MAC or ethertype".into());
+    }
+    let ip = f.get(IP_AT..).filter(|ip| ip.len() >= 40).ok_or_else(short)?;
+    if ip[0] != 0x45 || frames::csum(&ip[..20]) != 0 || frames::u16_at(ip, 4) != 0 || frames::u16_at(ip, 6) != 0x4000 {
+        return Err("not a 20-byte IPv4 header, identification 0, DF, with a good checksum".into());
+    }
+    let seg = ip.get(20..usize::from(frames::u16_at(ip, 2))).ok_or_else(short)?;
+    if ip[9] != 6 || ip[8] != frames::SEND_TTL - 1 || seg.len() < 20 || seg[13] != TCP_SYN {
+        return Err(format!("not the SYN with TTL {} expected", frames::SEND_TTL - 1));
+    }
+    let (src, dst) = (frames::ipv4_at(ip, 12), frames::ipv4_at(ip, 16));
+    if frames::tcp_checksum(src, dst, seg) != frames::u16_at(seg, 16) {
+        return Err("bad TCP checksum".into());
+    }
+    if (dst, frames::u16_at(seg, 2)) != (frames::SERVERS[server], frames::SERVER_PORT) {
+        return Err(format!("destination {dst}:{} is not the server's", frames::u16_at(seg, 2)));
+    }
+    if !frames::is_local_addr(src) {
+        return Err(format!("NAT64 source {src} is not a local address"));
     }
     if usize::from(seg[12] >> 4) * 4 < 40 || seg.get(20..40) != Some(&frames::toa6(client)[..]) {
         return Err(format!("no IPv6 TOA for [{}]:{} after the TCP header", six(client.0), client.1));

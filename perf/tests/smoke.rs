@@ -9,7 +9,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use serde_json::Value;
 
-const MODES: [&str; 19] = [
+const MODES: [&str; 21] = [
     "arp_reply",
     "icmp_echo",
     "drop_malformed",
@@ -29,13 +29,33 @@ const MODES: [&str; 19] = [
     "fullnat6",
     "fullnat6_reply",
     "tunnel6",
+    "nat64",
+    "nat64_reply",
 ];
 /// The L4 modes that open connections (and so report `new_conn_ns`).
-const NEW_CONN_MODES: [&str; 10] =
-    ["dr", "nat", "fullnat", "tunnel", "nat_synproxy", "fullnat_synproxy", "dr6", "nat6", "fullnat6", "tunnel6"];
+const NEW_CONN_MODES: [&str; 11] = [
+    "dr",
+    "nat",
+    "fullnat",
+    "tunnel",
+    "nat_synproxy",
+    "fullnat_synproxy",
+    "dr6",
+    "nat6",
+    "fullnat6",
+    "tunnel6",
+    "nat64",
+];
 /// The L4 modes that only forward replies.
-const REPLY_MODES: [&str; 6] =
-    ["nat_reply", "fullnat_reply", "nat_synproxy_reply", "fullnat_synproxy_reply", "nat6_reply", "fullnat6_reply"];
+const REPLY_MODES: [&str; 7] = [
+    "nat_reply",
+    "fullnat_reply",
+    "nat_synproxy_reply",
+    "fullnat_synproxy_reply",
+    "nat6_reply",
+    "fullnat6_reply",
+    "nat64_reply",
+];
 /// The SYN-proxy modes that open connections: `new_conn_ns` is the whole proxied
 /// handshake, broken down into its three steps.
 const HANDSHAKE_MODES: [&str; 2] = ["nat_synproxy", "fullnat_synproxy"];

@@ -845,6 +845,31 @@ mod tests {
              c9a1bfd4273a9b17e041a69d8fbc0b510c5f888351c5193e9e43c038b7e7e56b",
             fixture_header(1, 0, 97)
         );
+        // A NAT64 flow (an IPv6 service on an IPv4 Full-NAT server): the client and VIP
+        // IPv6, the local address and server IPv4, 63 bytes in all.
+        let nat64 = SyncRecord::Conn(ConnRecord {
+            proto: L4Proto::Tcp,
+            forward: ForwardMode::FullNat,
+            client: sa("[2001:db8:10::2]:40000"),
+            vip: sa("[2001:db8:10::100]:80"),
+            local: sa("10.20.0.200:1025"),
+            server: sa("10.20.0.11:8080"),
+            state: ConnState::Tcp(TcpState::Established),
+            flags: 5,
+            expires_in_ms: 900_000,
+            synproxy: None,
+        });
+        let data_nat64 = format!(
+            "{}
+             0000000000000068 0001                          # record index 104, 1 record
+             01 06 02 01 00 0005 000dbba0                   # conn: TCP, fullnat, ESTABLISHED, pad, flags, 900 s
+             06 20010db8001000000000000000000002 9c40       # client
+             06 20010db8001000000000000000000100 0050       # VIP
+             04 0a1400c8 0401                               # local: 10.20.0.200, port 1025
+             04 0a14000b 1f90                               # server: 10.20.0.11:8080
+             f79e5059b7bad456386295e8b249ed89fc9020ffe5b0d668c8f511d212019425",
+            fixture_header(1, 0, 73)
+        );
         let bulk_end = format!(
             "{}
              0000000000000064 00000002  # record index 100, 2 streamed
@@ -877,6 +902,7 @@ mod tests {
             (fixture_msg(Body::Heartbeat { next_record: 102 }, 0), hex(&heartbeat)),
             (fixture_msg(Body::Data { record_index: 102, records: vec![conn6] }, 0), hex(&data6)),
             (fixture_msg(Body::Data { record_index: 103, records: vec![fullnat6] }, 0), hex(&data_fullnat6)),
+            (fixture_msg(Body::Data { record_index: 104, records: vec![nat64] }, 0), hex(&data_nat64)),
         ]
     }
 

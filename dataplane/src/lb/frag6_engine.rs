@@ -48,9 +48,11 @@
 //!   has no connection (its first fragment was refused, under its own reason), nor any
 //!   fragment of a SYN-proxied connection (the proxy's sequence translation wants the
 //!   whole segment), nor a reply fragment of a DR or tunnel connection (those index no
-//!   reply key; kept total), nor any fragment of a NAT64 connection (translated whole
-//!   packets only; the first fragment of a new NAT64 UDP flow has opened its connection,
-//!   which the flow's unfragmented datagrams then use).
+//!   reply key; kept total).
+//! * NAT64 (`nat64_engine`): the client's fragments are translated to IPv4 fragments
+//!   towards the server ([`crate::xmit::nat64::fragment_v6_to_v4`], RFC 7915 §5.1.1),
+//!   each as it comes; a first fragment of a new UDP flow opens its connection as above.
+//!   The server's IPv4 fragments to a local address are not translated (`ip_fragment`).
 //! * Ownership is the flow's ([`flow_owner6`]): the worker steers each fragment to it
 //!   before calling [`LbEngine::handle_fragment6`]; a fragment that still is not this
 //!   worker's comes back as [`Verdict::Redirect`], which the worker counts as a loop.
@@ -148,8 +150,10 @@ impl LbEngine {
         let Some(&c) = self.conns6.get(id) else { return Verdict::Drop(DropReason::Ip6NotForUs) };
         let kept = match (c.forward, dir) {
             (ForwardMode::Dr | ForwardMode::Tunnel, Direction::Reply) => false,
-            // NAT64 translates whole packets only (`nat64_engine`).
-            _ => !c.flags.contains(ConnFlags::SYNPROXY) && c.nat64_ends().is_none(),
+            // NAT64 translates the client's fragments (`nat64_engine`); a reply's come
+            // in over IPv4.
+            _ if c.nat64_ends().is_some() => dir == Direction::Inbound,
+            _ => !c.flags.contains(ConnFlags::SYNPROXY),
         };
         if !kept {
             return Verdict::Drop(DropReason::Ip6Fragment);
@@ -167,6 +171,9 @@ impl LbEngine {
             Err(reason) => return Verdict::Drop(reason),
         }
         let Some(&c) = self.conns6.get(id) else { return Verdict::Drop(DropReason::Ip6NotForUs) };
+        if let Some(ends) = c.nat64_ends() {
+            return self.nat64_fragment(buf, frag, &c, ends, in_port, routes, counters, now);
+        }
         let peer = if dir == Direction::Inbound { c.server } else { c.client };
         let Some((port, next_hop)) = nd::next_hop(routes, peer, in_port) else {
             return Verdict::Drop(DropReason::NoRoute);

@@ -39,6 +39,10 @@
 //!   about its own packet, with the MTU less the 40-byte outer header, within the ICMP
 //!   rate limits (`icmp6_errors_limited`, dropped as `icmp6_not_sent`). Other errors
 //!   about tunnel packets are `icmp6_unhandled`.
+//! * NAT64 (`nat64_engine`): an error from the client's side about a reply becomes an
+//!   ICMPv4 error from the local address to the server
+//!   ([`crate::xmit::nat64_icmp`]); one quoting the connection's IPv4-mapped server side
+//!   is `icmp6_unhandled`, as is one RFC 7915 does not translate.
 //! * Counters: `icmp_errors_translated` for every error sent on (shared with IPv4); a
 //!   malformed error or quote is `icmp6_malformed`, a bad checksum `icmp6_bad_checksum`,
 //!   an error about no flow of ours (unknown connection, ICMPv6 or another protocol
@@ -174,10 +178,14 @@ impl LbEngine {
         }
         let Some((id, dir)) = self.conns6.lookup(&key) else { return Verdict::Drop(DropReason::Icmp6Unhandled) };
         let Some(&c) = self.conns6.get(id) else { return Verdict::Drop(DropReason::Icmp6Unhandled) };
-        // A NAT64 connection's server side is IPv4: its errors are not translated
-        // (`nat64_engine`).
-        if c.nat64_ends().is_some() {
-            return Verdict::Drop(DropReason::Icmp6Unhandled);
+        // A NAT64 connection's server side is IPv4: the error about its reply becomes an
+        // ICMPv4 error (`nat64_engine`). Only its client's side is IPv6: an IPv6 error
+        // quoting the IPv4-mapped addresses is forged.
+        if let Some(ends) = c.nat64_ends() {
+            if dir != Direction::Inbound {
+                return Verdict::Drop(DropReason::Icmp6Unhandled);
+            }
+            return self.nat64_icmp6_error(buf, &err, &c, ends, in_port, counters);
         }
         let (client, vip) = (Endpoint6::new(c.client, c.cport), Endpoint6::new(c.vip, c.vport));
         let (server, local) = (Endpoint6::new(c.server, c.sport), Endpoint6::new(c.local, c.lport));
@@ -300,7 +308,7 @@ impl LbEngine {
 /// Decrements the outer hop limit of the IPv6 packet in `buf` (not covered by any
 /// checksum); false, the buffer unchanged, when it is 1 or 0 and the packet may not be
 /// forwarded (RFC 8200 §3).
-fn decrement_hop_limit<B: PacketBuf>(buf: &mut B) -> bool {
+pub(super) fn decrement_hop_limit<B: PacketBuf>(buf: &mut B) -> bool {
     match buf.data_mut().get_mut(HOP_LIMIT_AT) {
         Some(hl) if *hl > 1 => {
             *hl -= 1;

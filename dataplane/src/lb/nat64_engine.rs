@@ -31,26 +31,50 @@
 //!   packet is dropped (`ip6_too_big`). The packet is translated to IPv6 from the VIP to
 //!   the client, a SYN-ACK's MSS lowered by the TOA's 20 bytes (`xmit::nat64` says why),
 //!   and goes to the client through the IPv6 routes.
-//! * Not done: IPv6 fragments of NAT64 flows and IPv4 fragments to a local address
-//!   (dropped by the fragment paths: `ip6_fragment`, `ip_fragment`), ICMP errors about
-//!   NAT64 flows (not translated: the ICMP paths find no connection of their family and
-//!   count their existing reasons), connection sync of NAT64 connections (not sent; a
-//!   peer's record of one is refused as `sync_refused_family`), the SYN proxy (as for
-//!   every IPv6 flow).
+//! * ICMP errors (RFC 7915 §4.2, §5.2; [`crate::xmit::nat64_icmp`] translates them): an
+//!   ICMPv4 error to a local address about a packet rvs sent the server, which matches
+//!   no IPv4 connection, is looked up here out of line ([`LbEngine::nat64_icmp_error`],
+//!   on the local port's owner as the IPv4 path already chose) and goes to the client
+//!   as an ICMPv6 error from the VIP about the client's own packet, through the IPv6
+//!   routes; an ICMPv6 error to the VIP about a reply ([`LbEngine::handle_icmp6_error`]
+//!   finds the connection, `client_owner6` as for the flow's packets) goes to the server
+//!   as an ICMPv4 error from the local address about the server's own packet. The TTL
+//!   or hop limit is decremented as for any forwarded packet and carried over; a packet
+//!   too big or fragmentation needed carries the MTU RFC 7915 gives, capped by both
+//!   links' MTUs. Counted `icmp_errors_translated`; an error RFC 7915 does not translate
+//!   (source quench, redirect, ...) keeps its family's `icmp_unhandled` /
+//!   `icmp6_unhandled`.
+//! * Sync (`sync_engine`): a NAT64 connection is synced as an IPv6 Full-NAT one, on
+//!   creation, state changes (either direction), refresh and dump; its record carries
+//!   the IPv6 client and VIP and the IPv4 local address and server (the family of its
+//!   server side). The peer installs it into its IPv6 table in the IPv4-mapped form,
+//!   the IPv4 local port reserved in its IPv4 allocator.
+//! * Fragments (`frag6_engine`): the client's IPv6 fragments are translated one by one
+//!   to IPv4 fragments (RFC 7915 §5.1.1: identification the fragment header's low 16
+//!   bits, MF and offset copied, DF clear; the first fragment's ports and checksum as a
+//!   whole packet's, no TOA), found and steered by the fragment table as every IPv6
+//!   flow's; one whose fragment header is not right before the TCP/UDP data is
+//!   `ip6_fragment`.
+//! * Not done: the server's IPv4 fragments to a local address (dropped by the IPv4
+//!   fragment path, `ip_fragment`), the SYN proxy (as for every IPv6 flow).
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use rvs_drivers::PacketBuf;
 
+use super::icmp6_engine::decrement_hop_limit;
 use super::icmp6_engine::Icmp6Cause;
 use super::{LbEngine, LbEnv};
-use crate::conn::{Conn6, ConnFlags, ConnId, Direction, FlowKey6};
+use crate::conn::{Conn6, ConnFlags, ConnId, Direction, FlowKey, FlowKey6};
 use crate::l2l3::route::{RouteTable, RouteTable6};
 use crate::l2l3::Verdict;
 use crate::stats::{DropReason, WorkerCounters};
 use crate::types::{L4Proto, PortId};
 use crate::view::{L4View, L3_OFFSET};
-use crate::view6::L4View6;
+use crate::view6::{FragView6, L4View6};
+use crate::xmit::icmp6_err::Icmp6ErrView;
+use crate::xmit::icmp_err::IcmpErrView;
+use crate::xmit::nat64_icmp::{self, Nat64Mtus};
 use crate::xmit::{icmp_err, nat64, Endpoint, Endpoint6};
 
 /// The worker's routes of both families, which NAT64 needs on the other family's path
@@ -177,9 +201,10 @@ impl LbEngine {
             // The IPv4 path's time exceeded, from the local address to the server.
             return self.ttl(buf, ip_end, env, now, || flow.dst).unwrap_or(Verdict::Drop(DropReason::TtlExceeded));
         }
-        // Not synced (module docs).
-        if let Err(reason) = self.account6_packet(id, Direction::Reply, flow.flags, flow.ip_total_len(), now) {
-            return Verdict::Drop(reason);
+        match self.account6_packet(id, Direction::Reply, flow.flags, flow.ip_total_len(), now) {
+            Ok(change) if self.sync.is_some() && change.changed() => self.sync_conn6(id, now, env.counters, false),
+            Ok(_) => {}
+            Err(reason) => return Verdict::Drop(reason),
         }
         let Some(&c) = self.conns6.get(id) else { return Verdict::Drop(DropReason::ReplyNoConn) };
         let Some(hop) = self.nat64_routes.as_ref().and_then(|r| r.v6.lookup(c.client)) else {
@@ -195,6 +220,130 @@ impl LbEngine {
         let (vip, client) = (Endpoint6::new(c.vip, c.vport), Endpoint6::new(c.client, c.cport));
         match nat64::v4_to_v6(buf, flow.layout(), vip, client, syn_ack) {
             Ok(()) => Verdict::Route6 { port, next_hop },
+            Err(e) => Verdict::Drop(e.into()),
+        }
+    }
+
+    /// An ICMP error to a local address about the packet `key` reversed, which no IPv4
+    /// connection has: about a NAT64 flow's packet to its server, translated to ICMPv6
+    /// and routed to the client, else `icmp_unhandled` (module docs). Out of line, as
+    /// [`Self::nat64_reply`].
+    #[cold]
+    #[inline(never)]
+    pub(super) fn nat64_icmp_error<B: PacketBuf>(
+        &mut self,
+        buf: &mut B,
+        err: &IcmpErrView,
+        key: &FlowKey,
+        env: &LbEnv<'_>,
+        now: u64,
+    ) -> Verdict {
+        if self.conns6.is_empty() {
+            return Verdict::Drop(DropReason::IcmpUnhandled);
+        }
+        let key6 = FlowKey6 {
+            proto: key.proto,
+            src: key.src.to_ipv6_mapped(),
+            sport: key.sport,
+            dst: key.dst.to_ipv6_mapped(),
+            dport: key.dport,
+        };
+        let c = match self.conns6.lookup(&key6) {
+            Some((id, Direction::Reply)) => self.conns6.get(id).copied(),
+            _ => None,
+        };
+        let Some((c, (_, server))) = c.and_then(|c| Some((c, c.nat64_ends()?))) else {
+            return Verdict::Drop(DropReason::IcmpUnhandled);
+        };
+        let Some(routes) = self.nat64_routes.as_ref() else { return Verdict::Drop(DropReason::NoRoute) };
+        let Some(hop) = routes.v6.lookup(c.client) else { return Verdict::Drop(DropReason::NoRoute) };
+        let (port, next_hop) = (hop.port, hop.neighbour(c.client));
+        let v4 = routes.v4.lookup(server).map_or(u16::MAX, |h| self.mtu(h.port.index()));
+        let mtus = Nat64Mtus { v4, v6: self.mtu(port.index()) };
+        if let Some(v) = self.ttl(buf, err.ip_end(), env, now, || err.ip_src()) {
+            return v;
+        }
+        let (vip, client) = (Endpoint6::new(c.vip, c.vport), Endpoint6::new(c.client, c.cport));
+        match nat64_icmp::v4_err_to_v6(buf, err, vip, client, mtus) {
+            Ok(()) => {
+                env.counters.icmp_errors_translated.inc();
+                Verdict::Route6 { port, next_hop }
+            }
+            Err(e) => Verdict::Drop(e.icmp_reason()),
+        }
+    }
+
+    /// An ICMPv6 error from the client's side about a reply of NAT64 connection `c`
+    /// (`ends` its IPv4 local address and server), parsed into `err`: translated to
+    /// ICMPv4 and routed to the server (module docs).
+    #[cold]
+    #[inline(never)]
+    pub(super) fn nat64_icmp6_error<B: PacketBuf>(
+        &self,
+        buf: &mut B,
+        err: &Icmp6ErrView,
+        c: &Conn6,
+        (local, server): (Ipv4Addr, Ipv4Addr),
+        in_port: PortId,
+        counters: &WorkerCounters,
+    ) -> Verdict {
+        let Some(hop) = self.nat64_routes.as_ref().and_then(|r| r.v4.lookup(server)) else {
+            return Verdict::Drop(DropReason::NoRoute);
+        };
+        let (port, next_hop) = (hop.port, hop.neighbour(server));
+        let mtus = Nat64Mtus { v4: self.mtu(port.index()), v6: self.mtu(in_port.index()) };
+        if !decrement_hop_limit(buf) {
+            return Verdict::Drop(DropReason::Ip6HopLimit);
+        }
+        let (server, local) = (Endpoint::new(server, c.sport), Endpoint::new(local, c.lport));
+        match nat64_icmp::v6_err_to_v4(buf, err, server, local, mtus) {
+            Ok(()) => {
+                counters.icmp_errors_translated.inc();
+                Verdict::Route { port, next_hop }
+            }
+            Err(e) => Verdict::Drop(e.icmp6_reason()),
+        }
+    }
+
+    /// A client → VIP IPv6 fragment `frag` of NAT64 connection `c` (`ends` its IPv4
+    /// local address and server), its hop limit checked and the packet accounted:
+    /// translated to an IPv4 fragment and routed to the server (module docs). One over
+    /// the server port's MTU once in IPv4: `ip6_too_big`, the first fragment with its
+    /// packet too big (the MTU plus the 28 bytes the headers shrink).
+    #[allow(clippy::too_many_arguments)]
+    #[cold]
+    #[inline(never)]
+    pub(super) fn nat64_fragment<B: PacketBuf>(
+        &self,
+        buf: &mut B,
+        frag: &FragView6,
+        c: &Conn6,
+        (local, server): (Ipv4Addr, Ipv4Addr),
+        in_port: PortId,
+        routes6: &RouteTable6,
+        counters: &WorkerCounters,
+        now: u64,
+    ) -> Verdict {
+        let Some(hop) = self.nat64_routes.as_ref().and_then(|r| r.v4.lookup(server)) else {
+            return Verdict::Drop(DropReason::NoRoute);
+        };
+        let (port, next_hop) = (hop.port, hop.neighbour(server));
+        let mtu = self.mtu(port.index());
+        // The fixed and fragment headers (48 bytes) become a 20-byte IPv4 header.
+        let shrink = crate::view6::IPV6_HEADER_LEN + crate::wire::ipv6::FragHeader::LEN - nat64::IPV4_HEADER_LEN;
+        let v4_len = usize::try_from(frag.ip_len).unwrap_or(usize::MAX).saturating_sub(shrink);
+        if v4_len > usize::from(mtu) {
+            let cause = Icmp6Cause::TooBig(mtu.saturating_add(shrink as u16));
+            return self.icmp6_error(buf, cause, frag.is_first(), c.vip, in_port, routes6, counters, now);
+        }
+        // No TOA in a fragment (`frag6_engine`).
+        if frag.is_first() && c.flags.contains(ConnFlags::TOA_PENDING) && c.proto == L4Proto::Tcp {
+            counters.toa_skipped.inc();
+        }
+        let first = frag.first.as_ref().map(|v| v.layout());
+        let (local, server) = (Endpoint::new(local, c.lport), Endpoint::new(server, c.sport));
+        match nat64::fragment_v6_to_v4(buf, first, c.proto, local, server) {
+            Ok(()) => Verdict::Route { port, next_hop },
             Err(e) => Verdict::Drop(e.into()),
         }
     }

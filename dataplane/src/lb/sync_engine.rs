@@ -13,6 +13,14 @@
 //! that it never hands it out to a flow of its own, and releases it when the entry goes.
 //! As IPv4's, the record of the client segment that carries the TOA for the last time
 //! goes without `TOA_PENDING`.
+//!
+//! NAT64 connections (`nat64_engine`) are synced too: their record has the IPv6 client
+//! and VIP and the IPv4 local address and server ([`ConnRecord::from_conn`] gives the
+//! IPv4-mapped ones their own family), and the peer installs it into its IPv6 table in
+//! the IPv4-mapped form, the IPv4 local port reserved in its IPv4 allocator (the one
+//! NAT64 allocates from). That is the only mix of families a record may have: a
+//! Full-NAT record with an IPv6 client and an IPv4 server *and* local address, of an
+//! IPv6 service with that IPv4 server.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
@@ -51,8 +59,9 @@ pub(super) struct SyncState {
 /// (`sync_refused_*`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum SyncRefused {
-    /// Addresses of both families in one record (an IPv6 tunnel flow to an IPv4 server
-    /// included: the IPv6 data path tunnels IPv6 in IPv6 only).
+    /// Addresses of both families in one record other than NAT64's (IPv4 server and
+    /// local address of an IPv6 Full-NAT flow); an IPv6 tunnel flow to an IPv4 server
+    /// included: the IPv6 data path tunnels IPv6 in IPv6 only.
     #[error("address family not forwarded in this mode")]
     Family,
     /// A state that does not fit the protocol (a TCP state for UDP, or the reverse), or
@@ -113,8 +122,7 @@ impl Slot<'_> {
     fn at<'a>(conns: &'a ConnTable, conns6: &'a ConnTable6, i: usize) -> Option<Slot<'a>> {
         match i.checked_sub(conns.capacity()) {
             None => conns.entry_at(i).map(|(_, c)| Slot::V4(c)),
-            // NAT64 connections are not synced (`nat64_engine`).
-            Some(j) => conns6.entry_at(j).filter(|(_, c)| c.nat64_ends().is_none()).map(|(_, c)| Slot::V6(c)),
+            Some(j) => conns6.entry_at(j).map(|(_, c)| Slot::V6(c)),
         }
     }
 
@@ -171,15 +179,12 @@ impl LbEngine {
     }
 
     /// Sends the record of IPv6 connection `id` (created, or its state changed); the
-    /// IPv6 counterpart of [`Self::sync_conn`], `toa_done` as there (IPv6 Full-NAT's TOA).
-    /// Nothing for a NAT64 connection (not synced). Cold, as it is.
+    /// IPv6 counterpart of [`Self::sync_conn`], `toa_done` as there (IPv6 Full-NAT's and
+    /// NAT64's TOA). Cold, as it is.
     #[cold]
     #[inline(never)]
     pub(super) fn sync_conn6(&self, id: ConnId, now: u64, counters: &WorkerCounters, toa_done: bool) {
         let (Some(s), Some(c)) = (&self.sync, self.conns6.get(id)) else { return };
-        if c.nat64_ends().is_some() {
-            return;
-        }
         let mut rec = ConnRecord::from_conn(c, now);
         if toa_done {
             rec.flags &= !ConnFlags::TOA_PENDING.bits();
@@ -344,8 +349,21 @@ impl LbEngine {
     fn install6(&mut self, rec: &ConnRecord, now: u64) -> Result<Installed, SyncRefused> {
         let (client, cport) = v6(rec.client)?;
         let (vip, vport) = v6(rec.vip)?;
-        let (server_ip, sport) = v6(rec.server)?;
-        let local = v6(rec.local)?;
+        // NAT64: an IPv4 server side, Full-NAT only, kept IPv4-mapped in the IPv6 table.
+        let nat64 = match (rec.server, rec.local) {
+            (SocketAddr::V4(s), SocketAddr::V4(l)) if rec.forward == ForwardMode::FullNat => Some((*s.ip(), *l.ip())),
+            _ => None,
+        };
+        let (server_ip, sport) = match nat64 {
+            Some((s, _)) => (s.to_ipv6_mapped(), rec.server.port()),
+            None => v6(rec.server)?,
+        };
+        let local = match nat64 {
+            Some((_, l)) => (l.to_ipv6_mapped(), rec.local.port()),
+            None => v6(rec.local)?,
+        };
+        // The service lists the server by its own family.
+        let server_addr = nat64.map_or(IpAddr::V6(server_ip), |(s, _)| IpAddr::V4(s));
         match (rec.proto, rec.state) {
             (L4Proto::Tcp, ConnState::Tcp(_)) | (L4Proto::Udp, ConnState::Udp) => {}
             _ => return Err(SyncRefused::Invalid),
@@ -356,11 +374,8 @@ impl LbEngine {
         }
         let snap = std::sync::Arc::clone(&self.snap);
         let (svc_idx, svc) = snap.lookup_v6(rec.proto, vip, vport).ok_or(SyncRefused::NoService)?;
-        let j = svc
-            .servers
-            .iter()
-            .position(|s| s.addr == IpAddr::V6(server_ip) && s.port == sport)
-            .ok_or(SyncRefused::NoServer)?;
+        let j =
+            svc.servers.iter().position(|s| s.addr == server_addr && s.port == sport).ok_or(SyncRefused::NoServer)?;
         let server = &svc.servers[j];
         let (Some(service_id), Some(server_id)) = (snap.service_id(svc_idx), snap.server_id(svc_idx, j)) else {
             return Err(SyncRefused::NoServer);
@@ -377,21 +392,29 @@ impl LbEngine {
         }
         // Full-NAT: the peer's local address and port, taken here so that this node's
         // allocator never hands them out (`Port` when they are not this worker's to take).
-        let (local, lport) = if rec.forward == ForwardMode::FullNat {
-            if !self.lports6.reserve(local.0, local.1) {
-                return Err(SyncRefused::Port);
-            }
-            local
-        } else {
-            (client, cport)
+        // NAT64: the IPv4 local port, from the IPv4 allocator.
+        let reserved = match nat64 {
+            Some((_, l)) => self.lports.reserve(l, local.1),
+            None if rec.forward == ForwardMode::FullNat => self.lports6.reserve(local.0, local.1),
+            None => true,
         };
+        if !reserved {
+            return Err(SyncRefused::Port);
+        }
+        let (local, lport) = if rec.forward == ForwardMode::FullNat { local } else { (client, cport) };
         let mut conn =
             Conn6::new(key, rec.forward, server_ip, sport).with_local(local, lport).with_service(service_id, server_id);
         conn.state = rec.state;
         conn.flags = flags;
         let id = self.conns6.insert(conn, now).map_err(|e| {
-            if rec.forward == ForwardMode::FullNat {
-                self.lports6.release(local, lport);
+            match nat64 {
+                Some((_, l)) => {
+                    self.lports.release(l, lport);
+                }
+                None if rec.forward == ForwardMode::FullNat => {
+                    self.lports6.release(local, lport);
+                }
+                None => {}
             }
             match e {
                 TableFull::Full => SyncRefused::TableFull,

@@ -224,8 +224,7 @@ impl LbEngine {
         };
         let Some(&c) = self.conns6.get(id) else { return Verdict::Drop(DropReason::TcpNoConn) };
         let nat64 = c.nat64_ends();
-        // NAT64 connections are not synced (`nat64_engine`).
-        if self.sync.is_some() && (fresh || change.changed()) && nat64.is_none() {
+        if self.sync.is_some() && (fresh || change.changed()) {
             // A client segment other than a SYN carries the Full-NAT TOA for the last time.
             self.sync_conn6(id, now, counters, !view.flags.is_some_and(|f| f.syn()));
         }

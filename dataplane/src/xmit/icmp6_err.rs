@@ -91,7 +91,7 @@ use crate::xmit::Endpoint6;
 /// The IPv6 minimum link MTU (RFC 8200 §5): no error rvs sends is longer.
 pub const MIN_MTU: usize = 1280;
 /// Length of the new IPv6 header and the ICMPv6 header in front of the quote.
-const HEAD: usize = 40 + 8;
+pub(crate) const HEAD: usize = 40 + 8;
 /// The most bytes of the offending packet an error quotes.
 pub const MAX_QUOTE: usize = MIN_MTU - HEAD;
 /// Hop limit of the errors rvs sends (Linux's default).
@@ -190,7 +190,7 @@ fn build_error<B: PacketBuf>(
 /// Writes the IPv6 and ICMPv6 headers of an error from `from` to `to` in front of the
 /// `quote_len`-byte quote already at `L3_OFFSET + HEAD` of `frame` (`msg`: type, code,
 /// rest of header), checksum included: the head every error rvs sends shares.
-fn write_error_head(frame: &mut [u8], quote_len: usize, from: Ipv6Addr, to: Ipv6Addr, msg: (u8, u8, u32)) {
+pub(crate) fn write_error_head(frame: &mut [u8], quote_len: usize, from: Ipv6Addr, to: Ipv6Addr, msg: (u8, u8, u32)) {
     let (head, icmp) = frame[L3_OFFSET..].split_at_mut(40);
     let mut ip = Ipv6Packet::new_unchecked(head);
     ip.set_version(6);
@@ -337,6 +337,19 @@ impl Icmp6ErrView {
     #[inline]
     pub fn ip_end(&self) -> usize {
         self.icmp + self.icmp_len
+    }
+
+    /// Offsets in the frame of the ICMPv6 message and of the flow's quoted IPv6 header.
+    #[inline]
+    pub fn icmp_and_quote(&self) -> (usize, usize) {
+        (self.icmp, self.quote)
+    }
+
+    /// Offset in the frame of the quoted TCP/UDP header, and how many of its (and its
+    /// payload's) bytes are quoted (at least 4).
+    #[inline]
+    pub fn quoted_l4(&self) -> (usize, usize) {
+        (self.l4, self.l4_len)
     }
 }
 

@@ -257,9 +257,7 @@ fn build_error<B: PacketBuf>(
     }
     let ident = ip.ident();
     let quote_len = ip.header_len() + ip.payload().len().min(QUOTED_PAYLOAD_LEN);
-    // At most 60 + 8 + 28: fits a u16.
-    let ip_len = IP_MIN + ICMP_HDR + quote_len;
-    let new_len = ETH_LEN + ip_len;
+    let new_len = ETH_LEN + IP_MIN + ICMP_HDR + quote_len;
     if !buf.set_len(new_len) {
         return Err(IcmpErrError::NoRoom);
     }
@@ -268,27 +266,57 @@ fn build_error<B: PacketBuf>(
     // set_len; copy_within handles the overlap.
     let frame = buf.data_mut();
     frame.copy_within(ETH_LEN..ETH_LEN + quote_len, ETH_LEN + IP_MIN + ICMP_HDR);
-    let (head, icmp) = frame[ETH_LEN..].split_at_mut(IP_MIN);
-    let mut ip = Ipv4Packet::new_unchecked(head);
+    let head = ErrorHead { from: our_addr, to: src, tos: ERROR_TOS, ident, dont_frag: false, ttl: ERROR_TTL };
+    write_error_head(frame, quote_len, &head, (icmp_type, icmp_code, rest_of_header));
+    Ok(())
+}
+
+/// The outer IPv4 header of an ICMP error rvs writes ([`write_error_head`]): its own
+/// errors (from `build_error`) and the ones NAT64 translates from ICMPv6
+/// ([`super::nat64_icmp`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ErrorHead {
+    /// The error's source.
+    pub from: Ipv4Addr,
+    /// The error's destination.
+    pub to: Ipv4Addr,
+    /// Type of service.
+    pub tos: u8,
+    /// Identification.
+    pub ident: u16,
+    /// Whether DF is set.
+    pub dont_frag: bool,
+    /// Time to live.
+    pub ttl: u8,
+}
+
+/// Writes the 20-byte IPv4 header (`head`) and the ICMP header (`msg`: type, code, rest
+/// of header) of an error in front of the `quote_len`-byte quote already at
+/// `ETH_LEN + 28` of `frame`, which ends where the quote does; both checksums computed
+/// in full. The head every ICMP error rvs writes shares.
+pub(crate) fn write_error_head(frame: &mut [u8], quote_len: usize, head: &ErrorHead, msg: (u8, u8, u32)) {
+    // At most 20 + 8 + a quote bounded by the frame's data room: fits a u16.
+    let ip_len = IP_MIN + ICMP_HDR + quote_len;
+    let (hdr, icmp) = frame[ETH_LEN..].split_at_mut(IP_MIN);
+    let mut ip = Ipv4Packet::new_unchecked(hdr);
     ip.set_version(4);
     ip.set_header_len(IP_MIN);
-    ip.set_tos(ERROR_TOS);
+    ip.set_tos(head.tos);
     ip.set_total_len(ip_len as u16);
-    ip.set_ident(ident);
-    ip.set_dont_frag(false);
+    ip.set_ident(head.ident);
+    ip.set_dont_frag(head.dont_frag);
     ip.set_more_frags(false);
     ip.set_frag_offset(0);
-    ip.set_ttl(ERROR_TTL);
+    ip.set_ttl(head.ttl);
     ip.set_protocol(IPPROTO_ICMP);
-    ip.set_src_addr(our_addr);
-    ip.set_dst_addr(src);
+    ip.set_src_addr(head.from);
+    ip.set_dst_addr(head.to);
     ip.fill_checksum();
     let mut icmp = IcmpPacket::new_unchecked(icmp);
-    icmp.set_msg_type(icmp_type);
-    icmp.set_code(icmp_code);
-    icmp.set_rest_of_header(rest_of_header);
+    icmp.set_msg_type(msg.0);
+    icmp.set_code(msg.1);
+    icmp.set_rest_of_header(msg.2);
     icmp.fill_checksum();
-    Ok(())
 }
 
 /// A received ICMP error about a TCP/UDP flow, parsed once by [`parse`]: what it is
@@ -421,6 +449,19 @@ impl IcmpErrView {
     #[inline]
     pub fn ip_end(&self) -> usize {
         self.icmp + self.icmp_len
+    }
+
+    /// Offsets in the frame of the ICMP message and of the quoted IPv4 header.
+    #[inline]
+    pub fn icmp_and_quote(&self) -> (usize, usize) {
+        (self.icmp, self.quote)
+    }
+
+    /// Offset in the frame of the quoted TCP/UDP header, and how many of its (and its
+    /// payload's) bytes are quoted (at least 4).
+    #[inline]
+    pub fn quoted_l4(&self) -> (usize, usize) {
+        (self.l4, self.l4_len)
     }
 }
 

@@ -9,7 +9,8 @@
 //! * [`nat66`], [`fullnat66`]: the IPv6 counterparts of NAT and Full-NAT (IPv6 TOA,
 //!   20 bytes, for IPv6 clients).
 //! * [`nat64`]: NAT64 through Full-NAT — an IPv6 client's flow translated to IPv4 towards
-//!   an IPv4 server and its replies back (RFC 7915 header translation, IPv6 TOA).
+//!   an IPv4 server and its replies back (RFC 7915 header translation, IPv6 TOA);
+//!   [`nat64_icmp`]: the ICMP errors about those flows, translated between the families.
 //! * [`l4`]: the helpers these share — endpoint rewrites, TOA insertion and MSS clamping.
 //! * [`frag`]: the address rewrite of fragments without an L4 header, and the outer
 //!   fragmentation of IPIP packets over the MTU.
@@ -50,6 +51,7 @@ pub mod icmp_rate;
 pub mod l4;
 pub mod nat;
 pub mod nat64;
+pub mod nat64_icmp;
 pub mod nat66;
 pub mod ttl;
 pub mod tunnel;

@@ -37,8 +37,10 @@
 //! DF is always set and the identification 0 (an atomic datagram, RFC 6864 §4.1): rvs
 //! never fragments a translated packet, the IPv6 client does PMTU discovery on its own
 //! side, and the server link's MTU is checked by the caller. RFC 7915 §5.1 would clear DF
-//! on packets up to 1260 bytes so that IPv4 routers may fragment them; with ICMP error
-//! translation out of scope here (below) DF set at least keeps the path honest.
+//! on packets up to 1260 bytes so that IPv4 routers may fragment them; DF set keeps the
+//! path honest instead: an IPv4 router's fragmentation needed reaches the client as a
+//! packet too big ([`super::nat64_icmp`]). A path MTU below 1280 + 20 on the IPv4 side
+//! leaves such a client no packet size that passes (it may not go below 1280).
 //!
 //! | IPv4 → IPv6 | value |
 //! | --- | --- |
@@ -94,14 +96,15 @@
 //!   what DPVS's `tcp_out_adjust_mss` does for a connection whose client is IPv6 (it
 //!   subtracts `TCP_OLEN_IP6_ADDR` by the client side's family).
 //!
-//! # Out of scope
+//! # ICMP errors and fragments
 //!
-//! Fragments and ICMP errors are not translated: the callers never give them here (an
-//! IPv6 fragment of a NAT64 flow, an IPv4 fragment to a local address and ICMP errors
-//! about NAT64 flows are dropped and counted by the fragment and ICMP paths' existing
-//! reasons).
+//! ICMP errors about NAT64 flows are translated by [`super::nat64_icmp`] (RFC 7915 §4.2,
+//! §4.3, §5.2, §5.3), with the headers written here. The client's IPv6 fragments are
+//! translated one by one by [`fragment_v6_to_v4`] (RFC 7915 §5.1.1); the server's IPv4
+//! fragments to a local address are not (the IPv4 fragment path drops them,
+//! `ip_fragment`).
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use rvs_drivers::PacketBuf;
 
@@ -163,11 +166,57 @@ fn checksum_at(l4: L4Proto) -> usize {
 }
 
 /// The IP protocol number of `l4`.
-fn proto_number(l4: L4Proto) -> u8 {
+pub(crate) fn proto_number(l4: L4Proto) -> u8 {
     match l4 {
         L4Proto::Tcp => 6,
         L4Proto::Udp => 17,
     }
+}
+
+/// Writes into `ip4` (20 bytes) the IPv4 header every NAT64 translation writes (module
+/// docs): no options, TOS `tos`, total length `total`, identification 0 and DF set, TTL
+/// `ttl`, protocol `proto`, the addresses, and its checksum. The flow's packets and the
+/// packet an ICMP error quotes ([`super::nat64_icmp`]) share it.
+#[inline]
+pub(crate) fn write_ipv4_header(ip4: &mut [u8], tos: u8, total: u16, ttl: u8, proto: u8, src: Ipv4Addr, dst: Ipv4Addr) {
+    ip4[0] = 0x45;
+    ip4[1] = tos;
+    ip4[2..4].copy_from_slice(&total.to_be_bytes());
+    ip4[4..6].copy_from_slice(&[0, 0]);
+    ip4[6] = 0x40; // DF
+    ip4[7] = 0;
+    ip4[8] = ttl;
+    ip4[9] = proto;
+    ip4[10..12].copy_from_slice(&[0, 0]);
+    ip4[12..16].copy_from_slice(&src.octets());
+    ip4[16..20].copy_from_slice(&dst.octets());
+    let ip_csum = finish(sum(&ip4[..IPV4_HEADER_LEN]));
+    ip4[10..12].copy_from_slice(&ip_csum.to_be_bytes());
+}
+
+/// Writes into `ip6` (40 bytes) the IPv6 header every NAT64 translation writes (module
+/// docs): traffic class `tc` (the IPv4 TOS), flow label 0, payload length `payload`,
+/// next header `next`, hop limit `hop_limit`, the addresses. The flow's packets and the
+/// packet an ICMPv6 error quotes ([`super::nat64_icmp`]) share it.
+#[inline]
+pub(crate) fn write_ipv6_header(
+    ip6: &mut [u8],
+    tc: u8,
+    payload: u16,
+    next: u8,
+    hop_limit: u8,
+    src: Ipv6Addr,
+    dst: Ipv6Addr,
+) {
+    ip6[0] = 0x60 | (tc >> 4);
+    ip6[1] = tc << 4;
+    ip6[2] = 0;
+    ip6[3] = 0;
+    ip6[4..6].copy_from_slice(&payload.to_be_bytes());
+    ip6[6] = next;
+    ip6[7] = hop_limit;
+    ip6[8..24].copy_from_slice(&src.octets());
+    ip6[24..40].copy_from_slice(&dst.octets());
 }
 
 /// Translates the IPv6 client → VIP packet in `buf` (parsed into `layout`, hop limit
@@ -245,16 +294,8 @@ pub fn v6_to_v4<B: PacketBuf>(
 
     let total = (IPV4_HEADER_LEN + l4_len + toa_len) as u16;
     let mut ip4 = [0u8; IPV4_HEADER_LEN];
-    ip4[0] = 0x45;
-    ip4[1] = traffic_class;
-    ip4[2..4].copy_from_slice(&total.to_be_bytes());
-    ip4[6] = 0x40; // DF
-    ip4[8] = hop_limit.saturating_sub(1);
-    ip4[9] = proto_number(l4);
-    ip4[12..16].copy_from_slice(&local.addr.octets());
-    ip4[16..20].copy_from_slice(&server.addr.octets());
-    let ip_csum = finish(sum(&ip4));
-    ip4[10..12].copy_from_slice(&ip_csum.to_be_bytes());
+    let ttl = hop_limit.saturating_sub(1);
+    write_ipv4_header(&mut ip4, traffic_class, total, ttl, proto_number(l4), local.addr, server.addr);
 
     // The new headers end where the old fixed L4 header did (the rest stays in place);
     // they start `front` bytes into the old frame (at least the 20 the header shrinks).
@@ -280,6 +321,111 @@ pub fn v6_to_v4<B: PacketBuf>(
     buf.adj(front);
     out.toa_inserted = toa_bytes.is_some();
     out
+}
+
+/// Why [`fragment_v6_to_v4`] did not translate; the buffer is then unchanged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Nat64FragError {
+    /// Not a fragment whose fragment header is directly followed by the flow's TCP or UDP
+    /// (a first fragment) or names it (a later one): extension headers in the
+    /// fragmentable part would shift the IPv4 datagram's offsets.
+    #[error("fragment not translatable")]
+    NotTranslatable,
+}
+
+/// Counted as `ip6_fragment`, as the fragments NAT64 did not translate before.
+impl From<Nat64FragError> for DropReason {
+    fn from(e: Nat64FragError) -> Self {
+        match e {
+            Nat64FragError::NotTranslatable => DropReason::Ip6Fragment,
+        }
+    }
+}
+
+/// The IPv4 fragment fields of the IPv6 fragment in `frame` (RFC 7915 §5.1.1): the
+/// fragment header's identification's low 16 bits, and MF with the offset in 8-byte
+/// units, DF clear; and where the fragment's data starts in the frame. `proto` is the
+/// flow's: the fragment header must name it (a later fragment) or be followed by its
+/// header (a first one).
+pub fn fragment_fields(frame: &[u8], proto: L4Proto) -> Result<(u16, u16, usize), Nat64FragError> {
+    let ip = frame
+        .get(L3_OFFSET..)
+        .and_then(|b| crate::wire::Ipv6Packet::new_checked(b).ok())
+        .ok_or(Nat64FragError::NotTranslatable)?;
+    let upper = ip.upper_layer().map_err(|_| Nat64FragError::NotTranslatable)?;
+    let f = upper.frag.filter(|f| !f.is_atomic()).ok_or(Nat64FragError::NotTranslatable)?;
+    let right_after = upper.offset == f.header_offset + crate::wire::ipv6::FragHeader::LEN;
+    if upper.protocol != proto_number(proto) || !right_after {
+        return Err(Nat64FragError::NotTranslatable);
+    }
+    let flags = (u16::from(f.more) << 13) | (f.offset / 8);
+    Ok((f.ident as u16, flags, L3_OFFSET + IPV6_HEADER_LEN + upper.offset))
+}
+
+/// Translates the IPv6 fragment in `buf` of a NAT64 flow (client → VIP, a hop limit
+/// above one) into an IPv4 fragment from `local` to `server` (RFC 7915 §5.1.1): the first
+/// fragment (`first`, its layout) as [`v6_to_v4`] translates a whole packet (ports, and
+/// the TCP/UDP checksum for the new addresses and ports: it covers the whole datagram,
+/// whose other bytes do not change), without TOA; a later fragment gets the header only.
+/// The IPv4 header has the fragment fields [`fragment_fields`] gives.
+///
+/// # Errors
+///
+/// [`Nat64FragError`]; the buffer is then unchanged.
+pub fn fragment_v6_to_v4<B: PacketBuf>(
+    buf: &mut B,
+    first: Option<&Layout6>,
+    proto: L4Proto,
+    local: Endpoint,
+    server: Endpoint,
+) -> Result<(), Nat64FragError> {
+    let (ident, flags, data_at) = fragment_fields(buf.data(), proto)?;
+    let ip4_at = match first {
+        Some(layout) => {
+            let mtu = u16::MAX;
+            v6_to_v4(buf, layout, local, server, None, mtu);
+            L3_OFFSET
+        }
+        None => {
+            let frame = buf.data();
+            let ip6 = &frame[L3_OFFSET..L3_OFFSET + IPV6_HEADER_LEN];
+            let (tc, hop_limit) = ((ip6[0] << 4) | (ip6[1] >> 4), ip6[7]);
+            let end = L3_OFFSET + IPV6_HEADER_LEN + usize::from(u16::from_be_bytes([ip6[4], ip6[5]]));
+            let mut macs = [0u8; MACS_LEN];
+            macs.copy_from_slice(&frame[..MACS_LEN]);
+            let len = buf.len();
+            if len > end {
+                buf.trim(len - end);
+            }
+            // The data starts past the 40-byte header and the 8-byte fragment header.
+            let front = data_at - (L3_OFFSET + IPV4_HEADER_LEN);
+            buf.adj(front);
+            let total = (buf.len() - L3_OFFSET) as u16;
+            let frame = buf.data_mut();
+            frame[..MACS_LEN].copy_from_slice(&macs);
+            frame[MACS_LEN..L3_OFFSET].copy_from_slice(&ETHERTYPE_IPV4.to_be_bytes());
+            let ip4 = &mut frame[L3_OFFSET..L3_OFFSET + IPV4_HEADER_LEN];
+            write_ipv4_header(
+                ip4,
+                tc,
+                total,
+                hop_limit.saturating_sub(1),
+                proto_number(proto),
+                local.addr,
+                server.addr,
+            );
+            L3_OFFSET
+        }
+    };
+    // The fragment fields, and the header checksum again.
+    let frame = buf.data_mut();
+    let ip4 = &mut frame[ip4_at..ip4_at + IPV4_HEADER_LEN];
+    ip4[4..6].copy_from_slice(&ident.to_be_bytes());
+    ip4[6..8].copy_from_slice(&flags.to_be_bytes());
+    ip4[10..12].copy_from_slice(&[0, 0]);
+    let c = finish(sum(ip4));
+    ip4[10..12].copy_from_slice(&c.to_be_bytes());
+    Ok(())
 }
 
 /// Translates the IPv4 server → local address packet in `buf` (parsed into `layout`,
@@ -327,17 +473,17 @@ pub fn v4_to_v6<B: PacketBuf>(
     let frame = buf.data_mut();
     frame[..MACS_LEN].copy_from_slice(&macs);
     frame[MACS_LEN..L3_OFFSET].copy_from_slice(&ETHERTYPE_IPV6.to_be_bytes());
-    let ip6 = &mut frame[L3_OFFSET..new_l4_at];
-    ip6[0] = 0x60 | (tos >> 4);
-    ip6[1] = tos << 4;
-    ip6[2] = 0;
-    ip6[3] = 0;
-    // The IPv4 total length bounds it below 65,536.
-    ip6[4..6].copy_from_slice(&(l4_len as u16).to_be_bytes());
-    ip6[6] = proto_number(l4);
-    ip6[7] = ttl.saturating_sub(1);
-    ip6[8..24].copy_from_slice(&vip.addr.octets());
-    ip6[24..40].copy_from_slice(&client.addr.octets());
+    // The IPv4 total length bounds the payload length below 65,536.
+    let (hop_limit, payload) = (ttl.saturating_sub(1), l4_len as u16);
+    write_ipv6_header(
+        &mut frame[L3_OFFSET..new_l4_at],
+        tos,
+        payload,
+        proto_number(l4),
+        hop_limit,
+        vip.addr,
+        client.addr,
+    );
 
     let seg = &mut frame[new_l4_at..new_l4_at + l4_len];
     let word = |s: &[u8], at: usize| u16::from_be_bytes([s[at], s[at + 1]]);
@@ -387,7 +533,6 @@ mod tests {
     use crate::view6::L4View6;
     use crate::wire::checksum::pseudo_header;
     use rvs_drivers::mem::MemBuf;
-    use std::net::Ipv6Addr;
 
     const MACS: [u8; 12] = [2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2];
     const CLIENT: (&str, u16) = ("2001:db8:10::2", 40000);

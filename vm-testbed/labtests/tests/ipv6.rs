@@ -272,9 +272,10 @@ fn services6(mode: Mode) {
 }
 
 /// A connected UDP socket of the client's (python3) to `[VIP6]:CLOSED_UDP6` sends a
-/// datagram and gets ECONNREFUSED: the real server's ICMPv6 port unreachable came back
-/// through rvsd from the VIP, about the client's own datagram (the kernel matches the
-/// quote to the socket); rvsd counted it in `icmp_errors_translated`.
+/// datagram and gets ECONNREFUSED: the real server's ICMPv6 port unreachable (NAT64: its
+/// ICMP one, translated to ICMPv6) came back through rvsd from the VIP, about the
+/// client's own datagram (the kernel matches the quote to the socket); rvsd counted it in
+/// `icmp_errors_translated`.
 fn check_port_unreachable6(mode: Mode) {
     const CLIENT_PY: &str = r#"import socket, sys
 s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
@@ -482,11 +483,12 @@ fn services6_fullnat() {
 
 /// The Full-NAT one-worker lab config with IPv6 services on the IPv4 real servers (NAT64
 /// through Full-NAT): TCP :80 and UDP :53 on [`VIP6`], round robin over the three
-/// servers' IPv4 addresses, served from the config's IPv4 local addresses.
+/// servers' IPv4 addresses, served from the config's IPv4 local addresses; and UDP
+/// :[`CLOSED_UDP6`] (closed on the servers).
 fn config64() -> std::path::PathBuf {
     let path = Mode::FullNat.config(1);
     let mut text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    for (proto, port) in [("tcp", 80), ("udp", 53)] {
+    for (proto, port) in [("tcp", 80), ("udp", 53), ("udp", CLOSED_UDP6)] {
         text.push_str(&format!(
             "\n[[service]]\nprotocol = \"{proto}\"\naddress = \"{VIP6}\"\nport = {port}\nscheduler = \"rr\"\n"
         ));
@@ -529,7 +531,8 @@ fn check_peer64(who: &Who) -> Result<(), String> {
 
 /// NAT64 through Full-NAT: the IPv6 client curls `[VIP6]:80`, served by the IPv4 real
 /// servers round robin, each seeing an IPv4 local address as its peer and the client's
-/// IPv6 address in the TOA; the UDP echo; a 20 MB download byte exact; the service's
+/// IPv6 address in the TOA; the UDP echo; ECONNREFUSED from a closed UDP port (the
+/// server's ICMP error translated to ICMPv6); a 20 MB download byte exact; the service's
 /// counters on each IPv4 server; IPv4 through the same rvsd meanwhile.
 #[test]
 #[ignore = "needs root, the lab and rvsd: run vm-testbed/test.sh"]
@@ -568,6 +571,10 @@ fn services6_nat64() {
     assert!(failed.is_empty(), "nat64 UDP: {failed:?}");
     let servers: std::collections::BTreeSet<&str> = replies.iter().flatten().map(|(s, _)| s.as_str()).collect();
     assert_eq!(servers.len(), 3, "nat64 UDP round robin: {replies:?}");
+
+    // A closed port on the IPv4 servers: the server's ICMP port unreachable, translated
+    // by rvsd to ICMPv6 from the VIP (RFC 7915), refuses the client's connected socket.
+    check_port_unreachable6(mode);
 
     // 20 MB, byte exact.
     let n = 20 * 1024 * 1024;

@@ -448,10 +448,54 @@ fn ipv6_flows_survive_failover_dr() {
 #[test]
 #[ignore = "needs root, the lab and rvsd: run vm-testbed/test.sh"]
 fn ipv6_fullnat_flows_survive_failover() {
+    fullnat6_flows_survive_failover(sync6_fullnat_configs(), &LOCAL6, "sync6 fullnat");
+}
+
+/// lb1's and lb2's HA configs with sync on and a NAT64 service (TCP [`VIP6`]:80, rr over
+/// the three servers' IPv4 addresses through Full-NAT, from the lab's IPv4 local
+/// addresses [`LOCAL4`]) whose VIP and IPv4 local addresses are in the VRRP instance.
+fn sync64_configs() -> [PathBuf; 2] {
+    let key = key_file();
+    let mut services =
+        format!("[[service]]\nprotocol = \"tcp\"\naddress = \"{VIP6}\"\nport = 80\nscheduler = \"rr\"\n");
+    for rs in REAL_SERVER_IPS {
+        services +=
+            &format!("\n[[service.server]]\naddress = \"{rs}\"\nport = 80\nweight = 1\nforward = \"fullnat\"\n");
+    }
+    let locals = LOCAL4.map(|l| format!("\"{l}\"")).join(", ");
+    let addresses = format!("addresses = [\"10.10.0.100\", \"10.20.0.100\", \"{VIP6}\", {locals}]");
+    ["lb1", "lb2"].map(|lb| {
+        let (me, peer) = if lb == "lb1" { (1, 2) } else { (2, 1) };
+        let ha = format!(
+            "{services}\n[ha]\nkey_file = \"{}\"\nsync_listen = \"10.30.0.{me}:8848\"\nsync_peer = \"10.30.0.{peer}:8848\"\n",
+            key.display()
+        );
+        let edits = [("[ha]\n", ha.as_str()), ("addresses = [\"10.10.0.100\", \"10.20.0.100\"]", addresses.as_str())];
+        variant_with(&format!("lab-ha-{lb}.toml"), &edits, &format!("sync64-{lb}.toml"))
+    })
+}
+
+/// The lab's IPv4 Full-NAT local addresses (config/lab-ha-lb*.toml).
+const LOCAL4: [&str; 4] = ["10.20.0.200", "10.20.0.201", "10.20.0.202", "10.20.0.203"];
+
+/// NAT64 connections survive a failover, as [`ipv6_fullnat_flows_survive_failover`]'s:
+/// the records carry each flow's IPv4 local address and port and IPv4 server, lb2 installs
+/// them into its IPv6 table and reserves those ports in its IPv4 allocator; the IPv4 local
+/// addresses are in the VRRP instance (the servers' ARP entries move to lb2 on takeover).
+#[test]
+#[ignore = "needs root, the lab and rvsd: run vm-testbed/test.sh"]
+fn nat64_flows_survive_failover() {
+    fullnat6_flows_survive_failover(sync64_configs(), &LOCAL4, "sync64");
+}
+
+/// The failover of IPv6 flows through Full-NAT (IPv6 Full-NAT, or NAT64 with IPv4
+/// servers) between lb1 and lb2 with `configs`, whose local addresses `locals` are in the
+/// VRRP instance (see [`ipv6_fullnat_flows_survive_failover`]); `what` names the run.
+fn fullnat6_flows_survive_failover(configs: [PathBuf; 2], locals: &[&str], what: &str) {
     let mut lab = Lab::up_without_lb();
     lab.start_real_servers(Mode::FullNat);
     ns_exec_ok(CLIENT, &["ip", "-6", "route", "replace", &format!("{VIP6}/128"), "dev", "eth0"]);
-    let [lb1, lb2] = sync6_fullnat_configs();
+    let [lb1, lb2] = configs;
     let url = format!("http://[{VIP6}]/");
     let to = format!("[{VIP6}]:80");
 
@@ -463,7 +507,7 @@ fn ipv6_fullnat_flows_survive_failover() {
         last = http_who_many(CLIENT, &url, 1);
         last[0].is_ok()
     });
-    assert!(ok, "no answer through {url} from lb1: {last:?}");
+    assert!(ok, "{what}: no answer through {url} from lb1: {last:?}");
     let tcp_a = Flows::start("--tcp", &to, TCP_FLOWS6);
 
     // 2. lb2 joins as backup: flows A by bulk resync, flows B by incremental records.
@@ -473,48 +517,53 @@ fn ipv6_fullnat_flows_survive_failover() {
     let tcp_b = Flows::start("--tcp", &to, TCP_FLOWS6);
     let want = u64::from(2 * TCP_FLOWS6);
     let all = wait_until(Duration::from_secs(5), Duration::from_millis(100), || listed6(LB2) >= want);
-    assert!(all, "lb2 lists {} IPv6 connections of the {want} flows: {:?}", listed6(LB2), sync_status(LB2));
+    assert!(all, "{what}: lb2 lists {} IPv6 connections of the {want} flows: {:?}", listed6(LB2), sync_status(LB2));
     let st2 = status_of(LB2);
-    assert_eq!(worker_counter(&st2, "sync_refused_port"), 0, "lb2 took every local port: {:?}", sync_status(LB2));
+    assert_eq!(
+        worker_counter(&st2, "sync_refused_port"),
+        0,
+        "{what}: lb2 took every local port: {:?}",
+        sync_status(LB2)
+    );
     let (lb1_mac, lb2_mac) = (port_mac(&status_of(LB1), "back"), port_mac(&st2, "back"));
     let lb2_front = port_mac(&st2, "front");
-    let rs_neigh = |rs: &str| neigh_mac(rs, LOCAL6[0]).or_else(|| neigh_mac(rs, LOCAL6[1]));
+    let rs_neigh = |rs: &str| locals.iter().find_map(|l| neigh_mac(rs, l));
     assert!(
         REAL_SERVERS.iter().any(|rs| rs_neigh(rs).as_deref() == Some(lb1_mac.as_str())),
-        "a server resolved a local address to lb1's back MAC {lb1_mac}"
+        "{what}: a server resolved a local address to lb1's back MAC {lb1_mac}"
     );
     assert!(
         REAL_SERVERS.iter().all(|rs| rs_neigh(rs).as_deref() != Some(lb2_mac.as_str())),
-        "the backup answered for a local address"
+        "{what}: the backup answered for a local address"
     );
-    eprintln!("sync6 fullnat: lb2 holds {} IPv6 connections before the crash", listed6(LB2));
+    eprintln!("{what}: lb2 holds {} IPv6 connections before the crash", listed6(LB2));
     let created_before = worker_counter(&st2, "conns_created");
 
     // 3. lb1 crashes; lb2 takes the VIP and the local addresses over.
     let crash = Instant::now();
     lab.stop_lb("lb1", true);
     wait_state(LB2, "master", Duration::from_secs(3));
-    eprintln!("sync6 fullnat: lb2 master {:?} after lb1's SIGKILL", crash.elapsed());
+    eprintln!("{what}: lb2 master {:?} after lb1's SIGKILL", crash.elapsed());
     let moved = wait_until(Duration::from_secs(2), Duration::from_millis(20), || {
         neigh_mac(CLIENT, VIP6).as_deref() == Some(lb2_front.as_str())
             && REAL_SERVERS.iter().all(|rs| rs_neigh(rs).is_none_or(|m| m == lb2_mac))
     });
-    assert!(moved, "the client's and servers' neighbour entries did not move to lb2");
-    eprintln!("sync6 fullnat: neighbour entries moved to lb2 {:?} after the crash", crash.elapsed());
+    assert!(moved, "{what}: the client's and servers' neighbour entries did not move to lb2");
+    eprintln!("{what}: neighbour entries moved to lb2 {:?} after the crash", crash.elapsed());
     sleep(Duration::from_secs(2));
-    let reports = [(tcp_a, "IPv6 Full-NAT flows A"), (tcp_b, "IPv6 Full-NAT flows B")]
-        .map(|(flows, what)| (flows.finish(), what));
-    for (report, what) in &reports {
-        assert_intact(report, what);
+    let reports =
+        [(tcp_a, "flows A"), (tcp_b, "flows B")].map(|(flows, which)| (flows.finish(), format!("{what} {which}")));
+    for (report, which) in &reports {
+        assert_intact(report, which);
     }
     let st2 = status_of(LB2);
     let created = worker_counter(&st2, "conns_created") - created_before;
-    assert_eq!(created, 0, "lb2 scheduled none of the synced flows");
+    assert_eq!(created, 0, "{what}: lb2 scheduled none of the synced flows");
     let answers = http_who_many(CLIENT, &url, 6);
     let failed: Vec<&String> = answers.iter().filter_map(|a| a.as_ref().err()).collect();
-    assert!(failed.is_empty(), "new IPv6 Full-NAT connections through lb2: {failed:?}");
+    assert!(failed.is_empty(), "{what}: new connections through lb2: {failed:?}");
     eprintln!(
-        "sync6 fullnat: {want} flows intact, longest gaps {} / {} ms; lb2 sync_installed {}, tcp_no_conn {}",
+        "{what}: {want} flows intact, longest gaps {} / {} ms; lb2 sync_installed {}, tcp_no_conn {}",
         reports[0].0["max_gap_ms"],
         reports[1].0["max_gap_ms"],
         worker_counter(&st2, "sync_installed"),

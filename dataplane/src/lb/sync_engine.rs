@@ -350,8 +350,10 @@ impl LbEngine {
             (L4Proto::Tcp, ConnState::Tcp(_)) | (L4Proto::Udp, ConnState::Udp) => {}
             _ => return Err(SyncRefused::Invalid),
         }
-        // No SYN proxy on IPv6 flows.
-        if rec.synproxy.is_some() {
+        // The SYN proxy serves TCP over NAT66 and Full-NAT66 only.
+        if rec.synproxy.is_some()
+            && (rec.proto != L4Proto::Tcp || !matches!(rec.forward, ForwardMode::Nat | ForwardMode::FullNat))
+        {
             return Err(SyncRefused::Invalid);
         }
         let snap = std::sync::Arc::clone(&self.snap);
@@ -369,7 +371,7 @@ impl LbEngine {
         // The TOA is a Full-NAT option: another mode's record never asks for one.
         let toa = if rec.forward == ForwardMode::FullNat { ConnFlags::TOA_PENDING.bits() } else { 0 };
         let wanted = RECORD_FLAGS.bits() & (!ConnFlags::TOA_PENDING.bits() | toa);
-        let flags = ConnFlags::from_bits(rec.flags & wanted) | ConnFlags::SYNCED;
+        let flags = ConnFlags::from_bits(rec.flags & wanted) | ConnFlags::SYNCED | proxy_flags(rec);
         match self.conns6.lookup(&key) {
             Some((id, Direction::Inbound)) => return update(&mut self.conns6, id, rec, flags, now, &snap, self.worker),
             Some((_, Direction::Reply)) => return Err(SyncRefused::Clash),
@@ -389,6 +391,7 @@ impl LbEngine {
             Conn6::new(key, rec.forward, server_ip, sport).with_local(local, lport).with_service(service_id, server_id);
         conn.state = rec.state;
         conn.flags = flags;
+        set_proxy_state(&mut conn, rec, false);
         let id = self.conns6.insert(conn, now).map_err(|e| {
             if rec.forward == ForwardMode::FullNat {
                 self.lports6.release(local, lport);

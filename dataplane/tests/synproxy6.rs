@@ -450,3 +450,35 @@ fn a_proxied_ipv6_connection_is_synced_with_its_offsets_and_translated_on_the_pe
     server_data_is_translated(&mut peer, k, to_us);
     assert!(drops_of(&peer[0]).is_empty(), "{:?}", drops_of(&peer[0]));
 }
+
+/// An ICMPv6 error from the server about a segment rvs sent it (a packet too big about
+/// the client's translated data) reaches the client from the VIP quoting the client's
+/// own segment: the quoted acknowledgement back in the cookie's numbering, the quoted
+/// TCP checksum and the ICMPv6 checksum right.
+#[test]
+fn an_icmp6_error_about_a_proxied_flow_quotes_the_receivers_numbering() {
+    let shared = services(SynProxyPolicy::ALWAYS, Nat, false);
+    let mut ws = workers(&shared, |_, w| w);
+    let (k, to_us) = proxied_handshake(&mut ws, Nat);
+    let data =
+        seg6(client(), vip(), PSH | ACK, CISN + 1, k.wrapping_add(1), 502).opts(&ts_opts(1020, COOKIE_TS)).data(b"GET");
+    let (_, back) = send_to(&mut ws, 0, FRONT, &data.by_client(), T0 + 4);
+    let sent = only(back, "client data");
+    let error = |src: &str, hl: u8, quote: &[u8]| {
+        let mut m = vec![2, 0, 0, 0];
+        m.extend_from_slice(&1400u32.to_be_bytes());
+        m.extend_from_slice(quote);
+        icmp6(a(src), a(CLIENT6), hl, m)
+    };
+    let err = error(RS6, 64, &sent[14..]);
+    let (front, back) = send_to(&mut ws, 0, BACK, &eth(BACK_MAC, RS6_MAC, ETH_IPV6, &err), T0 + 5);
+    assert!(back.is_empty());
+    // The quote: the segment as the server got it (hop limit 63, the server's TSecr),
+    // addressed to the VIP again and acknowledging in the client's numbering.
+    let quote = data.clone().opts(&ts_opts(1020, SERVER_TS)).hl(63).packet();
+    let want = eth(CLIENT_MAC, FRONT_MAC, ETH_IPV6, &error(VIP6, 63, &quote));
+    let got = only(front, "packet too big to the client");
+    assert_frame(&got, &want, "packet too big to the client");
+    assert_eq!(snapshot(&ws[0]).icmp_errors_translated, 1);
+    let _ = to_us;
+}

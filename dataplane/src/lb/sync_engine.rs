@@ -6,8 +6,9 @@
 //! one is created or changes state, the refresh and the dump walk both tables (IPv4's
 //! slots, then IPv6's while it holds any, as one slot space), and an IPv6 record is
 //! installed into the IPv6 table. Every mode the IPv6 data path forwards is synced: DR,
-//! NAT66, IPv6-in-IPv6 tunnel and IPv6 Full-NAT, without the SYN proxy (a record with
-//! SYN proxy state is `Invalid`, one mixing the families `Family`). An IPv6 Full-NAT
+//! NAT66, IPv6-in-IPv6 tunnel and IPv6 Full-NAT, SYN-proxied NAT66 and Full-NAT66 ones
+//! with their offsets as IPv4's (SYN proxy state on another mode's or a UDP record is
+//! `Invalid`, one mixing the families `Family`). An IPv6 Full-NAT
 //! record carries the IPv6 local address and port the flow holds; the peer reserves that
 //! port in its IPv6 local-port allocator (`LocalPortAllocator6::reserve`, as IPv4's) so
 //! that it never hands it out to a flow of its own, and releases it when the entry goes.

@@ -741,7 +741,13 @@ fn bad_inputs() -> Vec<Bad> {
         ("PUT", format!("{SVC}/servers/%5B2001:db8::11%5D/80"), "{}".into()).into_row(404, "path"),
         ("PUT", format!("{SVC}/servers/%5B2001:db8::11/80"), "{}".into()).into_row(400, "path"),
         ("DELETE", format!("{SVC}/servers/2001:db8::11/80"), String::new()).into_row(404, "path"),
-        (svc(r#"{"protocol":"tcp","address":"2001:db8::1","port":80,"syn_proxy":"always"}"#), 422, "syn_proxy"),
+        // The SYN proxy on a NAT64 service (an IPv4 Full-NAT server behind an IPv6 VIP).
+        (
+            svc(r#"{"protocol":"tcp","address":"2001:db8::1","port":80,"syn_proxy":"always",
+                    "servers":[{"address":"10.20.0.11","port":80,"forward":"fullnat"}]}"#),
+            422,
+            "syn_proxy",
+        ),
         (
             svc(
                 r#"{"protocol":"tcp","address":"2001:db8::1","port":80,"persistence":"60s","persistence_netmask":"255.255.255.0"}"#,
@@ -929,14 +935,13 @@ async fn nat64_ipv4_fullnat_servers_on_an_ipv6_service() {
 }
 
 /// `PUT /v1/config` with an IPv6 service that asks for what the IPv6 data path does not
-/// have (the SYN proxy) is refused naming the field, and nothing is applied; the dry run
-/// says the same.
+/// have (the SYN proxy on a NAT64 service) is refused naming the field, and nothing is
+/// applied; the dry run says the same. The same service with an IPv6 NAT66 server is
+/// taken, proxied.
 #[tokio::test]
-async fn ipv6_service_with_syn_proxy_is_refused_and_nothing_changes() {
-    let srv = serve(CONFIG).await;
-    let before = config_text(&srv).await;
-    let generation = srv.state.running().generation();
-    let text = CONFIG
+async fn ipv6_service_with_syn_proxy_is_refused_on_nat64_only_and_nothing_changes() {
+    // The ports have their IPv6 addresses from the start (changing them needs a restart).
+    let base = CONFIG
         .replacen(
             "mac = \"02:00:00:00:00:01\"",
             "mac = \"02:00:00:00:00:01\"\nipv6_addresses = [\"2001:db8:10::1/64\"]",
@@ -946,17 +951,25 @@ async fn ipv6_service_with_syn_proxy_is_refused_and_nothing_changes() {
             "mac = \"02:00:00:00:00:02\"",
             "mac = \"02:00:00:00:00:02\"\nipv6_addresses = [\"2001:db8:20::1/64\"]",
             1,
-        )
+        );
+    let srv = serve(&base).await;
+    let before = config_text(&srv).await;
+    let generation = srv.state.running().generation();
+    let text = base
         + "[[service]]\nprotocol = \"tcp\"\naddress = \"2001:db8:10::100\"\nport = 80\nscheduler = \"rr\"\n\
            syn_proxy = \"always\"\n[[service.server]]\naddress = \"2001:db8:20::11\"\nforward = \"nat\"\n";
+    let nat64 = text
+        .replace("address = \"2001:db8:20::11\"\nforward = \"nat\"", "address = \"10.20.0.11\"\nforward = \"fullnat\"");
     for path in ["/v1/config", "/v1/config?dry_run=true"] {
-        let (code, v) = call(&srv, "PUT", path, Some(&text)).await;
+        let (code, v) = call(&srv, "PUT", path, Some(&nat64)).await;
         assert_eq!(code, 422, "{path}: {v}");
         assert_eq!(v["field"], "service[2].syn_proxy", "{path}: {v}");
-        assert!(v["error"].as_str().is_some_and(|e| e.contains("IPv6 service")), "{path}: {v}");
+        assert!(v["error"].as_str().is_some_and(|e| e.contains("IPv6 service with IPv4 servers")), "{path}: {v}");
     }
     assert_eq!(config_text(&srv).await, before);
     assert_eq!(srv.state.running().generation(), generation);
+    let (code, v) = call(&srv, "PUT", "/v1/config?dry_run=true", Some(&text)).await;
+    assert_eq!(code, 200, "NAT66 is proxied: {v}");
 }
 
 /// An IPv6 service with persistence by prefix length, client lists and a per-client rate:

@@ -209,11 +209,18 @@ fn check_takes_ipv6_services_and_names_what_they_cannot_have() {
     let o = check(&persistent.replace("\"64\"", "\"255.255.255.0\""));
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("service[1].persistence_netmask: "), "{}", stderr(&o));
-    let o = check(&persistent.replace("scheduler = \"rr\"\n", "scheduler = \"rr\"\nsyn_proxy = \"always\"\n"));
+    // The SYN proxy serves NAT66; not NAT64 (an IPv4 Full-NAT server behind the IPv6 VIP).
+    let proxied = persistent.replace("scheduler = \"rr\"\n", "scheduler = \"rr\"\nsyn_proxy = \"always\"\n");
+    let o = check(&proxied);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let o = check(&proxied.replace(
+        "address = \"2001:db8:20::11\"\nforward = \"nat\"",
+        "address = \"10.20.0.11\"\nforward = \"fullnat\"",
+    ));
     assert_eq!(o.status.code(), Some(1));
     let err = stderr(&o);
     assert!(err.contains("service[1].syn_proxy: "), "not named in:\n{err}");
-    assert!(err.contains("is not supported on an IPv6 service yet"), "{err}");
+    assert!(err.contains("is not supported on an IPv6 service with IPv4 servers"), "{err}");
     assert!(!err.contains("service[0]"), "the IPv4 service is fine:\n{err}");
 }
 

@@ -632,11 +632,12 @@ fn ipv6_records_are_refused_by_reason() {
     let mut fnat = record6(45002, 0);
     fnat.forward = FullNat;
     install(fnat);
-    // Invalid: a UDP state for TCP; SYN proxy state (no SYN proxy on IPv6).
+    // Invalid: a UDP state for TCP; SYN proxy state on a UDP flow (the proxy is TCP's).
     let mut invalid = record6(45003, 0);
     invalid.state = ConnState::Udp;
     install(invalid);
     let mut proxied = record6(45004, 0);
+    (proxied.proto, proxied.state) = (Udp, ConnState::Udp);
     proxied.synproxy = Some(SynProxyRecord { pending: false, seq_offset: 1, ts_offset: 2, window: 0 });
     install(proxied);
     // No such service; no such server in it.

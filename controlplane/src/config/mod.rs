@@ -14,8 +14,8 @@
 //!
 //! Service VIPs and real-server addresses (and everything naming them: `sorry_server`,
 //! `track_services`) are typed for either family; an IPv6 one is checked like an IPv4 one,
-//! and an IPv6 service is then held to what the IPv6 data path forwards (no SYN proxy:
-//! `validate::ipv6_service_limits`). Port, route and neighbour addresses are IPv4 (a
+//! and an IPv6 service is then held to what the IPv6 data path forwards (no SYN proxy
+//! for NAT64: `validate::ipv6_service_limits`). Port, route and neighbour addresses are IPv4 (a
 //! port's own IPv6 addresses are `ipv6_addresses`, its IPv6 routes `[[route]]`s with an
 //! IPv6 prefix); `local_addresses` take either family (IPv4 ones for IPv4 Full-NAT servers,
 //! IPv6 ones, on a port with `ipv6_addresses`, for IPv6 ones: [`Port::local_addresses6`]);
@@ -604,13 +604,15 @@ impl Service {
         ServiceKey { proto: self.protocol, vip: self.address, port: self.port }
     }
 
-    /// Whether the service can be SYN-proxied: TCP, IPv4 (the IPv6 data path has no SYN
-    /// proxy), and every server NAT or Full-NAT (the proxy rewrites both directions, so
-    /// replies must come back through rvs).
+    /// Whether the service can be SYN-proxied: TCP, every server NAT or Full-NAT (the
+    /// proxy rewrites both directions, so replies must come back through rvs) and of the
+    /// VIP's family (an IPv6 service with IPv4 servers is NAT64, which the proxy does not
+    /// serve: it builds the server's SYN in the client's family).
     pub fn syn_proxy_capable(&self) -> bool {
         self.protocol == L4Proto::Tcp
-            && self.address.is_ipv4()
-            && self.servers.iter().all(|s| matches!(s.forward, Forward::Nat | Forward::FullNat))
+            && self.servers.iter().all(|s| {
+                matches!(s.forward, Forward::Nat | Forward::FullNat) && s.address.is_ipv4() == self.address.is_ipv4()
+            })
     }
 
     /// The SYN-proxy mode in effect: the configured one, else `auto` for a capable

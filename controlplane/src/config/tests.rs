@@ -1251,7 +1251,7 @@ fn ipv6_service_is_checked_like_ipv4_and_refused_only_what_the_ipv6_data_path_la
     assert_eq!(s.key().to_string(), "tcp/2001:db8:10::100/80");
     assert_eq!(endpoint(s.servers[0].address, 8080), "[2001:db8:20::11]:8080");
     assert_eq!(c.services[0].address, "10.10.0.100".parse::<IpAddr>().unwrap());
-    assert!(!s.syn_proxy_capable(), "the IPv6 data path has no SYN proxy: the default is off");
+    assert!(!s.syn_proxy_capable(), "a DR server: the default is off");
     // Persistence and client_rate are IPv6's too; a Full-NAT server needs an IPv6 local
     // address, which this file has none of: refused by field, saying what to add.
     let lacking = V6_SERVICE
@@ -1271,10 +1271,39 @@ fn ipv6_service_is_checked_like_ipv4_and_refused_only_what_the_ipv6_data_path_la
         "forward = \"nat\"",
         1,
     );
-    let e = Config::from_toml(&v6_sketch(&proxied)).unwrap_err();
-    let fields: Vec<&str> = e.errors.iter().map(|x| x.field.as_str()).collect();
-    assert_eq!(fields, ["service[1].syn_proxy"], "{e}");
-    assert!(e.errors.iter().all(|x| x.message.contains(super::validate::NOT_ON_IPV6)), "{e}");
+    // The SYN proxy serves NAT66 and Full-NAT66: taken, and `auto` by default.
+    use rvs_dataplane::synproxy::SynProxyMode;
+    let c = Config::from_toml(&v6_sketch(&proxied)).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.services[1].syn_proxy_mode(), SynProxyMode::Always);
+    let default = proxied.replacen("syn_proxy = \"always\"\n", "", 1);
+    let c = Config::from_toml(&v6_sketch(&default)).unwrap_or_else(|e| panic!("{e}"));
+    assert!(c.services[1].syn_proxy_capable());
+    assert_eq!(c.services[1].syn_proxy_mode(), SynProxyMode::Auto);
+}
+
+/// `syn_proxy` on a NAT64 service (IPv6 VIP, IPv4 Full-NAT servers): refused by field,
+/// naming the IPv4 server and the fix; its default is off, and `off` is taken.
+#[test]
+fn syn_proxy_is_refused_on_nat64_services_only() {
+    use rvs_dataplane::synproxy::SynProxyMode;
+    let nat64 = V6_SERVICE
+        .replacen("address = \"2001:db8:20::11\"", "address = \"10.20.0.11\"", 1)
+        .replacen("address = \"2001:db8:20::12\"", "address = \"10.20.0.12\"", 1)
+        .replacen("forward = \"nat\"", "forward = \"fullnat\"", 1)
+        .replacen("port = 80\nforward = \"dr\"", "port = 8080\nforward = \"fullnat\"", 1);
+    let c = Config::from_toml(&v6_sketch(&nat64)).unwrap_or_else(|e| panic!("{e}"));
+    assert!(!c.services[1].syn_proxy_capable());
+    assert_eq!(c.services[1].syn_proxy_mode(), SynProxyMode::Off);
+    for mode in ["always", "auto"] {
+        let with = nat64.replacen("scheduler = \"rr\"", &format!("scheduler = \"rr\"\nsyn_proxy = \"{mode}\""), 1);
+        let e = Config::from_toml(&v6_sketch(&with)).unwrap_err();
+        let fields: Vec<&str> = e.errors.iter().map(|x| x.field.as_str()).collect();
+        assert_eq!(fields, ["service[1].syn_proxy"], "{e}");
+        assert!(e.errors[0].message.contains(super::validate::NOT_ON_IPV6), "{e}");
+        assert!(e.errors[0].message.contains("server[0] is IPv4"), "{e}");
+    }
+    let off = nat64.replacen("scheduler = \"rr\"", "scheduler = \"rr\"\nsyn_proxy = \"off\"", 1);
+    assert!(Config::from_toml(&v6_sketch(&off)).is_ok());
 }
 
 /// Persistence with a prefix length, allow/deny lists of either family and `client_rate`

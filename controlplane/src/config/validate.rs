@@ -2121,7 +2121,8 @@ fn parse_next_hop6(s: &str) -> Result<Ipv6Addr, String> {
 }
 
 /// What the refusals of [`ipv6_service_limits`] say after naming the option.
-pub const NOT_ON_IPV6: &str = "is not supported on an IPv6 service yet (the IPv6 data path has no SYN proxy)";
+pub const NOT_ON_IPV6: &str = "is not supported on an IPv6 service with IPv4 servers (NAT64): the SYN proxy \
+     builds the server's SYN in the client's family";
 
 /// Every IPv6 service of `services` (with its index in the file, `service[i]`) against
 /// what the IPv6 data path forwards: one error per option it does not have, named by its
@@ -2135,8 +2136,16 @@ pub(super) fn ipv6_service_limits<'a>(services: impl IntoIterator<Item = (usize,
                 message: format!("{what} {NOT_ON_IPV6}; {fix}"),
             });
         };
-        if matches!(s.syn_proxy, Some(SynProxyMode::Auto | SynProxyMode::Always)) {
-            refuse("syn_proxy", "the SYN proxy", "set syn_proxy = \"off\" or remove it");
+        let nat64 = s.servers.iter().position(|r| r.address.is_ipv4());
+        if let (Some(k), Some(SynProxyMode::Auto | SynProxyMode::Always)) = (nat64, s.syn_proxy) {
+            refuse(
+                "syn_proxy",
+                "the SYN proxy",
+                &format!(
+                    "server[{k}] is IPv4; set syn_proxy = \"off\" (or remove it: the default is off for NAT64), \
+                     or give the service IPv6 servers only"
+                ),
+            );
         }
     }
     out

@@ -29,7 +29,8 @@
 //!   decremented as the flow's is (1 or 0: `ip6_hop_limit`, no error about an error).
 //!   A packet too big keeps its MTU: NAT66 and Full-NAT add no header, and the TOA rides
 //!   only on the SYN and the handshake's last ACK, small segments (IPv4 adjusts none
-//!   either).
+//!   either). For a SYN-proxied connection the quoted TCP sequence or acknowledgement
+//!   number moves into the receiver's numbering too, as IPv4's does.
 //! * DR and tunnel: an error from the client's side about the server's direct reply
 //!   (which came from the VIP) goes on to the server as the flow's packets do (tunnel:
 //!   inside the outer header, hop limit decremented). Errors from the server's side
@@ -53,7 +54,7 @@ use std::net::Ipv6Addr;
 use rvs_drivers::PacketBuf;
 
 use super::LbEngine;
-use crate::conn::{client_owner6, lport_owner, Conn6, Direction, FlowKey6};
+use crate::conn::{client_owner6, lport_owner, Conn6, ConnFlags, Direction, FlowKey6};
 use crate::l2l3::nd;
 use crate::l2l3::route::RouteTable6;
 use crate::l2l3::Verdict;
@@ -215,7 +216,23 @@ impl LbEngine {
         if !decrement_hop_limit(buf) {
             return Verdict::Drop(DropReason::Ip6HopLimit);
         }
-        match icmp6_err::translate(buf, &err, outer_src, outer_dst, inner_src, inner_dst) {
+        let r = icmp6_err::translate(buf, &err, outer_src, outer_dst, inner_src, inner_dst).and_then(|()| {
+            // A SYN-proxied connection numbers the server's bytes differently on each
+            // side: the quote moves into the receiver's numbering too (as IPv4's).
+            if !c.flags.contains(ConnFlags::SYNPROXY) || c.flags.contains(ConnFlags::SYNPROXY_PENDING) {
+                return Ok(());
+            }
+            let (seq_off, _) = c.synproxy_offsets();
+            match dir {
+                // About a segment rvs sent the server: its acknowledgement is in the
+                // server's numbering; the client's is `seq_off` lower.
+                Direction::Reply => icmp6_err::shift_quoted_tcp(buf, &err, 0, seq_off.wrapping_neg()),
+                // About a segment rvs sent the client: its sequence number is in the
+                // client's numbering; the server's is `seq_off` higher.
+                Direction::Inbound => icmp6_err::shift_quoted_tcp(buf, &err, seq_off, 0),
+            }
+        });
+        match r {
             Ok(()) => {
                 counters.icmp_errors_translated.inc();
                 Verdict::Route6 { port, next_hop }

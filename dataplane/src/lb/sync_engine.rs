@@ -6,8 +6,9 @@
 //! one is created or changes state, the refresh and the dump walk both tables (IPv4's
 //! slots, then IPv6's while it holds any, as one slot space), and an IPv6 record is
 //! installed into the IPv6 table. Every mode the IPv6 data path forwards is synced: DR,
-//! NAT66, IPv6-in-IPv6 tunnel and IPv6 Full-NAT, without the SYN proxy (a record with
-//! SYN proxy state is `Invalid`, one mixing the families `Family`). An IPv6 Full-NAT
+//! NAT66, IPv6-in-IPv6 tunnel and IPv6 Full-NAT, SYN-proxied NAT66 and Full-NAT66 ones
+//! with their offsets as IPv4's (SYN proxy state on another mode's or a UDP record is
+//! `Invalid`, one mixing the families `Family`). An IPv6 Full-NAT
 //! record carries the IPv6 local address and port the flow holds; the peer reserves that
 //! port in its IPv6 local-port allocator (`LocalPortAllocator6::reserve`, as IPv4's) so
 //! that it never hands it out to a flow of its own, and releases it when the entry goes.
@@ -368,8 +369,10 @@ impl LbEngine {
             (L4Proto::Tcp, ConnState::Tcp(_)) | (L4Proto::Udp, ConnState::Udp) => {}
             _ => return Err(SyncRefused::Invalid),
         }
-        // No SYN proxy on IPv6 flows.
-        if rec.synproxy.is_some() {
+        // The SYN proxy serves TCP over NAT66 and Full-NAT66 only.
+        if rec.synproxy.is_some()
+            && (rec.proto != L4Proto::Tcp || !matches!(rec.forward, ForwardMode::Nat | ForwardMode::FullNat))
+        {
             return Err(SyncRefused::Invalid);
         }
         let snap = std::sync::Arc::clone(&self.snap);
@@ -384,7 +387,7 @@ impl LbEngine {
         // The TOA is a Full-NAT option: another mode's record never asks for one.
         let toa = if rec.forward == ForwardMode::FullNat { ConnFlags::TOA_PENDING.bits() } else { 0 };
         let wanted = RECORD_FLAGS.bits() & (!ConnFlags::TOA_PENDING.bits() | toa);
-        let flags = ConnFlags::from_bits(rec.flags & wanted) | ConnFlags::SYNCED;
+        let flags = ConnFlags::from_bits(rec.flags & wanted) | ConnFlags::SYNCED | proxy_flags(rec);
         match self.conns6.lookup(&key) {
             Some((id, Direction::Inbound)) => return update(&mut self.conns6, id, rec, flags, now, &snap, self.worker),
             Some((_, Direction::Reply)) => return Err(SyncRefused::Clash),
@@ -406,6 +409,7 @@ impl LbEngine {
             Conn6::new(key, rec.forward, server_ip, sport).with_local(local, lport).with_service(service_id, server_id);
         conn.state = rec.state;
         conn.flags = flags;
+        set_proxy_state(&mut conn, rec, false);
         let id = self.conns6.insert(conn, now).map_err(|e| {
             match nat64 {
                 Some((_, l)) => {

@@ -22,7 +22,7 @@ const COOKIE_LIFETIME_NS: u64 = MAX_AGE_MINUTES as u64 * cookie::COUNT_NS;
 
 /// The byte a pending proxied connection keeps in `synproxy_ws`: the client's offered
 /// window scale + 1, or 0 when it offered none (the server's answer is not known yet).
-fn pending_ws(client_ws: Option<u8>) -> u8 {
+pub(super) fn pending_ws(client_ws: Option<u8>) -> u8 {
     client_ws.map_or(0, |w| w.min(cookie::MAX_WSCALE) + 1)
 }
 

@@ -22,7 +22,10 @@
 //!   Admission (client lists, `maxconn`, the per-client rate) and persistence (by the
 //!   client's prefix, `PersistTable::new_v6`) go through the IPv4 path's functions
 //!   (`LbEngine::admit_flow`, `pick_server`).
-//!   No SYN proxy on IPv6 (the service's policy is not applied to IPv6 flows).
+//! * SYN proxy (`synproxy6_engine`): NAT66 and Full-NAT66 TCP services follow their
+//!   `syn_proxy` policy as IPv4's do (`auto` against the worker's IPv6 half-open count);
+//!   a SYN on a proxied entry's tuple always starts over. NAT64 services are not
+//!   proxied.
 //! * DR: the frame goes to the real server's MAC, resolved through the IPv6 neighbour
 //!   table (solicited when unknown); the hop limit is left alone, as LVS's DR does.
 //! * NAT66: the destination becomes the server's address and port (inbound); the reply's
@@ -68,6 +71,7 @@ use std::sync::Arc;
 use rvs_drivers::PacketBuf;
 
 use super::icmp6_engine::Icmp6Cause;
+use super::synproxy6_engine::{proxiable6, proxied_to_server6};
 use super::{pick_server, LbEngine, EXPIRE_BATCH};
 use crate::conn::{
     client_owner6, lport_owner, CachedHop, Conn6, ConnFlags, ConnId, Direction, LocalPortAllocator,
@@ -79,6 +83,7 @@ use crate::l2l3::{ResolvedNeighbours, Verdict};
 use crate::sched::{addr_key6, SchedInput};
 use crate::service::ServiceTable;
 use crate::stats::{DropReason, WorkerCounters};
+use crate::synproxy::SynProxyMode;
 use crate::types::{ConnState, ForwardMode, L4Proto, PortId, TcpState};
 use crate::view6::L4View6;
 use crate::wire::MacAddr;
@@ -189,8 +194,12 @@ impl LbEngine {
         }
         let mut found = self.conns6.lookup(&view.key());
         if let Some((id, Direction::Inbound)) = found {
-            if view.is_syn() && self.retire6_for_reuse(id, counters) {
-                found = None;
+            if view.is_syn() {
+                if self.retire6_for_reuse(id, counters) {
+                    found = None;
+                }
+            } else if self.conns6.get(id).is_some_and(|c| c.flags.contains(ConnFlags::SYNPROXY_PENDING)) {
+                return self.pending_inbound6(id, view);
             }
         }
         let (id, fresh) = match found {
@@ -200,12 +209,25 @@ impl LbEngine {
                 let Some((svc_idx, s)) = self.snap.lookup_v6(view.proto(), view.dst, view.dport) else {
                     return Verdict::Drop(DropReason::L4NoService);
                 };
+                let policy = s.syn_proxy;
                 let mut unknown = false;
-                if view.proto() == L4Proto::Tcp && !view.is_syn() {
-                    if !s.unknown_flow.opens(view.flags.is_some_and(|f| f.rst())) {
-                        return Verdict::Drop(DropReason::TcpNoConn);
+                if view.proto() == L4Proto::Tcp {
+                    if view.is_syn() {
+                        // `auto` below its threshold: one comparison more per SYN.
+                        if policy.active(self.conns6.syn_recv()) && proxiable6(s) {
+                            let toa = s.servers.iter().any(|r| r.forward == ForwardMode::FullNat);
+                            return self.send_cookie6(buf, view, toa, in_port, routes, counters, now);
+                        }
+                    } else {
+                        let ack_only = view.flags.is_some_and(|f| f.ack() && !f.syn() && !f.rst());
+                        if ack_only && policy.mode != SynProxyMode::Off && self.cookies_recent(now) && proxiable6(s) {
+                            return self.accept_cookie6(svc_idx, buf, view, in_port, routes, counters, now);
+                        }
+                        if !s.unknown_flow.opens(view.flags.is_some_and(|f| f.rst())) {
+                            return Verdict::Drop(DropReason::TcpNoConn);
+                        }
+                        unknown = true;
                     }
-                    unknown = true;
                 }
                 match self.new_conn6(svc_idx, view, counters, now) {
                     Ok(id) => {
@@ -262,6 +284,10 @@ impl LbEngine {
                         now,
                     );
                 }
+                if c.flags.contains(ConnFlags::SYNPROXY) {
+                    // Out of line: one flag test on other connections' path.
+                    proxied_to_server6(buf, view, &c);
+                }
                 nat66::inbound(buf.data_mut(), view.layout(), c.server, c.sport);
                 to_server
             }
@@ -289,6 +315,9 @@ impl LbEngine {
                 if let Some(mtu) = self.over_mtu6(port, view.ip_len()) {
                     let cause = Icmp6Cause::TooBig(mtu);
                     return self.icmp6_error(buf, cause, true, view.dst, in_port, routes, counters, now);
+                }
+                if c.flags.contains(ConnFlags::SYNPROXY) {
+                    proxied_to_server6(buf, view, &c);
                 }
                 let toa = (c.flags.contains(ConnFlags::TOA_PENDING) && view.proto() == L4Proto::Tcp)
                     .then_some(Endpoint6::new(c.client, c.cport));
@@ -415,6 +444,12 @@ impl LbEngine {
         if let Some(mtu) = self.over_mtu6(port, view.ip_len()) {
             return self.icmp6_error(buf, Icmp6Cause::TooBig(mtu), true, c.vip, in_port, routes, counters, now);
         }
+        if c.flags.contains(ConnFlags::SYNPROXY) {
+            // Out of line: one flag test on other connections' path.
+            if let Some(v) = self.proxied_reply6(id, &c, buf, view, in_port, routes, counters, now) {
+                return v;
+            }
+        }
         match c.forward {
             ForwardMode::FullNat => {
                 // Only a SYN-ACK's MSS is clamped (module docs); other segments skip the walk.
@@ -539,12 +574,17 @@ impl LbEngine {
         Ok(got)
     }
 
-    /// A client SYN on IPv6 connection `id`'s tuple: when the connection is finished
-    /// (TIME_WAIT or CLOSE) or its server has left the snapshot, it is removed
-    /// (`conns_reused`) and true returned, so that the SYN is scheduled anew.
+    /// A client SYN on IPv6 connection `id`'s tuple: on a SYN-proxied entry the client
+    /// has moved on (its offsets would corrupt the new handshake): removed, true. When
+    /// the connection is finished (TIME_WAIT or CLOSE) or its server has left the
+    /// snapshot, it is removed (`conns_reused`) and true returned, so that the SYN is
+    /// scheduled anew.
     #[cold]
     fn retire6_for_reuse(&mut self, id: ConnId, counters: &WorkerCounters) -> bool {
         let Some(c) = self.conns6.get(id) else { return false };
+        if c.flags.contains(ConnFlags::SYNPROXY) {
+            return self.close_conn6(id);
+        }
         let finished = matches!(c.state, ConnState::Tcp(TcpState::TimeWait | TcpState::Close));
         if !finished && self.snap.by_server_id(c.server_id).is_some() {
             return false;
@@ -552,6 +592,14 @@ impl LbEngine {
         let Some(old) = self.conns6.remove(id) else { return false };
         conn6_closed(self.worker, &self.snap, &mut self.lports6, &mut self.lports, &old);
         counters.conns_reused.inc();
+        true
+    }
+
+    /// Removes IPv6 connection `id` as if it had expired (its Full-NAT local port and its
+    /// service's and server's counts released); false when `id` is not live.
+    pub(super) fn close_conn6(&mut self, id: ConnId) -> bool {
+        let Some(old) = self.conns6.remove(id) else { return false };
+        conn6_closed(self.worker, &self.snap, &mut self.lports6, &mut self.lports, &old);
         true
     }
 

@@ -18,19 +18,28 @@
 //!   the handful of MSS indexes, so a guessed ACK is accepted with probability about
 //!   `4 / 2^24`. A cookie is accepted for [`MAX_AGE_MINUTES`] counter values (the minute
 //!   it was made and the next one: 60 to 120 s), as Linux's `MAX_SYNCOOKIE_AGE`.
-//! * The MSS travels as an index into [`MSS_TABLE`] (Linux's `msstab` for IPv4): the
-//!   largest entry not above the client's MSS.
+//! * The MSS travels as an index into the family's table ([`MSS_TABLE`], Linux's
+//!   `msstab` for IPv4; [`MSS_TABLE6`], its `msstab` for IPv6): the largest entry not
+//!   above the client's MSS.
+//! * The flow is the SYN's 4-tuple in either family ([`CookieTupleOf`]): the same two
+//!   keys and the same layout hash an IPv4 tuple as two 64-bit words and an IPv6 tuple
+//!   as five (both addresses whole, so no two IPv6 tuples share a cookie by
+//!   construction).
 //! * Window scale, SACK-permitted and ECN do not fit in the sequence number; as Linux
 //!   does, they ride in the low [`TS_OPT_BITS`] bits of the SYN-ACK's timestamp value,
 //!   which the client echoes in every segment ([`TsOptions`]). Without timestamps the
 //!   connection gets neither window scaling nor SACK (nor ECN), as with Linux.
 //! * Nothing here allocates or fails on input: every `u32` is a possible cookie.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 /// The MSS values a cookie can carry, indexed by 2 bits (Linux's IPv4 `msstab`): the
 /// classic minimum, a value for tunnelled paths, PPPoE's 1492-byte links, and Ethernet.
 pub const MSS_TABLE: [u16; 4] = [536, 1300, 1440, 1460];
+
+/// The MSS values an IPv6 cookie can carry (Linux's IPv6 `msstab`): the IPv6 minimum
+/// MTU, a tunnelled path, Ethernet and jumbo frames, each less 60 bytes of headers.
+pub const MSS_TABLE6: [u16; 4] = [1280 - 60, 1480 - 60, 1500 - 60, 9000 - 60];
 
 /// How many values of the minute counter a cookie stays valid for (Linux: 2).
 pub const MAX_AGE_MINUTES: u32 = 2;
@@ -57,27 +66,67 @@ pub fn minute_count(now_ns: u64) -> u32 {
 /// 536, including an absent option, which means 536 by RFC 9293).
 #[inline]
 pub fn mss_index(mss: u16) -> u8 {
-    MSS_TABLE.iter().rposition(|&m| m <= mss).unwrap_or(0) as u8
+    mss_index_in(&MSS_TABLE, mss)
 }
 
-/// The flow a cookie is bound to: the client's SYN's addresses and ports.
+/// The index of the largest entry of `table` not above `mss` (0 when none is).
+#[inline]
+pub fn mss_index_in(table: &[u16; 4], mss: u16) -> u8 {
+    table.iter().rposition(|&m| m <= mss).unwrap_or(0) as u8
+}
+
+/// An address family a cookie can be made for: how its tuple is hashed and which MSS
+/// values it carries. [`Ipv4Addr`] and [`Ipv6Addr`].
+pub trait CookieAddr: Copy {
+    /// The MSS values this family's cookies carry, by index.
+    const MSS_TABLE: [u16; 4];
+    /// SipHash-2-4 with key `k` of the tuple `client`, `vip` and `tail` (the ports and
+    /// the counter in one word).
+    fn hash(k: [u64; 2], client: Self, vip: Self, tail: u64) -> u64;
+}
+
+impl CookieAddr for Ipv4Addr {
+    const MSS_TABLE: [u16; 4] = MSS_TABLE;
+    #[inline]
+    fn hash(k: [u64; 2], client: Self, vip: Self, tail: u64) -> u64 {
+        let m0 = u64::from(u32::from(client)) << 32 | u64::from(u32::from(vip));
+        siphash24(k, [m0, tail])
+    }
+}
+
+impl CookieAddr for Ipv6Addr {
+    const MSS_TABLE: [u16; 4] = MSS_TABLE6;
+    #[inline]
+    fn hash(k: [u64; 2], client: Self, vip: Self, tail: u64) -> u64 {
+        let (c, v) = (u128::from(client), u128::from(vip));
+        siphash24(k, [(c >> 64) as u64, c as u64, (v >> 64) as u64, v as u64, tail])
+    }
+}
+
+/// The flow a cookie is bound to: the client's SYN's addresses and ports, in either
+/// family ([`CookieTuple`], [`CookieTuple6`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct CookieTuple {
+pub struct CookieTupleOf<A> {
     /// Client address (the SYN's source).
-    pub client: Ipv4Addr,
+    pub client: A,
     /// Client port.
     pub cport: u16,
     /// The VIP (the SYN's destination).
-    pub vip: Ipv4Addr,
+    pub vip: A,
     /// The virtual port.
     pub vport: u16,
 }
 
-impl CookieTuple {
-    fn words(&self, count: u32) -> [u64; 2] {
-        let m0 = u64::from(u32::from(self.client)) << 32 | u64::from(u32::from(self.vip));
-        let m1 = u64::from(self.cport) << 48 | u64::from(self.vport) << 32 | u64::from(count);
-        [m0, m1]
+/// An IPv4 flow's cookie tuple.
+pub type CookieTuple = CookieTupleOf<Ipv4Addr>;
+/// An IPv6 flow's cookie tuple.
+pub type CookieTuple6 = CookieTupleOf<Ipv6Addr>;
+
+impl<A: CookieAddr> CookieTupleOf<A> {
+    #[inline]
+    fn hash(&self, k: [u64; 2], count: u32) -> u64 {
+        let tail = u64::from(self.cport) << 48 | u64::from(self.vport) << 32 | u64::from(count);
+        A::hash(k, self.client, self.vip, tail)
     }
 }
 
@@ -121,9 +170,9 @@ impl CookieSecret {
     /// sequence number `client_isn`, made at counter `count`, carrying `mss_index`
     /// (below [`MSS_TABLE`]`.len()`; larger values are reduced modulo its length).
     #[inline]
-    pub fn isn(&self, tuple: &CookieTuple, client_isn: u32, count: u32, mss_index: u8) -> u32 {
-        let h1 = siphash24(self.k1, tuple.words(0)) as u32;
-        let h2 = siphash24(self.k2, tuple.words(count)) as u32;
+    pub fn isn<A: CookieAddr>(&self, tuple: &CookieTupleOf<A>, client_isn: u32, count: u32, mss_index: u8) -> u32 {
+        let h1 = tuple.hash(self.k1, 0) as u32;
+        let h2 = tuple.hash(self.k2, count) as u32;
         let data = u32::from(mss_index) % MSS_TABLE.len() as u32;
         h1.wrapping_add(client_isn).wrapping_add(count << 24).wrapping_add(h2.wrapping_add(data) & 0x00ff_ffff)
     }
@@ -132,8 +181,14 @@ impl CookieSecret {
     /// of `tuple` whose sequence number minus one is `client_isn`, at counter `count`:
     /// the MSS index it carries, or why it is refused.
     #[inline]
-    pub fn check(&self, tuple: &CookieTuple, client_isn: u32, cookie: u32, count: u32) -> Result<u8, CookieError> {
-        let h1 = siphash24(self.k1, tuple.words(0)) as u32;
+    pub fn check<A: CookieAddr>(
+        &self,
+        tuple: &CookieTupleOf<A>,
+        client_isn: u32,
+        cookie: u32,
+        count: u32,
+    ) -> Result<u8, CookieError> {
+        let h1 = tuple.hash(self.k1, 0) as u32;
         let c = cookie.wrapping_sub(h1).wrapping_sub(client_isn);
         // Only the counter's low 8 bits travel; the difference is taken modulo 256.
         let age = count.wrapping_sub(c >> 24) & 0xff;
@@ -141,7 +196,7 @@ impl CookieSecret {
             return Err(CookieError::Expired);
         }
         let made = count.wrapping_sub(age);
-        let h2 = siphash24(self.k2, tuple.words(made)) as u32;
+        let h2 = tuple.hash(self.k2, made) as u32;
         let data = c.wrapping_sub(made << 24).wrapping_sub(h2) & 0x00ff_ffff;
         if data < MSS_TABLE.len() as u32 {
             Ok(data as u8)
@@ -202,11 +257,11 @@ pub fn ts_clock(now_ns: u64) -> u32 {
     (now_ns / 1_000_000) as u32
 }
 
-/// SipHash-2-4 (Aumasson and Bernstein) of a 16-byte message given as two little-endian
-/// words, with key `k`: the keyed hash Linux uses for SYN cookies. Written from the
-/// published algorithm.
+/// SipHash-2-4 (Aumasson and Bernstein) of an `8 * N`-byte message given as `N`
+/// little-endian words, with key `k`: the keyed hash Linux uses for SYN cookies. Written
+/// from the published algorithm.
 #[inline]
-fn siphash24(k: [u64; 2], m: [u64; 2]) -> u64 {
+fn siphash24<const N: usize>(k: [u64; 2], m: [u64; N]) -> u64 {
     let mut v = [
         k[0] ^ 0x736f_6d65_7073_6575,
         k[1] ^ 0x646f_7261_6e64_6f6d,
@@ -226,13 +281,18 @@ fn siphash24(k: [u64; 2], m: [u64; 2]) -> u64 {
         v[1] = v[1].rotate_left(17) ^ v[2];
         v[2] = v[2].rotate_left(32);
     }
-    // Two message words, then the final block: the length (16) in the top byte.
-    for w in [m[0], m[1], 16u64 << 56] {
+    // The message words, then the final block: the length in bytes in the top byte.
+    #[inline(always)]
+    fn compress(v: &mut [u64; 4], w: u64) {
         v[3] ^= w;
-        round(&mut v);
-        round(&mut v);
+        round(v);
+        round(v);
         v[0] ^= w;
     }
+    for w in m {
+        compress(&mut v, w);
+    }
+    compress(&mut v, ((8 * N) as u64) << 56);
     v[2] ^= 0xff;
     for _ in 0..4 {
         round(&mut v);
@@ -302,7 +362,65 @@ mod tests {
             let mut bytes = m[0].to_le_bytes().to_vec();
             bytes.extend_from_slice(&m[1].to_le_bytes());
             assert_eq!(siphash24(k, m), siphash_bytes(k, &bytes));
+            // The IPv6 tuple's five words (40 bytes).
+            let m5 = [m[0], m[1], !m[0], m[1] ^ seed, seed << 9];
+            let bytes5: Vec<u8> = m5.iter().flat_map(|w| w.to_le_bytes()).collect();
+            assert_eq!(siphash24(k, m5), siphash_bytes(k, &bytes5));
         }
+    }
+
+    fn secret() -> CookieSecret {
+        CookieSecret::from_bytes(std::array::from_fn(|i| i as u8 * 7 + 3))
+    }
+
+    /// An IPv6 cookie checks for its own tuple and counter and carries its MSS index;
+    /// any other tuple (one bit of either address, a port), a later counter beyond the
+    /// age, or another client ISN refuses it.
+    #[test]
+    fn ipv6_cookies_check_for_their_tuple_only() {
+        let s = secret();
+        let t = CookieTuple6 {
+            client: "2001:db8:1::10".parse().unwrap(),
+            cport: 40000,
+            vip: "2001:db8:10::100".parse().unwrap(),
+            vport: 80,
+        };
+        for idx in 0..4u8 {
+            let c = s.isn(&t, 1000, 7, idx);
+            assert_eq!(s.check(&t, 1000, c, 7), Ok(idx));
+            assert_eq!(s.check(&t, 1000, c, 8), Ok(idx));
+            assert_eq!(s.check(&t, 1000, c, 9), Err(CookieError::Expired));
+            assert!(s.check(&t, 1000 + 0x1_0000, c, 7).is_err());
+            let low = CookieTuple6 { client: "2001:db8:1::11".parse().unwrap(), ..t };
+            let high = CookieTuple6 { client: "2001:db9:1::10".parse().unwrap(), ..t };
+            let vip = CookieTuple6 { vip: "2001:db8:10::101".parse().unwrap(), ..t };
+            let port = CookieTuple6 { cport: 40001, ..t };
+            for other in [low, high, vip, port] {
+                assert!(s.check(&other, 1000, c, 7).is_err(), "{other:?}");
+            }
+        }
+        assert_eq!(mss_index_in(&MSS_TABLE6, 1440), 2);
+        assert_eq!(mss_index_in(&MSS_TABLE6, 536), 0);
+        assert_eq!(mss_index_in(&MSS_TABLE6, 9000), 3);
+    }
+
+    /// The IPv4 cookie keeps its two-word layout: a value computed by the formula from
+    /// the two-word SipHash directly.
+    #[test]
+    fn ipv4_cookies_keep_their_layout() {
+        let s = secret();
+        let t = CookieTuple {
+            client: Ipv4Addr::new(10, 0, 0, 1),
+            cport: 1234,
+            vip: Ipv4Addr::new(10, 10, 0, 100),
+            vport: 80,
+        };
+        let m0 = u64::from(u32::from(t.client)) << 32 | u64::from(u32::from(t.vip));
+        let tail = |c: u32| u64::from(t.cport) << 48 | u64::from(t.vport) << 32 | u64::from(c);
+        let h1 = siphash24(s.k1, [m0, tail(0)]) as u32;
+        let h2 = siphash24(s.k2, [m0, tail(5)]) as u32;
+        let want = h1.wrapping_add(99).wrapping_add(5 << 24).wrapping_add(h2.wrapping_add(2) & 0xff_ffff);
+        assert_eq!(s.isn(&t, 99, 5, 2), want);
     }
 
     #[test]

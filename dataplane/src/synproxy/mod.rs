@@ -1,4 +1,5 @@
-//! SYN proxy for NAT and Full-NAT TCP services (DPVS's synproxy, Linux's SYNPROXY target
+//! SYN proxy for NAT and Full-NAT TCP services of either family (IPv4; IPv6 NAT66 and
+//! Full-NAT66, the engine's `synproxy6_engine`) (DPVS's synproxy, Linux's SYNPROXY target
 //! and SYN cookies; facts only): a SYN flood from spoofed sources costs rvs no
 //! connection entry, because the client must answer a SYN cookie before rvs opens a
 //! connection or talks to a real server.
@@ -53,8 +54,9 @@
 //!
 //! Per service ([`SynProxyMode`]): `off`; `always`; `auto`, which answers SYNs with
 //! cookies only while the worker's half-open count (TCP connections in SYN_RECV,
-//! `ConnTable::syn_recv`) is at or above the threshold — below it, a SYN costs one
-//! comparison more than without the proxy. ACKs for unknown flows are checked as cookies
+//! `ConnTable::syn_recv`; for IPv6 services the IPv6 table's, `ConnTable6::syn_recv`)
+//! is at or above the threshold — below it, a SYN costs one comparison more than
+//! without the proxy. ACKs for unknown flows are checked as cookies
 //! only while this worker has sent a cookie within the cookie's lifetime.
 
 pub mod cookie;

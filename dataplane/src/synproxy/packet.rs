@@ -5,13 +5,16 @@
 //!
 //! # Contract
 //!
-//! * Builders work in place on the received frame (no allocation): the Ethernet header
-//!   stays (the neighbour layer sets the MACs), a fresh 20-byte IPv4 header (no options,
-//!   DF, TTL 64: the segment is rvs's own) and TCP header follow, the payload is dropped,
-//!   the frame is resized with `PacketBuf::set_len`, and both checksums are computed in
-//!   full (the segments are at most 74 bytes). They return the [`L4View`] of the frame
-//!   they built, or `None` (buffer unchanged in length, nothing to send) when the buffer
-//!   cannot hold it.
+//! * Builders work in place on the received frame (no allocation), for either family
+//!   (generic over the endpoint type, [`SegEndpoint`]: [`Endpoint`] for IPv4,
+//!   [`Endpoint6`] for IPv6): the Ethernet header stays (the neighbour layer sets the
+//!   MACs), a fresh IP header follows — IPv4: 20 bytes, no options, DF, TTL 64; IPv6: 40
+//!   bytes, no extension header, traffic class and flow label 0, hop limit 64 (the
+//!   segment is rvs's own) — then the TCP header; the payload is dropped, the frame is
+//!   resized with `PacketBuf::set_len`, and the checksums are computed in full (the
+//!   segments are at most 94 bytes). They return the view ([`L4View`] or [`L4View6`])
+//!   of the frame they built, or `None` (buffer unchanged in length, nothing to send)
+//!   when the buffer cannot hold it.
 //! * Translation ([`translate_to_server`], [`translate_to_client`]) rewrites sequence
 //!   numbers, SACK blocks, timestamps and the window in place with incremental checksum
 //!   updates, whatever the options' alignment.
@@ -22,8 +25,9 @@ use rvs_drivers::PacketBuf;
 
 use super::cookie::TsOptions;
 use crate::view::{L4View, Layout, L3_OFFSET};
+use crate::view6::{L4View6, Layout6, IPV6_HEADER_LEN};
 use crate::wire::{checksum, Ipv4Packet, TcpFlags, TcpOption, TcpPacket, IPPROTO_TCP};
-use crate::xmit::Endpoint;
+use crate::xmit::{Endpoint, Endpoint6};
 
 /// IPv4 header length of the segments rvs builds (no options).
 const IP_LEN: usize = 20;
@@ -57,7 +61,17 @@ pub struct SegInfo {
 
 /// Reads the fields of the TCP segment of a frame parsed into `layout`.
 pub fn read(frame: &[u8], layout: &Layout) -> SegInfo {
-    let seg = &frame[layout.l4_offset()..layout.ip_end()];
+    read_segment(&frame[layout.l4_offset()..layout.ip_end()])
+}
+
+/// [`read`] for an IPv6 frame parsed into `layout`.
+pub fn read6(frame: &[u8], layout: &Layout6) -> SegInfo {
+    read_segment(&frame[layout.l4_offset()..layout.ip_end()])
+}
+
+/// Reads the fields of `seg`, a TCP header (checked by the view) and its payload.
+#[inline]
+fn read_segment(seg: &[u8]) -> SegInfo {
     let tcp = TcpPacket::new_unchecked(seg);
     let mut info = SegInfo {
         seq: tcp.seq(),
@@ -118,13 +132,14 @@ fn ts_only(out: &mut [u8; 20], ts: Option<(u32, u32)>) -> usize {
     12
 }
 
-/// The fields of a TCP segment rvs builds.
+/// The fields of a TCP segment rvs builds, between endpoints `E` ([`Endpoint`] for
+/// IPv4, [`Endpoint6`] for IPv6).
 #[derive(Debug, Clone, Copy)]
-pub struct Emit<'a> {
+pub struct Emit<'a, E = Endpoint> {
     /// Source address and port.
-    pub src: Endpoint,
+    pub src: E,
     /// Destination address and port.
-    pub dst: Endpoint,
+    pub dst: E,
     /// Sequence number.
     pub seq: u32,
     /// Acknowledgement number.
@@ -135,6 +150,68 @@ pub struct Emit<'a> {
     pub window: u16,
     /// Option bytes (a multiple of 4, at most 40).
     pub options: &'a [u8],
+}
+
+/// An address family's endpoint as the builders take it: what a built segment's frame
+/// looks like and the view of it they return.
+pub trait SegEndpoint: Copy {
+    /// The view of a built frame.
+    type View;
+    /// Replaces the IP packet of `buf` with rvs's own header and the TCP segment `e`
+    /// ([`emit`], [`emit6`]).
+    fn emit<B: PacketBuf>(buf: &mut B, e: &Emit<'_, Self>) -> Option<Self::View>;
+}
+
+impl SegEndpoint for Endpoint {
+    type View = L4View;
+    #[inline]
+    fn emit<B: PacketBuf>(buf: &mut B, e: &Emit<'_, Self>) -> Option<L4View> {
+        emit(buf, e)
+    }
+}
+
+impl SegEndpoint for Endpoint6 {
+    type View = L4View6;
+    #[inline]
+    fn emit<B: PacketBuf>(buf: &mut B, e: &Emit<'_, Self>) -> Option<L4View6> {
+        emit6(buf, e)
+    }
+}
+
+/// Replaces the IPv6 packet of `buf` (an Ethernet II frame) with a 40-byte IPv6 header
+/// (no extension header, traffic class and flow label 0, hop limit [`OWN_TTL`]) and the
+/// TCP segment `e` (no payload). `None` when the buffer cannot be resized.
+pub fn emit6<B: PacketBuf>(buf: &mut B, e: &Emit<'_, Endpoint6>) -> Option<L4View6> {
+    let tcp_len = TCP_LEN + e.options.len();
+    let total = IPV6_HEADER_LEN + tcp_len;
+    if !buf.set_len(L3_OFFSET + total) {
+        return None;
+    }
+    let frame = buf.data_mut();
+    {
+        let ip = &mut frame[L3_OFFSET..L3_OFFSET + IPV6_HEADER_LEN];
+        ip[..4].copy_from_slice(&0x6000_0000u32.to_be_bytes());
+        ip[4..6].copy_from_slice(&(tcp_len as u16).to_be_bytes());
+        ip[6] = IPPROTO_TCP;
+        ip[7] = OWN_TTL;
+        ip[8..24].copy_from_slice(&e.src.addr.octets());
+        ip[24..40].copy_from_slice(&e.dst.addr.octets());
+    }
+    let seg = &mut frame[L3_OFFSET + IPV6_HEADER_LEN..L3_OFFSET + total];
+    seg[TCP_LEN..].copy_from_slice(e.options);
+    let mut tcp = TcpPacket::new_unchecked(&mut *seg);
+    tcp.set_src_port(e.src.port);
+    tcp.set_dst_port(e.dst.port);
+    tcp.set_seq(e.seq);
+    tcp.set_ack(e.ack);
+    tcp.set_header_len(tcp_len);
+    tcp.set_flags(e.flags);
+    tcp.set_window(e.window);
+    tcp.set_urgent_ptr(0);
+    tcp.set_checksum(0);
+    let sum = checksum::pseudo_header_v6(e.src.addr, e.dst.addr, IPPROTO_TCP, tcp_len as u32) + checksum::sum(seg);
+    TcpPacket::new_unchecked(seg).set_checksum(checksum::finish(sum));
+    L4View6::parse(buf.data()).ok()
 }
 
 /// Replaces the IPv4 packet of `buf` (an Ethernet II frame) with the option-less IPv4
@@ -192,15 +269,15 @@ pub struct Advertised {
 /// Turns the client's SYN (`syn`, read from this frame) to `vip` into the cookie SYN-ACK
 /// with initial sequence number `cookie` and, when the SYN had timestamps, TSval
 /// `tsval` (the options encoded by [`TsOptions::tsval`]).
-pub fn write_cookie_syn_ack<B: PacketBuf>(
+pub fn write_cookie_syn_ack<B: PacketBuf, E: SegEndpoint>(
     buf: &mut B,
-    client: Endpoint,
-    vip: Endpoint,
+    client: E,
+    vip: E,
     syn: &SegInfo,
     cookie: u32,
     tsval: u32,
     adv: &Advertised,
-) -> Option<L4View> {
+) -> Option<E::View> {
     let mut opts = [0u8; 20];
     let ts = syn.ts.map(|(client_ts, _)| (tsval, client_ts));
     // Without timestamps there is nowhere to keep SACK and window scale: neither is
@@ -224,7 +301,7 @@ pub fn write_cookie_syn_ack<B: PacketBuf>(
         window: adv.window,
         options: &opts[..n],
     };
-    emit(buf, &e)
+    E::emit(buf, &e)
 }
 
 /// Whether a SYN asks for ECN (RFC 3168: ECE and CWR both set).
@@ -250,7 +327,12 @@ pub struct ServerSyn {
 
 /// Turns the client's ACK into the SYN to the server, from `from` (the client for NAT,
 /// the local address for Full-NAT) to `server`.
-pub fn write_server_syn<B: PacketBuf>(buf: &mut B, from: Endpoint, server: Endpoint, s: &ServerSyn) -> Option<L4View> {
+pub fn write_server_syn<B: PacketBuf, E: SegEndpoint>(
+    buf: &mut B,
+    from: E,
+    server: E,
+    s: &ServerSyn,
+) -> Option<E::View> {
     let mut opts = [0u8; 20];
     let o = s.ts_opts.unwrap_or_default();
     let ts = s.tsval.filter(|_| s.ts_opts.is_some()).map(|v| (v, 0));
@@ -260,7 +342,7 @@ pub fn write_server_syn<B: PacketBuf>(buf: &mut B, from: Endpoint, server: Endpo
         flags |= TcpFlags::ECE | TcpFlags::CWR;
     }
     let e = Emit { src: from, dst: server, seq: s.client_isn, ack: 0, flags, window: s.window, options: &opts[..n] };
-    emit(buf, &e)
+    E::emit(buf, &e)
 }
 
 /// Turns the server's SYN-ACK (`syn_ack`, read from this frame, from `server` to
@@ -268,12 +350,12 @@ pub fn write_server_syn<B: PacketBuf>(buf: &mut B, from: Endpoint, server: Endpo
 /// number its acknowledgement, acknowledging its ISN, timestamps echoed, its own window
 /// (the client's next segment brings the client's real one; Linux's SYNPROXY target does
 /// the same).
-pub fn write_server_ack<B: PacketBuf>(
+pub fn write_server_ack<B: PacketBuf, E: SegEndpoint>(
     buf: &mut B,
-    server: Endpoint,
-    to_us: Endpoint,
+    server: E,
+    to_us: E,
     syn_ack: &SegInfo,
-) -> Option<L4View> {
+) -> Option<E::View> {
     let mut opts = [0u8; 20];
     let n = ts_only(&mut opts, syn_ack.ts.map(|(v, e)| (e, v)));
     let e = Emit {
@@ -285,7 +367,7 @@ pub fn write_server_ack<B: PacketBuf>(
         window: syn_ack.window,
         options: &opts[..n],
     };
-    emit(buf, &e)
+    E::emit(buf, &e)
 }
 
 /// Turns the server's first SYN-ACK (`syn_ack`, read from this frame) into the segment
@@ -295,15 +377,15 @@ pub fn write_server_ack<B: PacketBuf>(
 /// never scaled) and, with timestamps, TSval `tsval` (the server's, translated) and the
 /// server's TSecr. The cookie SYN-ACK advertised a zero window, so until this segment
 /// the client sends nothing but its ACK (see the module docs of `crate::synproxy`).
-pub fn write_client_window_update<B: PacketBuf>(
+pub fn write_client_window_update<B: PacketBuf, E: SegEndpoint>(
     buf: &mut B,
-    vip: Endpoint,
-    client: Endpoint,
+    vip: E,
+    client: E,
     seq: u32,
     syn_ack: &SegInfo,
     tsval: u32,
     ws: &WindowRewrite,
-) -> Option<L4View> {
+) -> Option<E::View> {
     let mut opts = [0u8; 20];
     let n = ts_only(&mut opts, syn_ack.ts.map(|(_, e)| (tsval, e)));
     let unscaled = WindowRewrite { server: 0, ..*ws };
@@ -316,14 +398,14 @@ pub fn write_client_window_update<B: PacketBuf>(
         window: unscaled.to_client(syn_ack.window),
         options: &opts[..n],
     };
-    emit(buf, &e)
+    E::emit(buf, &e)
 }
 
 /// A RST from `vip` to `client` at sequence number `seq` (the client's next expected
 /// byte): what the client gets when the server refuses the proxied connection.
-pub fn write_client_rst<B: PacketBuf>(buf: &mut B, vip: Endpoint, client: Endpoint, seq: u32) -> Option<L4View> {
+pub fn write_client_rst<B: PacketBuf, E: SegEndpoint>(buf: &mut B, vip: E, client: E, seq: u32) -> Option<E::View> {
     let e = Emit { src: vip, dst: client, seq, ack: 0, flags: TcpFlags::RST, window: 0, options: &[] };
-    emit(buf, &e)
+    E::emit(buf, &e)
 }
 
 /// How an established proxied flow's windows are rewritten: packed in one byte

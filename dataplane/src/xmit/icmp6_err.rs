@@ -536,6 +536,55 @@ pub fn translate<B: PacketBuf>(
     Ok(())
 }
 
+/// Moves the quoted TCP header's sequence number by `seq_delta` and its acknowledgement
+/// number by `ack_delta` (both wrapping), for a SYN-proxied IPv6 connection, whose two
+/// sides number the server's bytes differently (see `crate::synproxy`; the IPv6 form of
+/// `super::icmp_err::shift_quoted_tcp`: a stack checks the quoted sequence number of an
+/// error against what it has in flight, Linux's `tcp_v6_err` too). Each number is changed
+/// only when the quote holds it; the quoted TCP checksum, when quoted, and the ICMPv6
+/// checksum are updated incrementally. A UDP quote is left as it is. Call after
+/// [`translate`], on the same `err`.
+///
+/// # Errors
+///
+/// [`Icmp6RxError::Mismatch`] when `err` does not fit the frame or is of a tunnelled
+/// quote; the buffer is then unchanged.
+pub fn shift_quoted_tcp<B: PacketBuf>(
+    buf: &mut B,
+    err: &Icmp6ErrView,
+    seq_delta: u32,
+    ack_delta: u32,
+) -> Result<(), Icmp6RxError> {
+    if buf.data().len() < err.ip_end() || err.tunnelled {
+        return Err(Icmp6RxError::Mismatch);
+    }
+    if err.embedded.proto != L4Proto::Tcp {
+        return Ok(());
+    }
+    let d = buf.data_mut();
+    let l4 = err.l4;
+    let mut icmp_csum = rd16(d, err.icmp + 2);
+    let l4_csum_at = (err.l4_len >= 18).then_some(l4 + 16);
+    let mut l4_csum = l4_csum_at.map(|at| rd16(d, at));
+    for (at, delta, quoted) in [(l4 + 4, seq_delta, err.l4_len >= 8), (l4 + 8, ack_delta, err.l4_len >= 12)] {
+        if delta == 0 || !quoted {
+            continue;
+        }
+        let old = u32::from_be_bytes([d[at], d[at + 1], d[at + 2], d[at + 3]]);
+        let new = old.wrapping_add(delta);
+        if let Some(c) = l4_csum.as_mut() {
+            *c = checksum::update32(*c, old, new);
+        }
+        put16(d, at, (new >> 16) as u16, &mut icmp_csum);
+        put16(d, at + 2, new as u16, &mut icmp_csum);
+    }
+    if let (Some(at), Some(c)) = (l4_csum_at, l4_csum) {
+        put16(d, at, c, &mut icmp_csum);
+    }
+    d[err.icmp + 2..err.icmp + 4].copy_from_slice(&icmp_csum.to_be_bytes());
+    Ok(())
+}
+
 /// Turns a packet too big about rvs's IPv6-in-IPv6 packet (`err`, [`parse`]d from `buf`,
 /// [`Icmp6ErrView::tunnelled`]) into a packet too big from `our_addr` (the VIP) to the
 /// client, about the client's own packet: the quote becomes the inner quoted packet (at

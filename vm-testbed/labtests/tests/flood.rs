@@ -19,6 +19,15 @@
 //!   must succeed, `conn_table_full` must stay 0 and `syn_proxy_cookies_sent` must show
 //!   the flood answered with cookies.
 //!
+//! - `nat66_syn_proxy_spoofed_sources`, `fullnat66_syn_proxy_spoofed_sources`: the same
+//!   over IPv6 (hping3 has no IPv6): `tools/syn_flood6.py` sends SYNs from random
+//!   addresses of an off-link /48 and random ports (an AF_INET6 raw socket in the
+//!   client's namespace) at an IPv6 NAT66 or Full-NAT66 service on `[2001:db8:10::100]:80`
+//!   with the default `syn_proxy = "auto"`, while a `curl -6` loop from the client's own
+//!   address opens one connection per request: every curl must succeed, the IPv6
+//!   connections must stay below the threshold's reach (`conn_table_full` 0) and the
+//!   proxy's counters (cookies sent, valid ACKs, handshakes) must have risen.
+//!
 //! Each prints the figures: curls ok/failed, rvsd's drops by reason, `half_open_evicted`.
 //! `FLOOD_RATE_US` sets hping3's interval in microseconds (default 10: up to 100,000 SYNs
 //! per second; 0 = `--flood`). All `#[ignore]`: root and the lab; by hand:
@@ -183,4 +192,97 @@ fn nat_syn_proxy_rand_source() {
 #[ignore = "needs root, the netns lab and hping3 (vm-testbed/setup-host.sh)"]
 fn fullnat_syn_proxy_rand_source() {
     syn_proxy_rand_source("fullnat+syn_proxy", Mode::FullNat);
+}
+
+/// The client's IPv6 VIP and the real servers' IPv6 addresses (lab.sh).
+const VIP6: &str = "2001:db8:10::100";
+const RS_IP6: [&str; 3] = ["2001:db8:20::11", "2001:db8:20::12", "2001:db8:20::13"];
+/// How long the IPv6 flood lasts.
+const FLOOD6: Duration = Duration::from_secs(12);
+
+/// `mode`'s one-worker config (50,000 IPv4 entries, so 6,250 IPv6 ones) with an IPv6 TCP
+/// :80 service on [`VIP6`] over the three servers' IPv6 addresses, `syn_proxy` left at
+/// its default (`auto`, threshold 1000 half-open connections per worker).
+fn config6(mode: Mode) -> std::path::PathBuf {
+    let name = format!("flood6-{}.toml", mode.name());
+    let path = config(mode, "", &name);
+    let mut text = std::fs::read_to_string(&path).expect("the flood config");
+    text.push_str(&format!("\n[[service]]\nprotocol = \"tcp\"\naddress = \"{VIP6}\"\nport = 80\nscheduler = \"rr\"\n"));
+    for rs in RS_IP6 {
+        text.push_str(&format!(
+            "\n[[service.server]]\naddress = \"{rs}\"\nport = 80\nweight = 1\nforward = \"{}\"\n",
+            mode.name()
+        ));
+    }
+    std::fs::write(&path, text).expect("write the IPv6 flood config");
+    path
+}
+
+/// The IPv6 flood from spoofed sources at `mode`'s IPv6 service: see the module docs.
+fn syn_proxy6_spoofed(name: &str, mode: Mode) {
+    let mut lab = Lab::up_without_lb();
+    lab.start_lb("lb1", Some(&config6(mode)));
+    lab.start_real_servers(mode);
+    let url = format!("http://[{VIP6}]/");
+    let curl = |url: &str| ns_exec(CLIENT, &["curl", "-6", "-sS", "-o", "/dev/null", "-m", "2", url]).status.success();
+    assert!(
+        wait_until(Duration::from_secs(15), Duration::from_millis(200), || curl(&url)),
+        "{name}: no answer from {url} before the flood"
+    );
+    let before = status();
+    let secs = FLOOD6.as_secs().to_string();
+    let tool = tool("syn_flood6.py");
+    let flood = std::process::Command::new("ip")
+        .args(["netns", "exec", CLIENT, "python3", "-B", &tool.to_string_lossy(), "--dst", VIP6, "--seconds", &secs])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start syn_flood6.py");
+    let start = Instant::now();
+    // Let the flood cross the threshold first.
+    sleep(Duration::from_secs(2));
+    let left = FLOOD6.saturating_sub(start.elapsed()).as_secs().saturating_sub(1).max(1);
+    let script = format!(
+        "end=$(($(date +%s)+{left})); ok=0; fail=0; \
+         while [ $(date +%s) -lt $end ]; do \
+           if curl -6 -sS -o /dev/null -m 3 {url} 2>/dev/null; then ok=$((ok+1)); else fail=$((fail+1)); fi; \
+         done; echo $ok $fail"
+    );
+    let out = ns_exec(CLIENT, &["sh", "-c", &script]);
+    let flood = flood.wait_with_output().expect("syn_flood6.py ends");
+    let summary: serde_json::Value = serde_json::from_slice(&flood.stdout)
+        .unwrap_or_else(|e| panic!("{name}: syn_flood6.py: {e}: {}", String::from_utf8_lossy(&flood.stderr)));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut nums = text.split_whitespace().filter_map(|w| w.parse::<u64>().ok());
+    let (ok, failed) = (nums.next().unwrap_or(0), nums.next().unwrap_or(0));
+    let st = status();
+    let rose = |key: &str| worker_counter(&st, key).saturating_sub(worker_counter(&before, key));
+    let (cookies, acks, done) =
+        (rose("syn_proxy_cookies_sent"), rose("syn_proxy_valid_acks"), rose("syn_proxy_handshakes"));
+    let drops: Vec<(String, u64)> = drops(&st).into_iter().filter(|(_, n)| *n != 0).collect();
+    println!(
+        "{name}: flood {summary}; curls ok {ok} failed {failed}; syn_proxy cookies {cookies} valid ACKs {acks} \
+         handshakes {done}; drops {drops:?}"
+    );
+    drop(lab);
+    let sent = summary["sent"].as_u64().unwrap_or(0);
+    assert!(sent > 10_000, "{name}: the flood sent only {sent} SYNs: {summary}");
+    assert!(ok >= 10, "{name}: only {ok} curls ran ({failed} failed)");
+    assert_eq!(failed, 0, "{name}: {failed} of {} curls failed", ok + failed);
+    assert_eq!(drop_count(&st, "conn_table_full"), 0, "{name}: the table filled");
+    assert!(cookies > 5_000, "{name}: only {cookies} cookies: the flood was not answered with cookies");
+    // The curls that came while the proxy was on went through it.
+    assert!(acks >= 1 && done >= 1, "{name}: valid ACKs {acks}, handshakes {done}: no curl was proxied");
+}
+
+#[test]
+#[ignore = "needs root and the netns lab (vm-testbed/setup-host.sh)"]
+fn nat66_syn_proxy_spoofed_sources() {
+    syn_proxy6_spoofed("nat66+syn_proxy", Mode::Nat);
+}
+
+#[test]
+#[ignore = "needs root and the netns lab (vm-testbed/setup-host.sh)"]
+fn fullnat66_syn_proxy_spoofed_sources() {
+    syn_proxy6_spoofed("fullnat66+syn_proxy", Mode::FullNat);
 }

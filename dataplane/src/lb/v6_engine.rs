@@ -255,8 +255,9 @@ impl LbEngine {
         }
         // The control plane keeps IPv6 servers on a port's prefix: the next hop is the server.
         // A connection's first packet takes the worker's neighbour path (`Route6`); its
-        // next ones fill and use the cached hop, so that a SYN flood (no SYN proxy on
-        // IPv6) does not pay for filling hops of connections that never get a second packet.
+        // next ones fill and use the cached hop, so that a SYN flood (on DR and tunnel
+        // services, which have no SYN proxy, or below `auto`'s threshold) does not pay for
+        // filling hops of connections that never get a second packet.
         let hop = if fresh {
             nd::next_hop(routes, c.server, in_port).map(|(port, next_hop)| (port, Verdict::Route6 { port, next_hop }))
         } else {

@@ -375,7 +375,9 @@ impl LbEngine {
     ) -> Option<(PortId, Verdict)> {
         let (port, verdict, hop) = resolve6(server, in_port, env)?;
         if let Some(hop) = hop {
-            if let Some(e) = self.conns6.get_mut(id) {
+            // A SYN-proxied entry's `hop` holds its offsets (`Conn::synproxy_offsets`,
+            // generation 0: never a valid cached hop), as on IPv4's `resolve_hop`.
+            if let Some(e) = self.conns6.get_mut(id).filter(|e| !e.flags.contains(ConnFlags::SYNPROXY)) {
                 e.hop = hop;
             }
         }

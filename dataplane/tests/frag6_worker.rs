@@ -19,20 +19,16 @@
 mod common;
 
 use std::net::Ipv6Addr;
-use std::sync::Arc;
 
 use common::ip6::*;
 use common::l4::{assert_accounting_all, drops_of, send_to, LbOpts, Sent};
-use common::workers6::neighbour6;
+use common::workers6::{neighbour6, server6, service6, VIP6};
 use common::*;
 use rvs_dataplane::conn::{client_owner6, fragment_owner6, lport_owner};
-use rvs_dataplane::sched::{SchedParams, SchedShared};
-use rvs_dataplane::server::{RealServer, ServerStats};
 use rvs_dataplane::service::{share, Service, ServiceTable, SharedServices};
 use rvs_dataplane::stats::DropReason;
-use rvs_dataplane::types::{ForwardMode, L4Proto, PortId, SchedulerKind, ServiceKey};
+use rvs_dataplane::types::{ForwardMode, L4Proto, PortId};
 
-const VIP6: &str = "2001:db8:10::100";
 const CLIENT6: &str = "2001:db8:10::2";
 const RS6: &str = "2001:db8:20::11";
 const RS6_MAC: [u8; 6] = [0x02, 0, 0, 0, 0x05, 0x11];
@@ -152,29 +148,8 @@ fn client_fragments(cport: u16, ident: u32) -> Vec<Vec<u8>> {
 /// UDP and TCP services on port 53 with one server each, on port 5353, in `mode`.
 fn services(workers: usize, mode: ForwardMode) -> SharedServices {
     let svc = |proto| {
-        let servers = vec![RealServer {
-            addr: a(RS6).into(),
-            port: 5353,
-            weight: 1,
-            forward: mode,
-            upper: 0,
-            lower: 0,
-            stats: Arc::new(ServerStats::new(workers)),
-        }];
-        let sched = SchedShared::build(SchedulerKind::Rr, &servers, &SchedParams::default()).expect("scheduler builds");
-        Service {
-            key: ServiceKey { proto, vip: a(VIP6).into(), port: 53 },
-            scheduler: SchedulerKind::Rr,
-            sched: Arc::new(sched),
-            persist: None,
-            servers,
-            local_addrs: vec![],
-            local_addrs6: if mode == ForwardMode::FullNat { vec![a(LOCAL6)] } else { Vec::new() },
-            stats: Arc::new(ServerStats::new(workers)),
-            admission: Default::default(),
-            syn_proxy: Default::default(),
-            unknown_flow: Default::default(),
-        }
+        let local_addrs6 = if mode == ForwardMode::FullNat { vec![a(LOCAL6)] } else { Vec::new() };
+        Service { local_addrs6, ..service6(workers, proto, 53, vec![server6(RS6, 5353, mode, workers)]) }
     };
     share(ServiceTable::new(1, vec![svc(L4Proto::Udp), svc(L4Proto::Tcp)]).expect("valid table"))
 }

@@ -31,12 +31,11 @@ use std::time::Duration;
 
 use common::ip6::*;
 use common::l4::{assert_accounting_all, poll_all, publish, rs, send_to, server_stats, service, LbOpts, ACK, FIN, SYN};
-use common::workers6::{neighbour6, server6};
+use common::workers6::{neighbour6, server6, service6, VIP6};
 use common::*;
 use rvs_dataplane::conn::{lport_owner, ConnFlags, TICK_NS};
 use rvs_dataplane::control::ConnFilter;
 use rvs_dataplane::ha::{ha_links, HaEnd, HaGroup, HaRoles};
-use rvs_dataplane::sched::{SchedParams, SchedShared};
 use rvs_dataplane::server::{RealServer, ServerStats};
 use rvs_dataplane::service::{Service, ServiceTable, SharedServices};
 use rvs_dataplane::stats::DropReason;
@@ -47,7 +46,6 @@ use ForwardMode::{Dr, FullNat, Nat, Tunnel};
 use L4Proto::{Tcp, Udp};
 
 const NO_REFRESH: SyncOptions = SyncOptions { refresh: Duration::ZERO };
-const VIP6: &str = "2001:db8:10::100";
 const CLIENT6: &str = "2001:db8:10::2";
 /// A second IPv6 VIP of the VRRP instance, added live by the HA test.
 const VIP6_B: &str = "2001:db8:10::101";
@@ -83,24 +81,6 @@ fn to_local(rs: usize, lport: u16, flags: u8) -> Vec<u8> {
 }
 
 // ---- services and workers ----
-
-fn service6(workers: usize, proto: L4Proto, port: u16, servers: Vec<RealServer>) -> Service {
-    let sched = SchedulerKind::Rr;
-    let shared = SchedShared::build(sched, &servers, &SchedParams::default()).expect("scheduler builds");
-    Service {
-        key: ServiceKey { proto, vip: a(VIP6).into(), port },
-        scheduler: sched,
-        sched: Arc::new(shared),
-        persist: None,
-        servers,
-        local_addrs: vec![],
-        local_addrs6: Vec::new(),
-        stats: Arc::new(ServerStats::new(workers)),
-        admission: Default::default(),
-        syn_proxy: Default::default(),
-        unknown_flow: Default::default(),
-    }
-}
 
 /// Services 0: TCP 80 DR (rr over both servers); 1: TCP 8080 NAT66 to port 80; 2: UDP 53
 /// NAT66 to 5353; 3: an IPv4 TCP 80 NAT service (the IPv4 table beside the IPv6 one);

@@ -9,20 +9,15 @@
 
 mod common;
 
-use std::sync::Arc;
-
 use common::ip6::*;
 use common::l4::{assert_accounting_all, drops_of, send_to, LbOpts, ACK, SYN};
-use common::workers6::{neighbour6, server6};
+use common::workers6::{neighbour6, server6, service6, VIP6};
 use common::*;
 use rvs_dataplane::conn::client_owner6;
-use rvs_dataplane::sched::{SchedParams, SchedShared};
-use rvs_dataplane::server::{RealServer, ServerStats};
 use rvs_dataplane::service::{share, Service, ServiceTable, SharedServices};
 use rvs_dataplane::stats::DropReason;
-use rvs_dataplane::types::{ForwardMode, L4Proto, SchedulerKind, ServiceKey};
+use rvs_dataplane::types::{ForwardMode, L4Proto};
 
-const VIP6: &str = "2001:db8:10::100";
 const CLIENT6: &str = "2001:db8:10::2";
 /// A router on the client's link.
 const ROUTER6: &str = "2001:db8:10::fe";
@@ -47,22 +42,10 @@ fn error6(src: &str, dst: &str, hl: u8, ty: u8, code: u8, rest: u32, quote: &[u8
 
 // ---- services and workers ----
 
-fn service6(workers: usize, proto: L4Proto, port: u16, rport: u16, fwd: ForwardMode) -> Service {
-    let servers: Vec<RealServer> = RS6.iter().map(|s| server6(s, rport, fwd, workers)).collect();
-    let shared = SchedShared::build(SchedulerKind::Rr, &servers, &SchedParams::default()).expect("scheduler builds");
-    Service {
-        key: ServiceKey { proto, vip: a(VIP6).into(), port },
-        scheduler: SchedulerKind::Rr,
-        sched: Arc::new(shared),
-        persist: None,
-        servers,
-        local_addrs: vec![],
-        local_addrs6: if fwd == ForwardMode::FullNat { vec![a(LOCAL6)] } else { vec![] },
-        stats: Arc::new(ServerStats::new(workers)),
-        admission: Default::default(),
-        syn_proxy: Default::default(),
-        unknown_flow: Default::default(),
-    }
+fn service(workers: usize, proto: L4Proto, port: u16, rport: u16, fwd: ForwardMode) -> Service {
+    let servers = RS6.iter().map(|s| server6(s, rport, fwd, workers)).collect();
+    let local_addrs6 = if fwd == ForwardMode::FullNat { vec![a(LOCAL6)] } else { vec![] };
+    Service { local_addrs6, ..service6(workers, proto, port, servers) }
 }
 
 /// Services: UDP 53 NAT66 to 5353; TCP 8080 Full-NAT to 80; TCP 80 DR; TCP 443 tunnel;
@@ -72,12 +55,12 @@ fn services(workers: usize) -> SharedServices {
         ServiceTable::new(
             1,
             vec![
-                service6(workers, L4Proto::Udp, 53, 5353, ForwardMode::Nat),
-                service6(workers, L4Proto::Tcp, 8080, 80, ForwardMode::FullNat),
-                service6(workers, L4Proto::Tcp, 80, 80, ForwardMode::Dr),
-                service6(workers, L4Proto::Tcp, 443, 443, ForwardMode::Tunnel),
-                service6(workers, L4Proto::Udp, 54, 5353, ForwardMode::FullNat),
-                service6(workers, L4Proto::Tcp, 8081, 80, ForwardMode::Nat),
+                service(workers, L4Proto::Udp, 53, 5353, ForwardMode::Nat),
+                service(workers, L4Proto::Tcp, 8080, 80, ForwardMode::FullNat),
+                service(workers, L4Proto::Tcp, 80, 80, ForwardMode::Dr),
+                service(workers, L4Proto::Tcp, 443, 443, ForwardMode::Tunnel),
+                service(workers, L4Proto::Udp, 54, 5353, ForwardMode::FullNat),
+                service(workers, L4Proto::Tcp, 8081, 80, ForwardMode::Nat),
             ],
         )
         .expect("valid table"),

@@ -6,19 +6,14 @@
 
 mod common;
 
-use std::sync::Arc;
-
 use common::ip6::*;
 use common::l4::{assert_accounting_all, send_to, server_stats, LbOpts, ACK, SYN};
-use common::workers6::{neighbour6, server6};
+use common::workers6::{neighbour6, server6, service6, VIP6};
 use common::*;
-use rvs_dataplane::sched::{SchedParams, SchedShared};
-use rvs_dataplane::server::{RealServer, ServerStats};
 use rvs_dataplane::service::{share, Service, ServiceTable, SharedServices};
 use rvs_dataplane::stats::DropReason;
-use rvs_dataplane::types::{ForwardMode, L4Proto, SchedulerKind, ServiceKey};
+use rvs_dataplane::types::{ForwardMode, L4Proto};
 
-const VIP6: &str = "2001:db8:10::100";
 const CLIENT6: &str = "2001:db8:10::2";
 const LOCAL6: &str = "2001:db8:20::200";
 const RS6: [&str; 2] = ["2001:db8:20::11", "2001:db8:20::12"];
@@ -32,21 +27,12 @@ fn first_lport(worker: usize, n: usize) -> u16 {
 
 // ---- services and workers ----
 
-fn service6(workers: usize, proto: L4Proto, port: u16, rport: u16, locals: &[&str]) -> Service {
-    let servers: Vec<RealServer> = RS6.iter().map(|s| server6(s, rport, ForwardMode::FullNat, workers)).collect();
-    let shared = SchedShared::build(SchedulerKind::Rr, &servers, &SchedParams::default()).expect("scheduler builds");
+fn service(workers: usize, proto: L4Proto, port: u16, rport: u16, locals: &[&str]) -> Service {
+    let servers = RS6.iter().map(|s| server6(s, rport, ForwardMode::FullNat, workers)).collect();
     Service {
-        key: ServiceKey { proto, vip: a(VIP6).into(), port },
-        scheduler: SchedulerKind::Rr,
-        sched: Arc::new(shared),
-        persist: None,
-        servers,
         local_addrs: vec![LOCAL_IP],
         local_addrs6: locals.iter().map(|l| a(l)).collect(),
-        stats: Arc::new(ServerStats::new(workers)),
-        admission: Default::default(),
-        syn_proxy: Default::default(),
-        unknown_flow: Default::default(),
+        ..service6(workers, proto, port, servers)
     }
 }
 
@@ -57,9 +43,9 @@ fn services(workers: usize) -> SharedServices {
         ServiceTable::new(
             1,
             vec![
-                service6(workers, L4Proto::Tcp, 8080, 80, &[LOCAL6]),
-                service6(workers, L4Proto::Udp, 53, 5353, &[LOCAL6]),
-                service6(workers, L4Proto::Tcp, 81, 80, &[]),
+                service(workers, L4Proto::Tcp, 8080, 80, &[LOCAL6]),
+                service(workers, L4Proto::Udp, 53, 5353, &[LOCAL6]),
+                service(workers, L4Proto::Tcp, 81, 80, &[]),
             ],
         )
         .expect("valid table"),

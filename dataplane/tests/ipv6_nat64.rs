@@ -13,15 +13,13 @@ use std::sync::Arc;
 
 use common::ip6::*;
 use common::l4::{assert_accounting_all, l4_csum, send_to, server_stats, LbOpts, ACK, RS1, RS1_MAC, RS2, RS2_MAC, SYN};
-use common::workers6::neighbour6;
+use common::workers6::{neighbour6, service6, VIP6};
 use common::*;
-use rvs_dataplane::sched::{SchedParams, SchedShared};
 use rvs_dataplane::server::{RealServer, ServerStats};
 use rvs_dataplane::service::{share, Service, ServiceTable, SharedServices};
 use rvs_dataplane::stats::DropReason;
-use rvs_dataplane::types::{ForwardMode, L4Proto, SchedulerKind, ServiceKey};
+use rvs_dataplane::types::{ForwardMode, L4Proto};
 
-const VIP6: &str = "2001:db8:10::100";
 const CLIENT6: &str = "2001:db8:10::2";
 const RS: [Ipv4Addr; 2] = [RS1, RS2];
 const RS_MACS: [[u8; 6]; 2] = [RS1_MAC, RS2_MAC];
@@ -84,7 +82,7 @@ fn pkt4(
 // ---- services and workers ----
 
 fn service64(workers: usize, proto: L4Proto, port: u16, rport: u16) -> Service {
-    let servers: Vec<RealServer> = RS
+    let servers = RS
         .iter()
         .map(|&s| RealServer {
             addr: s.into(),
@@ -96,20 +94,7 @@ fn service64(workers: usize, proto: L4Proto, port: u16, rport: u16) -> Service {
             stats: Arc::new(ServerStats::new(workers)),
         })
         .collect();
-    let shared = SchedShared::build(SchedulerKind::Rr, &servers, &SchedParams::default()).expect("scheduler builds");
-    Service {
-        key: ServiceKey { proto, vip: a(VIP6).into(), port },
-        scheduler: SchedulerKind::Rr,
-        sched: Arc::new(shared),
-        persist: None,
-        servers,
-        local_addrs: vec![LOCAL_IP],
-        local_addrs6: Vec::new(),
-        stats: Arc::new(ServerStats::new(workers)),
-        admission: Default::default(),
-        syn_proxy: Default::default(),
-        unknown_flow: Default::default(),
-    }
+    Service { local_addrs: vec![LOCAL_IP], ..service6(workers, proto, port, servers) }
 }
 
 /// Services 0: TCP [VIP6]:80 → the IPv4 servers' 8080 (rr); 1: UDP [VIP6]:53 → 5353.

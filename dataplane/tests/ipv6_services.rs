@@ -10,17 +10,15 @@ use std::sync::Arc;
 
 use common::ip6::*;
 use common::l4::{assert_accounting_all, send_to, server_stats, service_stats, LbOpts, ACK, SYN};
-use common::workers6::{neighbour6, server6};
+use common::workers6::{neighbour6, server6, service6, VIP6};
 use common::*;
 use rvs_dataplane::admission::Admission;
 use rvs_dataplane::sched::persist::persist_now_s;
-use rvs_dataplane::sched::{PersistTable, SchedParams, SchedShared};
-use rvs_dataplane::server::{RealServer, ServerStats};
+use rvs_dataplane::sched::PersistTable;
 use rvs_dataplane::service::{share, Service, ServiceTable, SharedServices, TableError, TableIds};
 use rvs_dataplane::stats::DropReason;
-use rvs_dataplane::types::{ForwardMode, L4Proto, SchedulerKind, ServiceKey};
+use rvs_dataplane::types::{ForwardMode, L4Proto};
 
-const VIP6: &str = "2001:db8:10::100";
 const CLIENT6: &str = "2001:db8:10::2";
 const CLIENT6B: &str = "2001:db8:10::3";
 const BACK6: &str = "2001:db8:20::1";
@@ -28,23 +26,6 @@ const RS6: [&str; 2] = ["2001:db8:20::11", "2001:db8:20::12"];
 const RS6_MAC: [[u8; 6]; 2] = [[0x02, 0, 0, 0, 0x05, 0x11], [0x02, 0, 0, 0, 0x05, 0x12]];
 
 // ---- services and workers (packets: common::ip6, independent of the code under test) ----
-
-fn service6(workers: usize, proto: L4Proto, port: u16, sched: SchedulerKind, servers: Vec<RealServer>) -> Service {
-    let shared = SchedShared::build(sched, &servers, &SchedParams::default()).expect("scheduler builds");
-    Service {
-        key: ServiceKey { proto, vip: a(VIP6).into(), port },
-        scheduler: sched,
-        sched: Arc::new(shared),
-        persist: None,
-        servers,
-        local_addrs: vec![],
-        local_addrs6: Vec::new(),
-        stats: Arc::new(ServerStats::new(workers)),
-        admission: Default::default(),
-        syn_proxy: Default::default(),
-        unknown_flow: Default::default(),
-    }
-}
 
 /// Services 0: TCP 80 DR (rr over both servers); 1: TCP 8080 NAT66 to port 80 (rr); 2:
 /// UDP 53 NAT66 to port 5353; 3: TCP 443 IPv6-in-IPv6 tunnel (rr).
@@ -54,10 +35,10 @@ fn services(workers: usize) -> SharedServices {
         ServiceTable::new(
             1,
             vec![
-                service6(workers, L4Proto::Tcp, 80, SchedulerKind::Rr, both(80, ForwardMode::Dr)),
-                service6(workers, L4Proto::Tcp, 8080, SchedulerKind::Rr, both(80, ForwardMode::Nat)),
-                service6(workers, L4Proto::Udp, 53, SchedulerKind::Rr, both(5353, ForwardMode::Nat)),
-                service6(workers, L4Proto::Tcp, 443, SchedulerKind::Rr, both(443, ForwardMode::Tunnel)),
+                service6(workers, L4Proto::Tcp, 80, both(80, ForwardMode::Dr)),
+                service6(workers, L4Proto::Tcp, 8080, both(80, ForwardMode::Nat)),
+                service6(workers, L4Proto::Udp, 53, both(5353, ForwardMode::Nat)),
+                service6(workers, L4Proto::Tcp, 443, both(443, ForwardMode::Tunnel)),
             ],
         )
         .expect("valid table"),
@@ -291,7 +272,6 @@ fn the_table_refuses_what_the_ipv6_path_cannot_forward() {
         1,
         L4Proto::Tcp,
         80,
-        SchedulerKind::Rr,
         vec![{
             let mut s = server6(RS6[1], 80, ForwardMode::Dr, 1);
             s.addr = std::net::Ipv4Addr::new(10, 20, 0, 11).into();
@@ -304,7 +284,7 @@ fn the_table_refuses_what_the_ipv6_path_cannot_forward() {
     assert!(err.to_string().contains("tcp [2001:db8:10::100]:80"), "{err}");
     // Every forwarding mode is taken on an IPv6 service.
     for forward in [ForwardMode::Dr, ForwardMode::Nat, ForwardMode::FullNat, ForwardMode::Tunnel] {
-        let s = service6(1, L4Proto::Tcp, 80, SchedulerKind::Rr, vec![server6(RS6[0], 80, forward, 1)]);
+        let s = service6(1, L4Proto::Tcp, 80, vec![server6(RS6[0], 80, forward, 1)]);
         let i = ids(std::slice::from_ref(&s));
         assert!(ServiceTable::with_ids(1, vec![s], i, Default::default()).is_ok(), "{forward:?}");
     }
@@ -315,7 +295,7 @@ fn the_table_refuses_what_the_ipv6_path_cannot_forward() {
 /// One IPv6 service, TCP 80 DR round robin over both servers, changed by `f`.
 fn one_service6(workers: usize, f: impl FnOnce(&mut Service)) -> SharedServices {
     let servers = RS6.iter().map(|s| server6(s, 80, ForwardMode::Dr, workers)).collect();
-    let mut s = service6(workers, L4Proto::Tcp, 80, SchedulerKind::Rr, servers);
+    let mut s = service6(workers, L4Proto::Tcp, 80, servers);
     f(&mut s);
     let ids = TableIds::sequential(std::slice::from_ref(&s));
     share(ServiceTable::with_ids(1, vec![s], ids, Default::default()).expect("valid table"))
@@ -395,7 +375,7 @@ fn ipv6_deny_list_and_client_rate_refuse_new_flows_and_count_them() {
 fn the_table_refuses_persistence_keyed_for_the_other_family() {
     let s = one_service6(1, |_| {});
     assert!(s.load().services()[0].persist.is_none());
-    let mut bad = service6(1, L4Proto::Tcp, 80, SchedulerKind::Rr, vec![server6(RS6[0], 80, ForwardMode::Dr, 1)]);
+    let mut bad = service6(1, L4Proto::Tcp, 80, vec![server6(RS6[0], 80, ForwardMode::Dr, 1)]);
     bad.persist = Some(Arc::new(PersistTable::new(64, 60, std::net::Ipv4Addr::BROADCAST)));
     let ids = TableIds::sequential(std::slice::from_ref(&bad));
     let err = ServiceTable::with_ids(1, vec![bad], ids, Default::default()).unwrap_err();

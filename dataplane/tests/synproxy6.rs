@@ -16,24 +16,21 @@
 mod common;
 
 use std::net::Ipv6Addr;
-use std::sync::Arc;
 
 use common::ip6::*;
 use common::l4::{assert_frame, drops_of, only, poll_all, send_to, LbOpts, ACK, PSH, RST, SYN};
-use common::workers6::{neighbour6, server6};
+use common::workers6::{neighbour6, server6, service6, VIP6};
 use common::*;
 use rvs_dataplane::conn::ConnFlags;
-use rvs_dataplane::sched::{SchedParams, SchedShared};
-use rvs_dataplane::server::{RealServer, ServerStats};
+use rvs_dataplane::server::RealServer;
 use rvs_dataplane::service::{share, Service, ServiceTable, SharedServices};
 use rvs_dataplane::sync::{sync_links, SyncEnd, SyncOptions, SyncRecord};
 use rvs_dataplane::synproxy::cookie::{mss_index_in, CookieSecret, CookieTuple6, MSS_TABLE6};
 use rvs_dataplane::synproxy::SynProxyPolicy;
-use rvs_dataplane::types::{ForwardMode, L4Proto, SchedulerKind, ServiceKey};
+use rvs_dataplane::types::{ForwardMode, L4Proto};
 
 use ForwardMode::{FullNat, Nat};
 
-const VIP6: &str = "2001:db8:10::100";
 const CLIENT6: &str = "2001:db8:10::2";
 const LOCAL6: &str = "2001:db8:20::200";
 const RS6: &str = "2001:db8:20::11";
@@ -67,20 +64,11 @@ fn services(policy: SynProxyPolicy, forward: ForwardMode, nat64: bool) -> Shared
     if nat64 {
         server.addr = RS_IP.into();
     }
-    let servers = vec![server];
-    let shared = SchedShared::build(SchedulerKind::Rr, &servers, &SchedParams::default()).expect("scheduler");
     let s = Service {
-        key: ServiceKey { proto: L4Proto::Tcp, vip: a(VIP6).into(), port: VPORT },
-        scheduler: SchedulerKind::Rr,
-        sched: Arc::new(shared),
-        persist: None,
-        servers,
         local_addrs: vec![LOCAL_IP],
         local_addrs6: vec![a(LOCAL6)],
-        stats: Arc::new(ServerStats::new(1)),
-        admission: Default::default(),
         syn_proxy: policy,
-        unknown_flow: Default::default(),
+        ..service6(1, L4Proto::Tcp, VPORT, vec![server])
     };
     share(ServiceTable::new(1, vec![s]).expect("valid table"))
 }

@@ -8,9 +8,10 @@ use std::sync::Arc;
 use rvs_dataplane::l2l3::neigh::NeighSync;
 use rvs_dataplane::lb::{LbConfig, LbEngine};
 use rvs_dataplane::mesh::MeshLinks;
+use rvs_dataplane::sched::{SchedParams, SchedShared};
 use rvs_dataplane::server::{RealServer, ServerStats};
-use rvs_dataplane::service::SharedServices;
-use rvs_dataplane::types::{ForwardMode, PortId, Timeouts};
+use rvs_dataplane::service::{Service, SharedServices};
+use rvs_dataplane::types::{ForwardMode, L4Proto, PortId, SchedulerKind, ServiceKey, Timeouts};
 use rvs_dataplane::worker::Worker;
 use rvs_drivers::mem::MemPool;
 
@@ -22,6 +23,8 @@ use super::{queues, roundtrip, MemWorker, BACK, FRONT, LOCAL_IP, LOCAL_IP2};
 pub const FRONT6: &str = "2001:db8:10::1";
 /// rvsd's IPv6 address on the back port (the lab's), a /64.
 pub const BACK6: &str = "2001:db8:20::1";
+/// The IPv6 VIP of the services [`service6`] builds (the lab's).
+pub const VIP6: &str = "2001:db8:10::100";
 
 /// A neighbour every worker learns at start: its address and MAC, and the port it is on.
 #[derive(Debug, Clone, Copy)]
@@ -49,6 +52,27 @@ pub fn server6(addr: &str, port: u16, forward: ForwardMode, workers: usize) -> R
         upper: 0,
         lower: 0,
         stats: Arc::new(ServerStats::new(workers)),
+    }
+}
+
+/// An IPv6 service on [`VIP6`] and `port` over `servers`, built the way the control plane
+/// builds one: round robin with its shared tables, no persistence, no Full-NAT local
+/// address, the default admission, SYN proxy and unknown-flow policies. A test sets what
+/// it needs with struct update syntax (`Service { local_addrs6, ..service6(..) }`).
+pub fn service6(workers: usize, proto: L4Proto, port: u16, servers: Vec<RealServer>) -> Service {
+    let shared = SchedShared::build(SchedulerKind::Rr, &servers, &SchedParams::default()).expect("scheduler builds");
+    Service {
+        key: ServiceKey { proto, vip: a(VIP6).into(), port },
+        scheduler: SchedulerKind::Rr,
+        sched: Arc::new(shared),
+        persist: None,
+        servers,
+        local_addrs: Vec::new(),
+        local_addrs6: Vec::new(),
+        stats: Arc::new(ServerStats::new(workers)),
+        admission: Default::default(),
+        syn_proxy: Default::default(),
+        unknown_flow: Default::default(),
     }
 }
 

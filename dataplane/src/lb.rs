@@ -96,6 +96,7 @@ mod icmp6_engine;
 mod nat64_engine;
 mod prefetch;
 mod sync_engine;
+mod synproxy64_engine;
 mod synproxy6_engine;
 mod synproxy_engine;
 mod v6_engine;

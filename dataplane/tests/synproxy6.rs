@@ -4,9 +4,9 @@
 //! the 20-byte IPv6 TOA for Full-NAT66), the server's SYN-ACK turned into the client's
 //! window update, the ACK rvs sends a server that retransmits its SYN-ACK, sequence,
 //! timestamp and window translation both ways, bad cookies dropped and counted, a
-//! server's refusal turned into the client's RST, `auto` below its threshold, NAT64
-//! services left unproxied, and a proxied IPv6 connection synced to the HA peer and
-//! translated there.
+//! server's refusal turned into the client's RST, `auto` below its threshold, and a
+//! proxied IPv6 connection synced to the HA peer and translated there (NAT64 services:
+//! `synproxy64.rs`).
 //!
 //! Every expected frame is built here byte by byte (`seg6`, its TCP checksum computed in
 //! full over the RFC 8200 pseudo-header by the tests' own `csum6`), independently of
@@ -57,13 +57,9 @@ fn cookie(cport: u16, cisn: u32, minute: u32) -> u32 {
     secret().isn(&t, cisn, minute, mss_index_in(&MSS_TABLE6, CLIENT_MSS))
 }
 
-/// One TCP service on the VIP, port 8080, to `RS6` port 80 in `forward` (with an IPv4
-/// Full-NAT server instead when `nat64`), under `policy`.
-fn services(policy: SynProxyPolicy, forward: ForwardMode, nat64: bool) -> SharedServices {
-    let mut server: RealServer = server6(RS6, 80, forward, 1);
-    if nat64 {
-        server.addr = RS_IP.into();
-    }
+/// One TCP service on the VIP, port 8080, to `RS6` port 80 in `forward`, under `policy`.
+fn services(policy: SynProxyPolicy, forward: ForwardMode) -> SharedServices {
+    let server: RealServer = server6(RS6, 80, forward, 1);
     let s = Service {
         local_addrs: vec![LOCAL_IP],
         local_addrs6: vec![a(LOCAL6)],
@@ -281,7 +277,7 @@ fn server_data_is_translated(ws: &mut [MemWorker], k: u32, to_us: (Ipv6Addr, u16
 
 #[test]
 fn nat66_proxied_connection_golden_packets_both_ways() {
-    let shared = services(SynProxyPolicy::ALWAYS, Nat, false);
+    let shared = services(SynProxyPolicy::ALWAYS, Nat);
     let mut ws = workers(&shared, |_, w| w);
     let (k, to_us) = proxied_handshake(&mut ws, Nat);
     client_data_is_translated(&mut ws, k, to_us, &[]);
@@ -297,7 +293,7 @@ fn nat66_proxied_connection_golden_packets_both_ways() {
 
 #[test]
 fn fullnat66_proxied_connection_carries_the_ipv6_toa_and_translates_both_ways() {
-    let shared = services(SynProxyPolicy::ALWAYS, FullNat, false);
+    let shared = services(SynProxyPolicy::ALWAYS, FullNat);
     let mut ws = workers(&shared, |_, w| w);
     let (k, to_us) = proxied_handshake(&mut ws, FullNat);
     // The TOA rides on the SYN and on the client's first segment, then no more.
@@ -314,7 +310,7 @@ fn fullnat66_proxied_connection_carries_the_ipv6_toa_and_translates_both_ways() 
 
 #[test]
 fn a_server_retransmitting_its_syn_ack_gets_rvs_ack_and_the_client_nothing() {
-    let shared = services(SynProxyPolicy::ALWAYS, Nat, false);
+    let shared = services(SynProxyPolicy::ALWAYS, Nat);
     let mut ws = workers(&shared, |_, w| w);
     let (k, to_us) = proxied_handshake(&mut ws, Nat);
     let (front, back) = send_to(&mut ws, 0, BACK, &server_syn_ack(to_us).by_server(), T0 + 10);
@@ -330,7 +326,7 @@ fn a_server_retransmitting_its_syn_ack_gets_rvs_ack_and_the_client_nothing() {
 
 #[test]
 fn bad_and_stale_cookie_acks_are_dropped_and_counted() {
-    let shared = services(SynProxyPolicy::ALWAYS, Nat, false);
+    let shared = services(SynProxyPolicy::ALWAYS, Nat);
     let mut ws = workers(&shared, |_, w| w);
     let k = handshake_with_rvs(&mut ws, 1440, T0);
     // Another cookie (off in its hash bits), and another port's cookie.
@@ -358,7 +354,7 @@ fn bad_and_stale_cookie_acks_are_dropped_and_counted() {
 
 #[test]
 fn a_server_refusing_the_proxied_syn_resets_the_client() {
-    let shared = services(SynProxyPolicy::ALWAYS, Nat, false);
+    let shared = services(SynProxyPolicy::ALWAYS, Nat);
     let mut ws = workers(&shared, |_, w| w);
     let k = handshake_with_rvs(&mut ws, 1440, T0);
     let (_, back) = send_to(&mut ws, 0, FRONT, &cookie_ack(k).by_client(), T0 + 1);
@@ -374,22 +370,20 @@ fn a_server_refusing_the_proxied_syn_resets_the_client() {
     assert_eq!(ws[0].lb().expect("engine").conns6().len(), 0);
 }
 
-/// `auto` below its threshold and a NAT64 service under `always`: the SYN goes straight
-/// to the server (no cookie), as without the proxy.
+/// `auto` below its threshold: the SYN goes straight to the server (no cookie), as
+/// without the proxy.
 #[test]
-fn auto_below_its_threshold_and_nat64_services_forward_the_syn() {
-    for (policy, nat64) in [(SynProxyPolicy::auto(1000), false), (SynProxyPolicy::ALWAYS, true)] {
-        let shared = services(policy, FullNat, nat64);
-        let mut ws = workers(&shared, |_, w| w);
-        let syn = seg6(client(), vip(), SYN, CISN, 0, 64800).opts(&syn_opts(CLIENT_MSS, 1000, 0, 7));
-        let (front, back) = send_to(&mut ws, 0, FRONT, &syn.by_client(), T0);
-        assert!(front.is_empty(), "{policy:?} nat64 {nat64}: no cookie");
-        assert_eq!(back.len(), 1, "{policy:?} nat64 {nat64}: the SYN goes on");
-        assert_eq!(snapshot(&ws[0]).syn_proxy_cookies_sent, 0);
-        assert_eq!(ws[0].lb().expect("engine").conns6().len(), 1);
-    }
+fn auto_below_its_threshold_forwards_the_syn() {
+    let shared = services(SynProxyPolicy::auto(1000), FullNat);
+    let mut ws = workers(&shared, |_, w| w);
+    let syn = seg6(client(), vip(), SYN, CISN, 0, 64800).opts(&syn_opts(CLIENT_MSS, 1000, 0, 7));
+    let (front, back) = send_to(&mut ws, 0, FRONT, &syn.by_client(), T0);
+    assert!(front.is_empty(), "no cookie");
+    assert_eq!(back.len(), 1, "the SYN goes on");
+    assert_eq!(snapshot(&ws[0]).syn_proxy_cookies_sent, 0);
+    assert_eq!(ws[0].lb().expect("engine").conns6().len(), 1);
     // `auto` at threshold 0: every SYN gets a cookie.
-    let shared = services(SynProxyPolicy::auto(0), Nat, false);
+    let shared = services(SynProxyPolicy::auto(0), Nat);
     let mut ws = workers(&shared, |_, w| w);
     handshake_with_rvs(&mut ws, 1440, T0);
     assert_eq!(snapshot(&ws[0]).syn_proxy_cookies_sent, 1);
@@ -409,7 +403,7 @@ fn a_proxied_ipv6_connection_is_synced_with_its_offsets_and_translated_on_the_pe
         records.clone()
     };
     let opts = SyncOptions { refresh: std::time::Duration::ZERO };
-    let shared = services(SynProxyPolicy::ALWAYS, Nat, false);
+    let shared = services(SynProxyPolicy::ALWAYS, Nat);
     let (links, mut end_a) = sync_links(1, 64);
     let mut links = links.into_iter();
     let mut ws = workers(&shared, |_, w| w.with_sync(links.next().expect("a link"), opts));
@@ -425,7 +419,7 @@ fn a_proxied_ipv6_connection_is_synced_with_its_offsets_and_translated_on_the_pe
     assert_eq!((p.seq_offset, p.ts_offset), (SISN.wrapping_sub(k), SERVER_TS.wrapping_sub(COOKIE_TS)));
 
     // The peer installs it and translates the flow as the master would.
-    let shared_b = services(SynProxyPolicy::ALWAYS, Nat, false);
+    let shared_b = services(SynProxyPolicy::ALWAYS, Nat);
     let (links, end_b) = sync_links(1, 64);
     let mut links = links.into_iter();
     let mut peer = workers(&shared_b, |_, w| w.with_sync(links.next().expect("a link"), opts));
@@ -445,7 +439,7 @@ fn a_proxied_ipv6_connection_is_synced_with_its_offsets_and_translated_on_the_pe
 /// TCP checksum and the ICMPv6 checksum right.
 #[test]
 fn an_icmp6_error_about_a_proxied_flow_quotes_the_receivers_numbering() {
-    let shared = services(SynProxyPolicy::ALWAYS, Nat, false);
+    let shared = services(SynProxyPolicy::ALWAYS, Nat);
     let mut ws = workers(&shared, |_, w| w);
     let (k, to_us) = proxied_handshake(&mut ws, Nat);
     let data =

@@ -151,8 +151,9 @@ impl LbEngine {
         let kept = match (c.forward, dir) {
             (ForwardMode::Dr | ForwardMode::Tunnel, Direction::Reply) => false,
             // NAT64 translates the client's fragments (`nat64_engine`); a reply's come
-            // in over IPv4.
-            _ if c.nat64_ends().is_some() => dir == Direction::Inbound,
+            // in over IPv4. A SYN-proxied one's are not translated into the server's
+            // numbering (as every proxied flow's, below).
+            _ if c.nat64_ends().is_some() => dir == Direction::Inbound && !c.flags.contains(ConnFlags::SYNPROXY),
             _ => !c.flags.contains(ConnFlags::SYNPROXY),
         };
         if !kept {

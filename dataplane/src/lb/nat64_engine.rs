@@ -55,8 +55,12 @@
 //!   whole packet's, no TOA), found and steered by the fragment table as every IPv6
 //!   flow's; one whose fragment header is not right before the TCP/UDP data is
 //!   `ip6_fragment`.
+//! * SYN proxy (`synproxy64_engine`): the client's handshake is the IPv6 proxy's, the
+//!   SYN to the server and everything after it IPv4; a proxied connection's segments
+//!   are translated between the two sequence spaces here, before (client → server) or
+//!   after (server → client) the family changes, its ICMP errors' quotes likewise.
 //! * Not done: the server's IPv4 fragments to a local address (dropped by the IPv4
-//!   fragment path, `ip_fragment`), the SYN proxy (as for every IPv6 flow).
+//!   fragment path, `ip_fragment`).
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
@@ -64,6 +68,8 @@ use rvs_drivers::PacketBuf;
 
 use super::icmp6_engine::decrement_hop_limit;
 use super::icmp6_engine::Icmp6Cause;
+use super::synproxy64_engine::quote_shift64;
+use super::synproxy6_engine::proxied_to_server6;
 use super::{LbEngine, LbEnv};
 use crate::conn::{Conn6, ConnFlags, ConnId, Direction, FlowKey, FlowKey6};
 use crate::l2l3::route::{RouteTable, RouteTable6};
@@ -72,7 +78,7 @@ use crate::stats::{DropReason, WorkerCounters};
 use crate::types::{L4Proto, PortId};
 use crate::view::{L4View, L3_OFFSET};
 use crate::view6::{FragView6, L4View6};
-use crate::xmit::icmp6_err::Icmp6ErrView;
+use crate::xmit::icmp6_err::{self, Icmp6ErrView};
 use crate::xmit::icmp_err::IcmpErrView;
 use crate::xmit::nat64_icmp::{self, Nat64Mtus};
 use crate::xmit::{icmp_err, nat64, Endpoint, Endpoint6};
@@ -142,6 +148,10 @@ impl LbEngine {
             let cause = Icmp6Cause::TooBig(mtu.saturating_add(nat64::HEADER_SHRINK as u16));
             return self.icmp6_error(buf, cause, true, view.dst, in_port, routes6, counters, now);
         }
+        if c.flags.contains(ConnFlags::SYNPROXY) {
+            // Out of line: one flag test on other connections' path.
+            proxied_to_server6(buf, view, c);
+        }
         let toa = (c.flags.contains(ConnFlags::TOA_PENDING) && view.proto() == L4Proto::Tcp)
             .then_some(Endpoint6::new(c.client, c.cport));
         let r = nat64::v6_to_v4(
@@ -207,6 +217,12 @@ impl LbEngine {
             Err(reason) => return Verdict::Drop(reason),
         }
         let Some(&c) = self.conns6.get(id) else { return Verdict::Drop(DropReason::ReplyNoConn) };
+        if c.flags.contains(ConnFlags::SYNPROXY) {
+            let server = flow.src;
+            if let Some(v) = self.proxied_reply64(id, &c, server, buf, flow, env, now) {
+                return v;
+            }
+        }
         let Some(hop) = self.nat64_routes.as_ref().and_then(|r| r.v6.lookup(c.client)) else {
             return Verdict::Drop(DropReason::NoRoute);
         };
@@ -263,6 +279,13 @@ impl LbEngine {
         if let Some(v) = self.ttl(buf, err.ip_end(), env, now, || err.ip_src()) {
             return v;
         }
+        // About rvs's packet to the server: a SYN-proxied flow's quote moves into the
+        // client's numbering (`synproxy64_engine`), while it is still IPv4.
+        if let Some((seq, ack)) = quote_shift64(&c, true) {
+            if let Err(e) = icmp_err::shift_quoted_tcp(buf, err, seq, ack) {
+                return Verdict::Drop(e.into());
+            }
+        }
         let (vip, client) = (Endpoint6::new(c.vip, c.vport), Endpoint6::new(c.client, c.cport));
         match nat64_icmp::v4_err_to_v6(buf, err, vip, client, mtus) {
             Ok(()) => {
@@ -294,6 +317,13 @@ impl LbEngine {
         let mtus = Nat64Mtus { v4: self.mtu(port.index()), v6: self.mtu(in_port.index()) };
         if !decrement_hop_limit(buf) {
             return Verdict::Drop(DropReason::Ip6HopLimit);
+        }
+        // About rvs's packet to the client: a SYN-proxied flow's quote moves into the
+        // server's numbering (`synproxy64_engine`), while it is still IPv6.
+        if let Some((seq, ack)) = quote_shift64(c, false) {
+            if let Err(e) = icmp6_err::shift_quoted_tcp(buf, err, seq, ack) {
+                return Verdict::Drop(e.into());
+            }
         }
         let (server, local) = (Endpoint::new(server, c.sport), Endpoint::new(local, c.lport));
         match nat64_icmp::v6_err_to_v4(buf, err, server, local, mtus) {

@@ -19,7 +19,8 @@
 //! and VIP and the IPv4 local address and server ([`ConnRecord::from_conn`] gives the
 //! IPv4-mapped ones their own family), and the peer installs it into its IPv6 table in
 //! the IPv4-mapped form, the IPv4 local port reserved in its IPv4 allocator (the one
-//! NAT64 allocates from). That is the only mix of families a record may have: a
+//! NAT64 allocates from); a SYN-proxied NAT64 connection's record carries its
+//! offsets as any proxied one's. That is the only mix of families a record may have: a
 //! Full-NAT record with an IPv6 client and an IPv4 server *and* local address, of an
 //! IPv6 service with that IPv4 server.
 
@@ -369,7 +370,7 @@ impl LbEngine {
             (L4Proto::Tcp, ConnState::Tcp(_)) | (L4Proto::Udp, ConnState::Udp) => {}
             _ => return Err(SyncRefused::Invalid),
         }
-        // The SYN proxy serves TCP over NAT66 and Full-NAT66 only.
+        // The SYN proxy serves TCP over NAT66, Full-NAT66 and NAT64 (Full-NAT) only.
         if rec.synproxy.is_some()
             && (rec.proto != L4Proto::Tcp || !matches!(rec.forward, ForwardMode::Nat | ForwardMode::FullNat))
         {

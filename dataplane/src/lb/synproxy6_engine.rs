@@ -12,9 +12,10 @@
 //! (`fullnat66::insert_toa6`). The `auto` threshold counts the worker's IPv6 half-open
 //! connections (`ConnTable6::syn_recv`).
 //!
-//! NAT64 services (an IPv6 VIP with IPv4 Full-NAT servers) are not proxied: the control
-//! plane refuses `syn_proxy` on them, and the engine never answers a SYN with a cookie
-//! (nor checks one) on a service that has an IPv4 server ([`proxiable6`]).
+//! NAT64 services (an IPv6 VIP with IPv4 Full-NAT servers, `nat64_engine`) are proxied
+//! too: the client's side of the exchange is this IPv6 one, the server's side IPv4
+//! (`synproxy64_engine`: the SYN to the server, the server's SYN-ACK and the segments
+//! that follow, which the IPv4 path hands to `nat64_reply`).
 
 use rvs_drivers::PacketBuf;
 
@@ -35,12 +36,15 @@ use crate::wire::TcpFlags;
 use crate::xmit::fullnat66::{self, TOA6_LEN};
 use crate::xmit::Endpoint6;
 
-/// Whether the SYN proxy may serve IPv6 service `s`: every server IPv6 (an IPv4 server
-/// makes it a NAT64 service, which the proxy does not serve). Asked only for a SYN the
-/// policy would answer with a cookie, or an ACK it would check.
+/// Whether the cookie SYN-ACK of IPv6 service `s` must leave room for the 20-byte IPv6
+/// TOA in the MSS it advertises: some server is an IPv6 Full-NAT one, whose connection
+/// carries the TOA on IPv6 (40-byte header) as well. A NAT64 server (IPv4, Full-NAT)
+/// needs no room: its side's header is 20 bytes shorter, which the TOA takes back
+/// (`crate::xmit::nat64`'s MSS doc: an unproxied NAT64 client is told the server's IPv4
+/// MSS less 20, the same size). Asked only for a SYN the policy answers with a cookie.
 #[inline]
-pub(super) fn proxiable6(s: &Service) -> bool {
-    s.servers.iter().all(|r| r.addr.is_ipv6())
+pub(super) fn cookie_toa6(s: &Service) -> bool {
+    s.servers.iter().any(|r| r.forward == ForwardMode::FullNat && r.addr.is_ipv6())
 }
 
 /// The verdict for a packet rvs sends to `dst`: through the IPv6 routes (`no_route`
@@ -56,7 +60,9 @@ fn route6(routes: &RouteTable6, dst: std::net::Ipv6Addr, in_port: PortId) -> Ver
 impl LbEngine {
     /// What the IPv6 cookie SYN-ACK advertises: an MSS that fits the smallest port MTU
     /// less 60 bytes of IPv6 and TCP headers (less the IPv6 TOA's 20 bytes too when
-    /// `toa`), rvs's window scale, and a zero window.
+    /// `toa`, [`cookie_toa6`]), rvs's window scale, and a zero window. A NAT64 client's
+    /// full segment (MTU − 60 bytes of data and options) leaves rvs as an IPv4 packet of
+    /// 20 + 20 + the TOA's 20 + MTU − 60 = MTU bytes: it fits without `toa`.
     fn advertised6(&self, toa: bool) -> Advertised {
         let mtu = self.port_mtu.iter().copied().min().unwrap_or(super::DEFAULT_MTU);
         let toa_len = if toa { TOA6_LEN as u16 } else { 0 };
@@ -65,7 +71,7 @@ impl LbEngine {
     }
 
     /// Answers the client's IPv6 SYN `view` with a cookie SYN-ACK; no connection is
-    /// created. `toa`: the service has Full-NAT servers.
+    /// created. `toa`: the service has IPv6 Full-NAT servers ([`cookie_toa6`]).
     #[allow(clippy::too_many_arguments)]
     #[inline(never)]
     pub(super) fn send_cookie6<B: PacketBuf>(
@@ -98,7 +104,8 @@ impl LbEngine {
     /// An IPv6 ACK (without SYN or RST) for no connection on SYN-proxy service
     /// `svc_idx`: when its acknowledgement is a valid cookie, opens the connection
     /// (admission and scheduling as for a SYN) and rewrites the ACK into the SYN to the
-    /// server (with the IPv6 TOA for a Full-NAT server).
+    /// server (with the IPv6 TOA for a Full-NAT server; in IPv4 for a NAT64 one,
+    /// `synproxy64_engine`).
     #[allow(clippy::too_many_arguments)]
     #[inline(never)]
     pub(super) fn accept_cookie6<B: PacketBuf>(
@@ -149,6 +156,9 @@ impl LbEngine {
             tsval: seg.ts.map(|(v, _)| v),
             window,
         };
+        if let Some(ends) = c.nat64_ends() {
+            return self.nat64_server_syn(buf, &c, ends, &syn, counters);
+        }
         let (local, server) = (Endpoint6::new(c.local, c.lport), Endpoint6::new(c.server, c.sport));
         let Some(built) = packet::write_server_syn(buf, local, server, &syn) else {
             return Verdict::Drop(DropReason::NoMbuf);

@@ -22,10 +22,9 @@
 //!   Admission (client lists, `maxconn`, the per-client rate) and persistence (by the
 //!   client's prefix, `PersistTable::new_v6`) go through the IPv4 path's functions
 //!   (`LbEngine::admit_flow`, `pick_server`).
-//! * SYN proxy (`synproxy6_engine`): NAT66 and Full-NAT66 TCP services follow their
-//!   `syn_proxy` policy as IPv4's do (`auto` against the worker's IPv6 half-open count);
-//!   a SYN on a proxied entry's tuple always starts over. NAT64 services are not
-//!   proxied.
+//! * SYN proxy (`synproxy6_engine`): NAT66, Full-NAT66 and NAT64 TCP services follow
+//!   their `syn_proxy` policy as IPv4's do (`auto` against the worker's IPv6 half-open
+//!   count); a SYN on a proxied entry's tuple always starts over.
 //! * DR: the frame goes to the real server's MAC, resolved through the IPv6 neighbour
 //!   table (solicited when unknown); the hop limit is left alone, as LVS's DR does.
 //! * NAT66: the destination becomes the server's address and port (inbound); the reply's
@@ -71,7 +70,7 @@ use std::sync::Arc;
 use rvs_drivers::PacketBuf;
 
 use super::icmp6_engine::Icmp6Cause;
-use super::synproxy6_engine::{proxiable6, proxied_to_server6};
+use super::synproxy6_engine::{cookie_toa6, proxied_to_server6};
 use super::{pick_server, LbEngine, EXPIRE_BATCH};
 use crate::conn::{
     client_owner6, lport_owner, CachedHop, Conn6, ConnFlags, ConnId, Direction, LocalPortAllocator,
@@ -214,13 +213,13 @@ impl LbEngine {
                 if view.proto() == L4Proto::Tcp {
                     if view.is_syn() {
                         // `auto` below its threshold: one comparison more per SYN.
-                        if policy.active(self.conns6.syn_recv()) && proxiable6(s) {
-                            let toa = s.servers.iter().any(|r| r.forward == ForwardMode::FullNat);
+                        if policy.active(self.conns6.syn_recv()) {
+                            let toa = cookie_toa6(s);
                             return self.send_cookie6(buf, view, toa, in_port, routes, counters, now);
                         }
                     } else {
                         let ack_only = view.flags.is_some_and(|f| f.ack() && !f.syn() && !f.rst());
-                        if ack_only && policy.mode != SynProxyMode::Off && self.cookies_recent(now) && proxiable6(s) {
+                        if ack_only && policy.mode != SynProxyMode::Off && self.cookies_recent(now) {
                             return self.accept_cookie6(svc_idx, buf, view, in_port, routes, counters, now);
                         }
                         if !s.unknown_flow.opens(view.flags.is_some_and(|f| f.rst())) {

@@ -8,7 +8,9 @@
 //! * Builders work in place on the received frame (no allocation), for either family
 //!   (generic over the endpoint type, [`SegEndpoint`]: [`Endpoint`] for IPv4,
 //!   [`Endpoint6`] for IPv6): the Ethernet header stays (the neighbour layer sets the
-//!   MACs), a fresh IP header follows — IPv4: 20 bytes, no options, DF, TTL 64; IPv6: 40
+//!   MACs), the EtherType becomes the segment's family's (a NAT64 flow's segments change
+//!   family: the client's IPv6 ACK becomes the server's IPv4 SYN, the server's IPv4
+//!   SYN-ACK the client's IPv6 window update), a fresh IP header follows — IPv4: 20 bytes, no options, DF, TTL 64; IPv6: 40
 //!   bytes, no extension header, traffic class and flow label 0, hop limit 64 (the
 //!   segment is rvs's own) — then the TCP header; the payload is dropped, the frame is
 //!   resized with `PacketBuf::set_len`, and the checksums are computed in full (the
@@ -26,7 +28,7 @@ use rvs_drivers::PacketBuf;
 use super::cookie::TsOptions;
 use crate::view::{L4View, Layout, L3_OFFSET};
 use crate::view6::{L4View6, Layout6, IPV6_HEADER_LEN};
-use crate::wire::{checksum, Ipv4Packet, TcpFlags, TcpOption, TcpPacket, IPPROTO_TCP};
+use crate::wire::{checksum, Ipv4Packet, TcpFlags, TcpOption, TcpPacket, ETHERTYPE_IPV4, ETHERTYPE_IPV6, IPPROTO_TCP};
 use crate::xmit::{Endpoint, Endpoint6};
 
 /// IPv4 header length of the segments rvs builds (no options).
@@ -178,7 +180,8 @@ impl SegEndpoint for Endpoint6 {
     }
 }
 
-/// Replaces the IPv6 packet of `buf` (an Ethernet II frame) with a 40-byte IPv6 header
+/// Replaces the packet of `buf` (an Ethernet II frame of either family; the EtherType
+/// becomes IPv6's) with a 40-byte IPv6 header
 /// (no extension header, traffic class and flow label 0, hop limit [`OWN_TTL`]) and the
 /// TCP segment `e` (no payload). `None` when the buffer cannot be resized.
 pub fn emit6<B: PacketBuf>(buf: &mut B, e: &Emit<'_, Endpoint6>) -> Option<L4View6> {
@@ -188,6 +191,7 @@ pub fn emit6<B: PacketBuf>(buf: &mut B, e: &Emit<'_, Endpoint6>) -> Option<L4Vie
         return None;
     }
     let frame = buf.data_mut();
+    frame[L3_OFFSET - 2..L3_OFFSET].copy_from_slice(&ETHERTYPE_IPV6.to_be_bytes());
     {
         let ip = &mut frame[L3_OFFSET..L3_OFFSET + IPV6_HEADER_LEN];
         ip[..4].copy_from_slice(&0x6000_0000u32.to_be_bytes());
@@ -214,8 +218,8 @@ pub fn emit6<B: PacketBuf>(buf: &mut B, e: &Emit<'_, Endpoint6>) -> Option<L4Vie
     L4View6::parse(buf.data()).ok()
 }
 
-/// Replaces the IPv4 packet of `buf` (an Ethernet II frame) with the option-less IPv4
-/// header and TCP segment `e` (no payload). `None` when the buffer cannot be resized.
+/// Replaces the packet of `buf` (an Ethernet II frame of either family; the EtherType
+/// becomes IPv4's) with the option-less IPv4 header and TCP segment `e` (no payload). `None` when the buffer cannot be resized.
 pub fn emit<B: PacketBuf>(buf: &mut B, e: &Emit<'_>) -> Option<L4View> {
     let tcp_len = TCP_LEN + e.options.len();
     let total = IP_LEN + tcp_len;
@@ -223,6 +227,7 @@ pub fn emit<B: PacketBuf>(buf: &mut B, e: &Emit<'_>) -> Option<L4View> {
         return None;
     }
     let frame = buf.data_mut();
+    frame[L3_OFFSET - 2..L3_OFFSET].copy_from_slice(&ETHERTYPE_IPV4.to_be_bytes());
     {
         let mut ip = Ipv4Packet::new_unchecked(&mut frame[L3_OFFSET..L3_OFFSET + IP_LEN]);
         ip.set_version(4);

@@ -741,13 +741,6 @@ fn bad_inputs() -> Vec<Bad> {
         ("PUT", format!("{SVC}/servers/%5B2001:db8::11%5D/80"), "{}".into()).into_row(404, "path"),
         ("PUT", format!("{SVC}/servers/%5B2001:db8::11/80"), "{}".into()).into_row(400, "path"),
         ("DELETE", format!("{SVC}/servers/2001:db8::11/80"), String::new()).into_row(404, "path"),
-        // The SYN proxy on a NAT64 service (an IPv4 Full-NAT server behind an IPv6 VIP).
-        (
-            svc(r#"{"protocol":"tcp","address":"2001:db8::1","port":80,"syn_proxy":"always",
-                    "servers":[{"address":"10.20.0.11","port":80,"forward":"fullnat"}]}"#),
-            422,
-            "syn_proxy",
-        ),
         (
             svc(
                 r#"{"protocol":"tcp","address":"2001:db8::1","port":80,"persistence":"60s","persistence_netmask":"255.255.255.0"}"#,
@@ -934,12 +927,12 @@ async fn nat64_ipv4_fullnat_servers_on_an_ipv6_service() {
     assert_eq!(srv.state.running().generation(), generation);
 }
 
-/// `PUT /v1/config` with an IPv6 service that asks for what the IPv6 data path does not
-/// have (the SYN proxy on a NAT64 service) is refused naming the field, and nothing is
-/// applied; the dry run says the same. The same service with an IPv6 NAT66 server is
-/// taken, proxied.
+/// `PUT /v1/config` and the service bodies with the SYN proxy on an IPv6 service: taken
+/// for NAT66 and for NAT64 (IPv4 Full-NAT servers behind the IPv6 VIP), whose default is
+/// `auto` like every NAT/Full-NAT TCP service's, and published to the data path.
 #[tokio::test]
-async fn ipv6_service_with_syn_proxy_is_refused_on_nat64_only_and_nothing_changes() {
+async fn ipv6_services_with_syn_proxy_are_taken_on_nat66_and_nat64() {
+    use rvs_dataplane::synproxy::SynProxyMode;
     // The ports have their IPv6 addresses from the start (changing them needs a restart).
     let base = CONFIG
         .replacen(
@@ -953,23 +946,32 @@ async fn ipv6_service_with_syn_proxy_is_refused_on_nat64_only_and_nothing_change
             1,
         );
     let srv = serve(&base).await;
-    let before = config_text(&srv).await;
-    let generation = srv.state.running().generation();
     let text = base
         + "[[service]]\nprotocol = \"tcp\"\naddress = \"2001:db8:10::100\"\nport = 80\nscheduler = \"rr\"\n\
            syn_proxy = \"always\"\n[[service.server]]\naddress = \"2001:db8:20::11\"\nforward = \"nat\"\n";
-    let nat64 = text
-        .replace("address = \"2001:db8:20::11\"\nforward = \"nat\"", "address = \"10.20.0.11\"\nforward = \"fullnat\"");
-    for path in ["/v1/config", "/v1/config?dry_run=true"] {
-        let (code, v) = call(&srv, "PUT", path, Some(&nat64)).await;
-        assert_eq!(code, 422, "{path}: {v}");
-        assert_eq!(v["field"], "service[2].syn_proxy", "{path}: {v}");
-        assert!(v["error"].as_str().is_some_and(|e| e.contains("IPv6 service with IPv4 servers")), "{path}: {v}");
-    }
-    assert_eq!(config_text(&srv).await, before);
-    assert_eq!(srv.state.running().generation(), generation);
     let (code, v) = call(&srv, "PUT", "/v1/config?dry_run=true", Some(&text)).await;
     assert_eq!(code, 200, "NAT66 is proxied: {v}");
+    let nat64 = text
+        .replace("address = \"2001:db8:20::11\"\nforward = \"nat\"", "address = \"10.20.0.11\"\nforward = \"fullnat\"");
+    let (code, v) = call(&srv, "PUT", "/v1/config", Some(&nat64)).await;
+    assert_eq!(code, 200, "NAT64 is proxied: {v}");
+    let nat64_mode = |srv: &Server| {
+        let table = srv.state.running().shared().load_full();
+        let nat64 = table.services().iter().find(|s| s.key.vip.is_ipv6() && s.servers.iter().any(|r| r.addr.is_ipv4()));
+        nat64.map(|s| s.syn_proxy.mode)
+    };
+    assert_eq!(nat64_mode(&srv), Some(SynProxyMode::Always));
+    // Without `syn_proxy`: the default, auto.
+    let default = nat64.replace("syn_proxy = \"always\"\n", "");
+    let (code, v) = call(&srv, "PUT", "/v1/config", Some(&default)).await;
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(nat64_mode(&srv), Some(SynProxyMode::Auto));
+    // A service body: a new NAT64 service asking for the proxy is created with it.
+    let body = r#"{"protocol":"tcp","address":"2001:db8:10::101","port":80,"syn_proxy":"always",
+        "servers":[{"address":"10.20.0.12","port":80,"forward":"fullnat"}]}"#;
+    let (code, v) = call(&srv, "POST", "/v1/services", Some(body)).await;
+    assert_eq!(code, 201, "{v}");
+    assert_eq!(v["syn_proxy"], "always", "{v}");
 }
 
 /// An IPv6 service with persistence by prefix length, client lists and a per-client rate:

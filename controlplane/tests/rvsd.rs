@@ -190,9 +190,9 @@ fn check_lists_every_error_with_its_field() {
     assert!(err.contains("overlaps port[0]"), "{err}");
 }
 
-/// An IPv6 NAT66 service is valid, with persistence by prefix length too; one asking for
-/// what the IPv6 data path does not have (a tunnel server) or with an IPv4 netmask is
-/// refused naming each field.
+/// An IPv6 NAT66 service is valid, with persistence by prefix length too, and with the
+/// SYN proxy on it or on a NAT64 one; one with an IPv4 netmask, or the SYN proxy on a DR
+/// server, is refused naming the field.
 #[test]
 fn check_takes_ipv6_services_and_names_what_they_cannot_have() {
     let text = ring_config(8700, "[]", "net_ring1")
@@ -209,7 +209,7 @@ fn check_takes_ipv6_services_and_names_what_they_cannot_have() {
     let o = check(&persistent.replace("\"64\"", "\"255.255.255.0\""));
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("service[1].persistence_netmask: "), "{}", stderr(&o));
-    // The SYN proxy serves NAT66; not NAT64 (an IPv4 Full-NAT server behind the IPv6 VIP).
+    // The SYN proxy serves NAT66 and NAT64 (an IPv4 Full-NAT server behind the IPv6 VIP).
     let proxied = persistent.replace("scheduler = \"rr\"\n", "scheduler = \"rr\"\nsyn_proxy = \"always\"\n");
     let o = check(&proxied);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
@@ -217,10 +217,12 @@ fn check_takes_ipv6_services_and_names_what_they_cannot_have() {
         "address = \"2001:db8:20::11\"\nforward = \"nat\"",
         "address = \"10.20.0.11\"\nforward = \"fullnat\"",
     ));
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    // What the proxy cannot serve stays refused by field: a DR server.
+    let o = check(&proxied.replace("forward = \"nat\"", "forward = \"dr\""));
     assert_eq!(o.status.code(), Some(1));
     let err = stderr(&o);
     assert!(err.contains("service[1].syn_proxy: "), "not named in:\n{err}");
-    assert!(err.contains("is not supported on an IPv6 service with IPv4 servers"), "{err}");
     assert!(!err.contains("service[0]"), "the IPv4 service is fine:\n{err}");
 }
 

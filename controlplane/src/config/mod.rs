@@ -14,8 +14,7 @@
 //!
 //! Service VIPs and real-server addresses (and everything naming them: `sorry_server`,
 //! `track_services`) are typed for either family; an IPv6 one is checked like an IPv4 one,
-//! and an IPv6 service is then held to what the IPv6 data path forwards (no SYN proxy
-//! for NAT64: `validate::ipv6_service_limits`). Port, route and neighbour addresses are IPv4 (a
+//! and an IPv6 service may have IPv4 servers through NAT64 (Full-NAT). Port, route and neighbour addresses are IPv4 (a
 //! port's own IPv6 addresses are `ipv6_addresses`, its IPv6 routes `[[route]]`s with an
 //! IPv6 prefix); `local_addresses` take either family (IPv4 ones for IPv4 Full-NAT servers,
 //! IPv6 ones, on a port with `ipv6_addresses`, for IPv6 ones: [`Port::local_addresses6`]);
@@ -194,14 +193,6 @@ impl Config {
     pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
         let file = parse_toml(text)?;
         validate::validate(&file)
-    }
-
-    /// Validates an already parsed file as the model sees it, without the IPv6 data path's
-    /// limits (`validate::ipv6_service_limits`): what the configuration would be with a
-    /// complete IPv6 data path. Nothing is applied from it; it lets tests and tools see a
-    /// file's other problems.
-    pub fn model_from_file(file: &ConfigFile) -> Result<Config, ConfigError> {
-        validate::validate_model(file)
     }
 
     /// Reads, parses and validates the configuration file at `path`.
@@ -605,14 +596,12 @@ impl Service {
     }
 
     /// Whether the service can be SYN-proxied: TCP, every server NAT or Full-NAT (the
-    /// proxy rewrites both directions, so replies must come back through rvs) and of the
-    /// VIP's family (an IPv6 service with IPv4 servers is NAT64, which the proxy does not
-    /// serve: it builds the server's SYN in the client's family).
+    /// proxy rewrites both directions, so replies must come back through rvs). An IPv6
+    /// service's IPv4 servers (NAT64, Full-NAT only) are proxied too: the client's
+    /// handshake is IPv6, the SYN to the server IPv4.
     pub fn syn_proxy_capable(&self) -> bool {
         self.protocol == L4Proto::Tcp
-            && self.servers.iter().all(|s| {
-                matches!(s.forward, Forward::Nat | Forward::FullNat) && s.address.is_ipv4() == self.address.is_ipv4()
-            })
+            && self.servers.iter().all(|s| matches!(s.forward, Forward::Nat | Forward::FullNat))
     }
 
     /// The SYN-proxy mode in effect: the configured one, else `auto` for a capable

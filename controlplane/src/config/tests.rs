@@ -1236,7 +1236,7 @@ forward = "dr"
 "#;
 
 fn model(text: &str) -> Result<Config, ConfigError> {
-    Config::model_from_file(&parse_toml(text).unwrap())
+    Config::from_file(&parse_toml(text).unwrap())
 }
 
 #[test]
@@ -1281,10 +1281,11 @@ fn ipv6_service_is_checked_like_ipv4_and_refused_only_what_the_ipv6_data_path_la
     assert_eq!(c.services[1].syn_proxy_mode(), SynProxyMode::Auto);
 }
 
-/// `syn_proxy` on a NAT64 service (IPv6 VIP, IPv4 Full-NAT servers): refused by field,
-/// naming the IPv4 server and the fix; its default is off, and `off` is taken.
+/// `syn_proxy` on a NAT64 service (IPv6 VIP, IPv4 Full-NAT servers): proxied like any
+/// Full-NAT TCP service, `auto` by default, `always`, `auto` and `off` all taken; a DR
+/// server next to them still makes it refused by field.
 #[test]
-fn syn_proxy_is_refused_on_nat64_services_only() {
+fn syn_proxy_serves_nat64_services_and_defaults_to_auto() {
     use rvs_dataplane::synproxy::SynProxyMode;
     let nat64 = V6_SERVICE
         .replacen("address = \"2001:db8:20::11\"", "address = \"10.20.0.11\"", 1)
@@ -1292,18 +1293,20 @@ fn syn_proxy_is_refused_on_nat64_services_only() {
         .replacen("forward = \"nat\"", "forward = \"fullnat\"", 1)
         .replacen("port = 80\nforward = \"dr\"", "port = 8080\nforward = \"fullnat\"", 1);
     let c = Config::from_toml(&v6_sketch(&nat64)).unwrap_or_else(|e| panic!("{e}"));
-    assert!(!c.services[1].syn_proxy_capable());
-    assert_eq!(c.services[1].syn_proxy_mode(), SynProxyMode::Off);
-    for mode in ["always", "auto"] {
-        let with = nat64.replacen("scheduler = \"rr\"", &format!("scheduler = \"rr\"\nsyn_proxy = \"{mode}\""), 1);
-        let e = Config::from_toml(&v6_sketch(&with)).unwrap_err();
-        let fields: Vec<&str> = e.errors.iter().map(|x| x.field.as_str()).collect();
-        assert_eq!(fields, ["service[1].syn_proxy"], "{e}");
-        assert!(e.errors[0].message.contains(super::validate::NOT_ON_IPV6), "{e}");
-        assert!(e.errors[0].message.contains("server[0] is IPv4"), "{e}");
+    assert!(c.services[1].servers.iter().all(|r| r.address.is_ipv4()));
+    assert!(c.services[1].syn_proxy_capable());
+    assert_eq!(c.services[1].syn_proxy_mode(), SynProxyMode::Auto);
+    for (word, mode) in [("always", SynProxyMode::Always), ("auto", SynProxyMode::Auto), ("off", SynProxyMode::Off)] {
+        let with = nat64.replacen("scheduler = \"rr\"", &format!("scheduler = \"rr\"\nsyn_proxy = \"{word}\""), 1);
+        let c = Config::from_toml(&v6_sketch(&with)).unwrap_or_else(|e| panic!("{word}: {e}"));
+        assert_eq!(c.services[1].syn_proxy_mode(), mode, "{word}");
     }
-    let off = nat64.replacen("scheduler = \"rr\"", "scheduler = \"rr\"\nsyn_proxy = \"off\"", 1);
-    assert!(Config::from_toml(&v6_sketch(&off)).is_ok());
+    // The refusal that stays is the mode's, whatever the family.
+    let dr = V6_SERVICE.replacen("scheduler = \"rr\"", "scheduler = \"rr\"\nsyn_proxy = \"always\"", 1);
+    let e = Config::from_toml(&v6_sketch(&dr)).unwrap_err();
+    let fields: Vec<&str> = e.errors.iter().map(|x| x.field.as_str()).collect();
+    assert_eq!(fields, ["service[1].syn_proxy"], "{e}");
+    assert!(e.errors[0].message.contains("server[1] is dr"), "{e}");
 }
 
 /// Persistence with a prefix length, allow/deny lists of either family and `client_rate`

@@ -26,18 +26,8 @@ use super::{
     IFACE_NAME_MAX, SYSTEM_LOAD,
 };
 
-/// Validates `file` as a whole, the IPv6 data path's limits ([`ipv6_service_limits`])
-/// included.
+/// Validates `file` as a whole.
 pub(super) fn validate(file: &ConfigFile) -> Result<Config, ConfigError> {
-    validate_with(file, true)
-}
-
-/// Validates `file` as the model sees it, without the IPv6 data path's limits.
-pub(super) fn validate_model(file: &ConfigFile) -> Result<Config, ConfigError> {
-    validate_with(file, false)
-}
-
-fn validate_with(file: &ConfigFile, data_path: bool) -> Result<Config, ConfigError> {
     let mut v = Checker::default();
     let dataplane = v.dataplane(file);
     let ports = v.ports(file);
@@ -52,10 +42,6 @@ fn validate_with(file: &ConfigFile, data_path: bool) -> Result<Config, ConfigErr
     };
     if let Some(dp) = &dataplane {
         v.mempool_fits(dp, file.ports.len());
-    }
-    if data_path {
-        let valid = services.iter().enumerate().filter_map(|(i, s)| s.as_ref().map(|s| (i, s)));
-        v.errors.extend(ipv6_service_limits(valid));
     }
     if !v.errors.is_empty() {
         return Err(ConfigError { errors: v.errors });
@@ -2118,37 +2104,6 @@ fn parse_next_hop6(s: &str) -> Result<Ipv6Addr, String> {
         Some(why) => Err(format!("{a} is {why}, not a unicast address a host can use; give the gateway's address")),
         None => Ok(a),
     }
-}
-
-/// What the refusals of [`ipv6_service_limits`] say after naming the option.
-pub const NOT_ON_IPV6: &str = "is not supported on an IPv6 service with IPv4 servers (NAT64): the SYN proxy \
-     builds the server's SYN in the client's family";
-
-/// Every IPv6 service of `services` (with its index in the file, `service[i]`) against
-/// what the IPv6 data path forwards: one error per option it does not have, named by its
-/// field path with the fix. Empty when every service can be forwarded.
-pub(super) fn ipv6_service_limits<'a>(services: impl IntoIterator<Item = (usize, &'a Service)>) -> Vec<FieldError> {
-    let mut out = Vec::new();
-    for (i, s) in services.into_iter().filter(|(_, s)| s.address.is_ipv6()) {
-        let mut refuse = |field: &str, what: &str, fix: &str| {
-            out.push(FieldError {
-                field: format!("service[{i}].{field}"),
-                message: format!("{what} {NOT_ON_IPV6}; {fix}"),
-            });
-        };
-        let nat64 = s.servers.iter().position(|r| r.address.is_ipv4());
-        if let (Some(k), Some(SynProxyMode::Auto | SynProxyMode::Always)) = (nat64, s.syn_proxy) {
-            refuse(
-                "syn_proxy",
-                "the SYN proxy",
-                &format!(
-                    "server[{k}] is IPv4; set syn_proxy = \"off\" (or remove it: the default is off for NAT64), \
-                     or give the service IPv6 servers only"
-                ),
-            );
-        }
-    }
-    out
 }
 
 /// Highest `client_rate` and `client_burst` (one connection every 100 ns per client is

@@ -27,6 +27,9 @@
 //!   address opens one connection per request: every curl must succeed, the IPv6
 //!   connections must stay below the threshold's reach (`conn_table_full` 0) and the
 //!   proxy's counters (cookies sent, valid ACKs, handshakes) must have risen.
+//! - `nat64_syn_proxy_spoofed_sources`: the same at a NAT64 service (the IPv6 VIP on the
+//!   three servers' IPv4 addresses in Full-NAT, from the config's IPv4 local addresses):
+//!   the cookies and the client's handshake are IPv6, the proxied SYNs IPv4.
 //!
 //! Each prints the figures: curls ok/failed, rvsd's drops by reason, `half_open_evicted`.
 //! `FLOOD_RATE_US` sets hping3's interval in microseconds (default 10: up to 100,000 SYNs
@@ -201,14 +204,16 @@ const RS_IP6: [&str; 3] = ["2001:db8:20::11", "2001:db8:20::12", "2001:db8:20::1
 const FLOOD6: Duration = Duration::from_secs(12);
 
 /// `mode`'s one-worker config (50,000 IPv4 entries, so 6,250 IPv6 ones) with an IPv6 TCP
-/// :80 service on [`VIP6`] over the three servers' IPv6 addresses, `syn_proxy` left at
-/// its default (`auto`, threshold 1000 half-open connections per worker).
-fn config6(mode: Mode) -> std::path::PathBuf {
-    let name = format!("flood6-{}.toml", mode.name());
+/// :80 service on [`VIP6`] over the three servers' IPv6 addresses (their IPv4 ones,
+/// NAT64, with `nat64`: Full-NAT only), `syn_proxy` left at its default (`auto`,
+/// threshold 1000 half-open connections per worker).
+fn config6(mode: Mode, nat64: bool) -> std::path::PathBuf {
+    let name = format!("flood6-{}{}.toml", mode.name(), if nat64 { "-nat64" } else { "" });
     let path = config(mode, "", &name);
     let mut text = std::fs::read_to_string(&path).expect("the flood config");
     text.push_str(&format!("\n[[service]]\nprotocol = \"tcp\"\naddress = \"{VIP6}\"\nport = 80\nscheduler = \"rr\"\n"));
-    for rs in RS_IP6 {
+    let servers = if nat64 { REAL_SERVER_IPS } else { RS_IP6 };
+    for rs in servers {
         text.push_str(&format!(
             "\n[[service.server]]\naddress = \"{rs}\"\nport = 80\nweight = 1\nforward = \"{}\"\n",
             mode.name()
@@ -219,9 +224,9 @@ fn config6(mode: Mode) -> std::path::PathBuf {
 }
 
 /// The IPv6 flood from spoofed sources at `mode`'s IPv6 service: see the module docs.
-fn syn_proxy6_spoofed(name: &str, mode: Mode) {
+fn syn_proxy6_spoofed(name: &str, mode: Mode, nat64: bool) {
     let mut lab = Lab::up_without_lb();
-    lab.start_lb("lb1", Some(&config6(mode)));
+    lab.start_lb("lb1", Some(&config6(mode, nat64)));
     lab.start_real_servers(mode);
     let url = format!("http://[{VIP6}]/");
     let curl = |url: &str| ns_exec(CLIENT, &["curl", "-6", "-sS", "-o", "/dev/null", "-m", "2", url]).status.success();
@@ -262,7 +267,8 @@ fn syn_proxy6_spoofed(name: &str, mode: Mode) {
     let drops: Vec<(String, u64)> = drops(&st).into_iter().filter(|(_, n)| *n != 0).collect();
     println!(
         "{name}: flood {summary}; curls ok {ok} failed {failed}; syn_proxy cookies {cookies} valid ACKs {acks} \
-         handshakes {done}; drops {drops:?}"
+         handshakes {done}; conn_table_full {}; drops {drops:?}",
+        drop_count(&st, "conn_table_full")
     );
     drop(lab);
     let sent = summary["sent"].as_u64().unwrap_or(0);
@@ -278,11 +284,17 @@ fn syn_proxy6_spoofed(name: &str, mode: Mode) {
 #[test]
 #[ignore = "needs root and the netns lab (vm-testbed/setup-host.sh)"]
 fn nat66_syn_proxy_spoofed_sources() {
-    syn_proxy6_spoofed("nat66+syn_proxy", Mode::Nat);
+    syn_proxy6_spoofed("nat66+syn_proxy", Mode::Nat, false);
 }
 
 #[test]
 #[ignore = "needs root and the netns lab (vm-testbed/setup-host.sh)"]
 fn fullnat66_syn_proxy_spoofed_sources() {
-    syn_proxy6_spoofed("fullnat66+syn_proxy", Mode::FullNat);
+    syn_proxy6_spoofed("fullnat66+syn_proxy", Mode::FullNat, false);
+}
+
+#[test]
+#[ignore = "needs root and the netns lab (vm-testbed/setup-host.sh)"]
+fn nat64_syn_proxy_spoofed_sources() {
+    syn_proxy6_spoofed("nat64+syn_proxy", Mode::FullNat, true);
 }

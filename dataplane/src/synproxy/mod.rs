@@ -1,5 +1,6 @@
 //! SYN proxy for NAT and Full-NAT TCP services of either family (IPv4; IPv6 NAT66 and
-//! Full-NAT66, the engine's `synproxy6_engine`) (DPVS's synproxy, Linux's SYNPROXY target
+//! Full-NAT66, the engine's `synproxy6_engine`; NAT64, an IPv6 client's handshake and an
+//! IPv4 server's, `synproxy64_engine`) (DPVS's synproxy, Linux's SYNPROXY target
 //! and SYN cookies; facts only): a SYN flood from spoofed sources costs rvs no
 //! connection entry, because the client must answer a SYN cookie before rvs opens a
 //! connection or talks to a real server.

@@ -1187,12 +1187,8 @@ impl LbEngine {
     }
 
     /// Adds one packet of `bytes` travelling `dir` to the pending counts of its server
-    /// and service (flushed at the end of the poll, see the module docs).
-    #[inline(always)]
-    fn pend(&mut self, snap: &ServiceTable, server_id: ServerId, service_id: ServiceId, dir: Direction, bytes: u64) {
-        Self::pend_into(&mut self.pending, snap, self.worker, server_id, service_id, dir, bytes);
-    }
-
+    /// and service (flushed at the end of the poll, see the module docs); `pending` is
+    /// the engine's, taken apart from a borrowed snapshot.
     #[inline(always)]
     fn pend_into(
         pending: &mut [PendingStats; PENDING_SLOTS],

@@ -597,6 +597,24 @@ pub fn with_seq_ack(ip: &[u8], seq: Option<u32>, ack: Option<u32>) -> Vec<u8> {
     p
 }
 
+/// The TCP/IPv6 packet `ip` (no extension header) with its sequence and/or
+/// acknowledgement number replaced (`None` keeps the field) and its TCP checksum
+/// recomputed in full over the IPv6 pseudo-header: [`with_seq_ack`] for the IPv6 SYN
+/// proxy's handshake segments and translated flows.
+pub fn with_seq_ack6(ip: &[u8], seq: Option<u32>, ack: Option<u32>) -> Vec<u8> {
+    let len = (40 + usize::from(u16_at(ip, 4))).min(ip.len());
+    let mut p = ip[..len].to_vec();
+    if let Some(v) = seq {
+        p[44..48].copy_from_slice(&v.to_be_bytes());
+    }
+    if let Some(v) = ack {
+        p[48..52].copy_from_slice(&v.to_be_bytes());
+    }
+    let c = tcp6_checksum(ipv6_at(&p, 8), ipv6_at(&p, 24), &p[40..]);
+    p[56..58].copy_from_slice(&c.to_be_bytes());
+    p
+}
+
 /// `ip` in an IPv4 Ethernet frame from `src` to `dst`, padded to the 60-byte minimum as
 /// [`TcpSeg::frame`]: a frame as the harness sends it.
 pub fn eth_frame(dst: [u8; 6], src: [u8; 6], ip: &[u8]) -> Vec<u8> {

@@ -102,11 +102,22 @@ pub enum Mode {
     /// NAT64 through Full-NAT: the IPv4 server's replies to the IPv4 local address,
     /// translated to IPv6 from the VIP to the client.
     Nat64Reply,
+    /// L4 over IPv6, NAT66 with the SYN proxy: client → VIP data packets of proxied
+    /// connections, acknowledgement translated into the server's sequence space.
+    Nat6SynProxy,
+    /// L4 over IPv6, NAT66 with the SYN proxy: server → client replies, sequence number
+    /// translated.
+    Nat6SynProxyReply,
+    /// L4 over IPv6, Full-NAT with the SYN proxy: client → VIP data packets of proxied
+    /// connections.
+    FullNat6SynProxy,
+    /// L4 over IPv6, Full-NAT with the SYN proxy: server → local address replies.
+    FullNat6SynProxyReply,
 }
 
 impl Mode {
     /// Every mode, in output order.
-    pub const ALL: [Mode; 21] = [
+    pub const ALL: [Mode; 25] = [
         Mode::ArpReply,
         Mode::IcmpEcho,
         Mode::DropMalformed,
@@ -128,6 +139,10 @@ impl Mode {
         Mode::Tunnel6,
         Mode::Nat64,
         Mode::Nat64Reply,
+        Mode::Nat6SynProxy,
+        Mode::Nat6SynProxyReply,
+        Mode::FullNat6SynProxy,
+        Mode::FullNat6SynProxyReply,
     ];
 
     /// The stable name used in `--mode` and in the JSON `mode` field.
@@ -154,6 +169,10 @@ impl Mode {
             Mode::Tunnel6 => "tunnel6",
             Mode::Nat64 => "nat64",
             Mode::Nat64Reply => "nat64_reply",
+            Mode::Nat6SynProxy => "nat6_synproxy",
+            Mode::Nat6SynProxyReply => "nat6_synproxy_reply",
+            Mode::FullNat6SynProxy => "fullnat6_synproxy",
+            Mode::FullNat6SynProxyReply => "fullnat6_synproxy_reply",
         }
     }
 
@@ -185,6 +204,10 @@ impl Mode {
             Mode::Tunnel6 => Some((ForwardMode::Tunnel, false)),
             Mode::Nat64 => Some((ForwardMode::FullNat, false)),
             Mode::Nat64Reply => Some((ForwardMode::FullNat, true)),
+            Mode::Nat6SynProxy => Some((ForwardMode::Nat, false)),
+            Mode::Nat6SynProxyReply => Some((ForwardMode::Nat, true)),
+            Mode::FullNat6SynProxy => Some((ForwardMode::FullNat, false)),
+            Mode::FullNat6SynProxyReply => Some((ForwardMode::FullNat, true)),
         }
     }
 
@@ -202,6 +225,10 @@ impl Mode {
                 | Mode::Tunnel6
                 | Mode::Nat64
                 | Mode::Nat64Reply
+                | Mode::Nat6SynProxy
+                | Mode::Nat6SynProxyReply
+                | Mode::FullNat6SynProxy
+                | Mode::FullNat6SynProxyReply
         )
     }
 
@@ -214,7 +241,17 @@ impl Mode {
     /// Whether the mode's service runs the SYN proxy (`syn_proxy = "always"`): its
     /// connections are opened by the proxied handshake and translated per packet.
     pub const fn syn_proxy(self) -> bool {
-        matches!(self, Mode::NatSynProxy | Mode::NatSynProxyReply | Mode::FullNatSynProxy | Mode::FullNatSynProxyReply)
+        matches!(
+            self,
+            Mode::NatSynProxy
+                | Mode::NatSynProxyReply
+                | Mode::FullNatSynProxy
+                | Mode::FullNatSynProxyReply
+                | Mode::Nat6SynProxy
+                | Mode::Nat6SynProxyReply
+                | Mode::FullNat6SynProxy
+                | Mode::FullNat6SynProxyReply
+        )
     }
 
     /// The frame the client sends, for the L2/L3 modes (`None` for the L4 modes, whose

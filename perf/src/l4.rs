@@ -28,8 +28,12 @@
 //!   server, the server's SYN-ACK → window update, then the client's ACK), checking every
 //!   step's output. The timed frames carry numbers in each end's own space (the client
 //!   acknowledges the cookie, the server sends from its own ISN) and the expected frames
-//!   have them translated by the flow's offset (server ISN − cookie).
-//! * **Proxied handshakes** (`new_conn_ns` of `nat_synproxy` and `fullnat_synproxy`):
+//!   have them translated by the flow's offset (server ISN − cookie). The IPv6 forms
+//!   (`nat6_synproxy*`, `fullnat6_synproxy*`) run the same steps on the IPv6 plan (below),
+//!   the Full-NAT SYN to the server and the handshake's last ACK carrying the 20-byte
+//!   IPv6 TOA.
+//! * **Proxied handshakes** (`new_conn_ns` of `nat_synproxy`, `fullnat_synproxy` and their
+//!   IPv6 forms):
 //!   per run, `--bursts` (default 256) bursts of new clients go through the three steps
 //!   in turn, each step's frames built untimed from the previous step's output: their
 //!   SYNs (`cookie_syn_ns`), their cookie ACKs, each opening a connection
@@ -667,60 +671,48 @@ impl L4Bench {
     fn open_proxied_flows(&mut self, n: usize) -> Result<(), BenchError> {
         let vip = (frames::VIP, frames::VPORT);
         let seg = |src, dst, flags, seq| TcpSeg { src, dst, flags, seq, options: vec![], payload: vec![] };
+        let t = self.tcp_at();
         let clients: Vec<(Ipv4Addr, u16)> = (0..n).map(flow_client).collect();
         let syns: Vec<Vec<u8>> = clients
             .iter()
-            .map(|&c| seg(c, vip, TCP_SYN, CLIENT_ISN).frame(frames::FRONT_MAC, frames::GW_MAC))
+            .map(|&c| self.seg_frame(&seg(c, vip, TCP_SYN, CLIENT_ISN), frames::FRONT_MAC, frames::GW_MAC))
             .collect();
         let out = self.exchange(FRONT, FRONT, &syns, "set-up SYNs (cookies)")?;
         let mut cookies = Vec::with_capacity(n);
         for (i, (o, &c)) in out.iter().zip(&clients).enumerate() {
             let ip = &o.data()[IP_AT..];
-            let ok = ip.len() >= 40
-                && ip[33] == TCP_SYN | TCP_ACK
-                && (frames::ipv4_at(ip, 16), frames::u16_at(ip, 22)) == c
-                && frames::u32_at(ip, 28) == CLIENT_ISN.wrapping_add(1);
+            let ok = self.tcp_ends(ip).is_some_and(|(_, to)| to == c)
+                && ip[t + 13] == TCP_SYN | TCP_ACK
+                && frames::u32_at(ip, t + 8) == CLIENT_ISN.wrapping_add(1);
             if !ok {
                 return Err(self.fail(format!("set-up SYN {i}: no cookie SYN-ACK to {}:{}", c.0, c.1)));
             }
-            cookies.push(frames::u32_at(ip, 24));
+            cookies.push(frames::u32_at(ip, t + 4));
         }
         let client_ack = |c, cookie: u32| {
-            let ip = seg(c, vip, TCP_ACK, CLIENT_ISN.wrapping_add(1)).ipv4();
-            frames::eth_frame(
-                frames::FRONT_MAC,
-                frames::GW_MAC,
-                &frames::with_seq_ack(&ip, None, Some(cookie.wrapping_add(1))),
-            )
+            let ip = self.seg_ip(&seg(c, vip, TCP_ACK, CLIENT_ISN.wrapping_add(1)));
+            self.ip_frame(frames::FRONT_MAC, frames::GW_MAC, &self.seq_ack(&ip, None, Some(cookie.wrapping_add(1))))
         };
         let acks: Vec<Vec<u8>> = clients.iter().zip(&cookies).map(|(&c, &k)| client_ack(c, k)).collect();
         let out = self.exchange(FRONT, BACK, &acks, "set-up cookie ACKs")?;
         for (i, (o, &(client, cport))) in out.iter().zip(&clients).enumerate() {
             let ip = &o.data()[IP_AT..];
-            if ip.len() < 40 || ip[33] != TCP_SYN {
+            if ip.len() < t + 20 || ip[t + 13] != TCP_SYN {
                 return Err(self.fail(format!("set-up ACK {i}: not turned into a SYN to a server")));
             }
-            let key =
-                FlowKey { proto: L4Proto::Tcp, src: client, sport: cport, dst: frames::VIP, dport: frames::VPORT };
-            let lb = self.worker.lb().expect("the worker has an engine");
-            let Some(&c) = lb.conns().lookup(&key).and_then(|(id, _)| lb.conns().get(id)) else {
-                return Err(self.fail(format!("set-up ACK {i}: no connection for {key}")));
-            };
-            let Some(server) = frames::SERVERS.iter().position(|&s| s == c.server) else {
-                return Err(self.fail(format!("set-up ACK {i}: server {} is not one of ours", c.server)));
-            };
-            let want = (c.local, c.lport, c.server, c.sport);
-            let got =
-                (frames::ipv4_at(ip, 12), frames::u16_at(ip, 20), frames::ipv4_at(ip, 16), frames::u16_at(ip, 22));
-            if got != want || o.data().get(..6) != Some(&frames::SERVER_MACS[server][..]) {
+            let (server, local, lport) =
+                self.opened(client, cport).map_err(|e| self.fail(format!("set-up ACK {i}: {e}")))?;
+            let want = ((local, lport), (frames::SERVERS[server], frames::SERVER_PORT));
+            let got = self.tcp_ends(ip);
+            if got != Some(want) || o.data().get(..6) != Some(&frames::SERVER_MACS[server][..]) {
                 return Err(self.fail(format!("set-up ACK {i}: SYN sent as {got:?}, connection says {want:?}")));
             }
             self.flows.push(Flow {
                 client,
                 cport,
                 server,
-                local: c.local,
-                lport: c.lport,
+                local,
+                lport,
                 cookie: cookies[i],
                 server_isn: server_isn(i),
             });
@@ -730,21 +722,75 @@ impl L4Bench {
             .iter()
             .map(|f| {
                 let from = (frames::SERVERS[f.server], frames::SERVER_PORT);
-                let ip = seg(from, (f.local, f.lport), TCP_SYN | TCP_ACK, f.server_isn).ipv4();
-                let ip = frames::with_seq_ack(&ip, None, Some(CLIENT_ISN.wrapping_add(1)));
-                frames::eth_frame(frames::BACK_MAC, frames::SERVER_MACS[f.server], &ip)
+                let ip = self.seg_ip(&seg(from, (f.local, f.lport), TCP_SYN | TCP_ACK, f.server_isn));
+                let ip = self.seq_ack(&ip, None, Some(CLIENT_ISN.wrapping_add(1)));
+                self.ip_frame(frames::BACK_MAC, frames::SERVER_MACS[f.server], &ip)
             })
             .collect();
         let out = self.exchange(BACK, FRONT, &synacks, "set-up server SYN-ACKs")?;
         for (i, (o, f)) in out.iter().zip(&self.flows).enumerate() {
             let ip = &o.data()[IP_AT..];
-            if ip.len() < 40 || ip[33] & (TCP_SYN | TCP_ACK) != TCP_ACK || frames::ipv4_at(ip, 16) != f.client {
+            let to_client = self.tcp_ends(ip).is_some_and(|(_, to)| to.0 == f.client);
+            if !to_client || ip[t + 13] & (TCP_SYN | TCP_ACK) != TCP_ACK {
                 return Err(self.fail(format!("set-up SYN-ACK {i}: no window update to the client")));
             }
         }
-        let acks: Vec<Vec<u8>> = clients.iter().zip(&cookies).map(|(&c, &k)| client_ack(c, k)).collect();
+        // The same ACKs again: the segment that completes the server's handshake.
         self.exchange(FRONT, BACK, &acks, "set-up ACKs")?;
         self.check_established(n)
+    }
+
+    /// The offset of the TCP header in a packet of the mode's family (no IPv4 options,
+    /// no IPv6 extension header).
+    fn tcp_at(&self) -> usize {
+        if self.v6 {
+            40
+        } else {
+            20
+        }
+    }
+
+    /// `seg` as a packet of the mode's family ([`TcpSeg::ipv4`], [`TcpSeg::ipv6`]).
+    fn seg_ip(&self, seg: &TcpSeg) -> Vec<u8> {
+        if self.v6 {
+            seg.ipv6()
+        } else {
+            seg.ipv4()
+        }
+    }
+
+    /// The TCP packet `ip` of the mode's family with its sequence and/or acknowledgement
+    /// number replaced ([`frames::with_seq_ack`], [`frames::with_seq_ack6`]).
+    fn seq_ack(&self, ip: &[u8], seq: Option<u32>, ack: Option<u32>) -> Vec<u8> {
+        if self.v6 {
+            frames::with_seq_ack6(ip, seq, ack)
+        } else {
+            frames::with_seq_ack(ip, seq, ack)
+        }
+    }
+
+    /// `ip` of the mode's family in an Ethernet frame as the harness sends it.
+    fn ip_frame(&self, dst_mac: [u8; 6], src_mac: [u8; 6], ip: &[u8]) -> Vec<u8> {
+        if self.v6 {
+            frames::eth_ipv6(dst_mac, src_mac, ip)
+        } else {
+            frames::eth_frame(dst_mac, src_mac, ip)
+        }
+    }
+
+    /// The source and destination (IPv4-plan address, port) of the TCP packet `ip` of the
+    /// mode's family; `None` when it is too short or an IPv6 address is no plan twin.
+    fn tcp_ends(&self, ip: &[u8]) -> Option<((Ipv4Addr, u16), (Ipv4Addr, u16))> {
+        let t = self.tcp_at();
+        if ip.len() < t + 20 {
+            return None;
+        }
+        let (src, dst) = if self.v6 {
+            (frames::four(frames::ipv6_at(ip, 8))?, frames::four(frames::ipv6_at(ip, 24))?)
+        } else {
+            (frames::ipv4_at(ip, 12), frames::ipv4_at(ip, 16))
+        };
+        Some(((src, frames::u16_at(ip, t)), (dst, frames::u16_at(ip, t + 2))))
     }
 
     /// Fails unless the table holds exactly `n` connections, all ESTABLISHED.
@@ -783,11 +829,11 @@ impl L4Bench {
         // A proxied flow: each end numbers in its own space; the client acknowledges
         // the cookie, the server sends from its own ISN.
         let ip = if !self.reply {
-            frames::with_seq_ack(&seg.ipv4(), Some(CLIENT_ISN.wrapping_add(1)), Some(f.cookie.wrapping_add(1)))
+            self.seq_ack(&self.seg_ip(&seg), Some(CLIENT_ISN.wrapping_add(1)), Some(f.cookie.wrapping_add(1)))
         } else {
-            frames::with_seq_ack(&seg.ipv4(), Some(f.server_isn.wrapping_add(1)), Some(CLIENT_ISN.wrapping_add(1)))
+            self.seq_ack(&self.seg_ip(&seg), Some(f.server_isn.wrapping_add(1)), Some(CLIENT_ISN.wrapping_add(1)))
         };
-        frames::eth_frame(dmac, smac, &ip)
+        self.ip_frame(dmac, smac, &ip)
     }
 
     /// The frame rvs must send for flow `i`'s timed frame (without Ethernet padding).
@@ -803,6 +849,22 @@ impl L4Bench {
                 frames::eth_ipv4(frames::SERVER_MACS[f.server], frames::BACK_MAC, &p)
             });
         }
+        // A proxied flow's numbers move by the offset between the server's ISN and the
+        // cookie: acknowledgements towards the server, sequence numbers towards the client.
+        let translated;
+        let ip = if self.proxy {
+            let t = self.tcp_at();
+            let (seq, ack) = (frames::u32_at(ip, t + 4), frames::u32_at(ip, t + 8));
+            let off = f.server_isn.wrapping_sub(f.cookie);
+            translated = if self.reply {
+                self.seq_ack(ip, Some(seq.wrapping_sub(off)), None)
+            } else {
+                self.seq_ack(ip, None, Some(ack.wrapping_add(off)))
+            };
+            &translated[..]
+        } else {
+            ip
+        };
         if self.v6 {
             let vip = (frames::VIP, frames::VPORT);
             return Ok(match (self.forward, self.reply) {
@@ -816,21 +878,6 @@ impl L4Bench {
                 (mode, _) => frames::to_server6(mode, ip, f.server, Some((f.local, f.lport))),
             });
         }
-        // A proxied flow's numbers move by the offset between the server's ISN and the
-        // cookie: acknowledgements towards the server, sequence numbers towards the client.
-        let translated;
-        let ip = if self.proxy {
-            let (seq, ack) = (frames::u32_at(ip, 24), frames::u32_at(ip, 28));
-            let off = f.server_isn.wrapping_sub(f.cookie);
-            translated = if self.reply {
-                frames::with_seq_ack(ip, Some(seq.wrapping_sub(off)), None)
-            } else {
-                frames::with_seq_ack(ip, None, Some(ack.wrapping_add(off)))
-            };
-            &translated[..]
-        } else {
-            ip
-        };
         let vip = (frames::VIP, frames::VPORT);
         let to_client =
             |src, dst| frames::eth_ipv4(frames::GW_MAC, frames::FRONT_MAC, &frames::rewritten(ip, src, dst));
@@ -1047,6 +1094,7 @@ impl L4Bench {
         let m = bursts as usize * BURST_SIZE;
         let vip = (frames::VIP, frames::VPORT);
         let seg = |src, dst, flags, seq| TcpSeg { src, dst, flags, seq, options: vec![], payload: vec![] };
+        let t = self.tcp_at();
         let clients: Vec<(Ipv4Addr, u16)> = (0..m)
             .map(|_| {
                 self.syns += 1;
@@ -1055,19 +1103,19 @@ impl L4Bench {
             .collect();
         let syns: Vec<Vec<u8>> = clients
             .iter()
-            .map(|&c| seg(c, vip, TCP_SYN, CLIENT_ISN).frame(frames::FRONT_MAC, frames::GW_MAC))
+            .map(|&c| self.seg_frame(&seg(c, vip, TCP_SYN, CLIENT_ISN), frames::FRONT_MAC, frames::GW_MAC))
             .collect();
         let (out, w0, h0) = self.handshake_phase(&syns, FRONT, FRONT, 0, "handshake SYNs")?;
         let mut acks = Vec::with_capacity(m);
         for (o, &c) in out.iter().zip(&clients) {
             let ip = &o.data()[IP_AT..];
-            if ip.len() < 40 || ip[33] != TCP_SYN | TCP_ACK || (frames::ipv4_at(ip, 16), frames::u16_at(ip, 22)) != c {
+            if self.tcp_ends(ip).is_none_or(|(_, to)| to != c) || ip[t + 13] != TCP_SYN | TCP_ACK {
                 return Err(self.fail(format!("handshake SYN of {}:{}: no cookie SYN-ACK back", c.0, c.1)));
             }
-            let cookie = frames::u32_at(ip, 24);
-            let ack = seg(c, vip, TCP_ACK, CLIENT_ISN.wrapping_add(1)).ipv4();
-            let ack = frames::with_seq_ack(&ack, None, Some(cookie.wrapping_add(1)));
-            acks.push(frames::eth_frame(frames::FRONT_MAC, frames::GW_MAC, &ack));
+            let cookie = frames::u32_at(ip, t + 4);
+            let ack = self.seg_ip(&seg(c, vip, TCP_ACK, CLIENT_ISN.wrapping_add(1)));
+            let ack = self.seq_ack(&ack, None, Some(cookie.wrapping_add(1)));
+            acks.push(self.ip_frame(frames::FRONT_MAC, frames::GW_MAC, &ack));
         }
         let (out, w1, h1) = self.handshake_phase(&acks, FRONT, BACK, m as u64, "handshake ACKs")?;
         let mut synacks = Vec::with_capacity(m);
@@ -1075,22 +1123,18 @@ impl L4Bench {
             let f = o.data();
             let ip = &f[IP_AT..];
             let server = frames::SERVER_MACS.iter().position(|mac| f.get(..6) == Some(mac));
-            let Some(server) = server.filter(|_| ip.len() >= 40 && ip[33] == TCP_SYN) else {
+            let ends = self.tcp_ends(ip).filter(|_| ip[t + 13] == TCP_SYN);
+            let (Some(server), Some((to, from))) = (server, ends) else {
                 return Err(self.fail(format!("handshake ACK {k}: not turned into a SYN to a server")));
             };
-            let (from, to) =
-                ((frames::ipv4_at(ip, 16), frames::u16_at(ip, 22)), (frames::ipv4_at(ip, 12), frames::u16_at(ip, 20)));
-            let sa = seg(from, to, TCP_SYN | TCP_ACK, server_isn(k)).ipv4();
-            let sa = frames::with_seq_ack(&sa, None, Some(CLIENT_ISN.wrapping_add(1)));
-            synacks.push(frames::eth_frame(frames::BACK_MAC, frames::SERVER_MACS[server], &sa));
+            let sa = self.seg_ip(&seg(from, to, TCP_SYN | TCP_ACK, server_isn(k)));
+            let sa = self.seq_ack(&sa, None, Some(CLIENT_ISN.wrapping_add(1)));
+            synacks.push(self.ip_frame(frames::BACK_MAC, frames::SERVER_MACS[server], &sa));
         }
         let (out, w2, h2) = self.handshake_phase(&synacks, BACK, FRONT, 0, "handshake SYN-ACKs")?;
         for (o, &c) in out.iter().zip(&clients) {
             let ip = &o.data()[IP_AT..];
-            if ip.len() < 40
-                || ip[33] & (TCP_SYN | TCP_ACK) != TCP_ACK
-                || (frames::ipv4_at(ip, 16), frames::u16_at(ip, 22)) != c
-            {
+            if self.tcp_ends(ip).is_none_or(|(_, to)| to != c) || ip[t + 13] & (TCP_SYN | TCP_ACK) != TCP_ACK {
                 return Err(self.fail(format!("handshake SYN-ACK for {}:{}: no window update to the client", c.0, c.1)));
             }
         }
@@ -1133,7 +1177,7 @@ impl L4Bench {
             });
         }
         let [a, b, c] = &mut phases;
-        let conns_at_end = self.worker.lb().map_or(0, |lb| lb.conns().len());
+        let conns_at_end = self.conn_counts().0;
         let conns = bursts * BURST_SIZE as u64 * opts.runs as u64;
         Ok((
             NewConnFigures { ns, min_ns, harness_ns: h, gross_ns: g, conns, conns_at_end },
@@ -1602,6 +1646,21 @@ mod tests {
         assert!(check_syn_out6(ForwardMode::FullNat, &good, (client.0, 1025)).is_err(), "another client's TOA");
         assert!(check_syn_out6(ForwardMode::FullNat, &syn(local, &[]), client).is_err(), "no TOA");
         assert!(check_syn_out6(ForwardMode::FullNat, &syn(client, &frames::toa6(client)), client).is_err());
+    }
+
+    #[test]
+    fn an_ipv6_proxied_flow_is_checked_with_its_translation() {
+        for (mode, forward, reply) in
+            [(Mode::Nat6SynProxy, ForwardMode::Nat, false), (Mode::FullNat6SynProxyReply, ForwardMode::FullNat, true)]
+        {
+            let mut b = L4Bench::new(mode, forward, reply, 8, PagePolicy::Base).unwrap();
+            assert_eq!(b.conn_counts(), (8, 8), "{mode}");
+            assert!(b.flows.iter().all(|f| f.server_isn.wrapping_sub(f.cookie) != 0), "{mode}");
+            b.validate_flows().unwrap_or_else(|e| panic!("{mode}: {e}"));
+            // Expected without the proxy's sequence translation: refused.
+            b.proxy = false;
+            assert!(matches!(b.validate_flows(), Err(BenchError::Verify { .. })), "{mode}");
+        }
     }
 
     #[test]

@@ -83,8 +83,9 @@ struct PipelineArgs {
     /// Only this mode (repeatable, or comma-separated): arp_reply, icmp_echo,
     /// drop_malformed, dr, nat, nat_reply, fullnat, fullnat_reply, tunnel, nat_synproxy,
     /// nat_synproxy_reply, fullnat_synproxy, fullnat_synproxy_reply, and over IPv6 dr6,
-    /// nat6, nat6_reply, fullnat6, fullnat6_reply, tunnel6, and NAT64 (IPv6 clients, IPv4
-    /// servers) nat64, nat64_reply.
+    /// nat6, nat6_reply, fullnat6, fullnat6_reply, tunnel6, with the SYN proxy
+    /// nat6_synproxy, nat6_synproxy_reply, fullnat6_synproxy, fullnat6_synproxy_reply, and
+    /// NAT64 (IPv6 clients, IPv4 servers) nat64, nat64_reply.
     #[arg(long = "mode", value_name = "NAME", value_delimiter = ',', value_parser = mode)]
     modes: Vec<Mode>,
     /// Timed runs of the worker and of the baseline each (default 5, quick 3).

@@ -3,7 +3,8 @@
 //!
 //! This module runs the L2/L3 modes as described below; the L4 modes (`dr`, `nat`,
 //! `nat_reply`, `fullnat`, `fullnat_reply`, `tunnel`, and with the SYN proxy
-//! `nat_synproxy`, `nat_synproxy_reply`, `fullnat_synproxy`, `fullnat_synproxy_reply`) share its options, report, timing
+//! `nat_synproxy`, `nat_synproxy_reply`, `fullnat_synproxy`, `fullnat_synproxy_reply`, their
+//! IPv6 forms and the IPv6 SYN-proxy ones, `nat6_synproxy` and so on) share its options, report, timing
 //! method and statistics but have their own set-up, flows and checks in [`crate::l4`].
 //!
 //! Contract:

@@ -9,7 +9,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use serde_json::Value;
 
-const MODES: [&str; 21] = [
+const MODES: [&str; 25] = [
     "arp_reply",
     "icmp_echo",
     "drop_malformed",
@@ -31,9 +31,13 @@ const MODES: [&str; 21] = [
     "tunnel6",
     "nat64",
     "nat64_reply",
+    "nat6_synproxy",
+    "nat6_synproxy_reply",
+    "fullnat6_synproxy",
+    "fullnat6_synproxy_reply",
 ];
 /// The L4 modes that open connections (and so report `new_conn_ns`).
-const NEW_CONN_MODES: [&str; 11] = [
+const NEW_CONN_MODES: [&str; 13] = [
     "dr",
     "nat",
     "fullnat",
@@ -45,9 +49,11 @@ const NEW_CONN_MODES: [&str; 11] = [
     "fullnat6",
     "tunnel6",
     "nat64",
+    "nat6_synproxy",
+    "fullnat6_synproxy",
 ];
 /// The L4 modes that only forward replies.
-const REPLY_MODES: [&str; 7] = [
+const REPLY_MODES: [&str; 9] = [
     "nat_reply",
     "fullnat_reply",
     "nat_synproxy_reply",
@@ -55,10 +61,12 @@ const REPLY_MODES: [&str; 7] = [
     "nat6_reply",
     "fullnat6_reply",
     "nat64_reply",
+    "nat6_synproxy_reply",
+    "fullnat6_synproxy_reply",
 ];
 /// The SYN-proxy modes that open connections: `new_conn_ns` is the whole proxied
 /// handshake, broken down into its three steps.
-const HANDSHAKE_MODES: [&str; 2] = ["nat_synproxy", "fullnat_synproxy"];
+const HANDSHAKE_MODES: [&str; 4] = ["nat_synproxy", "fullnat_synproxy", "nat6_synproxy", "fullnat6_synproxy"];
 
 /// The tests that time something hold this while they run. cargo runs a file's tests in
 /// parallel; on a 2-core machine two benchmarks at once starve each other, and the net

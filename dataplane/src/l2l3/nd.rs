@@ -161,9 +161,8 @@ impl AddrBits6 {
 /// Our IPv6 addresses. See the module docs.
 #[derive(Debug, Clone, Default)]
 pub struct Ipv6Book {
-    addrs: Vec<OwnedAddr6>,
-    /// `bits[i]` is `addrs[i]` as integers (kept in step by the two inserts).
-    bits: Vec<AddrBits6>,
+    /// Each address with its integer form, built together by [`Ipv6Book::push`].
+    addrs: Vec<(OwnedAddr6, AddrBits6)>,
 }
 
 impl Ipv6Book {
@@ -176,28 +175,30 @@ impl Ipv6Book {
     /// once per port).
     pub fn insert(&mut self, net: Ipv6Net, port: PortId, link_local: bool) -> Result<(), DuplicateAddress6> {
         let a = net.addr();
-        if self.addrs.iter().any(|o| o.net.addr() == a && (!o.link_local || !link_local || o.port == port)) {
+        if self.iter().any(|o| o.net.addr() == a && (!o.link_local || !link_local || o.port == port)) {
             return Err(DuplicateAddress6(a));
         }
-        self.addrs.push(OwnedAddr6 { net, port, link_local, local: false });
-        self.bits.push(AddrBits6::of(&net));
+        self.push(OwnedAddr6 { net, port, link_local, local: false });
         Ok(())
     }
 
     /// Adds the IPv6 Full-NAT local address `a` on `port` (as a /128), once.
     pub fn insert_local(&mut self, a: Ipv6Addr, port: PortId) -> Result<(), DuplicateAddress6> {
-        if self.addrs.iter().any(|o| o.net.addr() == a) {
+        if self.iter().any(|o| o.net.addr() == a) {
             return Err(DuplicateAddress6(a));
         }
-        let net = Ipv6Net::from(a);
-        self.addrs.push(OwnedAddr6 { net, port, link_local: false, local: true });
-        self.bits.push(AddrBits6::of(&net));
+        self.push(OwnedAddr6 { net: Ipv6Net::from(a), port, link_local: false, local: true });
         Ok(())
+    }
+
+    /// Records `o` with its integer form (the one place either is added).
+    fn push(&mut self, o: OwnedAddr6) {
+        self.addrs.push((o, AddrBits6::of(&o.net)));
     }
 
     /// Every address, in the order added.
     pub fn iter(&self) -> impl Iterator<Item = &OwnedAddr6> + '_ {
-        self.addrs.iter()
+        self.addrs.iter().map(|(o, _)| o)
     }
 
     /// Number of addresses.
@@ -229,20 +230,20 @@ impl Ipv6Book {
     #[inline]
     pub fn is_ours(&self, a: Ipv6Addr) -> bool {
         let a = a.to_bits();
-        self.bits.iter().any(|b| b.addr == a)
+        self.addrs.iter().any(|(_, b)| b.addr == a)
     }
 
     /// Each address with its integer form.
     #[inline]
     fn with_bits(&self) -> impl Iterator<Item = (&OwnedAddr6, &AddrBits6)> + '_ {
-        self.addrs.iter().zip(&self.bits)
+        self.addrs.iter().map(|(o, b)| (o, b))
     }
 
     /// Whether `group` is the solicited-node multicast address of one of our addresses on
     /// `port`.
     #[inline]
     pub fn is_solicited_group(&self, group: Ipv6Addr, port: PortId) -> bool {
-        self.addrs.iter().any(|o| o.port == port && solicited_node(o.net.addr()) == group)
+        self.iter().any(|o| o.port == port && solicited_node(o.net.addr()) == group)
     }
 
     /// Whether a frame to IPv6 multicast MAC `mac` on `port` is for us: all-nodes'
@@ -250,8 +251,7 @@ impl Ipv6Book {
     /// port's addresses (RFC 2464 §7 maps both).
     #[inline]
     pub fn accepts_multicast_mac(&self, mac: MacAddr, port: PortId) -> bool {
-        self.addrs
-            .iter()
+        self.iter()
             .any(|o| o.port == port && (mac == ALL_NODES_MAC || multicast_mac(solicited_node(o.net.addr())) == mac))
     }
 

@@ -61,8 +61,8 @@
 //!   server (port and MAC, `conn::CachedHop`, against the IPv6 neighbour table's
 //!   generation), so established client packets skip the route and neighbour lookups;
 //!   unlike IPv4 the cache is filled by the connection's second inbound packet, not its
-//!   first (`hop_to_server6`). Replies cache theirs too (`reply_hop`, the IPv6 entry's
-//!   room for a second hop, `hop_to_client6`), filled by the first reply.
+//!   first (`cached_hop6`). Replies cache theirs too (`reply_hop`, the IPv6 entry's
+//!   room for a second hop, the same function), filled by the first reply.
 
 use std::net::Ipv6Addr;
 use std::sync::Arc;
@@ -110,6 +110,16 @@ impl std::fmt::Debug for LbEnv6<'_> {
             .field("neigh_generation", &self.neigh_generation)
             .finish_non_exhaustive()
     }
+}
+
+/// Which of an IPv6 entry's two cached next hops a lookup fills
+/// ([`LbEngine::resolve_hop6`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum HopEnd {
+    /// `hop`, towards the server (inbound packets).
+    Server,
+    /// `reply_hop`, towards the client (replies).
+    Client,
 }
 
 /// Offset of the inner packet's hop limit in a frame after `tunnel6::encap`.
@@ -243,13 +253,17 @@ impl LbEngine {
             Ok(change) => change,
             Err(reason) => return Verdict::Drop(reason),
         };
-        let Some(&c) = self.conns6.get(id) else { return Verdict::Drop(DropReason::TcpNoConn) };
-        let nat64 = c.nat64_ends();
+        let Some(e) = self.conns6.get(id) else { return Verdict::Drop(DropReason::TcpNoConn) };
+        // What the established path reads of the 128-byte entry, not a copy of all of it
+        // (18 instructions a packet); the Full-NAT and SYN-proxy branches read theirs from
+        // the entry below (nothing in between changes those fields). NAT64 takes a copy.
+        let nat64 = e.nat64_ends().map(|ends| (ends, *e));
+        let (forward, flags, server, sport, hop) = (e.forward, e.flags, e.server, e.sport, e.hop);
         if self.sync.is_some() && (fresh || change.changed()) {
             // A client segment other than a SYN carries the Full-NAT TOA for the last time.
             self.sync_conn6(id, now, counters, !view.flags.is_some_and(|f| f.syn()));
         }
-        if let Some(ends) = nat64 {
+        if let Some((ends, c)) = nat64 {
             return self.nat64_inbound(buf, view, id, &c, ends, in_port, routes, counters, now);
         }
         // The control plane keeps IPv6 servers on a port's prefix: the next hop is the server.
@@ -258,14 +272,14 @@ impl LbEngine {
         // services, which have no SYN proxy, or below `auto`'s threshold) does not pay for
         // filling hops of connections that never get a second packet.
         let hop = if fresh {
-            nd::next_hop(routes, c.server, in_port).map(|(port, next_hop)| (port, Verdict::Route6 { port, next_hop }))
+            nd::next_hop(routes, server, in_port).map(|(port, next_hop)| (port, Verdict::Route6 { port, next_hop }))
         } else {
-            self.hop_to_server6(id, &c, in_port, env)
+            self.cached_hop6(id, HopEnd::Server, hop, server, in_port, env)
         };
         let Some((port, to_server)) = hop else {
             return Verdict::Drop(DropReason::NoRoute);
         };
-        match c.forward {
+        match forward {
             // Only the MACs change: the neighbour layer writes them, for the server.
             ForwardMode::Dr => to_server,
             ForwardMode::Nat => {
@@ -284,11 +298,13 @@ impl LbEngine {
                         now,
                     );
                 }
-                if c.flags.contains(ConnFlags::SYNPROXY) {
+                if flags.contains(ConnFlags::SYNPROXY) {
                     // Out of line: one flag test on other connections' path.
-                    proxied_to_server6(buf, view, &c);
+                    if let Some(c) = self.conns6.get(id) {
+                        proxied_to_server6(buf, view, c);
+                    }
                 }
-                nat66::inbound(buf.data_mut(), view.layout(), c.server, c.sport);
+                nat66::inbound(buf.data_mut(), view.layout(), server, sport);
                 to_server
             }
             ForwardMode::Tunnel => {
@@ -296,10 +312,10 @@ impl LbEngine {
                     return self.icmp6_error(buf, Icmp6Cause::HopLimit, true, view.dst, in_port, routes, counters, now);
                 }
                 // The server is on one of the port's prefixes (the control plane checks it).
-                let Some(src) = self.addrs6.source_for(port, c.server) else {
+                let Some(src) = self.addrs6.source_for(port, server) else {
                     return Verdict::Drop(DropReason::NoRoute);
                 };
-                match self.tunnel6(buf, view, &c, src, port) {
+                match self.tunnel6(buf, view, server, src, port) {
                     Ok(()) => to_server,
                     Err(tunnel6::Tunnel6Error::TooBig { mtu }) => {
                         let cause = Icmp6Cause::TunnelTooBig(mtu);
@@ -316,12 +332,13 @@ impl LbEngine {
                     let cause = Icmp6Cause::TooBig(mtu);
                     return self.icmp6_error(buf, cause, true, view.dst, in_port, routes, counters, now);
                 }
-                if c.flags.contains(ConnFlags::SYNPROXY) {
-                    proxied_to_server6(buf, view, &c);
+                let Some(c) = self.conns6.get(id) else { return Verdict::Drop(DropReason::TcpNoConn) };
+                if flags.contains(ConnFlags::SYNPROXY) {
+                    proxied_to_server6(buf, view, c);
                 }
-                let toa = (c.flags.contains(ConnFlags::TOA_PENDING) && view.proto() == L4Proto::Tcp)
+                let toa = (flags.contains(ConnFlags::TOA_PENDING) && view.proto() == L4Proto::Tcp)
                     .then_some(Endpoint6::new(c.client, c.cport));
-                let (local, server) = (Endpoint6::new(c.local, c.lport), Endpoint6::new(c.server, c.sport));
+                let (local, server) = (Endpoint6::new(c.local, c.lport), Endpoint6::new(server, sport));
                 let r = fullnat66::inbound(buf, view.layout(), local, server, toa, self.mtu(port.index()));
                 if r.toa_skipped.is_some() {
                     counters.toa_skipped.inc();
@@ -338,63 +355,73 @@ impl LbEngine {
         }
     }
 
-    /// The egress port and verdict for an inbound packet of IPv6 connection `id` (`c` is
-    /// its copy), as IPv4's `hop_to_server`: the connection's cached next hop while the
-    /// IPv6 neighbour table is at the generation it was taken at (no route or neighbour
-    /// lookup: [`Verdict::Forward`]), else the route and neighbour lookups, caching a
-    /// resolved MAC. `None`: no route to the server.
+    /// The egress port and verdict for a packet of IPv6 connection `id` towards `dst`,
+    /// its server (`end` [`HopEnd::Server`], `hop` the entry's `hop`, as IPv4's
+    /// `hop_to_server`) or its client (a reply: [`HopEnd::Client`], `hop` the entry's
+    /// `reply_hop`): the cached next hop while the IPv6 neighbour table is at the
+    /// generation it was taken at (no route or neighbour lookup: [`Verdict::Forward`]),
+    /// else the route and neighbour lookups, caching a resolved MAC
+    /// ([`Self::resolve_hop6`]). `None`: no route to `dst`.
     ///
     /// The same rules make the copy safe: the IPv6 routes are fixed for a worker's life
-    /// and any neighbour change moves the generation. A link-local server is never
-    /// cached (its port is the packet's arrival port, `nd::next_hop`), and NAT64
-    /// connections (IPv4 servers) never come here.
+    /// and any neighbour change moves the generation. A link-local `dst` is never cached
+    /// (its port is the packet's arrival port, `nd::next_hop`), and NAT64 connections
+    /// (IPv4 servers) never come here. The server's hop is filled by a connection's
+    /// second inbound packet, the client's by its first reply (a SYN flood brings none).
     #[inline]
-    fn hop_to_server6(
+    fn cached_hop6(
         &mut self,
         id: ConnId,
-        c: &Conn6,
+        end: HopEnd,
+        hop: CachedHop,
+        dst: Ipv6Addr,
         in_port: PortId,
         env: &LbEnv6<'_>,
     ) -> Option<(PortId, Verdict)> {
-        if c.hop.generation == env.neigh_generation {
-            let port = c.hop.port;
-            return Some((port, Verdict::Forward { port, mac: MacAddr(c.hop.mac) }));
+        if hop.generation == env.neigh_generation {
+            let port = hop.port;
+            return Some((port, Verdict::Forward { port, mac: MacAddr(hop.mac) }));
         }
-        self.resolve_hop6(id, c.server, in_port, env)
+        self.resolve_hop6(id, end, dst, in_port, env)
     }
 
-    /// [`Self::hop_to_server6`] without a valid cached hop.
+    /// [`Self::cached_hop6`] without a valid cached hop: the lookups, and the hop cached
+    /// in the entry when the neighbour is resolved.
     #[inline(never)]
     fn resolve_hop6(
         &mut self,
         id: ConnId,
-        server: Ipv6Addr,
+        end: HopEnd,
+        dst: Ipv6Addr,
         in_port: PortId,
         env: &LbEnv6<'_>,
     ) -> Option<(PortId, Verdict)> {
-        let (port, verdict, hop) = resolve6(server, in_port, env)?;
-        if let Some(hop) = hop {
-            // A SYN-proxied entry's `hop` holds its offsets (`Conn::synproxy_offsets`,
-            // generation 0: never a valid cached hop), as on IPv4's `resolve_hop`.
-            if let Some(e) = self.conns6.get_mut(id).filter(|e| !e.flags.contains(ConnFlags::SYNPROXY)) {
-                e.hop = hop;
+        let (port, verdict, hop) = resolve6(dst, in_port, env)?;
+        if let (Some(hop), Some(e)) = (hop, self.conns6.get_mut(id)) {
+            match end {
+                // A SYN-proxied entry's `hop` holds its offsets (`Conn::synproxy_offsets`,
+                // generation 0: never a valid cached hop), as on IPv4's `resolve_hop`:
+                // never written over.
+                HopEnd::Server if e.flags.contains(ConnFlags::SYNPROXY) => {}
+                HopEnd::Server => e.hop = hop,
+                HopEnd::Client => e.reply_hop = hop,
             }
         }
         Some((port, verdict))
     }
 
-    /// Puts `view`'s packet (of connection `c`, hop limit above 1) inside an outer IPv6
-    /// header from `src` to its server (`crate::xmit::tunnel6`) for `port`'s MTU, and
+    /// Puts `view`'s packet (hop limit above 1) inside an outer IPv6 header from `src` to
+    /// its connection's `server` (`crate::xmit::tunnel6`) for `port`'s MTU, and
     /// decrements the inner hop limit; on an error the buffer is unchanged.
     fn tunnel6<B: PacketBuf>(
         &self,
         buf: &mut B,
         view: &L4View6,
-        c: &Conn6,
-        src: std::net::Ipv6Addr,
+        server: Ipv6Addr,
+        src: Ipv6Addr,
         port: PortId,
     ) -> Result<(), tunnel6::Tunnel6Error> {
-        tunnel6::encap(buf, view.layout().ip_len(), src, c.server, self.port_mtu(port))?;
+        tunnel6::encap(buf, view.layout().ip_len(), src, server, self.port_mtu(port))?;
         if let Some(hl) = buf.data_mut().get_mut(INNER_HOP_LIMIT_AT) {
             *hl = view.hop_limit - 1;
         }
@@ -439,56 +466,32 @@ impl LbEngine {
             Ok(_) => {}
             Err(reason) => return Verdict::Drop(reason),
         }
-        let Some(&c) = self.conns6.get(id) else { return Verdict::Drop(DropReason::Ip6NotForUs) };
-        let Some((port, to_client)) = self.hop_to_client6(id, &c, in_port, env) else {
+        let Some(e) = self.conns6.get(id) else { return Verdict::Drop(DropReason::Ip6NotForUs) };
+        // The fields a reply reads, not a copy of the whole entry (see `inbound6`).
+        let (forward, flags, reply_hop) = (e.forward, e.flags, e.reply_hop);
+        let (vip, client) = (Endpoint6::new(e.vip, e.vport), Endpoint6::new(e.client, e.cport));
+        let Some((port, to_client)) = self.cached_hop6(id, HopEnd::Client, reply_hop, client.addr, in_port, env) else {
             return Verdict::Drop(DropReason::NoRoute);
         };
         if let Some(mtu) = self.over_mtu6(port, view.ip_len()) {
-            return self.icmp6_error(buf, Icmp6Cause::TooBig(mtu), true, c.vip, in_port, routes, counters, now);
+            return self.icmp6_error(buf, Icmp6Cause::TooBig(mtu), true, vip.addr, in_port, routes, counters, now);
         }
-        if c.flags.contains(ConnFlags::SYNPROXY) {
+        if flags.contains(ConnFlags::SYNPROXY) {
             // Out of line: one flag test on other connections' path.
+            let Some(&c) = self.conns6.get(id) else { return Verdict::Drop(DropReason::Ip6NotForUs) };
             if let Some(v) = self.proxied_reply6(id, &c, buf, view, in_port, routes, counters, now) {
                 return v;
             }
         }
-        match c.forward {
+        match forward {
             ForwardMode::FullNat => {
                 // Only a SYN-ACK's MSS is clamped (module docs); other segments skip the walk.
                 let syn_ack = view.flags.is_some_and(|f| f.syn() && f.ack());
-                let (vip, client) = (Endpoint6::new(c.vip, c.vport), Endpoint6::new(c.client, c.cport));
                 fullnat66::outbound(buf.data_mut(), view.layout(), vip, client, syn_ack);
             }
-            _ => nat66::reply(buf.data_mut(), view.layout(), c.vip, c.vport),
+            _ => nat66::reply(buf.data_mut(), view.layout(), vip.addr, vip.port),
         }
         to_client
-    }
-
-    /// The egress port and verdict for a reply of IPv6 connection `id` (`c` is its copy):
-    /// the connection's cached next hop towards the client (`reply_hop`, the IPv6 entry's
-    /// second [`CachedHop`]) while the neighbour table is at its generation, else the
-    /// route (the clients' gateway, mostly) and neighbour lookups, caching a resolved MAC.
-    /// The rules of [`Self::hop_to_server6`]; filled by the first reply (a SYN flood
-    /// brings none). `None`: no route to the client.
-    #[inline]
-    fn hop_to_client6(
-        &mut self,
-        id: ConnId,
-        c: &Conn6,
-        in_port: PortId,
-        env: &LbEnv6<'_>,
-    ) -> Option<(PortId, Verdict)> {
-        if c.reply_hop.generation == env.neigh_generation {
-            let port = c.reply_hop.port;
-            return Some((port, Verdict::Forward { port, mac: MacAddr(c.reply_hop.mac) }));
-        }
-        let (port, verdict, hop) = resolve6(c.client, in_port, env)?;
-        if let Some(hop) = hop {
-            if let Some(e) = self.conns6.get_mut(id) {
-                e.reply_hop = hop;
-            }
-        }
-        Some((port, verdict))
     }
 
     /// Schedules and records a new IPv6 connection for `view` on service `svc_idx`.
@@ -608,12 +611,17 @@ impl LbEngine {
     /// The IPv6 counterpart of `account_packet`: the connection's state and timeout, the
     /// server's and service's activity counts, and the packet in the pending counts.
     /// Returns what the packet did to the state (connection sync sends a change).
+    #[inline(always)]
     fn account6(&mut self, id: ConnId, dir: Direction, view: &L4View6, now: u64) -> Result<StateChange, DropReason> {
         self.account6_packet(id, dir, view.flags, view.ip_len(), now)
     }
 
     /// [`Self::account6`] of a packet with TCP `flags` (`None`: UDP, or a fragment
     /// without the L4 header) and `ip_len` bytes.
+    ///
+    /// Inlined into the packet paths as IPv4's `account_packet` is, and on a borrow of the
+    /// snapshot rather than an `Arc` clone (no atomic increment and decrement a packet).
+    #[inline(always)]
     pub(super) fn account6_packet(
         &mut self,
         id: ConnId,
@@ -624,10 +632,10 @@ impl LbEngine {
     ) -> Result<StateChange, DropReason> {
         let Some(c) = self.conns6.get(id) else { return Err(DropReason::TcpNoConn) };
         let (service_id, server_id) = (c.service_id, c.server_id);
-        let snap = Arc::clone(&self.snap);
+        let snap = &*self.snap;
         if snap.settings().expire_nodest_conn && snap.by_server_id(server_id).is_none() {
             if let Some(old) = self.conns6.remove(id) {
-                conn6_closed(self.worker, &snap, &mut self.lports6, &mut self.lports, &old);
+                conn6_closed(self.worker, snap, &mut self.lports6, &mut self.lports, &old);
             }
             return Err(DropReason::ConnServerRemoved);
         }
@@ -640,7 +648,7 @@ impl LbEngine {
                 svc.stats.conn_moved(self.worker, active);
             }
         }
-        self.pend(&snap, server_id, service_id, dir, ip_len);
+        Self::pend_into(&mut self.pending, snap, self.worker, server_id, service_id, dir, ip_len);
         Ok(change)
     }
 
@@ -659,7 +667,7 @@ impl LbEngine {
 /// [`Verdict::Route6`]: the worker parks the packet and solicits, a later packet caches
 /// the answer) and the hop to cache, if any (none for a link-local `dst`, whose port is
 /// the arrival port, or an unresolved neighbour). `None`: no route.
-#[inline(never)]
+#[inline]
 fn resolve6(dst: Ipv6Addr, in_port: PortId, env: &LbEnv6<'_>) -> Option<(PortId, Verdict, Option<CachedHop>)> {
     let (port, next_hop) = nd::next_hop(env.routes, dst, in_port)?;
     let Some(mac) = env.neigh.resolved(next_hop) else {

@@ -172,7 +172,9 @@ drop_reasons! {
     Ip6HopLimit => "ip6_hop_limit", "IPv6 hop limit 1 or 0 on a packet rvs routes (NAT66)";
     /// A NAT66 packet larger than the egress port's MTU: IPv6 routers never fragment
     /// (RFC 8200 §5); an ICMPv6 packet too big with the MTU goes back to its sender, as
-    /// for the hop limit.
+    /// for the hop limit. Also a NAT64 reply with DF set whose translation passes the
+    /// client port's MTU (the server gets a fragmentation needed; with DF clear it is
+    /// cut into IPv6 fragments instead), and one the worker could not cut for that MTU.
     Ip6TooBig => "ip6_too_big", "IPv6 packet over the egress port's MTU (NAT66; packet too big sent back)";
     /// The server's first fragment of a fragmented UDP datagram without a checksum (0),
     /// to a NAT64 flow: IPv6 needs the checksum, which covers fragments rvs does not

@@ -743,3 +743,28 @@ fn nat64_a_fragmented_reply_without_udp_checksum_is_dropped() {
     assert_eq!((s.drops_total(), s.drop_count(DropReason::Nat64UdpNoChecksum)), (1, 1));
     assert_accounting_all(&ws);
 }
+
+#[test]
+fn nat64_server_fragments_with_ttl_1_are_dropped_the_first_with_time_exceeded() {
+    let shared = services(1);
+    let mut ws = workers64(&shared, 1);
+    let e = open_udp_flow(&mut ws);
+    let (_, _, local, rs) = e;
+    let (udp4, _) = reply_datagrams(e, &[3u8; 40]);
+    let ttl1 = |frag: u16, part: &[u8]| {
+        let mac = RS_MACS[RS.iter().position(|&r| r == rs.0).unwrap()];
+        eth(BACK_MAC, mac, ETH_IPV4, &ipv4(Ip { src: rs.0, dst: local.0, proto: 17, ttl: 1, ident: 0x55, frag }, part))
+    };
+    // The first fragment: an ICMP time exceeded from the local address to the server, as
+    // for a whole reply; the later one: none (RFC 1812 §4.3.2.7).
+    let (front, back) = send_to(&mut ws, 0, BACK, &ttl1(0x2000, &udp4[..32]), SEC);
+    assert!(front.is_empty());
+    assert_eq!(back.len(), 1);
+    let ip = &back[0][14..];
+    assert_eq!((&ip[12..16], &ip[16..20], ip[9], ip[20]), (&local.0.octets()[..], &rs.0.octets()[..], 1, 11));
+    let (front, back) = send_to(&mut ws, 0, BACK, &ttl1(0x0004, &udp4[32..]), SEC);
+    assert!(front.is_empty() && back.is_empty());
+    let s = snapshot(&ws[0]);
+    assert_eq!((s.drops_total(), s.drop_count(DropReason::TtlExceeded)), (2, 2));
+    assert_accounting_all(&ws);
+}

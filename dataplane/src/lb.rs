@@ -343,6 +343,9 @@ pub struct LbEngine {
     lports6: LocalPortAllocator6,
     /// Both families' routes, for NAT64 (`nat64_engine`); `None` until the worker gives them.
     nat64_routes: Option<Box<Nat64Routes>>,
+    /// The last IPv4 identification a NAT64 packet sent with DF clear took
+    /// (`nat64_engine`); each worker starts its own stretch of the 16-bit space.
+    nat64_ident: u16,
     rss: Option<RssSpec>,
     /// The IPv6 local ports' RSS spec ([`LbConfig::rss6`]).
     rss6: Option<RssSpec>,
@@ -390,6 +393,7 @@ impl LbEngine {
             lports: LocalPortAllocator::new(worker, workers.max(1), &config.local_addrs),
             lports6: LocalPortAllocator6::new(worker, workers.max(1), &config.local_addrs6),
             nat64_routes: None,
+            nat64_ident: ((worker as u64 * 65536) / workers.max(1) as u64) as u16,
             rss: config.rss,
             rss6: config.rss6,
             port_mtu: config.port_mtu,

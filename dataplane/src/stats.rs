@@ -13,7 +13,8 @@
 //!
 //!   (`local_originated` counts attempts to build ARP requests and gratuitous ARP, the
 //!   prober's packets and the VRRP thread's frames taken for sending, and the extra outer
-//!   fragments of an IPIP packet split for the MTU (`tunnel_fragments`); an attempt that
+//!   fragments of an IPIP packet split for the MTU (`tunnel_fragments`) and of a NAT64
+//!   reply cut into IPv6 fragments (`nat64_fragments`); an attempt that
 //!   finds the pool empty is the `no_mbuf` drop. A probe reply punted to the prober, and
 //!   a VRRP advert handed to the control plane, are `rx_consumed`.)
 //! * A [`WorkerCounters`] is written by its worker only and read by anyone (the control
@@ -171,8 +172,15 @@ drop_reasons! {
     Ip6HopLimit => "ip6_hop_limit", "IPv6 hop limit 1 or 0 on a packet rvs routes (NAT66)";
     /// A NAT66 packet larger than the egress port's MTU: IPv6 routers never fragment
     /// (RFC 8200 §5); an ICMPv6 packet too big with the MTU goes back to its sender, as
-    /// for the hop limit.
+    /// for the hop limit. Also a NAT64 reply with DF set whose translation passes the
+    /// client port's MTU (the server gets a fragmentation needed; with DF clear it is
+    /// cut into IPv6 fragments instead), and one the worker could not cut for that MTU.
     Ip6TooBig => "ip6_too_big", "IPv6 packet over the egress port's MTU (NAT66; packet too big sent back)";
+    /// The server's first fragment of a fragmented UDP datagram without a checksum (0),
+    /// to a NAT64 flow: IPv6 needs the checksum, which covers fragments rvs does not
+    /// hold (RFC 7915 §4.5 lets a translator drop these; an unfragmented one gets its
+    /// checksum computed).
+    Nat64UdpNoChecksum => "nat64_udp_no_checksum", "NAT64 reply: first fragment of a UDP datagram without a checksum (IPv6 needs one)";
     /// ICMPv6 message shorter than its header.
     Icmp6Malformed => "icmp6_malformed", "ICMPv6 message shorter than its 8-byte header";
     /// ICMPv6 checksum (over the pseudo-header) wrong.
@@ -569,6 +577,8 @@ worker_counters! {
     frag_held: Gauge "rvs_worker_frag_held", "IP fragments held until their datagram's first fragment comes.";
     /// Each is also counted in `local_originated` (the packet it came from is counted once, as sent).
     tunnel_fragments: Counter "rvs_worker_tunnel_fragments_total", "Extra outer IPv4 fragments built for IPIP packets over the egress MTU (inner fragments with DF clear).";
+    /// Each is also counted in `local_originated`, as `tunnel_fragments` are.
+    nat64_fragments: Counter "rvs_worker_nat64_fragments_total", "Extra IPv6 fragments built for NAT64 replies over the client port's MTU (DF clear).";
 }
 
 /// Reads `drops` back: every key must be a [`DropReason::name`] (the snapshot's keys are

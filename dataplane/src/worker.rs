@@ -2147,6 +2147,7 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
             Verdict::Consumed => self.tx.counters.rx_consumed.inc(),
             Verdict::Kernel(port) => self.send_to_kernel(port, buf, now),
             Verdict::Fragment => self.take_fragment(port_in, buf, now),
+            Verdict::Route6Cut { port, next_hop } => self.send_cut6(port_in, port, next_hop, buf, now),
             Verdict::Route6 { port, next_hop } => {
                 let last = self.last_hop6;
                 if last.matches(next_hop, port, self.neigh6.generation()) {

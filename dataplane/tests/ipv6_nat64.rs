@@ -79,6 +79,18 @@ fn pkt4(
     ipv4(Ip { src: src.0, dst: dst.0, proto: p, ttl, ident, frag: 0x4000 }, &s)
 }
 
+/// `p` (an IPv4 packet of [`pkt4`]) as NAT64 sends a packet of at most 1260 bytes to
+/// the server (RFC 7915 §5.1): DF clear, identification `ident` (one worker's counter:
+/// 1 for its first NAT64 packet, then one more each), the header checksum again.
+fn to_server(mut p: Vec<u8>, ident: u16) -> Vec<u8> {
+    p[4..6].copy_from_slice(&ident.to_be_bytes());
+    p[6..8].copy_from_slice(&[0, 0]);
+    p[10..12].copy_from_slice(&[0, 0]);
+    let c = csum(&p[..20]);
+    p[10..12].copy_from_slice(&c.to_be_bytes());
+    p
+}
+
 // ---- services and workers ----
 
 fn service64(workers: usize, proto: L4Proto, port: u16, rport: u16) -> Service {
@@ -139,7 +151,8 @@ fn nat64_tcp_both_directions_with_the_ipv6_toa() {
         eth(FRONT_MAC, CLIENT_MAC, ETH_IPV6, &pkt_with_options(L4Proto::Tcp, client, vip, SYN, 64, &MSS_1440, b""));
     let (_, back) = send_to(&mut ws, 0, FRONT, &syn, SEC);
     let opts = [toa6(client), MSS_1440.to_vec()].concat();
-    let want = eth(RS_MACS[0], BACK_MAC, ETH_IPV4, &pkt4(L4Proto::Tcp, local, rs, SYN, 63, 0, &opts, b""));
+    let want =
+        eth(RS_MACS[0], BACK_MAC, ETH_IPV4, &to_server(pkt4(L4Proto::Tcp, local, rs, SYN, 63, 0, &opts, b""), 1));
     assert_eq!(back, vec![want]);
     assert_ipv4_checksums(&back[0]);
     // The SYN-ACK to the local address: IPv6 from the VIP to the client, hop limit 63,
@@ -157,12 +170,18 @@ fn nat64_tcp_both_directions_with_the_ipv6_toa() {
     // The handshake's ACK still carries the TOA; the data after it does not.
     let ack = eth(FRONT_MAC, CLIENT_MAC, ETH_IPV6, &pkt_with_options(L4Proto::Tcp, client, vip, ACK, 64, &[], b""));
     let (_, back) = send_to(&mut ws, 0, FRONT, &ack, SEC);
-    let want = eth(RS_MACS[0], BACK_MAC, ETH_IPV4, &pkt4(L4Proto::Tcp, local, rs, ACK, 63, 0, &toa6(client), b""));
+    let want = eth(
+        RS_MACS[0],
+        BACK_MAC,
+        ETH_IPV4,
+        &to_server(pkt4(L4Proto::Tcp, local, rs, ACK, 63, 0, &toa6(client), b""), 2),
+    );
     assert_eq!(back, vec![want]);
     let data =
         eth(FRONT_MAC, CLIENT_MAC, ETH_IPV6, &pkt_with_options(L4Proto::Tcp, client, vip, ACK, 64, &[], b"GET /"));
     let (_, back) = send_to(&mut ws, 0, FRONT, &data, SEC);
-    let want = eth(RS_MACS[0], BACK_MAC, ETH_IPV4, &pkt4(L4Proto::Tcp, local, rs, ACK, 63, 0, &[], b"GET /"));
+    let want =
+        eth(RS_MACS[0], BACK_MAC, ETH_IPV4, &to_server(pkt4(L4Proto::Tcp, local, rs, ACK, 63, 0, &[], b"GET /"), 3));
     assert_eq!(back, vec![want]);
     assert_ipv4_checksums(&back[0]);
     // The server's data back to the client.
@@ -200,7 +219,8 @@ fn nat64_udp_both_directions() {
     let (local, rs) = ((LOCAL_IP, first_lport(0, 1)), (RS[0], 5353));
     let q = eth(FRONT_MAC, CLIENT_MAC, ETH_IPV6, &pkt_with_options(L4Proto::Udp, client, vip, 0, 64, &[], b"query"));
     let (_, back) = send_to(&mut ws, 0, FRONT, &q, SEC);
-    let want = eth(RS_MACS[0], BACK_MAC, ETH_IPV4, &pkt4(L4Proto::Udp, local, rs, 0, 63, 0, &[], b"query"));
+    let want =
+        eth(RS_MACS[0], BACK_MAC, ETH_IPV4, &to_server(pkt4(L4Proto::Udp, local, rs, 0, 63, 0, &[], b"query"), 1));
     assert_eq!(back, vec![want]);
     assert_ipv4_checksums(&back[0]);
     // A short reply padded to 60 bytes by the server's NIC: the padding does not follow.
@@ -523,5 +543,228 @@ fn nat64_client_fragments_reach_the_server_as_ipv4_fragments() {
     assert!(front.is_empty() && back.is_empty(), "{back:02x?}");
     let snap = snapshot(&ws[0]);
     assert_eq!((snap.drops_total(), snap.drop_count(DropReason::Ip6Fragment)), (1, 1));
+    assert_accounting_all(&ws);
+}
+
+// ---- the server's fragments and large replies (RFC 7915 §4.1) ----
+
+/// `n` workers as [`workers64`] with the client port's MTU `mtu` (the servers' 1500).
+fn workers64_mtu(shared: &SharedServices, n: usize, mtu: u16) -> Vec<MemWorker> {
+    let learn = [neighbour6(CLIENT6, CLIENT_MAC, FRONT)];
+    let opts = LbOpts { port_mtu: vec![mtu, 1500], ..LbOpts::default() };
+    common::workers6::workers6(shared, n, &opts, &[], &learn, |_, w| w)
+}
+
+/// The ends of a NAT64 UDP flow: the client, the VIP, the local address and port, the
+/// server.
+type Ends = ((std::net::Ipv6Addr, u16), (std::net::Ipv6Addr, u16), (Ipv4Addr, u16), (Ipv4Addr, u16));
+
+/// A UDP flow from the client's port 5000 to [VIP6]:53 opened by a short query, its
+/// local port and server as the query reached the server.
+fn open_udp_flow(ws: &mut [MemWorker]) -> Ends {
+    let (client, vip) = ((a(CLIENT6), 5000), (a(VIP6), 53));
+    let q = eth(FRONT_MAC, CLIENT_MAC, ETH_IPV6, &pkt_with_options(L4Proto::Udp, client, vip, 0, 64, &[], b"query"));
+    let (_, back) = send_to(ws, 0, FRONT, &q, SEC);
+    assert_eq!(back.len(), 1);
+    let ip = &back[0][14..];
+    let local = (Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15]), u16::from_be_bytes([ip[20], ip[21]]));
+    let rs = (Ipv4Addr::new(ip[16], ip[17], ip[18], ip[19]), 5353);
+    (client, vip, local, rs)
+}
+
+/// The server's UDP datagram with `data` (its checksum over the IPv4 pseudo-header) and
+/// the same datagram as the client must get it (from the VIP, its checksum over the IPv6
+/// pseudo-header, computed here over all of it).
+fn reply_datagrams(e: Ends, data: &[u8]) -> (Vec<u8>, Vec<u8>) {
+    let (client, vip, local, rs) = e;
+    let mut udp4 = seg(L4Proto::Udp, rs.1, local.1, 0, &[], data);
+    let c = l4_csum(rs.0, local.0, 17, &udp4);
+    udp4[6..8].copy_from_slice(&c.to_be_bytes());
+    let mut udp6 = seg(L4Proto::Udp, vip.1, client.1, 0, &[], data);
+    let c = csum6(vip.0, client.0, 17, &udp6);
+    udp6[6..8].copy_from_slice(&c.to_be_bytes());
+    (udp4, udp6)
+}
+
+/// The server's IPv4 packet to the local address (TTL 64, identification `ident`,
+/// flags and offset word `frag`) carrying `part`, as its NIC sends it.
+fn from_server(e: Ends, ident: u16, frag: u16, part: &[u8]) -> Vec<u8> {
+    let (_, _, local, rs) = e;
+    let mac = RS_MACS[RS.iter().position(|&r| r == rs.0).unwrap()];
+    eth(BACK_MAC, mac, ETH_IPV4, &ipv4(Ip { src: rs.0, dst: local.0, proto: 17, ttl: 64, ident, frag }, part))
+}
+
+/// An IPv6 fragment from the VIP to the client (hop limit 63): the fragment header (next
+/// header UDP, `offset` bytes, M when `more`, identification `ident`) and `part`.
+fn to_client(e: Ends, offset: u16, more: bool, ident: u32, part: &[u8]) -> Vec<u8> {
+    let (client, vip, _, _) = e;
+    let mut p = vec![17, 0];
+    p.extend_from_slice(&(offset | u16::from(more)).to_be_bytes());
+    p.extend_from_slice(&ident.to_be_bytes());
+    p.extend_from_slice(part);
+    eth(CLIENT_MAC, FRONT_MAC, ETH_IPV6, &ipv6(vip.0, client.0, 44, 63, &p))
+}
+
+#[test]
+fn nat64_server_fragments_reach_the_client_as_ipv6_fragments() {
+    // Two workers: the server's fragments reach the local port's owner through the
+    // fragment table's steering, the later one before the first (held, then released).
+    let shared = services(2);
+    let mut ws = workers64(&shared, 2);
+    let e = open_udp_flow(&mut ws);
+    let data: Vec<u8> = (0..40u8).collect();
+    let (udp4, udp6) = reply_datagrams(e, &data);
+    // RFC 7915 §4.1: identification 0x4321 in the low 16 bits, offset and M copied; the
+    // first fragment's ports and checksum those of the translated datagram.
+    let (front, _) = send_to(&mut ws, 1, BACK, &from_server(e, 0x4321, 0x0004, &udp4[32..]), SEC);
+    assert!(front.is_empty(), "held until its first fragment comes: {front:02x?}");
+    let (front, back) = send_to(&mut ws, 1, BACK, &from_server(e, 0x4321, 0x2000, &udp4[..32]), SEC);
+    assert!(back.is_empty());
+    assert_eq!(
+        front,
+        vec![to_client(e, 0, true, 0x4321, &udp6[..32]), to_client(e, 32, false, 0x4321, &udp6[32..])],
+        "the first fragment, then the later one it released"
+    );
+    // Another datagram of the flow, in order this time.
+    let (udp4, udp6) = reply_datagrams(e, b"0123456789abcdef0123456789abcdef");
+    let (f1, _) = send_to(&mut ws, 0, BACK, &from_server(e, 0x4322, 0x2000, &udp4[..24]), SEC);
+    let (f2, _) = send_to(&mut ws, 0, BACK, &from_server(e, 0x4322, 0x0003, &udp4[24..]), SEC);
+    assert_eq!(f1, vec![to_client(e, 0, true, 0x4322, &udp6[..24])]);
+    assert_eq!(f2, vec![to_client(e, 24, false, 0x4322, &udp6[24..])]);
+    let total: u64 = ws.iter().map(|w| snapshot(w).drops_total()).sum();
+    assert_eq!(total, 0);
+    assert_accounting_all(&ws);
+}
+
+#[test]
+fn nat64_a_server_fragment_over_the_client_mtu_is_cut_in_two() {
+    let shared = services(1);
+    let mut ws = workers64_mtu(&shared, 1, 1280);
+    let e = open_udp_flow(&mut ws);
+    // 1,680 bytes of datagram: 1,480 in the first IPv4 fragment (1,500 bytes long), 200
+    // in the last at offset 1,480 (185 units).
+    let data: Vec<u8> = (0..1672u32).map(|i| (i * 13 + 5) as u8).collect();
+    let (udp4, udp6) = reply_datagrams(e, &data);
+    let (f1, _) = send_to(&mut ws, 0, BACK, &from_server(e, 0x0abc, 0x2000, &udp4[..1480]), SEC);
+    let (f2, _) = send_to(&mut ws, 0, BACK, &from_server(e, 0x0abc, 185, &udp4[1480..]), SEC);
+    // Translated, the first is 40 + 8 + 1,480 = 1,528 bytes, over 1,280: cut into 1,232
+    // bytes at 0 and 248 at 1,232, both with M; the last fits (248 bytes) and keeps its
+    // offset and M clear. Every piece has the identification.
+    assert_eq!(
+        f1,
+        vec![to_client(e, 0, true, 0x0abc, &udp6[..1232]), to_client(e, 1232, true, 0x0abc, &udp6[1232..1480])]
+    );
+    assert_eq!(f2, vec![to_client(e, 1480, false, 0x0abc, &udp6[1480..])]);
+    for f in f1.iter().chain(&f2) {
+        assert!(f.len() - 14 <= 1280);
+    }
+    let s = snapshot(&ws[0]);
+    assert_eq!((s.drops_total(), s.nat64_fragments, s.local_originated), (0, 1, 1));
+    assert_accounting_all(&ws);
+}
+
+#[test]
+fn nat64_an_unfragmented_reply_with_df_clear_over_the_mtu_is_cut() {
+    let shared = services(1);
+    let mut ws = workers64_mtu(&shared, 1, 1280);
+    let e = open_udp_flow(&mut ws);
+    // 1,408 bytes of datagram, DF clear: 1,448 bytes of IPv6, over 1,280. RFC 7915 §4.1:
+    // the translator fragments it (identification the IPv4 one): 1,232 bytes with M,
+    // then 176 at 1,232 with M clear.
+    let data: Vec<u8> = (0..1400u32).map(|i| (i * 7) as u8).collect();
+    let (udp4, udp6) = reply_datagrams(e, &data);
+    let (front, back) = send_to(&mut ws, 0, BACK, &from_server(e, 0x0777, 0, &udp4), SEC);
+    assert!(back.is_empty());
+    assert_eq!(
+        front,
+        vec![to_client(e, 0, true, 0x0777, &udp6[..1232]), to_client(e, 1232, false, 0x0777, &udp6[1232..])]
+    );
+    // One that fits goes whole, without a fragment header.
+    let (udp4, _) = reply_datagrams(e, &data[..1232]);
+    let (front, _) = send_to(&mut ws, 0, BACK, &from_server(e, 0x0778, 0, &udp4), SEC);
+    assert_eq!(front.len(), 1);
+    assert_eq!((front[0].len() - 14, front[0][14 + 6]), (1280, 17));
+    let s = snapshot(&ws[0]);
+    assert_eq!((s.drops_total(), s.nat64_fragments), (0, 1));
+    assert_accounting_all(&ws);
+}
+
+#[test]
+fn nat64_a_reply_with_df_set_over_the_mtu_gets_fragmentation_needed() {
+    let shared = services(1);
+    let mut ws = workers64_mtu(&shared, 1, 1280);
+    let e = open_udp_flow(&mut ws);
+    let (_, _, local, rs) = e;
+    let data = vec![0x5au8; 1400];
+    let (udp4, _) = reply_datagrams(e, &data);
+    let (front, back) = send_to(&mut ws, 0, BACK, &from_server(e, 9, 0x4000, &udp4)[..], SEC);
+    assert!(front.is_empty());
+    // The server gets fragmentation needed from the local address, with the IPv4 size
+    // that fits the client link (1,280 − 20).
+    assert_eq!(back.len(), 1);
+    let ip = &back[0][14..];
+    assert_eq!((&ip[12..16], &ip[16..20], ip[9]), (&local.0.octets()[..], &rs.0.octets()[..], 1));
+    assert_eq!((ip[20], ip[21], u16::from_be_bytes([ip[26], ip[27]])), (3, 4, 1260));
+    let s = snapshot(&ws[0]);
+    assert_eq!((s.drop_count(DropReason::Ip6TooBig), s.nat64_fragments), (1, 0));
+    assert_accounting_all(&ws);
+}
+
+#[test]
+fn nat64_to_the_server_df_is_clear_up_to_1260_bytes_and_set_above() {
+    let shared = services(1);
+    let mut ws = workers64(&shared, 1);
+    let (client, vip) = ((a(CLIENT6), 5000), (a(VIP6), 53));
+    let (local, rs) = ((LOCAL_IP, first_lport(0, 1)), (RS[0], 5353));
+    // RFC 7915 §5.1: 1,260 bytes of IPv4 (1,232 of data) DF clear with the worker's
+    // identification; 1,261 DF set, identification 0.
+    for (i, n) in [1232usize, 1233].into_iter().enumerate() {
+        let data = vec![b'q'; n];
+        let q = eth(FRONT_MAC, CLIENT_MAC, ETH_IPV6, &pkt_with_options(L4Proto::Udp, client, vip, 0, 64, &[], &data));
+        let (_, back) = send_to(&mut ws, 0, FRONT, &q, SEC);
+        let whole = pkt4(L4Proto::Udp, local, rs, 0, 63, 0, &[], &data);
+        let want = if n <= 1232 { to_server(whole, i as u16 + 1) } else { whole };
+        assert_eq!(back, vec![eth(RS_MACS[0], BACK_MAC, ETH_IPV4, &want)], "{n} bytes of data");
+        assert_ipv4_checksums(&back[0]);
+    }
+    assert_accounting_all(&ws);
+}
+
+#[test]
+fn nat64_a_fragmented_reply_without_udp_checksum_is_dropped() {
+    let shared = services(1);
+    let mut ws = workers64(&shared, 1);
+    let e = open_udp_flow(&mut ws);
+    let (mut udp4, _) = reply_datagrams(e, &[7u8; 40]);
+    udp4[6..8].copy_from_slice(&[0, 0]);
+    let (front, _) = send_to(&mut ws, 0, BACK, &from_server(e, 0x99, 0x2000, &udp4[..32]), SEC);
+    assert!(front.is_empty());
+    let s = snapshot(&ws[0]);
+    assert_eq!((s.drops_total(), s.drop_count(DropReason::Nat64UdpNoChecksum)), (1, 1));
+    assert_accounting_all(&ws);
+}
+
+#[test]
+fn nat64_server_fragments_with_ttl_1_are_dropped_the_first_with_time_exceeded() {
+    let shared = services(1);
+    let mut ws = workers64(&shared, 1);
+    let e = open_udp_flow(&mut ws);
+    let (_, _, local, rs) = e;
+    let (udp4, _) = reply_datagrams(e, &[3u8; 40]);
+    let ttl1 = |frag: u16, part: &[u8]| {
+        let mac = RS_MACS[RS.iter().position(|&r| r == rs.0).unwrap()];
+        eth(BACK_MAC, mac, ETH_IPV4, &ipv4(Ip { src: rs.0, dst: local.0, proto: 17, ttl: 1, ident: 0x55, frag }, part))
+    };
+    // The first fragment: an ICMP time exceeded from the local address to the server, as
+    // for a whole reply; the later one: none (RFC 1812 §4.3.2.7).
+    let (front, back) = send_to(&mut ws, 0, BACK, &ttl1(0x2000, &udp4[..32]), SEC);
+    assert!(front.is_empty());
+    assert_eq!(back.len(), 1);
+    let ip = &back[0][14..];
+    assert_eq!((&ip[12..16], &ip[16..20], ip[9], ip[20]), (&local.0.octets()[..], &rs.0.octets()[..], 1, 11));
+    let (front, back) = send_to(&mut ws, 0, BACK, &ttl1(0x0004, &udp4[32..]), SEC);
+    assert!(front.is_empty() && back.is_empty());
+    let s = snapshot(&ws[0]);
+    assert_eq!((s.drops_total(), s.drop_count(DropReason::TtlExceeded)), (2, 2));
     assert_accounting_all(&ws);
 }

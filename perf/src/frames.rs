@@ -378,11 +378,15 @@ pub fn rewritten6(ip: &[u8], src: Option<(Ipv4Addr, u16)>, dst: Option<(Ipv4Addr
     p
 }
 
+/// The largest IPv4 packet NAT64 sends to a server with DF clear (RFC 7915 §5.1).
+pub const NAT64_DF_CLEAR_MAX: usize = 1260;
+
 /// The IPv4 packet NAT64 must send for the client's TCP/IPv6 packet `ip`
 /// ([`TcpSeg::ipv6`]) from `src` to `dst` (RFC 7915 §5.1 as `rvs_dataplane::xmit::nat64`
-/// specifies: TOS the traffic class, identification 0, DF, TTL the hop limit − 1, no
-/// options), the ports rewritten and both checksums computed in full.
-pub fn translated64(ip: &[u8], src: (Ipv4Addr, u16), dst: (Ipv4Addr, u16)) -> Vec<u8> {
+/// specifies: TOS the traffic class, up to 1260 bytes DF clear and identification
+/// `ident` (the data path's own counter), above DF set and identification 0, TTL the hop
+/// limit − 1, no options), the ports rewritten and both checksums computed in full.
+pub fn translated64(ip: &[u8], src: (Ipv4Addr, u16), dst: (Ipv4Addr, u16), ident: u16) -> Vec<u8> {
     let len = (40 + usize::from(u16_at(ip, 4))).min(ip.len());
     let mut tcp = ip[40..len].to_vec();
     tcp[0..2].copy_from_slice(&src.1.to_be_bytes());
@@ -392,7 +396,13 @@ pub fn translated64(ip: &[u8], src: (Ipv4Addr, u16), dst: (Ipv4Addr, u16)) -> Ve
     let class = (ip[0] << 4) | (ip[1] >> 4);
     let mut p = vec![0x45, class];
     p.extend_from_slice(&((20 + tcp.len()) as u16).to_be_bytes());
-    p.extend_from_slice(&[0, 0, 0x40, 0, ip[7] - 1, 6, 0, 0]);
+    if 20 + tcp.len() <= NAT64_DF_CLEAR_MAX {
+        p.extend_from_slice(&ident.to_be_bytes());
+        p.extend_from_slice(&[0, 0]);
+    } else {
+        p.extend_from_slice(&[0, 0, 0x40, 0]);
+    }
+    p.extend_from_slice(&[ip[7] - 1, 6, 0, 0]);
     p.extend_from_slice(&src.0.octets());
     p.extend_from_slice(&dst.0.octets());
     let c = csum(&p);

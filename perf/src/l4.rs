@@ -836,8 +836,10 @@ impl L4Bench {
         self.ip_frame(dmac, smac, &ip)
     }
 
-    /// The frame rvs must send for flow `i`'s timed frame (without Ethernet padding).
-    fn expected(&self, i: usize) -> Result<Vec<u8>, BenchError> {
+    /// The frame rvs must send for flow `i`'s timed frame (without Ethernet padding);
+    /// `ident` is the IPv4 identification a NAT64 packet to the server with DF clear
+    /// carries (the data path's counter; [`Self::validate_flows`] checks it apart).
+    fn expected(&self, i: usize, ident: u16) -> Result<Vec<u8>, BenchError> {
         let f = self.flows[i];
         let ip = &self.frames[i][IP_AT..];
         if self.nat64 {
@@ -845,7 +847,8 @@ impl L4Bench {
                 let p = frames::translated46(ip, (frames::VIP, frames::VPORT), (f.client, f.cport));
                 frames::eth_ipv6(frames::GW_MAC, frames::FRONT_MAC, &p)
             } else {
-                let p = frames::translated64(ip, (f.local, f.lport), (frames::SERVERS[f.server], frames::SERVER_PORT));
+                let server = (frames::SERVERS[f.server], frames::SERVER_PORT);
+                let p = frames::translated64(ip, (f.local, f.lport), server, ident);
                 frames::eth_ipv4(frames::SERVER_MACS[f.server], frames::BACK_MAC, &p)
             });
         }
@@ -1242,9 +1245,17 @@ impl L4Bench {
         let inputs: Vec<Vec<u8>> = idx.iter().map(|&i| self.frames[i].clone()).collect();
         let (before, created) = (self.counts(), self.counts().created);
         let out = self.exchange(self.in_port, self.out_port, &inputs, "validation burst")?;
+        let mut idents = std::collections::BTreeSet::new();
         for (o, &i) in out.iter().zip(&idx) {
-            let want = self.expected(i)?;
             let got = o.data();
+            // A NAT64 packet to the server with DF clear: its identification is the data
+            // path's; each must differ from the others' (RFC 6864 §4.2).
+            let ident = got.get(IP_AT + 4..IP_AT + 6).map_or(0, |w| u16::from_be_bytes([w[0], w[1]]));
+            let df_clear = self.nat64 && !self.reply && got.get(IP_AT + 6) == Some(&0);
+            if df_clear && !idents.insert(ident) {
+                return Err(self.fail(format!("flow {i}: identification {ident:#06x} used twice in one burst")));
+            }
+            let want = self.expected(i, ident)?;
             if got.get(..want.len()) != Some(want.as_slice()) || got.len() > want.len().max(60) {
                 return Err(self.fail(format!("flow {i}: wrong output\n got  {got:02x?}\n want {want:02x?}")));
             }
@@ -1465,7 +1476,8 @@ fn check_syn_out6(forward: ForwardMode, f: &[u8], client: (Ipv4Addr, u16)) -> Re
 }
 
 /// Checks a NAT64 SYN of `client` (IPv6) as forwarded to an IPv4 server, independently
-/// of the data path: Ethernet addresses, IPv4 header checksum, identification 0 and DF,
+/// of the data path: Ethernet addresses, IPv4 header checksum, DF clear (RFC 7915 §5.1:
+/// a SYN is far below 1260 bytes),
 /// TTL one lower, TCP checksum over the IPv4 pseudo-header and SYN flag, destination a
 /// server:8080 matching the MAC, source a local address, the 20-byte IPv6 TOA for the
 /// client right after the fixed TCP header.
@@ -1477,8 +1489,8 @@ fn check_syn_out64(f: &[u8], client: (Ipv4Addr, u16)) -> Result<(), String> {
         return Err("wrong source MAC or ethertype".into());
     }
     let ip = f.get(IP_AT..).filter(|ip| ip.len() >= 40).ok_or_else(short)?;
-    if ip[0] != 0x45 || frames::csum(&ip[..20]) != 0 || frames::u16_at(ip, 4) != 0 || frames::u16_at(ip, 6) != 0x4000 {
-        return Err("not a 20-byte IPv4 header, identification 0, DF, with a good checksum".into());
+    if ip[0] != 0x45 || frames::csum(&ip[..20]) != 0 || frames::u16_at(ip, 6) != 0 {
+        return Err("not a 20-byte IPv4 header, DF clear, not a fragment, with a good checksum".into());
     }
     let seg = ip.get(20..usize::from(frames::u16_at(ip, 2))).ok_or_else(short)?;
     if ip[9] != 6 || ip[8] != frames::SEND_TTL - 1 || seg.len() < 20 || seg[13] != TCP_SYN {

@@ -59,6 +59,16 @@ pub enum Verdict {
         /// for DR the real server (the destination stays the VIP).
         next_hop: Ipv6Addr,
     },
+    /// As [`Verdict::Route6`], for an IPv6 packet whose fixed header is followed by a
+    /// fragment header (a NAT64 reply, `xmit::nat64::v4_to_v6_fragment`) and which may be
+    /// longer than `port`'s MTU: the worker first cuts it into IPv6 fragments for that
+    /// MTU (`xmit::frag::fragment_v6`, with buffers from its pool), then routes each.
+    Route6Cut {
+        /// Egress port.
+        port: PortId,
+        /// The neighbour to deliver to, as [`Verdict::Route6`]'s.
+        next_hop: Ipv6Addr,
+    },
     /// The IPv4 or IPv6 packet is ready and the MAC of its next hop already known (a
     /// connection's cached next hop, see `conn::CachedHop`): set both MACs and send it out
     /// of `port`, without a neighbour lookup.

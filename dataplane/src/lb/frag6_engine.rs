@@ -52,7 +52,8 @@
 //! * NAT64 (`nat64_engine`): the client's fragments are translated to IPv4 fragments
 //!   towards the server ([`crate::xmit::nat64::fragment_v6_to_v4`], RFC 7915 §5.1.1),
 //!   each as it comes; a first fragment of a new UDP flow opens its connection as above.
-//!   The server's IPv4 fragments to a local address are not translated (`ip_fragment`).
+//!   The server's IPv4 fragments to a local address come in over IPv4 (`frag_engine`)
+//!   and are translated to IPv6 fragments towards the client there (`nat64_engine`).
 //! * Ownership is the flow's ([`flow_owner6`]): the worker steers each fragment to it
 //!   before calling [`LbEngine::handle_fragment6`]; a fragment that still is not this
 //!   worker's comes back as [`Verdict::Redirect`], which the worker counts as a loop.

@@ -32,6 +32,9 @@
 //! * TTL: decremented like any packet; an expired first fragment gets the ICMP time
 //!   exceeded of a whole packet, an expired later fragment is dropped (`ttl_exceeded`)
 //!   without one (RFC 1812 §4.3.2.7).
+//! * NAT64: a fragment to a local address that matches no IPv4 connection may be a NAT64
+//!   reply's; it is translated to an IPv6 fragment towards the client
+//!   (`nat64_engine`, RFC 7915 §4.1), with the same ownership (the local port's).
 //! * Ownership is the flow's ([`flow_owner`]): the worker steers each fragment to it
 //!   before calling [`LbEngine::handle_fragment`]; a fragment that still is not this
 //!   worker's comes back as [`Verdict::Redirect`], which the worker counts as a loop.
@@ -199,6 +202,8 @@ impl LbEngine {
         let miss = if to_us { DropReason::ReplyNoConn } else { DropReason::IpNotForUs };
         let id = match self.conns.lookup(&frag.key) {
             Some((id, Direction::Reply)) => id,
+            // A miss to a local address may be a NAT64 reply's fragment (`nat64_engine`).
+            None if to_us => return self.nat64_fragment_reply(buf, frag, env, now),
             _ => return Verdict::Drop(miss),
         };
         if self.conns.get(id).is_some_and(|c| c.flags.contains(ConnFlags::SYNPROXY)) {

@@ -16,7 +16,8 @@
 //!   and IPv4 Full-NAT never hand out the same port. The packet is translated to IPv4
 //!   (`crate::xmit::nat64`), its TOA is the 20-byte IPv6 one, on the SYN and the segment
 //!   that completes the handshake (`TOA_PENDING`, as IPv6 Full-NAT), and it goes to the
-//!   server through the IPv4 routes. Hop limit 1 or 0: `ip6_hop_limit` with its time
+//!   server through the IPv4 routes, with DF clear and a per-worker identification when
+//!   it is at most 1260 bytes long (RFC 7915 §5.1, `xmit::nat64`). Hop limit 1 or 0: `ip6_hop_limit` with its time
 //!   exceeded to the client; an IPv4 packet over the server port's MTU: `ip6_too_big`
 //!   with a packet too big to the client carrying that MTU plus the 20 bytes the header
 //!   shrinks.
@@ -26,9 +27,10 @@
 //!   already the IPv4 Full-NAT's: the worker that owns the local port
 //!   (`lport_owner`), which is the worker that allocated it. No connection:
 //!   `reply_no_conn`, as for IPv4. TTL 1 or 0: `ttl_exceeded` with its ICMP time exceeded
-//!   to the server, as IPv4 Full-NAT; an IPv6 packet over the client port's MTU: the
-//!   server gets an ICMP fragmentation needed from the local address (DF set) or the
-//!   packet is dropped (`ip6_too_big`). The packet is translated to IPv6 from the VIP to
+//!   to the server, as IPv4 Full-NAT; an IPv6 packet over the client port's MTU: with
+//!   DF set, dropped (`ip6_too_big`) and the server gets an ICMP fragmentation needed
+//!   from the local address; with DF clear, translated with a fragment header and cut
+//!   into IPv6 fragments by the worker ([`Verdict::Route6Cut`], RFC 7915 §4.1). The packet is translated to IPv6 from the VIP to
 //!   the client, a SYN-ACK's MSS lowered by the TOA's 20 bytes (`xmit::nat64` says why),
 //!   and goes to the client through the IPv6 routes.
 //! * ICMP errors (RFC 7915 §4.2, §5.2; [`crate::xmit::nat64_icmp`] translates them): an
@@ -54,13 +56,21 @@
 //!   bits, MF and offset copied, DF clear; the first fragment's ports and checksum as a
 //!   whole packet's, no TOA), found and steered by the fragment table as every IPv6
 //!   flow's; one whose fragment header is not right before the TCP/UDP data is
-//!   `ip6_fragment`.
+//!   `ip6_fragment`. The server's IPv4 fragments to a local address take the IPv4
+//!   fragment path (fragment table, the local port's owner, `frag_engine`); one that
+//!   matches no IPv4 connection comes here ([`LbEngine::nat64_fragment_reply`]) and is
+//!   translated to an IPv6 fragment (RFC 7915 §4.1: identification the IPv4 one in the
+//!   low 16 bits, offset and M copied; the first fragment's ports and checksum as a
+//!   whole reply's); TTL 1 or 0 as a whole reply for a first fragment, `ttl_exceeded`
+//!   without an ICMP error for a later one. Translated, a fragment is 28 bytes longer;
+//!   over the client port's MTU it is cut by the worker ([`Verdict::Route6Cut`]), or
+//!   dropped as `ip6_too_big` if its DF is set. A fragmented UDP datagram without a
+//!   checksum is `nat64_udp_no_checksum` (its first fragment; the later ones reach a
+//!   client that cannot reassemble them).
 //! * SYN proxy (`synproxy64_engine`): the client's handshake is the IPv6 proxy's, the
 //!   SYN to the server and everything after it IPv4; a proxied connection's segments
 //!   are translated between the two sequence spaces here, before (client → server) or
 //!   after (server → client) the family changes, its ICMP errors' quotes likewise.
-//! * Not done: the server's IPv4 fragments to a local address (dropped by the IPv4
-//!   fragment path, `ip_fragment`).
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
@@ -76,12 +86,17 @@ use crate::l2l3::route::{RouteTable, RouteTable6};
 use crate::l2l3::Verdict;
 use crate::stats::{DropReason, WorkerCounters};
 use crate::types::{L4Proto, PortId};
-use crate::view::{L4View, L3_OFFSET};
+use crate::view::{FragView, L4View, L3_OFFSET};
 use crate::view6::{FragView6, L4View6};
 use crate::xmit::icmp6_err::{self, Icmp6ErrView};
 use crate::xmit::icmp_err::IcmpErrView;
 use crate::xmit::nat64_icmp::{self, Nat64Mtus};
 use crate::xmit::{icmp_err, nat64, Endpoint, Endpoint6};
+
+/// Whether the IPv4 packet in `buf` has DF set.
+fn dont_frag<B: PacketBuf>(buf: &B) -> bool {
+    buf.data().get(L3_OFFSET + 6).is_some_and(|b| b & 0x40 != 0)
+}
 
 /// The worker's routes of both families, which NAT64 needs on the other family's path
 /// (the IPv6 path sends to IPv4 servers, the IPv4 path to IPv6 clients). A copy made once
@@ -154,6 +169,7 @@ impl LbEngine {
         }
         let toa = (c.flags.contains(ConnFlags::TOA_PENDING) && view.proto() == L4Proto::Tcp)
             .then_some(Endpoint6::new(c.client, c.cport));
+        let ident = self.next_nat64_ident();
         let r = nat64::v6_to_v4(
             buf,
             view.layout(),
@@ -161,6 +177,7 @@ impl LbEngine {
             Endpoint::new(server, c.sport),
             toa,
             mtu,
+            ident,
         );
         if r.toa_skipped.is_some() {
             counters.toa_skipped.inc();
@@ -229,11 +246,18 @@ impl LbEngine {
         let (port, next_hop) = (hop.port, hop.neighbour(c.client));
         let mtu = self.mtu(port.index());
         let v6_len = flow.layout().ip_total_len() - flow.layout().ip_header_len() + crate::view6::IPV6_HEADER_LEN;
+        let (vip, client) = (Endpoint6::new(c.vip, c.vport), Endpoint6::new(c.client, c.cport));
         if v6_len > usize::from(mtu) {
-            return self.nat64_too_big(buf, flow, mtu, env, now);
+            if dont_frag(&*buf) {
+                return self.nat64_too_big(buf, flow, mtu, env, now);
+            }
+            // DF clear: the translator fragments (RFC 7915 §4.1), the worker cuts.
+            return match nat64::v4_to_v6_fragment(buf, Some(flow.layout()), flow.proto(), vip, client) {
+                Ok(()) => Verdict::Route6Cut { port, next_hop },
+                Err(e) => Verdict::Drop(e.into()),
+            };
         }
         let syn_ack = flow.flags.is_some_and(|f| f.syn() && f.ack());
-        let (vip, client) = (Endpoint6::new(c.vip, c.vport), Endpoint6::new(c.client, c.cport));
         match nat64::v4_to_v6(buf, flow.layout(), vip, client, syn_ack) {
             Ok(()) => Verdict::Route6 { port, next_hop },
             Err(e) => Verdict::Drop(e.into()),
@@ -378,9 +402,92 @@ impl LbEngine {
         }
     }
 
-    /// A NAT64 reply whose IPv6 translation would pass the client port's `mtu`: with DF,
-    /// an ICMP fragmentation needed from the local address to the server with the IPv4
-    /// size that fits (within the ICMP limits); otherwise dropped as `ip6_too_big`.
+    /// The IPv4 identification for the next NAT64 packet to a server (`xmit::nat64`
+    /// uses it when the packet goes with DF clear): a per-worker counter.
+    #[inline]
+    fn next_nat64_ident(&mut self) -> u16 {
+        self.nat64_ident = self.nat64_ident.wrapping_add(1);
+        self.nat64_ident
+    }
+
+    /// A server → local address IPv4 fragment `frag` (its ports from the fragment table)
+    /// that matched no IPv4 connection, on the local port's owner: a fragment of a NAT64
+    /// reply, translated to an IPv6 fragment from the VIP to the client (RFC 7915 §4.1,
+    /// [`nat64::v4_to_v6_fragment`]) and routed there, or `reply_no_conn` (module docs).
+    /// One longer than the client port's MTU once translated is [`Verdict::Route6Cut`],
+    /// for the worker to cut, unless its DF is set (`ip6_too_big`).
+    #[cold]
+    #[inline(never)]
+    pub(super) fn nat64_fragment_reply<B: PacketBuf>(
+        &mut self,
+        buf: &mut B,
+        frag: &FragView,
+        env: &LbEnv<'_>,
+        now: u64,
+    ) -> Verdict {
+        if self.conns6.is_empty() {
+            return Verdict::Drop(DropReason::ReplyNoConn);
+        }
+        let k = frag.key;
+        let key = FlowKey6 {
+            proto: k.proto,
+            src: k.src.to_ipv6_mapped(),
+            sport: k.sport,
+            dst: k.dst.to_ipv6_mapped(),
+            dport: k.dport,
+        };
+        let Some((id, Direction::Reply)) = self.conns6.lookup(&key) else {
+            return Verdict::Drop(DropReason::ReplyNoConn);
+        };
+        match self.conns6.get(id) {
+            Some(c) if c.nat64_ends().is_none() => return Verdict::Drop(DropReason::ReplyNoConn),
+            // The proxy's sequence translation wants the whole segment, as on every
+            // proxied flow (`frag_engine`, `frag6_engine`).
+            Some(c) if c.flags.contains(ConnFlags::SYNPROXY) => return Verdict::Drop(DropReason::IpFragment),
+            Some(_) => {}
+            None => return Verdict::Drop(DropReason::ReplyNoConn),
+        }
+        let ttl = buf.data().get(L3_OFFSET + 8).copied().unwrap_or(0);
+        if ttl <= 1 {
+            // A first fragment's time exceeded as a whole packet's; none about a later
+            // one (RFC 1812 §4.3.2.7).
+            if frag.first.is_some() {
+                let v = self.ttl(buf, frag.ip_end, env, now, || k.dst);
+                return v.unwrap_or(Verdict::Drop(DropReason::TtlExceeded));
+            }
+            return Verdict::Drop(DropReason::TtlExceeded);
+        }
+        let flags = frag.first.and_then(|v| v.flags);
+        match self.account6_packet(id, Direction::Reply, flags, u64::from(frag.ip_total_len), now) {
+            Ok(change) if self.sync.is_some() && change.changed() => self.sync_conn6(id, now, env.counters, false),
+            Ok(_) => {}
+            Err(reason) => return Verdict::Drop(reason),
+        }
+        let Some(&c) = self.conns6.get(id) else { return Verdict::Drop(DropReason::ReplyNoConn) };
+        let Some(hop) = self.nat64_routes.as_ref().and_then(|r| r.v6.lookup(c.client)) else {
+            return Verdict::Drop(DropReason::NoRoute);
+        };
+        let (port, next_hop) = (hop.port, hop.neighbour(c.client));
+        let ip_header_len = usize::from(buf.data().get(L3_OFFSET).map_or(5, |b| b & 0x0f)) * 4;
+        let v6_len = usize::from(frag.ip_total_len).saturating_sub(ip_header_len)
+            + crate::view6::IPV6_HEADER_LEN
+            + nat64::FRAG_HEADER_LEN;
+        let fits = v6_len <= usize::from(self.mtu(port.index()));
+        if !fits && frag.dont_frag {
+            return Verdict::Drop(DropReason::Ip6TooBig);
+        }
+        let (vip, client) = (Endpoint6::new(c.vip, c.vport), Endpoint6::new(c.client, c.cport));
+        let first = frag.first.as_ref().map(|v| v.layout());
+        match nat64::v4_to_v6_fragment(buf, first, c.proto, vip, client) {
+            Ok(()) if fits => Verdict::Route6 { port, next_hop },
+            Ok(()) => Verdict::Route6Cut { port, next_hop },
+            Err(e) => Verdict::Drop(e.into()),
+        }
+    }
+
+    /// A NAT64 reply with DF set whose IPv6 translation would pass the client port's
+    /// `mtu`: dropped as `ip6_too_big`, with an ICMP fragmentation needed from the local
+    /// address to the server with the IPv4 size that fits (within the ICMP limits).
     #[cold]
     fn nat64_too_big<B: PacketBuf>(
         &mut self,
@@ -390,10 +497,6 @@ impl LbEngine {
         env: &LbEnv<'_>,
         now: u64,
     ) -> Verdict {
-        let df = buf.data().get(L3_OFFSET + 6).is_some_and(|b| b & 0x40 != 0);
-        if !df {
-            return Verdict::Drop(DropReason::Ip6TooBig);
-        }
         if !self.icmp_limit.allow(flow.src, now) {
             env.counters.icmp_errors_limited.inc();
             return Verdict::Drop(DropReason::Ip6TooBig);

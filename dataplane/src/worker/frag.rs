@@ -40,6 +40,14 @@
 //!   so that workers do not reuse each other's values for a long while: every outer
 //!   datagram needs its own (the inner identification is shared by all fragments of a
 //!   datagram, so the tunnel's usual copy of it would make the server mix them).
+//! * NAT64: the server's IPv4 fragments to a local address take this path like any
+//!   Full-NAT reply's (fragment owner, table, the local port's owner); the engine
+//!   translates each to an IPv6 fragment (`lb::nat64_engine`). One that grows past the
+//!   client port's MTU — 28 bytes longer than the IPv4 fragment —, like an unfragmented
+//!   reply with DF clear over it, comes back as [`Verdict::Route6Cut`], and
+//!   [`Worker::send_cut6`] cuts it into IPv6 fragments here, where the pool is
+//!   ([`crate::xmit::frag::fragment_v6`]; the extra pieces count as `local_originated`
+//!   and `nat64_fragments`).
 
 use arrayvec::ArrayVec;
 use rvs_drivers::{PacketBuf, PacketPool, PortQueue};
@@ -54,7 +62,7 @@ use crate::stats::{DropReason, WorkerCounters};
 use crate::types::{L4Proto, PortId};
 use crate::view::{FragView, L4View, L3_OFFSET};
 use crate::wire::{Ipv4Packet, IPPROTO_IPIP, IPPROTO_TCP, IPPROTO_UDP};
-use crate::xmit::frag::{fragment_outer, OuterFragError};
+use crate::xmit::frag::{fragment_outer, fragment_v6, Frag6Error, OuterFragError};
 
 /// Trains one worker's fragment table tracks at once (about 800 bytes each: the byte
 /// ranges and held handles of a train are inline).
@@ -275,6 +283,41 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
             Err(OuterFragError::TooBig | OuterFragError::Malformed) => {
                 self.tx.counters.drop_packet(DropReason::TunnelTooBig)
             }
+        }
+    }
+
+    /// Cuts a NAT64 reply with [`Verdict::Route6Cut`] into IPv6 fragments for the MTU of
+    /// `port` ([`fragment_v6`]) and routes each to `next_hop`; the extra pieces count as
+    /// `local_originated` and `nat64_fragments`. No buffer for a piece: `no_mbuf`; an MTU
+    /// or a packet it cannot cut for: `ip6_too_big`. The buffer is freed either way.
+    #[cold]
+    #[inline(never)]
+    pub(super) fn send_cut6(
+        &mut self,
+        port_in: PortId,
+        port: PortId,
+        next_hop: std::net::Ipv6Addr,
+        mut buf: Q::Buf,
+        now: u64,
+    ) {
+        let Some(mtu) = self.lb.as_ref().map(|lb| lb.port_mtu(port)) else {
+            return self.tx.counters.drop_packet(DropReason::L4NoService);
+        };
+        let mut pieces = ArrayVec::new();
+        let pool = &mut self.tx.pool;
+        match fragment_v6(&mut buf, mtu, || pool.alloc(), &mut pieces) {
+            Ok(()) => {
+                let n = pieces.len() as u64;
+                self.tx.counters.local_originated.add(n);
+                self.tx.counters.nat64_fragments.add(n);
+                let verdict = Verdict::Route6 { port, next_hop };
+                self.dispatch(port_in, verdict, buf, now);
+                for piece in pieces {
+                    self.dispatch(port_in, verdict, piece, now);
+                }
+            }
+            Err(Frag6Error::NoBuffer) => self.tx.counters.drop_packet(DropReason::NoMbuf),
+            Err(Frag6Error::TooBig | Frag6Error::Malformed) => self.tx.counters.drop_packet(DropReason::Ip6TooBig),
         }
     }
 

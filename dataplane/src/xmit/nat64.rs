@@ -28,19 +28,22 @@
 //! | version / IHL | 4 / 5 (no options) |
 //! | TOS | the traffic class (RFC 7915 §5.1: copied) |
 //! | total length | TCP/UDP segment + 20 (+ the TOA) |
-//! | identification, flags | 0, DF set, no fragment (see below) |
+//! | identification, flags | DF clear and a per-worker identification up to 1260 bytes, else 0 and DF set; no fragment (see below) |
 //! | TTL | hop limit − 1 (the translator is a router) |
 //! | protocol | the transport's (6 or 17); extension headers are not carried (RFC 7915 §5.1: hop-by-hop, destination and routing headers with no segments left are ignored) |
 //! | checksum | computed over the 20 new bytes |
 //! | addresses | the IPv4 local address, the IPv4 real server |
 //!
-//! DF is always set and the identification 0 (an atomic datagram, RFC 6864 §4.1): rvs
-//! never fragments a translated packet, the IPv6 client does PMTU discovery on its own
-//! side, and the server link's MTU is checked by the caller. RFC 7915 §5.1 would clear DF
-//! on packets up to 1260 bytes so that IPv4 routers may fragment them; DF set keeps the
-//! path honest instead: an IPv4 router's fragmentation needed reaches the client as a
-//! packet too big ([`super::nat64_icmp`]). A path MTU below 1280 + 20 on the IPv4 side
-//! leaves such a client no packet size that passes (it may not go below 1280).
+//! DF follows RFC 7915 §5.1: clear on a translated packet of at most 1260 bytes
+//! ([`DF_CLEAR_MAX`], the IPv6 minimum MTU less the 20 bytes the header shrinks), which
+//! an IPv4 router may then fragment — the IPv6 client may not go below 1280 bytes, so a
+//! path MTU under 1300 on the IPv4 side would otherwise leave it no size that passes —;
+//! set on a larger one, whose fragmentation needed reaches the client as a packet too
+//! big ([`super::nat64_icmp`]). A packet with DF clear is not atomic and needs an
+//! identification unique for its addresses and protocol while it may live (RFC 6864
+//! §4.2): the caller gives one from a per-worker counter. A packet with DF set is atomic
+//! and goes with 0 (RFC 6864 §4.1). rvs itself never fragments a client's packet: the
+//! caller checks the server link's MTU (packet too big to the client).
 //!
 //! | IPv4 → IPv6 | value |
 //! | --- | --- |
@@ -100,9 +103,19 @@
 //!
 //! ICMP errors about NAT64 flows are translated by [`super::nat64_icmp`] (RFC 7915 §4.2,
 //! §4.3, §5.2, §5.3), with the headers written here. The client's IPv6 fragments are
-//! translated one by one by [`fragment_v6_to_v4`] (RFC 7915 §5.1.1); the server's IPv4
-//! fragments to a local address are not (the IPv4 fragment path drops them,
-//! `ip_fragment`).
+//! translated one by one by [`fragment_v6_to_v4`] (RFC 7915 §5.1.1). The server's IPv4
+//! fragments to a local address are translated one by one by [`v4_to_v6_fragment`] (RFC
+//! 7915 §4.1): a fragment header after the IPv6 header, identification the IPv4 one in
+//! its low 16 bits, offset and M copied; the first fragment's TCP/UDP header as a whole
+//! packet's. Each grows by 28 bytes (20 of header, 8 of fragment header); one that then
+//! passes the client port's MTU is cut into IPv6 fragments by the worker
+//! ([`crate::xmit::frag::fragment_v6`]), as is an unfragmented reply with DF clear that
+//! passes it once translated (RFC 7915 §4.1: a translator fragments what the IPv4 sender
+//! let be fragmented; rvs cuts to the egress port's MTU, its configured threshold). A
+//! reply with DF set over the MTU keeps its fragmentation needed to the server. The
+//! first fragment of a UDP datagram without a checksum is dropped
+//! (`nat64_udp_no_checksum`, RFC 7915 §4.5): the checksum IPv6 needs covers fragments
+//! not at hand.
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
@@ -125,6 +138,19 @@ pub const IPV4_HEADER_LEN: usize = 20;
 /// [`v4_to_v6`] of an IPv4 packet without options).
 pub const HEADER_SHRINK: usize = IPV6_HEADER_LEN - IPV4_HEADER_LEN;
 
+/// The largest IPv4 packet [`v6_to_v4`] sends with DF clear (RFC 7915 §5.1: the IPv6
+/// minimum MTU, 1280, less the 20 bytes the header shrinks; such a packet may be
+/// fragmented by an IPv4 router, which an IPv6 client's 1280 bytes would always need
+/// past a smaller IPv4 link).
+pub const DF_CLEAR_MAX: usize = 1260;
+/// Length of the IPv6 fragment header [`v4_to_v6_fragment`] writes.
+pub const FRAG_HEADER_LEN: usize = 8;
+/// The IPv6 fragment header's next header value (RFC 8200 §4.5).
+pub const IPPROTO_FRAGMENT: u8 = 44;
+/// How much longer [`v4_to_v6_fragment`] makes an IPv4 packet without options: the 20
+/// bytes the header grows and the 8-byte fragment header (RFC 7915 §4.1).
+pub const FRAGMENT_GROWTH: usize = HEADER_SHRINK + FRAG_HEADER_LEN;
+
 /// Length of the Ethernet addresses carried over (the EtherType is rewritten).
 const MACS_LEN: usize = 12;
 /// Fixed TCP header length.
@@ -132,19 +158,27 @@ const TCP_FIXED: usize = 20;
 /// UDP header length.
 const UDP_FIXED: usize = 8;
 
-/// Why [`v4_to_v6`] did not translate; the buffer is then unchanged.
+/// Why [`v4_to_v6`] or [`v4_to_v6_fragment`] did not translate; the buffer is then
+/// unchanged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum Nat64Error {
-    /// The buffer has too little headroom for the 20 more header bytes.
+    /// The buffer has too little headroom for the 20 (28 with the fragment header) more
+    /// header bytes.
     #[error("no headroom for the IPv6 header")]
     NoHeadroom,
+    /// The first fragment of a fragmented UDP datagram without a checksum (0): IPv6
+    /// needs one, and it covers bytes in fragments not at hand (RFC 7915 §4.5 lets a
+    /// translator drop these).
+    #[error("fragmented UDP datagram without a checksum")]
+    UdpNoChecksum,
 }
 
-/// Counted as `no_mbuf`, as the tunnel's missing headroom.
+/// `no_mbuf`, as the tunnel's missing headroom; `nat64_udp_no_checksum`.
 impl From<Nat64Error> for DropReason {
     fn from(e: Nat64Error) -> Self {
         match e {
             Nat64Error::NoHeadroom => DropReason::NoMbuf,
+            Nat64Error::UdpNoChecksum => DropReason::Nat64UdpNoChecksum,
         }
     }
 }
@@ -174,16 +208,35 @@ pub(crate) fn proto_number(l4: L4Proto) -> u8 {
 }
 
 /// Writes into `ip4` (20 bytes) the IPv4 header every NAT64 translation writes (module
-/// docs): no options, TOS `tos`, total length `total`, identification 0 and DF set, TTL
-/// `ttl`, protocol `proto`, the addresses, and its checksum. The flow's packets and the
-/// packet an ICMP error quotes ([`super::nat64_icmp`]) share it.
+/// docs): no options, TOS `tos`, total length `total`, with `ident` `None` identification
+/// 0 and DF set (an atomic datagram), with `Some(id)` identification `id` and DF clear,
+/// TTL `ttl`, protocol `proto`, the addresses, and its checksum. The flow's packets and
+/// the packet an ICMP error quotes ([`super::nat64_icmp`]) share it.
+#[allow(clippy::too_many_arguments)]
 #[inline]
-pub(crate) fn write_ipv4_header(ip4: &mut [u8], tos: u8, total: u16, ttl: u8, proto: u8, src: Ipv4Addr, dst: Ipv4Addr) {
+pub(crate) fn write_ipv4_header(
+    ip4: &mut [u8],
+    tos: u8,
+    total: u16,
+    ident: Option<u16>,
+    ttl: u8,
+    proto: u8,
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+) {
     ip4[0] = 0x45;
     ip4[1] = tos;
     ip4[2..4].copy_from_slice(&total.to_be_bytes());
-    ip4[4..6].copy_from_slice(&[0, 0]);
-    ip4[6] = 0x40; // DF
+    match ident {
+        None => {
+            ip4[4..6].copy_from_slice(&[0, 0]);
+            ip4[6] = 0x40; // DF
+        }
+        Some(id) => {
+            ip4[4..6].copy_from_slice(&id.to_be_bytes());
+            ip4[6] = 0;
+        }
+    }
     ip4[7] = 0;
     ip4[8] = ttl;
     ip4[9] = proto;
@@ -223,7 +276,9 @@ pub(crate) fn write_ipv6_header(
 /// above 1) into an IPv4 packet from `local` to `server` (module docs); with `toa` =
 /// `Some(client)` and TCP, the 20-byte TOA is inserted unless the IPv4 packet would pass
 /// `mtu` bytes or the TCP header 60 ([`FullNatIn::toa_skipped`] says why; not asked for
-/// or UDP: nothing reported). Cannot fail: the frame only loses bytes at its front.
+/// or UDP: nothing reported). A packet of at most [`DF_CLEAR_MAX`] bytes goes with DF
+/// clear and identification `ident` (RFC 7915 §5.1), a larger one with DF set and
+/// identification 0. Cannot fail: the frame only loses bytes at its front.
 pub fn v6_to_v4<B: PacketBuf>(
     buf: &mut B,
     layout: &Layout6,
@@ -231,6 +286,7 @@ pub fn v6_to_v4<B: PacketBuf>(
     server: Endpoint,
     toa: Option<Endpoint6>,
     mtu: u16,
+    ident: u16,
 ) -> FullNatIn {
     let l4 = layout.l4();
     let (l4_at, l4_len, ip_end) = (layout.l4_offset(), layout.l4_len(), layout.ip_end());
@@ -292,10 +348,13 @@ pub fn v6_to_v4<B: PacketBuf>(
     }
     hdr[c_at..c_at + 2].copy_from_slice(&csum.to_be_bytes());
 
-    let total = (IPV4_HEADER_LEN + l4_len + toa_len) as u16;
+    let total = IPV4_HEADER_LEN + l4_len + toa_len;
+    let ident = (total <= DF_CLEAR_MAX).then_some(ident);
     let mut ip4 = [0u8; IPV4_HEADER_LEN];
     let ttl = hop_limit.saturating_sub(1);
-    write_ipv4_header(&mut ip4, traffic_class, total, ttl, proto_number(l4), local.addr, server.addr);
+    // `total` fits 16 bits: the IPv6 payload length bounds `l4_len`, and with the TOA
+    // the packet was checked against `mtu`.
+    write_ipv4_header(&mut ip4, traffic_class, total as u16, ident, ttl, proto_number(l4), local.addr, server.addr);
 
     // The new headers end where the old fixed L4 header did (the rest stays in place);
     // they start `front` bytes into the old frame (at least the 20 the header shrinks).
@@ -382,8 +441,8 @@ pub fn fragment_v6_to_v4<B: PacketBuf>(
     let (ident, flags, data_at) = fragment_fields(buf.data(), proto)?;
     let ip4_at = match first {
         Some(layout) => {
-            let mtu = u16::MAX;
-            v6_to_v4(buf, layout, local, server, None, mtu);
+            // The fragment fields are written below.
+            v6_to_v4(buf, layout, local, server, None, u16::MAX, 0);
             L3_OFFSET
         }
         None => {
@@ -409,6 +468,7 @@ pub fn fragment_v6_to_v4<B: PacketBuf>(
                 ip4,
                 tc,
                 total,
+                None,
                 hop_limit.saturating_sub(1),
                 proto_number(proto),
                 local.addr,
@@ -522,6 +582,101 @@ pub fn v4_to_v6<B: PacketBuf>(
     Ok(())
 }
 
+/// Translates the server's IPv4 packet in `buf` (its header validated, TTL above 1) into
+/// an IPv6 packet from `vip` to `client` with a fragment header (RFC 7915 §4.1): next
+/// header the transport's, offset and M copied from the IPv4 offset and MF, the IPv4
+/// identification in the low 16 bits of the 32-bit one. `first` is the layout of a first
+/// fragment (offset 0), whose TCP/UDP header is translated as [`v4_to_v6`] translates a
+/// whole packet's (the ports, the checksum updated incrementally: it covers the whole
+/// datagram, whose other bytes do not change), without MSS clamp; a later fragment
+/// (`first` `None`, `proto` its train's) gets the headers only. An unfragmented packet
+/// with DF clear (MF clear, offset 0, `first` its layout) comes out as a fragment
+/// header with offset 0 and M clear before the whole translated datagram, for the
+/// worker to cut to the egress MTU ([`crate::xmit::frag::fragment_v6`]). The frame grows
+/// at its front by 48 bytes less the IPv4 header's length.
+///
+/// # Errors
+///
+/// [`Nat64Error::NoHeadroom`], and [`Nat64Error::UdpNoChecksum`] for the first fragment
+/// of a fragmented UDP datagram whose checksum is 0 (an unfragmented one gets its
+/// checksum computed, as [`v4_to_v6`] does); the buffer is then unchanged.
+pub fn v4_to_v6_fragment<B: PacketBuf>(
+    buf: &mut B,
+    first: Option<&Layout>,
+    proto: L4Proto,
+    vip: Endpoint6,
+    client: Endpoint6,
+) -> Result<(), Nat64Error> {
+    let frame = buf.data();
+    let ip = &frame[L3_OFFSET..L3_OFFSET + IPV4_HEADER_LEN];
+    let ihl = usize::from(ip[0] & 0x0f) * 4;
+    let ip_end = L3_OFFSET + usize::from(u16::from_be_bytes([ip[2], ip[3]]));
+    let ident = u16::from_be_bytes([ip[4], ip[5]]);
+    let flags = u16::from_be_bytes([ip[6], ip[7]]);
+    let (more, offset_units) = (flags & 0x2000 != 0, flags & 0x1fff);
+    let (l4_at, data_at) = (L3_OFFSET + ihl, L3_OFFSET + IPV6_HEADER_LEN + FRAG_HEADER_LEN);
+    if data_at.saturating_sub(l4_at) > buf.headroom() {
+        return Err(Nat64Error::NoHeadroom);
+    }
+    let c_at = l4_at + checksum_at(proto);
+    let fragmented = more || offset_units != 0;
+    if first.is_some() && fragmented && proto == L4Proto::Udp && frame.get(c_at..c_at + 2) == Some(&[0, 0][..]) {
+        return Err(Nat64Error::UdpNoChecksum);
+    }
+    match first {
+        Some(layout) => {
+            // The whole-packet translation (headroom checked above, with the 8 bytes
+            // more), then the fragment header between the IPv6 header and the segment.
+            v4_to_v6(buf, layout, vip, client, false)?;
+            if buf.prepend(FRAG_HEADER_LEN).is_none() {
+                // Not reached: the headroom was checked for both steps.
+                return Err(Nat64Error::NoHeadroom);
+            }
+            let frame = buf.data_mut();
+            frame.copy_within(FRAG_HEADER_LEN..FRAG_HEADER_LEN + L3_OFFSET + IPV6_HEADER_LEN, 0);
+            let ip6 = &mut frame[L3_OFFSET..L3_OFFSET + IPV6_HEADER_LEN];
+            let payload = u16::from_be_bytes([ip6[4], ip6[5]]);
+            // The IPv4 total length bounds the payload below 65,516: 8 more fit.
+            ip6[4..6].copy_from_slice(&(payload + FRAG_HEADER_LEN as u16).to_be_bytes());
+            ip6[6] = IPPROTO_FRAGMENT;
+        }
+        None => {
+            let (tos, ttl) = (ip[1], ip[8]);
+            let mut macs = [0u8; MACS_LEN];
+            macs.copy_from_slice(&frame[..MACS_LEN]);
+            let data_len = ip_end - l4_at;
+            let len = buf.len();
+            if len > ip_end {
+                buf.trim(len - ip_end);
+            }
+            if data_at > l4_at {
+                buf.prepend(data_at - l4_at);
+            } else {
+                buf.adj(l4_at - data_at);
+            }
+            let frame = buf.data_mut();
+            frame[..MACS_LEN].copy_from_slice(&macs);
+            frame[MACS_LEN..L3_OFFSET].copy_from_slice(&ETHERTYPE_IPV6.to_be_bytes());
+            // The IPv4 total length bounds the data below 65,516 bytes.
+            write_ipv6_header(
+                &mut frame[L3_OFFSET..L3_OFFSET + IPV6_HEADER_LEN],
+                tos,
+                (data_len + FRAG_HEADER_LEN) as u16,
+                IPPROTO_FRAGMENT,
+                ttl.saturating_sub(1),
+                vip.addr,
+                client.addr,
+            );
+        }
+    }
+    let fh = &mut buf.data_mut()[L3_OFFSET + IPV6_HEADER_LEN..data_at];
+    fh[0] = proto_number(proto);
+    fh[1] = 0;
+    fh[2..4].copy_from_slice(&((offset_units << 3) | u16::from(more)).to_be_bytes());
+    fh[4..8].copy_from_slice(&u32::from(ident).to_be_bytes());
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     //! Golden packets: every checksum constant below was computed outside rvs (python3,
@@ -540,6 +695,8 @@ mod tests {
     const LOCAL: (&str, u16) = ("10.20.0.200", 1025);
     const SERVER: (&str, u16) = ("10.20.0.11", 8080);
     const MSS_1440: [u8; 4] = [2, 4, 0x05, 0xa0];
+    /// The identification the tests hand [`v6_to_v4`].
+    const ID: u16 = 0x5a5a;
 
     fn a6(s: &str) -> Ipv6Addr {
         s.parse().unwrap()
@@ -600,10 +757,27 @@ mod tests {
 
     /// Ethernet + IPv4 (TOS `tos`, DF, TTL `ttl`, header checksum `ip_csum`) + `seg`.
     fn frame4(tos: u8, ttl: u8, proto: u8, ip_csum: u16, src: &str, dst: &str, seg: &[u8]) -> Vec<u8> {
+        frame4f(tos, ttl, proto, ip_csum, (0, 0x4000), src, dst, seg)
+    }
+
+    /// As [`frame4`] with identification and flags word (flags, offset) `frag`.
+    #[allow(clippy::too_many_arguments)]
+    fn frame4f(
+        tos: u8,
+        ttl: u8,
+        proto: u8,
+        ip_csum: u16,
+        frag: (u16, u16),
+        src: &str,
+        dst: &str,
+        seg: &[u8],
+    ) -> Vec<u8> {
         let mut f = MACS.to_vec();
         f.extend_from_slice(&[0x08, 0x00, 0x45, tos]);
         f.extend_from_slice(&((20 + seg.len()) as u16).to_be_bytes());
-        f.extend_from_slice(&[0, 0, 0x40, 0, ttl, proto]);
+        f.extend_from_slice(&frag.0.to_be_bytes());
+        f.extend_from_slice(&frag.1.to_be_bytes());
+        f.extend_from_slice(&[ttl, proto]);
         f.extend_from_slice(&ip_csum.to_be_bytes());
         f.extend_from_slice(&a4(src).octets());
         f.extend_from_slice(&a4(dst).octets());
@@ -634,13 +808,14 @@ mod tests {
         assert!(sum6_ok(&f));
         let v = L4View6::parse(&f).unwrap();
         let mut b = MemBuf::from_frame(&f);
-        let r = v6_to_v4(&mut b, v.layout(), local(), server(SERVER.1), Some(client()), 1500);
+        let r = v6_to_v4(&mut b, v.layout(), local(), server(SERVER.1), Some(client()), 1500, ID);
         assert_eq!(r, FullNatIn { toa_inserted: true, toa_skipped: None });
         let mut opts = vec![254, 20, 0x9c, 0x40];
         opts.extend_from_slice(&a6(CLIENT.0).octets());
         opts.extend_from_slice(&MSS_1440);
-        let want =
-            frame4(0xb8, 63, 6, 0x2606, LOCAL.0, SERVER.0, &seg(LOCAL.1, SERVER.1, Some(0x02), &opts, 0x4374, b""));
+        // 64 bytes: DF clear, the identification given (RFC 7915 §5.1).
+        let s4 = seg(LOCAL.1, SERVER.1, Some(0x02), &opts, 0x4374, b"");
+        let want = frame4f(0xb8, 63, 6, 0x0bac, (ID, 0), LOCAL.0, SERVER.0, &s4);
         assert_eq!(b.data(), &want[..]);
         assert!(sum4_ok(b.data()));
         // No extension header: the IPv4 header and the TOA take exactly the IPv6
@@ -654,9 +829,10 @@ mod tests {
         assert!(sum6_ok(&f));
         let v = L4View6::parse(&f).unwrap();
         let mut b = MemBuf::from_frame(&f);
-        let r = v6_to_v4(&mut b, v.layout(), local(), server(53), Some(client()), 1500);
+        let r = v6_to_v4(&mut b, v.layout(), local(), server(53), Some(client()), 1500, ID);
         assert_eq!(r, FullNatIn::default());
-        let want = frame4(0, 63, 17, 0x26d2, LOCAL.0, SERVER.0, &seg(LOCAL.1, 53, None, &[], 0x96bb, b"query"));
+        let want =
+            frame4f(0, 63, 17, 0x0c78, (ID, 0), LOCAL.0, SERVER.0, &seg(LOCAL.1, 53, None, &[], 0x96bb, b"query"));
         assert_eq!(b.data(), &want[..]);
         assert!(sum4_ok(b.data()));
     }
@@ -671,10 +847,10 @@ mod tests {
         let v = L4View6::parse(&f).unwrap();
         assert_eq!(v.layout().l4_offset(), L3_OFFSET + 48);
         let mut b = MemBuf::from_frame(&f);
-        let r = v6_to_v4(&mut b, v.layout(), local(), server(SERVER.1), None, 1500);
+        let r = v6_to_v4(&mut b, v.layout(), local(), server(SERVER.1), None, 1500, ID);
         assert_eq!(r, FullNatIn::default());
-        let want =
-            frame4(0, 63, 6, 0x26d1, LOCAL.0, SERVER.0, &seg(LOCAL.1, SERVER.1, Some(0x10), &[], 0xa8d8, b"GET /"));
+        let s4 = seg(LOCAL.1, SERVER.1, Some(0x10), &[], 0xa8d8, b"GET /");
+        let want = frame4f(0, 63, 6, 0x0c77, (ID, 0), LOCAL.0, SERVER.0, &s4);
         assert_eq!(b.data(), &want[..]);
         assert!(sum4_ok(b.data()));
     }
@@ -686,7 +862,7 @@ mod tests {
         let v = L4View6::parse(&f).unwrap();
         // 20 + 24 + 20 = 64 bytes of IPv4 packet: an MTU of 63 refuses the option.
         let mut b = MemBuf::from_frame(&f);
-        let r = v6_to_v4(&mut b, v.layout(), local(), server(SERVER.1), Some(client()), 63);
+        let r = v6_to_v4(&mut b, v.layout(), local(), server(SERVER.1), Some(client()), 63, ID);
         assert_eq!(r.toa_skipped, Some(ToaSkip::ExceedsMtu));
         assert!(!r.toa_inserted);
         assert!(sum4_ok(b.data()));
@@ -699,7 +875,7 @@ mod tests {
         let f = frame6(0, 64, 6, CLIENT.0, VIP.0, &[], &s);
         let v = L4View6::parse(&f).unwrap();
         let mut b = MemBuf::from_frame(&f);
-        let r = v6_to_v4(&mut b, v.layout(), local(), server(SERVER.1), Some(client()), 1500);
+        let r = v6_to_v4(&mut b, v.layout(), local(), server(SERVER.1), Some(client()), 1500, ID);
         assert_eq!(r.toa_skipped, Some(ToaSkip::NoRoomForOption));
         assert!(sum4_ok(b.data()));
     }
@@ -764,13 +940,162 @@ mod tests {
             let f = frame6(0, 64, 6, CLIENT.0, VIP.0, &[], &s);
             let v = L4View6::parse(&f).unwrap();
             let mut b = MemBuf::from_frame(&f);
-            v6_to_v4(&mut b, v.layout(), local(), server(SERVER.1), None, 1500);
+            v6_to_v4(&mut b, v.layout(), local(), server(SERVER.1), None, 1500, ID);
             assert!(sum4_ok(b.data()), "{n}");
             assert_eq!(&b.data()[b.len() - n..], &data[..]);
             let v4 = L4View::parse(b.data()).unwrap();
             v4_to_v6(&mut b, v4.layout(), vip(), client(), false).unwrap();
             assert!(sum6_ok(b.data()), "{n}");
             assert_eq!(&b.data()[b.len() - n..], &data[..]);
+        }
+    }
+
+    #[test]
+    fn df_is_clear_up_to_1260_bytes_and_set_above() {
+        // RFC 7915 §5.1: a translated IPv4 packet of at most 1260 bytes has DF clear (and
+        // the identification given), a larger one DF set (identification 0).
+        for (n, want) in [(1232usize, (ID, 0x0000)), (1233, (0, 0x4000))] {
+            let data = vec![0x61u8; n];
+            let mut s = seg(CLIENT.1, 53, None, &[], 0, &data);
+            let c = finish(pseudo_header_v6(a6(CLIENT.0), a6(VIP.0), 17, s.len() as u32) + sum(&s));
+            s[6..8].copy_from_slice(&c.to_be_bytes());
+            let f = frame6(0, 64, 17, CLIENT.0, VIP.0, &[], &s);
+            let v = L4View6::parse(&f).unwrap();
+            let mut b = MemBuf::from_frame(&f);
+            v6_to_v4(&mut b, v.layout(), local(), server(53), None, 1500, ID);
+            let ip = &b.data()[L3_OFFSET..];
+            assert_eq!(usize::from(u16::from_be_bytes([ip[2], ip[3]])), 20 + 8 + n);
+            let got = (u16::from_be_bytes([ip[4], ip[5]]), u16::from_be_bytes([ip[6], ip[7]]));
+            assert_eq!(got, want, "{n} bytes of data");
+            assert!(sum4_ok(b.data()));
+        }
+    }
+
+    /// The server's UDP datagram (from 53 to the local port) with `data` and its
+    /// checksum over the IPv4 pseudo-header, and the same datagram as the client must
+    /// get it (from the VIP's 53 to the client), its checksum over the IPv6 one.
+    fn datagrams(data: &[u8]) -> (Vec<u8>, Vec<u8>) {
+        let mut s4 = seg(53, LOCAL.1, None, &[], 0, data);
+        let c = finish(pseudo_header(a4(SERVER.0), a4(LOCAL.0), 17, s4.len() as u16) + sum(&s4));
+        s4[6..8].copy_from_slice(&(if c == 0 { 0xffff } else { c }).to_be_bytes());
+        let mut s6 = seg(53, CLIENT.1, None, &[], 0, data);
+        let c = finish(pseudo_header_v6(a6(VIP.0), a6(CLIENT.0), 17, s6.len() as u32) + sum(&s6));
+        s6[6..8].copy_from_slice(&(if c == 0 { 0xffff } else { c }).to_be_bytes());
+        (s4, s6)
+    }
+
+    /// The server's IPv4 packet (TTL 64, identification `ident`, flags word `flags`)
+    /// carrying `part`, its header checksum filled in.
+    fn server4(ident: u16, flags: u16, part: &[u8]) -> Vec<u8> {
+        let mut f = frame4f(0, 64, 17, 0, (ident, flags), SERVER.0, LOCAL.0, part);
+        let c = finish(sum(&f[L3_OFFSET..L3_OFFSET + 20]));
+        f[L3_OFFSET + 10..L3_OFFSET + 12].copy_from_slice(&c.to_be_bytes());
+        f
+    }
+
+    /// Translates the server's IPv4 packet `f` as the NAT64 reply path does (a first
+    /// fragment or whole packet with its layout, a later fragment without).
+    fn translate_fragment(f: &[u8]) -> MemBuf {
+        let ip = crate::wire::Ipv4Packet::new_checked(&f[L3_OFFSET..]).unwrap();
+        let first = (ip.frag_offset() == 0).then(|| L4View::from_first_fragment(&ip).unwrap());
+        let mut b = MemBuf::from_frame(f);
+        let vip53 = Endpoint6::new(a6(VIP.0), 53);
+        v4_to_v6_fragment(&mut b, first.as_ref().map(|v| v.layout()), L4Proto::Udp, vip53, client()).unwrap();
+        b
+    }
+
+    /// Ethernet + IPv6 from the VIP to the client (hop limit 63) + a fragment header
+    /// (UDP, `offset` bytes, `more`, identification `ident`) + `part`.
+    fn fragment6(offset: u16, more: bool, ident: u32, part: &[u8]) -> Vec<u8> {
+        let mut fh = vec![17, 0];
+        fh.extend_from_slice(&(offset | u16::from(more)).to_be_bytes());
+        fh.extend_from_slice(&ident.to_be_bytes());
+        fh.extend_from_slice(part);
+        frame6(0, 63, 44, VIP.0, CLIENT.0, &[], &fh)
+    }
+
+    #[test]
+    fn server_fragments_to_ipv6_fragments_golden() {
+        // A 48-byte datagram in two IPv4 fragments: the UDP header and 24 bytes (MF),
+        // then 16 bytes at offset 32 (4 units). RFC 7915 §4.1: a fragment header with
+        // the identification in its low 16 bits, offset and M copied; the first
+        // fragment's ports and checksum as the whole datagram's.
+        let data: Vec<u8> = (0..40u8).collect();
+        let (s4, s6) = datagrams(&data);
+        let f1 = server4(0x4321, 0x2000, &s4[..32]);
+        let f2 = server4(0x4321, 0x0004, &s4[32..]);
+        let b1 = translate_fragment(&f1);
+        assert_eq!(b1.data(), &fragment6(0, true, 0x4321, &s6[..32])[..]);
+        assert_eq!(b1.len(), f1.len() + FRAGMENT_GROWTH);
+        let b2 = translate_fragment(&f2);
+        assert_eq!(b2.data(), &fragment6(32, false, 0x4321, &s6[32..])[..]);
+        // A fragmented datagram without a checksum cannot get one: refused, unchanged.
+        let mut z = s4.clone();
+        z[6..8].copy_from_slice(&[0, 0]);
+        let f0 = server4(0x4321, 0x2000, &z[..32]);
+        let ip = crate::wire::Ipv4Packet::new_checked(&f0[L3_OFFSET..]).unwrap();
+        let v = L4View::from_first_fragment(&ip).unwrap();
+        let mut b = MemBuf::from_frame(&f0);
+        let r = v4_to_v6_fragment(&mut b, Some(v.layout()), L4Proto::Udp, vip(), client());
+        assert_eq!(r, Err(Nat64Error::UdpNoChecksum));
+        assert_eq!(b.data(), &f0[..]);
+        // Too little headroom for the 28 more bytes: unchanged.
+        let mut b = MemBuf::with_room(20, 256);
+        b.append(f2.len()).unwrap().copy_from_slice(&f2);
+        assert_eq!(v4_to_v6_fragment(&mut b, None, L4Proto::Udp, vip(), client()), Err(Nat64Error::NoHeadroom));
+        assert_eq!(b.data(), &f2[..]);
+    }
+
+    proptest::proptest! {
+        /// Whatever the datagram's size, the server link's MTU (how the server cut it)
+        /// and the client link's MTU, the IPv6 fragments rvs sends reassemble (RFC 8200
+        /// §4.5) to the translated datagram, each within the MTU, all with the IPv4
+        /// identification, every piece but the last a multiple of 8 bytes.
+        #[test]
+        fn server_fragments_reassemble_to_the_translated_datagram(
+            n in 0usize..6000,
+            v4_mtu in 576u16..1500,
+            v6_mtu in 1280u16..1600,
+            ident: u16,
+            seed: u8,
+        ) {
+            let data: Vec<u8> = (0..n).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect();
+            let (s4, s6) = datagrams(&data);
+            let chunk = usize::from(v4_mtu - 20) & !7;
+            let mut got = vec![None::<u8>; s6.len()];
+            let mut last_end = None;
+            for start in (0..s4.len()).step_by(chunk) {
+                let end = (start + chunk).min(s4.len());
+                let more = end < s4.len();
+                let flags = (u16::from(more) << 13) | (start / 8) as u16;
+                let f = server4(ident, flags, &s4[start..end]);
+                let mut b = translate_fragment(&f);
+                let mut out = arrayvec::ArrayVec::new();
+                crate::xmit::frag::fragment_v6(&mut b, v6_mtu, || Some(MemBuf::with_room(64, 2048)), &mut out)
+                    .unwrap();
+                for piece in std::iter::once(&b).chain(out.iter()) {
+                    let p = &piece.data()[L3_OFFSET..];
+                    proptest::prop_assert!(p.len() <= usize::from(v6_mtu));
+                    proptest::prop_assert_eq!(usize::from(u16::from_be_bytes([p[4], p[5]])) + 40, p.len());
+                    proptest::prop_assert_eq!((p[6], p[40]), (44, 17));
+                    proptest::prop_assert_eq!(&p[44..48], &u32::from(ident).to_be_bytes());
+                    let word = u16::from_be_bytes([p[42], p[43]]);
+                    let (off, m) = (usize::from(word & 0xfff8), word & 1 == 1);
+                    let part = &p[48..];
+                    proptest::prop_assert!(!m || part.len() % 8 == 0);
+                    for (i, &byte) in part.iter().enumerate() {
+                        proptest::prop_assert!(got[off + i].is_none(), "overlap at {}", off + i);
+                        got[off + i] = Some(byte);
+                    }
+                    if !m {
+                        proptest::prop_assert!(last_end.is_none());
+                        last_end = Some(off + part.len());
+                    }
+                }
+            }
+            proptest::prop_assert_eq!(last_end, Some(s6.len()));
+            let whole: Vec<u8> = got.into_iter().map(|b| b.expect("every byte arrives")).collect();
+            proptest::prop_assert_eq!(whole, s6);
         }
     }
 }

@@ -26,7 +26,8 @@
 //! * The outer header: ICMPv6 from the VIP to the client, traffic class the IPv4 TOS
 //!   (RFC 7915 §4.1), hop limit the (decremented) TTL; ICMPv4 from the local address to
 //!   the server, TOS the traffic class, identification 0 and DF set (an atomic datagram,
-//!   as every IPv4 packet NAT64 sends), TTL the (decremented) hop limit.
+//!   as the flow's larger packets are, [`super::nat64::DF_CLEAR_MAX`]), TTL the
+//!   (decremented) hop limit.
 //! * The quoted header (RFC 7915 §4.3 and §5.3: translated as the outer one is, its
 //!   options or extension headers not carried): [`super::nat64`]'s IPv4 or IPv6 header
 //!   with the quoted TOS or traffic class, TTL or hop limit, protocol, the addresses of
@@ -364,7 +365,7 @@ pub fn v6_err_to_v4<B: PacketBuf>(
     rewrite_quoted_l4(&mut frame[L4_IN_V4..], emb.proto, (emb.src.addr, emb.dst.addr), server6, local6);
     let q4 = L4_IN_V4 - IPV4_HEADER_LEN;
     let proto = proto_number(emb.proto);
-    write_ipv4_header(&mut frame[q4..L4_IN_V4], q_tc, q_total, q_hop_limit, proto, server.addr, local.addr);
+    write_ipv4_header(&mut frame[q4..L4_IN_V4], q_tc, q_total, None, q_hop_limit, proto, server.addr, local.addr);
     let head = ErrorHead { from: local.addr, to: server.addr, tos: tc, ident: 0, dont_frag: true, ttl: hop_limit };
     icmp_err::write_error_head(frame, IPV4_HEADER_LEN + quote_l4, &head, msg);
     Ok(())

@@ -533,10 +533,74 @@ fn check_peer64(who: &Who) -> Result<(), String> {
     }
 }
 
+/// NAT64: 6 UDP requests of [`BIG_UDP6_BYTES`] from the IPv6 client through
+/// `[VIP6]:53`, each echoed intact by an IPv4 server. The client's IPv6 fragments reach
+/// the servers as IPv4 fragments (their kernels reassemble each whole datagram, logged
+/// from a local address); each server's 4,004-byte echo leaves its kernel as IPv4
+/// fragments of up to 1,480 bytes, which rvsd translates to IPv6 fragments 28 bytes
+/// longer, cutting those over the client link's 1,500 bytes in two (`nat64_fragments`),
+/// and the client's kernel reassembles the reply. rvsd's workers matched the client's
+/// fragments (`frag6_forwarded`, 3 per request) and the server's (the IPv4 part of
+/// `frag_forwarded`, 3 per reply) to the flows, and no fragment, `reply_no_conn` or
+/// NAT64 drop rose.
+fn check_fragmented_udp64() {
+    let to = format!("[{VIP6}]:53");
+    let before = status();
+    let seen_before = big_udp64_seen();
+    let replies = udp_who_sized(CLIENT, &to, 6, "frag64", BIG_UDP6_BYTES);
+    let after = status();
+    let intact = format!("intact-{BIG_UDP6_BYTES}");
+    let bad: Vec<_> = replies.iter().filter(|r| !matches!(r, Ok((_, v)) if *v == intact)).collect();
+    let (d0, d1) = (drops(&before), drops(&after));
+    let grown: std::collections::BTreeMap<&String, u64> =
+        d1.iter().map(|(r, n)| (r, n - d0.get(r).copied().unwrap_or(0))).filter(|&(_, g)| g > 0).collect();
+    assert!(bad.is_empty(), "nat64: fragmented UDP: {bad:?}; drops that rose: {grown:?}");
+    let seen = big_udp64_seen() - seen_before;
+    assert_eq!(
+        seen, 6,
+        "nat64: the IPv4 servers logged {seen} whole {BIG_UDP6_BYTES}-byte datagrams from a local address"
+    );
+    let rose = |name: &str| worker_counter(&after, name) - worker_counter(&before, name);
+    let (v6, all, cut) = (rose("frag6_forwarded"), rose("frag_forwarded"), rose("nat64_fragments"));
+    assert!(v6 >= 3 * 6, "nat64: frag6_forwarded rose by {v6}, expected at least 18 (3 per request)");
+    assert!(all - v6 >= 3 * 6, "nat64: IPv4 frag_forwarded rose by {}, expected at least 18 (3 per reply)", all - v6);
+    assert!(cut >= 6, "nat64: nat64_fragments rose by {cut}, expected at least one extra piece per reply");
+    let refused: Vec<_> = grown
+        .keys()
+        .filter(|r| {
+            r.starts_with("frag_")
+                || r.starts_with("nat64_")
+                || ["ip_fragment", "ip6_fragment", "ip6_too_big", "reply_no_conn"].contains(&r.as_str())
+        })
+        .collect();
+    assert!(refused.is_empty(), "nat64: fragment drops rose: {grown:?}");
+    eprintln!("  fragmented udp {to}: {replies:?}, frag6_forwarded +{v6}, IPv4 +{}, nat64_fragments +{cut}", all - v6);
+}
+
+/// How many [`BIG_UDP6_BYTES`]-byte UDP datagrams the real servers' IPv4 echo logged
+/// (rs_server.py: `rs1 udp peer:port to local bytes`) from one of the IPv4 local
+/// addresses (the NAT64 flows' peer).
+fn big_udp64_seen() -> usize {
+    (0..REAL_SERVER_NAMES.len())
+        .map(|i| {
+            let text = std::fs::read_to_string(rs_log_path(i, "server")).unwrap_or_default();
+            text.lines()
+                .filter(|l| {
+                    let mut w = l.split_whitespace().skip(1);
+                    w.next() == Some("udp")
+                        && w.next().is_some_and(|p| LOCAL_ADDRESSES.iter().any(|a| p.starts_with(&format!("{a}:"))))
+                        && l.ends_with(&format!(" {BIG_UDP6_BYTES}"))
+                })
+                .count()
+        })
+        .sum()
+}
+
 /// NAT64 through Full-NAT: the IPv6 client curls `[VIP6]:80`, served by the IPv4 real
 /// servers round robin, each seeing an IPv4 local address as its peer and the client's
 /// IPv6 address in the TOA; the UDP echo; ECONNREFUSED from a closed UDP port (the
-/// server's ICMP error translated to ICMPv6); a 20 MB download byte exact; the service's
+/// server's ICMP error translated to ICMPv6); 4,000-byte UDP datagrams echoed intact
+/// ([`check_fragmented_udp64`]); a 20 MB download byte exact; the service's
 /// counters on each IPv4 server; IPv4 through the same rvsd meanwhile.
 #[test]
 #[ignore = "needs root, the lab and rvsd: run vm-testbed/test.sh"]
@@ -579,6 +643,9 @@ fn services6_nat64() {
     // A closed port on the IPv4 servers: the server's ICMP port unreachable, translated
     // by rvsd to ICMPv6 from the VIP (RFC 7915), refuses the client's connected socket.
     check_port_unreachable6(mode);
+
+    // 4,000-byte datagrams, fragmented both ways, echoed intact.
+    check_fragmented_udp64();
 
     // 20 MB, byte exact.
     let n = 20 * 1024 * 1024;

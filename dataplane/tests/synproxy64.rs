@@ -81,8 +81,9 @@ fn workers(shared: &SharedServices, finish: impl FnMut(usize, MemWorker) -> MemW
 
 // ---- segments, built independently ----
 
-/// A TCP segment in an IPv4 packet (TTL `ttl`, identification `ident`, DF) or an IPv6
-/// one (hop limit `ttl`), by its addresses' family; its checksums computed in full.
+/// A TCP segment in an IPv4 packet (TTL `ttl`, identification `ident`, DF unless
+/// `df_clear`) or an IPv6 one (hop limit `ttl`), by its addresses' family; its checksums
+/// computed in full.
 #[derive(Debug, Clone)]
 struct Seg {
     src: (IpAddr, u16),
@@ -95,10 +96,11 @@ struct Seg {
     data: Vec<u8>,
     ttl: u8,
     ident: u16,
+    df_clear: bool,
 }
 
 fn seg(src: (IpAddr, u16), dst: (IpAddr, u16), flags: u8, seq: u32, ack: u32, window: u16) -> Seg {
-    Seg { src, dst, flags, seq, ack, window, opts: Vec::new(), data: Vec::new(), ttl: 64, ident: 0 }
+    Seg { src, dst, flags, seq, ack, window, opts: Vec::new(), data: Vec::new(), ttl: 64, ident: 0, df_clear: false }
 }
 
 impl Seg {
@@ -116,6 +118,12 @@ impl Seg {
     }
     fn ident(mut self, ident: u16) -> Self {
         self.ident = ident;
+        self
+    }
+    /// As NAT64 translates a packet of at most 1,260 bytes towards the server (RFC 7915
+    /// §5.1): DF clear, identification `ident` from the worker's counter.
+    fn translated(mut self, ident: u16) -> Self {
+        (self.ident, self.df_clear) = (ident, true);
         self
     }
     fn addrs(mut self, src: (IpAddr, u16), dst: (IpAddr, u16)) -> Self {
@@ -138,7 +146,17 @@ impl Seg {
             (IpAddr::V4(src), IpAddr::V4(dst)) => {
                 let c = l4_csum(src, dst, 6, &s);
                 s[16..18].copy_from_slice(&c.to_be_bytes());
-                ipv4(Ip { src, dst, proto: 6, ttl: self.ttl, ident: self.ident, frag: 0x4000 }, &s)
+                ipv4(
+                    Ip {
+                        src,
+                        dst,
+                        proto: 6,
+                        ttl: self.ttl,
+                        ident: self.ident,
+                        frag: if self.df_clear { 0 } else { 0x4000 },
+                    },
+                    &s,
+                )
             }
             (IpAddr::V6(src), IpAddr::V6(dst)) => {
                 let c = csum6(src, dst, 6, &s);
@@ -237,7 +255,7 @@ fn proxied_handshake(ws: &mut [MemWorker]) -> u32 {
     let (front, back) = send_to(ws, 0, FRONT, &cookie_ack(k).by_client(), T0 + 1);
     assert!(front.is_empty());
     let opts = [toa(), syn_opts(CLIENT_MSS, 1010, 0, 7)].concat();
-    let want = seg(local(), rs(), SYN, CISN, 0, 64256).opts(&opts).ttl(63);
+    let want = seg(local(), rs(), SYN, CISN, 0, 64256).opts(&opts).ttl(63).translated(1);
     let got = only(back, "SYN to the server");
     assert_frame(&got, &want.to_server(), "SYN to the server");
     let c = *ws[0].lb().expect("engine").conns6().iter().next().expect("one connection").1;
@@ -269,11 +287,13 @@ fn client_data(k: u32) -> Seg {
     seg(client(), vip(), PSH | ACK, CISN + 1, k.wrapping_add(1), 502).opts(&ts_opts(1020, COOKIE_TS)).data(b"GET")
 }
 
-fn client_data_is_translated(ws: &mut [MemWorker], k: u32, extra: &[u8]) -> Vec<u8> {
+/// Sends the client's data and checks its translation: DF clear with identification
+/// `ident`, the worker's NAT64 counter (RFC 7915 §5.1).
+fn client_data_is_translated(ws: &mut [MemWorker], k: u32, extra: &[u8], ident: u16) -> Vec<u8> {
     let data = client_data(k);
     let (_, back) = send_to(ws, 0, FRONT, &data.by_client(), T0 + 4);
     let opts = [extra.to_vec(), ts_opts(1020, SERVER_TS)].concat();
-    let want = Seg { ack: SISN + 1, ..data.addrs(local(), rs()).opts(&opts).ttl(63) };
+    let want = Seg { ack: SISN + 1, ..data.addrs(local(), rs()).opts(&opts).ttl(63) }.translated(ident);
     let got = only(back, "client data");
     assert_frame(&got, &want.to_server(), "client data");
     got
@@ -307,11 +327,12 @@ fn nat64_proxied_connection_golden_packets_both_ways() {
     let mut ws = workers(&shared, |_, w| w);
     let k = proxied_handshake(&mut ws);
     // The TOA rides on the SYN and on the client's first segment, then no more.
-    client_data_is_translated(&mut ws, k, &toa());
+    client_data_is_translated(&mut ws, k, &toa(), 2);
     server_data_is_translated(&mut ws, k);
     let more = seg(client(), vip(), ACK, CISN + 4, k.wrapping_add(13), 502).opts(&ts_opts(1030, COOKIE_TS + 23));
     let (_, back) = send_to(&mut ws, 0, FRONT, &more.by_client(), T0 + 6);
-    let want = Seg { ack: SISN + 13, ..more.addrs(local(), rs()).opts(&ts_opts(1030, SERVER_TS + 23)).ttl(63) };
+    let want =
+        Seg { ack: SISN + 13, ..more.addrs(local(), rs()).opts(&ts_opts(1030, SERVER_TS + 23)).ttl(63) }.translated(3);
     let got = only(back, "second client segment");
     assert_frame(&got, &want.to_server(), "second client segment");
     let s = snapshot(&ws[0]);
@@ -373,7 +394,7 @@ fn auto_below_its_threshold_forwards_a_nat64_syn() {
     let (front, back) = send_to(&mut ws, 0, FRONT, &syn.by_client(), T0);
     assert!(front.is_empty(), "no cookie");
     let opts = [toa(), syn_opts(CLIENT_MSS, 1000, 0, 7)].concat();
-    let want = Seg { ..syn.addrs(local(), rs()).opts(&opts).ttl(63) };
+    let want = Seg { ..syn.addrs(local(), rs()).opts(&opts).ttl(63).translated(1) };
     assert_frame(&only(back, "the SYN"), &want.to_server(), "the SYN");
     assert_eq!(snapshot(&ws[0]).syn_proxy_cookies_sent, 0);
 }
@@ -408,7 +429,7 @@ fn icmp_errors_about_a_proxied_nat64_flow_quote_the_receivers_numbering() {
     let shared = services(SynProxyPolicy::ALWAYS);
     let mut ws = workers(&shared, |_, w| w);
     let k = proxied_handshake(&mut ws);
-    let sent = client_data_is_translated(&mut ws, k, &toa());
+    let sent = client_data_is_translated(&mut ws, k, &toa(), 2);
     let router = Ipv4Addr::new(10, 20, 0, 254);
     let err =
         ipv4(Ip { src: router, dst: LOCAL_IP, proto: 1, ttl: 64, ident: 9, frag: 0 }, &icmp4(3, 4, 1400, &sent[14..]));
@@ -504,7 +525,7 @@ fn a_proxied_nat64_connection_is_synced_with_its_offsets_and_translated_on_the_p
     let c = *peer[0].lb().expect("engine").conns6().iter().next().expect("installed").1;
     assert!(c.flags.contains(ConnFlags::SYNPROXY) && !c.flags.contains(ConnFlags::SYNPROXY_PENDING));
     assert_eq!(c.nat64_ends(), Some((LOCAL_IP, RS_IP)));
-    client_data_is_translated(&mut peer, k, &toa());
+    client_data_is_translated(&mut peer, k, &toa(), 1);
     server_data_is_translated(&mut peer, k);
     assert!(drops_of(&peer[0]).is_empty(), "{:?}", drops_of(&peer[0]));
 }

@@ -405,7 +405,7 @@ impl LbEngine {
     /// The IPv4 identification for the next NAT64 packet to a server (`xmit::nat64`
     /// uses it when the packet goes with DF clear): a per-worker counter.
     #[inline]
-    fn next_nat64_ident(&mut self) -> u16 {
+    pub(super) fn next_nat64_ident(&mut self) -> u16 {
         self.nat64_ident = self.nat64_ident.wrapping_add(1);
         self.nat64_ident
     }

@@ -81,7 +81,8 @@ impl LbEngine {
         let (port, next_hop) = (hop.port, hop.neighbour(server));
         let toa = c.flags.contains(ConnFlags::TOA_PENDING).then_some(client);
         let (local, server) = (Endpoint::new(local, c.lport), Endpoint::new(server, c.sport));
-        let r = nat64::v6_to_v4(buf, built.layout(), local, server, toa, self.mtu(port.index()));
+        let ident = self.next_nat64_ident();
+        let r = nat64::v6_to_v4(buf, built.layout(), local, server, toa, self.mtu(port.index()), ident);
         if r.toa_skipped.is_some() {
             counters.toa_skipped.inc();
         }

@@ -463,8 +463,9 @@ fn icmp_errors_about_a_proxied_nat64_flow_quote_the_receivers_numbering() {
     assert_eq!(snapshot(&ws[0]).icmp_errors_translated, 2);
 }
 
-/// The client's IPv6 fragments of a proxied NAT64 flow are not translated into the
-/// server's numbering: dropped (`ip6_fragment`), as every proxied flow's.
+/// Neither side's fragments of a proxied NAT64 flow are translated, for they would miss
+/// the proxy's sequence shift: the client's IPv6 ones are `ip6_fragment`, the server's
+/// IPv4 ones `ip_fragment`, as every proxied flow's.
 #[test]
 fn fragments_of_a_proxied_nat64_flow_are_dropped() {
     let shared = services(SynProxyPolicy::ALWAYS);
@@ -479,6 +480,16 @@ fn fragments_of_a_proxied_nat64_flow_are_dropped() {
     let (front, back) = send_to(&mut ws, 0, FRONT, &eth(FRONT_MAC, CLIENT_MAC, ETH_IPV6, &pkt), T0 + 4);
     assert!(front.is_empty() && back.is_empty());
     assert!(drops_of(&ws[0]).contains(&("ip6_fragment", 1)), "{:?}", drops_of(&ws[0]));
+    // The server's side: an IPv4 first fragment (MF, 40 bytes of segment) to the local
+    // address is not translated without the proxy's sequence shift.
+    let whole = seg(rs(), local(), PSH | ACK, SISN + 1, CISN + 1, 500).opts(&ts_opts(SERVER_TS + 20, 1020));
+    let whole = whole.data(b"HTTP/1.1").packet();
+    let ip = Ip { src: RS_IP, dst: LOCAL_IP, proto: 6, ttl: 64, ident: 7, frag: 0x2000 };
+    let pkt = eth(BACK_MAC, RS_MAC, ETH_IPV4, &ipv4(ip, &whole[20..60]));
+    let (front, back) = send_to(&mut ws, 0, BACK, &pkt, T0 + 5);
+    assert!(front.is_empty() && back.is_empty());
+    let ip_fragment: u64 = ws.iter().flat_map(drops_of).filter(|(r, _)| *r == "ip_fragment").map(|(_, n)| n).sum();
+    assert_eq!(ip_fragment, 1, "{:?}", ws.iter().map(drops_of).collect::<Vec<_>>());
 }
 
 /// A proxied NAT64 connection's records carry its offsets (when it opens, and again

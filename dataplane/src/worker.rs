@@ -1942,18 +1942,11 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
     /// Ethernet header and padding cut; anything else is multicast not for us. The VRRP
     /// contents are the control plane's to judge.
     fn handle_vrrp(&self, port: PortId, port_mac: MacAddr, frame: &[u8], offload: RxOffload) -> Verdict {
-        let Some(link) = &self.ha else { return Verdict::Drop(DropReason::EthNotForUs) };
-        let Ok(eth) = EthernetFrame::new_checked(frame) else {
-            return Verdict::Drop(DropReason::EthTruncated);
+        let (link, payload) = match self.vrrp_frame(port_mac, frame, ETHERTYPE_IPV4) {
+            Ok(x) => x,
+            Err(v) => return v,
         };
-        let src = eth.src();
-        if src.is_multicast() || src == port_mac {
-            return Verdict::Drop(DropReason::EthBadSource);
-        }
-        if eth.ethertype() != ETHERTYPE_IPV4 {
-            return Verdict::Drop(DropReason::EthNotForUs);
-        }
-        let ip = match Ipv4Packet::new_checked(eth.payload()) {
+        let ip = match Ipv4Packet::new_checked(payload) {
             Ok(ip) => ip,
             Err(e) => return Verdict::Drop(e.into()),
         };
@@ -1971,7 +1964,7 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
             return Verdict::Drop(DropReason::EthNotForUs);
         }
         // `new_checked` bounds the total length by the buffer.
-        let packet = eth.payload().get(..usize::from(ip.total_len())).unwrap_or_default();
+        let packet = payload.get(..usize::from(ip.total_len())).unwrap_or_default();
         self.punt_vrrp(link, port, packet)
     }
 
@@ -1984,18 +1977,11 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
     /// never comes here.
     #[inline(never)]
     fn handle_vrrp6(&self, port: PortId, port_mac: MacAddr, frame: &[u8]) -> Verdict {
-        let Some(link) = &self.ha else { return Verdict::Drop(DropReason::EthNotForUs) };
-        let Ok(eth) = EthernetFrame::new_checked(frame) else {
-            return Verdict::Drop(DropReason::EthTruncated);
+        let (link, payload) = match self.vrrp_frame(port_mac, frame, ETHERTYPE_IPV6) {
+            Ok(x) => x,
+            Err(v) => return v,
         };
-        let src = eth.src();
-        if src.is_multicast() || src == port_mac {
-            return Verdict::Drop(DropReason::EthBadSource);
-        }
-        if eth.ethertype() != ETHERTYPE_IPV6 {
-            return Verdict::Drop(DropReason::EthNotForUs);
-        }
-        let ip = match Ipv6Packet::new_checked(eth.payload()) {
+        let ip = match Ipv6Packet::new_checked(payload) {
             Ok(ip) => ip,
             Err(e) => return Verdict::Drop(e.into()),
         };
@@ -2008,8 +1994,34 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
         }
         // `new_checked` bounds the payload length by the buffer.
         let end = Ipv6Packet::<&[u8]>::HEADER_LEN + usize::from(ip.payload_len());
-        let packet = eth.payload().get(..end).unwrap_or_default();
+        let packet = payload.get(..end).unwrap_or_default();
         self.punt_vrrp(link, port, packet)
+    }
+
+    /// The checks both families' VRRP frames share, in order: an HA link (else the
+    /// multicast is not for us, `eth_not_for_us`), an Ethernet header (`eth_truncated`), a
+    /// source MAC neither multicast nor the port's own (`eth_bad_source`: our own advert
+    /// looped back), the family's `ethertype` (else `eth_not_for_us`). Gives the link and
+    /// the IP packet after the Ethernet header.
+    #[inline(always)]
+    fn vrrp_frame<'a>(
+        &'a self,
+        port_mac: MacAddr,
+        frame: &'a [u8],
+        ethertype: u16,
+    ) -> Result<(&'a HaLink, &'a [u8]), Verdict> {
+        let Some(link) = &self.ha else { return Err(Verdict::Drop(DropReason::EthNotForUs)) };
+        let Ok(eth) = EthernetFrame::new_checked(frame) else {
+            return Err(Verdict::Drop(DropReason::EthTruncated));
+        };
+        let src = eth.src();
+        if src.is_multicast() || src == port_mac {
+            return Err(Verdict::Drop(DropReason::EthBadSource));
+        }
+        if eth.ethertype() != ethertype {
+            return Err(Verdict::Drop(DropReason::EthNotForUs));
+        }
+        Ok((link, frame.get(EthernetFrame::<&[u8]>::HEADER_LEN..).unwrap_or_default()))
     }
 
     /// Copies a VRRP packet (either family) to the control plane's ring (`ha_rx`).

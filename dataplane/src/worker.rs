@@ -927,6 +927,8 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
     ///   IPv6 Full-NAT local address and lies in a port's IPv6 prefix (a NAT66 gateway):
     ///   neighbour solicitations for it on that port and ICMPv6 echo to it are answered
     ///   while master only (an IPv6 VIP of the service table is a VIP, not floating);
+    ///   likewise a virtual link-local address of `roles`, on the port
+    ///   [`HaRoles::link_local_port`] names;
     /// * VRRP adverts (protocol 112 to 224.0.0.18, Ethernet 01:00:5e:00:00:12, or next
     ///   header 112 to ff02::12, Ethernet 33:33:00:00:00:12) are copied to the control
     ///   plane, tagged with their port (`ha_rx`);
@@ -952,13 +954,16 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
             })
             .collect();
         let book6 = &self.addrs6;
+        // A virtual link-local address is floating on the port its roles name.
         let mut floating6: Vec<(Ipv6Addr, PortId)> = self
             .ha6
             .iter()
             .map(|&(ip, _)| ip)
-            .filter(|&ip| !book6.is_ours(ip) && !nd::is_link_local(ip))
-            .filter_map(|ip| {
-                book6.iter().find(|o| !o.link_local && !o.local && o.net.contains(&ip)).map(|o| (ip, o.port))
+            .filter(|&ip| !book6.is_ours(ip))
+            .filter_map(|ip| match roles.link_local_port(ip) {
+                Some(port) => Some((ip, port)).filter(|_| port.index() < self.tx.ports.len()),
+                None if nd::is_link_local(ip) => None,
+                None => book6.iter().find(|o| !o.link_local && !o.local && o.net.contains(&ip)).map(|o| (ip, o.port)),
             })
             .collect();
         floating6.sort_unstable();

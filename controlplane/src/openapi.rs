@@ -242,6 +242,8 @@ fn schemas() -> Value {
             "type": "object",
             "properties": {
                 "vrid": {"type": "integer", "minimum": 1, "maximum": 255},
+                "family": {"type": "string", "enum": ["ipv4", "ipv6"], "description": "the family of the adverts; with vrid and port it names the instance"},
+                "virtual_link_local": {"type": "string", "description": "the virtual router's link-local address, first in IPv6 adverts (when configured)"},
                 "port": {"type": "string"},
                 "version": {"type": "integer", "enum": [2, 3]},
                 "state": {"type": "string", "enum": ["init", "backup", "master", "fault"]},

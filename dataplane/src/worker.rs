@@ -1681,9 +1681,12 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
         // An IPv6 VIP: neighbour discovery and echo for it go the way of our own
         // addresses', TCP and UDP to the IPv6 L4 path.
         let to_vip = !for_us && !multicast && self.lb.as_ref().is_some_and(|lb| lb.is_vip6(dst));
-        // A floating address of a VRRP instance (a NAT66 gateway): neighbour discovery and
-        // echo only.
-        let to_floating = !for_us && !to_vip && !multicast && self.floating6.iter().any(|&(f, _)| f == dst);
+        // A floating address of a VRRP instance (a NAT66 gateway, or a virtual link-local
+        // address, ours on its own port only): neighbour discovery and echo only.
+        let to_floating = !for_us
+            && !to_vip
+            && !multicast
+            && self.floating6.iter().any(|&(f, p)| f == dst && (p == port || !nd::is_link_local(f)));
         // A VIP, Full-NAT local or floating address whose VRRP instance is backup here:
         // nothing is answered or forwarded.
         if (to_vip || to_local || to_floating) && self.vip6_backup(dst) {
@@ -1945,7 +1948,9 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
     /// and IPv4 header checks of any frame (a looped-back advert of ours fails them), then
     /// an IPv4 packet of protocol 112 to 224.0.0.18 is copied to the control plane's ring,
     /// Ethernet header and padding cut; anything else is multicast not for us. The VRRP
-    /// contents are the control plane's to judge.
+    /// contents are the control plane's to judge. Out of line: a few adverts a second, never
+    /// the traffic's path.
+    #[inline(never)]
     fn handle_vrrp(&self, port: PortId, port_mac: MacAddr, frame: &[u8], offload: RxOffload) -> Verdict {
         let (link, payload) = match self.vrrp_frame(port_mac, frame, ETHERTYPE_IPV4) {
             Ok(x) => x,

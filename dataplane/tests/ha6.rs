@@ -873,6 +873,9 @@ fn a_virtual_link_local_address_is_answered_on_the_instances_port_only_while_mas
     // A link-local address is on every link: on the back port it is not ours.
     let (_, back) = send_to(&mut ws, 0, BACK, &ns_from(a(RS6[0]), RS6_MAC[0], a(VLL6)), 3 * SEC);
     assert!(!advertises(&back, a(VLL6)), "the virtual link-local answered on another port");
+    let ping_back = eth(BACK_MAC, RS6_MAC[0], ETH_IPV6, &icmp6(a(RS6[0]), a(VLL6), 64, echo6(128, 3)));
+    let (front, back) = send_to(&mut ws, 0, BACK, &ping_back, 3 * SEC);
+    assert!(front.is_empty() && back.is_empty(), "an echo to the virtual link-local on another port was answered");
     assert_accounting_all(&ws);
 }
 

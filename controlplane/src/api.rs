@@ -291,9 +291,11 @@ async fn get_ha(State(st): State<St>) -> Result<Json<crate::ha::view::HaStatus>,
     Ok(Json(ha_handle(&st)?.status()))
 }
 
-/// `POST /v1/ha/{vrid}/step-down[?hold=DURATION]`: the master of `vrid` sends priority 0,
-/// becomes backup, and does not preempt for `hold` (default 300s); answers the
-/// instance. 404 for an unknown VRID, 409 when the instance is not master.
+/// `POST /v1/ha/{vrid}/step-down[?hold=DURATION][&family=ipv4|ipv6]`: the master of
+/// `vrid` sends priority 0, becomes backup, and does not preempt for `hold` (default
+/// 300s); answers the instance. `family` (of the adverts) picks one of a VRID that has an
+/// IPv4 and an IPv6 instance, and is then required (422 naming it without). 404 for an
+/// unknown VRID or no instance of that family, 409 when the instance is not master.
 async fn step_down(
     State(st): State<St>,
     ApiPath(vrid): ApiPath<String>,
@@ -305,16 +307,32 @@ async fn step_down(
         vrid.parse().ok().filter(|v| *v > 0).ok_or_else(|| {
             ApiError::field(StatusCode::NOT_FOUND, "path", format!("`{vrid}` is not a VRID (1..255)"))
         })?;
-    let query = parse_query(q.as_deref(), &["hold"])?;
+    let query = parse_query(q.as_deref(), &["hold", "family"])?;
+    let family = match query.get("family") {
+        None => None,
+        Some(f) => Some(crate::config::AdvertFamily::parse(f).ok_or_else(|| {
+            ApiError::field(
+                StatusCode::BAD_REQUEST,
+                "family",
+                format!("`{f}` is not an advert family; use ipv4 (VRRP over IPv4) or ipv6 (VRRP over IPv6)"),
+            )
+        })?),
+    };
     let hold = match query.get("hold") {
         None => crate::ha::run::DEFAULT_STEP_DOWN_HOLD,
         Some(h) => humantime::parse_duration(h).map_err(|e| {
             ApiError::field(StatusCode::BAD_REQUEST, "hold", format!("`{h}` is not a duration ({e}); write it like 5m"))
         })?,
     };
-    match ha.step_down(vrid, hold).await {
+    match ha.step_down(vrid, family, hold).await {
         Ok(view) => Ok(Json(view)),
         Err(e @ StepDownError::NoSuchVrid(_)) => Err(ApiError::field(StatusCode::NOT_FOUND, "path", e.to_string())),
+        Err(e @ StepDownError::NoSuchFamily(..)) => {
+            Err(ApiError::field(StatusCode::NOT_FOUND, "family", e.to_string()))
+        }
+        Err(e @ StepDownError::Ambiguous(_)) => {
+            Err(ApiError::field(StatusCode::UNPROCESSABLE_ENTITY, "family", e.to_string()))
+        }
         Err(e @ StepDownError::NotMaster { .. }) => Err(ApiError::new(StatusCode::CONFLICT, e.to_string())),
         Err(e @ StepDownError::Unavailable) => Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string())),
     }

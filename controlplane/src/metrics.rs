@@ -530,12 +530,13 @@ pub fn render(input: &MetricsInput) -> String {
 }
 
 /// The counters and rate gauges of services or servers, under `prefix`.
-/// `rvs_vrrp_*`: per instance (labels `vrid`, `port`), state as a number (0 init,
+/// `rvs_vrrp_*`: per instance (labels `vrid`, `family` of the adverts, `port`: one VRID
+/// may serve an IPv4 and an IPv6 instance of a port), state as a number (0 init,
 /// 1 backup, 2 master, 3 fault; see [`crate::ha::vrrp::State::gauge`]), priorities and
 /// counters; invalid adverts also by `reason`.
 fn vrrp_families(out: &mut Out, ha: &crate::ha::view::HaStatus) {
     let labels = |i: &crate::ha::view::InstanceStatus| -> Labels {
-        vec![("vrid", i.vrid.to_string()), ("port", i.port.clone())]
+        vec![("vrid", i.vrid.to_string()), ("family", i.family.clone()), ("port", i.port.clone())]
     };
     let state = |s: &str| match s {
         "backup" => 1,

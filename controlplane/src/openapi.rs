@@ -242,6 +242,8 @@ fn schemas() -> Value {
             "type": "object",
             "properties": {
                 "vrid": {"type": "integer", "minimum": 1, "maximum": 255},
+                "family": {"type": "string", "enum": ["ipv4", "ipv6"], "description": "the family of the adverts; with vrid and port it names the instance"},
+                "virtual_link_local": {"type": "string", "description": "the virtual router's link-local address, first in IPv6 adverts (when configured)"},
                 "port": {"type": "string"},
                 "version": {"type": "integer", "enum": [2, 3]},
                 "state": {"type": "string", "enum": ["init", "backup", "master", "fault"]},
@@ -390,9 +392,9 @@ pub fn document() -> Value {
             "/v1/stats": {"get": op("per service and server counters (ipvsadm -L --stats)", None, vec![ok("200", "stats", Some("Stats"))], vec![])},
             "/v1/stats/zero": {"post": op("zero the counters (ipvsadm -Z; ?service=tcp/VIP/PORT for one service)", None, vec![ok("204", "zeroed", None)], vec![])},
             "/v1/ha": {"get": op("VRRP instances: state, priorities, master, last transition, advert counters (404 without [ha])", None, vec![ok("200", "HA status", Some("HaStatus"))], vec![])},
-            "/v1/ha/{vrid}/step-down": {"post": op("the master of VRID resigns: sends priority 0, becomes backup and does not preempt for `hold` (default 300s); 409 when not master",
+            "/v1/ha/{vrid}/step-down": {"post": op("the master of VRID resigns: sends priority 0, becomes backup and does not preempt for `hold` (default 300s); `family` picks the IPv4 or IPv6 instance of a VRID that has both (422 without it then); 409 when not master",
                 None, vec![ok("200", "the instance after stepping down", Some("HaInstance"))],
-                vec![path_param("vrid", "the instance's VRID"), query_param("hold", "string", "how long not to preempt, e.g. 10m (default 300s)")])},
+                vec![path_param("vrid", "the instance's VRID"), query_param("hold", "string", "how long not to preempt, e.g. 10m (default 300s)"), query_param("family", "string", "ipv4 or ipv6: the family of the instance's adverts, needed when the VRID has one instance of each")])},
             "/metrics": {"get": {"summary": "Prometheus text exposition (rvs_ metrics)", "responses": {"200": {"description": "metrics", "content": {"text/plain": {"schema": {"type": "string"}}}}}}}
         }
     })

@@ -1121,12 +1121,16 @@ async fn ha_status_and_step_down() {
     let board = Arc::new(std::sync::Mutex::new(HaStatus { instances: vec![master.clone()], ..HaStatus::default() }));
     let (tx, rx) = std::sync::mpsc::channel::<rvs_controlplane::ha::run::StepDown>();
     std::thread::spawn(move || {
-        while let Ok((vrid, hold, answer)) = rx.recv() {
-            let r = match vrid {
-                51 if hold == Duration::from_secs(600) => {
+        while let Ok((vrid, family, hold, answer)) = rx.recv() {
+            let r = match (vrid, family) {
+                (51, None) if hold == Duration::from_secs(600) => {
                     Ok(InstanceStatus { state: "backup".into(), ..master.clone() })
                 }
-                51 => Err(StepDownError::NotMaster { vrid, state: "backup".into() }),
+                (51, _) => Err(StepDownError::NotMaster { vrid, state: "backup".into() }),
+                // VRID 61 has an IPv4 and an IPv6 instance.
+                (61, None) => Err(StepDownError::Ambiguous(61)),
+                (61, Some(f)) => Ok(InstanceStatus { vrid: 61, family: f.name().into(), ..master.clone() }),
+                (_, Some(f)) => Err(StepDownError::NoSuchFamily(vrid, f)),
                 _ => Err(StepDownError::NoSuchVrid(vrid)),
             };
             let _ = answer.send(r);
@@ -1153,6 +1157,17 @@ async fn ha_status_and_step_down() {
     assert_eq!((code, v["field"].clone()), (400, json!("hold")), "{v}");
     let (code, v) = call(&srv, "GET", "/v1/ha/51/step-down", None).await;
     assert_eq!(code, 405, "{v}");
+    // One VRID for an IPv4 and an IPv6 instance: the family picks one, and is then required.
+    let (code, v) = call(&srv, "POST", "/v1/ha/61/step-down", None).await;
+    assert_eq!((code, v["field"].clone()), (422, json!("family")), "{v}");
+    assert!(v["error"].as_str().unwrap().contains("?family=ipv4 or ?family=ipv6"), "{v}");
+    let (code, v) = call(&srv, "POST", "/v1/ha/61/step-down?family=ipv6&hold=1m", None).await;
+    assert_eq!((code, v["vrid"].clone(), v["family"].clone()), (200, json!(61), json!("ipv6")), "{v}");
+    let (code, v) = call(&srv, "POST", "/v1/ha/9/step-down?family=ipv4", None).await;
+    assert_eq!((code, v["field"].clone()), (404, json!("family")), "{v}");
+    let (code, v) = call(&srv, "POST", "/v1/ha/61/step-down?family=inet6", None).await;
+    assert_eq!((code, v["field"].clone()), (400, json!("family")), "{v}");
+    assert!(v["error"].as_str().unwrap().contains("use ipv4"), "{v}");
 }
 
 /// `allow`, `deny` and `maxconn` through every apply path: service create and update

@@ -81,6 +81,7 @@ fn ha_status_is_readable_and_printed_by_rvsadm() {
     s.ha = Some(HaStatus {
         instances: vec![InstanceStatus {
             vrid: 51,
+            family: "ipv4".into(),
             port: "front".into(),
             state: "master".into(),
             priority: 200,
@@ -98,8 +99,8 @@ fn ha_status_is_readable_and_printed_by_rvsadm() {
     let text = rvsadm::format::status(&doc);
     let line = text.lines().find(|l| l.starts_with("51 ")).unwrap_or_else(|| panic!("{text}"));
     let cols: Vec<&str> = line.split_whitespace().collect();
-    assert_eq!(cols, ["51", "front", "master", "10.10.0.1", "200/200", "9", "0", "1"], "{text}");
-    assert!(text.contains("VRID 51 master since 2026-12-03T21:00:00.000Z: no master heard"), "{text}");
+    assert_eq!(cols, ["51", "ipv4", "front", "master", "10.10.0.1", "200/200", "9", "0", "1"], "{text}");
+    assert!(text.contains("VRID 51 ipv4 master since 2026-12-03T21:00:00.000Z: no master heard"), "{text}");
     let plain = rvs_controlplane::status::Status::new(1, vec![], vec![]);
     let doc: rvsadm::model::StatusDoc = serde_json::from_value(serde_json::to_value(&plain).unwrap()).unwrap();
     assert!(!rvsadm::format::status(&doc).contains("VRID"), "no [ha], no VRRP lines");

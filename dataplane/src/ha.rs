@@ -27,6 +27,12 @@
 //!   solicitations (also through its solicited-node group) and ICMPv6 echo; TCP/UDP to it
 //!   is `ip6_no_service`; while backup all of it is `ha_backup`. An IPv6 VIP of the
 //!   service table wins over a floating address, as for IPv4.
+//! * **Virtual link-local addresses.** An instance whose adverts are VRRP over IPv6 may
+//!   have a virtual link-local address (RFC 5798 §5.2.9: the first address of its adverts,
+//!   which keepalived's `vrrp_strict` requires). A link-local address is on every link, so
+//!   [`HaRoles::with_link_local`] names its port: the instance's. On that port only it is
+//!   answered as an IPv6 floating address (neighbour solicitations, its solicited-node
+//!   group, ICMPv6 echo) while master, and is `ha_backup` while backup.
 //! * **Not gated.** Packets not addressed to one of our addresses, e.g. NAT replies from
 //!   real servers (addressed to the client, sent to the MAC the floating gateway resolved
 //!   to), are forwarded by whichever node receives them, master or not; a backup that
@@ -121,6 +127,9 @@ pub enum HaRolesError {
     /// An address is in two groups.
     #[error("address {0} belongs to two VRRP instances; an address moves with one instance only")]
     TwoGroups(IpAddr),
+    /// A virtual link-local address that is not link-local (fe80::/10).
+    #[error("address {0} is not link-local (fe80::/10), so it cannot be a virtual link-local address")]
+    NotLinkLocal(Ipv6Addr),
 }
 
 /// Per VRRP instance, whether this node is master, and which addresses move with it.
@@ -129,6 +138,8 @@ pub enum HaRolesError {
 #[derive(Debug)]
 pub struct HaRoles {
     groups: HashMap<IpAddr, HaGroup>,
+    /// Virtual link-local addresses and the port each is answered on.
+    link_local: Vec<(Ipv6Addr, PortId)>,
     master: Box<[AtomicBool]>,
 }
 
@@ -145,7 +156,32 @@ impl HaRoles {
             }
         }
         let master = (0..groups).map(|_| AtomicBool::new(false)).collect();
-        Ok(HaRoles { groups: map, master })
+        Ok(HaRoles { groups: map, link_local: Vec::new(), master })
+    }
+
+    /// Adds group `group`'s virtual link-local address `addr`, answered on `port` only (see
+    /// the module docs). Refused if `addr` is not in fe80::/10, the group does not exist, or
+    /// `addr` is already another group's.
+    pub fn with_link_local(mut self, addr: Ipv6Addr, port: PortId, group: HaGroup) -> Result<Self, HaRolesError> {
+        let ip = IpAddr::V6(addr);
+        if addr.segments()[0] & 0xffc0 != 0xfe80 {
+            return Err(HaRolesError::NotLinkLocal(addr));
+        }
+        if group.index() >= self.master.len() {
+            return Err(HaRolesError::NoSuchGroup { addr: ip, group: group.0, groups: self.master.len() });
+        }
+        if self.groups.insert(ip, group).is_some_and(|g| g != group) {
+            return Err(HaRolesError::TwoGroups(ip));
+        }
+        self.link_local.retain(|&(a, _)| a != addr);
+        self.link_local.push((addr, port));
+        Ok(self)
+    }
+
+    /// The port a virtual link-local address is answered on, if `addr` is one. For
+    /// address-book construction, not per packet.
+    pub fn link_local_port(&self, addr: Ipv6Addr) -> Option<PortId> {
+        self.link_local.iter().find(|&&(a, _)| a == addr).map(|&(_, p)| p)
     }
 
     /// The group `addr` moves with, if any. For address-book construction, not per packet.

@@ -927,6 +927,8 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
     ///   IPv6 Full-NAT local address and lies in a port's IPv6 prefix (a NAT66 gateway):
     ///   neighbour solicitations for it on that port and ICMPv6 echo to it are answered
     ///   while master only (an IPv6 VIP of the service table is a VIP, not floating);
+    ///   likewise a virtual link-local address of `roles`, on the port
+    ///   [`HaRoles::link_local_port`] names;
     /// * VRRP adverts (protocol 112 to 224.0.0.18, Ethernet 01:00:5e:00:00:12, or next
     ///   header 112 to ff02::12, Ethernet 33:33:00:00:00:12) are copied to the control
     ///   plane, tagged with their port (`ha_rx`);
@@ -952,13 +954,16 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
             })
             .collect();
         let book6 = &self.addrs6;
+        // A virtual link-local address is floating on the port its roles name.
         let mut floating6: Vec<(Ipv6Addr, PortId)> = self
             .ha6
             .iter()
             .map(|&(ip, _)| ip)
-            .filter(|&ip| !book6.is_ours(ip) && !nd::is_link_local(ip))
-            .filter_map(|ip| {
-                book6.iter().find(|o| !o.link_local && !o.local && o.net.contains(&ip)).map(|o| (ip, o.port))
+            .filter(|&ip| !book6.is_ours(ip))
+            .filter_map(|ip| match roles.link_local_port(ip) {
+                Some(port) => Some((ip, port)).filter(|_| port.index() < self.tx.ports.len()),
+                None if nd::is_link_local(ip) => None,
+                None => book6.iter().find(|o| !o.link_local && !o.local && o.net.contains(&ip)).map(|o| (ip, o.port)),
             })
             .collect();
         floating6.sort_unstable();
@@ -1676,9 +1681,12 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
         // An IPv6 VIP: neighbour discovery and echo for it go the way of our own
         // addresses', TCP and UDP to the IPv6 L4 path.
         let to_vip = !for_us && !multicast && self.lb.as_ref().is_some_and(|lb| lb.is_vip6(dst));
-        // A floating address of a VRRP instance (a NAT66 gateway): neighbour discovery and
-        // echo only.
-        let to_floating = !for_us && !to_vip && !multicast && self.floating6.iter().any(|&(f, _)| f == dst);
+        // A floating address of a VRRP instance (a NAT66 gateway, or a virtual link-local
+        // address, ours on its own port only): neighbour discovery and echo only.
+        let to_floating = !for_us
+            && !to_vip
+            && !multicast
+            && self.floating6.iter().any(|&(f, p)| f == dst && (p == port || !nd::is_link_local(f)));
         // A VIP, Full-NAT local or floating address whose VRRP instance is backup here:
         // nothing is answered or forwarded.
         if (to_vip || to_local || to_floating) && self.vip6_backup(dst) {
@@ -1940,20 +1948,15 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
     /// and IPv4 header checks of any frame (a looped-back advert of ours fails them), then
     /// an IPv4 packet of protocol 112 to 224.0.0.18 is copied to the control plane's ring,
     /// Ethernet header and padding cut; anything else is multicast not for us. The VRRP
-    /// contents are the control plane's to judge.
+    /// contents are the control plane's to judge. Out of line: a few adverts a second, never
+    /// the traffic's path.
+    #[inline(never)]
     fn handle_vrrp(&self, port: PortId, port_mac: MacAddr, frame: &[u8], offload: RxOffload) -> Verdict {
-        let Some(link) = &self.ha else { return Verdict::Drop(DropReason::EthNotForUs) };
-        let Ok(eth) = EthernetFrame::new_checked(frame) else {
-            return Verdict::Drop(DropReason::EthTruncated);
+        let (link, payload) = match self.vrrp_frame(port_mac, frame, ETHERTYPE_IPV4) {
+            Ok(x) => x,
+            Err(v) => return v,
         };
-        let src = eth.src();
-        if src.is_multicast() || src == port_mac {
-            return Verdict::Drop(DropReason::EthBadSource);
-        }
-        if eth.ethertype() != ETHERTYPE_IPV4 {
-            return Verdict::Drop(DropReason::EthNotForUs);
-        }
-        let ip = match Ipv4Packet::new_checked(eth.payload()) {
+        let ip = match Ipv4Packet::new_checked(payload) {
             Ok(ip) => ip,
             Err(e) => return Verdict::Drop(e.into()),
         };
@@ -1971,7 +1974,7 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
             return Verdict::Drop(DropReason::EthNotForUs);
         }
         // `new_checked` bounds the total length by the buffer.
-        let packet = eth.payload().get(..usize::from(ip.total_len())).unwrap_or_default();
+        let packet = payload.get(..usize::from(ip.total_len())).unwrap_or_default();
         self.punt_vrrp(link, port, packet)
     }
 
@@ -1984,18 +1987,11 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
     /// never comes here.
     #[inline(never)]
     fn handle_vrrp6(&self, port: PortId, port_mac: MacAddr, frame: &[u8]) -> Verdict {
-        let Some(link) = &self.ha else { return Verdict::Drop(DropReason::EthNotForUs) };
-        let Ok(eth) = EthernetFrame::new_checked(frame) else {
-            return Verdict::Drop(DropReason::EthTruncated);
+        let (link, payload) = match self.vrrp_frame(port_mac, frame, ETHERTYPE_IPV6) {
+            Ok(x) => x,
+            Err(v) => return v,
         };
-        let src = eth.src();
-        if src.is_multicast() || src == port_mac {
-            return Verdict::Drop(DropReason::EthBadSource);
-        }
-        if eth.ethertype() != ETHERTYPE_IPV6 {
-            return Verdict::Drop(DropReason::EthNotForUs);
-        }
-        let ip = match Ipv6Packet::new_checked(eth.payload()) {
+        let ip = match Ipv6Packet::new_checked(payload) {
             Ok(ip) => ip,
             Err(e) => return Verdict::Drop(e.into()),
         };
@@ -2008,8 +2004,34 @@ impl<Q: PortQueue, P: PacketPool<Buf = Q::Buf>> Worker<Q, P> {
         }
         // `new_checked` bounds the payload length by the buffer.
         let end = Ipv6Packet::<&[u8]>::HEADER_LEN + usize::from(ip.payload_len());
-        let packet = eth.payload().get(..end).unwrap_or_default();
+        let packet = payload.get(..end).unwrap_or_default();
         self.punt_vrrp(link, port, packet)
+    }
+
+    /// The checks both families' VRRP frames share, in order: an HA link (else the
+    /// multicast is not for us, `eth_not_for_us`), an Ethernet header (`eth_truncated`), a
+    /// source MAC neither multicast nor the port's own (`eth_bad_source`: our own advert
+    /// looped back), the family's `ethertype` (else `eth_not_for_us`). Gives the link and
+    /// the IP packet after the Ethernet header.
+    #[inline(always)]
+    fn vrrp_frame<'a>(
+        &'a self,
+        port_mac: MacAddr,
+        frame: &'a [u8],
+        ethertype: u16,
+    ) -> Result<(&'a HaLink, &'a [u8]), Verdict> {
+        let Some(link) = &self.ha else { return Err(Verdict::Drop(DropReason::EthNotForUs)) };
+        let Ok(eth) = EthernetFrame::new_checked(frame) else {
+            return Err(Verdict::Drop(DropReason::EthTruncated));
+        };
+        let src = eth.src();
+        if src.is_multicast() || src == port_mac {
+            return Err(Verdict::Drop(DropReason::EthBadSource));
+        }
+        if eth.ethertype() != ethertype {
+            return Err(Verdict::Drop(DropReason::EthNotForUs));
+        }
+        Ok((link, frame.get(EthernetFrame::<&[u8]>::HEADER_LEN..).unwrap_or_default()))
     }
 
     /// Copies a VRRP packet (either family) to the control plane's ring (`ha_rx`).

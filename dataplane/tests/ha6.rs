@@ -17,7 +17,8 @@
 //! it is answered, forwarded and announced. An IPv6 Full-NAT local address in an instance
 //! likewise: not answered, announced or taking replies while backup. An IPv6 floating
 //! address (a NAT66 gateway on the back prefix) gets neighbour advertisements and echo
-//! replies on its port only while master. VRRP over IPv6 (next header 112 to ff02::12 at
+//! replies on its port only while master, and so does an instance's virtual link-local
+//! address on the instance's port. VRRP over IPv6 (next header 112 to ff02::12 at
 //! 33:33:00:00:00:12) is punted to the control plane with its port.
 //!
 //! Packets are built here byte by byte (`common::ip6`), independently of
@@ -836,6 +837,45 @@ fn an_ipv6_floating_address_is_answered_on_its_port_only_while_master() {
     let reply = eth(RS6_MAC[0], BACK_MAC, ETH_IPV6, &icmp6(a(FLOAT6), a(RS6[0]), 64, echo6(129, 3)));
     assert!(!back.contains(&reply), "a backup again answered the echo");
     assert_eq!(snapshot(&ws[0]).drop_count(DropReason::HaBackup) - before, 1);
+    assert_accounting_all(&ws);
+}
+
+/// The instance's virtual link-local address (RFC 5798 §5.2.9), on the front port.
+const VLL6: &str = "fe80::51";
+
+#[test]
+fn a_virtual_link_local_address_is_answered_on_the_instances_port_only_while_master() {
+    let shared = services(1);
+    let roles = HaRoles::new(1, [(IpAddr::V6(a(VIP6)), HaGroup(0))]).unwrap();
+    let roles = Arc::new(roles.with_link_local(a(VLL6), FRONT, HaGroup(0)).unwrap());
+    assert_eq!(roles.group_of(IpAddr::V6(a(VLL6))), Some(HaGroup(0)));
+    let (mut ws, _end, _) = workers6_ha(&shared, 1, 1024, NO_REFRESH, Some(Arc::clone(&roles)));
+    let ns = || ns_from(a(CLIENT6), CLIENT_MAC, a(VLL6));
+    let ping = |seq| eth(FRONT_MAC, CLIENT_MAC, ETH_IPV6, &icmp6(a(CLIENT6), a(VLL6), 64, echo6(128, seq)));
+    // Backup: neither the solicitation nor the echo is answered; both are `ha_backup`.
+    let before = snapshot(&ws[0]);
+    let (front, back) = send_to(&mut ws, 0, FRONT, &ns(), SEC);
+    assert!(front.is_empty() && back.is_empty(), "backup answered a solicitation of the virtual link-local");
+    let (front, back) = send_to(&mut ws, 0, FRONT, &ping(1), SEC);
+    assert!(front.is_empty() && back.is_empty(), "backup answered an echo to the virtual link-local");
+    let s = snapshot(&ws[0]);
+    assert_eq!(s.drop_count(DropReason::HaBackup) - before.drop_count(DropReason::HaBackup), 2);
+    ws[0].send_gratuitous_arp(2 * SEC);
+    assert!(!advertises(&take_tx(&mut ws[0], FRONT), a(VLL6)), "backup announced the virtual link-local");
+    // Master: answered from the front port's MAC, echo too.
+    roles.set_master(HaGroup(0), true);
+    let (front, _) = send_to(&mut ws, 0, FRONT, &ns(), 3 * SEC);
+    let answer = icmp6(a(VLL6), a(CLIENT6), 255, nd_msg(136, 0x60, a(VLL6), 2, FRONT_MAC));
+    assert!(front.contains(&eth(CLIENT_MAC, FRONT_MAC, ETH_IPV6, &answer)), "master answers: {front:?}");
+    let (front, _) = send_to(&mut ws, 0, FRONT, &ping(2), 3 * SEC);
+    let reply = eth(CLIENT_MAC, FRONT_MAC, ETH_IPV6, &icmp6(a(VLL6), a(CLIENT6), 64, echo6(129, 2)));
+    assert!(front.contains(&reply), "master answers the echo: {front:?}");
+    // A link-local address is on every link: on the back port it is not ours.
+    let (_, back) = send_to(&mut ws, 0, BACK, &ns_from(a(RS6[0]), RS6_MAC[0], a(VLL6)), 3 * SEC);
+    assert!(!advertises(&back, a(VLL6)), "the virtual link-local answered on another port");
+    let ping_back = eth(BACK_MAC, RS6_MAC[0], ETH_IPV6, &icmp6(a(RS6[0]), a(VLL6), 64, echo6(128, 3)));
+    let (front, back) = send_to(&mut ws, 0, BACK, &ping_back, 3 * SEC);
+    assert!(front.is_empty() && back.is_empty(), "an echo to the virtual link-local on another port was answered");
     assert_accounting_all(&ws);
 }
 

@@ -316,10 +316,14 @@ pub enum Command {
     },
     /// `rvsadm status`.
     Status,
-    /// `rvsadm ha step-down VRID`: the VRRP master of VRID resigns (rvs's own verb).
+    /// `rvsadm ha step-down VRID [ipv4|ipv6]`: the VRRP master of VRID resigns (rvs's own
+    /// verb); the family of its adverts picks one of a VRID that has an IPv4 and an IPv6
+    /// instance.
     HaStepDown {
         /// The instance's VRID, 1..=255.
         vrid: u8,
+        /// `ipv4` or `ipv6`, when given.
+        family: Option<&'static str>,
     },
     /// `rvsadm admin -t|-u VIP:PORT -r RIP[:PORT] ready|drain|maint`: a server's
     /// administrative state (rvs's own verb; not an `-R` line).
@@ -828,7 +832,7 @@ struct Collected {
     help: bool,
     version: bool,
     status: bool,
-    ha_step_down: Option<u8>,
+    ha_step_down: Option<(u8, Option<&'static str>)>,
     service: Option<ServiceAddr>,
     scheduler: Option<String>,
     persistence: Option<u32>,
@@ -909,16 +913,23 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Invocation, UsageError> {
             }
             if word == "ha" && c.verb.is_none() && !c.status && c.ha_step_down.is_none() && c.seen.iter().all(|s| !s) {
                 if words.get(i) != Some(&"step-down") {
-                    return fail("ha takes: step-down VRID");
+                    return fail("ha takes: step-down VRID [ipv4|ipv6]");
                 }
                 let vrid = words.get(i + 1).ok_or_else(|| UsageError("ha step-down: missing VRID".into()))?;
-                match vrid.parse::<u8>() {
-                    Ok(v) if v > 0 => c.ha_step_down = Some(v),
+                let vrid = match vrid.parse::<u8>() {
+                    Ok(v) if v > 0 => v,
                     _ => return fail(format!("ha step-down: `{vrid}` is not a VRID (1..255)")),
-                }
+                };
+                // The family of the instance's adverts, for a VRID with one of each.
+                let family = match words.get(i + 2).copied() {
+                    Some("ipv4") => Some("ipv4"),
+                    Some("ipv6") => Some("ipv6"),
+                    _ => None,
+                };
+                c.ha_step_down = Some((vrid, family));
                 // Marks the line as taken, like status: only --api and --token-file may follow.
                 c.status = true;
-                i += 2;
+                i += if family.is_some() { 3 } else { 2 };
                 continue;
             }
             return fail(format!("unexpected argument {word}"));
@@ -1187,8 +1198,8 @@ fn build(c: Collected) -> Result<Invocation, UsageError> {
     if c.version {
         return done(Command::Version);
     }
-    if let Some(vrid) = c.ha_step_down {
-        return done(Command::HaStepDown { vrid });
+    if let Some((vrid, family)) = c.ha_step_down {
+        return done(Command::HaStepDown { vrid, family });
     }
     if c.status {
         return done(Command::Status);
@@ -1800,13 +1811,19 @@ mod tests {
     /// rvs's own `ha step-down VRID`, which ipvsadm does not have.
     #[test]
     fn ha_step_down() {
-        assert_eq!(ok("ha step-down 51"), Command::HaStepDown { vrid: 51 });
+        assert_eq!(ok("ha step-down 51"), Command::HaStepDown { vrid: 51, family: None });
+        assert_eq!(ok("ha step-down 51 ipv6"), Command::HaStepDown { vrid: 51, family: Some("ipv6") });
+        assert_eq!(ok("ha step-down 51 ipv4"), Command::HaStepDown { vrid: 51, family: Some("ipv4") });
         let inv = parse(&["ha", "step-down", "7", "--api=http://h:1"]).unwrap();
-        assert_eq!((inv.api.as_deref(), inv.command), (Some("http://h:1"), Command::HaStepDown { vrid: 7 }));
+        assert_eq!(
+            (inv.api.as_deref(), inv.command),
+            (Some("http://h:1"), Command::HaStepDown { vrid: 7, family: None })
+        );
         assert!(!ok("ha step-down 51").is_change());
         for (line, says) in [
-            ("ha", "ha takes: step-down VRID"),
-            ("ha stepdown 5", "ha takes: step-down VRID"),
+            ("ha", "ha takes: step-down VRID [ipv4|ipv6]"),
+            ("ha stepdown 5", "ha takes: step-down VRID [ipv4|ipv6]"),
+            ("ha step-down 5 ipv5", "unexpected argument ipv5"),
             ("ha step-down", "missing VRID"),
             ("ha step-down 0", "not a VRID"),
             ("ha step-down 256", "not a VRID"),

@@ -241,13 +241,27 @@ pub fn execute(client: &Client, command: &Command, io: &mut Io<'_>) -> i32 {
         Command::Status => {
             client.get::<StatusDoc>("/v1/status").map(|s| Output::Text(format::status(&s))).map_err(Failure::from)
         }
-        Command::HaStepDown { vrid } => client
-            .call(Method::Post, &format!("/v1/ha/{vrid}/step-down"), None)
+        Command::HaStepDown { vrid, family } => client
+            .call(
+                Method::Post,
+                &match family {
+                    Some(f) => format!("/v1/ha/{vrid}/step-down?family={f}"),
+                    None => format!("/v1/ha/{vrid}/step-down"),
+                },
+                None,
+            )
             .and_then(|r| {
                 serde_json::from_slice::<HaInstanceDoc>(&r.body)
                     .map_err(|e| ApiError::Protocol(format!("rvsd's answer to step-down is not an HA instance: {e}")))
             })
-            .map(|i| Output::Text(format!("VRRP instance {vrid} on {}: stepped down, now {}\n", i.port, i.state)))
+            .map(|i| {
+                Output::Text(format!(
+                    "VRRP instance {vrid}{} on {}: stepped down, now {}\n",
+                    family_tag(&i.family),
+                    i.port,
+                    i.state
+                ))
+            })
             .map_err(Failure::from),
         Command::Restore => return restore(client, io),
         Command::Help | Command::Version => Ok(Output::Text(String::new())),
@@ -456,6 +470,16 @@ fn restore(client: &Client, io: &mut Io<'_>) -> i32 {
         }
     }
     status
+}
+
+/// ` (ipv6)` after a VRID for an instance whose family rvsd names, else nothing (an older
+/// rvsd).
+fn family_tag(family: &str) -> String {
+    if family.is_empty() {
+        String::new()
+    } else {
+        format!(" ({family})")
+    }
 }
 
 #[cfg(test)]

@@ -684,6 +684,7 @@ pub fn status(s: &StatusDoc) -> String {
             .map(|i| {
                 vec![
                     i.vrid.to_string(),
+                    if i.family.is_empty() { "-".into() } else { i.family.clone() },
                     i.port.clone(),
                     i.state.clone(),
                     i.master.clone().unwrap_or_else(|| "-".into()),
@@ -694,11 +695,17 @@ pub fn status(s: &StatusDoc) -> String {
                 ]
             })
             .collect();
-        table(&mut out, &["VRID", "Port", "State", "Master", "Prio", "AdvSent", "AdvRecv", "Invalid"], &rows, 4);
+        table(
+            &mut out,
+            &["VRID", "Family", "Port", "State", "Master", "Prio", "AdvSent", "AdvRecv", "Invalid"],
+            &rows,
+            5,
+        );
         for i in &ha.instances {
             if let Some(reason) = &i.reason {
                 let since = i.since.as_deref().unwrap_or("-");
-                let _ = writeln!(out, "VRID {} {} since {since}: {reason}", i.vrid, i.state);
+                let family = if i.family.is_empty() { String::new() } else { format!(" {}", i.family) };
+                let _ = writeln!(out, "VRID {}{family} {} since {since}: {reason}", i.vrid, i.state);
             }
         }
         if let Some(sync) = &ha.sync {

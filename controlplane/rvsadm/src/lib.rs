@@ -106,7 +106,8 @@ Either long or short options are allowed.
   --start-daemon    master|backup   refused: rvsd syncs connections itself ([ha])
   --stop-daemon     master|backup   answers as ipvsadm with no daemon running
   status                      ports, workers, VRRP instances and drops of rvsd
-  ha step-down VRID           the VRRP master of VRID resigns (priority 0; no preemption for 300 s)
+  ha step-down VRID [ipv4|ipv6]  the VRRP master of VRID resigns (priority 0; no preemption
+                              for 300 s); the family picks a VRID's IPv4 or IPv6 instance
   admin ... ready|drain|maint  set a real server's admin state: drain = no new
                               connections (established ones continue), maint = out of
                               the table with its health probes paused, ready = normal

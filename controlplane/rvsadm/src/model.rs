@@ -384,6 +384,9 @@ pub struct HaInstanceDoc {
     /// VRID.
     #[serde(deserialize_with = "lenient_u64")]
     pub vrid: u64,
+    /// The family of its adverts, `ipv4` or `ipv6` (empty from an rvsd that does not say).
+    #[serde(default)]
+    pub family: String,
     /// Port name.
     pub port: String,
     /// `init`, `backup`, `master` or `fault`.

@@ -398,7 +398,8 @@ pub struct HaFile {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HaInstanceFile {
-    /// Virtual router identifier, 1..=255, unique per port.
+    /// Virtual router identifier, 1..=255, unique per port and advert family (one instance
+    /// with VRRP over IPv4 and one with VRRP over IPv6 may share it).
     pub vrid: i64,
     /// Name of the `[[port]]` the adverts go out of (and come in on).
     pub port: String,
@@ -420,6 +421,12 @@ pub struct HaInstanceFile {
     /// or IPv6 (all IPv6: the instance speaks VRRP over IPv6).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub addresses: Vec<String>,
+    /// The virtual router's IPv6 link-local address (fe80::/10), for an instance whose
+    /// addresses are all IPv6: sent first in its adverts (RFC 5798 §5.2.9, keepalived's
+    /// first `virtual_ipaddress`) and answered by the master on the instance's port.
+    /// Absent: the adverts carry the configured addresses only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub virtual_link_local: Option<String>,
     /// Rounds of gratuitous ARP on becoming master (default 5).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub garp_master_repeat: Option<i64>,

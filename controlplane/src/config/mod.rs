@@ -790,6 +790,11 @@ pub struct HaInstance {
     /// adverts are VRRP over IPv4 and carry the IPv4 ones; with IPv6 addresses only they are
     /// VRRPv3 over IPv6.
     pub addresses: Vec<std::net::IpAddr>,
+    /// The virtual router's link-local address (fe80::/10) of an instance whose adverts are
+    /// VRRP over IPv6: first in its adverts (RFC 5798 §5.2.9), answered by the master on
+    /// the instance's port, announced on takeover. Never set on an instance with an IPv4
+    /// address.
+    pub virtual_link_local: Option<std::net::Ipv6Addr>,
     /// Rounds of gratuitous ARP per burst.
     pub garp_master_repeat: u32,
     /// Delay before the second burst.
@@ -804,4 +809,51 @@ pub struct HaInstance {
     pub track_effect: TrackEffect,
     /// Program and arguments run on each transition (empty: none).
     pub notify: Vec<String>,
+}
+
+impl HaInstance {
+    /// The family of the instance's adverts: VRRP over IPv4 with an IPv4 address, else
+    /// VRRPv3 over IPv6. A VRID is unique per port and family.
+    pub fn family(&self) -> crate::config::AdvertFamily {
+        if self.addresses.iter().any(std::net::IpAddr::is_ipv4) {
+            AdvertFamily::Ipv4
+        } else {
+            AdvertFamily::Ipv6
+        }
+    }
+}
+
+/// The address family of a VRRP instance's adverts: the key, with port and VRID, of an
+/// instance (keepalived, like RFC 5798, runs IPv4 and IPv6 virtual routers apart).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum AdvertFamily {
+    /// VRRP over IPv4 (224.0.0.18).
+    Ipv4,
+    /// VRRPv3 over IPv6 (ff02::12).
+    Ipv6,
+}
+
+impl AdvertFamily {
+    /// The name used in REST (`family`, `?family=`), metrics labels and logs.
+    pub fn name(self) -> &'static str {
+        match self {
+            AdvertFamily::Ipv4 => "ipv4",
+            AdvertFamily::Ipv6 => "ipv6",
+        }
+    }
+
+    /// Parses [`AdvertFamily::name`]'s words.
+    pub fn parse(text: &str) -> Option<AdvertFamily> {
+        match text {
+            "ipv4" => Some(AdvertFamily::Ipv4),
+            "ipv6" => Some(AdvertFamily::Ipv6),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for AdvertFamily {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
 }

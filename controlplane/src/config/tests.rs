@@ -1585,3 +1585,75 @@ fn ipv6_vips_in_ha_instances() {
     let hit = e.errors.iter().find(|x| x.field == "ha.instance[1].port").unwrap_or_else(|| panic!("{e}"));
     assert!(hit.message.contains("port `back` has no ipv6_addresses"), "{e}");
 }
+
+/// One VRID per port and advert family: an IPv4 instance and an IPv6-only instance may
+/// share VRID 51 on `front` (keepalived allows it), two of one family may not. The IPv6
+/// one may have a virtual link-local address (fe80::/10, in no other instance; not on an
+/// instance whose adverts are IPv4), refused otherwise with the field named.
+#[test]
+fn one_vrid_per_family_and_the_virtual_link_local_address() {
+    let v6 = SKETCH
+        .replace("address = \"10.10.0.1/24\"", "address = \"10.10.0.1/24\"\nipv6_addresses = [\"2001:db8:10::1/64\"]")
+        + "[[service]]\nprotocol = \"tcp\"\naddress = \"2001:db8:10::100\"\nport = 80\nscheduler = \"rr\"\n\
+         [[service.server]]\naddress = \"2001:db8:10::11\"\nport = 80\nforward = \"dr\"\n";
+    let v6_instance = |vrid: u8, addresses: &str, extra: &str| {
+        HA_INSTANCE
+            .replace("vrid = 51", &format!("vrid = {vrid}{extra}"))
+            .replace("[\"10.10.0.100\", \"10.20.0.100\"]", addresses)
+    };
+    let both = |extra4: &str, extra6: &str| {
+        format!(
+            "{v6}\n[ha]\n{}{}",
+            HA_INSTANCE.replace("vrid = 51", &format!("vrid = 51{extra4}")),
+            v6_instance(51, "[\"2001:db8:10::100\", \"2001:db8:10::254\"]", extra6)
+        )
+    };
+    let c = Config::from_toml(&both("", "")).unwrap_or_else(|e| panic!("{e}"));
+    let ha = c.ha.as_ref().expect("[ha]");
+    assert_eq!(
+        ha.instances.iter().map(|i| (i.vrid, i.family())).collect::<Vec<_>>(),
+        [(51, AdvertFamily::Ipv4), (51, AdvertFamily::Ipv6)]
+    );
+    assert_eq!(ha.instances[1].virtual_link_local, None, "no default");
+    // The virtual link-local address.
+    let c = Config::from_toml(&both("", "\nvirtual_link_local = \"fe80::51\"")).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.ha.as_ref().unwrap().instances[1].virtual_link_local, Some("fe80::51".parse().unwrap()));
+    // A third instance of VRID 51 on front: two of one family.
+    let third = format!("{}{}", both("", ""), v6_instance(51, "[\"2001:db8:10::253\"]", ""));
+    let e = Config::from_toml(&third).unwrap_err();
+    let hit = e.errors.iter().find(|x| x.field == "ha.instance[2].vrid").unwrap_or_else(|| panic!("{e}"));
+    assert!(hit.message.contains("already used on port `front` by ha.instance[1]"), "{e}");
+    assert!(hit.message.contains("VRRP over IPv6") && hit.message.contains("one IPv4 instance"), "{e}");
+    let two4 =
+        format!("{}{}", both("", ""), HA_INSTANCE.replace("[\"10.10.0.100\", \"10.20.0.100\"]", "[\"10.20.0.150\"]"));
+    let e = Config::from_toml(&two4).unwrap_err();
+    let hit = e.errors.iter().find(|x| x.field == "ha.instance[2].vrid").unwrap_or_else(|| panic!("{e}"));
+    assert!(hit.message.contains("by ha.instance[0]") && hit.message.contains("VRRP over IPv4"), "{e}");
+    for (text, field, says) in [
+        (
+            both("", "\nvirtual_link_local = \"2001:db8:10::5\""),
+            "ha.instance[1].virtual_link_local",
+            "is not link-local",
+        ),
+        (
+            both("", "\nvirtual_link_local = \"fe80::1%eth0\""),
+            "ha.instance[1].virtual_link_local",
+            "not an IPv6 address",
+        ),
+        (both("", "\nvirtual_link_local = \"10.10.0.5\""), "ha.instance[1].virtual_link_local", "not an IPv6 address"),
+        (both("\nvirtual_link_local = \"fe80::51\"", ""), "ha.instance[0].virtual_link_local", "VRRP over IPv4"),
+        (
+            format!(
+                "{}{}",
+                both("", "\nvirtual_link_local = \"fe80::51\""),
+                v6_instance(52, "[\"2001:db8:10::253\"]", "\nvirtual_link_local = \"fe80::51\"")
+            ),
+            "ha.instance[2].virtual_link_local",
+            "already ha.instance[1]'s",
+        ),
+    ] {
+        let e = Config::from_toml(&text).unwrap_err();
+        let hit = e.errors.iter().find(|x| x.field == field).unwrap_or_else(|| panic!("{field}: {e}"));
+        assert!(hit.message.contains(says), "{field} does not say `{says}`: {e}");
+    }
+}

@@ -20,10 +20,10 @@ use super::file::{
     StatusFile,
 };
 use super::{
-    defaults, parse_protocol, Agent, Api, Bgp, Config, ConfigError, Dataplane, Device, Exception, FieldError, Forward,
-    Ha, HaInstance, Health, HealthKind, Idle, L4Proto, MacAddr, Neighbour, OnDown, PersistMask, Port, Route, Route6,
-    Scheduler, Server, Service, ServiceKey, StatusRanges, SyncConfig, TrackEffect, UnknownFlow, EXCEPTION_IFACE_PREFIX,
-    IFACE_NAME_MAX, SYSTEM_LOAD,
+    defaults, parse_protocol, AdvertFamily, Agent, Api, Bgp, Config, ConfigError, Dataplane, Device, Exception,
+    FieldError, Forward, Ha, HaInstance, Health, HealthKind, Idle, L4Proto, MacAddr, Neighbour, OnDown, PersistMask,
+    Port, Route, Route6, Scheduler, Server, Service, ServiceKey, StatusRanges, SyncConfig, TrackEffect, UnknownFlow,
+    EXCEPTION_IFACE_PREFIX, IFACE_NAME_MAX, SYSTEM_LOAD,
 };
 
 /// Validates `file` as a whole.
@@ -1421,14 +1421,27 @@ impl Checker {
         }
         let mut instances = Vec::new();
         let mut by_addr: HashMap<IpAddr, usize> = HashMap::new();
-        let mut by_vrid: HashMap<(u8, usize), usize> = HashMap::new();
+        // A VRID is per port and advert family: keepalived (and RFC 5798, whose IPv4 and
+        // IPv6 virtual routers are separate) lets VRID 51 run over IPv4 and over IPv6 on
+        // one interface.
+        let mut by_vrid: HashMap<(u8, usize, AdvertFamily), usize> = HashMap::new();
         for (i, inst) in ha.instances.iter().enumerate() {
             match self.ha_instance(i, inst, file, ports, services, &mut by_addr) {
                 Some(x) => {
-                    if let Some(j) = by_vrid.insert((x.vrid, x.port), i) {
+                    let family = x.family();
+                    if let Some(j) = by_vrid.insert((x.vrid, x.port, family), i) {
+                        let (this, other) = match family {
+                            AdvertFamily::Ipv4 => ("an IPv4 address, so its adverts are VRRP over IPv4", "IPv6"),
+                            AdvertFamily::Ipv6 => ("IPv6 addresses only, so its adverts are VRRP over IPv6", "IPv4"),
+                        };
                         self.err(
                             format!("ha.instance[{i}].vrid"),
-                            format!("VRID {} is already used on port `{}` by ha.instance[{j}]; give each instance of a port its own VRID", x.vrid, inst.port),
+                            format!(
+                                "VRID {} is already used on port `{}` by ha.instance[{j}], and both have {this}; \
+                                 give each instance of a port and family its own VRID (one VRID may serve one \
+                                 {family} and one {other} instance)",
+                                x.vrid, inst.port
+                            ),
                         );
                         ok = false;
                     }
@@ -1530,6 +1543,7 @@ impl Checker {
                 }
             }
         }
+        let virtual_link_local = self.virtual_link_local(i, inst, addresses.as_deref(), by_addr);
         let mut track_ports = Vec::new();
         for (k, name) in inst.track_ports.iter().enumerate() {
             if let Some(p) = self.port_ref(&format!("ha.instance[{i}].track_ports[{k}]"), name, file) {
@@ -1586,6 +1600,7 @@ impl Checker {
             preempt_delay: preempt_delay?,
             version: version?,
             addresses: addresses?,
+            virtual_link_local: virtual_link_local?,
             garp_master_repeat: garp_master_repeat?,
             garp_master_delay: garp_master_delay?,
             track_ports,
@@ -1594,6 +1609,65 @@ impl Checker {
             track_effect: track_effect?,
             notify: inst.notify.clone(),
         })
+    }
+
+    /// `virtual_link_local`: `Some(None)` when absent, `Some(Some(ll))` for a link-local
+    /// address (fe80::/10) of an instance whose addresses are all IPv6 and in no other
+    /// instance, `None` (error recorded) otherwise. `addresses`: the instance's, if valid.
+    fn virtual_link_local(
+        &mut self,
+        i: usize,
+        inst: &HaInstanceFile,
+        addresses: Option<&[IpAddr]>,
+        by_addr: &mut HashMap<IpAddr, usize>,
+    ) -> Option<Option<std::net::Ipv6Addr>> {
+        let Some(text) = inst.virtual_link_local.as_deref() else { return Some(None) };
+        let f = format!("ha.instance[{i}].virtual_link_local");
+        let Ok(ll) = text.trim().parse::<std::net::Ipv6Addr>() else {
+            self.err(
+                &f,
+                format!("`{text}` is not an IPv6 address; use a link-local address such as \"fe80::51\" (no zone)"),
+            );
+            return None;
+        };
+        if ll.segments()[0] & 0xffc0 != 0xfe80 {
+            self.err(
+                &f,
+                format!(
+                    "{ll} is not link-local; the virtual router's link-local address is in fe80::/10, e.g. \
+                     \"fe80::{}\"; list global addresses in addresses",
+                    inst.vrid.clamp(1, 255)
+                ),
+            );
+            return None;
+        }
+        if addresses.is_some_and(|a| a.iter().any(IpAddr::is_ipv4)) {
+            self.err(
+                &f,
+                "this instance has an IPv4 address, so its adverts are VRRP over IPv4, which carry no IPv6 \
+                 address: remove virtual_link_local, or move the IPv6 addresses to an instance of IPv6 \
+                 addresses only",
+            );
+            return None;
+        }
+        if addresses.is_some_and(|a| a.len() >= 255) {
+            self.err(
+                &f,
+                "with 255 addresses there is no room for it in an advert (at most 255 addresses); split the \
+                 addresses into several instances",
+            );
+            return None;
+        }
+        let ip = IpAddr::V6(ll);
+        if let Some(j) = by_addr.get(&ip) {
+            self.err(
+                &f,
+                format!("{ll} is already ha.instance[{j}]'s; give each instance its own virtual link-local address"),
+            );
+            return None;
+        }
+        by_addr.insert(ip, i);
+        Some(Some(ll))
     }
 
     /// The index of the `[[port]]` named `name`.

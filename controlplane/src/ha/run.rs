@@ -26,17 +26,24 @@
 //! (keepalived's `virtual_ipaddress_excluded`: a VRRP packet carries addresses of its own
 //! family). An instance whose addresses are all IPv6 speaks VRRPv3 over IPv6 (RFC 5798
 //! §5.1.2): from the port's link-local address (its primary address, which also breaks
-//! priority ties) to ff02::12, carrying its IPv6 addresses in configuration order. RFC 5798
-//! §5.2.9 wants the first of them to be the virtual router's link-local address; rvs
-//! has none (it answers for global addresses only), and keepalived 2.2.7 accepts a list
-//! without one (it logs "the first IPv6 VIP address should be link local" and refuses it
-//! in `vrrp_strict` mode only), so the list is the configured addresses, which must equal
-//! the peer's. IPv4 and IPv6 adverts are told apart by the IP version; an advert is judged
-//! by the instance of its port, VRID and family. On takeover each IPv6 address gets an
-//! unsolicited neighbour advertisement, on the ports whose IPv6 prefix holds it, where the
+//! priority ties) to ff02::12, carrying its IPv6 addresses in configuration order, after
+//! its `virtual_link_local` address when it has one: RFC 5798 §5.2.9 wants the first
+//! address of an IPv6 advert to be the virtual router's link-local address, and
+//! keepalived in `vrrp_strict` mode requires its own first `virtual_ipaddress` to be
+//! link-local ("the first IPv6 VIP address must be link local"), so a strict peer lists
+//! it and compares the whole list. Without one the list is the configured addresses
+//! (keepalived without `vrrp_strict` only logs "should be link local"); rvsd warns at
+//! start. The virtual link-local address moves with the role like a floating address on
+//! the instance's port ([`HaRoles::with_link_local`]). IPv4 and IPv6 adverts are told apart
+//! by the IP version; an advert is judged by the instance of its port, VRID and family, so
+//! one VRID may serve an IPv4 and an IPv6 instance of a port (keepalived allows it), and
+//! step-down, the status and the metrics name the family with the VRID. On takeover each
+//! IPv6 address gets an unsolicited neighbour advertisement, on the ports whose IPv6
+//! prefix holds it (the virtual link-local address on the instance's port), where the
 //! IPv4 ones get gratuitous ARP.
 //!
-//! `notify` runs the instance's program with `RVS_VRRP_VRID`, `RVS_VRRP_STATE` (the new
+//! `notify` runs the instance's program with `RVS_VRRP_VRID`, `RVS_VRRP_FAMILY` (`ipv4` or
+//! `ipv6`, the adverts'), `RVS_VRRP_STATE` (the new
 //! state), `RVS_VRRP_PREVIOUS`, `RVS_VRRP_PRIORITY` (effective) and `RVS_VRRP_REASON` in
 //! its environment; rvsd does not wait for it (exited children are reaped each turn).
 
@@ -57,7 +64,7 @@ use rvs_dataplane::wire::{Ipv4Packet, Ipv6Packet, MacAddr, VrrpRepr};
 use super::frames::{advert_frame, garp_frame, na_frame};
 use super::view::{HaStatus, InstanceStatus};
 use super::vrrp::{Action, Instance, InstanceConfig, Invalid, State, Tracking};
-use crate::config::{Config, HaInstance, TrackEffect};
+use crate::config::{AdvertFamily, Config, HaInstance, TrackEffect};
 use crate::watchdog::PollWatchdog;
 
 /// Longest sleep between turns: the latency a received advert may wait.
@@ -114,6 +121,12 @@ pub enum StepDownError {
     /// No instance has this VRID.
     #[error("no [[ha.instance]] has vrid {0}")]
     NoSuchVrid(u8),
+    /// No instance has this VRID with adverts of this family.
+    #[error("no [[ha.instance]] of vrid {0} speaks VRRP over {1}")]
+    NoSuchFamily(u8, AdvertFamily),
+    /// Two instances (one per family) have this VRID and the request named no family.
+    #[error("vrid {0} has an IPv4 and an IPv6 instance; name one with ?family=ipv4 or ?family=ipv6")]
+    Ambiguous(u8),
     /// The instance is not master, so there is nothing to step down from.
     #[error("instance vrid {vrid} is {state}, not master; only a master steps down")]
     NotMaster {
@@ -127,8 +140,10 @@ pub enum StepDownError {
     Unavailable,
 }
 
-/// A step-down request from the REST API: VRID, hold time, where to answer.
-pub type StepDown = (u8, Duration, tokio::sync::oneshot::Sender<Result<InstanceStatus, StepDownError>>);
+/// A step-down request from the REST API: VRID, advert family (`None`: the VRID's only
+/// instance), hold time, where to answer.
+pub type StepDown =
+    (u8, Option<AdvertFamily>, Duration, tokio::sync::oneshot::Sender<Result<InstanceStatus, StepDownError>>);
 
 /// The REST API's end: the board and the request queue.
 #[derive(Debug)]
@@ -140,10 +155,16 @@ pub struct HaHandle {
 }
 
 impl HaHandle {
-    /// Asks the HA thread to step instance `vrid` down and waits for its answer.
-    pub async fn step_down(&self, vrid: u8, hold: Duration) -> Result<InstanceStatus, StepDownError> {
+    /// Asks the HA thread to step instance `vrid` (of adverts of `family`, needed only
+    /// when the VRID has an instance of each) down and waits for its answer.
+    pub async fn step_down(
+        &self,
+        vrid: u8,
+        family: Option<AdvertFamily>,
+        hold: Duration,
+    ) -> Result<InstanceStatus, StepDownError> {
         let (tx, rx) = tokio::sync::oneshot::channel();
-        let sent = self.requests.lock().unwrap_or_else(|p| p.into_inner()).send((vrid, hold, tx)).is_ok();
+        let sent = self.requests.lock().unwrap_or_else(|p| p.into_inner()).send((vrid, family, hold, tx)).is_ok();
         if !sent {
             return Err(StepDownError::Unavailable);
         }
@@ -159,8 +180,8 @@ impl HaHandle {
     }
 }
 
-/// The roles the workers obey: one group per instance (its index), holding its addresses.
-/// `None` without `[ha]`.
+/// The roles the workers obey: one group per instance (its index), holding its addresses
+/// and its virtual link-local address (on the instance's port). `None` without `[ha]`.
 pub fn roles(config: &Config) -> Result<Option<Arc<HaRoles>>, HaRolesError> {
     let Some(ha) = &config.ha else { return Ok(None) };
     let addrs = ha
@@ -168,7 +189,13 @@ pub fn roles(config: &Config) -> Result<Option<Arc<HaRoles>>, HaRolesError> {
         .iter()
         .enumerate()
         .flat_map(|(i, inst)| inst.addresses.iter().map(move |a| (*a, HaGroup(i as u16))));
-    HaRoles::new(ha.instances.len(), addrs).map(|r| Some(Arc::new(r)))
+    let mut roles = HaRoles::new(ha.instances.len(), addrs)?;
+    for (i, inst) in ha.instances.iter().enumerate() {
+        if let Some(ll) = inst.virtual_link_local {
+            roles = roles.with_link_local(ll, PortId(inst.port as u16), HaGroup(i as u16))?;
+        }
+    }
+    Ok(Some(Arc::new(roles)))
 }
 
 struct Slot {
@@ -190,7 +217,8 @@ pub struct Shell {
     watchdog: PollWatchdog,
     unknown_vrid: u64,
     malformed: u64,
-    drop_logged: HashMap<(u8, Invalid), Option<Instant>>,
+    /// When a drop was last logged, by instance index and reason.
+    drop_logged: HashMap<(usize, Invalid), Option<Instant>>,
     ident: u16,
     children: Vec<Child>,
     wall: SystemTime,
@@ -237,22 +265,36 @@ impl Shell {
                         on.into_iter().map(move |k| (k, a))
                     })
                     .collect();
+                // The virtual link-local address first, on the instance's port.
                 let na = cfg
-                    .addresses
-                    .iter()
-                    .filter_map(|a| match a {
-                        IpAddr::V6(v6) => Some(*v6),
-                        IpAddr::V4(_) => None,
-                    })
-                    .flat_map(|a| {
-                        config
-                            .ports
+                    .virtual_link_local
+                    .map(|ll| (cfg.port, ll))
+                    .into_iter()
+                    .chain(
+                        cfg.addresses
                             .iter()
-                            .enumerate()
-                            .filter(move |(_, p)| p.ipv6_addresses.iter().any(|n| n.contains(&a)))
-                            .map(move |(k, _)| (k, a))
-                    })
+                            .filter_map(|a| match a {
+                                IpAddr::V6(v6) => Some(*v6),
+                                IpAddr::V4(_) => None,
+                            })
+                            .flat_map(|a| {
+                                config
+                                    .ports
+                                    .iter()
+                                    .enumerate()
+                                    .filter(move |(_, p)| p.ipv6_addresses.iter().any(|n| n.contains(&a)))
+                                    .map(move |(k, _)| (k, a))
+                            }),
+                    )
                     .collect();
+                if over_ipv6 && cfg.virtual_link_local.is_none() {
+                    tracing::warn!(
+                        vrid = cfg.vrid,
+                        "VRRP over IPv6 without virtual_link_local: the adverts' first address is not link-local \
+                         (RFC 5798 §5.2.9), which keepalived peers in vrrp_strict mode refuse; set \
+                         ha.instance.virtual_link_local (and list it first in the peer's virtual_ipaddress)"
+                    );
+                }
                 let ic = InstanceConfig {
                     vrid: cfg.vrid,
                     version: cfg.version,
@@ -260,12 +302,13 @@ impl Shell {
                     advert_interval: cfg.advert_interval,
                     preempt: cfg.preempt,
                     preempt_delay: cfg.preempt_delay,
-                    // The adverts' addresses: those of the adverts' family (see the module
-                    // docs).
+                    // The adverts' addresses: the virtual link-local address, then those
+                    // of the adverts' family (see the module docs).
                     addresses: cfg
-                        .addresses
-                        .iter()
-                        .copied()
+                        .virtual_link_local
+                        .map(IpAddr::V6)
+                        .into_iter()
+                        .chain(cfg.addresses.iter().copied())
                         .filter(|a| Family::of(a) == Family::of(&primary))
                         .collect(),
                     primary,
@@ -355,23 +398,24 @@ impl Shell {
         };
         let vrid = payload.get(1).copied();
         let family = Family::of(&src);
-        let slot = self.slots.iter_mut().find(|s| {
+        let slot = self.slots.iter().position(|s| {
             usize::from(port.0) == s.cfg.port
                 && Some(s.cfg.vrid) == vrid
                 && Family::of(&s.inst.config().primary) == family
         });
-        let Some(s) = slot else {
+        let Some(i) = slot else {
             self.unknown_vrid += 1;
             return;
         };
+        let s = &mut self.slots[i];
         if let Err(reason) = s.inst.receive(now, src, dst, ttl, payload) {
             // Every drop is counted; the log says so at most once per DROP_LOG_EVERY per
             // instance and reason (a misconfigured peer sends ten adverts a second).
-            let vrid = s.cfg.vrid;
-            let last = self.drop_logged.entry((vrid, reason)).or_insert(None);
+            let (vrid, family) = (s.cfg.vrid, s.cfg.family().name());
+            let last = self.drop_logged.entry((i, reason)).or_insert(None);
             if last.is_none_or(|t| now.saturating_duration_since(t) >= DROP_LOG_EVERY) {
                 *last = Some(now);
-                tracing::warn!(vrid, from = %src, reason = reason.name(), "VRRP: advert dropped (counted in /v1/ha `invalid`)");
+                tracing::warn!(vrid, family, from = %src, reason = reason.name(), "VRRP: advert dropped (counted in /v1/ha `invalid`)");
             }
         }
     }
@@ -387,10 +431,11 @@ impl Shell {
                     Action::Transition(t) => {
                         let s = &self.slots[i];
                         let (vrid, port) = (s.cfg.vrid, self.ports.get(s.cfg.port).map_or("", |p| p.name.as_str()));
+                        let family = s.cfg.family().name();
                         if t.to == State::Master || t.from == State::Master || t.to == State::Fault {
-                            tracing::warn!(vrid, port, from = %t.from, to = %t.to, reason = %t.reason, "VRRP: now {}", t.to);
+                            tracing::warn!(vrid, family, port, from = %t.from, to = %t.to, reason = %t.reason, "VRRP: now {}", t.to);
                         } else {
-                            tracing::info!(vrid, port, from = %t.from, to = %t.to, reason = %t.reason, "VRRP: now {}", t.to);
+                            tracing::info!(vrid, family, port, from = %t.from, to = %t.to, reason = %t.reason, "VRRP: now {}", t.to);
                         }
                         self.notify(i, t.from, t.to, &t.reason);
                     }
@@ -440,6 +485,7 @@ impl Shell {
         let spawned = Command::new(program)
             .args(args)
             .env("RVS_VRRP_VRID", s.cfg.vrid.to_string())
+            .env("RVS_VRRP_FAMILY", s.cfg.family().name())
             .env("RVS_VRRP_STATE", to.name())
             .env("RVS_VRRP_PREVIOUS", from.name())
             .env("RVS_VRRP_PRIORITY", s.inst.effective_priority().to_string())
@@ -452,9 +498,27 @@ impl Shell {
         }
     }
 
-    /// A master of `vrid` resigns for `hold` (see [`Instance::step_down`]).
-    pub fn step_down(&mut self, now: Instant, vrid: u8, hold: Duration) -> Result<InstanceStatus, StepDownError> {
-        let i = self.slots.iter().position(|s| s.cfg.vrid == vrid).ok_or(StepDownError::NoSuchVrid(vrid))?;
+    /// A master of `vrid` resigns for `hold` (see [`Instance::step_down`]): the instance
+    /// of `family`'s adverts, or with `None` the VRID's only instance (refused as
+    /// ambiguous when it has one of each family).
+    pub fn step_down(
+        &mut self,
+        now: Instant,
+        vrid: u8,
+        family: Option<AdvertFamily>,
+        hold: Duration,
+    ) -> Result<InstanceStatus, StepDownError> {
+        let of_vrid: Vec<usize> = (0..self.slots.len()).filter(|&i| self.slots[i].cfg.vrid == vrid).collect();
+        let i = match (family, of_vrid.as_slice()) {
+            (_, []) => return Err(StepDownError::NoSuchVrid(vrid)),
+            (None, [i]) => *i,
+            (None, _) => return Err(StepDownError::Ambiguous(vrid)),
+            (Some(f), _) => of_vrid
+                .iter()
+                .copied()
+                .find(|&i| self.slots[i].cfg.family() == f)
+                .ok_or(StepDownError::NoSuchFamily(vrid, f))?,
+        };
         if !self.slots[i].inst.step_down(now, hold) {
             return Err(StepDownError::NotMaster { vrid, state: self.slots[i].inst.state().name().into() });
         }
@@ -491,6 +555,8 @@ impl Shell {
         let last = s.inst.last_transition();
         InstanceStatus {
             vrid: s.cfg.vrid,
+            family: s.cfg.family().name().into(),
+            virtual_link_local: s.cfg.virtual_link_local.map(|a| a.to_string()),
             port: self.ports.get(s.cfg.port).map(|p| p.name.clone()).unwrap_or_default(),
             version: s.cfg.version,
             state: s.inst.state().name().into(),
@@ -564,11 +630,11 @@ pub fn spawn(
             let now = Instant::now();
             shell.turn(now, env.as_ref());
             let mut asked = false;
-            while let Ok((vrid, hold, answer)) = requests.try_recv() {
+            while let Ok((vrid, family, hold, answer)) = requests.try_recv() {
                 asked = true;
-                let r = shell.step_down(now, vrid, hold);
-                if r.is_ok() {
-                    tracing::warn!(vrid, hold = %humantime::format_duration(hold), "VRRP: stepped down on request");
+                let r = shell.step_down(now, vrid, family, hold);
+                if let Ok(st) = &r {
+                    tracing::warn!(vrid, family = %st.family, hold = %humantime::format_duration(hold), "VRRP: stepped down on request");
                 }
                 let _ = answer.send(r);
             }

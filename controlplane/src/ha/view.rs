@@ -27,6 +27,13 @@ pub struct HaStatus {
 pub struct InstanceStatus {
     /// Virtual router identifier.
     pub vrid: u8,
+    /// The family of the adverts, `ipv4` or `ipv6`: with the VRID and the port, what names
+    /// the instance (one VRID may serve one instance of each family on a port).
+    #[serde(default)]
+    pub family: String,
+    /// The virtual router's link-local address (VRRP over IPv6), first in the adverts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub virtual_link_local: Option<String>,
     /// The port's configured name.
     pub port: String,
     /// VRRP version, 3 or 2.

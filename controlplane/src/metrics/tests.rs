@@ -524,6 +524,7 @@ fn vrrp_families_follow_the_ha_status() {
     let mut input = input();
     let instance = InstanceStatus {
         vrid: 51,
+        family: "ipv4".into(),
         port: "front".into(),
         version: 3,
         state: "master".into(),
@@ -535,17 +536,28 @@ fn vrrp_families_follow_the_ha_status() {
         transitions: 2,
         ..InstanceStatus::default()
     };
-    input.status.ha = Some(HaStatus { instances: vec![instance], adverts_unknown_vrid: 4, ..HaStatus::default() });
+    // VRID 51 also over IPv6 on the same port: the `family` label tells them apart.
+    let v6 =
+        InstanceStatus { family: "ipv6".into(), state: "backup".into(), effective_priority: 100, ..instance.clone() };
+    input.status.ha = Some(HaStatus { instances: vec![instance, v6], adverts_unknown_vrid: 4, ..HaStatus::default() });
     let text = render(&input);
     let samples = check(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
-    let l = [("vrid", "51"), ("port", "front")];
+    let l = [("vrid", "51"), ("family", "ipv4"), ("port", "front")];
     let v = |name: &str, labels: &[(&str, &str)]| find(&samples, name, labels).map(|s| s.value);
     assert_eq!(v("rvs_vrrp_state", &l), Some(2.0));
     assert_eq!(v("rvs_vrrp_priority", &l), Some(150.0));
     assert_eq!(v("rvs_vrrp_adverts_sent_total", &l), Some(12.0));
     assert_eq!(v("rvs_vrrp_adverts_received_total", &l), Some(3.0));
     assert_eq!(v("rvs_vrrp_transitions_total", &l), Some(2.0));
-    assert_eq!(v("rvs_vrrp_adverts_invalid_total", &[("vrid", "51"), ("port", "front"), ("reason", "ttl")]), Some(2.0));
+    assert_eq!(
+        v(
+            "rvs_vrrp_adverts_invalid_total",
+            &[("vrid", "51"), ("family", "ipv4"), ("port", "front"), ("reason", "ttl")]
+        ),
+        Some(2.0)
+    );
+    let l6 = [("vrid", "51"), ("family", "ipv6"), ("port", "front")];
+    assert_eq!((v("rvs_vrrp_state", &l6), v("rvs_vrrp_priority", &l6)), (Some(1.0), Some(100.0)));
     assert_eq!(v("rvs_vrrp_adverts_unknown_vrid_total", &[]), Some(4.0));
     assert!(!render(&self::input()).contains("rvs_vrrp_"), "no [ha], no VRRP families");
 }

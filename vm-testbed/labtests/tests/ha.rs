@@ -25,7 +25,11 @@
 //!   keepalived's `virtual_ipaddress_excluded`).
 //! - `keepalived_interop_v3_over_ipv6` and `ipv6_only_instance_fails_over_on_crash`: an
 //!   IPv6-only instance (VRID 61: the IPv6 VIP and the floating NAT66 gateway
-//!   2001:db8:20::100), VRRPv3 over IPv6, against keepalived and between two rvsd.
+//!   2001:db8:20::100), VRRPv3 over IPv6, against keepalived and between two rvsd (there
+//!   as VRID 51, beside the IPv4 instance of the same VRID: one VRID per advert family).
+//! - `keepalived_strict_interop_with_a_virtual_link_local_address`: the IPv6-only
+//!   instance with `virtual_link_local = "fe80::61"` against keepalived in `vrrp_strict`
+//!   mode, failing over both ways.
 //!
 //! `#[ignore]`: needs root, the lab, keepalived and rvsd; `vm-testbed/test.sh` runs it with
 //! the other lab tests.
@@ -365,11 +369,16 @@ const GATEWAY6: &str = "2001:db8:20::100";
 /// it), an IPv6-only instance: VRID 61 on front at `priority`, adverts every 100 ms,
 /// [`VIP6`] and the floating [`GATEWAY6`]. Its adverts are VRRPv3 over IPv6.
 fn ha6_config(base: &str, priority: u8, name: &str) -> PathBuf {
+    ha6_config_with(base, priority, "", name)
+}
+
+/// [`ha6_config`] with `extra` lines in the IPv6-only instance.
+fn ha6_config_with(base: &str, priority: u8, extra: &str, name: &str) -> PathBuf {
     let text = format!(
         "[[service]]\nprotocol = \"tcp\"\naddress = \"{VIP6}\"\nport = 80\nscheduler = \"rr\"\n\
          [[service.server]]\naddress = \"2001:db8:20::11\"\nport = 80\nforward = \"dr\"\n\
          [ha]\n[[ha.instance]]\nvrid = 61\nport = \"front\"\npriority = {priority}\nadvert_interval = \"100ms\"\n\
-         preempt = true\naddresses = [\"{VIP6}\", \"{GATEWAY6}\"]\n\n"
+         preempt = true\naddresses = [\"{VIP6}\", \"{GATEWAY6}\"]\n{extra}\n"
     );
     variant_with(base, &[("[ha]\n", text.as_str())], name)
 }
@@ -512,23 +521,51 @@ fn start_ping6(secs: u32) -> Child {
         .expect("start ping -6")
 }
 
-/// Two rvsd with an IPv6-only instance: lb2 backup hears lb1 (its link-local address as
-/// master); lb1 SIGKILLed while the client pings the IPv6 VIP every 10 ms: lb2 takes over
-/// and the VIP answers at lb2's MAC. The longest gap is printed, not asserted.
+/// Every VRRP instance of lb `ns` as `/v1/ha` shows it.
+fn instances(ns: &str) -> Vec<Value> {
+    status_of(ns)["ha"]["instances"].as_array().cloned().unwrap_or_default()
+}
+
+/// Two rvsd with an IPv6-only instance that shares VRID 51 with the lab's IPv4 instance
+/// on front (one VRID per advert family, as keepalived allows): each family's adverts
+/// reach their own instance (none `invalid`, no unknown VRID), lb2 backup of both hears
+/// lb1 (over IPv6 its link-local address as master); lb1 SIGKILLed while the client pings
+/// the IPv6 VIP every 10 ms: lb2 takes over both and the VIP answers at lb2's MAC. The
+/// longest gap is printed, not asserted.
 #[test]
 #[ignore = "needs root, the lab, keepalived and rvsd: run vm-testbed/test.sh"]
 fn ipv6_only_instance_fails_over_on_crash() {
     let mut lab = Lab::up_without_lb();
     ha_routes();
     ns_exec_ok(CLIENT, &["ip", "-6", "route", "replace", &format!("{VIP6}/128"), "dev", "eth0"]);
-    lab.start_lb("lb1", Some(&ha6_config("lab-ha-lb1.toml", 200, "ha6-pair-lb1.toml")));
+    let vrid51 = |base: &str, priority: u8, name: &str| {
+        let path = ha6_config(base, priority, name);
+        let text = std::fs::read_to_string(&path).expect("the IPv6 HA config");
+        std::fs::write(&path, text.replacen("vrid = 61", "vrid = 51", 1)).expect("write it");
+        path
+    };
+    lab.start_lb("lb1", Some(&vrid51("lab-ha-lb1.toml", 200, "ha6-pair-lb1.toml")));
     wait_state(LB1, "master", Duration::from_secs(3));
-    lab.start_lb("lb2", Some(&ha6_config("lab-ha-lb2.toml", 100, "ha6-pair-lb2.toml")));
+    lab.start_lb("lb2", Some(&vrid51("lab-ha-lb2.toml", 100, "ha6-pair-lb2.toml")));
     wait_state(LB2, "backup", Duration::from_secs(3));
     sleep(Duration::from_millis(500));
     let lb1_ll = eui64_link_local(LB1_FRONT_MAC);
     let inst = instance(LB2).unwrap_or_default();
     assert_eq!(inst["master"].as_str(), Some(lb1_ll.as_str()), "lb2 hears lb1 over IPv6: {inst}");
+    for ns in [LB1, LB2] {
+        let all = instances(ns);
+        let keys: Vec<(Option<u64>, Option<&str>)> =
+            all.iter().map(|i| (i["vrid"].as_u64(), i["family"].as_str())).collect();
+        assert_eq!(keys, [(Some(51), Some("ipv6")), (Some(51), Some("ipv4"))], "{ns}: {all:?}");
+        for i in &all {
+            let invalid = i["invalid"].as_object().map(|m| m.values().filter_map(Value::as_u64).sum::<u64>());
+            assert_eq!(invalid, Some(0), "{ns}: {i}");
+        }
+        assert_eq!(status_of(ns)["ha"]["adverts_unknown_vrid"].as_u64(), Some(0), "{ns}");
+    }
+    let lb2 = instances(LB2);
+    assert_eq!(lb2[1]["master"].as_str(), Some("10.10.0.1"), "lb2 hears lb1 over IPv4: {}", lb2[1]);
+    assert!(lb2.iter().all(|i| i["adverts_received"].as_u64().unwrap_or(0) > 0), "{lb2:?}");
     assert_eq!(ping6_resolves(CLIENT, VIP6).as_deref(), Some(LB1_FRONT_MAC), "the IPv6 VIP at lb1");
 
     let ping = start_ping6(4);
@@ -537,6 +574,135 @@ fn ipv6_only_instance_fails_over_on_crash() {
     let (gap, replies) = longest_gap(ping);
     eprintln!("HA: IPv6-only instance, SIGKILL of the master: longest ping -6 gap {gap:?} ({replies} replies in 4 s)");
     assert_eq!(state(LB2), "master", "{:?}", instance(LB2));
+    let lb2 = instances(LB2);
+    assert!(lb2.iter().all(|i| i["state"] == "master"), "lb2 took over both families: {lb2:?}");
     assert_eq!(neigh_mac(CLIENT, VIP6).as_deref(), Some(LB2_FRONT_MAC), "the unsolicited NA moved the IPv6 VIP");
     assert_eq!(ping6_resolves(CLIENT, VIP6).as_deref(), Some(LB2_FRONT_MAC), "the IPv6 VIP answers at lb2");
+}
+
+/// The IPv6-only instance's virtual link-local address in the strict test.
+const VLL6: &str = "fe80::61";
+
+/// keepalived in `vrrp_strict` mode as the peer of VRID 61 (VRRPv3 over IPv6): its first
+/// `virtual_ipaddress` is the virtual link-local address [`VLL6`] (strict mode requires
+/// it), then the same addresses as [`ha6_config`]'s; `accept` so that the client's echo
+/// to the addresses is answered while it is master (strict mode's default is no accept).
+fn keepalived_v6_strict(priority: u8) -> Keepalived {
+    let conf = format!(
+        "global_defs {{\n  router_id lab_router\n  vrrp_version 3\n  vrrp_strict\n}}\n\
+         vrrp_instance VI_61 {{\n  state BACKUP\n  interface front\n  virtual_router_id 61\n  priority {priority}\n\
+           advert_int 0.1\n  accept\n  virtual_ipaddress {{\n    {VLL6}/64 dev front\n    {VIP6}/128 dev front\n    \
+         {GATEWAY6}/64 dev back\n  }}\n}}\n"
+    );
+    Keepalived::start_conf(&conf, &format!("v6-strict-{priority}"))
+}
+
+/// One `ping -6` of the virtual link-local address on the client's link (its neighbour
+/// entry flushed first); the MAC it resolved to.
+fn ping_vll6_resolves() -> Option<String> {
+    ns_exec_ok(CLIENT, &["ip", "-6", "neigh", "flush", "dev", "eth0"]);
+    let out = ns_exec(CLIENT, &["ping", "-6", "-n", "-c", "1", "-W", "1", &format!("{VLL6}%eth0")]);
+    assert!(ping_received(&out) == 1, "ping -6 {VLL6}%eth0: {}", describe(&out));
+    neigh_mac(CLIENT, VLL6)
+}
+
+/// keepalived's lines that refuse an advert of VI_61, or its configuration.
+fn keepalived_refusals(log: &str) -> Vec<String> {
+    log.lines()
+        .filter(|l| l.contains("VI_61"))
+        .filter(|l| {
+            [
+                "nvalid",
+                "wrong version",
+                "unexpected",
+                "not present",
+                "too short",
+                "too long",
+                "Expected",
+                "expected",
+                "link local",
+            ]
+            .iter()
+            .any(|w| l.contains(w))
+        })
+        .map(String::from)
+        .collect()
+}
+
+/// keepalived with `vrrp_strict` as the peer of an IPv6-only instance with
+/// `virtual_link_local`: rvsd's adverts carry fe80::61 first, so the strict peer's address
+/// check passes. rvsd at 200 master, keepalived at 150 backup (it accepts rvsd's adverts,
+/// else it would take over) and the client resolves fe80::61 to rvsd; rvsd's SIGTERM:
+/// keepalived master (fe80::61 at the router); rvsd back at 100 stays backup naming
+/// keepalived's link-local address as master; keepalived stopped: rvsd master again, its
+/// unsolicited NA moving fe80::61 (and the IPv6 VIP) back. Neither side refuses an advert;
+/// keepalived does not log "must be link local".
+#[test]
+#[ignore = "needs root, the lab, keepalived and rvsd: run vm-testbed/test.sh"]
+fn keepalived_strict_interop_with_a_virtual_link_local_address() {
+    let mut lab = Lab::up_without_lb();
+    ha_routes();
+    ns_exec_ok(CLIENT, &["ip", "-6", "route", "replace", &format!("{VIP6}/128"), "dev", "eth0"]);
+    let invalid = |inst: &Value| inst["invalid"].as_object().map(|m| m.values().filter_map(Value::as_u64).sum::<u64>());
+    let extra = format!("virtual_link_local = \"{VLL6}\"\n");
+
+    // rvsd higher: keepalived (strict) stays backup; fe80::61 and the VIP are rvsd's.
+    lab.start_lb("lb1", Some(&ha6_config_with("lab-ha-lb1.toml", 200, &extra, "ha6-vll-lb1.toml")));
+    wait_state(LB1, "master", Duration::from_secs(3));
+    let ka = keepalived_v6_strict(150);
+    sleep(Duration::from_secs(2));
+    assert!(!keepalived_master6(), "strict keepalived took the IPv6 VIP from a higher rvsd:\n{}", ka.log());
+    let inst = instance(LB1).unwrap_or_default();
+    assert_eq!(
+        (inst["vrid"].as_u64(), inst["state"].as_str(), invalid(&inst), inst["virtual_link_local"].as_str()),
+        (Some(61), Some("master"), Some(0), Some(VLL6)),
+        "{inst}"
+    );
+    let front_mac = port_mac(&status_of(LB1), "front");
+    assert_eq!(ping_vll6_resolves(), Some(front_mac.clone()), "fe80::61 with rvsd master");
+    assert_eq!(ping6_resolves(CLIENT, VIP6), Some(front_mac.clone()), "the IPv6 VIP with rvsd master");
+
+    // rvsd stopped (priority 0): keepalived master, holding fe80::61.
+    let t0 = Instant::now();
+    lab.stop_lb("lb1", false);
+    assert!(
+        wait_until(Duration::from_secs(1), Duration::from_millis(10), keepalived_master6),
+        "keepalived not master:\n{}",
+        ka.log()
+    );
+    eprintln!("HA: strict keepalived (IPv6) master {:?} after rvsd's SIGTERM", t0.elapsed());
+    let router_front = link_mac(ROUTER, "front");
+    assert_eq!(ping_vll6_resolves(), Some(router_front.clone()), "fe80::61 with keepalived master");
+
+    // rvsd lower: backup, accepting keepalived's adverts (fe80::61 first), silent for fe80::61.
+    lab.start_lb("lb1", Some(&ha6_config_with("lab-ha-lb1.toml", 100, &extra, "ha6-vll-lb1-low.toml")));
+    wait_state(LB1, "backup", Duration::from_secs(2));
+    sleep(Duration::from_secs(1));
+    let inst = instance(LB1).unwrap_or_default();
+    assert_eq!((inst["state"].as_str(), invalid(&inst)), (Some("backup"), Some(0)), "{inst}\n{}", ka.log());
+    assert!(inst["adverts_received"].as_u64().unwrap_or(0) > 0, "{inst}");
+    // The router's own link-local address (its front also holds fe80::61 now).
+    assert_eq!(inst["master"].as_str(), Some(eui64_link_local(&router_front).as_str()), "{inst}");
+    assert_eq!(ping_vll6_resolves(), Some(router_front), "fe80::61 with rvsd backup");
+    assert!(drop_count(&status_of(LB1), "ha_backup") > 0, "rvsd backup counted nothing for fe80::61");
+
+    // keepalived stopped (priority 0): rvsd master again, announcing fe80::61.
+    let log = ka.log();
+    let day = |t: std::time::SystemTime| {
+        t.duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64()).rem_euclid(86_400.0)
+    };
+    let killed = day(std::time::SystemTime::now());
+    drop(ka);
+    wait_state(LB1, "master", Duration::from_secs(1));
+    let master = instance(LB1).and_then(|i| since_secs(&i)).expect("lb1's master transition");
+    let took = Duration::from_secs_f64((master - killed).rem_euclid(86_400.0));
+    eprintln!("HA: rvsd (IPv6, virtual link-local) master {took:?} after keepalived's SIGTERM (by rvsd's clock)");
+    sleep(Duration::from_millis(200));
+    assert_eq!(neigh_mac(CLIENT, VLL6).as_deref(), Some(front_mac.as_str()), "rvsd's unsolicited NA moved fe80::61");
+    assert_eq!(ping_vll6_resolves(), Some(front_mac), "fe80::61 with rvsd master again");
+    let refused = keepalived_refusals(&log);
+    assert!(refused.is_empty(), "strict keepalived refused rvsd's adverts or its configuration: {refused:?}");
+    assert!(log.contains("VI_61"), "keepalived ran the instance:\n{log}");
+    let inst = instance(LB1).unwrap_or_default();
+    assert_eq!(invalid(&inst), Some(0), "{inst}");
 }

@@ -176,13 +176,22 @@ fn sigterm_hands_over_after_skew_and_step_down_holds() {
     let mut t = Instant::now();
     run(&mut a, &mut b, &mut t, Duration::from_secs(1), true);
     // Step-down: lb2 takes over after its skew, lb1 does not preempt back during the hold.
-    let st = a.shell.step_down(t, 51, Duration::from_secs(60)).unwrap();
-    assert_eq!(st.state, "backup");
     assert_eq!(
-        a.shell.step_down(t, 51, Duration::from_secs(60)).unwrap_err(),
+        a.shell.step_down(t, 51, Some(AdvertFamily::Ipv6), Duration::from_secs(60)).unwrap_err(),
+        StepDownError::NoSuchFamily(51, AdvertFamily::Ipv6)
+    );
+    // The VRID alone names its only instance.
+    let st = a.shell.step_down(t, 51, None, Duration::from_secs(60)).unwrap();
+    assert_eq!((st.state.as_str(), st.family.as_str()), ("backup", "ipv4"));
+    assert_eq!(
+        a.shell.step_down(t, 51, Some(AdvertFamily::Ipv4), Duration::from_secs(60)).unwrap_err(),
         StepDownError::NotMaster { vrid: 51, state: "backup".into() }
     );
-    assert_eq!(a.shell.step_down(t, 9, Duration::from_secs(60)).unwrap_err(), StepDownError::NoSuchVrid(9));
+    assert_eq!(
+        a.shell.step_down(t, 51, None, Duration::from_secs(60)).unwrap_err(),
+        StepDownError::NotMaster { vrid: 51, state: "backup".into() }
+    );
+    assert_eq!(a.shell.step_down(t, 9, None, Duration::from_secs(60)).unwrap_err(), StepDownError::NoSuchVrid(9));
     run(&mut a, &mut b, &mut t, Duration::from_secs(2), true);
     assert_eq!((a.shell.states(), b.shell.states()), (vec![State::Backup], vec![State::Master]));
     // Shutdown of the master (lb2): lb1 takes over after its skew only (22 ms at 200).
@@ -401,6 +410,161 @@ fn ipv6_only_instances_speak_vrrp_over_ipv6() {
     a.link.punt(PortId(0), &good).unwrap();
     a.shell.turn(t, &a.env);
     assert_eq!(a.shell.states(), [State::Backup]);
+}
+
+/// Every frame `n` sends in one turn at `t`, by port.
+fn frames_of(n: &mut Node, t: Instant) -> Vec<(PortId, Vec<u8>)> {
+    n.shell.turn(t, &n.env);
+    let mut out = Vec::new();
+    while let Some(f) = n.link.take_frame(|p, f| (p, f.to_vec())) {
+        out.push(f);
+    }
+    out
+}
+
+/// The target addresses of the unsolicited neighbour advertisements among `frames`.
+fn na_targets(frames: &[(PortId, Vec<u8>)]) -> Vec<(PortId, Ipv6Addr)> {
+    frames
+        .iter()
+        .filter(|(_, f)| f[12..14] == [0x86, 0xdd] && f.get(14 + 40) == Some(&136))
+        .map(|(p, f)| (*p, Ipv6Addr::from(<[u8; 16]>::try_from(&f[14 + 48..14 + 64]).unwrap())))
+        .collect()
+}
+
+/// With `virtual_link_local`, the IPv6 adverts carry it first (RFC 5798 §5.2.9, what
+/// keepalived's `vrrp_strict` wants), both nodes accept each other's, the roles hold it on
+/// the instance's port, and only the master announces it (on that port).
+#[test]
+fn the_virtual_link_local_address_leads_the_adverts_and_moves_with_the_role() {
+    let with_ll = |front6: &str, mac: u8| {
+        let text = LB_V6
+            .replace("2001:db8:10::1/64", front6)
+            .replace("priority = 100", "priority = 100\nvirtual_link_local = \"fe80::51\"");
+        let config = Config::from_toml(&text).unwrap_or_else(|e| panic!("{e}"));
+        let roles = roles(&config).unwrap().unwrap();
+        let (mut links, end) = ha_links(1, 256);
+        let ports = config
+            .ports
+            .iter()
+            .map(|p| HaPort { name: p.name.clone(), mac: MacAddr([2, 0, 0, 0, mac, 1]), net: p.address })
+            .collect();
+        let shell = Shell::new(&config, ports, end, Arc::clone(&roles), Instant::now());
+        Node { shell, link: links.remove(0), roles, env: Env::new() }
+    };
+    let ll: Ipv6Addr = "fe80::51".parse().unwrap();
+    let mut a = with_ll("2001:db8:10::1/64", 1);
+    let mut b = with_ll("2001:db8:10::10/64", 2);
+    assert_eq!(a.roles.group_of(IpAddr::V6(ll)), Some(HaGroup(0)));
+    assert_eq!(a.roles.link_local_port(ll), Some(PortId(0)), "answered on the instance's port");
+    let mut t = Instant::now();
+    let first = loop {
+        let f = frames_of(&mut b, t);
+        if let Some(f) = f.into_iter().next() {
+            break f;
+        }
+        t += Duration::from_millis(5);
+    };
+    let ip = Ipv6Packet::new_checked(&first.1[14..]).unwrap();
+    let v = VrrpPacket::new_checked(ip.payload(), Family::V6).unwrap();
+    assert!(v.verify_checksum(ip.src_addr().into(), VRRP_GROUP_V6.into()));
+    assert_eq!(
+        v.addresses().map(|a| a.to_string()).collect::<Vec<_>>(),
+        ["fe80::51", "2001:db8:10::100", "2001:db8:10::254"],
+        "the virtual link-local address first"
+    );
+    run(&mut a, &mut b, &mut t, Duration::from_secs(1), true);
+    assert_eq!((a.shell.states(), b.shell.states()), (vec![State::Backup], vec![State::Master]));
+    for n in [&a, &b] {
+        let st = n.shell.status();
+        assert_eq!(st.instances[0].invalid.values().sum::<u64>(), 0, "{st:?}");
+        assert_eq!(st.instances[0].virtual_link_local.as_deref(), Some("fe80::51"));
+        assert_eq!(st.instances[0].family, "ipv6");
+    }
+    assert!(a.shell.status().instances[0].adverts_received >= 5);
+    // An advert without it (a peer that lists the global addresses only) is another list.
+    let repr = VrrpRepr {
+        version: 3,
+        vrid: 51,
+        priority: 250,
+        interval_cs: 10,
+        addresses: vec!["2001:db8:10::100".parse().unwrap(), "2001:db8:10::254".parse().unwrap()],
+    };
+    let peer = link_local(MacAddr([2, 0, 0, 0, 9, 1]));
+    let without = advert_frame(MacAddr([2, 0, 0, 0, 9, 1]), peer.into(), &repr, 0).unwrap()[14..].to_vec();
+    a.link.punt(PortId(0), &without).unwrap();
+    a.shell.turn(t, &a.env);
+    assert_eq!(a.shell.status().instances[0].invalid["addresses"], 1);
+    // lb2 dies: lb1 takes over and announces the virtual link-local address on front, as
+    // many rounds as the others; the backup announced nothing.
+    let mut frames = Vec::new();
+    while a.shell.states()[0] != State::Master {
+        let f = frames_of(&mut a, t);
+        if a.shell.states()[0] == State::Backup {
+            assert!(na_targets(&f).is_empty(), "a backup announced: {f:?}");
+        }
+        frames.extend(f);
+        t += Duration::from_millis(5);
+    }
+    frames.extend(frames_of(&mut a, t));
+    let nas = na_targets(&frames);
+    assert_eq!(nas.iter().filter(|x| **x == (PortId(0), ll)).count(), 5, "{nas:?}");
+    assert_eq!(nas.iter().filter(|x| x.1 == ll).count(), 5, "on the instance's port only: {nas:?}");
+    assert_eq!(nas.first().map(|x| x.1), Some(ll), "announced first");
+}
+
+/// One VRID for an IPv4 and an IPv6 instance of one port: each family's adverts reach
+/// their own instance only; step-down needs the family when the VRID is ambiguous; the
+/// status names the family.
+#[test]
+fn one_vrid_serves_an_ipv4_and_an_ipv6_instance_of_a_port() {
+    let two = |p4: u8, p6: u8, front: &str, front6: &str, mac: u8| {
+        let text = format!(
+            "{}\n[[ha.instance]]\nvrid = 51\nport = \"front\"\npriority = {p4}\nadvert_interval = \"100ms\"\naddresses = [\"10.10.0.150\"]\n",
+            LB_V6
+                .replace("2001:db8:10::1/64", front6)
+                .replace("address = \"10.10.0.1/24\"", &format!("address = \"{front}\""))
+                .replace("priority = 100", &format!("priority = {p6}"))
+        );
+        let config = Config::from_toml(&text).unwrap_or_else(|e| panic!("{e}"));
+        let roles = roles(&config).unwrap().unwrap();
+        let (mut links, end) = ha_links(1, 256);
+        let ports = config
+            .ports
+            .iter()
+            .map(|p| HaPort { name: p.name.clone(), mac: MacAddr([2, 0, 0, 0, mac, 1]), net: p.address })
+            .collect();
+        let shell = Shell::new(&config, ports, end, Arc::clone(&roles), Instant::now());
+        Node { shell, link: links.remove(0), roles, env: Env::new() }
+    };
+    // lb1 wins VRID 51 over IPv6, lb2 over IPv4.
+    let mut a = two(100, 200, "10.10.0.1/24", "2001:db8:10::1/64", 1);
+    let mut b = two(200, 100, "10.10.0.10/24", "2001:db8:10::10/64", 2);
+    let mut t = Instant::now();
+    run(&mut a, &mut b, &mut t, Duration::from_secs(2), true);
+    assert_eq!(a.shell.states(), [State::Master, State::Backup]);
+    assert_eq!(b.shell.states(), [State::Backup, State::Master]);
+    for n in [&a, &b] {
+        let st = n.shell.status();
+        assert_eq!(st.instances.iter().map(|i| i.family.as_str()).collect::<Vec<_>>(), ["ipv6", "ipv4"]);
+        assert_eq!(st.adverts_unknown_vrid, 0, "{st:?}");
+        for i in &st.instances {
+            assert!(i.invalid.values().sum::<u64>() == 0 && i.adverts_received + i.adverts_sent >= 10, "{i:?}");
+        }
+    }
+    assert_eq!(a.shell.status().instances[1].master.as_deref(), Some("10.10.0.10"));
+    // Step-down: ambiguous without the family, refused for a family the VRID lacks.
+    let hold = Duration::from_secs(60);
+    assert_eq!(a.shell.step_down(t, 51, None, hold).unwrap_err(), StepDownError::Ambiguous(51));
+    assert_eq!(
+        a.shell.step_down(t, 51, Some(AdvertFamily::Ipv4), hold).unwrap_err(),
+        StepDownError::NotMaster { vrid: 51, state: "backup".into() }
+    );
+    let st = a.shell.step_down(t, 51, Some(AdvertFamily::Ipv6), hold).unwrap();
+    assert_eq!((st.family.as_str(), st.state.as_str()), ("ipv6", "backup"));
+    assert_eq!(a.shell.states(), [State::Backup, State::Backup]);
+    run(&mut a, &mut b, &mut t, Duration::from_secs(1), true);
+    assert_eq!(b.shell.states(), [State::Master, State::Master]);
+    assert!(StepDownError::Ambiguous(51).to_string().contains("?family=ipv4 or ?family=ipv6"));
 }
 
 #[test]

@@ -49,7 +49,7 @@ pub fn command() -> Command {
     }
     cmd.arg(
         Arg::new("command")
-            .value_parser(["status", "admin", "ha", "ready", "drain", "maint", "step-down"])
+            .value_parser(["status", "admin", "ha", "ready", "drain", "maint", "step-down", "ipv4", "ipv6"])
             .num_args(0..)
             .action(ArgAction::Append),
     )

@@ -234,7 +234,8 @@ pub struct ServiceKey {
     /// TCP or UDP.
     pub proto: L4Proto,
     /// The virtual IP, of either family; the servers of the service are of the same
-    /// family (NAT64 is not forwarded yet; `ServiceTable` refuses a mix).
+    /// family, but for NAT64 (IPv4 Full-NAT servers of an IPv6 VIP; `ServiceTable`
+    /// refuses any other mix).
     pub vip: IpAddr,
     /// The virtual port.
     pub port: u16,

@@ -1948,8 +1948,8 @@ fn parse_ipv4(s: &str) -> Result<Ipv4Addr, String> {
     match s.parse::<Ipv4Addr>() {
         Ok(a) => Ok(a),
         Err(_) if s.parse::<std::net::Ipv6Addr>().is_ok() => Err(format!(
-            "`{s}` is IPv6; this field takes an IPv4 address (IPv6 services are not forwarded yet; a \
-                 port's own IPv6 addresses go in `ipv6_addresses`)"
+            "`{s}` is IPv6; this field takes an IPv4 address (a port's own IPv6 addresses go in \
+                 `ipv6_addresses`)"
         )),
         Err(_) if s.contains('/') => {
             Err(format!("`{s}` has a prefix length; write the bare address, like \"10.0.0.1\""))

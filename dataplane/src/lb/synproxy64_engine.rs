@@ -34,14 +34,13 @@ use std::net::Ipv4Addr;
 
 use rvs_drivers::PacketBuf;
 
+use super::synproxy_engine::{to_client_established, Opening, ServerSeg};
 use super::{LbEngine, LbEnv};
 use crate::conn::{Conn6, ConnFlags, ConnId};
 use crate::l2l3::Verdict;
 use crate::stats::{DropReason, WorkerCounters};
-use crate::synproxy::packet::{self, ServerSyn, WindowRewrite};
-use crate::synproxy::ADVERTISED_WSCALE;
+use crate::synproxy::packet::{self, ServerSyn};
 use crate::view::L4View;
-use crate::wire::TcpFlags;
 use crate::xmit::{nat64, Endpoint, Endpoint6};
 
 /// The quoted-number shift (sequence, acknowledgement; both wrapping) for an ICMP error
@@ -109,58 +108,49 @@ impl LbEngine {
         now: u64,
     ) -> Option<Verdict> {
         let c = *c;
-        let pending = c.flags.contains(ConnFlags::SYNPROXY_PENDING);
-        let flags = flow.flags.unwrap_or(TcpFlags::NONE);
-        let syn_ack = flags.syn() && flags.ack();
-        if !pending && !syn_ack {
-            let (seq_off, ts_off) = c.synproxy_offsets();
-            let ws = WindowRewrite::unpack(c.synproxy_ws, ADVERTISED_WSCALE);
-            let l = flow.layout();
-            packet::translate_to_client(&mut buf.data_mut()[l.l4_offset()..l.ip_end()], seq_off, ts_off, &ws);
-            return None;
-        }
         let (vip, client) = (Endpoint6::new(c.vip, c.vport), Endpoint6::new(c.client, c.cport));
-        let seg = packet::read(buf.data(), flow.layout());
-        if !syn_ack {
-            if !flags.rst() {
-                return Some(Verdict::Drop(DropReason::SynProxyPending));
+        match ServerSeg::of(&c, flow.flags) {
+            ServerSeg::Established => {
+                let l = flow.layout();
+                to_client_established(&mut buf.data_mut()[l.l4_offset()..l.ip_end()], &c);
+                None
             }
-            let (cookie_isn, _) = c.synproxy_offsets();
-            self.close_conn6(id);
-            env.counters.syn_proxy_server_refused.inc();
-            if packet::write_client_rst(buf, vip, client, cookie_isn.wrapping_add(1)).is_none() {
-                return Some(Verdict::Drop(DropReason::NoMbuf));
+            ServerSeg::Pending => Some(Verdict::Drop(DropReason::SynProxyPending)),
+            ServerSeg::Refused => {
+                let (cookie_isn, _) = c.synproxy_offsets();
+                self.close_conn6(id);
+                env.counters.syn_proxy_server_refused.inc();
+                if packet::write_client_rst(buf, vip, client, cookie_isn.wrapping_add(1)).is_none() {
+                    return Some(Verdict::Drop(DropReason::NoMbuf));
+                }
+                Some(self.route64_to_client(c.client))
             }
-            return Some(self.route64_to_client(c.client));
-        }
-        if !pending {
-            // A retransmitted SYN-ACK: completed with rvs's ACK, never forwarded.
-            let (from, to_us) = (Endpoint::new(server, c.sport), Endpoint::new(flow.dst, c.lport));
-            if packet::write_server_ack(buf, from, to_us, &seg).is_none() {
-                return Some(Verdict::Drop(DropReason::NoMbuf));
+            ServerSeg::SynAckAgain => {
+                // rvs's ACK goes back in IPv4, from the local address.
+                let (from, to_us) = (Endpoint::new(server, c.sport), Endpoint::new(flow.dst, c.lport));
+                let seg = packet::read(buf.data(), flow.layout());
+                if packet::write_server_ack(buf, from, to_us, &seg).is_none() {
+                    return Some(Verdict::Drop(DropReason::NoMbuf));
+                }
+                Some(self.route_to(env, server))
             }
-            return Some(self.route_to(env, server));
+            ServerSeg::SynAck => {
+                let seg = packet::read(buf.data(), flow.layout());
+                let opening = Opening::of(&c, &seg);
+                if let Some(e) = self.conns6.get_mut(id) {
+                    opening.record(e);
+                }
+                if self.sync.is_some() {
+                    // The offsets are known now: the peer needs them.
+                    self.sync_conn6(id, now, env.counters, false);
+                }
+                env.counters.syn_proxy_handshakes.inc();
+                if opening.write_window_update(buf, vip, client, &seg).is_none() {
+                    return Some(Verdict::Drop(DropReason::NoMbuf));
+                }
+                Some(self.route64_to_client(c.client))
+            }
         }
-        let (cookie_isn, cookie_ts) = c.synproxy_offsets();
-        let seq_off = seg.seq.wrapping_sub(cookie_isn);
-        let ts_off = seg.ts.map_or(0, |(v, _)| v.wrapping_sub(cookie_ts));
-        let ws = WindowRewrite::new(c.synproxy_ws.checked_sub(1), seg.wscale, ADVERTISED_WSCALE);
-        if let Some(e) = self.conns6.get_mut(id) {
-            e.flags.remove(ConnFlags::SYNPROXY_PENDING);
-            e.set_synproxy_offsets(seq_off, ts_off);
-            e.synproxy_ws = ws.pack();
-        }
-        if self.sync.is_some() {
-            // The offsets are known now: the peer needs them.
-            self.sync_conn6(id, now, env.counters, false);
-        }
-        env.counters.syn_proxy_handshakes.inc();
-        let tsval = seg.ts.map_or(0, |(v, _)| v.wrapping_sub(ts_off));
-        let next = cookie_isn.wrapping_add(1);
-        if packet::write_client_window_update(buf, vip, client, next, &seg, tsval, &ws).is_none() {
-            return Some(Verdict::Drop(DropReason::NoMbuf));
-        }
-        Some(self.route64_to_client(c.client))
     }
 
     /// The verdict for rvs's own IPv6 segment to `client` from the IPv4 path: through the

@@ -19,7 +19,7 @@
 
 use rvs_drivers::PacketBuf;
 
-use super::synproxy_engine::pending_ws;
+use super::synproxy_engine::{pending_ws, to_client_established, Opening, ServerSeg};
 use super::LbEngine;
 use crate::conn::{Conn6, ConnFlags, ConnId, Direction};
 use crate::l2l3::nd;
@@ -208,58 +208,48 @@ impl LbEngine {
         now: u64,
     ) -> Option<Verdict> {
         let c = *c;
-        let pending = c.flags.contains(ConnFlags::SYNPROXY_PENDING);
-        let flags = view.flags.unwrap_or(TcpFlags::NONE);
-        let syn_ack = flags.syn() && flags.ack();
-        if !pending && !syn_ack {
-            let (seq_off, ts_off) = c.synproxy_offsets();
-            let ws = WindowRewrite::unpack(c.synproxy_ws, ADVERTISED_WSCALE);
-            let l = view.layout();
-            packet::translate_to_client(&mut buf.data_mut()[l.l4_offset()..l.ip_end()], seq_off, ts_off, &ws);
-            return None;
-        }
         let (vip, client) = (Endpoint6::new(c.vip, c.vport), Endpoint6::new(c.client, c.cport));
-        let (server, to_us) = (Endpoint6::new(c.server, c.sport), Endpoint6::new(c.local, c.lport));
-        let seg = packet::read6(buf.data(), view.layout());
-        if !syn_ack {
-            if !flags.rst() {
-                return Some(Verdict::Drop(DropReason::SynProxyPending));
+        match ServerSeg::of(&c, view.flags) {
+            ServerSeg::Established => {
+                let l = view.layout();
+                to_client_established(&mut buf.data_mut()[l.l4_offset()..l.ip_end()], &c);
+                None
             }
-            let (cookie_isn, _) = c.synproxy_offsets();
-            self.close_conn6(id);
-            counters.syn_proxy_server_refused.inc();
-            if packet::write_client_rst(buf, vip, client, cookie_isn.wrapping_add(1)).is_none() {
-                return Some(Verdict::Drop(DropReason::NoMbuf));
+            ServerSeg::Pending => Some(Verdict::Drop(DropReason::SynProxyPending)),
+            ServerSeg::Refused => {
+                let (cookie_isn, _) = c.synproxy_offsets();
+                self.close_conn6(id);
+                counters.syn_proxy_server_refused.inc();
+                if packet::write_client_rst(buf, vip, client, cookie_isn.wrapping_add(1)).is_none() {
+                    return Some(Verdict::Drop(DropReason::NoMbuf));
+                }
+                Some(route6(routes, c.client, in_port))
             }
-            return Some(route6(routes, c.client, in_port));
-        }
-        if !pending {
-            // A retransmitted SYN-ACK: completed with rvs's ACK, never forwarded.
-            if packet::write_server_ack(buf, server, to_us, &seg).is_none() {
-                return Some(Verdict::Drop(DropReason::NoMbuf));
+            ServerSeg::SynAckAgain => {
+                let (server, to_us) = (Endpoint6::new(c.server, c.sport), Endpoint6::new(c.local, c.lport));
+                let seg = packet::read6(buf.data(), view.layout());
+                if packet::write_server_ack(buf, server, to_us, &seg).is_none() {
+                    return Some(Verdict::Drop(DropReason::NoMbuf));
+                }
+                Some(route6(routes, c.server, in_port))
             }
-            return Some(route6(routes, c.server, in_port));
+            ServerSeg::SynAck => {
+                let seg = packet::read6(buf.data(), view.layout());
+                let opening = Opening::of(&c, &seg);
+                if let Some(e) = self.conns6.get_mut(id) {
+                    opening.record(e);
+                }
+                if self.sync.is_some() {
+                    // The offsets are known now: the peer needs them.
+                    self.sync_conn6(id, now, counters, false);
+                }
+                counters.syn_proxy_handshakes.inc();
+                if opening.write_window_update(buf, vip, client, &seg).is_none() {
+                    return Some(Verdict::Drop(DropReason::NoMbuf));
+                }
+                Some(route6(routes, c.client, in_port))
+            }
         }
-        let (cookie_isn, cookie_ts) = c.synproxy_offsets();
-        let seq_off = seg.seq.wrapping_sub(cookie_isn);
-        let ts_off = seg.ts.map_or(0, |(v, _)| v.wrapping_sub(cookie_ts));
-        let ws = WindowRewrite::new(c.synproxy_ws.checked_sub(1), seg.wscale, ADVERTISED_WSCALE);
-        if let Some(e) = self.conns6.get_mut(id) {
-            e.flags.remove(ConnFlags::SYNPROXY_PENDING);
-            e.set_synproxy_offsets(seq_off, ts_off);
-            e.synproxy_ws = ws.pack();
-        }
-        if self.sync.is_some() {
-            // The offsets are known now: the peer needs them.
-            self.sync_conn6(id, now, counters, false);
-        }
-        counters.syn_proxy_handshakes.inc();
-        let tsval = seg.ts.map_or(0, |(v, _)| v.wrapping_sub(ts_off));
-        let next = cookie_isn.wrapping_add(1);
-        if packet::write_client_window_update(buf, vip, client, next, &seg, tsval, &ws).is_none() {
-            return Some(Verdict::Drop(DropReason::NoMbuf));
-        }
-        Some(route6(routes, c.client, in_port))
     }
 }
 

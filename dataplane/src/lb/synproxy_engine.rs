@@ -5,11 +5,11 @@
 use rvs_drivers::PacketBuf;
 
 use super::{LbEngine, LbEnv};
-use crate::conn::{Conn, ConnFlags, ConnId, Direction};
+use crate::conn::{Conn, ConnFlags, ConnId, ConnOf, Direction, Family};
 use crate::l2l3::Verdict;
 use crate::stats::DropReason;
 use crate::synproxy::cookie::{self, CookieTuple, TsOptions, MAX_AGE_MINUTES, MSS_TABLE};
-use crate::synproxy::packet::{self, Advertised, ServerSyn, WindowRewrite};
+use crate::synproxy::packet::{self, Advertised, SegEndpoint, SegInfo, ServerSyn, WindowRewrite};
 use crate::synproxy::ADVERTISED_WSCALE;
 use crate::types::ForwardMode;
 use crate::view::L4View;
@@ -24,6 +24,101 @@ const COOKIE_LIFETIME_NS: u64 = MAX_AGE_MINUTES as u64 * cookie::COUNT_NS;
 /// window scale + 1, or 0 when it offered none (the server's answer is not known yet).
 pub(super) fn pending_ws(client_ws: Option<u8>) -> u8 {
     client_ws.map_or(0, |w| w.min(cookie::MAX_WSCALE) + 1)
+}
+
+/// What a server segment of a proxied connection (its state machine has seen it) is to
+/// the proxy; the same in every family (`proxied_reply`, `proxied_reply6`,
+/// `proxied_reply64`), which differ only in how they build and route what follows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum ServerSeg {
+    /// The handshake is done and this is not a SYN-ACK: an ordinary segment, translated
+    /// into the client's spaces ([`to_client_established`]) and forwarded.
+    Established,
+    /// The SYN is unanswered and this is neither its SYN-ACK nor a RST
+    /// (`syn_proxy_pending`).
+    Pending,
+    /// A RST while the SYN is unanswered: the server refused, and the client, which
+    /// believes itself connected, is reset at the sequence number it expects next.
+    Refused,
+    /// A SYN-ACK after the first: the client's window update went out but no client
+    /// segment has completed the server's handshake yet (or it was lost). rvs's own ACK
+    /// completes it; the SYN-ACK is never forwarded.
+    SynAckAgain,
+    /// The first SYN-ACK: the connection's offsets are fixed ([`Opening`]) and the
+    /// client's window opens.
+    SynAck,
+}
+
+impl ServerSeg {
+    /// Classifies a server segment with TCP `flags` of proxied connection `c`.
+    #[inline]
+    pub(super) fn of<F: Family>(c: &ConnOf<F>, flags: Option<TcpFlags>) -> Self {
+        let pending = c.flags.contains(ConnFlags::SYNPROXY_PENDING);
+        let flags = flags.unwrap_or(TcpFlags::NONE);
+        match (pending, flags.syn() && flags.ack()) {
+            (false, false) => Self::Established,
+            (false, true) => Self::SynAckAgain,
+            (true, true) => Self::SynAck,
+            (true, false) if flags.rst() => Self::Refused,
+            (true, false) => Self::Pending,
+        }
+    }
+}
+
+/// Server → client translation, in place, of the TCP segment `seg` (from the TCP header
+/// to the end of the IP packet) of established proxied connection `c`.
+#[inline]
+pub(super) fn to_client_established<F: Family>(seg: &mut [u8], c: &ConnOf<F>) {
+    let (seq_off, ts_off) = c.synproxy_offsets();
+    let ws = WindowRewrite::unpack(c.synproxy_ws, ADVERTISED_WSCALE);
+    packet::translate_to_client(seg, seq_off, ts_off, &ws);
+}
+
+/// What the server's first SYN-ACK fixes for a proxied connection: its sequence and
+/// timestamp offsets (the server's ISN and TSval less the cookie's) and the window
+/// rewrite between the client's and the server's scales; and the client's window update
+/// that opens the connection.
+pub(super) struct Opening {
+    seq_off: u32,
+    ts_off: u32,
+    ws: WindowRewrite,
+    /// The cookie ISN + 1: the client's next expected sequence number from rvs.
+    next: u32,
+}
+
+impl Opening {
+    /// The offsets of pending connection `c` (which keeps the cookie ISN and TSval until
+    /// now) from its server's SYN-ACK `seg`.
+    pub(super) fn of<F: Family>(c: &ConnOf<F>, seg: &SegInfo) -> Self {
+        let (cookie_isn, cookie_ts) = c.synproxy_offsets();
+        let ws = WindowRewrite::new(c.synproxy_ws.checked_sub(1), seg.wscale, ADVERTISED_WSCALE);
+        Opening {
+            seq_off: seg.seq.wrapping_sub(cookie_isn),
+            ts_off: seg.ts.map_or(0, |(v, _)| v.wrapping_sub(cookie_ts)),
+            ws,
+            next: cookie_isn.wrapping_add(1),
+        }
+    }
+
+    /// Records the offsets in entry `e`, which is pending no more.
+    pub(super) fn record<F: Family>(&self, e: &mut ConnOf<F>) {
+        e.flags.remove(ConnFlags::SYNPROXY_PENDING);
+        e.set_synproxy_offsets(self.seq_off, self.ts_off);
+        e.synproxy_ws = self.ws.pack();
+    }
+
+    /// Replaces the SYN-ACK `seg` in `buf` with the client's window update from `vip` to
+    /// `client` (`None`: no room).
+    pub(super) fn write_window_update<B: PacketBuf, E: SegEndpoint>(
+        &self,
+        buf: &mut B,
+        vip: E,
+        client: E,
+        seg: &SegInfo,
+    ) -> Option<E::View> {
+        let tsval = seg.ts.map_or(0, |(v, _)| v.wrapping_sub(self.ts_off));
+        packet::write_client_window_update(buf, vip, client, self.next, seg, tsval, &self.ws)
+    }
 }
 
 impl LbEngine {
@@ -168,65 +263,50 @@ impl LbEngine {
         now: u64,
     ) -> Option<Verdict> {
         let c = *c;
-        let pending = c.flags.contains(ConnFlags::SYNPROXY_PENDING);
-        let flags = flow.flags.unwrap_or(TcpFlags::NONE);
-        let syn_ack = flags.syn() && flags.ack();
-        if !pending && !syn_ack {
-            let (seq_off, ts_off) = c.synproxy_offsets();
-            let ws = WindowRewrite::unpack(c.synproxy_ws, ADVERTISED_WSCALE);
-            let l = flow.layout();
-            packet::translate_to_client(&mut buf.data_mut()[l.l4_offset()..l.ip_end()], seq_off, ts_off, &ws);
-            return None;
-        }
         let (vip, client) = (Endpoint::new(c.vip, c.vport), Endpoint::new(c.client, c.cport));
-        let (server, to_us) = (Endpoint::new(c.server, c.sport), Endpoint::new(c.local, c.lport));
-        let seg = packet::read(buf.data(), flow.layout());
-        if !syn_ack {
-            if !flags.rst() {
-                return Some(Verdict::Drop(DropReason::SynProxyPending));
+        match ServerSeg::of(&c, flow.flags) {
+            ServerSeg::Established => {
+                let l = flow.layout();
+                to_client_established(&mut buf.data_mut()[l.l4_offset()..l.ip_end()], &c);
+                None
             }
-            // The server refused: the client, which believes itself connected, is reset
-            // at the sequence number it expects next.
-            let (cookie_isn, _) = c.synproxy_offsets();
-            self.close_conn(id);
-            env.counters.syn_proxy_server_refused.inc();
-            if packet::write_client_rst(buf, vip, client, cookie_isn.wrapping_add(1)).is_none() {
-                return Some(Verdict::Drop(DropReason::NoMbuf));
+            ServerSeg::Pending => Some(Verdict::Drop(DropReason::SynProxyPending)),
+            ServerSeg::Refused => {
+                let (cookie_isn, _) = c.synproxy_offsets();
+                self.close_conn(id);
+                env.counters.syn_proxy_server_refused.inc();
+                if packet::write_client_rst(buf, vip, client, cookie_isn.wrapping_add(1)).is_none() {
+                    return Some(Verdict::Drop(DropReason::NoMbuf));
+                }
+                Some(self.route_to(env, c.client))
             }
-            return Some(self.route_to(env, c.client));
-        }
-        if !pending {
-            // A retransmitted SYN-ACK: our window update reached the client but no client
-            // segment has completed the server's handshake yet (or it was lost).
-            if packet::write_server_ack(buf, server, to_us, &seg).is_none() {
-                return Some(Verdict::Drop(DropReason::NoMbuf));
+            ServerSeg::SynAckAgain => {
+                let (server, to_us) = (Endpoint::new(c.server, c.sport), Endpoint::new(c.local, c.lport));
+                let seg = packet::read(buf.data(), flow.layout());
+                if packet::write_server_ack(buf, server, to_us, &seg).is_none() {
+                    return Some(Verdict::Drop(DropReason::NoMbuf));
+                }
+                let (_, verdict) = self.hop_to_server(id, &c, env)?;
+                Some(verdict)
             }
-            let (port, verdict) = self.hop_to_server(id, &c, env)?;
-            let _ = port;
-            return Some(verdict);
+            ServerSeg::SynAck => {
+                let seg = packet::read(buf.data(), flow.layout());
+                let opening = Opening::of(&c, &seg);
+                if let Some(e) = self.conns.get_mut(id) {
+                    opening.record(e);
+                }
+                if self.sync.is_some() {
+                    // The peer needs the offsets now known (the state machine's record of
+                    // this SYN-ACK went out before they were).
+                    self.sync_conn(id, now, env.counters, false);
+                }
+                env.counters.syn_proxy_handshakes.inc();
+                if opening.write_window_update(buf, vip, client, &seg).is_none() {
+                    return Some(Verdict::Drop(DropReason::NoMbuf));
+                }
+                Some(self.route_to(env, c.client))
+            }
         }
-        let (cookie_isn, cookie_ts) = c.synproxy_offsets();
-        let seq_off = seg.seq.wrapping_sub(cookie_isn);
-        let ts_off = seg.ts.map_or(0, |(v, _)| v.wrapping_sub(cookie_ts));
-        let client_ws = c.synproxy_ws.checked_sub(1);
-        let ws = WindowRewrite::new(client_ws, seg.wscale, ADVERTISED_WSCALE);
-        if let Some(e) = self.conns.get_mut(id) {
-            e.flags.remove(ConnFlags::SYNPROXY_PENDING);
-            e.set_synproxy_offsets(seq_off, ts_off);
-            e.synproxy_ws = ws.pack();
-        }
-        if self.sync.is_some() {
-            // The peer needs the offsets now known (the state machine's record of this
-            // SYN-ACK went out before they were).
-            self.sync_conn(id, now, env.counters, false);
-        }
-        env.counters.syn_proxy_handshakes.inc();
-        let tsval = seg.ts.map_or(0, |(v, _)| v.wrapping_sub(ts_off));
-        let next = cookie_isn.wrapping_add(1);
-        if packet::write_client_window_update(buf, vip, client, next, &seg, tsval, &ws).is_none() {
-            return Some(Verdict::Drop(DropReason::NoMbuf));
-        }
-        Some(self.route_to(env, c.client))
     }
 }
 

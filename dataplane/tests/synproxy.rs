@@ -49,26 +49,6 @@ fn proxied(policy: SynProxyPolicy, forward: ForwardMode) -> SharedServices {
     publish(vec![s])
 }
 
-fn ts(tsval: u32, tsecr: u32) -> [u8; 10] {
-    let (v, e) = (tsval.to_be_bytes(), tsecr.to_be_bytes());
-    [8, 10, v[0], v[1], v[2], v[3], e[0], e[1], e[2], e[3]]
-}
-
-/// Linux's SYN options: MSS, SACK_PERM, TS, NOP, WSCALE.
-fn syn_opts(mss: u16, tsval: u32, tsecr: u32, ws: u8) -> Vec<u8> {
-    let m = mss.to_be_bytes();
-    let mut o = vec![2, 4, m[0], m[1], 4, 2];
-    o.extend_from_slice(&ts(tsval, tsecr));
-    o.extend_from_slice(&[1, 3, 3, ws]);
-    o
-}
-
-fn ts_opts(tsval: u32, tsecr: u32) -> Vec<u8> {
-    let mut o = vec![1, 1];
-    o.extend_from_slice(&ts(tsval, tsecr));
-    o
-}
-
 fn with_window(mut s: Seg, w: u16) -> Seg {
     s.window = w;
     s

@@ -18,7 +18,7 @@ mod common;
 use std::net::Ipv6Addr;
 
 use common::ip6::*;
-use common::l4::{assert_frame, drops_of, only, poll_all, send_to, LbOpts, ACK, PSH, RST, SYN};
+use common::l4::{assert_frame, drops_of, only, poll_all, send_to, syn_opts, ts_opts, LbOpts, ACK, PSH, RST, SYN};
 use common::workers6::{neighbour6, server6, service6, VIP6};
 use common::*;
 use rvs_dataplane::conn::ConnFlags;
@@ -143,26 +143,6 @@ impl Seg6 {
     fn to_server(&self) -> Vec<u8> {
         eth(RS6_MAC, BACK_MAC, ETH_IPV6, &self.packet())
     }
-}
-
-fn ts(tsval: u32, tsecr: u32) -> [u8; 10] {
-    let (v, e) = (tsval.to_be_bytes(), tsecr.to_be_bytes());
-    [8, 10, v[0], v[1], v[2], v[3], e[0], e[1], e[2], e[3]]
-}
-
-/// Linux's SYN options: MSS, SACK_PERM, TS, NOP, WSCALE.
-fn syn_opts(mss: u16, tsval: u32, tsecr: u32, ws: u8) -> Vec<u8> {
-    let m = mss.to_be_bytes();
-    let mut o = vec![2, 4, m[0], m[1], 4, 2];
-    o.extend_from_slice(&ts(tsval, tsecr));
-    o.extend_from_slice(&[1, 3, 3, ws]);
-    o
-}
-
-fn ts_opts(tsval: u32, tsecr: u32) -> Vec<u8> {
-    let mut o = vec![1, 1];
-    o.extend_from_slice(&ts(tsval, tsecr));
-    o
 }
 
 fn client() -> (Ipv6Addr, u16) {

@@ -597,3 +597,25 @@ pub fn only(frames: Vec<Vec<u8>>, what: &str) -> Vec<u8> {
     assert_eq!(frames.len(), 1, "{what}: exactly one frame expected, got {}", frames.len());
     frames.into_iter().next().expect("one frame")
 }
+
+/// The TCP timestamps option (kind 8): TSval, TSecr.
+pub fn ts(tsval: u32, tsecr: u32) -> [u8; 10] {
+    let (v, e) = (tsval.to_be_bytes(), tsecr.to_be_bytes());
+    [8, 10, v[0], v[1], v[2], v[3], e[0], e[1], e[2], e[3]]
+}
+
+/// Linux's SYN options: MSS, SACK_PERM, TS, NOP, WSCALE.
+pub fn syn_opts(mss: u16, tsval: u32, tsecr: u32, ws: u8) -> Vec<u8> {
+    let m = mss.to_be_bytes();
+    let mut o = vec![2, 4, m[0], m[1], 4, 2];
+    o.extend_from_slice(&ts(tsval, tsecr));
+    o.extend_from_slice(&[1, 3, 3, ws]);
+    o
+}
+
+/// Linux's options on an established segment: NOP, NOP, TS.
+pub fn ts_opts(tsval: u32, tsecr: u32) -> Vec<u8> {
+    let mut o = vec![1, 1];
+    o.extend_from_slice(&ts(tsval, tsecr));
+    o
+}

@@ -88,14 +88,15 @@ use crate::stats::{DropReason, WorkerCounters};
 use crate::types::{L4Proto, PortId};
 use crate::view::{FragView, L4View, L3_OFFSET};
 use crate::view6::{FragView6, L4View6};
+use crate::wire::Ipv4Packet;
 use crate::xmit::icmp6_err::{self, Icmp6ErrView};
 use crate::xmit::icmp_err::IcmpErrView;
 use crate::xmit::nat64_icmp::{self, Nat64Mtus};
 use crate::xmit::{icmp_err, nat64, Endpoint, Endpoint6};
 
-/// Whether the IPv4 packet in `buf` has DF set.
+/// Whether the IPv4 packet in `buf` (its header validated by the worker) has DF set.
 fn dont_frag<B: PacketBuf>(buf: &B) -> bool {
-    buf.data().get(L3_OFFSET + 6).is_some_and(|b| b & 0x40 != 0)
+    buf.data().get(L3_OFFSET..).filter(|h| h.len() >= 20).is_some_and(|h| Ipv4Packet::new_unchecked(h).dont_frag())
 }
 
 /// The worker's routes of both families, which NAT64 needs on the other family's path
